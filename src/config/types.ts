@@ -13,10 +13,10 @@ export interface GeneralConfig {
   defaultPoolSize: number; // default 10
   minPoolSize: number; // default 1
   poolerMode: PoolerMode; // default "transaction"
-  connectTimeoutMs: number; // default 5000
-  checkoutTimeoutMs: number; // default 5000
+  connectTimeoutMs: number; // default 5000 (always ≥ 1)
+  checkoutTimeoutMs: number; // default 5000 (always ≥ 1)
   queryTimeoutMs: number; // 0 = off (default)
-  idleTimeoutMs: number; // server connection idle timeout, default 60000
+  idleTimeoutMs: number; // server connection idle timeout, default 60000; 0 = never close idle ones
   clientIdleTimeoutMs: number; // 0 = off (default)
   authType: AuthType; // default "scram"
   tlsCertificate: string | null; // path, resolved relative to the config file
@@ -61,6 +61,14 @@ export interface Config {
   databases: DatabaseConfig[];
   admin: AdminConfig;
   users: UserConfig[];
+  /**
+   * PgDog sharding tables, kept as written (not validated yet; later issues give them types).
+   * Integers are numbers when they fit in a JS safe integer, bigint otherwise; nested
+   * `[[sharded_tables.mapping]]` entries stay inside their table as `mapping`.
+   */
+  shardedTables: Record<string, unknown>[]; // [[sharded_tables]]
+  shardedMappings: Record<string, unknown>[]; // [[sharded_mappings]]
+  omnishardedTables: Record<string, unknown>[]; // [[omnisharded_tables]]
   /** Absolute paths of the files the config came from (for messages and reload). */
   configPath: string | null;
   usersPath: string | null;

@@ -5,7 +5,14 @@ import type { LogFormat, LogLevel } from '../config/types.js';
 export type { Logger } from 'pino';
 
 /** Keys whose values are never written to a log line, wherever they appear. */
-const REDACT_PATHS = ['password', '*.password', 'server_password', '*.server_password', 'serverPassword', '*.serverPassword'];
+const REDACT_PATHS = [
+  'password',
+  '*.password',
+  'server_password',
+  '*.server_password',
+  'serverPassword',
+  '*.serverPassword',
+];
 
 export interface LoggerOptions {
   level: LogLevel;
@@ -15,13 +22,22 @@ export interface LoggerOptions {
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
-  const base = { level: opts.level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { app: 'shardgate' } };
+  const base = {
+    level: opts.level,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    base: { app: 'shardgate' },
+  };
   if (opts.format === 'text') {
     return pino(
       base,
       pino.transport({
         target: 'pino-pretty',
-        options: { destination: opts.destinationFd ?? 1, colorize: false, translateTime: 'SYS:standard', ignore: 'pid,hostname,app' },
+        options: {
+          destination: opts.destinationFd ?? 1,
+          colorize: false,
+          translateTime: 'SYS:standard',
+          ignore: 'pid,hostname,app',
+        },
       }),
     );
   }

@@ -1,0 +1,275 @@
+// A pool of server connections for one (user, database, shard): min/max size, FIFO waiters with a checkout
+// timeout, idle retirement, and replacement of connections that die. Callback-based acquire: no Promise per checkout.
+import type { Logger } from 'pino';
+import { PgError } from '../errors/pg-error.js';
+import { ServerConnection, type ServerAddress } from './server-connection.js';
+
+export interface PoolOptions {
+  address: ServerAddress;
+  maxSize: number;
+  minSize: number;
+  checkoutTimeoutMs: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** Parameters sent in every server StartupMessage (e.g. application_name). */
+  startupParams: Record<string, string>;
+  logger: Logger;
+  /** The user and database names clients used (for error messages). */
+  clientUser: string;
+  clientDatabase: string;
+}
+
+export type AcquireCallback = (err: PgError | null, server: ServerConnection | null) => void;
+
+interface Waiter {
+  cb: AcquireCallback;
+  timer: NodeJS.Timeout | null;
+  since: number;
+}
+
+export interface PoolStats {
+  total: number;
+  idle: number;
+  active: number;
+  connecting: number;
+  waiting: number;
+  maxWaitMs: number;
+}
+
+const MAINTENANCE_INTERVAL_MS = 1000;
+
+export class Pool {
+  readonly opts: PoolOptions;
+  private readonly idle: ServerConnection[] = [];
+  private readonly active = new Set<ServerConnection>();
+  private connecting = 0;
+  private waiters: Waiter[] = [];
+  private waitHead = 0;
+  private closed = false;
+  private readonly maintenance: NodeJS.Timeout;
+  /** ParameterStatus values of the first server connected (what clients are told at login). */
+  serverParams: Map<string, string> | null = null;
+  lastConnectError: string | null = null;
+
+  constructor(opts: PoolOptions) {
+    this.opts = opts;
+    this.maintenance = setInterval(() => this.maintain(), MAINTENANCE_INTERVAL_MS);
+    this.maintenance.unref();
+  }
+
+  get total(): number {
+    return this.idle.length + this.active.size + this.connecting;
+  }
+
+  get waiting(): number {
+    return this.waiters.length - this.waitHead;
+  }
+
+  stats(): PoolStats {
+    const head = this.waiters[this.waitHead];
+    return {
+      total: this.total,
+      idle: this.idle.length,
+      active: this.active.size,
+      connecting: this.connecting,
+      waiting: this.waiting,
+      maxWaitMs: head ? Date.now() - head.since : 0,
+    };
+  }
+
+  /** Check out a server connection; `cb` runs exactly once (possibly synchronously). */
+  acquire(cb: AcquireCallback): void {
+    if (this.closed) {
+      cb(PgError.shuttingDown(), null);
+      return;
+    }
+    const server = this.idle.pop();
+    if (server !== undefined) {
+      this.active.add(server);
+      server.state = 'active';
+      cb(null, server);
+      return;
+    }
+    const waiter: Waiter = { cb, timer: null, since: Date.now() };
+    if (this.opts.checkoutTimeoutMs > 0) {
+      waiter.timer = setTimeout(() => this.timeoutWaiter(waiter), this.opts.checkoutTimeoutMs);
+    }
+    this.waiters.push(waiter);
+    if (this.total < this.opts.maxSize) this.openConnection();
+  }
+
+  /** Promise form for non-hot-path callers (login, admin). */
+  acquireAsync(): Promise<ServerConnection> {
+    return new Promise((resolve, reject) => this.acquire((err, s) => (err || !s ? reject(err) : resolve(s))));
+  }
+
+  /** Return a server that finished its work. Broken or mid-transaction servers are closed instead. */
+  release(server: ServerConnection): void {
+    server.client = null;
+    this.active.delete(server);
+    if (this.closed || server.isClosed) {
+      if (!server.isClosed) server.terminate('pool closed');
+      return;
+    }
+    if (!server.isIdleInProtocol) {
+      this.opts.logger.warn(
+        {
+          shard: this.opts.address.shard,
+          server: server.id,
+          pendingReady: server.pendingReady,
+          tx: String.fromCharCode(server.txStatus),
+        },
+        'server returned in a non-idle state; closing it',
+      );
+      server.destroy('returned in a non-idle state');
+      this.fillWaiters();
+      return;
+    }
+    server.state = 'idle';
+    const waiter = this.nextWaiter();
+    if (waiter) {
+      this.active.add(server);
+      server.state = 'active';
+      waiter.cb(null, server);
+      return;
+    }
+    this.idle.push(server);
+  }
+
+  /** Drop a server that is broken (it closes itself); a waiter may get a fresh one. */
+  discard(server: ServerConnection, reason: string): void {
+    server.client = null;
+    this.active.delete(server);
+    const i = this.idle.indexOf(server);
+    if (i >= 0) this.idle.splice(i, 1);
+    server.destroy(reason);
+    this.fillWaiters();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.maintenance);
+    for (const s of this.idle.splice(0)) s.terminate('pool closed');
+    let w: Waiter | undefined;
+    while ((w = this.nextWaiter())) w.cb(PgError.shuttingDown(), null);
+  }
+
+  /** Close every connection, idle at once, active when released (used when the pool is removed). */
+  get activeServers(): ReadonlySet<ServerConnection> {
+    return this.active;
+  }
+
+  private nextWaiter(): Waiter | undefined {
+    while (this.waitHead < this.waiters.length) {
+      const w = this.waiters[this.waitHead];
+      this.waiters[this.waitHead++] = undefined as unknown as Waiter; // free the slot for GC
+      if (this.waitHead > 1024 && this.waitHead * 2 > this.waiters.length) {
+        this.waiters = this.waiters.slice(this.waitHead);
+        this.waitHead = 0;
+      }
+      if (w.timer) clearTimeout(w.timer);
+      return w;
+    }
+    if (this.waitHead > 0) {
+      this.waiters.length = 0;
+      this.waitHead = 0;
+    }
+    return undefined;
+  }
+
+  private timeoutWaiter(waiter: Waiter): void {
+    const i = this.waiters.indexOf(waiter, this.waitHead);
+    if (i < 0) return;
+    this.waiters.splice(i, 1);
+    const { address } = this.opts;
+    const err = this.lastConnectError
+      ? PgError.serverUnavailable(address.shard, this.lastConnectError)
+      : PgError.poolTimeout(
+          this.opts.clientDatabase,
+          this.opts.clientUser,
+          address.shard,
+          this.opts.checkoutTimeoutMs,
+        );
+    this.opts.logger.warn(
+      { shard: address.shard, user: this.opts.clientUser, database: this.opts.clientDatabase },
+      err.message,
+    );
+    waiter.cb(err, null);
+  }
+
+  private fillWaiters(): void {
+    const missing = Math.min(this.waiting, this.opts.maxSize - this.total);
+    for (let i = 0; i < missing; i++) this.openConnection();
+  }
+
+  private openConnection(): void {
+    this.connecting++;
+    const server = new ServerConnection(this.opts.address);
+    const { address, logger } = this.opts;
+    server
+      .connect(this.opts.connectTimeoutMs, this.opts.startupParams)
+      .then(() => {
+        this.connecting--;
+        this.lastConnectError = null;
+        if (this.serverParams === null) this.serverParams = new Map(server.params);
+        server.onClose = (s, reason) => this.onServerClosed(s, reason);
+        logger.debug(
+          { shard: address.shard, server: server.id, host: address.host, port: address.port },
+          'server connection opened',
+        );
+        if (this.closed) {
+          server.terminate('pool closed');
+          return;
+        }
+        this.release(server);
+      })
+      .catch((err: Error) => {
+        this.connecting--;
+        this.lastConnectError = err.message;
+        logger.error(
+          {
+            shard: address.shard,
+            host: address.host,
+            port: address.port,
+            user: address.user,
+            database: address.database,
+          },
+          `server connection failed: ${err.message}`,
+        );
+        // Nothing is connected to this shard: waiting would only end in a timeout, so fail waiters now.
+        if (this.idle.length + this.active.size + this.connecting === 0) {
+          let w: Waiter | undefined;
+          while ((w = this.nextWaiter())) w.cb(PgError.serverUnavailable(address.shard, err.message), null);
+        }
+      });
+  }
+
+  private onServerClosed(server: ServerConnection, reason: string): void {
+    this.active.delete(server);
+    const i = this.idle.indexOf(server);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.opts.logger.debug(
+      { shard: this.opts.address.shard, server: server.id, reason },
+      'server connection closed',
+    );
+    if (!this.closed) this.fillWaiters();
+  }
+
+  /** Retire idle connections past idle_timeout (down to min size) and top up to min size. */
+  private maintain(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    const { idleTimeoutMs, minSize } = this.opts;
+    if (idleTimeoutMs > 0) {
+      // idle is a stack: the oldest-used are at the bottom.
+      while (this.idle.length > 0 && this.total > minSize && now - this.idle[0].lastUsedAt > idleTimeoutMs) {
+        const s = this.idle.shift() as ServerConnection;
+        s.terminate('idle timeout');
+      }
+    }
+    if (this.lastConnectError === null) {
+      for (let n = this.total; n < minSize; n++) this.openConnection();
+    }
+  }
+}

@@ -1,0 +1,199 @@
+// The server→client hot path: walks reply frames by their 5-byte headers and forwards the bytes untouched.
+// Only ReadyForQuery and ParameterStatus bodies are read. Replies to messages the proxy injected on its own
+// (statement re-preparation, parameter sync) are swallowed by rules keyed on how many ReadyForQuery came before.
+// Hand-written rather than pg-protocol's Parser: that decodes every DataRow into objects; this allocates nothing
+// per message on the common path (one `subarray` per chunk at most).
+import { Backend } from '../protocol/codes.js';
+
+export interface ScannerOwner {
+  forward(buf: Buffer): void;
+  readyForQuery(status: number): void;
+  parameterStatus(name: string, value: string): void;
+  /** Any ErrorResponse went by (the batch in flight failed somewhere). */
+  errorSeen(): void;
+  /** An ErrorResponse inside swallowed replies (raw frame), for logging. */
+  swallowedError?(frame: Buffer): void;
+  protocolError(reason: string): void;
+}
+
+/** Rule type for "everything up to and including the next ReadyForQuery". */
+const UNTIL_READY = -1;
+
+interface SwallowRule {
+  /** Active once this many ReadyForQuery have been seen on the connection. */
+  afterReady: number;
+  /** A reply type byte to swallow `count` of, or UNTIL_READY. */
+  type: number;
+  count: number;
+}
+
+/** Largest reply frame whose body is held back across chunks (ReadyForQuery/ParameterStatus/swallowed Error). */
+const MAX_HELD_FRAME = 1 << 20;
+
+export class ResponseScanner {
+  private readonly owner: ScannerOwner;
+  /** Bytes left of a frame that continues into the next chunk. */
+  private remaining = 0;
+  /** Whether the frame being skipped across chunks is dropped rather than forwarded. */
+  private droppingRemaining = false;
+  /** A partial header, or a partial frame whose body we must read. */
+  private carry: Buffer | null = null;
+  /** ReadyForQuery replies expected (everything sent) and seen. */
+  readyExpected = 0;
+  readySeen = 0;
+  private rules: SwallowRule[] = [];
+
+  constructor(owner: ScannerOwner) {
+    this.owner = owner;
+  }
+
+  get isAtMessageBoundary(): boolean {
+    return this.remaining === 0 && this.carry === null;
+  }
+
+  get hasRules(): boolean {
+    return this.rules.length > 0;
+  }
+
+  /** The replies to the next Query sent, up to and including its ReadyForQuery, are swallowed. */
+  swallowNextUntilReady(): void {
+    this.rules.push({ afterReady: this.readyExpected, type: UNTIL_READY, count: 1 });
+  }
+
+  /**
+   * The next reply of `type` (e.g. ParseComplete) after the ReadyForQuery replies owed so far is swallowed: it answers
+   * a message the proxy injected into the batch being written. Replies of one type are indistinguishable, so
+   * matching in order keeps the client's sequence intact.
+   */
+  swallowNext(type: number): void {
+    const last = this.rules[this.rules.length - 1];
+    if (last && last.type === type && last.afterReady === this.readyExpected) last.count++;
+    else this.rules.push({ afterReady: this.readyExpected, type, count: 1 });
+  }
+
+  reset(): void {
+    this.remaining = 0;
+    this.droppingRemaining = false;
+    this.carry = null;
+    this.rules = [];
+    this.readyExpected = this.readySeen = 0;
+  }
+
+  scan(input: Buffer): void {
+    let chunk = input;
+    if (this.carry !== null) {
+      chunk = Buffer.concat([this.carry, input]);
+      this.carry = null;
+    }
+    const n = chunk.length;
+    let i = 0;
+    let outStart = 0;
+
+    if (this.remaining > 0) {
+      const take = this.remaining < n ? this.remaining : n;
+      this.remaining -= take;
+      i = take;
+      if (this.droppingRemaining) outStart = take;
+      if (this.remaining > 0) {
+        if (!this.droppingRemaining) this.owner.forward(chunk);
+        return;
+      }
+    }
+
+    while (i < n) {
+      if (n - i < 5) {
+        this.carry = Buffer.from(chunk.subarray(i));
+        break;
+      }
+      const type = chunk[i];
+      const len = chunk.readInt32BE(i + 1);
+      if (len < 4) {
+        this.owner.protocolError(`invalid message length ${len} for type 0x${type.toString(16)}`);
+        return;
+      }
+      const end = i + 1 + len;
+
+      if (type === Backend.ErrorResponse) this.owner.errorSeen();
+      // Fast path: no swallow rules and not a frame we read → skip by length.
+      if (this.rules.length === 0 && type !== Backend.ReadyForQuery && type !== Backend.ParameterStatus) {
+        if (end > n) {
+          this.remaining = end - n;
+          this.droppingRemaining = false;
+          i = n;
+          break;
+        }
+        i = end;
+        continue;
+      }
+
+      const drop = this.shouldDrop(type);
+      const needsBody =
+        type === Backend.ReadyForQuery ||
+        type === Backend.ParameterStatus ||
+        (drop && type === Backend.ErrorResponse);
+      if (end > n) {
+        if (needsBody) {
+          if (len > MAX_HELD_FRAME) {
+            this.owner.protocolError(`reply frame of type 0x${type.toString(16)} too large (${len} bytes)`);
+            return;
+          }
+          if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+          this.carry = Buffer.from(chunk.subarray(i));
+          return;
+        }
+        if (drop) {
+          if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+          outStart = n;
+        }
+        this.remaining = end - n;
+        this.droppingRemaining = drop;
+        i = n;
+        break;
+      }
+
+      if (drop) {
+        if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+        outStart = end;
+      }
+      if (type === Backend.ReadyForQuery) {
+        // Everything up to and including this ReadyForQuery reaches the client before the session hears of it,
+        // because the session may hand the server to another client right away.
+        if (!drop && end > outStart) this.owner.forward(chunk.subarray(outStart, end));
+        outStart = end;
+        this.readySeen++;
+        if (drop) this.rules.shift();
+        this.pruneRules();
+        if (!drop) this.owner.readyForQuery(chunk[i + 5]);
+      } else if (type === Backend.ParameterStatus) {
+        const nameEnd = chunk.indexOf(0, i + 5);
+        const valueEnd = chunk.indexOf(0, nameEnd + 1);
+        if (nameEnd > 0 && valueEnd > 0 && valueEnd < end) {
+          this.owner.parameterStatus(
+            chunk.toString('utf8', i + 5, nameEnd),
+            chunk.toString('utf8', nameEnd + 1, valueEnd),
+          );
+        }
+      } else if (drop && type === Backend.ErrorResponse) {
+        this.owner.swallowedError?.(chunk.subarray(i, end));
+      }
+      i = end;
+    }
+    if (outStart < i && outStart < n) this.owner.forward(chunk.subarray(outStart, i));
+  }
+
+  private shouldDrop(type: number): boolean {
+    const rule = this.rules[0];
+    if (rule === undefined || rule.afterReady !== this.readySeen) return false;
+    if (rule.type === UNTIL_READY) return true;
+    if (type === rule.type) {
+      if (--rule.count === 0) this.rules.shift();
+      return true;
+    }
+    return false;
+  }
+
+  /** Rules whose window has passed (an error made the server skip to Sync) no longer apply. */
+  private pruneRules(): void {
+    while (this.rules.length > 0 && this.rules[0].afterReady < this.readySeen) this.rules.shift();
+  }
+}

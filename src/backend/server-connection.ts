@@ -1,0 +1,322 @@
+// One connection to a PostgreSQL server: connect + authenticate (trust, cleartext, md5, SCRAM-SHA-256), then
+// stream replies to whichever client session is attached, looking only at message headers (PgBouncer sbuf-style).
+import net from 'node:net';
+import { Parser } from 'pg-protocol/dist/parser.js';
+import { serialize } from 'pg-protocol';
+import type { BackendMessage } from 'pg-protocol/dist/messages.js';
+import { Backend, TxStatus } from '../protocol/codes.js';
+import { startupMessage, TERMINATE, cancelRequest } from '../protocol/messages.js';
+import { md5PasswordHash } from '../auth/md5.js';
+import { ScramClientSession } from '../auth/scram-client.js';
+import { ResponseScanner, type ScannerOwner } from './response-scanner.js';
+
+export interface ServerAddress {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string | null;
+  shard: number;
+}
+
+/** Who receives a server's replies while it is checked out. */
+export interface ServerClient {
+  /** Write reply bytes to the client; false = the client socket is backpressured. */
+  writeToClient(buf: Buffer): boolean;
+  /** Resume reading the server once the client drains. */
+  onClientDrain(resume: () => void): void;
+  /** A ReadyForQuery reached the client. */
+  onServerReady(server: ServerConnection, txStatus: number): void;
+  onServerParameter(name: string, value: string): void;
+  /** The server connection died while attached. */
+  onServerLost(server: ServerConnection, reason: string): void;
+}
+
+export type ServerState = 'connecting' | 'idle' | 'active' | 'closed';
+
+let nextServerId = 1;
+
+export class ServerConnection implements ScannerOwner {
+  readonly id = nextServerId++;
+  readonly address: ServerAddress;
+  state: ServerState = 'connecting';
+  readonly params = new Map<string, string>();
+  backendPid = 0;
+  backendSecret = 0;
+  /** Server-side prepared statement names this connection has (transaction-mode statement sharing). */
+  readonly prepared = new Set<string>();
+  /** Statement names prepared by the batch in flight; forgotten again if that batch reports an error. */
+  readonly unconfirmed: string[] = [];
+  private batchFailed = false;
+  readonly createdAt = Date.now();
+  lastUsedAt = Date.now();
+  txStatus: number = TxStatus.Idle;
+  client: ServerClient | null = null;
+  /** Called once when the socket closes (pool bookkeeping). */
+  onClose: ((server: ServerConnection, reason: string) => void) | null = null;
+
+  private socket: net.Socket | null = null;
+  readonly scanner = new ResponseScanner(this);
+  private closeReason = '';
+
+  constructor(address: ServerAddress) {
+    this.address = address;
+  }
+
+  /** Open the socket, run startup + auth, and resolve when the server is ready for queries. */
+  connect(connectTimeoutMs: number, startupParams: Record<string, string>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: this.address.host, port: this.address.port });
+      this.socket = socket;
+      socket.setNoDelay(true);
+      let settled = false;
+      const fail = (reason: string): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.state = 'closed';
+        socket.destroy();
+        reject(new Error(reason));
+      };
+      const timer =
+        connectTimeoutMs > 0
+          ? setTimeout(() => fail(`connect timeout after ${connectTimeoutMs} ms`), connectTimeoutMs)
+          : undefined;
+      socket.once('error', (err) => fail(err.message));
+      socket.once('close', () => fail('server closed the connection during startup'));
+      socket.once('connect', () => {
+        socket.write(
+          startupMessage({
+            user: this.address.user,
+            database: this.address.database,
+            ...startupParams,
+          }),
+        );
+      });
+      const parser = new Parser();
+      let scram: ScramClientSession | null = null;
+      const onData = (chunk: Buffer): void => {
+        try {
+          parser.parse(chunk, (msg) => {
+            if (settled) return;
+            scram = this.handleStartupMessage(msg, socket, scram, fail);
+            if (msg.name === 'readyForQuery') {
+              settled = true;
+              clearTimeout(timer);
+              socket.removeListener('data', onData);
+              socket.removeAllListeners('error');
+              socket.removeAllListeners('close');
+              this.enterStreaming(socket);
+              resolve();
+            }
+          });
+        } catch (err) {
+          fail(`bad startup reply: ${(err as Error).message}`);
+        }
+      };
+      socket.on('data', onData);
+    });
+  }
+
+  private handleStartupMessage(
+    msg: BackendMessage,
+    socket: net.Socket,
+    scram: ScramClientSession | null,
+    fail: (reason: string) => void,
+  ): ScramClientSession | null {
+    const password = this.address.password;
+    switch (msg.name) {
+      case 'authenticationCleartextPassword':
+        if (password === null) fail('server asked for a password and none is configured');
+        else socket.write(serialize.password(password));
+        return scram;
+      case 'authenticationMD5Password': {
+        if (password === null) {
+          fail('server asked for a password and none is configured');
+          return scram;
+        }
+        const salt = (msg as unknown as { salt: Buffer }).salt;
+        socket.write(serialize.password(md5PasswordHash(this.address.user, password, salt)));
+        return scram;
+      }
+      case 'authenticationSASL': {
+        const mechanisms = (msg as unknown as { mechanisms: string[] }).mechanisms;
+        if (!mechanisms.includes('SCRAM-SHA-256')) {
+          fail(`server offers no supported SASL mechanism (${mechanisms.join(', ')})`);
+          return scram;
+        }
+        if (password === null) {
+          fail('server asked for a password and none is configured');
+          return scram;
+        }
+        const session = new ScramClientSession(password);
+        socket.write(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', session.clientFirst()));
+        return session;
+      }
+      case 'authenticationSASLContinue': {
+        const data = (msg as unknown as { data: string }).data;
+        if (!scram) fail('unexpected SASLContinue');
+        else socket.write(serialize.sendSCRAMClientFinalMessage(scram.handleServerFirst(data)));
+        return scram;
+      }
+      case 'authenticationSASLFinal':
+        scram?.verifyServerFinal((msg as unknown as { data: string }).data);
+        return scram;
+      case 'authenticationOk':
+        return scram;
+      case 'parameterStatus': {
+        const m = msg as unknown as { parameterName: string; parameterValue: string };
+        this.params.set(m.parameterName, m.parameterValue);
+        return scram;
+      }
+      case 'backendKeyData': {
+        const m = msg as unknown as { processID: number; secretKey: number };
+        this.backendPid = m.processID;
+        this.backendSecret = m.secretKey;
+        return scram;
+      }
+      case 'error': {
+        const m = msg as unknown as { message: string; code: string };
+        fail(`${m.message} (SQLSTATE ${m.code})`);
+        return scram;
+      }
+      default:
+        return scram; // notices, NegotiateProtocolVersion: nothing to do
+    }
+  }
+
+  private enterStreaming(socket: net.Socket): void {
+    this.state = 'idle';
+    socket.on('data', (chunk: Buffer) => this.scanner.scan(chunk));
+    socket.on('error', (err) => {
+      this.closeReason ||= err.message;
+    });
+    socket.on('close', () => this.handleClose());
+  }
+
+  private handleClose(): void {
+    if (this.state === 'closed' && !this.onClose) return;
+    const reason = this.closeReason || 'server closed the connection';
+    this.state = 'closed';
+    const client = this.client;
+    this.client = null;
+    if (client) client.onServerLost(this, reason);
+    const onClose = this.onClose;
+    this.onClose = null;
+    onClose?.(this, reason);
+  }
+
+  // --- ScannerOwner: called by the response scanner -------------------------------------------------------
+
+  forward(buf: Buffer): void {
+    const client = this.client;
+    if (!client) return; // no one to receive (unsolicited message while idle): dropped
+    if (!client.writeToClient(buf)) {
+      const socket = this.socket;
+      if (!socket) return;
+      socket.pause();
+      client.onClientDrain(() => socket.resume());
+    }
+  }
+
+  errorSeen(): void {
+    this.batchFailed = true;
+  }
+
+  swallowNext(type: number): void {
+    this.scanner.swallowNext(type);
+  }
+
+  readyForQuery(status: number): void {
+    if (this.pendingReady === 0) {
+      if (this.unconfirmed.length > 0) {
+        if (this.batchFailed) for (const name of this.unconfirmed) this.prepared.delete(name);
+        this.unconfirmed.length = 0;
+      }
+      this.batchFailed = false;
+    }
+    this.txStatus = status;
+    this.lastUsedAt = Date.now();
+    this.client?.onServerReady(this, status);
+  }
+
+  parameterStatus(name: string, value: string): void {
+    this.params.set(name, value);
+    this.client?.onServerParameter(name, value);
+  }
+
+  protocolError(reason: string): void {
+    this.destroy(`protocol error from server: ${reason}`);
+  }
+
+  // --- used by pools and sessions ----------------------------------------------------------------------------
+
+  /** Send bytes to the server (one write per batch). `readyCount` = ReadyForQuery replies they will produce. */
+  send(buf: Buffer, readyCount: number): void {
+    this.scanner.readyExpected += readyCount;
+    this.socket?.write(buf);
+  }
+
+  /** Send a batch given as several buffers in one syscall where possible. */
+  sendMany(bufs: Buffer[], readyCount: number): void {
+    this.scanner.readyExpected += readyCount;
+    const socket = this.socket;
+    if (!socket) return;
+    if (bufs.length === 1) {
+      socket.write(bufs[0]);
+      return;
+    }
+    socket.cork();
+    for (const b of bufs) socket.write(b);
+    socket.uncork();
+  }
+
+  /** ReadyForQuery replies still owed for what was sent (one per Query / Sync / FunctionCall). */
+  get pendingReady(): number {
+    return this.scanner.readyExpected - this.scanner.readySeen;
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Close politely (Terminate) — used for idle connections the pool retires. */
+  terminate(reason: string): void {
+    if (this.state === 'closed') return;
+    this.closeReason = reason;
+    this.socket?.end(TERMINATE);
+    this.state = 'closed';
+    this.handleCloseSoon();
+  }
+
+  /** Tear down at once (protocol error, broken state). */
+  destroy(reason: string): void {
+    if (this.state === 'closed' && !this.socket) return;
+    this.closeReason ||= reason;
+    this.state = 'closed';
+    this.socket?.destroy();
+  }
+
+  private handleCloseSoon(): void {
+    // 'close' will fire from the socket; detach the client now so nothing more is forwarded.
+    this.client = null;
+  }
+
+  /** Send a CancelRequest for this server's backend over a fresh connection. */
+  cancel(): Promise<void> {
+    return new Promise((resolve) => {
+      const s = net.connect({ host: this.address.host, port: this.address.port });
+      s.setTimeout(5000, () => s.destroy());
+      s.once('connect', () => s.end(cancelRequest(this.backendPid, this.backendSecret)));
+      s.once('error', () => resolve());
+      s.once('close', () => resolve());
+    });
+  }
+
+  /** True when the last ReadyForQuery said idle and nothing is outstanding. */
+  get isIdleInProtocol(): boolean {
+    return this.pendingReady === 0 && this.txStatus === TxStatus.Idle && this.scanner.isAtMessageBoundary;
+  }
+}
+
+export { Backend };

@@ -1,0 +1,242 @@
+// Defaults of every supported setting, and the registry of PgDog keys shardgate knows but does not
+// implement yet (accepted with a warning). Sources: docs.pgdog.dev/configuration and pgdog-config.
+
+import type { GeneralConfig } from './types.js';
+
+export const MIB = 1024 * 1024;
+
+/** `[general]` defaults; PgDog's where PgDog has the key (log_format differs: we default to json). */
+export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
+  host: '0.0.0.0',
+  port: 6432,
+  defaultPoolSize: 10,
+  minPoolSize: 1,
+  poolerMode: 'transaction',
+  connectTimeoutMs: 5_000,
+  checkoutTimeoutMs: 5_000,
+  queryTimeoutMs: 0,
+  idleTimeoutMs: 60_000,
+  clientIdleTimeoutMs: 0,
+  authType: 'scram',
+  tlsCertificate: null,
+  tlsPrivateKey: null,
+  logLevel: 'info',
+  logFormat: 'json',
+  twoPhaseCommit: false,
+  twoPhaseCommitAuto: false,
+  maxMessageSizeBytes: 64 * MIB,
+});
+
+export const DATABASE_PORT_DEFAULT = 5432;
+export const DATABASE_SHARD_DEFAULT = 0;
+export const DATABASE_ROLE_DEFAULT = 'primary';
+
+export const ADMIN_NAME_DEFAULT = 'admin';
+export const ADMIN_USER_DEFAULT = 'admin';
+
+/** Largest timeout a Node timer can hold; larger values would fire after 1 ms. */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+/** Bounds of `max_message_size`: big enough for a startup packet, no larger than PostgreSQL's 1 GiB. */
+export const MIN_MESSAGE_SIZE_BYTES = 4096;
+export const MAX_MESSAGE_SIZE_BYTES = 1024 * MIB;
+
+export const POOLER_MODES = ['transaction', 'session'] as const;
+export const AUTH_TYPES = ['scram', 'md5', 'trust'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export const LOG_FORMATS = ['json', 'text'] as const;
+export const DATABASE_ROLES = ['primary', 'replica', 'auto'] as const;
+
+/** Top-level pgdog.toml sections PgDog has that shardgate ignores (with a warning). */
+export const UNSUPPORTED_PGDOG_SECTIONS: ReadonlySet<string> = new Set([
+  'rewrite',
+  'tcp',
+  'multi_tenant',
+  'plugins',
+  'manual_queries',
+  'sharded_schemas',
+  'replica_lag',
+  'replication',
+  'mirroring',
+  'memory',
+  'otel',
+  'vault',
+  'control',
+  'fdw',
+]);
+
+/** `[general]` keys PgDog has that shardgate ignores (with a warning). */
+export const UNSUPPORTED_GENERAL_KEYS: ReadonlySet<string> = new Set([
+  'workers',
+  'healthcheck_interval',
+  'idle_healthcheck_interval',
+  'idle_healthcheck_delay',
+  'healthcheck_timeout',
+  'healthcheck_port',
+  'ban_timeout',
+  'ban_replica_lag',
+  'ban_replica_lag_bytes',
+  'rollback_timeout',
+  'load_balancing_strategy',
+  'read_write_strategy',
+  'read_write_split',
+  'tls_client_required',
+  'tls_client_ca_certificate',
+  'tls_verify',
+  'tls_server_ca_certificate',
+  'shutdown_timeout',
+  'shutdown_termination_timeout',
+  'broadcast_address',
+  'broadcast_port',
+  'query_log',
+  'openmetrics_port',
+  'openmetrics_namespace',
+  'prepared_statements',
+  'prepared_statements_limit',
+  'query_parser_enabled',
+  'query_parser',
+  'query_parser_engine',
+  'regex_parser_limit',
+  'query_cache_limit',
+  'passthrough_auth',
+  'connect_attempts',
+  'connect_attempt_delay',
+  'client_login_timeout',
+  'client_idle_in_transaction_timeout',
+  'dry_run',
+  'server_lifetime',
+  'server_lifetime_jitter',
+  'mirror_queue',
+  'mirror_exposure',
+  'cross_shard_disabled',
+  'dns_ttl',
+  'pub_sub_channel_size',
+  'log_connections',
+  'log_disconnections',
+  'log_dedup_window',
+  'log_dedup_threshold',
+  'two_phase_commit_wal_dir',
+  'two_phase_commit_wal_segment_size',
+  'two_phase_commit_wal_fsync_interval',
+  'two_phase_commit_wal_checkpoint_interval',
+  'expanded_explain',
+  'stats_period',
+  'connection_recovery',
+  'client_connection_recovery',
+  'lsn_check_interval',
+  'lsn_check_timeout',
+  'lsn_check_delay',
+  'unique_id_min',
+  'unique_id_function',
+  'system_catalogs',
+  'omnisharded_sticky',
+  'resharding_copy_format',
+  'resharding_parallel_copies',
+  'resharding_copy_retry_max_attempts',
+  'resharding_copy_retry_min_delay',
+  'resharding_replication_retry_max_attempts',
+  'resharding_replication_retry_min_delay',
+  'reload_schema_on_ddl',
+  'load_schema',
+  'cutover_traffic_stop_threshold',
+  'cutover_replication_lag_threshold',
+  'cutover_last_transaction_delay',
+  'cutover_timeout',
+  'cutover_timeout_action',
+  'cutover_save_config',
+]);
+
+/** `[[databases]]` keys PgDog has that shardgate ignores (with a warning). */
+export const UNSUPPORTED_DATABASE_KEYS: ReadonlySet<string> = new Set([
+  'pool_size',
+  'min_pool_size',
+  'pooler_mode',
+  'statement_timeout',
+  'lock_timeout',
+  'idle_timeout',
+  'read_only',
+  'server_lifetime',
+  'server_lifetime_jitter',
+  'resharding_only',
+  'lb_weight',
+]);
+
+/** users.toml `[[users]]` keys PgDog has that shardgate ignores (with a warning). */
+export const UNSUPPORTED_USER_KEYS: ReadonlySet<string> = new Set([
+  'identity',
+  'databases',
+  'all_databases',
+  'passwords',
+  'password_hash',
+  'min_pool_size',
+  'server_auth',
+  'server_iam_region',
+  'server_vault_path',
+  'vault_path',
+  'vault_refresh_percent',
+  'statement_timeout',
+  'lock_timeout',
+  'replication_mode',
+  'replication_sharding',
+  'idle_timeout',
+  'client_idle_timeout',
+  'read_only',
+  'schema_admin',
+  'cross_shard_disabled',
+  'two_phase_commit',
+  'two_phase_commit_auto',
+  'server_lifetime',
+  'server_lifetime_jitter',
+  'tls_client_certificate_required',
+]);
+
+/** Keys shardgate implements, per section (for "unknown key" suggestions). */
+export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
+  'host',
+  'port',
+  'default_pool_size',
+  'max_pool_size',
+  'min_pool_size',
+  'pooler_mode',
+  'connect_timeout',
+  'checkout_timeout',
+  'query_timeout',
+  'idle_timeout',
+  'client_idle_timeout',
+  'auth_type',
+  'tls_certificate',
+  'tls_private_key',
+  'log_level',
+  'log_format',
+  'two_phase_commit',
+  'two_phase_commit_auto',
+  'max_message_size',
+];
+export const SUPPORTED_DATABASE_KEYS: readonly string[] = [
+  'name',
+  'host',
+  'port',
+  'database_name',
+  'user',
+  'password',
+  'shard',
+  'role',
+];
+export const SUPPORTED_ADMIN_KEYS: readonly string[] = ['name', 'user', 'password'];
+export const SUPPORTED_USER_KEYS: readonly string[] = [
+  'name',
+  'database',
+  'password',
+  'pool_size',
+  'pooler_mode',
+  'server_user',
+  'server_password',
+];
+export const SUPPORTED_PGDOG_SECTIONS: readonly string[] = [
+  'general',
+  'databases',
+  'admin',
+  'sharded_tables',
+  'sharded_mappings',
+  'omnisharded_tables',
+];
+export const SUPPORTED_USERS_SECTIONS: readonly string[] = ['users', 'admin'];

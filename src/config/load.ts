@@ -1,0 +1,479 @@
+// Turns pgdog.toml + users.toml (PgDog key names) into the validated, effective Config: parseConfig
+// is pure (text in, Config + warnings out); loadConfig reads the files and checks the TLS files.
+
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse, TomlError } from 'smol-toml';
+import { ConfigError, type ConfigWarning } from './config-error.js';
+import {
+  ADMIN_NAME_DEFAULT,
+  ADMIN_USER_DEFAULT,
+  AUTH_TYPES,
+  DATABASE_PORT_DEFAULT,
+  DATABASE_ROLE_DEFAULT,
+  DATABASE_ROLES,
+  DATABASE_SHARD_DEFAULT,
+  GENERAL_DEFAULTS,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  MAX_MESSAGE_SIZE_BYTES,
+  MAX_TIMEOUT_MS,
+  MIN_MESSAGE_SIZE_BYTES,
+  POOLER_MODES,
+  SUPPORTED_ADMIN_KEYS,
+  SUPPORTED_DATABASE_KEYS,
+  SUPPORTED_GENERAL_KEYS,
+  SUPPORTED_PGDOG_SECTIONS,
+  SUPPORTED_USER_KEYS,
+  SUPPORTED_USERS_SECTIONS,
+  UNSUPPORTED_DATABASE_KEYS,
+  UNSUPPORTED_GENERAL_KEYS,
+  UNSUPPORTED_PGDOG_SECTIONS,
+  UNSUPPORTED_USER_KEYS,
+} from './defaults.js';
+import { SectionReader, toPlainValue, type TomlTable } from './toml-values.js';
+import type { AdminConfig, Config, DatabaseConfig, GeneralConfig, UserConfig } from './types.js';
+
+export interface ConfigPaths {
+  configPath: string;
+  usersPath: string;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  warnings: ConfigWarning[];
+}
+
+const PORT_RULE = { min: 1, max: 65_535, expected: 'an integer port between 1 and 65535' };
+const POOL_SIZE_MAX = 100_000;
+const POOL_SIZE_RULE = { min: 1, max: POOL_SIZE_MAX, expected: `an integer between 1 and ${POOL_SIZE_MAX}` };
+const MIN_POOL_SIZE_RULE = {
+  min: 0,
+  max: POOL_SIZE_MAX,
+  expected: `an integer between 0 and ${POOL_SIZE_MAX}`,
+};
+const SHARD_RULE = { min: 0, max: 65_535, expected: 'an integer shard number between 0 and 65535' };
+const TIMEOUT_MS_RULE = {
+  min: 0,
+  max: MAX_TIMEOUT_MS,
+  expected: `integer milliseconds between 0 and ${MAX_TIMEOUT_MS} (0 = disabled)`,
+};
+const POSITIVE_TIMEOUT_MS_RULE = {
+  min: 1,
+  max: MAX_TIMEOUT_MS,
+  expected: `integer milliseconds between 1 and ${MAX_TIMEOUT_MS}`,
+};
+const MESSAGE_SIZE_RULE = {
+  min: MIN_MESSAGE_SIZE_BYTES,
+  max: MAX_MESSAGE_SIZE_BYTES,
+  expected: `integer bytes between ${MIN_MESSAGE_SIZE_BYTES} and ${MAX_MESSAGE_SIZE_BYTES}`,
+};
+
+/** Builds the effective Config from the two files' text. Pure: TLS files are not looked at here. */
+export function parseConfig(pgdogToml: string, usersToml: string, paths: ConfigPaths): LoadedConfig {
+  const warnings: ConfigWarning[] = [];
+  const pgdogRoot = new SectionReader(paths.configPath, '', parseToml(pgdogToml, paths.configPath));
+  const usersRoot = new SectionReader(paths.usersPath, '', parseToml(usersToml, paths.usersPath));
+
+  const general = readGeneral(pgdogRoot, warnings);
+  const databases = readDatabases(pgdogRoot, warnings);
+  const admin = readAdmin(pgdogRoot, usersRoot, warnings);
+  const shardedTables = readRawTables(pgdogRoot, 'sharded_tables');
+  const shardedMappings = readRawTables(pgdogRoot, 'sharded_mappings');
+  const omnishardedTables = readRawTables(pgdogRoot, 'omnisharded_tables');
+  warnings.push(...pgdogRoot.warnAboutUnusedKeys(UNSUPPORTED_PGDOG_SECTIONS, SUPPORTED_PGDOG_SECTIONS));
+  checkAdminName(pgdogRoot, admin, databases);
+
+  const users = readUsers(usersRoot, general, databases, warnings);
+  warnings.push(...usersRoot.warnAboutUnusedKeys(new Set(), SUPPORTED_USERS_SECTIONS));
+
+  const config: Config = {
+    general,
+    databases,
+    admin,
+    users,
+    shardedTables,
+    shardedMappings,
+    omnishardedTables,
+    configPath: paths.configPath,
+    usersPath: paths.usersPath,
+  };
+  return { config, warnings };
+}
+
+/**
+ * Reads both files (paths made absolute), parses them, then resolves the TLS files relative to
+ * pgdog.toml's folder and checks they can be read.
+ */
+export function loadConfig(paths: ConfigPaths): LoadedConfig {
+  const absolute = { configPath: resolve(paths.configPath), usersPath: resolve(paths.usersPath) };
+  const pgdogToml = readConfigFile(absolute.configPath);
+  const usersToml = readConfigFile(absolute.usersPath);
+  const loaded = parseConfig(pgdogToml, usersToml, absolute);
+  const general = loaded.config.general;
+  const configDir = dirname(absolute.configPath);
+  general.tlsCertificate = checkTlsFile(
+    absolute.configPath,
+    'tls_certificate',
+    general.tlsCertificate,
+    configDir,
+  );
+  general.tlsPrivateKey = checkTlsFile(
+    absolute.configPath,
+    'tls_private_key',
+    general.tlsPrivateKey,
+    configDir,
+  );
+  return loaded;
+}
+
+// ---- TOML and files ----
+
+function parseToml(text: string, file: string): TomlTable {
+  const withoutBom = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  try {
+    // Integers as bigint so that `5.0` (a float) can be told apart from `5`, as PgDog does.
+    return parse(withoutBom, { integersAsBigInt: true, unsafeKeyBehaviour: 'throw' });
+  } catch (error) {
+    if (!(error instanceof TomlError)) throw error;
+    // Only the first line: the rest is a code excerpt that could contain a password.
+    const reason = error.message.split('\n')[0].replace(/^Invalid TOML document:\s*/, '');
+    const at = { line: error.line, column: error.column };
+    throw new ConfigError(
+      file,
+      null,
+      `line ${at.line}, column ${at.column}: invalid TOML: ${reason}`,
+      null,
+      at,
+    );
+  }
+}
+
+function readConfigFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      path,
+      null,
+      `cannot read the file (${describeFsError(error)})`,
+      'a readable TOML file',
+    );
+  }
+}
+
+function checkTlsFile(
+  configPath: string,
+  key: string,
+  path: string | null,
+  configDir: string,
+): string | null {
+  if (path === null) return null;
+  const absolute = resolve(configDir, path);
+  const expected = 'a readable PEM file (relative paths start at the folder of pgdog.toml)';
+  try {
+    if (!statSync(absolute).isFile())
+      throw new ConfigError(configPath, `general.${key}`, `${absolute} is not a file`, expected);
+    accessSync(absolute, fsConstants.R_OK);
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(
+      configPath,
+      `general.${key}`,
+      `cannot read ${absolute} (${describeFsError(error)})`,
+      expected,
+    );
+  }
+  return absolute;
+}
+
+function describeFsError(error: unknown): string {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
+  if (code === 'ENOENT') return 'file not found';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'it is a directory';
+  return error instanceof Error ? error.message : String(error);
+}
+
+// ---- [general] ----
+
+function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralConfig {
+  const r = new SectionReader(root.file, 'general', root.table('general') ?? {});
+  const d = GENERAL_DEFAULTS;
+  const general: GeneralConfig = {
+    host: r.has('host') ? r.requiredString('host', 'an IP address to listen on, e.g. "0.0.0.0"') : d.host,
+    port: r.integer('port', PORT_RULE) ?? d.port,
+    defaultPoolSize: readDefaultPoolSize(r),
+    minPoolSize: r.integer('min_pool_size', MIN_POOL_SIZE_RULE) ?? d.minPoolSize,
+    poolerMode: r.oneOf('pooler_mode', POOLER_MODES) ?? d.poolerMode,
+    connectTimeoutMs: r.integer('connect_timeout', POSITIVE_TIMEOUT_MS_RULE) ?? d.connectTimeoutMs,
+    checkoutTimeoutMs: r.integer('checkout_timeout', POSITIVE_TIMEOUT_MS_RULE) ?? d.checkoutTimeoutMs,
+    queryTimeoutMs: r.integer('query_timeout', TIMEOUT_MS_RULE) ?? d.queryTimeoutMs,
+    idleTimeoutMs: r.integer('idle_timeout', TIMEOUT_MS_RULE) ?? d.idleTimeoutMs,
+    clientIdleTimeoutMs: r.integer('client_idle_timeout', TIMEOUT_MS_RULE) ?? d.clientIdleTimeoutMs,
+    authType: r.oneOf('auth_type', AUTH_TYPES) ?? d.authType,
+    tlsCertificate: r.optionalString('tls_certificate', 'a path to a PEM certificate file'),
+    tlsPrivateKey: r.optionalString('tls_private_key', 'a path to a PEM private key file'),
+    logLevel: r.oneOf('log_level', LOG_LEVELS) ?? d.logLevel,
+    logFormat: r.oneOf('log_format', LOG_FORMATS) ?? d.logFormat,
+    twoPhaseCommit: r.boolean('two_phase_commit') ?? d.twoPhaseCommit,
+    twoPhaseCommitAuto: r.boolean('two_phase_commit_auto') ?? d.twoPhaseCommitAuto,
+    maxMessageSizeBytes: r.integer('max_message_size', MESSAGE_SIZE_RULE) ?? d.maxMessageSizeBytes,
+  };
+  checkPoolSizes(r, general);
+  checkTlsPair(r, general);
+  warnings.push(...r.warnAboutUnusedKeys(UNSUPPORTED_GENERAL_KEYS, SUPPORTED_GENERAL_KEYS));
+  return general;
+}
+
+/** PgDog accepts `max_pool_size` as another name for `default_pool_size`. */
+function readDefaultPoolSize(r: SectionReader): number {
+  if (r.has('default_pool_size') && r.has('max_pool_size')) {
+    throw r.error(
+      'max_pool_size',
+      'set together with default_pool_size (it is another name for it)',
+      'only one of the two',
+    );
+  }
+  const key = r.has('max_pool_size') ? 'max_pool_size' : 'default_pool_size';
+  return r.integer(key, POOL_SIZE_RULE) ?? GENERAL_DEFAULTS.defaultPoolSize;
+}
+
+function checkPoolSizes(r: SectionReader, general: GeneralConfig): void {
+  if (general.minPoolSize > general.defaultPoolSize) {
+    const problem = `${general.minPoolSize} is larger than default_pool_size (${general.defaultPoolSize})`;
+    throw r.error('min_pool_size', problem, `at most default_pool_size (${general.defaultPoolSize})`);
+  }
+}
+
+function checkTlsPair(r: SectionReader, general: GeneralConfig): void {
+  const expected = 'both tls_certificate and tls_private_key, or neither';
+  if (general.tlsCertificate !== null && general.tlsPrivateKey === null) {
+    throw r.error('tls_private_key', 'missing while tls_certificate is set', expected);
+  }
+  if (general.tlsPrivateKey !== null && general.tlsCertificate === null) {
+    throw r.error('tls_certificate', 'missing while tls_private_key is set', expected);
+  }
+}
+
+// ---- [[databases]] ----
+
+function readDatabases(root: SectionReader, warnings: ConfigWarning[]): DatabaseConfig[] {
+  const entries = root.tables('databases').map((table, index) => {
+    const r = new SectionReader(root.file, `databases[${index}]`, table);
+    const database = readDatabase(r);
+    warnings.push(...r.warnAboutUnusedKeys(UNSUPPORTED_DATABASE_KEYS, SUPPORTED_DATABASE_KEYS));
+    return database;
+  });
+  if (entries.length === 0) {
+    throw root.error(
+      'databases',
+      'no [[databases]] entry',
+      'at least one [[databases]] entry with name and host',
+    );
+  }
+  checkShards(root, entries);
+  warnings.push(...findDuplicateDatabases(root.file, entries));
+  return entries;
+}
+
+function readDatabase(r: SectionReader): DatabaseConfig {
+  const name = r.requiredString('name', 'the database name clients connect to (string)');
+  return {
+    name,
+    host: r.requiredString('host', 'a PostgreSQL host name or IP address (string)'),
+    port: r.integer('port', PORT_RULE) ?? DATABASE_PORT_DEFAULT,
+    databaseName: r.has('database_name')
+      ? r.requiredString('database_name', 'a database name (string)')
+      : name,
+    user: r.optionalString('user'),
+    password: r.optionalString('password'),
+    shard: r.integer('shard', SHARD_RULE) ?? DATABASE_SHARD_DEFAULT,
+    role: r.oneOf('role', DATABASE_ROLES) ?? DATABASE_ROLE_DEFAULT,
+  };
+}
+
+/** Per database name: shards numbered 0..n-1 without gaps, each with exactly one primary. */
+function checkShards(root: SectionReader, databases: DatabaseConfig[]): void {
+  for (const name of new Set(databases.map((database) => database.name))) {
+    const indexes = databases.flatMap((database, index) => (database.name === name ? [index] : []));
+    const shardCount = Math.max(...indexes.map((index) => databases[index].shard)) + 1;
+    for (let shard = 0; shard < shardCount; shard++) {
+      const inShard = indexes.filter((index) => databases[index].shard === shard);
+      if (inShard.length === 0) throw shardGapError(root, databases, indexes, name, shard);
+      checkOnePrimary(root, databases, inShard, name, shard);
+    }
+  }
+}
+
+function shardGapError(
+  root: SectionReader,
+  databases: DatabaseConfig[],
+  indexes: number[],
+  name: string,
+  missingShard: number,
+): ConfigError {
+  const after = indexes.find((index) => databases[index].shard > missingShard) ?? indexes[0];
+  const problem = `database "${name}" has shard ${databases[after].shard} but no shard ${missingShard}`;
+  return root.errorAt(`databases[${after}].shard`, problem, 'shard numbers 0 to n-1 without gaps');
+}
+
+function checkOnePrimary(
+  root: SectionReader,
+  databases: DatabaseConfig[],
+  inShard: number[],
+  name: string,
+  shard: number,
+): void {
+  const expected = 'exactly one role = "primary" entry per shard';
+  const primaries = inShard.filter((index) => databases[index].role === 'primary');
+  if (primaries.length > 1) {
+    const problem = `second primary for database "${name}" shard ${shard} (the first is databases[${primaries[0]}])`;
+    throw root.errorAt(`databases[${primaries[1]}].role`, problem, expected);
+  }
+  const hasAuto = inShard.some((index) => databases[index].role === 'auto');
+  if (primaries.length === 0 && !hasAuto) {
+    const problem = `database "${name}" shard ${shard} has no primary`;
+    throw root.errorAt(`databases[${inShard[0]}].role`, problem, `${expected} (or role = "auto")`);
+  }
+}
+
+/** Same name, shard, role and server as an earlier entry: probably a copy-paste slip (PgDog warns too). */
+function findDuplicateDatabases(file: string, databases: DatabaseConfig[]): ConfigWarning[] {
+  const seen = new Map<string, number>();
+  const warnings: ConfigWarning[] = [];
+  databases.forEach((database, index) => {
+    const { name, shard, role, host, port, databaseName } = database;
+    const identity = JSON.stringify([name, shard, role, host, port, databaseName]);
+    const first = seen.get(identity);
+    if (first === undefined) seen.set(identity, index);
+    else warnings.push({ file, key: `databases[${index}]`, message: `duplicate of databases[${first}]` });
+  });
+  return warnings;
+}
+
+// ---- [admin] ----
+
+/** users.toml `[admin]`, when present, replaces pgdog.toml `[admin]` (as in PgDog). */
+function readAdmin(
+  pgdogRoot: SectionReader,
+  usersRoot: SectionReader,
+  warnings: ConfigWarning[],
+): AdminConfig {
+  const fromPgdog = readAdminSection(pgdogRoot, warnings);
+  const fromUsers = readAdminSection(usersRoot, warnings);
+  const chosen = fromUsers ?? fromPgdog;
+  if (chosen !== undefined && chosen.password !== null) {
+    return { name: chosen.name, user: chosen.user, password: chosen.password };
+  }
+  const file = chosen === undefined ? pgdogRoot.file : chosen.file;
+  warnings.push({
+    file,
+    key: 'admin.password',
+    message:
+      'not set: the admin console needs a password set; a random one was generated, so admin logins fail until you set admin.password',
+  });
+  return {
+    name: chosen?.name ?? ADMIN_NAME_DEFAULT,
+    user: chosen?.user ?? ADMIN_USER_DEFAULT,
+    password: randomBytes(24).toString('base64url'),
+  };
+}
+
+interface AdminSection {
+  file: string;
+  name: string;
+  user: string;
+  password: string | null;
+}
+
+function readAdminSection(root: SectionReader, warnings: ConfigWarning[]): AdminSection | undefined {
+  const table = root.table('admin');
+  if (table === undefined) return undefined;
+  const r = new SectionReader(root.file, 'admin', table);
+  const section = {
+    file: root.file,
+    name: r.has('name') ? r.requiredString('name', 'the admin database name (string)') : ADMIN_NAME_DEFAULT,
+    user: r.has('user') ? r.requiredString('user', 'the admin user name (string)') : ADMIN_USER_DEFAULT,
+    password: r.optionalString('password'),
+  };
+  warnings.push(...r.warnAboutUnusedKeys(new Set(), SUPPORTED_ADMIN_KEYS));
+  return section;
+}
+
+function checkAdminName(root: SectionReader, admin: AdminConfig, databases: DatabaseConfig[]): void {
+  if (databases.some((database) => database.name === admin.name)) {
+    const problem = `"${admin.name}" is also the name of a [[databases]] entry`;
+    throw root.errorAt('admin.name', problem, 'an admin database name that no [[databases]] entry uses');
+  }
+}
+
+// ---- users.toml [[users]] ----
+
+function readUsers(
+  root: SectionReader,
+  general: GeneralConfig,
+  databases: DatabaseConfig[],
+  warnings: ConfigWarning[],
+): UserConfig[] {
+  const databaseNames = [...new Set(databases.map((database) => database.name))];
+  const users = root.tables('users').map((table, index) => {
+    const r = new SectionReader(root.file, `users[${index}]`, table);
+    const user = readUser(r, databaseNames, general);
+    warnings.push(...r.warnAboutUnusedKeys(UNSUPPORTED_USER_KEYS, SUPPORTED_USER_KEYS));
+    return user;
+  });
+  checkDuplicateUsers(root, users);
+  if (users.length === 0) {
+    warnings.push({
+      file: root.file,
+      key: 'users',
+      message: 'no [[users]] entries: only the admin console accepts logins',
+    });
+  }
+  return users;
+}
+
+function readUser(r: SectionReader, databaseNames: string[], general: GeneralConfig): UserConfig {
+  const user: UserConfig = {
+    name: r.requiredString('name', 'the user name clients log in with (string)'),
+    database: r.requiredString('database', 'the name of a [[databases]] entry (string)'),
+    password: r.optionalString('password'),
+    poolSize: r.integer('pool_size', POOL_SIZE_RULE) ?? null,
+    poolerMode: r.oneOf('pooler_mode', POOLER_MODES) ?? null,
+    serverUser: r.optionalString('server_user'),
+    serverPassword: r.optionalString('server_password'),
+  };
+  if (!databaseNames.includes(user.database)) {
+    const known = databaseNames.map((name) => JSON.stringify(name)).join(', ');
+    const problem = `database ${JSON.stringify(user.database)} is not defined in pgdog.toml`;
+    throw r.error('database', problem, `the name of a [[databases]] entry (one of ${known})`);
+  }
+  if (user.password === null && general.authType !== 'trust') {
+    const problem = `missing for user "${user.name}"`;
+    const expected = `a password, since general.auth_type = "${general.authType}" checks client passwords (auth_type = "trust" allows none)`;
+    throw r.error('password', problem, expected);
+  }
+  return user;
+}
+
+function checkDuplicateUsers(root: SectionReader, users: UserConfig[]): void {
+  const seen = new Map<string, number>();
+  users.forEach((user, index) => {
+    const identity = JSON.stringify([user.name, user.database]);
+    const first = seen.get(identity);
+    if (first === undefined) {
+      seen.set(identity, index);
+      return;
+    }
+    const problem = `user "${user.name}" for database "${user.database}" is already defined by users[${first}]`;
+    throw root.errorAt(`users[${index}]`, problem, 'one [[users]] entry per (name, database)');
+  });
+}
+
+// ---- sharding tables (kept raw for now) ----
+
+function readRawTables(root: SectionReader, key: string): Record<string, unknown>[] {
+  return root.tables(key).map((table) => toPlainValue(table) as Record<string, unknown>);
+}

@@ -1,0 +1,92 @@
+// PgError: the one error type shardgate raises toward clients; it serializes itself to an ErrorResponse frame.
+import { SqlState, type SqlStateCode } from './sqlstate.js';
+import { errorResponse } from '../protocol/messages.js';
+
+export type Severity = 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE';
+
+export class PgError extends Error {
+  readonly severity: Severity;
+  readonly code: SqlStateCode;
+  readonly detail: string | undefined;
+  readonly hint: string | undefined;
+
+  constructor(severity: Severity, code: SqlStateCode, message: string, detail?: string, hint?: string) {
+    super(message);
+    this.name = 'PgError';
+    this.severity = severity;
+    this.code = code;
+    this.detail = detail;
+    this.hint = hint;
+  }
+
+  /** The ErrorResponse frame for this error. */
+  toBuffer(): Buffer {
+    return errorResponse({
+      severity: this.severity,
+      code: this.code,
+      message: this.message,
+      detail: this.detail,
+      hint: this.hint,
+    });
+  }
+
+  static protocolViolation(message: string): PgError {
+    return new PgError('FATAL', SqlState.ProtocolViolation, message);
+  }
+  static authFailed(user: string, method: string): PgError {
+    return new PgError(
+      'FATAL',
+      SqlState.InvalidPassword,
+      `password authentication failed for user "${user}"`,
+      `auth method: ${method}`,
+    );
+  }
+  static unknownUser(user: string, database: string): PgError {
+    return new PgError(
+      'FATAL',
+      SqlState.InvalidAuthorizationSpecification,
+      `no such user: "${user}" is not configured for database "${database}"`,
+      undefined,
+      'Add the user to users.toml.',
+    );
+  }
+  static unknownDatabase(database: string): PgError {
+    return new PgError(
+      'FATAL',
+      SqlState.InvalidCatalogName,
+      `database "${database}" does not exist`,
+      undefined,
+      'The database must be declared with [[databases]] in pgdog.toml.',
+    );
+  }
+  static featureNotSupported(why: string, hint?: string): PgError {
+    return new PgError('ERROR', SqlState.FeatureNotSupported, why, undefined, hint);
+  }
+  static poolTimeout(database: string, user: string, shard: number, timeoutMs: number): PgError {
+    return new PgError(
+      'ERROR',
+      SqlState.ConnectionFailure,
+      `timed out after ${timeoutMs} ms waiting for a server connection (database "${database}", user "${user}", shard ${shard})`,
+      undefined,
+      'All server connections are busy: raise pool_size / default_pool_size or checkout_timeout.',
+    );
+  }
+  static serverUnavailable(shard: number, reason: string): PgError {
+    return new PgError('ERROR', SqlState.ConnectionFailure, `could not connect to shard ${shard}: ${reason}`);
+  }
+  static serverConnectionLost(shard: number, reason: string): PgError {
+    return new PgError(
+      'FATAL',
+      SqlState.ConnectionFailure,
+      `server connection to shard ${shard} was lost: ${reason}`,
+      undefined,
+      'The transaction, if any, was rolled back by the server. Reconnect and retry.',
+    );
+  }
+  static shuttingDown(): PgError {
+    return new PgError('FATAL', SqlState.AdminShutdown, 'shardgate is shutting down');
+  }
+  static internal(message: string): PgError {
+    return new PgError('ERROR', SqlState.InternalError, message);
+  }
+}

@@ -1,0 +1,24 @@
+// The SQLSTATE codes shardgate itself produces (PostgreSQL Appendix A names), in one typed table.
+
+export const SqlState = {
+  SuccessfulCompletion: '00000',
+  ConnectionException: '08000',
+  ConnectionFailure: '08006',
+  SqlClientUnableToEstablishSqlConnection: '08001',
+  ProtocolViolation: '08P01',
+  FeatureNotSupported: '0A000',
+  InvalidAuthorizationSpecification: '28000',
+  InvalidPassword: '28P01',
+  InvalidCatalogName: '3D000',
+  InvalidSqlStatementName: '26000',
+  DuplicatePreparedStatement: '42P05',
+  TooManyConnections: '53300',
+  ConfigurationLimitExceeded: '53400',
+  QueryCanceled: '57014',
+  AdminShutdown: '57P01',
+  IdleSessionTimeout: '57P05',
+  CannotConnectNow: '57P03',
+  InternalError: 'XX000',
+} as const;
+
+export type SqlStateCode = (typeof SqlState)[keyof typeof SqlState];

@@ -1,0 +1,33 @@
+// Cancel keys handed to clients (BackendKeyData) → the session that owns them, so a CancelRequest on a new
+// connection can reach the server backend currently running that client's query.
+import { randomInt } from 'node:crypto';
+
+export interface Cancellable {
+  cancelQuery(): void;
+}
+
+export class CancelRegistry {
+  private readonly sessions = new Map<number, { secret: number; session: Cancellable }>();
+  private nextPid = randomInt(1000, 1 << 20);
+
+  register(session: Cancellable): { pid: number; secret: number } {
+    let pid = this.nextPid++;
+    if (this.nextPid >= 0x7fffffff) this.nextPid = 1000;
+    while (this.sessions.has(pid)) pid = this.nextPid++;
+    const secret = randomInt(0, 0x7fffffff);
+    this.sessions.set(pid, { secret, session });
+    return { pid, secret };
+  }
+
+  unregister(pid: number): void {
+    this.sessions.delete(pid);
+  }
+
+  /** Cancel the query of the session with this key; false when the key matches nothing (ignored, as PostgreSQL does). */
+  cancel(pid: number, secret: number): boolean {
+    const entry = this.sessions.get(pid);
+    if (!entry || entry.secret !== secret) return false;
+    entry.session.cancelQuery();
+    return true;
+  }
+}

@@ -1,0 +1,580 @@
+// One client connection, start to end: startup (TLS, auth), then buffering each request until a flush point,
+// checking out a server connection for it (per transaction or per session), rewriting named statements in
+// transaction mode, streaming the replies back, and returning the server at ReadyForQuery.
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { AdminConfig, GeneralConfig, UserConfig } from '../config/types.js';
+import type { PoolManager, DatabasePools } from '../backend/pool-manager.js';
+import type { Pool } from '../backend/pool.js';
+import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
+import { Frontend, TxStatus } from '../protocol/codes.js';
+import { FrameReader } from '../protocol/frame-reader.js';
+import {
+  backendKeyData,
+  parameterStatus,
+  query,
+  readyForQuery,
+  SSL_NO,
+  SSL_YES,
+  READY_IDLE,
+} from '../protocol/messages.js';
+import { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
+import { readStartupPacket } from './startup.js';
+import { ClientAuth } from './client-auth.js';
+import { ClientStatements, type StatementNames } from './prepared-statements.js';
+import type { CancelRegistry, Cancellable } from './cancel-registry.js';
+
+export interface SessionDeps {
+  pools: PoolManager;
+  cancels: CancelRegistry;
+  statementNames: StatementNames;
+  logger: Logger;
+  general: () => GeneralConfig;
+  admin: () => AdminConfig;
+  tlsContext: () => tls.SecureContext | null;
+  onClose: (session: ClientSession) => void;
+}
+
+export type SessionState = 'startup' | 'auth' | 'ready' | 'closed';
+
+/** Session parameters kept in step between a client and whichever server it is given (PgBouncer's set). */
+const TRACKED_PARAMS = [
+  'client_encoding',
+  'DateStyle',
+  'TimeZone',
+  'IntervalStyle',
+  'application_name',
+  'standard_conforming_strings',
+];
+const TRACKED_LOWER = new Map(TRACKED_PARAMS.map((p) => [p.toLowerCase(), p]));
+
+let nextSessionId = 1;
+
+export class ClientSession implements ServerClient, Cancellable {
+  readonly id = nextSessionId++;
+  state: SessionState = 'startup';
+  user = '';
+  database = '';
+  readonly connectedAt = Date.now();
+  readonly remote: string;
+
+  private socket: net.Socket;
+  private readonly deps: SessionDeps;
+  private readonly log: Logger;
+  private startupBuf: Buffer | null = null;
+  private reader: FrameReader;
+  private auth: ClientAuth | null = null;
+  private userConfig: UserConfig | null = null;
+  private pools: DatabasePools | null = null;
+  private isTransactionMode = true;
+
+  private server: ServerConnection | null = null;
+  private serverPool: Pool | null = null;
+  private isWaitingForServer = false;
+  /** Client frames not yet sent (views into received chunks) and what they need. */
+  private batchTypes: number[] = [];
+  private batchFrames: Buffer[] = [];
+  private batchBytes = 0;
+  private batchReady = 0;
+  private batchHasFlush = false;
+  /** After an error the proxy raised mid-pipeline: drop frames until Sync, as PostgreSQL does. */
+  private isSkippingToSync = false;
+  private statements: ClientStatements | null = null;
+  private readonly wantedParams = new Map<string, string>();
+  private txStatus: number = TxStatus.Idle;
+  private cancelKey: { pid: number; secret: number } | null = null;
+  private queryTimer: NodeJS.Timeout | null = null;
+  private readonly onFrame = (type: number, frame: Buffer): void => this.handleFrame(type, frame);
+
+  constructor(socket: net.Socket, deps: SessionDeps) {
+    this.socket = socket;
+    this.deps = deps;
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.log = deps.logger.child({ client: this.id });
+    this.reader = new FrameReader(deps.general().maxMessageSizeBytes);
+    socket.setNoDelay(true);
+    this.bindSocket(socket);
+    this.log.debug({ remote: this.remote }, 'client connected');
+  }
+
+  private bindSocket(socket: net.Socket): void {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
+    socket.on('close', () => this.onSocketClose());
+    const idleMs = this.deps.general().clientIdleTimeoutMs;
+    if (idleMs > 0) {
+      socket.setTimeout(idleMs, () => this.onIdleTimeout());
+    }
+  }
+
+  // --- input ---------------------------------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'ready') {
+      const err = this.reader.push(chunk, this.onFrame);
+      if (err !== null) return this.protocolViolation(err);
+      this.afterChunk();
+      return;
+    }
+    if (this.state === 'auth') {
+      const err = this.reader.push(chunk, this.onFrame);
+      if (err !== null) this.protocolViolation(err);
+      return;
+    }
+    if (this.state === 'startup') this.onStartupData(chunk);
+  }
+
+  private onStartupData(chunk: Buffer): void {
+    let buf = this.startupBuf ? Buffer.concat([this.startupBuf, chunk]) : chunk;
+    this.startupBuf = null;
+    while (this.state === 'startup' && buf.length > 0) {
+      const r = readStartupPacket(buf);
+      if (!r.ok) {
+        if (r.incomplete) this.startupBuf = buf;
+        else this.protocolViolation(r.error);
+        return;
+      }
+      const { packet } = r;
+      buf = r.rest;
+      if (packet.kind === 'ssl' || packet.kind === 'gssenc') {
+        if (buf.length > 0) return this.protocolViolation('received unencrypted data after SSL request');
+        if (packet.kind === 'ssl') this.negotiateTls();
+        else this.socket.write(SSL_NO);
+        return;
+      }
+      if (packet.kind === 'cancel') {
+        this.deps.cancels.cancel(packet.pid, packet.secret);
+        this.state = 'closed';
+        this.socket.end();
+        return;
+      }
+      this.startLogin(packet.params);
+      if (buf.length > 0) this.onData(buf);
+      return;
+    }
+  }
+
+  private negotiateTls(): void {
+    const ctx = this.deps.tlsContext();
+    if (ctx === null || this.socket instanceof tls.TLSSocket) {
+      this.socket.write(SSL_NO);
+      return;
+    }
+    this.socket.write(SSL_YES);
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    raw.removeAllListeners('error');
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
+    this.socket = secure;
+    this.bindSocket(secure);
+  }
+
+  private startLogin(params: Map<string, string>): void {
+    const user = params.get('user');
+    if (!user)
+      return this.fatal(
+        new PgError(
+          'FATAL',
+          SqlState.InvalidAuthorizationSpecification,
+          'no PostgreSQL user name specified in startup packet',
+        ),
+      );
+    this.user = user;
+    this.database = params.get('database') || user;
+    this.log.setBindings({ user: this.user, database: this.database });
+    if (params.has('replication') && params.get('replication') !== 'false') {
+      return this.fatal(
+        PgError.featureNotSupported('replication connections are not supported by shardgate'),
+      );
+    }
+    if (this.database === this.deps.admin().name) {
+      return this.fatal(
+        PgError.featureNotSupported(
+          'the admin console is not available in this version',
+          'See docs/operations.md.',
+        ),
+      );
+    }
+    const { pools } = this.deps;
+    if (pools.shardsOf(this.database).length === 0)
+      return this.loginFailed(PgError.unknownDatabase(this.database), 'unknown database');
+    const userConfig = pools.findUser(user, this.database);
+    if (!userConfig) return this.loginFailed(PgError.unknownUser(user, this.database), 'unknown user');
+    this.userConfig = userConfig;
+    for (const [k, v] of params) {
+      const tracked = TRACKED_LOWER.get(k.toLowerCase());
+      if (tracked) this.wantedParams.set(tracked, v);
+    }
+    this.auth = new ClientAuth(this.deps.general().authType, user, userConfig.password);
+    this.state = 'auth';
+    this.applyAuthOutcome(this.auth.start());
+  }
+
+  private applyAuthOutcome(outcome: ReturnType<ClientAuth['start']>): void {
+    if (outcome.kind === 'continue') {
+      this.socket.write(outcome.reply);
+      return;
+    }
+    if (outcome.kind === 'fail') return this.loginFailed(outcome.error, outcome.reason);
+    for (const b of outcome.reply) this.socket.write(b);
+    this.finishLogin();
+  }
+
+  private loginFailed(err: PgError, reason: string): void {
+    this.log.warn({ remote: this.remote, code: err.code, reason }, `login failed: ${err.message}`);
+    this.fatal(err);
+  }
+
+  private finishLogin(): void {
+    const userConfig = this.userConfig as UserConfig;
+    this.auth = null;
+    const pools = this.deps.pools.get(userConfig);
+    this.pools = pools;
+    this.isTransactionMode = pools.mode === 'transaction';
+    if (this.isTransactionMode) this.statements = new ClientStatements(this.deps.statementNames);
+    const first = pools.shards[0];
+    if (first.serverParams !== null) return this.sendLoginReplies(first.serverParams);
+    // First client of this pool: connect once so the client gets real server parameters (and a clear error).
+    this.socket.pause();
+    first.acquire((err, server) => {
+      this.socket.resume();
+      if (server) first.release(server);
+      if (this.state !== 'auth') return;
+      if (err || first.serverParams === null) {
+        const e = err ?? PgError.serverUnavailable(0, 'no parameters');
+        return this.fatal(new PgError('FATAL', e.code, e.message, e.detail, e.hint));
+      }
+      this.sendLoginReplies(first.serverParams);
+    });
+  }
+
+  private sendLoginReplies(serverParams: Map<string, string>): void {
+    const out: Buffer[] = [];
+    for (const [k, v] of serverParams) {
+      const wanted = this.wantedParams.get(k);
+      out.push(parameterStatus(k, wanted ?? v));
+    }
+    for (const k of TRACKED_PARAMS)
+      if (!this.wantedParams.has(k) && serverParams.has(k))
+        this.wantedParams.set(k, serverParams.get(k) as string);
+    this.cancelKey = this.deps.cancels.register(this);
+    out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), READY_IDLE);
+    this.socket.write(Buffer.concat(out));
+    this.state = 'ready';
+    this.log.info({ remote: this.remote, mode: this.pools?.mode }, 'client logged in');
+  }
+
+  private handleFrame(type: number, frame: Buffer): void {
+    if (this.state === 'auth') {
+      if (type !== Frontend.Password || this.auth === null)
+        return this.protocolViolation(`expected a password message, got "${String.fromCharCode(type)}"`);
+      this.applyAuthOutcome(this.auth.handle(frame));
+      return;
+    }
+    if (this.state !== 'ready') return;
+    if (this.isSkippingToSync) {
+      if (type === Frontend.Sync) {
+        this.isSkippingToSync = false;
+        this.socket.write(readyForQuery(this.txStatus));
+      }
+      return;
+    }
+    switch (type) {
+      case Frontend.Query:
+      case Frontend.Sync:
+      case Frontend.FunctionCall:
+        this.batchReady++;
+        break;
+      case Frontend.Flush:
+        this.batchHasFlush = true;
+        break;
+      case Frontend.Parse:
+      case Frontend.Bind:
+      case Frontend.Describe:
+      case Frontend.Execute:
+      case Frontend.Close:
+      case Frontend.CopyData:
+      case Frontend.CopyDone:
+      case Frontend.CopyFail:
+        break;
+      case Frontend.Terminate:
+        this.close('client terminated');
+        return;
+      default:
+        return this.protocolViolation(
+          `invalid frontend message type "${String.fromCharCode(type)}" (0x${type.toString(16)})`,
+        );
+    }
+    this.batchTypes.push(type);
+    this.batchFrames.push(frame);
+    this.batchBytes += frame.length;
+  }
+
+  /** After a chunk's frames are queued: send them if a server is attached, else check one out at a flush point. */
+  private afterChunk(): void {
+    if (this.state !== 'ready' || this.batchFrames.length === 0) return;
+    if (this.server !== null) {
+      this.sendBatch(this.server);
+      return;
+    }
+    if (this.batchReady > 0 || this.batchHasFlush) {
+      this.checkout();
+      return;
+    }
+    if (this.batchBytes > this.deps.general().maxMessageSizeBytes) {
+      this.protocolViolation(`request of ${this.batchBytes} bytes without Sync exceeds max_message_size`);
+    }
+  }
+
+  private checkout(): void {
+    if (this.isWaitingForServer || this.pools === null) return;
+    const pool = this.pools.shards[0];
+    this.isWaitingForServer = true;
+    let isPaused = false;
+    pool.acquire((err, server) => {
+      this.isWaitingForServer = false;
+      if (this.state !== 'ready') {
+        if (server) pool.release(server);
+        return;
+      }
+      if (isPaused) this.socket.resume();
+      if (err || server === null) return this.failBatch(err ?? PgError.internal('no server'));
+      this.attach(server, pool);
+      this.sendBatch(server);
+    });
+    // Backpressure: read no more requests until this one has a server. An idle server is handed over
+    // synchronously, so the common case never pauses (pause/resume cost a syscall each).
+    if (this.isWaitingForServer) {
+      isPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  private attach(server: ServerConnection, pool: Pool): void {
+    this.server = server;
+    this.serverPool = pool;
+    server.client = this;
+    let sets = '';
+    for (const [k, v] of this.wantedParams) {
+      if (server.params.get(k) !== v) sets += `SET ${k} TO '${v.replace(/'/g, "''")}';`;
+    }
+    if (sets !== '') {
+      server.scanner.swallowNextUntilReady();
+      server.send(query(sets), 1);
+    }
+  }
+
+  private sendBatch(server: ServerConnection): void {
+    const types = this.batchTypes;
+    const frames = this.batchFrames;
+    const ready = this.batchReady;
+    this.batchTypes = [];
+    this.batchFrames = [];
+    this.batchBytes = 0;
+    this.batchReady = 0;
+    this.batchHasFlush = false;
+    let out = frames;
+    const statements = this.statements;
+    if (statements !== null) {
+      out = [];
+      try {
+        for (let i = 0; i < types.length; i++) {
+          const type = types[i];
+          if (type === Frontend.Query) this.noteQuery(frames[i], server, statements);
+          statements.rewrite(type, frames[i], server, out);
+        }
+      } catch (err) {
+        return this.protocolViolation((err as Error).message);
+      }
+    }
+    server.send(out.length === 1 ? out[0] : Buffer.concat(out), ready);
+    const timeoutMs = this.deps.general().queryTimeoutMs;
+    if (timeoutMs > 0 && ready > 0 && this.queryTimer === null) {
+      this.queryTimer = setTimeout(() => this.onQueryTimeout(timeoutMs), timeoutMs);
+    }
+  }
+
+  /** DISCARD ALL / DEALLOCATE ALL drop every prepared statement on the server (and the client's view of them). */
+  private noteQuery(frame: Buffer, server: ServerConnection, statements: ClientStatements): void {
+    const c = frame[5] | 0x20;
+    if (c !== 0x64) return; // not 'd'
+    const text = frame.toString('utf8', 5, Math.min(frame.length, 64)).toLowerCase();
+    if (/^(discard\s+all|deallocate\s+(prepare\s+)?all)\b/.test(text)) {
+      server.prepared.clear();
+      statements.clear();
+    }
+  }
+
+  /** Answer a batch that cannot run (no server): one error per pending Sync/Query, like PostgreSQL after an error. */
+  private failBatch(err: PgError): void {
+    this.log.warn({ code: err.code }, err.message);
+    const out: Buffer[] = [];
+    let errorSent = false; // an error was sent for a segment its Sync has not closed yet
+    for (const t of this.batchTypes) {
+      if (!errorSent) {
+        out.push(err.toBuffer());
+        errorSent = true;
+      }
+      if (t === Frontend.Sync || t === Frontend.Query || t === Frontend.FunctionCall) {
+        out.push(readyForQuery(this.txStatus));
+        errorSent = false;
+      }
+    }
+    this.isSkippingToSync = errorSent;
+    this.batchTypes = [];
+    this.batchFrames = [];
+    this.batchBytes = 0;
+    this.batchReady = 0;
+    this.batchHasFlush = false;
+    this.socket.write(Buffer.concat(out));
+  }
+
+  // --- ServerClient: called by the attached server connection ---------------------------------------------------
+
+  writeToClient(buf: Buffer): boolean {
+    return this.socket.write(buf);
+  }
+
+  onClientDrain(resume: () => void): void {
+    this.socket.once('drain', resume);
+  }
+
+  onServerReady(server: ServerConnection, status: number): void {
+    this.txStatus = status;
+    if (server.pendingReady !== 0) return;
+    if (this.queryTimer !== null) {
+      clearTimeout(this.queryTimer);
+      this.queryTimer = null;
+    }
+    if (this.isTransactionMode && status === TxStatus.Idle && this.server === server) this.releaseServer();
+  }
+
+  onServerParameter(name: string, value: string): void {
+    if (this.wantedParams.has(name) || TRACKED_LOWER.has(name.toLowerCase()))
+      this.wantedParams.set(name, value);
+  }
+
+  onServerLost(server: ServerConnection, reason: string): void {
+    if (this.server !== server) return;
+    this.server = null;
+    this.serverPool = null;
+    this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
+    this.fatal(PgError.serverConnectionLost(server.address.shard, reason));
+  }
+
+  cancelQuery(): void {
+    const server = this.server;
+    if (server !== null && server.pendingReady > 0) {
+      this.log.info({ shard: server.address.shard }, 'forwarding cancel request');
+      void server.cancel();
+    }
+  }
+
+  private onQueryTimeout(timeoutMs: number): void {
+    this.queryTimer = null;
+    this.log.warn({ timeoutMs }, 'query_timeout reached; cancelling the query');
+    this.cancelQuery();
+  }
+
+  private onIdleTimeout(): void {
+    if (this.state !== 'ready' || this.server !== null || this.isWaitingForServer) return;
+    this.fatal(
+      new PgError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to client_idle_timeout'),
+    );
+  }
+
+  private releaseServer(): void {
+    const server = this.server;
+    const pool = this.serverPool;
+    this.server = null;
+    this.serverPool = null;
+    if (server === null || pool === null) return;
+    server.client = null;
+    pool.release(server);
+  }
+
+  // --- ending ---------------------------------------------------------------------------------------------------
+
+  private protocolViolation(reason: string): void {
+    this.log.warn({ remote: this.remote, reason }, 'protocol violation; closing client');
+    this.fatal(PgError.protocolViolation(reason));
+  }
+
+  /** Send a FATAL error and close this client only. */
+  fatal(err: PgError): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.socket.end(err.toBuffer());
+    this.cleanup();
+  }
+
+  close(reason: string): void {
+    if (this.state === 'closed') return;
+    this.log.debug({ reason }, 'client closing');
+    this.state = 'closed';
+    this.socket.end();
+    this.cleanup();
+  }
+
+  private onSocketClose(): void {
+    if (this.state !== 'closed') this.state = 'closed';
+    this.cleanup();
+  }
+
+  private isCleanedUp = false;
+
+  private cleanup(): void {
+    if (this.isCleanedUp) return;
+    this.isCleanedUp = true;
+    if (this.cancelKey) this.deps.cancels.unregister(this.cancelKey.pid);
+    if (this.queryTimer) clearTimeout(this.queryTimer);
+    const server = this.server;
+    const pool = this.serverPool;
+    this.server = null;
+    this.serverPool = null;
+    if (server !== null && pool !== null)
+      resetAndRelease(server, pool, !this.isTransactionMode, this.txStatus);
+    this.log.debug({ remote: this.remote }, 'client disconnected');
+    this.deps.onClose(this);
+  }
+}
+
+/**
+ * Give a server back after its client left: a running query means the connection's state is unknown (closed);
+ * an open transaction is rolled back, and in session mode DISCARD ALL clears what the client set.
+ */
+function resetAndRelease(
+  server: ServerConnection,
+  pool: Pool,
+  isSessionMode: boolean,
+  txStatus: number,
+): void {
+  if (server.pendingReady > 0 || !server.scanner.isAtMessageBoundary) {
+    pool.discard(server, 'client left during a query');
+    return;
+  }
+  const statements: string[] = [];
+  if (txStatus !== TxStatus.Idle) statements.push('ROLLBACK');
+  if (isSessionMode) statements.push('DISCARD ALL');
+  if (statements.length === 0) {
+    pool.release(server);
+    return;
+  }
+  server.client = {
+    writeToClient: () => true,
+    onClientDrain: (resume) => resume(),
+    onServerParameter: () => undefined,
+    onServerLost: () => undefined,
+    onServerReady: (s) => {
+      if (s.pendingReady === 0) {
+        if (isSessionMode) s.prepared.clear();
+        pool.release(s);
+      }
+    },
+  };
+  // DISCARD ALL cannot run inside the implicit transaction of a multi-statement Query: one Query each.
+  server.send(Buffer.concat(statements.map((sql) => query(sql))), statements.length);
+}

@@ -1,0 +1,81 @@
+// The running proxy: listens for clients, owns the pools, cancel keys and statement names, and shuts down cleanly.
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Config } from './config/types.js';
+import { PoolManager } from './backend/pool-manager.js';
+import { CancelRegistry } from './frontend/cancel-registry.js';
+import { ClientSession } from './frontend/client-session.js';
+import { StatementNames } from './frontend/prepared-statements.js';
+import { PgError } from './errors/pg-error.js';
+
+export interface RunningProxy {
+  host: string;
+  port: number;
+  /** Connected client sessions (for tests and the admin console). */
+  readonly clients: ReadonlySet<ClientSession>;
+  readonly pools: PoolManager;
+  close(): Promise<void>;
+}
+
+function loadTlsContext(config: Config): tls.SecureContext | null {
+  const { tlsCertificate, tlsPrivateKey } = config.general;
+  if (!tlsCertificate || !tlsPrivateKey) return null;
+  return tls.createSecureContext({ cert: readFileSync(tlsCertificate), key: readFileSync(tlsPrivateKey) });
+}
+
+export async function startProxy(config: Config, logger: Logger): Promise<RunningProxy> {
+  const pools = new PoolManager(config, logger);
+  const cancels = new CancelRegistry();
+  const statementNames = new StatementNames();
+  const clients = new Set<ClientSession>();
+  const tlsContext = loadTlsContext(config);
+  let isClosing = false;
+
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    if (isClosing) {
+      socket.end(PgError.shuttingDown().toBuffer());
+      return;
+    }
+    const session = new ClientSession(socket, {
+      pools,
+      cancels,
+      statementNames,
+      logger,
+      general: () => config.general,
+      admin: () => config.admin,
+      tlsContext: () => tlsContext,
+      onClose: (s) => clients.delete(s),
+    });
+    clients.add(session);
+  });
+  server.maxConnections = 100_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: config.general.host, port: config.general.port }, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => logger.error({ err: err.message }, 'listener error'));
+  const addr = server.address() as net.AddressInfo;
+  logger.info({ host: addr.address, port: addr.port, tls: tlsContext !== null }, 'shardgate listening');
+
+  return {
+    host: addr.address,
+    port: addr.port,
+    clients,
+    pools,
+    async close(): Promise<void> {
+      if (isClosing) return;
+      isClosing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const c of [...clients]) c.fatal(PgError.shuttingDown());
+      pools.close();
+      await closed;
+      logger.info('shardgate stopped');
+    },
+  };
+}

@@ -1,0 +1,237 @@
+// Defaults: a minimal pgdog.toml/users.toml pair yields PgDog's defaults (and ours where noted).
+import { describe, expect, it } from 'vitest';
+import { GENERAL_DEFAULTS } from '../../../src/config/defaults.js';
+import { MINIMAL_PGDOG, parse, withGeneral } from './helpers.js';
+
+describe('parseConfig defaults', () => {
+  const { config } = parse(MINIMAL_PGDOG);
+
+  it('fills [general] with PgDog defaults (json logs: ours)', () => {
+    expect(config.general).toEqual({
+      host: '0.0.0.0',
+      port: 6432,
+      defaultPoolSize: 10,
+      minPoolSize: 1,
+      poolerMode: 'transaction',
+      connectTimeoutMs: 5000,
+      checkoutTimeoutMs: 5000,
+      queryTimeoutMs: 0,
+      idleTimeoutMs: 60000,
+      clientIdleTimeoutMs: 0,
+      authType: 'scram',
+      tlsCertificate: null,
+      tlsPrivateKey: null,
+      logLevel: 'info',
+      logFormat: 'json',
+      twoPhaseCommit: false,
+      twoPhaseCommitAuto: false,
+      maxMessageSizeBytes: 64 * 1024 * 1024,
+    });
+    expect(config.general).toEqual(GENERAL_DEFAULTS);
+  });
+
+  it('fills [[databases]] defaults: port 5432, database_name = name, shard 0, primary', () => {
+    expect(config.databases).toEqual([
+      {
+        name: 'prod',
+        host: '127.0.0.1',
+        port: 5432,
+        databaseName: 'prod',
+        user: null,
+        password: null,
+        shard: 0,
+        role: 'primary',
+      },
+    ]);
+  });
+
+  it('fills [[users]] optional fields with null (= use the general setting)', () => {
+    expect(config.users).toEqual([
+      {
+        name: 'alice',
+        database: 'prod',
+        password: 'hunter2',
+        poolSize: null,
+        poolerMode: null,
+        serverUser: null,
+        serverPassword: null,
+      },
+    ]);
+  });
+
+  it('fills [admin] name and user, keeps the given password', () => {
+    expect(config.admin).toEqual({ name: 'admin', user: 'admin', password: 'secret-admin' });
+  });
+
+  it('keeps the given paths and empty sharding tables', () => {
+    expect(config.configPath).toBe('pgdog.toml');
+    expect(config.usersPath).toBe('users.toml');
+    expect(config.shardedTables).toEqual([]);
+    expect(config.shardedMappings).toEqual([]);
+    expect(config.omnishardedTables).toEqual([]);
+  });
+
+  it('reads every supported key when set', () => {
+    const pgdog = withGeneral(`host = "127.0.0.1"
+port = 7000
+default_pool_size = 20
+min_pool_size = 0
+pooler_mode = "session"
+connect_timeout = 1_000
+checkout_timeout = 2_000
+query_timeout = 3_000
+idle_timeout = 0
+client_idle_timeout = 4_000
+auth_type = "md5"
+tls_certificate = "c.pem"
+tls_private_key = "k.pem"
+log_level = "debug"
+log_format = "text"
+two_phase_commit = true
+two_phase_commit_auto = true
+max_message_size = 1_048_576`);
+    const users = `[[users]]
+name = "alice"
+database = "prod"
+password = "pw"
+pool_size = 3
+pooler_mode = "session"
+server_user = "owner"
+server_password = "owner-pw"`;
+    const { config: custom, warnings } = parse(pgdog, users);
+    expect(warnings).toEqual([]);
+    expect(custom.general).toEqual({
+      host: '127.0.0.1',
+      port: 7000,
+      defaultPoolSize: 20,
+      minPoolSize: 0,
+      poolerMode: 'session',
+      connectTimeoutMs: 1000,
+      checkoutTimeoutMs: 2000,
+      queryTimeoutMs: 3000,
+      idleTimeoutMs: 0,
+      clientIdleTimeoutMs: 4000,
+      authType: 'md5',
+      tlsCertificate: 'c.pem',
+      tlsPrivateKey: 'k.pem',
+      logLevel: 'debug',
+      logFormat: 'text',
+      twoPhaseCommit: true,
+      twoPhaseCommitAuto: true,
+      maxMessageSizeBytes: 1048576,
+    });
+    expect(custom.users[0]).toMatchObject({
+      poolSize: 3,
+      poolerMode: 'session',
+      serverUser: 'owner',
+      serverPassword: 'owner-pw',
+    });
+  });
+
+  it('reads database overrides', () => {
+    const pgdog = `[admin]\npassword = "x"
+[[databases]]
+name = "prod"
+host = "db.internal"
+port = 5433
+database_name = "prod_real"
+user = "svc"
+password = "svc-pw"
+role = "auto"\n`;
+    expect(parse(pgdog).config.databases[0]).toEqual({
+      name: 'prod',
+      host: 'db.internal',
+      port: 5433,
+      databaseName: 'prod_real',
+      user: 'svc',
+      password: 'svc-pw',
+      shard: 0,
+      role: 'auto',
+    });
+  });
+
+  it('accepts PgDog max_pool_size as default_pool_size', () => {
+    expect(parse(withGeneral('max_pool_size = 25')).config.general.defaultPoolSize).toBe(25);
+  });
+
+  it('allows users without a password under auth_type = "trust"', () => {
+    const { config } = parse(
+      withGeneral('auth_type = "trust"'),
+      '[[users]]\nname = "bob"\ndatabase = "prod"\n',
+    );
+    expect(config.users[0].password).toBeNull();
+  });
+
+  it('treats an empty password as no password (as PgDog does)', () => {
+    const { config } = parse(
+      withGeneral('auth_type = "trust"'),
+      '[[users]]\nname = "bob"\ndatabase = "prod"\npassword = ""\n',
+    );
+    expect(config.users[0].password).toBeNull();
+  });
+
+  it('lets users.toml [admin] replace pgdog.toml [admin], as PgDog does', () => {
+    const users =
+      '[admin]\nname = "ops"\npassword = "from-users"\n[[users]]\nname = "a"\ndatabase = "prod"\npassword = "p"\n';
+    expect(parse(MINIMAL_PGDOG, users).config.admin).toEqual({
+      name: 'ops',
+      user: 'admin',
+      password: 'from-users',
+    });
+  });
+
+  it('accepts a sharded cluster with replicas and an auto-role shard', () => {
+    const pgdog = `[admin]\npassword = "x"
+[[databases]]\nname = "prod"\nhost = "a"\nshard = 0
+[[databases]]\nname = "prod"\nhost = "a2"\nshard = 0\nrole = "replica"
+[[databases]]\nname = "prod"\nhost = "b"\nshard = 1\nrole = "auto"
+[[databases]]\nname = "prod"\nhost = "b2"\nshard = 1\nrole = "auto"\n`;
+    expect(parse(pgdog).config.databases.map((d) => [d.shard, d.role])).toEqual([
+      [0, 'primary'],
+      [0, 'replica'],
+      [1, 'auto'],
+      [1, 'auto'],
+    ]);
+  });
+
+  it('keeps sharding tables raw, integers as numbers, mappings nested', () => {
+    const pgdog = `${MINIMAL_PGDOG}
+[[sharded_tables]]
+database = "prod"
+column = "tenant_id"
+data_type = "bigint"
+
+[[sharded_tables.mapping]]
+values = [1, 2, 9_007_199_254_740_993]
+shard = 0
+
+[[sharded_mappings]]
+database = "prod"
+column = "tenant_id"
+kind = "range"
+start = 0
+end = 100
+shard = 0
+
+[[omnisharded_tables]]
+database = "prod"
+tables = ["countries"]
+sticky = true
+`;
+    const { config, warnings } = parse(pgdog);
+    expect(warnings).toEqual([]);
+    expect(config.shardedTables).toEqual([
+      {
+        database: 'prod',
+        column: 'tenant_id',
+        data_type: 'bigint',
+        mapping: [{ values: [1, 2, 9007199254740993n], shard: 0 }],
+      },
+    ]);
+    expect(config.shardedMappings).toEqual([
+      { database: 'prod', column: 'tenant_id', kind: 'range', start: 0, end: 100, shard: 0 },
+    ]);
+    expect(config.omnishardedTables).toEqual([{ database: 'prod', tables: ['countries'], sticky: true }]);
+    expect(Object.getPrototypeOf(config.shardedTables[0])).toBe(Object.prototype);
+  });
+});
