@@ -537,7 +537,7 @@ export class ClientSession implements ServerClient, Cancellable {
     this.serverPool = null;
     if (server !== null && pool !== null)
       resetAndRelease(server, pool, !this.isTransactionMode, this.txStatus);
-    this.log.debug({ remote: this.remote }, 'client disconnected');
+    this.log.info({ remote: this.remote, durationMs: Date.now() - this.connectedAt }, 'client disconnected');
     this.deps.onClose(this);
   }
 }
