@@ -46,6 +46,8 @@ export interface LoadedConfig {
 }
 
 const PORT_RULE = { min: 1, max: 65_535, expected: 'an integer port between 1 and 65535' };
+/** The listener may use 0: the OS picks a free port (tests, embedding); the log line says which. */
+const LISTEN_PORT_RULE = { min: 0, max: 65_535, expected: 'an integer port between 0 and 65535 (0 = any free port)' };
 const POOL_SIZE_MAX = 100_000;
 const POOL_SIZE_RULE = { min: 1, max: POOL_SIZE_MAX, expected: `an integer between 1 and ${POOL_SIZE_MAX}` };
 const MIN_POOL_SIZE_RULE = {
@@ -203,7 +205,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
   const d = GENERAL_DEFAULTS;
   const general: GeneralConfig = {
     host: r.has('host') ? r.requiredString('host', 'an IP address to listen on, e.g. "0.0.0.0"') : d.host,
-    port: r.integer('port', PORT_RULE) ?? d.port,
+    port: r.integer('port', LISTEN_PORT_RULE) ?? d.port,
     defaultPoolSize: readDefaultPoolSize(r),
     minPoolSize: r.integer('min_pool_size', MIN_POOL_SIZE_RULE) ?? d.minPoolSize,
     poolerMode: r.oneOf('pooler_mode', POOLER_MODES) ?? d.poolerMode,

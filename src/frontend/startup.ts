@@ -17,7 +17,7 @@ export type StartupResult =
 
 /** Try to read one startup-phase packet from the front of `buf`. */
 export function readStartupPacket(buf: Buffer): StartupResult {
-  if (buf.length < 8) return { ok: false, incomplete: true };
+  if (buf.length < 4) return { ok: false, incomplete: true };
   const len = buf.readInt32BE(0);
   if (len < 8 || len > MAX_STARTUP_PACKET_BYTES) {
     return { ok: false, incomplete: false, error: `invalid startup packet length ${len}` };

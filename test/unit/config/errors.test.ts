@@ -62,9 +62,9 @@ describe('parseConfig refuses', () => {
     expectNames(parseError(withGeneral('checkout_timeout = 0')), 'pgdog.toml', 'general.checkout_timeout');
   });
 
-  it('a port outside 1..65535', () => {
+  it('a listen port outside 0..65535 (0 = any free port)', () => {
     expectNames(parseError(withGeneral('port = 70000')), 'pgdog.toml', 'general.port');
-    expectNames(parseError(withGeneral('port = 0')), 'pgdog.toml', 'general.port');
+    expectNames(parseError(withGeneral('port = -1')), 'pgdog.toml', 'general.port');
   });
 
   it('a database port outside 1..65535', () => {
