@@ -43,6 +43,7 @@ function generalLines(general: GeneralConfig): Line[] {
     setting('query_timeout', general.queryTimeoutMs),
     setting('idle_timeout', general.idleTimeoutMs),
     setting('client_idle_timeout', general.clientIdleTimeoutMs),
+    setting('client_login_timeout', general.clientLoginTimeoutMs),
     setting('auth_type', general.authType),
     setting('tls_certificate', general.tlsCertificate),
     setting('tls_private_key', general.tlsPrivateKey),

@@ -47,7 +47,11 @@ export interface LoadedConfig {
 
 const PORT_RULE = { min: 1, max: 65_535, expected: 'an integer port between 1 and 65535' };
 /** The listener may use 0: the OS picks a free port (tests, embedding); the log line says which. */
-const LISTEN_PORT_RULE = { min: 0, max: 65_535, expected: 'an integer port between 0 and 65535 (0 = any free port)' };
+const LISTEN_PORT_RULE = {
+  min: 0,
+  max: 65_535,
+  expected: 'an integer port between 0 and 65535 (0 = any free port)',
+};
 const POOL_SIZE_MAX = 100_000;
 const POOL_SIZE_RULE = { min: 1, max: POOL_SIZE_MAX, expected: `an integer between 1 and ${POOL_SIZE_MAX}` };
 const MIN_POOL_SIZE_RULE = {
@@ -214,6 +218,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
     queryTimeoutMs: r.integer('query_timeout', TIMEOUT_MS_RULE) ?? d.queryTimeoutMs,
     idleTimeoutMs: r.integer('idle_timeout', TIMEOUT_MS_RULE) ?? d.idleTimeoutMs,
     clientIdleTimeoutMs: r.integer('client_idle_timeout', TIMEOUT_MS_RULE) ?? d.clientIdleTimeoutMs,
+    clientLoginTimeoutMs: r.integer('client_login_timeout', TIMEOUT_MS_RULE) ?? d.clientLoginTimeoutMs,
     authType: r.oneOf('auth_type', AUTH_TYPES) ?? d.authType,
     tlsCertificate: r.optionalString('tls_certificate', 'a path to a PEM certificate file'),
     tlsPrivateKey: r.optionalString('tls_private_key', 'a path to a PEM private key file'),

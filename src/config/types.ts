@@ -18,6 +18,7 @@ export interface GeneralConfig {
   queryTimeoutMs: number; // 0 = off (default)
   idleTimeoutMs: number; // server connection idle timeout, default 60000; 0 = never close idle ones
   clientIdleTimeoutMs: number; // 0 = off (default)
+  clientLoginTimeoutMs: number; // time allowed from connect to logged in, default 60000; 0 = off
   authType: AuthType; // default "scram"
   tlsCertificate: string | null; // path, resolved relative to the config file
   tlsPrivateKey: string | null;

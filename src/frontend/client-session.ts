@@ -86,6 +86,7 @@ export class ClientSession implements ServerClient, Cancellable {
   private txStatus: number = TxStatus.Idle;
   private cancelKey: { pid: number; secret: number } | null = null;
   private queryTimer: NodeJS.Timeout | null = null;
+  private loginTimer: NodeJS.Timeout | null = null;
   private readonly onFrame = (type: number, frame: Buffer): void => this.handleFrame(type, frame);
 
   constructor(socket: net.Socket, deps: SessionDeps) {
@@ -96,6 +97,8 @@ export class ClientSession implements ServerClient, Cancellable {
     this.reader = new FrameReader(deps.general().maxMessageSizeBytes);
     socket.setNoDelay(true);
     this.bindSocket(socket);
+    const loginMs = deps.general().clientLoginTimeoutMs;
+    if (loginMs > 0) this.loginTimer = setTimeout(() => this.onLoginTimeout(loginMs), loginMs);
     this.log.debug({ remote: this.remote }, 'client connected');
   }
 
@@ -264,6 +267,8 @@ export class ClientSession implements ServerClient, Cancellable {
     out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), READY_IDLE);
     this.socket.write(Buffer.concat(out));
     this.state = 'ready';
+    if (this.loginTimer !== null) clearTimeout(this.loginTimer);
+    this.loginTimer = null;
     this.log.info({ remote: this.remote, mode: this.pools?.mode }, 'client logged in');
   }
 
@@ -479,6 +484,16 @@ export class ClientSession implements ServerClient, Cancellable {
     this.cancelQuery();
   }
 
+  private onLoginTimeout(timeoutMs: number): void {
+    this.loginTimer = null;
+    if (this.state !== 'startup' && this.state !== 'auth') return;
+    this.log.warn(
+      { remote: this.remote, timeoutMs },
+      'login not completed within client_login_timeout; closing',
+    );
+    this.fatal(new PgError('FATAL', SqlState.QueryCanceled, 'canceling authentication due to timeout'));
+  }
+
   private onIdleTimeout(): void {
     if (this.state !== 'ready' || this.server !== null || this.isWaitingForServer) return;
     this.fatal(
@@ -531,6 +546,7 @@ export class ClientSession implements ServerClient, Cancellable {
     this.isCleanedUp = true;
     if (this.cancelKey) this.deps.cancels.unregister(this.cancelKey.pid);
     if (this.queryTimer) clearTimeout(this.queryTimer);
+    if (this.loginTimer) clearTimeout(this.loginTimer);
     const server = this.server;
     const pool = this.serverPool;
     this.server = null;

@@ -1,0 +1,383 @@
+// Unit tests for ResponseScanner: byte-exact forwarding at any chunking, ReadyForQuery/ParameterStatus callbacks,
+// and swallowing exactly the replies to messages the proxy injected.
+import { describe, expect, it } from 'vitest';
+import { ResponseScanner, type ScannerOwner } from '../../../src/backend/response-scanner.js';
+
+function msg(type: string, body: Buffer | string = ''): Buffer {
+  const b = typeof body === 'string' ? Buffer.from(body) : body;
+  const out = Buffer.alloc(5 + b.length);
+  out.write(type, 0, 'latin1');
+  out.writeInt32BE(4 + b.length, 1);
+  b.copy(out, 5);
+  return out;
+}
+
+const Z = (status: 'I' | 'T' | 'E'): Buffer => msg('Z', status);
+const S = (name: string, value: string): Buffer => msg('S', `${name}\0${value}\0`);
+const C = (tag: string): Buffer => msg('C', `${tag}\0`);
+const E = (code: string, text: string): Buffer => msg('E', `SERROR\0C${code}\0M${text}\0\0`);
+const ROW_DESC = msg('T', Buffer.concat([Buffer.from([0, 1]), Buffer.from('x\0'), Buffer.alloc(18)]));
+const ROW = (v: string): Buffer =>
+  msg('D', Buffer.concat([Buffer.from([0, 1, 0, 0, 0, v.length]), Buffer.from(v)]));
+const PARSE_COMPLETE = msg('1');
+const BIND_COMPLETE = msg('2');
+const CLOSE_COMPLETE = msg('3');
+
+class FakeOwner implements ScannerOwner {
+  readonly chunks: Buffer[] = [];
+  readonly ready: string[] = [];
+  readonly params: [string, string][] = [];
+  errors = 0;
+  readonly swallowedErrors: Buffer[] = [];
+  readonly protocolErrors: string[] = [];
+
+  forward(buf: Buffer): void {
+    this.chunks.push(Buffer.from(buf));
+  }
+  readyForQuery(status: number): void {
+    this.ready.push(String.fromCharCode(status));
+  }
+  parameterStatus(name: string, value: string): void {
+    this.params.push([name, value]);
+  }
+  errorSeen(): void {
+    this.errors++;
+  }
+  swallowedError(frame: Buffer): void {
+    this.swallowedErrors.push(Buffer.from(frame));
+  }
+  protocolError(reason: string): void {
+    this.protocolErrors.push(reason);
+  }
+  get forwarded(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+function scanAll(scanner: ResponseScanner, input: Buffer, cuts: number[]): void {
+  let from = 0;
+  for (const cut of [...cuts, input.length]) {
+    // A fresh copy per chunk: the scanner must not rely on chunk memory staying put.
+    scanner.scan(Buffer.from(input.subarray(from, cut)));
+    from = cut;
+  }
+}
+
+/** Every way to cut `input` in two, plus byte by byte. */
+function chunkings(input: Buffer): number[][] {
+  const out: number[][] = [[]];
+  for (let i = 1; i < input.length; i++) out.push([i]);
+  out.push(Array.from({ length: input.length - 1 }, (_, i) => i + 1));
+  return out;
+}
+
+function hex(b: Buffer): string {
+  return b.toString('hex');
+}
+
+// A simple query with a ParameterStatus in the middle, then an extended-protocol batch, then a failed query.
+const STREAM = Buffer.concat([
+  ROW_DESC,
+  ROW('1'),
+  ROW('hello world'),
+  C('SELECT 2'),
+  S('application_name', 'psql'),
+  Z('I'),
+  PARSE_COMPLETE,
+  BIND_COMPLETE,
+  msg('D', Buffer.concat([Buffer.from([0, 1, 0, 0, 1, 0]), Buffer.alloc(256, 0x61)])),
+  C('SELECT 1'),
+  Z('T'),
+  E('42601', 'syntax error'),
+  Z('E'),
+]);
+
+describe('ResponseScanner without swallow rules', () => {
+  it('forwards exactly the input bytes for any chunking', () => {
+    for (const cuts of chunkings(STREAM)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.readyExpected = 3;
+      scanAll(scanner, STREAM, cuts);
+      expect(hex(owner.forwarded), `cuts ${cuts.join(',')}`).toBe(hex(STREAM));
+      expect(owner.ready).toEqual(['I', 'T', 'E']);
+      expect(owner.params).toEqual([['application_name', 'psql']]);
+      expect(owner.errors).toBe(1);
+      expect(owner.protocolErrors).toEqual([]);
+      expect(scanner.readySeen).toBe(3);
+      expect(scanner.isAtMessageBoundary).toBe(true);
+    }
+  });
+
+  it('reports ReadyForQuery only after its bytes were forwarded', () => {
+    const owner = new FakeOwner();
+    const order: string[] = [];
+    owner.forward = (buf) => order.push(`fwd:${hex(buf)}`);
+    owner.readyForQuery = (s) => order.push(`ready:${String.fromCharCode(s)}`);
+    const scanner = new ResponseScanner(owner);
+    const input = Buffer.concat([C('SELECT 1'), Z('I')]);
+    scanner.scan(input);
+    expect(order.join('|').endsWith(`${hex(Z('I'))}|ready:I`)).toBe(true);
+  });
+
+  it('is not at a message boundary in the middle of a frame', () => {
+    const scanner = new ResponseScanner(new FakeOwner());
+    scanner.scan(ROW('abcdef').subarray(0, 7));
+    expect(scanner.isAtMessageBoundary).toBe(false);
+    scanner.scan(ROW('abcdef').subarray(7));
+    expect(scanner.isAtMessageBoundary).toBe(true);
+  });
+
+  it('reports a length below 4 as a protocol error', () => {
+    const owner = new FakeOwner();
+    new ResponseScanner(owner).scan(Buffer.from([0x44, 0, 0, 0, 2]));
+    expect(owner.protocolErrors).toHaveLength(1);
+  });
+});
+
+describe('ResponseScanner.swallowNextUntilReady', () => {
+  // The proxy sends its own `SET ...` Query before the client's request; its replies (incl. Z) are dropped.
+  const injected = Buffer.concat([C('SET'), S('application_name', 'app'), C('SET'), Z('I')]);
+  const clientReplies = Buffer.concat([ROW_DESC, ROW('42'), C('SELECT 1'), Z('I')]);
+  const input = Buffer.concat([injected, clientReplies]);
+
+  it('drops exactly the injected query replies, for any chunking', () => {
+    for (const cuts of chunkings(input)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.swallowNextUntilReady();
+      scanner.readyExpected += 1; // the injected Query
+      scanner.readyExpected += 1; // the client's Query
+      scanAll(scanner, input, cuts);
+      expect(hex(owner.forwarded), `cuts ${cuts.join(',')}`).toBe(hex(clientReplies));
+      expect(owner.ready).toEqual(['I']);
+      // Server parameters are still tracked from swallowed replies.
+      expect(owner.params).toEqual([['application_name', 'app']]);
+      expect(scanner.hasRules).toBe(false);
+      expect(scanner.readySeen).toBe(2);
+    }
+  });
+
+  it('swallows an error inside the injected replies and reports it on the side', () => {
+    const owner = new FakeOwner();
+    const scanner = new ResponseScanner(owner);
+    scanner.swallowNextUntilReady();
+    scanner.readyExpected += 2;
+    const failing = Buffer.concat([E('22023', 'invalid value'), Z('I')]);
+    scanner.scan(Buffer.concat([failing, clientReplies]));
+    expect(hex(owner.forwarded)).toBe(hex(clientReplies));
+    expect(owner.swallowedErrors.map(hex)).toEqual([hex(E('22023', 'invalid value'))]);
+  });
+
+  it('applies only after the ReadyForQuery replies already owed (pipelined batch first)', () => {
+    const earlier = Buffer.concat([C('INSERT 0 1'), Z('I')]);
+    const all = Buffer.concat([earlier, injected, clientReplies]);
+    for (const cuts of chunkings(all)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.readyExpected += 1; // earlier batch still in flight
+      scanner.swallowNextUntilReady();
+      scanner.readyExpected += 2;
+      scanAll(scanner, all, cuts);
+      expect(hex(owner.forwarded), `cuts ${cuts.join(',')}`).toBe(
+        hex(Buffer.concat([earlier, clientReplies])),
+      );
+      expect(owner.ready).toEqual(['I', 'I']);
+    }
+  });
+});
+
+describe('ResponseScanner.swallowNext', () => {
+  it('drops only the matching ParseComplete (and CloseComplete) of an injected Close+Parse', () => {
+    // Client batch: Bind(s), Execute, Sync — the proxy put Close(s)+Parse(s) in front of the Bind.
+    const input = Buffer.concat([
+      CLOSE_COMPLETE,
+      PARSE_COMPLETE,
+      BIND_COMPLETE,
+      ROW('7'),
+      C('SELECT 1'),
+      Z('I'),
+    ]);
+    const expected = Buffer.concat([BIND_COMPLETE, ROW('7'), C('SELECT 1'), Z('I')]);
+    for (const cuts of chunkings(input)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.swallowNext(0x33);
+      scanner.swallowNext(0x31);
+      scanner.readyExpected += 1;
+      scanAll(scanner, input, cuts);
+      expect(hex(owner.forwarded), `cuts ${cuts.join(',')}`).toBe(hex(expected));
+      expect(owner.ready).toEqual(['I']);
+      expect(scanner.hasRules).toBe(false);
+    }
+  });
+
+  it('leaves the client one ParseComplete per Parse it sent when both share a batch', () => {
+    // Client: Parse(unnamed), Bind(named s) → proxy injects Close+Parse for s: replies 1, 3, 1, 2, C, Z.
+    const input = Buffer.concat([
+      PARSE_COMPLETE,
+      CLOSE_COMPLETE,
+      PARSE_COMPLETE,
+      BIND_COMPLETE,
+      C('SELECT 1'),
+      Z('I'),
+    ]);
+    const owner = new FakeOwner();
+    const scanner = new ResponseScanner(owner);
+    scanner.swallowNext(0x33);
+    scanner.swallowNext(0x31);
+    scanner.readyExpected += 1;
+    scanner.scan(input);
+    expect(hex(owner.forwarded)).toBe(
+      hex(Buffer.concat([PARSE_COMPLETE, BIND_COMPLETE, C('SELECT 1'), Z('I')])),
+    );
+  });
+
+  it('counts repeated rules of one type', () => {
+    const owner = new FakeOwner();
+    const scanner = new ResponseScanner(owner);
+    scanner.swallowNext(0x31);
+    scanner.swallowNext(0x31);
+    scanner.readyExpected += 1;
+    scanner.scan(Buffer.concat([PARSE_COMPLETE, PARSE_COMPLETE, PARSE_COMPLETE, Z('I')]));
+    expect(hex(owner.forwarded)).toBe(hex(Buffer.concat([PARSE_COMPLETE, Z('I')])));
+  });
+
+  it('prunes rules an error skipped past, so the next batch is forwarded whole', () => {
+    // Batch 1: injected Close+Parse; the Parse fails, so no ParseComplete comes before the server skips to Sync.
+    const batch1 = Buffer.concat([CLOSE_COMPLETE, E('42601', 'syntax error'), Z('I')]);
+    const batch2 = Buffer.concat([PARSE_COMPLETE, BIND_COMPLETE, C('SELECT 1'), Z('I')]);
+    const input = Buffer.concat([batch1, batch2]);
+    for (const cuts of chunkings(input)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.swallowNext(0x33);
+      scanner.swallowNext(0x31);
+      scanner.readyExpected += 1;
+      scanAll(scanner, batch1, []);
+      expect(scanner.hasRules).toBe(false);
+      scanner.readyExpected += 1;
+      const before = owner.forwarded.length;
+      scanAll(
+        scanner,
+        batch2,
+        cuts.filter((c) => c < batch2.length),
+      );
+      expect(hex(owner.forwarded.subarray(0, before))).toBe(
+        hex(Buffer.concat([E('42601', 'syntax error'), Z('I')])),
+      );
+      expect(hex(owner.forwarded.subarray(before))).toBe(hex(batch2));
+      expect(owner.ready).toEqual(['I', 'I']);
+      expect(owner.errors).toBe(1);
+    }
+    // And all in one stream, pruning mid-chunk.
+    for (const cuts of chunkings(input)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.swallowNext(0x33);
+      scanner.swallowNext(0x31);
+      scanner.readyExpected += 2;
+      scanAll(scanner, input, cuts);
+      expect(hex(owner.forwarded), `cuts ${cuts.join(',')}`).toBe(hex(input.subarray(CLOSE_COMPLETE.length)));
+    }
+  });
+
+  it('reset() forgets rules and partial frames', () => {
+    const owner = new FakeOwner();
+    const scanner = new ResponseScanner(owner);
+    scanner.swallowNext(0x31);
+    scanner.scan(ROW('abc').subarray(0, 3));
+    scanner.reset();
+    expect(scanner.hasRules).toBe(false);
+    expect(scanner.isAtMessageBoundary).toBe(true);
+    scanner.scan(PARSE_COMPLETE);
+    expect(hex(owner.forwarded)).toBe(hex(PARSE_COMPLETE));
+  });
+});
+
+describe('ResponseScanner chunking invariance (seeded random streams)', () => {
+  /** Small deterministic PRNG (mulberry32). */
+  function rng(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  type Outcome = { forwarded: string; ready: string; params: string; swallowed: number };
+
+  function run(frames: Buffer[], setup: (s: ResponseScanner) => void, cuts: number[]): Outcome {
+    const owner = new FakeOwner();
+    const scanner = new ResponseScanner(owner);
+    setup(scanner);
+    scanAll(scanner, Buffer.concat(frames), cuts);
+    return {
+      forwarded: hex(owner.forwarded),
+      ready: owner.ready.join(''),
+      params: owner.params.map((p) => p.join('=')).join(','),
+      swallowed: owner.swallowedErrors.length,
+    };
+  }
+
+  it('gives the same result for random chunkings as for one chunk per frame', () => {
+    const random = rng(20240601);
+    const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)];
+    for (let round = 0; round < 300; round++) {
+      // Batches: each ends with a ReadyForQuery; some are the proxy's own (swallowed until ready), some carry an
+      // injected Close+Parse (CloseComplete/ParseComplete swallowed).
+      const frames: Buffer[] = [];
+      const plan: ('until' | 'close-parse' | 'none')[] = [];
+      const batches = 1 + Math.floor(random() * 4);
+      for (let b = 0; b < batches; b++) {
+        const kind = pick(['until', 'close-parse', 'none', 'none'] as const);
+        plan.push(kind);
+        if (kind === 'close-parse') frames.push(CLOSE_COMPLETE, PARSE_COMPLETE);
+        const n = Math.floor(random() * 5);
+        for (let i = 0; i < n; i++) {
+          frames.push(
+            pick([
+              ROW('x'.repeat(Math.floor(random() * 40))),
+              S('TimeZone', 'UTC'),
+              BIND_COMPLETE,
+              C('SELECT 1'),
+              E('42000', 'boom'),
+              msg('N', 'SNOTICE\0Mhi\0\0'),
+            ]),
+          );
+        }
+        frames.push(Z(pick(['I', 'T', 'E'] as const)));
+      }
+      const setup = (s: ResponseScanner): void => {
+        for (const kind of plan) {
+          if (kind === 'until') s.swallowNextUntilReady();
+          if (kind === 'close-parse') {
+            s.swallowNext(0x33);
+            s.swallowNext(0x31);
+          }
+          s.readyExpected += 1;
+        }
+      };
+      const perFrame: number[] = [];
+      let at = 0;
+      for (const f of frames.slice(0, -1)) perFrame.push((at += f.length));
+      const reference = run(frames, setup, perFrame);
+      const total = at + frames[frames.length - 1].length;
+      for (let k = 0; k < 5; k++) {
+        const cuts = [
+          ...new Set(
+            Array.from(
+              { length: 1 + Math.floor(random() * 8) },
+              () => 1 + Math.floor(random() * (total - 1)),
+            ),
+          ),
+        ].sort((x, y) => x - y);
+        expect(run(frames, setup, cuts), `round ${round} cuts ${cuts.join(',')}`).toEqual(reference);
+      }
+      // Batches swallowed whole never report their ReadyForQuery.
+      expect(reference.ready.length).toBe(plan.filter((k) => k !== 'until').length);
+    }
+  });
+});

@@ -1,0 +1,97 @@
+// Unit tests for startup-phase packet decoding: StartupMessage, SSLRequest, GSSENCRequest, CancelRequest, bad input.
+import { describe, expect, it } from 'vitest';
+import { MAX_STARTUP_PACKET_BYTES, readStartupPacket } from '../../../src/frontend/startup.js';
+import { cancelRequest, startupMessage } from '../../../src/protocol/messages.js';
+
+function packet(code: number, body: Buffer = Buffer.alloc(0)): Buffer {
+  const out = Buffer.alloc(8 + body.length);
+  out.writeInt32BE(out.length, 0);
+  out.writeInt32BE(code, 4);
+  body.copy(out, 8);
+  return out;
+}
+
+function expectError(buf: Buffer, pattern: RegExp): void {
+  const r = readStartupPacket(buf);
+  expect(r.ok).toBe(false);
+  if (r.ok || r.incomplete) throw new Error(`expected an error, got ${JSON.stringify(r)}`);
+  expect(r.error).toMatch(pattern);
+}
+
+describe('readStartupPacket', () => {
+  it('decodes StartupMessage parameters and returns the bytes after the packet', () => {
+    const msg = startupMessage({ user: 'alice', database: 'shop', application_name: 'psql', options: '' });
+    const extra = Buffer.from([0x70, 1, 2]);
+    const r = readStartupPacket(Buffer.concat([msg, extra]));
+    if (!r.ok) throw new Error(JSON.stringify(r));
+    expect(r.packet).toEqual({
+      kind: 'startup',
+      params: new Map([
+        ['user', 'alice'],
+        ['database', 'shop'],
+        ['application_name', 'psql'],
+        ['options', ''],
+      ]),
+    });
+    expect(r.rest.equals(extra)).toBe(true);
+  });
+
+  it('accepts a StartupMessage with no parameters at all', () => {
+    const r = readStartupPacket(packet(196608, Buffer.from([0])));
+    expect(r.ok && r.packet.kind === 'startup' && r.packet.params.size).toBe(0);
+  });
+
+  it('waits for more bytes while a packet is incomplete', () => {
+    const msg = startupMessage({ user: 'alice' });
+    for (let i = 0; i < msg.length; i++) {
+      expect(readStartupPacket(msg.subarray(0, i))).toEqual({ ok: false, incomplete: true });
+    }
+  });
+
+  it('recognises SSLRequest and GSSENCRequest', () => {
+    const ssl = readStartupPacket(packet(80877103));
+    expect(ssl.ok && ssl.packet).toEqual({ kind: 'ssl' });
+    const gss = readStartupPacket(packet(80877104));
+    expect(gss.ok && gss.packet).toEqual({ kind: 'gssenc' });
+  });
+
+  it('decodes a CancelRequest and rejects one of the wrong length', () => {
+    const r = readStartupPacket(cancelRequest(1234, -5678));
+    expect(r.ok && r.packet).toEqual({ kind: 'cancel', pid: 1234, secret: -5678 });
+    expectError(packet(80877102, Buffer.alloc(4)), /CancelRequest/);
+  });
+
+  it('rejects lengths below 8 and above the startup limit', () => {
+    for (const len of [0, 3, 7, MAX_STARTUP_PACKET_BYTES + 1, 100_000, -1]) {
+      const buf = Buffer.alloc(8);
+      buf.writeInt32BE(len, 0);
+      buf.writeInt32BE(196608, 4);
+      expectError(buf, new RegExp(`invalid startup packet length ${len}`));
+    }
+  });
+
+  it('rejects an impossible length as soon as the length field is in (PostgreSQL does not wait)', () => {
+    for (const len of [3, 100_000]) {
+      const buf = Buffer.alloc(4);
+      buf.writeInt32BE(len, 0);
+      expectError(buf, /invalid startup packet length/);
+    }
+  });
+
+  it('rejects protocol 2.0 and other versions, naming them', () => {
+    expectError(packet(0x00020000, Buffer.from('user\0x\0\0')), /2\.0/);
+    expectError(packet(0x00040000, Buffer.from([0])), /4\.0/);
+    expectError(packet(0x12345678, Buffer.from([0])), /unsupported frontend protocol/);
+  });
+
+  it('rejects a parameter list without its final terminator', () => {
+    expectError(packet(196608, Buffer.from('user\0alice\0')), /malformed/);
+    expectError(packet(196608, Buffer.from('user\0alice')), /malformed/);
+    expectError(packet(196608, Buffer.from('user')), /malformed/);
+    expectError(packet(196608, Buffer.from('user\0alice\0\0junk')), /malformed/);
+  });
+
+  it('rejects text that is not a startup packet', () => {
+    expectError(Buffer.from('GET / HTTP/1.1\r\n\r\n'), /invalid startup packet length/);
+  });
+});
