@@ -18,6 +18,7 @@ describe('parseConfig defaults', () => {
       queryTimeoutMs: 0,
       idleTimeoutMs: 60000,
       clientIdleTimeoutMs: 0,
+      clientLoginTimeoutMs: 60_000,
       authType: 'scram',
       tlsCertificate: null,
       tlsPrivateKey: null,
@@ -82,6 +83,7 @@ checkout_timeout = 2_000
 query_timeout = 3_000
 idle_timeout = 0
 client_idle_timeout = 4_000
+client_login_timeout = 7_000
 auth_type = "md5"
 tls_certificate = "c.pem"
 tls_private_key = "k.pem"
@@ -111,6 +113,7 @@ server_password = "owner-pw"`;
       queryTimeoutMs: 3000,
       idleTimeoutMs: 0,
       clientIdleTimeoutMs: 4000,
+      clientLoginTimeoutMs: 7000,
       authType: 'md5',
       tlsCertificate: 'c.pem',
       tlsPrivateKey: 'k.pem',
