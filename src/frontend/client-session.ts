@@ -81,6 +81,11 @@ export class ClientSession implements ServerClient, Cancellable {
   private batchHasFlush = false;
   /** After an error the proxy raised mid-pipeline: drop frames until Sync, as PostgreSQL does. */
   private isSkippingToSync = false;
+  /**
+   * Extended-protocol messages went to the server after the last Sync: their replies (and the Sync that closes
+   * them) are still to come, so the server must stay with this client even at an idle ReadyForQuery.
+   */
+  private hasOpenSegment = false;
   private statements: ClientStatements | null = null;
   private readonly wantedParams = new Map<string, string>();
   private txStatus: number = TxStatus.Idle;
@@ -381,21 +386,36 @@ export class ClientSession implements ServerClient, Cancellable {
     this.batchBytes = 0;
     this.batchReady = 0;
     this.batchHasFlush = false;
+    let isOpen = this.hasOpenSegment;
     let out = frames;
     const statements = this.statements;
-    if (statements !== null) {
-      out = [];
-      try {
-        for (let i = 0; i < types.length; i++) {
-          const type = types[i];
+    const scanner = server.scanner;
+    try {
+      if (statements !== null) out = [];
+      for (let i = 0; i < types.length; i++) {
+        const type = types[i];
+        if (statements !== null) {
           if (type === Frontend.Query) this.noteQuery(frames[i], server, statements);
           statements.rewrite(type, frames[i], server, out);
         }
-      } catch (err) {
-        return this.protocolViolation((err as Error).message);
+        if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) {
+          // Counted as we go: a swallow rule registered by a later frame is pinned after this ReadyForQuery.
+          scanner.readyExpected++;
+          isOpen = false;
+        } else if (
+          type !== Frontend.CopyData &&
+          type !== Frontend.CopyDone &&
+          type !== Frontend.CopyFail &&
+          type !== Frontend.Flush
+        ) {
+          isOpen = true; // extended-protocol messages not yet closed by a Sync
+        }
       }
+    } catch (err) {
+      return this.protocolViolation((err as Error).message);
     }
-    server.send(out.length === 1 ? out[0] : Buffer.concat(out), ready);
+    this.hasOpenSegment = isOpen;
+    server.send(out.length === 1 ? out[0] : Buffer.concat(out), 0);
     const timeoutMs = this.deps.general().queryTimeoutMs;
     if (timeoutMs > 0 && ready > 0 && this.queryTimer === null) {
       this.queryTimer = setTimeout(() => this.onQueryTimeout(timeoutMs), timeoutMs);
@@ -429,6 +449,7 @@ export class ClientSession implements ServerClient, Cancellable {
       }
     }
     this.isSkippingToSync = errorSent;
+    this.hasOpenSegment = false;
     this.batchTypes = [];
     this.batchFrames = [];
     this.batchBytes = 0;
@@ -454,7 +475,14 @@ export class ClientSession implements ServerClient, Cancellable {
       clearTimeout(this.queryTimer);
       this.queryTimer = null;
     }
-    if (this.isTransactionMode && status === TxStatus.Idle && this.server === server) this.releaseServer();
+    if (
+      this.isTransactionMode &&
+      status === TxStatus.Idle &&
+      !this.hasOpenSegment &&
+      this.server === server
+    ) {
+      this.releaseServer();
+    }
   }
 
   onServerParameter(name: string, value: string): void {

@@ -91,15 +91,24 @@ describe('shardgate CLI', () => {
         `[general]\nhost = "127.0.0.1"\nport = ${port}\n[admin]\npassword = "a"\n[[databases]]\nname = "${APP_DB}"\nhost = "${s.host}"\nport = ${s.port}\n`,
         `[[users]]\nname = "${APP_USER}"\ndatabase = "${APP_DB}"\npassword = "${APP_PASSWORD}"\n`,
       );
-      const child = spawn(process.execPath, [...cli, '--config', f.config, '--users', f.users], { cwd: root });
+      const child = spawn(process.execPath, [...cli, '--config', f.config, '--users', f.users], {
+        cwd: root,
+      });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       try {
-        for (let i = 0; i < 100 && !out.includes('shardgate listening'); i++) await new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 100 && !out.includes('shardgate listening'); i++)
+          await new Promise((r) => setTimeout(r, 100));
         expect(out).toContain('shardgate listening');
-        const client = new pg.Client({ host: '127.0.0.1', port, user: APP_USER, password: APP_PASSWORD, database: APP_DB });
+        const client = new pg.Client({
+          host: '127.0.0.1',
+          port,
+          user: APP_USER,
+          password: APP_PASSWORD,
+          database: APP_DB,
+        });
         await client.connect();
         const r = await client.query('select 40 + 2 as answer');
         expect(r.rows[0].answer).toBe(42);

@@ -15,7 +15,7 @@ import {
   type TestProxy,
 } from '../helpers/proxy.js';
 import { RawClient, frame } from '../helpers/raw-client.js';
-import { parseMessage } from '../../src/protocol/messages.js';
+import { parseMessage, query } from '../../src/protocol/messages.js';
 
 /** A second user, only for the min_pool_size test, so its server connections can be counted alone. */
 const MIN_USER = { name: 'minpool', password: 'minpool-secret' };
@@ -396,6 +396,65 @@ describe('pools', () => {
       expect(types(gone)).toBe('EZ');
       b.write(bindExecuteSync('q', ['still']));
       expect(cell(await b.readUntil('Z'))).toBe('still!');
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('re-prepares correctly when a Query precedes the Bind in the same write (regression)', async () => {
+    // The injected Close/Parse replies must be swallowed after the Query's ReadyForQuery, not before it.
+    const proxy = await proxyWith({ userExtra: 'pool_size = 1' });
+    const a = await RawClient.connect(proxy.port);
+    try {
+      await a.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);
+      const types = (ms: { type: string }[]): string => ms.map((m) => m.type).join('');
+      a.write(Buffer.concat([parseMessage('r', 'select $1::int + 1', Buffer.from([0, 0])), frame('S')]));
+      expect(types(await a.readUntil('Z'))).toBe('1Z');
+      const pids = (await serverConnections(APP_USER)).map((s) => s.pid);
+      await admin.query('select pg_terminate_backend($1)', [pids[0]]);
+      await waitFor(async () => (await serverConnections(APP_USER)).every((s) => s.pid !== pids[0]), 2_000);
+      await sleep(100);
+      a.write(Buffer.concat([query('select 7'), bindExecuteSync('r', ['41'])]));
+      const first = await a.readUntil('Z');
+      expect(types(first)).toBe('TDCZ');
+      const second = await a.readUntil('Z');
+      expect(types(second)).toBe('2DCZ');
+      expect(second.find((m) => m.type === 'D')?.body.toString('utf8', 6)).toBe('42');
+    } finally {
+      a.close();
+    }
+  });
+
+  it('keeps the server while a pipelined extended request is still open after an idle ReadyForQuery (regression)', async () => {
+    // Query + (Parse, Describe, Flush) in one write: the Query's ReadyForQuery is idle, but the Parse/Describe
+    // replies and the later Sync belong to this client; the server must not go back to the pool in between.
+    const proxy = await proxyWith({ userExtra: 'pool_size = 1' });
+    const a = await RawClient.connect(proxy.port);
+    const b = await RawClient.connect(proxy.port);
+    try {
+      await a.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);
+      await b.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);
+      const types = (ms: { type: string }[]): string => ms.map((m) => m.type).join('');
+      a.write(
+        Buffer.concat([
+          query('select 1'),
+          parseMessage('', 'select $1::int * 3', Buffer.from([0, 0])),
+          frame('D', 'S\0'),
+          frame('H'),
+        ]),
+      );
+      expect(types(await a.readUntil('Z'))).toBe('TDCZ');
+      expect(types([await a.readMessage(), await a.readMessage(), await a.readMessage()])).toBe('1tT');
+      // Another client wants the only server now: it must wait until a's segment is closed by a Sync.
+      b.write(query('select 2'));
+      await sleep(150);
+      a.write(Buffer.concat([bindExecuteSync('', ['5'])]));
+      const done = await a.readUntil('Z');
+      expect(types(done)).toBe('2DCZ');
+      expect(done.find((m) => m.type === 'D')?.body.toString('utf8', 6)).toBe('15');
+      const other = await b.readUntil('Z');
+      expect(types(other)).toBe('TDCZ');
     } finally {
       a.close();
       b.close();
