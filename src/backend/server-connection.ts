@@ -23,6 +23,8 @@ export interface ServerAddress {
 export interface ServerClient {
   /** Write reply bytes to the client; false = the client socket is backpressured. */
   writeToClient(buf: Buffer): boolean;
+  /** Bytes handed to writeToClient that the socket has not passed to the kernel yet. */
+  hasPendingWrites(): boolean;
   /** Resume reading the server once the client drains. */
   onClientDrain(resume: () => void): void;
   /** A ReadyForQuery reached the client. */
@@ -35,6 +37,9 @@ export interface ServerClient {
 export type ServerState = 'connecting' | 'idle' | 'active' | 'closed';
 
 let nextServerId = 1;
+
+/** Size of each connection's read buffer (libuv reads up to this much per call). */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 export class ServerConnection implements ScannerOwner {
   readonly id = nextServerId++;
@@ -66,7 +71,15 @@ export class ServerConnection implements ScannerOwner {
   /** Open the socket, run startup + auth, and resolve when the server is ready for queries. */
   connect(connectTimeoutMs: number, startupParams: Record<string, string>): Promise<void> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: this.address.host, port: this.address.port });
+      // Reads land in a per-connection buffer handed to `onRead` (no Buffer object, no stream machinery per read).
+      const socket = net.connect({
+        host: this.address.host,
+        port: this.address.port,
+        onread: {
+          buffer: () => this.nextReadBuffer(),
+          callback: (n: number, buf: Uint8Array) => this.onRead(n, buf),
+        },
+      });
       this.socket = socket;
       socket.setNoDelay(true);
       let settled = false;
@@ -95,7 +108,7 @@ export class ServerConnection implements ScannerOwner {
       });
       const parser = new Parser();
       let scram: ScramClientSession | null = null;
-      const onData = (chunk: Buffer): void => {
+      this.onBytes = (chunk: Buffer): void => {
         try {
           parser.parse(chunk, (msg) => {
             if (settled) return;
@@ -103,7 +116,6 @@ export class ServerConnection implements ScannerOwner {
             if (msg.name === 'readyForQuery') {
               settled = true;
               clearTimeout(timer);
-              socket.removeListener('data', onData);
               socket.removeAllListeners('error');
               socket.removeAllListeners('close');
               this.enterStreaming(socket);
@@ -114,8 +126,27 @@ export class ServerConnection implements ScannerOwner {
           fail(`bad startup reply: ${(err as Error).message}`);
         }
       };
-      socket.on('data', onData);
     });
+  }
+
+  /** Where received bytes go: the startup parser (copies), then the reply scanner (views). */
+  private onBytes: (chunk: Buffer) => void = () => undefined;
+  private readBuffer: Buffer | null = null;
+  /** A write still pending on the client socket references bytes of `readBuffer`: the next read needs a new one. */
+  private isReadBufferPinned = false;
+
+  private nextReadBuffer(): Buffer {
+    if (this.readBuffer === null || this.isReadBufferPinned) {
+      this.readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+      this.isReadBufferPinned = false;
+    }
+    return this.readBuffer;
+  }
+
+  private onRead(n: number, buf: Uint8Array): boolean {
+    const view = Buffer.from(buf.buffer, buf.byteOffset, n);
+    this.onBytes(this.state === 'connecting' ? Buffer.from(view) : view);
+    return true;
   }
 
   private handleStartupMessage(
@@ -187,7 +218,7 @@ export class ServerConnection implements ScannerOwner {
 
   private enterStreaming(socket: net.Socket): void {
     this.state = 'idle';
-    socket.on('data', (chunk: Buffer) => this.scanner.scan(chunk));
+    this.onBytes = (chunk: Buffer) => this.scanner.scan(chunk);
     socket.on('error', (err) => {
       this.closeReason ||= err.message;
     });
@@ -211,7 +242,10 @@ export class ServerConnection implements ScannerOwner {
   forward(buf: Buffer): void {
     const client = this.client;
     if (!client) return; // no one to receive (unsolicited message while idle): dropped
-    if (!client.writeToClient(buf)) {
+    const isFlowing = client.writeToClient(buf);
+    // A write the kernel did not take at once keeps pointing into our read buffer: stop reusing it.
+    if (client.hasPendingWrites()) this.isReadBufferPinned = true;
+    if (!isFlowing) {
       const socket = this.socket;
       if (!socket) return;
       socket.pause();

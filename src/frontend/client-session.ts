@@ -464,6 +464,10 @@ export class ClientSession implements ServerClient, Cancellable {
     return this.socket.write(buf);
   }
 
+  hasPendingWrites(): boolean {
+    return this.socket.writableLength > 0;
+  }
+
   onClientDrain(resume: () => void): void {
     this.socket.once('drain', resume);
   }
@@ -609,6 +613,7 @@ function resetAndRelease(
   }
   server.client = {
     writeToClient: () => true,
+    hasPendingWrites: () => false,
     onClientDrain: (resume) => resume(),
     onServerParameter: () => undefined,
     onServerLost: () => undefined,
