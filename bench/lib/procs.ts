@@ -2,6 +2,7 @@
 // (SIGTERM, then SIGKILL) on normal exit, on errors, and on Ctrl-C / SIGTERM. Nothing is ever killed by name.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
+import { readLogTail } from '../../src/testing/pg-cluster.js';
 
 const tracked = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
@@ -200,20 +201,7 @@ export async function runCapture(
 
 /** The last `maxBytes` of a file, for error messages. */
 export function fileTail(file: string, maxBytes = 3_000): string {
-  try {
-    const size = fs.statSync(file).size;
-    const start = Math.max(0, size - maxBytes);
-    const fd = fs.openSync(file, 'r');
-    try {
-      const buf = Buffer.alloc(size - start);
-      fs.readSync(fd, buf, 0, buf.length, start);
-      return buf.toString('utf8');
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return '';
-  }
+  return readLogTail(file, 0, maxBytes);
 }
 
 /** VmRSS (and VmHWM) of a process in KiB, from /proc/<pid>/status; null if it is gone. */

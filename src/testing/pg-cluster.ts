@@ -201,7 +201,8 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function readLogTail(logPath: string, fromByte = 0, maxBytes = 4_000): string {
+/** The last `maxBytes` of a file (from `fromByte` at the earliest), '' if unreadable: log tails for error messages. */
+export function readLogTail(logPath: string, fromByte = 0, maxBytes = 4_000): string {
   try {
     const size = fs.statSync(logPath).size;
     const start = Math.max(fromByte, size - maxBytes);
