@@ -24,6 +24,9 @@ import { SqlState } from '../errors/sqlstate.js';
 import { readStartupPacket } from './startup.js';
 import { ClientAuth } from './client-auth.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
+import { RequestBatch } from './request-batch.js';
+import { SessionParams } from './session-params.js';
+import { resetAndRelease } from '../backend/server-reset.js';
 import type { CancelRegistry, Cancellable } from './cancel-registry.js';
 
 export interface SessionDeps {
@@ -38,17 +41,6 @@ export interface SessionDeps {
 }
 
 export type SessionState = 'startup' | 'auth' | 'ready' | 'closed';
-
-/** Session parameters kept in step between a client and whichever server it is given (PgBouncer's set). */
-const TRACKED_PARAMS = [
-  'client_encoding',
-  'DateStyle',
-  'TimeZone',
-  'IntervalStyle',
-  'application_name',
-  'standard_conforming_strings',
-];
-const TRACKED_LOWER = new Map(TRACKED_PARAMS.map((p) => [p.toLowerCase(), p]));
 
 let nextSessionId = 1;
 
@@ -73,12 +65,8 @@ export class ClientSession implements ServerClient, Cancellable {
   private server: ServerConnection | null = null;
   private serverPool: Pool | null = null;
   private isWaitingForServer = false;
-  /** Client frames not yet sent (views into received chunks) and what they need. */
-  private batchTypes: number[] = [];
-  private batchFrames: Buffer[] = [];
-  private batchBytes = 0;
-  private batchReady = 0;
-  private batchHasFlush = false;
+  /** Client frames not yet sent (views into received chunks). */
+  private readonly batch = new RequestBatch();
   /** After an error the proxy raised mid-pipeline: drop frames until Sync, as PostgreSQL does. */
   private isSkippingToSync = false;
   /**
@@ -87,7 +75,7 @@ export class ClientSession implements ServerClient, Cancellable {
    */
   private hasOpenSegment = false;
   private statements: ClientStatements | null = null;
-  private readonly wantedParams = new Map<string, string>();
+  private readonly params = new SessionParams();
   private txStatus: number = TxStatus.Idle;
   private cancelKey: { pid: number; secret: number } | null = null;
   private queryTimer: NodeJS.Timeout | null = null;
@@ -212,10 +200,7 @@ export class ClientSession implements ServerClient, Cancellable {
     const userConfig = pools.findUser(user, this.database);
     if (!userConfig) return this.loginFailed(PgError.unknownUser(user, this.database), 'unknown user');
     this.userConfig = userConfig;
-    for (const [k, v] of params) {
-      const tracked = TRACKED_LOWER.get(k.toLowerCase());
-      if (tracked) this.wantedParams.set(tracked, v);
-    }
+    this.params.fromStartup(params);
     this.auth = new ClientAuth(this.deps.general().authType, user, userConfig.password);
     this.state = 'auth';
     this.applyAuthOutcome(this.auth.start());
@@ -260,14 +245,7 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   private sendLoginReplies(serverParams: Map<string, string>): void {
-    const out: Buffer[] = [];
-    for (const [k, v] of serverParams) {
-      const wanted = this.wantedParams.get(k);
-      out.push(parameterStatus(k, wanted ?? v));
-    }
-    for (const k of TRACKED_PARAMS)
-      if (!this.wantedParams.has(k) && serverParams.has(k))
-        this.wantedParams.set(k, serverParams.get(k) as string);
+    const out: Buffer[] = this.params.loginStatus(serverParams).map(([k, v]) => parameterStatus(k, v));
     this.cancelKey = this.deps.cancels.register(this);
     out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), READY_IDLE);
     this.socket.write(Buffer.concat(out));
@@ -296,11 +274,7 @@ export class ClientSession implements ServerClient, Cancellable {
       case Frontend.Query:
       case Frontend.Sync:
       case Frontend.FunctionCall:
-        this.batchReady++;
-        break;
       case Frontend.Flush:
-        this.batchHasFlush = true;
-        break;
       case Frontend.Parse:
       case Frontend.Bind:
       case Frontend.Describe:
@@ -309,7 +283,8 @@ export class ClientSession implements ServerClient, Cancellable {
       case Frontend.CopyData:
       case Frontend.CopyDone:
       case Frontend.CopyFail:
-        break;
+        this.batch.push(type, frame);
+        return;
       case Frontend.Terminate:
         this.close('client terminated');
         return;
@@ -318,24 +293,21 @@ export class ClientSession implements ServerClient, Cancellable {
           `invalid frontend message type "${String.fromCharCode(type)}" (0x${type.toString(16)})`,
         );
     }
-    this.batchTypes.push(type);
-    this.batchFrames.push(frame);
-    this.batchBytes += frame.length;
   }
 
   /** After a chunk's frames are queued: send them if a server is attached, else check one out at a flush point. */
   private afterChunk(): void {
-    if (this.state !== 'ready' || this.batchFrames.length === 0) return;
+    if (this.state !== 'ready' || this.batch.isEmpty) return;
     if (this.server !== null) {
       this.sendBatch(this.server);
       return;
     }
-    if (this.batchReady > 0 || this.batchHasFlush) {
+    if (this.batch.isFlushPoint) {
       this.checkout();
       return;
     }
-    if (this.batchBytes > this.deps.general().maxMessageSizeBytes) {
-      this.protocolViolation(`request of ${this.batchBytes} bytes without Sync exceeds max_message_size`);
+    if (this.batch.bytes > this.deps.general().maxMessageSizeBytes) {
+      this.protocolViolation(`request of ${this.batch.bytes} bytes without Sync exceeds max_message_size`);
     }
   }
 
@@ -367,10 +339,7 @@ export class ClientSession implements ServerClient, Cancellable {
     this.server = server;
     this.serverPool = pool;
     server.client = this;
-    let sets = '';
-    for (const [k, v] of this.wantedParams) {
-      if (server.params.get(k) !== v) sets += `SET ${k} TO '${v.replace(/'/g, "''")}';`;
-    }
+    const sets = this.params.syncSql(server.params);
     if (sets !== '') {
       server.scanner.swallowNextUntilReady();
       server.send(query(sets), 1);
@@ -378,14 +347,7 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   private sendBatch(server: ServerConnection): void {
-    const types = this.batchTypes;
-    const frames = this.batchFrames;
-    const ready = this.batchReady;
-    this.batchTypes = [];
-    this.batchFrames = [];
-    this.batchBytes = 0;
-    this.batchReady = 0;
-    this.batchHasFlush = false;
+    const { types, frames, readyCount: ready } = this.batch.take();
     let isOpen = this.hasOpenSegment;
     let out = frames;
     const statements = this.statements;
@@ -436,26 +398,10 @@ export class ClientSession implements ServerClient, Cancellable {
   /** Answer a batch that cannot run (no server): one error per pending Sync/Query, like PostgreSQL after an error. */
   private failBatch(err: PgError): void {
     this.log.warn({ code: err.code }, err.message);
-    const out: Buffer[] = [];
-    let errorSent = false; // an error was sent for a segment its Sync has not closed yet
-    for (const t of this.batchTypes) {
-      if (!errorSent) {
-        out.push(err.toBuffer());
-        errorSent = true;
-      }
-      if (t === Frontend.Sync || t === Frontend.Query || t === Frontend.FunctionCall) {
-        out.push(readyForQuery(this.txStatus));
-        errorSent = false;
-      }
-    }
-    this.isSkippingToSync = errorSent;
+    const { replies, isSkippingToSync } = this.batch.failReplies(err, this.txStatus);
+    this.isSkippingToSync = isSkippingToSync;
     this.hasOpenSegment = false;
-    this.batchTypes = [];
-    this.batchFrames = [];
-    this.batchBytes = 0;
-    this.batchReady = 0;
-    this.batchHasFlush = false;
-    this.socket.write(Buffer.concat(out));
+    this.socket.write(replies);
   }
 
   // --- ServerClient: called by the attached server connection ---------------------------------------------------
@@ -490,8 +436,7 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   onServerParameter(name: string, value: string): void {
-    if (this.wantedParams.has(name) || TRACKED_LOWER.has(name.toLowerCase()))
-      this.wantedParams.set(name, value);
+    this.params.noteStatus(name, value);
   }
 
   onServerLost(server: ServerConnection, reason: string): void {
@@ -583,47 +528,14 @@ export class ClientSession implements ServerClient, Cancellable {
     const pool = this.serverPool;
     this.server = null;
     this.serverPool = null;
-    if (server !== null && pool !== null)
-      resetAndRelease(server, pool, !this.isTransactionMode, this.txStatus);
+    if (server !== null && pool !== null) {
+      resetAndRelease(server, pool, {
+        isSessionMode: !this.isTransactionMode,
+        txStatus: this.txStatus,
+        hasOpenSegment: this.hasOpenSegment,
+      });
+    }
     this.log.info({ remote: this.remote, durationMs: Date.now() - this.connectedAt }, 'client disconnected');
     this.deps.onClose(this);
   }
-}
-
-/**
- * Give a server back after its client left: a running query means the connection's state is unknown (closed);
- * an open transaction is rolled back, and in session mode DISCARD ALL clears what the client set.
- */
-function resetAndRelease(
-  server: ServerConnection,
-  pool: Pool,
-  isSessionMode: boolean,
-  txStatus: number,
-): void {
-  if (server.pendingReady > 0 || !server.scanner.isAtMessageBoundary) {
-    pool.discard(server, 'client left during a query');
-    return;
-  }
-  const statements: string[] = [];
-  if (txStatus !== TxStatus.Idle) statements.push('ROLLBACK');
-  if (isSessionMode) statements.push('DISCARD ALL');
-  if (statements.length === 0) {
-    pool.release(server);
-    return;
-  }
-  server.client = {
-    writeToClient: () => true,
-    hasPendingWrites: () => false,
-    onClientDrain: (resume) => resume(),
-    onServerParameter: () => undefined,
-    onServerLost: () => undefined,
-    onServerReady: (s) => {
-      if (s.pendingReady === 0) {
-        if (isSessionMode) s.prepared.clear();
-        pool.release(s);
-      }
-    },
-  };
-  // DISCARD ALL cannot run inside the implicit transaction of a multi-statement Query: one Query each.
-  server.send(Buffer.concat(statements.map((sql) => query(sql))), statements.length);
 }

@@ -461,6 +461,27 @@ describe('pools', () => {
     }
   });
 
+  it('does not reuse a server whose client left in the middle of a failed extended request (regression)', async () => {
+    // Parse error + Flush, no Sync: the server now skips everything until a Sync. Reusing it would make the next
+    // client's queries vanish; the proxy must discard that connection instead.
+    const proxy = await proxyWith({ userExtra: 'pool_size = 1' });
+    const a = await RawClient.connect(proxy.port);
+    await a.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);
+    a.write(Buffer.concat([parseMessage('', 'selec oops', Buffer.from([0, 0])), frame('H')]));
+    const m = await a.readMessage();
+    expect(m.type).toBe('E');
+    a.close();
+    await sleep(100);
+    const b = await connected(proxy.url);
+    try {
+      const started = Date.now();
+      expect((await b.query('select 41 + 1 as n')).rows[0].n).toBe(42);
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      await b.end();
+    }
+  });
+
   it('opens min_pool_size connections shortly after the first login', async () => {
     const proxy = await proxyWith({
       general: 'min_pool_size = 2',
