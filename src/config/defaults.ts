@@ -241,3 +241,39 @@ export const SUPPORTED_PGDOG_SECTIONS: readonly string[] = [
   'omnisharded_tables',
 ];
 export const SUPPORTED_USERS_SECTIONS: readonly string[] = ['users', 'admin'];
+
+// ---- sharding sections (docs.pgdog.dev/configuration/pgdog.toml/sharded_tables) ----
+
+/** data_type values; PgDog's default is bigint. "vector" (PgDog's centroid sharding) is not supported. */
+export const SHARDED_DATA_TYPES = ['bigint', 'integer', 'text', 'varchar', 'uuid'] as const;
+export const SHARDED_DATA_TYPE_DEFAULT = 'bigint';
+export const SHARDED_MAPPING_KINDS = ['list', 'range', 'default'] as const;
+
+export const SUPPORTED_SHARDED_TABLE_KEYS: readonly string[] = [
+  'database',
+  'name',
+  'schema',
+  'column',
+  'data_type',
+  'primary',
+  'hasher',
+  'mapping',
+];
+/** `[[sharded_tables]]` keys of PgDog's vector sharding, ignored with a warning. */
+export const UNSUPPORTED_SHARDED_TABLE_KEYS: ReadonlySet<string> = new Set([
+  'centroids',
+  'centroids_path',
+  'centroid_probes',
+]);
+/** `[[sharded_tables.mapping]]` keys (the table gives database, table and column). */
+export const SUPPORTED_NESTED_MAPPING_KEYS: readonly string[] = ['kind', 'values', 'start', 'end', 'shard'];
+export const SUPPORTED_SHARDED_MAPPING_KEYS: readonly string[] = [
+  'database',
+  'table',
+  'schema',
+  'column',
+  ...SUPPORTED_NESTED_MAPPING_KEYS,
+];
+export const SUPPORTED_OMNISHARDED_KEYS: readonly string[] = ['database', 'tables'];
+/** PgDog's sticky routing of omnisharded reads, ignored with a warning. */
+export const UNSUPPORTED_OMNISHARDED_KEYS: ReadonlySet<string> = new Set(['sticky']);

@@ -2,7 +2,15 @@
 // names, for `--print-config`-style output and startup logs. Passwords are always "[redacted]".
 
 import { stringify } from 'smol-toml';
-import type { AdminConfig, Config, DatabaseConfig, GeneralConfig, UserConfig } from './types.js';
+import type {
+  AdminConfig,
+  Config,
+  DatabaseConfig,
+  GeneralConfig,
+  ShardedMappingConfig,
+  ShardedTableConfig,
+  UserConfig,
+} from './types.js';
 
 export const REDACTED = '[redacted]';
 
@@ -18,8 +26,8 @@ export function formatEffectiveConfig(config: Config): string {
     ...config.users.map(userLines),
   ];
   const text = blocks.map((lines) => lines.join('\n')).join('\n\n');
-  const raw = rawTablesText(config);
-  return `${text}\n${raw === '' ? '' : `\n${raw}`}`;
+  const sharding = shardingText(config);
+  return `${text}\n${sharding === '' ? '' : `\n${sharding}`}`;
 }
 
 function headerLines(config: Config): Line[] {
@@ -108,11 +116,35 @@ function tomlScalar(value: string | number | boolean): string {
   return JSON.stringify(value).replace(/\x7f/g, '\\u007f');
 }
 
-/** The sharding tables as stored (not interpreted yet), printed as real TOML. */
-function rawTablesText(config: Config): string {
-  const raw: Record<string, Record<string, unknown>[]> = {};
-  if (config.shardedTables.length > 0) raw.sharded_tables = config.shardedTables;
-  if (config.shardedMappings.length > 0) raw.sharded_mappings = config.shardedMappings;
-  if (config.omnishardedTables.length > 0) raw.omnisharded_tables = config.omnishardedTables;
-  return Object.keys(raw).length === 0 ? '' : stringify(raw);
+/** The sharding sections as real TOML: defaults filled in, mapping rules nested under their table. */
+function shardingText(config: Config): string {
+  const sections: Record<string, Record<string, unknown>[]> = {};
+  if (config.shardedTables.length > 0) sections.sharded_tables = config.shardedTables.map(shardedTableToml);
+  if (config.omnishardedTables.length > 0) {
+    sections.omnisharded_tables = config.omnishardedTables.map(({ database, tables }) => ({
+      database,
+      tables,
+    }));
+  }
+  return Object.keys(sections).length === 0 ? '' : stringify(sections);
+}
+
+function shardedTableToml(table: ShardedTableConfig): Record<string, unknown> {
+  const entry: Record<string, unknown> = { database: table.database };
+  if (table.name !== null) entry.name = table.name;
+  if (table.schema !== null) entry.schema = table.schema;
+  entry.column = table.column;
+  entry.data_type = table.dataType;
+  entry.primary = table.isPrimary;
+  if (table.mappings.length > 0) entry.mapping = table.mappings.map(mappingToml);
+  return entry;
+}
+
+function mappingToml(rule: ShardedMappingConfig): Record<string, unknown> {
+  const entry: Record<string, unknown> = { kind: rule.kind };
+  if (rule.kind === 'list') entry.values = rule.values;
+  if (rule.start !== null) entry.start = rule.start;
+  if (rule.end !== null) entry.end = rule.end;
+  entry.shard = rule.shard;
+  return entry;
 }

@@ -32,7 +32,8 @@ import {
   UNSUPPORTED_PGDOG_SECTIONS,
   UNSUPPORTED_USER_KEYS,
 } from './defaults.js';
-import { SectionReader, toPlainValue, type TomlTable } from './toml-values.js';
+import { readSharding } from './sharding.js';
+import { SectionReader, type TomlTable } from './toml-values.js';
 import type { AdminConfig, Config, DatabaseConfig, GeneralConfig, UserConfig } from './types.js';
 
 export interface ConfigPaths {
@@ -85,9 +86,7 @@ export function parseConfig(pgdogToml: string, usersToml: string, paths: ConfigP
   const general = readGeneral(pgdogRoot, warnings);
   const databases = readDatabases(pgdogRoot, warnings);
   const admin = readAdmin(pgdogRoot, usersRoot, warnings);
-  const shardedTables = readRawTables(pgdogRoot, 'sharded_tables');
-  const shardedMappings = readRawTables(pgdogRoot, 'sharded_mappings');
-  const omnishardedTables = readRawTables(pgdogRoot, 'omnisharded_tables');
+  const { shardedTables, omnishardedTables } = readSharding(pgdogRoot, databases, warnings);
   warnings.push(...pgdogRoot.warnAboutUnusedKeys(UNSUPPORTED_PGDOG_SECTIONS, SUPPORTED_PGDOG_SECTIONS));
   checkAdminName(pgdogRoot, admin, databases);
 
@@ -100,7 +99,6 @@ export function parseConfig(pgdogToml: string, usersToml: string, paths: ConfigP
     admin,
     users,
     shardedTables,
-    shardedMappings,
     omnishardedTables,
     configPath: paths.configPath,
     usersPath: paths.usersPath,
@@ -477,10 +475,4 @@ function checkDuplicateUsers(root: SectionReader, users: UserConfig[]): void {
     const problem = `user "${user.name}" for database "${user.database}" is already defined by users[${first}]`;
     throw root.errorAt(`users[${index}]`, problem, 'one [[users]] entry per (name, database)');
   });
-}
-
-// ---- sharding tables (kept raw for now) ----
-
-function readRawTables(root: SectionReader, key: string): Record<string, unknown>[] {
-  return root.tables(key).map((table) => toPlainValue(table) as Record<string, unknown>);
 }

@@ -199,16 +199,3 @@ function editDistance(a: string, b: string): number {
   }
   return previous[b.length];
 }
-
-/** Deep copy of a raw TOML value as plain objects; integers become numbers when safe. */
-export function toPlainValue(value: unknown): unknown {
-  if (typeof value === 'bigint') {
-    const isSafe = value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER);
-    return isSafe ? Number(value) : value;
-  }
-  if (Array.isArray(value)) return value.map(toPlainValue);
-  if (isTable(value)) {
-    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, toPlainValue(inner)]));
-  }
-  return value;
-}

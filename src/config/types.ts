@@ -57,19 +57,49 @@ export interface UserConfig {
   serverPassword: string | null; // PgDog: server_password
 }
 
+/** PgDog's data_type; "varchar" and "text" are the same key type. */
+export type ShardedDataType = 'bigint' | 'integer' | 'text' | 'varchar' | 'uuid';
+export type ShardedMappingKind = 'list' | 'range' | 'default';
+
+/** A list value or range bound: bigint for bigint/integer keys; string for text, uuid (lower-case 8-4-4-4-12). */
+export type ShardKeyLiteral = bigint | string;
+
+/** One list/range/default rule, from `[[sharded_mappings]]` or `[[sharded_tables.mapping]]`. */
+export interface ShardedMappingConfig {
+  kind: ShardedMappingKind;
+  values: ShardKeyLiteral[]; // list only
+  start: ShardKeyLiteral | null; // range only, inclusive; null = unbounded
+  end: ShardKeyLiteral | null; // range only, exclusive; null = unbounded
+  shard: number;
+  /** Where it was written, e.g. `sharded_mappings[2]` or `sharded_tables[0].mapping[1]`. */
+  source: string;
+}
+
+/** One `[[sharded_tables]]` entry. Names are kept as written (see docs/configuration.md). */
+export interface ShardedTableConfig {
+  database: string;
+  name: string | null; // table; null = every table that has `column`
+  schema: string | null; // null = any schema
+  column: string;
+  dataType: ShardedDataType; // default "bigint"
+  isPrimary: boolean; // PgDog: primary (accepted, not used for routing yet)
+  /** List/range rules for this column; empty = hash sharding (PostgreSQL PARTITION BY HASH). */
+  mappings: ShardedMappingConfig[];
+}
+
+/** One `[[omnisharded_tables]]` entry: tables with the same rows on every shard. */
+export interface OmnishardedTablesConfig {
+  database: string;
+  tables: string[];
+}
+
 export interface Config {
   general: GeneralConfig;
   databases: DatabaseConfig[];
   admin: AdminConfig;
   users: UserConfig[];
-  /**
-   * PgDog sharding tables, kept as written (not validated yet; later issues give them types).
-   * Integers are numbers when they fit in a JS safe integer, bigint otherwise; nested
-   * `[[sharded_tables.mapping]]` entries stay inside their table as `mapping`.
-   */
-  shardedTables: Record<string, unknown>[]; // [[sharded_tables]]
-  shardedMappings: Record<string, unknown>[]; // [[sharded_mappings]]
-  omnishardedTables: Record<string, unknown>[]; // [[omnisharded_tables]]
+  shardedTables: ShardedTableConfig[]; // [[sharded_tables]], with their mappings
+  omnishardedTables: OmnishardedTablesConfig[]; // [[omnisharded_tables]]
   /** Absolute paths of the files the config came from (for messages and reload). */
   configPath: string | null;
   usersPath: string | null;

@@ -9,14 +9,24 @@ export class PgError extends Error {
   readonly code: SqlStateCode;
   readonly detail: string | undefined;
   readonly hint: string | undefined;
+  /** 1-based character position in the query text (ErrorResponse field P), when the error points into it. */
+  readonly position: number | undefined;
 
-  constructor(severity: Severity, code: SqlStateCode, message: string, detail?: string, hint?: string) {
+  constructor(
+    severity: Severity,
+    code: SqlStateCode,
+    message: string,
+    detail?: string,
+    hint?: string,
+    position?: number,
+  ) {
     super(message);
     this.name = 'PgError';
     this.severity = severity;
     this.code = code;
     this.detail = detail;
     this.hint = hint;
+    this.position = position;
   }
 
   /** The ErrorResponse frame for this error. */
@@ -85,6 +95,10 @@ export class PgError extends Error {
   }
   static shuttingDown(): PgError {
     return new PgError('FATAL', SqlState.AdminShutdown, 'shardgate is shutting down');
+  }
+  /** A statement the PostgreSQL parser rejects (42601), with PostgreSQL's own message and cursor position. */
+  static syntaxError(message: string, position?: number): PgError {
+    return new PgError('ERROR', SqlState.SyntaxError, message, undefined, undefined, position);
   }
   static internal(message: string): PgError {
     return new PgError('ERROR', SqlState.InternalError, message);

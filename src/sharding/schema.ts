@@ -1,14 +1,25 @@
 // What the router needs to know about sharding, derived from pgdog.toml: which columns shard which tables, with
-// what key type and function, and which tables are copied to every shard. Pure data, built once per config.
+// what key type and function, and which tables are copied to every shard. Pure data, built once per config
+// (sharding/schema-from-config.ts). Names are kept exactly as written in pgdog.toml and compared as PostgreSQL
+// stores them: an unquoted SQL identifier is folded to lower case, so `Orders` in the config only matches "Orders".
 
 /** Key types the sharding functions accept (PgDog's data_type; "varchar" is read as text). */
 export type ShardKeyType = 'bigint' | 'integer' | 'text' | 'uuid';
 
-/** How a key maps to a shard: PostgreSQL-compatible hash (default), or explicit list/range mappings. */
+/**
+ * How a key maps to a shard: PostgreSQL-compatible hash (default), or explicit list/range mappings. Values are
+ * normalized text: integers in decimal, uuids in lower-case 8-4-4-4-12 form, text as is. Range `start` is inclusive,
+ * `end` exclusive, null = unbounded. `defaultShard` takes keys no entry matches (PgDog's kind = "default");
+ * null = such keys are an error.
+ */
 export type ShardFunction =
   | { kind: 'hash' }
-  | { kind: 'list'; entries: { values: string[]; shard: number }[] }
-  | { kind: 'range'; entries: { start: string | null; end: string | null; shard: number }[] };
+  | { kind: 'list'; entries: { values: string[]; shard: number }[]; defaultShard: number | null }
+  | {
+      kind: 'range';
+      entries: { start: string | null; end: string | null; shard: number }[];
+      defaultShard: number | null;
+    };
 
 /** One `[[sharded_tables]]` entry: `table` null means "any table with this column" (PgDog's column-based form). */
 export interface ShardedColumn {
@@ -24,6 +35,6 @@ export interface ShardingSchema {
   database: string;
   shardCount: number;
   shardedColumns: ShardedColumn[];
-  /** Tables (lower-case, unqualified or schema-qualified) named in `[[omnisharded_tables]]`. */
+  /** Tables named in `[[omnisharded_tables]]`, as written (unqualified, or "schema.table" when written so). */
   omnishardedTables: Set<string>;
 }

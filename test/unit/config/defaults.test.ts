@@ -68,7 +68,6 @@ describe('parseConfig defaults', () => {
     expect(config.configPath).toBe('pgdog.toml');
     expect(config.usersPath).toBe('users.toml');
     expect(config.shardedTables).toEqual([]);
-    expect(config.shardedMappings).toEqual([]);
     expect(config.omnishardedTables).toEqual([]);
   });
 
@@ -197,7 +196,7 @@ role = "auto"\n`;
     ]);
   });
 
-  it('keeps sharding tables raw, integers as numbers, mappings nested', () => {
+  it('types the sharding sections and attaches [[sharded_mappings]] to their table', () => {
     const pgdog = `${MINIMAL_PGDOG}
 [[sharded_tables]]
 database = "prod"
@@ -211,30 +210,36 @@ shard = 0
 [[sharded_mappings]]
 database = "prod"
 column = "tenant_id"
-kind = "range"
-start = 0
-end = 100
+kind = "default"
 shard = 0
 
 [[omnisharded_tables]]
 database = "prod"
 tables = ["countries"]
-sticky = true
 `;
     const { config, warnings } = parse(pgdog);
     expect(warnings).toEqual([]);
     expect(config.shardedTables).toEqual([
       {
         database: 'prod',
+        name: null,
+        schema: null,
         column: 'tenant_id',
-        data_type: 'bigint',
-        mapping: [{ values: [1, 2, 9007199254740993n], shard: 0 }],
+        dataType: 'bigint',
+        isPrimary: false,
+        mappings: [
+          {
+            kind: 'list',
+            values: [1n, 2n, 9007199254740993n],
+            start: null,
+            end: null,
+            shard: 0,
+            source: 'sharded_tables[0].mapping[0]',
+          },
+          { kind: 'default', values: [], start: null, end: null, shard: 0, source: 'sharded_mappings[0]' },
+        ],
       },
     ]);
-    expect(config.shardedMappings).toEqual([
-      { database: 'prod', column: 'tenant_id', kind: 'range', start: 0, end: 100, shard: 0 },
-    ]);
-    expect(config.omnishardedTables).toEqual([{ database: 'prod', tables: ['countries'], sticky: true }]);
-    expect(Object.getPrototypeOf(config.shardedTables[0])).toBe(Object.prototype);
+    expect(config.omnishardedTables).toEqual([{ database: 'prod', tables: ['countries'] }]);
   });
 });

@@ -1,4 +1,5 @@
 // The shipped example files parse without warnings, and PgDog-style files are accepted.
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -45,6 +46,32 @@ describe('shipped example configurations', () => {
       ['shardgate', 5432, 0, 'primary'],
       ['shardgate', 5433, 1, 'primary'],
     ]);
+    expect(config.shardedTables.map((t) => [t.name, t.column, t.dataType, t.mappings.length])).toEqual([
+      ['orders', 'customer_id', 'bigint', 0],
+      ['order_items', 'customer_id', 'bigint', 0],
+    ]);
+    expect(config.omnishardedTables).toEqual([{ database: 'shardgate', tables: ['countries'] }]);
+  });
+
+  it('pgdog.toml.example: the commented sharding examples are valid once uncommented', () => {
+    const text = readFileSync(join(ROOT, 'pgdog.toml.example'), 'utf8');
+    const start = text.indexOf('# [[sharded_tables]]');
+    const uncommented = `${text.slice(0, start)}${text
+      .slice(start)
+      .split('\n')
+      .map((line) => (/^# (\[|[a-z_]+ = )/.test(line) ? line.slice(2) : line))
+      .join('\n')}`;
+    const users = readFileSync(join(ROOT, 'users.toml.example'), 'utf8');
+    const { config, warnings } = parseConfig(uncommented, users, {
+      configPath: 'pgdog.toml',
+      usersPath: 'users.toml',
+    });
+    expect(warnings.map(formatConfigWarning)).toEqual([]);
+    expect(config.shardedTables.map((t) => [t.name, t.mappings.map((m) => m.kind)])).toEqual([
+      ['orders', []],
+      ['events', ['list', 'default', 'list']],
+    ]);
+    expect(config.omnishardedTables).toHaveLength(1);
   });
 });
 
@@ -162,7 +189,9 @@ describe('PgDog-style configuration', () => {
     expect(config.databases).toHaveLength(5);
     expect(config.users.map((u) => u.database)).toEqual(['pgdog', 'pgdog_sharded']);
     expect(config.shardedTables).toHaveLength(1);
-    expect(config.shardedMappings).toHaveLength(1);
+    expect(config.shardedTables[0].mappings).toEqual([
+      expect.objectContaining({ kind: 'list', values: [1n, 2n, 3n], shard: 0 }),
+    ]);
   });
 
   it('only warns about recognized-but-unsupported settings', () => {

@@ -54,6 +54,8 @@ describe('formatEffectiveConfig', () => {
     const reparsed = parseToml(text) as Record<string, unknown>;
     expect(Object.keys(reparsed)).toEqual(['general', 'admin', 'databases', 'users', 'sharded_tables']);
     expect((reparsed.databases as unknown[]).length).toBe(2);
-    expect(reparsed.sharded_tables).toEqual([{ database: 'prod', column: 'id', data_type: 'bigint' }]);
+    expect(reparsed.sharded_tables).toEqual([
+      { database: 'prod', column: 'id', data_type: 'bigint', primary: false },
+    ]);
   });
 });

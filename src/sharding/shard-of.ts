@@ -1,0 +1,80 @@
+// Key → shard for one sharded column: parse the key as it arrives (SQL literal, text or binary Bind parameter,
+// or NULL), then apply the column's ShardFunction (PostgreSQL hash, or a list/range mapping). Bad keys and keys no
+// mapping takes are PgErrors, never a silent pick of some shard.
+
+import { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
+import { hashShard } from './hash.js';
+import {
+  decodeKeyBinary,
+  describeKeyColumn,
+  formatUuid,
+  parseKeyText,
+  parseKeyTextBytes,
+  type KeyValue,
+} from './key-value.js';
+import { mappedShard } from './mapping.js';
+import type { ShardedColumn } from './schema.js';
+
+/** Bind parameter format codes: 0 = text, 1 = binary. */
+export type ParameterFormat = 0 | 1;
+
+/** The shard for a key written in SQL: the constant's text without quotes, e.g. `123` or `a0ee...` or `abc`. */
+export function shardForLiteral(column: ShardedColumn, shardCount: number, literal: string): number {
+  return shardForKey(column, shardCount, parseKeyText(column.keyType, literal, column));
+}
+
+/** The shard for a Bind parameter value (null = SQL NULL) in text or binary format. */
+export function shardForParameter(
+  column: ShardedColumn,
+  shardCount: number,
+  value: Buffer | null,
+  format: ParameterFormat,
+): number {
+  if (value === null) return shardForNull(column, shardCount);
+  const key =
+    format === 1
+      ? decodeKeyBinary(column.keyType, value, column)
+      : parseKeyTextBytes(column.keyType, value, column);
+  return shardForKey(column, shardCount, key);
+}
+
+/**
+ * The shard for a parsed key. A key no list/range entry takes (and no default mapping) is refused with
+ * 23514 check_violation: PostgreSQL raises the same for a row no LIST/RANGE partition accepts
+ * ("no partition of relation ... found for row").
+ */
+export function shardForKey(column: ShardedColumn, shardCount: number, key: KeyValue): number {
+  if (column.fn.kind === 'hash') return hashShard(column.keyType, key, shardCount);
+  const shard = mappedShard(column.fn, column.keyType, key);
+  if (shard === null) throw noMappingError(column, describeKey(column, key));
+  return shard;
+}
+
+/**
+ * Where PostgreSQL puts a NULL key: hash partitioning skips NULL columns, so the row hash is 0 and the remainder 0
+ * (shard 0); list/range mappings send it to the default mapping when there is one, and refuse it otherwise.
+ */
+export function shardForNull(column: ShardedColumn, shardCount: number): number {
+  if (shardCount < 1) throw new RangeError(`shard count must be at least 1, got ${shardCount}`);
+  if (column.fn.kind === 'hash') return 0;
+  if (column.fn.defaultShard !== null) return column.fn.defaultShard;
+  throw noMappingError(column, 'NULL');
+}
+
+function noMappingError(column: ShardedColumn, key: string): PgError {
+  return new PgError(
+    'ERROR',
+    SqlState.CheckViolation,
+    `no ${column.fn.kind} mapping of shard key ${describeKeyColumn(column)} takes the key ${key}`,
+    undefined,
+    'Add the value to a [[sharded_mappings]] entry in pgdog.toml, or add a kind = "default" mapping.',
+  );
+}
+
+function describeKey(column: ShardedColumn, key: KeyValue): string {
+  if (typeof key === 'bigint') return key.toString();
+  if (column.keyType === 'uuid') return formatUuid(key);
+  const text = key.toString('utf8');
+  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
+}
