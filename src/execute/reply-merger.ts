@@ -1,0 +1,627 @@
+// ReplyMerger: the replies of one statement run on N shards → the one reply the client expects. Pure: whole backend
+// frames in (tagged with their shard, up to and including the frame that ends the statement there — CommandComplete,
+// EmptyQueryResponse, PortalSuspended or ErrorResponse; never ReadyForQuery), client frames out through `emit`, as
+// early as correctness allows.
+//
+// - Replies before the rows (ParseComplete, BindComplete, ParameterDescription, NoData, RowDescription,
+//   CopyIn/OutResponse…) are matched by position: the first shard to send the i-th one has it emitted, the others'
+//   i-th must be of the same type; RowDescriptions must agree on column count, formats and built-in type OIDs (user
+//   types such as enums have per-database OIDs, so those are not compared), else XX000.
+// - NoticeResponse (and NotificationResponse/ParameterStatus, should one come) from every shard is passed on: all of
+//   them, not deduplicated — N shards raising the same NOTICE show it N times, as N sessions would.
+// - DataRows: without ORDER BY they stream through as they arrive (the original frame object, no copy), with
+//   OFFSET/LIMIT over the combined stream. With ORDER BY, a k-way merge (heap of shards, ties by shard number): the
+//   smallest head row goes out once every shard still running has a row waiting. With aggregates, each shard's one
+//   row is kept and one combined row goes out at the end. Frames are only read during `push`: a row kept past it is
+//   copied (the caller may read server sockets into reused buffers), once.
+// - CommandComplete: combined (command-tag.ts); SELECT reports the rows sent. EmptyQueryResponse: once. COPY TO
+//   STDOUT: CopyData streams through, one CopyDone before the tag.
+// - ErrorResponse from a shard: the statement failed. That shard's error goes out once, after the rows already sent,
+//   with "(shard N)" appended to its Detail (added if absent), other fields byte for byte; later frames of the
+//   statement are dropped, only their end is noted. The merger's own errors (shapes, tags, unsupported) end the
+//   statement the same way.
+// - PortalSuspended (Execute with a row limit) is not merged: with more than one shard, the first one seen fails the
+//   statement with 0A000 (the shards' rows would exceed the limit and the portal cannot be resumed consistently).
+//   A batch that never reaches an end frame (Describe without Execute) is the caller's to handle: `isDone` stays false.
+import { Backend } from '../protocol/codes.js';
+import { MessageWriter } from '../protocol/writer.js';
+import { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
+import { combineCommandTags, commandComplete, parseCommandTag, type CommandTag } from './command-tag.js';
+import { mergeSpecProblem, type MergeSpec, type SortKey } from './merge-spec.js';
+import {
+  combineValues,
+  comparatorFor,
+  FIRST_USER_OID,
+  type ColumnType,
+  type ValueComparator,
+} from './value-compare.js';
+
+function bodylessFrame(code: number): Buffer {
+  const frame = Buffer.alloc(5);
+  frame[0] = code;
+  frame.writeInt32BE(4, 1);
+  return frame;
+}
+
+const EMPTY_QUERY_RESPONSE = bodylessFrame(Backend.EmptyQueryResponse);
+const PORTAL_SUSPENDED = bodylessFrame(Backend.PortalSuspended);
+const COPY_DONE = bodylessFrame(Backend.CopyDone);
+
+const DETAIL_FIELD = 0x44; // 'D'
+
+type Mode = 'stream' | 'sort' | 'aggregate';
+
+interface QueuedRow {
+  frame: Buffer;
+  /** Values of the sort columns, in `orderBy` order (views into `frame`); null for SQL NULL. */
+  keys: (Buffer | null)[];
+}
+
+/** One shard's progress through the statement's reply. */
+class ShardReply {
+  isEnded = false;
+  endType = 0;
+  tag: CommandTag | null = null;
+  headerCount = 0;
+  aggregateRow: (Buffer | null)[] | null = null;
+  private rows: (QueuedRow | undefined)[] = [];
+  private head = 0;
+
+  get queued(): number {
+    return this.rows.length - this.head;
+  }
+  peek(): QueuedRow {
+    return this.rows[this.head] as QueuedRow;
+  }
+  last(): QueuedRow | undefined {
+    return this.queued > 0 ? this.rows[this.rows.length - 1] : undefined;
+  }
+  enqueue(row: QueuedRow): void {
+    this.rows.push(row);
+  }
+  dequeue(): QueuedRow {
+    const row = this.rows[this.head] as QueuedRow;
+    this.rows[this.head++] = undefined;
+    if (this.head === this.rows.length) this.clear();
+    else if (this.head >= 1024 && this.head * 2 >= this.rows.length) {
+      this.rows = this.rows.slice(this.head);
+      this.head = 0;
+    }
+    return row;
+  }
+  clear(): void {
+    this.rows = [];
+    this.head = 0;
+  }
+}
+
+/** Binary min-heap of shard numbers, ordered by a comparator over shard numbers. */
+class ShardHeap {
+  private readonly items: number[] = [];
+
+  constructor(private readonly compare: (a: number, b: number) => number) {}
+
+  get size(): number {
+    return this.items.length;
+  }
+  clear(): void {
+    this.items.length = 0;
+  }
+  push(shard: number): void {
+    const items = this.items;
+    let i = items.length;
+    items.push(shard);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.compare(items[parent], shard) <= 0) break;
+      items[i] = items[parent];
+      i = parent;
+    }
+    items[i] = shard;
+  }
+  pop(): number {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop() as number;
+    if (items.length > 0) {
+      let i = 0;
+      for (;;) {
+        let child = 2 * i + 1;
+        if (child >= items.length) break;
+        if (child + 1 < items.length && this.compare(items[child + 1], items[child]) < 0) child++;
+        if (this.compare(last, items[child]) <= 0) break;
+        items[i] = items[child];
+        i = child;
+      }
+      items[i] = last;
+    }
+    return top;
+  }
+}
+
+export class ReplyMerger {
+  private readonly shards: ShardReply[];
+  private readonly mode: Mode;
+  private readonly orderBy: readonly SortKey[];
+  private readonly maxKeyColumn: number;
+  /** Scratch for `readSortKeys`: [start, length] of each column up to the last sort column. */
+  private readonly columnSpans: Int32Array;
+  private readonly heap: ShardHeap;
+  /** Type bytes of the replies before the rows, by position, as emitted. */
+  private readonly headerTypes: number[] = [];
+  private rowShape: ColumnType[] | null = null;
+  private rowShapeShard = -1;
+  private comparators: ValueComparator[] | null = null;
+  private isFailed = false;
+  /** Some shard is past its replies before the rows (sent a row or ended): no new kind of header may appear. */
+  private hasProgressed = false;
+  /** A RowDescription or DataRow was seen: SELECT's count is the rows sent. */
+  private returnsRows = false;
+  private hasCopyDone = false;
+  private endedCount = 0;
+  private rowsToSkip: number;
+  private rowsSent = 0;
+  /** Sort mode: shards still running with no row waiting; the merge may only advance at 0. */
+  private blockingCount: number;
+
+  constructor(
+    shardCount: number,
+    private readonly spec: MergeSpec,
+    private readonly emit: (frame: Buffer) => void,
+  ) {
+    if (!Number.isInteger(shardCount) || shardCount < 1) {
+      throw new RangeError(`shard count must be a positive integer, got ${shardCount}`);
+    }
+    const problem = mergeSpecProblem(spec);
+    if (problem !== null) throw new RangeError(`bad merge spec: ${problem}`);
+    this.shards = Array.from({ length: shardCount }, () => new ShardReply());
+    this.mode = spec.aggregates !== null ? 'aggregate' : spec.orderBy.length > 0 ? 'sort' : 'stream';
+    this.orderBy = spec.orderBy;
+    this.maxKeyColumn = Math.max(-1, ...spec.orderBy.map((k) => k.column));
+    this.columnSpans = new Int32Array(2 * (this.maxKeyColumn + 1));
+    this.heap = new ShardHeap(
+      (a, b) => this.compareRows(this.shards[a].peek(), this.shards[b].peek()) || a - b,
+    );
+    this.rowsToSkip = spec.offset;
+    this.blockingCount = shardCount;
+  }
+
+  /** Every shard has ended the statement (the merged reply is complete). */
+  get isDone(): boolean {
+    return this.endedCount === this.shards.length;
+  }
+
+  /** The statement failed: an error (a shard's or the merger's) was emitted. */
+  get hasFailed(): boolean {
+    return this.isFailed;
+  }
+
+  push(shard: number, frame: Buffer): void {
+    const reply = this.shards[shard];
+    if (reply === undefined) {
+      throw new RangeError(`shard ${shard} is not one of the ${this.shards.length} shards of this statement`);
+    }
+    if (reply.isEnded) return;
+    try {
+      this.dispatch(shard, reply, frame);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      this.fail(
+        err instanceof PgError ? err : PgError.internal(`could not merge the shards' replies: ${why}`),
+      );
+    }
+  }
+
+  private dispatch(shard: number, reply: ShardReply, frame: Buffer): void {
+    switch (frame[0]) {
+      case Backend.DataRow:
+        this.onDataRow(shard, reply, frame);
+        return;
+      case Backend.CopyData:
+        this.hasProgressed = true;
+        if (!this.isFailed) this.emit(frame);
+        return;
+      case Backend.CommandComplete:
+        reply.tag = parseCommandTag(frame);
+        this.onEnd(shard, reply, Backend.CommandComplete);
+        return;
+      case Backend.EmptyQueryResponse:
+        this.onEnd(shard, reply, Backend.EmptyQueryResponse);
+        return;
+      case Backend.PortalSuspended:
+        if (this.shards.length > 1) {
+          this.fail(
+            PgError.featureNotSupported(
+              'row-limited Execute across shards is not supported yet',
+              'Execute with a row limit of 0 (all rows), or use a cursor on a single shard.',
+            ),
+          );
+        }
+        this.onEnd(shard, reply, Backend.PortalSuspended);
+        return;
+      case Backend.ErrorResponse:
+        if (!this.isFailed) {
+          this.markFailed();
+          this.emit(withShardInDetail(frame, shard));
+        }
+        this.onEnd(shard, reply, Backend.ErrorResponse);
+        return;
+      case Backend.NoticeResponse:
+      case Backend.NotificationResponse:
+      case Backend.ParameterStatus:
+        if (!this.isFailed) this.emit(frame);
+        return;
+      case Backend.CopyDone:
+        this.hasCopyDone = true;
+        return;
+      default:
+        this.onHeader(shard, reply, frame);
+    }
+  }
+
+  private onHeader(shard: number, reply: ShardReply, frame: Buffer): void {
+    const index = reply.headerCount++;
+    if (this.isFailed) return;
+    const type = frame[0];
+    if (index < this.headerTypes.length) {
+      if (this.headerTypes[index] !== type) {
+        this.fail(
+          differentReplies(
+            `shard ${shard} sent '${charOf(type)}' where another sent '${charOf(this.headerTypes[index])}'`,
+          ),
+        );
+      } else if (type === Backend.RowDescription) {
+        this.checkRowShape(shard, frame);
+      }
+      return;
+    }
+    if (this.hasProgressed) {
+      this.fail(differentReplies(`shard ${shard} sent '${charOf(type)}' after another shard's rows or end`));
+      return;
+    }
+    this.headerTypes.push(type);
+    if (type === Backend.RowDescription) {
+      this.rowShape = parseRowDescription(frame);
+      this.rowShapeShard = shard;
+      this.returnsRows = true;
+    }
+    this.emit(frame);
+  }
+
+  private checkRowShape(shard: number, frame: Buffer): void {
+    const first = this.rowShape as ColumnType[];
+    const shape = parseRowDescription(frame);
+    const isSame =
+      shape.length === first.length &&
+      shape.every(
+        (c, i) =>
+          c.format === first[i].format &&
+          (c.typeOid === first[i].typeOid ||
+            c.typeOid >= FIRST_USER_OID ||
+            first[i].typeOid >= FIRST_USER_OID),
+      );
+    if (!isSame) {
+      this.fail(
+        new PgError(
+          'ERROR',
+          SqlState.InternalError,
+          'shards returned different row shapes',
+          `shard ${this.rowShapeShard}: ${describeShape(first)}; shard ${shard}: ${describeShape(shape)}`,
+        ),
+      );
+    }
+  }
+
+  private onDataRow(shard: number, reply: ShardReply, frame: Buffer): void {
+    this.hasProgressed = true;
+    this.returnsRows = true;
+    if (this.isFailed) return;
+    switch (this.mode) {
+      case 'stream':
+        this.offer(frame);
+        return;
+      case 'aggregate':
+        if (reply.aggregateRow !== null) {
+          throw PgError.internal(
+            `an aggregate query across shards returned more than one row on shard ${shard}`,
+          );
+        }
+        reply.aggregateRow = readValues(Buffer.from(frame));
+        return;
+      case 'sort': {
+        if (this.isLimitReached()) return;
+        const row: QueuedRow = { frame, keys: this.readSortKeys(frame) };
+        if (reply.queued === 0) {
+          reply.enqueue(row);
+          this.heap.push(shard);
+          this.blockingCount--;
+        } else {
+          reply.enqueue(row);
+        }
+        this.drain();
+        if (reply.last() === row) retain(row);
+      }
+    }
+  }
+
+  private onEnd(shard: number, reply: ShardReply, type: number): void {
+    reply.isEnded = true;
+    reply.endType = type;
+    this.endedCount++;
+    this.hasProgressed = true;
+    if (!this.isFailed && type !== Backend.ErrorResponse && reply.headerCount < this.headerTypes.length) {
+      this.fail(
+        differentReplies(
+          `shard ${shard} ended after ${reply.headerCount} of ${this.headerTypes.length} replies`,
+        ),
+      );
+    }
+    if (this.mode === 'sort' && reply.queued === 0) {
+      this.blockingCount--;
+      this.drain();
+    }
+    if (this.endedCount === this.shards.length) this.finish();
+  }
+
+  private finish(): void {
+    if (this.isFailed) return;
+    const endType = this.shards[0].endType;
+    if (this.shards.some((s) => s.endType !== endType)) {
+      const ends = this.shards.map((s, i) => `shard ${i}: '${charOf(s.endType)}'`).join(', ');
+      this.fail(differentReplies(`the statement ended differently (${ends})`));
+      return;
+    }
+    if (this.mode === 'sort') this.drain(); // every shard ended: nothing blocks (already drained; kept as a guard)
+    if (this.mode === 'aggregate') this.emitAggregate();
+    if (this.hasCopyDone) this.emit(COPY_DONE);
+    switch (endType) {
+      case Backend.CommandComplete: {
+        const tags = this.shards.map((s) => s.tag as CommandTag);
+        const tag = combineCommandTags(tags, this.returnsRows ? this.rowsSent : null);
+        if (tag === null) {
+          const detail = tags.map((t, i) => `shard ${i}: ${t.text}`).join(', ');
+          this.fail(
+            new PgError('ERROR', SqlState.InternalError, 'shards returned different command tags', detail),
+          );
+        } else {
+          this.emit(commandComplete(tag));
+        }
+        return;
+      }
+      case Backend.EmptyQueryResponse:
+        this.emit(EMPTY_QUERY_RESPONSE);
+        return;
+      case Backend.PortalSuspended: // one shard only: more fail on arrival
+        this.emit(PORTAL_SUSPENDED);
+    }
+  }
+
+  // ---- rows ----
+
+  /** One row of the merged stream: OFFSET skips it, LIMIT drops it, else it goes to the client. */
+  private offer(frame: Buffer): void {
+    if (this.rowsToSkip > 0) {
+      this.rowsToSkip--;
+      return;
+    }
+    if (this.isLimitReached()) return;
+    this.rowsSent++;
+    this.emit(frame);
+  }
+
+  private isLimitReached(): boolean {
+    return this.spec.limit !== null && this.rowsSent >= this.spec.limit;
+  }
+
+  /** Sort mode: emit head rows while every running shard has one waiting. */
+  private drain(): void {
+    while (this.blockingCount === 0 && this.heap.size > 0 && !this.isFailed) {
+      const shard = this.heap.pop();
+      const reply = this.shards[shard];
+      const row = reply.dequeue();
+      if (reply.queued > 0) this.heap.push(shard);
+      else if (!reply.isEnded) this.blockingCount++;
+      this.offer(row.frame);
+      if (this.isLimitReached()) {
+        this.dropQueuedRows();
+        return;
+      }
+    }
+  }
+
+  private dropQueuedRows(): void {
+    for (const reply of this.shards) {
+      if (reply.queued === 0) continue;
+      reply.clear();
+      if (!reply.isEnded) this.blockingCount++;
+    }
+    this.heap.clear();
+  }
+
+  private compareRows(a: QueuedRow, b: QueuedRow): number {
+    const comparators = this.comparators as ValueComparator[];
+    for (let i = 0; i < comparators.length; i++) {
+      const x = a.keys[i];
+      const y = b.keys[i];
+      const key = this.orderBy[i];
+      if (x === null || y === null) {
+        if (x === y) continue;
+        return (x === null) === key.isNullsFirst ? -1 : 1;
+      }
+      const c = comparators[i](x, y);
+      if (c !== 0) return key.isDescending ? -c : c;
+    }
+    return 0;
+  }
+
+  private readSortKeys(frame: Buffer): (Buffer | null)[] {
+    if (this.comparators === null) {
+      const types = this.columnTypes('ORDER BY');
+      this.comparators = this.orderBy.map((k) => comparatorFor(columnType(types, k.column)));
+    }
+    const columnCount = frame.readInt16BE(5);
+    if (columnCount <= this.maxKeyColumn) {
+      throw PgError.internal(
+        `ORDER BY column ${this.maxKeyColumn + 1} is beyond the ${columnCount} columns of the row`,
+      );
+    }
+    const spans = this.columnSpans;
+    let pos = 7;
+    for (let c = 0; c <= this.maxKeyColumn; c++) {
+      const length = frame.readInt32BE(pos);
+      pos += 4;
+      spans[2 * c] = pos;
+      spans[2 * c + 1] = length;
+      if (length > 0) pos += length;
+    }
+    const keys = new Array<Buffer | null>(this.orderBy.length);
+    for (let i = 0; i < keys.length; i++) {
+      const c = this.orderBy[i].column;
+      const length = spans[2 * c + 1];
+      keys[i] = length < 0 ? null : frame.subarray(spans[2 * c], spans[2 * c] + length);
+    }
+    return keys;
+  }
+
+  private columnTypes(purpose: string): readonly ColumnType[] {
+    const types = this.spec.columnTypes ?? this.rowShape;
+    if (types === null) {
+      throw PgError.featureNotSupported(
+        `${purpose} across shards needs the result's column types, and this reply has no row description`,
+        "Describe the portal before Execute (or let shardgate know the statement's result types).",
+      );
+    }
+    return types;
+  }
+
+  private emitAggregate(): void {
+    const aggregates = this.spec.aggregates ?? [];
+    const rows = this.shards.flatMap((s) => (s.aggregateRow === null ? [] : [s.aggregateRow]));
+    if (rows.length === 0) return;
+    const width = rows[0].length;
+    if (rows.some((r) => r.length !== width))
+      throw PgError.internal('shards returned aggregate rows of different widths');
+    const types = aggregates.length > 0 ? this.columnTypes('an aggregate') : [];
+    const out = rows[0].slice();
+    for (const { column, fn } of aggregates) {
+      if (column >= width)
+        throw PgError.internal(`aggregate column ${column + 1} is beyond the ${width} columns of the row`);
+      out[column] = combineValues(
+        fn,
+        columnType(types, column),
+        rows.map((r) => r[column]),
+      );
+    }
+    this.offer(dataRow(out));
+  }
+
+  // ---- failure ----
+
+  private fail(err: PgError): void {
+    if (this.isFailed) return;
+    this.markFailed();
+    this.emit(err.toBuffer());
+  }
+
+  private markFailed(): void {
+    this.isFailed = true;
+    this.dropQueuedRows();
+    for (const reply of this.shards) reply.aggregateRow = null;
+  }
+}
+
+/** A queued row outlives `push`: give it its own copy of the frame (keys re-pointed into the copy). */
+function retain(row: QueuedRow): void {
+  const copy = Buffer.from(row.frame);
+  const base = row.frame.byteOffset;
+  for (let i = 0; i < row.keys.length; i++) {
+    const key = row.keys[i];
+    if (key !== null) row.keys[i] = copy.subarray(key.byteOffset - base, key.byteOffset - base + key.length);
+  }
+  row.frame = copy;
+}
+
+function columnType(types: readonly ColumnType[], column: number): ColumnType {
+  const type = types[column];
+  if (type === undefined)
+    throw PgError.internal(`column ${column + 1} is beyond the ${types.length} described columns`);
+  return type;
+}
+
+/** RowDescription → each column's type OID and format code. */
+function parseRowDescription(frame: Buffer): ColumnType[] {
+  const count = frame.readInt16BE(5);
+  const columns: ColumnType[] = [];
+  let pos = 7;
+  for (let i = 0; i < count; i++) {
+    pos = frame.indexOf(0, pos) + 1; // field name
+    pos += 4 + 2; // table OID, column number
+    const typeOid = frame.readUInt32BE(pos);
+    pos += 4 + 2 + 4; // type OID, type size, type modifier
+    const format = frame.readInt16BE(pos);
+    pos += 2;
+    columns.push({ typeOid, format });
+  }
+  return columns;
+}
+
+function describeShape(shape: readonly ColumnType[]): string {
+  const columns = shape.map((c) => (c.format === 0 ? `${c.typeOid}` : `${c.typeOid}/binary`));
+  return `${shape.length} columns (type OIDs ${columns.join(', ')})`;
+}
+
+/** All values of a DataRow, as views into `frame`. */
+function readValues(frame: Buffer): (Buffer | null)[] {
+  const count = frame.readInt16BE(5);
+  const values: (Buffer | null)[] = [];
+  let pos = 7;
+  for (let i = 0; i < count; i++) {
+    const length = frame.readInt32BE(pos);
+    pos += 4;
+    values.push(length < 0 ? null : frame.subarray(pos, pos + length));
+    if (length > 0) pos += length;
+  }
+  return values;
+}
+
+function dataRow(values: readonly (Buffer | null)[]): Buffer {
+  const w = new MessageWriter(64);
+  w.int16(values.length);
+  for (const v of values) {
+    if (v === null) w.int32(-1);
+    else w.int32(v.length).bytes(v);
+  }
+  return w.frame(Backend.DataRow);
+}
+
+/** The shard's ErrorResponse with "(shard N)" appended to its Detail field, or a Detail "shard N" added. */
+export function withShardInDetail(frame: Buffer, shard: number): Buffer {
+  const end = 1 + frame.readInt32BE(1);
+  let pos = 5;
+  while (pos < end && frame[pos] !== 0) {
+    const valueEnd = frame.indexOf(0, pos + 1);
+    if (valueEnd < 0 || valueEnd >= end) return frame; // malformed: forward as it is
+    if (frame[pos] === DETAIL_FIELD) {
+      const note = valueEnd === pos + 1 ? `shard ${shard}` : ` (shard ${shard})`;
+      return insertBytes(frame, end, valueEnd, Buffer.from(note, 'latin1'));
+    }
+    pos = valueEnd + 1;
+  }
+  if (pos >= end) return frame;
+  return insertBytes(frame, end, pos, Buffer.from(`Dshard ${shard}\0`, 'latin1'));
+}
+
+function insertBytes(frame: Buffer, end: number, at: number, extra: Buffer): Buffer {
+  const out = Buffer.concat([frame.subarray(0, at), extra, frame.subarray(at, end)]);
+  out.writeInt32BE(out.length - 1, 1);
+  return out;
+}
+
+function differentReplies(detail: string): PgError {
+  return new PgError('ERROR', SqlState.InternalError, 'shards returned different replies', detail);
+}
+
+function charOf(type: number): string {
+  return String.fromCharCode(type);
+}

@@ -1,0 +1,890 @@
+// Unit tests for ReplyMerger: N shards' reply frames in, one client reply out — streaming, k-way ORDER BY merge,
+// LIMIT/OFFSET, aggregates, command tags, errors and mismatched shards. Frames are built by hand; no sockets.
+import { describe, expect, it, vi } from 'vitest';
+import { ReplyMerger } from '../../../src/execute/reply-merger.js';
+import { PASS_THROUGH_SPEC, sortKey, type MergeSpec } from '../../../src/execute/merge-spec.js';
+import { TypeOid } from '../../../src/execute/value-compare.js';
+
+// ---- frame builders ----
+
+function frame(type: string, body: Buffer | string = ''): Buffer {
+  const b = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  const out = Buffer.alloc(5 + b.length);
+  out.write(type, 0, 'latin1');
+  out.writeInt32BE(4 + b.length, 1);
+  b.copy(out, 5);
+  return out;
+}
+
+interface Col {
+  oid: number;
+  format?: number;
+  name?: string;
+}
+
+function rowDescription(cols: Col[]): Buffer {
+  const parts: Buffer[] = [u16(cols.length)];
+  cols.forEach((c, i) => {
+    const fixed = Buffer.alloc(18);
+    fixed.writeUInt32BE(16384 + i, 0); // table OID (differs per shard in real life)
+    fixed.writeInt16BE(i + 1, 4);
+    fixed.writeUInt32BE(c.oid, 6);
+    fixed.writeInt16BE(-1, 10);
+    fixed.writeInt32BE(-1, 12);
+    fixed.writeInt16BE(c.format ?? 0, 16);
+    parts.push(Buffer.from(`${c.name ?? `c${i}`}\0`), fixed);
+  });
+  return frame('T', Buffer.concat(parts));
+}
+
+function dataRow(values: (string | Buffer | null)[]): Buffer {
+  const parts: Buffer[] = [u16(values.length)];
+  for (const v of values) {
+    if (v === null) {
+      parts.push(i32(-1));
+    } else {
+      const b = typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
+      parts.push(i32(b.length), b);
+    }
+  }
+  return frame('D', Buffer.concat(parts));
+}
+
+function u16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeInt16BE(n);
+  return b;
+}
+function i32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+}
+function i64(n: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64BE(n);
+  return b;
+}
+
+const C = (tag: string): Buffer => frame('C', `${tag}\0`);
+const PARSE_COMPLETE = frame('1');
+const BIND_COMPLETE = frame('2');
+const NO_DATA = frame('n');
+const EMPTY = frame('I');
+const SUSPENDED = frame('s');
+
+/** ErrorResponse / NoticeResponse with fields in the given order (keys are field codes). */
+function errorFrame(fields: [string, string][], type = 'E'): Buffer {
+  return frame(type, fields.map(([k, v]) => `${k}${v}\0`).join('') + '\0');
+}
+
+// ---- reading what was emitted ----
+
+function values(f: Buffer): (string | null)[] {
+  const count = f.readInt16BE(5);
+  const out: (string | null)[] = [];
+  let pos = 7;
+  for (let i = 0; i < count; i++) {
+    const len = f.readInt32BE(pos);
+    pos += 4;
+    out.push(len < 0 ? null : f.toString('utf8', pos, pos + len));
+    if (len > 0) pos += len;
+  }
+  return out;
+}
+
+function errorFields(f: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let pos = 5;
+  while (f[pos] !== 0) {
+    const end = f.indexOf(0, pos + 1);
+    out[String.fromCharCode(f[pos])] = f.toString('utf8', pos + 1, end);
+    pos = end + 1;
+  }
+  return out;
+}
+
+class Client {
+  readonly frames: Buffer[] = [];
+  readonly emit = vi.fn((f: Buffer) => {
+    this.frames.push(f);
+  });
+  types(): string {
+    return this.frames.map((f) => String.fromCharCode(f[0])).join('');
+  }
+  rows(column = 0): (string | null)[] {
+    return this.frames.filter((f) => f[0] === 0x44).map((f) => values(f)[column]);
+  }
+  tag(): string | null {
+    const last = this.frames.at(-1);
+    return last !== undefined && last[0] === 0x43 ? last.toString('utf8', 5, last.length - 1) : null;
+  }
+  errors(): Record<string, string>[] {
+    return this.frames.filter((f) => f[0] === 0x45).map(errorFields);
+  }
+}
+
+function spec(overrides: Partial<MergeSpec>): MergeSpec {
+  return { ...PASS_THROUGH_SPEC, ...overrides };
+}
+
+/** Runs one column of `type` per shard (each already sorted) through a merger; returns the client's column 0. */
+function mergeColumn(
+  shardRows: (string | Buffer | null)[][],
+  mergeSpec: Partial<MergeSpec>,
+  col: Col,
+): { client: Client; merger: ReplyMerger } {
+  const client = new Client();
+  const merger = new ReplyMerger(shardRows.length, spec(mergeSpec), client.emit);
+  shardRows.forEach((_, s) => merger.push(s, rowDescription([col])));
+  // Interleave the shards row by row, as sockets would.
+  const longest = Math.max(...shardRows.map((r) => r.length));
+  for (let i = 0; i < longest; i++) {
+    shardRows.forEach((rows, s) => {
+      if (i < rows.length) merger.push(s, dataRow([rows[i]]));
+    });
+  }
+  shardRows.forEach((rows, s) => merger.push(s, C(`SELECT ${rows.length}`)));
+  return { client, merger };
+}
+
+// ---- tests ----
+
+describe('ReplyMerger: unordered streaming', () => {
+  it('streams rows as they arrive, the original frame objects, RowDescription once, SELECT n summed', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, PASS_THROUGH_SPEC, client.emit);
+    const t0 = rowDescription([{ oid: TypeOid.int4 }]);
+    const a = dataRow(['1']);
+    const b = dataRow(['2']);
+    const c = dataRow(['3']);
+    merger.push(0, t0);
+    merger.push(0, a);
+    expect(client.frames).toEqual([t0, a]); // before shard 1 has said anything
+    merger.push(1, rowDescription([{ oid: TypeOid.int4 }]));
+    merger.push(1, b);
+    merger.push(0, c);
+    merger.push(0, C('SELECT 2'));
+    expect(merger.isDone).toBe(false);
+    merger.push(1, C('SELECT 1'));
+    expect(merger.isDone).toBe(true);
+    expect(client.frames[1]).toBe(a);
+    expect(client.frames[2]).toBe(b);
+    expect(client.frames[3]).toBe(c);
+    expect(client.types()).toBe('TDDDC');
+    expect(client.tag()).toBe('SELECT 3');
+  });
+
+  it('applies OFFSET and LIMIT across the combined stream and reports the rows sent', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ offset: 1, limit: 3 }), client.emit);
+    for (const s of [0, 1]) merger.push(s, rowDescription([{ oid: TypeOid.text }]));
+    merger.push(0, dataRow(['a1']));
+    merger.push(1, dataRow(['b1']));
+    merger.push(0, dataRow(['a2']));
+    merger.push(1, dataRow(['b2']));
+    merger.push(1, dataRow(['b3']));
+    merger.push(0, dataRow(['a3']));
+    merger.push(0, C('SELECT 3'));
+    merger.push(1, C('SELECT 3'));
+    expect(client.rows()).toEqual(['b1', 'a2', 'b2']);
+    expect(client.tag()).toBe('SELECT 3');
+  });
+
+  it('LIMIT 0 sends no rows; a shard with zero rows is fine', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ limit: 0 }), client.emit);
+    merger.push(0, rowDescription([{ oid: TypeOid.int4 }]));
+    merger.push(0, dataRow(['1']));
+    merger.push(0, C('SELECT 1'));
+    merger.push(1, rowDescription([{ oid: TypeOid.int4 }]));
+    merger.push(1, C('SELECT 0'));
+    expect(client.types()).toBe('TC');
+    expect(client.tag()).toBe('SELECT 0');
+  });
+
+  it('extended protocol: ParseComplete/BindComplete once each, in order, and the others checked', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, PASS_THROUGH_SPEC, client.emit);
+    for (const s of [0, 1]) {
+      merger.push(s, PARSE_COMPLETE);
+      merger.push(s, BIND_COMPLETE);
+      merger.push(s, NO_DATA);
+    }
+    merger.push(1, C('UPDATE 2'));
+    merger.push(0, C('UPDATE 5'));
+    expect(client.frames).toEqual([PARSE_COMPLETE, BIND_COMPLETE, NO_DATA, C('UPDATE 7')]);
+  });
+
+  it("passes every shard's NoticeResponse on, not deduplicated", () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, PASS_THROUGH_SPEC, client.emit);
+    const notice = errorFrame(
+      [
+        ['S', 'NOTICE'],
+        ['C', '00000'],
+        ['M', 'table "t" does not exist, skipping'],
+      ],
+      'N',
+    );
+    merger.push(0, notice);
+    merger.push(1, notice);
+    merger.push(0, C('DROP TABLE'));
+    merger.push(1, C('DROP TABLE'));
+    expect(client.types()).toBe('NNC');
+    expect(client.tag()).toBe('DROP TABLE');
+  });
+
+  it('EmptyQueryResponse once, when every shard has ended', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(3, PASS_THROUGH_SPEC, client.emit);
+    merger.push(2, EMPTY);
+    merger.push(0, EMPTY);
+    expect(client.frames).toEqual([]);
+    merger.push(1, EMPTY);
+    expect(client.frames).toEqual([EMPTY]);
+    expect(merger.isDone).toBe(true);
+  });
+
+  it('COPY TO STDOUT: CopyOutResponse once, data streamed, one CopyDone, COPY n summed', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, PASS_THROUGH_SPEC, client.emit);
+    const copyOut = frame('H', Buffer.from([0, 0, 1, 0, 0]));
+    for (const s of [0, 1]) merger.push(s, copyOut);
+    merger.push(0, frame('d', '1\n'));
+    merger.push(1, frame('d', '2\n'));
+    merger.push(0, frame('c'));
+    merger.push(0, C('COPY 1'));
+    merger.push(1, frame('d', '3\n'));
+    merger.push(1, frame('c'));
+    merger.push(1, C('COPY 2'));
+    expect(client.types()).toBe('HdddcC');
+    expect(client.tag()).toBe('COPY 3');
+  });
+});
+
+describe('ReplyMerger: ORDER BY k-way merge', () => {
+  it('int8 ASC, exact beyond 2^53', () => {
+    const { client } = mergeColumn(
+      [
+        ['-9223372036854775808', '-5', '9007199254740993', '9223372036854775807'],
+        ['-6', '9007199254740992', '9007199254740994'],
+        [],
+      ],
+      { orderBy: [sortKey(0)] },
+      { oid: TypeOid.int8 },
+    );
+    expect(client.rows()).toEqual([
+      '-9223372036854775808',
+      '-6',
+      '-5',
+      '9007199254740992',
+      '9007199254740993',
+      '9007199254740994',
+      '9223372036854775807',
+    ]);
+    expect(client.tag()).toBe('SELECT 7');
+  });
+
+  it('int8 DESC puts NULLs first by default; DESC NULLS LAST; ASC NULLS FIRST', () => {
+    const desc = mergeColumn(
+      [
+        [null, '10', '2'],
+        ['11', '3', '-1'],
+      ],
+      { orderBy: [sortKey(0, true)] },
+      { oid: 20 },
+    );
+    expect(desc.client.rows()).toEqual([null, '11', '10', '3', '2', '-1']);
+
+    const descNullsLast = mergeColumn(
+      [
+        ['10', '2', null],
+        ['11', null],
+      ],
+      { orderBy: [sortKey(0, true, false)] },
+      { oid: 20 },
+    );
+    expect(descNullsLast.client.rows()).toEqual(['11', '10', '2', null, null]);
+
+    const ascNullsFirst = mergeColumn(
+      [
+        [null, '5'],
+        ['1', '7'],
+      ],
+      { orderBy: [sortKey(0, false, true)] },
+      { oid: 20 },
+    );
+    expect(ascNullsFirst.client.rows()).toEqual([null, '1', '5', '7']);
+
+    const ascDefault = mergeColumn(
+      [
+        ['5', null],
+        ['1', '7', null],
+      ],
+      { orderBy: [sortKey(0)] },
+      { oid: 20 },
+    );
+    expect(ascDefault.client.rows()).toEqual(['1', '5', '7', null, null]);
+  });
+
+  it('numeric with different scales and negatives, never through a double', () => {
+    const { client } = mergeColumn(
+      [
+        ['-100', '-10.5', '-2', '0.10', '3.14159', '12345678901234567890.000000000000000001'],
+        ['-10.25', '-2.000001', '0', '0.1', '3.1416', '12345678901234567890', 'NaN'],
+      ],
+      { orderBy: [sortKey(0)] },
+      { oid: TypeOid.numeric },
+    );
+    expect(client.rows()).toEqual([
+      '-100',
+      '-10.5',
+      '-10.25',
+      '-2.000001',
+      '-2',
+      '0',
+      '0.10', // equal to 0.1: ties go to the lower shard
+      '0.1',
+      '3.14159',
+      '3.1416',
+      '12345678901234567890',
+      '12345678901234567890.000000000000000001',
+      'NaN',
+    ]);
+  });
+
+  it('text by byte order (the "C" collation)', () => {
+    const { client } = mergeColumn(
+      [
+        ['B', 'a', 'b', 'é'],
+        ['A', 'Z', 'ab', 'z'],
+      ],
+      { orderBy: [sortKey(0)] },
+      { oid: TypeOid.varchar },
+    );
+    expect(client.rows()).toEqual(['A', 'B', 'Z', 'a', 'ab', 'b', 'z', 'é']);
+  });
+
+  it('timestamptz as instants: offsets across a DST change, BC, infinity', () => {
+    const { client } = mergeColumn(
+      [
+        ['-infinity', '2024-10-27 02:15:00+01', '2024-10-27 03:00:00+01', 'infinity'],
+        [
+          '0044-03-15 12:00:00+00 BC',
+          '2024-10-27 02:30:00+02',
+          '2024-10-27 02:59:59.999999+00',
+          '10000-01-01 00:00:00+00',
+        ],
+      ],
+      { orderBy: [sortKey(0)] },
+      { oid: TypeOid.timestamptz },
+    );
+    expect(client.rows()).toEqual([
+      '-infinity',
+      '0044-03-15 12:00:00+00 BC',
+      '2024-10-27 02:30:00+02', // 00:30 UTC
+      '2024-10-27 02:15:00+01', // 01:15 UTC
+      '2024-10-27 03:00:00+01', // 02:00 UTC
+      '2024-10-27 02:59:59.999999+00',
+      '10000-01-01 00:00:00+00',
+      'infinity',
+    ]);
+  });
+
+  it('uuid, descending', () => {
+    const { client } = mergeColumn(
+      [
+        ['f47ac10b-58cc-4372-a567-0e02b2c3d479', '00000000-0000-0000-0000-000000000001'],
+        ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '0000000a-0000-0000-0000-000000000000'],
+      ],
+      { orderBy: [sortKey(0, true)] },
+      { oid: TypeOid.uuid },
+    );
+    expect(client.rows()).toEqual([
+      'f47ac10b-58cc-4372-a567-0e02b2c3d479',
+      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+      '0000000a-0000-0000-0000-000000000000',
+      '00000000-0000-0000-0000-000000000001',
+    ]);
+  });
+
+  it('binary int4 (negatives sort below positives, unlike their bytes)', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ orderBy: [sortKey(0)] }), client.emit);
+    const col = { oid: TypeOid.int4, format: 1 };
+    merger.push(0, rowDescription([col]));
+    merger.push(1, rowDescription([col]));
+    for (const n of [-300, 2, 70000]) merger.push(0, dataRow([i32(n)]));
+    for (const n of [-1, 5]) merger.push(1, dataRow([i32(n)]));
+    merger.push(0, C('SELECT 3'));
+    merger.push(1, C('SELECT 2'));
+    const got = client.frames.filter((f) => f[0] === 0x44).map((f) => f.readInt32BE(11));
+    expect(got).toEqual([-300, -1, 2, 5, 70000]);
+  });
+
+  it('several keys: the second breaks ties of the first', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ orderBy: [sortKey(1), sortKey(0, true)] }), client.emit);
+    for (const s of [0, 1]) merger.push(s, rowDescription([{ oid: TypeOid.int4 }, { oid: TypeOid.text }]));
+    merger.push(0, dataRow(['1', 'a']));
+    merger.push(0, dataRow(['3', 'b']));
+    merger.push(1, dataRow(['2', 'a']));
+    merger.push(1, dataRow(['4', 'b']));
+    merger.push(0, C('SELECT 2'));
+    merger.push(1, C('SELECT 2'));
+    expect(client.rows(0)).toEqual(['2', '1', '4', '3']);
+  });
+
+  it('a shard with zero rows does not hold the others back once it ends', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ orderBy: [sortKey(0)] }), client.emit);
+    merger.push(0, rowDescription([{ oid: TypeOid.int4 }]));
+    merger.push(0, dataRow(['1']));
+    merger.push(0, dataRow(['2']));
+    expect(client.rows()).toEqual([]); // shard 1 might still send 0
+    merger.push(1, rowDescription([{ oid: TypeOid.int4 }]));
+    merger.push(1, C('SELECT 0'));
+    expect(client.rows()).toEqual(['1', '2']);
+    merger.push(0, C('SELECT 2'));
+    expect(client.tag()).toBe('SELECT 2');
+  });
+
+  it('streams: a row goes out as soon as every running shard has one waiting, before any shard ends', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(3, spec({ orderBy: [sortKey(0)] }), client.emit);
+    for (const s of [0, 1, 2]) merger.push(s, rowDescription([{ oid: TypeOid.int4 }]));
+    merger.push(0, dataRow(['1']));
+    merger.push(1, dataRow(['5']));
+    expect(client.emit).toHaveBeenCalledTimes(1); // only the RowDescription: shard 2 has no row yet
+    merger.push(2, dataRow(['3']));
+    expect(client.rows()).toEqual(['1']); // shard 0 must show its next row before 3 can go
+    merger.push(0, dataRow(['4']));
+    expect(client.rows()).toEqual(['1', '3']);
+    merger.push(2, C('SELECT 1'));
+    expect(client.rows()).toEqual(['1', '3', '4']);
+    expect(merger.isDone).toBe(false);
+    merger.push(0, C('SELECT 2'));
+    merger.push(1, C('SELECT 1'));
+    expect(client.rows()).toEqual(['1', '3', '4', '5']);
+    expect(client.tag()).toBe('SELECT 4');
+  });
+
+  it('OFFSET/LIMIT over the merged order', () => {
+    const { client } = mergeColumn(
+      [
+        ['1', '4', '6', '8'],
+        ['2', '3', '5', '7'],
+      ],
+      { orderBy: [sortKey(0)], offset: 2, limit: 3 },
+      { oid: TypeOid.int4 },
+    );
+    expect(client.rows()).toEqual(['3', '4', '5']);
+    expect(client.tag()).toBe('SELECT 3');
+  });
+
+  it('rows kept across push() are copied: the caller may reuse its read buffer', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ orderBy: [sortKey(0)] }), client.emit);
+    for (const s of [0, 1]) merger.push(s, rowDescription([{ oid: TypeOid.text }]));
+    const reused = dataRow(['aaa']);
+    merger.push(0, reused);
+    reused.fill(0x7a, 11); // the caller's buffer now holds other bytes ('zzz')
+    merger.push(1, dataRow(['bbb']));
+    merger.push(0, C('SELECT 1'));
+    merger.push(1, C('SELECT 1'));
+    expect(client.rows()).toEqual(['aaa', 'bbb']);
+  });
+
+  it("without a RowDescription it uses the caller's column types, or refuses with 0A000", () => {
+    const typed = new Client();
+    const withTypes = new ReplyMerger(
+      2,
+      spec({ orderBy: [sortKey(0)], columnTypes: [{ typeOid: TypeOid.int4, format: 0 }] }),
+      typed.emit,
+    );
+    for (const s of [0, 1]) withTypes.push(s, BIND_COMPLETE);
+    withTypes.push(0, dataRow(['10']));
+    withTypes.push(1, dataRow(['9']));
+    withTypes.push(0, C('SELECT 1'));
+    withTypes.push(1, C('SELECT 1'));
+    expect(typed.rows()).toEqual(['9', '10']);
+
+    const untyped = new Client();
+    const merger = new ReplyMerger(2, spec({ orderBy: [sortKey(0)] }), untyped.emit);
+    merger.push(0, dataRow(['10']));
+    merger.push(1, dataRow(['9']));
+    merger.push(0, C('SELECT 1'));
+    merger.push(1, C('SELECT 1'));
+    expect(untyped.types()).toBe('E');
+    expect(untyped.errors()[0].C).toBe('0A000');
+    expect(merger.isDone).toBe(true);
+  });
+});
+
+describe('ReplyMerger: k-way merge against a reference sort', () => {
+  /** mulberry32: a small seeded PRNG so failures reproduce. */
+  function prng(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('seed %i: random shards, interleavings, NULLs, LIMIT/OFFSET', (seed) => {
+    const random = prng(seed);
+    const shardCount = 1 + Math.floor(random() * 4);
+    const isDescending = random() < 0.5;
+    const isNullsFirst = random() < 0.5;
+    const offset = Math.floor(random() * 5);
+    const limit = random() < 0.3 ? null : Math.floor(random() * 20);
+    const order = (x: bigint | null, y: bigint | null): number => {
+      if (x === null || y === null) return x === y ? 0 : (x === null) === isNullsFirst ? -1 : 1;
+      const c = x < y ? -1 : x > y ? 1 : 0;
+      return isDescending ? -c : c;
+    };
+    const shards = Array.from({ length: shardCount }, () =>
+      Array.from({ length: Math.floor(random() * 12) }, () =>
+        random() < 0.15 ? null : BigInt(Math.floor((random() - 0.5) * 2 ** 20)) * 2n ** 44n,
+      ).sort(order),
+    );
+    const expected = shards
+      .flat()
+      .sort(order)
+      .slice(offset, limit === null ? undefined : offset + limit)
+      .map((v) => (v === null ? null : String(v)));
+
+    const client = new Client();
+    const merger = new ReplyMerger(
+      shardCount,
+      spec({ orderBy: [sortKey(0, isDescending, isNullsFirst)], offset, limit }),
+      client.emit,
+    );
+    const pending = shards.map((rows) => [
+      rowDescription([{ oid: TypeOid.int8 }]),
+      ...rows.map((v) => dataRow([v === null ? null : String(v)])),
+      C(`SELECT ${rows.length}`),
+    ]);
+    while (pending.some((p) => p.length > 0)) {
+      const live = pending.filter((p) => p.length > 0);
+      const next = live[Math.floor(random() * live.length)];
+      merger.push(pending.indexOf(next), next.shift() as Buffer);
+    }
+    expect(merger.isDone).toBe(true);
+    expect(client.rows()).toEqual(expected);
+    expect(client.tag()).toBe(`SELECT ${expected.length}`);
+  });
+});
+
+describe('ReplyMerger: errors', () => {
+  const uniqueViolation = errorFrame([
+    ['S', 'ERROR'],
+    ['V', 'ERROR'],
+    ['C', '23505'],
+    ['M', 'duplicate key value violates unique constraint "t_pkey"'],
+    ['D', 'Key (id)=(7) already exists.'],
+    ['s', 'public'],
+    ['t', 't'],
+    ['n', 't_pkey'],
+  ]);
+
+  it('a shard failing midway: rows already sent stay, its error goes out once with the shard in Detail', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(3, PASS_THROUGH_SPEC, client.emit);
+    for (const s of [0, 1, 2]) merger.push(s, rowDescription([{ oid: TypeOid.int4 }]));
+    merger.push(0, dataRow(['1']));
+    merger.push(1, dataRow(['2']));
+    merger.push(1, uniqueViolation);
+    merger.push(0, dataRow(['3'])); // after the error: dropped
+    merger.push(
+      2,
+      errorFrame([
+        ['S', 'ERROR'],
+        ['C', '57014'],
+        ['M', 'canceling statement'],
+      ]),
+    ); // second error: dropped
+    expect(merger.isDone).toBe(false);
+    merger.push(0, C('SELECT 2'));
+    expect(merger.isDone).toBe(true);
+    expect(client.types()).toBe('TDDE');
+    const [error] = client.errors();
+    expect(error).toEqual({
+      S: 'ERROR',
+      V: 'ERROR',
+      C: '23505',
+      M: 'duplicate key value violates unique constraint "t_pkey"',
+      D: 'Key (id)=(7) already exists. (shard 1)',
+      s: 'public',
+      t: 't',
+      n: 't_pkey',
+    });
+    // Every other field byte for byte: only the Detail grew.
+    const sent = client.frames[3];
+    const expected = Buffer.from(uniqueViolation);
+    const at = expected.indexOf('already exists.') + 'already exists.'.length;
+    const spliced = Buffer.concat([
+      expected.subarray(0, at),
+      Buffer.from(' (shard 1)'),
+      expected.subarray(at),
+    ]);
+    spliced.writeInt32BE(spliced.length - 1, 1);
+    expect(sent).toEqual(spliced);
+  });
+
+  it('adds a Detail field when the error has none', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, PASS_THROUGH_SPEC, client.emit);
+    merger.push(0, C('UPDATE 1'));
+    merger.push(
+      1,
+      errorFrame([
+        ['S', 'ERROR'],
+        ['C', '40P01'],
+        ['M', 'deadlock detected'],
+      ]),
+    );
+    expect(client.errors()).toEqual([{ S: 'ERROR', C: '40P01', M: 'deadlock detected', D: 'shard 1' }]);
+    expect(client.types()).toBe('E');
+  });
+
+  it('in a sorted merge, rows still waiting are dropped when a shard fails', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ orderBy: [sortKey(0)] }), client.emit);
+    for (const s of [0, 1]) merger.push(s, rowDescription([{ oid: TypeOid.int4 }]));
+    merger.push(0, dataRow(['1']));
+    merger.push(0, dataRow(['4']));
+    merger.push(1, dataRow(['3']));
+    expect(client.rows()).toEqual(['1', '3']); // 4 waits for shard 1's next row
+    merger.push(
+      1,
+      errorFrame([
+        ['S', 'ERROR'],
+        ['C', '22012'],
+        ['M', 'division by zero'],
+      ]),
+    );
+    merger.push(0, C('SELECT 2'));
+    expect(client.types()).toBe('TDDE');
+    expect(client.errors()[0].D).toBe('shard 1');
+  });
+
+  it('RowDescriptions that differ in column count or type end the statement with XX000', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, PASS_THROUGH_SPEC, client.emit);
+    merger.push(0, rowDescription([{ oid: TypeOid.int4 }, { oid: TypeOid.text }]));
+    merger.push(0, dataRow(['1', 'a']));
+    merger.push(1, rowDescription([{ oid: TypeOid.int8 }, { oid: TypeOid.text }]));
+    merger.push(1, dataRow(['2', 'b']));
+    merger.push(0, C('SELECT 1'));
+    merger.push(1, C('SELECT 1'));
+    expect(client.types()).toBe('TDE');
+    const [error] = client.errors();
+    expect(error.C).toBe('XX000');
+    expect(error.M).toBe('shards returned different row shapes');
+    expect(error.D).toContain('shard 1: 2 columns');
+    expect(merger.hasFailed).toBe(true);
+
+    const fewer = new Client();
+    const other = new ReplyMerger(2, PASS_THROUGH_SPEC, fewer.emit);
+    other.push(0, rowDescription([{ oid: TypeOid.int4 }]));
+    other.push(1, rowDescription([{ oid: TypeOid.int4 }, { oid: TypeOid.int4 }]));
+    expect(fewer.errors()[0].M).toBe('shards returned different row shapes');
+  });
+
+  it('user-defined types (per-database OIDs) may differ between shards', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, PASS_THROUGH_SPEC, client.emit);
+    merger.push(0, rowDescription([{ oid: 41000 }]));
+    merger.push(1, rowDescription([{ oid: 52311 }]));
+    merger.push(0, C('SELECT 0'));
+    merger.push(1, C('SELECT 0'));
+    expect(client.types()).toBe('TC');
+  });
+
+  it('replies of different kinds before the rows end the statement with XX000', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, PASS_THROUGH_SPEC, client.emit);
+    merger.push(0, PARSE_COMPLETE);
+    merger.push(1, BIND_COMPLETE);
+    merger.push(0, C('SET'));
+    merger.push(1, C('SET'));
+    expect(client.types()).toBe('1E');
+    expect(client.errors()[0].M).toBe('shards returned different replies');
+  });
+
+  it('PortalSuspended from several shards: 0A000 (row-limited Execute is not merged)', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, PASS_THROUGH_SPEC, client.emit);
+    merger.push(0, dataRow(['1']));
+    merger.push(0, SUSPENDED);
+    merger.push(1, dataRow(['2']));
+    merger.push(1, SUSPENDED);
+    expect(client.types()).toBe('DE');
+    expect(client.errors()[0]).toMatchObject({
+      C: '0A000',
+      M: 'row-limited Execute across shards is not supported yet',
+    });
+    expect(merger.isDone).toBe(true);
+
+    const single = new Client();
+    const one = new ReplyMerger(1, PASS_THROUGH_SPEC, single.emit);
+    one.push(0, dataRow(['1']));
+    one.push(0, SUSPENDED);
+    expect(single.types()).toBe('Ds');
+  });
+});
+
+describe('ReplyMerger: command tags', () => {
+  function tags(shardTags: string[], options: Partial<MergeSpec> = {}): Client {
+    const client = new Client();
+    const merger = new ReplyMerger(shardTags.length, spec(options), client.emit);
+    shardTags.forEach((t, s) => merger.push(s, C(t)));
+    expect(merger.isDone).toBe(true);
+    return client;
+  }
+
+  it('sums INSERT/UPDATE/DELETE/COPY/MERGE counts', () => {
+    expect(tags(['INSERT 0 2', 'INSERT 0 3', 'INSERT 0 0']).tag()).toBe('INSERT 0 5');
+    expect(tags(['UPDATE 4', 'UPDATE 1']).tag()).toBe('UPDATE 5');
+    expect(tags(['DELETE 0', 'DELETE 9']).tag()).toBe('DELETE 9');
+    expect(tags(['COPY 10', 'COPY 20']).tag()).toBe('COPY 30');
+    expect(tags(['MERGE 1', 'MERGE 1']).tag()).toBe('MERGE 2');
+  });
+
+  it('CREATE TABLE AS ("SELECT n", no rows sent) sums the counts', () => {
+    expect(tags(['SELECT 3', 'SELECT 4']).tag()).toBe('SELECT 7');
+  });
+
+  it('other tags: the same on every shard, reported once; different ones fail', () => {
+    const same = tags(['CREATE TABLE', 'CREATE TABLE']);
+    expect(same.types()).toBe('C');
+    expect(same.tag()).toBe('CREATE TABLE');
+    const different = tags(['SET', 'RESET']);
+    expect(different.types()).toBe('E');
+    expect(different.errors()[0]).toMatchObject({ C: 'XX000', M: 'shards returned different command tags' });
+    expect(tags(['UPDATE 1', 'DELETE 1']).types()).toBe('E');
+  });
+});
+
+describe('ReplyMerger: aggregates', () => {
+  const cols: Col[] = [
+    { oid: TypeOid.int8 }, // count
+    { oid: TypeOid.numeric }, // sum
+    { oid: TypeOid.int4 }, // min
+    { oid: TypeOid.timestamptz }, // max
+    { oid: TypeOid.text }, // carried from the first shard
+    { oid: TypeOid.float8 }, // sum (double)
+  ];
+  const aggregates: MergeSpec['aggregates'] = [
+    { column: 0, fn: 'count' },
+    { column: 1, fn: 'sum' },
+    { column: 2, fn: 'min' },
+    { column: 3, fn: 'max' },
+    { column: 5, fn: 'sum' },
+  ];
+
+  function aggregate(rows: ((string | null)[] | null)[], options: Partial<MergeSpec> = {}): Client {
+    const client = new Client();
+    const merger = new ReplyMerger(rows.length, spec({ aggregates, ...options }), client.emit);
+    rows.forEach((row, s) => {
+      merger.push(s, rowDescription(cols));
+      if (row !== null) merger.push(s, dataRow(row));
+      merger.push(s, C(`SELECT ${row === null ? 0 : 1}`));
+    });
+    expect(merger.isDone).toBe(true);
+    return client;
+  }
+
+  it('combines count/sum/min/max, ignoring NULLs; other columns from the first shard', () => {
+    const client = aggregate([
+      ['3', '10.5', '2', null, 'first', '0.1'],
+      ['0', null, null, null, 'second', null],
+      ['9007199254740993', '-0.275', '-1', '2024-01-01 00:00:00+00', 'third', '0.2'],
+    ]);
+    expect(client.types()).toBe('TDC');
+    const [row] = client.frames.filter((f) => f[0] === 0x44).map(values);
+    expect(row).toEqual([
+      '9007199254740996',
+      '10.225',
+      '-1',
+      '2024-01-01 00:00:00+00',
+      'first',
+      '0.30000000000000004',
+    ]);
+    expect(client.tag()).toBe('SELECT 1');
+  });
+
+  it('all NULL → NULL', () => {
+    const client = aggregate([
+      ['0', null, null, null, 'a', null],
+      ['0', null, null, null, 'b', null],
+    ]);
+    const [row] = client.frames.filter((f) => f[0] === 0x44).map(values);
+    expect(row).toEqual(['0', null, null, null, 'a', null]);
+  });
+
+  it('binary int8 count and int4 min/max', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(
+      2,
+      spec({
+        aggregates: [
+          { column: 0, fn: 'count' },
+          { column: 1, fn: 'max' },
+        ],
+      }),
+      client.emit,
+    );
+    const binCols: Col[] = [
+      { oid: TypeOid.int8, format: 1 },
+      { oid: TypeOid.int4, format: 1 },
+    ];
+    merger.push(0, rowDescription(binCols));
+    merger.push(1, rowDescription(binCols));
+    merger.push(0, dataRow([i64(2n ** 53n), i32(-5)]));
+    merger.push(1, dataRow([i64(7n), i32(-7)]));
+    merger.push(0, C('SELECT 1'));
+    merger.push(1, C('SELECT 1'));
+    const row = client.frames.find((f) => f[0] === 0x44) as Buffer;
+    expect(row.readBigInt64BE(11)).toBe(2n ** 53n + 7n);
+    expect(row.readInt32BE(23)).toBe(-5);
+  });
+
+  it('emits nothing before every shard has ended', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ aggregates: [{ column: 0, fn: 'count' }] }), client.emit);
+    merger.push(0, rowDescription([{ oid: TypeOid.int8 }]));
+    merger.push(0, dataRow(['1']));
+    merger.push(0, C('SELECT 1'));
+    expect(client.types()).toBe('T');
+    merger.push(1, rowDescription([{ oid: TypeOid.int8 }]));
+    merger.push(1, dataRow(['2']));
+    merger.push(1, C('SELECT 1'));
+    expect(client.rows()).toEqual(['3']);
+  });
+
+  it('a sum it cannot combine exactly fails with 0A000 rather than guessing', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ aggregates: [{ column: 0, fn: 'sum' }] }), client.emit);
+    for (const s of [0, 1]) {
+      merger.push(s, rowDescription([{ oid: 1186 }])); // interval
+      merger.push(s, dataRow(['1 day']));
+      merger.push(s, C('SELECT 1'));
+    }
+    expect(client.types()).toBe('TE');
+    expect(client.errors()[0].C).toBe('0A000');
+  });
+});
+
+describe('ReplyMerger: arguments', () => {
+  it('rejects a bad shard number and a bad spec', () => {
+    const merger = new ReplyMerger(2, PASS_THROUGH_SPEC, () => {});
+    expect(() => merger.push(2, C('SELECT 0'))).toThrow(RangeError);
+    expect(() => new ReplyMerger(0, PASS_THROUGH_SPEC, () => {})).toThrow(RangeError);
+    expect(() => new ReplyMerger(2, spec({ limit: -1 }), () => {})).toThrow(/limit/);
+  });
+});
