@@ -37,6 +37,7 @@ export class PgError extends Error {
       message: this.message,
       detail: this.detail,
       hint: this.hint,
+      position: this.position,
     });
   }
 

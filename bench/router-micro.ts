@@ -1,0 +1,141 @@
+// Router micro-benchmark (pure CPU, no servers): for every statement of the client corpus
+// (test/unit/router/corpus.ts), the time to parse it (libpg_query WASM) and to analyze it into a StatementPlan —
+// what a plan-cache miss costs — and the time of a plan-cache hit (target ≤ 5 µs). Not part of `npm test`.
+//
+//   npx tsx bench/router-micro.ts                    # --iterations 200 --lookups 1000000
+//   npx tsx bench/router-micro.ts --iterations 50 --top 10
+import { performance } from 'node:perf_hooks';
+import { analyzeStatement } from '../src/router/analyze.js';
+import { initParser, parseStatements, type ParsedStatement } from '../src/router/parser.js';
+import type { StatementPlan } from '../src/router/plan.js';
+import { PlanCache } from '../src/router/plan-cache.js';
+import { CORPUS } from '../test/unit/router/corpus.js';
+import { SCHEMA } from '../test/unit/router/fixtures.js';
+import { parseArgs } from './lib/args.js';
+import { fmtFixed, textTable } from './lib/report.js';
+
+const SCRIPT = 'bench/router-micro.ts';
+const HIT_TARGET_US = 5;
+
+const opts = parseArgs(SCRIPT, {
+  iterations: { default: 200, help: 'timed parse/analyze runs per statement (after 20 warm-up runs)' },
+  lookups: { default: 1_000_000, help: 'plan-cache lookups for the hit timing' },
+  top: { default: 0, min: 0, help: 'show only the N slowest statements (0 = all)' },
+});
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)];
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))];
+}
+
+/** Median microseconds of `fn` over `n` runs (after a short warm-up). */
+function timeUs(n: number, fn: () => void): number {
+  for (let i = 0; i < 20; i++) fn();
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    fn();
+    samples.push((performance.now() - t0) * 1000);
+  }
+  return median(samples);
+}
+
+await initParser();
+
+// First call of all: what the very first query after startup pays (WASM and JIT warm-up).
+const t0 = performance.now();
+analyzeStatement(parseStatements(CORPUS[0].sql)[0], SCHEMA);
+const firstUs = (performance.now() - t0) * 1000;
+
+interface Row {
+  client: string;
+  sql: string;
+  parseUs: number;
+  analyzeUs: number;
+}
+
+const rows: Row[] = [];
+for (const c of CORPUS) {
+  let parsed: ParsedStatement[] = [];
+  const parseUs = timeUs(opts.iterations, () => {
+    parsed = parseStatements(c.sql);
+  });
+  let plan: StatementPlan | null = null;
+  const analyzeUs = timeUs(opts.iterations, () => {
+    plan = analyzeStatement(parsed[0], SCHEMA);
+  });
+  if (plan === null) throw new Error(`no plan for ${c.sql}`);
+  rows.push({ client: c.client, sql: c.sql.replace(/\s+/g, ' '), parseUs, analyzeUs });
+}
+
+// Cache hits: every corpus text cached, looked up round-robin (Map lookup + LRU refresh).
+const cache = new PlanCache(CORPUS.length);
+for (const c of CORPUS)
+  cache.set(
+    c.sql,
+    parseStatements(c.sql).map((s) => analyzeStatement(s, SCHEMA)),
+  );
+const texts = CORPUS.map((c) => c.sql);
+let sink = 0;
+for (let i = 0; i < 100_000; i++) sink += cache.get(texts[i % texts.length])?.length ?? 0;
+const h0 = performance.now();
+for (let i = 0; i < opts.lookups; i++) sink += cache.get(texts[i % texts.length])?.length ?? 0;
+const hitUs = ((performance.now() - h0) * 1000) / opts.lookups;
+if (sink === 0) throw new Error('cache lookups returned nothing');
+
+const shown =
+  opts.top > 0
+    ? [...rows].sort((a, b) => b.parseUs + b.analyzeUs - (a.parseUs + a.analyzeUs)).slice(0, opts.top)
+    : rows;
+process.stdout.write(
+  textTable(
+    ['client', 'statement', 'parse µs', 'analyze µs', 'miss µs'],
+    shown.map((r) => [
+      r.client,
+      r.sql.length > 60 ? `${r.sql.slice(0, 57)}...` : r.sql,
+      fmtFixed(r.parseUs, 1),
+      fmtFixed(r.analyzeUs, 1),
+      fmtFixed(r.parseUs + r.analyzeUs, 1),
+    ]),
+  ) + '\n\n',
+);
+
+const parse = rows.map((r) => r.parseUs);
+const analyze = rows.map((r) => r.analyzeUs);
+const total = rows.map((r) => r.parseUs + r.analyzeUs);
+process.stdout.write(
+  textTable(
+    ['over the corpus', 'median', 'p95', 'max'],
+    [
+      [
+        'parse µs',
+        fmtFixed(median(parse), 1),
+        fmtFixed(percentile(parse, 95), 1),
+        fmtFixed(Math.max(...parse), 1),
+      ],
+      [
+        'analyze µs',
+        fmtFixed(median(analyze), 1),
+        fmtFixed(percentile(analyze, 95), 1),
+        fmtFixed(Math.max(...analyze), 1),
+      ],
+      [
+        'cache miss µs',
+        fmtFixed(median(total), 1),
+        fmtFixed(percentile(total, 95), 1),
+        fmtFixed(Math.max(...total), 1),
+      ],
+    ],
+  ) + '\n\n',
+);
+const verdict = hitUs <= HIT_TARGET_US ? 'ok' : 'OVER TARGET';
+process.stdout.write(
+  `${rows.length} statements, ${opts.iterations} runs each; very first parse+analyze after startup: ${fmtFixed(firstUs, 0)} µs\n` +
+    `cache hit: ${fmtFixed(hitUs * 1000, 0)} ns per lookup over ${opts.lookups.toLocaleString('en-US')} lookups ` +
+    `(target ≤ ${HIT_TARGET_US} µs: ${verdict})\n`,
+);

@@ -1,0 +1,218 @@
+// The routing decision for one statement: its StatementPlan (from the plan cache) + Bind parameters + the session's
+// manual-routing state → one shard, several shards (fan-out), or "session-level" (transaction control, SET). Statements
+// that cannot be answered correctly across shards throw PgError 0A000 with the reason — never a wrong answer.
+import { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
+import { shardForLiteral, shardForParameter } from '../sharding/shard-of.js';
+import type { ShardedColumn, ShardingSchema } from '../sharding/schema.js';
+import { decodeArrayParam, type BindParams } from './bind-params.js';
+import type { KeySource, StatementPlan } from './plan.js';
+
+export type Route =
+  | { readonly kind: 'one'; readonly shard: number }
+  /** `isReplicated`: a write to a table copied to every shard — one logical change, reported once. */
+  | { readonly kind: 'many'; readonly shards: readonly number[]; readonly isReplicated?: boolean }
+  /** Transaction control and session settings: the session applies them to every participant. */
+  | { readonly kind: 'session' };
+
+export interface RouteContext {
+  readonly schema: ShardingSchema;
+  /** `SET shardgate.shard TO n` for this session, or null. */
+  readonly sessionShard: number | null;
+  /** `SET shardgate.sharding_key TO v` for this session, or null. */
+  readonly sessionShardingKey: string | null;
+  /** Shard for a read any shard can answer (catalogs, omnisharded tables): round-robin by the caller. */
+  pickReadShard(): number;
+}
+
+const SESSION_KINDS = new Set<StatementPlan['kind']>([
+  'begin',
+  'commit',
+  'rollback',
+  'savepoint',
+  'set',
+  'reset',
+  'discard',
+  'prepare_transaction',
+  'commit_prepared',
+  'rollback_prepared',
+]);
+
+const HINT_KEY = 'Add the sharding key to the statement, or route it by hand with /* shardgate: shard=N */.';
+
+function unsupported(message: string, hint = HINT_KEY): PgError {
+  return new PgError('ERROR', SqlState.FeatureNotSupported, message, undefined, hint);
+}
+
+function allShards(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+function checkShard(shard: number, shardCount: number, origin: string): number {
+  if (!Number.isInteger(shard) || shard < 0 || shard >= shardCount) {
+    throw new PgError(
+      'ERROR',
+      SqlState.InvalidParameterValue,
+      `${origin} names shard ${shard}, but this database has shards 0..${shardCount - 1}`,
+    );
+  }
+  return shard;
+}
+
+function fromShards(shards: Set<number>): Route {
+  if (shards.size === 1) return { kind: 'one', shard: shards.values().next().value as number };
+  return { kind: 'many', shards: [...shards].sort((a, b) => a - b) };
+}
+
+/** Shards holding the rows a key source names (an array parameter can name several). */
+function shardsOfSource(
+  source: KeySource,
+  column: ShardedColumn,
+  shardCount: number,
+  params: BindParams | null,
+  out: Set<number>,
+): void {
+  if (source.kind === 'literal') {
+    out.add(shardForLiteral(column, shardCount, source.value));
+    return;
+  }
+  if (params === null) {
+    throw new PgError(
+      'ERROR',
+      SqlState.ProtocolViolation,
+      `the sharding key is parameter $${source.index}, but no parameters were bound`,
+    );
+  }
+  const i = source.index - 1;
+  if (i >= params.values.length) {
+    throw new PgError(
+      'ERROR',
+      SqlState.ProtocolViolation,
+      `bind message supplies ${params.values.length} parameters, but the sharding key is $${source.index}`,
+    );
+  }
+  const value = params.values[i];
+  const format = params.formats[i];
+  if (source.isArray && value !== null) {
+    for (const element of decodeArrayParam(value, format))
+      out.add(shardForParameter(column, shardCount, element, format));
+    return;
+  }
+  out.add(shardForParameter(column, shardCount, value, format));
+}
+
+function routeByKey(
+  sources: readonly KeySource[],
+  column: ShardedColumn,
+  ctx: RouteContext,
+  params: BindParams | null,
+): Set<number> {
+  const shards = new Set<number>();
+  for (const s of sources) shardsOfSource(s, column, ctx.schema.shardCount, params, shards);
+  return shards;
+}
+
+function routeInsert(plan: StatementPlan, ctx: RouteContext, params: BindParams | null): Route {
+  const insert = plan.insert;
+  const column = plan.shardKey?.column ?? null;
+  if (insert === null || insert.insertKeys === null || column === null) {
+    throw unsupported(
+      `cannot tell which shard this INSERT belongs to: ${insert?.insertKeysReason ?? 'no sharding key in the statement'}`,
+      'List the sharding column in the INSERT and give it a literal or a parameter.',
+    );
+  }
+  const shards = new Set<number>();
+  for (const key of insert.insertKeys) {
+    if (key === null) {
+      throw unsupported(
+        'an INSERT row gives its sharding key as an expression or DEFAULT; its shard cannot be known',
+        'Give the sharding column a literal or a parameter in every row.',
+      );
+    }
+    shardsOfSource(key, column, ctx.schema.shardCount, params, shards);
+  }
+  if (shards.size > 1) {
+    throw unsupported(
+      'this multi-row INSERT has rows for several shards; splitting it is not supported yet',
+      'Insert the rows of each shard in their own statement.',
+    );
+  }
+  return fromShards(shards);
+}
+
+function manualRoute(plan: StatementPlan, ctx: RouteContext): Route | null {
+  const n = ctx.schema.shardCount;
+  if (plan.manualShard !== null)
+    return { kind: 'one', shard: checkShard(plan.manualShard, n, 'the shard comment') };
+  const key = plan.manualShardingKey ?? ctx.sessionShardingKey;
+  if (key !== null) {
+    const column = plan.shardKey?.column ?? ctx.schema.shardedColumns[0];
+    if (column === undefined)
+      throw unsupported('a sharding key was given, but no [[sharded_tables]] are configured');
+    return { kind: 'one', shard: shardForLiteral(column, n, key) };
+  }
+  if (ctx.sessionShard !== null)
+    return { kind: 'one', shard: checkShard(ctx.sessionShard, n, 'shardgate.shard') };
+  return null;
+}
+
+/** Decide where `plan` runs. Throws PgError for statements that cannot run correctly. */
+export function routeStatement(plan: StatementPlan, params: BindParams | null, ctx: RouteContext): Route {
+  if (SESSION_KINDS.has(plan.kind)) return { kind: 'session' };
+  const manual = manualRoute(plan, ctx);
+  if (manual !== null) return manual;
+  const n = ctx.schema.shardCount;
+  if (n === 1) return { kind: 'one', shard: 0 };
+  if (plan.kind === 'explain' && plan.inner !== null) return routeStatement(plan.inner, params, ctx);
+  if (plan.kind === 'ddl') return { kind: 'many', shards: allShards(n) };
+  if (plan.touchesSharded) return routeSharded(plan, params, ctx);
+  if (
+    plan.kind === 'insert' &&
+    plan.insert?.columns === null &&
+    !plan.touchesOmnisharded &&
+    ctx.schema.shardedColumns.some((c) => c.table === null)
+  ) {
+    // Column-based [[sharded_tables]] entries shard any table that has the column; without a column list the proxy
+    // cannot tell whether this table does, and copying the row to every shard could be wrong.
+    throw unsupported(
+      'INSERT without a column list into a table that may be sharded by column name',
+      'List the columns in the INSERT.',
+    );
+  }
+  // Catalogs, omnisharded tables and tables not in [[sharded_tables]] hold the same rows on every shard.
+  if (plan.kind === 'copy' && plan.copy?.direction === 'from') {
+    throw unsupported(
+      'COPY FROM into a table copied to every shard is not supported yet',
+      'Use INSERT, or route it by hand.',
+    );
+  }
+  if (plan.isReadOnly || plan.kind === 'show' || plan.touchesCatalog)
+    return { kind: 'one', shard: ctx.pickReadShard() };
+  return { kind: 'many', shards: allShards(n), isReplicated: plan.isWrite };
+}
+
+function routeSharded(plan: StatementPlan, params: BindParams | null, ctx: RouteContext): Route {
+  const n = ctx.schema.shardCount;
+  if (plan.movesShardKey) {
+    throw unsupported(
+      'this statement may change a row’s sharding key, which would move the row to another shard',
+      'Delete the row and insert it again with the new key.',
+    );
+  }
+  if (plan.kind === 'copy') {
+    if (plan.copy?.direction === 'from') {
+      throw unsupported(
+        'COPY FROM into a sharded table is not supported yet',
+        'Use INSERT, or route each COPY by hand.',
+      );
+    }
+    return { kind: 'many', shards: allShards(n) };
+  }
+  if (plan.kind === 'insert') return routeInsert(plan, ctx, params);
+  const shards =
+    plan.shardKey !== null
+      ? routeByKey(plan.shardKey.sources, plan.shardKey.column, ctx, params)
+      : new Set(allShards(n));
+  if (shards.size > 1 && plan.crossShardUnsafe !== null) throw unsupported(plan.crossShardUnsafe);
+  return fromShards(shards);
+}

@@ -1,0 +1,207 @@
+// Cross-shard safety: statements that would give a different answer when run on several shards and merged get a
+// reason; co-located joins, correlated subqueries and mergeable aggregates do not; a single-value key clears it.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { analyzeQuery } from '../../../src/router/analyze.js';
+import { initParser } from '../../../src/router/parser.js';
+import { SCHEMA } from './fixtures.js';
+
+beforeAll(async () => {
+  await initParser();
+});
+
+function unsafe(sql: string): string | null {
+  return analyzeQuery(sql, SCHEMA)[0].crossShardUnsafe;
+}
+
+describe('joins', () => {
+  it('accepts joins on the sharding columns', () => {
+    expect(unsafe('SELECT * FROM users u JOIN orders o ON o.user_id = u.id')).toBeNull();
+    expect(unsafe('SELECT * FROM users u LEFT JOIN orders o ON o.user_id = u.id')).toBeNull();
+    expect(unsafe('SELECT * FROM users u, orders o WHERE u.id = o.user_id AND o.total > 5')).toBeNull();
+    expect(unsafe('SELECT * FROM users u JOIN countries c ON c.code = u.country')).toBeNull();
+  });
+
+  it('flags joins of sharded tables not on their sharding columns', () => {
+    expect(unsafe('SELECT * FROM users u JOIN orders o ON o.id = u.id')).toBe(
+      'sharded tables users and orders are not joined on their sharding columns (users.id, orders.user_id)',
+    );
+    expect(unsafe('SELECT * FROM users u CROSS JOIN orders o')).toMatch(
+      /not joined on their sharding columns/,
+    );
+    expect(unsafe('SELECT * FROM users a JOIN users b ON a.referrer = b.id')).toMatch(/users and users/);
+  });
+
+  it('clears the reason when one key value pins everything', () => {
+    expect(
+      unsafe('SELECT * FROM users u JOIN orders o ON o.id = u.id WHERE u.id = 1 AND o.user_id = 1'),
+    ).toBeNull();
+    expect(
+      unsafe('SELECT * FROM users u JOIN orders o ON o.id = u.id WHERE u.id = 1 AND o.user_id = 2'),
+    ).toMatch(/not joined/);
+    expect(unsafe('SELECT * FROM users u JOIN orders o ON o.id = u.id WHERE u.id = ANY($1)')).toMatch(
+      /not joined/,
+    );
+  });
+
+  it('checks UPDATE … FROM, DELETE … USING and MERGE', () => {
+    expect(
+      unsafe('UPDATE orders o SET total = 0 FROM users u WHERE u.id = o.user_id AND u.banned'),
+    ).toBeNull();
+    expect(unsafe('UPDATE orders o SET total = 0 FROM users u WHERE u.email = o.email')).toMatch(
+      /^UPDATE … FROM: sharded tables orders and users/,
+    );
+    expect(unsafe('DELETE FROM orders USING users WHERE users.name = orders.note')).toMatch(
+      /^DELETE … USING/,
+    );
+    expect(unsafe('UPDATE orders SET total = 0 FROM countries c WHERE c.code = orders.country')).toBeNull();
+    expect(
+      unsafe(
+        'MERGE INTO orders o USING users u ON o.user_id = u.id WHEN NOT MATCHED THEN INSERT (user_id) VALUES (u.id)',
+      ),
+    ).toBeNull();
+    expect(
+      unsafe(
+        'MERGE INTO orders o USING countries c ON o.country = c.code WHEN NOT MATCHED THEN INSERT (country) VALUES (c.code)',
+      ),
+    ).toMatch(/^MERGE … WHEN NOT MATCHED THEN INSERT into sharded table orders/);
+    expect(
+      unsafe('MERGE INTO orders o USING countries c ON o.country = c.code WHEN MATCHED THEN DELETE'),
+    ).toBeNull();
+  });
+});
+
+describe('subqueries', () => {
+  it('accepts subqueries linked on the sharding column', () => {
+    expect(unsafe('SELECT * FROM users WHERE id IN (SELECT user_id FROM orders WHERE total > 9)')).toBeNull();
+    expect(
+      unsafe('SELECT * FROM users u WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id)'),
+    ).toBeNull();
+    expect(
+      unsafe('SELECT u.id, (SELECT count(*) FROM orders o WHERE o.user_id = u.id) FROM users u'),
+    ).toBeNull();
+    expect(
+      unsafe(
+        'SELECT * FROM users WHERE id IN (SELECT user_id FROM orders GROUP BY user_id HAVING count(*) > 3)',
+      ),
+    ).toBeNull();
+    expect(unsafe('SELECT * FROM countries WHERE code IN (SELECT code FROM countries)')).toBeNull();
+  });
+
+  it('flags subqueries over sharded tables that are not', () => {
+    expect(unsafe('SELECT * FROM users WHERE EXISTS (SELECT 1 FROM orders WHERE total > 5)')).toBe(
+      'subquery over sharded table orders is not correlated with the outer query on its sharding column',
+    );
+    expect(unsafe('SELECT * FROM users WHERE id = (SELECT max(user_id) FROM orders)')).toMatch(
+      /not correlated/,
+    );
+    expect(unsafe('SELECT (SELECT count(*) FROM users)')).toMatch(/not correlated/);
+    expect(unsafe('SELECT * FROM users WHERE referrer IN (SELECT user_id FROM orders)')).toMatch(
+      /not correlated/,
+    );
+  });
+
+  it('flags aggregation, DISTINCT and LIMIT inside subqueries over sharded rows', () => {
+    expect(unsafe('SELECT * FROM (SELECT * FROM users ORDER BY id LIMIT 10) s')).toBe(
+      "LIMIT/OFFSET in a subquery over sharded table users needs every shard's rows",
+    );
+    expect(unsafe('SELECT avg(c) FROM (SELECT count(*) AS c FROM orders GROUP BY total) s')).toMatch(
+      /aggregation in a subquery over sharded table orders is not grouped by the sharding column/,
+    );
+    expect(
+      unsafe('SELECT avg(c) FROM (SELECT user_id, count(*) AS c FROM orders GROUP BY user_id) s'),
+    ).toBeNull();
+    expect(unsafe('SELECT count(*) FROM (SELECT DISTINCT email FROM users) s')).toMatch(
+      /^DISTINCT in a subquery/,
+    );
+    expect(unsafe('SELECT count(*) FROM (SELECT DISTINCT id, email FROM users) s')).toBeNull();
+    expect(unsafe('SELECT * FROM (SELECT id FROM users INTERSECT SELECT user_id FROM orders) s')).toMatch(
+      /^INTERSECT in a subquery/,
+    );
+    expect(unsafe('SELECT * FROM (SELECT id, rank() OVER (ORDER BY age) FROM users) s')).toMatch(
+      /window function in a subquery/,
+    );
+  });
+});
+
+describe('top-level merge limits', () => {
+  it('accepts what the merge step can combine', () => {
+    expect(unsafe('SELECT count(*), sum(total), min(total), max(total), avg(total) FROM orders')).toBeNull();
+    expect(unsafe('SELECT country, count(*) FROM users GROUP BY country ORDER BY 2 DESC LIMIT 5')).toBeNull();
+    expect(unsafe('SELECT DISTINCT country FROM users')).toBeNull();
+    expect(unsafe('SELECT * FROM users ORDER BY created_at')).toBeNull();
+    expect(unsafe('SELECT id FROM users UNION SELECT user_id FROM orders')).toBeNull();
+  });
+
+  it('flags what it cannot', () => {
+    expect(unsafe('SELECT array_agg(id) FROM users')).toBe(
+      'aggregate array_agg cannot be merged across shards',
+    );
+    expect(unsafe('SELECT count(DISTINCT country) FROM users')).toBe(
+      'aggregate count(DISTINCT …) cannot be merged across shards',
+    );
+    expect(unsafe('SELECT sum(total) / count(*) FROM orders')).toBe(
+      'an aggregate inside an expression cannot be merged across shards',
+    );
+    expect(unsafe('SELECT count(*) FROM users GROUP BY country')).toMatch(
+      /^GROUP BY an expression that is not/,
+    );
+    expect(unsafe('SELECT country FROM users GROUP BY country HAVING count(*) > 2')).toMatch(
+      /^HAVING over sharded/,
+    );
+    expect(unsafe('SELECT id, rank() OVER (ORDER BY age) FROM users')).toMatch(
+      /^window function over sharded/,
+    );
+    expect(unsafe('SELECT DISTINCT ON (country) * FROM users ORDER BY country')).toMatch(
+      /^DISTINCT ON over sharded/,
+    );
+    expect(unsafe('SELECT id FROM users ORDER BY created_at')).toMatch(/^ORDER BY an expression that is not/);
+    expect(unsafe('SELECT id FROM users ORDER BY id LIMIT 2 + 3')).toMatch(
+      /^LIMIT\/OFFSET with an expression/,
+    );
+    expect(unsafe('SELECT id FROM users ORDER BY id FETCH FIRST 3 ROWS WITH TIES')).toMatch(/WITH TIES/);
+    expect(unsafe('SELECT id FROM users EXCEPT SELECT user_id FROM orders')).toMatch(
+      /^EXCEPT needs every shard/,
+    );
+  });
+
+  it('accepts anything grouped or partitioned by the sharding column', () => {
+    expect(unsafe('SELECT id, array_agg(tag) FROM users GROUP BY id HAVING count(*) > 1')).toBeNull();
+    expect(unsafe("SELECT user_id, string_agg(note, ',') FROM orders GROUP BY user_id")).toBeNull();
+    expect(unsafe('SELECT id, rank() OVER (PARTITION BY id ORDER BY age) FROM users')).toBeNull();
+    expect(unsafe('SELECT DISTINCT ON (user_id) * FROM orders ORDER BY user_id, created_at DESC')).toBeNull();
+  });
+
+  it('gives no reason for a single key or for statements on non-sharded tables', () => {
+    expect(unsafe('SELECT array_agg(total) FROM orders WHERE user_id = $1')).toBeNull();
+    expect(unsafe('SELECT array_agg(total) FROM orders WHERE user_id IN (1, 2)')).toMatch(/array_agg/);
+    expect(unsafe('SELECT array_agg(code) FROM countries')).toBeNull();
+    expect(unsafe("SELECT string_agg(relname, ',') FROM pg_class")).toBeNull();
+  });
+});
+
+describe('writes with unknown row keys', () => {
+  it('flags INSERTs whose rows cannot be placed', () => {
+    expect(unsafe('INSERT INTO users VALUES (1, $1)')).toBe(
+      'INSERT INTO users without a column list: the position of sharding column id is unknown',
+    );
+    expect(unsafe('INSERT INTO users (email) VALUES ($1)')).toMatch(
+      /sharding column id is not in the INSERT column list/,
+    );
+    expect(unsafe('INSERT INTO users DEFAULT VALUES')).toMatch(/DEFAULT VALUES/);
+    expect(unsafe("INSERT INTO users (id) VALUES (nextval('s'))")).toMatch(/no literal or parameter/);
+    expect(unsafe('INSERT INTO users (id) SELECT id FROM staging')).toMatch(/^INSERT … SELECT/);
+    expect(unsafe('INSERT INTO countries (code) VALUES ($1)')).toBeNull();
+  });
+
+  it('accepts INSERT … SELECT between co-located sharded tables, or with a constant key', () => {
+    expect(unsafe('INSERT INTO orders (user_id, total) SELECT id, 0 FROM users WHERE active')).toBeNull();
+    expect(unsafe('INSERT INTO orders (user_id, total) SELECT $1, sum(x) FROM staging')).toBeNull();
+    expect(unsafe('INSERT INTO countries (code) SELECT country FROM users')).toMatch(
+      /^INSERT … SELECT from sharded table users into non-sharded table countries/,
+    );
+  });
+
+  it('accepts multi-row VALUES with known keys (the router splits them)', () => {
+    expect(unsafe('INSERT INTO users (id, email) VALUES (1, $1), (2, $2)')).toBeNull();
+  });
+});
