@@ -9,6 +9,10 @@ import { CancelRegistry } from './frontend/cancel-registry.js';
 import { ClientSession } from './frontend/client-session.js';
 import { StatementNames } from './frontend/prepared-statements.js';
 import { PgError } from './errors/pg-error.js';
+import { initParser } from './router/parser.js';
+import { PlanCache } from './router/plan-cache.js';
+import { shardingSchemaFor } from './sharding/schema-from-config.js';
+import type { DatabaseRouting } from './frontend/session-router.js';
 
 export interface RunningProxy {
   host: string;
@@ -31,6 +35,7 @@ export async function startProxy(config: Config, logger: Logger): Promise<Runnin
   const statementNames = new StatementNames();
   const clients = new Set<ClientSession>();
   const tlsContext = loadTlsContext(config);
+  const routing = await buildRouting(config);
   let isClosing = false;
 
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -47,6 +52,7 @@ export async function startProxy(config: Config, logger: Logger): Promise<Runnin
       admin: () => config.admin,
       tlsContext: () => tlsContext,
       onClose: (s) => clients.delete(s),
+      routingFor: (database) => routing.get(database) ?? null,
     });
     clients.add(session);
   });
@@ -78,4 +84,25 @@ export async function startProxy(config: Config, logger: Logger): Promise<Runnin
       logger.info('shardgate stopped');
     },
   };
+}
+
+/** Routing state for every database with 2+ shards; loads the SQL parser only when one exists. */
+async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting>> {
+  const counts = new Map<string, number>();
+  for (const d of config.databases) counts.set(d.name, Math.max(counts.get(d.name) ?? 0, d.shard + 1));
+  const routing = new Map<string, DatabaseRouting>();
+  for (const [name, shardCount] of counts) {
+    if (shardCount < 2) continue;
+    let next = 0;
+    routing.set(name, {
+      schema: shardingSchemaFor(config, name),
+      plans: new PlanCache(),
+      nextReadShard: () => {
+        next = (next + 1) % shardCount;
+        return next;
+      },
+    });
+  }
+  if (routing.size > 0) await initParser();
+  return routing;
 }

@@ -30,6 +30,8 @@ export interface ServerClient {
   /** A ReadyForQuery reached the client. */
   onServerReady(server: ServerConnection, txStatus: number): void;
   onServerParameter(name: string, value: string): void;
+  /** Handling this server's replies threw (a bug): the server is already dropped; close the client. */
+  onInternalError?(err: unknown): void;
   /** The server connection died while attached. */
   onServerLost(server: ServerConnection, reason: string): void;
 }
@@ -145,7 +147,16 @@ export class ServerConnection implements ScannerOwner {
 
   private onRead(n: number, buf: Uint8Array): boolean {
     const view = Buffer.from(buf.buffer, buf.byteOffset, n);
-    this.onBytes(this.state === 'connecting' ? Buffer.from(view) : view);
+    try {
+      this.onBytes(this.state === 'connecting' ? Buffer.from(view) : view);
+    } catch (err) {
+      // A bug while handling replies: this connection's state is unknown. Drop it and its client, keep the proxy.
+      const client = this.client;
+      this.client = null;
+      this.destroy(`internal error: ${(err as Error).message}`);
+      if (client?.onInternalError) client.onInternalError(err);
+      else client?.onServerLost(this, `internal error: ${(err as Error).message}`);
+    }
     return true;
   }
 

@@ -62,10 +62,18 @@ export function demoPgdogToml(host: string, port: number, shards: { port: number
     );
   });
   lines.push(
-    '# Rows are placed by the hash of their "id" column, in any table that has one.',
+    '# users rows are placed by the hash of their "id", orders rows by their "user_id" (same shard as the user).',
+    '# Every other table is copied to every shard.',
     '[[sharded_tables]]',
     `database = ${tomlString(NAME)}`,
+    'name = "users"',
     'column = "id"',
+    'data_type = "bigint"',
+    '',
+    '[[sharded_tables]]',
+    `database = ${tomlString(NAME)}`,
+    'name = "orders"',
+    'column = "user_id"',
     'data_type = "bigint"',
     '',
   );
@@ -154,6 +162,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<void> {
     say('');
     say(`  psql "postgresql://${NAME}:${NAME}@${urlHost}:${listening.port}/${NAME}"`);
     say('');
+    say('Sharded tables: users (by id) and orders (by user_id); other tables are copied to every shard.');
     say('Press Ctrl-C to stop; the shards and all demo files are removed.');
   } catch (err) {
     await shutdown();

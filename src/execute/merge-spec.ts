@@ -36,6 +36,11 @@ export interface MergeSpec {
    * aggregating with neither fails the statement with 0A000 instead of guessing.
    */
   columnTypes?: readonly ColumnType[];
+  /**
+   * A write to a table copied to every shard (omnisharded): each shard must report the same command tag, which the
+   * client gets once, and RETURNING rows come from the first shard only.
+   */
+  isReplicated?: boolean;
 }
 
 /** No ordering, no limit, no aggregates: rows pass through, counts are summed. */

@@ -216,6 +216,7 @@ export class ReplyMerger {
   private dispatch(shard: number, reply: ShardReply, frame: Buffer): void {
     switch (frame[0]) {
       case Backend.DataRow:
+        if (this.spec.isReplicated === true && shard !== 0) return; // the same rows exist on every shard
         this.onDataRow(shard, reply, frame);
         return;
       case Backend.CopyData:
@@ -378,7 +379,12 @@ export class ReplyMerger {
     switch (endType) {
       case Backend.CommandComplete: {
         const tags = this.shards.map((s) => s.tag as CommandTag);
-        const tag = combineCommandTags(tags, this.returnsRows ? this.rowsSent : null);
+        const tag =
+          this.spec.isReplicated === true
+            ? tags.every((t) => t.text === tags[0].text)
+              ? tags[0].text
+              : null
+            : combineCommandTags(tags, this.returnsRows ? this.rowsSent : null);
         if (tag === null) {
           const detail = tags.map((t, i) => `shard ${i}: ${t.text}`).join(', ');
           this.fail(

@@ -27,6 +27,8 @@ import { ClientStatements, type StatementNames } from './prepared-statements.js'
 import { RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
 import { resetAndRelease } from '../backend/server-reset.js';
+import { SessionRouter, type BatchTarget, type DatabaseRouting } from './session-router.js';
+import { Fanout } from './fanout.js';
 import type { CancelRegistry, Cancellable } from './cancel-registry.js';
 
 export interface SessionDeps {
@@ -38,6 +40,8 @@ export interface SessionDeps {
   admin: () => AdminConfig;
   tlsContext: () => tls.SecureContext | null;
   onClose: (session: ClientSession) => void;
+  /** Routing state of a database with 2+ shards (null: one shard, nothing to route). */
+  routingFor: (database: string) => DatabaseRouting | null;
 }
 
 export type SessionState = 'startup' | 'auth' | 'ready' | 'closed';
@@ -74,6 +78,12 @@ export class ClientSession implements ServerClient, Cancellable {
    * them) are still to come, so the server must stay with this client even at an idle ReadyForQuery.
    */
   private hasOpenSegment = false;
+  /** Sharded databases only: routing, the server held per shard, the fan-out in progress. */
+  private router: SessionRouter | null = null;
+  private shardServers: (ServerConnection | null)[] = [];
+  private fanout: Fanout | null = null;
+  /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
+  private activeShard: number | null = null;
   private statements: ClientStatements | null = null;
   private readonly params = new SessionParams();
   private txStatus: number = TxStatus.Idle;
@@ -108,6 +118,22 @@ export class ClientSession implements ServerClient, Cancellable {
   // --- input ---------------------------------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    try {
+      this.handleData(chunk);
+    } catch (err) {
+      this.onInternalError(err);
+    }
+  }
+
+  /** A bug must cost one client its connection, never the proxy: log it with its stack and close this client. */
+  onInternalError(err: unknown): void {
+    this.log.error({ err }, 'internal error; closing this client');
+    this.fatal(
+      new PgError('FATAL', SqlState.InternalError, `internal error in shardgate: ${(err as Error).message}`),
+    );
+  }
+
+  private handleData(chunk: Buffer): void {
     if (this.state === 'ready') {
       const err = this.reader.push(chunk, this.onFrame);
       if (err !== null) return this.protocolViolation(err);
@@ -228,6 +254,11 @@ export class ClientSession implements ServerClient, Cancellable {
     this.pools = pools;
     this.isTransactionMode = pools.mode === 'transaction';
     if (this.isTransactionMode) this.statements = new ClientStatements(this.deps.statementNames);
+    const routing = pools.shards.length > 1 ? this.deps.routingFor(this.database) : null;
+    if (routing !== null) {
+      this.router = new SessionRouter(routing);
+      this.shardServers = new Array<ServerConnection | null>(pools.shards.length).fill(null);
+    }
     const first = pools.shards[0];
     if (first.serverParams !== null) return this.sendLoginReplies(first.serverParams);
     // First client of this pool: connect once so the client gets real server parameters (and a clear error).
@@ -298,6 +329,10 @@ export class ClientSession implements ServerClient, Cancellable {
   /** After a chunk's frames are queued: send them if a server is attached, else check one out at a flush point. */
   private afterChunk(): void {
     if (this.state !== 'ready' || this.batch.isEmpty) return;
+    if (this.router !== null) {
+      this.dispatchSharded(this.router);
+      return;
+    }
     if (this.server !== null) {
       this.sendBatch(this.server);
       return;
@@ -347,7 +382,12 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   private sendBatch(server: ServerConnection): void {
-    const { types, frames, readyCount: ready } = this.batch.take();
+    const { types, frames, readyCount } = this.batch.take();
+    this.sendFrames(server, types, frames, readyCount);
+  }
+
+  /** Rewrite (transaction mode) and send a request's frames to one server in one write. */
+  private sendFrames(server: ServerConnection, types: number[], frames: Buffer[], ready: number): void {
     let isOpen = this.hasOpenSegment;
     let out = frames;
     const statements = this.statements;
@@ -404,6 +444,167 @@ export class ClientSession implements ServerClient, Cancellable {
     this.socket.write(replies);
   }
 
+  // --- sharded databases ------------------------------------------------------------------------------------------
+
+  private isCopyOnly(types: readonly number[]): boolean {
+    for (const t of types) {
+      if (t !== Frontend.CopyData && t !== Frontend.CopyDone && t !== Frontend.CopyFail) return false;
+    }
+    return true;
+  }
+
+  /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
+  private isShardRequestInFlight(): boolean {
+    if (this.fanout !== null) return true;
+    for (const server of this.shardServers) if (server !== null && server.pendingReady > 0) return true;
+    return false;
+  }
+
+  /** Route the queued request and run it on its shard(s): the sharded counterpart of checkout + sendBatch. */
+  private dispatchSharded(router: SessionRouter): void {
+    if (this.isWaitingForServer || this.fanout !== null) return;
+    const batch = this.batch;
+    const active = this.activeShard === null ? null : this.shardServers[this.activeShard];
+    if (active != null && active.pendingReady > 0 && this.isCopyOnly(batch.types)) {
+      this.sendBatch(active); // COPY data for the request in flight
+      return;
+    }
+    if (!batch.isFlushPoint) {
+      if (batch.bytes > this.deps.general().maxMessageSizeBytes) {
+        this.protocolViolation(`request of ${batch.bytes} bytes without Sync exceeds max_message_size`);
+      }
+      return;
+    }
+    if (this.isShardRequestInFlight()) return; // resumed from onShardRequestDone
+    let target: BatchTarget;
+    try {
+      target = router.route(batch.types, batch.frames);
+    } catch (err) {
+      return this.failBatch(err instanceof PgError ? err : PgError.internal((err as Error).message));
+    }
+    if (this.txStatus === TxStatus.Failed && !target.isSessionLevel) {
+      return this.failBatch(
+        new PgError(
+          'ERROR',
+          SqlState.InFailedSqlTransaction,
+          'current transaction is aborted, commands ignored until end of transaction block',
+        ),
+      );
+    }
+    const shards = target.kind === 'one' ? [target.shard] : target.shards;
+    this.acquireShards(shards, () => this.sendSharded(target));
+  }
+
+  private acquireShards(shards: readonly number[], then: () => void): void {
+    const pools = this.pools as DatabasePools;
+    const missing = shards.filter((s) => this.shardServers[s] == null);
+    if (missing.length === 0) return then();
+    if (this.txStatus !== TxStatus.Idle) {
+      return this.failBatch(
+        PgError.featureNotSupported(
+          'this transaction cannot reach a shard it did not start on',
+          'Start the transaction with BEGIN so every shard takes part.',
+        ),
+      );
+    }
+    this.isWaitingForServer = true;
+    let pending = missing.length;
+    let failure: PgError | null = null;
+    const got: [number, ServerConnection][] = [];
+    let isPaused = false;
+    for (const shard of missing) {
+      pools.shards[shard].acquire((err, server) => {
+        if (server !== null) got.push([shard, server]);
+        else failure ??= err ?? PgError.internal('no server');
+        if (--pending > 0) return;
+        this.isWaitingForServer = false;
+        if (isPaused) this.socket.resume();
+        if (this.state !== 'ready' || failure !== null) {
+          for (const [s, srv] of got) pools.shards[s].release(srv);
+          if (failure !== null && this.state === 'ready') this.failBatch(failure);
+          return;
+        }
+        for (const [s, srv] of got) this.attachShard(s, srv);
+        then();
+      });
+    }
+    if (this.isWaitingForServer) {
+      isPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  private attachShard(shard: number, server: ServerConnection): void {
+    this.shardServers[shard] = server;
+    server.client = this;
+    const sets = this.params.syncSql(server.params);
+    if (sets !== '') {
+      server.scanner.swallowNextUntilReady();
+      server.send(query(sets), 1);
+    }
+  }
+
+  private sendSharded(target: BatchTarget): void {
+    const { types, frames, readyCount } = this.batch.take();
+    if (target.kind === 'one') {
+      const server = this.shardServers[target.shard] as ServerConnection;
+      server.client = this;
+      this.activeShard = target.shard;
+      this.sendFrames(server, types, frames, readyCount);
+      return;
+    }
+    const spec = target.spec;
+    const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
+    const sent = needsTypes ? withPortalDescribe(types, frames) : null;
+    const fanout = new Fanout(target.shards.length, spec, this, sent !== null);
+    this.fanout = fanout;
+    target.shards.forEach((shard, i) => {
+      const server = this.shardServers[shard] as ServerConnection;
+      server.client = fanout.sinkFor(i);
+      if (sent !== null) this.sendFrames(server, sent.types, sent.frames, readyCount);
+      else this.sendFrames(server, types, frames, readyCount);
+    });
+  }
+
+  onFanoutDone(status: number): void {
+    this.fanout = null;
+    for (const server of this.shardServers) if (server !== null) server.client = this;
+    this.txStatus = status === TxStatus.Idle ? this.combinedShardStatus() : status;
+    this.socket.write(readyForQuery(this.txStatus));
+    this.onShardRequestDone();
+  }
+
+  /** E if any shard's transaction failed, else T if any is in one, else I. */
+  private combinedShardStatus(): number {
+    let status: number = TxStatus.Idle;
+    for (const server of this.shardServers) {
+      if (server === null) continue;
+      if (server.txStatus === TxStatus.Failed) return TxStatus.Failed;
+      if (server.txStatus === TxStatus.InTransaction) status = TxStatus.InTransaction;
+    }
+    return status;
+  }
+
+  /** A request finished: give servers back (transaction mode, all idle) and run the next queued request. */
+  private onShardRequestDone(): void {
+    if (this.isShardRequestInFlight()) return;
+    this.activeShard = null;
+    if (this.queryTimer !== null) {
+      clearTimeout(this.queryTimer);
+      this.queryTimer = null;
+    }
+    if (this.isTransactionMode && this.txStatus === TxStatus.Idle && !this.hasOpenSegment) {
+      const pools = this.pools as DatabasePools;
+      this.shardServers.forEach((server, shard) => {
+        if (server === null) return;
+        server.client = null;
+        pools.shards[shard].release(server);
+      });
+      this.shardServers.fill(null);
+    }
+    if (this.router !== null && !this.batch.isEmpty) this.dispatchSharded(this.router);
+  }
+
   // --- ServerClient: called by the attached server connection ---------------------------------------------------
 
   writeToClient(buf: Buffer): boolean {
@@ -419,6 +620,12 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   onServerReady(server: ServerConnection, status: number): void {
+    if (this.router !== null) {
+      if (server.pendingReady !== 0) return;
+      this.txStatus = this.combinedShardStatus();
+      this.onShardRequestDone();
+      return;
+    }
     this.txStatus = status;
     if (server.pendingReady !== 0) return;
     if (this.queryTimer !== null) {
@@ -440,18 +647,22 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   onServerLost(server: ServerConnection, reason: string): void {
-    if (this.server !== server) return;
-    this.server = null;
-    this.serverPool = null;
+    const shard = this.shardServers.indexOf(server);
+    if (shard >= 0) this.shardServers[shard] = null;
+    else if (this.server === server) {
+      this.server = null;
+      this.serverPool = null;
+    } else return;
     this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
     this.fatal(PgError.serverConnectionLost(server.address.shard, reason));
   }
 
   cancelQuery(): void {
-    const server = this.server;
-    if (server !== null && server.pendingReady > 0) {
-      this.log.info({ shard: server.address.shard }, 'forwarding cancel request');
-      void server.cancel();
+    for (const server of this.server !== null ? [this.server] : this.shardServers) {
+      if (server !== null && server.pendingReady > 0) {
+        this.log.info({ shard: server.address.shard }, 'forwarding cancel request');
+        void server.cancel();
+      }
     }
   }
 
@@ -535,7 +746,38 @@ export class ClientSession implements ServerClient, Cancellable {
         hasOpenSegment: this.hasOpenSegment,
       });
     }
+    const pools = this.pools;
+    this.shardServers.forEach((s, shard) => {
+      if (s === null || pools === null) return;
+      resetAndRelease(s, pools.shards[shard], {
+        isSessionMode: !this.isTransactionMode,
+        txStatus: s.txStatus,
+        hasOpenSegment: this.hasOpenSegment || this.fanout !== null,
+      });
+    });
+    this.shardServers.fill(null);
     this.log.info({ remote: this.remote, durationMs: Date.now() - this.connectedAt }, 'client disconnected');
     this.deps.onClose(this);
   }
+}
+
+/**
+ * The request with a Describe of the portal added before its Execute, when it has an Execute and no Describe of its
+ * own: merging sorted or aggregated rows needs their types. Null when nothing needs adding (simple Query, or the
+ * client described the portal itself).
+ */
+function withPortalDescribe(types: number[], frames: Buffer[]): { types: number[]; frames: Buffer[] } | null {
+  const exec = types.indexOf(Frontend.Execute);
+  if (exec < 0 || types.includes(Frontend.Describe)) return null;
+  const portalEnd = frames[exec].indexOf(0, 5);
+  const portal = frames[exec].subarray(5, portalEnd + 1); // name + NUL
+  const describe = Buffer.alloc(6 + portal.length);
+  describe[0] = Frontend.Describe;
+  describe.writeInt32BE(describe.length - 1, 1);
+  describe[5] = 0x50; // 'P'
+  portal.copy(describe, 6);
+  return {
+    types: [...types.slice(0, exec), Frontend.Describe, ...types.slice(exec)],
+    frames: [...frames.slice(0, exec), describe, ...frames.slice(exec)],
+  };
 }

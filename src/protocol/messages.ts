@@ -40,6 +40,8 @@ export interface ErrorFields {
   message: string;
   detail?: string;
   hint?: string;
+  /** 1-based character position in the query text. */
+  position?: number;
 }
 
 /** ErrorResponse (or NoticeResponse with `code = Backend.NoticeResponse`). */
@@ -51,6 +53,7 @@ export function errorResponse(f: ErrorFields, msgCode: number = Backend.ErrorRes
   w.int8(0x4d).cstring(f.message); // M
   if (f.detail) w.int8(0x44).cstring(f.detail); // D
   if (f.hint) w.int8(0x48).cstring(f.hint); // H
+  if (f.position !== undefined) w.int8(0x50).cstring(String(f.position)); // P
   w.int8(0);
   return w.frame(msgCode);
 }

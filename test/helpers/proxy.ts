@@ -17,6 +17,8 @@ export interface TestProxyOptions {
   moreUsers?: string;
   /** Shards of `app` to expose (default: every server in the cluster). */
   shards?: number;
+  /** Additional raw TOML appended to pgdog.toml, e.g. `[[sharded_tables]]` sections. */
+  extraPgdog?: string;
 }
 
 export interface TestProxy {
@@ -37,7 +39,7 @@ export async function startTestProxy(cluster: PgCluster, opts: TestProxyOptions 
         `[[databases]]\nname = "${APP_DB}"\nhost = "${s.host}"\nport = ${s.port}\ndatabase_name = "${APP_DB}"\nshard = ${shard}\n`,
     )
     .join('\n');
-  const pgdog = `[general]\nhost = "127.0.0.1"\nport = 0\nlog_level = "${process.env.SHARDGATE_TEST_LOG ?? 'warn'}"\n${opts.general ?? ''}\n[admin]\npassword = "admin"\n\n${dbs}`;
+  const pgdog = `[general]\nhost = "127.0.0.1"\nport = 0\nlog_level = "${process.env.SHARDGATE_TEST_LOG ?? 'warn'}"\n${opts.general ?? ''}\n[admin]\npassword = "admin"\n\n${dbs}\n${opts.extraPgdog ?? ''}`;
   const users = `[[users]]\nname = "${APP_USER}"\ndatabase = "${APP_DB}"\npassword = "${APP_PASSWORD}"\n${opts.userExtra ?? ''}\n${opts.moreUsers ?? ''}`;
   const { config } = parseConfig(pgdog, users, {
     configPath: 'test-pgdog.toml',

@@ -888,3 +888,26 @@ describe('ReplyMerger: arguments', () => {
     expect(() => new ReplyMerger(2, spec({ limit: -1 }), () => {})).toThrow(/limit/);
   });
 });
+
+describe('ReplyMerger: replicated writes (omnisharded tables)', () => {
+  it('reports one logical change: the tag once (not summed) and RETURNING rows from the first shard only', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ isReplicated: true }), client.emit);
+    for (const s of [0, 1]) {
+      merger.push(s, rowDescription([{ oid: TypeOid.int4 }]));
+      merger.push(s, dataRow([String(7)]));
+      merger.push(s, C('INSERT 0 1'));
+    }
+    expect(client.rows()).toEqual(['7']);
+    expect(client.tag()).toBe('INSERT 0 1');
+  });
+
+  it('fails the statement when the copies disagree', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ isReplicated: true }), client.emit);
+    merger.push(0, C('UPDATE 1'));
+    merger.push(1, C('UPDATE 0'));
+    expect(client.errors()).toHaveLength(1);
+    expect(merger.isDone).toBe(true);
+  });
+});

@@ -1,0 +1,101 @@
+// One statement running on several shards: each server's replies are split into frames and fed to a ReplyMerger,
+// whose output goes to the client; when every server has sent ReadyForQuery the session gets one combined status.
+// Fan-out replies are copied off the servers' reused read buffers and are not backpressured yet (see docs/sharding.md).
+import { Backend, TxStatus } from '../protocol/codes.js';
+import { FrameReader } from '../protocol/frame-reader.js';
+import { ReplyMerger } from '../execute/reply-merger.js';
+import type { ColumnType, MergeSpec } from '../execute/merge-spec.js';
+import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
+
+/** What the fan-out reports back to its session. */
+export interface FanoutOwner {
+  writeToClient(buf: Buffer): boolean;
+  onServerParameter(name: string, value: string): void;
+  onServerLost(server: ServerConnection, reason: string): void;
+  /** Every server has answered the request; `status` combines their ReadyForQuery statuses. */
+  onFanoutDone(status: number): void;
+}
+
+const MAX_FRAME_BYTES = 1 << 30;
+
+export class Fanout {
+  private readonly merger: ReplyMerger;
+  private readonly owner: FanoutOwner;
+  private waiting: number;
+  private status: number = TxStatus.Idle;
+  private out: Buffer[] = [];
+
+  /** Servers still owing the reply to a Describe the proxy added (its row types feed the merge, not the client). */
+  private readonly isDescribePending: boolean[];
+  private readonly spec: MergeSpec;
+
+  /**
+   * `hasInjectedDescribe`: the request carries a Describe of the portal added by the proxy, because sorting or
+   * aggregating needs the result's types and the client did not ask for them.
+   */
+  constructor(serverCount: number, spec: MergeSpec, owner: FanoutOwner, hasInjectedDescribe = false) {
+    this.owner = owner;
+    this.waiting = serverCount;
+    this.spec = { ...spec };
+    this.isDescribePending = new Array<boolean>(serverCount).fill(hasInjectedDescribe);
+    this.merger = new ReplyMerger(serverCount, this.spec, (frame) => this.out.push(frame));
+  }
+
+  /** The ServerClient for the `index`-th server of this fan-out. */
+  sinkFor(index: number): ServerClient {
+    const reader = new FrameReader(MAX_FRAME_BYTES);
+    const onFrame = (type: number, frame: Buffer): void => {
+      if (type === Backend.ReadyForQuery) return;
+      if (this.isDescribePending[index] && (type === Backend.RowDescription || type === Backend.NoData)) {
+        this.isDescribePending[index] = false;
+        // Read lazily by the merger at the first row, which comes after this.
+        if (type === Backend.RowDescription) this.spec.columnTypes ??= rowTypes(frame);
+        return;
+      }
+      this.merger.push(index, frame);
+    };
+    return {
+      writeToClient: (buf) => {
+        // Copied: the server reads into a buffer it reuses, and partial frames wait here for the next chunk.
+        reader.push(Buffer.from(buf), onFrame); // lengths were already checked by the server's scanner
+        this.flush();
+        return true;
+      },
+      hasPendingWrites: () => false,
+      onClientDrain: (resume) => resume(),
+      onServerParameter: (name, value) => this.owner.onServerParameter(name, value),
+      onServerLost: (server, reason) => this.owner.onServerLost(server, reason),
+      onServerReady: (server, status) => {
+        if (server.pendingReady !== 0) return;
+        if (status === TxStatus.Failed) this.status = TxStatus.Failed;
+        else if (status === TxStatus.InTransaction && this.status !== TxStatus.Failed) this.status = status;
+        if (--this.waiting === 0) {
+          this.flush();
+          this.owner.onFanoutDone(this.status);
+        }
+      },
+    };
+  }
+
+  private flush(): void {
+    if (this.out.length === 0) return;
+    const frames = this.out;
+    this.out = [];
+    this.owner.writeToClient(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+  }
+}
+
+/** Column type OIDs and formats of a RowDescription frame. */
+function rowTypes(frame: Buffer): ColumnType[] {
+  const count = frame.readInt16BE(5);
+  const types: ColumnType[] = [];
+  let p = 7;
+  for (let i = 0; i < count; i++) {
+    p = frame.indexOf(0, p) + 1; // field name
+    const typeOid = frame.readUInt32BE(p + 6);
+    const format = frame.readInt16BE(p + 16);
+    types.push({ typeOid, format });
+    p += 18;
+  }
+  return types;
+}

@@ -1,0 +1,236 @@
+// Routing for one client session on a sharded database: remembers the plans of the client's prepared statements,
+// keeps its manual-routing settings, and turns a batch of frames (one flush point's worth) into a target — one shard,
+// or several shards with the merge spec for their replies. Whatever cannot run correctly is refused with a PgError.
+import { Frontend } from '../protocol/codes.js';
+import { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
+import type { ShardingSchema } from '../sharding/schema.js';
+import { analyzeQuery } from '../router/analyze.js';
+import type { PlanCache } from '../router/plan-cache.js';
+import type { CountSource, StatementPlan } from '../router/plan.js';
+import { decodeBindParams, type BindParams } from '../router/bind-params.js';
+import { routeStatement, type Route, type RouteContext } from '../router/route.js';
+import { PASS_THROUGH_SPEC, type MergeSpec, type SortKey } from '../execute/merge-spec.js';
+
+export type BatchTarget = (
+  | { readonly kind: 'one'; readonly shard: number }
+  | { readonly kind: 'many'; readonly shards: readonly number[]; readonly spec: MergeSpec }
+) & {
+  /** Transaction control or a session setting (allowed in a failed transaction; runs on every shard). */
+  readonly isSessionLevel: boolean;
+};
+
+/** What the routing needs per database: the schema and a plan cache shared by all its sessions. */
+export interface DatabaseRouting {
+  readonly schema: ShardingSchema;
+  readonly plans: PlanCache;
+  /** Round-robin shard for reads any shard can answer. */
+  nextReadShard(): number;
+}
+
+function unsupported(message: string, hint?: string): PgError {
+  return new PgError('ERROR', SqlState.FeatureNotSupported, message, undefined, hint);
+}
+
+function cstringEnd(frame: Buffer, from: number): number {
+  const end = frame.indexOf(0, from);
+  if (end < 0) throw PgError.protocolViolation('unterminated string in message');
+  return end;
+}
+
+export class SessionRouter implements RouteContext {
+  private readonly routing: DatabaseRouting;
+  private readonly named = new Map<string, readonly StatementPlan[]>();
+  private unnamed: readonly StatementPlan[] | null = null;
+  readonly schema: ShardingSchema;
+  sessionShard: number | null = null;
+  sessionShardingKey: string | null = null;
+
+  constructor(routing: DatabaseRouting) {
+    this.routing = routing;
+    this.schema = routing.schema;
+  }
+
+  pickReadShard(): number {
+    return this.routing.nextReadShard();
+  }
+
+  get shardCount(): number {
+    return this.routing.schema.shardCount;
+  }
+
+  private plansFor(sql: string): readonly StatementPlan[] {
+    let plans = this.routing.plans.get(sql);
+    if (plans === undefined) {
+      plans = analyzeQuery(sql, this.routing.schema);
+      this.routing.plans.set(sql, plans);
+    }
+    return plans;
+  }
+
+  /** Where a batch runs. Throws PgError when it cannot run correctly. */
+  route(types: readonly number[], frames: readonly Buffer[]): BatchTarget {
+    let target: Route | null = null;
+    let plan: StatementPlan | null = null;
+    let params: BindParams | null = null;
+    let statements = 0;
+    const join = (r: Route, p: StatementPlan, bp: BindParams | null): void => {
+      statements++;
+      if (target !== null && !sameRoute(target, r)) {
+        throw unsupported(
+          'statements in one request (up to Sync) go to different shards; send them separately',
+          'Sync after each statement, or keep a request to one shard.',
+        );
+      }
+      target = r;
+      plan = p;
+      params = bp;
+    };
+    for (let i = 0; i < types.length; i++) {
+      const frame = frames[i];
+      switch (types[i]) {
+        case Frontend.Query: {
+          const sql = frame.toString('utf8', 5, cstringEnd(frame, 5));
+          for (const p of this.plansFor(sql)) {
+            this.noteSettings(p);
+            join(routeStatement(p, null, this), p, null);
+          }
+          break;
+        }
+        case Frontend.Parse: {
+          const nameEnd = cstringEnd(frame, 5);
+          const sql = frame.toString('utf8', nameEnd + 1, cstringEnd(frame, nameEnd + 1));
+          const plans = this.plansFor(sql);
+          if (plans.length > 1)
+            throw PgError.syntaxError('cannot insert multiple commands into a prepared statement');
+          if (nameEnd === 5) this.unnamed = plans;
+          else this.named.set(frame.toString('utf8', 5, nameEnd), plans);
+          break;
+        }
+        case Frontend.Bind: {
+          const portalEnd = cstringEnd(frame, 5);
+          const stmtEnd = cstringEnd(frame, portalEnd + 1);
+          const plans =
+            stmtEnd === portalEnd + 1
+              ? this.unnamed
+              : (this.named.get(frame.toString('utf8', portalEnd + 1, stmtEnd)) ?? null);
+          if (plans === null || plans.length === 0) break; // unknown statement: any server answers 26000 itself
+          const bp = decodeBindParams(frame);
+          this.noteSettings(plans[0]);
+          join(routeStatement(plans[0], bp, this), plans[0], bp);
+          break;
+        }
+        case Frontend.Close:
+          if (frame[5] === 0x53) {
+            const nameEnd = cstringEnd(frame, 6);
+            if (nameEnd > 6) this.named.delete(frame.toString('utf8', 6, nameEnd));
+          }
+          break;
+      }
+    }
+    const route = target as Route | null;
+    if (route === null) return { kind: 'one', shard: this.routing.nextReadShard(), isSessionLevel: false }; // Describe / Sync only
+    if (route.kind === 'one') return { ...route, isSessionLevel: false };
+    const shards = route.kind === 'many' ? route.shards : allShards(this.shardCount);
+    if (statements > 1) {
+      throw unsupported(
+        'only one statement per request can run on several shards',
+        'Send each statement that needs several shards in its own request (Sync after it).',
+      );
+    }
+    const isSessionLevel = route.kind === 'session';
+    const spec =
+      isSessionLevel || route.kind !== 'many'
+        ? PASS_THROUGH_SPEC
+        : route.isReplicated === true
+          ? { ...PASS_THROUGH_SPEC, isReplicated: true }
+          : mergeSpecFor(plan as StatementPlan | null, params);
+    return { kind: 'many', shards, spec, isSessionLevel };
+  }
+
+  /** SET / RESET of shardgate.shard and shardgate.sharding_key change this session's routing. */
+  private noteSettings(plan: StatementPlan): void {
+    if (plan.setsManualShard !== undefined) this.sessionShard = plan.setsManualShard;
+    if (plan.setsManualShardingKey !== undefined) this.sessionShardingKey = plan.setsManualShardingKey;
+    if (plan.kind === 'discard') {
+      this.sessionShard = null;
+      this.sessionShardingKey = null;
+    }
+  }
+}
+
+function allShards(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+function sameRoute(a: Route, b: Route): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === 'one' && b.kind === 'one') return a.shard === b.shard;
+  if (a.kind === 'many' && b.kind === 'many')
+    return a.shards.length === b.shards.length && a.shards.every((s, i) => s === b.shards[i]);
+  return true;
+}
+
+function countValue(source: CountSource | null, params: BindParams | null): number | null {
+  if (source === null) return null;
+  let text: string | null = null;
+  if (source.kind === 'literal') text = source.value;
+  else if (params !== null) {
+    const v = params.values[source.index - 1];
+    if (v === null || v === undefined) return null; // LIMIT NULL = no limit
+    if (params.formats[source.index - 1] === 1) {
+      if (v.length === 8) return Number(v.readBigInt64BE(0));
+      if (v.length === 4) return v.readInt32BE(0);
+      throw unsupported('a binary LIMIT/OFFSET parameter of unexpected size');
+    }
+    text = v.toString('utf8');
+  }
+  if (text === null || text.toUpperCase() === 'ALL') return null;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw unsupported(`cannot merge a LIMIT/OFFSET of "${text}" across shards`);
+  return n;
+}
+
+/** How to merge a fan-out statement's replies; refuses the SELECT shapes the merger cannot answer exactly. */
+function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): MergeSpec {
+  const select = plan?.select ?? null;
+  if (plan === null || plan.kind !== 'select' || select === null) return PASS_THROUGH_SPEC;
+  const hint = 'Add the sharding key so the query runs on one shard, or route it by hand.';
+  if (select.setOperation !== null)
+    throw unsupported(
+      `${select.setOperation.toUpperCase().replace('_', ' ')} across shards is not supported yet`,
+      hint,
+    );
+  if (select.distinct || select.distinctOn)
+    throw unsupported('SELECT DISTINCT across shards is not supported yet', hint);
+  if (select.hasGroupBy) throw unsupported('GROUP BY across shards is not supported yet', hint);
+  const offset = countValue(select.offset, params) ?? 0;
+  if (offset > 0) throw unsupported('OFFSET across shards is not supported yet', hint);
+  const limit = countValue(select.limit, params);
+  if (select.aggregates.length > 0) {
+    const aggregates = select.aggregates.map((a) => {
+      if (a.isDistinct) throw unsupported(`${a.fn}(DISTINCT …) across shards is not supported yet`, hint);
+      if (a.fn === 'avg')
+        throw unsupported('avg() across shards is not supported yet; use sum() and count()', hint);
+      return { column: a.position - 1, fn: a.fn };
+    });
+    if (select.targetCount !== null && aggregates.length !== select.targetCount) {
+      throw unsupported(
+        'aggregates mixed with plain columns across shards need GROUP BY, which is not supported yet',
+        hint,
+      );
+    }
+    return { orderBy: [], limit, offset: 0, aggregates };
+  }
+  const orderBy: SortKey[] = select.orderBy.map((o) => {
+    if (o.position === null) {
+      throw unsupported(
+        'ORDER BY across shards must name output columns (by position or name in the select list)',
+        hint,
+      );
+    }
+    return { column: o.position - 1, isDescending: o.descending, isNullsFirst: o.nullsFirst };
+  });
+  return { orderBy, limit, offset: 0, aggregates: null };
+}
