@@ -41,6 +41,11 @@ export interface MergeSpec {
    * client gets once, and RETURNING rows come from the first shard only.
    */
   isReplicated?: boolean;
+  /**
+   * A multi-row INSERT split by shard: for each original VALUES row, the (0-based, local) shard index it went to.
+   * RETURNING rows are emitted in that order, as one server would have returned them.
+   */
+  rowShards?: readonly number[];
 }
 
 /** No ordering, no limit, no aggregates: rows pass through, counts are summed. */

@@ -162,6 +162,8 @@ export class ReplyMerger {
   private endedCount = 0;
   private rowsToSkip: number;
   private rowsSent = 0;
+  /** Next row of `spec.rowShards` to emit. */
+  private nextOrderedRow = 0;
   /** Sort mode: shards still running with no row waiting; the merge may only advance at 0. */
   private blockingCount: number;
 
@@ -320,6 +322,11 @@ export class ReplyMerger {
     if (this.isFailed) return;
     switch (this.mode) {
       case 'stream':
+        if (this.spec.rowShards !== undefined) {
+          reply.enqueue({ frame: Buffer.from(frame), keys: [] });
+          this.drainInRowOrder();
+          return;
+        }
         this.offer(frame);
         return;
       case 'aggregate':
@@ -343,6 +350,17 @@ export class ReplyMerger {
         this.drain();
         if (reply.last() === row) retain(row);
       }
+    }
+  }
+
+  /** Split INSERT … RETURNING: rows go out in the order of the original VALUES rows (`spec.rowShards`). */
+  private drainInRowOrder(): void {
+    const order = this.spec.rowShards as readonly number[];
+    while (this.nextOrderedRow < order.length) {
+      const reply = this.shards[order[this.nextOrderedRow]];
+      if (reply === undefined || reply.queued === 0) return;
+      this.offer(reply.dequeue().frame);
+      this.nextOrderedRow++;
     }
   }
 

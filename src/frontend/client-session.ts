@@ -8,7 +8,7 @@ import type { AdminConfig, GeneralConfig, UserConfig } from '../config/types.js'
 import type { PoolManager, DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
-import { Frontend, TxStatus } from '../protocol/codes.js';
+import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/frame-reader.js';
 import {
   backendKeyData,
@@ -553,6 +553,7 @@ export class ClientSession implements ServerClient, Cancellable {
       this.sendFrames(server, types, frames, readyCount);
       return;
     }
+    if (target.kind === 'split') return this.sendSplit(target, readyCount);
     const spec = target.spec;
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
     const sent = needsTypes ? withPortalDescribe(types, frames) : null;
@@ -564,6 +565,22 @@ export class ClientSession implements ServerClient, Cancellable {
       if (sent !== null) this.sendFrames(server, sent.types, sent.frames, readyCount);
       else this.sendFrames(server, types, frames, readyCount);
     });
+  }
+
+  /** A multi-row INSERT split by shard: each shard gets its own rows; RETURNING rows come back in VALUES order. */
+  private sendSplit(target: Extract<BatchTarget, { kind: 'split' }>, readyCount: number): void {
+    if (target.clientParse !== null) this.statements?.remember(target.clientParse);
+    const fanout = new Fanout(target.shards.length, target.spec, this);
+    this.fanout = fanout;
+    target.shards.forEach((shard, i) => {
+      const server = this.shardServers[shard] as ServerConnection;
+      const part = target.parts[i];
+      server.client = fanout.sinkFor(i);
+      // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
+      if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
+      server.send(Buffer.concat(part.frames), readyCount);
+    });
+    this.hasOpenSegment = false;
   }
 
   onFanoutDone(status: number): void {

@@ -123,6 +123,18 @@ export class ClientStatements {
     out.push(frame);
   }
 
+  /** Learn a client's named statement without sending it anywhere (its Parse went out rewritten, e.g. split). */
+  remember(frame: Buffer): void {
+    const nameEnd = cstringEnd(frame, 5);
+    if (nameEnd === 5) return;
+    const tail = frame.subarray(nameEnd + 1);
+    const serverName = this.names.nameFor(tail.toString('latin1'));
+    this.byName.set(frame.toString('utf8', 5, nameEnd), {
+      serverName,
+      parse: withName(Frontend.Parse, null, serverName, tail),
+    });
+  }
+
   private rewriteParse(frame: Buffer, server: StatementServer, out: Buffer[]): void {
     const nameEnd = cstringEnd(frame, 5);
     if (nameEnd === 5) {

@@ -11,10 +11,27 @@ import type { CountSource, StatementPlan } from '../router/plan.js';
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
 import { routeStatement, type Route, type RouteContext } from '../router/route.js';
 import { PASS_THROUGH_SPEC, type MergeSpec, type SortKey } from '../execute/merge-spec.js';
+import { parseParamTypes, readBind, splitBind, splitInsert, splitParse } from '../router/insert-split.js';
+import { query } from '../protocol/messages.js';
+
+/** One shard's frames of a split INSERT (`isParseInjected`: its ParseComplete is the proxy's, not the client's). */
+export interface SplitPart {
+  readonly types: number[];
+  readonly frames: Buffer[];
+  readonly isParseInjected: boolean;
+}
 
 export type BatchTarget = (
   | { readonly kind: 'one'; readonly shard: number }
   | { readonly kind: 'many'; readonly shards: readonly number[]; readonly spec: MergeSpec }
+  | {
+      readonly kind: 'split';
+      readonly shards: readonly number[];
+      readonly parts: readonly SplitPart[];
+      readonly spec: MergeSpec;
+      /** The client's own Parse in this request (to remember its statement name), if any. */
+      readonly clientParse: Buffer | null;
+    }
 ) & {
   /** Transaction control or a session setting (allowed in a failed transaction; runs on every shard). */
   readonly isSessionLevel: boolean;
@@ -26,6 +43,13 @@ export interface DatabaseRouting {
   readonly plans: PlanCache;
   /** Round-robin shard for reads any shard can answer. */
   nextReadShard(): number;
+}
+
+/** A statement the client prepared: its plans, and its text and parameter types (to rebuild a split INSERT). */
+interface PreparedEntry {
+  readonly plans: readonly StatementPlan[];
+  readonly text: string;
+  readonly paramTypes: readonly number[];
 }
 
 function unsupported(message: string, hint?: string): PgError {
@@ -40,8 +64,8 @@ function cstringEnd(frame: Buffer, from: number): number {
 
 export class SessionRouter implements RouteContext {
   private readonly routing: DatabaseRouting;
-  private readonly named = new Map<string, readonly StatementPlan[]>();
-  private unnamed: readonly StatementPlan[] | null = null;
+  private readonly named = new Map<string, PreparedEntry>();
+  private unnamed: PreparedEntry | null = null;
   readonly schema: ShardingSchema;
   sessionShard: number | null = null;
   sessionShardingKey: string | null = null;
@@ -74,6 +98,10 @@ export class SessionRouter implements RouteContext {
     let plan: StatementPlan | null = null;
     let params: BindParams | null = null;
     let statements = 0;
+    /** For a split: the statement's text and types, where its Parse and Bind sit in the batch. */
+    let source: { text: string; paramTypes: readonly number[]; isQuery: boolean } | null = null;
+    let parseIndex = -1;
+    let bindIndex = -1;
     const join = (r: Route, p: StatementPlan, bp: BindParams | null): void => {
       statements++;
       if (target !== null && !sameRoute(target, r)) {
@@ -95,6 +123,7 @@ export class SessionRouter implements RouteContext {
             this.noteSettings(p);
             join(routeStatement(p, null, this), p, null);
           }
+          source = { text: sql, paramTypes: [], isQuery: true };
           break;
         }
         case Frontend.Parse: {
@@ -103,21 +132,26 @@ export class SessionRouter implements RouteContext {
           const plans = this.plansFor(sql);
           if (plans.length > 1)
             throw PgError.syntaxError('cannot insert multiple commands into a prepared statement');
-          if (nameEnd === 5) this.unnamed = plans;
-          else this.named.set(frame.toString('utf8', 5, nameEnd), plans);
+          const entry: PreparedEntry = { plans, text: sql, paramTypes: parseParamTypes(frame) };
+          if (nameEnd === 5) this.unnamed = entry;
+          else this.named.set(frame.toString('utf8', 5, nameEnd), entry);
+          parseIndex = i;
           break;
         }
         case Frontend.Bind: {
           const portalEnd = cstringEnd(frame, 5);
           const stmtEnd = cstringEnd(frame, portalEnd + 1);
-          const plans =
+          const entry =
             stmtEnd === portalEnd + 1
               ? this.unnamed
               : (this.named.get(frame.toString('utf8', portalEnd + 1, stmtEnd)) ?? null);
-          if (plans === null || plans.length === 0) break; // unknown statement: any server answers 26000 itself
+          if (entry === null || entry.plans.length === 0) break; // unknown statement: any server answers 26000 itself
+          const plans = entry.plans;
           const bp = decodeBindParams(frame);
           this.noteSettings(plans[0]);
           join(routeStatement(plans[0], bp, this), plans[0], bp);
+          source = { text: entry.text, paramTypes: entry.paramTypes, isQuery: false };
+          bindIndex = i;
           break;
         }
         case Frontend.Close:
@@ -131,6 +165,12 @@ export class SessionRouter implements RouteContext {
     const route = target as Route | null;
     if (route === null) return { kind: 'one', shard: this.routing.nextReadShard(), isSessionLevel: false }; // Describe / Sync only
     if (route.kind === 'one') return { ...route, isSessionLevel: false };
+    if (route.kind === 'split') {
+      if (statements > 1 || source === null) {
+        throw unsupported('a multi-row INSERT split across shards must be the only statement of its request');
+      }
+      return splitTarget(route.rowShards, source, types, frames, parseIndex, bindIndex);
+    }
     const shards = route.kind === 'many' ? route.shards : allShards(this.shardCount);
     if (statements > 1) {
       throw unsupported(
@@ -233,4 +273,59 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
     return { column: o.position - 1, isDescending: o.descending, isNullsFirst: o.nullsFirst };
   });
   return { orderBy, limit, offset: 0, aggregates: null };
+}
+
+/** The per-shard requests of a multi-row INSERT whose rows belong to several shards. */
+function splitTarget(
+  rowShards: readonly number[],
+  source: { text: string; paramTypes: readonly number[]; isQuery: boolean },
+  types: readonly number[],
+  frames: readonly Buffer[],
+  parseIndex: number,
+  bindIndex: number,
+): BatchTarget {
+  for (let i = 0; i < types.length; i++) {
+    if (types[i] === Frontend.Describe && frames[i][5] === 0x53) {
+      throw unsupported(
+        'a multi-row INSERT split across shards cannot be described as a statement in the same request',
+        'Describe the portal instead, or send the Describe separately.',
+      );
+    }
+  }
+  const pieces = splitInsert(source.text, rowShards);
+  const shards = pieces.map((p) => p.shard);
+  const local = new Map(shards.map((s, i) => [s, i]));
+  const bind = bindIndex >= 0 ? readBind(frames[bindIndex]) : null;
+  const parts: SplitPart[] = pieces.map((piece) => {
+    if (source.isQuery)
+      return { types: [Frontend.Query], frames: [query(piece.sql)], isParseInjected: false };
+    const outTypes: number[] = [];
+    const outFrames: Buffer[] = [];
+    const newParse = splitParse(piece.sql, source.paramTypes, piece.paramMap);
+    for (let i = 0; i < types.length; i++) {
+      if (i === parseIndex) {
+        outTypes.push(Frontend.Parse);
+        outFrames.push(newParse);
+      } else if (i === bindIndex && bind !== null) {
+        if (parseIndex < 0) {
+          outTypes.push(Frontend.Parse);
+          outFrames.push(newParse);
+        }
+        outTypes.push(Frontend.Bind);
+        outFrames.push(splitBind(bind, piece.paramMap));
+      } else {
+        outTypes.push(types[i]);
+        outFrames.push(frames[i]);
+      }
+    }
+    return { types: outTypes, frames: outFrames, isParseInjected: parseIndex < 0 };
+  });
+  return {
+    kind: 'split',
+    shards,
+    parts,
+    spec: { ...PASS_THROUGH_SPEC, rowShards: rowShards.map((s) => local.get(s) as number) },
+    clientParse: parseIndex >= 0 ? frames[parseIndex] : null,
+    isSessionLevel: false,
+  };
 }

@@ -12,6 +12,8 @@ export type Route =
   | { readonly kind: 'one'; readonly shard: number }
   /** `isReplicated`: a write to a table copied to every shard — one logical change, reported once. */
   | { readonly kind: 'many'; readonly shards: readonly number[]; readonly isReplicated?: boolean }
+  /** A multi-row INSERT whose rows belong to several shards: `rowShards[i]` is the shard of VALUES row i. */
+  | { readonly kind: 'split'; readonly rowShards: readonly number[] }
   /** Transaction control and session settings: the session applies them to every participant. */
   | { readonly kind: 'session' };
 
@@ -122,6 +124,7 @@ function routeInsert(plan: StatementPlan, ctx: RouteContext, params: BindParams 
     );
   }
   const shards = new Set<number>();
+  const rowShards: number[] = [];
   for (const key of insert.insertKeys) {
     if (key === null) {
       throw unsupported(
@@ -129,14 +132,13 @@ function routeInsert(plan: StatementPlan, ctx: RouteContext, params: BindParams 
         'Give the sharding column a literal or a parameter in every row.',
       );
     }
-    shardsOfSource(key, column, ctx.schema.shardCount, params, shards);
+    const row = new Set<number>();
+    shardsOfSource(key, column, ctx.schema.shardCount, params, row);
+    const shard = row.values().next().value as number;
+    rowShards.push(shard);
+    shards.add(shard);
   }
-  if (shards.size > 1) {
-    throw unsupported(
-      'this multi-row INSERT has rows for several shards; splitting it is not supported yet',
-      'Insert the rows of each shard in their own statement.',
-    );
-  }
+  if (shards.size > 1) return { kind: 'split', rowShards };
   return fromShards(shards);
 }
 

@@ -113,7 +113,7 @@ describe('routeStatement', () => {
     });
   });
 
-  it('routes a multi-row INSERT whose rows share a shard, and refuses one that spans shards', () => {
+  it('routes a multi-row INSERT whose rows share a shard, and splits one that spans shards', () => {
     expect(route(`insert into users (id, name) values (${idOn1}, 'a'), (${idOn1}, 'b')`)).toEqual({
       kind: 'one',
       shard: 1,
@@ -122,9 +122,10 @@ describe('routeStatement', () => {
       kind: 'one',
       shard: 0,
     });
-    const err = routeError(`insert into users (id, name) values (${idOn0}, 'a'), (${idOn1}, 'b')`);
-    expect(err.code).toBe('0A000');
-    expect(err.message).toMatch(/several shards/);
+    expect(route(`insert into users (id, name) values (${idOn0}, 'a'), (${idOn1}, 'b')`)).toEqual({
+      kind: 'split',
+      rowShards: [0, 1],
+    });
   });
 
   it('refuses an INSERT whose key it cannot see, and an UPDATE that moves the key', () => {

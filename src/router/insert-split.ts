@@ -1,0 +1,141 @@
+// Splitting a multi-row INSERT whose rows belong to several shards: one INSERT per shard with that shard's VALUES
+// rows (deparsed from PostgreSQL's own parse tree), parameters renumbered per shard, and — for the extended protocol —
+// the Parse and Bind rebuilt to match. Only the VALUES list changes; ON CONFLICT and RETURNING are kept as written.
+import { deparseSync, parseSync } from 'pgsql-parser';
+import { Frontend } from '../protocol/codes.js';
+import { MessageWriter } from '../protocol/writer.js';
+import { PgError } from '../errors/pg-error.js';
+
+/** One shard's part of a split INSERT. */
+export interface ShardInsert {
+  readonly shard: number;
+  /** 0-based indices of the original VALUES rows, in order. */
+  readonly rows: readonly number[];
+  readonly sql: string;
+  /** For each new parameter `$k` (k = index + 1), the original parameter number. */
+  readonly paramMap: readonly number[];
+}
+
+type Node = Record<string, unknown>;
+
+function isNode(v: unknown): v is Node {
+  return typeof v === 'object' && v !== null;
+}
+
+/** Visit every ParamRef in a parse tree. */
+function forEachParamRef(v: unknown, fn: (ref: { number: number }) => void): void {
+  if (Array.isArray(v)) {
+    for (const x of v) forEachParamRef(x, fn);
+    return;
+  }
+  if (!isNode(v)) return;
+  for (const [k, child] of Object.entries(v)) {
+    if (k === 'ParamRef' && isNode(child)) fn(child as { number: number });
+    else forEachParamRef(child, fn);
+  }
+}
+
+/** Build one INSERT per shard from `sql` (a single INSERT … VALUES) and `rowShards` (the shard of each VALUES row). */
+export function splitInsert(sql: string, rowShards: readonly number[]): ShardInsert[] {
+  const parsed = parseSync(sql) as { stmts: { stmt: Node }[] };
+  const stmt = parsed.stmts[0]?.stmt;
+  const insert = isNode(stmt) ? (stmt.InsertStmt as Node | undefined) : undefined;
+  const select = isNode(insert?.selectStmt)
+    ? ((insert.selectStmt as Node).SelectStmt as Node | undefined)
+    : undefined;
+  const values = select?.valuesLists;
+  if (!Array.isArray(values) || values.length !== rowShards.length) {
+    throw PgError.internal('cannot split this INSERT: its VALUES rows do not match the routing plan');
+  }
+  const byShard = new Map<number, number[]>();
+  rowShards.forEach((shard, row) => {
+    const rows = byShard.get(shard);
+    if (rows) rows.push(row);
+    else byShard.set(shard, [row]);
+  });
+  const out: ShardInsert[] = [];
+  for (const [shard, rows] of [...byShard].sort((a, b) => a[0] - b[0])) {
+    const clone = structuredClone(stmt) as Node;
+    const sel = ((clone.InsertStmt as Node).selectStmt as Node).SelectStmt as Node;
+    sel.valuesLists = rows.map((r) => (values as unknown[])[r]);
+    const used = new Set<number>();
+    forEachParamRef(clone, (ref) => used.add(ref.number));
+    const paramMap = [...used].sort((a, b) => a - b);
+    const renumber = new Map(paramMap.map((old, i) => [old, i + 1]));
+    forEachParamRef(clone, (ref) => {
+      ref.number = renumber.get(ref.number) as number;
+    });
+    out.push({ shard, rows, sql: deparseSync(clone, { pretty: false }), paramMap });
+  }
+  return out;
+}
+
+/** A Parse of the unnamed statement with `sql`, its parameter types taken from the original by `paramMap`. */
+export function splitParse(
+  sql: string,
+  originalTypes: readonly number[],
+  paramMap: readonly number[],
+): Buffer {
+  const w = new MessageWriter(sql.length + 16 + paramMap.length * 4).cstring('').cstring(sql);
+  w.int16(paramMap.length);
+  for (const old of paramMap) w.int32(originalTypes[old - 1] ?? 0);
+  return w.frame(Frontend.Parse);
+}
+
+/** The parts of a Bind the split needs to rebuild it. */
+export interface BindParts {
+  portal: string;
+  values: (Buffer | null)[];
+  formats: number[];
+  /** int16 count + int16[] result format codes, as in the original. */
+  resultFormats: Buffer;
+}
+
+export function readBind(frame: Buffer): BindParts {
+  const portalEnd = frame.indexOf(0, 5);
+  const stmtEnd = frame.indexOf(0, portalEnd + 1);
+  let p = stmtEnd + 1;
+  const formatCount = frame.readInt16BE(p);
+  p += 2;
+  const codes: number[] = [];
+  for (let i = 0; i < formatCount; i++, p += 2) codes.push(frame.readInt16BE(p));
+  const count = frame.readInt16BE(p);
+  p += 2;
+  const values: (Buffer | null)[] = [];
+  const formats: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const len = frame.readInt32BE(p);
+    p += 4;
+    values.push(len < 0 ? null : frame.subarray(p, p + len));
+    if (len > 0) p += len;
+    formats.push(formatCount === 0 ? 0 : formatCount === 1 ? codes[0] : codes[i]);
+  }
+  return { portal: frame.toString('utf8', 5, portalEnd), values, formats, resultFormats: frame.subarray(p) };
+}
+
+/** A Bind of the unnamed statement with the parameters `paramMap` picks from `bind`. */
+export function splitBind(bind: BindParts, paramMap: readonly number[]): Buffer {
+  const w = new MessageWriter(64).cstring(bind.portal).cstring('');
+  w.int16(paramMap.length);
+  for (const old of paramMap) w.int16(bind.formats[old - 1] ?? 0);
+  w.int16(paramMap.length);
+  for (const old of paramMap) {
+    const v = bind.values[old - 1];
+    if (v === null || v === undefined) w.int32(-1);
+    else w.int32(v.length).bytes(v);
+  }
+  w.bytes(bind.resultFormats);
+  return w.frame(Frontend.Bind);
+}
+
+/** Parameter type OIDs of a Parse frame (0 = unspecified). */
+export function parseParamTypes(frame: Buffer): number[] {
+  const nameEnd = frame.indexOf(0, 5);
+  const queryEnd = frame.indexOf(0, nameEnd + 1);
+  let p = queryEnd + 1;
+  const n = frame.readInt16BE(p);
+  p += 2;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++, p += 4) out.push(frame.readUInt32BE(p));
+  return out;
+}

@@ -1,0 +1,89 @@
+// Multi-row INSERTs whose rows belong to several shards: split into one INSERT per shard (simple and extended
+// protocol, named statements reused), every row on the shard PostgreSQL's hash picks, RETURNING rows in VALUES order,
+// one summed command tag.
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PgCluster } from '../../src/testing/pg-cluster.js';
+import { testServers } from '../helpers/pg-servers.js';
+import { APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { directShardClients, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+
+let cluster: PgCluster;
+let proxy: TestProxy;
+let direct: pg.Client[];
+let client: pg.Client;
+
+/** Ids from `start` alternating between shards 0 and 1, so every split really has rows for both. */
+function mixedIds(start: number, count: number): number[] {
+  const out: number[] = [];
+  for (let id = start; out.length < count; id++) {
+    if (userShard(id) === out.length % 2) out.push(id);
+  }
+  return out;
+}
+
+async function shardOfRow(id: number): Promise<number[]> {
+  const found: number[] = [];
+  for (const [shard, d] of direct.entries()) {
+    if ((await d.query('select 1 from users where id = $1', [id])).rowCount === 1) found.push(shard);
+  }
+  return found;
+}
+
+beforeAll(async () => {
+  cluster = await testServers(2, APP_SERVER_OPTIONS);
+  proxy = await startTestProxy(cluster, { extraPgdog: USERS_SHARDING_TOML });
+  direct = await directShardClients(cluster);
+  client = new pg.Client({ connectionString: proxy.url });
+  await client.connect();
+  await client.query('create table users (id bigint primary key, name text)');
+});
+
+afterAll(async () => {
+  await client?.end();
+  for (const d of direct ?? []) await d.end();
+  await proxy?.close();
+  await cluster?.stop();
+});
+
+describe('multi-row INSERT across shards', () => {
+  it('splits a literal INSERT (simple protocol), RETURNING in VALUES order', async () => {
+    const ids = mixedIds(1, 6);
+    const values = ids.map((id) => `(${id}, 'n${id}')`).join(', ');
+    const r = await client.query(`insert into users (id, name) values ${values} returning id, name`);
+    expect(r.command).toBe('INSERT');
+    expect(r.rowCount).toBe(6);
+    expect(r.rows.map((row: { id: string }) => Number(row.id))).toEqual(ids);
+    for (const id of ids) expect(await shardOfRow(id)).toEqual([userShard(id)]);
+  });
+
+  it('splits a parameterized INSERT with renumbered parameters, and again when the named statement is reused', async () => {
+    const text = 'insert into users (id, name) values ($1, $2), ($3, $4), ($5, $6) returning id, name';
+    for (const start of [1000, 2000]) {
+      const ids = mixedIds(start, 3);
+      const params = ids.flatMap((id) => [id, `p${id}`]);
+      const r = await client.query({ name: 'split_ins', text, values: params });
+      expect(r.rowCount).toBe(3);
+      expect(r.rows).toEqual(ids.map((id) => ({ id: String(id), name: `p${id}` })));
+      for (const id of ids) expect(await shardOfRow(id)).toEqual([userShard(id)]);
+    }
+  });
+
+  it('reports a constraint violation on one shard and leaves the connection usable', async () => {
+    const [a, b] = mixedIds(1, 2); // both already exist
+    await expect(
+      client.query(`insert into users (id, name) values (${a}, 'x'), (${b}, 'y')`),
+    ).rejects.toMatchObject({
+      code: '23505',
+    });
+    expect((await client.query('select 1 as ok')).rows[0].ok).toBe(1);
+  });
+
+  it('is atomic inside a transaction: ROLLBACK removes the rows from every shard', async () => {
+    const ids = mixedIds(5000, 4);
+    await client.query('begin');
+    await client.query(`insert into users (id, name) values ${ids.map((id) => `(${id}, 't')`).join(', ')}`);
+    await client.query('rollback');
+    for (const id of ids) expect(await shardOfRow(id)).toEqual([]);
+  });
+});
