@@ -570,7 +570,10 @@ export class ClientSession implements ServerClient, Cancellable {
   /** A multi-row INSERT split by shard: each shard gets its own rows; RETURNING rows come back in VALUES order. */
   private sendSplit(target: Extract<BatchTarget, { kind: 'split' }>, readyCount: number): void {
     if (target.clientParse !== null) this.statements?.remember(target.clientParse);
-    const fanout = new Fanout(target.shards.length, target.spec, this);
+    const spec = target.spec;
+    const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
+    const described = needsTypes ? target.parts.map((p) => withPortalDescribe(p.types, p.frames)) : [];
+    const fanout = new Fanout(target.shards.length, spec, this, described[0] != null);
     this.fanout = fanout;
     target.shards.forEach((shard, i) => {
       const server = this.shardServers[shard] as ServerConnection;
@@ -578,7 +581,7 @@ export class ClientSession implements ServerClient, Cancellable {
       server.client = fanout.sinkFor(i);
       // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
       if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
-      server.send(Buffer.concat(part.frames), readyCount);
+      server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
     });
     this.hasOpenSegment = false;
   }

@@ -11,7 +11,14 @@ import type { CountSource, StatementPlan } from '../router/plan.js';
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
 import { routeStatement, type Route, type RouteContext } from '../router/route.js';
 import { PASS_THROUGH_SPEC, type MergeSpec, type SortKey } from '../execute/merge-spec.js';
-import { parseParamTypes, readBind, splitBind, splitInsert, splitParse } from '../router/insert-split.js';
+import {
+  parseParamTypes,
+  pushDownOffset,
+  readBind,
+  splitBind,
+  splitInsert,
+  splitParse,
+} from '../router/insert-split.js';
 import { query } from '../protocol/messages.js';
 
 /** One shard's frames of a split INSERT (`isParseInjected`: its ParseComplete is the proxy's, not the client's). */
@@ -179,6 +186,28 @@ export class SessionRouter implements RouteContext {
       );
     }
     const isSessionLevel = route.kind === 'session';
+    if (
+      !isSessionLevel &&
+      route.kind === 'many' &&
+      (plan as StatementPlan | null)?.select?.offset != null &&
+      source !== null
+    ) {
+      // OFFSET: every shard returns its first limit + offset rows; the merge skips the offset.
+      const rewritten = pushDownOffset(source.text);
+      if (rewritten === null)
+        throw unsupported('this OFFSET form cannot run across shards (FETCH … WITH TIES)');
+      const paramCount = params === null ? 0 : (params as BindParams).values.length;
+      const paramMap = Array.from({ length: paramCount }, (_, i) => i + 1);
+      const part = rebuildRequest(rewritten, paramMap, source, types, frames, parseIndex, bindIndex);
+      return {
+        kind: 'split',
+        shards,
+        parts: shards.map(() => part),
+        spec: mergeSpecFor(plan as StatementPlan | null, params),
+        clientParse: parseIndex >= 0 ? frames[parseIndex] : null,
+        isSessionLevel: false,
+      };
+    }
     const spec =
       isSessionLevel || route.kind !== 'many'
         ? PASS_THROUGH_SPEC
@@ -246,7 +275,6 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
     throw unsupported('SELECT DISTINCT across shards is not supported yet', hint);
   if (select.hasGroupBy) throw unsupported('GROUP BY across shards is not supported yet', hint);
   const offset = countValue(select.offset, params) ?? 0;
-  if (offset > 0) throw unsupported('OFFSET across shards is not supported yet', hint);
   const limit = countValue(select.limit, params);
   if (select.aggregates.length > 0) {
     const aggregates = select.aggregates.map((a) => {
@@ -261,6 +289,7 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
         hint,
       );
     }
+    if (offset > 0) throw unsupported('OFFSET with aggregates across shards is not supported yet', hint);
     return { orderBy: [], limit, offset: 0, aggregates };
   }
   const orderBy: SortKey[] = select.orderBy.map((o) => {
@@ -272,7 +301,7 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
     }
     return { column: o.position - 1, isDescending: o.descending, isNullsFirst: o.nullsFirst };
   });
-  return { orderBy, limit, offset: 0, aggregates: null };
+  return { orderBy, limit, offset, aggregates: null };
 }
 
 /** The per-shard requests of a multi-row INSERT whose rows belong to several shards. */
@@ -295,31 +324,9 @@ function splitTarget(
   const pieces = splitInsert(source.text, rowShards);
   const shards = pieces.map((p) => p.shard);
   const local = new Map(shards.map((s, i) => [s, i]));
-  const bind = bindIndex >= 0 ? readBind(frames[bindIndex]) : null;
-  const parts: SplitPart[] = pieces.map((piece) => {
-    if (source.isQuery)
-      return { types: [Frontend.Query], frames: [query(piece.sql)], isParseInjected: false };
-    const outTypes: number[] = [];
-    const outFrames: Buffer[] = [];
-    const newParse = splitParse(piece.sql, source.paramTypes, piece.paramMap);
-    for (let i = 0; i < types.length; i++) {
-      if (i === parseIndex) {
-        outTypes.push(Frontend.Parse);
-        outFrames.push(newParse);
-      } else if (i === bindIndex && bind !== null) {
-        if (parseIndex < 0) {
-          outTypes.push(Frontend.Parse);
-          outFrames.push(newParse);
-        }
-        outTypes.push(Frontend.Bind);
-        outFrames.push(splitBind(bind, piece.paramMap));
-      } else {
-        outTypes.push(types[i]);
-        outFrames.push(frames[i]);
-      }
-    }
-    return { types: outTypes, frames: outFrames, isParseInjected: parseIndex < 0 };
-  });
+  const parts = pieces.map((piece) =>
+    rebuildRequest(piece.sql, piece.paramMap, source, types, frames, parseIndex, bindIndex),
+  );
   return {
     kind: 'split',
     shards,
@@ -328,4 +335,41 @@ function splitTarget(
     clientParse: parseIndex >= 0 ? frames[parseIndex] : null,
     isSessionLevel: false,
   };
+}
+
+/**
+ * The request with its statement replaced by `sql` (parameters picked from the original by `paramMap`): a Query, or
+ * an unnamed Parse + Bind in place of the client's (a Parse is added before the Bind when the client's came earlier).
+ */
+function rebuildRequest(
+  sql: string,
+  paramMap: readonly number[],
+  source: { text: string; paramTypes: readonly number[]; isQuery: boolean },
+  types: readonly number[],
+  frames: readonly Buffer[],
+  parseIndex: number,
+  bindIndex: number,
+): SplitPart {
+  if (source.isQuery) return { types: [Frontend.Query], frames: [query(sql)], isParseInjected: false };
+  const bind = bindIndex >= 0 ? readBind(frames[bindIndex]) : null;
+  const outTypes: number[] = [];
+  const outFrames: Buffer[] = [];
+  const newParse = splitParse(sql, source.paramTypes, paramMap);
+  for (let i = 0; i < types.length; i++) {
+    if (i === parseIndex) {
+      outTypes.push(Frontend.Parse);
+      outFrames.push(newParse);
+    } else if (i === bindIndex && bind !== null) {
+      if (parseIndex < 0) {
+        outTypes.push(Frontend.Parse);
+        outFrames.push(newParse);
+      }
+      outTypes.push(Frontend.Bind);
+      outFrames.push(splitBind(bind, paramMap));
+    } else {
+      outTypes.push(types[i]);
+      outFrames.push(frames[i]);
+    }
+  }
+  return { types: outTypes, frames: outFrames, isParseInjected: parseIndex < 0 };
 }

@@ -139,3 +139,39 @@ export function parseParamTypes(frame: Buffer): number[] {
   for (let i = 0; i < n; i++, p += 4) out.push(frame.readUInt32BE(p));
   return out;
 }
+
+/**
+ * OFFSET across shards: each shard must return its first `limit + offset` rows and the proxy skips `offset` of the
+ * merged rows. Rewrites `… LIMIT l OFFSET o` to `… LIMIT l::int8 + o::int8` (no OFFSET; parameters stay where they
+ * were, so the Bind needs no change). Null when the statement is not a plain SELECT with an OFFSET.
+ */
+export function pushDownOffset(sql: string): string | null {
+  const parsed = parseSync(sql) as { stmts: { stmt: Node }[] };
+  const stmt = parsed.stmts[0]?.stmt;
+  const select = isNode(stmt) ? (stmt.SelectStmt as Node | undefined) : undefined;
+  if (select === undefined || select.limitOffset === undefined) return null;
+  if (
+    select.limitOption !== undefined &&
+    select.limitOption !== 'LIMIT_OPTION_COUNT' &&
+    select.limitOption !== 'LIMIT_OPTION_DEFAULT'
+  ) {
+    return null; // FETCH … WITH TIES
+  }
+  const asInt8 = (arg: unknown): Node => ({
+    TypeCast: {
+      arg,
+      typeName: { names: [{ String: { sval: 'pg_catalog' } }, { String: { sval: 'int8' } }], typemod: -1 },
+    },
+  });
+  // No LIMIT: NULL + offset is NULL, i.e. no limit — and a parameter offset stays referenced (its type inferred).
+  select.limitCount = {
+    A_Expr: {
+      kind: 'AEXPR_OP',
+      name: [{ String: { sval: '+' } }],
+      lexpr: asInt8(select.limitCount ?? { A_Const: { isnull: true } }),
+      rexpr: asInt8(select.limitOffset),
+    },
+  };
+  delete select.limitOffset;
+  return deparseSync(stmt, { pretty: false });
+}

@@ -40,6 +40,8 @@ const SESSION_KINDS = new Set<StatementPlan['kind']>([
   'rollback_prepared',
 ]);
 
+const DML_KINDS = new Set<StatementPlan['kind']>(['insert', 'update', 'delete', 'merge']);
+
 const HINT_KEY = 'Add the sharding key to the statement, or route it by hand with /* shardgate: shard=N */.';
 
 function unsupported(message: string, hint = HINT_KEY): PgError {
@@ -210,11 +212,21 @@ function routeSharded(plan: StatementPlan, params: BindParams | null, ctx: Route
     }
     return { kind: 'many', shards: allShards(n) };
   }
+  const target = plan.tables[0];
+  if (plan.isWrite && DML_KINDS.has(plan.kind) && target !== undefined && target.sharding !== 'sharded') {
+    // Each shard would change its own copy from its own share of the sharded rows: the copies would diverge.
+    throw unsupported(
+      `a write to ${target.written}, which is copied to every shard, cannot read the sharded tables of this statement`,
+      'Read the sharded rows first, then write the copied table with their values.',
+    );
+  }
   if (plan.kind === 'insert') return routeInsert(plan, ctx, params);
   const shards =
     plan.shardKey !== null
       ? routeByKey(plan.shardKey.sources, plan.shardKey.column, ctx, params)
       : new Set(allShards(n));
+  // No key value at all (`= ANY('{}')`, `IN` of only NULLs): no rows anywhere; any one shard gives that answer.
+  if (shards.size === 0) return { kind: 'one', shard: ctx.pickReadShard() };
   if (shards.size > 1 && plan.crossShardUnsafe !== null) throw unsupported(plan.crossShardUnsafe);
   return fromShards(shards);
 }

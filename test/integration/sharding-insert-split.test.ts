@@ -87,3 +87,30 @@ describe('multi-row INSERT across shards', () => {
     for (const id of ids) expect(await shardOfRow(id)).toEqual([]);
   });
 });
+
+describe('OFFSET across shards (pushed down as LIMIT limit + offset, skipped after the merge)', () => {
+  const all = async (): Promise<number[]> =>
+    (await client.query('select id from users order by id')).rows.map((r: { id: string }) => Number(r.id));
+
+  it('matches the ordered rows a single server would return, simple and extended, named statement reused', async () => {
+    const ids = await all();
+    expect(ids.length).toBeGreaterThan(8);
+    const simple = await client.query('select id from users order by id limit 3 offset 4');
+    expect(simple.rows.map((r: { id: string }) => Number(r.id))).toEqual(ids.slice(4, 7));
+    for (const [limit, offset] of [
+      [2, 1],
+      [5, 3],
+    ]) {
+      const r = await client.query({
+        name: 'page',
+        text: 'select id, name from users order by id desc limit $1 offset $2',
+        values: [limit, offset],
+      });
+      expect(r.rows.map((row: { id: string }) => Number(row.id))).toEqual(
+        [...ids].reverse().slice(offset, offset + limit),
+      );
+    }
+    const tail = await client.query('select id from users order by id offset $1', [ids.length - 2]);
+    expect(tail.rows.map((r: { id: string }) => Number(r.id))).toEqual(ids.slice(-2));
+  });
+});

@@ -2,11 +2,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initParser } from '../../../src/router/parser.js';
 import {
+  parseParamTypes,
+  pushDownOffset,
   readBind,
   splitBind,
   splitInsert,
   splitParse,
-  parseParamTypes,
 } from '../../../src/router/insert-split.js';
 
 beforeAll(async () => {
@@ -59,5 +60,23 @@ describe('splitInsert', () => {
     expect(rebuilt.portal).toBe('p');
     expect(rebuilt.values.map((v) => v?.toString() ?? null)).toEqual(['c', null]);
     expect(rebuilt.formats).toEqual([0, 0]);
+  });
+});
+
+describe('pushDownOffset', () => {
+  it('turns LIMIT l OFFSET o into LIMIT l + o, keeping parameters in place', () => {
+    expect(pushDownOffset('select id from t order by id limit $1 offset $2')).toBe(
+      'SELECT id FROM t ORDER BY id LIMIT CAST($1 AS bigint) + CAST($2 AS bigint)',
+    );
+    expect(pushDownOffset('select id from t order by id limit 10 offset 5')).toMatch(
+      /LIMIT CAST\(10 AS bigint\) \+ CAST\(5 AS bigint\)$/,
+    );
+  });
+
+  it('turns a bare OFFSET into LIMIT NULL + o (no limit, parameter kept) and ignores statements without one', () => {
+    expect(pushDownOffset('select id from t order by id offset 3')).toBe(
+      'SELECT id FROM t ORDER BY id LIMIT CAST(NULL AS bigint) + CAST(3 AS bigint)',
+    );
+    expect(pushDownOffset('select id from t order by id limit 3')).toBeNull();
   });
 });

@@ -199,3 +199,18 @@ describe('decodeBindParams', () => {
     expect(decodeArrayParam(bin, 1).map((b) => b?.readBigInt64BE(0))).toEqual([7n, 9n]);
   });
 });
+
+describe('routeStatement: regressions found by the differential suite', () => {
+  it('sends a statement whose key list is empty to one shard (no rows anywhere), not to none', () => {
+    expect(route('select * from users where id = any($1)', textParams('{}'))).toEqual({
+      kind: 'one',
+      shard: 1,
+    });
+  });
+
+  it('refuses a write to a copied table that reads sharded rows (the copies would diverge)', () => {
+    const err = routeError('update countries set name = u.name from users u where u.id = countries.id');
+    expect(err.code).toBe('0A000');
+    expect(err.message).toMatch(/copied to every shard/);
+  });
+});
