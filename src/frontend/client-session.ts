@@ -28,7 +28,7 @@ import { RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
 import { resetAndRelease } from '../backend/server-reset.js';
 import { SessionRouter, type BatchTarget, type DatabaseRouting } from './session-router.js';
-import { Fanout } from './fanout.js';
+import { endTransactionSinks, Fanout } from './fanout.js';
 import type { CancelRegistry, Cancellable } from './cancel-registry.js';
 
 export interface SessionDeps {
@@ -82,6 +82,8 @@ export class ClientSession implements ServerClient, Cancellable {
   private router: SessionRouter | null = null;
   private shardServers: (ServerConnection | null)[] = [];
   private fanout: Fanout | null = null;
+  /** Shards of a multi-shard write the proxy wrapped in its own transaction (outside a client transaction). */
+  private autoTxShards: readonly number[] | null = null;
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
   private activeShard: number | null = null;
   private statements: ClientStatements | null = null;
@@ -491,6 +493,10 @@ export class ClientSession implements ServerClient, Cancellable {
         ),
       );
     }
+    if (this.txStatus === TxStatus.Failed && target.isCommit && batch.types.length === 1) {
+      // PostgreSQL ends a failed transaction's COMMIT with ROLLBACK; every shard must do the same.
+      batch.frames[0] = query('ROLLBACK');
+    }
     const shards = target.kind === 'one' ? [target.shard] : target.shards;
     this.acquireShards(shards, () => this.sendSharded(target));
   }
@@ -559,9 +565,11 @@ export class ClientSession implements ServerClient, Cancellable {
     const sent = needsTypes ? withPortalDescribe(types, frames) : null;
     const fanout = new Fanout(target.shards.length, spec, this, sent !== null);
     this.fanout = fanout;
+    const isAutoTx = this.beginAutoTx(target);
     target.shards.forEach((shard, i) => {
       const server = this.shardServers[shard] as ServerConnection;
       server.client = fanout.sinkFor(i);
+      if (isAutoTx) this.sendSwallowed(server, 'BEGIN');
       if (sent !== null) this.sendFrames(server, sent.types, sent.frames, readyCount);
       else this.sendFrames(server, types, frames, readyCount);
     });
@@ -575,10 +583,12 @@ export class ClientSession implements ServerClient, Cancellable {
     const described = needsTypes ? target.parts.map((p) => withPortalDescribe(p.types, p.frames)) : [];
     const fanout = new Fanout(target.shards.length, spec, this, described[0] != null);
     this.fanout = fanout;
+    const isAutoTx = this.beginAutoTx(target);
     target.shards.forEach((shard, i) => {
       const server = this.shardServers[shard] as ServerConnection;
       const part = target.parts[i];
       server.client = fanout.sinkFor(i);
+      if (isAutoTx) this.sendSwallowed(server, 'BEGIN');
       // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
       if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
       server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
@@ -586,8 +596,49 @@ export class ClientSession implements ServerClient, Cancellable {
     this.hasOpenSegment = false;
   }
 
+  /**
+   * A write on several shards outside a transaction runs inside one on each shard, so a failure on any shard
+   * changes nothing anywhere (PostgreSQL's single-statement atomicity). Plain COMMIT; two-phase commit comes next.
+   */
+  private beginAutoTx(target: BatchTarget): boolean {
+    if (target.kind === 'one' || !target.isMultiShardWrite || this.txStatus !== TxStatus.Idle) return false;
+    this.autoTxShards = target.shards;
+    return true;
+  }
+
+  /** A statement of the proxy's own whose replies never reach the client. */
+  private sendSwallowed(server: ServerConnection, sql: string): void {
+    server.scanner.swallowNextUntilReady();
+    server.send(query(sql), 1);
+  }
+
+  /** End the proxy's own transaction: COMMIT if every shard succeeded, else ROLLBACK; then answer the client. */
+  private finishAutoTx(shards: readonly number[], status: number): void {
+    this.autoTxShards = null;
+    const end = status === TxStatus.Failed ? 'ROLLBACK' : 'COMMIT';
+    const sinks = endTransactionSinks(shards, this, (errors) => {
+      for (const server of this.shardServers) if (server !== null) server.client = this;
+      if (errors.length > 0 && end === 'COMMIT') {
+        this.log.error(
+          { shards, errors: errors.length },
+          'COMMIT of a multi-shard write failed on some shards',
+        );
+        this.socket.write(errors[0]);
+      }
+      this.txStatus = this.combinedShardStatus();
+      this.socket.write(readyForQuery(this.txStatus));
+      this.onShardRequestDone();
+    });
+    shards.forEach((shard, i) => {
+      const server = this.shardServers[shard] as ServerConnection;
+      server.client = sinks[i];
+      server.send(query(end), 1);
+    });
+  }
+
   onFanoutDone(status: number): void {
     this.fanout = null;
+    if (this.autoTxShards !== null) return this.finishAutoTx(this.autoTxShards, status);
     for (const server of this.shardServers) if (server !== null) server.client = this;
     this.txStatus = status === TxStatus.Idle ? this.combinedShardStatus() : status;
     this.socket.write(readyForQuery(this.txStatus));

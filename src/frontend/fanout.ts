@@ -3,7 +3,7 @@
 // Fan-out replies are copied off the servers' reused read buffers and are not backpressured yet (see docs/sharding.md).
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/frame-reader.js';
-import { ReplyMerger } from '../execute/reply-merger.js';
+import { ReplyMerger, withShardInDetail } from '../execute/reply-merger.js';
 import type { ColumnType, MergeSpec } from '../execute/merge-spec.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 
@@ -98,4 +98,36 @@ function rowTypes(frame: Buffer): ColumnType[] {
     p += 18;
   }
   return types;
+}
+
+/**
+ * The replies to a COMMIT or ROLLBACK the proxy sends on its own to end a transaction it opened: nothing reaches the
+ * client except errors, which `onDone` gets (as frames, with the shard named) once every server has answered.
+ */
+export function endTransactionSinks(
+  shards: readonly number[],
+  owner: Pick<FanoutOwner, 'onServerParameter' | 'onServerLost'>,
+  onDone: (errors: Buffer[]) => void,
+): ServerClient[] {
+  let waiting = shards.length;
+  const errors: Buffer[] = [];
+  return shards.map((shard) => {
+    const reader = new FrameReader(MAX_FRAME_BYTES);
+    const onFrame = (type: number, frame: Buffer): void => {
+      if (type === Backend.ErrorResponse) errors.push(withShardInDetail(frame, shard));
+    };
+    return {
+      writeToClient: (buf) => {
+        reader.push(Buffer.from(buf), onFrame);
+        return true;
+      },
+      hasPendingWrites: () => false,
+      onClientDrain: (resume) => resume(),
+      onServerParameter: (name, value) => owner.onServerParameter(name, value),
+      onServerLost: (server, reason) => owner.onServerLost(server, reason),
+      onServerReady: (server) => {
+        if (server.pendingReady === 0 && --waiting === 0) onDone(errors);
+      },
+    };
+  });
 }

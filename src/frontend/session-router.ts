@@ -42,6 +42,10 @@ export type BatchTarget = (
 ) & {
   /** Transaction control or a session setting (allowed in a failed transaction; runs on every shard). */
   readonly isSessionLevel: boolean;
+  /** Changes rows on several shards: outside a transaction it runs in one on each shard, committed only if all succeed. */
+  readonly isMultiShardWrite: boolean;
+  /** A plain COMMIT (a failed transaction must end with ROLLBACK on every shard instead). */
+  readonly isCommit: boolean;
 };
 
 /** What the routing needs per database: the schema and a plan cache shared by all its sessions. */
@@ -58,6 +62,8 @@ interface PreparedEntry {
   readonly text: string;
   readonly paramTypes: readonly number[];
 }
+
+const DML_KINDS = new Set<StatementPlan['kind']>(['insert', 'update', 'delete', 'merge']);
 
 function unsupported(message: string, hint?: string): PgError {
   return new PgError('ERROR', SqlState.FeatureNotSupported, message, undefined, hint);
@@ -170,8 +176,9 @@ export class SessionRouter implements RouteContext {
       }
     }
     const route = target as Route | null;
-    if (route === null) return { kind: 'one', shard: this.routing.nextReadShard(), isSessionLevel: false }; // Describe / Sync only
-    if (route.kind === 'one') return { ...route, isSessionLevel: false };
+    const noFlags = { isSessionLevel: false, isMultiShardWrite: false, isCommit: false };
+    if (route === null) return { kind: 'one', shard: this.routing.nextReadShard(), ...noFlags }; // Describe / Sync only
+    if (route.kind === 'one') return { ...route, ...noFlags };
     if (route.kind === 'split') {
       if (statements > 1 || source === null) {
         throw unsupported('a multi-row INSERT split across shards must be the only statement of its request');
@@ -205,7 +212,7 @@ export class SessionRouter implements RouteContext {
         parts: shards.map(() => part),
         spec: mergeSpecFor(plan as StatementPlan | null, params),
         clientParse: parseIndex >= 0 ? frames[parseIndex] : null,
-        isSessionLevel: false,
+        ...noFlags,
       };
     }
     const spec =
@@ -214,7 +221,15 @@ export class SessionRouter implements RouteContext {
         : route.isReplicated === true
           ? { ...PASS_THROUGH_SPEC, isReplicated: true }
           : mergeSpecFor(plan as StatementPlan | null, params);
-    return { kind: 'many', shards, spec, isSessionLevel };
+    const last = plan as StatementPlan | null;
+    return {
+      kind: 'many',
+      shards,
+      spec,
+      isSessionLevel,
+      isMultiShardWrite: last !== null && DML_KINDS.has(last.kind),
+      isCommit: last !== null && last.kind === 'commit' && last.transaction?.chain !== true,
+    };
   }
 
   /** SET / RESET of shardgate.shard and shardgate.sharding_key change this session's routing. */
@@ -334,6 +349,8 @@ function splitTarget(
     spec: { ...PASS_THROUGH_SPEC, rowShards: rowShards.map((s) => local.get(s) as number) },
     clientParse: parseIndex >= 0 ? frames[parseIndex] : null,
     isSessionLevel: false,
+    isMultiShardWrite: true,
+    isCommit: false,
   };
 }
 

@@ -114,3 +114,43 @@ describe('OFFSET across shards (pushed down as LIMIT limit + offset, skipped aft
     expect(tail.rows.map((r: { id: string }) => Number(r.id))).toEqual(ids.slice(-2));
   });
 });
+
+describe('atomicity of multi-shard writes (regressions found by the differential suite)', () => {
+  it('a split INSERT outside a transaction that fails on one shard writes nothing on any shard', async () => {
+    const [fresh0, fresh1] = mixedIds(9000, 2);
+    const [existing] = mixedIds(1, 2).filter((id) => userShard(id) === 1); // already inserted above
+    await expect(
+      client.query(
+        `insert into users (id, name) values (${fresh0}, 'a'), (${existing}, 'dup'), (${fresh1}, 'b')`,
+      ),
+    ).rejects.toMatchObject({ code: '23505' });
+    for (const id of [fresh0, fresh1]) expect(await shardOfRow(id)).toEqual([]);
+    expect((await client.query('select 1 as ok')).rows[0].ok).toBe(1);
+  });
+
+  it('COMMIT of a transaction that failed on one shard rolls back every shard, as PostgreSQL answers ROLLBACK', async () => {
+    const [fresh0] = mixedIds(9100, 1);
+    const [existing] = mixedIds(1, 2).filter((id) => userShard(id) === 1);
+    await client.query('begin');
+    await client.query(`insert into users (id, name) values (${fresh0}, 'tx')`);
+    await expect(
+      client.query(`insert into users (id, name) values (${existing}, 'dup')`),
+    ).rejects.toMatchObject({
+      code: '23505',
+    });
+    await expect(client.query('select 1')).rejects.toMatchObject({ code: '25P02' });
+    const end = await client.query('commit');
+    expect(end.command).toBe('ROLLBACK');
+    expect(await shardOfRow(fresh0)).toEqual([]);
+  });
+
+  it('a keyless UPDATE that fails on one shard changes no shard', async () => {
+    const before = (await client.query('select id, name from users order by id')).rows;
+    await expect(
+      client.query("update users set name = name || 'x' where 1 / (id - $1) > -1000000", [before[0].id]),
+    ).rejects.toMatchObject({
+      code: '22012',
+    });
+    expect((await client.query('select id, name from users order by id')).rows).toEqual(before);
+  });
+});
