@@ -18,7 +18,7 @@ import {
   splitBind,
   splitInsert,
   splitParse,
-} from '../router/insert-split.js';
+} from '../router/rewrite.js';
 import { query } from '../protocol/messages.js';
 
 /** One shard's frames of a split INSERT (`isParseInjected`: its ParseComplete is the proxy's, not the client's). */

@@ -1,6 +1,6 @@
-// Splitting a multi-row INSERT whose rows belong to several shards: one INSERT per shard with that shard's VALUES
-// rows (deparsed from PostgreSQL's own parse tree), parameters renumbered per shard, and — for the extended protocol —
-// the Parse and Bind rebuilt to match. Only the VALUES list changes; ON CONFLICT and RETURNING are kept as written.
+// Statement rewrites for fan-out, built from PostgreSQL's own parse tree and deparsed: a multi-row INSERT split into
+// one INSERT per shard (its VALUES rows, parameters renumbered, Parse and Bind rebuilt to match; ON CONFLICT and
+// RETURNING kept as written), and OFFSET pushed down as LIMIT limit + offset.
 import { deparseSync, parseSync } from 'pgsql-parser';
 import { Frontend } from '../protocol/codes.js';
 import { MessageWriter } from '../protocol/writer.js';

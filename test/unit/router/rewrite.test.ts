@@ -1,4 +1,4 @@
-// splitInsert: per-shard INSERTs from PostgreSQL's parse tree, parameters renumbered, ON CONFLICT/RETURNING kept.
+// Statement rewrites: splitInsert (per-shard INSERTs, parameters renumbered, Parse/Bind rebuilt) and pushDownOffset.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initParser } from '../../../src/router/parser.js';
 import {
@@ -8,7 +8,7 @@ import {
   splitBind,
   splitInsert,
   splitParse,
-} from '../../../src/router/insert-split.js';
+} from '../../../src/router/rewrite.js';
 
 beforeAll(async () => {
   await initParser();
