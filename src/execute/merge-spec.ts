@@ -46,6 +46,11 @@ export interface MergeSpec {
    * RETURNING rows are emitted in that order, as one server would have returned them.
    */
   rowShards?: readonly number[];
+  /**
+   * GROUP BY: the 0-based output columns that form the group key. Each shard returns its partial groups; rows of one
+   * group are combined (`aggregates`), then `orderBy`, `offset` and `limit` apply to the merged groups.
+   */
+  groupBy?: readonly number[];
 }
 
 /** No ordering, no limit, no aggregates: rows pass through, counts are summed. */

@@ -50,7 +50,7 @@ const COPY_DONE = bodylessFrame(Backend.CopyDone);
 
 const DETAIL_FIELD = 0x44; // 'D'
 
-type Mode = 'stream' | 'sort' | 'aggregate';
+type Mode = 'stream' | 'sort' | 'aggregate' | 'group';
 
 interface QueuedRow {
   frame: Buffer;
@@ -162,6 +162,8 @@ export class ReplyMerger {
   private endedCount = 0;
   private rowsToSkip: number;
   private rowsSent = 0;
+  /** GROUP BY mode: the rows of every group seen, by group key. */
+  private readonly groups = new Map<string, (Buffer | null)[][]>();
   /** Next row of `spec.rowShards` to emit. */
   private nextOrderedRow = 0;
   /** Sort mode: shards still running with no row waiting; the merge may only advance at 0. */
@@ -178,7 +180,14 @@ export class ReplyMerger {
     const problem = mergeSpecProblem(spec);
     if (problem !== null) throw new RangeError(`bad merge spec: ${problem}`);
     this.shards = Array.from({ length: shardCount }, () => new ShardReply());
-    this.mode = spec.aggregates !== null ? 'aggregate' : spec.orderBy.length > 0 ? 'sort' : 'stream';
+    this.mode =
+      spec.groupBy !== undefined
+        ? 'group'
+        : spec.aggregates !== null
+          ? 'aggregate'
+          : spec.orderBy.length > 0
+            ? 'sort'
+            : 'stream';
     this.orderBy = spec.orderBy;
     this.maxKeyColumn = Math.max(-1, ...spec.orderBy.map((k) => k.column));
     this.columnSpans = new Int32Array(2 * (this.maxKeyColumn + 1));
@@ -329,6 +338,14 @@ export class ReplyMerger {
         }
         this.offer(frame);
         return;
+      case 'group': {
+        const values = readValues(Buffer.from(frame));
+        const key = groupKey(values, this.spec.groupBy as readonly number[]);
+        const rows = this.groups.get(key);
+        if (rows) rows.push(values);
+        else this.groups.set(key, [values]);
+        return;
+      }
       case 'aggregate':
         if (reply.aggregateRow !== null) {
           throw PgError.internal(
@@ -393,6 +410,7 @@ export class ReplyMerger {
     }
     if (this.mode === 'sort') this.drain(); // every shard ended: nothing blocks (already drained; kept as a guard)
     if (this.mode === 'aggregate') this.emitAggregate();
+    if (this.mode === 'group') this.emitGroups();
     if (this.hasCopyDone) this.emit(COPY_DONE);
     switch (endType) {
       case Backend.CommandComplete: {
@@ -517,6 +535,42 @@ export class ReplyMerger {
       );
     }
     return types;
+  }
+
+  /** GROUP BY: each shard returned partial groups; combine the rows of each group, then order and limit. */
+  private emitGroups(): void {
+    const aggregates = this.spec.aggregates ?? [];
+    const types = this.groups.size > 0 ? this.columnTypes('GROUP BY') : [];
+    const out: (Buffer | null)[][] = [];
+    for (const rows of this.groups.values()) {
+      const row = rows[0].slice();
+      for (const { column, fn } of aggregates) {
+        row[column] = combineValues(
+          fn,
+          columnType(types, column),
+          rows.map((r) => r[column]),
+        );
+      }
+      out.push(row);
+    }
+    if (this.orderBy.length > 0) {
+      const comparators = this.orderBy.map((k) => comparatorFor(columnType(types, k.column)));
+      out.sort((a, b) => {
+        for (let i = 0; i < this.orderBy.length; i++) {
+          const key = this.orderBy[i];
+          const x = a[key.column];
+          const y = b[key.column];
+          if (x === null || y === null) {
+            if (x === y) continue;
+            return (x === null) === key.isNullsFirst ? -1 : 1;
+          }
+          const c = comparators[i](x, y);
+          if (c !== 0) return key.isDescending ? -c : c;
+        }
+        return 0;
+      });
+    }
+    for (const row of out) this.offer(dataRow(row));
   }
 
   private emitAggregate(): void {
@@ -648,4 +702,14 @@ function differentReplies(detail: string): PgError {
 
 function charOf(type: number): string {
   return String.fromCharCode(type);
+}
+
+/** A Map key for the values of the GROUP BY columns (length-prefixed, so different splits never collide). */
+function groupKey(values: readonly (Buffer | null)[], columns: readonly number[]): string {
+  let key = '';
+  for (const c of columns) {
+    const v = values[c];
+    key += v === null || v === undefined ? 'N;' : `${v.length}:${v.toString('latin1')};`;
+  }
+  return key;
 }

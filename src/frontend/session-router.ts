@@ -15,6 +15,7 @@ import {
   parseParamTypes,
   pushDownOffset,
   readBind,
+  stripLimit,
   splitBind,
   splitInsert,
   splitParse,
@@ -193,14 +194,19 @@ export class SessionRouter implements RouteContext {
       );
     }
     const isSessionLevel = route.kind === 'session';
+    const select = (plan as StatementPlan | null)?.select ?? null;
+    const isGrouped =
+      select !== null && select.hasGroupBy && (select.limit !== null || select.offset !== null);
     if (
       !isSessionLevel &&
       route.kind === 'many' &&
-      (plan as StatementPlan | null)?.select?.offset != null &&
+      select !== null &&
+      (select.offset !== null || isGrouped) &&
       source !== null
     ) {
-      // OFFSET: every shard returns its first limit + offset rows; the merge skips the offset.
-      const rewritten = pushDownOffset(source.text);
+      // OFFSET: every shard returns its first limit + offset rows; the merge skips the offset. GROUP BY: every shard
+      // returns all its partial groups; LIMIT/OFFSET apply to the merged groups.
+      const rewritten = isGrouped ? stripLimit(source.text) : pushDownOffset(source.text);
       if (rewritten === null)
         throw unsupported('this OFFSET form cannot run across shards (FETCH … WITH TIES)');
       const paramCount = params === null ? 0 : (params as BindParams).values.length;
@@ -288,9 +294,37 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
     );
   if (select.distinct || select.distinctOn)
     throw unsupported('SELECT DISTINCT across shards is not supported yet', hint);
-  if (select.hasGroupBy) throw unsupported('GROUP BY across shards is not supported yet', hint);
   const offset = countValue(select.offset, params) ?? 0;
   const limit = countValue(select.limit, params);
+  if (select.hasGroupBy) {
+    const groupBy = select.groupByPositions.map((p) => p - 1);
+    const aggregates = select.aggregates.map((a) => {
+      if (a.isDistinct) throw unsupported(`${a.fn}(DISTINCT …) across shards is not supported yet`, hint);
+      if (a.fn === 'avg')
+        throw unsupported('avg() across shards is not supported yet; use sum() and count()', hint);
+      return { column: a.position - 1, fn: a.fn };
+    });
+    if (
+      groupBy.length === 0 ||
+      select.targetCount === null ||
+      select.targetCount !== groupBy.length + aggregates.length
+    ) {
+      throw unsupported(
+        'GROUP BY across shards needs every GROUP BY expression in the select list, and only those and aggregates there',
+        hint,
+      );
+    }
+    const orderBy: SortKey[] = select.orderBy.map((o) => {
+      if (o.position === null) {
+        throw unsupported(
+          'ORDER BY across shards must name output columns (by position or name in the select list)',
+          hint,
+        );
+      }
+      return { column: o.position - 1, isDescending: o.descending, isNullsFirst: o.nullsFirst };
+    });
+    return { orderBy, limit, offset, aggregates, groupBy };
+  }
   if (select.aggregates.length > 0) {
     const aggregates = select.aggregates.map((a) => {
       if (a.isDistinct) throw unsupported(`${a.fn}(DISTINCT …) across shards is not supported yet`, hint);

@@ -175,3 +175,35 @@ export function pushDownOffset(sql: string): string | null {
   delete select.limitOffset;
   return deparseSync(stmt, { pretty: false });
 }
+
+/**
+ * GROUP BY across shards: every shard must return all its (partial) groups, so LIMIT and OFFSET are removed and applied
+ * by the proxy after the groups are merged. A parameter LIMIT/OFFSET stays referenced (`… HAVING`-free `LIMIT NULL`
+ * would drop it), as `LIMIT CAST(NULL AS bigint) + l + o`, which is NULL: no limit.
+ */
+export function stripLimit(sql: string): string | null {
+  const parsed = parseSync(sql) as { stmts: { stmt: Node }[] };
+  const stmt = parsed.stmts[0]?.stmt;
+  const select = isNode(stmt) ? (stmt.SelectStmt as Node | undefined) : undefined;
+  if (select === undefined) return null;
+  const terms = [select.limitCount, select.limitOffset].filter((t) => t !== undefined);
+  if (terms.length === 0) return null;
+  let expr: unknown = { A_Const: { isnull: true } };
+  for (const t of terms) {
+    expr = {
+      A_Expr: { kind: 'AEXPR_OP', name: [{ String: { sval: '+' } }], lexpr: int8(expr), rexpr: int8(t) },
+    };
+  }
+  select.limitCount = expr;
+  delete select.limitOffset;
+  return deparseSync(stmt, { pretty: false });
+}
+
+function int8(arg: unknown): Node {
+  return {
+    TypeCast: {
+      arg,
+      typeName: { names: [{ String: { sval: 'pg_catalog' } }, { String: { sval: 'int8' } }], typemod: -1 },
+    },
+  };
+}

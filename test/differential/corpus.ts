@@ -857,12 +857,31 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
 
   // ================= rejected today: must fail with 0A000 through the proxy =================
   rejected('offset-with-aggregate', `select count(*) from users offset 1`, /OFFSET/);
-  rejected('group-by', `select status, count(*) from orders group by status`, /GROUP BY across shards/);
-  rejected(
-    'group-by-sharding-key',
-    `select user_id, count(*) from orders group by user_id`,
-    /GROUP BY across shards/,
+  // GROUP BY across shards: partial groups merged in the proxy, then ORDER BY / LIMIT / OFFSET on the merged groups.
+  unordered('aggregate', 'group-by', `select status, count(*) from orders group by status`);
+  same(
+    'aggregate',
+    'group-by-ordered-sums',
+    `select status, count(*), sum(amount), min(id), max(id) from orders group by status order by status nulls first`,
   );
+  unordered(
+    'aggregate',
+    'group-by-sharding-key',
+    `select user_id, count(*), sum(amount) from orders group by user_id`,
+  );
+  same(
+    'aggregate',
+    'group-by-order-by-count-limit',
+    `select user_id, count(*) from orders group by user_id order by 2 desc, 1 limit 5`,
+  );
+  both(
+    'same',
+    'aggregate',
+    'group-by-limit-offset-params',
+    `select status, count(*) from orders group by 1 order by 1 nulls first limit $1 offset $2`,
+    [2, 1],
+  );
+  rejected('group-by-expression-not-selected', `select count(*) from orders group by status`, /GROUP BY/);
   rejected(
     'group-by-having',
     `select status from orders group by status having count(*) > 10`,

@@ -911,3 +911,36 @@ describe('ReplyMerger: replicated writes (omnisharded tables)', () => {
     expect(merger.isDone).toBe(true);
   });
 });
+
+describe('ReplyMerger: GROUP BY across shards', () => {
+  it('combines the partial groups of every shard, then orders and limits the merged groups', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(
+      2,
+      spec({
+        groupBy: [0],
+        aggregates: [
+          { column: 1, fn: 'count' },
+          { column: 2, fn: 'max' },
+        ],
+        orderBy: [{ column: 1, isDescending: true, isNullsFirst: true }],
+        limit: 2,
+      }),
+      client.emit,
+    );
+    const t = rowDescription([{ oid: TypeOid.text }, { oid: TypeOid.int8 }, { oid: TypeOid.int4 }]);
+    merger.push(0, t);
+    merger.push(1, t);
+    merger.push(0, dataRow(['a', '2', '5']));
+    merger.push(0, dataRow(['b', '1', '7']));
+    merger.push(1, dataRow(['a', '3', '9']));
+    merger.push(1, dataRow(['c', '4', '1']));
+    merger.push(1, dataRow([null, '1', '3']));
+    merger.push(0, C('SELECT 2'));
+    merger.push(1, C('SELECT 3'));
+    expect(client.rows(0)).toEqual(['a', 'c']);
+    expect(client.rows(1)).toEqual(['5', '4']);
+    expect(client.rows(2)).toEqual(['9', '1']);
+    expect(client.tag()).toBe('SELECT 2');
+  });
+});
