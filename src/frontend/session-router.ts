@@ -196,7 +196,9 @@ export class SessionRouter implements RouteContext {
     const isSessionLevel = route.kind === 'session';
     const select = (plan as StatementPlan | null)?.select ?? null;
     const isGrouped =
-      select !== null && select.hasGroupBy && (select.limit !== null || select.offset !== null);
+      select !== null &&
+      (select.hasGroupBy || select.distinct) &&
+      (select.limit !== null || select.offset !== null);
     if (
       !isSessionLevel &&
       route.kind === 'many' &&
@@ -292,10 +294,29 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
       `${select.setOperation.toUpperCase().replace('_', ' ')} across shards is not supported yet`,
       hint,
     );
-  if (select.distinct || select.distinctOn)
-    throw unsupported('SELECT DISTINCT across shards is not supported yet', hint);
+  if (select.distinctOn) throw unsupported('SELECT DISTINCT ON across shards is not supported yet', hint);
   const offset = countValue(select.offset, params) ?? 0;
   const limit = countValue(select.limit, params);
+  if (select.distinct) {
+    // DISTINCT = grouping by every output column: each shard's distinct rows are merged and de-duplicated.
+    if (select.hasGroupBy || select.aggregates.length > 0 || select.targetCount === null) {
+      throw unsupported(
+        'SELECT DISTINCT across shards needs plain output columns (no *, no GROUP BY or aggregates)',
+        hint,
+      );
+    }
+    const orderBy: SortKey[] = select.orderBy.map((o) => {
+      if (o.position === null) {
+        throw unsupported(
+          'ORDER BY across shards must name output columns (by position or name in the select list)',
+          hint,
+        );
+      }
+      return { column: o.position - 1, isDescending: o.descending, isNullsFirst: o.nullsFirst };
+    });
+    const groupBy = Array.from({ length: select.targetCount }, (_, i) => i);
+    return { orderBy, limit, offset, aggregates: [], groupBy };
+  }
   if (select.hasGroupBy) {
     const groupBy = select.groupByPositions.map((p) => p - 1);
     const aggregates = select.aggregates.map((a) => {

@@ -896,7 +896,15 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     `select avg(o.amount) from users u join orders o on o.user_id = u.id`,
     /avg\(\) across shards/,
   );
-  rejected('distinct', `select distinct status from orders`, /DISTINCT across shards/);
+  unordered('aggregate', 'distinct', `select distinct status from orders`);
+  same('aggregate', 'distinct-ordered-limit', `select distinct user_id from orders order by 1 desc limit 7`);
+  both(
+    'same',
+    'aggregate',
+    'distinct-two-columns-offset',
+    `select distinct status, user_id from orders order by 2, 1 nulls first limit $1 offset $2`,
+    [5, 3],
+  );
   rejected('count-distinct', `select count(distinct user_id) from orders`, /DISTINCT|cannot be merged/);
   rejected(
     'distinct-on',
