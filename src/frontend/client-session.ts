@@ -566,13 +566,30 @@ export class ClientSession implements ServerClient, Cancellable {
     const fanout = new Fanout(target.shards.length, spec, this, sent !== null);
     this.fanout = fanout;
     const isAutoTx = this.beginAutoTx(target);
-    target.shards.forEach((shard, i) => {
+    const sends = target.shards.map((shard, i) => {
       const server = this.shardServers[shard] as ServerConnection;
       server.client = fanout.sinkFor(i);
       if (isAutoTx) this.sendSwallowed(server, 'BEGIN');
-      if (sent !== null) this.sendFrames(server, sent.types, sent.frames, readyCount);
-      else this.sendFrames(server, types, frames, readyCount);
+      return () => {
+        if (sent !== null) this.sendFrames(server, sent.types, sent.frames, readyCount);
+        else this.sendFrames(server, types, frames, readyCount);
+      };
     });
+    this.runFanout(fanout, sends, target.isWrite);
+  }
+
+  /**
+   * Reads go to every shard at once. Writes go one shard after another, in shard order: two transactions writing the
+   * same rows on several shards then always lock them in the same order, so they wait instead of deadlocking across
+   * shards (which no single PostgreSQL could detect).
+   */
+  private runFanout(fanout: Fanout, sends: (() => void)[], isWrite: boolean): void {
+    if (!isWrite) {
+      for (const send of sends) send();
+      return;
+    }
+    fanout.onServerDone = (index) => sends[index + 1]?.();
+    sends[0]();
   }
 
   /** A multi-row INSERT split by shard: each shard gets its own rows; RETURNING rows come back in VALUES order. */
@@ -584,15 +601,18 @@ export class ClientSession implements ServerClient, Cancellable {
     const fanout = new Fanout(target.shards.length, spec, this, described[0] != null);
     this.fanout = fanout;
     const isAutoTx = this.beginAutoTx(target);
-    target.shards.forEach((shard, i) => {
+    const sends = target.shards.map((shard, i) => {
       const server = this.shardServers[shard] as ServerConnection;
       const part = target.parts[i];
       server.client = fanout.sinkFor(i);
       if (isAutoTx) this.sendSwallowed(server, 'BEGIN');
-      // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
-      if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
-      server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
+      return () => {
+        // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
+        if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
+        server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
+      };
     });
+    this.runFanout(fanout, sends, target.isWrite);
     this.hasOpenSegment = false;
   }
 

@@ -67,6 +67,7 @@ export class Fanout {
       onServerLost: (server, reason) => this.owner.onServerLost(server, reason),
       onServerReady: (server, status) => {
         if (server.pendingReady !== 0) return;
+        this.onServerDone?.(index);
         if (status === TxStatus.Failed) this.status = TxStatus.Failed;
         else if (status === TxStatus.InTransaction && this.status !== TxStatus.Failed) this.status = status;
         if (--this.waiting === 0) {
@@ -76,6 +77,9 @@ export class Fanout {
       },
     };
   }
+
+  /** Called when a server has answered the request (used to start the next shard of a sequential write). */
+  onServerDone: ((index: number) => void) | null = null;
 
   private flush(): void {
     if (this.out.length === 0) return;

@@ -47,6 +47,8 @@ export type BatchTarget = (
   readonly isMultiShardWrite: boolean;
   /** A plain COMMIT (a failed transaction must end with ROLLBACK on every shard instead). */
   readonly isCommit: boolean;
+  /** Takes row or table locks on several shards (DML, DDL): runs on one shard after another, in shard order. */
+  readonly isWrite: boolean;
 };
 
 /** What the routing needs per database: the schema and a plan cache shared by all its sessions. */
@@ -177,7 +179,7 @@ export class SessionRouter implements RouteContext {
       }
     }
     const route = target as Route | null;
-    const noFlags = { isSessionLevel: false, isMultiShardWrite: false, isCommit: false };
+    const noFlags = { isSessionLevel: false, isMultiShardWrite: false, isCommit: false, isWrite: false };
     if (route === null) return { kind: 'one', shard: this.routing.nextReadShard(), ...noFlags }; // Describe / Sync only
     if (route.kind === 'one') return { ...route, ...noFlags };
     if (route.kind === 'split') {
@@ -237,6 +239,7 @@ export class SessionRouter implements RouteContext {
       isSessionLevel,
       isMultiShardWrite: last !== null && DML_KINDS.has(last.kind),
       isCommit: last !== null && last.kind === 'commit' && last.transaction?.chain !== true,
+      isWrite: last !== null && last.isWrite,
     };
   }
 
@@ -406,6 +409,7 @@ function splitTarget(
     isSessionLevel: false,
     isMultiShardWrite: true,
     isCommit: false,
+    isWrite: true,
   };
 }
 
