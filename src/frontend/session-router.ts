@@ -300,15 +300,9 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
   if (select.distinctOn) throw unsupported('SELECT DISTINCT ON across shards is not supported yet', hint);
   const offset = countValue(select.offset, params) ?? 0;
   const limit = countValue(select.limit, params);
-  if (select.distinct) {
-    // DISTINCT = grouping by every output column: each shard's distinct rows are merged and de-duplicated.
-    if (select.hasGroupBy || select.aggregates.length > 0 || select.targetCount === null) {
-      throw unsupported(
-        'SELECT DISTINCT across shards needs plain output columns (no *, no GROUP BY or aggregates)',
-        hint,
-      );
-    }
-    const orderBy: SortKey[] = select.orderBy.map((o) => {
+  /** ORDER BY items as output columns of the merged rows. */
+  const sortKeys = (): SortKey[] =>
+    select.orderBy.map((o) => {
       if (o.position === null) {
         throw unsupported(
           'ORDER BY across shards must name output columns (by position or name in the select list)',
@@ -317,17 +311,28 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
       }
       return { column: o.position - 1, isDescending: o.descending, isNullsFirst: o.nullsFirst };
     });
-    const groupBy = Array.from({ length: select.targetCount }, (_, i) => i);
-    return { orderBy, limit, offset, aggregates: [], groupBy };
-  }
-  if (select.hasGroupBy) {
-    const groupBy = select.groupByPositions.map((p) => p - 1);
-    const aggregates = select.aggregates.map((a) => {
+  /** The select list's aggregates, when each one can be combined from per-shard results. */
+  const mergeableAggregates = (): { column: number; fn: 'count' | 'sum' | 'min' | 'max' }[] =>
+    select.aggregates.map((a) => {
       if (a.isDistinct) throw unsupported(`${a.fn}(DISTINCT …) across shards is not supported yet`, hint);
       if (a.fn === 'avg')
         throw unsupported('avg() across shards is not supported yet; use sum() and count()', hint);
       return { column: a.position - 1, fn: a.fn };
     });
+  if (select.distinct) {
+    // DISTINCT = grouping by every output column: each shard's distinct rows are merged and de-duplicated.
+    if (select.hasGroupBy || select.aggregates.length > 0 || select.targetCount === null) {
+      throw unsupported(
+        'SELECT DISTINCT across shards needs plain output columns (no *, no GROUP BY or aggregates)',
+        hint,
+      );
+    }
+    const groupBy = Array.from({ length: select.targetCount }, (_, i) => i);
+    return { orderBy: sortKeys(), limit, offset, aggregates: [], groupBy };
+  }
+  if (select.hasGroupBy) {
+    const groupBy = select.groupByPositions.map((p) => p - 1);
+    const aggregates = mergeableAggregates();
     if (
       groupBy.length === 0 ||
       select.targetCount === null ||
@@ -338,43 +343,20 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
         hint,
       );
     }
-    const orderBy: SortKey[] = select.orderBy.map((o) => {
-      if (o.position === null) {
-        throw unsupported(
-          'ORDER BY across shards must name output columns (by position or name in the select list)',
-          hint,
-        );
-      }
-      return { column: o.position - 1, isDescending: o.descending, isNullsFirst: o.nullsFirst };
-    });
-    return { orderBy, limit, offset, aggregates, groupBy };
+    return { orderBy: sortKeys(), limit, offset, aggregates, groupBy };
   }
   if (select.aggregates.length > 0) {
-    const aggregates = select.aggregates.map((a) => {
-      if (a.isDistinct) throw unsupported(`${a.fn}(DISTINCT …) across shards is not supported yet`, hint);
-      if (a.fn === 'avg')
-        throw unsupported('avg() across shards is not supported yet; use sum() and count()', hint);
-      return { column: a.position - 1, fn: a.fn };
-    });
+    const aggregates = mergeableAggregates();
     if (select.targetCount !== null && aggregates.length !== select.targetCount) {
       throw unsupported(
-        'aggregates mixed with plain columns across shards need GROUP BY, which is not supported yet',
+        'aggregates mixed with plain columns across shards need those columns in a GROUP BY',
         hint,
       );
     }
     if (offset > 0) throw unsupported('OFFSET with aggregates across shards is not supported yet', hint);
     return { orderBy: [], limit, offset: 0, aggregates };
   }
-  const orderBy: SortKey[] = select.orderBy.map((o) => {
-    if (o.position === null) {
-      throw unsupported(
-        'ORDER BY across shards must name output columns (by position or name in the select list)',
-        hint,
-      );
-    }
-    return { column: o.position - 1, isDescending: o.descending, isNullsFirst: o.nullsFirst };
-  });
-  return { orderBy, limit, offset, aggregates: null };
+  return { orderBy: sortKeys(), limit, offset, aggregates: null };
 }
 
 /** The per-shard requests of a multi-row INSERT whose rows belong to several shards. */

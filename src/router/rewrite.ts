@@ -157,19 +157,13 @@ export function pushDownOffset(sql: string): string | null {
   ) {
     return null; // FETCH … WITH TIES
   }
-  const asInt8 = (arg: unknown): Node => ({
-    TypeCast: {
-      arg,
-      typeName: { names: [{ String: { sval: 'pg_catalog' } }, { String: { sval: 'int8' } }], typemod: -1 },
-    },
-  });
   // No LIMIT: NULL + offset is NULL, i.e. no limit — and a parameter offset stays referenced (its type inferred).
   select.limitCount = {
     A_Expr: {
       kind: 'AEXPR_OP',
       name: [{ String: { sval: '+' } }],
-      lexpr: asInt8(select.limitCount ?? { A_Const: { isnull: true } }),
-      rexpr: asInt8(select.limitOffset),
+      lexpr: int8(select.limitCount ?? { A_Const: { isnull: true } }),
+      rexpr: int8(select.limitOffset),
     },
   };
   delete select.limitOffset;
@@ -199,6 +193,7 @@ export function stripLimit(sql: string): string | null {
   return deparseSync(stmt, { pretty: false });
 }
 
+/** `CAST(arg AS bigint)`: LIMIT arithmetic on literals or untyped parameters. */
 function int8(arg: unknown): Node {
   return {
     TypeCast: {
