@@ -1,7 +1,7 @@
 // Benchmark (not a test): pgbench through shardgate with pgbench_accounts and pgbench_history sharded by aid over 2
 // shards (branches/tellers copied to both), against the same workload on one PostgreSQL directly. Prints TPS and the
-// ratio per workload, and appends a section to docs/benchmarks.md when asked (--docs).
-// Usage: npx tsx bench/pgbench-sharded.ts [--duration 10] [--scale 2] [--clients 8] [--docs]
+// ratio per workload, and writes its section of docs/benchmarks.md when asked (--docs yes).
+// Usage: npx tsx bench/pgbench-sharded.ts [--duration 10] [--scale 2] [--clients 8] [--docs yes]
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,15 +9,19 @@ import path from 'node:path';
 import pg from 'pg';
 import { startPgCluster } from '../src/testing/pg-cluster.js';
 import { freePort } from '../src/testing/free-port.js';
+import { parseArgs } from './lib/args.js';
+import { writeDocSection } from './lib/report.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: number): number => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : def;
-};
-const DURATION = opt('duration', 10);
-const SCALE = opt('scale', 2);
-const CLIENTS = opt('clients', 8);
+const SCRIPT = 'bench/pgbench-sharded.ts';
+const opts = parseArgs(SCRIPT, {
+  duration: { default: 10, help: 'seconds per pgbench run' },
+  scale: { default: 2, help: 'pgbench scale factor' },
+  clients: { default: 8, help: 'pgbench clients (-c)' },
+  docs: { default: 'no', help: 'write the results into docs/benchmarks.md', choices: ['yes', 'no'] },
+});
+const DURATION = opts.duration;
+const SCALE = opts.scale;
+const CLIENTS = opts.clients;
 const USER = 'bench';
 const PASSWORD = 'bench';
 const root = path.resolve(import.meta.dirname, '..');
@@ -95,19 +99,13 @@ async function main(): Promise<void> {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     await new Promise((r) => setTimeout(r, 1500));
-    if (process.env.KEEP) {
-      console.log('PROXY', port, 'DIRECT', direct.port);
-      await new Promise((r) => setTimeout(r, Number(process.env.KEEP)));
-    }
 
-    const workloads: [string, string[]][] = process.env.ONLY_TPCB
-      ? [['tpcb-like, extended', ['-n', '-M', 'extended']]]
-      : [
-          ['select-only, simple', ['-S', '-M', 'simple']],
-          ['select-only, extended', ['-S', '-M', 'extended']],
-          ['select-only, prepared', ['-S', '-M', 'prepared']],
-          ['tpcb-like, extended', ['-n', '-M', 'extended']],
-        ];
+    const workloads: [string, string[]][] = [
+      ['select-only, simple', ['-S', '-M', 'simple']],
+      ['select-only, extended', ['-S', '-M', 'extended']],
+      ['select-only, prepared', ['-S', '-M', 'prepared']],
+      ['tpcb-like, extended', ['-n', '-M', 'extended']],
+    ];
     const rows: string[] = [];
     for (const [label, w] of workloads) {
       const base = ['-c', String(CLIENTS), '-j', '2', '-T', String(DURATION), ...w];
@@ -118,12 +116,11 @@ async function main(): Promise<void> {
       console.log(line);
       rows.push(line);
     }
-    if (args.includes('--docs')) {
+    if (opts.docs === 'yes') {
       const section = [
-        '',
         '## pgbench over 2 shards (pgbench_accounts and pgbench_history sharded by aid)',
         '',
-        `Measured ${new Date().toISOString()} with \`npx tsx bench/pgbench-sharded.ts --duration ${DURATION} --scale ${SCALE} --clients ${CLIENTS}\`:`,
+        `Measured ${new Date().toISOString()} with \`npx tsx ${SCRIPT} --duration ${DURATION} --scale ${SCALE} --clients ${CLIENTS}\`:`,
         'one PostgreSQL directly vs shardgate over two PostgreSQL shards on the same 2-core machine (so the sharded side',
         'runs two servers and the proxy on the cores the direct side gives to one server). Statements are routed by aid;',
         'with `-M extended`/`prepared` the text is constant and parsed once (plan cache), with `-M simple` every literal makes',
@@ -135,7 +132,7 @@ async function main(): Promise<void> {
         ...rows,
         '',
       ].join('\n');
-      fs.appendFileSync(path.join(root, 'docs/benchmarks.md'), section);
+      await writeDocSection(path.join(root, 'docs/benchmarks.md'), 'pgbench-sharded', section);
     }
   } finally {
     proxy?.kill('SIGTERM');

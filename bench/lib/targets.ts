@@ -317,17 +317,7 @@ export async function startPgBouncer(opts: PgBouncerOptions): Promise<RunningPgB
     pid: child.pid ?? null,
     logFile,
   };
-  try {
-    await waitForLogin(
-      { host: '127.0.0.1', port, user: BENCH_USER, password: BENCH_PASSWORD, database: BENCH_DB },
-      20_000,
-      () => child.exitCode === null && child.signalCode === null,
-    );
-  } catch (err) {
-    throw new Error(
-      `PgBouncer did not come up: ${(err as Error).message}\n--- ${stdoutFile}:\n${fileTail(stdoutFile)}\n--- ${logFile}:\n${fileTail(logFile)}`,
-    );
-  }
+  await waitUntilUp('PgBouncer', child, port, 20_000, [stdoutFile, logFile]);
   reportFdLimit('PgBouncer', child.pid, opts.maxClientConn);
   log(
     `PgBouncer ${opts.version} on 127.0.0.1:${port} (pid ${child.pid}${identity ? `, as OS user ${identity.name}` : ''}, pool ${opts.poolSize}, transaction mode${hasPrepared ? ', max_prepared_statements 200' : ''})`,
@@ -485,17 +475,7 @@ export async function startShardgate(opts: ShardgateOptions): Promise<RunningSha
     pid: child.pid ?? null,
     logFile,
   };
-  try {
-    await waitForLogin(
-      { host: '127.0.0.1', port, user: BENCH_USER, password: BENCH_PASSWORD, database: BENCH_DB },
-      30_000,
-      () => child.exitCode === null && child.signalCode === null,
-    );
-  } catch (err) {
-    throw new Error(
-      `shardgate did not come up: ${(err as Error).message}\n--- ${logFile}:\n${fileTail(logFile)}`,
-    );
-  }
+  await waitUntilUp('shardgate', child, port, 30_000, [logFile]);
   reportFdLimit('shardgate', child.pid, opts.maxClients);
   log(
     `shardgate (${cmd.how}) on 127.0.0.1:${port} (pid ${child.pid}, pool ${opts.poolSize}, transaction mode, ${opts.auth})`,
@@ -504,6 +484,26 @@ export async function startShardgate(opts: ShardgateOptions): Promise<RunningSha
 }
 
 /** "shardgate exited (code 1) during the benchmark; log: ..." when a proxy died under us, else null. */
+/** Wait until the bench user can log in through a proxy we started; on failure, the error carries its log tails. */
+async function waitUntilUp(
+  name: string,
+  child: ChildProcess,
+  port: number,
+  timeoutMs: number,
+  logFiles: string[],
+): Promise<void> {
+  try {
+    await waitForLogin(
+      { host: '127.0.0.1', port, user: BENCH_USER, password: BENCH_PASSWORD, database: BENCH_DB },
+      timeoutMs,
+      () => child.exitCode === null && child.signalCode === null,
+    );
+  } catch (err) {
+    const tails = logFiles.map((f) => `\n--- ${f}:\n${fileTail(f)}`).join('');
+    throw new Error(`${name} did not come up: ${(err as Error).message}${tails}`);
+  }
+}
+
 export function exitNote(name: string, child: ChildProcess, logFile: string | null): string | null {
   if (child.exitCode === null && child.signalCode === null) return null;
   const how = child.signalCode ?? `code ${child.exitCode}`;
