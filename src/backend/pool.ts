@@ -155,11 +155,6 @@ export class Pool {
     while ((w = this.nextWaiter())) w.cb(PgError.shuttingDown(), null);
   }
 
-  /** Close every connection, idle at once, active when released (used when the pool is removed). */
-  get activeServers(): ReadonlySet<ServerConnection> {
-    return this.active;
-  }
-
   private nextWaiter(): Waiter | undefined {
     while (this.waitHead < this.waiters.length) {
       const w = this.waiters[this.waitHead];

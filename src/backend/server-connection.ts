@@ -4,7 +4,7 @@ import net from 'node:net';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import { serialize } from 'pg-protocol';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
-import { Backend, TxStatus } from '../protocol/codes.js';
+import { TxStatus } from '../protocol/codes.js';
 import { startupMessage, TERMINATE, cancelRequest } from '../protocol/messages.js';
 import { md5PasswordHash } from '../auth/md5.js';
 import { ScramClientSession } from '../auth/scram-client.js';
@@ -331,7 +331,8 @@ export class ServerConnection implements ScannerOwner {
     this.closeReason = reason;
     this.socket?.end(TERMINATE);
     this.state = 'closed';
-    this.handleCloseSoon();
+    // 'close' will fire from the socket; detach the client now so nothing more is forwarded.
+    this.client = null;
   }
 
   /** Tear down at once (protocol error, broken state). */
@@ -340,11 +341,6 @@ export class ServerConnection implements ScannerOwner {
     this.closeReason ||= reason;
     this.state = 'closed';
     this.socket?.destroy();
-  }
-
-  private handleCloseSoon(): void {
-    // 'close' will fire from the socket; detach the client now so nothing more is forwarded.
-    this.client = null;
   }
 
   /** Send a CancelRequest for this server's backend over a fresh connection. */
@@ -363,5 +359,3 @@ export class ServerConnection implements ScannerOwner {
     return this.pendingReady === 0 && this.txStatus === TxStatus.Idle && this.scanner.isAtMessageBoundary;
   }
 }
-
-export { Backend };

@@ -43,7 +43,6 @@ export class Fanout {
 
   /** The ServerClient for the `index`-th server of this fan-out. */
   sinkFor(index: number): ServerClient {
-    const reader = new FrameReader(MAX_FRAME_BYTES);
     const onFrame = (type: number, frame: Buffer): void => {
       if (type === Backend.ReadyForQuery) return;
       if (this.isDescribePending[index] && (type === Backend.RowDescription || type === Backend.NoData)) {
@@ -54,18 +53,11 @@ export class Fanout {
       }
       this.merger.push(index, frame);
     };
-    return {
-      writeToClient: (buf) => {
-        // Copied: the server reads into a buffer it reuses, and partial frames wait here for the next chunk.
-        reader.push(Buffer.from(buf), onFrame); // lengths were already checked by the server's scanner
-        this.flush();
-        return true;
-      },
-      hasPendingWrites: () => false,
-      onClientDrain: (resume) => resume(),
-      onServerParameter: (name, value) => this.owner.onServerParameter(name, value),
-      onServerLost: (server, reason) => this.owner.onServerLost(server, reason),
-      onServerReady: (server, status) => {
+    return framedSink(
+      this.owner,
+      onFrame,
+      () => this.flush(),
+      (server, status) => {
         if (server.pendingReady !== 0) return;
         this.onServerDone?.(index);
         if (status === TxStatus.Failed) this.status = TxStatus.Failed;
@@ -75,7 +67,7 @@ export class Fanout {
           this.owner.onFanoutDone(this.status);
         }
       },
-    };
+    );
   }
 
   /** Called when a server has answered the request (used to start the next shard of a sequential write). */
@@ -115,23 +107,42 @@ export function endTransactionSinks(
 ): ServerClient[] {
   let waiting = shards.length;
   const errors: Buffer[] = [];
-  return shards.map((shard) => {
-    const reader = new FrameReader(MAX_FRAME_BYTES);
-    const onFrame = (type: number, frame: Buffer): void => {
-      if (type === Backend.ErrorResponse) errors.push(withShardInDetail(frame, shard));
-    };
-    return {
-      writeToClient: (buf) => {
-        reader.push(Buffer.from(buf), onFrame);
-        return true;
+  return shards.map((shard) =>
+    framedSink(
+      owner,
+      (type, frame) => {
+        if (type === Backend.ErrorResponse) errors.push(withShardInDetail(frame, shard));
       },
-      hasPendingWrites: () => false,
-      onClientDrain: (resume) => resume(),
-      onServerParameter: (name, value) => owner.onServerParameter(name, value),
-      onServerLost: (server, reason) => owner.onServerLost(server, reason),
-      onServerReady: (server) => {
+      () => undefined,
+      (server) => {
         if (server.pendingReady === 0 && --waiting === 0) onDone(errors);
       },
-    };
-  });
+    ),
+  );
+}
+
+/**
+ * A ServerClient that splits a server's replies into whole frames for `onFrame` (then calls `afterChunk`), and reports
+ * ReadyForQuery to `onReady`. Chunks are copied: the server reads into a buffer it reuses, and partial frames wait
+ * here for the next chunk. Lengths were already checked by the server's scanner.
+ */
+function framedSink(
+  owner: Pick<FanoutOwner, 'onServerParameter' | 'onServerLost'>,
+  onFrame: (type: number, frame: Buffer) => void,
+  afterChunk: () => void,
+  onReady: (server: ServerConnection, status: number) => void,
+): ServerClient {
+  const reader = new FrameReader(MAX_FRAME_BYTES);
+  return {
+    writeToClient: (buf) => {
+      reader.push(Buffer.from(buf), onFrame);
+      afterChunk();
+      return true;
+    },
+    hasPendingWrites: () => false,
+    onClientDrain: (resume) => resume(),
+    onServerParameter: (name, value) => owner.onServerParameter(name, value),
+    onServerLost: (server, reason) => owner.onServerLost(server, reason),
+    onServerReady: onReady,
+  };
 }
