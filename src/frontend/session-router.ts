@@ -49,6 +49,11 @@ export type BatchTarget = (
   readonly isCommit: boolean;
   /** Takes row or table locks on several shards (DML, DDL): runs on one shard after another, in shard order. */
   readonly isWrite: boolean;
+  /**
+   * Some statement of the request may change data on the shards it runs on (DML, DDL, CALL/DO and other statements
+   * not known to be read-only): inside a transaction those shards become writers for the commit decision.
+   */
+  readonly mayWrite: boolean;
 };
 
 /** What the routing needs per database: the schema and a plan cache shared by all its sessions. */
@@ -114,12 +119,14 @@ export class SessionRouter implements RouteContext {
     let plan: StatementPlan | null = null;
     let params: BindParams | null = null;
     let statements = 0;
+    let mayWrite = false;
     /** For a split: the statement's text and types, where its Parse and Bind sit in the batch. */
     let source: { text: string; paramTypes: readonly number[]; isQuery: boolean } | null = null;
     let parseIndex = -1;
     let bindIndex = -1;
     const join = (r: Route, p: StatementPlan, bp: BindParams | null): void => {
       statements++;
+      if (p.isWrite || (p.kind === 'other' && !p.isReadOnly)) mayWrite = true;
       if (target !== null && !sameRoute(target, r)) {
         throw unsupported(
           'statements in one request (up to Sync) go to different shards; send them separately',
@@ -179,7 +186,13 @@ export class SessionRouter implements RouteContext {
       }
     }
     const route = target as Route | null;
-    const noFlags = { isSessionLevel: false, isMultiShardWrite: false, isCommit: false, isWrite: false };
+    const noFlags = {
+      isSessionLevel: false,
+      isMultiShardWrite: false,
+      isCommit: false,
+      isWrite: false,
+      mayWrite,
+    };
     if (route === null) return { kind: 'one', shard: this.routing.nextReadShard(), ...noFlags }; // Describe / Sync only
     if (route.kind === 'one') return { ...route, ...noFlags };
     if (route.kind === 'split') {
@@ -240,6 +253,7 @@ export class SessionRouter implements RouteContext {
       isMultiShardWrite: last !== null && DML_KINDS.has(last.kind),
       isCommit: last !== null && last.kind === 'commit' && last.transaction?.chain !== true,
       isWrite: last !== null && last.isWrite,
+      mayWrite,
     };
   }
 
@@ -392,6 +406,7 @@ function splitTarget(
     isMultiShardWrite: true,
     isCommit: false,
     isWrite: true,
+    mayWrite: true,
   };
 }
 

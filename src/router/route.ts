@@ -35,6 +35,10 @@ const SESSION_KINDS = new Set<StatementPlan['kind']>([
   'set',
   'reset',
   'discard',
+]);
+
+/** The client's own two-phase commit statements: one shard's business, never a cross-shard one. */
+const CLIENT_2PC_KINDS = new Set<StatementPlan['kind']>([
   'prepare_transaction',
   'commit_prepared',
   'rollback_prepared',
@@ -166,6 +170,14 @@ export function routeStatement(plan: StatementPlan, params: BindParams | null, c
   const manual = manualRoute(plan, ctx);
   if (manual !== null) return manual;
   const n = ctx.schema.shardCount;
+  if (CLIENT_2PC_KINDS.has(plan.kind)) {
+    if (n === 1) return { kind: 'session' };
+    throw unsupported(
+      'PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED cannot run across shards',
+      'shardgate runs two-phase commit itself: set two_phase_commit = true in pgdog.toml and use plain COMMIT, ' +
+        'or route the statement to one shard with /* shardgate: shard=N */ or SET shardgate.shard.',
+    );
+  }
   if (n === 1) return { kind: 'one', shard: 0 };
   if (plan.kind === 'explain' && plan.inner !== null) return routeStatement(plan.inner, params, ctx);
   if (plan.kind === 'ddl') return { kind: 'many', shards: allShards(n) };

@@ -214,3 +214,19 @@ describe('routeStatement: regressions found by the differential suite', () => {
     expect(err.message).toMatch(/copied to every shard/);
   });
 });
+
+describe("routeStatement: the client's own two-phase commit statements", () => {
+  it('refuses PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED across shards, with a hint', () => {
+    for (const sql of ["prepare transaction 'x'", "commit prepared 'x'", "rollback prepared 'x'"]) {
+      const err = routeError(sql);
+      expect(err.code).toBe('0A000');
+      expect(err.hint).toMatch(/two_phase_commit = true/);
+    }
+  });
+
+  it('sends them to the one shard the session is routed to', () => {
+    const [plan] = analyzeQuery("commit prepared 'x'", SCHEMA);
+    expect(routeStatement(plan, null, ctx({ sessionShard: 1 }))).toEqual({ kind: 'one', shard: 1 });
+    expect(route("/* shardgate: shard=0 */ prepare transaction 'x'")).toEqual({ kind: 'one', shard: 0 });
+  });
+});
