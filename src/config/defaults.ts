@@ -25,6 +25,12 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   logFormat: 'json',
   twoPhaseCommit: false,
   twoPhaseCommitAuto: false,
+  instanceId: '', // derived from the host name and port at load time
+  twoPhaseCommitWalDir: 'shardgate_2pc', // resolved against the folder of pgdog.toml
+  twoPhaseCommitWalSegmentSizeBytes: 16 * MIB,
+  twoPhaseCommitWalFsyncIntervalMs: 0,
+  twoPhaseCommitRecoveryIntervalMs: 10_000,
+  twoPhaseCommitOrphanTimeoutMs: 60_000,
   maxMessageSizeBytes: 64 * MIB,
 });
 
@@ -114,9 +120,6 @@ export const UNSUPPORTED_GENERAL_KEYS: ReadonlySet<string> = new Set([
   'log_disconnections',
   'log_dedup_window',
   'log_dedup_threshold',
-  'two_phase_commit_wal_dir',
-  'two_phase_commit_wal_segment_size',
-  'two_phase_commit_wal_fsync_interval',
   'two_phase_commit_wal_checkpoint_interval',
   'expanded_explain',
   'stats_period',
@@ -210,6 +213,12 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'log_format',
   'two_phase_commit',
   'two_phase_commit_auto',
+  'instance_id',
+  'two_phase_commit_wal_dir',
+  'two_phase_commit_wal_segment_size',
+  'two_phase_commit_wal_fsync_interval',
+  'two_phase_commit_recovery_interval',
+  'two_phase_commit_orphan_timeout',
   'max_message_size',
 ];
 export const SUPPORTED_DATABASE_KEYS: readonly string[] = [

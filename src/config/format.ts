@@ -59,6 +59,12 @@ function generalLines(general: GeneralConfig): Line[] {
     setting('log_format', general.logFormat),
     setting('two_phase_commit', general.twoPhaseCommit),
     setting('two_phase_commit_auto', general.twoPhaseCommitAuto),
+    setting('instance_id', general.instanceId),
+    setting('two_phase_commit_wal_dir', general.twoPhaseCommitWalDir),
+    setting('two_phase_commit_wal_segment_size', general.twoPhaseCommitWalSegmentSizeBytes),
+    setting('two_phase_commit_wal_fsync_interval', general.twoPhaseCommitWalFsyncIntervalMs),
+    setting('two_phase_commit_recovery_interval', general.twoPhaseCommitRecoveryIntervalMs),
+    setting('two_phase_commit_orphan_timeout', general.twoPhaseCommitOrphanTimeoutMs),
     setting('max_message_size', general.maxMessageSizeBytes),
   ];
 }

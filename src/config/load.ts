@@ -3,6 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { ConfigError, type ConfigWarning } from './config-error.js';
@@ -18,6 +19,7 @@ import {
   LOG_FORMATS,
   LOG_LEVELS,
   MAX_MESSAGE_SIZE_BYTES,
+  MIB,
   MAX_TIMEOUT_MS,
   MIN_MESSAGE_SIZE_BYTES,
   POOLER_MODES,
@@ -71,6 +73,13 @@ const POSITIVE_TIMEOUT_MS_RULE = {
   max: MAX_TIMEOUT_MS,
   expected: `integer milliseconds between 1 and ${MAX_TIMEOUT_MS}`,
 };
+const SEGMENT_SIZE_RULE = {
+  min: 64 * 1024,
+  max: 1024 * MIB,
+  expected: `integer bytes between ${64 * 1024} and ${1024 * MIB}`,
+};
+/** GIDs are `sg_<instance>_<txid>_<shard>` and PostgreSQL allows 200 bytes; these characters need no quoting. */
+const INSTANCE_ID_PATTERN = /^[A-Za-z0-9_]{1,40}$/;
 const MESSAGE_SIZE_RULE = {
   min: MIN_MESSAGE_SIZE_BYTES,
   max: MAX_MESSAGE_SIZE_BYTES,
@@ -224,12 +233,54 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
     logFormat: r.oneOf('log_format', LOG_FORMATS) ?? d.logFormat,
     twoPhaseCommit: r.boolean('two_phase_commit') ?? d.twoPhaseCommit,
     twoPhaseCommitAuto: r.boolean('two_phase_commit_auto') ?? d.twoPhaseCommitAuto,
+    instanceId: '',
+    twoPhaseCommitWalDir: resolve(
+      dirname(r.file),
+      r.optionalString(
+        'two_phase_commit_wal_dir',
+        'a folder path (relative paths start at the folder of pgdog.toml)',
+      ) ?? d.twoPhaseCommitWalDir,
+    ),
+    twoPhaseCommitWalSegmentSizeBytes:
+      r.integer('two_phase_commit_wal_segment_size', SEGMENT_SIZE_RULE) ??
+      d.twoPhaseCommitWalSegmentSizeBytes,
+    twoPhaseCommitWalFsyncIntervalMs:
+      r.integer('two_phase_commit_wal_fsync_interval', TIMEOUT_MS_RULE) ?? d.twoPhaseCommitWalFsyncIntervalMs,
+    twoPhaseCommitRecoveryIntervalMs:
+      r.integer('two_phase_commit_recovery_interval', POSITIVE_TIMEOUT_MS_RULE) ??
+      d.twoPhaseCommitRecoveryIntervalMs,
+    twoPhaseCommitOrphanTimeoutMs:
+      r.integer('two_phase_commit_orphan_timeout', POSITIVE_TIMEOUT_MS_RULE) ??
+      d.twoPhaseCommitOrphanTimeoutMs,
     maxMessageSizeBytes: r.integer('max_message_size', MESSAGE_SIZE_RULE) ?? d.maxMessageSizeBytes,
   };
+  general.instanceId = readInstanceId(r, general.port);
+  if (general.twoPhaseCommitAuto && !general.twoPhaseCommit) {
+    warnings.push({
+      file: r.file,
+      key: 'general.two_phase_commit_auto',
+      message: 'has no effect while two_phase_commit is false (automatic 2PC needs two-phase commit enabled)',
+    });
+  }
   checkPoolSizes(r, general);
   checkTlsPair(r, general);
   warnings.push(...r.warnAboutUnusedKeys(UNSUPPORTED_GENERAL_KEYS, SUPPORTED_GENERAL_KEYS));
   return general;
+}
+
+/** `instance_id`, or one made from the host name and listen port (stable across restarts of the same proxy). */
+function readInstanceId(r: SectionReader, port: number): string {
+  const expected = 'letters, digits and _ only, at most 40 characters';
+  const value = r.optionalString('instance_id', expected);
+  if (value !== null) {
+    if (!INSTANCE_ID_PATTERN.test(value)) throw r.error('instance_id', `"${value}" is not allowed`, expected);
+    return value;
+  }
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9]+/g, '_')
+      .slice(0, 32) || 'host';
+  return `${host}_${port}`;
 }
 
 /** PgDog accepts `max_pool_size` as another name for `default_pool_size`. */

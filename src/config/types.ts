@@ -25,7 +25,18 @@ export interface GeneralConfig {
   logLevel: LogLevel; // default "info"
   logFormat: LogFormat; // default "json"
   twoPhaseCommit: boolean; // default false
-  twoPhaseCommitAuto: boolean; // default false
+  twoPhaseCommitAuto: boolean; // default false; needs two_phase_commit
+  /** This proxy's name inside 2PC transaction ids; [A-Za-z0-9_], ≤ 40. Default: host name + listen port. */
+  instanceId: string;
+  /** Folder of the 2PC decision log, absolute; default `shardgate_2pc` next to pgdog.toml. */
+  twoPhaseCommitWalDir: string;
+  twoPhaseCommitWalSegmentSizeBytes: number; // default 16 MiB
+  /** Longest wait to gather decisions into one fsync; 0 (default) = fsync at once (concurrent ones still share). */
+  twoPhaseCommitWalFsyncIntervalMs: number;
+  /** How often recovery looks for unfinished 2PC transactions, ms; default 10000. */
+  twoPhaseCommitRecoveryIntervalMs: number;
+  /** A prepared transaction of ours with no decision, older than this, is rolled back (presumed abort); default 60000. */
+  twoPhaseCommitOrphanTimeoutMs: number;
   /** Largest client message accepted, bytes (protects against oversized/malformed lengths). */
   maxMessageSizeBytes: number; // default 64 MiB
 }

@@ -1,4 +1,6 @@
 // Defaults: a minimal pgdog.toml/users.toml pair yields PgDog's defaults (and ours where noted).
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GENERAL_DEFAULTS } from '../../../src/config/defaults.js';
 import { MINIMAL_PGDOG, parse, withGeneral } from './helpers.js';
@@ -26,9 +28,32 @@ describe('parseConfig defaults', () => {
       logFormat: 'json',
       twoPhaseCommit: false,
       twoPhaseCommitAuto: false,
+      instanceId: `${hostname()
+        .replace(/[^A-Za-z0-9]+/g, '_')
+        .slice(0, 32)}_6432`,
+      twoPhaseCommitWalDir: resolve('shardgate_2pc'), // next to pgdog.toml (here: the working folder)
+      twoPhaseCommitWalSegmentSizeBytes: 16 * 1024 * 1024,
+      twoPhaseCommitWalFsyncIntervalMs: 0,
+      twoPhaseCommitRecoveryIntervalMs: 10_000,
+      twoPhaseCommitOrphanTimeoutMs: 60_000,
       maxMessageSizeBytes: 64 * 1024 * 1024,
     });
-    expect(config.general).toEqual(GENERAL_DEFAULTS);
+    expect(config.general).toEqual({
+      ...GENERAL_DEFAULTS,
+      instanceId: config.general.instanceId,
+      twoPhaseCommitWalDir: config.general.twoPhaseCommitWalDir,
+    });
+  });
+
+  it('derives instance_id from host name and port, and warns when two_phase_commit_auto has no effect', () => {
+    const { config: c, warnings } = parse(withGeneral('port = 7001\ntwo_phase_commit_auto = true'));
+    expect(c.general.instanceId).toMatch(/^[A-Za-z0-9_]+_7001$/);
+    expect(warnings.map((w) => w.key)).toEqual(['general.two_phase_commit_auto']);
+    expect(warnings[0].message).toMatch(/two_phase_commit is false/);
+  });
+
+  it('refuses an instance_id that could not go into a GID as is', () => {
+    expect(() => parse(withGeneral('instance_id = "a-b"'))).toThrow(/instance_id.*letters, digits and _/s);
   });
 
   it('fills [[databases]] defaults: port 5432, database_name = name, shard 0, primary', () => {
@@ -90,6 +115,12 @@ log_level = "debug"
 log_format = "text"
 two_phase_commit = true
 two_phase_commit_auto = true
+instance_id = "proxy_a"
+two_phase_commit_wal_dir = "/var/lib/shardgate/2pc"
+two_phase_commit_wal_segment_size = 1_048_576
+two_phase_commit_wal_fsync_interval = 2
+two_phase_commit_recovery_interval = 5_000
+two_phase_commit_orphan_timeout = 30_000
 max_message_size = 1_048_576`);
     const users = `[[users]]
 name = "alice"
@@ -120,6 +151,12 @@ server_password = "owner-pw"`;
       logFormat: 'text',
       twoPhaseCommit: true,
       twoPhaseCommitAuto: true,
+      instanceId: 'proxy_a',
+      twoPhaseCommitWalDir: '/var/lib/shardgate/2pc',
+      twoPhaseCommitWalSegmentSizeBytes: 1048576,
+      twoPhaseCommitWalFsyncIntervalMs: 2,
+      twoPhaseCommitRecoveryIntervalMs: 5000,
+      twoPhaseCommitOrphanTimeoutMs: 30000,
       maxMessageSizeBytes: 1048576,
     });
     expect(custom.users[0]).toMatchObject({
