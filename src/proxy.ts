@@ -13,6 +13,9 @@ import { initParser } from './router/parser.js';
 import { PlanCache } from './router/plan-cache.js';
 import { shardingSchemaFor } from './sharding/schema-from-config.js';
 import type { DatabaseRouting } from './frontend/session-router.js';
+import { loadFailpointsFromEnv } from './txn/failpoints.js';
+import type { TransactionManager } from './txn/manager.js';
+import { startTransactionManager, type StartedTxn } from './txn/start.js';
 
 export interface RunningProxy {
   host: string;
@@ -20,6 +23,8 @@ export interface RunningProxy {
   /** Connected client sessions (for tests and the admin console). */
   readonly clients: ReadonlySet<ClientSession>;
   readonly pools: PoolManager;
+  /** The two-phase commit transaction manager (null when two_phase_commit is off). */
+  readonly txn: TransactionManager | null;
   close(): Promise<void>;
 }
 
@@ -36,6 +41,10 @@ export async function startProxy(config: Config, logger: Logger): Promise<Runnin
   const clients = new Set<ClientSession>();
   const tlsContext = loadTlsContext(config);
   const routing = await buildRouting(config);
+  loadFailpointsFromEnv();
+  const txn: StartedTxn | null = config.general.twoPhaseCommit
+    ? await startTransactionManager(() => config, logger)
+    : null;
   let isClosing = false;
 
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -53,15 +62,20 @@ export async function startProxy(config: Config, logger: Logger): Promise<Runnin
       tlsContext: () => tlsContext,
       onClose: (s) => clients.delete(s),
       routingFor: (database) => routing.get(database) ?? null,
+      txn: () => txn?.manager ?? null,
     });
     clients.add(session);
   });
   server.maxConnections = 100_000;
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onListenError = (err: Error): void => {
+      void txn?.close();
+      reject(err);
+    };
+    server.once('error', onListenError);
     server.listen({ host: config.general.host, port: config.general.port }, () => {
-      server.removeListener('error', reject);
+      server.removeListener('error', onListenError);
       resolve();
     });
   });
@@ -74,6 +88,7 @@ export async function startProxy(config: Config, logger: Logger): Promise<Runnin
     port: addr.port,
     clients,
     pools,
+    txn: txn?.manager ?? null,
     async close(): Promise<void> {
       if (isClosing) return;
       isClosing = true;
@@ -81,6 +96,7 @@ export async function startProxy(config: Config, logger: Logger): Promise<Runnin
       for (const c of [...clients]) c.fatal(PgError.shuttingDown());
       pools.close();
       await closed;
+      await txn?.close();
       logger.info('shardgate stopped');
     },
   };

@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { Config, DatabaseConfig, PoolerMode, UserConfig } from '../config/types.js';
 import { Pool } from './pool.js';
+import type { ServerAddress } from './server-connection.js';
 
 export interface DatabasePools {
   user: UserConfig;
@@ -9,6 +10,18 @@ export interface DatabasePools {
   mode: PoolerMode;
   /** Indexed by shard number. */
   shards: Pool[];
+}
+
+/** Where and as whom a user's server connections to one shard log in (users.toml server_user wins, then the database's user). */
+export function serverAddress(db: DatabaseConfig, user: UserConfig): ServerAddress {
+  return {
+    host: db.host,
+    port: db.port,
+    database: db.databaseName,
+    user: user.serverUser ?? db.user ?? user.name,
+    password: user.serverPassword ?? db.password ?? user.password,
+    shard: db.shard,
+  };
 }
 
 export class PoolManager {
@@ -42,14 +55,7 @@ export class PoolManager {
     const shards = this.shardsOf(user.database).map(
       (db) =>
         new Pool({
-          address: {
-            host: db.host,
-            port: db.port,
-            database: db.databaseName,
-            user: user.serverUser ?? db.user ?? user.name,
-            password: user.serverPassword ?? db.password ?? user.password,
-            shard: db.shard,
-          },
+          address: serverAddress(db, user),
           maxSize: user.poolSize ?? general.defaultPoolSize,
           minSize: general.minPoolSize,
           checkoutTimeoutMs: general.checkoutTimeoutMs,

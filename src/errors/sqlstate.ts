@@ -16,6 +16,8 @@ export const SqlState = {
   InvalidAuthorizationSpecification: '28000',
   InvalidPassword: '28P01',
   InvalidCatalogName: '3D000',
+  TransactionRollback: '40000',
+  StatementCompletionUnknown: '40003',
   InvalidSqlStatementName: '26000',
   SyntaxError: '42601',
   DuplicatePreparedStatement: '42P05',
@@ -25,6 +27,7 @@ export const SqlState = {
   AdminShutdown: '57P01',
   IdleSessionTimeout: '57P05',
   CannotConnectNow: '57P03',
+  IoError: '58030',
   InternalError: 'XX000',
 } as const;
 

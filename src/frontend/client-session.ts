@@ -30,6 +30,9 @@ import { resetAndRelease } from '../backend/server-reset.js';
 import { SessionRouter, type BatchTarget, type DatabaseRouting } from './session-router.js';
 import { endTransactionSinks, Fanout } from './fanout.js';
 import type { CancelRegistry, Cancellable } from './cancel-registry.js';
+import { commitReplies } from './commit-replies.js';
+import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } from '../txn/coordinator.js';
+import type { TransactionManager } from '../txn/manager.js';
 
 export interface SessionDeps {
   pools: PoolManager;
@@ -42,6 +45,8 @@ export interface SessionDeps {
   onClose: (session: ClientSession) => void;
   /** Routing state of a database with 2+ shards (null: one shard, nothing to route). */
   routingFor: (database: string) => DatabaseRouting | null;
+  /** The transaction manager (null: two_phase_commit is off). */
+  txn: () => TransactionManager | null;
 }
 
 export type SessionState = 'startup' | 'auth' | 'ready' | 'closed';
@@ -86,6 +91,10 @@ export class ClientSession implements ServerClient, Cancellable {
   private autoTxShards: readonly number[] | null = null;
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
   private activeShard: number | null = null;
+  /** Shards the current transaction may have changed data on (writers decide how COMMIT runs). */
+  private readonly txWriters = new Set<number>();
+  /** A cross-shard COMMIT is running on this session's servers (they are not the session's to use meanwhile). */
+  private isCommitting = false;
   private statements: ClientStatements | null = null;
   private readonly params = new SessionParams();
   private txStatus: number = TxStatus.Idle;
@@ -457,7 +466,7 @@ export class ClientSession implements ServerClient, Cancellable {
 
   /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
   private isShardRequestInFlight(): boolean {
-    if (this.fanout !== null) return true;
+    if (this.fanout !== null || this.isCommitting) return true;
     for (const server of this.shardServers) if (server !== null && server.pendingReady > 0) return true;
     return false;
   }
@@ -496,6 +505,9 @@ export class ClientSession implements ServerClient, Cancellable {
     if (this.txStatus === TxStatus.Failed && target.isCommit && batch.types.length === 1) {
       // PostgreSQL ends a failed transaction's COMMIT with ROLLBACK; every shard must do the same.
       batch.frames[0] = query('ROLLBACK');
+    }
+    if (target.isCommit && this.txStatus === TxStatus.InTransaction && this.attachedShardCount() >= 2) {
+      return this.commitAcrossShards();
     }
     const shards = target.kind === 'one' ? [target.shard] : target.shards;
     this.acquireShards(shards, () => this.sendSharded(target));
@@ -552,6 +564,10 @@ export class ClientSession implements ServerClient, Cancellable {
 
   private sendSharded(target: BatchTarget): void {
     const { types, frames, readyCount } = this.batch.take();
+    if (target.mayWrite) {
+      if (target.kind === 'one') this.txWriters.add(target.shard);
+      else for (const shard of target.shards) this.txWriters.add(shard);
+    }
     if (target.kind === 'one') {
       const server = this.shardServers[target.shard] as ServerConnection;
       server.client = this;
@@ -632,19 +648,23 @@ export class ClientSession implements ServerClient, Cancellable {
     server.send(query(sql), 1);
   }
 
-  /** End the proxy's own transaction: COMMIT if every shard succeeded, else ROLLBACK; then answer the client. */
+  /**
+   * End the proxy's own transaction around a multi-shard write: ROLLBACK everywhere if any shard failed, else commit
+   * as for a client's COMMIT (two-phase when two_phase_commit and two_phase_commit_auto are on); then answer.
+   */
   private finishAutoTx(shards: readonly number[], status: number): void {
     this.autoTxShards = null;
-    const end = status === TxStatus.Failed ? 'ROLLBACK' : 'COMMIT';
-    const sinks = endTransactionSinks(shards, this, (errors) => {
+    if (status !== TxStatus.Failed) {
+      const general = this.deps.general();
+      const isTwoPhase = general.twoPhaseCommitAuto && shards.length >= 2;
+      this.runCommit(shards, new Set(shards), isTwoPhase, (error) => {
+        if (error !== null) this.socket.write(error);
+        this.socket.write(readyForQuery(this.combinedShardStatus()));
+      });
+      return;
+    }
+    const sinks = endTransactionSinks(shards, this, () => {
       for (const server of this.shardServers) if (server !== null) server.client = this;
-      if (errors.length > 0 && end === 'COMMIT') {
-        this.log.error(
-          { shards, errors: errors.length },
-          'COMMIT of a multi-shard write failed on some shards',
-        );
-        this.socket.write(errors[0]);
-      }
       this.txStatus = this.combinedShardStatus();
       this.socket.write(readyForQuery(this.txStatus));
       this.onShardRequestDone();
@@ -652,8 +672,72 @@ export class ClientSession implements ServerClient, Cancellable {
     shards.forEach((shard, i) => {
       const server = this.shardServers[shard] as ServerConnection;
       server.client = sinks[i];
-      server.send(query(end), 1);
+      server.send(query('ROLLBACK'), 1);
     });
+  }
+
+  private attachedShardCount(): number {
+    let n = 0;
+    for (const server of this.shardServers) if (server !== null) n++;
+    return n;
+  }
+
+  /** The client's COMMIT of a transaction on several shards: run by the proxy (coordinator), answered as PostgreSQL. */
+  private commitAcrossShards(): void {
+    const { types, frames } = this.batch.take();
+    for (let i = 0; i < types.length; i++)
+      if (types[i] === Frontend.Parse) this.statements?.remember(frames[i]);
+    const shards: number[] = [];
+    this.shardServers.forEach((server, shard) => server !== null && shards.push(shard));
+    const writers = shards.filter((s) => this.txWriters.has(s));
+    this.runCommit(shards, new Set(writers), writers.length >= 2, (error) =>
+      this.socket.write(commitReplies(types, frames, error)),
+    );
+  }
+
+  /**
+   * Commit the transaction open on `shards`: two-phase over the writers when asked for and the transaction manager
+   * runs, else plain COMMIT (readers first). `reply` writes the client's answer (error = the commit failed).
+   */
+  private runCommit(
+    shards: readonly number[],
+    writers: ReadonlySet<number>,
+    wantsTwoPhase: boolean,
+    reply: (error: Buffer | null) => void,
+  ): void {
+    const participants: CommitParticipant[] = shards.map((shard) => ({
+      shard,
+      server: this.shardServers[shard] as ServerConnection,
+      isWriter: writers.has(shard),
+    }));
+    const txn = this.deps.txn();
+    this.isCommitting = true;
+    const run: Promise<CommitRun> =
+      wantsTwoPhase && txn !== null
+        ? commitTwoPhase(txn, this.database, this.user, participants, this, this.log)
+        : commitPlain(participants, this, this.log);
+    run.then(
+      (result) => this.afterCommit(result, reply),
+      (err: unknown) => {
+        this.isCommitting = false;
+        this.log.error({ err: (err as Error).message }, 'commit across shards failed unexpectedly');
+        this.fatal(PgError.internal(`commit failed: ${(err as Error).message}`));
+      },
+    );
+  }
+
+  private afterCommit(result: CommitRun, reply: (error: Buffer | null) => void): void {
+    this.isCommitting = false;
+    for (const shard of result.lost) this.shardServers[shard] = null; // closed; its pool has dropped it
+    this.txWriters.clear();
+    if (this.state === 'closed') {
+      this.releaseShardServers(); // the client left while its commit ran
+      return;
+    }
+    for (const server of this.shardServers) if (server !== null) server.client = this;
+    reply(result.error);
+    this.txStatus = this.combinedShardStatus();
+    this.onShardRequestDone();
   }
 
   onFanoutDone(status: number): void {
@@ -680,6 +764,7 @@ export class ClientSession implements ServerClient, Cancellable {
   private onShardRequestDone(): void {
     if (this.isShardRequestInFlight()) return;
     this.activeShard = null;
+    if (this.txStatus === TxStatus.Idle) this.txWriters.clear();
     if (this.queryTimer !== null) {
       clearTimeout(this.queryTimer);
       this.queryTimer = null;
@@ -820,6 +905,20 @@ export class ClientSession implements ServerClient, Cancellable {
 
   private isCleanedUp = false;
 
+  /** Give every shard server back to its pool (reset as the session and transaction state require). */
+  private releaseShardServers(): void {
+    const pools = this.pools;
+    this.shardServers.forEach((s, shard) => {
+      if (s === null || pools === null) return;
+      resetAndRelease(s, pools.shards[shard], {
+        isSessionMode: !this.isTransactionMode,
+        txStatus: s.txStatus,
+        hasOpenSegment: this.hasOpenSegment || this.fanout !== null,
+      });
+    });
+    this.shardServers.fill(null);
+  }
+
   private cleanup(): void {
     if (this.isCleanedUp) return;
     this.isCleanedUp = true;
@@ -837,16 +936,7 @@ export class ClientSession implements ServerClient, Cancellable {
         hasOpenSegment: this.hasOpenSegment,
       });
     }
-    const pools = this.pools;
-    this.shardServers.forEach((s, shard) => {
-      if (s === null || pools === null) return;
-      resetAndRelease(s, pools.shards[shard], {
-        isSessionMode: !this.isTransactionMode,
-        txStatus: s.txStatus,
-        hasOpenSegment: this.hasOpenSegment || this.fanout !== null,
-      });
-    });
-    this.shardServers.fill(null);
+    if (!this.isCommitting) this.releaseShardServers(); // else afterCommit releases them
     this.log.info({ remote: this.remote, durationMs: Date.now() - this.connectedAt }, 'client disconnected');
     this.deps.onClose(this);
   }

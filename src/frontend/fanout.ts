@@ -2,10 +2,10 @@
 // whose output goes to the client; when every server has sent ReadyForQuery the session gets one combined status.
 // Fan-out replies are copied off the servers' reused read buffers and are not backpressured yet (see docs/sharding.md).
 import { Backend, TxStatus } from '../protocol/codes.js';
-import { FrameReader } from '../protocol/frame-reader.js';
 import { ReplyMerger, withShardInDetail } from '../execute/reply-merger.js';
 import type { ColumnType, MergeSpec } from '../execute/merge-spec.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
+import { framedSink } from '../backend/framed-sink.js';
 
 /** What the fan-out reports back to its session. */
 export interface FanoutOwner {
@@ -15,8 +15,6 @@ export interface FanoutOwner {
   /** Every server has answered the request; `status` combines their ReadyForQuery statuses. */
   onFanoutDone(status: number): void;
 }
-
-const MAX_FRAME_BYTES = 1 << 30;
 
 export class Fanout {
   private readonly merger: ReplyMerger;
@@ -119,30 +117,4 @@ export function endTransactionSinks(
       },
     ),
   );
-}
-
-/**
- * A ServerClient that splits a server's replies into whole frames for `onFrame` (then calls `afterChunk`), and reports
- * ReadyForQuery to `onReady`. Chunks are copied: the server reads into a buffer it reuses, and partial frames wait
- * here for the next chunk. Lengths were already checked by the server's scanner.
- */
-function framedSink(
-  owner: Pick<FanoutOwner, 'onServerParameter' | 'onServerLost'>,
-  onFrame: (type: number, frame: Buffer) => void,
-  afterChunk: () => void,
-  onReady: (server: ServerConnection, status: number) => void,
-): ServerClient {
-  const reader = new FrameReader(MAX_FRAME_BYTES);
-  return {
-    writeToClient: (buf) => {
-      reader.push(Buffer.from(buf), onFrame);
-      afterChunk();
-      return true;
-    },
-    hasPendingWrites: () => false,
-    onClientDrain: (resume) => resume(),
-    onServerParameter: (name, value) => owner.onServerParameter(name, value),
-    onServerLost: (server, reason) => owner.onServerLost(server, reason),
-    onServerReady: onReady,
-  };
 }

@@ -24,6 +24,9 @@ export const READY_FAILED = fixed(Backend.ReadyForQuery, [0x45]);
 export const PARSE_COMPLETE = fixed(Backend.ParseComplete);
 export const BIND_COMPLETE = fixed(Backend.BindComplete);
 export const CLOSE_COMPLETE = fixed(Backend.CloseComplete);
+export const NO_DATA = fixed(Backend.NoData);
+/** ParameterDescription with no parameters. */
+export const NO_PARAMETERS = fixed(Backend.ParameterDescription, [0, 0]);
 export const SYNC = fixed(Frontend.Sync);
 export const FLUSH = fixed(Frontend.Flush);
 export const TERMINATE = fixed(Frontend.Terminate);
@@ -128,4 +131,8 @@ export function parseMessage(name: string, queryText: string, paramTypesTail: Ui
 
 export function closeStatement(name: string): Buffer {
   return new MessageWriter(name.length + 8).int8(0x53).cstring(name).frame(Frontend.Close);
+}
+
+export function commandComplete(tag: string): Buffer {
+  return new MessageWriter(16 + tag.length).cstring(tag).frame(Backend.CommandComplete);
 }

@@ -34,6 +34,10 @@ export interface PgCluster {
    * e.g. after a fault test killed it. Updates `servers[index].pid`. Only for servers this process started.
    */
   restart(index: number): Promise<void>;
+  /** Stop server `index` (fast shutdown), leaving it down until startOne(index). Only local servers have it. */
+  stopOne?(index: number): Promise<void>;
+  /** Start server `index` again after stopOne (same port and data dir). */
+  startOne?(index: number): Promise<void>;
 }
 
 export interface StartClusterOptions {
@@ -533,6 +537,11 @@ class LocalServer {
 
   async restart(): Promise<void> {
     await this.kill();
+    await this.startAgain();
+  }
+
+  /** Start after kill(), retrying while the old backends still hold the port or shared memory. */
+  async startAgain(): Promise<void> {
     const deadline = Date.now() + 15_000;
     while (true) {
       try {
@@ -746,6 +755,17 @@ async function startLocalCluster(opts: StartClusterOptions, bins: PgBinaries): P
       if (local === undefined) throw new Error(`no server ${index} in this cluster of ${locals.length}`);
       if (isStopped) throw new Error('cluster already stopped');
       await local.restart();
+    },
+    stopOne: async (index: number) => {
+      const local = locals[index];
+      if (local === undefined) throw new Error(`no server ${index} in this cluster of ${locals.length}`);
+      await local.kill();
+    },
+    startOne: async (index: number) => {
+      const local = locals[index];
+      if (local === undefined) throw new Error(`no server ${index} in this cluster of ${locals.length}`);
+      if (isStopped) throw new Error('cluster already stopped');
+      await local.startAgain();
     },
   };
 }

@@ -113,7 +113,10 @@ describe('shardgate CLI', () => {
         const r = await client.query('select 40 + 2 as answer');
         expect(r.rows[0].answer).toBe(42);
         await client.end();
-        // Logs are JSON lines by default and never contain the password.
+        // Logs are JSON lines by default and never contain the password. The child writes them asynchronously: on
+        // a busy machine the line can arrive after the query's answer.
+        for (let i = 0; i < 50 && !out.includes('client logged in'); i++)
+          await new Promise((r) => setTimeout(r, 100));
         const line = out.split('\n').find((l) => l.includes('client logged in'));
         expect(line && JSON.parse(line).user).toBe(APP_USER);
         expect(out).not.toContain(APP_PASSWORD);

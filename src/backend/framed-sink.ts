@@ -1,0 +1,38 @@
+// A ServerClient that cuts a server's reply stream into whole frames: used wherever the proxy reads replies itself
+// (fan-out merging, statements of its own such as COMMIT PREPARED) instead of forwarding them to a client.
+import { FrameReader } from '../protocol/frame-reader.js';
+import type { ServerClient, ServerConnection } from './server-connection.js';
+
+const MAX_FRAME_BYTES = 1 << 30;
+
+/** Where a framed sink reports what is not a reply frame. */
+export interface FramedSinkOwner {
+  onServerParameter(name: string, value: string): void;
+  onServerLost(server: ServerConnection, reason: string): void;
+}
+
+/**
+ * A ServerClient that splits a server's replies into whole frames for `onFrame` (then calls `afterChunk`), and reports
+ * ReadyForQuery to `onReady`. Chunks are copied: the server reads into a buffer it reuses, and partial frames wait
+ * here for the next chunk. Lengths were already checked by the server's scanner.
+ */
+export function framedSink(
+  owner: FramedSinkOwner,
+  onFrame: (type: number, frame: Buffer) => void,
+  afterChunk: () => void,
+  onReady: (server: ServerConnection, status: number) => void,
+): ServerClient {
+  const reader = new FrameReader(MAX_FRAME_BYTES);
+  return {
+    writeToClient: (buf) => {
+      reader.push(Buffer.from(buf), onFrame);
+      afterChunk();
+      return true;
+    },
+    hasPendingWrites: () => false,
+    onClientDrain: (resume) => resume(),
+    onServerParameter: (name, value) => owner.onServerParameter(name, value),
+    onServerLost: (server, reason) => owner.onServerLost(server, reason),
+    onServerReady: onReady,
+  };
+}

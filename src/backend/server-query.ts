@@ -1,0 +1,81 @@
+// The proxy's own statements on a server connection (PREPARE TRANSACTION, COMMIT PREPARED, recovery queries): send
+// one simple Query, read the whole reply, report rows / error / lost connection. Not for client traffic.
+import { Backend } from '../protocol/codes.js';
+import { query } from '../protocol/messages.js';
+import { framedSink, type FramedSinkOwner } from './framed-sink.js';
+import type { ServerConnection } from './server-connection.js';
+
+export type QueryOutcome =
+  | { readonly kind: 'ok'; readonly tag: string; readonly rows: (string | null)[][] }
+  /** `frame`: the ErrorResponse as the server sent it (to pass on to a client). */
+  | { readonly kind: 'error'; readonly code: string; readonly message: string; readonly frame: Buffer }
+  | { readonly kind: 'lost'; readonly reason: string };
+
+const IGNORE_PARAMETERS: Pick<FramedSinkOwner, 'onServerParameter'> = { onServerParameter: () => undefined };
+
+/**
+ * Run `sql` (one statement, simple protocol) on `server`, which must be idle in the protocol and attached to no one
+ * else meanwhile. The server stays attached to the returned sink afterwards: the caller re-attaches or releases it.
+ */
+export function runQuery(
+  server: ServerConnection,
+  sql: string,
+  owner: Pick<FramedSinkOwner, 'onServerParameter'> = IGNORE_PARAMETERS,
+): Promise<QueryOutcome> {
+  if (server.isClosed) return Promise.resolve({ kind: 'lost', reason: 'server connection already closed' });
+  return new Promise((resolve) => {
+    let tag = '';
+    const rows: (string | null)[][] = [];
+    let error: QueryOutcome | null = null;
+    server.client = framedSink(
+      {
+        onServerParameter: (name, value) => owner.onServerParameter(name, value),
+        onServerLost: (_server, reason) => resolve({ kind: 'lost', reason }),
+      },
+      (type, frame) => {
+        if (type === Backend.DataRow) rows.push(dataRow(frame));
+        else if (type === Backend.CommandComplete) tag = frame.toString('utf8', 5, frame.length - 1);
+        else if (type === Backend.ErrorResponse && error === null) {
+          const fields = errorFields(frame);
+          error = { kind: 'error', code: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', frame };
+        }
+      },
+      () => undefined,
+      (s) => {
+        if (s.pendingReady === 0) resolve(error ?? { kind: 'ok', tag, rows });
+      },
+    );
+    server.send(query(sql), 1);
+  });
+}
+
+/** Text columns of a DataRow frame (NULL as null). */
+function dataRow(frame: Buffer): (string | null)[] {
+  const count = frame.readInt16BE(5);
+  const out: (string | null)[] = [];
+  let p = 7;
+  for (let i = 0; i < count; i++) {
+    const len = frame.readInt32BE(p);
+    p += 4;
+    if (len < 0) out.push(null);
+    else {
+      out.push(frame.toString('utf8', p, p + len));
+      p += len;
+    }
+  }
+  return out;
+}
+
+/** The fields of an ErrorResponse / NoticeResponse frame by their one-letter code. */
+export function errorFields(frame: Buffer): Map<string, string> {
+  const fields = new Map<string, string>();
+  const end = 1 + frame.readInt32BE(1);
+  let p = 5;
+  while (p < end && frame[p] !== 0) {
+    const valueEnd = frame.indexOf(0, p + 1);
+    if (valueEnd < 0 || valueEnd >= end) break;
+    fields.set(String.fromCharCode(frame[p]), frame.toString('utf8', p + 1, valueEnd));
+    p = valueEnd + 1;
+  }
+  return fields;
+}

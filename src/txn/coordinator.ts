@@ -1,0 +1,211 @@
+// The commit of one client transaction that spans several shards, run on the session's own server connections:
+// plain COMMIT (readers first, then the writer) when at most one shard wrote or two-phase commit is off, else
+// PREPARE TRANSACTION on every writer → durable COMMIT decision → COMMIT PREPARED. What cannot finish here (a
+// connection lost, a shard down in phase 2) is handed to the TransactionManager, which retries in the background.
+import type { Logger } from 'pino';
+import type { FramedSinkOwner } from '../backend/framed-sink.js';
+import type { ServerConnection } from '../backend/server-connection.js';
+import { runQuery, type QueryOutcome } from '../backend/server-query.js';
+import { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
+import { withShardInDetail } from '../execute/reply-merger.js';
+import { failpoint } from './failpoints.js';
+import { DecisionNotDurableError } from './log/decision-log.js';
+import type { TransactionManager } from './manager.js';
+import type { Branch } from './transaction.js';
+
+export interface CommitParticipant {
+  readonly shard: number;
+  readonly server: ServerConnection;
+  readonly isWriter: boolean;
+}
+
+export interface CommitRun {
+  /** null: committed. Else the ErrorResponse for the client (shard named in its detail); nothing was committed. */
+  readonly error: Buffer | null;
+  /** Shards whose connection died meanwhile: the session must drop them. */
+  readonly lost: readonly number[];
+}
+
+/** PostgreSQL's answer when a GID is not prepared (any more). */
+const UNDEFINED_OBJECT = '42704';
+
+type Owner = Pick<FramedSinkOwner, 'onServerParameter'>;
+
+class Runner {
+  readonly lost: number[] = [];
+  constructor(private readonly owner: Owner) {}
+
+  async run(p: CommitParticipant, sql: string): Promise<QueryOutcome> {
+    const outcome = await runQuery(p.server, sql, this.owner);
+    if (outcome.kind === 'lost') this.lost.push(p.shard);
+    return outcome;
+  }
+}
+
+function errorFrame(outcome: QueryOutcome, shard: number, lostMeans: string): Buffer | null {
+  if (outcome.kind === 'ok') return null;
+  if (outcome.kind === 'error') return withShardInDetail(outcome.frame, shard);
+  return new PgError(
+    'ERROR',
+    SqlState.TransactionRollback,
+    `connection to shard ${shard} was lost ${lostMeans}`,
+    `shard ${shard}: ${outcome.reason}`,
+  ).toBuffer();
+}
+
+/**
+ * Plain COMMIT: readers first (their result cannot change anything), then the writers in parallel. With two or more
+ * writers (two_phase_commit off) a failure on one after another committed leaves the transaction partly applied:
+ * logged as an error, and the client gets the failing shard's error.
+ */
+export async function commitPlain(
+  participants: readonly CommitParticipant[],
+  owner: Owner,
+  logger: Logger,
+): Promise<CommitRun> {
+  const runner = new Runner(owner);
+  const readers = participants.filter((p) => !p.isWriter);
+  const writers = participants.filter((p) => p.isWriter);
+  const readerOutcomes = await Promise.all(readers.map((p) => runner.run(p, 'COMMIT')));
+  logReaderProblems(readers, readerOutcomes, logger);
+  const writerOutcomes = await Promise.all(writers.map((p) => runner.run(p, 'COMMIT')));
+  let error: Buffer | null = null;
+  writerOutcomes.forEach(
+    (o, i) =>
+      (error ??= errorFrame(o, writers[i].shard, 'during COMMIT; whether it committed there is unknown')),
+  );
+  const failedWriters = writers.filter((_, i) => writerOutcomes[i].kind !== 'ok').map((p) => p.shard);
+  if (failedWriters.length > 0 && failedWriters.length < writers.length) {
+    logger.error(
+      { failed: failedWriters, writers: writers.map((p) => p.shard) },
+      'COMMIT failed on some shards after others committed: the transaction is partly applied (two_phase_commit is off)',
+    );
+  }
+  return { error, lost: runner.lost };
+}
+
+/**
+ * Two-phase commit over the writers (readers get plain COMMIT meanwhile). Resolves once the outcome is decided and
+ * phase 2 has been tried once; a committed transaction whose phase 2 could not finish is retried in the background.
+ */
+export async function commitTwoPhase(
+  manager: TransactionManager,
+  database: string,
+  user: string,
+  participants: readonly CommitParticipant[],
+  owner: Owner,
+  logger: Logger,
+): Promise<CommitRun> {
+  const runner = new Runner(owner);
+  const readers = participants.filter((p) => !p.isWriter);
+  const writers = participants.filter((p) => p.isWriter);
+  const tx = manager.begin(
+    database,
+    user,
+    writers.map((p) => p.shard),
+    readers.map((p) => p.shard),
+  );
+  const branchOf = (p: CommitParticipant): Branch => tx.branches.find((b) => b.shard === p.shard) as Branch;
+  // Readers commit meanwhile: they changed nothing, so their outcome cannot change the decision.
+  const readersDone = Promise.all(readers.map((p) => runner.run(p, 'COMMIT'))).then((o) =>
+    logReaderProblems(readers, o, logger),
+  );
+
+  await failpoint('before_prepare');
+  const prepared = await Promise.all(
+    writers.map((p) => runner.run(p, `PREPARE TRANSACTION '${branchOf(p).gid}'`)),
+  );
+  let error: Buffer | null = null;
+  writers.forEach((p, i) => {
+    const o = prepared[i];
+    const branch = branchOf(p);
+    if (o.kind === 'ok') branch.state = 'prepared';
+    else if (o.kind === 'error') branch.state = 'failed'; // PostgreSQL rolled that branch back itself
+    // lost: unknown whether it was prepared; stays 'open' so the abort path makes sure with ROLLBACK PREPARED
+    error ??= errorFrame(o, p.shard, 'during PREPARE TRANSACTION; the transaction was rolled back');
+  });
+
+  if (error === null) {
+    await failpoint('after_prepare');
+    try {
+      await manager.decide(tx);
+    } catch (err) {
+      if (err instanceof DecisionNotDurableError && err.mayBeOnDisk) {
+        // The record may surface at the next start and be committed: rolling back now could split the outcome.
+        manager.holdInDoubt(tx, err.message);
+        await readersDone;
+        const unknown = new PgError(
+          'ERROR',
+          SqlState.StatementCompletionUnknown,
+          'the outcome of this COMMIT is unknown: the decision log failed while writing it',
+          err.message,
+          'The transaction stays prepared on its shards; restart shardgate (after fixing two_phase_commit_wal_dir) ' +
+            'and recovery will commit or roll it back everywhere.',
+        ).toBuffer();
+        return { error: unknown, lost: runner.lost };
+      }
+      error = new PgError(
+        'ERROR',
+        SqlState.IoError,
+        'could not make the commit decision durable; the transaction was rolled back',
+        (err as Error).message,
+        'Check two_phase_commit_wal_dir (disk full? permissions?).',
+      ).toBuffer();
+    }
+  }
+
+  if (error !== null) {
+    await rollBackPrepared(runner, writers, branchOf);
+    await readersDone;
+    manager.settle(tx);
+    return { error, lost: runner.lost };
+  }
+
+  await failpoint('after_decision');
+  await Promise.all(
+    writers.map((p) =>
+      runner.run(p, `COMMIT PREPARED '${branchOf(p).gid}'`).then((o) => {
+        if (o.kind === 'ok' || (o.kind === 'error' && o.code === UNDEFINED_OBJECT))
+          branchOf(p).state = 'committed';
+        else tx.lastError = `shard ${p.shard}: ${o.kind === 'error' ? o.message : o.reason}`;
+      }),
+    ),
+  );
+  await readersDone;
+  manager.settle(tx);
+  return { error: null, lost: runner.lost };
+}
+
+/** Phase-1 failure: ROLLBACK PREPARED where PREPARE succeeded; branches left unfinished go to the background. */
+async function rollBackPrepared(
+  runner: Runner,
+  writers: readonly CommitParticipant[],
+  branchOf: (p: CommitParticipant) => Branch,
+): Promise<void> {
+  await Promise.all(
+    writers.map(async (p) => {
+      const branch = branchOf(p);
+      if (branch.state !== 'prepared') return;
+      const o = await runner.run(p, `ROLLBACK PREPARED '${branch.gid}'`);
+      if (o.kind === 'ok' || (o.kind === 'error' && o.code === UNDEFINED_OBJECT))
+        branch.state = 'rolled_back';
+    }),
+  );
+}
+
+/** A reader's COMMIT cannot lose data (it wrote nothing): problems are logged, never reported to the client. */
+function logReaderProblems(
+  readers: readonly CommitParticipant[],
+  outcomes: readonly QueryOutcome[],
+  logger: Logger,
+): void {
+  outcomes.forEach((o, i) => {
+    if (o.kind === 'ok') return;
+    const why = o.kind === 'error' ? o.message : o.reason;
+    logger.warn(
+      { shard: readers[i].shard, err: why },
+      'COMMIT of a read-only shard failed (nothing was written there)',
+    );
+  });
+}

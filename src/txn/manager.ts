@@ -1,0 +1,400 @@
+// The transaction manager: owns every distributed transaction from its COMMIT on — txids and GIDs, the durable
+// decision (decision log), phase-2 and abort retries in the background, recovery after a crash (its own or a
+// shard's), and what operators see (SHOW TRANSACTIONS rows, counters). Sessions run the hot path (coordinator.ts)
+// on their own server connections and hand over here whatever could not finish there.
+import type { Logger } from 'pino';
+import { runQuery } from '../backend/server-query.js';
+import type { ServerConnection } from '../backend/server-connection.js';
+import { gidLikePattern, makeGid, parseGid, TxidSource } from './gid.js';
+import type { ShardAccess } from './shard-access.js';
+import { DistributedTransaction, type Branch } from './transaction.js';
+
+/** What the manager needs of the decision log (src/txn/log/decision-log.ts). */
+export interface DecisionRecorder {
+  appendCommit(record: CommitDecision): Promise<void>;
+  appendDone(txid: string): void;
+  pendingCommits(): readonly CommitDecision[];
+}
+
+export interface CommitDecision {
+  readonly txid: string;
+  readonly database: string;
+  readonly user: string;
+  readonly participants: readonly { readonly shard: number; readonly gid: string }[];
+  readonly at: number;
+}
+
+export interface TransactionManagerOptions {
+  instanceId: string;
+  log: DecisionRecorder;
+  shards: ShardAccess;
+  logger: Logger;
+  /** A prepared transaction of ours with no decision and older than this is rolled back by periodic recovery. */
+  orphanTimeoutMs: number;
+  recoveryIntervalMs: number;
+  /** First retry delay; doubles up to `maxRetryDelayMs`. */
+  retryDelayMs?: number;
+  maxRetryDelayMs?: number;
+}
+
+export interface TxnCounters {
+  prepared: number;
+  committed: number;
+  rolledBack: number;
+  phase2Retries: number;
+  recovered: number;
+}
+
+/** One row of SHOW TRANSACTIONS. */
+export interface TransactionRow {
+  txid: string;
+  state: string;
+  database: string;
+  user: string;
+  ageMs: number;
+  shards: string;
+  retries: number;
+  lastError: string | null;
+}
+
+export interface RecoveryReport {
+  committed: number;
+  rolledBack: number;
+  pending: number;
+}
+
+/** PostgreSQL's answer when a GID is not (or no longer) prepared: the branch is already finished. */
+const UNDEFINED_OBJECT = '42704';
+
+export class TransactionManager {
+  readonly instanceId: string;
+  readonly counters: TxnCounters = {
+    prepared: 0,
+    committed: 0,
+    rolledBack: 0,
+    phase2Retries: 0,
+    recovered: 0,
+  };
+  private readonly opts: TransactionManagerOptions;
+  private readonly log: Logger;
+  private readonly txids = new TxidSource();
+  private readonly live = new Map<string, DistributedTransaction>();
+  private readonly retrying = new Set<string>();
+  private recoveryTimer: NodeJS.Timeout | null = null;
+  private isRecovering = false;
+  private isClosed = false;
+
+  constructor(opts: TransactionManagerOptions) {
+    this.opts = opts;
+    this.instanceId = opts.instanceId;
+    this.log = opts.logger.child({ component: '2pc' });
+  }
+
+  /** A new two-phase transaction over `writers` (get a GID each) and `readers` (plain COMMIT). */
+  begin(
+    database: string,
+    user: string,
+    writers: readonly number[],
+    readers: readonly number[],
+  ): DistributedTransaction {
+    const txid = this.txids.nextTxid();
+    const branches: Branch[] = [
+      ...writers.map((shard) => ({
+        shard,
+        role: 'writer' as const,
+        gid: makeGid(this.instanceId, txid, shard),
+        state: 'open' as const,
+      })),
+      ...readers.map((shard) => ({ shard, role: 'reader' as const, gid: null, state: 'open' as const })),
+    ];
+    const tx = new DistributedTransaction(txid, database, user, branches);
+    this.live.set(txid, tx);
+    tx.to('preparing');
+    return tx;
+  }
+
+  /** Every writer is prepared: make COMMIT durable. Resolves at the commit point; rejects if the log cannot. */
+  async decide(tx: DistributedTransaction): Promise<void> {
+    this.counters.prepared++;
+    await this.opts.log.appendCommit({
+      txid: tx.txid,
+      database: tx.database,
+      user: tx.user,
+      participants: tx.writers.map((b) => ({ shard: b.shard, gid: b.gid as string })),
+      at: Date.now(),
+    });
+    tx.to('committing');
+  }
+
+  /**
+   * The session's phase 2 (or abort) is over: every branch finished → the transaction is done; otherwise the rest
+   * is finished in the background, with retries, until it succeeds.
+   */
+  settle(tx: DistributedTransaction): void {
+    if (tx.state === 'preparing') tx.to('aborting');
+    if (tx.unfinishedWriters.length === 0) return this.finish(tx);
+    this.retryInBackground(tx);
+  }
+
+  /**
+   * The decision log failed and the COMMIT record may or may not be on disk: neither commit nor roll back. The
+   * transaction stays prepared (and listed as in doubt, never presumed aborted here) until a restart's recovery
+   * settles it by what the log holds.
+   */
+  holdInDoubt(tx: DistributedTransaction, reason: string): void {
+    tx.lastError = `decision log failed: ${reason}`;
+    this.log.error(
+      { txid: tx.txid, shards: tx.writers.map((b) => b.shard), err: reason },
+      'commit decision may or may not be durable: transaction left prepared until shardgate restarts',
+    );
+  }
+
+  private finish(tx: DistributedTransaction): void {
+    if (tx.state === 'committing') {
+      tx.to('done');
+      this.opts.log.appendDone(tx.txid);
+      this.counters.committed++;
+    } else if (tx.state === 'aborting') {
+      tx.to('aborted');
+      this.counters.rolledBack++;
+    }
+    this.live.delete(tx.txid);
+  }
+
+  /** Distributed transactions not finished yet (SHOW TRANSACTIONS). */
+  transactions(now: number = Date.now()): TransactionRow[] {
+    return [...this.live.values()].map((tx) => ({
+      txid: tx.txid,
+      state: tx.state,
+      database: tx.database,
+      user: tx.user,
+      ageMs: now - tx.startedAt,
+      shards: tx.branches.map((b) => `${b.shard}:${b.role === 'writer' ? b.state : 'reader'}`).join(','),
+      retries: tx.retries,
+      lastError: tx.lastError,
+    }));
+  }
+
+  /** In-doubt: prepared somewhere, not finished everywhere. */
+  get inDoubt(): number {
+    let n = 0;
+    for (const tx of this.live.values()) if (tx.state === 'committing' || tx.state === 'aborting') n++;
+    return n;
+  }
+
+  // --- background phase 2 / abort -------------------------------------------------------------------------------
+
+  private retryInBackground(tx: DistributedTransaction): void {
+    if (this.retrying.has(tx.txid) || this.isClosed) return;
+    this.retrying.add(tx.txid);
+    let delay = this.opts.retryDelayMs ?? 100;
+    const attempt = async (): Promise<void> => {
+      if (this.isClosed) return;
+      tx.retries++;
+      this.counters.phase2Retries++;
+      await this.finishBranches(tx);
+      if (tx.unfinishedWriters.length === 0) {
+        this.retrying.delete(tx.txid);
+        this.log.info(
+          { txid: tx.txid, state: tx.state, retries: tx.retries },
+          'distributed transaction finished',
+        );
+        this.finish(tx);
+        return;
+      }
+      delay = Math.min(delay * 2, this.opts.maxRetryDelayMs ?? 5_000);
+      setTimeout(() => void attempt(), delay).unref();
+    };
+    setTimeout(() => void attempt(), delay).unref();
+  }
+
+  /** One attempt at COMMIT PREPARED (committing) or ROLLBACK PREPARED (aborting) on every unfinished branch. */
+  private async finishBranches(tx: DistributedTransaction): Promise<void> {
+    const verb = tx.state === 'committing' ? 'COMMIT PREPARED' : 'ROLLBACK PREPARED';
+    await Promise.all(
+      tx.unfinishedWriters.map(async (branch) => {
+        const error = await this.onShard(
+          tx.database,
+          tx.user,
+          branch.shard,
+          `${verb} '${branch.gid as string}'`,
+        );
+        if (error === null || error.code === UNDEFINED_OBJECT) {
+          branch.state = tx.state === 'committing' ? 'committed' : 'rolled_back';
+          return;
+        }
+        tx.lastError = `shard ${branch.shard}: ${error.message}`;
+        if (tx.retries % 10 === 1)
+          this.log.warn(
+            { txid: tx.txid, shard: branch.shard, retries: tx.retries, err: error.message },
+            `${verb} failed; retrying`,
+          );
+      }),
+    );
+  }
+
+  /** Run one statement on a fresh connection; null on success, else the error (code '' when unreachable). */
+  private async onShard(
+    database: string,
+    user: string,
+    shard: number,
+    sql: string,
+  ): Promise<{ code: string; message: string } | null> {
+    let server: ServerConnection | null = null;
+    try {
+      server = await this.opts.shards.connect(database, user, shard);
+      const outcome = await runQuery(server, sql);
+      if (outcome.kind === 'ok') return null;
+      if (outcome.kind === 'lost') return { code: '', message: `connection lost: ${outcome.reason}` };
+      return { code: outcome.code, message: outcome.message };
+    } catch (err) {
+      return { code: '', message: (err as Error).message };
+    } finally {
+      server?.terminate('2pc statement done');
+    }
+  }
+
+  // --- recovery ------------------------------------------------------------------------------------------------
+
+  /**
+   * Finish what a crash left behind: every logged COMMIT without DONE → COMMIT PREPARED wherever still prepared;
+   * every prepared transaction of this instance with no COMMIT record, not in progress here and older than the
+   * orphan timeout (any age at start-up: nothing can be in progress yet) → ROLLBACK PREPARED. Others' prepared
+   * transactions are never touched. One pass; what fails is retried in the background.
+   */
+  async recover(isStartup: boolean): Promise<RecoveryReport> {
+    if (this.isRecovering) return { committed: 0, rolledBack: 0, pending: this.live.size };
+    this.isRecovering = true;
+    try {
+      const decided = new Map<string, CommitDecision>();
+      for (const d of this.opts.log.pendingCommits()) decided.set(d.txid, d);
+      let committed = 0;
+      for (const d of decided.values()) {
+        if (this.live.has(d.txid)) continue; // still being committed by its session or retried
+        const tx = new DistributedTransaction(
+          d.txid,
+          d.database,
+          d.user,
+          d.participants.map((p) => ({
+            shard: p.shard,
+            role: 'writer' as const,
+            gid: p.gid,
+            state: 'prepared' as const,
+          })),
+        );
+        tx.state = 'committing';
+        this.live.set(tx.txid, tx);
+        await this.finishBranches(tx);
+        if (tx.unfinishedWriters.length === 0) {
+          this.finish(tx);
+          this.counters.recovered++;
+          committed++;
+          this.log.info(
+            { txid: tx.txid, shards: d.participants.map((p) => p.shard) },
+            'recovery: committed a decided transaction',
+          );
+        } else {
+          this.log.warn(
+            { txid: tx.txid, err: tx.lastError },
+            'recovery: decided transaction not finished yet; retrying',
+          );
+          this.retryInBackground(tx);
+        }
+      }
+      const rolledBack = await this.rollBackOrphans(decided, isStartup);
+      return { committed, rolledBack, pending: this.live.size };
+    } finally {
+      this.isRecovering = false;
+    }
+  }
+
+  private async rollBackOrphans(
+    decided: ReadonlyMap<string, CommitDecision>,
+    isStartup: boolean,
+  ): Promise<number> {
+    let rolledBack = 0;
+    const shards = this.opts.shards;
+    for (const database of shards.shardedDatabases()) {
+      const users = shards.users(database);
+      if (users.length === 0) continue;
+      for (let shard = 0; shard < shards.shardCount(database); shard++) {
+        const found = await this.preparedOnShard(database, users[0], shard);
+        if (found === null) continue;
+        for (const row of found) {
+          const gid = parseGid(row.gid);
+          if (gid === null || gid.instanceId !== this.instanceId || gid.shard !== shard) continue;
+          if (decided.has(gid.txid) || this.live.has(gid.txid)) continue;
+          if (!isStartup && row.ageMs < this.opts.orphanTimeoutMs) continue;
+          const owner = users.find((u) => shards.serverUser(database, u, shard) === row.owner) ?? users[0];
+          const error = await this.onShard(database, owner, shard, `ROLLBACK PREPARED '${row.gid}'`);
+          if (error === null || error.code === UNDEFINED_OBJECT) {
+            rolledBack++;
+            this.counters.recovered++;
+            this.counters.rolledBack++;
+            this.log.info(
+              { gid: row.gid, database, shard, ageMs: row.ageMs },
+              'recovery: rolled back a prepared transaction with no commit decision',
+            );
+          } else {
+            this.log.error(
+              { gid: row.gid, database, shard, err: error.message },
+              'recovery: ROLLBACK PREPARED failed; will retry',
+            );
+          }
+        }
+      }
+    }
+    return rolledBack;
+  }
+
+  /** This instance's prepared transactions in the shard's database; null (logged) when the shard is unreachable. */
+  private async preparedOnShard(
+    database: string,
+    user: string,
+    shard: number,
+  ): Promise<{ gid: string; ageMs: number; owner: string }[] | null> {
+    let server: ServerConnection | null = null;
+    try {
+      server = await this.opts.shards.connect(database, user, shard);
+      const pattern = gidLikePattern(this.instanceId);
+      const outcome = await runQuery(
+        server,
+        `SELECT gid, (extract(epoch FROM now() - prepared) * 1000)::bigint, owner FROM pg_prepared_xacts ` +
+          `WHERE database = current_database() AND gid LIKE '${pattern}'`,
+      );
+      if (outcome.kind !== 'ok') throw new Error(outcome.kind === 'error' ? outcome.message : outcome.reason);
+      return outcome.rows.map((r) => ({ gid: r[0] ?? '', ageMs: Number(r[1]), owner: r[2] ?? '' }));
+    } catch (err) {
+      this.log.warn(
+        { database, shard, err: (err as Error).message },
+        'recovery: cannot list prepared transactions',
+      );
+      return null;
+    } finally {
+      server?.terminate('recovery done');
+    }
+  }
+
+  /** Recovery every `recoveryIntervalMs` until close(). */
+  startPeriodicRecovery(): void {
+    const tick = (): void => {
+      this.recoveryTimer = setTimeout(() => {
+        this.recover(false).then(
+          () => !this.isClosed && tick(),
+          (err: unknown) => {
+            this.log.error({ err: (err as Error).message }, 'recovery pass failed');
+            if (!this.isClosed) tick();
+          },
+        );
+      }, this.opts.recoveryIntervalMs);
+      this.recoveryTimer.unref();
+    };
+    tick();
+  }
+
+  /** Stop background work. Unfinished decided transactions stay in the log for the next start's recovery. */
+  close(): void {
+    this.isClosed = true;
+    if (this.recoveryTimer !== null) clearTimeout(this.recoveryTimer);
+  }
+}

@@ -1,0 +1,72 @@
+// How the transaction manager reaches shards outside client sessions (phase-2 retries, recovery, the start-up
+// check): short-lived server connections of their own, never taken from a client pool (a full pool must not block
+// the finishing of a committed transaction), logged in with the same credentials the pools use.
+import { serverAddress } from '../backend/pool-manager.js';
+import { ServerConnection } from '../backend/server-connection.js';
+import type { Config, DatabaseConfig, UserConfig } from '../config/types.js';
+
+export interface ShardAccess {
+  /** Databases with two or more shards (the only ones with distributed transactions). */
+  shardedDatabases(): readonly string[];
+  shardCount(database: string): number;
+  /** Client user names configured for `database`, in users.toml order. */
+  users(database: string): readonly string[];
+  /** The role a user's connections to `shard` log in as (to match pg_prepared_xacts.owner); null if unknown. */
+  serverUser(database: string, user: string, shard: number): string | null;
+  /** A new connection to `shard` of `database` as `user`'s server role; the caller closes it (terminate). */
+  connect(database: string, user: string, shard: number): Promise<ServerConnection>;
+}
+
+/** ShardAccess over the current configuration (re-read on every call, so a reload takes effect). */
+export class ConfigShardAccess implements ShardAccess {
+  private readonly config: () => Config;
+
+  constructor(config: () => Config) {
+    this.config = config;
+  }
+
+  private shardConfig(database: string, shard: number): DatabaseConfig | undefined {
+    return this.config().databases.find(
+      (d) => d.name === database && d.shard === shard && d.role !== 'replica',
+    );
+  }
+
+  private user(database: string, user: string): UserConfig | undefined {
+    return this.config().users.find((u) => u.name === user && u.database === database);
+  }
+
+  shardedDatabases(): readonly string[] {
+    const names = new Set(this.config().databases.map((d) => d.name));
+    return [...names].filter((name) => this.shardCount(name) >= 2);
+  }
+
+  shardCount(database: string): number {
+    let n = 0;
+    for (const d of this.config().databases)
+      if (d.name === database && d.role !== 'replica') n = Math.max(n, d.shard + 1);
+    return n;
+  }
+
+  users(database: string): readonly string[] {
+    return this.config()
+      .users.filter((u) => u.database === database)
+      .map((u) => u.name);
+  }
+
+  serverUser(database: string, user: string, shard: number): string | null {
+    const db = this.shardConfig(database, shard);
+    const u = this.user(database, user);
+    return db === undefined || u === undefined ? null : serverAddress(db, u).user;
+  }
+
+  async connect(database: string, user: string, shard: number): Promise<ServerConnection> {
+    const db = this.shardConfig(database, shard);
+    const u = this.user(database, user);
+    if (db === undefined)
+      throw new Error(`database "${database}" has no shard ${shard} in the configuration`);
+    if (u === undefined) throw new Error(`user "${user}" is not configured for database "${database}"`);
+    const server = new ServerConnection(serverAddress(db, u));
+    await server.connect(this.config().general.connectTimeoutMs, { application_name: 'shardgate-2pc' });
+    return server;
+  }
+}

@@ -1,0 +1,153 @@
+// The bank workload (background docs 000/001): accounts on 2 shards, writers moving money between accounts on
+// different shards in BEGIN … COMMIT (with a ledger row per side, each on its account's shard), readers summing
+// every balance. Shared by the fault test (proxy kill -9'd during the run) and the 2PC benchmark.
+import pg from 'pg';
+import { shardForLiteral } from '../../src/sharding/shard-of.js';
+import type { ShardedColumn } from '../../src/sharding/schema.js';
+
+export const BANK_SHARDING_TOML = (database: string): string => `
+[[sharded_tables]]
+database = "${database}"
+name = "accounts"
+column = "id"
+data_type = "bigint"
+
+[[sharded_tables]]
+database = "${database}"
+name = "ledger"
+column = "account_id"
+data_type = "bigint"
+`;
+
+export const BANK_SCHEMA = [
+  'create table accounts (id bigint primary key, balance bigint not null)',
+  'create table ledger (transfer_id text not null, account_id bigint not null, amount bigint not null, primary key (transfer_id, account_id))',
+];
+
+const ACCOUNT_ID: ShardedColumn = {
+  database: 'app',
+  schema: null,
+  table: 'accounts',
+  column: 'id',
+  keyType: 'bigint',
+  fn: { kind: 'hash' },
+};
+
+export const INITIAL_BALANCE = 1_000;
+
+/** `perShard` account ids on each of 2 shards (by PostgreSQL's hash of the id). */
+export function bankAccounts(perShard: number): [number[], number[]] {
+  const out: [number[], number[]] = [[], []];
+  for (let id = 1; out[0].length < perShard || out[1].length < perShard; id++) {
+    const shard = shardForLiteral(ACCOUNT_ID, 2, String(id));
+    if (out[shard].length < perShard) out[shard].push(id);
+  }
+  return out;
+}
+
+export interface BankStats {
+  transfers: number;
+  /** Transfers whose COMMIT failed or whose connection died (outcome checked by the ledger later). */
+  failedTransfers: number;
+  reads: number;
+  /** Reads whose total was not accounts × INITIAL_BALANCE (a transfer visible on one shard only). */
+  inconsistentReads: number;
+  failedReads: number;
+  /** Latency of each successful transfer transaction, ms. */
+  latencies: number[];
+}
+
+export interface BankRun {
+  url: string;
+  accounts: [number[], number[]];
+  writers: number;
+  readers: number;
+  /** Keep going while this returns true. */
+  isRunning: () => boolean;
+  /** Wait this long after a failed connection before reconnecting, ms. */
+  reconnectDelayMs?: number;
+}
+
+function pick<T>(list: readonly T[]): T {
+  return list[Math.floor(Math.random() * list.length)];
+}
+
+async function connect(url: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+/** Run writers and readers until `isRunning()` is false; survives the proxy going away and coming back. */
+export async function runBank(run: BankRun): Promise<BankStats> {
+  const stats: BankStats = {
+    transfers: 0,
+    failedTransfers: 0,
+    reads: 0,
+    inconsistentReads: 0,
+    failedReads: 0,
+    latencies: [],
+  };
+  const expected = (run.accounts[0].length + run.accounts[1].length) * INITIAL_BALANCE;
+  const delay = run.reconnectDelayMs ?? 50;
+  const loop = async (body: (c: pg.Client) => Promise<void>, onError: () => void): Promise<void> => {
+    let client: pg.Client | null = null;
+    while (run.isRunning()) {
+      try {
+        client ??= await connect(run.url);
+        await body(client);
+      } catch {
+        onError();
+        await client?.end().catch(() => undefined);
+        client = null;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    await client?.end().catch(() => undefined);
+  };
+  const writer = (w: number) => {
+    let n = 0;
+    return loop(
+      async (c) => {
+        const from = pick(run.accounts[n % 2]);
+        const to = pick(run.accounts[(n + 1) % 2]);
+        const amount = 1 + Math.floor(Math.random() * 20);
+        const id = `w${w}-${process.pid}-${Date.now().toString(36)}-${n++}`;
+        const t0 = performance.now();
+        await c.query('begin');
+        await c.query('update accounts set balance = balance - $1 where id = $2', [amount, from]);
+        await c.query('update accounts set balance = balance + $1 where id = $2', [amount, to]);
+        await c.query(
+          'insert into ledger (transfer_id, account_id, amount) values ($1, $2, $3), ($1, $4, $5)',
+          [id, from, -amount, to, amount],
+        );
+        await c.query('commit');
+        stats.latencies.push(performance.now() - t0);
+        stats.transfers++;
+      },
+      () => stats.failedTransfers++,
+    );
+  };
+  const reader = () =>
+    loop(
+      async (c) => {
+        const r = await c.query<{ total: string }>('select sum(balance) as total from accounts');
+        stats.reads++;
+        if (Number(r.rows[0].total) !== expected) stats.inconsistentReads++;
+      },
+      () => stats.failedReads++,
+    );
+  await Promise.all([
+    ...Array.from({ length: run.writers }, (_, w) => writer(w)),
+    ...Array.from({ length: run.readers }, () => reader()),
+  ]);
+  return stats;
+}
+
+/** Percentile of `values` (ms), p in [0, 100]. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}

@@ -1,0 +1,118 @@
+// The proxy is kill -9'd in the middle of a two-phase commit and started again: recovery commits on every shard
+// when the decision was durable, rolls back everywhere when it was not; pg_prepared_xacts ends empty either way.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PgCluster } from '../../src/testing/pg-cluster.js';
+import { testServers } from '../helpers/pg-servers.js';
+import { APP_SERVER_OPTIONS } from '../helpers/proxy.js';
+import { ProxyProcess } from '../helpers/proxy-process.js';
+import { directShardClients, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+
+let cluster: PgCluster;
+let direct: pg.Client[];
+let dir: string;
+let proxy: ProxyProcess;
+
+function idOn(shard: number, from: number): number {
+  for (let id = from; ; id++) if (userShard(id) === shard) return id;
+}
+
+async function prepared(): Promise<number[]> {
+  return Promise.all(
+    direct.map(async (d) => (await d.query('select 1 from pg_prepared_xacts')).rowCount ?? 0),
+  );
+}
+
+async function rows(ids: number[]): Promise<number> {
+  let n = 0;
+  for (const d of direct) n += (await d.query('select 1 from users where id = any($1)', [ids])).rowCount ?? 0;
+  return n;
+}
+
+/** BEGIN, a row on each shard, COMMIT — through a proxy that dies during the COMMIT. */
+async function commitWhileDying(ids: number[]): Promise<Error | null> {
+  const client = new pg.Client({ connectionString: proxy.url });
+  client.on('error', () => undefined);
+  await client.connect();
+  await client.query('begin');
+  await client.query('insert into users (id, name) values ($1, $2), ($3, $4)', [ids[0], 'x', ids[1], 'y']);
+  const err = await client.query('commit').then(
+    () => null,
+    (e: Error) => e,
+  );
+  await client.end().catch(() => undefined);
+  return err;
+}
+
+beforeAll(async () => {
+  cluster = await testServers(2, APP_SERVER_OPTIONS);
+  direct = await directShardClients(cluster);
+  await direct[0].query('create table users (id bigint primary key, name text)');
+  await direct[1].query('create table users (id bigint primary key, name text)');
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shardgate-crash-'));
+  proxy = await ProxyProcess.create(cluster, {
+    dir,
+    general: `two_phase_commit = true\ninstance_id = "crash"\ntwo_phase_commit_wal_dir = "${path.join(dir, 'wal')}"`,
+    extraPgdog: USERS_SHARDING_TOML,
+  });
+});
+
+afterAll(async () => {
+  if (proxy?.isRunning) await proxy.stop();
+  for (const d of direct ?? []) await d.end().catch(() => undefined);
+  await cluster?.stop();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('crash recovery (proxy killed with SIGKILL during 2PC)', () => {
+  it('commits on both shards after a restart when it died after the decision was durable', async () => {
+    await proxy.start({ SHARDGATE_FAILPOINTS: 'after_decision=kill' });
+    const ids = [idOn(0, 1), idOn(1, 1)];
+    const err = await commitWhileDying(ids);
+    expect(err).not.toBeNull(); // the client never heard COMMIT
+    expect(await proxy.waitForExit()).toBe(137);
+    expect(await prepared()).toEqual([1, 1]); // in doubt on both shards
+    expect(await rows(ids)).toBe(0);
+
+    await proxy.start();
+    expect(await rows(ids)).toBe(2);
+    expect(await prepared()).toEqual([0, 0]);
+    expect(proxy.logLines(/recovery: committed a decided transaction/)).toHaveLength(1);
+    await proxy.stop();
+  });
+
+  it('rolls back on both shards after a restart when it died before the decision', async () => {
+    await proxy.start({ SHARDGATE_FAILPOINTS: 'after_prepare=kill' });
+    const ids = [idOn(0, 100), idOn(1, 100)];
+    const err = await commitWhileDying(ids);
+    expect(err).not.toBeNull();
+    expect(await proxy.waitForExit()).toBe(137);
+    expect(await prepared()).toEqual([1, 1]);
+
+    await proxy.start();
+    expect(await rows(ids)).toBe(0);
+    expect(await prepared()).toEqual([0, 0]);
+    expect(proxy.logLines(/recovery: rolled back a prepared transaction/)).toHaveLength(2);
+    await proxy.stop();
+  });
+
+  it("never touches another instance's or other software's prepared transactions", async () => {
+    await direct[0].query('begin');
+    await direct[0].query(`insert into users (id, name) values (${idOn(0, 200)}, 'foreign')`);
+    await direct[0].query(`prepare transaction 'sg_other_1x1_0'`);
+    await direct[1].query('begin');
+    await direct[1].query(`insert into users (id, name) values (${idOn(1, 200)}, 'foreign')`);
+    await direct[1].query(`prepare transaction 'someone_elses'`);
+    try {
+      await proxy.start();
+      expect(await prepared()).toEqual([1, 1]);
+      await proxy.stop();
+    } finally {
+      await direct[0].query(`rollback prepared 'sg_other_1x1_0'`);
+      await direct[1].query(`rollback prepared 'someone_elses'`);
+    }
+  });
+});

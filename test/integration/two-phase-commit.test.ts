@@ -1,0 +1,247 @@
+// Two-phase commit on 2 real PostgreSQL shards: a transaction writing on both commits through PREPARE TRANSACTION /
+// COMMIT PREPARED (seen on the shards while it runs), single-shard and read-only transactions keep plain COMMIT,
+// auto-2PC for a multi-shard UPDATE, phase-1 failure (deferred constraint trigger) rolls back everywhere, phase-2
+// failure (shard stopped between the phases) is finished by background retries once the shard is back.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { PgCluster } from '../../src/testing/pg-cluster.js';
+import { clearFailpoints, setFailpoint } from '../../src/txn/failpoints.js';
+import { testServers } from '../helpers/pg-servers.js';
+import { APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { directShardClients, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+
+let cluster: PgCluster;
+let proxy: TestProxy;
+let direct: pg.Client[];
+let client: pg.Client;
+let walDir: string;
+
+/** The first id >= `from` on `shard`. */
+function idOn(shard: number, from: number): number {
+  for (let id = from; ; id++) if (userShard(id) === shard) return id;
+}
+
+async function preparedOn(shard: number): Promise<string[]> {
+  const r = await direct[shard].query<{ gid: string }>('select gid from pg_prepared_xacts order by gid');
+  return r.rows.map((row) => row.gid);
+}
+
+async function rowsOn(shard: number, ids: number[]): Promise<number> {
+  const r = await direct[shard].query('select 1 from users where id = any($1)', [ids]);
+  return r.rowCount ?? 0;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Records the prepared transactions on both shards at the moment the failpoint runs. */
+function watchPrepared(): { seen: string[][] | null } {
+  const box: { seen: string[][] | null } = { seen: null };
+  setFailpoint('after_prepare', {
+    kind: 'call',
+    fn: async () => {
+      box.seen = [await preparedOn(0), await preparedOn(1)];
+    },
+  });
+  return box;
+}
+
+beforeAll(async () => {
+  cluster = await testServers(2, APP_SERVER_OPTIONS);
+  walDir = mkdtempSync(join(tmpdir(), 'shardgate-2pc-'));
+  proxy = await startTestProxy(cluster, {
+    general: `two_phase_commit = true\ntwo_phase_commit_auto = true\ntwo_phase_commit_wal_dir = "${walDir}"\ninstance_id = "t2pc"`,
+    extraPgdog: USERS_SHARDING_TOML,
+  });
+  direct = await directShardClients(cluster);
+  client = new pg.Client({ connectionString: proxy.url });
+  await client.connect();
+  await client.query('create table users (id bigint primary key, name text, balance int not null default 0)');
+});
+
+afterEach(() => clearFailpoints());
+
+afterAll(async () => {
+  await client?.end();
+  for (const d of direct ?? []) await d.end().catch(() => undefined);
+  await proxy?.close();
+  await cluster?.stop();
+  if (walDir) rmSync(walDir, { recursive: true, force: true });
+});
+
+describe('two-phase commit', () => {
+  it('commits a transaction that wrote on two shards with PREPARE TRANSACTION + COMMIT PREPARED', async () => {
+    const txn = proxy.proxy.txn;
+    expect(txn).not.toBeNull();
+    const before = { ...txn!.counters };
+    const a = idOn(0, 100);
+    const b = idOn(1, 100);
+    const watch = watchPrepared();
+    await client.query('begin');
+    await client.query('insert into users (id, name) values ($1, $2)', [a, 'a']);
+    await client.query('insert into users (id, name) values ($1, $2)', [b, 'b']);
+    const r = await client.query('commit');
+    expect(r.command).toBe('COMMIT');
+    // While it ran, each shard held exactly one prepared transaction of ours.
+    expect(watch.seen?.[0]).toEqual([expect.stringMatching(/^sg_t2pc_[0-9a-z]+x[0-9a-z]+_0$/)]);
+    expect(watch.seen?.[1]).toEqual([expect.stringMatching(/^sg_t2pc_[0-9a-z]+x[0-9a-z]+_1$/)]);
+    expect(await preparedOn(0)).toEqual([]);
+    expect(await preparedOn(1)).toEqual([]);
+    expect(await rowsOn(0, [a])).toBe(1);
+    expect(await rowsOn(1, [b])).toBe(1);
+    expect(txn!.counters.prepared).toBe(before.prepared + 1);
+    expect(txn!.counters.committed).toBe(before.committed + 1);
+    expect(txn!.transactions()).toEqual([]);
+  });
+
+  it('keeps plain COMMIT for a transaction that wrote on one shard, and for a read-only one on both', async () => {
+    const txn = proxy.proxy.txn!;
+    const before = txn.counters.prepared;
+    const watch = watchPrepared();
+    const a = idOn(0, 200);
+    await client.query('begin');
+    await client.query('insert into users (id, name) values ($1, $2)', [a, 'one']);
+    await client.query('select count(*) from users'); // reads both shards
+    await client.query('commit');
+    await client.query('begin');
+    await client.query('select count(*) from users');
+    await client.query('commit');
+    expect(watch.seen).toBeNull();
+    expect(txn.counters.prepared).toBe(before);
+    expect(await rowsOn(0, [a])).toBe(1);
+  });
+
+  it('commits through a named (extended protocol) COMMIT, also when the statement is reused', async () => {
+    for (const from of [300, 400]) {
+      const watch = watchPrepared();
+      const a = idOn(0, from);
+      const b = idOn(1, from);
+      await client.query('begin');
+      await client.query('insert into users (id, name) values ($1, $2), ($3, $4)', [a, 'x', b, 'y']);
+      const r = await client.query({ name: 'commit_stmt', text: 'commit' });
+      expect(r.command).toBe('COMMIT');
+      expect(watch.seen?.map((g) => g.length)).toEqual([1, 1]);
+      expect((await rowsOn(0, [a])) + (await rowsOn(1, [b]))).toBe(2);
+    }
+  });
+
+  it('runs a multi-shard UPDATE outside a transaction as its own two-phase transaction (auto-2PC)', async () => {
+    const txn = proxy.proxy.txn!;
+    const before = txn.counters.prepared;
+    const watch = watchPrepared();
+    const total = Number((await client.query('select count(*) as n from users')).rows[0].n);
+    const r = await client.query('update users set balance = balance + 1');
+    expect(r.command).toBe('UPDATE');
+    expect(r.rowCount).toBe(total);
+    expect(watch.seen?.map((g) => g.length)).toEqual([1, 1]);
+    expect(txn.counters.prepared).toBe(before + 1);
+    expect(await preparedOn(0)).toEqual([]);
+    expect(await preparedOn(1)).toEqual([]);
+  });
+
+  it('phase-1 failure: a deferred trigger raising at PREPARE on shard 1 rolls back both shards', async () => {
+    await direct[1].query(`
+      create or replace function no_boom() returns trigger language plpgsql as $$
+      begin
+        if new.name = 'boom' then raise exception 'boom is not allowed' using errcode = 'P0001'; end if;
+        return new;
+      end $$;
+      create constraint trigger no_boom after insert on users deferrable initially deferred
+        for each row execute function no_boom();`);
+    try {
+      const a = idOn(0, 500);
+      const b = idOn(1, 500);
+      await client.query('begin');
+      await client.query('insert into users (id, name) values ($1, $2)', [a, 'fine']);
+      await client.query('insert into users (id, name) values ($1, $2)', [b, 'boom']);
+      const err = await client.query('commit').then(
+        () => null,
+        (e: pg.DatabaseError) => e,
+      );
+      expect(err?.code).toBe('P0001');
+      expect(err?.message).toBe('boom is not allowed');
+      expect(err?.detail).toMatch(/shard 1/);
+      expect(await rowsOn(0, [a])).toBe(0);
+      expect(await rowsOn(1, [b])).toBe(0);
+      expect(await preparedOn(0)).toEqual([]);
+      expect(await preparedOn(1)).toEqual([]);
+      // The connection goes on: idle, usable, and a later transaction commits.
+      expect((await client.query('select 1 as ok')).rows[0].ok).toBe(1);
+      await client.query('begin');
+      await client.query('insert into users (id, name) values ($1, $2), ($3, $4)', [a, 'fine', b, 'fine']);
+      await client.query('commit');
+      expect((await rowsOn(0, [a])) + (await rowsOn(1, [b]))).toBe(2);
+    } finally {
+      await direct[1].query('drop trigger no_boom on users');
+    }
+  });
+
+  it('phase-2 failure: shard 1 stops after the decision; the client gets COMMIT and the retry finishes it', async () => {
+    const stopOne = cluster.stopOne?.bind(cluster);
+    const startOne = cluster.startOne?.bind(cluster);
+    if (stopOne === undefined || startOne === undefined) return; // external servers: cannot stop them
+    const txn = proxy.proxy.txn!;
+    const a = idOn(0, 600);
+    const b = idOn(1, 600);
+    setFailpoint('after_decision', { kind: 'call', fn: () => stopOne(1) });
+    await client.query('begin');
+    await client.query('insert into users (id, name) values ($1, $2), ($3, $4)', [a, 'p2', b, 'p2']);
+    const r = await client.query('commit');
+    expect(r.command).toBe('COMMIT');
+    clearFailpoints();
+    expect(await rowsOn(0, [a])).toBe(1); // shard 0 committed at once
+    const inDoubt = txn.transactions();
+    expect(inDoubt).toHaveLength(1);
+    expect(inDoubt[0].state).toBe('committing');
+    await direct[1].end().catch(() => undefined);
+    await startOne(1);
+    direct[1] = (await directShardClients(cluster))[1];
+    await waitFor(async () => (await rowsOn(1, [b])) === 1, 15_000, 'the retried COMMIT PREPARED on shard 1');
+    await waitFor(async () => txn.transactions().length === 0, 5_000, 'the transaction to be done');
+    expect(await preparedOn(1)).toEqual([]);
+    expect(txn.counters.phase2Retries).toBeGreaterThan(0);
+    // The proxy serves shard 1 again.
+    const client2 = new pg.Client({ connectionString: proxy.url });
+    await client2.connect();
+    expect((await client2.query('select name from users where id = $1', [b])).rows).toEqual([{ name: 'p2' }]);
+    await client2.end();
+  });
+
+  it("refuses the client's own PREPARE TRANSACTION across shards with 0A000", async () => {
+    await client.query('begin');
+    await client.query('select 1');
+    await expect(client.query("prepare transaction 'mine'")).rejects.toMatchObject({ code: '0A000' });
+    await client.query('rollback');
+  });
+});
+
+describe('two-phase commit start-up check', () => {
+  it('refuses to start when a shard has max_prepared_transactions = 0, naming the shard', async () => {
+    const off = await testServers(1, {
+      ...APP_SERVER_OPTIONS,
+      extraConf: { max_prepared_transactions: '0' },
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'shardgate-2pc-off-'));
+    try {
+      // Shard 0 is fine (the main cluster), shard 1 cannot prepare.
+      const mixed = { ...off, servers: [cluster.servers[0], off.servers[0]] };
+      await expect(
+        startTestProxy(mixed, {
+          general: `two_phase_commit = true\ntwo_phase_commit_wal_dir = "${dir}"`,
+          extraPgdog: USERS_SHARDING_TOML,
+        }),
+      ).rejects.toThrow(/shard 1 of database "app" has max_prepared_transactions = 0/);
+    } finally {
+      await off.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
