@@ -1,0 +1,200 @@
+// Benchmark (not a test): the same 2-shard transfer transaction (BEGIN; UPDATE on shard 0; UPDATE on shard 1;
+// COMMIT) through shardgate with two_phase_commit = false and = true. pgbench runs it with a custom script; per-
+// transaction latencies come from pgbench's --log files (p50/p99). Accounts are range-sharded (ids 1..N on shard 0,
+// N+1..2N on shard 1) so every transfer really spans both shards. Writes its section of docs/benchmarks.md with
+// --docs yes. Usage: npx tsx bench/two-phase-commit.ts [--duration 10] [--clients 8] [--docs yes]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startPgCluster } from '../src/testing/pg-cluster.js';
+import { freePort } from '../src/testing/free-port.js';
+import { parseArgs } from './lib/args.js';
+import { markdownTable, textTable, writeDocSection } from './lib/report.js';
+
+const SCRIPT = 'bench/two-phase-commit.ts';
+const opts = parseArgs(SCRIPT, {
+  duration: { default: 10, help: 'seconds per pgbench run' },
+  clients: { default: 8, help: 'pgbench clients (-c)' },
+  docs: { default: 'no', help: 'write the results into docs/benchmarks.md', choices: ['yes', 'no'] },
+});
+const USER = 'bench';
+const PASSWORD = 'bench';
+const ACCOUNTS_PER_SHARD = 100_000;
+const root = path.resolve(import.meta.dirname, '..');
+
+const TRANSFER = `\\set a random(1, ${ACCOUNTS_PER_SHARD})
+\\set b random(${ACCOUNTS_PER_SHARD + 1}, ${2 * ACCOUNTS_PER_SHARD})
+\\set amount random(1, 100)
+BEGIN;
+UPDATE accounts SET balance = balance - :amount WHERE id = :a;
+UPDATE accounts SET balance = balance + :amount WHERE id = :b;
+COMMIT;
+`;
+
+interface Result {
+  tps: number;
+  p50: number;
+  p99: number;
+  failed: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+/** pgbench through the proxy on `port`; latencies (ms) from the per-transaction log files. */
+function pgbench(port: number, dir: string, label: string): Result {
+  const runDir = fs.mkdtempSync(path.join(dir, `${label}-`));
+  const scriptFile = path.join(runDir, 'transfer.sql');
+  fs.writeFileSync(scriptFile, TRANSFER);
+  const args = ['-h', '127.0.0.1', '-p', String(port), '-U', USER, '-n', '-M', 'extended', '-f', scriptFile];
+  args.push(
+    '-c',
+    String(opts.clients),
+    '-j',
+    '2',
+    '-T',
+    String(opts.duration),
+    '--log',
+    '--log-prefix',
+    'tx',
+    USER,
+  );
+  const r = spawnSync('pgbench', args, {
+    cwd: runDir,
+    env: { ...process.env, PGPASSWORD: PASSWORD },
+    encoding: 'utf8',
+  });
+  const out = `${r.stdout}${r.stderr}`;
+  const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1] ?? NaN);
+  if (!Number.isFinite(tps)) throw new Error(`pgbench failed:\n${out}`);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
+  const latencies: number[] = [];
+  for (const f of fs.readdirSync(runDir).filter((n) => n.startsWith('tx.'))) {
+    for (const line of fs.readFileSync(path.join(runDir, f), 'utf8').split('\n')) {
+      const fields = line.split(' ');
+      if (fields.length >= 3) latencies.push(Number(fields[2]) / 1000); // µs → ms
+    }
+  }
+  latencies.sort((x, y) => x - y);
+  return { tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), failed };
+}
+
+async function startProxy(
+  dir: string,
+  shards: { port: number }[],
+  twoPhase: boolean,
+): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort();
+  const config = path.join(dir, `pgdog-${twoPhase}.toml`);
+  const users = path.join(dir, 'users.toml');
+  fs.writeFileSync(
+    config,
+    `[general]\nhost = "127.0.0.1"\nport = ${port}\nlog_level = "warn"\nauth_type = "md5"\ndefault_pool_size = 20\n` +
+      `two_phase_commit = ${twoPhase}\ntwo_phase_commit_wal_dir = "${path.join(dir, 'wal')}"\n[admin]\npassword = "admin"\n` +
+      shards
+        .map(
+          (s, i) => `[[databases]]\nname = "${USER}"\nhost = "127.0.0.1"\nport = ${s.port}\nshard = ${i}\n`,
+        )
+        .join('') +
+      `[[sharded_tables]]\ndatabase = "${USER}"\nname = "accounts"\ncolumn = "id"\ndata_type = "bigint"\n` +
+      `[[sharded_tables.mapping]]\nstart = 1\nend = ${ACCOUNTS_PER_SHARD + 1}\nshard = 0\n` +
+      `[[sharded_tables.mapping]]\nstart = ${ACCOUNTS_PER_SHARD + 1}\nshard = 1\n`,
+  );
+  fs.writeFileSync(users, `[[users]]\nname = "${USER}"\ndatabase = "${USER}"\npassword = "${PASSWORD}"\n`);
+  const child = spawn(
+    process.execPath,
+    [path.join(root, 'dist/cli.js'), '--config', config, '--users', users],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  for (let i = 0; i < 100; i++) {
+    const c = new pg.Client({ host: '127.0.0.1', port, user: USER, password: PASSWORD, database: USER });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      await c.end();
+      return { port, child };
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error('shardgate did not start');
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(path.join(root, 'dist/cli.js'))) throw new Error('run `npm run build` first');
+  const cluster = await startPgCluster({
+    count: 2,
+    authMethod: 'md5',
+    users: [{ name: USER, password: PASSWORD }],
+    databases: [USER],
+  });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shardgate-bench-2pc-'));
+  const children: ChildProcess[] = [];
+  try {
+    for (const [shard, s] of cluster.servers.entries()) {
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port: s.port,
+        user: USER,
+        password: PASSWORD,
+        database: USER,
+      });
+      await c.connect();
+      const from = shard * ACCOUNTS_PER_SHARD + 1;
+      await c.query('create table accounts (id bigint primary key, balance bigint not null)');
+      await c.query(
+        `insert into accounts select g, 1000000 from generate_series(${from}, ${from + ACCOUNTS_PER_SHARD - 1}) g`,
+      );
+      await c.query('vacuum analyze accounts');
+      await c.end();
+    }
+    const results: [string, Result][] = [];
+    for (const twoPhase of [false, true]) {
+      const proxy = await startProxy(dir, cluster.servers, twoPhase);
+      children.push(proxy.child);
+      const label = twoPhase ? 'two_phase_commit = true' : 'two_phase_commit = false';
+      results.push([label, pgbench(proxy.port, dir, String(twoPhase))]);
+      proxy.child.kill('SIGTERM');
+    }
+    const plain = results[0][1];
+    const rows = results.map(([label, r]) => [
+      label,
+      r.tps.toFixed(0),
+      r.p50.toFixed(2),
+      r.p99.toFixed(2),
+      `${(r.p50 / plain.p50).toFixed(2)}×`,
+      String(r.failed),
+    ]);
+    const headers = ['commit', 'tps', 'p50 ms', 'p99 ms', 'p50 vs plain', 'failed'];
+    console.log(textTable(headers, rows));
+    if (opts.docs === 'yes') {
+      const section = [
+        '## Two-phase commit overhead (2-shard transfer transaction)',
+        '',
+        `Measured ${new Date().toISOString()} with \`npx tsx ${SCRIPT} --duration ${opts.duration} --clients ${opts.clients}\`:`,
+        'pgbench runs `BEGIN; UPDATE accounts … (shard 0); UPDATE accounts … (shard 1); COMMIT` through shardgate over two',
+        'PostgreSQL shards on the same 2-core machine (pgbench, both servers and the proxy share the cores). With',
+        '`two_phase_commit = true` the COMMIT becomes PREPARE TRANSACTION on both shards, an fsync of the decision log,',
+        'then COMMIT PREPARED on both; with `false` it is a plain COMMIT on each shard. Target: p50 with 2PC ≤ 1.6× plain.',
+        '',
+        markdownTable(headers, rows),
+        '',
+      ].join('\n');
+      await writeDocSection(path.join(root, 'docs/benchmarks.md'), 'two-phase-commit', section);
+    }
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await cluster.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
