@@ -575,13 +575,13 @@ export class ClientSession implements ServerClient, Cancellable {
       this.sendFrames(server, types, frames, readyCount);
       return;
     }
-    if (target.kind === 'split') return this.sendSplit(target, readyCount);
+    if (target.kind === 'split') return this.sendSplit(target, types, readyCount);
     const spec = target.spec;
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
     const sent = needsTypes ? withPortalDescribe(types, frames) : null;
     const fanout = new Fanout(target.shards.length, spec, this, sent !== null);
     this.fanout = fanout;
-    const isAutoTx = this.beginAutoTx(target);
+    const isAutoTx = this.beginAutoTx(target, fanout, types);
     const sends = target.shards.map((shard, i) => {
       const server = this.shardServers[shard] as ServerConnection;
       server.client = fanout.sinkFor(i);
@@ -609,14 +609,18 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   /** A multi-row INSERT split by shard: each shard gets its own rows; RETURNING rows come back in VALUES order. */
-  private sendSplit(target: Extract<BatchTarget, { kind: 'split' }>, readyCount: number): void {
+  private sendSplit(
+    target: Extract<BatchTarget, { kind: 'split' }>,
+    types: number[],
+    readyCount: number,
+  ): void {
     if (target.clientParse !== null) this.statements?.remember(target.clientParse);
     const spec = target.spec;
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
     const described = needsTypes ? target.parts.map((p) => withPortalDescribe(p.types, p.frames)) : [];
     const fanout = new Fanout(target.shards.length, spec, this, described[0] != null);
     this.fanout = fanout;
-    const isAutoTx = this.beginAutoTx(target);
+    const isAutoTx = this.beginAutoTx(target, fanout, types);
     const sends = target.shards.map((shard, i) => {
       const server = this.shardServers[shard] as ServerConnection;
       const part = target.parts[i];
@@ -634,11 +638,13 @@ export class ClientSession implements ServerClient, Cancellable {
 
   /**
    * A write on several shards outside a transaction runs inside one on each shard, so a failure on any shard
-   * changes nothing anywhere (PostgreSQL's single-statement atomicity). Plain COMMIT; two-phase commit comes next.
+   * changes nothing anywhere (PostgreSQL's single-statement atomicity). A simple Query's command tag waits for the
+   * commit, as in PostgreSQL (extended protocol: the tag comes at Execute, the commit at Sync).
    */
-  private beginAutoTx(target: BatchTarget): boolean {
+  private beginAutoTx(target: BatchTarget, fanout: Fanout, types: readonly number[]): boolean {
     if (target.kind === 'one' || !target.isMultiShardWrite || this.txStatus !== TxStatus.Idle) return false;
     this.autoTxShards = target.shards;
+    if (types.includes(Frontend.Query)) fanout.heldTags = [];
     return true;
   }
 
@@ -652,13 +658,14 @@ export class ClientSession implements ServerClient, Cancellable {
    * End the proxy's own transaction around a multi-shard write: ROLLBACK everywhere if any shard failed, else commit
    * as for a client's COMMIT (two-phase when two_phase_commit and two_phase_commit_auto are on); then answer.
    */
-  private finishAutoTx(shards: readonly number[], status: number): void {
+  private finishAutoTx(shards: readonly number[], status: number, heldTags: readonly Buffer[]): void {
     this.autoTxShards = null;
     if (status !== TxStatus.Failed) {
       const general = this.deps.general();
       const isTwoPhase = general.twoPhaseCommitAuto && shards.length >= 2;
       this.runCommit(shards, new Set(shards), isTwoPhase, (error) => {
-        if (error !== null) this.socket.write(error);
+        if (error === null) for (const tag of heldTags) this.socket.write(tag);
+        else this.socket.write(error);
         this.socket.write(readyForQuery(this.combinedShardStatus()));
       });
       return;
@@ -741,8 +748,9 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   onFanoutDone(status: number): void {
+    const heldTags = this.fanout?.heldTags ?? [];
     this.fanout = null;
-    if (this.autoTxShards !== null) return this.finishAutoTx(this.autoTxShards, status);
+    if (this.autoTxShards !== null) return this.finishAutoTx(this.autoTxShards, status, heldTags);
     for (const server of this.shardServers) if (server !== null) server.client = this;
     this.txStatus = status === TxStatus.Idle ? this.combinedShardStatus() : status;
     this.socket.write(readyForQuery(this.txStatus));

@@ -71,10 +71,21 @@ export class Fanout {
   /** Called when a server has answered the request (used to start the next shard of a sequential write). */
   onServerDone: ((index: number) => void) | null = null;
 
+  /**
+   * Set (to []) for a write the proxy wraps in a transaction of its own: its command tags wait here for the commit,
+   * because PostgreSQL reports a simple Query's tag only once its implicit transaction has committed.
+   */
+  heldTags: Buffer[] | null = null;
+
   private flush(): void {
     if (this.out.length === 0) return;
-    const frames = this.out;
+    let frames = this.out;
     this.out = [];
+    const held = this.heldTags;
+    if (held !== null) {
+      frames = frames.filter((f) => f[0] !== Backend.CommandComplete || (held.push(f), false));
+      if (frames.length === 0) return;
+    }
     this.owner.writeToClient(frames.length === 1 ? frames[0] : Buffer.concat(frames));
   }
 }

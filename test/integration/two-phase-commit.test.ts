@@ -10,7 +10,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { clearFailpoints, setFailpoint } from '../../src/txn/failpoints.js';
 import { testServers } from '../helpers/pg-servers.js';
-import { APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import {
+  APP_DB,
+  APP_PASSWORD,
+  APP_SERVER_OPTIONS,
+  APP_USER,
+  startTestProxy,
+  type TestProxy,
+} from '../helpers/proxy.js';
+import { firstError, RawClient } from '../helpers/raw-client.js';
 import { directShardClients, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
 
 let cluster: PgCluster;
@@ -180,6 +188,36 @@ describe('two-phase commit', () => {
       await client.query('commit');
       expect((await rowsOn(0, [a])) + (await rowsOn(1, [b]))).toBe(2);
     } finally {
+      await direct[1].query('drop trigger no_boom on users');
+    }
+  });
+
+  it('auto-2PC phase-1 failure: the simple Query gets the error and no command tag, as PostgreSQL answers', async () => {
+    await direct[1].query(`
+      create or replace function no_boom() returns trigger language plpgsql as $$
+      begin
+        if new.name = 'boom' then raise exception 'boom is not allowed' using errcode = 'P0001'; end if;
+        return new;
+      end $$;
+      create constraint trigger no_boom after insert on users deferrable initially deferred
+        for each row execute function no_boom();`);
+    const raw = await RawClient.connect(proxy.port);
+    try {
+      await raw.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);
+      const a = idOn(0, 700);
+      const b = idOn(1, 700);
+      const failed = await raw.query(`insert into users (id, name) values (${a}, 'fine'), (${b}, 'boom')`);
+      expect(failed.map((m) => m.type)).toEqual(['E', 'Z']);
+      expect(firstError(failed).C).toBe('P0001');
+      expect(failed[1].body.toString()).toBe('I');
+      expect((await rowsOn(0, [a])) + (await rowsOn(1, [b]))).toBe(0);
+      expect(await preparedOn(0)).toEqual([]);
+      expect(await preparedOn(1)).toEqual([]);
+      const ok = await raw.query(`insert into users (id, name) values (${a}, 'fine'), (${b}, 'fine')`);
+      expect(ok.map((m) => m.type)).toEqual(['C', 'Z']);
+      expect(ok[0].body.toString('utf8', 0, ok[0].body.length - 1)).toBe('INSERT 0 2');
+    } finally {
+      raw.close();
       await direct[1].query('drop trigger no_boom on users');
     }
   });
