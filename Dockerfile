@@ -1,23 +1,36 @@
-# Multi-stage build: compile TypeScript in a full Node image, run from a slim one as a non-root user.
-FROM node:20-slim AS build
+# shardgate image: compile TypeScript in one stage, install production dependencies in another, and run dist/ with
+# those as the non-root user `node`. Configuration: /etc/shardgate/pgdog.toml and /etc/shardgate/users.toml (mount a
+# folder there); the two-phase commit decision log belongs on a volume (e.g. /var/lib/shardgate, made here for it).
+# docs/operations.md#running-with-docker; docker-compose.example.yml runs it in front of two PostgreSQL shards.
+
+FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=optional
+# Optional dependencies are the embedded PostgreSQL binaries of `shardgate demo` and the tests: not needed here.
+RUN npm ci --omit=optional --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev --omit=optional
+RUN npm run build
 
-FROM node:20-slim
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# No production dependency has an install script.
+RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
+
+FROM node:20-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
-COPY --from=build /app/node_modules ./node_modules
+# package.json marks dist/*.js as ES modules.
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-COPY package.json pgdog.toml.example users.toml.example ./
-RUN mkdir -p /etc/shardgate && chown node:node /etc/shardgate
+RUN mkdir -p /etc/shardgate /var/lib/shardgate && chown node:node /var/lib/shardgate
 USER node
 EXPOSE 6432
-# The proxy answers a CancelRequest-sized probe; a TCP connect is enough to know it listens.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD node -e "require('net').connect(6432,'127.0.0.1').on('connect',function(){this.end();process.exit(0)}).on('error',()=>process.exit(1))"
-ENTRYPOINT ["node", "dist/cli.js"]
-CMD ["--config", "/etc/shardgate/pgdog.toml", "--users", "/etc/shardgate/users.toml"]
+# Healthy = accepting TCP connections on 6432 (the proxy listens only after start-up recovery). Change the port here
+# too if pgdog.toml sets another one.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "require('net').connect(6432, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))"]
+# SIGTERM (docker stop) shuts the proxy down cleanly; extra arguments are appended, e.g. `docker run … check-config`.
+ENTRYPOINT ["node", "dist/cli.js", "--config", "/etc/shardgate/pgdog.toml", "--users", "/etc/shardgate/users.toml"]

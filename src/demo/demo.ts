@@ -162,6 +162,12 @@ export async function runDemo(opts: DemoOptions = {}): Promise<void> {
     say('');
     say(`  psql "postgresql://${NAME}:${NAME}@${urlHost}:${listening.port}/${NAME}"`);
     say('');
+    say('Each shard directly (to see which rows landed where):');
+    say('');
+    cluster.servers.forEach((s, i) =>
+      say(`  shard ${i}: psql "postgresql://${NAME}:${NAME}@${s.host}:${s.port}/${NAME}"`),
+    );
+    say('');
     say('Sharded tables: users (by id) and orders (by user_id); other tables are copied to every shard.');
     say('Press Ctrl-C to stop; the shards and all demo files are removed.');
   } catch (err) {
