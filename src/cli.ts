@@ -32,18 +32,29 @@ async function run(opts: { config: string; users: string }): Promise<void> {
   } catch (err) {
     fail(`cannot start: ${(err as Error).message}`);
   }
-  let isStopping = false;
+  let signals = 0;
   const stop = (signal: string): void => {
-    if (isStopping) return;
-    isStopping = true;
-    logger.info({ signal }, 'shutting down');
-    void proxy.close().then(() => {
-      logger.flush();
-      process.exit(0);
-    });
+    signals++;
+    if (signals === 1) {
+      logger.info({ signal }, 'shutting down (send the signal again to stop at once)');
+      void proxy.shutdown();
+    } else {
+      logger.warn({ signal }, 'second signal: stopping at once');
+      void proxy.close();
+    }
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading the configuration');
+    proxy.reload();
+  });
+  // However the proxy stops (signal, admin SHUTDOWN), the process ends with it.
+  void proxy.stopped.then(({ isClean }) => {
+    const exit = (): never => process.exit(isClean ? 0 : 1);
+    setTimeout(exit, 1_000).unref(); // in case the log destination never confirms the flush
+    logger.flush(exit);
+  });
 }
 
 const program = new Command();

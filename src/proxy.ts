@@ -1,9 +1,11 @@
-// The running proxy: listens for clients, owns the pools, cancel keys and statement names, and shuts down cleanly.
+// The running proxy: listens for clients, owns the pools, cancel keys, statement names and counters, serves the admin
+// console and the OpenMetrics endpoint, reloads its configuration, and shuts down gracefully.
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
+import { loadConfig, type LoadedConfig } from './config/load.js';
 import { PoolManager } from './backend/pool-manager.js';
 import { CancelRegistry } from './frontend/cancel-registry.js';
 import { ClientSession } from './frontend/client-session.js';
@@ -16,6 +18,18 @@ import type { DatabaseRouting } from './frontend/session-router.js';
 import { loadFailpointsFromEnv } from './txn/failpoints.js';
 import type { TransactionManager } from './txn/manager.js';
 import { startTransactionManager, type StartedTxn } from './txn/start.js';
+import { StatsRegistry } from './stats/stats-registry.js';
+import { AdminConsole } from './admin/console.js';
+import type { AdminContext, ReloadOutcome } from './admin/context.js';
+import { planReload } from './lifecycle/reload-plan.js';
+import { refuseConnection } from './lifecycle/refuse-connection.js';
+import { buildMetricsRegistry, type MetricsSource } from './metrics/proxy-metrics.js';
+import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js';
+
+export interface StartProxyOptions {
+  /** How RELOAD and SIGHUP read the configuration again; default: both files the configuration came from. */
+  reloadConfig?: () => LoadedConfig;
+}
 
 export interface RunningProxy {
   host: string;
@@ -23,10 +37,30 @@ export interface RunningProxy {
   /** Connected client sessions (for tests and the admin console). */
   readonly clients: ReadonlySet<ClientSession>;
   readonly pools: PoolManager;
+  readonly stats: StatsRegistry;
   /** The two-phase commit transaction manager (null when two_phase_commit is off). */
   readonly txn: TransactionManager | null;
+  /** Port of the OpenMetrics endpoint; null when openmetrics_port is not set. */
+  readonly metricsPort: number | null;
+  /** The configuration in force (changes with each reload). */
+  config(): Config;
+  /** Re-read the configuration (SIGHUP, admin RELOAD); a configuration that fails validation changes nothing. */
+  reload(): ReloadOutcome;
+  /**
+   * Graceful stop (SIGTERM, SIGINT, admin SHUTDOWN): new clients are refused (57P03), idle ones disconnected (57P01),
+   * running transactions get up to shutdown_timeout to finish; then everything closes. Same promise on every call.
+   */
+  shutdown(): Promise<void>;
+  /** Stop now: every client is disconnected at once (a second signal, tests). */
   close(): Promise<void>;
+  /** Settles once the proxy has stopped, however that was asked for; isClean is false if closing failed. */
+  readonly stopped: Promise<{ isClean: boolean }>;
 }
+
+/** How often a graceful shutdown or PAUSE looks again at clients and pools. */
+const POLL_MS = 25;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function loadTlsContext(config: Config): tls.SecureContext | null {
   const { tlsCertificate, tlsPrivateKey } = config.general;
@@ -34,22 +68,57 @@ function loadTlsContext(config: Config): tls.SecureContext | null {
   return tls.createSecureContext({ cert: readFileSync(tlsCertificate), key: readFileSync(tlsPrivateKey) });
 }
 
-export async function startProxy(config: Config, logger: Logger): Promise<RunningProxy> {
-  const pools = new PoolManager(config, logger);
+function readFilesAgain(config: Config): () => LoadedConfig {
+  const { configPath, usersPath } = config;
+  return () => {
+    if (configPath === null || usersPath === null)
+      throw new Error('the configuration was not read from files');
+    return loadConfig({ configPath, usersPath });
+  };
+}
+
+export async function startProxy(
+  initialConfig: Config,
+  logger: Logger,
+  opts: StartProxyOptions = {},
+): Promise<RunningProxy> {
+  let config = initialConfig;
+  const reloadSource = opts.reloadConfig ?? readFilesAgain(initialConfig);
+  const stats = new StatsRegistry(config);
+  const pools = new PoolManager(config, logger, stats);
   const cancels = new CancelRegistry();
   const statementNames = new StatementNames();
   const clients = new Set<ClientSession>();
-  const tlsContext = loadTlsContext(config);
+  const refusing = new Set<net.Socket>();
+  let tlsContext = loadTlsContext(config);
   const routing = await buildRouting(config);
   loadFailpointsFromEnv();
   const txn: StartedTxn | null = config.general.twoPhaseCommit
     ? await startTransactionManager(() => config, logger)
     : null;
-  let isClosing = false;
+  let phase: 'running' | 'draining' | 'closed' = 'running';
+  let isForced = false;
+
+  const adminContext: AdminContext = {
+    config: () => config,
+    pools,
+    stats,
+    clients: () => [...clients].map((c) => c.describe()),
+    txn: () => txn?.manager ?? null,
+    reload: () => reload(),
+    pause: () => pause(),
+    resume: () => {
+      pools.resume();
+      logger.info('pools resumed');
+    },
+    shutdown: () => void shutdown(),
+  };
 
   const server = net.createServer({ noDelay: true }, (socket) => {
-    if (isClosing) {
-      socket.end(PgError.shuttingDown().toBuffer());
+    if (phase !== 'running') {
+      refusing.add(socket);
+      socket.once('close', () => refusing.delete(socket));
+      refuseConnection(socket, PgError.notAcceptingClients(), cancels);
       return;
     }
     const session = new ClientSession(socket, {
@@ -60,9 +129,18 @@ export async function startProxy(config: Config, logger: Logger): Promise<Runnin
       general: () => config.general,
       admin: () => config.admin,
       tlsContext: () => tlsContext,
-      onClose: (s) => clients.delete(s),
+      onClose: (s) => {
+        clients.delete(s);
+        const db = stats.find(s.database);
+        if (db !== undefined) {
+          const info = s.describe();
+          db.closedClientBytesReceived += info.bytesReceived;
+          db.closedClientBytesSent += info.bytesSent;
+        }
+      },
       routingFor: (database) => routing.get(database) ?? null,
       txn: () => txn?.manager ?? null,
+      openAdminConsole: (io, log) => new AdminConsole(adminContext, io, log),
     });
     clients.add(session);
   });
@@ -80,25 +158,150 @@ export async function startProxy(config: Config, logger: Logger): Promise<Runnin
     });
   });
   server.on('error', (err) => logger.error({ err: err.message }, 'listener error'));
+
+  let metrics: MetricsServer | null = null;
+  if (config.general.openmetricsPort !== null) {
+    const source: MetricsSource = {
+      stats,
+      clients: adminContext.clients,
+      pools: () => pools.all(),
+      txn: adminContext.txn,
+      planCaches: () => [...routing].map(([database, r]) => ({ database, stats: r.plans.stats() })),
+      get isPaused() {
+        return pools.paused;
+      },
+    };
+    try {
+      metrics = await startMetricsServer({
+        host: config.general.host,
+        port: config.general.openmetricsPort,
+        registry: buildMetricsRegistry(source, config.general.openmetricsNamespace),
+        logger,
+      });
+    } catch (err) {
+      server.close();
+      await txn?.close();
+      throw new Error(`openmetrics_port ${config.general.openmetricsPort}: ${(err as Error).message}`);
+    }
+  }
   const addr = server.address() as net.AddressInfo;
   logger.info({ host: addr.address, port: addr.port, tls: tlsContext !== null }, 'shardgate listening');
+
+  function reload(): ReloadOutcome {
+    if (phase !== 'running') return { ok: false, error: 'shardgate is shutting down' };
+    const refuse = (error: string): ReloadOutcome => {
+      logger.error({ err: error }, 'configuration reload refused; the running configuration is unchanged');
+      return { ok: false, error };
+    };
+    let loaded: LoadedConfig;
+    try {
+      loaded = reloadSource();
+    } catch (err) {
+      return refuse((err as Error).message);
+    }
+    for (const w of loaded.warnings) logger.warn({ file: w.file, key: w.key }, w.message);
+    const plan = planReload(config, loaded.config);
+    let nextTls: tls.SecureContext | null;
+    try {
+      nextTls = loadTlsContext(plan.config);
+    } catch (err) {
+      return refuse(`TLS certificate or key: ${(err as Error).message}`);
+    }
+    config = plan.config;
+    tlsContext = nextTls;
+    pools.reconfigure(config);
+    if (plan.changed.includes('general.log_level')) logger.level = config.general.logLevel;
+    logger.info(
+      { changed: plan.changed },
+      plan.changed.length === 0 ? 'configuration reloaded: no change applies' : 'configuration reloaded',
+    );
+    for (const setting of plan.needsRestart) {
+      logger.warn({ setting }, 'configuration change needs a restart; ignored until then');
+    }
+    return { ok: true, changed: plan.changed, needsRestart: plan.needsRestart };
+  }
+
+  async function pause(): Promise<void> {
+    pools.pause();
+    logger.info('pools paused: no server connection is handed out until RESUME');
+    while (pools.paused && pools.activeCount() > 0) await sleep(POLL_MS);
+  }
+
+  let resolveStopped: (result: { isClean: boolean }) => void = () => undefined;
+  const stopped = new Promise<{ isClean: boolean }>((resolve) => (resolveStopped = resolve));
+  let shutdownRun: Promise<void> | null = null;
+
+  /** Disconnect idle clients until none is left or time is up; clients in a transaction finish first. */
+  async function drain(timeoutMs: number): Promise<void> {
+    phase = 'draining';
+    pools.refuseCheckouts(PgError.shuttingDown()); // checkouts waiting (also paused ones) fail now
+    pools.resume();
+    logger.info(
+      { clients: clients.size, shutdownTimeoutMs: timeoutMs },
+      'shutting down: refusing new clients, waiting for running transactions',
+    );
+    const deadline = Date.now() + timeoutMs;
+    while (!isForced) {
+      for (const c of [...clients]) {
+        const activity = c.activity;
+        if (activity === 'idle') c.fatal(PgError.shuttingDown());
+        else if (activity === 'login') c.fatal(PgError.notAcceptingClients());
+      }
+      if (clients.size === 0 || Date.now() >= deadline) break;
+      await sleep(POLL_MS);
+    }
+    if (clients.size > 0) {
+      logger.warn(
+        { clients: clients.size },
+        isForced
+          ? 'shutting down now: disconnecting clients still in a transaction'
+          : 'shutdown_timeout reached: disconnecting clients still in a transaction',
+      );
+    }
+  }
+
+  /** Close the listener, every client and pool, the metrics endpoint and the decision log. */
+  async function closeAll(): Promise<void> {
+    phase = 'closed';
+    let isClean = true;
+    const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const c of [...clients]) c.fatal(PgError.shuttingDown());
+    for (const s of refusing) s.destroy();
+    pools.close();
+    await listenerClosed;
+    await metrics?.close();
+    try {
+      // Two-phase commits cut short here are in the decision log (or were never decided): recovery finishes them.
+      await txn?.close();
+    } catch (err) {
+      isClean = false;
+      logger.error({ err: (err as Error).message }, 'closing the two-phase commit decision log failed');
+    }
+    logger.info('shardgate stopped');
+    resolveStopped({ isClean });
+  }
+
+  function shutdown(): Promise<void> {
+    shutdownRun ??= drain(config.general.shutdownTimeoutMs).then(closeAll);
+    return shutdownRun;
+  }
 
   return {
     host: addr.address,
     port: addr.port,
     clients,
     pools,
+    stats,
     txn: txn?.manager ?? null,
+    metricsPort: metrics?.port ?? null,
+    config: () => config,
+    reload,
+    shutdown,
     async close(): Promise<void> {
-      if (isClosing) return;
-      isClosing = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const c of [...clients]) c.fatal(PgError.shuttingDown());
-      pools.close();
-      await closed;
-      await txn?.close();
-      logger.info('shardgate stopped');
+      isForced = true;
+      await shutdown();
     },
+    stopped,
   };
 }
 

@@ -1,7 +1,11 @@
-// All pools, one per (user, database, shard), created on first use from the current configuration.
+// All pools, one per (user, database, shard), created on first use from the current configuration; a reload
+// resizes and re-points them in place (clients keep their connections), PAUSE/RESUME and shutdown reach all of them.
 import type { Logger } from 'pino';
 import type { Config, DatabaseConfig, PoolerMode, UserConfig } from '../config/types.js';
-import { Pool } from './pool.js';
+import type { PgError } from '../errors/pg-error.js';
+import type { DatabaseStats } from '../stats/shard-stats.js';
+import { StatsRegistry } from '../stats/stats-registry.js';
+import { Pool, type PoolSettings } from './pool.js';
 import type { ServerAddress } from './server-connection.js';
 
 export interface DatabasePools {
@@ -10,6 +14,10 @@ export interface DatabasePools {
   mode: PoolerMode;
   /** Indexed by shard number. */
   shards: Pool[];
+  /** Counters of the database (errors raised by the proxy go here). */
+  stats: DatabaseStats;
+  /** The user is no longer in users.toml (a reload removed it); its clients keep working until they leave. */
+  isRemoved: boolean;
 }
 
 /** Where and as whom a user's server connections to one shard log in (users.toml server_user wins, then the database's user). */
@@ -28,10 +36,14 @@ export class PoolManager {
   private config: Config;
   private readonly logger: Logger;
   private readonly byKey = new Map<string, DatabasePools>();
+  readonly stats: StatsRegistry;
+  private isPaused = false;
+  private refusal: PgError | null = null;
 
-  constructor(config: Config, logger: Logger) {
+  constructor(config: Config, logger: Logger, stats: StatsRegistry = new StatsRegistry(config)) {
     this.config = config;
     this.logger = logger;
+    this.stats = stats;
   }
 
   /** Shard entries (primaries) of a database, indexed by shard; empty if the database is not configured. */
@@ -50,30 +62,97 @@ export class PoolManager {
     const key = `${user.name}\u0000${user.database}`;
     let pools = this.byKey.get(key);
     if (pools) return pools;
-    const { general } = this.config;
-    const mode = user.poolerMode ?? general.poolerMode;
-    const shards = this.shardsOf(user.database).map(
-      (db) =>
-        new Pool({
-          address: serverAddress(db, user),
-          maxSize: user.poolSize ?? general.defaultPoolSize,
-          minSize: general.minPoolSize,
-          checkoutTimeoutMs: general.checkoutTimeoutMs,
-          connectTimeoutMs: general.connectTimeoutMs,
-          idleTimeoutMs: general.idleTimeoutMs,
-          startupParams: {},
-          logger: this.logger.child({ database: user.database, user: user.name, shard: db.shard }),
-          clientUser: user.name,
-          clientDatabase: user.database,
-        }),
-    );
-    pools = { user, database: user.database, mode, shards };
+    const mode = user.poolerMode ?? this.config.general.poolerMode;
+    const stats = this.stats.database(user.database);
+    const shards = this.shardsOf(user.database).map((db) => {
+      const pool = new Pool({
+        ...this.poolSettings(db, user),
+        startupParams: {},
+        logger: this.logger.child({ database: user.database, user: user.name, shard: db.shard }),
+        clientUser: user.name,
+        clientDatabase: user.database,
+        stats: stats.shard(db.shard),
+      });
+      if (this.isPaused) pool.pause();
+      if (this.refusal !== null) pool.refuseCheckouts(this.refusal);
+      return pool;
+    });
+    pools = { user, database: user.database, mode, shards, stats, isRemoved: false };
     this.byKey.set(key, pools);
     return pools;
   }
 
+  private poolSettings(db: DatabaseConfig, user: UserConfig): PoolSettings {
+    const { general } = this.config;
+    return {
+      address: serverAddress(db, user),
+      maxSize: user.poolSize ?? general.defaultPoolSize,
+      minSize: general.minPoolSize,
+      checkoutTimeoutMs: general.checkoutTimeoutMs,
+      connectTimeoutMs: general.connectTimeoutMs,
+      idleTimeoutMs: general.idleTimeoutMs,
+    };
+  }
+
   all(): DatabasePools[] {
     return [...this.byKey.values()];
+  }
+
+  /**
+   * A reloaded configuration (its database layout already checked to match): users and passwords for new logins,
+   * pool sizes, timeouts and server addresses for existing pools. Pools of removed users stop keeping connections
+   * open (min size 0) and serve their remaining clients.
+   */
+  reconfigure(config: Config): void {
+    this.config = config;
+    this.stats.addDatabasesOf(config);
+    for (const pools of this.byKey.values()) {
+      const user = this.findUser(pools.user.name, pools.database);
+      const dbs = this.shardsOf(pools.database);
+      pools.isRemoved = user === undefined;
+      if (user === undefined) {
+        for (const pool of pools.shards) pool.reconfigure({ ...pool.opts, minSize: 0 });
+        continue;
+      }
+      pools.user = user;
+      pools.mode = user.poolerMode ?? config.general.poolerMode;
+      pools.shards.forEach((pool, shard) => {
+        const db = dbs[shard];
+        if (db !== undefined) pool.reconfigure(this.poolSettings(db, user));
+      });
+    }
+  }
+
+  /** PAUSE: no pool hands out connections until resume(). */
+  pause(): void {
+    this.isPaused = true;
+    for (const pool of this.pools()) pool.pause();
+  }
+
+  resume(): void {
+    this.isPaused = false;
+    for (const pool of this.pools()) pool.resume();
+  }
+
+  get paused(): boolean {
+    return this.isPaused;
+  }
+
+  /** Shutdown: no new checkouts anywhere (waiting ones fail with `err`). */
+  refuseCheckouts(err: PgError): void {
+    this.refusal = err;
+    for (const pool of this.pools()) pool.refuseCheckouts(err);
+  }
+
+  /** Server connections checked out right now, over every pool. */
+  activeCount(): number {
+    let n = 0;
+    for (const pool of this.pools()) n += pool.activeCount;
+    return n;
+  }
+
+  private *pools(): Iterable<Pool> {
+    for (const p of this.byKey.values()) yield* p.shards;
   }
 
   close(): void {

@@ -1,7 +1,9 @@
 // A pool of server connections for one (user, database, shard): min/max size, FIFO waiters with a checkout
 // timeout, idle retirement, and replacement of connections that die. Callback-based acquire: no Promise per checkout.
+// Operations: pause/resume (PAUSE), refusing new checkouts (shutdown), new sizes and server address (reload).
 import type { Logger } from 'pino';
 import { PgError } from '../errors/pg-error.js';
+import { UNTRACKED_SHARD, type LiveBytes, type ShardStats } from '../stats/shard-stats.js';
 import { ServerConnection, type ServerAddress } from './server-connection.js';
 
 export interface PoolOptions {
@@ -17,7 +19,15 @@ export interface PoolOptions {
   /** The user and database names clients used (for error messages). */
   clientUser: string;
   clientDatabase: string;
+  /** Counters of this (database, shard), shared with the other users' pools of it. */
+  stats?: ShardStats;
 }
+
+/** What a configuration reload may change in a running pool. */
+export type PoolSettings = Pick<
+  PoolOptions,
+  'address' | 'maxSize' | 'minSize' | 'checkoutTimeoutMs' | 'connectTimeoutMs' | 'idleTimeoutMs'
+>;
 
 export type AcquireCallback = (err: PgError | null, server: ServerConnection | null) => void;
 
@@ -34,18 +44,26 @@ export interface PoolStats {
   connecting: number;
   waiting: number;
   maxWaitMs: number;
+  isPaused: boolean;
 }
 
 const MAINTENANCE_INTERVAL_MS = 1000;
 
-export class Pool {
+export class Pool implements LiveBytes {
   readonly opts: PoolOptions;
   private readonly idle: ServerConnection[] = [];
   private readonly active = new Set<ServerConnection>();
+  /** Every open connection (idle, active, or on its way out), for byte counts and SHOW SERVERS. */
+  private readonly connections = new Set<ServerConnection>();
   private connecting = 0;
   private waiters: Waiter[] = [];
   private waitHead = 0;
   private closed = false;
+  /** PAUSE: checkouts wait (without timing out) and returned servers stay idle until resume(). */
+  private isPaused = false;
+  /** Shutting down: every checkout fails with this error. */
+  private refusal: PgError | null = null;
+  private readonly shardStats: ShardStats;
   private readonly maintenance: NodeJS.Timeout;
   /** ParameterStatus values of the first server connected (what clients are told at login). */
   serverParams: Map<string, string> | null = null;
@@ -53,6 +71,8 @@ export class Pool {
 
   constructor(opts: PoolOptions) {
     this.opts = opts;
+    this.shardStats = opts.stats ?? UNTRACKED_SHARD;
+    this.shardStats.pools.add(this);
     this.maintenance = setInterval(() => this.maintain(), MAINTENANCE_INTERVAL_MS);
     this.maintenance.unref();
   }
@@ -73,29 +93,62 @@ export class Pool {
       active: this.active.size,
       connecting: this.connecting,
       waiting: this.waiting,
-      maxWaitMs: head ? Date.now() - head.since : 0,
+      maxWaitMs: head ? performance.now() - head.since : 0,
+      isPaused: this.isPaused,
     };
+  }
+
+  /** Open connections (SHOW SERVERS); those already being closed are left out. */
+  servers(): ServerConnection[] {
+    return [...this.connections].filter((s) => !s.isClosed);
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  liveBytes(): { sent: number; received: number } {
+    let sent = 0;
+    let received = 0;
+    for (const s of this.connections) {
+      sent += s.bytesSent;
+      received += s.bytesReceived;
+    }
+    return { sent, received };
   }
 
   /** Check out a server connection; `cb` runs exactly once (possibly synchronously). */
   acquire(cb: AcquireCallback): void {
-    if (this.closed) {
-      cb(PgError.shuttingDown(), null);
+    if (this.closed || this.refusal !== null) {
+      cb(this.refusal ?? PgError.shuttingDown(), null);
       return;
     }
-    const server = this.idle.pop();
-    if (server !== undefined) {
-      this.active.add(server);
-      server.state = 'active';
-      cb(null, server);
-      return;
+    if (!this.isPaused) {
+      const server = this.idle.pop();
+      if (server !== undefined) {
+        this.active.add(server);
+        server.state = 'active';
+        this.shardStats.waitTime.record(0);
+        cb(null, server);
+        return;
+      }
     }
-    const waiter: Waiter = { cb, timer: null, since: Date.now() };
+    const waiter: Waiter = { cb, timer: null, since: performance.now() };
+    if (!this.isPaused) this.armTimeout(waiter);
+    this.waiters.push(waiter);
+    if (!this.isPaused && this.total < this.opts.maxSize) this.openConnection();
+  }
+
+  private armTimeout(waiter: Waiter): void {
     if (this.opts.checkoutTimeoutMs > 0) {
       waiter.timer = setTimeout(() => this.timeoutWaiter(waiter), this.opts.checkoutTimeoutMs);
     }
-    this.waiters.push(waiter);
-    if (this.total < this.opts.maxSize) this.openConnection();
+  }
+
+  /** Hand `server` (already marked active) to a waiter, counting how long it waited. */
+  private serve(waiter: Waiter, server: ServerConnection): void {
+    this.shardStats.waitTime.record(performance.now() - waiter.since);
+    waiter.cb(null, server);
   }
 
   /** Promise form for non-hot-path callers (login, admin). */
@@ -125,15 +178,74 @@ export class Pool {
       this.fillWaiters();
       return;
     }
+    if (server.address !== this.opts.address || this.total >= this.opts.maxSize) {
+      // A reload changed the server address or lowered the pool size: this connection goes.
+      server.terminate(
+        server.address !== this.opts.address ? 'server settings changed' : 'pool size lowered',
+      );
+      this.fillWaiters();
+      return;
+    }
     server.state = 'idle';
-    const waiter = this.nextWaiter();
+    const waiter = this.isPaused ? undefined : this.nextWaiter();
     if (waiter) {
       this.active.add(server);
       server.state = 'active';
-      waiter.cb(null, server);
+      this.serve(waiter, server);
       return;
     }
     this.idle.push(server);
+  }
+
+  /** PAUSE: stop handing out connections; checkouts wait until resume(). */
+  pause(): void {
+    this.isPaused = true;
+  }
+
+  /** RESUME: waiting checkouts get connections again (their checkout_timeout starts now). */
+  resume(): void {
+    if (!this.isPaused) return;
+    this.isPaused = false;
+    let waiter: Waiter | undefined;
+    while (this.idle.length > 0 && (waiter = this.nextWaiter()) !== undefined) {
+      const server = this.idle.pop() as ServerConnection;
+      this.active.add(server);
+      server.state = 'active';
+      this.serve(waiter, server);
+    }
+    for (let i = this.waitHead; i < this.waiters.length; i++) {
+      if (this.waiters[i].timer === null) this.armTimeout(this.waiters[i]);
+    }
+    this.fillWaiters();
+  }
+
+  /** Shutdown: every waiting and later checkout fails with `err`; connections in use finish their work. */
+  refuseCheckouts(err: PgError): void {
+    this.refusal = err;
+    let w: Waiter | undefined;
+    while ((w = this.nextWaiter())) w.cb(err, null);
+  }
+
+  /**
+   * Reload: new sizes and timeouts apply at once; a changed server address (host, port, database, user, password)
+   * applies to new connections, and the old ones are closed as they come back (idle ones now).
+   */
+  reconfigure(next: PoolSettings): void {
+    const { opts } = this;
+    if (!sameAddress(opts.address, next.address)) {
+      opts.address = next.address;
+      this.lastConnectError = null; // the new place may well answer
+      for (const s of this.idle.splice(0)) s.terminate('server settings changed');
+    }
+    opts.maxSize = next.maxSize;
+    opts.minSize = next.minSize;
+    opts.checkoutTimeoutMs = next.checkoutTimeoutMs;
+    opts.connectTimeoutMs = next.connectTimeoutMs;
+    opts.idleTimeoutMs = next.idleTimeoutMs;
+    while (this.idle.length > 0 && this.total > opts.maxSize) {
+      (this.idle.shift() as ServerConnection).terminate('pool size lowered');
+    }
+    this.fillWaiters();
   }
 
   /** Drop a server that is broken (it closes itself); a waiter may get a fresh one. */
@@ -177,6 +289,7 @@ export class Pool {
     const i = this.waiters.indexOf(waiter, this.waitHead);
     if (i < 0) return;
     this.waiters.splice(i, 1);
+    this.shardStats.waitTime.record(performance.now() - waiter.since);
     const { address } = this.opts;
     const err = this.lastConnectError
       ? PgError.serverUnavailable(address.shard, this.lastConnectError)
@@ -194,14 +307,16 @@ export class Pool {
   }
 
   private fillWaiters(): void {
+    if (this.isPaused || this.closed) return;
     const missing = Math.min(this.waiting, this.opts.maxSize - this.total);
     for (let i = 0; i < missing; i++) this.openConnection();
   }
 
   private openConnection(): void {
     this.connecting++;
-    const server = new ServerConnection(this.opts.address);
     const { address, logger } = this.opts;
+    const server = new ServerConnection(address);
+    server.stats = this.shardStats;
     server
       .connect(this.opts.connectTimeoutMs, this.opts.startupParams)
       .then(() => {
@@ -209,6 +324,8 @@ export class Pool {
         this.lastConnectError = null;
         if (this.serverParams === null) this.serverParams = new Map(server.params);
         server.onClose = (s, reason) => this.onServerClosed(s, reason);
+        this.connections.add(server);
+        this.shardStats.connects++;
         logger.debug(
           { shard: address.shard, server: server.id, host: address.host, port: address.port },
           'server connection opened',
@@ -241,6 +358,10 @@ export class Pool {
   }
 
   private onServerClosed(server: ServerConnection, reason: string): void {
+    if (this.connections.delete(server)) {
+      this.shardStats.closedBytesSent += server.bytesSent;
+      this.shardStats.closedBytesReceived += server.bytesReceived;
+    }
     this.active.delete(server);
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);
@@ -255,7 +376,9 @@ export class Pool {
   private maintain(): void {
     if (this.closed) return;
     const now = Date.now();
-    const { idleTimeoutMs, minSize } = this.opts;
+    const { idleTimeoutMs } = this.opts;
+    // A user's pool_size may be below min_pool_size: never keep more than the pool may hold.
+    const minSize = Math.min(this.opts.minSize, this.opts.maxSize);
     if (idleTimeoutMs > 0) {
       // idle is a stack: the oldest-used are at the bottom.
       while (this.idle.length > 0 && this.total > minSize && now - this.idle[0].lastUsedAt > idleTimeoutMs) {
@@ -263,8 +386,19 @@ export class Pool {
         s.terminate('idle timeout');
       }
     }
-    if (this.lastConnectError === null) {
+    if (this.lastConnectError === null && this.refusal === null) {
       for (let n = this.total; n < minSize; n++) this.openConnection();
     }
   }
+}
+
+function sameAddress(a: ServerAddress, b: ServerAddress): boolean {
+  return (
+    a.host === b.host &&
+    a.port === b.port &&
+    a.database === b.database &&
+    a.user === b.user &&
+    a.password === b.password &&
+    a.shard === b.shard
+  );
 }

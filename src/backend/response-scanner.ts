@@ -9,8 +9,11 @@ export interface ScannerOwner {
   forward(buf: Buffer): void;
   readyForQuery(status: number): void;
   parameterStatus(name: string, value: string): void;
-  /** Any ErrorResponse went by (the batch in flight failed somewhere). */
-  errorSeen(): void;
+  /**
+   * Any ErrorResponse went by (the batch in flight failed somewhere); it starts at `start` in `buf` and may continue
+   * past its end (the rest comes in the next chunk).
+   */
+  errorSeen(buf: Buffer, start: number): void;
   /** An ErrorResponse inside swallowed replies (raw frame), for logging. */
   swallowedError?(frame: Buffer): void;
   protocolError(reason: string): void;
@@ -113,9 +116,9 @@ export class ResponseScanner {
       }
       const end = i + 1 + len;
 
-      if (type === Backend.ErrorResponse) this.owner.errorSeen();
       // Fast path: no swallow rules and not a frame we read → skip by length.
       if (this.rules.length === 0 && type !== Backend.ReadyForQuery && type !== Backend.ParameterStatus) {
+        if (type === Backend.ErrorResponse) this.owner.errorSeen(chunk, i);
         if (end > n) {
           this.remaining = end - n;
           this.droppingRemaining = false;
@@ -131,6 +134,8 @@ export class ResponseScanner {
         type === Backend.ReadyForQuery ||
         type === Backend.ParameterStatus ||
         (drop && type === Backend.ErrorResponse);
+      // A frame held back for its body is scanned again, whole, with the next chunk: reported then.
+      if (type === Backend.ErrorResponse && (end <= n || !needsBody)) this.owner.errorSeen(chunk, i);
       if (end > n) {
         if (needsBody) {
           if (len > MAX_HELD_FRAME) {

@@ -9,6 +9,7 @@ import { startupMessage, TERMINATE, cancelRequest } from '../protocol/messages.j
 import { md5PasswordHash } from '../auth/md5.js';
 import { ScramClientSession } from '../auth/scram-client.js';
 import { ResponseScanner, type ScannerOwner } from './response-scanner.js';
+import { UNTRACKED_SHARD, type ShardStats } from '../stats/shard-stats.js';
 
 export interface ServerAddress {
   host: string;
@@ -52,6 +53,8 @@ export class ServerConnection implements ScannerOwner {
   backendSecret = 0;
   /** Server-side prepared statement names this connection has (transaction-mode statement sharing). */
   readonly prepared = new Set<string>();
+  /** Session settings made with SET on this connection (name → the statement), kept in step by sharded sessions. */
+  readonly settings = new Map<string, string>();
   /** Statement names prepared by the batch in flight; forgotten again if that batch reports an error. */
   readonly unconfirmed: string[] = [];
   private batchFailed = false;
@@ -61,6 +64,11 @@ export class ServerConnection implements ScannerOwner {
   client: ServerClient | null = null;
   /** Called once when the socket closes (pool bookkeeping). */
   onClose: ((server: ServerConnection, reason: string) => void) | null = null;
+  /** Where queries, transactions and errors are counted (set by the pool). */
+  stats: ShardStats = UNTRACKED_SHARD;
+  /** performance.now() when the request in flight / the transaction in progress started; 0 = none. */
+  private busySinceMs = 0;
+  private xactSinceMs = 0;
 
   private socket: net.Socket | null = null;
   readonly scanner = new ResponseScanner(this);
@@ -264,8 +272,9 @@ export class ServerConnection implements ScannerOwner {
     }
   }
 
-  errorSeen(): void {
+  errorSeen(buf: Buffer, start: number): void {
     this.batchFailed = true;
+    this.stats.errors.recordFrame(buf, start);
   }
 
   swallowNext(type: number): void {
@@ -282,6 +291,7 @@ export class ServerConnection implements ScannerOwner {
     }
     this.txStatus = status;
     this.lastUsedAt = Date.now();
+    this.countReady(status);
     this.client?.onServerReady(this, status);
   }
 
@@ -299,12 +309,14 @@ export class ServerConnection implements ScannerOwner {
   /** Send bytes to the server (one write per batch). `readyCount` = ReadyForQuery replies they will produce. */
   send(buf: Buffer, readyCount: number): void {
     this.scanner.readyExpected += readyCount;
+    if (this.busySinceMs === 0) this.markBusy();
     this.socket?.write(buf);
   }
 
   /** Send a batch given as several buffers in one syscall where possible. */
   sendMany(bufs: Buffer[], readyCount: number): void {
     this.scanner.readyExpected += readyCount;
+    if (this.busySinceMs === 0) this.markBusy();
     const socket = this.socket;
     if (!socket) return;
     if (bufs.length === 1) {
@@ -314,6 +326,37 @@ export class ServerConnection implements ScannerOwner {
     socket.cork();
     for (const b of bufs) socket.write(b);
     socket.uncork();
+  }
+
+  private markBusy(): void {
+    const now = performance.now();
+    this.busySinceMs = now;
+    if (this.xactSinceMs === 0) this.xactSinceMs = now;
+  }
+
+  /** A ReadyForQuery ends a request (and, back to idle, a transaction): count it and its duration. */
+  private countReady(status: number): void {
+    if (this.busySinceMs === 0) return;
+    const now = performance.now();
+    const stats = this.stats;
+    const isMore = this.pendingReady > 0; // pipelined: the next request starts now
+    stats.queries++;
+    stats.queryTime.record(now - this.busySinceMs);
+    this.busySinceMs = isMore ? now : 0;
+    if (status === TxStatus.Idle) {
+      stats.transactions++;
+      stats.transactionTime.record(now - this.xactSinceMs);
+      this.xactSinceMs = isMore ? now : 0;
+    }
+  }
+
+  /** Bytes written to / read from this connection's socket so far (kept after it closes). */
+  get bytesSent(): number {
+    return this.socket?.bytesWritten ?? 0;
+  }
+
+  get bytesReceived(): number {
+    return this.socket?.bytesRead ?? 0;
   }
 
   /** ReadyForQuery replies still owed for what was sent (one per Query / Sync / FunctionCall). */

@@ -33,7 +33,10 @@ export function resetAndRelease(
     onServerLost: () => undefined,
     onServerReady: (s) => {
       if (s.pendingReady === 0) {
-        if (opts.isSessionMode) s.prepared.clear();
+        if (opts.isSessionMode) {
+          s.prepared.clear();
+          s.settings.clear();
+        }
         pool.release(s);
       }
     },

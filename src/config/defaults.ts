@@ -32,6 +32,9 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   twoPhaseCommitRecoveryIntervalMs: 10_000,
   twoPhaseCommitOrphanTimeoutMs: 60_000,
   maxMessageSizeBytes: 64 * MIB,
+  openmetricsPort: null,
+  openmetricsNamespace: 'shardgate_',
+  shutdownTimeoutMs: 60_000,
 });
 
 export const DATABASE_PORT_DEFAULT = 5432;
@@ -90,13 +93,10 @@ export const UNSUPPORTED_GENERAL_KEYS: ReadonlySet<string> = new Set([
   'tls_client_ca_certificate',
   'tls_verify',
   'tls_server_ca_certificate',
-  'shutdown_timeout',
   'shutdown_termination_timeout',
   'broadcast_address',
   'broadcast_port',
   'query_log',
-  'openmetrics_port',
-  'openmetrics_namespace',
   'prepared_statements',
   'prepared_statements_limit',
   'query_parser_enabled',
@@ -220,6 +220,9 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'two_phase_commit_recovery_interval',
   'two_phase_commit_orphan_timeout',
   'max_message_size',
+  'openmetrics_port',
+  'openmetrics_namespace',
+  'shutdown_timeout',
 ];
 export const SUPPORTED_DATABASE_KEYS: readonly string[] = [
   'name',

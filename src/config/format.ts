@@ -1,5 +1,5 @@
-// Prints the effective configuration (every default filled in) as TOML-like text with PgDog key
-// names, for `--print-config`-style output and startup logs. Passwords are always "[redacted]".
+// The effective configuration (every default filled in) with PgDog key names: as TOML text for `check-config`, and as
+// rows for the admin console's SHOW CONFIG. Passwords are always "[redacted]".
 
 import { stringify } from 'smol-toml';
 import type {
@@ -14,20 +14,53 @@ import type {
 
 export const REDACTED = '[redacted]';
 
+/** One effective setting, as `check-config` prints it and the admin console's SHOW CONFIG lists it. */
+export interface ConfigSetting {
+  /** `general`, `admin`, `databases[0]`, `users[1]`, `sharded_tables[0]`, `omnisharded_tables[0]`. */
+  section: string;
+  key: string;
+  /** The value as TOML (strings quoted), passwords "[redacted]"; null = not set. */
+  value: string | null;
+  /** What applies instead when not set. */
+  fallback?: string;
+}
+
 type Line = string;
 
 /** The effective config as text; `# key = (not set)` lines show optional settings left empty. */
 export function formatEffectiveConfig(config: Config): string {
-  const blocks: Line[][] = [
-    headerLines(config),
-    generalLines(config.general),
-    adminLines(config.admin),
-    ...config.databases.map(databaseLines),
-    ...config.users.map(userLines),
-  ];
+  const blocks: Line[][] = [headerLines(config)];
+  let section = '';
+  for (const s of coreSettings(config)) {
+    if (s.section !== section) {
+      section = s.section;
+      const table = section.replace(/\[\d+\]$/, '');
+      blocks.push([table === section ? `[${section}]` : `[[${table}]]`]);
+    }
+    blocks[blocks.length - 1].push(settingLine(s));
+  }
   const text = blocks.map((lines) => lines.join('\n')).join('\n\n');
   const sharding = shardingText(config);
   return `${text}\n${sharding === '' ? '' : `\n${sharding}`}`;
+}
+
+/** Every effective setting, defaults filled in and passwords redacted, in file order (SHOW CONFIG). */
+export function configSettings(config: Config): ConfigSetting[] {
+  return [...coreSettings(config), ...shardingSettings(config)];
+}
+
+function coreSettings(config: Config): ConfigSetting[] {
+  return [
+    ...generalSettings(config.general),
+    ...adminSettings(config.admin),
+    ...config.databases.flatMap((d, i) => databaseSettings(`databases[${i}]`, d)),
+    ...config.users.flatMap((u, i) => userSettings(`users[${i}]`, u)),
+  ];
+}
+
+function settingLine(s: ConfigSetting): Line {
+  if (s.value !== null) return `${s.key} = ${s.value}`;
+  return s.fallback === undefined ? `# ${s.key} = (not set)` : `# ${s.key} = (not set: ${s.fallback})`;
 }
 
 function headerLines(config: Config): Line[] {
@@ -38,9 +71,9 @@ function headerLines(config: Config): Line[] {
   ];
 }
 
-function generalLines(general: GeneralConfig): Line[] {
+function generalSettings(general: GeneralConfig): ConfigSetting[] {
+  const setting = settingIn('general');
   return [
-    '[general]',
     setting('host', general.host),
     setting('port', general.port),
     setting('default_pool_size', general.defaultPoolSize),
@@ -66,54 +99,88 @@ function generalLines(general: GeneralConfig): Line[] {
     setting('two_phase_commit_recovery_interval', general.twoPhaseCommitRecoveryIntervalMs),
     setting('two_phase_commit_orphan_timeout', general.twoPhaseCommitOrphanTimeoutMs),
     setting('max_message_size', general.maxMessageSizeBytes),
+    setting('openmetrics_port', general.openmetricsPort, 'OpenMetrics endpoint off'),
+    setting('openmetrics_namespace', general.openmetricsNamespace),
+    setting('shutdown_timeout', general.shutdownTimeoutMs),
   ];
 }
 
-function adminLines(admin: AdminConfig): Line[] {
+function adminSettings(admin: AdminConfig): ConfigSetting[] {
+  const setting = settingIn('admin');
   return [
-    '[admin]',
     setting('name', admin.name),
     setting('user', admin.user),
-    secret('password', admin.password),
+    secret(setting, 'password', admin.password),
   ];
 }
 
-function databaseLines(database: DatabaseConfig): Line[] {
+function databaseSettings(section: string, database: DatabaseConfig): ConfigSetting[] {
+  const setting = settingIn(section);
   return [
-    '[[databases]]',
     setting('name', database.name),
     setting('host', database.host),
     setting('port', database.port),
     setting('database_name', database.databaseName),
     setting('user', database.user, "the client's user"),
-    secret('password', database.password, "the client's users.toml password"),
+    secret(setting, 'password', database.password, "the client's users.toml password"),
     setting('shard', database.shard),
     setting('role', database.role),
   ];
 }
 
-function userLines(user: UserConfig): Line[] {
+function userSettings(section: string, user: UserConfig): ConfigSetting[] {
+  const setting = settingIn(section);
   return [
-    '[[users]]',
     setting('name', user.name),
     setting('database', user.database),
-    secret('password', user.password),
+    secret(setting, 'password', user.password),
     setting('pool_size', user.poolSize, 'general.default_pool_size'),
     setting('pooler_mode', user.poolerMode, 'general.pooler_mode'),
     setting('server_user', user.serverUser, 'name'),
-    secret('server_password', user.serverPassword, 'password'),
+    secret(setting, 'server_password', user.serverPassword, 'password'),
   ];
 }
 
-/** `key = value`, or `# key = (not set)` with what applies instead. */
-function setting(key: string, value: string | number | boolean | null, fallback?: string): Line {
-  if (value === null)
-    return fallback === undefined ? `# ${key} = (not set)` : `# ${key} = (not set: ${fallback})`;
-  return `${key} = ${tomlScalar(value)}`;
+type SettingFn = (key: string, value: string | number | boolean | null, fallback?: string) => ConfigSetting;
+
+/** `key = value` of one section, or `(not set)` with what applies instead. */
+function settingIn(section: string): SettingFn {
+  return (key, value, fallback) => ({
+    section,
+    key,
+    value: value === null ? null : tomlScalar(value),
+    ...(fallback === undefined ? {} : { fallback }),
+  });
 }
 
-function secret(key: string, value: string | null, fallback?: string): Line {
+function secret(setting: SettingFn, key: string, value: string | null, fallback?: string): ConfigSetting {
   return setting(key, value === null ? null : REDACTED, fallback);
+}
+
+/** The sharding sections as rows: scalar keys as TOML values, mapping rules summed up. */
+function shardingSettings(config: Config): ConfigSetting[] {
+  const rows: ConfigSetting[] = [];
+  config.shardedTables.forEach((table, i) => {
+    const section = `sharded_tables[${i}]`;
+    for (const [key, value] of Object.entries(shardedTableToml(table))) {
+      const text = Array.isArray(value) && key === 'mapping' ? `${value.length} rule(s)` : tomlValue(value);
+      rows.push({ section, key, value: text });
+    }
+  });
+  config.omnishardedTables.forEach((entry, i) => {
+    const section = `omnisharded_tables[${i}]`;
+    rows.push({ section, key: 'database', value: tomlScalar(entry.database) });
+    rows.push({ section, key: 'tables', value: tomlValue(entry.tables) });
+  });
+  return rows;
+}
+
+function tomlValue(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(tomlValue).join(', ')}]`;
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+    return tomlScalar(value);
+  return String(value);
 }
 
 function tomlScalar(value: string | number | boolean): string {

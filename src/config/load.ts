@@ -253,6 +253,9 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
       r.integer('two_phase_commit_orphan_timeout', POSITIVE_TIMEOUT_MS_RULE) ??
       d.twoPhaseCommitOrphanTimeoutMs,
     maxMessageSizeBytes: r.integer('max_message_size', MESSAGE_SIZE_RULE) ?? d.maxMessageSizeBytes,
+    openmetricsPort: r.integer('openmetrics_port', LISTEN_PORT_RULE) ?? d.openmetricsPort,
+    openmetricsNamespace: readMetricsNamespace(r),
+    shutdownTimeoutMs: r.integer('shutdown_timeout', TIMEOUT_MS_RULE) ?? d.shutdownTimeoutMs,
   };
   general.instanceId = readInstanceId(r, general.port);
   if (general.twoPhaseCommitAuto && !general.twoPhaseCommit) {
@@ -281,6 +284,17 @@ function readInstanceId(r: SectionReader, port: number): string {
       .replace(/[^A-Za-z0-9]+/g, '_')
       .slice(0, 32) || 'host';
   return `${host}_${port}`;
+}
+
+/** Metric names must stay valid Prometheus names: letters, digits and _ (PgDog also allows "." for Datadog). */
+function readMetricsNamespace(r: SectionReader): string {
+  const expected =
+    'a metric name prefix of letters, digits and _ not starting with a digit (e.g. "pgdog_"), or ""';
+  const value = r.string('openmetrics_namespace', expected);
+  if (value === undefined) return GENERAL_DEFAULTS.openmetricsNamespace;
+  if (!/^([A-Za-z_][A-Za-z0-9_]*)?$/.test(value))
+    throw r.error('openmetrics_namespace', `"${value}" would make invalid metric names`, expected);
+  return value;
 }
 
 /** PgDog accepts `max_pool_size` as another name for `default_pool_size`. */

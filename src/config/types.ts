@@ -39,6 +39,12 @@ export interface GeneralConfig {
   twoPhaseCommitOrphanTimeoutMs: number;
   /** Largest client message accepted, bytes (protects against oversized/malformed lengths). */
   maxMessageSizeBytes: number; // default 64 MiB
+  /** HTTP port of the OpenMetrics endpoint (/metrics); null = off (default). 0 = any free port. */
+  openmetricsPort: number | null;
+  /** Prefix of every metric name; default "shardgate_" (PgDog: none). "" = no prefix. */
+  openmetricsNamespace: string;
+  /** Longest wait for running transactions on SIGTERM/SIGINT/SHUTDOWN before closing them, ms; default 60000. */
+  shutdownTimeoutMs: number;
 }
 
 export interface DatabaseConfig {

@@ -97,6 +97,14 @@ export class PgError extends Error {
   static shuttingDown(): PgError {
     return new PgError('FATAL', SqlState.AdminShutdown, 'shardgate is shutting down');
   }
+  /** To clients that connect while shardgate shuts down (as PostgreSQL: "the database system is shutting down"). */
+  static notAcceptingClients(): PgError {
+    return new PgError(
+      'FATAL',
+      SqlState.CannotConnectNow,
+      'shardgate is shutting down and does not accept new connections',
+    );
+  }
   /** A statement the PostgreSQL parser rejects (42601), with PostgreSQL's own message and cursor position. */
   static syntaxError(message: string, position?: number): PgError {
     return new PgError('ERROR', SqlState.SyntaxError, message, undefined, undefined, position);

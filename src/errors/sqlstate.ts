@@ -10,6 +10,7 @@ export const SqlState = {
   InvalidParameterValue: '22023',
   NumericValueOutOfRange: '22003',
   InvalidTextRepresentation: '22P02',
+  BadCopyFileFormat: '22P04',
   InvalidBinaryRepresentation: '22P03',
   CheckViolation: '23514',
   InFailedSqlTransaction: '25P02',
@@ -28,6 +29,7 @@ export const SqlState = {
   IdleSessionTimeout: '57P05',
   CannotConnectNow: '57P03',
   IoError: '58030',
+  ConfigFileError: 'F0000',
   InternalError: 'XX000',
 } as const;
 

@@ -1,11 +1,21 @@
 // What the reply merger does with one statement's results from several shards: ORDER BY keys for a k-way merge,
-// LIMIT/OFFSET over the merged rows, and aggregates to combine. Built by the router; read by ReplyMerger.
+// LIMIT/OFFSET over the merged rows, aggregates to combine (avg from a sum and a hidden count), HAVING to apply to
+// merged groups, and hidden columns to drop. Built by the router; read by ReplyMerger. Columns are numbered as the
+// shards return them: the client's columns, then `hiddenCount` hidden ones.
+import type { HavingFilter } from './having-filter.js';
 import type { AggregateFn, ColumnType } from './value-compare.js';
 
 export type { AggregateFn, ColumnType } from './value-compare.js';
+export type { HavingFilter, HavingValue } from './having-filter.js';
+
+/** How a column combines across shards: count/sum/min/max, or avg (from a sum column and a count column). */
+export type MergeFn = AggregateFn | 'avg';
 
 export interface SortKey {
-  /** 0-based output column. */
+  /**
+   * 0-based output column. Negative: counted from the end of the row (-1 is the last column) — a hidden column of a
+   * `SELECT *`, whose position is known only from the rows.
+   */
   column: number;
   isDescending: boolean;
   /** PostgreSQL's default: NULLS LAST for ASC, NULLS FIRST for DESC (see `sortKey`). Not flipped by DESC. */
@@ -15,7 +25,9 @@ export interface SortKey {
 export interface AggregateColumn {
   /** 0-based output column. */
   column: number;
-  fn: AggregateFn;
+  fn: MergeFn;
+  /** avg: the 0-based column holding count(x) (`column` holds sum(x) on the shards, the average once merged). */
+  countColumn?: number;
 }
 
 export interface MergeSpec {
@@ -42,6 +54,11 @@ export interface MergeSpec {
    */
   isReplicated?: boolean;
   /**
+   * Every shard runs the same statement for one logical effect (DDL, SET and other session-level statements,
+   * replicated writes): NoticeResponse / ParameterStatus come from the first shard only, not once per shard.
+   */
+  isBroadcast?: boolean;
+  /**
    * A multi-row INSERT split by shard: for each original VALUES row, the (0-based, local) shard index it went to.
    * RETURNING rows are emitted in that order, as one server would have returned them.
    */
@@ -51,6 +68,13 @@ export interface MergeSpec {
    * group are combined (`aggregates`), then `orderBy`, `offset` and `limit` apply to the merged groups.
    */
   groupBy?: readonly number[];
+  /**
+   * Columns the shards return after the client's (avg's counts, ORDER BY and HAVING expressions not in the select
+   * list): dropped from RowDescription and DataRows. avg columns are described to the client as avg's result type.
+   */
+  hiddenCount?: number;
+  /** HAVING, applied to merged groups (or to the one merged row of aggregates without GROUP BY). */
+  having?: HavingFilter;
 }
 
 /** No ordering, no limit, no aggregates: rows pass through, counts are summed. */
@@ -75,8 +99,17 @@ export function mergeSpecProblem(spec: MergeSpec): string | null {
   if (!(Number.isSafeInteger(spec.offset) && spec.offset >= 0)) {
     return `offset must be a non-negative integer, got ${spec.offset}`;
   }
-  for (const key of spec.orderBy) if (!isColumn(key.column)) return `bad ORDER BY column ${key.column}`;
-  for (const agg of spec.aggregates ?? [])
+  const hidden = spec.hiddenCount ?? 0;
+  if (!(Number.isSafeInteger(hidden) && hidden >= 0))
+    return `hidden column count must be >= 0, got ${hidden}`;
+  for (const key of spec.orderBy) {
+    const isFromEnd = Number.isInteger(key.column) && key.column < 0 && -key.column <= hidden;
+    if (!isColumn(key.column) && !isFromEnd) return `bad ORDER BY column ${key.column}`;
+  }
+  for (const agg of spec.aggregates ?? []) {
     if (!isColumn(agg.column)) return `bad aggregate column ${agg.column}`;
+    if ((agg.fn === 'avg') !== (agg.countColumn !== undefined && isColumn(agg.countColumn)))
+      return `avg needs a count column (aggregate column ${agg.column})`;
+  }
   return null;
 }

@@ -13,7 +13,10 @@
 //   OFFSET/LIMIT over the combined stream. With ORDER BY, a k-way merge (heap of shards, ties by shard number): the
 //   smallest head row goes out once every shard still running has a row waiting. With aggregates, each shard's one
 //   row is kept and one combined row goes out at the end. Frames are only read during `push`: a row kept past it is
-//   copied (the caller may read server sockets into reused buffers), once.
+//   copied (the caller may read server sockets into reused buffers), once. avg columns are merged from the shards'
+//   sum(x) and a hidden count(x) (average.ts); HAVING is applied to merged groups (having-filter.ts); hidden columns
+//   (`spec.hiddenCount`, after the client's) are dropped from RowDescription and from every row sent, and avg columns
+//   are described with avg's result type.
 // - CommandComplete: combined (command-tag.ts); SELECT reports the rows sent. EmptyQueryResponse: once. COPY TO
 //   STDOUT: CopyData streams through, one CopyDone before the tag.
 // - ErrorResponse from a shard: the statement failed. That shard's error goes out once, after the rows already sent,
@@ -28,11 +31,14 @@ import { MessageWriter } from '../protocol/writer.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { combineCommandTags, commandComplete, parseCommandTag, type CommandTag } from './command-tag.js';
+import { averageType, mergeAverage } from './average.js';
+import { havingPasses } from './having-filter.js';
 import { mergeSpecProblem, type MergeSpec, type SortKey } from './merge-spec.js';
 import {
   combineValues,
   comparatorFor,
   FIRST_USER_OID,
+  TypeOid,
   type ColumnType,
   type ValueComparator,
 } from './value-compare.js';
@@ -143,10 +149,15 @@ class ShardHeap {
 export class ReplyMerger {
   private readonly shards: ShardReply[];
   private readonly mode: Mode;
-  private readonly orderBy: readonly SortKey[];
-  private readonly maxKeyColumn: number;
+  /** Sort keys; columns counted from the end (hidden columns of `SELECT *`) are resolved at the first row. */
+  private orderBy: readonly SortKey[];
+  private maxKeyColumn: number;
   /** Scratch for `readSortKeys`: [start, length] of each column up to the last sort column. */
-  private readonly columnSpans: Int32Array;
+  private columnSpans: Int32Array;
+  /** Trailing columns of the shards' rows the client never sees. */
+  private readonly hiddenCount: number;
+  /** Columns holding avg(x) (sum(x) on the shards). */
+  private readonly avgColumns: ReadonlySet<number>;
   private readonly heap: ShardHeap;
   /** Type bytes of the replies before the rows, by position, as emitted. */
   private readonly headerTypes: number[] = [];
@@ -191,6 +202,8 @@ export class ReplyMerger {
     this.orderBy = spec.orderBy;
     this.maxKeyColumn = Math.max(-1, ...spec.orderBy.map((k) => k.column));
     this.columnSpans = new Int32Array(2 * (this.maxKeyColumn + 1));
+    this.hiddenCount = spec.hiddenCount ?? 0;
+    this.avgColumns = new Set((spec.aggregates ?? []).filter((a) => a.fn === 'avg').map((a) => a.column));
     this.heap = new ShardHeap(
       (a, b) => this.compareRows(this.shards[a].peek(), this.shards[b].peek()) || a - b,
     );
@@ -260,8 +273,12 @@ export class ReplyMerger {
         this.onEnd(shard, reply, Backend.ErrorResponse);
         return;
       case Backend.NoticeResponse:
-      case Backend.NotificationResponse:
       case Backend.ParameterStatus:
+        // A statement every shard runs for one effect (DDL, SET): the first shard's notices speak for all.
+        if (this.spec.isBroadcast === true && shard !== 0) return;
+        if (!this.isFailed) this.emit(frame);
+        return;
+      case Backend.NotificationResponse:
         if (!this.isFailed) this.emit(frame);
         return;
       case Backend.CopyDone:
@@ -297,6 +314,10 @@ export class ReplyMerger {
       this.rowShape = parseRowDescription(frame);
       this.rowShapeShard = shard;
       this.returnsRows = true;
+      if (this.hiddenCount > 0) {
+        this.emit(this.clientRowDescription(frame));
+        return;
+      }
     }
     this.emit(frame);
   }
@@ -441,15 +462,27 @@ export class ReplyMerger {
 
   // ---- rows ----
 
-  /** One row of the merged stream: OFFSET skips it, LIMIT drops it, else it goes to the client. */
+  /** One row of the merged stream (a shard's DataRow): OFFSET skips it, LIMIT drops it, else it goes to the client. */
   private offer(frame: Buffer): void {
+    if (!this.takeRow()) return;
+    this.emit(this.hiddenCount > 0 ? withoutTrailingColumns(frame, this.hiddenCount) : frame);
+  }
+
+  /** `offer` for a row the merge built (values of every column, hidden ones included). */
+  private offerValues(values: readonly (Buffer | null)[]): void {
+    if (!this.takeRow()) return;
+    this.emit(dataRow(this.hiddenCount > 0 ? values.slice(0, values.length - this.hiddenCount) : values));
+  }
+
+  /** OFFSET skips the next merged row, LIMIT drops it; else it is counted as sent. */
+  private takeRow(): boolean {
     if (this.rowsToSkip > 0) {
       this.rowsToSkip--;
-      return;
+      return false;
     }
-    if (this.isLimitReached()) return;
+    if (this.isLimitReached()) return false;
     this.rowsSent++;
-    this.emit(frame);
+    return true;
   }
 
   private isLimitReached(): boolean {
@@ -498,11 +531,12 @@ export class ReplyMerger {
   }
 
   private readSortKeys(frame: Buffer): (Buffer | null)[] {
+    const columnCount = frame.readInt16BE(5);
     if (this.comparators === null) {
+      if (this.orderBy.some((k) => k.column < 0)) this.resolveKeysFromEnd(columnCount);
       const types = this.columnTypes('ORDER BY');
       this.comparators = this.orderBy.map((k) => comparatorFor(columnType(types, k.column)));
     }
-    const columnCount = frame.readInt16BE(5);
     if (columnCount <= this.maxKeyColumn) {
       throw PgError.internal(
         `ORDER BY column ${this.maxKeyColumn + 1} is beyond the ${columnCount} columns of the row`,
@@ -526,6 +560,13 @@ export class ReplyMerger {
     return keys;
   }
 
+  /** Sort keys on hidden columns of a `SELECT *` count from the end of the row: number them now that rows show its width. */
+  private resolveKeysFromEnd(columnCount: number): void {
+    this.orderBy = this.orderBy.map((k) => (k.column < 0 ? { ...k, column: columnCount + k.column } : k));
+    this.maxKeyColumn = Math.max(-1, ...this.orderBy.map((k) => k.column));
+    this.columnSpans = new Int32Array(2 * (this.maxKeyColumn + 1));
+  }
+
   private columnTypes(purpose: string): readonly ColumnType[] {
     const types = this.spec.columnTypes ?? this.rowShape;
     if (types === null) {
@@ -537,24 +578,18 @@ export class ReplyMerger {
     return types;
   }
 
-  /** GROUP BY: each shard returned partial groups; combine the rows of each group, then order and limit. */
+  /** GROUP BY: each shard returned partial groups; combine the rows of each group, apply HAVING, order and limit. */
   private emitGroups(): void {
-    const aggregates = this.spec.aggregates ?? [];
     const types = this.groups.size > 0 ? this.columnTypes('GROUP BY') : [];
+    const merged = this.mergedTypes(types);
+    const having = this.spec.having;
     const out: (Buffer | null)[][] = [];
     for (const rows of this.groups.values()) {
-      const row = rows[0].slice();
-      for (const { column, fn } of aggregates) {
-        row[column] = combineValues(
-          fn,
-          columnType(types, column),
-          rows.map((r) => r[column]),
-        );
-      }
-      out.push(row);
+      const row = this.combineRows(rows, types);
+      if (having === undefined || havingPasses(having, row, merged)) out.push(row);
     }
-    if (this.orderBy.length > 0) {
-      const comparators = this.orderBy.map((k) => comparatorFor(columnType(types, k.column)));
+    if (this.orderBy.length > 0 && out.length > 1) {
+      const comparators = this.orderBy.map((k) => comparatorFor(columnType(merged, k.column)));
       out.sort((a, b) => {
         for (let i = 0; i < this.orderBy.length; i++) {
           const key = this.orderBy[i];
@@ -570,7 +605,63 @@ export class ReplyMerger {
         return 0;
       });
     }
-    for (const row of out) this.offer(dataRow(row));
+    for (const row of out) this.offerValues(row);
+  }
+
+  /** The rows of one group (or every shard's aggregate row) combined into one: first row's values, aggregates merged. */
+  private combineRows(rows: readonly (Buffer | null)[][], types: readonly ColumnType[]): (Buffer | null)[] {
+    const out = rows[0].slice();
+    for (const { column, fn, countColumn } of this.spec.aggregates ?? []) {
+      const values = rows.map((r) => r[column]);
+      if (fn !== 'avg') {
+        out[column] = combineValues(fn, columnType(types, column), values);
+        continue;
+      }
+      const count = countColumn as number;
+      out[column] = mergeAverage(
+        values,
+        columnType(types, column),
+        rows.map((r) => r[count]),
+        columnType(types, count),
+      );
+    }
+    return out;
+  }
+
+  /** The merged rows' column types: an avg column has avg's result type, not its sum's. */
+  private mergedTypes(types: readonly ColumnType[]): readonly ColumnType[] {
+    if (this.avgColumns.size === 0) return types;
+    return types.map((t, i) =>
+      this.avgColumns.has(i) ? { typeOid: averageType(t.typeOid), format: t.format } : t,
+    );
+  }
+
+  /**
+   * The RowDescription the client gets: hidden columns dropped, avg columns (sum(x) on the shards) described as
+   * avg's result type — numeric, or float8 for float8 input.
+   */
+  private clientRowDescription(frame: Buffer): Buffer {
+    const count = frame.readInt16BE(5);
+    const keep = count - this.hiddenCount;
+    if (keep < 0)
+      throw PgError.internal(
+        `the shards returned ${count} columns, fewer than the ${this.hiddenCount} hidden ones`,
+      );
+    const out = Buffer.from(frame);
+    let pos = 7;
+    for (let i = 0; i < keep; i++) {
+      pos = out.indexOf(0, pos) + 1; // field name
+      if (this.avgColumns.has(i)) {
+        const oid = averageType(out.readUInt32BE(pos + 6));
+        out.writeUInt32BE(oid, pos + 6);
+        out.writeInt16BE(oid === TypeOid.float8 ? 8 : -1, pos + 10); // type size
+        out.writeInt32BE(-1, pos + 12); // type modifier
+      }
+      pos += 18;
+    }
+    out.writeInt32BE(pos - 1, 1);
+    out.writeInt16BE(keep, 5);
+    return out.subarray(0, pos);
   }
 
   private emitAggregate(): void {
@@ -581,20 +672,22 @@ export class ReplyMerger {
     if (rows.some((r) => r.length !== width))
       throw PgError.internal('shards returned aggregate rows of different widths');
     const types = aggregates.length > 0 ? this.columnTypes('an aggregate') : [];
-    const out = rows[0].slice();
-    for (const { column, fn } of aggregates) {
-      if (column >= width)
+    for (const { column, countColumn } of aggregates) {
+      if (Math.max(column, countColumn ?? 0) >= width)
         throw PgError.internal(`aggregate column ${column + 1} is beyond the ${width} columns of the row`);
-      out[column] = combineValues(
-        fn,
-        columnType(types, column),
-        rows.map((r) => r[column]),
-      );
     }
-    this.offer(dataRow(out));
+    const out = this.combineRows(rows, types);
+    const having = this.spec.having;
+    if (having !== undefined && !havingPasses(having, out, this.mergedTypes(types))) return;
+    this.offerValues(out);
   }
 
   // ---- failure ----
+
+  /** The request failed in the proxy itself (e.g. a COPY row it cannot route): `err` is the one error emitted. */
+  abort(err: PgError): void {
+    this.fail(err);
+  }
 
   private fail(err: PgError): void {
     if (this.isFailed) return;
@@ -661,6 +754,24 @@ function readValues(frame: Buffer): (Buffer | null)[] {
     if (length > 0) pos += length;
   }
   return values;
+}
+
+/** A DataRow without its last `count` columns (a copy). */
+function withoutTrailingColumns(frame: Buffer, count: number): Buffer {
+  const columns = frame.readInt16BE(5);
+  const keep = columns - count;
+  if (keep < 0) throw PgError.internal(`a row of ${columns} columns lacks the ${count} hidden ones`);
+  let pos = 7;
+  for (let i = 0; i < keep; i++) {
+    const length = frame.readInt32BE(pos);
+    pos += 4;
+    if (length > 0) pos += length;
+  }
+  const out = Buffer.allocUnsafe(pos);
+  frame.copy(out, 0, 0, pos);
+  out.writeInt32BE(pos - 1, 1);
+  out.writeInt16BE(keep, 5);
+  return out;
 }
 
 function dataRow(values: readonly (Buffer | null)[]): Buffer {

@@ -176,7 +176,8 @@ function compareFloatText(a: Buffer, b: Buffer): number {
   return compareFloats(Number(a.toString('latin1')), Number(b.toString('latin1')));
 }
 
-function compareBpchar(a: Buffer, b: Buffer): number {
+/** bpcharcmp: trailing spaces do not count. */
+export function compareBpchar(a: Buffer, b: Buffer): number {
   let endA = a.length;
   while (endA > 0 && a[endA - 1] === SPACE) endA--;
   let endB = b.length;

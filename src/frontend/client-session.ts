@@ -27,12 +27,27 @@ import { ClientStatements, type StatementNames } from './prepared-statements.js'
 import { RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
 import { resetAndRelease } from '../backend/server-reset.js';
-import { SessionRouter, type BatchTarget, type DatabaseRouting } from './session-router.js';
+import {
+  applySettingChange,
+  MixedShardsError,
+  SessionRouter,
+  settingsSyncSql,
+  type BatchTarget,
+  type DatabaseRouting,
+} from './session-router.js';
 import { endTransactionSinks, Fanout } from './fanout.js';
 import type { CancelRegistry, Cancellable } from './cancel-registry.js';
 import { commitReplies } from './commit-replies.js';
+import { CopyInSplit, isCopyMessage } from './copy-in.js';
+import { CopyRowRouter } from '../execute/copy-rows.js';
+import { PASS_THROUGH_SPEC } from '../execute/merge-spec.js';
+import { lookUpTableColumns } from './table-columns.js';
+import { TableColumnsNeeded } from '../router/route.js';
+import { shardForParameter } from '../sharding/shard-of.js';
 import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } from '../txn/coordinator.js';
 import type { TransactionManager } from '../txn/manager.js';
+import type { AdminConsoleHandle, AdminIo, ClientActivity, ClientInfo } from '../admin/context.js';
+import { adminLoginReplies } from '../admin/console.js';
 
 export interface SessionDeps {
   pools: PoolManager;
@@ -47,6 +62,8 @@ export interface SessionDeps {
   routingFor: (database: string) => DatabaseRouting | null;
   /** The transaction manager (null: two_phase_commit is off). */
   txn: () => TransactionManager | null;
+  /** The admin console for a client logged in to the admin database. */
+  openAdminConsole: (io: AdminIo, log: Logger) => AdminConsoleHandle;
 }
 
 export type SessionState = 'startup' | 'auth' | 'ready' | 'closed';
@@ -70,6 +87,9 @@ export class ClientSession implements ServerClient, Cancellable {
   private userConfig: UserConfig | null = null;
   private pools: DatabasePools | null = null;
   private isTransactionMode = true;
+  /** Logging in to the admin database; then its console gets every frame. */
+  private isAdminLogin = false;
+  private adminConsole: AdminConsoleHandle | null = null;
 
   private server: ServerConnection | null = null;
   private serverPool: Pool | null = null;
@@ -95,6 +115,17 @@ export class ClientSession implements ServerClient, Cancellable {
   private readonly txWriters = new Set<number>();
   /** A cross-shard COMMIT is running on this session's servers (they are not the session's to use meanwhile). */
   private isCommitting = false;
+  /** A COPY … FROM STDIN split across shards: the client's copy messages go through it. */
+  private copyIn: CopyInSplit | null = null;
+  /**
+   * A multi-statement simple Query whose statements need different shards, run one statement at a time (its first
+   * `remaining` requests in the batch); outside a transaction inside one of the proxy's own, as PostgreSQL does.
+   */
+  private script: { remaining: number; isImplicit: boolean; hasFailed: boolean } | null = null;
+  /** Frames of the request being routed (sharded sessions route one request — up to a Sync or Query — at a time). */
+  private requestLength = Number.MAX_SAFE_INTEGER;
+  /** An INSERT or COPY without a column list waits for the table's columns (to find the sharding key's position). */
+  private isLookingUpColumns = false;
   private statements: ClientStatements | null = null;
   private readonly params = new SessionParams();
   private txStatus: number = TxStatus.Idle;
@@ -223,14 +254,7 @@ export class ClientSession implements ServerClient, Cancellable {
         PgError.featureNotSupported('replication connections are not supported by shardgate'),
       );
     }
-    if (this.database === this.deps.admin().name) {
-      return this.fatal(
-        PgError.featureNotSupported(
-          'the admin console is not available in this version',
-          'See docs/operations.md.',
-        ),
-      );
-    }
+    if (this.database === this.deps.admin().name) return this.startAdminLogin(user, params);
     const { pools } = this.deps;
     if (pools.shardsOf(this.database).length === 0)
       return this.loginFailed(PgError.unknownDatabase(this.database), 'unknown database');
@@ -259,6 +283,7 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   private finishLogin(): void {
+    if (this.isAdminLogin) return this.openAdminConsole();
     const userConfig = this.userConfig as UserConfig;
     this.auth = null;
     const pools = this.deps.pools.get(userConfig);
@@ -305,6 +330,7 @@ export class ClientSession implements ServerClient, Cancellable {
       return;
     }
     if (this.state !== 'ready') return;
+    if (this.adminConsole !== null) return this.adminConsole.onFrame(type, frame);
     if (this.isSkippingToSync) {
       if (type === Frontend.Sync) {
         this.isSkippingToSync = false;
@@ -448,8 +474,9 @@ export class ClientSession implements ServerClient, Cancellable {
 
   /** Answer a batch that cannot run (no server): one error per pending Sync/Query, like PostgreSQL after an error. */
   private failBatch(err: PgError): void {
+    this.pools?.stats.proxyErrors.record(err.code);
     this.log.warn({ code: err.code }, err.message);
-    const { replies, isSkippingToSync } = this.batch.failReplies(err, this.txStatus);
+    const { replies, isSkippingToSync } = this.batch.failReplies(err, this.txStatus, this.requestLength);
     this.isSkippingToSync = isSkippingToSync;
     this.hasOpenSegment = false;
     this.socket.write(replies);
@@ -466,14 +493,15 @@ export class ClientSession implements ServerClient, Cancellable {
 
   /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
   private isShardRequestInFlight(): boolean {
-    if (this.fanout !== null || this.isCommitting) return true;
+    if (this.fanout !== null || this.isCommitting || this.isLookingUpColumns) return true;
     for (const server of this.shardServers) if (server !== null && server.pendingReady > 0) return true;
     return false;
   }
 
   /** Route the queued request and run it on its shard(s): the sharded counterpart of checkout + sendBatch. */
   private dispatchSharded(router: SessionRouter): void {
-    if (this.isWaitingForServer || this.fanout !== null) return;
+    if (this.copyIn !== null && !this.feedCopy(this.copyIn)) return;
+    if (this.isWaitingForServer || this.isLookingUpColumns || this.fanout !== null) return;
     const batch = this.batch;
     const active = this.activeShard === null ? null : this.shardServers[this.activeShard];
     if (active != null && active.pendingReady > 0 && this.isCopyOnly(batch.types)) {
@@ -487,14 +515,23 @@ export class ClientSession implements ServerClient, Cancellable {
       return;
     }
     if (this.isShardRequestInFlight()) return; // resumed from onShardRequestDone
+    // One request at a time: pipelined requests may each need other shards, and their replies must stay in order.
+    const n = batch.firstRequestLength();
+    this.requestLength = n;
+    const types = n === batch.types.length ? batch.types : batch.types.slice(0, n);
+    const frames = n === batch.frames.length ? batch.frames : batch.frames.slice(0, n);
     let target: BatchTarget;
     try {
-      target = router.route(batch.types, batch.frames);
+      target = router.route(types, frames);
     } catch (err) {
-      return this.failBatch(err instanceof PgError ? err : PgError.internal((err as Error).message));
+      if (err instanceof TableColumnsNeeded) return this.learnColumnsThenRoute(router, err.table);
+      if (err instanceof MixedShardsError && n === 1 && types[0] === Frontend.Query && this.script === null) {
+        if (this.startScript(router, frames[0])) return;
+      }
+      return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
     if (this.txStatus === TxStatus.Failed && !target.isSessionLevel) {
-      return this.failBatch(
+      return this.failRequest(
         new PgError(
           'ERROR',
           SqlState.InFailedSqlTransaction,
@@ -502,7 +539,7 @@ export class ClientSession implements ServerClient, Cancellable {
         ),
       );
     }
-    if (this.txStatus === TxStatus.Failed && target.isCommit && batch.types.length === 1) {
+    if (this.txStatus === TxStatus.Failed && target.isCommit && n === 1) {
       // PostgreSQL ends a failed transaction's COMMIT with ROLLBACK; every shard must do the same.
       batch.frames[0] = query('ROLLBACK');
     }
@@ -555,15 +592,25 @@ export class ClientSession implements ServerClient, Cancellable {
   private attachShard(shard: number, server: ServerConnection): void {
     this.shardServers[shard] = server;
     server.client = this;
-    const sets = this.params.syncSql(server.params);
+    // Tracked parameters (ParameterStatus) and the session's own SETs, as this server connection lacks them.
+    const router = this.router as SessionRouter;
+    const sets = this.params.syncSql(server.params) + settingsSyncSql(router.settings, server.settings);
     if (sets !== '') {
+      server.settings.clear();
+      for (const [name, text] of router.settings) server.settings.set(name, text);
       server.scanner.swallowNextUntilReady();
       server.send(query(sets), 1);
     }
   }
 
-  private sendSharded(target: BatchTarget): void {
-    const { types, frames, readyCount } = this.batch.take();
+  private sendSharded(routed: BatchTarget): void {
+    if (routed.kind === 'copyIn') return this.startCopyIn(routed);
+    // A script statement's replies go through a fan-out (even on one shard): its ReadyForQuery is the proxy's to send.
+    const target: BatchTarget =
+      this.script !== null && routed.kind === 'one'
+        ? { ...routed, kind: 'many', shards: [routed.shard], spec: PASS_THROUGH_SPEC }
+        : routed;
+    const { types, frames, readyCount } = this.takeRequest();
     if (target.mayWrite) {
       if (target.kind === 'one') this.txWriters.add(target.shard);
       else for (const shard of target.shards) this.txWriters.add(shard);
@@ -592,6 +639,121 @@ export class ClientSession implements ServerClient, Cancellable {
       };
     });
     this.runFanout(fanout, sends, target.isWrite);
+  }
+
+  /**
+   * Hand the client's leading copy messages to the split COPY; false when nothing else is left to dispatch. After the
+   * COPY has ended (error), messages up to the client's CopyDone / CopyFail are dropped.
+   */
+  private feedCopy(copy: CopyInSplit): boolean {
+    const batch = this.batch;
+    let n = 0;
+    try {
+      for (; n < batch.types.length && isCopyMessage(batch.types[n]); n++) {
+        copy.feed(batch.types[n], batch.frames[n]);
+      }
+    } catch (err) {
+      n++;
+      this.fanout?.abort(err instanceof PgError ? err : PgError.internal(String(err)));
+    }
+    copy.flush();
+    const isMovingOn = n < batch.types.length; // a message after the copy data: the client is done with it
+    batch.dropFirst(n);
+    if (this.fanout === null && (copy.isClientDone || isMovingOn)) this.copyIn = null;
+    return !batch.isEmpty;
+  }
+
+  /** COPY … FROM STDIN with its rows split by shard (or copied to every shard for a table that is). */
+  private startCopyIn(target: Extract<BatchTarget, { kind: 'copyIn' }>): void {
+    const key = target.copy.keyColumn;
+    if (key === null || target.copy.keyColumnIndex !== null) {
+      return this.runCopyIn(target, key === null ? null : target.copy.keyColumnIndex);
+    }
+    if (target.copy.columns !== null || target.table === null) {
+      return this.failBatch(
+        PgError.featureNotSupported(
+          `the COPY column list does not include the sharding key column "${key.column}"`,
+          'List the sharding key column in the COPY.',
+        ),
+      );
+    }
+    // No column list: the key's position comes from the table's definition (learned once per table).
+    const table = target.table;
+    const known = this.router?.knownTableColumns(table);
+    if (known !== undefined) return this.runCopyKeyedBy(target, known, key.column);
+    this.withTableColumns(this.shardServers[target.shards[0]] as ServerConnection, table, (columns) =>
+      this.runCopyKeyedBy(target, columns, key.column),
+    );
+  }
+
+  private runCopyKeyedBy(
+    target: Extract<BatchTarget, { kind: 'copyIn' }>,
+    columns: readonly string[],
+    keyColumn: string,
+  ): void {
+    const index = columns.indexOf(keyColumn);
+    if (index < 0) {
+      return this.failBatch(
+        PgError.featureNotSupported(`table ${target.table ?? ''} has no sharding key column "${keyColumn}"`),
+      );
+    }
+    this.runCopyIn(target, index);
+  }
+
+  /** An INSERT without a column list into a sharded table: learn the table's columns on a shard, then route again. */
+  private learnColumnsThenRoute(router: SessionRouter, table: string): void {
+    const shard = this.shardServers.findIndex((s) => s !== null);
+    this.acquireShards([shard >= 0 ? shard : 0], () => {
+      const server = this.shardServers[shard >= 0 ? shard : 0] as ServerConnection;
+      this.withTableColumns(server, table, (columns) => {
+        router.learnTableColumns(table, columns);
+        this.onShardRequestDone(); // routes the waiting request again, now with the key's position known
+      });
+    });
+  }
+
+  /**
+   * Look `table`'s columns up on `server` (the request waits meanwhile), then `then(columns)`. A lookup error (no such
+   * table) answers the request with that error, as the statement itself would have been answered.
+   */
+  private withTableColumns(server: ServerConnection, table: string, then: (columns: string[]) => void): void {
+    this.isLookingUpColumns = true;
+    void lookUpTableColumns(server, table, this).then((found) => {
+      this.isLookingUpColumns = false;
+      if (this.state !== 'ready') return;
+      server.client = this;
+      if (found.kind === 'lost')
+        return this.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
+      if (found.kind === 'error') {
+        this.failBatch(found.error);
+        return this.onShardRequestDone();
+      }
+      if (this.router !== null) this.router.learnTableColumns(table, found.columns);
+      then(found.columns);
+    });
+  }
+
+  private runCopyIn(target: Extract<BatchTarget, { kind: 'copyIn' }>, keyIndex: number | null): void {
+    const { types, frames, readyCount } = this.takeRequest();
+    const key = target.copy.keyColumn;
+    const shardCount = target.shards.length;
+    const rows = new CopyRowRouter(target.copy, keyIndex, shardCount, (value, isBinary) =>
+      shardForParameter(key as NonNullable<typeof key>, shardCount, value, isBinary ? 1 : 0),
+    );
+    const servers = target.shards.map((shard) => this.shardServers[shard] as ServerConnection);
+    const copy = new CopyInSplit(servers, rows);
+    // A table copied to every shard gets every row on each: one logical COPY, its count reported once.
+    const spec = key === null ? { ...PASS_THROUGH_SPEC, isReplicated: true } : PASS_THROUGH_SPEC;
+    const fanout = new Fanout(shardCount, spec, this);
+    fanout.onServerError = (index) => copy.onServerError(index);
+    this.fanout = fanout;
+    this.copyIn = copy;
+    const isAutoTx = this.beginAutoTx(target, fanout, types);
+    servers.forEach((server, i) => {
+      server.client = fanout.sinkFor(i);
+      if (isAutoTx) this.sendSwallowed(server, 'BEGIN');
+      this.sendFrames(server, types, frames, readyCount);
+    });
   }
 
   /**
@@ -683,6 +845,105 @@ export class ClientSession implements ServerClient, Cancellable {
     });
   }
 
+  /** SET / RESET of the request just answered: kept for the session and its servers when it succeeded outside a transaction. */
+  private keepSettings(isKept: boolean): void {
+    const router = this.router;
+    if (router === null) return;
+    if (!isKept) return router.dropPendingSettings();
+    const changes = router.confirmSettings();
+    if (changes.length === 0) return;
+    for (const server of this.shardServers) {
+      if (server !== null) for (const c of changes) applySettingChange(server.settings, c);
+    }
+  }
+
+  /** The request being routed, taken off the batch (later pipelined requests stay queued). */
+  private takeRequest(): { types: number[]; frames: Buffer[]; readyCount: number } {
+    return this.batch.takeFirst(this.requestLength);
+  }
+
+  /** A request that cannot run: its error (and ReadyForQuery, unless it is a script statement). */
+  private failRequest(err: PgError): void {
+    const script = this.script;
+    if (script === null) return this.failBatch(err);
+    this.log.warn({ code: err.code }, err.message);
+    this.takeRequest();
+    this.socket.write(err.toBuffer());
+    script.remaining--;
+    script.hasFailed = true;
+    this.finishScript(script);
+  }
+
+  /**
+   * Run a multi-statement simple Query whose statements need different shards statement by statement, with one
+   * ReadyForQuery at the end. Outside a transaction the statements run in one of the proxy's own (BEGIN on every
+   * shard first; COMMIT — two-phase with two_phase_commit_auto — or ROLLBACK after), as PostgreSQL runs such a Query
+   * as one implicit transaction. False when the Query holds transaction control or COPY (then it is refused).
+   */
+  private startScript(router: SessionRouter, frame: Buffer): boolean {
+    if (this.txStatus === TxStatus.Failed) return false;
+    const statements = router.scriptStatements(frame.toString('utf8', 5, frame.length - 1));
+    if (!statements.isRunnable) return false;
+    const isImplicit = this.txStatus === TxStatus.Idle;
+    const shards = Array.from({ length: router.shardCount }, (_, i) => i);
+    this.acquireShards(shards, () => {
+      this.takeRequest();
+      this.batch.unshift(
+        statements.texts.map(() => Frontend.Query),
+        statements.texts.map((text) => query(text)),
+      );
+      this.script = { remaining: statements.texts.length, isImplicit, hasFailed: false };
+      if (!isImplicit) return this.dispatchSharded(router);
+      const sinks = endTransactionSinks(shards, this, (errors) => {
+        for (const server of this.shardServers) if (server !== null) server.client = this;
+        this.txStatus = this.combinedShardStatus();
+        if (errors.length > 0) {
+          this.socket.write(errors[0]);
+          const script = this.script as NonNullable<typeof this.script>;
+          script.hasFailed = true;
+          return this.finishScript(script);
+        }
+        this.onShardRequestDone();
+      });
+      shards.forEach((shard, i) => {
+        const server = this.shardServers[shard] as ServerConnection;
+        server.client = sinks[i];
+        server.send(query('BEGIN'), 1);
+      });
+    });
+    return true;
+  }
+
+  private onScriptStatementDone(status: number, sawError: boolean): void {
+    const script = this.script as NonNullable<typeof this.script>;
+    script.remaining--;
+    for (const server of this.shardServers) if (server !== null) server.client = this;
+    this.txStatus = status === TxStatus.Idle ? this.combinedShardStatus() : status;
+    if (sawError || status === TxStatus.Failed) script.hasFailed = true;
+    if (!script.hasFailed && script.remaining > 0) return this.onShardRequestDone(); // runs the next statement
+    this.finishScript(script);
+  }
+
+  /** After the last statement (or the first failure): skip the rest, end the implicit transaction, ReadyForQuery. */
+  private finishScript(script: NonNullable<typeof this.script>): void {
+    this.script = null;
+    if (script.remaining > 0) this.batch.takeFirst(script.remaining);
+    if (!script.isImplicit) {
+      this.txStatus = this.combinedShardStatus();
+      this.socket.write(readyForQuery(this.txStatus));
+      return this.onShardRequestDone();
+    }
+    const shards: number[] = [];
+    this.shardServers.forEach((server, shard) => server !== null && shards.push(shard));
+    if (script.hasFailed) return this.finishAutoTx(shards, TxStatus.Failed, []);
+    const writers = shards.filter((s) => this.txWriters.has(s));
+    const isTwoPhase = this.deps.general().twoPhaseCommitAuto && writers.length >= 2;
+    this.runCommit(shards, new Set(writers), isTwoPhase, (error) => {
+      if (error !== null) this.socket.write(error);
+      this.socket.write(readyForQuery(this.combinedShardStatus()));
+    });
+  }
+
   private attachedShardCount(): number {
     let n = 0;
     for (const server of this.shardServers) if (server !== null) n++;
@@ -691,7 +952,7 @@ export class ClientSession implements ServerClient, Cancellable {
 
   /** The client's COMMIT of a transaction on several shards: run by the proxy (coordinator), answered as PostgreSQL. */
   private commitAcrossShards(): void {
-    const { types, frames } = this.batch.take();
+    const { types, frames } = this.takeRequest();
     for (let i = 0; i < types.length; i++)
       if (types[i] === Frontend.Parse) this.statements?.remember(frames[i]);
     const shards: number[] = [];
@@ -749,8 +1010,12 @@ export class ClientSession implements ServerClient, Cancellable {
 
   onFanoutDone(status: number): void {
     const heldTags = this.fanout?.heldTags ?? [];
+    const sawError = this.fanout?.sawError ?? false;
     this.fanout = null;
+    if (this.copyIn?.isClientDone === true) this.copyIn = null; // else: drop the client's copy data until its end
     if (this.autoTxShards !== null) return this.finishAutoTx(this.autoTxShards, status, heldTags);
+    if (this.script !== null) return this.onScriptStatementDone(status, sawError);
+    this.keepSettings(!sawError && status === TxStatus.Idle);
     for (const server of this.shardServers) if (server !== null) server.client = this;
     this.txStatus = status === TxStatus.Idle ? this.combinedShardStatus() : status;
     this.socket.write(readyForQuery(this.txStatus));
@@ -881,6 +1146,70 @@ export class ClientSession implements ServerClient, Cancellable {
     if (server === null || pool === null) return;
     server.client = null;
     pool.release(server);
+  }
+
+  // --- admin console ----------------------------------------------------------------------------------------------
+
+  /** The admin database: only the admin user, always with a password (md5 when configured, else SCRAM). */
+  private startAdminLogin(user: string, params: Map<string, string>): void {
+    const admin = this.deps.admin();
+    this.isAdminLogin = true;
+    this.params.fromStartup(params);
+    const method = this.deps.general().authType === 'md5' ? 'md5' : 'scram';
+    // Another user name gets the same "password authentication failed" as a wrong password (nothing revealed).
+    this.auth = new ClientAuth(method, user, user === admin.user ? admin.password : null);
+    this.state = 'auth';
+    this.applyAuthOutcome(this.auth.start());
+  }
+
+  private openAdminConsole(): void {
+    this.auth = null;
+    this.adminConsole = this.deps.openAdminConsole(
+      { write: (buf) => this.socket.write(buf), close: () => this.close('client terminated') },
+      this.log,
+    );
+    this.cancelKey = this.deps.cancels.register(this);
+    this.socket.write(adminLoginReplies(this.cancelKey.pid, this.cancelKey.secret));
+    this.state = 'ready';
+    if (this.loginTimer !== null) clearTimeout(this.loginTimer);
+    this.loginTimer = null;
+    this.log.info({ remote: this.remote }, 'admin logged in');
+  }
+
+  /** What this client is doing: the admin console and metrics read it, and shutdown waits for 'active' ones. */
+  get activity(): ClientActivity {
+    if (this.state === 'startup' || this.state === 'auth') return 'login';
+    if (this.adminConsole !== null) return this.adminConsole.isBusy ? 'active' : 'idle';
+    if (this.isWaitingForServer) return 'waiting';
+    if (this.txStatus !== TxStatus.Idle || this.isCommitting || this.fanout !== null) return 'active';
+    if (this.hasOpenSegment || !this.batch.isEmpty) return 'active';
+    // Session mode keeps a server between transactions: only a statement still running makes the client active.
+    if (this.server !== null && this.server.pendingReady > 0) return 'active';
+    for (const s of this.shardServers) if (s !== null && s.pendingReady > 0) return 'active';
+    return 'idle';
+  }
+
+  /** One SHOW CLIENTS row's worth. */
+  describe(): ClientInfo {
+    const serverIds: number[] = [];
+    if (this.server !== null) serverIds.push(this.server.id);
+    for (const s of this.shardServers) if (s !== null) serverIds.push(s.id);
+    const tx = this.txStatus;
+    return {
+      id: this.id,
+      user: this.user,
+      database: this.database,
+      remoteAddress: this.socket.remoteAddress ?? '',
+      remotePort: this.socket.remotePort ?? 0,
+      activity: this.activity,
+      txState: tx === TxStatus.Idle ? 'idle' : tx === TxStatus.InTransaction ? 'in transaction' : 'failed',
+      connectedAt: this.connectedAt,
+      applicationName: this.params.wanted.get('application_name') ?? null,
+      serverIds,
+      bytesReceived: this.socket.bytesRead,
+      bytesSent: this.socket.bytesWritten,
+      isAdmin: this.isAdminLogin,
+    };
   }
 
   // --- ending ---------------------------------------------------------------------------------------------------

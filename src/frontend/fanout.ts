@@ -6,6 +6,7 @@ import { ReplyMerger, withShardInDetail } from '../execute/reply-merger.js';
 import type { ColumnType, MergeSpec } from '../execute/merge-spec.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 import { framedSink } from '../backend/framed-sink.js';
+import type { PgError } from '../errors/pg-error.js';
 
 /** What the fan-out reports back to its session. */
 export interface FanoutOwner {
@@ -43,6 +44,10 @@ export class Fanout {
   sinkFor(index: number): ServerClient {
     const onFrame = (type: number, frame: Buffer): void => {
       if (type === Backend.ReadyForQuery) return;
+      if (type === Backend.ErrorResponse) {
+        this.sawError = true;
+        this.onServerError?.(index);
+      }
       if (this.isDescribePending[index] && (type === Backend.RowDescription || type === Backend.NoData)) {
         this.isDescribePending[index] = false;
         // Read lazily by the merger at the first row, which comes after this.
@@ -67,6 +72,18 @@ export class Fanout {
       },
     );
   }
+
+  /** Fail the request with the proxy's own error (sent once; the shards' later errors are not). */
+  abort(err: PgError): void {
+    this.merger.abort(err);
+    this.flush();
+  }
+
+  /** Some server sent an ErrorResponse for this request. */
+  sawError = false;
+
+  /** Called when a server sends an ErrorResponse (COPY uses it to stop the other shards at once). */
+  onServerError: ((index: number) => void) | null = null;
 
   /** Called when a server has answered the request (used to start the next shard of a sequential write). */
   onServerDone: ((index: number) => void) | null = null;

@@ -30,6 +30,50 @@ export class RequestBatch {
     this.bytes += frame.length;
   }
 
+  /** Frames of the first request: up to and including the first Query / Sync / FunctionCall (all when none). */
+  firstRequestLength(): number {
+    for (let i = 0; i < this.types.length; i++) {
+      const t = this.types[i];
+      if (t === Frontend.Query || t === Frontend.Sync || t === Frontend.FunctionCall) return i + 1;
+    }
+    return this.types.length;
+  }
+
+  /** Hand over the first `count` frames (one request); the rest stays queued. */
+  takeFirst(count: number): { types: number[]; frames: Buffer[]; readyCount: number } {
+    if (count >= this.types.length) return this.take();
+    const types = this.types.splice(0, count);
+    const frames = this.frames.splice(0, count);
+    let readyCount = 0;
+    for (let i = 0; i < count; i++) {
+      this.bytes -= frames[i].length;
+      const t = types[i];
+      if (t === Frontend.Query || t === Frontend.Sync || t === Frontend.FunctionCall) readyCount++;
+    }
+    this.readyCount -= readyCount;
+    this.hasFlush = this.types.includes(Frontend.Flush);
+    return { types, frames, readyCount };
+  }
+
+  /** Put frames back at the front (a request replaced by the ones that carry it out). */
+  unshift(types: readonly number[], frames: readonly Buffer[]): void {
+    for (let i = 0; i < types.length; i++) {
+      const t = types[i];
+      if (t === Frontend.Query || t === Frontend.Sync || t === Frontend.FunctionCall) this.readyCount++;
+      else if (t === Frontend.Flush) this.hasFlush = true;
+      this.bytes += frames[i].length;
+    }
+    this.types.unshift(...types);
+    this.frames.unshift(...frames);
+  }
+
+  /** Remove the first `count` frames (handled by the caller); they must not be Query/Sync/FunctionCall/Flush. */
+  dropFirst(count: number): void {
+    for (let i = 0; i < count; i++) this.bytes -= this.frames[i].length;
+    this.types.splice(0, count);
+    this.frames.splice(0, count);
+  }
+
   /** Hand over the queued frames and start empty. */
   take(): { types: number[]; frames: Buffer[]; readyCount: number } {
     const taken = { types: this.types, frames: this.frames, readyCount: this.readyCount };
@@ -46,10 +90,14 @@ export class RequestBatch {
    * Sync/Query (and the error again for the next segment). `isSkippingToSync`: a segment is left open, so frames up to
    * the client's next Sync are to be dropped.
    */
-  failReplies(err: PgError, txStatus: number): { replies: Buffer; isSkippingToSync: boolean } {
+  failReplies(
+    err: PgError,
+    txStatus: number,
+    count: number = this.types.length,
+  ): { replies: Buffer; isSkippingToSync: boolean } {
     const out: Buffer[] = [];
     let isErrorOpen = false; // an error was sent for a segment its Sync has not closed yet
-    for (const t of this.take().types) {
+    for (const t of this.takeFirst(count).types) {
       if (!isErrorOpen) {
         out.push(err.toBuffer());
         isErrorOpen = true;

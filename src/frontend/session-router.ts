@@ -6,20 +6,28 @@ import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { ShardingSchema } from '../sharding/schema.js';
 import { analyzeQuery } from '../router/analyze.js';
+import { parseStatements } from '../router/parser.js';
 import type { PlanCache } from '../router/plan-cache.js';
-import type { CountSource, StatementPlan } from '../router/plan.js';
+import type {
+  CopyInfo,
+  CountSource,
+  HavingCondition,
+  HavingOperand,
+  ShardQuery,
+  StatementPlan,
+} from '../router/plan.js';
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
 import { routeStatement, type Route, type RouteContext } from '../router/route.js';
-import { PASS_THROUGH_SPEC, type MergeSpec, type SortKey } from '../execute/merge-spec.js';
 import {
-  parseParamTypes,
-  pushDownOffset,
-  readBind,
-  stripLimit,
-  splitBind,
-  splitInsert,
-  splitParse,
-} from '../router/rewrite.js';
+  PASS_THROUGH_SPEC,
+  type AggregateColumn,
+  type HavingFilter,
+  type HavingValue,
+  type MergeSpec,
+  type SortKey,
+} from '../execute/merge-spec.js';
+import { Format, TypeOid } from '../execute/value-compare.js';
+import { parseParamTypes, readBind, splitBind, splitInsert, splitParse } from '../router/rewrite.js';
 import { query } from '../protocol/messages.js';
 
 /** One shard's frames of a split INSERT (`isParseInjected`: its ParseComplete is the proxy's, not the client's). */
@@ -39,6 +47,14 @@ export type BatchTarget = (
       readonly spec: MergeSpec;
       /** The client's own Parse in this request (to remember its statement name), if any. */
       readonly clientParse: Buffer | null;
+    }
+  /** COPY … FROM STDIN run on every shard, the client's data rows split by the proxy (`copy.keyColumn`). */
+  | {
+      readonly kind: 'copyIn';
+      readonly shards: readonly number[];
+      readonly copy: CopyInfo;
+      /** The table's key (`schema.table` or `table`, as PostgreSQL names it) to look its columns up when COPY lists none. */
+      readonly table: string | null;
     }
 ) & {
   /** Transaction control or a session setting (allowed in a failed transaction; runs on every shard). */
@@ -73,6 +89,9 @@ interface PreparedEntry {
 
 const DML_KINDS = new Set<StatementPlan['kind']>(['insert', 'update', 'delete', 'merge']);
 
+/** Session-level statements and DDL: the same on every shard, reported once. */
+const BROADCAST_SPEC: MergeSpec = Object.freeze({ ...PASS_THROUGH_SPEC, isBroadcast: true });
+
 function unsupported(message: string, hint?: string): PgError {
   return new PgError('ERROR', SqlState.FeatureNotSupported, message, undefined, hint);
 }
@@ -83,7 +102,89 @@ function cstringEnd(frame: Buffer, from: number): number {
   return end;
 }
 
+/** A request whose statements need different shards (a simple Query with several statements can be run as a script). */
+export class MixedShardsError extends PgError {
+  constructor(message: string, hint: string) {
+    super('ERROR', SqlState.FeatureNotSupported, message, undefined, hint);
+  }
+}
+
+/** The statements of a multi-statement simple Query, to run one after another (see ClientSession's scripts). */
+export interface ScriptStatements {
+  readonly texts: readonly string[];
+  /** BEGIN/COMMIT/ROLLBACK/SAVEPOINT/… or COPY inside: not run as a script (refused). */
+  readonly isRunnable: boolean;
+}
+
+const NOT_IN_SCRIPTS = new Set<StatementPlan['kind']>([
+  'begin',
+  'commit',
+  'rollback',
+  'savepoint',
+  'prepare_transaction',
+  'commit_prepared',
+  'rollback_prepared',
+  'copy',
+]);
+
+/** A session setting changed by SET (`text`: the statement), RESET / SET … TO DEFAULT (null), or all of them ('*'). */
+export interface SettingChange {
+  readonly name: string;
+  readonly text: string | null;
+}
+
+/**
+ * Parameters the session keeps in step itself from ParameterStatus (session-params.ts), and shardgate's own routing
+ * settings: not replayed as statements.
+ */
+const NOT_REPLAYED = new Set([
+  'client_encoding',
+  'datestyle',
+  'timezone',
+  'intervalstyle',
+  'application_name',
+  'standard_conforming_strings',
+  'shardgate.shard',
+  'shardgate.sharding_key',
+]);
+
+function settingChange(plan: StatementPlan): SettingChange | null {
+  if (plan.kind === 'discard' && plan.setsManualShard === null) return { name: '*', text: null }; // DISCARD ALL
+  const s = plan.setting;
+  if (s === null || s.isLocal || (plan.kind !== 'set' && plan.kind !== 'reset')) return null;
+  if (s.action === 'reset_all') return { name: '*', text: null };
+  if (s.name === null || NOT_REPLAYED.has(s.name) || s.action === 'multi') return null;
+  return { name: s.name, text: s.action === 'value' || s.action === 'current' ? plan.text : null };
+}
+
+/** Apply a setting change to a name → statement map. */
+export function applySettingChange(settings: Map<string, string>, change: SettingChange): void {
+  if (change.name === '*') settings.clear();
+  else if (change.text === null) settings.delete(change.name);
+  else settings.set(change.name, change.text);
+}
+
+/** The statements that bring a server's settings (`have`) to the session's (`want`); '' when they match. */
+export function settingsSyncSql(
+  want: ReadonlyMap<string, string>,
+  have: ReadonlyMap<string, string>,
+): string {
+  let sql = '';
+  for (const name of have.keys()) if (!want.has(name)) sql += `RESET ${settingName(name)};`;
+  // A newline before ';': the client's statement may end in a -- comment.
+  for (const [name, text] of want) if (have.get(name) !== text) sql += `${text}\n;`;
+  return sql;
+}
+
+function settingName(name: string): string {
+  return /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
 export class SessionRouter implements RouteContext {
+  /** Settings this session made with SET outside a transaction, replayed on every server it later uses. */
+  readonly settings = new Map<string, string>();
+  /** SET / RESET / DISCARD ALL in the request being routed, kept once it succeeded (confirmSettings). */
+  private pendingSettings: SettingChange[] = [];
   private readonly routing: DatabaseRouting;
   private readonly named = new Map<string, PreparedEntry>();
   private unnamed: PreparedEntry | null = null;
@@ -115,6 +216,7 @@ export class SessionRouter implements RouteContext {
 
   /** Where a batch runs. Throws PgError when it cannot run correctly. */
   route(types: readonly number[], frames: readonly Buffer[]): BatchTarget {
+    this.pendingSettings = [];
     let target: Route | null = null;
     let plan: StatementPlan | null = null;
     let params: BindParams | null = null;
@@ -128,7 +230,7 @@ export class SessionRouter implements RouteContext {
       statements++;
       if (p.isWrite || (p.kind === 'other' && !p.isReadOnly)) mayWrite = true;
       if (target !== null && !sameRoute(target, r)) {
-        throw unsupported(
+        throw new MixedShardsError(
           'statements in one request (up to Sync) go to different shards; send them separately',
           'Sync after each statement, or keep a request to one shard.',
         );
@@ -195,6 +297,25 @@ export class SessionRouter implements RouteContext {
     };
     if (route === null) return { kind: 'one', shard: this.routing.nextReadShard(), ...noFlags }; // Describe / Sync only
     if (route.kind === 'one') return { ...route, ...noFlags };
+    if (route.kind === 'copy_in') {
+      if (statements > 1 || source === null || !source.isQuery) {
+        throw unsupported(
+          'COPY … FROM STDIN on a sharded database must be sent alone, as a simple Query',
+          'psql \\copy, pg-copy-streams and COPY in pgbench do so.',
+        );
+      }
+      return {
+        kind: 'copyIn',
+        shards: route.shards,
+        copy: route.copy,
+        table: copyTableKey(plan as StatementPlan | null),
+        isSessionLevel: false,
+        isMultiShardWrite: true,
+        isCommit: false,
+        isWrite: true,
+        mayWrite: true,
+      };
+    }
     if (route.kind === 'split') {
       if (statements > 1 || source === null) {
         throw unsupported('a multi-row INSERT split across shards must be the only statement of its request');
@@ -203,47 +324,37 @@ export class SessionRouter implements RouteContext {
     }
     const shards = route.kind === 'many' ? route.shards : allShards(this.shardCount);
     if (statements > 1) {
-      throw unsupported(
+      throw new MixedShardsError(
         'only one statement per request can run on several shards',
         'Send each statement that needs several shards in its own request (Sync after it).',
       );
     }
     const isSessionLevel = route.kind === 'session';
-    const select = (plan as StatementPlan | null)?.select ?? null;
-    const isGrouped =
-      select !== null &&
-      (select.hasGroupBy || select.distinct) &&
-      (select.limit !== null || select.offset !== null);
+    const shardQuery = (plan as StatementPlan | null)?.select?.shardQuery ?? null;
     if (
       !isSessionLevel &&
       route.kind === 'many' &&
-      select !== null &&
-      (select.offset !== null || isGrouped) &&
+      route.isReplicated !== true &&
+      shardQuery !== null &&
       source !== null
     ) {
-      // OFFSET: every shard returns its first limit + offset rows; the merge skips the offset. GROUP BY: every shard
-      // returns all its partial groups; LIMIT/OFFSET apply to the merged groups.
-      const rewritten = isGrouped ? stripLimit(source.text) : pushDownOffset(source.text);
-      if (rewritten === null)
-        throw unsupported('this OFFSET form cannot run across shards (FETCH … WITH TIES)');
-      const paramCount = params === null ? 0 : (params as BindParams).values.length;
-      const paramMap = Array.from({ length: paramCount }, (_, i) => i + 1);
-      const part = rebuildRequest(rewritten, paramMap, source, types, frames, parseIndex, bindIndex);
+      // The shards run the plan's rewritten SELECT (hidden columns, HAVING and LIMIT/OFFSET moved to the merge).
+      const part = shardRequest(shardQuery, params, source, types, frames, parseIndex, bindIndex);
       return {
         kind: 'split',
         shards,
         parts: shards.map(() => part),
-        spec: mergeSpecFor(plan as StatementPlan | null, params),
+        spec: mergeSpecFor(plan as StatementPlan | null, params, { paramTypes: source.paramTypes }),
         clientParse: parseIndex >= 0 ? frames[parseIndex] : null,
         ...noFlags,
       };
     }
     const spec =
-      isSessionLevel || route.kind !== 'many'
-        ? PASS_THROUGH_SPEC
+      isSessionLevel || route.kind !== 'many' || (plan as StatementPlan | null)?.kind === 'ddl'
+        ? BROADCAST_SPEC
         : route.isReplicated === true
-          ? { ...PASS_THROUGH_SPEC, isReplicated: true }
-          : mergeSpecFor(plan as StatementPlan | null, params);
+          ? { ...PASS_THROUGH_SPEC, isReplicated: true, isBroadcast: true }
+          : mergeSpecFor(plan as StatementPlan | null, params, null);
     const last = plan as StatementPlan | null;
     return {
       kind: 'many',
@@ -257,8 +368,55 @@ export class SessionRouter implements RouteContext {
     };
   }
 
+  /**
+   * The routed request succeeded outside a transaction: its SET / RESET / DISCARD ALL now hold for the session (and
+   * for the servers it ran on). Returns them, for the caller to record on those servers.
+   */
+  confirmSettings(): readonly SettingChange[] {
+    const changes = this.pendingSettings;
+    this.pendingSettings = [];
+    for (const c of changes) applySettingChange(this.settings, c);
+    return changes;
+  }
+
+  /** The request failed or ran inside a transaction (whose end may undo it): its settings are not kept. */
+  dropPendingSettings(): void {
+    this.pendingSettings = [];
+  }
+
+  /** A simple Query's statements, each as its own text (parsed again: scripts across shards are rare). */
+  scriptStatements(sql: string): ScriptStatements {
+    const plans = this.plansFor(sql);
+    const texts = parseStatements(sql).map((p) => p.text);
+    return { texts, isRunnable: texts.length > 1 && !plans.some((p) => NOT_IN_SCRIPTS.has(p.kind)) };
+  }
+
+  /** The column order of a sharded table, learned from a shard: plans made without it are dropped. */
+  learnTableColumns(table: string, columns: readonly string[]): void {
+    const schema = this.routing.schema;
+    schema.tableColumns ??= new Map();
+    schema.tableColumns.set(table, columns);
+    this.routing.plans.clear();
+  }
+
+  /** A column order learned earlier (COPY without a column list uses it too). */
+  knownTableColumns(table: string): readonly string[] | undefined {
+    return this.routing.schema.tableColumns?.get(table);
+  }
+
+  /** DDL may change column order: forget what was learned, and the plans built on it. */
+  private forgetTableColumns(): void {
+    const known = this.routing.schema.tableColumns;
+    if (known === undefined || known.size === 0) return;
+    known.clear();
+    this.routing.plans.clear();
+  }
+
   /** SET / RESET of shardgate.shard and shardgate.sharding_key change this session's routing. */
   private noteSettings(plan: StatementPlan): void {
+    if (plan.kind === 'ddl') this.forgetTableColumns();
+    const change = settingChange(plan);
+    if (change !== null) this.pendingSettings.push(change);
     if (plan.setsManualShard !== undefined) this.sessionShard = plan.setsManualShard;
     if (plan.setsManualShardingKey !== undefined) this.sessionShardingKey = plan.setsManualShardingKey;
     if (plan.kind === 'discard') {
@@ -301,8 +459,16 @@ function countValue(source: CountSource | null, params: BindParams | null): numb
   return n;
 }
 
-/** How to merge a fan-out statement's replies; refuses the SELECT shapes the merger cannot answer exactly. */
-function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): MergeSpec {
+/**
+ * How to merge a fan-out statement's replies; refuses the SELECT shapes the merger cannot answer exactly. `rewritten`:
+ * the shards run the plan's `shardQuery` (the Parse's declared parameter types come along, for HAVING parameters);
+ * null when they run the client's own text.
+ */
+function mergeSpecFor(
+  plan: StatementPlan | null,
+  params: BindParams | null,
+  rewritten: { paramTypes: readonly number[] } | null,
+): MergeSpec {
   const select = plan?.select ?? null;
   if (plan === null || plan.kind !== 'select' || select === null) return PASS_THROUGH_SPEC;
   const hint = 'Add the sharding key so the query runs on one shard, or route it by hand.';
@@ -312,27 +478,43 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
       hint,
     );
   if (select.distinctOn) throw unsupported('SELECT DISTINCT ON across shards is not supported yet', hint);
+  const shardQuery = rewritten !== null ? select.shardQuery : null;
+  const hiddenCount = shardQuery?.hiddenCount ?? 0;
   const offset = countValue(select.offset, params) ?? 0;
   const limit = countValue(select.limit, params);
-  /** ORDER BY items as output columns of the merged rows. */
+  /** ORDER BY items as columns of the merged rows (hidden ones after the select list, or counted from the end). */
   const sortKeys = (): SortKey[] =>
     select.orderBy.map((o) => {
-      if (o.position === null) {
+      let column: number;
+      if (o.position !== null) column = o.position - 1;
+      else if (o.hidden !== null && shardQuery !== null)
+        column = select.targetCount !== null ? select.targetCount + o.hidden : o.hidden - hiddenCount;
+      else {
         throw unsupported(
           'ORDER BY across shards must name output columns (by position or name in the select list)',
           hint,
         );
       }
-      return { column: o.position - 1, isDescending: o.descending, isNullsFirst: o.nullsFirst };
+      return { column, isDescending: o.descending, isNullsFirst: o.nullsFirst };
     });
-  /** The select list's aggregates, when each one can be combined from per-shard results. */
-  const mergeableAggregates = (): { column: number; fn: 'count' | 'sum' | 'min' | 'max' }[] =>
+  /** The aggregates (the select list's and hidden ones), when each one can be combined from per-shard results. */
+  const mergeableAggregates = (): AggregateColumn[] =>
     select.aggregates.map((a) => {
       if (a.isDistinct) throw unsupported(`${a.fn}(DISTINCT …) across shards is not supported yet`, hint);
-      if (a.fn === 'avg')
-        throw unsupported('avg() across shards is not supported yet; use sum() and count()', hint);
-      return { column: a.position - 1, fn: a.fn };
+      if (a.fn !== 'avg') return { column: a.position - 1, fn: a.fn };
+      if (a.countPosition === null || shardQuery === null)
+        throw unsupported('avg() across shards is not supported here; use sum() and count()', hint);
+      return { column: a.position - 1, fn: 'avg', countColumn: a.countPosition - 1 };
     });
+  /** Aggregates in the client's select list (not hidden ones). */
+  const visibleAggregateCount = select.aggregates.filter(
+    (a) => select.targetCount === null || a.position <= select.targetCount,
+  ).length;
+  const having =
+    select.having !== null && shardQuery !== null
+      ? { having: havingFilter(select.having, params, rewritten?.paramTypes ?? []) }
+      : {};
+  const hidden = hiddenCount > 0 ? { hiddenCount } : {};
   if (select.distinct) {
     // DISTINCT = grouping by every output column: each shard's distinct rows are merged and de-duplicated.
     if (select.hasGroupBy || select.aggregates.length > 0 || select.targetCount === null) {
@@ -342,7 +524,7 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
       );
     }
     const groupBy = Array.from({ length: select.targetCount }, (_, i) => i);
-    return { orderBy: sortKeys(), limit, offset, aggregates: [], groupBy };
+    return { orderBy: sortKeys(), limit, offset, aggregates: [], groupBy, ...hidden };
   }
   if (select.hasGroupBy) {
     const groupBy = select.groupByPositions.map((p) => p - 1);
@@ -350,27 +532,164 @@ function mergeSpecFor(plan: StatementPlan | null, params: BindParams | null): Me
     if (
       groupBy.length === 0 ||
       select.targetCount === null ||
-      select.targetCount !== groupBy.length + aggregates.length
+      select.targetCount !== groupBy.length + visibleAggregateCount
     ) {
       throw unsupported(
         'GROUP BY across shards needs every GROUP BY expression in the select list, and only those and aggregates there',
         hint,
       );
     }
-    return { orderBy: sortKeys(), limit, offset, aggregates, groupBy };
+    return { orderBy: sortKeys(), limit, offset, aggregates, groupBy, ...hidden, ...having };
   }
   if (select.aggregates.length > 0) {
     const aggregates = mergeableAggregates();
-    if (select.targetCount !== null && aggregates.length !== select.targetCount) {
+    if (select.targetCount !== null && visibleAggregateCount !== select.targetCount) {
       throw unsupported(
         'aggregates mixed with plain columns across shards need those columns in a GROUP BY',
         hint,
       );
     }
     if (offset > 0) throw unsupported('OFFSET with aggregates across shards is not supported yet', hint);
-    return { orderBy: [], limit, offset: 0, aggregates };
+    return { orderBy: [], limit, offset: 0, aggregates, ...hidden, ...having };
   }
-  return { orderBy: sortKeys(), limit, offset, aggregates: null };
+  if (select.having !== null) {
+    throw unsupported('HAVING across shards needs GROUP BY or aggregates in the select list', hint);
+  }
+  return { orderBy: sortKeys(), limit, offset, aggregates: null, ...hidden };
+}
+
+/** Type OIDs of the casts a HAVING constant may carry (select-shape.ts lists the names). */
+const CAST_TYPE_OIDS: Readonly<Record<string, number>> = {
+  int2: TypeOid.int2,
+  int4: TypeOid.int4,
+  int8: TypeOid.int8,
+  numeric: TypeOid.numeric,
+  float4: TypeOid.float4,
+  float8: TypeOid.float8,
+  text: TypeOid.text,
+  varchar: TypeOid.varchar,
+  bpchar: TypeOid.bpchar,
+};
+
+const INTEGER_OIDS: ReadonlySet<number> = new Set([TypeOid.int2, TypeOid.int4, TypeOid.int8]);
+
+/** The plan's HAVING with its parameters bound: what the merger evaluates on each merged group. */
+function havingFilter(
+  condition: HavingCondition,
+  params: BindParams | null,
+  paramTypes: readonly number[],
+): HavingFilter {
+  switch (condition.kind) {
+    case 'and':
+    case 'or':
+      return { kind: condition.kind, args: condition.args.map((c) => havingFilter(c, params, paramTypes)) };
+    case 'not':
+      return { kind: 'not', arg: havingFilter(condition.arg, params, paramTypes) };
+    case 'compare':
+      return {
+        kind: 'compare',
+        op: condition.op,
+        left: havingValue(condition.left, params, paramTypes),
+        right: havingValue(condition.right, params, paramTypes),
+      };
+  }
+}
+
+function havingValue(
+  operand: HavingOperand,
+  params: BindParams | null,
+  paramTypes: readonly number[],
+): HavingValue {
+  if (operand.kind === 'column') return { kind: 'column', column: operand.position - 1 };
+  const castOid = operand.castType !== null ? (CAST_TYPE_OIDS[operand.castType] ?? 0) : 0;
+  let value: Buffer | null;
+  let format: number = Format.Text;
+  let typeOid = castOid;
+  if (operand.kind === 'literal') {
+    value = operand.value === null ? null : Buffer.from(operand.value, 'utf8');
+    // A number literal is integer or numeric (both compare as exact decimals); a quoted one takes the other side's type.
+    if (typeOid === 0 && !operand.isString && value !== null) typeOid = TypeOid.numeric;
+  } else {
+    const i = operand.index - 1;
+    if (params === null || i < 0 || i >= params.values.length)
+      throw PgError.protocolViolation(`HAVING refers to parameter $${operand.index}, which the Bind lacks`);
+    value = params.values[i] ?? null;
+    format = params.formats[i] ?? Format.Text;
+    // A cast decides the parameter's type; else the type the Parse declared (0: PostgreSQL infers it from the
+    // other side of the comparison, as the merger does).
+    if (typeOid === 0) typeOid = paramTypes[i] ?? 0;
+    if (format === Format.Binary && typeOid === 0)
+      throw unsupported('a binary HAVING parameter across shards needs a declared type (in Parse or a cast)');
+  }
+  // A numeric constant cast to an integer type is rounded, half away from zero (numeric → int).
+  if (value !== null && format === Format.Text && INTEGER_OIDS.has(castOid)) {
+    value = Buffer.from(roundToInteger(value.toString('latin1')), 'latin1');
+  }
+  return { kind: 'constant', value, format, typeOid };
+}
+
+/** `12.5` → `13`, `-12.5` → `-13`, `7` → `7`. */
+function roundToInteger(text: string): string {
+  const m = /^\s*([+-]?)(\d*)(?:\.(\d*))?\s*$/.exec(text);
+  if (m === null || (m[2] === '' && (m[3] ?? '') === '')) return text;
+  let integer = BigInt(m[2] === '' ? '0' : m[2]);
+  if ((m[3] ?? '').charCodeAt(0) >= 0x35) integer += 1n; // first fraction digit ≥ 5
+  return integer === 0n ? '0' : `${m[1] === '-' ? '-' : ''}${integer}`;
+}
+
+/**
+ * The request with its statement replaced by the plan's shard query: Bind's result formats extended to the hidden
+ * columns (text) when it lists one per column, and a Describe of the client's statement pointed at the rewritten
+ * (unnamed) one, whose RowDescription the merger turns back into the client's (parsed before that Describe when the
+ * client's Parse came in an earlier request).
+ */
+function shardRequest(
+  shardQuery: ShardQuery,
+  params: BindParams | null,
+  source: { text: string; paramTypes: readonly number[]; isQuery: boolean },
+  types: readonly number[],
+  frames: readonly Buffer[],
+  parseIndex: number,
+  bindIndex: number,
+): SplitPart {
+  const paramCount = params === null ? 0 : params.values.length;
+  const paramMap = Array.from({ length: paramCount }, (_, i) => i + 1);
+  const part = rebuildRequest(shardQuery.sql, paramMap, source, types, frames, parseIndex, bindIndex);
+  if (source.isQuery) return part;
+  const outTypes = [...part.types];
+  const outFrames = [...part.frames];
+  // A Describe of the statement before its Bind (no Parse in the request): the rewritten statement is parsed there.
+  const parseAt = outTypes.indexOf(Frontend.Parse);
+  const describeAt = outTypes.findIndex(
+    (t, i) => t === Frontend.Describe && outFrames[i][5] === 0x53 /* S */,
+  );
+  if (describeAt >= 0 && describeAt < parseAt) {
+    const [parseFrame] = outFrames.splice(parseAt, 1);
+    outTypes.splice(parseAt, 1);
+    outFrames.splice(describeAt, 0, parseFrame);
+    outTypes.splice(describeAt, 0, Frontend.Parse);
+  }
+  for (let i = 0; i < outTypes.length; i++) {
+    if (outTypes[i] === Frontend.Bind && shardQuery.hiddenCount > 0)
+      outFrames[i] = withHiddenResultFormats(outFrames[i], shardQuery.hiddenCount);
+    else if (outTypes[i] === Frontend.Describe && outFrames[i][5] === 0x53)
+      outFrames[i] = DESCRIBE_UNNAMED_STATEMENT;
+  }
+  return { ...part, types: outTypes, frames: outFrames };
+}
+
+const DESCRIBE_UNNAMED_STATEMENT = Buffer.from([Frontend.Describe, 0, 0, 0, 6, 0x53, 0]);
+
+/** A Bind whose per-column result format codes (more than one) get a text code for each hidden column. */
+function withHiddenResultFormats(frame: Buffer, hiddenCount: number): Buffer {
+  const bind = readBind(frame);
+  const count = bind.resultFormats.readInt16BE(0);
+  if (count <= 1) return frame; // none (all text) or one for every column: hidden columns follow it
+  const formats = Buffer.alloc(2 + 2 * (count + hiddenCount));
+  bind.resultFormats.copy(formats, 0, 0, 2 + 2 * count);
+  formats.writeInt16BE(count + hiddenCount, 0);
+  const paramMap = bind.values.map((_, i) => i + 1);
+  return splitBind({ ...bind, resultFormats: formats }, paramMap);
 }
 
 /** The per-shard requests of a multi-row INSERT whose rows belong to several shards. */
@@ -445,4 +764,11 @@ function rebuildRequest(
     }
   }
   return { types: outTypes, frames: outFrames, isParseInjected: parseIndex < 0 };
+}
+
+/** `schema.table` or `table` of a COPY's table (the key of `tableColumns`). */
+function copyTableKey(plan: StatementPlan | null): string | null {
+  const t = plan?.tables[0];
+  if (t === undefined) return null;
+  return t.schema !== null ? `${t.schema}.${t.name}` : t.name;
 }

@@ -2,7 +2,7 @@
 // table reference (literals or $n), INSERT row keys, shard-key moves, SELECT merge information, and why it could not
 // be answered correctly on several shards. Pure: the sharding schema is passed in; the work is done by
 // scope-builder.ts (names and conditions), cross-shard.ts (key and safety) and select-shape.ts (merge info).
-import type { ShardingSchema } from '../sharding/schema.js';
+import type { ShardedColumn, ShardingSchema } from '../sharding/schema.js';
 import { flag, list, obj, str, stringValue, unwrap, type AstObject } from './ast.js';
 import type { CommentHints } from './comment-hints.js';
 import { CrossShardCheck } from './cross-shard.js';
@@ -19,7 +19,7 @@ import type {
 } from './plan.js';
 import { ScopeBuilder } from './scope-builder.js';
 import { levelShape, mergePlan } from './select-shape.js';
-import { copyFormat, isExplainAnalyze, settingPlan, transactionPlan } from './utility-info.js';
+import { copyOptions, isExplainAnalyze, settingPlan, transactionPlan } from './utility-info.js';
 
 /** Analyzes one parsed statement against the sharding schema (null: nothing is sharded). */
 export function analyzeStatement(stmt: ParsedStatement, schema: ShardingSchema | null): StatementPlan {
@@ -235,12 +235,14 @@ function copyStatement(b: ScopeBuilder, f: AstObject): KindResult {
   const isFrom = flag(f, 'is_from');
   const columns = list(f, 'attlist').map((n) => stringValue(n) ?? '');
   let keyColumnIndex: number | null = null;
+  let keyColumn: ShardedColumn | null = null;
   const rel = obj(f, 'relation');
   if (rel !== null) {
     const root = b.newLevel(null, 'dml');
     const ref = b.addRangeVar(root, rel);
     // Binding the listed columns finds column-based sharding.
     for (const c of columns) b.resolve(root, [{ String: { sval: c } }]);
+    keyColumn = ref.shardedBy;
     const i = ref.shardedBy !== null ? columns.indexOf(ref.shardedBy.column) : -1;
     keyColumnIndex = i >= 0 ? i : null;
   } else {
@@ -256,7 +258,8 @@ function copyStatement(b: ScopeBuilder, f: AstObject): KindResult {
       direction: isFrom ? 'from' : 'to',
       columns: columns.length > 0 ? columns : null,
       keyColumnIndex,
-      format: copyFormat(list(f, 'options')),
+      keyColumn,
+      ...copyOptions(list(f, 'options')),
       isServerSide: str(f, 'filename') !== null || flag(f, 'is_program'),
     },
   };

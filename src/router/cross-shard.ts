@@ -75,7 +75,7 @@ export class CrossShardCheck {
     return [...this.writeReasons(), ...this.levelReasons()];
   }
 
-  /** Reasons for the top-level SELECT (windows, DISTINCT ON, HAVING) that the merge step cannot handle. */
+  /** Reasons for the top-level SELECT (windows, DISTINCT ON) that the merge step cannot handle. */
   topLevelReasons(root: Level): string[] {
     return this.visibleSharded(root).length > 0 ? this.shapeReasons(root, true) : [];
   }
@@ -94,7 +94,7 @@ export class CrossShardCheck {
     for (const { info, target, source } of this.b.inserts) {
       if (target === null) continue;
       const visible = source !== null ? this.visibleSharded(source) : [];
-      if (target.shardedBy !== null && info.insertKeysReason !== null) {
+      if (target.shardedBy !== null && info.insertKeysReason !== null && info.columnsLookup === null) {
         // INSERT … SELECT from a co-located sharded table: every shard copies its own rows, keys stay local.
         const root = this.componentOf(target);
         const colocated = visible.length > 0 && visible.every((r) => this.componentOf(r) === root);
@@ -182,11 +182,8 @@ export class CrossShardCheck {
     if (shape.distinctOn.length > 0 && !this.byKey(level, shape.distinctOn)) {
       reasons.push(`DISTINCT ON${where} over sharded table ${tables} does not include the sharding column`);
     }
-    if (isTop) {
-      if (shape.hasHaving && !grouped)
-        reasons.push(`HAVING over sharded table ${tables} needs every shard's groups`);
-      return reasons;
-    }
+    // The top level's HAVING is applied by the proxy after the merge (select-shape.ts says when it cannot be).
+    if (isTop) return reasons;
     if ((shape.hasAggregates || shape.groupBy.length > 0 || shape.hasHaving) && !grouped) {
       reasons.push(`aggregation${where} over sharded table ${tables} is not grouped by the sharding column`);
     }

@@ -61,16 +61,69 @@ export interface OrderByItem {
   readonly descending: boolean;
   /** PostgreSQL's default: NULLS LAST for ASC, NULLS FIRST for DESC. */
   readonly nullsFirst: boolean;
+  /**
+   * When the item is not an output column: its 0-based index among the hidden columns the shards return after the
+   * select list (see `ShardQuery`); null otherwise, or when the merge does not need it.
+   */
+  readonly hidden: number | null;
 }
 
 export type MergeableAggregate = 'count' | 'sum' | 'min' | 'max' | 'avg';
 
 export interface AggregateItem {
-  /** 1-based position in the select list. */
+  /**
+   * 1-based position in the select list; beyond `targetCount` for an aggregate the merge needs as a hidden column
+   * (one HAVING or ORDER BY uses but the select list does not have).
+   */
   readonly position: number;
   readonly fn: MergeableAggregate;
   readonly isDistinct: boolean;
+  /**
+   * avg(x) that the shards run as sum(x) at `position` plus a hidden count(x) at this 1-based position; null when
+   * the avg cannot be rewritten (then it cannot be merged) and for the other functions.
+   */
+  readonly countPosition: number | null;
 }
+
+/**
+ * The statement the shards run for a fan-out SELECT when it differs from the client's: avg(x) as sum(x) plus a
+ * hidden count(x), hidden columns for ORDER BY / HAVING expressions that are not output columns, HAVING removed (the
+ * proxy applies it to the merged groups), LIMIT/OFFSET pushed down or removed. Built once per text (plan cache).
+ */
+export interface ShardQuery {
+  readonly sql: string;
+  /** Columns the shards return after the client's select list, dropped before rows reach the client. */
+  readonly hiddenCount: number;
+}
+
+export type CompareOperator = '=' | '<>' | '<' | '<=' | '>' | '>=';
+
+/** One side of a HAVING comparison: a merged column (1-based, shard layout), a constant, or a Bind parameter. */
+export type HavingOperand =
+  | { readonly kind: 'column'; readonly position: number }
+  /**
+   * `value`: the constant as SQL text (numbers as written, strings unquoted); null for NULL. `isString`: a quoted
+   * literal, whose type PostgreSQL takes from the other side (a number literal is integer or numeric). `castType`:
+   * the type name of a cast around it (`$1::int8` → 'int8'), or null.
+   */
+  | {
+      readonly kind: 'literal';
+      readonly value: string | null;
+      readonly isString: boolean;
+      readonly castType: string | null;
+    }
+  | { readonly kind: 'param'; readonly index: number; readonly castType: string | null };
+
+/** A HAVING predicate the proxy evaluates on merged groups (comparisons joined by AND / OR / NOT). */
+export type HavingCondition =
+  | { readonly kind: 'and' | 'or'; readonly args: readonly HavingCondition[] }
+  | { readonly kind: 'not'; readonly arg: HavingCondition }
+  | {
+      readonly kind: 'compare';
+      readonly op: CompareOperator;
+      readonly left: HavingOperand;
+      readonly right: HavingOperand;
+    };
 
 /** What a fan-out SELECT's merge step needs (top level of the statement only). */
 export interface SelectMergeInfo {
@@ -87,6 +140,10 @@ export interface SelectMergeInfo {
     'union' | 'union_all' | 'intersect' | 'intersect_all' | 'except' | 'except_all' | null;
   /** Number of select-list entries, or null when a `*` makes it unknown before RowDescription. */
   readonly targetCount: number | null;
+  /** HAVING, applied by the proxy after the groups are merged (null: none, or left to the shards). */
+  readonly having: HavingCondition | null;
+  /** What the shards run instead of the client's text when the merge needs it (null: the client's own text). */
+  readonly shardQuery: ShardQuery | null;
 }
 
 export interface InsertInfo {
@@ -103,6 +160,11 @@ export interface InsertInfo {
   readonly insertKeys: readonly (KeySource | null)[] | null;
   readonly insertKeysReason: string | null;
   readonly onConflict: 'nothing' | 'update' | null;
+  /**
+   * No column list, and the sharded table's column order is not known yet: the table (its `tableColumns` key) whose
+   * columns the session must look up before this INSERT can be routed. Null otherwise.
+   */
+  readonly columnsLookup: string | null;
 }
 
 export interface TransactionInfo {
@@ -135,6 +197,14 @@ export interface CopyInfo {
   readonly format: 'text' | 'csv' | 'binary';
   /** COPY … FROM/TO a server file or PROGRAM, rather than STDIN/STDOUT. */
   readonly isServerSide: boolean;
+  /** The table's sharding column (null: not a sharded table). */
+  readonly keyColumn: ShardedColumn | null;
+  /** Text/CSV options with PostgreSQL's defaults filled in (one byte each, except nullText). */
+  readonly delimiter: string;
+  readonly quote: string;
+  readonly escape: string;
+  readonly nullText: string;
+  readonly header: boolean;
 }
 
 export interface StatementPlan {

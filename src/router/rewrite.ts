@@ -1,6 +1,7 @@
 // Statement rewrites for fan-out, built from PostgreSQL's own parse tree and deparsed: a multi-row INSERT split into
 // one INSERT per shard (its VALUES rows, parameters renumbered, Parse and Bind rebuilt to match; ON CONFLICT and
-// RETURNING kept as written), and OFFSET pushed down as LIMIT limit + offset.
+// RETURNING kept as written), and the SELECT the shards run for a merge (avg as sum + hidden count, hidden columns
+// for ORDER BY / HAVING, HAVING removed, OFFSET pushed down as LIMIT limit + offset, LIMIT removed under GROUP BY).
 import { deparseSync, parseSync } from 'pgsql-parser';
 import { Frontend } from '../protocol/codes.js';
 import { MessageWriter } from '../protocol/writer.js';
@@ -146,16 +147,21 @@ export function parseParamTypes(frame: Buffer): number[] {
  * were, so the Bind needs no change). Null when the statement is not a plain SELECT with an OFFSET.
  */
 export function pushDownOffset(sql: string): string | null {
-  const parsed = parseSync(sql) as { stmts: { stmt: Node }[] };
-  const stmt = parsed.stmts[0]?.stmt;
+  const stmt = firstStatement(sql);
   const select = isNode(stmt) ? (stmt.SelectStmt as Node | undefined) : undefined;
-  if (select === undefined || select.limitOffset === undefined) return null;
+  if (stmt === undefined || select === undefined || !pushDownOffsetIn(select)) return null;
+  return deparseSync(stmt, { pretty: false });
+}
+
+/** `pushDownOffset` on a SelectStmt's fields, in place; false when it has no OFFSET or uses FETCH … WITH TIES. */
+function pushDownOffsetIn(select: Node): boolean {
+  if (select.limitOffset === undefined) return false;
   if (
     select.limitOption !== undefined &&
     select.limitOption !== 'LIMIT_OPTION_COUNT' &&
     select.limitOption !== 'LIMIT_OPTION_DEFAULT'
   ) {
-    return null; // FETCH … WITH TIES
+    return false; // FETCH … WITH TIES
   }
   // No LIMIT: NULL + offset is NULL, i.e. no limit — and a parameter offset stays referenced (its type inferred).
   select.limitCount = {
@@ -167,21 +173,25 @@ export function pushDownOffset(sql: string): string | null {
     },
   };
   delete select.limitOffset;
-  return deparseSync(stmt, { pretty: false });
+  return true;
 }
 
 /**
  * GROUP BY across shards: every shard must return all its (partial) groups, so LIMIT and OFFSET are removed and applied
- * by the proxy after the groups are merged. A parameter LIMIT/OFFSET stays referenced (`… HAVING`-free `LIMIT NULL`
- * would drop it), as `LIMIT CAST(NULL AS bigint) + l + o`, which is NULL: no limit.
+ * by the proxy after the groups are merged. A parameter LIMIT/OFFSET stays referenced (`LIMIT NULL` alone would drop
+ * it, and its type with it), as `LIMIT CAST(NULL AS bigint) + l + o`, which is NULL: no limit.
  */
 export function stripLimit(sql: string): string | null {
-  const parsed = parseSync(sql) as { stmts: { stmt: Node }[] };
-  const stmt = parsed.stmts[0]?.stmt;
+  const stmt = firstStatement(sql);
   const select = isNode(stmt) ? (stmt.SelectStmt as Node | undefined) : undefined;
-  if (select === undefined) return null;
+  if (stmt === undefined || select === undefined || !stripLimitIn(select)) return null;
+  return deparseSync(stmt, { pretty: false });
+}
+
+/** `stripLimit` on a SelectStmt's fields, in place; false when it has neither LIMIT nor OFFSET. */
+function stripLimitIn(select: Node): boolean {
   const terms = [select.limitCount, select.limitOffset].filter((t) => t !== undefined);
-  if (terms.length === 0) return null;
+  if (terms.length === 0) return false;
   let expr: unknown = { A_Const: { isnull: true } };
   for (const t of terms) {
     expr = {
@@ -190,7 +200,94 @@ export function stripLimit(sql: string): string | null {
   }
   select.limitCount = expr;
   delete select.limitOffset;
-  return deparseSync(stmt, { pretty: false });
+  return true;
+}
+
+function firstStatement(sql: string): Node | undefined {
+  const parsed = parseSync(sql) as { stmts: { stmt: Node }[] };
+  return parsed.stmts[0]?.stmt;
+}
+
+/** How the shards' SELECT differs from the client's (see `ShardQuery` in plan.ts). */
+export interface ShardSelectEdit {
+  /** 0-based select-list entries that are avg(…) calls, run as sum(…) under the same output name. */
+  readonly avgTargets: readonly number[];
+  /** Expressions appended to the select list (the hidden columns), in order; cloned, never changed. */
+  readonly hidden: readonly unknown[];
+  /**
+   * 'remove': HAVING is dropped. 'neutralize': kept as `(…) OR true`, so its parameters keep the types PostgreSQL
+   * infers from it while every group passes (the planner folds it away). 'keep': untouched.
+   */
+  readonly having: 'keep' | 'remove' | 'neutralize';
+  /** 'pushdown': see `pushDownOffset`; 'strip': see `stripLimit`; 'keep': untouched. */
+  readonly limit: 'keep' | 'pushdown' | 'strip';
+}
+
+/** Output names of the hidden columns: never a name a query can refer to by accident. */
+export function hiddenColumnName(index: number): string {
+  return `shardgate.hidden.${index + 1}`;
+}
+
+/**
+ * The text the shards run for a fan-out SELECT, from the client's SelectStmt (its fields; not modified). Throws when
+ * the edit does not fit the statement (a router bug).
+ */
+export function shardSelectSql(select: Readonly<Record<string, unknown>>, edit: ShardSelectEdit): string {
+  const clone = structuredClone(select) as Node;
+  const targets = Array.isArray(clone.targetList) ? (clone.targetList as unknown[]) : [];
+  for (const i of edit.avgTargets) {
+    const target = isNode(targets[i]) ? (targets[i] as Node).ResTarget : undefined;
+    const call = isNode(target) && isNode(target.val) ? (target.val as Node).FuncCall : undefined;
+    if (!isNode(target) || !isNode(call)) throw new Error(`select-list entry ${i + 1} is not an avg() call`);
+    target.val = aggregateLike(call, 'sum');
+    target.name ??= 'avg';
+  }
+  edit.hidden.forEach((expr, i) => {
+    targets.push({ ResTarget: { name: hiddenColumnName(i), val: structuredClone(expr) } });
+  });
+  clone.targetList = targets;
+  if (edit.having === 'remove') delete clone.havingClause;
+  else if (edit.having === 'neutralize') {
+    clone.havingClause = {
+      BoolExpr: {
+        boolop: 'OR_EXPR',
+        args: [clone.havingClause, { A_Const: { boolval: { boolval: true } } }],
+      },
+    };
+  }
+  if (edit.limit === 'pushdown' && !pushDownOffsetIn(clone)) throw new Error('no OFFSET to push down');
+  if (edit.limit === 'strip' && !stripLimitIn(clone)) throw new Error('no LIMIT/OFFSET to remove');
+  return deparseSync({ SelectStmt: clone }, { pretty: false });
+}
+
+/**
+ * The halves of avg(x) the shards run, from its FuncCall node (FILTER and ORDER BY kept): count(x), and sum(x * 1).
+ * `* 1` changes no value and keeps every sum type avg accepts (int2 * 1 is int4, whose sum is int8 as int2's;
+ * numeric keeps its scale; interval stays interval) except real: real * 1 is double precision, so the shards add
+ * real values in double precision, as avg(real) does (sum(real) would add in single precision).
+ */
+export function aggregateLike(call: Readonly<Record<string, unknown>>, fn: 'sum' | 'count'): unknown {
+  const clone = structuredClone(call) as Node;
+  clone.funcname = qualifiedName(fn);
+  const args = Array.isArray(clone.args) ? clone.args : [];
+  if (fn === 'sum' && args.length === 1) {
+    clone.args = [
+      {
+        A_Expr: {
+          kind: 'AEXPR_OP',
+          name: [{ String: { sval: '*' } }],
+          lexpr: args[0],
+          rexpr: { A_Const: { ival: { ival: 1 } } },
+        },
+      },
+    ];
+  }
+  return { FuncCall: clone };
+}
+
+/** `pg_catalog.<name>`: never a user function of the same name on the search path. */
+function qualifiedName(name: string): Node[] {
+  return [{ String: { sval: 'pg_catalog' } }, { String: { sval: name } }];
 }
 
 /** `CAST(arg AS bigint)`: LIMIT arithmetic on literals or untyped parameters. */

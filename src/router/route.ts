@@ -6,7 +6,7 @@ import { SqlState } from '../errors/sqlstate.js';
 import { shardForLiteral, shardForParameter } from '../sharding/shard-of.js';
 import type { ShardedColumn, ShardingSchema } from '../sharding/schema.js';
 import { decodeArrayParam, type BindParams } from './bind-params.js';
-import type { KeySource, StatementPlan } from './plan.js';
+import type { CopyInfo, KeySource, StatementPlan } from './plan.js';
 
 export type Route =
   | { readonly kind: 'one'; readonly shard: number }
@@ -15,7 +15,12 @@ export type Route =
   /** A multi-row INSERT whose rows belong to several shards: `rowShards[i]` is the shard of VALUES row i. */
   | { readonly kind: 'split'; readonly rowShards: readonly number[] }
   /** Transaction control and session settings: the session applies them to every participant. */
-  | { readonly kind: 'session' };
+  | { readonly kind: 'session' }
+  /**
+   * COPY … FROM STDIN on every shard, the data split by the key column (`copy.keyColumn`; null: a table copied to
+   * every shard, every row to every shard).
+   */
+  | { readonly kind: 'copy_in'; readonly shards: readonly number[]; readonly copy: CopyInfo };
 
 export interface RouteContext {
   readonly schema: ShardingSchema;
@@ -120,8 +125,20 @@ function routeByKey(
   return shards;
 }
 
+/**
+ * Thrown by routing when an INSERT without a column list names a sharded table whose column order is not known yet:
+ * the session looks the columns up on a shard (into `schema.tableColumns`) and routes the request again.
+ */
+export class TableColumnsNeeded extends Error {
+  constructor(readonly table: string) {
+    super(`the column order of ${table} is needed to route this INSERT`);
+    this.name = 'TableColumnsNeeded';
+  }
+}
+
 function routeInsert(plan: StatementPlan, ctx: RouteContext, params: BindParams | null): Route {
   const insert = plan.insert;
+  if (insert !== null && insert.columnsLookup !== null) throw new TableColumnsNeeded(insert.columnsLookup);
   const column = plan.shardKey?.column ?? null;
   if (insert === null || insert.insertKeys === null || column === null) {
     throw unsupported(
@@ -196,15 +213,21 @@ export function routeStatement(plan: StatementPlan, params: BindParams | null, c
     );
   }
   // Catalogs, omnisharded tables and tables not in [[sharded_tables]] hold the same rows on every shard.
-  if (plan.kind === 'copy' && plan.copy?.direction === 'from') {
-    throw unsupported(
-      'COPY FROM into a table copied to every shard is not supported yet',
-      'Use INSERT, or route it by hand.',
-    );
-  }
+  if (plan.kind === 'copy' && plan.copy?.direction === 'from') return copyIn(plan.copy, n);
   if (plan.isReadOnly || plan.kind === 'show' || plan.touchesCatalog)
     return { kind: 'one', shard: ctx.pickReadShard() };
   return { kind: 'many', shards: allShards(n), isReplicated: plan.isWrite };
+}
+
+/** COPY FROM STDIN: split across every shard by the proxy. From a server file or program: the shards cannot split it. */
+function copyIn(copy: CopyInfo, n: number): Route {
+  if (copy.isServerSide) {
+    throw unsupported(
+      'COPY FROM a server file or program cannot be split across shards',
+      'Use COPY … FROM STDIN (psql: \\copy), which shardgate splits by the sharding key.',
+    );
+  }
+  return { kind: 'copy_in', shards: allShards(n), copy };
 }
 
 function routeSharded(plan: StatementPlan, params: BindParams | null, ctx: RouteContext): Route {
@@ -216,12 +239,7 @@ function routeSharded(plan: StatementPlan, params: BindParams | null, ctx: Route
     );
   }
   if (plan.kind === 'copy') {
-    if (plan.copy?.direction === 'from') {
-      throw unsupported(
-        'COPY FROM into a sharded table is not supported yet',
-        'Use INSERT, or route each COPY by hand.',
-      );
-    }
+    if (plan.copy?.direction === 'from') return copyIn(plan.copy, n);
     return { kind: 'many', shards: allShards(n) };
   }
   const target = plan.tables[0];

@@ -292,7 +292,13 @@ export class ScopeBuilder implements ConditionScope {
       list(sel, 'fromClause').length === 0 &&
       (str(sel, 'op') ?? 'SETOP_NONE') === 'SETOP_NONE';
     const keyColumn = target?.shardedBy?.column ?? null;
-    const keyIndex = keyColumn !== null ? columns.indexOf(keyColumn) : -1;
+    // No column list: the table's own column order, when a shard has told us (schema.tableColumns).
+    const tableKey = target?.tableKey ?? null;
+    const known =
+      columns.length === 0 && tableKey !== null ? this.schema?.tableColumns?.get(tableKey) : undefined;
+    const keyIndex = keyColumn !== null ? (known ?? columns).indexOf(keyColumn) : -1;
+    const columnsLookup =
+      columns.length === 0 && known === undefined && keyColumn !== null && sel !== null ? tableKey : null;
     let insertKeys: (KeySource | null)[] | null = null;
     let reason: string | null = null;
     let source: Level | null = null;
@@ -313,7 +319,7 @@ export class ScopeBuilder implements ConditionScope {
         reason = target === null ? 'no target table' : `table ${tableName} is not sharded`;
       } else if (sel === null) {
         reason = `INSERT … DEFAULT VALUES: the sharding column ${keyColumn} gets its default`;
-      } else if (columns.length === 0) {
+      } else if (columns.length === 0 && known === undefined) {
         reason = `INSERT INTO ${tableName} without a column list: the position of sharding column ${keyColumn} is unknown`;
       } else if (keyIndex < 0) {
         reason = `the sharding column ${keyColumn} is not in the INSERT column list (its default would decide the shard)`;
@@ -340,6 +346,7 @@ export class ScopeBuilder implements ConditionScope {
         insertKeys,
         insertKeysReason: complete ? null : reason,
         onConflict: null,
+        columnsLookup,
       },
     };
   }

@@ -1,6 +1,7 @@
 // The shape of one SELECT level, read from its AST: aggregates, window functions, DISTINCT, GROUP BY, HAVING,
 // LIMIT; and, for the statement's top level, what a fan-out merge needs (ORDER BY / LIMIT / OFFSET / aggregate
-// positions) plus the reasons such a merge could not reproduce single-database results.
+// positions, HAVING as a predicate on merged groups, the statement the shards run with its hidden columns) plus the
+// reasons such a merge could not reproduce single-database results.
 import {
   asNode,
   constValue,
@@ -16,7 +17,18 @@ import {
   walk,
   type AstObject,
 } from './ast.js';
-import type { AggregateItem, CountSource, MergeableAggregate, OrderByItem, SelectMergeInfo } from './plan.js';
+import type {
+  AggregateItem,
+  CompareOperator,
+  CountSource,
+  HavingCondition,
+  HavingOperand,
+  MergeableAggregate,
+  OrderByItem,
+  SelectMergeInfo,
+  ShardQuery,
+} from './plan.js';
+import { aggregateLike, shardSelectSql, type ShardSelectEdit } from './rewrite.js';
 
 const MERGEABLE: ReadonlySet<string> = new Set(['count', 'sum', 'min', 'max', 'avg']);
 
@@ -260,11 +272,94 @@ export interface MergePlan {
   readonly info: SelectMergeInfo;
   /**
    * Reasons the merge of per-shard aggregates would differ from one database's answer (moot when grouped by the
-   * sharding column). Windows, DISTINCT ON and HAVING need the sharding schema and are checked by the analyzer.
+   * sharding column). Windows and DISTINCT ON need the sharding schema and are checked by the analyzer.
    */
   readonly groupingProblems: readonly string[];
   /** Reasons about ordering, limits and set operations. */
   readonly orderingProblems: readonly string[];
+}
+
+/**
+ * The columns the shards return after the select list for the merge only: avg's count(x), and ORDER BY / HAVING
+ * expressions that are not output columns. Equal expressions share one column.
+ */
+class HiddenColumns {
+  readonly exprs: unknown[] = [];
+  /** The aggregates among them, as merge items (positions after the select list). */
+  readonly aggregates: AggregateItem[] = [];
+  private readonly values: { expr: unknown; index: number }[] = [];
+
+  /** `base`: the select list's length; null when a `*` hides it (then no hidden aggregate has a known position). */
+  constructor(private readonly base: number | null) {}
+
+  /** A value that needs no combining (a sort key, or the same in every row of a group): its hidden index. */
+  value(expr: unknown): number {
+    const known = this.values.find((v) => sameExpr(v.expr, expr));
+    if (known !== undefined) return known.index;
+    const index = this.add(expr);
+    this.values.push({ expr, index });
+    return index;
+  }
+
+  /** count(x) next to an avg(x) the shards run as sum(x): its 1-based position, or null under a `*`. */
+  avgCount(call: AstObject): number | null {
+    if (this.base === null) return null;
+    return this.base + this.add(aggregateLike(call, 'count')) + 1;
+  }
+
+  /** A mergeable aggregate call the select list lacks: the hidden index of the column holding its merged value. */
+  aggregate(call: AstObject, expr: unknown): number | null {
+    if (this.base === null) return null;
+    const known = this.values.find((v) => sameExpr(v.expr, expr));
+    if (known !== undefined) return known.index;
+    const fn = lastName(list(call, 'funcname')) as MergeableAggregate;
+    let index: number;
+    if (fn === 'avg') {
+      index = this.add(aggregateLike(call, 'sum'));
+      const count = this.add(aggregateLike(call, 'count'));
+      this.aggregates.push({
+        position: this.base + index + 1,
+        fn,
+        isDistinct: false,
+        countPosition: this.base + count + 1,
+      });
+    } else {
+      index = this.add(expr);
+      this.aggregates.push({ position: this.base + index + 1, fn, isDistinct: false, countPosition: null });
+    }
+    this.values.push({ expr, index });
+    return index;
+  }
+
+  private add(expr: unknown): number {
+    this.exprs.push(expr);
+    return this.exprs.length - 1;
+  }
+}
+
+/** A direct call of a mergeable aggregate (no DISTINCT, no window) that per-shard results can be combined into. */
+function mergeableCall(expr: unknown): AstObject | null {
+  const fc = asNode(expr, 'FuncCall');
+  if (fc === null || !isAggregateCall(fc) || flag(fc, 'agg_distinct') || flag(fc, 'agg_within_group'))
+    return null;
+  return MERGEABLE.has(lastName(list(fc, 'funcname'))) ? fc : null;
+}
+
+/** Does `expr` contain an aggregate call (outside subqueries)? */
+function hasAggregate(expr: unknown): boolean {
+  const calls: AstObject[] = [];
+  funcCalls(expr, calls);
+  return calls.some(isAggregateCall);
+}
+
+/** Does `expr` contain a node of one of these types? */
+function contains(expr: unknown, types: readonly string[]): boolean {
+  let found = false;
+  walk(expr, (type) => {
+    if (types.includes(type)) found = true;
+    return !found;
+  });
+  return found;
 }
 
 /** Merge information for the statement's top-level SELECT (a set operation's ORDER BY/LIMIT included). */
@@ -286,64 +381,41 @@ export function mergePlan(sel: AstObject): MergePlan {
     first = cur ?? sel;
   }
   const { known: targets, hasStar } = targetsOf(first);
-
-  const orderBy: OrderByItem[] = [];
-  for (const s of list(sel, 'sortClause')) {
-    const sb = asNode(s, 'SortBy');
-    if (sb === null) continue;
-    const dir = str(sb, 'sortby_dir');
-    const nulls = str(sb, 'sortby_nulls');
-    if (dir === 'SORTBY_USING') orderingProblems.push('ORDER BY … USING cannot be merged across shards');
-    const descending = dir === 'SORTBY_DESC';
-    const nullsFirst =
-      nulls === 'SORTBY_NULLS_FIRST' ? true : nulls === 'SORTBY_NULLS_LAST' ? false : descending;
-    const position = positionOf(sb.node, targets, hasStar, true);
-    let name: string | null = position !== null ? (targets[position - 1]?.name ?? null) : null;
-    if (position === null) {
-      const cr = asNode(sb.node, 'ColumnRef');
-      const names = cr !== null ? stringList(list(cr, 'fields')) : [];
-      if (hasStar && names.length > 0 && names.length === list(cr, 'fields').length)
-        name = names[names.length - 1];
-      else
-        orderingProblems.push(
-          'ORDER BY an expression that is not in the select list cannot be merged across shards',
-        );
-    }
-    orderBy.push({ position, name, descending, nullsFirst });
-  }
-
-  const limit = countSource(sel.limitCount);
-  const offset = countSource(sel.limitOffset);
-  if (limit === 'expression' || offset === 'expression') {
-    orderingProblems.push('LIMIT/OFFSET with an expression cannot be merged across shards');
-  }
-  if (str(sel, 'limitOption') === 'LIMIT_OPTION_WITH_TIES') {
-    orderingProblems.push('FETCH … WITH TIES cannot be merged across shards');
-  }
-
   const shape = op === 'SETOP_NONE' ? levelShape(sel) : null;
+  const isGrouped = shape !== null && shape.groupBy.length > 0;
+  /** Aggregates without GROUP BY: one row, whatever the ORDER BY says. */
+  const isOneRow = shape !== null && !isGrouped && shape.hasAggregates;
+  const hidden = new HiddenColumns(hasStar ? null : targets.length);
+  const avgTargets: number[] = [];
+
   const aggregates: AggregateItem[] = [];
   const groupByPositions: number[] = [];
   if (shape !== null) {
     targets.forEach((t, i) => {
-      const fc = asNode(stripCasts(t.expr), 'FuncCall');
+      const stripped = stripCasts(t.expr);
+      const fc = asNode(stripped, 'FuncCall');
       if (fc === null || !isAggregateCall(fc)) return;
       const fn = lastName(list(fc, 'funcname'));
-      if (MERGEABLE.has(fn)) {
-        aggregates.push({
-          position: i + 1,
-          fn: fn as MergeableAggregate,
-          isDistinct: flag(fc, 'agg_distinct'),
-        });
+      if (!MERGEABLE.has(fn)) return;
+      const isDistinct = flag(fc, 'agg_distinct');
+      let countPosition: number | null = null;
+      if (fn === 'avg' && !isDistinct) {
+        if (stripped !== t.expr) {
+          groupingProblems.push(
+            'avg() under a cast cannot be merged across shards; cast its argument instead (avg(x::numeric))',
+          );
+        } else {
+          countPosition = hidden.avgCount(fc);
+          if (countPosition !== null) avgTargets.push(i);
+        }
       }
+      aggregates.push({ position: i + 1, fn: fn as MergeableAggregate, isDistinct, countPosition });
     });
     // An aggregate inside a larger expression (sum(x) / count(x)) cannot be recombined from per-shard values.
     for (const t of targets) {
       const direct = asNode(stripCasts(t.expr), 'FuncCall');
       if (direct !== null && isAggregateCall(direct)) continue;
-      const calls: AstObject[] = [];
-      funcCalls(t.expr, calls);
-      if (calls.some(isAggregateCall)) {
+      if (hasAggregate(t.expr)) {
         groupingProblems.push('an aggregate inside an expression cannot be merged across shards');
         break;
       }
@@ -371,20 +443,267 @@ export function mergePlan(sel: AstObject): MergePlan {
     }
   }
 
+  const orderBy: OrderByItem[] = [];
+  for (const s of list(sel, 'sortClause')) {
+    const sb = asNode(s, 'SortBy');
+    if (sb === null) continue;
+    const dir = str(sb, 'sortby_dir');
+    const nulls = str(sb, 'sortby_nulls');
+    if (dir === 'SORTBY_USING') orderingProblems.push('ORDER BY … USING cannot be merged across shards');
+    const descending = dir === 'SORTBY_DESC';
+    const nullsFirst =
+      nulls === 'SORTBY_NULLS_FIRST' ? true : nulls === 'SORTBY_NULLS_LAST' ? false : descending;
+    const position = positionOf(sb.node, targets, hasStar, true);
+    let name: string | null = position !== null ? (targets[position - 1]?.name ?? null) : null;
+    let hiddenIndex: number | null = null;
+    if (position === null && !isOneRow) {
+      const cr = asNode(sb.node, 'ColumnRef');
+      const names = cr !== null ? stringList(list(cr, 'fields')) : [];
+      const isBareName = names.length === 1 && list(cr, 'fields').length === 1;
+      const isStarName = hasStar && names.length > 0 && names.length === list(cr, 'fields').length;
+      if (isStarName) name = names[names.length - 1];
+      if (setOperation !== null || shape === null || shape.distinct || list(sel, 'valuesLists').length > 0) {
+        // No hidden column can be added under a set operation, DISTINCT (it would change the rows) or to a VALUES
+        // list; with `*`, the router refuses these shapes anyway.
+        if (!isStarName)
+          orderingProblems.push(
+            'ORDER BY an expression that is not in the select list cannot be merged across shards',
+          );
+      } else {
+        // A bare name may be an output name after the `*`: sort on that entry's expression.
+        const named = isBareName ? namedTarget(first, names[0]) : null;
+        const expr = named ?? sb.node;
+        hiddenIndex = isGrouped ? groupedSortColumn(expr, hidden) : hidden.value(expr);
+        if (hiddenIndex === null) {
+          orderingProblems.push(
+            'ORDER BY an expression that is not in the select list cannot be merged across shards under GROUP BY ' +
+              'unless it is an aggregate or a GROUP BY expression (and no * is in the select list)',
+          );
+        }
+      }
+    }
+    orderBy.push({ position, name, descending, nullsFirst, hidden: hiddenIndex });
+  }
+
+  let having: HavingCondition | null = null;
+  let havingEdit: ShardSelectEdit['having'] = 'keep';
+  if (shape !== null && sel.havingClause !== undefined) {
+    const result = hasStar
+      ? 'HAVING with * in the select list cannot be merged across shards'
+      : havingCondition(sel.havingClause, targets, hidden);
+    if (typeof result === 'string') groupingProblems.push(result);
+    else {
+      having = result;
+      havingEdit = contains(sel.havingClause, ['ParamRef']) ? 'neutralize' : 'remove';
+    }
+  }
+
+  const limit = countSource(sel.limitCount);
+  const offset = countSource(sel.limitOffset);
+  if (limit === 'expression' || offset === 'expression') {
+    orderingProblems.push('LIMIT/OFFSET with an expression cannot be merged across shards');
+  }
+  const isWithTies = str(sel, 'limitOption') === 'LIMIT_OPTION_WITH_TIES';
+  if (isWithTies) orderingProblems.push('FETCH … WITH TIES cannot be merged across shards');
+
+  // GROUP BY / DISTINCT: every shard returns all its groups, LIMIT/OFFSET apply to the merged ones. Otherwise each
+  // shard returns its first limit + offset rows and the merge skips the offset.
+  const isGroupedOrDistinct = shape !== null && (isGrouped || shape.distinct);
+  const hasLimits =
+    (limit !== null && limit !== 'expression') || (offset !== null && offset !== 'expression');
+  const limitEdit: ShardSelectEdit['limit'] =
+    isGroupedOrDistinct && hasLimits
+      ? 'strip'
+      : offset !== null && offset !== 'expression' && !isWithTies
+        ? 'pushdown'
+        : 'keep';
+  aggregates.push(...hidden.aggregates);
+  const edit: ShardSelectEdit = { avgTargets, hidden: hidden.exprs, having: havingEdit, limit: limitEdit };
+  let shardQuery: ShardQuery | null = null;
+  const isEdited =
+    avgTargets.length > 0 || edit.hidden.length > 0 || havingEdit !== 'keep' || limitEdit !== 'keep';
+  if (isEdited && orderingProblems.length === 0) {
+    try {
+      shardQuery = { sql: shardSelectSql(sel, edit), hiddenCount: edit.hidden.length };
+    } catch (err) {
+      orderingProblems.push(`the statement cannot be rewritten for the shards (${(err as Error).message})`);
+    }
+  }
+
   return {
     info: {
       orderBy,
       limit: limit === 'expression' ? null : limit,
       offset: offset === 'expression' ? null : offset,
       aggregates,
-      hasGroupBy: shape !== null && shape.groupBy.length > 0,
+      hasGroupBy: isGrouped,
       groupByPositions,
       distinct: shape !== null && shape.distinct,
       distinctOn: shape !== null && shape.distinctOn.length > 0,
       setOperation,
       targetCount: hasStar ? null : targets.length,
+      having,
+      shardQuery,
     },
     groupingProblems,
     orderingProblems,
   };
+}
+
+/** The expression of the select-list entry output as `name` (any entry, after a `*` too), or null. */
+function namedTarget(sel: AstObject, name: string): unknown {
+  for (const t of list(sel, 'targetList')) {
+    const rt = asNode(t, 'ResTarget');
+    if (rt !== null && str(rt, 'name') === name) return rt.val;
+  }
+  return null;
+}
+
+/**
+ * Under GROUP BY, a hidden sort column is a mergeable aggregate, or an expression without aggregates (PostgreSQL
+ * only accepts one that is the same for every row of a group); null for anything else.
+ */
+function groupedSortColumn(expr: unknown, hidden: HiddenColumns): number | null {
+  const call = mergeableCall(expr);
+  if (call !== null) return hidden.aggregate(call, expr);
+  if (hasAggregate(expr)) return null;
+  return hidden.value(expr);
+}
+
+const COMPARE_OPERATORS: ReadonlySet<string> = new Set(['=', '<>', '<', '<=', '>', '>=']);
+
+/** Casts HAVING constants may carry: types whose comparison the proxy reproduces. */
+const HAVING_CAST_TYPES: ReadonlySet<string> = new Set([
+  'int2',
+  'int4',
+  'int8',
+  'numeric',
+  'float4',
+  'float8',
+  'text',
+  'varchar',
+  'bpchar',
+]);
+
+const HAVING_FORMS =
+  'only comparisons (=, <>, <, <=, >, >=) of aggregates or GROUP BY expressions with each other, constants or ' +
+  'parameters, joined by AND, OR and NOT, can be applied after the merge';
+
+/**
+ * HAVING as a predicate on merged groups. Aggregates and GROUP BY expressions it names become output columns (the
+ * select list's own when it has them, hidden ones otherwise). A string: why it cannot be.
+ */
+function havingCondition(
+  node: unknown,
+  targets: readonly Target[],
+  hidden: HiddenColumns,
+): HavingCondition | string {
+  const refuse = (what: string): string =>
+    `HAVING with ${what} cannot be merged across shards: ${HAVING_FORMS}`;
+  const condition = (n: unknown): HavingCondition | string => {
+    const bool = asNode(n, 'BoolExpr');
+    if (bool !== null) {
+      const args: HavingCondition[] = [];
+      for (const a of list(bool, 'args')) {
+        const c = condition(a);
+        if (typeof c === 'string') return c;
+        args.push(c);
+      }
+      const boolop = str(bool, 'boolop');
+      if (boolop === 'NOT_EXPR' && args.length === 1) return { kind: 'not', arg: args[0] };
+      if (boolop === 'AND_EXPR') return { kind: 'and', args };
+      if (boolop === 'OR_EXPR') return { kind: 'or', args };
+      return refuse('this boolean expression');
+    }
+    const ax = asNode(n, 'A_Expr');
+    const opName = ax !== null ? lastName(list(ax, 'name')) : '';
+    if (
+      ax === null ||
+      str(ax, 'kind') !== 'AEXPR_OP' ||
+      !COMPARE_OPERATORS.has(opName) ||
+      ax.lexpr === undefined
+    )
+      return refuse(describeHavingNode(n));
+    const left = operand(ax.lexpr);
+    if (typeof left === 'string') return left;
+    const right = operand(ax.rexpr);
+    if (typeof right === 'string') return right;
+    if (left.kind !== 'column' && right.kind !== 'column') return refuse('a comparison of two constants');
+    return { kind: 'compare', op: opName as CompareOperator, left, right };
+  };
+  const operand = (n: unknown): HavingOperand | string => {
+    const cast = asNode(n, 'TypeCast');
+    if (cast !== null) {
+      const typeName = obj(cast, 'typeName');
+      const type = lastName(list(typeName, 'names'));
+      const inner = asNode(cast.arg, 'A_Const') !== null || asNode(cast.arg, 'ParamRef') !== null;
+      if (inner) {
+        if (
+          !HAVING_CAST_TYPES.has(type) ||
+          list(typeName, 'typmods').length > 0 ||
+          list(typeName, 'arrayBounds').length > 0
+        )
+          return refuse(`a constant cast to ${type}`);
+        return constant(cast.arg, type);
+      }
+    }
+    if (asNode(n, 'A_Const') !== null || asNode(n, 'ParamRef') !== null) return constant(n, null);
+    const position = targets.findIndex((t) => sameExpr(t.expr, n));
+    const call = asNode(n, 'FuncCall');
+    if (call !== null && isAggregateCall(call)) {
+      if (mergeableCall(n) === null)
+        return refuse(
+          `aggregate ${lastName(list(call, 'funcname'))}${flag(call, 'agg_distinct') ? '(DISTINCT …)' : ''}`,
+        );
+      const target = position >= 0 ? targets[position] : null;
+      // avg in the select list is merged in place (its sum and hidden count); the others are output as they are.
+      if (target !== null) return { kind: 'column', position: position + 1 };
+      const index = hidden.aggregate(call, n);
+      return index === null
+        ? refuse('an aggregate')
+        : { kind: 'column', position: hiddenPosition(targets, index) };
+    }
+    if (hasAggregate(n)) return refuse('an expression of aggregates');
+    if (contains(n, ['SubLink', 'ParamRef'])) return refuse(describeHavingNode(n));
+    if (position >= 0) return { kind: 'column', position: position + 1 };
+    return { kind: 'column', position: hiddenPosition(targets, hidden.value(n)) };
+  };
+  const constant = (n: unknown, castType: string | null): HavingOperand | string => {
+    const p = asNode(n, 'ParamRef');
+    if (p !== null) return { kind: 'param', index: typeof p.number === 'number' ? p.number : 0, castType };
+    const v = constValue(asNode(n, 'A_Const') ?? {});
+    if (v.kind === 'null') return { kind: 'literal', value: null, isString: false, castType };
+    if (v.kind === 'boolean' || v.kind === 'bitstring') return refuse(`a ${v.kind} constant`);
+    return { kind: 'literal', value: v.value, isString: v.kind === 'string', castType };
+  };
+  return condition(node);
+}
+
+function hiddenPosition(targets: readonly Target[], index: number): number {
+  return targets.length + index + 1;
+}
+
+/** A few words naming a HAVING node the proxy cannot evaluate. */
+function describeHavingNode(n: unknown): string {
+  const u = unwrap(n);
+  if (u === null) return 'this expression';
+  switch (u.type) {
+    case 'A_Expr': {
+      const kind = str(u.fields, 'kind') ?? '';
+      if (kind.startsWith('AEXPR_BETWEEN') || kind.startsWith('AEXPR_NOT_BETWEEN')) return 'BETWEEN';
+      if (kind === 'AEXPR_IN') return 'IN (…)';
+      if (kind === 'AEXPR_LIKE' || kind === 'AEXPR_ILIKE' || kind === 'AEXPR_SIMILAR') return 'LIKE';
+      return `the operator ${lastName(list(u.fields, 'name')) || kind}`;
+    }
+    case 'NullTest':
+      return 'IS [NOT] NULL';
+    case 'BooleanTest':
+      return 'IS [NOT] TRUE/FALSE';
+    case 'SubLink':
+      return 'a subquery';
+    case 'FuncCall':
+      return `the function ${lastName(list(u.fields, 'funcname'))}()`;
+    default:
+      return 'this expression';
+  }
 }

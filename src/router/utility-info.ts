@@ -122,6 +122,45 @@ function settingResult(
 }
 
 /** COPY … WITH (FORMAT x) / legacy BINARY / CSV keywords. */
+/** COPY's data options (FORMAT, DELIMITER, QUOTE, ESCAPE, NULL, HEADER) with PostgreSQL's defaults per format. */
+export function copyOptions(
+  options: readonly unknown[],
+): Pick<CopyInfo, 'format' | 'delimiter' | 'quote' | 'escape' | 'nullText' | 'header'> {
+  const format = copyFormat(options);
+  const given = new Map<string, unknown>();
+  for (const o of options) {
+    const d = asNode(o, 'DefElem');
+    const name = d !== null ? str(d, 'defname') : null;
+    if (d !== null && name !== null) given.set(name, d.arg ?? null);
+  }
+  const text = (name: string, fallback: string): string => {
+    const arg = given.get(name);
+    return arg === undefined || arg === null ? fallback : (stringValue(arg) ?? fallback);
+  };
+  const isCsv = format === 'csv';
+  const quote = text('quote', '"');
+  return {
+    format,
+    delimiter: text('delimiter', isCsv ? ',' : '\t'),
+    quote,
+    escape: text('escape', quote),
+    nullText: text('null', isCsv ? '' : '\\N'),
+    header: given.has('header') && isTrueOption(given.get('header')),
+  };
+}
+
+/** An option given without a value, or true/on/1/match; the parse tree leaves a literal false as an empty object. */
+function isTrueOption(arg: unknown): boolean {
+  if (arg === null || arg === undefined) return true;
+  const s = stringValue(arg);
+  if (s !== null) return !['false', 'off', '0', 'no'].includes(s.toLowerCase());
+  const b = asNode(arg, 'Boolean');
+  if (b !== null) return b.boolval === true;
+  const i = asNode(arg, 'Integer');
+  if (i !== null) return typeof i.ival === 'number' && i.ival !== 0;
+  return true;
+}
+
 export function copyFormat(options: readonly unknown[]): CopyInfo['format'] {
   for (const o of options) {
     const d = asNode(o, 'DefElem');

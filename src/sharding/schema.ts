@@ -37,4 +37,9 @@ export interface ShardingSchema {
   shardedColumns: ShardedColumn[];
   /** Tables named in `[[omnisharded_tables]]`, as written (unqualified, or "schema.table" when written so). */
   omnishardedTables: Set<string>;
+  /**
+   * Column order of sharded tables, learned from a shard when an INSERT lists no columns (key: `schema.table` or
+   * `table`, as the statement names it). Cleared on DDL, together with the plans that used it.
+   */
+  tableColumns?: Map<string, readonly string[]>;
 }

@@ -9,16 +9,12 @@ import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { APP_SERVER_OPTIONS } from '../helpers/proxy.js';
 import { ProxyProcess } from '../helpers/proxy-process.js';
-import { directShardClients, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+import { directShardClients, idOn, USERS_SHARDING_TOML } from '../helpers/sharding.js';
 
 let cluster: PgCluster;
 let direct: pg.Client[];
 let dir: string;
 let proxy: ProxyProcess;
-
-function idOn(shard: number, from: number): number {
-  for (let id = from; ; id++) if (userShard(id) === shard) return id;
-}
 
 async function prepared(): Promise<number[]> {
   return Promise.all(

@@ -1,5 +1,6 @@
 // shardgate as a child process (`node --import tsx src/cli.ts`), for fault tests that kill -9 it and start it again
-// on the same port, config and decision log: start, wait until it listens, SIGKILL by its pid, collect its output.
+// on the same port, config and decision log, or signal it (SIGHUP after rewriting its files, SIGTERM): start, wait
+// until it listens, signal or SIGKILL it by its pid, collect its output and exit code.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,6 +18,10 @@ export interface ProxyProcessOptions {
   general?: string;
   /** Extra pgdog.toml text (sharded tables). */
   extraPgdog?: string;
+  /** Extra lines of the app user's [[users]] entry, e.g. `pool_size = 2`. */
+  userExtra?: string;
+  /** users.toml as a whole, instead of the app user entry. */
+  users?: string;
 }
 
 export class ProxyProcess {
@@ -29,7 +34,10 @@ export class ProxyProcess {
   /** Everything every run printed (stdout + stderr), in order. */
   output = '';
 
-  private constructor(port: number, configPath: string, usersPath: string) {
+  private readonly cluster: PgCluster;
+
+  private constructor(cluster: PgCluster, port: number, configPath: string, usersPath: string) {
+    this.cluster = cluster;
     this.port = port;
     this.configPath = configPath;
     this.usersPath = usersPath;
@@ -38,24 +46,53 @@ export class ProxyProcess {
 
   static async create(cluster: PgCluster, opts: ProxyProcessOptions): Promise<ProxyProcess> {
     const port = await freePort();
-    const dbs = cluster.servers
+    const proxy = new ProxyProcess(
+      cluster,
+      port,
+      path.join(opts.dir, 'pgdog.toml'),
+      path.join(opts.dir, 'users.toml'),
+    );
+    proxy.writeFiles(opts);
+    return proxy;
+  }
+
+  /** (Re)write pgdog.toml and users.toml (same port); a running proxy reads them at the next SIGHUP. */
+  writeFiles(opts: Omit<ProxyProcessOptions, 'dir'>): void {
+    const dbs = this.cluster.servers
       .map(
         (s, shard) =>
           `[[databases]]\nname = "${APP_DB}"\nhost = "${s.host}"\nport = ${s.port}\ndatabase_name = "${APP_DB}"\nshard = ${shard}\n`,
       )
       .join('\n');
-    const configPath = path.join(opts.dir, 'pgdog.toml');
-    const usersPath = path.join(opts.dir, 'users.toml');
     fs.writeFileSync(
-      configPath,
-      `[general]\nhost = "127.0.0.1"\nport = ${port}\nlog_format = "json"\n${opts.general ?? ''}\n` +
+      this.configPath,
+      `[general]\nhost = "127.0.0.1"\nport = ${this.port}\nlog_format = "json"\n${opts.general ?? ''}\n` +
         `[admin]\npassword = "admin"\n\n${dbs}\n${opts.extraPgdog ?? ''}\n`,
     );
     fs.writeFileSync(
-      usersPath,
-      `[[users]]\nname = "${APP_USER}"\ndatabase = "${APP_DB}"\npassword = "${APP_PASSWORD}"\n`,
+      this.usersPath,
+      opts.users ??
+        `[[users]]\nname = "${APP_USER}"\ndatabase = "${APP_DB}"\npassword = "${APP_PASSWORD}"\n${opts.userExtra ?? ''}\n`,
     );
-    return new ProxyProcess(port, configPath, usersPath);
+  }
+
+  /** Send `signal` (SIGHUP, SIGTERM, SIGINT) to the running process. */
+  signal(signal: NodeJS.Signals): void {
+    const pid = this.child?.pid;
+    if (pid === undefined) throw new Error('not running');
+    process.kill(pid, signal);
+  }
+
+  /** Wait until a JSON log line whose msg matches appears (after `from` characters of output); returns it. */
+  async waitForLog(msg: RegExp, timeoutMs = 10_000, from = 0): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = this.logLinesFrom(from).find((l) => typeof l.msg === 'string' && msg.test(l.msg));
+      if (line !== undefined) return line;
+      if (Date.now() > deadline)
+        throw new Error(`no log line matching ${msg} in:\n${this.output.slice(from)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
   }
 
   /** Start (again) and wait until it listens; `env` e.g. { SHARDGATE_FAILPOINTS: 'after_decision=kill' }. */
@@ -111,10 +148,14 @@ export class ProxyProcess {
 
   /** Parsed JSON log lines with `msg` matching. */
   logLines(msg: RegExp): Record<string, unknown>[] {
+    return this.logLinesFrom(0).filter((l) => typeof l.msg === 'string' && msg.test(l.msg));
+  }
+
+  private logLinesFrom(from: number): Record<string, unknown>[] {
     return this.output
+      .slice(from)
       .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => typeof l.msg === 'string' && msg.test(l.msg));
+      .filter((l) => l.startsWith('{') && l.endsWith('}'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 }

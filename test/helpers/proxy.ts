@@ -27,6 +27,8 @@ export interface TestProxy {
   /** A connection string for the app user through the proxy. */
   url: string;
   logger: Logger;
+  /** The TOML text the proxy started from; what RELOAD reads (change it, then reload). */
+  files: { pgdog: string; users: string };
   close(): Promise<void>;
 }
 
@@ -41,19 +43,21 @@ export async function startTestProxy(cluster: PgCluster, opts: TestProxyOptions 
     .join('\n');
   const pgdog = `[general]\nhost = "127.0.0.1"\nport = 0\nlog_level = "${process.env.SHARDGATE_TEST_LOG ?? 'warn'}"\n${opts.general ?? ''}\n[admin]\npassword = "admin"\n\n${dbs}\n${opts.extraPgdog ?? ''}`;
   const users = `[[users]]\nname = "${APP_USER}"\ndatabase = "${APP_DB}"\npassword = "${APP_PASSWORD}"\n${opts.userExtra ?? ''}\n${opts.moreUsers ?? ''}`;
-  const { config } = parseConfig(pgdog, users, {
-    configPath: 'test-pgdog.toml',
-    usersPath: 'test-users.toml',
-  });
+  const files = { pgdog, users };
+  const paths = { configPath: 'test-pgdog.toml', usersPath: 'test-users.toml' };
+  const { config } = parseConfig(pgdog, users, paths);
   const logger = process.env.SHARDGATE_TEST_LOG
     ? createLogger({ level: config.general.logLevel, format: 'text' })
     : silentLogger();
-  const proxy = await startProxy(config, logger);
+  const proxy = await startProxy(config, logger, {
+    reloadConfig: () => parseConfig(files.pgdog, files.users, paths),
+  });
   return {
     proxy,
     port: proxy.port,
     url: `postgres://${APP_USER}:${APP_PASSWORD}@127.0.0.1:${proxy.port}/${APP_DB}`,
     logger,
+    files,
     close: () => proxy.close(),
   };
 }

@@ -34,6 +34,11 @@ export function userShard(id: number | bigint, shardCount = 2): number {
   return shardForLiteral(USERS_ID, shardCount, String(id));
 }
 
+/** The first users.id ≥ `from` that lives on `shard` (of 2 by default). */
+export function idOn(shard: number, from: number, shardCount = 2): number {
+  for (let id = from; ; id++) if (userShard(id, shardCount) === shard) return id;
+}
+
 /** Connected clients (as the app user) straight to each server of `cluster`, by shard; end() them when done. */
 export async function directShardClients(cluster: PgCluster): Promise<pg.Client[]> {
   return Promise.all(

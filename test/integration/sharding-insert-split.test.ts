@@ -32,7 +32,15 @@ async function shardOfRow(id: number): Promise<number[]> {
 
 beforeAll(async () => {
   cluster = await testServers(2, APP_SERVER_OPTIONS);
-  proxy = await startTestProxy(cluster, { extraPgdog: USERS_SHARDING_TOML });
+  proxy = await startTestProxy(cluster, {
+    extraPgdog:
+      USERS_SHARDING_TOML +
+      ['accounts', 'ghosts']
+        .map(
+          (t) => `[[sharded_tables]]\ndatabase = "app"\nname = "${t}"\ncolumn = "id"\ndata_type = "bigint"\n`,
+        )
+        .join('\n'),
+  });
   direct = await directShardClients(cluster);
   client = new pg.Client({ connectionString: proxy.url });
   await client.connect();
@@ -184,3 +192,54 @@ describe('writes on several shards from concurrent transactions (regression: dis
     }
   }, 30_000);
 });
+
+describe('INSERT without a column list into a sharded table', () => {
+  it('learns the column order from a shard and routes (one row, split rows, extended protocol)', async () => {
+    await client.query('create table accounts (note text, id bigint primary key, owner text)');
+    const [a, b, c] = mixedIds(900_000, 3);
+    const one = await client.query(`insert into accounts values ('first', ${a}, 'x') returning id`);
+    expect(one.rows).toEqual([{ id: String(a) }]);
+    const split = await client.query('insert into accounts values ($1, $2, $3), ($4, $5, $6)', [
+      's',
+      b,
+      'y',
+      't',
+      c,
+      'z',
+    ]);
+    expect(split.rowCount).toBe(2);
+    for (const [shard, d] of direct.entries()) {
+      const ids = (await d.query<{ id: string }>('select id from accounts order by id')).rows.map((r) =>
+        Number(r.id),
+      );
+      expect(ids.every((id) => userShard(id) === shard)).toBe(true);
+    }
+    expect(Number((await client.query('select count(*) as n from accounts')).rows[0].n)).toBe(3);
+  });
+
+  it('learns the order again after DDL changes it', async () => {
+    await client.query('alter table accounts drop column note');
+    const [d] = mixedIds(910_000, 1);
+    await client.query(`insert into accounts values (${d}, 'after ddl')`);
+    expect((await client.query('select owner from accounts where id = $1', [d])).rows).toEqual([
+      { owner: 'after ddl' },
+    ]);
+    expect(await shardOfRow2('accounts', d)).toEqual([userShard(d)]);
+  });
+
+  it('answers a sharded table that does not exist with PostgreSQL’s own 42P01', async () => {
+    await expect(client.query("insert into ghosts values (1, 'x')")).rejects.toMatchObject({
+      code: '42P01',
+      message: 'relation "ghosts" does not exist',
+    });
+    expect((await client.query('select 1 as ok')).rows[0].ok).toBe(1);
+  });
+});
+
+async function shardOfRow2(table: string, id: number): Promise<number[]> {
+  const found: number[] = [];
+  for (const [shard, d] of direct.entries()) {
+    if ((await d.query(`select 1 from ${table} where id = $1`, [id])).rowCount === 1) found.push(shard);
+  }
+  return found;
+}

@@ -19,18 +19,13 @@ import {
   type TestProxy,
 } from '../helpers/proxy.js';
 import { firstError, RawClient } from '../helpers/raw-client.js';
-import { directShardClients, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+import { directShardClients, idOn, USERS_SHARDING_TOML } from '../helpers/sharding.js';
 
 let cluster: PgCluster;
 let proxy: TestProxy;
 let direct: pg.Client[];
 let client: pg.Client;
 let walDir: string;
-
-/** The first id >= `from` on `shard`. */
-function idOn(shard: number, from: number): number {
-  for (let id = from; ; id++) if (userShard(id) === shard) return id;
-}
 
 async function preparedOn(shard: number): Promise<string[]> {
   const r = await direct[shard].query<{ gid: string }>('select gid from pg_prepared_xacts order by gid');

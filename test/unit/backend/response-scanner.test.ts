@@ -2,6 +2,7 @@
 // and swallowing exactly the replies to messages the proxy injected.
 import { describe, expect, it } from 'vitest';
 import { ResponseScanner, type ScannerOwner } from '../../../src/backend/response-scanner.js';
+import { ErrorClassCounts } from '../../../src/stats/error-classes.js';
 
 function msg(type: string, body: Buffer | string = ''): Buffer {
   const b = typeof body === 'string' ? Buffer.from(body) : body;
@@ -40,8 +41,11 @@ class FakeOwner implements ScannerOwner {
   parameterStatus(name: string, value: string): void {
     this.params.push([name, value]);
   }
-  errorSeen(): void {
+  /** SQLSTATE classes of the errors reported, read from the frame as the server connection does. */
+  readonly errorClasses = new ErrorClassCounts();
+  errorSeen(buf: Buffer, start: number): void {
     this.errors++;
+    this.errorClasses.recordFrame(buf, start);
   }
   swallowedError(frame: Buffer): void {
     this.swallowedErrors.push(Buffer.from(frame));
@@ -167,6 +171,27 @@ describe('ResponseScanner.swallowNextUntilReady', () => {
     scanner.scan(Buffer.concat([failing, clientReplies]));
     expect(hex(owner.forwarded)).toBe(hex(clientReplies));
     expect(owner.swallowedErrors.map(hex)).toEqual([hex(E('22023', 'invalid value'))]);
+  });
+
+  it('reports every error once with its SQLSTATE class, swallowed or not, for any chunking', () => {
+    const failing = Buffer.concat([E('22023', 'invalid value'), Z('I')]);
+    const clientError = Buffer.concat([E('42P01', 'relation does not exist'), Z('I')]);
+    const stream = Buffer.concat([failing, clientError]);
+    for (const cuts of chunkings(stream)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.swallowNextUntilReady();
+      scanner.readyExpected += 2;
+      scanAll(scanner, stream, cuts);
+      expect(owner.errors, `cuts ${cuts.join(',')}`).toBe(2);
+      // A forwarded error cut before its C field is counted as class "??" (the scanner never holds it back).
+      const codeEnd = failing.length + E('42P01', 'x').indexOf('42P01') + 2;
+      const isCodeCut = cuts.some((c) => c >= failing.length + 5 && c < codeEnd); // header cuts are held back
+      expect(owner.errorClasses.entries(), `cuts ${cuts.join(',')}`).toEqual([
+        ['22', 1],
+        [isCodeCut ? '??' : '42', 1],
+      ]);
+    }
   });
 
   it('applies only after the ReadyForQuery replies already owed (pipelined batch first)', () => {

@@ -37,6 +37,9 @@ describe('parseConfig defaults', () => {
       twoPhaseCommitRecoveryIntervalMs: 10_000,
       twoPhaseCommitOrphanTimeoutMs: 60_000,
       maxMessageSizeBytes: 64 * 1024 * 1024,
+      openmetricsPort: null, // off, as in PgDog
+      openmetricsNamespace: 'shardgate_', // PgDog: no prefix
+      shutdownTimeoutMs: 60_000, // PgDog's default
     });
     expect(config.general).toEqual({
       ...GENERAL_DEFAULTS,
@@ -121,7 +124,10 @@ two_phase_commit_wal_segment_size = 1_048_576
 two_phase_commit_wal_fsync_interval = 2
 two_phase_commit_recovery_interval = 5_000
 two_phase_commit_orphan_timeout = 30_000
-max_message_size = 1_048_576`);
+max_message_size = 1_048_576
+openmetrics_port = 9090
+openmetrics_namespace = "pgdog_"
+shutdown_timeout = 5_000`);
     const users = `[[users]]
 name = "alice"
 database = "prod"
@@ -158,6 +164,9 @@ server_password = "owner-pw"`;
       twoPhaseCommitRecoveryIntervalMs: 5000,
       twoPhaseCommitOrphanTimeoutMs: 30000,
       maxMessageSizeBytes: 1048576,
+      openmetricsPort: 9090,
+      openmetricsNamespace: 'pgdog_',
+      shutdownTimeoutMs: 5000,
     });
     expect(custom.users[0]).toMatchObject({
       poolSize: 3,
@@ -187,6 +196,10 @@ role = "auto"\n`;
       shard: 0,
       role: 'auto',
     });
+  });
+
+  it('accepts an empty openmetrics_namespace (metric names without prefix, as PgDog by default)', () => {
+    expect(parse(withGeneral('openmetrics_namespace = ""')).config.general.openmetricsNamespace).toBe('');
   });
 
   it('accepts PgDog max_pool_size as default_pool_size', () => {

@@ -232,6 +232,21 @@ describe('parseConfig refuses', () => {
     expectNames(parseError(withGeneral('max_message_size = 100')), 'pgdog.toml', 'general.max_message_size');
   });
 
+  it('an openmetrics_namespace that would make invalid metric names (PgDog allows "." for Datadog)', () => {
+    const error = parseError(withGeneral('openmetrics_namespace = "pgdog."'));
+    expectNames(error, 'pgdog.toml', 'general.openmetrics_namespace');
+    expect(error.message).toContain('letters, digits and _');
+  });
+
+  it('an openmetrics_port or shutdown_timeout out of range', () => {
+    expectNames(
+      parseError(withGeneral('openmetrics_port = 70000')),
+      'pgdog.toml',
+      'general.openmetrics_port',
+    );
+    expectNames(parseError(withGeneral('shutdown_timeout = -1')), 'pgdog.toml', 'general.shutdown_timeout');
+  });
+
   it('a wrongly typed password without printing its value', () => {
     const error = parseError(
       MINIMAL_PGDOG,

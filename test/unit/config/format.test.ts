@@ -1,7 +1,7 @@
 // formatEffectiveConfig: PgDog key names, every default shown, passwords never printed.
 import { parse as parseToml } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
-import { formatEffectiveConfig } from '../../../src/config/format.js';
+import { configSettings, formatEffectiveConfig, REDACTED } from '../../../src/config/format.js';
 import { parse } from './helpers.js';
 
 const PGDOG = `[admin]
@@ -57,5 +57,32 @@ describe('formatEffectiveConfig', () => {
     expect(reparsed.sharded_tables).toEqual([
       { database: 'prod', column: 'id', data_type: 'bigint', primary: false },
     ]);
+  });
+
+  it('shows the operations settings', () => {
+    expect(text).toContain('# openmetrics_port = (not set: OpenMetrics endpoint off)');
+    expect(text).toContain('openmetrics_namespace = "shardgate_"');
+    expect(text).toContain('shutdown_timeout = 60000');
+  });
+});
+
+describe('configSettings (SHOW CONFIG)', () => {
+  const rows = configSettings(parse(PGDOG, USERS).config);
+
+  it('lists every setting by section and key, passwords redacted', () => {
+    expect(rows).toContainEqual({ section: 'general', key: 'port', value: '6432' });
+    expect(rows).toContainEqual({ section: 'databases[1]', key: 'port', value: '5433' });
+    expect(rows).toContainEqual({ section: 'users[0]', key: 'password', value: `"${REDACTED}"` });
+    expect(rows).toContainEqual({
+      section: 'users[0]',
+      key: 'pool_size',
+      value: null,
+      fallback: 'general.default_pool_size',
+    });
+    expect(rows).toContainEqual({ section: 'sharded_tables[0]', key: 'column', value: '"id"' });
+    const text = JSON.stringify(rows);
+    for (const secret of ['admin-secret', 'db-secret', 'alice-secret', 'server-secret']) {
+      expect(text).not.toContain(secret);
+    }
   });
 });

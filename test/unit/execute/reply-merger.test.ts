@@ -3,7 +3,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { ReplyMerger } from '../../../src/execute/reply-merger.js';
 import { PASS_THROUGH_SPEC, sortKey, type MergeSpec } from '../../../src/execute/merge-spec.js';
-import { TypeOid } from '../../../src/execute/value-compare.js';
+import { numericBinaryToText, TypeOid } from '../../../src/execute/value-compare.js';
 
 // ---- frame builders ----
 
@@ -233,6 +233,24 @@ describe('ReplyMerger: unordered streaming', () => {
     merger.push(1, C('DROP TABLE'));
     expect(client.types()).toBe('NNC');
     expect(client.tag()).toBe('DROP TABLE');
+  });
+
+  it('passes notices and ParameterStatus of a broadcast statement (DDL, SET) from the first shard only', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, { ...PASS_THROUGH_SPEC, isBroadcast: true }, client.emit);
+    const notice = errorFrame(
+      [
+        ['S', 'NOTICE'],
+        ['C', '00000'],
+        ['M', 'table "t" does not exist, skipping'],
+      ],
+      'N',
+    );
+    merger.push(1, notice);
+    merger.push(0, notice);
+    merger.push(0, C('DROP TABLE'));
+    merger.push(1, C('DROP TABLE'));
+    expect(client.types()).toBe('NC');
   });
 
   it('EmptyQueryResponse once, when every shard has ended', () => {
@@ -942,5 +960,279 @@ describe('ReplyMerger: GROUP BY across shards', () => {
     expect(client.rows(1)).toEqual(['5', '4']);
     expect(client.rows(2)).toEqual(['9', '1']);
     expect(client.tag()).toBe('SELECT 2');
+  });
+});
+
+/** Name, type OID, type size and format of each field of a RowDescription. */
+function describedColumns(f: Buffer): { name: string; oid: number; size: number; format: number }[] {
+  const count = f.readInt16BE(5);
+  const out: { name: string; oid: number; size: number; format: number }[] = [];
+  let pos = 7;
+  for (let i = 0; i < count; i++) {
+    const end = f.indexOf(0, pos);
+    const name = f.toString('utf8', pos, end);
+    pos = end + 1;
+    out.push({
+      name,
+      oid: f.readUInt32BE(pos + 6),
+      size: f.readInt16BE(pos + 10),
+      format: f.readInt16BE(pos + 16),
+    });
+    pos += 18;
+  }
+  expect(pos).toBe(f.length);
+  return out;
+}
+
+describe('ReplyMerger: avg from sum and a hidden count', () => {
+  /** `SELECT avg(x), count(*)` run as `SELECT sum(x) AS avg, count(*), count(x) AS hidden`. */
+  function average(
+    sumCol: Col,
+    shardRows: (string | Buffer | null)[][],
+    countFormat = 0,
+  ): { client: Client; merger: ReplyMerger } {
+    const client = new Client();
+    const merger = new ReplyMerger(
+      shardRows.length,
+      spec({
+        aggregates: [
+          { column: 0, fn: 'avg', countColumn: 2 },
+          { column: 1, fn: 'count' },
+        ],
+        hiddenCount: 1,
+      }),
+      client.emit,
+    );
+    const cols: Col[] = [
+      { ...sumCol, name: 'avg' },
+      { oid: TypeOid.int8, name: 'count', format: countFormat },
+      { oid: TypeOid.int8, name: 'shardgate.hidden.1', format: countFormat },
+    ];
+    shardRows.forEach((row, s) => {
+      merger.push(s, rowDescription(cols));
+      merger.push(s, dataRow(row));
+      merger.push(s, C('SELECT 1'));
+    });
+    return { client, merger };
+  }
+
+  it('describes the avg column as numeric and drops the hidden count; divides as numeric_div', () => {
+    const { client } = average({ oid: TypeOid.int8 }, [
+      ['3', '2', '2'],
+      ['4', '1', '1'],
+      [null, '5', '0'],
+    ]);
+    expect(client.types()).toBe('TDC');
+    expect(describedColumns(client.frames[0])).toEqual([
+      { name: 'avg', oid: TypeOid.numeric, size: -1, format: 0 },
+      { name: 'count', oid: TypeOid.int8, size: -1, format: 0 }, // as the shards described it
+    ]);
+    expect(values(client.frames[1])).toEqual(['2.3333333333333333', '8']);
+    expect(client.tag()).toBe('SELECT 1');
+  });
+
+  it('NULL when no shard counted a value; float8 sums stay float8', () => {
+    expect(
+      values(
+        average({ oid: TypeOid.numeric }, [
+          [null, '1', '0'],
+          [null, '0', '0'],
+        ]).client.frames[1],
+      ),
+    ).toEqual([null, '1']);
+    const { client } = average({ oid: TypeOid.float8 }, [
+      ['1.5', '1', '1'],
+      ['0.25', '2', '2'],
+    ]);
+    expect(describedColumns(client.frames[0])[0]).toMatchObject({ oid: TypeOid.float8, size: 8 });
+    expect(values(client.frames[1])[0]).toBe('0.5833333333333334');
+  });
+
+  it('binary results: numeric out of int8 sums and counts', () => {
+    const { client } = average(
+      { oid: TypeOid.int8, format: 1 },
+      [
+        [i64(5n), i64(1n), i64(1n)],
+        [i64(0n), i64(1n), i64(1n)],
+      ],
+      1,
+    );
+    expect(describedColumns(client.frames[0])[0]).toMatchObject({ oid: TypeOid.numeric, format: 1 });
+    const row = client.frames[1];
+    const length = row.readInt32BE(7);
+    expect(numericBinaryToText(row.subarray(11, 11 + length))).toBe('2.5000000000000000');
+  });
+
+  it('refuses a single-precision sum with 0A000 before any row', () => {
+    const { client } = average({ oid: TypeOid.float4 }, [['1.5', '1', '1']]);
+    expect(client.types()).toBe('E');
+    expect(client.errors()[0]).toMatchObject({ C: '0A000' });
+  });
+});
+
+describe('ReplyMerger: HAVING on merged groups', () => {
+  it('applies HAVING after combining, on merged and hidden aggregates; hidden columns never reach the client', () => {
+    const client = new Client();
+    // SELECT k, avg(v) FROM t GROUP BY k HAVING count(*) > 2 AND avg(v) <> 3 ORDER BY avg(v) DESC
+    // run as SELECT k, sum(v) AS avg, count(v) AS h1, count(*) AS h2 FROM t GROUP BY k
+    const merger = new ReplyMerger(
+      2,
+      spec({
+        groupBy: [0],
+        aggregates: [
+          { column: 1, fn: 'avg', countColumn: 2 },
+          { column: 3, fn: 'count' },
+        ],
+        orderBy: [{ column: 1, isDescending: true, isNullsFirst: true }],
+        hiddenCount: 2,
+        having: {
+          kind: 'and',
+          args: [
+            {
+              kind: 'compare',
+              op: '>',
+              left: { kind: 'column', column: 3 },
+              right: { kind: 'constant', value: Buffer.from('2'), format: 0, typeOid: 0 },
+            },
+            {
+              kind: 'compare',
+              op: '<>',
+              left: { kind: 'column', column: 1 },
+              right: { kind: 'constant', value: Buffer.from('3'), format: 0, typeOid: TypeOid.numeric },
+            },
+          ],
+        },
+      }),
+      client.emit,
+    );
+    const t = rowDescription([
+      { oid: TypeOid.text },
+      { oid: TypeOid.int8 },
+      { oid: TypeOid.int8 },
+      { oid: TypeOid.int8 },
+    ]);
+    merger.push(0, t);
+    merger.push(1, t);
+    merger.push(0, dataRow(['a', '3', '2', '2'])); // a: 3 rows, avg 4/3 → kept
+    merger.push(1, dataRow(['a', '1', '1', '1']));
+    merger.push(0, dataRow(['b', '4', '2', '2'])); // b: 2 rows → dropped by count(*) > 2 (each shard alone: no)
+    merger.push(1, dataRow(['c', '6', '1', '2'])); // c: 3 rows, avg 9/3 = 3 → dropped by avg <> 3
+    merger.push(0, dataRow(['c', '3', '2', '1']));
+    merger.push(1, dataRow(['d', '20', '2', '2'])); // d: 3 rows, avg 7.5 → kept, first (DESC)
+    merger.push(0, dataRow(['d', '10', '2', '1']));
+    merger.push(0, C('SELECT 4'));
+    merger.push(1, C('SELECT 3'));
+    expect(describedColumns(client.frames[0]).map((c) => [c.name, c.oid])).toEqual([
+      ['c0', TypeOid.text],
+      ['c1', TypeOid.numeric],
+    ]);
+    expect(client.frames.filter((f) => f[0] === 0x44).map(values)).toEqual([
+      ['d', '7.5000000000000000'],
+      ['a', '1.3333333333333333'],
+    ]);
+    expect(client.tag()).toBe('SELECT 2');
+  });
+
+  it('without GROUP BY: the one merged row passes or not', () => {
+    const run = (threshold: string): Client => {
+      const client = new Client();
+      const merger = new ReplyMerger(
+        2,
+        spec({
+          aggregates: [{ column: 0, fn: 'count' }],
+          having: {
+            kind: 'compare',
+            op: '>',
+            left: { kind: 'column', column: 0 },
+            right: { kind: 'constant', value: Buffer.from(threshold), format: 0, typeOid: 0 },
+          },
+        }),
+        client.emit,
+      );
+      for (const s of [0, 1]) {
+        merger.push(s, rowDescription([{ oid: TypeOid.int8 }]));
+        merger.push(s, dataRow(['3']));
+        merger.push(s, C('SELECT 1'));
+      }
+      return client;
+    };
+    expect(run('5').rows()).toEqual(['6']);
+    expect(run('6').rows()).toEqual([]);
+    expect(run('6').tag()).toBe('SELECT 0');
+  });
+});
+
+describe('ReplyMerger: hidden sort columns', () => {
+  it('sorts on a hidden column and drops it from RowDescription and every row, with OFFSET and LIMIT', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(
+      2,
+      spec({
+        orderBy: [{ column: 1, isDescending: true, isNullsFirst: true }],
+        hiddenCount: 1,
+        offset: 1,
+        limit: 3,
+      }),
+      client.emit,
+    );
+    const t = rowDescription([{ oid: TypeOid.text, name: 'name' }, { oid: TypeOid.int4 }]);
+    merger.push(0, t);
+    merger.push(1, t);
+    for (const [s, name, key] of [
+      [0, 'n', null],
+      [1, 'x', '9'],
+      [0, 'a', '7'],
+      [1, 'y', '5'],
+      [0, 'b', '3'],
+      [1, 'z', '1'],
+    ] as const) {
+      merger.push(s, dataRow([name, key]));
+    }
+    merger.push(0, C('SELECT 3'));
+    merger.push(1, C('SELECT 3'));
+    expect(describedColumns(client.frames[0])).toEqual([
+      { name: 'name', oid: TypeOid.text, size: -1, format: 0 },
+    ]);
+    const rows = client.frames.filter((f) => f[0] === 0x44).map(values);
+    expect(rows).toEqual([['x'], ['a'], ['y']]);
+    expect(client.tag()).toBe('SELECT 3');
+  });
+
+  it('a sort key counted from the end of the row (SELECT *: the width is known only from the rows)', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(
+      2,
+      spec({ orderBy: [{ column: -1, isDescending: false, isNullsFirst: false }], hiddenCount: 1 }),
+      client.emit,
+    );
+    const cols: Col[] = [{ oid: TypeOid.text }, { oid: TypeOid.text }, { oid: TypeOid.numeric }];
+    merger.push(0, rowDescription(cols));
+    merger.push(1, rowDescription(cols));
+    merger.push(0, dataRow(['a', 'p', '-1.5']));
+    merger.push(0, dataRow(['b', 'q', '10']));
+    merger.push(1, dataRow(['c', 'r', '2']));
+    merger.push(1, dataRow(['d', 's', null]));
+    merger.push(0, C('SELECT 2'));
+    merger.push(1, C('SELECT 2'));
+    expect(client.frames.filter((f) => f[0] === 0x44).map(values)).toEqual([
+      ['a', 'p'],
+      ['c', 'r'],
+      ['b', 'q'],
+      ['d', 's'],
+    ]);
+  });
+
+  it('rejects sort keys counted from the end beyond the hidden columns', () => {
+    expect(
+      () =>
+        new ReplyMerger(
+          1,
+          spec({ orderBy: [{ column: -2, isDescending: false, isNullsFirst: false }], hiddenCount: 1 }),
+          vi.fn(),
+        ),
+    ).toThrow(/bad ORDER BY column -2/);
+    expect(() => new ReplyMerger(1, spec({ aggregates: [{ column: 0, fn: 'avg' }] }), vi.fn())).toThrow(
+      /avg needs a count column/,
+    );
   });
 });

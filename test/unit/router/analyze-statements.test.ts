@@ -124,9 +124,33 @@ describe('EXPLAIN, COPY, DDL and other statements', () => {
       direction: 'from',
       columns: ['id', 'user_id', 'total'],
       keyColumnIndex: 1,
+      keyColumn: expect.objectContaining({ table: 'orders', column: 'user_id' }),
       format: 'csv',
+      delimiter: ',',
+      quote: '"',
+      escape: '"',
+      nullText: '',
+      header: true,
       isServerSide: false,
     });
+    expect(
+      plan("COPY users FROM STDIN (FORMAT csv, HEADER false, DELIMITER ';', QUOTE '''', NULL 'n/a')").copy,
+    ).toMatchObject({
+      delimiter: ';',
+      quote: "'",
+      escape: "'",
+      nullText: 'n/a',
+      header: false,
+    });
+    expect(plan('COPY users FROM STDIN').copy).toMatchObject({
+      format: 'text',
+      delimiter: '\t',
+      nullText: '\\N',
+      header: false,
+      keyColumnIndex: null,
+      keyColumn: expect.objectContaining({ table: 'users', column: 'id' }),
+    });
+    expect(plan('COPY countries FROM STDIN').copy?.keyColumn).toBeNull();
     const to = plan('COPY users TO STDOUT (FORMAT binary)');
     expect(to).toMatchObject({
       isReadOnly: true,

@@ -130,6 +130,10 @@ describe('top-level merge limits', () => {
     expect(unsafe('SELECT DISTINCT country FROM users')).toBeNull();
     expect(unsafe('SELECT * FROM users ORDER BY created_at')).toBeNull();
     expect(unsafe('SELECT id FROM users UNION SELECT user_id FROM orders')).toBeNull();
+    // HAVING is applied after the merge; ORDER BY expressions outside the select list become hidden columns.
+    expect(unsafe('SELECT country FROM users GROUP BY country HAVING count(*) > 2')).toBeNull();
+    expect(unsafe('SELECT id FROM users ORDER BY created_at')).toBeNull();
+    expect(unsafe('SELECT country FROM users GROUP BY country ORDER BY avg(age) DESC')).toBeNull();
   });
 
   it('flags what it cannot', () => {
@@ -145,16 +149,22 @@ describe('top-level merge limits', () => {
     expect(unsafe('SELECT count(*) FROM users GROUP BY country')).toMatch(
       /^GROUP BY an expression that is not/,
     );
-    expect(unsafe('SELECT country FROM users GROUP BY country HAVING count(*) > 2')).toMatch(
-      /^HAVING over sharded/,
+    expect(unsafe('SELECT country FROM users GROUP BY country HAVING count(*) BETWEEN 1 AND 2')).toMatch(
+      /^HAVING with BETWEEN cannot be merged/,
     );
+    expect(unsafe('SELECT avg(age)::int FROM users')).toMatch(/^avg\(\) under a cast/);
     expect(unsafe('SELECT id, rank() OVER (ORDER BY age) FROM users')).toMatch(
       /^window function over sharded/,
     );
     expect(unsafe('SELECT DISTINCT ON (country) * FROM users ORDER BY country')).toMatch(
       /^DISTINCT ON over sharded/,
     );
-    expect(unsafe('SELECT id FROM users ORDER BY created_at')).toMatch(/^ORDER BY an expression that is not/);
+    expect(unsafe('SELECT DISTINCT id FROM users ORDER BY created_at')).toMatch(
+      /^ORDER BY an expression that is not/,
+    );
+    expect(unsafe('SELECT country FROM users GROUP BY country ORDER BY max(age) - min(age)')).toMatch(
+      /^ORDER BY an expression that is not in the select list cannot be merged across shards under GROUP BY/,
+    );
     expect(unsafe('SELECT id FROM users ORDER BY id LIMIT 2 + 3')).toMatch(
       /^LIMIT\/OFFSET with an expression/,
     );
@@ -181,9 +191,17 @@ describe('top-level merge limits', () => {
 
 describe('writes with unknown row keys', () => {
   it('flags INSERTs whose rows cannot be placed', () => {
-    expect(unsafe('INSERT INTO users VALUES (1, $1)')).toBe(
-      'INSERT INTO users without a column list: the position of sharding column id is unknown',
-    );
+    // No column list: not unsafe, but the session must learn the column order first (columnsLookup).
+    expect(unsafe('INSERT INTO users VALUES (1, $1)')).toBeNull();
+    expect(analyzeQuery('INSERT INTO users VALUES (1, $1)', SCHEMA)[0].insert?.columnsLookup).toBe('users');
+    // Once the order is known, the key is found by position.
+    const known = { ...SCHEMA, tableColumns: new Map([['users', ['name', 'id']]]) };
+    const [p] = analyzeQuery("INSERT INTO users VALUES ('a', 7), ('b', $1)", known);
+    expect(p.insert?.columnsLookup).toBeNull();
+    expect(p.insert?.insertKeys).toEqual([
+      { kind: 'literal', value: '7' },
+      { kind: 'param', index: 1, isArray: false },
+    ]);
     expect(unsafe('INSERT INTO users (email) VALUES ($1)')).toMatch(
       /sharding column id is not in the INSERT column list/,
     );

@@ -52,6 +52,7 @@ describe('INSERT row keys', () => {
       insertKeys: null,
       insertKeysReason:
         'INSERT INTO users without a column list: the position of sharding column id is unknown',
+      columnsLookup: 'users',
     });
     expect(insert('INSERT INTO users (email) VALUES ($1)').insertKeysReason).toMatch(
       /not in the INSERT column list/,

@@ -1,13 +1,19 @@
-// Statement rewrites: splitInsert (per-shard INSERTs, parameters renumbered, Parse/Bind rebuilt) and pushDownOffset.
+// Statement rewrites: splitInsert (per-shard INSERTs, parameters renumbered, Parse/Bind rebuilt), pushDownOffset,
+// stripLimit, and shardSelectSql (the SELECT a fan-out's shards run: avg as sum, hidden columns, HAVING moved).
+import { parseSync } from 'pgsql-parser';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initParser } from '../../../src/router/parser.js';
 import {
+  aggregateLike,
   parseParamTypes,
   pushDownOffset,
   readBind,
+  shardSelectSql,
   splitBind,
   splitInsert,
   splitParse,
+  stripLimit,
+  type ShardSelectEdit,
 } from '../../../src/router/rewrite.js';
 
 beforeAll(async () => {
@@ -78,5 +84,73 @@ describe('pushDownOffset', () => {
       'SELECT id FROM t ORDER BY id LIMIT CAST(NULL AS bigint) + CAST(3 AS bigint)',
     );
     expect(pushDownOffset('select id from t order by id limit 3')).toBeNull();
+  });
+});
+
+describe('stripLimit', () => {
+  it('removes LIMIT and OFFSET, keeping their parameters referenced', () => {
+    expect(stripLimit('select a, count(*) from t group by a limit $1 offset 2')).toBe(
+      'SELECT a, count(*) FROM t GROUP BY a LIMIT CAST(CAST(NULL AS bigint) + CAST($1 AS bigint) AS bigint) + CAST(2 AS bigint)',
+    );
+    expect(stripLimit('select a from t group by a')).toBeNull();
+  });
+});
+
+describe('shardSelectSql', () => {
+  type Fields = Record<string, unknown>;
+  const selectOf = (sql: string): Fields =>
+    (parseSync(sql) as { stmts: { stmt: { SelectStmt: Fields } }[] }).stmts[0].stmt.SelectStmt;
+  const edit = (e: Partial<ShardSelectEdit>): ShardSelectEdit => ({
+    avgTargets: [],
+    hidden: [],
+    having: 'keep',
+    limit: 'keep',
+    ...e,
+  });
+  /** The FuncCall fields of select-list entry `i`. */
+  const call = (sel: Fields, i: number): Fields =>
+    (sel.targetList as { ResTarget: { val: { FuncCall: Fields } } }[])[i].ResTarget.val.FuncCall;
+
+  it('runs avg(x) as sum(x * 1) named avg (or its alias) and appends count(x) as a hidden column', () => {
+    const sel = selectOf('select k, avg(x), avg(y) as m from t group by k');
+    const sql = shardSelectSql(
+      sel,
+      edit({
+        avgTargets: [1, 2],
+        hidden: [aggregateLike(call(sel, 1), 'count'), aggregateLike(call(sel, 2), 'count')],
+      }),
+    );
+    expect(sql).toBe(
+      'SELECT k, pg_catalog.sum(x * 1) AS avg, pg_catalog.sum(y * 1) AS m, pg_catalog.count(x) AS "shardgate.hidden.1", ' +
+        'pg_catalog.count(y) AS "shardgate.hidden.2" FROM t GROUP BY k',
+    );
+    // The client's tree is left as it was.
+    expect(call(sel, 1).funcname).toMatchObject([{ String: { sval: 'avg' } }]);
+  });
+
+  it('removes HAVING, or keeps it always true when it holds parameters', () => {
+    const sel = selectOf('select k from t group by k having count(*) > $1 limit 3 offset 1');
+    expect(shardSelectSql(sel, edit({ having: 'remove', limit: 'strip' }))).toBe(
+      'SELECT k FROM t GROUP BY k LIMIT CAST(CAST(NULL AS bigint) + CAST(3 AS bigint) AS bigint) + CAST(1 AS bigint)',
+    );
+    expect(shardSelectSql(sel, edit({ having: 'neutralize' }))).toBe(
+      'SELECT k FROM t GROUP BY k HAVING count(*) > $1 OR true LIMIT 3 OFFSET 1',
+    );
+  });
+
+  it('appends hidden sort columns and pushes OFFSET down', () => {
+    const sel = selectOf('select name from users order by created_at desc, id limit 10 offset $1');
+    const orderBy = (sel.sortClause as { SortBy: { node: unknown } }[]).map((s) => s.SortBy.node);
+    expect(shardSelectSql(sel, edit({ hidden: orderBy, limit: 'pushdown' }))).toBe(
+      'SELECT name, created_at AS "shardgate.hidden.1", id AS "shardgate.hidden.2" FROM users ' +
+        'ORDER BY created_at DESC, id LIMIT CAST(10 AS bigint) + CAST($1 AS bigint)',
+    );
+  });
+
+  it('throws when the edit does not fit the statement', () => {
+    expect(() => shardSelectSql(selectOf('select count(x) from t'), edit({ avgTargets: [1] }))).toThrow(
+      /not an avg\(\) call/,
+    );
+    expect(() => shardSelectSql(selectOf('select x from t'), edit({ limit: 'pushdown' }))).toThrow(/OFFSET/);
   });
 });

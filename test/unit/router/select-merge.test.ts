@@ -22,10 +22,10 @@ describe('ORDER BY', () => {
       'SELECT id, email AS e, lower(name) FROM users ORDER BY 1 DESC, e, lower(name) NULLS FIRST, id DESC NULLS LAST',
     );
     expect(m.orderBy).toEqual([
-      { position: 1, name: 'id', descending: true, nullsFirst: true },
-      { position: 2, name: 'e', descending: false, nullsFirst: false },
-      { position: 3, name: 'lower', descending: false, nullsFirst: true },
-      { position: 1, name: 'id', descending: true, nullsFirst: false },
+      { position: 1, name: 'id', descending: true, nullsFirst: true, hidden: null },
+      { position: 2, name: 'e', descending: false, nullsFirst: false, hidden: null },
+      { position: 3, name: 'lower', descending: false, nullsFirst: true, hidden: null },
+      { position: 1, name: 'id', descending: true, nullsFirst: false, hidden: null },
     ]);
     expect(m.targetCount).toBe(3);
   });
@@ -34,13 +34,17 @@ describe('ORDER BY', () => {
     expect(merge('SELECT u.id AS user_id FROM users u ORDER BY u.id').orderBy[0].position).toBe(1);
   });
 
-  it('orders by name through SELECT *', () => {
+  it('orders by name through SELECT * (a hidden column: its position is unknown)', () => {
     const m = merge('SELECT * FROM users ORDER BY created_at DESC, 2');
     expect(m.orderBy).toEqual([
-      { position: null, name: 'created_at', descending: true, nullsFirst: true },
-      { position: 2, name: null, descending: false, nullsFirst: false },
+      { position: null, name: 'created_at', descending: true, nullsFirst: true, hidden: 0 },
+      { position: 2, name: null, descending: false, nullsFirst: false, hidden: null },
     ]);
     expect(m.targetCount).toBeNull();
+    expect(m.shardQuery).toEqual({
+      sql: 'SELECT *, created_at AS "shardgate.hidden.1" FROM users ORDER BY created_at DESC, 2',
+      hiddenCount: 1,
+    });
   });
 });
 
@@ -62,11 +66,11 @@ describe('aggregates and grouping', () => {
       'SELECT country, count(*), sum(total)::bigint AS s, max(x) FILTER (WHERE y), avg(z), count(DISTINCT id) FROM users GROUP BY 1',
     );
     expect(m.aggregates).toEqual([
-      { position: 2, fn: 'count', isDistinct: false },
-      { position: 3, fn: 'sum', isDistinct: false },
-      { position: 4, fn: 'max', isDistinct: false },
-      { position: 5, fn: 'avg', isDistinct: false },
-      { position: 6, fn: 'count', isDistinct: true },
+      { position: 2, fn: 'count', isDistinct: false, countPosition: null },
+      { position: 3, fn: 'sum', isDistinct: false, countPosition: null },
+      { position: 4, fn: 'max', isDistinct: false, countPosition: null },
+      { position: 5, fn: 'avg', isDistinct: false, countPosition: 7 },
+      { position: 6, fn: 'count', isDistinct: true, countPosition: null },
     ]);
     expect(m).toMatchObject({ hasGroupBy: true, groupByPositions: [1] });
   });
@@ -99,5 +103,177 @@ describe('set operations', () => {
     expect(merge('SELECT 1 UNION SELECT 2').setOperation).toBe('union');
     expect(merge('SELECT 1 INTERSECT ALL SELECT 2').setOperation).toBe('intersect_all');
     expect(merge('SELECT 1 EXCEPT SELECT 2').setOperation).toBe('except');
+  });
+});
+
+describe('the statement the shards run (shardQuery)', () => {
+  it('runs avg(x) as sum(x) under the output name, with a hidden count(x) after the select list', () => {
+    const m = merge('SELECT status, avg(total), avg(total) AS a FROM orders GROUP BY status ORDER BY 2');
+    expect(m.shardQuery).toEqual({
+      sql:
+        'SELECT status, pg_catalog.sum(total * 1) AS avg, pg_catalog.sum(total * 1) AS a, ' +
+        'pg_catalog.count(total) AS "shardgate.hidden.1", pg_catalog.count(total) AS "shardgate.hidden.2" ' +
+        'FROM orders GROUP BY status ORDER BY 2',
+      hiddenCount: 2,
+    });
+    expect(m.aggregates).toEqual([
+      { position: 2, fn: 'avg', isDistinct: false, countPosition: 4 },
+      { position: 3, fn: 'avg', isDistinct: false, countPosition: 5 },
+    ]);
+  });
+
+  it('keeps FILTER on both halves of an avg', () => {
+    expect(merge('SELECT avg(total) FILTER (WHERE total > 0) FROM orders').shardQuery?.sql).toBe(
+      'SELECT pg_catalog.sum(total * 1) FILTER (WHERE total > 0) AS avg, ' +
+        'pg_catalog.count(total) FILTER (WHERE total > 0) AS "shardgate.hidden.1" FROM orders',
+    );
+  });
+
+  it('needs no rewrite for plain merges, and pushes OFFSET down or strips LIMIT under GROUP BY', () => {
+    expect(merge('SELECT id FROM users ORDER BY id LIMIT 5').shardQuery).toBeNull();
+    expect(merge('SELECT count(*), sum(total) FROM orders').shardQuery).toBeNull();
+    expect(merge('SELECT id FROM users ORDER BY id LIMIT 5 OFFSET $1').shardQuery?.sql).toBe(
+      'SELECT id FROM users ORDER BY id LIMIT CAST(5 AS bigint) + CAST($1 AS bigint)',
+    );
+    expect(merge('SELECT country, count(*) FROM users GROUP BY 1 ORDER BY 1 LIMIT $1').shardQuery?.sql).toBe(
+      'SELECT country, count(*) FROM users GROUP BY 1 ORDER BY 1 LIMIT CAST(NULL AS bigint) + CAST($1 AS bigint)',
+    );
+  });
+});
+
+describe('hidden sort columns', () => {
+  it('appends ORDER BY expressions that are not output columns, once each', () => {
+    const m = merge(
+      'SELECT name FROM users ORDER BY created_at DESC NULLS FIRST, lower(email), created_at LIMIT 3',
+    );
+    expect(m.orderBy.map((o) => [o.position, o.hidden])).toEqual([
+      [null, 0],
+      [null, 1],
+      [null, 0],
+    ]);
+    expect(m.shardQuery).toEqual({
+      sql:
+        'SELECT name, created_at AS "shardgate.hidden.1", lower(email) AS "shardgate.hidden.2" FROM users ' +
+        'ORDER BY created_at DESC NULLS FIRST, lower(email), created_at LIMIT 3',
+      hiddenCount: 2,
+    });
+  });
+
+  it('keeps OFFSET pushdown with hidden columns', () => {
+    expect(merge('SELECT id FROM users ORDER BY score, id LIMIT $1 OFFSET $2').shardQuery?.sql).toBe(
+      'SELECT id, score AS "shardgate.hidden.1" FROM users ORDER BY score, id ' +
+        'LIMIT CAST($1 AS bigint) + CAST($2 AS bigint)',
+    );
+  });
+
+  it('sorts on the expression of an output name that follows *', () => {
+    const m = merge('SELECT *, score * 2 AS dbl FROM users ORDER BY dbl');
+    expect(m.orderBy[0]).toMatchObject({ position: null, hidden: 0 });
+    expect(m.shardQuery?.sql).toBe(
+      'SELECT *, score * 2 AS dbl, score * 2 AS "shardgate.hidden.1" FROM users ORDER BY dbl',
+    );
+  });
+
+  it('under GROUP BY: a hidden aggregate (merged like the others) or a per-group expression', () => {
+    const m = merge(
+      'SELECT country FROM users GROUP BY country ORDER BY count(*) DESC, avg(age), upper(country)',
+    );
+    expect(m.orderBy.map((o) => o.hidden)).toEqual([0, 1, 3]);
+    expect(m.aggregates).toEqual([
+      { position: 2, fn: 'count', isDistinct: false, countPosition: null },
+      { position: 3, fn: 'avg', isDistinct: false, countPosition: 4 },
+    ]);
+    expect(m.shardQuery?.sql).toBe(
+      'SELECT country, count(*) AS "shardgate.hidden.1", pg_catalog.sum(age * 1) AS "shardgate.hidden.2", ' +
+        'pg_catalog.count(age) AS "shardgate.hidden.3", upper(country) AS "shardgate.hidden.4" FROM users ' +
+        'GROUP BY country ORDER BY count(*) DESC, avg(age), upper(country)',
+    );
+  });
+
+  it('ignores ORDER BY for aggregates without GROUP BY (one row)', () => {
+    const m = merge('SELECT count(*) FROM users ORDER BY max(age)');
+    expect(m.orderBy[0].hidden).toBeNull();
+    expect(m.shardQuery).toBeNull();
+  });
+});
+
+describe('HAVING', () => {
+  it('becomes a condition on merged columns; missing aggregates become hidden columns', () => {
+    const m = merge(
+      "SELECT country, count(*) FROM users GROUP BY country HAVING count(*) > 2 AND (sum(age) <= -1.5 OR NOT country <> 'fr')",
+    );
+    expect(m.having).toEqual({
+      kind: 'and',
+      args: [
+        {
+          kind: 'compare',
+          op: '>',
+          left: { kind: 'column', position: 2 },
+          right: { kind: 'literal', value: '2', isString: false, castType: null },
+        },
+        {
+          kind: 'or',
+          args: [
+            {
+              kind: 'compare',
+              op: '<=',
+              left: { kind: 'column', position: 3 },
+              right: { kind: 'literal', value: '-1.5', isString: false, castType: null },
+            },
+            {
+              kind: 'not',
+              arg: {
+                kind: 'compare',
+                op: '<>',
+                left: { kind: 'column', position: 1 },
+                right: { kind: 'literal', value: 'fr', isString: true, castType: null },
+              },
+            },
+          ],
+        },
+      ],
+    });
+    expect(m.aggregates.map((a) => [a.position, a.fn])).toEqual([
+      [2, 'count'],
+      [3, 'sum'],
+    ]);
+    expect(m.shardQuery?.sql).toBe(
+      'SELECT country, count(*), sum(age) AS "shardgate.hidden.1" FROM users GROUP BY country',
+    );
+  });
+
+  it('keeps a HAVING with parameters referenced (always true) so their types stay the same', () => {
+    const m = merge(
+      'SELECT country FROM users GROUP BY country HAVING avg(age) >= $1::numeric OR $2 < max(age)',
+    );
+    expect(m.having).toMatchObject({
+      kind: 'or',
+      args: [
+        { left: { kind: 'column', position: 2 }, right: { kind: 'param', index: 1, castType: 'numeric' } },
+        { left: { kind: 'param', index: 2, castType: null }, right: { kind: 'column', position: 4 } },
+      ],
+    });
+    expect(m.shardQuery?.sql).toBe(
+      'SELECT country, pg_catalog.sum(age * 1) AS "shardgate.hidden.1", pg_catalog.count(age) AS "shardgate.hidden.2", ' +
+        'max(age) AS "shardgate.hidden.3" FROM users GROUP BY country HAVING (avg(age) >= CAST($1 AS numeric) OR $2 < max(age)) OR true',
+    );
+  });
+
+  it('refuses what it cannot evaluate, naming it', () => {
+    const problems = (sql: string): string | undefined =>
+      analyzeQuery(sql, SCHEMA)[0].crossShardUnsafe ?? undefined;
+    expect(problems('SELECT country FROM users GROUP BY country HAVING count(*) IS NOT NULL')).toMatch(
+      /^HAVING with IS \[NOT\] NULL cannot be merged across shards/,
+    );
+    expect(problems('SELECT country FROM users GROUP BY country HAVING count(*) IN (1, 2)')).toMatch(
+      /^HAVING with IN/,
+    );
+    expect(problems('SELECT country FROM users GROUP BY country HAVING count(DISTINCT age) > 1')).toMatch(
+      /count\(DISTINCT …\)/,
+    );
+    expect(problems('SELECT country FROM users GROUP BY country HAVING 1 < 2')).toMatch(/two constants/);
+    expect(
+      problems('SELECT country FROM users GROUP BY country HAVING count(*) > 1.5::numeric(3,1)'),
+    ).toMatch(/a constant cast to numeric/);
   });
 });

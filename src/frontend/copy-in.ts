@@ -1,0 +1,112 @@
+// One client's COPY … FROM STDIN spread over shards: the COPY statement runs on every shard; the client's CopyData
+// is cut into rows by CopyRowRouter and each shard gets a CopyData message with its rows; CopyDone / CopyFail go to
+// every shard. When one shard fails, the others get CopyFail at once, and what the client still sends is dropped
+// until its CopyDone / CopyFail, as PostgreSQL does after an error in COPY.
+import type { ServerConnection } from '../backend/server-connection.js';
+import { PgError } from '../errors/pg-error.js';
+import type { CopyRowRouter } from '../execute/copy-rows.js';
+import { Frontend } from '../protocol/codes.js';
+import { MessageWriter } from '../protocol/writer.js';
+
+const COPY_DONE = Buffer.from([Frontend.CopyDone, 0, 0, 0, 4]);
+/** Rows are sent on at least this often, so a large client batch does not pile up in the proxy. */
+const FLUSH_BYTES = 256 * 1024;
+
+function copyFail(message: string): Buffer {
+  return new MessageWriter(16 + message.length).cstring(message).frame(Frontend.CopyFail);
+}
+
+export function isCopyMessage(type: number): boolean {
+  return type === Frontend.CopyData || type === Frontend.CopyDone || type === Frontend.CopyFail;
+}
+
+export class CopyInSplit {
+  private readonly servers: readonly ServerConnection[];
+  private readonly router: CopyRowRouter;
+  /** Servers sent CopyDone or CopyFail already. */
+  private readonly isServerDone: boolean[];
+  /** A shard or the proxy failed the COPY: the client's remaining data is dropped. */
+  isFailed = false;
+  /** The client sent CopyDone or CopyFail: its COPY data is over. */
+  isClientDone = false;
+  /** Client bytes routed since the last flush. */
+  private queuedBytes = 0;
+
+  constructor(servers: readonly ServerConnection[], router: CopyRowRouter) {
+    this.servers = servers;
+    this.router = router;
+    this.isServerDone = servers.map(() => false);
+  }
+
+  /**
+   * One copy message from the client. Throws PgError when a row cannot be routed (the caller fails the request with
+   * it; the shards have been sent CopyFail already).
+   */
+  feed(type: number, frame: Buffer): void {
+    if (type === Frontend.CopyData) {
+      if (this.isFailed || this.isClientDone) return;
+      this.route(() => this.router.push(frame.subarray(5)));
+      this.queuedBytes += frame.length;
+      if (this.queuedBytes >= FLUSH_BYTES) this.flush();
+      return;
+    }
+    if (this.isClientDone) return;
+    this.isClientDone = true;
+    if (this.isFailed) return;
+    if (type === Frontend.CopyDone) {
+      this.route(() => this.router.end());
+      this.flush();
+      this.toEveryServer(COPY_DONE);
+    } else {
+      this.toEveryServer(frame); // the client's CopyFail, with its message
+    }
+  }
+
+  /**
+   * Send the rows routed so far, one CopyData per shard. Called after each batch of client messages (clients such as
+   * pgbench send one CopyData per row: a write per row and shard would cost more than the copy itself).
+   */
+  flush(): void {
+    this.queuedBytes = 0;
+    if (this.isFailed) return;
+    const out = this.router.take();
+    out.forEach((rows, i) => {
+      if (rows.length === 0 || this.isServerDone[i]) return;
+      let length = 0;
+      for (const r of rows) length += r.length;
+      const head = Buffer.allocUnsafe(5);
+      head[0] = Frontend.CopyData;
+      head.writeInt32BE(length + 4, 1);
+      this.servers[i].send(Buffer.concat([head, ...rows], length + 5), 0);
+    });
+  }
+
+  /** Server `index` reported an error: the COPY is over everywhere. */
+  onServerError(index: number): void {
+    this.isServerDone[index] = true;
+    this.fail('COPY failed on another shard');
+  }
+
+  private route(step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.fail(err instanceof PgError ? err.message : String(err));
+      throw err;
+    }
+  }
+
+  private fail(reason: string): void {
+    if (this.isFailed) return;
+    this.isFailed = true;
+    this.toEveryServer(copyFail(reason));
+  }
+
+  private toEveryServer(frame: Buffer): void {
+    this.servers.forEach((server, i) => {
+      if (this.isServerDone[i]) return;
+      this.isServerDone[i] = true;
+      server.send(frame, 0);
+    });
+  }
+}

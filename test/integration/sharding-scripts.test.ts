@@ -1,0 +1,139 @@
+// Requests whose statements need different shards: a multi-statement simple Query runs statement by statement with
+// one ReadyForQuery at the end (one implicit transaction outside BEGIN, as PostgreSQL), and pipelined extended
+// requests for different shards each run on their own shards, answered in order.
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PgCluster } from '../../src/testing/pg-cluster.js';
+import { testServers } from '../helpers/pg-servers.js';
+import {
+  APP_DB,
+  APP_PASSWORD,
+  APP_SERVER_OPTIONS,
+  APP_USER,
+  startTestProxy,
+  type TestProxy,
+} from '../helpers/proxy.js';
+import { firstError, frame, RawClient, type RawMessage } from '../helpers/raw-client.js';
+import { directShardClients, idOn, USERS_SHARDING_TOML } from '../helpers/sharding.js';
+
+let cluster: PgCluster;
+let proxy: TestProxy;
+let direct: pg.Client[];
+let raw: RawClient;
+
+const kinds = (messages: RawMessage[]): string => messages.map((m) => m.type).join('');
+const tag = (m: RawMessage): string => m.body.toString('utf8', 0, m.body.length - 1);
+
+async function count(where: string): Promise<number> {
+  let n = 0;
+  for (const d of direct)
+    n += Number((await d.query(`select count(*) as n from users where ${where}`)).rows[0].n);
+  return n;
+}
+
+beforeAll(async () => {
+  cluster = await testServers(2, APP_SERVER_OPTIONS);
+  proxy = await startTestProxy(cluster, { extraPgdog: USERS_SHARDING_TOML });
+  direct = await directShardClients(cluster);
+  const c = new pg.Client({ connectionString: proxy.url });
+  await c.connect();
+  await c.query('create table users (id bigint primary key, name text)');
+  await c.end();
+  raw = await RawClient.connect(proxy.port);
+  await raw.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);
+});
+
+afterAll(async () => {
+  raw?.close();
+  for (const d of direct ?? []) await d.end();
+  await proxy?.close();
+  await cluster?.stop();
+});
+
+describe('a multi-statement simple Query across shards', () => {
+  it('runs each statement on its shards, in order, with one ReadyForQuery', async () => {
+    const a = idOn(0, 1);
+    const b = idOn(1, 1);
+    const replies = await raw.query(
+      `insert into users values (${a}, 'a'); insert into users values (${b}, 'b'); select name from users where id = ${b}; select count(*) from users`,
+    );
+    expect(kinds(replies)).toBe('CCTDCTDCZ');
+    expect(tag(replies[0])).toBe('INSERT 0 1');
+    expect(replies[3].body.toString('utf8', 6)).toBe('b');
+    expect(replies[replies.length - 1].body.toString()).toBe('I');
+    expect(await count(`id in (${a}, ${b})`)).toBe(2);
+  });
+
+  it('is one implicit transaction: a failing statement undoes the earlier ones on every shard', async () => {
+    const a = idOn(0, 100);
+    const b = idOn(1, 100);
+    const dup = idOn(1, 1); // exists already
+    const replies = await raw.query(
+      `insert into users values (${a}, 'x'); insert into users values (${b}, 'y'); insert into users values (${dup}, 'dup'); insert into users values (${a + 1000}, 'never')`,
+    );
+    expect(kinds(replies)).toBe('CCEZ');
+    expect(firstError(replies).C).toBe('23505');
+    expect(replies[3].body.toString()).toBe('I');
+    expect(await count(`id in (${a}, ${b}, ${a + 1000})`)).toBe(0);
+    expect(kinds(await raw.query('select 1'))).toBe('TDCZ');
+  });
+
+  it('inside an explicit transaction, runs in it and leaves it open (or failed)', async () => {
+    const a = idOn(0, 200);
+    const b = idOn(1, 200);
+    expect(kinds(await raw.query('begin'))).toBe('CZ');
+    const replies = await raw.query(
+      `insert into users values (${a}, 'a'); insert into users values (${b}, 'b')`,
+    );
+    expect(kinds(replies)).toBe('CCZ');
+    expect(replies[2].body.toString()).toBe('T');
+    await raw.query('rollback');
+    expect(await count(`id in (${a}, ${b})`)).toBe(0);
+  });
+
+  it('refuses a Query mixing transaction control with statements for different shards', async () => {
+    const replies = await raw.query(
+      `begin; insert into users values (${idOn(0, 300)}, 'a'); insert into users values (${idOn(1, 300)}, 'b'); commit`,
+    );
+    expect(kinds(replies)).toBe('EZ');
+    expect(firstError(replies).C).toBe('0A000');
+  });
+});
+
+describe('pipelined requests for different shards', () => {
+  it('answers each Sync-terminated request from its own shard, in order', async () => {
+    const a = idOn(0, 400);
+    const b = idOn(1, 400);
+    const parse = (name: string, sql: string): Buffer => frame('P', Buffer.from(`${name}\0${sql}\0\0\0`));
+    const bind = (stmt: string, value: string): Buffer => {
+      const v = Buffer.from(value);
+      const len = Buffer.alloc(4);
+      len.writeInt32BE(v.length);
+      return frame(
+        'B',
+        Buffer.concat([Buffer.from(`\0${stmt}\0`), Buffer.from([0, 0, 0, 1]), len, v, Buffer.from([0, 0])]),
+      );
+    };
+    const exec = frame('E', Buffer.from('\0\0\0\0\0'));
+    const sync = frame('S');
+    raw.write(
+      Buffer.concat([
+        parse('', `insert into users values ($1, 'p') returning id`),
+        bind('', String(a)),
+        exec,
+        sync,
+        parse('', `insert into users values ($1, 'q') returning id`),
+        bind('', String(b)),
+        exec,
+        sync,
+      ]),
+    );
+    const first = await raw.readUntil('Z');
+    const second = await raw.readUntil('Z');
+    expect(kinds(first)).toBe('12DCZ');
+    expect(kinds(second)).toBe('12DCZ');
+    expect(first[2].body.toString('utf8', 6)).toBe(String(a));
+    expect(second[2].body.toString('utf8', 6)).toBe(String(b));
+    expect(await count(`id in (${a}, ${b})`)).toBe(2);
+  });
+});

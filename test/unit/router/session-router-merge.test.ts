@@ -1,0 +1,179 @@
+// SessionRouter for fan-out SELECTs whose shards run a rewritten statement (avg as sum + hidden count, hidden sort
+// columns, HAVING moved to the merge): the per-shard request (Query, or Parse/Bind rebuilt), Bind result formats
+// extended to the hidden columns, a Describe of the statement pointed at the rewritten one, and the merge spec.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SessionRouter, type BatchTarget } from '../../../src/frontend/session-router.js';
+import { Frontend } from '../../../src/protocol/codes.js';
+import { query, SYNC } from '../../../src/protocol/messages.js';
+import { MessageWriter } from '../../../src/protocol/writer.js';
+import { initParser } from '../../../src/router/parser.js';
+import { PlanCache } from '../../../src/router/plan-cache.js';
+import { readBind } from '../../../src/router/rewrite.js';
+import { TypeOid } from '../../../src/execute/value-compare.js';
+import { SCHEMA } from './fixtures.js';
+
+beforeAll(async () => {
+  await initParser();
+});
+
+function router(): SessionRouter {
+  return new SessionRouter({ schema: SCHEMA, plans: new PlanCache(), nextReadShard: () => 0 });
+}
+
+function parse(name: string, sql: string, types: number[] = []): Buffer {
+  const w = new MessageWriter().cstring(name).cstring(sql).int16(types.length);
+  for (const t of types) w.int32(t);
+  return w.frame(Frontend.Parse);
+}
+
+function bind(statement: string, params: (string | null)[], resultFormats: number[] = []): Buffer {
+  const w = new MessageWriter().cstring('').cstring(statement).int16(0).int16(params.length);
+  for (const p of params) {
+    if (p === null) w.int32(-1);
+    else w.int32(Buffer.byteLength(p)).bytes(Buffer.from(p));
+  }
+  w.int16(resultFormats.length);
+  for (const f of resultFormats) w.int16(f);
+  return w.frame(Frontend.Bind);
+}
+
+function describeMessage(kind: 'S' | 'P', name: string): Buffer {
+  return new MessageWriter().int8(kind.charCodeAt(0)).cstring(name).frame(Frontend.Describe);
+}
+
+const EXECUTE = new MessageWriter().cstring('').int32(0).frame(Frontend.Execute);
+
+type Split = Extract<BatchTarget, { kind: 'split' }>;
+
+function routeBatch(r: SessionRouter, frames: Buffer[]): BatchTarget {
+  return r.route(
+    frames.map((f) => f[0]),
+    frames,
+  );
+}
+
+/** The SQL text of a Query or Parse frame. */
+function sqlOf(frame: Buffer): string {
+  if (frame[0] === Frontend.Query) return frame.toString('utf8', 5, frame.length - 1);
+  const nameEnd = frame.indexOf(0, 5);
+  return frame.toString('utf8', nameEnd + 1, frame.indexOf(0, nameEnd + 1));
+}
+
+describe('fan-out SELECTs that the shards run rewritten', () => {
+  it('simple protocol: the Query carries the shard statement; the spec merges avg from sum and the hidden count', () => {
+    const target = routeBatch(router(), [
+      query('SELECT country, avg(age) FROM users GROUP BY country ORDER BY 2 DESC'),
+    ]);
+    expect(target.kind).toBe('split');
+    const split = target as Split;
+    expect(split.shards).toEqual([0, 1]);
+    expect(split.parts[0].frames.map(sqlOf)).toEqual([
+      'SELECT country, pg_catalog.sum(age * 1) AS avg, pg_catalog.count(age) AS "shardgate.hidden.1" FROM users ' +
+        'GROUP BY country ORDER BY 2 DESC',
+    ]);
+    expect(split.spec).toMatchObject({
+      groupBy: [0],
+      aggregates: [{ column: 1, fn: 'avg', countColumn: 2 }],
+      orderBy: [{ column: 1, isDescending: true, isNullsFirst: true }],
+      hiddenCount: 1,
+    });
+  });
+
+  it('extended protocol: binds the HAVING parameters, declared types included, and keeps the Bind parameters', () => {
+    const sql =
+      'SELECT country, count(*) FROM users GROUP BY country HAVING count(*) > $1 AND min(name) <> $2';
+    const target = routeBatch(router(), [
+      parse('', sql, [TypeOid.int8]),
+      bind('', ['3', 'x']),
+      describeMessage('P', ''),
+      EXECUTE,
+      SYNC,
+    ]) as Split;
+    expect(target.kind).toBe('split');
+    expect(sqlOf(target.parts[0].frames[0])).toBe(
+      'SELECT country, count(*), min(name) AS "shardgate.hidden.1" FROM users GROUP BY country ' +
+        'HAVING (count(*) > $1 AND min(name) <> $2) OR true',
+    );
+    expect(readBind(target.parts[0].frames[1]).values.map(String)).toEqual(['3', 'x']);
+    expect(target.spec.having).toEqual({
+      kind: 'and',
+      args: [
+        {
+          kind: 'compare',
+          op: '>',
+          left: { kind: 'column', column: 1 },
+          right: { kind: 'constant', value: Buffer.from('3'), format: 0, typeOid: TypeOid.int8 },
+        },
+        {
+          kind: 'compare',
+          op: '<>',
+          left: { kind: 'column', column: 2 },
+          right: { kind: 'constant', value: Buffer.from('x'), format: 0, typeOid: 0 },
+        },
+      ],
+    });
+  });
+
+  it('rounds a numeric constant cast to an integer type, as PostgreSQL does', () => {
+    const target = routeBatch(router(), [
+      query('SELECT country FROM users GROUP BY country HAVING count(*) <> 2.5::int'),
+    ]) as Split;
+    expect(target.spec.having).toMatchObject({
+      right: { kind: 'constant', value: Buffer.from('3'), typeOid: TypeOid.int4 },
+    });
+  });
+
+  it('extends per-column result formats to the hidden columns (text); one format for all stays as it is', () => {
+    const sql = 'SELECT id, name FROM users ORDER BY created_at LIMIT 5';
+    const perColumn = routeBatch(router(), [parse('', sql), bind('', [], [1, 0]), EXECUTE, SYNC]) as Split;
+    expect(readBind(perColumn.parts[0].frames[1]).resultFormats).toEqual(
+      Buffer.from([0, 3, 0, 1, 0, 0, 0, 0]),
+    );
+    const single = routeBatch(router(), [parse('', sql), bind('', [], [1]), EXECUTE, SYNC]) as Split;
+    expect(readBind(single.parts[0].frames[1]).resultFormats).toEqual(Buffer.from([0, 1, 0, 1]));
+    expect(perColumn.spec).toMatchObject({
+      orderBy: [{ column: 2, isDescending: false, isNullsFirst: false }],
+      limit: 5,
+      hiddenCount: 1,
+    });
+  });
+
+  it('points a Describe of the statement at the rewritten one, parsed before it', () => {
+    const r = router();
+    const sql = 'SELECT avg(age) FROM users';
+    const target = routeBatch(r, [
+      parse('s1', sql),
+      describeMessage('S', 's1'),
+      bind('s1', []),
+      EXECUTE,
+      SYNC,
+    ]) as Split;
+    const frames = target.parts[0].frames;
+    expect(frames[0][0]).toBe(Frontend.Parse);
+    expect(sqlOf(frames[0])).toMatch(/^SELECT pg_catalog\.sum\(age \* 1\) AS avg/);
+    expect(frames[1]).toEqual(describeMessage('S', ''));
+    // The statement was prepared in an earlier request: the rewritten one is parsed in this one, before the Describe.
+    const kinds = (t: Split): string => t.parts[0].frames.map((f) => String.fromCharCode(f[0])).join('');
+    const before = routeBatch(r, [describeMessage('S', 's1'), bind('s1', []), EXECUTE, SYNC]) as Split;
+    expect(before.parts[0].isParseInjected).toBe(true);
+    expect(kinds(before)).toBe('PDBES');
+    expect(before.parts[0].frames[1]).toEqual(describeMessage('S', ''));
+    const after = routeBatch(r, [bind('s1', []), describeMessage('S', 's1'), EXECUTE, SYNC]) as Split;
+    expect(kinds(after)).toBe('PBDES');
+    expect(after.parts[0].frames[2]).toEqual(describeMessage('S', ''));
+  });
+
+  it('a SELECT * sorted on a hidden column counts it from the end of the row', () => {
+    const target = routeBatch(router(), [query('SELECT * FROM users ORDER BY created_at DESC, id')]) as Split;
+    expect(target.spec.orderBy).toEqual([
+      { column: -2, isDescending: true, isNullsFirst: true },
+      { column: -1, isDescending: false, isNullsFirst: false },
+    ]);
+    expect(target.spec.hiddenCount).toBe(2);
+  });
+
+  it('runs the client’s own text when the key pins one shard', () => {
+    const target = routeBatch(router(), [query('SELECT avg(total) FROM orders WHERE user_id = 7')]);
+    expect(target.kind).toBe('one');
+  });
+});
