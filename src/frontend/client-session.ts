@@ -828,13 +828,14 @@ export class ClientSession implements ServerClient, Cancellable {
       this.runCommit(shards, new Set(shards), isTwoPhase, (error) => {
         if (error === null) for (const tag of heldTags) this.socket.write(tag);
         else this.socket.write(error);
-        this.socket.write(readyForQuery(this.combinedShardStatus()));
+        if (this.script === null) this.socket.write(readyForQuery(this.combinedShardStatus()));
       });
       return;
     }
     const sinks = endTransactionSinks(shards, this, () => {
       for (const server of this.shardServers) if (server !== null) server.client = this;
       this.txStatus = this.combinedShardStatus();
+      if (this.script !== null) return this.onScriptStatementDone(this.txStatus, true);
       this.socket.write(readyForQuery(this.txStatus));
       this.onShardRequestDone();
     });
@@ -884,7 +885,8 @@ export class ClientSession implements ServerClient, Cancellable {
     if (this.txStatus === TxStatus.Failed) return false;
     const statements = router.scriptStatements(frame.toString('utf8', 5, frame.length - 1));
     if (!statements.isRunnable) return false;
-    const isImplicit = this.txStatus === TxStatus.Idle;
+    // With BEGIN / COMMIT inside, each statement runs as if sent alone (the client's transaction control decides).
+    const isImplicit = this.txStatus === TxStatus.Idle && !statements.hasTransactionControl;
     const shards = Array.from({ length: router.shardCount }, (_, i) => i);
     this.acquireShards(shards, () => {
       this.takeRequest();
@@ -959,7 +961,7 @@ export class ClientSession implements ServerClient, Cancellable {
     this.shardServers.forEach((server, shard) => server !== null && shards.push(shard));
     const writers = shards.filter((s) => this.txWriters.has(s));
     this.runCommit(shards, new Set(writers), writers.length >= 2, (error) =>
-      this.socket.write(commitReplies(types, frames, error)),
+      this.socket.write(commitReplies(types, frames, error, this.script === null)),
     );
   }
 
@@ -1005,6 +1007,7 @@ export class ClientSession implements ServerClient, Cancellable {
     for (const server of this.shardServers) if (server !== null) server.client = this;
     reply(result.error);
     this.txStatus = this.combinedShardStatus();
+    if (this.script !== null) return this.onScriptStatementDone(this.txStatus, result.error !== null);
     this.onShardRequestDone();
   }
 

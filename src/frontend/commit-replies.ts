@@ -21,13 +21,15 @@ export function commitReplies(
   types: readonly number[],
   frames: readonly Buffer[],
   error: Buffer | null,
+  withReady = true,
 ): Buffer {
   const out: Buffer[] = [];
   let isSkipping = false;
   for (let i = 0; i < types.length; i++) {
     switch (types[i]) {
       case Frontend.Query:
-        out.push(error ?? COMMIT_TAG, readyForQuery(TxStatus.Idle));
+        out.push(error ?? COMMIT_TAG);
+        if (withReady) out.push(readyForQuery(TxStatus.Idle)); // a script statement: the script sends it at its end
         break;
       case Frontend.Sync:
         out.push(readyForQuery(TxStatus.Idle));

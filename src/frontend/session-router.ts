@@ -112,11 +112,13 @@ export class MixedShardsError extends PgError {
 /** The statements of a multi-statement simple Query, to run one after another (see ClientSession's scripts). */
 export interface ScriptStatements {
   readonly texts: readonly string[];
-  /** BEGIN/COMMIT/ROLLBACK/SAVEPOINT/… or COPY inside: not run as a script (refused). */
+  /** False with COPY inside (its data cannot follow a statement of a script): refused. */
   readonly isRunnable: boolean;
+  /** BEGIN / COMMIT / ROLLBACK / SAVEPOINT … inside: no implicit transaction around the statements. */
+  readonly hasTransactionControl: boolean;
 }
 
-const NOT_IN_SCRIPTS = new Set<StatementPlan['kind']>([
+const TRANSACTION_CONTROL = new Set<StatementPlan['kind']>([
   'begin',
   'commit',
   'rollback',
@@ -124,7 +126,6 @@ const NOT_IN_SCRIPTS = new Set<StatementPlan['kind']>([
   'prepare_transaction',
   'commit_prepared',
   'rollback_prepared',
-  'copy',
 ]);
 
 /** A session setting changed by SET (`text`: the statement), RESET / SET … TO DEFAULT (null), or all of them ('*'). */
@@ -388,7 +389,11 @@ export class SessionRouter implements RouteContext {
   scriptStatements(sql: string): ScriptStatements {
     const plans = this.plansFor(sql);
     const texts = parseStatements(sql).map((p) => p.text);
-    return { texts, isRunnable: texts.length > 1 && !plans.some((p) => NOT_IN_SCRIPTS.has(p.kind)) };
+    return {
+      texts,
+      isRunnable: texts.length > 1 && !plans.some((p) => p.kind === 'copy'),
+      hasTransactionControl: plans.some((p) => TRANSACTION_CONTROL.has(p.kind)),
+    };
   }
 
   /** The column order of a sharded table, learned from a shard: plans made without it are dropped. */

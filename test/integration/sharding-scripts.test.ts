@@ -91,10 +91,32 @@ describe('a multi-statement simple Query across shards', () => {
     expect(await count(`id in (${a}, ${b})`)).toBe(0);
   });
 
-  it('refuses a Query mixing transaction control with statements for different shards', async () => {
+  it('runs BEGIN … COMMIT inside the Query as the client wrote it', async () => {
+    const a = idOn(0, 300);
+    const b = idOn(1, 300);
     const replies = await raw.query(
-      `begin; insert into users values (${idOn(0, 300)}, 'a'); insert into users values (${idOn(1, 300)}, 'b'); commit`,
+      `begin; insert into users values (${a}, 'a'); insert into users values (${b}, 'b'); commit`,
     );
+    expect(kinds(replies)).toBe('CCCCZ');
+    expect(tag(replies[3])).toBe('COMMIT');
+    expect(replies[4].body.toString()).toBe('I');
+    expect(await count(`id in (${a}, ${b})`)).toBe(2);
+  });
+
+  it('stops at an error inside BEGIN …: the transaction is left failed, as PostgreSQL leaves it', async () => {
+    const a = idOn(0, 350);
+    const dup = idOn(1, 1);
+    const replies = await raw.query(
+      `begin; insert into users values (${a}, 'a'); insert into users values (${dup}, 'dup'); commit`,
+    );
+    expect(kinds(replies)).toBe('CCEZ');
+    expect(replies[3].body.toString()).toBe('E');
+    expect(kinds(await raw.query('rollback'))).toBe('CZ');
+    expect(await count(`id = ${a}`)).toBe(0);
+  });
+
+  it('refuses COPY inside a multi-statement Query for different shards', async () => {
+    const replies = await raw.query(`insert into users values (${idOn(0, 360)}, 'a'); copy users from stdin`);
     expect(kinds(replies)).toBe('EZ');
     expect(firstError(replies).C).toBe('0A000');
   });

@@ -217,6 +217,31 @@ describe('two-phase commit', () => {
     }
   });
 
+  it('commits multi-statement Queries across shards with 2PC: implicit transaction and BEGIN … COMMIT', async () => {
+    const raw = await RawClient.connect(proxy.port);
+    try {
+      await raw.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);
+      const [a, b, c, d] = [idOn(0, 800), idOn(1, 800), idOn(0, 900), idOn(1, 900)];
+      let watch = watchPrepared();
+      const implicit = await raw.query(
+        `insert into users (id, name) values (${a}, 'i'); insert into users (id, name) values (${b}, 'i')`,
+      );
+      expect(implicit.map((m) => m.type).join('')).toBe('CCZ');
+      expect(watch.seen?.map((g) => g.length)).toEqual([1, 1]);
+      watch = watchPrepared();
+      const explicit = await raw.query(
+        `begin; insert into users (id, name) values (${c}, 'e'); insert into users (id, name) values (${d}, 'e'); commit`,
+      );
+      expect(explicit.map((m) => m.type).join('')).toBe('CCCCZ');
+      expect(watch.seen?.map((g) => g.length)).toEqual([1, 1]);
+      expect((await rowsOn(0, [a, c])) + (await rowsOn(1, [b, d]))).toBe(4);
+      expect(await preparedOn(0)).toEqual([]);
+      expect(await preparedOn(1)).toEqual([]);
+    } finally {
+      raw.close();
+    }
+  });
+
   it('phase-2 failure: shard 1 stops after the decision; the client gets COMMIT and the retry finishes it', async () => {
     const stopOne = cluster.stopOne?.bind(cluster);
     const startOne = cluster.startOne?.bind(cluster);
