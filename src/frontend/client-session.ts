@@ -1279,7 +1279,10 @@ export class ClientSession implements ServerClient, Cancellable {
     if (!this.isCommitting) this.releaseShardServers(); // else afterCommit releases them
     // Connections that never logged in (health checks, port scans) are not worth an info line each.
     const level = this.user === '' ? 'debug' : 'info';
-    this.log[level]({ remote: this.remote, durationMs: Date.now() - this.connectedAt }, 'client disconnected');
+    this.log[level](
+      { remote: this.remote, durationMs: Date.now() - this.connectedAt },
+      'client disconnected',
+    );
     this.deps.onClose(this);
   }
 }
