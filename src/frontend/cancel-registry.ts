@@ -1,6 +1,8 @@
 // Cancel keys handed to clients (BackendKeyData) → the session that owns them, so a CancelRequest on a new
 // connection can reach the server backend currently running that client's query.
 import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ServerConnection } from '../backend/server-connection.js';
 
 export interface Cancellable {
   cancelQuery(): void;
@@ -30,4 +32,11 @@ export class CancelRegistry {
     entry.session.cancelQuery();
     return true;
   }
+}
+
+/** Forward a client's cancel to `server` when it is running something (a CancelRequest of its own, to PostgreSQL). */
+export function cancelRunning(server: ServerConnection, log: Logger): void {
+  if (server.pendingReady <= 0) return;
+  log.info({ shard: server.address.shard }, 'forwarding cancel request');
+  void server.cancel();
 }

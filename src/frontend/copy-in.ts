@@ -4,7 +4,10 @@
 // until its CopyDone / CopyFail, as PostgreSQL does after an error in COPY.
 import type { ServerConnection } from '../backend/server-connection.js';
 import { PgError } from '../errors/pg-error.js';
-import type { CopyRowRouter } from '../execute/copy-rows.js';
+import { CopyRowRouter } from '../execute/copy-rows.js';
+import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
+import type { CopyInfo } from '../router/plan.js';
+import { shardForParameter } from '../sharding/shard-of.js';
 import { Frontend } from '../protocol/codes.js';
 import { MessageWriter } from '../protocol/writer.js';
 
@@ -18,6 +21,33 @@ function copyFail(message: string): Buffer {
 
 export function isCopyMessage(type: number): boolean {
   return type === Frontend.CopyData || type === Frontend.CopyDone || type === Frontend.CopyFail;
+}
+
+/** Only copy messages: COPY data for the request in flight. */
+export function isCopyOnly(types: readonly number[]): boolean {
+  for (const t of types) {
+    if (t !== Frontend.CopyData && t !== Frontend.CopyDone && t !== Frontend.CopyFail) return false;
+  }
+  return true;
+}
+
+/**
+ * The split of a routed COPY over `servers` (one per shard it runs on), rows routed by the key column at `keyIndex`
+ * (null: a table copied to every shard), and how its replies merge.
+ */
+export function splitCopyIn(
+  info: CopyInfo,
+  keyIndex: number | null,
+  servers: readonly ServerConnection[],
+): { copy: CopyInSplit; spec: MergeSpec } {
+  const key = info.keyColumn;
+  const shardCount = servers.length;
+  const rows = new CopyRowRouter(info, keyIndex, shardCount, (value, isBinary) =>
+    shardForParameter(key as NonNullable<typeof key>, shardCount, value, isBinary ? 1 : 0),
+  );
+  // A table copied to every shard gets every row on each: one logical COPY, its count reported once.
+  const spec = key === null ? { ...PASS_THROUGH_SPEC, isReplicated: true } : PASS_THROUGH_SPEC;
+  return { copy: new CopyInSplit(servers, rows), spec };
 }
 
 export class CopyInSplit {

@@ -1,7 +1,7 @@
 // One statement running on several shards: each server's replies are split into frames and fed to a ReplyMerger,
 // whose output goes to the client; when every server has sent ReadyForQuery the session gets one combined status.
 // Fan-out replies are copied off the servers' reused read buffers and are not backpressured yet (see docs/sharding.md).
-import { Backend, TxStatus } from '../protocol/codes.js';
+import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { ReplyMerger, withShardInDetail } from '../execute/reply-merger.js';
 import type { ColumnType, MergeSpec } from '../execute/merge-spec.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
@@ -145,4 +145,28 @@ export function endTransactionSinks(
       },
     ),
   );
+}
+
+/**
+ * The request with a Describe of the portal added before its Execute, when it has an Execute and no Describe of its
+ * own: merging sorted or aggregated rows needs their types. Null when nothing needs adding (simple Query, or the
+ * client described the portal itself).
+ */
+export function withPortalDescribe(
+  types: number[],
+  frames: Buffer[],
+): { types: number[]; frames: Buffer[] } | null {
+  const exec = types.indexOf(Frontend.Execute);
+  if (exec < 0 || types.includes(Frontend.Describe)) return null;
+  const portalEnd = frames[exec].indexOf(0, 5);
+  const portal = frames[exec].subarray(5, portalEnd + 1); // name + NUL
+  const describe = Buffer.alloc(6 + portal.length);
+  describe[0] = Frontend.Describe;
+  describe.writeInt32BE(describe.length - 1, 1);
+  describe[5] = 0x50; // 'P'
+  portal.copy(describe, 6);
+  return {
+    types: [...types.slice(0, exec), Frontend.Describe, ...types.slice(exec)],
+    frames: [...frames.slice(0, exec), describe, ...frames.slice(exec)],
+  };
 }

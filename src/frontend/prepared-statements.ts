@@ -81,6 +81,17 @@ export class ClientStatements {
     this.byName.clear();
   }
 
+  /** DISCARD ALL / DEALLOCATE ALL drop every prepared statement on the server (and the client's view of them). */
+  noteQuery(frame: Buffer, server: StatementServer): void {
+    const c = frame[5] | 0x20;
+    if (c !== 0x64) return; // not 'd'
+    const text = frame.toString('utf8', 5, Math.min(frame.length, 64)).toLowerCase();
+    if (/^(discard\s+all|deallocate\s+(prepare\s+)?all)\b/.test(text)) {
+      server.prepared.clear();
+      this.clear();
+    }
+  }
+
   /**
    * Rewrite one client frame for `server`, appending what to send to `out`. Frames that need no change are
    * appended as they are. Throws on a malformed frame (the caller answers 08P01).

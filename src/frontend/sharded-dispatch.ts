@@ -1,0 +1,621 @@
+// The sharded half of a client session (databases with 2+ shards): each request is routed on its own, its shard
+// servers checked out, and it runs on one shard, fanned out to several (replies merged), or split by row (INSERT,
+// COPY … FROM STDIN); multi-shard writes outside a transaction run in one of the proxy's own; COMMIT of a transaction
+// on several shards is carried out by the proxy (two-phase via txn/coordinator.ts); multi-statement Queries needing
+// several shards run statement by statement. ClientSession keeps the connection and hands requests over here.
+import type { Logger } from 'pino';
+import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
+import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
+import { query, readyForQuery } from '../protocol/messages.js';
+import { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
+import { PASS_THROUGH_SPEC } from '../execute/merge-spec.js';
+import { TableColumnsNeeded } from '../router/route.js';
+import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } from '../txn/coordinator.js';
+import type { RequestBatch } from './request-batch.js';
+import {
+  applySettingChange,
+  MixedShardsError,
+  type BatchTarget,
+  type SessionRouter,
+} from './session-router.js';
+import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
+import { commitReplies } from './commit-replies.js';
+import { isCopyMessage, isCopyOnly, splitCopyIn, type CopyInSplit } from './copy-in.js';
+import { lookUpTableColumns } from './table-columns.js';
+import { ShardServers } from './shard-servers.js';
+import type { ShardedSession } from './sharded-session.js';
+
+export class ShardedDispatch implements ServerClient, FanoutOwner {
+  private readonly router: SessionRouter;
+  private readonly session: ShardedSession;
+  private readonly batch: RequestBatch;
+  private readonly log: Logger;
+  /** The server held per shard. */
+  private readonly servers: ShardServers;
+  private fanout: Fanout | null = null;
+  /** Shards of a multi-shard write the proxy wrapped in its own transaction (outside a client transaction). */
+  private autoTxShards: readonly number[] | null = null;
+  /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
+  private activeShard: number | null = null;
+  /** Shards the current transaction may have changed data on (writers decide how COMMIT runs). */
+  private readonly txWriters = new Set<number>();
+  /** A cross-shard COMMIT is running on this session's servers (they are not the session's to use meanwhile). */
+  private isCommitting = false;
+  /** A COPY … FROM STDIN split across shards: the client's copy messages go through it. */
+  private copyIn: CopyInSplit | null = null;
+  /**
+   * A multi-statement simple Query whose statements need different shards, run one statement at a time (its first
+   * `remaining` requests in the batch); outside a transaction inside one of the proxy's own, as PostgreSQL does.
+   */
+  private script: { remaining: number; isImplicit: boolean; hasFailed: boolean } | null = null;
+  /** Frames of the request being routed (sharded sessions route one request — up to a Sync or Query — at a time). */
+  private requestLength = Number.MAX_SAFE_INTEGER;
+  /** An INSERT or COPY without a column list waits for the table's columns (to find the sharding key's position). */
+  private isLookingUpColumns = false;
+
+  constructor(router: SessionRouter, session: ShardedSession) {
+    this.router = router;
+    this.session = session;
+    this.batch = session.batch;
+    this.log = session.log;
+    this.servers = new ShardServers(session, router);
+  }
+
+  /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
+  private isShardRequestInFlight(): boolean {
+    return (
+      this.fanout !== null || this.isCommitting || this.isLookingUpColumns || this.servers.isAnyRunning()
+    );
+  }
+
+  /** Route the queued request and run it on its shard(s): the sharded counterpart of checkout + sendBatch. */
+  dispatch(): void {
+    const router = this.router;
+    if (this.copyIn !== null && !this.feedCopy(this.copyIn)) return;
+    if (this.servers.isWaiting || this.isLookingUpColumns || this.fanout !== null) return;
+    const batch = this.batch;
+    const active = this.activeShard === null ? null : this.servers.byShard[this.activeShard];
+    if (active != null && active.pendingReady > 0 && isCopyOnly(batch.types)) {
+      const { types, frames, readyCount } = batch.take();
+      this.session.sendFrames(active, types, frames, readyCount); // COPY data for the request in flight
+      return;
+    }
+    if (!batch.isFlushPoint) {
+      if (batch.bytes > this.session.general().maxMessageSizeBytes) {
+        this.session.protocolViolation(
+          `request of ${batch.bytes} bytes without Sync exceeds max_message_size`,
+        );
+      }
+      return;
+    }
+    if (this.isShardRequestInFlight()) return; // resumed from onShardRequestDone
+    // One request at a time: pipelined requests may each need other shards, and their replies must stay in order.
+    const n = batch.firstRequestLength();
+    this.requestLength = n;
+    const types = n === batch.types.length ? batch.types : batch.types.slice(0, n);
+    const frames = n === batch.frames.length ? batch.frames : batch.frames.slice(0, n);
+    let target: BatchTarget;
+    try {
+      target = router.route(types, frames);
+    } catch (err) {
+      if (err instanceof TableColumnsNeeded) return this.learnColumnsThenRoute(router, err.table);
+      if (err instanceof MixedShardsError && n === 1 && types[0] === Frontend.Query && this.script === null) {
+        if (this.startScript(router, frames[0])) return;
+      }
+      return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
+    }
+    if (this.session.txStatus() === TxStatus.Failed && !target.isSessionLevel) {
+      return this.failRequest(
+        new PgError(
+          'ERROR',
+          SqlState.InFailedSqlTransaction,
+          'current transaction is aborted, commands ignored until end of transaction block',
+        ),
+      );
+    }
+    if (this.session.txStatus() === TxStatus.Failed && target.isCommit && n === 1) {
+      // PostgreSQL ends a failed transaction's COMMIT with ROLLBACK; every shard must do the same.
+      batch.frames[0] = query('ROLLBACK');
+    }
+    if (
+      target.isCommit &&
+      this.session.txStatus() === TxStatus.InTransaction &&
+      this.servers.heldCount() >= 2
+    ) {
+      return this.commitAcrossShards();
+    }
+    const shards = target.kind === 'one' ? [target.shard] : target.shards;
+    this.acquireShards(shards, () => this.sendSharded(target));
+  }
+
+  /** Hold a server on each of `shards`, then `then()`; a checkout failure fails the request. */
+  private acquireShards(shards: readonly number[], then: () => void): void {
+    this.servers.acquire(shards, this, then, (err) => this.failBatch(err));
+  }
+
+  private sendSharded(routed: BatchTarget): void {
+    if (routed.kind === 'copyIn') return this.startCopyIn(routed);
+    // A script statement's replies go through a fan-out (even on one shard): its ReadyForQuery is the proxy's to send.
+    const target: BatchTarget =
+      this.script !== null && routed.kind === 'one'
+        ? { ...routed, kind: 'many', shards: [routed.shard], spec: PASS_THROUGH_SPEC }
+        : routed;
+    const { types, frames, readyCount } = this.takeRequest();
+    if (target.mayWrite) {
+      if (target.kind === 'one') this.txWriters.add(target.shard);
+      else for (const shard of target.shards) this.txWriters.add(shard);
+    }
+    if (target.kind === 'one') {
+      const server = this.servers.at(target.shard);
+      server.client = this;
+      this.activeShard = target.shard;
+      this.session.sendFrames(server, types, frames, readyCount);
+      return;
+    }
+    if (target.kind === 'split') return this.sendSplit(target, types, readyCount);
+    const spec = target.spec;
+    const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
+    const sent = needsTypes ? withPortalDescribe(types, frames) : null;
+    const fanout = new Fanout(target.shards.length, spec, this, sent !== null);
+    this.fanout = fanout;
+    const isAutoTx = this.beginAutoTx(target, fanout, types);
+    const sends = target.shards.map((shard, i) => {
+      const server = this.servers.at(shard);
+      server.client = fanout.sinkFor(i);
+      if (isAutoTx) this.sendSwallowed(server, 'BEGIN');
+      return () => {
+        if (sent !== null) this.session.sendFrames(server, sent.types, sent.frames, readyCount);
+        else this.session.sendFrames(server, types, frames, readyCount);
+      };
+    });
+    this.runFanout(fanout, sends, target.isWrite);
+  }
+
+  /**
+   * Hand the client's leading copy messages to the split COPY; false when nothing else is left to dispatch. After the
+   * COPY has ended (error), messages up to the client's CopyDone / CopyFail are dropped.
+   */
+  private feedCopy(copy: CopyInSplit): boolean {
+    const batch = this.batch;
+    let n = 0;
+    try {
+      for (; n < batch.types.length && isCopyMessage(batch.types[n]); n++) {
+        copy.feed(batch.types[n], batch.frames[n]);
+      }
+    } catch (err) {
+      n++;
+      this.fanout?.abort(err instanceof PgError ? err : PgError.internal(String(err)));
+    }
+    copy.flush();
+    const isMovingOn = n < batch.types.length; // a message after the copy data: the client is done with it
+    batch.dropFirst(n);
+    if (this.fanout === null && (copy.isClientDone || isMovingOn)) this.copyIn = null;
+    return !batch.isEmpty;
+  }
+
+  /** COPY … FROM STDIN with its rows split by shard (or copied to every shard for a table that is). */
+  private startCopyIn(target: Extract<BatchTarget, { kind: 'copyIn' }>): void {
+    const key = target.copy.keyColumn;
+    if (key === null || target.copy.keyColumnIndex !== null) {
+      return this.runCopyIn(target, key === null ? null : target.copy.keyColumnIndex);
+    }
+    if (target.copy.columns !== null || target.table === null) {
+      return this.failBatch(
+        PgError.featureNotSupported(
+          `the COPY column list does not include the sharding key column "${key.column}"`,
+          'List the sharding key column in the COPY.',
+        ),
+      );
+    }
+    // No column list: the key's position comes from the table's definition (learned once per table).
+    const table = target.table;
+    const known = this.router.knownTableColumns(table);
+    if (known !== undefined) return this.runCopyKeyedBy(target, known, key.column);
+    this.withTableColumns(this.servers.at(target.shards[0]), table, (columns) =>
+      this.runCopyKeyedBy(target, columns, key.column),
+    );
+  }
+
+  private runCopyKeyedBy(
+    target: Extract<BatchTarget, { kind: 'copyIn' }>,
+    columns: readonly string[],
+    keyColumn: string,
+  ): void {
+    const index = columns.indexOf(keyColumn);
+    if (index < 0) {
+      return this.failBatch(
+        PgError.featureNotSupported(`table ${target.table ?? ''} has no sharding key column "${keyColumn}"`),
+      );
+    }
+    this.runCopyIn(target, index);
+  }
+
+  /** An INSERT without a column list into a sharded table: learn the table's columns on a shard, then route again. */
+  private learnColumnsThenRoute(router: SessionRouter, table: string): void {
+    const shard = this.servers.byShard.findIndex((s) => s !== null);
+    this.acquireShards([shard >= 0 ? shard : 0], () => {
+      const server = this.servers.at(shard >= 0 ? shard : 0);
+      this.withTableColumns(server, table, (columns) => {
+        router.learnTableColumns(table, columns);
+        this.onShardRequestDone(); // routes the waiting request again, now with the key's position known
+      });
+    });
+  }
+
+  /**
+   * Look `table`'s columns up on `server` (the request waits meanwhile), then `then(columns)`. A lookup error (no such
+   * table) answers the request with that error, as the statement itself would have been answered.
+   */
+  private withTableColumns(server: ServerConnection, table: string, then: (columns: string[]) => void): void {
+    this.isLookingUpColumns = true;
+    void lookUpTableColumns(server, table, this).then((found) => {
+      this.isLookingUpColumns = false;
+      if (this.session.state() !== 'ready') return;
+      server.client = this;
+      if (found.kind === 'lost')
+        return this.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
+      if (found.kind === 'error') {
+        this.failBatch(found.error);
+        return this.onShardRequestDone();
+      }
+      this.router.learnTableColumns(table, found.columns);
+      then(found.columns);
+    });
+  }
+
+  private runCopyIn(target: Extract<BatchTarget, { kind: 'copyIn' }>, keyIndex: number | null): void {
+    const { types, frames, readyCount } = this.takeRequest();
+    const servers = target.shards.map((shard) => this.servers.at(shard));
+    const { copy, spec } = splitCopyIn(target.copy, keyIndex, servers);
+    const fanout = new Fanout(servers.length, spec, this);
+    fanout.onServerError = (index) => copy.onServerError(index);
+    this.fanout = fanout;
+    this.copyIn = copy;
+    const isAutoTx = this.beginAutoTx(target, fanout, types);
+    servers.forEach((server, i) => {
+      server.client = fanout.sinkFor(i);
+      if (isAutoTx) this.sendSwallowed(server, 'BEGIN');
+      this.session.sendFrames(server, types, frames, readyCount);
+    });
+  }
+
+  /**
+   * Reads go to every shard at once. Writes go one shard after another, in shard order: two transactions writing the
+   * same rows on several shards then always lock them in the same order, so they wait instead of deadlocking across
+   * shards (which no single PostgreSQL could detect).
+   */
+  private runFanout(fanout: Fanout, sends: (() => void)[], isWrite: boolean): void {
+    if (!isWrite) {
+      for (const send of sends) send();
+      return;
+    }
+    fanout.onServerDone = (index) => sends[index + 1]?.();
+    sends[0]();
+  }
+
+  /** A multi-row INSERT split by shard: each shard gets its own rows; RETURNING rows come back in VALUES order. */
+  private sendSplit(
+    target: Extract<BatchTarget, { kind: 'split' }>,
+    types: number[],
+    readyCount: number,
+  ): void {
+    if (target.clientParse !== null) this.session.statements?.remember(target.clientParse);
+    const spec = target.spec;
+    const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
+    const described = needsTypes ? target.parts.map((p) => withPortalDescribe(p.types, p.frames)) : [];
+    const fanout = new Fanout(target.shards.length, spec, this, described[0] != null);
+    this.fanout = fanout;
+    const isAutoTx = this.beginAutoTx(target, fanout, types);
+    const sends = target.shards.map((shard, i) => {
+      const server = this.servers.at(shard);
+      const part = target.parts[i];
+      server.client = fanout.sinkFor(i);
+      if (isAutoTx) this.sendSwallowed(server, 'BEGIN');
+      return () => {
+        // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
+        if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
+        server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
+      };
+    });
+    this.runFanout(fanout, sends, target.isWrite);
+    this.session.clearOpenSegment();
+  }
+
+  /**
+   * A write on several shards outside a transaction runs inside one on each shard, so a failure on any shard
+   * changes nothing anywhere (PostgreSQL's single-statement atomicity). A simple Query's command tag waits for the
+   * commit, as in PostgreSQL (extended protocol: the tag comes at Execute, the commit at Sync).
+   */
+  private beginAutoTx(target: BatchTarget, fanout: Fanout, types: readonly number[]): boolean {
+    if (target.kind === 'one' || !target.isMultiShardWrite || this.session.txStatus() !== TxStatus.Idle)
+      return false;
+    this.autoTxShards = target.shards;
+    if (types.includes(Frontend.Query)) fanout.heldTags = [];
+    return true;
+  }
+
+  /** A statement of the proxy's own whose replies never reach the client. */
+  private sendSwallowed(server: ServerConnection, sql: string): void {
+    server.scanner.swallowNextUntilReady();
+    server.send(query(sql), 1);
+  }
+
+  /**
+   * End the proxy's own transaction around a multi-shard write: ROLLBACK everywhere if any shard failed, else commit
+   * as for a client's COMMIT (two-phase when two_phase_commit and two_phase_commit_auto are on); then answer.
+   */
+  private finishAutoTx(shards: readonly number[], status: number, heldTags: readonly Buffer[]): void {
+    this.autoTxShards = null;
+    if (status !== TxStatus.Failed) {
+      const general = this.session.general();
+      const isTwoPhase = general.twoPhaseCommitAuto && shards.length >= 2;
+      this.runCommit(shards, new Set(shards), isTwoPhase, (error) => {
+        if (error === null) for (const tag of heldTags) this.session.writeToClient(tag);
+        else this.session.writeToClient(error);
+        if (this.script === null) this.session.writeToClient(readyForQuery(this.servers.combinedStatus()));
+      });
+      return;
+    }
+    this.servers.runOwn(shards, 'ROLLBACK', this, () => {
+      this.servers.pointAt(this);
+      this.session.setTxStatus(this.servers.combinedStatus());
+      if (this.script !== null) return this.onScriptStatementDone(this.session.txStatus(), true);
+      this.session.writeToClient(readyForQuery(this.session.txStatus()));
+      this.onShardRequestDone();
+    });
+  }
+
+  /** SET / RESET of the request just answered: kept for the session and its servers when it succeeded outside a transaction. */
+  private keepSettings(isKept: boolean): void {
+    const router = this.router;
+    if (!isKept) return router.dropPendingSettings();
+    const changes = router.confirmSettings();
+    if (changes.length === 0) return;
+    for (const server of this.servers.byShard) {
+      if (server !== null) for (const c of changes) applySettingChange(server.settings, c);
+    }
+  }
+
+  /** The request being routed, taken off the batch (later pipelined requests stay queued). */
+  private takeRequest(): { types: number[]; frames: Buffer[]; readyCount: number } {
+    return this.batch.takeFirst(this.requestLength);
+  }
+
+  /** A request that cannot run: its error (and ReadyForQuery, unless it is a script statement). */
+  private failRequest(err: PgError): void {
+    const script = this.script;
+    if (script === null) return this.failBatch(err);
+    this.log.warn({ code: err.code }, err.message);
+    this.takeRequest();
+    this.session.writeToClient(err.toBuffer());
+    script.remaining--;
+    script.hasFailed = true;
+    this.finishScript(script);
+  }
+
+  /**
+   * Run a multi-statement simple Query whose statements need different shards statement by statement, with one
+   * ReadyForQuery at the end. Outside a transaction the statements run in one of the proxy's own (BEGIN on every
+   * shard first; COMMIT — two-phase with two_phase_commit_auto — or ROLLBACK after), as PostgreSQL runs such a Query
+   * as one implicit transaction. False when the Query holds transaction control or COPY (then it is refused).
+   */
+  private startScript(router: SessionRouter, frame: Buffer): boolean {
+    if (this.session.txStatus() === TxStatus.Failed) return false;
+    const statements = router.scriptStatements(frame.toString('utf8', 5, frame.length - 1));
+    if (!statements.isRunnable) return false;
+    // With BEGIN / COMMIT inside, each statement runs as if sent alone (the client's transaction control decides).
+    const isImplicit = this.session.txStatus() === TxStatus.Idle && !statements.hasTransactionControl;
+    const shards = Array.from({ length: router.shardCount }, (_, i) => i);
+    this.acquireShards(shards, () => {
+      this.takeRequest();
+      this.batch.unshift(
+        statements.texts.map(() => Frontend.Query),
+        statements.texts.map((text) => query(text)),
+      );
+      this.script = { remaining: statements.texts.length, isImplicit, hasFailed: false };
+      if (!isImplicit) return this.dispatch();
+      this.servers.runOwn(shards, 'BEGIN', this, (errors) => {
+        this.servers.pointAt(this);
+        this.session.setTxStatus(this.servers.combinedStatus());
+        if (errors.length > 0) {
+          this.session.writeToClient(errors[0]);
+          const script = this.script as NonNullable<typeof this.script>;
+          script.hasFailed = true;
+          return this.finishScript(script);
+        }
+        this.onShardRequestDone();
+      });
+    });
+    return true;
+  }
+
+  private onScriptStatementDone(status: number, sawError: boolean): void {
+    const script = this.script as NonNullable<typeof this.script>;
+    script.remaining--;
+    this.servers.pointAt(this);
+    this.session.setTxStatus(status === TxStatus.Idle ? this.servers.combinedStatus() : status);
+    if (sawError || status === TxStatus.Failed) script.hasFailed = true;
+    if (!script.hasFailed && script.remaining > 0) return this.onShardRequestDone(); // runs the next statement
+    this.finishScript(script);
+  }
+
+  /** After the last statement (or the first failure): skip the rest, end the implicit transaction, ReadyForQuery. */
+  private finishScript(script: NonNullable<typeof this.script>): void {
+    this.script = null;
+    if (script.remaining > 0) this.batch.takeFirst(script.remaining);
+    if (!script.isImplicit) {
+      this.session.setTxStatus(this.servers.combinedStatus());
+      this.session.writeToClient(readyForQuery(this.session.txStatus()));
+      return this.onShardRequestDone();
+    }
+    const shards = this.servers.heldShards();
+    if (script.hasFailed) return this.finishAutoTx(shards, TxStatus.Failed, []);
+    const writers = shards.filter((s) => this.txWriters.has(s));
+    const isTwoPhase = this.session.general().twoPhaseCommitAuto && writers.length >= 2;
+    this.runCommit(shards, new Set(writers), isTwoPhase, (error) => {
+      if (error !== null) this.session.writeToClient(error);
+      this.session.writeToClient(readyForQuery(this.servers.combinedStatus()));
+    });
+  }
+
+  /** The client's COMMIT of a transaction on several shards: run by the proxy (coordinator), answered as PostgreSQL. */
+  private commitAcrossShards(): void {
+    const { types, frames } = this.takeRequest();
+    for (let i = 0; i < types.length; i++)
+      if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
+    const shards = this.servers.heldShards();
+    const writers = shards.filter((s) => this.txWriters.has(s));
+    this.runCommit(shards, new Set(writers), writers.length >= 2, (error) =>
+      this.session.writeToClient(commitReplies(types, frames, error, this.script === null)),
+    );
+  }
+
+  /**
+   * Commit the transaction open on `shards`: two-phase over the writers when asked for and the transaction manager
+   * runs, else plain COMMIT (readers first). `reply` writes the client's answer (error = the commit failed).
+   */
+  private runCommit(
+    shards: readonly number[],
+    writers: ReadonlySet<number>,
+    wantsTwoPhase: boolean,
+    reply: (error: Buffer | null) => void,
+  ): void {
+    const participants: CommitParticipant[] = shards.map((shard) => ({
+      shard,
+      server: this.servers.at(shard),
+      isWriter: writers.has(shard),
+    }));
+    const txn = this.session.txn();
+    this.isCommitting = true;
+    const run: Promise<CommitRun> =
+      wantsTwoPhase && txn !== null
+        ? commitTwoPhase(txn, this.session.database, this.session.user, participants, this, this.log)
+        : commitPlain(participants, this, this.log);
+    run.then(
+      (result) => this.afterCommit(result, reply),
+      (err: unknown) => {
+        this.isCommitting = false;
+        this.log.error({ err: (err as Error).message }, 'commit across shards failed unexpectedly');
+        this.session.fatal(PgError.internal(`commit failed: ${(err as Error).message}`));
+      },
+    );
+  }
+
+  private afterCommit(result: CommitRun, reply: (error: Buffer | null) => void): void {
+    this.isCommitting = false;
+    for (const shard of result.lost) this.servers.byShard[shard] = null; // closed; its pool has dropped it
+    this.txWriters.clear();
+    if (this.session.state() === 'closed') {
+      this.releaseShardServers(); // the client left while its commit ran
+      return;
+    }
+    this.servers.pointAt(this);
+    reply(result.error);
+    this.session.setTxStatus(this.servers.combinedStatus());
+    if (this.script !== null)
+      return this.onScriptStatementDone(this.session.txStatus(), result.error !== null);
+    this.onShardRequestDone();
+  }
+
+  onFanoutDone(status: number): void {
+    const heldTags = this.fanout?.heldTags ?? [];
+    const sawError = this.fanout?.sawError ?? false;
+    this.fanout = null;
+    if (this.copyIn?.isClientDone === true) this.copyIn = null; // else: drop the client's copy data until its end
+    if (this.autoTxShards !== null) return this.finishAutoTx(this.autoTxShards, status, heldTags);
+    if (this.script !== null) return this.onScriptStatementDone(status, sawError);
+    this.keepSettings(!sawError && status === TxStatus.Idle);
+    this.servers.pointAt(this);
+    this.session.setTxStatus(status === TxStatus.Idle ? this.servers.combinedStatus() : status);
+    this.session.writeToClient(readyForQuery(this.session.txStatus()));
+    this.onShardRequestDone();
+  }
+
+  /** A request finished: give servers back (transaction mode, all idle) and run the next queued request. */
+  private onShardRequestDone(): void {
+    if (this.isShardRequestInFlight()) return;
+    this.activeShard = null;
+    if (this.session.txStatus() === TxStatus.Idle) this.txWriters.clear();
+    this.session.clearQueryTimer();
+    if (
+      this.session.isTransactionMode &&
+      this.session.txStatus() === TxStatus.Idle &&
+      !this.session.hasOpenSegment()
+    ) {
+      this.servers.release();
+    }
+    if (!this.batch.isEmpty) this.dispatch();
+  }
+
+  /** A request that cannot run: the error for it (only the request being routed, not later pipelined ones). */
+  private failBatch(err: PgError): void {
+    this.session.failBatch(err, this.requestLength);
+  }
+
+  // --- ServerClient: called by the shard servers while they answer this session directly -----------------------
+
+  writeToClient(buf: Buffer): boolean {
+    return this.session.writeToClient(buf);
+  }
+
+  hasPendingWrites(): boolean {
+    return this.session.hasPendingWrites();
+  }
+
+  onClientDrain(resume: () => void): void {
+    this.session.onClientDrain(resume);
+  }
+
+  onServerReady(server: ServerConnection): void {
+    if (server.pendingReady !== 0) return;
+    this.session.setTxStatus(this.servers.combinedStatus());
+    this.onShardRequestDone();
+  }
+
+  onServerParameter(name: string, value: string): void {
+    this.session.params.noteStatus(name, value);
+  }
+
+  onInternalError(err: unknown): void {
+    this.session.onInternalError(err);
+  }
+
+  onServerLost(server: ServerConnection, reason: string): void {
+    if (!this.servers.drop(server)) return;
+    this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
+    this.session.fatal(PgError.serverConnectionLost(server.address.shard, reason));
+  }
+
+  // --- for the session: cancel, activity, SHOW CLIENTS, close ---------------------------------------------------
+
+  /** Cancel what runs on this session's shard servers. */
+  cancelQuery(): void {
+    this.servers.cancel(this.log);
+  }
+
+  /** Servers are being checked out for the request at the front of the batch. */
+  get isWaitingForServer(): boolean {
+    return this.servers.isWaiting;
+  }
+
+  /** A request is running (fan-out, commit, or a statement on some shard). */
+  get isActive(): boolean {
+    return this.isCommitting || this.fanout !== null || this.servers.isAnyRunning();
+  }
+
+  /** The ids of the servers held, added to `out`. */
+  addServerIds(out: number[]): void {
+    this.servers.addIds(out);
+  }
+
+  /** The client has gone: give the shard servers back (unless a commit still runs on them: afterCommit does then). */
+  onSessionClosed(): void {
+    if (!this.isCommitting) this.releaseShardServers(); // else afterCommit releases them
+  }
+
+  /** Give every shard server back to its pool (reset as the session and transaction state require). */
+  private releaseShardServers(): void {
+    this.servers.resetAndRelease(this.session.hasOpenSegment() || this.fanout !== null);
+  }
+}

@@ -1,0 +1,50 @@
+// The contract between a ClientSession and its ShardedDispatch: what the dispatcher (and the shard servers it holds)
+// may use of the session — the client socket, the queued request frames, the transaction status the client was told,
+// and the session's own send / fail / close paths. The session builds one at login (ClientSession.shardedSession).
+import type { Logger } from 'pino';
+import type { GeneralConfig } from '../config/types.js';
+import type { DatabasePools } from '../backend/pool-manager.js';
+import type { ServerConnection } from '../backend/server-connection.js';
+import type { PgError } from '../errors/pg-error.js';
+import type { TransactionManager } from '../txn/manager.js';
+import type { SessionState } from './client-session.js';
+import type { ClientStatements } from './prepared-statements.js';
+import type { RequestBatch } from './request-batch.js';
+import type { SessionParams } from './session-params.js';
+
+/** What the dispatcher uses of its ClientSession (built once, at login). */
+export interface ShardedSession {
+  readonly user: string;
+  readonly database: string;
+  readonly log: Logger;
+  readonly pools: DatabasePools;
+  readonly isTransactionMode: boolean;
+  /** The client's frames not yet sent: the dispatcher takes one request at a time off its front. */
+  readonly batch: RequestBatch;
+  readonly params: SessionParams;
+  /** Transaction mode: the client's prepared statement names (null in session mode). */
+  readonly statements: ClientStatements | null;
+  readonly general: () => GeneralConfig;
+  readonly txn: () => TransactionManager | null;
+  state(): SessionState;
+  /** The status the client was last told (ReadyForQuery). */
+  txStatus(): number;
+  setTxStatus(status: number): void;
+  /** Extended-protocol messages sent without their Sync yet (see ClientSession.hasOpenSegment). */
+  hasOpenSegment(): boolean;
+  clearOpenSegment(): void;
+  writeToClient(buf: Buffer): boolean;
+  hasPendingWrites(): boolean;
+  onClientDrain(resume: () => void): void;
+  /** Backpressure: stop / restart reading the client while its request waits for servers. */
+  pauseInput(): void;
+  resumeInput(): void;
+  /** Rewrite (transaction mode) and send a request's frames to one server in one write; starts query_timeout. */
+  sendFrames(server: ServerConnection, types: number[], frames: Buffer[], readyCount: number): void;
+  /** Answer the first `count` frames of the batch with `err` (one error per Sync/Query). */
+  failBatch(err: PgError, count: number): void;
+  clearQueryTimer(): void;
+  protocolViolation(reason: string): void;
+  fatal(err: PgError): void;
+  onInternalError(err: unknown): void;
+}
