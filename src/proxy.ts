@@ -18,6 +18,8 @@ import type { DatabaseRouting } from './frontend/session-router.js';
 import { loadFailpointsFromEnv } from './txn/failpoints.js';
 import type { TransactionManager } from './txn/manager.js';
 import { startTransactionManager, type StartedTxn } from './txn/start.js';
+import { ConfigShardAccess } from './txn/shard-access.js';
+import { probeTextCollation } from './sharding/collation.js';
 import { StatsRegistry } from './stats/stats-registry.js';
 import { AdminConsole } from './admin/console.js';
 import type { AdminContext, ReloadOutcome } from './admin/context.js';
@@ -97,6 +99,12 @@ export async function startProxy(
     ? await startTransactionManager(() => config, logger)
     : null;
   let phase: 'running' | 'draining' | 'closed' = 'running';
+  await learnCollations(
+    () => config,
+    routing,
+    logger,
+    () => phase === 'closed',
+  );
   let isForced = false;
 
   const adminContext: AdminContext = {
@@ -320,8 +328,43 @@ async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting
         next = (next + 1) % shardCount;
         return next;
       },
+      textCollation: UNKNOWN_COLLATION,
     });
   }
   if (routing.size > 0) await initParser();
   return routing;
+}
+
+const UNKNOWN_COLLATION = '(unknown: no shard has answered yet)';
+const COLLATION_RETRY_MS = 30_000;
+
+/**
+ * Ask each sharded database's shards how text sorts there (see sharding/collation.ts) before clients come; while no
+ * shard answers, the merger refuses text ordering for that database, and the question is asked again every 30 s.
+ */
+async function learnCollations(
+  config: () => Config,
+  routing: Map<string, DatabaseRouting>,
+  logger: Logger,
+  isClosed: () => boolean,
+): Promise<void> {
+  const shards = new ConfigShardAccess(config);
+  const learn = async (name: string, r: DatabaseRouting): Promise<void> => {
+    const collation = await probeTextCollation(shards, name, logger);
+    if (collation !== undefined) {
+      r.textCollation = collation;
+      if (collation !== null) {
+        logger.info(
+          { database: name, collation },
+          'text does not sort by bytes in this database: cross-shard ORDER BY / min / max on text need COLLATE "C"',
+        );
+      }
+      return;
+    }
+    logger.warn({ database: name }, 'no shard answered the collation probe; retrying in 30 s');
+    setTimeout(() => {
+      if (!isClosed()) void learn(name, r);
+    }, COLLATION_RETRY_MS).unref();
+  };
+  await Promise.all([...routing].map(([name, r]) => learn(name, r)));
 }

@@ -20,6 +20,8 @@ export interface SortKey {
   isDescending: boolean;
   /** PostgreSQL's default: NULLS LAST for ASC, NULLS FIRST for DESC (see `sortKey`). Not flipped by DESC. */
   isNullsFirst: boolean;
+  /** `COLLATE "C"` on the sort expression: text sorts by bytes even where the database's collation does not. */
+  isByteCollated?: boolean;
 }
 
 export interface AggregateColumn {
@@ -58,6 +60,12 @@ export interface MergeSpec {
    * replicated writes): NoticeResponse / ParameterStatus come from the first shard only, not once per shard.
    */
   isBroadcast?: boolean;
+  /**
+   * The database's collation when it does not sort text by bytes (en_US.UTF-8, an ICU locale…); null or absent: byte
+   * order ("C", "POSIX", "C.UTF-8"). The merger cannot reproduce other collations, so it refuses (0A000) to order or
+   * min/max text across shards under one, unless the sort says `COLLATE "C"`.
+   */
+  textCollation?: string | null;
   /**
    * A multi-row INSERT split by shard: for each original VALUES row, the (0-based, local) shard index it went to.
    * RETURNING rows are emitted in that order, as one server would have returned them.

@@ -38,6 +38,7 @@ import {
   combineValues,
   comparatorFor,
   FIRST_USER_OID,
+  isCollatedType,
   TypeOid,
   type ColumnType,
   type ValueComparator,
@@ -535,7 +536,11 @@ export class ReplyMerger {
     if (this.comparators === null) {
       if (this.orderBy.some((k) => k.column < 0)) this.resolveKeysFromEnd(columnCount);
       const types = this.columnTypes('ORDER BY');
-      this.comparators = this.orderBy.map((k) => comparatorFor(columnType(types, k.column)));
+      this.comparators = this.orderBy.map((k) => {
+        const type = columnType(types, k.column);
+        this.checkCollation(type, k.isByteCollated === true, 'ORDER BY');
+        return comparatorFor(type);
+      });
     }
     if (columnCount <= this.maxKeyColumn) {
       throw PgError.internal(
@@ -567,6 +572,16 @@ export class ReplyMerger {
     this.columnSpans = new Int32Array(2 * (this.maxKeyColumn + 1));
   }
 
+  /** Text under a collation other than byte order cannot be ordered (or min/max'ed) here exactly: refuse. */
+  private checkCollation(type: ColumnType, isByteCollated: boolean, purpose: string): void {
+    const collation = this.spec.textCollation;
+    if (collation === undefined || collation === null || isByteCollated || !isCollatedType(type)) return;
+    throw PgError.featureNotSupported(
+      `${purpose} on text across shards would need the database collation "${collation}", which shardgate cannot reproduce`,
+      'Add COLLATE "C" to the ORDER BY expression (byte order), sort on a non-text column, or route the query to one shard.',
+    );
+  }
+
   private columnTypes(purpose: string): readonly ColumnType[] {
     const types = this.spec.columnTypes ?? this.rowShape;
     if (types === null) {
@@ -589,7 +604,11 @@ export class ReplyMerger {
       if (having === undefined || havingPasses(having, row, merged)) out.push(row);
     }
     if (this.orderBy.length > 0 && out.length > 1) {
-      const comparators = this.orderBy.map((k) => comparatorFor(columnType(merged, k.column)));
+      const comparators = this.orderBy.map((k) => {
+        const type = columnType(merged, k.column);
+        this.checkCollation(type, k.isByteCollated === true, 'ORDER BY');
+        return comparatorFor(type);
+      });
       out.sort((a, b) => {
         for (let i = 0; i < this.orderBy.length; i++) {
           const key = this.orderBy[i];
@@ -614,7 +633,9 @@ export class ReplyMerger {
     for (const { column, fn, countColumn } of this.spec.aggregates ?? []) {
       const values = rows.map((r) => r[column]);
       if (fn !== 'avg') {
-        out[column] = combineValues(fn, columnType(types, column), values);
+        const type = columnType(types, column);
+        if (fn === 'min' || fn === 'max') this.checkCollation(type, false, `${fn}()`);
+        out[column] = combineValues(fn, type, values);
         continue;
       }
       const count = countColumn as number;

@@ -11,9 +11,10 @@
 // - binary format: int2/int4/int8/oid, float4/float8, numeric, date, time, timestamp(tz) by value; bool, uuid, bytea
 //   and text types by bytes.
 // - text/varchar/name (either format) compare by bytes: that is the "C" collation. PostgreSQL sorts them with the
-//   column's collation, so shards sorting with another collation (en_US…) produce runs that are not in byte order and
-//   the merged order is then wrong: route such sorts with `COLLATE "C"` or use C-collated databases. bpchar ignores
-//   trailing spaces, as bpcharcmp does.
+//   column's collation, so shards sorting with another collation (en_US…) produce runs that are not in byte order:
+//   the merger refuses (0A000) text ORDER BY / min / max in databases whose collation is not byte order
+//   (MergeSpec.textCollation, probed at start-up), unless the sort says `COLLATE "C"`. bpchar ignores trailing
+//   spaces, as bpcharcmp does.
 // - every other type (user types such as enums — whose order is not their label's —, intervals, json, arrays, …)
 //   compares by raw bytes: deterministic but not PostgreSQL's order. `hasTypeOrder` tells which types are exact.
 //
@@ -75,6 +76,13 @@ export const compareBytes: ValueComparator = (a, b) => Buffer.compare(a, b);
 /** Which exact comparator a column gets; anything not listed compares by raw bytes. */
 export function comparatorFor(type: ColumnType): ValueComparator {
   return type.format === Format.Binary ? binaryComparator(type.typeOid) : textComparator(type.typeOid);
+}
+
+const COLLATED = new Set<number>([TypeOid.text, TypeOid.varchar, TypeOid.bpchar, TypeOid.name]);
+
+/** Text types: PostgreSQL orders them by the column's collation (the merge compares bytes: the "C" collation). */
+export function isCollatedType(type: ColumnType): boolean {
+  return COLLATED.has(type.typeOid);
 }
 
 /** True when `comparatorFor` orders this type as PostgreSQL does (text types: in the "C" collation). */

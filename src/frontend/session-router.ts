@@ -78,6 +78,11 @@ export interface DatabaseRouting {
   readonly plans: PlanCache;
   /** Round-robin shard for reads any shard can answer. */
   nextReadShard(): number;
+  /**
+   * The database's collation when text does not sort by bytes there (null: it does — "C", "POSIX", "C.UTF-8").
+   * Found at start-up (proxy.ts); until a shard has answered it names that it is unknown.
+   */
+  textCollation: string | null;
 }
 
 /** A statement the client prepared: its plans, and its text and parameter types (to rebuild a split INSERT). */
@@ -109,7 +114,7 @@ export class MixedShardsError extends PgError {
   }
 }
 
-/** The statements of a multi-statement simple Query, to run one after another (see ClientSession's scripts). */
+/** The statements of a multi-statement simple Query, to run one after another (see ShardedDispatch's scripts). */
 export interface ScriptStatements {
   readonly texts: readonly string[];
   /** False with COPY inside (its data cannot follow a statement of a script): refused. */
@@ -345,7 +350,9 @@ export class SessionRouter implements RouteContext {
         kind: 'split',
         shards,
         parts: shards.map(() => part),
-        spec: mergeSpecFor(plan as StatementPlan | null, params, { paramTypes: source.paramTypes }),
+        spec: this.withCollation(
+          mergeSpecFor(plan as StatementPlan | null, params, { paramTypes: source.paramTypes }),
+        ),
         clientParse: parseIndex >= 0 ? frames[parseIndex] : null,
         ...noFlags,
       };
@@ -355,7 +362,7 @@ export class SessionRouter implements RouteContext {
         ? BROADCAST_SPEC
         : route.isReplicated === true
           ? { ...PASS_THROUGH_SPEC, isReplicated: true, isBroadcast: true }
-          : mergeSpecFor(plan as StatementPlan | null, params, null);
+          : this.withCollation(mergeSpecFor(plan as StatementPlan | null, params, null));
     const last = plan as StatementPlan | null;
     return {
       kind: 'many',
@@ -394,6 +401,13 @@ export class SessionRouter implements RouteContext {
       isRunnable: texts.length > 1 && !plans.some((p) => p.kind === 'copy'),
       hasTransactionControl: plans.some((p) => TRANSACTION_CONTROL.has(p.kind)),
     };
+  }
+
+  /** A merge that orders or aggregates must know when text does not sort by bytes in this database. */
+  private withCollation(spec: MergeSpec): MergeSpec {
+    const collation = this.routing.textCollation;
+    if (collation === null || (spec.orderBy.length === 0 && spec.aggregates === null)) return spec;
+    return { ...spec, textCollation: collation };
   }
 
   /** The column order of a sharded table, learned from a shard: plans made without it are dropped. */
@@ -500,7 +514,9 @@ function mergeSpecFor(
           hint,
         );
       }
-      return { column, isDescending: o.descending, isNullsFirst: o.nullsFirst };
+      const key: SortKey = { column, isDescending: o.descending, isNullsFirst: o.nullsFirst };
+      if (o.isByteCollated) key.isByteCollated = true;
+      return key;
     });
   /** The aggregates (the select list's and hidden ones), when each one can be combined from per-shard results. */
   const mergeableAggregates = (): AggregateColumn[] =>

@@ -66,6 +66,8 @@ export interface OrderByItem {
    * select list (see `ShardQuery`); null otherwise, or when the merge does not need it.
    */
   readonly hidden: number | null;
+  /** Sorted with `COLLATE "C"` (or POSIX / ucs_basic): byte order whatever the database's collation. */
+  readonly isByteCollated: boolean;
 }
 
 export type MergeableAggregate = 'count' | 'sum' | 'min' | 'max' | 'avg';

@@ -176,6 +176,17 @@ interface Target {
   readonly expr: unknown;
 }
 
+/** Collations that sort by bytes (code points, in UTF-8): what the merge's text comparison does. */
+const BYTE_COLLATIONS = new Set(['C', 'POSIX', 'ucs_basic', 'c', 'posix']);
+
+/** `expr COLLATE "C"` (or POSIX / ucs_basic). */
+function isByteCollation(node: unknown): boolean {
+  const cc = asNode(node, 'CollateClause');
+  if (cc === null) return false;
+  const names = stringList(list(cc, 'collname'));
+  return names.length > 0 && BYTE_COLLATIONS.has(names[names.length - 1]);
+}
+
 /**
  * The select list. Entries after the first `*` have positions known only from RowDescription, so `known` holds
  * the entries before it (all of them when there is no star).
@@ -482,7 +493,9 @@ export function mergePlan(sel: AstObject): MergePlan {
         }
       }
     }
-    orderBy.push({ position, name, descending, nullsFirst, hidden: hiddenIndex });
+    const sorted = position !== null ? (targets[position - 1]?.expr ?? sb.node) : sb.node;
+    const isByteCollated = isByteCollation(sb.node) || isByteCollation(sorted);
+    orderBy.push({ position, name, descending, nullsFirst, hidden: hiddenIndex, isByteCollated });
   }
 
   let having: HavingCondition | null = null;

@@ -22,10 +22,17 @@ describe('ORDER BY', () => {
       'SELECT id, email AS e, lower(name) FROM users ORDER BY 1 DESC, e, lower(name) NULLS FIRST, id DESC NULLS LAST',
     );
     expect(m.orderBy).toEqual([
-      { position: 1, name: 'id', descending: true, nullsFirst: true, hidden: null },
-      { position: 2, name: 'e', descending: false, nullsFirst: false, hidden: null },
-      { position: 3, name: 'lower', descending: false, nullsFirst: true, hidden: null },
-      { position: 1, name: 'id', descending: true, nullsFirst: false, hidden: null },
+      { position: 1, name: 'id', descending: true, nullsFirst: true, hidden: null, isByteCollated: false },
+      { position: 2, name: 'e', descending: false, nullsFirst: false, hidden: null, isByteCollated: false },
+      {
+        position: 3,
+        name: 'lower',
+        descending: false,
+        nullsFirst: true,
+        hidden: null,
+        isByteCollated: false,
+      },
+      { position: 1, name: 'id', descending: true, nullsFirst: false, hidden: null, isByteCollated: false },
     ]);
     expect(m.targetCount).toBe(3);
   });
@@ -37,14 +44,29 @@ describe('ORDER BY', () => {
   it('orders by name through SELECT * (a hidden column: its position is unknown)', () => {
     const m = merge('SELECT * FROM users ORDER BY created_at DESC, 2');
     expect(m.orderBy).toEqual([
-      { position: null, name: 'created_at', descending: true, nullsFirst: true, hidden: 0 },
-      { position: 2, name: null, descending: false, nullsFirst: false, hidden: null },
+      {
+        position: null,
+        name: 'created_at',
+        descending: true,
+        nullsFirst: true,
+        hidden: 0,
+        isByteCollated: false,
+      },
+      { position: 2, name: null, descending: false, nullsFirst: false, hidden: null, isByteCollated: false },
     ]);
     expect(m.targetCount).toBeNull();
     expect(m.shardQuery).toEqual({
       sql: 'SELECT *, created_at AS "shardgate.hidden.1" FROM users ORDER BY created_at DESC, 2',
       hiddenCount: 1,
     });
+  });
+
+  it('marks sort expressions collated "C" (byte order, mergeable whatever the database collation)', () => {
+    const m = merge('SELECT name FROM users ORDER BY name COLLATE "C", email COLLATE "en_US", id');
+    expect(m.orderBy.map((o) => o.isByteCollated)).toEqual([true, false, false]);
+    expect(merge('SELECT name COLLATE "POSIX" AS n FROM users ORDER BY n').orderBy[0].isByteCollated).toBe(
+      true,
+    );
   });
 });
 

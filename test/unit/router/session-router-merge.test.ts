@@ -17,7 +17,12 @@ beforeAll(async () => {
 });
 
 function router(): SessionRouter {
-  return new SessionRouter({ schema: SCHEMA, plans: new PlanCache(), nextReadShard: () => 0 });
+  return new SessionRouter({
+    schema: SCHEMA,
+    plans: new PlanCache(),
+    nextReadShard: () => 0,
+    textCollation: null,
+  });
 }
 
 function parse(name: string, sql: string, types: number[] = []): Buffer {

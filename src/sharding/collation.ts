@@ -1,0 +1,43 @@
+// Which databases sort text by bytes. Merging ORDER BY / min / max of text across shards compares bytes (the "C"
+// collation); under another collation (en_US.UTF-8, an ICU locale) that would give a wrong order, so the merger must
+// know, per database, whether it may. Asked of a shard once at start-up (retried while none answers).
+import type { Logger } from 'pino';
+import { runQuery } from '../backend/server-query.js';
+import type { ShardAccess } from '../txn/shard-access.js';
+
+/** libc collations that sort by bytes / code points (UTF-8 byte order is code point order). */
+const BYTE_ORDER = /^(c|posix|c\.utf-?8)$/i;
+
+/** True when `datcollate` (with `provider`: 'c' libc, 'i' ICU, 'b' builtin) sorts text by bytes. */
+export function isByteOrderCollation(datcollate: string, provider: string | null): boolean {
+  if (provider === 'i') return false;
+  if (provider === 'b') return /^(c|c\.utf-?8|ucs_basic)$/i.test(datcollate) || datcollate === '';
+  return BYTE_ORDER.test(datcollate);
+}
+
+/** The database's collation name when it does not sort text by bytes, null when it does; undefined if no shard answered. */
+export async function probeTextCollation(
+  shards: ShardAccess,
+  database: string,
+  logger: Logger,
+): Promise<string | null | undefined> {
+  const user = shards.users(database)[0];
+  if (user === undefined) return undefined;
+  for (let shard = 0; shard < shards.shardCount(database); shard++) {
+    try {
+      const server = await shards.connect(database, user, shard);
+      // to_jsonb(d): datlocprovider exists from PostgreSQL 15 on; older servers are libc only.
+      const outcome = await runQuery(
+        server,
+        "SELECT datcollate, to_jsonb(d)->>'datlocprovider' FROM pg_catalog.pg_database d WHERE datname = current_database()",
+      );
+      server.terminate('collation probe done');
+      if (outcome.kind !== 'ok' || outcome.rows.length === 0) continue;
+      const [collate, provider] = outcome.rows[0];
+      return isByteOrderCollation(collate ?? '', provider) ? null : (collate ?? 'unknown');
+    } catch (err) {
+      logger.debug({ database, shard, err: (err as Error).message }, 'collation probe: shard unreachable');
+    }
+  }
+  return undefined;
+}
