@@ -542,9 +542,15 @@ export class ClientSession implements ServerClient, Cancellable {
     this.fatal(new PgError('FATAL', SqlState.QueryCanceled, 'canceling authentication due to timeout'));
   }
 
+  /** Idle means no request running and no transaction open (a server attached, or shards in use, spare the client). */
   private onIdleTimeout(): void {
     if (this.state !== 'ready' || this.server !== null || this.isWaitingForServer) return;
-    if (this.sharded?.isWaitingForServer === true) return;
+    const sharded = this.sharded;
+    if (
+      sharded !== null &&
+      (sharded.isWaitingForServer || sharded.isActive || this.txStatus !== TxStatus.Idle)
+    )
+      return;
     this.fatal(
       new PgError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to client_idle_timeout'),
     );
