@@ -142,6 +142,7 @@ export class TransactionManager {
    * settles it by what the log holds.
    */
   holdInDoubt(tx: DistributedTransaction, reason: string): void {
+    tx.isHeldInDoubt = true;
     tx.lastError = `decision log failed: ${reason}`;
     this.log.error(
       { txid: tx.txid, shards: tx.writers.map((b) => b.shard), err: reason },
@@ -165,7 +166,7 @@ export class TransactionManager {
   transactions(now: number = Date.now()): TransactionRow[] {
     return [...this.live.values()].map((tx) => ({
       txid: tx.txid,
-      state: tx.state,
+      state: tx.isHeldInDoubt ? 'in doubt (decision log failed)' : tx.state,
       database: tx.database,
       user: tx.user,
       ageMs: now - tx.startedAt,
@@ -178,7 +179,9 @@ export class TransactionManager {
   /** In-doubt: prepared somewhere, not finished everywhere. */
   get inDoubt(): number {
     let n = 0;
-    for (const tx of this.live.values()) if (tx.state === 'committing' || tx.state === 'aborting') n++;
+    for (const tx of this.live.values()) {
+      if (tx.state === 'committing' || tx.state === 'aborting' || tx.isHeldInDoubt) n++;
+    }
     return n;
   }
 

@@ -33,6 +33,8 @@ export class DistributedTransaction {
   /** Phase-2 (or abort) attempts made in the background after the first one failed. */
   retries = 0;
   lastError: string | null = null;
+  /** The decision log failed while writing this one's COMMIT: left prepared for the next start's recovery. */
+  isHeldInDoubt = false;
   readonly branches: readonly Branch[];
 
   constructor(txid: string, database: string, user: string, branches: readonly Branch[]) {

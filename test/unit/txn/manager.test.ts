@@ -1,0 +1,99 @@
+// TransactionManager bookkeeping without shards: GIDs per writer, the decision made durable before committing, what
+// SHOW TRANSACTIONS lists, the in-doubt count (also for a transaction held after a decision-log failure), counters.
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../src/logging/logger.js';
+import { TransactionManager, type CommitDecision, type DecisionRecorder } from '../../../src/txn/manager.js';
+import type { ShardAccess } from '../../../src/txn/shard-access.js';
+
+class MemoryLog implements DecisionRecorder {
+  readonly commits: CommitDecision[] = [];
+  readonly done: string[] = [];
+  fail: Error | null = null;
+  async appendCommit(record: CommitDecision): Promise<void> {
+    if (this.fail !== null) throw this.fail;
+    this.commits.push(record);
+  }
+  appendDone(txid: string): void {
+    this.done.push(txid);
+  }
+  pendingCommits(): readonly CommitDecision[] {
+    return this.commits.filter((c) => !this.done.includes(c.txid));
+  }
+}
+
+const NO_SHARDS: ShardAccess = {
+  shardedDatabases: () => [],
+  shardCount: () => 0,
+  users: () => [],
+  serverUser: () => null,
+  connect: () => Promise.reject(new Error('no shards in this test')),
+};
+
+function manager(log: DecisionRecorder): TransactionManager {
+  return new TransactionManager({
+    instanceId: 'unit',
+    log,
+    shards: NO_SHARDS,
+    logger: silentLogger(),
+    orphanTimeoutMs: 60_000,
+    recoveryIntervalMs: 60_000,
+  });
+}
+
+describe('TransactionManager', () => {
+  it('gives each writer a GID, records the decision with them, and is done once every branch committed', async () => {
+    const log = new MemoryLog();
+    const m = manager(log);
+    const tx = m.begin('app', 'alice', [0, 2], [1]);
+    expect(tx.writers.map((b) => b.gid)).toEqual([`sg_unit_${tx.txid}_0`, `sg_unit_${tx.txid}_2`]);
+    expect(tx.readers.map((b) => b.gid)).toEqual([null]);
+    for (const b of tx.writers) b.state = 'prepared';
+    await m.decide(tx);
+    expect(tx.state).toBe('committing');
+    expect(log.commits[0]).toMatchObject({ txid: tx.txid, database: 'app', user: 'alice' });
+    expect(log.commits[0].participants).toEqual(tx.writers.map((b) => ({ shard: b.shard, gid: b.gid })));
+    expect(m.inDoubt).toBe(1);
+    expect(m.transactions()[0]).toMatchObject({
+      txid: tx.txid,
+      state: 'committing',
+      shards: '0:prepared,2:prepared,1:reader',
+    });
+    for (const b of tx.writers) b.state = 'committed';
+    m.settle(tx);
+    expect(tx.state).toBe('done');
+    expect(log.done).toEqual([tx.txid]);
+    expect(m.transactions()).toEqual([]);
+    expect(m.counters).toMatchObject({ prepared: 1, committed: 1, rolledBack: 0 });
+  });
+
+  it('rolls back (settles to aborted) when phase 1 failed everywhere it ran', () => {
+    const m = manager(new MemoryLog());
+    const tx = m.begin('app', 'alice', [0, 1], []);
+    tx.writers[0].state = 'rolled_back';
+    tx.writers[1].state = 'failed';
+    m.settle(tx);
+    expect(tx.state).toBe('aborted');
+    expect(m.counters.rolledBack).toBe(1);
+    expect(m.transactions()).toEqual([]);
+  });
+
+  it('lists a transaction held after a decision-log failure as in doubt, and keeps it', () => {
+    const m = manager(new MemoryLog());
+    const tx = m.begin('app', 'alice', [0, 1], []);
+    m.holdInDoubt(tx, 'EIO');
+    expect(m.inDoubt).toBe(1);
+    expect(m.transactions()[0]).toMatchObject({
+      state: 'in doubt (decision log failed)',
+      lastError: 'decision log failed: EIO',
+    });
+  });
+
+  it('rejects decide() when the log cannot record the decision (the caller then rolls back)', async () => {
+    const log = new MemoryLog();
+    log.fail = new Error('disk full');
+    const m = manager(log);
+    const tx = m.begin('app', 'alice', [0, 1], []);
+    await expect(m.decide(tx)).rejects.toThrow('disk full');
+    expect(tx.state).toBe('preparing');
+  });
+});
