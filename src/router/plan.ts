@@ -1,6 +1,7 @@
 // StatementPlan: what the router needs to know about one SQL statement, computed once per distinct text (plan
 // cache) and combined with Bind parameters later to choose shards. Pure data; no AST in here.
 import type { ShardedColumn } from '../sharding/schema.js';
+import type { CompareOperator } from '../execute/having-filter.js';
 
 export type StatementKind =
   | 'select'
@@ -98,7 +99,8 @@ export interface ShardQuery {
   readonly hiddenCount: number;
 }
 
-export type CompareOperator = '=' | '<>' | '<' | '<=' | '>' | '>=';
+/** The comparison operators HAVING may use across shards (the merger applies them: execute/having-filter.ts). */
+export type { CompareOperator } from '../execute/having-filter.js';
 
 /** One side of a HAVING comparison: a merged column (1-based, shard layout), a constant, or a Bind parameter. */
 export type HavingOperand =
