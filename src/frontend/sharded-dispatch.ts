@@ -548,9 +548,13 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
     if (!this.batch.isEmpty) this.dispatch();
   }
 
-  /** A request that cannot run: the error for it (only the request being routed, not later pipelined ones). */
+  /**
+   * A request that cannot run: the error for it (only the request being routed), then on to the requests the client
+   * pipelined after it.
+   */
   private failBatch(err: PgError): void {
     this.session.failBatch(err, this.requestLength);
+    this.onShardRequestDone();
   }
 
   // --- ServerClient: called by the shard servers while they answer this session directly -----------------------

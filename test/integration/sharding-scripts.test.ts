@@ -158,4 +158,31 @@ describe('pipelined requests for different shards', () => {
     expect(second[2].body.toString('utf8', 6)).toBe(String(b));
     expect(await count(`id in (${a}, ${b})`)).toBe(2);
   });
+
+  it('answers a refused request with its error and still runs the pipelined request after it', async () => {
+    const b = idOn(1, 450);
+    const parse = (sql: string): Buffer => frame('P', Buffer.from(`\0${sql}\0\0\0`));
+    const bind = frame('B', Buffer.from('\0\0\0\0\0\0\0\0'));
+    const exec = frame('E', Buffer.from('\0\0\0\0\0'));
+    const sync = frame('S');
+    raw.write(
+      Buffer.concat([
+        // A join of two sharded tables not on the key: refused by the router (0A000).
+        parse('select * from users a join users b on a.name = b.name'),
+        bind,
+        exec,
+        sync,
+        parse(`insert into users values (${b}, 'after') returning name`),
+        bind,
+        exec,
+        sync,
+      ]),
+    );
+    const refused = await raw.readUntil('Z');
+    const next = await raw.readUntil('Z');
+    expect(kinds(refused)).toBe('EZ');
+    expect(firstError(refused).C).toBe('0A000');
+    expect(kinds(next)).toBe('12DCZ');
+    expect(await count(`id = ${b}`)).toBe(1);
+  });
 });
