@@ -255,8 +255,11 @@ export class ClientSession implements ServerClient, Cancellable {
     const pools = this.deps.pools.get(userConfig);
     this.pools = pools;
     this.isTransactionMode = pools.mode === 'transaction';
-    if (this.isTransactionMode) this.statements = new ClientStatements(this.deps.statementNames);
     const routing = pools.shards.length > 1 ? this.deps.routingFor(this.database) : null;
+    // Named statements follow the client onto whichever server a request lands on: in transaction mode, and on
+    // sharded databases in session mode too (a statement prepared on one shard is used on another).
+    if (this.isTransactionMode || routing !== null)
+      this.statements = new ClientStatements(this.deps.statementNames);
     if (routing !== null)
       this.sharded = new ShardedDispatch(new SessionRouter(routing), this.shardedSession(pools));
     const first = pools.shards[0];
