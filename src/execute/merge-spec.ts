@@ -60,6 +60,8 @@ export interface MergeSpec {
    * replicated writes): NoticeResponse / ParameterStatus come from the first shard only, not once per shard.
    */
   isBroadcast?: boolean;
+  /** COPY … TO with HEADER (text/CSV): each shard's first data line is the same header, passed on once. */
+  copyOutHeader?: boolean;
   /**
    * The database's collation when it does not sort text by bytes (en_US.UTF-8, an ICU locale…); null or absent: byte
    * order ("C", "POSIX", "C.UTF-8"). The merger cannot reproduce other collations, so it refuses (0A000) to order or

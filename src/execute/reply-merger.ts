@@ -54,6 +54,12 @@ function bodylessFrame(code: number): Buffer {
 const EMPTY_QUERY_RESPONSE = bodylessFrame(Backend.EmptyQueryResponse);
 const PORTAL_SUSPENDED = bodylessFrame(Backend.PortalSuspended);
 const COPY_DONE = bodylessFrame(Backend.CopyDone);
+const BINARY_COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+const EMPTY = Buffer.alloc(0);
+/** Signature, flags (int32) and header extension length (int32); the extension itself follows. */
+const BINARY_COPY_HEADER_FIXED = 19;
+/** A CopyData holding the binary COPY file trailer (int16 -1). */
+const COPY_TRAILER = Buffer.from([Backend.CopyData, 0, 0, 0, 6, 0xff, 0xff]);
 
 const DETAIL_FIELD = 0x44; // 'D'
 
@@ -71,6 +77,8 @@ class ShardReply {
   endType = 0;
   tag: CommandTag | null = null;
   headerCount = 0;
+  /** CopyData frames seen from this shard (COPY TO: its first one may be a header). */
+  copyDataCount = 0;
   aggregateRow: (Buffer | null)[] | null = null;
   private rows: (QueuedRow | undefined)[] = [];
   private head = 0;
@@ -171,6 +179,10 @@ export class ReplyMerger {
   /** A RowDescription or DataRow was seen: SELECT's count is the rows sent. */
   private returnsRows = false;
   private hasCopyDone = false;
+  /** COPY TO in binary format: one file header and one trailer for the client, not one per shard. */
+  private isBinaryCopyOut = false;
+  private isCopyHeaderSent = false;
+  private isCopyTrailerHeld = false;
   private endedCount = 0;
   private rowsToSkip: number;
   private rowsSent = 0;
@@ -246,7 +258,7 @@ export class ReplyMerger {
         return;
       case Backend.CopyData:
         this.hasProgressed = true;
-        if (!this.isFailed) this.emit(frame);
+        if (!this.isFailed) this.onCopyData(shard, reply, frame);
         return;
       case Backend.CommandComplete:
         reply.tag = parseCommandTag(frame);
@@ -290,6 +302,50 @@ export class ReplyMerger {
     }
   }
 
+  /**
+   * COPY TO data from several shards is one stream: in binary format each shard's stream has its own file header and
+   * trailer — the first header is passed on, the trailer is sent once after every shard's rows; with HEADER (text,
+   * CSV) each shard's first line is the same header, passed on once.
+   */
+  private onCopyData(shard: number, reply: ShardReply, frame: Buffer): void {
+    const isFirstData = reply.copyDataCount++ === 0;
+    if (this.isBinaryCopyOut) return this.onBinaryCopyData(isFirstData, frame);
+    if (isFirstData && this.spec.copyOutHeader === true) {
+      if (this.isCopyHeaderSent) return;
+      this.isCopyHeaderSent = true;
+    }
+    this.emit(frame);
+  }
+
+  /**
+   * PostgreSQL sends the binary file header in the same CopyData as the first row (or as the trailer, when it has no
+   * rows), and the trailer (int16 -1) in a CopyData of its own after the last row.
+   */
+  private onBinaryCopyData(isFirstData: boolean, frame: Buffer): void {
+    const body = frame.subarray(5);
+    const hasHeader =
+      isFirstData &&
+      body.length >= BINARY_COPY_HEADER_FIXED &&
+      body.subarray(0, BINARY_COPY_SIGNATURE.length).equals(BINARY_COPY_SIGNATURE);
+    const headerLength = hasHeader ? BINARY_COPY_HEADER_FIXED + body.readInt32BE(15) : 0;
+    const rest = body.subarray(headerLength);
+    // Rows come one per CopyData: a rest of exactly int16 -1 is the trailer (a row's last bytes may be 0xffff too).
+    const isTrailer = rest.length === 2 && rest.readInt16BE(0) === -1;
+    if (isTrailer) this.isCopyTrailerHeld = true;
+    const keepsHeader = hasHeader && !this.isCopyHeaderSent;
+    if (hasHeader) this.isCopyHeaderSent = true;
+    if (!isTrailer && (!hasHeader || keepsHeader)) return this.emit(frame);
+    const out = Buffer.concat([
+      keepsHeader ? body.subarray(0, headerLength) : EMPTY,
+      isTrailer ? EMPTY : rest,
+    ]);
+    if (out.length === 0) return;
+    const head = Buffer.allocUnsafe(5);
+    head[0] = Backend.CopyData;
+    head.writeInt32BE(4 + out.length, 1);
+    this.emit(Buffer.concat([head, out]));
+  }
+
   private onHeader(shard: number, reply: ShardReply, frame: Buffer): void {
     const index = reply.headerCount++;
     if (this.isFailed) return;
@@ -311,6 +367,7 @@ export class ReplyMerger {
       return;
     }
     this.headerTypes.push(type);
+    if (type === Backend.CopyOutResponse) this.isBinaryCopyOut = frame[5] === 1;
     if (type === Backend.RowDescription) {
       this.rowShape = parseRowDescription(frame);
       this.rowShapeShard = shard;
@@ -433,6 +490,7 @@ export class ReplyMerger {
     if (this.mode === 'sort') this.drain(); // every shard ended: nothing blocks (already drained; kept as a guard)
     if (this.mode === 'aggregate') this.emitAggregate();
     if (this.mode === 'group') this.emitGroups();
+    if (this.isCopyTrailerHeld) this.emit(COPY_TRAILER);
     if (this.hasCopyDone) this.emit(COPY_DONE);
     switch (endType) {
       case Backend.CommandComplete: {

@@ -362,7 +362,10 @@ export class SessionRouter implements RouteContext {
         ? BROADCAST_SPEC
         : route.isReplicated === true
           ? { ...PASS_THROUGH_SPEC, isReplicated: true, isBroadcast: true }
-          : this.withCollation(mergeSpecFor(plan as StatementPlan | null, params, null));
+          : copyOutSpec(
+              plan as StatementPlan | null,
+              this.withCollation(mergeSpecFor(plan as StatementPlan | null, params, null)),
+            );
     const last = plan as StatementPlan | null;
     return {
       kind: 'many',
@@ -792,4 +795,11 @@ function copyTableKey(plan: StatementPlan | null): string | null {
   const t = plan?.tables[0];
   if (t === undefined) return null;
   return t.schema !== null ? `${t.schema}.${t.name}` : t.name;
+}
+
+/** COPY … TO with HEADER: the merged stream carries the header line once. */
+function copyOutSpec(plan: StatementPlan | null, spec: MergeSpec): MergeSpec {
+  return plan?.kind === 'copy' && plan.copy?.direction === 'to' && plan.copy.header
+    ? { ...spec, copyOutHeader: true }
+    : spec;
 }

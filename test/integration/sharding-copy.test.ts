@@ -177,6 +177,63 @@ describe('COPY FROM STDIN across shards', () => {
     );
   });
 
+  it('COPY … TO STDOUT gathers the rows of every shard (text and binary headers once)', async () => {
+    const out = await runTool(
+      psqlPath,
+      ['-X', '-c', `\\copy (select id from users where id > 300000 and id < 300010) to stdout`],
+      {
+        env: libpqEnv(proxy.port, APP_USER, APP_PASSWORD, APP_DB),
+        cwd: dir,
+        timeoutMs: 20_000,
+      },
+    );
+    expect(out.stderr).toBe('');
+    expect(out.stdout.trim().split('\n').sort()).toEqual(['300001', '300002', '300003']);
+    const binFile = path.join(dir, 'all.bin');
+    const bin = await runTool(
+      psqlPath,
+      [
+        '-X',
+        '-c',
+        `\\copy (select id from users where id > 300000 and id < 300010) to '${binFile}' with (format binary)`,
+      ],
+      {
+        env: libpqEnv(proxy.port, APP_USER, APP_PASSWORD, APP_DB),
+        cwd: dir,
+        timeoutMs: 20_000,
+      },
+    );
+    expect(bin.stderr).toBe('');
+    // One file header and one trailer around the rows of both shards: it loads back into PostgreSQL as is.
+    await direct[0].query('create table copy_back (id bigint)');
+    const load = await runTool(
+      psqlPath,
+      ['-X', '-c', `\\copy copy_back from '${binFile}' with (format binary)`],
+      {
+        env: libpqEnv(cluster.servers[0].port, APP_USER, APP_PASSWORD, APP_DB),
+        cwd: dir,
+        timeoutMs: 20_000,
+      },
+    );
+    expect(load.stderr).toBe('');
+    expect(load.stdout.trim()).toBe('COPY 3');
+    await direct[0].query('drop table copy_back');
+    const csv = await runTool(
+      psqlPath,
+      [
+        '-X',
+        '-c',
+        `\\copy (select id, name from users where id > 300000 and id < 300010) to stdout with (format csv, header)`,
+      ],
+      { env: libpqEnv(proxy.port, APP_USER, APP_PASSWORD, APP_DB), cwd: dir, timeoutMs: 20_000 },
+    );
+    const lines = csv.stdout.trim().split('\n');
+    expect(lines[0]).toBe('id,name');
+    expect(lines.filter((l) => l === 'id,name')).toHaveLength(1); // one header, not one per shard
+    for (const id of ['300001', '300002', '300003'])
+      expect(lines.some((l) => l.startsWith(`${id},`))).toBe(true);
+  });
+
   it('copies every row to every shard for a table that is copied to every shard', async () => {
     const raw = await RawClient.connect(proxy.port);
     await raw.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);

@@ -279,6 +279,28 @@ describe('ReplyMerger: unordered streaming', () => {
     expect(client.types()).toBe('HdddcC');
     expect(client.tag()).toBe('COPY 3');
   });
+
+  it("binary COPY TO: one file header and one trailer around every shard's rows (rows ending in 0xffff kept)", () => {
+    const client = new Client();
+    const merger = new ReplyMerger(3, PASS_THROUGH_SPEC, client.emit);
+    const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), i32(0), i32(0)]);
+    const row = (v: bigint): Buffer => Buffer.concat([u16(1), i32(8), i64(v)]); // ends in ff ff for -1
+    const trailer = Buffer.from([0xff, 0xff]);
+    for (const s of [0, 1, 2]) merger.push(s, frame('H', Buffer.from([1, 0, 1, 0, 1])));
+    merger.push(0, frame('d', Buffer.concat([header, row(-1n)]))); // PostgreSQL: header with the first row
+    merger.push(1, frame('d', Buffer.concat([header, trailer]))); // an empty shard: header with the trailer
+    merger.push(2, frame('d', Buffer.concat([header, row(7n)])));
+    merger.push(0, frame('d', trailer));
+    merger.push(2, frame('d', trailer));
+    for (const s of [0, 1, 2]) {
+      merger.push(s, frame('c'));
+      merger.push(s, C(`COPY ${s === 1 ? 0 : 1}`));
+    }
+    const data = Buffer.concat(client.frames.filter((f) => f[0] === 0x64).map((f) => f.subarray(5)));
+    expect(data).toEqual(Buffer.concat([header, row(-1n), row(7n), trailer]));
+    expect(client.types()).toBe('HdddcC');
+    expect(client.tag()).toBe('COPY 2');
+  });
 });
 
 describe('ReplyMerger: ORDER BY k-way merge', () => {
