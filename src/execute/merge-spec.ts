@@ -60,6 +60,11 @@ export interface MergeSpec {
    * replicated writes): NoticeResponse / ParameterStatus come from the first shard only, not once per shard.
    */
   isBroadcast?: boolean;
+  /**
+   * DISTINCT ON across shards: 0-based columns of its expressions, which lead `orderBy`. Of each run of rows with equal
+   * values there (NULLs equal), only the first is passed on — before OFFSET and LIMIT count it.
+   */
+  distinctOn?: readonly number[];
   /** COPY … TO with HEADER (text/CSV): each shard's first data line is the same header, passed on once. */
   copyOutHeader?: boolean;
   /**

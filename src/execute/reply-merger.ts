@@ -186,6 +186,9 @@ export class ReplyMerger {
   private endedCount = 0;
   private rowsToSkip: number;
   private rowsSent = 0;
+  /** DISTINCT ON: the key of the last row offered (copied: frames point into reused buffers). */
+  private lastDistinctOnKey: (Buffer | null)[] | null = null;
+  private distinctOnComparators: ValueComparator[] | null = null;
   /** GROUP BY mode: the rows of every group seen, by group key. */
   private readonly groups = new Map<string, (Buffer | null)[][]>();
   /** Next row of `spec.rowShards` to emit. */
@@ -523,8 +526,29 @@ export class ReplyMerger {
 
   /** One row of the merged stream (a shard's DataRow): OFFSET skips it, LIMIT drops it, else it goes to the client. */
   private offer(frame: Buffer): void {
+    if (this.spec.distinctOn !== undefined && this.isSameDistinctOnKey(frame)) return;
     if (!this.takeRow()) return;
     this.emit(this.hiddenCount > 0 ? withoutTrailingColumns(frame, this.hiddenCount) : frame);
+  }
+
+  /** DISTINCT ON: is this row's key the one of the row before it (then it is not the first of its group)? */
+  private isSameDistinctOnKey(frame: Buffer): boolean {
+    const columns = this.spec.distinctOn as readonly number[];
+    const values = columnValues(frame, columns);
+    const previous = this.lastDistinctOnKey;
+    this.lastDistinctOnKey = values;
+    if (previous === null) return false;
+    // Equal as PostgreSQL compares them (numeric 1.0 = 1.00), not just by bytes.
+    if (this.distinctOnComparators === null) {
+      const types = this.columnTypes('DISTINCT ON');
+      this.distinctOnComparators = columns.map((c) => comparatorFor(columnType(types, c)));
+    }
+    for (let i = 0; i < values.length; i++) {
+      const a = values[i];
+      const b = previous[i];
+      if (a === null || b === null ? a !== b : this.distinctOnComparators[i](a, b) !== 0) return false;
+    }
+    return true;
   }
 
   /** `offer` for a row the merge built (values of every column, hidden ones included). */
@@ -902,4 +926,21 @@ function groupKey(values: readonly (Buffer | null)[], columns: readonly number[]
     key += v === null || v === undefined ? 'N;' : `${v.length}:${v.toString('latin1')};`;
   }
   return key;
+}
+
+/** Copies of the values of `columns` (0-based) of a DataRow frame; null for SQL NULL. */
+function columnValues(frame: Buffer, columns: readonly number[]): (Buffer | null)[] {
+  const last = Math.max(...columns);
+  const spans: [number, number][] = [];
+  let pos = 7;
+  for (let c = 0; c <= last; c++) {
+    const length = frame.readInt32BE(pos);
+    pos += 4;
+    spans.push([pos, length]);
+    if (length > 0) pos += length;
+  }
+  return columns.map((c) => {
+    const [start, length] = spans[c];
+    return length < 0 ? null : Buffer.from(frame.subarray(start, start + length));
+  });
 }

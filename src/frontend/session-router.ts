@@ -499,7 +499,6 @@ function mergeSpecFor(
       `${select.setOperation.toUpperCase().replace('_', ' ')} across shards is not supported yet`,
       hint,
     );
-  if (select.distinctOn) throw unsupported('SELECT DISTINCT ON across shards is not supported yet', hint);
   const shardQuery = rewritten !== null ? select.shardQuery : null;
   const hiddenCount = shardQuery?.hiddenCount ?? 0;
   const offset = countValue(select.offset, params) ?? 0;
@@ -539,7 +538,7 @@ function mergeSpecFor(
       ? { having: havingFilter(select.having, params, rewritten?.paramTypes ?? []) }
       : {};
   const hidden = hiddenCount > 0 ? { hiddenCount } : {};
-  if (select.distinct) {
+  if (select.distinct && !select.distinctOn) {
     // DISTINCT = grouping by every output column: each shard's distinct rows are merged and de-duplicated.
     if (select.hasGroupBy || select.aggregates.length > 0 || select.targetCount === null) {
       throw unsupported(
@@ -579,7 +578,13 @@ function mergeSpecFor(
   if (select.having !== null) {
     throw unsupported('HAVING across shards needs GROUP BY or aggregates in the select list', hint);
   }
-  return { orderBy: sortKeys(), limit, offset, aggregates: null, ...hidden };
+  // DISTINCT ON: the merged order keeps the first row of each run of equal keys (a no-op when the keys hold the
+  // sharding column: a group then never spans shards). Without mergeable positions only that case got this far.
+  const distinctOn =
+    select.distinctOn && select.distinctOnPositions !== null
+      ? { distinctOn: select.distinctOnPositions.map((p) => p - 1) }
+      : {};
+  return { orderBy: sortKeys(), limit, offset, aggregates: null, ...hidden, ...distinctOn };
 }
 
 /** Type OIDs of the casts a HAVING constant may carry (select-shape.ts lists the names). */

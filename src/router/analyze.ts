@@ -215,9 +215,21 @@ function selectStatement(b: ScopeBuilder, check: CrossShardCheck, f: AstObject):
   const reasons = (): string[] => {
     if (!check.hasShardedRows(root)) return [];
     const groupBy = root.branches.length === 0 ? levelShape(f).groupBy : [];
+    const shape = root.branches.length === 0 ? levelShape(f) : null;
+    const distinctOn = shape?.distinctOn ?? [];
+    // DISTINCT ON over the sharding key keeps each group on one shard; otherwise the merge must be able to do it.
+    const distinctOnProblem =
+      distinctOn.length > 0 &&
+      merge.info.distinctOnPositions === null &&
+      !check.groupedByKey(root, distinctOn)
+        ? [
+            'DISTINCT ON across shards needs an ORDER BY that starts with its expressions, all of them output columns',
+          ]
+        : [];
     return [
       ...merge.orderingProblems,
       ...(check.groupedByKey(root, groupBy) ? [] : merge.groupingProblems),
+      ...distinctOnProblem,
       ...check.topLevelReasons(root),
     ];
   };

@@ -179,7 +179,8 @@ export class CrossShardCheck {
         `window function${where} over sharded table ${tables} is not partitioned by the sharding column`,
       );
     }
-    if (shape.distinctOn.length > 0 && !this.byKey(level, shape.distinctOn)) {
+    // The top level's DISTINCT ON is merged by the proxy when it leads the ORDER BY (select-shape.ts).
+    if (shape.distinctOn.length > 0 && !this.byKey(level, shape.distinctOn) && !isTop) {
       reasons.push(`DISTINCT ON${where} over sharded table ${tables} does not include the sharding column`);
     }
     // The top level's HAVING is applied by the proxy after the merge (select-shape.ts says when it cannot be).

@@ -140,6 +140,11 @@ export interface SelectMergeInfo {
   readonly groupByPositions: readonly number[];
   readonly distinct: boolean;
   readonly distinctOn: boolean;
+  /**
+   * DISTINCT ON mergeable across shards: the 1-based output positions of its expressions, which lead the ORDER BY (the
+   * merge keeps the first row of each run of equal keys). Null when not (no ORDER BY, not output columns, `*`).
+   */
+  readonly distinctOnPositions: readonly number[] | null;
   readonly setOperation:
     'union' | 'union_all' | 'intersect' | 'intersect_all' | 'except' | 'except_all' | null;
   /** Number of select-list entries, or null when a `*` makes it unknown before RowDescription. */

@@ -176,6 +176,30 @@ interface Target {
   readonly expr: unknown;
 }
 
+/**
+ * DISTINCT ON keeps the first row of each group in ORDER BY order. Across shards that is the first row of each run of
+ * equal keys in the merged order — when the DISTINCT ON expressions are output columns and lead the ORDER BY (as
+ * PostgreSQL requires whenever both are given). Their positions, or null.
+ */
+function distinctOnPositions(
+  items: readonly unknown[],
+  orderBy: readonly OrderByItem[],
+  targets: readonly Target[],
+  hasStar: boolean,
+): number[] | null {
+  if (items.length === 0 || hasStar || orderBy.length < items.length) return null;
+  const positions: number[] = [];
+  for (const item of items) {
+    const p = positionOf(item, targets, false, true);
+    if (p === null) return null;
+    positions.push(p);
+  }
+  const leading = new Set(orderBy.slice(0, items.length).map((o) => o.position));
+  return positions.every((p) => leading.has(p)) && leading.size === new Set(positions).size
+    ? positions
+    : null;
+}
+
 /** Collations that sort by bytes (code points, in UTF-8): what the merge's text comparison does. */
 const BYTE_COLLATIONS = new Set(['C', 'POSIX', 'ucs_basic', 'c', 'posix']);
 
@@ -553,6 +577,7 @@ export function mergePlan(sel: AstObject): MergePlan {
       groupByPositions,
       distinct: shape !== null && shape.distinct,
       distinctOn: shape !== null && shape.distinctOn.length > 0,
+      distinctOnPositions: distinctOnPositions(shape?.distinctOn ?? [], orderBy, targets, hasStar),
       setOperation,
       targetCount: hasStar ? null : targets.length,
       having,

@@ -1088,10 +1088,27 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     [5, 3],
   );
   rejected('count-distinct', `select count(distinct user_id) from orders`, /DISTINCT|cannot be merged/);
-  rejected(
+  same(
+    'aggregate',
     'distinct-on',
     `select distinct on (status) status, user_id, id from orders order by status, user_id, id`,
-    /DISTINCT/,
+  );
+  both(
+    'same',
+    'aggregate',
+    'distinct-on-desc-limit-offset',
+    `select distinct on (user_id) user_id, status, id from orders order by user_id desc, id limit $1 offset $2`,
+    [7, 3],
+  );
+  same(
+    'aggregate',
+    'distinct-on-two-keys-nulls',
+    `select distinct on (status, user_id) status, user_id, id from orders order by user_id nulls first, status, id desc`,
+  );
+  rejected(
+    'distinct-on-without-order-by',
+    `select distinct on (status) status, id from orders`,
+    /DISTINCT ON/,
   );
   rejected(
     'join-orders-items-on-order-id',

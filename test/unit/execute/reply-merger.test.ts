@@ -303,6 +303,21 @@ describe('ReplyMerger: unordered streaming', () => {
   });
 });
 
+describe('ReplyMerger: DISTINCT ON', () => {
+  it('keeps the first row of each run of equal keys in the merged order, before OFFSET/LIMIT count', () => {
+    const { client } = mergeColumn(
+      [
+        ['1', '1.0', '3', '5'],
+        ['1.00', '2', '3', '4', '4'],
+      ],
+      { orderBy: [sortKey(0)], distinctOn: [0], offset: 1, limit: 3 },
+      { oid: TypeOid.numeric },
+    );
+    // Merged: 1 1.0 1.00 2 3 3 4 4 5 → first of each run (1 = 1.0 = 1.00 numerically): 1 2 3 4 5 → OFFSET 1 LIMIT 3.
+    expect(client.rows()).toEqual(['2', '3', '4']);
+  });
+});
+
 describe('ReplyMerger: ORDER BY k-way merge', () => {
   it('int8 ASC, exact beyond 2^53', () => {
     const { client } = mergeColumn(

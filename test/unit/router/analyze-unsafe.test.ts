@@ -157,7 +157,7 @@ describe('top-level merge limits', () => {
       /^window function over sharded/,
     );
     expect(unsafe('SELECT DISTINCT ON (country) * FROM users ORDER BY country')).toMatch(
-      /^DISTINCT ON over sharded/,
+      /^DISTINCT ON across shards needs an ORDER BY/,
     );
     expect(unsafe('SELECT DISTINCT id FROM users ORDER BY created_at')).toMatch(
       /^ORDER BY an expression that is not/,

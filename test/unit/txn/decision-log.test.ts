@@ -457,6 +457,8 @@ describe('DecisionLog rotation and compaction', () => {
     await log.flush(); // DONE lands in segment 1, which is still current
     expect(await segmentFiles()).toEqual([FIRST_SEGMENT]);
     await log.appendCommit(commit(2)); // rotates to segment 2; segment 1 is fully done
+    // appendCommit resolves at the fsync, before compaction runs; flush() resolves after it (regression: flaky check).
+    await log.flush();
     expect(await segmentFiles()).toEqual(['decisions-0000000000000002.log']);
   });
 });
