@@ -2,8 +2,7 @@
 // collation); under another collation (en_US.UTF-8, an ICU locale) that would give a wrong order, so the merger must
 // know, per database, whether it may. Asked of a shard once at start-up (retried while none answers).
 import type { Logger } from 'pino';
-import { runQuery } from '../backend/server-query.js';
-import type { ShardAccess } from '../txn/shard-access.js';
+import { queryShard, type ShardAccess } from '../txn/shard-access.js';
 
 /** libc collations that sort by bytes / code points (UTF-8 byte order is code point order). */
 const BYTE_ORDER = /^(c|posix|c\.utf-?8)$/i;
@@ -24,20 +23,19 @@ export async function probeTextCollation(
   const user = shards.users(database)[0];
   if (user === undefined) return undefined;
   for (let shard = 0; shard < shards.shardCount(database); shard++) {
-    try {
-      const server = await shards.connect(database, user, shard);
-      // to_jsonb(d): datlocprovider exists from PostgreSQL 15 on; older servers are libc only.
-      const outcome = await runQuery(
-        server,
-        "SELECT datcollate, to_jsonb(d)->>'datlocprovider' FROM pg_catalog.pg_database d WHERE datname = current_database()",
-      );
-      server.terminate('collation probe done');
-      if (outcome.kind !== 'ok' || outcome.rows.length === 0) continue;
-      const [collate, provider] = outcome.rows[0];
-      return isByteOrderCollation(collate ?? '', provider) ? null : (collate ?? 'unknown');
-    } catch (err) {
-      logger.debug({ database, shard, err: (err as Error).message }, 'collation probe: shard unreachable');
-    }
+    // to_jsonb(d): datlocprovider exists from PostgreSQL 15 on; older servers are libc only.
+    const outcome = await queryShard(
+      shards,
+      database,
+      user,
+      shard,
+      "SELECT datcollate, to_jsonb(d)->>'datlocprovider' FROM pg_catalog.pg_database d WHERE datname = current_database()",
+    );
+    if (outcome.kind === 'lost')
+      logger.debug({ database, shard, err: outcome.reason }, 'collation probe: shard unreachable');
+    if (outcome.kind !== 'ok' || outcome.rows.length === 0) continue;
+    const [collate, provider] = outcome.rows[0];
+    return isByteOrderCollation(collate ?? '', provider) ? null : (collate ?? 'unknown');
   }
   return undefined;
 }

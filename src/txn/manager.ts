@@ -3,10 +3,8 @@
 // shard's), and what operators see (SHOW TRANSACTIONS rows, counters). Sessions run the hot path (coordinator.ts)
 // on their own server connections and hand over here whatever could not finish there.
 import type { Logger } from 'pino';
-import { runQuery } from '../backend/server-query.js';
-import type { ServerConnection } from '../backend/server-connection.js';
 import { gidLikePattern, makeGid, parseGid, TxidSource } from './gid.js';
-import type { ShardAccess } from './shard-access.js';
+import { queryShard, type ShardAccess } from './shard-access.js';
 import { DistributedTransaction, type Branch } from './transaction.js';
 
 /** What the manager needs of the decision log (src/txn/log/decision-log.ts). */
@@ -243,18 +241,10 @@ export class TransactionManager {
     shard: number,
     sql: string,
   ): Promise<{ code: string; message: string } | null> {
-    let server: ServerConnection | null = null;
-    try {
-      server = await this.opts.shards.connect(database, user, shard);
-      const outcome = await runQuery(server, sql);
-      if (outcome.kind === 'ok') return null;
-      if (outcome.kind === 'lost') return { code: '', message: `connection lost: ${outcome.reason}` };
-      return { code: outcome.code, message: outcome.message };
-    } catch (err) {
-      return { code: '', message: (err as Error).message };
-    } finally {
-      server?.terminate('2pc statement done');
-    }
+    const outcome = await queryShard(this.opts.shards, database, user, shard, sql);
+    if (outcome.kind === 'ok') return null;
+    if (outcome.kind === 'lost') return { code: '', message: outcome.reason };
+    return { code: outcome.code, message: outcome.message };
   }
 
   // --- recovery ------------------------------------------------------------------------------------------------
@@ -356,26 +346,21 @@ export class TransactionManager {
     user: string,
     shard: number,
   ): Promise<{ gid: string; ageMs: number; owner: string }[] | null> {
-    let server: ServerConnection | null = null;
-    try {
-      server = await this.opts.shards.connect(database, user, shard);
-      const pattern = gidLikePattern(this.instanceId);
-      const outcome = await runQuery(
-        server,
-        `SELECT gid, (extract(epoch FROM now() - prepared) * 1000)::bigint, owner FROM pg_prepared_xacts ` +
-          `WHERE database = current_database() AND gid LIKE '${pattern}'`,
-      );
-      if (outcome.kind !== 'ok') throw new Error(outcome.kind === 'error' ? outcome.message : outcome.reason);
-      return outcome.rows.map((r) => ({ gid: r[0] ?? '', ageMs: Number(r[1]), owner: r[2] ?? '' }));
-    } catch (err) {
-      this.log.warn(
-        { database, shard, err: (err as Error).message },
-        'recovery: cannot list prepared transactions',
-      );
+    const pattern = gidLikePattern(this.instanceId);
+    const outcome = await queryShard(
+      this.opts.shards,
+      database,
+      user,
+      shard,
+      `SELECT gid, (extract(epoch FROM now() - prepared) * 1000)::bigint, owner FROM pg_prepared_xacts ` +
+        `WHERE database = current_database() AND gid LIKE '${pattern}'`,
+    );
+    if (outcome.kind !== 'ok') {
+      const err = outcome.kind === 'error' ? outcome.message : outcome.reason;
+      this.log.warn({ database, shard, err }, 'recovery: cannot list prepared transactions');
       return null;
-    } finally {
-      server?.terminate('recovery done');
     }
+    return outcome.rows.map((r) => ({ gid: r[0] ?? '', ageMs: Number(r[1]), owner: r[2] ?? '' }));
   }
 
   /** Recovery every `recoveryIntervalMs` until close(). */

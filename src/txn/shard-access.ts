@@ -3,6 +3,7 @@
 // the finishing of a committed transaction), logged in with the same credentials the pools use.
 import { serverAddress } from '../backend/pool-manager.js';
 import { ServerConnection } from '../backend/server-connection.js';
+import { runQuery, type QueryOutcome } from '../backend/server-query.js';
 import type { Config, DatabaseConfig, UserConfig } from '../config/types.js';
 
 export interface ShardAccess {
@@ -15,6 +16,31 @@ export interface ShardAccess {
   serverUser(database: string, user: string, shard: number): string | null;
   /** A new connection to `shard` of `database` as `user`'s server role; the caller closes it (terminate). */
   connect(database: string, user: string, shard: number): Promise<ServerConnection>;
+}
+
+/**
+ * Run one statement on a fresh connection to `shard` (closed afterwards). A shard that cannot be reached is a 'lost'
+ * outcome with the connect error as its reason: callers treat it like a connection lost mid-statement.
+ */
+export async function queryShard(
+  shards: ShardAccess,
+  database: string,
+  user: string,
+  shard: number,
+  sql: string,
+): Promise<QueryOutcome> {
+  let server: ServerConnection;
+  try {
+    server = await shards.connect(database, user, shard);
+  } catch (err) {
+    return { kind: 'lost', reason: `cannot connect: ${(err as Error).message}` };
+  }
+  try {
+    const outcome = await runQuery(server, sql);
+    return outcome.kind === 'lost' ? { kind: 'lost', reason: `connection lost: ${outcome.reason}` } : outcome;
+  } finally {
+    server.terminate('statement of the transaction manager done');
+  }
 }
 
 /** ShardAccess over the current configuration (re-read on every call, so a reload takes effect). */

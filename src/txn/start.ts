@@ -1,11 +1,10 @@
 // Bringing the transaction manager up with the proxy (two_phase_commit = true): check every shard allows prepared
 // transactions, open the decision log, run recovery once before clients come, then keep recovering periodically.
 import type { Logger } from 'pino';
-import { runQuery } from '../backend/server-query.js';
 import type { Config } from '../config/types.js';
 import { DecisionLog } from './log/decision-log.js';
 import { TransactionManager } from './manager.js';
-import { ConfigShardAccess, type ShardAccess } from './shard-access.js';
+import { ConfigShardAccess, queryShard, type ShardAccess } from './shard-access.js';
 
 export interface StartedTxn {
   readonly manager: TransactionManager;
@@ -54,21 +53,16 @@ async function checkPreparedTransactions(shards: ShardAccess, logger: Logger): P
     const user = shards.users(database)[0];
     if (user === undefined) continue;
     for (let shard = 0; shard < shards.shardCount(database); shard++) {
-      let value: string | null = null;
-      try {
-        const server = await shards.connect(database, user, shard);
-        const outcome = await runQuery(server, 'SHOW max_prepared_transactions');
-        server.terminate('check done');
-        if (outcome.kind === 'ok') value = outcome.rows[0]?.[0] ?? null;
-        else throw new Error(outcome.kind === 'error' ? outcome.message : outcome.reason);
-      } catch (err) {
+      const outcome = await queryShard(shards, database, user, shard, 'SHOW max_prepared_transactions');
+      if (outcome.kind !== 'ok') {
+        const err = outcome.kind === 'error' ? outcome.message : outcome.reason;
         logger.warn(
-          { database, shard, err: (err as Error).message },
+          { database, shard, err },
           'two_phase_commit: cannot check max_prepared_transactions on this shard (unreachable?)',
         );
         continue;
       }
-      if (value === '0') {
+      if (outcome.rows[0]?.[0] === '0') {
         throw new Error(
           `two_phase_commit = true, but shard ${shard} of database "${database}" has max_prepared_transactions = 0: ` +
             'set it above 0 on that PostgreSQL server (ALTER SYSTEM SET max_prepared_transactions = 100, then restart it), ' +
