@@ -2,6 +2,7 @@
 // one simple Query, read the whole reply, report rows / error / lost connection. Not for client traffic.
 import { Backend } from '../protocol/codes.js';
 import { query } from '../protocol/messages.js';
+import { readDataRow } from '../protocol/rows.js';
 import { framedSink, type FramedSinkOwner } from './framed-sink.js';
 import type { ServerConnection } from './server-connection.js';
 
@@ -33,7 +34,8 @@ export function runQuery(
         onServerLost: (_server, reason) => resolve({ kind: 'lost', reason }),
       },
       (type, frame) => {
-        if (type === Backend.DataRow) rows.push(dataRow(frame));
+        if (type === Backend.DataRow)
+          rows.push(readDataRow(frame).map((v) => (v === null ? null : v.toString('utf8'))));
         else if (type === Backend.CommandComplete) tag = frame.toString('utf8', 5, frame.length - 1);
         else if (type === Backend.ErrorResponse && error === null) {
           const fields = errorFields(frame);
@@ -47,23 +49,6 @@ export function runQuery(
     );
     server.send(query(sql), 1);
   });
-}
-
-/** Text columns of a DataRow frame (NULL as null). */
-function dataRow(frame: Buffer): (string | null)[] {
-  const count = frame.readInt16BE(5);
-  const out: (string | null)[] = [];
-  let p = 7;
-  for (let i = 0; i < count; i++) {
-    const len = frame.readInt32BE(p);
-    p += 4;
-    if (len < 0) out.push(null);
-    else {
-      out.push(frame.toString('utf8', p, p + len));
-      p += len;
-    }
-  }
-  return out;
 }
 
 /** The fields of an ErrorResponse / NoticeResponse frame by their one-letter code. */

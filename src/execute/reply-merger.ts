@@ -28,6 +28,7 @@
 //   A batch that never reaches an end frame (Describe without Execute) is the caller's to handle: `isDone` stays false.
 import { Backend } from '../protocol/codes.js';
 import { MessageWriter } from '../protocol/writer.js';
+import { readDataRow, readRowDescription } from '../protocol/rows.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { combineCommandTags, commandComplete, parseCommandTag, type CommandTag } from './command-tag.js';
@@ -372,7 +373,7 @@ export class ReplyMerger {
     this.headerTypes.push(type);
     if (type === Backend.CopyOutResponse) this.isBinaryCopyOut = frame[5] === 1;
     if (type === Backend.RowDescription) {
-      this.rowShape = parseRowDescription(frame);
+      this.rowShape = readRowDescription(frame);
       this.rowShapeShard = shard;
       this.returnsRows = true;
       if (this.hiddenCount > 0) {
@@ -385,7 +386,7 @@ export class ReplyMerger {
 
   private checkRowShape(shard: number, frame: Buffer): void {
     const first = this.rowShape as ColumnType[];
-    const shape = parseRowDescription(frame);
+    const shape = readRowDescription(frame);
     const isSame =
       shape.length === first.length &&
       shape.every(
@@ -421,7 +422,7 @@ export class ReplyMerger {
         this.offer(frame);
         return;
       case 'group': {
-        const values = readValues(Buffer.from(frame));
+        const values = readDataRow(Buffer.from(frame));
         const key = groupKey(values, this.spec.groupBy as readonly number[]);
         const rows = this.groups.get(key);
         if (rows) rows.push(values);
@@ -434,7 +435,7 @@ export class ReplyMerger {
             `an aggregate query across shards returned more than one row on shard ${shard}`,
           );
         }
-        reply.aggregateRow = readValues(Buffer.from(frame));
+        reply.aggregateRow = readDataRow(Buffer.from(frame));
         return;
       case 'sort': {
         if (this.isLimitReached()) return;
@@ -534,7 +535,9 @@ export class ReplyMerger {
   /** DISTINCT ON: is this row's key the one of the row before it (then it is not the first of its group)? */
   private isSameDistinctOnKey(frame: Buffer): boolean {
     const columns = this.spec.distinctOn as readonly number[];
-    const values = columnValues(frame, columns);
+    const row = readDataRow(frame);
+    // Copies: frames point into buffers that are reused once the row is passed on.
+    const values = columns.map((c) => (row[c] == null ? null : Buffer.from(row[c] as Buffer)));
     const previous = this.lastDistinctOnKey;
     this.lastDistinctOnKey = values;
     if (previous === null) return false;
@@ -823,40 +826,9 @@ function columnType(types: readonly ColumnType[], column: number): ColumnType {
   return type;
 }
 
-/** RowDescription → each column's type OID and format code. */
-function parseRowDescription(frame: Buffer): ColumnType[] {
-  const count = frame.readInt16BE(5);
-  const columns: ColumnType[] = [];
-  let pos = 7;
-  for (let i = 0; i < count; i++) {
-    pos = frame.indexOf(0, pos) + 1; // field name
-    pos += 4 + 2; // table OID, column number
-    const typeOid = frame.readUInt32BE(pos);
-    pos += 4 + 2 + 4; // type OID, type size, type modifier
-    const format = frame.readInt16BE(pos);
-    pos += 2;
-    columns.push({ typeOid, format });
-  }
-  return columns;
-}
-
 function describeShape(shape: readonly ColumnType[]): string {
   const columns = shape.map((c) => (c.format === 0 ? `${c.typeOid}` : `${c.typeOid}/binary`));
   return `${shape.length} columns (type OIDs ${columns.join(', ')})`;
-}
-
-/** All values of a DataRow, as views into `frame`. */
-function readValues(frame: Buffer): (Buffer | null)[] {
-  const count = frame.readInt16BE(5);
-  const values: (Buffer | null)[] = [];
-  let pos = 7;
-  for (let i = 0; i < count; i++) {
-    const length = frame.readInt32BE(pos);
-    pos += 4;
-    values.push(length < 0 ? null : frame.subarray(pos, pos + length));
-    if (length > 0) pos += length;
-  }
-  return values;
 }
 
 /** A DataRow without its last `count` columns (a copy). */
@@ -926,21 +898,4 @@ function groupKey(values: readonly (Buffer | null)[], columns: readonly number[]
     key += v === null || v === undefined ? 'N;' : `${v.length}:${v.toString('latin1')};`;
   }
   return key;
-}
-
-/** Copies of the values of `columns` (0-based) of a DataRow frame; null for SQL NULL. */
-function columnValues(frame: Buffer, columns: readonly number[]): (Buffer | null)[] {
-  const last = Math.max(...columns);
-  const spans: [number, number][] = [];
-  let pos = 7;
-  for (let c = 0; c <= last; c++) {
-    const length = frame.readInt32BE(pos);
-    pos += 4;
-    spans.push([pos, length]);
-    if (length > 0) pos += length;
-  }
-  return columns.map((c) => {
-    const [start, length] = spans[c];
-    return length < 0 ? null : Buffer.from(frame.subarray(start, start + length));
-  });
 }

@@ -3,9 +3,10 @@
 // Fan-out replies are copied off the servers' reused read buffers and are not backpressured yet (see docs/sharding.md).
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { ReplyMerger, withShardInDetail } from '../execute/reply-merger.js';
-import type { ColumnType, MergeSpec } from '../execute/merge-spec.js';
+import type { MergeSpec } from '../execute/merge-spec.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 import { framedSink } from '../backend/framed-sink.js';
+import { readRowDescription } from '../protocol/rows.js';
 import type { PgError } from '../errors/pg-error.js';
 
 /** What the fan-out reports back to its session. */
@@ -51,7 +52,7 @@ export class Fanout {
       if (this.isDescribePending[index] && (type === Backend.RowDescription || type === Backend.NoData)) {
         this.isDescribePending[index] = false;
         // Read lazily by the merger at the first row, which comes after this.
-        if (type === Backend.RowDescription) this.spec.columnTypes ??= rowTypes(frame);
+        if (type === Backend.RowDescription) this.spec.columnTypes ??= readRowDescription(frame);
         return;
       }
       this.merger.push(index, frame);
@@ -105,21 +106,6 @@ export class Fanout {
     }
     this.owner.writeToClient(frames.length === 1 ? frames[0] : Buffer.concat(frames));
   }
-}
-
-/** Column type OIDs and formats of a RowDescription frame. */
-function rowTypes(frame: Buffer): ColumnType[] {
-  const count = frame.readInt16BE(5);
-  const types: ColumnType[] = [];
-  let p = 7;
-  for (let i = 0; i < count; i++) {
-    p = frame.indexOf(0, p) + 1; // field name
-    const typeOid = frame.readUInt32BE(p + 6);
-    const format = frame.readInt16BE(p + 16);
-    types.push({ typeOid, format });
-    p += 18;
-  }
-  return types;
 }
 
 /**
