@@ -601,31 +601,23 @@ export class ReplyMerger {
   }
 
   private compareRows(a: QueuedRow, b: QueuedRow): number {
-    const comparators = this.comparators as ValueComparator[];
-    for (let i = 0; i < comparators.length; i++) {
-      const x = a.keys[i];
-      const y = b.keys[i];
-      const key = this.orderBy[i];
-      if (x === null || y === null) {
-        if (x === y) continue;
-        return (x === null) === key.isNullsFirst ? -1 : 1;
-      }
-      const c = comparators[i](x, y);
-      if (c !== 0) return key.isDescending ? -c : c;
-    }
-    return 0;
+    return compareSortKeys(this.orderBy, this.comparators as ValueComparator[], a.keys, b.keys);
+  }
+
+  /** A comparator per ORDER BY key for these column types (text under a non-byte collation refused). */
+  private sortComparators(types: readonly ColumnType[]): ValueComparator[] {
+    return this.orderBy.map((k) => {
+      const type = columnType(types, k.column);
+      this.checkCollation(type, k.isByteCollated === true, 'ORDER BY');
+      return comparatorFor(type);
+    });
   }
 
   private readSortKeys(frame: Buffer): (Buffer | null)[] {
     const columnCount = frame.readInt16BE(5);
     if (this.comparators === null) {
       if (this.orderBy.some((k) => k.column < 0)) this.resolveKeysFromEnd(columnCount);
-      const types = this.columnTypes('ORDER BY');
-      this.comparators = this.orderBy.map((k) => {
-        const type = columnType(types, k.column);
-        this.checkCollation(type, k.isByteCollated === true, 'ORDER BY');
-        return comparatorFor(type);
-      });
+      this.comparators = this.sortComparators(this.columnTypes('ORDER BY'));
     }
     if (columnCount <= this.maxKeyColumn) {
       throw PgError.internal(
@@ -689,25 +681,11 @@ export class ReplyMerger {
       if (having === undefined || havingPasses(having, row, merged)) out.push(row);
     }
     if (this.orderBy.length > 0 && out.length > 1) {
-      const comparators = this.orderBy.map((k) => {
-        const type = columnType(merged, k.column);
-        this.checkCollation(type, k.isByteCollated === true, 'ORDER BY');
-        return comparatorFor(type);
-      });
-      out.sort((a, b) => {
-        for (let i = 0; i < this.orderBy.length; i++) {
-          const key = this.orderBy[i];
-          const x = a[key.column];
-          const y = b[key.column];
-          if (x === null || y === null) {
-            if (x === y) continue;
-            return (x === null) === key.isNullsFirst ? -1 : 1;
-          }
-          const c = comparators[i](x, y);
-          if (c !== 0) return key.isDescending ? -c : c;
-        }
-        return 0;
-      });
+      const comparators = this.sortComparators(merged);
+      const keyed = out.map((row) => ({ row, keys: this.orderBy.map((k) => row[k.column]) }));
+      keyed.sort((a, b) => compareSortKeys(this.orderBy, comparators, a.keys, b.keys));
+      for (const { row } of keyed) this.offerValues(row);
+      return;
     }
     for (const row of out) this.offerValues(row);
   }
@@ -898,4 +876,25 @@ function groupKey(values: readonly (Buffer | null)[], columns: readonly number[]
     key += v === null || v === undefined ? 'N;' : `${v.length}:${v.toString('latin1')};`;
   }
   return key;
+}
+
+/** Two rows' ORDER BY key values (`keys[i]` for `orderBy[i]`): NULLS FIRST/LAST and DESC as the keys say. */
+function compareSortKeys(
+  orderBy: readonly SortKey[],
+  comparators: readonly ValueComparator[],
+  a: readonly (Buffer | null)[],
+  b: readonly (Buffer | null)[],
+): number {
+  for (let i = 0; i < comparators.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    const key = orderBy[i];
+    if (x === null || y === null) {
+      if (x === y) continue;
+      return (x === null) === key.isNullsFirst ? -1 : 1;
+    }
+    const c = comparators[i](x, y);
+    if (c !== 0) return key.isDescending ? -c : c;
+  }
+  return 0;
 }
