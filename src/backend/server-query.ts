@@ -14,6 +14,19 @@ export type QueryOutcome =
 
 const IGNORE_PARAMETERS: Pick<FramedSinkOwner, 'onServerParameter'> = { onServerParameter: () => undefined };
 
+/** Why a statement did not succeed (the server's message, or why the connection went); null when it did. */
+export function outcomeFailure(outcome: QueryOutcome): string | null {
+  return outcome.kind === 'ok' ? null : outcome.kind === 'error' ? outcome.message : outcome.reason;
+}
+
+/** PostgreSQL's answer to COMMIT/ROLLBACK PREPARED of a GID that is no longer prepared: that branch is finished. */
+const UNDEFINED_OBJECT = '42704';
+
+/** COMMIT PREPARED / ROLLBACK PREPARED ended the branch: it succeeded, or the GID was already finished. */
+export function endsPreparedBranch(outcome: QueryOutcome): boolean {
+  return outcome.kind === 'ok' || (outcome.kind === 'error' && outcome.code === UNDEFINED_OBJECT);
+}
+
 /**
  * Run `sql` (one statement, simple protocol) on `server`, which must be idle in the protocol and attached to no one
  * else meanwhile. The server stays attached to the returned sink afterwards: the caller re-attaches or releases it.

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { ServerConnection } from '../backend/server-connection.js';
-import { runQuery, type QueryOutcome } from '../backend/server-query.js';
+import { endsPreparedBranch, outcomeFailure, runQuery, type QueryOutcome } from '../backend/server-query.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { withShardInDetail } from '../execute/reply-merger.js';
@@ -26,9 +26,6 @@ export interface CommitRun {
   /** Shards whose connection died meanwhile: the session must drop them. */
   readonly lost: readonly number[];
 }
-
-/** PostgreSQL's answer when a GID is not prepared (any more). */
-const UNDEFINED_OBJECT = '42704';
 
 type Owner = Pick<FramedSinkOwner, 'onServerParameter'>;
 
@@ -166,9 +163,8 @@ export async function commitTwoPhase(
   await Promise.all(
     writers.map((p) =>
       runner.run(p, `COMMIT PREPARED '${branchOf(p).gid}'`).then((o) => {
-        if (o.kind === 'ok' || (o.kind === 'error' && o.code === UNDEFINED_OBJECT))
-          branchOf(p).state = 'committed';
-        else tx.lastError = `shard ${p.shard}: ${o.kind === 'error' ? o.message : o.reason}`;
+        if (endsPreparedBranch(o)) branchOf(p).state = 'committed';
+        else tx.lastError = `shard ${p.shard}: ${outcomeFailure(o)}`;
       }),
     ),
   );
@@ -188,8 +184,7 @@ async function rollBackPrepared(
       const branch = branchOf(p);
       if (branch.state !== 'prepared') return;
       const o = await runner.run(p, `ROLLBACK PREPARED '${branch.gid}'`);
-      if (o.kind === 'ok' || (o.kind === 'error' && o.code === UNDEFINED_OBJECT))
-        branch.state = 'rolled_back';
+      if (endsPreparedBranch(o)) branch.state = 'rolled_back';
     }),
   );
 }
@@ -201,8 +196,8 @@ function logReaderProblems(
   logger: Logger,
 ): void {
   outcomes.forEach((o, i) => {
-    if (o.kind === 'ok') return;
-    const why = o.kind === 'error' ? o.message : o.reason;
+    const why = outcomeFailure(o);
+    if (why === null) return;
     logger.warn(
       { shard: readers[i].shard, err: why },
       'COMMIT of a read-only shard failed (nothing was written there)',

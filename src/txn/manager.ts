@@ -4,6 +4,7 @@
 // on their own server connections and hand over here whatever could not finish there.
 import type { Logger } from 'pino';
 import { gidLikePattern, makeGid, parseGid, TxidSource } from './gid.js';
+import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
 import { queryShard, type ShardAccess } from './shard-access.js';
 import { DistributedTransaction, type Branch } from './transaction.js';
 
@@ -60,9 +61,6 @@ export interface RecoveryReport {
   rolledBack: number;
   pending: number;
 }
-
-/** PostgreSQL's answer when a GID is not (or no longer) prepared: the branch is already finished. */
-const UNDEFINED_OBJECT = '42704';
 
 export class TransactionManager {
   readonly instanceId: string;
@@ -214,37 +212,21 @@ export class TransactionManager {
     const verb = tx.state === 'committing' ? 'COMMIT PREPARED' : 'ROLLBACK PREPARED';
     await Promise.all(
       tx.unfinishedWriters.map(async (branch) => {
-        const error = await this.onShard(
-          tx.database,
-          tx.user,
-          branch.shard,
-          `${verb} '${branch.gid as string}'`,
-        );
-        if (error === null || error.code === UNDEFINED_OBJECT) {
+        const sql = `${verb} '${branch.gid as string}'`;
+        const outcome = await queryShard(this.opts.shards, tx.database, tx.user, branch.shard, sql);
+        if (endsPreparedBranch(outcome)) {
           branch.state = tx.state === 'committing' ? 'committed' : 'rolled_back';
           return;
         }
-        tx.lastError = `shard ${branch.shard}: ${error.message}`;
+        const err = outcomeFailure(outcome);
+        tx.lastError = `shard ${branch.shard}: ${err}`;
         if (tx.retries % 10 === 1)
           this.log.warn(
-            { txid: tx.txid, shard: branch.shard, retries: tx.retries, err: error.message },
+            { txid: tx.txid, shard: branch.shard, retries: tx.retries, err },
             `${verb} failed; retrying`,
           );
       }),
     );
-  }
-
-  /** Run one statement on a fresh connection; null on success, else the error (code '' when unreachable). */
-  private async onShard(
-    database: string,
-    user: string,
-    shard: number,
-    sql: string,
-  ): Promise<{ code: string; message: string } | null> {
-    const outcome = await queryShard(this.opts.shards, database, user, shard, sql);
-    if (outcome.kind === 'ok') return null;
-    if (outcome.kind === 'lost') return { code: '', message: outcome.reason };
-    return { code: outcome.code, message: outcome.message };
   }
 
   // --- recovery ------------------------------------------------------------------------------------------------
@@ -319,8 +301,8 @@ export class TransactionManager {
           if (decided.has(gid.txid) || this.live.has(gid.txid)) continue;
           if (!isStartup && row.ageMs < this.opts.orphanTimeoutMs) continue;
           const owner = users.find((u) => shards.serverUser(database, u, shard) === row.owner) ?? users[0];
-          const error = await this.onShard(database, owner, shard, `ROLLBACK PREPARED '${row.gid}'`);
-          if (error === null || error.code === UNDEFINED_OBJECT) {
+          const outcome = await queryShard(shards, database, owner, shard, `ROLLBACK PREPARED '${row.gid}'`);
+          if (endsPreparedBranch(outcome)) {
             rolledBack++;
             this.counters.recovered++;
             this.counters.rolledBack++;
@@ -330,7 +312,7 @@ export class TransactionManager {
             );
           } else {
             this.log.error(
-              { gid: row.gid, database, shard, err: error.message },
+              { gid: row.gid, database, shard, err: outcomeFailure(outcome) },
               'recovery: ROLLBACK PREPARED failed; will retry',
             );
           }
@@ -356,7 +338,7 @@ export class TransactionManager {
         `WHERE database = current_database() AND gid LIKE '${pattern}'`,
     );
     if (outcome.kind !== 'ok') {
-      const err = outcome.kind === 'error' ? outcome.message : outcome.reason;
+      const err = outcomeFailure(outcome);
       this.log.warn({ database, shard, err }, 'recovery: cannot list prepared transactions');
       return null;
     }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { DecisionLog } from './log/decision-log.js';
 import { TransactionManager } from './manager.js';
+import { outcomeFailure } from '../backend/server-query.js';
 import { ConfigShardAccess, queryShard, type ShardAccess } from './shard-access.js';
 
 export interface StartedTxn {
@@ -55,7 +56,7 @@ async function checkPreparedTransactions(shards: ShardAccess, logger: Logger): P
     for (let shard = 0; shard < shards.shardCount(database); shard++) {
       const outcome = await queryShard(shards, database, user, shard, 'SHOW max_prepared_transactions');
       if (outcome.kind !== 'ok') {
-        const err = outcome.kind === 'error' ? outcome.message : outcome.reason;
+        const err = outcomeFailure(outcome);
         logger.warn(
           { database, shard, err },
           'two_phase_commit: cannot check max_prepared_transactions on this shard (unreachable?)',
