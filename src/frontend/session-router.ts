@@ -222,7 +222,7 @@ export class SessionRouter implements RouteContext {
 
   /** Where a batch runs. Throws PgError when it cannot run correctly. */
   route(types: readonly number[], frames: readonly Buffer[]): BatchTarget {
-    this.pendingSettings = [];
+    this.dropPendingSettings();
     let target: Route | null = null;
     let plan: StatementPlan | null = null;
     let params: BindParams | null = null;
@@ -389,6 +389,7 @@ export class SessionRouter implements RouteContext {
    */
   confirmSettings(): readonly SettingChange[] {
     const changes = this.pendingSettings;
+    if (changes.length === 0) return changes;
     this.pendingSettings = [];
     for (const c of changes) applySettingChange(this.settings, c);
     return changes;
@@ -396,7 +397,8 @@ export class SessionRouter implements RouteContext {
 
   /** The request failed or ran inside a transaction (whose end may undo it): its settings are not kept. */
   dropPendingSettings(): void {
-    this.pendingSettings = [];
+    // Most requests set nothing: no new array per request on the routing path.
+    if (this.pendingSettings.length > 0) this.pendingSettings = [];
   }
 
   /** A simple Query's statements, each as its own text (parsed again: scripts across shards are rare). */
