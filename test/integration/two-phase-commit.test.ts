@@ -45,6 +45,18 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
   }
 }
 
+/** On shard 1 only: a deferred constraint trigger that fails at commit (so at PREPARE) for rows named 'boom'. */
+async function installBoomTrigger(): Promise<void> {
+  await direct[1].query(`
+    create or replace function no_boom() returns trigger language plpgsql as $$
+    begin
+      if new.name = 'boom' then raise exception 'boom is not allowed' using errcode = 'P0001'; end if;
+      return new;
+    end $$;
+    create constraint trigger no_boom after insert on users deferrable initially deferred
+      for each row execute function no_boom();`);
+}
+
 /** Records the prepared transactions on both shards at the moment the failpoint runs. */
 function watchPrepared(): { seen: string[][] | null } {
   const box: { seen: string[][] | null } = { seen: null };
@@ -151,14 +163,7 @@ describe('two-phase commit', () => {
   });
 
   it('phase-1 failure: a deferred trigger raising at PREPARE on shard 1 rolls back both shards', async () => {
-    await direct[1].query(`
-      create or replace function no_boom() returns trigger language plpgsql as $$
-      begin
-        if new.name = 'boom' then raise exception 'boom is not allowed' using errcode = 'P0001'; end if;
-        return new;
-      end $$;
-      create constraint trigger no_boom after insert on users deferrable initially deferred
-        for each row execute function no_boom();`);
+    await installBoomTrigger();
     try {
       const a = idOn(0, 500);
       const b = idOn(1, 500);
@@ -188,14 +193,7 @@ describe('two-phase commit', () => {
   });
 
   it('auto-2PC phase-1 failure: the simple Query gets the error and no command tag, as PostgreSQL answers', async () => {
-    await direct[1].query(`
-      create or replace function no_boom() returns trigger language plpgsql as $$
-      begin
-        if new.name = 'boom' then raise exception 'boom is not allowed' using errcode = 'P0001'; end if;
-        return new;
-      end $$;
-      create constraint trigger no_boom after insert on users deferrable initially deferred
-        for each row execute function no_boom();`);
+    await installBoomTrigger();
     const raw = await RawClient.connect(proxy.port);
     try {
       await raw.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);
