@@ -11,7 +11,7 @@ import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { ProxyProcess } from '../helpers/proxy-process.js';
 import { APP_DB, APP_PASSWORD, APP_SERVER_OPTIONS, APP_USER } from '../helpers/proxy.js';
-import { directShardClients, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+import { directShardClients, idOn, USERS_SHARDING_TOML } from '../helpers/sharding.js';
 
 const NEW_PASSWORD = 'rotated-secret';
 
@@ -20,10 +20,6 @@ let direct: pg.Client[];
 let dir: string;
 let proxy: ProxyProcess | null = null;
 const opened: pg.Client[] = [];
-
-function idOn(shard: number, from: number): number {
-  for (let id = from; ; id++) if (userShard(id) === shard) return id;
-}
 
 function users(password: string, poolSize: number): string {
   // server_password stays the servers' own: only the password clients use changes.

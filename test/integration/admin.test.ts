@@ -13,7 +13,7 @@ import { findPgTool, runTool } from '../helpers/clients/pg-tools.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { errorFields, frame, RawClient } from '../helpers/raw-client.js';
-import { USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+import { idOn, USERS_SHARDING_TOML } from '../helpers/sharding.js';
 
 const psqlPath = findPgTool('psql');
 const ADMIN_PASSWORD = 'admin'; // what startTestProxy puts in [admin]
@@ -27,10 +27,6 @@ const opened: pg.Client[] = [];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The first id >= `from` on `shard`. */
-function idOn(shard: number, from: number): number {
-  for (let id = from; ; id++) if (userShard(id) === shard) return id;
-}
-
 async function adminClient(port = proxy.port, password = ADMIN_PASSWORD, user = 'admin'): Promise<pg.Client> {
   const client = new pg.Client({ host: '127.0.0.1', port, user, password, database: 'admin' });
   client.on('error', () => undefined);

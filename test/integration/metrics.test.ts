@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
-import { USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+import { idOn, USERS_SHARDING_TOML } from '../helpers/sharding.js';
 
 let cluster: PgCluster;
 let proxy: TestProxy;
@@ -55,10 +55,6 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
 async function samples(): Promise<Sample[]> {
   const port = proxy.proxy.metricsPort as number;
   return parseSamples((await scrape(port)).text);
-}
-
-function idOn(shard: number, from: number): number {
-  for (let id = from; ; id++) if (userShard(id) === shard) return id;
 }
 
 beforeAll(async () => {
