@@ -34,6 +34,7 @@ import { SqlState } from '../errors/sqlstate.js';
 import { combineCommandTags, commandComplete, parseCommandTag, type CommandTag } from './command-tag.js';
 import { averageType, mergeAverage } from './average.js';
 import { havingPasses } from './having-filter.js';
+import { groupKey, groupKeysFor, type ValueKey } from './group-key.js';
 import { mergeSpecProblem, type MergeSpec, type SortKey } from './merge-spec.js';
 import {
   combineValues,
@@ -72,6 +73,17 @@ interface QueuedRow {
   keys: (Buffer | null)[];
 }
 
+/**
+ * Flow control of the per-shard queues (ORDER BY merge; split INSERT … RETURNING in VALUES order): a queue holding
+ * more than this many rows, or frame bytes, reports `isQueueFull` and its shard should not be read on until
+ * `isQueueDrained` (half of both). Rows wait in a queue only while the merge waits for another shard's next row. One
+ * 64 KiB read of narrow rows holds ~4,000 of them: a smaller row bound would pause and resume a shard on nearly every
+ * read of a merge that is merely uneven. Held at most: ~4 MiB of frames plus ~150 bytes per row of objects, ×
+ * shards, plus one read each past the bound.
+ */
+export const MERGE_QUEUE_MAX_ROWS = 10_000;
+export const MERGE_QUEUE_MAX_BYTES = 4 * 1024 * 1024;
+
 /** One shard's progress through the statement's reply. */
 class ShardReply {
   isEnded = false;
@@ -83,6 +95,8 @@ class ShardReply {
   aggregateRow: (Buffer | null)[] | null = null;
   private rows: (QueuedRow | undefined)[] = [];
   private head = 0;
+  /** Bytes of the frames queued (flow control). */
+  queuedBytes = 0;
 
   get queued(): number {
     return this.rows.length - this.head;
@@ -95,10 +109,12 @@ class ShardReply {
   }
   enqueue(row: QueuedRow): void {
     this.rows.push(row);
+    this.queuedBytes += row.frame.length;
   }
   dequeue(): QueuedRow {
     const row = this.rows[this.head] as QueuedRow;
     this.rows[this.head++] = undefined;
+    this.queuedBytes -= row.frame.length;
     if (this.head === this.rows.length) this.clear();
     else if (this.head >= 1024 && this.head * 2 >= this.rows.length) {
       this.rows = this.rows.slice(this.head);
@@ -109,6 +125,7 @@ class ShardReply {
   clear(): void {
     this.rows = [];
     this.head = 0;
+    this.queuedBytes = 0;
   }
 }
 
@@ -192,6 +209,8 @@ export class ReplyMerger {
   private distinctOnComparators: ValueComparator[] | null = null;
   /** GROUP BY mode: the rows of every group seen, by group key. */
   private readonly groups = new Map<string, (Buffer | null)[][]>();
+  /** GROUP BY mode: how each group column's values are keyed (set at the first row, from the column types). */
+  private groupValueKeys: (ValueKey | null)[] | null = null;
   /** Next row of `spec.rowShards` to emit. */
   private nextOrderedRow = 0;
   /** Sort mode: shards still running with no row waiting; the merge may only advance at 0. */
@@ -236,6 +255,24 @@ export class ReplyMerger {
   /** The statement failed: an error (a shard's or the merger's) was emitted. */
   get hasFailed(): boolean {
     return this.isFailed;
+  }
+
+  /**
+   * Flow control: `shard`'s queue holds more than MERGE_QUEUE_MAX_ROWS rows or MERGE_QUEUE_MAX_BYTES bytes (the merge
+   * waits for another shard's next row meanwhile). The caller stops reading that shard until `isQueueDrained` — safe
+   * as long as the shards the merge waits for are being read: a shard is only waited for while its queue is empty.
+   * GROUP BY, DISTINCT and aggregate modes keep what they need outside these queues (every group until the end):
+   * never full.
+   */
+  isQueueFull(shard: number): boolean {
+    const reply = this.shards[shard];
+    return reply.queued > MERGE_QUEUE_MAX_ROWS || reply.queuedBytes > MERGE_QUEUE_MAX_BYTES;
+  }
+
+  /** Flow control: `shard`'s queue is back to half the bounds of `isQueueFull` (or less): read it again. */
+  isQueueDrained(shard: number): boolean {
+    const reply = this.shards[shard];
+    return reply.queued <= MERGE_QUEUE_MAX_ROWS / 2 && reply.queuedBytes <= MERGE_QUEUE_MAX_BYTES / 2;
   }
 
   push(shard: number, frame: Buffer): void {
@@ -423,7 +460,14 @@ export class ReplyMerger {
         return;
       case 'group': {
         const values = readDataRow(Buffer.from(frame));
-        const key = groupKey(values, this.spec.groupBy as readonly number[]);
+        const columns = this.spec.groupBy as readonly number[];
+        // Equal as PostgreSQL's equality says (numeric 1.0 = 1.00, -0 = 0 …), not just by bytes (group-key.ts).
+        this.groupValueKeys ??= groupKeysFor(
+          this.columnTypes('GROUP BY'),
+          columns,
+          'GROUP BY / DISTINCT / UNION',
+        );
+        const key = groupKey(values, columns, this.groupValueKeys);
         const rows = this.groups.get(key);
         if (rows) rows.push(values);
         else this.groups.set(key, [values]);
@@ -866,16 +910,6 @@ function differentReplies(detail: string): PgError {
 
 function charOf(type: number): string {
   return String.fromCharCode(type);
-}
-
-/** A Map key for the values of the GROUP BY columns (length-prefixed, so different splits never collide). */
-function groupKey(values: readonly (Buffer | null)[], columns: readonly number[]): string {
-  let key = '';
-  for (const c of columns) {
-    const v = values[c];
-    key += v === null || v === undefined ? 'N;' : `${v.length}:${v.toString('latin1')};`;
-  }
-  return key;
 }
 
 /** Two rows' ORDER BY key values (`keys[i]` for `orderBy[i]`): NULLS FIRST/LAST and DESC as the keys say. */

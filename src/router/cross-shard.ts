@@ -3,7 +3,7 @@
 // it ran on several shards (joins not on the sharding column, subqueries not correlated on it, aggregation, LIMIT
 // or DISTINCT inside subqueries, writes whose rows' shards are unknown). Conservative: when unsure, give a reason.
 import type { ShardedColumn } from '../sharding/schema.js';
-import { asNode, list, str, stringList } from './ast.js';
+import { asNode, constValue, flag, list, str, stringList, unwrap, walk, type AstObject } from './ast.js';
 import { valueSource } from './conditions.js';
 import type { KeySource, ShardKeyPlan } from './plan.js';
 import {
@@ -148,11 +148,39 @@ export class CrossShardCheck {
           `subquery over sharded table ${this.names(visible)} is not correlated with the outer query on its sharding column`,
         );
       }
+      if (level.branches.length > 0 && level.role !== 'branch') reasons.push(...this.branchReasons(level));
       if (level.parent !== null && level.select !== null && !this.correlated(level)) {
         reasons.push(...this.shapeReasons(level, false));
       }
     }
     return reasons;
+  }
+
+  /**
+   * A set operation's branches each run on every shard: one that reads no sharded rows (only copied tables, or no
+   * table) returns its rows once per shard. Only a top-level UNION (without ALL) is right then — the proxy
+   * de-duplicates its rows — and only if every shard's copy gives the same rows (no functions, LIMIT, …).
+   */
+  private branchReasons(root: Level): string[] {
+    const op = setOperationName(root.select);
+    const where = root.role === 'top' ? '' : ' in a subquery';
+    const isDeduplicated = root.role === 'top' && isDistinctUnion(root.select);
+    for (const leaf of setOperationLeaves(root)) {
+      if (this.visibleSharded(leaf).length > 0) continue;
+      if (!isDeduplicated) {
+        return [
+          `a branch of ${op}${where} reads no sharded table (only tables copied to every shard, or none): ` +
+            'across shards its rows would be returned once per shard',
+        ];
+      }
+      const varies = replicaDifference(leaf.select);
+      if (varies !== null) {
+        return [
+          `a branch of ${op} that reads no sharded table ${varies}, so each shard may return different rows for it`,
+        ];
+      }
+    }
+    return [];
   }
 
   /** Aggregation, windows, DISTINCT and LIMIT in a level reading sharded rows (per-shard results would differ). */
@@ -161,12 +189,22 @@ export class CrossShardCheck {
     if (sel === null) return [];
     const reasons: string[] = [];
     const tables = this.names(this.visibleSharded(level));
-    const where = isTop ? '' : ' in a subquery';
+    const where = isTop ? '' : level.role === 'branch' ? ' in a set-operation branch' : ' in a subquery';
     const op = str(sel, 'op') ?? 'SETOP_NONE';
+    // Duplicates across shards do not matter to IN / EXISTS, nor under a top-level UNION (the proxy removes them).
+    const isMembership =
+      level.sublinkType !== null &&
+      level.sublinkType !== 'EXPR_SUBLINK' &&
+      level.sublinkType !== 'ARRAY_SUBLINK';
+    const isDeduplicated = isMembership || this.isDeduplicatedByProxy(level);
     if (op !== 'SETOP_NONE') {
       if (isTop) return reasons;
       if (op !== 'SETOP_UNION')
         reasons.push(`${op.slice(6)}${where} over sharded table ${tables} needs every shard's rows`);
+      else if (!flag(sel, 'all') && !isDeduplicated && !this.outputsKey(level)) {
+        // Each shard removes its own duplicates; equal rows from two shards would both remain.
+        reasons.push(`UNION${where} over sharded table ${tables} does not include the sharding column`);
+      }
       if (sel.limitCount !== undefined || sel.limitOffset !== undefined) {
         reasons.push(`LIMIT/OFFSET${where} over sharded table ${tables} needs every shard's rows`);
       }
@@ -188,15 +226,10 @@ export class CrossShardCheck {
     if ((shape.hasAggregates || shape.groupBy.length > 0 || shape.hasHaving) && !grouped) {
       reasons.push(`aggregation${where} over sharded table ${tables} is not grouped by the sharding column`);
     }
-    // Duplicates across shards do not matter to IN / EXISTS.
-    const isMembership =
-      level.sublinkType !== null &&
-      level.sublinkType !== 'EXPR_SUBLINK' &&
-      level.sublinkType !== 'ARRAY_SUBLINK';
     if (
       shape.distinct &&
       shape.distinctOn.length === 0 &&
-      !isMembership &&
+      !isDeduplicated &&
       !grouped &&
       !this.targetsKey(level)
     ) {
@@ -266,6 +299,35 @@ export class CrossShardCheck {
     return root !== null && level.targets.some((t) => t.key !== null && this.b.coloc.find(t.key) === root);
   }
 
+  /** Do the level's rows reach the client only through a top-level UNION (without ALL), which the proxy de-duplicates? */
+  private isDeduplicatedByProxy(level: Level): boolean {
+    let root = level;
+    while (root.role === 'branch' && root.parent !== null) root = root.parent;
+    return root !== level && root.role === 'top' && isDistinctUnion(root.select);
+  }
+
+  /**
+   * Is some output column of a set operation, in every branch, the sharding column of that branch's rows (hashed
+   * alike)? Then equal rows always come from one shard, and each shard's own UNION removes every duplicate.
+   */
+  private outputsKey(level: Level): boolean {
+    const leaves = setOperationLeaves(level);
+    const width = Math.min(...leaves.map((l) => (l.hasStar ? 0 : l.targets.length)));
+    for (let i = 0; i < width; i++) {
+      let first: ShardedColumn | null = null;
+      const isKey = leaves.every((leaf) => {
+        const root = this.singleComponent(leaf);
+        const key = leaf.targets[i]?.key ?? null;
+        const by = this.visibleSharded(leaf)[0]?.shardedBy ?? null;
+        if (root === null || key === null || by === null || this.b.coloc.find(key) !== root) return false;
+        first ??= by;
+        return compatible(by, first);
+      });
+      if (isKey) return true;
+    }
+    return false;
+  }
+
   /** Is every sharded reference of this subquery equated with an outer sharded reference's sharding column? */
   private correlated(level: Level): boolean {
     const direct = level.refs.filter((r) => r.kind === 'table' && r.shardedBy !== null);
@@ -299,4 +361,54 @@ function compatible(a: ShardedColumn, b: ShardedColumn): boolean {
   if (a === b || a.fn === b.fn) return a.keyType === b.keyType;
   if (a.keyType !== b.keyType || a.fn.kind !== b.fn.kind) return false;
   return a.fn.kind === 'hash' || JSON.stringify(a.fn) === JSON.stringify(b.fn);
+}
+
+/** The branches of a set operation that are plain SELECTs (or VALUES), nested set operations flattened. */
+function setOperationLeaves(level: Level): Level[] {
+  return level.branches.length === 0 ? [level] : level.branches.flatMap(setOperationLeaves);
+}
+
+function isDistinctUnion(sel: AstObject | null): boolean {
+  return str(sel, 'op') === 'SETOP_UNION' && !flag(sel, 'all');
+}
+
+/** `UNION ALL`, `INTERSECT`, … as written. */
+function setOperationName(sel: AstObject | null): string {
+  return `${(str(sel, 'op') ?? 'SETOP_NONE').slice(6)}${flag(sel, 'all') ? ' ALL' : ''}`;
+}
+
+/** Date/time input words read at run time: `'now'::timestamptz` differs from shard to shard. */
+const TIME_WORDS: ReadonlySet<string> = new Set(['now', 'today', 'tomorrow', 'yesterday']);
+
+/** System columns: each shard's copy of a row has its own. */
+const SYSTEM_COLUMNS: ReadonlySet<string> = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid']);
+
+/**
+ * Why a query over tables copied to every shard (or over no table) might return different rows on different shards
+ * — a function call (now(), random(), an aggregate whose order is not fixed…), `'now'` and the like, LIMIT/OFFSET or
+ * DISTINCT ON choosing among rows, TABLESAMPLE, a system column — or null when every shard returns the same rows.
+ */
+function replicaDifference(sel: AstObject | null): string | null {
+  let why: string | null = null;
+  walk({ SelectStmt: sel ?? {} }, (type, fields) => {
+    if (why !== null) return false;
+    if (type === 'FuncCall' || type === 'SQLValueFunction' || type === 'NextValueExpr')
+      why = 'calls a function';
+    else if (type === 'RangeTableSample') why = 'uses TABLESAMPLE';
+    else if (type === 'SelectStmt' && (fields.limitCount !== undefined || fields.limitOffset !== undefined))
+      why = 'uses LIMIT/OFFSET';
+    else if (type === 'SelectStmt' && list(fields, 'distinctClause').some((d) => unwrap(d) !== null))
+      why = 'uses DISTINCT ON';
+    else if (type === 'ColumnRef') {
+      const names = stringList(list(fields, 'fields'));
+      const last = names[names.length - 1];
+      if (last !== undefined && SYSTEM_COLUMNS.has(last)) why = `reads the system column ${last}`;
+    } else if (type === 'A_Const') {
+      const v = constValue(fields);
+      if (v.kind === 'string' && TIME_WORDS.has(v.value.trim().toLowerCase()))
+        why = `reads the clock ('${v.value}')`;
+    }
+    return why === null;
+  });
+  return why;
 }

@@ -216,6 +216,12 @@ function isByteCollation(node: unknown): boolean {
  * the entries before it (all of them when there is no star).
  */
 function targetsOf(sel: AstObject): { known: Target[]; hasStar: boolean } {
+  const rows = list(sel, 'valuesLists');
+  if (rows.length > 0) {
+    // VALUES (a set operation's first branch, say): its columns are column1, column2, …
+    const first = list(asNode(rows[0], 'List'), 'items');
+    return { known: first.map((expr, i) => ({ name: `column${i + 1}`, expr })), hasStar: false };
+  }
   const known: Target[] = [];
   for (const t of list(sel, 'targetList')) {
     const rt = asNode(t, 'ResTarget');

@@ -50,6 +50,7 @@ export const CATEGORIES = [
   'join-key',
   'join-fanout',
   'omnisharded',
+  'set-operation',
   'catalog',
   'write',
   'rejected',
@@ -652,6 +653,110 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     `select id from users where right(email, 2) in (select code from countries where name like 'S%')`,
   );
 
+  // ================= set operations (UNION ALL concatenated, UNION de-duplicated by the proxy) =================
+  both(
+    'same-unordered',
+    'set-operation',
+    'union-all',
+    `select id, name from users where score > $1 union all select user_id, note from orders where amount > $2`,
+    ['99000000', '9900'],
+  );
+  both(
+    'same',
+    'set-operation',
+    'union-all-order-limit',
+    `select id, score as value from users where score > $1 union all select user_id, amount from orders where amount > $2 order by value desc, id limit $3`,
+    ['99000000', '9900', 10],
+  );
+  for (const [i, params] of [
+    ['9000', '-99000000', 5, 7],
+    ['9990', '-99900000', 4, 0],
+    ['9900', '-99500000', null, 3],
+  ].entries()) {
+    both(
+      'same',
+      'set-operation',
+      `union-all-offset-${i}`,
+      `select user_id, amount from orders where amount > $1 union all select id, score from users where score < $2 order by 2, 1 limit $3 offset $4`,
+      params,
+      { prepared: 'p_union_offset' },
+    );
+  }
+  both(
+    'same-unordered',
+    'set-operation',
+    'union-distinct',
+    `select status, note from orders where amount > $1 union select status, note from orders where amount < $2`,
+    ['5000', '-5000'],
+  );
+  same(
+    'set-operation',
+    'union-distinct-nulls',
+    `select note from orders union select name from users where name like 'A%' order by 1 nulls first`,
+  );
+  both(
+    'same',
+    'set-operation',
+    'union-distinct-numeric',
+    `select score from users where score between $1 and $2 union select amount from orders where amount between $1 and $2 order by 1`,
+    ['-10', '10'],
+  );
+  both(
+    'same',
+    'set-operation',
+    'union-distinct-offset',
+    `select status from orders where amount > $1 union select status from orders where amount < $2 order by 1 nulls first limit $3 offset $4`,
+    ['0', '0', 3, 2],
+  );
+  same(
+    'set-operation',
+    'union-distinct-desc-limit',
+    `select user_id, status from orders where amount > 9000 union select user_id, status from orders where amount < -9000 order by 2 desc nulls last, 1 limit 15`,
+  );
+  same(
+    'set-operation',
+    'union-omnisharded',
+    `select name from countries union select name from users where name like 'Z%' order by 1 nulls last`,
+  );
+  same(
+    'set-operation',
+    'union-values-first',
+    `values (0::bigint, 'none') union select id, email from users where score > 99000000 order by 1, 2`,
+  );
+  unordered(
+    'set-operation',
+    'union-constant',
+    `select status from orders where amount > 9000 union select 'none'`,
+  );
+  same(
+    'set-operation',
+    'union-all-three-branches',
+    `select user_id from orders where amount > 9950 union all select user_id from items where qty = 100 union all select id from users where score > 99500000 order by 1`,
+  );
+  unordered(
+    'set-operation',
+    'union-scores-amounts',
+    `select id from users where score > 99000000 union select user_id from orders where amount > 9990`,
+  );
+  same(
+    'set-operation',
+    'union-subquery-on-key',
+    `select count(*) from (select user_id from orders union select id from users) s`,
+  );
+  both(
+    'same',
+    'set-operation',
+    'union-all-pinned',
+    `select id, name from users where id = $1 union all select user_id, note from orders where user_id = $1 order by 1, 2 nulls first`,
+    [on[0][5]],
+  );
+  same(
+    'set-operation',
+    'intersect-pinned',
+    `select user_id from orders where user_id = $1 intersect select user_id from items where user_id = $1`,
+    { params: [on[1][2]] },
+  );
+
   // ================= catalog and one-row queries =================
   same('catalog', 'pg-tables-count', `select count(*) from pg_tables where schemaname = 'public'`);
   same(
@@ -1150,10 +1255,42 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
   // ORDER BY columns not in the select list: the shards return them as hidden columns, the merge sorts on them.
   same('order-by', 'star-order-by', `select * from users order by id`);
   same('order-by', 'order-by-not-selected', `select id from users order by score, id`);
+  rejected('intersect', `select user_id from orders intersect select user_id from items`, /^INTERSECT needs/);
+  rejected('except', `select user_id from orders except select id from users`, /^EXCEPT needs/);
   rejected(
-    'union',
-    `select id from users where score > 99000000 union select user_id from orders where amount > 9990`,
-    /UNION/,
+    'union-all-omnisharded',
+    `select name from users where name like 'Z%' union all select name from countries`,
+    /a branch of UNION ALL reads no sharded table/,
+  );
+  rejected(
+    'union-all-constant',
+    `select id from users where score > 99000000 union all select 0`,
+    /a branch of UNION ALL reads no sharded table/,
+  );
+  rejected(
+    'union-omnisharded-function',
+    `select name from users where name like 'Z%' union select upper(name) from countries`,
+    /calls a function/,
+  );
+  rejected(
+    'union-in-subquery',
+    `select count(*) from (select status from orders union select status from orders) s`,
+    /UNION in a subquery over sharded table orders does not include the sharding column/,
+  );
+  rejected(
+    'union-inside-union-all',
+    `select status from orders where amount > 0 union all (select status from orders where amount < 0 union select note from orders)`,
+    /UNION in a set-operation branch/,
+  );
+  rejected(
+    'union-branch-aggregate',
+    `select count(*) from users union all select count(*) from orders`,
+    /aggregation in a set-operation branch/,
+  );
+  rejected(
+    'union-star',
+    `select * from users where score > 99000000 union select * from users where score < -99000000`,
+    /no \*/,
   );
   rejected(
     'insert-select-colocated',

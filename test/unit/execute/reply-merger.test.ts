@@ -1,9 +1,13 @@
 // Unit tests for ReplyMerger: N shards' reply frames in, one client reply out — streaming, k-way ORDER BY merge,
 // LIMIT/OFFSET, aggregates, command tags, errors and mismatched shards. Frames are built by hand; no sockets.
 import { describe, expect, it, vi } from 'vitest';
-import { ReplyMerger } from '../../../src/execute/reply-merger.js';
+import {
+  MERGE_QUEUE_MAX_BYTES,
+  MERGE_QUEUE_MAX_ROWS,
+  ReplyMerger,
+} from '../../../src/execute/reply-merger.js';
 import { PASS_THROUGH_SPEC, sortKey, type MergeSpec } from '../../../src/execute/merge-spec.js';
-import { numericBinaryToText, TypeOid } from '../../../src/execute/value-compare.js';
+import { numericBinaryToText, numericTextToBinary, TypeOid } from '../../../src/execute/value-compare.js';
 
 // ---- frame builders ----
 
@@ -1000,6 +1004,134 @@ describe('ReplyMerger: GROUP BY across shards', () => {
   });
 });
 
+describe('ReplyMerger: UNION and DISTINCT across shards (grouping by every output column)', () => {
+  /** Each shard's rows of (numeric, text) columns, then the end; a UNION's spec: every column is the group key. */
+  function union(
+    shardRows: (string | Buffer | null)[][][],
+    overrides: Partial<MergeSpec> = {},
+    format = 0,
+  ): Client {
+    const client = new Client();
+    const merger = new ReplyMerger(
+      shardRows.length,
+      spec({ groupBy: [0, 1], aggregates: [], ...overrides }),
+      client.emit,
+    );
+    const t = rowDescription([
+      { oid: TypeOid.numeric, format },
+      { oid: TypeOid.text, format },
+    ]);
+    shardRows.forEach((_, s) => merger.push(s, t));
+    shardRows.forEach((rows, s) => {
+      for (const row of rows) merger.push(s, dataRow(row));
+    });
+    shardRows.forEach((rows, s) => merger.push(s, C(`SELECT ${rows.length}`)));
+    expect(merger.isDone).toBe(true);
+    return client;
+  }
+
+  it('keeps one row of values equal as PostgreSQL compares them (numeric 1.0 = 1.00), NULLs equal', () => {
+    const client = union([
+      [
+        ['1.0', 'a'],
+        ['2', 'b'],
+        [null, 'n'],
+      ],
+      [
+        ['1.00', 'a'],
+        ['2.000', 'c'],
+        [null, 'n'],
+      ],
+    ]);
+    expect(client.rows(0)).toEqual(['1.0', '2', null, '2.000']);
+    expect(client.rows(1)).toEqual(['a', 'b', 'n', 'c']);
+    expect(client.tag()).toBe('SELECT 4');
+  });
+
+  it('binary numeric: equal values at different scales are one row', () => {
+    const n = (text: string): Buffer => numericTextToBinary(text);
+    const client = union(
+      [
+        [[n('12.5'), Buffer.from('x')]],
+        [
+          [n('12.500'), Buffer.from('x')],
+          [n('-0.10'), Buffer.from('x')],
+        ],
+        [[n('-0.1'), Buffer.from('x')]],
+      ],
+      {},
+      1,
+    );
+    expect(client.frames.filter((f) => f[0] === 0x44)).toHaveLength(2);
+    expect(client.tag()).toBe('SELECT 2');
+  });
+
+  it('orders the merged rows, then applies OFFSET and LIMIT', () => {
+    const client = union(
+      [
+        [
+          ['3', 'c'],
+          ['1', 'a'],
+        ],
+        [
+          ['1.0', 'a'],
+          ['2', 'b'],
+          ['4', 'd'],
+        ],
+      ],
+      { orderBy: [sortKey(0, true)], offset: 1, limit: 2 },
+    );
+    expect(client.rows(1)).toEqual(['c', 'b']);
+    expect(client.tag()).toBe('SELECT 2');
+  });
+
+  it('refuses (0A000) to group values of a type whose equality it cannot reproduce (numeric[])', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({ groupBy: [0], aggregates: [] }), client.emit);
+    merger.push(0, rowDescription([{ oid: 1231 }]));
+    merger.push(1, rowDescription([{ oid: 1231 }]));
+    merger.push(0, dataRow(['{1.0}']));
+    merger.push(1, dataRow(['{1.00}']));
+    merger.push(0, C('SELECT 1'));
+    merger.push(1, C('SELECT 1'));
+    expect(client.types()).toBe('TE');
+    expect(client.errors()[0]).toMatchObject({ C: '0A000' });
+  });
+
+  it('GROUP BY a numeric key: partial groups at different scales are combined', () => {
+    const client = new Client();
+    const merger = new ReplyMerger(
+      2,
+      spec({ groupBy: [0], aggregates: [{ column: 1, fn: 'count' }] }),
+      client.emit,
+    );
+    const t = rowDescription([{ oid: TypeOid.numeric }, { oid: TypeOid.int8 }]);
+    merger.push(0, t);
+    merger.push(1, t);
+    merger.push(0, dataRow(['5.0', '2']));
+    merger.push(1, dataRow(['5.00', '3']));
+    merger.push(0, C('SELECT 1'));
+    merger.push(1, C('SELECT 1'));
+    expect(client.rows(0)).toEqual(['5.0']);
+    expect(client.rows(1)).toEqual(['5']);
+  });
+
+  it("UNION ALL streams every shard's rows; the tag counts them all", () => {
+    const client = new Client();
+    const merger = new ReplyMerger(2, spec({}), client.emit);
+    const t = rowDescription([{ oid: TypeOid.numeric }]);
+    merger.push(0, t);
+    merger.push(1, t);
+    merger.push(0, dataRow(['1.0']));
+    merger.push(1, dataRow(['1.00']));
+    merger.push(1, dataRow(['1.0']));
+    merger.push(0, C('SELECT 1'));
+    merger.push(1, C('SELECT 2'));
+    expect(client.rows(0)).toEqual(['1.0', '1.00', '1.0']);
+    expect(client.tag()).toBe('SELECT 3');
+  });
+});
+
 /** Name, type OID, type size and format of each field of a RowDescription. */
 function describedColumns(f: Buffer): { name: string; oid: number; size: number; format: number }[] {
   const count = f.readInt16BE(5);
@@ -1271,5 +1403,87 @@ describe('ReplyMerger: hidden sort columns', () => {
     expect(() => new ReplyMerger(1, spec({ aggregates: [{ column: 0, fn: 'avg' }] }), vi.fn())).toThrow(
       /avg needs a count column/,
     );
+  });
+});
+
+describe('ReplyMerger: merge queue bounds (flow control)', () => {
+  function sortedMerger(shards: number): { client: Client; merger: ReplyMerger } {
+    const client = new Client();
+    const merger = new ReplyMerger(shards, spec({ orderBy: [sortKey(0)] }), client.emit);
+    for (let s = 0; s < shards; s++) merger.push(s, rowDescription([{ oid: TypeOid.int4 }]));
+    return { client, merger };
+  }
+
+  it('a queue waiting for another shard is full past the row bound and drained again at half of it', () => {
+    const { client, merger } = sortedMerger(2);
+    for (let i = 1; i <= MERGE_QUEUE_MAX_ROWS; i++) merger.push(0, dataRow([String(2 * i)]));
+    expect(merger.isQueueFull(0)).toBe(false); // at the bound, not over it
+    merger.push(0, dataRow([String(2 * MERGE_QUEUE_MAX_ROWS + 2)]));
+    expect(merger.isQueueFull(0)).toBe(true);
+    expect(merger.isQueueDrained(0)).toBe(false);
+    // The shard the merge waits for has an empty queue: never full, so it is always read.
+    expect(merger.isQueueFull(1)).toBe(false);
+    expect(merger.isQueueDrained(1)).toBe(true);
+    expect(client.rows()).toEqual([]);
+
+    // Shard 1's first row lets shard 0's smaller rows out: half of the bound + 1 leave the queue, one row short.
+    merger.push(1, dataRow([String(MERGE_QUEUE_MAX_ROWS + 1)]));
+    expect(client.rows()).toHaveLength(MERGE_QUEUE_MAX_ROWS / 2 + 1);
+    expect(merger.isQueueFull(0)).toBe(false);
+    expect(merger.isQueueDrained(0)).toBe(false); // 5,001 rows left: between the marks
+    merger.push(1, dataRow([String(MERGE_QUEUE_MAX_ROWS + 3)]));
+    expect(merger.isQueueDrained(0)).toBe(true);
+
+    merger.push(1, C('SELECT 2'));
+    merger.push(0, C(`SELECT ${MERGE_QUEUE_MAX_ROWS + 1}`));
+    expect(client.rows()).toHaveLength(MERGE_QUEUE_MAX_ROWS + 3);
+    expect(client.tag()).toBe(`SELECT ${MERGE_QUEUE_MAX_ROWS + 3}`);
+    expect(merger.isQueueDrained(0)).toBe(true);
+  });
+
+  it('wide rows fill the queue by bytes first', () => {
+    const { merger } = sortedMerger(2);
+    const pad = 'x'.repeat(1000);
+    const bytesPerRow = dataRow(['100000', pad]).length;
+    let rows = 0;
+    while (!merger.isQueueFull(0)) merger.push(0, dataRow([String(100_000 + ++rows), pad]));
+    expect(rows).toBe(Math.floor(MERGE_QUEUE_MAX_BYTES / bytesPerRow) + 1);
+    expect(rows).toBeLessThan(MERGE_QUEUE_MAX_ROWS);
+  });
+
+  it('a failed statement or a reached LIMIT drops the queues: drained', () => {
+    const failed = sortedMerger(2).merger;
+    for (let i = 0; i <= MERGE_QUEUE_MAX_ROWS; i++) failed.push(0, dataRow([String(i)]));
+    expect(failed.isQueueFull(0)).toBe(true);
+    failed.push(
+      1,
+      errorFrame([
+        ['S', 'ERROR'],
+        ['C', '57014'],
+        ['M', 'canceled'],
+      ]),
+    );
+    expect(failed.isQueueFull(0)).toBe(false);
+    expect(failed.isQueueDrained(0)).toBe(true);
+
+    const client = new Client();
+    const limited = new ReplyMerger(2, spec({ orderBy: [sortKey(0)], limit: 3 }), client.emit);
+    for (const s of [0, 1]) limited.push(s, rowDescription([{ oid: TypeOid.int4 }]));
+    for (let i = 0; i <= MERGE_QUEUE_MAX_ROWS; i++) limited.push(0, dataRow([String(i)]));
+    expect(limited.isQueueFull(0)).toBe(true);
+    limited.push(1, dataRow(['100000']));
+    expect(client.rows()).toEqual(['0', '1', '2']);
+    expect(limited.isQueueDrained(0)).toBe(true);
+  });
+
+  it('streaming and GROUP BY keep no per-shard queue: never full', () => {
+    const streamed = new ReplyMerger(2, spec({}), vi.fn());
+    const grouped = new ReplyMerger(2, spec({ groupBy: [0], aggregates: [] }), vi.fn());
+    for (const m of [streamed, grouped]) {
+      for (const s of [0, 1]) m.push(s, rowDescription([{ oid: TypeOid.int4 }]));
+      for (let i = 0; i <= MERGE_QUEUE_MAX_ROWS; i++) m.push(0, dataRow([String(i)]));
+      expect(m.isQueueFull(0)).toBe(false);
+      expect(m.isQueueDrained(0)).toBe(true);
+    }
   });
 });

@@ -189,6 +189,124 @@ describe('top-level merge limits', () => {
   });
 });
 
+describe('set operations across shards', () => {
+  it('accepts UNION / UNION ALL whose every branch is fan-out-safe and reads sharded rows', () => {
+    expect(unsafe('SELECT id FROM users UNION ALL SELECT user_id FROM orders')).toBeNull();
+    expect(unsafe('SELECT id FROM users UNION ALL SELECT user_id FROM orders ORDER BY 1 LIMIT 3')).toBeNull();
+    expect(unsafe('SELECT email FROM users UNION SELECT note FROM orders ORDER BY 1 OFFSET $1')).toBeNull();
+    // One key: one shard answers, the copied-only branch runs once.
+    expect(unsafe('SELECT a FROM (SELECT 1 AS a) x UNION ALL SELECT id FROM users WHERE id = 5')).toBeNull();
+    // Branches grouped by the sharding key (groups never span shards); nested UNION ALL; a top UNION under it.
+    expect(
+      unsafe('SELECT user_id, count(*) FROM orders GROUP BY user_id UNION ALL SELECT id, 1 FROM users'),
+    ).toBeNull();
+    expect(unsafe('(SELECT id FROM users UNION ALL SELECT user_id FROM orders) UNION ALL SELECT 1')).toMatch(
+      /reads no sharded table/,
+    );
+    expect(
+      unsafe('(SELECT email FROM users UNION ALL SELECT note FROM orders) UNION SELECT email FROM users'),
+    ).toBeNull();
+  });
+
+  it('a top-level UNION (deduplicated by the proxy) allows DISTINCT and nested UNIONs in its branches', () => {
+    expect(unsafe('SELECT DISTINCT email FROM users UNION SELECT note FROM orders')).toBeNull();
+    expect(
+      unsafe('SELECT email FROM users UNION (SELECT note FROM orders UNION SELECT email FROM users)'),
+    ).toBeNull();
+    expect(unsafe('SELECT DISTINCT email FROM users UNION ALL SELECT note FROM orders')).toBe(
+      'DISTINCT in a set-operation branch over sharded table users does not include the sharding column',
+    );
+    expect(
+      unsafe('SELECT email FROM users UNION ALL (SELECT note FROM orders UNION SELECT email FROM users)'),
+    ).toBe(
+      'UNION in a set-operation branch over sharded table orders, users does not include the sharding column',
+    );
+  });
+
+  it('flags branches that are not fan-out-safe, as subqueries', () => {
+    expect(unsafe('SELECT count(*) FROM users UNION ALL SELECT count(*) FROM orders')).toBe(
+      'aggregation in a set-operation branch over sharded table users is not grouped by the sharding column',
+    );
+    expect(unsafe('(SELECT email FROM users ORDER BY 1 LIMIT 3) UNION ALL SELECT note FROM orders')).toBe(
+      "LIMIT/OFFSET in a set-operation branch over sharded table users needs every shard's rows",
+    );
+    expect(unsafe('SELECT id, rank() OVER (ORDER BY age) FROM users UNION SELECT 1, 1 FROM orders')).toMatch(
+      /^window function in a set-operation branch/,
+    );
+  });
+
+  it('refuses copied-only branches that every shard would return, unless a top UNION removes the repeats', () => {
+    expect(unsafe('SELECT id FROM users UNION ALL SELECT 1')).toBe(
+      'a branch of UNION ALL reads no sharded table (only tables copied to every shard, or none): across shards ' +
+        'its rows would be returned once per shard',
+    );
+    expect(unsafe('SELECT email FROM users UNION ALL SELECT name FROM countries')).toMatch(
+      /^a branch of UNION ALL reads no sharded table/,
+    );
+    expect(unsafe('SELECT id FROM users UNION ALL VALUES (1), (2)')).toMatch(/reads no sharded table/);
+    expect(unsafe('SELECT email FROM users UNION SELECT name FROM countries')).toBeNull();
+    expect(unsafe("SELECT email FROM users UNION SELECT 'none'")).toBeNull();
+    expect(unsafe('SELECT email FROM users UNION SELECT now()::text')).toBe(
+      'a branch of UNION that reads no sharded table calls a function, so each shard may return different rows for it',
+    );
+    expect(unsafe('SELECT email FROM users UNION (SELECT name FROM countries LIMIT 1)')).toMatch(
+      /uses LIMIT\/OFFSET/,
+    );
+    expect(
+      unsafe('SELECT email, 1 FROM users UNION SELECT DISTINCT ON (name) name, 2 FROM countries'),
+    ).toMatch(/uses DISTINCT ON/);
+    expect(unsafe("SELECT created_at FROM users UNION SELECT 'now'::timestamptz")).toMatch(/reads the clock/);
+    expect(unsafe('SELECT email FROM users UNION SELECT ctid::text FROM countries')).toMatch(
+      /system column ctid/,
+    );
+    // In a subquery nothing removes the repeats.
+    expect(unsafe('WITH x AS (SELECT id FROM users UNION SELECT 0) SELECT * FROM x')).toMatch(
+      /^a branch of UNION in a subquery reads no sharded table/,
+    );
+    // One shard answers (single key): the branch runs once.
+    expect(unsafe('SELECT id FROM users WHERE id = 1 UNION ALL SELECT 1')).toBeNull();
+    expect(unsafe('SELECT id FROM users WHERE id IN (1, 2) UNION ALL SELECT 1')).toMatch(
+      /reads no sharded table/,
+    );
+  });
+
+  it('refuses INTERSECT and EXCEPT across shards, at the top or nested', () => {
+    expect(unsafe('SELECT id FROM users INTERSECT SELECT user_id FROM orders')).toBe(
+      "INTERSECT needs every shard's rows in one place",
+    );
+    expect(unsafe('SELECT id FROM users EXCEPT ALL SELECT user_id FROM orders')).toMatch(/^EXCEPT needs/);
+    expect(
+      unsafe('SELECT id FROM users UNION ALL (SELECT id FROM users INTERSECT SELECT user_id FROM orders)'),
+    ).toMatch(/^INTERSECT in a set-operation branch/);
+    // Pinned to one key: one shard answers.
+    expect(
+      unsafe('SELECT id FROM users WHERE id = 3 INTERSECT SELECT user_id FROM orders WHERE user_id = 3'),
+    ).toBeNull();
+  });
+
+  it('a UNION in a subquery: each shard removes only its own duplicates', () => {
+    expect(unsafe('SELECT count(*) FROM (SELECT status FROM orders UNION SELECT status FROM orders) s')).toBe(
+      'UNION in a subquery over sharded table orders does not include the sharding column',
+    );
+    // An output column that is every branch's sharding key: equal rows come from one shard.
+    expect(
+      unsafe('SELECT count(*) FROM (SELECT user_id FROM orders UNION SELECT id FROM users) s'),
+    ).toBeNull();
+    expect(
+      unsafe('SELECT count(*) FROM (SELECT user_id, status FROM orders UNION SELECT id, email FROM users) s'),
+    ).toBeNull();
+    expect(
+      unsafe('SELECT count(*) FROM (SELECT status, user_id FROM orders UNION SELECT id, email FROM users) s'),
+    ).toMatch(/^UNION in a subquery/);
+    expect(
+      unsafe('SELECT count(*) FROM (SELECT status FROM orders UNION ALL SELECT email FROM users) s'),
+    ).toBeNull();
+    expect(unsafe('SELECT * FROM (SELECT id FROM users UNION ALL SELECT 0) s')).toMatch(
+      /^a branch of UNION ALL in a subquery reads no sharded table/,
+    );
+  });
+});
+
 describe('writes with unknown row keys', () => {
   it('flags INSERTs whose rows cannot be placed', () => {
     // No column list: not unsafe, but the session must learn the column order first (columnsLookup).

@@ -126,6 +126,27 @@ describe('set operations', () => {
     expect(merge('SELECT 1 INTERSECT ALL SELECT 2').setOperation).toBe('intersect_all');
     expect(merge('SELECT 1 EXCEPT SELECT 2').setOperation).toBe('except');
   });
+
+  it('takes the output columns from the first branch, VALUES included (column1, column2, …)', () => {
+    expect(
+      merge("VALUES (1::bigint, 'a') UNION SELECT id, email FROM users ORDER BY column2 DESC"),
+    ).toMatchObject({ targetCount: 2, orderBy: [{ position: 2, name: 'column2', descending: true }] });
+    expect(
+      merge('(SELECT id, email, 1 FROM users UNION SELECT 1, 2, 3) UNION ALL SELECT 4, 5, 6').targetCount,
+    ).toBe(3);
+  });
+
+  it('pushes OFFSET down as LIMIT limit + offset over the whole set operation', () => {
+    expect(
+      merge('SELECT id FROM users UNION SELECT user_id FROM orders ORDER BY 1 LIMIT $1 OFFSET $2').shardQuery,
+    ).toEqual({
+      sql: 'SELECT id FROM users UNION SELECT user_id FROM orders  ORDER BY 1 LIMIT CAST($1 AS bigint) + CAST($2 AS bigint)',
+      hiddenCount: 0,
+    });
+    expect(
+      merge('SELECT id FROM users UNION ALL SELECT user_id FROM orders ORDER BY 1 LIMIT 3').shardQuery,
+    ).toBeNull();
+  });
 });
 
 describe('the statement the shards run (shardQuery)', () => {

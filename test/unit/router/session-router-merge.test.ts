@@ -183,6 +183,113 @@ describe('fan-out SELECTs that the shards run rewritten', () => {
   });
 });
 
+describe('set operations across shards', () => {
+  type Many = Extract<BatchTarget, { kind: 'many' }>;
+
+  it('UNION ALL: the shards run the client’s text, their rows are concatenated (merge-sorted with ORDER BY)', () => {
+    const plain = routeBatch(router(), [query('SELECT id FROM users UNION ALL SELECT user_id FROM orders')]);
+    expect(plain.kind).toBe('many');
+    expect((plain as Many).spec).toMatchObject({ orderBy: [], limit: null, offset: 0, aggregates: null });
+    expect((plain as Many).spec.groupBy).toBeUndefined();
+    const sorted = routeBatch(router(), [
+      query(
+        'SELECT id, email FROM users UNION ALL SELECT user_id, note FROM orders ORDER BY email DESC, 1 LIMIT 4',
+      ),
+    ]) as Many;
+    expect(sorted.kind).toBe('many');
+    expect(sorted.spec).toMatchObject({
+      orderBy: [
+        { column: 1, isDescending: true, isNullsFirst: true },
+        { column: 0, isDescending: false, isNullsFirst: false },
+      ],
+      limit: 4,
+      offset: 0,
+      aggregates: null,
+    });
+  });
+
+  it('UNION: rows are grouped by every output column (de-duplicated across shards), then ordered and limited', () => {
+    const target = routeBatch(router(), [
+      query('SELECT id, email FROM users UNION SELECT user_id, note FROM orders ORDER BY 2 LIMIT 10'),
+    ]) as Many;
+    expect(target.kind).toBe('many');
+    expect(target.spec).toMatchObject({ groupBy: [0, 1], aggregates: [], limit: 10, offset: 0 });
+    expect(target.spec.orderBy).toEqual([{ column: 1, isDescending: false, isNullsFirst: false }]);
+  });
+
+  it('OFFSET: the shards run LIMIT limit + offset (simple and extended, parameters and binary results)', () => {
+    const simple = routeBatch(router(), [
+      query('SELECT email FROM users UNION SELECT note FROM orders ORDER BY 1 LIMIT 5 OFFSET 10'),
+    ]) as Split;
+    expect(simple.kind).toBe('split');
+    expect(simple.parts[0].frames.map(sqlOf)).toEqual([
+      'SELECT email FROM users UNION SELECT note FROM orders  ORDER BY 1 LIMIT CAST(5 AS bigint) + CAST(10 AS bigint)',
+    ]);
+    expect(simple.spec).toMatchObject({ groupBy: [0], limit: 5, offset: 10 });
+
+    const sql =
+      'SELECT id FROM users WHERE age > $1 UNION ALL SELECT user_id FROM orders ORDER BY 1 LIMIT $2 OFFSET $3';
+    const extended = routeBatch(router(), [
+      parse('', sql),
+      bind('', ['30', '2', '3'], [1]),
+      EXECUTE,
+      SYNC,
+    ]) as Split;
+    expect(extended.kind).toBe('split');
+    expect(extended.shards).toEqual([0, 1]);
+    const frames = extended.parts[0].frames;
+    expect(sqlOf(frames[0])).toBe(
+      'SELECT id FROM users WHERE age > $1 UNION ALL SELECT user_id FROM orders  ORDER BY 1 LIMIT CAST($2 AS bigint) + CAST($3 AS bigint)',
+    );
+    const shardBind = readBind(frames[1]);
+    expect(shardBind.values.map(String)).toEqual(['30', '2', '3']);
+    expect(shardBind.resultFormats).toEqual(Buffer.from([0, 1, 0, 1])); // binary results, as the client asked
+    expect(extended.spec).toMatchObject({ limit: 2, offset: 3, aggregates: null });
+    expect(extended.spec.orderBy).toEqual([{ column: 0, isDescending: false, isNullsFirst: false }]);
+  });
+
+  it('a set operation pinned to one shard runs there as written', () => {
+    const pinned = routeBatch(router(), [
+      query('SELECT id FROM users WHERE id = 7 INTERSECT SELECT user_id FROM orders WHERE user_id = 7'),
+    ]);
+    expect(pinned.kind).toBe('one');
+    expect(
+      routeBatch(router(), [
+        parse('', 'SELECT id FROM users WHERE id = $1 UNION SELECT 0'),
+        bind('', ['7']),
+        EXECUTE,
+        SYNC,
+      ]).kind,
+    ).toBe('one');
+  });
+
+  it('refuses with 0A000 what it cannot answer exactly', () => {
+    const r = router();
+    /** The error routing `sql` throws: its SQLSTATE and message. */
+    const refusal = (sql: string): { code: string; message: string } => {
+      try {
+        routeBatch(r, [query(sql)]);
+      } catch (err) {
+        const e = err as { code: string; message: string };
+        return { code: e.code, message: e.message };
+      }
+      throw new Error(`routed without an error: ${sql}`);
+    };
+    for (const [sql, message] of [
+      ['SELECT id FROM users INTERSECT SELECT user_id FROM orders', /^INTERSECT needs every shard/],
+      ['SELECT id FROM users EXCEPT SELECT user_id FROM orders', /^EXCEPT needs every shard/],
+      ['SELECT email FROM users UNION ALL SELECT name FROM countries', /reads no sharded table/],
+      ['SELECT * FROM users UNION SELECT * FROM users', /no \*/],
+      ['SELECT * FROM users UNION ALL SELECT * FROM users ORDER BY id', /must name output columns/],
+    ] as const) {
+      expect(refusal(sql)).toMatchObject({
+        code: '0A000',
+        message: expect.stringMatching(message) as unknown,
+      });
+    }
+  });
+});
+
 describe('requests a fan-out cannot answer', () => {
   const execute = (maxRows: number): Buffer =>
     new MessageWriter(16).cstring('').int32(maxRows).frame(Frontend.Execute);
