@@ -350,6 +350,21 @@ export class ServerConnection implements ScannerOwner {
     }
   }
 
+  /** Bytes sent that the socket has not passed to the kernel yet (a server slow to read, e.g. during COPY). */
+  get unsentBytes(): number {
+    return this.socket?.writableLength ?? 0;
+  }
+
+  /**
+   * Call `then` once the socket has passed every byte sent to the kernel (at once if its last write did not fill its
+   * buffer). Never called if the socket closes first.
+   */
+  onSendDrain(then: () => void): void {
+    const socket = this.socket;
+    if (socket === null || !socket.writableNeedDrain) then();
+    else socket.once('drain', then);
+  }
+
   /** Bytes written to / read from this connection's socket so far (kept after it closes). */
   get bytesSent(): number {
     return this.socket?.bytesWritten ?? 0;

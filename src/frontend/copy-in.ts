@@ -1,7 +1,9 @@
 // One client's COPY … FROM STDIN spread over shards: the COPY statement runs on every shard; the client's CopyData
 // is cut into rows by CopyRowRouter and each shard gets a CopyData message with its rows; CopyDone / CopyFail go to
 // every shard. When one shard fails, the others get CopyFail at once, and what the client still sends is dropped
-// until its CopyDone / CopyFail, as PostgreSQL does after an error in COPY.
+// until its CopyDone / CopyFail, as PostgreSQL does after an error in COPY. Backpressure: while a shard's socket holds
+// more than SHARD_BACKLOG_BYTES it has not taken, the client is not read (a shard slow to read — busy, waiting for a
+// lock — holds the client back instead of making the proxy buffer its rows).
 import type { ServerConnection } from '../backend/server-connection.js';
 import { PgError } from '../errors/pg-error.js';
 import { CopyRowRouter } from '../execute/copy-rows.js';
@@ -10,10 +12,20 @@ import type { CopyInfo } from '../router/plan.js';
 import { shardForParameter } from '../sharding/shard-of.js';
 import { Frontend } from '../protocol/codes.js';
 import { MessageWriter } from '../protocol/writer.js';
+import type { ShardedSession } from './sharded-session.js';
 
 const COPY_DONE = Buffer.from([Frontend.CopyDone, 0, 0, 0, 4]);
 /** Rows are sent on at least this often, so a large client batch does not pile up in the proxy. */
 const FLUSH_BYTES = 256 * 1024;
+/**
+ * Unsent bytes a shard's socket may hold before the client is no longer read (reading resumes once that socket has
+ * sent everything): four flushes, so a shard that reads steadily never stalls the client, while one that stops reading
+ * costs at most this plus one client read per shard (the kernel's socket buffers come on top).
+ */
+export const SHARD_BACKLOG_BYTES = 4 * FLUSH_BYTES;
+
+/** Whose input stops while a shard is backlogged: the client session. */
+export type CopyInput = Pick<ShardedSession, 'pauseInput' | 'resumeInput'>;
 
 function copyFail(message: string): Buffer {
   return new MessageWriter(16 + message.length).cstring(message).frame(Frontend.CopyFail);
@@ -39,6 +51,7 @@ export function splitCopyIn(
   info: CopyInfo,
   keyIndex: number | null,
   servers: readonly ServerConnection[],
+  input: CopyInput,
 ): { copy: CopyInSplit; spec: MergeSpec } {
   const key = info.keyColumn;
   const shardCount = servers.length;
@@ -47,7 +60,7 @@ export function splitCopyIn(
   );
   // A table copied to every shard gets every row on each: one logical COPY, its count reported once.
   const spec = key === null ? { ...PASS_THROUGH_SPEC, isReplicated: true } : PASS_THROUGH_SPEC;
-  return { copy: new CopyInSplit(servers, rows), spec };
+  return { copy: new CopyInSplit(servers, rows, input), spec };
 }
 
 export class CopyInSplit {
@@ -61,11 +74,20 @@ export class CopyInSplit {
   isClientDone = false;
   /** Client bytes routed since the last flush. */
   private queuedBytes = 0;
+  private readonly input: CopyInput;
+  /** Servers whose socket is over SHARD_BACKLOG_BYTES, waited on (drain) with the client's input paused. */
+  private readonly isBacklogged: boolean[];
+  private backloggedCount = 0;
+  /** Per server, called when its socket has drained (built once). */
+  private readonly onDrained: (() => void)[];
 
-  constructor(servers: readonly ServerConnection[], router: CopyRowRouter) {
+  constructor(servers: readonly ServerConnection[], router: CopyRowRouter, input: CopyInput) {
     this.servers = servers;
     this.router = router;
+    this.input = input;
     this.isServerDone = servers.map(() => false);
+    this.isBacklogged = servers.map(() => false);
+    this.onDrained = servers.map((_, i) => () => this.onServerDrained(i));
   }
 
   /**
@@ -107,8 +129,23 @@ export class CopyInSplit {
       const head = Buffer.allocUnsafe(5);
       head[0] = Frontend.CopyData;
       head.writeInt32BE(length + 4, 1);
-      this.servers[i].send(Buffer.concat([head, ...rows], length + 5), 0);
+      const server = this.servers[i];
+      server.send(Buffer.concat([head, ...rows], length + 5), 0);
+      if (server.unsentBytes > SHARD_BACKLOG_BYTES && !this.isBacklogged[i]) this.holdInputFor(i);
     });
+  }
+
+  /** Server `index` is not keeping up: read no more from the client until its socket has sent what it holds. */
+  private holdInputFor(index: number): void {
+    this.isBacklogged[index] = true;
+    if (this.backloggedCount++ === 0) this.input.pauseInput();
+    this.servers[index].onSendDrain(this.onDrained[index]);
+  }
+
+  private onServerDrained(index: number): void {
+    if (!this.isBacklogged[index]) return;
+    this.isBacklogged[index] = false;
+    if (--this.backloggedCount === 0) this.input.resumeInput();
   }
 
   /** Server `index` reported an error: the COPY is over everywhere. */

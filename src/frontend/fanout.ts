@@ -1,17 +1,23 @@
 // One statement running on several shards: each server's replies are split into frames and fed to a ReplyMerger,
 // whose output goes to the client; when every server has sent ReadyForQuery the session gets one combined status.
-// Fan-out replies are copied off the servers' reused read buffers and are not backpressured yet (see docs/sharding.md).
+// Fan-out replies are copied off the servers' reused read buffers. Backpressure: while the client socket holds unsent
+// bytes (its last write returned false) no shard is read, until it drains; while a shard's ORDER BY merge queue is
+// over its bound (MERGE_QUEUE_MAX_*), that shard is not read, until the queue drains to half. A shard is never left
+// paused after its last ReadyForQuery.
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { ReplyMerger, withShardInDetail } from '../execute/reply-merger.js';
 import type { MergeSpec } from '../execute/merge-spec.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
-import { framedSink } from '../backend/framed-sink.js';
+import { framedSink, type SinkFlow } from '../backend/framed-sink.js';
 import { readRowDescription } from '../protocol/rows.js';
 import type { PgError } from '../errors/pg-error.js';
 
 /** What the fan-out reports back to its session. */
 export interface FanoutOwner {
+  /** Write merged reply bytes to the client; false = the client socket is backpressured. */
   writeToClient(buf: Buffer): boolean;
+  /** Call `resume` once the client socket has drained (after writeToClient returned false). */
+  onClientDrain(resume: () => void): void;
   onServerParameter(name: string, value: string): void;
   onServerLost(server: ServerConnection, reason: string): void;
   /** Every server has answered the request; `status` combines their ReadyForQuery statuses. */
@@ -29,6 +35,20 @@ export class Fanout {
   private readonly isDescribePending: boolean[];
   private readonly spec: MergeSpec;
 
+  /** Backpressure: the resume of each shard whose server stopped reading (null: it reads). */
+  private readonly resumes: ((() => void) | null)[];
+  private pausedCount = 0;
+  /** The client socket's last write was only buffered: no shard is read until it drains. */
+  private isClientBlocked = false;
+  private readonly onClientDrained = (): void => {
+    this.isClientBlocked = false;
+    this.resumeReadable();
+  };
+  private readonly afterChunk = (): void => {
+    this.flush();
+    if (this.pausedCount > 0) this.resumeReadable();
+  };
+
   /**
    * `hasInjectedDescribe`: the request carries a Describe of the portal added by the proxy, because sorting or
    * aggregating needs the result's types and the client did not ask for them.
@@ -38,6 +58,7 @@ export class Fanout {
     this.waiting = serverCount;
     this.spec = { ...spec };
     this.isDescribePending = new Array<boolean>(serverCount).fill(hasInjectedDescribe);
+    this.resumes = new Array<(() => void) | null>(serverCount).fill(null);
     this.merger = new ReplyMerger(serverCount, this.spec, (frame) => this.out.push(frame));
   }
 
@@ -57,12 +78,17 @@ export class Fanout {
       }
       this.merger.push(index, frame);
     };
+    const flow: SinkFlow = {
+      canRead: () => this.canRead(index),
+      onPause: (resume) => this.onPause(index, resume),
+    };
     return framedSink(
       this.owner,
       onFrame,
-      () => this.flush(),
+      this.afterChunk,
       (server, status) => {
         if (server.pendingReady !== 0) return;
+        this.resumeShard(index); // its reply is complete: the server must not go back paused
         this.onServerDone?.(index);
         if (status === TxStatus.Failed) this.status = TxStatus.Failed;
         else if (status === TxStatus.InTransaction && this.status !== TxStatus.Failed) this.status = status;
@@ -71,13 +97,14 @@ export class Fanout {
           this.owner.onFanoutDone(this.status);
         }
       },
+      flow,
     );
   }
 
   /** Fail the request with the proxy's own error (sent once; the shards' later errors are not). */
   abort(err: PgError): void {
     this.merger.abort(err);
-    this.flush();
+    this.afterChunk(); // the merge queues were dropped: shards paused for them read again
   }
 
   /** Some server sent an ErrorResponse for this request. */
@@ -86,7 +113,11 @@ export class Fanout {
   /** Called when a server sends an ErrorResponse (COPY uses it to stop the other shards at once). */
   onServerError: ((index: number) => void) | null = null;
 
-  /** Called when a server has answered the request (used to start the next shard of a sequential write). */
+  /**
+   * Called when a server has answered the request (used to start the next shard of a sequential write). Set means the
+   * shards run one after another: the merge may then wait for a shard that starts only once this one is done, so no
+   * shard is paused for its merge queue (an ORDER BY write holds its rows until the last shard runs).
+   */
   onServerDone: ((index: number) => void) | null = null;
 
   /**
@@ -104,7 +135,46 @@ export class Fanout {
       frames = frames.filter((f) => f[0] !== Backend.CommandComplete || (held.push(f), false));
       if (frames.length === 0) return;
     }
-    this.owner.writeToClient(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+    const isFlowing = this.owner.writeToClient(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+    if (!isFlowing && !this.isClientBlocked) {
+      this.isClientBlocked = true;
+      this.owner.onClientDrain(this.onClientDrained);
+    }
+  }
+
+  // --- backpressure ------------------------------------------------------------------------------------------
+
+  /**
+   * Whether shard `index` may be read on after a chunk: not while the client is backpressured, nor while its merge
+   * queue is full. Deadlock-free: the merge only waits for a shard whose queue is empty, which is never paused for
+   * its queue, and the client drains on its own.
+   */
+  private canRead(index: number): boolean {
+    return !this.isClientBlocked && (this.onServerDone !== null || !this.merger.isQueueFull(index));
+  }
+
+  private onPause(index: number, resume: () => void): void {
+    if (this.resumes[index] === null) this.pausedCount++;
+    this.resumes[index] = resume;
+  }
+
+  /** Resume every paused shard that may read again (client drained, its queue down to half). */
+  private resumeReadable(): void {
+    if (this.isClientBlocked) return;
+    const resumes = this.resumes;
+    for (let i = 0; i < resumes.length; i++) {
+      if (resumes[i] !== null && (this.onServerDone !== null || this.merger.isQueueDrained(i))) {
+        this.resumeShard(i);
+      }
+    }
+  }
+
+  private resumeShard(index: number): void {
+    const resume = this.resumes[index];
+    if (resume === null) return;
+    this.resumes[index] = null;
+    this.pausedCount--;
+    resume();
   }
 }
 

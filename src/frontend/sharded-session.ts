@@ -36,7 +36,7 @@ export interface ShardedSession {
   writeToClient(buf: Buffer): boolean;
   hasPendingWrites(): boolean;
   onClientDrain(resume: () => void): void;
-  /** Backpressure: stop / restart reading the client while its request waits for servers. */
+  /** Backpressure: stop / restart reading the client while its request waits for servers, or a shard lags in COPY. */
   pauseInput(): void;
   resumeInput(): void;
   /** Rewrite (transaction mode) and send a request's frames to one server in one write; starts query_timeout. */
