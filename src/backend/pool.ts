@@ -117,9 +117,12 @@ export class Pool implements LiveBytes {
     return { sent, received };
   }
 
-  /** Check out a server connection; `cb` runs exactly once (possibly synchronously). */
-  acquire(cb: AcquireCallback): void {
-    if (this.closed || this.refusal !== null) {
+  /**
+   * Check out a server connection; `cb` runs exactly once (possibly synchronously). `isForOpenTransaction`: the client
+   * is inside a transaction reaching another shard, which may still finish while shardgate shuts down.
+   */
+  acquire(cb: AcquireCallback, isForOpenTransaction = false): void {
+    if (this.closed || (this.refusal !== null && !isForOpenTransaction)) {
       cb(this.refusal ?? PgError.shuttingDown(), null);
       return;
     }

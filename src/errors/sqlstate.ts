@@ -13,6 +13,7 @@ export const SqlState = {
   BadCopyFileFormat: '22P04',
   InvalidBinaryRepresentation: '22P03',
   CheckViolation: '23514',
+  ActiveSqlTransaction: '25001',
   InFailedSqlTransaction: '25P02',
   InvalidAuthorizationSpecification: '28000',
   InvalidPassword: '28P01',

@@ -1,5 +1,6 @@
-// The client's replies to a COMMIT the proxy carried out itself (across shards): what PostgreSQL would have sent for
-// the same request — simple Query or Parse/Bind/Describe/Execute/Sync — with `COMMIT` or the commit's error.
+// Replies to a one-statement request the proxy answered itself instead of a server — a COMMIT it carried out across
+// shards, a BEGIN it keeps until a shard joins, a COMMIT / ROLLBACK of a block no shard joined: what PostgreSQL would
+// have sent for the same request, simple Query or Parse/Bind/Describe/Execute/Sync.
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import {
   BIND_COMPLETE,
@@ -13,26 +14,35 @@ import {
 
 const COMMIT_TAG = commandComplete('COMMIT');
 
-/**
- * Replies to a request whose one statement is COMMIT. `error` (an ErrorResponse frame) replaces the COMMIT tag;
- * after it, the rest up to Sync is skipped as PostgreSQL does. Either way the transaction is over: status idle.
- */
-export function commitReplies(
-  types: readonly number[],
-  frames: readonly Buffer[],
-  error: Buffer | null,
-  withReady = true,
-): Buffer {
+export interface LocalReply {
+  /** The statement's CommandComplete (replaced by `error` when that is set). */
+  readonly tag: Buffer;
+  /** An ErrorResponse frame: the statement failed; the rest up to Sync is skipped, as PostgreSQL does. */
+  readonly error?: Buffer | null;
+  /** A NoticeResponse frame sent before the tag (e.g. "there is already a transaction in progress"). */
+  readonly notice?: Buffer | null;
+  /** Transaction status of the ReadyForQuery replies. */
+  readonly status: number;
+  /** False for a statement of a script: the script sends the one ReadyForQuery at its end. */
+  readonly withReady?: boolean;
+}
+
+/** The replies to `types` / `frames`, whose one statement is answered by `reply`. */
+export function localReplies(types: readonly number[], frames: readonly Buffer[], reply: LocalReply): Buffer {
   const out: Buffer[] = [];
+  const result = (): void => {
+    if (reply.notice != null) out.push(reply.notice);
+    out.push(reply.error ?? reply.tag);
+  };
   let isSkipping = false;
   for (let i = 0; i < types.length; i++) {
     switch (types[i]) {
       case Frontend.Query:
-        out.push(error ?? COMMIT_TAG);
-        if (withReady) out.push(readyForQuery(TxStatus.Idle)); // a script statement: the script sends it at its end
+        result();
+        if (reply.withReady !== false) out.push(readyForQuery(reply.status));
         break;
       case Frontend.Sync:
-        out.push(readyForQuery(TxStatus.Idle));
+        out.push(readyForQuery(reply.status));
         isSkipping = false;
         break;
       default:
@@ -44,10 +54,23 @@ export function commitReplies(
           if (frames[i][5] === 0x53) out.push(NO_PARAMETERS); // 'S': statement
           out.push(NO_DATA);
         } else if (types[i] === Frontend.Execute) {
-          out.push(error ?? COMMIT_TAG);
-          isSkipping = error !== null;
+          result();
+          isSkipping = reply.error != null;
         }
     }
   }
   return Buffer.concat(out);
+}
+
+/**
+ * Replies to a request whose one statement is COMMIT, carried out by the proxy. `error` (an ErrorResponse frame)
+ * replaces the COMMIT tag. Either way the transaction is over: status idle.
+ */
+export function commitReplies(
+  types: readonly number[],
+  frames: readonly Buffer[],
+  error: Buffer | null,
+  withReady = true,
+): Buffer {
+  return localReplies(types, frames, { tag: COMMIT_TAG, error, status: TxStatus.Idle, withReady });
 }

@@ -70,6 +70,11 @@ export type BatchTarget = (
    * not known to be read-only): inside a transaction those shards become writers for the commit decision.
    */
   readonly mayWrite: boolean;
+  /**
+   * The request's one statement when it is transaction control or a session setting (route kind 'session'): the
+   * session keeps the transaction block itself (BEGIN lazily joined by shards, replayed on each). Null otherwise.
+   */
+  readonly sessionStatement: StatementPlan | null;
 };
 
 /** What the routing needs per database: the schema and a plan cache shared by all its sessions. */
@@ -95,7 +100,7 @@ interface PreparedEntry {
 const DML_KINDS = new Set<StatementPlan['kind']>(['insert', 'update', 'delete', 'merge']);
 
 /** Session-level statements and DDL: the same on every shard, reported once. */
-const BROADCAST_SPEC: MergeSpec = Object.freeze({ ...PASS_THROUGH_SPEC, isBroadcast: true });
+export const BROADCAST_SPEC: MergeSpec = Object.freeze({ ...PASS_THROUGH_SPEC, isBroadcast: true });
 
 function unsupported(message: string, hint?: string): PgError {
   return new PgError('ERROR', SqlState.FeatureNotSupported, message, undefined, hint);
@@ -300,6 +305,7 @@ export class SessionRouter implements RouteContext {
       isCommit: false,
       isWrite: false,
       mayWrite,
+      sessionStatement: null,
     };
     if (route === null) return { kind: 'one', shard: this.routing.nextReadShard(), ...noFlags }; // Describe / Sync only
     if (route.kind === 'one') return { ...route, ...noFlags };
@@ -320,6 +326,7 @@ export class SessionRouter implements RouteContext {
         isCommit: false,
         isWrite: true,
         mayWrite: true,
+        sessionStatement: null,
       };
     }
     if (route.kind !== 'session') {
@@ -380,6 +387,7 @@ export class SessionRouter implements RouteContext {
       isCommit: last !== null && last.kind === 'commit' && last.transaction?.chain !== true,
       isWrite: last !== null && last.isWrite,
       mayWrite,
+      sessionStatement: isSessionLevel ? last : null,
     };
   }
 
@@ -388,9 +396,18 @@ export class SessionRouter implements RouteContext {
    * for the servers it ran on). Returns them, for the caller to record on those servers.
    */
   confirmSettings(): readonly SettingChange[] {
+    return this.applySettings(this.takePendingSettings());
+  }
+
+  /** The routed request's SET / RESET / DISCARD ALL, taken to be applied later (a transaction block's, at COMMIT). */
+  takePendingSettings(): readonly SettingChange[] {
     const changes = this.pendingSettings;
-    if (changes.length === 0) return changes;
-    this.pendingSettings = [];
+    if (changes.length > 0) this.pendingSettings = [];
+    return changes;
+  }
+
+  /** Settings that now hold for the session (returned, for the caller to record on its servers). */
+  applySettings(changes: readonly SettingChange[]): readonly SettingChange[] {
     for (const c of changes) applySettingChange(this.settings, c);
     return changes;
   }
@@ -500,11 +517,6 @@ function mergeSpecFor(
   const select = plan?.select ?? null;
   if (plan === null || plan.kind !== 'select' || select === null) return PASS_THROUGH_SPEC;
   const hint = 'Add the sharding key so the query runs on one shard, or route it by hand.';
-  if (select.setOperation !== null)
-    throw unsupported(
-      `${select.setOperation.toUpperCase().replace('_', ' ')} across shards is not supported yet`,
-      hint,
-    );
   const shardQuery = rewritten !== null ? select.shardQuery : null;
   const hiddenCount = shardQuery?.hiddenCount ?? 0;
   const offset = countValue(select.offset, params) ?? 0;
@@ -544,6 +556,7 @@ function mergeSpecFor(
       ? { having: havingFilter(select.having, params, rewritten?.paramTypes ?? []) }
       : {};
   const hidden = hiddenCount > 0 ? { hiddenCount } : {};
+  if (select.setOperation !== null) return setOperationSpec(select, sortKeys(), limit, offset, hint);
   if (select.distinct && !select.distinctOn) {
     // DISTINCT = grouping by every output column: each shard's distinct rows are merged and de-duplicated.
     if (select.hasGroupBy || select.aggregates.length > 0 || select.targetCount === null) {
@@ -591,6 +604,32 @@ function mergeSpecFor(
       ? { distinctOn: select.distinctOnPositions.map((p) => p - 1) }
       : {};
   return { orderBy: sortKeys(), limit, offset, aggregates: null, ...hidden, ...distinctOn };
+}
+
+/**
+ * A set operation whose every branch the router found fan-out-safe (cross-shard.ts): UNION ALL concatenates the
+ * shards' rows; UNION also removes rows equal across shards (each shard removed its own), as DISTINCT does — grouping
+ * by every output column, compared as PostgreSQL compares them. ORDER BY (output columns), then OFFSET and LIMIT,
+ * apply to the merged rows; the shards return their first offset + limit rows (select-shape.ts).
+ */
+function setOperationSpec(
+  select: NonNullable<StatementPlan['select']>,
+  orderBy: SortKey[],
+  limit: number | null,
+  offset: number,
+  hint: string,
+): MergeSpec {
+  const name = (select.setOperation ?? '').toUpperCase().replace('_', ' ');
+  if (select.setOperation === 'union_all') return { orderBy, limit, offset, aggregates: null };
+  if (select.setOperation !== 'union')
+    throw unsupported(`${name} across shards needs every shard's rows in one place`, hint);
+  if (select.targetCount === null)
+    throw unsupported(
+      'UNION across shards needs the select list of its first branch written out (no *)',
+      hint,
+    );
+  const groupBy = Array.from({ length: select.targetCount }, (_, i) => i);
+  return { orderBy, limit, offset, aggregates: [], groupBy };
 }
 
 /** Type OIDs of the casts a HAVING constant may carry (select-shape.ts lists the names). */
@@ -761,6 +800,7 @@ function splitTarget(
     isCommit: false,
     isWrite: true,
     mayWrite: true,
+    sessionStatement: null,
   };
 }
 

@@ -37,7 +37,7 @@ export class ShardServers {
 
   /**
    * Check out a server for each of `shards` not held yet and attach it (replies to `client`), then `then()`. A
-   * checkout failure, or a transaction that would have to reach a shard it did not start on, goes to `fail`.
+   * checkout failure goes to `fail`. (A transaction block reaching a new shard: the caller brings it in.)
    */
   acquire(
     shards: readonly number[],
@@ -48,19 +48,12 @@ export class ShardServers {
     const pools = this.pools;
     const missing = shards.filter((s) => this.byShard[s] == null);
     if (missing.length === 0) return then();
-    if (this.session.txStatus() !== TxStatus.Idle) {
-      return fail(
-        PgError.featureNotSupported(
-          'this transaction cannot reach a shard it did not start on',
-          'Start the transaction with BEGIN so every shard takes part.',
-        ),
-      );
-    }
     this.isWaiting = true;
     let pending = missing.length;
     let failure: PgError | null = null;
     const got: [number, ServerConnection][] = [];
     let isPaused = false;
+    const isForOpenTransaction = this.session.txStatus() !== TxStatus.Idle;
     for (const shard of missing) {
       pools.shards[shard].acquire((err, server) => {
         if (server !== null) got.push([shard, server]);
@@ -75,7 +68,7 @@ export class ShardServers {
         }
         for (const [s, srv] of got) this.attach(s, srv, client);
         then();
-      });
+      }, isForOpenTransaction);
     }
     if (this.isWaiting) {
       isPaused = true;
@@ -86,16 +79,21 @@ export class ShardServers {
   private attach(shard: number, server: ServerConnection, client: ServerClient): void {
     this.byShard[shard] = server;
     server.client = client;
-    // Tracked parameters (ParameterStatus) and the session's own SETs, as this server connection lacks them.
+    this.syncSettings(server, this.session.params.syncSql(server.params));
+  }
+
+  /**
+   * Bring a held server's SETs in line with the session's (session mode: a SET committed in a transaction block that
+   * this shard took no part in). `extra`: statements to run first (tracked parameters on attach).
+   */
+  syncSettings(server: ServerConnection, extra = ''): void {
     const router = this.router;
-    const sets =
-      this.session.params.syncSql(server.params) + settingsSyncSql(router.settings, server.settings);
-    if (sets !== '') {
-      server.settings.clear();
-      for (const [name, text] of router.settings) server.settings.set(name, text);
-      server.scanner.swallowNextUntilReady();
-      server.send(query(sets), 1);
-    }
+    const sets = extra + settingsSyncSql(router.settings, server.settings);
+    if (sets === '') return;
+    server.settings.clear();
+    for (const [name, text] of router.settings) server.settings.set(name, text);
+    server.scanner.swallowNextUntilReady();
+    server.send(query(sets), 1);
   }
 
   /**
@@ -119,19 +117,6 @@ export class ShardServers {
   /** Every held server's replies go to `client` again. */
   pointAt(client: ServerClient): void {
     for (const server of this.byShard) if (server !== null) server.client = client;
-  }
-
-  /** The shards a server is held on, in shard order. */
-  heldShards(): number[] {
-    const shards: number[] = [];
-    this.byShard.forEach((server, shard) => server !== null && shards.push(shard));
-    return shards;
-  }
-
-  heldCount(): number {
-    let n = 0;
-    for (const server of this.byShard) if (server !== null) n++;
-    return n;
   }
 
   /** Some held server still owes a ReadyForQuery. */

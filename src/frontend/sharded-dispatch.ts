@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
-import { query, readyForQuery } from '../protocol/messages.js';
+import { commandComplete, errorResponse, query, readyForQuery } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC } from '../execute/merge-spec.js';
@@ -15,16 +15,46 @@ import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } f
 import type { RequestBatch } from './request-batch.js';
 import {
   applySettingChange,
+  BROADCAST_SPEC,
   MixedShardsError,
   type BatchTarget,
   type SessionRouter,
+  type SettingChange,
 } from './session-router.js';
+import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
-import { commitReplies } from './commit-replies.js';
+import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
+import { TransactionScope } from './transaction-scope.js';
 import { isCopyMessage, isCopyOnly, splitCopyIn, type CopyInSplit } from './copy-in.js';
 import { lookUpTableColumns } from './table-columns.js';
 import { ShardServers } from './shard-servers.js';
 import type { ShardedSession } from './sharded-session.js';
+
+const BEGIN_TAG = commandComplete('BEGIN');
+const COMMIT_TAG = commandComplete('COMMIT');
+const ROLLBACK_TAG = commandComplete('ROLLBACK');
+const ALREADY_IN_TRANSACTION = errorResponse(
+  {
+    severity: 'WARNING',
+    code: SqlState.ActiveSqlTransaction,
+    message: 'there is already a transaction in progress',
+  },
+  Backend.NoticeResponse,
+);
+
+/** A transaction-control statement or setting, moved to `shards` (one: sent as is; several: reported once). */
+function onShards(target: BatchTarget, shards: readonly number[]): BatchTarget {
+  const flags = {
+    isSessionLevel: target.isSessionLevel,
+    isMultiShardWrite: false,
+    isCommit: target.isCommit,
+    isWrite: false,
+    mayWrite: false,
+    sessionStatement: target.sessionStatement,
+  };
+  if (shards.length === 1) return { kind: 'one', shard: shards[0], ...flags };
+  return { kind: 'many', shards, spec: BROADCAST_SPEC, ...flags };
+}
 
 export class ShardedDispatch implements ServerClient, FanoutOwner {
   private readonly router: SessionRouter;
@@ -53,6 +83,12 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
   private requestLength = Number.MAX_SAFE_INTEGER;
   /** An INSERT or COPY without a column list waits for the table's columns (to find the sharding key's position). */
   private isLookingUpColumns = false;
+  /** The client's transaction block: which shards it reached, what a shard joining it later runs first. */
+  private readonly scope = new TransactionScope();
+  /** SET / RESET run inside the transaction block: they hold for the session once it commits. */
+  private blockSettings: SettingChange[] = [];
+  /** The request in flight ends the transaction block (COMMIT / ROLLBACK, maybe AND CHAIN), or null. */
+  private blockEnd: { kind: 'commit' | 'rollback'; isChained: boolean } | null = null;
 
   constructor(router: SessionRouter, session: ShardedSession) {
     this.router = router;
@@ -114,24 +150,206 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
         ),
       );
     }
-    if (this.session.txStatus() === TxStatus.Failed && target.isCommit && n === 1) {
-      // PostgreSQL ends a failed transaction's COMMIT with ROLLBACK; every shard must do the same.
-      batch.frames[0] = query('ROLLBACK');
+    if (target.sessionStatement !== null) {
+      const placed = this.placeSessionStatement(target, target.sessionStatement, types, frames);
+      if (placed === null) return; // answered by the proxy
+      target = placed;
     }
     if (
       target.isCommit &&
       this.session.txStatus() === TxStatus.InTransaction &&
-      this.servers.heldCount() >= 2
+      this.scope.joined.size >= 2
     ) {
       return this.commitAcrossShards();
     }
     const shards = target.kind === 'one' ? [target.shard] : target.shards;
-    this.acquireShards(shards, () => this.sendSharded(target));
+    const routed = target;
+    this.acquireShards(shards, () => this.sendSharded(routed));
   }
 
-  /** Hold a server on each of `shards`, then `then()`; a checkout failure fails the request. */
-  private acquireShards(shards: readonly number[], then: () => void): void {
-    this.servers.acquire(shards, this, then, (err) => this.failBatch(err));
+  /**
+   * Hold a server on each of `shards`, then `then()`; a checkout failure fails the request. Inside a transaction block
+   * a shard it has not reached yet joins it first: the block's opening statements run there (swallowed) before the
+   * request, so the shard is in the transaction — with the client's isolation level, SET LOCALs and savepoints.
+   */
+  private acquireShards(shards: readonly number[], then: () => void, isJoining = true): void {
+    const scope = this.scope;
+    if (isJoining && scope.isOpen && !scope.canJoin && shards.some((s) => !scope.joined.has(s))) {
+      return this.failBatch(
+        PgError.featureNotSupported(
+          'this transaction has too many savepoints and SET LOCALs to bring another shard into it',
+          'Release savepoints that are no longer needed, or reach every shard early in the transaction.',
+        ),
+      );
+    }
+    this.servers.acquire(
+      shards,
+      this,
+      () => {
+        if (!this.session.isTransactionMode) {
+          for (const shard of shards) this.servers.syncSettings(this.servers.at(shard));
+        }
+        if (isJoining && scope.isOpen) {
+          for (const shard of shards) {
+            if (scope.joined.has(shard)) continue;
+            this.sendSwallowed(this.servers.at(shard), scope.joinSql());
+            scope.joined.add(shard);
+          }
+        }
+        then();
+      },
+      (err) => this.failBatch(err),
+    );
+  }
+
+  /**
+   * Where a transaction-control statement or session setting runs, now that the proxy keeps the transaction block:
+   * BEGIN opens it without a shard; COMMIT / ROLLBACK go to the shards it reached (none: answered here); SAVEPOINT,
+   * RELEASE, ROLLBACK TO, SET (LOCAL) inside it go to those shards and are replayed on shards that join later.
+   * Returns the target to run, or null when the proxy answered the request itself.
+   */
+  private placeSessionStatement(
+    target: BatchTarget,
+    statement: StatementPlan,
+    types: readonly number[],
+    frames: readonly Buffer[],
+  ): BatchTarget | null {
+    const scope = this.scope;
+    const status = this.session.txStatus();
+    const joined = [...scope.joined].sort((a, b) => a - b);
+    const isInBlock = status !== TxStatus.Idle;
+    switch (statement.kind) {
+      case 'begin':
+        if (!isInBlock) {
+          scope.open(statement.text);
+          return this.answerLocally(types, frames, { tag: BEGIN_TAG, status: TxStatus.InTransaction });
+        }
+        if (joined.length > 0) return onShards(target, joined);
+        return this.answerLocally(types, frames, {
+          tag: BEGIN_TAG,
+          notice: ALREADY_IN_TRANSACTION,
+          status,
+        });
+      case 'commit':
+      case 'rollback': {
+        // Outside a block any one shard gives PostgreSQL's answer (a warning, or AND CHAIN's error).
+        if (!isInBlock) return onShards(target, [this.router.pickReadShard()]);
+        const isChained = statement.transaction?.chain === true;
+        const isRollback = statement.kind === 'rollback' || status === TxStatus.Failed;
+        this.blockEnd = { kind: isRollback ? 'rollback' : 'commit', isChained };
+        if (joined.length === 0) {
+          this.finishBlock(!isRollback, isChained);
+          return this.answerLocally(types, frames, {
+            tag: isRollback ? ROLLBACK_TAG : COMMIT_TAG,
+            status: isChained ? TxStatus.InTransaction : TxStatus.Idle,
+          });
+        }
+        // COMMIT of a failed transaction is its ROLLBACK, on every shard (a shard still healthy must not commit).
+        if (status === TxStatus.Failed && !isChained && statement.kind === 'commit' && joined.length >= 2) {
+          this.rollbackBlock(joined, types, frames);
+          return null;
+        }
+        return onShards(target, joined);
+      }
+      case 'savepoint': {
+        if (!isInBlock) return onShards(target, [this.router.pickReadShard()]);
+        const t = statement.transaction;
+        if (t?.savepointAction != null && t.savepoint !== null) {
+          scope.expect({ kind: 'savepoint', action: t.savepointAction, name: t.savepoint });
+        }
+        return onShards(target, joined.length > 0 ? joined : [this.router.pickReadShard()]);
+      }
+      default:
+        // SET / RESET / DISCARD: outside a block on every shard (and kept for the session: keepSettings).
+        if (!isInBlock) return target;
+        if (statement.kind !== 'discard') scope.expect({ kind: 'setting', text: statement.text });
+        return onShards(target, joined.length > 0 ? joined : [this.router.pickReadShard()]);
+    }
+  }
+
+  /** COMMIT of a failed transaction on several shards: ROLLBACK on each, answered `ROLLBACK` as PostgreSQL does. */
+  private rollbackBlock(
+    shards: readonly number[],
+    types: readonly number[],
+    frames: readonly Buffer[],
+  ): void {
+    this.takeRequest();
+    this.servers.runOwn(shards, 'ROLLBACK', this, (errors) => {
+      this.servers.pointAt(this);
+      for (const error of errors)
+        this.log.warn({ error: error.toString('utf8', 5) }, 'ROLLBACK failed on a shard');
+      this.replyLocally(types, frames, { tag: ROLLBACK_TAG, status: TxStatus.Idle });
+    });
+  }
+
+  /** A request the proxy answers itself (its one statement: `reply`); then on to the next request. */
+  private answerLocally(types: readonly number[], frames: readonly Buffer[], reply: LocalReply): null {
+    this.takeRequest();
+    this.replyLocally(types, frames, reply);
+    return null;
+  }
+
+  /** The replies to a request already taken off the batch, which the proxy answered itself. */
+  private replyLocally(types: readonly number[], frames: readonly Buffer[], reply: LocalReply): void {
+    for (let i = 0; i < types.length; i++)
+      if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
+    this.session.writeToClient(localReplies(types, frames, { ...reply, withReady: this.script === null }));
+    if (this.script !== null) return this.onScriptStatementDone(reply.error != null);
+    this.refreshStatus();
+    this.onShardRequestDone();
+  }
+
+  /**
+   * The session's transaction status, from its shards and its transaction block (open with no shard reached yet: in a
+   * transaction), set on the session and returned. Called as each request ends, it keeps the block in step: the
+   * request's savepoint or setting is kept for joining shards (dropped when it failed); a transaction a shard began on
+   * its own is adopted; the block is over once none of its shards is in a transaction any more.
+   */
+  private refreshStatus(sawError = false): number {
+    const scope = this.scope;
+    let status = this.servers.combinedStatus();
+    const hasFailed = sawError || status === TxStatus.Failed;
+    if (scope.isOpen) {
+      if (hasFailed) {
+        scope.dropPending();
+        this.router.dropPendingSettings();
+      } else {
+        scope.confirm();
+        this.blockSettings.push(...this.router.takePendingSettings());
+      }
+    }
+    let isReached = false;
+    this.servers.byShard.forEach((server, shard) => {
+      if (server === null || server.txStatus === TxStatus.Idle) return;
+      isReached = true;
+      if (!scope.joined.has(shard)) scope.adopt([shard]);
+    });
+    const end = this.blockEnd;
+    this.blockEnd = null;
+    if (end !== null && end.isChained && isReached && !hasFailed)
+      this.finishBlock(end.kind === 'commit', true);
+    else if (scope.isOpen && !isReached && scope.joined.size > 0)
+      this.finishBlock(end?.kind === 'commit', false);
+    if (scope.isOpen && status === TxStatus.Idle) status = TxStatus.InTransaction;
+    this.session.setTxStatus(status);
+    return status;
+  }
+
+  /**
+   * The transaction block ended: its SETs hold for the session (and the shards that ran them) if it committed. AND
+   * CHAIN: a new block starts on the same shards.
+   */
+  private finishBlock(isCommitted: boolean, isChained: boolean): void {
+    const changes = this.blockSettings;
+    this.blockSettings = [];
+    if (isCommitted && changes.length > 0) {
+      this.router.applySettings(changes);
+      for (const shard of this.scope.joined) {
+        const server = this.servers.byShard[shard];
+        if (server != null) for (const c of changes) applySettingChange(server.settings, c);
+      }
+    }
+    this.scope.close(isChained);
   }
 
   private sendSharded(routed: BatchTarget): void {
@@ -233,14 +451,21 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
 
   /** An INSERT without a column list into a sharded table: learn the table's columns on a shard, then route again. */
   private learnColumnsThenRoute(router: SessionRouter, table: string): void {
-    const shard = this.servers.byShard.findIndex((s) => s !== null);
-    this.acquireShards([shard >= 0 ? shard : 0], () => {
-      const server = this.servers.at(shard >= 0 ? shard : 0);
-      this.withTableColumns(server, table, (columns) => {
-        router.learnTableColumns(table, columns);
-        this.onShardRequestDone(); // routes the waiting request again, now with the key's position known
-      });
-    });
+    // Inside a transaction block, on a shard it reached (the table may be its own creation); else on any shard, which
+    // the lookup does not bring into the block.
+    const joined = this.joinedShards();
+    const held = this.servers.byShard.findIndex((s) => s !== null);
+    const shard = joined.length > 0 ? joined[0] : held >= 0 ? held : 0;
+    this.acquireShards(
+      [shard],
+      () => {
+        this.withTableColumns(this.servers.at(shard), table, (columns) => {
+          router.learnTableColumns(table, columns);
+          this.onShardRequestDone(); // routes the waiting request again, now with the key's position known
+        });
+      },
+      false,
+    );
   }
 
   /**
@@ -267,7 +492,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
   private runCopyIn(target: Extract<BatchTarget, { kind: 'copyIn' }>, keyIndex: number | null): void {
     const { types, frames, readyCount } = this.takeRequest();
     const servers = target.shards.map((shard) => this.servers.at(shard));
-    const { copy, spec } = splitCopyIn(target.copy, keyIndex, servers);
+    const { copy, spec } = splitCopyIn(target.copy, keyIndex, servers, this.session);
     const fanout = new Fanout(servers.length, spec, this);
     fanout.onServerError = (index) => copy.onServerError(index);
     this.fanout = fanout;
@@ -357,11 +582,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
       });
       return;
     }
+    if (this.scope.isOpen) this.blockEnd = { kind: 'rollback', isChained: false };
     this.servers.runOwn(shards, 'ROLLBACK', this, () => {
       this.servers.pointAt(this);
-      this.session.setTxStatus(this.servers.combinedStatus());
-      if (this.script !== null) return this.onScriptStatementDone(this.session.txStatus(), true);
-      this.session.writeToClient(readyForQuery(this.session.txStatus()));
+      if (this.script !== null) return this.onScriptStatementDone(true);
+      this.session.writeToClient(readyForQuery(this.refreshStatus()));
       this.onShardRequestDone();
     });
   }
@@ -406,35 +631,23 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
     if (!statements.isRunnable) return false;
     // With BEGIN / COMMIT inside, each statement runs as if sent alone (the client's transaction control decides).
     const isImplicit = this.session.txStatus() === TxStatus.Idle && !statements.hasTransactionControl;
-    const shards = Array.from({ length: router.shardCount }, (_, i) => i);
-    this.acquireShards(shards, () => {
-      this.takeRequest();
-      this.batch.unshift(
-        statements.texts.map(() => Frontend.Query),
-        statements.texts.map((text) => query(text)),
-      );
-      this.script = { remaining: statements.texts.length, isImplicit, hasFailed: false };
-      if (!isImplicit) return this.dispatch();
-      this.servers.runOwn(shards, 'BEGIN', this, (errors) => {
-        this.servers.pointAt(this);
-        this.session.setTxStatus(this.servers.combinedStatus());
-        if (errors.length > 0) {
-          this.session.writeToClient(errors[0]);
-          const script = this.script as NonNullable<typeof this.script>;
-          script.hasFailed = true;
-          return this.finishScript(script);
-        }
-        this.onShardRequestDone();
-      });
-    });
+    this.takeRequest();
+    this.batch.unshift(
+      statements.texts.map(() => Frontend.Query),
+      statements.texts.map((text) => query(text)),
+    );
+    this.script = { remaining: statements.texts.length, isImplicit, hasFailed: false };
+    // The implicit transaction is a block of the proxy's: each shard joins it when a statement first needs it.
+    if (isImplicit) this.scope.open('BEGIN');
+    this.dispatch();
     return true;
   }
 
-  private onScriptStatementDone(status: number, sawError: boolean): void {
+  private onScriptStatementDone(sawError: boolean): void {
     const script = this.script as NonNullable<typeof this.script>;
     script.remaining--;
     this.servers.pointAt(this);
-    this.session.setTxStatus(status === TxStatus.Idle ? this.servers.combinedStatus() : status);
+    const status = this.refreshStatus(sawError);
     if (sawError || status === TxStatus.Failed) script.hasFailed = true;
     if (!script.hasFailed && script.remaining > 0) return this.onShardRequestDone(); // runs the next statement
     this.finishScript(script);
@@ -445,11 +658,16 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
     this.script = null;
     if (script.remaining > 0) this.batch.takeFirst(script.remaining);
     if (!script.isImplicit) {
-      this.session.setTxStatus(this.servers.combinedStatus());
-      this.session.writeToClient(readyForQuery(this.session.txStatus()));
+      this.session.writeToClient(readyForQuery(this.refreshStatus()));
       return this.onShardRequestDone();
     }
-    const shards = this.servers.heldShards();
+    const shards = this.joinedShards();
+    if (shards.length === 0) {
+      // No statement reached a shard (the first one was refused): nothing to end but the block itself.
+      this.finishBlock(false, false);
+      this.session.writeToClient(readyForQuery(this.refreshStatus()));
+      return this.onShardRequestDone();
+    }
     if (script.hasFailed) return this.finishAutoTx(shards, TxStatus.Failed, []);
     const writers = shards.filter((s) => this.txWriters.has(s));
     const isTwoPhase = this.session.general().twoPhaseCommitAuto && writers.length >= 2;
@@ -464,7 +682,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
     const { types, frames } = this.takeRequest();
     for (let i = 0; i < types.length; i++)
       if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
-    const shards = this.servers.heldShards();
+    const shards = this.joinedShards();
     const writers = shards.filter((s) => this.txWriters.has(s));
     this.runCommit(shards, new Set(writers), writers.length >= 2, (error) =>
       this.session.writeToClient(commitReplies(types, frames, error, this.script === null)),
@@ -512,10 +730,16 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
     }
     this.servers.pointAt(this);
     reply(result.error);
-    this.session.setTxStatus(this.servers.combinedStatus());
-    if (this.script !== null)
-      return this.onScriptStatementDone(this.session.txStatus(), result.error !== null);
+    if (this.scope.isOpen)
+      this.blockEnd = { kind: result.error === null ? 'commit' : 'rollback', isChained: false };
+    if (this.script !== null) return this.onScriptStatementDone(result.error !== null);
+    this.refreshStatus();
     this.onShardRequestDone();
+  }
+
+  /** The shards the transaction block reached, in shard order. */
+  private joinedShards(): number[] {
+    return [...this.scope.joined].sort((a, b) => a - b);
   }
 
   onFanoutDone(status: number): void {
@@ -524,11 +748,12 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
     this.fanout = null;
     if (this.copyIn?.isClientDone === true) this.copyIn = null; // else: drop the client's copy data until its end
     if (this.autoTxShards !== null) return this.finishAutoTx(this.autoTxShards, status, heldTags);
-    if (this.script !== null) return this.onScriptStatementDone(status, sawError);
-    this.keepSettings(!sawError && status === TxStatus.Idle);
+    if (this.script !== null) return this.onScriptStatementDone(sawError);
     this.servers.pointAt(this);
-    this.session.setTxStatus(status === TxStatus.Idle ? this.servers.combinedStatus() : status);
-    this.session.writeToClient(readyForQuery(this.session.txStatus()));
+    const wasInBlock = this.scope.isOpen;
+    const now = this.refreshStatus(sawError);
+    if (!wasInBlock) this.keepSettings(!sawError && now === TxStatus.Idle);
+    this.session.writeToClient(readyForQuery(now));
     this.onShardRequestDone();
   }
 
@@ -573,7 +798,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
 
   onServerReady(server: ServerConnection): void {
     if (server.pendingReady !== 0) return;
-    this.session.setTxStatus(this.servers.combinedStatus());
+    this.refreshStatus();
     this.onShardRequestDone();
   }
 

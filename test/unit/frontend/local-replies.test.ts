@@ -1,8 +1,9 @@
-// The replies to a COMMIT the proxy ran itself, for simple and extended protocol, success and failure.
+// The replies to a statement the proxy answered itself (COMMIT across shards, a lazy BEGIN), for simple and extended
+// protocol, success and failure.
 import { describe, expect, it } from 'vitest';
-import { commitReplies } from '../../../src/frontend/commit-replies.js';
+import { commitReplies, localReplies } from '../../../src/frontend/local-replies.js';
 import { Frontend } from '../../../src/protocol/codes.js';
-import { errorResponse } from '../../../src/protocol/messages.js';
+import { commandComplete, errorResponse } from '../../../src/protocol/messages.js';
 
 /** Types and (for CommandComplete) tags of the frames in `buf`. */
 function frames(buf: Buffer): string[] {
@@ -12,6 +13,13 @@ function frames(buf: Buffer): string[] {
     const end = p + 1 + buf.readInt32BE(p + 1);
     if (type === 'C') out.push(`C:${buf.toString('utf8', p + 5, end - 1)}`);
     else if (type === 'Z') out.push(`Z:${String.fromCharCode(buf[p + 5])}`);
+    else if (type === 'N')
+      out.push(
+        `N:${buf
+          .toString('utf8', p + 5, end - 1)
+          .split('\0')
+          .find((x) => x.startsWith('C'))}`,
+      );
     else out.push(type);
     p = end;
   }
@@ -58,5 +66,29 @@ describe('commitReplies', () => {
     const list = types.map((t) => f(t, t === Frontend.Close ? [0x53, 0] : []));
     expect(frames(commitReplies(types, list, ERR))).toEqual(['2', 'E', 'Z:I']);
     expect(frames(commitReplies(types, list, null))).toEqual(['2', 'C:COMMIT', '3', 'Z:I']);
+  });
+});
+
+describe('localReplies', () => {
+  const NOTICE = errorResponse({ severity: 'WARNING', code: '25001', message: 'already' }, 0x4e);
+
+  it('answers a BEGIN kept by the proxy: the tag and status T, simple and extended', () => {
+    const tag = commandComplete('BEGIN');
+    expect(frames(localReplies([Frontend.Query], [f(Frontend.Query)], { tag, status: 0x54 }))).toEqual([
+      'C:BEGIN',
+      'Z:T',
+    ]);
+    const types = [Frontend.Parse, Frontend.Bind, Frontend.Execute, Frontend.Sync];
+    const list = types.map((t) => f(t));
+    expect(frames(localReplies(types, list, { tag, status: 0x54 }))).toEqual(['1', '2', 'C:BEGIN', 'Z:T']);
+  });
+
+  it('puts a notice before the tag, and leaves ReadyForQuery out for a script statement', () => {
+    const tag = commandComplete('BEGIN');
+    const reply = { tag, notice: NOTICE, status: 0x54, withReady: false };
+    expect(frames(localReplies([Frontend.Query], [f(Frontend.Query)], reply))).toEqual([
+      'N:C25001',
+      'C:BEGIN',
+    ]);
   });
 });

@@ -1,0 +1,134 @@
+// The client's transaction block on a sharded database, as the proxy keeps it: BEGIN opens it without touching any
+// shard; a shard joins when a statement first needs it, and runs the block's opening statements before that statement
+// (BEGIN with its isolation level and access mode, SET TRANSACTION / SET LOCAL / SET, SAVEPOINT / RELEASE / ROLLBACK
+// TO), so every participant is in the state the client expects; COMMIT / ROLLBACK end it. Pure bookkeeping: the
+// dispatch (sharded-dispatch.ts) decides what to send where.
+
+/** A statement kept for shards that join later. */
+interface ReplayEntry {
+  /** `savepoint`: a SAVEPOINT (`name`); `other`: any other statement, replayed as written. */
+  readonly kind: 'savepoint' | 'other';
+  readonly name: string | null;
+  readonly text: string;
+}
+
+/** A transaction-scope statement of the request in flight, kept once it succeeded. */
+export type ScopeStatement =
+  | {
+      readonly kind: 'savepoint';
+      readonly action: 'savepoint' | 'release' | 'rollback_to';
+      readonly name: string;
+    }
+  | { readonly kind: 'setting'; readonly text: string };
+
+/**
+ * Longest replay kept: an ORM opening and releasing savepoints in a loop keeps it short (RELEASE and ROLLBACK TO
+ * fold entries away); past this many statements a joining shard could not be brought in step cheaply, and the
+ * transaction refuses to reach new shards instead (see `canJoin`).
+ */
+const MAX_REPLAY = 1000;
+
+export class TransactionScope {
+  /** The statements a joining shard runs first (the BEGIN first); null when no transaction block is open. */
+  private replay: ReplayEntry[] | null = null;
+  /** The BEGIN that opened the block (AND CHAIN starts the next block with it). */
+  private beginText = 'BEGIN';
+  /** Shards the open block has reached (their BEGIN sent), in no order. */
+  readonly joined = new Set<number>();
+  private pending: ScopeStatement | null = null;
+
+  get isOpen(): boolean {
+    return this.replay !== null;
+  }
+
+  /** BEGIN / START TRANSACTION outside a block: `text` as the client wrote it (options included). */
+  open(text: string): void {
+    this.beginText = text;
+    this.replay = [{ kind: 'other', name: null, text }];
+    this.joined.clear();
+    this.pending = null;
+  }
+
+  /**
+   * A block the proxy did not see open (a shard began it inside a multi-statement Query routed to it whole): shards
+   * that join later run a plain BEGIN.
+   */
+  adopt(shards: Iterable<number>): void {
+    if (this.replay === null) this.open('BEGIN');
+    for (const shard of shards) this.joined.add(shard);
+  }
+
+  /** COMMIT / ROLLBACK: the block is over (AND CHAIN: a new one starts, with the same BEGIN, on the same shards). */
+  close(isChained = false): void {
+    this.pending = null;
+    if (isChained) {
+      this.replay = [{ kind: 'other', name: null, text: this.beginText }];
+      return;
+    }
+    this.replay = null;
+    this.joined.clear();
+  }
+
+  /** Whether a shard may still join (the replay is bounded). */
+  get canJoin(): boolean {
+    return this.replay !== null && this.replay.length <= MAX_REPLAY;
+  }
+
+  /** The statements a shard joining now runs before the client's statement (one simple Query). */
+  joinSql(): string {
+    // A newline before ';': a statement may end in a -- comment.
+    return (this.replay ?? []).map((e) => e.text).join('\n;') + '\n;';
+  }
+
+  /** The request in flight carries this statement; `confirm` keeps it once the request succeeded. */
+  expect(statement: ScopeStatement): void {
+    this.pending = statement;
+  }
+
+  /** The request in flight failed (or carried no transaction-scope statement): nothing to keep. */
+  dropPending(): void {
+    this.pending = null;
+  }
+
+  /** The request in flight succeeded: its transaction-scope statement now holds for shards that join later. */
+  confirm(): void {
+    const s = this.pending;
+    this.pending = null;
+    const replay = this.replay;
+    if (s === null || replay === null) return;
+    if (s.kind === 'setting') {
+      replay.push({ kind: 'other', name: null, text: s.text });
+      return;
+    }
+    const at = lastSavepoint(replay, s.name);
+    switch (s.action) {
+      case 'savepoint':
+        replay.push({ kind: 'savepoint', name: s.name, text: `SAVEPOINT ${quoteIdent(s.name)}` });
+        return;
+      case 'rollback_to':
+        // Everything after the savepoint is undone; the savepoint itself stays.
+        if (at >= 0) replay.length = at + 1;
+        return;
+      case 'release': {
+        if (at < 0) return;
+        // The savepoint and the ones after it are gone; what ran after them (SET LOCAL …) stays in effect.
+        const kept = replay.slice(at).filter((e) => e.kind !== 'savepoint');
+        replay.length = at;
+        replay.push(...kept);
+        return;
+      }
+    }
+  }
+}
+
+function lastSavepoint(replay: readonly ReplayEntry[], name: string): number {
+  for (let i = replay.length - 1; i >= 0; i--) {
+    if (replay[i].kind === 'savepoint' && replay[i].name === name) return i;
+  }
+  return -1;
+}
+
+/** A savepoint name as an identifier (the parser gives it case-folded, unquoted; quoted, a keyword is a name too). */
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
