@@ -307,6 +307,9 @@ export class ClientSession implements ServerClient, Cancellable {
       resumeInput: () => this.socket.resume(),
       sendFrames: (server, types, frames, readyCount) => this.sendFrames(server, types, frames, readyCount),
       failBatch: (err, count) => this.failBatch(err, count),
+      skipToSync: () => {
+        this.isSkippingToSync = true;
+      },
       clearQueryTimer: () => {
         if (this.queryTimer === null) return;
         clearTimeout(this.queryTimer);

@@ -329,10 +329,6 @@ export class SessionRouter implements RouteContext {
         sessionStatement: null,
       };
     }
-    if (route.kind !== 'session') {
-      refuseRowLimitedExecute(types, frames);
-      refuseWithoutSync(types);
-    }
     if (route.kind === 'split') {
       if (statements > 1 || source === null) {
         throw unsupported('a multi-row INSERT split across shards must be the only statement of its request');
@@ -853,37 +849,4 @@ function copyOutSpec(plan: StatementPlan | null, spec: MergeSpec): MergeSpec {
   return plan?.kind === 'copy' && plan.copy?.direction === 'to' && plan.copy.header
     ? { ...spec, copyOutHeader: true }
     : spec;
-}
-
-/**
- * Execute with a row limit (a cursor, a driver's fetch size) on several shards cannot be merged: each shard would
- * stop after that many rows of its own and the portal could not be resumed consistently. Refused before anything
- * runs (the client may be waiting with a Flush, not a Sync).
- */
-function refuseRowLimitedExecute(types: readonly number[], frames: readonly Buffer[]): void {
-  for (let i = 0; i < types.length; i++) {
-    if (types[i] !== Frontend.Execute) continue;
-    const frame = frames[i];
-    const portalEnd = frame.indexOf(0, 5);
-    if (portalEnd > 0 && portalEnd + 5 <= frame.length && frame.readInt32BE(portalEnd + 1) > 0) {
-      throw unsupported(
-        'row-limited Execute (a cursor or fetch size) across shards is not supported yet',
-        'Add the sharding key so the query runs on one shard, or fetch all rows at once.',
-      );
-    }
-  }
-}
-
-/**
- * A request on several shards is answered once every shard has sent ReadyForQuery, which only a Sync brings: a
- * request that ends in Flush (a cursor's Describe or Execute, waiting for replies without a Sync) would wait forever.
- * Refused instead (the error comes at once; frames up to the client's Sync are then skipped).
- */
-function refuseWithoutSync(types: readonly number[]): void {
-  for (const t of types)
-    if (t === Frontend.Sync || t === Frontend.Query || t === Frontend.FunctionCall) return;
-  throw unsupported(
-    'a request without Sync (Flush only, as cursors send) cannot run on several shards yet',
-    'Add the sharding key so the query runs on one shard, or send Sync after the request.',
-  );
 }

@@ -25,6 +25,14 @@ import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
 import { TransactionScope } from './transaction-scope.js';
+import {
+  answerFromPortals,
+  CursorRun,
+  cursorShardRequest,
+  isCursorRequest,
+  type CursorRunOwner,
+  type ProxyPortal,
+} from './proxy-portal.js';
 import { isCopyMessage, isCopyOnly, splitCopyIn, type CopyInSplit } from './copy-in.js';
 import { lookUpTableColumns } from './table-columns.js';
 import { ShardServers } from './shard-servers.js';
@@ -56,7 +64,7 @@ function onShards(target: BatchTarget, shards: readonly number[]): BatchTarget {
   return { kind: 'many', shards, spec: BROADCAST_SPEC, ...flags };
 }
 
-export class ShardedDispatch implements ServerClient, FanoutOwner {
+export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwner {
   private readonly router: SessionRouter;
   private readonly session: ShardedSession;
   private readonly batch: RequestBatch;
@@ -87,6 +95,10 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
   private readonly scope = new TransactionScope();
   /** SET / RESET run inside the transaction block: they hold for the session once it commits. */
   private blockSettings: SettingChange[] = [];
+  /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
+  private readonly portals = new Map<string, ProxyPortal>();
+  /** A cursor's fan-out in flight: its merged reply is collected, not sent (onCursorRunDone). */
+  private cursorRun: CursorRun | null = null;
   /** The request in flight ends the transaction block (COMMIT / ROLLBACK, maybe AND CHAIN), or null. */
   private blockEnd: { kind: 'commit' | 'rollback'; isChained: boolean } | null = null;
 
@@ -129,11 +141,29 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
     // One request at a time: pipelined requests may each need other shards, and their replies must stay in order.
     const n = batch.firstRequestLength();
     this.requestLength = n;
-    const types = n === batch.types.length ? batch.types : batch.types.slice(0, n);
-    const frames = n === batch.frames.length ? batch.frames : batch.frames.slice(0, n);
+    let types = n === batch.types.length ? batch.types : batch.types.slice(0, n);
+    let frames = n === batch.frames.length ? batch.frames : batch.frames.slice(0, n);
+    if (this.portals.size > 0) {
+      if (this.answerFromPortals(types, frames)) return;
+      this.forgetRebound(types, frames);
+    }
     let target: BatchTarget;
+    this.cursorRun = null;
     try {
       target = router.route(types, frames);
+      if ((target.kind === 'many' || target.kind === 'split') && isCursorRequest(types, frames)) {
+        if (target.isSessionLevel) {
+          // A fan-out ends with every shard's ReadyForQuery, which only Sync brings.
+          if (!types.includes(Frontend.Sync)) {
+            throw PgError.featureNotSupported(
+              'a transaction-control or SET statement on several shards must be followed by Sync, not only Flush',
+            );
+          }
+        } else {
+          ({ types, frames } = this.asCursor(types, frames, target.mayWrite));
+          target = router.route(types, frames); // the same statement, executed to the end on each shard
+        }
+      }
     } catch (err) {
       if (err instanceof TableColumnsNeeded) return this.learnColumnsThenRoute(router, err.table);
       if (err instanceof MixedShardsError && n === 1 && types[0] === Frontend.Query && this.script === null) {
@@ -350,6 +380,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
       }
     }
     this.scope.close(isChained);
+    this.portals.clear(); // portals end with their transaction
   }
 
   private sendSharded(routed: BatchTarget): void {
@@ -375,7 +406,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
     const spec = target.spec;
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
     const sent = needsTypes ? withPortalDescribe(types, frames) : null;
-    const fanout = new Fanout(target.shards.length, spec, this, sent !== null);
+    const fanout = new Fanout(target.shards.length, spec, this.fanoutOwner(), sent !== null);
     this.fanout = fanout;
     const isAutoTx = this.beginAutoTx(target, fanout, types);
     const sends = target.shards.map((shard, i) => {
@@ -529,7 +560,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
     const spec = target.spec;
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
     const described = needsTypes ? target.parts.map((p) => withPortalDescribe(p.types, p.frames)) : [];
-    const fanout = new Fanout(target.shards.length, spec, this, described[0] != null);
+    const fanout = new Fanout(target.shards.length, spec, this.fanoutOwner(), described[0] != null);
     this.fanout = fanout;
     const isAutoTx = this.beginAutoTx(target, fanout, types);
     const sends = target.shards.map((shard, i) => {
@@ -735,6 +766,89 @@ export class ShardedDispatch implements ServerClient, FanoutOwner {
     if (this.script !== null) return this.onScriptStatementDone(result.error !== null);
     this.refreshStatus();
     this.onShardRequestDone();
+  }
+
+  /** Where a fan-out's merged reply goes: the client, or a cursor run that keeps it as a portal. */
+  private fanoutOwner(): FanoutOwner {
+    const run = this.cursorRun;
+    if (run === null) return this;
+    run.onOverflow = () => this.servers.cancel(this.log); // its rows are dropped: stop the shards early
+    return run;
+  }
+
+  /**
+   * A fan-out request executed with a row limit, or without Sync: the shards run it to the end (proxy-portal.ts) and
+   * the proxy keeps the merged rows as a portal. Returns the request the shards run (it replaces the client's in the
+   * batch); throws 0A000 when it cannot run that way.
+   */
+  private asCursor(
+    types: readonly number[],
+    frames: readonly Buffer[],
+    mayWrite: boolean,
+  ): { types: number[]; frames: Buffer[] } {
+    const hint =
+      'Add the sharding key so the statement runs on one shard, or fetch all rows at once with Sync.';
+    if (mayWrite) {
+      throw PgError.featureNotSupported(
+        'a row-limited Execute (cursor) of a statement that writes on several shards is not supported',
+        hint,
+      );
+    }
+    const shard = cursorShardRequest(types, frames);
+    if (shard === null) {
+      throw PgError.featureNotSupported(
+        'a request on several shards without Sync must hold exactly one Execute (a cursor)',
+        hint,
+      );
+    }
+    const original = this.batch.takeFirst(this.requestLength);
+    this.batch.unshift(shard.types, shard.frames);
+    this.requestLength = shard.types.length;
+    this.cursorRun = new CursorRun(this, original.types, original.frames);
+    return shard;
+  }
+
+  /** A cursor's fan-out has finished: the client gets its first rows (and the portal is kept for the rest). */
+  onCursorRunDone(run: CursorRun, status: number): void {
+    this.fanout = null;
+    this.cursorRun = null;
+    this.servers.pointAt(this);
+    const { replies, portal, failed } = run.replies();
+    this.refreshStatus(failed || status === TxStatus.Failed);
+    if (portal !== null) this.portals.set(portal.name, portal.portal);
+    if (run.clientTypes[run.clientTypes.length - 1] === Frontend.Sync) replies.push(this.syncReply());
+    else if (failed) this.session.skipToSync();
+    if (run.overflow !== null) this.log.warn({ code: run.overflow.code }, run.overflow.message);
+    this.session.writeToClient(Buffer.concat(replies));
+    this.onShardRequestDone();
+  }
+
+  /** A request only for the proxy's portals (Execute / Describe / Close, Flush, Sync): answered from them. */
+  private answerFromPortals(types: readonly number[], frames: readonly Buffer[]): boolean {
+    if (this.session.txStatus() === TxStatus.Failed) return false; // routed: refused as in a failed transaction
+    const replies = answerFromPortals(this.portals, types, frames, () => this.syncReply());
+    if (replies === null) return false;
+    this.takeRequest();
+    this.session.writeToClient(Buffer.concat(replies));
+    this.onShardRequestDone();
+    return true;
+  }
+
+  /** ReadyForQuery for a Sync the proxy answers; outside a transaction it ends the proxy's portals, as in PostgreSQL. */
+  private syncReply(): Buffer {
+    const status = this.session.txStatus();
+    if (status === TxStatus.Idle) this.portals.clear();
+    return readyForQuery(status);
+  }
+
+  /** A Bind to a portal name the proxy holds (or a simple Query, for the unnamed portal) replaces that portal. */
+  private forgetRebound(types: readonly number[], frames: readonly Buffer[]): void {
+    for (let i = 0; i < types.length; i++) {
+      if (types[i] === Frontend.Query) this.portals.delete('');
+      else if (types[i] === Frontend.Bind) {
+        this.portals.delete(frames[i].toString('utf8', 5, frames[i].indexOf(0, 5)));
+      }
+    }
   }
 
   /** The shards the transaction block reached, in shard order. */

@@ -43,6 +43,8 @@ export interface ShardedSession {
   sendFrames(server: ServerConnection, types: number[], frames: Buffer[], readyCount: number): void;
   /** Answer the first `count` frames of the batch with `err` (one error per Sync/Query). */
   failBatch(err: PgError, count: number): void;
+  /** An error was sent for a request without Sync: drop the client's frames up to its Sync (then ReadyForQuery). */
+  skipToSync(): void;
   clearQueryTimer(): void;
   protocolViolation(reason: string): void;
   fatal(err: PgError): void;

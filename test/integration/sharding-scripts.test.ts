@@ -13,7 +13,7 @@ import {
   startTestProxy,
   type TestProxy,
 } from '../helpers/proxy.js';
-import { errorFields, firstError, frame, RawClient, type RawMessage } from '../helpers/raw-client.js';
+import { firstError, frame, RawClient, type RawMessage } from '../helpers/raw-client.js';
 import { directShardClients, idOn, USERS_SHARDING_TOML } from '../helpers/sharding.js';
 
 let cluster: PgCluster;
@@ -184,27 +184,5 @@ describe('pipelined requests for different shards', () => {
     expect(firstError(refused).C).toBe('0A000');
     expect(kinds(next)).toBe('12DCZ');
     expect(await count(`id = ${b}`)).toBe(1);
-  });
-
-  it('refuses a row-limited Execute and a Flush-terminated request on several shards at once, then serves on', async () => {
-    const parse = frame('P', Buffer.from('\0select id from users\0\0\0'));
-    const bind = frame('B', Buffer.from('\0\0\0\0\0\0\0\0'));
-    const execute = (rows: number): Buffer => {
-      const body = Buffer.alloc(5);
-      body.writeInt32BE(rows, 1);
-      return frame('E', body);
-    };
-    raw.write(Buffer.concat([parse, bind, execute(1), frame('S')]));
-    const limited = await raw.readUntil('Z');
-    expect(kinds(limited)).toBe('EZ');
-    expect(firstError(limited).C).toBe('0A000');
-    expect(firstError(limited).M).toMatch(/row-limited Execute/);
-    raw.write(Buffer.concat([parse, bind, execute(0), frame('H')]));
-    const flushed = await raw.readMessage();
-    expect(flushed.type).toBe('E');
-    expect(errorFields(flushed.body).M).toMatch(/without Sync/);
-    raw.write(frame('S')); // what the client sends next: the proxy skipped to it
-    expect(kinds(await raw.readUntil('Z'))).toBe('Z');
-    expect(kinds(await raw.query('select 1'))).toBe('TDCZ');
   });
 });

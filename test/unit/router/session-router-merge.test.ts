@@ -289,27 +289,3 @@ describe('set operations across shards', () => {
     }
   });
 });
-
-describe('requests a fan-out cannot answer', () => {
-  const execute = (maxRows: number): Buffer =>
-    new MessageWriter(16).cstring('').int32(maxRows).frame(Frontend.Execute);
-  const FLUSH_FRAME = Buffer.from([Frontend.Flush, 0, 0, 0, 4]);
-
-  it('refuses a row-limited Execute (cursor, fetch size) across shards with 0A000', () => {
-    const r = router();
-    expect(() => routeBatch(r, [parse('', 'select * from users'), bind('', []), execute(5), SYNC])).toThrow(
-      /row-limited Execute/,
-    );
-    // On one shard (keyed) it is the shard's to answer.
-    expect(
-      routeBatch(r, [parse('', 'select * from users where id = 1'), bind('', []), execute(5), SYNC]).kind,
-    ).toBe('one');
-  });
-
-  it('refuses a fan-out request that ends in Flush instead of Sync (it could never complete)', () => {
-    const r = router();
-    expect(() =>
-      routeBatch(r, [parse('', 'select * from users'), bind('', []), execute(0), FLUSH_FRAME]),
-    ).toThrow(/without Sync/);
-  });
-});
