@@ -425,6 +425,28 @@ export class SessionRouter implements RouteContext {
     };
   }
 
+  /** Whether an extended-protocol request's statements (its Parses, the statements its Binds use) control transactions. */
+  hasTransactionControl(types: readonly number[], frames: readonly Buffer[]): boolean {
+    for (let i = 0; i < types.length; i++) {
+      const frame = frames[i];
+      let plans: readonly StatementPlan[] | undefined;
+      if (types[i] === Frontend.Parse) {
+        const nameEnd = cstringEnd(frame, 5);
+        plans = this.plansFor(frame.toString('utf8', nameEnd + 1, cstringEnd(frame, nameEnd + 1)));
+      } else if (types[i] === Frontend.Bind) {
+        const portalEnd = cstringEnd(frame, 5);
+        const stmtEnd = cstringEnd(frame, portalEnd + 1);
+        const entry =
+          stmtEnd === portalEnd + 1
+            ? this.unnamed
+            : this.named.get(frame.toString('utf8', portalEnd + 1, stmtEnd));
+        plans = entry?.plans;
+      }
+      if (plans?.some((p) => TRANSACTION_CONTROL.has(p.kind)) === true) return true;
+    }
+    return false;
+  }
+
   /** A merge that orders or aggregates must know when text does not sort by bytes in this database. */
   private withCollation(spec: MergeSpec): MergeSpec {
     const collation = this.routing.textCollation;

@@ -25,6 +25,7 @@ import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
 import { TransactionScope } from './transaction-scope.js';
+import { splitStatements } from './extended-script.js';
 import {
   answerFromPortals,
   CursorRun,
@@ -166,8 +167,16 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       }
     } catch (err) {
       if (err instanceof TableColumnsNeeded) return this.learnColumnsThenRoute(router, err.table);
-      if (err instanceof MixedShardsError && n === 1 && types[0] === Frontend.Query && this.script === null) {
-        if (this.startScript(router, frames[0])) return;
+      if (err instanceof MixedShardsError && this.script === null) {
+        if (n === 1 && types[0] === Frontend.Query) {
+          if (this.startScript(router, frames[0])) return;
+        } else if (!types.includes(Frontend.Query) && this.session.txStatus() !== TxStatus.Failed) {
+          try {
+            return this.startExtendedScript(router, types, frames);
+          } catch (refusal) {
+            return this.failRequest(refusal instanceof PgError ? refusal : PgError.internal(String(refusal)));
+          }
+        }
       }
       return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
@@ -674,6 +683,27 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     return true;
   }
 
+  /**
+   * Run an extended-protocol request whose statements need different shards (a batch: several Parse/Bind/Execute
+   * before one Sync) statement by statement, as a script: one implicit transaction outside a block (committed, or
+   * rolled back at the first error, which skips the rest as PostgreSQL skips to Sync), one ReadyForQuery at the end.
+   */
+  private startExtendedScript(
+    router: SessionRouter,
+    types: readonly number[],
+    frames: readonly Buffer[],
+  ): void {
+    const statements = splitStatements(types, frames);
+    const isImplicit =
+      this.session.txStatus() === TxStatus.Idle && !router.hasTransactionControl(types, frames);
+    this.takeRequest();
+    for (let i = statements.length - 1; i >= 0; i--)
+      this.batch.unshift(statements[i].types, statements[i].frames);
+    this.script = { remaining: statements.length, isImplicit, hasFailed: false };
+    if (isImplicit) this.scope.open('BEGIN');
+    this.dispatch();
+  }
+
   private onScriptStatementDone(sawError: boolean): void {
     const script = this.script as NonNullable<typeof this.script>;
     script.remaining--;
@@ -687,7 +717,8 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   /** After the last statement (or the first failure): skip the rest, end the implicit transaction, ReadyForQuery. */
   private finishScript(script: NonNullable<typeof this.script>): void {
     this.script = null;
-    if (script.remaining > 0) this.batch.takeFirst(script.remaining);
+    // The statements not run: each is one request (a Query, or an extended statement ended by the proxy's Sync).
+    for (let i = 0; i < script.remaining; i++) this.batch.takeFirst(this.batch.firstRequestLength());
     if (!script.isImplicit) {
       this.session.writeToClient(readyForQuery(this.refreshStatus()));
       return this.onShardRequestDone();

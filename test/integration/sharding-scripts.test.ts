@@ -1,5 +1,6 @@
-// Requests whose statements need different shards: a multi-statement simple Query runs statement by statement with
-// one ReadyForQuery at the end (one implicit transaction outside BEGIN, as PostgreSQL), and pipelined extended
+// Requests whose statements need different shards: a multi-statement simple Query — or an extended-protocol batch
+// (several Parse/Bind/Execute before one Sync: JDBC executeBatch, pgx / Npgsql batches) — runs statement by statement
+// with one ReadyForQuery at the end (one implicit transaction outside BEGIN, as PostgreSQL), and pipelined extended
 // requests for different shards each run on their own shards, answered in order.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -184,5 +185,140 @@ describe('pipelined requests for different shards', () => {
     expect(firstError(refused).C).toBe('0A000');
     expect(kinds(next)).toBe('12DCZ');
     expect(await count(`id = ${b}`)).toBe(1);
+  });
+});
+
+describe('an extended-protocol batch across shards (several statements before one Sync)', () => {
+  const parse = (name: string, sql: string): Buffer => frame('P', Buffer.from(`${name}\0${sql}\0\0\0`));
+  const bind = (stmt: string, ...values: string[]): Buffer => {
+    const params = values.map((value) => {
+      const v = Buffer.from(value);
+      const len = Buffer.alloc(4);
+      len.writeInt32BE(v.length);
+      return Buffer.concat([len, v]);
+    });
+    const count = Buffer.alloc(2);
+    count.writeInt16BE(values.length);
+    return frame('B', Buffer.concat([Buffer.from(`\0${stmt}\0\0\0`), count, ...params, Buffer.from([0, 0])]));
+  };
+  const describePortal = frame('D', Buffer.from('P\0'));
+  const exec = frame('E', Buffer.from('\0\0\0\0\0'));
+  const sync = frame('S');
+  const insert = 'insert into users values ($1, $2)';
+
+  it('runs a JDBC-style batch (Parse per statement) on each statement’s shard, with one ReadyForQuery', async () => {
+    const a = idOn(0, 600);
+    const b = idOn(1, 600);
+    const c = idOn(0, 700);
+    raw.write(
+      Buffer.concat([
+        ...[a, b, c].flatMap((id) => [
+          parse('', insert),
+          bind('', String(id), 'batch'),
+          describePortal,
+          exec,
+        ]),
+        sync,
+      ]),
+    );
+    const replies = await raw.readUntil('Z');
+    expect(kinds(replies)).toBe('12nC12nC12nCZ');
+    expect(replies.filter((m) => m.type === 'C').map(tag)).toEqual([
+      'INSERT 0 1',
+      'INSERT 0 1',
+      'INSERT 0 1',
+    ]);
+    expect(replies[replies.length - 1].body.toString()).toBe('I');
+    expect(await count(`id in (${a}, ${b}, ${c})`)).toBe(3);
+  });
+
+  it('runs a pgx-style batch (one named statement bound for several shards)', async () => {
+    const a = idOn(0, 800);
+    const b = idOn(1, 800);
+    raw.write(
+      Buffer.concat([
+        parse('ins_batch', insert),
+        bind('ins_batch', String(a), 'named'),
+        exec,
+        bind('ins_batch', String(b), 'named'),
+        exec,
+        parse('', 'select count(*) from users where name = $1'),
+        bind('', 'named'),
+        exec,
+        sync,
+      ]),
+    );
+    const replies = await raw.readUntil('Z');
+    expect(kinds(replies)).toBe('12C2C12DCZ');
+    expect(replies[7].body.toString('utf8', 6)).toBe('2'); // the count sees both rows: the same transaction
+    expect(await count(`id in (${a}, ${b})`)).toBe(2);
+  });
+
+  it('is all or nothing outside a transaction: an error skips the rest and undoes what ran', async () => {
+    const a = idOn(0, 900);
+    const b = idOn(1, 900);
+    const dup = idOn(1, 600); // inserted by the first batch test
+    raw.write(
+      Buffer.concat([
+        parse('', insert),
+        bind('', String(a), 'undone'),
+        exec,
+        parse('', insert),
+        bind('', String(dup), 'duplicate'),
+        exec,
+        parse('', insert),
+        bind('', String(b), 'skipped'),
+        exec,
+        sync,
+      ]),
+    );
+    const replies = await raw.readUntil('Z');
+    expect(kinds(replies)).toBe('12C12EZ');
+    expect(firstError(replies).C).toBe('23505');
+    expect(replies[replies.length - 1].body.toString()).toBe('I');
+    expect(await count(`id in (${a}, ${b})`)).toBe(0);
+    expect(kinds(await raw.query('select 1'))).toBe('TDCZ');
+  });
+
+  it('inside a transaction, a failing statement leaves the transaction failed, as PostgreSQL', async () => {
+    const a = idOn(0, 1000);
+    const dup = idOn(1, 600);
+    expect(kinds(await raw.query('begin'))).toBe('CZ');
+    raw.write(
+      Buffer.concat([
+        parse('', insert),
+        bind('', String(a), 'in tx'),
+        exec,
+        parse('', insert),
+        bind('', String(dup), 'duplicate'),
+        exec,
+        sync,
+      ]),
+    );
+    const replies = await raw.readUntil('Z');
+    expect(kinds(replies)).toBe('12C12EZ');
+    expect(replies[replies.length - 1].body.toString()).toBe('E');
+    expect(kinds(await raw.query('rollback'))).toBe('CZ');
+    expect(await count(`id = ${a}`)).toBe(0);
+  });
+
+  it('refuses a batch that binds the unnamed statement again for another shard without its Parse', async () => {
+    const a = idOn(0, 1100);
+    const b = idOn(1, 1100);
+    raw.write(
+      Buffer.concat([
+        parse('', insert),
+        bind('', String(a), 'x'),
+        exec,
+        bind('', String(b), 'y'),
+        exec,
+        sync,
+      ]),
+    );
+    const replies = await raw.readUntil('Z');
+    expect(kinds(replies)).toBe('EZ');
+    expect(firstError(replies).C).toBe('0A000');
+    expect(await count(`id in (${a}, ${b})`)).toBe(0);
+    expect(kinds(await raw.query('select 1'))).toBe('TDCZ');
   });
 });
