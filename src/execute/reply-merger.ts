@@ -188,8 +188,13 @@ export class ReplyMerger {
   private readonly heap: ShardHeap;
   /** Type bytes of the replies before the rows, by position, as emitted. */
   private readonly headerTypes: number[] = [];
+  /** The RowDescriptions among them, by position: each shard's must agree with the first one sent there. */
+  private readonly headerShapes: ({ shape: ColumnType[]; shard: number } | undefined)[] = [];
+  /**
+   * The result's column types: from the Describe of the portal when there is one, else of the statement (formats all
+   * text: they are only chosen at Bind).
+   */
   private rowShape: ColumnType[] | null = null;
-  private rowShapeShard = -1;
   private comparators: ValueComparator[] | null = null;
   private isFailed = false;
   /** Some shard is past its replies before the rows (sent a row or ended): no new kind of header may appear. */
@@ -399,7 +404,7 @@ export class ReplyMerger {
           ),
         );
       } else if (type === Backend.RowDescription) {
-        this.checkRowShape(shard, frame);
+        this.checkRowShape(shard, frame, index);
       }
       return;
     }
@@ -410,8 +415,11 @@ export class ReplyMerger {
     this.headerTypes.push(type);
     if (type === Backend.CopyOutResponse) this.isBinaryCopyOut = frame[5] === 1;
     if (type === Backend.RowDescription) {
-      this.rowShape = readRowDescription(frame);
-      this.rowShapeShard = shard;
+      const shape = readRowDescription(frame);
+      this.headerShapes[index] = { shape, shard };
+      // Right after a ParameterDescription: the statement's description, whose formats say nothing of Bind's.
+      if (this.rowShape === null || this.headerTypes[index - 1] !== Backend.ParameterDescription)
+        this.rowShape = shape;
       this.returnsRows = true;
       if (this.hiddenCount > 0) {
         this.emit(this.clientRowDescription(frame));
@@ -421,8 +429,11 @@ export class ReplyMerger {
     this.emit(frame);
   }
 
-  private checkRowShape(shard: number, frame: Buffer): void {
-    const first = this.rowShape as ColumnType[];
+  private checkRowShape(shard: number, frame: Buffer, index: number): void {
+    const { shape: first, shard: firstShard } = this.headerShapes[index] as {
+      shape: ColumnType[];
+      shard: number;
+    };
     const shape = readRowDescription(frame);
     const isSame =
       shape.length === first.length &&
@@ -439,7 +450,7 @@ export class ReplyMerger {
           'ERROR',
           SqlState.InternalError,
           'shards returned different row shapes',
-          `shard ${this.rowShapeShard}: ${describeShape(first)}; shard ${shard}: ${describeShape(shape)}`,
+          `shard ${firstShard}: ${describeShape(first)}; shard ${shard}: ${describeShape(shape)}`,
         ),
       );
     }

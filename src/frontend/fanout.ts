@@ -24,6 +24,24 @@ export interface FanoutOwner {
   onFanoutDone(status: number): void;
 }
 
+/** Where a server's reply to the Describe of the portal the proxy added stands. */
+const DescribeWait = {
+  /** Nothing owed (none was added, or its reply came). */
+  Done: 0,
+  Pending: 1,
+  /** Still owed, and the server's last reply was a ParameterDescription: its next description is a statement's. */
+  AfterParameterDescription: 2,
+} as const;
+
+/** Replies a server may send at any point (between a Describe's replies too). */
+function isAsyncReply(type: number): boolean {
+  return (
+    type === Backend.NoticeResponse ||
+    type === Backend.ParameterStatus ||
+    type === Backend.NotificationResponse
+  );
+}
+
 export class Fanout {
   private readonly merger: ReplyMerger;
   private readonly owner: FanoutOwner;
@@ -31,8 +49,11 @@ export class Fanout {
   private status: number = TxStatus.Idle;
   private out: Buffer[] = [];
 
-  /** Servers still owing the reply to a Describe the proxy added (its row types feed the merge, not the client). */
-  private readonly isDescribePending: boolean[];
+  /**
+   * Per server, where its reply to a Describe the proxy added stands (DescribeWait): its row types feed the merge, the
+   * client never sees it.
+   */
+  private readonly describeWaits: Uint8Array;
   private readonly spec: MergeSpec;
 
   /** Backpressure: the resume of each shard whose server stopped reading (null: it reads). */
@@ -50,14 +71,16 @@ export class Fanout {
   };
 
   /**
-   * `hasInjectedDescribe`: the request carries a Describe of the portal added by the proxy, because sorting or
-   * aggregating needs the result's types and the client did not ask for them.
+   * `hasInjectedDescribe`: the request carries a Describe of the portal added by the proxy (withPortalDescribe),
+   * because sorting or aggregating needs the result's types and formats and the client described no portal.
    */
   constructor(serverCount: number, spec: MergeSpec, owner: FanoutOwner, hasInjectedDescribe = false) {
     this.owner = owner;
     this.waiting = serverCount;
     this.spec = { ...spec };
-    this.isDescribePending = new Array<boolean>(serverCount).fill(hasInjectedDescribe);
+    this.describeWaits = new Uint8Array(serverCount).fill(
+      hasInjectedDescribe ? DescribeWait.Pending : DescribeWait.Done,
+    );
     this.resumes = new Array<(() => void) | null>(serverCount).fill(null);
     this.merger = new ReplyMerger(serverCount, this.spec, (frame) => this.out.push(frame));
   }
@@ -70,12 +93,8 @@ export class Fanout {
         this.sawError = true;
         this.onServerError?.(index);
       }
-      if (this.isDescribePending[index] && (type === Backend.RowDescription || type === Backend.NoData)) {
-        this.isDescribePending[index] = false;
-        // Read lazily by the merger at the first row, which comes after this.
-        if (type === Backend.RowDescription) this.spec.columnTypes ??= readRowDescription(frame);
+      if (this.describeWaits[index] !== DescribeWait.Done && this.isInjectedDescription(index, type, frame))
         return;
-      }
       this.merger.push(index, frame);
     };
     const flow: SinkFlow = {
@@ -99,6 +118,29 @@ export class Fanout {
       },
       flow,
     );
+  }
+
+  /**
+   * Whether `frame`, from a server still owing the reply to the injected Describe of the portal, is that reply (then
+   * kept from the client, its row types given to the merge). The client's own Describes in the request are of
+   * statements only (withPortalDescribe): each is answered by ParameterDescription then RowDescription / NoData, so the
+   * first RowDescription / NoData that does not follow a ParameterDescription answers the portal's.
+   */
+  private isInjectedDescription(index: number, type: number, frame: Buffer): boolean {
+    if (type === Backend.RowDescription || type === Backend.NoData) {
+      if (this.describeWaits[index] === DescribeWait.AfterParameterDescription) {
+        this.describeWaits[index] = DescribeWait.Pending; // the client's Describe of a statement
+        return false;
+      }
+      this.describeWaits[index] = DescribeWait.Done;
+      // Read lazily by the merger at the first row, which comes after this.
+      if (type === Backend.RowDescription) this.spec.columnTypes ??= readRowDescription(frame);
+      return true;
+    }
+    if (type === Backend.ParameterDescription)
+      this.describeWaits[index] = DescribeWait.AfterParameterDescription;
+    else if (!isAsyncReply(type)) this.describeWaits[index] = DescribeWait.Pending;
+    return false;
   }
 
   /** Fail the request with the proxy's own error (sent once; the shards' later errors are not). */
@@ -204,16 +246,23 @@ export function endTransactionSinks(
 }
 
 /**
- * The request with a Describe of the portal added before its Execute, when it has an Execute and no Describe of its
- * own: merging sorted or aggregated rows needs their types. Null when nothing needs adding (simple Query, or the
- * client described the portal itself).
+ * The request with a Describe of the portal added right before its Execute, when it has an Execute and the client
+ * described no portal: merging sorted or aggregated rows needs their types and formats. A Describe of the statement
+ * does not do: its RowDescription reports format 0 (text) for every column, formats being chosen only at Bind (a
+ * client asking for binary results would have its rows merged as text). Null when nothing needs adding (simple Query,
+ * no Execute, or the client described a portal itself — the merger then reads the types from that description).
+ * Fanout tells the added Describe's reply from the client's Describes of statements by the ParameterDescription
+ * these start with.
  */
 export function withPortalDescribe(
   types: number[],
   frames: Buffer[],
 ): { types: number[]; frames: Buffer[] } | null {
   const exec = types.indexOf(Frontend.Execute);
-  if (exec < 0 || types.includes(Frontend.Describe)) return null;
+  if (exec < 0) return null;
+  for (let i = 0; i < types.length; i++) {
+    if (types[i] === Frontend.Describe && frames[i][5] === 0x50 /* P */) return null;
+  }
   const portalEnd = frames[exec].indexOf(0, 5);
   const portal = frames[exec].subarray(5, portalEnd + 1); // name + NUL
   const describe = Buffer.alloc(6 + portal.length);
