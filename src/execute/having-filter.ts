@@ -48,8 +48,9 @@ export function havingPasses(
   filter: HavingFilter,
   row: readonly (Buffer | null)[],
   types: readonly ColumnType[],
+  textCollation: string | null = null,
 ): boolean {
-  return evaluate(filter, row, types) === true;
+  return evaluate(filter, row, types, textCollation) === true;
 }
 
 /** true, false, or null (unknown). */
@@ -57,12 +58,13 @@ function evaluate(
   filter: HavingFilter,
   row: readonly (Buffer | null)[],
   types: readonly ColumnType[],
+  textCollation: string | null,
 ): boolean | null {
   switch (filter.kind) {
     case 'and': {
       let result: boolean | null = true;
       for (const arg of filter.args) {
-        const v = evaluate(arg, row, types);
+        const v = evaluate(arg, row, types, textCollation);
         if (v === false) return false;
         if (v === null) result = null;
       }
@@ -71,18 +73,19 @@ function evaluate(
     case 'or': {
       let result: boolean | null = false;
       for (const arg of filter.args) {
-        const v = evaluate(arg, row, types);
+        const v = evaluate(arg, row, types, textCollation);
         if (v === true) return true;
         if (v === null) result = null;
       }
       return result;
     }
     case 'not': {
-      const v = evaluate(filter.arg, row, types);
+      const v = evaluate(filter.arg, row, types, textCollation);
       return v === null ? null : !v;
     }
     case 'compare': {
-      const c = compareValues(filter.left, filter.right, row, types);
+      const isOrdering = filter.op !== '=' && filter.op !== '<>';
+      const c = compareValues(filter.left, filter.right, row, types, isOrdering ? textCollation : null);
       if (c === null) return null;
       switch (filter.op) {
         case '=':
@@ -146,6 +149,8 @@ export function compareValues(
   rightValue: HavingValue,
   row: readonly (Buffer | null)[],
   types: readonly ColumnType[],
+  /** Set for <, <=, >, >= where text does not sort by bytes: text cannot be ordered here (equality still can). */
+  textCollation: string | null = null,
 ): number | null {
   const left = typed(leftValue, row, types);
   const right = typed(rightValue, row, types);
@@ -165,6 +170,12 @@ export function compareValues(
   if (isNumber(a) !== isNumber(b)) {
     throw PgError.featureNotSupported(
       `HAVING across shards cannot compare type OID ${left.type.typeOid} with type OID ${right.type.typeOid}`,
+    );
+  }
+  if (textCollation !== null && !isNumber(a)) {
+    throw PgError.featureNotSupported(
+      `HAVING across shards cannot order text in the database collation "${textCollation}"`,
+      'Compare text with = or <>, add COLLATE "C" to the comparison, or route the query to one shard.',
     );
   }
   if (left.value === null || right.value === null) return null;

@@ -22,6 +22,8 @@ export interface SortKey {
   isNullsFirst: boolean;
   /** `COLLATE "C"` on the sort expression: text sorts by bytes even where the database's collation does not. */
   isByteCollated?: boolean;
+  /** Another collation a COLLATE clause names on the sort expression (text is then ordered in that one). */
+  collation?: string;
 }
 
 export interface AggregateColumn {

@@ -82,6 +82,20 @@ interface QueuedRow {
  * shards, plus one read each past the bound.
  */
 export const MERGE_QUEUE_MAX_ROWS = 10_000;
+/** Text sort key values to put in the database's order (ORDER BY on text under a collation that is not bytes). */
+export interface RankRequest {
+  readonly values: readonly string[];
+  /** A COLLATE clause's collation, or null: the database's default (then `columns` must not have their own). */
+  readonly collation: string | null;
+  /** Table columns the keys come from (table OID, column number). */
+  readonly columns: readonly { readonly tableOid: number; readonly column: number }[];
+}
+
+/**
+ * Rows an ORDER BY on collated text may hold while it waits for the database's order of its values (see `needsRanks`):
+ * every shard's rows (LIMIT pushed down bounds them), at most this many bytes of frames.
+ */
+export const RANKED_SORT_MAX_BYTES = 64 * 1024 * 1024;
 export const MERGE_QUEUE_MAX_BYTES = 4 * 1024 * 1024;
 
 /** One shard's progress through the statement's reply. */
@@ -106,6 +120,9 @@ class ShardReply {
   }
   last(): QueuedRow | undefined {
     return this.queued > 0 ? this.rows[this.rows.length - 1] : undefined;
+  }
+  forEachQueued(visit: (row: QueuedRow) => void): void {
+    for (let i = this.head; i < this.rows.length; i++) visit(this.rows[i] as QueuedRow);
   }
   enqueue(row: QueuedRow): void {
     this.rows.push(row);
@@ -218,6 +235,17 @@ export class ReplyMerger {
   private groupValueKeys: (ValueKey | null)[] | null = null;
   /** Next row of `spec.rowShards` to emit. */
   private nextOrderedRow = 0;
+  /**
+   * ORDER BY keys on text under a collation that does not sort by bytes (indices into the sort keys): compared by their
+   * rank in the database's own order, which a shard gives once every shard's rows are in (`needsRanks`, `setRanks`).
+   */
+  private rankedKeys: number[] = [];
+  /** The collation the ranked keys are ordered in: a COLLATE clause's, or null for the database's (or column's). */
+  private rankCollation: string | null = null;
+  /** The table columns the ranked keys come from (their own collation must be the database's). */
+  private readonly rankedColumns: { tableOid: number; column: number }[] = [];
+  private ranks: Map<string, number> | null = null;
+  private rankedBytes = 0;
   /** Sort mode: shards still running with no row waiting; the merge may only advance at 0. */
   private blockingCount: number;
 
@@ -270,6 +298,7 @@ export class ReplyMerger {
    * never full.
    */
   isQueueFull(shard: number): boolean {
+    if (this.isAwaitingRanks) return false; // every row is needed first (bounded by RANKED_SORT_MAX_BYTES)
     const reply = this.shards[shard];
     return reply.queued > MERGE_QUEUE_MAX_ROWS || reply.queuedBytes > MERGE_QUEUE_MAX_BYTES;
   }
@@ -495,6 +524,21 @@ export class ReplyMerger {
       case 'sort': {
         if (this.isLimitReached()) return;
         const row: QueuedRow = { frame, keys: this.readSortKeys(frame) };
+        if (this.isAwaitingRanks) {
+          this.rankedBytes += frame.length;
+          if (this.rankedBytes > RANKED_SORT_MAX_BYTES) {
+            throw new PgError(
+              'ERROR',
+              SqlState.ProgramLimitExceeded,
+              `ORDER BY on text across shards in collation "${this.spec.textCollation ?? ''}" holds the rows in the proxy, and these exceed ${RANKED_SORT_MAX_BYTES >> 20} MiB`,
+              undefined,
+              'Add a LIMIT, sort with COLLATE "C" (byte order), or route the query to one shard.',
+            );
+          }
+          reply.enqueue(row);
+          retain(row);
+          return;
+        }
         if (reply.queued === 0) {
           reply.enqueue(row);
           this.heap.push(shard);
@@ -546,6 +590,7 @@ export class ReplyMerger {
       this.fail(differentReplies(`the statement ended differently (${ends})`));
       return;
     }
+    if (this.isAwaitingRanks) return; // setRanks merges the rows and ends the reply
     if (this.mode === 'sort') this.drain(); // every shard ended: nothing blocks (already drained; kept as a guard)
     if (this.mode === 'aggregate') this.emitAggregate();
     if (this.mode === 'group') this.emitGroups();
@@ -632,6 +677,7 @@ export class ReplyMerger {
 
   /** Sort mode: emit head rows while every running shard has one waiting. */
   private drain(): void {
+    if (this.isAwaitingRanks) return;
     while (this.blockingCount === 0 && this.heap.size > 0 && !this.isFailed) {
       const shard = this.heap.pop();
       const reply = this.shards[shard];
@@ -659,20 +705,93 @@ export class ReplyMerger {
     return compareSortKeys(this.orderBy, this.comparators as ValueComparator[], a.keys, b.keys);
   }
 
-  /** A comparator per ORDER BY key for these column types (text under a non-byte collation refused). */
-  private sortComparators(types: readonly ColumnType[]): ValueComparator[] {
-    return this.orderBy.map((k) => {
+  /**
+   * A comparator per ORDER BY key for these column types. Text under a non-byte collation: by rank in the database's
+   * order (`isRankable`: sort mode, where every row can wait for the ranks), else refused.
+   */
+  private sortComparators(types: readonly ColumnType[], isRankable = false): ValueComparator[] {
+    return this.orderBy.map((k, i) => {
       const type = columnType(types, k.column);
+      if (isRankable && this.needsCollationOrder(type, k.isByteCollated === true)) {
+        const collation = k.collation ?? null;
+        if (this.rankedKeys.length > 0 && collation !== this.rankCollation) {
+          throw PgError.featureNotSupported(
+            'ORDER BY text keys in different collations across shards is not supported',
+            'Sort every text key in one collation, or route the query to one shard.',
+          );
+        }
+        this.rankedKeys.push(i);
+        this.rankCollation = collation;
+        const tableOid = (type as { tableOid?: number }).tableOid ?? 0;
+        if (collation === null && tableOid !== 0) {
+          this.rankedColumns.push({ tableOid, column: (type as { column?: number }).column ?? 0 });
+        }
+        return (a, b) => this.rankOf(a) - this.rankOf(b);
+      }
       this.checkCollation(type, k.isByteCollated === true, 'ORDER BY');
       return comparatorFor(type);
     });
+  }
+
+  private rankOf(value: Buffer): number {
+    const rank = (this.ranks as Map<string, number>).get(value.toString('utf8'));
+    if (rank === undefined) throw PgError.internal('a text sort key has no rank in the database order');
+    return rank;
+  }
+
+  /**
+   * Every shard's rows are in, and their order needs the database's collation for text keys: the caller asks a shard
+   * to order `rankValues()` and hands the order back with `setRanks` (the merge and its end wait until then).
+   */
+  get needsRanks(): boolean {
+    return this.rankedKeys.length > 0 && this.ranks === null && !this.isFailed && this.isDone;
+  }
+
+  /** What to order: the distinct text key values held, in which collation, from which table columns. */
+  rankRequest(): RankRequest {
+    return { values: this.rankValues(), collation: this.rankCollation, columns: this.rankedColumns };
+  }
+
+  /** The distinct values of the text sort keys in the rows held, to be put in the database's order. */
+  private rankValues(): string[] {
+    const values = new Set<string>();
+    for (const reply of this.shards) {
+      reply.forEachQueued((row) => {
+        for (const k of this.rankedKeys) {
+          const v = row.keys[k];
+          if (v !== null) values.add(v.toString('utf8'));
+        }
+      });
+    }
+    return [...values];
+  }
+
+  /** The database's order of `rankValues()` (value → position): the merge runs now, then the reply ends. */
+  setRanks(ranks: Map<string, number>): void {
+    if (this.isFailed) return;
+    this.ranks = ranks;
+    this.blockingCount = 0; // every shard has ended
+    try {
+      for (let shard = 0; shard < this.shards.length; shard++) {
+        if (this.shards[shard].queued > 0) this.heap.push(shard);
+      }
+      this.drain();
+    } catch (err) {
+      return this.fail(err instanceof PgError ? err : PgError.internal(String(err)));
+    }
+    this.finish();
+  }
+
+  /** Rank mode: rows wait (all of them) for the database's order of their text keys. */
+  private get isAwaitingRanks(): boolean {
+    return this.rankedKeys.length > 0 && this.ranks === null;
   }
 
   private readSortKeys(frame: Buffer): (Buffer | null)[] {
     const columnCount = frame.readInt16BE(5);
     if (this.comparators === null) {
       if (this.orderBy.some((k) => k.column < 0)) this.resolveKeysFromEnd(columnCount);
-      this.comparators = this.sortComparators(this.columnTypes('ORDER BY'));
+      this.comparators = this.sortComparators(this.columnTypes('ORDER BY'), this.mode === 'sort');
     }
     if (columnCount <= this.maxKeyColumn) {
       throw PgError.internal(
@@ -704,10 +823,16 @@ export class ReplyMerger {
     this.columnSpans = new Int32Array(2 * (this.maxKeyColumn + 1));
   }
 
-  /** Text under a collation other than byte order cannot be ordered (or min/max'ed) here exactly: refuse. */
-  private checkCollation(type: ColumnType, isByteCollated: boolean, purpose: string): void {
+  /** Text under a collation other than byte order: the proxy cannot compare it by itself. */
+  private needsCollationOrder(type: ColumnType, isByteCollated: boolean): boolean {
     const collation = this.spec.textCollation;
-    if (collation === undefined || collation === null || isByteCollated || !isCollatedType(type)) return;
+    return collation !== undefined && collation !== null && !isByteCollated && isCollatedType(type);
+  }
+
+  /** Text under a collation other than byte order cannot be min/max'ed (or group-ordered) here exactly: refuse. */
+  private checkCollation(type: ColumnType, isByteCollated: boolean, purpose: string): void {
+    if (!this.needsCollationOrder(type, isByteCollated)) return;
+    const collation = this.spec.textCollation as string;
     throw PgError.featureNotSupported(
       `${purpose} on text across shards would need the database collation "${collation}", which shardgate cannot reproduce`,
       'Add COLLATE "C" to the ORDER BY expression (byte order), sort on a non-text column, or route the query to one shard.',
@@ -733,7 +858,8 @@ export class ReplyMerger {
     const out: (Buffer | null)[][] = [];
     for (const rows of this.groups.values()) {
       const row = this.combineRows(rows, types);
-      if (having === undefined || havingPasses(having, row, merged)) out.push(row);
+      if (having === undefined || havingPasses(having, row, merged, this.spec.textCollation ?? null))
+        out.push(row);
     }
     if (this.orderBy.length > 0 && out.length > 1) {
       const comparators = this.sortComparators(merged);
@@ -817,7 +943,8 @@ export class ReplyMerger {
     }
     const out = this.combineRows(rows, types);
     const having = this.spec.having;
-    if (having !== undefined && !havingPasses(having, out, this.mergedTypes(types))) return;
+    const collation = this.spec.textCollation ?? null;
+    if (having !== undefined && !havingPasses(having, out, this.mergedTypes(types), collation)) return;
     this.offerValues(out);
   }
 

@@ -5,12 +5,12 @@
 // over its bound (MERGE_QUEUE_MAX_*), that shard is not read, until the queue drains to half. A shard is never left
 // paused after its last ReadyForQuery.
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
-import { ReplyMerger, withShardInDetail } from '../execute/reply-merger.js';
+import { ReplyMerger, withShardInDetail, type RankRequest } from '../execute/reply-merger.js';
 import type { MergeSpec } from '../execute/merge-spec.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 import { framedSink, type SinkFlow } from '../backend/framed-sink.js';
 import { readRowDescription } from '../protocol/rows.js';
-import type { PgError } from '../errors/pg-error.js';
+import { PgError } from '../errors/pg-error.js';
 
 /** What the fan-out reports back to its session. */
 export interface FanoutOwner {
@@ -22,6 +22,11 @@ export interface FanoutOwner {
   onServerLost(server: ServerConnection, reason: string): void;
   /** Every server has answered the request; `status` combines their ReadyForQuery statuses. */
   onFanoutDone(status: number): void;
+  /**
+   * Put `values` in the database's order (its collation: ORDER BY on text that does not sort by bytes), on one of the
+   * fan-out's shards, now idle: `done` gets value → position, or the error to answer with.
+   */
+  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void;
 }
 
 /** Where a server's reply to the Describe of the portal the proxy added stands. */
@@ -111,10 +116,7 @@ export class Fanout {
         this.onServerDone?.(index);
         if (status === TxStatus.Failed) this.status = TxStatus.Failed;
         else if (status === TxStatus.InTransaction && this.status !== TxStatus.Failed) this.status = status;
-        if (--this.waiting === 0) {
-          this.flush();
-          this.owner.onFanoutDone(this.status);
-        }
+        if (--this.waiting === 0) this.finish();
       },
       flow,
     );
@@ -141,6 +143,22 @@ export class Fanout {
       this.describeWaits[index] = DescribeWait.AfterParameterDescription;
     else if (!isAsyncReply(type)) this.describeWaits[index] = DescribeWait.Pending;
     return false;
+  }
+
+  /** Every server has answered: end the merged reply (after the database's order of text keys, when it needs it). */
+  private finish(): void {
+    const merger = this.merger;
+    if (!merger.needsRanks) {
+      this.flush();
+      this.owner.onFanoutDone(this.status);
+      return;
+    }
+    this.owner.rankTexts(merger.rankRequest(), (ranks) => {
+      if (ranks instanceof PgError) merger.abort(ranks);
+      else merger.setRanks(ranks);
+      this.flush();
+      this.owner.onFanoutDone(this.status);
+    });
   }
 
   /** Fail the request with the proxy's own error (sent once; the shards' later errors are not). */

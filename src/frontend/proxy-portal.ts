@@ -12,6 +12,7 @@ import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import type { FanoutOwner } from './fanout.js';
+import type { RankRequest } from '../execute/reply-merger.js';
 
 /** Most merged reply bytes a cursor across shards may hold in the proxy. */
 export const CURSOR_MAX_BYTES = 128 * 1024 * 1024;
@@ -117,6 +118,7 @@ export function cursorShardRequest(
 /** Where a cursor run reports: the dispatch that started it. */
 export interface CursorRunOwner {
   onServerParameter(name: string, value: string): void;
+  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void;
   onServerLost(server: ServerConnection, reason: string): void;
   onCursorRunDone(run: CursorRun, status: number): void;
 }
@@ -180,6 +182,10 @@ export class CursorRun implements FanoutOwner {
 
   onServerLost(server: ServerConnection, reason: string): void {
     this.owner.onServerLost(server, reason);
+  }
+
+  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
+    this.owner.rankTexts(request, done);
   }
 
   onFanoutDone(status: number): void {

@@ -554,6 +554,7 @@ function mergeSpecFor(
       }
       const key: SortKey = { column, isDescending: o.descending, isNullsFirst: o.nullsFirst };
       if (o.isByteCollated) key.isByteCollated = true;
+      else if (o.collation !== null) key.collation = o.collation;
       return key;
     });
   /** The aggregates (the select list's and hidden ones), when each one can be combined from per-shard results. */

@@ -26,6 +26,8 @@ import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
 import { TransactionScope } from './transaction-scope.js';
 import { splitStatements } from './extended-script.js';
+import { rankTexts } from './text-ranks.js';
+import type { RankRequest } from '../execute/reply-merger.js';
 import {
   answerFromPortals,
   CursorRun,
@@ -797,6 +799,13 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     if (this.script !== null) return this.onScriptStatementDone(result.error !== null);
     this.refreshStatus();
     this.onShardRequestDone();
+  }
+
+  /** ORDER BY on collated text across shards: a shard of the fan-out (idle now) orders the key values (text-ranks.ts). */
+  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
+    const server = this.servers.byShard.find((s) => s !== null && s.pendingReady === 0);
+    if (server == null) return done(PgError.internal('no idle shard server to order text keys on'));
+    rankTexts(server, request, this, done);
   }
 
   /** Where a fan-out's merged reply goes: the client, or a cursor run that keeps it as a portal. */

@@ -4,21 +4,26 @@
 export interface RowColumnType {
   typeOid: number;
   format: number;
+  /** The table and column number a column comes from (0 when it is an expression). */
+  tableOid?: number;
+  column?: number;
 }
 
-/** RowDescription → each column's type OID and format code. */
+/** RowDescription → each column's type OID and format code (and where it comes from). */
 export function readRowDescription(frame: Buffer): RowColumnType[] {
   const count = frame.readInt16BE(5);
   const columns: RowColumnType[] = [];
   let pos = 7;
   for (let i = 0; i < count; i++) {
     pos = frame.indexOf(0, pos) + 1; // field name
-    pos += 4 + 2; // table OID, column number
+    const tableOid = frame.readUInt32BE(pos);
+    const column = frame.readInt16BE(pos + 4);
+    pos += 4 + 2;
     const typeOid = frame.readUInt32BE(pos);
     pos += 4 + 2 + 4; // type OID, type size, type modifier
     const format = frame.readInt16BE(pos);
     pos += 2;
-    columns.push({ typeOid, format });
+    columns.push({ typeOid, format, tableOid, column });
   }
   return columns;
 }

@@ -69,6 +69,8 @@ export interface OrderByItem {
   readonly hidden: number | null;
   /** Sorted with `COLLATE "C"` (or POSIX / ucs_basic): byte order whatever the database's collation. */
   readonly isByteCollated: boolean;
+  /** The collation an explicit COLLATE clause on the item names, or null. */
+  readonly collation: string | null;
 }
 
 export type MergeableAggregate = 'count' | 'sum' | 'min' | 'max' | 'avg';

@@ -205,10 +205,16 @@ const BYTE_COLLATIONS = new Set(['C', 'POSIX', 'ucs_basic', 'c', 'posix']);
 
 /** `expr COLLATE "C"` (or POSIX / ucs_basic). */
 function isByteCollation(node: unknown): boolean {
+  const name = collationOf(node);
+  return name !== null && BYTE_COLLATIONS.has(name);
+}
+
+/** The collation an explicit COLLATE clause names (its last name part), or null without one. */
+function collationOf(node: unknown): string | null {
   const cc = asNode(node, 'CollateClause');
-  if (cc === null) return false;
+  if (cc === null) return null;
   const names = stringList(list(cc, 'collname'));
-  return names.length > 0 && BYTE_COLLATIONS.has(names[names.length - 1]);
+  return names.length > 0 ? names[names.length - 1] : null;
 }
 
 /**
@@ -525,7 +531,8 @@ export function mergePlan(sel: AstObject): MergePlan {
     }
     const sorted = position !== null ? (targets[position - 1]?.expr ?? sb.node) : sb.node;
     const isByteCollated = isByteCollation(sb.node) || isByteCollation(sorted);
-    orderBy.push({ position, name, descending, nullsFirst, hidden: hiddenIndex, isByteCollated });
+    const collation = collationOf(sb.node) ?? collationOf(sorted);
+    orderBy.push({ position, name, descending, nullsFirst, hidden: hiddenIndex, isByteCollated, collation });
   }
 
   let having: HavingCondition | null = null;

@@ -6,7 +6,7 @@
 // from the client, whose types and formats the merge uses.
 import { describe, expect, it } from 'vitest';
 import type { ServerClient, ServerConnection } from '../../../src/backend/server-connection.js';
-import { MERGE_QUEUE_MAX_ROWS } from '../../../src/execute/reply-merger.js';
+import { MERGE_QUEUE_MAX_ROWS, type RankRequest } from '../../../src/execute/reply-merger.js';
 import { PASS_THROUGH_SPEC, sortKey, type MergeSpec } from '../../../src/execute/merge-spec.js';
 import { TypeOid } from '../../../src/execute/value-compare.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from '../../../src/frontend/fanout.js';
@@ -52,6 +52,13 @@ class Owner implements FanoutOwner {
   }
   onClientDrain(resume: () => void): void {
     this.drains.push(resume);
+  }
+  /** The database's order, as a shard gives it (here: ICU en via Intl.Collator); every request is kept. */
+  rankRequests: RankRequest[] = [];
+  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
+    this.rankRequests.push(request);
+    const sorted = [...request.values].sort(new Intl.Collator('en').compare);
+    done(new Map(sorted.map((v, i) => [v, i])));
   }
   drain(): void {
     this.isFlowing = true;
@@ -443,5 +450,51 @@ describe('Fanout: the client described both the statement and the portal (nothin
     expect(owner.kinds).toBe(`1tT2T${'D'.repeat(8)}C`);
     expect([owner.frames[2], owner.frames[4]]).toEqual([int8Description(1, 0), int8Description(1, 1)]);
     expect(owner.ints).toEqual([-300, -7, -2, 0, 1, 5, 700, 1000]);
+  });
+});
+
+describe('Fanout: ORDER BY on text in a collation that is not byte order', () => {
+  const textRow = (v: string): Buffer =>
+    new MessageWriter(32).int16(1).int32(Buffer.byteLength(v)).bytes(Buffer.from(v)).frame(Backend.DataRow);
+  const textDescription = new MessageWriter(32)
+    .int16(1)
+    .cstring('w')
+    .int32(16385)
+    .int16(2)
+    .int32(TypeOid.text)
+    .int16(-1)
+    .int32(-1)
+    .int16(0)
+    .frame(Backend.RowDescription);
+
+  it('holds the rows until a shard ranks the values, then merges in that order (and LIMIT applies after)', () => {
+    const spec: MergeSpec = {
+      ...PASS_THROUGH_SPEC,
+      orderBy: [sortKey(0, false)],
+      aggregates: null,
+      limit: 5,
+      textCollation: 'en-US-x-icu',
+    };
+    const owner = new FrameOwner();
+    const f = new Fanout(2, spec, owner);
+    const servers = [0, 1].map((i) => new FakeServer(f.sinkFor(i)));
+    // Each shard's rows in the en order (a < B < c …), as that shard sorted them.
+    const shards = [
+      ['a', 'c', 'e'],
+      ['B', 'D', 'F'],
+    ];
+    shards.forEach((words, i) => {
+      servers[i].send(Buffer.concat([textDescription, ...words.map(textRow), selectTag(3)]));
+    });
+    expect(owner.frames.filter((fr) => fr[0] === Backend.DataRow)).toHaveLength(0); // nothing before the ranks
+    servers[0].ready();
+    servers[1].ready();
+    const words = owner.frames.filter((fr) => fr[0] === Backend.DataRow).map((fr) => fr.toString('utf8', 11));
+    expect(words).toEqual(['a', 'B', 'c', 'D', 'e']); // not byte order (B D F a c e)
+    expect(owner.kinds).toBe('TDDDDDC');
+    expect(owner.rankRequests).toEqual([
+      { values: ['a', 'c', 'e', 'B', 'D', 'F'], collation: null, columns: [{ tableOid: 16385, column: 2 }] },
+    ]);
+    expect(owner.doneStatus).not.toBeNull();
   });
 });

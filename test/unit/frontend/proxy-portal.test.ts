@@ -43,6 +43,7 @@ function spell(frames: Buffer[]): string[] {
 }
 
 const OWNER = {
+  rankTexts: () => undefined,
   onServerParameter: () => undefined,
   onServerLost: () => undefined,
   onCursorRunDone: () => undefined,

@@ -22,8 +22,24 @@ describe('ORDER BY', () => {
       'SELECT id, email AS e, lower(name) FROM users ORDER BY 1 DESC, e, lower(name) NULLS FIRST, id DESC NULLS LAST',
     );
     expect(m.orderBy).toEqual([
-      { position: 1, name: 'id', descending: true, nullsFirst: true, hidden: null, isByteCollated: false },
-      { position: 2, name: 'e', descending: false, nullsFirst: false, hidden: null, isByteCollated: false },
+      {
+        position: 1,
+        name: 'id',
+        descending: true,
+        nullsFirst: true,
+        hidden: null,
+        isByteCollated: false,
+        collation: null,
+      },
+      {
+        position: 2,
+        name: 'e',
+        descending: false,
+        nullsFirst: false,
+        hidden: null,
+        isByteCollated: false,
+        collation: null,
+      },
       {
         position: 3,
         name: 'lower',
@@ -31,8 +47,17 @@ describe('ORDER BY', () => {
         nullsFirst: true,
         hidden: null,
         isByteCollated: false,
+        collation: null,
       },
-      { position: 1, name: 'id', descending: true, nullsFirst: false, hidden: null, isByteCollated: false },
+      {
+        position: 1,
+        name: 'id',
+        descending: true,
+        nullsFirst: false,
+        hidden: null,
+        isByteCollated: false,
+        collation: null,
+      },
     ]);
     expect(m.targetCount).toBe(3);
   });
@@ -51,8 +76,17 @@ describe('ORDER BY', () => {
         nullsFirst: true,
         hidden: 0,
         isByteCollated: false,
+        collation: null,
       },
-      { position: 2, name: null, descending: false, nullsFirst: false, hidden: null, isByteCollated: false },
+      {
+        position: 2,
+        name: null,
+        descending: false,
+        nullsFirst: false,
+        hidden: null,
+        isByteCollated: false,
+        collation: null,
+      },
     ]);
     expect(m.targetCount).toBeNull();
     expect(m.shardQuery).toEqual({
