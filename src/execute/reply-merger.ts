@@ -240,6 +240,8 @@ export class ReplyMerger {
    * rank in the database's own order, which a shard gives once every shard's rows are in (`needsRanks`, `setRanks`).
    */
   private rankedKeys: number[] = [];
+  /** GROUP BY mode: the ORDER BY comparators (set up before the ranks are asked for). */
+  private groupComparators: ValueComparator[] | null = null;
   /** The collation the ranked keys are ordered in: a COLLATE clause's, or null for the database's (or column's). */
   private rankCollation: string | null = null;
   /** The table columns the ranked keys come from (their own collation must be the database's). */
@@ -593,7 +595,14 @@ export class ReplyMerger {
     if (this.isAwaitingRanks) return; // setRanks merges the rows and ends the reply
     if (this.mode === 'sort') this.drain(); // every shard ended: nothing blocks (already drained; kept as a guard)
     if (this.mode === 'aggregate') this.emitAggregate();
-    if (this.mode === 'group') this.emitGroups();
+    if (this.mode === 'group') {
+      // Groups ordered by text in a collation that is not bytes: a shard ranks their values first (setRanks).
+      if (this.groupComparators === null && this.orderBy.length > 0 && this.groups.size > 1) {
+        this.groupComparators = this.sortComparators(this.mergedTypes(this.columnTypes('GROUP BY')), true);
+      }
+      if (this.isAwaitingRanks) return;
+      this.emitGroups();
+    }
     if (this.isCopyTrailerHeld) this.emit(COPY_TRAILER);
     if (this.hasCopyDone) this.emit(COPY_DONE);
     switch (endType) {
@@ -755,6 +764,18 @@ export class ReplyMerger {
   /** The distinct values of the text sort keys in the rows held, to be put in the database's order. */
   private rankValues(): string[] {
     const values = new Set<string>();
+    if (this.mode === 'group') {
+      const columns = this.rankedKeys.map((k) => this.orderBy[k].column);
+      for (const rows of this.groups.values()) {
+        for (const row of rows) {
+          for (const c of columns) {
+            const v = row[c];
+            if (v != null) values.add(v.toString('utf8'));
+          }
+        }
+      }
+      return [...values];
+    }
     for (const reply of this.shards) {
       reply.forEachQueued((row) => {
         for (const k of this.rankedKeys) {
@@ -776,10 +797,10 @@ export class ReplyMerger {
         if (this.shards[shard].queued > 0) this.heap.push(shard);
       }
       this.drain();
+      this.finish();
     } catch (err) {
-      return this.fail(err instanceof PgError ? err : PgError.internal(String(err)));
+      this.fail(err instanceof PgError ? err : PgError.internal(String(err)));
     }
-    this.finish();
   }
 
   /** Rank mode: rows wait (all of them) for the database's order of their text keys. */
@@ -862,7 +883,7 @@ export class ReplyMerger {
         out.push(row);
     }
     if (this.orderBy.length > 0 && out.length > 1) {
-      const comparators = this.sortComparators(merged);
+      const comparators = this.groupComparators ?? this.sortComparators(merged);
       const keyed = out.map((row) => ({ row, keys: this.orderBy.map((k) => row[k.column]) }));
       keyed.sort((a, b) => compareSortKeys(this.orderBy, comparators, a.keys, b.keys));
       for (const { row } of keyed) this.offerValues(row);

@@ -97,6 +97,17 @@ describe('text ordering across shards in a database that does not sort by bytes'
     );
     expect(err?.code).toBe('0A000');
     expect(err?.hint).toMatch(/COLLATE "C"/);
+    // GROUP BY … ORDER BY the text group key: the groups are ranked the same way
+    const grouped = await client.query(
+      `select upper(w) as w, count(*)::int as n from words group by upper(w) order by w desc`,
+    );
+    expect(grouped.rows.map((r: { w: string }) => r.w)).toEqual(['F', 'E', 'D', 'C', 'B', 'A']);
+    const mixed = await client.query(`select w, count(*)::int as n from words group by w order by w limit 3`);
+    expect(mixed.rows).toEqual([
+      { w: 'a', n: 1 },
+      { w: 'B', n: 1 },
+      { w: 'c', n: 1 },
+    ]);
     // HAVING may test text for equality; ordering it would need the collation too (refused, not answered by bytes)
     const eq = await client.query(`select w, count(*)::int as n from words group by w having w = 'B'`);
     expect(eq.rows).toEqual([{ w: 'B', n: 1 }]);
