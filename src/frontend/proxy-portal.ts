@@ -5,8 +5,8 @@
 // Execute / Describe / Close of that portal are answered from it, as PostgreSQL would answer them — the last Execute's
 // tag counts that Execute's rows, an exhausted portal answers `SELECT 0`, Sync ends it outside a transaction.
 // Rows held are bounded (CURSOR_MAX_BYTES): past it the cursor fails with 54000 instead of the proxy growing.
-import { Backend, Frontend } from '../protocol/codes.js';
-import { CLOSE_COMPLETE, commandComplete, NO_DATA } from '../protocol/messages.js';
+import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
+import { CLOSE_COMPLETE, commandComplete, NO_DATA, readyForQuery } from '../protocol/messages.js';
 import { FrameReader } from '../protocol/frame-reader.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
@@ -287,4 +287,43 @@ export function answerFromPortals(
     else portal.describe(out);
   }
   return out;
+}
+
+/** The proxy's portals of one session, by name: what answers the client's later Executes of its cursors. */
+export class ProxyPortals {
+  private readonly portals = new Map<string, ProxyPortal>();
+
+  get size(): number {
+    return this.portals.size;
+  }
+
+  set(name: string, portal: ProxyPortal): void {
+    this.portals.set(name, portal);
+  }
+
+  /** Their transaction ended: portals end with it. */
+  clear(): void {
+    this.portals.clear();
+  }
+
+  /** The replies to a request only for these portals (with `status` for its Syncs), or null to route it. */
+  answer(types: readonly number[], frames: readonly Buffer[], status: number): Buffer[] | null {
+    return answerFromPortals(this.portals, types, frames, () => this.syncReply(status));
+  }
+
+  /** ReadyForQuery for a Sync the proxy answers; outside a transaction it ends the portals, as in PostgreSQL. */
+  syncReply(status: number): Buffer {
+    if (status === TxStatus.Idle) this.portals.clear();
+    return readyForQuery(status);
+  }
+
+  /** A Bind to a portal name held here (or a simple Query, for the unnamed portal) replaces that portal. */
+  forgetRebound(types: readonly number[], frames: readonly Buffer[]): void {
+    for (let i = 0; i < types.length; i++) {
+      if (types[i] === Frontend.Query) this.portals.delete('');
+      else if (types[i] === Frontend.Bind) {
+        this.portals.delete(frames[i].toString('utf8', 5, frames[i].indexOf(0, 5)));
+      }
+    }
+  }
 }

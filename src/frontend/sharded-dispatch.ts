@@ -1,12 +1,14 @@
 // The sharded half of a client session (databases with 2+ shards): each request is routed on its own, its shard
 // servers checked out, and it runs on one shard, fanned out to several (replies merged), or split by row (INSERT,
 // COPY … FROM STDIN); multi-shard writes outside a transaction run in one of the proxy's own; COMMIT of a transaction
-// on several shards is carried out by the proxy (two-phase via txn/coordinator.ts); multi-statement Queries needing
-// several shards run statement by statement. ClientSession keeps the connection and hands requests over here.
+// on several shards is carried out by the proxy (two-phase via txn/coordinator.ts); multi-statement Queries and
+// extended-protocol batches needing several shards run statement by statement; the transaction block is lazy
+// (transaction-block.ts); cursors across shards are served from portals of the proxy's own (proxy-portal.ts).
+// ClientSession keeps the connection and hands requests over here.
 import type { Logger } from 'pino';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
-import { commandComplete, errorResponse, query, readyForQuery } from '../protocol/messages.js';
+import { query, readyForQuery } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC } from '../execute/merge-spec.js';
@@ -19,39 +21,25 @@ import {
   MixedShardsError,
   type BatchTarget,
   type SessionRouter,
-  type SettingChange,
 } from './session-router.js';
 import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
-import { TransactionScope } from './transaction-scope.js';
+import { TransactionBlock } from './transaction-block.js';
 import { splitStatements } from './extended-script.js';
 import { rankTexts } from './text-ranks.js';
 import type { RankRequest } from '../execute/reply-merger.js';
 import {
-  answerFromPortals,
   CursorRun,
   cursorShardRequest,
   isCursorRequest,
+  ProxyPortals,
   type CursorRunOwner,
-  type ProxyPortal,
 } from './proxy-portal.js';
 import { isCopyMessage, isCopyOnly, splitCopyIn, type CopyInSplit } from './copy-in.js';
 import { lookUpTableColumns } from './table-columns.js';
 import { ShardServers } from './shard-servers.js';
 import type { ShardedSession } from './sharded-session.js';
-
-const BEGIN_TAG = commandComplete('BEGIN');
-const COMMIT_TAG = commandComplete('COMMIT');
-const ROLLBACK_TAG = commandComplete('ROLLBACK');
-const ALREADY_IN_TRANSACTION = errorResponse(
-  {
-    severity: 'WARNING',
-    code: SqlState.ActiveSqlTransaction,
-    message: 'there is already a transaction in progress',
-  },
-  Backend.NoticeResponse,
-);
 
 /** A transaction-control statement or setting, moved to `shards` (one: sent as is; several: reported once). */
 function onShards(target: BatchTarget, shards: readonly number[]): BatchTarget {
@@ -94,16 +82,12 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private requestLength = Number.MAX_SAFE_INTEGER;
   /** An INSERT or COPY without a column list waits for the table's columns (to find the sharding key's position). */
   private isLookingUpColumns = false;
-  /** The client's transaction block: which shards it reached, what a shard joining it later runs first. */
-  private readonly scope = new TransactionScope();
-  /** SET / RESET run inside the transaction block: they hold for the session once it commits. */
-  private blockSettings: SettingChange[] = [];
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
-  private readonly portals = new Map<string, ProxyPortal>();
+  private readonly portals = new ProxyPortals();
+  /** The client's transaction block: which shards it reached, what a shard joining it later runs first. */
+  private readonly block: TransactionBlock;
   /** A cursor's fan-out in flight: its merged reply is collected, not sent (onCursorRunDone). */
   private cursorRun: CursorRun | null = null;
-  /** The request in flight ends the transaction block (COMMIT / ROLLBACK, maybe AND CHAIN), or null. */
-  private blockEnd: { kind: 'commit' | 'rollback'; isChained: boolean } | null = null;
 
   constructor(router: SessionRouter, session: ShardedSession) {
     this.router = router;
@@ -111,6 +95,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     this.batch = session.batch;
     this.log = session.log;
     this.servers = new ShardServers(session, router);
+    this.block = new TransactionBlock(this.servers, router, () => this.portals.clear());
   }
 
   /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
@@ -148,7 +133,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     let frames = n === batch.frames.length ? batch.frames : batch.frames.slice(0, n);
     if (this.portals.size > 0) {
       if (this.answerFromPortals(types, frames)) return;
-      this.forgetRebound(types, frames);
+      this.portals.forgetRebound(types, frames);
     }
     let target: BatchTarget;
     this.cursorRun = null;
@@ -199,7 +184,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     if (
       target.isCommit &&
       this.session.txStatus() === TxStatus.InTransaction &&
-      this.scope.joined.size >= 2
+      this.block.scope.joined.size >= 2
     ) {
       return this.commitAcrossShards();
     }
@@ -214,7 +199,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
    * request, so the shard is in the transaction — with the client's isolation level, SET LOCALs and savepoints.
    */
   private acquireShards(shards: readonly number[], then: () => void, isJoining = true): void {
-    const scope = this.scope;
+    const scope = this.block.scope;
     if (isJoining && scope.isOpen && !scope.canJoin && shards.some((s) => !scope.joined.has(s))) {
       return this.failBatch(
         PgError.featureNotSupported(
@@ -244,10 +229,9 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   }
 
   /**
-   * Where a transaction-control statement or session setting runs, now that the proxy keeps the transaction block:
-   * BEGIN opens it without a shard; COMMIT / ROLLBACK go to the shards it reached (none: answered here); SAVEPOINT,
-   * RELEASE, ROLLBACK TO, SET (LOCAL) inside it go to those shards and are replayed on shards that join later.
-   * Returns the target to run, or null when the proxy answered the request itself.
+   * Where a transaction-control statement or session setting runs (transaction-block.ts decides): on shards, answered
+   * by the proxy, or (COMMIT of a failed transaction on several shards) rolled back everywhere. Returns the target to
+   * run, or null when the proxy answered the request itself.
    */
   private placeSessionStatement(
     target: BatchTarget,
@@ -255,79 +239,24 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     types: readonly number[],
     frames: readonly Buffer[],
   ): BatchTarget | null {
-    const scope = this.scope;
-    const status = this.session.txStatus();
-    const joined = [...scope.joined].sort((a, b) => a - b);
-    const isInBlock = status !== TxStatus.Idle;
-    switch (statement.kind) {
-      case 'begin':
-        if (!isInBlock) {
-          scope.open(statement.text);
-          return this.answerLocally(types, frames, { tag: BEGIN_TAG, status: TxStatus.InTransaction });
-        }
-        if (joined.length > 0) return onShards(target, joined);
-        return this.answerLocally(types, frames, {
-          tag: BEGIN_TAG,
-          notice: ALREADY_IN_TRANSACTION,
-          status,
+    const placement = this.block.place(statement, this.session.txStatus(), () => this.router.pickReadShard());
+    switch (placement.kind) {
+      case 'shards':
+        return placement.shards === 'all' ? target : onShards(target, placement.shards);
+      case 'answer':
+        this.takeRequest();
+        this.replyLocally(types, frames, placement.reply);
+        return null;
+      case 'rollback':
+        this.takeRequest();
+        this.servers.runOwn(placement.shards, 'ROLLBACK', this, (errors) => {
+          this.servers.pointAt(this);
+          for (const error of errors)
+            this.log.warn({ error: error.toString('utf8', 5) }, 'ROLLBACK failed on a shard');
+          this.replyLocally(types, frames, placement.reply);
         });
-      case 'commit':
-      case 'rollback': {
-        // Outside a block any one shard gives PostgreSQL's answer (a warning, or AND CHAIN's error).
-        if (!isInBlock) return onShards(target, [this.router.pickReadShard()]);
-        const isChained = statement.transaction?.chain === true;
-        const isRollback = statement.kind === 'rollback' || status === TxStatus.Failed;
-        this.blockEnd = { kind: isRollback ? 'rollback' : 'commit', isChained };
-        if (joined.length === 0) {
-          this.finishBlock(!isRollback, isChained);
-          return this.answerLocally(types, frames, {
-            tag: isRollback ? ROLLBACK_TAG : COMMIT_TAG,
-            status: isChained ? TxStatus.InTransaction : TxStatus.Idle,
-          });
-        }
-        // COMMIT of a failed transaction is its ROLLBACK, on every shard (a shard still healthy must not commit).
-        if (status === TxStatus.Failed && !isChained && statement.kind === 'commit' && joined.length >= 2) {
-          this.rollbackBlock(joined, types, frames);
-          return null;
-        }
-        return onShards(target, joined);
-      }
-      case 'savepoint': {
-        if (!isInBlock) return onShards(target, [this.router.pickReadShard()]);
-        const t = statement.transaction;
-        if (t?.savepointAction != null && t.savepoint !== null) {
-          scope.expect({ kind: 'savepoint', action: t.savepointAction, name: t.savepoint });
-        }
-        return onShards(target, joined.length > 0 ? joined : [this.router.pickReadShard()]);
-      }
-      default:
-        // SET / RESET / DISCARD: outside a block on every shard (and kept for the session: keepSettings).
-        if (!isInBlock) return target;
-        if (statement.kind !== 'discard') scope.expect({ kind: 'setting', text: statement.text });
-        return onShards(target, joined.length > 0 ? joined : [this.router.pickReadShard()]);
+        return null;
     }
-  }
-
-  /** COMMIT of a failed transaction on several shards: ROLLBACK on each, answered `ROLLBACK` as PostgreSQL does. */
-  private rollbackBlock(
-    shards: readonly number[],
-    types: readonly number[],
-    frames: readonly Buffer[],
-  ): void {
-    this.takeRequest();
-    this.servers.runOwn(shards, 'ROLLBACK', this, (errors) => {
-      this.servers.pointAt(this);
-      for (const error of errors)
-        this.log.warn({ error: error.toString('utf8', 5) }, 'ROLLBACK failed on a shard');
-      this.replyLocally(types, frames, { tag: ROLLBACK_TAG, status: TxStatus.Idle });
-    });
-  }
-
-  /** A request the proxy answers itself (its one statement: `reply`); then on to the next request. */
-  private answerLocally(types: readonly number[], frames: readonly Buffer[], reply: LocalReply): null {
-    this.takeRequest();
-    this.replyLocally(types, frames, reply);
-    return null;
   }
 
   /** The replies to a request already taken off the batch, which the proxy answered itself. */
@@ -340,58 +269,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     this.onShardRequestDone();
   }
 
-  /**
-   * The session's transaction status, from its shards and its transaction block (open with no shard reached yet: in a
-   * transaction), set on the session and returned. Called as each request ends, it keeps the block in step: the
-   * request's savepoint or setting is kept for joining shards (dropped when it failed); a transaction a shard began on
-   * its own is adopted; the block is over once none of its shards is in a transaction any more.
-   */
+  /** The session's transaction status after a request (transaction-block.ts), told to the session and returned. */
   private refreshStatus(sawError = false): number {
-    const scope = this.scope;
-    let status = this.servers.combinedStatus();
-    const hasFailed = sawError || status === TxStatus.Failed;
-    if (scope.isOpen) {
-      if (hasFailed) {
-        scope.dropPending();
-        this.router.dropPendingSettings();
-      } else {
-        scope.confirm();
-        this.blockSettings.push(...this.router.takePendingSettings());
-      }
-    }
-    let isReached = false;
-    this.servers.byShard.forEach((server, shard) => {
-      if (server === null || server.txStatus === TxStatus.Idle) return;
-      isReached = true;
-      if (!scope.joined.has(shard)) scope.adopt([shard]);
-    });
-    const end = this.blockEnd;
-    this.blockEnd = null;
-    if (end !== null && end.isChained && isReached && !hasFailed)
-      this.finishBlock(end.kind === 'commit', true);
-    else if (scope.isOpen && !isReached && scope.joined.size > 0)
-      this.finishBlock(end?.kind === 'commit', false);
-    if (scope.isOpen && status === TxStatus.Idle) status = TxStatus.InTransaction;
+    const status = this.block.refresh(sawError);
     this.session.setTxStatus(status);
     return status;
-  }
-
-  /**
-   * The transaction block ended: its SETs hold for the session (and the shards that ran them) if it committed. AND
-   * CHAIN: a new block starts on the same shards.
-   */
-  private finishBlock(isCommitted: boolean, isChained: boolean): void {
-    const changes = this.blockSettings;
-    this.blockSettings = [];
-    if (isCommitted && changes.length > 0) {
-      this.router.applySettings(changes);
-      for (const shard of this.scope.joined) {
-        const server = this.servers.byShard[shard];
-        if (server != null) for (const c of changes) applySettingChange(server.settings, c);
-      }
-    }
-    this.scope.close(isChained);
-    this.portals.clear(); // portals end with their transaction
   }
 
   private sendSharded(routed: BatchTarget): void {
@@ -495,7 +377,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private learnColumnsThenRoute(router: SessionRouter, table: string): void {
     // Inside a transaction block, on a shard it reached (the table may be its own creation); else on any shard, which
     // the lookup does not bring into the block.
-    const joined = this.joinedShards();
+    const joined = this.block.joinedShards();
     const held = this.servers.byShard.findIndex((s) => s !== null);
     const shard = joined.length > 0 ? joined[0] : held >= 0 ? held : 0;
     this.acquireShards(
@@ -624,7 +506,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       });
       return;
     }
-    if (this.scope.isOpen) this.blockEnd = { kind: 'rollback', isChained: false };
+    this.block.markEnding(false);
     this.servers.runOwn(shards, 'ROLLBACK', this, () => {
       this.servers.pointAt(this);
       if (this.script !== null) return this.onScriptStatementDone(true);
@@ -680,7 +562,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     );
     this.script = { remaining: statements.texts.length, isImplicit, hasFailed: false };
     // The implicit transaction is a block of the proxy's: each shard joins it when a statement first needs it.
-    if (isImplicit) this.scope.open('BEGIN');
+    if (isImplicit) this.block.openImplicit();
     this.dispatch();
     return true;
   }
@@ -702,7 +584,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     for (let i = statements.length - 1; i >= 0; i--)
       this.batch.unshift(statements[i].types, statements[i].frames);
     this.script = { remaining: statements.length, isImplicit, hasFailed: false };
-    if (isImplicit) this.scope.open('BEGIN');
+    if (isImplicit) this.block.openImplicit();
     this.dispatch();
   }
 
@@ -725,10 +607,10 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       this.session.writeToClient(readyForQuery(this.refreshStatus()));
       return this.onShardRequestDone();
     }
-    const shards = this.joinedShards();
+    const shards = this.block.joinedShards();
     if (shards.length === 0) {
       // No statement reached a shard (the first one was refused): nothing to end but the block itself.
-      this.finishBlock(false, false);
+      this.block.finish(false, false);
       this.session.writeToClient(readyForQuery(this.refreshStatus()));
       return this.onShardRequestDone();
     }
@@ -746,7 +628,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const { types, frames } = this.takeRequest();
     for (let i = 0; i < types.length; i++)
       if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
-    const shards = this.joinedShards();
+    const shards = this.block.joinedShards();
     const writers = shards.filter((s) => this.txWriters.has(s));
     this.runCommit(shards, new Set(writers), writers.length >= 2, (error) =>
       this.session.writeToClient(commitReplies(types, frames, error, this.script === null)),
@@ -794,8 +676,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     }
     this.servers.pointAt(this);
     reply(result.error);
-    if (this.scope.isOpen)
-      this.blockEnd = { kind: result.error === null ? 'commit' : 'rollback', isChained: false };
+    this.block.markEnding(result.error === null);
     if (this.script !== null) return this.onScriptStatementDone(result.error !== null);
     this.refreshStatus();
     this.onShardRequestDone();
@@ -856,7 +737,8 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const { replies, portal, failed } = run.replies();
     this.refreshStatus(failed || status === TxStatus.Failed);
     if (portal !== null) this.portals.set(portal.name, portal.portal);
-    if (run.clientTypes[run.clientTypes.length - 1] === Frontend.Sync) replies.push(this.syncReply());
+    if (run.clientTypes[run.clientTypes.length - 1] === Frontend.Sync)
+      replies.push(this.portals.syncReply(this.session.txStatus()));
     else if (failed) this.session.skipToSync();
     if (run.overflow !== null) this.log.warn({ code: run.overflow.code }, run.overflow.message);
     this.session.writeToClient(Buffer.concat(replies));
@@ -865,35 +747,14 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
 
   /** A request only for the proxy's portals (Execute / Describe / Close, Flush, Sync): answered from them. */
   private answerFromPortals(types: readonly number[], frames: readonly Buffer[]): boolean {
-    if (this.session.txStatus() === TxStatus.Failed) return false; // routed: refused as in a failed transaction
-    const replies = answerFromPortals(this.portals, types, frames, () => this.syncReply());
+    const status = this.session.txStatus();
+    if (status === TxStatus.Failed) return false; // routed: refused as in a failed transaction
+    const replies = this.portals.answer(types, frames, status);
     if (replies === null) return false;
     this.takeRequest();
     this.session.writeToClient(Buffer.concat(replies));
     this.onShardRequestDone();
     return true;
-  }
-
-  /** ReadyForQuery for a Sync the proxy answers; outside a transaction it ends the proxy's portals, as in PostgreSQL. */
-  private syncReply(): Buffer {
-    const status = this.session.txStatus();
-    if (status === TxStatus.Idle) this.portals.clear();
-    return readyForQuery(status);
-  }
-
-  /** A Bind to a portal name the proxy holds (or a simple Query, for the unnamed portal) replaces that portal. */
-  private forgetRebound(types: readonly number[], frames: readonly Buffer[]): void {
-    for (let i = 0; i < types.length; i++) {
-      if (types[i] === Frontend.Query) this.portals.delete('');
-      else if (types[i] === Frontend.Bind) {
-        this.portals.delete(frames[i].toString('utf8', 5, frames[i].indexOf(0, 5)));
-      }
-    }
-  }
-
-  /** The shards the transaction block reached, in shard order. */
-  private joinedShards(): number[] {
-    return [...this.scope.joined].sort((a, b) => a - b);
   }
 
   onFanoutDone(status: number): void {
@@ -904,7 +765,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     if (this.autoTxShards !== null) return this.finishAutoTx(this.autoTxShards, status, heldTags);
     if (this.script !== null) return this.onScriptStatementDone(sawError);
     this.servers.pointAt(this);
-    const wasInBlock = this.scope.isOpen;
+    const wasInBlock = this.block.scope.isOpen;
     const now = this.refreshStatus(sawError);
     if (!wasInBlock) this.keepSettings(!sawError && now === TxStatus.Idle);
     this.session.writeToClient(readyForQuery(now));

@@ -1,0 +1,176 @@
+// A sharded session's transaction block, as the proxy runs it: where each transaction-control statement or setting
+// goes (BEGIN answered by the proxy and joined lazily by shards; COMMIT / ROLLBACK to the shards reached; SAVEPOINT /
+// SET inside the block to those shards, replayed on shards joining later), the session's transaction status after each
+// request, and what the block's end keeps (SETs that committed). The dispatch (sharded-dispatch.ts) carries it out.
+import { Backend, TxStatus } from '../protocol/codes.js';
+import { commandComplete, errorResponse } from '../protocol/messages.js';
+import { SqlState } from '../errors/sqlstate.js';
+import type { StatementPlan } from '../router/plan.js';
+import type { LocalReply } from './local-replies.js';
+import { applySettingChange, type SessionRouter, type SettingChange } from './session-router.js';
+import type { ShardServers } from './shard-servers.js';
+import { TransactionScope } from './transaction-scope.js';
+
+const BEGIN_TAG = commandComplete('BEGIN');
+const COMMIT_TAG = commandComplete('COMMIT');
+const ROLLBACK_TAG = commandComplete('ROLLBACK');
+const ALREADY_IN_TRANSACTION = errorResponse(
+  {
+    severity: 'WARNING',
+    code: SqlState.ActiveSqlTransaction,
+    message: 'there is already a transaction in progress',
+  },
+  Backend.NoticeResponse,
+);
+
+/** What to do with a transaction-control statement or setting. */
+export type Placement =
+  /** Run it on these shards (one or several; 'all' — a setting outside a block — as routed). */
+  | { readonly kind: 'shards'; readonly shards: readonly number[] | 'all' }
+  /** Answer it without a shard. */
+  | { readonly kind: 'answer'; readonly reply: LocalReply }
+  /** COMMIT of a failed transaction on several shards: ROLLBACK on each, answered `ROLLBACK`. */
+  | { readonly kind: 'rollback'; readonly shards: readonly number[]; readonly reply: LocalReply };
+
+export class TransactionBlock {
+  /** The shards reached and the statements a joining shard runs first. */
+  readonly scope = new TransactionScope();
+  /** SET / RESET run inside the block: they hold for the session once it commits. */
+  private settings: SettingChange[] = [];
+  /** The request in flight ends the block (COMMIT / ROLLBACK, maybe AND CHAIN), or null. */
+  private ending: { isCommit: boolean; isChained: boolean } | null = null;
+  private readonly servers: ShardServers;
+  private readonly router: SessionRouter;
+  /** Called when a block ends (the proxy's portals end with it). */
+  private readonly onEnd: () => void;
+
+  constructor(servers: ShardServers, router: SessionRouter, onEnd: () => void) {
+    this.servers = servers;
+    this.router = router;
+    this.onEnd = onEnd;
+  }
+
+  /** The shards the block reached, in shard order. */
+  joinedShards(): number[] {
+    return [...this.scope.joined].sort((a, b) => a - b);
+  }
+
+  /** The statements of a script run as one implicit transaction: a block of the proxy's own, joined lazily too. */
+  openImplicit(): void {
+    this.scope.open('BEGIN');
+  }
+
+  /** The request in flight ends the block, committed or not (the proxy's own COMMIT / ROLLBACK of it). */
+  markEnding(isCommit: boolean): void {
+    if (this.scope.isOpen) this.ending = { isCommit, isChained: false };
+  }
+
+  /**
+   * Where `statement` (transaction control or a setting, the request's one statement) runs, given the status the
+   * client was last told. `pickShard`: a shard for a statement that needs one and the block has none yet.
+   */
+  place(statement: StatementPlan, status: number, pickShard: () => number): Placement {
+    const scope = this.scope;
+    const joined = this.joinedShards();
+    const isInBlock = status !== TxStatus.Idle;
+    const onJoined = (): Placement => ({
+      kind: 'shards',
+      shards: joined.length > 0 ? joined : [pickShard()],
+    });
+    switch (statement.kind) {
+      case 'begin':
+        if (!isInBlock) {
+          scope.open(statement.text);
+          return { kind: 'answer', reply: { tag: BEGIN_TAG, status: TxStatus.InTransaction } };
+        }
+        if (joined.length > 0) return { kind: 'shards', shards: joined };
+        return { kind: 'answer', reply: { tag: BEGIN_TAG, notice: ALREADY_IN_TRANSACTION, status } };
+      case 'commit':
+      case 'rollback': {
+        // Outside a block any one shard gives PostgreSQL's answer (a warning, or AND CHAIN's error).
+        if (!isInBlock) return { kind: 'shards', shards: [pickShard()] };
+        const isChained = statement.transaction?.chain === true;
+        const isRollback = statement.kind === 'rollback' || status === TxStatus.Failed;
+        this.ending = { isCommit: !isRollback, isChained };
+        const tag = isRollback ? ROLLBACK_TAG : COMMIT_TAG;
+        if (joined.length === 0) {
+          this.finish(!isRollback, isChained);
+          return {
+            kind: 'answer',
+            reply: { tag, status: isChained ? TxStatus.InTransaction : TxStatus.Idle },
+          };
+        }
+        // COMMIT of a failed transaction is its ROLLBACK, on every shard (a shard still healthy must not commit).
+        if (status === TxStatus.Failed && !isChained && statement.kind === 'commit' && joined.length >= 2) {
+          return { kind: 'rollback', shards: joined, reply: { tag: ROLLBACK_TAG, status: TxStatus.Idle } };
+        }
+        return { kind: 'shards', shards: joined };
+      }
+      case 'savepoint': {
+        if (!isInBlock) return { kind: 'shards', shards: [pickShard()] };
+        const t = statement.transaction;
+        if (t?.savepointAction != null && t.savepoint !== null) {
+          scope.expect({ kind: 'savepoint', action: t.savepointAction, name: t.savepoint });
+        }
+        return onJoined();
+      }
+      default:
+        // SET / RESET / DISCARD: outside a block on every shard (kept for the session by the dispatch).
+        if (!isInBlock) return { kind: 'shards', shards: 'all' };
+        if (statement.kind !== 'discard') scope.expect({ kind: 'setting', text: statement.text });
+        return onJoined();
+    }
+  }
+
+  /**
+   * The session's transaction status after a request, from its shards and the block (open with no shard reached yet:
+   * in a transaction). Keeps the block in step: the request's savepoint or setting is kept for joining shards (dropped
+   * when it failed); a transaction a shard began on its own is adopted; the block is over once none of its shards is
+   * in a transaction any more.
+   */
+  refresh(sawError: boolean): number {
+    const scope = this.scope;
+    let status = this.servers.combinedStatus();
+    const hasFailed = sawError || status === TxStatus.Failed;
+    if (scope.isOpen) {
+      if (hasFailed) {
+        scope.dropPending();
+        this.router.dropPendingSettings();
+      } else {
+        scope.confirm();
+        this.settings.push(...this.router.takePendingSettings());
+      }
+    }
+    let isReached = false;
+    this.servers.byShard.forEach((server, shard) => {
+      if (server === null || server.txStatus === TxStatus.Idle) return;
+      isReached = true;
+      if (!scope.joined.has(shard)) scope.adopt([shard]);
+    });
+    const ending = this.ending;
+    this.ending = null;
+    if (ending !== null && ending.isChained && isReached && !hasFailed) this.finish(ending.isCommit, true);
+    else if (scope.isOpen && !isReached && scope.joined.size > 0)
+      this.finish(ending?.isCommit === true, false);
+    if (scope.isOpen && status === TxStatus.Idle) status = TxStatus.InTransaction;
+    return status;
+  }
+
+  /**
+   * The block ended: its SETs hold for the session (and the shards that ran them) if it committed. AND CHAIN: a new
+   * block starts on the same shards.
+   */
+  finish(isCommitted: boolean, isChained: boolean): void {
+    const changes = this.settings;
+    this.settings = [];
+    if (isCommitted && changes.length > 0) {
+      this.router.applySettings(changes);
+      for (const shard of this.scope.joined) {
+        const server = this.servers.byShard[shard];
+        if (server != null) for (const c of changes) applySettingChange(server.settings, c);
+      }
+    }
+    this.scope.close(isChained);
+    this.onEnd();
+  }
+}
