@@ -793,6 +793,15 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
    * pipelined after it.
    */
   private failBatch(err: PgError): void {
+    const run = this.cursorRun;
+    if (run !== null) {
+      // A cursor request refused after it was rewritten for the shards: answer the client's own frames (no Sync of
+      // the proxy's: a client that sent only Flush gets no ReadyForQuery, and its frames up to Sync are skipped).
+      this.cursorRun = null;
+      this.batch.takeFirst(this.requestLength);
+      this.batch.unshift(run.clientTypes, run.clientFrames);
+      this.requestLength = run.clientTypes.length;
+    }
     this.session.failBatch(err, this.requestLength);
     this.onShardRequestDone();
   }

@@ -149,6 +149,18 @@ describe('cursors across shards', () => {
     expect(await both(query('select count(*) from users'), 4)).toEqual(['T', 'D:12', 'C:SELECT 1', 'Z']);
   });
 
+  it('answers a cursor in a failed transaction with 25P02 and no ReadyForQuery until the client’s Sync (regression)', async () => {
+    expect(await both(query('begin'), 2)).toEqual(['C:BEGIN', 'Z']);
+    expect((await both(query('select 1 / (id - id) from users'), 3)).slice(-2)).toEqual(['E:22012', 'Z']);
+    const refused = await both(
+      Buffer.concat([parse('select id from users order by id'), bind(), execute(3), FLUSH]),
+      1,
+    );
+    expect(refused).toEqual(['E:25P02']);
+    expect(await both(SYNC, 1)).toEqual(['Z']);
+    expect(await both(query('rollback'), 2)).toEqual(['C:ROLLBACK', 'Z']);
+  });
+
   it('refuses a cursor over a write on several shards, clearly', async () => {
     raw.write(Buffer.concat([parse('update users set name = name returning id'), bind(), execute(2), FLUSH]));
     const refused = await read(raw, 1);
