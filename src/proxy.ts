@@ -13,6 +13,7 @@ import { StatementNames } from './frontend/prepared-statements.js';
 import { PgError } from './errors/pg-error.js';
 import { initParser } from './router/parser.js';
 import { PlanCache } from './router/plan-cache.js';
+import type { StatementPlan } from './router/plan.js';
 import { shardingSchemaFor } from './sharding/schema-from-config.js';
 import type { DatabaseRouting } from './frontend/session-router.js';
 import { loadFailpointsFromEnv } from './txn/failpoints.js';
@@ -324,6 +325,7 @@ async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting
     routing.set(name, {
       schema: shardingSchemaFor(config, name),
       plans: new PlanCache(),
+      literalPlans: new PlanCache<StatementPlan | null>(),
       nextReadShard: () => {
         next = (next + 1) % shardCount;
         return next;

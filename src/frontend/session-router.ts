@@ -6,6 +6,7 @@ import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { ShardingSchema } from '../sharding/schema.js';
 import { analyzeQuery } from '../router/analyze.js';
+import { normalizeLiterals } from '../router/literals.js';
 import { parseStatements } from '../router/parser.js';
 import type { PlanCache } from '../router/plan-cache.js';
 import type {
@@ -81,6 +82,11 @@ export type BatchTarget = (
 export interface DatabaseRouting {
   readonly schema: ShardingSchema;
   readonly plans: PlanCache;
+  /**
+   * Plans of simple-protocol texts with their literals made parameters (router/literals.ts), by that text; null: it
+   * does not parse or is not one statement (the raw text is used). Absent: no literal normalization.
+   */
+  readonly literalPlans?: PlanCache<StatementPlan | null>;
   /** Round-robin shard for reads any shard can answer. */
   nextReadShard(): number;
   /**
@@ -225,6 +231,39 @@ export class SessionRouter implements RouteContext {
     return plans;
   }
 
+  /**
+   * A simple Query pinned to one shard, routed from the plan of its text with the literals made parameters (one
+   * plan for every literal: no parse per distinct text). Null when that does not apply — no literals, something the
+   * normalizer leaves alone, or a route other than one shard (fan-outs rewrite and merge from the raw text's plan).
+   */
+  private routeByLiterals(sql: string): { route: Route; plan: StatementPlan } | null {
+    const cache = this.routing.literalPlans;
+    if (cache === undefined) return null;
+    const normalized = normalizeLiterals(sql);
+    if (normalized === null) return null;
+    let plan = cache.get(normalized.text);
+    if (plan === undefined) {
+      try {
+        const plans = analyzeQuery(normalized.text, this.routing.schema);
+        plan = plans.length === 1 ? plans[0] : null;
+      } catch {
+        plan = null; // e.g. a literal where a parameter may not stand: the raw text is parsed instead
+      }
+      cache.set(normalized.text, plan);
+    }
+    if (plan === null) return null;
+    const params: BindParams = {
+      values: normalized.values.map((v) => Buffer.from(v)),
+      formats: normalized.values.map(() => 0),
+    };
+    try {
+      const route = routeStatement(plan, params, this);
+      return route.kind === 'one' ? { route, plan } : null;
+    } catch {
+      return null; // the raw text's plan says why (or routes it otherwise)
+    }
+  }
+
   /** Where a batch runs. Throws PgError when it cannot run correctly. */
   route(types: readonly number[], frames: readonly Buffer[]): BatchTarget {
     this.dropPendingSettings();
@@ -255,11 +294,17 @@ export class SessionRouter implements RouteContext {
       switch (types[i]) {
         case Frontend.Query: {
           const sql = frame.toString('utf8', 5, cstringEnd(frame, 5));
+          source = { text: sql, paramTypes: [], isQuery: true };
+          const pinned = this.routeByLiterals(sql);
+          if (pinned !== null) {
+            this.noteSettings(pinned.plan);
+            join(pinned.route, pinned.plan, null);
+            break;
+          }
           for (const p of this.plansFor(sql)) {
             this.noteSettings(p);
             join(routeStatement(p, null, this), p, null);
           }
-          source = { text: sql, paramTypes: [], isQuery: true };
           break;
         }
         case Frontend.Parse: {
