@@ -11,6 +11,7 @@ import { startPgCluster } from '../src/testing/pg-cluster.js';
 import { freePort } from '../src/testing/free-port.js';
 import { parseArgs } from './lib/args.js';
 import { writeDocSection } from './lib/report.js';
+import { shardgateCommand } from './lib/targets.js';
 
 const SCRIPT = 'bench/pgbench-sharded.ts';
 const opts = parseArgs(SCRIPT, {
@@ -95,7 +96,9 @@ async function main(): Promise<void> {
         `[[sharded_tables]]\ndatabase = "${USER}"\nname = "pgbench_history"\ncolumn = "aid"\ndata_type = "integer"\n`,
     );
     fs.writeFileSync(users, `[[users]]\nname = "${USER}"\ndatabase = "${USER}"\npassword = "${PASSWORD}"\n`);
-    proxy = spawn(process.execPath, [path.join(root, 'dist/cli.js'), '--config', config, '--users', users], {
+    // The built proxy, rebuilt first when src/ is newer (a stale dist/ would measure code that is gone).
+    const command = await shardgateCommand('dist');
+    proxy = spawn(command.file, [...command.args, '--config', config, '--users', users], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     await new Promise((r) => setTimeout(r, 1500));
@@ -123,8 +126,8 @@ async function main(): Promise<void> {
         `Measured ${new Date().toISOString()} with \`npx tsx ${SCRIPT} --duration ${DURATION} --scale ${SCALE} --clients ${CLIENTS}\`:`,
         'one PostgreSQL directly vs shardgate over two PostgreSQL shards on the same 2-core machine (so the sharded side',
         'runs two servers and the proxy on the cores the direct side gives to one server). Statements are routed by aid;',
-        'with `-M extended`/`prepared` the text is constant and parsed once (plan cache), with `-M simple` every literal makes',
-        'a new text and a parse (~25 µs) until literal normalization lands. branches/tellers are copied to both shards, so the',
+        'with `-M extended`/`prepared` the text is constant and parsed once (plan cache); with `-M simple` the literals are',
+        'made parameters first (router/literals.ts, ~0.3 µs), so one plan serves every aid. branches/tellers are copied to both shards, so the',
         "tpcb-like UPDATEs of them run on both shards, one after the other, inside the client's transaction.",
         '',
         '| workload | direct tps | shardgate (2 shards) tps | ratio | failed d/s |',

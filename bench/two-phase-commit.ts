@@ -12,6 +12,7 @@ import { startPgCluster } from '../src/testing/pg-cluster.js';
 import { freePort } from '../src/testing/free-port.js';
 import { parseArgs } from './lib/args.js';
 import { markdownTable, textTable, writeDocSection } from './lib/report.js';
+import { shardgateCommand } from './lib/targets.js';
 
 const SCRIPT = 'bench/two-phase-commit.ts';
 const opts = parseArgs(SCRIPT, {
@@ -108,13 +109,11 @@ async function startProxy(
   // BENCH_CPU_PROF=<dir>: a CPU profile of each proxy run (written when it stops), to see where 2PC time goes.
   const prof = process.env.BENCH_CPU_PROF;
   const nodeArgs = prof !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
-  const child = spawn(
-    process.execPath,
-    [...nodeArgs, path.join(root, 'dist/cli.js'), '--config', config, '--users', users],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
+  // The built proxy, rebuilt first when src/ is newer (a stale dist/ would measure code that is gone).
+  const command = await shardgateCommand('dist');
+  const child = spawn(command.file, [...nodeArgs, ...command.args, '--config', config, '--users', users], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   for (let i = 0; i < 100; i++) {
     const c = new pg.Client({ host: '127.0.0.1', port, user: USER, password: PASSWORD, database: USER });
     c.on('error', () => undefined);
@@ -130,7 +129,6 @@ async function startProxy(
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(path.join(root, 'dist/cli.js'))) throw new Error('run `npm run build` first');
   const cluster = await startPgCluster({
     count: 2,
     authMethod: 'md5',
