@@ -85,6 +85,8 @@ export class ClientSession implements ServerClient, Cancellable {
   private readonly batch = new RequestBatch();
   /** After an error the proxy raised mid-pipeline: drop frames until Sync, as PostgreSQL does. */
   private isSkippingToSync = false;
+  /** Reasons the client socket is not read right now (pauseInput / resumeInput). */
+  private inputPauses = 0;
   /**
    * Extended-protocol messages went to the server after the last Sync: their replies (and the Sync that closes
    * them) are still to come, so the server must stay with this client even at an idle ReadyForQuery.
@@ -265,9 +267,9 @@ export class ClientSession implements ServerClient, Cancellable {
     const first = pools.shards[0];
     if (first.serverParams !== null) return this.sendLoginReplies(first.serverParams);
     // First client of this pool: connect once so the client gets real server parameters (and a clear error).
-    this.socket.pause();
+    this.pauseInput();
     first.acquire((err, server) => {
-      this.socket.resume();
+      this.resumeInput();
       if (server) first.release(server);
       if (this.state !== 'auth') return;
       if (err || first.serverParams === null) {
@@ -303,8 +305,8 @@ export class ClientSession implements ServerClient, Cancellable {
       writeToClient: (buf) => this.socket.write(buf),
       hasPendingWrites: () => this.socket.writableLength > 0,
       onClientDrain: (resume) => this.onClientDrain(resume),
-      pauseInput: () => this.socket.pause(),
-      resumeInput: () => this.socket.resume(),
+      pauseInput: () => this.pauseInput(),
+      resumeInput: () => this.resumeInput(),
       sendFrames: (server, types, frames, readyCount) => this.sendFrames(server, types, frames, readyCount),
       failBatch: (err, count) => this.failBatch(err, count),
       skipToSync: () => {
@@ -404,7 +406,7 @@ export class ClientSession implements ServerClient, Cancellable {
         if (server) pool.release(server);
         return;
       }
-      if (isPaused) this.socket.resume();
+      if (isPaused) this.resumeInput();
       if (err || server === null) return this.failBatch(err ?? PgError.internal('no server'));
       this.attach(server, pool);
       this.sendBatch(server);
@@ -413,8 +415,20 @@ export class ClientSession implements ServerClient, Cancellable {
     // synchronously, so the common case never pauses (pause/resume cost a syscall each).
     if (this.isWaitingForServer) {
       isPaused = true;
-      this.socket.pause();
+      this.pauseInput();
     }
+  }
+
+  /**
+   * Stop reading the client (a request waits for a server, a shard lags behind a COPY): counted, so that one reason
+   * ending does not resume reading while another still holds it.
+   */
+  private pauseInput(): void {
+    if (this.inputPauses++ === 0) this.socket.pause();
+  }
+
+  private resumeInput(): void {
+    if (this.inputPauses > 0 && --this.inputPauses === 0) this.socket.resume();
   }
 
   private attach(server: ServerConnection, pool: Pool): void {
