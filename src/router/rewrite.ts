@@ -221,6 +221,11 @@ export interface ShardSelectEdit {
   readonly having: 'keep' | 'remove' | 'neutralize';
   /** 'pushdown': see `pushDownOffset`; 'strip': see `stripLimit`; 'keep': untouched. */
   readonly limit: 'keep' | 'pushdown' | 'strip';
+  /**
+   * 1-based output positions to order by, for a statement without ORDER BY (DISTINCT ON: each shard returns its
+   * groups in key order, which the merge needs; PostgreSQL orders them so anyway).
+   */
+  readonly orderByPositions?: readonly number[];
 }
 
 /** Output names of the hidden columns: never a name a query can refer to by accident. */
@@ -254,6 +259,18 @@ export function shardSelectSql(select: Readonly<Record<string, unknown>>, edit: 
         args: [clone.havingClause, { A_Const: { boolval: { boolval: true } } }],
       },
     };
+  }
+  if (edit.orderByPositions !== undefined && edit.orderByPositions.length > 0) {
+    if (Array.isArray(clone.sortClause) && clone.sortClause.length > 0)
+      throw new Error('an ORDER BY is there already');
+    clone.sortClause = edit.orderByPositions.map((p) => ({
+      SortBy: {
+        node: { A_Const: { ival: { ival: p } } },
+        sortby_dir: 'SORTBY_DEFAULT',
+        sortby_nulls: 'SORTBY_NULLS_DEFAULT',
+        location: -1,
+      },
+    }));
   }
   if (edit.limit === 'pushdown' && !pushDownOffsetIn(clone)) throw new Error('no OFFSET to push down');
   if (edit.limit === 'strip' && !stripLimitIn(clone)) throw new Error('no LIMIT/OFFSET to remove');

@@ -535,6 +535,27 @@ export function mergePlan(sel: AstObject): MergePlan {
     orderBy.push({ position, name, descending, nullsFirst, hidden: hiddenIndex, isByteCollated, collation });
   }
 
+  // DISTINCT ON without ORDER BY: PostgreSQL picks any row of each group (sorting by the keys to find them); the
+  // shards are asked to order by the keys, so the merge can keep the first row of each run of equal keys.
+  let distinctOnOrder: number[] = [];
+  if (shape !== null && shape.distinctOn.length > 0 && orderBy.length === 0 && !hasStar && !isGrouped) {
+    const positions = shape.distinctOn.map((item) => positionOf(item, targets, false, true));
+    if (positions.every((p): p is number => p !== null)) {
+      distinctOnOrder = [...new Set(positions)];
+      for (const position of distinctOnOrder) {
+        orderBy.push({
+          position,
+          name: null,
+          descending: false,
+          nullsFirst: false,
+          hidden: null,
+          isByteCollated: false,
+          collation: null,
+        });
+      }
+    }
+  }
+
   let having: HavingCondition | null = null;
   let havingEdit: ShardSelectEdit['having'] = 'keep';
   if (shape !== null && sel.havingClause !== undefined) {
@@ -568,10 +589,20 @@ export function mergePlan(sel: AstObject): MergePlan {
         ? 'pushdown'
         : 'keep';
   aggregates.push(...hidden.aggregates);
-  const edit: ShardSelectEdit = { avgTargets, hidden: hidden.exprs, having: havingEdit, limit: limitEdit };
+  const edit: ShardSelectEdit = {
+    avgTargets,
+    hidden: hidden.exprs,
+    having: havingEdit,
+    limit: limitEdit,
+    orderByPositions: distinctOnOrder,
+  };
   let shardQuery: ShardQuery | null = null;
   const isEdited =
-    avgTargets.length > 0 || edit.hidden.length > 0 || havingEdit !== 'keep' || limitEdit !== 'keep';
+    avgTargets.length > 0 ||
+    edit.hidden.length > 0 ||
+    havingEdit !== 'keep' ||
+    limitEdit !== 'keep' ||
+    distinctOnOrder.length > 0;
   if (isEdited && orderingProblems.length === 0) {
     try {
       shardQuery = { sql: shardSelectSql(sel, edit), hiddenCount: edit.hidden.length };

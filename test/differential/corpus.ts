@@ -1210,10 +1210,14 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     'distinct-on-two-keys-nulls',
     `select distinct on (status, user_id) status, user_id, id from orders order by user_id nulls first, status, id desc`,
   );
-  rejected(
-    'distinct-on-without-order-by',
-    `select distinct on (status) status, id from orders`,
-    /DISTINCT ON/,
+  // DISTINCT ON without ORDER BY: any row of each group is right, so only the keys are compared.
+  unordered('aggregate', 'distinct-on-without-order-by', `select distinct on (status) status from orders`);
+  both(
+    'same-unordered',
+    'aggregate',
+    'distinct-on-without-order-by-param',
+    `select distinct on (user_id, status) user_id, status from orders where user_id > $1`,
+    [0],
   );
   rejected(
     'join-orders-items-on-order-id',

@@ -143,6 +143,18 @@ describe('aggregates and grouping', () => {
     expect(merge('SELECT DISTINCT ON (id) * FROM users')).toMatchObject({ distinct: true, distinctOn: true });
     expect(merge('SELECT country FROM users')).toMatchObject({ distinct: false, hasGroupBy: false });
   });
+
+  it('DISTINCT ON without ORDER BY: the shards order by its expressions, the merge keeps the first of each run', () => {
+    const m = merge('SELECT DISTINCT ON (country, id) id, country FROM users');
+    expect(m.distinctOnPositions).toEqual([2, 1]);
+    expect(m.orderBy.map((o) => [o.position, o.descending])).toEqual([
+      [2, false],
+      [1, false],
+    ]);
+    expect(m.shardQuery?.sql).toMatch(/ORDER BY 2, 1$/);
+    // With `*` the positions are unknown: still refused (no plan for it).
+    expect(merge('SELECT DISTINCT ON (id) * FROM users').distinctOnPositions).toBeNull();
+  });
 });
 
 describe('set operations', () => {
