@@ -721,8 +721,12 @@ export class ReplyMerger {
   private sortComparators(types: readonly ColumnType[], isRankable = false): ValueComparator[] {
     return this.orderBy.map((k, i) => {
       const type = columnType(types, k.column);
-      if (isRankable && this.needsCollationOrder(type, k.isByteCollated === true)) {
-        const collation = k.collation ?? null;
+      const tableOid = (type as { tableOid?: number }).tableOid ?? 0;
+      const collation = k.collation ?? null;
+      // Ranked: a table column (its own collation is checked by the rank query) or a key with a COLLATE clause. An
+      // expression's collation comes from the columns in it, which the proxy cannot see: refused (add a COLLATE).
+      const isRankableKey = isRankable && (tableOid !== 0 || collation !== null);
+      if (isRankableKey && this.needsCollationOrder(type, k.isByteCollated === true)) {
         if (this.rankedKeys.length > 0 && collation !== this.rankCollation) {
           throw PgError.featureNotSupported(
             'ORDER BY text keys in different collations across shards is not supported',
@@ -731,8 +735,7 @@ export class ReplyMerger {
         }
         this.rankedKeys.push(i);
         this.rankCollation = collation;
-        const tableOid = (type as { tableOid?: number }).tableOid ?? 0;
-        if (collation === null && tableOid !== 0) {
+        if (collation === null) {
           this.rankedColumns.push({ tableOid, column: (type as { column?: number }).column ?? 0 });
         }
         return (a, b) => this.rankOf(a) - this.rankOf(b);
@@ -855,8 +858,8 @@ export class ReplyMerger {
     if (!this.needsCollationOrder(type, isByteCollated)) return;
     const collation = this.spec.textCollation as string;
     throw PgError.featureNotSupported(
-      `${purpose} on text across shards would need the database collation "${collation}", which shardgate cannot reproduce`,
-      'Add COLLATE "C" to the ORDER BY expression (byte order), sort on a non-text column, or route the query to one shard.',
+      `${purpose} on text across shards would need the database collation "${collation}", which shardgate cannot reproduce here`,
+      'Add COLLATE "default" (the database order) or COLLATE "C" (byte order) to the expression, sort on a table column, or route the query to one shard.',
     );
   }
 

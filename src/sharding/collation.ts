@@ -29,13 +29,17 @@ export async function probeTextCollation(
       database,
       user,
       shard,
-      "SELECT datcollate, to_jsonb(d)->>'datlocprovider' FROM pg_catalog.pg_database d WHERE datname = current_database()",
+      "SELECT datcollate, to_jsonb(d)->>'datlocprovider', coalesce(to_jsonb(d)->>'daticulocale', to_jsonb(d)->>'datlocale') FROM pg_catalog.pg_database d WHERE datname = current_database()",
     );
     if (outcome.kind === 'lost')
       logger.debug({ database, shard, err: outcome.reason }, 'collation probe: shard unreachable');
     if (outcome.kind !== 'ok' || outcome.rows.length === 0) continue;
-    const [collate, provider] = outcome.rows[0];
-    return isByteOrderCollation(collate ?? '', provider) ? null : (collate ?? 'unknown');
+    const [collate, provider, locale] = outcome.rows[0];
+    if (isByteOrderCollation(collate ?? '', provider)) return null;
+    // ICU (and builtin) databases are named by their locale: their datcollate (often "C") is not what sorts text.
+    if (provider !== 'c' && locale !== null && locale !== '')
+      return provider === 'i' ? `${locale} (ICU)` : locale;
+    return collate ?? 'unknown';
   }
   return undefined;
 }

@@ -74,14 +74,11 @@ describe('text ordering across shards in a database that does not sort by bytes'
       (await client.query(sql, values)).rows.map((r: { w: string }) => r.w);
     expect(await words('select w from words order by w')).toEqual(['a', 'B', 'c', 'D', 'e', 'F']);
     expect(await words('select w from words order by w desc limit 4 offset 1')).toEqual(['e', 'D', 'c', 'B']);
-    // Extended protocol with parameters, an expression key, a hidden sort column, NULLs
-    expect(await words('select w from words where id > $1 order by lower(w) desc', [2])).toEqual([
-      'F',
-      'e',
-      'D',
-      'c',
-    ]);
-    expect(await words('select id::text as w from words order by w, id')).toEqual([
+    // Extended protocol with parameters, an expression key (its collation named), a hidden sort column, NULLs
+    expect(
+      await words('select w from words where id > $1 order by lower(w) collate "default" desc', [2]),
+    ).toEqual(['F', 'e', 'D', 'c']);
+    expect(await words('select id::text as w from words order by w collate "default", id')).toEqual([
       '1',
       '2',
       '3',
@@ -89,17 +86,27 @@ describe('text ordering across shards in a database that does not sort by bytes'
       '5',
       '6',
     ]);
-    expect(await words('select w from words order by upper(w) nulls first limit 2')).toEqual(['a', 'B']);
+    expect(
+      await words('select w from words order by upper(w) collate "default" nulls first limit 2'),
+    ).toEqual(['a', 'B']);
+    // An expression without COLLATE takes its collation from columns the proxy cannot see: refused, with the fix.
+    const expr = await client.query('select w from words order by lower(w)').then(
+      () => null,
+      (e: pg.DatabaseError) => e,
+    );
+    expect(expr?.code).toBe('0A000');
+    expect(expr?.hint).toMatch(/COLLATE "default"/);
     // min/max of text would need the same; still refused with a hint
     const err = await client.query('select min(w) from words').then(
       () => null,
       (e: pg.DatabaseError) => e,
     );
     expect(err?.code).toBe('0A000');
+    expect(err?.message).toMatch(/"en-US \(ICU\)"/); // named by its ICU locale, not its datcollate ("C")
     expect(err?.hint).toMatch(/COLLATE "C"/);
     // GROUP BY … ORDER BY the text group key: the groups are ranked the same way
     const grouped = await client.query(
-      `select upper(w) as w, count(*)::int as n from words group by upper(w) order by w desc`,
+      `select upper(w) as w, count(*)::int as n from words group by upper(w) order by upper(w) collate "default" desc`,
     );
     expect(grouped.rows.map((r: { w: string }) => r.w)).toEqual(['F', 'E', 'D', 'C', 'B', 'A']);
     const mixed = await client.query(`select w, count(*)::int as n from words group by w order by w limit 3`);
