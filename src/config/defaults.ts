@@ -31,6 +31,7 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   twoPhaseCommitWalFsyncIntervalMs: 0,
   twoPhaseCommitRecoveryIntervalMs: 10_000,
   twoPhaseCommitOrphanTimeoutMs: 60_000,
+  twoPhaseCommitPrepareTimeoutMs: 0, // off, as statement_timeout
   maxMessageSizeBytes: 64 * MIB,
   openmetricsPort: null,
   openmetricsNamespace: 'shardgate_',
@@ -219,6 +220,7 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'two_phase_commit_wal_fsync_interval',
   'two_phase_commit_recovery_interval',
   'two_phase_commit_orphan_timeout',
+  'two_phase_commit_prepare_timeout',
   'max_message_size',
   'openmetrics_port',
   'openmetrics_namespace',

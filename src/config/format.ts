@@ -98,6 +98,7 @@ function generalSettings(general: GeneralConfig): ConfigSetting[] {
     setting('two_phase_commit_wal_fsync_interval', general.twoPhaseCommitWalFsyncIntervalMs),
     setting('two_phase_commit_recovery_interval', general.twoPhaseCommitRecoveryIntervalMs),
     setting('two_phase_commit_orphan_timeout', general.twoPhaseCommitOrphanTimeoutMs),
+    setting('two_phase_commit_prepare_timeout', general.twoPhaseCommitPrepareTimeoutMs),
     setting('max_message_size', general.maxMessageSizeBytes),
     setting('openmetrics_port', general.openmetricsPort, 'OpenMetrics endpoint off'),
     setting('openmetrics_namespace', general.openmetricsNamespace),

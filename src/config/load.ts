@@ -252,6 +252,8 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
     twoPhaseCommitOrphanTimeoutMs:
       r.integer('two_phase_commit_orphan_timeout', POSITIVE_TIMEOUT_MS_RULE) ??
       d.twoPhaseCommitOrphanTimeoutMs,
+    twoPhaseCommitPrepareTimeoutMs:
+      r.integer('two_phase_commit_prepare_timeout', TIMEOUT_MS_RULE) ?? d.twoPhaseCommitPrepareTimeoutMs,
     maxMessageSizeBytes: r.integer('max_message_size', MESSAGE_SIZE_RULE) ?? d.maxMessageSizeBytes,
     openmetricsPort: r.integer('openmetrics_port', LISTEN_PORT_RULE) ?? d.openmetricsPort,
     openmetricsNamespace: readMetricsNamespace(r),

@@ -37,6 +37,11 @@ export interface GeneralConfig {
   twoPhaseCommitRecoveryIntervalMs: number;
   /** A prepared transaction of ours with no decision, older than this, is rolled back (presumed abort); default 60000. */
   twoPhaseCommitOrphanTimeoutMs: number;
+  /**
+   * Longest wait for a shard's PREPARE TRANSACTION, ms (0 = none, the default): past it the PREPARE is cancelled (its
+   * connection closed if the cancel does not end it) and the transaction rolls back everywhere.
+   */
+  twoPhaseCommitPrepareTimeoutMs: number;
   /** Largest client message accepted, bytes (protects against oversized/malformed lengths). */
   maxMessageSizeBytes: number; // default 64 MiB
   /** HTTP port of the OpenMetrics endpoint (/metrics); null = off (default). 0 = any free port. */

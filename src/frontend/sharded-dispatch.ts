@@ -654,7 +654,15 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     this.isCommitting = true;
     const run: Promise<CommitRun> =
       wantsTwoPhase && txn !== null
-        ? commitTwoPhase(txn, this.session.database, this.session.user, participants, this, this.log)
+        ? commitTwoPhase(
+            txn,
+            this.session.database,
+            this.session.user,
+            participants,
+            this,
+            this.log,
+            this.session.general().twoPhaseCommitPrepareTimeoutMs,
+          )
         : commitPlain(participants, this, this.log);
     run.then(
       (result) => this.afterCommit(result, reply),

@@ -38,6 +38,7 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   twoPhaseCommitWalFsyncIntervalMs: ['two_phase_commit_wal_fsync_interval', true],
   twoPhaseCommitRecoveryIntervalMs: ['two_phase_commit_recovery_interval', true],
   twoPhaseCommitOrphanTimeoutMs: ['two_phase_commit_orphan_timeout', true],
+  twoPhaseCommitPrepareTimeoutMs: ['two_phase_commit_prepare_timeout', false],
   maxMessageSizeBytes: ['max_message_size', false],
   openmetricsPort: ['openmetrics_port', true],
   openmetricsNamespace: ['openmetrics_namespace', true],

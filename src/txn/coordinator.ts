@@ -93,6 +93,7 @@ export async function commitTwoPhase(
   participants: readonly CommitParticipant[],
   owner: Owner,
   logger: Logger,
+  prepareTimeoutMs = 0,
 ): Promise<CommitRun> {
   const runner = new Runner(owner);
   const readers = participants.filter((p) => !p.isWriter);
@@ -110,8 +111,11 @@ export async function commitTwoPhase(
   );
 
   await failpoint('before_prepare');
-  const prepared = await Promise.all(
+  const { outcomes: prepared, timedOut } = await boundedPrepares(
+    writers,
     writers.map((p) => runner.run(p, `PREPARE TRANSACTION '${branchOf(p).gid}'`)),
+    prepareTimeoutMs,
+    logger,
   );
   let error: Buffer | null = null;
   writers.forEach((p, i) => {
@@ -120,6 +124,15 @@ export async function commitTwoPhase(
     if (o.kind === 'ok') branch.state = 'prepared';
     else if (o.kind === 'error') branch.state = 'failed'; // PostgreSQL rolled that branch back itself
     // lost: unknown whether it was prepared; stays 'open' so the abort path makes sure with ROLLBACK PREPARED
+    if (o.kind !== 'ok' && timedOut[i] && error === null) {
+      error = new PgError(
+        'ERROR',
+        SqlState.QueryCanceled,
+        `PREPARE TRANSACTION on shard ${p.shard} did not finish within two_phase_commit_prepare_timeout ` +
+          `(${prepareTimeoutMs} ms); the transaction was rolled back`,
+        `shard ${p.shard}: ${outcomeFailure(o) ?? ''}`,
+      ).toBuffer();
+    }
     error ??= errorFrame(o, p.shard, 'during PREPARE TRANSACTION; the transaction was rolled back');
   });
 
@@ -171,6 +184,48 @@ export async function commitTwoPhase(
   await readersDone;
   manager.settle(tx);
   return { error: null, lost: runner.lost };
+}
+
+/** How long a PREPARE may ignore its cancel before its connection is closed (the outcome then is 'lost'). */
+const PREPARE_CANCEL_GRACE_MS = 5_000;
+
+/**
+ * Phase 1 with a bound (`ms` > 0): a shard still preparing after `ms` gets a cancel (PostgreSQL answers 57014 and
+ * rolls that branch back); one that ignores it for PREPARE_CANCEL_GRACE_MS more — a hung host — has its connection
+ * closed. Either way phase 1 fails and the transaction rolls back everywhere: a hung shard cannot hold the client.
+ */
+async function boundedPrepares(
+  writers: readonly CommitParticipant[],
+  runs: readonly Promise<QueryOutcome>[],
+  ms: number,
+  logger: Logger,
+): Promise<{ outcomes: QueryOutcome[]; timedOut: boolean[] }> {
+  const timedOut = writers.map(() => false);
+  if (ms <= 0) return { outcomes: await Promise.all(runs), timedOut };
+  const isDone = writers.map(() => false);
+  runs.forEach((run, i) => void run.then(() => (isDone[i] = true)));
+  let grace: NodeJS.Timeout | null = null;
+  const timer = setTimeout(() => {
+    writers.forEach((p, i) => {
+      if (isDone[i]) return;
+      timedOut[i] = true;
+      logger.warn({ shard: p.shard, timeoutMs: ms }, 'PREPARE TRANSACTION timed out: cancelling it');
+      void p.server.cancel();
+    });
+    grace = setTimeout(() => {
+      writers.forEach((p, i) => {
+        if (isDone[i]) return;
+        logger.error({ shard: p.shard }, 'PREPARE TRANSACTION ignored its cancel: closing the connection');
+        p.server.terminate('PREPARE TRANSACTION did not end after its cancel');
+      });
+    }, PREPARE_CANCEL_GRACE_MS);
+  }, ms);
+  try {
+    return { outcomes: await Promise.all(runs), timedOut };
+  } finally {
+    clearTimeout(timer);
+    if (grace !== null) clearTimeout(grace);
+  }
 }
 
 /** Phase-1 failure: ROLLBACK PREPARED where PREPARE succeeded; branches left unfinished go to the background. */

@@ -279,6 +279,55 @@ describe('two-phase commit', () => {
   });
 });
 
+describe('two-phase commit with two_phase_commit_prepare_timeout', () => {
+  it('cancels a PREPARE that hangs on a shard and rolls back everywhere, in about the timeout', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shardgate-2pc-timeout-'));
+    const timed = await startTestProxy(cluster, {
+      general: `two_phase_commit = true\ntwo_phase_commit_wal_dir = "${dir}"\ninstance_id = "t2pc_timeout"\ntwo_phase_commit_prepare_timeout = 500`,
+      extraPgdog: USERS_SHARDING_TOML,
+    });
+    // On shard 1, a deferred trigger that sleeps at commit time — so in PREPARE — for rows named 'slow'.
+    await direct[1].query(`
+      create or replace function slow_prepare() returns trigger language plpgsql as $$
+      begin
+        if new.name = 'slow' then perform pg_sleep(30); end if;
+        return new;
+      end $$;
+      create constraint trigger slow_prepare after insert on users deferrable initially deferred
+        for each row execute function slow_prepare();`);
+    const c = new pg.Client({ connectionString: timed.url });
+    await c.connect();
+    try {
+      const a = idOn(0, 9100);
+      const b = idOn(1, 9100);
+      await c.query('begin');
+      await c.query('insert into users (id, name) values ($1, $2)', [a, 'fast']);
+      await c.query('insert into users (id, name) values ($1, $2)', [b, 'slow']);
+      const t0 = Date.now();
+      const err = await c.query('commit').then(
+        () => null,
+        (e: pg.DatabaseError) => e,
+      );
+      const took = Date.now() - t0;
+      expect(err?.code).toBe('57014');
+      expect(err?.message).toMatch(/two_phase_commit_prepare_timeout/);
+      expect(err?.message).toMatch(/shard 1/);
+      expect(took).toBeGreaterThanOrEqual(450);
+      expect(took).toBeLessThan(5_000); // not the trigger's 30 s
+      expect(await rowsOn(0, [a])).toBe(0);
+      expect(await rowsOn(1, [b])).toBe(0);
+      expect(await preparedOn(0)).toEqual([]);
+      expect(await preparedOn(1)).toEqual([]);
+      expect((await c.query('select 1 as ok')).rows[0].ok).toBe(1); // the client goes on
+    } finally {
+      await c.end().catch(() => undefined);
+      await direct[1].query('drop trigger slow_prepare on users');
+      await timed.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('two-phase commit start-up check', () => {
   it('refuses to start when a shard has max_prepared_transactions = 0, naming the shard', async () => {
     const off = await testServers(1, {

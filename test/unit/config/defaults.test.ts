@@ -36,6 +36,7 @@ describe('parseConfig defaults', () => {
       twoPhaseCommitWalFsyncIntervalMs: 0,
       twoPhaseCommitRecoveryIntervalMs: 10_000,
       twoPhaseCommitOrphanTimeoutMs: 60_000,
+      twoPhaseCommitPrepareTimeoutMs: 0,
       maxMessageSizeBytes: 64 * 1024 * 1024,
       openmetricsPort: null, // off, as in PgDog
       openmetricsNamespace: 'shardgate_', // PgDog: no prefix
@@ -124,6 +125,7 @@ two_phase_commit_wal_segment_size = 1_048_576
 two_phase_commit_wal_fsync_interval = 2
 two_phase_commit_recovery_interval = 5_000
 two_phase_commit_orphan_timeout = 30_000
+two_phase_commit_prepare_timeout = 2_500
 max_message_size = 1_048_576
 openmetrics_port = 9090
 openmetrics_namespace = "pgdog_"
@@ -163,6 +165,7 @@ server_password = "owner-pw"`;
       twoPhaseCommitWalFsyncIntervalMs: 2,
       twoPhaseCommitRecoveryIntervalMs: 5000,
       twoPhaseCommitOrphanTimeoutMs: 30000,
+      twoPhaseCommitPrepareTimeoutMs: 2500,
       maxMessageSizeBytes: 1048576,
       openmetricsPort: 9090,
       openmetricsNamespace: 'pgdog_',
