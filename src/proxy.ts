@@ -12,7 +12,7 @@ import { ClientSession } from './frontend/client-session.js';
 import { StatementNames } from './frontend/prepared-statements.js';
 import { PgError } from './errors/pg-error.js';
 import { initParser } from './router/parser.js';
-import { PlanCache } from './router/plan-cache.js';
+import { PlanCache, type PlanCacheStats } from './router/plan-cache.js';
 import type { StatementPlan } from './router/plan.js';
 import { shardingSchemaFor } from './sharding/schema-from-config.js';
 import type { DatabaseRouting } from './frontend/session-router.js';
@@ -175,7 +175,11 @@ export async function startProxy(
       clients: adminContext.clients,
       pools: () => pools.all(),
       txn: adminContext.txn,
-      planCaches: () => [...routing].map(([database, r]) => ({ database, stats: r.plans.stats() })),
+      planCaches: () =>
+        [...routing].map(([database, r]) => ({
+          database,
+          stats: combinedStats(r.plans.stats(), r.literalPlans?.stats()),
+        })),
       get isPaused() {
         return pools.paused;
       },
@@ -335,6 +339,18 @@ async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting
   }
   if (routing.size > 0) await initParser();
   return routing;
+}
+
+/** One database's routing caches as one (the raw texts' plans and the literal-normalized ones). */
+function combinedStats(a: PlanCacheStats, b: PlanCacheStats | undefined): PlanCacheStats {
+  if (b === undefined) return a;
+  return {
+    hits: a.hits + b.hits,
+    misses: a.misses + b.misses,
+    evictions: a.evictions + b.evictions,
+    size: a.size + b.size,
+    capacity: a.capacity + b.capacity,
+  };
 }
 
 const UNKNOWN_COLLATION = '(unknown: no shard has answered yet)';

@@ -224,6 +224,16 @@ describe('OpenMetrics endpoint', () => {
       value(before, 'shardgate_plan_cache_hits_total', app) + 4,
     );
     expect(value(after, 'shardgate_plan_cache_entries', app)).toBeGreaterThan(0);
+    // Simple queries differing only in their literals share one (literal-normalized) plan: hits, not parses.
+    const mid = await samples();
+    for (let i = 0; i < 5; i++) await client.query(`select name from users where id = ${1000 + i}`);
+    const end = await samples();
+    expect(value(end, 'shardgate_plan_cache_hits_total', app)).toBeGreaterThanOrEqual(
+      value(mid, 'shardgate_plan_cache_hits_total', app) + 4,
+    );
+    expect(value(end, 'shardgate_plan_cache_misses_total', app)).toBeLessThanOrEqual(
+      value(mid, 'shardgate_plan_cache_misses_total', app) + 1,
+    );
   });
 
   it('uses openmetrics_namespace as the prefix (PgDog-style "pgdog_"); counts errors the proxy raises', async () => {
