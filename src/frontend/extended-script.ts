@@ -3,18 +3,13 @@
 // to run one after another as a script (sharded-dispatch.ts) with the client's one ReadyForQuery at the end.
 import { Frontend } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
+import { bindStatement, executeLimit } from '../protocol/frontend-fields.js';
 
 const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
 
 export interface StatementRequest {
   readonly types: number[];
   readonly frames: Buffer[];
-}
-
-/** The statement a Bind frame binds ('' = unnamed). */
-function boundStatement(frame: Buffer): string {
-  const portalEnd = frame.indexOf(0, 5);
-  return frame.toString('utf8', portalEnd + 1, frame.indexOf(0, portalEnd + 1));
 }
 
 /**
@@ -39,7 +34,7 @@ export function splitStatements(types: readonly number[], frames: readonly Buffe
     const frame = frames[i];
     if (t === Frontend.Parse && frame[5] === 0) {
       hasParsedUnnamed = true;
-    } else if (t === Frontend.Bind && boundStatement(frame) === '') {
+    } else if (t === Frontend.Bind && bindStatement(frame) === '') {
       const isParsedHere = current.types.some(
         (type, k) => type === Frontend.Parse && current.frames[k][5] === 0,
       );
@@ -49,14 +44,11 @@ export function splitStatements(types: readonly number[], frames: readonly Buffe
           hint,
         );
       }
-    } else if (t === Frontend.Execute) {
-      const portalEnd = frame.indexOf(0, 5);
-      if (frame.readInt32BE(portalEnd + 1) > 0) {
-        throw PgError.featureNotSupported(
-          'a row-limited Execute inside a batch of statements for different shards is not supported',
-          hint,
-        );
-      }
+    } else if (t === Frontend.Execute && executeLimit(frame) > 0) {
+      throw PgError.featureNotSupported(
+        'a row-limited Execute inside a batch of statements for different shards is not supported',
+        hint,
+      );
     }
     current.types.push(t);
     current.frames.push(frame);

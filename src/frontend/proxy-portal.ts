@@ -8,6 +8,7 @@
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { CLOSE_COMPLETE, commandComplete, NO_DATA, readyForQuery } from '../protocol/messages.js';
 import { FrameReader } from '../protocol/frame-reader.js';
+import { bindPortal, describedTarget, executeLimit, executePortal } from '../protocol/frontend-fields.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { ServerConnection } from '../backend/server-connection.js';
@@ -58,11 +59,7 @@ export class ProxyPortal {
 
 /** The portal name and row limit of an Execute frame. */
 export function executeTarget(frame: Buffer): { portal: string; limit: number } {
-  const end = frame.indexOf(0, 5);
-  return {
-    portal: frame.toString('utf8', 5, end),
-    limit: end + 5 <= frame.length ? frame.readInt32BE(end + 1) : 0,
-  };
+  return { portal: executePortal(frame), limit: executeLimit(frame) };
 }
 
 /** Whether a fan-out request must run as a cursor: a row-limited Execute, or no Sync (Flush only) to end it. */
@@ -71,7 +68,7 @@ export function isCursorRequest(types: readonly number[], frames: readonly Buffe
   for (let i = 0; i < types.length; i++) {
     const t = types[i];
     if (t === Frontend.Sync || t === Frontend.Query || t === Frontend.FunctionCall) hasSync = true;
-    else if (t === Frontend.Execute && executeTarget(frames[i]).limit > 0) return true;
+    else if (t === Frontend.Execute && executeLimit(frames[i]) > 0) return true;
   }
   return !hasSync;
 }
@@ -94,8 +91,7 @@ export function cursorShardRequest(
     if (t === Frontend.Sync && i !== types.length - 1) return null;
     if (t === Frontend.Execute) {
       executes++;
-      const { portal } = executeTarget(frames[i]);
-      const name = Buffer.from(portal);
+      const name = Buffer.from(executePortal(frames[i]));
       const frame = Buffer.alloc(10 + name.length);
       frame[0] = Frontend.Execute;
       frame.writeInt32BE(frame.length - 1, 1);
@@ -233,8 +229,16 @@ export class CursorRun implements FanoutOwner {
 
 /** The portal a Close frame closes, or null for a Close of a statement. */
 export function closeTarget(frame: Buffer): string | null {
-  if (frame[5] !== 0x50) return null; // 'P'
-  return frame.toString('utf8', 6, frame.indexOf(0, 6));
+  const { isPortal, name } = describedTarget(frame);
+  return isPortal ? name : null;
+}
+
+/** The portal an Execute, or a Describe / Close of a portal, names; null for any other message. */
+function portalOf(type: number, frame: Buffer): string | null {
+  if (type === Frontend.Execute) return executePortal(frame);
+  if (type !== Frontend.Describe && type !== Frontend.Close) return null;
+  const { isPortal, name } = describedTarget(frame);
+  return isPortal ? name : null;
 }
 
 /**
@@ -251,12 +255,7 @@ export function answerFromPortals(
   for (let i = 0; i < types.length; i++) {
     const t = types[i];
     if (t === Frontend.Flush || t === Frontend.Sync) continue;
-    const name =
-      t === Frontend.Execute
-        ? executeTarget(frames[i]).portal
-        : (t === Frontend.Describe || t === Frontend.Close) && frames[i][5] === 0x50
-          ? frames[i].toString('utf8', 6, frames[i].indexOf(0, 6))
-          : null;
+    const name = portalOf(t, frames[i]);
     if (name === null || !portals.has(name)) return null;
   }
   const out: Buffer[] = [];
@@ -269,10 +268,7 @@ export function answerFromPortals(
       continue;
     }
     if (isSkipping || t === Frontend.Flush) continue;
-    const name =
-      t === Frontend.Execute
-        ? executeTarget(frames[i]).portal
-        : frames[i].toString('utf8', 6, frames[i].indexOf(0, 6));
+    const name = portalOf(t, frames[i]) as string; // checked above
     const portal = portals.get(name);
     if (t === Frontend.Close) {
       portals.delete(name);
@@ -283,7 +279,7 @@ export function answerFromPortals(
         new PgError('ERROR', SqlState.InvalidCursorName, `portal "${name}" does not exist`).toBuffer(),
       );
       isSkipping = true;
-    } else if (t === Frontend.Execute) portal.execute(executeTarget(frames[i]).limit, out);
+    } else if (t === Frontend.Execute) portal.execute(executeLimit(frames[i]), out);
     else portal.describe(out);
   }
   return out;
@@ -321,9 +317,7 @@ export class ProxyPortals {
   forgetRebound(types: readonly number[], frames: readonly Buffer[]): void {
     for (let i = 0; i < types.length; i++) {
       if (types[i] === Frontend.Query) this.portals.delete('');
-      else if (types[i] === Frontend.Bind) {
-        this.portals.delete(frames[i].toString('utf8', 5, frames[i].indexOf(0, 5)));
-      }
+      else if (types[i] === Frontend.Bind) this.portals.delete(bindPortal(frames[i]));
     }
   }
 }
