@@ -7,6 +7,7 @@ import { SqlState } from '../errors/sqlstate.js';
 import type { ShardingSchema } from '../sharding/schema.js';
 import { analyzeQuery } from '../router/analyze.js';
 import { normalizeLiterals } from '../router/literals.js';
+import { quoteIdentifier } from '../router/sql-text.js';
 import { parseStatements } from '../router/parser.js';
 import type { PlanCache } from '../router/plan-cache.js';
 import type {
@@ -105,6 +106,16 @@ interface PreparedEntry {
 
 const DML_KINDS = new Set<StatementPlan['kind']>(['insert', 'update', 'delete', 'merge']);
 
+/** The flags of a request whose rows go to several shards (a split INSERT, COPY … FROM STDIN). */
+const MULTI_SHARD_WRITE = {
+  isSessionLevel: false,
+  isMultiShardWrite: true,
+  isCommit: false,
+  isWrite: true,
+  mayWrite: true,
+  sessionStatement: null,
+} as const;
+
 /** Session-level statements and DDL: the same on every shard, reported once. */
 export const BROADCAST_SPEC: MergeSpec = Object.freeze({ ...PASS_THROUGH_SPEC, isBroadcast: true });
 
@@ -116,6 +127,11 @@ function cstringEnd(frame: Buffer, from: number): number {
   const end = frame.indexOf(0, from);
   if (end < 0) throw PgError.protocolViolation('unterminated string in message');
   return end;
+}
+
+/** The SQL text of a Parse frame (`nameEnd`: where its statement name ends, if known). */
+function parseText(frame: Buffer, nameEnd = cstringEnd(frame, 5)): string {
+  return frame.toString('utf8', nameEnd + 1, cstringEnd(frame, nameEnd + 1));
 }
 
 /** A request whose statements need different shards (a simple Query with several statements can be run as a script). */
@@ -194,7 +210,7 @@ export function settingsSyncSql(
 }
 
 function settingName(name: string): string {
-  return /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+  return /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/.test(name) ? name : quoteIdentifier(name);
 }
 
 export class SessionRouter implements RouteContext {
@@ -309,7 +325,7 @@ export class SessionRouter implements RouteContext {
         }
         case Frontend.Parse: {
           const nameEnd = cstringEnd(frame, 5);
-          const sql = frame.toString('utf8', nameEnd + 1, cstringEnd(frame, nameEnd + 1));
+          const sql = parseText(frame, nameEnd);
           const plans = this.plansFor(sql);
           if (plans.length > 1)
             throw PgError.syntaxError('cannot insert multiple commands into a prepared statement');
@@ -320,12 +336,7 @@ export class SessionRouter implements RouteContext {
           break;
         }
         case Frontend.Bind: {
-          const portalEnd = cstringEnd(frame, 5);
-          const stmtEnd = cstringEnd(frame, portalEnd + 1);
-          const entry =
-            stmtEnd === portalEnd + 1
-              ? this.unnamed
-              : (this.named.get(frame.toString('utf8', portalEnd + 1, stmtEnd)) ?? null);
+          const entry = this.boundEntry(frame);
           if (entry === null || entry.plans.length === 0) break; // unknown statement: any server answers 26000 itself
           const plans = entry.plans;
           const bp = decodeBindParams(frame);
@@ -366,12 +377,7 @@ export class SessionRouter implements RouteContext {
         shards: route.shards,
         copy: route.copy,
         table: copyTableKey(plan as StatementPlan | null),
-        isSessionLevel: false,
-        isMultiShardWrite: true,
-        isCommit: false,
-        isWrite: true,
-        mayWrite: true,
-        sessionStatement: null,
+        ...MULTI_SHARD_WRITE,
       };
     }
     if (route.kind === 'split') {
@@ -470,23 +476,22 @@ export class SessionRouter implements RouteContext {
     };
   }
 
+  /** The prepared statement a Bind uses, as this session prepared it (null: unknown here). */
+  private boundEntry(frame: Buffer): PreparedEntry | null {
+    const portalEnd = cstringEnd(frame, 5);
+    const stmtEnd = cstringEnd(frame, portalEnd + 1);
+    // The unnamed statement without decoding a name (most Binds).
+    if (stmtEnd === portalEnd + 1) return this.unnamed;
+    return this.named.get(frame.toString('utf8', portalEnd + 1, stmtEnd)) ?? null;
+  }
+
   /** Whether an extended-protocol request's statements (its Parses, the statements its Binds use) control transactions. */
   hasTransactionControl(types: readonly number[], frames: readonly Buffer[]): boolean {
     for (let i = 0; i < types.length; i++) {
       const frame = frames[i];
       let plans: readonly StatementPlan[] | undefined;
-      if (types[i] === Frontend.Parse) {
-        const nameEnd = cstringEnd(frame, 5);
-        plans = this.plansFor(frame.toString('utf8', nameEnd + 1, cstringEnd(frame, nameEnd + 1)));
-      } else if (types[i] === Frontend.Bind) {
-        const portalEnd = cstringEnd(frame, 5);
-        const stmtEnd = cstringEnd(frame, portalEnd + 1);
-        const entry =
-          stmtEnd === portalEnd + 1
-            ? this.unnamed
-            : this.named.get(frame.toString('utf8', portalEnd + 1, stmtEnd));
-        plans = entry?.plans;
-      }
+      if (types[i] === Frontend.Parse) plans = this.plansFor(parseText(frame));
+      else if (types[i] === Frontend.Bind) plans = this.boundEntry(frame)?.plans;
       if (plans?.some((p) => TRANSACTION_CONTROL.has(p.kind)) === true) return true;
     }
     return false;
@@ -859,12 +864,7 @@ function splitTarget(
     parts,
     spec: { ...PASS_THROUGH_SPEC, rowShards: rowShards.map((s) => local.get(s) as number) },
     clientParse: parseIndex >= 0 ? frames[parseIndex] : null,
-    isSessionLevel: false,
-    isMultiShardWrite: true,
-    isCommit: false,
-    isWrite: true,
-    mayWrite: true,
-    sessionStatement: null,
+    ...MULTI_SHARD_WRITE,
   };
 }
 

@@ -3,6 +3,7 @@
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { runQuery } from '../backend/server-query.js';
+import { quoteIdentifier } from '../router/sql-text.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState, type SqlStateCode } from '../errors/sqlstate.js';
 
@@ -16,7 +17,7 @@ export type ColumnsLookup =
 function quotedName(table: string): string {
   const dot = table.indexOf('.');
   const parts = dot < 0 ? [table] : [table.slice(0, dot), table.slice(dot + 1)];
-  return parts.map((p) => `"${p.replace(/"/g, '""')}"`).join('.');
+  return parts.map(quoteIdentifier).join('.');
 }
 
 /** The columns of `table` (`schema.table` or `table`, unquoted) in table order, asked of `server`. */

@@ -8,18 +8,10 @@ import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { RankRequest } from '../execute/reply-merger.js';
+import { escapeStringLiteral, quoteIdentifier } from '../router/sql-text.js';
 
 /** The "default" collation's OID (pg_collation): a column without a collation of its own has it (or 0). */
 const DEFAULT_COLLATION_OID = 100;
-
-/** An E'…' literal: safe whatever standard_conforming_strings says. */
-function literal(value: string): string {
-  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
 
 /**
  * The query that ranks `request.values`: their ordinal positions in the collation's order, with the number of the
@@ -27,7 +19,7 @@ function quoteIdent(name: string): string {
  * wrong, so that is refused).
  */
 export function textRankSql(request: RankRequest): string {
-  const array = `ARRAY[${request.values.map(literal).join(',')}]::text[]`;
+  const array = `ARRAY[${request.values.map(escapeStringLiteral).join(',')}]::text[]`;
   const columns = request.collation === null ? request.columns : [];
   const own =
     columns.length === 0
@@ -35,7 +27,7 @@ export function textRankSql(request: RankRequest): string {
       : `SELECT count(*) AS n FROM pg_catalog.pg_attribute WHERE (attrelid, attnum) IN (${columns
           .map((c) => `(${c.tableOid}::oid, ${c.column}::int2)`)
           .join(', ')}) AND attcollation NOT IN (0, ${DEFAULT_COLLATION_OID})`;
-  const collate = request.collation === null ? '' : ` COLLATE ${quoteIdent(request.collation)}`;
+  const collate = request.collation === null ? '' : ` COLLATE ${quoteIdentifier(request.collation)}`;
   return (
     `WITH own AS (${own}) SELECT t.o, own.n FROM unnest(${array}) WITH ORDINALITY AS t(v, o), own ` +
     `ORDER BY t.v${collate}, t.o`

@@ -3,6 +3,7 @@
 // (BEGIN with its isolation level and access mode, SET TRANSACTION / SET LOCAL / SET, SAVEPOINT / RELEASE / ROLLBACK
 // TO), so every participant is in the state the client expects; COMMIT / ROLLBACK end it. Pure bookkeeping: the
 // dispatch (sharded-dispatch.ts) decides what to send where.
+import { quoteIdentifier } from '../router/sql-text.js';
 
 /** A statement kept for shards that join later. */
 interface ReplayEntry {
@@ -103,7 +104,8 @@ export class TransactionScope {
     const at = lastSavepoint(replay, s.name);
     switch (s.action) {
       case 'savepoint':
-        replay.push({ kind: 'savepoint', name: s.name, text: `SAVEPOINT ${quoteIdent(s.name)}` });
+        // The parser gives the name case-folded and unquoted; quoted, a keyword is a name too.
+        replay.push({ kind: 'savepoint', name: s.name, text: `SAVEPOINT ${quoteIdentifier(s.name)}` });
         return;
       case 'rollback_to':
         // Everything after the savepoint is undone; the savepoint itself stays.
@@ -126,9 +128,4 @@ function lastSavepoint(replay: readonly ReplayEntry[], name: string): number {
     if (replay[i].kind === 'savepoint' && replay[i].name === name) return i;
   }
   return -1;
-}
-
-/** A savepoint name as an identifier (the parser gives it case-folded, unquoted; quoted, a keyword is a name too). */
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }
