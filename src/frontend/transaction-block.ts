@@ -131,6 +131,11 @@ export class TransactionBlock {
   refresh(sawError: boolean): number {
     const scope = this.scope;
     let status = this.servers.combinedStatus();
+    // The common case after a statement outside any transaction: nothing to keep, adopt or end.
+    if (status === TxStatus.Idle && !scope.isOpen) {
+      this.ending = null;
+      return status;
+    }
     const hasFailed = sawError || status === TxStatus.Failed;
     if (scope.isOpen) {
       if (hasFailed) {
@@ -142,11 +147,13 @@ export class TransactionBlock {
       }
     }
     let isReached = false;
-    this.servers.byShard.forEach((server, shard) => {
-      if (server === null || server.txStatus === TxStatus.Idle) return;
+    const byShard = this.servers.byShard;
+    for (let shard = 0; shard < byShard.length; shard++) {
+      const server = byShard[shard];
+      if (server === null || server.txStatus === TxStatus.Idle) continue;
       isReached = true;
       if (!scope.joined.has(shard)) scope.adopt([shard]);
-    });
+    }
     const ending = this.ending;
     this.ending = null;
     if (ending !== null && ending.isChained && isReached && !hasFailed) this.finish(ending.isCommit, true);
