@@ -28,7 +28,7 @@
 //   A batch that never reaches an end frame (Describe without Execute) is the caller's to handle: `isDone` stays false.
 import { Backend } from '../protocol/codes.js';
 import { MessageWriter } from '../protocol/writer.js';
-import { readDataRow, readRowDescription } from '../protocol/rows.js';
+import { readDataRow, readRowDescription, type RowColumnType } from '../protocol/rows.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { combineCommandTags, commandComplete, parseCommandTag, type CommandTag } from './command-tag.js';
@@ -718,10 +718,10 @@ export class ReplyMerger {
    * A comparator per ORDER BY key for these column types. Text under a non-byte collation: by rank in the database's
    * order (`isRankable`: sort mode, where every row can wait for the ranks), else refused.
    */
-  private sortComparators(types: readonly ColumnType[], isRankable = false): ValueComparator[] {
+  private sortComparators(types: readonly RowColumnType[], isRankable = false): ValueComparator[] {
     return this.orderBy.map((k, i) => {
       const type = columnType(types, k.column);
-      const tableOid = (type as { tableOid?: number }).tableOid ?? 0;
+      const tableOid = type.tableOid ?? 0;
       const collation = k.collation ?? null;
       // Ranked: a table column (its own collation is checked by the rank query) or a key with a COLLATE clause. An
       // expression's collation comes from the columns in it, which the proxy cannot see: refused (add a COLLATE).
@@ -736,7 +736,7 @@ export class ReplyMerger {
         this.rankedKeys.push(i);
         this.rankCollation = collation;
         if (collation === null) {
-          this.rankedColumns.push({ tableOid, column: (type as { column?: number }).column ?? 0 });
+          this.rankedColumns.push({ tableOid, column: type.column ?? 0 });
         }
         return (a, b) => this.rankOf(a) - this.rankOf(b);
       }
@@ -1003,7 +1003,7 @@ function retain(row: QueuedRow): void {
   row.frame = copy;
 }
 
-function columnType(types: readonly ColumnType[], column: number): ColumnType {
+function columnType<T extends ColumnType>(types: readonly T[], column: number): T {
   const type = types[column];
   if (type === undefined)
     throw PgError.internal(`column ${column + 1} is beyond the ${types.length} described columns`);
