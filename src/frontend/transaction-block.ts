@@ -1,7 +1,9 @@
-// A sharded session's transaction block, as the proxy runs it: where each transaction-control statement or setting
-// goes (BEGIN answered by the proxy and joined lazily by shards; COMMIT / ROLLBACK to the shards reached; SAVEPOINT /
-// SET inside the block to those shards, replayed on shards joining later), the session's transaction status after each
-// request, and what the block's end keeps (SETs that committed). The dispatch (sharded-dispatch.ts) carries it out.
+// A sharded session's transaction block, as the proxy runs it, and the one owner of its participants: which shards it
+// reached and which of them may have written (every request records them here, in `participate`, before it is sent;
+// the commit reads them from here only). Also where each transaction-control statement or setting goes (BEGIN answered
+// by the proxy and joined lazily by shards; COMMIT / ROLLBACK to the shards reached; SAVEPOINT / SET inside the block to
+// those shards, replayed on shards joining later), the session's transaction status after each request, and what the
+// block's end keeps (SETs that committed). The dispatch (sharded-dispatch.ts) carries it out.
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { commandComplete, errorResponse } from '../protocol/messages.js';
 import { SqlState } from '../errors/sqlstate.js';
@@ -32,9 +34,36 @@ export type Placement =
   /** COMMIT of a failed transaction on several shards: ROLLBACK on each, answered `ROLLBACK`. */
   | { readonly kind: 'rollback'; readonly shards: readonly number[]; readonly reply: LocalReply };
 
+/** Who takes part in the transaction being committed: every shard it reached, and the ones that may have written. */
+export interface Participants {
+  /** In shard order. */
+  readonly shards: readonly number[];
+  readonly writers: ReadonlySet<number>;
+  /** Why PostgreSQL will refuse PREPARE TRANSACTION for it (temporary objects, NOTIFY, …), or null. */
+  readonly preventsPrepare: string | null;
+}
+
+/** What a request may do to the transaction on the shards it runs on (the router's findings). */
+export interface RequestEffects {
+  /** It may change data there (DML, DDL, COPY FROM, a call the proxy cannot see into). */
+  readonly mayWrite: boolean;
+  /** PostgreSQL will refuse PREPARE TRANSACTION after it (temporary objects, NOTIFY, …): why, or null. */
+  readonly preventsPrepare: string | null;
+}
+
+/** A statement of the proxy's own (a catalog lookup): no effect on the transaction. */
+export const NO_EFFECTS: RequestEffects = { mayWrite: false, preventsPrepare: null };
+
 export class TransactionBlock {
   /** The shards reached and the statements a joining shard runs first. */
   readonly scope = new TransactionScope();
+  /**
+   * Shards a request that may change data ran on since the session was last idle outside a transaction (a shard
+   * can write before the proxy sees its block open: a multi-statement Query that begins it, routed whole).
+   */
+  private readonly writers = new Set<number>();
+  /** Why the transaction cannot be prepared (two-phase commit impossible), from the first request that made it so. */
+  private preventsPrepare: string | null = null;
   /** SET / RESET run inside the block: they hold for the session once it commits. */
   private settings: SettingChange[] = [];
   /** The request in flight ends the block (COMMIT / ROLLBACK, maybe AND CHAIN), or null. */
@@ -53,6 +82,55 @@ export class TransactionBlock {
   /** The shards the block reached, in shard order. */
   joinedShards(): number[] {
     return [...this.scope.joined].sort((a, b) => a - b);
+  }
+
+  /** A transaction block is open (the client's, or one the proxy runs around a script or a multi-shard write). */
+  get isOpen(): boolean {
+    return this.scope.isOpen;
+  }
+
+  /** How many shards the block reached. */
+  get reachedCount(): number {
+    return this.scope.joined.size;
+  }
+
+  /** Whether a request on `shards` may run: a shard the block has not reached can still join it (the replay is bounded). */
+  canReach(shards: readonly number[]): boolean {
+    const scope = this.scope;
+    return !scope.isOpen || scope.canJoin || shards.every((s) => scope.joined.has(s));
+  }
+
+  /**
+   * The one place participants are recorded: a request is about to be sent to `shards` (their servers held). Inside a
+   * block, a shard it has not reached joins it — `join` sends it the block's opening statements first. A request that
+   * may change data there (DML, DDL, COPY FROM, a call the proxy cannot see into) makes those shards writers at
+   * COMMIT, so they prepare (2PC) instead of being committed first as readers.
+   */
+  participate(
+    shards: readonly number[],
+    effects: RequestEffects,
+    join: (shard: number, sql: string) => void,
+  ): void {
+    const scope = this.scope;
+    if (scope.isOpen) {
+      for (const shard of shards) {
+        if (scope.joined.has(shard)) continue;
+        join(shard, scope.joinSql());
+        scope.joined.add(shard);
+      }
+    }
+    if (effects.mayWrite) for (const shard of shards) this.writers.add(shard);
+    this.preventsPrepare ??= effects.preventsPrepare;
+  }
+
+  /** The participants of the transaction being committed, read by the coordinator. */
+  participants(): Participants {
+    const shards = this.joinedShards();
+    return {
+      shards,
+      writers: new Set(shards.filter((s) => this.writers.has(s))),
+      preventsPrepare: this.preventsPrepare,
+    };
   }
 
   /** The statements of a script run as one implicit transaction: a block of the proxy's own, joined lazily too. */
@@ -134,6 +212,7 @@ export class TransactionBlock {
     // The common case after a statement outside any transaction: nothing to keep, adopt or end.
     if (status === TxStatus.Idle && !scope.isOpen) {
       this.ending = null;
+      if (this.writers.size > 0 || this.preventsPrepare !== null) this.forgetParticipants();
       return status;
     }
     const hasFailed = sawError || status === TxStatus.Failed;
@@ -160,6 +239,7 @@ export class TransactionBlock {
     else if (scope.isOpen && !isReached && scope.joined.size > 0)
       this.finish(ending?.isCommit === true, false);
     if (scope.isOpen && status === TxStatus.Idle) status = TxStatus.InTransaction;
+    if (status === TxStatus.Idle) this.forgetParticipants();
     return status;
   }
 
@@ -178,6 +258,12 @@ export class TransactionBlock {
       }
     }
     this.scope.close(isChained);
+    this.forgetParticipants(); // a chained block starts with no writes
     this.onEnd();
+  }
+
+  private forgetParticipants(): void {
+    this.writers.clear();
+    this.preventsPrepare = null;
   }
 }
