@@ -63,7 +63,7 @@ export type BatchTarget = (
   readonly isSessionLevel: boolean;
   /** Changes rows on several shards: outside a transaction it runs in one on each shard, committed only if all succeed. */
   readonly isMultiShardWrite: boolean;
-  /** A plain COMMIT (a failed transaction must end with ROLLBACK on every shard instead). */
+  /** COMMIT, maybe AND CHAIN (a failed transaction must end with ROLLBACK on every shard instead). */
   readonly isCommit: boolean;
   /** Takes row or table locks on several shards (DML, DDL): runs on one shard after another, in shard order. */
   readonly isWrite: boolean;
@@ -437,7 +437,7 @@ export class SessionRouter implements RouteContext {
       // Wrapped in a transaction of the proxy's own outside BEGIN (all or nothing): whatever writes, unless
       // PostgreSQL refuses it inside a transaction block.
       isMultiShardWrite: last !== null && last.isWrite && !last.isNonTransactional && shards.length >= 2,
-      isCommit: last !== null && last.kind === 'commit' && last.transaction?.chain !== true,
+      isCommit: last !== null && last.kind === 'commit',
       isWrite: last !== null && last.isWrite,
       mayWrite,
       preventsPrepare,

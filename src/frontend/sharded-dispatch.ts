@@ -205,7 +205,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       this.session.txStatus() === TxStatus.InTransaction &&
       this.block.reachedCount >= 2
     ) {
-      return this.commitAcrossShards();
+      return this.commitAcrossShards(target.sessionStatement?.transaction?.chain === true);
     }
     const shards = target.kind === 'one' ? [target.shard] : target.shards;
     if (
@@ -283,7 +283,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         return null;
       case 'rollback':
         this.takeRequest();
-        this.servers.runOwn(placement.shards, 'ROLLBACK', this, (errors) => {
+        this.servers.runOwn(placement.shards, placement.sql, this, (errors) => {
           this.servers.pointAt(this);
           for (const error of errors)
             this.log.warn({ error: error.toString('utf8', 5) }, 'ROLLBACK failed on a shard');
@@ -622,7 +622,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const participants = this.block.participants();
     if (participants.shards.length === 0) {
       // No statement reached a shard (the first one was refused): nothing to end but the block itself.
-      this.block.finish(false, false);
+      this.block.finish(false, 'none');
       this.session.writeToClient(readyForQuery(this.refreshStatus()));
       return this.onShardRequestDone();
     }
@@ -638,26 +638,34 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     });
   }
 
-  /** The client's COMMIT of a transaction on several shards: run by the proxy (coordinator), answered as PostgreSQL. */
-  private commitAcrossShards(): void {
+  /**
+   * The client's COMMIT of a transaction on several shards: run by the proxy (coordinator), answered as PostgreSQL.
+   * AND CHAIN: once committed, the next block opens with the same characteristics (each shard joins it lazily).
+   */
+  private commitAcrossShards(isChained: boolean): void {
     const { types, frames } = this.takeRequest();
     for (let i = 0; i < types.length; i++)
       if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
     const participants = this.block.participants();
-    this.runCommit(participants, participants.writers.size >= 2, (error) =>
-      this.session.writeToClient(commitReplies(types, frames, error, this.script === null)),
+    this.runCommit(
+      participants,
+      participants.writers.size >= 2,
+      (error) =>
+        this.session.writeToClient(commitReplies(types, frames, error, this.script === null, isChained)),
+      isChained,
     );
   }
 
   /**
    * Commit the transaction the block holds (its participants, from TransactionBlock only): two-phase over the writers
    * when asked for and the transaction manager runs, else plain COMMIT (readers first). `reply` writes the client's
-   * answer (error = the commit failed).
+   * answer (error = the commit failed); `isChained`: COMMIT AND CHAIN, the next block opens once it committed.
    */
   private runCommit(
     { shards, writers, preventsPrepare }: Participants,
     wantsTwoPhase: boolean,
     reply: (error: Buffer | null) => void,
+    isChained = false,
   ): void {
     const participants: CommitParticipant[] = shards.map((shard) => ({
       shard,
@@ -686,7 +694,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         )
       : commitPlain(participants, this, this.log);
     run.then(
-      (result) => this.afterCommit(result, reply),
+      (result) => this.afterCommit(result, reply, isChained),
       (err: unknown) => {
         this.isCommitting = false;
         this.log.error({ err: (err as Error).message }, 'commit across shards failed unexpectedly');
@@ -695,7 +703,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     );
   }
 
-  private afterCommit(result: CommitRun, reply: (error: Buffer | null) => void): void {
+  private afterCommit(result: CommitRun, reply: (error: Buffer | null) => void, isChained: boolean): void {
     this.isCommitting = false;
     for (const shard of result.lost) this.servers.byShard[shard] = null; // closed; its pool has dropped it
     if (this.session.state() === 'closed') {
@@ -704,7 +712,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     }
     this.servers.pointAt(this);
     reply(result.error);
-    this.block.markEnding(result.error === null);
+    this.block.markEnding(result.error === null, isChained && result.error === null);
     if (this.script !== null) return this.onScriptStatementDone(result.error !== null);
     this.refreshStatus();
     this.onShardRequestDone();

@@ -11,7 +11,7 @@ import type { StatementPlan } from '../router/plan.js';
 import type { LocalReply } from './local-replies.js';
 import { applySettingChange, type SessionRouter, type SettingChange } from './session-router.js';
 import type { ShardServers } from './shard-servers.js';
-import { TransactionScope } from './transaction-scope.js';
+import { TransactionScope, type BlockEnd } from './transaction-scope.js';
 
 const BEGIN_TAG = commandComplete('BEGIN');
 const COMMIT_TAG = commandComplete('COMMIT');
@@ -31,8 +31,16 @@ export type Placement =
   | { readonly kind: 'shards'; readonly shards: readonly number[] | 'all' }
   /** Answer it without a shard. */
   | { readonly kind: 'answer'; readonly reply: LocalReply }
-  /** COMMIT of a failed transaction on several shards: ROLLBACK on each, answered `ROLLBACK`. */
-  | { readonly kind: 'rollback'; readonly shards: readonly number[]; readonly reply: LocalReply };
+  /**
+   * COMMIT of a failed transaction on several shards: `sql` (ROLLBACK, or ROLLBACK AND CHAIN for COMMIT AND CHAIN) on
+   * each, answered `ROLLBACK` — a shard still healthy must not commit, as PostgreSQL turns such a COMMIT into ROLLBACK.
+   */
+  | {
+      readonly kind: 'rollback';
+      readonly shards: readonly number[];
+      readonly sql: string;
+      readonly reply: LocalReply;
+    };
 
 /** Who takes part in the transaction being committed: every shard it reached, and the ones that may have written. */
 export interface Participants {
@@ -138,9 +146,12 @@ export class TransactionBlock {
     this.scope.open('BEGIN');
   }
 
-  /** The request in flight ends the block, committed or not (the proxy's own COMMIT / ROLLBACK of it). */
-  markEnding(isCommit: boolean): void {
-    if (this.scope.isOpen) this.ending = { isCommit, isChained: false };
+  /**
+   * The request in flight ends the block, committed or not (the proxy's own COMMIT / ROLLBACK of it); `isChained`: a
+   * COMMIT AND CHAIN that succeeded — the next block starts with the same characteristics, joined lazily again.
+   */
+  markEnding(isCommit: boolean, isChained = false): void {
+    if (this.scope.isOpen) this.ending = { isCommit, isChained };
   }
 
   /**
@@ -172,15 +183,21 @@ export class TransactionBlock {
         this.ending = { isCommit: !isRollback, isChained };
         const tag = isRollback ? ROLLBACK_TAG : COMMIT_TAG;
         if (joined.length === 0) {
-          this.finish(!isRollback, isChained);
+          this.finish(!isRollback, isChained ? 'lazy' : 'none');
           return {
             kind: 'answer',
             reply: { tag, status: isChained ? TxStatus.InTransaction : TxStatus.Idle },
           };
         }
-        // COMMIT of a failed transaction is its ROLLBACK, on every shard (a shard still healthy must not commit).
-        if (status === TxStatus.Failed && !isChained && statement.kind === 'commit' && joined.length >= 2) {
-          return { kind: 'rollback', shards: joined, reply: { tag: ROLLBACK_TAG, status: TxStatus.Idle } };
+        // COMMIT of a failed transaction is its ROLLBACK, on every shard (a shard still healthy must not commit);
+        // AND CHAIN then starts the next block on each, as PostgreSQL does.
+        if (status === TxStatus.Failed && statement.kind === 'commit' && joined.length >= 2) {
+          return {
+            kind: 'rollback',
+            shards: joined,
+            sql: isChained ? 'ROLLBACK AND CHAIN' : 'ROLLBACK',
+            reply: { tag: ROLLBACK_TAG, status: isChained ? TxStatus.InTransaction : TxStatus.Idle },
+          };
         }
         return { kind: 'shards', shards: joined };
       }
@@ -195,7 +212,11 @@ export class TransactionBlock {
       default:
         // SET / RESET / DISCARD: outside a block on every shard (kept for the session by the dispatch).
         if (!isInBlock) return { kind: 'shards', shards: 'all' };
-        if (statement.kind !== 'discard') scope.expect({ kind: 'setting', text: statement.text });
+        if (statement.kind !== 'discard') {
+          // SET TRANSACTION (isolation level, access mode) is a characteristic AND CHAIN carries over.
+          const isCharacteristic = statement.setting?.action === 'multi';
+          scope.expect({ kind: 'setting', text: statement.text, isCharacteristic });
+        }
         return onJoined();
     }
   }
@@ -235,9 +256,11 @@ export class TransactionBlock {
     }
     const ending = this.ending;
     this.ending = null;
-    if (ending !== null && ending.isChained && isReached && !hasFailed) this.finish(ending.isCommit, true);
+    // Chained by the shards themselves (they are in the next transaction already), or ended on them by the proxy.
+    if (ending !== null && ending.isChained && isReached && !hasFailed)
+      this.finish(ending.isCommit, 'sameShards');
     else if (scope.isOpen && !isReached && scope.joined.size > 0)
-      this.finish(ending?.isCommit === true, false);
+      this.finish(ending?.isCommit === true, ending?.isChained === true ? 'lazy' : 'none');
     if (scope.isOpen && status === TxStatus.Idle) status = TxStatus.InTransaction;
     if (status === TxStatus.Idle) this.forgetParticipants();
     return status;
@@ -245,9 +268,9 @@ export class TransactionBlock {
 
   /**
    * The block ended: its SETs hold for the session (and the shards that ran them) if it committed. AND CHAIN: a new
-   * block starts on the same shards.
+   * block starts with the same characteristics (TransactionScope.close).
    */
-  finish(isCommitted: boolean, isChained: boolean): void {
+  finish(isCommitted: boolean, end: BlockEnd): void {
     const changes = this.settings;
     this.settings = [];
     if (isCommitted && changes.length > 0) {
@@ -257,7 +280,7 @@ export class TransactionBlock {
         if (server != null) for (const c of changes) applySettingChange(server.settings, c);
       }
     }
-    this.scope.close(isChained);
+    this.scope.close(end);
     this.forgetParticipants(); // a chained block starts with no writes
     this.onEnd();
   }

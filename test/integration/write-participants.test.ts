@@ -226,3 +226,78 @@ describe('transactions PostgreSQL cannot prepare', () => {
     raw.close();
   });
 });
+
+describe('COMMIT AND CHAIN ends the transaction like COMMIT', () => {
+  const tag = (replies: RawMessage[]): string | undefined => {
+    const c = replies.find((m) => m.type === 'C');
+    return c?.body.toString('utf8', 0, c.body.length - 1);
+  };
+  const status = (replies: RawMessage[]): string | undefined => replies.at(-1)?.body.toString('latin1');
+  /** A setting as the shard holding users.id = `id` sees it. */
+  const setting = async (raw: RawClient, id: number, name: string): Promise<string> => {
+    const r = await raw.query(`/* shardgate: sharding_key=${id} */ select current_setting('${name}')`);
+    const row = r.find((m) => m.type === 'D');
+    expect(row).toBeDefined();
+    return row!.body.toString('utf8', 6);
+  };
+
+  it('a deferred failure on shard 1 fails it everywhere, and (as in PostgreSQL) no new transaction starts', async () => {
+    const raw = await login(auto);
+    const [a, b] = [idOn(0, 1500), idOn(1, 1500)];
+    await raw.query('begin isolation level repeatable read');
+    await raw.query(`insert into users values (${a}, 'x')`);
+    await raw.query(`insert into users values (${b}, 'boom')`);
+    const chained = await raw.query('commit and chain');
+    expect([sqlState(chained), status(chained)]).toEqual(['P0001', 'I']);
+    expect(await countOn(0, 'select 1 from users where id = $1', [a])).toBe(0);
+    expect(await preparedAnywhere()).toEqual([]);
+    raw.close();
+  });
+
+  it('after an error in the block it rolls back on every shard (the healthy one too) and chains', async () => {
+    const raw = await login(auto);
+    const [a, b] = [idOn(0, 1600), idOn(1, 1600)];
+    await raw.query('begin');
+    await raw.query(`insert into users values (${a}, 'x')`);
+    expect(sqlState(await raw.query(`select 1 / 0 from users where id = ${b}`))).toBe('22012');
+    const chained = await raw.query('commit and chain');
+    expect([tag(chained), status(chained)]).toEqual(['ROLLBACK', 'T']);
+    expect(await countOn(0, 'select 1 from users where id = $1', [a])).toBe(0);
+    expect(status(await raw.query(`insert into users values (${a}, 'y')`))).toBe('T');
+    expect(status(await raw.query('rollback'))).toBe('I');
+    expect(await countOn(0, 'select 1 from users where id = $1', [a])).toBe(0);
+    raw.close();
+  });
+
+  it('commits with two-phase commit, then the chained block has the same isolation level on every shard', async () => {
+    const raw = await login(auto);
+    const before = auto.proxy.txn!.counters.prepared;
+    const [a, b] = [idOn(0, 1700), idOn(1, 1700)];
+    await raw.query('begin isolation level repeatable read');
+    await raw.query(`insert into users values (${a}, 'x')`);
+    await raw.query(`insert into users values (${b}, 'y')`);
+    const chained = await raw.query('commit and chain');
+    expect([tag(chained), status(chained)]).toEqual(['COMMIT', 'T']);
+    expect(auto.proxy.txn!.counters.prepared).toBe(before + 1);
+    expect(await countOn(0, 'select 1 from users where id = $1', [a])).toBe(1);
+    expect(await countOn(1, 'select 1 from users where id = $1', [b])).toBe(1);
+    expect(await setting(raw, a, 'transaction_isolation')).toBe('repeatable read');
+    expect(await setting(raw, b, 'transaction_isolation')).toBe('repeatable read');
+    expect(status(await raw.query('commit'))).toBe('I');
+    raw.close();
+  });
+
+  it('carries SET TRANSACTION READ ONLY over to the chained block', async () => {
+    const raw = await login(auto);
+    const [a, b] = [idOn(0, 1800), idOn(1, 1800)];
+    await raw.query('begin isolation level serializable');
+    await raw.query('set transaction read only');
+    await raw.query(`select * from users where id = ${a}`);
+    await raw.query(`select * from users where id = ${b}`);
+    expect(status(await raw.query('commit and chain'))).toBe('T');
+    expect(await setting(raw, b, 'transaction_isolation')).toBe('serializable');
+    expect(sqlState(await raw.query(`insert into users values (${a}, 'z')`))).toBe('25006');
+    expect(status(await raw.query('rollback'))).toBe('I');
+    raw.close();
+  });
+});

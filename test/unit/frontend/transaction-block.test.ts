@@ -135,7 +135,7 @@ describe('TransactionBlock participants (the one owner of who joined and who wro
     b.scope.adopt([0]); // a shard began a transaction inside a Query routed to it whole
     b.participate([1], effects(true), (shard) => joins.push(shard));
     expect(b.participants().writers).toEqual(new Set([0, 1]));
-    b.finish(true, false);
+    b.finish(true, 'none');
     expect(b.participants()).toEqual({ shards: [], writers: new Set(), preventsPrepare: null });
   });
 
