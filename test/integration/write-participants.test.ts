@@ -301,3 +301,24 @@ describe('COMMIT AND CHAIN ends the transaction like COMMIT', () => {
     raw.close();
   });
 });
+
+describe('the proxy’s own GID prefix is reserved', () => {
+  it('refuses PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED naming sg_… also under manual routing', async () => {
+    const raw = await login(auto);
+    for (const sql of [
+      "/* shardgate: shard=0 */ prepare transaction 'sg_mine_1'",
+      "/* shardgate: shard=1 */ commit prepared 'sg_wpauto_1x1_1'",
+      "/* shardgate: shard=0 */ rollback prepared 'sg_x'",
+    ]) {
+      const replies = await raw.query(sql);
+      expect([sqlState(replies), replies.at(-1)?.type]).toEqual(['42939', 'Z']);
+    }
+    await raw.query('set shardgate.shard = 0');
+    expect(sqlState(await raw.query("commit prepared 'sg_wpauto_1x1_0'"))).toBe('42939');
+    // Another prefix under manual routing reaches the shard, which answers for itself.
+    expect(sqlState(await raw.query("commit prepared 'other_1'"))).toBe('42704');
+    await raw.query('reset shardgate.shard');
+    expect(types(await raw.query('select 1'))).toBe('TDCZ');
+    raw.close();
+  });
+});
