@@ -109,12 +109,6 @@ interface Target {
   isProbing: boolean;
 }
 
-export interface InstanceLockStatus {
-  readonly database: string;
-  readonly shard: number;
-  readonly state: TargetState;
-}
-
 export class InstanceLock {
   private readonly opts: InstanceLockOptions;
   private readonly log: Logger;
@@ -170,13 +164,8 @@ export class InstanceLock {
     const held = this.targets.filter((t) => t.state === 'held').length;
     this.log.info(
       { instanceId: this.opts.instanceId, held, shards: this.targets.length },
-      'instance lock taken (no other live shardgate uses this instance_id)',
+      'instance lock taken on every reachable shard (no other live shardgate uses this instance_id there)',
     );
-  }
-
-  /** Per shard: waiting (unreachable, retrying), held, or conflict (another proxy holds it). */
-  status(): InstanceLockStatus[] {
-    return this.targets.map((t) => ({ database: t.database, shard: t.shard, state: t.state }));
   }
 
   /** Release every lock (close the connections) and stop retrying. */
