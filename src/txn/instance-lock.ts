@@ -33,8 +33,10 @@ export function instanceLockApplicationName(instanceId: string, processToken: st
 
 /**
  * Server-side TCP keepalives of the lock connection: if this proxy's host is lost (no FIN, no RST) PostgreSQL ends the
- * session, and releases the lock, within about 25 s of silence (idle 10 s + 3 probes 5 s apart), or 30 s after a
- * reply it sent went unacknowledged (tcp_user_timeout, PostgreSQL 12+). idle_session_timeout (14+) must not end it.
+ * session, and releases the lock, well within a minute: probes start after 10 s of silence, 5 s apart, and the
+ * connection is dropped after 3 unanswered ones, or once data it sent stayed unacknowledged for 30 s
+ * (tcp_user_timeout, PostgreSQL 12+; on Linux it also bounds the probing, so about 35 s at most). idle_session_timeout
+ * (14+) must not end it.
  * Each is set on its own: one the server cannot take (another platform) does not undo the others.
  */
 const SESSION_SETTINGS: readonly { sql: string; minVersion: number }[] = [
