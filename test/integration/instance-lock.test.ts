@@ -201,6 +201,7 @@ describe('instance lock', () => {
       const ids: [number, number] = [idOn(0, 400), idOn(1, 400)];
       const err = await commitOnBoth(proxy, ids);
       expect(err?.message).toMatch(/transaction was rolled back/);
+      expect((err as Error & { code?: string }).code).toBe('55000');
       expect((err as Error & { detail?: string }).detail).toMatch(
         /two-phase commits are refused: instance_id "stolen"/,
       );
