@@ -173,7 +173,9 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         // Learnt for this very request and still needed: routing again would loop (a request must never hang).
         if (this.learnedTable === err.table) {
           this.learnedTable = null;
-          return this.failRequest(PgError.internal(`the columns of ${err.table} were looked up but not used`));
+          return this.failRequest(
+            PgError.internal(`the columns of ${err.table} were looked up but not used`),
+          );
         }
         return this.learnColumnsThenRoute(router, err.table);
       }
