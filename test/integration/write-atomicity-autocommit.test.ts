@@ -317,4 +317,35 @@ describe('B, write paths the contract does not list', () => {
       expect(await notesOn(direct[0], body)).toBe(await notesOn(direct[1], body));
     }
   });
+
+  it('EXPLAIN ANALYZE of an UPDATE without the key (it executes on every shard), failing on shard 1', async () => {
+    const { a, b } = idsForTest();
+    await c.query("insert into users (id, name) values ($1, 'bx6'), ($2, 'bx6')", [a, b]);
+    await expectFailed(
+      await errorOf(c.query("explain analyze update users set name = 'boom-bx6' where name = 'bx6'")),
+      'P0001',
+    );
+    expect(await countOn(direct[0], "select count(*) as n from users where name = 'bx6'")).toBe(1);
+  });
+
+  it('INSERT through a view over the sharded users: on the key’s shard only (or refused)', async () => {
+    const { a } = idsForTest();
+    await c.query('create view users_view as select * from users');
+    const err = await errorOf(c.query("insert into users_view (id, name) values ($1, 'bx4')", [a]));
+    if (err !== null) expect(err.code).toBe('0A000');
+    else expect(await usersOn(direct[0], [a])).toBe(1);
+    expect(await usersOn(direct[1], [a])).toBe(0);
+  });
+
+  it('CREATE TABLE AS from the sharded users makes a table the proxy copies everywhere: same rows on every shard (or refused)', async () => {
+    const { a, b } = idsForTest();
+    await c.query("insert into users (id, name) values ($1, 'bx5'), ($2, 'bx5')", [a, b]);
+    const err = await errorOf(c.query("create table bx5_t as select id from users where name = 'bx5'"));
+    if (err !== null) {
+      expect(err.code).toBe('0A000');
+      for (const d of direct) expect(await tableOn(d, 'bx5_t')).toBe(false);
+    } else {
+      for (const d of direct) expect(await countOn(d, 'select count(*) as n from bx5_t')).toBe(2);
+    }
+  });
 });

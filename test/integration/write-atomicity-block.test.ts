@@ -363,6 +363,19 @@ describe('A, write paths the contract does not list', () => {
     }
     expect(await usersOn(direct[0], [a])).toBe(1);
   });
+
+  it('BEGIN; NOTIFY; COMMIT commits, as PostgreSQL (NOTIFY changes no rows; PREPARE TRANSACTION refuses it)', async () => {
+    await c.query('begin');
+    await c.query("notify wm_channel, 'x'");
+    expect((await c.query('commit')).command).toBe('COMMIT');
+  });
+
+  it('BEGIN; CREATE TEMP TABLE … ON COMMIT DROP; COMMIT commits, as PostgreSQL (PREPARE TRANSACTION refuses temp objects)', async () => {
+    await c.query('begin');
+    await c.query('create temp table wm_tmp (x int) on commit drop');
+    await c.query('insert into wm_tmp values (1)');
+    expect((await c.query('commit')).command).toBe('COMMIT');
+  });
 });
 
 async function countOnCountries(d: pg.Client, code: string): Promise<number> {
