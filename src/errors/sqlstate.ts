@@ -24,6 +24,7 @@ export const SqlState = {
   InvalidSqlStatementName: '26000',
   SyntaxError: '42601',
   DuplicatePreparedStatement: '42P05',
+  ReservedName: '42939',
   TooManyConnections: '53300',
   ConfigurationLimitExceeded: '53400',
   ProgramLimitExceeded: '54000',

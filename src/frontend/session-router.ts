@@ -63,7 +63,7 @@ export type BatchTarget = (
   readonly isSessionLevel: boolean;
   /** Changes rows on several shards: outside a transaction it runs in one on each shard, committed only if all succeed. */
   readonly isMultiShardWrite: boolean;
-  /** A plain COMMIT (a failed transaction must end with ROLLBACK on every shard instead). */
+  /** COMMIT, maybe AND CHAIN (a failed transaction must end with ROLLBACK on every shard instead). */
   readonly isCommit: boolean;
   /** Takes row or table locks on several shards (DML, DDL): runs on one shard after another, in shard order. */
   readonly isWrite: boolean;
@@ -72,6 +72,8 @@ export type BatchTarget = (
    * not known to be read-only): inside a transaction those shards become writers for the commit decision.
    */
   readonly mayWrite: boolean;
+  /** Why a transaction that ran the request cannot PREPARE TRANSACTION (temporary objects, NOTIFY, …), or null. */
+  readonly preventsPrepare: string | null;
   /**
    * The request's one statement when it is transaction control or a session setting (route kind 'session'): the
    * session keeps the transaction block itself (BEGIN lazily joined by shards, replayed on each). Null otherwise.
@@ -104,8 +106,6 @@ interface PreparedEntry {
   readonly paramTypes: readonly number[];
 }
 
-const DML_KINDS = new Set<StatementPlan['kind']>(['insert', 'update', 'delete', 'merge']);
-
 /** The flags of a request whose rows go to several shards (a split INSERT, COPY … FROM STDIN). */
 const MULTI_SHARD_WRITE = {
   isSessionLevel: false,
@@ -113,6 +113,7 @@ const MULTI_SHARD_WRITE = {
   isCommit: false,
   isWrite: true,
   mayWrite: true,
+  preventsPrepare: null,
   sessionStatement: null,
 } as const;
 
@@ -288,6 +289,7 @@ export class SessionRouter implements RouteContext {
     let params: BindParams | null = null;
     let statements = 0;
     let mayWrite = false;
+    let preventsPrepare: string | null = null;
     /** For a split: the statement's text and types, where its Parse and Bind sit in the batch. */
     let source: { text: string; paramTypes: readonly number[]; isQuery: boolean } | null = null;
     let parseIndex = -1;
@@ -295,6 +297,7 @@ export class SessionRouter implements RouteContext {
     const join = (r: Route, p: StatementPlan, bp: BindParams | null): void => {
       statements++;
       if (p.isWrite || (p.kind === 'other' && !p.isReadOnly)) mayWrite = true;
+      preventsPrepare ??= p.preventsPrepare;
       if (target !== null && !sameRoute(target, r)) {
         throw new MixedShardsError(
           'statements in one request (up to Sync) go to different shards; send them separately',
@@ -361,6 +364,7 @@ export class SessionRouter implements RouteContext {
       isCommit: false,
       isWrite: false,
       mayWrite,
+      preventsPrepare,
       sessionStatement: null,
     };
     if (route === null) return { kind: 'one', shard: this.routing.nextReadShard(), ...noFlags }; // Describe / Sync only
@@ -430,10 +434,13 @@ export class SessionRouter implements RouteContext {
       shards,
       spec,
       isSessionLevel,
-      isMultiShardWrite: last !== null && DML_KINDS.has(last.kind),
-      isCommit: last !== null && last.kind === 'commit' && last.transaction?.chain !== true,
+      // Wrapped in a transaction of the proxy's own outside BEGIN (all or nothing): whatever writes, unless
+      // PostgreSQL refuses it inside a transaction block.
+      isMultiShardWrite: last !== null && last.isWrite && !last.isNonTransactional && shards.length >= 2,
+      isCommit: last !== null && last.kind === 'commit',
       isWrite: last !== null && last.isWrite,
       mayWrite,
+      preventsPrepare,
       sessionStatement: isSessionLevel ? last : null,
     };
   }

@@ -19,6 +19,7 @@ import type {
 } from './plan.js';
 import { ScopeBuilder } from './scope-builder.js';
 import { levelShape, mergePlan } from './select-shape.js';
+import { isNonTransactional, preventsPrepare } from './transaction-rules.js';
 import { copyOptions, isExplainAnalyze, settingPlan, transactionPlan } from './utility-info.js';
 
 /** Analyzes one parsed statement against the sharding schema (null: nothing is sharded). */
@@ -92,6 +93,8 @@ function planNode(
     text,
     isReadOnly: r.isReadOnly,
     isWrite: r.isWrite,
+    isNonTransactional: isNonTransactional(nodeType, fields),
+    preventsPrepare: preventsPrepare(nodeType, fields) ?? inner?.preventsPrepare ?? null,
     hasLockingClause: b.hasLocking,
     tables,
     touchesCatalog: catalogish && tables.every((t) => t.isCatalog),

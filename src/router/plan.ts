@@ -228,6 +228,10 @@ export interface StatementPlan {
   readonly isReadOnly: boolean;
   /** Changes data or schema (a 2PC writer when it runs on several shards). */
   readonly isWrite: boolean;
+  /** PostgreSQL refuses it inside a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, …): never wrapped in one. */
+  readonly isNonTransactional: boolean;
+  /** Why a transaction that ran it cannot PREPARE TRANSACTION (temporary objects, NOTIFY, …), or null. */
+  readonly preventsPrepare: string | null;
   /** SELECT … FOR UPDATE / SHARE. */
   readonly hasLockingClause: boolean;
   readonly tables: readonly TableRef[];

@@ -4,6 +4,7 @@
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { shardForLiteral, shardForParameter } from '../sharding/shard-of.js';
+import { isProxyGid } from '../txn/gid.js';
 import type { ShardedColumn, ShardingSchema } from '../sharding/schema.js';
 import { decodeArrayParam, type BindParams } from './bind-params.js';
 import type { CopyInfo, KeySource, StatementPlan } from './plan.js';
@@ -184,6 +185,17 @@ function manualRoute(plan: StatementPlan, ctx: RouteContext): Route | null {
 /** Decide where `plan` runs. Throws PgError for statements that cannot run correctly. */
 export function routeStatement(plan: StatementPlan, params: BindParams | null, ctx: RouteContext): Route {
   if (SESSION_KINDS.has(plan.kind)) return { kind: 'session' };
+  const gid = plan.transaction?.gid ?? null;
+  if (CLIENT_2PC_KINDS.has(plan.kind) && gid !== null && isProxyGid(gid)) {
+    // The proxy's recovery owns these: a client's could be rolled back under it, or roll back one of the proxy's.
+    throw new PgError(
+      'ERROR',
+      SqlState.ReservedName,
+      `transaction identifier "${gid}" is reserved: identifiers starting with "sg_" belong to shardgate's two-phase commit`,
+      undefined,
+      'Choose another prefix for your own prepared transactions.',
+    );
+  }
   const manual = manualRoute(plan, ctx);
   if (manual !== null) return manual;
   const n = ctx.schema.shardCount;

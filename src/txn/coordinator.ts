@@ -5,7 +5,13 @@
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { ServerConnection } from '../backend/server-connection.js';
-import { endsPreparedBranch, outcomeFailure, runQuery, type QueryOutcome } from '../backend/server-query.js';
+import {
+  endsPreparedBranch,
+  expectTag,
+  outcomeFailure,
+  runQuery,
+  type QueryOutcome,
+} from '../backend/server-query.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { withShardInDetail } from '../execute/reply-merger.js';
@@ -38,6 +44,11 @@ class Runner {
     if (outcome.kind === 'lost') this.lost.push(p.shard);
     return outcome;
   }
+
+  /** COMMIT or PREPARE TRANSACTION: an answer other than its own tag (ROLLBACK) means the transaction was rolled back. */
+  async end(p: CommitParticipant, sql: string, tag: 'COMMIT' | 'PREPARE TRANSACTION'): Promise<QueryOutcome> {
+    return expectTag(await this.run(p, sql), tag);
+  }
 }
 
 function errorFrame(outcome: QueryOutcome, shard: number, lostMeans: string): Buffer | null {
@@ -64,9 +75,9 @@ export async function commitPlain(
   const runner = new Runner(owner);
   const readers = participants.filter((p) => !p.isWriter);
   const writers = participants.filter((p) => p.isWriter);
-  const readerOutcomes = await Promise.all(readers.map((p) => runner.run(p, 'COMMIT')));
+  const readerOutcomes = await Promise.all(readers.map((p) => runner.end(p, 'COMMIT', 'COMMIT')));
   logReaderProblems(readers, readerOutcomes, logger);
-  const writerOutcomes = await Promise.all(writers.map((p) => runner.run(p, 'COMMIT')));
+  const writerOutcomes = await Promise.all(writers.map((p) => runner.end(p, 'COMMIT', 'COMMIT')));
   let error: Buffer | null = null;
   writerOutcomes.forEach(
     (o, i) =>
@@ -106,14 +117,14 @@ export async function commitTwoPhase(
   );
   const branchOf = (p: CommitParticipant): Branch => tx.branches.find((b) => b.shard === p.shard) as Branch;
   // Readers commit meanwhile: they changed nothing, so their outcome cannot change the decision.
-  const readersDone = Promise.all(readers.map((p) => runner.run(p, 'COMMIT'))).then((o) =>
+  const readersDone = Promise.all(readers.map((p) => runner.end(p, 'COMMIT', 'COMMIT'))).then((o) =>
     logReaderProblems(readers, o, logger),
   );
 
   await failpoint('before_prepare');
   const { outcomes: prepared, timedOut } = await boundedPrepares(
     writers,
-    writers.map((p) => runner.run(p, `PREPARE TRANSACTION '${branchOf(p).gid}'`)),
+    writers.map((p) => runner.end(p, `PREPARE TRANSACTION '${branchOf(p).gid}'`, 'PREPARE TRANSACTION')),
     prepareTimeoutMs,
     logger,
   );

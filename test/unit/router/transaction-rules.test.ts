@@ -1,0 +1,74 @@
+// Which statements PostgreSQL refuses inside a transaction block (the proxy never wraps them), and which make
+// PREPARE TRANSACTION impossible (temporary objects, LISTEN / NOTIFY, cursors WITH HOLD): read from the parsed AST.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { analyzeQuery } from '../../../src/router/analyze.js';
+import { initParser } from '../../../src/router/parser.js';
+import { SCHEMA } from './fixtures.js';
+
+beforeAll(async () => {
+  await initParser();
+});
+
+const plan = (sql: string) => analyzeQuery(sql, SCHEMA)[0];
+
+describe('statements PostgreSQL refuses inside a transaction block', () => {
+  it.each([
+    'VACUUM users',
+    'VACUUM',
+    'CREATE INDEX CONCURRENTLY i ON users (name)',
+    'DROP INDEX CONCURRENTLY i',
+    'REINDEX INDEX CONCURRENTLY i',
+    'REINDEX DATABASE app',
+    'CLUSTER',
+    'CREATE DATABASE d',
+    'DROP DATABASE d',
+    'ALTER SYSTEM SET work_mem = 1',
+    'CREATE TABLESPACE t LOCATION $$/x$$',
+    'ALTER DATABASE d SET TABLESPACE t',
+  ])('%s', (sql) => {
+    expect(plan(sql).isNonTransactional).toBe(true);
+  });
+
+  it.each([
+    'ANALYZE users',
+    'CREATE INDEX i ON users (name)',
+    'DROP INDEX i',
+    'REINDEX INDEX i',
+    'CLUSTER users USING i',
+    'CREATE TABLE t (a int)',
+    'TRUNCATE users',
+    'ALTER DATABASE d SET work_mem = 1',
+    'INSERT INTO users (id) VALUES (1)',
+  ])('not: %s', (sql) => {
+    expect(plan(sql).isNonTransactional).toBe(false);
+  });
+});
+
+describe('statements after which PREPARE TRANSACTION is refused', () => {
+  it.each([
+    ['CREATE TEMP TABLE t (a int)', 'temporary'],
+    ['CREATE TEMPORARY TABLE t AS SELECT 1', 'temporary'],
+    ['CREATE TEMP VIEW v AS SELECT 1', 'temporary'],
+    ['CREATE TEMP SEQUENCE s', 'temporary'],
+    ['INSERT INTO pg_temp.t VALUES (1)', 'temporary'],
+    ['SELECT * FROM pg_temp_3.t', 'temporary'],
+    ['DISCARD TEMP', 'temporary'],
+    ['NOTIFY c', 'NOTIFY'],
+    ['LISTEN c', 'LISTEN'],
+    ['UNLISTEN *', 'LISTEN'],
+    ['DECLARE c CURSOR WITH HOLD FOR SELECT 1', 'WITH HOLD'],
+    ['EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1', 'temporary'],
+  ])('%s', (sql, why) => {
+    expect(plan(sql).preventsPrepare).toContain(why);
+  });
+
+  it.each([
+    'CREATE TABLE t (a int)',
+    'CREATE UNLOGGED TABLE t (a int)',
+    'DECLARE c CURSOR FOR SELECT 1',
+    "SELECT 'pg_temp'",
+    'INSERT INTO users (id) VALUES (1)',
+  ])('not: %s', (sql) => {
+    expect(plan(sql).preventsPrepare).toBeNull();
+  });
+});
