@@ -312,6 +312,7 @@ export class ClientSession implements ServerClient, Cancellable {
       skipToSync: () => {
         this.isSkippingToSync = true;
       },
+      startQueryTimer: () => this.startQueryTimer(),
       clearQueryTimer: () => {
         if (this.queryTimer === null) return;
         clearTimeout(this.queryTimer);
@@ -479,8 +480,16 @@ export class ClientSession implements ServerClient, Cancellable {
     }
     this.hasOpenSegment = isOpen;
     server.send(out.length === 1 ? out[0] : Buffer.concat(out), 0);
+    if (ready > 0) this.startQueryTimer();
+  }
+
+  /**
+   * `query_timeout` for the request just sent, whichever path sent it (forwarded frames, or a request the sharded
+   * dispatch rebuilt for its shards): cancelled when it has not finished in time. Started once per request.
+   */
+  private startQueryTimer(): void {
     const timeoutMs = this.deps.general().queryTimeoutMs;
-    if (timeoutMs > 0 && ready > 0 && this.queryTimer === null) {
+    if (timeoutMs > 0 && this.queryTimer === null) {
       this.queryTimer = setTimeout(() => this.onQueryTimeout(timeoutMs), timeoutMs);
     }
   }

@@ -19,7 +19,7 @@ import type {
   StatementPlan,
 } from '../router/plan.js';
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
-import { routeStatement, type Route, type RouteContext } from '../router/route.js';
+import { routeFunctionCall, routeStatement, type Route, type RouteContext } from '../router/route.js';
 import {
   PASS_THROUGH_SPEC,
   type AggregateColumn,
@@ -110,6 +110,17 @@ interface PreparedEntry {
 const MULTI_SHARD_WRITE = {
   isSessionLevel: false,
   isMultiShardWrite: true,
+  isCommit: false,
+  isWrite: true,
+  mayWrite: true,
+  preventsPrepare: null,
+  sessionStatement: null,
+} as const;
+
+/** A FunctionCall message: one shard, which it may write on. */
+const FUNCTION_CALL_FLAGS = {
+  isSessionLevel: false,
+  isMultiShardWrite: false,
   isCommit: false,
   isWrite: true,
   mayWrite: true,
@@ -284,6 +295,11 @@ export class SessionRouter implements RouteContext {
   /** Where a batch runs. Throws PgError when it cannot run correctly. */
   route(types: readonly number[], frames: readonly Buffer[]): BatchTarget {
     this.dropPendingSettings();
+    if (types.length === 1 && types[0] === Frontend.FunctionCall) {
+      const route = routeFunctionCall(this) as { kind: 'one'; shard: number };
+      // A function may change anything: the shard is a writer of the transaction it runs in.
+      return { ...route, ...FUNCTION_CALL_FLAGS };
+    }
     let target: Route | null = null;
     let plan: StatementPlan | null = null;
     let params: BindParams | null = null;
@@ -349,6 +365,9 @@ export class SessionRouter implements RouteContext {
           bindIndex = i;
           break;
         }
+        case Frontend.FunctionCall:
+          mayWrite = true; // behind other messages of the request: it runs where they do, and may write there
+          break;
         case Frontend.Close:
           if (frame[5] === 0x53) {
             const nameEnd = cstringEnd(frame, 6);
@@ -436,7 +455,8 @@ export class SessionRouter implements RouteContext {
       isSessionLevel,
       // Wrapped in a transaction of the proxy's own outside BEGIN (all or nothing): whatever writes, unless
       // PostgreSQL refuses it inside a transaction block.
-      isMultiShardWrite: last !== null && last.isWrite && !last.isNonTransactional && shards.length >= 2,
+      isMultiShardWrite:
+        last !== null && last.hasTransactionalWrite && !last.isNonTransactional && shards.length >= 2,
       isCommit: last !== null && last.kind === 'commit',
       isWrite: last !== null && last.isWrite,
       mayWrite,

@@ -480,6 +480,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
         if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
         server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
+        if (readyCount > 0) this.session.startQueryTimer();
       };
     });
     this.runFanout(fanout, sends, target.isWrite);

@@ -19,7 +19,7 @@ import type {
 } from './plan.js';
 import { ScopeBuilder } from './scope-builder.js';
 import { levelShape, mergePlan } from './select-shape.js';
-import { isNonTransactional, preventsPrepare } from './transaction-rules.js';
+import { isNonTransactional, NOTIFY_PREVENTS_PREPARE, preventsPrepare } from './transaction-rules.js';
 import { copyOptions, isExplainAnalyze, settingPlan, transactionPlan } from './utility-info.js';
 
 /** Analyzes one parsed statement against the sharding schema (null: nothing is sharded). */
@@ -41,6 +41,8 @@ interface KindResult {
   kind: StatementKind;
   isReadOnly: boolean;
   isWrite: boolean;
+  /** The write is one a transaction rolls back (default: `isWrite`); false for sequences, advisory locks, … */
+  hasTransactionalWrite?: boolean;
   /** Shard key and cross-shard reasons apply (DML, SELECT, COPY). */
   isRouted: boolean;
   select?: SelectMergeInfo | null;
@@ -93,8 +95,15 @@ function planNode(
     text,
     isReadOnly: r.isReadOnly,
     isWrite: r.isWrite,
+    hasTransactionalWrite: r.hasTransactionalWrite ?? r.isWrite,
+    usesLargeObjects: b.largeObjectCalls > 0 || inner?.usesLargeObjects === true,
+    isNotify: nodeType === 'NotifyStmt' || b.notifies,
     isNonTransactional: isNonTransactional(nodeType, fields),
-    preventsPrepare: preventsPrepare(nodeType, fields) ?? inner?.preventsPrepare ?? null,
+    preventsPrepare:
+      preventsPrepare(nodeType, fields) ??
+      (b.notifies ? NOTIFY_PREVENTS_PREPARE : null) ??
+      inner?.preventsPrepare ??
+      null,
     hasLockingClause: b.hasLocking,
     tables,
     touchesCatalog: catalogish && tables.every((t) => t.isCatalog),
@@ -182,14 +191,23 @@ function byKind(
       const inner = innerPlan(f.query);
       const isAnalyze = isExplainAnalyze(list(f, 'options'));
       const isWrite = inner !== null && isAnalyze && inner.isWrite;
-      return { kind: 'explain', isReadOnly: !isWrite, isWrite, isRouted: false, inner };
+      const hasTransactionalWrite = isWrite && inner.hasTransactionalWrite;
+      return {
+        kind: 'explain',
+        isReadOnly: !isWrite,
+        isWrite,
+        hasTransactionalWrite,
+        isRouted: false,
+        inner,
+      };
     }
     case 'PrepareStmt':
       return { kind: 'other', isReadOnly: false, isWrite: false, isRouted: false, inner: innerPlan(f.query) };
     case 'DeclareCursorStmt': {
       const inner = innerPlan(f.query);
       const isWrite = inner?.isWrite ?? false;
-      return { kind: 'other', isReadOnly: !isWrite, isWrite, isRouted: false, inner };
+      const hasTransactionalWrite = inner?.hasTransactionalWrite ?? false;
+      return { kind: 'other', isReadOnly: !isWrite, isWrite, hasTransactionalWrite, isRouted: false, inner };
     }
     case 'FetchStmt':
       return { kind: 'other', isReadOnly: true, isWrite: false, isRouted: false };
@@ -240,6 +258,7 @@ function selectStatement(b: ScopeBuilder, check: CrossShardCheck, f: AstObject):
     kind: 'select',
     isReadOnly: !b.writes && !b.hasLocking,
     isWrite: b.writes,
+    hasTransactionalWrite: b.transactionalWrites,
     isRouted: true,
     select: merge.info,
     reasons,
@@ -268,6 +287,7 @@ function copyStatement(b: ScopeBuilder, f: AstObject): KindResult {
     kind: 'copy',
     isReadOnly: !isWrite,
     isWrite,
+    hasTransactionalWrite: isFrom || b.transactionalWrites,
     isRouted: true,
     copy: {
       direction: isFrom ? 'from' : 'to',

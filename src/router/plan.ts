@@ -228,6 +228,15 @@ export interface StatementPlan {
   readonly isReadOnly: boolean;
   /** Changes data or schema (a 2PC writer when it runs on several shards). */
   readonly isWrite: boolean;
+  /**
+   * It changes what a transaction rolls back (rows, schema, large objects, notifications) — not only sequences or
+   * locks: on several shards outside BEGIN it runs inside a transaction of the proxy's own, committed on all or none.
+   */
+  readonly hasTransactionalWrite: boolean;
+  /** It calls server-side large-object functions (a large object lives on one shard). */
+  readonly usesLargeObjects: boolean;
+  /** NOTIFY, or a pg_notify() call: delivered once, from one shard. */
+  readonly isNotify: boolean;
   /** PostgreSQL refuses it inside a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, …): never wrapped in one. */
   readonly isNonTransactional: boolean;
   /** Why a transaction that ran it cannot PREPARE TRANSACTION (temporary objects, NOTIFY, …), or null. */

@@ -182,6 +182,27 @@ function manualRoute(plan: StatementPlan, ctx: RouteContext): Route | null {
   return null;
 }
 
+/**
+ * Where a FunctionCall message (the fast-path function call: no SQL text to route by) runs: the shard the session
+ * routed itself to with SET shardgate.shard / shardgate.sharding_key. Anything else would pick a shard blindly for a
+ * call that may write, so it is refused.
+ */
+export function routeFunctionCall(ctx: RouteContext): Route {
+  const n = ctx.schema.shardCount;
+  if (ctx.sessionShardingKey !== null) {
+    const column = ctx.schema.shardedColumns[0];
+    if (column === undefined)
+      throw unsupported('a sharding key was given, but no [[sharded_tables]] are configured');
+    return { kind: 'one', shard: shardForLiteral(column, n, ctx.sessionShardingKey) };
+  }
+  if (ctx.sessionShard !== null)
+    return { kind: 'one', shard: checkShard(ctx.sessionShard, n, 'shardgate.shard') };
+  throw unsupported(
+    'a FunctionCall message (fast-path function call) cannot be routed on a sharded database',
+    'Route the session first with SET shardgate.shard = N (or shardgate.sharding_key), or call the function with SELECT.',
+  );
+}
+
 /** Decide where `plan` runs. Throws PgError for statements that cannot run correctly. */
 export function routeStatement(plan: StatementPlan, params: BindParams | null, ctx: RouteContext): Route {
   if (SESSION_KINDS.has(plan.kind)) return { kind: 'session' };
@@ -209,6 +230,20 @@ export function routeStatement(plan: StatementPlan, params: BindParams | null, c
   }
   if (n === 1) return { kind: 'one', shard: 0 };
   if (plan.kind === 'explain' && plan.inner !== null) return routeStatement(plan.inner, params, ctx);
+  if (plan.nodeType === 'CallStmt') {
+    throw unsupported(
+      'CALL runs a procedure shardgate cannot see into, so the shards it must run on are unknown',
+      'Route it by hand: /* shardgate: shard=N */ CALL … (once on each shard that needs it), or SET shardgate.shard.',
+    );
+  }
+  if (plan.usesLargeObjects && !plan.touchesSharded) {
+    throw unsupported(
+      'large objects are stored on one shard, and nothing in this statement says which',
+      'Route it by hand (/* shardgate: shard=N */ or SET shardgate.shard), the same shard for every use of the object.',
+    );
+  }
+  // One delivery per notification (listeners through the proxy listen on every shard), in one order: from shard 0.
+  if (plan.isNotify && !plan.touchesSharded) return { kind: 'one', shard: 0 };
   if (plan.kind === 'ddl') return { kind: 'many', shards: allShards(n) };
   if (plan.touchesSharded) return routeSharded(plan, params, ctx);
   if (
@@ -270,5 +305,8 @@ function routeSharded(plan: StatementPlan, params: BindParams | null, ctx: Route
   // No key value at all (`= ANY('{}')`, `IN` of only NULLs): no rows anywhere; any one shard gives that answer.
   if (shards.size === 0) return { kind: 'one', shard: ctx.pickReadShard() };
   if (shards.size > 1 && plan.crossShardUnsafe !== null) throw unsupported(plan.crossShardUnsafe);
+  if (shards.size > 1 && plan.usesLargeObjects) {
+    throw unsupported('large objects are stored on one shard; this statement would use them on several');
+  }
   return fromShards(shards);
 }

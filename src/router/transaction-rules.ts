@@ -5,6 +5,9 @@
 // Pure.
 import { flag, int, list, obj, str, stringValue, type AstObject } from './ast.js';
 
+/** Why PREPARE TRANSACTION is refused after LISTEN, UNLISTEN or NOTIFY (or a pg_notify() call). */
+export const NOTIFY_PREVENTS_PREPARE = 'it ran LISTEN, UNLISTEN or NOTIFY';
+
 /** `CURSOR_OPT_HOLD` in PostgreSQL's parsenodes.h. */
 const CURSOR_OPT_HOLD = 0x0020;
 
@@ -70,7 +73,7 @@ export function preventsPrepare(nodeType: string, f: AstObject): string | null {
     case 'NotifyStmt':
     case 'ListenStmt':
     case 'UnlistenStmt':
-      return 'it ran LISTEN, UNLISTEN or NOTIFY';
+      return NOTIFY_PREVENTS_PREPARE;
     case 'DeclareCursorStmt':
       return (int(f, 'options') & CURSOR_OPT_HOLD) !== 0 ? 'it declared a cursor WITH HOLD' : null;
     case 'DiscardStmt':

@@ -322,3 +322,91 @@ describe('the proxy’s own GID prefix is reserved', () => {
     raw.close();
   });
 });
+
+describe('calls the proxy cannot see into', () => {
+  /** A FunctionCall ('F') message: function `oid`, text arguments, text result. */
+  function functionCall(oid: number, args: string[]): Buffer {
+    const parts: Buffer[] = [];
+    const int32 = (n: number): Buffer => {
+      const b = Buffer.alloc(4);
+      b.writeInt32BE(n);
+      return b;
+    };
+    const int16 = (n: number): Buffer => {
+      const b = Buffer.alloc(2);
+      b.writeInt16BE(n);
+      return b;
+    };
+    parts.push(int32(oid), int16(1), int16(0), int16(args.length));
+    for (const a of args) parts.push(int32(Buffer.byteLength(a)), Buffer.from(a));
+    parts.push(int16(0));
+    return frame('F', Buffer.concat(parts));
+  }
+
+  beforeAll(async () => {
+    const c = new pg.Client({ connectionString: auto.url });
+    await c.connect();
+    await c.query(`create function add_user(uid bigint, uname text) returns int language sql
+      as 'insert into users values (uid, uname) returning 1'`);
+    await c.query(`create procedure add_user_proc(uid bigint, uname text) language sql
+      as 'insert into users values (uid, uname)'`);
+    await c.end();
+  });
+
+  it('refuses CALL without a routing hint; with one it runs on that shard only', async () => {
+    const raw = await login(auto);
+    const a = idOn(0, 1900);
+    expect(sqlState(await raw.query(`call add_user_proc(${a}, 'p')`))).toBe('0A000');
+    expect(types(await raw.query(`/* shardgate: shard=0 */ call add_user_proc(${a}, 'p')`))).toBe('CZ');
+    expect(await countOn(0, 'select 1 from users where id = $1', [a])).toBe(1);
+    expect(await countOn(1, 'select 1 from users where id = $1', [a])).toBe(0);
+    raw.close();
+  });
+
+  it('refuses a FunctionCall message unless the session is routed by hand; then it is a writer there', async () => {
+    const raw = await login(auto);
+    raw.write(functionCall(2026 /* pg_backend_pid */, []));
+    const refused = await raw.readUntil('Z');
+    expect([sqlState(refused), types(await raw.query('select 1'))]).toEqual(['0A000', 'TDCZ']);
+    const oid = Number((await direct[0].query("select 'add_user'::regproc::oid as oid")).rows[0].oid);
+    const [a, b] = [idOn(0, 2000), idOn(1, 2000)];
+    await raw.query('set shardgate.shard = 0');
+    await raw.query('begin');
+    raw.write(functionCall(oid, [String(a), 'f']));
+    expect(types(await raw.readUntil('Z'))).toBe('VZ');
+    await raw.query(`/* shardgate: sharding_key=${b} */ insert into users values (${b}, 'boom')`);
+    expect(sqlState(await raw.query('commit'))).toBe('P0001');
+    expect(await countOn(0, 'select 1 from users where id = $1', [a])).toBe(0);
+    expect(await preparedAnywhere()).toEqual([]);
+    raw.close();
+  });
+
+  it('refuses large-object functions unless routed by hand', async () => {
+    const raw = await login(auto);
+    expect(sqlState(await raw.query('select lo_create(0)'))).toBe('0A000');
+    expect(types(await raw.query('/* shardgate: shard=1 */ select lo_unlink(lo_create(0))'))).toBe('TDCZ');
+    raw.close();
+  });
+});
+
+describe('notifications', () => {
+  it('NOTIFY and pg_notify reach a listener through the proxy once each (not once per shard)', async () => {
+    const listener = new pg.Client({ connectionString: session.url });
+    listener.on('error', () => undefined);
+    await listener.connect();
+    const got: string[] = [];
+    listener.on('notification', (n) => got.push(n.payload ?? ''));
+    await listener.query('listen news');
+    const notifier = new pg.Client({ connectionString: auto.url });
+    notifier.on('error', () => undefined);
+    await notifier.connect();
+    await notifier.query("notify news, 'one'");
+    await notifier.query("select pg_notify('news', 'two')");
+    const deadline = Date.now() + 5_000;
+    while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300)); // a duplicate from another shard would arrive by now
+    expect(got).toEqual(['one', 'two']);
+    await notifier.end();
+    await listener.end();
+  });
+});

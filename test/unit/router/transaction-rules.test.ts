@@ -72,3 +72,29 @@ describe('statements after which PREPARE TRANSACTION is refused', () => {
     expect(plan(sql).preventsPrepare).toBeNull();
   });
 });
+
+describe('writes a transaction rolls back, large objects and notifications', () => {
+  it.each([
+    ['INSERT INTO users (id) VALUES (1)', true],
+    ['CREATE TABLE t (a int)', true],
+    ['WITH d AS (DELETE FROM users RETURNING id) SELECT count(*) FROM d', true],
+    ['SELECT lo_create(0)', true],
+    ["SELECT pg_notify('c', 'x')", true],
+    ['EXPLAIN ANALYZE DELETE FROM users', true],
+    ["SELECT nextval('s')", false],
+    ['SELECT pg_advisory_lock(1)', false],
+    ['EXPLAIN DELETE FROM users', false],
+    ['SELECT 1', false],
+  ])('%s: %s', (sql, expected) => {
+    expect(plan(sql).hasTransactionalWrite).toBe(expected);
+  });
+
+  it('finds large-object calls and notifications', () => {
+    expect(plan('SELECT loread(lo_open(1, 262144), 10)').usesLargeObjects).toBe(true);
+    expect(plan("SELECT pg_notify('c', 'x')").usesLargeObjects).toBe(false);
+    expect(plan("SELECT pg_notify('c', 'x')").isNotify).toBe(true);
+    expect(plan("NOTIFY c, 'x'").isNotify).toBe(true);
+    expect(plan("SELECT pg_notify('c', 'x')").preventsPrepare).toContain('NOTIFY');
+    expect(plan('SELECT 1').isNotify).toBe(false);
+  });
+});
