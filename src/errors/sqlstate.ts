@@ -26,6 +26,7 @@ export const SqlState = {
   DuplicatePreparedStatement: '42P05',
   ReservedName: '42939',
   TooManyConnections: '53300',
+  ObjectNotInPrerequisiteState: '55000',
   ConfigurationLimitExceeded: '53400',
   ProgramLimitExceeded: '54000',
   QueryCanceled: '57014',

@@ -15,13 +15,8 @@ import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
 import { TableColumnsNeeded } from '../router/route.js';
 import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } from '../txn/coordinator.js';
 import type { RequestBatch } from './request-batch.js';
-import {
-  applySettingChange,
-  BROADCAST_SPEC,
-  MixedShardsError,
-  type BatchTarget,
-  type SessionRouter,
-} from './session-router.js';
+import { BROADCAST_SPEC, MixedShardsError, type BatchTarget, type SessionRouter } from './session-router.js';
+import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
@@ -101,6 +96,8 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private requestLength = Number.MAX_SAFE_INTEGER;
   /** An INSERT or COPY without a column list waits for the table's columns (to find the sharding key's position). */
   private isLookingUpColumns = false;
+  /** The table whose columns were just learnt for the request being routed again (null: none). */
+  private learnedTable: string | null = null;
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
   private readonly portals = new ProxyPortals();
   /** The client's transaction block: which shards it reached, what a shard joining it later runs first. */
@@ -172,7 +169,16 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         }
       }
     } catch (err) {
-      if (err instanceof TableColumnsNeeded) return this.learnColumnsThenRoute(router, err.table);
+      if (err instanceof TableColumnsNeeded) {
+        // Learnt for this very request and still needed: routing again would loop (a request must never hang).
+        if (this.learnedTable === err.table) {
+          this.learnedTable = null;
+          return this.failRequest(
+            PgError.internal(`the columns of ${err.table} were looked up but not used`),
+          );
+        }
+        return this.learnColumnsThenRoute(router, err.table);
+      }
       if (err instanceof MixedShardsError && this.script === null) {
         if (n === 1 && types[0] === Frontend.Query) {
           if (this.startQueryScript(router, frames[0])) return;
@@ -186,6 +192,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       }
       return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
+    this.learnedTable = null;
     if (this.session.txStatus() === TxStatus.Failed && !target.isSessionLevel) {
       return this.failRequest(
         new PgError(
@@ -413,6 +420,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       () => {
         this.withTableColumns(this.servers.at(shard), table, (columns) => {
           router.learnTableColumns(table, columns);
+          this.learnedTable = table;
           this.onShardRequestDone(); // routes the waiting request again, now with the key's position known
         });
       },

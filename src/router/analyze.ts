@@ -3,15 +3,17 @@
 // be answered correctly on several shards. Pure: the sharding schema is passed in; the work is done by
 // scope-builder.ts (names and conditions), cross-shard.ts (key and safety) and select-shape.ts (merge info).
 import type { ShardedColumn, ShardingSchema } from '../sharding/schema.js';
-import { flag, list, obj, str, stringValue, unwrap, type AstObject } from './ast.js';
+import { flag, int, list, obj, str, stringValue, unwrap, type AstObject } from './ast.js';
 import type { CommentHints } from './comment-hints.js';
 import { CrossShardCheck } from './cross-shard.js';
 import { parseStatements, type ParsedStatement, type SqlSource } from './parser.js';
 import type {
   CopyInfo,
+  ExecuteArg,
   InsertInfo,
   SelectMergeInfo,
   SettingInfo,
+  SqlStatementInfo,
   StatementKind,
   StatementPlan,
   TableRef,
@@ -50,6 +52,7 @@ interface KindResult {
   transaction?: TransactionInfo | null;
   setting?: SettingInfo | null;
   copy?: CopyInfo | null;
+  sqlStatement?: SqlStatementInfo | null;
   inner?: StatementPlan | null;
   setsManualShard?: number | null;
   setsManualShardingKey?: string | null;
@@ -121,6 +124,7 @@ function planNode(
     transaction: r.transaction ?? null,
     setting: r.setting ?? null,
     copy: r.copy ?? null,
+    sqlStatement: r.sqlStatement ?? null,
     inner,
   };
   if (r.setsManualShard !== undefined) plan.setsManualShard = r.setsManualShard;
@@ -202,7 +206,33 @@ function byKind(
       };
     }
     case 'PrepareStmt':
-      return { kind: 'other', isReadOnly: false, isWrite: false, isRouted: false, inner: innerPlan(f.query) };
+      // A session-level statement (kept per session and replayed on the servers it uses, like SET).
+      return {
+        kind: 'prepare',
+        isReadOnly: false,
+        isWrite: false,
+        isRouted: false,
+        inner: innerPlan(f.query),
+        sqlStatement: { name: str(f, 'name') ?? '', args: [] },
+      };
+    case 'DeallocateStmt':
+      return {
+        kind: 'deallocate',
+        isReadOnly: false,
+        isWrite: false,
+        isRouted: false,
+        sqlStatement: { name: flag(f, 'isall') ? null : (str(f, 'name') ?? ''), args: [] },
+      };
+    case 'ExecuteStmt':
+      // Routed by the prepared statement's plan and these arguments (SessionRouter); a write until then.
+      b.scanExpr(b.newLevel(null, 'top'), f.params);
+      return {
+        kind: 'execute',
+        isReadOnly: false,
+        isWrite: true,
+        isRouted: false,
+        sqlStatement: { name: str(f, 'name') ?? '', args: list(f, 'params').map(executeArg) },
+      };
     case 'DeclareCursorStmt': {
       const inner = innerPlan(f.query);
       const isWrite = inner?.isWrite ?? false;
@@ -213,7 +243,6 @@ function byKind(
       return { kind: 'other', isReadOnly: true, isWrite: false, isRouted: false };
     case 'DoStmt':
     case 'CallStmt':
-    case 'ExecuteStmt':
       // Unknown effects: treat as a write.
       b.scanExpr(b.newLevel(null, 'top'), f.funccall ?? f.params);
       return { kind: 'other', isReadOnly: false, isWrite: true, isRouted: false };
@@ -224,6 +253,26 @@ function byKind(
       }
       return { kind: 'other', isReadOnly: false, isWrite: false, isRouted: false };
   }
+}
+
+/** An EXECUTE argument as the router can use it: a constant's text, a `$n`, or an expression it cannot evaluate. */
+function executeArg(node: unknown): ExecuteArg {
+  let u = unwrap(node);
+  if (u?.type === 'TypeCast') u = unwrap(u.fields.arg); // '5'::bigint: the constant's text
+  if (u === null) return { kind: 'expression' };
+  if (u.type === 'ParamRef') return { kind: 'param', index: int(u.fields, 'number') };
+  if (u.type !== 'A_Const') return { kind: 'expression' };
+  if (flag(u.fields, 'isnull')) return { kind: 'constant', value: null };
+  const c = u.fields;
+  const ival = obj(c, 'ival');
+  if (ival !== null) return { kind: 'constant', value: String(int(ival, 'ival')) };
+  const fval = str(obj(c, 'fval'), 'fval');
+  if (fval !== null) return { kind: 'constant', value: fval };
+  const sval = obj(c, 'sval');
+  if (sval !== null) return { kind: 'constant', value: str(sval, 'sval') ?? '' };
+  const boolval = obj(c, 'boolval');
+  if (boolval !== null) return { kind: 'constant', value: flag(boolval, 'boolval') ? 'true' : 'false' };
+  return { kind: 'expression' };
 }
 
 function selectStatement(b: ScopeBuilder, check: CrossShardCheck, f: AstObject): KindResult {

@@ -41,6 +41,9 @@ const SESSION_KINDS = new Set<StatementPlan['kind']>([
   'set',
   'reset',
   'discard',
+  // SQL-level prepared statements are session state, replayed on every server the session uses (like SET).
+  'prepare',
+  'deallocate',
 ]);
 
 /** The client's own two-phase commit statements: one shard's business, never a cross-shard one. */

@@ -17,7 +17,7 @@ import { SqlState } from '../errors/sqlstate.js';
 import { withShardInDetail } from '../execute/reply-merger.js';
 import { failpoint } from './failpoints.js';
 import { DecisionNotDurableError } from './log/decision-log.js';
-import type { TransactionManager } from './manager.js';
+import { CommitRefusedError, type TransactionManager } from './manager.js';
 import type { Branch } from './transaction.js';
 
 export interface CommitParticipant {
@@ -166,13 +166,22 @@ export async function commitTwoPhase(
         ).toBuffer();
         return { error: unknown, lost: runner.lost };
       }
-      error = new PgError(
-        'ERROR',
-        SqlState.IoError,
-        'could not make the commit decision durable; the transaction was rolled back',
-        (err as Error).message,
-        'Check two_phase_commit_wal_dir (disk full? permissions?).',
-      ).toBuffer();
+      error =
+        err instanceof CommitRefusedError
+          ? new PgError(
+              'ERROR',
+              SqlState.ObjectNotInPrerequisiteState,
+              'two-phase commit is unavailable on this proxy right now; the transaction was rolled back',
+              err.message,
+              'Another shardgate holds this instance_id on a shard (see the proxy log); give each proxy its own instance_id.',
+            ).toBuffer()
+          : new PgError(
+              'ERROR',
+              SqlState.IoError,
+              'could not make the commit decision durable; the transaction was rolled back',
+              (err as Error).message,
+              'Check two_phase_commit_wal_dir (disk full? permissions?).',
+            ).toBuffer();
     }
   }
 
