@@ -22,6 +22,7 @@ import type {
 import { ScopeBuilder } from './scope-builder.js';
 import { levelShape, mergePlan } from './select-shape.js';
 import { isNonTransactional, NOTIFY_PREVENTS_PREPARE, preventsPrepare } from './transaction-rules.js';
+import { analyzeDoBlock, type DoBlockInfo } from './do-block.js';
 import { copyOptions, isExplainAnalyze, settingPlan, transactionPlan } from './utility-info.js';
 
 /** Analyzes one parsed statement against the sharding schema (null: nothing is sharded). */
@@ -54,6 +55,10 @@ interface KindResult {
   copy?: CopyInfo | null;
   sqlStatement?: SqlStatementInfo | null;
   inner?: StatementPlan | null;
+  /** Overrides of what the statement's node alone says (a DO block: from the statements in its body). */
+  isNonTransactional?: boolean;
+  preventsPrepare?: string | null;
+  opaqueReason?: string | null;
   setsManualShard?: number | null;
   setsManualShardingKey?: string | null;
   /** Reasons found by the kind's own checks (merge step limits); computed only when the key is not a single value. */
@@ -71,14 +76,29 @@ function planNode(
   const b = new ScopeBuilder(schema, source);
   const check = new CrossShardCheck(b);
   const fields = unwrap(node)?.fields ?? {};
-  const r = byKind(b, check, nodeType, fields, (inner) => {
-    const u = unwrap(inner);
-    if (u === null) return null;
-    const p = planNode(inner, u.type, text, { shard: null, shardingKey: null }, source, schema);
+  /** The tables of a statement nested in this one count as this one's. */
+  const adopt = (p: StatementPlan): void => {
     for (const t of p.tables) b.tables.set(t.schema !== null ? `${t.schema}.${t.name}` : t.name, { ...t });
-    b.paramCount = Math.max(b.paramCount, p.paramCount);
-    return p;
-  });
+  };
+  const r = byKind(
+    b,
+    check,
+    nodeType,
+    fields,
+    (inner) => {
+      const u = unwrap(inner);
+      if (u === null) return null;
+      const p = planNode(inner, u.type, text, { shard: null, shardingKey: null }, source, schema);
+      adopt(p);
+      b.paramCount = Math.max(b.paramCount, p.paramCount);
+      return p;
+    },
+    (language) => {
+      const block = analyzeDoBlock(text, language, (sql) => analyzeQuery(sql, schema));
+      block.plans.forEach(adopt);
+      return block;
+    },
+  );
 
   const shardKey = r.isRouted ? check.shardKey() : null;
   let crossShardUnsafe: string | null = null;
@@ -101,8 +121,10 @@ function planNode(
     hasTransactionalWrite: r.hasTransactionalWrite ?? r.isWrite,
     usesLargeObjects: b.largeObjectCalls > 0 || inner?.usesLargeObjects === true,
     isNotify: nodeType === 'NotifyStmt' || b.notifies,
-    isNonTransactional: isNonTransactional(nodeType, fields),
+    isNonTransactional: r.isNonTransactional ?? isNonTransactional(nodeType, fields),
+    opaqueReason: r.opaqueReason ?? null,
     preventsPrepare:
+      r.preventsPrepare ??
       preventsPrepare(nodeType, fields) ??
       (b.notifies ? NOTIFY_PREVENTS_PREPARE : null) ??
       inner?.preventsPrepare ??
@@ -135,6 +157,8 @@ function planNode(
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 type InnerPlanner = (node: unknown) => StatementPlan | null;
+/** A DO block's body (its tables become the statement's). */
+type DoBlockReader = (language: string | null) => DoBlockInfo;
 
 function byKind(
   b: ScopeBuilder,
@@ -142,6 +166,7 @@ function byKind(
   type: string,
   f: AstObject,
   innerPlan: InnerPlanner,
+  readDoBlock: DoBlockReader,
 ): KindResult {
   switch (type) {
     case 'SelectStmt':
@@ -241,7 +266,22 @@ function byKind(
     }
     case 'FetchStmt':
       return { kind: 'other', isReadOnly: true, isWrite: false, isRouted: false };
-    case 'DoStmt':
+    case 'DoStmt': {
+      const language = list(f, 'args')
+        .map((a) => obj(a as AstObject, 'DefElem'))
+        .find((d) => str(d, 'defname') === 'language');
+      const block = readDoBlock(stringValue(language?.arg) ?? null);
+      // Runs on every shard as one write (when it may: route.ts); COMMIT inside means it cannot run in a block.
+      return {
+        kind: 'other',
+        isReadOnly: false,
+        isWrite: true,
+        isRouted: false,
+        isNonTransactional: block.hasTransactionControl,
+        preventsPrepare: block.plans.find((p) => p.preventsPrepare !== null)?.preventsPrepare ?? null,
+        opaqueReason: block.opaque,
+      };
+    }
     case 'CallStmt':
       // Unknown effects: treat as a write.
       b.scanExpr(b.newLevel(null, 'top'), f.funccall ?? f.params);

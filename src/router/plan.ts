@@ -257,6 +257,8 @@ export interface StatementPlan {
   readonly isNotify: boolean;
   /** PostgreSQL refuses it inside a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, …): never wrapped in one. */
   readonly isNonTransactional: boolean;
+  /** Why shardgate cannot tell what the statement does (a DO block with dynamic SQL, …), or null. */
+  readonly opaqueReason: string | null;
   /** Why a transaction that ran it cannot PREPARE TRANSACTION (temporary objects, NOTIFY, …), or null. */
   readonly preventsPrepare: string | null;
   /** SELECT … FOR UPDATE / SHARE. */

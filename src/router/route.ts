@@ -239,6 +239,23 @@ export function routeStatement(plan: StatementPlan, params: BindParams | null, c
       'Route it by hand: /* shardgate: shard=N */ CALL … (once on each shard that needs it), or SET shardgate.shard.',
     );
   }
+  if (plan.nodeType === 'DoStmt') {
+    const hint =
+      'Route it by hand (/* shardgate: shard=N */ DO …, once on each shard that needs it), or send its statements, which shardgate routes.';
+    if (plan.opaqueReason !== null)
+      throw unsupported(
+        `shardgate cannot tell which shards this DO block must run on: ${plan.opaqueReason}`,
+        hint,
+      );
+    if (plan.touchesSharded) {
+      throw unsupported(
+        'this DO block uses a sharded table: run on every shard it would act on each shard’s rows (and insert its rows on every shard)',
+        hint,
+      );
+    }
+    // DDL and copied tables only: the same on every shard, as one write (inside one transaction of the proxy's).
+    return { kind: 'many', shards: allShards(n), isReplicated: true };
+  }
   if (plan.usesLargeObjects && !plan.touchesSharded) {
     throw unsupported(
       'large objects are stored on one shard, and nothing in this statement says which',
