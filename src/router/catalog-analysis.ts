@@ -41,8 +41,7 @@ export function relationFacts(
       relkind: first?.relkind ?? null,
       isTemporary: first?.relpersistence === 't',
       readsSharded:
-        isView &&
-        own.some((r) => r.baseName !== null && isShardedTable(schema, r.baseSchema, r.baseName)),
+        isView && own.some((r) => r.baseName !== null && isShardedTable(schema, r.baseSchema, r.baseName)),
     });
   }
   return facts;
