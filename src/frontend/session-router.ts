@@ -187,6 +187,8 @@ export class SessionRouter implements RouteContext {
    * when what the router knows changes, e.g. a table's columns) routes each EXECUTE.
    */
   private readonly sqlPrepared = new Map<string, string>();
+  /** SQL-level cursors (DECLARE name CURSOR …) by name: the shard each was declared on. */
+  private readonly cursors = new Map<string, number>();
   readonly schema: ShardingSchema;
   sessionShard: number | null = null;
   sessionShardingKey: string | null = null;
@@ -252,7 +254,43 @@ export class SessionRouter implements RouteContext {
     params: BindParams | null,
   ): { route: Route; plan: StatementPlan; params: BindParams | null } {
     if (plan.kind === 'execute') return this.routeExecute(plan, params);
+    if (plan.cursor !== null) return { route: this.routeCursor(plan, params), plan, params };
     return { route: routeStatement(plan, params, this), plan, params };
+  }
+
+  /**
+   * SQL-level cursors: DECLARE runs where its query routes — one shard, remembered, as FETCH / MOVE / CLOSE must run
+   * there too; a query needing several shards is refused (its rows would come from one shard at a time). A cursor the
+   * session did not declare here: any shard answers (34000).
+   */
+  private routeCursor(plan: StatementPlan, params: BindParams | null): Route {
+    const cursor = plan.cursor as NonNullable<StatementPlan['cursor']>;
+    const manual = plan.manualShard !== null || plan.manualShardingKey !== null || this.sessionShard !== null;
+    if (cursor.action === 'declare') {
+      const route =
+        plan.inner === null || manual
+          ? routeStatement(plan, params, this)
+          : routeStatement(plan.inner, params, this);
+      if (route.kind !== 'one') {
+        throw unsupported(
+          `the cursor ${cursor.name ?? ''} would read several shards, and FETCH takes rows from one`,
+          'Add the sharding key so the query reads one shard, or use the extended protocol’s row-limited Execute (portals), which shardgate merges across shards.',
+        );
+      }
+      this.cursors.set(cursor.name ?? '', route.shard);
+      return route;
+    }
+    if (cursor.name === null) {
+      this.cursors.clear(); // CLOSE ALL: on every shard, reported once
+      return {
+        kind: 'many',
+        shards: Array.from({ length: this.shardCount }, (_, i) => i),
+        isReplicated: true,
+      };
+    }
+    const shard = this.cursors.get(cursor.name);
+    if (cursor.action === 'close') this.cursors.delete(cursor.name);
+    return { kind: 'one', shard: shard ?? this.pickReadShard() };
   }
 
   /**

