@@ -9,7 +9,7 @@ import type { AdminConfig, GeneralConfig, UserConfig } from '../config/types.js'
 import type { PoolManager, DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
-import { Frontend, TxStatus } from '../protocol/codes.js';
+import { Frontend, StartupCode, TxStatus } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/frame-reader.js';
 import {
   backendKeyData,
@@ -21,8 +21,8 @@ import {
   READY_IDLE,
 } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
-import { SqlState } from '../errors/sqlstate.js';
-import { readStartupPacket } from './startup.js';
+import { SqlState, type SqlStateCode } from '../errors/sqlstate.js';
+import { readStartupPacket, unsupportedProtocol } from './startup.js';
 import { ClientAuth } from './client-auth.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
 import { RequestBatch } from './request-batch.js';
@@ -55,6 +55,14 @@ export interface SessionDeps {
 
 export type SessionState = 'startup' | 'auth' | 'ready' | 'closed';
 
+/** The message types a logged-in client may send (PostgreSQL's SocketBackend refuses any other at its first byte). */
+const REQUEST_TYPES = new Uint8Array(256);
+for (const t of Object.values(Frontend)) if (t !== Frontend.Password) REQUEST_TYPES[t] = 1;
+
+function checkRequestType(type: number): string | null {
+  return REQUEST_TYPES[type] === 1 ? null : `invalid frontend message type ${type}`;
+}
+
 let nextSessionId = 1;
 
 export class ClientSession implements ServerClient, Cancellable {
@@ -69,6 +77,9 @@ export class ClientSession implements ServerClient, Cancellable {
   private readonly deps: SessionDeps;
   private readonly log: Logger;
   private startupBuf: Buffer | null = null;
+  /** An SSLRequest / GSSENCRequest was answered (PostgreSQL takes one of each, in either order). */
+  private isSslNegotiated = false;
+  private isGssNegotiated = false;
   private reader: FrameReader;
   private auth: ClientAuth | null = null;
   private userConfig: UserConfig | null = null;
@@ -144,6 +155,12 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   private handleData(chunk: Buffer): void {
+    if (this.state === 'closed') {
+      // Input after the end (a client still sending the frame that was refused): once the error is on its way out,
+      // stop reading altogether, as PostgreSQL does by exiting.
+      if (this.socket.writableLength === 0) this.socket.destroy();
+      return;
+    }
     if (this.state === 'ready') {
       const err = this.reader.push(chunk, this.onFrame);
       if (err !== null) return this.protocolViolation(err);
@@ -164,16 +181,26 @@ export class ClientSession implements ServerClient, Cancellable {
     while (this.state === 'startup' && buf.length > 0) {
       const r = readStartupPacket(buf);
       if (!r.ok) {
-        if (r.incomplete) this.startupBuf = buf;
-        else this.protocolViolation(r.error);
+        if (r.incomplete)
+          this.startupBuf = buf; // at most one packet: its length was checked
+        else this.refuseStartup(r.error, r.code, r.isSilent);
         return;
       }
       const { packet } = r;
       buf = r.rest;
       if (packet.kind === 'ssl' || packet.kind === 'gssenc') {
+        // As PostgreSQL: one SSLRequest and one GSSENCRequest at most (the second is read as a protocol version).
+        const isSsl = packet.kind === 'ssl';
+        if (isSsl ? this.isSslNegotiated : this.isGssNegotiated) {
+          const code = isSsl ? StartupCode.SSLRequest : StartupCode.GSSENCRequest;
+          return this.refuseStartup(unsupportedProtocol(code), SqlState.FeatureNotSupported, false);
+        }
+        const isTls = isSsl && this.negotiateTls(buf.length === 0);
+        if (!isSsl) this.socket.write(SSL_NO);
+        // PostgreSQL: after a refused SSLRequest a GSSENCRequest may follow, and the other way round.
+        this.isSslNegotiated = isSsl || isTls;
+        this.isGssNegotiated = !isSsl || isTls;
         if (buf.length > 0) return this.protocolViolation('received unencrypted data after SSL request');
-        if (packet.kind === 'ssl') this.negotiateTls();
-        else this.socket.write(SSL_NO);
         return;
       }
       if (packet.kind === 'cancel') {
@@ -188,11 +215,19 @@ export class ClientSession implements ServerClient, Cancellable {
     }
   }
 
-  private negotiateTls(): void {
+  /** A startup packet PostgreSQL would refuse: with a FATAL, or (impossible length) by closing without a word. */
+  private refuseStartup(reason: string, code: SqlStateCode, isSilent: boolean): void {
+    this.log.warn({ remote: this.remote, reason }, 'invalid startup packet; closing client');
+    if (isSilent) this.close(reason);
+    else this.fatal(new PgError('FATAL', code, reason));
+  }
+
+  /** Answer an SSLRequest: 'S' and a TLS handshake when a certificate is configured (and none ran yet), else 'N'. */
+  private negotiateTls(isClean: boolean): boolean {
     const ctx = this.deps.tlsContext();
-    if (ctx === null || this.socket instanceof tls.TLSSocket) {
+    if (ctx === null || this.socket instanceof tls.TLSSocket || !isClean) {
       this.socket.write(SSL_NO);
-      return;
+      return false;
     }
     this.socket.write(SSL_YES);
     const raw = this.socket;
@@ -202,6 +237,7 @@ export class ClientSession implements ServerClient, Cancellable {
     const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
     this.socket = secure;
     this.bindSocket(secure);
+    return true;
   }
 
   private startLogin(params: Map<string, string>): void {
@@ -231,8 +267,21 @@ export class ClientSession implements ServerClient, Cancellable {
     this.userConfig = userConfig;
     this.params.fromStartup(params);
     this.auth = new ClientAuth(this.deps.general().authType, user, userConfig.password);
+    this.startAuth(this.auth);
+  }
+
+  /**
+   * Authentication: only password / SASL messages, no larger than PostgreSQL reads them, refused at their header
+   * (an unauthenticated client never makes the proxy buffer more than that).
+   */
+  private startAuth(auth: ClientAuth): void {
     this.state = 'auth';
-    this.applyAuthOutcome(this.auth.start());
+    const reader = this.reader;
+    reader.maxFrameBytes = auth.maxFrameBytes;
+    const expected = auth.responseName;
+    reader.typeCheck = (type) =>
+      type === Frontend.Password ? null : `expected ${expected} response, got message type ${type}`;
+    this.applyAuthOutcome(auth.start());
   }
 
   private applyAuthOutcome(outcome: ReturnType<ClientAuth['start']>): void {
@@ -328,10 +377,18 @@ export class ClientSession implements ServerClient, Cancellable {
     this.cancelKey = this.deps.cancels.register(this);
     out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), READY_IDLE);
     this.socket.write(Buffer.concat(out));
-    this.state = 'ready';
+    this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
     this.log.info({ remote: this.remote, mode: this.pools?.mode }, 'client logged in');
+  }
+
+  /** Logged in: requests up to max_message_size, of the types PostgreSQL accepts. */
+  private enterReady(): void {
+    this.state = 'ready';
+    const reader = this.reader;
+    reader.maxFrameBytes = this.deps.general().maxMessageSizeBytes;
+    reader.typeCheck = checkRequestType;
   }
 
   private handleFrame(type: number, frame: Buffer): void {
@@ -369,9 +426,7 @@ export class ClientSession implements ServerClient, Cancellable {
         this.close('client terminated');
         return;
       default:
-        return this.protocolViolation(
-          `invalid frontend message type "${String.fromCharCode(type)}" (0x${type.toString(16)})`,
-        );
+        return this.protocolViolation(checkRequestType(type) ?? `unexpected message type ${type}`);
     }
   }
 
@@ -596,8 +651,7 @@ export class ClientSession implements ServerClient, Cancellable {
     const method = this.deps.general().authType === 'md5' ? 'md5' : 'scram';
     // Another user name gets the same "password authentication failed" as a wrong password (nothing revealed).
     this.auth = new ClientAuth(method, user, user === admin.user ? admin.password : null);
-    this.state = 'auth';
-    this.applyAuthOutcome(this.auth.start());
+    this.startAuth(this.auth);
   }
 
   private openAdminConsole(): void {
@@ -608,7 +662,7 @@ export class ClientSession implements ServerClient, Cancellable {
     );
     this.cancelKey = this.deps.cancels.register(this);
     this.socket.write(adminLoginReplies(this.cancelKey.pid, this.cancelKey.secret));
-    this.state = 'ready';
+    this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
     this.log.info({ remote: this.remote }, 'admin logged in');
