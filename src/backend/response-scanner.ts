@@ -1,6 +1,8 @@
 // The server→client hot path: walks reply frames by their 5-byte headers and forwards the bytes untouched.
 // Only ReadyForQuery and ParameterStatus bodies are read. Replies to messages the proxy injected on its own
 // (statement re-preparation, parameter sync) are swallowed by rules keyed on how many ReadyForQuery came before.
+// A FATAL (or PANIC) ErrorResponse is held back and handed to the owner whole: the server closes right after it, and
+// the client gets those exact bytes when the connection is found closed (wherever its replies were going meanwhile).
 // Hand-written rather than pg-protocol's Parser: that decodes every DataRow into objects; this allocates nothing
 // per message on the common path (one `subarray` per chunk at most).
 import { Backend } from '../protocol/codes.js';
@@ -16,6 +18,8 @@ export interface ScannerOwner {
   errorSeen(buf: Buffer, start: number): void;
   /** An ErrorResponse inside swallowed replies (raw frame), for logging. */
   swallowedError?(frame: Buffer): void;
+  /** A FATAL/PANIC ErrorResponse (a view: copy to keep), not forwarded: the server is about to close. */
+  fatalSeen(frame: Buffer): void;
   protocolError(reason: string): void;
 }
 
@@ -32,6 +36,39 @@ interface SwallowRule {
 
 /** Largest reply frame whose body is held back across chunks (ReadyForQuery/ParameterStatus/swallowed Error). */
 const MAX_HELD_FRAME = 1 << 20;
+/** An ErrorResponse's severity fields come first: an error not judged within this many bytes is not a FATAL one. */
+const SEVERITY_PREFIX_BYTES = 256;
+
+const FIELD_SEVERITY = 0x53; // 'S', localized
+const FIELD_SEVERITY_V = 0x56; // 'V', never localized (PostgreSQL 9.6+)
+
+/**
+ * Whether the ErrorResponse at `start` (available up to `to`) ends the connection: its non-localized severity (or the
+ * localized one, from servers without it) is FATAL or PANIC. 'unknown' when the fields deciding it are not all there.
+ */
+export function errorSeverityIsFatal(buf: Buffer, start: number, to: number): boolean | 'unknown' {
+  let p = start + 5;
+  let severity: string | null = null;
+  while (p < to) {
+    const field = buf[p];
+    // After 'S' comes 'V' (PostgreSQL 9.6+); any other field, or the end, means an old server: 'S' decides.
+    if (severity !== null && field !== FIELD_SEVERITY_V) return severity === 'FATAL' || severity === 'PANIC';
+    if (field === 0) return false;
+    const end = buf.indexOf(0, p + 1);
+    if (end < 0 || end >= to) return 'unknown';
+    if (field === FIELD_SEVERITY_V) {
+      const v = buf.toString('latin1', p + 1, end);
+      return v === 'FATAL' || v === 'PANIC';
+    }
+    if (field === FIELD_SEVERITY) severity = buf.toString('latin1', p + 1, end);
+    p = end + 1;
+  }
+  return 'unknown';
+}
+
+/** withholdFatal's answers besides a position. */
+const HELD = -1;
+const NOT_FATAL = -2;
 
 export class ResponseScanner {
   private readonly owner: ScannerOwner;
@@ -116,6 +153,16 @@ export class ResponseScanner {
       }
       const end = i + 1 + len;
 
+      if (type === Backend.ErrorResponse) {
+        const withheld = this.withholdFatal(chunk, i, len, end, outStart);
+        if (withheld === HELD) return;
+        if (withheld !== NOT_FATAL) {
+          outStart = withheld;
+          i = withheld;
+          continue;
+        }
+      }
+
       // Fast path: no swallow rules and not a frame we read → skip by length.
       if (this.rules.length === 0 && type !== Backend.ReadyForQuery && type !== Backend.ParameterStatus) {
         if (type === Backend.ErrorResponse) this.owner.errorSeen(chunk, i);
@@ -184,6 +231,31 @@ export class ResponseScanner {
       i = end;
     }
     if (outStart < i && outStart < n) this.owner.forward(chunk.subarray(outStart, i));
+  }
+
+  /**
+   * An ErrorResponse at `i`: a FATAL one is taken out of the stream (what precedes it is forwarded) and handed to the
+   * owner; returns where scanning goes on. HELD: the frame continues in the next chunk and is kept until whole (or
+   * until its severity can be read). NOT_FATAL: handle it as any other frame.
+   */
+  private withholdFatal(chunk: Buffer, i: number, len: number, end: number, outStart: number): number {
+    const n = chunk.length;
+    let isFatal = errorSeverityIsFatal(chunk, i, end < n ? end : n);
+    if (isFatal === 'unknown') {
+      if (end <= n || n - i >= SEVERITY_PREFIX_BYTES) return NOT_FATAL; // malformed, or not a PostgreSQL error
+      isFatal = true; // keep the start until the severity is in (the frame is scanned again, whole)
+    }
+    if (!isFatal) return NOT_FATAL;
+    if (end > n) {
+      if (len > MAX_HELD_FRAME) return NOT_FATAL; // forwarded as it comes; the client gets the proxy's error too
+      if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+      this.carry = Buffer.from(chunk.subarray(i));
+      return HELD;
+    }
+    if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+    this.owner.errorSeen(chunk, i);
+    this.owner.fatalSeen(chunk.subarray(i, end));
+    return end;
   }
 
   private shouldDrop(type: number): boolean {

@@ -593,7 +593,7 @@ export class ClientSession implements ServerClient, Cancellable {
     this.server = null;
     this.serverPool = null;
     this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
-    this.fatal(PgError.serverConnectionLost(server.address.shard, reason));
+    this.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
   }
 
   cancelQuery(): void {

@@ -403,7 +403,9 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       if (this.session.state() !== 'ready') return;
       server.client = this;
       if (found.kind === 'lost')
-        return this.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
+        return this.session.fatal(
+          PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
+        );
       if (found.kind === 'error') {
         this.failBatch(found.error);
         return this.onShardRequestDone();
@@ -845,7 +847,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   onServerLost(server: ServerConnection, reason: string): void {
     if (!this.servers.drop(server)) return;
     this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
-    this.session.fatal(PgError.serverConnectionLost(server.address.shard, reason));
+    this.session.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
   }
 
   // --- for the session: cancel, activity, SHOW CLIENTS, close ---------------------------------------------------
