@@ -25,8 +25,9 @@ import { SqlState, type SqlStateCode } from '../errors/sqlstate.js';
 import { readStartupPacket, unsupportedProtocol } from './startup.js';
 import { ClientAuth } from './client-auth.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
-import { RequestBatch } from './request-batch.js';
+import { PIPELINE_MAX_BYTES, PIPELINE_MAX_FRAMES, RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
+import { SHARD_BACKLOG_BYTES as SERVER_BACKLOG_BYTES } from './copy-in.js';
 import { resetAndRelease } from '../backend/server-reset.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
@@ -98,6 +99,9 @@ export class ClientSession implements ServerClient, Cancellable {
   private isSkippingToSync = false;
   /** Reasons the client socket is not read right now (pauseInput / resumeInput). */
   private inputPauses = 0;
+  /** Input paused: too many requests queued (until the batch drains), a server slow to read what it was sent. */
+  private isBatchBacklogged = false;
+  private isServerBacklogged = false;
   /**
    * Extended-protocol messages went to the server after the last Sync: their replies (and the Sync that closes
    * them) are still to come, so the server must stay with this client even at an idle ReadyForQuery.
@@ -435,6 +439,7 @@ export class ClientSession implements ServerClient, Cancellable {
     if (this.state !== 'ready' || this.batch.isEmpty) return;
     if (this.sharded !== null) {
       this.sharded.dispatch();
+      this.limitBacklog();
       return;
     }
     if (this.server !== null) {
@@ -443,6 +448,7 @@ export class ClientSession implements ServerClient, Cancellable {
     }
     if (this.batch.isFlushPoint) {
       this.checkout();
+      this.limitBacklog();
       return;
     }
     if (this.batch.bytes > this.deps.general().maxMessageSizeBytes) {
@@ -472,6 +478,25 @@ export class ClientSession implements ServerClient, Cancellable {
       isPaused = true;
       this.pauseInput();
     }
+  }
+
+  /**
+   * Requests pipelined behind the one in flight stay queued (a sharded session runs one at a time; a transaction-mode
+   * session waits for a server): past PIPELINE_MAX_BYTES / _FRAMES the client is not read until the queue is down to a
+   * quarter. Only complete requests count: a request still arriving is read on (max_message_size bounds it).
+   */
+  private limitBacklog(): void {
+    const batch = this.batch;
+    if (this.isBatchBacklogged || !batch.isFlushPoint) return;
+    if (batch.bytes <= PIPELINE_MAX_BYTES && batch.length <= PIPELINE_MAX_FRAMES) return;
+    this.isBatchBacklogged = true;
+    this.pauseInput();
+    batch.lowWaterBytes = PIPELINE_MAX_BYTES / 4;
+    batch.lowWaterFrames = PIPELINE_MAX_FRAMES / 4;
+    batch.onDrained = () => {
+      this.isBatchBacklogged = false;
+      this.resumeInput();
+    };
   }
 
   /**
@@ -534,6 +559,16 @@ export class ClientSession implements ServerClient, Cancellable {
     }
     this.hasOpenSegment = isOpen;
     server.send(out.length === 1 ? out[0] : Buffer.concat(out), 0);
+    // A server that does not read what it is sent (busy, blocked on a lock, or not read itself because this client
+    // does not read its replies): stop reading the client until the server's socket has passed it all on.
+    if (server.unsentBytes > SERVER_BACKLOG_BYTES && !this.isServerBacklogged) {
+      this.isServerBacklogged = true;
+      this.pauseInput();
+      server.onSendDrain(() => {
+        this.isServerBacklogged = false;
+        this.resumeInput();
+      });
+    }
     const timeoutMs = this.deps.general().queryTimeoutMs;
     if (timeoutMs > 0 && ready > 0 && this.queryTimer === null) {
       this.queryTimer = setTimeout(() => this.onQueryTimeout(timeoutMs), timeoutMs);
