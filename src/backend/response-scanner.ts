@@ -26,6 +26,13 @@ export interface ScannerOwner {
 /** Rule type for "everything up to and including the next ReadyForQuery". */
 const UNTIL_READY = -1;
 
+/** "The next ErrorResponse mentioning `marker`, in window `afterReady`, goes to the client as `bytes` instead." */
+interface Replacement {
+  afterReady: number;
+  marker: Buffer;
+  bytes: Buffer;
+}
+
 interface SwallowRule {
   /** Active once this many ReadyForQuery have been seen on the connection. */
   afterReady: number;
@@ -82,6 +89,8 @@ export class ResponseScanner {
   readyExpected = 0;
   readySeen = 0;
   private rules: SwallowRule[] = [];
+  /** Server errors to replace by the proxy's own, in order (see replaceError). */
+  private replacements: Replacement[] = [];
 
   constructor(owner: ScannerOwner) {
     this.owner = owner;
@@ -111,11 +120,22 @@ export class ResponseScanner {
     else this.rules.push({ afterReady: this.readyExpected, type, count: 1 });
   }
 
+  /**
+   * The client gets `bytes` in place of the next ErrorResponse mentioning `marker` before the next ReadyForQuery owed
+   * after what was sent so far: the server's answer to a stand-in the proxy sent for a request it refuses itself, so
+   * the refusal arrives exactly where the request's answer belongs. Another error in that window (one that made the
+   * server skip the stand-in) is forwarded as it is, and the replacement lapses at the ReadyForQuery.
+   */
+  replaceError(marker: Buffer, bytes: Buffer): void {
+    this.replacements.push({ afterReady: this.readyExpected, marker, bytes });
+  }
+
   reset(): void {
     this.remaining = 0;
     this.droppingRemaining = false;
     this.carry = null;
     this.rules = [];
+    this.replacements = [];
     this.readyExpected = this.readySeen = 0;
   }
 
@@ -154,11 +174,13 @@ export class ResponseScanner {
       const end = i + 1 + len;
 
       if (type === Backend.ErrorResponse) {
-        const withheld = this.withholdFatal(chunk, i, len, end, outStart);
-        if (withheld === HELD) return;
-        if (withheld !== NOT_FATAL) {
-          outStart = withheld;
-          i = withheld;
+        let next = this.withholdFatal(chunk, i, len, end, outStart);
+        if (next === NOT_FATAL && this.replacements.length > 0)
+          next = this.replace(chunk, i, len, end, outStart);
+        if (next === HELD) return;
+        if (next !== NOT_FATAL) {
+          outStart = next;
+          i = next;
           continue;
         }
       }
@@ -258,6 +280,25 @@ export class ResponseScanner {
     return end;
   }
 
+  /** An ErrorResponse at `i` while a replacement is pending: withholdFatal's answers, for a replaced error. */
+  private replace(chunk: Buffer, i: number, len: number, end: number, outStart: number): number {
+    const r = this.replacements[0];
+    if (r.afterReady !== this.readySeen) return NOT_FATAL;
+    const n = chunk.length;
+    if (end > n) {
+      if (len > MAX_HELD_FRAME) return NOT_FATAL;
+      if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+      this.carry = Buffer.from(chunk.subarray(i));
+      return HELD;
+    }
+    if (chunk.subarray(i, end).indexOf(r.marker) < 0) return NOT_FATAL;
+    this.replacements.shift();
+    if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+    this.owner.errorSeen(r.bytes, 0);
+    this.owner.forward(r.bytes);
+    return end;
+  }
+
   private shouldDrop(type: number): boolean {
     const rule = this.rules[0];
     if (rule === undefined || rule.afterReady !== this.readySeen) return false;
@@ -272,5 +313,7 @@ export class ResponseScanner {
   /** Rules whose window has passed (an error made the server skip to Sync) no longer apply. */
   private pruneRules(): void {
     while (this.rules.length > 0 && this.rules[0].afterReady < this.readySeen) this.rules.shift();
+    const replacements = this.replacements;
+    while (replacements.length > 0 && replacements[0].afterReady < this.readySeen) replacements.shift();
   }
 }

@@ -9,6 +9,7 @@ import { startupMessage, TERMINATE, cancelRequest } from '../protocol/messages.j
 import { md5PasswordHash } from '../auth/md5.js';
 import { ScramClientSession } from '../auth/scram-client.js';
 import { ResponseScanner, type ScannerOwner } from './response-scanner.js';
+import { ServerStatements } from './server-statements.js';
 import { UNTRACKED_SHARD, type ShardStats } from '../stats/shard-stats.js';
 
 export interface ServerAddress {
@@ -55,7 +56,7 @@ export class ServerConnection implements ScannerOwner {
   backendPid = 0;
   backendSecret = 0;
   /** Server-side prepared statement names this connection has (transaction-mode statement sharing). */
-  readonly prepared = new Set<string>();
+  readonly prepared = new ServerStatements();
   /** Session settings made with SET on this connection (name → the statement), kept in step by sharded sessions. */
   readonly settings = new Map<string, string>();
   /** Statement names prepared by the batch in flight; forgotten again if that batch reports an error. */

@@ -14,6 +14,7 @@ import { FrameReader } from '../protocol/frame-reader.js';
 import {
   backendKeyData,
   parameterStatus,
+  parseMessage,
   query,
   readyForQuery,
   SSL_NO,
@@ -29,6 +30,7 @@ import { PIPELINE_MAX_BYTES, PIPELINE_MAX_FRAMES, RequestBatch } from './request
 import { SessionParams } from './session-params.js';
 import { SHARD_BACKLOG_BYTES as SERVER_BACKLOG_BYTES } from './copy-in.js';
 import { resetAndRelease } from '../backend/server-reset.js';
+import { queryTooLarge, STAND_IN_MARKER, standInText } from '../errors/query-too-large.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
 import type { ShardedSession } from './sharded-session.js';
@@ -62,6 +64,23 @@ for (const t of Object.values(Frontend)) if (t !== Frontend.Password) REQUEST_TY
 
 function checkRequestType(type: number): string | null {
   return REQUEST_TYPES[type] === 1 ? null : `invalid frontend message type ${type}`;
+}
+
+const NO_PARAM_TYPES = new Uint8Array(2);
+const SAMPLE_CHARS = 200;
+
+/** The start of a Query's or Parse's text, for a log line (control characters shown as spaces). */
+function querySample(type: number, start: Buffer): string {
+  let from = 5;
+  if (type === Frontend.Parse) {
+    const nameEnd = start.indexOf(0, 5);
+    if (nameEnd < 0) return '';
+    from = nameEnd + 1;
+  }
+  const end = Math.min(start.length, from + SAMPLE_CHARS);
+  let sample = '';
+  for (const ch of start.toString('utf8', from, end)) sample += ch < ' ' ? ' ' : ch;
+  return sample;
 }
 
 let nextSessionId = 1;
@@ -116,6 +135,10 @@ export class ClientSession implements ServerClient, Cancellable {
   private queryTimer: NodeJS.Timeout | null = null;
   private loginTimer: NodeJS.Timeout | null = null;
   private readonly onFrame = (type: number, frame: Buffer): void => this.handleFrame(type, frame);
+  /** query_size_limit with action "warn": larger Query / Parse messages are logged. */
+  private queryWarnBytes = Number.MAX_SAFE_INTEGER;
+  /** Stand-ins of refused oversized statements → the error their server's answer is replaced with. */
+  private standIns: WeakMap<Buffer, Buffer> | null = null;
 
   constructor(socket: net.Socket, deps: SessionDeps) {
     this.socket = socket;
@@ -313,8 +336,12 @@ export class ClientSession implements ServerClient, Cancellable {
     const routing = pools.shards.length > 1 ? this.deps.routingFor(this.database) : null;
     // Named statements follow the client onto whichever server a request lands on: in transaction mode, and on
     // sharded databases in session mode too (a statement prepared on one shard is used on another).
-    if (this.isTransactionMode || routing !== null)
-      this.statements = new ClientStatements(this.deps.statementNames);
+    if (this.isTransactionMode || routing !== null) {
+      this.statements = new ClientStatements(
+        this.deps.statementNames,
+        () => this.deps.general().preparedStatementsLimit ?? Number.MAX_SAFE_INTEGER,
+      );
+    }
     if (routing !== null)
       this.sharded = new ShardedDispatch(new SessionRouter(routing), this.shardedSession(pools));
     const first = pools.shards[0];
@@ -387,12 +414,39 @@ export class ClientSession implements ServerClient, Cancellable {
     this.log.info({ remote: this.remote, mode: this.pools?.mode }, 'client logged in');
   }
 
-  /** Logged in: requests up to max_message_size, of the types PostgreSQL accepts. */
+  /**
+   * Logged in: requests up to max_message_size, of the types PostgreSQL accepts; Query / Parse messages over
+   * query_size_limit logged ("warn") or refused unread ("block").
+   */
   private enterReady(): void {
     this.state = 'ready';
+    const general = this.deps.general();
     const reader = this.reader;
-    reader.maxFrameBytes = this.deps.general().maxMessageSizeBytes;
+    reader.maxFrameBytes = general.maxMessageSizeBytes;
     reader.typeCheck = checkRequestType;
+    const limit = general.querySizeLimitBytes;
+    if (limit === null || this.adminConsole !== null) return;
+    if (general.querySizeLimitAction === 'warn') {
+      this.queryWarnBytes = limit;
+      return;
+    }
+    reader.skipQueriesOverBytes = limit;
+    reader.onOversized = (type, totalBytes, start) => this.refuseOversized(type, totalBytes, start, limit);
+  }
+
+  /**
+   * A Query / Parse over query_size_limit (block), its body skipped unread: a stand-in takes its place in the request,
+   * so the client gets ERROR 54000 where the statement's answer belongs (errors/query-too-large.ts).
+   */
+  private refuseOversized(type: number, totalBytes: number, start: Buffer, limit: number): void {
+    this.log.warn(
+      { sizeBytes: totalBytes, limitBytes: limit, sample: querySample(type, start) },
+      'query over query_size_limit refused',
+    );
+    const text = standInText(totalBytes, limit);
+    const standIn = type === Frontend.Query ? query(text) : parseMessage('', text, NO_PARAM_TYPES);
+    (this.standIns ??= new WeakMap()).set(standIn, queryTooLarge(totalBytes, limit).toBuffer());
+    this.handleFrame(type, standIn);
   }
 
   private handleFrame(type: number, frame: Buffer): void {
@@ -404,6 +458,12 @@ export class ClientSession implements ServerClient, Cancellable {
     }
     if (this.state !== 'ready') return;
     if (this.adminConsole !== null) return this.adminConsole.onFrame(type, frame);
+    if (frame.length > this.queryWarnBytes && (type === Frontend.Query || type === Frontend.Parse)) {
+      this.log.warn(
+        { sizeBytes: frame.length, limitBytes: this.queryWarnBytes, sample: querySample(type, frame) },
+        'query over query_size_limit',
+      );
+    }
     if (this.isSkippingToSync) {
       if (type === Frontend.Sync) {
         this.isSkippingToSync = false;
@@ -534,9 +594,14 @@ export class ClientSession implements ServerClient, Cancellable {
     const statements = this.statements;
     const scanner = server.scanner;
     try {
-      if (statements !== null) out = [];
+      if (statements !== null) {
+        out = [];
+        statements.beginBatch(server, out);
+      }
       for (let i = 0; i < types.length; i++) {
         const type = types[i];
+        const refusal = this.standIns?.get(frames[i]);
+        if (refusal !== undefined) scanner.replaceError(STAND_IN_MARKER, refusal);
         if (statements !== null) {
           if (type === Frontend.Query) statements.noteQuery(frames[i], server);
           statements.rewrite(type, frames[i], server, out);
@@ -786,6 +851,7 @@ export class ClientSession implements ServerClient, Cancellable {
       });
     }
     this.sharded?.onSessionClosed();
+    this.statements?.clear(); // the shared cache may drop what only this client used
     // Connections that never logged in (health checks, port scans) are not worth an info line each.
     const level = this.user === '' ? 'debug' : 'info';
     this.log[level](
