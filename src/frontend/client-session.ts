@@ -222,12 +222,13 @@ export class ClientSession implements ServerClient, Cancellable {
           const code = isSsl ? StartupCode.SSLRequest : StartupCode.GSSENCRequest;
           return this.refuseStartup(unsupportedProtocol(code), SqlState.FeatureNotSupported, false);
         }
-        const isTls = isSsl && this.negotiateTls(buf.length === 0);
+        // Bytes sent before the answer were not encrypted (maybe injected): refused before answering (PgBouncer).
+        if (buf.length > 0) return this.protocolViolation('received unencrypted data after SSL request');
+        const isTls = isSsl && this.negotiateTls();
         if (!isSsl) this.socket.write(SSL_NO);
         // PostgreSQL: after a refused SSLRequest a GSSENCRequest may follow, and the other way round.
         this.isSslNegotiated = isSsl || isTls;
         this.isGssNegotiated = !isSsl || isTls;
-        if (buf.length > 0) return this.protocolViolation('received unencrypted data after SSL request');
         return;
       }
       if (packet.kind === 'cancel') {
@@ -250,9 +251,9 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   /** Answer an SSLRequest: 'S' and a TLS handshake when a certificate is configured (and none ran yet), else 'N'. */
-  private negotiateTls(isClean: boolean): boolean {
+  private negotiateTls(): boolean {
     const ctx = this.deps.tlsContext();
-    if (ctx === null || this.socket instanceof tls.TLSSocket || !isClean) {
+    if (ctx === null || this.socket instanceof tls.TLSSocket) {
       this.socket.write(SSL_NO);
       return false;
     }
