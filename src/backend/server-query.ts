@@ -1,6 +1,8 @@
 // The proxy's own statements on a server connection (PREPARE TRANSACTION, COMMIT PREPARED, recovery queries): send
 // one simple Query, read the whole reply, report rows / error / lost connection. Not for client traffic.
 import { Backend } from '../protocol/codes.js';
+import { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
 import { query } from '../protocol/messages.js';
 import { readDataRow } from '../protocol/rows.js';
 import { framedSink, type FramedSinkOwner } from './framed-sink.js';
@@ -76,4 +78,20 @@ export function errorFields(frame: Buffer): Map<string, string> {
     p = valueEnd + 1;
   }
   return fields;
+}
+
+/**
+ * `outcome` of a statement that prepares or commits a transaction, held to the tag it must answer with: PostgreSQL
+ * answers `ROLLBACK` — not an error — to PREPARE TRANSACTION or COMMIT of a transaction that had already failed on that
+ * connection, which was then rolled back, not prepared or committed. Such an answer becomes an error outcome (40000).
+ */
+export function expectTag(outcome: QueryOutcome, tag: string): QueryOutcome {
+  if (outcome.kind !== 'ok' || outcome.tag === tag) return outcome;
+  const message = `the transaction was rolled back instead of ${tag === 'COMMIT' ? 'committed' : 'prepared'} (the server answered ${outcome.tag || 'nothing'} to ${tag})`;
+  return {
+    kind: 'error',
+    code: SqlState.TransactionRollback,
+    message,
+    frame: new PgError('ERROR', SqlState.TransactionRollback, message).toBuffer(),
+  };
 }

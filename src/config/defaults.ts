@@ -26,6 +26,8 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   twoPhaseCommit: false,
   twoPhaseCommitAuto: false,
   instanceId: '', // derived from the host name and port at load time
+  formerInstanceId: null, // set with the derived instanceId
+  isFormerInstanceIdAmbiguous: false,
   twoPhaseCommitWalDir: 'shardgate_2pc', // resolved against the folder of pgdog.toml
   twoPhaseCommitWalSegmentSizeBytes: 16 * MIB,
   twoPhaseCommitWalFsyncIntervalMs: 0,

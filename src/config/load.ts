@@ -35,6 +35,7 @@ import {
   UNSUPPORTED_PGDOG_SECTIONS,
   UNSUPPORTED_USER_KEYS,
 } from './defaults.js';
+import { defaultInstanceId, formerDefaultInstanceId, INSTANCE_ID_PATTERN } from './instance-id.js';
 import { readSharding } from './sharding.js';
 import { SectionReader, type TomlTable } from './toml-values.js';
 import type { AdminConfig, Config, DatabaseConfig, GeneralConfig, UserConfig } from './types.js';
@@ -79,8 +80,6 @@ const SEGMENT_SIZE_RULE = {
   max: 1024 * MIB,
   expected: `integer bytes between ${64 * 1024} and ${1024 * MIB}`,
 };
-/** GIDs are `sg_<instance>_<txid>_<shard>` and PostgreSQL allows 200 bytes; these characters need no quoting. */
-const INSTANCE_ID_PATTERN = /^[A-Za-z0-9_]{1,40}$/;
 /** Cache sizes in bytes (statement cache, plan cache). */
 const CACHE_SIZE_RULE = {
   min: 64 * 1024,
@@ -252,6 +251,8 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
     twoPhaseCommit: r.boolean('two_phase_commit') ?? d.twoPhaseCommit,
     twoPhaseCommitAuto: r.boolean('two_phase_commit_auto') ?? d.twoPhaseCommitAuto,
     instanceId: '',
+    formerInstanceId: null,
+    isFormerInstanceIdAmbiguous: false,
     twoPhaseCommitWalDir: resolve(
       dirname(r.file),
       r.optionalString(
@@ -285,7 +286,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
     openmetricsNamespace: readMetricsNamespace(r),
     shutdownTimeoutMs: r.integer('shutdown_timeout', TIMEOUT_MS_RULE) ?? d.shutdownTimeoutMs,
   };
-  general.instanceId = readInstanceId(r, general.port);
+  readInstanceId(r, general);
   if (general.twoPhaseCommitAuto && !general.twoPhaseCommit) {
     warnings.push({
       file: r.file,
@@ -312,19 +313,24 @@ function readCountLimit(r: SectionReader, key: string): number | null | undefine
   return value > BigInt(Number.MAX_SAFE_INTEGER) ? null : Number(value);
 }
 
-/** `instance_id`, or one made from the host name and listen port (stable across restarts of the same proxy). */
-function readInstanceId(r: SectionReader, port: number): string {
+/**
+ * `instance_id` as configured (validated, used as given), or the default made from the whole host name and the listen
+ * port (config/instance-id.ts) together with the default of earlier versions, whose prepared transactions recovery
+ * still settles.
+ */
+function readInstanceId(r: SectionReader, general: GeneralConfig): void {
   const expected = 'letters, digits and _ only, at most 40 characters';
   const value = r.optionalString('instance_id', expected);
   if (value !== null) {
     if (!INSTANCE_ID_PATTERN.test(value)) throw r.error('instance_id', `"${value}" is not allowed`, expected);
-    return value;
+    general.instanceId = value;
+    return;
   }
-  const host =
-    hostname()
-      .replace(/[^A-Za-z0-9]+/g, '_')
-      .slice(0, 32) || 'host';
-  return `${host}_${port}`;
+  const host = hostname();
+  const former = formerDefaultInstanceId(host, general.port);
+  general.instanceId = defaultInstanceId(host, general.port);
+  general.formerInstanceId = former.id;
+  general.isFormerInstanceIdAmbiguous = former.isAmbiguous;
 }
 
 /** Metric names must stay valid Prometheus names: letters, digits and _ (PgDog also allows "." for Datadog). */

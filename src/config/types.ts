@@ -27,8 +27,18 @@ export interface GeneralConfig {
   logFormat: LogFormat; // default "json"
   twoPhaseCommit: boolean; // default false
   twoPhaseCommitAuto: boolean; // default false; needs two_phase_commit
-  /** This proxy's name inside 2PC transaction ids; [A-Za-z0-9_], ≤ 40. Default: host name + listen port. */
+  /**
+   * This proxy's name inside 2PC transaction ids; [A-Za-z0-9_], ≤ 40. Default: the host name's first 20 characters, a
+   * hash of the whole host name, and the listen port (config/instance-id.ts).
+   */
   instanceId: string;
+  /**
+   * With the default instanceId: the default of earlier versions (host name cut to 32 characters + port), whose
+   * prepared transactions recovery still settles. null when instance_id is configured.
+   */
+  formerInstanceId: string | null;
+  /** formerInstanceId came from a host name longer than 32 characters: other hosts may have made the same id. */
+  isFormerInstanceIdAmbiguous: boolean;
   /** Folder of the 2PC decision log, absolute; default `shardgate_2pc` next to pgdog.toml. */
   twoPhaseCommitWalDir: string;
   twoPhaseCommitWalSegmentSizeBytes: number; // default 16 MiB

@@ -393,6 +393,7 @@ export class ClientSession implements ServerClient, Cancellable {
       skipToSync: () => {
         this.isSkippingToSync = true;
       },
+      startQueryTimer: () => this.startQueryTimer(),
       clearQueryTimer: () => {
         if (this.queryTimer === null) return;
         clearTimeout(this.queryTimer);
@@ -635,8 +636,16 @@ export class ClientSession implements ServerClient, Cancellable {
         this.resumeInput();
       });
     }
+    if (ready > 0) this.startQueryTimer();
+  }
+
+  /**
+   * `query_timeout` for the request just sent, whichever path sent it (forwarded frames, or a request the sharded
+   * dispatch rebuilt for its shards): cancelled when it has not finished in time. Started once per request.
+   */
+  private startQueryTimer(): void {
     const timeoutMs = this.deps.general().queryTimeoutMs;
-    if (timeoutMs > 0 && ready > 0 && this.queryTimer === null) {
+    if (timeoutMs > 0 && this.queryTimer === null) {
       this.queryTimer = setTimeout(() => this.onQueryTimeout(timeoutMs), timeoutMs);
     }
   }

@@ -64,13 +64,16 @@ export function localReplies(types: readonly number[], frames: readonly Buffer[]
 
 /**
  * Replies to a request whose one statement is COMMIT, carried out by the proxy. `error` (an ErrorResponse frame)
- * replaces the COMMIT tag. Either way the transaction is over: status idle.
+ * replaces the COMMIT tag. The transaction is over: status idle — in a transaction after a COMMIT AND CHAIN that
+ * succeeded (a failed one does not chain, as in PostgreSQL).
  */
 export function commitReplies(
   types: readonly number[],
   frames: readonly Buffer[],
   error: Buffer | null,
   withReady = true,
+  isChained = false,
 ): Buffer {
-  return localReplies(types, frames, { tag: COMMIT_TAG, error, status: TxStatus.Idle, withReady });
+  const status = isChained && error === null ? TxStatus.InTransaction : TxStatus.Idle;
+  return localReplies(types, frames, { tag: COMMIT_TAG, error, status, withReady });
 }

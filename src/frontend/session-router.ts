@@ -7,7 +7,6 @@ import { SqlState } from '../errors/sqlstate.js';
 import type { ShardingSchema } from '../sharding/schema.js';
 import { analyzeQuery } from '../router/analyze.js';
 import { normalizeLiterals } from '../router/literals.js';
-import { quoteIdentifier } from '../router/sql-text.js';
 import { parseStatements } from '../router/parser.js';
 import type { PlanCache } from '../router/plan-cache.js';
 import type {
@@ -19,7 +18,8 @@ import type {
   StatementPlan,
 } from '../router/plan.js';
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
-import { routeStatement, type Route, type RouteContext } from '../router/route.js';
+import type { ParameterFormat } from '../sharding/shard-of.js';
+import { routeFunctionCall, routeStatement, type Route, type RouteContext } from '../router/route.js';
 import {
   PASS_THROUGH_SPEC,
   type AggregateColumn,
@@ -31,6 +31,7 @@ import {
 import { Format, TypeOid } from '../execute/value-compare.js';
 import { parseParamTypes, readBind, splitBind, splitInsert, splitParse } from '../router/rewrite.js';
 import { query } from '../protocol/messages.js';
+import { settingChange, applySettingChange, type SettingChange } from './session-settings.js';
 
 /** One shard's frames of a split INSERT (`isParseInjected`: its ParseComplete is the proxy's, not the client's). */
 export interface SplitPart {
@@ -63,7 +64,7 @@ export type BatchTarget = (
   readonly isSessionLevel: boolean;
   /** Changes rows on several shards: outside a transaction it runs in one on each shard, committed only if all succeed. */
   readonly isMultiShardWrite: boolean;
-  /** A plain COMMIT (a failed transaction must end with ROLLBACK on every shard instead). */
+  /** COMMIT, maybe AND CHAIN (a failed transaction must end with ROLLBACK on every shard instead). */
   readonly isCommit: boolean;
   /** Takes row or table locks on several shards (DML, DDL): runs on one shard after another, in shard order. */
   readonly isWrite: boolean;
@@ -72,6 +73,8 @@ export type BatchTarget = (
    * not known to be read-only): inside a transaction those shards become writers for the commit decision.
    */
   readonly mayWrite: boolean;
+  /** Why a transaction that ran the request cannot PREPARE TRANSACTION (temporary objects, NOTIFY, …), or null. */
+  readonly preventsPrepare: string | null;
   /**
    * The request's one statement when it is transaction control or a session setting (route kind 'session'): the
    * session keeps the transaction block itself (BEGIN lazily joined by shards, replayed on each). Null otherwise.
@@ -104,8 +107,6 @@ interface PreparedEntry {
   readonly paramTypes: readonly number[];
 }
 
-const DML_KINDS = new Set<StatementPlan['kind']>(['insert', 'update', 'delete', 'merge']);
-
 /** The flags of a request whose rows go to several shards (a split INSERT, COPY … FROM STDIN). */
 const MULTI_SHARD_WRITE = {
   isSessionLevel: false,
@@ -113,6 +114,18 @@ const MULTI_SHARD_WRITE = {
   isCommit: false,
   isWrite: true,
   mayWrite: true,
+  preventsPrepare: null,
+  sessionStatement: null,
+} as const;
+
+/** A FunctionCall message: one shard, which it may write on. */
+const FUNCTION_CALL_FLAGS = {
+  isSessionLevel: false,
+  isMultiShardWrite: false,
+  isCommit: false,
+  isWrite: true,
+  mayWrite: true,
+  preventsPrepare: null,
   sessionStatement: null,
 } as const;
 
@@ -160,59 +173,6 @@ const TRANSACTION_CONTROL = new Set<StatementPlan['kind']>([
   'rollback_prepared',
 ]);
 
-/** A session setting changed by SET (`text`: the statement), RESET / SET … TO DEFAULT (null), or all of them ('*'). */
-export interface SettingChange {
-  readonly name: string;
-  readonly text: string | null;
-}
-
-/**
- * Parameters the session keeps in step itself from ParameterStatus (session-params.ts), and shardgate's own routing
- * settings: not replayed as statements.
- */
-const NOT_REPLAYED = new Set([
-  'client_encoding',
-  'datestyle',
-  'timezone',
-  'intervalstyle',
-  'application_name',
-  'standard_conforming_strings',
-  'shardgate.shard',
-  'shardgate.sharding_key',
-]);
-
-function settingChange(plan: StatementPlan): SettingChange | null {
-  if (plan.kind === 'discard' && plan.setsManualShard === null) return { name: '*', text: null }; // DISCARD ALL
-  const s = plan.setting;
-  if (s === null || s.isLocal || (plan.kind !== 'set' && plan.kind !== 'reset')) return null;
-  if (s.action === 'reset_all') return { name: '*', text: null };
-  if (s.name === null || NOT_REPLAYED.has(s.name) || s.action === 'multi') return null;
-  return { name: s.name, text: s.action === 'value' || s.action === 'current' ? plan.text : null };
-}
-
-/** Apply a setting change to a name → statement map. */
-export function applySettingChange(settings: Map<string, string>, change: SettingChange): void {
-  if (change.name === '*') settings.clear();
-  else if (change.text === null) settings.delete(change.name);
-  else settings.set(change.name, change.text);
-}
-
-/** The statements that bring a server's settings (`have`) to the session's (`want`); '' when they match. */
-export function settingsSyncSql(
-  want: ReadonlyMap<string, string>,
-  have: ReadonlyMap<string, string>,
-): string {
-  let sql = '';
-  for (const name of have.keys()) if (!want.has(name)) sql += `RESET ${settingName(name)};`;
-  // A newline before ';': the client's statement may end in a -- comment.
-  for (const [name, text] of want) if (have.get(name) !== text) sql += `${text}\n;`;
-  return sql;
-}
-
-function settingName(name: string): string {
-  return /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/.test(name) ? name : quoteIdentifier(name);
-}
-
 export class SessionRouter implements RouteContext {
   /** Settings this session made with SET outside a transaction, replayed on every server it later uses. */
   readonly settings = new Map<string, string>();
@@ -221,6 +181,11 @@ export class SessionRouter implements RouteContext {
   private readonly routing: DatabaseRouting;
   private readonly named = new Map<string, PreparedEntry>();
   private unnamed: PreparedEntry | null = null;
+  /**
+   * SQL-level prepared statements (PREPARE name AS …): the PREPARE's text, whose plan (from the plan cache: re-made
+   * when what the router knows changes, e.g. a table's columns) routes each EXECUTE.
+   */
+  private readonly sqlPrepared = new Map<string, string>();
   readonly schema: ShardingSchema;
   sessionShard: number | null = null;
   sessionShardingKey: string | null = null;
@@ -267,7 +232,7 @@ export class SessionRouter implements RouteContext {
       }
       cache.set(normalized.text, plan);
     }
-    if (plan === null) return null;
+    if (plan === null || plan.kind === 'execute') return null; // EXECUTE: routed by its prepared statement
     const params: BindParams = {
       values: normalized.values.map((v) => Buffer.from(v)),
       formats: normalized.values.map(() => 0),
@@ -280,14 +245,90 @@ export class SessionRouter implements RouteContext {
     }
   }
 
+  /** Where one statement runs: by its plan, or — EXECUTE — by its prepared statement's plan and arguments. */
+  private routePlan(
+    plan: StatementPlan,
+    params: BindParams | null,
+  ): { route: Route; plan: StatementPlan; params: BindParams | null } {
+    if (plan.kind === 'execute') return this.routeExecute(plan, params);
+    return { route: routeStatement(plan, params, this), plan, params };
+  }
+
+  /**
+   * EXECUTE name(args): routed as the prepared statement with those arguments bound (constants, or the EXECUTE's own
+   * parameters); the plan returned is the prepared statement's, so its writes, merge and transaction needs count.
+   * What the shards cannot run as the client's EXECUTE — rows split across shards, a merge that needs the statement
+   * rewritten — is refused.
+   */
+  private routeExecute(
+    plan: StatementPlan,
+    bind: BindParams | null,
+  ): { route: Route; plan: StatementPlan; params: BindParams | null } {
+    const name = plan.sqlStatement?.name ?? '';
+    const text = this.sqlPrepared.get(name);
+    const prepared = text === undefined ? null : (this.plansFor(text)[0]?.inner ?? null);
+    // Not prepared in this session: any shard answers it as PostgreSQL does (26000).
+    if (prepared === null) return { route: { kind: 'one', shard: this.pickReadShard() }, plan, params: null };
+    const values: (Buffer | null)[] = [];
+    const formats: ParameterFormat[] = [];
+    const unknown = new Set<number>();
+    (plan.sqlStatement?.args ?? []).forEach((arg, i) => {
+      if (arg.kind === 'constant') {
+        values.push(arg.value === null ? null : Buffer.from(arg.value, 'utf8'));
+        formats.push(0);
+      } else if (arg.kind === 'param' && bind !== null && arg.index >= 1 && arg.index <= bind.values.length) {
+        values.push(bind.values[arg.index - 1]);
+        formats.push(bind.formats[arg.index - 1] ?? 0);
+      } else {
+        unknown.add(i + 1);
+        values.push(null);
+        formats.push(0);
+      }
+    });
+    // A routing hint on the EXECUTE wins over the PREPARE's.
+    const inner =
+      plan.manualShard !== null || plan.manualShardingKey !== null
+        ? { ...prepared, manualShard: plan.manualShard, manualShardingKey: plan.manualShardingKey }
+        : prepared;
+    for (const index of routingParams(inner)) {
+      if (unknown.has(index)) {
+        throw unsupported(
+          `EXECUTE ${name}: argument ${index} decides where the statement runs, but it is an expression shardgate cannot evaluate`,
+          'Pass a constant (or a parameter) for it.',
+        );
+      }
+    }
+    const params: BindParams = { values, formats };
+    const route = routeStatement(inner, params, this);
+    if (route.kind === 'split') {
+      throw unsupported(
+        `EXECUTE ${name} inserts rows that belong to different shards`,
+        'Insert one row per EXECUTE, or use a protocol-level prepared statement (Parse/Bind), which shardgate splits.',
+      );
+    }
+    if (route.kind === 'many' && route.isReplicated !== true && inner.select?.shardQuery != null) {
+      throw unsupported(
+        `EXECUTE ${name} runs on several shards, and merging its rows needs the statement rewritten`,
+        'Use a protocol-level prepared statement (Parse/Bind), or send the statement itself.',
+      );
+    }
+    return { route, plan: inner, params };
+  }
+
   /** Where a batch runs. Throws PgError when it cannot run correctly. */
   route(types: readonly number[], frames: readonly Buffer[]): BatchTarget {
     this.dropPendingSettings();
+    if (types.length === 1 && types[0] === Frontend.FunctionCall) {
+      const route = routeFunctionCall(this) as { kind: 'one'; shard: number };
+      // A function may change anything: the shard is a writer of the transaction it runs in.
+      return { ...route, ...FUNCTION_CALL_FLAGS };
+    }
     let target: Route | null = null;
     let plan: StatementPlan | null = null;
     let params: BindParams | null = null;
     let statements = 0;
     let mayWrite = false;
+    let preventsPrepare: string | null = null;
     /** For a split: the statement's text and types, where its Parse and Bind sit in the batch. */
     let source: { text: string; paramTypes: readonly number[]; isQuery: boolean } | null = null;
     let parseIndex = -1;
@@ -295,6 +336,7 @@ export class SessionRouter implements RouteContext {
     const join = (r: Route, p: StatementPlan, bp: BindParams | null): void => {
       statements++;
       if (p.isWrite || (p.kind === 'other' && !p.isReadOnly)) mayWrite = true;
+      preventsPrepare ??= p.preventsPrepare;
       if (target !== null && !sameRoute(target, r)) {
         throw new MixedShardsError(
           'statements in one request (up to Sync) go to different shards; send them separately',
@@ -319,7 +361,8 @@ export class SessionRouter implements RouteContext {
           }
           for (const p of this.plansFor(sql)) {
             this.noteSettings(p);
-            join(routeStatement(p, null, this), p, null);
+            const r = this.routePlan(p, null);
+            join(r.route, r.plan, r.params);
           }
           break;
         }
@@ -341,11 +384,15 @@ export class SessionRouter implements RouteContext {
           const plans = entry.plans;
           const bp = decodeBindParams(frame);
           this.noteSettings(plans[0]);
-          join(routeStatement(plans[0], bp, this), plans[0], bp);
+          const r = this.routePlan(plans[0], bp);
+          join(r.route, r.plan, r.params);
           source = { text: entry.text, paramTypes: entry.paramTypes, isQuery: false };
           bindIndex = i;
           break;
         }
+        case Frontend.FunctionCall:
+          mayWrite = true; // behind other messages of the request: it runs where they do, and may write there
+          break;
         case Frontend.Close:
           if (frame[5] === 0x53) {
             const nameEnd = cstringEnd(frame, 6);
@@ -361,6 +408,7 @@ export class SessionRouter implements RouteContext {
       isCommit: false,
       isWrite: false,
       mayWrite,
+      preventsPrepare,
       sessionStatement: null,
     };
     if (route === null) return { kind: 'one', shard: this.routing.nextReadShard(), ...noFlags }; // Describe / Sync only
@@ -430,10 +478,14 @@ export class SessionRouter implements RouteContext {
       shards,
       spec,
       isSessionLevel,
-      isMultiShardWrite: last !== null && DML_KINDS.has(last.kind),
-      isCommit: last !== null && last.kind === 'commit' && last.transaction?.chain !== true,
+      // Wrapped in a transaction of the proxy's own outside BEGIN (all or nothing): whatever writes, unless
+      // PostgreSQL refuses it inside a transaction block.
+      isMultiShardWrite:
+        last !== null && last.hasTransactionalWrite && !last.isNonTransactional && shards.length >= 2,
+      isCommit: last !== null && last.kind === 'commit',
       isWrite: last !== null && last.isWrite,
       mayWrite,
+      preventsPrepare,
       sessionStatement: isSessionLevel ? last : null,
     };
   }
@@ -528,6 +580,12 @@ export class SessionRouter implements RouteContext {
   /** SET / RESET of shardgate.shard and shardgate.sharding_key change this session's routing. */
   private noteSettings(plan: StatementPlan): void {
     if (plan.kind === 'ddl') this.forgetTableColumns();
+    const sqlName = plan.sqlStatement?.name;
+    if (plan.kind === 'prepare' && sqlName != null) this.sqlPrepared.set(sqlName, plan.text);
+    else if (plan.kind === 'deallocate') {
+      if (sqlName == null) this.sqlPrepared.clear();
+      else this.sqlPrepared.delete(sqlName);
+    } else if (plan.kind === 'discard' && plan.setsManualShard === null) this.sqlPrepared.clear(); // DISCARD ALL
     const change = settingChange(plan);
     if (change !== null) this.pendingSettings.push(change);
     if (plan.setsManualShard !== undefined) this.sessionShard = plan.setsManualShard;
@@ -537,6 +595,16 @@ export class SessionRouter implements RouteContext {
       this.sessionShardingKey = null;
     }
   }
+}
+
+/** The parameters (1-based) that decide where a statement runs or how its rows merge: key values, LIMIT, OFFSET. */
+function routingParams(plan: StatementPlan): number[] {
+  const out: number[] = [];
+  for (const s of plan.shardKey?.sources ?? []) if (s.kind === 'param') out.push(s.index);
+  for (const k of plan.insert?.insertKeys ?? []) if (k !== null && k.kind === 'param') out.push(k.index);
+  for (const c of [plan.select?.limit, plan.select?.offset])
+    if (c != null && c.kind === 'param') out.push(c.index);
+  return out;
 }
 
 function allShards(n: number): number[] {

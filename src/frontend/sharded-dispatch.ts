@@ -11,21 +11,16 @@ import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { query, readyForQuery } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
-import { PASS_THROUGH_SPEC } from '../execute/merge-spec.js';
+import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
 import { TableColumnsNeeded } from '../router/route.js';
 import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } from '../txn/coordinator.js';
 import type { RequestBatch } from './request-batch.js';
-import {
-  applySettingChange,
-  BROADCAST_SPEC,
-  MixedShardsError,
-  type BatchTarget,
-  type SessionRouter,
-} from './session-router.js';
+import { BROADCAST_SPEC, MixedShardsError, type BatchTarget, type SessionRouter } from './session-router.js';
+import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
-import { TransactionBlock } from './transaction-block.js';
+import { NO_EFFECTS, TransactionBlock, type Participants, type RequestEffects } from './transaction-block.js';
 import { splitStatements } from './extended-script.js';
 import { rankTexts } from './text-ranks.js';
 import type { RankRequest } from '../execute/reply-merger.js';
@@ -49,10 +44,33 @@ function onShards(target: BatchTarget, shards: readonly number[]): BatchTarget {
     isCommit: target.isCommit,
     isWrite: false,
     mayWrite: false,
+    preventsPrepare: null,
     sessionStatement: target.sessionStatement,
   };
   if (shards.length === 1) return { kind: 'one', shard: shards[0], ...flags };
   return { kind: 'many', shards, spec: BROADCAST_SPEC, ...flags };
+}
+
+/**
+ * Statements the proxy runs one request at a time inside one transaction it ends itself: a multi-statement simple
+ * Query or extended batch whose statements need different shards, or one write on several shards outside BEGIN.
+ */
+interface ScriptRun {
+  /** Requests of the script not run yet (the first ones in the batch). */
+  remaining: number;
+  /** Runs in a transaction of the proxy's own (the client had none open): committed or rolled back at the end. */
+  readonly isImplicit: boolean;
+  /**
+   * One statement the proxy wrapped in a transaction of its own (a write on several shards outside BEGIN): it uses
+   * two-phase commit only with two_phase_commit_auto. A script of several statements is a transaction block in
+   * PostgreSQL's terms: two-phase whenever two_phase_commit is on.
+   */
+  readonly isSingleWrite: boolean;
+  /** Sent as a simple Query: the last statement's command tag waits for the commit, as PostgreSQL reports it. */
+  readonly isQuery: boolean;
+  hasFailed: boolean;
+  /** The last statement's command tags, sent once the commit succeeded. */
+  readonly heldTags: Buffer[];
 }
 
 export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwner {
@@ -63,25 +81,23 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   /** The server held per shard. */
   private readonly servers: ShardServers;
   private fanout: Fanout | null = null;
-  /** Shards of a multi-shard write the proxy wrapped in its own transaction (outside a client transaction). */
-  private autoTxShards: readonly number[] | null = null;
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
   private activeShard: number | null = null;
-  /** Shards the current transaction may have changed data on (writers decide how COMMIT runs). */
-  private readonly txWriters = new Set<number>();
   /** A cross-shard COMMIT is running on this session's servers (they are not the session's to use meanwhile). */
   private isCommitting = false;
   /** A COPY … FROM STDIN split across shards: the client's copy messages go through it. */
   private copyIn: CopyInSplit | null = null;
   /**
-   * A multi-statement simple Query whose statements need different shards, run one statement at a time (its first
-   * `remaining` requests in the batch); outside a transaction inside one of the proxy's own, as PostgreSQL does.
+   * Statements run one request at a time, outside a client transaction inside one of the proxy's own, as PostgreSQL
+   * runs a multi-statement Query (also a single write on several shards outside BEGIN).
    */
-  private script: { remaining: number; isImplicit: boolean; hasFailed: boolean } | null = null;
+  private script: ScriptRun | null = null;
   /** Frames of the request being routed (sharded sessions route one request — up to a Sync or Query — at a time). */
   private requestLength = Number.MAX_SAFE_INTEGER;
   /** An INSERT or COPY without a column list waits for the table's columns (to find the sharding key's position). */
   private isLookingUpColumns = false;
+  /** The table whose columns were just learnt for the request being routed again (null: none). */
+  private learnedTable: string | null = null;
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
   private readonly portals = new ProxyPortals();
   /** The client's transaction block: which shards it reached, what a shard joining it later runs first. */
@@ -152,10 +168,19 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         }
       }
     } catch (err) {
-      if (err instanceof TableColumnsNeeded) return this.learnColumnsThenRoute(router, err.table);
+      if (err instanceof TableColumnsNeeded) {
+        // Learnt for this very request and still needed: routing again would loop (a request must never hang).
+        if (this.learnedTable === err.table) {
+          this.learnedTable = null;
+          return this.failRequest(
+            PgError.internal(`the columns of ${err.table} were looked up but not used`),
+          );
+        }
+        return this.learnColumnsThenRoute(router, err.table);
+      }
       if (err instanceof MixedShardsError && this.script === null) {
         if (n === 1 && types[0] === Frontend.Query) {
-          if (this.startScript(router, frames[0])) return;
+          if (this.startQueryScript(router, frames[0])) return;
         } else if (!types.includes(Frontend.Query) && this.session.txStatus() !== TxStatus.Failed) {
           try {
             return this.startExtendedScript(router, types, frames);
@@ -166,6 +191,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       }
       return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
+    this.learnedTable = null;
     if (this.session.txStatus() === TxStatus.Failed && !target.isSessionLevel) {
       return this.failRequest(
         new PgError(
@@ -183,24 +209,41 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     if (
       target.isCommit &&
       this.session.txStatus() === TxStatus.InTransaction &&
-      this.block.scope.joined.size >= 2
+      this.block.reachedCount >= 2
     ) {
-      return this.commitAcrossShards();
+      return this.commitAcrossShards(target.sessionStatement?.transaction?.chain === true);
     }
     const shards = target.kind === 'one' ? [target.shard] : target.shards;
+    if (
+      target.isMultiShardWrite &&
+      shards.length >= 2 &&
+      this.script === null &&
+      this.session.txStatus() === TxStatus.Idle
+    ) {
+      // A write on several shards outside a transaction runs inside one of the proxy's own, so a failure on any shard
+      // changes nothing anywhere (PostgreSQL's single-statement atomicity): a script of one statement.
+      this.openScript(1, true, true, types.includes(Frontend.Query));
+    }
     const routed = target;
-    this.acquireShards(shards, () => this.sendSharded(routed));
+    this.acquireShards(shards, routed, () => this.sendSharded(routed));
   }
 
   /**
-   * Hold a server on each of `shards`, then `then()`; a checkout failure fails the request. Inside a transaction block
-   * a shard it has not reached yet joins it first: the block's opening statements run there (swallowed) before the
-   * request, so the shard is in the transaction — with the client's isolation level, SET LOCALs and savepoints.
+   * Hold a server on each of `shards`, then `then()`; a checkout failure fails the request. Every request to shards
+   * passes here, and here only are its participants recorded (TransactionBlock.participate): inside a transaction
+   * block a shard it has not reached yet joins it first — the block's opening statements run there (swallowed) before
+   * the request, so the shard is in the transaction with the client's isolation level, SET LOCALs and savepoints — and
+   * the request's `effects` make the shards writers for the commit. `isJoining` false: a lookup of the proxy's own, no
+   * participant.
    */
-  private acquireShards(shards: readonly number[], then: () => void, isJoining = true): void {
-    const scope = this.block.scope;
-    if (isJoining && scope.isOpen && !scope.canJoin && shards.some((s) => !scope.joined.has(s))) {
-      return this.failBatch(
+  private acquireShards(
+    shards: readonly number[],
+    effects: RequestEffects,
+    then: () => void,
+    isJoining = true,
+  ): void {
+    if (isJoining && !this.block.canReach(shards)) {
+      return this.failRequest(
         PgError.featureNotSupported(
           'this transaction has too many savepoints and SET LOCALs to bring another shard into it',
           'Release savepoints that are no longer needed, or reach every shard early in the transaction.',
@@ -214,16 +257,14 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         if (!this.session.isTransactionMode) {
           for (const shard of shards) this.servers.syncSettings(this.servers.at(shard));
         }
-        if (isJoining && scope.isOpen) {
-          for (const shard of shards) {
-            if (scope.joined.has(shard)) continue;
-            this.sendSwallowed(this.servers.at(shard), scope.joinSql());
-            scope.joined.add(shard);
-          }
+        if (isJoining) {
+          this.block.participate(shards, effects, (shard, sql) =>
+            this.sendSwallowed(this.servers.at(shard), sql),
+          );
         }
         then();
       },
-      (err) => this.failBatch(err),
+      (err) => this.failRequest(err),
     );
   }
 
@@ -248,7 +289,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         return null;
       case 'rollback':
         this.takeRequest();
-        this.servers.runOwn(placement.shards, 'ROLLBACK', this, (errors) => {
+        this.servers.runOwn(placement.shards, placement.sql, this, (errors) => {
           this.servers.pointAt(this);
           for (const error of errors)
             this.log.warn({ error: error.toString('utf8', 5) }, 'ROLLBACK failed on a shard');
@@ -283,10 +324,6 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         ? { ...routed, kind: 'many', shards: [routed.shard], spec: PASS_THROUGH_SPEC }
         : routed;
     const { types, frames, readyCount } = this.takeRequest();
-    if (target.mayWrite) {
-      if (target.kind === 'one') this.txWriters.add(target.shard);
-      else for (const shard of target.shards) this.txWriters.add(shard);
-    }
     if (target.kind === 'one') {
       const server = this.servers.at(target.shard);
       server.client = this;
@@ -294,17 +331,14 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       this.session.sendFrames(server, types, frames, readyCount);
       return;
     }
-    if (target.kind === 'split') return this.sendSplit(target, types, readyCount);
+    if (target.kind === 'split') return this.sendSplit(target, readyCount);
     const spec = target.spec;
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
     const sent = needsTypes ? withPortalDescribe(types, frames) : null;
-    const fanout = new Fanout(target.shards.length, spec, this.fanoutOwner(), sent !== null);
-    this.fanout = fanout;
-    const isAutoTx = this.beginAutoTx(target, fanout, types);
+    const fanout = this.startFanout(target.shards.length, spec, sent !== null);
     const sends = target.shards.map((shard, i) => {
       const server = this.servers.at(shard);
       server.client = fanout.sinkFor(i);
-      if (isAutoTx) this.sendSwallowed(server, 'BEGIN');
       return () => {
         if (sent !== null) this.session.sendFrames(server, sent.types, sent.frames, readyCount);
         else this.session.sendFrames(server, types, frames, readyCount);
@@ -342,7 +376,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       return this.runCopyIn(target, key === null ? null : target.copy.keyColumnIndex);
     }
     if (target.copy.columns !== null || target.table === null) {
-      return this.failBatch(
+      return this.failRequest(
         PgError.featureNotSupported(
           `the COPY column list does not include the sharding key column "${key.column}"`,
           'List the sharding key column in the COPY.',
@@ -365,7 +399,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   ): void {
     const index = columns.indexOf(keyColumn);
     if (index < 0) {
-      return this.failBatch(
+      return this.failRequest(
         PgError.featureNotSupported(`table ${target.table ?? ''} has no sharding key column "${keyColumn}"`),
       );
     }
@@ -381,9 +415,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const shard = joined.length > 0 ? joined[0] : held >= 0 ? held : 0;
     this.acquireShards(
       [shard],
+      NO_EFFECTS,
       () => {
         this.withTableColumns(this.servers.at(shard), table, (columns) => {
           router.learnTableColumns(table, columns);
+          this.learnedTable = table;
           this.onShardRequestDone(); // routes the waiting request again, now with the key's position known
         });
       },
@@ -405,10 +441,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         return this.session.fatal(
           PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
         );
-      if (found.kind === 'error') {
-        this.failBatch(found.error);
-        return this.onShardRequestDone();
-      }
+      if (found.kind === 'error') return this.failRequest(found.error);
       this.router.learnTableColumns(table, found.columns);
       then(found.columns);
     });
@@ -418,14 +451,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const { types, frames, readyCount } = this.takeRequest();
     const servers = target.shards.map((shard) => this.servers.at(shard));
     const { copy, spec } = splitCopyIn(target.copy, keyIndex, servers, this.session);
-    const fanout = new Fanout(servers.length, spec, this);
+    const fanout = this.startFanout(servers.length, spec, false, this);
     fanout.onServerError = (index) => copy.onServerError(index);
-    this.fanout = fanout;
     this.copyIn = copy;
-    const isAutoTx = this.beginAutoTx(target, fanout, types);
     servers.forEach((server, i) => {
       server.client = fanout.sinkFor(i);
-      if (isAutoTx) this.sendSwallowed(server, 'BEGIN');
       this.session.sendFrames(server, types, frames, readyCount);
     });
   }
@@ -445,27 +475,21 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   }
 
   /** A multi-row INSERT split by shard: each shard gets its own rows; RETURNING rows come back in VALUES order. */
-  private sendSplit(
-    target: Extract<BatchTarget, { kind: 'split' }>,
-    types: number[],
-    readyCount: number,
-  ): void {
+  private sendSplit(target: Extract<BatchTarget, { kind: 'split' }>, readyCount: number): void {
     if (target.clientParse !== null) this.session.statements?.remember(target.clientParse);
     const spec = target.spec;
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
     const described = needsTypes ? target.parts.map((p) => withPortalDescribe(p.types, p.frames)) : [];
-    const fanout = new Fanout(target.shards.length, spec, this.fanoutOwner(), described[0] != null);
-    this.fanout = fanout;
-    const isAutoTx = this.beginAutoTx(target, fanout, types);
+    const fanout = this.startFanout(target.shards.length, spec, described[0] != null);
     const sends = target.shards.map((shard, i) => {
       const server = this.servers.at(shard);
       const part = target.parts[i];
       server.client = fanout.sinkFor(i);
-      if (isAutoTx) this.sendSwallowed(server, 'BEGIN');
       return () => {
         // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
         if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
         server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
+        if (readyCount > 0) this.session.startQueryTimer();
       };
     });
     this.runFanout(fanout, sends, target.isWrite);
@@ -473,16 +497,22 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   }
 
   /**
-   * A write on several shards outside a transaction runs inside one on each shard, so a failure on any shard
-   * changes nothing anywhere (PostgreSQL's single-statement atomicity). A simple Query's command tag waits for the
-   * commit, as in PostgreSQL (extended protocol: the tag comes at Execute, the commit at Sync).
+   * The fan-out of the request being sent. The last statement of a script the proxy commits itself, sent as a simple
+   * Query, has its command tags held until the commit: PostgreSQL reports that tag only once its implicit transaction
+   * committed (extended protocol: the tag comes at Execute, the commit at Sync).
    */
-  private beginAutoTx(target: BatchTarget, fanout: Fanout, types: readonly number[]): boolean {
-    if (target.kind === 'one' || !target.isMultiShardWrite || this.session.txStatus() !== TxStatus.Idle)
-      return false;
-    this.autoTxShards = target.shards;
-    if (types.includes(Frontend.Query)) fanout.heldTags = [];
-    return true;
+  private startFanout(
+    serverCount: number,
+    spec: MergeSpec,
+    hasInjectedDescribe: boolean,
+    owner: FanoutOwner = this.fanoutOwner(),
+  ): Fanout {
+    const fanout = new Fanout(serverCount, spec, owner, hasInjectedDescribe);
+    const script = this.script;
+    if (script !== null && script.isImplicit && script.isQuery && script.remaining === 1)
+      fanout.heldTags = [];
+    this.fanout = fanout;
+    return fanout;
   }
 
   /** A statement of the proxy's own whose replies never reach the client. */
@@ -491,26 +521,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     server.send(query(sql), 1);
   }
 
-  /**
-   * End the proxy's own transaction around a multi-shard write: ROLLBACK everywhere if any shard failed, else commit
-   * as for a client's COMMIT (two-phase when two_phase_commit and two_phase_commit_auto are on); then answer.
-   */
-  private finishAutoTx(shards: readonly number[], status: number, heldTags: readonly Buffer[]): void {
-    this.autoTxShards = null;
-    if (status !== TxStatus.Failed) {
-      const general = this.session.general();
-      const isTwoPhase = general.twoPhaseCommitAuto && shards.length >= 2;
-      this.runCommit(shards, new Set(shards), isTwoPhase, (error) => {
-        if (error === null) for (const tag of heldTags) this.session.writeToClient(tag);
-        else this.session.writeToClient(error);
-        if (this.script === null) this.session.writeToClient(readyForQuery(this.servers.combinedStatus()));
-      });
-      return;
-    }
+  /** End the proxy's own transaction after a statement of it failed: ROLLBACK on every shard it reached, then answer. */
+  private rollBackImplicit(shards: readonly number[]): void {
     this.block.markEnding(false);
     this.servers.runOwn(shards, 'ROLLBACK', this, () => {
       this.servers.pointAt(this);
-      if (this.script !== null) return this.onScriptStatementDone(true);
       this.session.writeToClient(readyForQuery(this.refreshStatus()));
       this.onShardRequestDone();
     });
@@ -550,7 +565,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
    * shard first; COMMIT — two-phase with two_phase_commit_auto — or ROLLBACK after), as PostgreSQL runs such a Query
    * as one implicit transaction. False when the Query holds transaction control or COPY (then it is refused).
    */
-  private startScript(router: SessionRouter, frame: Buffer): boolean {
+  private startQueryScript(router: SessionRouter, frame: Buffer): boolean {
     if (this.session.txStatus() === TxStatus.Failed) return false;
     const statements = router.scriptStatements(frame.toString('utf8', 5, frame.length - 1));
     if (!statements.isRunnable) return false;
@@ -561,11 +576,18 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       statements.texts.map(() => Frontend.Query),
       statements.texts.map((text) => query(text)),
     );
-    this.script = { remaining: statements.texts.length, isImplicit, hasFailed: false };
-    // The implicit transaction is a block of the proxy's: each shard joins it when a statement first needs it.
-    if (isImplicit) this.block.openImplicit();
+    this.openScript(statements.texts.length, isImplicit, false, true);
     this.dispatch();
     return true;
+  }
+
+  /**
+   * Run the first `remaining` requests of the batch as a script; `isImplicit`: inside a transaction of the proxy's
+   * own — a block each shard joins when a statement first needs it, ended in finishScript.
+   */
+  private openScript(remaining: number, isImplicit: boolean, isSingleWrite: boolean, isQuery: boolean): void {
+    this.script = { remaining, isImplicit, isSingleWrite, isQuery, hasFailed: false, heldTags: [] };
+    if (isImplicit) this.block.openImplicit();
   }
 
   /**
@@ -584,13 +606,12 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     this.takeRequest();
     for (let i = statements.length - 1; i >= 0; i--)
       this.batch.unshift(statements[i].types, statements[i].frames);
-    this.script = { remaining: statements.length, isImplicit, hasFailed: false };
-    if (isImplicit) this.block.openImplicit();
+    this.openScript(statements.length, isImplicit, false, false);
     this.dispatch();
   }
 
   private onScriptStatementDone(sawError: boolean): void {
-    const script = this.script as NonNullable<typeof this.script>;
+    const script = this.script as ScriptRun;
     script.remaining--;
     this.servers.pointAt(this);
     const status = this.refreshStatus(sawError);
@@ -600,7 +621,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   }
 
   /** After the last statement (or the first failure): skip the rest, end the implicit transaction, ReadyForQuery. */
-  private finishScript(script: NonNullable<typeof this.script>): void {
+  private finishScript(script: ScriptRun): void {
     this.script = null;
     // The statements not run: each is one request (a Query, or an extended statement ended by the proxy's Sync).
     for (let i = 0; i < script.remaining; i++) this.batch.takeFirst(this.batch.firstRequestLength());
@@ -608,43 +629,53 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       this.session.writeToClient(readyForQuery(this.refreshStatus()));
       return this.onShardRequestDone();
     }
-    const shards = this.block.joinedShards();
-    if (shards.length === 0) {
+    const participants = this.block.participants();
+    if (participants.shards.length === 0) {
       // No statement reached a shard (the first one was refused): nothing to end but the block itself.
-      this.block.finish(false, false);
+      this.block.finish(false, 'none');
       this.session.writeToClient(readyForQuery(this.refreshStatus()));
       return this.onShardRequestDone();
     }
-    if (script.hasFailed) return this.finishAutoTx(shards, TxStatus.Failed, []);
-    const writers = shards.filter((s) => this.txWriters.has(s));
-    const isTwoPhase = this.session.general().twoPhaseCommitAuto && writers.length >= 2;
-    this.runCommit(shards, new Set(writers), isTwoPhase, (error) => {
-      if (error !== null) this.session.writeToClient(error);
+    if (script.hasFailed) return this.rollBackImplicit(participants.shards);
+    // A script is a transaction block (two-phase whenever two_phase_commit is on); a single write the proxy wrapped
+    // uses it only with two_phase_commit_auto.
+    const wantsTwoPhase =
+      participants.writers.size >= 2 && (!script.isSingleWrite || this.session.general().twoPhaseCommitAuto);
+    this.runCommit(participants, wantsTwoPhase, (error) => {
+      if (error === null) for (const tag of script.heldTags) this.session.writeToClient(tag);
+      else this.session.writeToClient(error);
       this.session.writeToClient(readyForQuery(this.servers.combinedStatus()));
     });
   }
 
-  /** The client's COMMIT of a transaction on several shards: run by the proxy (coordinator), answered as PostgreSQL. */
-  private commitAcrossShards(): void {
+  /**
+   * The client's COMMIT of a transaction on several shards: run by the proxy (coordinator), answered as PostgreSQL.
+   * AND CHAIN: once committed, the next block opens with the same characteristics (each shard joins it lazily).
+   */
+  private commitAcrossShards(isChained: boolean): void {
     const { types, frames } = this.takeRequest();
     for (let i = 0; i < types.length; i++)
       if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
-    const shards = this.block.joinedShards();
-    const writers = shards.filter((s) => this.txWriters.has(s));
-    this.runCommit(shards, new Set(writers), writers.length >= 2, (error) =>
-      this.session.writeToClient(commitReplies(types, frames, error, this.script === null)),
+    const participants = this.block.participants();
+    this.runCommit(
+      participants,
+      participants.writers.size >= 2,
+      (error) =>
+        this.session.writeToClient(commitReplies(types, frames, error, this.script === null, isChained)),
+      isChained,
     );
   }
 
   /**
-   * Commit the transaction open on `shards`: two-phase over the writers when asked for and the transaction manager
-   * runs, else plain COMMIT (readers first). `reply` writes the client's answer (error = the commit failed).
+   * Commit the transaction the block holds (its participants, from TransactionBlock only): two-phase over the writers
+   * when asked for and the transaction manager runs, else plain COMMIT (readers first). `reply` writes the client's
+   * answer (error = the commit failed); `isChained`: COMMIT AND CHAIN, the next block opens once it committed.
    */
   private runCommit(
-    shards: readonly number[],
-    writers: ReadonlySet<number>,
+    { shards, writers, preventsPrepare }: Participants,
     wantsTwoPhase: boolean,
     reply: (error: Buffer | null) => void,
+    isChained = false,
   ): void {
     const participants: CommitParticipant[] = shards.map((shard) => ({
       shard,
@@ -653,20 +684,27 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     }));
     const txn = this.session.txn();
     this.isCommitting = true;
-    const run: Promise<CommitRun> =
-      wantsTwoPhase && txn !== null
-        ? commitTwoPhase(
-            txn,
-            this.session.database,
-            this.session.user,
-            participants,
-            this,
-            this.log,
-            this.session.general().twoPhaseCommitPrepareTimeoutMs,
-          )
-        : commitPlain(participants, this, this.log);
+    const isTwoPhase = wantsTwoPhase && txn !== null && preventsPrepare === null;
+    if (wantsTwoPhase && txn !== null && preventsPrepare !== null) {
+      // PostgreSQL would refuse PREPARE TRANSACTION on those shards: plain COMMIT is the only way to commit.
+      this.log.warn(
+        { shards: [...writers], reason: preventsPrepare },
+        `a transaction that wrote on several shards is committed without two-phase commit because ${preventsPrepare}: its commit is not atomic`,
+      );
+    }
+    const run: Promise<CommitRun> = isTwoPhase
+      ? commitTwoPhase(
+          txn,
+          this.session.database,
+          this.session.user,
+          participants,
+          this,
+          this.log,
+          this.session.general().twoPhaseCommitPrepareTimeoutMs,
+        )
+      : commitPlain(participants, this, this.log);
     run.then(
-      (result) => this.afterCommit(result, reply),
+      (result) => this.afterCommit(result, reply, isChained),
       (err: unknown) => {
         this.isCommitting = false;
         this.log.error({ err: (err as Error).message }, 'commit across shards failed unexpectedly');
@@ -675,17 +713,16 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     );
   }
 
-  private afterCommit(result: CommitRun, reply: (error: Buffer | null) => void): void {
+  private afterCommit(result: CommitRun, reply: (error: Buffer | null) => void, isChained: boolean): void {
     this.isCommitting = false;
     for (const shard of result.lost) this.servers.byShard[shard] = null; // closed; its pool has dropped it
-    this.txWriters.clear();
     if (this.session.state() === 'closed') {
       this.releaseShardServers(); // the client left while its commit ran
       return;
     }
     this.servers.pointAt(this);
     reply(result.error);
-    this.block.markEnding(result.error === null);
+    this.block.markEnding(result.error === null, isChained && result.error === null);
     if (this.script !== null) return this.onScriptStatementDone(result.error !== null);
     this.refreshStatus();
     this.onShardRequestDone();
@@ -766,15 +803,18 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     return true;
   }
 
-  onFanoutDone(status: number): void {
-    const heldTags = this.fanout?.heldTags ?? [];
-    const sawError = this.fanout?.sawError ?? false;
+  onFanoutDone(): void {
+    const fanout = this.fanout;
     this.fanout = null;
+    const sawError = fanout?.sawError ?? false;
     if (this.copyIn?.isClientDone === true) this.copyIn = null; // else: drop the client's copy data until its end
-    if (this.autoTxShards !== null) return this.finishAutoTx(this.autoTxShards, status, heldTags);
-    if (this.script !== null) return this.onScriptStatementDone(sawError);
+    const script = this.script;
+    if (script !== null) {
+      if (fanout?.heldTags != null) script.heldTags.push(...fanout.heldTags);
+      return this.onScriptStatementDone(sawError);
+    }
     this.servers.pointAt(this);
-    const wasInBlock = this.block.scope.isOpen;
+    const wasInBlock = this.block.isOpen;
     const now = this.refreshStatus(sawError);
     if (!wasInBlock) this.keepSettings(!sawError && now === TxStatus.Idle);
     this.session.writeToClient(readyForQuery(now));
@@ -785,7 +825,6 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private onShardRequestDone(): void {
     if (this.isShardRequestInFlight()) return;
     this.activeShard = null;
-    if (this.session.txStatus() === TxStatus.Idle) this.txWriters.clear();
     this.session.clearQueryTimer();
     if (
       this.session.isTransactionMode &&

@@ -45,6 +45,8 @@ export interface ShardedSession {
   failBatch(err: PgError, count: number): void;
   /** An error was sent for a request without Sync: drop the client's frames up to its Sync (then ReadyForQuery). */
   skipToSync(): void;
+  /** Start query_timeout for a request sent without sendFrames (rebuilt for its shards); once per request. */
+  startQueryTimer(): void;
   clearQueryTimer(): void;
   protocolViolation(reason: string): void;
   fatal(err: PgError): void;

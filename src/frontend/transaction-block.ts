@@ -1,15 +1,18 @@
-// A sharded session's transaction block, as the proxy runs it: where each transaction-control statement or setting
-// goes (BEGIN answered by the proxy and joined lazily by shards; COMMIT / ROLLBACK to the shards reached; SAVEPOINT /
-// SET inside the block to those shards, replayed on shards joining later), the session's transaction status after each
-// request, and what the block's end keeps (SETs that committed). The dispatch (sharded-dispatch.ts) carries it out.
+// A sharded session's transaction block, as the proxy runs it, and the one owner of its participants: which shards it
+// reached and which of them may have written (every request records them here, in `participate`, before it is sent;
+// the commit reads them from here only). Also where each transaction-control statement or setting goes (BEGIN answered
+// by the proxy and joined lazily by shards; COMMIT / ROLLBACK to the shards reached; SAVEPOINT / SET inside the block to
+// those shards, replayed on shards joining later), the session's transaction status after each request, and what the
+// block's end keeps (SETs that committed). The dispatch (sharded-dispatch.ts) carries it out.
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { commandComplete, errorResponse } from '../protocol/messages.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { StatementPlan } from '../router/plan.js';
 import type { LocalReply } from './local-replies.js';
-import { applySettingChange, type SessionRouter, type SettingChange } from './session-router.js';
+import type { SessionRouter } from './session-router.js';
+import { applySettingChange, type SettingChange } from './session-settings.js';
 import type { ShardServers } from './shard-servers.js';
-import { TransactionScope } from './transaction-scope.js';
+import { TransactionScope, type BlockEnd } from './transaction-scope.js';
 
 const BEGIN_TAG = commandComplete('BEGIN');
 const COMMIT_TAG = commandComplete('COMMIT');
@@ -29,12 +32,47 @@ export type Placement =
   | { readonly kind: 'shards'; readonly shards: readonly number[] | 'all' }
   /** Answer it without a shard. */
   | { readonly kind: 'answer'; readonly reply: LocalReply }
-  /** COMMIT of a failed transaction on several shards: ROLLBACK on each, answered `ROLLBACK`. */
-  | { readonly kind: 'rollback'; readonly shards: readonly number[]; readonly reply: LocalReply };
+  /**
+   * COMMIT of a failed transaction on several shards: `sql` (ROLLBACK, or ROLLBACK AND CHAIN for COMMIT AND CHAIN) on
+   * each, answered `ROLLBACK` — a shard still healthy must not commit, as PostgreSQL turns such a COMMIT into ROLLBACK.
+   */
+  | {
+      readonly kind: 'rollback';
+      readonly shards: readonly number[];
+      readonly sql: string;
+      readonly reply: LocalReply;
+    };
+
+/** Who takes part in the transaction being committed: every shard it reached, and the ones that may have written. */
+export interface Participants {
+  /** In shard order. */
+  readonly shards: readonly number[];
+  readonly writers: ReadonlySet<number>;
+  /** Why PostgreSQL will refuse PREPARE TRANSACTION for it (temporary objects, NOTIFY, …), or null. */
+  readonly preventsPrepare: string | null;
+}
+
+/** What a request may do to the transaction on the shards it runs on (the router's findings). */
+export interface RequestEffects {
+  /** It may change data there (DML, DDL, COPY FROM, a call the proxy cannot see into). */
+  readonly mayWrite: boolean;
+  /** PostgreSQL will refuse PREPARE TRANSACTION after it (temporary objects, NOTIFY, …): why, or null. */
+  readonly preventsPrepare: string | null;
+}
+
+/** A statement of the proxy's own (a catalog lookup): no effect on the transaction. */
+export const NO_EFFECTS: RequestEffects = { mayWrite: false, preventsPrepare: null };
 
 export class TransactionBlock {
   /** The shards reached and the statements a joining shard runs first. */
   readonly scope = new TransactionScope();
+  /**
+   * Shards a request that may change data ran on since the session was last idle outside a transaction (a shard
+   * can write before the proxy sees its block open: a multi-statement Query that begins it, routed whole).
+   */
+  private readonly writers = new Set<number>();
+  /** Why the transaction cannot be prepared (two-phase commit impossible), from the first request that made it so. */
+  private preventsPrepare: string | null = null;
   /** SET / RESET run inside the block: they hold for the session once it commits. */
   private settings: SettingChange[] = [];
   /** The request in flight ends the block (COMMIT / ROLLBACK, maybe AND CHAIN), or null. */
@@ -55,14 +93,66 @@ export class TransactionBlock {
     return [...this.scope.joined].sort((a, b) => a - b);
   }
 
+  /** A transaction block is open (the client's, or one the proxy runs around a script or a multi-shard write). */
+  get isOpen(): boolean {
+    return this.scope.isOpen;
+  }
+
+  /** How many shards the block reached. */
+  get reachedCount(): number {
+    return this.scope.joined.size;
+  }
+
+  /** Whether a request on `shards` may run: a shard the block has not reached can still join it (the replay is bounded). */
+  canReach(shards: readonly number[]): boolean {
+    const scope = this.scope;
+    return !scope.isOpen || scope.canJoin || shards.every((s) => scope.joined.has(s));
+  }
+
+  /**
+   * The one place participants are recorded: a request is about to be sent to `shards` (their servers held). Inside a
+   * block, a shard it has not reached joins it — `join` sends it the block's opening statements first. A request that
+   * may change data there (DML, DDL, COPY FROM, a call the proxy cannot see into) makes those shards writers at
+   * COMMIT, so they prepare (2PC) instead of being committed first as readers.
+   */
+  participate(
+    shards: readonly number[],
+    effects: RequestEffects,
+    join: (shard: number, sql: string) => void,
+  ): void {
+    const scope = this.scope;
+    if (scope.isOpen) {
+      for (const shard of shards) {
+        if (scope.joined.has(shard)) continue;
+        join(shard, scope.joinSql());
+        scope.joined.add(shard);
+      }
+    }
+    if (effects.mayWrite) for (const shard of shards) this.writers.add(shard);
+    this.preventsPrepare ??= effects.preventsPrepare;
+  }
+
+  /** The participants of the transaction being committed, read by the coordinator. */
+  participants(): Participants {
+    const shards = this.joinedShards();
+    return {
+      shards,
+      writers: new Set(shards.filter((s) => this.writers.has(s))),
+      preventsPrepare: this.preventsPrepare,
+    };
+  }
+
   /** The statements of a script run as one implicit transaction: a block of the proxy's own, joined lazily too. */
   openImplicit(): void {
     this.scope.open('BEGIN');
   }
 
-  /** The request in flight ends the block, committed or not (the proxy's own COMMIT / ROLLBACK of it). */
-  markEnding(isCommit: boolean): void {
-    if (this.scope.isOpen) this.ending = { isCommit, isChained: false };
+  /**
+   * The request in flight ends the block, committed or not (the proxy's own COMMIT / ROLLBACK of it); `isChained`: a
+   * COMMIT AND CHAIN that succeeded — the next block starts with the same characteristics, joined lazily again.
+   */
+  markEnding(isCommit: boolean, isChained = false): void {
+    if (this.scope.isOpen) this.ending = { isCommit, isChained };
   }
 
   /**
@@ -94,15 +184,21 @@ export class TransactionBlock {
         this.ending = { isCommit: !isRollback, isChained };
         const tag = isRollback ? ROLLBACK_TAG : COMMIT_TAG;
         if (joined.length === 0) {
-          this.finish(!isRollback, isChained);
+          this.finish(!isRollback, isChained ? 'lazy' : 'none');
           return {
             kind: 'answer',
             reply: { tag, status: isChained ? TxStatus.InTransaction : TxStatus.Idle },
           };
         }
-        // COMMIT of a failed transaction is its ROLLBACK, on every shard (a shard still healthy must not commit).
-        if (status === TxStatus.Failed && !isChained && statement.kind === 'commit' && joined.length >= 2) {
-          return { kind: 'rollback', shards: joined, reply: { tag: ROLLBACK_TAG, status: TxStatus.Idle } };
+        // COMMIT of a failed transaction is its ROLLBACK, on every shard (a shard still healthy must not commit);
+        // AND CHAIN then starts the next block on each, as PostgreSQL does.
+        if (status === TxStatus.Failed && statement.kind === 'commit' && joined.length >= 2) {
+          return {
+            kind: 'rollback',
+            shards: joined,
+            sql: isChained ? 'ROLLBACK AND CHAIN' : 'ROLLBACK',
+            reply: { tag: ROLLBACK_TAG, status: isChained ? TxStatus.InTransaction : TxStatus.Idle },
+          };
         }
         return { kind: 'shards', shards: joined };
       }
@@ -117,7 +213,11 @@ export class TransactionBlock {
       default:
         // SET / RESET / DISCARD: outside a block on every shard (kept for the session by the dispatch).
         if (!isInBlock) return { kind: 'shards', shards: 'all' };
-        if (statement.kind !== 'discard') scope.expect({ kind: 'setting', text: statement.text });
+        if (statement.kind !== 'discard') {
+          // SET TRANSACTION (isolation level, access mode) is a characteristic AND CHAIN carries over.
+          const isCharacteristic = statement.setting?.action === 'multi';
+          scope.expect({ kind: 'setting', text: statement.text, isCharacteristic });
+        }
         return onJoined();
     }
   }
@@ -134,6 +234,7 @@ export class TransactionBlock {
     // The common case after a statement outside any transaction: nothing to keep, adopt or end.
     if (status === TxStatus.Idle && !scope.isOpen) {
       this.ending = null;
+      if (this.writers.size > 0 || this.preventsPrepare !== null) this.forgetParticipants();
       return status;
     }
     const hasFailed = sawError || status === TxStatus.Failed;
@@ -156,18 +257,21 @@ export class TransactionBlock {
     }
     const ending = this.ending;
     this.ending = null;
-    if (ending !== null && ending.isChained && isReached && !hasFailed) this.finish(ending.isCommit, true);
+    // Chained by the shards themselves (they are in the next transaction already), or ended on them by the proxy.
+    if (ending !== null && ending.isChained && isReached && !hasFailed)
+      this.finish(ending.isCommit, 'sameShards');
     else if (scope.isOpen && !isReached && scope.joined.size > 0)
-      this.finish(ending?.isCommit === true, false);
+      this.finish(ending?.isCommit === true, ending?.isChained === true ? 'lazy' : 'none');
     if (scope.isOpen && status === TxStatus.Idle) status = TxStatus.InTransaction;
+    if (status === TxStatus.Idle) this.forgetParticipants();
     return status;
   }
 
   /**
    * The block ended: its SETs hold for the session (and the shards that ran them) if it committed. AND CHAIN: a new
-   * block starts on the same shards.
+   * block starts with the same characteristics (TransactionScope.close).
    */
-  finish(isCommitted: boolean, isChained: boolean): void {
+  finish(isCommitted: boolean, end: BlockEnd): void {
     const changes = this.settings;
     this.settings = [];
     if (isCommitted && changes.length > 0) {
@@ -177,7 +281,13 @@ export class TransactionBlock {
         if (server != null) for (const c of changes) applySettingChange(server.settings, c);
       }
     }
-    this.scope.close(isChained);
+    this.scope.close(end);
+    this.forgetParticipants(); // a chained block starts with no writes
     this.onEnd();
+  }
+
+  private forgetParticipants(): void {
+    this.writers.clear();
+    this.preventsPrepare = null;
   }
 }

@@ -11,7 +11,12 @@ interface ReplayEntry {
   readonly kind: 'savepoint' | 'other';
   readonly name: string | null;
   readonly text: string;
+  /** The BEGIN or a SET TRANSACTION: the transaction's characteristics, which a chained block keeps. */
+  readonly isCharacteristic: boolean;
 }
+
+/** How a block ends: for good, or AND CHAIN (a new block with the same characteristics) on the same shards or none. */
+export type BlockEnd = 'none' | 'sameShards' | 'lazy';
 
 /** A transaction-scope statement of the request in flight, kept once it succeeded. */
 export type ScopeStatement =
@@ -20,7 +25,8 @@ export type ScopeStatement =
       readonly action: 'savepoint' | 'release' | 'rollback_to';
       readonly name: string;
     }
-  | { readonly kind: 'setting'; readonly text: string };
+  /** `isCharacteristic`: SET TRANSACTION (isolation level, access mode), which AND CHAIN carries over. */
+  | { readonly kind: 'setting'; readonly text: string; readonly isCharacteristic?: boolean };
 
 /**
  * Longest replay kept: an ORM opening and releasing savepoints in a loop keeps it short (RELEASE and ROLLBACK TO
@@ -45,7 +51,7 @@ export class TransactionScope {
   /** BEGIN / START TRANSACTION outside a block: `text` as the client wrote it (options included). */
   open(text: string): void {
     this.beginText = text;
-    this.replay = [{ kind: 'other', name: null, text }];
+    this.replay = [{ kind: 'other', name: null, text, isCharacteristic: true }];
     this.joined.clear();
     this.pending = null;
   }
@@ -59,15 +65,22 @@ export class TransactionScope {
     for (const shard of shards) this.joined.add(shard);
   }
 
-  /** COMMIT / ROLLBACK: the block is over (AND CHAIN: a new one starts, with the same BEGIN, on the same shards). */
-  close(isChained = false): void {
+  /**
+   * COMMIT / ROLLBACK: the block is over. AND CHAIN: a new one starts with the same characteristics (its BEGIN and SET
+   * TRANSACTIONs) — on the same shards when they chained it themselves ('sameShards'), on none yet when the proxy ended
+   * the transaction on them ('lazy': each joins again when first needed).
+   */
+  close(end: BlockEnd = 'none'): void {
     this.pending = null;
-    if (isChained) {
-      this.replay = [{ kind: 'other', name: null, text: this.beginText }];
+    if (end === 'none' || this.replay === null) {
+      this.replay = null;
+      this.joined.clear();
       return;
     }
-    this.replay = null;
-    this.joined.clear();
+    this.replay = this.replay.filter((e) => e.isCharacteristic);
+    if (this.replay.length === 0)
+      this.replay = [{ kind: 'other', name: null, text: this.beginText, isCharacteristic: true }];
+    if (end === 'lazy') this.joined.clear();
   }
 
   /** Whether a shard may still join (the replay is bounded). */
@@ -98,14 +111,19 @@ export class TransactionScope {
     const replay = this.replay;
     if (s === null || replay === null) return;
     if (s.kind === 'setting') {
-      replay.push({ kind: 'other', name: null, text: s.text });
+      replay.push({ kind: 'other', name: null, text: s.text, isCharacteristic: s.isCharacteristic === true });
       return;
     }
     const at = lastSavepoint(replay, s.name);
     switch (s.action) {
       case 'savepoint':
         // The parser gives the name case-folded and unquoted; quoted, a keyword is a name too.
-        replay.push({ kind: 'savepoint', name: s.name, text: `SAVEPOINT ${quoteIdentifier(s.name)}` });
+        replay.push({
+          kind: 'savepoint',
+          name: s.name,
+          text: `SAVEPOINT ${quoteIdentifier(s.name)}`,
+          isCharacteristic: false,
+        });
         return;
       case 'rollback_to':
         // Everything after the savepoint is undone; the savepoint itself stays.

@@ -33,6 +33,8 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   twoPhaseCommit: ['two_phase_commit', true],
   twoPhaseCommitAuto: ['two_phase_commit_auto', false],
   instanceId: ['instance_id', true],
+  formerInstanceId: ['instance_id', true],
+  isFormerInstanceIdAmbiguous: ['instance_id', true],
   twoPhaseCommitWalDir: ['two_phase_commit_wal_dir', true],
   twoPhaseCommitWalSegmentSizeBytes: ['two_phase_commit_wal_segment_size', true],
   twoPhaseCommitWalFsyncIntervalMs: ['two_phase_commit_wal_fsync_interval', true],
@@ -101,7 +103,7 @@ function planGeneral(
     if (running[field] === next[field]) continue;
     const [key, isRestart] = GENERAL_KEYS[field];
     if (isRestart) {
-      needsRestart.push(`general.${key}`);
+      if (!needsRestart.includes(`general.${key}`)) needsRestart.push(`general.${key}`);
       (out as unknown as Record<string, unknown>)[field] = running[field];
     } else {
       changed.push(`general.${key}`);

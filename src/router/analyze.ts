@@ -3,15 +3,17 @@
 // be answered correctly on several shards. Pure: the sharding schema is passed in; the work is done by
 // scope-builder.ts (names and conditions), cross-shard.ts (key and safety) and select-shape.ts (merge info).
 import type { ShardedColumn, ShardingSchema } from '../sharding/schema.js';
-import { flag, list, obj, str, stringValue, unwrap, type AstObject } from './ast.js';
+import { flag, int, list, obj, str, stringValue, unwrap, type AstObject } from './ast.js';
 import type { CommentHints } from './comment-hints.js';
 import { CrossShardCheck } from './cross-shard.js';
 import { parseStatements, type ParsedStatement, type SqlSource } from './parser.js';
 import type {
   CopyInfo,
+  ExecuteArg,
   InsertInfo,
   SelectMergeInfo,
   SettingInfo,
+  SqlStatementInfo,
   StatementKind,
   StatementPlan,
   TableRef,
@@ -19,6 +21,8 @@ import type {
 } from './plan.js';
 import { ScopeBuilder } from './scope-builder.js';
 import { levelShape, mergePlan } from './select-shape.js';
+import { isNonTransactional, NOTIFY_PREVENTS_PREPARE, preventsPrepare } from './transaction-rules.js';
+import { analyzeDoBlock, type DoBlockInfo } from './do-block.js';
 import { copyOptions, isExplainAnalyze, settingPlan, transactionPlan } from './utility-info.js';
 
 /** Analyzes one parsed statement against the sharding schema (null: nothing is sharded). */
@@ -40,6 +44,8 @@ interface KindResult {
   kind: StatementKind;
   isReadOnly: boolean;
   isWrite: boolean;
+  /** The write is one a transaction rolls back (default: `isWrite`); false for sequences, advisory locks, … */
+  hasTransactionalWrite?: boolean;
   /** Shard key and cross-shard reasons apply (DML, SELECT, COPY). */
   isRouted: boolean;
   select?: SelectMergeInfo | null;
@@ -47,7 +53,12 @@ interface KindResult {
   transaction?: TransactionInfo | null;
   setting?: SettingInfo | null;
   copy?: CopyInfo | null;
+  sqlStatement?: SqlStatementInfo | null;
   inner?: StatementPlan | null;
+  /** Overrides of what the statement's node alone says (a DO block: from the statements in its body). */
+  isNonTransactional?: boolean;
+  preventsPrepare?: string | null;
+  opaqueReason?: string | null;
   setsManualShard?: number | null;
   setsManualShardingKey?: string | null;
   /** Reasons found by the kind's own checks (merge step limits); computed only when the key is not a single value. */
@@ -65,14 +76,29 @@ function planNode(
   const b = new ScopeBuilder(schema, source);
   const check = new CrossShardCheck(b);
   const fields = unwrap(node)?.fields ?? {};
-  const r = byKind(b, check, nodeType, fields, (inner) => {
-    const u = unwrap(inner);
-    if (u === null) return null;
-    const p = planNode(inner, u.type, text, { shard: null, shardingKey: null }, source, schema);
+  /** The tables of a statement nested in this one count as this one's. */
+  const adopt = (p: StatementPlan): void => {
     for (const t of p.tables) b.tables.set(t.schema !== null ? `${t.schema}.${t.name}` : t.name, { ...t });
-    b.paramCount = Math.max(b.paramCount, p.paramCount);
-    return p;
-  });
+  };
+  const r = byKind(
+    b,
+    check,
+    nodeType,
+    fields,
+    (inner) => {
+      const u = unwrap(inner);
+      if (u === null) return null;
+      const p = planNode(inner, u.type, text, { shard: null, shardingKey: null }, source, schema);
+      adopt(p);
+      b.paramCount = Math.max(b.paramCount, p.paramCount);
+      return p;
+    },
+    (language) => {
+      const block = analyzeDoBlock(text, language, (sql) => analyzeQuery(sql, schema));
+      block.plans.forEach(adopt);
+      return block;
+    },
+  );
 
   const shardKey = r.isRouted ? check.shardKey() : null;
   let crossShardUnsafe: string | null = null;
@@ -92,6 +118,17 @@ function planNode(
     text,
     isReadOnly: r.isReadOnly,
     isWrite: r.isWrite,
+    hasTransactionalWrite: r.hasTransactionalWrite ?? r.isWrite,
+    usesLargeObjects: b.largeObjectCalls > 0 || inner?.usesLargeObjects === true,
+    isNotify: nodeType === 'NotifyStmt' || b.notifies,
+    isNonTransactional: r.isNonTransactional ?? isNonTransactional(nodeType, fields),
+    opaqueReason: r.opaqueReason ?? null,
+    preventsPrepare:
+      r.preventsPrepare ??
+      preventsPrepare(nodeType, fields) ??
+      (b.notifies ? NOTIFY_PREVENTS_PREPARE : null) ??
+      inner?.preventsPrepare ??
+      null,
     hasLockingClause: b.hasLocking,
     tables,
     touchesCatalog: catalogish && tables.every((t) => t.isCatalog),
@@ -109,6 +146,7 @@ function planNode(
     transaction: r.transaction ?? null,
     setting: r.setting ?? null,
     copy: r.copy ?? null,
+    sqlStatement: r.sqlStatement ?? null,
     inner,
   };
   if (r.setsManualShard !== undefined) plan.setsManualShard = r.setsManualShard;
@@ -119,6 +157,8 @@ function planNode(
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 type InnerPlanner = (node: unknown) => StatementPlan | null;
+/** A DO block's body (its tables become the statement's). */
+type DoBlockReader = (language: string | null) => DoBlockInfo;
 
 function byKind(
   b: ScopeBuilder,
@@ -126,6 +166,7 @@ function byKind(
   type: string,
   f: AstObject,
   innerPlan: InnerPlanner,
+  readDoBlock: DoBlockReader,
 ): KindResult {
   switch (type) {
     case 'SelectStmt':
@@ -179,20 +220,69 @@ function byKind(
       const inner = innerPlan(f.query);
       const isAnalyze = isExplainAnalyze(list(f, 'options'));
       const isWrite = inner !== null && isAnalyze && inner.isWrite;
-      return { kind: 'explain', isReadOnly: !isWrite, isWrite, isRouted: false, inner };
+      const hasTransactionalWrite = isWrite && inner.hasTransactionalWrite;
+      return {
+        kind: 'explain',
+        isReadOnly: !isWrite,
+        isWrite,
+        hasTransactionalWrite,
+        isRouted: false,
+        inner,
+      };
     }
     case 'PrepareStmt':
-      return { kind: 'other', isReadOnly: false, isWrite: false, isRouted: false, inner: innerPlan(f.query) };
+      // A session-level statement (kept per session and replayed on the servers it uses, like SET).
+      return {
+        kind: 'prepare',
+        isReadOnly: false,
+        isWrite: false,
+        isRouted: false,
+        inner: innerPlan(f.query),
+        sqlStatement: { name: str(f, 'name') ?? '', args: [] },
+      };
+    case 'DeallocateStmt':
+      return {
+        kind: 'deallocate',
+        isReadOnly: false,
+        isWrite: false,
+        isRouted: false,
+        sqlStatement: { name: flag(f, 'isall') ? null : (str(f, 'name') ?? ''), args: [] },
+      };
+    case 'ExecuteStmt':
+      // Routed by the prepared statement's plan and these arguments (SessionRouter); a write until then.
+      b.scanExpr(b.newLevel(null, 'top'), f.params);
+      return {
+        kind: 'execute',
+        isReadOnly: false,
+        isWrite: true,
+        isRouted: false,
+        sqlStatement: { name: str(f, 'name') ?? '', args: list(f, 'params').map(executeArg) },
+      };
     case 'DeclareCursorStmt': {
       const inner = innerPlan(f.query);
       const isWrite = inner?.isWrite ?? false;
-      return { kind: 'other', isReadOnly: !isWrite, isWrite, isRouted: false, inner };
+      const hasTransactionalWrite = inner?.hasTransactionalWrite ?? false;
+      return { kind: 'other', isReadOnly: !isWrite, isWrite, hasTransactionalWrite, isRouted: false, inner };
     }
     case 'FetchStmt':
       return { kind: 'other', isReadOnly: true, isWrite: false, isRouted: false };
-    case 'DoStmt':
+    case 'DoStmt': {
+      const language = list(f, 'args')
+        .map((a) => obj(a as AstObject, 'DefElem'))
+        .find((d) => str(d, 'defname') === 'language');
+      const block = readDoBlock(stringValue(language?.arg) ?? null);
+      // Runs on every shard as one write (when it may: route.ts); COMMIT inside means it cannot run in a block.
+      return {
+        kind: 'other',
+        isReadOnly: false,
+        isWrite: true,
+        isRouted: false,
+        isNonTransactional: block.hasTransactionControl,
+        preventsPrepare: block.plans.find((p) => p.preventsPrepare !== null)?.preventsPrepare ?? null,
+        opaqueReason: block.opaque,
+      };
+    }
     case 'CallStmt':
-    case 'ExecuteStmt':
       // Unknown effects: treat as a write.
       b.scanExpr(b.newLevel(null, 'top'), f.funccall ?? f.params);
       return { kind: 'other', isReadOnly: false, isWrite: true, isRouted: false };
@@ -203,6 +293,26 @@ function byKind(
       }
       return { kind: 'other', isReadOnly: false, isWrite: false, isRouted: false };
   }
+}
+
+/** An EXECUTE argument as the router can use it: a constant's text, a `$n`, or an expression it cannot evaluate. */
+function executeArg(node: unknown): ExecuteArg {
+  let u = unwrap(node);
+  if (u?.type === 'TypeCast') u = unwrap(u.fields.arg); // '5'::bigint: the constant's text
+  if (u === null) return { kind: 'expression' };
+  if (u.type === 'ParamRef') return { kind: 'param', index: int(u.fields, 'number') };
+  if (u.type !== 'A_Const') return { kind: 'expression' };
+  if (flag(u.fields, 'isnull')) return { kind: 'constant', value: null };
+  const c = u.fields;
+  const ival = obj(c, 'ival');
+  if (ival !== null) return { kind: 'constant', value: String(int(ival, 'ival')) };
+  const fval = str(obj(c, 'fval'), 'fval');
+  if (fval !== null) return { kind: 'constant', value: fval };
+  const sval = obj(c, 'sval');
+  if (sval !== null) return { kind: 'constant', value: str(sval, 'sval') ?? '' };
+  const boolval = obj(c, 'boolval');
+  if (boolval !== null) return { kind: 'constant', value: flag(boolval, 'boolval') ? 'true' : 'false' };
+  return { kind: 'expression' };
 }
 
 function selectStatement(b: ScopeBuilder, check: CrossShardCheck, f: AstObject): KindResult {
@@ -237,6 +347,7 @@ function selectStatement(b: ScopeBuilder, check: CrossShardCheck, f: AstObject):
     kind: 'select',
     isReadOnly: !b.writes && !b.hasLocking,
     isWrite: b.writes,
+    hasTransactionalWrite: b.transactionalWrites,
     isRouted: true,
     select: merge.info,
     reasons,
@@ -265,6 +376,7 @@ function copyStatement(b: ScopeBuilder, f: AstObject): KindResult {
     kind: 'copy',
     isReadOnly: !isWrite,
     isWrite,
+    hasTransactionalWrite: isFrom || b.transactionalWrites,
     isRouted: true,
     copy: {
       direction: isFrom ? 'from' : 'to',

@@ -23,6 +23,10 @@ export type StatementKind =
   | 'show'
   | 'discard'
   | 'explain'
+  /** SQL-level PREPARE name AS …, EXECUTE name(…), DEALLOCATE (the protocol's Parse/Bind have their own path). */
+  | 'prepare'
+  | 'execute'
+  | 'deallocate'
   | 'other';
 
 /** Where a shard key value comes from: a literal in the text, or a Bind parameter (`$n`, 1-based). */
@@ -218,6 +222,20 @@ export interface CopyInfo {
   readonly header: boolean;
 }
 
+/** An EXECUTE argument: a constant (its text; null for NULL), a parameter of the EXECUTE itself, or anything else. */
+export type ExecuteArg =
+  | { readonly kind: 'constant'; readonly value: string | null }
+  | { readonly kind: 'param'; readonly index: number }
+  | { readonly kind: 'expression' };
+
+/** SQL-level PREPARE / EXECUTE / DEALLOCATE. */
+export interface SqlStatementInfo {
+  /** The prepared statement's name (null: DEALLOCATE ALL). */
+  readonly name: string | null;
+  /** EXECUTE's arguments, in order (empty for PREPARE / DEALLOCATE). */
+  readonly args: readonly ExecuteArg[];
+}
+
 export interface StatementPlan {
   readonly kind: StatementKind;
   /** AST node type, e.g. 'SelectStmt', 'CreateStmt', 'NotifyStmt'. */
@@ -228,6 +246,21 @@ export interface StatementPlan {
   readonly isReadOnly: boolean;
   /** Changes data or schema (a 2PC writer when it runs on several shards). */
   readonly isWrite: boolean;
+  /**
+   * It changes what a transaction rolls back (rows, schema, large objects, notifications) — not only sequences or
+   * locks: on several shards outside BEGIN it runs inside a transaction of the proxy's own, committed on all or none.
+   */
+  readonly hasTransactionalWrite: boolean;
+  /** It calls server-side large-object functions (a large object lives on one shard). */
+  readonly usesLargeObjects: boolean;
+  /** NOTIFY, or a pg_notify() call: delivered once, from one shard. */
+  readonly isNotify: boolean;
+  /** PostgreSQL refuses it inside a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, …): never wrapped in one. */
+  readonly isNonTransactional: boolean;
+  /** Why shardgate cannot tell what the statement does (a DO block with dynamic SQL, …), or null. */
+  readonly opaqueReason: string | null;
+  /** Why a transaction that ran it cannot PREPARE TRANSACTION (temporary objects, NOTIFY, …), or null. */
+  readonly preventsPrepare: string | null;
   /** SELECT … FOR UPDATE / SHARE. */
   readonly hasLockingClause: boolean;
   readonly tables: readonly TableRef[];
@@ -263,6 +296,8 @@ export interface StatementPlan {
   readonly transaction: TransactionInfo | null;
   readonly setting: SettingInfo | null;
   readonly copy: CopyInfo | null;
+  /** SQL-level PREPARE / EXECUTE / DEALLOCATE (null otherwise). */
+  readonly sqlStatement: SqlStatementInfo | null;
   /** EXPLAIN's statement, PREPARE's statement, DECLARE CURSOR's query. */
   readonly inner: StatementPlan | null;
 }

@@ -4,6 +4,7 @@
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { shardForLiteral, shardForParameter } from '../sharding/shard-of.js';
+import { isProxyGid } from '../txn/gid.js';
 import type { ShardedColumn, ShardingSchema } from '../sharding/schema.js';
 import { decodeArrayParam, type BindParams } from './bind-params.js';
 import type { CopyInfo, KeySource, StatementPlan } from './plan.js';
@@ -40,6 +41,9 @@ const SESSION_KINDS = new Set<StatementPlan['kind']>([
   'set',
   'reset',
   'discard',
+  // SQL-level prepared statements are session state, replayed on every server the session uses (like SET).
+  'prepare',
+  'deallocate',
 ]);
 
 /** The client's own two-phase commit statements: one shard's business, never a cross-shard one. */
@@ -181,9 +185,41 @@ function manualRoute(plan: StatementPlan, ctx: RouteContext): Route | null {
   return null;
 }
 
+/**
+ * Where a FunctionCall message (the fast-path function call: no SQL text to route by) runs: the shard the session
+ * routed itself to with SET shardgate.shard / shardgate.sharding_key. Anything else would pick a shard blindly for a
+ * call that may write, so it is refused.
+ */
+export function routeFunctionCall(ctx: RouteContext): Route {
+  const n = ctx.schema.shardCount;
+  if (ctx.sessionShardingKey !== null) {
+    const column = ctx.schema.shardedColumns[0];
+    if (column === undefined)
+      throw unsupported('a sharding key was given, but no [[sharded_tables]] are configured');
+    return { kind: 'one', shard: shardForLiteral(column, n, ctx.sessionShardingKey) };
+  }
+  if (ctx.sessionShard !== null)
+    return { kind: 'one', shard: checkShard(ctx.sessionShard, n, 'shardgate.shard') };
+  throw unsupported(
+    'a FunctionCall message (fast-path function call) cannot be routed on a sharded database',
+    'Route the session first with SET shardgate.shard = N (or shardgate.sharding_key), or call the function with SELECT.',
+  );
+}
+
 /** Decide where `plan` runs. Throws PgError for statements that cannot run correctly. */
 export function routeStatement(plan: StatementPlan, params: BindParams | null, ctx: RouteContext): Route {
   if (SESSION_KINDS.has(plan.kind)) return { kind: 'session' };
+  const gid = plan.transaction?.gid ?? null;
+  if (CLIENT_2PC_KINDS.has(plan.kind) && gid !== null && isProxyGid(gid)) {
+    // The proxy's recovery owns these: a client's could be rolled back under it, or roll back one of the proxy's.
+    throw new PgError(
+      'ERROR',
+      SqlState.ReservedName,
+      `transaction identifier "${gid}" is reserved: identifiers starting with "sg_" belong to shardgate's two-phase commit`,
+      undefined,
+      'Choose another prefix for your own prepared transactions.',
+    );
+  }
   const manual = manualRoute(plan, ctx);
   if (manual !== null) return manual;
   const n = ctx.schema.shardCount;
@@ -197,6 +233,37 @@ export function routeStatement(plan: StatementPlan, params: BindParams | null, c
   }
   if (n === 1) return { kind: 'one', shard: 0 };
   if (plan.kind === 'explain' && plan.inner !== null) return routeStatement(plan.inner, params, ctx);
+  if (plan.nodeType === 'CallStmt') {
+    throw unsupported(
+      'CALL runs a procedure shardgate cannot see into, so the shards it must run on are unknown',
+      'Route it by hand: /* shardgate: shard=N */ CALL … (once on each shard that needs it), or SET shardgate.shard.',
+    );
+  }
+  if (plan.nodeType === 'DoStmt') {
+    const hint =
+      'Route it by hand (/* shardgate: shard=N */ DO …, once on each shard that needs it), or send its statements, which shardgate routes.';
+    if (plan.opaqueReason !== null)
+      throw unsupported(
+        `shardgate cannot tell which shards this DO block must run on: ${plan.opaqueReason}`,
+        hint,
+      );
+    if (plan.touchesSharded) {
+      throw unsupported(
+        'this DO block uses a sharded table: run on every shard it would act on each shard’s rows (and insert its rows on every shard)',
+        hint,
+      );
+    }
+    // DDL and copied tables only: the same on every shard, as one write (inside one transaction of the proxy's).
+    return { kind: 'many', shards: allShards(n), isReplicated: true };
+  }
+  if (plan.usesLargeObjects && !plan.touchesSharded) {
+    throw unsupported(
+      'large objects are stored on one shard, and nothing in this statement says which',
+      'Route it by hand (/* shardgate: shard=N */ or SET shardgate.shard), the same shard for every use of the object.',
+    );
+  }
+  // One delivery per notification (listeners through the proxy listen on every shard), in one order: from shard 0.
+  if (plan.isNotify && !plan.touchesSharded) return { kind: 'one', shard: 0 };
   if (plan.kind === 'ddl') return { kind: 'many', shards: allShards(n) };
   if (plan.touchesSharded) return routeSharded(plan, params, ctx);
   if (
@@ -258,5 +325,8 @@ function routeSharded(plan: StatementPlan, params: BindParams | null, ctx: Route
   // No key value at all (`= ANY('{}')`, `IN` of only NULLs): no rows anywhere; any one shard gives that answer.
   if (shards.size === 0) return { kind: 'one', shard: ctx.pickReadShard() };
   if (shards.size > 1 && plan.crossShardUnsafe !== null) throw unsupported(plan.crossShardUnsafe);
+  if (shards.size > 1 && plan.usesLargeObjects) {
+    throw unsupported('large objects are stored on one shard; this statement would use them on several');
+  }
   return fromShards(shards);
 }

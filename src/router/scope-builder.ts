@@ -33,8 +33,50 @@ import { implicitName, levelShape } from './select-shape.js';
 import { UnionFind } from './union-find.js';
 import { droppedRelations } from './utility-info.js';
 
-/** Functions that change data or server state: a SELECT calling them is a write. */
-const WRITE_FUNCTIONS: ReadonlySet<string> = new Set([
+/**
+ * Built-in functions whose effect a transaction rolls back (large objects, notifications): a SELECT calling them
+ * writes, and on several shards outside BEGIN runs inside a transaction of the proxy's own.
+ */
+const TRANSACTIONAL_WRITE_FUNCTIONS: ReadonlySet<string> = new Set([
+  'pg_notify',
+  'lo_create',
+  'lo_creat',
+  'lo_import',
+  'lo_unlink',
+  'lo_put',
+  'lo_from_bytea',
+  'lowrite',
+  'lo_truncate',
+  'lo_truncate64',
+]);
+
+/** The server-side large-object functions: a large object lives on one shard, so the shard must be known. */
+const LARGE_OBJECT_FUNCTIONS: ReadonlySet<string> = new Set([
+  'lo_create',
+  'lo_creat',
+  'lo_import',
+  'lo_unlink',
+  'lo_put',
+  'lo_from_bytea',
+  'lowrite',
+  'lo_truncate',
+  'lo_truncate64',
+  'lo_open',
+  'lo_close',
+  'loread',
+  'lo_get',
+  'lo_export',
+  'lo_lseek',
+  'lo_lseek64',
+  'lo_tell',
+  'lo_tell64',
+]);
+
+/**
+ * Built-in functions that change server state no transaction rolls back (sequences, advisory locks, backends): a
+ * SELECT calling them is a write, but wrapping it in a transaction would not make it atomic.
+ */
+const SIDE_EFFECT_FUNCTIONS: ReadonlySet<string> = new Set([
   'nextval',
   'setval',
   'pg_advisory_lock',
@@ -48,15 +90,8 @@ const WRITE_FUNCTIONS: ReadonlySet<string> = new Set([
   'pg_advisory_unlock',
   'pg_advisory_unlock_shared',
   'pg_advisory_unlock_all',
-  'pg_notify',
   'txid_current',
   'pg_current_xact_id',
-  'lo_create',
-  'lo_creat',
-  'lo_import',
-  'lo_unlink',
-  'lo_put',
-  'lo_from_bytea',
   'pg_terminate_backend',
   'pg_cancel_backend',
   'pg_reload_conf',
@@ -151,6 +186,12 @@ export class ScopeBuilder implements ConditionScope {
   paramCount = 0;
   /** Data-modifying CTEs, write functions, SELECT … INTO. */
   writes = false;
+  /** Writes a transaction rolls back (data-modifying CTEs, SELECT … INTO, large objects, pg_notify). */
+  transactionalWrites = false;
+  /** Calls of the server-side large-object functions. */
+  largeObjectCalls = 0;
+  /** A pg_notify() call. */
+  notifies = false;
   hasLocking = false;
   hasReturning = false;
   systemCalls = 0;
@@ -181,16 +222,16 @@ export class ScopeBuilder implements ConditionScope {
       case 'SelectStmt':
         return this.selectLevel(u.fields, parent, role);
       case 'InsertStmt':
-        if (parent !== null) this.writes = true;
+        if (parent !== null) this.writes = this.transactionalWrites = true;
         return this.insertLevel(u.fields, parent, role);
       case 'UpdateStmt':
-        if (parent !== null) this.writes = true;
+        if (parent !== null) this.writes = this.transactionalWrites = true;
         return this.updateLevel(u.fields, parent, role);
       case 'DeleteStmt':
-        if (parent !== null) this.writes = true;
+        if (parent !== null) this.writes = this.transactionalWrites = true;
         return this.deleteLevel(u.fields, parent, role);
       case 'MergeStmt':
-        if (parent !== null) this.writes = true;
+        if (parent !== null) this.writes = this.transactionalWrites = true;
         return this.mergeLevel(u.fields, parent, role);
       default:
         return null;
@@ -224,7 +265,7 @@ export class ScopeBuilder implements ConditionScope {
       if (list(sel, 'lockingClause').length > 0) this.hasLocking = true;
       const into = obj(sel, 'intoClause');
       if (into !== null) {
-        this.writes = true;
+        this.writes = this.transactionalWrites = true;
         const rel = obj(into, 'rel');
         if (rel !== null) this.tableRefOnly(rel);
       }
@@ -725,7 +766,12 @@ export class ScopeBuilder implements ConditionScope {
     const name = names[names.length - 1] ?? '';
     const schemaName = names.length > 1 ? names[0] : null;
     const builtin = schemaName === null || schemaName === 'pg_catalog';
-    if (builtin && WRITE_FUNCTIONS.has(name)) this.writes = true;
+    if (builtin) {
+      if (TRANSACTIONAL_WRITE_FUNCTIONS.has(name)) this.writes = this.transactionalWrites = true;
+      else if (SIDE_EFFECT_FUNCTIONS.has(name)) this.writes = true;
+      if (LARGE_OBJECT_FUNCTIONS.has(name)) this.largeObjectCalls++;
+      if (name === 'pg_notify') this.notifies = true;
+    }
     if (
       schemaName === 'pg_catalog' ||
       (schemaName === null && (name.startsWith('pg_') || SYSTEM_FUNCTIONS.has(name)))

@@ -5,13 +5,19 @@
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { ServerConnection } from '../backend/server-connection.js';
-import { endsPreparedBranch, outcomeFailure, runQuery, type QueryOutcome } from '../backend/server-query.js';
+import {
+  endsPreparedBranch,
+  expectTag,
+  outcomeFailure,
+  runQuery,
+  type QueryOutcome,
+} from '../backend/server-query.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { withShardInDetail } from '../execute/reply-merger.js';
 import { failpoint } from './failpoints.js';
 import { DecisionNotDurableError } from './log/decision-log.js';
-import type { TransactionManager } from './manager.js';
+import { CommitRefusedError, type TransactionManager } from './manager.js';
 import type { Branch } from './transaction.js';
 
 export interface CommitParticipant {
@@ -37,6 +43,11 @@ class Runner {
     const outcome = await runQuery(p.server, sql, this.owner);
     if (outcome.kind === 'lost') this.lost.push(p.shard);
     return outcome;
+  }
+
+  /** COMMIT or PREPARE TRANSACTION: an answer other than its own tag (ROLLBACK) means the transaction was rolled back. */
+  async end(p: CommitParticipant, sql: string, tag: 'COMMIT' | 'PREPARE TRANSACTION'): Promise<QueryOutcome> {
+    return expectTag(await this.run(p, sql), tag);
   }
 }
 
@@ -64,9 +75,9 @@ export async function commitPlain(
   const runner = new Runner(owner);
   const readers = participants.filter((p) => !p.isWriter);
   const writers = participants.filter((p) => p.isWriter);
-  const readerOutcomes = await Promise.all(readers.map((p) => runner.run(p, 'COMMIT')));
+  const readerOutcomes = await Promise.all(readers.map((p) => runner.end(p, 'COMMIT', 'COMMIT')));
   logReaderProblems(readers, readerOutcomes, logger);
-  const writerOutcomes = await Promise.all(writers.map((p) => runner.run(p, 'COMMIT')));
+  const writerOutcomes = await Promise.all(writers.map((p) => runner.end(p, 'COMMIT', 'COMMIT')));
   let error: Buffer | null = null;
   writerOutcomes.forEach(
     (o, i) =>
@@ -106,14 +117,14 @@ export async function commitTwoPhase(
   );
   const branchOf = (p: CommitParticipant): Branch => tx.branches.find((b) => b.shard === p.shard) as Branch;
   // Readers commit meanwhile: they changed nothing, so their outcome cannot change the decision.
-  const readersDone = Promise.all(readers.map((p) => runner.run(p, 'COMMIT'))).then((o) =>
+  const readersDone = Promise.all(readers.map((p) => runner.end(p, 'COMMIT', 'COMMIT'))).then((o) =>
     logReaderProblems(readers, o, logger),
   );
 
   await failpoint('before_prepare');
   const { outcomes: prepared, timedOut } = await boundedPrepares(
     writers,
-    writers.map((p) => runner.run(p, `PREPARE TRANSACTION '${branchOf(p).gid}'`)),
+    writers.map((p) => runner.end(p, `PREPARE TRANSACTION '${branchOf(p).gid}'`, 'PREPARE TRANSACTION')),
     prepareTimeoutMs,
     logger,
   );
@@ -155,13 +166,22 @@ export async function commitTwoPhase(
         ).toBuffer();
         return { error: unknown, lost: runner.lost };
       }
-      error = new PgError(
-        'ERROR',
-        SqlState.IoError,
-        'could not make the commit decision durable; the transaction was rolled back',
-        (err as Error).message,
-        'Check two_phase_commit_wal_dir (disk full? permissions?).',
-      ).toBuffer();
+      error =
+        err instanceof CommitRefusedError
+          ? new PgError(
+              'ERROR',
+              SqlState.ObjectNotInPrerequisiteState,
+              'two-phase commit is unavailable on this proxy right now; the transaction was rolled back',
+              err.message,
+              'Another shardgate holds this instance_id on a shard (see the proxy log); give each proxy its own instance_id.',
+            ).toBuffer()
+          : new PgError(
+              'ERROR',
+              SqlState.IoError,
+              'could not make the commit decision durable; the transaction was rolled back',
+              (err as Error).message,
+              'Check two_phase_commit_wal_dir (disk full? permissions?).',
+            ).toBuffer();
     }
   }
 

@@ -47,3 +47,8 @@ export function parseGid(gid: string): ParsedGid | null {
   if (instanceId === '' || !TXID_PATTERN.test(txid) || !/^(0|[1-9][0-9]{0,4})$/.test(shardText)) return null;
   return { instanceId, txid, shard: Number(shardText) };
 }
+
+/** Whether a client-chosen GID falls in the proxy's own namespace (`sg_…`), which clients may not use. */
+export function isProxyGid(gid: string): boolean {
+  return gid.startsWith(`${PREFIX}_`);
+}

@@ -25,6 +25,13 @@ export interface CommitDecision {
 
 export interface TransactionManagerOptions {
   instanceId: string;
+  /**
+   * The default instance id of earlier versions (instance_id not configured): its prepared transactions are settled
+   * by the same rules as this instance's own — a COMMIT record in the log commits them, none means presumed abort —
+   * except that an ambiguous one (made from a host name cut to 32 characters, which other hosts may share) is rolled
+   * back only once older than the orphan timeout, at start-up too: it may be another host's, in flight.
+   */
+  formerInstanceId?: { readonly id: string; readonly isAmbiguous: boolean } | null;
   log: DecisionRecorder;
   shards: ShardAccess;
   logger: Logger;
@@ -62,6 +69,14 @@ export interface RecoveryReport {
   pending: number;
 }
 
+/** decide() while two-phase commits are refused (another live proxy uses this instance id): nothing was decided. */
+export class CommitRefusedError extends Error {
+  constructor(reason: string) {
+    super(`two-phase commits are refused: ${reason}`);
+    this.name = 'CommitRefusedError';
+  }
+}
+
 export class TransactionManager {
   readonly instanceId: string;
   readonly counters: TxnCounters = {
@@ -79,6 +94,8 @@ export class TransactionManager {
   private recoveryTimer: NodeJS.Timeout | null = null;
   private isRecovering = false;
   private isClosed = false;
+  /** Why two-phase commits are refused now (another live proxy holds this instance id somewhere); null: they are not. */
+  private commitRefusal: string | null = null;
 
   constructor(opts: TransactionManagerOptions) {
     this.opts = opts;
@@ -109,8 +126,12 @@ export class TransactionManager {
     return tx;
   }
 
-  /** Every writer is prepared: make COMMIT durable. Resolves at the commit point; rejects if the log cannot. */
+  /**
+   * Every writer is prepared: make COMMIT durable. Resolves at the commit point; rejects if the log cannot, or while
+   * commits are refused (CommitRefusedError; nothing was decided, so the caller rolls back everywhere).
+   */
   async decide(tx: DistributedTransaction): Promise<void> {
+    if (this.commitRefusal !== null) throw new CommitRefusedError(this.commitRefusal);
     this.counters.prepared++;
     await this.opts.log.appendCommit({
       txid: tx.txid,
@@ -144,6 +165,23 @@ export class TransactionManager {
       { txid: tx.txid, shards: tx.writers.map((b) => b.shard), err: reason },
       'commit decision may or may not be durable: transaction left prepared until shardgate restarts',
     );
+  }
+
+  /**
+   * Another live proxy holds this instance id on a shard (instance-lock.ts): refuse new commit decisions and stop
+   * presuming aborts (the other proxy's prepared transactions carry the same id) until `reason` is null again.
+   * Decided transactions are still committed: that is always safe.
+   */
+  refuseCommits(reason: string | null): void {
+    if (reason === this.commitRefusal) return;
+    this.commitRefusal = reason;
+    if (reason !== null) this.log.error({ reason }, 'two-phase commits refused');
+    else this.log.info('two-phase commits accepted again');
+  }
+
+  /** Why two-phase commits are refused now; null when they are not. */
+  get refusal(): string | null {
+    return this.commitRefusal;
   }
 
   private finish(tx: DistributedTransaction): void {
@@ -232,9 +270,10 @@ export class TransactionManager {
   // --- recovery ------------------------------------------------------------------------------------------------
 
   /**
-   * Finish what a crash left behind: every logged COMMIT without DONE → COMMIT PREPARED wherever still prepared;
-   * every prepared transaction of this instance with no COMMIT record, not in progress here and older than the
-   * orphan timeout (any age at start-up: nothing can be in progress yet) → ROLLBACK PREPARED. Others' prepared
+   * Finish what a crash left behind: every logged COMMIT without DONE → COMMIT PREPARED wherever still prepared
+   * (whatever id its GIDs carry: the record names them); every prepared transaction of this instance (or of the
+   * former default id, see isOrphanDue) with no COMMIT record, not in progress here and older than the orphan
+   * timeout (any age at start-up: nothing can be in progress yet) → ROLLBACK PREPARED. Others' prepared
    * transactions are never touched. One pass; what fails is retried in the background.
    */
   async recover(isStartup: boolean): Promise<RecoveryReport> {
@@ -287,6 +326,13 @@ export class TransactionManager {
     decided: ReadonlyMap<string, CommitDecision>,
     isStartup: boolean,
   ): Promise<number> {
+    if (this.commitRefusal !== null) {
+      this.log.warn(
+        { reason: this.commitRefusal },
+        'recovery: not rolling back undecided prepared transactions while another proxy uses this instance id',
+      );
+      return 0;
+    }
     let rolledBack = 0;
     const shards = this.opts.shards;
     for (const database of shards.shardedDatabases()) {
@@ -297,9 +343,9 @@ export class TransactionManager {
         if (found === null) continue;
         for (const row of found) {
           const gid = parseGid(row.gid);
-          if (gid === null || gid.instanceId !== this.instanceId || gid.shard !== shard) continue;
+          if (gid === null || gid.shard !== shard) continue;
           if (decided.has(gid.txid) || this.live.has(gid.txid)) continue;
-          if (!isStartup && row.ageMs < this.opts.orphanTimeoutMs) continue;
+          if (!this.isOrphanDue(gid.instanceId, row.ageMs, isStartup)) continue;
           const owner = users.find((u) => shards.serverUser(database, u, shard) === row.owner) ?? users[0];
           const outcome = await queryShard(shards, database, owner, shard, `ROLLBACK PREPARED '${row.gid}'`);
           if (endsPreparedBranch(outcome)) {
@@ -322,20 +368,39 @@ export class TransactionManager {
     return rolledBack;
   }
 
-  /** This instance's prepared transactions in the shard's database; null (logged) when the shard is unreachable. */
+  /**
+   * An undecided prepared transaction under `instanceId` is presumed aborted now: this instance's own or the former
+   * default id's at any age at start-up (nothing of ours can be in flight yet), else once older than the orphan
+   * timeout; an ambiguous former id's only once older than the timeout, at start-up too. Anyone else's: never.
+   */
+  private isOrphanDue(instanceId: string, ageMs: number, isStartup: boolean): boolean {
+    const former = this.opts.formerInstanceId ?? null;
+    const isOwn = instanceId === this.instanceId;
+    const isFormer = former !== null && instanceId === former.id;
+    if (!isOwn && !isFormer) return false;
+    const isAnyAge = isStartup && (isOwn || !former?.isAmbiguous);
+    return isAnyAge || ageMs >= this.opts.orphanTimeoutMs;
+  }
+
+  /**
+   * Prepared transactions of this instance (and of the former default id) in the shard's database; null (logged)
+   * when the shard is unreachable.
+   */
   private async preparedOnShard(
     database: string,
     user: string,
     shard: number,
   ): Promise<{ gid: string; ageMs: number; owner: string }[] | null> {
-    const pattern = gidLikePattern(this.instanceId);
+    const ids = [this.instanceId];
+    if (this.opts.formerInstanceId) ids.push(this.opts.formerInstanceId.id);
+    const matches = ids.map((id) => `gid LIKE '${gidLikePattern(id)}'`).join(' OR ');
     const outcome = await queryShard(
       this.opts.shards,
       database,
       user,
       shard,
       `SELECT gid, (extract(epoch FROM now() - prepared) * 1000)::bigint, owner FROM pg_prepared_xacts ` +
-        `WHERE database = current_database() AND gid LIKE '${pattern}'`,
+        `WHERE database = current_database() AND (${matches})`,
     );
     if (outcome.kind !== 'ok') {
       const err = outcomeFailure(outcome);

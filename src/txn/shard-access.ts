@@ -1,6 +1,7 @@
 // How the transaction manager reaches shards outside client sessions (phase-2 retries, recovery, the start-up
-// check): short-lived server connections of their own, never taken from a client pool (a full pool must not block
-// the finishing of a committed transaction), logged in with the same credentials the pools use.
+// check, the instance lock): server connections of their own, short-lived except the instance lock's, never taken
+// from a client pool (a full pool must not block the finishing of a committed transaction), logged in with the same
+// credentials the pools use.
 import { serverAddress } from '../backend/pool-manager.js';
 import { ServerConnection } from '../backend/server-connection.js';
 import { runQuery, type QueryOutcome } from '../backend/server-query.js';
@@ -14,8 +15,13 @@ export interface ShardAccess {
   users(database: string): readonly string[];
   /** The role a user's connections to `shard` log in as (to match pg_prepared_xacts.owner); null if unknown. */
   serverUser(database: string, user: string, shard: number): string | null;
-  /** A new connection to `shard` of `database` as `user`'s server role; the caller closes it (terminate). */
-  connect(database: string, user: string, shard: number): Promise<ServerConnection>;
+  /** Where `shard` of `database` lives, `host:port/database_name` (two entries on one server database: the same). */
+  location(database: string, shard: number): string | null;
+  /**
+   * A new connection to `shard` of `database` as `user`'s server role, with `applicationName` (default
+   * `shardgate-2pc`); the caller closes it (terminate).
+   */
+  connect(database: string, user: string, shard: number, applicationName?: string): Promise<ServerConnection>;
 }
 
 /**
@@ -85,14 +91,24 @@ export class ConfigShardAccess implements ShardAccess {
     return db === undefined || u === undefined ? null : serverAddress(db, u).user;
   }
 
-  async connect(database: string, user: string, shard: number): Promise<ServerConnection> {
+  location(database: string, shard: number): string | null {
+    const db = this.shardConfig(database, shard);
+    return db === undefined ? null : `${db.host}:${db.port}/${db.databaseName}`;
+  }
+
+  async connect(
+    database: string,
+    user: string,
+    shard: number,
+    applicationName = 'shardgate-2pc',
+  ): Promise<ServerConnection> {
     const db = this.shardConfig(database, shard);
     const u = this.user(database, user);
     if (db === undefined)
       throw new Error(`database "${database}" has no shard ${shard} in the configuration`);
     if (u === undefined) throw new Error(`user "${user}" is not configured for database "${database}"`);
     const server = new ServerConnection(serverAddress(db, u));
-    await server.connect(this.config().general.connectTimeoutMs, { application_name: 'shardgate-2pc' });
+    await server.connect(this.config().general.connectTimeoutMs, { application_name: applicationName });
     return server;
   }
 }

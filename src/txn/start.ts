@@ -1,9 +1,11 @@
 // Bringing the transaction manager up with the proxy (two_phase_commit = true): check every shard allows prepared
-// transactions, open the decision log, run recovery once before clients come, then keep recovering periodically.
+// transactions, take the instance lock on every shard (refuse to start if another live proxy has this instance id),
+// open the decision log, run recovery once before clients come, then keep recovering periodically.
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
+import { InstanceLock } from './instance-lock.js';
 import { DecisionLog } from './log/decision-log.js';
-import { TransactionManager } from './manager.js';
+import { TransactionManager, type RecoveryReport } from './manager.js';
 import { outcomeFailure } from '../backend/server-query.js';
 import { ConfigShardAccess, queryShard, type ShardAccess } from './shard-access.js';
 
@@ -16,31 +18,80 @@ export async function startTransactionManager(config: () => Config, logger: Logg
   const general = config().general;
   const shards = new ConfigShardAccess(config);
   await checkPreparedTransactions(shards, logger);
-  const log = await DecisionLog.open({
-    dir: general.twoPhaseCommitWalDir,
-    segmentSizeBytes: general.twoPhaseCommitWalSegmentSizeBytes,
-    fsyncIntervalMs: general.twoPhaseCommitWalFsyncIntervalMs,
-    logger: logger.child({ component: '2pc-log' }),
-  });
-  const manager = new TransactionManager({
+  // Before recovery: a second live proxy with this id must not get to roll back the first one's transactions.
+  let manager: TransactionManager | null = null;
+  let conflict: string | null = null; // found by a background retry before the manager exists
+  const lock = new InstanceLock({
     instanceId: general.instanceId,
+    shards,
+    logger,
+    onConflict: (c) => {
+      conflict = c;
+      manager?.refuseCommits(c);
+    },
+  });
+  await lock.acquire();
+  let log: DecisionLog;
+  try {
+    log = await DecisionLog.open({
+      dir: general.twoPhaseCommitWalDir,
+      segmentSizeBytes: general.twoPhaseCommitWalSegmentSizeBytes,
+      fsyncIntervalMs: general.twoPhaseCommitWalFsyncIntervalMs,
+      logger: logger.child({ component: '2pc-log' }),
+    });
+  } catch (err) {
+    lock.close();
+    throw err;
+  }
+  const former =
+    general.formerInstanceId === null
+      ? null
+      : { id: general.formerInstanceId, isAmbiguous: general.isFormerInstanceIdAmbiguous };
+  manager = new TransactionManager({
+    instanceId: general.instanceId,
+    formerInstanceId: former,
     log,
     shards,
     logger,
     orphanTimeoutMs: general.twoPhaseCommitOrphanTimeoutMs,
     recoveryIntervalMs: general.twoPhaseCommitRecoveryIntervalMs,
   });
-  const report = await manager.recover(true);
+  if (former?.isAmbiguous === true)
+    logger.warn(
+      { instanceId: general.instanceId, formerInstanceId: former.id },
+      'the former default instance id came from a host name cut to 32 characters and may be shared with other ' +
+        'hosts: its undecided prepared transactions are rolled back only once older than two_phase_commit_orphan_timeout',
+    );
+  manager.refuseCommits(conflict);
+  let report: RecoveryReport;
+  try {
+    report = await manager.recover(true);
+  } catch (err) {
+    manager.close();
+    await log.close();
+    lock.close();
+    throw err;
+  }
   logger.info(
-    { instanceId: general.instanceId, walDir: general.twoPhaseCommitWalDir, ...report },
+    {
+      instanceId: general.instanceId,
+      formerInstanceId: general.formerInstanceId ?? undefined,
+      walDir: general.twoPhaseCommitWalDir,
+      ...report,
+    },
     'two-phase commit ready (startup recovery done)',
   );
   manager.startPeriodicRecovery();
+  const running = manager;
   return {
-    manager,
+    manager: running,
     async close(): Promise<void> {
-      manager.close();
-      await log.close();
+      running.close();
+      try {
+        await log.close();
+      } finally {
+        lock.close(); // last: a successor may start once this proxy can no longer settle anything
+      }
     },
   };
 }

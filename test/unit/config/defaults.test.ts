@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GENERAL_DEFAULTS } from '../../../src/config/defaults.js';
+import { defaultInstanceId, formerDefaultInstanceId } from '../../../src/config/instance-id.js';
 import { MINIMAL_PGDOG, parse, withGeneral } from './helpers.js';
 
 describe('parseConfig defaults', () => {
@@ -28,9 +29,9 @@ describe('parseConfig defaults', () => {
       logFormat: 'json',
       twoPhaseCommit: false,
       twoPhaseCommitAuto: false,
-      instanceId: `${hostname()
-        .replace(/[^A-Za-z0-9]+/g, '_')
-        .slice(0, 32)}_6432`,
+      instanceId: defaultInstanceId(hostname(), 6432),
+      formerInstanceId: formerDefaultInstanceId(hostname(), 6432).id,
+      isFormerInstanceIdAmbiguous: formerDefaultInstanceId(hostname(), 6432).isAmbiguous,
       twoPhaseCommitWalDir: resolve('shardgate_2pc'), // next to pgdog.toml (here: the working folder)
       twoPhaseCommitWalSegmentSizeBytes: 16 * 1024 * 1024,
       twoPhaseCommitWalFsyncIntervalMs: 0,
@@ -51,6 +52,8 @@ describe('parseConfig defaults', () => {
     expect(config.general).toEqual({
       ...GENERAL_DEFAULTS,
       instanceId: config.general.instanceId,
+      formerInstanceId: config.general.formerInstanceId,
+      isFormerInstanceIdAmbiguous: config.general.isFormerInstanceIdAmbiguous,
       twoPhaseCommitWalDir: config.general.twoPhaseCommitWalDir,
     });
   });
@@ -67,7 +70,9 @@ describe('parseConfig defaults', () => {
 
   it('derives instance_id from host name and port, and warns when two_phase_commit_auto has no effect', () => {
     const { config: c, warnings } = parse(withGeneral('port = 7001\ntwo_phase_commit_auto = true'));
-    expect(c.general.instanceId).toMatch(/^[A-Za-z0-9_]+_7001$/);
+    expect(c.general.instanceId).toMatch(/^[A-Za-z0-9_]+_[0-9a-z]{13}_7001$/);
+    expect(c.general.instanceId).toBe(defaultInstanceId(hostname(), 7001));
+    expect(c.general.formerInstanceId).toBe(formerDefaultInstanceId(hostname(), 7001).id);
     expect(warnings.map((w) => w.key)).toEqual(['general.two_phase_commit_auto']);
     expect(warnings[0].message).toMatch(/two_phase_commit is false/);
   });
@@ -181,7 +186,9 @@ server_password = "owner-pw"`;
       logFormat: 'text',
       twoPhaseCommit: true,
       twoPhaseCommitAuto: true,
-      instanceId: 'proxy_a',
+      instanceId: 'proxy_a', // used as given: no former default id to recover
+      formerInstanceId: null,
+      isFormerInstanceIdAmbiguous: false,
       twoPhaseCommitWalDir: '/var/lib/shardgate/2pc',
       twoPhaseCommitWalSegmentSizeBytes: 1048576,
       twoPhaseCommitWalFsyncIntervalMs: 2,

@@ -93,3 +93,61 @@ describe('TransactionBlock.place', () => {
     expect(b.place(plan('set', 'SET LOCAL x.y = 2'), T, pick)).toEqual({ kind: 'shards', shards: [0, 1] });
   });
 });
+
+describe('TransactionBlock participants (the one owner of who joined and who wrote)', () => {
+  const effects = (mayWrite: boolean, preventsPrepare: string | null = null) => ({
+    mayWrite,
+    preventsPrepare,
+  });
+
+  it('joins each shard once, with the block’s opening statements, and records writers per request', () => {
+    const { b } = block();
+    b.place(plan('begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ'), I, pick);
+    const joins: [number, string][] = [];
+    const join = (shard: number, sql: string): void => void joins.push([shard, sql]);
+    b.participate([1], effects(false), join);
+    b.participate([0, 1], effects(true), join);
+    b.participate([1], effects(false), join);
+    expect(joins.map(([shard]) => shard)).toEqual([1, 0]);
+    expect(joins[0][1]).toContain('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    expect(b.participants()).toEqual({ shards: [0, 1], writers: new Set([0, 1]), preventsPrepare: null });
+  });
+
+  it('a read-only request makes a shard a reader; the first reason PREPARE is impossible is kept', () => {
+    const { b } = block();
+    b.place(plan('begin', 'BEGIN'), I, pick);
+    const join = (): void => undefined;
+    b.participate([0], effects(false), join);
+    b.participate([1], effects(true, 'it ran LISTEN, UNLISTEN or NOTIFY'), join);
+    b.participate([1], effects(true, 'it used temporary objects'), join);
+    expect(b.participants()).toEqual({
+      shards: [0, 1],
+      writers: new Set([1]),
+      preventsPrepare: 'it ran LISTEN, UNLISTEN or NOTIFY',
+    });
+  });
+
+  it('outside a block nothing joins, but writes are remembered until the block that adopts them commits', () => {
+    const { b } = block();
+    const joins: number[] = [];
+    b.participate([0], effects(true), (shard) => joins.push(shard));
+    expect(joins).toEqual([]);
+    b.scope.adopt([0]); // a shard began a transaction inside a Query routed to it whole
+    b.participate([1], effects(true), (shard) => joins.push(shard));
+    expect(b.participants().writers).toEqual(new Set([0, 1]));
+    b.finish(true, 'none');
+    expect(b.participants()).toEqual({ shards: [], writers: new Set(), preventsPrepare: null });
+  });
+
+  it('refuses a new shard once the replay is past its bound, but not a shard already reached', () => {
+    const { b } = block();
+    b.place(plan('begin', 'BEGIN'), I, pick);
+    b.participate([0], effects(false), () => undefined);
+    for (let i = 0; i < 1001; i++) {
+      b.scope.expect({ kind: 'setting', text: `SET LOCAL x.y = ${i}` });
+      b.scope.confirm();
+    }
+    expect(b.canReach([0])).toBe(true);
+    expect(b.canReach([0, 1])).toBe(false);
+  });
+});

@@ -96,12 +96,26 @@ describe('TransactionScope', () => {
     scope.open('START TRANSACTION READ ONLY');
     scope.joined.add(1);
     run(scope, { kind: 'setting', text: 'SET LOCAL a.b = 1' });
-    scope.close(true);
+    scope.close('sameShards');
     expect(scope.isOpen).toBe(true);
     expect([...scope.joined]).toEqual([1]);
     expect(replay(scope)).toEqual(['START TRANSACTION READ ONLY']);
     scope.close();
     expect(scope.joined.size).toBe(0);
+  });
+
+  it('AND CHAIN after the proxy ended the block: the same characteristics (SET TRANSACTION too), no shard joined yet', () => {
+    const scope = new TransactionScope();
+    scope.open('BEGIN ISOLATION LEVEL SERIALIZABLE');
+    scope.joined.add(0);
+    scope.joined.add(1);
+    run(scope, { kind: 'setting', text: 'SET TRANSACTION READ ONLY', isCharacteristic: true });
+    run(scope, { kind: 'savepoint', action: 'savepoint', name: 'a' });
+    run(scope, { kind: 'setting', text: 'SET LOCAL a.b = 1' });
+    scope.close('lazy');
+    expect(scope.isOpen).toBe(true);
+    expect(scope.joined.size).toBe(0);
+    expect(replay(scope)).toEqual(['BEGIN ISOLATION LEVEL SERIALIZABLE', 'SET TRANSACTION READ ONLY']);
   });
 
   it('adopts a block a shard opened on its own with a plain BEGIN for later joiners', () => {

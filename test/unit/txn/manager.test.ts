@@ -1,8 +1,14 @@
 // TransactionManager bookkeeping without shards: GIDs per writer, the decision made durable before committing, what
-// SHOW TRANSACTIONS lists, the in-doubt count (also for a transaction held after a decision-log failure), counters.
+// SHOW TRANSACTIONS lists, the in-doubt count (also for a transaction held after a decision-log failure), counters,
+// and decide() refused while another live proxy holds this instance id.
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/logging/logger.js';
-import { TransactionManager, type CommitDecision, type DecisionRecorder } from '../../../src/txn/manager.js';
+import {
+  CommitRefusedError,
+  TransactionManager,
+  type CommitDecision,
+  type DecisionRecorder,
+} from '../../../src/txn/manager.js';
 import type { ShardAccess } from '../../../src/txn/shard-access.js';
 
 class MemoryLog implements DecisionRecorder {
@@ -26,6 +32,7 @@ const NO_SHARDS: ShardAccess = {
   shardCount: () => 0,
   users: () => [],
   serverUser: () => null,
+  location: () => null,
   connect: () => Promise.reject(new Error('no shards in this test')),
 };
 
@@ -95,5 +102,28 @@ describe('TransactionManager', () => {
     const tx = m.begin('app', 'alice', [0, 1], []);
     await expect(m.decide(tx)).rejects.toThrow('disk full');
     expect(tx.state).toBe('preparing');
+  });
+});
+
+describe('TransactionManager commit refusal (another live proxy holds this instance id)', () => {
+  it('rejects decide() with CommitRefusedError while refused, and decides again once the refusal is lifted', async () => {
+    const log = new MemoryLog();
+    const m = manager(log);
+    m.refuseCommits('instance_id "unit" is in use by another live shardgate: shard 1 of database "app"');
+    expect(m.refusal).toMatch(/shard 1/);
+    const refused = m.begin('app', 'alice', [0, 1], []);
+    const err = await m.decide(refused).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommitRefusedError);
+    expect((err as Error).message).toMatch(/two-phase commits are refused: instance_id "unit" is in use/);
+    expect(refused.state).toBe('preparing'); // nothing decided: the caller rolls back
+    expect(log.commits).toEqual([]);
+    expect(m.counters.prepared).toBe(0);
+
+    m.refuseCommits(null);
+    expect(m.refusal).toBeNull();
+    const accepted = m.begin('app', 'alice', [0, 1], []);
+    await m.decide(accepted);
+    expect(accepted.state).toBe('committing');
+    expect(log.commits.map((c) => c.txid)).toEqual([accepted.txid]);
   });
 });
