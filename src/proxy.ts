@@ -12,6 +12,7 @@ import { ClientSession } from './frontend/client-session.js';
 import { StatementNames } from './frontend/prepared-statements.js';
 import { PgError } from './errors/pg-error.js';
 import { initParser } from './router/parser.js';
+import { CatalogFacts } from './sharding/catalog-facts.js';
 import { PlanCache, type PlanCacheStats } from './router/plan-cache.js';
 import type { StatementPlan } from './router/plan.js';
 import { shardingSchemaFor } from './sharding/schema-from-config.js';
@@ -330,8 +331,11 @@ async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting
   for (const [name, shardCount] of counts) {
     if (shardCount < 2) continue;
     let next = 0;
+    // Views, temporary tables and functions that may write are learned from the shards' catalogs on first use.
+    const schema = shardingSchemaFor(config, name);
+    schema.catalog = new CatalogFacts();
     routing.set(name, {
-      schema: shardingSchemaFor(config, name),
+      schema,
       plans: new PlanCache(general.queryCacheLimit, general.queryCacheSizeBytes),
       literalPlans: new PlanCache<StatementPlan | null>(general.queryCacheLimit, general.queryCacheSizeBytes),
       nextReadShard: () => {

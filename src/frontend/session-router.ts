@@ -19,6 +19,7 @@ import type {
 } from '../router/plan.js';
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
 import type { ParameterFormat } from '../sharding/shard-of.js';
+import type { CatalogFacts } from '../sharding/catalog-facts.js';
 import { routeFunctionCall, routeStatement, type Route, type RouteContext } from '../router/route.js';
 import {
   PASS_THROUGH_SPEC,
@@ -561,7 +562,7 @@ export class SessionRouter implements RouteContext {
     const schema = this.routing.schema;
     schema.tableColumns ??= new Map();
     schema.tableColumns.set(table, columns);
-    this.routing.plans.clear();
+    this.dropPlans();
   }
 
   /** A column order learned earlier (COPY without a column list uses it too). */
@@ -569,12 +570,33 @@ export class SessionRouter implements RouteContext {
     return this.routing.schema.tableColumns?.get(table);
   }
 
-  /** DDL may change column order: forget what was learned, and the plans built on it. */
+  /** DDL may change column order and what relations and functions are: forget what was learned, and its plans. */
   private forgetTableColumns(): void {
-    const known = this.routing.schema.tableColumns;
-    if (known === undefined || known.size === 0) return;
-    known.clear();
+    const schema = this.routing.schema;
+    const known = schema.tableColumns;
+    const facts = schema.catalog;
+    const hasColumns = known !== undefined && known.size > 0;
+    const hasFacts = facts !== undefined && (facts.relations.size > 0 || facts.functions.size > 0);
+    if (!hasColumns && !hasFacts) return;
+    known?.clear();
+    facts?.clear();
+    this.dropPlans();
+  }
+
+  /** The database's catalog facts (views, temporary tables, functions that may write), learned on first use. */
+  get catalogFacts(): CatalogFacts | undefined {
+    return this.routing.schema.catalog;
+  }
+
+  /** Analyse `sql` against this database's sharding schema (function bodies in catalog lookups). */
+  analyze(sql: string): StatementPlan[] {
+    return analyzeQuery(sql, this.routing.schema);
+  }
+
+  /** What the router knows changed (catalog facts, column order): plans made before are dropped. */
+  dropPlans(): void {
     this.routing.plans.clear();
+    this.routing.literalPlans?.clear();
   }
 
   /** SET / RESET of shardgate.shard and shardgate.sharding_key change this session's routing. */

@@ -12,7 +12,8 @@ import { query, readyForQuery } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
-import { TableColumnsNeeded } from '../router/route.js';
+import { CatalogFactsNeeded, TableColumnsNeeded } from '../router/route.js';
+import { lookUpCatalogFacts } from './catalog-lookup.js';
 import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } from '../txn/coordinator.js';
 import type { RequestBatch } from './request-batch.js';
 import { BROADCAST_SPEC, MixedShardsError, type BatchTarget, type SessionRouter } from './session-router.js';
@@ -96,8 +97,8 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private requestLength = Number.MAX_SAFE_INTEGER;
   /** An INSERT or COPY without a column list waits for the table's columns (to find the sharding key's position). */
   private isLookingUpColumns = false;
-  /** The table whose columns were just learnt for the request being routed again (null: none). */
-  private learnedTable: string | null = null;
+  /** What was just learnt for the request being routed again (null: nothing; see learnThenRoute). */
+  private learnedFor: string | null = null;
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
   private readonly portals = new ProxyPortals();
   /** The client's transaction block: which shards it reached, what a shard joining it later runs first. */
@@ -169,14 +170,27 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       }
     } catch (err) {
       if (err instanceof TableColumnsNeeded) {
-        // Learnt for this very request and still needed: routing again would loop (a request must never hang).
-        if (this.learnedTable === err.table) {
-          this.learnedTable = null;
-          return this.failRequest(
-            PgError.internal(`the columns of ${err.table} were looked up but not used`),
-          );
-        }
-        return this.learnColumnsThenRoute(router, err.table);
+        const table = err.table;
+        return this.learnThenRoute(`the columns of ${table}`, (server) =>
+          lookUpTableColumns(server, table, this).then((found) => {
+            if (found.kind === 'ok') router.learnTableColumns(table, found.columns);
+            return found;
+          }),
+        );
+      }
+      if (err instanceof CatalogFactsNeeded) {
+        const facts = router.catalogFacts;
+        if (facts === undefined) return this.failRequest(PgError.internal(err.message));
+        return this.learnThenRoute(
+          `catalog facts of ${[...err.relations, ...err.functions].join(', ')}`,
+          (server) =>
+            lookUpCatalogFacts(server, err, router.schema, facts, (sql) => router.analyze(sql), this).then(
+              (found) => {
+                if (found.kind === 'ok') router.dropPlans();
+                return found;
+              },
+            ),
+        );
       }
       if (err instanceof MixedShardsError && this.script === null) {
         if (n === 1 && types[0] === Frontend.Query) {
@@ -191,7 +205,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       }
       return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
-    this.learnedTable = null;
+    this.learnedFor = null;
     if (this.session.txStatus() === TxStatus.Failed && !target.isSessionLevel) {
       return this.failRequest(
         new PgError(
@@ -406,10 +420,23 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     this.runCopyIn(target, index);
   }
 
-  /** An INSERT without a column list into a sharded table: learn the table's columns on a shard, then route again. */
-  private learnColumnsThenRoute(router: SessionRouter, table: string): void {
-    // Inside a transaction block, on a shard it reached (the table may be its own creation); else on any shard, which
-    // the lookup does not bring into the block.
+  /**
+   * What the router must know before it can route the request at the front of the batch (a table's column order,
+   * catalog facts of views and functions): `lookup` learns it on a shard, then the request is routed again. Inside a
+   * transaction block the lookup runs on a shard it reached (the names may be the block's own creations); else on
+   * any shard, which the lookup does not bring into the block. `what` names the lookup: needed again for the same
+   * request right after it was learnt, the request fails instead of looping (a request must never hang).
+   */
+  private learnThenRoute(
+    what: string,
+    lookup: (
+      server: ServerConnection,
+    ) => Promise<{ kind: 'ok' } | { kind: 'error'; error: PgError } | { kind: 'lost'; reason: string }>,
+  ): void {
+    if (this.learnedFor === what) {
+      this.learnedFor = null;
+      return this.failRequest(PgError.internal(`${what} were looked up, and routing still needs them`));
+    }
     const joined = this.block.joinedShards();
     const held = this.servers.byShard.findIndex((s) => s !== null);
     const shard = joined.length > 0 ? joined[0] : held >= 0 ? held : 0;
@@ -417,10 +444,17 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       [shard],
       NO_EFFECTS,
       () => {
-        this.withTableColumns(this.servers.at(shard), table, (columns) => {
-          router.learnTableColumns(table, columns);
-          this.learnedTable = table;
-          this.onShardRequestDone(); // routes the waiting request again, now with the key's position known
+        const server = this.servers.at(shard);
+        this.isLookingUpColumns = true;
+        void lookup(server).then((found) => {
+          this.isLookingUpColumns = false;
+          if (this.session.state() !== 'ready') return;
+          server.client = this;
+          if (found.kind === 'lost')
+            return this.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
+          if (found.kind === 'error') return this.failRequest(found.error);
+          this.learnedFor = what;
+          this.onShardRequestDone(); // routes the waiting request again, now with what it needed known
         });
       },
       false,

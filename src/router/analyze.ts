@@ -21,7 +21,12 @@ import type {
 } from './plan.js';
 import { ScopeBuilder } from './scope-builder.js';
 import { levelShape, mergePlan } from './select-shape.js';
-import { isNonTransactional, NOTIFY_PREVENTS_PREPARE, preventsPrepare } from './transaction-rules.js';
+import {
+  isNonTransactional,
+  NOTIFY_PREVENTS_PREPARE,
+  preventsPrepare,
+  TEMPORARY_PREVENTS_PREPARE,
+} from './transaction-rules.js';
 import { analyzeDoBlock, type DoBlockInfo } from './do-block.js';
 import { copyOptions, isExplainAnalyze, settingPlan, transactionPlan } from './utility-info.js';
 
@@ -79,6 +84,8 @@ function planNode(
   /** The tables of a statement nested in this one count as this one's. */
   const adopt = (p: StatementPlan): void => {
     for (const t of p.tables) b.tables.set(t.schema !== null ? `${t.schema}.${t.name}` : t.name, { ...t });
+    for (const name of p.unknownRelations) b.unknownRelations.add(name);
+    for (const name of p.unknownFunctions) b.unknownFunctions.add(name);
   };
   const r = byKind(
     b,
@@ -108,6 +115,7 @@ function planNode(
     const reasons = isSingleKey ? [] : [...(r.reasons?.() ?? []), ...check.reasons()];
     crossShardUnsafe = reasons[0] ?? null;
   }
+  const readsRows = nodeType === 'CreateTableAsStmt' || (nodeType === 'SelectStmt' && r.kind === 'ddl');
   // The builder is discarded: its table records become the plan's.
   const tables: TableRef[] = Array.from(b.tables.values());
   const inner = r.inner ?? null;
@@ -122,11 +130,15 @@ function planNode(
     usesLargeObjects: b.largeObjectCalls > 0 || inner?.usesLargeObjects === true,
     isNotify: nodeType === 'NotifyStmt' || b.notifies,
     isNonTransactional: r.isNonTransactional ?? isNonTransactional(nodeType, fields),
-    opaqueReason: r.opaqueReason ?? null,
+    // DDL defines names rather than using them; CREATE TABLE … AS / SELECT … INTO also read what they copy.
+    unknownRelations: r.kind !== 'ddl' || readsRows ? [...b.unknownRelations] : [],
+    unknownFunctions: r.kind !== 'ddl' || readsRows ? [...b.unknownFunctions] : [],
+    opaqueReason: r.opaqueReason ?? b.opaqueCall,
     preventsPrepare:
       r.preventsPrepare ??
       preventsPrepare(nodeType, fields) ??
       (b.notifies ? NOTIFY_PREVENTS_PREPARE : null) ??
+      (b.usesTemporary ? TEMPORARY_PREVENTS_PREPARE : null) ??
       inner?.preventsPrepare ??
       null,
     hasLockingClause: b.hasLocking,
@@ -279,7 +291,7 @@ function byKind(
         isRouted: false,
         isNonTransactional: block.hasTransactionControl,
         preventsPrepare: block.plans.find((p) => p.preventsPrepare !== null)?.preventsPrepare ?? null,
-        opaqueReason: block.opaque,
+        opaqueReason: block.opaque ?? block.plans.find((p) => p.opaqueReason !== null)?.opaqueReason ?? null,
       };
     }
     case 'CallStmt':

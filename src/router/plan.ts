@@ -257,6 +257,13 @@ export interface StatementPlan {
   readonly isNotify: boolean;
   /** PostgreSQL refuses it inside a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, …): never wrapped in one. */
   readonly isNonTransactional: boolean;
+  /**
+   * Relations and functions it uses whose catalog facts (sharding/catalog-facts.ts) are not known yet: the session
+   * looks them up on a shard before the statement can be routed. Empty when nothing is unknown (or nothing is
+   * looked up: no catalog facts in the schema).
+   */
+  readonly unknownRelations: readonly string[];
+  readonly unknownFunctions: readonly string[];
   /** Why shardgate cannot tell what the statement does (a DO block with dynamic SQL, …), or null. */
   readonly opaqueReason: string | null;
   /** Why a transaction that ran it cannot PREPARE TRANSACTION (temporary objects, NOTIFY, …), or null. */
