@@ -32,7 +32,7 @@ import {
   ProxyPortals,
   type CursorRunOwner,
 } from './proxy-portal.js';
-import { isCopyMessage, isCopyOnly, splitCopyIn, type CopyInSplit } from './copy-in.js';
+import { isCopyMessage, splitCopyIn, type CopyInSplit } from './copy-in.js';
 import { lookUpTableColumns } from './table-columns.js';
 import { ShardServers } from './shard-servers.js';
 import type { ShardedSession } from './sharded-session.js';
@@ -129,7 +129,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     if (this.servers.isWaiting || this.isLookingUpColumns || this.fanout !== null) return;
     const batch = this.batch;
     const active = this.activeShard === null ? null : this.servers.byShard[this.activeShard];
-    if (active != null && active.pendingReady > 0 && isCopyOnly(batch.types)) {
+    if (active != null && active.pendingReady > 0 && batch.isCopyOnly()) {
       const { types, frames, readyCount } = batch.take();
       this.session.sendFrames(active, types, frames, readyCount); // COPY data for the request in flight
       return;
@@ -146,8 +146,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     // One request at a time: pipelined requests may each need other shards, and their replies must stay in order.
     const n = batch.firstRequestLength();
     this.requestLength = n;
-    let types = n === batch.types.length ? batch.types : batch.types.slice(0, n);
-    let frames = n === batch.frames.length ? batch.frames : batch.frames.slice(0, n);
+    let { types, frames } = batch.peek(n);
     if (this.portals.size > 0) {
       if (this.answerFromPortals(types, frames)) return;
       this.portals.forgetRebound(types, frames);
@@ -370,15 +369,15 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const batch = this.batch;
     let n = 0;
     try {
-      for (; n < batch.types.length && isCopyMessage(batch.types[n]); n++) {
-        copy.feed(batch.types[n], batch.frames[n]);
+      for (; n < batch.length && isCopyMessage(batch.typeAt(n)); n++) {
+        copy.feed(batch.typeAt(n), batch.frameAt(n));
       }
     } catch (err) {
       n++;
       this.fanout?.abort(err instanceof PgError ? err : PgError.internal(String(err)));
     }
     copy.flush();
-    const isMovingOn = n < batch.types.length; // a message after the copy data: the client is done with it
+    const isMovingOn = n < batch.length; // a message after the copy data: the client is done with it
     batch.dropFirst(n);
     if (this.fanout === null && (copy.isClientDone || isMovingOn)) this.copyIn = null;
     return !batch.isEmpty;
@@ -473,7 +472,9 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       if (this.session.state() !== 'ready') return;
       server.client = this;
       if (found.kind === 'lost')
-        return this.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
+        return this.session.fatal(
+          PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
+        );
       if (found.kind === 'error') return this.failRequest(found.error);
       this.router.learnTableColumns(table, found.columns);
       then(found.columns);
@@ -918,7 +919,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   onServerLost(server: ServerConnection, reason: string): void {
     if (!this.servers.drop(server)) return;
     this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
-    this.session.fatal(PgError.serverConnectionLost(server.address.shard, reason));
+    this.session.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
   }
 
   // --- for the session: cancel, activity, SHOW CLIENTS, close ---------------------------------------------------
