@@ -235,7 +235,8 @@ export class SessionRouter implements RouteContext {
       }
       cache.set(normalized.text, plan);
     }
-    if (plan === null || plan.kind === 'execute') return null; // EXECUTE: routed by its prepared statement
+    // EXECUTE: routed by its prepared statement; a size function: by the relation its literal names.
+    if (plan === null || plan.kind === 'execute' || plan.needsLiteralValues) return null;
     const params: BindParams = {
       values: normalized.values.map((v) => Buffer.from(v)),
       formats: normalized.values.map(() => 0),
@@ -711,6 +712,11 @@ function mergeSpecFor(
   rewritten: { paramTypes: readonly number[] } | null,
 ): MergeSpec {
   const select = plan?.select ?? null;
+  if (plan?.sumsShardedSizes != null) {
+    // Sizes of a sharded table: each column is the sum of the shards' (bigint, added up exactly as counts are).
+    const columns = Array.from({ length: plan.sumsShardedSizes }, (_, column) => ({ column, fn: 'count' as const }));
+    return { orderBy: [], limit: null, offset: 0, aggregates: columns };
+  }
   if (plan === null || plan.kind !== 'select' || select === null) return PASS_THROUGH_SPEC;
   const hint = 'Add the sharding key so the query runs on one shard, or route it by hand.';
   const shardQuery = rewritten !== null ? select.shardQuery : null;

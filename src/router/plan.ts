@@ -255,6 +255,16 @@ export interface StatementPlan {
   readonly usesLargeObjects: boolean;
   /** It calls a function taking a backend pid (pg_terminate_backend, …): a pid names a process of one shard. */
   readonly usesBackendPid: boolean;
+  /**
+   * `SELECT pg_total_relation_size('t'), …` with no FROM, every column a size function of a sharded table: the number
+   * of columns, each summed across shards (exact: a sharded table's size is the sum of its shards'); null otherwise.
+   */
+  readonly sumsShardedSizes: number | null;
+  /**
+   * Where it runs depends on a constant the literal normalization would turn into a parameter (a size function's
+   * relation name): simple Queries of it are routed by their own text.
+   */
+  readonly needsLiteralValues: boolean;
   /** NOTIFY, or a pg_notify() call: delivered once, from one shard. */
   readonly isNotify: boolean;
   /** PostgreSQL refuses it inside a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, …): never wrapped in one. */
