@@ -1,10 +1,9 @@
 // The two places every ORM step runs: 2 real PostgreSQL shards behind shardgate (two_phase_commit on, users sharded by
 // id, orders by user_id, as in `shardgate demo`) and one plain PostgreSQL reached directly. The same assertions must
-// hold on both; a step that fails on the shards only because of a known proxy gap is marked with `gapOnShards`.
+// hold on both (a step that fails on the shards only because of a known proxy gap: gap.ts).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { testServers } from '../helpers/pg-servers.js';
 import {
@@ -92,14 +91,6 @@ export async function startOrmTargets(): Promise<OrmTargets> {
       rmSync(walDir, { recursive: true, force: true });
     },
   };
-}
-
-/**
- * `it` on plain PostgreSQL, `it.fails` on the shards: for a step that fails there today because of a proxy gap (each
- * use carries a `// gap:` comment). The fix turns the call back into `it`.
- */
-export function gapOnShards(t: Pick<OrmTarget, 'isSharded'>): typeof it | typeof it.fails {
-  return t.isSharded ? it.fails : it;
 }
 
 /** `promise`, or a rejection naming `what` after `ms`: a request the proxy leaves unanswered fails fast and says where. */
