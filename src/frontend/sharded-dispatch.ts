@@ -55,6 +55,15 @@ function onShards(target: BatchTarget, shards: readonly number[]): BatchTarget {
   return { kind: 'many', shards, spec: BROADCAST_SPEC, ...flags };
 }
 
+/** The request parses, binds or queries a statement (else it only uses what earlier requests left: portals, Sync). */
+function namesStatement(types: readonly number[]): boolean {
+  for (const t of types) {
+    if (t === Frontend.Parse || t === Frontend.Bind || t === Frontend.Query || t === Frontend.FunctionCall)
+      return true;
+  }
+  return false;
+}
+
 export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwner {
   private readonly router: SessionRouter;
   private readonly session: ShardedSession;
@@ -67,6 +76,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private autoTxShards: readonly number[] | null = null;
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
   private activeShard: number | null = null;
+  /**
+   * The shard of a single-shard request sent without Sync (pg-cursor, Flush): its portal, and after an error its
+   * "skip to Sync" state, live there until a Sync reaches it, so a request naming no statement goes there too.
+   */
+  private openSegmentShard: number | null = null;
   /** Shards the current transaction may have changed data on (writers decide how COMMIT runs). */
   private readonly txWriters = new Set<number>();
   /** A cross-shard COMMIT is running on this session's servers (they are not the session's to use meanwhile). */
@@ -166,6 +180,10 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         }
       }
       return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
+    }
+    if (target.kind === 'one' && this.openSegmentShard !== null && !namesStatement(types)) {
+      // Execute / Describe / Close of the open portal, Flush, Sync: to the shard holding the segment (not any shard).
+      target = { ...target, shard: this.openSegmentShard };
     }
     if (this.session.txStatus() === TxStatus.Failed && !target.isSessionLevel) {
       return this.failRequest(
@@ -293,8 +311,10 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       server.client = this;
       this.activeShard = target.shard;
       this.session.sendFrames(server, types, frames, readyCount);
+      this.openSegmentShard = this.session.hasOpenSegment() ? target.shard : null;
       return;
     }
+    this.openSegmentShard = null; // a fan-out request ends with Sync (cursors run to the end: asCursor)
     if (target.kind === 'split') return this.sendSplit(target, types, readyCount);
     const spec = target.spec;
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
