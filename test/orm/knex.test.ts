@@ -12,14 +12,8 @@ import {
   orderTotals,
   userById,
 } from './dataset.js';
-import {
-  gapOnShards,
-  rejection,
-  startOrmTargets,
-  within,
-  type OrmTarget,
-  type OrmTargets,
-} from './targets.js';
+import { gapOnShards } from './gap.js';
+import { rejection, startOrmTargets, within, type OrmTarget, type OrmTargets } from './targets.js';
 
 const STEP_MS = 10_000;
 let targets: OrmTargets;
@@ -159,13 +153,15 @@ describe.each(['shards', 'plain'] as const)('knex on %s', (name) => {
     const [all] = await knex('orders').sum({ total: 'amount' }).max({ top: 'amount' }).count({ n: '*' });
     expect(Number(all.total)).toBe(AMOUNT_SUM);
     expect(Number(all.n)).toBe(ORDERS.length);
-    const groups = await knex('orders')
+    type Group = { user_id: number; total: string; n: string };
+    const groups: Group[] = await knex('orders')
       .select('user_id')
       .sum({ total: 'amount' })
       .count({ n: '*' })
       .groupBy('user_id')
       .having(knex.raw('sum(amount) > ?', [60]))
-      .orderBy('user_id');
+      .orderBy('user_id')
+      .then((rows) => rows as unknown as Group[]);
     expect(groups.map((g) => ({ userId: g.user_id, total: Number(g.total), count: Number(g.n) }))).toEqual(
       orderTotals(60).map(({ userId, total, count }) => ({ userId, total, count })),
     );
@@ -221,6 +217,13 @@ describe.each(['shards', 'plain'] as const)('knex on %s', (name) => {
         const stream = knex('users').orderBy('id').select('id').stream({ highWaterMark: 5 });
         for await (const row of stream) ids.push((row as { id: number }).id);
         expect(ids).toEqual(USERS.map((u) => u.id));
+        // Pinned to one shard by the key: every fetch, the Close and the Sync must reach that shard.
+        const pinned: number[] = [];
+        for await (const row of knex('orders').where({ user_id: 108 }).orderBy('id').select('id').stream({
+          highWaterMark: 1,
+        }))
+          pinned.push((row as { id: number }).id);
+        expect(pinned).toEqual(ORDERS.filter((o) => o.userId === 108).map((o) => o.id));
         const inTx: number[] = [];
         await knex.transaction(async (trx) => {
           for await (const row of trx('orders').where('amount', '>', 30).orderBy('id').select('id').stream())
