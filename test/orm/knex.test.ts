@@ -122,6 +122,23 @@ describe.each(['shards', 'plain'] as const)('knex on %s', (name) => {
     );
   });
 
+  // gap: a serial id that is not the sharding key comes from each shard's own sequence: equal ids on two shards
+  gapOnShards(t0(name))(
+    'gives generated order ids unique across the table (orders on both shards)',
+    async () => {
+      const rows = await within(
+        knex.transaction(async (trx) => [
+          ...(await trx('orders').insert({ user_id: 101, amount: 1 }).returning('id')), // shard 0
+          ...(await trx('orders').insert({ user_id: 103, amount: 1 }).returning('id')), // shard 1
+        ]),
+        STEP_MS,
+        'generated order ids',
+      );
+      await knex('orders').where('amount', 1).del();
+      expect(new Set(rows.map((r) => r.id)).size).toBe(2);
+    },
+  );
+
   step('finds by key (one shard) and the orders of one user', async () => {
     const u = userById(105);
     expect(await knex('users').where({ id: 105 }).first()).toEqual({ id: 105, name: u.name, score: u.score });
