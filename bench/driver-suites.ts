@@ -62,6 +62,8 @@ interface Setup {
   auth: 'scram' | 'trust';
   users: { name: string; password: string }[];
   databases: string[];
+  /** postgresql.conf settings for the server. */
+  extraConf?: Record<string, string>;
 }
 
 /**
@@ -76,6 +78,7 @@ async function withTargets(
     count: 1,
     authMethod: setup.auth === 'scram' ? 'scram-sha-256' : 'trust',
     baseDir: os.tmpdir(),
+    extraConf: setup.extraConf,
   });
   let proxy: RunningProxy | null = null;
   try {
@@ -161,6 +164,8 @@ async function nodePostgres(
   }
   const files = listFiles(path.join(pkg, 'test', 'integration'), '-tests.js');
   const results = new Map<string, Outcome[]>();
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'driver-suites-node-postgres-'));
+  console.log(`node-postgres: each file's output in ${logDir}`);
   for (const e of endpoints) {
     const outcomes: Outcome[] = [];
     for (const f of files) {
@@ -170,6 +175,8 @@ async function nodePostgres(
         timeoutMs: FILE_TIMEOUT_MS,
       });
       outcomes.push({ name: f, isPass: r.code === 0, detail: r.output.slice(-4000) });
+      const logFile = path.join(logDir, `${e.name}-${f.replaceAll('/', '_')}.log`);
+      fs.writeFileSync(logFile, r.output);
     }
     results.set(e.name, outcomes);
     console.log(
@@ -200,9 +207,14 @@ async function postgresJs(
         'tests[line].failed = failed = true',
         "tests[line].failed = failed = true; process.stdout.write('\\nSG-FAIL ' + line + ' ' + name + ' :: ' + String(err && err.message || err).split('\\n')[0] + '\\n')",
       );
+    // A test that rejects outside its own promise (postgres.js `subscribe` when refused) would end the process.
+    const guarded =
+      "const sgSeen = new Set(); process.on('unhandledRejection', (e) => { const m = String((e && e.message) || e); " +
+      "if (!sgSeen.has(m)) { sgSeen.add(m); process.stdout.write('\\nSG-UNHANDLED ' + m + '\\n') } })\n" +
+      patched;
     if (patched === original)
       throw new Error('postgres.js tests/test.js: unknown layout, cannot run every test');
-    fs.writeFileSync(testJs, patched);
+    fs.writeFileSync(testJs, guarded);
     // The suite imports ../src/index.js relative to tests/: point the copy at the checkout's source.
     for (const f of listFiles(work, '.js')) {
       const file = path.join(work, f);
@@ -283,10 +295,14 @@ async function main(): Promise<void> {
       name,
       password: name,
     }));
-    await withTargets(
-      { auth: 'trust', users, databases: ['postgres', 'postgres_js_test'] },
-      (endpoints, superuser) => postgresJs(pj, endpoints, superuser),
-    );
+    // wal_level = logical: its `subscribe` tests use logical replication.
+    const setup: Setup = {
+      auth: 'trust',
+      users,
+      databases: ['postgres', 'postgres_js_test'],
+      extraConf: { wal_level: 'logical' },
+    };
+    await withTargets(setup, (endpoints, superuser) => postgresJs(pj, endpoints, superuser));
   }
 }
 
