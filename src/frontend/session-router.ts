@@ -714,7 +714,10 @@ function mergeSpecFor(
   const select = plan?.select ?? null;
   if (plan?.sumsShardedSizes != null) {
     // Sizes of a sharded table: each column is the sum of the shards' (bigint, added up exactly as counts are).
-    const columns = Array.from({ length: plan.sumsShardedSizes }, (_, column) => ({ column, fn: 'count' as const }));
+    const columns = Array.from({ length: plan.sumsShardedSizes }, (_, column) => ({
+      column,
+      fn: 'count' as const,
+    }));
     return { orderBy: [], limit: null, offset: 0, aggregates: columns };
   }
   if (plan === null || plan.kind !== 'select' || select === null) return PASS_THROUGH_SPEC;

@@ -74,6 +74,15 @@ interface ScriptRun {
   readonly heldTags: Buffer[];
 }
 
+/** The request parses, binds or queries a statement (else it only uses what earlier requests left: portals, Sync). */
+function namesStatement(types: readonly number[]): boolean {
+  for (const t of types) {
+    if (t === Frontend.Parse || t === Frontend.Bind || t === Frontend.Query || t === Frontend.FunctionCall)
+      return true;
+  }
+  return false;
+}
+
 export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwner {
   private readonly router: SessionRouter;
   private readonly session: ShardedSession;
@@ -84,6 +93,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private fanout: Fanout | null = null;
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
   private activeShard: number | null = null;
+  /**
+   * The shard of a single-shard request sent without Sync (pg-cursor, Flush): its portal, and after an error its
+   * "skip to Sync" state, live there until a Sync reaches it, so a request naming no statement goes there too.
+   */
+  private openSegmentShard: number | null = null;
   /** A cross-shard COMMIT is running on this session's servers (they are not the session's to use meanwhile). */
   private isCommitting = false;
   /** A COPY … FROM STDIN split across shards: the client's copy messages go through it. */
@@ -206,6 +220,10 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
     this.learnedFor = null;
+    if (target.kind === 'one' && this.openSegmentShard !== null && !namesStatement(types)) {
+      // Execute / Describe / Close of the open portal, Flush, Sync: to the shard holding the segment (not any shard).
+      target = { ...target, shard: this.openSegmentShard };
+    }
     if (this.session.txStatus() === TxStatus.Failed && !target.isSessionLevel) {
       return this.failRequest(
         new PgError(
@@ -343,8 +361,10 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       server.client = this;
       this.activeShard = target.shard;
       this.session.sendFrames(server, types, frames, readyCount);
+      this.openSegmentShard = this.session.hasOpenSegment() ? target.shard : null;
       return;
     }
+    this.openSegmentShard = null; // a fan-out request ends with Sync (cursors run to the end: asCursor)
     if (target.kind === 'split') return this.sendSplit(target, readyCount);
     const spec = target.spec;
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
