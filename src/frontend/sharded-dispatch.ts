@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
-import { query, readyForQuery } from '../protocol/messages.js';
+import { query, readyForQuery, SYNC } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
@@ -904,8 +904,27 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       this.batch.unshift(run.clientTypes, run.clientFrames);
       this.requestLength = run.clientTypes.length;
     }
+    const endsWithSync =
+      this.requestLength > 0 && this.batch.typeAt(this.requestLength - 1) === Frontend.Sync;
     this.session.failBatch(err, this.requestLength);
+    if (endsWithSync) this.syncOpenSegments();
     this.onShardRequestDone();
+  }
+
+  /**
+   * The proxy answered the client's Sync itself (a request it refused, or frames it skipped after an error): a shard
+   * server still holding an extended-protocol segment — a portal, or after an error PostgreSQL's "skip until Sync" —
+   * gets that Sync too, as it would have without the proxy in between. Otherwise the shard would drop the next
+   * request's messages and answer only its Sync, which a statement of the proxy's own in front would swallow: a hang.
+   */
+  syncOpenSegments(): void {
+    const open = this.servers.openSegmentShards();
+    if (open.length === 0) return;
+    this.openSegmentShard = null;
+    this.servers.runOwn(open, SYNC, this, () => {
+      this.servers.pointAt(this);
+      this.onShardRequestDone();
+    });
   }
 
   // --- ServerClient: called by the shard servers while they answer this session directly -----------------------

@@ -183,4 +183,88 @@ describe('requests after one sent without Sync follow it to its shard', () => {
       }
     }
   });
+
+  it.each([0, 1])(
+    'a shard left mid-segment by a request the proxy refused itself (shard %i) is not handed to anyone else',
+    async (shard) => {
+      const ids = twoOn(shard, 100);
+      const c = await loggedIn();
+      try {
+        c.write(openCursor('c3', ids));
+        expect(types(await readUntilCount(c, 's', 1))).toBe('12TDs');
+        // An error there: the shard now skips everything until a Sync.
+        c.write(Buffer.concat([serialize.execute({ portal: 'no_such_portal' }), serialize.flush()]));
+        expect(errorFields((await c.readMessage(3_000)).body).C).toBe('34000');
+        // Refused by the proxy (CALL cannot be routed): its error, and the Sync is answered by the proxy, not the shard.
+        c.write(
+          Buffer.concat([
+            serialize.parse({ text: 'call nothing()', types: [] }),
+            serialize.bind({}),
+            serialize.execute({}),
+            serialize.sync(),
+          ]),
+        );
+        const refused = await c.readUntil('Z');
+        expect(errorFields(refused.find((m) => m.type === 'E')?.body ?? Buffer.alloc(0)).C).toBe('0A000');
+        // The same session goes on: a transaction on that shard is answered (the shard got the refused request's Sync).
+        expect(types(await c.query('begin'))).toBe('CZ');
+        c.write(
+          Buffer.concat([
+            serialize.parse({ text: 'insert into users (id, name) values ($1, $2) returning *', types: [] }),
+            serialize.bind({ values: [String(idOn(shard, 30_000)), 'same session'] }),
+            serialize.describe({ type: 'P', name: '' }),
+            serialize.execute({}),
+            serialize.sync(),
+          ]),
+        );
+        expect(types(await c.readUntil('Z'))).toBe('12TDCZ');
+        expect(types(await c.query('rollback'))).toBe('CZ');
+      } finally {
+        c.close();
+      }
+      // The shard's one pooled server must not come back still holding that segment: each request below is answered.
+      for (let i = 0; i < 3; i++) {
+        const id = idOn(shard, 20_000 + i * 10);
+        const rows = await knex.transaction(async (trx) =>
+          trx('users').insert({ id, name: 'after' }).returning('*'),
+        );
+        expect(rows.map((r: { name: string }) => r.name)).toEqual(['after']);
+      }
+    },
+  );
+
+  it('inside a transaction, the shard left mid-segment by a refused request gets its Sync: the next request is answered', async () => {
+    const ids = twoOn(1, 100);
+    const c = await loggedIn();
+    try {
+      expect(types(await c.query('begin'))).toBe('CZ');
+      c.write(openCursor('c4', ids));
+      expect(types(await readUntilCount(c, 's', 1))).toBe('12TDs');
+      c.write(Buffer.concat([serialize.execute({ portal: 'no_such_portal' }), serialize.flush()]));
+      expect(errorFields((await c.readMessage(3_000)).body).C).toBe('34000');
+      c.write(
+        Buffer.concat([
+          serialize.parse({ text: 'call nothing()', types: [] }),
+          serialize.bind({}),
+          serialize.execute({}),
+          serialize.sync(),
+        ]),
+      );
+      await c.readUntil('Z');
+      // The shard's transaction failed (its 34000): PostgreSQL answers 25P02 — an answer, not silence.
+      c.write(
+        Buffer.concat([
+          serialize.parse({ text: 'select 1 from users where id = $1', types: [] }),
+          serialize.bind({ values: [String(ids[0])] }),
+          serialize.execute({}),
+          serialize.sync(),
+        ]),
+      );
+      const answer = await c.readUntil('Z');
+      expect(errorFields(answer.find((m) => m.type === 'E')?.body ?? Buffer.alloc(0)).C).toBe('25P02');
+      expect(types(await c.query('rollback'))).toBe('CZ');
+    } finally {
+      c.close();
+    }
+  });
 });
