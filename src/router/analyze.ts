@@ -18,7 +18,7 @@ import type {
   TransactionInfo,
 } from './plan.js';
 import { ScopeBuilder } from './scope-builder.js';
-import { levelShape, mergePlan } from './select-shape.js';
+import { levelShape, mergePlan, type KeyFacts } from './select-shape.js';
 import { isNonTransactional, NOTIFY_PREVENTS_PREPARE, preventsPrepare } from './transaction-rules.js';
 import { copyOptions, isExplainAnalyze, settingPlan, transactionPlan } from './utility-info.js';
 
@@ -232,7 +232,11 @@ function selectStatement(b: ScopeBuilder, check: CrossShardCheck, f: AstObject):
     // SELECT … INTO creates a table on every shard.
     return { kind: 'ddl', isReadOnly: false, isWrite: true, isRouted: false };
   }
-  const merge = mergePlan(f);
+  const keys: KeyFacts = {
+    isShardKey: (expr) => check.groupedByKey(root, [expr]),
+    isGroupedByKey: root.branches.length === 0 && check.groupedByKey(root, levelShape(f).groupBy),
+  };
+  const merge = mergePlan(f, keys);
   const reasons = (): string[] => {
     if (!check.hasShardedRows(root)) return [];
     const groupBy = root.branches.length === 0 ? levelShape(f).groupBy : [];
