@@ -12,11 +12,14 @@
 // - DataRows: without ORDER BY they stream through as they arrive (the original frame object, no copy), with
 //   OFFSET/LIMIT over the combined stream. With ORDER BY, a k-way merge (heap of shards, ties by shard number): the
 //   smallest head row goes out once every shard still running has a row waiting. With aggregates, each shard's one
-//   row is kept and one combined row goes out at the end. Frames are only read during `push`: a row kept past it is
-//   copied (the caller may read server sockets into reused buffers), once. avg columns are merged from the shards'
-//   sum(x) and a hidden count(x) (average.ts); HAVING is applied to merged groups (having-filter.ts); hidden columns
-//   (`spec.hiddenCount`, after the client's) are dropped from RowDescription and from every row sent, and avg columns
-//   are described with avg's result type.
+//   row is kept and one combined row goes out at the end; with GROUP BY, each row is folded into its group as it
+//   arrives (group-fold.ts: the group's first row plus its aggregates' running state). Frames are only read during
+//   `push`: a row kept past it is copied (the caller may read server sockets into reused buffers), once. avg columns
+//   are merged from the shards' sum(x) and a hidden count(x) (average.ts); count/sum/avg(DISTINCT x) from the distinct
+//   values the shards group by (distinct-aggregate.ts); string_agg/array_agg(… ORDER BY …) from ordered arrays
+//   (ordered-aggregate.ts) — what those two hold is bounded per statement (held-bytes.ts, 54000 past it); HAVING is
+//   applied to merged groups (having-filter.ts); hidden columns (`spec.hiddenCount`, after the client's) are dropped
+//   from RowDescription and from every row sent, and avg columns are described with avg's result type.
 // - CommandComplete: combined (command-tag.ts); SELECT reports the rows sent. EmptyQueryResponse: once. COPY TO
 //   STDOUT: CopyData streams through, one CopyDone before the tag.
 // - ErrorResponse from a shard: the statement failed. That shard's error goes out once, after the rows already sent,
@@ -34,7 +37,7 @@ import { SqlState } from '../errors/sqlstate.js';
 import { combineCommandTags, commandComplete, parseCommandTag, type CommandTag } from './command-tag.js';
 import { averageType } from './average.js';
 import { RowFolder, type MergedRow, type Row } from './group-fold.js';
-import { HeldBytes } from './held-bytes.js';
+import { AGGREGATE_VALUES_MAX_BYTES, HeldBytes } from './held-bytes.js';
 import { havingPasses } from './having-filter.js';
 import { groupKey, groupKeysFor, type ValueKey } from './group-key.js';
 import { mergeSpecProblem, type MergeSpec, type SortKey } from './merge-spec.js';
@@ -237,7 +240,7 @@ export class ReplyMerger {
   /** How aggregates fold (set at the first row, from the column types). */
   private folder: RowFolder | null = null;
   /** What DISTINCT values and ordered aggregates' elements hold, all groups together (bounded). */
-  private readonly held = new HeldBytes();
+  private readonly held: HeldBytes;
   /** GROUP BY mode: how each group column's values are keyed (set at the first row, from the column types). */
   private groupValueKeys: (ValueKey | null)[] | null = null;
   /** Next row of `spec.rowShards` to emit. */
@@ -258,11 +261,14 @@ export class ReplyMerger {
   /** Sort mode: shards still running with no row waiting; the merge may only advance at 0. */
   private blockingCount: number;
 
+  /** `aggregateValuesMaxBytes`: the bound of what DISTINCT values and ordered aggregates hold (tests lower it). */
   constructor(
     shardCount: number,
     private readonly spec: MergeSpec,
     private readonly emit: (frame: Buffer) => void,
+    { aggregateValuesMaxBytes = AGGREGATE_VALUES_MAX_BYTES }: { aggregateValuesMaxBytes?: number } = {},
   ) {
+    this.held = new HeldBytes(aggregateValuesMaxBytes);
     if (!Number.isInteger(shardCount) || shardCount < 1) {
       throw new RangeError(`shard count must be a positive integer, got ${shardCount}`);
     }
@@ -1002,6 +1008,7 @@ export class ReplyMerger {
     this.isFailed = true;
     this.dropQueuedRows();
     for (const reply of this.shards) reply.aggregateRow = null;
+    this.groups.clear(); // what a failed statement held (DISTINCT values…) is not needed any more
   }
 }
 
