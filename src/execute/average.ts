@@ -4,17 +4,14 @@
 // from zero; NaN and ±Infinity sums pass through. float8 input: sum / count in double precision, printed as float8out
 // does (real input arrives as float8: the shards sum `x * 1`, see rewrite.ts). No rows (count 0): NULL.
 import { PgError } from '../errors/pg-error.js';
+import { ExactSum } from './partial-aggregates.js';
 import {
-  addDecimals,
   Format,
-  formatDecimal,
   formatFloat,
   numericBinaryToText,
   numericTextToBinary,
-  parseDecimal,
   TypeOid,
   type ColumnType,
-  type Decimal,
 } from './value-compare.js';
 
 /** numeric.c: NUMERIC_MIN_SIG_DIGITS, DEC_DIGITS (decimal digits per base-10000 digit), NUMERIC_MAX_DISPLAY_SCALE. */
@@ -59,7 +56,7 @@ export function mergeAverage(
 export class AverageAccumulator {
   private count = 0n;
   /** Integer and numeric input: the exact sum; float input: the double sum, in arrival order. */
-  private decimalSum: Decimal | null = null;
+  private readonly decimalSum = new ExactSum();
   private floatSum: number | null = null;
   private readonly isFloat: boolean;
 
@@ -82,12 +79,9 @@ export class AverageAccumulator {
         (this.floatSum ?? 0) + (isBinary ? sum.readDoubleBE(0) : Number(sum.toString('latin1')));
       return;
     }
-    const text = !isBinary
-      ? sum.toString('latin1')
-      : this.sumType.typeOid === TypeOid.int8
-        ? sum.readBigInt64BE(0).toString()
-        : numericBinaryToText(sum);
-    this.decimalSum = addDecimals(this.decimalSum ?? { value: 0n, scale: 0 }, parseDecimal(text));
+    if (!isBinary) this.decimalSum.add(sum.toString('latin1'));
+    else if (this.sumType.typeOid === TypeOid.int8) this.decimalSum.addBigInt(sum.readBigInt64BE(0));
+    else this.decimalSum.add(numericBinaryToText(sum));
   }
 
   result(): Buffer | null {
@@ -101,8 +95,8 @@ export class AverageAccumulator {
       out.writeDoubleBE(avg);
       return out;
     }
-    if (this.decimalSum === null) return null;
-    const avg = divideNumeric(formatDecimal(this.decimalSum), this.count);
+    if (this.decimalSum.count === 0) return null;
+    const avg = divideNumeric(this.decimalSum.text(), this.count);
     return isBinary ? numericTextToBinary(avg) : Buffer.from(avg, 'latin1');
   }
 }

@@ -22,20 +22,11 @@ import {
   encodeDecimal,
   encodeFloat,
   encodeInteger,
+  ExactSum,
   readBinaryInteger,
   type Accumulator,
 } from './partial-aggregates.js';
-import {
-  addDecimals,
-  compareFloats,
-  Format,
-  formatDecimal,
-  numericBinaryToText,
-  parseDecimal,
-  TypeOid,
-  type ColumnType,
-  type Decimal,
-} from './value-compare.js';
+import { compareFloats, Format, numericBinaryToText, TypeOid, type ColumnType } from './value-compare.js';
 
 export type DistinctFn = 'count' | 'sum' | 'avg';
 
@@ -98,9 +89,9 @@ class DistinctAccumulator implements Accumulator {
     const kept = [...this.values.values()] as Buffer[];
     const oid = this.valueType.typeOid;
     if (oid === TypeOid.float4 || oid === TypeOid.float8) return this.floatResult(kept);
-    let sum: Decimal = { value: 0n, scale: 0 };
-    for (const v of kept) sum = addDecimals(sum, parseDecimal(this.decimalText(v)));
-    const text = formatDecimal(sum);
+    const sum = new ExactSum();
+    for (const v of kept) sum.add(this.decimalText(v));
+    const text = sum.text();
     if (this.fn === 'sum') return encodeDecimal(text, this.resultType);
     return encodeDecimal(divideNumeric(text, BigInt(kept.length)), this.resultType);
   }

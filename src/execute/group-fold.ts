@@ -107,7 +107,7 @@ function foldMaker(
       resultType,
       held,
     );
-    return () => columnFold(make(), distinct);
+    return () => new ColumnFold(make(), distinct);
   }
   switch (a.fn) {
     case 'whole':
@@ -120,24 +120,45 @@ function foldMaker(
       const countColumn = a.countColumn as number;
       const countType = typeAt(types, countColumn);
       new AverageAccumulator(resultType, countType); // refuses now (0A000) an avg it cannot divide
-      return () => averageFold(new AverageAccumulator(resultType, countType), column, countColumn);
+      return () => new AverageFold(new AverageAccumulator(resultType, countType), column, countColumn);
     }
     default: {
       const fn = a.fn;
-      return () => columnFold(partialAccumulator(fn, resultType), column);
+      return () => new ColumnFold(partialAccumulator(fn, resultType), column);
     }
   }
 }
 
 const WHOLE: RowFold = { add: () => undefined, result: () => null };
 
-function columnFold(acc: Accumulator, column: number): RowFold {
-  return { add: (row) => acc.add(row[column] ?? null), result: () => acc.result() };
+/** One column's accumulator, fed that column of each row (a class: one object per group and aggregate). */
+class ColumnFold implements RowFold {
+  constructor(
+    private readonly acc: Accumulator,
+    private readonly column: number,
+  ) {}
+
+  add(row: readonly (Buffer | null)[]): void {
+    this.acc.add(row[this.column] ?? null);
+  }
+
+  result(): Buffer | null {
+    return this.acc.result();
+  }
 }
 
-function averageFold(acc: AverageAccumulator, sumColumn: number, countColumn: number): RowFold {
-  return {
-    add: (row) => acc.add(row[sumColumn] ?? null, row[countColumn] ?? null),
-    result: () => acc.result(),
-  };
+class AverageFold implements RowFold {
+  constructor(
+    private readonly acc: AverageAccumulator,
+    private readonly sumColumn: number,
+    private readonly countColumn: number,
+  ) {}
+
+  add(row: readonly (Buffer | null)[]): void {
+    this.acc.add(row[this.sumColumn] ?? null, row[this.countColumn] ?? null);
+  }
+
+  result(): Buffer | null {
+    return this.acc.result();
+  }
 }

@@ -7,18 +7,15 @@
 // computed integer, decimal or float in a result column's type and format.
 import { PgError } from '../errors/pg-error.js';
 import {
-  addDecimals,
   comparatorFor,
   Format,
   formatDecimal,
   formatFloat,
   numericBinaryToText,
   numericTextToBinary,
-  parseDecimal,
   TypeOid,
   type AggregateFn,
   type ColumnType,
-  type Decimal,
 } from './value-compare.js';
 
 /** One column of one merged group, folded value by value. */
@@ -87,24 +84,90 @@ class BestValue implements Accumulator {
 
 /** Integer (text) and numeric (text or binary) sums: exact, with numeric's result scale (the largest input scale). */
 class DecimalSum implements Accumulator {
-  private sum: Decimal | null = null;
+  private readonly sum = new ExactSum();
 
   constructor(private readonly isBinaryNumeric: boolean) {}
 
   add(value: Buffer | null): void {
     if (value === null) return;
-    const text = this.isBinaryNumeric ? numericBinaryToText(value) : value.toString('latin1');
-    this.sum = addDecimals(this.sum ?? ZERO, parseDecimal(text));
+    this.sum.add(this.isBinaryNumeric ? numericBinaryToText(value) : value.toString('latin1'));
   }
 
   result(): Buffer | null {
-    if (this.sum === null) return null;
-    const text = formatDecimal(this.sum);
+    if (this.sum.count === 0) return null;
+    const text = this.sum.text();
     return this.isBinaryNumeric ? numericTextToBinary(text) : Buffer.from(text, 'latin1');
   }
 }
 
-const ZERO: Decimal = { value: 0n, scale: 0 };
+const MAX_FAST_DIGITS = 15; // |n| < 10^15: exact as a double, and 2^52 + 10^15 < 2^53
+const FAST_FLUSH = 2 ** 52;
+
+/**
+ * An exact running sum of decimal texts (int*out / numeric_out, NaN and ±Infinity included) with numeric's result
+ * scale (the largest input scale) — what addDecimalTexts computes, without an object per value: short integers add
+ * as doubles (exact below 2^53) and join the big sum when it grows.
+ */
+export class ExactSum {
+  /** How many values were added. */
+  count = 0;
+  /** The sum × 10^scale, apart from `fast`. */
+  private units = 0n;
+  private scale = 0;
+  /** A running sum of integers of at most MAX_FAST_DIGITS digits. */
+  private fast = 0;
+  private special: 'NaN' | 'Infinity' | '-Infinity' | null = null;
+
+  add(text: string): void {
+    this.count++;
+    const first = text.charCodeAt(0);
+    if (first === 0x4e /* N */ || first === 0x49 /* I */ || (first === 0x2d && text.charCodeAt(1) === 0x49)) {
+      this.addSpecial(text as 'NaN' | 'Infinity' | '-Infinity');
+      return;
+    }
+    const dot = text.indexOf('.');
+    if (dot < 0) {
+      if (text.length <= MAX_FAST_DIGITS) {
+        this.fast += Number(text);
+        if (this.fast > FAST_FLUSH || this.fast < -FAST_FLUSH) this.flush();
+      } else {
+        this.units += BigInt(text) * 10n ** BigInt(this.scale);
+      }
+      return;
+    }
+    const fractionDigits = text.length - dot - 1;
+    const digits = BigInt(text.slice(0, dot) + text.slice(dot + 1));
+    if (fractionDigits > this.scale) {
+      this.units *= 10n ** BigInt(fractionDigits - this.scale);
+      this.scale = fractionDigits;
+    }
+    this.units += digits * 10n ** BigInt(this.scale - fractionDigits);
+  }
+
+  addBigInt(n: bigint): void {
+    this.count++;
+    this.units += n * 10n ** BigInt(this.scale);
+  }
+
+  /** The sum as numeric_out prints it. */
+  text(): string {
+    if (this.special !== null) return this.special;
+    this.flush();
+    return formatDecimal({ value: this.units, scale: this.scale });
+  }
+
+  private flush(): void {
+    if (this.fast === 0) return;
+    this.units += BigInt(this.fast) * 10n ** BigInt(this.scale);
+    this.fast = 0;
+  }
+
+  /** NaN absorbs; Infinity + -Infinity is NaN; an infinity absorbs finite values. */
+  private addSpecial(text: 'NaN' | 'Infinity' | '-Infinity'): void {
+    if (this.special === null || text === 'NaN') this.special = text;
+    else if (this.special !== text) this.special = 'NaN';
+  }
+}
 
 /** int2/int4/int8 in binary format: the sum written back in the column's width. */
 class BinaryIntegerSum implements Accumulator {

@@ -449,7 +449,7 @@ export type Decimal = { value: bigint; scale: number } | 'NaN' | 'Infinity' | '-
 const DECIMAL_SYNTAX = /^([+-]?)(\d*)(?:\.(\d*))?$/;
 
 /** int*out / numeric_out text → Decimal. */
-export function parseDecimal(text: string): Decimal {
+function parseDecimal(text: string): Decimal {
   if (text === 'NaN' || text === 'Infinity' || text === '-Infinity') return text;
   const m = DECIMAL_SYNTAX.exec(text);
   if (m === null || (m[2] === '' && (m[3] ?? '') === '')) {
@@ -461,7 +461,7 @@ export function parseDecimal(text: string): Decimal {
 }
 
 /** numeric addition: exact, the larger scale; NaN absorbs, Infinity + -Infinity is NaN. */
-export function addDecimals(a: Decimal, b: Decimal): Decimal {
+function addDecimals(a: Decimal, b: Decimal): Decimal {
   if (a === 'NaN' || b === 'NaN') return 'NaN';
   if (typeof a === 'string' || typeof b === 'string') {
     if (typeof a === 'string' && typeof b === 'string' && a !== b) return 'NaN'; // Infinity + -Infinity
