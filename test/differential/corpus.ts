@@ -1392,6 +1392,18 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
   );
   rejected('string-agg-unordered', `select string_agg(status, ',') from orders`, /without ORDER BY inside/);
   rejected('array-agg-distinct', `select array_agg(distinct status) from orders`, /array_agg\(DISTINCT/);
+  // Grouped by the key of an outer join's nullable side: the NULL group has rows on every shard (refused at run time).
+  rejected(
+    'group-by-outer-join-null-key',
+    `select o.user_id, count(distinct o.status) from users u left join orders o on o.user_id = u.id group by o.user_id`,
+    /rows on several shards/,
+  );
+  same(
+    'aggregate',
+    'group-by-outer-join-key-combined',
+    `select o.user_id, count(*), count(o.status) from users u left join orders o on o.user_id = u.id ` +
+      `group by o.user_id order by o.user_id nulls first limit 20`,
+  );
   same(
     'aggregate',
     'distinct-on',
