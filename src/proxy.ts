@@ -12,6 +12,7 @@ import { ClientSession } from './frontend/client-session.js';
 import { StatementNames } from './frontend/prepared-statements.js';
 import { PgError } from './errors/pg-error.js';
 import { initParser } from './router/parser.js';
+import { CatalogFacts } from './sharding/catalog-facts.js';
 import { PlanCache, type PlanCacheStats } from './router/plan-cache.js';
 import type { StatementPlan } from './router/plan.js';
 import { shardingSchemaFor } from './sharding/schema-from-config.js';
@@ -90,7 +91,10 @@ export async function startProxy(
   const stats = new StatsRegistry(config);
   const pools = new PoolManager(config, logger, stats);
   const cancels = new CancelRegistry();
-  const statementNames = new StatementNames();
+  const statementNames = new StatementNames(() => ({
+    maxCount: config.general.preparedStatementsLimit ?? Number.MAX_SAFE_INTEGER,
+    maxBytes: config.general.preparedStatementsCacheSizeBytes,
+  }));
   const clients = new Set<ClientSession>();
   const refusing = new Set<net.Socket>();
   let tlsContext = loadTlsContext(config);
@@ -323,13 +327,17 @@ async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting
   const counts = new Map<string, number>();
   for (const d of config.databases) counts.set(d.name, Math.max(counts.get(d.name) ?? 0, d.shard + 1));
   const routing = new Map<string, DatabaseRouting>();
+  const general = config.general;
   for (const [name, shardCount] of counts) {
     if (shardCount < 2) continue;
     let next = 0;
+    // Views, temporary tables and functions that may write are learned from the shards' catalogs on first use.
+    const schema = shardingSchemaFor(config, name);
+    schema.catalog = new CatalogFacts();
     routing.set(name, {
-      schema: shardingSchemaFor(config, name),
-      plans: new PlanCache(),
-      literalPlans: new PlanCache<StatementPlan | null>(),
+      schema,
+      plans: new PlanCache(general.queryCacheLimit, general.queryCacheSizeBytes),
+      literalPlans: new PlanCache<StatementPlan | null>(general.queryCacheLimit, general.queryCacheSizeBytes),
       nextReadShard: () => {
         next = (next + 1) % shardCount;
         return next;
@@ -350,6 +358,8 @@ function combinedStats(a: PlanCacheStats, b: PlanCacheStats | undefined): PlanCa
     evictions: a.evictions + b.evictions,
     size: a.size + b.size,
     capacity: a.capacity + b.capacity,
+    bytes: a.bytes + b.bytes,
+    maxBytes: a.maxBytes + b.maxBytes,
   };
 }
 

@@ -127,7 +127,12 @@ export class Pool implements LiveBytes {
       return;
     }
     if (!this.isPaused) {
-      const server = this.idle.pop();
+      let server = this.idle.pop();
+      // One that already said FATAL (terminated while idle) is closing: its close event has not run yet.
+      while (server !== undefined && server.fatalError !== null) {
+        server.destroy('server sent FATAL while idle');
+        server = this.idle.pop();
+      }
       if (server !== undefined) {
         this.active.add(server);
         server.state = 'active';

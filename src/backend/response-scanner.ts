@@ -1,6 +1,8 @@
 // The server→client hot path: walks reply frames by their 5-byte headers and forwards the bytes untouched.
 // Only ReadyForQuery and ParameterStatus bodies are read. Replies to messages the proxy injected on its own
 // (statement re-preparation, parameter sync) are swallowed by rules keyed on how many ReadyForQuery came before.
+// A FATAL (or PANIC) ErrorResponse is held back and handed to the owner whole: the server closes right after it, and
+// the client gets those exact bytes when the connection is found closed (wherever its replies were going meanwhile).
 // Hand-written rather than pg-protocol's Parser: that decodes every DataRow into objects; this allocates nothing
 // per message on the common path (one `subarray` per chunk at most).
 import { Backend } from '../protocol/codes.js';
@@ -16,11 +18,20 @@ export interface ScannerOwner {
   errorSeen(buf: Buffer, start: number): void;
   /** An ErrorResponse inside swallowed replies (raw frame), for logging. */
   swallowedError?(frame: Buffer): void;
+  /** A FATAL/PANIC ErrorResponse (a view: copy to keep), not forwarded: the server is about to close. */
+  fatalSeen(frame: Buffer): void;
   protocolError(reason: string): void;
 }
 
 /** Rule type for "everything up to and including the next ReadyForQuery". */
 const UNTIL_READY = -1;
+
+/** "The next ErrorResponse mentioning `marker`, in window `afterReady`, goes to the client as `bytes` instead." */
+interface Replacement {
+  afterReady: number;
+  marker: Buffer;
+  bytes: Buffer;
+}
 
 interface SwallowRule {
   /** Active once this many ReadyForQuery have been seen on the connection. */
@@ -32,6 +43,39 @@ interface SwallowRule {
 
 /** Largest reply frame whose body is held back across chunks (ReadyForQuery/ParameterStatus/swallowed Error). */
 const MAX_HELD_FRAME = 1 << 20;
+/** An ErrorResponse's severity fields come first: an error not judged within this many bytes is not a FATAL one. */
+const SEVERITY_PREFIX_BYTES = 256;
+
+const FIELD_SEVERITY = 0x53; // 'S', localized
+const FIELD_SEVERITY_V = 0x56; // 'V', never localized (PostgreSQL 9.6+)
+
+/**
+ * Whether the ErrorResponse at `start` (available up to `to`) ends the connection: its non-localized severity (or the
+ * localized one, from servers without it) is FATAL or PANIC. 'unknown' when the fields deciding it are not all there.
+ */
+export function errorSeverityIsFatal(buf: Buffer, start: number, to: number): boolean | 'unknown' {
+  let p = start + 5;
+  let severity: string | null = null;
+  while (p < to) {
+    const field = buf[p];
+    // After 'S' comes 'V' (PostgreSQL 9.6+); any other field, or the end, means an old server: 'S' decides.
+    if (severity !== null && field !== FIELD_SEVERITY_V) return severity === 'FATAL' || severity === 'PANIC';
+    if (field === 0) return false;
+    const end = buf.indexOf(0, p + 1);
+    if (end < 0 || end >= to) return 'unknown';
+    if (field === FIELD_SEVERITY_V) {
+      const v = buf.toString('latin1', p + 1, end);
+      return v === 'FATAL' || v === 'PANIC';
+    }
+    if (field === FIELD_SEVERITY) severity = buf.toString('latin1', p + 1, end);
+    p = end + 1;
+  }
+  return 'unknown';
+}
+
+/** withholdFatal's answers besides a position. */
+const HELD = -1;
+const NOT_FATAL = -2;
 
 export class ResponseScanner {
   private readonly owner: ScannerOwner;
@@ -45,6 +89,8 @@ export class ResponseScanner {
   readyExpected = 0;
   readySeen = 0;
   private rules: SwallowRule[] = [];
+  /** Server errors to replace by the proxy's own, in order (see replaceError). */
+  private replacements: Replacement[] = [];
 
   constructor(owner: ScannerOwner) {
     this.owner = owner;
@@ -74,11 +120,22 @@ export class ResponseScanner {
     else this.rules.push({ afterReady: this.readyExpected, type, count: 1 });
   }
 
+  /**
+   * The client gets `bytes` in place of the next ErrorResponse mentioning `marker` before the next ReadyForQuery owed
+   * after what was sent so far: the server's answer to a stand-in the proxy sent for a request it refuses itself, so
+   * the refusal arrives exactly where the request's answer belongs. Another error in that window (one that made the
+   * server skip the stand-in) is forwarded as it is, and the replacement lapses at the ReadyForQuery.
+   */
+  replaceError(marker: Buffer, bytes: Buffer): void {
+    this.replacements.push({ afterReady: this.readyExpected, marker, bytes });
+  }
+
   reset(): void {
     this.remaining = 0;
     this.droppingRemaining = false;
     this.carry = null;
     this.rules = [];
+    this.replacements = [];
     this.readyExpected = this.readySeen = 0;
   }
 
@@ -115,6 +172,18 @@ export class ResponseScanner {
         return;
       }
       const end = i + 1 + len;
+
+      if (type === Backend.ErrorResponse) {
+        let next = this.withholdFatal(chunk, i, len, end, outStart);
+        if (next === NOT_FATAL && this.replacements.length > 0)
+          next = this.replace(chunk, i, len, end, outStart);
+        if (next === HELD) return;
+        if (next !== NOT_FATAL) {
+          outStart = next;
+          i = next;
+          continue;
+        }
+      }
 
       // Fast path: no swallow rules and not a frame we read → skip by length.
       if (this.rules.length === 0 && type !== Backend.ReadyForQuery && type !== Backend.ParameterStatus) {
@@ -186,6 +255,50 @@ export class ResponseScanner {
     if (outStart < i && outStart < n) this.owner.forward(chunk.subarray(outStart, i));
   }
 
+  /**
+   * An ErrorResponse at `i`: a FATAL one is taken out of the stream (what precedes it is forwarded) and handed to the
+   * owner; returns where scanning goes on. HELD: the frame continues in the next chunk and is kept until whole (or
+   * until its severity can be read). NOT_FATAL: handle it as any other frame.
+   */
+  private withholdFatal(chunk: Buffer, i: number, len: number, end: number, outStart: number): number {
+    const n = chunk.length;
+    let isFatal = errorSeverityIsFatal(chunk, i, end < n ? end : n);
+    if (isFatal === 'unknown') {
+      if (end <= n || n - i >= SEVERITY_PREFIX_BYTES) return NOT_FATAL; // malformed, or not a PostgreSQL error
+      isFatal = true; // keep the start until the severity is in (the frame is scanned again, whole)
+    }
+    if (!isFatal) return NOT_FATAL;
+    if (end > n) {
+      if (len > MAX_HELD_FRAME) return NOT_FATAL; // forwarded as it comes; the client gets the proxy's error too
+      if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+      this.carry = Buffer.from(chunk.subarray(i));
+      return HELD;
+    }
+    if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+    this.owner.errorSeen(chunk, i);
+    this.owner.fatalSeen(chunk.subarray(i, end));
+    return end;
+  }
+
+  /** An ErrorResponse at `i` while a replacement is pending: withholdFatal's answers, for a replaced error. */
+  private replace(chunk: Buffer, i: number, len: number, end: number, outStart: number): number {
+    const r = this.replacements[0];
+    if (r.afterReady !== this.readySeen) return NOT_FATAL;
+    const n = chunk.length;
+    if (end > n) {
+      if (len > MAX_HELD_FRAME) return NOT_FATAL;
+      if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+      this.carry = Buffer.from(chunk.subarray(i));
+      return HELD;
+    }
+    if (chunk.subarray(i, end).indexOf(r.marker) < 0) return NOT_FATAL;
+    this.replacements.shift();
+    if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+    this.owner.errorSeen(r.bytes, 0);
+    this.owner.forward(r.bytes);
+    return end;
+  }
+
   private shouldDrop(type: number): boolean {
     const rule = this.rules[0];
     if (rule === undefined || rule.afterReady !== this.readySeen) return false;
@@ -200,5 +313,7 @@ export class ResponseScanner {
   /** Rules whose window has passed (an error made the server skip to Sync) no longer apply. */
   private pruneRules(): void {
     while (this.rules.length > 0 && this.rules[0].afterReady < this.readySeen) this.rules.shift();
+    const replacements = this.replacements;
+    while (replacements.length > 0 && replacements[0].afterReady < this.readySeen) replacements.shift();
   }
 }

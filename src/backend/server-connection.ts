@@ -9,6 +9,7 @@ import { startupMessage, TERMINATE, cancelRequest } from '../protocol/messages.j
 import { md5PasswordHash } from '../auth/md5.js';
 import { ScramClientSession } from '../auth/scram-client.js';
 import { ResponseScanner, type ScannerOwner } from './response-scanner.js';
+import { ServerStatements } from './server-statements.js';
 import { UNTRACKED_SHARD, type ShardStats } from '../stats/shard-stats.js';
 
 export interface ServerAddress {
@@ -33,7 +34,10 @@ export interface ServerClient {
   onServerParameter(name: string, value: string): void;
   /** Handling this server's replies threw (a bug): the server is already dropped; close the client. */
   onInternalError?(err: unknown): void;
-  /** The server connection died while attached. */
+  /**
+   * The server connection died while attached. If the server said why (a FATAL ErrorResponse), `server.fatalError`
+   * holds it, byte for byte: it is what the client is to receive.
+   */
   onServerLost(server: ServerConnection, reason: string): void;
 }
 
@@ -52,7 +56,7 @@ export class ServerConnection implements ScannerOwner {
   backendPid = 0;
   backendSecret = 0;
   /** Server-side prepared statement names this connection has (transaction-mode statement sharing). */
-  readonly prepared = new Set<string>();
+  readonly prepared = new ServerStatements();
   /** Session settings made with SET on this connection (name → the statement), kept in step by sharded sessions. */
   readonly settings = new Map<string, string>();
   /** Statement names prepared by the batch in flight; forgotten again if that batch reports an error. */
@@ -69,6 +73,9 @@ export class ServerConnection implements ScannerOwner {
   /** performance.now() when the request in flight / the transaction in progress started; 0 = none. */
   private busySinceMs = 0;
   private xactSinceMs = 0;
+
+  /** The FATAL ErrorResponse the server sent before closing (pg_terminate_backend, shutdown, timeouts), if any. */
+  fatalError: Buffer | null = null;
 
   private socket: net.Socket | null = null;
   readonly scanner = new ResponseScanner(this);
@@ -281,6 +288,11 @@ export class ServerConnection implements ScannerOwner {
     this.scanner.swallowNext(type);
   }
 
+  fatalSeen(frame: Buffer): void {
+    this.fatalError = Buffer.from(frame);
+    this.closeReason ||= `server sent FATAL: ${errorMessageOf(this.fatalError)}`;
+  }
+
   readyForQuery(status: number): void {
     if (this.pendingReady === 0) {
       if (this.unconfirmed.length > 0) {
@@ -414,6 +426,23 @@ export class ServerConnection implements ScannerOwner {
 
   /** True when the last ReadyForQuery said idle and nothing is outstanding. */
   get isIdleInProtocol(): boolean {
-    return this.pendingReady === 0 && this.txStatus === TxStatus.Idle && this.scanner.isAtMessageBoundary;
+    return (
+      this.pendingReady === 0 &&
+      this.txStatus === TxStatus.Idle &&
+      this.scanner.isAtMessageBoundary &&
+      this.fatalError === null
+    );
   }
+}
+
+/** The message (M field) of an ErrorResponse frame, for log lines. */
+function errorMessageOf(frame: Buffer): string {
+  let p = 5;
+  while (p < frame.length && frame[p] !== 0) {
+    const end = frame.indexOf(0, p + 1);
+    if (end < 0) break;
+    if (frame[p] === 0x4d) return frame.toString('utf8', p + 1, end); // 'M'
+    p = end + 1;
+  }
+  return '(no message)';
 }

@@ -35,6 +35,12 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   twoPhaseCommitOrphanTimeoutMs: 60_000,
   twoPhaseCommitPrepareTimeoutMs: 0, // off, as statement_timeout
   maxMessageSizeBytes: 64 * MIB,
+  preparedStatementsLimit: null, // PgDog: i64::MAX
+  preparedStatementsCacheSizeBytes: 64 * MIB,
+  queryCacheLimit: 1000, // PgDog's (pgdog-config general.rs)
+  queryCacheSizeBytes: 64 * MIB,
+  querySizeLimitBytes: null, // PgDog: off
+  querySizeLimitAction: 'warn',
   openmetricsPort: null,
   openmetricsNamespace: 'shardgate_',
   shutdownTimeoutMs: 60_000,
@@ -57,6 +63,7 @@ export const POOLER_MODES = ['transaction', 'session'] as const;
 export const AUTH_TYPES = ['scram', 'md5', 'trust'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export const LOG_FORMATS = ['json', 'text'] as const;
+export const QUERY_SIZE_LIMIT_ACTIONS = ['warn', 'block'] as const;
 export const DATABASE_ROLES = ['primary', 'replica', 'auto'] as const;
 
 /** Top-level pgdog.toml sections PgDog has that shardgate ignores (with a warning). */
@@ -101,12 +108,13 @@ export const UNSUPPORTED_GENERAL_KEYS: ReadonlySet<string> = new Set([
   'broadcast_port',
   'query_log',
   'prepared_statements',
-  'prepared_statements_limit',
+  'prepared_statements_ttl',
+  'prepared_statements_ttl_jitter',
   'query_parser_enabled',
   'query_parser',
   'query_parser_engine',
   'regex_parser_limit',
-  'query_cache_limit',
+  'log_query_sample_length',
   'passthrough_auth',
   'connect_attempts',
   'connect_attempt_delay',
@@ -224,6 +232,12 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'two_phase_commit_orphan_timeout',
   'two_phase_commit_prepare_timeout',
   'max_message_size',
+  'prepared_statements_limit',
+  'prepared_statements_cache_size',
+  'query_cache_limit',
+  'query_cache_size',
+  'query_size_limit',
+  'query_size_limit_action',
   'openmetrics_port',
   'openmetrics_namespace',
   'shutdown_timeout',

@@ -17,6 +17,7 @@ import {
   DATABASE_SHARD_DEFAULT,
   GENERAL_DEFAULTS,
   LOG_FORMATS,
+  QUERY_SIZE_LIMIT_ACTIONS,
   LOG_LEVELS,
   MAX_MESSAGE_SIZE_BYTES,
   MIB,
@@ -78,6 +79,23 @@ const SEGMENT_SIZE_RULE = {
   min: 64 * 1024,
   max: 1024 * MIB,
   expected: `integer bytes between ${64 * 1024} and ${1024 * MIB}`,
+};
+/** Cache sizes in bytes (statement cache, plan cache). */
+const CACHE_SIZE_RULE = {
+  min: 64 * 1024,
+  max: 64 * 1024 * MIB,
+  expected: `integer bytes between ${64 * 1024} and ${64 * 1024 * MIB}`,
+};
+const QUERY_CACHE_LIMIT_RULE = {
+  min: 0,
+  max: 100_000_000,
+  expected: 'an integer number of plans between 0 (no cache) and 100000000',
+};
+/** query_size_limit: from the smallest Query message (6 bytes) to PostgreSQL's 1 GiB. */
+const QUERY_SIZE_LIMIT_RULE = {
+  min: 6,
+  max: MAX_MESSAGE_SIZE_BYTES,
+  expected: `integer bytes between 6 and ${MAX_MESSAGE_SIZE_BYTES}`,
 };
 const MESSAGE_SIZE_RULE = {
   min: MIN_MESSAGE_SIZE_BYTES,
@@ -256,6 +274,14 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
     twoPhaseCommitPrepareTimeoutMs:
       r.integer('two_phase_commit_prepare_timeout', TIMEOUT_MS_RULE) ?? d.twoPhaseCommitPrepareTimeoutMs,
     maxMessageSizeBytes: r.integer('max_message_size', MESSAGE_SIZE_RULE) ?? d.maxMessageSizeBytes,
+    preparedStatementsLimit: readCountLimit(r, 'prepared_statements_limit') ?? d.preparedStatementsLimit,
+    preparedStatementsCacheSizeBytes:
+      r.integer('prepared_statements_cache_size', CACHE_SIZE_RULE) ?? d.preparedStatementsCacheSizeBytes,
+    queryCacheLimit: r.integer('query_cache_limit', QUERY_CACHE_LIMIT_RULE) ?? d.queryCacheLimit,
+    queryCacheSizeBytes: r.integer('query_cache_size', CACHE_SIZE_RULE) ?? d.queryCacheSizeBytes,
+    querySizeLimitBytes: r.integer('query_size_limit', QUERY_SIZE_LIMIT_RULE) ?? d.querySizeLimitBytes,
+    querySizeLimitAction:
+      r.oneOf('query_size_limit_action', QUERY_SIZE_LIMIT_ACTIONS) ?? d.querySizeLimitAction,
     openmetricsPort: r.integer('openmetrics_port', LISTEN_PORT_RULE) ?? d.openmetricsPort,
     openmetricsNamespace: readMetricsNamespace(r),
     shutdownTimeoutMs: r.integer('shutdown_timeout', TIMEOUT_MS_RULE) ?? d.shutdownTimeoutMs,
@@ -272,6 +298,19 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
   checkTlsPair(r, general);
   warnings.push(...r.warnAboutUnusedKeys(UNSUPPORTED_GENERAL_KEYS, SUPPORTED_GENERAL_KEYS));
   return general;
+}
+
+/**
+ * A PgDog count limit whose default is i64::MAX ("no limit"): any integer ≥ 0; values past what a JavaScript number
+ * holds exactly mean no limit (null), as PgDog's default does.
+ */
+function readCountLimit(r: SectionReader, key: string): number | null | undefined {
+  const expected = 'an integer ≥ 0 (9223372036854775807, PgDog’s default, means no limit)';
+  const value = r.raw(key);
+  if (value === undefined) return undefined;
+  if (typeof value !== 'bigint') throw r.error(key, `got ${typeof value}`, expected);
+  if (value < 0n) throw r.error(key, `${value} is out of range`, expected);
+  return value > BigInt(Number.MAX_SAFE_INTEGER) ? null : Number(value);
 }
 
 /**

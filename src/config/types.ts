@@ -6,6 +6,7 @@ export type AuthType = 'scram' | 'md5' | 'trust';
 export type LogFormat = 'json' | 'text';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 export type DatabaseRole = 'primary' | 'replica' | 'auto';
+export type QuerySizeLimitAction = 'warn' | 'block';
 
 export interface GeneralConfig {
   host: string; // default "0.0.0.0"
@@ -54,6 +55,21 @@ export interface GeneralConfig {
   twoPhaseCommitPrepareTimeoutMs: number;
   /** Largest client message accepted, bytes (protects against oversized/malformed lengths). */
   maxMessageSizeBytes: number; // default 64 MiB
+  /**
+   * PgDog: named statements one server connection may hold (the least recently used are closed beyond it); also the
+   * most statements the proxy's statement cache keeps when some are unused. null = no limit (PgDog's default).
+   */
+  preparedStatementsLimit: number | null;
+  /** Bytes the statement cache may hold before it drops statements no client uses; default 64 MiB. */
+  preparedStatementsCacheSizeBytes: number;
+  /** PgDog: plans the router caches per sharded database (by SQL text); default 1000; 0 = no cache. */
+  queryCacheLimit: number;
+  /** Bytes the router's plan cache may hold (text and an estimate of its plan); default 64 MiB. */
+  queryCacheSizeBytes: number;
+  /** PgDog: Query / Parse messages larger than this (bytes, header included) are logged or refused; null = off. */
+  querySizeLimitBytes: number | null;
+  /** PgDog: what happens to such a message: "warn" (logged, runs) or "block" (refused with 54000); default warn. */
+  querySizeLimitAction: QuerySizeLimitAction;
   /** HTTP port of the OpenMetrics endpoint (/metrics); null = off (default). 0 = any free port. */
   openmetricsPort: number | null;
   /** Prefix of every metric name; default "shardgate_" (PgDog: none). "" = no prefix. */

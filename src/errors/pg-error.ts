@@ -11,6 +11,8 @@ export class PgError extends Error {
   readonly hint: string | undefined;
   /** 1-based character position in the query text (ErrorResponse field P), when the error points into it. */
   readonly position: number | undefined;
+  /** A server's own ErrorResponse, passed on as it came (toBuffer returns these bytes). */
+  private wire: Buffer | null = null;
 
   constructor(
     severity: Severity,
@@ -31,6 +33,7 @@ export class PgError extends Error {
 
   /** The ErrorResponse frame for this error. */
   toBuffer(): Buffer {
+    if (this.wire !== null) return this.wire;
     return errorResponse({
       severity: this.severity,
       code: this.code,
@@ -85,7 +88,13 @@ export class PgError extends Error {
   static serverUnavailable(shard: number, reason: string): PgError {
     return new PgError('ERROR', SqlState.ConnectionFailure, `could not connect to shard ${shard}: ${reason}`);
   }
-  static serverConnectionLost(shard: number, reason: string): PgError {
+  /**
+   * A server connection died under a client: the server's own FATAL when it sent one (57P01 terminating connection
+   * due to administrator command, 57P02/57P03 shutdown, 25P03/57P05 timeouts …), byte for byte, else the proxy's
+   * 08006 naming the shard.
+   */
+  static serverConnectionLost(shard: number, reason: string, serverFatal: Buffer | null = null): PgError {
+    if (serverFatal !== null) return PgError.fromServer(serverFatal);
     return new PgError(
       'FATAL',
       SqlState.ConnectionFailure,
@@ -94,6 +103,24 @@ export class PgError extends Error {
       'The transaction, if any, was rolled back by the server. Reconnect and retry.',
     );
   }
+  /** A server's ErrorResponse frame as a PgError whose toBuffer() gives back exactly those bytes. */
+  static fromServer(frame: Buffer): PgError {
+    const fields = new Map<number, string>();
+    let p = 5;
+    while (p < frame.length && frame[p] !== 0) {
+      const end = frame.indexOf(0, p + 1);
+      if (end < 0) break;
+      fields.set(frame[p], frame.toString('utf8', p + 1, end));
+      p = end + 1;
+    }
+    const severity = (fields.get(0x56) ?? fields.get(0x53) ?? 'ERROR') as Severity; // 'V', else 'S'
+    // 'C': a server's SQLSTATE may be one the proxy's table does not list; it is only read, never re-encoded.
+    const code = (fields.get(0x43) ?? SqlState.InternalError) as SqlStateCode;
+    const err = new PgError(severity, code, fields.get(0x4d) ?? '', fields.get(0x44), fields.get(0x48));
+    err.wire = frame;
+    return err;
+  }
+
   static shuttingDown(): PgError {
     return new PgError('FATAL', SqlState.AdminShutdown, 'shardgate is shutting down');
   }

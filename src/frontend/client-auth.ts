@@ -14,6 +14,11 @@ import { verifyMd5Response } from '../auth/md5.js';
 import { ScramServerSession } from '../auth/scram-server.js';
 import { parseScramSecret, scramSecretFromPassword, type ScramSecret } from '../auth/scram-common.js';
 
+/** PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH: the largest password message it reads (its length word included). */
+export const MAX_PASSWORD_MESSAGE_LENGTH = 65_535;
+/** PostgreSQL's PG_MAX_SASL_MESSAGE_LENGTH, the limit of SCRAM's SASLInitialResponse / SASLResponse messages. */
+export const MAX_SASL_MESSAGE_LENGTH = 1024;
+
 export type AuthOutcome =
   | { kind: 'continue'; reply: Buffer }
   | { kind: 'ok'; reply: Buffer[] }
@@ -46,6 +51,16 @@ export class ClientAuth {
     this.method = method;
     this.user = user;
     this.password = password;
+  }
+
+  /** The largest 'p' frame accepted from the client (type byte included), as PostgreSQL caps it for this method. */
+  get maxFrameBytes(): number {
+    return 1 + (this.method === 'md5' ? MAX_PASSWORD_MESSAGE_LENGTH : MAX_SASL_MESSAGE_LENGTH);
+  }
+
+  /** What PostgreSQL calls the client's reply in its "expected … response" error. */
+  get responseName(): string {
+    return this.method === 'md5' ? 'password' : 'SASL';
   }
 
   /** The first message: AuthenticationOk for trust, else the password/SASL request. */

@@ -9,11 +9,12 @@ import type { AdminConfig, GeneralConfig, UserConfig } from '../config/types.js'
 import type { PoolManager, DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
-import { Frontend, TxStatus } from '../protocol/codes.js';
+import { Frontend, StartupCode, TxStatus } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/frame-reader.js';
 import {
   backendKeyData,
   parameterStatus,
+  parseMessage,
   query,
   readyForQuery,
   SSL_NO,
@@ -21,13 +22,15 @@ import {
   READY_IDLE,
 } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
-import { SqlState } from '../errors/sqlstate.js';
-import { readStartupPacket } from './startup.js';
+import { SqlState, type SqlStateCode } from '../errors/sqlstate.js';
+import { readStartupPacket, unsupportedProtocol } from './startup.js';
 import { ClientAuth } from './client-auth.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
-import { RequestBatch } from './request-batch.js';
+import { PIPELINE_MAX_BYTES, PIPELINE_MAX_FRAMES, RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
+import { SHARD_BACKLOG_BYTES as SERVER_BACKLOG_BYTES } from './copy-in.js';
 import { resetAndRelease } from '../backend/server-reset.js';
+import { queryTooLarge, STAND_IN_MARKER, standInText } from '../errors/query-too-large.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
 import type { ShardedSession } from './sharded-session.js';
@@ -55,6 +58,31 @@ export interface SessionDeps {
 
 export type SessionState = 'startup' | 'auth' | 'ready' | 'closed';
 
+/** The message types a logged-in client may send (PostgreSQL's SocketBackend refuses any other at its first byte). */
+const REQUEST_TYPES = new Uint8Array(256);
+for (const t of Object.values(Frontend)) if (t !== Frontend.Password) REQUEST_TYPES[t] = 1;
+
+function checkRequestType(type: number): string | null {
+  return REQUEST_TYPES[type] === 1 ? null : `invalid frontend message type ${type}`;
+}
+
+const NO_PARAM_TYPES = new Uint8Array(2);
+const SAMPLE_CHARS = 200;
+
+/** The start of a Query's or Parse's text, for a log line (control characters shown as spaces). */
+function querySample(type: number, start: Buffer): string {
+  let from = 5;
+  if (type === Frontend.Parse) {
+    const nameEnd = start.indexOf(0, 5);
+    if (nameEnd < 0) return '';
+    from = nameEnd + 1;
+  }
+  const end = Math.min(start.length, from + SAMPLE_CHARS);
+  let sample = '';
+  for (const ch of start.toString('utf8', from, end)) sample += ch < ' ' ? ' ' : ch;
+  return sample;
+}
+
 let nextSessionId = 1;
 
 export class ClientSession implements ServerClient, Cancellable {
@@ -69,6 +97,9 @@ export class ClientSession implements ServerClient, Cancellable {
   private readonly deps: SessionDeps;
   private readonly log: Logger;
   private startupBuf: Buffer | null = null;
+  /** An SSLRequest / GSSENCRequest was answered (PostgreSQL takes one of each, in either order). */
+  private isSslNegotiated = false;
+  private isGssNegotiated = false;
   private reader: FrameReader;
   private auth: ClientAuth | null = null;
   private userConfig: UserConfig | null = null;
@@ -87,6 +118,9 @@ export class ClientSession implements ServerClient, Cancellable {
   private isSkippingToSync = false;
   /** Reasons the client socket is not read right now (pauseInput / resumeInput). */
   private inputPauses = 0;
+  /** Input paused: too many requests queued (until the batch drains), a server slow to read what it was sent. */
+  private isBatchBacklogged = false;
+  private isServerBacklogged = false;
   /**
    * Extended-protocol messages went to the server after the last Sync: their replies (and the Sync that closes
    * them) are still to come, so the server must stay with this client even at an idle ReadyForQuery.
@@ -101,6 +135,10 @@ export class ClientSession implements ServerClient, Cancellable {
   private queryTimer: NodeJS.Timeout | null = null;
   private loginTimer: NodeJS.Timeout | null = null;
   private readonly onFrame = (type: number, frame: Buffer): void => this.handleFrame(type, frame);
+  /** query_size_limit with action "warn": larger Query / Parse messages are logged. */
+  private queryWarnBytes = Number.MAX_SAFE_INTEGER;
+  /** Stand-ins of refused oversized statements → the error their server's answer is replaced with. */
+  private standIns: WeakMap<Buffer, Buffer> | null = null;
 
   constructor(socket: net.Socket, deps: SessionDeps) {
     this.socket = socket;
@@ -144,6 +182,12 @@ export class ClientSession implements ServerClient, Cancellable {
   }
 
   private handleData(chunk: Buffer): void {
+    if (this.state === 'closed') {
+      // Input after the end (a client still sending the frame that was refused): once the error is on its way out,
+      // stop reading altogether, as PostgreSQL does by exiting.
+      if (this.socket.writableLength === 0) this.socket.destroy();
+      return;
+    }
     if (this.state === 'ready') {
       const err = this.reader.push(chunk, this.onFrame);
       if (err !== null) return this.protocolViolation(err);
@@ -164,16 +208,27 @@ export class ClientSession implements ServerClient, Cancellable {
     while (this.state === 'startup' && buf.length > 0) {
       const r = readStartupPacket(buf);
       if (!r.ok) {
-        if (r.incomplete) this.startupBuf = buf;
-        else this.protocolViolation(r.error);
+        if (r.incomplete)
+          this.startupBuf = buf; // at most one packet: its length was checked
+        else this.refuseStartup(r.error, r.code, r.isSilent);
         return;
       }
       const { packet } = r;
       buf = r.rest;
       if (packet.kind === 'ssl' || packet.kind === 'gssenc') {
+        // As PostgreSQL: one SSLRequest and one GSSENCRequest at most (the second is read as a protocol version).
+        const isSsl = packet.kind === 'ssl';
+        if (isSsl ? this.isSslNegotiated : this.isGssNegotiated) {
+          const code = isSsl ? StartupCode.SSLRequest : StartupCode.GSSENCRequest;
+          return this.refuseStartup(unsupportedProtocol(code), SqlState.FeatureNotSupported, false);
+        }
+        // Bytes sent before the answer were not encrypted (maybe injected): refused before answering (PgBouncer).
         if (buf.length > 0) return this.protocolViolation('received unencrypted data after SSL request');
-        if (packet.kind === 'ssl') this.negotiateTls();
-        else this.socket.write(SSL_NO);
+        const isTls = isSsl && this.negotiateTls();
+        if (!isSsl) this.socket.write(SSL_NO);
+        // PostgreSQL: after a refused SSLRequest a GSSENCRequest may follow, and the other way round.
+        this.isSslNegotiated = isSsl || isTls;
+        this.isGssNegotiated = !isSsl || isTls;
         return;
       }
       if (packet.kind === 'cancel') {
@@ -188,11 +243,19 @@ export class ClientSession implements ServerClient, Cancellable {
     }
   }
 
-  private negotiateTls(): void {
+  /** A startup packet PostgreSQL would refuse: with a FATAL, or (impossible length) by closing without a word. */
+  private refuseStartup(reason: string, code: SqlStateCode, isSilent: boolean): void {
+    this.log.warn({ remote: this.remote, reason }, 'invalid startup packet; closing client');
+    if (isSilent) this.close(reason);
+    else this.fatal(new PgError('FATAL', code, reason));
+  }
+
+  /** Answer an SSLRequest: 'S' and a TLS handshake when a certificate is configured (and none ran yet), else 'N'. */
+  private negotiateTls(): boolean {
     const ctx = this.deps.tlsContext();
     if (ctx === null || this.socket instanceof tls.TLSSocket) {
       this.socket.write(SSL_NO);
-      return;
+      return false;
     }
     this.socket.write(SSL_YES);
     const raw = this.socket;
@@ -202,6 +265,7 @@ export class ClientSession implements ServerClient, Cancellable {
     const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
     this.socket = secure;
     this.bindSocket(secure);
+    return true;
   }
 
   private startLogin(params: Map<string, string>): void {
@@ -231,8 +295,21 @@ export class ClientSession implements ServerClient, Cancellable {
     this.userConfig = userConfig;
     this.params.fromStartup(params);
     this.auth = new ClientAuth(this.deps.general().authType, user, userConfig.password);
+    this.startAuth(this.auth);
+  }
+
+  /**
+   * Authentication: only password / SASL messages, no larger than PostgreSQL reads them, refused at their header
+   * (an unauthenticated client never makes the proxy buffer more than that).
+   */
+  private startAuth(auth: ClientAuth): void {
     this.state = 'auth';
-    this.applyAuthOutcome(this.auth.start());
+    const reader = this.reader;
+    reader.maxFrameBytes = auth.maxFrameBytes;
+    const expected = auth.responseName;
+    reader.typeCheck = (type) =>
+      type === Frontend.Password ? null : `expected ${expected} response, got message type ${type}`;
+    this.applyAuthOutcome(auth.start());
   }
 
   private applyAuthOutcome(outcome: ReturnType<ClientAuth['start']>): void {
@@ -260,8 +337,12 @@ export class ClientSession implements ServerClient, Cancellable {
     const routing = pools.shards.length > 1 ? this.deps.routingFor(this.database) : null;
     // Named statements follow the client onto whichever server a request lands on: in transaction mode, and on
     // sharded databases in session mode too (a statement prepared on one shard is used on another).
-    if (this.isTransactionMode || routing !== null)
-      this.statements = new ClientStatements(this.deps.statementNames);
+    if (this.isTransactionMode || routing !== null) {
+      this.statements = new ClientStatements(
+        this.deps.statementNames,
+        () => this.deps.general().preparedStatementsLimit ?? Number.MAX_SAFE_INTEGER,
+      );
+    }
     if (routing !== null)
       this.sharded = new ShardedDispatch(new SessionRouter(routing), this.shardedSession(pools));
     const first = pools.shards[0];
@@ -329,10 +410,45 @@ export class ClientSession implements ServerClient, Cancellable {
     this.cancelKey = this.deps.cancels.register(this);
     out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), READY_IDLE);
     this.socket.write(Buffer.concat(out));
-    this.state = 'ready';
+    this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
     this.log.info({ remote: this.remote, mode: this.pools?.mode }, 'client logged in');
+  }
+
+  /**
+   * Logged in: requests up to max_message_size, of the types PostgreSQL accepts; Query / Parse messages over
+   * query_size_limit logged ("warn") or refused unread ("block").
+   */
+  private enterReady(): void {
+    this.state = 'ready';
+    const general = this.deps.general();
+    const reader = this.reader;
+    reader.maxFrameBytes = general.maxMessageSizeBytes;
+    reader.typeCheck = checkRequestType;
+    const limit = general.querySizeLimitBytes;
+    if (limit === null || this.adminConsole !== null) return;
+    if (general.querySizeLimitAction === 'warn') {
+      this.queryWarnBytes = limit;
+      return;
+    }
+    reader.skipQueriesOverBytes = limit;
+    reader.onOversized = (type, totalBytes, start) => this.refuseOversized(type, totalBytes, start, limit);
+  }
+
+  /**
+   * A Query / Parse over query_size_limit (block), its body skipped unread: a stand-in takes its place in the request,
+   * so the client gets ERROR 54000 where the statement's answer belongs (errors/query-too-large.ts).
+   */
+  private refuseOversized(type: number, totalBytes: number, start: Buffer, limit: number): void {
+    this.log.warn(
+      { sizeBytes: totalBytes, limitBytes: limit, sample: querySample(type, start) },
+      'query over query_size_limit refused',
+    );
+    const text = standInText(totalBytes, limit);
+    const standIn = type === Frontend.Query ? query(text) : parseMessage('', text, NO_PARAM_TYPES);
+    (this.standIns ??= new WeakMap()).set(standIn, queryTooLarge(totalBytes, limit).toBuffer());
+    this.handleFrame(type, standIn);
   }
 
   private handleFrame(type: number, frame: Buffer): void {
@@ -344,6 +460,12 @@ export class ClientSession implements ServerClient, Cancellable {
     }
     if (this.state !== 'ready') return;
     if (this.adminConsole !== null) return this.adminConsole.onFrame(type, frame);
+    if (frame.length > this.queryWarnBytes && (type === Frontend.Query || type === Frontend.Parse)) {
+      this.log.warn(
+        { sizeBytes: frame.length, limitBytes: this.queryWarnBytes, sample: querySample(type, frame) },
+        'query over query_size_limit',
+      );
+    }
     if (this.isSkippingToSync) {
       if (type === Frontend.Sync) {
         this.isSkippingToSync = false;
@@ -370,9 +492,7 @@ export class ClientSession implements ServerClient, Cancellable {
         this.close('client terminated');
         return;
       default:
-        return this.protocolViolation(
-          `invalid frontend message type "${String.fromCharCode(type)}" (0x${type.toString(16)})`,
-        );
+        return this.protocolViolation(checkRequestType(type) ?? `unexpected message type ${type}`);
     }
   }
 
@@ -381,6 +501,7 @@ export class ClientSession implements ServerClient, Cancellable {
     if (this.state !== 'ready' || this.batch.isEmpty) return;
     if (this.sharded !== null) {
       this.sharded.dispatch();
+      this.limitBacklog();
       return;
     }
     if (this.server !== null) {
@@ -389,6 +510,7 @@ export class ClientSession implements ServerClient, Cancellable {
     }
     if (this.batch.isFlushPoint) {
       this.checkout();
+      this.limitBacklog();
       return;
     }
     if (this.batch.bytes > this.deps.general().maxMessageSizeBytes) {
@@ -418,6 +540,25 @@ export class ClientSession implements ServerClient, Cancellable {
       isPaused = true;
       this.pauseInput();
     }
+  }
+
+  /**
+   * Requests pipelined behind the one in flight stay queued (a sharded session runs one at a time; a transaction-mode
+   * session waits for a server): past PIPELINE_MAX_BYTES / _FRAMES the client is not read until the queue is down to a
+   * quarter. Only complete requests count: a request still arriving is read on (max_message_size bounds it).
+   */
+  private limitBacklog(): void {
+    const batch = this.batch;
+    if (this.isBatchBacklogged || !batch.isFlushPoint) return;
+    if (batch.bytes <= PIPELINE_MAX_BYTES && batch.length <= PIPELINE_MAX_FRAMES) return;
+    this.isBatchBacklogged = true;
+    this.pauseInput();
+    batch.lowWaterBytes = PIPELINE_MAX_BYTES / 4;
+    batch.lowWaterFrames = PIPELINE_MAX_FRAMES / 4;
+    batch.onDrained = () => {
+      this.isBatchBacklogged = false;
+      this.resumeInput();
+    };
   }
 
   /**
@@ -455,9 +596,14 @@ export class ClientSession implements ServerClient, Cancellable {
     const statements = this.statements;
     const scanner = server.scanner;
     try {
-      if (statements !== null) out = [];
+      if (statements !== null) {
+        out = [];
+        statements.beginBatch(server, out);
+      }
       for (let i = 0; i < types.length; i++) {
         const type = types[i];
+        const refusal = this.standIns?.get(frames[i]);
+        if (refusal !== undefined) scanner.replaceError(STAND_IN_MARKER, refusal);
         if (statements !== null) {
           if (type === Frontend.Query) statements.noteQuery(frames[i], server);
           statements.rewrite(type, frames[i], server, out);
@@ -480,6 +626,16 @@ export class ClientSession implements ServerClient, Cancellable {
     }
     this.hasOpenSegment = isOpen;
     server.send(out.length === 1 ? out[0] : Buffer.concat(out), 0);
+    // A server that does not read what it is sent (busy, blocked on a lock, or not read itself because this client
+    // does not read its replies): stop reading the client until the server's socket has passed it all on.
+    if (server.unsentBytes > SERVER_BACKLOG_BYTES && !this.isServerBacklogged) {
+      this.isServerBacklogged = true;
+      this.pauseInput();
+      server.onSendDrain(() => {
+        this.isServerBacklogged = false;
+        this.resumeInput();
+      });
+    }
     if (ready > 0) this.startQueryTimer();
   }
 
@@ -547,7 +703,7 @@ export class ClientSession implements ServerClient, Cancellable {
     this.server = null;
     this.serverPool = null;
     this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
-    this.fatal(PgError.serverConnectionLost(server.address.shard, reason));
+    this.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
   }
 
   cancelQuery(): void {
@@ -605,8 +761,7 @@ export class ClientSession implements ServerClient, Cancellable {
     const method = this.deps.general().authType === 'md5' ? 'md5' : 'scram';
     // Another user name gets the same "password authentication failed" as a wrong password (nothing revealed).
     this.auth = new ClientAuth(method, user, user === admin.user ? admin.password : null);
-    this.state = 'auth';
-    this.applyAuthOutcome(this.auth.start());
+    this.startAuth(this.auth);
   }
 
   private openAdminConsole(): void {
@@ -617,7 +772,7 @@ export class ClientSession implements ServerClient, Cancellable {
     );
     this.cancelKey = this.deps.cancels.register(this);
     this.socket.write(adminLoginReplies(this.cancelKey.pid, this.cancelKey.secret));
-    this.state = 'ready';
+    this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
     this.log.info({ remote: this.remote }, 'admin logged in');
@@ -706,6 +861,7 @@ export class ClientSession implements ServerClient, Cancellable {
       });
     }
     this.sharded?.onSessionClosed();
+    this.statements?.clear(); // the shared cache may drop what only this client used
     // Connections that never logged in (health checks, port scans) are not worth an info line each.
     const level = this.user === '' ? 'debug' : 'info';
     this.log[level](

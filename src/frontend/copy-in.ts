@@ -35,14 +35,6 @@ export function isCopyMessage(type: number): boolean {
   return type === Frontend.CopyData || type === Frontend.CopyDone || type === Frontend.CopyFail;
 }
 
-/** Only copy messages: COPY data for the request in flight. */
-export function isCopyOnly(types: readonly number[]): boolean {
-  for (const t of types) {
-    if (t !== Frontend.CopyData && t !== Frontend.CopyDone && t !== Frontend.CopyFail) return false;
-  }
-  return true;
-}
-
 /**
  * The split of a routed COPY over `servers` (one per shard it runs on), rows routed by the key column at `keyIndex`
  * (null: a table copied to every shard), and how its replies merge.

@@ -1,41 +1,123 @@
 // Named prepared statements under transaction pooling: each client's statement names map to server-side names
 // derived from the statement text (shared by every client that prepares the same text), and a client's batch is
-// rewritten for whichever server connection it lands on, preparing statements that server lacks.
+// rewritten for whichever server connection it lands on, preparing statements that server lacks. Memory is bounded:
+// the shared cache drops statements no client uses beyond its limits, and each server connection keeps at most
+// `prepared_statements_limit` statements (the least recently used are closed at the start of its next batch).
 // Parse/Bind/Describe/Close are decoded only as far as their names; everything else is copied as bytes.
-import { Frontend } from '../protocol/codes.js';
+import { hash } from 'node:crypto';
+import { Backend, Frontend } from '../protocol/codes.js';
 import { closeStatement } from '../protocol/messages.js';
+import type { ServerStatements, StatementRef } from '../backend/server-statements.js';
+
+/** The per-connection statement set a server offers (ServerStatements, or a test double). */
+export type ServerStatementSet = Pick<
+  ServerStatements,
+  'has' | 'use' | 'add' | 'delete' | 'clear' | 'size' | 'takeVictims'
+>;
 
 /** What a server connection must offer for statement rewriting (kept minimal for unit tests). */
 export interface StatementServer {
-  readonly prepared: Set<string>;
+  readonly prepared: ServerStatementSet;
   /** Names added by the batch in flight; dropped again if that batch fails. */
   readonly unconfirmed: string[];
   /** The next reply of this type (CloseComplete / ParseComplete) from the batch being written is the proxy's own. */
   swallowNext(type: number): void;
 }
 
-interface ClientStatement {
-  serverName: string;
-  /** The client's Parse rewritten to the server name (re-sent when a server lacks the statement). */
-  parse: Buffer;
+/** One distinct statement (query text and parameter types) and its server-side name, shared by every client. */
+export interface CachedStatement extends StatementRef {
+  readonly name: string;
+  /** Parse under the server name (re-sent to servers that lack it); null once evicted. */
+  parse: Buffer | null;
+  /** Client statements (over all clients) mapped to it; evictable at 0. */
+  refs: number;
+  /** What it costs the cache: its Parse frame, its key and bookkeeping. */
+  readonly bytes: number;
+  isEvicted: boolean;
+  readonly key: string;
 }
 
-/** Server-side names, one per distinct (query text, parameter types): shared across clients and servers. */
-export class StatementNames {
-  private readonly names = new Map<string, string>();
-  private next = 1;
+export interface StatementCacheLimits {
+  /** Statements kept (`prepared_statements_limit`); only unused ones are dropped to get there. */
+  maxCount: number;
+  /** Bytes kept (`prepared_statements_cache_size`); likewise. */
+  maxBytes: number;
+}
 
-  nameFor(key: string): string {
-    let name = this.names.get(key);
-    if (name === undefined) {
-      name = `sg_${(this.next++).toString(36)}`;
-      this.names.set(key, name);
+export const UNLIMITED_STATEMENTS: StatementCacheLimits = Object.freeze({
+  maxCount: Number.MAX_SAFE_INTEGER,
+  maxBytes: Number.MAX_SAFE_INTEGER,
+});
+
+/** Per entry besides its Parse frame: the map entries, the object, its name. */
+const ENTRY_OVERHEAD_BYTES = 200;
+
+/**
+ * The proxy's statement cache: server-side names, one per distinct (query text, parameter types), shared across clients
+ * and servers. Entries no client statement uses are kept, least recently released first, while the cache is within
+ * its limits, and dropped beyond them (their text is freed; servers that still have the name close it in time).
+ * Names are never reused: `sg_<n>` counts up for the life of the process, so a server still holding an evicted name
+ * can never mistake it for another statement — the same text prepared again gets a new name.
+ */
+export class StatementNames {
+  private readonly byKey = new Map<string, CachedStatement>();
+  /** Entries with refs = 0, oldest first. */
+  private readonly unused = new Map<string, CachedStatement>();
+  private readonly limits: () => StatementCacheLimits;
+  private next = 1;
+  private totalBytes = 0;
+  evictions = 0;
+
+  constructor(limits: () => StatementCacheLimits = () => UNLIMITED_STATEMENTS) {
+    this.limits = limits;
+  }
+
+  /** The statement for a Parse's text and parameter types (`tail`, the bytes after its name), taken once more. */
+  acquire(tail: Buffer): CachedStatement {
+    // Keyed by a digest, not the text: the text is kept once (in `parse`), however long it is.
+    const key = hash('sha256', tail, 'base64');
+    let entry = this.byKey.get(key);
+    if (entry === undefined) {
+      const name = `sg_${(this.next++).toString(36)}`;
+      const parse = withName(Frontend.Parse, null, name, tail);
+      entry = { name, parse, refs: 0, bytes: parse.length + ENTRY_OVERHEAD_BYTES, isEvicted: false, key };
+      this.byKey.set(key, entry);
+      this.totalBytes += entry.bytes;
+    } else if (entry.refs === 0) {
+      this.unused.delete(key);
     }
-    return name;
+    entry.refs++;
+    this.trim();
+    return entry;
+  }
+
+  /** A client statement no longer maps to `entry` (closed, replaced, its client gone). */
+  release(entry: CachedStatement): void {
+    if (entry.isEvicted || --entry.refs > 0) return;
+    this.unused.set(entry.key, entry);
+    this.trim();
   }
 
   get size(): number {
-    return this.names.size;
+    return this.byKey.size;
+  }
+
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  /** Drop unused entries, least recently released first, while the cache is over a limit. */
+  private trim(): void {
+    const { maxCount, maxBytes } = this.limits();
+    for (const [key, entry] of this.unused) {
+      if (this.byKey.size <= maxCount && this.totalBytes <= maxBytes) return;
+      this.unused.delete(key);
+      this.byKey.delete(key);
+      this.totalBytes -= entry.bytes;
+      entry.isEvicted = true;
+      entry.parse = null;
+      this.evictions++;
+    }
   }
 }
 
@@ -65,20 +147,41 @@ function withName(type: number, head: Buffer | null, name: string, tail: Buffer)
   return out;
 }
 
-export class ClientStatements {
-  private readonly byName = new Map<string, ClientStatement>();
-  private readonly names: StatementNames;
+/** Closes of statements over a server's limit sent ahead of one batch at most (the rest go with the next ones). */
+const MAX_CLOSES_PER_BATCH = 64;
 
-  constructor(names: StatementNames) {
+/** One client's named statements: its names mapped to the shared cache's entries. */
+export class ClientStatements {
+  private readonly byName = new Map<string, CachedStatement>();
+  private readonly names: StatementNames;
+  /** `prepared_statements_limit`: statements a server connection may hold. */
+  private readonly serverLimit: () => number;
+
+  constructor(names: StatementNames, serverLimit: () => number = () => Number.MAX_SAFE_INTEGER) {
     this.names = names;
+    this.serverLimit = serverLimit;
   }
 
   get size(): number {
     return this.byName.size;
   }
 
+  /** Forget every statement (DISCARD ALL, or the client is gone): the cache may drop those nobody else uses. */
   clear(): void {
+    for (const entry of this.byName.values()) this.names.release(entry);
     this.byName.clear();
+  }
+
+  /**
+   * Before a batch is rewritten for `server`: Close the statements it holds beyond `prepared_statements_limit` (least
+   * recently used first) and those the cache has dropped, ahead of the batch, so no portal of the batch is affected;
+   * a statement the batch needs is prepared again by it.
+   */
+  beginBatch(server: StatementServer, out: Buffer[]): void {
+    for (const name of server.prepared.takeVictims(this.serverLimit(), MAX_CLOSES_PER_BATCH)) {
+      out.push(closeStatement(name));
+      server.swallowNext(Backend.CloseComplete);
+    }
   }
 
   /** DISCARD ALL / DEALLOCATE ALL drop every prepared statement on the server (and the client's view of them). */
@@ -107,9 +210,7 @@ export class ClientStatements {
         const stmt = this.byName.get(frame.toString('utf8', portalEnd + 1, stmtEnd));
         if (stmt === undefined) break; // unknown: the server answers 26000 itself
         this.ensurePrepared(stmt, server, out);
-        out.push(
-          withName(type, frame.subarray(5, portalEnd + 1), stmt.serverName, frame.subarray(stmtEnd + 1)),
-        );
+        out.push(withName(type, frame.subarray(5, portalEnd + 1), stmt.name, frame.subarray(stmtEnd + 1)));
         return;
       }
       case Frontend.Describe:
@@ -120,14 +221,14 @@ export class ClientStatements {
         const name = frame.toString('utf8', 6, nameEnd);
         if (type === Frontend.Close) {
           // The server copy stays for other clients; the server still owes a CloseComplete.
-          this.byName.delete(name);
+          this.forget(name);
           out.push(CLOSE_NEVER);
           return;
         }
         const stmt = this.byName.get(name);
         if (stmt === undefined) break;
         this.ensurePrepared(stmt, server, out);
-        out.push(withName(type, frame.subarray(5, 6), stmt.serverName, frame.subarray(nameEnd + 1)));
+        out.push(withName(type, frame.subarray(5, 6), stmt.name, frame.subarray(nameEnd + 1)));
         return;
       }
     }
@@ -138,12 +239,23 @@ export class ClientStatements {
   remember(frame: Buffer): void {
     const nameEnd = cstringEnd(frame, 5);
     if (nameEnd === 5) return;
-    const tail = frame.subarray(nameEnd + 1);
-    const serverName = this.names.nameFor(tail.toString('latin1'));
-    this.byName.set(frame.toString('utf8', 5, nameEnd), {
-      serverName,
-      parse: withName(Frontend.Parse, null, serverName, tail),
-    });
+    this.map(frame.toString('utf8', 5, nameEnd), frame.subarray(nameEnd + 1));
+  }
+
+  /** Map `clientName` to the statement of `tail` (text and parameter types), replacing what it named before. */
+  private map(clientName: string, tail: Buffer): CachedStatement {
+    const entry = this.names.acquire(tail); // before releasing the old one: the same text must not be dropped
+    const previous = this.byName.get(clientName);
+    this.byName.set(clientName, entry);
+    if (previous !== undefined) this.names.release(previous);
+    return entry;
+  }
+
+  private forget(clientName: string): void {
+    const entry = this.byName.get(clientName);
+    if (entry === undefined) return;
+    this.byName.delete(clientName);
+    this.names.release(entry);
   }
 
   private rewriteParse(frame: Buffer, server: StatementServer, out: Buffer[]): void {
@@ -152,35 +264,35 @@ export class ClientStatements {
       out.push(frame); // unnamed statement: lives only until the next unnamed Parse, no mapping needed
       return;
     }
-    const clientName = frame.toString('utf8', 5, nameEnd);
     const tail = frame.subarray(nameEnd + 1); // query text, parameter types
-    const serverName = this.names.nameFor(tail.toString('latin1'));
-    const stmt: ClientStatement = { serverName, parse: withName(Frontend.Parse, null, serverName, tail) };
-    this.byName.set(clientName, stmt);
-    if (server.prepared.has(serverName)) {
+    const stmt = this.map(frame.toString('utf8', 5, nameEnd), tail);
+    if (server.prepared.has(stmt.name)) {
       // The server has it already: an unnamed Parse of the same text earns the client its ParseComplete
       // (and reports the same errors) without touching the shared named statement.
+      server.prepared.use(stmt.name);
       out.push(withName(Frontend.Parse, null, '', tail));
       return;
     }
     this.sendPrepare(stmt, server, out, false);
   }
 
-  private ensurePrepared(stmt: ClientStatement, server: StatementServer, out: Buffer[]): void {
-    if (!server.prepared.has(stmt.serverName)) this.sendPrepare(stmt, server, out, true);
+  private ensurePrepared(stmt: CachedStatement, server: StatementServer, out: Buffer[]): void {
+    if (server.prepared.has(stmt.name)) server.prepared.use(stmt.name);
+    else this.sendPrepare(stmt, server, out, true);
   }
 
   /** Close-then-Parse, so re-preparing is harmless even if the server had the statement after all. */
   private sendPrepare(
-    stmt: ClientStatement,
+    stmt: CachedStatement,
     server: StatementServer,
     out: Buffer[],
     swallowParse: boolean,
   ): void {
-    out.push(closeStatement(stmt.serverName), stmt.parse);
-    server.swallowNext(0x33); // CloseComplete
-    if (swallowParse) server.swallowNext(0x31); // ParseComplete
-    server.prepared.add(stmt.serverName);
-    server.unconfirmed.push(stmt.serverName);
+    // In use by this client, so never evicted: its Parse is there.
+    out.push(closeStatement(stmt.name), stmt.parse as Buffer);
+    server.swallowNext(Backend.CloseComplete);
+    if (swallowParse) server.swallowNext(Backend.ParseComplete);
+    server.prepared.add(stmt.name, stmt);
+    server.unconfirmed.push(stmt.name);
   }
 }

@@ -1,88 +1,177 @@
 // The client frames received but not yet sent to a server: views into the received chunks, with what they need
-// (how many ReadyForQuery replies they will produce, whether a Flush asks for replies without a Sync).
+// (how many ReadyForQuery replies they will produce, whether a Flush asks for replies without a Sync). A ring buffer
+// (double-ended queue): queueing a frame, handing over the first request and putting frames back at the front cost
+// O(1) per frame, however many requests a client pipelines behind the one in flight.
 import { Frontend } from '../protocol/codes.js';
 import { readyForQuery } from '../protocol/messages.js';
 import type { PgError } from '../errors/pg-error.js';
 
+const INITIAL_CAPACITY = 16;
+
+/**
+ * Requests a client may have queued behind the one in flight before the proxy stops reading it (and reads on once the
+ * queue is down to a quarter): a pipelining client that does not read its replies costs at most this, plus one read.
+ */
+export const PIPELINE_MAX_BYTES = 1024 * 1024;
+export const PIPELINE_MAX_FRAMES = 4096;
+
+function isReadyPoint(type: number): boolean {
+  return type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall;
+}
+
+export interface TakenFrames {
+  types: number[];
+  frames: Buffer[];
+  readyCount: number;
+}
+
 export class RequestBatch {
-  types: number[] = [];
-  frames: Buffer[] = [];
-  bytes = 0;
-  /** Query / Sync / FunctionCall frames: one ReadyForQuery each. */
-  readyCount = 0;
-  hasFlush = false;
+  private types: number[] = new Array<number>(INITIAL_CAPACITY).fill(0);
+  private frames: (Buffer | undefined)[] = new Array<Buffer | undefined>(INITIAL_CAPACITY);
+  /** Slot of the first frame; slots are taken modulo the capacity (a power of two). */
+  private head = 0;
+  private count = 0;
+  private mask = INITIAL_CAPACITY - 1;
+  private byteCount = 0;
+  /** Query / Sync / FunctionCall frames queued: one ReadyForQuery each. */
+  private readyFrames = 0;
+  private flushFrames = 0;
+  /**
+   * Called once when the queue drops to `lowWaterBytes` and `lowWaterFrames`, or holds no complete request any more
+   * (the rest of the one it holds must be read): the session resumes reading then.
+   */
+  onDrained: (() => void) | null = null;
+  lowWaterBytes = Number.MAX_SAFE_INTEGER;
+  lowWaterFrames = Number.MAX_SAFE_INTEGER;
 
   get isEmpty(): boolean {
-    return this.frames.length === 0;
+    return this.count === 0;
+  }
+
+  /** Frames queued. */
+  get length(): number {
+    return this.count;
+  }
+
+  /** Bytes of the frames queued. */
+  get bytes(): number {
+    return this.byteCount;
+  }
+
+  get readyCount(): number {
+    return this.readyFrames;
+  }
+
+  get hasFlush(): boolean {
+    return this.flushFrames > 0;
   }
 
   /** A Sync/Query/FunctionCall or Flush is queued: the client now waits for replies. */
   get isFlushPoint(): boolean {
-    return this.readyCount > 0 || this.hasFlush;
+    return this.readyFrames > 0 || this.flushFrames > 0;
+  }
+
+  /** The type of the `i`-th frame queued. */
+  typeAt(i: number): number {
+    return this.types[(this.head + i) & this.mask];
+  }
+
+  /** The `i`-th frame queued. */
+  frameAt(i: number): Buffer {
+    return this.frames[(this.head + i) & this.mask] as Buffer;
   }
 
   push(type: number, frame: Buffer): void {
-    if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall)
-      this.readyCount++;
-    else if (type === Frontend.Flush) this.hasFlush = true;
-    this.types.push(type);
-    this.frames.push(frame);
-    this.bytes += frame.length;
+    if (this.count === this.types.length) this.grow(this.count + 1);
+    const slot = (this.head + this.count) & this.mask;
+    this.types[slot] = type;
+    this.frames[slot] = frame;
+    this.count++;
+    this.counted(type, frame, 1);
   }
 
   /** Frames of the first request: up to and including the first Query / Sync / FunctionCall (all when none). */
   firstRequestLength(): number {
-    for (let i = 0; i < this.types.length; i++) {
-      const t = this.types[i];
-      if (t === Frontend.Query || t === Frontend.Sync || t === Frontend.FunctionCall) return i + 1;
+    for (let i = 0; i < this.count; i++) {
+      if (isReadyPoint(this.types[(this.head + i) & this.mask])) return i + 1;
     }
-    return this.types.length;
+    return this.count;
+  }
+
+  /** Only copy messages are queued (COPY data for the request in flight). */
+  isCopyOnly(): boolean {
+    for (let i = 0; i < this.count; i++) {
+      const t = this.types[(this.head + i) & this.mask];
+      if (t !== Frontend.CopyData && t !== Frontend.CopyDone && t !== Frontend.CopyFail) return false;
+    }
+    return true;
+  }
+
+  /** Copies of the first `count` types and frames, left queued. */
+  peek(count: number): { types: number[]; frames: Buffer[] } {
+    const n = Math.min(count, this.count);
+    const types = new Array<number>(n);
+    const frames = new Array<Buffer>(n);
+    for (let i = 0; i < n; i++) {
+      const slot = (this.head + i) & this.mask;
+      types[i] = this.types[slot];
+      frames[i] = this.frames[slot] as Buffer;
+    }
+    return { types, frames };
   }
 
   /** Hand over the first `count` frames (one request); the rest stays queued. */
-  takeFirst(count: number): { types: number[]; frames: Buffer[]; readyCount: number } {
-    if (count >= this.types.length) return this.take();
-    const types = this.types.splice(0, count);
-    const frames = this.frames.splice(0, count);
+  takeFirst(count: number): TakenFrames {
+    const n = Math.min(count, this.count);
+    const types = new Array<number>(n);
+    const frames = new Array<Buffer>(n);
     let readyCount = 0;
-    for (let i = 0; i < count; i++) {
-      this.bytes -= frames[i].length;
-      const t = types[i];
-      if (t === Frontend.Query || t === Frontend.Sync || t === Frontend.FunctionCall) readyCount++;
+    for (let i = 0; i < n; i++) {
+      const slot = (this.head + i) & this.mask;
+      const type = this.types[slot];
+      const frame = this.frames[slot] as Buffer;
+      this.frames[slot] = undefined; // the chunk it points into may be freed
+      types[i] = type;
+      frames[i] = frame;
+      if (isReadyPoint(type)) readyCount++;
+      this.counted(type, frame, -1);
     }
-    this.readyCount -= readyCount;
-    this.hasFlush = this.types.includes(Frontend.Flush);
+    this.head = (this.head + n) & this.mask;
+    this.count -= n;
+    this.afterRemoval();
     return { types, frames, readyCount };
+  }
+
+  /** Hand over the queued frames and start empty. */
+  take(): TakenFrames {
+    return this.takeFirst(this.count);
+  }
+
+  /** Remove the first `count` frames (handled by the caller). */
+  dropFirst(count: number): void {
+    const n = Math.min(count, this.count);
+    for (let i = 0; i < n; i++) {
+      const slot = (this.head + i) & this.mask;
+      this.counted(this.types[slot], this.frames[slot] as Buffer, -1);
+      this.frames[slot] = undefined;
+    }
+    this.head = (this.head + n) & this.mask;
+    this.count -= n;
+    this.afterRemoval();
   }
 
   /** Put frames back at the front (a request replaced by the ones that carry it out). */
   unshift(types: readonly number[], frames: readonly Buffer[]): void {
-    for (let i = 0; i < types.length; i++) {
-      const t = types[i];
-      if (t === Frontend.Query || t === Frontend.Sync || t === Frontend.FunctionCall) this.readyCount++;
-      else if (t === Frontend.Flush) this.hasFlush = true;
-      this.bytes += frames[i].length;
+    const n = types.length;
+    if (this.count + n > this.types.length) this.grow(this.count + n);
+    this.head = (this.head - n) & this.mask;
+    for (let i = 0; i < n; i++) {
+      const slot = (this.head + i) & this.mask;
+      this.types[slot] = types[i];
+      this.frames[slot] = frames[i];
+      this.counted(types[i], frames[i], 1);
     }
-    this.types.unshift(...types);
-    this.frames.unshift(...frames);
-  }
-
-  /** Remove the first `count` frames (handled by the caller); they must not be Query/Sync/FunctionCall/Flush. */
-  dropFirst(count: number): void {
-    for (let i = 0; i < count; i++) this.bytes -= this.frames[i].length;
-    this.types.splice(0, count);
-    this.frames.splice(0, count);
-  }
-
-  /** Hand over the queued frames and start empty. */
-  take(): { types: number[]; frames: Buffer[]; readyCount: number } {
-    const taken = { types: this.types, frames: this.frames, readyCount: this.readyCount };
-    this.types = [];
-    this.frames = [];
-    this.bytes = 0;
-    this.readyCount = 0;
-    this.hasFlush = false;
-    return taken;
+    this.count += n;
   }
 
   /**
@@ -93,7 +182,7 @@ export class RequestBatch {
   failReplies(
     err: PgError,
     txStatus: number,
-    count: number = this.types.length,
+    count: number = this.count,
   ): { replies: Buffer; isSkippingToSync: boolean } {
     const out: Buffer[] = [];
     let isErrorOpen = false; // an error was sent for a segment its Sync has not closed yet
@@ -102,11 +191,50 @@ export class RequestBatch {
         out.push(err.toBuffer());
         isErrorOpen = true;
       }
-      if (t === Frontend.Sync || t === Frontend.Query || t === Frontend.FunctionCall) {
+      if (isReadyPoint(t)) {
         out.push(readyForQuery(txStatus));
         isErrorOpen = false;
       }
     }
     return { replies: Buffer.concat(out), isSkippingToSync: isErrorOpen };
+  }
+
+  private counted(type: number, frame: Buffer, sign: 1 | -1): void {
+    this.byteCount += sign * frame.length;
+    if (isReadyPoint(type)) this.readyFrames += sign;
+    else if (type === Frontend.Flush) this.flushFrames += sign;
+  }
+
+  private afterRemoval(): void {
+    if (this.count === 0) {
+      this.head = 0;
+      // A burst made the ring large: start small again rather than keep its slots for good.
+      if (this.types.length > 4 * INITIAL_CAPACITY) this.reset(INITIAL_CAPACITY);
+    }
+    const onDrained = this.onDrained;
+    const isLow = this.byteCount <= this.lowWaterBytes && this.count <= this.lowWaterFrames;
+    if (onDrained !== null && (isLow || !this.isFlushPoint)) {
+      this.onDrained = null;
+      onDrained();
+    }
+  }
+
+  /** Room for at least `needed` frames, keeping their order (the first at slot 0). */
+  private grow(needed: number): void {
+    let capacity = this.types.length * 2;
+    while (capacity < needed) capacity *= 2;
+    const { types, frames } = this.peek(this.count);
+    this.reset(capacity);
+    for (let i = 0; i < types.length; i++) {
+      this.types[i] = types[i];
+      this.frames[i] = frames[i];
+    }
+  }
+
+  private reset(capacity: number): void {
+    this.types = new Array<number>(capacity).fill(0);
+    this.frames = new Array<Buffer | undefined>(capacity);
+    this.mask = capacity - 1;
+    this.head = 0;
   }
 }

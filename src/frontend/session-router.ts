@@ -7,7 +7,6 @@ import { SqlState } from '../errors/sqlstate.js';
 import type { ShardingSchema } from '../sharding/schema.js';
 import { analyzeQuery } from '../router/analyze.js';
 import { normalizeLiterals } from '../router/literals.js';
-import { quoteIdentifier } from '../router/sql-text.js';
 import { parseStatements } from '../router/parser.js';
 import type { PlanCache } from '../router/plan-cache.js';
 import type {
@@ -19,6 +18,8 @@ import type {
   StatementPlan,
 } from '../router/plan.js';
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
+import type { ParameterFormat } from '../sharding/shard-of.js';
+import type { CatalogFacts } from '../sharding/catalog-facts.js';
 import { routeFunctionCall, routeStatement, type Route, type RouteContext } from '../router/route.js';
 import { aggregateColumns } from './aggregate-columns.js';
 import {
@@ -32,6 +33,7 @@ import {
 import { Format, TypeOid } from '../execute/value-compare.js';
 import { parseParamTypes, readBind, splitBind, splitInsert, splitParse } from '../router/rewrite.js';
 import { query } from '../protocol/messages.js';
+import { settingChange, applySettingChange, type SettingChange } from './session-settings.js';
 
 /** One shard's frames of a split INSERT (`isParseInjected`: its ParseComplete is the proxy's, not the client's). */
 export interface SplitPart {
@@ -173,59 +175,6 @@ const TRANSACTION_CONTROL = new Set<StatementPlan['kind']>([
   'rollback_prepared',
 ]);
 
-/** A session setting changed by SET (`text`: the statement), RESET / SET … TO DEFAULT (null), or all of them ('*'). */
-export interface SettingChange {
-  readonly name: string;
-  readonly text: string | null;
-}
-
-/**
- * Parameters the session keeps in step itself from ParameterStatus (session-params.ts), and shardgate's own routing
- * settings: not replayed as statements.
- */
-const NOT_REPLAYED = new Set([
-  'client_encoding',
-  'datestyle',
-  'timezone',
-  'intervalstyle',
-  'application_name',
-  'standard_conforming_strings',
-  'shardgate.shard',
-  'shardgate.sharding_key',
-]);
-
-function settingChange(plan: StatementPlan): SettingChange | null {
-  if (plan.kind === 'discard' && plan.setsManualShard === null) return { name: '*', text: null }; // DISCARD ALL
-  const s = plan.setting;
-  if (s === null || s.isLocal || (plan.kind !== 'set' && plan.kind !== 'reset')) return null;
-  if (s.action === 'reset_all') return { name: '*', text: null };
-  if (s.name === null || NOT_REPLAYED.has(s.name) || s.action === 'multi') return null;
-  return { name: s.name, text: s.action === 'value' || s.action === 'current' ? plan.text : null };
-}
-
-/** Apply a setting change to a name → statement map. */
-export function applySettingChange(settings: Map<string, string>, change: SettingChange): void {
-  if (change.name === '*') settings.clear();
-  else if (change.text === null) settings.delete(change.name);
-  else settings.set(change.name, change.text);
-}
-
-/** The statements that bring a server's settings (`have`) to the session's (`want`); '' when they match. */
-export function settingsSyncSql(
-  want: ReadonlyMap<string, string>,
-  have: ReadonlyMap<string, string>,
-): string {
-  let sql = '';
-  for (const name of have.keys()) if (!want.has(name)) sql += `RESET ${settingName(name)};`;
-  // A newline before ';': the client's statement may end in a -- comment.
-  for (const [name, text] of want) if (have.get(name) !== text) sql += `${text}\n;`;
-  return sql;
-}
-
-function settingName(name: string): string {
-  return /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/.test(name) ? name : quoteIdentifier(name);
-}
-
 export class SessionRouter implements RouteContext {
   /** Settings this session made with SET outside a transaction, replayed on every server it later uses. */
   readonly settings = new Map<string, string>();
@@ -234,6 +183,13 @@ export class SessionRouter implements RouteContext {
   private readonly routing: DatabaseRouting;
   private readonly named = new Map<string, PreparedEntry>();
   private unnamed: PreparedEntry | null = null;
+  /**
+   * SQL-level prepared statements (PREPARE name AS …): the PREPARE's text, whose plan (from the plan cache: re-made
+   * when what the router knows changes, e.g. a table's columns) routes each EXECUTE.
+   */
+  private readonly sqlPrepared = new Map<string, string>();
+  /** SQL-level cursors (DECLARE name CURSOR …) by name: the shard each was declared on. */
+  private readonly cursors = new Map<string, number>();
   readonly schema: ShardingSchema;
   sessionShard: number | null = null;
   sessionShardingKey: string | null = null;
@@ -280,7 +236,8 @@ export class SessionRouter implements RouteContext {
       }
       cache.set(normalized.text, plan);
     }
-    if (plan === null) return null;
+    // EXECUTE: routed by its prepared statement; a size function: by the relation its literal names.
+    if (plan === null || plan.kind === 'execute' || plan.needsLiteralValues) return null;
     const params: BindParams = {
       values: normalized.values.map((v) => Buffer.from(v)),
       formats: normalized.values.map(() => 0),
@@ -291,6 +248,112 @@ export class SessionRouter implements RouteContext {
     } catch {
       return null; // the raw text's plan says why (or routes it otherwise)
     }
+  }
+
+  /** Where one statement runs: by its plan, or — EXECUTE — by its prepared statement's plan and arguments. */
+  private routePlan(
+    plan: StatementPlan,
+    params: BindParams | null,
+  ): { route: Route; plan: StatementPlan; params: BindParams | null } {
+    if (plan.kind === 'execute') return this.routeExecute(plan, params);
+    if (plan.cursor !== null) return { route: this.routeCursor(plan, params), plan, params };
+    return { route: routeStatement(plan, params, this), plan, params };
+  }
+
+  /**
+   * SQL-level cursors: DECLARE runs where its query routes — one shard, remembered, as FETCH / MOVE / CLOSE must run
+   * there too; a query needing several shards is refused (its rows would come from one shard at a time). A cursor the
+   * session did not declare here: any shard answers (34000).
+   */
+  private routeCursor(plan: StatementPlan, params: BindParams | null): Route {
+    const cursor = plan.cursor as NonNullable<StatementPlan['cursor']>;
+    const manual = plan.manualShard !== null || plan.manualShardingKey !== null || this.sessionShard !== null;
+    if (cursor.action === 'declare') {
+      const route =
+        plan.inner === null || manual
+          ? routeStatement(plan, params, this)
+          : routeStatement(plan.inner, params, this);
+      if (route.kind !== 'one') {
+        throw unsupported(
+          `the cursor ${cursor.name ?? ''} would read several shards, and FETCH takes rows from one`,
+          'Add the sharding key so the query reads one shard, or use the extended protocol’s row-limited Execute (portals), which shardgate merges across shards.',
+        );
+      }
+      this.cursors.set(cursor.name ?? '', route.shard);
+      return route;
+    }
+    if (cursor.name === null) {
+      this.cursors.clear(); // CLOSE ALL: on every shard, reported once
+      return {
+        kind: 'many',
+        shards: Array.from({ length: this.shardCount }, (_, i) => i),
+        isReplicated: true,
+      };
+    }
+    const shard = this.cursors.get(cursor.name);
+    if (cursor.action === 'close') this.cursors.delete(cursor.name);
+    return { kind: 'one', shard: shard ?? this.pickReadShard() };
+  }
+
+  /**
+   * EXECUTE name(args): routed as the prepared statement with those arguments bound (constants, or the EXECUTE's own
+   * parameters); the plan returned is the prepared statement's, so its writes, merge and transaction needs count.
+   * What the shards cannot run as the client's EXECUTE — rows split across shards, a merge that needs the statement
+   * rewritten — is refused.
+   */
+  private routeExecute(
+    plan: StatementPlan,
+    bind: BindParams | null,
+  ): { route: Route; plan: StatementPlan; params: BindParams | null } {
+    const name = plan.sqlStatement?.name ?? '';
+    const text = this.sqlPrepared.get(name);
+    const prepared = text === undefined ? null : (this.plansFor(text)[0]?.inner ?? null);
+    // Not prepared in this session: any shard answers it as PostgreSQL does (26000).
+    if (prepared === null) return { route: { kind: 'one', shard: this.pickReadShard() }, plan, params: null };
+    const values: (Buffer | null)[] = [];
+    const formats: ParameterFormat[] = [];
+    const unknown = new Set<number>();
+    (plan.sqlStatement?.args ?? []).forEach((arg, i) => {
+      if (arg.kind === 'constant') {
+        values.push(arg.value === null ? null : Buffer.from(arg.value, 'utf8'));
+        formats.push(0);
+      } else if (arg.kind === 'param' && bind !== null && arg.index >= 1 && arg.index <= bind.values.length) {
+        values.push(bind.values[arg.index - 1]);
+        formats.push(bind.formats[arg.index - 1] ?? 0);
+      } else {
+        unknown.add(i + 1);
+        values.push(null);
+        formats.push(0);
+      }
+    });
+    // A routing hint on the EXECUTE wins over the PREPARE's.
+    const inner =
+      plan.manualShard !== null || plan.manualShardingKey !== null
+        ? { ...prepared, manualShard: plan.manualShard, manualShardingKey: plan.manualShardingKey }
+        : prepared;
+    for (const index of routingParams(inner)) {
+      if (unknown.has(index)) {
+        throw unsupported(
+          `EXECUTE ${name}: argument ${index} decides where the statement runs, but it is an expression shardgate cannot evaluate`,
+          'Pass a constant (or a parameter) for it.',
+        );
+      }
+    }
+    const params: BindParams = { values, formats };
+    const route = routeStatement(inner, params, this);
+    if (route.kind === 'split') {
+      throw unsupported(
+        `EXECUTE ${name} inserts rows that belong to different shards`,
+        'Insert one row per EXECUTE, or use a protocol-level prepared statement (Parse/Bind), which shardgate splits.',
+      );
+    }
+    if (route.kind === 'many' && route.isReplicated !== true && inner.select?.shardQuery != null) {
+      throw unsupported(
+        `EXECUTE ${name} runs on several shards, and merging its rows needs the statement rewritten`,
+        'Use a protocol-level prepared statement (Parse/Bind), or send the statement itself.',
+      );
+    }
+    return { route, plan: inner, params };
   }
 
   /** Where a batch runs. Throws PgError when it cannot run correctly. */
@@ -339,7 +402,8 @@ export class SessionRouter implements RouteContext {
           }
           for (const p of this.plansFor(sql)) {
             this.noteSettings(p);
-            join(routeStatement(p, null, this), p, null);
+            const r = this.routePlan(p, null);
+            join(r.route, r.plan, r.params);
           }
           break;
         }
@@ -361,7 +425,8 @@ export class SessionRouter implements RouteContext {
           const plans = entry.plans;
           const bp = decodeBindParams(frame);
           this.noteSettings(plans[0]);
-          join(routeStatement(plans[0], bp, this), plans[0], bp);
+          const r = this.routePlan(plans[0], bp);
+          join(r.route, r.plan, r.params);
           source = { text: entry.text, paramTypes: entry.paramTypes, isQuery: false };
           bindIndex = i;
           break;
@@ -537,7 +602,7 @@ export class SessionRouter implements RouteContext {
     const schema = this.routing.schema;
     schema.tableColumns ??= new Map();
     schema.tableColumns.set(table, columns);
-    this.routing.plans.clear();
+    this.dropPlans();
   }
 
   /** A column order learned earlier (COPY without a column list uses it too). */
@@ -545,17 +610,44 @@ export class SessionRouter implements RouteContext {
     return this.routing.schema.tableColumns?.get(table);
   }
 
-  /** DDL may change column order: forget what was learned, and the plans built on it. */
+  /** DDL may change column order and what relations and functions are: forget what was learned, and its plans. */
   private forgetTableColumns(): void {
-    const known = this.routing.schema.tableColumns;
-    if (known === undefined || known.size === 0) return;
-    known.clear();
+    const schema = this.routing.schema;
+    const known = schema.tableColumns;
+    const facts = schema.catalog;
+    const hasColumns = known !== undefined && known.size > 0;
+    const hasFacts = facts !== undefined && (facts.relations.size > 0 || facts.functions.size > 0);
+    if (!hasColumns && !hasFacts) return;
+    known?.clear();
+    facts?.clear();
+    this.dropPlans();
+  }
+
+  /** The database's catalog facts (views, temporary tables, functions that may write), learned on first use. */
+  get catalogFacts(): CatalogFacts | undefined {
+    return this.routing.schema.catalog;
+  }
+
+  /** Analyse `sql` against this database's sharding schema (function bodies in catalog lookups). */
+  analyze(sql: string): StatementPlan[] {
+    return analyzeQuery(sql, this.routing.schema);
+  }
+
+  /** What the router knows changed (catalog facts, column order): plans made before are dropped. */
+  dropPlans(): void {
     this.routing.plans.clear();
+    this.routing.literalPlans?.clear();
   }
 
   /** SET / RESET of shardgate.shard and shardgate.sharding_key change this session's routing. */
   private noteSettings(plan: StatementPlan): void {
     if (plan.kind === 'ddl') this.forgetTableColumns();
+    const sqlName = plan.sqlStatement?.name;
+    if (plan.kind === 'prepare' && sqlName != null) this.sqlPrepared.set(sqlName, plan.text);
+    else if (plan.kind === 'deallocate') {
+      if (sqlName == null) this.sqlPrepared.clear();
+      else this.sqlPrepared.delete(sqlName);
+    } else if (plan.kind === 'discard' && plan.setsManualShard === null) this.sqlPrepared.clear(); // DISCARD ALL
     const change = settingChange(plan);
     if (change !== null) this.pendingSettings.push(change);
     if (plan.setsManualShard !== undefined) this.sessionShard = plan.setsManualShard;
@@ -565,6 +657,16 @@ export class SessionRouter implements RouteContext {
       this.sessionShardingKey = null;
     }
   }
+}
+
+/** The parameters (1-based) that decide where a statement runs or how its rows merge: key values, LIMIT, OFFSET. */
+function routingParams(plan: StatementPlan): number[] {
+  const out: number[] = [];
+  for (const s of plan.shardKey?.sources ?? []) if (s.kind === 'param') out.push(s.index);
+  for (const k of plan.insert?.insertKeys ?? []) if (k !== null && k.kind === 'param') out.push(k.index);
+  for (const c of [plan.select?.limit, plan.select?.offset])
+    if (c != null && c.kind === 'param') out.push(c.index);
+  return out;
 }
 
 function allShards(n: number): number[] {
@@ -611,6 +713,14 @@ function mergeSpecFor(
   rewritten: { paramTypes: readonly number[] } | null,
 ): MergeSpec {
   const select = plan?.select ?? null;
+  if (plan?.sumsShardedSizes != null) {
+    // Sizes of a sharded table: each column is the sum of the shards' (bigint, added up exactly as counts are).
+    const columns = Array.from({ length: plan.sumsShardedSizes }, (_, column) => ({
+      column,
+      fn: 'count' as const,
+    }));
+    return { orderBy: [], limit: null, offset: 0, aggregates: columns };
+  }
   if (plan === null || plan.kind !== 'select' || select === null) return PASS_THROUGH_SPEC;
   const hint = 'Add the sharding key so the query runs on one shard, or route it by hand.';
   const shardQuery = rewritten !== null ? select.shardQuery : null;

@@ -11,7 +11,8 @@ import { query } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { cancelRunning } from './cancel-registry.js';
 import { endTransactionSinks } from './fanout.js';
-import { settingsSyncSql, type SessionRouter } from './session-router.js';
+import type { SessionRouter } from './session-router.js';
+import { settingsSyncSql } from './session-settings.js';
 import type { ShardedSession } from './sharded-session.js';
 
 export class ShardServers {

@@ -12,16 +12,12 @@ import { query, readyForQuery } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
-import { TableColumnsNeeded } from '../router/route.js';
+import { CatalogFactsNeeded, TableColumnsNeeded } from '../router/route.js';
+import { lookUpCatalogFacts } from './catalog-lookup.js';
 import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } from '../txn/coordinator.js';
 import type { RequestBatch } from './request-batch.js';
-import {
-  applySettingChange,
-  BROADCAST_SPEC,
-  MixedShardsError,
-  type BatchTarget,
-  type SessionRouter,
-} from './session-router.js';
+import { BROADCAST_SPEC, MixedShardsError, type BatchTarget, type SessionRouter } from './session-router.js';
+import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
@@ -36,7 +32,7 @@ import {
   ProxyPortals,
   type CursorRunOwner,
 } from './proxy-portal.js';
-import { isCopyMessage, isCopyOnly, splitCopyIn, type CopyInSplit } from './copy-in.js';
+import { isCopyMessage, splitCopyIn, type CopyInSplit } from './copy-in.js';
 import { lookUpTableColumns } from './table-columns.js';
 import { ShardServers } from './shard-servers.js';
 import type { ShardedSession } from './sharded-session.js';
@@ -101,6 +97,8 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private requestLength = Number.MAX_SAFE_INTEGER;
   /** An INSERT or COPY without a column list waits for the table's columns (to find the sharding key's position). */
   private isLookingUpColumns = false;
+  /** What was just learnt for the request being routed again (null: nothing; see learnThenRoute). */
+  private learnedFor: string | null = null;
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
   private readonly portals = new ProxyPortals();
   /** The client's transaction block: which shards it reached, what a shard joining it later runs first. */
@@ -131,7 +129,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     if (this.servers.isWaiting || this.isLookingUpColumns || this.fanout !== null) return;
     const batch = this.batch;
     const active = this.activeShard === null ? null : this.servers.byShard[this.activeShard];
-    if (active != null && active.pendingReady > 0 && isCopyOnly(batch.types)) {
+    if (active != null && active.pendingReady > 0 && batch.isCopyOnly()) {
       const { types, frames, readyCount } = batch.take();
       this.session.sendFrames(active, types, frames, readyCount); // COPY data for the request in flight
       return;
@@ -148,8 +146,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     // One request at a time: pipelined requests may each need other shards, and their replies must stay in order.
     const n = batch.firstRequestLength();
     this.requestLength = n;
-    let types = n === batch.types.length ? batch.types : batch.types.slice(0, n);
-    let frames = n === batch.frames.length ? batch.frames : batch.frames.slice(0, n);
+    let { types, frames } = batch.peek(n);
     if (this.portals.size > 0) {
       if (this.answerFromPortals(types, frames)) return;
       this.portals.forgetRebound(types, frames);
@@ -172,7 +169,29 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         }
       }
     } catch (err) {
-      if (err instanceof TableColumnsNeeded) return this.learnColumnsThenRoute(router, err.table);
+      if (err instanceof TableColumnsNeeded) {
+        const table = err.table;
+        return this.learnThenRoute(`the columns of ${table}`, (server) =>
+          lookUpTableColumns(server, table, this).then((found) => {
+            if (found.kind === 'ok') router.learnTableColumns(table, found.columns);
+            return found;
+          }),
+        );
+      }
+      if (err instanceof CatalogFactsNeeded) {
+        const facts = router.catalogFacts;
+        if (facts === undefined) return this.failRequest(PgError.internal(err.message));
+        return this.learnThenRoute(
+          `catalog facts of ${[...err.relations, ...err.functions].join(', ')}`,
+          (server) =>
+            lookUpCatalogFacts(server, err, router.schema, facts, (sql) => router.analyze(sql), this).then(
+              (found) => {
+                if (found.kind === 'ok') router.dropPlans();
+                return found;
+              },
+            ),
+        );
+      }
       if (err instanceof MixedShardsError && this.script === null) {
         if (n === 1 && types[0] === Frontend.Query) {
           if (this.startQueryScript(router, frames[0])) return;
@@ -186,6 +205,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       }
       return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
+    this.learnedFor = null;
     if (this.session.txStatus() === TxStatus.Failed && !target.isSessionLevel) {
       return this.failRequest(
         new PgError(
@@ -349,15 +369,15 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const batch = this.batch;
     let n = 0;
     try {
-      for (; n < batch.types.length && isCopyMessage(batch.types[n]); n++) {
-        copy.feed(batch.types[n], batch.frames[n]);
+      for (; n < batch.length && isCopyMessage(batch.typeAt(n)); n++) {
+        copy.feed(batch.typeAt(n), batch.frameAt(n));
       }
     } catch (err) {
       n++;
       this.fanout?.abort(err instanceof PgError ? err : PgError.internal(String(err)));
     }
     copy.flush();
-    const isMovingOn = n < batch.types.length; // a message after the copy data: the client is done with it
+    const isMovingOn = n < batch.length; // a message after the copy data: the client is done with it
     batch.dropFirst(n);
     if (this.fanout === null && (copy.isClientDone || isMovingOn)) this.copyIn = null;
     return !batch.isEmpty;
@@ -400,10 +420,23 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     this.runCopyIn(target, index);
   }
 
-  /** An INSERT without a column list into a sharded table: learn the table's columns on a shard, then route again. */
-  private learnColumnsThenRoute(router: SessionRouter, table: string): void {
-    // Inside a transaction block, on a shard it reached (the table may be its own creation); else on any shard, which
-    // the lookup does not bring into the block.
+  /**
+   * What the router must know before it can route the request at the front of the batch (a table's column order,
+   * catalog facts of views and functions): `lookup` learns it on a shard, then the request is routed again. Inside a
+   * transaction block the lookup runs on a shard it reached (the names may be the block's own creations); else on
+   * any shard, which the lookup does not bring into the block. `what` names the lookup: needed again for the same
+   * request right after it was learnt, the request fails instead of looping (a request must never hang).
+   */
+  private learnThenRoute(
+    what: string,
+    lookup: (
+      server: ServerConnection,
+    ) => Promise<{ kind: 'ok' } | { kind: 'error'; error: PgError } | { kind: 'lost'; reason: string }>,
+  ): void {
+    if (this.learnedFor === what) {
+      this.learnedFor = null;
+      return this.failRequest(PgError.internal(`${what} were looked up, and routing still needs them`));
+    }
     const joined = this.block.joinedShards();
     const held = this.servers.byShard.findIndex((s) => s !== null);
     const shard = joined.length > 0 ? joined[0] : held >= 0 ? held : 0;
@@ -411,9 +444,17 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       [shard],
       NO_EFFECTS,
       () => {
-        this.withTableColumns(this.servers.at(shard), table, (columns) => {
-          router.learnTableColumns(table, columns);
-          this.onShardRequestDone(); // routes the waiting request again, now with the key's position known
+        const server = this.servers.at(shard);
+        this.isLookingUpColumns = true;
+        void lookup(server).then((found) => {
+          this.isLookingUpColumns = false;
+          if (this.session.state() !== 'ready') return;
+          server.client = this;
+          if (found.kind === 'lost')
+            return this.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
+          if (found.kind === 'error') return this.failRequest(found.error);
+          this.learnedFor = what;
+          this.onShardRequestDone(); // routes the waiting request again, now with what it needed known
         });
       },
       false,
@@ -431,7 +472,9 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       if (this.session.state() !== 'ready') return;
       server.client = this;
       if (found.kind === 'lost')
-        return this.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
+        return this.session.fatal(
+          PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
+        );
       if (found.kind === 'error') return this.failRequest(found.error);
       this.router.learnTableColumns(table, found.columns);
       then(found.columns);
@@ -876,7 +919,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   onServerLost(server: ServerConnection, reason: string): void {
     if (!this.servers.drop(server)) return;
     this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
-    this.session.fatal(PgError.serverConnectionLost(server.address.shard, reason));
+    this.session.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
   }
 
   // --- for the session: cancel, activity, SHOW CLIENTS, close ---------------------------------------------------

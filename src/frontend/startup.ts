@@ -1,8 +1,17 @@
 // Decoding of the untyped startup-phase packets: StartupMessage, SSLRequest, GSSENCRequest, CancelRequest.
+// Bad packets are judged as PostgreSQL's ProcessStartupPacket judges them (postmaster.c): an impossible length or a
+// CancelRequest of the wrong size is only logged there and the connection closed without a reply (`isSilent`); an
+// unsupported protocol or a bad parameter list gets a FATAL ErrorResponse first.
 import { StartupCode } from '../protocol/codes.js';
+import { SqlState, type SqlStateCode } from '../errors/sqlstate.js';
 
-/** PostgreSQL's own limit for a startup packet. */
+/**
+ * PostgreSQL's MAX_STARTUP_PACKET_LENGTH: the limit on the packet after its length word, so the whole packet may be
+ * up to 4 bytes longer.
+ */
 export const MAX_STARTUP_PACKET_BYTES = 10_000;
+/** The smallest startup packet: the length word and a protocol version or request code. */
+const MIN_STARTUP_PACKET_BYTES = 8;
 
 export type StartupPacket =
   | { kind: 'startup'; params: Map<string, string> }
@@ -13,14 +22,38 @@ export type StartupPacket =
 export type StartupResult =
   | { ok: true; packet: StartupPacket; rest: Buffer }
   | { ok: false; incomplete: true }
-  | { ok: false; incomplete: false; error: string };
+  | {
+      ok: false;
+      incomplete: false;
+      error: string;
+      /** The SQLSTATE of the FATAL to send (08P01 or 0A000). */
+      code: SqlStateCode;
+      /** PostgreSQL closes without a reply (it only logs the error). */
+      isSilent: boolean;
+    };
+
+function refused(
+  error: string,
+  isSilent: boolean,
+  code: SqlStateCode = SqlState.ProtocolViolation,
+): StartupResult {
+  return { ok: false, incomplete: false, error, code, isSilent };
+}
+
+/**
+ * PostgreSQL's message for a protocol version it does not speak (FATAL 0A000), also its answer to an SSLRequest or
+ * GSSENCRequest repeated after the first: the request code is then read as a version.
+ */
+export function unsupportedProtocol(code: number): string {
+  return `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}: server supports 3.0 to 3.0`;
+}
 
 /** Try to read one startup-phase packet from the front of `buf`. */
 export function readStartupPacket(buf: Buffer): StartupResult {
   if (buf.length < 4) return { ok: false, incomplete: true };
   const len = buf.readInt32BE(0);
-  if (len < 8 || len > MAX_STARTUP_PACKET_BYTES) {
-    return { ok: false, incomplete: false, error: `invalid startup packet length ${len}` };
+  if (len < MIN_STARTUP_PACKET_BYTES || len - 4 > MAX_STARTUP_PACKET_BYTES) {
+    return refused(`invalid startup packet length ${len}`, true);
   }
   if (buf.length < len) return { ok: false, incomplete: true };
   const code = buf.readInt32BE(4);
@@ -31,24 +64,18 @@ export function readStartupPacket(buf: Buffer): StartupResult {
     case StartupCode.GSSENCRequest:
       return { ok: true, packet: { kind: 'gssenc' }, rest };
     case StartupCode.CancelRequest:
-      if (len !== 16) return { ok: false, incomplete: false, error: 'invalid CancelRequest length' };
+      if (len !== 16) return refused(`invalid CancelRequest length ${len}`, true);
       return {
         ok: true,
         packet: { kind: 'cancel', pid: buf.readInt32BE(8), secret: buf.readInt32BE(12) },
         rest,
       };
     default: {
-      const major = code >> 16;
-      const minor = code & 0xffff;
-      if (major !== 3) {
-        return {
-          ok: false,
-          incomplete: false,
-          error: `unsupported frontend protocol ${major}.${minor}: server supports 3.0`,
-        };
-      }
+      if (code >>> 16 !== 3) return refused(unsupportedProtocol(code), false, SqlState.FeatureNotSupported);
       const params = parseParams(buf.subarray(8, len));
-      if (params === null) return { ok: false, incomplete: false, error: 'malformed startup packet' };
+      if (params === null) {
+        return refused('invalid startup packet layout: expected terminator as last byte', false);
+      }
       return { ok: true, packet: { kind: 'startup', params }, rest };
     }
   }

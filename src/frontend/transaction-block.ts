@@ -9,7 +9,8 @@ import { commandComplete, errorResponse } from '../protocol/messages.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { StatementPlan } from '../router/plan.js';
 import type { LocalReply } from './local-replies.js';
-import { applySettingChange, type SessionRouter, type SettingChange } from './session-router.js';
+import type { SessionRouter } from './session-router.js';
+import { applySettingChange, type SettingChange } from './session-settings.js';
 import type { ShardServers } from './shard-servers.js';
 import { TransactionScope, type BlockEnd } from './transaction-scope.js';
 

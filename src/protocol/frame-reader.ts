@@ -1,22 +1,49 @@
 // Splits a byte stream into whole typed messages (1-byte type + int32 length), keeping only the partial tail.
-// A frame larger than the cap, or with a length < 4, is a protocol violation reported to the caller.
-// Partial frames are kept as a chunk list and joined once when complete (no quadratic re-concatenation).
+// Everything it refuses is refused before the body is buffered: a type byte not allowed right now (checked as soon as
+// that one byte arrives, so a startup packet's leading zero is caught without waiting for a length), a length < 4, a
+// frame over the current cap. Query/Parse frames over the skip limit (`query_size_limit`) are reported and their
+// bodies discarded as they arrive. Partial frames are kept as a chunk list and joined once when complete.
 
 export type FrameHandler = (type: number, frame: Buffer) => void;
 
+/** An error message for a type byte not accepted now, or null. */
+export type TypeCheck = (type: number) => string | null;
+
+/**
+ * A Query/Parse frame over the skip limit: its total size (type byte included) and the first bytes of it that arrived
+ * with its header (for a log sample). Its body is discarded; the frames after it are delivered as usual.
+ */
+export type OversizedHandler = (type: number, totalBytes: number, start: Buffer) => void;
+
+const HEADER_BYTES = 5;
+const QUERY = 0x51; // 'Q'
+const PARSE = 0x50; // 'P'
+
 export class FrameReader {
-  private readonly maxFrameBytes: number;
+  /** Largest frame accepted (type byte, length and body); a larger one is a protocol violation. */
+  maxFrameBytes: number;
+  /** Type bytes accepted now (null: any). */
+  typeCheck: TypeCheck | null = null;
+  /** Query/Parse frames larger than this (type byte included) go to `onOversized`, unbuffered; 0 = no limit. */
+  skipQueriesOverBytes = 0;
+  onOversized: OversizedHandler | null = null;
+
+  /** A header cut by the chunk boundary: its first `headLength` bytes. */
+  private readonly head = Buffer.alloc(HEADER_BYTES);
+  private headLength = 0;
+  /** A frame whose header is known and whose body continues: the pieces so far and the whole frame's size. */
   private parts: Buffer[] = [];
   private partsLength = 0;
-  /** Total length of the frame being assembled, once its header is known (else 0). */
   private needed = 0;
+  /** Bytes still to discard of a skipped frame. */
+  private skipRemaining = 0;
 
   constructor(maxFrameBytes: number) {
     this.maxFrameBytes = maxFrameBytes;
   }
 
   get hasPartial(): boolean {
-    return this.partsLength > 0;
+    return this.headLength > 0 || this.partsLength > 0 || this.skipRemaining > 0;
   }
 
   /**
@@ -24,46 +51,95 @@ export class FrameReader {
    * unless copied. Returns null, or an error message on a protocol violation (the stream can't be trusted after).
    */
   push(chunk: Buffer, onFrame: FrameHandler): string | null {
-    let buf = chunk;
-    if (this.partsLength > 0) {
-      this.parts.push(chunk);
-      this.partsLength += chunk.length;
-      if (this.needed === 0 && this.partsLength >= 5) {
-        const head = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, 5);
-        const err = this.check(head[0], head.readInt32BE(1));
-        if (err) return err;
-        this.needed = head.readInt32BE(1) + 1;
+    const n = chunk.length;
+    let i = 0;
+    if (this.skipRemaining > 0) {
+      i = Math.min(this.skipRemaining, n);
+      this.skipRemaining -= i;
+    }
+    if (this.headLength > 0 && i < n) {
+      const take = Math.min(HEADER_BYTES - this.headLength, n - i);
+      chunk.copy(this.head, this.headLength, i, i + take);
+      this.headLength += take;
+      i += take;
+      if (this.headLength < HEADER_BYTES) return null;
+      this.headLength = 0;
+      const type = this.head[0];
+      const len = this.head.readInt32BE(1);
+      const err = this.checkLength(type, len);
+      if (err !== null) return err;
+      if (this.isSkipped(type, len)) {
+        this.skip(type, len, Buffer.from(this.head), n - i);
+        i += Math.min(n - i, len + 1 - HEADER_BYTES);
+      } else {
+        this.parts = [Buffer.from(this.head)];
+        this.partsLength = HEADER_BYTES;
+        this.needed = len + 1;
       }
-      if (this.needed === 0 || this.partsLength < this.needed) return null;
-      buf = Buffer.concat(this.parts, this.partsLength);
+    }
+    if (this.partsLength > 0 && (i < n || this.partsLength === this.needed)) {
+      const missing = this.needed - this.partsLength;
+      if (n - i < missing) {
+        this.parts.push(i === 0 ? chunk : chunk.subarray(i));
+        this.partsLength += n - i;
+        return null;
+      }
+      this.parts.push(chunk.subarray(i, i + missing));
+      const frame = Buffer.concat(this.parts, this.needed);
       this.parts = [];
       this.partsLength = 0;
       this.needed = 0;
+      i += missing;
+      onFrame(frame[0], frame);
     }
-    const n = buf.length;
-    let i = 0;
-    while (n - i >= 5) {
-      const type = buf[i];
-      const len = buf.readInt32BE(i + 1);
-      const err = this.check(type, len);
-      if (err) return err;
-      const end = i + 1 + len;
-      if (end > n) {
-        this.needed = len + 1;
-        break;
+    while (i < n) {
+      const type = chunk[i];
+      if (this.typeCheck !== null) {
+        const err = this.typeCheck(type);
+        if (err !== null) return err;
       }
-      onFrame(type, buf.subarray(i, end));
+      if (n - i < HEADER_BYTES) {
+        chunk.copy(this.head, 0, i, n);
+        this.headLength = n - i;
+        return null;
+      }
+      const len = chunk.readInt32BE(i + 1);
+      const err = this.checkLength(type, len);
+      if (err !== null) return err;
+      const end = i + 1 + len;
+      if (this.isSkipped(type, len)) {
+        this.skip(type, len, chunk.subarray(i, Math.min(end, n)), n - i - HEADER_BYTES);
+        i = Math.min(end, n);
+        continue;
+      }
+      if (end > n) {
+        this.parts = [chunk.subarray(i)];
+        this.partsLength = n - i;
+        this.needed = len + 1;
+        return null;
+      }
+      onFrame(type, chunk.subarray(i, end));
       i = end;
-    }
-    if (i < n) {
-      const rest = buf.subarray(i);
-      this.parts.push(rest);
-      this.partsLength = rest.length;
     }
     return null;
   }
 
-  private check(type: number, len: number): string | null {
+  private isSkipped(type: number, len: number): boolean {
+    return (
+      this.skipQueriesOverBytes > 0 &&
+      (type === QUERY || type === PARSE) &&
+      len + 1 > this.skipQueriesOverBytes
+    );
+  }
+
+  /** Report a skipped frame and discard its body: `bodyInChunk` bytes after its header arrived with it. */
+  private skip(type: number, len: number, start: Buffer, bodyInChunk: number): void {
+    const body = len + 1 - HEADER_BYTES;
+    this.skipRemaining = body > bodyInChunk ? body - bodyInChunk : 0;
+    this.onOversized?.(type, len + 1, start);
+  }
+
+  private checkLength(type: number, len: number): string | null {
     if (len < 4) return `invalid length ${len} in message of type "${printable(type)}"`;
     if (len + 1 > this.maxFrameBytes) {
       return `message of type "${printable(type)}" is ${len + 1} bytes, over the ${this.maxFrameBytes}-byte limit`;

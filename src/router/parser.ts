@@ -3,6 +3,7 @@
 // a multi-statement simple query can be routed statement by statement and utility statements forwarded exactly as
 // written (never deparsed: the deparser drops clauses such as `AND CHAIN`).
 import { loadModule, parseSync } from 'pgsql-parser';
+import { refusalOf } from '../errors/query-too-large.js';
 import { PgError } from '../errors/pg-error.js';
 import { isObject, nodeType } from './ast.js';
 import { commentHints, type CommentHints } from './comment-hints.js';
@@ -106,6 +107,9 @@ export function initParser(): Promise<void> {
  */
 export function parseStatements(sql: string): ParsedStatement[] {
   if (!ready) throw PgError.internal('SQL parser used before initParser() finished');
+  // A Query / Parse refused for query_size_limit: its stand-in is answered with that refusal.
+  const refusal = refusalOf(sql);
+  if (refusal !== null) throw refusal;
   // The WASM parser refuses an empty string; PostgreSQL answers it with EmptyQueryResponse.
   if (/^\s*$/.test(sql)) return [];
   let result: unknown;

@@ -23,6 +23,10 @@ export type StatementKind =
   | 'show'
   | 'discard'
   | 'explain'
+  /** SQL-level PREPARE name AS …, EXECUTE name(…), DEALLOCATE (the protocol's Parse/Bind have their own path). */
+  | 'prepare'
+  | 'execute'
+  | 'deallocate'
   | 'other';
 
 /** Where a shard key value comes from: a literal in the text, or a Bind parameter (`$n`, 1-based). */
@@ -282,6 +286,20 @@ export interface CopyInfo {
   readonly header: boolean;
 }
 
+/** An EXECUTE argument: a constant (its text; null for NULL), a parameter of the EXECUTE itself, or anything else. */
+export type ExecuteArg =
+  | { readonly kind: 'constant'; readonly value: string | null }
+  | { readonly kind: 'param'; readonly index: number }
+  | { readonly kind: 'expression' };
+
+/** SQL-level PREPARE / EXECUTE / DEALLOCATE. */
+export interface SqlStatementInfo {
+  /** The prepared statement's name (null: DEALLOCATE ALL). */
+  readonly name: string | null;
+  /** EXECUTE's arguments, in order (empty for PREPARE / DEALLOCATE). */
+  readonly args: readonly ExecuteArg[];
+}
+
 export interface StatementPlan {
   readonly kind: StatementKind;
   /** AST node type, e.g. 'SelectStmt', 'CreateStmt', 'NotifyStmt'. */
@@ -299,10 +317,31 @@ export interface StatementPlan {
   readonly hasTransactionalWrite: boolean;
   /** It calls server-side large-object functions (a large object lives on one shard). */
   readonly usesLargeObjects: boolean;
+  /** It calls a function taking a backend pid (pg_terminate_backend, …): a pid names a process of one shard. */
+  readonly usesBackendPid: boolean;
+  /**
+   * `SELECT pg_total_relation_size('t'), …` with no FROM, every column a size function of a sharded table: the number
+   * of columns, each summed across shards (exact: a sharded table's size is the sum of its shards'); null otherwise.
+   */
+  readonly sumsShardedSizes: number | null;
+  /**
+   * Where it runs depends on a constant the literal normalization would turn into a parameter (a size function's
+   * relation name): simple Queries of it are routed by their own text.
+   */
+  readonly needsLiteralValues: boolean;
   /** NOTIFY, or a pg_notify() call: delivered once, from one shard. */
   readonly isNotify: boolean;
   /** PostgreSQL refuses it inside a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, …): never wrapped in one. */
   readonly isNonTransactional: boolean;
+  /**
+   * Relations and functions it uses whose catalog facts (sharding/catalog-facts.ts) are not known yet: the session
+   * looks them up on a shard before the statement can be routed. Empty when nothing is unknown (or nothing is
+   * looked up: no catalog facts in the schema).
+   */
+  readonly unknownRelations: readonly string[];
+  readonly unknownFunctions: readonly string[];
+  /** Why shardgate cannot tell what the statement does (a DO block with dynamic SQL, …), or null. */
+  readonly opaqueReason: string | null;
   /** Why a transaction that ran it cannot PREPARE TRANSACTION (temporary objects, NOTIFY, …), or null. */
   readonly preventsPrepare: string | null;
   /** SELECT … FOR UPDATE / SHARE. */
@@ -340,6 +379,10 @@ export interface StatementPlan {
   readonly transaction: TransactionInfo | null;
   readonly setting: SettingInfo | null;
   readonly copy: CopyInfo | null;
+  /** SQL-level PREPARE / EXECUTE / DEALLOCATE (null otherwise). */
+  readonly sqlStatement: SqlStatementInfo | null;
+  /** SQL-level cursors: DECLARE, FETCH / MOVE, CLOSE of `name` (null name: CLOSE ALL); null for anything else. */
+  readonly cursor: { readonly action: 'declare' | 'fetch' | 'close'; readonly name: string | null } | null;
   /** EXPLAIN's statement, PREPARE's statement, DECLARE CURSOR's query. */
   readonly inner: StatementPlan | null;
 }

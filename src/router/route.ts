@@ -41,6 +41,9 @@ const SESSION_KINDS = new Set<StatementPlan['kind']>([
   'set',
   'reset',
   'discard',
+  // SQL-level prepared statements are session state, replayed on every server the session uses (like SET).
+  'prepare',
+  'deallocate',
 ]);
 
 /** The client's own two-phase commit statements: one shard's business, never a cross-shard one. */
@@ -203,6 +206,26 @@ export function routeFunctionCall(ctx: RouteContext): Route {
   );
 }
 
+/**
+ * Thrown by routing when a statement uses relations or functions the router has no catalog facts about yet (views,
+ * temporary tables, functions that may write): the session looks them up on a shard (frontend/catalog-lookup.ts)
+ * and routes the request again.
+ */
+export class CatalogFactsNeeded extends Error {
+  constructor(
+    readonly relations: readonly string[],
+    readonly functions: readonly string[],
+  ) {
+    super('catalog facts are needed to route this statement');
+    this.name = 'CatalogFactsNeeded';
+  }
+}
+
+/** CREATE TABLE … AS, SELECT … INTO, CREATE MATERIALIZED VIEW: DDL that fills the new relation with rows it reads. */
+function copiesRows(plan: StatementPlan): boolean {
+  return plan.nodeType === 'CreateTableAsStmt' || plan.nodeType === 'SelectStmt';
+}
+
 /** Decide where `plan` runs. Throws PgError for statements that cannot run correctly. */
 export function routeStatement(plan: StatementPlan, params: BindParams | null, ctx: RouteContext): Route {
   if (SESSION_KINDS.has(plan.kind)) return { kind: 'session' };
@@ -230,11 +253,33 @@ export function routeStatement(plan: StatementPlan, params: BindParams | null, c
   }
   if (n === 1) return { kind: 'one', shard: 0 };
   if (plan.kind === 'explain' && plan.inner !== null) return routeStatement(plan.inner, params, ctx);
+  if (plan.unknownRelations.length > 0 || plan.unknownFunctions.length > 0)
+    throw new CatalogFactsNeeded(plan.unknownRelations, plan.unknownFunctions);
   if (plan.nodeType === 'CallStmt') {
     throw unsupported(
       'CALL runs a procedure shardgate cannot see into, so the shards it must run on are unknown',
       'Route it by hand: /* shardgate: shard=N */ CALL … (once on each shard that needs it), or SET shardgate.shard.',
     );
+  }
+  // A DO block, or a call of a function that may write, that shardgate cannot see into: where it must run is unknown
+  // (on sharded rows a called function runs where the rows are, a writer there).
+  if (plan.opaqueReason !== null && (plan.nodeType === 'DoStmt' || !plan.touchesSharded)) {
+    throw unsupported(
+      `shardgate cannot tell which shards this statement must run on: ${plan.opaqueReason}`,
+      'Route it by hand (/* shardgate: shard=N */, once on each shard that needs it), or send the statements it runs, which shardgate routes.',
+    );
+  }
+  if (plan.nodeType === 'DoStmt') {
+    const hint =
+      'Route it by hand (/* shardgate: shard=N */ DO …, once on each shard that needs it), or send its statements, which shardgate routes.';
+    if (plan.touchesSharded) {
+      throw unsupported(
+        'this DO block uses a sharded table: run on every shard it would act on each shard’s rows (and insert its rows on every shard)',
+        hint,
+      );
+    }
+    // DDL and copied tables only: the same on every shard, as one write (inside one transaction of the proxy's).
+    return { kind: 'many', shards: allShards(n), isReplicated: true };
   }
   if (plan.usesLargeObjects && !plan.touchesSharded) {
     throw unsupported(
@@ -242,8 +287,24 @@ export function routeStatement(plan: StatementPlan, params: BindParams | null, c
       'Route it by hand (/* shardgate: shard=N */ or SET shardgate.shard), the same shard for every use of the object.',
     );
   }
+  if (plan.usesBackendPid) {
+    throw unsupported(
+      'a backend pid names a process of one shard; this statement would act on the same pid on every shard it reaches',
+      'Route it by hand to the shard of that backend (/* shardgate: shard=N */ or SET shardgate.shard).',
+    );
+  }
+  // A sharded table's size is the sum of its shards' (summed by the merge).
+  if (plan.sumsShardedSizes !== null) return { kind: 'many', shards: allShards(n) };
   // One delivery per notification (listeners through the proxy listen on every shard), in one order: from shard 0.
   if (plan.isNotify && !plan.touchesSharded) return { kind: 'one', shard: 0 };
+  if (plan.kind === 'ddl' && plan.touchesSharded && copiesRows(plan)) {
+    // Each shard would fill the new table from its own share of the rows, while the proxy treats it as the same
+    // table on every shard (a copied table).
+    throw unsupported(
+      'CREATE TABLE … AS, SELECT … INTO and CREATE MATERIALIZED VIEW cannot copy rows of a sharded table',
+      'Create the table, add it to [[sharded_tables]] (or query the sharded table itself), then fill it with INSERT.',
+    );
+  }
   if (plan.kind === 'ddl') return { kind: 'many', shards: allShards(n) };
   if (plan.touchesSharded) return routeSharded(plan, params, ctx);
   if (

@@ -72,6 +72,14 @@ const LARGE_OBJECT_FUNCTIONS: ReadonlySet<string> = new Set([
   'lo_tell64',
 ]);
 
+/** Functions taking a backend's pid: a pid names a process of one server, so the shard must be known. */
+const BACKEND_PID_FUNCTIONS: ReadonlySet<string> = new Set([
+  'pg_terminate_backend',
+  'pg_cancel_backend',
+  'pg_signal_backend',
+  'pg_log_backend_memory_contexts',
+]);
+
 /**
  * Built-in functions that change server state no transaction rolls back (sequences, advisory locks, backends): a
  * SELECT calling them is a write, but wrapping it in a transaction would not make it atomic.
@@ -100,6 +108,16 @@ const SIDE_EFFECT_FUNCTIONS: ReadonlySet<string> = new Set([
   'pg_create_physical_replication_slot',
   'pg_drop_replication_slot',
 ]);
+
+/**
+ * The key of a view over sharded tables: read like a sharded table with no usable key (on every shard); no column is
+ * named '' so nothing ever pins it to one shard, and an INSERT into it cannot be routed.
+ */
+const VIEW_OF_SHARDED: Pick<ShardedColumn, 'column' | 'keyType' | 'fn'> = {
+  column: '',
+  keyType: 'bigint',
+  fn: { kind: 'hash' },
+};
 
 /** Built-in functions that read server or catalog state (besides pg_* and pg_catalog.*). */
 const SYSTEM_FUNCTIONS: ReadonlySet<string> = new Set([
@@ -190,8 +208,18 @@ export class ScopeBuilder implements ConditionScope {
   transactionalWrites = false;
   /** Calls of the server-side large-object functions. */
   largeObjectCalls = 0;
+  /** Calls of functions that act on one server's backend by pid (pg_terminate_backend, pg_cancel_backend). */
+  backendPidCalls = 0;
   /** A pg_notify() call. */
   notifies = false;
+  /** Relations neither in the config nor in the learned catalog facts (`schema.table` or `table`). */
+  readonly unknownRelations = new Set<string>();
+  /** Functions whose catalog facts are not known yet. */
+  readonly unknownFunctions = new Set<string>();
+  /** A temporary relation (learned from the catalog). */
+  usesTemporary = false;
+  /** Why a function it calls may write where shardgate cannot tell (first one found), or null. */
+  opaqueCall: string | null = null;
   hasLocking = false;
   hasReturning = false;
   systemCalls = 0;
@@ -599,8 +627,15 @@ export class ScopeBuilder implements ConditionScope {
       inner: null,
       columnAliases: aliasColumns(alias),
       tableKey: tableKeyOf(schemaName, relname),
-      shardedBy: table.sharding === 'sharded' ? this.tableEntry(schemaName, relname) : null,
+      shardedBy: table.sharding === 'sharded' ? this.shardedEntry(schemaName, relname) : null,
     });
+  }
+
+  /** The `[[sharded_tables]]` entry of a sharded table, or the key-less one of a view over sharded tables. */
+  private shardedEntry(schemaName: string | null, relname: string): ShardedColumn | null {
+    const entry = this.tableEntry(schemaName, relname);
+    if (entry !== null || this.schema === null) return entry;
+    return { database: this.schema.database, schema: schemaName, table: relname, ...VIEW_OF_SHARDED };
   }
 
   /** Records a table in the statement's table list (no scope reference). */
@@ -621,6 +656,17 @@ export class ScopeBuilder implements ConditionScope {
       entry === null &&
       omni !== undefined &&
       (omni.has(relname) || (schemaName !== null && omni.has(`${schemaName}.${relname}`)));
+    // A relation the config does not name: what the shards' catalog says of it, once learned.
+    let isViewOfSharded = false;
+    const catalogFacts = this.schema?.catalog;
+    if (!isCatalog && entry === null && !isOmni && catalogFacts !== undefined) {
+      const facts = catalogFacts.relations.get(key);
+      if (facts === undefined) this.unknownRelations.add(key);
+      else {
+        if (facts.isTemporary) this.usesTemporary = true;
+        isViewOfSharded = facts.readsSharded;
+      }
+    }
     const catalog = str(rv, 'catalogname');
     const parts = catalog !== null ? 3 : schemaName !== null ? 2 : 1;
     const location = typeof rv.location === 'number' ? rv.location : -1;
@@ -632,11 +678,20 @@ export class ScopeBuilder implements ConditionScope {
       name: relname,
       written,
       isCatalog,
-      sharding: entry !== null ? 'sharded' : isOmni ? 'omnisharded' : 'none',
+      sharding: entry !== null || isViewOfSharded ? 'sharded' : isOmni ? 'omnisharded' : 'none',
       shardColumn: entry?.column ?? null,
     };
     this.tables.set(key, t);
     return t;
+  }
+
+  /** Whether `name` (`table` or `schema.table`, as written in a string: unquoted, folded) is a configured sharded table. */
+  isShardedName(name: string): boolean {
+    const dot = name.indexOf('.');
+    const lower = name.toLowerCase();
+    return dot < 0
+      ? this.tableEntry(null, lower) !== null
+      : this.tableEntry(lower.slice(0, dot), lower.slice(dot + 1)) !== null;
   }
 
   /** The `[[sharded_tables]]` entry naming this table. */
@@ -766,10 +821,21 @@ export class ScopeBuilder implements ConditionScope {
     const name = names[names.length - 1] ?? '';
     const schemaName = names.length > 1 ? names[0] : null;
     const builtin = schemaName === null || schemaName === 'pg_catalog';
+    const catalogFacts = this.schema?.catalog;
+    if (schemaName !== 'pg_catalog' && catalogFacts !== undefined) {
+      const facts = catalogFacts.functions.get(name);
+      if (facts === undefined) this.unknownFunctions.add(name);
+      else if (facts.mayWrite) {
+        this.writes = this.transactionalWrites = true;
+        if (facts.opaqueReason !== null)
+          this.opaqueCall ??= `it calls ${name}(), which ${facts.opaqueReason}`;
+      }
+    }
     if (builtin) {
       if (TRANSACTIONAL_WRITE_FUNCTIONS.has(name)) this.writes = this.transactionalWrites = true;
       else if (SIDE_EFFECT_FUNCTIONS.has(name)) this.writes = true;
       if (LARGE_OBJECT_FUNCTIONS.has(name)) this.largeObjectCalls++;
+      if (BACKEND_PID_FUNCTIONS.has(name)) this.backendPidCalls++;
       if (name === 'pg_notify') this.notifies = true;
     }
     if (

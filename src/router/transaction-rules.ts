@@ -8,6 +8,9 @@ import { flag, int, list, obj, str, stringValue, type AstObject } from './ast.js
 /** Why PREPARE TRANSACTION is refused after LISTEN, UNLISTEN or NOTIFY (or a pg_notify() call). */
 export const NOTIFY_PREVENTS_PREPARE = 'it ran LISTEN, UNLISTEN or NOTIFY';
 
+/** Why PREPARE TRANSACTION is refused after a statement used temporary objects. */
+export const TEMPORARY_PREVENTS_PREPARE = 'it used temporary objects';
+
 /** `CURSOR_OPT_HOLD` in PostgreSQL's parsenodes.h. */
 const CURSOR_OPT_HOLD = 0x0020;
 
@@ -77,11 +80,11 @@ export function preventsPrepare(nodeType: string, f: AstObject): string | null {
     case 'DeclareCursorStmt':
       return (int(f, 'options') & CURSOR_OPT_HOLD) !== 0 ? 'it declared a cursor WITH HOLD' : null;
     case 'DiscardStmt':
-      return str(f, 'target') === 'DISCARD_TEMP' ? 'it used temporary objects' : null;
+      return str(f, 'target') === 'DISCARD_TEMP' ? TEMPORARY_PREVENTS_PREPARE : null;
     default: {
       const created = createdRelation(nodeType, f);
-      if (created !== null && str(created, 'relpersistence') === 't') return 'it used temporary objects';
-      return namesTempSchema(f) ? 'it used temporary objects' : null;
+      if (created !== null && str(created, 'relpersistence') === 't') return TEMPORARY_PREVENTS_PREPARE;
+      return namesTempSchema(f) ? TEMPORARY_PREVENTS_PREPARE : null;
     }
   }
 }

@@ -3,6 +3,8 @@
 // (sharding/schema-from-config.ts). Names are kept exactly as written in pgdog.toml and compared as PostgreSQL
 // stores them: an unquoted SQL identifier is folded to lower case, so `Orders` in the config only matches "Orders".
 
+import type { CatalogFacts } from './catalog-facts.js';
+
 /** Key types the sharding functions accept (PgDog's data_type; "varchar" is read as text). */
 export type ShardKeyType = 'bigint' | 'integer' | 'text' | 'uuid';
 
@@ -42,4 +44,10 @@ export interface ShardingSchema {
    * `table`, as the statement names it). Cleared on DDL, together with the plans that used it.
    */
   tableColumns?: Map<string, readonly string[]>;
+  /**
+   * What the shards' catalogs say about relations and functions the config does not name (views over sharded tables,
+   * temporary tables, functions that may write), learned on first use. Undefined: nothing is looked up (the router
+   * then treats unnamed relations as copied tables and user functions as read-only).
+   */
+  catalog?: CatalogFacts;
 }

@@ -92,7 +92,16 @@ export interface InstanceLockOptions {
   probeIntervalMs?: number;
   /** A check not answered within this closes the connection, and the lock is taken again. */
   probeTimeoutMs?: number;
+  /**
+   * At start-up, how long a lock found held is tried again before refusing: a predecessor kill -9'd a moment ago
+   * (a restart) holds it until its backend notices the closed socket.
+   */
+  startupGraceMs?: number;
 }
+
+/** Default `startupGraceMs`; and the pause between tries meanwhile. */
+const STARTUP_GRACE_MS = 5_000;
+const STARTUP_RETRY_MS = 200;
 
 type TargetState = 'waiting' | 'held' | 'conflict';
 
@@ -143,7 +152,7 @@ export class InstanceLock {
         this.unreachable(t, server.message);
         continue;
       }
-      const outcome = await this.tryLock(t, server, true);
+      const outcome = await this.lockAtStartup(t, server);
       if (outcome === 'conflict') {
         const holder = t.holder ?? 'another session';
         this.close();
@@ -238,6 +247,33 @@ export class InstanceLock {
   }
 
   /** pg_try_advisory_lock on `server`: held (kept, watched), conflict (holder noted, closed) or lost (closed). */
+  /**
+   * Take the lock on `t` at start-up: a lock found held is tried again, on a new connection, for startupGraceMs —
+   * the holder may be this proxy's predecessor, killed a moment ago, whose backend has not ended yet. A live twin
+   * still holds it after that: 'conflict'.
+   */
+  private async lockAtStartup(t: Target, first: ServerConnection): Promise<'held' | 'conflict' | 'lost'> {
+    const deadline = Date.now() + (this.opts.startupGraceMs ?? STARTUP_GRACE_MS);
+    let server = first;
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.tryLock(t, server, true);
+      if (outcome !== 'conflict' || Date.now() >= deadline) return outcome;
+      if (attempt === 1) {
+        this.log.info(
+          { instanceId: this.opts.instanceId, shard: t.shard, holder: t.holder },
+          'instance lock held by another session: trying again for a few seconds (a predecessor may be ending)',
+        );
+      }
+      await new Promise((r) => setTimeout(r, STARTUP_RETRY_MS));
+      const next = await this.connect(t).catch((err: Error) => err);
+      if (next instanceof Error) {
+        this.unreachable(t, next.message);
+        return 'lost';
+      }
+      server = next;
+    }
+  }
+
   private async tryLock(
     t: Target,
     server: ServerConnection,

@@ -56,6 +56,7 @@ export const CATEGORIES = [
   'omnisharded',
   'set-operation',
   'catalog',
+  'view',
   'write',
   'rejected',
 ] as const;
@@ -759,6 +760,26 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     'intersect-pinned',
     `select user_id from orders where user_id = $1 intersect select user_id from items where user_id = $1`,
     { params: [on[1][2]] },
+  );
+
+  // ================= views over sharded tables (not in the config: learnt from the catalog) =================
+  same('view', 'count', `select count(*) from active_users`);
+  same('view', 'ordered-limit', `select id, name from active_users order by id limit 7`);
+  same('view', 'sum-over-join', `select sum(amount) from user_totals`);
+  same('view', 'view-of-view', `select count(*), sum(amount) from big_user_totals`);
+  same('view', 'grouped', `select id, count(*) from user_totals group by id order by id limit 10`);
+  both('same', 'view', 'by-key', `select id, name from active_users where id = $1`, [on[0][1]]);
+  rejected(
+    'insert-into-view',
+    `insert into active_users (id, name) values (999999001, 'v')`,
+    /cannot tell which shard this INSERT belongs to/,
+    { write: true },
+  );
+  rejected(
+    'materialized-view-of-sharded',
+    `create materialized view mv_users as select id from users`,
+    /cannot copy rows of a sharded table/,
+    { write: true },
   );
 
   // ================= catalog and one-row queries =================

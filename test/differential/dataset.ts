@@ -59,6 +59,10 @@ export const SCHEMA_DDL: readonly string[] = [
      note text null, primary key (user_id, id))`,
   'create table items (order_id bigint, user_id bigint, sku text, qty int)',
   'create table countries (code text primary key, name text)',
+  // Views the config does not name: the proxy learns from the catalog that they read sharded tables.
+  'create view active_users as select id, name, score from users where is_active',
+  'create view user_totals as select u.id, o.amount from users u join orders o on o.user_id = u.id',
+  'create view big_user_totals as select id, amount from user_totals where amount > 100',
 ];
 
 export const USER_COLUMNS = ['id', 'name', 'email', 'created_at', 'score', 'is_active'] as const;

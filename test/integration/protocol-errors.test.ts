@@ -1,5 +1,7 @@
-// Bad input on the wire: unknown message types, impossible lengths, garbage startup packets, SSL/GSS requests and
-// SQL errors. Each bad client gets a FATAL 08P01 and is disconnected; a concurrent client on the same proxy is unaffected.
+// Bad input on the wire: unknown message types, impossible lengths, garbage startup packets, SSL/GSS requests, oversized
+// authentication messages and SQL errors. Each bad client gets what PostgreSQL gives it (a FATAL, or a silent close where
+// PostgreSQL only logs) and is disconnected; a concurrent client on the same proxy is unaffected. Where it can, a test
+// sends the same bytes to a PostgreSQL server directly and compares.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
@@ -44,6 +46,52 @@ async function expectFatalAndClose(raw: RawClient, code = '08P01'): Promise<Reco
   } finally {
     raw.close();
   }
+}
+
+/** The connection is closed without any message (PostgreSQL's answer to an impossible startup packet). */
+async function expectSilentClose(raw: RawClient): Promise<void> {
+  try {
+    expect(await raw.waitClosed(2_000), 'the proxy should close the connection').toBe(true);
+    expect(raw.pending, 'no reply before the close').toBe(0);
+  } finally {
+    raw.close();
+  }
+}
+
+/** What a peer answered to a scenario: each message (ErrorResponse fields S, C, M), and whether it closed. */
+interface Outcome {
+  replies: string[];
+  isClosed: boolean;
+}
+
+async function outcomeOf(port: number, scenario: (raw: RawClient) => Promise<void>): Promise<Outcome> {
+  const raw = await RawClient.connect(port);
+  try {
+    await scenario(raw);
+    const replies: string[] = [];
+    for (;;) {
+      let m;
+      try {
+        m = await raw.readMessage(1_500);
+      } catch {
+        break; // closed (or nothing more)
+      }
+      const f = m.type === 'E' ? errorFields(m.body) : null;
+      replies.push(f === null ? m.type : `E ${f.S} ${f.C} ${f.M}`);
+    }
+    return { replies, isClosed: await raw.waitClosed(1_000) };
+  } finally {
+    raw.close();
+  }
+}
+
+/** A password/SASL message of `length` (its length word's value) with a body of `fill`. */
+function passwordFrame(length: number): Buffer {
+  const out = Buffer.alloc(1 + length, 0x61);
+  out[0] = 0x70;
+  out.writeInt32BE(length, 1);
+  out[out.length - 1] = 0;
+  return out;
 }
 
 describe('protocol errors', () => {
@@ -176,27 +224,27 @@ describe('protocol errors', () => {
       }
     });
 
-    it('rejects a startup packet of length 3 with 08P01 and closes', async () => {
+    it('closes without a reply on a startup packet of length 3 (as PostgreSQL)', async () => {
       await isolated(async () => {
         const raw = await RawClient.connect(proxy.port);
         raw.write(Buffer.from([0, 0, 0, 3]));
-        await expectFatalAndClose(raw);
+        await expectSilentClose(raw);
       });
     });
 
-    it('rejects a startup packet of length 100000 with 08P01 and closes', async () => {
+    it('closes without a reply on a startup packet of length 100000', async () => {
       await isolated(async () => {
         const raw = await RawClient.connect(proxy.port);
         raw.write(untyped(100_000, 196608, Buffer.from('user\0app\0')));
-        await expectFatalAndClose(raw);
+        await expectSilentClose(raw);
       });
     });
 
-    it('rejects garbage instead of a startup packet', async () => {
+    it('closes without a reply on garbage instead of a startup packet', async () => {
       await isolated(async () => {
         const raw = await RawClient.connect(proxy.port);
         raw.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
-        await expectFatalAndClose(raw);
+        await expectSilentClose(raw);
       });
     });
 
@@ -266,6 +314,142 @@ describe('protocol errors', () => {
         await new Promise((r) => setTimeout(r, 50));
         raw.close();
       });
+    });
+  });
+
+  describe('the same answer as PostgreSQL', () => {
+    /** Runs `scenario` against the server directly and through the proxy; both must answer alike. */
+    async function sameAsPostgres(scenario: (raw: RawClient) => Promise<void>): Promise<Outcome> {
+      const direct = await outcomeOf(cluster.servers[0].port, scenario);
+      let through: Outcome | undefined;
+      await isolated(async () => {
+        through = await outcomeOf(proxy.port, scenario);
+      });
+      expect(through).toEqual(direct);
+      return direct;
+    }
+    const login = async (raw: RawClient): Promise<void> => {
+      await raw.login(LOGIN, APP_PASSWORD);
+    };
+    /** StartupMessage, then wait for the server's authentication request. */
+    const startAuth = async (raw: RawClient): Promise<void> => {
+      raw.write(startupMessage(LOGIN));
+      const m = await raw.readMessage();
+      expect(m.type).toBe('R');
+    };
+
+    it('answers an SSLRequest after login with FATAL 08P01 at once and closes (was: hung)', async () => {
+      const o = await sameAsPostgres(async (raw) => {
+        await login(raw);
+        raw.write(untyped(8, 80877103));
+      });
+      expect(o).toEqual({ replies: ['E FATAL 08P01 invalid frontend message type 0'], isClosed: true });
+    });
+
+    it('answers a StartupMessage after login the same way', async () => {
+      const o = await sameAsPostgres(async (raw) => {
+        await login(raw);
+        raw.write(startupMessage(LOGIN));
+      });
+      expect(o.replies).toEqual(['E FATAL 08P01 invalid frontend message type 0']);
+    });
+
+    it('closes without a reply on impossible startup lengths and on wrong-sized CancelRequests', async () => {
+      const silent: Outcome = { replies: [], isClosed: true };
+      for (const bytes of [
+        Buffer.from([0, 0, 0, 3]),
+        Buffer.from([0, 0, 0, 7, 0, 3, 0]),
+        untyped(10_005, 196608, Buffer.alloc(10_005 - 8)),
+        untyped(100_000, 196608),
+        untyped(12, 80877102, Buffer.alloc(4)),
+        untyped(20, 80877102, Buffer.alloc(12)),
+        Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
+      ]) {
+        expect(await sameAsPostgres(async (raw) => raw.write(bytes))).toEqual(silent);
+      }
+    });
+
+    it('reads a startup packet of 10004 bytes (the limit counts after the length word)', async () => {
+      const body = Buffer.alloc(10_004 - 8);
+      Buffer.from('user\0app\0').copy(body);
+      const o = await sameAsPostgres(async (raw) => raw.write(untyped(10_004, 196608, body)));
+      expect(o.replies).toEqual([
+        'E FATAL 08P01 invalid startup packet layout: expected terminator as last byte',
+      ]);
+    });
+
+    it('refuses an unknown protocol version, and an SSLRequest repeated after the first, with FATAL 0A000', async () => {
+      const o = await sameAsPostgres(async (raw) => raw.write(untyped(24, 0x0badf00d, Buffer.alloc(16, 1))));
+      expect(o.replies).toEqual([
+        'E FATAL 0A000 unsupported frontend protocol 2989.61453: server supports 3.0 to 3.0',
+      ]);
+      const twice = await sameAsPostgres(async (raw) => {
+        raw.write(untyped(8, 80877103));
+        expect(await raw.readByte()).toBe('N');
+        raw.write(untyped(8, 80877103));
+      });
+      expect(twice.replies).toEqual([
+        'E FATAL 0A000 unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0',
+      ]);
+    });
+
+    it('answers another message than a SASL response during authentication with FATAL 08P01', async () => {
+      for (const bytes of [frame('Q', 'select 1\0'), startupMessage(LOGIN)]) {
+        const o = await sameAsPostgres(async (raw) => {
+          await startAuth(raw);
+          raw.write(bytes);
+        });
+        expect(o.replies).toEqual([`E FATAL 08P01 expected SASL response, got message type ${bytes[0]}`]);
+      }
+    });
+  });
+
+  describe('authentication messages are capped before they are buffered', () => {
+    /** Sends the header and the first 64 KiB of a `length`-byte password message; the rest is never sent. */
+    async function oversizedAfterStart(port: number, length: number): Promise<Record<string, string>> {
+      const raw = await RawClient.connect(port);
+      raw.write(startupMessage(LOGIN));
+      expect((await raw.readMessage()).type).toBe('R');
+      raw.write(passwordFrame(length).subarray(0, 64 * 1024));
+      return expectFatalAndClose(raw);
+    }
+
+    it('refuses a 60 MiB SASL message at its header with 08P01 (SCRAM: PostgreSQL reads at most 1024 bytes)', async () => {
+      await isolated(async () => {
+        const f = await oversizedAfterStart(proxy.port, 60 * 1024 * 1024);
+        expect(f.M).toMatch(/over the 1025-byte limit/);
+      });
+    });
+
+    it('takes a SASL message of exactly 1024 bytes as one to judge, and refuses 1025', async () => {
+      await isolated(async () => {
+        const exact = await RawClient.connect(proxy.port);
+        exact.write(startupMessage(LOGIN));
+        await exact.readMessage();
+        exact.write(passwordFrame(1024));
+        const judged = await expectFatalAndClose(exact); // garbage SASL: refused for its content, not its size
+        expect(judged.M).not.toMatch(/limit/);
+        const over = await RawClient.connect(proxy.port);
+        over.write(startupMessage(LOGIN));
+        await over.readMessage();
+        over.write(passwordFrame(1025));
+        expect((await expectFatalAndClose(over)).M).toMatch(/over the 1025-byte limit/);
+      });
+    });
+
+    it('md5: a password message up to 65535 bytes is judged (28P01), a larger one refused at its header', async () => {
+      const md5 = await startTestProxy(cluster, { general: 'auth_type = "md5"' });
+      try {
+        const ok = await RawClient.connect(md5.port);
+        ok.write(startupMessage(LOGIN));
+        await ok.readMessage();
+        ok.write(passwordFrame(65_535));
+        await expectFatalAndClose(ok, '28P01');
+        const f = await oversizedAfterStart(md5.port, 60 * 1024 * 1024);
+        expect(f.M).toMatch(/over the 65536-byte limit/);
+      } finally {
+        await md5.close();
+      }
     });
   });
 

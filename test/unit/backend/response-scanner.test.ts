@@ -50,6 +50,10 @@ class FakeOwner implements ScannerOwner {
   swallowedError(frame: Buffer): void {
     this.swallowedErrors.push(Buffer.from(frame));
   }
+  readonly fatals: Buffer[] = [];
+  fatalSeen(frame: Buffer): void {
+    this.fatals.push(Buffer.from(frame));
+  }
   protocolError(reason: string): void {
     this.protocolErrors.push(reason);
   }
@@ -139,6 +143,69 @@ describe('ResponseScanner without swallow rules', () => {
   });
 });
 
+describe('ResponseScanner and FATAL errors', () => {
+  // As PostgreSQL 15 sends it for pg_terminate_backend: S, V, C, M, F, L, R.
+  const FATAL = msg(
+    'E',
+    'SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0Fpostgres.c\0L3211\0' +
+      'RProcessInterrupts\0\0',
+  );
+  const running = Buffer.concat([ROW_DESC, ROW('1'), FATAL]);
+
+  it('withholds the FATAL from the stream and hands it over whole, for any chunking', () => {
+    for (const cuts of chunkings(running)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.readyExpected = 1;
+      scanAll(scanner, running, cuts);
+      expect(hex(owner.forwarded), `cuts ${cuts.join(',')}`).toBe(hex(Buffer.concat([ROW_DESC, ROW('1')])));
+      expect(owner.fatals.map(hex)).toEqual([hex(FATAL)]);
+      expect(owner.errors).toBe(1);
+    }
+  });
+
+  it('also inside swallowed replies (the proxy`s own SET), and with swallow rules pending', () => {
+    for (const cuts of chunkings(FATAL)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.swallowNextUntilReady();
+      scanner.readyExpected = 1;
+      scanAll(scanner, FATAL, cuts);
+      expect(owner.forwarded.length).toBe(0);
+      expect(owner.fatals.map(hex)).toEqual([hex(FATAL)]);
+    }
+  });
+
+  it('forwards ERROR and PANIC-free errors as before, deciding by the non-localized severity', () => {
+    const localized = msg('E', 'SSCHWERWIEGEND\0VFATAL\0C57P01\0Mx\0\0');
+    const error = msg('E', 'SFEHLER\0VERROR\0C42601\0Mx\0\0');
+    const oldServer = msg('E', 'SFATAL\0C57P01\0Mx\0\0');
+    const input = Buffer.concat([error, Z('I'), localized]);
+    for (const cuts of chunkings(input)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.readyExpected = 1;
+      scanAll(scanner, input, cuts);
+      expect(hex(owner.forwarded)).toBe(hex(Buffer.concat([error, Z('I')])));
+      expect(owner.fatals.map(hex)).toEqual([hex(localized)]);
+    }
+    const owner = new FakeOwner();
+    new ResponseScanner(owner).scan(oldServer);
+    expect(owner.fatals.map(hex)).toEqual([hex(oldServer)]);
+  });
+
+  it('forwards a long non-fatal error split across chunks without holding it', () => {
+    const long = msg('E', `SERROR\0VERROR\0C22P02\0M${'x'.repeat(5000)}\0\0`);
+    const owner = new FakeOwner();
+    const scanner = new ResponseScanner(owner);
+    scanner.scan(long.subarray(0, 3000));
+    expect(owner.forwarded.length).toBe(3000);
+    scanner.scan(long.subarray(3000));
+    expect(hex(owner.forwarded)).toBe(hex(long));
+    expect(owner.fatals).toEqual([]);
+  });
+});
+
 describe('ResponseScanner.swallowNextUntilReady', () => {
   // The proxy sends its own `SET ...` Query before the client's request; its replies (incl. Z) are dropped.
   const injected = Buffer.concat([C('SET'), S('application_name', 'app'), C('SET'), Z('I')]);
@@ -184,9 +251,11 @@ describe('ResponseScanner.swallowNextUntilReady', () => {
       scanner.readyExpected += 2;
       scanAll(scanner, stream, cuts);
       expect(owner.errors, `cuts ${cuts.join(',')}`).toBe(2);
-      // A forwarded error cut before its C field is counted as class "??" (the scanner never holds it back).
+      // An error cut inside its C field is counted as class "??" (it is forwarded at once); one cut before is held
+      // back until its severity is known (a FATAL one is withheld), and counted whole.
       const codeEnd = failing.length + E('42P01', 'x').indexOf('42P01') + 2;
-      const isCodeCut = cuts.some((c) => c >= failing.length + 5 && c < codeEnd); // header cuts are held back
+      const codeField = failing.length + E('42P01', 'x').indexOf('C42P01');
+      const isCodeCut = cuts.some((c) => c > codeField && c < codeEnd);
       expect(owner.errorClasses.entries(), `cuts ${cuts.join(',')}`).toEqual([
         ['22', 1],
         [isCodeCut ? '??' : '42', 1],

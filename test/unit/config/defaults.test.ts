@@ -39,6 +39,12 @@ describe('parseConfig defaults', () => {
       twoPhaseCommitOrphanTimeoutMs: 60_000,
       twoPhaseCommitPrepareTimeoutMs: 0,
       maxMessageSizeBytes: 64 * 1024 * 1024,
+      preparedStatementsLimit: null, // PgDog: i64::MAX, no limit
+      preparedStatementsCacheSizeBytes: 64 * 1024 * 1024,
+      queryCacheLimit: 1000, // PgDog's
+      queryCacheSizeBytes: 64 * 1024 * 1024,
+      querySizeLimitBytes: null, // PgDog: off
+      querySizeLimitAction: 'warn', // PgDog's
       openmetricsPort: null, // off, as in PgDog
       openmetricsNamespace: 'shardgate_', // PgDog: no prefix
       shutdownTimeoutMs: 60_000, // PgDog's default
@@ -50,6 +56,16 @@ describe('parseConfig defaults', () => {
       isFormerInstanceIdAmbiguous: config.general.isFormerInstanceIdAmbiguous,
       twoPhaseCommitWalDir: config.general.twoPhaseCommitWalDir,
     });
+  });
+
+  it('reads PgDog`s default prepared_statements_limit (i64::MAX) as no limit, and refuses a negative one', () => {
+    const max = parse(withGeneral('prepared_statements_limit = 9223372036854775807')).config.general;
+    expect(max.preparedStatementsLimit).toBeNull();
+    expect(parse(withGeneral('prepared_statements_limit = 0')).config.general.preparedStatementsLimit).toBe(
+      0,
+    );
+    expect(() => parse(withGeneral('prepared_statements_limit = -1'))).toThrow(/prepared_statements_limit/);
+    expect(() => parse(withGeneral('query_size_limit_action = "drop"'))).toThrow(/"warn", "block"/);
   });
 
   it('derives instance_id from host name and port, and warns when two_phase_commit_auto has no effect', () => {
@@ -132,6 +148,12 @@ two_phase_commit_recovery_interval = 5_000
 two_phase_commit_orphan_timeout = 30_000
 two_phase_commit_prepare_timeout = 2_500
 max_message_size = 1_048_576
+prepared_statements_limit = 500
+prepared_statements_cache_size = 8_388_608
+query_cache_limit = 200
+query_cache_size = 4_194_304
+query_size_limit = 100_000
+query_size_limit_action = "block"
 openmetrics_port = 9090
 openmetrics_namespace = "pgdog_"
 shutdown_timeout = 5_000`);
@@ -174,6 +196,12 @@ server_password = "owner-pw"`;
       twoPhaseCommitOrphanTimeoutMs: 30000,
       twoPhaseCommitPrepareTimeoutMs: 2500,
       maxMessageSizeBytes: 1048576,
+      preparedStatementsLimit: 500,
+      preparedStatementsCacheSizeBytes: 8_388_608,
+      queryCacheLimit: 200,
+      queryCacheSizeBytes: 4_194_304,
+      querySizeLimitBytes: 100_000,
+      querySizeLimitAction: 'block',
       openmetricsPort: 9090,
       openmetricsNamespace: 'pgdog_',
       shutdownTimeoutMs: 5000,

@@ -7,6 +7,7 @@ import {
   type StatementServer,
 } from '../../../src/frontend/prepared-statements.js';
 import { closeStatement, parseMessage } from '../../../src/protocol/messages.js';
+import { ServerStatements } from '../../../src/backend/server-statements.js';
 
 const P = 0x50;
 const B = 0x42;
@@ -16,7 +17,7 @@ const NO_TYPES = Buffer.from([0, 0]);
 const ONE_INT4 = Buffer.from([0, 1, 0, 0, 0, 23]);
 
 class FakeServer implements StatementServer {
-  readonly prepared = new Set<string>();
+  readonly prepared = new ServerStatements();
   readonly unconfirmed: string[] = [];
   readonly swallowed: number[] = [];
   swallowNext(type: number): void {
@@ -92,7 +93,7 @@ describe('ClientStatements: Parse', () => {
     // Parameter types survive the rewrite byte for byte.
     expect(out[1].subarray(out[1].length - ONE_INT4.length).equals(ONE_INT4)).toBe(true);
     expect(server.swallowed).toEqual([0x33]); // the injected Close's CloseComplete only
-    expect([...server.prepared]).toEqual(['sg_1']);
+    expect(server.prepared.names()).toEqual(['sg_1']);
     expect(server.unconfirmed).toEqual(['sg_1']);
     expect(client.size).toBe(1);
   });
@@ -166,7 +167,7 @@ describe('ClientStatements: Bind and Describe', () => {
     const out = run(client, fresh, B, bind('', 's1'));
     expect(out.map(decode)).toEqual(['Close(S,sg_1)', 'Parse(sg_1,select $1::int)', 'Bind(,sg_1)']);
     expect(fresh.swallowed).toEqual([0x33, 0x31]);
-    expect([...fresh.prepared]).toEqual(['sg_1']);
+    expect(fresh.prepared.names()).toEqual(['sg_1']);
     expect(fresh.unconfirmed).toEqual(['sg_1']);
     // Once prepared there, a second Bind needs nothing more.
     expect(run(client, fresh, B, bind('', 's1')).map(decode)).toEqual(['Bind(,sg_1)']);
@@ -246,5 +247,89 @@ describe('ClientStatements: malformed frames', () => {
       expect(() => run(client, server, frame[0], frame), String.fromCharCode(frame[0])).toThrow();
     }
     expect(server.prepared.size).toBe(0);
+  });
+});
+
+describe('the shared statement cache is bounded', () => {
+  const text = (i: number): string => `select ${i} as n -- ${'x'.repeat(1000)}`;
+
+  it('drops statements no client uses, least recently released first, beyond its byte limit', () => {
+    const names = new StatementNames(() => ({ maxCount: 1_000, maxBytes: 5 * 1300 }));
+    const server = new FakeServer();
+    const a = new ClientStatements(names);
+    for (let i = 0; i < 10; i++) run(a, server, P, parseMessage(`s${i}`, text(i), NO_TYPES));
+    // All ten are in use: nothing may go, whatever the limit says.
+    expect(names.size).toBe(10);
+    a.clear(); // the client is gone
+    expect(names.size).toBeLessThanOrEqual(5);
+    expect(names.bytes).toBeLessThanOrEqual(5 * 1300);
+    expect(names.evictions).toBe(10 - names.size);
+  });
+
+  it('keeps a statement another client still uses, and counts a name re-parsed by its client once', () => {
+    const names = new StatementNames(() => ({ maxCount: 0, maxBytes: 0 }));
+    const server = new FakeServer();
+    const a = new ClientStatements(names);
+    const b = new ClientStatements(names);
+    run(a, server, P, parseMessage('s', text(1), NO_TYPES));
+    run(b, server, P, parseMessage('t', text(1), NO_TYPES));
+    run(a, server, P, parseMessage('s', text(1), NO_TYPES)); // same name, same text again
+    a.clear();
+    expect(names.size).toBe(1); // b's
+    // b's statement still binds on a server that lacks it: its Parse is there.
+    const fresh = new FakeServer();
+    expect(run(b, fresh, B, bind('', 't')).map(decode)).toEqual([
+      'Close(S,sg_1)',
+      `Parse(sg_1,${text(1)})`,
+      'Bind(,sg_1)',
+    ]);
+    b.clear();
+    expect(names.size).toBe(0);
+  });
+
+  it('gives a text prepared again after its eviction a new name: a server that kept the old one is not confused', () => {
+    const names = new StatementNames(() => ({ maxCount: 0, maxBytes: 0 }));
+    const server = new FakeServer();
+    const first = new ClientStatements(names);
+    run(first, server, P, parseMessage('s', text(1), NO_TYPES));
+    first.clear(); // evicted at once (limits 0); the server still has sg_1 prepared
+    expect(server.prepared.has('sg_1')).toBe(true);
+    const other = new ClientStatements(names);
+    run(other, server, P, parseMessage('o', text(2), NO_TYPES)); // another text: sg_2, never sg_1 again
+    const again = new ClientStatements(names);
+    const out = run(again, server, P, parseMessage('s', text(1), NO_TYPES));
+    // The same text, evicted meanwhile: a fresh name, prepared on this server as a new statement.
+    expect(out.map(decode)).toEqual(['Close(S,sg_3)', `Parse(sg_3,${text(1)})`]);
+    expect(run(again, server, B, bind('', 's')).map(decode)).toEqual(['Bind(,sg_3)']);
+  });
+
+  it('closes the statements a server holds beyond prepared_statements_limit, and evicted ones, before a batch', () => {
+    const names = new StatementNames(() => ({ maxCount: 1_000, maxBytes: 1_000_000 }));
+    const server = new FakeServer();
+    const client = new ClientStatements(names, () => 2);
+    for (let i = 0; i < 4; i++) run(client, server, P, parseMessage(`s${i}`, text(i), NO_TYPES));
+    run(client, server, B, bind('', 's0')); // s0 is now the most recently used
+    server.swallowed.length = 0;
+    const out: Buffer[] = [];
+    client.beginBatch(server, out);
+    expect(out.map(decode)).toEqual(['Close(S,sg_2)', 'Close(S,sg_3)']);
+    expect(server.swallowed).toEqual([0x33, 0x33]);
+    expect(server.prepared.names()).toEqual(['sg_4', 'sg_1']);
+    // A closed statement the client uses again is prepared again by the batch that needs it.
+    expect(run(client, server, B, bind('', 's1')).map(decode)).toEqual([
+      'Close(S,sg_2)',
+      `Parse(sg_2,${text(1)})`,
+      'Bind(,sg_2)',
+    ]);
+    // Within the limit, a statement the cache dropped is closed when it reaches the old end.
+    const lone = new StatementNames(() => ({ maxCount: 0, maxBytes: 0 }));
+    const solo = new ClientStatements(lone, () => 100);
+    const other = new FakeServer();
+    run(solo, other, P, parseMessage('gone', text(9), NO_TYPES));
+    solo.clear();
+    const closes: Buffer[] = [];
+    solo.beginBatch(other, closes);
+    expect(closes.map(decode)).toEqual(['Close(S,sg_1)']);
+    expect(other.prepared.size).toBe(0);
   });
 });

@@ -11,11 +11,14 @@ function packet(code: number, body: Buffer = Buffer.alloc(0)): Buffer {
   return out;
 }
 
-function expectError(buf: Buffer, pattern: RegExp): void {
+/** `isSilent`: PostgreSQL closes without a reply; else it sends FATAL `code`. */
+function expectError(buf: Buffer, pattern: RegExp, isSilent = false, code = '08P01'): void {
   const r = readStartupPacket(buf);
   expect(r.ok).toBe(false);
   if (r.ok || r.incomplete) throw new Error(`expected an error, got ${JSON.stringify(r)}`);
   expect(r.error).toMatch(pattern);
+  expect(r.isSilent).toBe(isSilent);
+  if (!isSilent) expect(r.code).toBe(code);
 }
 
 describe('readStartupPacket', () => {
@@ -58,40 +61,72 @@ describe('readStartupPacket', () => {
   it('decodes a CancelRequest and rejects one of the wrong length', () => {
     const r = readStartupPacket(cancelRequest(1234, -5678));
     expect(r.ok && r.packet).toEqual({ kind: 'cancel', pid: 1234, secret: -5678 });
-    expectError(packet(80877102, Buffer.alloc(4)), /CancelRequest/);
+    expectError(packet(80877102, Buffer.alloc(4)), /CancelRequest/, true);
+    expectError(packet(80877102, Buffer.alloc(12)), /CancelRequest/, true);
   });
 
-  it('rejects lengths below 8 and above the startup limit', () => {
-    for (const len of [0, 3, 7, MAX_STARTUP_PACKET_BYTES + 1, 100_000, -1]) {
+  it('closes silently on lengths below 8 and above the startup limit plus the length word, as PostgreSQL', () => {
+    for (const len of [0, 3, 7, MAX_STARTUP_PACKET_BYTES + 5, 100_000, -1]) {
       const buf = Buffer.alloc(8);
       buf.writeInt32BE(len, 0);
       buf.writeInt32BE(196608, 4);
-      expectError(buf, new RegExp(`invalid startup packet length ${len}`));
+      expectError(buf, new RegExp(`invalid startup packet length ${len}`), true);
     }
+  });
+
+  it('reads a packet of the limit plus the length word (PostgreSQL counts the limit after it)', () => {
+    const body = Buffer.alloc(MAX_STARTUP_PACKET_BYTES - 4);
+    Buffer.from('user\0alice\0').copy(body);
+    const r = readStartupPacket(packet(196608, body));
+    expect(r.ok).toBe(false);
+    if (r.ok || r.incomplete) throw new Error('expected a layout error');
+    expect(r.error).toMatch(/layout/); // read whole, then refused for its zero padding, not for its length
   });
 
   it('rejects an impossible length as soon as the length field is in (PostgreSQL does not wait)', () => {
     for (const len of [3, 100_000]) {
       const buf = Buffer.alloc(4);
       buf.writeInt32BE(len, 0);
-      expectError(buf, /invalid startup packet length/);
+      expectError(buf, /invalid startup packet length/, true);
     }
   });
 
   it('rejects protocol 2.0 and other versions, naming them', () => {
-    expectError(packet(0x00020000, Buffer.from('user\0x\0\0')), /2\.0/);
-    expectError(packet(0x00040000, Buffer.from([0])), /4\.0/);
-    expectError(packet(0x12345678, Buffer.from([0])), /unsupported frontend protocol/);
+    expectError(
+      packet(0x00020000, Buffer.from('user\0x\0\0')),
+      /2\.0: server supports 3\.0 to 3\.0/,
+      false,
+      '0A000',
+    );
+    expectError(packet(0x00040000, Buffer.from([0])), /4\.0/, false, '0A000');
+    expectError(
+      packet(0x12345678, Buffer.from([0])),
+      /unsupported frontend protocol 4660\.22136/,
+      false,
+      '0A000',
+    );
   });
 
   it('rejects a parameter list without its final terminator', () => {
-    expectError(packet(196608, Buffer.from('user\0alice\0')), /malformed/);
-    expectError(packet(196608, Buffer.from('user\0alice')), /malformed/);
-    expectError(packet(196608, Buffer.from('user')), /malformed/);
-    expectError(packet(196608, Buffer.from('user\0alice\0\0junk')), /malformed/);
+    expectError(
+      packet(196608, Buffer.from('user\0alice\0')),
+      /invalid startup packet layout: expected terminator as last byte/,
+    );
+    expectError(
+      packet(196608, Buffer.from('user\0alice')),
+      /invalid startup packet layout: expected terminator as last byte/,
+    );
+    expectError(
+      packet(196608, Buffer.from('user')),
+      /invalid startup packet layout: expected terminator as last byte/,
+    );
+    expectError(
+      packet(196608, Buffer.from('user\0alice\0\0junk')),
+      /invalid startup packet layout: expected terminator as last byte/,
+    );
   });
 
   it('rejects text that is not a startup packet', () => {
-    expectError(Buffer.from('GET / HTTP/1.1\r\n\r\n'), /invalid startup packet length/);
+    expectError(Buffer.from('GET / HTTP/1.1\r\n\r\n'), /invalid startup packet length/, true);
   });
 });

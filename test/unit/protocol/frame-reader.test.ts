@@ -148,3 +148,99 @@ describe('FrameReader errors', () => {
     expect(feed(new FrameReader(1024), [over]).errors[0]).toContain('0x1');
   });
 });
+
+describe('FrameReader checks before buffering', () => {
+  it('refuses a type byte at once, before its length arrives (a startup packet after login starts with 0)', () => {
+    const reader = new FrameReader(1 << 20);
+    reader.typeCheck = (type) => (type === 0 ? 'invalid frontend message type 0' : null);
+    const got = feed(reader, [MESSAGES[0], Buffer.from([0])]);
+    expect(got.frames).toHaveLength(1);
+    expect(got.errors).toEqual(['invalid frontend message type 0']);
+  });
+
+  it('checks the type of a frame that follows a partial one, at whichever chunk boundary', () => {
+    const stream = Buffer.concat([MESSAGES[3], Buffer.from([0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f])]);
+    for (let i = 1; i < stream.length; i++) {
+      const reader = new FrameReader(1 << 20);
+      reader.typeCheck = (type) => (type === 0 ? 'zero' : null);
+      const got = feed(reader, [stream.subarray(0, i), stream.subarray(i)]);
+      expect(got.frames.map((f) => f.frame)).toEqual([MESSAGES[3]]);
+      expect(got.errors[0]).toBe('zero'); // (the test feeds on after it; a session stops reading)
+    }
+  });
+
+  it('applies a cap changed between chunks (authentication, then requests)', () => {
+    const reader = new FrameReader(1 << 20);
+    reader.maxFrameBytes = 1025;
+    const head = Buffer.from([0x70, 0, 0, 0, 0]);
+    head.writeInt32BE(1025, 1);
+    const got = feed(reader, [head]);
+    expect(got.errors[0]).toContain('1026 bytes, over the 1025-byte limit');
+  });
+});
+
+describe('FrameReader query size limit', () => {
+  const big = msg('Q', `select '${'x'.repeat(200)}'\0`);
+  const stream = Buffer.concat([
+    MESSAGES[0],
+    big,
+    MESSAGES[1],
+    msg('P', `s\0${'y'.repeat(300)}\0\0\0`),
+    MESSAGES[5],
+  ]);
+
+  function run(chunks: Buffer[]): { got: Collected; skipped: string[] } {
+    const reader = new FrameReader(1 << 20);
+    reader.skipQueriesOverBytes = 100;
+    const skipped: string[] = [];
+    reader.onOversized = (type, total, start) =>
+      skipped.push(`${String.fromCharCode(type)}:${total}:${start[0]}`);
+    return { got: feed(reader, chunks), skipped };
+  }
+
+  it('reports Query and Parse frames over the limit and delivers the frames around them', () => {
+    const { got, skipped } = run([stream]);
+    expect(got.errors).toEqual([]);
+    expect(got.frames.map((f) => String.fromCharCode(f.type)).join('')).toBe('QSX');
+    expect(skipped).toEqual([`Q:${big.length}:81`, `P:${5 + 2 + 300 + 1 + 2}:80`]);
+  });
+
+  it('skips the same way at every chunk boundary and one byte at a time', () => {
+    const whole = run([stream]);
+    for (let i = 1; i < stream.length; i++) {
+      const split = run([stream.subarray(0, i), stream.subarray(i)]);
+      expect(split.got.frames.map((f) => f.frame)).toEqual(whole.got.frames.map((f) => f.frame));
+      expect(split.skipped).toEqual(whole.skipped);
+    }
+    const bytes = run([...stream].map((b) => Buffer.from([b])));
+    expect(bytes.got.frames.map((f) => f.frame)).toEqual(whole.got.frames.map((f) => f.frame));
+    expect(bytes.skipped).toEqual(whole.skipped);
+  });
+
+  it('never buffers a skipped body: nothing is held while its bytes go by', () => {
+    const reader = new FrameReader(1 << 30);
+    reader.skipQueriesOverBytes = 100;
+    reader.onOversized = () => undefined;
+    const head = Buffer.from([0x51, 0, 0, 0, 0]);
+    head.writeInt32BE(50_000_000, 1);
+    const frames: number[] = [];
+    expect(reader.push(head, (t) => frames.push(t))).toBeNull();
+    for (let sent = 0; sent < 50_000_000 - 4 - 65536; sent += 65536) {
+      reader.push(Buffer.alloc(65536), (t) => frames.push(t));
+    }
+    // Internal state: nothing collected for the skipped frame (parts stay empty).
+    expect((reader as unknown as { partsLength: number }).partsLength).toBe(0);
+    expect(frames).toEqual([]);
+  });
+
+  it('leaves Bind, CopyData and frames at the limit alone', () => {
+    const reader = new FrameReader(1 << 20);
+    reader.skipQueriesOverBytes = 100;
+    reader.onOversized = () => {
+      throw new Error('not oversized');
+    };
+    const atLimit = msg('Q', Buffer.alloc(95));
+    const got = feed(reader, [msg('B', Buffer.alloc(500)), msg('d', Buffer.alloc(500)), atLimit]);
+    expect(got.frames).toHaveLength(3);
+  });
+});

@@ -181,13 +181,28 @@ describe('EXPLAIN, COPY, DDL and other statements', () => {
   it('classifies other utility statements', () => {
     expect(plan('LISTEN jobs')).toMatchObject({ kind: 'other', nodeType: 'ListenStmt', isWrite: false });
     expect(plan("NOTIFY jobs, 'x'").nodeType).toBe('NotifyStmt');
-    expect(plan('DEALLOCATE ALL').kind).toBe('other');
+    expect(plan('DEALLOCATE ALL')).toMatchObject({ kind: 'deallocate', sqlStatement: { name: null } });
     expect(plan('LOCK TABLE users IN SHARE MODE')).toMatchObject({ kind: 'other', isWrite: false });
-    expect(plan('EXECUTE s(1, $1)')).toMatchObject({ kind: 'other', isWrite: true, paramCount: 1 });
+    expect(plan("EXECUTE s(1, $1, -2.5, 'x'::text, NULL, 1 + 1)")).toMatchObject({
+      kind: 'execute',
+      isWrite: true,
+      paramCount: 1,
+      sqlStatement: {
+        name: 's',
+        args: [
+          { kind: 'constant', value: '1' },
+          { kind: 'param', index: 1 },
+          { kind: 'constant', value: '-2.5' },
+          { kind: 'constant', value: 'x' },
+          { kind: 'constant', value: null },
+          { kind: 'expression' },
+        ],
+      },
+    });
     expect(plan('DO $$ BEGIN PERFORM 1; END $$').isWrite).toBe(true);
     expect(plan('CALL refresh_stats($1)').paramCount).toBe(1);
     const prep = plan('PREPARE get_user(bigint) AS SELECT * FROM users WHERE id = $1');
-    expect(prep.kind).toBe('other');
+    expect(prep).toMatchObject({ kind: 'prepare', sqlStatement: { name: 'get_user' } });
     expect(keyOf(prep.inner as StatementPlan)).toBe('$1');
     const cursor = plan('DECLARE c CURSOR FOR SELECT * FROM orders');
     expect(cursor).toMatchObject({ kind: 'other', isReadOnly: true });

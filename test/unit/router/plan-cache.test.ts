@@ -1,6 +1,6 @@
 // Plan cache: LRU order (hits refresh, the oldest goes), counters, capacity 0, failures not cached.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_QUERY_CACHE_LIMIT, PlanCache } from '../../../src/router/plan-cache.js';
+import { DEFAULT_QUERY_CACHE_LIMIT, estimatePlanBytes, PlanCache } from '../../../src/router/plan-cache.js';
 
 describe('PlanCache', () => {
   it("defaults to PgDog's query_cache_limit", () => {
@@ -17,7 +17,7 @@ describe('PlanCache', () => {
     expect(c.get('b')).toBeUndefined();
     expect(c.get('a')).toBe(1);
     expect(c.get('c')).toBe(3);
-    expect(c.stats()).toEqual({ hits: 3, misses: 1, evictions: 1, size: 2, capacity: 2 });
+    expect(c.stats()).toMatchObject({ hits: 3, misses: 1, evictions: 1, size: 2, capacity: 2 });
   });
 
   it('replaces an existing entry without evicting', () => {
@@ -53,6 +53,26 @@ describe('PlanCache', () => {
     c.set('a', 1);
     c.clear();
     expect(c.size).toBe(0);
+  });
+
+  it('is bounded by bytes too: long texts evict the oldest entries until the new one fits', () => {
+    const c = new PlanCache<number>(1000, 10_000, (sql) => sql.length);
+    for (let i = 0; i < 10; i++) c.set(`${i}`.padEnd(2_000, 'x'), i);
+    expect(c.size).toBe(5);
+    expect(c.stats().bytes).toBe(10_000);
+    expect(c.get('9'.padEnd(2_000, 'x'))).toBe(9);
+    expect(c.get('4'.padEnd(2_000, 'x'))).toBeUndefined();
+    c.set('y'.repeat(20_000), 99); // larger than the whole cache: not kept, nothing evicted for it
+    expect(c.size).toBe(5);
+    c.set('short', 1);
+    expect(c.size).toBe(5); // the oldest went to make room
+    c.clear();
+    expect(c.stats().bytes).toBe(0);
+  });
+
+  it('estimates a plan from its text: a few hundred bytes plus about a dozen per character', () => {
+    expect(estimatePlanBytes('select 1')).toBeGreaterThan(512);
+    expect(estimatePlanBytes('x'.repeat(20_000))).toBeGreaterThan(200_000);
   });
 
   it('rejects an invalid capacity', () => {

@@ -98,3 +98,49 @@ describe('writes a transaction rolls back, large objects and notifications', () 
     expect(plan('SELECT 1').isNotify).toBe(false);
   });
 });
+
+describe('DO blocks, read with the PL/pgSQL parser', () => {
+  it('finds the tables its statements and expressions use, constant EXECUTEs included', () => {
+    const p = plan(`DO $$
+      DECLARE n int := (SELECT count(*) FROM countries);
+      BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mood') THEN CREATE TYPE mood AS ENUM ('ok'); END IF;
+        EXECUTE 'INSERT INTO audit VALUES (''x'')';
+        n := n + (SELECT count(*) FROM users);
+      END $$`);
+    expect(p.opaqueReason).toBeNull();
+    expect(p.touchesSharded).toBe(true);
+    expect(p.tables.map((t) => t.name).sort()).toEqual(['audit', 'countries', 'pg_type', 'users']);
+  });
+
+  it('DDL and copied tables only: not sharded; COMMIT inside: not run in a transaction of the proxy', () => {
+    const ddl = plan("DO $$ BEGIN CREATE TABLE t (a int); INSERT INTO countries VALUES ('x'); END $$");
+    expect([ddl.touchesSharded, ddl.opaqueReason, ddl.isNonTransactional]).toEqual([false, null, false]);
+    expect(plan('DO $$ BEGIN CREATE TABLE t (a int); COMMIT; END $$').isNonTransactional).toBe(true);
+    expect(plan('DO $$ BEGIN CREATE TEMP TABLE t (a int); END $$').preventsPrepare).toContain('temporary');
+  });
+
+  it('says why it cannot see into a block: dynamic SQL, another language, a body that does not parse', () => {
+    expect(plan("DO $$ BEGIN EXECUTE format('DROP TABLE %I', 't'); END $$").opaqueReason).toContain(
+      'run time',
+    );
+    expect(plan("DO LANGUAGE plperl 'print 1'").opaqueReason).toContain('plperl');
+    expect(plan('DO $$ BEGIN SELECT 1 INTO STRICT nope FROM t; END $$').opaqueReason).toContain('parse');
+  });
+});
+
+describe('size functions of sharded tables', () => {
+  it('SELECT of size functions alone, each of a sharded table: summed across shards', () => {
+    expect(
+      plan("SELECT pg_total_relation_size('users'), pg_relation_size('users'::regclass)").sumsShardedSizes,
+    ).toBe(2);
+    expect(plan("SELECT pg_total_relation_size('countries')").sumsShardedSizes).toBeNull();
+    expect(plan("SELECT pg_size_pretty(pg_total_relation_size('users'))").sumsShardedSizes).toBeNull();
+    expect(plan("SELECT pg_total_relation_size('users'), 1").sumsShardedSizes).toBeNull();
+  });
+
+  it('a parameter for the relation: routed by the text, not by the literal-normalized plan', () => {
+    expect(plan('SELECT pg_total_relation_size($1)').needsLiteralValues).toBe(true);
+    expect(plan('SELECT 1').needsLiteralValues).toBe(false);
+  });
+});

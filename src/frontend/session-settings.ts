@@ -1,0 +1,90 @@
+// The session state a sharded session keeps and replays on every server it uses (transaction mode: each server it is
+// handed; session mode: shards reached later): its SETs, and its SQL-level prepared statements (PREPARE name AS …),
+// as a map of key → statement. What a statement changes in that map (settingChange / applySettingChange), and the
+// SQL that brings a server's copy in line with the session's (settingsSyncSql: RESET or DEALLOCATE what the server has
+// extra, SET or PREPARE what it lacks). Pure.
+import { quoteIdentifier } from '../router/sql-text.js';
+import type { StatementPlan } from '../router/plan.js';
+
+/**
+ * A change to the session state: a setting set by SET or a statement prepared by PREPARE (`text`: the statement),
+ * removed (null: RESET, SET … TO DEFAULT, DEALLOCATE), or a whole kind cleared (ALL, ALL_SETTINGS, ALL_PREPARED).
+ */
+export interface SettingChange {
+  readonly name: string;
+  readonly text: string | null;
+}
+
+/** DISCARD ALL: every setting and prepared statement. */
+const ALL = '*';
+/** RESET ALL: every setting (prepared statements stay). */
+const ALL_SETTINGS = '*settings';
+/** DEALLOCATE ALL: every prepared statement (settings stay). */
+const ALL_PREPARED = '*prepared';
+/** Keys of SQL-level prepared statements: a space never appears in a setting's name. */
+const PREPARED_KEY = 'prepared statement ';
+
+/**
+ * Parameters the session keeps in step itself from ParameterStatus (session-params.ts), and shardgate's own routing
+ * settings: not replayed as statements.
+ */
+const NOT_REPLAYED = new Set([
+  'client_encoding',
+  'datestyle',
+  'timezone',
+  'intervalstyle',
+  'application_name',
+  'standard_conforming_strings',
+  'shardgate.shard',
+  'shardgate.sharding_key',
+]);
+
+/** What `plan` changes in the session state that is replayed on servers, or null. */
+export function settingChange(plan: StatementPlan): SettingChange | null {
+  if (plan.kind === 'discard' && plan.setsManualShard === null) return { name: ALL, text: null }; // DISCARD ALL
+  if (plan.kind === 'prepare' && plan.sqlStatement?.name != null)
+    return { name: PREPARED_KEY + plan.sqlStatement.name, text: plan.text };
+  if (plan.kind === 'deallocate') {
+    const name = plan.sqlStatement?.name ?? null;
+    return { name: name === null ? ALL_PREPARED : PREPARED_KEY + name, text: null };
+  }
+  const s = plan.setting;
+  if (s === null || s.isLocal || (plan.kind !== 'set' && plan.kind !== 'reset')) return null;
+  if (s.action === 'reset_all') return { name: ALL_SETTINGS, text: null };
+  if (s.name === null || NOT_REPLAYED.has(s.name) || s.action === 'multi') return null;
+  return { name: s.name, text: s.action === 'value' || s.action === 'current' ? plan.text : null };
+}
+
+/** Apply a change to a key → statement map (the session's, or what a server is known to hold). */
+export function applySettingChange(settings: Map<string, string>, change: SettingChange): void {
+  if (change.name === ALL) settings.clear();
+  else if (change.name === ALL_SETTINGS || change.name === ALL_PREPARED) {
+    const isPrepared = change.name === ALL_PREPARED;
+    for (const key of [...settings.keys()])
+      if (key.startsWith(PREPARED_KEY) === isPrepared) settings.delete(key);
+  } else if (change.text === null) settings.delete(change.name);
+  else settings.set(change.name, change.text);
+}
+
+/** The statements that bring a server's state (`have`) to the session's (`want`); '' when they match. */
+export function settingsSyncSql(
+  want: ReadonlyMap<string, string>,
+  have: ReadonlyMap<string, string>,
+): string {
+  let sql = '';
+  for (const [key, text] of have) {
+    const wanted = want.get(key);
+    if (wanted === text) continue;
+    if (key.startsWith(PREPARED_KEY)) {
+      // A name can be prepared again only once the server's statement of that name is gone.
+      sql += `DEALLOCATE ${quoteIdentifier(key.slice(PREPARED_KEY.length))};`;
+    } else if (wanted === undefined) sql += `RESET ${settingName(key)};`;
+  }
+  // A newline before ';': the client's statement may end in a -- comment.
+  for (const [key, text] of want) if (have.get(key) !== text) sql += `${text}\n;`;
+  return sql;
+}
+
+function settingName(name: string): string {
+  return /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/.test(name) ? name : quoteIdentifier(name);
+}

@@ -1,0 +1,55 @@
+// The session state replayed on servers: SETs and SQL-level prepared statements, what each statement changes in it,
+// and the SQL that brings a server's copy in line (RESET / DEALLOCATE what it has extra, SET / PREPARE what it lacks).
+import { beforeAll, describe, expect, it } from 'vitest';
+import { analyzeQuery } from '../../../src/router/analyze.js';
+import { initParser } from '../../../src/router/parser.js';
+import {
+  applySettingChange,
+  settingChange,
+  settingsSyncSql,
+} from '../../../src/frontend/session-settings.js';
+
+beforeAll(async () => {
+  await initParser();
+});
+
+/** The state after running `statements` one by one on an empty session. */
+function stateAfter(...statements: string[]): Map<string, string> {
+  const state = new Map<string, string>();
+  for (const sql of statements) {
+    const change = settingChange(analyzeQuery(sql, null)[0]);
+    if (change !== null) applySettingChange(state, change);
+  }
+  return state;
+}
+
+describe('session state changes', () => {
+  it('keeps SETs and PREPAREs; RESET ALL clears the settings only, DEALLOCATE ALL the statements only', () => {
+    const prepare = 'PREPARE q (int) AS SELECT $1';
+    expect([...stateAfter('SET search_path = a', prepare).values()]).toEqual([
+      'SET search_path = a',
+      prepare,
+    ]);
+    expect([...stateAfter('SET search_path = a', prepare, 'RESET ALL').values()]).toEqual([prepare]);
+    expect([...stateAfter('SET search_path = a', prepare, 'DEALLOCATE ALL').values()]).toEqual([
+      'SET search_path = a',
+    ]);
+    expect(stateAfter('SET search_path = a', prepare, 'DISCARD ALL').size).toBe(0);
+    expect(stateAfter(prepare, 'DEALLOCATE PREPARE q').size).toBe(0);
+    expect(stateAfter('SET LOCAL search_path = a', 'SET TRANSACTION READ ONLY').size).toBe(0);
+  });
+
+  it('brings a server in line: DEALLOCATE a statement it has extra or under another text, PREPARE what it lacks', () => {
+    const want = stateAfter('SET work_mem = 1', 'PREPARE mine AS SELECT 1', 'PREPARE same AS SELECT 3');
+    const have = stateAfter(
+      'SET statement_timeout = 5',
+      'PREPARE "Other" AS SELECT 2',
+      'PREPARE same AS SELECT 4',
+    );
+    expect(settingsSyncSql(want, have)).toBe(
+      'RESET statement_timeout;DEALLOCATE "Other";DEALLOCATE "same";' +
+        'SET work_mem = 1\n;PREPARE mine AS SELECT 1\n;PREPARE same AS SELECT 3\n;',
+    );
+    expect(settingsSyncSql(want, want)).toBe('');
+  });
+});
