@@ -21,7 +21,7 @@ import type {
 } from './plan.js';
 import { ScopeBuilder } from './scope-builder.js';
 import type { Level } from './scope.js';
-import { levelShape, mergePlan } from './select-shape.js';
+import { levelShape, mergePlan, type KeyFacts } from './select-shape.js';
 import {
   isNonTransactional,
   NOTIFY_PREVENTS_PREPARE,
@@ -406,7 +406,12 @@ function selectStatement(b: ScopeBuilder, check: CrossShardCheck, f: AstObject):
 
 /** A SELECT routed by its tables: its merge plan and why it could not be answered across shards (lazily). */
 function mergeableSelect(b: ScopeBuilder, check: CrossShardCheck, f: AstObject, root: Level): KindResult {
-  const merge = mergePlan(f);
+  // What the scope model knows of the sharding key decides how DISTINCT aggregates merge (select-shape.ts).
+  const keys: KeyFacts = {
+    isShardKey: (expr) => check.groupedByKey(root, [expr]),
+    isGroupedByKey: root.branches.length === 0 && check.groupedByKey(root, levelShape(f).groupBy),
+  };
+  const merge = mergePlan(f, keys);
   const reasons = (): string[] => {
     if (!check.hasShardedRows(root)) return [];
     const groupBy = root.branches.length === 0 ? levelShape(f).groupBy : [];
