@@ -13,6 +13,7 @@ import { StatementNames } from './frontend/prepared-statements.js';
 import { PgError } from './errors/pg-error.js';
 import { initParser } from './router/parser.js';
 import { CatalogFacts } from './sharding/catalog-facts.js';
+import { SequenceValues } from './frontend/sequence-values.js';
 import { PlanCache, type PlanCacheStats } from './router/plan-cache.js';
 import type { StatementPlan } from './router/plan.js';
 import { shardingSchemaFor } from './sharding/schema-from-config.js';
@@ -338,6 +339,7 @@ async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting
       schema,
       plans: new PlanCache(general.queryCacheLimit, general.queryCacheSizeBytes),
       literalPlans: new PlanCache<StatementPlan | null>(general.queryCacheLimit, general.queryCacheSizeBytes),
+      sequenceValues: new SequenceValues(),
       nextReadShard: () => {
         next = (next + 1) % shardCount;
         return next;

@@ -12,6 +12,7 @@ import type { PlanCache } from '../router/plan-cache.js';
 import type {
   CopyInfo,
   CountSource,
+  GeneratedFill,
   HavingCondition,
   HavingOperand,
   ShardQuery,
@@ -20,6 +21,9 @@ import type {
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
 import type { ParameterFormat } from '../sharding/shard-of.js';
 import type { CatalogFacts } from '../sharding/catalog-facts.js';
+import type { GeneratedColumn } from '../sharding/schema.js';
+import { SequenceValues } from './sequence-values.js';
+import { fillGeneratedValues } from '../router/generated-values.js';
 import { routeFunctionCall, routeStatement, type Route, type RouteContext } from '../router/route.js';
 import { aggregateColumns } from './aggregate-columns.js';
 import {
@@ -95,6 +99,8 @@ export interface DatabaseRouting {
   readonly literalPlans?: PlanCache<StatementPlan | null>;
   /** Round-robin shard for reads any shard can answer. */
   nextReadShard(): number;
+  /** Values of the sequences of record, for columns the proxy fills (absent: a fresh allocator per session). */
+  readonly sequenceValues?: SequenceValues;
   /**
    * The database's collation when text does not sort by bytes there (null: it does — "C", "POSIX", "C.UTF-8").
    * Found at start-up (proxy.ts); until a shard has answered it names that it is unknown.
@@ -598,10 +604,16 @@ export class SessionRouter implements RouteContext {
   }
 
   /** The column order of a sharded table, learned from a shard: plans made without it are dropped. */
-  learnTableColumns(table: string, columns: readonly string[]): void {
+  learnTableColumns(
+    table: string,
+    columns: readonly string[],
+    generated: readonly GeneratedColumn[] = [],
+  ): void {
     const schema = this.routing.schema;
     schema.tableColumns ??= new Map();
     schema.tableColumns.set(table, columns);
+    schema.generatedColumns ??= new Map();
+    schema.generatedColumns.set(table, generated);
     this.dropPlans();
   }
 
@@ -619,8 +631,68 @@ export class SessionRouter implements RouteContext {
     const hasFacts = facts !== undefined && (facts.relations.size > 0 || facts.functions.size > 0);
     if (!hasColumns && !hasFacts) return;
     known?.clear();
+    schema.generatedColumns?.clear();
     facts?.clear();
+    this.sequenceValues.clear(); // a sequence may have been dropped and made again: its old values are not ours
     this.dropPlans();
+  }
+
+  /** Values of the sequences of record (the columns of sharded tables the proxy fills). */
+  get sequenceValues(): SequenceValues {
+    return this.routing.sequenceValues ?? (this.ownSequenceValues ??= new SequenceValues());
+  }
+
+  private ownSequenceValues: SequenceValues | null = null;
+
+  /**
+   * The request `types` / `frames` — whose INSERT leaves `fills` for sequences — with `values` (per fill, one per row)
+   * written into its statement: a Query with the new text, or an unnamed Parse + the client's Bind (a Describe of the
+   * statement pointed at the new one). `clientParse`: the client's own Parse in the request, to remember by name.
+   */
+  withGeneratedValues(
+    types: readonly number[],
+    frames: readonly Buffer[],
+    fills: readonly GeneratedFill[],
+    values: readonly (readonly string[])[],
+  ): { types: number[]; frames: Buffer[]; clientParse: Buffer | null } {
+    let source: { text: string; paramTypes: readonly number[]; isQuery: boolean } | null = null;
+    let parseIndex = -1;
+    let bindIndex = -1;
+    let paramCount = 0;
+    for (let i = 0; i < types.length; i++) {
+      const frame = frames[i];
+      if (types[i] === Frontend.Query)
+        source = { text: frame.toString('utf8', 5, cstringEnd(frame, 5)), paramTypes: [], isQuery: true };
+      else if (types[i] === Frontend.Parse) {
+        parseIndex = i;
+        const paramTypes = parseParamTypes(frame);
+        source = { text: parseText(frame), paramTypes, isQuery: false };
+        paramCount = Math.max(paramCount, paramTypes.length);
+      } else if (types[i] === Frontend.Bind) {
+        bindIndex = i;
+        const entry = this.boundEntry(frame);
+        if (parseIndex < 0 && entry !== null)
+          source = { text: entry.text, paramTypes: entry.paramTypes, isQuery: false };
+        paramCount = Math.max(paramCount, readBind(frame).values.length, source?.paramTypes.length ?? 0);
+      }
+    }
+    if (source === null) throw PgError.internal('no INSERT found to fill with sequence values');
+    const table = this.insertTableColumns(source.text);
+    const sql = fillGeneratedValues(source.text, fills, values, table);
+    if (source.isQuery) return { types: [Frontend.Query], frames: [query(sql)], clientParse: null };
+    const paramMap = Array.from({ length: paramCount }, (_, i) => i + 1);
+    const part = rebuildRequest(sql, paramMap, source, types, frames, parseIndex, bindIndex);
+    const outFrames = part.frames.map((f, i) =>
+      part.types[i] === Frontend.Describe && f[5] === 0x53 /* S */ ? DESCRIBE_UNNAMED_STATEMENT : f,
+    );
+    return { types: part.types, frames: outFrames, clientParse: parseIndex >= 0 ? frames[parseIndex] : null };
+  }
+
+  /** The column order of an INSERT's table, when learned (its column list may have to be written out). */
+  private insertTableColumns(sql: string): readonly string[] {
+    const t = this.plansFor(sql)[0]?.tables[0]; // an INSERT's first table is its target
+    if (t === undefined) return [];
+    return this.knownTableColumns(t.schema !== null ? `${t.schema}.${t.name}` : t.name) ?? [];
   }
 
   /** The database's catalog facts (views, temporary tables, functions that may write), learned on first use. */

@@ -12,7 +12,10 @@ import { query, readyForQuery, SYNC } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
-import { CatalogFactsNeeded, TableColumnsNeeded } from '../router/route.js';
+import { CatalogFactsNeeded, GeneratedValuesNeeded, TableColumnsNeeded } from '../router/route.js';
+import type { GeneratedFill } from '../router/plan.js';
+import { escapeStringLiteral } from '../router/sql-text.js';
+import { runQuery } from '../backend/server-query.js';
 import { lookUpCatalogFacts } from './catalog-lookup.js';
 import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } from '../txn/coordinator.js';
 import type { RequestBatch } from './request-batch.js';
@@ -183,11 +186,21 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         }
       }
     } catch (err) {
+      // What a statement of a multi-statement Query needs looked up may be made by an earlier one (CREATE TABLE …;
+      // INSERT …): such a Query runs statement by statement, each routed when its turn comes.
+      const needsLookup =
+        err instanceof TableColumnsNeeded ||
+        err instanceof CatalogFactsNeeded ||
+        err instanceof GeneratedValuesNeeded;
+      if (needsLookup && n === 1 && types[0] === Frontend.Query && this.script === null) {
+        if (this.startQueryScript(router, frames[0])) return;
+      }
+      if (err instanceof GeneratedValuesNeeded) return this.fillThenRoute(router, err.fills, types, frames);
       if (err instanceof TableColumnsNeeded) {
         const table = err.table;
         return this.learnThenRoute(`the columns of ${table}`, (server) =>
           lookUpTableColumns(server, table, this).then((found) => {
-            if (found.kind === 'ok') router.learnTableColumns(table, found.columns);
+            if (found.kind === 'ok') router.learnTableColumns(table, found.columns, found.generated);
             return found;
           }),
         );
@@ -441,6 +454,74 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   }
 
   /**
+   * An INSERT into a sharded table that leaves columns for sequences (its sharding key among them, perhaps): take the
+   * values from the sequences of record on shard 0 (SequenceValues: in blocks, shared by the database's sessions),
+   * write them into the request, and route that. The fetch runs on the session's shard-0 server outside any block
+   * (nextval is not transactional: it does not join the shard).
+   */
+  private fillThenRoute(
+    router: SessionRouter,
+    fills: readonly GeneratedFill[],
+    types: readonly number[],
+    frames: readonly Buffer[],
+  ): void {
+    const what = 'sequence values';
+    if (this.learnedFor === what) {
+      this.learnedFor = null;
+      return this.failRequest(PgError.internal('an INSERT filled with sequence values still needs them'));
+    }
+    this.isLookingUpColumns = true;
+    this.servers.acquire(
+      [0],
+      this,
+      () => {
+        const server = this.servers.at(0);
+        const fetch = async (sequence: string, count: number): Promise<string[]> => {
+          const outcome = await runQuery(
+            server,
+            `SELECT pg_catalog.nextval(${escapeStringLiteral(sequence)}::pg_catalog.regclass) ` +
+              `FROM pg_catalog.generate_series(1, ${count})`,
+            this,
+          );
+          if (outcome.kind === 'ok') return outcome.rows.map((r) => r[0] ?? '');
+          // The server's own error (e.g. 42501: no USAGE on the sequence), passed on as it sent it.
+          throw outcome.kind === 'error'
+            ? PgError.fromServer(outcome.frame)
+            : PgError.serverConnectionLost(0, outcome.reason);
+        };
+        void (async () => {
+          const values: string[][] = [];
+          for (const fill of fills)
+            values.push(await router.sequenceValues.take(fill.sequence, fill.rows.length, fetch));
+          return values;
+        })().then(
+          (values) => {
+            this.isLookingUpColumns = false;
+            if (this.session.state() !== 'ready') return;
+            server.client = this;
+            const rebuilt = router.withGeneratedValues(types, frames, fills, values);
+            if (rebuilt.clientParse !== null) this.session.statements?.remember(rebuilt.clientParse);
+            this.batch.takeFirst(this.requestLength);
+            this.batch.unshift(rebuilt.types, rebuilt.frames);
+            this.learnedFor = what;
+            this.onShardRequestDone(); // routes the rewritten request
+          },
+          (err: unknown) => {
+            this.isLookingUpColumns = false;
+            if (this.session.state() !== 'ready') return;
+            server.client = this;
+            this.failRequest(err instanceof PgError ? err : PgError.internal(String(err)));
+          },
+        );
+      },
+      (err) => {
+        this.isLookingUpColumns = false;
+        this.failRequest(err);
+      },
+    );
+  }
+
+  /**
    * What the router must know before it can route the request at the front of the batch (a table's column order,
    * catalog facts of views and functions): `lookup` learns it on a shard, then the request is routed again. Inside a
    * transaction block the lookup runs on a shard it reached (the names may be the block's own creations); else on
@@ -496,7 +577,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
           PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
         );
       if (found.kind === 'error') return this.failRequest(found.error);
-      this.router.learnTableColumns(table, found.columns);
+      this.router.learnTableColumns(table, found.columns, found.generated);
       then(found.columns);
     });
   }

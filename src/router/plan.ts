@@ -244,6 +244,24 @@ export interface InsertInfo {
    * columns the session must look up before this INSERT can be routed. Null otherwise.
    */
   readonly columnsLookup: string | null;
+  /**
+   * Columns of a sharded table whose value a sequence would generate (left out of the column list, or DEFAULT in some
+   * rows): the proxy supplies them from the sequence of record before routing (generated-values.ts). Empty: none.
+   */
+  readonly generated: readonly GeneratedFill[];
+}
+
+/** One column of an INSERT the proxy fills from a sequence. */
+export interface GeneratedFill {
+  readonly column: string;
+  /** The sequence of record (text of a regclass literal). */
+  readonly sequence: string;
+  /** GENERATED ALWAYS AS IDENTITY: the statement needs OVERRIDING SYSTEM VALUE. */
+  readonly isAlways: boolean;
+  /** Not in the statement's columns: added, with a value in every row. */
+  readonly isAppended: boolean;
+  /** 0-based VALUES rows that get a value (every row when appended; else those giving DEFAULT). */
+  readonly rows: readonly number[];
 }
 
 export interface TransactionInfo {

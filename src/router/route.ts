@@ -7,7 +7,7 @@ import { shardForLiteral, shardForParameter } from '../sharding/shard-of.js';
 import { isProxyGid } from '../txn/gid.js';
 import type { ShardedColumn, ShardingSchema } from '../sharding/schema.js';
 import { decodeArrayParam, type BindParams } from './bind-params.js';
-import type { CopyInfo, KeySource, StatementPlan } from './plan.js';
+import type { CopyInfo, GeneratedFill, KeySource, StatementPlan } from './plan.js';
 
 export type Route =
   | { readonly kind: 'one'; readonly shard: number }
@@ -140,9 +140,22 @@ export class TableColumnsNeeded extends Error {
   }
 }
 
+/**
+ * Thrown by routing when an INSERT into a sharded table leaves columns for a sequence to fill: the session takes
+ * values from the sequence of record (frontend/sequence-values.ts), writes them into the statement
+ * (generated-values.ts) and routes the rewritten request.
+ */
+export class GeneratedValuesNeeded extends Error {
+  constructor(readonly fills: readonly GeneratedFill[]) {
+    super('values from a sequence are needed to route this INSERT');
+    this.name = 'GeneratedValuesNeeded';
+  }
+}
+
 function routeInsert(plan: StatementPlan, ctx: RouteContext, params: BindParams | null): Route {
   const insert = plan.insert;
   if (insert !== null && insert.columnsLookup !== null) throw new TableColumnsNeeded(insert.columnsLookup);
+  if (insert !== null && insert.generated.length > 0) throw new GeneratedValuesNeeded(insert.generated);
   const column = plan.shardKey?.column ?? null;
   if (insert === null || insert.insertKeys === null || column === null) {
     throw unsupported(

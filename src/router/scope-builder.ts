@@ -2,7 +2,7 @@
 // branch / DML target, the table and subquery references in each, column resolution, equalities and pins from
 // WHERE / ON / VALUES, outer-join rules, and the statement's table list with its sharding annotation. Also notes
 // what makes a statement a write (data-modifying CTEs, nextval(), SELECT … INTO) and its parameters.
-import type { ShardedColumn, ShardingSchema } from '../sharding/schema.js';
+import type { GeneratedColumn, ShardedColumn, ShardingSchema } from '../sharding/schema.js';
 import {
   asNode,
   flag,
@@ -19,7 +19,7 @@ import {
 } from './ast.js';
 import { columnEquality, conjuncts, pinKeys, toPin, valueSource, type ConditionScope } from './conditions.js';
 import type { SqlSource } from './parser.js';
-import type { InsertInfo, KeySource, TableRef } from './plan.js';
+import type { GeneratedFill, InsertInfo, KeySource, TableRef } from './plan.js';
 import {
   columnKey,
   Level,
@@ -361,13 +361,29 @@ export class ScopeBuilder implements ConditionScope {
       list(sel, 'fromClause').length === 0 &&
       (str(sel, 'op') ?? 'SETOP_NONE') === 'SETOP_NONE';
     const keyColumn = target?.shardedBy?.column ?? null;
-    // No column list: the table's own column order, when a shard has told us (schema.tableColumns).
+    // The table's own column order (no column list) and the columns a sequence fills, when a shard has told us
+    // (schema.tableColumns, schema.generatedColumns).
     const tableKey = target?.tableKey ?? null;
-    const known =
-      columns.length === 0 && tableKey !== null ? this.schema?.tableColumns?.get(tableKey) : undefined;
+    const tableColumns = tableKey !== null ? this.schema?.tableColumns?.get(tableKey) : undefined;
+    const known = columns.length === 0 ? tableColumns : undefined;
     const keyIndex = keyColumn !== null ? (known ?? columns).indexOf(keyColumn) : -1;
-    const columnsLookup =
-      columns.length === 0 && known === undefined && keyColumn !== null && sel !== null ? tableKey : null;
+    // Looked up before routing: without a column list (the key's position); with catalog lookups on, for every INSERT
+    // into a sharded table (which columns a sequence fills, so the proxy can fill them the same on every shard).
+    const needsTable =
+      tableColumns === undefined &&
+      keyColumn !== null &&
+      (this.schema?.catalog !== undefined ? true : columns.length === 0 && sel !== null);
+    const columnsLookup = needsTable ? tableKey : null;
+    const generated =
+      keyColumn !== null && tableKey !== null && (sel === null || isValues)
+        ? generatedFills(
+            this.schema?.generatedColumns?.get(tableKey) ?? [],
+            columns.length > 0 ? columns : (tableColumns ?? []),
+            columns.length > 0,
+            sel === null ? [] : rows,
+          )
+        : [];
+    const isKeyGenerated = generated.some((g) => g.column === keyColumn);
     let insertKeys: (KeySource | null)[] | null = null;
     let reason: string | null = null;
     let source: Level | null = null;
@@ -386,6 +402,8 @@ export class ScopeBuilder implements ConditionScope {
       for (const row of rows) this.scanExpr(level, row);
       if (target === null || keyColumn === null) {
         reason = target === null ? 'no target table' : `table ${tableName} is not sharded`;
+      } else if (isKeyGenerated) {
+        reason = `the sharding column ${keyColumn} gets its value from a sequence`; // filled before routing
       } else if (sel === null) {
         reason = `INSERT … DEFAULT VALUES: the sharding column ${keyColumn} gets its default`;
       } else if (columns.length === 0 && known === undefined) {
@@ -416,6 +434,7 @@ export class ScopeBuilder implements ConditionScope {
         insertKeysReason: complete ? null : reason,
         onConflict: null,
         columnsLookup,
+        generated,
       },
     };
   }
@@ -1047,3 +1066,31 @@ function aliasColumns(alias: AstObject | null): string[] | null {
   const cols = list(alias, 'colnames').map((n) => stringValue(n) ?? '');
   return cols.length > 0 ? cols : null;
 }
+
+/**
+ * The columns of an INSERT a sequence would fill (`sequenced`: the table's), given the columns it names (`isListed`) or
+ * the table's order (then a VALUES row of n items names the first n), and its VALUES rows (none: DEFAULT VALUES): a
+ * column left out gets a value in every row; a listed one, in the rows giving DEFAULT.
+ */
+function generatedFills(
+  sequenced: readonly GeneratedColumn[],
+  columns: readonly string[],
+  isListed: boolean,
+  rows: readonly unknown[],
+): GeneratedFill[] {
+  const fills: GeneratedFill[] = [];
+  const items = rows.map((row) => list(asNode(row, 'List'), 'items'));
+  const width = isListed ? columns.length : Math.max(0, ...items.map((i) => i.length));
+  const all = rows.length === 0 ? [0] : rows.map((_, i) => i);
+  for (const g of sequenced) {
+    const at = columns.indexOf(g.column);
+    if (at < 0 || at >= width) {
+      fills.push({ ...g, isAppended: true, rows: all });
+      continue;
+    }
+    const defaults = items.flatMap((row, i) => (asNode(row[at], 'SetToDefault') !== null ? [i] : []));
+    if (defaults.length > 0) fills.push({ ...g, isAppended: false, rows: defaults });
+  }
+  return fills;
+}
+

@@ -33,6 +33,15 @@ export interface ShardedColumn {
   fn: ShardFunction;
 }
 
+/** A column a sequence fills by default (its `serial` / `nextval()` default, or an identity). */
+export interface GeneratedColumn {
+  readonly column: string;
+  /** The sequence, as a regclass literal's text (`public.users_id_seq`, quoted where needed). */
+  readonly sequence: string;
+  /** GENERATED ALWAYS AS IDENTITY: a value the proxy supplies needs OVERRIDING SYSTEM VALUE. */
+  readonly isAlways: boolean;
+}
+
 export interface ShardingSchema {
   database: string;
   shardCount: number;
@@ -44,6 +53,11 @@ export interface ShardingSchema {
    * `table`, as the statement names it). Cleared on DDL, together with the plans that used it.
    */
   tableColumns?: Map<string, readonly string[]>;
+  /**
+   * The columns of a sharded table whose default is a sequence (`serial`, `nextval(…)`) or an identity, learned with
+   * `tableColumns` (same key): the proxy fills them from the sequence of record when an INSERT leaves them out.
+   */
+  generatedColumns?: Map<string, readonly GeneratedColumn[]>;
   /**
    * What the shards' catalogs say about relations and functions the config does not name (views over sharded tables,
    * temporary tables, functions that may write), learned on first use. Undefined: nothing is looked up (the router
