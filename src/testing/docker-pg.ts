@@ -8,8 +8,14 @@ import {
   noDockerEndpointReason,
   type DockerEndpoint,
 } from './docker-engine.js';
-import { clusterConf, SUPERUSER, type AuthMethod, type PgCluster, type PgServer } from './pg-server.js';
-import type { StartClusterOptions } from './pg-server.js';
+import {
+  clusterConf,
+  SUPERUSER,
+  type AuthMethod,
+  type PgCluster,
+  type PgServer,
+  type StartClusterOptions,
+} from './pg-server.js';
 import { newSuperuserPassword, provisionServer } from './provision.js';
 
 export const DEFAULT_DOCKER_PG_IMAGE = 'postgres:16';
