@@ -53,7 +53,8 @@ export async function lookUpTableColumns(
   for (const [name, identity, serialSequence, defaultExpr] of outcome.rows) {
     const fromDefault = NEXTVAL_DEFAULT.exec(defaultExpr ?? '')?.[1].replace(/''/g, "'") ?? null;
     const sequence = serialSequence ?? fromDefault;
-    if (sequence !== null && name !== null) generated.push({ column: name, sequence, isAlways: identity === 'a' });
+    if (sequence !== null && name !== null)
+      generated.push({ column: name, sequence, isAlways: identity === 'a' });
   }
   return { kind: 'ok', columns: outcome.rows.map((r) => r[0] ?? ''), generated };
 }

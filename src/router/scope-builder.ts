@@ -1093,4 +1093,3 @@ function generatedFills(
   }
   return fills;
 }
-

@@ -12,7 +12,6 @@ import {
   orderTotals,
   userById,
 } from './dataset.js';
-import { gapOnShards } from './gap.js';
 import { rejection, startOrmTargets, within, type OrmTarget, type OrmTargets } from './targets.js';
 
 const STEP_MS = 10_000;
@@ -330,8 +329,3 @@ describe.each(['shards', 'plain'] as const)('knex on %s', (name) => {
     expect(await knex.schema.hasTable('orders')).toBe(false);
   });
 });
-
-/** The target's sharding flag, known when tests are collected (before beforeAll starts the servers). */
-function t0(name: 'shards' | 'plain'): { isSharded: boolean } {
-  return { isSharded: name === 'shards' };
-}

@@ -13,7 +13,6 @@ import {
   orderTotals,
   userById,
 } from './dataset.js';
-import { gapOnShards } from './gap.js';
 import { rejection, startOrmTargets, within, type OrmTarget, type OrmTargets } from './targets.js';
 
 const STEP_MS = 10_000;
@@ -74,7 +73,6 @@ function defineModels(sequelize: Sequelize): void {
 const plainUser = (u: User | null) => (u === null ? null : { id: u.id, name: u.name, score: u.score });
 
 describe.each(['shards', 'plain'] as const)('Sequelize on %s', (name) => {
-  const isSharded = name === 'shards';
   let sequelize: Sequelize;
 
   beforeAll(() => {

@@ -26,7 +26,6 @@ import {
   type OrderRow,
   type UserRow,
 } from './dataset.js';
-import { gapOnShards } from './gap.js';
 import { rejection, startOrmTargets, within, type OrmTarget, type OrmTargets } from './targets.js';
 
 const STEP_MS = 10_000;
@@ -132,7 +131,6 @@ function dataSourceFor(t: OrmTarget): DataSource {
 }
 
 describe.each(['shards', 'plain'] as const)('TypeORM on %s', (name) => {
-  const isSharded = name === 'shards';
   let ds: DataSource;
 
   beforeAll(async () => {
