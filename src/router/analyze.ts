@@ -113,11 +113,13 @@ function planNode(
 
   const shardKey = r.isRouted ? check.shardKey() : null;
   let crossShardUnsafe: string | null = null;
+  let zeroOffsetParams: number[] = [];
   if (r.isRouted && check.shardedRefs().length > 0) {
     const only = shardKey?.sources.length === 1 ? shardKey.sources[0] : null;
     const isSingleKey = only !== null && !(only.kind === 'param' && only.isArray);
     const reasons = isSingleKey ? [] : [...(r.reasons?.() ?? []), ...check.reasons()];
     crossShardUnsafe = reasons[0] ?? null;
+    if (!isSingleKey) zeroOffsetParams = check.zeroOffsetParams;
   }
   const readsRows = nodeType === 'CreateTableAsStmt' || (nodeType === 'SelectStmt' && r.kind === 'ddl');
   // The builder is discarded: its table records become the plan's.
@@ -153,6 +155,7 @@ function planNode(
     touchesOmnisharded: tables.some((t) => t.sharding === 'omnisharded'),
     shardKey,
     crossShardUnsafe,
+    zeroOffsetParams,
     paramCount: b.paramCount,
     manualShard: hints.shard,
     manualShardingKey: hints.shardingKey,

@@ -3,7 +3,19 @@
 // it ran on several shards (joins not on the sharding column, subqueries not correlated on it, aggregation, LIMIT
 // or DISTINCT inside subqueries, writes whose rows' shards are unknown). Conservative: when unsure, give a reason.
 import type { ShardedColumn } from '../sharding/schema.js';
-import { asNode, constValue, flag, list, str, stringList, unwrap, walk, type AstObject } from './ast.js';
+import {
+  asNode,
+  constValue,
+  flag,
+  int,
+  list,
+  obj,
+  str,
+  stringList,
+  unwrap,
+  walk,
+  type AstObject,
+} from './ast.js';
 import { valueSource } from './conditions.js';
 import type { KeySource, ShardKeyPlan } from './plan.js';
 import {
@@ -21,6 +33,11 @@ import { levelShape } from './select-shape.js';
 export class CrossShardCheck {
   private readonly b: ScopeBuilder;
   private readonly pins: PinEvaluator;
+  /**
+   * Subqueries' `OFFSET $n` (no LIMIT) over sharded rows: harmless across shards only when $n is 0 (Prisma's count()
+   * and aggregate() send `OFFSET $1` bound to 0), so it is checked at Bind. Filled by reasons().
+   */
+  readonly zeroOffsetParams: number[] = [];
 
   constructor(builder: ScopeBuilder) {
     this.b = builder;
@@ -235,8 +252,12 @@ export class CrossShardCheck {
     ) {
       reasons.push(`DISTINCT${where} over sharded table ${tables} does not include the sharding column`);
     }
-    if (shape.hasLimit)
-      reasons.push(`LIMIT/OFFSET${where} over sharded table ${tables} needs every shard's rows`);
+    if (shape.hasLimit) {
+      const offset = zeroOffset(sel);
+      if (offset === 'no')
+        reasons.push(`LIMIT/OFFSET${where} over sharded table ${tables} needs every shard's rows`);
+      else if (offset !== 'yes') this.zeroOffsetParams.push(offset.param);
+    }
     return reasons;
   }
 
@@ -411,4 +432,17 @@ function replicaDifference(sel: AstObject | null): string | null {
     return why === null;
   });
   return why;
+}
+
+/**
+ * Whether a level's LIMIT / OFFSET leaves every row (so shards may each apply it): `OFFSET 0` without LIMIT does;
+ * `OFFSET $n` without LIMIT does when $n is bound to 0; anything else does not.
+ */
+function zeroOffset(sel: AstObject): 'yes' | 'no' | { param: number } {
+  if (sel.limitCount !== undefined) return 'no';
+  const offset = unwrap(sel.limitOffset);
+  if (offset?.type === 'ParamRef') return { param: int(offset.fields, 'number') };
+  if (offset?.type !== 'A_Const') return 'no';
+  const ival = obj(offset.fields, 'ival');
+  return ival !== null && int(ival, 'ival') === 0 ? 'yes' : 'no';
 }

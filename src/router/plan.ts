@@ -379,6 +379,11 @@ export interface StatementPlan {
    * key is a single value; if several key values land on one shard at Bind time, the router may ignore it.
    */
   readonly crossShardUnsafe: string | null;
+  /**
+   * Parameters that must be bound to 0 for the statement to be answered across shards (a subquery's `OFFSET $n`);
+   * empty when none. Checked with the same rule as `crossShardUnsafe`.
+   */
+  readonly zeroOffsetParams: readonly number[];
   /** Highest `$n` used. */
   readonly paramCount: number;
   /** `/* shardgate: shard=N *\/` or `/* pgdog_shard: N *\/`. */

@@ -379,8 +379,22 @@ function routeSharded(plan: StatementPlan, params: BindParams | null, ctx: Route
   // No key value at all (`= ANY('{}')`, `IN` of only NULLs): no rows anywhere; any one shard gives that answer.
   if (shards.size === 0) return { kind: 'one', shard: ctx.pickReadShard() };
   if (shards.size > 1 && plan.crossShardUnsafe !== null) throw unsupported(plan.crossShardUnsafe);
+  for (const index of shards.size > 1 ? plan.zeroOffsetParams : []) {
+    if (!isBoundZero(params, index))
+      throw unsupported(
+        `OFFSET $${index} in a subquery over sharded rows needs every shard's rows (unless it is 0)`,
+      );
+  }
   if (shards.size > 1 && plan.usesLargeObjects) {
     throw unsupported('large objects are stored on one shard; this statement would use them on several');
   }
   return fromShards(shards);
+}
+
+/** Parameter `index` (1-based) is bound to the integer 0 (text, or binary int4 / int8). */
+function isBoundZero(params: BindParams | null, index: number): boolean {
+  const v = params?.values[index - 1];
+  if (v == null) return false;
+  if (params?.formats[index - 1] !== 1) return v.toString('latin1').trim() === '0';
+  return (v.length === 8 && v.readBigInt64BE(0) === 0n) || (v.length === 4 && v.readInt32BE(0) === 0);
 }

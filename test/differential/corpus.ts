@@ -762,6 +762,33 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     { params: [on[1][2]] },
   );
 
+  // ================= a subquery with OFFSET 0 (Prisma's count() and aggregate() shape) =================
+  same(
+    'aggregate',
+    'count-over-offset-0',
+    `select count(*) as "_count$_all" from (select id from users where 1=1 offset 0) as sub`,
+  );
+  same(
+    'aggregate',
+    'count-over-offset-param',
+    `select count(*) from (select id from users offset $1) as sub`,
+    {
+      params: [0],
+    },
+  );
+  same(
+    'aggregate',
+    'sum-max-over-offset-param',
+    `select sum(amount), max(amount), count(amount) from (select amount from orders where 1=1 offset $1) as sub`,
+    { params: [0] },
+  );
+  rejected(
+    'count-over-offset-5',
+    `select count(*) from (select id from users offset $1) as sub`,
+    /OFFSET \$1 in a subquery over sharded rows/,
+    { params: [5] },
+  );
+
   // ================= views over sharded tables (not in the config: learnt from the catalog) =================
   same('view', 'count', `select count(*) from active_users`);
   same('view', 'ordered-limit', `select id, name from active_users order by id limit 7`);

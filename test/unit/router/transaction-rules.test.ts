@@ -144,3 +144,18 @@ describe('size functions of sharded tables', () => {
     expect(plan('SELECT 1').needsLiteralValues).toBe(false);
   });
 });
+
+describe('a subquery OFFSET across shards', () => {
+  it('OFFSET 0 (no LIMIT) is harmless; OFFSET $n is checked at Bind; a LIMIT or another OFFSET is refused', () => {
+    const zero = plan('SELECT count(*) FROM (SELECT id FROM users OFFSET 0) s');
+    expect([zero.crossShardUnsafe, zero.zeroOffsetParams]).toEqual([null, []]);
+    const param = plan('SELECT count(*) FROM (SELECT id FROM users WHERE 1=1 OFFSET $1) s');
+    expect([param.crossShardUnsafe, param.zeroOffsetParams]).toEqual([null, [1]]);
+    expect(plan('SELECT count(*) FROM (SELECT id FROM users OFFSET 5) s').crossShardUnsafe).toContain(
+      'LIMIT/OFFSET',
+    );
+    expect(
+      plan('SELECT count(*) FROM (SELECT id FROM users LIMIT 10 OFFSET 0) s').crossShardUnsafe,
+    ).toContain('LIMIT/OFFSET');
+  });
+});
