@@ -11,6 +11,7 @@ import {
   ADMIN_NAME_DEFAULT,
   ADMIN_USER_DEFAULT,
   AUTH_TYPES,
+  PASSTHROUGH_AUTH_MODES,
   DATABASE_PORT_DEFAULT,
   DATABASE_ROLE_DEFAULT,
   DATABASE_ROLES,
@@ -244,6 +245,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
     clientIdleTimeoutMs: r.integer('client_idle_timeout', TIMEOUT_MS_RULE) ?? d.clientIdleTimeoutMs,
     clientLoginTimeoutMs: r.integer('client_login_timeout', TIMEOUT_MS_RULE) ?? d.clientLoginTimeoutMs,
     authType: r.oneOf('auth_type', AUTH_TYPES) ?? d.authType,
+    passthroughAuth: r.oneOf('passthrough_auth', PASSTHROUGH_AUTH_MODES) ?? d.passthroughAuth,
     tlsCertificate: r.optionalString('tls_certificate', 'a path to a PEM certificate file'),
     tlsPrivateKey: r.optionalString('tls_private_key', 'a path to a PEM private key file'),
     logLevel: r.oneOf('log_level', LOG_LEVELS) ?? d.logLevel,
@@ -296,6 +298,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
   }
   checkPoolSizes(r, general);
   checkTlsPair(r, general);
+  checkPassthroughTls(r, general);
   warnings.push(...r.warnAboutUnusedKeys(UNSUPPORTED_GENERAL_KEYS, SUPPORTED_GENERAL_KEYS));
   return general;
 }
@@ -371,6 +374,18 @@ function checkTlsPair(r: SectionReader, general: GeneralConfig): void {
   }
   if (general.tlsPrivateKey !== null && general.tlsCertificate === null) {
     throw r.error('tls_certificate', 'missing while tls_private_key is set', expected);
+  }
+}
+
+/** passthrough_auth = "enabled" takes passwords in clear text: only over TLS, so a certificate must be configured. */
+function checkPassthroughTls(r: SectionReader, general: GeneralConfig): void {
+  const mode = general.passthroughAuth;
+  if ((mode === 'enabled' || mode === 'enabled_allow_change') && general.tlsCertificate === null) {
+    throw r.error(
+      'passthrough_auth',
+      `"${mode}" takes client passwords in clear text, which it accepts only over TLS, and no tls_certificate / tls_private_key is configured`,
+      `tls_certificate and tls_private_key set, or passthrough_auth = "${mode.replace('enabled', 'enabled_plain')}" to accept passwords without TLS`,
+    );
   }
 }
 
@@ -567,9 +582,9 @@ function readUser(r: SectionReader, databaseNames: string[], general: GeneralCon
     const problem = `database ${JSON.stringify(user.database)} is not defined in pgdog.toml`;
     throw r.error('database', problem, `the name of a [[databases]] entry (one of ${known})`);
   }
-  if (user.password === null && general.authType !== 'trust') {
+  if (user.password === null && general.authType !== 'trust' && general.passthroughAuth === 'disabled') {
     const problem = `missing for user "${user.name}"`;
-    const expected = `a password, since general.auth_type = "${general.authType}" checks client passwords (auth_type = "trust" allows none)`;
+    const expected = `a password, since general.auth_type = "${general.authType}" checks client passwords (auth_type = "trust" allows none; passthrough_auth lets the server check them)`;
     throw r.error('password', problem, expected);
   }
   return user;
