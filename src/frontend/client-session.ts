@@ -33,12 +33,8 @@ import { readStartupPacket, replicationMode, unsupportedProtocol, type Replicati
 import { readStartupSettings, type StartupSetting } from './startup-options.js';
 import { checkStartupSettings } from './startup-check.js';
 import { settingsSyncSql } from './session-settings.js';
-import {
-  LISTEN_STAND_IN,
-  LISTEN_STAND_IN_MARKER,
-  listenNeedsSessionMode,
-  startsWithListen,
-} from './listen-check.js';
+import { startsWithListen } from './listen-check.js';
+import { LISTEN_STAND_IN, LISTEN_STAND_IN_MARKER, listenNeedsSessionMode } from '../errors/listen-refused.js';
 import { ClientAuth } from './client-auth.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
 import { PIPELINE_MAX_BYTES, PIPELINE_MAX_FRAMES, RequestBatch } from './request-batch.js';
@@ -161,7 +157,7 @@ export class ClientSession implements ServerClient, Cancellable {
   /** A replication connection (walsender): its own server connection, opened with the client's startup packet. */
   private replication: ReplicationMode = 'none';
   private replicationParams: Map<string, string> | null = null;
-  /** One shard in transaction mode: LISTEN cannot work (listen-check.ts). */
+  /** Transaction mode: LISTEN cannot work (listen-check.ts). */
   private isListenRefused = false;
 
   constructor(socket: net.Socket, deps: SessionDeps) {
@@ -484,7 +480,7 @@ export class ClientSession implements ServerClient, Cancellable {
       const router = new SessionRouter(routing, this.params.settings);
       this.sharded = new ShardedDispatch(router, this.shardedSession(pools));
     }
-    this.isListenRefused = this.isTransactionMode && routing === null;
+    this.isListenRefused = this.isTransactionMode;
     // The startup settings are checked by a server (startup-check.ts), as PostgreSQL checks them after
     // authentication; the first client of a pool also learns the server parameters this way (and gets a clear error).
     const first = pools.shards[0];

@@ -1,12 +1,10 @@
-// LISTEN on a database with one shard in transaction mode: the server goes back to the pool when the transaction
-// ends, so notifications would reach whichever client uses that connection next, or nobody. Such a statement is
-// refused (0A000) instead. The single-shard path never parses SQL: a Query or Parse is recognised by the keyword at the
-// start of its text (after whitespace and comments), a few bytes read per statement. The refused statement is replaced
-// by a stand-in the server rejects, whose error the reply scanner swaps for this one (as query_size_limit does), so
-// the refusal keeps its place among pipelined requests and fails the transaction as PostgreSQL's own error would.
+// LISTEN in transaction mode: the server goes back to the pool when the transaction ends, so notifications would reach
+// whichever client uses that connection next, or nobody. Such a statement is refused (0A000) instead. The statement is
+// recognised by the keyword at the start of a Query or Parse (after whitespace and comments), a few bytes read per
+// statement, before any routing: the single-shard path never parses SQL. It is replaced by a stand-in
+// (errors/listen-refused.ts) that a server rejects — the reply scanner swaps that error for the refusal — and the
+// sharded router refuses, so the refusal keeps its place among pipelined requests as query_size_limit's does.
 import { Frontend } from '../protocol/codes.js';
-import { PgError } from '../errors/pg-error.js';
-import { SqlState } from '../errors/sqlstate.js';
 
 const SPACE = 0x20;
 const TAB = 0x09;
@@ -18,10 +16,6 @@ const DASH = 0x2d;
 const SLASH = 0x2f;
 const STAR = 0x2a;
 const KEYWORD = Buffer.from('listen');
-
-/** The stand-in statement: one identifier, which no server accepts; its syntax error names it. */
-export const LISTEN_STAND_IN = 'shardgate_listen_needs_session_mode';
-export const LISTEN_STAND_IN_MARKER = Buffer.from(LISTEN_STAND_IN);
 
 /** Where the statement text of a Query (after the header) or Parse (after the header and name) starts; -1: none. */
 function textStart(type: number, frame: Buffer): number {
@@ -76,14 +70,4 @@ export function startsWithListen(type: number, frame: Buffer): boolean {
   if (p + KEYWORD.length >= frame.length) return false;
   for (let i = 0; i < KEYWORD.length; i++) if ((frame[p + i] | 0x20) !== KEYWORD[i]) return false;
   return !isIdentifierByte(frame[p + KEYWORD.length]);
-}
-
-export function listenNeedsSessionMode(): PgError {
-  return new PgError(
-    'ERROR',
-    SqlState.FeatureNotSupported,
-    'LISTEN is not supported in transaction mode',
-    'In transaction mode the server connection goes back to the pool when the transaction ends: notifications would reach whichever client uses it next, or nobody.',
-    'Use pooler_mode = "session" for the user that listens (users.toml), as with PgBouncer.',
-  );
 }
