@@ -445,11 +445,19 @@ export class ServerConnection implements ScannerOwner {
     });
   }
 
-  /** True when the last ReadyForQuery said idle and nothing is outstanding. */
+  /**
+   * Extended-protocol messages were sent after the last Sync (set by the session that sends client frames): the server
+   * still holds their portal — or, after an error, skips everything until a Sync — so it must not be handed to anyone
+   * else until that Sync comes.
+   */
+  hasOpenSegment = false;
+
+  /** True when the last ReadyForQuery said idle, nothing is outstanding and no extended-protocol segment is open. */
   get isIdleInProtocol(): boolean {
     return (
       this.pendingReady === 0 &&
       this.txStatus === TxStatus.Idle &&
+      !this.hasOpenSegment &&
       this.scanner.isAtMessageBoundary &&
       this.fatalError === null
     );

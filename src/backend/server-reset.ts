@@ -10,7 +10,7 @@ export function resetAndRelease(
   pool: Pool,
   opts: { isSessionMode: boolean; txStatus: number; hasOpenSegment: boolean },
 ): void {
-  if (opts.hasOpenSegment) {
+  if (opts.hasOpenSegment || server.hasOpenSegment) {
     pool.discard(server, 'client left with an unfinished extended-protocol request');
     return;
   }

@@ -4,8 +4,8 @@
 // from zero; NaN and ±Infinity sums pass through. float8 input: sum / count in double precision, printed as float8out
 // does (real input arrives as float8: the shards sum `x * 1`, see rewrite.ts). No rows (count 0): NULL.
 import { PgError } from '../errors/pg-error.js';
+import { ExactSum } from './partial-aggregates.js';
 import {
-  addDecimalTexts,
   Format,
   formatFloat,
   numericBinaryToText,
@@ -47,32 +47,58 @@ export function mergeAverage(
   counts: readonly (Buffer | null)[],
   countType: ColumnType,
 ): Buffer | null {
-  let count = 0n;
-  for (const c of counts) {
-    if (c === null) continue;
-    count += countType.format === Format.Binary ? c.readBigInt64BE(0) : BigInt(c.toString('latin1'));
+  const acc = new AverageAccumulator(sumType, countType);
+  for (let i = 0; i < sums.length; i++) acc.add(sums[i], counts[i] ?? null);
+  return acc.result();
+}
+
+/** avg(x) of one group, folded from the partial rows' sum(x) and count(x). */
+export class AverageAccumulator {
+  private count = 0n;
+  /** Integer and numeric input: the exact sum; float input: the double sum, in arrival order. */
+  private readonly decimalSum = new ExactSum();
+  private floatSum: number | null = null;
+  private readonly isFloat: boolean;
+
+  constructor(
+    private readonly sumType: ColumnType,
+    private readonly countType: ColumnType,
+  ) {
+    this.isFloat = averageType(sumType.typeOid) === TypeOid.float8; // refuses sums it cannot divide
   }
-  const present = sums.filter((s): s is Buffer => s !== null);
-  if (count === 0n || present.length === 0) return null;
-  const isBinary = sumType.format === Format.Binary;
-  if (averageType(sumType.typeOid) === TypeOid.float8) {
-    let sum = 0;
-    for (const s of present) sum += isBinary ? s.readDoubleBE(0) : Number(s.toString('latin1'));
-    const avg = sum / Number(count);
-    if (!isBinary) return Buffer.from(formatFloat(avg, false), 'latin1');
-    const out = Buffer.alloc(8);
-    out.writeDoubleBE(avg);
-    return out;
+
+  add(sum: Buffer | null, count: Buffer | null): void {
+    if (count !== null) {
+      this.count +=
+        this.countType.format === Format.Binary ? count.readBigInt64BE(0) : BigInt(count.toString('latin1'));
+    }
+    if (sum === null) return;
+    const isBinary = this.sumType.format === Format.Binary;
+    if (this.isFloat) {
+      this.floatSum =
+        (this.floatSum ?? 0) + (isBinary ? sum.readDoubleBE(0) : Number(sum.toString('latin1')));
+      return;
+    }
+    if (!isBinary) this.decimalSum.add(sum.toString('latin1'));
+    else if (this.sumType.typeOid === TypeOid.int8) this.decimalSum.addBigInt(sum.readBigInt64BE(0));
+    else this.decimalSum.add(numericBinaryToText(sum));
   }
-  const texts = present.map((s) =>
-    !isBinary
-      ? s.toString('latin1')
-      : sumType.typeOid === TypeOid.int8
-        ? s.readBigInt64BE(0).toString()
-        : numericBinaryToText(s),
-  );
-  const avg = divideNumeric(addDecimalTexts(texts), count);
-  return isBinary ? numericTextToBinary(avg) : Buffer.from(avg, 'latin1');
+
+  result(): Buffer | null {
+    if (this.count === 0n) return null;
+    const isBinary = this.sumType.format === Format.Binary;
+    if (this.isFloat) {
+      if (this.floatSum === null) return null;
+      const avg = this.floatSum / Number(this.count);
+      if (!isBinary) return Buffer.from(formatFloat(avg, false), 'latin1');
+      const out = Buffer.alloc(8);
+      out.writeDoubleBE(avg);
+      return out;
+    }
+    if (this.decimalSum.count === 0) return null;
+    const avg = divideNumeric(this.decimalSum.text(), this.count);
+    return isBinary ? numericTextToBinary(avg) : Buffer.from(avg, 'latin1');
+  }
 }
 
 /** numeric_div(dividend, divisor) for a decimal text (numeric_out) and a positive integer, as numeric_out prints it. */

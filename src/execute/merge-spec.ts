@@ -8,8 +8,12 @@ import type { AggregateFn, ColumnType } from './value-compare.js';
 export type { AggregateFn, ColumnType } from './value-compare.js';
 export type { HavingFilter, HavingValue } from './having-filter.js';
 
-/** How a column combines across shards: count/sum/min/max, or avg (from a sum column and a count column). */
-export type MergeFn = AggregateFn | 'avg';
+/**
+ * How a column combines across shards: count/sum/min/max, avg (from a sum column and a count column), DISTINCT
+ * count/sum/avg from distinct values, string_agg/array_agg from ordered element arrays, or 'whole' (the group lies on
+ * one shard: its value is taken as it is).
+ */
+export type MergeFn = AggregateFn | 'avg' | 'whole' | 'string_agg' | 'array_agg';
 
 export interface SortKey {
   /**
@@ -26,12 +30,29 @@ export interface SortKey {
   collation?: string;
 }
 
+/** Where an ordered aggregate's hidden arrays are in the shards' rows (ordered-aggregate.ts). */
+export interface OrderedColumns {
+  /** 0-based column of `array_agg(x ORDER BY …)`. */
+  readonly valuesColumn: number;
+  /** The ORDER BY inside the call; `column` is the 0-based column of that key's array. */
+  readonly keys: readonly SortKey[];
+  /** string_agg's delimiter (null: NULL, i.e. none). */
+  readonly delimiter?: Buffer | null;
+}
+
 export interface AggregateColumn {
   /** 0-based output column. */
   column: number;
   fn: MergeFn;
   /** avg: the 0-based column holding count(x) (`column` holds sum(x) on the shards, the average once merged). */
   countColumn?: number;
+  /**
+   * count/sum/avg(DISTINCT x) merged from values: the 0-based hidden column holding one distinct x per row (the shards
+   * group by it); `column` holds a placeholder of the result's type on the shards, the aggregate once merged.
+   */
+  distinctColumn?: number;
+  /** string_agg/array_agg with ORDER BY inside: where their hidden arrays are (`column` holds a placeholder). */
+  ordered?: OrderedColumns;
 }
 
 export interface MergeSpec {
@@ -92,6 +113,11 @@ export interface MergeSpec {
   hiddenCount?: number;
   /** HAVING, applied to merged groups (or to the one merged row of aggregates without GROUP BY). */
   having?: HavingFilter;
+  /**
+   * With `groupBy` empty: the client's query has no GROUP BY (the shards group only by DISTINCT values), so its one
+   * row is due even when no shard returns any (count 0, the rest NULL).
+   */
+  isGrandTotal?: boolean;
 }
 
 /** No ordering, no limit, no aggregates: rows pass through, counts are summed. */
@@ -125,8 +151,23 @@ export function mergeSpecProblem(spec: MergeSpec): string | null {
   }
   for (const agg of spec.aggregates ?? []) {
     if (!isColumn(agg.column)) return `bad aggregate column ${agg.column}`;
-    if ((agg.fn === 'avg') !== (agg.countColumn !== undefined && isColumn(agg.countColumn)))
-      return `avg needs a count column (aggregate column ${agg.column})`;
+    const hasCount = agg.countColumn !== undefined && isColumn(agg.countColumn);
+    const hasValues = agg.distinctColumn !== undefined;
+    if (hasValues && !(isColumn(agg.distinctColumn as number) && ['count', 'sum', 'avg'].includes(agg.fn)))
+      return `bad DISTINCT values column (aggregate column ${agg.column})`;
+    if (agg.fn === 'avg' && hasCount === hasValues)
+      return `avg needs a count column or a DISTINCT values column (aggregate column ${agg.column})`;
+    if (agg.fn !== 'avg' && hasCount) return `only avg has a count column (aggregate column ${agg.column})`;
+    const isOrdered = agg.fn === 'string_agg' || agg.fn === 'array_agg';
+    if (isOrdered !== (agg.ordered !== undefined))
+      return `string_agg/array_agg need their ordered arrays (aggregate column ${agg.column})`;
+    if (
+      agg.ordered !== undefined &&
+      ![agg.ordered.valuesColumn, ...agg.ordered.keys.map((k) => k.column)].every(isColumn)
+    )
+      return `bad ordered array column (aggregate column ${agg.column})`;
   }
+  if (spec.isGrandTotal === true && (spec.groupBy === undefined || spec.groupBy.length > 0))
+    return 'a grand total has an empty GROUP BY';
   return null;
 }

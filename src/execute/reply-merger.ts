@@ -12,11 +12,14 @@
 // - DataRows: without ORDER BY they stream through as they arrive (the original frame object, no copy), with
 //   OFFSET/LIMIT over the combined stream. With ORDER BY, a k-way merge (heap of shards, ties by shard number): the
 //   smallest head row goes out once every shard still running has a row waiting. With aggregates, each shard's one
-//   row is kept and one combined row goes out at the end. Frames are only read during `push`: a row kept past it is
-//   copied (the caller may read server sockets into reused buffers), once. avg columns are merged from the shards'
-//   sum(x) and a hidden count(x) (average.ts); HAVING is applied to merged groups (having-filter.ts); hidden columns
-//   (`spec.hiddenCount`, after the client's) are dropped from RowDescription and from every row sent, and avg columns
-//   are described with avg's result type.
+//   row is kept and one combined row goes out at the end; with GROUP BY, each row is folded into its group as it
+//   arrives (group-fold.ts: the group's first row plus its aggregates' running state). Frames are only read during
+//   `push`: a row kept past it is copied (the caller may read server sockets into reused buffers), once. avg columns
+//   are merged from the shards' sum(x) and a hidden count(x) (average.ts); count/sum/avg(DISTINCT x) from the distinct
+//   values the shards group by (distinct-aggregate.ts); string_agg/array_agg(… ORDER BY …) from ordered arrays
+//   (ordered-aggregate.ts) — what those two hold is bounded per statement (held-bytes.ts, 54000 past it); HAVING is
+//   applied to merged groups (having-filter.ts); hidden columns (`spec.hiddenCount`, after the client's) are dropped
+//   from RowDescription and from every row sent, and avg columns are described with avg's result type.
 // - CommandComplete: combined (command-tag.ts); SELECT reports the rows sent. EmptyQueryResponse: once. COPY TO
 //   STDOUT: CopyData streams through, one CopyDone before the tag.
 // - ErrorResponse from a shard: the statement failed. That shard's error goes out once, after the rows already sent,
@@ -32,12 +35,13 @@ import { readDataRow, readRowDescription, type RowColumnType } from '../protocol
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { combineCommandTags, commandComplete, parseCommandTag, type CommandTag } from './command-tag.js';
-import { averageType, mergeAverage } from './average.js';
+import { averageType } from './average.js';
+import { RowFolder, type MergedRow, type Row } from './group-fold.js';
+import { AGGREGATE_VALUES_MAX_BYTES, HeldBytes } from './held-bytes.js';
 import { havingPasses } from './having-filter.js';
 import { groupKey, groupKeysFor, type ValueKey } from './group-key.js';
 import { mergeSpecProblem, type MergeSpec, type SortKey } from './merge-spec.js';
 import {
-  combineValues,
   comparatorFor,
   FIRST_USER_OID,
   isCollatedType,
@@ -229,8 +233,14 @@ export class ReplyMerger {
   /** DISTINCT ON: the key of the last row offered (copied: frames point into reused buffers). */
   private lastDistinctOnKey: (Buffer | null)[] | null = null;
   private distinctOnComparators: ValueComparator[] | null = null;
-  /** GROUP BY mode: the rows of every group seen, by group key. */
-  private readonly groups = new Map<string, (Buffer | null)[][]>();
+  /** GROUP BY mode: every group seen, by group key: its first row with its aggregates folded so far. */
+  private readonly groups = new Map<string, MergedRow>();
+  /** GROUP BY mode, once every shard has ended: the merged groups that pass HAVING, in no order yet. */
+  private mergedGroups: Row[] | null = null;
+  /** How aggregates fold (set at the first row, from the column types). */
+  private folder: RowFolder | null = null;
+  /** What DISTINCT values and ordered aggregates' elements hold, all groups together (bounded). */
+  private readonly held: HeldBytes;
   /** GROUP BY mode: how each group column's values are keyed (set at the first row, from the column types). */
   private groupValueKeys: (ValueKey | null)[] | null = null;
   /** Next row of `spec.rowShards` to emit. */
@@ -251,11 +261,14 @@ export class ReplyMerger {
   /** Sort mode: shards still running with no row waiting; the merge may only advance at 0. */
   private blockingCount: number;
 
+  /** `aggregateValuesMaxBytes`: the bound of what DISTINCT values and ordered aggregates hold (tests lower it). */
   constructor(
     shardCount: number,
     private readonly spec: MergeSpec,
     private readonly emit: (frame: Buffer) => void,
+    { aggregateValuesMaxBytes = AGGREGATE_VALUES_MAX_BYTES }: { aggregateValuesMaxBytes?: number } = {},
   ) {
+    this.held = new HeldBytes(aggregateValuesMaxBytes);
     if (!Number.isInteger(shardCount) || shardCount < 1) {
       throw new RangeError(`shard count must be a positive integer, got ${shardCount}`);
     }
@@ -274,7 +287,10 @@ export class ReplyMerger {
     this.maxKeyColumn = Math.max(-1, ...spec.orderBy.map((k) => k.column));
     this.columnSpans = new Int32Array(2 * (this.maxKeyColumn + 1));
     this.hiddenCount = spec.hiddenCount ?? 0;
-    this.avgColumns = new Set((spec.aggregates ?? []).filter((a) => a.fn === 'avg').map((a) => a.column));
+    // avg merged from its sum and count (the shards run sum(x) there); avg(DISTINCT x) from values keeps avg's type.
+    this.avgColumns = new Set(
+      (spec.aggregates ?? []).filter((a) => a.countColumn !== undefined).map((a) => a.column),
+    );
     this.heap = new ShardHeap(
       (a, b) => this.compareRows(this.shards[a].peek(), this.shards[b].peek()) || a - b,
     );
@@ -501,7 +517,7 @@ export class ReplyMerger {
         this.offer(frame);
         return;
       case 'group': {
-        const values = readDataRow(Buffer.from(frame));
+        const values = readDataRow(frame); // views: copied below when the row starts a group
         const columns = this.spec.groupBy as readonly number[];
         // Equal as PostgreSQL's equality says (numeric 1.0 = 1.00, -0 = 0 …), not just by bytes (group-key.ts).
         this.groupValueKeys ??= groupKeysFor(
@@ -510,9 +526,9 @@ export class ReplyMerger {
           'GROUP BY / DISTINCT / UNION',
         );
         const key = groupKey(values, columns, this.groupValueKeys);
-        const rows = this.groups.get(key);
-        if (rows) rows.push(values);
-        else this.groups.set(key, [values]);
+        const group = this.groups.get(key);
+        if (group !== undefined) group.add(values, shard);
+        else this.groups.set(key, this.rowFolder().start(readDataRow(Buffer.from(frame)), shard));
         return;
       }
       case 'aggregate':
@@ -596,12 +612,13 @@ export class ReplyMerger {
     if (this.mode === 'sort') this.drain(); // every shard ended: nothing blocks (already drained; kept as a guard)
     if (this.mode === 'aggregate') this.emitAggregate();
     if (this.mode === 'group') {
+      this.mergedGroups ??= this.mergeGroups();
       // Groups ordered by text in a collation that is not bytes: a shard ranks their values first (setRanks).
-      if (this.groupComparators === null && this.orderBy.length > 0 && this.groups.size > 1) {
+      if (this.groupComparators === null && this.orderBy.length > 0 && this.mergedGroups.length > 1) {
         this.groupComparators = this.sortComparators(this.mergedTypes(this.columnTypes('GROUP BY')), true);
       }
       if (this.isAwaitingRanks) return;
-      this.emitGroups();
+      this.emitGroups(this.mergedGroups);
     }
     if (this.isCopyTrailerHeld) this.emit(COPY_TRAILER);
     if (this.hasCopyDone) this.emit(COPY_DONE);
@@ -769,12 +786,10 @@ export class ReplyMerger {
     const values = new Set<string>();
     if (this.mode === 'group') {
       const columns = this.rankedKeys.map((k) => this.orderBy[k].column);
-      for (const rows of this.groups.values()) {
-        for (const row of rows) {
-          for (const c of columns) {
-            const v = row[c];
-            if (v != null) values.add(v.toString('utf8'));
-          }
+      for (const row of this.mergedGroups ?? []) {
+        for (const c of columns) {
+          const v = row[c];
+          if (v != null) values.add(v.toString('utf8'));
         }
       }
       return [...values];
@@ -874,47 +889,51 @@ export class ReplyMerger {
     return types;
   }
 
-  /** GROUP BY: each shard returned partial groups; combine the rows of each group, apply HAVING, order and limit. */
-  private emitGroups(): void {
-    const types = this.groups.size > 0 ? this.columnTypes('GROUP BY') : [];
-    const merged = this.mergedTypes(types);
-    const having = this.spec.having;
-    const out: (Buffer | null)[][] = [];
-    for (const rows of this.groups.values()) {
-      const row = this.combineRows(rows, types);
-      if (having === undefined || havingPasses(having, row, merged, this.spec.textCollation ?? null))
-        out.push(row);
+  /** How aggregates fold for these rows (set up at the first row: 0A000 now for what cannot be merged). */
+  private rowFolder(): RowFolder {
+    if (this.folder !== null) return this.folder;
+    const aggregates = this.spec.aggregates ?? [];
+    const types =
+      aggregates.length > 0 || this.spec.isGrandTotal === true ? this.columnTypes('an aggregate') : [];
+    for (const { column, fn } of aggregates) {
+      if (fn === 'min' || fn === 'max') this.checkCollation(columnType(types, column), false, `${fn}()`);
     }
-    if (this.orderBy.length > 0 && out.length > 1) {
+    this.folder = new RowFolder(aggregates, types, this.spec.textCollation ?? null, this.held);
+    return this.folder;
+  }
+
+  /** GROUP BY: the groups merged from every shard's partial ones, HAVING applied (a grand total's one row if none). */
+  private mergeGroups(): Row[] {
+    const out: Row[] = [];
+    for (const group of this.groups.values()) out.push(group.result());
+    this.groups.clear();
+    if (out.length === 0 && this.spec.isGrandTotal === true) out.push(this.rowFolder().emptyRow());
+    const having = this.spec.having;
+    if (having === undefined || out.length === 0) return out;
+    const merged = this.mergedTypes(this.columnTypes('HAVING'));
+    const collation = this.spec.textCollation ?? null;
+    return out.filter((row) => havingPasses(having, row, merged, collation));
+  }
+
+  /** GROUP BY: the merged groups in ORDER BY order, then OFFSET and LIMIT. */
+  private emitGroups(rows: readonly Row[]): void {
+    if (this.orderBy.length > 0 && rows.length > 1) {
+      const merged = this.mergedTypes(this.columnTypes('GROUP BY'));
       const comparators = this.groupComparators ?? this.sortComparators(merged);
-      const keyed = out.map((row) => ({ row, keys: this.orderBy.map((k) => row[k.column]) }));
+      const keyed = rows.map((row) => ({ row, keys: this.orderBy.map((k) => row[k.column]) }));
       keyed.sort((a, b) => compareSortKeys(this.orderBy, comparators, a.keys, b.keys));
       for (const { row } of keyed) this.offerValues(row);
       return;
     }
-    for (const row of out) this.offerValues(row);
+    for (const row of rows) this.offerValues(row);
   }
 
-  /** The rows of one group (or every shard's aggregate row) combined into one: first row's values, aggregates merged. */
-  private combineRows(rows: readonly (Buffer | null)[][], types: readonly ColumnType[]): (Buffer | null)[] {
-    const out = rows[0].slice();
-    for (const { column, fn, countColumn } of this.spec.aggregates ?? []) {
-      const values = rows.map((r) => r[column]);
-      if (fn !== 'avg') {
-        const type = columnType(types, column);
-        if (fn === 'min' || fn === 'max') this.checkCollation(type, false, `${fn}()`);
-        out[column] = combineValues(fn, type, values);
-        continue;
-      }
-      const count = countColumn as number;
-      out[column] = mergeAverage(
-        values,
-        columnType(types, column),
-        rows.map((r) => r[count]),
-        columnType(types, count),
-      );
-    }
-    return out;
+  /** Every shard's one aggregate row combined into one: the first row's values, aggregates merged. */
+  private combineRows(rows: readonly Row[]): Row {
+    const folder = this.rowFolder();
+    const merged = folder.start(rows[0], 0);
+    for (let i = 1; i < rows.length; i++) merged.add(rows[i], i);
+    return merged.result();
   }
 
   /** The merged rows' column types: an avg column has avg's result type, not its sum's. */
@@ -965,7 +984,7 @@ export class ReplyMerger {
       if (Math.max(column, countColumn ?? 0) >= width)
         throw PgError.internal(`aggregate column ${column + 1} is beyond the ${width} columns of the row`);
     }
-    const out = this.combineRows(rows, types);
+    const out = this.combineRows(rows);
     const having = this.spec.having;
     const collation = this.spec.textCollation ?? null;
     if (having !== undefined && !havingPasses(having, out, this.mergedTypes(types), collation)) return;
@@ -989,6 +1008,7 @@ export class ReplyMerger {
     this.isFailed = true;
     this.dropQueuedRows();
     for (const reply of this.shards) reply.aggregateRow = null;
+    this.groups.clear(); // what a failed statement held (DISTINCT values…) is not needed any more
   }
 }
 

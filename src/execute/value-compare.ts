@@ -18,10 +18,8 @@
 // - every other type (user types such as enums — whose order is not their label's —, intervals, json, arrays, …)
 //   compares by raw bytes: deterministic but not PostgreSQL's order. `hasTypeOrder` tells which types are exact.
 //
-// Combining (`combineValues`, for count/sum/min/max across shards): integer and numeric sums add exactly (as
-// decimal strings, binary numeric included); float sums add as doubles and print as PostgreSQL does with the default
-// extra_float_digits (shortest round-trip), not honouring extra_float_digits <= 0. NULL inputs are ignored; all NULL →
-// NULL. Sums of other types (money, interval, …) are refused with 0A000 rather than guessed.
+// Also the pieces combining needs (partial-aggregates.ts): exact decimal addition (int*out / numeric_out text, binary
+// numeric through its text), the numeric binary codec, and float output as float4out/float8out print it.
 import { PgError } from '../errors/pg-error.js';
 
 /** Built-in type OIDs (pg_type.oid) the merger knows. */
@@ -445,10 +443,12 @@ function numericHeader(digitCount: number, weight: number, sign: number, display
 
 // ---- exact decimal addition ----
 
-type Decimal = { value: bigint; scale: number } | 'NaN' | 'Infinity' | '-Infinity';
+/** An exact decimal (value × 10^-scale), or one of numeric's special values. */
+export type Decimal = { value: bigint; scale: number } | 'NaN' | 'Infinity' | '-Infinity';
 
 const DECIMAL_SYNTAX = /^([+-]?)(\d*)(?:\.(\d*))?$/;
 
+/** int*out / numeric_out text → Decimal. */
 function parseDecimal(text: string): Decimal {
   if (text === 'NaN' || text === 'Infinity' || text === '-Infinity') return text;
   const m = DECIMAL_SYNTAX.exec(text);
@@ -460,6 +460,7 @@ function parseDecimal(text: string): Decimal {
   return { value: m[1] === '-' ? -magnitude : magnitude, scale: fraction.length };
 }
 
+/** numeric addition: exact, the larger scale; NaN absorbs, Infinity + -Infinity is NaN. */
 function addDecimals(a: Decimal, b: Decimal): Decimal {
   if (a === 'NaN' || b === 'NaN') return 'NaN';
   if (typeof a === 'string' || typeof b === 'string') {
@@ -473,7 +474,8 @@ function addDecimals(a: Decimal, b: Decimal): Decimal {
   };
 }
 
-function formatDecimal(d: Decimal): string {
+/** Decimal → numeric_out text (its scale's fraction digits). */
+export function formatDecimal(d: Decimal): string {
   if (typeof d === 'string') return d;
   const isNeg = d.value < 0n;
   const digits = (isNeg ? -d.value : d.value).toString().padStart(d.scale + 1, '0');
@@ -512,96 +514,4 @@ export function formatFloat(x: number, isFloat4: boolean): string {
   const maxFixedExponent = isFloat4 ? 6 : 15;
   if (exponent >= -4 && exponent < maxFixedExponent) return String(shortest);
   return `${mantissa}e${exponent < 0 ? '-' : '+'}${String(Math.abs(exponent)).padStart(2, '0')}`;
-}
-
-// ---- combining one column across shards ----
-
-/**
- * count/sum/min/max of one column over the shards' partial results (NULLs ignored; all NULL → NULL). The result
- * keeps the column's type and format; min/max return one of the inputs unchanged.
- */
-export function combineValues(
-  fn: AggregateFn,
-  type: ColumnType,
-  values: readonly (Buffer | null)[],
-): Buffer | null {
-  const present = values.filter((v): v is Buffer => v !== null);
-  if (present.length === 0) return null;
-  if (fn === 'min' || fn === 'max') {
-    const compare = comparatorFor(type);
-    let best = present[0];
-    for (let i = 1; i < present.length; i++) {
-      const c = compare(present[i], best);
-      if (fn === 'min' ? c < 0 : c > 0) best = present[i];
-    }
-    return best;
-  }
-  return type.format === Format.Binary
-    ? sumBinary(fn, type.typeOid, present)
-    : sumText(fn, type.typeOid, present);
-}
-
-function sumText(fn: AggregateFn, oid: number, values: readonly Buffer[]): Buffer {
-  switch (oid) {
-    case TypeOid.int2:
-    case TypeOid.int4:
-    case TypeOid.int8:
-    case TypeOid.numeric:
-      return Buffer.from(addDecimalTexts(values.map((v) => v.toString('latin1'))), 'latin1');
-    case TypeOid.float4:
-    case TypeOid.float8: {
-      let sum = 0;
-      for (const v of values) sum += Number(v.toString('latin1'));
-      if (oid === TypeOid.float4) sum = Math.fround(sum);
-      return Buffer.from(formatFloat(sum, oid === TypeOid.float4), 'latin1');
-    }
-    default:
-      throw cannotCombine(fn, oid, 'text');
-  }
-}
-
-function sumBinary(fn: AggregateFn, oid: number, values: readonly Buffer[]): Buffer {
-  switch (oid) {
-    case TypeOid.int2:
-    case TypeOid.int4:
-    case TypeOid.int8: {
-      let sum = 0n;
-      for (const v of values) {
-        sum +=
-          oid === TypeOid.int8
-            ? v.readBigInt64BE(0)
-            : BigInt(oid === TypeOid.int4 ? v.readInt32BE(0) : v.readInt16BE(0));
-      }
-      const out = Buffer.alloc(oid === TypeOid.int8 ? 8 : oid === TypeOid.int4 ? 4 : 2);
-      if (oid === TypeOid.int8) out.writeBigInt64BE(sum);
-      else if (oid === TypeOid.int4) out.writeInt32BE(Number(sum));
-      else out.writeInt16BE(Number(sum));
-      return out;
-    }
-    case TypeOid.float4: {
-      let sum = 0;
-      for (const v of values) sum += v.readFloatBE(0);
-      const out = Buffer.alloc(4);
-      out.writeFloatBE(sum);
-      return out;
-    }
-    case TypeOid.float8: {
-      let sum = 0;
-      for (const v of values) sum += v.readDoubleBE(0);
-      const out = Buffer.alloc(8);
-      out.writeDoubleBE(sum);
-      return out;
-    }
-    case TypeOid.numeric:
-      return numericTextToBinary(addDecimalTexts(values.map(numericBinaryToText)));
-    default:
-      throw cannotCombine(fn, oid, 'binary');
-  }
-}
-
-function cannotCombine(fn: AggregateFn, oid: number, format: string): PgError {
-  return PgError.featureNotSupported(
-    `${fn}() of type OID ${oid} (${format} format) cannot be combined across shards yet`,
-    'Run the aggregate on one shard, or aggregate an integer, numeric or float expression.',
-  );
 }

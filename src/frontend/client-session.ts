@@ -657,6 +657,7 @@ export class ClientSession implements ServerClient, Cancellable {
       if (type === Frontend.Sync) {
         this.isSkippingToSync = false;
         this.socket.write(readyForQuery(this.txStatus));
+        this.sharded?.syncOpenSegments(); // the Sync a shard mid-segment would have had
       }
       return;
     }
@@ -802,7 +803,8 @@ export class ClientSession implements ServerClient, Cancellable {
 
   /** Rewrite (transaction mode) and send a request's frames to one server in one write. */
   private sendFrames(server: ServerConnection, types: number[], frames: Buffer[], ready: number): void {
-    let isOpen = this.hasOpenSegment;
+    // This server's own segment (a sharded session holds several servers; one may be mid-segment, another not).
+    let isOpen = server.hasOpenSegment;
     let out = frames;
     const statements = this.statements;
     const scanner = server.scanner;
@@ -836,6 +838,7 @@ export class ClientSession implements ServerClient, Cancellable {
       return this.protocolViolation((err as Error).message);
     }
     this.hasOpenSegment = isOpen;
+    server.hasOpenSegment = isOpen;
     server.send(out.length === 1 ? out[0] : Buffer.concat(out), 0);
     // A server that does not read what it is sent (busy, blocked on a lock, or not read itself because this client
     // does not read its replies): stop reading the client until the server's socket has passed it all on.

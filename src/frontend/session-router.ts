@@ -21,6 +21,7 @@ import { decodeBindParams, type BindParams } from '../router/bind-params.js';
 import type { ParameterFormat } from '../sharding/shard-of.js';
 import type { CatalogFacts } from '../sharding/catalog-facts.js';
 import { routeFunctionCall, routeStatement, type Route, type RouteContext } from '../router/route.js';
+import { aggregateColumns } from './aggregate-columns.js';
 import {
   PASS_THROUGH_SPEC,
   type AggregateColumn,
@@ -241,7 +242,8 @@ export class SessionRouter implements RouteContext {
       }
       cache.set(normalized.text, plan);
     }
-    if (plan === null || plan.kind === 'execute') return null; // EXECUTE: routed by its prepared statement
+    // EXECUTE: routed by its prepared statement; a size function: by the relation its literal names.
+    if (plan === null || plan.kind === 'execute' || plan.needsLiteralValues) return null;
     const params: BindParams = {
       values: normalized.values.map((v) => Buffer.from(v)),
       formats: normalized.values.map(() => 0),
@@ -717,6 +719,14 @@ function mergeSpecFor(
   rewritten: { paramTypes: readonly number[] } | null,
 ): MergeSpec {
   const select = plan?.select ?? null;
+  if (plan?.sumsShardedSizes != null) {
+    // Sizes of a sharded table: each column is the sum of the shards' (bigint, added up exactly as counts are).
+    const columns = Array.from({ length: plan.sumsShardedSizes }, (_, column) => ({
+      column,
+      fn: 'count' as const,
+    }));
+    return { orderBy: [], limit: null, offset: 0, aggregates: columns };
+  }
   if (plan === null || plan.kind !== 'select' || select === null) return PASS_THROUGH_SPEC;
   const hint = 'Add the sharding key so the query runs on one shard, or route it by hand.';
   const shardQuery = rewritten !== null ? select.shardQuery : null;
@@ -741,15 +751,9 @@ function mergeSpecFor(
       else if (o.collation !== null) key.collation = o.collation;
       return key;
     });
-  /** The aggregates (the select list's and hidden ones), when each one can be combined from per-shard results. */
+  /** The aggregates (the select list's and hidden ones), each as the plan says it merges (aggregate-columns.ts). */
   const mergeableAggregates = (): AggregateColumn[] =>
-    select.aggregates.map((a) => {
-      if (a.isDistinct) throw unsupported(`${a.fn}(DISTINCT …) across shards is not supported yet`, hint);
-      if (a.fn !== 'avg') return { column: a.position - 1, fn: a.fn };
-      if (a.countPosition === null || shardQuery === null)
-        throw unsupported('avg() across shards is not supported here; use sum() and count()', hint);
-      return { column: a.position - 1, fn: 'avg', countColumn: a.countPosition - 1 };
-    });
+    aggregateColumns(select, params, shardQuery !== null, hint);
   /** Aggregates in the client's select list (not hidden ones). */
   const visibleAggregateCount = select.aggregates.filter(
     (a) => select.targetCount === null || a.position <= select.targetCount,
@@ -795,7 +799,11 @@ function mergeSpecFor(
       );
     }
     if (offset > 0) throw unsupported('OFFSET with aggregates across shards is not supported yet', hint);
-    return { orderBy: [], limit, offset: 0, aggregates, ...hidden, ...having };
+    // DISTINCT values: the shards group by them, so each returns its sub-groups, merged into the one row due.
+    const grandTotal = select.aggregates.some((a) => a.merge === 'values')
+      ? { groupBy: [], isGrandTotal: true }
+      : {};
+    return { orderBy: [], limit, offset: 0, aggregates, ...hidden, ...having, ...grandTotal };
   }
   if (select.having !== null) {
     throw unsupported('HAVING across shards needs GROUP BY or aggregates in the select list', hint);
@@ -948,7 +956,7 @@ function shardRequest(
   }
   for (let i = 0; i < outTypes.length; i++) {
     if (outTypes[i] === Frontend.Bind && shardQuery.hiddenCount > 0)
-      outFrames[i] = withHiddenResultFormats(outFrames[i], shardQuery.hiddenCount);
+      outFrames[i] = withHiddenResultFormats(outFrames[i], shardQuery);
     else if (outTypes[i] === Frontend.Describe && outFrames[i][5] === 0x53)
       outFrames[i] = DESCRIBE_UNNAMED_STATEMENT;
   }
@@ -957,14 +965,22 @@ function shardRequest(
 
 const DESCRIBE_UNNAMED_STATEMENT = Buffer.from([Frontend.Describe, 0, 0, 0, 6, 0x53, 0]);
 
-/** A Bind whose per-column result format codes (more than one) get a text code for each hidden column. */
-function withHiddenResultFormats(frame: Buffer, hiddenCount: number): Buffer {
+/**
+ * A Bind whose per-column result format codes (more than one) get a code for each hidden column: the format of the
+ * select-list entry it stands for (array_agg's elements), else text.
+ */
+function withHiddenResultFormats(frame: Buffer, shardQuery: ShardQuery): Buffer {
   const bind = readBind(frame);
   const count = bind.resultFormats.readInt16BE(0);
   if (count <= 1) return frame; // none (all text) or one for every column: hidden columns follow it
+  const hiddenCount = shardQuery.hiddenCount;
   const formats = Buffer.alloc(2 + 2 * (count + hiddenCount));
   bind.resultFormats.copy(formats, 0, 0, 2 + 2 * count);
   formats.writeInt16BE(count + hiddenCount, 0);
+  shardQuery.hiddenFormatSources.forEach((source, j) => {
+    if (source !== null && source <= count)
+      formats.writeInt16BE(bind.resultFormats.readInt16BE(2 * source), 2 + 2 * (count + j));
+  });
   const paramMap = bind.values.map((_, i) => i + 1);
   return splitBind({ ...bind, resultFormats: formats }, paramMap);
 }

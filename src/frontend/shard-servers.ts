@@ -98,21 +98,32 @@ export class ShardServers {
   }
 
   /**
-   * A statement of the proxy's own (BEGIN, ROLLBACK) on each of `shards`: nothing reaches the client; `onDone` gets
-   * the errors (shard named) once every server has answered.
+   * A statement of the proxy's own (BEGIN, ROLLBACK; or a Sync frame) on each of `shards`: nothing reaches the
+   * client; `onDone` gets the errors (shard named) once every server has answered.
    */
   runOwn(
     shards: readonly number[],
-    sql: string,
+    sql: string | Buffer,
     owner: FramedSinkOwner,
     onDone: (errors: Buffer[]) => void,
   ): void {
     const sinks = endTransactionSinks(shards, owner, onDone);
+    const message = typeof sql === 'string' ? query(sql) : sql;
     shards.forEach((shard, i) => {
       const server = this.at(shard);
       server.client = sinks[i];
-      server.send(query(sql), 1);
+      server.hasOpenSegment = false; // a Query or Sync ends any extended-protocol segment
+      server.send(message, 1);
     });
+  }
+
+  /** Shards whose held server has extended-protocol messages without their Sync yet. */
+  openSegmentShards(): number[] {
+    const out: number[] = [];
+    this.byShard.forEach((server, shard) => {
+      if (server !== null && server.hasOpenSegment) out.push(shard);
+    });
+    return out;
   }
 
   /** Every held server's replies go to `client` again. */

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
-import { query, readyForQuery } from '../protocol/messages.js';
+import { query, readyForQuery, SYNC } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
@@ -74,6 +74,15 @@ interface ScriptRun {
   readonly heldTags: Buffer[];
 }
 
+/** The request parses, binds or queries a statement (else it only uses what earlier requests left: portals, Sync). */
+function namesStatement(types: readonly number[]): boolean {
+  for (const t of types) {
+    if (t === Frontend.Parse || t === Frontend.Bind || t === Frontend.Query || t === Frontend.FunctionCall)
+      return true;
+  }
+  return false;
+}
+
 export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwner {
   private readonly router: SessionRouter;
   private readonly session: ShardedSession;
@@ -84,6 +93,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private fanout: Fanout | null = null;
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
   private activeShard: number | null = null;
+  /**
+   * The shard of a single-shard request sent without Sync (pg-cursor, Flush): its portal, and after an error its
+   * "skip to Sync" state, live there until a Sync reaches it, so a request naming no statement goes there too.
+   */
+  private openSegmentShard: number | null = null;
   /** A cross-shard COMMIT is running on this session's servers (they are not the session's to use meanwhile). */
   private isCommitting = false;
   /** A COPY … FROM STDIN split across shards: the client's copy messages go through it. */
@@ -206,6 +220,10 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
     this.learnedFor = null;
+    if (target.kind === 'one' && this.openSegmentShard !== null && !namesStatement(types)) {
+      // Execute / Describe / Close of the open portal, Flush, Sync: to the shard holding the segment (not any shard).
+      target = { ...target, shard: this.openSegmentShard };
+    }
     if (this.session.txStatus() === TxStatus.Failed && !target.isSessionLevel) {
       return this.failRequest(
         new PgError(
@@ -343,8 +361,10 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       server.client = this;
       this.activeShard = target.shard;
       this.session.sendFrames(server, types, frames, readyCount);
+      this.openSegmentShard = this.session.hasOpenSegment() ? target.shard : null;
       return;
     }
+    this.openSegmentShard = null; // a fan-out request ends with Sync (cursors run to the end: asCursor)
     if (target.kind === 'split') return this.sendSplit(target, readyCount);
     const spec = target.spec;
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
@@ -884,8 +904,27 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       this.batch.unshift(run.clientTypes, run.clientFrames);
       this.requestLength = run.clientTypes.length;
     }
+    const endsWithSync =
+      this.requestLength > 0 && this.batch.typeAt(this.requestLength - 1) === Frontend.Sync;
     this.session.failBatch(err, this.requestLength);
+    if (endsWithSync) this.syncOpenSegments();
     this.onShardRequestDone();
+  }
+
+  /**
+   * The proxy answered the client's Sync itself (a request it refused, or frames it skipped after an error): a shard
+   * server still holding an extended-protocol segment — a portal, or after an error PostgreSQL's "skip until Sync" —
+   * gets that Sync too, as it would have without the proxy in between. Otherwise the shard would drop the next
+   * request's messages and answer only its Sync, which a statement of the proxy's own in front would swallow: a hang.
+   */
+  syncOpenSegments(): void {
+    const open = this.servers.openSegmentShards();
+    if (open.length === 0) return;
+    this.openSegmentShard = null;
+    this.servers.runOwn(open, SYNC, this, () => {
+      this.servers.pointAt(this);
+      this.onShardRequestDone();
+    });
   }
 
   // --- ServerClient: called by the shard servers while they answer this session directly -----------------------

@@ -3,7 +3,7 @@
 // be answered correctly on several shards. Pure: the sharding schema is passed in; the work is done by
 // scope-builder.ts (names and conditions), cross-shard.ts (key and safety) and select-shape.ts (merge info).
 import type { ShardedColumn, ShardingSchema } from '../sharding/schema.js';
-import { flag, int, list, obj, str, stringValue, unwrap, type AstObject } from './ast.js';
+import { asNode, flag, int, list, obj, str, stringValue, unwrap, type AstObject } from './ast.js';
 import type { CommentHints } from './comment-hints.js';
 import { CrossShardCheck } from './cross-shard.js';
 import { parseStatements, type ParsedStatement, type SqlSource } from './parser.js';
@@ -20,7 +20,8 @@ import type {
   TransactionInfo,
 } from './plan.js';
 import { ScopeBuilder } from './scope-builder.js';
-import { levelShape, mergePlan } from './select-shape.js';
+import type { Level } from './scope.js';
+import { levelShape, mergePlan, type KeyFacts } from './select-shape.js';
 import {
   isNonTransactional,
   NOTIFY_PREVENTS_PREPARE,
@@ -58,6 +59,8 @@ interface KindResult {
   transaction?: TransactionInfo | null;
   setting?: SettingInfo | null;
   copy?: CopyInfo | null;
+  sumsShardedSizes?: number | null;
+  needsLiteralValues?: boolean;
   sqlStatement?: SqlStatementInfo | null;
   cursor?: StatementPlan['cursor'];
   inner?: StatementPlan | null;
@@ -162,6 +165,8 @@ function planNode(
     copy: r.copy ?? null,
     sqlStatement: r.sqlStatement ?? null,
     cursor: r.cursor ?? null,
+    sumsShardedSizes: r.sumsShardedSizes ?? null,
+    needsLiteralValues: r.needsLiteralValues ?? false,
     inner,
   };
   if (r.setsManualShard !== undefined) plan.setsManualShard = r.setsManualShard;
@@ -353,13 +358,60 @@ function executeArg(node: unknown): ExecuteArg {
   return { kind: 'expression' };
 }
 
+/** Functions giving a relation's size on disk: across shards a sharded table's size is the sum of its shards'. */
+const SIZE_FUNCTIONS: ReadonlySet<string> = new Set([
+  'pg_relation_size',
+  'pg_total_relation_size',
+  'pg_table_size',
+  'pg_indexes_size',
+]);
+
+/**
+ * The columns of `SELECT size_fn('sharded_table') [, …]` (no FROM, nothing else in the select list, the relation given
+ * as a constant, optionally cast to regclass); null for any other shape.
+ */
+function shardedSizeColumns(f: AstObject, isSharded: (name: string) => boolean): number | 'parameter' | null {
+  const isSetOperation = (str(f, 'op') ?? 'SETOP_NONE') !== 'SETOP_NONE';
+  if (isSetOperation || list(f, 'fromClause').length > 0 || obj(f, 'whereClause') !== null) return null;
+  const targets = list(f, 'targetList');
+  if (targets.length === 0) return null;
+  for (const t of targets) {
+    const call = asNode(obj(asNode(t, 'ResTarget'), 'val'), 'FuncCall');
+    const names = call === null ? [] : list(call, 'funcname').map((n) => stringValue(n) ?? '');
+    const name = names[names.length - 1] ?? '';
+    if (call === null || !SIZE_FUNCTIONS.has(name) || (names.length > 1 && names[0] !== 'pg_catalog'))
+      return null;
+    let arg = unwrap(list(call, 'args')[0]);
+    if (arg?.type === 'TypeCast') arg = unwrap(arg.fields.arg);
+    if (arg?.type === 'ParamRef') return 'parameter';
+    const relation = arg?.type === 'A_Const' ? str(obj(arg.fields, 'sval'), 'sval') : null;
+    if (relation === null || !isSharded(relation)) return null;
+  }
+  return targets.length;
+}
+
 function selectStatement(b: ScopeBuilder, check: CrossShardCheck, f: AstObject): KindResult {
   const root = b.selectLevel(f, null, 'top');
   if (obj(f, 'intoClause') !== null) {
     // SELECT … INTO creates a table on every shard.
     return { kind: 'ddl', isReadOnly: false, isWrite: true, isRouted: false };
   }
-  const merge = mergePlan(f);
+  const sizes = shardedSizeColumns(f, (name) => b.isShardedName(name));
+  if (sizes === 'parameter') return { ...mergeableSelect(b, check, f, root), needsLiteralValues: true };
+  if (sizes !== null) {
+    return { kind: 'select', isReadOnly: true, isWrite: false, isRouted: false, sumsShardedSizes: sizes };
+  }
+  return mergeableSelect(b, check, f, root);
+}
+
+/** A SELECT routed by its tables: its merge plan and why it could not be answered across shards (lazily). */
+function mergeableSelect(b: ScopeBuilder, check: CrossShardCheck, f: AstObject, root: Level): KindResult {
+  // What the scope model knows of the sharding key decides how DISTINCT aggregates merge (select-shape.ts).
+  const keys: KeyFacts = {
+    isShardKey: (expr) => check.groupedByKey(root, [expr]),
+    isGroupedByKey: root.branches.length === 0 && check.groupedByKey(root, levelShape(f).groupBy),
+  };
+  const merge = mergePlan(f, keys);
   const reasons = (): string[] => {
     if (!check.hasShardedRows(root)) return [];
     const groupBy = root.branches.length === 0 ? levelShape(f).groupBy : [];

@@ -79,20 +79,79 @@ export interface OrderByItem {
 
 export type MergeableAggregate = 'count' | 'sum' | 'min' | 'max' | 'avg';
 
-export interface AggregateItem {
+/** Aggregates whose elements the merge puts in order (their ORDER BY inside the call). */
+export type OrderedAggregate = 'string_agg' | 'array_agg';
+
+/**
+ * One aggregate of the merged rows and how the shards' results make it (`merge`):
+ * - 'combine': count/sum/min/max partials combined, avg from its sum and a hidden count. DISTINCT too when no
+ *   argument value can be on two shards (the argument is the sharding key: count, sum and avg add up), and
+ *   min/max(DISTINCT x), which are min/max(x).
+ * - 'whole': every group lies on one shard (grouped by the sharding key): that shard's value is the group's, whatever
+ *   the aggregate (DISTINCT, ORDER BY inside, string_agg, bool_and…).
+ * - 'values': count/sum/avg(DISTINCT x): the shards also group by x and return it in a hidden column
+ *   (`valuePosition`); the proxy keeps each group's distinct values (PostgreSQL's equality) and aggregates them.
+ * - 'ordered': string_agg/array_agg with ORDER BY inside: the shards return, per group, hidden arrays of the values
+ *   and of each sort key, in that order; the proxy merges them by the keys.
+ */
+export type AggregateItem =
+  CombinedAggregate | WholeAggregate | DistinctValuesAggregate | OrderedAggregateItem;
+
+interface AggregateBase {
   /**
    * 1-based position in the select list; beyond `targetCount` for an aggregate the merge needs as a hidden column
    * (one HAVING or ORDER BY uses but the select list does not have).
    */
   readonly position: number;
-  readonly fn: MergeableAggregate;
   readonly isDistinct: boolean;
+}
+
+export interface CombinedAggregate extends AggregateBase {
+  readonly merge: 'combine';
+  readonly fn: MergeableAggregate;
   /**
    * avg(x) that the shards run as sum(x) at `position` plus a hidden count(x) at this 1-based position; null when
    * the avg cannot be rewritten (then it cannot be merged) and for the other functions.
    */
   readonly countPosition: number | null;
 }
+
+export interface WholeAggregate extends AggregateBase {
+  readonly merge: 'whole';
+  /** The aggregate's name, lower case. */
+  readonly fn: string;
+}
+
+export interface DistinctValuesAggregate extends AggregateBase {
+  readonly merge: 'values';
+  readonly fn: 'count' | 'sum' | 'avg';
+  /** 1-based position of the hidden column holding one distinct argument value per row (NULL: none). */
+  readonly valuePosition: number;
+}
+
+export interface OrderedAggregateItem extends AggregateBase {
+  readonly merge: 'ordered';
+  readonly fn: OrderedAggregate;
+  /** 1-based position of the hidden `array_agg(x ORDER BY …)`. */
+  readonly valuesPosition: number;
+  /** The ORDER BY inside the call: each key's hidden `array_agg(key ORDER BY …)` column, in the same order. */
+  readonly keys: readonly OrderedAggregateKey[];
+  /** string_agg's delimiter: a constant (null: NULL) or a Bind parameter; null for array_agg. */
+  readonly delimiter: DelimiterSource | null;
+}
+
+export interface OrderedAggregateKey {
+  /** 1-based position of the hidden array of this key's values. */
+  readonly position: number;
+  readonly descending: boolean;
+  readonly nullsFirst: boolean;
+  readonly isByteCollated: boolean;
+  readonly collation: string | null;
+}
+
+export type DelimiterSource =
+  | { readonly kind: 'literal'; readonly value: string | null }
+  | { readonly kind: 'param'; readonly index: number };
 
 /**
  * The statement the shards run for a fan-out SELECT when it differs from the client's: avg(x) as sum(x) plus a
@@ -103,6 +162,11 @@ export interface ShardQuery {
   readonly sql: string;
   /** Columns the shards return after the client's select list, dropped before rows reach the client. */
   readonly hiddenCount: number;
+  /**
+   * Per hidden column, the 1-based select-list position whose result format (Bind) it must have — array_agg's
+   * elements, which become the client's column — or null: any format (text when the client names one per column).
+   */
+  readonly hiddenFormatSources: readonly (number | null)[];
 }
 
 /** The comparison operators HAVING may use across shards (the merger applies them: execute/having-filter.ts). */
@@ -255,6 +319,16 @@ export interface StatementPlan {
   readonly usesLargeObjects: boolean;
   /** It calls a function taking a backend pid (pg_terminate_backend, …): a pid names a process of one shard. */
   readonly usesBackendPid: boolean;
+  /**
+   * `SELECT pg_total_relation_size('t'), …` with no FROM, every column a size function of a sharded table: the number
+   * of columns, each summed across shards (exact: a sharded table's size is the sum of its shards'); null otherwise.
+   */
+  readonly sumsShardedSizes: number | null;
+  /**
+   * Where it runs depends on a constant the literal normalization would turn into a parameter (a size function's
+   * relation name): simple Queries of it are routed by their own text.
+   */
+  readonly needsLiteralValues: boolean;
   /** NOTIFY, or a pg_notify() call: delivered once, from one shard. */
   readonly isNotify: boolean;
   /** PostgreSQL refuses it inside a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, …): never wrapped in one. */

@@ -1,7 +1,9 @@
 // Statement rewrites for fan-out, built from PostgreSQL's own parse tree and deparsed: a multi-row INSERT split into
 // one INSERT per shard (its VALUES rows, parameters renumbered, Parse and Bind rebuilt to match; ON CONFLICT and
 // RETURNING kept as written), and the SELECT the shards run for a merge (avg as sum + hidden count, hidden columns
-// for ORDER BY / HAVING, HAVING removed, OFFSET pushed down as LIMIT limit + offset, LIMIT removed under GROUP BY).
+// for ORDER BY / HAVING, DISTINCT values and ordered aggregates' arrays with placeholders in place of the aggregates
+// the proxy computes from them, GROUP BY extended by those values, HAVING removed, OFFSET pushed down as
+// LIMIT limit + offset, LIMIT removed under GROUP BY).
 import { deparseSync, parseSync } from 'pgsql-parser';
 import { Frontend } from '../protocol/codes.js';
 import { MessageWriter } from '../protocol/writer.js';
@@ -212,6 +214,13 @@ function firstStatement(sql: string): Node | undefined {
 export interface ShardSelectEdit {
   /** 0-based select-list entries that are avg(…) calls, run as sum(…) under the same output name. */
   readonly avgTargets: readonly number[];
+  /**
+   * 0-based select-list entries whose aggregate call (under casts, if any) the proxy computes from hidden columns
+   * (DISTINCT values, ordered arrays): run as `aggregatePlaceholder(call)`, which keeps its type and name.
+   */
+  readonly placeholderTargets?: readonly number[];
+  /** 0-based hidden columns the shards also GROUP BY (by output position), after the statement's own GROUP BY. */
+  readonly groupByHidden?: readonly number[];
   /** Expressions appended to the select list (the hidden columns), in order; cloned, never changed. */
   readonly hidden: readonly unknown[];
   /**
@@ -247,10 +256,31 @@ export function shardSelectSql(select: Readonly<Record<string, unknown>>, edit: 
     target.val = aggregateLike(call, 'sum');
     target.name ??= 'avg';
   }
+  for (const i of edit.placeholderTargets ?? []) {
+    const target = isNode(targets[i]) ? (targets[i] as Node).ResTarget : undefined;
+    if (!isNode(target)) throw new Error(`select-list entry ${i + 1} is not an expression`);
+    let holder = target;
+    let key = 'val';
+    // Down through casts to the aggregate call.
+    while (isNode(holder[key]) && isNode((holder[key] as Node).TypeCast)) {
+      holder = (holder[key] as Node).TypeCast as Node;
+      key = 'arg';
+    }
+    const call = isNode(holder[key]) ? (holder[key] as Node).FuncCall : undefined;
+    if (!isNode(call)) throw new Error(`select-list entry ${i + 1} is not an aggregate call`);
+    holder[key] = aggregatePlaceholder(call);
+  }
+  const selectListLength = targets.length;
   edit.hidden.forEach((expr, i) => {
     targets.push({ ResTarget: { name: hiddenColumnName(i), val: structuredClone(expr) } });
   });
   clone.targetList = targets;
+  if (edit.groupByHidden !== undefined && edit.groupByHidden.length > 0) {
+    const groupBy = Array.isArray(clone.groupClause) ? (clone.groupClause as unknown[]) : [];
+    for (const h of edit.groupByHidden)
+      groupBy.push({ A_Const: { ival: { ival: selectListLength + h + 1 } } });
+    clone.groupClause = groupBy;
+  }
   if (edit.having === 'remove') delete clone.havingClause;
   else if (edit.having === 'neutralize') {
     clone.havingClause = {
@@ -299,6 +329,19 @@ export function aggregateLike(call: Readonly<Record<string, unknown>>, fn: 'sum'
       },
     ];
   }
+  return { FuncCall: clone };
+}
+
+/**
+ * What the shards run in place of an aggregate the proxy computes from hidden columns (count/sum/avg(DISTINCT x)
+ * from values, string_agg/array_agg from ordered arrays): the same call without DISTINCT or ORDER BY inside and with
+ * `FILTER (WHERE false)` — the same result type and output name, NULL (0 for count) at no cost, never an overflow.
+ */
+export function aggregatePlaceholder(call: Readonly<Record<string, unknown>>): unknown {
+  const clone = structuredClone(call) as Node;
+  delete clone.agg_distinct;
+  delete clone.agg_order;
+  clone.agg_filter = { A_Const: { boolval: {} } };
   return { FuncCall: clone };
 }
 

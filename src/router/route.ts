@@ -293,6 +293,8 @@ export function routeStatement(plan: StatementPlan, params: BindParams | null, c
       'Route it by hand to the shard of that backend (/* shardgate: shard=N */ or SET shardgate.shard).',
     );
   }
+  // A sharded table's size is the sum of its shards' (summed by the merge).
+  if (plan.sumsShardedSizes !== null) return { kind: 'many', shards: allShards(n) };
   // One delivery per notification (listeners through the proxy listen on every shard), in one order: from shard 0.
   if (plan.isNotify && !plan.touchesSharded) return { kind: 'one', shard: 0 };
   if (plan.kind === 'ddl' && plan.touchesSharded && copiesRows(plan)) {

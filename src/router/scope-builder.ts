@@ -685,6 +685,15 @@ export class ScopeBuilder implements ConditionScope {
     return t;
   }
 
+  /** Whether `name` (`table` or `schema.table`, as written in a string: unquoted, folded) is a configured sharded table. */
+  isShardedName(name: string): boolean {
+    const dot = name.indexOf('.');
+    const lower = name.toLowerCase();
+    return dot < 0
+      ? this.tableEntry(null, lower) !== null
+      : this.tableEntry(lower.slice(0, dot), lower.slice(dot + 1)) !== null;
+  }
+
   /** The `[[sharded_tables]]` entry naming this table. */
   private tableEntry(schemaName: string | null, relname: string): ShardedColumn | null {
     for (const c of this.schema?.shardedColumns ?? []) {

@@ -1,7 +1,7 @@
 // The shape of one SELECT level, read from its AST: aggregates, window functions, DISTINCT, GROUP BY, HAVING,
-// LIMIT; and, for the statement's top level, what a fan-out merge needs (ORDER BY / LIMIT / OFFSET / aggregate
-// positions, HAVING as a predicate on merged groups, the statement the shards run with its hidden columns) plus the
-// reasons such a merge could not reproduce single-database results.
+// LIMIT; and, for the statement's top level, what a fan-out merge needs (ORDER BY / LIMIT / OFFSET / aggregates and
+// how each one merges, HAVING as a predicate on merged groups, the statement the shards run with its hidden columns)
+// plus the reasons such a merge could not reproduce single-database results.
 import {
   asNode,
   constValue,
@@ -21,14 +21,19 @@ import type {
   AggregateItem,
   CompareOperator,
   CountSource,
+  DelimiterSource,
+  DistinctValuesAggregate,
   HavingCondition,
   HavingOperand,
   MergeableAggregate,
   OrderByItem,
+  OrderedAggregate,
+  OrderedAggregateItem,
+  OrderedAggregateKey,
   SelectMergeInfo,
   ShardQuery,
 } from './plan.js';
-import { aggregateLike, shardSelectSql, type ShardSelectEdit } from './rewrite.js';
+import { aggregateLike, aggregatePlaceholder, shardSelectSql, type ShardSelectEdit } from './rewrite.js';
 
 const MERGEABLE: ReadonlySet<string> = new Set(['count', 'sum', 'min', 'max', 'avg']);
 
@@ -105,8 +110,6 @@ function funcCalls(expr: unknown, out: AstObject[]): void {
 
 export interface LevelShape {
   readonly hasAggregates: boolean;
-  /** Names of aggregates that cannot be merged across shards (including DISTINCT aggregates). */
-  readonly unmergeableAggregates: readonly string[];
   /** PARTITION BY lists of the window functions (an empty list: no PARTITION BY). */
   readonly windowPartitions: readonly (readonly unknown[])[];
   readonly distinct: boolean;
@@ -139,7 +142,6 @@ function computeShape(sel: AstObject): LevelShape {
     if (wd !== null) windowDefs.set(str(wd, 'name') ?? '', list(wd, 'partitionClause'));
   }
   let hasAggregates = false;
-  const unmergeable: string[] = [];
   const windowPartitions: (readonly unknown[])[] = [];
   for (const fc of calls) {
     const over = obj(fc, 'over');
@@ -149,11 +151,7 @@ function computeShape(sel: AstObject): LevelShape {
       windowPartitions.push(partition.length === 0 && ref !== null ? (windowDefs.get(ref) ?? []) : partition);
       continue;
     }
-    if (!isAggregateCall(fc)) continue;
-    hasAggregates = true;
-    const name = lastName(list(fc, 'funcname'));
-    if (!MERGEABLE.has(name)) unmergeable.push(name);
-    else if (flag(fc, 'agg_distinct')) unmergeable.push(`${name}(DISTINCT …)`);
+    if (isAggregateCall(fc)) hasAggregates = true;
   }
   const distinctClause = sel.distinctClause;
   const distinctItems = Array.isArray(distinctClause) ? distinctClause : [];
@@ -161,7 +159,6 @@ function computeShape(sel: AstObject): LevelShape {
   const isPlainDistinct = distinctItems.length === 1 && unwrap(distinctItems[0]) === null;
   return {
     hasAggregates,
-    unmergeableAggregates: unmergeable,
     windowPartitions,
     distinct: distinctItems.length > 0,
     distinctOn: isPlainDistinct ? [] : distinctItems,
@@ -326,14 +323,86 @@ export interface MergePlan {
   readonly orderingProblems: readonly string[];
 }
 
+/** What the analyzer knows of the sharding key at the statement's top level (from its scope model). */
+export interface KeyFacts {
+  /** Is `expr` the sharding column of the level's rows (so rows with equal values are on one shard)? */
+  isShardKey(expr: unknown): boolean;
+  /** Is the level grouped by its sharding column (so each group lies on one shard)? */
+  readonly isGroupedByKey: boolean;
+}
+
+const NO_KEY_FACTS: KeyFacts = { isShardKey: () => false, isGroupedByKey: false };
+
+/** How an aggregate merges across shards (see AggregateItem in plan.ts). */
+type AggregateMerge = AggregateItem['merge'];
+
+/** Why an aggregate cannot be merged across shards. */
+interface Refusal {
+  readonly problem: string;
+}
+
 /**
- * The columns the shards return after the select list for the merge only: avg's count(x), and ORDER BY / HAVING
- * expressions that are not output columns. Equal expressions share one column.
+ * Decides how each aggregate call of the statement merges. DISTINCT count/sum/avg add up per shard when their
+ * argument is the sharding key — unless another DISTINCT aggregate needs the shards to group by its values, which
+ * splits each shard's rows into sub-groups that would count a key once per sub-group: then every DISTINCT aggregate
+ * merges from values.
+ */
+class AggregateKinds {
+  private readonly usesValues: boolean;
+
+  constructor(
+    private readonly keys: KeyFacts,
+    calls: readonly AstObject[],
+  ) {
+    this.usesValues =
+      !keys.isGroupedByKey &&
+      calls.some((c) => isDistinctValueCall(c) && !keys.isShardKey(list(c, 'args')[0]));
+  }
+
+  kindOf(call: AstObject): AggregateMerge | Refusal {
+    const name = lastName(list(call, 'funcname'));
+    const isDistinct = flag(call, 'agg_distinct');
+    const label = `${name}${isDistinct ? '(DISTINCT …)' : ''}`;
+    if (MERGEABLE.has(name) && !isDistinct && !flag(call, 'agg_within_group')) return 'combine';
+    if (this.keys.isGroupedByKey) return 'whole';
+    if (isDistinctValueCall(call)) return this.usesValues ? 'values' : 'combine';
+    if (MERGEABLE.has(name) && isDistinct && !flag(call, 'agg_within_group')) return 'combine'; // min/max
+    if (ORDERED.has(name) && !isDistinct && list(call, 'agg_order').length > 0) return 'ordered';
+    if (ORDERED.has(name) && !isDistinct) {
+      return {
+        problem: `aggregate ${label} without ORDER BY inside cannot be merged across shards (add ORDER BY inside the call to fix the order of its elements)`,
+      };
+    }
+    return { problem: `aggregate ${label} cannot be merged across shards` };
+  }
+}
+
+const ORDERED: ReadonlySet<string> = new Set(['string_agg', 'array_agg']);
+
+/** count/sum/avg(DISTINCT x) of one argument. */
+function isDistinctValueCall(call: AstObject): boolean {
+  const name = lastName(list(call, 'funcname'));
+  return (
+    (name === 'count' || name === 'sum' || name === 'avg') &&
+    flag(call, 'agg_distinct') &&
+    !flag(call, 'agg_within_group') &&
+    list(call, 'args').length === 1
+  );
+}
+
+/**
+ * The columns the shards return after the select list for the merge only: avg's count(x), ORDER BY / HAVING
+ * expressions that are not output columns, DISTINCT values and ordered aggregates' arrays. Equal expressions share one
+ * column.
  */
 class HiddenColumns {
   readonly exprs: unknown[] = [];
   /** The aggregates among them, as merge items (positions after the select list). */
   readonly aggregates: AggregateItem[] = [];
+  /** Hidden indices the shards also GROUP BY: the values of DISTINCT aggregates merged from values. */
+  readonly groupBy: number[] = [];
+  /** Per hidden column: the 1-based select-list position whose result format it takes (null: text). */
+  readonly formatSources: (number | null)[] = [];
   private readonly values: { expr: unknown; index: number }[] = [];
 
   /** `base`: the select list's length; null when a `*` hides it (then no hidden aggregate has a known position). */
@@ -354,42 +423,132 @@ class HiddenColumns {
     return this.base + this.add(aggregateLike(call, 'count')) + 1;
   }
 
-  /** A mergeable aggregate call the select list lacks: the hidden index of the column holding its merged value. */
-  aggregate(call: AstObject, expr: unknown): number | null {
+  /**
+   * The argument of a DISTINCT aggregate merged from values — `CASE WHEN <filter> THEN x END` under FILTER — which
+   * the shards also group by: its 1-based position, or null under a `*`.
+   */
+  distinctValue(call: AstObject): number | null {
+    if (this.base === null) return null;
+    const arg = list(call, 'args')[0];
+    const filter = call.agg_filter;
+    const expr =
+      filter === undefined ? arg : { CaseExpr: { args: [{ CaseWhen: { expr: filter, result: arg } }] } };
+    const index = this.value(expr);
+    if (!this.groupBy.includes(index)) this.groupBy.push(index);
+    return this.base + index + 1;
+  }
+
+  /**
+   * string_agg/array_agg(x ORDER BY k…): `array_agg(x ORDER BY k…)` (in the format of select-list entry `position`,
+   * so array_agg's elements come in the client's format) and `array_agg(k ORDER BY k…)` per key, FILTER kept; null
+   * under a `*`.
+   */
+  orderedArrays(
+    call: AstObject,
+    position: number,
+  ): Pick<OrderedAggregateItem, 'valuesPosition' | 'keys'> | null {
+    if (this.base === null) return null;
+    const base = this.base;
+    const source = lastName(list(call, 'funcname')) === 'array_agg' ? position : null;
+    const valuesPosition = base + this.array(call, list(call, 'args')[0], source) + 1;
+    const keys: OrderedAggregateKey[] = [];
+    for (const s of list(call, 'agg_order')) {
+      const sb = asNode(s, 'SortBy');
+      if (sb === null) return null;
+      const dir = str(sb, 'sortby_dir');
+      const nulls = str(sb, 'sortby_nulls');
+      const descending = dir === 'SORTBY_DESC';
+      keys.push({
+        position: base + this.array(call, sb.node, null) + 1,
+        descending,
+        nullsFirst:
+          nulls === 'SORTBY_NULLS_FIRST' ? true : nulls === 'SORTBY_NULLS_LAST' ? false : descending,
+        isByteCollated: isByteCollation(sb.node),
+        collation: collationOf(sb.node),
+      });
+    }
+    return { valuesPosition, keys };
+  }
+
+  /** `array_agg(expr ORDER BY <call's order>) FILTER (<call's filter>)`: its hidden index. */
+  private array(call: AstObject, expr: unknown, formatSource: number | null): number {
+    const arrayCall = orderedArrayCall(call, expr);
+    const known = this.values.find((v) => sameExpr(v.expr, arrayCall));
+    if (known !== undefined) {
+      const current = this.formatSources[known.index];
+      if (formatSource === null || current === formatSource) return known.index;
+      if (current === null) {
+        this.formatSources[known.index] = formatSource;
+        return known.index;
+      }
+    }
+    const index = this.add(arrayCall, formatSource);
+    if (known === undefined) this.values.push({ expr: arrayCall, index });
+    return index;
+  }
+
+  /**
+   * An aggregate call the select list lacks (HAVING, ORDER BY), merged as `kind` says: the hidden index of the column
+   * holding its merged value, or null under a `*`.
+   */
+  aggregate(call: AstObject, expr: unknown, kind: 'combine' | 'whole' | 'values'): number | null {
     if (this.base === null) return null;
     const known = this.values.find((v) => sameExpr(v.expr, expr));
     if (known !== undefined) return known.index;
-    const fn = lastName(list(call, 'funcname')) as MergeableAggregate;
+    const name = lastName(list(call, 'funcname'));
+    const isDistinct = flag(call, 'agg_distinct');
     let index: number;
-    if (fn === 'avg') {
+    if (kind === 'whole') {
+      index = this.add(expr);
+      this.aggregates.push({ merge: 'whole', position: this.base + index + 1, fn: name, isDistinct });
+    } else if (kind === 'values') {
+      index = this.add(aggregatePlaceholder(call));
+      const valuePosition = this.distinctValue(call) as number;
+      this.aggregates.push({
+        merge: 'values',
+        position: this.base + index + 1,
+        fn: name as DistinctValuesAggregate['fn'],
+        isDistinct: true,
+        valuePosition,
+      });
+    } else if (name === 'avg') {
       index = this.add(aggregateLike(call, 'sum'));
       const count = this.add(aggregateLike(call, 'count'));
       this.aggregates.push({
+        merge: 'combine',
         position: this.base + index + 1,
-        fn,
-        isDistinct: false,
+        fn: 'avg',
+        isDistinct,
         countPosition: this.base + count + 1,
       });
     } else {
       index = this.add(expr);
-      this.aggregates.push({ position: this.base + index + 1, fn, isDistinct: false, countPosition: null });
+      this.aggregates.push({
+        merge: 'combine',
+        position: this.base + index + 1,
+        fn: name as MergeableAggregate,
+        isDistinct,
+        countPosition: null,
+      });
     }
     this.values.push({ expr, index });
     return index;
   }
 
-  private add(expr: unknown): number {
+  private add(expr: unknown, formatSource: number | null = null): number {
     this.exprs.push(expr);
+    this.formatSources.push(formatSource);
     return this.exprs.length - 1;
   }
 }
 
-/** A direct call of a mergeable aggregate (no DISTINCT, no window) that per-shard results can be combined into. */
-function mergeableCall(expr: unknown): AstObject | null {
-  const fc = asNode(expr, 'FuncCall');
-  if (fc === null || !isAggregateCall(fc) || flag(fc, 'agg_distinct') || flag(fc, 'agg_within_group'))
-    return null;
-  return MERGEABLE.has(lastName(list(fc, 'funcname'))) ? fc : null;
+/** `pg_catalog.array_agg(expr ORDER BY …) FILTER (…)` with the ORDER BY and FILTER of an ordered aggregate call. */
+function orderedArrayCall(call: AstObject, expr: unknown): unknown {
+  const clone = structuredClone(call) as Record<string, unknown>;
+  clone.funcname = [{ String: { sval: 'pg_catalog' } }, { String: { sval: 'array_agg' } }];
+  clone.args = [structuredClone(expr)];
+  delete clone.agg_distinct;
+  return { FuncCall: clone };
 }
 
 /** Does `expr` contain an aggregate call (outside subqueries)? */
@@ -410,7 +569,7 @@ function contains(expr: unknown, types: readonly string[]): boolean {
 }
 
 /** Merge information for the statement's top-level SELECT (a set operation's ORDER BY/LIMIT included). */
-export function mergePlan(sel: AstObject): MergePlan {
+export function mergePlan(sel: AstObject, keys: KeyFacts = NO_KEY_FACTS): MergePlan {
   const op = str(sel, 'op') ?? 'SETOP_NONE';
   const all = flag(sel, 'all');
   const groupingProblems: string[] = [];
@@ -434,6 +593,14 @@ export function mergePlan(sel: AstObject): MergePlan {
   const isOneRow = shape !== null && !isGrouped && shape.hasAggregates;
   const hidden = new HiddenColumns(hasStar ? null : targets.length);
   const avgTargets: number[] = [];
+  const placeholderTargets: number[] = [];
+  const calls: AstObject[] = [];
+  if (shape !== null) {
+    for (const t of list(sel, 'targetList')) funcCalls(t, calls);
+    funcCalls(sel.havingClause, calls);
+    for (const o of list(sel, 'sortClause')) funcCalls(o, calls);
+  }
+  const kinds = new AggregateKinds(keys, calls.filter(isAggregateCall));
 
   const aggregates: AggregateItem[] = [];
   const groupByPositions: number[] = [];
@@ -442,21 +609,14 @@ export function mergePlan(sel: AstObject): MergePlan {
       const stripped = stripCasts(t.expr);
       const fc = asNode(stripped, 'FuncCall');
       if (fc === null || !isAggregateCall(fc)) return;
-      const fn = lastName(list(fc, 'funcname'));
-      if (!MERGEABLE.has(fn)) return;
-      const isDistinct = flag(fc, 'agg_distinct');
-      let countPosition: number | null = null;
-      if (fn === 'avg' && !isDistinct) {
-        if (stripped !== t.expr) {
-          groupingProblems.push(
-            'avg() under a cast cannot be merged across shards; cast its argument instead (avg(x::numeric))',
-          );
-        } else {
-          countPosition = hidden.avgCount(fc);
-          if (countPosition !== null) avgTargets.push(i);
-        }
+      const item = targetAggregate(fc, i + 1, stripped !== t.expr, kinds, hidden);
+      if (typeof item === 'string') {
+        groupingProblems.push(item);
+        return;
       }
-      aggregates.push({ position: i + 1, fn: fn as MergeableAggregate, isDistinct, countPosition });
+      if (item.merge === 'combine' && item.countPosition !== null) avgTargets.push(i);
+      if (item.merge === 'values' || item.merge === 'ordered') placeholderTargets.push(i);
+      aggregates.push(item);
     });
     // An aggregate inside a larger expression (sum(x) / count(x)) cannot be recombined from per-shard values.
     for (const t of targets) {
@@ -476,8 +636,6 @@ export function mergePlan(sel: AstObject): MergePlan {
         groupingProblems.push('an aggregate after * in the select list has no known position to merge');
       }
     }
-    for (const name of shape.unmergeableAggregates)
-      groupingProblems.push(`aggregate ${name} cannot be merged across shards`);
     for (const g of shape.groupBy) {
       const pos = positionOf(g, targets, hasStar, false);
       if (pos === null) {
@@ -520,7 +678,7 @@ export function mergePlan(sel: AstObject): MergePlan {
         // A bare name may be an output name after the `*`: sort on that entry's expression.
         const named = isBareName ? namedTarget(first, names[0]) : null;
         const expr = named ?? sb.node;
-        hiddenIndex = isGrouped ? groupedSortColumn(expr, hidden) : hidden.value(expr);
+        hiddenIndex = isGrouped ? groupedSortColumn(expr, hidden, kinds) : hidden.value(expr);
         if (hiddenIndex === null) {
           orderingProblems.push(
             'ORDER BY an expression that is not in the select list cannot be merged across shards under GROUP BY ' +
@@ -561,7 +719,7 @@ export function mergePlan(sel: AstObject): MergePlan {
   if (shape !== null && sel.havingClause !== undefined) {
     const result = hasStar
       ? 'HAVING with * in the select list cannot be merged across shards'
-      : havingCondition(sel.havingClause, targets, hidden);
+      : havingCondition(sel.havingClause, targets, hidden, kinds);
     if (typeof result === 'string') groupingProblems.push(result);
     else {
       having = result;
@@ -579,7 +737,8 @@ export function mergePlan(sel: AstObject): MergePlan {
 
   // GROUP BY / DISTINCT: every shard returns all its groups, LIMIT/OFFSET apply to the merged ones. Otherwise each
   // shard returns its first limit + offset rows and the merge skips the offset.
-  const isGroupedOrDistinct = shape !== null && (isGrouped || shape.distinct);
+  // The shards also group by DISTINCT values: LIMIT would cut their partial groups.
+  const isGroupedOrDistinct = shape !== null && (isGrouped || shape.distinct || hidden.groupBy.length > 0);
   const hasLimits =
     (limit !== null && limit !== 'expression') || (offset !== null && offset !== 'expression');
   const limitEdit: ShardSelectEdit['limit'] =
@@ -591,7 +750,9 @@ export function mergePlan(sel: AstObject): MergePlan {
   aggregates.push(...hidden.aggregates);
   const edit: ShardSelectEdit = {
     avgTargets,
+    placeholderTargets,
     hidden: hidden.exprs,
+    groupByHidden: hidden.groupBy,
     having: havingEdit,
     limit: limitEdit,
     orderByPositions: distinctOnOrder,
@@ -605,7 +766,11 @@ export function mergePlan(sel: AstObject): MergePlan {
     distinctOnOrder.length > 0;
   if (isEdited && orderingProblems.length === 0) {
     try {
-      shardQuery = { sql: shardSelectSql(sel, edit), hiddenCount: edit.hidden.length };
+      shardQuery = {
+        sql: shardSelectSql(sel, edit),
+        hiddenCount: edit.hidden.length,
+        hiddenFormatSources: hidden.formatSources,
+      };
     } catch (err) {
       orderingProblems.push(`the statement cannot be rewritten for the shards (${(err as Error).message})`);
     }
@@ -642,14 +807,89 @@ function namedTarget(sel: AstObject, name: string): unknown {
 }
 
 /**
- * Under GROUP BY, a hidden sort column is a mergeable aggregate, or an expression without aggregates (PostgreSQL
- * only accepts one that is the same for every row of a group); null for anything else.
+ * Under GROUP BY, a hidden sort column is an aggregate the merge can combine (not an ordered one), or an expression
+ * without aggregates (PostgreSQL only accepts one that is the same for every row of a group); null for anything else.
  */
-function groupedSortColumn(expr: unknown, hidden: HiddenColumns): number | null {
-  const call = mergeableCall(expr);
-  if (call !== null) return hidden.aggregate(call, expr);
+function groupedSortColumn(expr: unknown, hidden: HiddenColumns, kinds: AggregateKinds): number | null {
+  const call = asNode(expr, 'FuncCall');
+  if (call !== null && isAggregateCall(call)) {
+    const kind = kinds.kindOf(call);
+    return typeof kind !== 'string' || kind === 'ordered' ? null : hidden.aggregate(call, expr, kind);
+  }
   if (hasAggregate(expr)) return null;
   return hidden.value(expr);
+}
+
+/**
+ * A select-list aggregate call (`isCast`: under a cast) as a merge item, its hidden columns added, or why it cannot
+ * be merged.
+ */
+function targetAggregate(
+  fc: AstObject,
+  position: number,
+  isCast: boolean,
+  kinds: AggregateKinds,
+  hidden: HiddenColumns,
+): AggregateItem | string {
+  const kind = kinds.kindOf(fc);
+  if (typeof kind !== 'string') return kind.problem;
+  const name = lastName(list(fc, 'funcname'));
+  const isDistinct = flag(fc, 'agg_distinct');
+  switch (kind) {
+    case 'whole':
+      return { merge: 'whole', position, fn: name, isDistinct };
+    case 'combine': {
+      let countPosition: number | null = null;
+      if (name === 'avg') {
+        if (isCast)
+          return 'avg() under a cast cannot be merged across shards; cast its argument instead (avg(x::numeric))';
+        countPosition = hidden.avgCount(fc);
+      }
+      return { merge: 'combine', position, fn: name as MergeableAggregate, isDistinct, countPosition };
+    }
+    case 'values': {
+      // A count is exact in any integer or text type; a sum or avg under a cast would need the cast applied here.
+      if (isCast && name !== 'count')
+        return `${name}(DISTINCT …) under a cast cannot be merged across shards; cast its argument instead`;
+      const valuePosition = hidden.distinctValue(fc);
+      if (valuePosition === null)
+        return `${name}(DISTINCT …) with * in the select list cannot be merged across shards`;
+      return {
+        merge: 'values',
+        position,
+        fn: name as DistinctValuesAggregate['fn'],
+        isDistinct,
+        valuePosition,
+      };
+    }
+    case 'ordered': {
+      if (isCast) return `${name}() under a cast cannot be merged across shards`;
+      const order = list(fc, 'agg_order');
+      if (order.some((o) => str(asNode(o, 'SortBy'), 'sortby_dir') === 'SORTBY_USING'))
+        return `ORDER BY … USING inside ${name}() cannot be merged across shards`;
+      let delimiter: DelimiterSource | null = null;
+      if (name === 'string_agg') {
+        delimiter = delimiterSource(list(fc, 'args')[1]);
+        if (delimiter === null)
+          return 'string_agg across shards needs a constant delimiter (a literal or a parameter)';
+      }
+      const arrays = hidden.orderedArrays(fc, position);
+      if (arrays === null) return `${name}() with * in the select list cannot be merged across shards`;
+      return { merge: 'ordered', position, fn: name as OrderedAggregate, isDistinct, ...arrays, delimiter };
+    }
+  }
+}
+
+/** string_agg's delimiter: a string literal or NULL (cast or not), or a parameter; null for anything else. */
+function delimiterSource(node: unknown): DelimiterSource | null {
+  const n = stripCasts(node);
+  const p = asNode(n, 'ParamRef');
+  if (p !== null) return { kind: 'param', index: typeof p.number === 'number' ? p.number : 0 };
+  const c = asNode(n, 'A_Const');
+  if (c === null) return null;
+  const v = constValue(c);
+  if (v.kind === 'null') return { kind: 'literal', value: null };
+  return v.kind === 'string' ? { kind: 'literal', value: v.value } : null;
 }
 
 const COMPARE_OPERATORS: ReadonlySet<string> = new Set(['=', '<>', '<', '<=', '>', '>=']);
@@ -679,6 +919,7 @@ function havingCondition(
   node: unknown,
   targets: readonly Target[],
   hidden: HiddenColumns,
+  kinds: AggregateKinds,
 ): HavingCondition | string {
   const refuse = (what: string): string =>
     `HAVING with ${what} cannot be merged across shards: ${HAVING_FORMS}`;
@@ -733,14 +974,15 @@ function havingCondition(
     const position = targets.findIndex((t) => sameExpr(t.expr, n));
     const call = asNode(n, 'FuncCall');
     if (call !== null && isAggregateCall(call)) {
-      if (mergeableCall(n) === null)
+      const kind = kinds.kindOf(call);
+      if (typeof kind !== 'string' || kind === 'ordered')
         return refuse(
           `aggregate ${lastName(list(call, 'funcname'))}${flag(call, 'agg_distinct') ? '(DISTINCT …)' : ''}`,
         );
       const target = position >= 0 ? targets[position] : null;
-      // avg in the select list is merged in place (its sum and hidden count); the others are output as they are.
+      // An aggregate in the select list is merged in place (avg from its sum and hidden count, …).
       if (target !== null) return { kind: 'column', position: position + 1 };
-      const index = hidden.aggregate(call, n);
+      const index = hidden.aggregate(call, n, kind);
       return index === null
         ? refuse('an aggregate')
         : { kind: 'column', position: hiddenPosition(targets, index) };

@@ -79,16 +79,16 @@ async function connect(url: string): Promise<pg.Client> {
   return c;
 }
 
-/** Run writers and readers until `isRunning()` is false; survives the proxy going away and coming back. */
-export async function runBank(run: BankRun): Promise<BankStats> {
-  const stats: BankStats = {
-    transfers: 0,
-    failedTransfers: 0,
-    reads: 0,
-    inconsistentReads: 0,
-    failedReads: 0,
-    latencies: [],
-  };
+/** Counters for a run, all zero. */
+export function newBankStats(): BankStats {
+  return { transfers: 0, failedTransfers: 0, reads: 0, inconsistentReads: 0, failedReads: 0, latencies: [] };
+}
+
+/**
+ * Run writers and readers until `isRunning()` is false; survives the proxy going away and coming back. `stats` is
+ * filled as the run goes (the caller may watch it).
+ */
+export async function runBank(run: BankRun, stats: BankStats = newBankStats()): Promise<BankStats> {
   const expected = (run.accounts[0].length + run.accounts[1].length) * INITIAL_BALANCE;
   const delay = run.reconnectDelayMs ?? 50;
   const loop = async (body: (c: pg.Client) => Promise<void>, onError: () => void): Promise<void> => {

@@ -12,11 +12,35 @@ import { testServers } from '../helpers/pg-servers.js';
 import { APP_DB, APP_SERVER_OPTIONS } from '../helpers/proxy.js';
 import { ProxyProcess } from '../helpers/proxy-process.js';
 import { directShardClients } from '../helpers/sharding.js';
-import { BANK_SCHEMA, BANK_SHARDING_TOML, bankAccounts, INITIAL_BALANCE, runBank } from './bank-workload.js';
+import {
+  BANK_SCHEMA,
+  BANK_SHARDING_TOML,
+  bankAccounts,
+  INITIAL_BALANCE,
+  newBankStats,
+  runBank,
+  type BankStats,
+} from './bank-workload.js';
 
 const ACCOUNTS_PER_SHARD = 50;
 const KILLS = 5;
-const RUN_BETWEEN_KILLS_MS = 1_500;
+/**
+ * Transfers committed between two kills (and after the last): every kill interrupts real work however slowly this
+ * machine restarts the proxy — waiting a fixed time instead made the test fail on a loaded machine.
+ */
+const TRANSFERS_BETWEEN_KILLS = 15;
+/** At most this long waiting for them (then the test fails: the proxy does not serve). */
+const MAX_WAIT_FOR_TRANSFERS_MS = 60_000;
+
+/** Until `stats` counts `n` more committed transfers than `from`. */
+async function transfersPast(stats: BankStats, from: number, n: number): Promise<void> {
+  const deadline = Date.now() + MAX_WAIT_FOR_TRANSFERS_MS;
+  while (stats.transfers < from + n) {
+    if (Date.now() > deadline)
+      throw new Error(`only ${stats.transfers - from} transfers in ${MAX_WAIT_FOR_TRANSFERS_MS} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 let cluster: PgCluster;
 let direct: pg.Client[];
@@ -55,13 +79,17 @@ describe('bank test with the proxy kill -9ed during the run', () => {
     await proxy.start();
     let isRunning = true;
     const t0 = Date.now();
-    const work = runBank({ url: proxy.url, accounts, writers: 4, readers: 2, isRunning: () => isRunning });
+    const live = newBankStats();
+    const work = runBank(
+      { url: proxy.url, accounts, writers: 4, readers: 2, isRunning: () => isRunning },
+      live,
+    );
     for (let k = 0; k < KILLS; k++) {
-      await new Promise((r) => setTimeout(r, RUN_BETWEEN_KILLS_MS));
+      await transfersPast(live, live.transfers, TRANSFERS_BETWEEN_KILLS);
       await proxy.kill9();
       await proxy.start();
     }
-    await new Promise((r) => setTimeout(r, RUN_BETWEEN_KILLS_MS));
+    await transfersPast(live, live.transfers, TRANSFERS_BETWEEN_KILLS);
     isRunning = false;
     const stats = await work;
     const seconds = (Date.now() - t0) / 1000;
@@ -80,7 +108,7 @@ describe('bank test with the proxy kill -9ed during the run', () => {
         `inconsistent total, ${stats.failedTransfers} transfers and ${stats.failedReads} reads failed (proxy killed ${KILLS}×)`,
     );
     expect(prepared).toBe(0);
-    expect(stats.transfers).toBeGreaterThan(50);
+    expect(stats.transfers).toBeGreaterThanOrEqual((KILLS + 1) * TRANSFERS_BETWEEN_KILLS);
 
     // Total unchanged.
     let total = 0;

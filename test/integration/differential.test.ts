@@ -110,14 +110,16 @@ async function exec(
   sql: string,
   params: readonly Param[] | undefined,
   name?: string,
+  isBinary = false,
 ): Promise<Outcome> {
   try {
-    const res = await c.query<Row>({
+    const res = await c.query<(string | Buffer | null)[]>({
       text: sql,
       values: params === undefined ? undefined : [...params],
       name,
       rowMode: 'array',
       types: RAW_TEXT,
+      ...(isBinary ? { binary: true, queryMode: 'extended' as const } : {}),
     });
     return {
       ok: true,
@@ -125,7 +127,8 @@ async function exec(
       types: res.fields.map((f) => f.dataTypeID),
       command: res.command,
       rowCount: res.rowCount,
-      rows: res.rows,
+      // Binary values arrive as the bytes PostgreSQL sent: compared as hex.
+      rows: res.rows.map((r) => r.map((v) => (Buffer.isBuffer(v) ? `\\x${v.toString('hex')}` : v))),
     };
   } catch (err) {
     const e = err as { code?: string; message?: string };
@@ -135,7 +138,7 @@ async function exec(
 
 /** The entry's statement (and, for writes, its checks) inside BEGIN … ROLLBACK. */
 async function runEntry(c: pg.Client, q: CorpusQuery): Promise<Outcome[]> {
-  if (q.write !== true) return [await exec(c, q.sql, q.params, q.prepared)];
+  if (q.write !== true) return [await exec(c, q.sql, q.params, q.prepared, q.binary === true)];
   await c.query('begin');
   try {
     const outcomes = [await exec(c, q.sql, q.params, q.prepared)];
@@ -204,11 +207,11 @@ function rowDifference(
 
 function describeQuery(q: CorpusQuery): string {
   const protocol =
-    q.prepared !== undefined
+    (q.prepared !== undefined
       ? `extended, prepared statement "${q.prepared}"`
-      : q.params !== undefined
+      : q.params !== undefined || q.binary === true
         ? 'extended'
-        : 'simple';
+        : 'simple') + (q.binary === true ? ', binary results' : '');
   return `SQL: ${q.sql}\nparams: ${q.params === undefined ? '-' : JSON.stringify(q.params)}\nprotocol: ${protocol}`;
 }
 

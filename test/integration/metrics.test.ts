@@ -256,9 +256,10 @@ describe('OpenMetrics endpoint', () => {
       const shard0 = { database: 'app', shard: '0' };
       expect(value(s, 'pgdog_queries_total', shard0)).toBeGreaterThanOrEqual(2);
       expect(value(s, 'pgdog_errors_total', { database: 'app', class: '08', origin: 'proxy' })).toBe(1);
-      // The timed-out checkout waited checkout_timeout: it is in the 0.25 s bucket, not below 0.1 s.
+      // The timed-out checkout waited checkout_timeout: it is counted above 0.1 s (other checkouts may be too, on a
+      // loaded machine — only this one must be).
       expect(value(s, 'pgdog_pool_wait_seconds_sum', shard0)).toBeGreaterThanOrEqual(0.19);
-      expect(value(s, 'pgdog_pool_wait_seconds_bucket', { ...shard0, le: '0.1' })).toBe(
+      expect(value(s, 'pgdog_pool_wait_seconds_bucket', { ...shard0, le: '0.1' })).toBeLessThanOrEqual(
         value(s, 'pgdog_pool_wait_seconds_count', shard0) - 1,
       );
       expect(s.some((x) => x.name.startsWith('shardgate_'))).toBe(false);

@@ -128,3 +128,23 @@ describe('functions that may write', () => {
     expect((await client.query('select twice(21) as t')).rows).toEqual([{ t: 42 }]);
   });
 });
+
+describe('size functions', () => {
+  it('the size of a sharded table is the sum of its shards’ (simple and extended protocol)', async () => {
+    const sizes = await Promise.all(
+      direct.map(async (d) => {
+        const r = await d.query(
+          "select pg_total_relation_size('users')::bigint as t, pg_table_size('users')::bigint as s",
+        );
+        return [BigInt(r.rows[0].t as string), BigInt(r.rows[0].s as string)];
+      }),
+    );
+    const sum = (i: number): string => String(sizes.reduce((acc, s) => acc + s[i], 0n));
+    const simple = await client.query(
+      "select pg_total_relation_size('users') as t, pg_table_size('users') as s",
+    );
+    expect(simple.rows).toEqual([{ t: sum(0), s: sum(1) }]);
+    const extended = await client.query({ text: "select pg_total_relation_size('users') as t", values: [] });
+    expect(extended.rows).toEqual([{ t: sum(0) }]);
+  });
+});

@@ -1,6 +1,8 @@
 // A sharded database whose collation does not sort text by bytes (ICU en-US): the proxy cannot compare such text, so
 // a cross-shard ORDER BY on text gets the database's order from a shard (it ranks the key values) — exact; min/max of
 // text are refused with 0A000 and a COLLATE "C" hint; a column with a collation of its own is refused, not misordered.
+// count(DISTINCT text) is exact (a deterministic collation's equality is byte equality); string_agg/array_agg ordered by
+// text inside need COLLATE "C".
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
@@ -138,6 +140,26 @@ describe('text ordering across shards in a database that does not sort by bytes'
     const c = await client.query('select t from words order by t collate "en-US-x-icu"');
     expect(c.rows.map((r: { t: string }) => r.t)).toEqual(['a', 'B', 'c', 'D', 'e', 'F']);
     await client.query('alter table words drop column t');
+  });
+
+  it('count(DISTINCT text) is exact (equal means equal bytes here); string_agg ORDER BY text needs COLLATE "C"', async () => {
+    if (!hasIcu) return;
+    const counts = await client.query(
+      `select count(distinct w)::int as w, count(distinct lower(w))::int as l, count(distinct w > 'b')::int as b from words`,
+    );
+    // 'a' … 'F' are six words, six lower-case words; w > 'b' is true or false (en-US: 'a' < 'b' < 'B' < 'c').
+    expect(counts.rows).toEqual([{ w: 6, l: 6, b: 2 }]);
+    const byText = await client.query(`select string_agg(w, ',' order by w) from words`).then(
+      () => null,
+      (e: pg.DatabaseError) => e,
+    );
+    expect(byText?.code).toBe('0A000');
+    expect(byText?.message).toMatch(/ORDER BY text inside string_agg/);
+    expect(byText?.hint).toMatch(/COLLATE "C"/);
+    const bytes = await client.query(`select string_agg(w, ',' order by w collate "C") as s from words`);
+    expect(bytes.rows).toEqual([{ s: 'B,D,F,a,c,e' }]);
+    const byId = await client.query(`select array_agg(w order by id desc) as a from words`);
+    expect(byId.rows).toEqual([{ a: ['F', 'e', 'D', 'c', 'B', 'a'] }]);
   });
 
   it('merges ORDER BY … COLLATE "C" (byte order), non-text keys, and single-shard sorts', async () => {

@@ -3,7 +3,8 @@
 // take the formats from a Describe of the portal (the proxy adds one). The client gets exactly the replies it asked
 // for — its statement's description, not the portal's — and binary result columns merged as binary (ORDER BY, min,
 // max, count), in every order of Describe and Bind, with a named statement prepared earlier, and when Bind or Execute
-// fails. Also node-postgres with `binary: true` (Describe of the portal by the client).
+// fails. Also node-postgres with `binary: true` (Describe of the portal by the client), and count(DISTINCT …),
+// array_agg and string_agg (… ORDER BY …) with a different format per column.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
@@ -18,6 +19,7 @@ import {
 } from '../helpers/proxy.js';
 import { firstError, frame, RawClient, type RawMessage } from '../helpers/raw-client.js';
 import { USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+import { readBinaryArray } from '../../src/execute/pg-array.js';
 
 const SHARDS = 2;
 /** Ids on both shards, negatives too (a text sort of binary int8 bytes would misplace them). */
@@ -233,6 +235,44 @@ describe('aggregates across shards, statement described by the client', () => {
     expect(kinds(next)).toBe('1tT2DCZ');
     expect(valuesOf(rowsOf(next)[0].body).map((v) => int8(v, 1))).toEqual([Math.max(...IDS), IDS.length]);
   });
+});
+
+/** Bind of the unnamed statement with one result format code per column. */
+const bindPerColumn = (formats: number[]): Buffer => {
+  const codes = Buffer.alloc(2 + 2 * formats.length);
+  codes.writeInt16BE(formats.length, 0);
+  formats.forEach((f, i) => codes.writeInt16BE(f, 2 + 2 * i));
+  return frame('B', Buffer.concat([Buffer.from('\0\0'), Buffer.from([0, 0, 0, 0]), codes]));
+};
+
+describe('DISTINCT and ordered aggregates, statement described by the client, formats per column', () => {
+  const sql =
+    "select count(distinct length(name)), array_agg(id order by id desc), string_agg(name, ',' order by id) from users";
+  for (const formats of [
+    [0, 1, 0],
+    [1, 0, 1],
+    [1, 1, 1],
+  ]) {
+    it(`count(DISTINCT …), array_agg and string_agg with result formats ${formats.join(', ')}`, async () => {
+      const replies = await request(parse(sql), describeStatement(), bindPerColumn(formats), execute);
+      expect(kinds(replies)).toBe('1tT2DCZ');
+      // The client's statement description: three columns (no hidden ones), count's type int8, then int8[], text.
+      expect(formatsOf(replies[2].body)).toEqual([0, 0, 0]);
+      const [count, ids, names] = valuesOf(rowsOf(replies)[0].body);
+      const lengths = new Set(IDS.map((id) => nameOf(id).length));
+      expect(int8(count, formats[0])).toBe(lengths.size);
+      const expectedIds = DESC;
+      if (formats[1] === 1) {
+        const array = readBinaryArray(ids as Buffer);
+        expect(array.elementOid).toBe(20);
+        expect(array.elements.map((e) => Number((e as Buffer).readBigInt64BE(0)))).toEqual(expectedIds);
+      } else {
+        expect(ids?.toString()).toBe(`{${expectedIds.join(',')}}`);
+      }
+      const ascending = [...IDS].sort((a, b) => a - b);
+      expect(names?.toString()).toBe(ascending.map(nameOf).join(','));
+    });
+  }
 });
 
 /** A node-postgres query asking for binary results (`binary` is missing from @types/pg's QueryConfig). */

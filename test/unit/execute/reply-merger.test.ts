@@ -939,6 +939,192 @@ describe('ReplyMerger: aggregates', () => {
   });
 });
 
+describe('ReplyMerger: DISTINCT aggregates and ordered aggregates', () => {
+  /** Feeds each shard's rows (after one RowDescription each) and ends them; returns what the client got. */
+  function run(
+    mergeSpec: Partial<MergeSpec>,
+    cols: Col[],
+    shardRows: (string | Buffer | null)[][][],
+    options: { aggregateValuesMaxBytes?: number } = {},
+  ): Client {
+    const client = new Client();
+    const merger = new ReplyMerger(shardRows.length, spec(mergeSpec), client.emit, options);
+    shardRows.forEach((_, s) => merger.push(s, rowDescription(cols)));
+    shardRows.forEach((rows, s) => {
+      for (const row of rows) merger.push(s, dataRow(row));
+    });
+    shardRows.forEach((rows, s) => merger.push(s, C(`SELECT ${rows.length}`)));
+    expect(merger.isDone).toBe(true);
+    return client;
+  }
+
+  // SELECT status, count(DISTINCT user_id), count(*), sum(amount) FROM orders GROUP BY status: each shard groups by
+  // (status, user_id) and returns user_id as a hidden 5th column; the placeholder in column 1 is 0.
+  const grouped: Partial<MergeSpec> = {
+    groupBy: [0],
+    aggregates: [
+      { column: 1, fn: 'count', distinctColumn: 4 },
+      { column: 2, fn: 'count' },
+      { column: 3, fn: 'sum' },
+    ],
+    hiddenCount: 1,
+    orderBy: [sortKey(0)],
+  };
+  const groupedCols: Col[] = [
+    { oid: TypeOid.text },
+    { oid: TypeOid.int8 },
+    { oid: TypeOid.int8 },
+    { oid: TypeOid.numeric },
+    { oid: TypeOid.int8 },
+  ];
+
+  it('counts each distinct value once per group across shards and sub-groups; other aggregates add up', () => {
+    const client = run(grouped, groupedCols, [
+      [
+        ['paid', '0', '2', '10.50', '7'],
+        ['paid', '0', '1', '1', '8'],
+        ['new', '0', '1', '3', null],
+      ],
+      [
+        ['paid', '0', '4', '0.25', '7'], // user 7 again, on another shard (a value that is not the sharding key)
+        ['new', '0', '2', '1', '9'],
+      ],
+    ]);
+    expect(client.types()).toBe('TDDC');
+    expect(client.frames.filter((f) => f[0] === 0x44).map(values)).toEqual([
+      ['new', '1', '3', '4'],
+      ['paid', '2', '7', '11.75'],
+    ]);
+    expect(client.tag()).toBe('SELECT 2');
+  });
+
+  it('without GROUP BY: one row even when no shard returns any (count 0, the rest NULL)', () => {
+    const total: Partial<MergeSpec> = {
+      groupBy: [],
+      isGrandTotal: true,
+      aggregates: [
+        { column: 0, fn: 'count', distinctColumn: 3 },
+        { column: 1, fn: 'sum', distinctColumn: 3 },
+        { column: 2, fn: 'count' },
+      ],
+      hiddenCount: 1,
+    };
+    const cols: Col[] = [
+      { oid: TypeOid.int8 },
+      { oid: TypeOid.int8 },
+      { oid: TypeOid.int8 },
+      { oid: TypeOid.int4 },
+    ];
+    const empty = run(total, cols, [[], []]);
+    expect(empty.frames.filter((f) => f[0] === 0x44).map(values)).toEqual([['0', null, '0']]);
+    expect(empty.tag()).toBe('SELECT 1');
+    const some = run(total, cols, [
+      [
+        ['0', null, '2', '5'],
+        ['0', null, '1', '6'],
+      ],
+      [
+        ['0', null, '3', '5'],
+        ['0', null, '1', null],
+      ],
+    ]);
+    expect(some.frames.filter((f) => f[0] === 0x44).map(values)).toEqual([['2', '11', '7']]);
+  });
+
+  it('applies HAVING to the merged distinct count', () => {
+    const client = run(
+      {
+        ...grouped,
+        having: {
+          kind: 'compare',
+          op: '>',
+          left: { kind: 'column', column: 1 },
+          right: { kind: 'constant', value: Buffer.from('1'), format: 0, typeOid: TypeOid.int8 },
+        },
+      },
+      groupedCols,
+      [
+        [
+          ['a', '0', '1', '1', '1'],
+          ['b', '0', '1', '1', '1'],
+        ],
+        [['a', '0', '1', '1', '2']],
+      ],
+    );
+    expect(client.rows()).toEqual(['a']);
+  });
+
+  it('fails with 54000, naming the bound, when the distinct values pass it', () => {
+    const rows = Array.from({ length: 200 }, (_, i) => ['x', '0', '1', '1', String(i)]);
+    const client = run(grouped, groupedCols, [rows, []], { aggregateValuesMaxBytes: 4096 });
+    expect(client.types()).toBe('TE');
+    expect(client.errors()[0]).toMatchObject({ C: '54000' });
+    expect(client.errors()[0].M).toMatch(
+      /count\(DISTINCT …\) across shards holds its values in the proxy, and these exceed 4096 bytes/,
+    );
+  });
+
+  it("'whole': a group grouped by the sharding key keeps its shard's value, and fails if another shard has it too", () => {
+    const whole: Partial<MergeSpec> = {
+      groupBy: [0],
+      aggregates: [
+        { column: 1, fn: 'whole' },
+        { column: 2, fn: 'count' },
+      ],
+    };
+    const cols: Col[] = [{ oid: TypeOid.int8 }, { oid: TypeOid.text }, { oid: TypeOid.int8 }];
+    const ok = run(whole, cols, [[['1', 'a,b', '2']], [['2', 'c', '1']]]);
+    expect(ok.frames.filter((f) => f[0] === 0x44).map(values)).toEqual([
+      ['1', 'a,b', '2'],
+      ['2', 'c', '1'],
+    ]);
+    const spanning = run(whole, cols, [[[null, 'a', '1']], [[null, 'b', '1']]]);
+    expect(spanning.errors()[0]).toMatchObject({ C: '0A000' });
+    expect(spanning.errors()[0].M).toMatch(/rows on several shards/);
+  });
+
+  it('string_agg(… ORDER BY …) without GROUP BY: one row per shard, elements interleaved by the key', () => {
+    const client = run(
+      {
+        aggregates: [
+          {
+            column: 0,
+            fn: 'string_agg',
+            ordered: { valuesColumn: 1, keys: [sortKey(2)], delimiter: Buffer.from('-') },
+          },
+        ],
+        hiddenCount: 2,
+      },
+      [{ oid: TypeOid.text }, { oid: 1009 }, { oid: 1016 }],
+      [[[null, '{a,c}', '{1,3}']], [[null, '{b,d}', '{2,4}']], [[null, null, null]]],
+    );
+    expect(client.rows()).toEqual(['a-b-c-d']);
+  });
+
+  it('avg(DISTINCT x) keeps the type the shards describe (no sum rewrite to undo)', () => {
+    const client = run(
+      {
+        groupBy: [],
+        isGrandTotal: true,
+        aggregates: [{ column: 0, fn: 'avg', distinctColumn: 1 }],
+        hiddenCount: 1,
+      },
+      [{ oid: TypeOid.numeric }, { oid: TypeOid.int4 }],
+      [
+        [
+          [null, '1'],
+          [null, '2'],
+        ],
+        [[null, '2']],
+      ],
+    );
+    const description = client.frames[0];
+    expect(description.readInt16BE(5)).toBe(1);
+    expect(description.readUInt32BE(description.indexOf(0, 7) + 7)).toBe(TypeOid.numeric);
+    expect(client.rows()).toEqual(['1.5000000000000000']);
+  });
+});
+
 describe('ReplyMerger: arguments', () => {
   it('rejects a bad shard number and a bad spec', () => {
     const merger = new ReplyMerger(2, PASS_THROUGH_SPEC, () => {});

@@ -1,9 +1,9 @@
 // Unit tests for value-compare: PostgreSQL's order per type and format, exact decimal sums, numeric binary codec,
 // float output, and combining aggregate partials.
 import { describe, expect, it } from 'vitest';
+import { combineValues } from '../../../src/execute/partial-aggregates.js';
 import {
   addDecimalTexts,
-  combineValues,
   comparatorFor,
   compareDecimalText,
   formatFloat,

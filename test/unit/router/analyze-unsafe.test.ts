@@ -138,10 +138,13 @@ describe('top-level merge limits', () => {
 
   it('flags what it cannot', () => {
     expect(unsafe('SELECT array_agg(id) FROM users')).toBe(
-      'aggregate array_agg cannot be merged across shards',
+      'aggregate array_agg without ORDER BY inside cannot be merged across shards (add ORDER BY inside the call to fix the order of its elements)',
     );
-    expect(unsafe('SELECT count(DISTINCT country) FROM users')).toBe(
-      'aggregate count(DISTINCT …) cannot be merged across shards',
+    expect(unsafe("SELECT string_agg(DISTINCT country, ',') FROM users")).toBe(
+      'aggregate string_agg(DISTINCT …) cannot be merged across shards',
+    );
+    expect(unsafe('SELECT bool_and(active) FROM users')).toBe(
+      'aggregate bool_and cannot be merged across shards',
     );
     expect(unsafe('SELECT sum(total) / count(*) FROM orders')).toBe(
       'an aggregate inside an expression cannot be merged across shards',

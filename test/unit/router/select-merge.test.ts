@@ -92,6 +92,7 @@ describe('ORDER BY', () => {
     expect(m.shardQuery).toEqual({
       sql: 'SELECT *, created_at AS "shardgate.hidden.1" FROM users ORDER BY created_at DESC, 2',
       hiddenCount: 1,
+      hiddenFormatSources: [null],
     });
   });
 
@@ -122,11 +123,12 @@ describe('aggregates and grouping', () => {
       'SELECT country, count(*), sum(total)::bigint AS s, max(x) FILTER (WHERE y), avg(z), count(DISTINCT id) FROM users GROUP BY 1',
     );
     expect(m.aggregates).toEqual([
-      { position: 2, fn: 'count', isDistinct: false, countPosition: null },
-      { position: 3, fn: 'sum', isDistinct: false, countPosition: null },
-      { position: 4, fn: 'max', isDistinct: false, countPosition: null },
-      { position: 5, fn: 'avg', isDistinct: false, countPosition: 7 },
-      { position: 6, fn: 'count', isDistinct: true, countPosition: null },
+      { merge: 'combine', position: 2, fn: 'count', isDistinct: false, countPosition: null },
+      { merge: 'combine', position: 3, fn: 'sum', isDistinct: false, countPosition: null },
+      { merge: 'combine', position: 4, fn: 'max', isDistinct: false, countPosition: null },
+      { merge: 'combine', position: 5, fn: 'avg', isDistinct: false, countPosition: 7 },
+      // DISTINCT of the sharding key: no value is on two shards, the counts add up.
+      { merge: 'combine', position: 6, fn: 'count', isDistinct: true, countPosition: null },
     ]);
     expect(m).toMatchObject({ hasGroupBy: true, groupByPositions: [1] });
   });
@@ -188,6 +190,7 @@ describe('set operations', () => {
     ).toEqual({
       sql: 'SELECT id FROM users UNION SELECT user_id FROM orders  ORDER BY 1 LIMIT CAST($1 AS bigint) + CAST($2 AS bigint)',
       hiddenCount: 0,
+      hiddenFormatSources: [],
     });
     expect(
       merge('SELECT id FROM users UNION ALL SELECT user_id FROM orders ORDER BY 1 LIMIT 3').shardQuery,
@@ -204,10 +207,11 @@ describe('the statement the shards run (shardQuery)', () => {
         'pg_catalog.count(total) AS "shardgate.hidden.1", pg_catalog.count(total) AS "shardgate.hidden.2" ' +
         'FROM orders GROUP BY status ORDER BY 2',
       hiddenCount: 2,
+      hiddenFormatSources: [null, null],
     });
     expect(m.aggregates).toEqual([
-      { position: 2, fn: 'avg', isDistinct: false, countPosition: 4 },
-      { position: 3, fn: 'avg', isDistinct: false, countPosition: 5 },
+      { merge: 'combine', position: 2, fn: 'avg', isDistinct: false, countPosition: 4 },
+      { merge: 'combine', position: 3, fn: 'avg', isDistinct: false, countPosition: 5 },
     ]);
   });
 
@@ -245,6 +249,7 @@ describe('hidden sort columns', () => {
         'SELECT name, created_at AS "shardgate.hidden.1", lower(email) AS "shardgate.hidden.2" FROM users ' +
         'ORDER BY created_at DESC NULLS FIRST, lower(email), created_at LIMIT 3',
       hiddenCount: 2,
+      hiddenFormatSources: [null, null],
     });
   });
 
@@ -269,8 +274,8 @@ describe('hidden sort columns', () => {
     );
     expect(m.orderBy.map((o) => o.hidden)).toEqual([0, 1, 3]);
     expect(m.aggregates).toEqual([
-      { position: 2, fn: 'count', isDistinct: false, countPosition: null },
-      { position: 3, fn: 'avg', isDistinct: false, countPosition: 4 },
+      { merge: 'combine', position: 2, fn: 'count', isDistinct: false, countPosition: null },
+      { merge: 'combine', position: 3, fn: 'avg', isDistinct: false, countPosition: 4 },
     ]);
     expect(m.shardQuery?.sql).toBe(
       'SELECT country, count(*) AS "shardgate.hidden.1", pg_catalog.sum(age * 1) AS "shardgate.hidden.2", ' +
@@ -357,12 +362,146 @@ describe('HAVING', () => {
     expect(problems('SELECT country FROM users GROUP BY country HAVING count(*) IN (1, 2)')).toMatch(
       /^HAVING with IN/,
     );
-    expect(problems('SELECT country FROM users GROUP BY country HAVING count(DISTINCT age) > 1')).toMatch(
-      /count\(DISTINCT …\)/,
-    );
+    expect(
+      problems("SELECT country FROM users GROUP BY country HAVING string_agg(name, ',' ORDER BY name) > 'a'"),
+    ).toMatch(/HAVING with aggregate string_agg cannot be merged/);
     expect(problems('SELECT country FROM users GROUP BY country HAVING 1 < 2')).toMatch(/two constants/);
     expect(
       problems('SELECT country FROM users GROUP BY country HAVING count(*) > 1.5::numeric(3,1)'),
     ).toMatch(/a constant cast to numeric/);
+  });
+});
+
+describe('DISTINCT and ordered aggregates', () => {
+  const unsafe = (sql: string): string | null => analyzeQuery(sql, SCHEMA)[0].crossShardUnsafe;
+
+  it("TypeORM's count of the sharding key: the shards' counts add up, no rewrite", () => {
+    const m = merge('SELECT COUNT(DISTINCT("User"."id")) AS "cnt" FROM "users" "User" WHERE "User".age > $1');
+    expect(m.aggregates).toEqual([
+      { merge: 'combine', position: 1, fn: 'count', isDistinct: true, countPosition: null },
+    ]);
+    expect(m.shardQuery).toBeNull();
+    // Through a LEFT JOIN of a co-located table, and a key of the joined table.
+    const joined = merge(
+      'SELECT count(DISTINCT u.id), count(DISTINCT o.user_id) FROM users u LEFT JOIN orders o ON o.user_id = u.id',
+    );
+    expect(joined.aggregates.map((a) => a.merge)).toEqual(['combine', 'combine']);
+  });
+
+  it('avg(DISTINCT key) runs as sum(DISTINCT key) and a hidden count(DISTINCT key)', () => {
+    const m = merge('SELECT avg(DISTINCT id), sum(DISTINCT id) FROM users');
+    expect(m.shardQuery?.sql).toBe(
+      'SELECT pg_catalog.sum(DISTINCT id * 1) AS avg, sum(DISTINCT id), pg_catalog.count(DISTINCT id) AS "shardgate.hidden.1" FROM users',
+    );
+    expect(m.aggregates[0]).toEqual({
+      merge: 'combine',
+      position: 1,
+      fn: 'avg',
+      isDistinct: true,
+      countPosition: 3,
+    });
+  });
+
+  it('other columns: the shards group by the value (a hidden column), a placeholder keeps the type and name', () => {
+    const m = merge(
+      'SELECT count(DISTINCT country), sum(DISTINCT age) FILTER (WHERE age > 0), count(*) FROM users LIMIT 1',
+    );
+    expect(m.shardQuery).toEqual({
+      sql:
+        'SELECT count(country) FILTER (WHERE false), sum(age) FILTER (WHERE false), count(*), ' +
+        'country AS "shardgate.hidden.1", CASE WHEN age > 0 THEN age END AS "shardgate.hidden.2" FROM users ' +
+        'GROUP BY 4, 5 LIMIT CAST(NULL AS bigint) + CAST(1 AS bigint)',
+      hiddenCount: 2,
+      hiddenFormatSources: [null, null],
+    });
+    expect(m.aggregates).toEqual([
+      { merge: 'values', position: 1, fn: 'count', isDistinct: true, valuePosition: 4 },
+      { merge: 'values', position: 2, fn: 'sum', isDistinct: true, valuePosition: 5 },
+      { merge: 'combine', position: 3, fn: 'count', isDistinct: false, countPosition: null },
+    ]);
+  });
+
+  it('a DISTINCT of the key merges from values too when another DISTINCT splits the shards into sub-groups', () => {
+    const m = merge('SELECT country, count(DISTINCT id), count(DISTINCT age) FROM users GROUP BY country');
+    expect(m.aggregates.map((a) => a.merge)).toEqual(['values', 'values']);
+    expect(m.shardQuery?.sql).toBe(
+      'SELECT country, count(id) FILTER (WHERE false), count(age) FILTER (WHERE false), id AS "shardgate.hidden.1", ' +
+        'age AS "shardgate.hidden.2" FROM users GROUP BY country, 4, 5',
+    );
+  });
+
+  it('HAVING and ORDER BY on DISTINCT aggregates outside the select list: hidden placeholders and values', () => {
+    const m = merge(
+      'SELECT country FROM users GROUP BY country HAVING count(DISTINCT age) > 2 ORDER BY sum(DISTINCT age) DESC',
+    );
+    expect(m.aggregates).toEqual([
+      { merge: 'values', position: 2, fn: 'sum', isDistinct: true, valuePosition: 3 },
+      { merge: 'values', position: 4, fn: 'count', isDistinct: true, valuePosition: 3 },
+    ]);
+    expect(m.having).toMatchObject({ kind: 'compare', left: { kind: 'column', position: 4 } });
+    expect(m.shardQuery?.sql).toContain('GROUP BY country, 3');
+  });
+
+  it('grouped by the sharding key: every group is on one shard, any aggregate is taken whole', () => {
+    const m = merge(
+      "SELECT user_id, count(DISTINCT status), string_agg(note, ',' ORDER BY id), bool_and(paid), count(*) FROM orders GROUP BY user_id",
+    );
+    expect(m.aggregates.map((a) => [a.merge, a.fn])).toEqual([
+      ['whole', 'count'],
+      ['whole', 'string_agg'],
+      ['whole', 'bool_and'],
+      ['combine', 'count'],
+    ]);
+    expect(m.shardQuery).toBeNull();
+  });
+
+  it('string_agg / array_agg with ORDER BY: hidden ordered arrays; array_agg’s values take its result format', () => {
+    const m = merge(
+      'SELECT country, string_agg(name, \'; \' ORDER BY age DESC NULLS LAST, id), array_agg(id ORDER BY name COLLATE "C") FILTER (WHERE age > $1) FROM users GROUP BY country',
+    );
+    expect(m.shardQuery).toEqual({
+      sql:
+        "SELECT country, string_agg(name, '; ') FILTER (WHERE false), array_agg(id) FILTER (WHERE false), " +
+        'pg_catalog.array_agg(name ORDER BY age DESC NULLS LAST, id) AS "shardgate.hidden.1", ' +
+        'pg_catalog.array_agg(age ORDER BY age DESC NULLS LAST, id) AS "shardgate.hidden.2", ' +
+        'pg_catalog.array_agg(id ORDER BY age DESC NULLS LAST, id) AS "shardgate.hidden.3", ' +
+        'pg_catalog.array_agg(id ORDER BY name COLLATE "C") FILTER (WHERE age > $1) AS "shardgate.hidden.4", ' +
+        'pg_catalog.array_agg(name COLLATE "C" ORDER BY name COLLATE "C") FILTER (WHERE age > $1) AS "shardgate.hidden.5" ' +
+        'FROM users GROUP BY country',
+      hiddenCount: 5,
+      hiddenFormatSources: [null, null, null, 3, null],
+    });
+    expect(m.aggregates[0]).toEqual({
+      merge: 'ordered',
+      position: 2,
+      fn: 'string_agg',
+      isDistinct: false,
+      valuesPosition: 4,
+      keys: [
+        { position: 5, descending: true, nullsFirst: false, isByteCollated: false, collation: null },
+        { position: 6, descending: false, nullsFirst: false, isByteCollated: false, collation: null },
+      ],
+      delimiter: { kind: 'literal', value: '; ' },
+    });
+    expect(m.aggregates[1]).toMatchObject({
+      merge: 'ordered',
+      fn: 'array_agg',
+      valuesPosition: 7,
+      keys: [{ position: 8, isByteCollated: true, collation: 'C' }],
+      delimiter: null,
+    });
+    expect(merge('SELECT string_agg(name, $1 ORDER BY id) FROM users').aggregates[0]).toMatchObject({
+      delimiter: { kind: 'param', index: 1 },
+    });
+  });
+
+  it('refuses what it cannot merge, naming it', () => {
+    expect(unsafe("SELECT string_agg(name, ',') FROM users")).toMatch(/string_agg without ORDER BY inside/);
+    expect(unsafe('SELECT string_agg(name, name ORDER BY id) FROM users')).toMatch(/constant delimiter/);
+    expect(unsafe("SELECT string_agg(name, ',' ORDER BY id)::varchar FROM users")).toMatch(/under a cast/);
+    expect(unsafe('SELECT array_agg(DISTINCT name) FROM users')).toMatch(/array_agg\(DISTINCT …\)/);
+    expect(unsafe('SELECT sum(DISTINCT age)::int FROM users')).toMatch(/sum\(DISTINCT …\) under a cast/);
+    expect(unsafe('SELECT count(DISTINCT age)::int FROM users')).toBeNull();
+    expect(unsafe('SELECT *, count(DISTINCT age) FROM users GROUP BY id')).toBeNull(); // grouped by the key
   });
 });

@@ -289,3 +289,71 @@ describe('set operations across shards', () => {
     }
   });
 });
+
+describe('DISTINCT and ordered aggregates across shards', () => {
+  it("the sharding key's count(DISTINCT …) runs as the client wrote it; the counts add up", () => {
+    const target = routeBatch(router(), [
+      query('SELECT COUNT(DISTINCT("User"."id")) AS "cnt" FROM "users" "User"'),
+    ]);
+    expect(target.kind).toBe('many');
+    expect((target as Extract<BatchTarget, { kind: 'many' }>).spec).toMatchObject({
+      aggregates: [{ column: 0, fn: 'count' }],
+    });
+  });
+
+  it('other DISTINCT values without GROUP BY: a grand total over the sub-groups the shards return', () => {
+    const split = routeBatch(router(), [
+      query('SELECT count(DISTINCT country), avg(DISTINCT age), count(*) FROM users'),
+    ]) as Split;
+    expect(split.kind).toBe('split');
+    expect(split.parts[0].frames.map(sqlOf)).toEqual([
+      'SELECT count(country) FILTER (WHERE false), avg(age) FILTER (WHERE false), count(*), ' +
+        'country AS "shardgate.hidden.1", age AS "shardgate.hidden.2" FROM users GROUP BY 4, 5',
+    ]);
+    expect(split.spec).toMatchObject({
+      groupBy: [],
+      isGrandTotal: true,
+      hiddenCount: 2,
+      aggregates: [
+        { column: 0, fn: 'count', distinctColumn: 3 },
+        { column: 1, fn: 'avg', distinctColumn: 4 },
+        { column: 2, fn: 'count' },
+      ],
+    });
+  });
+
+  it("string_agg's delimiter parameter comes from the Bind; array_agg's values take its column's result format", () => {
+    const sql =
+      'SELECT country, string_agg(name, $1 ORDER BY id), array_agg(age ORDER BY id DESC) FROM users GROUP BY country';
+    const split = routeBatch(router(), [
+      parse('', sql),
+      bind('', [' | '], [0, 0, 1]),
+      EXECUTE,
+      SYNC,
+    ]) as Split;
+    expect(split.spec.aggregates).toEqual([
+      {
+        column: 1,
+        fn: 'string_agg',
+        ordered: {
+          valuesColumn: 3,
+          keys: [{ column: 4, isDescending: false, isNullsFirst: false }],
+          delimiter: Buffer.from(' | '),
+        },
+      },
+      {
+        column: 2,
+        fn: 'array_agg',
+        ordered: {
+          valuesColumn: 5,
+          keys: [{ column: 6, isDescending: true, isNullsFirst: true }],
+          delimiter: null,
+        },
+      },
+    ]);
+    // Hidden columns: name[], id[] (text), age[] (binary, as column 3), id[] (text).
+    expect(readBind(split.parts[0].frames[1]).resultFormats).toEqual(
+      Buffer.from([0, 7, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0]),
+    );
+  });
+});

@@ -128,3 +128,19 @@ describe('DO blocks, read with the PL/pgSQL parser', () => {
     expect(plan('DO $$ BEGIN SELECT 1 INTO STRICT nope FROM t; END $$').opaqueReason).toContain('parse');
   });
 });
+
+describe('size functions of sharded tables', () => {
+  it('SELECT of size functions alone, each of a sharded table: summed across shards', () => {
+    expect(
+      plan("SELECT pg_total_relation_size('users'), pg_relation_size('users'::regclass)").sumsShardedSizes,
+    ).toBe(2);
+    expect(plan("SELECT pg_total_relation_size('countries')").sumsShardedSizes).toBeNull();
+    expect(plan("SELECT pg_size_pretty(pg_total_relation_size('users'))").sumsShardedSizes).toBeNull();
+    expect(plan("SELECT pg_total_relation_size('users'), 1").sumsShardedSizes).toBeNull();
+  });
+
+  it('a parameter for the relation: routed by the text, not by the literal-normalized plan', () => {
+    expect(plan('SELECT pg_total_relation_size($1)').needsLiteralValues).toBe(true);
+    expect(plan('SELECT 1').needsLiteralValues).toBe(false);
+  });
+});
