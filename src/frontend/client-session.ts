@@ -499,7 +499,41 @@ export class ClientSession implements ServerClient, Cancellable {
       if (this.startupError !== null) return this.loginFailed(this.startupError, 'invalid options');
       this.params.noteReported(result.reported);
       for (const notice of result.notices) this.socket.write(notice);
-      this.sendLoginReplies(first.serverParams);
+      const serverParams = first.serverParams;
+      if (this.isTransactionMode || routing !== null) return this.sendLoginReplies(serverParams);
+      this.takeSessionServer(first, () => this.sendLoginReplies(serverParams));
+    });
+    if (isWaiting) {
+      isPaused = true;
+      this.pauseInput();
+    }
+  }
+
+  /**
+   * Session mode on one shard: the server this client keeps to the end is taken at login, brought in step with its
+   * settings, and its backend's pid is the client's BackendKeyData pid — as PostgreSQL's would be, so that
+   * pg_backend_pid() matches it and pg_terminate_backend(pid) ends this session (postgres.js `listen` reconnects that
+   * way). A login that cannot get a server fails with the checkout's error, as FATAL.
+   */
+  private takeSessionServer(pool: Pool, then: () => void): void {
+    let isWaiting = true;
+    let isPaused = false;
+    pool.acquire((err, server) => {
+      isWaiting = false;
+      if (isPaused) this.resumeInput();
+      if (this.state !== 'auth') {
+        if (server !== null) pool.release(server);
+        return;
+      }
+      if (err !== null || server === null) {
+        const e = err ?? PgError.internal('no server');
+        return this.loginFailed(
+          new PgError('FATAL', e.code, e.message, e.detail, e.hint),
+          'no server for the session',
+        );
+      }
+      this.attach(server, pool);
+      then();
     });
     if (isWaiting) {
       isPaused = true;
@@ -587,7 +621,8 @@ export class ClientSession implements ServerClient, Cancellable {
 
   private sendLoginReplies(serverParams: Map<string, string>): void {
     const out: Buffer[] = this.params.loginStatus(serverParams).map(([k, v]) => parameterStatus(k, v));
-    this.cancelKey = this.deps.cancels.register(this);
+    // A server held for the whole session (session mode on one shard, replication): its backend's pid, if free.
+    this.cancelKey = this.deps.cancels.register(this, this.server?.backendPid ?? 0);
     out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), READY_IDLE);
     this.socket.write(Buffer.concat(out));
     this.enterReady();

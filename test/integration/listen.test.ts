@@ -111,6 +111,49 @@ describe('LISTEN in session mode: a terminated listener reconnects and listens a
     }
   });
 
+  it("as postgres.js's own suite does it: pg_terminate_backend(state.pid) through the proxy", async () => {
+    // Session mode on one shard: the BackendKeyData pid postgres.js keeps is the server backend's, as from PostgreSQL.
+    const sql = postgres(sessionMode.url);
+    const got: string[] = [];
+    let connects = 0;
+    try {
+      const { state } = await sql.listen(
+        'test',
+        (x) => got.push(x),
+        () => connects++,
+      );
+      await sql.notify('test', 'a');
+      await until('the first notification', () => got.includes('a'));
+      const [killed] = await sql`select pg_terminate_backend(${state.pid}) as ok`;
+      expect(killed.ok).toBe(true);
+      await until('postgres.js to listen again', () => connects === 2);
+      await sql.notify('test', 'b');
+      await until('the notification after reconnecting', () => got.includes('b'));
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('gives a session-mode client its server backend pid in BackendKeyData (transaction mode: a key of its own)', async () => {
+    const pidsOf = async (port: number): Promise<[number, number]> => {
+      const raw = await RawClient.connect(port);
+      try {
+        const login = await raw.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);
+        const key = login.find((m) => m.type === 'K');
+        if (key === undefined) throw new Error('no BackendKeyData');
+        const row = (await raw.query('select pg_backend_pid()')).find((m) => m.type === 'D');
+        if (row === undefined) throw new Error('no row');
+        return [key.body.readInt32BE(0), Number(row.body.toString('utf8', 6))];
+      } finally {
+        raw.close();
+      }
+    };
+    const [sessionKey, sessionBackend] = await pidsOf(sessionMode.port);
+    expect(sessionKey).toBe(sessionBackend);
+    const [txKey, txBackend] = await pidsOf(transactionMode.port);
+    expect(txKey).not.toBe(txBackend);
+  });
+
   it("gives the listener PostgreSQL's FATAL 57P01 when its backend is terminated", async () => {
     const raw = await RawClient.connect(sessionMode.port);
     try {
