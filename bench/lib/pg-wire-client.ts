@@ -13,6 +13,8 @@ export interface LoginOptions {
   database: string;
   /** Give up after this long (default 30 s). */
   timeoutMs?: number;
+  /** Startup parameters besides user and database (default: application_name = bench-idle). */
+  params?: Record<string, string>;
 }
 
 export class PgLoginError extends Error {
@@ -44,11 +46,14 @@ export class IdleConnection {
   }
 }
 
-function startupMessage(user: string, database: string): Buffer {
-  const params = Buffer.from(
-    `user\0${user}\0database\0${database}\0application_name\0bench-idle\0\0`,
-    'utf8',
-  );
+function startupMessage(
+  user: string,
+  database: string,
+  extra: Record<string, string> = { application_name: 'bench-idle' },
+): Buffer {
+  let text = `user\0${user}\0database\0${database}\0`;
+  for (const [name, value] of Object.entries(extra)) text += `${name}\0${value}\0`;
+  const params = Buffer.from(`${text}\0`, 'utf8');
   const buf = Buffer.alloc(8 + params.length);
   buf.writeInt32BE(buf.length, 0);
   buf.writeInt32BE(196608, 4); // protocol 3.0
@@ -187,7 +192,7 @@ export function login(opts: LoginOptions): Promise<IdleConnection> {
       else conn.lostReason ??= err.message;
     });
     socket.on('close', () => fail(new PgLoginError('connection closed during login')));
-    socket.once('connect', () => socket.write(startupMessage(opts.user, opts.database)));
+    socket.once('connect', () => socket.write(startupMessage(opts.user, opts.database, opts.params)));
   });
 }
 

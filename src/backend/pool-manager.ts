@@ -1,5 +1,7 @@
 // All pools, one per (user, database, shard), created on first use from the current configuration; a reload
 // resizes and re-points them in place (clients keep their connections), PAUSE/RESUME and shutdown reach all of them.
+// With passthrough_auth, users without a password (listed without one, or not listed) connect with the password their
+// server accepted at their first login, remembered here across reloads.
 import type { Logger } from 'pino';
 import type { Config, DatabaseConfig, PoolerMode, UserConfig } from '../config/types.js';
 import type { PgError } from '../errors/pg-error.js';
@@ -20,16 +22,27 @@ export interface DatabasePools {
   isRemoved: boolean;
 }
 
-/** Where and as whom a user's server connections to one shard log in (users.toml server_user wins, then the database's user). */
-export function serverAddress(db: DatabaseConfig, user: UserConfig): ServerAddress {
+/**
+ * Where and as whom a user's server connections to one shard log in (users.toml server_user wins, then the database's
+ * user); the password: server_password, the database's, the user's, else the one passthrough_auth remembered.
+ */
+export function serverAddress(
+  db: DatabaseConfig,
+  user: UserConfig,
+  passthroughPassword: string | null = null,
+): ServerAddress {
   return {
     host: db.host,
     port: db.port,
     database: db.databaseName,
     user: user.serverUser ?? db.user ?? user.name,
-    password: user.serverPassword ?? db.password ?? user.password,
+    password: user.serverPassword ?? db.password ?? user.password ?? passthroughPassword,
     shard: db.shard,
   };
+}
+
+function userKey(name: string, database: string): string {
+  return `${name}\u0000${database}`;
 }
 
 export class PoolManager {
@@ -39,6 +52,8 @@ export class PoolManager {
   readonly stats: StatsRegistry;
   private isPaused = false;
   private refusal: PgError | null = null;
+  /** passthrough_auth: the password each (user, database) without one in users.toml logged in with, as checked. */
+  private readonly passthroughPasswords = new Map<string, string>();
 
   constructor(config: Config, logger: Logger, stats: StatsRegistry = new StatsRegistry(config)) {
     this.config = config;
@@ -53,13 +68,51 @@ export class PoolManager {
     return out;
   }
 
+  /**
+   * The users.toml entry of `user` for `database`; with passthrough_auth, a user not listed there may still log in to
+   * a configured database (as PgDog): an entry with no password and default settings.
+   */
   findUser(user: string, database: string): UserConfig | undefined {
-    return this.config.users.find((u) => u.name === user && u.database === database);
+    const listed = this.config.users.find((u) => u.name === user && u.database === database);
+    if (listed !== undefined || this.config.general.passthroughAuth === 'disabled') return listed;
+    if (this.shardsOf(database).length === 0) return undefined;
+    return {
+      name: user,
+      database,
+      password: null,
+      poolSize: null,
+      poolerMode: null,
+      serverUser: null,
+      serverPassword: null,
+    };
+  }
+
+  /** `user` logs in through passthrough_auth (no password of its own, and passthrough_auth on). */
+  isPassthrough(user: UserConfig): boolean {
+    return user.password === null && this.config.general.passthroughAuth !== 'disabled';
+  }
+
+  /** The password passthrough_auth remembered for `user` (null: none yet). */
+  passthroughPassword(user: UserConfig): string | null {
+    return this.passthroughPasswords.get(userKey(user.name, user.database)) ?? null;
+  }
+
+  /** passthrough_auth: `password` was accepted by the servers: remembered, and used by this user's pools from now. */
+  rememberPassthroughPassword(user: UserConfig, password: string): void {
+    const key = userKey(user.name, user.database);
+    this.passthroughPasswords.set(key, password);
+    const pools = this.byKey.get(key);
+    if (pools === undefined) return;
+    const dbs = this.shardsOf(pools.database);
+    pools.shards.forEach((pool, shard) => {
+      const db = dbs[shard];
+      if (db !== undefined) pool.reconfigure(this.poolSettings(db, pools.user));
+    });
   }
 
   /** The pools for a user's database (created on first call). */
   get(user: UserConfig): DatabasePools {
-    const key = `${user.name}\u0000${user.database}`;
+    const key = userKey(user.name, user.database);
     let pools = this.byKey.get(key);
     if (pools) return pools;
     const mode = user.poolerMode ?? this.config.general.poolerMode;
@@ -85,7 +138,11 @@ export class PoolManager {
   private poolSettings(db: DatabaseConfig, user: UserConfig): PoolSettings {
     const { general } = this.config;
     return {
-      address: serverAddress(db, user),
+      address: serverAddress(
+        db,
+        user,
+        this.passthroughPasswords.get(userKey(user.name, user.database)) ?? null,
+      ),
       maxSize: user.poolSize ?? general.defaultPoolSize,
       minSize: general.minPoolSize,
       checkoutTimeoutMs: general.checkoutTimeoutMs,

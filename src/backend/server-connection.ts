@@ -11,6 +11,8 @@ import { ScramClientSession } from '../auth/scram-client.js';
 import { ResponseScanner, type ScannerOwner } from './response-scanner.js';
 import { ServerStatements } from './server-statements.js';
 import { UNTRACKED_SHARD, type ShardStats } from '../stats/shard-stats.js';
+import { PgError } from '../errors/pg-error.js';
+import type { SqlStateCode } from '../errors/sqlstate.js';
 
 export interface ServerAddress {
   host: string;
@@ -43,6 +45,18 @@ export interface ServerClient {
 
 export type ServerState = 'connecting' | 'idle' | 'active' | 'closed';
 
+/** connect() failed because the server refused the login: its own error (wrong password, no such role …). */
+export class StartupRefused extends Error {
+  /** The server's ErrorResponse, as a FATAL (the login ended there). */
+  readonly error: PgError;
+
+  constructor(reason: string, error: PgError) {
+    super(reason);
+    this.name = 'StartupRefused';
+    this.error = error;
+  }
+}
+
 let nextServerId = 1;
 
 /** Size of each connection's read buffer (libuv reads up to this much per call). */
@@ -74,6 +88,9 @@ export class ServerConnection implements ScannerOwner {
   private busySinceMs = 0;
   private xactSinceMs = 0;
 
+  /** The server asked for a password at login (false: it trusted the connection). */
+  hasRequestedPassword = false;
+
   /** The FATAL ErrorResponse the server sent before closing (pg_terminate_backend, shutdown, timeouts), if any. */
   fatalError: Buffer | null = null;
 
@@ -100,13 +117,13 @@ export class ServerConnection implements ScannerOwner {
       this.socket = socket;
       socket.setNoDelay(true);
       let settled = false;
-      const fail = (reason: string): void => {
+      const fail = (reason: string, refusal?: PgError): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         this.state = 'closed';
         socket.destroy();
-        reject(new Error(reason));
+        reject(refusal === undefined ? new Error(reason) : new StartupRefused(reason, refusal));
       };
       const timer =
         connectTimeoutMs > 0
@@ -179,9 +196,11 @@ export class ServerConnection implements ScannerOwner {
     msg: BackendMessage,
     socket: net.Socket,
     scram: ScramClientSession | null,
-    fail: (reason: string) => void,
+    fail: (reason: string, refusal?: PgError) => void,
   ): ScramClientSession | null {
     const password = this.address.password;
+    if (msg.name.startsWith('authentication') && msg.name !== 'authenticationOk')
+      this.hasRequestedPassword = true;
     switch (msg.name) {
       case 'authenticationCleartextPassword':
         if (password === null) fail('server asked for a password and none is configured');
@@ -233,8 +252,10 @@ export class ServerConnection implements ScannerOwner {
         return scram;
       }
       case 'error': {
-        const m = msg as unknown as { message: string; code: string };
-        fail(`${m.message} (SQLSTATE ${m.code})`);
+        const m = msg as unknown as { message: string; code: string; detail?: string; hint?: string };
+        // The server's SQLSTATE may be one the proxy's table does not list: it is passed on, never re-encoded.
+        const refusal = new PgError('FATAL', m.code as SqlStateCode, m.message, m.detail, m.hint);
+        fail(`${m.message} (SQLSTATE ${m.code})`, refusal);
         return scram;
       }
       default:

@@ -14,7 +14,13 @@ export type QueryOutcome =
   | { readonly kind: 'error'; readonly code: string; readonly message: string; readonly frame: Buffer }
   | { readonly kind: 'lost'; readonly reason: string };
 
-const IGNORE_PARAMETERS: Pick<FramedSinkOwner, 'onServerParameter'> = { onServerParameter: () => undefined };
+/** Who hears what a statement of the proxy's own reports besides its result. */
+export interface QueryOwner extends Pick<FramedSinkOwner, 'onServerParameter'> {
+  /** A NoticeResponse (the whole frame, a copy). */
+  onNotice?(frame: Buffer): void;
+}
+
+const IGNORE_PARAMETERS: QueryOwner = { onServerParameter: () => undefined };
 
 /** Why a statement did not succeed (the server's message, or why the connection went); null when it did. */
 export function outcomeFailure(outcome: QueryOutcome): string | null {
@@ -36,7 +42,7 @@ export function endsPreparedBranch(outcome: QueryOutcome): boolean {
 export function runQuery(
   server: ServerConnection,
   sql: string,
-  owner: Pick<FramedSinkOwner, 'onServerParameter'> = IGNORE_PARAMETERS,
+  owner: QueryOwner = IGNORE_PARAMETERS,
 ): Promise<QueryOutcome> {
   if (server.isClosed) return Promise.resolve({ kind: 'lost', reason: 'server connection already closed' });
   return new Promise((resolve) => {
@@ -52,6 +58,7 @@ export function runQuery(
         if (type === Backend.DataRow)
           rows.push(readDataRow(frame).map((v) => (v === null ? null : v.toString('utf8'))));
         else if (type === Backend.CommandComplete) tag = frame.toString('utf8', 5, frame.length - 1);
+        else if (type === Backend.NoticeResponse) owner.onNotice?.(Buffer.from(frame));
         else if (type === Backend.ErrorResponse && error === null) {
           const fields = errorFields(frame);
           error = { kind: 'error', code: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', frame };

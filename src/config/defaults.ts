@@ -19,6 +19,7 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   clientIdleTimeoutMs: 0,
   clientLoginTimeoutMs: 60_000,
   authType: 'scram',
+  passthroughAuth: 'disabled',
   tlsCertificate: null,
   tlsPrivateKey: null,
   logLevel: 'info',
@@ -61,6 +62,13 @@ export const MAX_MESSAGE_SIZE_BYTES = 1024 * MIB;
 
 export const POOLER_MODES = ['transaction', 'session'] as const;
 export const AUTH_TYPES = ['scram', 'md5', 'trust'] as const;
+export const PASSTHROUGH_AUTH_MODES = [
+  'disabled',
+  'enabled',
+  'enabled_plain',
+  'enabled_allow_change',
+  'enabled_plain_allow_change',
+] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export const LOG_FORMATS = ['json', 'text'] as const;
 export const QUERY_SIZE_LIMIT_ACTIONS = ['warn', 'block'] as const;
@@ -115,7 +123,6 @@ export const UNSUPPORTED_GENERAL_KEYS: ReadonlySet<string> = new Set([
   'query_parser_engine',
   'regex_parser_limit',
   'log_query_sample_length',
-  'passthrough_auth',
   'connect_attempts',
   'connect_attempt_delay',
   'client_idle_in_transaction_timeout',
@@ -218,6 +225,7 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'client_idle_timeout',
   'client_login_timeout',
   'auth_type',
+  'passthrough_auth',
   'tls_certificate',
   'tls_private_key',
   'log_level',

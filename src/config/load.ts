@@ -11,10 +11,7 @@ import {
   ADMIN_NAME_DEFAULT,
   ADMIN_USER_DEFAULT,
   AUTH_TYPES,
-  DATABASE_PORT_DEFAULT,
-  DATABASE_ROLE_DEFAULT,
-  DATABASE_ROLES,
-  DATABASE_SHARD_DEFAULT,
+  PASSTHROUGH_AUTH_MODES,
   GENERAL_DEFAULTS,
   LOG_FORMATS,
   QUERY_SIZE_LIMIT_ACTIONS,
@@ -25,16 +22,15 @@ import {
   MIN_MESSAGE_SIZE_BYTES,
   POOLER_MODES,
   SUPPORTED_ADMIN_KEYS,
-  SUPPORTED_DATABASE_KEYS,
   SUPPORTED_GENERAL_KEYS,
   SUPPORTED_PGDOG_SECTIONS,
   SUPPORTED_USER_KEYS,
   SUPPORTED_USERS_SECTIONS,
-  UNSUPPORTED_DATABASE_KEYS,
   UNSUPPORTED_GENERAL_KEYS,
   UNSUPPORTED_PGDOG_SECTIONS,
   UNSUPPORTED_USER_KEYS,
 } from './defaults.js';
+import { readDatabases } from './databases.js';
 import { defaultInstanceId, formerDefaultInstanceId, INSTANCE_ID_PATTERN } from './instance-id.js';
 import { readSharding } from './sharding.js';
 import { SectionReader, type TomlTable } from './toml-values.js';
@@ -50,7 +46,6 @@ export interface LoadedConfig {
   warnings: ConfigWarning[];
 }
 
-const PORT_RULE = { min: 1, max: 65_535, expected: 'an integer port between 1 and 65535' };
 /** The listener may use 0: the OS picks a free port (tests, embedding); the log line says which. */
 const LISTEN_PORT_RULE = {
   min: 0,
@@ -64,7 +59,6 @@ const MIN_POOL_SIZE_RULE = {
   max: POOL_SIZE_MAX,
   expected: `an integer between 0 and ${POOL_SIZE_MAX}`,
 };
-const SHARD_RULE = { min: 0, max: 65_535, expected: 'an integer shard number between 0 and 65535' };
 const TIMEOUT_MS_RULE = {
   min: 0,
   max: MAX_TIMEOUT_MS,
@@ -244,6 +238,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
     clientIdleTimeoutMs: r.integer('client_idle_timeout', TIMEOUT_MS_RULE) ?? d.clientIdleTimeoutMs,
     clientLoginTimeoutMs: r.integer('client_login_timeout', TIMEOUT_MS_RULE) ?? d.clientLoginTimeoutMs,
     authType: r.oneOf('auth_type', AUTH_TYPES) ?? d.authType,
+    passthroughAuth: r.oneOf('passthrough_auth', PASSTHROUGH_AUTH_MODES) ?? d.passthroughAuth,
     tlsCertificate: r.optionalString('tls_certificate', 'a path to a PEM certificate file'),
     tlsPrivateKey: r.optionalString('tls_private_key', 'a path to a PEM private key file'),
     logLevel: r.oneOf('log_level', LOG_LEVELS) ?? d.logLevel,
@@ -296,6 +291,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
   }
   checkPoolSizes(r, general);
   checkTlsPair(r, general);
+  checkPassthroughTls(r, general);
   warnings.push(...r.warnAboutUnusedKeys(UNSUPPORTED_GENERAL_KEYS, SUPPORTED_GENERAL_KEYS));
   return general;
 }
@@ -374,100 +370,16 @@ function checkTlsPair(r: SectionReader, general: GeneralConfig): void {
   }
 }
 
-// ---- [[databases]] ----
-
-function readDatabases(root: SectionReader, warnings: ConfigWarning[]): DatabaseConfig[] {
-  const entries = root.tables('databases').map((table, index) => {
-    const r = new SectionReader(root.file, `databases[${index}]`, table);
-    const database = readDatabase(r);
-    warnings.push(...r.warnAboutUnusedKeys(UNSUPPORTED_DATABASE_KEYS, SUPPORTED_DATABASE_KEYS));
-    return database;
-  });
-  if (entries.length === 0) {
-    throw root.error(
-      'databases',
-      'no [[databases]] entry',
-      'at least one [[databases]] entry with name and host',
+/** passthrough_auth = "enabled" takes passwords in clear text: only over TLS, so a certificate must be configured. */
+function checkPassthroughTls(r: SectionReader, general: GeneralConfig): void {
+  const mode = general.passthroughAuth;
+  if ((mode === 'enabled' || mode === 'enabled_allow_change') && general.tlsCertificate === null) {
+    throw r.error(
+      'passthrough_auth',
+      `"${mode}" takes client passwords in clear text, which it accepts only over TLS, and no tls_certificate / tls_private_key is configured`,
+      `tls_certificate and tls_private_key set, or passthrough_auth = "${mode.replace('enabled', 'enabled_plain')}" to accept passwords without TLS`,
     );
   }
-  checkShards(root, entries);
-  warnings.push(...findDuplicateDatabases(root.file, entries));
-  return entries;
-}
-
-function readDatabase(r: SectionReader): DatabaseConfig {
-  const name = r.requiredString('name', 'the database name clients connect to (string)');
-  return {
-    name,
-    host: r.requiredString('host', 'a PostgreSQL host name or IP address (string)'),
-    port: r.integer('port', PORT_RULE) ?? DATABASE_PORT_DEFAULT,
-    databaseName: r.has('database_name')
-      ? r.requiredString('database_name', 'a database name (string)')
-      : name,
-    user: r.optionalString('user'),
-    password: r.optionalString('password'),
-    shard: r.integer('shard', SHARD_RULE) ?? DATABASE_SHARD_DEFAULT,
-    role: r.oneOf('role', DATABASE_ROLES) ?? DATABASE_ROLE_DEFAULT,
-  };
-}
-
-/** Per database name: shards numbered 0..n-1 without gaps, each with exactly one primary. */
-function checkShards(root: SectionReader, databases: DatabaseConfig[]): void {
-  for (const name of new Set(databases.map((database) => database.name))) {
-    const indexes = databases.flatMap((database, index) => (database.name === name ? [index] : []));
-    const shardCount = Math.max(...indexes.map((index) => databases[index].shard)) + 1;
-    for (let shard = 0; shard < shardCount; shard++) {
-      const inShard = indexes.filter((index) => databases[index].shard === shard);
-      if (inShard.length === 0) throw shardGapError(root, databases, indexes, name, shard);
-      checkOnePrimary(root, databases, inShard, name, shard);
-    }
-  }
-}
-
-function shardGapError(
-  root: SectionReader,
-  databases: DatabaseConfig[],
-  indexes: number[],
-  name: string,
-  missingShard: number,
-): ConfigError {
-  const after = indexes.find((index) => databases[index].shard > missingShard) ?? indexes[0];
-  const problem = `database "${name}" has shard ${databases[after].shard} but no shard ${missingShard}`;
-  return root.errorAt(`databases[${after}].shard`, problem, 'shard numbers 0 to n-1 without gaps');
-}
-
-function checkOnePrimary(
-  root: SectionReader,
-  databases: DatabaseConfig[],
-  inShard: number[],
-  name: string,
-  shard: number,
-): void {
-  const expected = 'exactly one role = "primary" entry per shard';
-  const primaries = inShard.filter((index) => databases[index].role === 'primary');
-  if (primaries.length > 1) {
-    const problem = `second primary for database "${name}" shard ${shard} (the first is databases[${primaries[0]}])`;
-    throw root.errorAt(`databases[${primaries[1]}].role`, problem, expected);
-  }
-  const hasAuto = inShard.some((index) => databases[index].role === 'auto');
-  if (primaries.length === 0 && !hasAuto) {
-    const problem = `database "${name}" shard ${shard} has no primary`;
-    throw root.errorAt(`databases[${inShard[0]}].role`, problem, `${expected} (or role = "auto")`);
-  }
-}
-
-/** Same name, shard, role and server as an earlier entry: probably a copy-paste slip (PgDog warns too). */
-function findDuplicateDatabases(file: string, databases: DatabaseConfig[]): ConfigWarning[] {
-  const seen = new Map<string, number>();
-  const warnings: ConfigWarning[] = [];
-  databases.forEach((database, index) => {
-    const { name, shard, role, host, port, databaseName } = database;
-    const identity = JSON.stringify([name, shard, role, host, port, databaseName]);
-    const first = seen.get(identity);
-    if (first === undefined) seen.set(identity, index);
-    else warnings.push({ file, key: `databases[${index}]`, message: `duplicate of databases[${first}]` });
-  });
-  return warnings;
 }
 
 // ---- [admin] ----
@@ -567,9 +479,9 @@ function readUser(r: SectionReader, databaseNames: string[], general: GeneralCon
     const problem = `database ${JSON.stringify(user.database)} is not defined in pgdog.toml`;
     throw r.error('database', problem, `the name of a [[databases]] entry (one of ${known})`);
   }
-  if (user.password === null && general.authType !== 'trust') {
+  if (user.password === null && general.authType !== 'trust' && general.passthroughAuth === 'disabled') {
     const problem = `missing for user "${user.name}"`;
-    const expected = `a password, since general.auth_type = "${general.authType}" checks client passwords (auth_type = "trust" allows none)`;
+    const expected = `a password, since general.auth_type = "${general.authType}" checks client passwords (auth_type = "trust" allows none; passthrough_auth lets the server check them)`;
     throw r.error('password', problem, expected);
   }
   return user;

@@ -3,6 +3,13 @@
 
 export type PoolerMode = 'transaction' | 'session';
 export type AuthType = 'scram' | 'md5' | 'trust';
+/**
+ * PgDog's passthrough_auth: users without a password in users.toml (or not listed) log in with the password their
+ * server accepts, checked there on first use and then remembered. "enabled": only over TLS; "enabled_plain": also in
+ * clear text; "…_allow_change": a different password is checked again and replaces the remembered one.
+ */
+export type PassthroughAuth =
+  'disabled' | 'enabled' | 'enabled_plain' | 'enabled_allow_change' | 'enabled_plain_allow_change';
 export type LogFormat = 'json' | 'text';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 export type DatabaseRole = 'primary' | 'replica' | 'auto';
@@ -21,6 +28,7 @@ export interface GeneralConfig {
   clientIdleTimeoutMs: number; // 0 = off (default)
   clientLoginTimeoutMs: number; // time allowed from connect to logged in, default 60000; 0 = off
   authType: AuthType; // default "scram"
+  passthroughAuth: PassthroughAuth; // default "disabled"
   tlsCertificate: string | null; // path, resolved relative to the config file
   tlsPrivateKey: string | null;
   logLevel: LogLevel; // default "info"

@@ -5,6 +5,7 @@
 // Either way the client gets ERROR 54000 (PgDog's message and detail) and its session goes on.
 import { PgError } from './pg-error.js';
 import { SqlState } from './sqlstate.js';
+import { LISTEN_STAND_IN, listenNeedsSessionMode } from './listen-refused.js';
 
 const PREFIX = 'shardgate_query_too_large_';
 const STAND_IN = /^shardgate_query_too_large_(\d+)_(\d+)$/;
@@ -28,8 +29,9 @@ export function standInText(sizeBytes: number, limitBytes: number): string {
   return `${PREFIX}${sizeBytes}_${limitBytes}`;
 }
 
-/** The refusal a stand-in text stands for; null for any other text. */
+/** The refusal a stand-in text stands for (this one's, or LISTEN's in transaction mode); null for any other text. */
 export function refusalOf(sql: string): PgError | null {
+  if (sql === LISTEN_STAND_IN) return listenNeedsSessionMode();
   if (!sql.startsWith(PREFIX)) return null;
   const m = STAND_IN.exec(sql);
   return m === null ? null : queryTooLarge(Number(m[1]), Number(m[2]));

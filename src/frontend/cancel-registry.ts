@@ -1,5 +1,8 @@
 // Cancel keys handed to clients (BackendKeyData) → the session that owns them, so a CancelRequest on a new
-// connection can reach the server backend currently running that client's query.
+// connection can reach the server backend currently running that client's query. A session bound to one server
+// backend for its whole life (session mode on one shard, a replication connection) is given that backend's pid, as
+// PostgreSQL would give it (pg_backend_pid() and pg_terminate_backend(pid) then mean what the client expects); the
+// secret is always the proxy's own.
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ServerConnection } from '../backend/server-connection.js';
@@ -12,10 +15,14 @@ export class CancelRegistry {
   private readonly sessions = new Map<number, { secret: number; session: Cancellable }>();
   private nextPid = randomInt(1000, 1 << 20);
 
-  register(session: Cancellable): { pid: number; secret: number } {
-    let pid = this.nextPid++;
-    if (this.nextPid >= 0x7fffffff) this.nextPid = 1000;
-    while (this.sessions.has(pid)) pid = this.nextPid++;
+  /** A key for `session`: `backendPid` when given and free (another server's backend may have the same pid). */
+  register(session: Cancellable, backendPid = 0): { pid: number; secret: number } {
+    let pid = backendPid;
+    if (pid <= 0 || this.sessions.has(pid)) {
+      pid = this.nextPid++;
+      if (this.nextPid >= 0x7fffffff) this.nextPid = 1000;
+      while (this.sessions.has(pid)) pid = this.nextPid++;
+    }
     const secret = randomInt(0, 0x7fffffff);
     this.sessions.set(pid, { secret, session });
     return { pid, secret };

@@ -1,9 +1,11 @@
 // Client authentication as a small state machine: given the configured method and the user's password,
-// it returns the frames to send and judges each PasswordMessage / SASL response. No sockets here.
+// it returns the frames to send and judges each PasswordMessage / SASL response. No sockets here. The "cleartext"
+// method (passthrough_auth) only asks for the password and hands it over: the caller has it judged.
 import { randomBytes } from 'node:crypto';
 import type { AuthType } from '../config/types.js';
 import { PgError } from '../errors/pg-error.js';
 import {
+  AUTH_CLEARTEXT,
   AUTH_OK,
   authenticationMd5,
   authenticationSasl,
@@ -19,8 +21,13 @@ export const MAX_PASSWORD_MESSAGE_LENGTH = 65_535;
 /** PostgreSQL's PG_MAX_SASL_MESSAGE_LENGTH, the limit of SCRAM's SASLInitialResponse / SASLResponse messages. */
 export const MAX_SASL_MESSAGE_LENGTH = 1024;
 
+/** How the client is asked for its password: the configured method, or in clear text for passthrough_auth. */
+export type ClientAuthMethod = AuthType | 'cleartext';
+
 export type AuthOutcome =
   | { kind: 'continue'; reply: Buffer }
+  /** "cleartext": the password the client gave, for the caller to judge. */
+  | { kind: 'password'; password: string }
   | { kind: 'ok'; reply: Buffer[] }
   | { kind: 'fail'; error: PgError; reason: string };
 
@@ -40,14 +47,14 @@ function scramSecretFor(password: string): ScramSecret {
 }
 
 export class ClientAuth {
-  private readonly method: AuthType;
+  private readonly method: ClientAuthMethod;
   private readonly user: string;
   private readonly password: string | null;
   private md5Salt: Buffer | null = null;
   private scram: ScramServerSession | null = null;
   private step = 0;
 
-  constructor(method: AuthType, user: string, password: string | null) {
+  constructor(method: ClientAuthMethod, user: string, password: string | null) {
     this.method = method;
     this.user = user;
     this.password = password;
@@ -55,17 +62,22 @@ export class ClientAuth {
 
   /** The largest 'p' frame accepted from the client (type byte included), as PostgreSQL caps it for this method. */
   get maxFrameBytes(): number {
-    return 1 + (this.method === 'md5' ? MAX_PASSWORD_MESSAGE_LENGTH : MAX_SASL_MESSAGE_LENGTH);
+    return 1 + (this.isSasl ? MAX_SASL_MESSAGE_LENGTH : MAX_PASSWORD_MESSAGE_LENGTH);
   }
 
   /** What PostgreSQL calls the client's reply in its "expected … response" error. */
   get responseName(): string {
-    return this.method === 'md5' ? 'password' : 'SASL';
+    return this.isSasl ? 'SASL' : 'password';
+  }
+
+  private get isSasl(): boolean {
+    return this.method === 'scram' || this.method === 'trust';
   }
 
   /** The first message: AuthenticationOk for trust, else the password/SASL request. */
   start(): AuthOutcome {
     if (this.method === 'trust') return { kind: 'ok', reply: [AUTH_OK] };
+    if (this.method === 'cleartext') return { kind: 'continue', reply: AUTH_CLEARTEXT };
     if (this.method === 'md5') {
       this.md5Salt = randomBytes(4);
       return { kind: 'continue', reply: authenticationMd5(this.md5Salt) };
@@ -76,6 +88,7 @@ export class ClientAuth {
   /** Handle one 'p' frame (header included). */
   handle(frame: Buffer): AuthOutcome {
     try {
+      if (this.method === 'cleartext') return { kind: 'password', password: passwordOf(frame) };
       return this.method === 'md5' ? this.handleMd5(frame) : this.handleScram(frame);
     } catch (err) {
       return {
@@ -95,9 +108,7 @@ export class ClientAuth {
   }
 
   private handleMd5(frame: Buffer): AuthOutcome {
-    const end = frame.indexOf(0, 5);
-    if (end < 0) throw new Error('password not NUL-terminated');
-    const response = frame.toString('utf8', 5, end);
+    const response = passwordOf(frame);
     if (this.password === null || this.md5Salt === null) return this.fail('no password configured');
     return verifyMd5Response(this.user, this.password, this.md5Salt, response)
       ? { kind: 'ok', reply: [AUTH_OK] }
@@ -137,4 +148,11 @@ export class ClientAuth {
     }
     throw new Error('unexpected SASL message');
   }
+}
+
+/** The NUL-terminated text of a PasswordMessage. */
+function passwordOf(frame: Buffer): string {
+  const end = frame.indexOf(0, 5);
+  if (end < 0) throw new Error('password not NUL-terminated');
+  return frame.toString('utf8', 5, end);
 }

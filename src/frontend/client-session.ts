@@ -1,17 +1,23 @@
-// One client connection, start to end: startup (TLS, auth), then buffering each request until a flush point,
-// checking out a server connection for it (per transaction or per session), rewriting named statements in
-// transaction mode, streaming the replies back, and returning the server at ReadyForQuery. A database with 2+ shards
-// hands each request to its ShardedDispatch instead (sharded-dispatch.ts), through the ShardedSession it is given.
+// One client connection, start to end: startup (TLS, auth — passthrough_auth has the servers check the password —,
+// startup settings checked by a server), then buffering each request until a flush point, checking out a server
+// connection for it (per transaction or per session) and bringing it in step with the client's settings, rewriting
+// named statements in transaction mode, streaming the replies back, and returning the server at ReadyForQuery. A
+// database with 2+ shards hands each request to its ShardedDispatch instead (sharded-dispatch.ts), through the
+// ShardedSession it is given. A replication connection gets a server connection of its own, opened with the client's
+// startup parameters, and keeps it to the end.
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { AdminConfig, GeneralConfig, UserConfig } from '../config/types.js';
 import type { PoolManager, DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
-import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
+import { ServerConnection, StartupRefused, type ServerClient } from '../backend/server-connection.js';
+import { checkServerPassword } from '../backend/password-check.js';
+import { passthroughVerdict } from '../auth/passthrough.js';
 import { Frontend, StartupCode, TxStatus } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/frame-reader.js';
 import {
+  AUTH_OK,
   backendKeyData,
   parameterStatus,
   parseMessage,
@@ -23,7 +29,12 @@ import {
 } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState, type SqlStateCode } from '../errors/sqlstate.js';
-import { readStartupPacket, unsupportedProtocol } from './startup.js';
+import { readStartupPacket, replicationMode, unsupportedProtocol, type ReplicationMode } from './startup.js';
+import { readStartupSettings, type StartupSetting } from './startup-options.js';
+import { checkStartupSettings } from './startup-check.js';
+import { settingsSyncSql } from './session-settings.js';
+import { startsWithListen } from './listen-check.js';
+import { LISTEN_STAND_IN, LISTEN_STAND_IN_MARKER, listenNeedsSessionMode } from '../errors/listen-refused.js';
 import { ClientAuth } from './client-auth.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
 import { PIPELINE_MAX_BYTES, PIPELINE_MAX_FRAMES, RequestBatch } from './request-batch.js';
@@ -137,8 +148,17 @@ export class ClientSession implements ServerClient, Cancellable {
   private readonly onFrame = (type: number, frame: Buffer): void => this.handleFrame(type, frame);
   /** query_size_limit with action "warn": larger Query / Parse messages are logged. */
   private queryWarnBytes = Number.MAX_SAFE_INTEGER;
-  /** Stand-ins of refused oversized statements → the error their server's answer is replaced with. */
-  private standIns: WeakMap<Buffer, Buffer> | null = null;
+  /** Stand-ins of refused statements → the marker of their server's error and the error it is replaced with. */
+  private standIns: WeakMap<Buffer, { marker: Buffer; error: Buffer }> | null = null;
+  /** The client's startup settings, in the order PostgreSQL applies them (checked by a server at login). */
+  private startupSettings: readonly StartupSetting[] = [];
+  /** A switch in `options` PostgreSQL refuses: the login fails with it once the settings before it are checked. */
+  private startupError: PgError | null = null;
+  /** A replication connection (walsender): its own server connection, opened with the client's startup packet. */
+  private replication: ReplicationMode = 'none';
+  private replicationParams: Map<string, string> | null = null;
+  /** Transaction mode: LISTEN cannot work (listen-check.ts). */
+  private isListenRefused = false;
 
   constructor(socket: net.Socket, deps: SessionDeps) {
     this.socket = socket;
@@ -281,21 +301,54 @@ export class ClientSession implements ServerClient, Cancellable {
     this.user = user;
     this.database = params.get('database') || user;
     this.log.setBindings({ user: this.user, database: this.database });
-    if (params.has('replication') && params.get('replication') !== 'false') {
-      return this.fatal(
-        PgError.featureNotSupported('replication connections are not supported by shardgate'),
-      );
+    // As PostgreSQL's ProcessStartupPacket: a replication value it cannot read ends the login before authentication.
+    const replication = replicationMode(params.get('replication'));
+    if (replication instanceof PgError) return this.loginFailed(replication, 'invalid replication parameter');
+    const isAdmin = this.database === this.deps.admin().name;
+    if (replication !== 'none') {
+      const refusal = this.replicationRefusal(isAdmin);
+      if (refusal !== null) return this.loginFailed(refusal, 'replication connection refused');
+      this.replication = replication;
+      this.replicationParams = params;
     }
-    if (this.database === this.deps.admin().name) return this.startAdminLogin(user, params);
+    const startup = readStartupSettings(params);
+    this.startupSettings = startup.settings;
+    this.startupError = startup.error;
+    if (isAdmin) return this.startAdminLogin(user);
     const { pools } = this.deps;
     if (pools.shardsOf(this.database).length === 0)
       return this.loginFailed(PgError.unknownDatabase(this.database), 'unknown database');
     const userConfig = pools.findUser(user, this.database);
     if (!userConfig) return this.loginFailed(PgError.unknownUser(user, this.database), 'unknown user');
     this.userConfig = userConfig;
-    this.params.fromStartup(params);
-    this.auth = new ClientAuth(this.deps.general().authType, user, userConfig.password);
+    if (replication === 'none') this.params.fromStartup(startup.settings);
+    const method = pools.isPassthrough(userConfig) ? 'cleartext' : this.deps.general().authType;
+    this.auth = new ClientAuth(method, user, userConfig.password);
     this.startAuth(this.auth);
+  }
+
+  /**
+   * Why a replication connection cannot be had (null: it can): it is passed through to the one server of a database
+   * with one shard (as PgBouncer ≥ 1.23 does); a sharded database has one WAL per shard.
+   */
+  private replicationRefusal(isAdmin: boolean): PgError | null {
+    const hint = "Connect to the shard's PostgreSQL server directly for replication.";
+    if (isAdmin) {
+      return new PgError(
+        'FATAL',
+        SqlState.FeatureNotSupported,
+        'the admin console does not take replication connections',
+      );
+    }
+    const shards = this.deps.pools.shardsOf(this.database).length;
+    if (shards <= 1) return null; // 0: unknown database, refused as such below
+    return new PgError(
+      'FATAL',
+      SqlState.FeatureNotSupported,
+      `replication connections to database "${this.database}" are not supported: it is sharded over ${shards} shards, each with its own WAL`,
+      undefined,
+      hint,
+    );
   }
 
   /**
@@ -318,7 +371,86 @@ export class ClientSession implements ServerClient, Cancellable {
       return;
     }
     if (outcome.kind === 'fail') return this.loginFailed(outcome.error, outcome.reason);
+    if (outcome.kind === 'password') return this.checkPassthrough(outcome.password);
     for (const b of outcome.reply) this.socket.write(b);
+    this.finishLogin();
+  }
+
+  /**
+   * passthrough_auth: the password of a user without one in users.toml is the one its servers accept. The first
+   * login (and, with "…_allow_change", a different password) has every shard's server check it — a login as the
+   * client, closed at once —; an accepted password is remembered and used by the user's pools.
+   */
+  private checkPassthrough(password: string): void {
+    const userConfig = this.userConfig as UserConfig;
+    const { pools } = this.deps;
+    const general = this.deps.general();
+    const isTls = this.socket instanceof tls.TLSSocket;
+    this.auth = null; // nothing more is read from the client until the verdict
+    const verdict = passthroughVerdict(
+      general.passthroughAuth,
+      isTls,
+      pools.passthroughPassword(userConfig),
+      password,
+    );
+    if (verdict === 'accept') return this.passthroughAccepted();
+    if (verdict === 'needs-tls') {
+      return this.loginFailed(
+        new PgError(
+          'FATAL',
+          SqlState.InvalidAuthorizationSpecification,
+          'passthrough authentication needs a TLS connection: the password is sent in clear text',
+          undefined,
+          'Connect with TLS (sslmode=require), or set passthrough_auth = "enabled_plain" in pgdog.toml.',
+        ),
+        'passthrough without TLS',
+      );
+    }
+    if (verdict === 'refuse-change')
+      return this.loginFailed(PgError.authFailed(this.user, 'passthrough'), 'not the remembered password');
+    const address = (db: { host: string; port: number; databaseName: string; shard: number }) => ({
+      host: db.host,
+      port: db.port,
+      database: db.databaseName,
+      user: userConfig.name,
+      password,
+      shard: db.shard,
+    });
+    const checks = pools
+      .shardsOf(this.database)
+      .map((db) => checkServerPassword(address(db), general.connectTimeoutMs));
+    this.pauseInput();
+    void Promise.all(checks).then((results) => {
+      this.resumeInput();
+      if (this.state !== 'auth') return;
+      for (const r of results) {
+        if (r.kind === 'refused') {
+          // A wrong password gets the proxy's usual answer; any other refusal (no such role, pg_hba) the server's.
+          const err =
+            r.error.code === SqlState.InvalidPassword
+              ? PgError.authFailed(this.user, 'passthrough')
+              : r.error;
+          return this.loginFailed(err, `the server refused the passthrough login: ${r.error.message}`);
+        }
+        if (r.kind === 'unreachable') {
+          const e = PgError.serverUnavailable(0, r.reason);
+          return this.loginFailed(
+            new PgError('FATAL', e.code, e.message),
+            'passthrough check: server unreachable',
+          );
+        }
+      }
+      if (results.some((r) => r.kind === 'accepted' && !r.wasAsked)) {
+        this.log.warn('passthrough_auth: the server accepted the login without asking for a password');
+      }
+      pools.rememberPassthroughPassword(userConfig, password);
+      this.log.info('passthrough_auth: password accepted by the server, remembered');
+      this.passthroughAccepted();
+    });
+  }
+
+  private passthroughAccepted(): void {
+    this.socket.write(AUTH_OK);
     this.finishLogin();
   }
 
@@ -333,6 +465,7 @@ export class ClientSession implements ServerClient, Cancellable {
     this.auth = null;
     const pools = this.deps.pools.get(userConfig);
     this.pools = pools;
+    if (this.replication !== 'none') return this.openReplication(pools);
     this.isTransactionMode = pools.mode === 'transaction';
     const routing = pools.shards.length > 1 ? this.deps.routingFor(this.database) : null;
     // Named statements follow the client onto whichever server a request lands on: in transaction mode, and on
@@ -343,22 +476,103 @@ export class ClientSession implements ServerClient, Cancellable {
         () => this.deps.general().preparedStatementsLimit ?? Number.MAX_SAFE_INTEGER,
       );
     }
-    if (routing !== null)
-      this.sharded = new ShardedDispatch(new SessionRouter(routing), this.shardedSession(pools));
+    if (routing !== null) {
+      const router = new SessionRouter(routing, this.params.settings);
+      this.sharded = new ShardedDispatch(router, this.shardedSession(pools));
+    }
+    this.isListenRefused = this.isTransactionMode;
+    // The startup settings are checked by a server (startup-check.ts), as PostgreSQL checks them after
+    // authentication; the first client of a pool also learns the server parameters this way (and gets a clear error).
     const first = pools.shards[0];
-    if (first.serverParams !== null) return this.sendLoginReplies(first.serverParams);
-    // First client of this pool: connect once so the client gets real server parameters (and a clear error).
-    this.pauseInput();
-    first.acquire((err, server) => {
-      this.resumeInput();
-      if (server) first.release(server);
+    let isWaiting = true;
+    let isPaused = false;
+    checkStartupSettings(pools, this.startupSettings, (result) => {
+      isWaiting = false;
+      if (isPaused) this.resumeInput();
       if (this.state !== 'auth') return;
-      if (err || first.serverParams === null) {
-        const e = err ?? PgError.serverUnavailable(0, 'no parameters');
+      if (result instanceof PgError || first.serverParams === null) {
+        const e = result instanceof PgError ? result : PgError.serverUnavailable(0, 'no parameters');
         return this.fatal(new PgError('FATAL', e.code, e.message, e.detail, e.hint));
       }
-      this.sendLoginReplies(first.serverParams);
+      if (result.kind === 'refused')
+        return this.loginFailed(PgError.fromServer(result.error), 'startup parameter refused by the server');
+      if (this.startupError !== null) return this.loginFailed(this.startupError, 'invalid options');
+      this.params.noteReported(result.reported);
+      for (const notice of result.notices) this.socket.write(notice);
+      const serverParams = first.serverParams;
+      if (this.isTransactionMode || routing !== null) return this.sendLoginReplies(serverParams);
+      this.takeSessionServer(first, () => this.sendLoginReplies(serverParams));
     });
+    if (isWaiting) {
+      isPaused = true;
+      this.pauseInput();
+    }
+  }
+
+  /**
+   * Session mode on one shard: the server this client keeps to the end is taken at login, brought in step with its
+   * settings, and its backend's pid is the client's BackendKeyData pid — as PostgreSQL's would be, so that
+   * pg_backend_pid() matches it and pg_terminate_backend(pid) ends this session (postgres.js `listen` reconnects that
+   * way). A login that cannot get a server fails with the checkout's error, as FATAL.
+   */
+  private takeSessionServer(pool: Pool, then: () => void): void {
+    let isWaiting = true;
+    let isPaused = false;
+    pool.acquire((err, server) => {
+      isWaiting = false;
+      if (isPaused) this.resumeInput();
+      if (this.state !== 'auth') {
+        if (server !== null) pool.release(server);
+        return;
+      }
+      if (err !== null || server === null) {
+        const e = err ?? PgError.internal('no server');
+        return this.loginFailed(
+          new PgError('FATAL', e.code, e.message, e.detail, e.hint),
+          'no server for the session',
+        );
+      }
+      this.attach(server, pool);
+      then();
+    });
+    if (isWaiting) {
+      isPaused = true;
+      this.pauseInput();
+    }
+  }
+
+  /**
+   * A replication connection: a server connection of its own, opened with the client's startup parameters (the
+   * server judges them, and its ParameterStatus are the client's), never pooled; session mode whatever the user's
+   * pooler_mode. The client then talks to that server through the session path (Query, COPY BOTH streaming).
+   */
+  private openReplication(pools: DatabasePools): void {
+    this.isTransactionMode = false;
+    const pool = pools.shards[0];
+    const startupParams: Record<string, string> = {};
+    for (const [k, v] of this.replicationParams ?? [])
+      if (k !== 'user' && k !== 'database') startupParams[k] = v;
+    const server = new ServerConnection(pool.opts.address);
+    this.pauseInput();
+    server.connect(this.deps.general().connectTimeoutMs, startupParams).then(
+      () => {
+        this.resumeInput();
+        if (this.state !== 'auth') return server.terminate('replication client left');
+        server.state = 'active';
+        server.client = this;
+        this.server = server;
+        this.log.info({ replication: this.replication }, 'replication connection opened');
+        this.sendLoginReplies(server.params);
+      },
+      (err: Error) => {
+        this.resumeInput();
+        if (this.state !== 'auth') return;
+        if (err instanceof StartupRefused)
+          return this.loginFailed(err.error, 'the server refused the replication connection');
+        const e = PgError.serverUnavailable(0, err.message);
+        this.loginFailed(new PgError('FATAL', e.code, e.message), 'replication server unreachable');
+      },
+    );
   }
 
   /** What the sharded dispatcher may use of this session. */
@@ -407,7 +621,8 @@ export class ClientSession implements ServerClient, Cancellable {
 
   private sendLoginReplies(serverParams: Map<string, string>): void {
     const out: Buffer[] = this.params.loginStatus(serverParams).map(([k, v]) => parameterStatus(k, v));
-    this.cancelKey = this.deps.cancels.register(this);
+    // A server held for the whole session (session mode on one shard, replication): its backend's pid, if free.
+    this.cancelKey = this.deps.cancels.register(this, this.server?.backendPid ?? 0);
     out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), READY_IDLE);
     this.socket.write(Buffer.concat(out));
     this.enterReady();
@@ -445,9 +660,16 @@ export class ClientSession implements ServerClient, Cancellable {
       { sizeBytes: totalBytes, limitBytes: limit, sample: querySample(type, start) },
       'query over query_size_limit refused',
     );
-    const text = standInText(totalBytes, limit);
+    this.standIn(type, standInText(totalBytes, limit), STAND_IN_MARKER, queryTooLarge(totalBytes, limit));
+  }
+
+  /**
+   * A statement the proxy refuses in a request's flow: a stand-in the server rejects takes its place, and the reply
+   * scanner swaps the server's error for `error` (query_size_limit, LISTEN in transaction mode).
+   */
+  private standIn(type: number, text: string, marker: Buffer, error: PgError): void {
     const standIn = type === Frontend.Query ? query(text) : parseMessage('', text, NO_PARAM_TYPES);
-    (this.standIns ??= new WeakMap()).set(standIn, queryTooLarge(totalBytes, limit).toBuffer());
+    (this.standIns ??= new WeakMap()).set(standIn, { marker, error: error.toBuffer() });
     this.handleFrame(type, standIn);
   }
 
@@ -473,6 +695,14 @@ export class ClientSession implements ServerClient, Cancellable {
         this.sharded?.syncOpenSegments(); // the Sync a shard mid-segment would have had
       }
       return;
+    }
+    if (
+      this.isListenRefused &&
+      (type === Frontend.Query || type === Frontend.Parse) &&
+      startsWithListen(type, frame)
+    ) {
+      this.log.warn('LISTEN refused in transaction mode');
+      return this.standIn(type, LISTEN_STAND_IN, LISTEN_STAND_IN_MARKER, listenNeedsSessionMode());
     }
     switch (type) {
       case Frontend.Query:
@@ -578,11 +808,27 @@ export class ClientSession implements ServerClient, Cancellable {
     this.server = server;
     this.serverPool = pool;
     server.client = this;
-    const sets = this.params.syncSql(server.params);
+    const sets = this.params.syncSql(server.params) + this.settingsSync(server);
     if (sets !== '') {
       server.scanner.swallowNextUntilReady();
       server.send(query(sets), 1);
     }
+  }
+
+  /**
+   * The statements bringing `server`'s startup settings to this client's (another client's reset, this one's
+   * applied), recorded as what the server now holds; '' when it holds them already.
+   */
+  private settingsSync(server: ServerConnection): string {
+    const want = this.params.settings;
+    const have = server.settings;
+    if (want.size === 0 && have.size === 0) return '';
+    const sql = settingsSyncSql(want, have);
+    if (sql !== '') {
+      have.clear();
+      for (const [name, text] of want) have.set(name, text);
+    }
+    return sql;
   }
 
   private sendBatch(server: ServerConnection): void {
@@ -605,7 +851,7 @@ export class ClientSession implements ServerClient, Cancellable {
       for (let i = 0; i < types.length; i++) {
         const type = types[i];
         const refusal = this.standIns?.get(frames[i]);
-        if (refusal !== undefined) scanner.replaceError(STAND_IN_MARKER, refusal);
+        if (refusal !== undefined) scanner.replaceError(refusal.marker, refusal.error);
         if (statements !== null) {
           if (type === Frontend.Query) statements.noteQuery(frames[i], server);
           statements.rewrite(type, frames[i], server, out);
@@ -647,6 +893,7 @@ export class ClientSession implements ServerClient, Cancellable {
    * dispatch rebuilt for its shards): cancelled when it has not finished in time. Started once per request.
    */
   private startQueryTimer(): void {
+    if (this.replication !== 'none') return; // START_REPLICATION streams until the client stops it
     const timeoutMs = this.deps.general().queryTimeoutMs;
     if (timeoutMs > 0 && this.queryTimer === null) {
       this.queryTimer = setTimeout(() => this.onQueryTimeout(timeoutMs), timeoutMs);
@@ -757,10 +1004,10 @@ export class ClientSession implements ServerClient, Cancellable {
   // --- admin console ----------------------------------------------------------------------------------------------
 
   /** The admin database: only the admin user, always with a password (md5 when configured, else SCRAM). */
-  private startAdminLogin(user: string, params: Map<string, string>): void {
+  private startAdminLogin(user: string): void {
     const admin = this.deps.admin();
     this.isAdminLogin = true;
-    this.params.fromStartup(params);
+    this.params.fromStartup(this.startupSettings);
     const method = this.deps.general().authType === 'md5' ? 'md5' : 'scram';
     // Another user name gets the same "password authentication failed" as a wrong password (nothing revealed).
     this.auth = new ClientAuth(method, user, user === admin.user ? admin.password : null);
@@ -862,6 +1109,9 @@ export class ClientSession implements ServerClient, Cancellable {
         txStatus: this.txStatus,
         hasOpenSegment: this.hasOpenSegment,
       });
+    } else if (server !== null) {
+      server.client = null;
+      server.terminate('replication client left'); // its own connection, never pooled
     }
     this.sharded?.onSessionClosed();
     this.statements?.clear(); // the shared cache may drop what only this client used

@@ -1,6 +1,10 @@
-// Session parameters kept in step between a client and whichever server it is given (PgBouncer's set): the client's
-// wanted values come from its startup packet and every ParameterStatus it receives; a server whose values differ
-// gets a SET before the client's request.
+// Session parameters kept in step between a client and whichever server it is given. Tracked parameters (PgBouncer's
+// set, all reported by ParameterStatus): the client's wanted values come from its startup packet and every
+// ParameterStatus it receives; a server whose values differ gets a SET before the client's request. The client's other
+// startup settings (`options`, statement_timeout, search_path, custom `some.var` …) are kept as the statements that
+// apply them, keyed by lower-case name like the session's SETs (session-settings.ts), and replayed on every server the
+// session uses; the ParameterStatus values the client is told at login are the server's own spelling of them.
+import { setConfigSql, type StartupSetting } from './startup-options.js';
 
 const TRACKED_PARAMS = [
   'client_encoding',
@@ -12,22 +16,44 @@ const TRACKED_PARAMS = [
 ];
 const TRACKED_BY_LOWER = new Map(TRACKED_PARAMS.map((p) => [p.toLowerCase(), p]));
 
+/** The ParameterStatus name of a tracked parameter (any case), or undefined. */
+export function trackedName(name: string): string | undefined {
+  return TRACKED_BY_LOWER.get(name.toLowerCase());
+}
+
 export class SessionParams {
   /** Wanted value per tracked parameter, by its canonical (ParameterStatus) name. */
   readonly wanted = new Map<string, string>();
+  /**
+   * The client's startup settings other than tracked parameters: lower-case name → the statement applying the value
+   * (set_config, as the startup packet gives values). Empty for most clients.
+   */
+  readonly settings = new Map<string, string>();
+  /** ParameterStatus values a server reported for the client's startup settings, by ParameterStatus name. */
+  private reported: ReadonlyMap<string, string> = new Map();
 
-  /** Take the tracked parameters from the client's startup packet (names are case-insensitive there). */
-  fromStartup(params: Map<string, string>): void {
-    for (const [k, v] of params) {
-      const name = TRACKED_BY_LOWER.get(k.toLowerCase());
-      if (name) this.wanted.set(name, v);
+  /** Take the client's startup settings (in the order PostgreSQL applies them: a later one wins). */
+  fromStartup(settings: readonly StartupSetting[]): void {
+    for (const { name, value } of settings) {
+      const tracked = trackedName(name);
+      if (tracked !== undefined) this.wanted.set(tracked, value);
+      else this.settings.set(name.toLowerCase(), setConfigSql(name, value));
     }
+  }
+
+  /**
+   * A server applied the startup settings and reported these values (canonical spelling: `ISO, DMY` for `iso,dmy`):
+   * they are what the client is told and wants.
+   */
+  noteReported(reported: ReadonlyMap<string, string>): void {
+    this.reported = reported;
+    for (const [name, value] of reported) if (this.wanted.has(name)) this.wanted.set(name, value);
   }
 
   /** ParameterStatus frames for login: the server's values with the client's own choices on top. */
   loginStatus(serverParams: Map<string, string>): [string, string][] {
     const out: [string, string][] = [];
-    for (const [k, v] of serverParams) out.push([k, this.wanted.get(k) ?? v]);
+    for (const [k, v] of serverParams) out.push([k, this.wanted.get(k) ?? this.reported.get(k) ?? v]);
     for (const k of TRACKED_PARAMS) {
       const v = serverParams.get(k);
       if (!this.wanted.has(k) && v !== undefined) this.wanted.set(k, v);

@@ -182,8 +182,12 @@ const TRANSACTION_CONTROL = new Set<StatementPlan['kind']>([
 ]);
 
 export class SessionRouter implements RouteContext {
-  /** Settings this session made with SET outside a transaction, replayed on every server it later uses. */
-  readonly settings = new Map<string, string>();
+  /**
+   * Settings this session made with SET outside a transaction, replayed on every server it later uses; they start as
+   * the client's startup settings (`startupSettings`, what a RESET returns to).
+   */
+  readonly settings: Map<string, string>;
+  private readonly startupSettings: ReadonlyMap<string, string>;
   /** SET / RESET / DISCARD ALL in the request being routed, kept once it succeeded (confirmSettings). */
   private pendingSettings: SettingChange[] = [];
   private readonly routing: DatabaseRouting;
@@ -200,7 +204,9 @@ export class SessionRouter implements RouteContext {
   sessionShard: number | null = null;
   sessionShardingKey: string | null = null;
 
-  constructor(routing: DatabaseRouting) {
+  constructor(routing: DatabaseRouting, startupSettings: ReadonlyMap<string, string> = new Map()) {
+    this.startupSettings = startupSettings;
+    this.settings = new Map(startupSettings);
     this.routing = routing;
     this.schema = routing.schema;
   }
@@ -554,7 +560,7 @@ export class SessionRouter implements RouteContext {
 
   /** Settings that now hold for the session (returned, for the caller to record on its servers). */
   applySettings(changes: readonly SettingChange[]): readonly SettingChange[] {
-    for (const c of changes) applySettingChange(this.settings, c);
+    for (const c of changes) applySettingChange(this.settings, c, this.startupSettings);
     return changes;
   }
 

@@ -2,7 +2,8 @@
 // handed; session mode: shards reached later): its SETs, and its SQL-level prepared statements (PREPARE name AS …),
 // as a map of key → statement. What a statement changes in that map (settingChange / applySettingChange), and the
 // SQL that brings a server's copy in line with the session's (settingsSyncSql: RESET or DEALLOCATE what the server has
-// extra, SET or PREPARE what it lacks). Pure.
+// extra, SET or PREPARE what it lacks). The client's startup settings (session-params.ts) are the session's base: what
+// RESET, RESET ALL and DISCARD ALL return a setting to, as PostgreSQL returns it to the startup packet's value. Pure.
 import { quoteIdentifier } from '../router/sql-text.js';
 import type { StatementPlan } from '../router/plan.js';
 
@@ -55,15 +56,32 @@ export function settingChange(plan: StatementPlan): SettingChange | null {
   return { name: s.name, text: s.action === 'value' || s.action === 'current' ? plan.text : null };
 }
 
-/** Apply a change to a key → statement map (the session's, or what a server is known to hold). */
-export function applySettingChange(settings: Map<string, string>, change: SettingChange): void {
+const NO_BASE: ReadonlyMap<string, string> = new Map();
+
+/**
+ * Apply a change to a key → statement map: what a server is known to hold, or the session's, whose `base` (its startup
+ * settings) is what a reset returns to.
+ */
+export function applySettingChange(
+  settings: Map<string, string>,
+  change: SettingChange,
+  base: ReadonlyMap<string, string> = NO_BASE,
+): void {
   if (change.name === ALL) settings.clear();
   else if (change.name === ALL_SETTINGS || change.name === ALL_PREPARED) {
     const isPrepared = change.name === ALL_PREPARED;
     for (const key of [...settings.keys()])
       if (key.startsWith(PREPARED_KEY) === isPrepared) settings.delete(key);
-  } else if (change.text === null) settings.delete(change.name);
-  else settings.set(change.name, change.text);
+  } else if (change.text === null) {
+    const reset = base.get(change.name);
+    if (reset === undefined) settings.delete(change.name);
+    else settings.set(change.name, reset);
+    return;
+  } else {
+    settings.set(change.name, change.text);
+    return;
+  }
+  if (change.name !== ALL_PREPARED) for (const [key, text] of base) settings.set(key, text);
 }
 
 /** The statements that bring a server's state (`have`) to the session's (`want`); '' when they match. */

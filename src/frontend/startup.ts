@@ -3,6 +3,7 @@
 // CancelRequest of the wrong size is only logged there and the connection closed without a reply (`isSilent`); an
 // unsupported protocol or a bad parameter list gets a FATAL ErrorResponse first.
 import { StartupCode } from '../protocol/codes.js';
+import { PgError } from '../errors/pg-error.js';
 import { SqlState, type SqlStateCode } from '../errors/sqlstate.js';
 
 /**
@@ -94,4 +95,35 @@ function parseParams(body: Buffer): Map<string, string> | null {
     i = vEnd + 1;
   }
   return null; // missing the final terminator
+}
+
+/** A replication connection's kind: physical (`replication=true`), logical (`replication=database`), or none. */
+export type ReplicationMode = 'none' | 'physical' | 'logical';
+
+/**
+ * The `replication` startup parameter as PostgreSQL reads it: "database", or a boolean in parse_bool's spellings
+ * (any case, unique prefixes of true/false/yes/no, on/off, 1/0); anything else is FATAL 22023.
+ */
+export function replicationMode(value: string | undefined): ReplicationMode | PgError {
+  if (value === undefined) return 'none';
+  if (value === 'database') return 'logical';
+  const flag = parseBool(value);
+  if (flag !== null) return flag ? 'physical' : 'none';
+  return new PgError(
+    'FATAL',
+    SqlState.InvalidParameterValue,
+    `invalid value for parameter "replication": "${value}"`,
+    undefined,
+    'Valid values are: "false", 0, "true", 1, "database".',
+  );
+}
+
+/** PostgreSQL's parse_bool. */
+function parseBool(value: string): boolean | null {
+  const v = value.toLowerCase();
+  const isPrefixOf = (word: string, minLength = 1): boolean =>
+    v.length >= minLength && v.length <= word.length && word.startsWith(v);
+  if (isPrefixOf('true') || isPrefixOf('yes') || isPrefixOf('on', 2) || v === '1') return true;
+  if (isPrefixOf('false') || isPrefixOf('no') || isPrefixOf('off', 2) || v === '0') return false;
+  return null;
 }

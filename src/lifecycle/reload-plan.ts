@@ -26,6 +26,7 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   clientIdleTimeoutMs: ['client_idle_timeout', false],
   clientLoginTimeoutMs: ['client_login_timeout', false],
   authType: ['auth_type', false],
+  passthroughAuth: ['passthrough_auth', false],
   tlsCertificate: ['tls_certificate', false],
   tlsPrivateKey: ['tls_private_key', false],
   logLevel: ['log_level', false],

@@ -72,6 +72,10 @@ export function backendKeyData(pid: number, secret: number): Buffer {
   return new MessageWriter(16).int32(pid).int32(secret).frame(Backend.BackendKeyData);
 }
 
+export const AUTH_CLEARTEXT = new MessageWriter(8)
+  .int32(AuthCode.CleartextPassword)
+  .frame(Backend.Authentication);
+
 export function authenticationMd5(salt: Buffer): Buffer {
   return new MessageWriter(16).int32(AuthCode.MD5Password).bytes(salt).frame(Backend.Authentication);
 }

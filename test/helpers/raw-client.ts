@@ -165,17 +165,27 @@ export class RawClient {
 
   /** Send a StartupMessage and authenticate; resolves with the messages up to the first ReadyForQuery. */
   async login(params: Record<string, string>, password: string): Promise<RawMessage[]> {
+    const out = await this.loginMessages(params, password);
+    const error = out.find((m) => m.type === 'E');
+    if (error !== undefined) {
+      const f = errorFields(error.body);
+      throw Object.assign(new Error(f.M), { code: f.C });
+    }
+    return out;
+  }
+
+  /**
+   * Send a StartupMessage and authenticate: every message received up to the first ReadyForQuery, or up to the
+   * ErrorResponse that ended the login (the connection then closes).
+   */
+  async loginMessages(params: Record<string, string>, password: string): Promise<RawMessage[]> {
     this.write(startupMessage(params));
     const out: RawMessage[] = [];
     let scram: ScramClientSession | null = null;
     for (;;) {
       const m = await this.readMessage();
       out.push(m);
-      if (m.type === 'E') {
-        const f = errorFields(m.body);
-        throw Object.assign(new Error(f.M), { code: f.C });
-      }
-      if (m.type === 'Z') return out;
+      if (m.type === 'E' || m.type === 'Z') return out;
       if (m.type !== 'R') continue;
       const code = m.body.readInt32BE(0);
       if (code === 5) {

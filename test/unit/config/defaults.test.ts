@@ -23,6 +23,7 @@ describe('parseConfig defaults', () => {
       clientIdleTimeoutMs: 0,
       clientLoginTimeoutMs: 60_000,
       authType: 'scram',
+      passthroughAuth: 'disabled',
       tlsCertificate: null,
       tlsPrivateKey: null,
       logLevel: 'info',
@@ -134,6 +135,7 @@ idle_timeout = 0
 client_idle_timeout = 4_000
 client_login_timeout = 7_000
 auth_type = "md5"
+passthrough_auth = "enabled_allow_change"
 tls_certificate = "c.pem"
 tls_private_key = "k.pem"
 log_level = "debug"
@@ -180,6 +182,7 @@ server_password = "owner-pw"`;
       clientIdleTimeoutMs: 4000,
       clientLoginTimeoutMs: 7000,
       authType: 'md5',
+      passthroughAuth: 'enabled_allow_change',
       tlsCertificate: 'c.pem',
       tlsPrivateKey: 'k.pem',
       logLevel: 'debug',
@@ -251,6 +254,18 @@ role = "auto"\n`;
     );
     expect(config.users[0].password).toBeNull();
   });
+
+  it.each(['enabled_plain', 'enabled_plain_allow_change'])(
+    'allows users without a password under passthrough_auth = "%s" (the server checks them)',
+    (mode) => {
+      const { config } = parse(
+        withGeneral(`passthrough_auth = "${mode}"`),
+        '[[users]]\nname = "bob"\ndatabase = "prod"\n',
+      );
+      expect(config.general.passthroughAuth).toBe(mode);
+      expect(config.users[0].password).toBeNull();
+    },
+  );
 
   it('treats an empty password as no password (as PgDog does)', () => {
     const { config } = parse(

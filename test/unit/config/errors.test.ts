@@ -207,6 +207,20 @@ describe('parseConfig refuses', () => {
     expect(error.expected).toContain(authType);
   });
 
+  it.each(['enabled', 'enabled_allow_change'])(
+    'passthrough_auth = "%s" without TLS (it takes passwords in clear text only over TLS)',
+    (mode) => {
+      const error = parseError(withGeneral(`passthrough_auth = "${mode}"`));
+      expectNames(error, 'pgdog.toml', 'general.passthrough_auth');
+      expect(error.expected).toContain('tls_certificate');
+      expect(error.expected).toContain(mode.replace('enabled', 'enabled_plain'));
+    },
+  );
+
+  it('a passthrough_auth mode PgDog does not have', () => {
+    expectNames(parseError(withGeneral('passthrough_auth = "on"')), 'pgdog.toml', 'general.passthrough_auth');
+  });
+
   it('min_pool_size larger than default_pool_size', () => {
     const error = parseError(withGeneral('default_pool_size = 2\nmin_pool_size = 3'));
     expectNames(error, 'pgdog.toml', 'general.min_pool_size');

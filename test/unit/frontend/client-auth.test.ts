@@ -183,3 +183,17 @@ describe('ClientAuth SCRAM-SHA-256', () => {
     expectFailure(auth.handle(passwordFrame(Buffer.from(clientFinal))), '08P01');
   });
 });
+
+describe('ClientAuth cleartext (passthrough_auth)', () => {
+  it('asks for the password in clear text and hands it over for the servers to judge', () => {
+    const auth = new ClientAuth('cleartext', USER, null);
+    expect(authRequest(continued(auth.start())).code).toBe(3);
+    expect(auth.responseName).toBe('password');
+    expect(auth.maxFrameBytes).toBe(1 + 65_535);
+    expect(auth.handle(passwordFrame(Buffer.from(`${PASSWORD}\0`)))).toEqual({
+      kind: 'password',
+      password: PASSWORD,
+    });
+    expectFailure(new ClientAuth('cleartext', USER, null).handle(passwordFrame(Buffer.from('x'))), '08P01');
+  });
+});

@@ -3,24 +3,58 @@ import { describe, expect, it } from 'vitest';
 import { SessionParams } from '../../../src/frontend/session-params.js';
 
 describe('SessionParams', () => {
-  it('takes tracked startup parameters case-insensitively and ignores others', () => {
+  it('takes tracked startup parameters case-insensitively, the others as set_config statements', () => {
     const p = new SessionParams();
-    p.fromStartup(
-      new Map([
-        ['APPLICATION_NAME', 'app'],
-        ['datestyle', 'ISO, DMY'],
-        ['search_path', 'x'],
-      ]),
-    );
+    p.fromStartup([
+      { name: 'APPLICATION_NAME', value: 'app' },
+      { name: 'datestyle', value: 'ISO, DMY' },
+      { name: 'Search_Path', value: 'a, "B"' },
+      { name: 'statement_timeout', value: '5s' },
+      { name: 'statement_timeout', value: '6s' },
+    ]);
     expect([...p.wanted]).toEqual([
       ['application_name', 'app'],
       ['DateStyle', 'ISO, DMY'],
     ]);
+    expect([...p.settings]).toEqual([
+      ['search_path', `SELECT pg_catalog.set_config(E'Search_Path', E'a, "B"', false)`],
+      ['statement_timeout', `SELECT pg_catalog.set_config(E'statement_timeout', E'6s', false)`],
+    ]);
+  });
+
+  it("takes the server's spelling of the startup values it reported, and reports the others' at login", () => {
+    const p = new SessionParams();
+    p.fromStartup([
+      { name: 'datestyle', value: 'iso,dmy' },
+      { name: 'default_transaction_read_only', value: 'yes' },
+    ]);
+    p.noteReported(
+      new Map([
+        ['DateStyle', 'ISO, DMY'],
+        ['default_transaction_read_only', 'on'],
+      ]),
+    );
+    const server = new Map([
+      ['DateStyle', 'ISO, MDY'],
+      ['default_transaction_read_only', 'off'],
+      ['TimeZone', 'UTC'],
+    ]);
+    expect(p.loginStatus(server)).toEqual([
+      ['DateStyle', 'ISO, DMY'],
+      ['default_transaction_read_only', 'on'],
+      ['TimeZone', 'UTC'],
+    ]);
+    const inStep = new Map([
+      ['DateStyle', 'ISO, DMY'],
+      ['TimeZone', 'UTC'],
+    ]);
+    expect(p.syncSql(inStep)).toBe('');
+    expect(p.syncSql(server)).toBe("SET DateStyle TO 'ISO, DMY';");
   });
 
   it('reports server values at login with the client choices on top, then needs no SET for an equal server', () => {
     const p = new SessionParams();
-    p.fromStartup(new Map([['application_name', 'mine']]));
+    p.fromStartup([{ name: 'application_name', value: 'mine' }]);
     const server = new Map([
       ['application_name', ''],
       ['TimeZone', 'UTC'],

@@ -52,4 +52,22 @@ describe('session state changes', () => {
     );
     expect(settingsSyncSql(want, want)).toBe('');
   });
+
+  it('returns a reset setting to the startup value, not to the server default (RESET, RESET ALL, DISCARD ALL)', () => {
+    const base = new Map([['search_path', "SELECT pg_catalog.set_config(E'search_path', E'app', false)"]]);
+    const run = (...statements: string[]): Map<string, string> => {
+      const state = new Map(base);
+      for (const sql of statements) {
+        const change = settingChange(analyzeQuery(sql, null)[0]);
+        if (change !== null) applySettingChange(state, change, base);
+      }
+      return state;
+    };
+    expect([...run('SET search_path = other').values()]).toEqual(['SET search_path = other']);
+    expect(run('SET search_path = other', 'RESET search_path')).toEqual(base);
+    expect(run('SET search_path = other', 'SET work_mem = 1', 'RESET ALL')).toEqual(base);
+    expect(run('SET search_path = other', 'PREPARE p AS SELECT 1', 'DISCARD ALL')).toEqual(base);
+    expect([...run('PREPARE p AS SELECT 1', 'DEALLOCATE ALL').keys()]).toEqual(['search_path']);
+    expect(run('SET work_mem = 1', 'RESET work_mem')).toEqual(base);
+  });
 });

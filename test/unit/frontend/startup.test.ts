@@ -1,6 +1,12 @@
-// Unit tests for startup-phase packet decoding: StartupMessage, SSLRequest, GSSENCRequest, CancelRequest, bad input.
+// Unit tests for startup-phase packet decoding: StartupMessage, SSLRequest, GSSENCRequest, CancelRequest, bad input,
+// and the replication parameter.
 import { describe, expect, it } from 'vitest';
-import { MAX_STARTUP_PACKET_BYTES, readStartupPacket } from '../../../src/frontend/startup.js';
+import { PgError } from '../../../src/errors/pg-error.js';
+import {
+  MAX_STARTUP_PACKET_BYTES,
+  readStartupPacket,
+  replicationMode,
+} from '../../../src/frontend/startup.js';
 import { cancelRequest, startupMessage } from '../../../src/protocol/messages.js';
 
 function packet(code: number, body: Buffer = Buffer.alloc(0)): Buffer {
@@ -128,5 +134,26 @@ describe('readStartupPacket', () => {
 
   it('rejects text that is not a startup packet', () => {
     expectError(Buffer.from('GET / HTTP/1.1\r\n\r\n'), /invalid startup packet length/, true);
+  });
+});
+
+describe('replicationMode (the replication startup parameter, as ProcessStartupPacket reads it)', () => {
+  it('reads "database" as logical and parse_bool spellings as physical or none', () => {
+    expect(replicationMode(undefined)).toBe('none');
+    expect(replicationMode('database')).toBe('logical');
+    for (const yes of ['true', 'TRUE', 't', 'tr', 'yes', 'y', 'on', 'ON', '1'])
+      expect(replicationMode(yes)).toBe('physical');
+    for (const no of ['false', 'f', 'no', 'n', 'off', 'of', '0']) expect(replicationMode(no)).toBe('none');
+  });
+
+  it("refuses anything else with PostgreSQL's FATAL 22023 and hint", () => {
+    for (const bad of ['', 'o', 'truex', 'Database', '2', 'logical']) {
+      const err = replicationMode(bad);
+      if (!(err instanceof PgError)) throw new Error(`accepted ${JSON.stringify(bad)}`);
+      expect(err.severity).toBe('FATAL');
+      expect(err.code).toBe('22023');
+      expect(err.message).toBe(`invalid value for parameter "replication": "${bad}"`);
+      expect(err.hint).toBe('Valid values are: "false", 0, "true", 1, "database".');
+    }
   });
 });
