@@ -10,7 +10,7 @@ import { MessageWriter } from '../protocol/writer.js';
 import { readDataRow, readRowDescription } from '../protocol/rows.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
-import { readBind } from '../router/rewrite.js';
+import { decodeBind } from '../protocol/bind.js';
 import { insertWithRows, valueLiteral, type InsertSelectParts } from '../router/insert-select.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import type { RankRequest } from '../execute/reply-merger.js';
@@ -60,7 +60,7 @@ export function sourceRequest(
   frames: readonly Buffer[],
 ): { types: number[]; frames: Buffer[] } {
   if (statement.isQuery) return { types: [Frontend.Query], frames: [query(parts.source)] };
-  const bind = statement.bindIndex >= 0 ? readBind(frames[statement.bindIndex]) : null;
+  const bind = statement.bindIndex >= 0 ? decodeBind(frames[statement.bindIndex]) : null;
   const formats = bind?.formats ?? [];
   const types = paramTypesFor(statement, parts.sourceParams, formats);
   const parse = new MessageWriter(parts.source.length + 16)
@@ -192,7 +192,8 @@ export class InsertSourceRun implements FanoutOwner {
 
   /** Parameter types of the rewritten INSERT (its ON CONFLICT / RETURNING may still use some). */
   insertParamTypes(): number[] {
-    const bind = this.statement.bindIndex >= 0 ? readBind(this.clientFrames[this.statement.bindIndex]) : null;
+    const bind =
+      this.statement.bindIndex >= 0 ? decodeBind(this.clientFrames[this.statement.bindIndex]) : null;
     return paramTypesFor(this.statement, this.parts.tailParams, bind?.formats ?? []);
   }
 }

@@ -3,7 +3,7 @@
 // statement is always the unnamed one; the client's Bind (portal, parameters, result formats) is kept.
 import { Frontend } from '../protocol/codes.js';
 import { query } from '../protocol/messages.js';
-import { readBind, splitBind, splitParse } from '../router/rewrite.js';
+import { decodeBind, encodeBind, encodeParse } from '../protocol/bind.js';
 
 /** One shard's frames of a split INSERT (`isParseInjected`: its ParseComplete is the proxy's, not the client's). */
 export interface SplitPart {
@@ -65,10 +65,10 @@ export function rebuildRequest(
   bindIndex: number,
 ): SplitPart {
   if (source.isQuery) return { types: [Frontend.Query], frames: [query(sql)], isParseInjected: false };
-  const bind = bindIndex >= 0 ? readBind(frames[bindIndex]) : null;
+  const bind = bindIndex >= 0 ? decodeBind(frames[bindIndex]) : null;
   const outTypes: number[] = [];
   const outFrames: Buffer[] = [];
-  const newParse = splitParse(sql, source.paramTypes, paramMap);
+  const newParse = encodeParse(sql, source.paramTypes, paramMap);
   for (let i = 0; i < types.length; i++) {
     if (i === parseIndex) {
       outTypes.push(Frontend.Parse);
@@ -79,7 +79,7 @@ export function rebuildRequest(
         outFrames.push(newParse);
       }
       outTypes.push(Frontend.Bind);
-      outFrames.push(splitBind(bind, paramMap));
+      outFrames.push(encodeBind(bind, paramMap));
     } else {
       outTypes.push(types[i]);
       outFrames.push(frames[i]);

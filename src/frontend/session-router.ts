@@ -35,7 +35,8 @@ import {
   type SortKey,
 } from '../execute/merge-spec.js';
 import { Format, TypeOid } from '../execute/value-compare.js';
-import { parseParamTypes, readBind, splitBind, splitInsert } from '../router/rewrite.js';
+import { splitInsert } from '../router/rewrite.js';
+import { decodeBind, encodeBind, parseParamTypes } from '../protocol/bind.js';
 import { settingChange, applySettingChange, type SettingChange } from './session-settings.js';
 import {
   DESCRIBE_UNNAMED_STATEMENT,
@@ -699,7 +700,7 @@ export class SessionRouter implements RouteContext {
         const text = parseIndex < 0 && entry !== null ? entry.text : parsed?.text;
         const paramTypes = parseIndex < 0 && entry !== null ? entry.paramTypes : (parsed?.paramTypes ?? []);
         if (text === undefined) continue;
-        paramCount = Math.max(paramCount, readBind(frame).values.length, paramTypes.length);
+        paramCount = Math.max(paramCount, decodeBind(frame).values.length, paramTypes.length);
         statement = { text, paramTypes, isQuery: false, parseIndex, bindIndex: i, paramCount };
       }
     }
@@ -1052,7 +1053,7 @@ function shardRequest(
  * select-list entry it stands for (array_agg's elements), else text.
  */
 function withHiddenResultFormats(frame: Buffer, shardQuery: ShardQuery): Buffer {
-  const bind = readBind(frame);
+  const bind = decodeBind(frame);
   const count = bind.resultFormats.readInt16BE(0);
   if (count <= 1) return frame; // none (all text) or one for every column: hidden columns follow it
   const hiddenCount = shardQuery.hiddenCount;
@@ -1064,7 +1065,7 @@ function withHiddenResultFormats(frame: Buffer, shardQuery: ShardQuery): Buffer 
       formats.writeInt16BE(bind.resultFormats.readInt16BE(2 * source), 2 + 2 * (count + j));
   });
   const paramMap = bind.values.map((_, i) => i + 1);
-  return splitBind({ ...bind, resultFormats: formats }, paramMap);
+  return encodeBind({ ...bind, resultFormats: formats }, paramMap);
 }
 
 /** The per-shard requests of a multi-row INSERT whose rows belong to several shards. */
