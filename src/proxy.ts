@@ -22,7 +22,7 @@ import { loadFailpointsFromEnv } from './txn/failpoints.js';
 import type { TransactionManager } from './txn/manager.js';
 import { startTransactionManager, type StartedTxn } from './txn/start.js';
 import { ConfigShardAccess } from './txn/shard-access.js';
-import { probeTextCollation } from './sharding/collation.js';
+import { probeTextCollation } from './lifecycle/collation-probe.js';
 import { StatsRegistry } from './stats/stats-registry.js';
 import { AdminConsole } from './admin/console.js';
 import type { AdminContext, ReloadOutcome } from './admin/context.js';
@@ -369,7 +369,7 @@ const UNKNOWN_COLLATION = '(unknown: no shard has answered yet)';
 const COLLATION_RETRY_MS = 30_000;
 
 /**
- * Ask each sharded database's shards how text sorts there (see sharding/collation.ts) before clients come; while no
+ * Ask each sharded database's shards how text sorts there (see lifecycle/collation-probe.ts) before clients come; while no
  * shard answers, the merger refuses text ordering for that database, and the question is asked again every 30 s.
  */
 async function learnCollations(
