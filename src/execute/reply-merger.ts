@@ -34,6 +34,7 @@ import { MessageWriter } from '../protocol/writer.js';
 import { readDataRow, readRowDescription, type RowColumnType } from '../protocol/rows.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
+import { withShardInDetail } from '../errors/shard-detail.js';
 import { combineCommandTags, commandComplete, parseCommandTag, type CommandTag } from './command-tag.js';
 import { averageType } from './average.js';
 import { RowFolder, type MergedRow, type Row } from './group-fold.js';
@@ -66,8 +67,6 @@ const EMPTY = Buffer.alloc(0);
 const BINARY_COPY_HEADER_FIXED = 19;
 /** A CopyData holding the binary COPY file trailer (int16 -1). */
 const COPY_TRAILER = Buffer.from([Backend.CopyData, 0, 0, 0, 6, 0xff, 0xff]);
-
-const DETAIL_FIELD = 0x44; // 'D'
 
 type Mode = 'stream' | 'sort' | 'aggregate' | 'group';
 
@@ -1061,29 +1060,6 @@ function dataRow(values: readonly (Buffer | null)[]): Buffer {
     else w.int32(v.length).bytes(v);
   }
   return w.frame(Backend.DataRow);
-}
-
-/** The shard's ErrorResponse with "(shard N)" appended to its Detail field, or a Detail "shard N" added. */
-export function withShardInDetail(frame: Buffer, shard: number): Buffer {
-  const end = 1 + frame.readInt32BE(1);
-  let pos = 5;
-  while (pos < end && frame[pos] !== 0) {
-    const valueEnd = frame.indexOf(0, pos + 1);
-    if (valueEnd < 0 || valueEnd >= end) return frame; // malformed: forward as it is
-    if (frame[pos] === DETAIL_FIELD) {
-      const note = valueEnd === pos + 1 ? `shard ${shard}` : ` (shard ${shard})`;
-      return insertBytes(frame, end, valueEnd, Buffer.from(note, 'latin1'));
-    }
-    pos = valueEnd + 1;
-  }
-  if (pos >= end) return frame;
-  return insertBytes(frame, end, pos, Buffer.from(`Dshard ${shard}\0`, 'latin1'));
-}
-
-function insertBytes(frame: Buffer, end: number, at: number, extra: Buffer): Buffer {
-  const out = Buffer.concat([frame.subarray(0, at), extra, frame.subarray(at, end)]);
-  out.writeInt32BE(out.length - 1, 1);
-  return out;
 }
 
 function differentReplies(detail: string): PgError {
