@@ -11,6 +11,7 @@ import type { RowOutput } from './row-output.js';
 import { RowQueue, type QueuedRow } from './row-queue.js';
 import { ShardHeap } from './shard-heap.js';
 import { compareSortKeys, SortKeyReader } from './sort-keys.js';
+import type { SortKey } from './merge-spec.js';
 import type { ValueComparator } from './value-compare.js';
 
 /**
@@ -27,6 +28,10 @@ export class SortedMerge extends RowMerge {
   private readonly output: RowOutput;
   /** Set at the first row, from the column types (keys counted from the end numbered by then). */
   private comparators: ValueComparator[] | null = null;
+  /** The sort keys as `keys` numbered them at the first row (read by the heap's comparator: kept at hand). */
+  private orderBy: readonly SortKey[];
+  /** `ranks.isAwaiting`, kept at hand for the per-row checks: set at the first row, cleared by `setRanks`. */
+  private isAwaiting = false;
   /** Shards still running with no row waiting; the merge may only advance at 0. */
   private blockingCount: number;
   /** Bytes of the rows held for the ranks. */
@@ -36,13 +41,14 @@ export class SortedMerge extends RowMerge {
     super();
     this.queues = Array.from({ length: parts.shardCount }, () => new RowQueue());
     this.keys = new SortKeyReader(parts.spec.orderBy);
+    this.orderBy = parts.spec.orderBy;
     this.ranks = new CollationRanks(parts.spec.textCollation);
     this.output = parts.output;
     this.blockingCount = parts.shardCount;
     this.heap = new ShardHeap(
       (a, b) =>
         compareSortKeys(
-          this.keys.orderBy,
+          this.orderBy,
           this.comparators as ValueComparator[],
           this.queues[a].peek().keys,
           this.queues[b].peek().keys,
@@ -54,7 +60,7 @@ export class SortedMerge extends RowMerge {
     if (this.output.isLimitReached()) return;
     const queue = this.queues[shard];
     const row: QueuedRow = { frame, keys: this.readKeys(frame) };
-    if (this.ranks.isAwaiting) {
+    if (this.isAwaiting) {
       this.rankedBytes += frame.length;
       if (this.rankedBytes > RANKED_SORT_MAX_BYTES) {
         throw new PgError(
@@ -90,7 +96,7 @@ export class SortedMerge extends RowMerge {
   }
 
   override finish(): boolean {
-    if (this.ranks.isAwaiting) return false;
+    if (this.isAwaiting) return false;
     this.drain(); // every shard ended: nothing blocks (already drained; kept as a guard)
     return true;
   }
@@ -105,7 +111,7 @@ export class SortedMerge extends RowMerge {
   }
 
   override isQueueFull(shard: number): boolean {
-    if (this.ranks.isAwaiting) return false; // every row is needed first (bounded by RANKED_SORT_MAX_BYTES)
+    if (this.isAwaiting) return false; // every row is needed first (bounded by RANKED_SORT_MAX_BYTES)
     return this.queues[shard].isFull;
   }
 
@@ -114,7 +120,7 @@ export class SortedMerge extends RowMerge {
   }
 
   override get isAwaitingRanks(): boolean {
-    return this.ranks.isAwaiting;
+    return this.isAwaiting;
   }
 
   /** The distinct values of the ranked keys in the rows held. */
@@ -135,6 +141,7 @@ export class SortedMerge extends RowMerge {
   /** Every shard has ended: merge the rows held, now in the database's order. */
   override setRanks(ranks: Map<string, number>): void {
     this.ranks.set(ranks);
+    this.isAwaiting = false;
     this.blockingCount = 0;
     for (let shard = 0; shard < this.queues.length; shard++) {
       if (this.queues[shard].queued > 0) this.heap.push(shard);
@@ -146,14 +153,16 @@ export class SortedMerge extends RowMerge {
     if (this.comparators === null) {
       this.keys.resolveFromEnd(frame.readInt16BE(5));
       const types = this.parts.columns.columnTypes('ORDER BY');
-      this.comparators = this.ranks.comparators(this.keys.orderBy, types, true);
+      this.orderBy = this.keys.orderBy;
+      this.comparators = this.ranks.comparators(this.orderBy, types, true);
+      this.isAwaiting = this.ranks.isAwaiting;
     }
     return this.keys.read(frame);
   }
 
   /** Emit head rows while every running shard has one waiting. */
   private drain(): void {
-    if (this.ranks.isAwaiting) return;
+    if (this.isAwaiting) return;
     while (this.blockingCount === 0 && this.heap.size > 0) {
       const shard = this.heap.pop();
       const queue = this.queues[shard];
