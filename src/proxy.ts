@@ -323,7 +323,10 @@ export async function startProxy(
   };
 }
 
-/** Routing state for every database with 2+ shards; loads the SQL parser only when one exists. */
+/**
+ * Routing state for every database with 2+ shards; loads the SQL parser only when one exists, or when a database has
+ * replicas (the read/write split classifies requests: frontend/read-intent.ts).
+ */
 async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting>> {
   const counts = new Map<string, number>();
   for (const d of config.databases) counts.set(d.name, Math.max(counts.get(d.name) ?? 0, d.shard + 1));
@@ -347,7 +350,7 @@ async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting
       textCollation: UNKNOWN_COLLATION,
     });
   }
-  if (routing.size > 0) await initParser();
+  if (routing.size > 0 || config.databases.some((d) => d.role !== 'primary')) await initParser();
   return routing;
 }
 

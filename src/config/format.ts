@@ -109,6 +109,14 @@ function generalSettings(general: GeneralConfig): ConfigSetting[] {
     setting('openmetrics_port', general.openmetricsPort, 'OpenMetrics endpoint off'),
     setting('openmetrics_namespace', general.openmetricsNamespace),
     setting('shutdown_timeout', general.shutdownTimeoutMs),
+    setting('read_write_split', general.readWriteSplit),
+    setting('load_balancing_strategy', general.loadBalancingStrategy),
+    setting('read_write_strategy', general.readWriteStrategy),
+    setting('ban_timeout', general.banTimeoutMs),
+    setting('healthcheck_interval', general.healthcheckIntervalMs),
+    setting('idle_healthcheck_interval', general.idleHealthcheckIntervalMs),
+    setting('idle_healthcheck_delay', general.idleHealthcheckDelayMs),
+    setting('healthcheck_timeout', general.healthcheckTimeoutMs),
   ];
 }
 
@@ -132,6 +140,7 @@ function databaseSettings(section: string, database: DatabaseConfig): ConfigSett
     secret(setting, 'password', database.password, "the client's users.toml password"),
     setting('shard', database.shard),
     setting('role', database.role),
+    setting('lb_weight', database.lbWeight),
   ];
 }
 

@@ -30,6 +30,7 @@ import {
   UNSUPPORTED_PGDOG_SECTIONS,
   UNSUPPORTED_USER_KEYS,
 } from './defaults.js';
+import { readReplicaSettings } from './replicas.js';
 import { readDatabases } from './databases.js';
 import { defaultInstanceId, formerDefaultInstanceId, INSTANCE_ID_PATTERN } from './instance-id.js';
 import { readSharding } from './sharding.js';
@@ -280,6 +281,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
     openmetricsPort: r.integer('openmetrics_port', LISTEN_PORT_RULE) ?? d.openmetricsPort,
     openmetricsNamespace: readMetricsNamespace(r),
     shutdownTimeoutMs: r.integer('shutdown_timeout', TIMEOUT_MS_RULE) ?? d.shutdownTimeoutMs,
+    ...readReplicaSettings(r, warnings),
   };
   readInstanceId(r, general);
   if (general.twoPhaseCommitAuto && !general.twoPhaseCommit) {

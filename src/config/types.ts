@@ -14,6 +14,14 @@ export type LogFormat = 'json' | 'text';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 export type DatabaseRole = 'primary' | 'replica' | 'auto';
 export type QuerySizeLimitAction = 'warn' | 'block';
+/** PgDog's read_write_split: where reads go when a shard has replicas. */
+export type ReadWriteSplit =
+  'include_primary' | 'exclude_primary' | 'include_primary_if_replica_banned' | 'prefer_primary';
+/** PgDog's load_balancing_strategy: which of the candidate servers a read gets. */
+export type LoadBalancingStrategy =
+  'random' | 'round_robin' | 'least_active_connections' | 'weighted_round_robin';
+/** PgDog's read_write_strategy: conservative = every transaction is a write; aggressive = its first statement decides. */
+export type ReadWriteStrategy = 'conservative' | 'aggressive';
 
 export interface GeneralConfig {
   host: string; // default "0.0.0.0"
@@ -84,6 +92,20 @@ export interface GeneralConfig {
   openmetricsNamespace: string;
   /** Longest wait for running transactions on SIGTERM/SIGINT/SHUTDOWN before closing them, ms; default 60000. */
   shutdownTimeoutMs: number;
+  // Replicas (config/replicas.ts; PgDog's names and defaults)
+  readWriteSplit: ReadWriteSplit; // default "include_primary"
+  loadBalancingStrategy: LoadBalancingStrategy; // default "random"
+  readWriteStrategy: ReadWriteStrategy; // default "conservative"
+  /** How long a replica that failed a connect or a check is left out, ms; default 300000. */
+  banTimeoutMs: number;
+  /** A pool's server is checked before checkout at most this often, ms; default 30000. */
+  healthcheckIntervalMs: number;
+  /** Idle pools are checked in the background this often, ms; default 30000 (0 = off). */
+  idleHealthcheckIntervalMs: number;
+  /** Delay before the first background check, ms; default 5000. */
+  idleHealthcheckDelayMs: number;
+  /** Longest wait for a check's answer, ms; default 5000. */
+  healthcheckTimeoutMs: number;
 }
 
 export interface DatabaseConfig {
@@ -95,6 +117,8 @@ export interface DatabaseConfig {
   password: string | null; // server password; default = the client's users.toml password
   shard: number; // default 0
   role: DatabaseRole; // default "primary"
+  /** Weight among the shard's servers for load_balancing_strategy = "weighted_round_robin", 0–255; default 255. */
+  lbWeight: number;
 }
 
 export interface AdminConfig {

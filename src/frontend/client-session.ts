@@ -11,6 +11,8 @@ import type { Logger } from 'pino';
 import type { AdminConfig, GeneralConfig, UserConfig } from '../config/types.js';
 import type { PoolManager, DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
+import type { ReplicaSet, SetAcquireCallback } from '../backend/replica-set.js';
+import { classifyTexts, requestTexts, type RoleOverride } from './read-intent.js';
 import { ServerConnection, StartupRefused, type ServerClient } from '../backend/server-connection.js';
 import { checkServerPassword } from '../backend/password-check.js';
 import { passthroughVerdict } from '../auth/passthrough.js';
@@ -81,6 +83,11 @@ const NO_PARAM_TYPES = new Uint8Array(2);
 const SAMPLE_CHARS = 200;
 
 /** The start of a Query's or Parse's text, for a log line (control characters shown as spaces). */
+/** host:port of a pool's server, for log lines. */
+function poolLabel(pool: Pool): string {
+  return `${pool.opts.address.host}:${pool.opts.address.port}`;
+}
+
 function querySample(type: number, start: Buffer): string {
   let from = 5;
   if (type === Frontend.Parse) {
@@ -123,6 +130,8 @@ export class ClientSession implements ServerClient, Cancellable {
   private server: ServerConnection | null = null;
   private serverPool: Pool | null = null;
   private isWaitingForServer = false;
+  /** `SET pgdog.role`: the session's read/write split override (read-intent.ts). */
+  private role: RoleOverride = null;
   /** Client frames not yet sent (views into received chunks). */
   private readonly batch = new RequestBatch();
   /** After an error the proxy raised mid-pipeline: drop frames until Sync, as PostgreSQL does. */
@@ -751,26 +760,44 @@ export class ClientSession implements ServerClient, Cancellable {
 
   private checkout(): void {
     if (this.isWaitingForServer || this.pools === null) return;
-    const pool = this.pools.shards[0];
     this.isWaitingForServer = true;
     let isPaused = false;
-    pool.acquire((err, server) => {
+    const onServer = (err: PgError | null, server: ServerConnection | null, pool: Pool | null): void => {
       this.isWaitingForServer = false;
       if (this.state !== 'ready') {
-        if (server) pool.release(server);
+        if (server && pool) pool.release(server);
         return;
       }
       if (isPaused) this.resumeInput();
-      if (err || server === null) return this.failBatch(err ?? PgError.internal('no server'));
+      if (err || server === null || pool === null)
+        return this.failBatch(err ?? PgError.internal('no server'));
       this.attach(server, pool);
       this.sendBatch(server);
-    });
+    };
+    if (this.pools.hasReplicas) {
+      this.acquireByRole(this.pools.sets[0], onServer);
+    } else {
+      const pool = this.pools.shards[0];
+      pool.acquire((err, server) => onServer(err, server, pool));
+    }
     // Backpressure: read no more requests until this one has a server. An idle server is handed over
     // synchronously, so the common case never pauses (pause/resume cost a syscall each).
     if (this.isWaitingForServer) {
       isPaused = true;
       this.pauseInput();
     }
+  }
+
+  /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
+  private acquireByRole(set: ReplicaSet, cb: SetAcquireCallback): void {
+    const { types, frames } = this.batch.peek(this.batch.length);
+    const texts = requestTexts(types, frames, (name) => this.statements?.textOf(name) ?? null);
+    const { intent, sessionRole } =
+      texts === null ? { intent: 'write' as const, sessionRole: undefined } : classifyTexts(texts, this.role);
+    if (sessionRole !== undefined) this.role = sessionRole;
+    set.acquire(intent, cb, (m, reason) =>
+      this.log.warn({ server: poolLabel(m.pool), reason }, 'replica banned'),
+    );
   }
 
   /**

@@ -52,6 +52,14 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   openmetricsPort: ['openmetrics_port', true],
   openmetricsNamespace: ['openmetrics_namespace', true],
   shutdownTimeoutMs: ['shutdown_timeout', false],
+  readWriteSplit: ['read_write_split', false],
+  loadBalancingStrategy: ['load_balancing_strategy', false],
+  readWriteStrategy: ['read_write_strategy', false],
+  banTimeoutMs: ['ban_timeout', false],
+  healthcheckIntervalMs: ['healthcheck_interval', false],
+  idleHealthcheckIntervalMs: ['idle_healthcheck_interval', false],
+  idleHealthcheckDelayMs: ['idle_healthcheck_delay', false],
+  healthcheckTimeoutMs: ['healthcheck_timeout', false],
 };
 
 const DATABASE_KEYS: [keyof DatabaseConfig, string][] = [
@@ -60,6 +68,7 @@ const DATABASE_KEYS: [keyof DatabaseConfig, string][] = [
   ['databaseName', 'database_name'],
   ['user', 'user'],
   ['password', 'password'],
+  ['lbWeight', 'lb_weight'],
 ];
 
 const USER_KEYS: [keyof UserConfig, string][] = [

@@ -49,6 +49,15 @@ describe('parseConfig defaults', () => {
       openmetricsPort: null, // off, as in PgDog
       openmetricsNamespace: 'shardgate_', // PgDog: no prefix
       shutdownTimeoutMs: 60_000, // PgDog's default
+      // PgDog's replica and load-balancing defaults (pgdog-config general.rs)
+      readWriteSplit: 'include_primary',
+      loadBalancingStrategy: 'random',
+      readWriteStrategy: 'conservative',
+      banTimeoutMs: 300_000,
+      healthcheckIntervalMs: 30_000,
+      idleHealthcheckIntervalMs: 30_000,
+      idleHealthcheckDelayMs: 5_000,
+      healthcheckTimeoutMs: 5_000,
     });
     expect(config.general).toEqual({
       ...GENERAL_DEFAULTS,
@@ -93,6 +102,7 @@ describe('parseConfig defaults', () => {
         password: null,
         shard: 0,
         role: 'primary',
+        lbWeight: 255, // PgDog's
       },
     ]);
   });
@@ -158,7 +168,15 @@ query_size_limit = 100_000
 query_size_limit_action = "block"
 openmetrics_port = 9090
 openmetrics_namespace = "pgdog_"
-shutdown_timeout = 5_000`);
+shutdown_timeout = 5_000
+read_write_split = "exclude_primary"
+load_balancing_strategy = "round_robin"
+read_write_strategy = "conservative"
+ban_timeout = 1_000
+healthcheck_interval = 100
+idle_healthcheck_interval = 0
+idle_healthcheck_delay = 10
+healthcheck_timeout = 200`);
     const users = `[[users]]
 name = "alice"
 database = "prod"
@@ -208,6 +226,14 @@ server_password = "owner-pw"`;
       openmetricsPort: 9090,
       openmetricsNamespace: 'pgdog_',
       shutdownTimeoutMs: 5000,
+      readWriteSplit: 'exclude_primary',
+      loadBalancingStrategy: 'round_robin',
+      readWriteStrategy: 'conservative',
+      banTimeoutMs: 1000,
+      healthcheckIntervalMs: 100,
+      idleHealthcheckIntervalMs: 0,
+      idleHealthcheckDelayMs: 10,
+      healthcheckTimeoutMs: 200,
     });
     expect(custom.users[0]).toMatchObject({
       poolSize: 3,
@@ -226,7 +252,8 @@ port = 5433
 database_name = "prod_real"
 user = "svc"
 password = "svc-pw"
-role = "auto"\n`;
+role = "auto"
+lb_weight = 10\n`;
     expect(parse(pgdog).config.databases[0]).toEqual({
       name: 'prod',
       host: 'db.internal',
@@ -236,6 +263,7 @@ role = "auto"\n`;
       password: 'svc-pw',
       shard: 0,
       role: 'auto',
+      lbWeight: 10,
     });
   });
 
