@@ -151,6 +151,10 @@ export class DeadlockWatch {
 
   private async checkDatabase(database: string, candidates: readonly WatchedSession[]): Promise<void> {
     const first = await this.snapshot(database, candidates);
+    this.log.debug(
+      { database, candidates: candidates.map((c) => c.id), edges: first.edges },
+      'deadlock check: waits seen',
+    );
     const cycles = findCycles(first).filter((c) => !this.cancelled.has(victimKey(c.victim)));
     if (cycles.length === 0) return;
     // The servers were asked at different moments and a pid may have passed to another transaction since: ask again.

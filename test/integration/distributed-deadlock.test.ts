@@ -226,4 +226,77 @@ describe('distributed deadlock detection', () => {
     expect(await balances([one, three, four])).toEqual([2, 1, 2]);
     await expectNothingLeft();
   });
+
+  it('breaks a cycle whose victim is an extended-protocol client (Parse/Bind/Execute/Sync)', async () => {
+    const one = idOn(0, 1);
+    const three = idOn(1, 1);
+    const setup = await connect(proxy2);
+    await setup.query(`insert into accounts values (${one}, 100), (${three}, 100)`);
+    const simple = await connect(proxy2);
+    const extended = await connect(proxy2);
+    const update = 'update accounts set balance = balance + $1 where id = $2';
+    await simple.query('begin');
+    await simple.query(`update accounts set balance = balance - 5 where id = ${one}`);
+    await extended.query('begin');
+    await extended.query({ text: update, values: [-7, three], name: 'move' });
+    const started = performance.now();
+    const simpleWaits = outcome(
+      simple.query(`update accounts set balance = balance + 5 where id = ${three}`),
+    );
+    await waitForLockWaits(1);
+    const extendedWaits = outcome(extended.query({ text: update, values: [7, one], name: 'move' }));
+    expect(await extendedWaits).toBe('40P01');
+    // Failed until the end of the block, as PostgreSQL's would be; the prepared statement survives.
+    expect(await outcome(extended.query({ text: update, values: [1, three], name: 'move' }))).toBe('25P02');
+    await extended.query('rollback');
+    expect(await simpleWaits).toBe('ok');
+    await simple.query('commit');
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(await outcome(extended.query({ text: update, values: [1, three], name: 'move' }))).toBe('ok');
+    expect(await balances([one, three])).toEqual([95, 106]);
+    await expectNothingLeft();
+  });
+
+  it('never cancels short pooled transactions that wait for each other in one order (backend pids reused)', async () => {
+    const hot = idOn(0, 1);
+    const own = Array.from({ length: 5 }, (_, i) => idOn(1, 100 + i * 10));
+    const setup = await connect(proxy2);
+    await setup.query(`insert into accounts values (${hot}, 0), ${own.map((id) => `(${id}, 0)`).join(', ')}`);
+    const deadlocksBefore = proxy2.proxy.deadlocks.deadlocks;
+    const checksBefore = proxy2.proxy.deadlocks.checks;
+    const workers = await Promise.all(own.map(() => connect(proxy2)));
+    const codes: string[] = [];
+    /** Which workers each shard-0 backend pid served. */
+    const pidUsers = new Map<number, Set<number>>();
+    const until = performance.now() + 3_000;
+    await Promise.all(
+      workers.map(async (c, i) => {
+        while (performance.now() < until) {
+          // Each transaction holds shard 1 (its own row), then queues on shard 0 for the hot row held ~100 ms by
+          // each one before it: waits well past deadlock_timeout, on servers passed from one transaction to the next.
+          const code = await outcome(
+            (async () => {
+              await c.query('begin');
+              await c.query(`update accounts set balance = balance + 1 where id = ${own[i]}`);
+              const r = await c.query(
+                `update accounts set balance = balance + 1 where id = ${hot} returning pg_backend_pid() as pid`,
+              );
+              const users = pidUsers.get(r.rows[0].pid) ?? new Set<number>();
+              pidUsers.set(r.rows[0].pid, users.add(i));
+              await c.query('select pg_sleep(0.1)');
+              await c.query('commit');
+            })(),
+          );
+          codes.push(code);
+          if (code !== 'ok') await c.query('rollback').catch(() => undefined);
+        }
+      }),
+    );
+    expect(codes.filter((c) => c !== 'ok')).toEqual([]);
+    expect([...pidUsers.values()].some((users) => users.size >= 2)).toBe(true); // pids passed between sessions
+    expect(proxy2.proxy.deadlocks.checks).toBeGreaterThan(checksBefore);
+    expect(proxy2.proxy.deadlocks.deadlocks).toBe(deadlocksBefore);
+    expect(await balances([hot])).toEqual([codes.length]);
+    await expectNothingLeft();
+  });
 });
