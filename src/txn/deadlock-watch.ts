@@ -277,7 +277,7 @@ export class DeadlockWatch {
       'distributed deadlock detected: cancelling the youngest transaction',
     );
     server.scanner.replaceErrorInFlight(CANCELED_MARKER, error.toBuffer());
-    void server.cancel();
+    void server.cancelHoldingWrites();
   }
 
   private closeConnections(): void {
