@@ -1,7 +1,8 @@
 // Who waits for whom on one PostgreSQL server: the statement the deadlock check runs there and its rows. Lock waits
 // come from pg_locks (visible to every role, unlike another role's pg_stat_activity row) and their blockers from
 // pg_blocking_pids(), which names a prepared transaction's lock as pid 0; those are found again through the
-// prepared transaction's own pg_locks rows (pid NULL, virtualtransaction `-1/<xid>`) and named by their GID.
+// prepared transaction's own pg_locks rows (pid NULL; its virtual transaction also holds the lock on its xid, which
+// pg_prepared_xacts.transaction names) and named by their GID.
 import type { QueryOutcome } from '../backend/server-query.js';
 
 /** One wait: backend `waiterPid` waits for `blockerPid`, or (blockerPid 0) for the prepared transaction `gid`. */
@@ -15,12 +16,17 @@ export interface LockWait {
 export const LOCK_WAITS_SQL = `
 with waiting as (
   select distinct pid from pg_locks where not granted and pid is not null
+),
+prepared as (
+  select l.virtualtransaction, x.gid
+    from pg_locks l join pg_prepared_xacts x on l.locktype = 'transactionid' and l.transactionid = x.transaction
+   where l.pid is null and l.granted
 )
 select w.pid, b.pid as blocker, null::text as gid
   from waiting w, unnest(pg_blocking_pids(w.pid)) as b(pid)
  where b.pid <> 0
 union all
-select distinct w.pid, 0, x.gid
+select distinct w.pid, 0, p.gid
   from pg_locks w
   join pg_locks h on h.granted and h.pid is null
    and h.locktype = w.locktype
@@ -29,7 +35,7 @@ select distinct w.pid, 0, x.gid
    and h.virtualxid is not distinct from w.virtualxid and h.transactionid is not distinct from w.transactionid
    and h.classid is not distinct from w.classid and h.objid is not distinct from w.objid
    and h.objsubid is not distinct from w.objsubid
-  join pg_prepared_xacts x on h.virtualtransaction = '-1/' || x.transaction
+  join prepared p on p.virtualtransaction = h.virtualtransaction
  where not w.granted and w.pid is not null and 0 = any(pg_blocking_pids(w.pid))`;
 
 /** The waits in LOCK_WAITS_SQL's result; null when the statement did not succeed. */
