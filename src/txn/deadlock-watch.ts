@@ -139,7 +139,10 @@ export class DeadlockWatch {
 
   private async check(): Promise<void> {
     const byDatabase = this.candidates();
-    if (byDatabase.size === 0) return;
+    if (byDatabase.size === 0) {
+      this.closeConnections(); // requests run, none waits long: the check's connections are not needed now
+      return;
+    }
     const startMs = performance.now();
     this.stats.checks++;
     try {
