@@ -59,8 +59,8 @@ export class DeadlockWatch {
   private isChecking = false;
   /** Connections of the check's own, by `host:port` (kept while waits last, closed when the timer stops). */
   private readonly connections = new Map<string, ServerConnection>();
-  /** Statements already cancelled as deadlock victims (`session/statement`): never cancelled twice. */
-  private readonly cancelled = new Set<string>();
+  /** Sessions cancelled as deadlock victims, with the request cancelled: never cancelled twice. */
+  private readonly cancelled = new Map<WatchedSession, number>();
   private isClosed = false;
   readonly stats: DeadlockStats = { checks: 0, deadlocks: 0, checkTime: new DurationHistogram() };
 
@@ -158,7 +158,10 @@ export class DeadlockWatch {
       { database, candidates: candidates.map((c) => c.id), edges: first.edges },
       'deadlock check: waits seen',
     );
-    const cycles = findCycles(first).filter((c) => !this.cancelled.has(victimKey(c.victim)));
+    for (const [s, seq] of this.cancelled)
+      if (s.statementSeq !== seq || !this.sessions.has(s)) this.cancelled.delete(s);
+    const cancelledIds = new Set([...this.cancelled.keys()].map((s) => s.id));
+    const cycles = findCycles(first).filter((c) => !cancelledIds.has(c.victim.sessionId));
     if (cycles.length === 0) return;
     // The servers were asked at different moments and a pid may have passed to another transaction since: ask again.
     const second = await this.snapshot(database, candidates);
@@ -243,18 +246,19 @@ export class DeadlockWatch {
    */
   private breakCycle(cycle: WaitCycle): void {
     const victim = cycle.victim;
-    const session = [...this.sessions].find((s) => s.id === victim.sessionId);
-    if (
-      session === undefined ||
-      session.statementSeq !== victim.statementSeq ||
-      session.inFlightSinceMs === 0
-    )
-      return;
+    const byKey = new Map([...this.sessions].map((s) => [`t${s.id}`, s]));
+    // Every proxy transaction of the cycle still on the request it waited in: one that finished means the cycle was
+    // broken some other way (lock_timeout, a client's cancel), and nothing is cancelled.
+    for (const [key, node] of cycle.members) {
+      if (node.kind !== 'transaction') continue;
+      const s = byKey.get(key);
+      if (s === undefined || s.statementSeq !== node.statementSeq || s.inFlightSinceMs === 0) return;
+    }
+    const session = byKey.get(`t${victim.sessionId}`) as WatchedSession;
     const server = session.servers()[cycle.victimWait.shard];
     if (server == null || server.pendingReady <= 0) return;
-    this.cancelled.add(victimKey(victim));
+    this.cancelled.set(session, victim.statementSeq);
     this.stats.deadlocks++;
-    const byKey = new Map([...this.sessions].map((s) => [`t${s.id}`, s]));
     const detail = cycle.edges
       .map((e) => `${describe(e.from)} waits on shard ${e.shard} for ${describe(e.to)}`)
       .join('; ');
@@ -287,10 +291,6 @@ export class DeadlockWatch {
     for (const conn of this.connections.values()) conn.terminate('deadlock checks idle');
     this.connections.clear();
   }
-}
-
-function victimKey(node: TransactionNode): string {
-  return `${node.sessionId}/${node.statementSeq}`;
 }
 
 /** A graph key as the DETAIL and log name it. */
