@@ -23,6 +23,7 @@ import type { TransactionManager } from './txn/manager.js';
 import { startTransactionManager, type StartedTxn } from './txn/start.js';
 import { ConfigShardAccess } from './txn/shard-access.js';
 import { probeTextCollation } from './lifecycle/collation-probe.js';
+import { DeadlockWatch, type DeadlockStats } from './txn/deadlock-watch.js';
 import { StatsRegistry } from './stats/stats-registry.js';
 import { AdminConsole } from './admin/console.js';
 import type { AdminContext, ReloadOutcome } from './admin/context.js';
@@ -45,6 +46,8 @@ export interface RunningProxy {
   readonly stats: StatsRegistry;
   /** The two-phase commit transaction manager (null when two_phase_commit is off). */
   readonly txn: TransactionManager | null;
+  /** Distributed deadlock detection's counters. */
+  readonly deadlocks: DeadlockStats;
   /** Port of the OpenMetrics endpoint; null when openmetrics_port is not set. */
   readonly metricsPort: number | null;
   /** The configuration in force (changes with each reload). */
@@ -104,6 +107,13 @@ export async function startProxy(
   const txn: StartedTxn | null = config.general.twoPhaseCommit
     ? await startTransactionManager(() => config, logger)
     : null;
+  const deadlocks = new DeadlockWatch(
+    () => ({
+      deadlockTimeoutMs: config.general.deadlockTimeoutMs,
+      connectTimeoutMs: config.general.connectTimeoutMs,
+    }),
+    logger,
+  );
   let phase: 'running' | 'draining' | 'closed' = 'running';
   await learnCollations(
     () => config,
@@ -154,6 +164,7 @@ export async function startProxy(
       },
       routingFor: (database) => routing.get(database) ?? null,
       txn: () => txn?.manager ?? null,
+      deadlocks,
       openAdminConsole: (io, log) => new AdminConsole(adminContext, io, log),
     });
     clients.add(session);
@@ -180,6 +191,7 @@ export async function startProxy(
       clients: adminContext.clients,
       pools: () => pools.all(),
       txn: adminContext.txn,
+      deadlocks: () => deadlocks.stats,
       planCaches: () =>
         [...routing].map(([database, r]) => ({
           database,
@@ -286,6 +298,7 @@ export async function startProxy(
     for (const c of [...clients]) c.fatal(PgError.shuttingDown());
     for (const s of refusing) s.destroy();
     pools.close();
+    deadlocks.close();
     await listenerClosed;
     await metrics?.close();
     try {
@@ -311,6 +324,7 @@ export async function startProxy(
     pools,
     stats,
     txn: txn?.manager ?? null,
+    deadlocks: deadlocks.stats,
     metricsPort: metrics?.port ?? null,
     config: () => config,
     reload,

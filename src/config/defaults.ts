@@ -15,6 +15,7 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   connectTimeoutMs: 5_000,
   checkoutTimeoutMs: 5_000,
   queryTimeoutMs: 0,
+  deadlockTimeoutMs: 1_000, // PostgreSQL's deadlock_timeout
   idleTimeoutMs: 60_000,
   clientIdleTimeoutMs: 0,
   clientLoginTimeoutMs: 60_000,
@@ -243,6 +244,7 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'connect_timeout',
   'checkout_timeout',
   'query_timeout',
+  'deadlock_timeout',
   'idle_timeout',
   'client_idle_timeout',
   'client_login_timeout',

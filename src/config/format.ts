@@ -82,6 +82,7 @@ function generalSettings(general: GeneralConfig): ConfigSetting[] {
     setting('connect_timeout', general.connectTimeoutMs),
     setting('checkout_timeout', general.checkoutTimeoutMs),
     setting('query_timeout', general.queryTimeoutMs),
+    setting('deadlock_timeout', general.deadlockTimeoutMs),
     setting('idle_timeout', general.idleTimeoutMs),
     setting('client_idle_timeout', general.clientIdleTimeoutMs),
     setting('client_login_timeout', general.clientLoginTimeoutMs),

@@ -235,6 +235,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
     connectTimeoutMs: r.integer('connect_timeout', POSITIVE_TIMEOUT_MS_RULE) ?? d.connectTimeoutMs,
     checkoutTimeoutMs: r.integer('checkout_timeout', POSITIVE_TIMEOUT_MS_RULE) ?? d.checkoutTimeoutMs,
     queryTimeoutMs: r.integer('query_timeout', TIMEOUT_MS_RULE) ?? d.queryTimeoutMs,
+    deadlockTimeoutMs: r.integer('deadlock_timeout', TIMEOUT_MS_RULE) ?? d.deadlockTimeoutMs,
     idleTimeoutMs: r.integer('idle_timeout', TIMEOUT_MS_RULE) ?? d.idleTimeoutMs,
     clientIdleTimeoutMs: r.integer('client_idle_timeout', TIMEOUT_MS_RULE) ?? d.clientIdleTimeoutMs,
     clientLoginTimeoutMs: r.integer('client_login_timeout', TIMEOUT_MS_RULE) ?? d.clientLoginTimeoutMs,

@@ -32,6 +32,8 @@ export interface GeneralConfig {
   connectTimeoutMs: number; // default 5000 (always ≥ 1)
   checkoutTimeoutMs: number; // default 5000 (always ≥ 1)
   queryTimeoutMs: number; // 0 = off (default)
+  /** A multi-shard transaction's statement waiting this long starts a distributed deadlock check; 0 = off. */
+  deadlockTimeoutMs: number; // default 1000
   idleTimeoutMs: number; // server connection idle timeout, default 60000; 0 = never close idle ones
   clientIdleTimeoutMs: number; // 0 = off (default)
   clientLoginTimeoutMs: number; // time allowed from connect to logged in, default 60000; 0 = off

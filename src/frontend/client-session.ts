@@ -46,6 +46,8 @@ import { resetAndRelease } from '../backend/server-reset.js';
 import { queryTooLarge, STAND_IN_MARKER, standInText } from '../errors/query-too-large.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
+import type { DeadlockWatch } from '../txn/deadlock-watch.js';
+import type { WatchedSession } from '../txn/watched-session.js';
 import type { ShardedSession } from './sharded-session.js';
 import { cancelRunning, type CancelRegistry, type Cancellable } from './cancel-registry.js';
 import type { TransactionManager } from '../txn/manager.js';
@@ -65,6 +67,8 @@ export interface SessionDeps {
   routingFor: (database: string) => DatabaseRouting | null;
   /** The transaction manager (null: two_phase_commit is off). */
   txn: () => TransactionManager | null;
+  /** Distributed deadlock detection (sharded sessions register with it); absent in tests that need none. */
+  deadlocks?: DeadlockWatch | null;
   /** The admin console for a client logged in to the admin database. */
   openAdminConsole: (io: AdminIo, log: Logger) => AdminConsoleHandle;
 }
@@ -148,6 +152,8 @@ export class ClientSession implements ServerClient, Cancellable {
   private hasOpenSegment = false;
   /** Sharded databases only: routing and running each request on its shards (with the servers held per shard). */
   private sharded: ShardedDispatch | null = null;
+  /** Sharded databases: what the distributed deadlock check reads of this session (txn/watched-session.ts). */
+  private watched: WatchedSession | null = null;
   private statements: ClientStatements | null = null;
   private readonly params = new SessionParams();
   private txStatus: number = TxStatus.Idle;
@@ -487,7 +493,15 @@ export class ClientSession implements ServerClient, Cancellable {
     }
     if (routing !== null) {
       const router = new SessionRouter(routing, this.params.settings);
-      this.sharded = new ShardedDispatch(router, this.shardedSession(pools));
+      const sharded = new ShardedDispatch(router, this.shardedSession(pools));
+      this.sharded = sharded;
+      this.watched =
+        this.deps.deadlocks?.watch({
+          id: this.id,
+          user: this.user,
+          database: this.database,
+          servers: () => sharded.heldServers(),
+        }) ?? null;
     }
     this.isListenRefused = this.isTransactionMode;
     // The startup settings are checked by a server (startup-check.ts), as PostgreSQL checks them after
@@ -601,6 +615,7 @@ export class ClientSession implements ServerClient, Cancellable {
       txStatus: () => this.txStatus,
       setTxStatus: (status) => {
         this.txStatus = status;
+        this.watched?.txStatusChanged(status);
       },
       hasOpenSegment: () => this.hasOpenSegment,
       clearOpenSegment: () => {
@@ -618,6 +633,7 @@ export class ClientSession implements ServerClient, Cancellable {
       },
       startQueryTimer: () => this.startQueryTimer(),
       clearQueryTimer: () => {
+        this.watched?.requestEnded();
         if (this.queryTimer === null) return;
         clearTimeout(this.queryTimer);
         this.queryTimer = null;
@@ -865,6 +881,7 @@ export class ClientSession implements ServerClient, Cancellable {
 
   /** Rewrite (transaction mode) and send a request's frames to one server in one write. */
   private sendFrames(server: ServerConnection, types: number[], frames: Buffer[], ready: number): void {
+    this.watched?.noteFrames(types, frames);
     // This server's own segment (a sharded session holds several servers; one may be mid-segment, another not).
     let isOpen = server.hasOpenSegment;
     let out = frames;
@@ -921,6 +938,7 @@ export class ClientSession implements ServerClient, Cancellable {
    */
   private startQueryTimer(): void {
     if (this.replication !== 'none') return; // START_REPLICATION streams until the client stops it
+    this.watched?.requestStarted();
     const timeoutMs = this.deps.general().queryTimeoutMs;
     if (timeoutMs > 0 && this.queryTimer === null) {
       this.queryTimer = setTimeout(() => this.onQueryTimeout(timeoutMs), timeoutMs);
@@ -1124,6 +1142,7 @@ export class ClientSession implements ServerClient, Cancellable {
     if (this.isCleanedUp) return;
     this.isCleanedUp = true;
     if (this.cancelKey) this.deps.cancels.unregister(this.cancelKey.pid);
+    if (this.watched !== null) this.deps.deadlocks?.unwatch(this.watched);
     if (this.queryTimer) clearTimeout(this.queryTimer);
     if (this.loginTimer) clearTimeout(this.loginTimer);
     const server = this.server;

@@ -22,6 +22,7 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   connectTimeoutMs: ['connect_timeout', false],
   checkoutTimeoutMs: ['checkout_timeout', false],
   queryTimeoutMs: ['query_timeout', false],
+  deadlockTimeoutMs: ['deadlock_timeout', false],
   idleTimeoutMs: ['idle_timeout', false],
   clientIdleTimeoutMs: ['client_idle_timeout', false],
   clientLoginTimeoutMs: ['client_login_timeout', false],

@@ -19,6 +19,7 @@ describe('parseConfig defaults', () => {
       connectTimeoutMs: 5000,
       checkoutTimeoutMs: 5000,
       queryTimeoutMs: 0,
+      deadlockTimeoutMs: 1000,
       idleTimeoutMs: 60000,
       clientIdleTimeoutMs: 0,
       clientLoginTimeoutMs: 60_000,
@@ -141,6 +142,7 @@ pooler_mode = "session"
 connect_timeout = 1_000
 checkout_timeout = 2_000
 query_timeout = 3_000
+deadlock_timeout = 250
 idle_timeout = 0
 client_idle_timeout = 4_000
 client_login_timeout = 7_000
@@ -196,6 +198,7 @@ server_password = "owner-pw"`;
       connectTimeoutMs: 1000,
       checkoutTimeoutMs: 2000,
       queryTimeoutMs: 3000,
+      deadlockTimeoutMs: 250,
       idleTimeoutMs: 0,
       clientIdleTimeoutMs: 4000,
       clientLoginTimeoutMs: 7000,
