@@ -70,6 +70,8 @@ export class Pool implements LiveBytes {
   /** ParameterStatus values of the first server connected (what clients are told at login). */
   serverParams: Map<string, string> | null = null;
   lastConnectError: string | null = null;
+  /** A server connection died while a client had it (not one the proxy closed): its replica set bans a replica. */
+  onLostInUse: ((reason: string) => void) | null = null;
 
   constructor(opts: PoolOptions) {
     this.opts = opts;
@@ -333,7 +335,7 @@ export class Pool implements LiveBytes {
         this.connecting--;
         this.lastConnectError = null;
         if (this.serverParams === null) this.serverParams = new Map(server.params);
-        server.onClose = (s, reason) => this.onServerClosed(s, reason);
+        server.onClose = (s, reason, wasInUse) => this.onServerClosed(s, reason, wasInUse);
         this.connections.add(server);
         this.shardStats.connects++;
         logger.debug(
@@ -367,7 +369,7 @@ export class Pool implements LiveBytes {
       });
   }
 
-  private onServerClosed(server: ServerConnection, reason: string): void {
+  private onServerClosed(server: ServerConnection, reason: string, wasInUse: boolean): void {
     if (this.connections.delete(server)) {
       this.shardStats.closedBytesSent += server.bytesSent;
       this.shardStats.closedBytesReceived += server.bytesReceived;
@@ -379,6 +381,7 @@ export class Pool implements LiveBytes {
       { shard: this.opts.address.shard, server: server.id, reason },
       'server connection closed',
     );
+    if (wasInUse && !this.closed) this.onLostInUse?.(reason);
     if (!this.closed) this.fillWaiters();
   }
 

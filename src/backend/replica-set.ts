@@ -1,7 +1,8 @@
 // One shard's servers for one user: the primary's pool and the replicas' pools. Picks the pool a request goes to
 // (writes: the primary; reads: per read_write_split and load_balancing_strategy over the replicas not banned), and
 // owns the bans: a replica whose connect fails is left out for ban_timeout (never the primary; when every replica is
-// banned, reads go to the primary). A failed checkout on a replica bans it and retries on what is left.
+// banned, reads go to the primary). A failed checkout on a replica bans it and retries on what is left; a replica
+// server lost while a request was on it bans it too.
 import type { DatabaseConfig, GeneralConfig } from '../config/types.js';
 import type { PgError } from '../errors/pg-error.js';
 import type { Pool } from './pool.js';
@@ -45,6 +46,14 @@ export class ReplicaSet {
   ) {
     this.primary = member(primary, 'primary', primaryDb.lbWeight);
     this.replicas = replicas.map((r) => member(r.pool, 'replica', r.db.lbWeight));
+    // A replica whose server dies under a request (crash, shutdown, network) is banned as a failed connect is: the
+    // client of that request gets the server's error; later requests go to what is left.
+    for (const m of this.replicas) {
+      m.pool.onLostInUse = (reason) => {
+        if (this.ban(m, `server lost while in use: ${reason}`))
+          m.pool.opts.logger.warn({ reason }, 'replica banned: its server connection was lost while in use');
+      };
+    }
   }
 
   get hasReplicas(): boolean {

@@ -80,8 +80,11 @@ export class ServerConnection implements ScannerOwner {
   lastUsedAt = Date.now();
   txStatus: number = TxStatus.Idle;
   client: ServerClient | null = null;
-  /** Called once when the socket closes (pool bookkeeping). */
-  onClose: ((server: ServerConnection, reason: string) => void) | null = null;
+  /**
+   * Called once when the socket closes (pool bookkeeping). `wasInUse`: a client was attached (a request may have been
+   * in flight), so the server went away under it; a connection the proxy ended itself (terminate) has none.
+   */
+  onClose: ((server: ServerConnection, reason: string, wasInUse: boolean) => void) | null = null;
   /** Where queries, transactions and errors are counted (set by the pool). */
   stats: ShardStats = UNTRACKED_SHARD;
   /** performance.now() when the request in flight / the transaction in progress started; 0 = none. */
@@ -283,7 +286,7 @@ export class ServerConnection implements ScannerOwner {
     if (client) client.onServerLost(this, reason);
     const onClose = this.onClose;
     this.onClose = null;
-    onClose?.(this, reason);
+    onClose?.(this, reason, client !== null);
   }
 
   // --- ScannerOwner: called by the response scanner -------------------------------------------------------

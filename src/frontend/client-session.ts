@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { AdminConfig, GeneralConfig, UserConfig } from '../config/types.js';
 import type { PoolManager, DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
-import type { ReplicaSet, SetAcquireCallback } from '../backend/replica-set.js';
+import type { ReadIntent, ReplicaSet, SetAcquireCallback } from '../backend/replica-set.js';
 import { classifyTexts, requestTexts, type RoleOverride } from './read-intent.js';
 import { ServerConnection, StartupRefused, type ServerClient } from '../backend/server-connection.js';
 import { checkServerPassword } from '../backend/password-check.js';
@@ -639,6 +639,8 @@ export class ClientSession implements ServerClient, Cancellable {
         this.queryTimer = null;
       },
       protocolViolation: (reason) => this.protocolViolation(reason),
+      readIntent: (types, frames) => this.readIntentOf(types, frames),
+      onReplicaBanned: (pool, reason) => this.onReplicaBanned(pool, reason),
       fatal: (err) => this.fatal(err),
       onInternalError: (err) => this.onInternalError(err),
     };
@@ -807,13 +809,20 @@ export class ClientSession implements ServerClient, Cancellable {
   /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
   private acquireByRole(set: ReplicaSet, cb: SetAcquireCallback): void {
     const { types, frames } = this.batch.peek(this.batch.length);
+    set.acquire(this.readIntentOf(types, frames), cb, (m, reason) => this.onReplicaBanned(m.pool, reason));
+  }
+
+  /** What a request needs of a shard (read-intent.ts); a `SET pgdog.role` in it becomes the session's override. */
+  private readIntentOf(types: readonly number[], frames: readonly Buffer[]): ReadIntent {
     const texts = requestTexts(types, frames, (name) => this.statements?.textOf(name) ?? null);
     const { intent, sessionRole } =
       texts === null ? { intent: 'write' as const, sessionRole: undefined } : classifyTexts(texts, this.role);
     if (sessionRole !== undefined) this.role = sessionRole;
-    set.acquire(intent, cb, (m, reason) =>
-      this.log.warn({ server: poolLabel(m.pool), reason }, 'replica banned'),
-    );
+    return intent;
+  }
+
+  private onReplicaBanned(pool: Pool, reason: string): void {
+    this.log.warn({ server: poolLabel(pool), reason }, 'replica banned');
   }
 
   /**

@@ -1,9 +1,12 @@
 // The server connections a sharded session holds, at most one per shard: checked out together for a request (the
 // client's input paused meanwhile), brought in line with the session's parameters and SETs, and given back when the
-// transaction ends (transaction mode) or the client leaves.
+// transaction ends (transaction mode) or the client leaves. Read/write split: a request that only reads, outside any
+// transaction, takes each shard's server from that shard's replica set (`readIntent`); everything else the primaries.
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
+import type { Pool } from '../backend/pool.js';
+import type { ReadIntent } from '../backend/replica-set.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 import { resetAndRelease } from '../backend/server-reset.js';
 import { TxStatus } from '../protocol/codes.js';
@@ -11,13 +14,15 @@ import { query } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { cancelRunning } from './cancel-registry.js';
 import { endTransactionSinks } from './fanout.js';
-import type { SessionRouter } from './session-router.js';
+import type { BatchTarget, SessionRouter } from './session-router.js';
 import { settingsSyncSql } from './session-settings.js';
 import type { ShardedSession } from './sharded-session.js';
 
 export class ShardServers {
   /** The server held per shard (null: none). */
   readonly byShard: (ServerConnection | null)[];
+  /** The pool each held server came from (a shard's primary or one of its replicas), to give it back to. */
+  private readonly poolByShard: (Pool | null)[];
   /** Servers are being checked out for a request. */
   isWaiting = false;
   private readonly pools: DatabasePools;
@@ -29,6 +34,34 @@ export class ShardServers {
     this.pools = session.pools;
     this.router = router;
     this.byShard = new Array<ServerConnection | null>(session.pools.shards.length).fill(null);
+    this.poolByShard = new Array<Pool | null>(session.pools.shards.length).fill(null);
+  }
+
+  /**
+   * What the routed request `target` (frames `types`/`frames`) needs of its shards: a replica may serve it only when
+   * it only reads (read-intent.ts, the same decision as on one shard, and the router found no write), in transaction
+   * mode, outside any transaction block (the client's, or one of the proxy's own: `isInProxyTransaction`) and with no
+   * extended-protocol segment left open. Session mode keeps the primaries, as on one shard.
+   */
+  readIntent(
+    target: BatchTarget,
+    types: readonly number[],
+    frames: readonly Buffer[],
+    isInProxyTransaction: boolean,
+  ): ReadIntent {
+    if (!this.pools.hasReplicas) return 'write';
+    const intent = this.session.readIntent(types, frames); // first: it also follows SET pgdog.role
+    const session = this.session;
+    const isEligible =
+      session.isTransactionMode &&
+      !isInProxyTransaction &&
+      session.txStatus() === TxStatus.Idle &&
+      !session.hasOpenSegment() &&
+      (target.kind === 'one' || target.kind === 'many') &&
+      !target.isWrite &&
+      !target.mayWrite &&
+      !target.isMultiShardWrite;
+    return isEligible ? intent : 'write';
   }
 
   /** The server held on `shard` (the caller knows there is one). */
@@ -45,6 +78,7 @@ export class ShardServers {
     client: ServerClient,
     then: () => void,
     fail: (err: PgError) => void,
+    intent: ReadIntent = 'write',
   ): void {
     const pools = this.pools;
     const missing = shards.filter((s) => this.byShard[s] == null);
@@ -52,24 +86,31 @@ export class ShardServers {
     this.isWaiting = true;
     let pending = missing.length;
     let failure: PgError | null = null;
-    const got: [number, ServerConnection][] = [];
+    const got: [number, ServerConnection, Pool][] = [];
     let isPaused = false;
     const isForOpenTransaction = this.session.txStatus() !== TxStatus.Idle;
     for (const shard of missing) {
-      pools.shards[shard].acquire((err, server) => {
-        if (server !== null) got.push([shard, server]);
+      const onServer = (err: PgError | null, server: ServerConnection | null, pool: Pool | null): void => {
+        if (server !== null && pool !== null) got.push([shard, server, pool]);
         else failure ??= err ?? PgError.internal('no server');
         if (--pending > 0) return;
         this.isWaiting = false;
         if (isPaused) this.session.resumeInput();
         if (this.session.state() !== 'ready' || failure !== null) {
-          for (const [s, srv] of got) pools.shards[s].release(srv);
+          for (const [, srv, pool] of got) pool.release(srv);
           if (failure !== null && this.session.state() === 'ready') fail(failure);
           return;
         }
-        for (const [s, srv] of got) this.attach(s, srv, client);
+        for (const [s, srv, pool] of got) this.attach(s, srv, pool, client);
         then();
-      }, isForOpenTransaction);
+      };
+      const set = pools.sets[shard];
+      if (intent !== 'write' && set.hasReplicas) {
+        set.acquire(intent, onServer, (m, reason) => this.session.onReplicaBanned(m.pool, reason));
+      } else {
+        const pool = pools.shards[shard];
+        pool.acquire((err, server) => onServer(err, server, pool), isForOpenTransaction);
+      }
     }
     if (this.isWaiting) {
       isPaused = true;
@@ -77,8 +118,9 @@ export class ShardServers {
     }
   }
 
-  private attach(shard: number, server: ServerConnection, client: ServerClient): void {
+  private attach(shard: number, server: ServerConnection, pool: Pool, client: ServerClient): void {
     this.byShard[shard] = server;
+    this.poolByShard[shard] = pool;
     server.client = client;
     this.syncSettings(server, this.session.params.syncSql(server.params));
   }
@@ -153,32 +195,38 @@ export class ShardServers {
     const shard = this.byShard.indexOf(server);
     if (shard < 0) return false;
     this.byShard[shard] = null;
+    this.poolByShard[shard] = null;
     return true;
   }
 
   /** Give every server back to its pool, idle (the transaction is over). */
   release(): void {
-    const pools = this.pools;
     this.byShard.forEach((server, shard) => {
       if (server === null) return;
       server.client = null;
-      pools.shards[shard].release(server);
+      this.poolOf(shard).release(server);
     });
     this.byShard.fill(null);
+    this.poolByShard.fill(null);
+  }
+
+  /** The pool the server held on `shard` came from. */
+  private poolOf(shard: number): Pool {
+    return this.poolByShard[shard] ?? this.pools.shards[shard];
   }
 
   /** Give every server back to its pool (reset as the session and transaction state require). */
   resetAndRelease(hasOpenSegment: boolean): void {
-    const pools = this.pools;
     this.byShard.forEach((s, shard) => {
       if (s === null) return;
-      resetAndRelease(s, pools.shards[shard], {
+      resetAndRelease(s, this.poolOf(shard), {
         isSessionMode: !this.session.isTransactionMode,
         txStatus: s.txStatus,
         hasOpenSegment,
       });
     });
     this.byShard.fill(null);
+    this.poolByShard.fill(null);
   }
 
   /** Cancel what runs on the held servers. */

@@ -6,6 +6,7 @@
 // (transaction-block.ts); cursors across shards are served from portals of the proxy's own (proxy-portal.ts).
 // ClientSession keeps the connection and hands requests over here.
 import type { Logger } from 'pino';
+import type { ReadIntent } from '../backend/replica-set.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { query, readyForQuery, SYNC } from '../protocol/messages.js';
@@ -282,7 +283,9 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       this.openScript(1, true, true, types.includes(Frontend.Query));
     }
     const routed = target;
-    this.acquireShards(shards, routed, () => this.sendSharded(routed));
+    const isOwnRun = this.script !== null || this.insertSource !== null; // its writes follow on these servers
+    const intent = this.servers.readIntent(routed, types, frames, isOwnRun);
+    this.acquireShards(shards, routed, () => this.sendSharded(routed), true, intent);
   }
 
   /**
@@ -298,6 +301,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     effects: RequestEffects,
     then: () => void,
     isJoining = true,
+    intent: ReadIntent = 'write',
   ): void {
     if (isJoining && !this.block.canReach(shards)) {
       return this.failRequest(
@@ -322,6 +326,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         then();
       },
       (err) => this.failRequest(err),
+      intent,
     );
   }
 

@@ -4,6 +4,8 @@
 import type { Logger } from 'pino';
 import type { GeneralConfig } from '../config/types.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
+import type { Pool } from '../backend/pool.js';
+import type { ReadIntent } from '../backend/replica-set.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import type { PgError } from '../errors/pg-error.js';
 import type { TransactionManager } from '../txn/manager.js';
@@ -49,6 +51,13 @@ export interface ShardedSession {
   startQueryTimer(): void;
   clearQueryTimer(): void;
   protocolViolation(reason: string): void;
+  /**
+   * Read/write split: what the request `types`/`frames` needs of a shard (read-intent.ts, as on one shard); a
+   * `SET pgdog.role` in it becomes the session's override.
+   */
+  readIntent(types: readonly number[], frames: readonly Buffer[]): ReadIntent;
+  /** A replica was banned while checking out for this session (logged). */
+  onReplicaBanned(pool: Pool, reason: string): void;
   fatal(err: PgError): void;
   onInternalError(err: unknown): void;
 }

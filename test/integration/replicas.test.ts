@@ -1,6 +1,7 @@
 // Read/write split on a database with one shard: a real streaming replica (pg_basebackup -R) beside its primary.
 // Reads spread per load_balancing_strategy, writes and write transactions reach only the primary, BEGIN READ ONLY
-// may use the replica, manual overrides work, and a replica that goes away is banned without losing later queries.
+// may use the replica, manual overrides work, and a replica that goes away (or whose server dies under a query) is
+// banned without losing later queries.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
@@ -155,6 +156,41 @@ describe.skipIf(isExternal)('replicas: read/write split (one shard)', () => {
       expect(await onReplica(client)).toBe(false);
       expect(await onReplica(client, '/* pgdog_role: replica */ SELECT pg_is_in_recovery() AS r')).toBe(true);
       await client.query('RESET pgdog.role');
+      expect(await onReplica(client)).toBe(true);
+    });
+
+    it('bans a replica whose server died under a query: later queries go to the primary until ban_timeout', async () => {
+      const victim = await connect(proxy);
+      const running = victim.query('SELECT pg_sleep(30), pg_is_in_recovery() AS r').then(
+        () => null,
+        (err: Error & { code?: string }) => err,
+      );
+      const s = cluster.servers[replicaIndex];
+      const replica = new pg.Client({
+        host: s.host,
+        port: s.port,
+        user: APP_SERVER_OPTIONS.users[0].name,
+        password: APP_SERVER_OPTIONS.users[0].password,
+        database: APP_DB,
+      });
+      await replica.connect();
+      try {
+        const deadline = Date.now() + 10_000;
+        const kill =
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'";
+        while ((await replica.query(kill)).rowCount !== 1) {
+          if (Date.now() > deadline) throw new Error('the sleeping query never reached the replica');
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      } finally {
+        await replica.end();
+      }
+      expect((await running)?.code).toBe('57P01'); // the server's own FATAL
+      await victim.end().catch(() => undefined);
+      const bannedAt = Date.now();
+      for (let i = 0; i < 3; i++) expect(await onReplica(client)).toBe(false); // the replica is up, but banned
+      expect(Date.now() - bannedAt).toBeLessThan(4_000);
+      await new Promise((resolve) => setTimeout(resolve, bannedAt + 5_100 - Date.now()));
       expect(await onReplica(client)).toBe(true);
     });
 

@@ -123,4 +123,18 @@ describe('ReplicaSet', () => {
     failed.add(set.replicas[1]);
     expect(set.pick('read', failed)).toBe(set.primary);
   });
+
+  it("bans a replica whose pool lost a server in use (the pool's onLostInUse); the primary's pool has no such hook", () => {
+    const clock = { now: 1000 };
+    const set = makeSet(
+      { readWriteSplit: 'exclude_primary', loadBalancingStrategy: 'round_robin' },
+      undefined,
+      clock,
+    );
+    expect(set.primary.pool.onLostInUse).toBeNull();
+    set.replicas[0].pool.onLostInUse?.('server closed the connection');
+    expect(set.isBanned(set.replicas[0])).toBe(true);
+    expect(set.replicas[0].banReason).toContain('lost while in use');
+    expect(ports(set, 3)).toEqual([3, 3, 3]);
+  });
 });
