@@ -45,6 +45,10 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   openmetricsPort: null,
   openmetricsNamespace: 'shardgate_',
   shutdownTimeoutMs: 60_000,
+  uniqueIdFunction: 'standard',
+  uniqueIdMin: 0n,
+  nodeId: 0, // from NODE_ID at load time
+  nodeIdSource: null,
 });
 
 export const DATABASE_PORT_DEFAULT = 5432;
@@ -146,8 +150,6 @@ export const UNSUPPORTED_GENERAL_KEYS: ReadonlySet<string> = new Set([
   'lsn_check_interval',
   'lsn_check_timeout',
   'lsn_check_delay',
-  'unique_id_min',
-  'unique_id_function',
   'system_catalogs',
   'omnisharded_sticky',
   'resharding_copy_format',
@@ -249,6 +251,8 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'openmetrics_port',
   'openmetrics_namespace',
   'shutdown_timeout',
+  'unique_id_function',
+  'unique_id_min',
 ];
 export const SUPPORTED_DATABASE_KEYS: readonly string[] = [
   'name',

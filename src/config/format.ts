@@ -109,6 +109,8 @@ function generalSettings(general: GeneralConfig): ConfigSetting[] {
     setting('openmetrics_port', general.openmetricsPort, 'OpenMetrics endpoint off'),
     setting('openmetrics_namespace', general.openmetricsNamespace),
     setting('shutdown_timeout', general.shutdownTimeoutMs),
+    setting('unique_id_function', general.uniqueIdFunction),
+    setting('unique_id_min', general.uniqueIdMin),
   ];
 }
 
@@ -148,7 +150,11 @@ function userSettings(section: string, user: UserConfig): ConfigSetting[] {
   ];
 }
 
-type SettingFn = (key: string, value: string | number | boolean | null, fallback?: string) => ConfigSetting;
+type SettingFn = (
+  key: string,
+  value: string | number | bigint | boolean | null,
+  fallback?: string,
+) => ConfigSetting;
 
 /** `key = value` of one section, or `(not set)` with what applies instead. */
 function settingIn(section: string): SettingFn {
@@ -190,7 +196,7 @@ function tomlValue(value: unknown): string {
   return String(value);
 }
 
-function tomlScalar(value: string | number | boolean): string {
+function tomlScalar(value: string | number | bigint | boolean): string {
   if (typeof value !== 'string') return String(value);
   // JSON string escapes are valid TOML basic-string escapes; TOML also forbids a raw DEL.
   return JSON.stringify(value).replace(/\x7f/g, '\\u007f');

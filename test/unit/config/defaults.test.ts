@@ -49,6 +49,10 @@ describe('parseConfig defaults', () => {
       openmetricsPort: null, // off, as in PgDog
       openmetricsNamespace: 'shardgate_', // PgDog: no prefix
       shutdownTimeoutMs: 60_000, // PgDog's default
+      uniqueIdFunction: 'standard', // PgDog's
+      uniqueIdMin: 0n,
+      nodeId: 0, // NODE_ID unset
+      nodeIdSource: null,
     });
     expect(config.general).toEqual({
       ...GENERAL_DEFAULTS,
@@ -158,7 +162,9 @@ query_size_limit = 100_000
 query_size_limit_action = "block"
 openmetrics_port = 9090
 openmetrics_namespace = "pgdog_"
-shutdown_timeout = 5_000`);
+shutdown_timeout = 5_000
+unique_id_function = "compact"
+unique_id_min = 1_000_000`);
     const users = `[[users]]
 name = "alice"
 database = "prod"
@@ -208,6 +214,10 @@ server_password = "owner-pw"`;
       openmetricsPort: 9090,
       openmetricsNamespace: 'pgdog_',
       shutdownTimeoutMs: 5000,
+      uniqueIdFunction: 'compact',
+      uniqueIdMin: 1_000_000n,
+      nodeId: 0,
+      nodeIdSource: null,
     });
     expect(custom.users[0]).toMatchObject({
       poolSize: 3,
