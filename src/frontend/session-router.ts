@@ -450,7 +450,9 @@ export class SessionRouter implements RouteContext {
         case Frontend.Bind: {
           const entry = this.boundEntry(frame);
           if (entry === null || entry.plans.length === 0) break; // unknown statement: any server answers 26000 itself
-          const plans = entry.plans;
+          // Planned again from the cache (a hit, unless what the router knows changed since the Parse: a table's
+          // columns learnt for this very Bind must be in its plan).
+          const plans = this.plansFor(entry.text);
           const bp = decodeBindParams(frame);
           this.noteSettings(plans[0]);
           const r = this.routePlan(plans[0], bp);

@@ -3,12 +3,24 @@
 // on the shards directly), a named prepared statement gets new ids at every execution, compact ids stay below 2^53,
 // and two proxies with different NODE_IDs never give the same id.
 import pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { decodeUniqueId } from '../../src/sharding/unique-id.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
-import { directShardClients, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+import { APP_DB } from '../helpers/proxy.js';
+import { directShardClients, USERS_ID, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+import { shardForLiteral } from '../../src/sharding/shard-of.js';
+
+/** users (helpers/sharding.ts) and notes, both sharded by a bigint id. */
+const SHARDING = `${USERS_SHARDING_TOML}
+[[sharded_tables]]
+database = "${APP_DB}"
+name = "notes"
+column = "id"
+data_type = "bigint"
+`;
 
 let cluster: PgCluster;
 /** NODE_ID shardgate-1 and shardgate-2 (standard layout), and shardgate-3 with the compact layout. */
@@ -38,7 +50,7 @@ async function shardsHolding(id: string): Promise<number[]> {
 beforeAll(async () => {
   cluster = await testServers(2, APP_SERVER_OPTIONS);
   const start = (env: NodeJS.ProcessEnv, general = ''): Promise<TestProxy> =>
-    startTestProxy(cluster, { extraPgdog: USERS_SHARDING_TOML, env, general });
+    startTestProxy(cluster, { extraPgdog: SHARDING, env, general });
   node1 = await start({ NODE_ID: 'shardgate-1' });
   node2 = await start({ NODE_ID: 'shardgate-2' });
   compact = await start({ NODE_ID: 'shardgate-3' }, 'unique_id_function = "compact"');
@@ -140,6 +152,31 @@ describe('pgdog.unique_id()', () => {
     expect(fromA.filter((id) => fromB.includes(id))).toEqual([]);
     expect(new Set(fromA.map((id) => decodeUniqueId(id, 'standard').nodeId))).toEqual(new Set([1]));
     expect(new Set(fromB.map((id) => decodeUniqueId(id, 'standard').nodeId))).toEqual(new Set([2]));
+  });
+
+  it('postgres.js: its first INSERT into a new table (Parse and Describe first, Bind later) routes by the id', async () => {
+    const sql = postgres(node2.url, { max: 1, onnotice: () => undefined });
+    try {
+      await sql`create table notes (id bigint primary key, body text not null)`;
+      const rows: { id: string; body: string }[] = [];
+      for (const body of ['one', 'two', 'three'])
+        rows.push(
+          ...(await sql<{ id: string; body: string }[]>`
+          insert into notes (id, body) values (pgdog.unique_id(), ${body}) returning id, body`),
+        );
+      expect(rows.map((r) => r.body)).toEqual(['one', 'two', 'three']);
+      expect(new Set(rows.map((r) => r.id)).size).toBe(3);
+      for (const { id } of rows) {
+        expect(decodeUniqueId(BigInt(id), 'standard').nodeId).toBe(2);
+        const on = await Promise.all(direct.map((d) => d.query('select 1 from notes where id = $1', [id])));
+        const notes = { ...USERS_ID, table: 'notes' };
+        expect(on.map((r) => r.rowCount)).toEqual(
+          [0, 1].map((s) => (s === shardForLiteral(notes, 2, id) ? 1 : 0)),
+        );
+      }
+    } finally {
+      await sql.end();
+    }
   });
 
   it('inside PREPARE it is refused with 0A000 (every EXECUTE would reuse one id); the session goes on', async () => {
