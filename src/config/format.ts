@@ -68,6 +68,9 @@ function headerLines(config: Config): Line[] {
     '# shardgate effective configuration (defaults filled in, passwords redacted)',
     `# pgdog.toml: ${config.configPath ?? '(not from a file)'}`,
     `# users.toml: ${config.usersPath ?? '(not from a file)'}`,
+    config.general.nodeIdSource === null
+      ? `# NODE_ID: not set (pgdog.unique_id() node id ${config.general.nodeId})`
+      : `# NODE_ID: ${JSON.stringify(config.general.nodeIdSource)} (pgdog.unique_id() node id ${config.general.nodeId})`,
   ];
 }
 

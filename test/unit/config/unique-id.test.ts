@@ -45,6 +45,16 @@ describe('NODE_ID', () => {
     expect(general('unique_id_function = "compact"', { NODE_ID: 'shardgate-63' }).nodeId).toBe(63);
   });
 
+  it('check-config shows it with the node id', () => {
+    const config = parse(withGeneral(''), MINIMAL_USERS, { NODE_ID: 'shardgate-2' }).config;
+    expect(formatEffectiveConfig(config)).toContain(
+      '\n# NODE_ID: "shardgate-2" (pgdog.unique_id() node id 2)\n',
+    );
+    expect(formatEffectiveConfig(parse(withGeneral('')).config)).toContain(
+      '# NODE_ID: not set (pgdog.unique_id() node id 0)',
+    );
+  });
+
   it('unset: node 0, and a warning for the log saying so', () => {
     const g = general('');
     expect(g).toMatchObject({ nodeId: 0, nodeIdSource: null });
