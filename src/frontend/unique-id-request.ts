@@ -14,6 +14,7 @@ import type { PlanCache } from '../router/plan-cache.js';
 import { readBind } from '../router/rewrite.js';
 import {
   findUniqueIdCalls,
+  mayMentionUniqueId,
   mentionsUniqueId,
   replaceUniqueIdSites,
   type UniqueIdCalls,
@@ -37,9 +38,14 @@ interface IdStatement {
   readonly count: number;
 }
 
+/** Rewritten texts a session remembers (a split batch parses them again as its pieces run). */
+const PRODUCED_MAX = 64;
+
 export class UniqueIdRequests {
   private readonly named = new Map<string, IdStatement>();
   private unnamed: IdStatement | null = null;
+  /** Texts this session's Parses were rewritten to, most recent last: parsed again, they are the same statement. */
+  private readonly produced = new Map<string, IdStatement>();
 
   constructor(private readonly support: UniqueIdSupport) {}
 
@@ -54,6 +60,7 @@ export class UniqueIdRequests {
       const frame = frames[i];
       switch (types[i]) {
         case Frontend.Query: {
+          if (!mayMentionUniqueId(frame, 5, frame.length - 1)) break;
           const sql = frame.toString('utf8', 5, frame.length - 1);
           const calls = this.callsIn(sql);
           if (calls !== null)
@@ -101,12 +108,17 @@ export class UniqueIdRequests {
     const textEnd = frame.indexOf(0, nameEnd + 1);
     if (nameEnd < 0 || textEnd < 0) return null; // malformed: routing reports it
     const name = frame.toString('utf8', 5, nameEnd);
-    const text = frame.toString('utf8', nameEnd + 1, textEnd);
     const known = nameEnd === 5 ? this.unnamed : (this.named.get(name) ?? null);
+    const mayCall = mayMentionUniqueId(frame, nameEnd + 1, textEnd);
+    if (!mayCall && known === null && this.produced.size === 0) return null; // nothing to look at or to forget
+    const text = frame.toString('utf8', nameEnd + 1, textEnd);
     if (known !== null && known.text === text) return null; // already rewritten
-    const calls = this.callsIn(text);
+    const calls = mayCall ? this.callsIn(text) : null;
     if (calls === null) {
-      this.forget(name);
+      // A text rewritten earlier (a batch's statements run one by one, each parsed again) is still that statement.
+      const again = this.produced.get(text);
+      if (again !== undefined) this.remember(name, again);
+      else this.forget(name);
       return null;
     }
     const declared = frame.length >= textEnd + 3 ? frame.readInt16BE(textEnd + 1) : 0;
@@ -116,8 +128,10 @@ export class UniqueIdRequests {
       return site.isShow ? `SELECT ${param} AS unique_id` : `(${param})`;
     });
     const statement: IdStatement = { text: sql, base, count: calls.sites.length };
-    if (nameEnd === 5) this.unnamed = statement;
-    else this.named.set(name, statement);
+    this.remember(name, statement);
+    this.produced.delete(sql);
+    this.produced.set(sql, statement);
+    if (this.produced.size > PRODUCED_MAX) this.produced.delete(this.produced.keys().next().value as string);
     // Name bytes and the declared types (after the text) are kept as the client sent them.
     return new MessageWriter(frame.length + sql.length)
       .bytes(frame.subarray(5, nameEnd + 1))
@@ -128,6 +142,7 @@ export class UniqueIdRequests {
 
   /** A Bind of a statement with calls, still with only the client's values: the ids appended, in text format. */
   private rewriteBind(frame: Buffer): Buffer | null {
+    if (this.unnamed === null && this.named.size === 0) return null; // no statement of this session calls it
     const portalEnd = frame.indexOf(0, 5);
     const stmtEnd = portalEnd < 0 ? -1 : frame.indexOf(0, portalEnd + 1);
     if (stmtEnd < 0) return null;
@@ -166,6 +181,11 @@ export class UniqueIdRequests {
   private literal(site: UniqueIdSite): string {
     const value = `${this.support.generator.next()}::bigint`;
     return site.isShow ? `SELECT ${value} AS unique_id` : `(${value})`;
+  }
+
+  private remember(name: string, statement: IdStatement): void {
+    if (name === '') this.unnamed = statement;
+    else this.named.set(name, statement);
   }
 
   private forget(name: string): void {

@@ -45,6 +45,21 @@ export function mentionsUniqueId(sql: string): boolean {
   return MENTION.test(sql);
 }
 
+const ID_NEEDLES = ['_id', '_ID', '_Id', '_iD'].map((n) => Buffer.from(n, 'latin1'));
+
+/**
+ * Whether bytes [from, to) of a message hold `unique_id` in any case: the test before a text is decoded, so the
+ * requests that cannot call it (nearly all) cost a few byte searches.
+ */
+export function mayMentionUniqueId(frame: Buffer, from: number, to: number): boolean {
+  for (const needle of ID_NEEDLES) {
+    for (let i = frame.indexOf(needle, from + 6); i >= 0 && i + 3 <= to; i = frame.indexOf(needle, i + 1)) {
+      if (frame.toString('latin1', i - 6, i).toLowerCase() === 'unique') return true;
+    }
+  }
+  return false;
+}
+
 /** The calls and SHOWs of `sql`; null when there are none, or when the text does not parse (routing says why). */
 export function findUniqueIdCalls(sql: string): UniqueIdCalls | null {
   if (!mentionsUniqueId(sql)) return null;

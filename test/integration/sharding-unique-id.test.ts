@@ -8,8 +8,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { decodeUniqueId } from '../../src/sharding/unique-id.js';
 import { testServers } from '../helpers/pg-servers.js';
-import { APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
-import { APP_DB } from '../helpers/proxy.js';
+import {
+  APP_DB,
+  APP_PASSWORD,
+  APP_SERVER_OPTIONS,
+  APP_USER,
+  startTestProxy,
+  type TestProxy,
+} from '../helpers/proxy.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { Frontend } from '../../src/protocol/codes.js';
+import { SYNC } from '../../src/protocol/messages.js';
+import { MessageWriter } from '../../src/protocol/writer.js';
 import { directShardClients, USERS_ID, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
 import { shardForLiteral } from '../../src/sharding/shard-of.js';
 
@@ -115,17 +125,52 @@ describe('pgdog.unique_id()', () => {
 
   it('a multi-row INSERT gets a new id per row, and its rows are split to their shards', async () => {
     const c = await connect(node1);
-    const values = Array.from({ length: 8 }, (_, i) => `(pgdog.unique_id(), 'row${i}')`).join(', ');
+    const values = Array.from({ length: 20 }, (_, i) => `(pgdog.unique_id(), 'row${i}')`).join(', ');
     const r = await c.query(`insert into users (id, name) values ${values} returning id`);
     const ids = r.rows.map((row) => row.id as string);
-    expect(new Set(ids).size).toBe(8);
+    expect(new Set(ids).size).toBe(20);
     const shards = new Set<number>();
     for (const id of ids) {
       const holding = await shardsHolding(id);
       expect(holding).toEqual([userShard(BigInt(id))]);
       shards.add(holding[0]);
     }
-    expect(shards.size).toBe(2); // 8 time-ordered ids fall on both shards (hash partitioning)
+    expect(shards.size).toBe(2); // 20 hashed ids fall on both shards (all on one: 2 times in 2^20)
+  });
+
+  it('an extended batch of INSERTs with it (executeBatch style) runs statement by statement, each row on its shard', async () => {
+    const raw = await RawClient.connect(node1.port);
+    try {
+      await raw.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);
+      const text = 'insert into users (id, name) values (pgdog.unique_id(), $1) returning id';
+      const parse = new MessageWriter().cstring('').cstring(text).int16(0).frame(Frontend.Parse);
+      const bind = (name: string): Buffer =>
+        new MessageWriter()
+          .cstring('')
+          .cstring('')
+          .int16(0)
+          .int16(1)
+          .int32(Buffer.byteLength(name))
+          .bytes(Buffer.from(name))
+          .int16(0)
+          .frame(Frontend.Bind);
+      const execute = new MessageWriter().cstring('').int32(0).frame(Frontend.Execute);
+      const names = Array.from({ length: 20 }, (_, i) => `b${i}`); // 20 hashed ids: all on one shard 2 times in 2^20
+      raw.write(Buffer.concat([...names.flatMap((n) => [parse, bind(n), execute]), SYNC]));
+      const replies = await raw.readUntil('Z');
+      expect(replies.map((m) => m.type).join('')).toBe('12DC'.repeat(names.length) + 'Z');
+      const ids = replies.filter((m) => m.type === 'D').map((m) => m.body.toString('utf8', 6));
+      expect(new Set(ids).size).toBe(names.length);
+      const shards = new Set<number>();
+      for (const id of ids) {
+        const holding = await shardsHolding(id);
+        expect(holding).toEqual([userShard(BigInt(id))]);
+        shards.add(holding[0]);
+      }
+      expect(shards.size).toBe(2); // the batch needed both shards: it ran as a script
+    } finally {
+      raw.close();
+    }
   });
 
   it('compact ids stay below 2^53 (exact JavaScript numbers) and carry node 3', async () => {

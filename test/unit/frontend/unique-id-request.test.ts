@@ -10,7 +10,11 @@ import { MessageWriter } from '../../../src/protocol/writer.js';
 import { initParser } from '../../../src/router/parser.js';
 import { PlanCache } from '../../../src/router/plan-cache.js';
 import { parseParamTypes, readBind } from '../../../src/router/rewrite.js';
-import { findUniqueIdCalls, type UniqueIdCalls } from '../../../src/router/unique-id-calls.js';
+import {
+  findUniqueIdCalls,
+  mayMentionUniqueId,
+  type UniqueIdCalls,
+} from '../../../src/router/unique-id-calls.js';
 import { shardForLiteral } from '../../../src/sharding/shard-of.js';
 import { UNIQUE_ID_EPOCH_MS, UniqueIdGenerator } from '../../../src/sharding/unique-id.js';
 import { PgError } from '../../../src/errors/pg-error.js';
@@ -104,6 +108,15 @@ describe('where calls are found', () => {
     expect(findUniqueIdCalls('SELECT pgdog.unique_id(1), max(pgdog.unique_id) OVER ()')).toBeNull();
     expect(findUniqueIdCalls('SELECT "PGDOG".unique_id(), other.unique_id(), unique_id()')).toBeNull();
     expect(findUniqueIdCalls("SELECT 'pgdog.unique_id()'")).toBeNull(); // a string
+  });
+
+  it('the byte test before any decoding: unique_id in any case, nothing for other _id names', () => {
+    const bytes = (sql: string): boolean => mayMentionUniqueId(query(sql), 5, query(sql).length - 1);
+    expect(bytes('SELECT PGDOG.UNIQUE_ID()')).toBe(true);
+    expect(bytes('select pgdog."Unique_Id"()')).toBe(true);
+    expect(bytes('SELECT user_id, order_id FROM orders WHERE id = 1')).toBe(false);
+    expect(bytes('unique_id')).toBe(true);
+    expect(bytes('nique_id')).toBe(false);
   });
 
   it('SHOW pgdog.unique_id, PgDog’s own command; the highest $n; a text that does not parse', () => {
@@ -227,6 +240,31 @@ describe('extended protocol', () => {
     const show = rewrite(r, [parse('sh', 'SHOW pgdog.unique_id'), bind('sh', [])]) ?? [];
     expect(sqlOf(show[0])).toBe('SELECT $1::bigint AS unique_id');
     expect(bindValues(show[1])).toEqual([String(idAt(1))]);
+  });
+
+  it('a batch of two unnamed statements, run one by one afterwards: each piece keeps its ids, and a later Bind gets new ones', () => {
+    const r = router();
+    const batch =
+      rewrite(r, [
+        parse('', 'SELECT pgdog.unique_id()'),
+        bind('', []),
+        EXECUTE,
+        parse('', 'SELECT $1::int, pgdog.unique_id()'),
+        bind('', ['5']),
+        EXECUTE,
+        SYNC,
+      ]) ?? [];
+    expect(
+      batch.map((f) => (f[0] === Frontend.Bind ? bindValues(f) : null)).filter((v) => v !== null),
+    ).toEqual([[String(idAt(0))], ['5', String(idAt(1))]]);
+    // The pieces (as extended-script.ts cuts them) go through again: nothing is added.
+    expect(rewrite(r, [...batch.slice(0, 3), SYNC])).toBeNull();
+    expect(rewrite(r, [...batch.slice(3, 6), SYNC])).toBeNull();
+    // The unnamed statement is the second one: bound again, it gets a new id.
+    expect(bindValues((rewrite(r, [bind('', ['6']), EXECUTE, SYNC]) ?? [])[0])).toEqual([
+      '6',
+      String(idAt(2)),
+    ]);
   });
 
   it('a statement closed, or parsed again without calls, gets no more ids', () => {
