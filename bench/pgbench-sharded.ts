@@ -1,8 +1,11 @@
 // Benchmark (not a test): pgbench through shardgate with pgbench_accounts and pgbench_history sharded by aid over 2
-// shards (branches/tellers copied to both), against the same workload on one PostgreSQL directly. Prints TPS and the
-// ratio per workload, and writes its section of docs/benchmarks.md when asked (--docs yes).
-// Usage: npx tsx bench/pgbench-sharded.ts [--duration 10] [--scale 2] [--clients 8] [--docs yes]
-import { spawn, spawnSync } from 'node:child_process';
+// shards (branches/tellers copied to both), against the same workload on one PostgreSQL directly and against
+// client-side routing (two pgbench runs at once, half the clients each, straight at the shards: what an application
+// routing its own queries gets). Rounds are interleaved and medians reported, with the proxy's CPU per transaction
+// (utime + stime from /proc over the run). Writes its section of docs/benchmarks.md when asked (--docs yes);
+// --profile DIR writes a V8 CPU profile of the proxy there (node --cpu-prof).
+// Usage: npx tsx bench/pgbench-sharded.ts [--duration 10] [--scale 2] [--clients 8] [--rounds 3] [--docs yes]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +13,7 @@ import pg from 'pg';
 import { startPgCluster } from '../src/testing/pg-cluster.js';
 import { freePort } from '../src/testing/free-port.js';
 import { parseArgs } from './lib/args.js';
-import { writeDocSection } from './lib/report.js';
+import { median, writeDocSection } from './lib/report.js';
 import { shardgateCommand } from './lib/targets.js';
 
 const SCRIPT = 'bench/pgbench-sharded.ts';
@@ -18,24 +21,49 @@ const opts = parseArgs(SCRIPT, {
   duration: { default: 10, help: 'seconds per pgbench run' },
   scale: { default: 2, help: 'pgbench scale factor' },
   clients: { default: 8, help: 'pgbench clients (-c)' },
+  rounds: { default: 3, help: 'interleaved rounds per workload (medians reported)' },
+  select: { default: 'no', help: 'select-only workloads only', choices: ['yes', 'no'] },
+  profile: { default: '', help: 'directory for a V8 CPU profile of the proxy (empty: none)' },
   docs: { default: 'no', help: 'write the results into docs/benchmarks.md', choices: ['yes', 'no'] },
 });
 const DURATION = opts.duration;
 const SCALE = opts.scale;
 const CLIENTS = opts.clients;
+const ROUNDS = opts.rounds;
 const USER = 'bench';
 const PASSWORD = 'bench';
 const root = path.resolve(import.meta.dirname, '..');
 
-function pgbench(port: number, extra: string[]): { tps: number; failed: number; out: string } {
-  const r = spawnSync('pgbench', ['-h', '127.0.0.1', '-p', String(port), '-U', USER, ...extra, USER], {
-    env: { ...process.env, PGPASSWORD: PASSWORD },
-    encoding: 'utf8',
-  });
-  const out = `${r.stdout}${r.stderr}`;
+interface PgbenchResult {
+  tps: number;
+  failed: number;
+  out: string;
+}
+
+function parsePgbench(out: string): PgbenchResult {
   const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1] ?? NaN);
   const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
   return { tps, failed, out };
+}
+
+/** One pgbench run (resolves when it exits). */
+function pgbench(port: number, extra: string[]): Promise<PgbenchResult> {
+  return new Promise((resolve) => {
+    const child = spawn('pgbench', ['-h', '127.0.0.1', '-p', String(port), '-U', USER, ...extra, USER], {
+      env: { ...process.env, PGPASSWORD: PASSWORD },
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('close', () => resolve(parsePgbench(out)));
+  });
+}
+
+/** CPU seconds (user + system) the process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+  return ticks / 100; // USER_HZ
 }
 
 async function sql(port: number, text: string): Promise<void> {
@@ -98,24 +126,63 @@ async function main(): Promise<void> {
     fs.writeFileSync(users, `[[users]]\nname = "${USER}"\ndatabase = "${USER}"\npassword = "${PASSWORD}"\n`);
     // The built proxy, rebuilt first when src/ is newer (a stale dist/ would measure code that is gone).
     const command = await shardgateCommand('dist');
-    proxy = spawn(command.file, [...command.args, '--config', config, '--users', users], {
+    const nodeArgs = opts.profile !== '' ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.profile)] : [];
+    proxy = spawn(command.file, [...nodeArgs, ...command.args, '--config', config, '--users', users], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     await new Promise((r) => setTimeout(r, 1500));
+    const proxyPid = proxy.pid ?? 0;
 
     const workloads: [string, string[]][] = [
       ['select-only, simple', ['-S', '-M', 'simple']],
       ['select-only, extended', ['-S', '-M', 'extended']],
       ['select-only, prepared', ['-S', '-M', 'prepared']],
-      ['tpcb-like, extended', ['-n', '-M', 'extended']],
+      ...(opts.select === 'yes'
+        ? []
+        : ([['tpcb-like, extended', ['-n', '-M', 'extended']]] as [string, string[]][])),
     ];
     const rows: string[] = [];
     for (const [label, w] of workloads) {
-      const base = ['-c', String(CLIENTS), '-j', '2', '-T', String(DURATION), ...w];
-      const d = pgbench(direct.port, base);
-      const p = pgbench(port, base);
-      if (!Number.isFinite(p.tps)) console.error(p.out);
-      const line = `| ${label} | ${d.tps.toFixed(0)} | ${p.tps.toFixed(0)} | ${(p.tps / d.tps).toFixed(2)}× | ${d.failed}/${p.failed} |`;
+      const runArgs = (clients: number, jobs: number): string[] => [
+        '-c',
+        String(clients),
+        '-j',
+        String(jobs),
+        '-T',
+        String(DURATION),
+        ...w,
+      ];
+      const direct1: number[] = [];
+      const routed: number[] = [];
+      const sharded: number[] = [];
+      const cpuPerTx: number[] = [];
+      let failed = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        direct1.push((await pgbench(direct.port, runArgs(CLIENTS, 2))).tps);
+        // Client-side routing (select-only only: tpcb-like writes need every shard's branches/tellers).
+        if (w[0] === '-S') {
+          const half = Math.max(1, CLIENTS / 2);
+          const both = await Promise.all([
+            pgbench(s0.port, runArgs(half, 1)),
+            pgbench(s1.port, runArgs(half, 1)),
+          ]);
+          routed.push(both[0].tps + both[1].tps);
+        }
+        const before = cpuSeconds(proxyPid);
+        const p = await pgbench(port, runArgs(CLIENTS, 2));
+        const used = cpuSeconds(proxyPid) - before;
+        if (!Number.isFinite(p.tps)) console.error(p.out);
+        failed += p.failed;
+        sharded.push(p.tps);
+        cpuPerTx.push((used / (p.tps * DURATION)) * 1e6);
+      }
+      const d = median(direct1) ?? NaN;
+      const r = median(routed);
+      const p = median(sharded) ?? NaN;
+      const us = median(cpuPerTx) ?? NaN;
+      const line =
+        `| ${label} | ${d.toFixed(0)} | ${r === null ? '—' : r.toFixed(0)} | ${p.toFixed(0)} | ` +
+        `${(p / d).toFixed(2)}× | ${r === null ? '—' : `${(p / r).toFixed(2)}×`} | ${us.toFixed(1)} | ${failed} |`;
       console.log(line);
       rows.push(line);
     }
@@ -123,25 +190,37 @@ async function main(): Promise<void> {
       const section = [
         '## pgbench over 2 shards (pgbench_accounts and pgbench_history sharded by aid)',
         '',
-        `Measured ${new Date().toISOString()} with \`npx tsx ${SCRIPT} --duration ${DURATION} --scale ${SCALE} --clients ${CLIENTS}\`:`,
+        `Measured ${new Date().toISOString()} with \`npx tsx ${SCRIPT} --duration ${DURATION} --scale ${SCALE} --clients ${CLIENTS} --rounds ${ROUNDS}\``,
+        '(medians of interleaved rounds):',
         'one PostgreSQL directly vs shardgate over two PostgreSQL shards on the same 2-core machine (so the sharded side',
         'runs two servers and the proxy on the cores the direct side gives to one server). Statements are routed by aid;',
         'with `-M extended`/`prepared` the text is constant and parsed once (plan cache); with `-M simple` the literals are',
         'made parameters first (router/literals.ts, ~0.3 µs), so one plan serves every aid. branches/tellers are copied to both shards, so the',
         "tpcb-like UPDATEs of them run on both shards, one after the other, inside the client's transaction.",
         '',
-        '| workload | direct tps | shardgate (2 shards) tps | ratio | failed d/s |',
-        '| :-- | --: | --: | --: | --: |',
+        'Client-side routing = two pgbench runs at once, half the clients each, straight at the two shards (the',
+        "application routing its own queries). Proxy CPU = the proxy process's utime + stime per transaction.",
+        '',
+        '| workload | direct tps | client-side routing tps | shardgate (2 shards) tps | vs direct | vs client-side routing | proxy CPU µs/tx | failed |',
+        '| :-- | --: | --: | --: | --: | --: | --: | --: |',
         ...rows,
         '',
       ].join('\n');
       await writeDocSection(path.join(root, 'docs/benchmarks.md'), 'pgbench-sharded', section);
     }
   } finally {
-    proxy?.kill('SIGTERM');
+    await stopProxy(proxy);
     await cluster.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** SIGTERM, then wait for the exit (a CPU profile is written on the way out). */
+async function stopProxy(proxy: ChildProcess | null): Promise<void> {
+  if (proxy === null || proxy.exitCode !== null) return;
+  const exited = new Promise((r) => proxy.once('exit', r));
+  proxy.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
 }
 
 void main().catch((err: unknown) => {

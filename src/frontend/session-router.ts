@@ -36,16 +36,17 @@ import {
   type SortKey,
 } from '../execute/merge-spec.js';
 import { Format, TypeOid } from '../execute/value-compare.js';
-import { parseParamTypes, readBind, splitBind, splitInsert, splitParse } from '../router/rewrite.js';
-import { query } from '../protocol/messages.js';
+import { splitInsert } from '../router/rewrite.js';
+import { decodeBind, encodeBind, parseParamTypes } from '../protocol/bind.js';
 import { settingChange, applySettingChange, type SettingChange } from './session-settings.js';
-
-/** One shard's frames of a split INSERT (`isParseInjected`: its ParseComplete is the proxy's, not the client's). */
-export interface SplitPart {
-  readonly types: number[];
-  readonly frames: Buffer[];
-  readonly isParseInjected: boolean;
-}
+import {
+  DESCRIBE_UNNAMED_STATEMENT,
+  rebuildRequest,
+  withStatementText,
+  type RequestStatement,
+  type RewrittenRequest,
+  type SplitPart,
+} from './request-rewrite.js';
 
 export type BatchTarget = (
   | { readonly kind: 'one'; readonly shard: number }
@@ -678,38 +679,50 @@ export class SessionRouter implements RouteContext {
     frames: readonly Buffer[],
     fills: readonly GeneratedFill[],
     values: readonly (readonly string[])[],
-  ): { types: number[]; frames: Buffer[]; clientParse: Buffer | null } {
-    let source: { text: string; paramTypes: readonly number[]; isQuery: boolean } | null = null;
+  ): RewrittenRequest {
+    const statement = this.requestStatement(types, frames);
+    if (statement === null) throw PgError.internal('no INSERT found to fill with sequence values');
+    const table = this.insertTableColumns(statement.text);
+    const sql = fillGeneratedValues(statement.text, fills, values, table);
+    return withStatementText(types, frames, statement, sql, statement.paramTypes);
+  }
+
+  /**
+   * The statement a request runs: a Query's text, or the statement its Bind binds (parsed in the request or earlier),
+   * with where the Parse and Bind sit. Null when it runs none.
+   */
+  requestStatement(types: readonly number[], frames: readonly Buffer[]): RequestStatement | null {
+    let statement: RequestStatement | null = null;
     let parseIndex = -1;
-    let bindIndex = -1;
     let paramCount = 0;
     for (let i = 0; i < types.length; i++) {
       const frame = frames[i];
-      if (types[i] === Frontend.Query)
-        source = { text: frame.toString('utf8', 5, cstringEnd(frame, 5)), paramTypes: [], isQuery: true };
-      else if (types[i] === Frontend.Parse) {
+      if (types[i] === Frontend.Query) {
+        const text = frame.toString('utf8', 5, cstringEnd(frame, 5));
+        statement = { text, paramTypes: [], isQuery: true, parseIndex: -1, bindIndex: -1, paramCount: 0 };
+      } else if (types[i] === Frontend.Parse) {
         parseIndex = i;
         const paramTypes = parseParamTypes(frame);
-        source = { text: parseText(frame), paramTypes, isQuery: false };
         paramCount = Math.max(paramCount, paramTypes.length);
+        statement = {
+          text: parseText(frame),
+          paramTypes,
+          isQuery: false,
+          parseIndex,
+          bindIndex: -1,
+          paramCount,
+        };
       } else if (types[i] === Frontend.Bind) {
-        bindIndex = i;
         const entry = this.boundEntry(frame);
-        if (parseIndex < 0 && entry !== null)
-          source = { text: entry.text, paramTypes: entry.paramTypes, isQuery: false };
-        paramCount = Math.max(paramCount, readBind(frame).values.length, source?.paramTypes.length ?? 0);
+        const parsed = statement as RequestStatement | null; // set by a Parse earlier in the loop
+        const text = parseIndex < 0 && entry !== null ? entry.text : parsed?.text;
+        const paramTypes = parseIndex < 0 && entry !== null ? entry.paramTypes : (parsed?.paramTypes ?? []);
+        if (text === undefined) continue;
+        paramCount = Math.max(paramCount, decodeBind(frame).values.length, paramTypes.length);
+        statement = { text, paramTypes, isQuery: false, parseIndex, bindIndex: i, paramCount };
       }
     }
-    if (source === null) throw PgError.internal('no INSERT found to fill with sequence values');
-    const table = this.insertTableColumns(source.text);
-    const sql = fillGeneratedValues(source.text, fills, values, table);
-    if (source.isQuery) return { types: [Frontend.Query], frames: [query(sql)], clientParse: null };
-    const paramMap = Array.from({ length: paramCount }, (_, i) => i + 1);
-    const part = rebuildRequest(sql, paramMap, source, types, frames, parseIndex, bindIndex);
-    const outFrames = part.frames.map((f, i) =>
-      part.types[i] === Frontend.Describe && f[5] === 0x53 /* S */ ? DESCRIBE_UNNAMED_STATEMENT : f,
-    );
-    return { types: part.types, frames: outFrames, clientParse: parseIndex >= 0 ? frames[parseIndex] : null };
+    return statement;
   }
 
   /** The column order of an INSERT's table, when learned (its column list may have to be written out). */
@@ -1053,14 +1066,12 @@ function shardRequest(
   return { ...part, types: outTypes, frames: outFrames };
 }
 
-const DESCRIBE_UNNAMED_STATEMENT = Buffer.from([Frontend.Describe, 0, 0, 0, 6, 0x53, 0]);
-
 /**
  * A Bind whose per-column result format codes (more than one) get a code for each hidden column: the format of the
  * select-list entry it stands for (array_agg's elements), else text.
  */
 function withHiddenResultFormats(frame: Buffer, shardQuery: ShardQuery): Buffer {
-  const bind = readBind(frame);
+  const bind = decodeBind(frame);
   const count = bind.resultFormats.readInt16BE(0);
   if (count <= 1) return frame; // none (all text) or one for every column: hidden columns follow it
   const hiddenCount = shardQuery.hiddenCount;
@@ -1072,7 +1083,7 @@ function withHiddenResultFormats(frame: Buffer, shardQuery: ShardQuery): Buffer 
       formats.writeInt16BE(bind.resultFormats.readInt16BE(2 * source), 2 + 2 * (count + j));
   });
   const paramMap = bind.values.map((_, i) => i + 1);
-  return splitBind({ ...bind, resultFormats: formats }, paramMap);
+  return encodeBind({ ...bind, resultFormats: formats }, paramMap);
 }
 
 /** The per-shard requests of a multi-row INSERT whose rows belong to several shards. */
@@ -1112,38 +1123,6 @@ function splitTarget(
  * The request with its statement replaced by `sql` (parameters picked from the original by `paramMap`): a Query, or
  * an unnamed Parse + Bind in place of the client's (a Parse is added before the Bind when the client's came earlier).
  */
-function rebuildRequest(
-  sql: string,
-  paramMap: readonly number[],
-  source: { text: string; paramTypes: readonly number[]; isQuery: boolean },
-  types: readonly number[],
-  frames: readonly Buffer[],
-  parseIndex: number,
-  bindIndex: number,
-): SplitPart {
-  if (source.isQuery) return { types: [Frontend.Query], frames: [query(sql)], isParseInjected: false };
-  const bind = bindIndex >= 0 ? readBind(frames[bindIndex]) : null;
-  const outTypes: number[] = [];
-  const outFrames: Buffer[] = [];
-  const newParse = splitParse(sql, source.paramTypes, paramMap);
-  for (let i = 0; i < types.length; i++) {
-    if (i === parseIndex) {
-      outTypes.push(Frontend.Parse);
-      outFrames.push(newParse);
-    } else if (i === bindIndex && bind !== null) {
-      if (parseIndex < 0) {
-        outTypes.push(Frontend.Parse);
-        outFrames.push(newParse);
-      }
-      outTypes.push(Frontend.Bind);
-      outFrames.push(splitBind(bind, paramMap));
-    } else {
-      outTypes.push(types[i]);
-      outFrames.push(frames[i]);
-    }
-  }
-  return { types: outTypes, frames: outFrames, isParseInjected: parseIndex < 0 };
-}
 
 /** `schema.table` or `table` of a COPY's table (the key of `tableColumns`). */
 function copyTableKey(plan: StatementPlan | null): string | null {

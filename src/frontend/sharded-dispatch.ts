@@ -12,7 +12,13 @@ import { query, readyForQuery, SYNC } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
-import { CatalogFactsNeeded, GeneratedValuesNeeded, TableColumnsNeeded } from '../router/route.js';
+import {
+  CatalogFactsNeeded,
+  GeneratedValuesNeeded,
+  SourceRowsNeeded,
+  TableColumnsNeeded,
+} from '../router/route.js';
+import { splitInsertSelect } from '../router/insert-select.js';
 import type { GeneratedFill } from '../router/plan.js';
 import { escapeStringLiteral } from '../router/sql-text.js';
 import { runQuery } from '../backend/server-query.js';
@@ -36,6 +42,8 @@ import {
   type CursorRunOwner,
 } from './proxy-portal.js';
 import { isCopyMessage, splitCopyIn, type CopyInSplit } from './copy-in.js';
+import { InsertSourceRun, sourceRequest, type InsertSourceOwner } from './insert-source.js';
+import { withStatementText } from './request-rewrite.js';
 import { lookUpTableColumns } from './table-columns.js';
 import { ShardServers } from './shard-servers.js';
 import type { ShardedSession } from './sharded-session.js';
@@ -86,7 +94,7 @@ function namesStatement(types: readonly number[]): boolean {
   return false;
 }
 
-export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwner {
+export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwner, InsertSourceOwner {
   private readonly router: SessionRouter;
   private readonly session: ShardedSession;
   private readonly batch: RequestBatch;
@@ -122,6 +130,8 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private readonly block: TransactionBlock;
   /** A cursor's fan-out in flight: its merged reply is collected, not sent (onCursorRunDone). */
   private cursorRun: CursorRun | null = null;
+  /** The query of an INSERT … SELECT the proxy evaluates, in flight: its rows are collected (onInsertSourceDone). */
+  private insertSource: InsertSourceRun | null = null;
 
   constructor(router: SessionRouter, session: ShardedSession) {
     this.router = router;
@@ -198,10 +208,12 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       const needsLookup =
         err instanceof TableColumnsNeeded ||
         err instanceof CatalogFactsNeeded ||
-        err instanceof GeneratedValuesNeeded;
+        err instanceof GeneratedValuesNeeded ||
+        err instanceof SourceRowsNeeded;
       if (needsLookup && n === 1 && types[0] === Frontend.Query && this.script === null) {
         if (this.startQueryScript(router, frames[0])) return;
       }
+      if (err instanceof SourceRowsNeeded) return this.evaluateInsertSource(router, err.text, types, frames);
       if (err instanceof GeneratedValuesNeeded) return this.fillThenRoute(router, err.fills, types, frames);
       if (err instanceof TableColumnsNeeded) {
         const table = err.table;
@@ -370,9 +382,10 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
 
   private sendSharded(routed: BatchTarget): void {
     if (routed.kind === 'copyIn') return this.startCopyIn(routed);
-    // A script statement's replies go through a fan-out (even on one shard): its ReadyForQuery is the proxy's to send.
+    // A script statement's replies go through a fan-out (even on one shard): its ReadyForQuery is the proxy's to send;
+    // so do those of an INSERT's query the proxy evaluates (collected, not sent).
     const target: BatchTarget =
-      this.script !== null && routed.kind === 'one'
+      (this.script !== null || this.insertSource !== null) && routed.kind === 'one'
         ? { ...routed, kind: 'many', shards: [routed.shard], spec: PASS_THROUGH_SPEC }
         : routed;
     const { types, frames, readyCount } = this.takeRequest();
@@ -693,6 +706,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private failRequest(err: PgError): void {
     const script = this.script;
     if (script === null) return this.failBatch(err);
+    this.restoreInsertRequest();
     this.log.warn({ code: err.code }, err.message);
     this.takeRequest();
     this.session.writeToClient(err.toBuffer());
@@ -879,6 +893,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
 
   /** Where a fan-out's merged reply goes: the client, or a cursor run that keeps it as a portal. */
   private fanoutOwner(): FanoutOwner {
+    const source = this.insertSource;
+    if (source !== null) {
+      source.onOverflow = () => this.servers.cancel(this.log); // its rows are dropped: stop the shards early
+      return source;
+    }
     const run = this.cursorRun;
     if (run === null) return this;
     run.onOverflow = () => this.servers.cancel(this.log); // its rows are dropped: stop the shards early
@@ -933,6 +952,78 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     this.onShardRequestDone();
   }
 
+  /**
+   * An INSERT … SELECT whose rows the proxy must evaluate (insert-source.ts): its query replaces the client's request
+   * at the head of the batch and is routed like any SELECT; its rows come back to onInsertSourceDone.
+   */
+  private evaluateInsertSource(
+    router: SessionRouter,
+    text: string,
+    types: readonly number[],
+    frames: readonly Buffer[],
+  ): void {
+    const what = 'the rows of an INSERT … SELECT';
+    if (this.learnedFor === what) {
+      this.learnedFor = null;
+      return this.failRequest(PgError.internal(`${what} were written into it, and routing still needs them`));
+    }
+    const parts = splitInsertSelect(text);
+    const statement = router.requestStatement(types, frames);
+    if (parts === null || statement === null) {
+      return this.failRequest(
+        PgError.featureNotSupported(
+          'this INSERT … SELECT cannot be routed: its rows come from a query, and its WITH clause writes',
+          'Run the WITH clause’s statement first, then INSERT … SELECT from its result.',
+        ),
+      );
+    }
+    const request = sourceRequest(statement, parts, frames);
+    const client = this.batch.takeFirst(this.requestLength);
+    this.batch.unshift(request.types, request.frames);
+    this.requestLength = request.types.length;
+    this.insertSource = new InsertSourceRun(this, client, statement, parts);
+    this.dispatch(); // routes the query
+  }
+
+  /** The query of an INSERT … SELECT has run: the INSERT, with its rows written in, is routed next. */
+  onInsertSourceDone(run: InsertSourceRun): void {
+    this.fanout = null;
+    this.insertSource = null;
+    this.servers.pointAt(this);
+    const outcome = run.outcome();
+    if (outcome.kind === 'error') {
+      this.refreshStatus(true);
+      if (outcome.error.code === SqlState.ProgramLimitExceeded)
+        this.log.warn({ code: outcome.error.code }, outcome.error.message);
+      this.batch.unshift(run.clientTypes, run.clientFrames);
+      this.requestLength = run.clientTypes.length;
+      return this.failRequest(outcome.error);
+    }
+    this.refreshStatus();
+    const { statement } = run;
+    const rebuilt = withStatementText(
+      run.clientTypes,
+      run.clientFrames,
+      statement,
+      outcome.sql,
+      run.insertParamTypes(),
+    );
+    if (rebuilt.clientParse !== null) this.session.statements?.remember(rebuilt.clientParse);
+    this.batch.unshift(rebuilt.types, rebuilt.frames);
+    this.learnedFor = 'the rows of an INSERT … SELECT';
+    this.onShardRequestDone(); // routes the INSERT
+  }
+
+  /** A request refused while an INSERT's query stood in for it: the client's own request is the one refused. */
+  private restoreInsertRequest(): void {
+    const run = this.insertSource;
+    if (run === null) return;
+    this.insertSource = null;
+    this.batch.takeFirst(this.requestLength);
+    this.batch.unshift(run.clientTypes, run.clientFrames);
+    this.requestLength = run.clientTypes.length;
+  }
+
   /** A request only for the proxy's portals (Execute / Describe / Close, Flush, Sync): answered from them. */
   private answerFromPortals(types: readonly number[], frames: readonly Buffer[]): boolean {
     const status = this.session.txStatus();
@@ -983,6 +1074,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
    * pipelined after it.
    */
   private failBatch(err: PgError): void {
+    this.restoreInsertRequest();
     const run = this.cursorRun;
     if (run !== null) {
       // A cursor request refused after it was rewritten for the shards: answer the client's own frames (no Sync of

@@ -1,5 +1,6 @@
-// Bind message parameters as the router needs them: each value's bytes (a view, null = SQL NULL) and its format code.
-// Only the parameter section is decoded; the portal/statement names and result formats are skipped.
+// Bind message parameters as the router needs them: each value's bytes (a view, null = SQL NULL) and its format code
+// (the Bind itself is decoded by protocol/bind.ts), and the elements of an array parameter.
+import { decodeBind } from '../protocol/bind.js';
 import type { ParameterFormat } from '../sharding/shard-of.js';
 
 export interface BindParams {
@@ -8,45 +9,9 @@ export interface BindParams {
   readonly formats: readonly ParameterFormat[];
 }
 
-/** Decode the parameters of a Bind frame (type byte + length included). Throws on a malformed frame. */
+/** The parameters of a Bind frame (protocol/bind.ts decodes it; 08P01 / 22023 for a malformed one). */
 export function decodeBindParams(frame: Buffer): BindParams {
-  let p = frame.indexOf(0, 5); // portal name
-  if (p < 0) throw new Error('Bind: unterminated portal name');
-  p = frame.indexOf(0, p + 1); // statement name
-  if (p < 0) throw new Error('Bind: unterminated statement name');
-  p += 1;
-  const need = (n: number): void => {
-    if (p + n > frame.length) throw new Error('Bind: message too short');
-  };
-  need(2);
-  const formatCount = frame.readInt16BE(p);
-  p += 2;
-  need(formatCount * 2);
-  const codes: number[] = [];
-  for (let i = 0; i < formatCount; i++, p += 2) codes.push(frame.readInt16BE(p));
-  need(2);
-  const paramCount = frame.readInt16BE(p);
-  p += 2;
-  if (formatCount > 1 && formatCount !== paramCount)
-    throw new Error('Bind: format code count does not match parameters');
-  const values: (Buffer | null)[] = [];
-  const formats: ParameterFormat[] = [];
-  for (let i = 0; i < paramCount; i++) {
-    need(4);
-    const len = frame.readInt32BE(p);
-    p += 4;
-    if (len === -1) values.push(null);
-    else {
-      if (len < 0) throw new Error('Bind: negative parameter length');
-      need(len);
-      values.push(frame.subarray(p, p + len));
-      p += len;
-    }
-    const code = formatCount === 0 ? 0 : formatCount === 1 ? codes[0] : codes[i];
-    if (code !== 0 && code !== 1) throw new Error(`Bind: invalid format code ${code}`);
-    formats.push(code);
-  }
-  return { values, formats };
+  return decodeBind(frame);
 }
 
 /**

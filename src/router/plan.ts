@@ -238,6 +238,17 @@ export interface InsertInfo {
    */
   readonly insertKeys: readonly (KeySource | null)[] | null;
   readonly insertKeysReason: string | null;
+  /**
+   * The rows come from a query (INSERT … SELECT / TABLE, not a VALUES list): when the query cannot run where the rows
+   * go (its key does not flow from a co-located table's key), the proxy evaluates it and inserts its rows
+   * (frontend/insert-source.ts).
+   */
+  readonly hasSelectSource: boolean;
+  /**
+   * INSERT … SELECT with a column list leaving out columns a sequence fills: each shard's own sequence would give the
+   * same values on several shards, so the proxy evaluates the query and fills them from the sequence of record.
+   */
+  readonly leavesGenerated: boolean;
   readonly onConflict: 'nothing' | 'update' | null;
   /**
    * No column list, and the sharded table's column order is not known yet: the table (its `tableColumns` key) whose

@@ -5,8 +5,6 @@
 // the proxy computes from them, GROUP BY extended by those values, HAVING removed, OFFSET pushed down as
 // LIMIT limit + offset, LIMIT removed under GROUP BY).
 import { deparseSync, parseSync } from 'pgsql-parser';
-import { Frontend } from '../protocol/codes.js';
-import { MessageWriter } from '../protocol/writer.js';
 import { PgError } from '../errors/pg-error.js';
 
 /** One shard's part of a split INSERT. */
@@ -70,76 +68,6 @@ export function splitInsert(sql: string, rowShards: readonly number[]): ShardIns
     });
     out.push({ shard, rows, sql: deparseSync(clone, { pretty: false }), paramMap });
   }
-  return out;
-}
-
-/** A Parse of the unnamed statement with `sql`, its parameter types taken from the original by `paramMap`. */
-export function splitParse(
-  sql: string,
-  originalTypes: readonly number[],
-  paramMap: readonly number[],
-): Buffer {
-  const w = new MessageWriter(sql.length + 16 + paramMap.length * 4).cstring('').cstring(sql);
-  w.int16(paramMap.length);
-  for (const old of paramMap) w.int32(originalTypes[old - 1] ?? 0);
-  return w.frame(Frontend.Parse);
-}
-
-/** The parts of a Bind the split needs to rebuild it. */
-export interface BindParts {
-  portal: string;
-  values: (Buffer | null)[];
-  formats: number[];
-  /** int16 count + int16[] result format codes, as in the original. */
-  resultFormats: Buffer;
-}
-
-export function readBind(frame: Buffer): BindParts {
-  const portalEnd = frame.indexOf(0, 5);
-  const stmtEnd = frame.indexOf(0, portalEnd + 1);
-  let p = stmtEnd + 1;
-  const formatCount = frame.readInt16BE(p);
-  p += 2;
-  const codes: number[] = [];
-  for (let i = 0; i < formatCount; i++, p += 2) codes.push(frame.readInt16BE(p));
-  const count = frame.readInt16BE(p);
-  p += 2;
-  const values: (Buffer | null)[] = [];
-  const formats: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const len = frame.readInt32BE(p);
-    p += 4;
-    values.push(len < 0 ? null : frame.subarray(p, p + len));
-    if (len > 0) p += len;
-    formats.push(formatCount === 0 ? 0 : formatCount === 1 ? codes[0] : codes[i]);
-  }
-  return { portal: frame.toString('utf8', 5, portalEnd), values, formats, resultFormats: frame.subarray(p) };
-}
-
-/** A Bind of the unnamed statement with the parameters `paramMap` picks from `bind`. */
-export function splitBind(bind: BindParts, paramMap: readonly number[]): Buffer {
-  const w = new MessageWriter(64).cstring(bind.portal).cstring('');
-  w.int16(paramMap.length);
-  for (const old of paramMap) w.int16(bind.formats[old - 1] ?? 0);
-  w.int16(paramMap.length);
-  for (const old of paramMap) {
-    const v = bind.values[old - 1];
-    if (v === null || v === undefined) w.int32(-1);
-    else w.int32(v.length).bytes(v);
-  }
-  w.bytes(bind.resultFormats);
-  return w.frame(Frontend.Bind);
-}
-
-/** Parameter type OIDs of a Parse frame (0 = unspecified). */
-export function parseParamTypes(frame: Buffer): number[] {
-  const nameEnd = frame.indexOf(0, 5);
-  const queryEnd = frame.indexOf(0, nameEnd + 1);
-  let p = queryEnd + 1;
-  const n = frame.readInt16BE(p);
-  p += 2;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++, p += 4) out.push(frame.readUInt32BE(p));
   return out;
 }
 

@@ -152,6 +152,38 @@ export class GeneratedValuesNeeded extends Error {
   }
 }
 
+/**
+ * Thrown by routing for an INSERT … SELECT whose rows cannot be written where the query runs (its sharding key does
+ * not flow unchanged from a co-located table's key, or it reads sharded rows into a copied table): the session runs
+ * the query itself (routed and merged like any SELECT), writes its rows into the statement as a VALUES list and routes
+ * that (frontend/insert-source.ts). `text`: the statement.
+ */
+export class SourceRowsNeeded extends Error {
+  constructor(readonly text: string) {
+    super('the rows of this INSERT … SELECT are needed to route it');
+    this.name = 'SourceRowsNeeded';
+  }
+}
+
+/**
+ * INSERT … SELECT touching sharded tables. Where every row's key comes unchanged from the key of a co-located sharded
+ * table the query reads (or is pinned to one value), each shard inserts its own rows: the statement runs where those
+ * rows are. Otherwise the proxy evaluates the query (SourceRowsNeeded).
+ */
+function routeInsertSelect(plan: StatementPlan, ctx: RouteContext, params: BindParams | null): Route {
+  const insert = plan.insert;
+  if (insert !== null && insert.columnsLookup !== null) throw new TableColumnsNeeded(insert.columnsLookup);
+  const isTargetSharded = plan.tables[0]?.sharding === 'sharded';
+  if (!isTargetSharded || plan.crossShardUnsafe !== null || insert?.leavesGenerated === true)
+    throw new SourceRowsNeeded(plan.text);
+  const shards =
+    plan.shardKey !== null
+      ? routeByKey(plan.shardKey.sources, plan.shardKey.column, ctx, params)
+      : new Set(allShards(ctx.schema.shardCount));
+  if (shards.size === 0) return { kind: 'one', shard: ctx.pickReadShard() }; // no key value: no rows
+  return fromShards(shards);
+}
+
 function routeInsert(plan: StatementPlan, ctx: RouteContext, params: BindParams | null): Route {
   const insert = plan.insert;
   if (insert !== null && insert.columnsLookup !== null) throw new TableColumnsNeeded(insert.columnsLookup);
@@ -363,6 +395,8 @@ function routeSharded(plan: StatementPlan, params: BindParams | null, ctx: Route
     if (plan.copy?.direction === 'from') return copyIn(plan.copy, n);
     return { kind: 'many', shards: allShards(n) };
   }
+  if (plan.kind === 'insert' && plan.insert?.hasSelectSource === true)
+    return routeInsertSelect(plan, ctx, params);
   const target = plan.tables[0];
   if (plan.isWrite && DML_KINDS.has(plan.kind) && target !== undefined && target.sharding !== 'sharded') {
     // Each shard would change its own copy from its own share of the sharded rows: the copies would diverge.

@@ -432,6 +432,12 @@ export class ScopeBuilder implements ConditionScope {
         rowCount: isValues ? rows.length : sel === null ? 1 : 0,
         insertKeys,
         insertKeysReason: complete ? null : reason,
+        hasSelectSource: source !== null,
+        leavesGenerated:
+          source !== null &&
+          tableKey !== null &&
+          columns.length > 0 &&
+          (this.schema?.generatedColumns?.get(tableKey) ?? []).some((g) => !columns.includes(g.column)),
         onConflict: null,
         columnsLookup,
         generated,

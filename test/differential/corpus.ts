@@ -1555,17 +1555,33 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     `select * from users where score > 99000000 union select * from users where score < -99000000`,
     /no \*/,
   );
-  rejected(
+  // INSERT … SELECT: the proxy evaluates the query (rows to their shards), or runs it on each shard when co-located.
+  w(
     'insert-select-colocated',
     `insert into orders (id, user_id, amount, status) select id + 100000000, user_id, amount, 'copy' from orders where amount > 9000`,
-    /INSERT … SELECT/,
-    { write: true },
+    {
+      checks: [
+        { sql: `select count(*), sum(amount), min(id), max(id) from orders where status = 'copy'` },
+        {
+          sql: `select user_id, count(*) from orders where status = 'copy' group by user_id order by user_id limit 20`,
+        },
+      ],
+    },
   );
-  rejected(
+  w(
     'insert-select-into-omnisharded',
     `insert into countries (code, name) select 'u' || right(id::text, 1), name from users where id = $1`,
-    /copied to every shard, cannot read the sharded tables/,
-    { write: true, params: [on[0][15]] },
+    {
+      params: [on[0][15]],
+      checks: [{ sql: `select code, name from countries where code like 'u%' order by code` }],
+    },
+  );
+  w(
+    'insert-select-rekeyed',
+    `insert into users (id, name, score) select id + 500000000, name, score from users order by id limit 5 returning id, name`,
+    {
+      checks: [{ sql: `select id, name, score from users where id > 500000000 order by id` }],
+    },
   );
   rejected(
     'update-omnisharded-from-sharded',

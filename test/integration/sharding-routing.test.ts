@@ -18,6 +18,8 @@ import {
   type TestProxy,
 } from '../helpers/proxy.js';
 import { directShardClients, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+import { firstError, frame } from '../helpers/raw-client.js';
+import { EXECUTE_FRAME, parseFrame, rawSession, SYNC_FRAME } from '../helpers/write-atomicity.js';
 
 vi.setConfig({ testTimeout: 10_000 });
 
@@ -295,6 +297,32 @@ describe('sharding: routing over 2 shards', () => {
         );
       }
       await expectUsable(client);
+    });
+
+    it('a malformed Bind is 08P01 as PostgreSQL answers it (was XX000), and the session goes on', async () => {
+      const raw = await rawSession(proxy.port);
+      try {
+        // One parameter announced, its length word cut short.
+        const bad = frame('B', Buffer.concat([Buffer.from('\0\0\0\0'), Buffer.from([0, 1, 0, 0, 0])]));
+        raw.write(
+          Buffer.concat([
+            parseFrame('', 'select name from users where id = $1'),
+            bad,
+            EXECUTE_FRAME,
+            SYNC_FRAME,
+          ]),
+        );
+        const replies = await raw.readUntil('Z');
+        expect(firstError(replies)).toMatchObject({
+          S: 'ERROR',
+          C: '08P01',
+          M: 'insufficient data left in message',
+        });
+        const ok = await raw.query('select 1 as one');
+        expect(ok.map((m) => m.type).join('')).toBe('TDCZ');
+      } finally {
+        raw.close();
+      }
     });
 
     it("a sharding key that is not a bigint ('abc') is 22P02", async () => {

@@ -5,13 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initParser } from '../../../src/router/parser.js';
 import {
   aggregateLike,
-  parseParamTypes,
   pushDownOffset,
-  readBind,
   shardSelectSql,
-  splitBind,
   splitInsert,
-  splitParse,
   stripLimit,
   type ShardSelectEdit,
 } from '../../../src/router/rewrite.js';
@@ -43,29 +39,6 @@ describe('splitInsert', () => {
     expect(a.sql).toBe("INSERT INTO t (k, v) VALUES (1, 'a') RETURNING v || $1");
     expect(a.paramMap).toEqual([2]);
     expect(b.paramMap).toEqual([1, 2]);
-  });
-
-  it('rebuilds Parse and Bind for a shard from the originals', () => {
-    const parse = splitParse('select $1, $2', [23, 25, 20], [3, 1]);
-    expect(parseParamTypes(parse)).toEqual([20, 23]);
-    const bind = readBind(
-      Buffer.concat([
-        Buffer.from([0x42, 0, 0, 0, 0]),
-        Buffer.from('p\0s\0'),
-        Buffer.from([0, 1, 0, 0]), // one format code: text
-        Buffer.from([0, 3]),
-        Buffer.from([0, 0, 0, 1]),
-        Buffer.from('a'),
-        Buffer.from([0xff, 0xff, 0xff, 0xff]),
-        Buffer.from([0, 0, 0, 1]),
-        Buffer.from('c'),
-        Buffer.from([0, 0]),
-      ]),
-    );
-    const rebuilt = readBind(splitBind(bind, [3, 2]));
-    expect(rebuilt.portal).toBe('p');
-    expect(rebuilt.values.map((v) => v?.toString() ?? null)).toEqual(['c', null]);
-    expect(rebuilt.formats).toEqual([0, 0]);
   });
 });
 

@@ -176,7 +176,7 @@ describe('decodeBindParams', () => {
 
   it('rejects a truncated Bind', () => {
     const frame = Buffer.from([0x42, 0, 0, 0, 8, 0, 0, 0, 9]);
-    expect(() => decodeBindParams(frame)).toThrow(/too short/);
+    expect(() => decodeBindParams(frame)).toThrow(/insufficient data left in message/);
   });
 
   it('splits text and binary array parameters', () => {

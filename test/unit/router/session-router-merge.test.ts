@@ -8,7 +8,7 @@ import { query, SYNC } from '../../../src/protocol/messages.js';
 import { MessageWriter } from '../../../src/protocol/writer.js';
 import { initParser } from '../../../src/router/parser.js';
 import { PlanCache } from '../../../src/router/plan-cache.js';
-import { readBind } from '../../../src/router/rewrite.js';
+import { decodeBind as readBind } from '../../../src/protocol/bind.js';
 import { TypeOid } from '../../../src/execute/value-compare.js';
 import { SCHEMA } from './fixtures.js';
 

@@ -1,0 +1,121 @@
+// The one codec of the client's Bind message (and the Parse frames the proxy builds): decoded once, checked as
+// PostgreSQL's exec_bind_message checks it — a malformed Bind is an ERROR with 08P01 (22023 for a format code other
+// than text or binary), as the server would answer, never an internal error — and encoded back for rewritten requests.
+import { Frontend } from './codes.js';
+import { MessageWriter } from './writer.js';
+import { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
+
+/** 0 = text, 1 = binary. */
+export type FormatCode = 0 | 1;
+
+export interface BindMessage {
+  readonly portal: string;
+  readonly statement: string;
+  /** Per parameter, 0-based; null = SQL NULL. Views into the frame. */
+  readonly values: readonly (Buffer | null)[];
+  /** Per parameter (the message's 0, 1 or n format codes spread out). */
+  readonly formats: readonly FormatCode[];
+  /** int16 count + int16[] result format codes, as the client sent them (a view into the frame). */
+  readonly resultFormats: Buffer;
+}
+
+function malformed(message = 'insufficient data left in message'): PgError {
+  return new PgError('ERROR', SqlState.ProtocolViolation, message);
+}
+
+/** Decode a Bind frame (type byte and length included). Throws PgError 08P01 / 22023 for a malformed one. */
+export function decodeBind(frame: Buffer): BindMessage {
+  const portalEnd = frame.indexOf(0, 5);
+  if (portalEnd < 0) throw malformed('invalid string in message');
+  const statementEnd = frame.indexOf(0, portalEnd + 1);
+  if (statementEnd < 0) throw malformed('invalid string in message');
+  let p = statementEnd + 1;
+  const need = (n: number): void => {
+    if (n < 0 || p + n > frame.length) throw malformed();
+  };
+  need(2);
+  const formatCount = frame.readInt16BE(p);
+  p += 2;
+  need(formatCount * 2);
+  const codes: number[] = [];
+  for (let i = 0; i < formatCount; i++, p += 2) codes.push(frame.readInt16BE(p));
+  need(2);
+  const paramCount = frame.readInt16BE(p);
+  p += 2;
+  if (paramCount < 0) throw malformed();
+  if (formatCount > 1 && formatCount !== paramCount) {
+    throw malformed(`bind message has ${formatCount} parameter formats but ${paramCount} parameters`);
+  }
+  const values: (Buffer | null)[] = [];
+  const formats: FormatCode[] = [];
+  for (let i = 0; i < paramCount; i++) {
+    need(4);
+    const len = frame.readInt32BE(p);
+    p += 4;
+    if (len === -1) values.push(null);
+    else {
+      need(len);
+      values.push(frame.subarray(p, p + len));
+      p += len;
+    }
+    const code = formatCount === 0 ? 0 : formatCount === 1 ? codes[0] : codes[i];
+    if (code !== 0 && code !== 1) {
+      throw new PgError('ERROR', SqlState.InvalidParameterValue, `unsupported format code: ${code}`);
+    }
+    formats.push(code);
+  }
+  const resultStart = p;
+  need(2);
+  const resultCount = frame.readInt16BE(p);
+  p += 2;
+  need(resultCount * 2);
+  p += resultCount * 2;
+  if (p !== frame.length) throw malformed(`invalid message format`);
+  return {
+    portal: frame.toString('utf8', 5, portalEnd),
+    statement: frame.toString('utf8', portalEnd + 1, statementEnd),
+    values,
+    formats,
+    resultFormats: frame.subarray(resultStart),
+  };
+}
+
+/** A Bind of the unnamed statement to `bind`'s portal with the parameters `paramMap` (1-based) picks from it. */
+export function encodeBind(bind: BindMessage, paramMap: readonly number[]): Buffer {
+  const w = new MessageWriter(64).cstring(bind.portal).cstring('');
+  w.int16(paramMap.length);
+  for (const old of paramMap) w.int16(bind.formats[old - 1] ?? 0);
+  w.int16(paramMap.length);
+  for (const old of paramMap) {
+    const v = bind.values[old - 1];
+    if (v === null || v === undefined) w.int32(-1);
+    else w.int32(v.length).bytes(v);
+  }
+  w.bytes(bind.resultFormats);
+  return w.frame(Frontend.Bind);
+}
+
+/** A Parse of the unnamed statement `sql`, declaring the types `paramMap` (1-based) picks from `originalTypes`. */
+export function encodeParse(
+  sql: string,
+  originalTypes: readonly number[],
+  paramMap: readonly number[],
+): Buffer {
+  const w = new MessageWriter(sql.length + 16 + paramMap.length * 4).cstring('').cstring(sql);
+  w.int16(paramMap.length);
+  for (const old of paramMap) w.int32(originalTypes[old - 1] ?? 0);
+  return w.frame(Frontend.Parse);
+}
+
+/** Parameter type OIDs of a Parse frame (0 = unspecified). */
+export function parseParamTypes(frame: Buffer): number[] {
+  const nameEnd = frame.indexOf(0, 5);
+  const queryEnd = frame.indexOf(0, nameEnd + 1);
+  let p = queryEnd + 1;
+  const n = frame.readInt16BE(p);
+  p += 2;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++, p += 4) out.push(frame.readUInt32BE(p));
+  return out;
+}

@@ -1,0 +1,81 @@
+// The Bind codec (protocol/bind.ts): decoded as PostgreSQL's exec_bind_message reads it — a malformed Bind is an
+// ERROR 08P01 (22023 for an unknown format code) — and rebuilt for rewritten requests.
+import { describe, expect, it } from 'vitest';
+import { decodeBind, encodeBind, encodeParse, parseParamTypes } from '../../../src/protocol/bind.js';
+import { PgError } from '../../../src/errors/pg-error.js';
+
+/** A Bind frame from its body parts (the length word is filled in). */
+function bindFrame(...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
+  const head = Buffer.alloc(5);
+  head[0] = 0x42;
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+const GOOD = bindFrame(
+  Buffer.from('p\0s\0'),
+  Buffer.from([0, 1, 0, 0]), // one format code: text
+  Buffer.from([0, 3]),
+  Buffer.from([0, 0, 0, 1]),
+  Buffer.from('a'),
+  Buffer.from([0xff, 0xff, 0xff, 0xff]),
+  Buffer.from([0, 0, 0, 1]),
+  Buffer.from('c'),
+  Buffer.from([0, 1, 0, 1]), // results: one format code, binary
+);
+
+function errorOf(frame: Buffer): { code: string; message: string } | null {
+  try {
+    decodeBind(frame);
+    return null;
+  } catch (err) {
+    if (!(err instanceof PgError)) throw err;
+    return { code: err.code, message: err.message };
+  }
+}
+
+describe('decodeBind', () => {
+  it('reads names, parameters (formats spread out) and result formats', () => {
+    const bind = decodeBind(GOOD);
+    expect(bind.portal).toBe('p');
+    expect(bind.statement).toBe('s');
+    expect(bind.values.map((v) => v?.toString() ?? null)).toEqual(['a', null, 'c']);
+    expect(bind.formats).toEqual([0, 0, 0]);
+    expect([...bind.resultFormats]).toEqual([0, 1, 0, 1]);
+  });
+
+  it('answers a truncated Bind with 08P01 "insufficient data left in message"', () => {
+    for (const cut of [10, 12, 16, GOOD.length - 3]) {
+      expect(errorOf(GOOD.subarray(0, cut))).toEqual({
+        code: '08P01',
+        message: 'insufficient data left in message',
+      });
+    }
+  });
+
+  it('answers format codes not matching the parameters, trailing bytes and unknown codes as PostgreSQL does', () => {
+    const twoFormatsThreeParams = bindFrame(Buffer.from('\0\0'), Buffer.from([0, 2, 0, 0, 0, 0, 0, 3]));
+    expect(errorOf(twoFormatsThreeParams)).toEqual({
+      code: '08P01',
+      message: 'bind message has 2 parameter formats but 3 parameters',
+    });
+    expect(errorOf(Buffer.concat([GOOD, Buffer.from([0])]))?.message).toBe('invalid message format');
+    const formatTwo = bindFrame(Buffer.from('\0\0'), Buffer.from([0, 1, 0, 2, 0, 1, 0, 0, 0, 1, 0x41, 0, 0]));
+    expect(errorOf(formatTwo)).toEqual({ code: '22023', message: 'unsupported format code: 2' });
+    expect(errorOf(Buffer.from([0x42, 0, 0, 0, 6, 0x70]))?.message).toBe('invalid string in message');
+  });
+});
+
+describe('encodeBind and encodeParse', () => {
+  it('rebuild Parse and Bind for a shard from the originals', () => {
+    const parse = encodeParse('select $1, $2', [23, 25, 20], [3, 1]);
+    expect(parseParamTypes(parse)).toEqual([20, 23]);
+    const rebuilt = decodeBind(encodeBind(decodeBind(GOOD), [3, 2]));
+    expect(rebuilt.portal).toBe('p');
+    expect(rebuilt.statement).toBe('');
+    expect(rebuilt.values.map((v) => v?.toString() ?? null)).toEqual(['c', null]);
+    expect(rebuilt.formats).toEqual([0, 0]);
+    expect([...rebuilt.resultFormats]).toEqual([0, 1, 0, 1]);
+  });
+});
