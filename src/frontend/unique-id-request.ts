@@ -7,11 +7,11 @@
 // The request is rewritten frame for frame; running it through again changes nothing (a statement already rewritten is
 // recognised by its text, a Bind already given its ids by its parameter count).
 import { Frontend } from '../protocol/codes.js';
+import { decodeBind, type BindMessage } from '../protocol/bind.js';
 import { query } from '../protocol/messages.js';
 import { MessageWriter } from '../protocol/writer.js';
 import { PgError } from '../errors/pg-error.js';
 import type { PlanCache } from '../router/plan-cache.js';
-import { readBind } from '../router/rewrite.js';
 import {
   findUniqueIdCalls,
   mayMentionUniqueId,
@@ -93,6 +93,12 @@ export class UniqueIdRequests {
       calls = findUniqueIdCalls(sql);
       this.support.calls.set(sql, calls);
     }
+    if (calls?.isPerRow === true) {
+      throw PgError.featureNotSupported(
+        'pgdog.unique_id() in the select list of a query with FROM is not supported: the proxy puts one id in place of each call, so every row would get the same id',
+        'Insert rows with VALUES (one call per row), or leave the key out of the INSERT: a serial or identity key of a sharded table is filled from the sequence of record.',
+      );
+    }
     if (calls?.isInPrepare === true) {
       throw PgError.featureNotSupported(
         'pgdog.unique_id() inside PREPARE is not supported: every EXECUTE would reuse the same id',
@@ -151,11 +157,11 @@ export class UniqueIdRequests {
         ? this.unnamed
         : (this.named.get(frame.toString('utf8', portalEnd + 1, stmtEnd)) ?? null);
     if (statement === null) return null;
-    let bind: ReturnType<typeof readBind>;
+    let bind: BindMessage;
     try {
-      bind = readBind(frame);
+      bind = decodeBind(frame);
     } catch {
-      return null; // malformed: routing reports it
+      return null; // malformed: routing reports it (08P01)
     }
     if (bind.values.length !== statement.base) return null; // already given its ids (or the server will refuse it)
     const ids = Array.from({ length: statement.count }, () =>

@@ -23,6 +23,11 @@ export interface UniqueIdCalls {
   readonly maxParam: number;
   /** A PREPARE holds a call (each EXECUTE would need an id of its own). */
   readonly isInPrepare: boolean;
+  /**
+   * A call stands in the select list of a query with FROM (INSERT … SELECT … FROM included): PostgreSQL would call a
+   * function there once per row, the one id the proxy puts there would be every row's.
+   */
+  readonly isPerRow: boolean;
 }
 
 /** Statements whose expressions may call it, and the fields holding statements inside utility ones. */
@@ -74,24 +79,36 @@ export function findUniqueIdCalls(sql: string): UniqueIdCalls | null {
   const sites: UniqueIdSite[] = [];
   let maxParam = 0;
   let isInPrepare = false;
-  const visit = (nodeType: string, fields: AstObject): boolean | undefined => {
-    if (nodeType === 'ParamRef') {
-      maxParam = Math.max(maxParam, typeof fields.number === 'number' ? fields.number : 0);
-    } else if (nodeType === 'FuncCall') {
-      const site = callSite(sql, source, fields);
-      if (site !== null) sites.push(site);
-    } else if (nodeType === 'RangeFunction') {
-      // FROM pgdog.unique_id(): a table function, where no value can stand; its arguments are expressions.
-      for (const item of list(fields, 'functions')) {
-        for (const part of list(asNode(item, 'List'), 'items')) {
-          const call = asNode(part, 'FuncCall');
-          walk(call ?? part, visit); // a call's fields only: the call itself is not visited
+  let isPerRow = false;
+  /** `perRow`: inside the select list of a query with FROM, where every row would share the one value. */
+  const visitor =
+    (perRow: boolean) =>
+    (nodeType: string, fields: AstObject): boolean | undefined => {
+      if (nodeType === 'ParamRef') {
+        maxParam = Math.max(maxParam, typeof fields.number === 'number' ? fields.number : 0);
+      } else if (nodeType === 'FuncCall') {
+        const site = callSite(sql, source, fields);
+        if (site !== null) {
+          sites.push(site);
+          if (perRow) isPerRow = true;
         }
+      } else if (nodeType === 'RangeFunction') {
+        // FROM pgdog.unique_id(): a table function, where no value can stand; its arguments are expressions.
+        for (const item of list(fields, 'functions')) {
+          for (const part of list(asNode(item, 'List'), 'items')) {
+            const call = asNode(part, 'FuncCall');
+            walk(call ?? part, visitor(perRow)); // a call's fields only: the call itself is not visited
+          }
+        }
+        return false;
+      } else if (nodeType === 'SelectStmt') {
+        const hasFrom = list(fields, 'fromClause').length > 0;
+        for (const key in fields) walk(fields[key], visitor(key === 'targetList' && hasFrom));
+        return false;
       }
-      return false;
-    }
-    return undefined;
-  };
+      return undefined;
+    };
+  const visit = visitor(false);
   for (const raw of stmts) {
     if (!isObject(raw)) continue;
     const show = asNode(raw.stmt, 'VariableShowStmt');
@@ -107,7 +124,7 @@ export function findUniqueIdCalls(sql: string): UniqueIdCalls | null {
   }
   if (sites.length === 0) return null;
   sites.sort((a, b) => a.start - b.start);
-  return { sites, maxParam, isInPrepare };
+  return { sites, maxParam, isInPrepare, isPerRow };
 }
 
 /** `sql` with each site replaced by `replacement(i, site)` (i: the site's index in text order). */

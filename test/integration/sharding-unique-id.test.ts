@@ -224,9 +224,15 @@ describe('pgdog.unique_id()', () => {
     }
   });
 
-  it('inside PREPARE it is refused with 0A000 (every EXECUTE would reuse one id); the session goes on', async () => {
+  it('inside PREPARE, or where rows of a query would share it, it is refused with 0A000; the session goes on', async () => {
     const c = await connect(node1);
     await expect(c.query('prepare p as select pgdog.unique_id()')).rejects.toMatchObject({ code: '0A000' });
+    await expect(
+      c.query('insert into notes (id, body) select pgdog.unique_id(), name from users'),
+    ).rejects.toMatchObject({
+      code: '0A000',
+      message: expect.stringMatching(/every row would get the same id/),
+    });
     expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
   });
 });

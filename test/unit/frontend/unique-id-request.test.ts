@@ -9,7 +9,7 @@ import { query, SYNC } from '../../../src/protocol/messages.js';
 import { MessageWriter } from '../../../src/protocol/writer.js';
 import { initParser } from '../../../src/router/parser.js';
 import { PlanCache } from '../../../src/router/plan-cache.js';
-import { parseParamTypes, readBind } from '../../../src/router/rewrite.js';
+import { decodeBind, parseParamTypes } from '../../../src/protocol/bind.js';
 import {
   findUniqueIdCalls,
   mayMentionUniqueId,
@@ -80,7 +80,7 @@ function sqlOf(frame: Buffer): string {
 }
 
 function bindValues(frame: Buffer): (string | null)[] {
-  return readBind(frame).values.map((v) => (v === null ? null : v.toString()));
+  return decodeBind(frame).values.map((v) => (v === null ? null : v.toString()));
 }
 
 describe('where calls are found', () => {
@@ -162,6 +162,30 @@ describe('simple Query', () => {
     });
   });
 
+  it('in the select list of a query with FROM: refused (every row would get the one id); elsewhere in it, allowed', () => {
+    const perRow = (sql: string): boolean | undefined => findUniqueIdCalls(sql)?.isPerRow;
+    expect(perRow('INSERT INTO users (id, name) SELECT pgdog.unique_id(), name FROM staging')).toBe(true);
+    expect(perRow('SELECT CASE WHEN x THEN pgdog.unique_id() END FROM t')).toBe(true);
+    expect(perRow('SELECT * FROM users WHERE id = pgdog.unique_id()')).toBe(false);
+    expect(perRow('INSERT INTO users (id) SELECT pgdog.unique_id()')).toBe(false); // one row
+    expect(perRow('SELECT (SELECT pgdog.unique_id()) FROM t')).toBe(false); // once, as PostgreSQL's InitPlan
+    expect(perRow('SELECT * FROM generate_series(1, pgdog.unique_id())')).toBe(false);
+    expect(
+      perRow("INSERT INTO users (id, name) VALUES (pgdog.unique_id(), 'a'), (pgdog.unique_id(), 'b')"),
+    ).toBe(false);
+    const err = (() => {
+      try {
+        rewrite(router(), [query('SELECT pgdog.unique_id(), name FROM users')]);
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(err).toBeInstanceOf(PgError);
+    expect((err as PgError).code).toBe('0A000');
+    expect((err as PgError).message).toMatch(/every row would get the same id/);
+  });
+
   it('inside PREPARE: refused (every EXECUTE would reuse one id)', () => {
     expect(() => rewrite(router(), [query('PREPARE p AS SELECT pgdog.unique_id()')])).toThrow(PgError);
   });
@@ -186,7 +210,7 @@ describe('extended protocol', () => {
     );
     expect(out[0].toString('utf8', 5, 9)).toBe('ins\0'); // the client's statement name
     expect(parseParamTypes(out[0])).toEqual([25]); // its declared types, as sent
-    const b = readBind(out[1]);
+    const b = decodeBind(out[1]);
     expect(bindValues(out[1])).toEqual(['ada', String(idAt(0)), String(idAt(1))]);
     expect(b.formats).toEqual([1, 0, 0]); // the client's binary parameter stays binary; ids are text
     expect(b.portal).toBe('p1');
