@@ -1,7 +1,8 @@
 // Merge micro-benchmark (pure CPU, no servers): DataRows from 3 shards through ReplyMerger in the modes that hold
 // rows until the end — GROUP BY partial groups (count, sum of numeric, avg from sum and count), count(DISTINCT x)
-// from the values the shards group by, string_agg(… ORDER BY …) from ordered arrays — reported as nanoseconds per
-// row pushed (median of the runs). Not part of `npm test`.
+// from the values the shards group by, string_agg(… ORDER BY …) from ordered arrays — and in the two that pass rows
+// on as they come: the ORDER BY k-way merge and plain streaming; reported as nanoseconds per row pushed (median of the
+// runs). Not part of `npm test`.
 //
 //   npx tsx bench/merge-micro.ts                      # --rows 300000 --runs 7
 import { performance } from 'node:perf_hooks';
@@ -135,6 +136,25 @@ const cases: Case[] = [
       `{${Array.from({ length: 10 }, (_, k) => `name${i}_${k}`).join(',')}}`,
       `{${Array.from({ length: 10 }, (_, k) => String(i * 10 + k)).join(',')}}`,
     ]),
+  },
+  {
+    // ORDER BY id across shards: each shard's rows sorted, interleaved so that every push lets one row out.
+    name: 'ORDER BY int8, k-way merge',
+    spec: {
+      orderBy: [{ column: 0, isDescending: false, isNullsFirst: false }],
+      limit: null,
+      offset: 0,
+      aggregates: null,
+    },
+    oids: [TypeOid.int8, TypeOid.text],
+    rows: shardsOf(n, (i) => [String(i), `name${i}`]),
+  },
+  {
+    // No ORDER BY, no aggregates: rows pass through in arrival order.
+    name: 'stream (no ORDER BY)',
+    spec: { orderBy: [], limit: null, offset: 0, aggregates: null },
+    oids: [TypeOid.int8, TypeOid.text],
+    rows: shardsOf(n, (i) => [String(i), `name${i}`]),
   },
 ];
 

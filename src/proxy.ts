@@ -25,7 +25,8 @@ import { loadFailpointsFromEnv } from './txn/failpoints.js';
 import type { TransactionManager } from './txn/manager.js';
 import { startTransactionManager, type StartedTxn } from './txn/start.js';
 import { ConfigShardAccess } from './txn/shard-access.js';
-import { probeTextCollation } from './sharding/collation.js';
+import { probeTextCollation } from './lifecycle/collation-probe.js';
+import { DeadlockWatch, type DeadlockStats } from './txn/deadlock-watch.js';
 import { StatsRegistry } from './stats/stats-registry.js';
 import { AdminConsole } from './admin/console.js';
 import type { AdminContext, ReloadOutcome } from './admin/context.js';
@@ -48,6 +49,8 @@ export interface RunningProxy {
   readonly stats: StatsRegistry;
   /** The two-phase commit transaction manager (null when two_phase_commit is off). */
   readonly txn: TransactionManager | null;
+  /** Distributed deadlock detection's counters. */
+  readonly deadlocks: DeadlockStats;
   /** Port of the OpenMetrics endpoint; null when openmetrics_port is not set. */
   readonly metricsPort: number | null;
   /** The configuration in force (changes with each reload). */
@@ -116,6 +119,13 @@ export async function startProxy(
   const txn: StartedTxn | null = config.general.twoPhaseCommit
     ? await startTransactionManager(() => config, logger)
     : null;
+  const deadlocks = new DeadlockWatch(
+    () => ({
+      deadlockTimeoutMs: config.general.deadlockTimeoutMs,
+      connectTimeoutMs: config.general.connectTimeoutMs,
+    }),
+    logger,
+  );
   let phase: 'running' | 'draining' | 'closed' = 'running';
   await learnCollations(
     () => config,
@@ -166,6 +176,7 @@ export async function startProxy(
       },
       routingFor: (database) => routing.get(database) ?? null,
       txn: () => txn?.manager ?? null,
+      deadlocks,
       openAdminConsole: (io, log) => new AdminConsole(adminContext, io, log),
     });
     clients.add(session);
@@ -192,6 +203,7 @@ export async function startProxy(
       clients: adminContext.clients,
       pools: () => pools.all(),
       txn: adminContext.txn,
+      deadlocks: () => deadlocks.stats,
       planCaches: () =>
         [...routing].map(([database, r]) => ({
           database,
@@ -298,6 +310,7 @@ export async function startProxy(
     for (const c of [...clients]) c.fatal(PgError.shuttingDown());
     for (const s of refusing) s.destroy();
     pools.close();
+    deadlocks.close();
     await listenerClosed;
     await metrics?.close();
     try {
@@ -323,6 +336,7 @@ export async function startProxy(
     pools,
     stats,
     txn: txn?.manager ?? null,
+    deadlocks: deadlocks.stats,
     metricsPort: metrics?.port ?? null,
     config: () => config,
     reload,
@@ -335,7 +349,10 @@ export async function startProxy(
   };
 }
 
-/** Routing state for every database with 2+ shards; loads the SQL parser only when one exists. */
+/**
+ * Routing state for every database with 2+ shards; loads the SQL parser only when one exists, or when a database has
+ * replicas (the read/write split classifies requests: frontend/read-intent.ts).
+ */
 async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting>> {
   const counts = new Map<string, number>();
   for (const d of config.databases) counts.set(d.name, Math.max(counts.get(d.name) ?? 0, d.shard + 1));
@@ -369,7 +386,7 @@ async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting
       textCollation: UNKNOWN_COLLATION,
     });
   }
-  if (routing.size > 0) await initParser();
+  if (routing.size > 0 || config.databases.some((d) => d.role !== 'primary')) await initParser();
   return routing;
 }
 
@@ -391,7 +408,7 @@ const UNKNOWN_COLLATION = '(unknown: no shard has answered yet)';
 const COLLATION_RETRY_MS = 30_000;
 
 /**
- * Ask each sharded database's shards how text sorts there (see sharding/collation.ts) before clients come; while no
+ * Ask each sharded database's shards how text sorts there (see lifecycle/collation-probe.ts) before clients come; while no
  * shard answers, the merger refuses text ordering for that database, and the question is asked again every 30 s.
  */
 async function learnCollations(

@@ -1,4 +1,5 @@
-// All pools, one per (user, database, shard), created on first use from the current configuration; a reload
+// All pools, one per (user, database, server entry): per shard the primary's and the replicas' (a ReplicaSet),
+// created on first use from the current configuration; a reload
 // resizes and re-points them in place (clients keep their connections), PAUSE/RESUME and shutdown reach all of them.
 // With passthrough_auth, users without a password (listed without one, or not listed) connect with the password their
 // server accepted at their first login, remembered here across reloads.
@@ -7,15 +8,21 @@ import type { Config, DatabaseConfig, PoolerMode, UserConfig } from '../config/t
 import type { PgError } from '../errors/pg-error.js';
 import type { DatabaseStats } from '../stats/shard-stats.js';
 import { StatsRegistry } from '../stats/stats-registry.js';
+import { shardMembers } from '../config/roles.js';
 import { Pool, type PoolSettings } from './pool.js';
+import { ReplicaSet, type Member } from './replica-set.js';
 import type { ServerAddress } from './server-connection.js';
 
 export interface DatabasePools {
   user: UserConfig;
   database: string;
   mode: PoolerMode;
-  /** Indexed by shard number. */
+  /** The primaries' pools, indexed by shard number (2PC, catalog lookups and the startup check use these). */
   shards: Pool[];
+  /** Per shard, its primary and replicas: where a request that only reads may go (`ReplicaSet.acquire`). */
+  sets: ReplicaSet[];
+  /** Some shard has replicas: requests are classified as reads or writes. */
+  hasReplicas: boolean;
   /** Counters of the database (errors raised by the proxy go here). */
   stats: DatabaseStats;
   /** The user is no longer in users.toml (a reload removed it); its clients keep working until they leave. */
@@ -63,9 +70,7 @@ export class PoolManager {
 
   /** Shard entries (primaries) of a database, indexed by shard; empty if the database is not configured. */
   shardsOf(database: string): DatabaseConfig[] {
-    const out: DatabaseConfig[] = [];
-    for (const d of this.config.databases) if (d.name === database && d.role !== 'replica') out[d.shard] = d;
-    return out;
+    return shardMembers(this.config.databases, database).map((m) => m.primary);
   }
 
   /**
@@ -103,10 +108,23 @@ export class PoolManager {
     this.passthroughPasswords.set(key, password);
     const pools = this.byKey.get(key);
     if (pools === undefined) return;
-    const dbs = this.shardsOf(pools.database);
-    pools.shards.forEach((pool, shard) => {
-      const db = dbs[shard];
-      if (db !== undefined) pool.reconfigure(this.poolSettings(db, pools.user));
+    this.reconfigureSets(pools, pools.user);
+  }
+
+  /** Each pool of `pools` gets the settings of its entry (same shards and roles: reload-plan.ts keeps them). */
+  private reconfigureSets(pools: DatabasePools, user: UserConfig): void {
+    const members = shardMembers(this.config.databases, pools.database);
+    pools.sets.forEach((set, shard) => {
+      const entries = members[shard];
+      if (entries === undefined) return;
+      set.primary.pool.reconfigure(this.poolSettings(entries.primary, user));
+      set.primary.weight = entries.primary.lbWeight;
+      set.replicas.forEach((m, i) => {
+        const db = entries.replicas[i];
+        if (db === undefined) return;
+        m.pool.reconfigure(this.poolSettings(db, user));
+        m.weight = db.lbWeight;
+      });
     });
   }
 
@@ -117,20 +135,32 @@ export class PoolManager {
     if (pools) return pools;
     const mode = user.poolerMode ?? this.config.general.poolerMode;
     const stats = this.stats.database(user.database);
-    const shards = this.shardsOf(user.database).map((db) => {
+    const newPool = (db: DatabaseConfig, role: Member['role']): Pool => {
       const pool = new Pool({
         ...this.poolSettings(db, user),
         startupParams: {},
-        logger: this.logger.child({ database: user.database, user: user.name, shard: db.shard }),
+        logger: this.logger.child({ database: user.database, user: user.name, shard: db.shard, role }),
         clientUser: user.name,
         clientDatabase: user.database,
         stats: stats.shard(db.shard),
+        role,
       });
       if (this.isPaused) pool.pause();
       if (this.refusal !== null) pool.refuseCheckouts(this.refusal);
       return pool;
-    });
-    pools = { user, database: user.database, mode, shards, stats, isRemoved: false };
+    };
+    const sets = shardMembers(this.config.databases, user.database).map(
+      (m) =>
+        new ReplicaSet(
+          newPool(m.primary, 'primary'),
+          m.primary,
+          m.replicas.map((db) => ({ pool: newPool(db, 'replica'), db })),
+          () => this.config.general,
+        ),
+    );
+    const shards = sets.map((set) => set.primary.pool);
+    const hasReplicas = sets.some((set) => set.hasReplicas);
+    pools = { user, database: user.database, mode, shards, sets, hasReplicas, stats, isRemoved: false };
     this.byKey.set(key, pools);
     return pools;
   }
@@ -165,18 +195,14 @@ export class PoolManager {
     this.stats.addDatabasesOf(config);
     for (const pools of this.byKey.values()) {
       const user = this.findUser(pools.user.name, pools.database);
-      const dbs = this.shardsOf(pools.database);
       pools.isRemoved = user === undefined;
       if (user === undefined) {
-        for (const pool of pools.shards) pool.reconfigure({ ...pool.opts, minSize: 0 });
+        for (const pool of setPools(pools)) pool.reconfigure({ ...pool.opts, minSize: 0 });
         continue;
       }
       pools.user = user;
       pools.mode = user.poolerMode ?? config.general.poolerMode;
-      pools.shards.forEach((pool, shard) => {
-        const db = dbs[shard];
-        if (db !== undefined) pool.reconfigure(this.poolSettings(db, user));
-      });
+      this.reconfigureSets(pools, user);
     }
   }
 
@@ -209,11 +235,16 @@ export class PoolManager {
   }
 
   private *pools(): Iterable<Pool> {
-    for (const p of this.byKey.values()) yield* p.shards;
+    for (const p of this.byKey.values()) yield* setPools(p);
   }
 
   close(): void {
-    for (const p of this.byKey.values()) for (const pool of p.shards) pool.close();
+    for (const pool of this.pools()) pool.close();
     this.byKey.clear();
   }
+}
+
+/** Every pool of a user's database: each shard's primary, then its replicas. */
+export function* setPools(pools: DatabasePools): Iterable<Pool> {
+  for (const set of pools.sets) for (const m of set.members()) yield m.pool;
 }

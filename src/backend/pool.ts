@@ -21,6 +21,8 @@ export interface PoolOptions {
   clientDatabase: string;
   /** Counters of this (database, shard), shared with the other users' pools of it. */
   stats?: ShardStats;
+  /** The server's role in its shard (default primary). */
+  role?: 'primary' | 'replica';
 }
 
 /** What a configuration reload may change in a running pool. */

@@ -130,6 +130,15 @@ export class ResponseScanner {
     this.replacements.push({ afterReady: this.readyExpected, marker, bytes });
   }
 
+  /**
+   * As replaceError, for the request in flight (its ReadyForQuery not seen yet): the next ErrorResponse mentioning
+   * `marker` before that ReadyForQuery goes to the client as `bytes` (the deadlock check's cancel: 57014 → 40P01).
+   * It comes before any replacement pinned to a later request.
+   */
+  replaceErrorInFlight(marker: Buffer, bytes: Buffer): void {
+    this.replacements.unshift({ afterReady: this.readySeen, marker, bytes });
+  }
+
   reset(): void {
     this.remaining = 0;
     this.droppingRemaining = false;

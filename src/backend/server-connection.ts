@@ -95,6 +95,8 @@ export class ServerConnection implements ScannerOwner {
   fatalError: Buffer | null = null;
 
   private socket: net.Socket | null = null;
+  /** Writes held back while a cancel of the proxy's own is on its way (cancelHoldingWrites); null: none. */
+  private heldWrites: Buffer[] | null = null;
   readonly scanner = new ResponseScanner(this);
   private closeReason = '';
 
@@ -343,7 +345,8 @@ export class ServerConnection implements ScannerOwner {
   send(buf: Buffer, readyCount: number): void {
     this.scanner.readyExpected += readyCount;
     if (this.busySinceMs === 0) this.markBusy();
-    this.socket?.write(buf);
+    if (this.heldWrites !== null) this.heldWrites.push(buf);
+    else this.socket?.write(buf);
   }
 
   /** Send a batch given as several buffers in one syscall where possible. */
@@ -352,6 +355,10 @@ export class ServerConnection implements ScannerOwner {
     if (this.busySinceMs === 0) this.markBusy();
     const socket = this.socket;
     if (!socket) return;
+    if (this.heldWrites !== null) {
+      this.heldWrites.push(...bufs);
+      return;
+    }
     if (bufs.length === 1) {
       socket.write(bufs[0]);
       return;
@@ -432,6 +439,24 @@ export class ServerConnection implements ScannerOwner {
     this.closeReason ||= reason;
     this.state = 'closed';
     this.socket?.destroy();
+  }
+
+  /**
+   * Cancel the running statement (as `cancel`) and hold back whatever is sent to this server until the CancelRequest
+   * has been taken (its connection closed): a statement that ended on its own meanwhile is followed by the next one
+   * only then, so the cancel cannot reach that one instead (PostgreSQL ignores a cancel of an idle backend).
+   */
+  cancelHoldingWrites(): Promise<void> {
+    this.heldWrites ??= [];
+    return this.cancel().then(() => {
+      const held = this.heldWrites;
+      this.heldWrites = null;
+      const socket = this.socket;
+      if (held === null || held.length === 0 || socket === null || this.state === 'closed') return;
+      socket.cork();
+      for (const b of held) socket.write(b);
+      socket.uncork();
+    });
   }
 
   /** Send a CancelRequest for this server's backend over a fresh connection. */

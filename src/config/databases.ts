@@ -4,6 +4,7 @@
 import type { ConfigWarning } from './config-error.js';
 import { ConfigError } from './config-error.js';
 import {
+  DATABASE_LB_WEIGHT_DEFAULT,
   DATABASE_PORT_DEFAULT,
   DATABASE_ROLE_DEFAULT,
   DATABASE_ROLES,
@@ -15,6 +16,7 @@ import { SectionReader } from './toml-values.js';
 import type { DatabaseConfig } from './types.js';
 
 const PORT_RULE = { min: 1, max: 65_535, expected: 'an integer port between 1 and 65535' };
+const LB_WEIGHT_RULE = { min: 0, max: 255, expected: 'an integer weight between 0 and 255' };
 const SHARD_RULE = { min: 0, max: 65_535, expected: 'an integer shard number between 0 and 65535' };
 
 export function readDatabases(root: SectionReader, warnings: ConfigWarning[]): DatabaseConfig[] {
@@ -49,6 +51,7 @@ function readDatabase(r: SectionReader): DatabaseConfig {
     password: r.optionalString('password'),
     shard: r.integer('shard', SHARD_RULE) ?? DATABASE_SHARD_DEFAULT,
     role: r.oneOf('role', DATABASE_ROLES) ?? DATABASE_ROLE_DEFAULT,
+    lbWeight: r.integer('lb_weight', LB_WEIGHT_RULE) ?? DATABASE_LB_WEIGHT_DEFAULT,
   };
 }
 

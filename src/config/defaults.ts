@@ -15,6 +15,7 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   connectTimeoutMs: 5_000,
   checkoutTimeoutMs: 5_000,
   queryTimeoutMs: 0,
+  deadlockTimeoutMs: 1_000, // PostgreSQL's deadlock_timeout
   idleTimeoutMs: 60_000,
   clientIdleTimeoutMs: 0,
   clientLoginTimeoutMs: 60_000,
@@ -45,6 +46,14 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   openmetricsPort: null,
   openmetricsNamespace: 'shardgate_',
   shutdownTimeoutMs: 60_000,
+  readWriteSplit: 'include_primary',
+  loadBalancingStrategy: 'random',
+  readWriteStrategy: 'conservative',
+  banTimeoutMs: 300_000,
+  healthcheckIntervalMs: 30_000,
+  idleHealthcheckIntervalMs: 30_000,
+  idleHealthcheckDelayMs: 5_000,
+  healthcheckTimeoutMs: 5_000,
   uniqueIdFunction: 'standard',
   uniqueIdMin: 0n,
   nodeId: 0, // from NODE_ID at load time
@@ -54,6 +63,8 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
 export const DATABASE_PORT_DEFAULT = 5432;
 export const DATABASE_SHARD_DEFAULT = 0;
 export const DATABASE_ROLE_DEFAULT = 'primary';
+/** PgDog's lb_weight default (u8::MAX). */
+export const DATABASE_LB_WEIGHT_DEFAULT = 255;
 
 export const ADMIN_NAME_DEFAULT = 'admin';
 export const ADMIN_USER_DEFAULT = 'admin';
@@ -77,6 +88,19 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] a
 export const LOG_FORMATS = ['json', 'text'] as const;
 export const QUERY_SIZE_LIMIT_ACTIONS = ['warn', 'block'] as const;
 export const DATABASE_ROLES = ['primary', 'replica', 'auto'] as const;
+export const READ_WRITE_SPLITS = [
+  'include_primary',
+  'exclude_primary',
+  'include_primary_if_replica_banned',
+  'prefer_primary',
+] as const;
+export const LOAD_BALANCING_STRATEGIES = [
+  'random',
+  'round_robin',
+  'least_active_connections',
+  'weighted_round_robin',
+] as const;
+export const READ_WRITE_STRATEGIES = ['conservative', 'aggressive'] as const;
 
 /** Top-level pgdog.toml sections PgDog has that shardgate ignores (with a warning). */
 export const UNSUPPORTED_PGDOG_SECTIONS: ReadonlySet<string> = new Set([
@@ -99,18 +123,10 @@ export const UNSUPPORTED_PGDOG_SECTIONS: ReadonlySet<string> = new Set([
 /** `[general]` keys PgDog has that shardgate ignores (with a warning). */
 export const UNSUPPORTED_GENERAL_KEYS: ReadonlySet<string> = new Set([
   'workers',
-  'healthcheck_interval',
-  'idle_healthcheck_interval',
-  'idle_healthcheck_delay',
-  'healthcheck_timeout',
   'healthcheck_port',
-  'ban_timeout',
   'ban_replica_lag',
   'ban_replica_lag_bytes',
   'rollback_timeout',
-  'load_balancing_strategy',
-  'read_write_strategy',
-  'read_write_split',
   'tls_client_required',
   'tls_client_ca_certificate',
   'tls_verify',
@@ -180,7 +196,6 @@ export const UNSUPPORTED_DATABASE_KEYS: ReadonlySet<string> = new Set([
   'server_lifetime',
   'server_lifetime_jitter',
   'resharding_only',
-  'lb_weight',
 ]);
 
 /** users.toml `[[users]]` keys PgDog has that shardgate ignores (with a warning). */
@@ -214,6 +229,14 @@ export const UNSUPPORTED_USER_KEYS: ReadonlySet<string> = new Set([
 
 /** Keys shardgate implements, per section (for "unknown key" suggestions). */
 export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
+  'read_write_split',
+  'load_balancing_strategy',
+  'read_write_strategy',
+  'ban_timeout',
+  'healthcheck_interval',
+  'idle_healthcheck_interval',
+  'idle_healthcheck_delay',
+  'healthcheck_timeout',
   'host',
   'port',
   'default_pool_size',
@@ -223,6 +246,7 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'connect_timeout',
   'checkout_timeout',
   'query_timeout',
+  'deadlock_timeout',
   'idle_timeout',
   'client_idle_timeout',
   'client_login_timeout',
@@ -263,6 +287,7 @@ export const SUPPORTED_DATABASE_KEYS: readonly string[] = [
   'password',
   'shard',
   'role',
+  'lb_weight',
 ];
 export const SUPPORTED_ADMIN_KEYS: readonly string[] = ['name', 'user', 'password'];
 export const SUPPORTED_USER_KEYS: readonly string[] = [

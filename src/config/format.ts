@@ -85,6 +85,7 @@ function generalSettings(general: GeneralConfig): ConfigSetting[] {
     setting('connect_timeout', general.connectTimeoutMs),
     setting('checkout_timeout', general.checkoutTimeoutMs),
     setting('query_timeout', general.queryTimeoutMs),
+    setting('deadlock_timeout', general.deadlockTimeoutMs),
     setting('idle_timeout', general.idleTimeoutMs),
     setting('client_idle_timeout', general.clientIdleTimeoutMs),
     setting('client_login_timeout', general.clientLoginTimeoutMs),
@@ -112,6 +113,14 @@ function generalSettings(general: GeneralConfig): ConfigSetting[] {
     setting('openmetrics_port', general.openmetricsPort, 'OpenMetrics endpoint off'),
     setting('openmetrics_namespace', general.openmetricsNamespace),
     setting('shutdown_timeout', general.shutdownTimeoutMs),
+    setting('read_write_split', general.readWriteSplit),
+    setting('load_balancing_strategy', general.loadBalancingStrategy),
+    setting('read_write_strategy', general.readWriteStrategy),
+    setting('ban_timeout', general.banTimeoutMs),
+    setting('healthcheck_interval', general.healthcheckIntervalMs),
+    setting('idle_healthcheck_interval', general.idleHealthcheckIntervalMs),
+    setting('idle_healthcheck_delay', general.idleHealthcheckDelayMs),
+    setting('healthcheck_timeout', general.healthcheckTimeoutMs),
     setting('unique_id_function', general.uniqueIdFunction),
     setting('unique_id_min', general.uniqueIdMin),
   ];
@@ -137,6 +146,7 @@ function databaseSettings(section: string, database: DatabaseConfig): ConfigSett
     secret(setting, 'password', database.password, "the client's users.toml password"),
     setting('shard', database.shard),
     setting('role', database.role),
+    setting('lb_weight', database.lbWeight),
   ];
 }
 

@@ -30,6 +30,7 @@ import {
   UNSUPPORTED_PGDOG_SECTIONS,
   UNSUPPORTED_USER_KEYS,
 } from './defaults.js';
+import { readReplicaSettings } from './replicas.js';
 import { readDatabases } from './databases.js';
 import { defaultInstanceId, formerDefaultInstanceId, INSTANCE_ID_PATTERN } from './instance-id.js';
 import { readSharding } from './sharding.js';
@@ -243,6 +244,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[], env: NodeJS
     connectTimeoutMs: r.integer('connect_timeout', POSITIVE_TIMEOUT_MS_RULE) ?? d.connectTimeoutMs,
     checkoutTimeoutMs: r.integer('checkout_timeout', POSITIVE_TIMEOUT_MS_RULE) ?? d.checkoutTimeoutMs,
     queryTimeoutMs: r.integer('query_timeout', TIMEOUT_MS_RULE) ?? d.queryTimeoutMs,
+    deadlockTimeoutMs: r.integer('deadlock_timeout', TIMEOUT_MS_RULE) ?? d.deadlockTimeoutMs,
     idleTimeoutMs: r.integer('idle_timeout', TIMEOUT_MS_RULE) ?? d.idleTimeoutMs,
     clientIdleTimeoutMs: r.integer('client_idle_timeout', TIMEOUT_MS_RULE) ?? d.clientIdleTimeoutMs,
     clientLoginTimeoutMs: r.integer('client_login_timeout', TIMEOUT_MS_RULE) ?? d.clientLoginTimeoutMs,
@@ -289,6 +291,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[], env: NodeJS
     openmetricsPort: r.integer('openmetrics_port', LISTEN_PORT_RULE) ?? d.openmetricsPort,
     openmetricsNamespace: readMetricsNamespace(r),
     shutdownTimeoutMs: r.integer('shutdown_timeout', TIMEOUT_MS_RULE) ?? d.shutdownTimeoutMs,
+    ...readReplicaSettings(r, warnings),
     ...readUniqueId(r, env),
   };
   readInstanceId(r, general);

@@ -15,6 +15,14 @@ export type LogFormat = 'json' | 'text';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 export type DatabaseRole = 'primary' | 'replica' | 'auto';
 export type QuerySizeLimitAction = 'warn' | 'block';
+/** PgDog's read_write_split: where reads go when a shard has replicas. */
+export type ReadWriteSplit =
+  'include_primary' | 'exclude_primary' | 'include_primary_if_replica_banned' | 'prefer_primary';
+/** PgDog's load_balancing_strategy: which of the candidate servers a read gets. */
+export type LoadBalancingStrategy =
+  'random' | 'round_robin' | 'least_active_connections' | 'weighted_round_robin';
+/** PgDog's read_write_strategy: conservative = every transaction is a write; aggressive = its first statement decides. */
+export type ReadWriteStrategy = 'conservative' | 'aggressive';
 
 export interface GeneralConfig {
   host: string; // default "0.0.0.0"
@@ -25,6 +33,8 @@ export interface GeneralConfig {
   connectTimeoutMs: number; // default 5000 (always ≥ 1)
   checkoutTimeoutMs: number; // default 5000 (always ≥ 1)
   queryTimeoutMs: number; // 0 = off (default)
+  /** A multi-shard transaction's statement waiting this long starts a distributed deadlock check; 0 = off. */
+  deadlockTimeoutMs: number; // default 1000
   idleTimeoutMs: number; // server connection idle timeout, default 60000; 0 = never close idle ones
   clientIdleTimeoutMs: number; // 0 = off (default)
   clientLoginTimeoutMs: number; // time allowed from connect to logged in, default 60000; 0 = off
@@ -85,6 +95,20 @@ export interface GeneralConfig {
   openmetricsNamespace: string;
   /** Longest wait for running transactions on SIGTERM/SIGINT/SHUTDOWN before closing them, ms; default 60000. */
   shutdownTimeoutMs: number;
+  // Replicas (config/replicas.ts; PgDog's names and defaults)
+  readWriteSplit: ReadWriteSplit; // default "include_primary"
+  loadBalancingStrategy: LoadBalancingStrategy; // default "random"
+  readWriteStrategy: ReadWriteStrategy; // default "conservative"
+  /** How long a replica that failed a connect or a check is left out, ms; default 300000. */
+  banTimeoutMs: number;
+  /** A pool's server is checked before checkout at most this often, ms; default 30000. */
+  healthcheckIntervalMs: number;
+  /** Idle pools are checked in the background this often, ms; default 30000 (0 = off). */
+  idleHealthcheckIntervalMs: number;
+  /** Delay before the first background check, ms; default 5000. */
+  idleHealthcheckDelayMs: number;
+  /** Longest wait for a check's answer, ms; default 5000. */
+  healthcheckTimeoutMs: number;
   /** PgDog: the layout of `pgdog.unique_id()` ids, "standard" (64-bit, default) or "compact" (53-bit). */
   uniqueIdFunction: UniqueIdFunction;
   /** PgDog: added to every `pgdog.unique_id()` id (ids start above existing keys); default 0. */
@@ -104,6 +128,8 @@ export interface DatabaseConfig {
   password: string | null; // server password; default = the client's users.toml password
   shard: number; // default 0
   role: DatabaseRole; // default "primary"
+  /** Weight among the shard's servers for load_balancing_strategy = "weighted_round_robin", 0–255; default 255. */
+  lbWeight: number;
 }
 
 export interface AdminConfig {

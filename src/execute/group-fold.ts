@@ -8,9 +8,11 @@ import { PgError } from '../errors/pg-error.js';
 import { AverageAccumulator } from './average.js';
 import { distinctAccumulatorFactory } from './distinct-aggregate.js';
 import type { HeldBytes } from './held-bytes.js';
-import type { AggregateColumn } from './merge-spec.js';
+import type { AggregateColumn, MergeSpec } from './merge-spec.js';
 import { orderedFoldFactory, type RowFold } from './ordered-aggregate.js';
 import { encodeInteger, partialAccumulator, type Accumulator } from './partial-aggregates.js';
+import type { ResultColumns } from './result-columns.js';
+import { checkCollation } from './text-collation.js';
 import type { ColumnType } from './value-compare.js';
 
 export type Row = (Buffer | null)[];
@@ -51,6 +53,21 @@ export class RowFolder {
     }
     return out;
   }
+}
+
+/**
+ * How the spec's aggregates fold, set up from the result's column types (at the first row: 0A000 now for what cannot be
+ * merged — min/max of text in a collation the proxy cannot reproduce among them).
+ */
+export function rowFolderFor(spec: MergeSpec, columns: ResultColumns, held: HeldBytes): RowFolder {
+  const aggregates = spec.aggregates ?? [];
+  const types =
+    aggregates.length > 0 || spec.isGrandTotal === true ? columns.columnTypes('an aggregate') : [];
+  for (const { column, fn } of aggregates) {
+    if (fn === 'min' || fn === 'max')
+      checkCollation(spec.textCollation, typeAt(types, column), false, `${fn}()`);
+  }
+  return new RowFolder(aggregates, types, spec.textCollation ?? null, held);
 }
 
 export class MergedRow {

@@ -6,6 +6,7 @@
 // assumption as the ORDER BY merge — and bpchar ignoring trailing spaces. A constant of unknown type (a quoted literal or an
 // untyped parameter) takes the other side's type, as PostgreSQL resolves it. Other types: 0A000.
 import { PgError } from '../errors/pg-error.js';
+import type { CompareOperator } from '../router/plan.js';
 import {
   compareBpchar,
   compareBytes,
@@ -16,8 +17,6 @@ import {
   TypeOid,
   type ColumnType,
 } from './value-compare.js';
-
-export type CompareOperator = '=' | '<>' | '<' | '<=' | '>' | '>=';
 
 export type HavingValue =
   /** A column of the merged row (0-based, shard layout). */

@@ -11,6 +11,8 @@ import type { Logger } from 'pino';
 import type { AdminConfig, GeneralConfig, UserConfig } from '../config/types.js';
 import type { PoolManager, DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
+import type { ReplicaSet, SetAcquireCallback } from '../backend/replica-set.js';
+import { classifyTexts, requestTexts, type RoleOverride } from './read-intent.js';
 import { ServerConnection, StartupRefused, type ServerClient } from '../backend/server-connection.js';
 import { checkServerPassword } from '../backend/password-check.js';
 import { passthroughVerdict } from '../auth/passthrough.js';
@@ -44,6 +46,8 @@ import { resetAndRelease } from '../backend/server-reset.js';
 import { queryTooLarge, STAND_IN_MARKER, standInText } from '../errors/query-too-large.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
+import type { DeadlockWatch } from '../txn/deadlock-watch.js';
+import type { WatchedSession } from '../txn/watched-session.js';
 import type { ShardedSession } from './sharded-session.js';
 import { cancelRunning, type CancelRegistry, type Cancellable } from './cancel-registry.js';
 import type { TransactionManager } from '../txn/manager.js';
@@ -63,6 +67,8 @@ export interface SessionDeps {
   routingFor: (database: string) => DatabaseRouting | null;
   /** The transaction manager (null: two_phase_commit is off). */
   txn: () => TransactionManager | null;
+  /** Distributed deadlock detection (sharded sessions register with it); absent in tests that need none. */
+  deadlocks?: DeadlockWatch | null;
   /** The admin console for a client logged in to the admin database. */
   openAdminConsole: (io: AdminIo, log: Logger) => AdminConsoleHandle;
 }
@@ -81,6 +87,11 @@ const NO_PARAM_TYPES = new Uint8Array(2);
 const SAMPLE_CHARS = 200;
 
 /** The start of a Query's or Parse's text, for a log line (control characters shown as spaces). */
+/** host:port of a pool's server, for log lines. */
+function poolLabel(pool: Pool): string {
+  return `${pool.opts.address.host}:${pool.opts.address.port}`;
+}
+
 function querySample(type: number, start: Buffer): string {
   let from = 5;
   if (type === Frontend.Parse) {
@@ -123,6 +134,8 @@ export class ClientSession implements ServerClient, Cancellable {
   private server: ServerConnection | null = null;
   private serverPool: Pool | null = null;
   private isWaitingForServer = false;
+  /** `SET pgdog.role`: the session's read/write split override (read-intent.ts). */
+  private role: RoleOverride = null;
   /** Client frames not yet sent (views into received chunks). */
   private readonly batch = new RequestBatch();
   /** After an error the proxy raised mid-pipeline: drop frames until Sync, as PostgreSQL does. */
@@ -139,6 +152,8 @@ export class ClientSession implements ServerClient, Cancellable {
   private hasOpenSegment = false;
   /** Sharded databases only: routing and running each request on its shards (with the servers held per shard). */
   private sharded: ShardedDispatch | null = null;
+  /** Sharded databases: what the distributed deadlock check reads of this session (txn/watched-session.ts). */
+  private watched: WatchedSession | null = null;
   private statements: ClientStatements | null = null;
   private readonly params = new SessionParams();
   private txStatus: number = TxStatus.Idle;
@@ -478,7 +493,15 @@ export class ClientSession implements ServerClient, Cancellable {
     }
     if (routing !== null) {
       const router = new SessionRouter(routing, this.params.settings);
-      this.sharded = new ShardedDispatch(router, this.shardedSession(pools));
+      const sharded = new ShardedDispatch(router, this.shardedSession(pools));
+      this.sharded = sharded;
+      this.watched =
+        this.deps.deadlocks?.watch({
+          id: this.id,
+          user: this.user,
+          database: this.database,
+          servers: () => sharded.heldServers(),
+        }) ?? null;
     }
     this.isListenRefused = this.isTransactionMode;
     // The startup settings are checked by a server (startup-check.ts), as PostgreSQL checks them after
@@ -592,6 +615,7 @@ export class ClientSession implements ServerClient, Cancellable {
       txStatus: () => this.txStatus,
       setTxStatus: (status) => {
         this.txStatus = status;
+        this.watched?.txStatusChanged(status);
       },
       hasOpenSegment: () => this.hasOpenSegment,
       clearOpenSegment: () => {
@@ -609,6 +633,7 @@ export class ClientSession implements ServerClient, Cancellable {
       },
       startQueryTimer: () => this.startQueryTimer(),
       clearQueryTimer: () => {
+        this.watched?.requestEnded();
         if (this.queryTimer === null) return;
         clearTimeout(this.queryTimer);
         this.queryTimer = null;
@@ -751,26 +776,44 @@ export class ClientSession implements ServerClient, Cancellable {
 
   private checkout(): void {
     if (this.isWaitingForServer || this.pools === null) return;
-    const pool = this.pools.shards[0];
     this.isWaitingForServer = true;
     let isPaused = false;
-    pool.acquire((err, server) => {
+    const onServer = (err: PgError | null, server: ServerConnection | null, pool: Pool | null): void => {
       this.isWaitingForServer = false;
       if (this.state !== 'ready') {
-        if (server) pool.release(server);
+        if (server && pool) pool.release(server);
         return;
       }
       if (isPaused) this.resumeInput();
-      if (err || server === null) return this.failBatch(err ?? PgError.internal('no server'));
+      if (err || server === null || pool === null)
+        return this.failBatch(err ?? PgError.internal('no server'));
       this.attach(server, pool);
       this.sendBatch(server);
-    });
+    };
+    if (this.pools.hasReplicas) {
+      this.acquireByRole(this.pools.sets[0], onServer);
+    } else {
+      const pool = this.pools.shards[0];
+      pool.acquire((err, server) => onServer(err, server, pool));
+    }
     // Backpressure: read no more requests until this one has a server. An idle server is handed over
     // synchronously, so the common case never pauses (pause/resume cost a syscall each).
     if (this.isWaitingForServer) {
       isPaused = true;
       this.pauseInput();
     }
+  }
+
+  /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
+  private acquireByRole(set: ReplicaSet, cb: SetAcquireCallback): void {
+    const { types, frames } = this.batch.peek(this.batch.length);
+    const texts = requestTexts(types, frames, (name) => this.statements?.textOf(name) ?? null);
+    const { intent, sessionRole } =
+      texts === null ? { intent: 'write' as const, sessionRole: undefined } : classifyTexts(texts, this.role);
+    if (sessionRole !== undefined) this.role = sessionRole;
+    set.acquire(intent, cb, (m, reason) =>
+      this.log.warn({ server: poolLabel(m.pool), reason }, 'replica banned'),
+    );
   }
 
   /**
@@ -838,6 +881,7 @@ export class ClientSession implements ServerClient, Cancellable {
 
   /** Rewrite (transaction mode) and send a request's frames to one server in one write. */
   private sendFrames(server: ServerConnection, types: number[], frames: Buffer[], ready: number): void {
+    this.watched?.noteFrames(types, frames);
     // This server's own segment (a sharded session holds several servers; one may be mid-segment, another not).
     let isOpen = server.hasOpenSegment;
     let out = frames;
@@ -894,6 +938,7 @@ export class ClientSession implements ServerClient, Cancellable {
    */
   private startQueryTimer(): void {
     if (this.replication !== 'none') return; // START_REPLICATION streams until the client stops it
+    this.watched?.requestStarted();
     const timeoutMs = this.deps.general().queryTimeoutMs;
     if (timeoutMs > 0 && this.queryTimer === null) {
       this.queryTimer = setTimeout(() => this.onQueryTimeout(timeoutMs), timeoutMs);
@@ -1097,6 +1142,7 @@ export class ClientSession implements ServerClient, Cancellable {
     if (this.isCleanedUp) return;
     this.isCleanedUp = true;
     if (this.cancelKey) this.deps.cancels.unregister(this.cancelKey.pid);
+    if (this.watched !== null) this.deps.deadlocks?.unwatch(this.watched);
     if (this.queryTimer) clearTimeout(this.queryTimer);
     if (this.loginTimer) clearTimeout(this.loginTimer);
     const server = this.server;

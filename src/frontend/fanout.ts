@@ -5,7 +5,8 @@
 // over its bound (MERGE_QUEUE_MAX_*), that shard is not read, until the queue drains to half. A shard is never left
 // paused after its last ReadyForQuery.
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
-import { ReplyMerger, withShardInDetail, type RankRequest } from '../execute/reply-merger.js';
+import { ReplyMerger, type RankRequest } from '../execute/reply-merger.js';
+import { withShardInDetail } from '../errors/shard-detail.js';
 import type { MergeSpec } from '../execute/merge-spec.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 import { framedSink, type SinkFlow } from '../backend/framed-sink.js';

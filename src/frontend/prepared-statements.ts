@@ -235,6 +235,14 @@ export class ClientStatements {
     out.push(frame);
   }
 
+  /** The SQL text of the client's statement `clientName`, or null when unknown (or evicted from the cache). */
+  textOf(clientName: string): string | null {
+    const parse = this.byName.get(clientName)?.parse ?? null;
+    if (parse === null) return null;
+    const nameEnd = parse.indexOf(0, 5);
+    return parse.toString('utf8', nameEnd + 1, parse.indexOf(0, nameEnd + 1));
+  }
+
   /** Learn a client's named statement without sending it anywhere (its Parse went out rewritten, e.g. split). */
   remember(frame: Buffer): void {
     const nameEnd = cstringEnd(frame, 5);

@@ -1158,6 +1158,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     return this.isCommitting || this.fanout !== null || this.servers.isAnyRunning();
   }
 
+  /** The server held per shard (read by the distributed deadlock check). */
+  heldServers(): readonly (ServerConnection | null)[] {
+    return this.servers.byShard;
+  }
+
   /** The ids of the servers held, added to `out`. */
   addServerIds(out: number[]): void {
     this.servers.addIds(out);

@@ -22,6 +22,7 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   connectTimeoutMs: ['connect_timeout', false],
   checkoutTimeoutMs: ['checkout_timeout', false],
   queryTimeoutMs: ['query_timeout', false],
+  deadlockTimeoutMs: ['deadlock_timeout', false],
   idleTimeoutMs: ['idle_timeout', false],
   clientIdleTimeoutMs: ['client_idle_timeout', false],
   clientLoginTimeoutMs: ['client_login_timeout', false],
@@ -52,6 +53,14 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   openmetricsPort: ['openmetrics_port', true],
   openmetricsNamespace: ['openmetrics_namespace', true],
   shutdownTimeoutMs: ['shutdown_timeout', false],
+  readWriteSplit: ['read_write_split', false],
+  loadBalancingStrategy: ['load_balancing_strategy', false],
+  readWriteStrategy: ['read_write_strategy', false],
+  banTimeoutMs: ['ban_timeout', false],
+  healthcheckIntervalMs: ['healthcheck_interval', false],
+  idleHealthcheckIntervalMs: ['idle_healthcheck_interval', false],
+  idleHealthcheckDelayMs: ['idle_healthcheck_delay', false],
+  healthcheckTimeoutMs: ['healthcheck_timeout', false],
   // The id generator is made once: a layout or minimum changed under running ids could repeat earlier ones.
   uniqueIdFunction: ['unique_id_function', true],
   uniqueIdMin: ['unique_id_min', true],
@@ -65,6 +74,7 @@ const DATABASE_KEYS: [keyof DatabaseConfig, string][] = [
   ['databaseName', 'database_name'],
   ['user', 'user'],
   ['password', 'password'],
+  ['lbWeight', 'lb_weight'],
 ];
 
 const USER_KEYS: [keyof UserConfig, string][] = [

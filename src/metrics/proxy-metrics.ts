@@ -9,6 +9,7 @@ import type { DurationHistogram } from '../stats/duration-histogram.js';
 import type { ShardStats } from '../stats/shard-stats.js';
 import type { StatsRegistry } from '../stats/stats-registry.js';
 import type { TransactionManager } from '../txn/manager.js';
+import type { DeadlockStats } from '../txn/deadlock-watch.js';
 import { VERSION } from '../version.js';
 import { StatsHistogram } from './stats-histogram.js';
 
@@ -17,6 +18,8 @@ export interface MetricsSource {
   clients(): ClientInfo[];
   pools(): DatabasePools[];
   txn(): TransactionManager | null;
+  /** Distributed deadlock detection's counters (absent: none). */
+  deadlocks?(): DeadlockStats | null;
   planCaches(): { database: string; stats: PlanCacheStats }[];
   readonly isPaused: boolean;
 }
@@ -249,6 +252,33 @@ export function buildMetricsRegistry(source: MetricsSource, namespace: string): 
     [],
     txn((t) => t.inDoubt),
   );
+
+  const deadlocks = (read: (d: DeadlockStats) => number) => (): [Labels, number][] => {
+    const d = source.deadlocks?.() ?? null;
+    return [[{}, d === null ? 0 : read(d)]];
+  };
+  counter(
+    'deadlocks_detected_total',
+    'Distributed deadlocks (wait cycles across shards) broken by cancelling their youngest transaction.',
+    [],
+    deadlocks((d) => d.deadlocks),
+  );
+  counter(
+    'deadlock_checks_total',
+    'Distributed deadlock checks run (a multi-shard transaction waited deadlock_timeout).',
+    [],
+    deadlocks((d) => d.checks),
+  );
+  new StatsHistogram({
+    name: n('deadlock_check_duration_seconds'),
+    help: 'Time a distributed deadlock check took (asking the servers, twice when a cycle was seen).',
+    labelNames: [],
+    registry,
+    series: () => {
+      const d = source.deadlocks?.() ?? null;
+      return d === null ? [] : [{ labels: {}, histogram: d.checkTime }];
+    },
+  });
 
   const plans = (pick: (p: PlanCacheStats) => number) => (): [Labels, number][] =>
     source.planCaches().map(({ database, stats: p }) => [{ database }, pick(p)]);

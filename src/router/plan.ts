@@ -1,7 +1,6 @@
 // StatementPlan: what the router needs to know about one SQL statement, computed once per distinct text (plan
 // cache) and combined with Bind parameters later to choose shards. Pure data; no AST in here.
 import type { ShardedColumn } from '../sharding/schema.js';
-import type { CompareOperator } from '../execute/having-filter.js';
 
 export type StatementKind =
   | 'select'
@@ -170,7 +169,8 @@ export interface ShardQuery {
 }
 
 /** The comparison operators HAVING may use across shards (the merger applies them: execute/having-filter.ts). */
-export type { CompareOperator } from '../execute/having-filter.js';
+/** A comparison of HAVING the proxy evaluates after merging groups. */
+export type CompareOperator = '=' | '<>' | '<' | '<=' | '>' | '>=';
 
 /** One side of a HAVING comparison: a merged column (1-based, shard layout), a constant, or a Bind parameter. */
 export type HavingOperand =

@@ -12,6 +12,7 @@ import { findPgBinaries, PG_BINARY_SEARCH_ORDER, type PgBinaries } from './pg-bi
 import { clusterConf, type PgCluster, type StartClusterOptions } from './pg-server.js';
 import { defaultPgTempRoot, ensureTemplate } from './pg-template.js';
 import { provisionServer } from './provision.js';
+import { baseBackup } from './replica.js';
 
 export type { AuthMethod, PgCluster, PgServer, StartClusterOptions } from './pg-server.js';
 export type { ProvisionOptions } from './provision.js';
@@ -33,6 +34,7 @@ async function startLocalCluster(opts: StartClusterOptions, bins: PgBinaries): P
   const ctx: LocalServerContext = { bins, identity, log, hasLogCallback: opts.log !== undefined };
   const locals: LocalServer[] = [];
 
+  const conf = clusterConf(authMethod, opts.extraConf);
   let isStopped = false;
   const stop = async (): Promise<void> => {
     if (isStopped) return;
@@ -53,7 +55,6 @@ async function startLocalCluster(opts: StartClusterOptions, bins: PgBinaries): P
         new LocalServer(`pg${i}`, path.join(clusterDir, `pg${i}`), template.superuserPassword, ctx),
       );
     }
-    const conf = clusterConf(authMethod, opts.extraConf);
     await Promise.all(
       locals.map(async (l) => {
         const tInit = Date.now();
@@ -76,8 +77,9 @@ async function startLocalCluster(opts: StartClusterOptions, bins: PgBinaries): P
     `started ${opts.count} PostgreSQL server(s) from ${bins.bindir} (${bins.source}) in ${Date.now() - t0} ms: ` +
       locals.map((l) => `127.0.0.1:${l.server.port}`).join(', '),
   );
+  const servers = locals.map((l) => l.server);
   return {
-    servers: locals.map((l) => l.server),
+    servers,
     stop,
     restart: async (index: number) => {
       const local = locals[index];
@@ -95,6 +97,26 @@ async function startLocalCluster(opts: StartClusterOptions, bins: PgBinaries): P
       if (local === undefined) throw new Error(`no server ${index} in this cluster of ${locals.length}`);
       if (isStopped) throw new Error('cluster already stopped');
       await local.startAgain();
+    },
+    addReplica: async (primaryIndex: number, extraConf: Record<string, string> = {}) => {
+      const primary = locals[primaryIndex];
+      if (primary === undefined)
+        throw new Error(`no server ${primaryIndex} in this cluster of ${locals.length}`);
+      if (isStopped) throw new Error('cluster already stopped');
+      const t0 = Date.now();
+      const name = `pg${locals.length}`;
+      const replica = new LocalServer(
+        name,
+        path.join(clusterDir, name),
+        primary.server.superuserPassword,
+        ctx,
+      );
+      locals.push(replica);
+      servers.push(replica.server);
+      await baseBackup(bins, identity, primary.server, replica.server.dataDir as string);
+      await replica.startOnFreePort({ ...conf, ...extraConf });
+      log(`${name}: replica of ${primary.name} on 127.0.0.1:${replica.server.port} in ${Date.now() - t0} ms`);
+      return locals.length - 1;
     },
   };
 }

@@ -27,6 +27,12 @@ export interface PgCluster {
   stopOne?(index: number): Promise<void>;
   /** Start server `index` again after stopOne (same port and data dir). */
   startOne?(index: number): Promise<void>;
+  /**
+   * Start a streaming replica of server `primaryIndex` (pg_basebackup -R) with `extraConf` over the cluster's
+   * settings (e.g. recovery_min_apply_delay); it is appended to `servers` and its index returned, so restart,
+   * stopOne and stop reach it too. Only local servers have it.
+   */
+  addReplica?(primaryIndex: number, extraConf?: Record<string, string>): Promise<number>;
 }
 
 export interface StartClusterOptions {

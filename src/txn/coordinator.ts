@@ -14,7 +14,7 @@ import {
 } from '../backend/server-query.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
-import { withShardInDetail } from '../execute/reply-merger.js';
+import { withShardInDetail } from '../errors/shard-detail.js';
 import { failpoint } from './failpoints.js';
 import { DecisionNotDurableError } from './log/decision-log.js';
 import { CommitRefusedError, type TransactionManager } from './manager.js';

@@ -6,6 +6,7 @@ import { serverAddress } from '../backend/pool-manager.js';
 import { ServerConnection } from '../backend/server-connection.js';
 import { runQuery, type QueryOutcome } from '../backend/server-query.js';
 import type { Config, DatabaseConfig, UserConfig } from '../config/types.js';
+import { primaryOf, shardMembers } from '../config/roles.js';
 
 export interface ShardAccess {
   /** Databases with two or more shards (the only ones with distributed transactions). */
@@ -58,9 +59,7 @@ export class ConfigShardAccess implements ShardAccess {
   }
 
   private shardConfig(database: string, shard: number): DatabaseConfig | undefined {
-    return this.config().databases.find(
-      (d) => d.name === database && d.shard === shard && d.role !== 'replica',
-    );
+    return primaryOf(this.config().databases, database, shard);
   }
 
   private user(database: string, user: string): UserConfig | undefined {
@@ -73,10 +72,7 @@ export class ConfigShardAccess implements ShardAccess {
   }
 
   shardCount(database: string): number {
-    let n = 0;
-    for (const d of this.config().databases)
-      if (d.name === database && d.role !== 'replica') n = Math.max(n, d.shard + 1);
-    return n;
+    return shardMembers(this.config().databases, database).length;
   }
 
   users(database: string): readonly string[] {

@@ -1,6 +1,7 @@
 // The bank workload (background docs 000/001): accounts on 2 shards, writers moving money between accounts on
 // different shards in BEGIN … COMMIT (with a ledger row per side, each on its account's shard), readers summing
-// every balance. Shared by the fault test (proxy kill -9'd during the run) and the 2PC benchmark.
+// every balance. Shared by the fault test (proxy kill -9'd during the run) and the deadlock test (the two updates of
+// a transfer in random order: transfers in both directions deadlock across shards, and the proxy breaks the cycles).
 import pg from 'pg';
 import { shardForLiteral } from '../../src/sharding/shard-of.js';
 import type { ShardedColumn } from '../../src/sharding/schema.js';
@@ -53,6 +54,8 @@ export interface BankStats {
   /** Reads whose total was not accounts × INITIAL_BALANCE (a transfer visible on one shard only). */
   inconsistentReads: number;
   failedReads: number;
+  /** Transfers cancelled with 40P01 (a distributed deadlock the proxy broke): rolled back and not retried. */
+  deadlocks: number;
   /** Latency of each successful transfer transaction, ms. */
   latencies: number[];
 }
@@ -66,6 +69,8 @@ export interface BankRun {
   isRunning: () => boolean;
   /** Wait this long after a failed connection before reconnecting, ms. */
   reconnectDelayMs?: number;
+  /** Run a transfer's two updates in random order (default: the debit first). */
+  isOrderRandom?: boolean;
 }
 
 function pick<T>(list: readonly T[]): T {
@@ -81,7 +86,15 @@ async function connect(url: string): Promise<pg.Client> {
 
 /** Counters for a run, all zero. */
 export function newBankStats(): BankStats {
-  return { transfers: 0, failedTransfers: 0, reads: 0, inconsistentReads: 0, failedReads: 0, latencies: [] };
+  return {
+    transfers: 0,
+    failedTransfers: 0,
+    reads: 0,
+    inconsistentReads: 0,
+    failedReads: 0,
+    deadlocks: 0,
+    latencies: [],
+  };
 }
 
 /**
@@ -97,7 +110,16 @@ export async function runBank(run: BankRun, stats: BankStats = newBankStats()): 
       try {
         client ??= await connect(run.url);
         await body(client);
-      } catch {
+      } catch (err) {
+        if ((err as { code?: string }).code === '40P01' && client !== null) {
+          // The proxy broke a deadlock by cancelling this transaction: it is failed, the connection is fine.
+          stats.deadlocks++;
+          const isRolledBack = await client.query('rollback').then(
+            () => true,
+            () => false,
+          );
+          if (isRolledBack) continue;
+        }
         onError();
         await client?.end().catch(() => undefined);
         client = null;
@@ -115,9 +137,14 @@ export async function runBank(run: BankRun, stats: BankStats = newBankStats()): 
         const amount = 1 + Math.floor(Math.random() * 20);
         const id = `w${w}-${process.pid}-${Date.now().toString(36)}-${n++}`;
         const t0 = performance.now();
+        const updates: [number, number][] = [
+          [-amount, from],
+          [amount, to],
+        ];
+        if (run.isOrderRandom === true && Math.random() < 0.5) updates.reverse();
         await c.query('begin');
-        await c.query('update accounts set balance = balance - $1 where id = $2', [amount, from]);
-        await c.query('update accounts set balance = balance + $1 where id = $2', [amount, to]);
+        for (const [delta, id] of updates)
+          await c.query('update accounts set balance = balance + $1 where id = $2', [delta, id]);
         await c.query(
           'insert into ledger (transfer_id, account_id, amount) values ($1, $2, $3), ($1, $4, $5)',
           [id, from, -amount, to, amount],

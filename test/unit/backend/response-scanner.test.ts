@@ -475,3 +475,31 @@ describe('ResponseScanner chunking invariance (seeded random streams)', () => {
     }
   });
 });
+
+describe('replaceErrorInFlight (the deadlock check rewriting its own cancel)', () => {
+  const MARKER = Buffer.from('C57014\0', 'latin1');
+  const DEADLOCK = E('40P01', 'deadlock detected');
+
+  it("replaces the request in flight's 57014, and only that request's", () => {
+    const owner = new FakeOwner();
+    const scanner = new ResponseScanner(owner);
+    scanner.readyExpected = 1; // a request in flight
+    scanner.replaceErrorInFlight(MARKER, DEADLOCK);
+    const canceled = E('57014', 'canceling statement due to user request');
+    scanner.readyExpected = 2; // the next request, pipelined
+    scanner.scan(Buffer.concat([canceled, Z('E'), canceled, Z('E')]));
+    expect(owner.forwarded).toEqual(Buffer.concat([DEADLOCK, Z('E'), canceled, Z('E')]));
+  });
+
+  it('lapses when the request in flight ends without the cancel taking effect', () => {
+    const owner = new FakeOwner();
+    const scanner = new ResponseScanner(owner);
+    scanner.readyExpected = 1;
+    scanner.replaceErrorInFlight(MARKER, DEADLOCK);
+    scanner.scan(Buffer.concat([C('UPDATE 1'), Z('T')]));
+    scanner.readyExpected = 2;
+    const canceled = E('57014', 'canceling statement due to user request');
+    scanner.scan(Buffer.concat([canceled, Z('E')]));
+    expect(owner.forwarded).toEqual(Buffer.concat([C('UPDATE 1'), Z('T'), canceled, Z('E')]));
+  });
+});

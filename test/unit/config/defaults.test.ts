@@ -19,6 +19,7 @@ describe('parseConfig defaults', () => {
       connectTimeoutMs: 5000,
       checkoutTimeoutMs: 5000,
       queryTimeoutMs: 0,
+      deadlockTimeoutMs: 1000,
       idleTimeoutMs: 60000,
       clientIdleTimeoutMs: 0,
       clientLoginTimeoutMs: 60_000,
@@ -49,6 +50,15 @@ describe('parseConfig defaults', () => {
       openmetricsPort: null, // off, as in PgDog
       openmetricsNamespace: 'shardgate_', // PgDog: no prefix
       shutdownTimeoutMs: 60_000, // PgDog's default
+      // PgDog's replica and load-balancing defaults (pgdog-config general.rs)
+      readWriteSplit: 'include_primary',
+      loadBalancingStrategy: 'random',
+      readWriteStrategy: 'conservative',
+      banTimeoutMs: 300_000,
+      healthcheckIntervalMs: 30_000,
+      idleHealthcheckIntervalMs: 30_000,
+      idleHealthcheckDelayMs: 5_000,
+      healthcheckTimeoutMs: 5_000,
       uniqueIdFunction: 'standard', // PgDog's
       uniqueIdMin: 0n,
       nodeId: 0, // NODE_ID unset
@@ -97,6 +107,7 @@ describe('parseConfig defaults', () => {
         password: null,
         shard: 0,
         role: 'primary',
+        lbWeight: 255, // PgDog's
       },
     ]);
   });
@@ -135,6 +146,7 @@ pooler_mode = "session"
 connect_timeout = 1_000
 checkout_timeout = 2_000
 query_timeout = 3_000
+deadlock_timeout = 250
 idle_timeout = 0
 client_idle_timeout = 4_000
 client_login_timeout = 7_000
@@ -163,6 +175,14 @@ query_size_limit_action = "block"
 openmetrics_port = 9090
 openmetrics_namespace = "pgdog_"
 shutdown_timeout = 5_000
+read_write_split = "exclude_primary"
+load_balancing_strategy = "round_robin"
+read_write_strategy = "conservative"
+ban_timeout = 1_000
+healthcheck_interval = 100
+idle_healthcheck_interval = 0
+idle_healthcheck_delay = 10
+healthcheck_timeout = 200
 unique_id_function = "compact"
 unique_id_min = 1_000_000`);
     const users = `[[users]]
@@ -184,6 +204,7 @@ server_password = "owner-pw"`;
       connectTimeoutMs: 1000,
       checkoutTimeoutMs: 2000,
       queryTimeoutMs: 3000,
+      deadlockTimeoutMs: 250,
       idleTimeoutMs: 0,
       clientIdleTimeoutMs: 4000,
       clientLoginTimeoutMs: 7000,
@@ -214,6 +235,14 @@ server_password = "owner-pw"`;
       openmetricsPort: 9090,
       openmetricsNamespace: 'pgdog_',
       shutdownTimeoutMs: 5000,
+      readWriteSplit: 'exclude_primary',
+      loadBalancingStrategy: 'round_robin',
+      readWriteStrategy: 'conservative',
+      banTimeoutMs: 1000,
+      healthcheckIntervalMs: 100,
+      idleHealthcheckIntervalMs: 0,
+      idleHealthcheckDelayMs: 10,
+      healthcheckTimeoutMs: 200,
       uniqueIdFunction: 'compact',
       uniqueIdMin: 1_000_000n,
       nodeId: 0,
@@ -236,7 +265,8 @@ port = 5433
 database_name = "prod_real"
 user = "svc"
 password = "svc-pw"
-role = "auto"\n`;
+role = "auto"
+lb_weight = 10\n`;
     expect(parse(pgdog).config.databases[0]).toEqual({
       name: 'prod',
       host: 'db.internal',
@@ -246,6 +276,7 @@ role = "auto"\n`;
       password: 'svc-pw',
       shard: 0,
       role: 'auto',
+      lbWeight: 10,
     });
   });
 

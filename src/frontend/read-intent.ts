@@ -1,0 +1,143 @@
+// Whether a request may go to a replica (read/write split, docs/operations.md "Replicas"): it does when every
+// statement of it only reads — a SELECT (or SHOW, FETCH, EXPLAIN without ANALYZE of a write) that is not FOR
+// UPDATE/SHARE, writes nothing (no writing CTE, no known writing function such as nextval or pg_advisory_lock) —
+// or when it opens a transaction with BEGIN READ ONLY / START TRANSACTION READ ONLY / SET TRANSACTION READ ONLY.
+// Functions are judged as PgDog judges them: a call is a read unless shardgate knows the function writes; a user
+// function that writes needs `/* pgdog_role: primary */` (else the replica answers 25006). Manual overrides:
+// `/* pgdog_role: primary|replica */` in the statement, `SET pgdog.role = 'primary'|'replica'` for the session
+// (RESET pgdog.role ends it). Writes go to the primary whatever the override says. Pure, with one bounded cache of
+// plans by SQL text for databases that have no router of their own.
+import type { ReadIntent } from '../backend/replica-set.js';
+import { Frontend } from '../protocol/codes.js';
+import { analyzeQuery } from '../router/analyze.js';
+import { PlanCache } from '../router/plan-cache.js';
+import type { StatementPlan } from '../router/plan.js';
+
+export type RoleOverride = 'primary' | 'replica' | null;
+
+export interface RequestIntent {
+  intent: ReadIntent;
+  /** What a `SET pgdog.role` / `RESET pgdog.role` of this request makes the session's override; undefined: unchanged. */
+  sessionRole?: RoleOverride;
+}
+
+/** Plans of unsharded databases' statements (no sharding schema), by text. */
+const plans = new PlanCache<readonly StatementPlan[] | null>(1000, 16 * 1024 * 1024);
+
+function plansOf(sql: string): readonly StatementPlan[] | null {
+  const cached = plans.get(sql);
+  if (cached !== undefined) return cached;
+  let out: readonly StatementPlan[] | null;
+  try {
+    out = analyzeQuery(sql, null);
+  } catch {
+    out = null; // a syntax error: the primary answers it
+  }
+  plans.set(sql, out);
+  return out;
+}
+
+const ROLE_HINT = /pgdog_role: *(primary|replica)/;
+
+/** The role a `/* pgdog_role: … *\/` comment asks for, if any. */
+export function roleHint(sql: string): RoleOverride {
+  if (!sql.includes('pgdog_role')) return null;
+  const m = ROLE_HINT.exec(sql);
+  return m === null ? null : (m[1] as 'primary' | 'replica');
+}
+
+/** A statement that only reads: a replica may run it. */
+export function isReadOnlyStatement(p: StatementPlan): boolean {
+  if (p.isWrite || p.hasLockingClause || p.isNotify) return false;
+  return (
+    p.isReadOnly && (p.kind === 'select' || p.kind === 'show' || p.kind === 'explain' || p.kind === 'other')
+  );
+}
+
+function setsRole(p: StatementPlan): RoleOverride | undefined {
+  const s = p.setting;
+  if (s === null || s.name !== 'pgdog.role') return undefined;
+  if (s.action === 'value' && s.value !== null) {
+    const v = s.value.replace(/^'|'$/g, '').toLowerCase();
+    if (v === 'primary' || v === 'replica') return v;
+  }
+  return null;
+}
+
+/**
+ * What the statements `texts` (one simple Query, or the Parse texts of an extended request) need, given the
+ * session's override. `texts` empty (Bind of a statement prepared earlier, whose text is unknown): a write.
+ */
+export function classifyTexts(texts: readonly string[], sessionRole: RoleOverride): RequestIntent {
+  if (texts.length === 0) return { intent: 'write' };
+  let isRead = true;
+  let isReadOnlyTx = false;
+  let hint: RoleOverride = null;
+  let newRole: RoleOverride | undefined;
+  for (const sql of texts) {
+    hint ??= roleHint(sql);
+    const ps = plansOf(sql);
+    if (ps === null) return { intent: 'write' };
+    for (const p of ps) {
+      const role = setsRole(p);
+      if (role !== undefined) {
+        newRole = role;
+        continue;
+      }
+      if (p.kind === 'begin') {
+        if (p.transaction?.readOnly === true) isReadOnlyTx = true;
+        else isRead = false;
+        continue;
+      }
+      if (p.kind === 'set' && p.setting?.action === 'multi' && p.setting.name === 'TRANSACTION') {
+        // SET TRANSACTION's modes are not in its plan; its text holds nothing but them.
+        if (/\bread\s+only\b/i.test(p.text)) isReadOnlyTx = true;
+        continue;
+      }
+      if (p.kind === 'commit' || p.kind === 'rollback') continue;
+      if (!isReadOnlyStatement(p)) isRead = false;
+    }
+  }
+  const override = hint ?? (newRole === undefined ? sessionRole : newRole);
+  const out: RequestIntent = { intent: 'write' };
+  if (newRole !== undefined) out.sessionRole = newRole;
+  if (!isRead && !isReadOnlyTx) return out;
+  out.intent = override === 'primary' ? 'write' : override === 'replica' ? 'replica' : 'read';
+  return out;
+}
+
+/**
+ * The SQL texts of a request's frames: each Query's text, each Parse's text, and for a Bind of a named statement
+ * the text `statementText` knows (null: unknown, which makes the request a write).
+ */
+export function requestTexts(
+  types: readonly number[],
+  frames: readonly Buffer[],
+  statementText: (name: string) => string | null,
+): string[] | null {
+  const out: string[] = [];
+  let hasParse = false;
+  for (let i = 0; i < types.length; i++) {
+    const f = frames[i];
+    if (types[i] === Frontend.Query) {
+      out.push(f.toString('utf8', 5, f.length - 1));
+    } else if (types[i] === Frontend.Parse) {
+      hasParse = true;
+      const nameEnd = f.indexOf(0, 5);
+      out.push(f.toString('utf8', nameEnd + 1, f.indexOf(0, nameEnd + 1)));
+    } else if (types[i] === Frontend.Bind) {
+      const portalEnd = f.indexOf(0, 5);
+      const stmtEnd = f.indexOf(0, portalEnd + 1);
+      if (stmtEnd === portalEnd + 1) {
+        if (hasParse) continue; // the unnamed statement parsed earlier in this request
+        return null;
+      }
+      const text = statementText(f.toString('utf8', portalEnd + 1, stmtEnd));
+      if (text === null) return null;
+      out.push(text);
+    } else if (types[i] === Frontend.FunctionCall) {
+      return null;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+// What the distributed deadlock check knows of one sharded client session: since when its request has been in
+// flight, counters of its transactions and requests (so a wait seen twice is known to be the same wait), when its
+// transaction started (the youngest in a cycle is cancelled), the last request's frames (for the log line) and the
+// servers it holds per shard. The session keeps it current with a few field writes per request; the check reads it.
+import type { ServerConnection } from '../backend/server-connection.js';
+import { Frontend, TxStatus } from '../protocol/codes.js';
+
+/** How a watched session is told apart and reached (given by the session when it is registered). */
+export interface WatchedSessionSource {
+  readonly id: number;
+  readonly user: string;
+  readonly database: string;
+  /** The server held per shard (null: none). */
+  servers(): readonly (ServerConnection | null)[];
+}
+
+/** Longest statement text kept for the log line. */
+const STATEMENT_LOG_CHARS = 200;
+
+export class WatchedSession {
+  readonly id: number;
+  readonly user: string;
+  readonly database: string;
+  readonly servers: () => readonly (ServerConnection | null)[];
+  /** performance.now() when the request in flight was sent; 0: none in flight. */
+  inFlightSinceMs = 0;
+  /** Requests sent so far (one per request, however many shards it went to). */
+  statementSeq = 0;
+  /** Transactions begun so far, as the client was told (ReadyForQuery leaving idle). */
+  transactionSeq = 0;
+  /** performance.now() when the client's transaction began (its status left idle); 0 outside one. */
+  transactionStartMs = 0;
+  private lastTypes: readonly number[] = [];
+  private lastFrames: readonly Buffer[] = [];
+  /** Arms the check's timer (the watch's; called when a request starts). */
+  private readonly onRequest: (session: WatchedSession) => void;
+
+  constructor(source: WatchedSessionSource, onRequest: (session: WatchedSession) => void) {
+    this.id = source.id;
+    this.user = source.user;
+    this.database = source.database;
+    this.servers = () => source.servers();
+    this.onRequest = onRequest;
+  }
+
+  /** A request went to servers (called for each part of it sent: only the first counts). */
+  requestStarted(): void {
+    if (this.inFlightSinceMs !== 0) return;
+    this.inFlightSinceMs = performance.now();
+    this.statementSeq++;
+    this.onRequest(this);
+  }
+
+  /** The request in flight finished (every shard answered). */
+  requestEnded(): void {
+    this.inFlightSinceMs = 0;
+  }
+
+  /** The frames sent (kept by reference: only read for a deadlock's log line). */
+  noteFrames(types: readonly number[], frames: readonly Buffer[]): void {
+    this.lastTypes = types;
+    this.lastFrames = frames;
+  }
+
+  /** The transaction status the client is told. */
+  txStatusChanged(status: number): void {
+    if (status === TxStatus.Idle) {
+      this.transactionStartMs = 0;
+    } else if (this.transactionStartMs === 0) {
+      this.transactionStartMs = performance.now();
+      this.transactionSeq++;
+    }
+  }
+
+  /** When its transaction started: the client's block, else (a statement in a transaction of the proxy's own) the request. */
+  get startedAtMs(): number {
+    return this.transactionStartMs !== 0 ? this.transactionStartMs : this.inFlightSinceMs;
+  }
+
+  /** Shards it holds a server on. */
+  heldShardCount(): number {
+    let n = 0;
+    for (const s of this.servers()) if (s !== null) n++;
+    return n;
+  }
+
+  /** The text of the last statement sent (Query or Parse), cut for a log line; '' when it named a prepared one. */
+  statementText(): string {
+    for (let i = this.lastTypes.length - 1; i >= 0; i--) {
+      const type = this.lastTypes[i];
+      if (type !== Frontend.Query && type !== Frontend.Parse) continue;
+      const frame = this.lastFrames[i];
+      let from = 5;
+      if (type === Frontend.Parse) from = frame.indexOf(0, 5) + 1; // after the statement name
+      const end = frame.indexOf(0, from);
+      const text = frame.toString('utf8', from, end < 0 ? frame.length : end);
+      return text.length > STATEMENT_LOG_CHARS ? `${text.slice(0, STATEMENT_LOG_CHARS)}…` : text;
+    }
+    return '';
+  }
+}

@@ -1,0 +1,126 @@
+// ReplicaSet: which pool a request gets per read_write_split and load_balancing_strategy, and bans (never the
+// primary; every replica banned → the primary; expiry). Real Pool objects that never connect (nothing is acquired).
+import { afterEach, describe, expect, it } from 'vitest';
+import { Pool } from '../../../src/backend/pool.js';
+import { ReplicaSet, type Member } from '../../../src/backend/replica-set.js';
+import type { DatabaseConfig, GeneralConfig } from '../../../src/config/types.js';
+import { GENERAL_DEFAULTS } from '../../../src/config/defaults.js';
+import { silentLogger } from '../../../src/logging/logger.js';
+
+const pools: Pool[] = [];
+afterEach(() => {
+  for (const p of pools.splice(0)) p.close();
+});
+
+function pool(port: number): Pool {
+  const p = new Pool({
+    address: { host: '127.0.0.1', port, database: 'db', user: 'u', password: null, shard: 0 },
+    maxSize: 1,
+    minSize: 0,
+    checkoutTimeoutMs: 1000,
+    connectTimeoutMs: 1000,
+    idleTimeoutMs: 0,
+    startupParams: {},
+    logger: silentLogger(),
+    clientUser: 'u',
+    clientDatabase: 'db',
+  });
+  pools.push(p);
+  return p;
+}
+
+function db(lbWeight: number): DatabaseConfig {
+  const base = { name: 'db', host: 'h', port: 1, databaseName: 'db', user: null, password: null, shard: 0 };
+  return { ...base, role: 'primary', lbWeight };
+}
+
+function makeSet(
+  settings: Partial<GeneralConfig>,
+  weights = [255, 255, 255],
+  clock = { now: 1000 },
+): ReplicaSet {
+  const [pw, ...rw] = weights;
+  return new ReplicaSet(
+    pool(1),
+    db(pw),
+    rw.map((w, i) => ({ pool: pool(2 + i), db: db(w) })),
+    () => ({ ...GENERAL_DEFAULTS, ...settings }),
+    () => clock.now,
+    () => 0.99,
+  );
+}
+
+function ports(set: ReplicaSet, n: number, intent: 'read' | 'replica' = 'read'): number[] {
+  return Array.from({ length: n }, () => set.pick(intent).pool.opts.address.port);
+}
+
+describe('ReplicaSet', () => {
+  it('sends writes to the primary whatever the split', () => {
+    const set = makeSet({ readWriteSplit: 'exclude_primary' });
+    expect(set.pick('write')).toBe(set.primary);
+  });
+
+  it('round_robin over primary and replicas (include_primary), or replicas only (exclude_primary)', () => {
+    expect(ports(makeSet({ loadBalancingStrategy: 'round_robin' }), 6)).toEqual([1, 2, 3, 1, 2, 3]);
+    const only = makeSet({ loadBalancingStrategy: 'round_robin', readWriteSplit: 'exclude_primary' });
+    expect(ports(only, 4)).toEqual([2, 3, 2, 3]);
+  });
+
+  it('weighted_round_robin in proportion to lb_weight; weight 0 never while others have weight', () => {
+    const set = makeSet({ loadBalancingStrategy: 'weighted_round_robin' }, [0, 1, 3]);
+    const got = ports(set, 8);
+    expect(got.filter((p) => p === 1)).toHaveLength(0);
+    expect(got.filter((p) => p === 2)).toHaveLength(2);
+    expect(got.filter((p) => p === 3)).toHaveLength(6);
+  });
+
+  it('random uses the random source', () => {
+    expect(ports(makeSet({ loadBalancingStrategy: 'random' }), 2)).toEqual([3, 3]);
+  });
+
+  it('prefer_primary: the primary unless a replica is asked for', () => {
+    const set = makeSet({ readWriteSplit: 'prefer_primary', loadBalancingStrategy: 'round_robin' });
+    expect(ports(set, 3)).toEqual([1, 1, 1]);
+    expect(ports(set, 2, 'replica')).toEqual([2, 3]);
+  });
+
+  it('include_primary_if_replica_banned: the primary joins only while a replica is banned', () => {
+    const clock = { now: 1000 };
+    const set = makeSet(
+      {
+        readWriteSplit: 'include_primary_if_replica_banned',
+        loadBalancingStrategy: 'round_robin',
+        banTimeoutMs: 50,
+      },
+      [255, 255, 255],
+      clock,
+    );
+    expect(ports(set, 2)).toEqual([2, 3]);
+    expect(set.ban(set.replicas[0], 'down')).toBe(true);
+    expect(ports(set, 2).sort()).toEqual([1, 3]);
+    clock.now += 50;
+    expect(set.isBanned(set.replicas[0])).toBe(false);
+  });
+
+  it('never bans the primary; every replica banned → the primary; bans expire after ban_timeout', () => {
+    const clock = { now: 1000 };
+    const set = makeSet({ readWriteSplit: 'exclude_primary', banTimeoutMs: 100 }, [255, 255, 255], clock);
+    expect(set.ban(set.primary, 'x')).toBe(false);
+    for (const m of set.replicas) set.ban(m, 'down');
+    expect(set.ban(set.replicas[0], 'again')).toBe(false); // already banned
+    expect(set.pick('read')).toBe(set.primary);
+    expect(set.pick('replica')).toBe(set.primary);
+    clock.now += 99;
+    expect(set.pick('read')).toBe(set.primary);
+    clock.now += 1;
+    expect(set.replicas).toContain(set.pick('read'));
+  });
+
+  it('leaves out the members a request already failed on', () => {
+    const set = makeSet({ readWriteSplit: 'exclude_primary', loadBalancingStrategy: 'round_robin' });
+    const failed = new Set<Member>([set.replicas[0]]);
+    expect(set.pick('read', failed)).toBe(set.replicas[1]);
+    failed.add(set.replicas[1]);
+    expect(set.pick('read', failed)).toBe(set.primary);
+  });
+});
