@@ -24,7 +24,7 @@ import type { DatabaseRouting } from './frontend/session-router.js';
 import { loadFailpointsFromEnv } from './txn/failpoints.js';
 import type { TransactionManager } from './txn/manager.js';
 import { startTransactionManager, type StartedTxn } from './txn/start.js';
-import { ConfigShardAccess } from './txn/shard-access.js';
+import { ConfigShardAccess } from './backend/shard-access.js';
 import { probeTextCollation } from './lifecycle/collation-probe.js';
 import { DeadlockWatch, type DeadlockStats } from './txn/deadlock-watch.js';
 import { StatsRegistry } from './stats/stats-registry.js';

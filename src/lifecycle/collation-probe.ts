@@ -1,7 +1,7 @@
 // Asks a sharded database's shards, once at start-up (retried while none answers), how text sorts there
 // (sharding/collation.ts decides whether that is byte order), on a connection of its own outside the pools.
 import type { Logger } from 'pino';
-import { queryShard, type ShardAccess } from '../txn/shard-access.js';
+import { queryShard, type ShardAccess } from '../backend/shard-access.js';
 import { isByteOrderCollation } from '../sharding/collation.js';
 
 /** The database's collation name when it does not sort text by bytes, null when it does; undefined if no shard answered. */

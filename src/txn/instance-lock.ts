@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { outcomeFailure, runQuery } from '../backend/server-query.js';
-import type { ShardAccess } from './shard-access.js';
+import type { ShardAccess } from '../backend/shard-access.js';
 
 /**
  * The two int4 keys of pg_try_advisory_lock(key1, key2) for `instanceId`: 62 bits of SHA-256 (both non-negative,

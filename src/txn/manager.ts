@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { gidLikePattern, makeGid, parseGid, TxidSource } from './gid.js';
 import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
-import { queryShard, type ShardAccess } from './shard-access.js';
+import { queryShard, type ShardAccess } from '../backend/shard-access.js';
 import { DistributedTransaction, type Branch } from './transaction.js';
 
 /** What the manager needs of the decision log (src/txn/log/decision-log.ts). */

@@ -7,7 +7,7 @@ import { InstanceLock } from './instance-lock.js';
 import { DecisionLog } from './log/decision-log.js';
 import { TransactionManager, type RecoveryReport } from './manager.js';
 import { outcomeFailure } from '../backend/server-query.js';
-import { ConfigShardAccess, queryShard, type ShardAccess } from './shard-access.js';
+import { ConfigShardAccess, queryShard, type ShardAccess } from '../backend/shard-access.js';
 
 export interface StartedTxn {
   readonly manager: TransactionManager;

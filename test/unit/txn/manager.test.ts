@@ -9,7 +9,7 @@ import {
   type CommitDecision,
   type DecisionRecorder,
 } from '../../../src/txn/manager.js';
-import type { ShardAccess } from '../../../src/txn/shard-access.js';
+import type { ShardAccess } from '../../../src/backend/shard-access.js';
 
 class MemoryLog implements DecisionRecorder {
   readonly commits: CommitDecision[] = [];

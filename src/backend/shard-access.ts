@@ -1,10 +1,10 @@
-// How the transaction manager reaches shards outside client sessions (phase-2 retries, recovery, the start-up
-// check, the instance lock): server connections of their own, short-lived except the instance lock's, never taken
+// How the proxy reaches shards outside client sessions (the transaction manager's phase-2 retries, recovery, start-up
+// check and instance lock; the start-up collation probe): server connections of their own, short-lived except the instance lock's, never taken
 // from a client pool (a full pool must not block the finishing of a committed transaction), logged in with the same
 // credentials the pools use.
-import { serverAddress } from '../backend/pool-manager.js';
-import { ServerConnection } from '../backend/server-connection.js';
-import { runQuery, type QueryOutcome } from '../backend/server-query.js';
+import { serverAddress } from './pool-manager.js';
+import { ServerConnection } from './server-connection.js';
+import { runQuery, type QueryOutcome } from './server-query.js';
 import type { Config, DatabaseConfig, UserConfig } from '../config/types.js';
 import { primaryOf, shardMembers } from '../config/roles.js';
 
