@@ -14,6 +14,9 @@ import { PgError } from './errors/pg-error.js';
 import { initParser } from './router/parser.js';
 import { CatalogFacts } from './sharding/catalog-facts.js';
 import { SequenceValues } from './frontend/sequence-values.js';
+import { UniqueIdGenerator } from './sharding/unique-id.js';
+import { nodeIdWarning } from './config/unique-id.js';
+import type { UniqueIdCalls } from './router/unique-id-calls.js';
 import { PlanCache, type PlanCacheStats } from './router/plan-cache.js';
 import type { StatementPlan } from './router/plan.js';
 import { shardingSchemaFor } from './sharding/schema-from-config.js';
@@ -103,6 +106,15 @@ export async function startProxy(
   const refusing = new Set<net.Socket>();
   let tlsContext = loadTlsContext(config);
   const routing = await buildRouting(config);
+  if (routing.size > 0) {
+    const { uniqueIdFunction, nodeId, nodeIdSource, uniqueIdMin } = config.general;
+    logger.info(
+      { uniqueIdFunction, nodeId, nodeIdSource, uniqueIdMin: uniqueIdMin.toString() },
+      `pgdog.unique_id(): ${uniqueIdFunction} layout, node ${nodeId}`,
+    );
+    const warning = nodeIdWarning(config.general);
+    if (warning !== null) logger.warn(warning);
+  }
   loadFailpointsFromEnv();
   const txn: StartedTxn | null = config.general.twoPhaseCommit
     ? await startTransactionManager(() => config, logger)
@@ -346,6 +358,12 @@ async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting
   for (const d of config.databases) counts.set(d.name, Math.max(counts.get(d.name) ?? 0, d.shard + 1));
   const routing = new Map<string, DatabaseRouting>();
   const general = config.general;
+  // One generator for the whole proxy: its node id and sequence keep ids unique across all its databases.
+  const generator = new UniqueIdGenerator({
+    fn: general.uniqueIdFunction,
+    nodeId: general.nodeId,
+    minId: general.uniqueIdMin,
+  });
   for (const [name, shardCount] of counts) {
     if (shardCount < 2) continue;
     let next = 0;
@@ -357,6 +375,10 @@ async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting
       plans: new PlanCache(general.queryCacheLimit, general.queryCacheSizeBytes),
       literalPlans: new PlanCache<StatementPlan | null>(general.queryCacheLimit, general.queryCacheSizeBytes),
       sequenceValues: new SequenceValues(),
+      uniqueIds: {
+        generator,
+        calls: new PlanCache<UniqueIdCalls | null>(general.queryCacheLimit, general.queryCacheSizeBytes),
+      },
       nextReadShard: () => {
         next = (next + 1) % shardCount;
         return next;

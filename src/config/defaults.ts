@@ -54,6 +54,10 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   idleHealthcheckIntervalMs: 30_000,
   idleHealthcheckDelayMs: 5_000,
   healthcheckTimeoutMs: 5_000,
+  uniqueIdFunction: 'standard',
+  uniqueIdMin: 0n,
+  nodeId: 0, // from NODE_ID at load time
+  nodeIdSource: null,
 });
 
 export const DATABASE_PORT_DEFAULT = 5432;
@@ -162,8 +166,6 @@ export const UNSUPPORTED_GENERAL_KEYS: ReadonlySet<string> = new Set([
   'lsn_check_interval',
   'lsn_check_timeout',
   'lsn_check_delay',
-  'unique_id_min',
-  'unique_id_function',
   'system_catalogs',
   'omnisharded_sticky',
   'resharding_copy_format',
@@ -273,6 +275,8 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'openmetrics_port',
   'openmetrics_namespace',
   'shutdown_timeout',
+  'unique_id_function',
+  'unique_id_min',
 ];
 export const SUPPORTED_DATABASE_KEYS: readonly string[] = [
   'name',

@@ -68,6 +68,9 @@ function headerLines(config: Config): Line[] {
     '# shardgate effective configuration (defaults filled in, passwords redacted)',
     `# pgdog.toml: ${config.configPath ?? '(not from a file)'}`,
     `# users.toml: ${config.usersPath ?? '(not from a file)'}`,
+    config.general.nodeIdSource === null
+      ? `# NODE_ID: not set (pgdog.unique_id() node id ${config.general.nodeId})`
+      : `# NODE_ID: ${JSON.stringify(config.general.nodeIdSource)} (pgdog.unique_id() node id ${config.general.nodeId})`,
   ];
 }
 
@@ -118,6 +121,8 @@ function generalSettings(general: GeneralConfig): ConfigSetting[] {
     setting('idle_healthcheck_interval', general.idleHealthcheckIntervalMs),
     setting('idle_healthcheck_delay', general.idleHealthcheckDelayMs),
     setting('healthcheck_timeout', general.healthcheckTimeoutMs),
+    setting('unique_id_function', general.uniqueIdFunction),
+    setting('unique_id_min', general.uniqueIdMin),
   ];
 }
 
@@ -158,7 +163,11 @@ function userSettings(section: string, user: UserConfig): ConfigSetting[] {
   ];
 }
 
-type SettingFn = (key: string, value: string | number | boolean | null, fallback?: string) => ConfigSetting;
+type SettingFn = (
+  key: string,
+  value: string | number | bigint | boolean | null,
+  fallback?: string,
+) => ConfigSetting;
 
 /** `key = value` of one section, or `(not set)` with what applies instead. */
 function settingIn(section: string): SettingFn {
@@ -200,7 +209,7 @@ function tomlValue(value: unknown): string {
   return String(value);
 }
 
-function tomlScalar(value: string | number | boolean): string {
+function tomlScalar(value: string | number | bigint | boolean): string {
   if (typeof value !== 'string') return String(value);
   // JSON string escapes are valid TOML basic-string escapes; TOML also forbids a raw DEL.
   return JSON.stringify(value).replace(/\x7f/g, '\\u007f');

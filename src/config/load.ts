@@ -35,6 +35,7 @@ import { readDatabases } from './databases.js';
 import { defaultInstanceId, formerDefaultInstanceId, INSTANCE_ID_PATTERN } from './instance-id.js';
 import { readSharding } from './sharding.js';
 import { SectionReader, type TomlTable } from './toml-values.js';
+import { readUniqueId } from './unique-id.js';
 import type { AdminConfig, Config, DatabaseConfig, GeneralConfig, UserConfig } from './types.js';
 
 export interface ConfigPaths {
@@ -98,13 +99,21 @@ const MESSAGE_SIZE_RULE = {
   expected: `integer bytes between ${MIN_MESSAGE_SIZE_BYTES} and ${MAX_MESSAGE_SIZE_BYTES}`,
 };
 
-/** Builds the effective Config from the two files' text. Pure: TLS files are not looked at here. */
-export function parseConfig(pgdogToml: string, usersToml: string, paths: ConfigPaths): LoadedConfig {
+/**
+ * Builds the effective Config from the two files' text and the environment (NODE_ID). Pure apart from the host name
+ * and the clock: TLS files are not looked at here.
+ */
+export function parseConfig(
+  pgdogToml: string,
+  usersToml: string,
+  paths: ConfigPaths,
+  env: NodeJS.ProcessEnv = process.env,
+): LoadedConfig {
   const warnings: ConfigWarning[] = [];
   const pgdogRoot = new SectionReader(paths.configPath, '', parseToml(pgdogToml, paths.configPath));
   const usersRoot = new SectionReader(paths.usersPath, '', parseToml(usersToml, paths.usersPath));
 
-  const general = readGeneral(pgdogRoot, warnings);
+  const general = readGeneral(pgdogRoot, warnings, env);
   const databases = readDatabases(pgdogRoot, warnings);
   const admin = readAdmin(pgdogRoot, usersRoot, warnings);
   const { shardedTables, omnishardedTables } = readSharding(pgdogRoot, databases, warnings);
@@ -131,11 +140,11 @@ export function parseConfig(pgdogToml: string, usersToml: string, paths: ConfigP
  * Reads both files (paths made absolute), parses them, then resolves the TLS files relative to
  * pgdog.toml's folder and checks they can be read.
  */
-export function loadConfig(paths: ConfigPaths): LoadedConfig {
+export function loadConfig(paths: ConfigPaths, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const absolute = { configPath: resolve(paths.configPath), usersPath: resolve(paths.usersPath) };
   const pgdogToml = readConfigFile(absolute.configPath);
   const usersToml = readConfigFile(absolute.usersPath);
-  const loaded = parseConfig(pgdogToml, usersToml, absolute);
+  const loaded = parseConfig(pgdogToml, usersToml, absolute, env);
   const general = loaded.config.general;
   const configDir = dirname(absolute.configPath);
   general.tlsCertificate = checkTlsFile(
@@ -223,7 +232,7 @@ function describeFsError(error: unknown): string {
 
 // ---- [general] ----
 
-function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralConfig {
+function readGeneral(root: SectionReader, warnings: ConfigWarning[], env: NodeJS.ProcessEnv): GeneralConfig {
   const r = new SectionReader(root.file, 'general', root.table('general') ?? {});
   const d = GENERAL_DEFAULTS;
   const general: GeneralConfig = {
@@ -283,6 +292,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[]): GeneralCon
     openmetricsNamespace: readMetricsNamespace(r),
     shutdownTimeoutMs: r.integer('shutdown_timeout', TIMEOUT_MS_RULE) ?? d.shutdownTimeoutMs,
     ...readReplicaSettings(r, warnings),
+    ...readUniqueId(r, env),
   };
   readInstanceId(r, general);
   if (general.twoPhaseCommitAuto && !general.twoPhaseCommit) {

@@ -1,5 +1,6 @@
 // The validated, effective configuration: what the rest of shardgate reads. Built by config/load.ts
 // from pgdog.toml + users.toml (PgDog-compatible names); every field here already has its default.
+import type { UniqueIdFunction } from '../sharding/unique-id.js';
 
 export type PoolerMode = 'transaction' | 'session';
 export type AuthType = 'scram' | 'md5' | 'trust';
@@ -108,6 +109,14 @@ export interface GeneralConfig {
   idleHealthcheckDelayMs: number;
   /** Longest wait for a check's answer, ms; default 5000. */
   healthcheckTimeoutMs: number;
+  /** PgDog: the layout of `pgdog.unique_id()` ids, "standard" (64-bit, default) or "compact" (53-bit). */
+  uniqueIdFunction: UniqueIdFunction;
+  /** PgDog: added to every `pgdog.unique_id()` id (ids start above existing keys); default 0. */
+  uniqueIdMin: bigint;
+  /** This proxy's node in `pgdog.unique_id()` ids: the number at the end of the NODE_ID environment variable; 0 unset. */
+  nodeId: number;
+  /** NODE_ID as set in the environment; null when it is not set. */
+  nodeIdSource: string | null;
 }
 
 export interface DatabaseConfig {

@@ -23,6 +23,7 @@ import type { ParameterFormat } from '../sharding/shard-of.js';
 import type { CatalogFacts } from '../sharding/catalog-facts.js';
 import type { GeneratedColumn } from '../sharding/schema.js';
 import { SequenceValues } from './sequence-values.js';
+import { UniqueIdRequests, type UniqueIdSupport } from './unique-id-request.js';
 import { fillGeneratedValues } from '../router/generated-values.js';
 import { routeFunctionCall, routeStatement, type Route, type RouteContext } from '../router/route.js';
 import { aggregateColumns } from './aggregate-columns.js';
@@ -102,6 +103,8 @@ export interface DatabaseRouting {
   nextReadShard(): number;
   /** Values of the sequences of record, for columns the proxy fills (absent: a fresh allocator per session). */
   readonly sequenceValues?: SequenceValues;
+  /** PgDog's pgdog.unique_id(): the proxy's generator (absent: calls reach the servers as written). */
+  readonly uniqueIds?: UniqueIdSupport;
   /**
    * The database's collation when text does not sort by bytes there (null: it does — "C", "POSIX", "C.UTF-8").
    * Found at start-up (proxy.ts); until a shard has answered it names that it is unknown.
@@ -202,6 +205,7 @@ export class SessionRouter implements RouteContext {
   /** SQL-level cursors (DECLARE name CURSOR …) by name: the shard each was declared on. */
   private readonly cursors = new Map<string, number>();
   readonly schema: ShardingSchema;
+  private readonly uniqueIds: UniqueIdRequests | null;
   sessionShard: number | null = null;
   sessionShardingKey: string | null = null;
 
@@ -210,6 +214,18 @@ export class SessionRouter implements RouteContext {
     this.settings = new Map(startupSettings);
     this.routing = routing;
     this.schema = routing.schema;
+    this.uniqueIds = routing.uniqueIds === undefined ? null : new UniqueIdRequests(routing.uniqueIds);
+  }
+
+  /**
+   * The request with its pgdog.unique_id() calls replaced by new ids (unique-id-request.ts), to be routed instead;
+   * null when it has none. Throws PgError.
+   */
+  withUniqueIds(
+    types: readonly number[],
+    frames: readonly Buffer[],
+  ): { types: number[]; frames: Buffer[] } | null {
+    return this.uniqueIds === null ? null : this.uniqueIds.rewrite(types, frames);
   }
 
   pickReadShard(): number {
@@ -435,7 +451,9 @@ export class SessionRouter implements RouteContext {
         case Frontend.Bind: {
           const entry = this.boundEntry(frame);
           if (entry === null || entry.plans.length === 0) break; // unknown statement: any server answers 26000 itself
-          const plans = entry.plans;
+          // Planned again from the cache (a hit, unless what the router knows changed since the Parse: a table's
+          // columns learnt for this very Bind must be in its plan).
+          const plans = this.plansFor(entry.text);
           const bp = decodeBindParams(frame);
           this.noteSettings(plans[0]);
           const r = this.routePlan(plans[0], bp);

@@ -182,6 +182,13 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     let target: BatchTarget;
     this.cursorRun = null;
     try {
+      const withIds = router.withUniqueIds(types, frames);
+      if (withIds !== null) {
+        // pgdog.unique_id() calls replaced by ids: the rewritten request (as many frames) takes the original's place.
+        batch.takeFirst(n);
+        batch.unshift(withIds.types, withIds.frames);
+        ({ types, frames } = withIds);
+      }
       target = router.route(types, frames);
       if ((target.kind === 'many' || target.kind === 'split') && isCursorRequest(types, frames)) {
         if (target.isSessionLevel) {

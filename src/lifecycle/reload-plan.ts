@@ -61,6 +61,11 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   idleHealthcheckIntervalMs: ['idle_healthcheck_interval', false],
   idleHealthcheckDelayMs: ['idle_healthcheck_delay', false],
   healthcheckTimeoutMs: ['healthcheck_timeout', false],
+  // The id generator is made once: a layout or minimum changed under running ids could repeat earlier ones.
+  uniqueIdFunction: ['unique_id_function', true],
+  uniqueIdMin: ['unique_id_min', true],
+  nodeId: ['NODE_ID', true],
+  nodeIdSource: ['NODE_ID', true],
 };
 
 const DATABASE_KEYS: [keyof DatabaseConfig, string][] = [

@@ -19,6 +19,8 @@ export interface TestProxyOptions {
   shards?: number;
   /** Additional raw TOML appended to pgdog.toml, e.g. `[[sharded_tables]]` sections. */
   extraPgdog?: string;
+  /** The environment the configuration is read with (e.g. `{ NODE_ID: 'shardgate-1' }`); default: the test's own. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface TestProxy {
@@ -45,12 +47,12 @@ export async function startTestProxy(cluster: PgCluster, opts: TestProxyOptions 
   const users = `[[users]]\nname = "${APP_USER}"\ndatabase = "${APP_DB}"\npassword = "${APP_PASSWORD}"\n${opts.userExtra ?? ''}\n${opts.moreUsers ?? ''}`;
   const files = { pgdog, users };
   const paths = { configPath: 'test-pgdog.toml', usersPath: 'test-users.toml' };
-  const { config } = parseConfig(pgdog, users, paths);
+  const { config } = parseConfig(pgdog, users, paths, opts.env);
   const logger = process.env.SHARDGATE_TEST_LOG
     ? createLogger({ level: config.general.logLevel, format: 'text' })
     : silentLogger();
   const proxy = await startProxy(config, logger, {
-    reloadConfig: () => parseConfig(files.pgdog, files.users, paths),
+    reloadConfig: () => parseConfig(files.pgdog, files.users, paths, opts.env),
   });
   return {
     proxy,

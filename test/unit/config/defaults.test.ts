@@ -59,6 +59,10 @@ describe('parseConfig defaults', () => {
       idleHealthcheckIntervalMs: 30_000,
       idleHealthcheckDelayMs: 5_000,
       healthcheckTimeoutMs: 5_000,
+      uniqueIdFunction: 'standard', // PgDog's
+      uniqueIdMin: 0n,
+      nodeId: 0, // NODE_ID unset
+      nodeIdSource: null,
     });
     expect(config.general).toEqual({
       ...GENERAL_DEFAULTS,
@@ -178,7 +182,9 @@ ban_timeout = 1_000
 healthcheck_interval = 100
 idle_healthcheck_interval = 0
 idle_healthcheck_delay = 10
-healthcheck_timeout = 200`);
+healthcheck_timeout = 200
+unique_id_function = "compact"
+unique_id_min = 1_000_000`);
     const users = `[[users]]
 name = "alice"
 database = "prod"
@@ -237,6 +243,10 @@ server_password = "owner-pw"`;
       idleHealthcheckIntervalMs: 0,
       idleHealthcheckDelayMs: 10,
       healthcheckTimeoutMs: 200,
+      uniqueIdFunction: 'compact',
+      uniqueIdMin: 1_000_000n,
+      nodeId: 0,
+      nodeIdSource: null,
     });
     expect(custom.users[0]).toMatchObject({
       poolSize: 3,

@@ -20,14 +20,19 @@ database = "prod"
 password = "hunter2"
 `;
 
-export function parse(pgdogToml: string, usersToml = MINIMAL_USERS) {
-  return parseConfig(pgdogToml, usersToml, PATHS);
+/** `env`: the environment the configuration is read with (NODE_ID); none by default, whatever the test runner has. */
+export function parse(pgdogToml: string, usersToml = MINIMAL_USERS, env: NodeJS.ProcessEnv = {}) {
+  return parseConfig(pgdogToml, usersToml, PATHS, env);
 }
 
 /** Runs parseConfig and returns the ConfigError it must throw. */
-export function parseError(pgdogToml: string, usersToml = MINIMAL_USERS): ConfigError {
+export function parseError(
+  pgdogToml: string,
+  usersToml = MINIMAL_USERS,
+  env: NodeJS.ProcessEnv = {},
+): ConfigError {
   try {
-    parse(pgdogToml, usersToml);
+    parse(pgdogToml, usersToml, env);
   } catch (error) {
     if (error instanceof ConfigError) return error;
     throw error;
