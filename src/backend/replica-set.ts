@@ -31,6 +31,12 @@ export type SetAcquireCallback = (
   pool: Pool | null,
 ) => void;
 
+/** One member's check: `failure` null when it answered. */
+export interface HealthResult {
+  member: Member;
+  failure: string | null;
+}
+
 type Settings = Pick<GeneralConfig, 'readWriteSplit' | 'loadBalancingStrategy' | 'banTimeoutMs'> &
   Partial<HealthSettings>;
 
@@ -190,16 +196,16 @@ export class ReplicaSet {
    * on one of its idle servers, or on a connection opened for the check; one that does not is banned. A primary may be
    * checked too (HEALTHCHECK <id>): it is never banned, the failure is only counted and logged.
    */
-  async checkIdle(only?: Member): Promise<void> {
+  async checkIdle(only?: Member): Promise<HealthResult[]> {
     const targets = only !== undefined ? [only] : this.replicas.filter((m) => !this.isBanned(m));
-    await Promise.all(
-      targets.map(async (m) => {
+    return Promise.all(
+      targets.map(async (m): Promise<HealthResult> => {
         const failure = await this.runCheck(m, (timeoutMs) => checkIdleMember(m.pool, timeoutMs));
-        if (failure === null) return;
-        if (!this.ban(m, failure)) {
+        if (failure !== null && !this.ban(m, failure)) {
           const { address } = m.pool.opts;
           m.pool.opts.logger.warn({ shard: address.shard, host: address.host, port: address.port }, failure);
         }
+        return { member: m, failure };
       }),
     );
   }
