@@ -152,6 +152,32 @@ describe.skipIf(isExternal)('replica health checks and bans', () => {
     expect(await onReplica(client)).toBe(true);
   });
 
+  it('checks a replica server before checkout at most every healthcheck_interval (0: every time)', async () => {
+    const r = cluster.servers[replicaIndex];
+    const replicaEntry = `[[databases]]\nname = "${APP_DB}"\nhost = "${r.host}"\nport = ${r.port}\ndatabase_name = "${APP_DB}"\nrole = "replica"\n`;
+    const checksAfterReads = async (interval: number): Promise<number> => {
+      const other = await startTestProxy(cluster, {
+        shards: 1,
+        general: `read_write_split = "exclude_primary"\nidle_healthcheck_interval = 0\nhealthcheck_interval = ${interval}\nopenmetrics_port = 0`,
+        extraPgdog: replicaEntry,
+      });
+      const c = await connect(other.url);
+      try {
+        const port = other.proxy.metricsPort as number;
+        expect(await onReplica(c)).toBe(true); // opens the replica connection (fresh: healthy, not checked)
+        const before = await metric(port, 'shardgate_healthchecks_total', { database: APP_DB });
+        for (let i = 0; i < 5; i++) expect(await onReplica(c)).toBe(true);
+        expect(await metric(port, 'shardgate_healthcheck_failures_total', { database: APP_DB })).toBe(0);
+        return (await metric(port, 'shardgate_healthchecks_total', { database: APP_DB })) - before;
+      } finally {
+        await c.end();
+        await other.close();
+      }
+    };
+    expect(await checksAfterReads(0)).toBe(5);
+    expect(await checksAfterReads(600_000)).toBe(0);
+  });
+
   it(
     'a stopped replica is banned by the idle check with no client query; reads go on; UNBAN clears the ban',
     { timeout: 90_000 },
