@@ -123,6 +123,10 @@ describe.skipIf(isExternal)('replica health checks and bans', () => {
     expect(
       await metric(metricsPort, 'shardgate_healthchecks_total', { database: APP_DB }),
     ).toBeGreaterThanOrEqual(before + 2);
+    const [stats] = (await rows('SHOW STATS')).filter((r) => r.database === APP_DB);
+    expect(Number(stats.total_healthchecks)).toBeGreaterThanOrEqual(before + 2);
+    expect(Number(stats.replica_query_count)).toBeGreaterThanOrEqual(1);
+    expect(Number(stats.replica_query_count)).toBeLessThan(Number(stats.total_query_count));
   });
 
   it('BAN and UNBAN by pool id; the primary is never banned; unknown ids are errors', async () => {
