@@ -29,10 +29,13 @@ export class IdleHealthMonitor {
 
   private async run(isOff: boolean): Promise<void> {
     this.timer = null;
-    if (!isOff && !this.set.isPaused()) {
-      await this.set.checkIdle();
-      this.lastRunAtMs = this.now();
+    try {
+      if (!isOff && !this.set.isPaused()) await this.set.checkIdle();
+    } catch (err) {
+      // A check reports its failures itself; anything thrown here is a bug: logged, and the checks go on.
+      this.set.primary.pool.opts.logger.error({ err }, 'idle health check failed unexpectedly');
     }
+    if (!isOff) this.lastRunAtMs = this.now();
     this.schedule();
   }
 
