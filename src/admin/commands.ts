@@ -1,5 +1,6 @@
 // The admin console's command language: a fixed list of commands, case-insensitive, extra spaces and a trailing
-// semicolon allowed; several separated by ";" run in order. Pure: text in, commands (or the unknown text) out.
+// semicolon allowed; several separated by ";" run in order; BAN, UNBAN and HEALTHCHECK take an optional pool id (as
+// PgDog). Pure: text in, commands (or the unknown text) out.
 
 export const ADMIN_COMMANDS = [
   'SHOW POOLS',
@@ -10,6 +11,10 @@ export const ADMIN_COMMANDS = [
   'SHOW CONFIG',
   'SHOW TRANSACTIONS',
   'SHOW VERSION',
+  'SHOW BANS',
+  'BAN',
+  'UNBAN',
+  'HEALTHCHECK',
   'RELOAD',
   'PAUSE',
   'RESUME',
@@ -18,7 +23,12 @@ export const ADMIN_COMMANDS = [
 
 export type AdminCommand = (typeof ADMIN_COMMANDS)[number];
 
-export type ParsedStatement = { kind: 'command'; command: AdminCommand } | { kind: 'unknown'; text: string };
+/** `poolId`: BAN / UNBAN / HEALTHCHECK of one pool (SHOW POOLS' id); absent: every pool. */
+export type ParsedStatement =
+  { kind: 'command'; command: AdminCommand; poolId?: number } | { kind: 'unknown'; text: string };
+
+/** The commands that take an optional pool id. */
+const WITH_POOL_ID = /^(BAN|UNBAN|HEALTHCHECK) (\d{1,15})$/;
 
 const BY_TEXT: ReadonlyMap<string, AdminCommand> = new Map(ADMIN_COMMANDS.map((c) => [c, c]));
 
@@ -30,7 +40,10 @@ export function parseAdminQuery(sql: string): ParsedStatement[] {
     if (text === '') continue;
     const normalized = text.replace(/\s+/g, ' ').toUpperCase();
     const command = BY_TEXT.get(normalized);
-    out.push(command === undefined ? { kind: 'unknown', text } : { kind: 'command', command });
+    const withId = WITH_POOL_ID.exec(normalized);
+    if (withId !== null) {
+      out.push({ kind: 'command', command: withId[1] as AdminCommand, poolId: Number(withId[2]) });
+    } else out.push(command === undefined ? { kind: 'unknown', text } : { kind: 'command', command });
   }
   return out;
 }

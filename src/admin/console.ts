@@ -12,6 +12,7 @@ import {
   READY_IDLE,
 } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
+import { ban, healthcheck, showBans, unban } from './bans.js';
 import { ADMIN_COMMANDS, parseAdminQuery, type AdminCommand } from './commands.js';
 import type { AdminConsoleHandle, AdminContext, AdminIo } from './context.js';
 import { encodeResultSet, type ResultSet } from './result-set.js';
@@ -35,6 +36,7 @@ const SHOW: Partial<Record<AdminCommand, (ctx: AdminContext) => ResultSet>> = {
   'SHOW CONFIG': showConfig,
   'SHOW TRANSACTIONS': showTransactions,
   'SHOW VERSION': showVersion,
+  'SHOW BANS': showBans,
 };
 
 /** Messages of the extended protocol (and function calls): not part of the console's language. */
@@ -157,7 +159,7 @@ export class AdminConsole implements AdminConsoleHandle {
         this.io.write(unknownCommand(statement.text).toBuffer());
         break;
       }
-      if (!(await this.run(statement.command))) break;
+      if (!(await this.run(statement.command, statement.poolId ?? null))) break;
       if (statement.command === 'SHUTDOWN') {
         this.io.write(READY_IDLE);
         this.ctx.shutdown();
@@ -168,7 +170,7 @@ export class AdminConsole implements AdminConsoleHandle {
   }
 
   /** Run one command and write its reply; false when it answered with an error. */
-  private async run(command: AdminCommand): Promise<boolean> {
+  private async run(command: AdminCommand, poolId: number | null): Promise<boolean> {
     const show = SHOW[command];
     if (show !== undefined) {
       this.io.write(encodeResultSet(show(this.ctx)));
@@ -186,6 +188,20 @@ export class AdminConsole implements AdminConsoleHandle {
         this.ctx.resume();
         this.io.write(commandComplete('RESUME'));
         return true;
+      case 'BAN':
+      case 'UNBAN': {
+        const log = (msg: string): void => this.log.info(msg);
+        const outcome = command === 'BAN' ? ban(this.ctx, poolId, log) : unban(this.ctx, poolId, log);
+        if (outcome instanceof PgError) return this.fail(outcome);
+        this.io.write(commandComplete(command));
+        return true;
+      }
+      case 'HEALTHCHECK': {
+        const outcome = await healthcheck(this.ctx, poolId);
+        if (outcome instanceof PgError) return this.fail(outcome);
+        this.io.write(encodeResultSet(outcome, 'HEALTHCHECK'));
+        return true;
+      }
       case 'SHUTDOWN':
         this.log.info('admin: SHUTDOWN');
         this.io.write(commandComplete('SHUTDOWN'));
@@ -194,6 +210,11 @@ export class AdminConsole implements AdminConsoleHandle {
         this.io.write(unknownCommand(command).toBuffer());
         return false;
     }
+  }
+
+  private fail(err: PgError): false {
+    this.io.write(err.toBuffer());
+    return false;
   }
 
   private reload(): boolean {

@@ -1,5 +1,6 @@
 // SHOW STATS: per (database, shard) since startup: transactions, queries, bytes to and from the servers, total and
-// average times in ms, query time percentiles (estimated from histogram buckets), pool wait, server errors.
+// average times in ms, query time percentiles (estimated from histogram buckets), pool wait, server errors; the
+// replicas' share of transactions and queries, replica health checks and bans.
 import type { AdminContext } from './context.js';
 import { cols, type ResultSet } from './result-set.js';
 
@@ -21,6 +22,11 @@ const COLUMNS = cols({
   p99_query_time: 'numeric',
   total_errors: 'int8',
   total_server_connects: 'int8',
+  replica_xact_count: 'int8',
+  replica_query_count: 'int8',
+  total_healthchecks: 'int8',
+  total_healthcheck_failures: 'int8',
+  total_bans: 'int8',
 });
 
 export function showStats(ctx: AdminContext): ResultSet {
@@ -44,6 +50,11 @@ export function showStats(ctx: AdminContext): ResultSet {
       s.queryTime.quantileMs(0.99),
       s.errors.total,
       s.connects,
+      s.byRole.replica.transactions,
+      s.byRole.replica.queries,
+      s.health.checks,
+      s.health.checkFailures,
+      s.health.bans,
     ];
   });
   return { columns: COLUMNS, rows };

@@ -10,6 +10,7 @@ import type { DatabaseStats } from '../stats/shard-stats.js';
 import { StatsRegistry } from '../stats/stats-registry.js';
 import { shardMembers } from '../config/roles.js';
 import { Pool, type PoolSettings } from './pool.js';
+import { IdleHealthMonitor } from './idle-health-monitor.js';
 import { ReplicaSet, type Member } from './replica-set.js';
 import type { ServerAddress } from './server-connection.js';
 
@@ -56,6 +57,8 @@ export class PoolManager {
   private config: Config;
   private readonly logger: Logger;
   private readonly byKey = new Map<string, DatabasePools>();
+  /** The background health check of each replica set (sets without replicas have none running). */
+  private readonly monitors: IdleHealthMonitor[] = [];
   readonly stats: StatsRegistry;
   private isPaused = false;
   private refusal: PgError | null = null;
@@ -158,6 +161,9 @@ export class PoolManager {
           () => this.config.general,
         ),
     );
+    for (const set of sets) {
+      if (set.hasReplicas) this.monitors.push(new IdleHealthMonitor(set, () => this.config.general));
+    }
     const shards = sets.map((set) => set.primary.pool);
     const hasReplicas = sets.some((set) => set.hasReplicas);
     pools = { user, database: user.database, mode, shards, sets, hasReplicas, stats, isRemoved: false };
@@ -239,6 +245,7 @@ export class PoolManager {
   }
 
   close(): void {
+    for (const monitor of this.monitors.splice(0)) monitor.stop();
     for (const pool of this.pools()) pool.close();
     this.byKey.clear();
   }

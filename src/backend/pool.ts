@@ -51,7 +51,11 @@ export interface PoolStats {
 
 const MAINTENANCE_INTERVAL_MS = 1000;
 
+let nextPoolId = 1;
+
 export class Pool implements LiveBytes {
+  /** Shown by SHOW POOLS / SHOW BANS; BAN, UNBAN and HEALTHCHECK take it (as PgDog's pool id). */
+  readonly id = nextPoolId++;
   readonly opts: PoolOptions;
   private readonly idle: ServerConnection[] = [];
   private readonly active = new Set<ServerConnection>();
@@ -163,6 +167,19 @@ export class Pool implements LiveBytes {
     waiter.cb(null, server);
   }
 
+  /**
+   * An idle server checked out without waiting (the idle health check), or null when none is idle (or the pool is
+   * paused, closed or refusing): give it back with release() or discard().
+   */
+  takeIdle(): ServerConnection | null {
+    if (this.isPaused || this.closed || this.refusal !== null) return null;
+    const server = this.idle.shift(); // the least recently used: the one most likely to have gone stale
+    if (server === undefined) return null;
+    this.active.add(server);
+    server.state = 'active';
+    return server;
+  }
+
   /** Promise form for non-hot-path callers (login, admin). */
   acquireAsync(): Promise<ServerConnection> {
     return new Promise((resolve, reject) => this.acquire((err, s) => (err || !s ? reject(err) : resolve(s))));
@@ -207,6 +224,11 @@ export class Pool implements LiveBytes {
       return;
     }
     this.idle.push(server);
+  }
+
+  /** PAUSE is in effect. */
+  get paused(): boolean {
+    return this.isPaused;
   }
 
   /** PAUSE: stop handing out connections; checkouts wait until resume(). */
@@ -329,6 +351,7 @@ export class Pool implements LiveBytes {
     const { address, logger } = this.opts;
     const server = new ServerConnection(address);
     server.stats = this.shardStats;
+    server.roleTraffic = this.shardStats.byRole[this.opts.role ?? 'primary'];
     server
       .connect(this.opts.connectTimeoutMs, this.opts.startupParams)
       .then(() => {

@@ -1,10 +1,13 @@
 // One shard's servers for one user: the primary's pool and the replicas' pools. Picks the pool a request goes to
 // (writes: the primary; reads: per read_write_split and load_balancing_strategy over the replicas not banned), and
-// owns the bans: a replica whose connect fails is left out for ban_timeout (never the primary; when every replica is
-// banned, reads go to the primary). A failed checkout on a replica bans it and retries on what is left; a replica
-// server lost while a request was on it bans it too.
+// owns the bans: a replica whose connect or health check fails is left out for ban_timeout (never the primary; when
+// every replica is banned, reads go to the primary); BAN bans until UNBAN. A failed checkout on a replica bans it and
+// retries on what is left; a replica server lost while a request was on it bans it too. Replica servers are
+// health-checked before checkout (health-check.ts) and idle replicas in the background (idle-health-monitor.ts calls
+// checkIdle()).
 import type { DatabaseConfig, GeneralConfig } from '../config/types.js';
 import type { PgError } from '../errors/pg-error.js';
+import { checkAddress, checkServer, isCheckoutCheckDue, type HealthSettings } from './health-check.js';
 import type { Pool } from './pool.js';
 import type { ServerConnection } from './server-connection.js';
 
@@ -16,7 +19,7 @@ export interface Member {
   readonly role: 'primary' | 'replica';
   /** lb_weight. */
   weight: number;
-  /** Banned until this time (Date.now() ms); 0 = not banned. */
+  /** Banned until this time (Date.now() ms); 0 = not banned; Infinity = banned by BAN until UNBAN. */
   bannedUntilMs: number;
   banReason: string | null;
   /** Smooth weighted round robin's running score. */
@@ -29,7 +32,14 @@ export type SetAcquireCallback = (
   pool: Pool | null,
 ) => void;
 
-type Settings = Pick<GeneralConfig, 'readWriteSplit' | 'loadBalancingStrategy' | 'banTimeoutMs'>;
+/** One member's check: `failure` null when it answered. */
+export interface HealthResult {
+  member: Member;
+  failure: string | null;
+}
+
+type Settings = Pick<GeneralConfig, 'readWriteSplit' | 'loadBalancingStrategy' | 'banTimeoutMs'> &
+  Partial<HealthSettings>;
 
 export class ReplicaSet {
   readonly primary: Member;
@@ -58,6 +68,11 @@ export class ReplicaSet {
 
   get hasReplicas(): boolean {
     return this.replicas.length > 0;
+  }
+
+  /** PAUSE is in effect (no background checks meanwhile). */
+  isPaused(): boolean {
+    return this.primary.pool.paused;
   }
 
   members(): Member[] {
@@ -105,12 +120,28 @@ export class ReplicaSet {
     return false;
   }
 
-  /** Leave a replica out for ban_timeout; the primary is never banned. Returns whether it was banned now. */
-  ban(m: Member, reason: string): boolean {
-    if (m.role === 'primary' || this.isBanned(m)) return false;
-    m.bannedUntilMs = this.now() + this.settings().banTimeoutMs;
+  /**
+   * Leave a replica out for ban_timeout (`isManual`: until UNBAN); the primary is never banned. Counted and logged;
+   * returns whether it was banned now (false: the primary, or already banned — a manual ban still replaces a timed one).
+   */
+  ban(m: Member, reason: string, isManual = false): boolean {
+    if (m.role === 'primary') return false;
+    if (this.isBanned(m) && (!isManual || m.bannedUntilMs === Infinity)) return false;
+    m.bannedUntilMs = isManual ? Infinity : this.now() + this.settings().banTimeoutMs;
     m.banReason = reason;
+    if (m.pool.opts.stats !== undefined) m.pool.opts.stats.health.bans++;
+    const { address } = m.pool.opts;
+    m.pool.opts.logger.warn(
+      { shard: address.shard, host: address.host, port: address.port, reason, manual: isManual },
+      'replica banned',
+    );
     return true;
+  }
+
+  /** Milliseconds left on `m`'s ban (0: not banned; null: banned by BAN, no expiry). */
+  banTimeLeftMs(m: Member, now: number = this.now()): number | null {
+    if (!this.isBanned(m, now)) return 0;
+    return m.bannedUntilMs === Infinity ? null : m.bannedUntilMs - now;
   }
 
   unban(m: Member): void {
@@ -124,22 +155,86 @@ export class ReplicaSet {
    */
   acquire(intent: ReadIntent, cb: SetAcquireCallback, onBan: (m: Member, reason: string) => void): void {
     const excluded = new Set<Member>();
+    const fail = (m: Member, reason: string): void => {
+      excluded.add(m);
+      if (this.ban(m, reason)) onBan(m, reason);
+      attempt();
+    };
     const attempt = (): void => {
       const m = this.pick(intent, excluded);
       m.pool.acquire((err, server) => {
+        if (err === null && server !== null && m.role === 'replica' && this.isCheckDue(server)) {
+          return void this.checkBeforeCheckout(m, server).then((failure) =>
+            failure === null ? cb(null, server, m.pool) : fail(m, failure),
+          );
+        }
         if (err === null || m.role === 'primary') return cb(err, server, err === null ? m.pool : null);
-        excluded.add(m);
-        if (this.ban(m, err.message)) onBan(m, err.message);
-        attempt();
+        fail(m, err.message);
       });
     };
     attempt();
+  }
+
+  private isCheckDue(server: ServerConnection): boolean {
+    const interval = this.settings().healthcheckIntervalMs;
+    return interval !== undefined && isCheckoutCheckDue(server.healthyAt, this.now(), interval);
+  }
+
+  /** The checkout check of a replica server: on failure the server is discarded (the caller bans the replica). */
+  private async checkBeforeCheckout(m: Member, server: ServerConnection): Promise<string | null> {
+    const failure = await this.runCheck(m, (timeoutMs) => checkServer(server, timeoutMs));
+    if (failure === null) server.healthyAt = this.now();
+    else m.pool.discard(server, failure);
+    return failure;
+  }
+
+  /** Run one check of `m`, counted; null when healthy, else why not. */
+  private async runCheck(
+    m: Member,
+    check: (timeoutMs: number) => Promise<string | null>,
+  ): Promise<string | null> {
+    const health = m.pool.opts.stats?.health;
+    if (health !== undefined) health.checks++;
+    const failure = await check(this.settings().healthcheckTimeoutMs ?? 5000);
+    if (failure !== null && health !== undefined) health.checkFailures++;
+    return failure;
+  }
+
+  /**
+   * The idle check (and HEALTHCHECK): every replica not banned (`only`: just that member, banned or not) answers `;`
+   * on one of its idle servers, or on a connection opened for the check; one that does not is banned. A primary may be
+   * checked too (HEALTHCHECK <id>): it is never banned, the failure is only counted and logged.
+   */
+  async checkIdle(only?: Member): Promise<HealthResult[]> {
+    const targets = only !== undefined ? [only] : this.replicas.filter((m) => !this.isBanned(m));
+    return Promise.all(
+      targets.map(async (m): Promise<HealthResult> => {
+        const failure = await this.runCheck(m, (timeoutMs) => checkIdleMember(m.pool, timeoutMs));
+        if (failure !== null && !this.ban(m, failure)) {
+          const { address } = m.pool.opts;
+          m.pool.opts.logger.warn({ shard: address.shard, host: address.host, port: address.port }, failure);
+        }
+        return { member: m, failure };
+      }),
+    );
   }
 
   /** The member holding `pool`, if any. */
   memberOf(pool: Pool): Member | undefined {
     return this.members().find((m) => m.pool === pool);
   }
+}
+
+/** `;` on an idle server of `pool` (given back after), or on a connection opened just for the check. */
+async function checkIdleMember(pool: Pool, timeoutMs: number): Promise<string | null> {
+  const server = pool.takeIdle();
+  if (server === null) return checkAddress(pool.opts.address, pool.opts.startupParams, timeoutMs);
+  const failure = await checkServer(server, timeoutMs);
+  if (failure === null) {
+    server.healthyAt = Date.now();
+    pool.release(server);
+  } else pool.discard(server, failure);
+  return failure;
 }
 
 function member(pool: Pool, role: 'primary' | 'replica', weight: number): Member {

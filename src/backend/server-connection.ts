@@ -10,7 +10,7 @@ import { md5PasswordHash } from '../auth/md5.js';
 import { ScramClientSession } from '../auth/scram-client.js';
 import { ResponseScanner, type ScannerOwner } from './response-scanner.js';
 import { ServerStatements } from './server-statements.js';
-import { UNTRACKED_SHARD, type ShardStats } from '../stats/shard-stats.js';
+import { UNTRACKED_SHARD, type RoleTraffic, type ShardStats } from '../stats/shard-stats.js';
 import { PgError } from '../errors/pg-error.js';
 import type { SqlStateCode } from '../errors/sqlstate.js';
 
@@ -78,6 +78,8 @@ export class ServerConnection implements ScannerOwner {
   private batchFailed = false;
   readonly createdAt = Date.now();
   lastUsedAt = Date.now();
+  /** When this connection last proved it answers (connected, or passed a health check): health-check.ts. */
+  healthyAt = Date.now();
   txStatus: number = TxStatus.Idle;
   client: ServerClient | null = null;
   /**
@@ -87,6 +89,8 @@ export class ServerConnection implements ScannerOwner {
   onClose: ((server: ServerConnection, reason: string, wasInUse: boolean) => void) | null = null;
   /** Where queries, transactions and errors are counted (set by the pool). */
   stats: ShardStats = UNTRACKED_SHARD;
+  /** Where this server's role counts its queries and transactions (set by the pool: `stats.byRole[role]`). */
+  roleTraffic: RoleTraffic = UNTRACKED_SHARD.byRole.primary;
   /** performance.now() when the request in flight / the transaction in progress started; 0 = none. */
   private busySinceMs = 0;
   private xactSinceMs = 0;
@@ -384,10 +388,12 @@ export class ServerConnection implements ScannerOwner {
     const stats = this.stats;
     const isMore = this.pendingReady > 0; // pipelined: the next request starts now
     stats.queries++;
+    this.roleTraffic.queries++;
     stats.queryTime.record(now - this.busySinceMs);
     this.busySinceMs = isMore ? now : 0;
     if (status === TxStatus.Idle) {
       stats.transactions++;
+      this.roleTraffic.transactions++;
       stats.transactionTime.record(now - this.xactSinceMs);
       this.xactSinceMs = isMore ? now : 0;
     }

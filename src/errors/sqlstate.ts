@@ -24,6 +24,7 @@ export const SqlState = {
   StatementCompletionUnknown: '40003',
   InvalidSqlStatementName: '26000',
   SyntaxError: '42601',
+  UndefinedObject: '42704',
   DuplicatePreparedStatement: '42P05',
   ReservedName: '42939',
   TooManyConnections: '53300',

@@ -11,6 +11,7 @@ import type { StatsRegistry } from '../stats/stats-registry.js';
 import type { TransactionManager } from '../txn/manager.js';
 import type { DeadlockStats } from '../txn/deadlock-watch.js';
 import { VERSION } from '../version.js';
+import { addReplicaMetrics } from './replica-metrics.js';
 import { StatsHistogram } from './stats-histogram.js';
 
 export interface MetricsSource {
@@ -279,6 +280,8 @@ export function buildMetricsRegistry(source: MetricsSource, namespace: string): 
       return d === null ? [] : [{ labels: {}, histogram: d.checkTime }];
     },
   });
+
+  addReplicaMetrics(source, counter, gauge);
 
   const plans = (pick: (p: PlanCacheStats) => number) => (): [Labels, number][] =>
     source.planCaches().map(({ database, stats: p }) => [{ database }, pick(p)]);

@@ -10,6 +10,19 @@ export interface LiveBytes {
   liveBytes(): { sent: number; received: number };
 }
 
+/** Requests and transactions answered by one role's servers (read/write split). */
+export interface RoleTraffic {
+  queries: number;
+  transactions: number;
+}
+
+/** Replica health of a shard: checks run and failed, bans made (by checks, failed connects or BAN). */
+export interface HealthCounts {
+  checks: number;
+  checkFailures: number;
+  bans: number;
+}
+
 export class ShardStats {
   readonly database: string;
   readonly shard: number;
@@ -25,6 +38,12 @@ export class ShardStats {
   readonly waitTime = new DurationHistogram();
   /** ErrorResponses from this shard's servers. */
   readonly errors = new ErrorClassCounts();
+  /** `queries` and `transactions` split by the role of the server that answered. */
+  readonly byRole: { readonly primary: RoleTraffic; readonly replica: RoleTraffic } = {
+    primary: { queries: 0, transactions: 0 },
+    replica: { queries: 0, transactions: 0 },
+  };
+  readonly health: HealthCounts = { checks: 0, checkFailures: 0, bans: 0 };
   /** Server connections opened. */
   connects = 0;
   /** Bytes of server connections already closed; open ones are counted through `pools`. */

@@ -441,7 +441,7 @@ describe.skipIf(psqlPath === null)('admin console with psql', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
-    expect(lines[0]).toMatch(/^\s*database\s*\|\s*user\s*\|\s*shard\s*\|/);
+    expect(lines[0]).toMatch(/^\s*id\s*\|\s*database\s*\|\s*user\s*\|\s*shard\s*\|\s*role\s*\|/);
     expect(lines[1]).toMatch(/^-+\+-+/);
     expect(r.stdout).toMatch(/\(\d+ rows?\)/);
     expect(r.stdout).toMatch(/ app\s+\| app\s+\|\s+0 \|/);

@@ -20,6 +20,16 @@ describe('parseAdminQuery', () => {
     expect(parseAdminQuery(' ; ')).toEqual([]);
   });
 
+  it('BAN, UNBAN and HEALTHCHECK take an optional pool id (as PgDog); other arguments are unknown', () => {
+    expect(parseAdminQuery('ban 12; unban;HEALTHCHECK  3')).toEqual([
+      { kind: 'command', command: 'BAN', poolId: 12 },
+      { kind: 'command', command: 'UNBAN' },
+      { kind: 'command', command: 'HEALTHCHECK', poolId: 3 },
+    ]);
+    expect(parseAdminQuery('BAN app 0')).toEqual([{ kind: 'unknown', text: 'BAN app 0' }]);
+    expect(parseAdminQuery('SHOW BANS 1')).toEqual([{ kind: 'unknown', text: 'SHOW BANS 1' }]);
+  });
+
   it('returns anything else as unknown, as written', () => {
     expect(parseAdminQuery('SHOW POOLS extra')).toEqual([{ kind: 'unknown', text: 'SHOW POOLS extra' }]);
     expect(parseAdminQuery('select 1')).toEqual([{ kind: 'unknown', text: 'select 1' }]);

@@ -6,14 +6,17 @@ import { ReplicaSet, type Member } from '../../../src/backend/replica-set.js';
 import type { DatabaseConfig, GeneralConfig } from '../../../src/config/types.js';
 import { GENERAL_DEFAULTS } from '../../../src/config/defaults.js';
 import { silentLogger } from '../../../src/logging/logger.js';
+import { ShardStats } from '../../../src/stats/shard-stats.js';
+import { freePort } from '../../../src/testing/free-port.js';
 
 const pools: Pool[] = [];
 afterEach(() => {
   for (const p of pools.splice(0)) p.close();
 });
 
-function pool(port: number): Pool {
+function pool(port: number, stats?: ShardStats): Pool {
   const p = new Pool({
+    stats,
     address: { host: '127.0.0.1', port, database: 'db', user: 'u', password: null, shard: 0 },
     maxSize: 1,
     minSize: 0,
@@ -136,5 +139,60 @@ describe('ReplicaSet', () => {
     expect(set.isBanned(set.replicas[0])).toBe(true);
     expect(set.replicas[0].banReason).toContain('lost while in use');
     expect(ports(set, 3)).toEqual([3, 3, 3]);
+  });
+
+  it('BAN (manual) lasts until UNBAN, replaces a timed ban, and is never applied to the primary', () => {
+    const clock = { now: 1000 };
+    const set = makeSet({ banTimeoutMs: 100 }, [255, 255], clock);
+    const [replica] = set.replicas;
+    expect(set.ban(replica, 'down')).toBe(true);
+    expect(set.banTimeLeftMs(replica)).toBe(100);
+    expect(set.ban(replica, 'manual ban', true)).toBe(true);
+    expect(set.banTimeLeftMs(replica)).toBeNull();
+    clock.now += 1_000_000;
+    expect(set.isBanned(replica)).toBe(true);
+    expect(replica.banReason).toBe('manual ban');
+    expect(set.ban(replica, 'manual ban', true)).toBe(false);
+    expect(set.ban(set.primary, 'manual ban', true)).toBe(false);
+    set.unban(replica);
+    expect(set.banTimeLeftMs(replica)).toBe(0);
+    expect(set.pick('replica')).toBe(replica);
+  });
+
+  it('counts bans in the shard stats', () => {
+    const stats = new ShardStats('db', 0);
+    const clock = { now: 1000 };
+    const set = new ReplicaSet(
+      pool(1, stats),
+      db(255),
+      [{ pool: pool(2, stats), db: db(255) }],
+      () => ({ ...GENERAL_DEFAULTS, banTimeoutMs: 10 }),
+      () => clock.now,
+    );
+    set.ban(set.replicas[0], 'down');
+    set.ban(set.replicas[0], 'down again'); // already banned: not counted
+    clock.now += 10;
+    set.ban(set.replicas[0], 'down once more');
+    expect(stats.health.bans).toBe(2);
+  });
+
+  it('the idle check bans a replica nothing answers on (counted), leaves a banned one and the primary alone', async () => {
+    const stats = new ShardStats('db', 0);
+    const deadPort = await freePort(); // nothing listens: the check's connect is refused
+    const set = new ReplicaSet(
+      pool(1, stats),
+      db(255),
+      [{ pool: pool(deadPort, stats), db: db(255) }],
+      () => ({ ...GENERAL_DEFAULTS }),
+    );
+    await set.checkIdle();
+    expect(set.isBanned(set.replicas[0])).toBe(true);
+    expect(set.replicas[0].banReason).toMatch(/health check could not connect/);
+    expect(stats.health).toEqual({ checks: 1, checkFailures: 1, bans: 1 });
+    await set.checkIdle(); // banned: not checked again until the ban ends
+    expect(stats.health.checks).toBe(1);
+    await set.checkIdle(set.primary); // HEALTHCHECK of the primary (port 1: refused): counted, never banned
+    expect(stats.health).toEqual({ checks: 2, checkFailures: 2, bans: 1 });
+    expect(set.isBanned(set.primary)).toBe(false);
   });
 });
