@@ -821,8 +821,9 @@ export class ClientSession implements ServerClient, Cancellable {
     return intent;
   }
 
+  /** The replica set logs the ban itself (warn, once); this only ties it to the client whose checkout moved on. */
   private onReplicaBanned(pool: Pool, reason: string): void {
-    this.log.warn({ server: poolLabel(pool), reason }, 'replica banned');
+    this.log.debug({ server: poolLabel(pool), reason }, 'replica banned: checkout retried on another server');
   }
 
   /**
