@@ -260,11 +260,18 @@ describe('distributed deadlock detection', () => {
   it('never cancels short pooled transactions that wait for each other in one order (backend pids reused)', async () => {
     const hot = idOn(0, 1);
     const own = Array.from({ length: 5 }, (_, i) => idOn(1, 100 + i * 10));
-    const setup = await connect(proxy2);
+    // Fewer servers than workers (pool_size 3, 5 workers): backend pids must pass from one session to the next.
+    const pooled = await startTestProxy(cluster, {
+      shards: 2,
+      extraPgdog: ACCOUNTS_TOML,
+      general: 'deadlock_timeout = 300',
+      userExtra: 'pool_size = 3',
+    });
+    const setup = await connect(pooled);
     await setup.query(`insert into accounts values (${hot}, 0), ${own.map((id) => `(${id}, 0)`).join(', ')}`);
-    const deadlocksBefore = proxy2.proxy.deadlocks.deadlocks;
-    const checksBefore = proxy2.proxy.deadlocks.checks;
-    const workers = await Promise.all(own.map(() => connect(proxy2)));
+    const deadlocksBefore = pooled.proxy.deadlocks.deadlocks;
+    const checksBefore = pooled.proxy.deadlocks.checks;
+    const workers = await Promise.all(own.map(() => connect(pooled)));
     const codes: string[] = [];
     /** Which workers each shard-0 backend pid served. */
     const pidUsers = new Map<number, Set<number>>();
@@ -297,9 +304,11 @@ describe('distributed deadlock detection', () => {
     );
     expect(codes.filter((c) => c !== 'ok')).toEqual([]);
     expect(isPidShared()).toBe(true); // pids passed between sessions
-    expect(proxy2.proxy.deadlocks.checks).toBeGreaterThan(checksBefore);
-    expect(proxy2.proxy.deadlocks.deadlocks).toBe(deadlocksBefore);
+    expect(pooled.proxy.deadlocks.checks).toBeGreaterThan(checksBefore);
+    expect(pooled.proxy.deadlocks.deadlocks).toBe(deadlocksBefore);
     expect(await balances([hot])).toEqual([codes.length]);
+    for (const c of clients.splice(0)) await c.end().catch(() => undefined);
+    await pooled.close();
     await expectNothingLeft();
   });
 });
