@@ -34,6 +34,7 @@ import { planReload } from './lifecycle/reload-plan.js';
 import { refuseConnection } from './lifecycle/refuse-connection.js';
 import { buildMetricsRegistry, type MetricsSource } from './metrics/proxy-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js';
+import { startHealthServer, type HealthServer } from './metrics/health-server.js';
 
 export interface StartProxyOptions {
   /** How RELOAD and SIGHUP read the configuration again; default: both files the configuration came from. */
@@ -53,6 +54,8 @@ export interface RunningProxy {
   readonly deadlocks: DeadlockStats;
   /** Port of the OpenMetrics endpoint; null when openmetrics_port is not set. */
   readonly metricsPort: number | null;
+  /** Port of the health endpoint; null when healthcheck_port is not set. */
+  readonly healthPort: number | null;
   /** The configuration in force (changes with each reload). */
   config(): Config;
   /** Re-read the configuration (SIGHUP, admin RELOAD); a configuration that fails validation changes nothing. */
@@ -226,6 +229,22 @@ export async function startProxy(
       throw new Error(`openmetrics_port ${config.general.openmetricsPort}: ${(err as Error).message}`);
     }
   }
+  let health: HealthServer | null = null;
+  if (config.general.healthcheckPort !== null) {
+    try {
+      health = await startHealthServer({
+        host: config.general.host,
+        port: config.general.healthcheckPort,
+        pools: () => pools.all(),
+        logger,
+      });
+    } catch (err) {
+      server.close();
+      await metrics?.close();
+      await txn?.close();
+      throw new Error(`healthcheck_port ${config.general.healthcheckPort}: ${(err as Error).message}`);
+    }
+  }
   const addr = server.address() as net.AddressInfo;
   logger.info({ host: addr.address, port: addr.port, tls: tlsContext !== null }, 'shardgate listening');
 
@@ -313,6 +332,7 @@ export async function startProxy(
     deadlocks.close();
     await listenerClosed;
     await metrics?.close();
+    await health?.close();
     try {
       // Two-phase commits cut short here are in the decision log (or were never decided): recovery finishes them.
       await txn?.close();
@@ -338,6 +358,7 @@ export async function startProxy(
     txn: txn?.manager ?? null,
     deadlocks: deadlocks.stats,
     metricsPort: metrics?.port ?? null,
+    healthPort: health?.port ?? null,
     config: () => config,
     reload,
     shutdown,

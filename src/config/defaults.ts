@@ -44,6 +44,7 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   querySizeLimitBytes: null, // PgDog: off
   querySizeLimitAction: 'warn',
   openmetricsPort: null,
+  healthcheckPort: null,
   openmetricsNamespace: 'shardgate_',
   shutdownTimeoutMs: 60_000,
   readWriteSplit: 'include_primary',
@@ -123,7 +124,6 @@ export const UNSUPPORTED_PGDOG_SECTIONS: ReadonlySet<string> = new Set([
 /** `[general]` keys PgDog has that shardgate ignores (with a warning). */
 export const UNSUPPORTED_GENERAL_KEYS: ReadonlySet<string> = new Set([
   'workers',
-  'healthcheck_port',
   'ban_replica_lag',
   'ban_replica_lag_bytes',
   'rollback_timeout',
@@ -273,6 +273,7 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'query_size_limit',
   'query_size_limit_action',
   'openmetrics_port',
+  'healthcheck_port',
   'openmetrics_namespace',
   'shutdown_timeout',
   'unique_id_function',

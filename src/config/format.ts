@@ -111,6 +111,7 @@ function generalSettings(general: GeneralConfig): ConfigSetting[] {
     setting('query_size_limit', general.querySizeLimitBytes, 'no limit'),
     setting('query_size_limit_action', general.querySizeLimitAction),
     setting('openmetrics_port', general.openmetricsPort, 'OpenMetrics endpoint off'),
+    setting('healthcheck_port', general.healthcheckPort, 'health endpoint off'),
     setting('openmetrics_namespace', general.openmetricsNamespace),
     setting('shutdown_timeout', general.shutdownTimeoutMs),
     setting('read_write_split', general.readWriteSplit),

@@ -289,6 +289,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[], env: NodeJS
     querySizeLimitAction:
       r.oneOf('query_size_limit_action', QUERY_SIZE_LIMIT_ACTIONS) ?? d.querySizeLimitAction,
     openmetricsPort: r.integer('openmetrics_port', LISTEN_PORT_RULE) ?? d.openmetricsPort,
+    healthcheckPort: r.integer('healthcheck_port', LISTEN_PORT_RULE) ?? d.healthcheckPort,
     openmetricsNamespace: readMetricsNamespace(r),
     shutdownTimeoutMs: r.integer('shutdown_timeout', TIMEOUT_MS_RULE) ?? d.shutdownTimeoutMs,
     ...readReplicaSettings(r, warnings),

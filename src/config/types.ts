@@ -91,6 +91,8 @@ export interface GeneralConfig {
   querySizeLimitAction: QuerySizeLimitAction;
   /** HTTP port of the OpenMetrics endpoint (/metrics); null = off (default). 0 = any free port. */
   openmetricsPort: number | null;
+  /** PgDog's load-balancer health endpoint: HTTP on this port answers `up` (200) or `down` (502). */
+  healthcheckPort: number | null;
   /** Prefix of every metric name; default "shardgate_" (PgDog: none). "" = no prefix. */
   openmetricsNamespace: string;
   /** Longest wait for running transactions on SIGTERM/SIGINT/SHUTDOWN before closing them, ms; default 60000. */

@@ -51,6 +51,7 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   querySizeLimitBytes: ['query_size_limit', false],
   querySizeLimitAction: ['query_size_limit_action', false],
   openmetricsPort: ['openmetrics_port', true],
+  healthcheckPort: ['healthcheck_port', true],
   openmetricsNamespace: ['openmetrics_namespace', true],
   shutdownTimeoutMs: ['shutdown_timeout', false],
   readWriteSplit: ['read_write_split', false],

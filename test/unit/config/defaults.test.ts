@@ -48,6 +48,7 @@ describe('parseConfig defaults', () => {
       querySizeLimitBytes: null, // PgDog: off
       querySizeLimitAction: 'warn', // PgDog's
       openmetricsPort: null, // off, as in PgDog
+      healthcheckPort: null, // off, as in PgDog
       openmetricsNamespace: 'shardgate_', // PgDog: no prefix
       shutdownTimeoutMs: 60_000, // PgDog's default
       // PgDog's replica and load-balancing defaults (pgdog-config general.rs)
@@ -173,6 +174,7 @@ query_cache_size = 4_194_304
 query_size_limit = 100_000
 query_size_limit_action = "block"
 openmetrics_port = 9090
+healthcheck_port = 8080
 openmetrics_namespace = "pgdog_"
 shutdown_timeout = 5_000
 read_write_split = "exclude_primary"
@@ -233,6 +235,7 @@ server_password = "owner-pw"`;
       querySizeLimitBytes: 100_000,
       querySizeLimitAction: 'block',
       openmetricsPort: 9090,
+      healthcheckPort: 8080,
       openmetricsNamespace: 'pgdog_',
       shutdownTimeoutMs: 5000,
       readWriteSplit: 'exclude_primary',
