@@ -10,7 +10,7 @@ import { MessageWriter } from '../protocol/writer.js';
 import { readDataRow, readRowDescription } from '../protocol/rows.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
-import { decodeBind } from '../protocol/bind.js';
+import { decodeBind, encodeBind, encodeParse } from '../protocol/bind.js';
 import { insertWithRows, valueLiteral, type InsertSelectParts } from '../router/insert-select.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import type { RankRequest } from '../execute/reply-merger.js';
@@ -19,6 +19,9 @@ import type { RequestStatement } from './request-rewrite.js';
 
 /** Most bytes of rows (as SQL literals) an INSERT … SELECT across shards may hold in the proxy. */
 export const INSERT_SOURCE_MAX_BYTES = 64 * 1024 * 1024;
+
+/** Bind's result-format section with no codes: every column in text. */
+const NO_RESULT_FORMATS = Buffer.from([0, 0]);
 
 const TEXT_OID = 25;
 const BYTEA_OID = 17;
@@ -60,27 +63,18 @@ export function sourceRequest(
   frames: readonly Buffer[],
 ): { types: number[]; frames: Buffer[] } {
   if (statement.isQuery) return { types: [Frontend.Query], frames: [query(parts.source)] };
-  const bind = statement.bindIndex >= 0 ? decodeBind(frames[statement.bindIndex]) : null;
-  const formats = bind?.formats ?? [];
-  const types = paramTypesFor(statement, parts.sourceParams, formats);
-  const parse = new MessageWriter(parts.source.length + 16)
-    .cstring('')
-    .cstring(parts.source)
-    .int16(types.length);
-  for (const oid of types) parse.int32(oid);
-  const b = new MessageWriter(64).cstring('').cstring('').int16(formats.length);
-  for (const f of formats) b.int16(f);
-  b.int16(bind?.values.length ?? 0);
-  for (const v of bind?.values ?? []) {
-    if (v === null) b.int32(-1);
-    else b.int32(v.length).bytes(v);
-  }
-  b.int16(0); // every result column in text
+  const bind = decodeBind(frames[statement.bindIndex]); // routing reached this request through its Bind
+  // The Parse declares every parameter, the Bind passes the client's values as sent (a count that does not match is
+  // answered by the server, as the client's own request would have been).
+  const parseMap = Array.from({ length: statement.paramCount }, (_, i) => i + 1);
+  const bindMap = Array.from({ length: bind.values.length }, (_, i) => i + 1);
+  const types = paramTypesFor(statement, parts.sourceParams, bind.formats);
+  const textResults = { ...bind, portal: '', resultFormats: NO_RESULT_FORMATS }; // every result column in text
   return {
     types: [Frontend.Parse, Frontend.Bind, Frontend.Describe, Frontend.Execute, Frontend.Sync],
     frames: [
-      parse.frame(Frontend.Parse),
-      b.frame(Frontend.Bind),
+      encodeParse(parts.source, types, parseMap),
+      encodeBind(textResults, bindMap),
       new MessageWriter(8).int8(0x50 /* P */).cstring('').frame(Frontend.Describe),
       new MessageWriter(8).cstring('').int32(0).frame(Frontend.Execute),
       SYNC,

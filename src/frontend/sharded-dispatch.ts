@@ -1000,8 +1000,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       this.refreshStatus(true);
       if (outcome.error.code === SqlState.ProgramLimitExceeded)
         this.log.warn({ code: outcome.error.code }, outcome.error.message);
-      this.batch.unshift(run.clientTypes, run.clientFrames);
-      this.requestLength = run.clientTypes.length;
+      this.putBackClientRequest(run);
       return this.failRequest(outcome.error);
     }
     this.refreshStatus();
@@ -1025,6 +1024,14 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     if (run === null) return;
     this.insertSource = null;
     this.batch.takeFirst(this.requestLength);
+    this.putBackClientRequest(run);
+  }
+
+  /** The client's own request back at the head of the batch, in place of the one the proxy ran for it. */
+  private putBackClientRequest(run: {
+    clientTypes: readonly number[];
+    clientFrames: readonly Buffer[];
+  }): void {
     this.batch.unshift(run.clientTypes, run.clientFrames);
     this.requestLength = run.clientTypes.length;
   }
@@ -1086,8 +1093,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       // the proxy's: a client that sent only Flush gets no ReadyForQuery, and its frames up to Sync are skipped).
       this.cursorRun = null;
       this.batch.takeFirst(this.requestLength);
-      this.batch.unshift(run.clientTypes, run.clientFrames);
-      this.requestLength = run.clientTypes.length;
+      this.putBackClientRequest(run);
     }
     const endsWithSync =
       this.requestLength > 0 && this.batch.typeAt(this.requestLength - 1) === Frontend.Sync;
