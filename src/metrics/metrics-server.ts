@@ -1,14 +1,10 @@
 // The HTTP endpoint for Prometheus-compatible scrapers: GET /metrics (text exposition format 0.0.4), on
 // `openmetrics_port`. Anything else is 404; a scrape that fails is a 500 with the reason (and a log line).
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { startHttpEndpoint, type HttpEndpoint } from './http-endpoint.js';
 
-export interface MetricsServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type MetricsServer = HttpEndpoint;
 
 export async function startMetricsServer(opts: {
   host: string;
@@ -17,7 +13,7 @@ export async function startMetricsServer(opts: {
   logger: Logger;
 }): Promise<MetricsServer> {
   const { registry, logger } = opts;
-  const server = http.createServer((req, res) => {
+  const endpoint = await startHttpEndpoint(opts, 'metrics', (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
       res
@@ -36,22 +32,6 @@ export async function startMetricsServer(opts: {
       },
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: opts.host, port: opts.port }, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-  });
-  server.on('error', (err) => logger.error({ err: err.message }, 'metrics listener error'));
-  const port = (server.address() as AddressInfo).port;
-  logger.info({ host: opts.host, port }, 'OpenMetrics endpoint listening on /metrics');
-  return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  logger.info({ host: opts.host, port: endpoint.port }, 'OpenMetrics endpoint listening on /metrics');
+  return endpoint;
 }
