@@ -3,7 +3,7 @@
 // COPY … FROM STDIN); multi-shard writes outside a transaction run in one of the proxy's own; COMMIT of a transaction
 // on several shards is carried out by the proxy (two-phase via txn/coordinator.ts); multi-statement Queries and
 // extended-protocol batches needing several shards run statement by statement; the transaction block is lazy
-// (transaction-block.ts); cursors across shards are served from portals of the proxy's own (proxy-portal.ts).
+// (txn/transaction-block.ts); cursors across shards are served from portals of the proxy's own (proxy-portal.ts).
 // ClientSession keeps the connection and hands requests over here.
 import type { Logger } from 'pino';
 import type { ReadIntent } from '../backend/replica-set.js';
@@ -31,7 +31,13 @@ import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
-import { NO_EFFECTS, TransactionBlock, type Participants, type RequestEffects } from './transaction-block.js';
+import {
+  NO_EFFECTS,
+  TransactionBlock,
+  type Participants,
+  type RequestEffects,
+} from '../txn/transaction-block.js';
+import { SessionBlockHost } from './block-host.js';
 import { splitStatements } from './extended-script.js';
 import { rankTexts } from './text-ranks.js';
 import type { RankRequest } from '../execute/reply-merger.js';
@@ -140,7 +146,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     this.batch = session.batch;
     this.log = session.log;
     this.servers = new ShardServers(session, router);
-    this.block = new TransactionBlock(this.servers, router, () => this.portals.clear());
+    this.block = new TransactionBlock(new SessionBlockHost(this.servers, router, () => this.portals.clear()));
   }
 
   /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
@@ -338,7 +344,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   }
 
   /**
-   * Where a transaction-control statement or session setting runs (transaction-block.ts decides): on shards, answered
+   * Where a transaction-control statement or session setting runs (txn/transaction-block.ts decides): on shards, answered
    * by the proxy, or (COMMIT of a failed transaction on several shards) rolled back everywhere. Returns the target to
    * run, or null when the proxy answered the request itself.
    */
@@ -378,7 +384,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     this.onShardRequestDone();
   }
 
-  /** The session's transaction status after a request (transaction-block.ts), told to the session and returned. */
+  /** The session's transaction status after a request (txn/transaction-block.ts), told to the session and returned. */
   private refreshStatus(sawError = false): number {
     const status = this.block.refresh(sawError);
     this.session.setTxStatus(status);
