@@ -143,7 +143,7 @@ export class Pool implements LiveBytes {
       }
       if (server !== undefined) {
         this.active.add(server);
-        server.state = 'active';
+        server.checkOut();
         this.shardStats.waitTime.record(0);
         cb(null, server);
         return;
@@ -176,7 +176,7 @@ export class Pool implements LiveBytes {
     const server = this.idle.shift(); // the least recently used: the one most likely to have gone stale
     if (server === undefined) return null;
     this.active.add(server);
-    server.state = 'active';
+    server.checkOut();
     return server;
   }
 
@@ -187,7 +187,7 @@ export class Pool implements LiveBytes {
 
   /** Return a server that finished its work. Broken or mid-transaction servers are closed instead. */
   release(server: ServerConnection): void {
-    server.client = null;
+    server.detach();
     this.active.delete(server);
     if (this.closed || server.isClosed) {
       if (!server.isClosed) server.terminate('pool closed');
@@ -215,11 +215,11 @@ export class Pool implements LiveBytes {
       this.fillWaiters();
       return;
     }
-    server.state = 'idle';
+    if (server.state === 'active') server.checkIn(); // a new connection comes here idle
     const waiter = this.isPaused ? undefined : this.nextWaiter();
     if (waiter) {
       this.active.add(server);
-      server.state = 'active';
+      server.checkOut();
       this.serve(waiter, server);
       return;
     }
@@ -244,7 +244,7 @@ export class Pool implements LiveBytes {
     while (this.idle.length > 0 && (waiter = this.nextWaiter()) !== undefined) {
       const server = this.idle.pop() as ServerConnection;
       this.active.add(server);
-      server.state = 'active';
+      server.checkOut();
       this.serve(waiter, server);
     }
     for (let i = this.waitHead; i < this.waiters.length; i++) {
@@ -284,7 +284,7 @@ export class Pool implements LiveBytes {
 
   /** Drop a server that is broken (it closes itself); a waiter may get a fresh one. */
   discard(server: ServerConnection, reason: string): void {
-    server.client = null;
+    server.detach();
     this.active.delete(server);
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);

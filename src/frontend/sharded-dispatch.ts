@@ -7,7 +7,7 @@
 // ClientSession keeps the connection and hands requests over here.
 import type { Logger } from 'pino';
 import type { ReadIntent } from '../backend/replica-set.js';
-import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
+import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { query, readyForQuery, SYNC } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
@@ -101,7 +101,7 @@ function namesStatement(types: readonly number[]): boolean {
   return false;
 }
 
-export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwner, InsertSourceOwner {
+export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, InsertSourceOwner {
   private readonly router: SessionRouter;
   private readonly session: ShardedSession;
   private readonly batch: RequestBatch;
@@ -402,7 +402,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const { types, frames, readyCount } = this.takeRequest();
     if (target.kind === 'one') {
       const server = this.servers.at(target.shard);
-      server.client = this;
+      server.attach(this);
       this.activeShard = target.shard;
       this.session.sendFrames(server, types, frames, readyCount);
       this.openSegmentShard = this.session.hasOpenSegment() ? target.shard : null;
@@ -416,7 +416,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const fanout = this.startFanout(target.shards.length, spec, sent !== null);
     const sends = target.shards.map((shard, i) => {
       const server = this.servers.at(shard);
-      server.client = fanout.sinkFor(i);
+      server.attach(fanout.sinkFor(i));
       return () => {
         if (sent !== null) this.session.sendFrames(server, sent.types, sent.frames, readyCount);
         else this.session.sendFrames(server, types, frames, readyCount);
@@ -529,7 +529,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
           (values) => {
             this.isLookingUpColumns = false;
             if (this.session.state() !== 'ready') return;
-            server.client = this;
+            server.attach(this);
             const rebuilt = router.withGeneratedValues(types, frames, fills, values);
             if (rebuilt.clientParse !== null) this.session.statements?.remember(rebuilt.clientParse);
             this.batch.takeFirst(this.requestLength);
@@ -540,7 +540,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
           (err: unknown) => {
             this.isLookingUpColumns = false;
             if (this.session.state() !== 'ready') return;
-            server.client = this;
+            server.attach(this);
             this.failRequest(err instanceof PgError ? err : PgError.internal(String(err)));
           },
         );
@@ -581,7 +581,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
         void lookup(server).then((found) => {
           this.isLookingUpColumns = false;
           if (this.session.state() !== 'ready') return;
-          server.client = this;
+          server.attach(this);
           if (found.kind === 'lost')
             return this.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
           if (found.kind === 'error') return this.failRequest(found.error);
@@ -602,7 +602,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     void lookUpTableColumns(server, table, this).then((found) => {
       this.isLookingUpColumns = false;
       if (this.session.state() !== 'ready') return;
-      server.client = this;
+      server.attach(this);
       if (found.kind === 'lost')
         return this.session.fatal(
           PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
@@ -621,7 +621,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     fanout.onServerError = (index) => copy.onServerError(index);
     this.copyIn = copy;
     servers.forEach((server, i) => {
-      server.client = fanout.sinkFor(i);
+      server.attach(fanout.sinkFor(i));
       this.session.sendFrames(server, types, frames, readyCount);
     });
   }
@@ -650,7 +650,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const sends = target.shards.map((shard, i) => {
       const server = this.servers.at(shard);
       const part = target.parts[i];
-      server.client = fanout.sinkFor(i);
+      server.attach(fanout.sinkFor(i));
       return () => {
         // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
         if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
@@ -1124,7 +1124,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     });
   }
 
-  // --- ServerClient: called by the shard servers while they answer this session directly -----------------------
+  // --- ReplySink: called by the shard servers while they answer this session directly -----------------------
 
   writeToClient(buf: Buffer): boolean {
     return this.session.writeToClient(buf);
