@@ -38,6 +38,7 @@ import {
   type RequestEffects,
 } from '../txn/transaction-block.js';
 import { SessionBlockHost } from './block-host.js';
+import { RequestState } from './request-state.js';
 import { splitStatements } from './extended-script.js';
 import { rankTexts } from './text-ranks.js';
 import type { RankRequest } from '../execute/reply-merger.js';
@@ -108,7 +109,8 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
   private readonly log: Logger;
   /** The server held per shard. */
   private readonly servers: ShardServers;
-  private fanout: Fanout | null = null;
+  /** What the request in flight is doing on the proxy's side (a lookup, a fan-out, a commit): one value, one mover. */
+  private readonly request = new RequestState();
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
   private activeShard: number | null = null;
   /**
@@ -116,8 +118,6 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
    * "skip to Sync" state, live there until a Sync reaches it, so a request naming no statement goes there too.
    */
   private openSegmentShard: number | null = null;
-  /** A cross-shard COMMIT is running on this session's servers (they are not the session's to use meanwhile). */
-  private isCommitting = false;
   /** A COPY … FROM STDIN split across shards: the client's copy messages go through it. */
   private copyIn: CopyInSplit | null = null;
   /**
@@ -127,8 +127,6 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
   private script: ScriptRun | null = null;
   /** Frames of the request being routed (sharded sessions route one request — up to a Sync or Query — at a time). */
   private requestLength = Number.MAX_SAFE_INTEGER;
-  /** An INSERT or COPY without a column list waits for the table's columns (to find the sharding key's position). */
-  private isLookingUpColumns = false;
   /** What was just learnt for the request being routed again (null: nothing; see learnThenRoute). */
   private learnedFor: string | null = null;
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
@@ -151,16 +149,14 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
 
   /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
   private isShardRequestInFlight(): boolean {
-    return (
-      this.fanout !== null || this.isCommitting || this.isLookingUpColumns || this.servers.isAnyRunning()
-    );
+    return !this.request.isIdle || this.servers.isAnyRunning();
   }
 
   /** Route the queued request and run it on its shard(s): the sharded counterpart of checkout + sendBatch. */
   dispatch(): void {
     const router = this.router;
     if (this.copyIn !== null && !this.feedCopy(this.copyIn)) return;
-    if (this.servers.isWaiting || this.isLookingUpColumns || this.fanout !== null) return;
+    if (this.servers.isWaiting || this.request.isLookingUp || this.request.fanout !== null) return;
     const batch = this.batch;
     const active = this.activeShard === null ? null : this.servers.byShard[this.activeShard];
     if (active != null && active.pendingReady > 0 && batch.isCopyOnly()) {
@@ -438,12 +434,12 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
       }
     } catch (err) {
       n++;
-      this.fanout?.abort(err instanceof PgError ? err : PgError.internal(String(err)));
+      this.request.fanout?.abort(err instanceof PgError ? err : PgError.internal(String(err)));
     }
     copy.flush();
     const isMovingOn = n < batch.length; // a message after the copy data: the client is done with it
     batch.dropFirst(n);
-    if (this.fanout === null && (copy.isClientDone || isMovingOn)) this.copyIn = null;
+    if (this.request.fanout === null && (copy.isClientDone || isMovingOn)) this.copyIn = null;
     return !batch.isEmpty;
   }
 
@@ -501,7 +497,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
       this.learnedFor = null;
       return this.failRequest(PgError.internal('an INSERT filled with sequence values still needs them'));
     }
-    this.isLookingUpColumns = true;
+    this.request.move({ kind: 'lookup', what });
     this.servers.acquire(
       [0],
       this,
@@ -527,7 +523,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
           return values;
         })().then(
           (values) => {
-            this.isLookingUpColumns = false;
+            this.request.end('lookup');
             if (this.session.state() !== 'ready') return;
             server.attach(this);
             const rebuilt = router.withGeneratedValues(types, frames, fills, values);
@@ -538,7 +534,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
             this.onShardRequestDone(); // routes the rewritten request
           },
           (err: unknown) => {
-            this.isLookingUpColumns = false;
+            this.request.end('lookup');
             if (this.session.state() !== 'ready') return;
             server.attach(this);
             this.failRequest(err instanceof PgError ? err : PgError.internal(String(err)));
@@ -546,7 +542,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
         );
       },
       (err) => {
-        this.isLookingUpColumns = false;
+        this.request.end('lookup');
         this.failRequest(err);
       },
     );
@@ -577,9 +573,9 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
       NO_EFFECTS,
       () => {
         const server = this.servers.at(shard);
-        this.isLookingUpColumns = true;
+        this.request.move({ kind: 'lookup', what });
         void lookup(server).then((found) => {
-          this.isLookingUpColumns = false;
+          this.request.end('lookup');
           if (this.session.state() !== 'ready') return;
           server.attach(this);
           if (found.kind === 'lost')
@@ -598,9 +594,9 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
    * table) answers the request with that error, as the statement itself would have been answered.
    */
   private withTableColumns(server: ServerConnection, table: string, then: (columns: string[]) => void): void {
-    this.isLookingUpColumns = true;
+    this.request.move({ kind: 'lookup', what: `the columns of ${table}` });
     void lookUpTableColumns(server, table, this).then((found) => {
-      this.isLookingUpColumns = false;
+      this.request.end('lookup');
       if (this.session.state() !== 'ready') return;
       server.attach(this);
       if (found.kind === 'lost')
@@ -677,7 +673,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     const script = this.script;
     if (script !== null && script.isImplicit && script.isQuery && script.remaining === 1)
       fanout.heldTags = [];
-    this.fanout = fanout;
+    this.request.move({ kind: 'fanout', fanout });
     return fanout;
   }
 
@@ -850,7 +846,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
       isWriter: writers.has(shard),
     }));
     const txn = this.session.txn();
-    this.isCommitting = true;
+    this.request.move({ kind: 'committing' });
     const isTwoPhase = wantsTwoPhase && txn !== null && preventsPrepare === null;
     if (wantsTwoPhase && txn !== null && preventsPrepare !== null) {
       // PostgreSQL would refuse PREPARE TRANSACTION on those shards: plain COMMIT is the only way to commit.
@@ -873,7 +869,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     run.then(
       (result) => this.afterCommit(result, reply, isChained),
       (err: unknown) => {
-        this.isCommitting = false;
+        this.request.end('committing');
         this.log.error({ err: (err as Error).message }, 'commit across shards failed unexpectedly');
         this.session.fatal(PgError.internal(`commit failed: ${(err as Error).message}`));
       },
@@ -881,7 +877,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
   }
 
   private afterCommit(result: CommitRun, reply: (error: Buffer | null) => void, isChained: boolean): void {
-    this.isCommitting = false;
+    this.request.end('committing');
     for (const shard of result.lost) this.servers.byShard[shard] = null; // closed; its pool has dropped it
     if (this.session.state() === 'closed') {
       this.releaseShardServers(); // the client left while its commit ran
@@ -949,7 +945,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
 
   /** A cursor's fan-out has finished: the client gets its first rows (and the portal is kept for the rest). */
   onCursorRunDone(run: CursorRun, status: number): void {
-    this.fanout = null;
+    this.request.end('fanout');
     this.cursorRun = null;
     this.servers.pointAt(this);
     const { replies, portal, failed } = run.replies();
@@ -998,7 +994,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
 
   /** The query of an INSERT … SELECT has run: the INSERT, with its rows written in, is routed next. */
   onInsertSourceDone(run: InsertSourceRun): void {
-    this.fanout = null;
+    this.request.end('fanout');
     this.insertSource = null;
     this.servers.pointAt(this);
     const outcome = run.outcome();
@@ -1055,8 +1051,8 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
   }
 
   onFanoutDone(): void {
-    const fanout = this.fanout;
-    this.fanout = null;
+    const fanout = this.request.fanout;
+    this.request.end('fanout');
     const sawError = fanout?.sawError ?? false;
     if (this.copyIn?.isClientDone === true) this.copyIn = null; // else: drop the client's copy data until its end
     const script = this.script;
@@ -1172,7 +1168,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
 
   /** A request is running (fan-out, commit, or a statement on some shard). */
   get isActive(): boolean {
-    return this.isCommitting || this.fanout !== null || this.servers.isAnyRunning();
+    return this.request.isCommitting || this.request.fanout !== null || this.servers.isAnyRunning();
   }
 
   /** The server held per shard (read by the distributed deadlock check). */
@@ -1187,11 +1183,11 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
 
   /** The client has gone: give the shard servers back (unless a commit still runs on them: afterCommit does then). */
   onSessionClosed(): void {
-    if (!this.isCommitting) this.releaseShardServers(); // else afterCommit releases them
+    if (!this.request.isCommitting) this.releaseShardServers(); // else afterCommit releases them
   }
 
   /** Give every shard server back to its pool (reset as the session and transaction state require). */
   private releaseShardServers(): void {
-    this.servers.resetAndRelease(this.session.hasOpenSegment() || this.fanout !== null);
+    this.servers.resetAndRelease(this.session.hasOpenSegment() || this.request.fanout !== null);
   }
 }
