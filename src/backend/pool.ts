@@ -76,6 +76,8 @@ export class Pool implements LiveBytes {
   lastConnectError: string | null = null;
   /** A server connection died while a client had it (not one the proxy closed): its replica set bans a replica. */
   onLostInUse: ((reason: string) => void) | null = null;
+  /** Servers taken by the idle health check (takeIdle): their loss is the check's to report, not a client's. */
+  private readonly checking = new Set<ServerConnection>();
 
   constructor(opts: PoolOptions) {
     this.opts = opts;
@@ -175,6 +177,7 @@ export class Pool implements LiveBytes {
     if (this.isPaused || this.closed || this.refusal !== null) return null;
     const server = this.idle.shift(); // the least recently used: the one most likely to have gone stale
     if (server === undefined) return null;
+    this.checking.add(server);
     this.active.add(server);
     server.checkOut();
     return server;
@@ -188,6 +191,7 @@ export class Pool implements LiveBytes {
   /** Return a server that finished its work. Broken or mid-transaction servers are closed instead. */
   release(server: ServerConnection): void {
     server.detach();
+    this.checking.delete(server);
     this.active.delete(server);
     if (this.closed || server.isClosed) {
       if (!server.isClosed) server.terminate('pool closed');
@@ -285,6 +289,7 @@ export class Pool implements LiveBytes {
   /** Drop a server that is broken (it closes itself); a waiter may get a fresh one. */
   discard(server: ServerConnection, reason: string): void {
     server.detach();
+    this.checking.delete(server);
     this.active.delete(server);
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);
@@ -398,6 +403,8 @@ export class Pool implements LiveBytes {
       this.shardStats.closedBytesReceived += server.bytesReceived;
     }
     this.active.delete(server);
+    // Lost under the idle health check: the check reports it (and bans the replica with its own reason).
+    if (this.checking.delete(server)) wasInUse = false;
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);
     this.opts.logger.debug(
