@@ -7,6 +7,7 @@
 // checkIdle()).
 import type { DatabaseConfig, GeneralConfig } from '../config/types.js';
 import type { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
 import { checkAddress, checkServer, isCheckoutCheckDue, type HealthSettings } from './health-check.js';
 import type { Pool } from './pool.js';
 import type { ServerConnection } from './server-connection.js';
@@ -38,6 +39,13 @@ export interface HealthResult {
   failure: string | null;
 }
 
+/** FATALs a server sends when a session outstayed its own timeouts: the client's doing, not the server's health. */
+const CLIENT_TIMEOUTS: ReadonlySet<string> = new Set([
+  SqlState.IdleInTransactionSessionTimeout,
+  SqlState.TransactionTimeout,
+  SqlState.IdleSessionTimeout,
+]);
+
 type Settings = Pick<GeneralConfig, 'readWriteSplit' | 'loadBalancingStrategy' | 'banTimeoutMs'> &
   Partial<HealthSettings>;
 
@@ -57,9 +65,12 @@ export class ReplicaSet {
     this.primary = member(primary, 'primary', primaryDb.lbWeight);
     this.replicas = replicas.map((r) => member(r.pool, 'replica', r.db.lbWeight));
     // A replica whose server dies under a request (crash, shutdown, network) is banned as a failed connect is: the
-    // client of that request gets the server's error; later requests go to what is left.
+    // client of that request gets the server's error; later requests go to what is left. Not when the server ended
+    // the session for the client's own doing (a READ ONLY block left idle past idle_in_transaction_session_timeout):
+    // the replica is healthy.
     for (const m of this.replicas) {
-      m.pool.onLostInUse = (reason) => {
+      m.pool.onLostInUse = (reason, fatalCode) => {
+        if (fatalCode !== null && CLIENT_TIMEOUTS.has(fatalCode)) return;
         if (this.ban(m, `server lost while in use: ${reason}`))
           m.pool.opts.logger.warn({ reason }, 'replica banned: its server connection was lost while in use');
       };

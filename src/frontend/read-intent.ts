@@ -107,6 +107,31 @@ export function classifyTexts(texts: readonly string[], sessionRole: RoleOverrid
 }
 
 /**
+ * Whether a transaction block whose characteristics are `texts` (its BEGIN / START TRANSACTION and SET TRANSACTION
+ * statements, in order) is READ ONLY and may run on a hot standby: the last access mode given is READ ONLY, and the
+ * isolation level is not SERIALIZABLE (a standby refuses it: "cannot use serializable mode in a hot standby").
+ */
+export function isReadOnlyBlock(texts: readonly string[]): boolean {
+  let isReadOnly = false;
+  let isSerializable = false;
+  for (const sql of texts) {
+    for (const p of plansOf(sql) ?? []) {
+      if (p.kind === 'begin') {
+        if (p.transaction?.readOnly != null) isReadOnly = p.transaction.readOnly;
+        if (p.transaction?.isolation != null) isSerializable = /serializable/i.test(p.transaction.isolation);
+      } else if (p.kind === 'set' && p.setting?.action === 'multi' && p.setting.name === 'TRANSACTION') {
+        // SET TRANSACTION's modes are not in its plan; its text holds nothing but them.
+        if (/\bread\s+only\b/i.test(p.text)) isReadOnly = true;
+        else if (/\bread\s+write\b/i.test(p.text)) isReadOnly = false;
+        if (/\bserializable\b/i.test(p.text)) isSerializable = true;
+        else if (/\bisolation\s+level\b/i.test(p.text)) isSerializable = false;
+      }
+    }
+  }
+  return isReadOnly && !isSerializable;
+}
+
+/**
  * The SQL texts of a request's frames: each Query's text, each Parse's text, and for a Bind of a named statement
  * the text `statementText` knows (null: unknown, which makes the request a write).
  */

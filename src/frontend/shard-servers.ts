@@ -1,7 +1,8 @@
 // The server connections a sharded session holds, at most one per shard: checked out together for a request (the
 // client's input paused meanwhile), brought in line with the session's parameters and SETs, and given back when the
 // transaction ends (transaction mode) or the client leaves. Read/write split: a request that only reads, outside any
-// transaction, takes each shard's server from that shard's replica set (`readIntent`); everything else the primaries.
+// transaction or inside a READ ONLY block, takes each shard's server from that shard's replica set (`readIntent`);
+// everything else the primaries.
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
@@ -15,6 +16,7 @@ import { PgError } from '../errors/pg-error.js';
 import { cancelRunning } from './cancel-registry.js';
 import { endTransactionSinks } from './fanout.js';
 import type { BatchTarget, SessionRouter } from './session-router.js';
+import { isReadOnlyBlock } from './read-intent.js';
 import { settingsSyncSql } from './session-settings.js';
 import type { ShardedSession } from './sharded-session.js';
 
@@ -40,14 +42,18 @@ export class ShardServers {
   /**
    * What the routed request `target` (frames `types`/`frames`) needs of its shards: a replica may serve it only when
    * it only reads (read-intent.ts, the same decision as on one shard, and the router found no write), in transaction
-   * mode, outside any transaction block (the client's, or one of the proxy's own: `isInProxyTransaction`) and with no
-   * extended-protocol segment left open. Session mode keeps the primaries, as on one shard.
+   * mode, outside any block of the proxy's own (`isInProxyTransaction`: a script, a multi-shard write) and with no
+   * extended-protocol segment left open; and either outside any transaction block, or inside the client's block when
+   * that is READ ONLY (`blockCharacteristics`: its BEGIN and SET TRANSACTIONs; a SET TRANSACTION READ ONLY of this
+   * request counts) — then its SETs and savepoints may go to replicas too, and each shard joining the block takes a
+   * replica (shards it reached keep their server). Session mode keeps the primaries, as on one shard.
    */
   readIntent(
     target: BatchTarget,
     types: readonly number[],
     frames: readonly Buffer[],
     isInProxyTransaction: boolean,
+    blockCharacteristics: () => readonly string[],
   ): ReadIntent {
     if (!this.pools.hasReplicas) return 'write';
     const intent = this.session.readIntent(types, frames); // first: it also follows SET pgdog.role
@@ -55,13 +61,23 @@ export class ShardServers {
     const isEligible =
       session.isTransactionMode &&
       !isInProxyTransaction &&
-      session.txStatus() === TxStatus.Idle &&
       !session.hasOpenSegment() &&
       (target.kind === 'one' || target.kind === 'many') &&
       !target.isWrite &&
       !target.mayWrite &&
       !target.isMultiShardWrite;
-    return isEligible ? intent : 'write';
+    if (!isEligible) return 'write';
+    const status = session.txStatus();
+    if (status === TxStatus.Idle) return intent;
+    if (status !== TxStatus.InTransaction) return 'write';
+    const statement = target.sessionStatement;
+    const characteristics = blockCharacteristics();
+    const isReadOnly = isReadOnlyBlock(
+      statement?.kind === 'set' ? [...characteristics, statement.text] : characteristics,
+    );
+    if (!isReadOnly) return 'write';
+    // A SET / SAVEPOINT inside a READ ONLY block runs wherever the block's reads run.
+    return intent === 'write' && statement !== null ? 'read' : intent;
   }
 
   /** The server held on `shard` (the caller knows there is one). */

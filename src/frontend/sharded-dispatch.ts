@@ -291,7 +291,9 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     }
     const routed = target;
     const isOwnRun = this.script !== null || this.insertSource !== null; // its writes follow on these servers
-    const intent = this.servers.readIntent(routed, types, frames, isOwnRun);
+    const intent = this.servers.readIntent(routed, types, frames, isOwnRun, () =>
+      this.block.scope.characteristics(),
+    );
     this.acquireShards(shards, routed, () => this.sendSharded(routed), true, intent);
   }
 

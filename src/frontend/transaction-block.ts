@@ -9,6 +9,7 @@ import { commandComplete, errorResponse } from '../protocol/messages.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { StatementPlan } from '../router/plan.js';
 import type { LocalReply } from './local-replies.js';
+import { isReadOnlyBlock } from './read-intent.js';
 import type { SessionRouter } from './session-router.js';
 import { applySettingChange, type SettingChange } from './session-settings.js';
 import type { ShardServers } from './shard-servers.js';
@@ -98,6 +99,11 @@ export class TransactionBlock {
     return this.scope.isOpen;
   }
 
+  /** The open block is READ ONLY (not SERIALIZABLE): its shards may be replicas (read-intent.ts `isReadOnlyBlock`). */
+  get isReadOnly(): boolean {
+    return this.scope.isOpen && isReadOnlyBlock(this.scope.characteristics());
+  }
+
   /** How many shards the block reached. */
   get reachedCount(): number {
     return this.scope.joined.size;
@@ -135,9 +141,11 @@ export class TransactionBlock {
   /** The participants of the transaction being committed, read by the coordinator. */
   participants(): Participants {
     const shards = this.joinedShards();
+    // A READ ONLY block wrote nothing (PostgreSQL refuses), and its shards may be replicas, which cannot PREPARE.
+    const isReadOnly = this.writers.size >= 2 && this.isReadOnly;
     return {
       shards,
-      writers: new Set(shards.filter((s) => this.writers.has(s))),
+      writers: new Set(isReadOnly ? [] : shards.filter((s) => this.writers.has(s))),
       preventsPrepare: this.preventsPrepare,
     };
   }

@@ -83,6 +83,11 @@ export class TransactionScope {
     if (end === 'lazy') this.joined.clear();
   }
 
+  /** The open block's characteristics: its BEGIN and SET TRANSACTIONs, in order (empty when no block is open). */
+  characteristics(): string[] {
+    return (this.replay ?? []).filter((e) => e.isCharacteristic).map((e) => e.text);
+  }
+
   /** Whether a shard may still join (the replay is bounded). */
   get canJoin(): boolean {
     return this.replay !== null && this.replay.length <= MAX_REPLAY;

@@ -135,7 +135,12 @@ describe('ReplicaSet', () => {
       clock,
     );
     expect(set.primary.pool.onLostInUse).toBeNull();
-    set.replicas[0].pool.onLostInUse?.('server closed the connection');
+    // The server ended the session for the client's own timeouts: the replica is healthy, not banned.
+    for (const code of ['25P03', '25P04', '57P05']) {
+      set.replicas[0].pool.onLostInUse?.('server sent FATAL: terminating connection due to a timeout', code);
+      expect(set.isBanned(set.replicas[0])).toBe(false);
+    }
+    set.replicas[0].pool.onLostInUse?.('server closed the connection', null);
     expect(set.isBanned(set.replicas[0])).toBe(true);
     expect(set.replicas[0].banReason).toContain('lost while in use');
     expect(ports(set, 3)).toEqual([3, 3, 3]);
