@@ -11,6 +11,7 @@ import { StatsRegistry } from '../stats/stats-registry.js';
 import { shardMembers } from '../config/roles.js';
 import { Pool, type PoolSettings } from './pool.js';
 import { IdleHealthMonitor } from './idle-health-monitor.js';
+import { LsnMonitor } from './lsn-monitor.js';
 import { ReplicaSet, type Member } from './replica-set.js';
 import type { ServerAddress } from './server-connection.js';
 
@@ -57,8 +58,8 @@ export class PoolManager {
   private config: Config;
   private readonly logger: Logger;
   private readonly byKey = new Map<string, DatabasePools>();
-  /** The background health check of each replica set (sets without replicas have none running). */
-  private readonly monitors: IdleHealthMonitor[] = [];
+  /** The background checks of each replica set: health and replay LSN (sets without replicas have none running). */
+  private readonly monitors: { stop(): void }[] = [];
   readonly stats: StatsRegistry;
   private isPaused = false;
   private refusal: PgError | null = null;
@@ -162,7 +163,11 @@ export class PoolManager {
         ),
     );
     for (const set of sets) {
-      if (set.hasReplicas) this.monitors.push(new IdleHealthMonitor(set, () => this.config.general));
+      if (!set.hasReplicas) continue;
+      this.monitors.push(
+        new IdleHealthMonitor(set, () => this.config.general),
+        new LsnMonitor(set, () => this.config.general),
+      );
     }
     const shards = sets.map((set) => set.primary.pool);
     const hasReplicas = sets.some((set) => set.hasReplicas);

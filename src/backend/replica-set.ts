@@ -10,6 +10,7 @@ import type { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { checkAddress, checkServer, isCheckoutCheckDue, type HealthSettings } from './health-check.js';
 import type { Pool } from './pool.js';
+import { NO_LAG, type LsnReading, type ReplicaLag } from './replica-lag.js';
 import type { ServerConnection } from './server-connection.js';
 
 /** What a request needs: `write` → the primary; `read` → any server the split allows; `replica` → a replica first. */
@@ -25,6 +26,12 @@ export interface Member {
   banReason: string | null;
   /** Smooth weighted round robin's running score. */
   current: number;
+  /** The ban is the replay-LSN monitor's (replica lag): lifted as soon as a check finds the replica caught up. */
+  isLagBan: boolean;
+  /** What the replay-LSN monitor last read here (null: not checked yet, or the check failed). */
+  lsn: LsnReading | null;
+  /** How far this replica trailed its primary at the monitor's last check. */
+  lag: ReplicaLag;
 }
 
 export type SetAcquireCallback = (
@@ -140,6 +147,7 @@ export class ReplicaSet {
     if (this.isBanned(m) && (!isManual || m.bannedUntilMs === Infinity)) return false;
     m.bannedUntilMs = isManual ? Infinity : this.now() + this.settings().banTimeoutMs;
     m.banReason = reason;
+    m.isLagBan = false;
     if (m.pool.opts.stats !== undefined) m.pool.opts.stats.health.bans++;
     const { address } = m.pool.opts;
     m.pool.opts.logger.warn(
@@ -158,6 +166,31 @@ export class ReplicaSet {
   unban(m: Member): void {
     m.bannedUntilMs = 0;
     m.banReason = null;
+    m.isLagBan = false;
+  }
+
+  /**
+   * The replay-LSN monitor's verdict on replica `m`: `reason` non-null bans it (for at least `holdMs`, renewed at each
+   * check while it lags; a ban for another cause is left alone); null lifts a lag ban at once (it caught up).
+   */
+  judgeLag(m: Member, reason: string | null, holdMs: number): void {
+    if (m.role === 'primary') return;
+    const { address, logger } = m.pool.opts;
+    const where = { shard: address.shard, host: address.host, port: address.port };
+    if (reason === null) {
+      if (!m.isLagBan) return;
+      this.unban(m);
+      logger.info({ ...where, lagBytes: m.lag.bytes, lagMs: m.lag.ms }, 'replica caught up: lag ban lifted');
+      return;
+    }
+    const isBanned = this.isBanned(m);
+    if (isBanned && !m.isLagBan) return;
+    m.bannedUntilMs = this.now() + holdMs;
+    m.banReason = reason;
+    m.isLagBan = true;
+    if (isBanned) return;
+    if (m.pool.opts.stats !== undefined) m.pool.opts.stats.health.bans++;
+    logger.warn({ ...where, reason, manual: false }, 'replica banned');
   }
 
   /**
@@ -249,7 +282,17 @@ async function checkIdleMember(pool: Pool, timeoutMs: number): Promise<string | 
 }
 
 function member(pool: Pool, role: 'primary' | 'replica', weight: number): Member {
-  return { pool, role, weight, bannedUntilMs: 0, banReason: null, current: 0 };
+  return {
+    pool,
+    role,
+    weight,
+    bannedUntilMs: 0,
+    banReason: null,
+    current: 0,
+    isLagBan: false,
+    lsn: null,
+    lag: NO_LAG,
+  };
 }
 
 function load(m: Member): number {
