@@ -3,7 +3,8 @@
 // shard — primary and replicas — answers LSN_QUERY within lsn_check_timeout, on a connection of the monitor's own
 // (kept open between checks). A replica trailing the primary by ban_replica_lag ms or ban_replica_lag_bytes bytes or
 // more is banned until a check finds it caught up (replica-lag.ts computes the lag). The readings stay on each member
-// (`Member.lsn`, `Member.lag`) for whoever needs them. The settings are read again at each check (reload).
+// (`Member.lsn`, `Member.lag`) for whoever needs them; on a shard whose entries are all `role = "auto"` they also
+// tell which server is the primary (`ReplicaSet.follow`). The settings are read again at each check (reload).
 import type { GeneralConfig } from '../config/types.js';
 import { lagBanReason, LSN_QUERY, PrimaryHistory, readLsnRow, type LsnReading } from './replica-lag.js';
 import type { Member, ReplicaSet } from './replica-set.js';
@@ -29,7 +30,7 @@ export class LsnMonitor {
   private readonly startedAtMs: number;
   private isStopped = false;
   private readonly connections = new Map<Member, ServerConnection>();
-  private readonly history = new PrimaryHistory();
+  private history = new PrimaryHistory();
 
   constructor(
     private readonly set: ReplicaSet,
@@ -76,6 +77,7 @@ export class LsnMonitor {
     if (this.isStopped) return;
     const now = this.now();
     members.forEach((m, i) => (m.lsn = readings[i]));
+    if (this.set.follow()) this.history = new PrimaryHistory(); // role = "auto": another server is the primary now
     const primary = this.set.primary.lsn;
     if (primary === null || primary.isInRecovery || primary.lsn === null) return; // no lag without the primary's
     this.history.record(primary.lsn, now);

@@ -78,6 +78,23 @@ export class PoolManager {
   }
 
   /**
+   * The entry of `shard`'s primary now: the configured one, unless the shard is `role = "auto"` and its servers said
+   * another is the primary (ReplicaSet.follow). Undefined: not configured.
+   */
+  currentPrimary(database: string, shard: number): DatabaseConfig | undefined {
+    const entries = shardMembers(this.config.databases, database)[shard];
+    if (entries === undefined) return undefined;
+    for (const pools of this.byKey.values()) {
+      const set = pools.database === database ? pools.sets[shard] : undefined;
+      if (set === undefined || set.primary === set.inConfigOrder[0]) continue;
+      return (
+        [entries.primary, ...entries.replicas][set.inConfigOrder.indexOf(set.primary)] ?? entries.primary
+      );
+    }
+    return entries.primary;
+  }
+
+  /**
    * The users.toml entry of `user` for `database`; with passthrough_auth, a user not listed there may still log in to
    * a configured database (as PgDog): an entry with no password and default settings.
    */
@@ -121,10 +138,10 @@ export class PoolManager {
     pools.sets.forEach((set, shard) => {
       const entries = members[shard];
       if (entries === undefined) return;
-      set.primary.pool.reconfigure(this.poolSettings(entries.primary, user));
-      set.primary.weight = entries.primary.lbWeight;
-      set.replicas.forEach((m, i) => {
-        const db = entries.replicas[i];
+      // By entry, not by role: role = "auto" may have moved the primary to another entry's pool.
+      const dbs = [entries.primary, ...entries.replicas];
+      set.inConfigOrder.forEach((m, i) => {
+        const db = dbs[i];
         if (db === undefined) return;
         m.pool.reconfigure(this.poolSettings(db, user));
         m.weight = db.lbWeight;
@@ -170,6 +187,10 @@ export class PoolManager {
       );
     }
     const shards = sets.map((set) => set.primary.pool);
+    sets.forEach((set, shard) => {
+      // role = "auto": the shard's pool for writes, 2PC and lookups follows the primary the servers report.
+      set.onPrimaryChange = (primary) => (shards[shard] = primary.pool);
+    });
     const hasReplicas = sets.some((set) => set.hasReplicas);
     pools = { user, database: user.database, mode, shards, sets, hasReplicas, stats, isRemoved: false };
     this.byKey.set(key, pools);

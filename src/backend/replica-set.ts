@@ -18,7 +18,10 @@ export type ReadIntent = 'write' | 'read' | 'replica';
 
 export interface Member {
   readonly pool: Pool;
-  readonly role: 'primary' | 'replica';
+  /** Changes only when the shard's servers are `role = "auto"` and the primary moved (`follow`). */
+  role: 'primary' | 'replica';
+  /** Configured `role = "auto"`: may become the primary when it reports it is one. */
+  readonly isAuto: boolean;
   /** lb_weight. */
   weight: number;
   /** Banned until this time (Date.now() ms); 0 = not banned; Infinity = banned by BAN until UNBAN. */
@@ -57,9 +60,14 @@ type Settings = Pick<GeneralConfig, 'readWriteSplit' | 'loadBalancingStrategy' |
   Partial<HealthSettings>;
 
 export class ReplicaSet {
-  readonly primary: Member;
-  readonly replicas: Member[];
+  /** The shard's primary: fixed, unless every entry of the shard is `role = "auto"` (see `follow`). */
+  primary: Member;
+  replicas: Member[];
   private turn = 0;
+  /** The members in the order of their entries (primary first, then replicas), whatever `follow` made of them. */
+  readonly inConfigOrder: readonly Member[];
+  /** Called when `follow` moved the primary to another member (the pool manager points the shard's pool at it). */
+  onPrimaryChange: ((primary: Member) => void) | null = null;
 
   constructor(
     primary: Pool,
@@ -69,19 +77,64 @@ export class ReplicaSet {
     private readonly now: () => number = Date.now,
     private readonly random: () => number = Math.random,
   ) {
-    this.primary = member(primary, 'primary', primaryDb.lbWeight);
-    this.replicas = replicas.map((r) => member(r.pool, 'replica', r.db.lbWeight));
+    this.primary = member(primary, 'primary', primaryDb);
+    this.replicas = replicas.map((r) => member(r.pool, 'replica', r.db));
+    this.inConfigOrder = [this.primary, ...this.replicas];
     // A replica whose server dies under a request (crash, shutdown, network) is banned as a failed connect is: the
     // client of that request gets the server's error; later requests go to what is left. Not when the server ended
     // the session for the client's own doing (a READ ONLY block left idle past idle_in_transaction_session_timeout):
     // the replica is healthy.
-    for (const m of this.replicas) {
+    for (const m of this.isAutoShard ? this.members() : this.replicas) {
       m.pool.onLostInUse = (reason, fatalCode) => {
-        if (fatalCode !== null && CLIENT_TIMEOUTS.has(fatalCode)) return;
+        if (m.role === 'primary' || (fatalCode !== null && CLIENT_TIMEOUTS.has(fatalCode))) return;
         if (this.ban(m, `server lost while in use: ${reason}`))
           m.pool.opts.logger.warn({ reason }, 'replica banned: its server connection was lost while in use');
       };
     }
+  }
+
+  /** Every entry of the shard is `role = "auto"`: the primary follows what the servers report (`follow`). */
+  get isAutoShard(): boolean {
+    return this.primary.isAuto && this.replicas.every((m) => m.isAuto);
+  }
+
+  /**
+   * `role = "auto"` (PgDog's): after the replay-LSN monitor's readings (`Member.lsn`), a shard whose primary no
+   * longer reports itself one (unreachable, or in recovery) takes the one other member that does as its primary; the
+   * old primary becomes a replica (reads once it is back as a standby; until then the health checks ban it). Never
+   * promotes anything: it follows a failover someone else made. Two members that both claim to be the primary (the old
+   * one still up): the current one stays, with a warning. Returns whether the primary moved.
+   */
+  follow(): boolean {
+    if (!this.isAutoShard) return false;
+    const current = this.primary;
+    const claimants = this.replicas.filter((m) => m.lsn !== null && !m.lsn.isInRecovery);
+    const logger = current.pool.opts.logger;
+    if (current.lsn !== null && !current.lsn.isInRecovery) {
+      if (claimants.length > 0) {
+        logger.warn(
+          { primary: label(current), alsoPrimary: claimants.map(label) },
+          'more than one server of the shard reports it is a primary: the current primary stays',
+        );
+      }
+      return false;
+    }
+    if (claimants.length !== 1) return false;
+    const next = claimants[0];
+    this.unban(next);
+    this.replicas = [...this.replicas.filter((m) => m !== next), current];
+    next.role = 'primary';
+    next.pool.opts.role = 'primary';
+    current.role = 'replica';
+    current.pool.opts.role = 'replica';
+    current.lag = NO_LAG;
+    this.primary = next;
+    logger.warn(
+      { from: label(current), to: label(next), reason: current.lsn === null ? 'unreachable' : 'in recovery' },
+      'the shard has a new primary (role = "auto"): writes go there now',
+    );
+    this.onPrimaryChange?.(next);
+    return true;
   }
 
   get hasReplicas(): boolean {
@@ -281,11 +334,17 @@ async function checkIdleMember(pool: Pool, timeoutMs: number): Promise<string | 
   return failure;
 }
 
-function member(pool: Pool, role: 'primary' | 'replica', weight: number): Member {
+function label(m: Member): string {
+  const { host, port } = m.pool.opts.address;
+  return `${host}:${port}`;
+}
+
+function member(pool: Pool, role: 'primary' | 'replica', db: DatabaseConfig): Member {
   return {
     pool,
     role,
-    weight,
+    isAuto: db.role === 'auto',
+    weight: db.lbWeight,
     bannedUntilMs: 0,
     banReason: null,
     current: 0,
