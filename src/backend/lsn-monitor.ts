@@ -73,10 +73,14 @@ export class LsnMonitor {
   /** One check of every server of the shard (exposed for tests through the admin path; runs no faster than asked). */
   async check(): Promise<void> {
     const members = this.set.members();
+    const startedAtMs = this.now();
     const readings = await Promise.all(members.map((m) => this.read(m)));
     if (this.isStopped) return;
     const now = this.now();
-    members.forEach((m, i) => (m.lsn = readings[i]));
+    members.forEach((m, i) => {
+      m.lsn = readings[i];
+      m.lsnCheckedAtMs = startedAtMs;
+    });
     if (this.set.follow()) this.history = new PrimaryHistory(); // role = "auto": another server is the primary now
     const primary = this.set.primary.lsn;
     if (primary === null || primary.isInRecovery || primary.lsn === null) return; // no lag without the primary's

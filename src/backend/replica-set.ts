@@ -35,6 +35,8 @@ export interface Member {
   lsn: LsnReading | null;
   /** How far this replica trailed its primary at the monitor's last check. */
   lag: ReplicaLag;
+  /** When the check that read `lsn` started (Date.now() ms; 0: never). */
+  lsnCheckedAtMs: number;
 }
 
 export type SetAcquireCallback = (
@@ -57,7 +59,8 @@ const CLIENT_TIMEOUTS: ReadonlySet<string> = new Set([
 ]);
 
 type Settings = Pick<GeneralConfig, 'readWriteSplit' | 'loadBalancingStrategy' | 'banTimeoutMs'> &
-  Partial<HealthSettings>;
+  Partial<HealthSettings> &
+  Partial<Pick<GeneralConfig, 'lsnCheckDelayMs'>>;
 
 export class ReplicaSet {
   /** The shard's primary: fixed, unless every entry of the shard is `role = "auto"` (see `follow`). */
@@ -150,13 +153,23 @@ export class ReplicaSet {
     return [this.primary, ...this.replicas];
   }
 
-  /** The pool for `intent`, leaving out `excluded` members (replicas that just failed). */
-  pick(intent: ReadIntent, excluded: ReadonlySet<Member> = new Set()): Member {
+  /** The replay-LSN monitor runs: replicas' replay positions are known (`Member.lsn`), read-your-writes works. */
+  get tracksLsn(): boolean {
+    return this.settings().lsnCheckDelayMs != null && this.replicas.length > 0;
+  }
+
+  /**
+   * The pool for `intent`, leaving out `excluded` members (replicas that just failed) and replicas not known to have
+   * replayed `minLsn` (read-your-writes: then the primary, whatever the split says).
+   */
+  pick(intent: ReadIntent, excluded: ReadonlySet<Member> = new Set(), minLsn: bigint | null = null): Member {
     if (intent === 'write' || this.replicas.length === 0) return this.primary;
     const split = this.settings().readWriteSplit;
     if (split === 'prefer_primary' && intent !== 'replica') return this.primary;
     const now = this.now();
-    const replicas = this.replicas.filter((m) => !excluded.has(m) && !this.isBanned(m, now));
+    const replicas = this.replicas.filter(
+      (m) => !excluded.has(m) && !this.isBanned(m, now) && (minLsn === null || hasReplayed(m, minLsn)),
+    );
     const isAnyBanned = replicas.length < this.replicas.length;
     // Every replica banned (or failing just now): the primary answers. PgDog clears the bans instead, because it has
     // nowhere else to send the read; here the primary is always there, and clearing would make the bans useless.
@@ -250,7 +263,12 @@ export class ReplicaSet {
    * Check out a server for `intent`: a replica whose checkout fails (it cannot connect) is banned and the request
    * tries the next candidate, ending on the primary; the primary's error is the caller's.
    */
-  acquire(intent: ReadIntent, cb: SetAcquireCallback, onBan: (m: Member, reason: string) => void): void {
+  acquire(
+    intent: ReadIntent,
+    cb: SetAcquireCallback,
+    onBan: (m: Member, reason: string) => void,
+    minLsn: bigint | null = null,
+  ): void {
     const excluded = new Set<Member>();
     const fail = (m: Member, reason: string): void => {
       excluded.add(m);
@@ -258,7 +276,7 @@ export class ReplicaSet {
       attempt();
     };
     const attempt = (): void => {
-      const m = this.pick(intent, excluded);
+      const m = this.pick(intent, excluded, minLsn);
       m.pool.acquire((err, server) => {
         if (err === null && server !== null && m.role === 'replica' && this.isCheckDue(server)) {
           return void this.checkBeforeCheckout(m, server).then((failure) =>
@@ -334,6 +352,11 @@ async function checkIdleMember(pool: Pool, timeoutMs: number): Promise<string | 
   return failure;
 }
 
+/** The monitor last saw `m` replay at or past `lsn`. */
+export function hasReplayed(m: Member, lsn: bigint): boolean {
+  return m.lsn !== null && m.lsn.lsn !== null && m.lsn.lsn >= lsn;
+}
+
 function label(m: Member): string {
   const { host, port } = m.pool.opts.address;
   return `${host}:${port}`;
@@ -351,6 +374,7 @@ function member(pool: Pool, role: 'primary' | 'replica', db: DatabaseConfig): Me
     isLagBan: false,
     lsn: null,
     lag: NO_LAG,
+    lsnCheckedAtMs: 0,
   };
 }
 

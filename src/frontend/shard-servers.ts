@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
-import type { ReadIntent } from '../backend/replica-set.js';
+import type { Member, ReadIntent } from '../backend/replica-set.js';
 import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
 import { resetAndRelease } from '../backend/server-reset.js';
 import { TxStatus } from '../protocol/codes.js';
@@ -25,6 +25,8 @@ export class ShardServers {
   readonly byShard: (ServerConnection | null)[];
   /** The pool each held server came from (a shard's primary or one of its replicas), to give it back to. */
   private readonly poolByShard: (Pool | null)[];
+  /** Read-your-writes: the server held on a shard came from its primary for a request that may write. */
+  private readonly mayHaveWritten: boolean[];
   /** Servers are being checked out for a request. */
   isWaiting = false;
   private readonly pools: DatabasePools;
@@ -37,6 +39,7 @@ export class ShardServers {
     this.router = router;
     this.byShard = new Array<ServerConnection | null>(session.pools.shards.length).fill(null);
     this.poolByShard = new Array<Pool | null>(session.pools.shards.length).fill(null);
+    this.mayHaveWritten = new Array<boolean>(session.pools.shards.length).fill(false);
   }
 
   /**
@@ -121,9 +124,12 @@ export class ShardServers {
         then();
       };
       const set = pools.sets[shard];
-      if (intent !== 'write' && set.hasReplicas) {
-        set.acquire(intent, onServer, (m, reason) => this.session.onReplicaBanned(m.pool, reason));
+      const need = intent !== 'write' && set.hasReplicas ? this.session.writes.needs(shard, set) : null;
+      if (intent !== 'write' && set.hasReplicas && need !== 'primary') {
+        const onBan = (m: Member, reason: string): void => this.session.onReplicaBanned(m.pool, reason);
+        set.acquire(intent, onServer, onBan, need);
       } else {
+        if (intent === 'write' && set.tracksLsn) this.mayHaveWritten[shard] = true;
         const pool = pools.shards[shard];
         pool.acquire((err, server) => onServer(err, server, pool), isForOpenTransaction);
       }
@@ -212,18 +218,26 @@ export class ShardServers {
     if (shard < 0) return false;
     this.byShard[shard] = null;
     this.poolByShard[shard] = null;
+    this.mayHaveWritten[shard] = false;
     return true;
   }
 
-  /** Give every server back to its pool, idle (the transaction is over). */
+  /**
+   * Give every server back to its pool, idle (the transaction is over); a primary's server that may have written
+   * first tells its WAL position (read-your-writes).
+   */
   release(): void {
     this.byShard.forEach((server, shard) => {
       if (server === null) return;
       server.client = null;
-      this.poolOf(shard).release(server);
+      const pool = this.poolOf(shard);
+      if (this.mayHaveWritten[shard] && pool === this.pools.sets[shard].primary.pool) {
+        this.session.writes.afterWrite(shard, server, () => pool.release(server));
+      } else pool.release(server);
     });
     this.byShard.fill(null);
     this.poolByShard.fill(null);
+    this.mayHaveWritten.fill(false);
   }
 
   /** The pool the server held on `shard` came from. */
@@ -243,6 +257,7 @@ export class ShardServers {
     });
     this.byShard.fill(null);
     this.poolByShard.fill(null);
+    this.mayHaveWritten.fill(false);
   }
 
   /** Cancel what runs on the held servers. */
