@@ -829,9 +829,10 @@ export class ClientSession implements ServerClient, Cancellable {
   /** What a request needs of a shard (read-intent.ts); a `SET pgdog.role` in it becomes the session's override. */
   private readIntentOf(types: readonly number[], frames: readonly Buffer[]): ReadIntent {
     const texts = requestTexts(types, frames, (name) => this.statements?.textOf(name) ?? null);
-    const { intent, sessionRole } =
+    const { intent, sessionRole, minLsns } =
       texts === null ? { intent: 'write' as const, sessionRole: undefined } : classifyTexts(texts, this.role);
     if (sessionRole !== undefined) this.role = sessionRole;
+    if (minLsns !== undefined) for (const [shard, lsn] of minLsns) this.writes.require(shard, lsn);
     return intent;
   }
 

@@ -57,6 +57,10 @@ export class ReadYourWrites {
     if (this.byShard.size === 0) return null;
     const e = this.byShard.get(shard);
     if (e === undefined) return null;
+    if (!set.tracksLsn) {
+      this.byShard.delete(shard); // no monitor (lsn_check_delay not set): no replay positions to wait for
+      return null;
+    }
     if (e.pending > 0) return 'primary';
     if (e.unknownSinceMs !== null) {
       const p = set.primary;

@@ -1,7 +1,8 @@
 // Read-your-writes against real streaming replicas whose replay is held back (recovery_min_apply_delay): a client
 // reads its own write at once, 30 times out of 30, though every read may go to a replica (exclude_primary); another
 // client, which wrote nothing, reads the stale replica meanwhile (the delay is real); once the replica has replayed
-// the write, the writer's reads go back to it. On one shard, and per shard on a sharded database.
+// the write, the writer's reads go back to it. On one shard, and per shard on a sharded database; and on another
+// connection given the position (SET pgdog.min_lsn, the pgdog_min_lsn comment).
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
@@ -104,6 +105,53 @@ describe.skipIf(isExternal)('read-your-writes (one shard, a delayed replica)', (
     } finally {
       await writer.end();
       await other.end();
+    }
+  });
+});
+
+describe.skipIf(isExternal)('read-your-writes on another connection: SET pgdog.min_lsn', () => {
+  let cluster: PgCluster;
+  let proxy: TestProxy;
+
+  beforeAll(async () => {
+    cluster = await startPgCluster({ count: 1, ...APP_SERVER_OPTIONS });
+    if (cluster.addReplica === undefined) throw new Error('local clusters have addReplica');
+    await setUp(cluster, 1);
+    const replica = await cluster.addReplica(0, { recovery_min_apply_delay: '5s' });
+    proxy = await startTestProxy(cluster, {
+      shards: 1,
+      general: MONITOR,
+      extraPgdog: replicaEntry(cluster, replica, 0).replace('shard = 0\n', ''),
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await proxy?.close();
+    await cluster?.stop();
+  });
+
+  it('a position read after COMMIT on one connection holds reads on another until the replica has it', async () => {
+    const [writer, reader, hinted, plain] = await Promise.all([0, 1, 2, 3].map(() => connect(proxy.url)));
+    try {
+      await waitFor(async () => (await readBack(plain, 0)).onReplica, 'a first read on the replica');
+      await writer.query("INSERT INTO users VALUES (1, 'elsewhere')");
+      // The WAL position functions are answered by the primary (a standby refuses them).
+      const { rows } = await writer.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
+      const lsn = rows[0].lsn;
+      await reader.query(`SET pgdog.min_lsn = '${lsn}'`);
+      expect(await readBack(reader, 1)).toEqual({ found: true, onReplica: false });
+      const once = await hinted.query<{ v: string | null }>(
+        `/* pgdog_min_lsn: ${lsn} */ SELECT (SELECT v FROM users WHERE id = 1) AS v`,
+      );
+      expect(once.rows).toEqual([{ v: 'elsewhere' }]);
+      // Without the position: the replica, which has not replayed the write (5 s behind).
+      expect(await readBack(plain, 1)).toEqual({ found: false, onReplica: true });
+      await waitFor(
+        async () => (await readBack(reader, 1)).onReplica,
+        "the reader's reads back on the replica",
+      );
+      expect(await readBack(reader, 1)).toEqual({ found: true, onReplica: true });
+    } finally {
+      await Promise.all([writer, reader, hinted, plain].map((c) => c.end()));
     }
   });
 });
