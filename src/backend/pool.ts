@@ -80,6 +80,8 @@ export class Pool implements LiveBytes {
    * `fatalCode`: the SQLSTATE of the FATAL the server said before closing, if it said one.
    */
   onLostInUse: ((reason: string, fatalCode: string | null) => void) | null = null;
+  /** Servers taken by the idle health check (takeIdle): their loss is the check's to report, not a client's. */
+  private readonly checking = new Set<ServerConnection>();
 
   constructor(opts: PoolOptions) {
     this.opts = opts;
@@ -147,7 +149,7 @@ export class Pool implements LiveBytes {
       }
       if (server !== undefined) {
         this.active.add(server);
-        server.state = 'active';
+        server.checkOut();
         this.shardStats.waitTime.record(0);
         cb(null, server);
         return;
@@ -179,8 +181,9 @@ export class Pool implements LiveBytes {
     if (this.isPaused || this.closed || this.refusal !== null) return null;
     const server = this.idle.shift(); // the least recently used: the one most likely to have gone stale
     if (server === undefined) return null;
+    this.checking.add(server);
     this.active.add(server);
-    server.state = 'active';
+    server.checkOut();
     return server;
   }
 
@@ -191,7 +194,8 @@ export class Pool implements LiveBytes {
 
   /** Return a server that finished its work. Broken or mid-transaction servers are closed instead. */
   release(server: ServerConnection): void {
-    server.client = null;
+    server.detach();
+    this.checking.delete(server);
     this.active.delete(server);
     if (this.closed || server.isClosed) {
       if (!server.isClosed) server.terminate('pool closed');
@@ -219,11 +223,11 @@ export class Pool implements LiveBytes {
       this.fillWaiters();
       return;
     }
-    server.state = 'idle';
+    if (server.state === 'active') server.checkIn(); // a new connection comes here idle
     const waiter = this.isPaused ? undefined : this.nextWaiter();
     if (waiter) {
       this.active.add(server);
-      server.state = 'active';
+      server.checkOut();
       this.serve(waiter, server);
       return;
     }
@@ -248,7 +252,7 @@ export class Pool implements LiveBytes {
     while (this.idle.length > 0 && (waiter = this.nextWaiter()) !== undefined) {
       const server = this.idle.pop() as ServerConnection;
       this.active.add(server);
-      server.state = 'active';
+      server.checkOut();
       this.serve(waiter, server);
     }
     for (let i = this.waitHead; i < this.waiters.length; i++) {
@@ -288,7 +292,8 @@ export class Pool implements LiveBytes {
 
   /** Drop a server that is broken (it closes itself); a waiter may get a fresh one. */
   discard(server: ServerConnection, reason: string): void {
-    server.client = null;
+    server.detach();
+    this.checking.delete(server);
     this.active.delete(server);
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);
@@ -402,6 +407,8 @@ export class Pool implements LiveBytes {
       this.shardStats.closedBytesReceived += server.bytesReceived;
     }
     this.active.delete(server);
+    // Lost under the idle health check: the check reports it (and bans the replica with its own reason).
+    if (this.checking.delete(server)) wasInUse = false;
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);
     this.opts.logger.debug(
