@@ -120,7 +120,11 @@ export async function startProxy(
   }
   loadFailpointsFromEnv();
   const txn: StartedTxn | null = config.general.twoPhaseCommit
-    ? await startTransactionManager(() => config, logger)
+    ? await startTransactionManager(
+        () => config,
+        logger,
+        (database, shard) => pools.currentPrimary(database, shard),
+      )
     : null;
   const deadlocks = new DeadlockWatch(
     () => ({

@@ -11,6 +11,7 @@ import { StatsRegistry } from '../stats/stats-registry.js';
 import { shardMembers } from '../config/roles.js';
 import { Pool, type PoolSettings } from './pool.js';
 import { IdleHealthMonitor } from './idle-health-monitor.js';
+import { LsnMonitor } from './lsn-monitor.js';
 import { ReplicaSet, type Member } from './replica-set.js';
 import type { ServerAddress } from './server-connection.js';
 
@@ -57,8 +58,8 @@ export class PoolManager {
   private config: Config;
   private readonly logger: Logger;
   private readonly byKey = new Map<string, DatabasePools>();
-  /** The background health check of each replica set (sets without replicas have none running). */
-  private readonly monitors: IdleHealthMonitor[] = [];
+  /** The background checks of each replica set: health and replay LSN (sets without replicas have none running). */
+  private readonly monitors: { stop(): void }[] = [];
   readonly stats: StatsRegistry;
   private isPaused = false;
   private refusal: PgError | null = null;
@@ -74,6 +75,23 @@ export class PoolManager {
   /** Shard entries (primaries) of a database, indexed by shard; empty if the database is not configured. */
   shardsOf(database: string): DatabaseConfig[] {
     return shardMembers(this.config.databases, database).map((m) => m.primary);
+  }
+
+  /**
+   * The entry of `shard`'s primary now: the configured one, unless the shard is `role = "auto"` and its servers said
+   * another is the primary (ReplicaSet.follow). Undefined: not configured.
+   */
+  currentPrimary(database: string, shard: number): DatabaseConfig | undefined {
+    const entries = shardMembers(this.config.databases, database)[shard];
+    if (entries === undefined) return undefined;
+    for (const pools of this.byKey.values()) {
+      const set = pools.database === database ? pools.sets[shard] : undefined;
+      if (set === undefined || set.primary === set.inConfigOrder[0]) continue;
+      return (
+        [entries.primary, ...entries.replicas][set.inConfigOrder.indexOf(set.primary)] ?? entries.primary
+      );
+    }
+    return entries.primary;
   }
 
   /**
@@ -120,10 +138,10 @@ export class PoolManager {
     pools.sets.forEach((set, shard) => {
       const entries = members[shard];
       if (entries === undefined) return;
-      set.primary.pool.reconfigure(this.poolSettings(entries.primary, user));
-      set.primary.weight = entries.primary.lbWeight;
-      set.replicas.forEach((m, i) => {
-        const db = entries.replicas[i];
+      // By entry, not by role: role = "auto" may have moved the primary to another entry's pool.
+      const dbs = [entries.primary, ...entries.replicas];
+      set.inConfigOrder.forEach((m, i) => {
+        const db = dbs[i];
         if (db === undefined) return;
         m.pool.reconfigure(this.poolSettings(db, user));
         m.weight = db.lbWeight;
@@ -162,9 +180,17 @@ export class PoolManager {
         ),
     );
     for (const set of sets) {
-      if (set.hasReplicas) this.monitors.push(new IdleHealthMonitor(set, () => this.config.general));
+      if (!set.hasReplicas) continue;
+      this.monitors.push(
+        new IdleHealthMonitor(set, () => this.config.general),
+        new LsnMonitor(set, () => this.config.general),
+      );
     }
     const shards = sets.map((set) => set.primary.pool);
+    sets.forEach((set, shard) => {
+      // role = "auto": the shard's pool for writes, 2PC and lookups follows the primary the servers report.
+      set.onPrimaryChange = (primary) => (shards[shard] = primary.pool);
+    });
     const hasReplicas = sets.some((set) => set.hasReplicas);
     pools = { user, database: user.database, mode, shards, sets, hasReplicas, stats, isRemoved: false };
     this.byKey.set(key, pools);

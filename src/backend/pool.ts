@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { PgError } from '../errors/pg-error.js';
 import { UNTRACKED_SHARD, type LiveBytes, type ShardStats } from '../stats/shard-stats.js';
 import { ServerConnection, type ServerAddress } from './server-connection.js';
+import { errorFields } from './server-query.js';
 
 export interface PoolOptions {
   address: ServerAddress;
@@ -74,8 +75,11 @@ export class Pool implements LiveBytes {
   /** ParameterStatus values of the first server connected (what clients are told at login). */
   serverParams: Map<string, string> | null = null;
   lastConnectError: string | null = null;
-  /** A server connection died while a client had it (not one the proxy closed): its replica set bans a replica. */
-  onLostInUse: ((reason: string) => void) | null = null;
+  /**
+   * A server connection died while a client had it (not one the proxy closed): its replica set bans a replica.
+   * `fatalCode`: the SQLSTATE of the FATAL the server said before closing, if it said one.
+   */
+  onLostInUse: ((reason: string, fatalCode: string | null) => void) | null = null;
   /** Servers taken by the idle health check (takeIdle): their loss is the check's to report, not a client's. */
   private readonly checking = new Set<ServerConnection>();
 
@@ -411,7 +415,10 @@ export class Pool implements LiveBytes {
       { shard: this.opts.address.shard, server: server.id, reason },
       'server connection closed',
     );
-    if (wasInUse && !this.closed) this.onLostInUse?.(reason);
+    if (wasInUse && !this.closed && this.onLostInUse !== null) {
+      const fatal = server.fatalError;
+      this.onLostInUse(reason, fatal === null ? null : (errorFields(fatal).get('C') ?? null));
+    }
     if (!this.closed) this.fillWaiters();
   }
 

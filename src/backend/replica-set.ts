@@ -7,8 +7,10 @@
 // checkIdle()).
 import type { DatabaseConfig, GeneralConfig } from '../config/types.js';
 import type { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
 import { checkAddress, checkServer, isCheckoutCheckDue, type HealthSettings } from './health-check.js';
 import type { Pool } from './pool.js';
+import { NO_LAG, type LsnReading, type ReplicaLag } from './replica-lag.js';
 import type { ServerConnection } from './server-connection.js';
 
 /** What a request needs: `write` → the primary; `read` → any server the split allows; `replica` → a replica first. */
@@ -16,7 +18,10 @@ export type ReadIntent = 'write' | 'read' | 'replica';
 
 export interface Member {
   readonly pool: Pool;
-  readonly role: 'primary' | 'replica';
+  /** Changes only when the shard's servers are `role = "auto"` and the primary moved (`follow`). */
+  role: 'primary' | 'replica';
+  /** Configured `role = "auto"`: may become the primary when it reports it is one. */
+  readonly isAuto: boolean;
   /** lb_weight. */
   weight: number;
   /** Banned until this time (Date.now() ms); 0 = not banned; Infinity = banned by BAN until UNBAN. */
@@ -24,6 +29,14 @@ export interface Member {
   banReason: string | null;
   /** Smooth weighted round robin's running score. */
   current: number;
+  /** The ban is the replay-LSN monitor's (replica lag): lifted as soon as a check finds the replica caught up. */
+  isLagBan: boolean;
+  /** What the replay-LSN monitor last read here (null: not checked yet, or the check failed). */
+  lsn: LsnReading | null;
+  /** How far this replica trailed its primary at the monitor's last check. */
+  lag: ReplicaLag;
+  /** When the check that read `lsn` started (Date.now() ms; 0: never). */
+  lsnCheckedAtMs: number;
 }
 
 export type SetAcquireCallback = (
@@ -38,13 +51,26 @@ export interface HealthResult {
   failure: string | null;
 }
 
+/** FATALs a server sends when a session outstayed its own timeouts: the client's doing, not the server's health. */
+const CLIENT_TIMEOUTS: ReadonlySet<string> = new Set([
+  SqlState.IdleInTransactionSessionTimeout,
+  SqlState.TransactionTimeout,
+  SqlState.IdleSessionTimeout,
+]);
+
 type Settings = Pick<GeneralConfig, 'readWriteSplit' | 'loadBalancingStrategy' | 'banTimeoutMs'> &
-  Partial<HealthSettings>;
+  Partial<HealthSettings> &
+  Partial<Pick<GeneralConfig, 'lsnCheckDelayMs'>>;
 
 export class ReplicaSet {
-  readonly primary: Member;
-  readonly replicas: Member[];
+  /** The shard's primary: fixed, unless every entry of the shard is `role = "auto"` (see `follow`). */
+  primary: Member;
+  replicas: Member[];
   private turn = 0;
+  /** The members in the order of their entries (primary first, then replicas), whatever `follow` made of them. */
+  readonly inConfigOrder: readonly Member[];
+  /** Called when `follow` moved the primary to another member (the pool manager points the shard's pool at it). */
+  onPrimaryChange: ((primary: Member) => void) | null = null;
 
   constructor(
     primary: Pool,
@@ -54,16 +80,64 @@ export class ReplicaSet {
     private readonly now: () => number = Date.now,
     private readonly random: () => number = Math.random,
   ) {
-    this.primary = member(primary, 'primary', primaryDb.lbWeight);
-    this.replicas = replicas.map((r) => member(r.pool, 'replica', r.db.lbWeight));
+    this.primary = member(primary, 'primary', primaryDb);
+    this.replicas = replicas.map((r) => member(r.pool, 'replica', r.db));
+    this.inConfigOrder = [this.primary, ...this.replicas];
     // A replica whose server dies under a request (crash, shutdown, network) is banned as a failed connect is: the
-    // client of that request gets the server's error; later requests go to what is left.
-    for (const m of this.replicas) {
-      m.pool.onLostInUse = (reason) => {
+    // client of that request gets the server's error; later requests go to what is left. Not when the server ended
+    // the session for the client's own doing (a READ ONLY block left idle past idle_in_transaction_session_timeout):
+    // the replica is healthy.
+    for (const m of this.isAutoShard ? this.members() : this.replicas) {
+      m.pool.onLostInUse = (reason, fatalCode) => {
+        if (m.role === 'primary' || (fatalCode !== null && CLIENT_TIMEOUTS.has(fatalCode))) return;
         if (this.ban(m, `server lost while in use: ${reason}`))
           m.pool.opts.logger.warn({ reason }, 'replica banned: its server connection was lost while in use');
       };
     }
+  }
+
+  /** Every entry of the shard is `role = "auto"`: the primary follows what the servers report (`follow`). */
+  get isAutoShard(): boolean {
+    return this.primary.isAuto && this.replicas.every((m) => m.isAuto);
+  }
+
+  /**
+   * `role = "auto"` (PgDog's): after the replay-LSN monitor's readings (`Member.lsn`), a shard whose primary no
+   * longer reports itself one (unreachable, or in recovery) takes the one other member that does as its primary; the
+   * old primary becomes a replica (reads once it is back as a standby; until then the health checks ban it). Never
+   * promotes anything: it follows a failover someone else made. Two members that both claim to be the primary (the old
+   * one still up): the current one stays, with a warning. Returns whether the primary moved.
+   */
+  follow(): boolean {
+    if (!this.isAutoShard) return false;
+    const current = this.primary;
+    const claimants = this.replicas.filter((m) => m.lsn !== null && !m.lsn.isInRecovery);
+    const logger = current.pool.opts.logger;
+    if (current.lsn !== null && !current.lsn.isInRecovery) {
+      if (claimants.length > 0) {
+        logger.warn(
+          { primary: label(current), alsoPrimary: claimants.map(label) },
+          'more than one server of the shard reports it is a primary: the current primary stays',
+        );
+      }
+      return false;
+    }
+    if (claimants.length !== 1) return false;
+    const next = claimants[0];
+    this.unban(next);
+    this.replicas = [...this.replicas.filter((m) => m !== next), current];
+    next.role = 'primary';
+    next.pool.opts.role = 'primary';
+    current.role = 'replica';
+    current.pool.opts.role = 'replica';
+    current.lag = NO_LAG;
+    this.primary = next;
+    logger.warn(
+      { from: label(current), to: label(next), reason: current.lsn === null ? 'unreachable' : 'in recovery' },
+      'the shard has a new primary (role = "auto"): writes go there now',
+    );
+    this.onPrimaryChange?.(next);
+    return true;
   }
 
   get hasReplicas(): boolean {
@@ -79,13 +153,23 @@ export class ReplicaSet {
     return [this.primary, ...this.replicas];
   }
 
-  /** The pool for `intent`, leaving out `excluded` members (replicas that just failed). */
-  pick(intent: ReadIntent, excluded: ReadonlySet<Member> = new Set()): Member {
+  /** The replay-LSN monitor runs: replicas' replay positions are known (`Member.lsn`), read-your-writes works. */
+  get tracksLsn(): boolean {
+    return this.settings().lsnCheckDelayMs != null && this.replicas.length > 0;
+  }
+
+  /**
+   * The pool for `intent`, leaving out `excluded` members (replicas that just failed) and replicas not known to have
+   * replayed `minLsn` (read-your-writes: then the primary, whatever the split says).
+   */
+  pick(intent: ReadIntent, excluded: ReadonlySet<Member> = new Set(), minLsn: bigint | null = null): Member {
     if (intent === 'write' || this.replicas.length === 0) return this.primary;
     const split = this.settings().readWriteSplit;
     if (split === 'prefer_primary' && intent !== 'replica') return this.primary;
     const now = this.now();
-    const replicas = this.replicas.filter((m) => !excluded.has(m) && !this.isBanned(m, now));
+    const replicas = this.replicas.filter(
+      (m) => !excluded.has(m) && !this.isBanned(m, now) && (minLsn === null || hasReplayed(m, minLsn)),
+    );
     const isAnyBanned = replicas.length < this.replicas.length;
     // Every replica banned (or failing just now): the primary answers. PgDog clears the bans instead, because it has
     // nowhere else to send the read; here the primary is always there, and clearing would make the bans useless.
@@ -129,6 +213,7 @@ export class ReplicaSet {
     if (this.isBanned(m) && (!isManual || m.bannedUntilMs === Infinity)) return false;
     m.bannedUntilMs = isManual ? Infinity : this.now() + this.settings().banTimeoutMs;
     m.banReason = reason;
+    m.isLagBan = false;
     if (m.pool.opts.stats !== undefined) m.pool.opts.stats.health.bans++;
     const { address } = m.pool.opts;
     m.pool.opts.logger.warn(
@@ -147,13 +232,43 @@ export class ReplicaSet {
   unban(m: Member): void {
     m.bannedUntilMs = 0;
     m.banReason = null;
+    m.isLagBan = false;
+  }
+
+  /**
+   * The replay-LSN monitor's verdict on replica `m`: `reason` non-null bans it (for at least `holdMs`, renewed at each
+   * check while it lags; a ban for another cause is left alone); null lifts a lag ban at once (it caught up).
+   */
+  judgeLag(m: Member, reason: string | null, holdMs: number): void {
+    if (m.role === 'primary') return;
+    const { address, logger } = m.pool.opts;
+    const where = { shard: address.shard, host: address.host, port: address.port };
+    if (reason === null) {
+      if (!m.isLagBan) return;
+      this.unban(m);
+      logger.info({ ...where, lagBytes: m.lag.bytes, lagMs: m.lag.ms }, 'replica caught up: lag ban lifted');
+      return;
+    }
+    const isBanned = this.isBanned(m);
+    if (isBanned && !m.isLagBan) return;
+    m.bannedUntilMs = this.now() + holdMs;
+    m.banReason = reason;
+    m.isLagBan = true;
+    if (isBanned) return;
+    if (m.pool.opts.stats !== undefined) m.pool.opts.stats.health.bans++;
+    logger.warn({ ...where, reason, manual: false }, 'replica banned');
   }
 
   /**
    * Check out a server for `intent`: a replica whose checkout fails (it cannot connect) is banned and the request
    * tries the next candidate, ending on the primary; the primary's error is the caller's.
    */
-  acquire(intent: ReadIntent, cb: SetAcquireCallback, onBan: (m: Member, reason: string) => void): void {
+  acquire(
+    intent: ReadIntent,
+    cb: SetAcquireCallback,
+    onBan: (m: Member, reason: string) => void,
+    minLsn: bigint | null = null,
+  ): void {
     const excluded = new Set<Member>();
     const fail = (m: Member, reason: string): void => {
       excluded.add(m);
@@ -161,7 +276,7 @@ export class ReplicaSet {
       attempt();
     };
     const attempt = (): void => {
-      const m = this.pick(intent, excluded);
+      const m = this.pick(intent, excluded, minLsn);
       m.pool.acquire((err, server) => {
         if (err === null && server !== null && m.role === 'replica' && this.isCheckDue(server)) {
           return void this.checkBeforeCheckout(m, server).then((failure) =>
@@ -237,8 +352,30 @@ async function checkIdleMember(pool: Pool, timeoutMs: number): Promise<string | 
   return failure;
 }
 
-function member(pool: Pool, role: 'primary' | 'replica', weight: number): Member {
-  return { pool, role, weight, bannedUntilMs: 0, banReason: null, current: 0 };
+/** The monitor last saw `m` replay at or past `lsn`. */
+export function hasReplayed(m: Member, lsn: bigint): boolean {
+  return m.lsn !== null && m.lsn.lsn !== null && m.lsn.lsn >= lsn;
+}
+
+function label(m: Member): string {
+  const { host, port } = m.pool.opts.address;
+  return `${host}:${port}`;
+}
+
+function member(pool: Pool, role: 'primary' | 'replica', db: DatabaseConfig): Member {
+  return {
+    pool,
+    role,
+    isAuto: db.role === 'auto',
+    weight: db.lbWeight,
+    bannedUntilMs: 0,
+    banReason: null,
+    current: 0,
+    isLagBan: false,
+    lsn: null,
+    lag: NO_LAG,
+    lsnCheckedAtMs: 0,
+  };
 }
 
 function load(m: Member): number {

@@ -53,13 +53,19 @@ export async function queryShard(
 /** ShardAccess over the current configuration (re-read on every call, so a reload takes effect). */
 export class ConfigShardAccess implements ShardAccess {
   private readonly config: () => Config;
+  /** The shard's primary entry now (role = "auto" follows a failover: PoolManager.currentPrimary); default: config's. */
+  private readonly primary: ((database: string, shard: number) => DatabaseConfig | undefined) | null;
 
-  constructor(config: () => Config) {
+  constructor(
+    config: () => Config,
+    primary: ((database: string, shard: number) => DatabaseConfig | undefined) | null = null,
+  ) {
     this.config = config;
+    this.primary = primary;
   }
 
   private shardConfig(database: string, shard: number): DatabaseConfig | undefined {
-    return primaryOf(this.config().databases, database, shard);
+    return this.primary?.(database, shard) ?? primaryOf(this.config().databases, database, shard);
   }
 
   private user(database: string, user: string): UserConfig | undefined {

@@ -55,6 +55,11 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   idleHealthcheckIntervalMs: 30_000,
   idleHealthcheckDelayMs: 5_000,
   healthcheckTimeoutMs: 5_000,
+  lsnCheckIntervalMs: 5_000,
+  lsnCheckTimeoutMs: 5_000,
+  lsnCheckDelayMs: null, // PgDog: never (the monitor is off)
+  banReplicaLagMs: null, // PgDog: i64::MAX (off)
+  banReplicaLagBytes: null, // PgDog: i64::MAX (off)
   uniqueIdFunction: 'standard',
   uniqueIdMin: 0n,
   nodeId: 0, // from NODE_ID at load time
@@ -124,8 +129,6 @@ export const UNSUPPORTED_PGDOG_SECTIONS: ReadonlySet<string> = new Set([
 /** `[general]` keys PgDog has that shardgate ignores (with a warning). */
 export const UNSUPPORTED_GENERAL_KEYS: ReadonlySet<string> = new Set([
   'workers',
-  'ban_replica_lag',
-  'ban_replica_lag_bytes',
   'rollback_timeout',
   'tls_client_required',
   'tls_client_ca_certificate',
@@ -163,9 +166,6 @@ export const UNSUPPORTED_GENERAL_KEYS: ReadonlySet<string> = new Set([
   'stats_period',
   'connection_recovery',
   'client_connection_recovery',
-  'lsn_check_interval',
-  'lsn_check_timeout',
-  'lsn_check_delay',
   'system_catalogs',
   'omnisharded_sticky',
   'resharding_copy_format',
@@ -237,6 +237,11 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'idle_healthcheck_interval',
   'idle_healthcheck_delay',
   'healthcheck_timeout',
+  'lsn_check_interval',
+  'lsn_check_timeout',
+  'lsn_check_delay',
+  'ban_replica_lag',
+  'ban_replica_lag_bytes',
   'host',
   'port',
   'default_pool_size',

@@ -122,6 +122,11 @@ function generalSettings(general: GeneralConfig): ConfigSetting[] {
     setting('idle_healthcheck_interval', general.idleHealthcheckIntervalMs),
     setting('idle_healthcheck_delay', general.idleHealthcheckDelayMs),
     setting('healthcheck_timeout', general.healthcheckTimeoutMs),
+    setting('lsn_check_interval', general.lsnCheckIntervalMs),
+    setting('lsn_check_timeout', general.lsnCheckTimeoutMs),
+    setting('lsn_check_delay', general.lsnCheckDelayMs, 'LSN monitor off'),
+    setting('ban_replica_lag', general.banReplicaLagMs, 'no limit'),
+    setting('ban_replica_lag_bytes', general.banReplicaLagBytes, 'no limit'),
     setting('unique_id_function', general.uniqueIdFunction),
     setting('unique_id_min', general.uniqueIdMin),
   ];

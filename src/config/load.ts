@@ -115,6 +115,15 @@ export function parseConfig(
 
   const general = readGeneral(pgdogRoot, warnings, env);
   const databases = readDatabases(pgdogRoot, warnings);
+  if (general.lsnCheckDelayMs === null && databases.some((d) => d.role === 'auto')) {
+    // PgDog's warning: role detection runs with the LSN checks.
+    warnings.push({
+      file: paths.configPath,
+      key: 'general.lsn_check_delay',
+      message:
+        'not set, so the replay-LSN monitor is off: role = "auto" entries keep their starting roles (the first one of a shard is its primary) and no failover is followed',
+    });
+  }
   const admin = readAdmin(pgdogRoot, usersRoot, warnings);
   const { shardedTables, omnishardedTables } = readSharding(pgdogRoot, databases, warnings);
   warnings.push(...pgdogRoot.warnAboutUnusedKeys(UNSUPPORTED_PGDOG_SECTIONS, SUPPORTED_PGDOG_SECTIONS));

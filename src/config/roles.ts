@@ -1,6 +1,6 @@
 // Which [[databases]] entry is a shard's primary and which are its replicas: role = "primary" wins; a shard with
-// none takes its first role = "auto" entry as the primary (detection by pg_is_in_recovery() is not built yet) and
-// its other "auto" entries as replicas. Every module that needs a shard's primary asks here (pools, 2PC access).
+// none takes its first role = "auto" entry as the primary to start with and its other "auto" entries as replicas
+// (a shard of only "auto" entries then follows what its servers report: backend/replica-set.ts `follow`). Every module that needs a shard's primary asks here (pools, 2PC access).
 import type { DatabaseConfig } from './types.js';
 
 export interface ShardMembers {

@@ -111,6 +111,16 @@ export interface GeneralConfig {
   idleHealthcheckDelayMs: number;
   /** Longest wait for a check's answer, ms; default 5000. */
   healthcheckTimeoutMs: number;
+  /** The replay-LSN monitor asks every server of a shard for its LSN this often, ms; default 5000. */
+  lsnCheckIntervalMs: number;
+  /** Longest wait for the LSN query's answer, ms; default 5000. */
+  lsnCheckTimeoutMs: number;
+  /** Delay before the monitor's first check, ms; null (default, as PgDog) = the monitor is off. */
+  lsnCheckDelayMs: number | null;
+  /** A replica whose replay lags the primary by this many ms or more is banned until it catches up; null = off. */
+  banReplicaLagMs: number | null;
+  /** The same in bytes of WAL; null = off. */
+  banReplicaLagBytes: number | null;
   /** PgDog: the layout of `pgdog.unique_id()` ids, "standard" (64-bit, default) or "compact" (53-bit). */
   uniqueIdFunction: UniqueIdFunction;
   /** PgDog: added to every `pgdog.unique_id()` id (ids start above existing keys); default 0. */

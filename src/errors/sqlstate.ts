@@ -15,6 +15,8 @@ export const SqlState = {
   CheckViolation: '23514',
   ActiveSqlTransaction: '25001',
   InFailedSqlTransaction: '25P02',
+  IdleInTransactionSessionTimeout: '25P03',
+  TransactionTimeout: '25P04',
   InvalidCursorName: '34000',
   InvalidAuthorizationSpecification: '28000',
   InvalidPassword: '28P01',

@@ -12,6 +12,7 @@ import type { AdminConfig, GeneralConfig, UserConfig } from '../config/types.js'
 import type { PoolManager, DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
 import type { ReadIntent, ReplicaSet, SetAcquireCallback } from '../backend/replica-set.js';
+import { ReadYourWrites } from './read-your-writes.js';
 import { classifyTexts, requestTexts, type RoleOverride } from './read-intent.js';
 import { ServerConnection, StartupRefused, type ReplySink } from '../backend/server-connection.js';
 import { checkServerPassword } from '../backend/password-check.js';
@@ -167,6 +168,10 @@ export class ClientSession implements ReplySink, Cancellable {
   private startupSettings: readonly StartupSetting[] = [];
   /** A switch in `options` PostgreSQL refuses: the login fails with it once the settings before it are checked. */
   private startupError: PgError | null = null;
+  /** Read-your-writes: the WAL positions this session's reads must see, per shard. */
+  private readonly writes = new ReadYourWrites();
+  /** The server held was checked out for a request that may write (its WAL position is asked when it is released). */
+  private isWriteCheckout = false;
   /** A replication connection (walsender): its own server connection, opened with the client's startup packet. */
   private replication: ReplicationMode = 'none';
   private replicationParams: Map<string, string> | null = null;
@@ -638,6 +643,7 @@ export class ClientSession implements ReplySink, Cancellable {
       },
       protocolViolation: (reason) => this.protocolViolation(reason),
       readIntent: (types, frames) => this.readIntentOf(types, frames),
+      writes: this.writes,
       onReplicaBanned: (pool, reason) => this.onReplicaBanned(pool, reason),
       fatal: (err) => this.fatal(err),
       onInternalError: (err) => this.onInternalError(err),
@@ -807,15 +813,24 @@ export class ClientSession implements ReplySink, Cancellable {
   /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
   private acquireByRole(set: ReplicaSet, cb: SetAcquireCallback): void {
     const { types, frames } = this.batch.peek(this.batch.length);
-    set.acquire(this.readIntentOf(types, frames), cb, (m, reason) => this.onReplicaBanned(m.pool, reason));
+    const intent = this.readIntentOf(types, frames);
+    this.isWriteCheckout = intent === 'write';
+    const need = intent === 'write' ? null : this.writes.needs(0, set); // read-your-writes
+    set.acquire(
+      need === 'primary' ? 'write' : intent,
+      cb,
+      (m, reason) => this.onReplicaBanned(m.pool, reason),
+      typeof need === 'bigint' ? need : null,
+    );
   }
 
   /** What a request needs of a shard (read-intent.ts); a `SET pgdog.role` in it becomes the session's override. */
   private readIntentOf(types: readonly number[], frames: readonly Buffer[]): ReadIntent {
     const texts = requestTexts(types, frames, (name) => this.statements?.textOf(name) ?? null);
-    const { intent, sessionRole } =
+    const { intent, sessionRole, minLsns } =
       texts === null ? { intent: 'write' as const, sessionRole: undefined } : classifyTexts(texts, this.role);
     if (sessionRole !== undefined) this.role = sessionRole;
+    if (minLsns !== undefined) for (const [shard, lsn] of minLsns) this.writes.require(shard, lsn);
     return intent;
   }
 
@@ -1051,6 +1066,11 @@ export class ClientSession implements ReplySink, Cancellable {
     this.serverPool = null;
     if (server === null || pool === null) return;
     server.detach();
+    const set = this.pools?.sets[0];
+    if (this.isWriteCheckout && set !== undefined && pool === set.primary.pool && set.tracksLsn) {
+      this.isWriteCheckout = false;
+      return this.writes.afterWrite(0, server, () => pool.release(server)); // read-your-writes
+    }
     pool.release(server);
   }
 

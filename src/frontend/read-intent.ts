@@ -17,6 +17,8 @@ export type RoleOverride = 'primary' | 'replica' | null;
 
 export interface RequestIntent {
   intent: ReadIntent;
+  /** Read-your-writes positions the request brings (`SET pgdog.min_lsn`, `/* pgdog_min_lsn: … *\/`), by shard. */
+  minLsns?: Map<number, bigint>;
   /** What a `SET pgdog.role` / `RESET pgdog.role` of this request makes the session's override; undefined: unchanged. */
   sessionRole?: RoleOverride;
 }
@@ -38,6 +40,32 @@ function plansOf(sql: string): readonly StatementPlan[] | null {
 }
 
 const ROLE_HINT = /pgdog_role: *(primary|replica)/;
+const MIN_LSN_HINT = /pgdog_min_lsn: *([0-9A-Fa-f/:,]+)/;
+/** WAL position functions: a standby refuses them ("recovery is in progress"), so the primary answers them. */
+const PRIMARY_ONLY = /pg_current_wal_(?:insert_|flush_)?lsn/i;
+
+/**
+ * A read-your-writes position as a client passes it on: `X/Y` (an LSN as PostgreSQL prints it; shard 0) or
+ * `shard:X/Y` pairs separated by commas (sharded databases). Null when it is not one.
+ */
+export function parseMinLsns(text: string): Map<number, bigint> | null {
+  const out = new Map<number, bigint>();
+  for (const part of text.trim().split(',')) {
+    const m = /^(?:(\d+):)?([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(part.trim());
+    if (m === null) return null;
+    const lsn = (BigInt(`0x${m[2]}`) << 32n) | BigInt(`0x${m[3]}`);
+    const shard = m[1] === undefined ? 0 : Number(m[1]);
+    const known = out.get(shard);
+    out.set(shard, known === undefined || lsn > known ? lsn : known);
+  }
+  return out.size > 0 ? out : null;
+}
+
+function setsMinLsn(p: StatementPlan): Map<number, bigint> | null | undefined {
+  const s = p.setting;
+  if (s === null || s.name !== 'pgdog.min_lsn' || s.action !== 'value' || s.value === null) return undefined;
+  return parseMinLsns(s.value.replace(/^'|'$/g, ''));
+}
 
 /** The role a `/* pgdog_role: … *\/` comment asks for, if any. */
 export function roleHint(sql: string): RoleOverride {
@@ -74,14 +102,22 @@ export function classifyTexts(texts: readonly string[], sessionRole: RoleOverrid
   let isReadOnlyTx = false;
   let hint: RoleOverride = null;
   let newRole: RoleOverride | undefined;
+  let minLsns: Map<number, bigint> | null = null;
   for (const sql of texts) {
     hint ??= roleHint(sql);
+    if (sql.includes('pgdog_min_lsn')) minLsns = parseMinLsns(MIN_LSN_HINT.exec(sql)?.[1] ?? '') ?? minLsns;
+    if (sql.includes('_lsn') && PRIMARY_ONLY.test(sql)) isRead = false;
     const ps = plansOf(sql);
     if (ps === null) return { intent: 'write' };
     for (const p of ps) {
       const role = setsRole(p);
       if (role !== undefined) {
         newRole = role;
+        continue;
+      }
+      const lsns = setsMinLsn(p);
+      if (lsns !== undefined) {
+        minLsns = lsns ?? minLsns;
         continue;
       }
       if (p.kind === 'begin') {
@@ -101,9 +137,35 @@ export function classifyTexts(texts: readonly string[], sessionRole: RoleOverrid
   const override = hint ?? (newRole === undefined ? sessionRole : newRole);
   const out: RequestIntent = { intent: 'write' };
   if (newRole !== undefined) out.sessionRole = newRole;
+  if (minLsns !== null) out.minLsns = minLsns;
   if (!isRead && !isReadOnlyTx) return out;
   out.intent = override === 'primary' ? 'write' : override === 'replica' ? 'replica' : 'read';
   return out;
+}
+
+/**
+ * Whether a transaction block whose characteristics are `texts` (its BEGIN / START TRANSACTION and SET TRANSACTION
+ * statements, in order) is READ ONLY and may run on a hot standby: the last access mode given is READ ONLY, and the
+ * isolation level is not SERIALIZABLE (a standby refuses it: "cannot use serializable mode in a hot standby").
+ */
+export function isReadOnlyBlock(texts: readonly string[]): boolean {
+  let isReadOnly = false;
+  let isSerializable = false;
+  for (const sql of texts) {
+    for (const p of plansOf(sql) ?? []) {
+      if (p.kind === 'begin') {
+        if (p.transaction?.readOnly != null) isReadOnly = p.transaction.readOnly;
+        if (p.transaction?.isolation != null) isSerializable = /serializable/i.test(p.transaction.isolation);
+      } else if (p.kind === 'set' && p.setting?.action === 'multi' && p.setting.name === 'TRANSACTION') {
+        // SET TRANSACTION's modes are not in its plan; its text holds nothing but them.
+        if (/\bread\s+only\b/i.test(p.text)) isReadOnly = true;
+        else if (/\bread\s+write\b/i.test(p.text)) isReadOnly = false;
+        if (/\bserializable\b/i.test(p.text)) isSerializable = true;
+        else if (/\bisolation\s+level\b/i.test(p.text)) isSerializable = false;
+      }
+    }
+  }
+  return isReadOnly && !isSerializable;
 }
 
 /**

@@ -1,12 +1,13 @@
 // The server connections a sharded session holds, at most one per shard: checked out together for a request (the
 // client's input paused meanwhile), brought in line with the session's parameters and SETs, and given back when the
 // transaction ends (transaction mode) or the client leaves. Read/write split: a request that only reads, outside any
-// transaction, takes each shard's server from that shard's replica set (`readIntent`); everything else the primaries.
+// transaction or inside a READ ONLY block, takes each shard's server from that shard's replica set (`readIntent`);
+// everything else the primaries.
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
-import type { ReadIntent } from '../backend/replica-set.js';
+import type { Member, ReadIntent } from '../backend/replica-set.js';
 import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
 import { resetAndRelease } from '../backend/server-reset.js';
 import { TxStatus } from '../protocol/codes.js';
@@ -15,6 +16,7 @@ import { PgError } from '../errors/pg-error.js';
 import { cancelRunning } from './cancel-registry.js';
 import { endTransactionSinks } from './fanout.js';
 import type { BatchTarget, SessionRouter } from './session-router.js';
+import { isReadOnlyBlock } from './read-intent.js';
 import { settingsSyncSql } from './session-settings.js';
 import type { ShardedSession } from './sharded-session.js';
 
@@ -23,6 +25,8 @@ export class ShardServers {
   readonly byShard: (ServerConnection | null)[];
   /** The pool each held server came from (a shard's primary or one of its replicas), to give it back to. */
   private readonly poolByShard: (Pool | null)[];
+  /** Read-your-writes: the server held on a shard came from its primary for a request that may write. */
+  private readonly mayHaveWritten: boolean[];
   /** Servers are being checked out for a request. */
   isWaiting = false;
   private readonly pools: DatabasePools;
@@ -35,19 +39,24 @@ export class ShardServers {
     this.router = router;
     this.byShard = new Array<ServerConnection | null>(session.pools.shards.length).fill(null);
     this.poolByShard = new Array<Pool | null>(session.pools.shards.length).fill(null);
+    this.mayHaveWritten = new Array<boolean>(session.pools.shards.length).fill(false);
   }
 
   /**
    * What the routed request `target` (frames `types`/`frames`) needs of its shards: a replica may serve it only when
    * it only reads (read-intent.ts, the same decision as on one shard, and the router found no write), in transaction
-   * mode, outside any transaction block (the client's, or one of the proxy's own: `isInProxyTransaction`) and with no
-   * extended-protocol segment left open. Session mode keeps the primaries, as on one shard.
+   * mode, outside any block of the proxy's own (`isInProxyTransaction`: a script, a multi-shard write) and with no
+   * extended-protocol segment left open; and either outside any transaction block, or inside the client's block when
+   * that is READ ONLY (`blockCharacteristics`: its BEGIN and SET TRANSACTIONs; a SET TRANSACTION READ ONLY of this
+   * request counts) — then its SETs and savepoints may go to replicas too, and each shard joining the block takes a
+   * replica (shards it reached keep their server). Session mode keeps the primaries, as on one shard.
    */
   readIntent(
     target: BatchTarget,
     types: readonly number[],
     frames: readonly Buffer[],
     isInProxyTransaction: boolean,
+    blockCharacteristics: () => readonly string[],
   ): ReadIntent {
     if (!this.pools.hasReplicas) return 'write';
     const intent = this.session.readIntent(types, frames); // first: it also follows SET pgdog.role
@@ -55,13 +64,23 @@ export class ShardServers {
     const isEligible =
       session.isTransactionMode &&
       !isInProxyTransaction &&
-      session.txStatus() === TxStatus.Idle &&
       !session.hasOpenSegment() &&
       (target.kind === 'one' || target.kind === 'many') &&
       !target.isWrite &&
       !target.mayWrite &&
       !target.isMultiShardWrite;
-    return isEligible ? intent : 'write';
+    if (!isEligible) return 'write';
+    const status = session.txStatus();
+    if (status === TxStatus.Idle) return intent;
+    if (status !== TxStatus.InTransaction) return 'write';
+    const statement = target.sessionStatement;
+    const characteristics = blockCharacteristics();
+    const isReadOnly = isReadOnlyBlock(
+      statement?.kind === 'set' ? [...characteristics, statement.text] : characteristics,
+    );
+    if (!isReadOnly) return 'write';
+    // A SET / SAVEPOINT inside a READ ONLY block runs wherever the block's reads run.
+    return intent === 'write' && statement !== null ? 'read' : intent;
   }
 
   /** The server held on `shard` (the caller knows there is one). */
@@ -105,9 +124,12 @@ export class ShardServers {
         then();
       };
       const set = pools.sets[shard];
-      if (intent !== 'write' && set.hasReplicas) {
-        set.acquire(intent, onServer, (m, reason) => this.session.onReplicaBanned(m.pool, reason));
+      const need = intent !== 'write' && set.hasReplicas ? this.session.writes.needs(shard, set) : null;
+      if (intent !== 'write' && set.hasReplicas && need !== 'primary') {
+        const onBan = (m: Member, reason: string): void => this.session.onReplicaBanned(m.pool, reason);
+        set.acquire(intent, onServer, onBan, need);
       } else {
+        if (intent === 'write' && set.tracksLsn) this.mayHaveWritten[shard] = true;
         const pool = pools.shards[shard];
         pool.acquire((err, server) => onServer(err, server, pool), isForOpenTransaction);
       }
@@ -205,18 +227,26 @@ export class ShardServers {
     if (shard < 0) return false;
     this.byShard[shard] = null;
     this.poolByShard[shard] = null;
+    this.mayHaveWritten[shard] = false;
     return true;
   }
 
-  /** Give every server back to its pool, idle (the transaction is over). */
+  /**
+   * Give every server back to its pool, idle (the transaction is over); a primary's server that may have written
+   * first tells its WAL position (read-your-writes).
+   */
   release(): void {
     this.byShard.forEach((server, shard) => {
       if (server === null) return;
       server.detach();
-      this.poolOf(shard).release(server);
+      const pool = this.poolOf(shard);
+      if (this.mayHaveWritten[shard] && pool === this.pools.sets[shard].primary.pool) {
+        this.session.writes.afterWrite(shard, server, () => pool.release(server));
+      } else pool.release(server);
     });
     this.byShard.fill(null);
     this.poolByShard.fill(null);
+    this.mayHaveWritten.fill(false);
   }
 
   /** The pool the server held on `shard` came from. */
@@ -236,6 +266,7 @@ export class ShardServers {
     });
     this.byShard.fill(null);
     this.poolByShard.fill(null);
+    this.mayHaveWritten.fill(false);
   }
 
   /** Cancel what runs on the held servers. */

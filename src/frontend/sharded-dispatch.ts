@@ -54,6 +54,7 @@ import { InsertSourceRun, sourceRequest, type InsertSourceOwner } from './insert
 import { withStatementText } from './request-rewrite.js';
 import { lookUpTableColumns } from './table-columns.js';
 import { ShardServers } from './shard-servers.js';
+import { isReadOnlyBlock } from './read-intent.js';
 import type { ShardedSession } from './sharded-session.js';
 
 /** A transaction-control statement or setting, moved to `shards` (one: sent as is; several: reported once). */
@@ -293,7 +294,9 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     }
     const routed = target;
     const isOwnRun = this.script !== null || this.insertSource !== null; // its writes follow on these servers
-    const intent = this.servers.readIntent(routed, types, frames, isOwnRun);
+    const intent = this.servers.readIntent(routed, types, frames, isOwnRun, () =>
+      this.block.characteristics(),
+    );
     this.acquireShards(shards, routed, () => this.sendSharded(routed), true, intent);
   }
 
@@ -818,9 +821,11 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     for (let i = 0; i < types.length; i++)
       if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
     const participants = this.block.participants();
+    // A READ ONLY block wrote nothing (PostgreSQL refuses), and its shards may be replicas, which cannot PREPARE.
+    const isReadOnly = participants.writers.size >= 2 && isReadOnlyBlock(this.block.characteristics());
     this.runCommit(
       participants,
-      participants.writers.size >= 2,
+      participants.writers.size >= 2 && !isReadOnly,
       (error) =>
         this.session.writeToClient(commitReplies(types, frames, error, this.script === null, isChained)),
       isChained,

@@ -6,6 +6,7 @@ import type { GeneralConfig } from '../config/types.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
 import type { ReadIntent } from '../backend/replica-set.js';
+import type { ReadYourWrites } from './read-your-writes.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import type { PgError } from '../errors/pg-error.js';
 import type { TransactionManager } from '../txn/manager.js';
@@ -58,6 +59,8 @@ export interface ShardedSession {
    * `SET pgdog.role` in it becomes the session's override.
    */
   readIntent(types: readonly number[], frames: readonly Buffer[]): ReadIntent;
+  /** Read-your-writes: the WAL positions the session's reads must see, per shard. */
+  readonly writes: ReadYourWrites;
   /** A replica was banned while checking out for this session (logged). */
   onReplicaBanned(pool: Pool, reason: string): void;
   fatal(err: PgError): void;

@@ -62,6 +62,11 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   idleHealthcheckIntervalMs: ['idle_healthcheck_interval', false],
   idleHealthcheckDelayMs: ['idle_healthcheck_delay', false],
   healthcheckTimeoutMs: ['healthcheck_timeout', false],
+  lsnCheckIntervalMs: ['lsn_check_interval', false],
+  lsnCheckTimeoutMs: ['lsn_check_timeout', false],
+  lsnCheckDelayMs: ['lsn_check_delay', false],
+  banReplicaLagMs: ['ban_replica_lag', false],
+  banReplicaLagBytes: ['ban_replica_lag_bytes', false],
   // The id generator is made once: a layout or minimum changed under running ids could repeat earlier ones.
   uniqueIdFunction: ['unique_id_function', true],
   uniqueIdMin: ['unique_id_min', true],

@@ -59,6 +59,11 @@ export class BlockReplay {
       this.entries = [{ kind: 'other', name: null, text: this.beginText, isCharacteristic: true }];
   }
 
+  /** The block's characteristics: its BEGIN and SET TRANSACTIONs, in order. */
+  characteristics(): string[] {
+    return this.entries.filter((e) => e.isCharacteristic).map((e) => e.text);
+  }
+
   /** Whether a shard may still join (the replay is bounded). */
   get canJoin(): boolean {
     return this.entries.length <= MAX_REPLAY;

@@ -14,9 +14,13 @@ export interface StartedTxn {
   close(): Promise<void>;
 }
 
-export async function startTransactionManager(config: () => Config, logger: Logger): Promise<StartedTxn> {
+export async function startTransactionManager(
+  config: () => Config,
+  logger: Logger,
+  primary: ConstructorParameters<typeof ConfigShardAccess>[1] = null,
+): Promise<StartedTxn> {
   const general = config().general;
-  const shards = new ConfigShardAccess(config);
+  const shards = new ConfigShardAccess(config, primary);
   await checkPreparedTransactions(shards, logger);
   // Before recovery: a second live proxy with this id must not get to roll back the first one's transactions.
   let manager: TransactionManager | null = null;

@@ -148,6 +148,11 @@ export class TransactionBlock {
     return this.current !== 'none';
   }
 
+  /** The open block's characteristics: its BEGIN and SET TRANSACTIONs, in order (none when no block is open). */
+  characteristics(): string[] {
+    return this.isOpen ? this.replay.characteristics() : [];
+  }
+
   /** How many shards the block reached. */
   get reachedCount(): number {
     return this.joined.size;

@@ -135,7 +135,12 @@ describe('ReplicaSet', () => {
       clock,
     );
     expect(set.primary.pool.onLostInUse).toBeNull();
-    set.replicas[0].pool.onLostInUse?.('server closed the connection');
+    // The server ended the session for the client's own timeouts: the replica is healthy, not banned.
+    for (const code of ['25P03', '25P04', '57P05']) {
+      set.replicas[0].pool.onLostInUse?.('server sent FATAL: terminating connection due to a timeout', code);
+      expect(set.isBanned(set.replicas[0])).toBe(false);
+    }
+    set.replicas[0].pool.onLostInUse?.('server closed the connection', null);
     expect(set.isBanned(set.replicas[0])).toBe(true);
     expect(set.replicas[0].banReason).toContain('lost while in use');
     expect(ports(set, 3)).toEqual([3, 3, 3]);
@@ -194,5 +199,54 @@ describe('ReplicaSet', () => {
     await set.checkIdle(set.primary); // HEALTHCHECK of the primary (port 1: refused): counted, never banned
     expect(stats.health).toEqual({ checks: 2, checkFailures: 2, bans: 1 });
     expect(set.isBanned(set.primary)).toBe(false);
+  });
+});
+
+describe('ReplicaSet.follow (role = "auto")', () => {
+  function autoSet(roles: DatabaseConfig['role'][]): ReplicaSet {
+    const [primaryRole, ...replicaRoles] = roles;
+    return new ReplicaSet(
+      pool(1),
+      { ...db(255), role: primaryRole },
+      replicaRoles.map((role, i) => ({ pool: pool(2 + i), db: { ...db(255), role } })),
+      () => ({ ...GENERAL_DEFAULTS, readWriteSplit: 'exclude_primary' }),
+    );
+  }
+  const up = { isInRecovery: false, lsn: 100n };
+  const standby = { isInRecovery: true, lsn: 100n };
+
+  it('moves the primary to the one member that reports it is one when the primary is gone or in recovery', () => {
+    const set = autoSet(['auto', 'auto', 'auto']);
+    const moved: number[] = [];
+    set.onPrimaryChange = (m) => moved.push(m.pool.opts.address.port);
+    const [a, b, c] = set.inConfigOrder;
+    set.ban(set.replicas[0], 'down');
+    [a.lsn, b.lsn, c.lsn] = [up, standby, standby];
+    expect(set.follow()).toBe(false); // the primary is fine
+    [a.lsn, b.lsn, c.lsn] = [up, up, standby];
+    expect(set.follow()).toBe(false); // two claim it: the current one stays
+    [a.lsn, b.lsn, c.lsn] = [null, null, standby];
+    expect(set.follow()).toBe(false); // nobody claims it: nothing to follow (never promotes)
+    [a.lsn, b.lsn, c.lsn] = [null, up, standby];
+    expect(set.follow()).toBe(true);
+    expect(set.primary).toBe(b);
+    expect([b.role, b.pool.opts.role, a.role, a.pool.opts.role]).toEqual([
+      'primary',
+      'primary',
+      'replica',
+      'replica',
+    ]);
+    expect(set.isBanned(b)).toBe(false);
+    expect(set.replicas).toEqual([c, a]);
+    expect(moved).toEqual([2]);
+    expect(set.pick('write')).toBe(b);
+  });
+
+  it('never moves the primary of a shard with a role = "primary" entry', () => {
+    const set = autoSet(['primary', 'auto']);
+    const [a, b] = set.inConfigOrder;
+    [a.lsn, b.lsn] = [null, up];
+    expect(set.follow()).toBe(false);
+    expect(set.primary).toBe(a);
   });
 });

@@ -60,6 +60,11 @@ describe('parseConfig defaults', () => {
       idleHealthcheckIntervalMs: 30_000,
       idleHealthcheckDelayMs: 5_000,
       healthcheckTimeoutMs: 5_000,
+      lsnCheckIntervalMs: 5_000,
+      lsnCheckTimeoutMs: 5_000,
+      lsnCheckDelayMs: null,
+      banReplicaLagMs: null,
+      banReplicaLagBytes: null,
       uniqueIdFunction: 'standard', // PgDog's
       uniqueIdMin: 0n,
       nodeId: 0, // NODE_ID unset
@@ -185,6 +190,11 @@ healthcheck_interval = 100
 idle_healthcheck_interval = 0
 idle_healthcheck_delay = 10
 healthcheck_timeout = 200
+lsn_check_interval = 300
+lsn_check_timeout = 400
+lsn_check_delay = 500
+ban_replica_lag = 600
+ban_replica_lag_bytes = 700
 unique_id_function = "compact"
 unique_id_min = 1_000_000`);
     const users = `[[users]]
@@ -246,6 +256,11 @@ server_password = "owner-pw"`;
       idleHealthcheckIntervalMs: 0,
       idleHealthcheckDelayMs: 10,
       healthcheckTimeoutMs: 200,
+      lsnCheckIntervalMs: 300,
+      lsnCheckTimeoutMs: 400,
+      lsnCheckDelayMs: 500,
+      banReplicaLagMs: 600,
+      banReplicaLagBytes: 700,
       uniqueIdFunction: 'compact',
       uniqueIdMin: 1_000_000n,
       nodeId: 0,

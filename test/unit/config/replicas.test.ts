@@ -43,6 +43,28 @@ describe('replica configuration', () => {
     expect(error.message).toContain(expected);
   });
 
+  it('reads the replay-LSN monitor keys (off by default, as PgDog) and warns about lag bans without it', () => {
+    const defaults = parse(PRIMARY_AND_REPLICAS).config.general;
+    expect([defaults.lsnCheckDelayMs, defaults.lsnCheckIntervalMs, defaults.lsnCheckTimeoutMs]).toEqual([
+      null,
+      5000,
+      5000,
+    ]);
+    expect([defaults.banReplicaLagMs, defaults.banReplicaLagBytes]).toEqual([null, null]);
+    const on = parse(
+      withGeneral(
+        'lsn_check_delay = 0\nlsn_check_interval = 200\nlsn_check_timeout = 100\nban_replica_lag = 1000\nban_replica_lag_bytes = 1048576',
+      ),
+    );
+    const g = on.config.general;
+    expect([g.lsnCheckDelayMs, g.lsnCheckIntervalMs, g.lsnCheckTimeoutMs]).toEqual([0, 200, 100]);
+    expect([g.banReplicaLagMs, g.banReplicaLagBytes]).toEqual([1000, 1048576]);
+    expect(on.warnings).toEqual([]);
+    const off = parse(withGeneral('ban_replica_lag_bytes = 1048576'));
+    expect(off.warnings.map((w) => w.key)).toEqual(['general.ban_replica_lag_bytes']);
+    expect(parseError(withGeneral('lsn_check_interval = 0')).key).toBe('general.lsn_check_interval');
+  });
+
   it('refuses an lb_weight outside 0–255, naming the entry', () => {
     const error = parseError(`${PRIMARY_AND_REPLICAS}lb_weight = 256\n`);
     expect(error.key).toBe('databases[2].lb_weight');

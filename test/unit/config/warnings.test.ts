@@ -27,7 +27,7 @@ describe('parseConfig warnings', () => {
 
   it('accepts PgDog settings that are not supported yet, with a warning', () => {
     const pgdog = withGeneral(
-      'workers = 4\nprepared_statements = "full"\nban_replica_lag = 1000\nshutdown_termination_timeout = 9090',
+      'workers = 4\nprepared_statements = "full"\nrollback_timeout = 1000\nshutdown_termination_timeout = 9090',
     );
     const { warnings } = parse(
       `${pgdog}read_only = true\n[tcp]\nretries = 3\n[[mirroring]]\nsource_db = "a"\n`,
@@ -35,7 +35,7 @@ describe('parseConfig warnings', () => {
     expect(warnings.map(formatConfigWarning)).toEqual([
       'pgdog.toml: general.workers: recognized PgDog setting, not supported yet; ignored',
       'pgdog.toml: general.prepared_statements: recognized PgDog setting, not supported yet; ignored',
-      'pgdog.toml: general.ban_replica_lag: recognized PgDog setting, not supported yet; ignored',
+      'pgdog.toml: general.rollback_timeout: recognized PgDog setting, not supported yet; ignored',
       'pgdog.toml: general.shutdown_termination_timeout: recognized PgDog setting, not supported yet; ignored',
       'pgdog.toml: databases[0].read_only: recognized PgDog setting, not supported yet; ignored',
       'pgdog.toml: tcp: recognized PgDog setting, not supported yet; ignored',

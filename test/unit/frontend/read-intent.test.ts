@@ -1,0 +1,66 @@
+// read-intent.ts: which requests may go to a replica, and which transaction blocks are READ ONLY (isReadOnlyBlock:
+// the last access mode wins, SERIALIZABLE never runs on a hot standby).
+import { beforeAll, describe, expect, it } from 'vitest';
+import { classifyTexts, isReadOnlyBlock, parseMinLsns } from '../../../src/frontend/read-intent.js';
+import { initParser } from '../../../src/router/parser.js';
+
+beforeAll(async () => {
+  await initParser();
+});
+
+describe('isReadOnlyBlock', () => {
+  it('is READ ONLY when the last access mode of the BEGIN and SET TRANSACTIONs is', () => {
+    expect(isReadOnlyBlock(['BEGIN READ ONLY'])).toBe(true);
+    expect(isReadOnlyBlock(['START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY'])).toBe(true);
+    expect(isReadOnlyBlock(['BEGIN', 'SET TRANSACTION READ ONLY'])).toBe(true);
+    expect(isReadOnlyBlock(['BEGIN'])).toBe(false);
+    expect(isReadOnlyBlock(['BEGIN READ WRITE'])).toBe(false);
+    expect(isReadOnlyBlock(['BEGIN READ ONLY', 'SET TRANSACTION READ WRITE'])).toBe(false);
+    expect(isReadOnlyBlock([])).toBe(false);
+  });
+
+  it('is never SERIALIZABLE (a hot standby refuses it)', () => {
+    expect(isReadOnlyBlock(['BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY'])).toBe(false);
+    expect(isReadOnlyBlock(['BEGIN READ ONLY', 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE'])).toBe(false);
+    expect(
+      isReadOnlyBlock([
+        'BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY',
+        'SET TRANSACTION ISOLATION LEVEL READ COMMITTED',
+      ]),
+    ).toBe(true);
+  });
+});
+
+describe('classifyTexts', () => {
+  it('reads and READ ONLY openings may use a replica; writes and overrides to the primary do not', () => {
+    expect(classifyTexts(['SELECT 1'], null).intent).toBe('read');
+    expect(classifyTexts(['BEGIN READ ONLY'], null).intent).toBe('read');
+    expect(classifyTexts(['INSERT INTO t VALUES (1)'], null).intent).toBe('write');
+    expect(classifyTexts(['SELECT 1 FOR UPDATE'], null).intent).toBe('write');
+    expect(classifyTexts(['SELECT 1'], 'primary').intent).toBe('write');
+    expect(classifyTexts(['/* pgdog_role: replica */ SELECT 1'], null).intent).toBe('replica');
+  });
+});
+
+describe('read-your-writes hints', () => {
+  it('reads an LSN as PostgreSQL prints it, alone (shard 0) or per shard; refuses anything else', () => {
+    expect(parseMinLsns('0/16B3748')).toEqual(new Map([[0, 0x16b3748n]]));
+    expect(parseMinLsns('1:2/0, 0:0/10, 1:1/FF')).toEqual(
+      new Map([
+        [1, 0x200000000n],
+        [0, 0x10n],
+      ]),
+    );
+    expect(parseMinLsns('')).toBeNull();
+    expect(parseMinLsns('16B3748')).toBeNull();
+    expect(parseMinLsns('0/1; DROP TABLE t')).toBeNull();
+  });
+
+  it('takes SET pgdog.min_lsn and the pgdog_min_lsn comment; WAL position functions go to the primary', () => {
+    expect(classifyTexts(["SET pgdog.min_lsn = '0/10'"], null).minLsns).toEqual(new Map([[0, 16n]]));
+    const hinted = classifyTexts(['/* pgdog_min_lsn: 1:0/20 */ SELECT 1'], null);
+    expect([hinted.intent, hinted.minLsns]).toEqual(['read', new Map([[1, 32n]])]);
+    expect(classifyTexts(['SELECT pg_current_wal_insert_lsn()'], null).intent).toBe('write');
+    expect(classifyTexts(['SELECT pg_last_wal_replay_lsn()'], null).intent).toBe('read');
+  });
+});
