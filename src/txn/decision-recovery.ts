@@ -262,3 +262,56 @@ export class DecisionRecovery {
     );
   }
 }
+
+/** One in-doubt transaction found on the shards (SHOW TRANSACTIONS), whichever proxy started it. */
+export interface InDoubtOnShards {
+  readonly txid: string;
+  readonly database: string;
+  /** The role that prepared its branches. */
+  readonly owner: string;
+  readonly instanceId: string;
+  readonly ageMs: number;
+  /** `shard:prepared` per branch found, then `decision shard:decision`. */
+  readonly shards: string;
+  /** What the decision row says now (a plain read: an uncommitted row is not seen): true, false, or null (none). */
+  readonly decision: boolean | null;
+}
+
+/** Every prepared branch of the stateless protocol on every shard, grouped by transaction, with its decision row. */
+export async function listInDoubt(
+  shards: ShardAccess,
+  schema: string,
+  logger: Logger,
+): Promise<InDoubtOnShards[]> {
+  const out: InDoubtOnShards[] = [];
+  for (const database of shards.shardedDatabases()) {
+    const user = shards.users(database)[0];
+    if (user === undefined) continue;
+    const byTxid = new Map<string, PreparedBranch[]>();
+    for (let shard = 0; shard < shards.shardCount(database); shard++) {
+      for (const b of (await listPreparedBranches(shards, database, shard, logger)) ?? [])
+        byTxid.set(b.txid, [...(byTxid.get(b.txid) ?? []), b]);
+    }
+    for (const [txid, branches] of byTxid) {
+      const decisionShard = branches[0].decisionShard;
+      const row = await queryShard(
+        shards,
+        database,
+        user,
+        decisionShard,
+        `SELECT committed FROM ${schema}.decisions WHERE txid = '${txid}'`,
+      );
+      const value = row.kind === 'ok' ? row.rows[0]?.[0] : undefined;
+      out.push({
+        txid,
+        database,
+        owner: branches[0].owner,
+        instanceId: branches[0].instanceId,
+        ageMs: Math.max(...branches.map((b) => b.ageMs)),
+        shards: [...branches.map((b) => `${b.shard}:prepared`), `${decisionShard}:decision`].join(','),
+        decision: value === 't' ? true : value === 'f' ? false : null,
+      });
+    }
+  }
+  return out;
+}

@@ -5,7 +5,7 @@
 // connections and hand over here whatever could not finish there.
 import type { Logger } from 'pino';
 import { gidLikePattern, makeDecidedGid, makeGid, parseGid, TxidSource } from './gid.js';
-import { DecisionRecovery } from './decision-recovery.js';
+import { DecisionRecovery, listInDoubt } from './decision-recovery.js';
 import { DecisionRowCleaner } from './decision-rows.js';
 import { ensureDecisionTable, resolveDecision, type Resolution } from './decision-table.js';
 import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
@@ -65,6 +65,12 @@ export interface TxnCounters {
 
 /** One row of SHOW TRANSACTIONS. */
 export interface TransactionRow {
+  /** Where the row comes from: this proxy's own bookkeeping, or prepared branches found on the shards. */
+  source: 'proxy' | 'shards';
+  /** The instance id in its GIDs (this proxy's for its own). */
+  instanceId: string;
+  /** The decision row: true / false; null: none (yet) or not read. */
+  decision: boolean | null;
   txid: string;
   state: string;
   database: string;
@@ -296,6 +302,9 @@ export class TransactionManager {
   /** Distributed transactions not finished yet (SHOW TRANSACTIONS). */
   transactions(now: number = Date.now()): TransactionRow[] {
     return [...this.live.values()].map((tx) => ({
+      source: 'proxy' as const,
+      instanceId: this.instanceId,
+      decision: tx.state === 'committing' || tx.state === 'done' ? true : null,
       txid: tx.txid,
       state: tx.isHeldInDoubt ? 'in doubt (decision log failed)' : tx.state,
       database: tx.database,
@@ -305,6 +314,33 @@ export class TransactionManager {
       retries: tx.retries,
       lastError: tx.lastError,
     }));
+  }
+
+  /**
+   * SHOW TRANSACTIONS: this proxy's unfinished transactions, then every other in-doubt transaction prepared on the
+   * shards, whichever proxy started it (read from pg_prepared_xacts and the decision rows).
+   */
+  async transactionsEverywhere(now: number = Date.now()): Promise<TransactionRow[]> {
+    const own = this.transactions(now);
+    const found = await listInDoubt(this.opts.shards, this.opts.decisionSchema, this.log);
+    return [
+      ...own,
+      ...found
+        .filter((t) => !this.live.has(t.txid))
+        .map((t) => ({
+          source: 'shards' as const,
+          instanceId: t.instanceId,
+          decision: t.decision,
+          txid: t.txid,
+          state: 'prepared (in doubt)',
+          database: t.database,
+          user: t.owner,
+          ageMs: t.ageMs,
+          shards: t.shards,
+          retries: 0,
+          lastError: null,
+        })),
+    ];
   }
 
   /** In-doubt: prepared somewhere, not finished everywhere. */
@@ -367,11 +403,12 @@ export class TransactionManager {
   // --- recovery ------------------------------------------------------------------------------------------------
 
   /**
-   * Finish what a crash left behind: every logged COMMIT without DONE → COMMIT PREPARED wherever still prepared
-   * (whatever id its GIDs carry: the record names them); every prepared transaction of this instance (or of the
-   * former default id, see isOrphanDue) with no COMMIT record, not in progress here and older than the orphan
-   * timeout (any age at start-up: nothing can be in progress yet) → ROLLBACK PREPARED. Others' prepared
-   * transactions are never touched. One pass; what fails is retried in the background.
+   * Finish what a crash left behind. Stateless GIDs of any proxy: settled by their decision rows once older than the
+   * minimum age (decision-recovery.ts). Legacy GIDs (an earlier version's local decision log): every logged COMMIT
+   * without DONE → COMMIT PREPARED wherever still prepared; every legacy prepared transaction of this instance (or of
+   * the former default id, see isOrphanDue) with no COMMIT record, not in progress here and older than the orphan
+   * timeout (any age at start-up) → ROLLBACK PREPARED. Other software's prepared transactions are never touched. One
+   * pass; what fails is retried in the background or at the next pass.
    */
   async recover(isStartup: boolean): Promise<RecoveryReport> {
     if (this.isRecovering) return { committed: 0, rolledBack: 0, pending: this.live.size };
@@ -413,7 +450,8 @@ export class TransactionManager {
           this.retryInBackground(tx);
         }
       }
-      const rolledBack = this.opts.log === null ? 0 : await this.rollBackOrphans(decided, isStartup);
+      // Legacy GIDs (no decision shard) of this instance: an earlier version's; no COMMIT record = presumed abort.
+      const rolledBack = await this.rollBackOrphans(decided, isStartup);
       return {
         committed: committed + stateless.committed,
         rolledBack: rolledBack + stateless.rolledBack,
@@ -461,7 +499,8 @@ export class TransactionManager {
         if (found === null) continue;
         for (const row of found) {
           const gid = parseGid(row.gid);
-          if (gid === null || gid.shard !== shard) continue;
+          // Stateless GIDs (`_d<N>`) are settled by their decision row (decision-recovery.ts), never presumed aborted.
+          if (gid === null || gid.shard !== shard || gid.decisionShard !== undefined) continue;
           if (decided.has(gid.txid) || this.live.has(gid.txid)) continue;
           if (!this.isOrphanDue(gid.instanceId, row.ageMs, isStartup)) continue;
           const owner = users.find((u) => shards.serverUser(database, u, shard) === row.owner) ?? users[0];
