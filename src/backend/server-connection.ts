@@ -152,9 +152,19 @@ export class ServerConnection implements ScannerOwner {
     this.move('idle');
   }
 
-  /** From now on `sink` receives this server's replies (a checked-out server's owner decides who). */
-  attach(sink: ReplySink): void {
+  /**
+   * From now on `sink` receives this server's replies (a checked-out server's owner decides who). Returns the sink it
+   * replaces (null: none), for a run that gives the server back to it when done.
+   */
+  attach(sink: ReplySink): ReplySink | null {
+    const previous = this.sink;
     this.sink = sink;
+    return previous;
+  }
+
+  /** Give the server back to `previous` (what `attach` returned): null detaches it. */
+  restore(previous: ReplySink | null): void {
+    this.sink = previous;
   }
 
   /** No one receives this server's replies any more (released, left to close, or handed back). */

@@ -141,7 +141,8 @@ export class ShardServers {
 
   /**
    * A statement of the proxy's own (BEGIN, ROLLBACK; or a Sync frame) on each of `shards`: nothing reaches the
-   * client; `onDone` gets the errors (shard named) once every server has answered.
+   * client; `onDone` gets the errors (shard named) once every server has answered and is back with whoever received
+   * its replies before.
    */
   runOwn(
     shards: readonly number[],
@@ -149,11 +150,19 @@ export class ShardServers {
     owner: FramedSinkOwner,
     onDone: (errors: Buffer[]) => void,
   ): void {
-    const sinks = endTransactionSinks(shards, owner, onDone);
+    const previous: (ReplySink | null)[] = [];
+    const sinks = endTransactionSinks(shards, owner, (errors) => {
+      // Each server goes back to whoever received its replies before.
+      shards.forEach((shard, i) => {
+        const server = this.byShard[shard];
+        if (server != null && !server.isClosed) server.restore(previous[i]);
+      });
+      onDone(errors);
+    });
     const message = typeof sql === 'string' ? query(sql) : sql;
     shards.forEach((shard, i) => {
       const server = this.at(shard);
-      server.attach(sinks[i]);
+      previous[i] = server.attach(sinks[i]);
       server.hasOpenSegment = false; // a Query or Sync ends any extended-protocol segment
       server.send(message, 1);
     });

@@ -361,7 +361,6 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
       case 'rollback':
         this.takeRequest();
         this.servers.runOwn(placement.shards, placement.sql, this, (errors) => {
-          this.servers.pointAt(this);
           for (const error of errors)
             this.log.warn({ error: error.toString('utf8', 5) }, 'ROLLBACK failed on a shard');
           this.replyLocally(types, frames, placement.reply);
@@ -687,7 +686,6 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
   private rollBackImplicit(shards: readonly number[]): void {
     this.block.markEnding(false);
     this.servers.runOwn(shards, 'ROLLBACK', this, () => {
-      this.servers.pointAt(this);
       this.session.writeToClient(readyForQuery(this.refreshStatus()));
       this.onShardRequestDone();
     });
@@ -883,6 +881,8 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
       this.releaseShardServers(); // the client left while its commit ran
       return;
     }
+    // The commit's queries left each server with their own sink (a server lost between two steps is the commit's to
+    // handle, not a reason to end the session): the session receives their replies again from here on.
     this.servers.pointAt(this);
     reply(result.error);
     this.block.markEnding(result.error === null, isChained && result.error === null);
@@ -1114,10 +1114,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     const open = this.servers.openSegmentShards();
     if (open.length === 0) return;
     this.openSegmentShard = null;
-    this.servers.runOwn(open, SYNC, this, () => {
-      this.servers.pointAt(this);
-      this.onShardRequestDone();
-    });
+    this.servers.runOwn(open, SYNC, this, () => this.onShardRequestDone());
   }
 
   // --- ReplySink: called by the shard servers while they answer this session directly -----------------------
