@@ -15,6 +15,7 @@ export const ADMIN_COMMANDS = [
   'BAN',
   'UNBAN',
   'HEALTHCHECK',
+  'RECOVER',
   'RELOAD',
   'PAUSE',
   'RESUME',

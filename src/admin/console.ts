@@ -22,12 +22,12 @@ import { showDatabases } from './show-databases.js';
 import { showPools } from './show-pools.js';
 import { showServers } from './show-servers.js';
 import { showStats } from './show-stats.js';
-import { showTransactions } from './show-transactions.js';
+import { recoverNow, showTransactions } from './show-transactions.js';
 import { showVersion } from './show-version.js';
 
 const EMPTY_QUERY_RESPONSE = Buffer.from([Backend.EmptyQueryResponse, 0, 0, 0, 4]);
 
-const SHOW: Partial<Record<AdminCommand, (ctx: AdminContext) => ResultSet>> = {
+const SHOW: Partial<Record<AdminCommand, (ctx: AdminContext) => ResultSet | Promise<ResultSet>>> = {
   'SHOW POOLS': showPools,
   'SHOW CLIENTS': showClients,
   'SHOW SERVERS': showServers,
@@ -173,7 +173,7 @@ export class AdminConsole implements AdminConsoleHandle {
   private async run(command: AdminCommand, poolId: number | null): Promise<boolean> {
     const show = SHOW[command];
     if (show !== undefined) {
-      this.io.write(encodeResultSet(show(this.ctx)));
+      this.io.write(encodeResultSet(await show(this.ctx)));
       return true;
     }
     switch (command) {
@@ -200,6 +200,13 @@ export class AdminConsole implements AdminConsoleHandle {
         const outcome = await healthcheck(this.ctx, poolId);
         if (outcome instanceof PgError) return this.fail(outcome);
         this.io.write(encodeResultSet(outcome, 'HEALTHCHECK'));
+        return true;
+      }
+      case 'RECOVER': {
+        this.log.info('admin: RECOVER (a recovery pass of two-phase commits now)');
+        const outcome = await recoverNow(this.ctx);
+        if (outcome instanceof PgError) return this.fail(outcome);
+        this.io.write(encodeResultSet(outcome, 'RECOVER'));
         return true;
       }
       case 'SHUTDOWN':

@@ -33,6 +33,7 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   twoPhaseCommitWalDir: 'shardgate_2pc', // resolved against the folder of pgdog.toml
   twoPhaseCommitWalSegmentSizeBytes: 16 * MIB,
   twoPhaseCommitWalFsyncIntervalMs: 0,
+  twoPhaseCommitSchema: 'shardgate',
   twoPhaseCommitRecoveryIntervalMs: 10_000,
   twoPhaseCommitOrphanTimeoutMs: 60_000,
   twoPhaseCommitPrepareTimeoutMs: 0, // off, as statement_timeout
@@ -267,6 +268,7 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'two_phase_commit_wal_dir',
   'two_phase_commit_wal_segment_size',
   'two_phase_commit_wal_fsync_interval',
+  'two_phase_commit_schema',
   'two_phase_commit_recovery_interval',
   'two_phase_commit_orphan_timeout',
   'two_phase_commit_prepare_timeout',

@@ -100,6 +100,7 @@ function generalSettings(general: GeneralConfig): ConfigSetting[] {
     setting('two_phase_commit_wal_dir', general.twoPhaseCommitWalDir),
     setting('two_phase_commit_wal_segment_size', general.twoPhaseCommitWalSegmentSizeBytes),
     setting('two_phase_commit_wal_fsync_interval', general.twoPhaseCommitWalFsyncIntervalMs),
+    setting('two_phase_commit_schema', general.twoPhaseCommitSchema),
     setting('two_phase_commit_recovery_interval', general.twoPhaseCommitRecoveryIntervalMs),
     setting('two_phase_commit_orphan_timeout', general.twoPhaseCommitOrphanTimeoutMs),
     setting('two_phase_commit_prepare_timeout', general.twoPhaseCommitPrepareTimeoutMs),

@@ -280,6 +280,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[], env: NodeJS
       d.twoPhaseCommitWalSegmentSizeBytes,
     twoPhaseCommitWalFsyncIntervalMs:
       r.integer('two_phase_commit_wal_fsync_interval', TIMEOUT_MS_RULE) ?? d.twoPhaseCommitWalFsyncIntervalMs,
+    twoPhaseCommitSchema: readTwoPhaseCommitSchema(r),
     twoPhaseCommitRecoveryIntervalMs:
       r.integer('two_phase_commit_recovery_interval', POSITIVE_TIMEOUT_MS_RULE) ??
       d.twoPhaseCommitRecoveryIntervalMs,
@@ -350,6 +351,17 @@ function readInstanceId(r: SectionReader, general: GeneralConfig): void {
   general.instanceId = defaultInstanceId(host, general.port);
   general.formerInstanceId = former.id;
   general.isFormerInstanceIdAmbiguous = former.isAmbiguous;
+}
+
+/** The decision table's schema: a plain lower-case identifier (it is written into SQL unquoted). */
+function readTwoPhaseCommitSchema(r: SectionReader): string {
+  const expected =
+    'a schema name of lower-case letters, digits and _ not starting with a digit (e.g. "shardgate")';
+  const value = r.string('two_phase_commit_schema', expected);
+  if (value === undefined) return GENERAL_DEFAULTS.twoPhaseCommitSchema;
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value))
+    throw r.error('two_phase_commit_schema', `"${value}" is not allowed`, expected);
+  return value;
 }
 
 /** Metric names must stay valid Prometheus names: letters, digits and _ (PgDog also allows "." for Datadog). */

@@ -63,9 +63,14 @@ export interface GeneralConfig {
   twoPhaseCommitWalSegmentSizeBytes: number; // default 16 MiB
   /** Longest wait to gather decisions into one fsync; 0 (default) = fsync at once (concurrent ones still share). */
   twoPhaseCommitWalFsyncIntervalMs: number;
+  /** Schema of the decision table on every shard (`<schema>.decisions`); default `shardgate`. */
+  twoPhaseCommitSchema: string;
   /** How often recovery looks for unfinished 2PC transactions, ms; default 10000. */
   twoPhaseCommitRecoveryIntervalMs: number;
-  /** A prepared transaction of ours with no decision, older than this, is rolled back (presumed abort); default 60000. */
+  /**
+   * Minimum age of a prepared transaction before recovery settles it by its decision row (live commits are left
+   * alone); also the bound on how long a decision branch may sit idle before its COMMIT. Default 60000.
+   */
   twoPhaseCommitOrphanTimeoutMs: number;
   /**
    * Longest wait for a shard's PREPARE TRANSACTION, ms (0 = none, the default): past it the PREPARE is cancelled (its

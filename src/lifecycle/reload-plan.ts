@@ -40,6 +40,7 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   twoPhaseCommitWalDir: ['two_phase_commit_wal_dir', true],
   twoPhaseCommitWalSegmentSizeBytes: ['two_phase_commit_wal_segment_size', true],
   twoPhaseCommitWalFsyncIntervalMs: ['two_phase_commit_wal_fsync_interval', true],
+  twoPhaseCommitSchema: ['two_phase_commit_schema', true],
   twoPhaseCommitRecoveryIntervalMs: ['two_phase_commit_recovery_interval', true],
   twoPhaseCommitOrphanTimeoutMs: ['two_phase_commit_orphan_timeout', true],
   twoPhaseCommitPrepareTimeoutMs: ['two_phase_commit_prepare_timeout', false],

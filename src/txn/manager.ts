@@ -1,9 +1,13 @@
-// The transaction manager: owns every distributed transaction from its COMMIT on — txids and GIDs, the durable
-// decision (decision log), phase-2 and abort retries in the background, recovery after a crash (its own or a
-// shard's), and what operators see (SHOW TRANSACTIONS rows, counters). Sessions run the hot path (coordinator.ts)
-// on their own server connections and hand over here whatever could not finish there.
+// The transaction manager: owns every distributed transaction from its COMMIT on — txids and GIDs, phase-2 and abort
+// retries in the background, deleting decision rows once finished, recovery after a crash (any proxy's, by the
+// decision rows on the shards: decision-recovery.ts; and a legacy local decision log's, when one is found), and what
+// operators see (SHOW TRANSACTIONS rows, counters). Sessions run the hot path (decision-commit.ts) on their own server
+// connections and hand over here whatever could not finish there.
 import type { Logger } from 'pino';
-import { gidLikePattern, makeGid, parseGid, TxidSource } from './gid.js';
+import { gidLikePattern, makeDecidedGid, makeGid, parseGid, TxidSource } from './gid.js';
+import { DecisionRecovery, listInDoubt } from './decision-recovery.js';
+import { DecisionRowCleaner } from './decision-rows.js';
+import { ensureDecisionTable, resolveDecision, type Resolution } from './decision-table.js';
 import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
 import { queryShard, type ShardAccess } from '../backend/shard-access.js';
 import { DistributedTransaction, type Branch } from './transaction.js';
@@ -32,11 +36,19 @@ export interface TransactionManagerOptions {
    * back only once older than the orphan timeout, at start-up too: it may be another host's, in flight.
    */
   formerInstanceId?: { readonly id: string; readonly isAmbiguous: boolean } | null;
-  log: DecisionRecorder;
+  /** A legacy local decision log found at start-up (upgrades): its COMMIT records are finished; null: none. */
+  log: DecisionRecorder | null;
   shards: ShardAccess;
+  /** Schema of the decision table on every shard (two_phase_commit_schema). */
+  decisionSchema: string;
   logger: Logger;
-  /** A prepared transaction of ours with no decision and older than this is rolled back by periodic recovery. */
+  /**
+   * Minimum age before recovery settles a prepared transaction (stateless: by its decision row; legacy: presumed
+   * abort of this instance's undecided ones); also how long a decision branch may sit idle before its COMMIT.
+   */
   orphanTimeoutMs: number;
+  /** Longest wait of one resolve on an owner's uncommitted decision row (default 2000 ms; retried next pass). */
+  resolveLockTimeoutMs?: number;
   recoveryIntervalMs: number;
   /** First retry delay; doubles up to `maxRetryDelayMs`. */
   retryDelayMs?: number;
@@ -53,6 +65,12 @@ export interface TxnCounters {
 
 /** One row of SHOW TRANSACTIONS. */
 export interface TransactionRow {
+  /** Where the row comes from: this proxy's own bookkeeping, or prepared branches found on the shards. */
+  source: 'proxy' | 'shards';
+  /** The instance id in its GIDs (this proxy's for its own). */
+  instanceId: string;
+  /** The decision row: true / false; null: none (yet) or not read. */
+  decision: boolean | null;
   txid: string;
   state: string;
   database: string;
@@ -67,6 +85,14 @@ export interface RecoveryReport {
   committed: number;
   rolledBack: number;
   pending: number;
+  /** Decision rows of finished transactions deleted by this pass. */
+  rowsDeleted?: number;
+}
+
+/** A branch in SHOW TRANSACTIONS: a writer's state, `decision <state>`, or `reader`. */
+function branchLabel(b: Branch): string {
+  if (b.role === 'reader') return 'reader';
+  return b.role === 'decision' ? `decision ${b.state}` : b.state;
 }
 
 /** decide() while two-phase commits are refused (another live proxy uses this instance id): nothing was decided. */
@@ -96,11 +122,39 @@ export class TransactionManager {
   private isClosed = false;
   /** Why two-phase commits are refused now (another live proxy holds this instance id somewhere); null: they are not. */
   private commitRefusal: string | null = null;
+  private readonly cleaner: DecisionRowCleaner;
+  private readonly decisionRecovery: DecisionRecovery;
+  /** Shards where the decision table could not be checked yet (unreachable at start-up): retried by recovery. */
+  private tableUnchecked: string[] | null = null;
 
   constructor(opts: TransactionManagerOptions) {
     this.opts = opts;
     this.instanceId = opts.instanceId;
     this.log = opts.logger.child({ component: '2pc' });
+    this.cleaner = new DecisionRowCleaner(opts.shards, opts.decisionSchema, this.log);
+    this.decisionRecovery = new DecisionRecovery({
+      shards: opts.shards,
+      schema: opts.decisionSchema,
+      logger: this.log,
+      minAgeMs: opts.orphanTimeoutMs,
+      lockTimeoutMs: opts.resolveLockTimeoutMs ?? 2_000,
+      isLive: (txid) => this.live.has(txid),
+    });
+  }
+
+  /** Schema of the decision table. */
+  get decisionSchema(): string {
+    return this.opts.decisionSchema;
+  }
+
+  /** How long a decision branch may sit idle in its transaction before its COMMIT (SET LOCAL before the insert). */
+  get decisionIdleTimeoutMs(): number {
+    return this.opts.orphanTimeoutMs;
+  }
+
+  /** Create the decision table where missing (start-up); shards not reached are retried by recovery. */
+  async ensureDecisionTable(): Promise<void> {
+    this.tableUnchecked = await ensureDecisionTable(this.opts.shards, this.opts.decisionSchema, this.log);
   }
 
   /** A new two-phase transaction over `writers` (get a GID each) and `readers` (plain COMMIT). */
@@ -109,15 +163,23 @@ export class TransactionManager {
     user: string,
     writers: readonly number[],
     readers: readonly number[],
+    decisionShard: number | null = null,
   ): DistributedTransaction {
     const txid = this.txids.nextTxid();
     const branches: Branch[] = [
-      ...writers.map((shard) => ({
-        shard,
-        role: 'writer' as const,
-        gid: makeGid(this.instanceId, txid, shard),
-        state: 'open' as const,
-      })),
+      ...writers.map((shard) =>
+        shard === decisionShard
+          ? { shard, role: 'decision' as const, gid: null, state: 'open' as const }
+          : {
+              shard,
+              role: 'writer' as const,
+              gid:
+                decisionShard === null
+                  ? makeGid(this.instanceId, txid, shard)
+                  : makeDecidedGid(this.instanceId, txid, shard, decisionShard),
+              state: 'open' as const,
+            },
+      ),
       ...readers.map((shard) => ({ shard, role: 'reader' as const, gid: null, state: 'open' as const })),
     ];
     const tx = new DistributedTransaction(txid, database, user, branches);
@@ -132,6 +194,7 @@ export class TransactionManager {
    */
   async decide(tx: DistributedTransaction): Promise<void> {
     if (this.commitRefusal !== null) throw new CommitRefusedError(this.commitRefusal);
+    if (this.opts.log === null) throw new Error('no decision log: legacy two-phase commit is not available');
     this.counters.prepared++;
     await this.opts.log.appendCommit({
       txid: tx.txid,
@@ -141,6 +204,44 @@ export class TransactionManager {
       at: Date.now(),
     });
     tx.to('committing');
+  }
+
+  /** Throws CommitRefusedError while two-phase commits are refused (checked before a decision COMMIT). */
+  checkAccepting(): void {
+    if (this.commitRefusal !== null) throw new CommitRefusedError(this.commitRefusal);
+  }
+
+  /** The decision shard's COMMIT succeeded (or its row was found `true`): the transaction is committed. */
+  decided(tx: DistributedTransaction): void {
+    this.counters.prepared++;
+    const decision = tx.decision;
+    if (decision !== null && decision.state === 'open') tx.moveBranch(decision, 'committed');
+    tx.to('committing');
+  }
+
+  /** Learn a transaction's outcome from its decision row (the reply to the decision COMMIT was lost). */
+  resolve(tx: DistributedTransaction, shard: number): Promise<Resolution> {
+    return resolveDecision(
+      this.opts.shards,
+      this.opts.decisionSchema,
+      tx.database,
+      tx.user,
+      shard,
+      tx.txid,
+      this.opts.resolveLockTimeoutMs ?? 2_000,
+    );
+  }
+
+  /**
+   * The outcome of `tx` could not be learnt (its decision shard unreachable): stop tracking it here. Its branches stay
+   * prepared until recovery — of this proxy or any other — settles them by the decision row.
+   */
+  abandon(tx: DistributedTransaction, reason: string): void {
+    this.live.delete(tx.txid);
+    this.log.error(
+      { txid: tx.txid, shards: tx.writers.map((b) => b.shard), err: reason },
+      'outcome of a two-phase commit unknown (its decision shard cannot be reached): left to recovery',
+    );
   }
 
   /**
@@ -187,7 +288,9 @@ export class TransactionManager {
   private finish(tx: DistributedTransaction): void {
     if (tx.state === 'committing') {
       tx.to('done');
-      this.opts.log.appendDone(tx.txid);
+      const decision = tx.decision;
+      if (decision !== null) this.cleaner.forget(tx.database, tx.user, decision.shard, tx.txid);
+      else this.opts.log?.appendDone(tx.txid);
       this.counters.committed++;
     } else if (tx.state === 'aborting') {
       tx.to('aborted');
@@ -199,15 +302,45 @@ export class TransactionManager {
   /** Distributed transactions not finished yet (SHOW TRANSACTIONS). */
   transactions(now: number = Date.now()): TransactionRow[] {
     return [...this.live.values()].map((tx) => ({
+      source: 'proxy' as const,
+      instanceId: this.instanceId,
+      decision: tx.state === 'committing' || tx.state === 'done' ? true : null,
       txid: tx.txid,
       state: tx.isHeldInDoubt ? 'in doubt (decision log failed)' : tx.state,
       database: tx.database,
       user: tx.user,
       ageMs: now - tx.startedAt,
-      shards: tx.branches.map((b) => `${b.shard}:${b.role === 'writer' ? b.state : 'reader'}`).join(','),
+      shards: tx.branches.map((b) => `${b.shard}:${branchLabel(b)}`).join(','),
       retries: tx.retries,
       lastError: tx.lastError,
     }));
+  }
+
+  /**
+   * SHOW TRANSACTIONS: this proxy's unfinished transactions, then every other in-doubt transaction prepared on the
+   * shards, whichever proxy started it (read from pg_prepared_xacts and the decision rows).
+   */
+  async transactionsEverywhere(now: number = Date.now()): Promise<TransactionRow[]> {
+    const own = this.transactions(now);
+    const found = await listInDoubt(this.opts.shards, this.opts.decisionSchema, this.log);
+    return [
+      ...own,
+      ...found
+        .filter((t) => !this.live.has(t.txid))
+        .map((t) => ({
+          source: 'shards' as const,
+          instanceId: t.instanceId,
+          decision: t.decision,
+          txid: t.txid,
+          state: 'prepared (in doubt)',
+          database: t.database,
+          user: t.owner,
+          ageMs: t.ageMs,
+          shards: t.shards,
+          retries: 0,
+          lastError: null,
+        })),
+    ];
   }
 
   /** In-doubt: prepared somewhere, not finished everywhere. */
@@ -270,18 +403,20 @@ export class TransactionManager {
   // --- recovery ------------------------------------------------------------------------------------------------
 
   /**
-   * Finish what a crash left behind: every logged COMMIT without DONE → COMMIT PREPARED wherever still prepared
-   * (whatever id its GIDs carry: the record names them); every prepared transaction of this instance (or of the
-   * former default id, see isOrphanDue) with no COMMIT record, not in progress here and older than the orphan
-   * timeout (any age at start-up: nothing can be in progress yet) → ROLLBACK PREPARED. Others' prepared
-   * transactions are never touched. One pass; what fails is retried in the background.
+   * Finish what a crash left behind. Stateless GIDs of any proxy: settled by their decision rows once older than the
+   * minimum age (decision-recovery.ts). Legacy GIDs (an earlier version's local decision log): every logged COMMIT
+   * without DONE → COMMIT PREPARED wherever still prepared; every legacy prepared transaction of this instance (or of
+   * the former default id, see isOrphanDue) with no COMMIT record, not in progress here and older than the orphan
+   * timeout (any age at start-up) → ROLLBACK PREPARED. Other software's prepared transactions are never touched. One
+   * pass; what fails is retried in the background or at the next pass.
    */
   async recover(isStartup: boolean): Promise<RecoveryReport> {
     if (this.isRecovering) return { committed: 0, rolledBack: 0, pending: this.live.size };
     this.isRecovering = true;
     try {
+      const stateless = await this.recoverDecided();
       const decided = new Map<string, CommitDecision>();
-      for (const d of this.opts.log.pendingCommits()) decided.set(d.txid, d);
+      for (const d of this.opts.log?.pendingCommits() ?? []) decided.set(d.txid, d);
       let committed = 0;
       for (const d of decided.values()) {
         if (this.live.has(d.txid)) continue; // still being committed by its session or retried
@@ -315,11 +450,32 @@ export class TransactionManager {
           this.retryInBackground(tx);
         }
       }
+      // Legacy GIDs (no decision shard) of this instance: an earlier version's; no COMMIT record = presumed abort.
       const rolledBack = await this.rollBackOrphans(decided, isStartup);
-      return { committed, rolledBack, pending: this.live.size };
+      return {
+        committed: committed + stateless.committed,
+        rolledBack: rolledBack + stateless.rolledBack,
+        pending: this.live.size + stateless.pending,
+        rowsDeleted: stateless.rowsDeleted,
+      };
     } finally {
       this.isRecovering = false;
     }
+  }
+
+  /** The stateless part of a pass: prepared `sg_…_d<N>` branches of any proxy, settled by their decision rows. */
+  private async recoverDecided(): Promise<{
+    committed: number;
+    rolledBack: number;
+    pending: number;
+    rowsDeleted: number;
+  }> {
+    if (this.tableUnchecked !== null && this.tableUnchecked.length > 0) await this.ensureDecisionTable();
+    const report = await this.decisionRecovery.pass();
+    this.counters.recovered += report.committed + report.rolledBack;
+    this.counters.committed += report.committed;
+    this.counters.rolledBack += report.rolledBack;
+    return report;
   }
 
   private async rollBackOrphans(
@@ -343,7 +499,8 @@ export class TransactionManager {
         if (found === null) continue;
         for (const row of found) {
           const gid = parseGid(row.gid);
-          if (gid === null || gid.shard !== shard) continue;
+          // Stateless GIDs (`_d<N>`) are settled by their decision row (decision-recovery.ts), never presumed aborted.
+          if (gid === null || gid.shard !== shard || gid.decisionShard !== undefined) continue;
           if (decided.has(gid.txid) || this.live.has(gid.txid)) continue;
           if (!this.isOrphanDue(gid.instanceId, row.ageMs, isStartup)) continue;
           const owner = users.find((u) => shards.serverUser(database, u, shard) === row.owner) ?? users[0];
@@ -430,6 +587,7 @@ export class TransactionManager {
   /** Stop background work. Unfinished decided transactions stay in the log for the next start's recovery. */
   close(): void {
     this.isClosed = true;
+    this.cleaner.close();
     if (this.recoveryTimer !== null) clearTimeout(this.recoveryTimer);
   }
 }

@@ -1,6 +1,8 @@
 // Bringing the transaction manager up with the proxy (two_phase_commit = true): check every shard allows prepared
 // transactions, take the instance lock on every shard (refuse to start if another live proxy has this instance id),
-// open the decision log, run recovery once before clients come, then keep recovering periodically.
+// make sure the decision table exists on every shard, open a legacy decision log only if an earlier version left one,
+// run recovery once before clients come, then keep recovering periodically.
+import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { InstanceLock } from './instance-lock.js';
@@ -35,14 +37,16 @@ export async function startTransactionManager(
     },
   });
   await lock.acquire();
-  let log: DecisionLog;
+  let log: DecisionLog | null = null;
   try {
-    log = await DecisionLog.open({
-      dir: general.twoPhaseCommitWalDir,
-      segmentSizeBytes: general.twoPhaseCommitWalSegmentSizeBytes,
-      fsyncIntervalMs: general.twoPhaseCommitWalFsyncIntervalMs,
-      logger: logger.child({ component: '2pc-log' }),
-    });
+    // Stateless two-phase commit writes nothing locally; a log an earlier version left is still finished (upgrade).
+    if (fs.existsSync(general.twoPhaseCommitWalDir))
+      log = await DecisionLog.open({
+        dir: general.twoPhaseCommitWalDir,
+        segmentSizeBytes: general.twoPhaseCommitWalSegmentSizeBytes,
+        fsyncIntervalMs: general.twoPhaseCommitWalFsyncIntervalMs,
+        logger: logger.child({ component: '2pc-log' }),
+      });
   } catch (err) {
     lock.close();
     throw err;
@@ -56,6 +60,7 @@ export async function startTransactionManager(
     formerInstanceId: former,
     log,
     shards,
+    decisionSchema: general.twoPhaseCommitSchema,
     logger,
     orphanTimeoutMs: general.twoPhaseCommitOrphanTimeoutMs,
     recoveryIntervalMs: general.twoPhaseCommitRecoveryIntervalMs,
@@ -69,10 +74,11 @@ export async function startTransactionManager(
   manager.refuseCommits(conflict);
   let report: RecoveryReport;
   try {
+    await manager.ensureDecisionTable();
     report = await manager.recover(true);
   } catch (err) {
     manager.close();
-    await log.close();
+    await log?.close();
     lock.close();
     throw err;
   }
@@ -80,7 +86,8 @@ export async function startTransactionManager(
     {
       instanceId: general.instanceId,
       formerInstanceId: general.formerInstanceId ?? undefined,
-      walDir: general.twoPhaseCommitWalDir,
+      decisionTable: `${general.twoPhaseCommitSchema}.decisions`,
+      legacyWalDir: log === null ? undefined : general.twoPhaseCommitWalDir,
       ...report,
     },
     'two-phase commit ready (startup recovery done)',
@@ -92,7 +99,7 @@ export async function startTransactionManager(
     async close(): Promise<void> {
       running.close();
       try {
-        await log.close();
+        await log?.close();
       } finally {
         lock.close(); // last: a successor may start once this proxy can no longer settle anything
       }

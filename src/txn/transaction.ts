@@ -4,7 +4,8 @@
 // manager drive it, and every state change goes through `to` / `moveBranch`, which refuse impossible moves.
 
 export type TxState = 'active' | 'preparing' | 'committing' | 'done' | 'aborting' | 'aborted';
-export type BranchRole = 'reader' | 'writer';
+/** decision: the decision shard's branch (never prepared; it carries the decision row and its COMMIT decides). */
+export type BranchRole = 'reader' | 'writer' | 'decision';
 export type BranchState = 'open' | 'prepared' | 'committed' | 'rolled_back' | 'failed';
 
 const NEXT: Readonly<Record<TxState, readonly TxState[]>> = {
@@ -25,6 +26,15 @@ const NEXT: Readonly<Record<TxState, readonly TxState[]>> = {
 const BRANCH_NEXT: Readonly<Record<BranchState, readonly BranchState[]>> = {
   open: ['prepared', 'failed', 'rolled_back'],
   prepared: ['committed', 'rolled_back'],
+  committed: [],
+  rolled_back: [],
+  failed: [],
+};
+
+/** The decision branch: open → committed (its plain COMMIT succeeded: the decision) or rolled_back. */
+const DECISION_NEXT: Readonly<Record<BranchState, readonly BranchState[]>> = {
+  open: ['committed', 'rolled_back'],
+  prepared: [],
   committed: [],
   rolled_back: [],
   failed: [],
@@ -108,7 +118,8 @@ export class DistributedTransaction {
     const held = this.held.find((b) => b === branch);
     if (held === undefined)
       throw new Error(`transaction ${this.txid}: not its branch (shard ${branch.shard})`);
-    if (held.role !== 'writer' || !BRANCH_NEXT[held.state].includes(next)) {
+    const table = held.role === 'decision' ? DECISION_NEXT : BRANCH_NEXT;
+    if (held.role === 'reader' || !table[held.state].includes(next)) {
       throw new Error(
         `transaction ${this.txid}: illegal ${held.role} branch change on shard ${held.shard}: ${held.state} → ${next}`,
       );
@@ -118,6 +129,11 @@ export class DistributedTransaction {
 
   get writers(): Branch[] {
     return this.branches.filter((b) => b.role === 'writer');
+  }
+
+  /** The decision shard's branch (stateless two-phase commit); null for a legacy transaction. */
+  get decision(): Branch | null {
+    return this.branches.find((b) => b.role === 'decision') ?? null;
   }
 
   get readers(): Branch[] {

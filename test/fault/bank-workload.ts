@@ -60,8 +60,17 @@ export interface BankStats {
   latencies: number[];
 }
 
+/** Per-transfer outcomes as the client saw them (the stateless-2PC fault test checks each against the shards). */
+export interface BankOutcomes {
+  /** Transfer ids whose COMMIT was answered COMMIT. */
+  committed: Set<string>;
+  /** Transfer ids that got an ErrorResponse other than 40003 (a definite failure: must be on no shard). */
+  failed: Set<string>;
+}
+
 export interface BankRun {
-  url: string;
+  /** The proxy to connect to; a function: asked again at every reconnect (a replaced proxy on a new port). */
+  url: string | (() => string);
   accounts: [number[], number[]];
   writers: number;
   readers: number;
@@ -71,14 +80,23 @@ export interface BankRun {
   reconnectDelayMs?: number;
   /** Run a transfer's two updates in random order (default: the debit first). */
   isOrderRandom?: boolean;
+  /** Client-side timeout per query, ms (a proxy stopped with SIGSTOP never answers); default none. */
+  queryTimeoutMs?: number;
+  /** Filled with each transfer's outcome when given. */
+  outcomes?: BankOutcomes;
 }
 
 function pick<T>(list: readonly T[]): T {
   return list[Math.floor(Math.random() * list.length)];
 }
 
-async function connect(url: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url });
+async function connect(url: string, queryTimeoutMs?: number): Promise<pg.Client> {
+  // A stopped proxy still accepts TCP connections (the kernel does) but never answers: bound the login too.
+  const c = new pg.Client({
+    connectionString: url,
+    query_timeout: queryTimeoutMs,
+    connectionTimeoutMillis: queryTimeoutMs,
+  });
   c.on('error', () => undefined);
   await c.connect();
   return c;
@@ -108,7 +126,7 @@ export async function runBank(run: BankRun, stats: BankStats = newBankStats()): 
     let client: pg.Client | null = null;
     while (run.isRunning()) {
       try {
-        client ??= await connect(run.url);
+        client ??= await connect(typeof run.url === 'string' ? run.url : run.url(), run.queryTimeoutMs);
         await body(client);
       } catch (err) {
         if ((err as { code?: string }).code === '40P01' && client !== null) {
@@ -142,14 +160,21 @@ export async function runBank(run: BankRun, stats: BankStats = newBankStats()): 
           [amount, to],
         ];
         if (run.isOrderRandom === true && Math.random() < 0.5) updates.reverse();
-        await c.query('begin');
-        for (const [delta, id] of updates)
-          await c.query('update accounts set balance = balance + $1 where id = $2', [delta, id]);
-        await c.query(
-          'insert into ledger (transfer_id, account_id, amount) values ($1, $2, $3), ($1, $4, $5)',
-          [id, from, -amount, to, amount],
-        );
-        await c.query('commit');
+        try {
+          await c.query('begin');
+          for (const [delta, id] of updates)
+            await c.query('update accounts set balance = balance + $1 where id = $2', [delta, id]);
+          await c.query(
+            'insert into ledger (transfer_id, account_id, amount) values ($1, $2, $3), ($1, $4, $5)',
+            [id, from, -amount, to, amount],
+          );
+          await c.query('commit');
+        } catch (err) {
+          // An ErrorResponse is a definite answer (except 40003, outcome unknown); a lost connection is not.
+          if (err instanceof pg.DatabaseError && err.code !== '40003') run.outcomes?.failed.add(id);
+          throw err;
+        }
+        run.outcomes?.committed.add(id);
         stats.latencies.push(performance.now() - t0);
         stats.transfers++;
       },

@@ -123,6 +123,11 @@ export class ProxyProcess {
     }
   }
 
+  /** The running process's pid (for its state in /proc); null when not running. */
+  get pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
   get isRunning(): boolean {
     return this.child !== null;
   }

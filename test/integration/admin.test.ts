@@ -226,6 +226,9 @@ describe('admin console commands', () => {
       shards: TEXT,
       retries: INT8,
       last_error: TEXT,
+      source: TEXT,
+      instance_id: TEXT,
+      decision: BOOL,
     });
     expect(empty.rows).toEqual([]);
     let seen: Record<string, unknown>[] = [];
@@ -244,7 +247,9 @@ describe('admin console commands', () => {
         state: 'committing',
         database: 'app',
         user: 'app',
-        shards: '0:prepared,1:prepared',
+        shards: '0:decision committed,1:prepared',
+        source: 'proxy',
+        decision: true,
       }),
     ]);
     expect(Number(seen[0].age_ms)).toBeGreaterThanOrEqual(0);

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { clearFailpoints, setFailpoint } from '../../src/txn/failpoints.js';
+import { parseGid } from '../../src/txn/gid.js';
 import { testServers } from '../helpers/pg-servers.js';
 import {
   APP_DB,
@@ -57,13 +58,22 @@ async function installBoomTrigger(): Promise<void> {
       for each row execute function no_boom();`);
 }
 
-/** Records the prepared transactions on both shards at the moment the failpoint runs. */
-function watchPrepared(): { seen: string[][] | null } {
-  const box: { seen: string[][] | null } = { seen: null };
-  setFailpoint('after_prepare', {
+/** Decision rows (committed, so visible to another session) on shard 0, the decision shard of these tests. */
+async function decisionRows(): Promise<{ txid: string; committed: boolean }[]> {
+  return (await direct[0].query('select txid, committed from shardgate.decisions order by txid')).rows;
+}
+
+/**
+ * Records the prepared transactions on both shards, and the decision rows on shard 0, when phase 1 is over (the
+ * decision row inserted, not committed yet).
+ */
+function watchPrepared(): { seen: string[][] | null; rows: { txid: string }[] | null } {
+  const box: { seen: string[][] | null; rows: { txid: string }[] | null } = { seen: null, rows: null };
+  setFailpoint('after_decision_row', {
     kind: 'call',
     fn: async () => {
       box.seen = [await preparedOn(0), await preparedOn(1)];
+      box.rows = await decisionRows();
     },
   });
   return box;
@@ -100,14 +110,25 @@ describe('two-phase commit', () => {
     const a = idOn(0, 100);
     const b = idOn(1, 100);
     const watch = watchPrepared();
+    let atDecision: { txid: string; committed: boolean }[] = [];
+    setFailpoint('after_decision', {
+      kind: 'call',
+      fn: async () => void (atDecision = await decisionRows()),
+    });
     await client.query('begin');
     await client.query('insert into users (id, name) values ($1, $2)', [a, 'a']);
     await client.query('insert into users (id, name) values ($1, $2)', [b, 'b']);
     const r = await client.query('commit');
     expect(r.command).toBe('COMMIT');
-    // While it ran, each shard held exactly one prepared transaction of ours.
-    expect(watch.seen?.[0]).toEqual([expect.stringMatching(/^sg_t2pc_[0-9a-z]+x[0-9a-z]+_0$/)]);
-    expect(watch.seen?.[1]).toEqual([expect.stringMatching(/^sg_t2pc_[0-9a-z]+x[0-9a-z]+_1$/)]);
+    // While it ran: shard 0 (the decision shard) prepared nothing, its decision row not committed yet; shard 1 held
+    // one prepared transaction naming shard 0 as the decision shard.
+    expect(watch.seen?.[0]).toEqual([]);
+    expect(watch.seen?.[1]).toEqual([expect.stringMatching(/^sg_t2pc_[0-9a-z]+x[0-9a-z]+_1_d0$/)]);
+    const txid = parseGid(watch.seen?.[1][0] ?? '')?.txid;
+    expect(txid).toBeDefined();
+    expect(watch.rows?.map((r) => r.txid)).not.toContain(txid);
+    // The decision: shard 0's plain COMMIT made the row visible, before any COMMIT PREPARED.
+    expect(atDecision).toContainEqual({ txid, committed: true });
     expect(await preparedOn(0)).toEqual([]);
     expect(await preparedOn(1)).toEqual([]);
     expect(await rowsOn(0, [a])).toBe(1);
@@ -115,6 +136,12 @@ describe('two-phase commit', () => {
     expect(txn!.counters.prepared).toBe(before.prepared + 1);
     expect(txn!.counters.committed).toBe(before.committed + 1);
     expect(txn!.transactions()).toEqual([]);
+    // Every participant confirmed: the decision row is deleted (in the background, batched).
+    await waitFor(
+      async () => !(await decisionRows()).some((r) => r.txid === txid),
+      5_000,
+      'the decision row to be deleted',
+    );
   });
 
   it('keeps plain COMMIT for a transaction that wrote on one shard, and for a read-only one on both', async () => {
@@ -143,7 +170,7 @@ describe('two-phase commit', () => {
       await client.query('insert into users (id, name) values ($1, $2), ($3, $4)', [a, 'x', b, 'y']);
       const r = await client.query({ name: 'commit_stmt', text: 'commit' });
       expect(r.command).toBe('COMMIT');
-      expect(watch.seen?.map((g) => g.length)).toEqual([1, 1]);
+      expect(watch.seen?.map((g) => g.length)).toEqual([0, 1]);
       expect((await rowsOn(0, [a])) + (await rowsOn(1, [b]))).toBe(2);
     }
   });
@@ -156,7 +183,7 @@ describe('two-phase commit', () => {
     const r = await client.query('update users set balance = balance + 1');
     expect(r.command).toBe('UPDATE');
     expect(r.rowCount).toBe(total);
-    expect(watch.seen?.map((g) => g.length)).toEqual([1, 1]);
+    expect(watch.seen?.map((g) => g.length)).toEqual([0, 1]);
     expect(txn.counters.prepared).toBe(before + 1);
     expect(await preparedOn(0)).toEqual([]);
     expect(await preparedOn(1)).toEqual([]);
@@ -225,13 +252,13 @@ describe('two-phase commit', () => {
         `insert into users (id, name) values (${a}, 'i'); insert into users (id, name) values (${b}, 'i')`,
       );
       expect(implicit.map((m) => m.type).join('')).toBe('CCZ');
-      expect(watch.seen?.map((g) => g.length)).toEqual([1, 1]);
+      expect(watch.seen?.map((g) => g.length)).toEqual([0, 1]);
       watch = watchPrepared();
       const explicit = await raw.query(
         `begin; insert into users (id, name) values (${c}, 'e'); insert into users (id, name) values (${d}, 'e'); commit`,
       );
       expect(explicit.map((m) => m.type).join('')).toBe('CCCCZ');
-      expect(watch.seen?.map((g) => g.length)).toEqual([1, 1]);
+      expect(watch.seen?.map((g) => g.length)).toEqual([0, 1]);
       expect((await rowsOn(0, [a, c])) + (await rowsOn(1, [b, d]))).toBe(4);
       expect(await preparedOn(0)).toEqual([]);
       expect(await preparedOn(1)).toEqual([]);

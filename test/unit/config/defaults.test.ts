@@ -37,6 +37,7 @@ describe('parseConfig defaults', () => {
       twoPhaseCommitWalDir: resolve('shardgate_2pc'), // next to pgdog.toml (here: the working folder)
       twoPhaseCommitWalSegmentSizeBytes: 16 * 1024 * 1024,
       twoPhaseCommitWalFsyncIntervalMs: 0,
+      twoPhaseCommitSchema: 'shardgate',
       twoPhaseCommitRecoveryIntervalMs: 10_000,
       twoPhaseCommitOrphanTimeoutMs: 60_000,
       twoPhaseCommitPrepareTimeoutMs: 0,
@@ -168,6 +169,7 @@ instance_id = "proxy_a"
 two_phase_commit_wal_dir = "/var/lib/shardgate/2pc"
 two_phase_commit_wal_segment_size = 1_048_576
 two_phase_commit_wal_fsync_interval = 2
+two_phase_commit_schema = "sg_decisions"
 two_phase_commit_recovery_interval = 5_000
 two_phase_commit_orphan_timeout = 30_000
 two_phase_commit_prepare_timeout = 2_500
@@ -234,6 +236,7 @@ server_password = "owner-pw"`;
       twoPhaseCommitWalDir: '/var/lib/shardgate/2pc',
       twoPhaseCommitWalSegmentSizeBytes: 1048576,
       twoPhaseCommitWalFsyncIntervalMs: 2,
+      twoPhaseCommitSchema: 'sg_decisions',
       twoPhaseCommitRecoveryIntervalMs: 5000,
       twoPhaseCommitOrphanTimeoutMs: 30000,
       twoPhaseCommitPrepareTimeoutMs: 2500,

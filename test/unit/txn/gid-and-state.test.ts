@@ -1,6 +1,6 @@
 // GIDs (format, parsing back, telling ours from others') and the distributed transaction state machine.
 import { describe, expect, it } from 'vitest';
-import { gidLikePattern, makeGid, parseGid, TxidSource } from '../../../src/txn/gid.js';
+import { gidLikePattern, makeDecidedGid, makeGid, parseGid, TxidSource } from '../../../src/txn/gid.js';
 import { DistributedTransaction, type BranchState, type TxState } from '../../../src/txn/transaction.js';
 
 describe('GIDs', () => {
@@ -16,6 +16,23 @@ describe('GIDs', () => {
     const b = new TxidSource(2_000);
     const ids = new Set([a.nextTxid(), a.nextTxid(), b.nextTxid(), b.nextTxid()]);
     expect(ids.size).toBe(4);
+  });
+
+  it('round-trips the stateless form, which names the decision shard', () => {
+    const txid = new TxidSource(1_700_000_000_000).nextTxid();
+    const gid = makeDecidedGid('host_a_6432', txid, 3, 0);
+    expect(gid).toBe(`sg_host_a_6432_${txid}_3_d0`);
+    expect(parseGid(gid)).toEqual({ instanceId: 'host_a_6432', txid, shard: 3, decisionShard: 0 });
+    expect(parseGid(`sg_a_${txid}_3_d`)).toBeNull();
+    expect(parseGid(`sg_a_${txid}_d0`)).toBeNull();
+  });
+
+  it('puts random bits after the boot time: two proxies booted in the same millisecond differ', () => {
+    const a = new TxidSource(5_000, Buffer.alloc(8, 1)).nextTxid();
+    const b = new TxidSource(5_000, Buffer.alloc(8, 2)).nextTxid();
+    expect(a).not.toBe(b);
+    expect(a).toMatch(/^[0-9a-z]+x1$/);
+    expect(a.startsWith((5_000).toString(36))).toBe(true);
   });
 
   it("returns null for other software's GIDs and malformed ones", () => {

@@ -41,6 +41,7 @@ function manager(log: DecisionRecorder): TransactionManager {
     instanceId: 'unit',
     log,
     shards: NO_SHARDS,
+    decisionSchema: 'shardgate',
     logger: silentLogger(),
     orphanTimeoutMs: 60_000,
     recoveryIntervalMs: 60_000,
@@ -71,6 +72,26 @@ describe('TransactionManager', () => {
     expect(log.done).toEqual([tx.txid]);
     expect(m.transactions()).toEqual([]);
     expect(m.counters).toMatchObject({ prepared: 1, committed: 1, rolledBack: 0 });
+  });
+
+  it('stateless: the decision shard gets no GID, the others name it; decided() commits without the log', () => {
+    const log = new MemoryLog();
+    const m = manager(log);
+    const tx = m.begin('app', 'alice', [0, 2], [1], 0);
+    expect(tx.decision).toMatchObject({ shard: 0, gid: null, state: 'open' });
+    expect(tx.writers.map((b) => b.gid)).toEqual([`sg_unit_${tx.txid}_2_d0`]);
+    tx.moveBranch(tx.branchOn(2), 'prepared');
+    m.decided(tx);
+    expect(tx.state).toBe('committing');
+    expect(tx.decision?.state).toBe('committed');
+    expect(m.transactions()[0]).toMatchObject({ shards: '0:decision committed,2:prepared,1:reader' });
+    tx.moveBranch(tx.branchOn(2), 'committed');
+    m.settle(tx);
+    expect(tx.state).toBe('done');
+    expect(log.commits).toEqual([]);
+    expect(log.done).toEqual([]);
+    expect(m.counters).toMatchObject({ prepared: 1, committed: 1 });
+    m.close();
   });
 
   it('rolls back (settles to aborted) when phase 1 failed everywhere it ran', () => {
