@@ -863,7 +863,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
           this.log,
           this.session.general().twoPhaseCommitPrepareTimeoutMs,
         )
-      : commitPlain(participants, this, this.log);
+      : commitPlain(participants, this, this.log, this.session.fence());
     run.then(
       (result) => this.afterCommit(result, reply, isChained),
       (err: unknown) => {

@@ -19,6 +19,7 @@ import { failpoint } from './failpoints.js';
 import { DecisionNotDurableError } from './log/decision-log.js';
 import { CommitRefusedError, type TransactionManager } from './manager.js';
 import type { Branch } from './transaction.js';
+import type { VisibilityFence } from './visibility-fence.js';
 
 export interface CommitParticipant {
   readonly shard: number;
@@ -71,13 +72,23 @@ export async function commitPlain(
   participants: readonly CommitParticipant[],
   owner: Owner,
   logger: Logger,
+  fence: VisibilityFence | null = null,
 ): Promise<CommitRun> {
   const runner = new Runner(owner);
   const readers = participants.filter((p) => !p.isWriter);
   const writers = participants.filter((p) => p.isWriter);
   const readerOutcomes = await Promise.all(readers.map((p) => runner.end(p, 'COMMIT', 'COMMIT')));
   logReaderProblems(readers, readerOutcomes, logger);
+  // atomic_visibility: readers of the writers' shards are held off while the COMMITs make it visible shard by shard.
+  const hold =
+    fence !== null && writers.length >= 2
+      ? await fence.enterWrite(
+          writers.map((p) => p.shard),
+          'a plain multi-shard COMMIT',
+        )
+      : null;
   const writerOutcomes = await Promise.all(writers.map((p) => runner.end(p, 'COMMIT', 'COMMIT')));
+  hold?.release();
   let error: Buffer | null = null;
   writerOutcomes.forEach(
     (o, i) =>
@@ -193,6 +204,9 @@ export async function commitTwoPhase(
   }
 
   await failpoint('after_decision');
+  // Readers of its shards wait from here until every COMMIT PREPARED is acknowledged (the manager releases it when
+  // the transaction is finished, after background retries if need be). A crash while waiting: recovery commits it.
+  await manager.holdVisibility(tx);
   await Promise.all(
     writers.map((p) =>
       runner.run(p, `COMMIT PREPARED '${branchOf(p).gid}'`).then((o) => {

@@ -7,6 +7,7 @@ import { gidLikePattern, makeGid, parseGid, TxidSource } from './gid.js';
 import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
 import { queryShard, type ShardAccess } from '../backend/shard-access.js';
 import { DistributedTransaction, type Branch } from './transaction.js';
+import type { VisibilityFences } from './visibility-fence.js';
 
 /** What the manager needs of the decision log (src/txn/log/decision-log.ts). */
 export interface DecisionRecorder {
@@ -41,6 +42,8 @@ export interface TransactionManagerOptions {
   /** First retry delay; doubles up to `maxRetryDelayMs`. */
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
+  /** atomic_visibility: committing transactions hold their writers' shards against readers until finished. */
+  fences?: VisibilityFences | null;
 }
 
 export interface TxnCounters {
@@ -184,7 +187,23 @@ export class TransactionManager {
     return this.commitRefusal;
   }
 
+  /**
+   * A decided transaction is about to become visible (its first COMMIT PREPARED): hold its writers' shards against
+   * readers (atomic_visibility) until finish() — across background retries too. Resolves once readers in the middle
+   * of taking their snapshots are out.
+   */
+  async holdVisibility(tx: DistributedTransaction): Promise<void> {
+    const fences = this.opts.fences;
+    if (fences == null || tx.visibility !== null) return;
+    const fence = fences.of(tx.database, this.opts.shards.shardCount(tx.database));
+    tx.visibility = await fence.enterWrite(
+      tx.writers.map((b) => b.shard),
+      tx.txid,
+    );
+  }
+
   private finish(tx: DistributedTransaction): void {
+    tx.visibility?.release();
     if (tx.state === 'committing') {
       tx.to('done');
       this.opts.log.appendDone(tx.txid);
@@ -298,6 +317,7 @@ export class TransactionManager {
         );
         tx.state = 'committing';
         this.live.set(tx.txid, tx);
+        await this.holdVisibility(tx); // readers of its shards wait (bounded) until it is committed everywhere
         await this.finishBranches(tx);
         if (tx.unfinishedWriters.length === 0) {
           this.finish(tx);

@@ -6,6 +6,7 @@ import type { Config } from '../config/types.js';
 import { InstanceLock } from './instance-lock.js';
 import { DecisionLog } from './log/decision-log.js';
 import { TransactionManager, type RecoveryReport } from './manager.js';
+import type { VisibilityFences } from './visibility-fence.js';
 import { outcomeFailure } from '../backend/server-query.js';
 import { ConfigShardAccess, queryShard, type ShardAccess } from '../backend/shard-access.js';
 
@@ -14,7 +15,11 @@ export interface StartedTxn {
   close(): Promise<void>;
 }
 
-export async function startTransactionManager(config: () => Config, logger: Logger): Promise<StartedTxn> {
+export async function startTransactionManager(
+  config: () => Config,
+  logger: Logger,
+  fences: VisibilityFences | null = null,
+): Promise<StartedTxn> {
   const general = config().general;
   const shards = new ConfigShardAccess(config);
   await checkPreparedTransactions(shards, logger);
@@ -55,6 +60,7 @@ export async function startTransactionManager(config: () => Config, logger: Logg
     logger,
     orphanTimeoutMs: general.twoPhaseCommitOrphanTimeoutMs,
     recoveryIntervalMs: general.twoPhaseCommitRecoveryIntervalMs,
+    fences,
   });
   if (former?.isAmbiguous === true)
     logger.warn(

@@ -2,6 +2,8 @@
 // or writer, each with its GID) and the state machine active → preparing → committing → done, or → aborting → aborted.
 // Pure data + transition checks; the coordinator and the manager drive it.
 
+import type { FenceHold } from './visibility-fence.js';
+
 export type TxState = 'active' | 'preparing' | 'committing' | 'done' | 'aborting' | 'aborted';
 export type BranchRole = 'reader' | 'writer';
 export type BranchState = 'open' | 'prepared' | 'committed' | 'rolled_back' | 'failed';
@@ -36,6 +38,8 @@ export class DistributedTransaction {
   /** The decision log failed while writing this one's COMMIT: left prepared for the next start's recovery. */
   isHeldInDoubt = false;
   readonly branches: readonly Branch[];
+  /** Its hold on the visibility fence from just before the first COMMIT PREPARED until every writer committed. */
+  visibility: FenceHold | null = null;
 
   constructor(txid: string, database: string, user: string, branches: readonly Branch[]) {
     this.txid = txid;
