@@ -88,6 +88,8 @@ export type BatchTarget = (
    * session keeps the transaction block itself (BEGIN lazily joined by shards, replayed on each). Null otherwise.
    */
   readonly sessionStatement: StatementPlan | null;
+  /** One SELECT that changes nothing (PostgreSQL's PORTAL_ONE_SELECT: its snapshot is taken at Bind). */
+  readonly isPlainSelect?: boolean;
 };
 
 /** What the routing needs per database: the schema and a plan cache shared by all its sessions. */
@@ -482,6 +484,7 @@ export class SessionRouter implements RouteContext {
       mayWrite,
       preventsPrepare,
       sessionStatement: null,
+      isPlainSelect: statements === 1 && !mayWrite && (plan as StatementPlan | null)?.kind === 'select',
     };
     if (route === null) return { kind: 'one', shard: this.routing.nextReadShard(), ...noFlags }; // Describe / Sync only
     if (route.kind === 'one') return { ...route, ...noFlags };
@@ -558,6 +561,7 @@ export class SessionRouter implements RouteContext {
       isWrite: last !== null && last.isWrite,
       mayWrite,
       preventsPrepare,
+      isPlainSelect: noFlags.isPlainSelect,
       sessionStatement: isSessionLevel ? last : null,
     };
   }
