@@ -147,6 +147,7 @@ export async function startProxy(
     stats,
     clients: () => [...clients].map((c) => c.describe()),
     txn: () => txn?.manager ?? null,
+    fences: () => fences,
     reload: () => reload(),
     pause: () => pause(),
     resume: () => {
@@ -211,6 +212,7 @@ export async function startProxy(
       pools: () => pools.all(),
       txn: adminContext.txn,
       deadlocks: () => deadlocks.stats,
+      fences: () => fences,
       planCaches: () =>
         [...routing].map(([database, r]) => ({
           database,

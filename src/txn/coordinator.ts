@@ -203,10 +203,10 @@ export async function commitTwoPhase(
     return { error, lost: runner.lost };
   }
 
-  await failpoint('after_decision');
   // Readers of its shards wait from here until every COMMIT PREPARED is acknowledged (the manager releases it when
   // the transaction is finished, after background retries if need be). A crash while waiting: recovery commits it.
   await manager.holdVisibility(tx);
+  await failpoint('after_decision');
   await Promise.all(
     writers.map((p) =>
       runner.run(p, `COMMIT PREPARED '${branchOf(p).gid}'`).then((o) => {

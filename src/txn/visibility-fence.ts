@@ -27,7 +27,7 @@ export const systemClock: FenceClock = {
   },
 };
 
-/** Counters for SHOW STATS and metrics (plain increments). */
+/** Counters of one shard's entry for SHOW STATS and metrics (plain increments; a wait counts on the shard waited at first). */
 export interface FenceCounters {
   /** Readers that had to wait for a writer before their snapshots, and their total wait. */
   readerWaits: number;
@@ -119,6 +119,8 @@ class Section implements FenceHold {
   private waiting: Waiter | null = null;
   private isReleased = false;
   private waitStart = -1;
+  /** The first shard this section had to wait at (its wait is counted there). */
+  private waitShard = -1;
 
   constructor(
     private readonly fence: VisibilityFence,
@@ -138,7 +140,10 @@ class Section implements FenceHold {
         this.next++;
         continue;
       }
-      if (this.waitStart < 0) this.waitStart = this.fence.clock.now();
+      if (this.waitStart < 0) {
+        this.waitStart = this.fence.clock.now();
+        this.waitShard = this.shards[this.next];
+      }
       const waiter: Waiter = {
         mode: this.mode,
         label: this.label,
@@ -152,7 +157,8 @@ class Section implements FenceHold {
       entry.queue.push(waiter);
       return;
     }
-    if (this.waitStart >= 0) this.fence.noteWait(this.mode, this.fence.clock.now() - this.waitStart);
+    if (this.waitStart >= 0)
+      this.fence.noteWait(this.mode, this.waitShard, this.fence.clock.now() - this.waitStart);
     this.onEntered();
   }
 
@@ -194,16 +200,26 @@ export class VisibilityFence {
   /** @internal one per shard */
   readonly entries: Entry[];
   readonly clock: FenceClock;
-  readonly counters: FenceCounters;
+  /** Per shard. */
+  readonly counters: FenceCounters[];
 
-  constructor(
-    shardCount: number,
-    clock: FenceClock = systemClock,
-    counters: FenceCounters = newFenceCounters(),
-  ) {
+  constructor(shardCount: number, clock: FenceClock = systemClock) {
     this.entries = Array.from({ length: shardCount }, () => new Entry());
     this.clock = clock;
-    this.counters = counters;
+    this.counters = Array.from({ length: shardCount }, newFenceCounters);
+  }
+
+  /** The counters of every shard added up. */
+  totals(): FenceCounters {
+    const sum = newFenceCounters();
+    for (const c of this.counters) {
+      sum.readerWaits += c.readerWaits;
+      sum.readerWaitMs += c.readerWaitMs;
+      sum.writerWaits += c.writerWaits;
+      sum.writerWaitMs += c.writerWaitMs;
+      sum.readerTimeouts += c.readerTimeouts;
+    }
+    return sum;
   }
 
   /**
@@ -248,7 +264,7 @@ export class VisibilityFence {
         cancelTimer = null;
         const blocker = section.blocker();
         section.release();
-        this.counters.readerTimeouts++;
+        this.counters[blocker.shard].readerTimeouts++;
         onTimeout(blocker);
       });
     }
@@ -257,13 +273,14 @@ export class VisibilityFence {
   }
 
   /** @internal */
-  noteWait(mode: Mode, ms: number): void {
+  noteWait(mode: Mode, shard: number, ms: number): void {
+    const c = this.counters[shard];
     if (mode === 'read') {
-      this.counters.readerWaits++;
-      this.counters.readerWaitMs += ms;
+      c.readerWaits++;
+      c.readerWaitMs += ms;
     } else {
-      this.counters.writerWaits++;
-      this.counters.writerWaitMs += ms;
+      c.writerWaits++;
+      c.writerWaitMs += ms;
     }
   }
 
@@ -278,9 +295,8 @@ function sortedShards(shards: readonly number[], count: number): number[] {
   return [...new Set(shards)].filter((s) => s >= 0 && s < count).sort((a, b) => a - b);
 }
 
-/** The fences of every sharded database (proxy-wide), created on first use; one counters object for all. */
+/** The fences of every sharded database (proxy-wide), created on first use. */
 export class VisibilityFences {
-  readonly counters: FenceCounters = newFenceCounters();
   private readonly byDatabase = new Map<string, VisibilityFence>();
 
   constructor(private readonly clock: FenceClock = systemClock) {}
@@ -289,9 +305,14 @@ export class VisibilityFences {
   of(database: string, shardCount: number): VisibilityFence {
     let fence = this.byDatabase.get(database);
     if (fence === undefined || fence.entries.length !== shardCount) {
-      fence = new VisibilityFence(shardCount, this.clock, this.counters);
+      fence = new VisibilityFence(shardCount, this.clock);
       this.byDatabase.set(database, fence);
     }
     return fence;
+  }
+
+  /** The counters of the fence of `database`, shard `shard` (null: no fence for it yet). */
+  countersOf(database: string, shard: number): FenceCounters | null {
+    return this.byDatabase.get(database)?.counters[shard] ?? null;
   }
 }

@@ -39,11 +39,11 @@ let direct: pg.Client[];
 let dir: string;
 const proxies: TestProxy[] = [];
 
-async function bankProxy(isFenced: boolean): Promise<TestProxy> {
+async function bankProxy(isFenced: boolean, isTwoPhase = true): Promise<TestProxy> {
   const wal = fs.mkdtempSync(path.join(dir, 'wal-'));
   const proxy = await startTestProxy(cluster, {
     general:
-      `two_phase_commit = true\ntwo_phase_commit_auto = true\ninstance_id = "vis${proxies.length}"\n` +
+      `two_phase_commit = ${isTwoPhase}\ntwo_phase_commit_auto = ${isTwoPhase}\ninstance_id = "vis${proxies.length}"\n` +
       `two_phase_commit_wal_dir = "${wal}"\natomic_visibility = ${isFenced}`,
     extraPgdog: BANK_SHARDING_TOML(APP_DB),
   });
@@ -176,4 +176,14 @@ describe('bank workload: torn reads', () => {
     expect(fenced.reads).toBeGreaterThanOrEqual(READS_PER_RUN);
     expect(fenced.torn).toBe(0);
   }, 180_000);
+
+  it('fences commits without 2PC too (two_phase_commit = false, atomic_visibility = true)', async () => {
+    const stats = await bankRun((await bankProxy(true, false)).url);
+    console.log(
+      `plain commits, fenced: ${stats.transfers} transfers, ${stats.reads} reads, ${stats.inconsistentReads} torn`,
+    );
+    expect(stats.reads).toBeGreaterThanOrEqual(READS_PER_RUN);
+    expect(stats.transfers).toBeGreaterThan(50);
+    expect(stats.inconsistentReads).toBe(0);
+  }, 90_000);
 });

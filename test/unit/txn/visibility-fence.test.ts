@@ -61,7 +61,7 @@ describe('VisibilityFence', () => {
     const b = reader(fence, [1, 0]);
     expect(a.state.entered).toBe(true);
     expect(b.state.entered).toBe(true);
-    expect(fence.counters.readerWaits).toBe(0);
+    expect(fence.totals().readerWaits).toBe(0);
   });
 
   it('lets writers share shards with each other (commits do not wait for one another)', async () => {
@@ -84,8 +84,8 @@ describe('VisibilityFence', () => {
     clock.advance(7);
     (await w.hold).release();
     expect(r.state.entered).toBe(true);
-    expect(fence.counters.readerWaits).toBe(1);
-    expect(fence.counters.readerWaitMs).toBe(7);
+    expect(fence.totals().readerWaits).toBe(1);
+    expect(fence.totals().readerWaitMs).toBe(7);
   });
 
   it('makes a writer wait for a reader holding its shards, and enter when the reader releases', async () => {
@@ -99,8 +99,8 @@ describe('VisibilityFence', () => {
     r.hold.release();
     await ticks();
     expect(w.entered()).toBe(true);
-    expect(fence.counters.writerWaits).toBe(1);
-    expect(fence.counters.writerWaitMs).toBe(3);
+    expect(fence.totals().writerWaits).toBe(1);
+    expect(fence.totals().writerWaitMs).toBe(3);
   });
 
   it('prefers writers: a waiting writer stops new readers, who enter only after it released', async () => {
@@ -161,7 +161,7 @@ describe('VisibilityFence', () => {
     clock.advance(1);
     expect(r.state.entered).toBe(false);
     expect(r.state.timedOut).toEqual({ shard: 1, holders: ['tx-42'], isSnapshotSlow: false });
-    expect(fence.counters.readerTimeouts).toBe(1);
+    expect(fence.totals().readerTimeouts).toBe(1);
     // Its shard 0 was given back: a writer of shard 0 enters at once.
     const w0 = writer(fence, [0], 'tx-43');
     await ticks();
@@ -193,7 +193,7 @@ describe('VisibilityFence', () => {
     r.hold.release();
     clock.advance(100);
     expect(r.state.timedOut).toBeNull();
-    expect(fence.counters.readerTimeouts).toBe(0);
+    expect(fence.totals().readerTimeouts).toBe(0);
   });
 
   it('a reader past its bound lets the writer waiting for it in, and the readers queued behind that writer after it', async () => {
@@ -211,12 +211,13 @@ describe('VisibilityFence', () => {
     expect(r2.state.entered).toBe(true);
   });
 
-  it('keeps one fence per database and one counters object for all', () => {
+  it('keeps one fence per database, with counters per shard', () => {
     const fences = new VisibilityFences(new FakeClock());
     const a = fences.of('a', 2);
     expect(fences.of('a', 2)).toBe(a);
     expect(fences.of('b', 2)).not.toBe(a);
-    expect(fences.of('b', 2).counters).toBe(a.counters);
+    expect(fences.countersOf('a', 1)).toBe(a.counters[1]);
+    expect(fences.countersOf('c', 0)).toBeNull();
     expect(fences.of('a', 3)).not.toBe(a); // shard count changed (reload): a new fence
   });
 });
