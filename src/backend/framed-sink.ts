@@ -1,7 +1,7 @@
-// A ServerClient that cuts a server's reply stream into whole frames: used wherever the proxy reads replies itself
+// A ReplySink that cuts a server's reply stream into whole frames: used wherever the proxy reads replies itself
 // (fan-out merging, statements of its own such as COMMIT PREPARED) instead of forwarding them to a client.
 import { FrameReader } from '../protocol/frame-reader.js';
-import type { ServerClient, ServerConnection } from './server-connection.js';
+import type { ReplySink, ServerConnection } from './server-connection.js';
 
 const MAX_FRAME_BYTES = 1 << 30;
 
@@ -20,7 +20,7 @@ export interface SinkFlow {
 }
 
 /**
- * A ServerClient that splits a server's replies into whole frames for `onFrame` (then calls `afterChunk`), and reports
+ * A ReplySink that splits a server's replies into whole frames for `onFrame` (then calls `afterChunk`), and reports
  * ReadyForQuery to `onReady`. Chunks are copied: the server reads into a buffer it reuses, and partial frames wait
  * here for the next chunk (so the server's read buffer is never pinned). Lengths were already checked by the server's
  * scanner. Without `flow` the server is always read on.
@@ -31,7 +31,7 @@ export function framedSink(
   afterChunk: () => void,
   onReady: (server: ServerConnection, status: number) => void,
   flow?: SinkFlow,
-): ServerClient {
+): ReplySink {
   const reader = new FrameReader(MAX_FRAME_BYTES);
   return {
     writeToClient: (buf) => {

@@ -76,6 +76,8 @@ export class Pool implements LiveBytes {
   lastConnectError: string | null = null;
   /** A server connection died while a client had it (not one the proxy closed): its replica set bans a replica. */
   onLostInUse: ((reason: string) => void) | null = null;
+  /** Servers taken by the idle health check (takeIdle): their loss is the check's to report, not a client's. */
+  private readonly checking = new Set<ServerConnection>();
 
   constructor(opts: PoolOptions) {
     this.opts = opts;
@@ -143,7 +145,7 @@ export class Pool implements LiveBytes {
       }
       if (server !== undefined) {
         this.active.add(server);
-        server.state = 'active';
+        server.checkOut();
         this.shardStats.waitTime.record(0);
         cb(null, server);
         return;
@@ -175,8 +177,9 @@ export class Pool implements LiveBytes {
     if (this.isPaused || this.closed || this.refusal !== null) return null;
     const server = this.idle.shift(); // the least recently used: the one most likely to have gone stale
     if (server === undefined) return null;
+    this.checking.add(server);
     this.active.add(server);
-    server.state = 'active';
+    server.checkOut();
     return server;
   }
 
@@ -187,7 +190,8 @@ export class Pool implements LiveBytes {
 
   /** Return a server that finished its work. Broken or mid-transaction servers are closed instead. */
   release(server: ServerConnection): void {
-    server.client = null;
+    server.detach();
+    this.checking.delete(server);
     this.active.delete(server);
     if (this.closed || server.isClosed) {
       if (!server.isClosed) server.terminate('pool closed');
@@ -215,11 +219,11 @@ export class Pool implements LiveBytes {
       this.fillWaiters();
       return;
     }
-    server.state = 'idle';
+    if (server.state === 'active') server.checkIn(); // a new connection comes here idle
     const waiter = this.isPaused ? undefined : this.nextWaiter();
     if (waiter) {
       this.active.add(server);
-      server.state = 'active';
+      server.checkOut();
       this.serve(waiter, server);
       return;
     }
@@ -244,7 +248,7 @@ export class Pool implements LiveBytes {
     while (this.idle.length > 0 && (waiter = this.nextWaiter()) !== undefined) {
       const server = this.idle.pop() as ServerConnection;
       this.active.add(server);
-      server.state = 'active';
+      server.checkOut();
       this.serve(waiter, server);
     }
     for (let i = this.waitHead; i < this.waiters.length; i++) {
@@ -284,7 +288,8 @@ export class Pool implements LiveBytes {
 
   /** Drop a server that is broken (it closes itself); a waiter may get a fresh one. */
   discard(server: ServerConnection, reason: string): void {
-    server.client = null;
+    server.detach();
+    this.checking.delete(server);
     this.active.delete(server);
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);
@@ -398,6 +403,8 @@ export class Pool implements LiveBytes {
       this.shardStats.closedBytesReceived += server.bytesReceived;
     }
     this.active.delete(server);
+    // Lost under the idle health check: the check reports it (and bans the replica with its own reason).
+    if (this.checking.delete(server)) wasInUse = false;
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);
     this.opts.logger.debug(

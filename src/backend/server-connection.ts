@@ -23,8 +23,11 @@ export interface ServerAddress {
   shard: number;
 }
 
-/** Who receives a server's replies while it is checked out. */
-export interface ServerClient {
+/**
+ * Who receives a server's replies while it is checked out: the client session, a fan-out's per-shard sink, or a
+ * query of the proxy's own (server-query.ts). Set with ServerConnection.attach / detach only.
+ */
+export interface ReplySink {
   /** Write reply bytes to the client; false = the client socket is backpressured. */
   writeToClient(buf: Buffer): boolean;
   /** Bytes handed to writeToClient that the socket has not passed to the kernel yet. */
@@ -43,7 +46,18 @@ export interface ServerClient {
   onServerLost(server: ServerConnection, reason: string): void;
 }
 
+/**
+ * connecting → idle (logged in) → active (checked out) → idle (checked in) …; any → closed, which is final. Changed
+ * by ServerConnection alone (`move`): the pool checks a server out and in through `checkOut` / `checkIn`.
+ */
 export type ServerState = 'connecting' | 'idle' | 'active' | 'closed';
+
+const NEXT_STATE: Readonly<Record<ServerState, readonly ServerState[]>> = {
+  connecting: ['idle', 'closed'],
+  idle: ['active', 'closed'],
+  active: ['idle', 'closed'],
+  closed: ['closed'], // closing twice (Terminate sent, then the socket's close) is a no-op
+};
 
 /** connect() failed because the server refused the login: its own error (wrong password, no such role …). */
 export class StartupRefused extends Error {
@@ -65,7 +79,7 @@ const READ_BUFFER_BYTES = 64 * 1024;
 export class ServerConnection implements ScannerOwner {
   readonly id = nextServerId++;
   readonly address: ServerAddress;
-  state: ServerState = 'connecting';
+  private current: ServerState = 'connecting';
   readonly params = new Map<string, string>();
   backendPid = 0;
   backendSecret = 0;
@@ -81,7 +95,8 @@ export class ServerConnection implements ScannerOwner {
   /** When this connection last proved it answers (connected, or passed a health check): health-check.ts. */
   healthyAt = Date.now();
   txStatus: number = TxStatus.Idle;
-  client: ServerClient | null = null;
+  /** Who receives this server's replies now (attach / detach); null: no one — unsolicited messages are dropped. */
+  private sink: ReplySink | null = null;
   /**
    * Called once when the socket closes (pool bookkeeping). `wasInUse`: a client was attached (a request may have been
    * in flight), so the server went away under it; a connection the proxy ended itself (terminate) has none.
@@ -111,6 +126,57 @@ export class ServerConnection implements ScannerOwner {
     this.address = address;
   }
 
+  get state(): ServerState {
+    return this.current;
+  }
+
+  /** The one place the state changes; throws on a move that cannot happen (a bug, never a runtime condition). */
+  private move(next: ServerState): void {
+    if (!NEXT_STATE[this.current].includes(next))
+      throw new Error(`server ${this.id}: illegal state change ${this.current} → ${next}`);
+    this.current = next;
+  }
+
+  /** Checked out of its pool (or opened for one client alone, replication): idle → active. */
+  checkOut(): void {
+    this.move('active');
+  }
+
+  /** Back in its pool, idle: no one receives its replies any more. */
+  checkIn(): void {
+    if (this.current !== 'active')
+      throw new Error(
+        `server ${this.id}: illegal state change ${this.current} → idle (only a checked-out server is checked in)`,
+      );
+    this.sink = null;
+    this.move('idle');
+  }
+
+  /**
+   * From now on `sink` receives this server's replies (a checked-out server's owner decides who). Returns the sink it
+   * replaces (null: none), for a run that gives the server back to it when done.
+   */
+  attach(sink: ReplySink): ReplySink | null {
+    const previous = this.sink;
+    this.sink = sink;
+    return previous;
+  }
+
+  /** Give the server back to `previous` (what `attach` returned): null detaches it. */
+  restore(previous: ReplySink | null): void {
+    this.sink = previous;
+  }
+
+  /** No one receives this server's replies any more (released, left to close, or handed back). */
+  detach(): void {
+    this.sink = null;
+  }
+
+  /** Someone receives this server's replies. */
+  get isAttached(): boolean {
+    return this.sink !== null;
+  }
+
   /** Open the socket, run startup + auth, and resolve when the server is ready for queries. */
   connect(connectTimeoutMs: number, startupParams: Record<string, string>): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -130,7 +196,7 @@ export class ServerConnection implements ScannerOwner {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this.state = 'closed';
+        this.move('closed');
         socket.destroy();
         reject(refusal === undefined ? new Error(reason) : new StartupRefused(reason, refusal));
       };
@@ -192,8 +258,8 @@ export class ServerConnection implements ScannerOwner {
       this.onBytes(this.state === 'connecting' ? Buffer.from(view) : view);
     } catch (err) {
       // A bug while handling replies: this connection's state is unknown. Drop it and its client, keep the proxy.
-      const client = this.client;
-      this.client = null;
+      const client = this.sink;
+      this.sink = null;
       this.destroy(`internal error: ${(err as Error).message}`);
       if (client?.onInternalError) client.onInternalError(err);
       else client?.onServerLost(this, `internal error: ${(err as Error).message}`);
@@ -273,7 +339,7 @@ export class ServerConnection implements ScannerOwner {
   }
 
   private enterStreaming(socket: net.Socket): void {
-    this.state = 'idle';
+    this.move('idle');
     this.onBytes = (chunk: Buffer) => this.scanner.scan(chunk);
     socket.on('error', (err) => {
       this.closeReason ||= err.message;
@@ -284,9 +350,9 @@ export class ServerConnection implements ScannerOwner {
   private handleClose(): void {
     if (this.state === 'closed' && !this.onClose) return;
     const reason = this.closeReason || 'server closed the connection';
-    this.state = 'closed';
-    const client = this.client;
-    this.client = null;
+    this.move('closed');
+    const client = this.sink;
+    this.sink = null;
     if (client) client.onServerLost(this, reason);
     const onClose = this.onClose;
     this.onClose = null;
@@ -296,7 +362,7 @@ export class ServerConnection implements ScannerOwner {
   // --- ScannerOwner: called by the response scanner -------------------------------------------------------
 
   forward(buf: Buffer): void {
-    const client = this.client;
+    const client = this.sink;
     if (!client) return; // no one to receive (unsolicited message while idle): dropped
     const isFlowing = client.writeToClient(buf);
     // A write the kernel did not take at once keeps pointing into our read buffer: stop reusing it.
@@ -334,12 +400,12 @@ export class ServerConnection implements ScannerOwner {
     this.txStatus = status;
     this.lastUsedAt = Date.now();
     this.countReady(status);
-    this.client?.onServerReady(this, status);
+    this.sink?.onServerReady(this, status);
   }
 
   parameterStatus(name: string, value: string): void {
     this.params.set(name, value);
-    this.client?.onServerParameter(name, value);
+    this.sink?.onServerParameter(name, value);
   }
 
   protocolError(reason: string): void {
@@ -437,16 +503,16 @@ export class ServerConnection implements ScannerOwner {
     if (this.state === 'closed') return;
     this.closeReason = reason;
     this.socket?.end(TERMINATE);
-    this.state = 'closed';
+    this.move('closed');
     // 'close' will fire from the socket; detach the client now so nothing more is forwarded.
-    this.client = null;
+    this.sink = null;
   }
 
   /** Tear down at once (protocol error, broken state). */
   destroy(reason: string): void {
     if (this.state === 'closed' && !this.socket) return;
     this.closeReason ||= reason;
-    this.state = 'closed';
+    this.move('closed');
     this.socket?.destroy();
   }
 

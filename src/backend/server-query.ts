@@ -49,25 +49,32 @@ export function runQuery(
     let tag = '';
     const rows: (string | null)[][] = [];
     let error: QueryOutcome | null = null;
-    server.client = framedSink(
-      {
-        onServerParameter: (name, value) => owner.onServerParameter(name, value),
-        onServerLost: (_server, reason) => resolve({ kind: 'lost', reason }),
-      },
-      (type, frame) => {
-        if (type === Backend.DataRow)
-          rows.push(readDataRow(frame).map((v) => (v === null ? null : v.toString('utf8'))));
-        else if (type === Backend.CommandComplete) tag = frame.toString('utf8', 5, frame.length - 1);
-        else if (type === Backend.NoticeResponse) owner.onNotice?.(Buffer.from(frame));
-        else if (type === Backend.ErrorResponse && error === null) {
-          const fields = errorFields(frame);
-          error = { kind: 'error', code: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', frame };
-        }
-      },
-      () => undefined,
-      (s) => {
-        if (s.pendingReady === 0) resolve(error ?? { kind: 'ok', tag, rows });
-      },
+    server.attach(
+      framedSink(
+        {
+          onServerParameter: (name, value) => owner.onServerParameter(name, value),
+          onServerLost: (_server, reason) => resolve({ kind: 'lost', reason }),
+        },
+        (type, frame) => {
+          if (type === Backend.DataRow)
+            rows.push(readDataRow(frame).map((v) => (v === null ? null : v.toString('utf8'))));
+          else if (type === Backend.CommandComplete) tag = frame.toString('utf8', 5, frame.length - 1);
+          else if (type === Backend.NoticeResponse) owner.onNotice?.(Buffer.from(frame));
+          else if (type === Backend.ErrorResponse && error === null) {
+            const fields = errorFields(frame);
+            error = {
+              kind: 'error',
+              code: fields.get('C') ?? 'XX000',
+              message: fields.get('M') ?? '',
+              frame,
+            };
+          }
+        },
+        () => undefined,
+        (s) => {
+          if (s.pendingReady === 0) resolve(error ?? { kind: 'ok', tag, rows });
+        },
+      ),
     );
     server.send(query(sql), 1);
   });

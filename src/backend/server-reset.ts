@@ -25,7 +25,7 @@ export function resetAndRelease(
     pool.release(server);
     return;
   }
-  server.client = {
+  server.attach({
     writeToClient: () => true,
     hasPendingWrites: () => false,
     onClientDrain: (resume) => resume(),
@@ -40,7 +40,7 @@ export function resetAndRelease(
         pool.release(s);
       }
     },
-  };
+  });
   // DISCARD ALL cannot run inside the implicit transaction of a multi-statement Query: one Query each.
   server.send(Buffer.concat(statements.map((sql) => query(sql))), statements.length);
 }

@@ -13,7 +13,7 @@ import type { PoolManager, DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
 import type { ReadIntent, ReplicaSet, SetAcquireCallback } from '../backend/replica-set.js';
 import { classifyTexts, requestTexts, type RoleOverride } from './read-intent.js';
-import { ServerConnection, StartupRefused, type ServerClient } from '../backend/server-connection.js';
+import { ServerConnection, StartupRefused, type ReplySink } from '../backend/server-connection.js';
 import { checkServerPassword } from '../backend/password-check.js';
 import { passthroughVerdict } from '../auth/passthrough.js';
 import { Frontend, StartupCode, TxStatus } from '../protocol/codes.js';
@@ -110,7 +110,7 @@ function querySample(type: number, start: Buffer): string {
 
 let nextSessionId = 1;
 
-export class ClientSession implements ServerClient, Cancellable {
+export class ClientSession implements ReplySink, Cancellable {
   readonly id = nextSessionId++;
   state: SessionState = 'startup';
   user = '';
@@ -584,8 +584,8 @@ export class ClientSession implements ServerClient, Cancellable {
       () => {
         this.resumeInput();
         if (this.state !== 'auth') return server.terminate('replication client left');
-        server.state = 'active';
-        server.client = this;
+        server.checkOut();
+        server.attach(this);
         this.server = server;
         this.log.info({ replication: this.replication }, 'replication connection opened');
         this.sendLoginReplies(server.params);
@@ -864,7 +864,7 @@ export class ClientSession implements ServerClient, Cancellable {
   private attach(server: ServerConnection, pool: Pool): void {
     this.server = server;
     this.serverPool = pool;
-    server.client = this;
+    server.attach(this);
     const sets = this.params.syncSql(server.params) + this.settingsSync(server);
     if (sets !== '') {
       server.scanner.swallowNextUntilReady();
@@ -972,7 +972,7 @@ export class ClientSession implements ServerClient, Cancellable {
     this.socket.write(replies);
   }
 
-  // --- ServerClient: called by the attached server connection ---------------------------------------------------
+  // --- ReplySink: called by the attached server connection ---------------------------------------------------
 
   writeToClient(buf: Buffer): boolean {
     return this.socket.write(buf);
@@ -1056,7 +1056,7 @@ export class ClientSession implements ServerClient, Cancellable {
     this.server = null;
     this.serverPool = null;
     if (server === null || pool === null) return;
-    server.client = null;
+    server.detach();
     pool.release(server);
   }
 
@@ -1170,7 +1170,7 @@ export class ClientSession implements ServerClient, Cancellable {
         hasOpenSegment: this.hasOpenSegment,
       });
     } else if (server !== null) {
-      server.client = null;
+      server.detach();
       server.terminate('replication client left'); // its own connection, never pooled
     }
     this.sharded?.onSessionClosed();

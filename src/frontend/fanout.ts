@@ -8,7 +8,7 @@ import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { ReplyMerger, type RankRequest } from '../execute/reply-merger.js';
 import { withShardInDetail } from '../errors/shard-detail.js';
 import type { MergeSpec } from '../execute/merge-spec.js';
-import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
+import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
 import { framedSink, type SinkFlow } from '../backend/framed-sink.js';
 import { readRowDescription } from '../protocol/rows.js';
 import { PgError } from '../errors/pg-error.js';
@@ -92,8 +92,8 @@ export class Fanout {
     this.merger = new ReplyMerger(serverCount, this.spec, (frame) => this.out.push(frame));
   }
 
-  /** The ServerClient for the `index`-th server of this fan-out. */
-  sinkFor(index: number): ServerClient {
+  /** The ReplySink for the `index`-th server of this fan-out. */
+  sinkFor(index: number): ReplySink {
     const onFrame = (type: number, frame: Buffer): void => {
       if (this.snapshot !== null && this.snapshot.see(index, type)) return; // the proxy's own Parse/Bind replies
       if (type === Backend.ReadyForQuery) return;
@@ -252,7 +252,7 @@ export function endTransactionSinks(
   shards: readonly number[],
   owner: Pick<FanoutOwner, 'onServerParameter' | 'onServerLost'>,
   onDone: (errors: Buffer[]) => void,
-): ServerClient[] {
+): ReplySink[] {
   let waiting = shards.length;
   const errors: Buffer[] = [];
   return shards.map((shard) =>

@@ -7,7 +7,7 @@ import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
 import type { ReadIntent } from '../backend/replica-set.js';
-import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
+import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
 import { resetAndRelease } from '../backend/server-reset.js';
 import { TxStatus } from '../protocol/codes.js';
 import { query } from '../protocol/messages.js';
@@ -75,7 +75,7 @@ export class ShardServers {
    */
   acquire(
     shards: readonly number[],
-    client: ServerClient,
+    client: ReplySink,
     then: () => void,
     fail: (err: PgError) => void,
     intent: ReadIntent = 'write',
@@ -118,10 +118,10 @@ export class ShardServers {
     }
   }
 
-  private attach(shard: number, server: ServerConnection, pool: Pool, client: ServerClient): void {
+  private attach(shard: number, server: ServerConnection, pool: Pool, client: ReplySink): void {
     this.byShard[shard] = server;
     this.poolByShard[shard] = pool;
-    server.client = client;
+    server.attach(client);
     this.syncSettings(server, this.session.params.syncSql(server.params));
   }
 
@@ -141,7 +141,8 @@ export class ShardServers {
 
   /**
    * A statement of the proxy's own (BEGIN, ROLLBACK; or a Sync frame) on each of `shards`: nothing reaches the
-   * client; `onDone` gets the errors (shard named) once every server has answered.
+   * client; `onDone` gets the errors (shard named) once every server has answered and is back with whoever received
+   * its replies before.
    */
   runOwn(
     shards: readonly number[],
@@ -149,11 +150,19 @@ export class ShardServers {
     owner: FramedSinkOwner,
     onDone: (errors: Buffer[]) => void,
   ): void {
-    const sinks = endTransactionSinks(shards, owner, onDone);
+    const previous: (ReplySink | null)[] = [];
+    const sinks = endTransactionSinks(shards, owner, (errors) => {
+      // Each server goes back to whoever received its replies before.
+      shards.forEach((shard, i) => {
+        const server = this.byShard[shard];
+        if (server != null && !server.isClosed) server.restore(previous[i]);
+      });
+      onDone(errors);
+    });
     const message = typeof sql === 'string' ? query(sql) : sql;
     shards.forEach((shard, i) => {
       const server = this.at(shard);
-      server.client = sinks[i];
+      previous[i] = server.attach(sinks[i]);
       server.hasOpenSegment = false; // a Query or Sync ends any extended-protocol segment
       server.send(message, 1);
     });
@@ -169,8 +178,8 @@ export class ShardServers {
   }
 
   /** Every held server's replies go to `client` again. */
-  pointAt(client: ServerClient): void {
-    for (const server of this.byShard) if (server !== null) server.client = client;
+  pointAt(client: ReplySink): void {
+    for (const server of this.byShard) if (server !== null) server.attach(client);
   }
 
   /** Some held server still owes a ReadyForQuery. */
@@ -203,7 +212,7 @@ export class ShardServers {
   release(): void {
     this.byShard.forEach((server, shard) => {
       if (server === null) return;
-      server.client = null;
+      server.detach();
       this.poolOf(shard).release(server);
     });
     this.byShard.fill(null);

@@ -3,11 +3,11 @@
 // COPY … FROM STDIN); multi-shard writes outside a transaction run in one of the proxy's own; COMMIT of a transaction
 // on several shards is carried out by the proxy (two-phase via txn/coordinator.ts); multi-statement Queries and
 // extended-protocol batches needing several shards run statement by statement; the transaction block is lazy
-// (transaction-block.ts); cursors across shards are served from portals of the proxy's own (proxy-portal.ts).
+// (txn/transaction-block.ts); cursors across shards are served from portals of the proxy's own (proxy-portal.ts).
 // ClientSession keeps the connection and hands requests over here.
 import type { Logger } from 'pino';
 import type { ReadIntent } from '../backend/replica-set.js';
-import type { ServerClient, ServerConnection } from '../backend/server-connection.js';
+import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { query, readyForQuery, SYNC } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
@@ -32,7 +32,14 @@ import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { FencedRead, type ReadRequest, type ReadTarget } from './fenced-read.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
-import { NO_EFFECTS, TransactionBlock, type Participants, type RequestEffects } from './transaction-block.js';
+import {
+  NO_EFFECTS,
+  TransactionBlock,
+  type Participants,
+  type RequestEffects,
+} from '../txn/transaction-block.js';
+import { SessionBlockHost } from './block-host.js';
+import { RequestState } from './request-state.js';
 import { splitStatements } from './extended-script.js';
 import { rankTexts } from './text-ranks.js';
 import type { RankRequest } from '../execute/reply-merger.js';
@@ -96,14 +103,15 @@ function namesStatement(types: readonly number[]): boolean {
   return false;
 }
 
-export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwner, InsertSourceOwner {
+export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, InsertSourceOwner {
   private readonly router: SessionRouter;
   private readonly session: ShardedSession;
   private readonly batch: RequestBatch;
   private readonly log: Logger;
   /** The server held per shard. */
   private readonly servers: ShardServers;
-  private fanout: Fanout | null = null;
+  /** What the request in flight is doing on the proxy's side (a lookup, a fan-out, a commit): one value, one mover. */
+  private readonly request = new RequestState();
   /** The fan-out's section in the visibility fence (atomic_visibility), until its snapshots exist. */
   private read: FencedRead | null = null;
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
@@ -113,8 +121,6 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
    * "skip to Sync" state, live there until a Sync reaches it, so a request naming no statement goes there too.
    */
   private openSegmentShard: number | null = null;
-  /** A cross-shard COMMIT is running on this session's servers (they are not the session's to use meanwhile). */
-  private isCommitting = false;
   /** A COPY … FROM STDIN split across shards: the client's copy messages go through it. */
   private copyIn: CopyInSplit | null = null;
   /**
@@ -124,8 +130,6 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private script: ScriptRun | null = null;
   /** Frames of the request being routed (sharded sessions route one request — up to a Sync or Query — at a time). */
   private requestLength = Number.MAX_SAFE_INTEGER;
-  /** An INSERT or COPY without a column list waits for the table's columns (to find the sharding key's position). */
-  private isLookingUpColumns = false;
   /** What was just learnt for the request being routed again (null: nothing; see learnThenRoute). */
   private learnedFor: string | null = null;
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
@@ -143,21 +147,19 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     this.batch = session.batch;
     this.log = session.log;
     this.servers = new ShardServers(session, router);
-    this.block = new TransactionBlock(this.servers, router, () => this.portals.clear());
+    this.block = new TransactionBlock(new SessionBlockHost(this.servers, router, () => this.portals.clear()));
   }
 
   /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
   private isShardRequestInFlight(): boolean {
-    return (
-      this.fanout !== null || this.isCommitting || this.isLookingUpColumns || this.servers.isAnyRunning()
-    );
+    return !this.request.isIdle || this.servers.isAnyRunning();
   }
 
   /** Route the queued request and run it on its shard(s): the sharded counterpart of checkout + sendBatch. */
   dispatch(): void {
     const router = this.router;
     if (this.copyIn !== null && !this.feedCopy(this.copyIn)) return;
-    if (this.servers.isWaiting || this.isLookingUpColumns || this.fanout !== null) return;
+    if (this.servers.isWaiting || this.request.isLookingUp || this.request.fanout !== null) return;
     const batch = this.batch;
     const active = this.activeShard === null ? null : this.servers.byShard[this.activeShard];
     if (active != null && active.pendingReady > 0 && batch.isCopyOnly()) {
@@ -341,7 +343,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   }
 
   /**
-   * Where a transaction-control statement or session setting runs (transaction-block.ts decides): on shards, answered
+   * Where a transaction-control statement or session setting runs (txn/transaction-block.ts decides): on shards, answered
    * by the proxy, or (COMMIT of a failed transaction on several shards) rolled back everywhere. Returns the target to
    * run, or null when the proxy answered the request itself.
    */
@@ -362,7 +364,6 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       case 'rollback':
         this.takeRequest();
         this.servers.runOwn(placement.shards, placement.sql, this, (errors) => {
-          this.servers.pointAt(this);
           for (const error of errors)
             this.log.warn({ error: error.toString('utf8', 5) }, 'ROLLBACK failed on a shard');
           this.replyLocally(types, frames, placement.reply);
@@ -381,7 +382,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     this.onShardRequestDone();
   }
 
-  /** The session's transaction status after a request (transaction-block.ts), told to the session and returned. */
+  /** The session's transaction status after a request (txn/transaction-block.ts), told to the session and returned. */
   private refreshStatus(sawError = false): number {
     const status = this.block.refresh(sawError);
     this.session.setTxStatus(status);
@@ -399,7 +400,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const { types, frames, readyCount } = this.takeRequest();
     if (target.kind === 'one') {
       const server = this.servers.at(target.shard);
-      server.client = this;
+      server.attach(this);
       this.activeShard = target.shard;
       this.session.sendFrames(server, types, frames, readyCount);
       this.openSegmentShard = this.session.hasOpenSegment() ? target.shard : null;
@@ -414,7 +415,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const read = this.fencedRead(target, sent ?? { types, frames }, fanout, readyCount);
     const sends = target.shards.map((shard, i) => {
       const server = this.servers.at(shard);
-      server.client = fanout.sinkFor(i);
+      server.attach(fanout.sinkFor(i));
       return () => {
         if (read !== null) read.send(server, sent ?? { types, frames });
         else if (sent !== null) this.session.sendFrames(server, sent.types, sent.frames, readyCount);
@@ -437,12 +438,12 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       }
     } catch (err) {
       n++;
-      this.fanout?.abort(err instanceof PgError ? err : PgError.internal(String(err)));
+      this.request.fanout?.abort(err instanceof PgError ? err : PgError.internal(String(err)));
     }
     copy.flush();
     const isMovingOn = n < batch.length; // a message after the copy data: the client is done with it
     batch.dropFirst(n);
-    if (this.fanout === null && (copy.isClientDone || isMovingOn)) this.copyIn = null;
+    if (this.request.fanout === null && (copy.isClientDone || isMovingOn)) this.copyIn = null;
     return !batch.isEmpty;
   }
 
@@ -500,7 +501,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       this.learnedFor = null;
       return this.failRequest(PgError.internal('an INSERT filled with sequence values still needs them'));
     }
-    this.isLookingUpColumns = true;
+    this.request.move({ kind: 'lookup', what });
     this.servers.acquire(
       [0],
       this,
@@ -526,9 +527,9 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
           return values;
         })().then(
           (values) => {
-            this.isLookingUpColumns = false;
+            this.request.end('lookup');
             if (this.session.state() !== 'ready') return;
-            server.client = this;
+            server.attach(this);
             const rebuilt = router.withGeneratedValues(types, frames, fills, values);
             if (rebuilt.clientParse !== null) this.session.statements?.remember(rebuilt.clientParse);
             this.batch.takeFirst(this.requestLength);
@@ -537,15 +538,15 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
             this.onShardRequestDone(); // routes the rewritten request
           },
           (err: unknown) => {
-            this.isLookingUpColumns = false;
+            this.request.end('lookup');
             if (this.session.state() !== 'ready') return;
-            server.client = this;
+            server.attach(this);
             this.failRequest(err instanceof PgError ? err : PgError.internal(String(err)));
           },
         );
       },
       (err) => {
-        this.isLookingUpColumns = false;
+        this.request.end('lookup');
         this.failRequest(err);
       },
     );
@@ -576,11 +577,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       NO_EFFECTS,
       () => {
         const server = this.servers.at(shard);
-        this.isLookingUpColumns = true;
+        this.request.move({ kind: 'lookup', what });
         void lookup(server).then((found) => {
-          this.isLookingUpColumns = false;
+          this.request.end('lookup');
           if (this.session.state() !== 'ready') return;
-          server.client = this;
+          server.attach(this);
           if (found.kind === 'lost')
             return this.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
           if (found.kind === 'error') return this.failRequest(found.error);
@@ -597,11 +598,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
    * table) answers the request with that error, as the statement itself would have been answered.
    */
   private withTableColumns(server: ServerConnection, table: string, then: (columns: string[]) => void): void {
-    this.isLookingUpColumns = true;
+    this.request.move({ kind: 'lookup', what: `the columns of ${table}` });
     void lookUpTableColumns(server, table, this).then((found) => {
-      this.isLookingUpColumns = false;
+      this.request.end('lookup');
       if (this.session.state() !== 'ready') return;
-      server.client = this;
+      server.attach(this);
       if (found.kind === 'lost')
         return this.session.fatal(
           PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
@@ -620,7 +621,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     fanout.onServerError = (index) => copy.onServerError(index);
     this.copyIn = copy;
     servers.forEach((server, i) => {
-      server.client = fanout.sinkFor(i);
+      server.attach(fanout.sinkFor(i));
       this.session.sendFrames(server, types, frames, readyCount);
     });
   }
@@ -657,7 +658,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const sends = target.shards.map((shard, i) => {
       const server = this.servers.at(shard);
       const part = target.parts[i];
-      server.client = fanout.sinkFor(i);
+      server.attach(fanout.sinkFor(i));
       return () => {
         // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
         if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
@@ -685,7 +686,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const script = this.script;
     if (script !== null && script.isImplicit && script.isQuery && script.remaining === 1)
       fanout.heldTags = [];
-    this.fanout = fanout;
+    this.request.move({ kind: 'fanout', fanout });
     return fanout;
   }
 
@@ -712,7 +713,6 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   private rollBackImplicit(shards: readonly number[]): void {
     this.block.markEnding(false);
     this.servers.runOwn(shards, 'ROLLBACK', this, () => {
-      this.servers.pointAt(this);
       this.session.writeToClient(readyForQuery(this.refreshStatus()));
       this.onShardRequestDone();
     });
@@ -871,7 +871,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
       isWriter: writers.has(shard),
     }));
     const txn = this.session.txn();
-    this.isCommitting = true;
+    this.request.move({ kind: 'committing' });
     const isTwoPhase = wantsTwoPhase && txn !== null && preventsPrepare === null;
     if (wantsTwoPhase && txn !== null && preventsPrepare !== null) {
       // PostgreSQL would refuse PREPARE TRANSACTION on those shards: plain COMMIT is the only way to commit.
@@ -894,7 +894,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     run.then(
       (result) => this.afterCommit(result, reply, isChained),
       (err: unknown) => {
-        this.isCommitting = false;
+        this.request.end('committing');
         this.log.error({ err: (err as Error).message }, 'commit across shards failed unexpectedly');
         this.session.fatal(PgError.internal(`commit failed: ${(err as Error).message}`));
       },
@@ -902,12 +902,14 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   }
 
   private afterCommit(result: CommitRun, reply: (error: Buffer | null) => void, isChained: boolean): void {
-    this.isCommitting = false;
+    this.request.end('committing');
     for (const shard of result.lost) this.servers.byShard[shard] = null; // closed; its pool has dropped it
     if (this.session.state() === 'closed') {
       this.releaseShardServers(); // the client left while its commit ran
       return;
     }
+    // The commit's queries left each server with their own sink (a server lost between two steps is the commit's to
+    // handle, not a reason to end the session): the session receives their replies again from here on.
     this.servers.pointAt(this);
     reply(result.error);
     this.block.markEnding(result.error === null, isChained && result.error === null);
@@ -970,7 +972,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
 
   /** A cursor's fan-out has finished: the client gets its first rows (and the portal is kept for the rest). */
   onCursorRunDone(run: CursorRun, status: number): void {
-    this.fanout = null;
+    this.request.end('fanout');
     this.cursorRun = null;
     this.servers.pointAt(this);
     const { replies, portal, failed } = run.replies();
@@ -1019,7 +1021,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
 
   /** The query of an INSERT … SELECT has run: the INSERT, with its rows written in, is routed next. */
   onInsertSourceDone(run: InsertSourceRun): void {
-    this.fanout = null;
+    this.request.end('fanout');
     this.insertSource = null;
     this.servers.pointAt(this);
     const outcome = run.outcome();
@@ -1076,8 +1078,8 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   }
 
   onFanoutDone(): void {
-    const fanout = this.fanout;
-    this.fanout = null;
+    const fanout = this.request.fanout;
+    this.request.end('fanout');
     this.read?.release();
     const sawError = fanout?.sawError ?? false;
     if (this.copyIn?.isClientDone === true) this.copyIn = null; // else: drop the client's copy data until its end
@@ -1140,13 +1142,10 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
     const open = this.servers.openSegmentShards();
     if (open.length === 0) return;
     this.openSegmentShard = null;
-    this.servers.runOwn(open, SYNC, this, () => {
-      this.servers.pointAt(this);
-      this.onShardRequestDone();
-    });
+    this.servers.runOwn(open, SYNC, this, () => this.onShardRequestDone());
   }
 
-  // --- ServerClient: called by the shard servers while they answer this session directly -----------------------
+  // --- ReplySink: called by the shard servers while they answer this session directly -----------------------
 
   writeToClient(buf: Buffer): boolean {
     return this.session.writeToClient(buf);
@@ -1194,7 +1193,7 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
 
   /** A request is running (fan-out, commit, or a statement on some shard). */
   get isActive(): boolean {
-    return this.isCommitting || this.fanout !== null || this.servers.isAnyRunning();
+    return this.request.isCommitting || this.request.fanout !== null || this.servers.isAnyRunning();
   }
 
   /** The server held per shard (read by the distributed deadlock check). */
@@ -1210,11 +1209,11 @@ export class ShardedDispatch implements ServerClient, FanoutOwner, CursorRunOwne
   /** The client has gone: give the shard servers back (unless a commit still runs on them: afterCommit does then). */
   onSessionClosed(): void {
     this.read?.release();
-    if (!this.isCommitting) this.releaseShardServers(); // else afterCommit releases them
+    if (!this.request.isCommitting) this.releaseShardServers(); // else afterCommit releases them
   }
 
   /** Give every shard server back to its pool (reset as the session and transaction state require). */
   private releaseShardServers(): void {
-    this.servers.resetAndRelease(this.session.hasOpenSegment() || this.fanout !== null);
+    this.servers.resetAndRelease(this.session.hasOpenSegment() || this.request.fanout !== null);
   }
 }

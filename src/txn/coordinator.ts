@@ -18,7 +18,7 @@ import { withShardInDetail } from '../errors/shard-detail.js';
 import { failpoint } from './failpoints.js';
 import { DecisionNotDurableError } from './log/decision-log.js';
 import { CommitRefusedError, type TransactionManager } from './manager.js';
-import type { Branch } from './transaction.js';
+import type { Branch, DistributedTransaction } from './transaction.js';
 import type { VisibilityFence } from './visibility-fence.js';
 
 export interface CommitParticipant {
@@ -126,7 +126,7 @@ export async function commitTwoPhase(
     writers.map((p) => p.shard),
     readers.map((p) => p.shard),
   );
-  const branchOf = (p: CommitParticipant): Branch => tx.branches.find((b) => b.shard === p.shard) as Branch;
+  const branchOf = (p: CommitParticipant): Branch => tx.branchOn(p.shard);
   // Readers commit meanwhile: they changed nothing, so their outcome cannot change the decision.
   const readersDone = Promise.all(readers.map((p) => runner.end(p, 'COMMIT', 'COMMIT'))).then((o) =>
     logReaderProblems(readers, o, logger),
@@ -143,8 +143,8 @@ export async function commitTwoPhase(
   writers.forEach((p, i) => {
     const o = prepared[i];
     const branch = branchOf(p);
-    if (o.kind === 'ok') branch.state = 'prepared';
-    else if (o.kind === 'error') branch.state = 'failed'; // PostgreSQL rolled that branch back itself
+    if (o.kind === 'ok') tx.moveBranch(branch, 'prepared');
+    else if (o.kind === 'error') tx.moveBranch(branch, 'failed'); // PostgreSQL rolled that branch back itself
     // lost: unknown whether it was prepared; stays 'open' so the abort path makes sure with ROLLBACK PREPARED
     if (o.kind !== 'ok' && timedOut[i] && error === null) {
       error = new PgError(
@@ -197,7 +197,7 @@ export async function commitTwoPhase(
   }
 
   if (error !== null) {
-    await rollBackPrepared(runner, writers, branchOf);
+    await rollBackPrepared(runner, writers, tx);
     await readersDone;
     manager.settle(tx);
     return { error, lost: runner.lost };
@@ -210,7 +210,7 @@ export async function commitTwoPhase(
   await Promise.all(
     writers.map((p) =>
       runner.run(p, `COMMIT PREPARED '${branchOf(p).gid}'`).then((o) => {
-        if (endsPreparedBranch(o)) branchOf(p).state = 'committed';
+        if (endsPreparedBranch(o)) tx.moveBranch(branchOf(p), 'committed');
         else tx.lastError = `shard ${p.shard}: ${outcomeFailure(o)}`;
       }),
     ),
@@ -266,14 +266,14 @@ async function boundedPrepares(
 async function rollBackPrepared(
   runner: Runner,
   writers: readonly CommitParticipant[],
-  branchOf: (p: CommitParticipant) => Branch,
+  tx: DistributedTransaction,
 ): Promise<void> {
   await Promise.all(
     writers.map(async (p) => {
-      const branch = branchOf(p);
+      const branch = tx.branchOn(p.shard);
       if (branch.state !== 'prepared') return;
       const o = await runner.run(p, `ROLLBACK PREPARED '${branch.gid}'`);
-      if (endsPreparedBranch(o)) branch.state = 'rolled_back';
+      if (endsPreparedBranch(o)) tx.moveBranch(branch, 'rolled_back');
     }),
   );
 }

@@ -272,7 +272,7 @@ export class TransactionManager {
         const sql = `${verb} '${branch.gid as string}'`;
         const outcome = await queryShard(this.opts.shards, tx.database, tx.user, branch.shard, sql);
         if (endsPreparedBranch(outcome)) {
-          branch.state = tx.state === 'committing' ? 'committed' : 'rolled_back';
+          tx.moveBranch(branch, tx.state === 'committing' ? 'committed' : 'rolled_back');
           return;
         }
         const err = outcomeFailure(outcome);
@@ -314,8 +314,8 @@ export class TransactionManager {
             gid: p.gid,
             state: 'prepared' as const,
           })),
+          'committing',
         );
-        tx.state = 'committing';
         this.live.set(tx.txid, tx);
         await this.holdVisibility(tx); // readers of its shards wait (bounded) until it is committed everywhere
         await this.finishBranches(tx);

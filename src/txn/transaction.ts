@@ -1,6 +1,7 @@
 // One distributed transaction as the transaction manager sees it from COMMIT on: its branches (one per shard, reader
 // or writer, each with its GID) and the state machine active → preparing → committing → done, or → aborting → aborted.
-// Pure data + transition checks; the coordinator and the manager drive it.
+// Each branch has its own transition table (BRANCH_NEXT). Pure data + transition checks: the coordinator and the
+// manager drive it, and every state change goes through `to` / `moveBranch`, which refuse impossible moves.
 
 import type { FenceHold } from './visibility-fence.js';
 
@@ -17,11 +18,31 @@ const NEXT: Readonly<Record<TxState, readonly TxState[]>> = {
   aborted: [],
 };
 
+/**
+ * A writer's branch: open → prepared (PREPARE TRANSACTION succeeded) → committed / rolled_back (COMMIT / ROLLBACK
+ * PREPARED, or the GID found gone); open → failed (PREPARE failed: PostgreSQL rolled the branch back itself); open →
+ * rolled_back (a PREPARE whose outcome was lost, made sure of with ROLLBACK PREPARED). Readers stay open: their plain
+ * COMMIT cannot change the outcome.
+ */
+const BRANCH_NEXT: Readonly<Record<BranchState, readonly BranchState[]>> = {
+  open: ['prepared', 'failed', 'rolled_back'],
+  prepared: ['committed', 'rolled_back'],
+  committed: [],
+  rolled_back: [],
+  failed: [],
+};
+
 export interface Branch {
   readonly shard: number;
   readonly role: BranchRole;
   /** The PREPARE TRANSACTION id (writers of a two-phase commit); null for readers. */
   readonly gid: string | null;
+  /** Changed only by DistributedTransaction.moveBranch. */
+  readonly state: BranchState;
+}
+
+/** A branch as the transaction holds it: the one place its state is written. */
+interface MutableBranch extends Branch {
   state: BranchState;
 }
 
@@ -30,31 +51,73 @@ export class DistributedTransaction {
   readonly database: string;
   readonly user: string;
   readonly startedAt = Date.now();
-  state: TxState = 'active';
+  private current: TxState;
   stateSince = this.startedAt;
   /** Phase-2 (or abort) attempts made in the background after the first one failed. */
   retries = 0;
   lastError: string | null = null;
   /** The decision log failed while writing this one's COMMIT: left prepared for the next start's recovery. */
   isHeldInDoubt = false;
-  readonly branches: readonly Branch[];
+  private readonly held: readonly MutableBranch[];
   /** Its hold on the visibility fence from just before the first COMMIT PREPARED until every writer committed. */
   visibility: FenceHold | null = null;
 
-  constructor(txid: string, database: string, user: string, branches: readonly Branch[]) {
+  /**
+   * `state`: where the transaction starts — 'active' for a new one; 'committing' for one recovery found decided (its
+   * branches 'prepared').
+   */
+  constructor(
+    txid: string,
+    database: string,
+    user: string,
+    branches: readonly Branch[],
+    state: 'active' | 'committing' = 'active',
+  ) {
     this.txid = txid;
     this.database = database;
     this.user = user;
-    this.branches = branches;
+    this.held = branches.map((b) => ({ ...b }));
+    this.current = state;
+  }
+
+  get state(): TxState {
+    return this.current;
+  }
+
+  get branches(): readonly Branch[] {
+    return this.held;
   }
 
   /** Move to `next`; throws on a transition the protocol does not allow (a bug, never a runtime condition). */
   to(next: TxState): void {
-    if (!NEXT[this.state].includes(next)) {
-      throw new Error(`transaction ${this.txid}: illegal state change ${this.state} → ${next}`);
+    if (!NEXT[this.current].includes(next)) {
+      throw new Error(`transaction ${this.txid}: illegal state change ${this.current} → ${next}`);
     }
-    this.state = next;
+    this.current = next;
     this.stateSince = Date.now();
+  }
+
+  /** The branch on `shard`; throws if the transaction has none there (a bug). */
+  branchOn(shard: number): Branch {
+    const branch = this.held.find((b) => b.shard === shard);
+    if (branch === undefined) throw new Error(`transaction ${this.txid} has no branch on shard ${shard}`);
+    return branch;
+  }
+
+  /**
+   * Move a writer's branch to `next` (BRANCH_NEXT); throws on a move the protocol does not allow — a reader's branch
+   * never moves, a finished one never changes again, a committed branch is never rolled back.
+   */
+  moveBranch(branch: Branch, next: BranchState): void {
+    const held = this.held.find((b) => b === branch);
+    if (held === undefined)
+      throw new Error(`transaction ${this.txid}: not its branch (shard ${branch.shard})`);
+    if (held.role !== 'writer' || !BRANCH_NEXT[held.state].includes(next)) {
+      throw new Error(
+        `transaction ${this.txid}: illegal ${held.role} branch change on shard ${held.shard}: ${held.state} → ${next}`,
+      );
+    }
+    held.state = next;
   }
 
   get writers(): Branch[] {

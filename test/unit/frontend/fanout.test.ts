@@ -5,7 +5,7 @@
 // described no portal (only statements, whose RowDescription says text for every column): which reply is its, kept
 // from the client, whose types and formats the merge uses.
 import { describe, expect, it } from 'vitest';
-import type { ServerClient, ServerConnection } from '../../../src/backend/server-connection.js';
+import type { ReplySink, ServerConnection } from '../../../src/backend/server-connection.js';
 import { MERGE_QUEUE_MAX_ROWS, type RankRequest } from '../../../src/execute/reply-merger.js';
 import { PASS_THROUGH_SPEC, sortKey, type MergeSpec } from '../../../src/execute/merge-spec.js';
 import { TypeOid } from '../../../src/execute/value-compare.js';
@@ -77,7 +77,7 @@ class Owner implements FanoutOwner {
 class FakeServer {
   isPaused = false;
   pendingReady = 1;
-  constructor(readonly sink: ServerClient) {}
+  constructor(readonly sink: ReplySink) {}
   send(buf: Buffer): void {
     if (this.sink.writeToClient(buf)) return;
     this.isPaused = true;

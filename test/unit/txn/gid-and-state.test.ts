@@ -1,7 +1,7 @@
 // GIDs (format, parsing back, telling ours from others') and the distributed transaction state machine.
 import { describe, expect, it } from 'vitest';
 import { gidLikePattern, makeGid, parseGid, TxidSource } from '../../../src/txn/gid.js';
-import { DistributedTransaction, type TxState } from '../../../src/txn/transaction.js';
+import { DistributedTransaction, type BranchState, type TxState } from '../../../src/txn/transaction.js';
 
 describe('GIDs', () => {
   it('round-trips instance id (with underscores), txid and shard', () => {
@@ -73,10 +73,69 @@ describe('DistributedTransaction state machine', () => {
     const t = tx();
     expect(t.writers.map((b) => b.shard)).toEqual([0, 1]);
     expect(t.readers.map((b) => b.shard)).toEqual([2]);
-    t.writers[0].state = 'committed';
-    t.writers[1].state = 'prepared';
+    t.moveBranch(t.writers[0], 'prepared');
+    t.moveBranch(t.writers[0], 'committed');
+    t.moveBranch(t.writers[1], 'prepared');
     expect(t.unfinishedWriters.map((b) => b.shard)).toEqual([1]);
-    t.writers[1].state = 'failed';
+    t.moveBranch(t.writers[1], 'rolled_back');
     expect(t.unfinishedWriters).toEqual([]);
+  });
+
+  it('starts a transaction recovery found decided in committing, its branches prepared', () => {
+    const t = new DistributedTransaction(
+      '2x2',
+      'db',
+      'u',
+      [{ shard: 0, role: 'writer', gid: 'g0', state: 'prepared' }],
+      'committing',
+    );
+    expect(t.state).toBe('committing');
+    t.moveBranch(t.branchOn(0), 'committed');
+    t.to('done');
+    expect(t.isFinished).toBe(true);
+  });
+});
+
+describe('branch transitions', () => {
+  const all: BranchState[] = ['open', 'prepared', 'committed', 'rolled_back', 'failed'];
+  const allowed: Record<BranchState, BranchState[]> = {
+    open: ['prepared', 'failed', 'rolled_back'],
+    prepared: ['committed', 'rolled_back'],
+    committed: [],
+    rolled_back: [],
+    failed: [],
+  };
+  /** A writer branch brought to `state` through legal moves. */
+  function writerIn(state: BranchState): { t: DistributedTransaction; shard: number } {
+    const t = tx();
+    const b = t.branchOn(0);
+    if (state === 'committed' || state === 'prepared') t.moveBranch(b, 'prepared');
+    if (state !== 'open' && state !== 'prepared') t.moveBranch(t.branchOn(0), state);
+    return { t, shard: 0 };
+  }
+
+  for (const from of all) {
+    for (const to of all) {
+      const isAllowed = allowed[from].includes(to);
+      it(`${isAllowed ? 'allows' : 'refuses'} ${from} → ${to}`, () => {
+        const { t, shard } = writerIn(from);
+        expect(t.branchOn(shard).state).toBe(from);
+        const move = (): void => t.moveBranch(t.branchOn(shard), to);
+        if (isAllowed) {
+          move();
+          expect(t.branchOn(shard).state).toBe(to);
+        } else {
+          expect(move).toThrow(/illegal writer branch change on shard 0/);
+          expect(t.branchOn(shard).state).toBe(from);
+        }
+      });
+    }
+  }
+
+  it('never moves a reader branch, nor a branch of another transaction', () => {
+    const t = tx();
+    expect(() => t.moveBranch(t.branchOn(2), 'prepared')).toThrow(/illegal reader branch change/);
+    expect(() => t.moveBranch(tx().branchOn(0), 'prepared')).toThrow(/not its branch/);
+    expect(() => t.branchOn(7)).toThrow(/no branch on shard 7/);
   });
 });

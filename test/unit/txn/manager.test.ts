@@ -54,7 +54,7 @@ describe('TransactionManager', () => {
     const tx = m.begin('app', 'alice', [0, 2], [1]);
     expect(tx.writers.map((b) => b.gid)).toEqual([`sg_unit_${tx.txid}_0`, `sg_unit_${tx.txid}_2`]);
     expect(tx.readers.map((b) => b.gid)).toEqual([null]);
-    for (const b of tx.writers) b.state = 'prepared';
+    for (const b of tx.writers) tx.moveBranch(b, 'prepared');
     await m.decide(tx);
     expect(tx.state).toBe('committing');
     expect(log.commits[0]).toMatchObject({ txid: tx.txid, database: 'app', user: 'alice' });
@@ -65,7 +65,7 @@ describe('TransactionManager', () => {
       state: 'committing',
       shards: '0:prepared,2:prepared,1:reader',
     });
-    for (const b of tx.writers) b.state = 'committed';
+    for (const b of tx.writers) tx.moveBranch(b, 'committed');
     m.settle(tx);
     expect(tx.state).toBe('done');
     expect(log.done).toEqual([tx.txid]);
@@ -76,8 +76,8 @@ describe('TransactionManager', () => {
   it('rolls back (settles to aborted) when phase 1 failed everywhere it ran', () => {
     const m = manager(new MemoryLog());
     const tx = m.begin('app', 'alice', [0, 1], []);
-    tx.writers[0].state = 'rolled_back';
-    tx.writers[1].state = 'failed';
+    tx.moveBranch(tx.writers[0], 'rolled_back');
+    tx.moveBranch(tx.writers[1], 'failed');
     m.settle(tx);
     expect(tx.state).toBe('aborted');
     expect(m.counters.rolledBack).toBe(1);

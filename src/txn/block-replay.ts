@@ -1,8 +1,7 @@
-// The client's transaction block on a sharded database, as the proxy keeps it: BEGIN opens it without touching any
-// shard; a shard joins when a statement first needs it, and runs the block's opening statements before that statement
-// (BEGIN with its isolation level and access mode, SET TRANSACTION / SET LOCAL / SET, SAVEPOINT / RELEASE / ROLLBACK
-// TO), so every participant is in the state the client expects; COMMIT / ROLLBACK end it. Pure bookkeeping: the
-// dispatch (sharded-dispatch.ts) decides what to send where.
+// What a shard joining a sharded session's transaction block late runs first, so that it is in the state the client
+// expects: the BEGIN with its isolation level and access mode, then SET TRANSACTION / SET LOCAL / SET, and SAVEPOINT /
+// RELEASE / ROLLBACK TO folded (a RELEASE or ROLLBACK TO drops what it undoes). A statement is kept only once its
+// request succeeded. Pure; the transaction block (transaction-block.ts) owns one and says when a block starts or ends.
 import { quoteIdentifier } from '../router/sql-text.js';
 
 /** A statement kept for shards that join later. */
@@ -14,9 +13,6 @@ interface ReplayEntry {
   /** The BEGIN or a SET TRANSACTION: the transaction's characteristics, which a chained block keeps. */
   readonly isCharacteristic: boolean;
 }
-
-/** How a block ends: for good, or AND CHAIN (a new block with the same characteristics) on the same shards or none. */
-export type BlockEnd = 'none' | 'sameShards' | 'lazy';
 
 /** A transaction-scope statement of the request in flight, kept once it succeeded. */
 export type ScopeStatement =
@@ -35,63 +31,43 @@ export type ScopeStatement =
  */
 const MAX_REPLAY = 1000;
 
-export class TransactionScope {
-  /** The statements a joining shard runs first (the BEGIN first); null when no transaction block is open. */
-  private replay: ReplayEntry[] | null = null;
+export class BlockReplay {
+  /** The statements a joining shard runs first, the BEGIN first (empty when no block is open). */
+  private entries: ReplayEntry[] = [];
   /** The BEGIN that opened the block (AND CHAIN starts the next block with it). */
   private beginText = 'BEGIN';
-  /** Shards the open block has reached (their BEGIN sent), in no order. */
-  readonly joined = new Set<number>();
   private pending: ScopeStatement | null = null;
 
-  get isOpen(): boolean {
-    return this.replay !== null;
-  }
-
-  /** BEGIN / START TRANSACTION outside a block: `text` as the client wrote it (options included). */
-  open(text: string): void {
+  /** A block starts with `text` (BEGIN / START TRANSACTION as the client wrote it, options included). */
+  start(text: string): void {
     this.beginText = text;
-    this.replay = [{ kind: 'other', name: null, text, isCharacteristic: true }];
-    this.joined.clear();
+    this.entries = [{ kind: 'other', name: null, text, isCharacteristic: true }];
     this.pending = null;
   }
 
-  /**
-   * A block the proxy did not see open (a shard began it inside a multi-statement Query routed to it whole): shards
-   * that join later run a plain BEGIN.
-   */
-  adopt(shards: Iterable<number>): void {
-    if (this.replay === null) this.open('BEGIN');
-    for (const shard of shards) this.joined.add(shard);
+  /** The block is over for good. */
+  clear(): void {
+    this.entries = [];
+    this.pending = null;
   }
 
-  /**
-   * COMMIT / ROLLBACK: the block is over. AND CHAIN: a new one starts with the same characteristics (its BEGIN and SET
-   * TRANSACTIONs) — on the same shards when they chained it themselves ('sameShards'), on none yet when the proxy ended
-   * the transaction on them ('lazy': each joins again when first needed).
-   */
-  close(end: BlockEnd = 'none'): void {
+  /** COMMIT / ROLLBACK AND CHAIN: the next block keeps the characteristics (its BEGIN and SET TRANSACTIONs). */
+  chain(): void {
     this.pending = null;
-    if (end === 'none' || this.replay === null) {
-      this.replay = null;
-      this.joined.clear();
-      return;
-    }
-    this.replay = this.replay.filter((e) => e.isCharacteristic);
-    if (this.replay.length === 0)
-      this.replay = [{ kind: 'other', name: null, text: this.beginText, isCharacteristic: true }];
-    if (end === 'lazy') this.joined.clear();
+    this.entries = this.entries.filter((e) => e.isCharacteristic);
+    if (this.entries.length === 0)
+      this.entries = [{ kind: 'other', name: null, text: this.beginText, isCharacteristic: true }];
   }
 
   /** Whether a shard may still join (the replay is bounded). */
   get canJoin(): boolean {
-    return this.replay !== null && this.replay.length <= MAX_REPLAY;
+    return this.entries.length <= MAX_REPLAY;
   }
 
   /** The statements a shard joining now runs before the client's statement (one simple Query). */
   joinSql(): string {
     // A newline before ';': a statement may end in a -- comment.
-    return (this.replay ?? []).map((e) => e.text).join('\n;') + '\n;';
+    return this.entries.map((e) => e.text).join('\n;') + '\n;';
   }
 
   /** The request in flight carries this statement; `confirm` keeps it once the request succeeded. */
@@ -108,8 +84,8 @@ export class TransactionScope {
   confirm(): void {
     const s = this.pending;
     this.pending = null;
-    const replay = this.replay;
-    if (s === null || replay === null) return;
+    const replay = this.entries;
+    if (s === null || replay.length === 0) return;
     if (s.kind === 'setting') {
       replay.push({ kind: 'other', name: null, text: s.text, isCharacteristic: s.isCharacteristic === true });
       return;

@@ -1,18 +1,17 @@
 // A sharded session's transaction block, as the proxy runs it, and the one owner of its participants: which shards it
-// reached and which of them may have written (every request records them here, in `participate`, before it is sent;
-// the commit reads them from here only). Also where each transaction-control statement or setting goes (BEGIN answered
-// by the proxy and joined lazily by shards; COMMIT / ROLLBACK to the shards reached; SAVEPOINT / SET inside the block to
-// those shards, replayed on shards joining later), the session's transaction status after each request, and what the
-// block's end keeps (SETs that committed). The dispatch (sharded-dispatch.ts) carries it out.
+// reached (`joined`), which of them may have written (`writers`), what a shard joining late runs first (the replay),
+// and whether the request in flight ends it (`ending`). Every request records its shards here (`participate`) before
+// it is sent; the commit reads them from here only (`participants`). The block's phase (none → open → ending → none,
+// or open again after AND CHAIN) changes in `move` only, which refuses impossible moves. Also where each
+// transaction-control statement or setting goes (`place`: BEGIN answered by the proxy and joined lazily by shards;
+// COMMIT / ROLLBACK to the shards reached; SAVEPOINT / SET inside the block to those shards, replayed on shards
+// joining later) and the session's transaction status after each request (`refresh`). Pure: what it needs of the
+// session's servers and settings comes through BlockHost; the dispatch carries out what it decides.
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { commandComplete, errorResponse } from '../protocol/messages.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { StatementPlan } from '../router/plan.js';
-import type { LocalReply } from './local-replies.js';
-import type { SessionRouter } from './session-router.js';
-import { applySettingChange, type SettingChange } from './session-settings.js';
-import type { ShardServers } from './shard-servers.js';
-import { TransactionScope, type BlockEnd } from './transaction-scope.js';
+import { BlockReplay } from './block-replay.js';
 
 const BEGIN_TAG = commandComplete('BEGIN');
 const COMMIT_TAG = commandComplete('COMMIT');
@@ -26,12 +25,42 @@ const ALREADY_IN_TRANSACTION = errorResponse(
   Backend.NoticeResponse,
 );
 
+/**
+ * `none`: no block (statements outside a transaction); `open`: a block is open (the client's BEGIN, one a shard began
+ * on its own, or one of the proxy's own around a script); `ending`: the request in flight ends it (COMMIT / ROLLBACK,
+ * maybe AND CHAIN).
+ */
+export type BlockPhase = 'none' | 'open' | 'ending';
+
+const NEXT: Readonly<Record<BlockPhase, readonly BlockPhase[]>> = {
+  none: ['open'],
+  // → none: the block ended without a COMMIT / ROLLBACK of the client's (its shards ended it, or no shard took part).
+  open: ['ending', 'none'],
+  // → open: AND CHAIN (the next block), or the end did not happen (the shards are still in the transaction).
+  ending: ['none', 'open'],
+};
+
+/** Whether the block's phase may go from `from` to `to`. */
+export function canMovePhase(from: BlockPhase, to: BlockPhase): boolean {
+  return NEXT[from].includes(to);
+}
+
+/** How a block ends: for good, or AND CHAIN (a new block with the same characteristics) on the same shards or none. */
+export type BlockEnd = 'none' | 'sameShards' | 'lazy';
+
+/** A reply the proxy gives itself (the frontend's LocalReply has this shape). */
+export interface BlockReply {
+  readonly tag: Buffer;
+  readonly notice?: Buffer | null;
+  readonly status: number;
+}
+
 /** What to do with a transaction-control statement or setting. */
 export type Placement =
   /** Run it on these shards (one or several; 'all' — a setting outside a block — as routed). */
   | { readonly kind: 'shards'; readonly shards: readonly number[] | 'all' }
   /** Answer it without a shard. */
-  | { readonly kind: 'answer'; readonly reply: LocalReply }
+  | { readonly kind: 'answer'; readonly reply: BlockReply }
   /**
    * COMMIT of a failed transaction on several shards: `sql` (ROLLBACK, or ROLLBACK AND CHAIN for COMMIT AND CHAIN) on
    * each, answered `ROLLBACK` — a shard still healthy must not commit, as PostgreSQL turns such a COMMIT into ROLLBACK.
@@ -40,7 +69,7 @@ export type Placement =
       readonly kind: 'rollback';
       readonly shards: readonly number[];
       readonly sql: string;
-      readonly reply: LocalReply;
+      readonly reply: BlockReply;
     };
 
 /** Who takes part in the transaction being committed: every shard it reached, and the ones that may have written. */
@@ -63,9 +92,26 @@ export interface RequestEffects {
 /** A statement of the proxy's own (a catalog lookup): no effect on the transaction. */
 export const NO_EFFECTS: RequestEffects = { mayWrite: false, preventsPrepare: null };
 
+/** What the block needs of the session: its servers' transaction status, and its SETs run inside the block. */
+export interface BlockHost {
+  /** How many shards the database has. */
+  readonly shardCount: number;
+  /** Transaction status (TxStatus) of the server the session holds on `shard`; null when it holds none there. */
+  statusOn(shard: number): number | null;
+  /** The status of the session's servers combined (failed over in-transaction over idle). */
+  combinedStatus(): number;
+  /** A request inside the block ended: its SET / RESETs are kept until the block ends (`isKept`), or dropped. */
+  keepRequestSettings(isKept: boolean): void;
+  /** The block ended: the SETs it kept hold for the session and `shards` if it committed. Portals end with it. */
+  blockEnded(isCommitted: boolean, shards: ReadonlySet<number>): void;
+}
+
 export class TransactionBlock {
-  /** The shards reached and the statements a joining shard runs first. */
-  readonly scope = new TransactionScope();
+  private current: BlockPhase = 'none';
+  /** What a shard joining the open block runs first. */
+  private readonly replay = new BlockReplay();
+  /** Shards the open block has reached (their BEGIN sent), in no order. */
+  private readonly joined = new Set<number>();
   /**
    * Shards a request that may change data ran on since the session was last idle outside a transaction (a shard
    * can write before the proxy sees its block open: a multi-statement Query that begins it, routed whole).
@@ -73,40 +119,43 @@ export class TransactionBlock {
   private readonly writers = new Set<number>();
   /** Why the transaction cannot be prepared (two-phase commit impossible), from the first request that made it so. */
   private preventsPrepare: string | null = null;
-  /** SET / RESET run inside the block: they hold for the session once it commits. */
-  private settings: SettingChange[] = [];
-  /** The request in flight ends the block (COMMIT / ROLLBACK, maybe AND CHAIN), or null. */
+  /** Set while the phase is 'ending': whether the end commits, and whether it chains the next block. */
   private ending: { isCommit: boolean; isChained: boolean } | null = null;
-  private readonly servers: ShardServers;
-  private readonly router: SessionRouter;
-  /** Called when a block ends (the proxy's portals end with it). */
-  private readonly onEnd: () => void;
+  private readonly host: BlockHost;
 
-  constructor(servers: ShardServers, router: SessionRouter, onEnd: () => void) {
-    this.servers = servers;
-    this.router = router;
-    this.onEnd = onEnd;
+  constructor(host: BlockHost) {
+    this.host = host;
+  }
+
+  get phase(): BlockPhase {
+    return this.current;
+  }
+
+  /** The one place the phase changes; throws on a move the block does not allow (a bug, never a runtime condition). */
+  private move(next: BlockPhase): void {
+    if (!canMovePhase(this.current, next))
+      throw new Error(`transaction block: illegal phase change ${this.current} → ${next}`);
+    this.current = next;
   }
 
   /** The shards the block reached, in shard order. */
   joinedShards(): number[] {
-    return [...this.scope.joined].sort((a, b) => a - b);
+    return [...this.joined].sort((a, b) => a - b);
   }
 
   /** A transaction block is open (the client's, or one the proxy runs around a script or a multi-shard write). */
   get isOpen(): boolean {
-    return this.scope.isOpen;
+    return this.current !== 'none';
   }
 
   /** How many shards the block reached. */
   get reachedCount(): number {
-    return this.scope.joined.size;
+    return this.joined.size;
   }
 
   /** Whether a request on `shards` may run: a shard the block has not reached can still join it (the replay is bounded). */
   canReach(shards: readonly number[]): boolean {
-    const scope = this.scope;
-    return !scope.isOpen || scope.canJoin || shards.every((s) => scope.joined.has(s));
+    return !this.isOpen || this.replay.canJoin || shards.every((s) => this.joined.has(s));
   }
 
   /**
@@ -120,12 +169,11 @@ export class TransactionBlock {
     effects: RequestEffects,
     join: (shard: number, sql: string) => void,
   ): void {
-    const scope = this.scope;
-    if (scope.isOpen) {
+    if (this.isOpen) {
       for (const shard of shards) {
-        if (scope.joined.has(shard)) continue;
-        join(shard, scope.joinSql());
-        scope.joined.add(shard);
+        if (this.joined.has(shard)) continue;
+        join(shard, this.replay.joinSql());
+        this.joined.add(shard);
       }
     }
     if (effects.mayWrite) for (const shard of shards) this.writers.add(shard);
@@ -144,7 +192,16 @@ export class TransactionBlock {
 
   /** The statements of a script run as one implicit transaction: a block of the proxy's own, joined lazily too. */
   openImplicit(): void {
-    this.scope.open('BEGIN');
+    this.open('BEGIN');
+  }
+
+  /**
+   * A block the proxy did not see open (a shard began it inside a multi-statement Query routed to it whole): `shards`
+   * are in it; shards that join later run a plain BEGIN.
+   */
+  adopt(shards: Iterable<number>): void {
+    if (!this.isOpen) this.open('BEGIN');
+    for (const shard of shards) this.joined.add(shard);
   }
 
   /**
@@ -152,7 +209,9 @@ export class TransactionBlock {
    * COMMIT AND CHAIN that succeeded — the next block starts with the same characteristics, joined lazily again.
    */
   markEnding(isCommit: boolean, isChained = false): void {
-    if (this.scope.isOpen) this.ending = { isCommit, isChained };
+    if (!this.isOpen) return;
+    if (this.current === 'open') this.move('ending');
+    this.ending = { isCommit, isChained };
   }
 
   /**
@@ -160,7 +219,6 @@ export class TransactionBlock {
    * client was last told. `pickShard`: a shard for a statement that needs one and the block has none yet.
    */
   place(statement: StatementPlan, status: number, pickShard: () => number): Placement {
-    const scope = this.scope;
     const joined = this.joinedShards();
     const isInBlock = status !== TxStatus.Idle;
     const onJoined = (): Placement => ({
@@ -170,7 +228,7 @@ export class TransactionBlock {
     switch (statement.kind) {
       case 'begin':
         if (!isInBlock) {
-          scope.open(statement.text);
+          this.open(statement.text);
           return { kind: 'answer', reply: { tag: BEGIN_TAG, status: TxStatus.InTransaction } };
         }
         if (joined.length > 0) return { kind: 'shards', shards: joined };
@@ -181,7 +239,7 @@ export class TransactionBlock {
         if (!isInBlock) return { kind: 'shards', shards: [pickShard()] };
         const isChained = statement.transaction?.chain === true;
         const isRollback = statement.kind === 'rollback' || status === TxStatus.Failed;
-        this.ending = { isCommit: !isRollback, isChained };
+        this.markEnding(!isRollback, isChained);
         const tag = isRollback ? ROLLBACK_TAG : COMMIT_TAG;
         if (joined.length === 0) {
           this.finish(!isRollback, isChained ? 'lazy' : 'none');
@@ -206,7 +264,7 @@ export class TransactionBlock {
         if (!isInBlock) return { kind: 'shards', shards: [pickShard()] };
         const t = statement.transaction;
         if (t?.savepointAction != null && t.savepoint !== null) {
-          scope.expect({ kind: 'savepoint', action: t.savepointAction, name: t.savepoint });
+          this.replay.expect({ kind: 'savepoint', action: t.savepointAction, name: t.savepoint });
         }
         return onJoined();
       }
@@ -216,7 +274,7 @@ export class TransactionBlock {
         if (statement.kind !== 'discard') {
           // SET TRANSACTION (isolation level, access mode) is a characteristic AND CHAIN carries over.
           const isCharacteristic = statement.setting?.action === 'multi';
-          scope.expect({ kind: 'setting', text: statement.text, isCharacteristic });
+          this.replay.expect({ kind: 'setting', text: statement.text, isCharacteristic });
         }
         return onJoined();
     }
@@ -229,61 +287,67 @@ export class TransactionBlock {
    * in a transaction any more.
    */
   refresh(sawError: boolean): number {
-    const scope = this.scope;
-    let status = this.servers.combinedStatus();
+    const host = this.host;
+    let status = host.combinedStatus();
     // The common case after a statement outside any transaction: nothing to keep, adopt or end.
-    if (status === TxStatus.Idle && !scope.isOpen) {
-      this.ending = null;
+    if (status === TxStatus.Idle && !this.isOpen) {
       if (this.writers.size > 0 || this.preventsPrepare !== null) this.forgetParticipants();
       return status;
     }
     const hasFailed = sawError || status === TxStatus.Failed;
-    if (scope.isOpen) {
-      if (hasFailed) {
-        scope.dropPending();
-        this.router.dropPendingSettings();
-      } else {
-        scope.confirm();
-        this.settings.push(...this.router.takePendingSettings());
-      }
+    if (this.isOpen) {
+      if (hasFailed) this.replay.dropPending();
+      else this.replay.confirm();
+      host.keepRequestSettings(!hasFailed);
     }
     let isReached = false;
-    const byShard = this.servers.byShard;
-    for (let shard = 0; shard < byShard.length; shard++) {
-      const server = byShard[shard];
-      if (server === null || server.txStatus === TxStatus.Idle) continue;
+    for (let shard = 0; shard < host.shardCount; shard++) {
+      const shardStatus = host.statusOn(shard);
+      if (shardStatus === null || shardStatus === TxStatus.Idle) continue;
       isReached = true;
-      if (!scope.joined.has(shard)) scope.adopt([shard]);
+      if (!this.joined.has(shard)) this.adopt([shard]);
     }
     const ending = this.ending;
-    this.ending = null;
     // Chained by the shards themselves (they are in the next transaction already), or ended on them by the proxy.
     if (ending !== null && ending.isChained && isReached && !hasFailed)
       this.finish(ending.isCommit, 'sameShards');
-    else if (scope.isOpen && !isReached && scope.joined.size > 0)
+    else if (this.isOpen && !isReached && this.joined.size > 0)
       this.finish(ending?.isCommit === true, ending?.isChained === true ? 'lazy' : 'none');
-    if (scope.isOpen && status === TxStatus.Idle) status = TxStatus.InTransaction;
+    else if (this.current === 'ending') {
+      // The end did not happen: the shards are still in the transaction.
+      this.ending = null;
+      this.move('open');
+    }
+    if (this.isOpen && status === TxStatus.Idle) status = TxStatus.InTransaction;
     if (status === TxStatus.Idle) this.forgetParticipants();
     return status;
   }
 
   /**
    * The block ended: its SETs hold for the session (and the shards that ran them) if it committed. AND CHAIN: a new
-   * block starts with the same characteristics (TransactionScope.close).
+   * block starts with the same characteristics — on the same shards when they chained it themselves ('sameShards'),
+   * on none yet when the proxy ended the transaction on them ('lazy': each joins again when first needed).
    */
   finish(isCommitted: boolean, end: BlockEnd): void {
-    const changes = this.settings;
-    this.settings = [];
-    if (isCommitted && changes.length > 0) {
-      this.router.applySettings(changes);
-      for (const shard of this.scope.joined) {
-        const server = this.servers.byShard[shard];
-        if (server != null) for (const c of changes) applySettingChange(server.settings, c);
-      }
+    this.host.blockEnded(isCommitted, this.joined);
+    this.ending = null;
+    if (end === 'none') {
+      this.move('none');
+      this.replay.clear();
+      this.joined.clear();
+    } else {
+      if (this.current === 'ending') this.move('open');
+      this.replay.chain();
+      if (end === 'lazy') this.joined.clear();
     }
-    this.scope.close(end);
     this.forgetParticipants(); // a chained block starts with no writes
-    this.onEnd();
+  }
+
+  /** BEGIN / START TRANSACTION outside a block (`text` as the client wrote it, options included), or an implicit one. */
+  private open(text: string): void {
+    this.move('open');
+    this.replay.start(text);
+    this.joined.clear();
   }
 
   private forgetParticipants(): void {

@@ -1,42 +1,41 @@
-// The transaction block a sharded session keeps: what a shard joining it late runs first (BEGIN with its options,
-// SET LOCAL, savepoints folded by RELEASE / ROLLBACK TO), and when the block is open.
+// What a shard joining a sharded session's transaction block late runs first (block-replay.ts): BEGIN with its
+// options, SET LOCAL, savepoints folded by RELEASE / ROLLBACK TO, the characteristics AND CHAIN keeps.
 import { describe, expect, it } from 'vitest';
-import { TransactionScope } from '../../../src/frontend/transaction-scope.js';
+import { BlockReplay } from '../../../src/txn/block-replay.js';
 
 /** The statements of `joinSql()`, trimmed. */
-function replay(scope: TransactionScope): string[] {
+function replay(scope: BlockReplay): string[] {
   return scope
     .joinSql()
     .split('\n;')
     .filter((s) => s !== '');
 }
 
-function run(scope: TransactionScope, ...statements: Parameters<TransactionScope['expect']>[0][]): void {
+function run(scope: BlockReplay, ...statements: Parameters<BlockReplay['expect']>[0][]): void {
   for (const s of statements) {
     scope.expect(s);
     scope.confirm();
   }
 }
 
-describe('TransactionScope', () => {
+describe('BlockReplay', () => {
   it('opens on BEGIN and replays it with its options', () => {
-    const scope = new TransactionScope();
-    expect(scope.isOpen).toBe(false);
-    scope.open('BEGIN ISOLATION LEVEL REPEATABLE READ');
-    expect(scope.isOpen).toBe(true);
+    const scope = new BlockReplay();
+    expect(replay(scope)).toEqual([]);
+    scope.start('BEGIN ISOLATION LEVEL REPEATABLE READ');
     expect(replay(scope)).toEqual(['BEGIN ISOLATION LEVEL REPEATABLE READ']);
     run(scope, { kind: 'setting', text: "SET LOCAL statement_timeout = '5s'" });
     expect(replay(scope)).toEqual([
       'BEGIN ISOLATION LEVEL REPEATABLE READ',
       "SET LOCAL statement_timeout = '5s'",
     ]);
-    scope.close();
-    expect(scope.isOpen).toBe(false);
+    scope.clear();
+    expect(replay(scope)).toEqual([]);
   });
 
   it('keeps a statement only once its request succeeded', () => {
-    const scope = new TransactionScope();
-    scope.open('BEGIN');
+    const scope = new BlockReplay();
+    scope.start('BEGIN');
     scope.expect({ kind: 'setting', text: 'SET LOCAL work_mem = 1' });
     scope.dropPending();
     scope.confirm();
@@ -44,8 +43,8 @@ describe('TransactionScope', () => {
   });
 
   it('folds savepoints: ROLLBACK TO drops what came after, RELEASE drops the savepoint and keeps the effects', () => {
-    const scope = new TransactionScope();
-    scope.open('BEGIN');
+    const scope = new BlockReplay();
+    scope.start('BEGIN');
     run(
       scope,
       { kind: 'savepoint', action: 'savepoint', name: 'a' },
@@ -67,8 +66,8 @@ describe('TransactionScope', () => {
   });
 
   it('stays short under an ORM opening and releasing savepoints in a loop', () => {
-    const scope = new TransactionScope();
-    scope.open('BEGIN');
+    const scope = new BlockReplay();
+    scope.start('BEGIN');
     for (let i = 0; i < 5000; i++) {
       run(
         scope,
@@ -85,44 +84,36 @@ describe('TransactionScope', () => {
   });
 
   it('quotes savepoint names (keywords and mixed case stay names)', () => {
-    const scope = new TransactionScope();
-    scope.open('BEGIN');
+    const scope = new BlockReplay();
+    scope.start('BEGIN');
     run(scope, { kind: 'savepoint', action: 'savepoint', name: 'User"s' });
     expect(replay(scope)).toEqual(['BEGIN', 'SAVEPOINT "User""s"']);
   });
 
-  it('AND CHAIN starts the next block with the same BEGIN on the same shards', () => {
-    const scope = new TransactionScope();
-    scope.open('START TRANSACTION READ ONLY');
-    scope.joined.add(1);
+  it('AND CHAIN keeps the BEGIN', () => {
+    const scope = new BlockReplay();
+    scope.start('START TRANSACTION READ ONLY');
     run(scope, { kind: 'setting', text: 'SET LOCAL a.b = 1' });
-    scope.close('sameShards');
-    expect(scope.isOpen).toBe(true);
-    expect([...scope.joined]).toEqual([1]);
+    scope.chain();
     expect(replay(scope)).toEqual(['START TRANSACTION READ ONLY']);
-    scope.close();
-    expect(scope.joined.size).toBe(0);
   });
 
-  it('AND CHAIN after the proxy ended the block: the same characteristics (SET TRANSACTION too), no shard joined yet', () => {
-    const scope = new TransactionScope();
-    scope.open('BEGIN ISOLATION LEVEL SERIALIZABLE');
-    scope.joined.add(0);
-    scope.joined.add(1);
+  it('AND CHAIN keeps the same characteristics (SET TRANSACTION too), not savepoints or SET LOCAL', () => {
+    const scope = new BlockReplay();
+    scope.start('BEGIN ISOLATION LEVEL SERIALIZABLE');
     run(scope, { kind: 'setting', text: 'SET TRANSACTION READ ONLY', isCharacteristic: true });
     run(scope, { kind: 'savepoint', action: 'savepoint', name: 'a' });
     run(scope, { kind: 'setting', text: 'SET LOCAL a.b = 1' });
-    scope.close('lazy');
-    expect(scope.isOpen).toBe(true);
-    expect(scope.joined.size).toBe(0);
+    scope.chain();
     expect(replay(scope)).toEqual(['BEGIN ISOLATION LEVEL SERIALIZABLE', 'SET TRANSACTION READ ONLY']);
   });
 
-  it('adopts a block a shard opened on its own with a plain BEGIN for later joiners', () => {
-    const scope = new TransactionScope();
-    scope.adopt([2]);
-    expect(scope.isOpen).toBe(true);
-    expect([...scope.joined]).toEqual([2]);
-    expect(replay(scope)).toEqual(['BEGIN']);
+  it('refuses joiners past its bound', () => {
+    const scope = new BlockReplay();
+    scope.start('BEGIN');
+    for (let i = 0; i < 999; i++) run(scope, { kind: 'setting', text: `SET LOCAL x.y = ${i}` });
+    expect(scope.canJoin).toBe(true);
+    run(scope, { kind: 'setting', text: 'SET LOCAL x.y = 1000' });
+    expect(scope.canJoin).toBe(false);
   });
 });
