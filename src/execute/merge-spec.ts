@@ -128,6 +128,9 @@ export const PASS_THROUGH_SPEC: Readonly<MergeSpec> = Object.freeze({
   aggregates: null,
 });
 
+/** Session-level statements and DDL: the same on every shard, reported once. */
+export const BROADCAST_SPEC: MergeSpec = Object.freeze({ ...PASS_THROUGH_SPEC, isBroadcast: true });
+
 /** A sort key with PostgreSQL's NULLS default for the direction unless given. */
 export function sortKey(column: number, isDescending = false, isNullsFirst = isDescending): SortKey {
   return { column, isDescending, isNullsFirst };

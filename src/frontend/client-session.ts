@@ -48,7 +48,7 @@ import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
 import type { DeadlockWatch } from '../txn/deadlock-watch.js';
 import type { WatchedSession } from '../txn/watched-session.js';
-import type { ShardedSession } from './sharded-session.js';
+import type { SessionState, ShardedSession } from './sharded-session.js';
 import { cancelRunning, type CancelRegistry, type Cancellable } from './cancel-registry.js';
 import type { TransactionManager } from '../txn/manager.js';
 import type { VisibilityFences } from '../txn/visibility-fence.js';
@@ -75,8 +75,6 @@ export interface SessionDeps {
   /** The admin console for a client logged in to the admin database. */
   openAdminConsole: (io: AdminIo, log: Logger) => AdminConsoleHandle;
 }
-
-export type SessionState = 'startup' | 'auth' | 'ready' | 'closed';
 
 /** The message types a logged-in client may send (PostgreSQL's SocketBackend refuses any other at its first byte). */
 const REQUEST_TYPES = new Uint8Array(256);

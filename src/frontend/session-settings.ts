@@ -2,8 +2,10 @@
 // handed; session mode: shards reached later): its SETs, and its SQL-level prepared statements (PREPARE name AS …),
 // as a map of key → statement. What a statement changes in that map (settingChange / applySettingChange), and the
 // SQL that brings a server's copy in line with the session's (settingsSyncSql: RESET or DEALLOCATE what the server has
-// extra, SET or PREPARE what it lacks). The client's startup settings (session-params.ts) are the session's base: what
-// RESET, RESET ALL and DISCARD ALL return a setting to, as PostgreSQL returns it to the startup packet's value. Pure.
+// extra, SET or PREPARE what it lacks), and the session's own copy (SessionSettings: the changes a request makes are
+// pending until it succeeds outside a transaction, or the transaction commits). The client's startup settings
+// (session-params.ts) are the session's base: what RESET, RESET ALL and DISCARD ALL return a setting to, as PostgreSQL
+// returns it to the startup packet's value. Pure.
 import { quoteIdentifier } from '../router/sql-text.js';
 import type { StatementPlan } from '../router/plan.js';
 
@@ -82,6 +84,48 @@ export function applySettingChange(
     return;
   }
   if (change.name !== ALL_PREPARED) for (const [key, text] of base) settings.set(key, text);
+}
+
+/**
+ * A session's settings and prepared-statement texts (key → statement), starting as its startup settings, and the
+ * changes of the request being routed, kept only once that request succeeded.
+ */
+export class SessionSettings {
+  /** What holds for the session now, replayed on every server it later uses. */
+  readonly current: Map<string, string>;
+  private readonly startup: ReadonlyMap<string, string>;
+  /** SET / RESET / DISCARD ALL / PREPARE / DEALLOCATE in the request being routed. */
+  private pending: SettingChange[] = [];
+
+  constructor(startup: ReadonlyMap<string, string>) {
+    this.startup = startup;
+    this.current = new Map(startup);
+  }
+
+  /** A statement of the request being routed: what it changes is pending. */
+  note(plan: StatementPlan): void {
+    const change = settingChange(plan);
+    if (change !== null) this.pending.push(change);
+  }
+
+  /** The request's changes, taken to be applied later (or not at all). */
+  takePending(): readonly SettingChange[] {
+    const changes = this.pending;
+    if (changes.length > 0) this.pending = [];
+    return changes;
+  }
+
+  /** Changes that now hold for the session (returned, for the caller to record on its servers). */
+  apply(changes: readonly SettingChange[]): readonly SettingChange[] {
+    for (const c of changes) applySettingChange(this.current, c, this.startup);
+    return changes;
+  }
+
+  /** The request failed, or ran where its end may undo it: its changes are not kept. */
+  dropPending(): void {
+    // Most requests set nothing: no new array per request on the routing path.
+    if (this.pending.length > 0) this.pending = [];
+  }
 }
 
 /** The statements that bring a server's state (`have`) to the session's (`want`); '' when they match. */

@@ -10,10 +10,12 @@ import type { ServerConnection } from '../backend/server-connection.js';
 import type { PgError } from '../errors/pg-error.js';
 import type { TransactionManager } from '../txn/manager.js';
 import type { VisibilityFence } from '../txn/visibility-fence.js';
-import type { SessionState } from './client-session.js';
 import type { ClientStatements } from './prepared-statements.js';
 import type { RequestBatch } from './request-batch.js';
 import type { SessionParams } from './session-params.js';
+
+/** Where a client session is in its life: startup packet, authentication, logged in, gone. */
+export type SessionState = 'startup' | 'auth' | 'ready' | 'closed';
 
 /** What the dispatcher uses of its ClientSession (built once, at login). */
 export interface ShardedSession {

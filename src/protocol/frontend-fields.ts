@@ -1,6 +1,9 @@
-// The names and limits inside the client's extended-protocol messages that the sharded session looks at: the portal
-// and statement of a Bind, the portal and row limit of an Execute, the portal or statement a Describe / Close names.
-// Frames come whole from FrameReader; these read fields, nothing more (the server validates the rest).
+// The names, texts and limits inside the client's messages that the sharded session looks at: the portal and
+// statement of a Bind, the portal and row limit of an Execute, the portal or statement a Describe / Close names, the
+// SQL text of a Query or Parse. Frames come whole from FrameReader; these read fields, nothing more (the server
+// validates the rest). The `checked` readers are the router's: a string without its NUL there is refused before the
+// request is routed (PgError 08P01) instead of being read to the end of the frame.
+import { PgError } from '../errors/pg-error.js';
 
 /** End of the C string starting at `from` (its NUL). */
 function stringEnd(frame: Buffer, from: number): number {
@@ -33,4 +36,39 @@ export function executeLimit(frame: Buffer): number {
 /** 'P' (portal) or 'S' (statement), and the name, of a Describe or Close. */
 export function describedTarget(frame: Buffer): { isPortal: boolean; name: string } {
   return { isPortal: frame[5] === 0x50, name: frame.toString('utf8', 6, stringEnd(frame, 6)) };
+}
+
+/** End of the C string starting at `from` (its NUL); a string without one is a protocol violation (08P01). */
+function checkedStringEnd(frame: Buffer, from: number): number {
+  const end = frame.indexOf(0, from);
+  if (end < 0) throw PgError.protocolViolation('unterminated string in message');
+  return end;
+}
+
+/** A Query's SQL text, checked. */
+export function queryText(frame: Buffer): string {
+  return frame.toString('utf8', 5, checkedStringEnd(frame, 5));
+}
+
+/** The statement a Parse prepares ('' = unnamed), checked. */
+export function parseStatement(frame: Buffer): string {
+  return frame.toString('utf8', 5, checkedStringEnd(frame, 5));
+}
+
+/** A Parse's SQL text, checked. */
+export function parseText(frame: Buffer): string {
+  const nameEnd = checkedStringEnd(frame, 5);
+  return frame.toString('utf8', nameEnd + 1, checkedStringEnd(frame, nameEnd + 1));
+}
+
+/** The prepared statement a Bind uses ('' = unnamed), checked (portal and statement name). */
+export function checkedBindStatement(frame: Buffer): string {
+  const portalEnd = checkedStringEnd(frame, 5);
+  return frame.toString('utf8', portalEnd + 1, checkedStringEnd(frame, portalEnd + 1));
+}
+
+/** The prepared statement a Close closes ('' = unnamed), checked; null when it closes a portal. */
+export function closedStatement(frame: Buffer): string | null {
+  if (frame[5] !== 0x53 /* S */) return null;
+  return frame.toString('utf8', 6, checkedStringEnd(frame, 6));
 }

@@ -5,6 +5,7 @@ import { analyzeQuery } from '../../../src/router/analyze.js';
 import { initParser } from '../../../src/router/parser.js';
 import {
   applySettingChange,
+  SessionSettings,
   settingChange,
   settingsSyncSql,
 } from '../../../src/frontend/session-settings.js';
@@ -69,5 +70,35 @@ describe('session state changes', () => {
     expect(run('SET search_path = other', 'PREPARE p AS SELECT 1', 'DISCARD ALL')).toEqual(base);
     expect([...run('PREPARE p AS SELECT 1', 'DEALLOCATE ALL').keys()]).toEqual(['search_path']);
     expect(run('SET work_mem = 1', 'RESET work_mem')).toEqual(base);
+  });
+});
+
+describe('SessionSettings (the session’s copy)', () => {
+  const plan = (sql: string) => analyzeQuery(sql, null)[0];
+
+  it('starts as the startup settings; a request’s changes hold only once applied', () => {
+    const startup = new Map([['search_path', "SELECT set_config('search_path', 'a', false)"]]);
+    const settings = new SessionSettings(startup);
+    expect(settings.current).toEqual(startup);
+    settings.note(plan('SET work_mem = 1024'));
+    settings.note(plan('SELECT 1')); // changes nothing
+    expect(settings.current.has('work_mem')).toBe(false);
+    const changes = settings.takePending();
+    expect(changes).toEqual([{ name: 'work_mem', text: 'SET work_mem = 1024' }]);
+    expect(settings.takePending()).toEqual([]);
+    expect(settings.apply(changes)).toBe(changes);
+    expect(settings.current.get('work_mem')).toBe('SET work_mem = 1024');
+  });
+
+  it('drops a failed request’s changes, and RESET ALL returns to the startup settings', () => {
+    const startup = new Map([['search_path', 'SET search_path = a']]);
+    const settings = new SessionSettings(startup);
+    settings.note(plan('SET work_mem = 1024'));
+    settings.dropPending();
+    expect(settings.takePending()).toEqual([]);
+    settings.apply([{ name: 'search_path', text: 'SET search_path = b' }]);
+    settings.note(plan('RESET ALL'));
+    settings.apply(settings.takePending());
+    expect(settings.current).toEqual(startup);
   });
 });

@@ -3,7 +3,7 @@
 // arrays), as 0-based columns of the shards' rows, with string_agg's delimiter read from the Bind when it is a
 // parameter. Refuses (0A000) what needs the rewritten statement when the shards run the client's own text.
 import { PgError } from '../errors/pg-error.js';
-import type { AggregateColumn } from '../execute/merge-spec.js';
+import type { AggregateColumn } from './merge-spec.js';
 import type { BindParams } from '../router/bind-params.js';
 import type { AggregateItem, DelimiterSource, SelectMergeInfo } from '../router/plan.js';
 
