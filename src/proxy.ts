@@ -24,6 +24,7 @@ import type { DatabaseRouting } from './frontend/session-router.js';
 import { loadFailpointsFromEnv } from './txn/failpoints.js';
 import type { TransactionManager } from './txn/manager.js';
 import { startTransactionManager, type StartedTxn } from './txn/start.js';
+import { VisibilityFences } from './txn/visibility-fence.js';
 import { ConfigShardAccess } from './backend/shard-access.js';
 import { probeTextCollation } from './lifecycle/collation-probe.js';
 import { DeadlockWatch, type DeadlockStats } from './txn/deadlock-watch.js';
@@ -119,11 +120,14 @@ export async function startProxy(
     if (warning !== null) logger.warn(warning);
   }
   loadFailpointsFromEnv();
+  // atomic_visibility: one fence per sharded database, shared by sessions (readers, plain commits) and the manager.
+  const fences = config.general.atomicVisibility ? new VisibilityFences() : null;
   const txn: StartedTxn | null = config.general.twoPhaseCommit
     ? await startTransactionManager(
         () => config,
         logger,
         (database, shard) => pools.currentPrimary(database, shard),
+        fences,
       )
     : null;
   const deadlocks = new DeadlockWatch(
@@ -148,6 +152,7 @@ export async function startProxy(
     stats,
     clients: () => [...clients].map((c) => c.describe()),
     txn: () => txn?.manager ?? null,
+    fences: () => fences,
     reload: () => reload(),
     pause: () => pause(),
     resume: () => {
@@ -183,6 +188,7 @@ export async function startProxy(
       },
       routingFor: (database) => routing.get(database) ?? null,
       txn: () => txn?.manager ?? null,
+      fences,
       deadlocks,
       openAdminConsole: (io, log) => new AdminConsole(adminContext, io, log),
     });
@@ -211,6 +217,7 @@ export async function startProxy(
       pools: () => pools.all(),
       txn: adminContext.txn,
       deadlocks: () => deadlocks.stats,
+      fences: () => fences,
       planCaches: () =>
         [...routing].map(([database, r]) => ({
           database,

@@ -4,6 +4,7 @@ import type { PoolManager } from '../backend/pool-manager.js';
 import type { Config } from '../config/types.js';
 import type { StatsRegistry } from '../stats/stats-registry.js';
 import type { TransactionManager } from '../txn/manager.js';
+import type { VisibilityFences } from '../txn/visibility-fence.js';
 
 /** login: startup/authentication; waiting: for a server connection; active: holding one (or a command running). */
 export type ClientActivity = 'login' | 'idle' | 'active' | 'waiting';
@@ -50,6 +51,8 @@ export interface AdminContext {
   readonly stats: StatsRegistry;
   clients(): ClientInfo[];
   txn(): TransactionManager | null;
+  /** atomic_visibility's fences (absent or null: off). */
+  fences?(): VisibilityFences | null;
   /** Re-read both TOML files and apply what can change while running. */
   reload(): ReloadOutcome;
   /** Stop handing out server connections; resolves once none is in use. */

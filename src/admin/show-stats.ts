@@ -1,8 +1,10 @@
 // SHOW STATS: per (database, shard) since startup: transactions, queries, bytes to and from the servers, total and
 // average times in ms, query time percentiles (estimated from histogram buckets), pool wait, server errors; the
-// replicas' share of transactions and queries, replica health checks and bans.
+// replicas' share of transactions and queries, replica health checks and bans; the atomic-visibility fence's waits
+// (readers, writers; counted on the shard waited at) and readers cancelled past atomic_visibility_timeout.
 import type { AdminContext } from './context.js';
 import { cols, type ResultSet } from './result-set.js';
+import { newFenceCounters } from '../txn/visibility-fence.js';
 
 const COLUMNS = cols({
   database: 'text',
@@ -27,11 +29,18 @@ const COLUMNS = cols({
   total_healthchecks: 'int8',
   total_healthcheck_failures: 'int8',
   total_bans: 'int8',
+  fence_reader_waits: 'int8',
+  fence_reader_wait_time: 'numeric',
+  fence_writer_waits: 'int8',
+  fence_writer_wait_time: 'numeric',
+  fence_timeouts: 'int8',
 });
 
 export function showStats(ctx: AdminContext): ResultSet {
+  const fences = ctx.fences?.() ?? null;
   const rows = ctx.stats.shards().map((s) => {
     const bytes = s.bytes();
+    const fence = fences?.countersOf(s.database, s.shard) ?? newFenceCounters();
     return [
       s.database,
       s.shard,
@@ -55,6 +64,11 @@ export function showStats(ctx: AdminContext): ResultSet {
       s.health.checks,
       s.health.checkFailures,
       s.health.bans,
+      fence.readerWaits,
+      fence.readerWaitMs,
+      fence.writerWaits,
+      fence.writerWaitMs,
+      fence.readerTimeouts,
     ];
   });
   return { columns: COLUMNS, rows };

@@ -37,6 +37,8 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   twoPhaseCommitRecoveryIntervalMs: 10_000,
   twoPhaseCommitOrphanTimeoutMs: 60_000,
   twoPhaseCommitPrepareTimeoutMs: 0, // off, as statement_timeout
+  atomicVisibility: false, // at load: two_phase_commit's value unless set
+  atomicVisibilityTimeoutMs: 5_000,
   maxMessageSizeBytes: 64 * MIB,
   preparedStatementsLimit: null, // PgDog: i64::MAX
   preparedStatementsCacheSizeBytes: 64 * MIB,
@@ -272,6 +274,8 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'two_phase_commit_recovery_interval',
   'two_phase_commit_orphan_timeout',
   'two_phase_commit_prepare_timeout',
+  'atomic_visibility',
+  'atomic_visibility_timeout',
   'max_message_size',
   'prepared_statements_limit',
   'prepared_statements_cache_size',

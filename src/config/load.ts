@@ -289,6 +289,9 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[], env: NodeJS
       d.twoPhaseCommitOrphanTimeoutMs,
     twoPhaseCommitPrepareTimeoutMs:
       r.integer('two_phase_commit_prepare_timeout', TIMEOUT_MS_RULE) ?? d.twoPhaseCommitPrepareTimeoutMs,
+    atomicVisibility: r.boolean('atomic_visibility') ?? r.boolean('two_phase_commit') ?? d.atomicVisibility,
+    atomicVisibilityTimeoutMs:
+      r.integer('atomic_visibility_timeout', POSITIVE_TIMEOUT_MS_RULE) ?? d.atomicVisibilityTimeoutMs,
     maxMessageSizeBytes: r.integer('max_message_size', MESSAGE_SIZE_RULE) ?? d.maxMessageSizeBytes,
     preparedStatementsLimit: readCountLimit(r, 'prepared_statements_limit') ?? d.preparedStatementsLimit,
     preparedStatementsCacheSizeBytes:

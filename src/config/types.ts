@@ -77,6 +77,13 @@ export interface GeneralConfig {
    * connection closed if the cancel does not end it) and the transaction rolls back everywhere.
    */
   twoPhaseCommitPrepareTimeoutMs: number;
+  /**
+   * Atomic visibility (shardgate's own key): readers of 2+ shards take their snapshots fenced against cross-shard
+   * commits becoming visible, so none sees such a transaction on one shard only. Default: two_phase_commit.
+   */
+  atomicVisibility: boolean;
+  /** Longest a fan-out reader waits for the fence and takes its snapshots, ms; past it: 40001. Default 5000. */
+  atomicVisibilityTimeoutMs: number;
   /** Largest client message accepted, bytes (protects against oversized/malformed lengths). */
   maxMessageSizeBytes: number; // default 64 MiB
   /**

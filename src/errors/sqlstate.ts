@@ -22,6 +22,7 @@ export const SqlState = {
   InvalidPassword: '28P01',
   InvalidCatalogName: '3D000',
   TransactionRollback: '40000',
+  SerializationFailure: '40001',
   DeadlockDetected: '40P01',
   StatementCompletionUnknown: '40003',
   InvalidSqlStatementName: '26000',

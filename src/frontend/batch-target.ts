@@ -57,6 +57,8 @@ export type BatchTarget = (
    * session keeps the transaction block itself (BEGIN lazily joined by shards, replayed on each). Null otherwise.
    */
   readonly sessionStatement: StatementPlan | null;
+  /** One SELECT that changes nothing (PostgreSQL's PORTAL_ONE_SELECT: its snapshot is taken at Bind). */
+  readonly isPlainSelect?: boolean;
 };
 
 /** The flags of a request whose rows go to several shards (a split INSERT, COPY … FROM STDIN). */
@@ -149,6 +151,7 @@ export function batchTarget(
     mayWrite,
     preventsPrepare,
     sessionStatement: null,
+    isPlainSelect: statements === 1 && !mayWrite && plan?.kind === 'select',
   };
   if (route.kind === 'copy_in') {
     if (statements > 1 || source === null || !source.isQuery) {
@@ -216,6 +219,7 @@ export function batchTarget(
     mayWrite,
     preventsPrepare,
     sessionStatement: isSessionLevel ? plan : null,
+    isPlainSelect: noFlags.isPlainSelect,
   };
 }
 

@@ -52,6 +52,7 @@ import type { WatchedSession } from '../txn/watched-session.js';
 import type { SessionState, ShardedSession } from './sharded-session.js';
 import { cancelRunning, type CancelRegistry, type Cancellable } from './cancel-registry.js';
 import type { TransactionManager } from '../txn/manager.js';
+import type { VisibilityFences } from '../txn/visibility-fence.js';
 import type { AdminConsoleHandle, AdminIo, ClientActivity, ClientInfo } from '../admin/context.js';
 import { adminLoginReplies } from '../admin/console.js';
 
@@ -68,6 +69,8 @@ export interface SessionDeps {
   routingFor: (database: string) => DatabaseRouting | null;
   /** The transaction manager (null: two_phase_commit is off). */
   txn: () => TransactionManager | null;
+  /** atomic_visibility: the fences of sharded databases (null or absent: off). */
+  fences?: VisibilityFences | null;
   /** Distributed deadlock detection (sharded sessions register with it); absent in tests that need none. */
   deadlocks?: DeadlockWatch | null;
   /** The admin console for a client logged in to the admin database. */
@@ -614,6 +617,7 @@ export class ClientSession implements ReplySink, Cancellable {
       statements: this.statements,
       general: () => this.deps.general(),
       txn: () => this.deps.txn(),
+      fence: () => this.deps.fences?.of(this.database, pools.shards.length) ?? null,
       state: () => this.state,
       txStatus: () => this.txStatus,
       setTxStatus: (status) => {

@@ -12,6 +12,7 @@ import type { ReplySink, ServerConnection } from '../backend/server-connection.j
 import { framedSink, type SinkFlow } from '../backend/framed-sink.js';
 import { readRowDescription } from '../protocol/rows.js';
 import { PgError } from '../errors/pg-error.js';
+import type { SnapshotWatch } from './fenced-read.js';
 
 /** What the fan-out reports back to its session. */
 export interface FanoutOwner {
@@ -94,6 +95,7 @@ export class Fanout {
   /** The ReplySink for the `index`-th server of this fan-out. */
   sinkFor(index: number): ReplySink {
     const onFrame = (type: number, frame: Buffer): void => {
+      if (this.snapshot !== null && this.snapshot.see(index, type)) return; // the proxy's own Parse/Bind replies
       if (type === Backend.ReadyForQuery) return;
       if (type === Backend.ErrorResponse) {
         this.sawError = true;
@@ -167,6 +169,9 @@ export class Fanout {
     this.merger.abort(err);
     this.afterChunk(); // the merge queues were dropped: shards paused for them read again
   }
+
+  /** atomic_visibility: watches for the replies showing each shard's snapshot (fenced-read.ts); null: not fenced. */
+  snapshot: SnapshotWatch | null = null;
 
   /** Some server sent an ErrorResponse for this request. */
   sawError = false;

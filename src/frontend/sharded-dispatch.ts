@@ -30,6 +30,7 @@ import { BROADCAST_SPEC, MixedShardsError, type BatchTarget, type SessionRouter 
 import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
+import { FencedRead, type ReadRequest, type ReadTarget } from './fenced-read.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
 import {
   NO_EFFECTS,
@@ -112,6 +113,8 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
   private readonly servers: ShardServers;
   /** What the request in flight is doing on the proxy's side (a lookup, a fan-out, a commit): one value, one mover. */
   private readonly request = new RequestState();
+  /** The fan-out's section in the visibility fence (atomic_visibility), until its snapshots exist. */
+  private read: FencedRead | null = null;
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
   private activeShard: number | null = null;
   /**
@@ -412,15 +415,17 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
     const sent = needsTypes ? withPortalDescribe(types, frames) : null;
     const fanout = this.startFanout(target.shards.length, spec, sent !== null);
+    const read = this.fencedRead(target, sent ?? { types, frames }, fanout, readyCount);
     const sends = target.shards.map((shard, i) => {
       const server = this.servers.at(shard);
       server.attach(fanout.sinkFor(i));
       return () => {
-        if (sent !== null) this.session.sendFrames(server, sent.types, sent.frames, readyCount);
+        if (read !== null) read.send(server, sent ?? { types, frames });
+        else if (sent !== null) this.session.sendFrames(server, sent.types, sent.frames, readyCount);
         else this.session.sendFrames(server, types, frames, readyCount);
       };
     });
-    this.runFanout(fanout, sends, target.isWrite);
+    this.runFanout(fanout, sends, target.isWrite, read);
   }
 
   /**
@@ -629,8 +634,15 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
    * same rows on several shards then always lock them in the same order, so they wait instead of deadlocking across
    * shards (which no single PostgreSQL could detect).
    */
-  private runFanout(fanout: Fanout, sends: (() => void)[], isWrite: boolean): void {
+  private runFanout(
+    fanout: Fanout,
+    sends: (() => void)[],
+    isWrite: boolean,
+    read: FencedRead | null = null,
+  ): void {
     if (!isWrite) {
+      this.read = read; // atomic_visibility: sent once in the fence, out of it when the snapshots exist
+      if (read !== null) return read.start(sends);
       for (const send of sends) send();
       return;
     }
@@ -645,6 +657,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
     const described = needsTypes ? target.parts.map((p) => withPortalDescribe(p.types, p.frames)) : [];
     const fanout = this.startFanout(target.shards.length, spec, described[0] != null);
+    const read = this.fencedRead(target, described[0] ?? target.parts[0], fanout, readyCount);
     const sends = target.shards.map((shard, i) => {
       const server = this.servers.at(shard);
       const part = target.parts[i];
@@ -652,11 +665,12 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
       return () => {
         // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
         if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
+        if (read !== null) return read.send(server, described[i] ?? part, true);
         server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
         if (readyCount > 0) this.session.startQueryTimer();
       };
     });
-    this.runFanout(fanout, sends, target.isWrite);
+    this.runFanout(fanout, sends, target.isWrite, read);
     this.session.clearOpenSegment();
   }
 
@@ -677,6 +691,19 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
       fanout.heldTags = [];
     this.request.move({ kind: 'fanout', fanout });
     return fanout;
+  }
+
+  /** atomic_visibility: the fence section of a fan-out that reads 2+ shards (fenced-read.ts); null: none needed. */
+  private fencedRead(
+    target: ReadTarget,
+    request: ReadRequest,
+    fanout: Fanout,
+    readyCount: number,
+  ): FencedRead | null {
+    const isOwnRun = this.script !== null || this.insertSource !== null; // not fenced: docs/two-phase-commit.md
+    return isOwnRun
+      ? null
+      : FencedRead.create(this.session, this.servers, target, request, fanout, readyCount);
   }
 
   /** A statement of the proxy's own whose replies never reach the client. */
@@ -868,7 +895,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
           this.log,
           this.session.general().twoPhaseCommitPrepareTimeoutMs,
         )
-      : commitPlain(participants, this, this.log);
+      : commitPlain(participants, this, this.log, this.session.fence());
     run.then(
       (result) => this.afterCommit(result, reply, isChained),
       (err: unknown) => {
@@ -1058,6 +1085,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
   onFanoutDone(): void {
     const fanout = this.request.fanout;
     this.request.end('fanout');
+    this.read?.release();
     const sawError = fanout?.sawError ?? false;
     if (this.copyIn?.isClientDone === true) this.copyIn = null; // else: drop the client's copy data until its end
     const script = this.script;
@@ -1185,6 +1213,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
 
   /** The client has gone: give the shard servers back (unless a commit still runs on them: afterCommit does then). */
   onSessionClosed(): void {
+    this.read?.release();
     if (!this.request.isCommitting) this.releaseShardServers(); // else afterCommit releases them
   }
 

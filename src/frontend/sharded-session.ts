@@ -10,6 +10,7 @@ import type { ReadYourWrites } from './read-your-writes.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import type { PgError } from '../errors/pg-error.js';
 import type { TransactionManager } from '../txn/manager.js';
+import type { VisibilityFence } from '../txn/visibility-fence.js';
 import type { ClientStatements } from './prepared-statements.js';
 import type { RequestBatch } from './request-batch.js';
 import type { SessionParams } from './session-params.js';
@@ -31,6 +32,8 @@ export interface ShardedSession {
   readonly statements: ClientStatements | null;
   readonly general: () => GeneralConfig;
   readonly txn: () => TransactionManager | null;
+  /** atomic_visibility: this database's fence (null: off). */
+  readonly fence: () => VisibilityFence | null;
   state(): SessionState;
   /** The status the client was last told (ReadyForQuery). */
   txStatus(): number;

@@ -44,6 +44,8 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   twoPhaseCommitRecoveryIntervalMs: ['two_phase_commit_recovery_interval', true],
   twoPhaseCommitOrphanTimeoutMs: ['two_phase_commit_orphan_timeout', true],
   twoPhaseCommitPrepareTimeoutMs: ['two_phase_commit_prepare_timeout', false],
+  atomicVisibility: ['atomic_visibility', true],
+  atomicVisibilityTimeoutMs: ['atomic_visibility_timeout', false],
   maxMessageSizeBytes: ['max_message_size', false],
   preparedStatementsLimit: ['prepared_statements_limit', false],
   preparedStatementsCacheSizeBytes: ['prepared_statements_cache_size', false],

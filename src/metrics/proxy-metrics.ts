@@ -10,6 +10,7 @@ import type { ShardStats } from '../stats/shard-stats.js';
 import type { StatsRegistry } from '../stats/stats-registry.js';
 import type { TransactionManager } from '../txn/manager.js';
 import type { DeadlockStats } from '../txn/deadlock-watch.js';
+import type { FenceCounters, VisibilityFences } from '../txn/visibility-fence.js';
 import { VERSION } from '../version.js';
 import { addReplicaMetrics } from './replica-metrics.js';
 import { StatsHistogram } from './stats-histogram.js';
@@ -22,6 +23,8 @@ export interface MetricsSource {
   /** Distributed deadlock detection's counters (absent: none). */
   deadlocks?(): DeadlockStats | null;
   planCaches(): { database: string; stats: PlanCacheStats }[];
+  /** atomic_visibility's fences (absent or null: off). */
+  fences?(): VisibilityFences | null;
   readonly isPaused: boolean;
 }
 
@@ -282,6 +285,43 @@ export function buildMetricsRegistry(source: MetricsSource, namespace: string): 
   });
 
   addReplicaMetrics(source, counter, gauge);
+
+  const fence = (read: (c: FenceCounters) => [Labels, number][]) => (): [Labels, number][] => {
+    const fences = source.fences?.() ?? null;
+    if (fences === null) return [];
+    return stats.shards().flatMap((s) => {
+      const c = fences.countersOf(s.database, s.shard);
+      if (c === null) return [];
+      return read(c).map(([labels, v]): [Labels, number] => [
+        { database: s.database, shard: s.shard, ...labels },
+        v,
+      ]);
+    });
+  };
+  counter(
+    'visibility_fence_waits_total',
+    'Fan-out readers (role="reader") and cross-shard commits (role="writer") that waited in the atomic-visibility fence.',
+    ['database', 'shard', 'role'],
+    fence((c) => [
+      [{ role: 'reader' }, c.readerWaits],
+      [{ role: 'writer' }, c.writerWaits],
+    ]),
+  );
+  counter(
+    'visibility_fence_wait_seconds_total',
+    'Time spent waiting in the atomic-visibility fence, by role.',
+    ['database', 'shard', 'role'],
+    fence((c) => [
+      [{ role: 'reader' }, c.readerWaitMs / 1000],
+      [{ role: 'writer' }, c.writerWaitMs / 1000],
+    ]),
+  );
+  counter(
+    'visibility_fence_timeouts_total',
+    'Fan-out readers answered 40001 because they could not take their snapshots within atomic_visibility_timeout.',
+    ['database', 'shard'],
+    fence((c) => [[{}, c.readerTimeouts]]),
+  );
 
   const plans = (pick: (p: PlanCacheStats) => number) => (): [Labels, number][] =>
     source.planCaches().map(({ database, stats: p }) => [{ database }, pick(p)]);

@@ -10,6 +10,7 @@ import {
   type CommitRun,
   type Owner,
 } from './commit-steps.js';
+import type { VisibilityFence } from './visibility-fence.js';
 
 export type { CommitParticipant, CommitRun } from './commit-steps.js';
 export { commitTwoPhase } from './decision-commit.js';
@@ -23,13 +24,23 @@ export async function commitPlain(
   participants: readonly CommitParticipant[],
   owner: Owner,
   logger: Logger,
+  fence: VisibilityFence | null = null,
 ): Promise<CommitRun> {
   const runner = new Runner(owner);
   const readers = participants.filter((p) => !p.isWriter);
   const writers = participants.filter((p) => p.isWriter);
   const readerOutcomes = await Promise.all(readers.map((p) => runner.end(p, 'COMMIT', 'COMMIT')));
   logReaderProblems(readers, readerOutcomes, logger);
+  // atomic_visibility: readers of the writers' shards are held off while the COMMITs make it visible shard by shard.
+  const hold =
+    fence !== null && writers.length >= 2
+      ? await fence.enterWrite(
+          writers.map((p) => p.shard),
+          'a plain multi-shard COMMIT',
+        )
+      : null;
   const writerOutcomes = await Promise.all(writers.map((p) => runner.end(p, 'COMMIT', 'COMMIT')));
+  hold?.release();
   let error: Buffer | null = null;
   writerOutcomes.forEach(
     (o, i) =>

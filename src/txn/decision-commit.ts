@@ -95,6 +95,10 @@ export async function commitTwoPhase(
 
   // The decision. Dies waiting for it: the COMMIT either happened (row `true`: recovery commits) or not (recovery
   // finds no row, inserts `false` and rolls back) — PostgreSQL's WAL on the decision shard says which.
+  // atomic_visibility: from the decision COMMIT (the first moment it is visible anywhere) until every branch is
+  // committed, readers of its shards wait (the manager releases the hold when it is finished, retries included).
+  // Dies waiting here: nothing was decided; recovery rolls it back.
+  await manager.holdVisibility(tx);
   const committed = await runner.end(decider, 'COMMIT', 'COMMIT');
   if (committed.kind === 'error') {
     // The decision branch was rolled back (a deferred constraint there, a timeout): nothing committed anywhere.

@@ -9,6 +9,7 @@ import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
 import { queryShard, type ShardAccess } from '../backend/shard-access.js';
 import { deleteDecisionsSql, listDecisionsSql, resolveDecision } from './decision-table.js';
 import { DECIDED_GID_LIKE, parseGid } from './gid.js';
+import type { FenceHold, VisibilityFences } from './visibility-fence.js';
 
 /** `false` rows exist only to make a late insert of their owner fail: kept this long (see docs/two-phase-commit.md). */
 export const ABORT_ROW_RETENTION_MS = 24 * 3600 * 1000;
@@ -23,6 +24,11 @@ export interface DecisionRecoveryOptions {
   lockTimeoutMs: number;
   /** This proxy's session or background phase 2 is finishing `txid` right now. */
   isLive(txid: string): boolean;
+  /**
+   * atomic_visibility: a decided transaction recovery finishes holds its shards against readers until every branch
+   * is committed (its decision shard is already visible: readers wait, bounded, instead of seeing it half).
+   */
+  fences?: VisibilityFences | null;
 }
 
 export interface DecisionRecoveryReport {
@@ -100,6 +106,8 @@ export async function listPreparedBranches(
 }
 
 export class DecisionRecovery {
+  /** Fence holds of decided transactions this recovery is finishing (atomic_visibility), by txid. */
+  private readonly holds = new Map<string, FenceHold>();
   private readonly log: Logger;
 
   constructor(private readonly opts: DecisionRecoveryOptions) {
@@ -212,6 +220,12 @@ export class DecisionRecovery {
     }
     const isCommit = resolution.outcome === 'committed';
     const verb = isCommit ? 'COMMIT PREPARED' : 'ROLLBACK PREPARED';
+    const fences = this.opts.fences;
+    if (isCommit && fences != null && !this.holds.has(txid)) {
+      const fence = fences.of(database, shards.shardCount(database));
+      const held = [...new Set([decisionShard, ...branches.map((b) => b.shard)])];
+      this.holds.set(txid, await fence.enterWrite(held, txid));
+    }
     let isFinished = true;
     for (const b of branches) {
       const asUser = this.userFor(database, b);
@@ -235,8 +249,10 @@ export class DecisionRecovery {
     }
     if (!isFinished) {
       report.pending++;
-      return;
+      return; // the fence stays held until a later pass finishes it
     }
+    this.holds.get(txid)?.release();
+    this.holds.delete(txid);
     if (isCommit) report.committed++;
     else report.rolledBack++;
     this.log.info(

@@ -10,7 +10,9 @@ import { DecisionRowCleaner } from './decision-rows.js';
 import { ensureDecisionTable, resolveDecision, type Resolution } from './decision-table.js';
 import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
 import { queryShard, type ShardAccess } from '../backend/shard-access.js';
+import { foundTransactionRow, ownTransactionRow, type TransactionRow } from './transaction-rows.js';
 import { DistributedTransaction, type Branch } from './transaction.js';
+import type { VisibilityFences } from './visibility-fence.js';
 
 /** What the manager needs of the decision log (src/txn/log/decision-log.ts). */
 export interface DecisionRecorder {
@@ -53,6 +55,8 @@ export interface TransactionManagerOptions {
   /** First retry delay; doubles up to `maxRetryDelayMs`. */
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
+  /** atomic_visibility: committing transactions hold their writers' shards against readers until finished. */
+  fences?: VisibilityFences | null;
 }
 
 export interface TxnCounters {
@@ -63,23 +67,7 @@ export interface TxnCounters {
   recovered: number;
 }
 
-/** One row of SHOW TRANSACTIONS. */
-export interface TransactionRow {
-  /** Where the row comes from: this proxy's own bookkeeping, or prepared branches found on the shards. */
-  source: 'proxy' | 'shards';
-  /** The instance id in its GIDs (this proxy's for its own). */
-  instanceId: string;
-  /** The decision row: true / false; null: none (yet) or not read. */
-  decision: boolean | null;
-  txid: string;
-  state: string;
-  database: string;
-  user: string;
-  ageMs: number;
-  shards: string;
-  retries: number;
-  lastError: string | null;
-}
+export type { TransactionRow } from './transaction-rows.js';
 
 export interface RecoveryReport {
   committed: number;
@@ -87,12 +75,6 @@ export interface RecoveryReport {
   pending: number;
   /** Decision rows of finished transactions deleted by this pass. */
   rowsDeleted?: number;
-}
-
-/** A branch in SHOW TRANSACTIONS: a writer's state, `decision <state>`, or `reader`. */
-function branchLabel(b: Branch): string {
-  if (b.role === 'reader') return 'reader';
-  return b.role === 'decision' ? `decision ${b.state}` : b.state;
 }
 
 /** decide() while two-phase commits are refused (another live proxy uses this instance id): nothing was decided. */
@@ -139,6 +121,7 @@ export class TransactionManager {
       minAgeMs: opts.orphanTimeoutMs,
       lockTimeoutMs: opts.resolveLockTimeoutMs ?? 2_000,
       isLive: (txid) => this.live.has(txid),
+      fences: opts.fences,
     });
   }
 
@@ -237,6 +220,8 @@ export class TransactionManager {
    * prepared until recovery — of this proxy or any other — settles them by the decision row.
    */
   abandon(tx: DistributedTransaction, reason: string): void {
+    // Recovery settles it, on a later pass; until then readers are not held (its outcome is not known here).
+    tx.visibility?.release();
     this.live.delete(tx.txid);
     this.log.error(
       { txid: tx.txid, shards: tx.writers.map((b) => b.shard), err: reason },
@@ -285,7 +270,24 @@ export class TransactionManager {
     return this.commitRefusal;
   }
 
+  /**
+   * A decided transaction is about to become visible (its first COMMIT PREPARED): hold its writers' shards against
+   * readers (atomic_visibility) until finish() — across background retries too. Resolves once readers in the middle
+   * of taking their snapshots are out.
+   */
+  async holdVisibility(tx: DistributedTransaction): Promise<void> {
+    const fences = this.opts.fences;
+    if (fences == null || tx.visibility !== null) return;
+    const fence = fences.of(tx.database, this.opts.shards.shardCount(tx.database));
+    // Every shard it wrote on: the prepared writers and the decision shard (stateless 2PC), whose COMMIT is visible first.
+    tx.visibility = await fence.enterWrite(
+      tx.branches.filter((b) => b.role !== 'reader').map((b) => b.shard),
+      tx.txid,
+    );
+  }
+
   private finish(tx: DistributedTransaction): void {
+    tx.visibility?.release();
     if (tx.state === 'committing') {
       tx.to('done');
       const decision = tx.decision;
@@ -301,19 +303,7 @@ export class TransactionManager {
 
   /** Distributed transactions not finished yet (SHOW TRANSACTIONS). */
   transactions(now: number = Date.now()): TransactionRow[] {
-    return [...this.live.values()].map((tx) => ({
-      source: 'proxy' as const,
-      instanceId: this.instanceId,
-      decision: tx.state === 'committing' || tx.state === 'done' ? true : null,
-      txid: tx.txid,
-      state: tx.isHeldInDoubt ? 'in doubt (decision log failed)' : tx.state,
-      database: tx.database,
-      user: tx.user,
-      ageMs: now - tx.startedAt,
-      shards: tx.branches.map((b) => `${b.shard}:${branchLabel(b)}`).join(','),
-      retries: tx.retries,
-      lastError: tx.lastError,
-    }));
+    return [...this.live.values()].map((tx) => ownTransactionRow(tx, this.instanceId, now));
   }
 
   /**
@@ -321,25 +311,10 @@ export class TransactionManager {
    * shards, whichever proxy started it (read from pg_prepared_xacts and the decision rows).
    */
   async transactionsEverywhere(now: number = Date.now()): Promise<TransactionRow[]> {
-    const own = this.transactions(now);
     const found = await listInDoubt(this.opts.shards, this.opts.decisionSchema, this.log);
     return [
-      ...own,
-      ...found
-        .filter((t) => !this.live.has(t.txid))
-        .map((t) => ({
-          source: 'shards' as const,
-          instanceId: t.instanceId,
-          decision: t.decision,
-          txid: t.txid,
-          state: 'prepared (in doubt)',
-          database: t.database,
-          user: t.owner,
-          ageMs: t.ageMs,
-          shards: t.shards,
-          retries: 0,
-          lastError: null,
-        })),
+      ...this.transactions(now),
+      ...found.filter((t) => !this.live.has(t.txid)).map(foundTransactionRow),
     ];
   }
 
@@ -433,6 +408,7 @@ export class TransactionManager {
           'committing',
         );
         this.live.set(tx.txid, tx);
+        await this.holdVisibility(tx); // readers of its shards wait (bounded) until it is committed everywhere
         await this.finishBranches(tx);
         if (tx.unfinishedWriters.length === 0) {
           this.finish(tx);

@@ -8,6 +8,7 @@ import type { Config } from '../config/types.js';
 import { InstanceLock } from './instance-lock.js';
 import { DecisionLog } from './log/decision-log.js';
 import { TransactionManager, type RecoveryReport } from './manager.js';
+import type { VisibilityFences } from './visibility-fence.js';
 import { outcomeFailure } from '../backend/server-query.js';
 import { ConfigShardAccess, queryShard, type ShardAccess } from '../backend/shard-access.js';
 
@@ -20,6 +21,7 @@ export async function startTransactionManager(
   config: () => Config,
   logger: Logger,
   primary: ConstructorParameters<typeof ConfigShardAccess>[1] = null,
+  fences: VisibilityFences | null = null,
 ): Promise<StartedTxn> {
   const general = config().general;
   const shards = new ConfigShardAccess(config, primary);
@@ -64,6 +66,7 @@ export async function startTransactionManager(
     logger,
     orphanTimeoutMs: general.twoPhaseCommitOrphanTimeoutMs,
     recoveryIntervalMs: general.twoPhaseCommitRecoveryIntervalMs,
+    fences,
   });
   if (former?.isAmbiguous === true)
     logger.warn(

@@ -3,6 +3,8 @@
 // Each branch has its own transition table (BRANCH_NEXT). Pure data + transition checks: the coordinator and the
 // manager drive it, and every state change goes through `to` / `moveBranch`, which refuse impossible moves.
 
+import type { FenceHold } from './visibility-fence.js';
+
 export type TxState = 'active' | 'preparing' | 'committing' | 'done' | 'aborting' | 'aborted';
 /** decision: the decision shard's branch (never prepared; it carries the decision row and its COMMIT decides). */
 export type BranchRole = 'reader' | 'writer' | 'decision';
@@ -67,6 +69,8 @@ export class DistributedTransaction {
   /** The decision log failed while writing this one's COMMIT: left prepared for the next start's recovery. */
   isHeldInDoubt = false;
   private readonly held: readonly MutableBranch[];
+  /** Its hold on the visibility fence from just before the first COMMIT PREPARED until every writer committed. */
+  visibility: FenceHold | null = null;
 
   /**
    * `state`: where the transaction starts — 'active' for a new one; 'committing' for one recovery found decided (its

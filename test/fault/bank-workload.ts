@@ -84,6 +84,11 @@ export interface BankRun {
   queryTimeoutMs?: number;
   /** Filled with each transfer's outcome when given. */
   outcomes?: BankOutcomes;
+  /**
+   * How readers sum the balances: 'simple' (default: a simple-protocol Query), 'extended' (a named prepared
+   * statement: Parse/Bind/Execute).
+   */
+  readMode?: 'simple' | 'extended';
 }
 
 function pick<T>(list: readonly T[]): T {
@@ -184,9 +189,9 @@ export async function runBank(run: BankRun, stats: BankStats = newBankStats()): 
   const reader = () =>
     loop(
       async (c) => {
-        const r = await c.query<{ total: string }>('select sum(balance) as total from accounts');
+        const total = await readTotal(c, run.readMode ?? 'simple');
         stats.reads++;
-        if (Number(r.rows[0].total) !== expected) stats.inconsistentReads++;
+        if (total !== expected) stats.inconsistentReads++;
       },
       () => stats.failedReads++,
     );
@@ -195,6 +200,20 @@ export async function runBank(run: BankRun, stats: BankStats = newBankStats()): 
     ...Array.from({ length: run.readers }, () => reader()),
   ]);
   return stats;
+}
+
+/** The sum of every balance, read as `mode` says (BankRun.readMode). */
+async function readTotal(c: pg.Client, mode: 'simple' | 'extended'): Promise<number> {
+  if (mode === 'simple')
+    return Number(
+      (await c.query<{ total: string }>('select sum(balance) as total from accounts')).rows[0].total,
+    );
+  const r = await c.query<{ total: string }>({
+    name: 'bank_total',
+    text: 'select sum(balance) as total from accounts where balance > $1',
+    values: [-1e12],
+  });
+  return Number(r.rows[0].total);
 }
 
 /** Percentile of `values` (ms), p in [0, 100]. */

@@ -41,6 +41,8 @@ describe('parseConfig defaults', () => {
       twoPhaseCommitRecoveryIntervalMs: 10_000,
       twoPhaseCommitOrphanTimeoutMs: 60_000,
       twoPhaseCommitPrepareTimeoutMs: 0,
+      atomicVisibility: false, // two_phase_commit's default
+      atomicVisibilityTimeoutMs: 5000,
       maxMessageSizeBytes: 64 * 1024 * 1024,
       preparedStatementsLimit: null, // PgDog: i64::MAX, no limit
       preparedStatementsCacheSizeBytes: 64 * 1024 * 1024,
@@ -97,6 +99,17 @@ describe('parseConfig defaults', () => {
     expect(c.general.formerInstanceId).toBe(formerDefaultInstanceId(hostname(), 7001).id);
     expect(warnings.map((w) => w.key)).toEqual(['general.two_phase_commit_auto']);
     expect(warnings[0].message).toMatch(/two_phase_commit is false/);
+  });
+
+  it('turns atomic_visibility on with two_phase_commit unless set, and refuses a zero atomic_visibility_timeout', () => {
+    expect(parse(withGeneral('two_phase_commit = true')).config.general.atomicVisibility).toBe(true);
+    expect(parse(withGeneral('two_phase_commit = false')).config.general.atomicVisibility).toBe(false);
+    expect(parse(withGeneral('atomic_visibility = true')).config.general.atomicVisibility).toBe(true);
+    expect(
+      parse(withGeneral('two_phase_commit = true\natomic_visibility = false')).config.general
+        .atomicVisibility,
+    ).toBe(false);
+    expect(() => parse(withGeneral('atomic_visibility_timeout = 0'))).toThrow(/atomic_visibility_timeout/);
   });
 
   it('refuses an instance_id that could not go into a GID as is', () => {
@@ -173,6 +186,8 @@ two_phase_commit_schema = "sg_decisions"
 two_phase_commit_recovery_interval = 5_000
 two_phase_commit_orphan_timeout = 30_000
 two_phase_commit_prepare_timeout = 2_500
+atomic_visibility = false
+atomic_visibility_timeout = 750
 max_message_size = 1_048_576
 prepared_statements_limit = 500
 prepared_statements_cache_size = 8_388_608
@@ -240,6 +255,8 @@ server_password = "owner-pw"`;
       twoPhaseCommitRecoveryIntervalMs: 5000,
       twoPhaseCommitOrphanTimeoutMs: 30000,
       twoPhaseCommitPrepareTimeoutMs: 2500,
+      atomicVisibility: false, // set: two_phase_commit = true does not turn it on
+      atomicVisibilityTimeoutMs: 750,
       maxMessageSizeBytes: 1048576,
       preparedStatementsLimit: 500,
       preparedStatementsCacheSizeBytes: 8_388_608,

@@ -74,6 +74,7 @@ describe('planReload', () => {
       'general.port',
       'general.two_phase_commit',
       'general.instance_id', // derived from the port
+      'general.atomic_visibility', // follows two_phase_commit when not set
       'general.openmetrics_port',
     ]);
     expect(plan.changed).toEqual(['general.shutdown_timeout']);

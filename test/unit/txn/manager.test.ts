@@ -1,6 +1,7 @@
 // TransactionManager bookkeeping without shards: GIDs per writer, the decision made durable before committing, what
 // SHOW TRANSACTIONS lists, the in-doubt count (also for a transaction held after a decision-log failure), counters,
-// and decide() refused while another live proxy holds this instance id.
+// decide() refused while another live proxy holds this instance id, and the visibility fence held by committing
+// transactions (the session's and recovery's) until they are finished.
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/logging/logger.js';
 import {
@@ -10,6 +11,7 @@ import {
   type DecisionRecorder,
 } from '../../../src/txn/manager.js';
 import type { ShardAccess } from '../../../src/backend/shard-access.js';
+import { VisibilityFences } from '../../../src/txn/visibility-fence.js';
 
 class MemoryLog implements DecisionRecorder {
   readonly commits: CommitDecision[] = [];
@@ -146,5 +148,73 @@ describe('TransactionManager commit refusal (another live proxy holds this insta
     await m.decide(accepted);
     expect(accepted.state).toBe('committing');
     expect(log.commits.map((c) => c.txid)).toEqual([accepted.txid]);
+  });
+
+  it('holds the visibility fence on the writers from holdVisibility until the transaction is finished', async () => {
+    const fences = new VisibilityFences();
+    const m = new TransactionManager({
+      instanceId: 'unit',
+      decisionSchema: 'shardgate',
+      log: new MemoryLog(),
+      shards: { ...NO_SHARDS, shardCount: () => 3 },
+      logger: silentLogger(),
+      orphanTimeoutMs: 60_000,
+      recoveryIntervalMs: 60_000,
+      fences,
+    });
+    const tx = m.begin('app', 'alice', [0, 2], [1]);
+    for (const b of tx.writers) tx.moveBranch(b, 'prepared');
+    await m.decide(tx);
+    await m.holdVisibility(tx);
+    const fence = fences.of('app', 3);
+    expect(fence.holdersOf(0)).toEqual([tx.txid]);
+    expect(fence.holdersOf(1)).toEqual([]); // a reader of the transaction: nothing to make visible there
+    expect(fence.holdersOf(2)).toEqual([tx.txid]);
+    for (const b of tx.writers) tx.moveBranch(b, 'committed');
+    m.settle(tx);
+    expect(fence.holdersOf(0)).toEqual([]);
+    expect(fence.holdersOf(2)).toEqual([]);
+  });
+
+  it('recovery holds the fence for a decided transaction whose shards it cannot reach, until it is finished', async () => {
+    const fences = new VisibilityFences();
+    const log = new MemoryLog();
+    log.commits.push({
+      txid: 't1',
+      database: 'app',
+      user: 'alice',
+      participants: [
+        { shard: 0, gid: 'sg_unit_t1_0' },
+        { shard: 1, gid: 'sg_unit_t1_1' },
+      ],
+      at: 0,
+    });
+    const m = new TransactionManager({
+      instanceId: 'unit',
+      decisionSchema: 'shardgate',
+      log,
+      shards: { ...NO_SHARDS, shardCount: () => 2 },
+      logger: silentLogger(),
+      orphanTimeoutMs: 60_000,
+      recoveryIntervalMs: 60_000,
+      retryDelayMs: 60_000,
+      fences,
+    });
+    const report = await m.recover(true);
+    expect(report.pending).toBe(1);
+    const fence = fences.of('app', 2);
+    expect(fence.holdersOf(0)).toEqual(['t1']);
+    expect(fence.holdersOf(1)).toEqual(['t1']);
+    // A reader of both shards waits (and, past its bound, is told which transaction holds it).
+    let entered = false;
+    const hold = fence.enterRead(
+      [0, 1],
+      0,
+      () => (entered = true),
+      () => undefined,
+    );
+    expect(entered).toBe(false);
+    hold.release();
+    m.close();
   });
 });
