@@ -110,12 +110,17 @@ export function encodeParse(
 
 /** Parameter type OIDs of a Parse frame (0 = unspecified). */
 export function parseParamTypes(frame: Buffer): number[] {
+  // As PostgreSQL's exec_parse_message reads it: a malformed Parse is an ERROR 08P01, the session goes on.
   const nameEnd = frame.indexOf(0, 5);
-  const queryEnd = frame.indexOf(0, nameEnd + 1);
+  const queryEnd = nameEnd < 0 ? -1 : frame.indexOf(0, nameEnd + 1);
+  if (queryEnd < 0) throw malformed('invalid string in message');
   let p = queryEnd + 1;
-  const n = frame.readInt16BE(p);
+  if (p + 2 > frame.length) throw malformed();
+  const n = frame.readUInt16BE(p); // pq_getmsgint(2): unsigned
   p += 2;
+  if (p + 4 * n > frame.length) throw malformed();
   const out: number[] = [];
   for (let i = 0; i < n; i++, p += 4) out.push(frame.readUInt32BE(p));
+  if (p !== frame.length) throw malformed('invalid message format');
   return out;
 }

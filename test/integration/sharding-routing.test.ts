@@ -325,6 +325,25 @@ describe('sharding: routing over 2 shards', () => {
       }
     });
 
+    it('a Parse cut short after its query is 08P01 as PostgreSQL answers it (was a RangeError), and the session goes on', async () => {
+      const raw = await rawSession(proxy.port);
+      try {
+        // Statement name and query, then no parameter count.
+        const bad = frame('P', Buffer.from('\0select name from users where id = 1\0', 'latin1'));
+        raw.write(Buffer.concat([bad, SYNC_FRAME]));
+        const replies = await raw.readUntil('Z');
+        expect(firstError(replies)).toMatchObject({
+          S: 'ERROR',
+          C: '08P01',
+          M: 'insufficient data left in message',
+        });
+        const ok = await raw.query('select 1 as one');
+        expect(ok.map((m) => m.type).join('')).toBe('TDCZ');
+      } finally {
+        raw.close();
+      }
+    });
+
     it("a sharding key that is not a bigint ('abc') is 22P02", async () => {
       const err = await rejection(client.query("select * from users where id = 'abc'"));
       expect(err.code).toBe('22P02');

@@ -79,3 +79,54 @@ describe('encodeBind and encodeParse', () => {
     expect([...rebuilt.resultFormats]).toEqual([0, 1, 0, 1]);
   });
 });
+
+describe('parseParamTypes (a Parse as exec_parse_message reads it)', () => {
+  /** A Parse frame: type byte, length, then `body`. */
+  function parseFrame(body: Buffer): Buffer {
+    const head = Buffer.alloc(5);
+    head[0] = 0x50;
+    head.writeInt32BE(body.length + 4, 1);
+    return Buffer.concat([head, body]);
+  }
+  const names = Buffer.from('s\0select $1\0', 'latin1');
+  const refusal = (frame: Buffer): { code: string; message: string } | null => {
+    try {
+      parseParamTypes(frame);
+      return null;
+    } catch (err) {
+      expect(err).toBeInstanceOf(PgError);
+      const e = err as PgError;
+      expect(e.severity).toBe('ERROR'); // the session goes on, as in PostgreSQL
+      return { code: e.code, message: e.message };
+    }
+  };
+
+  it('reads the type OIDs, the count unsigned', () => {
+    const body = Buffer.concat([names, Buffer.from([0, 2, 0, 0, 0, 23, 0, 0, 0, 25])]);
+    expect(parseParamTypes(parseFrame(body))).toEqual([23, 25]);
+    expect(parseParamTypes(parseFrame(Buffer.concat([names, Buffer.from([0, 0])])))).toEqual([]);
+  });
+
+  it('refuses a malformed Parse with ERROR 08P01 and PostgreSQL’s message, never a RangeError', () => {
+    expect(refusal(parseFrame(names))).toEqual({
+      code: '08P01',
+      message: 'insufficient data left in message',
+    });
+    expect(refusal(parseFrame(Buffer.concat([names, Buffer.from([0, 2, 0, 0, 0, 23])])))).toEqual({
+      code: '08P01',
+      message: 'insufficient data left in message',
+    });
+    expect(refusal(parseFrame(Buffer.concat([names, Buffer.from([0x80, 0])])))).toEqual({
+      code: '08P01',
+      message: 'insufficient data left in message',
+    });
+    expect(refusal(parseFrame(Buffer.concat([names, Buffer.from([0, 0, 7])])))).toEqual({
+      code: '08P01',
+      message: 'invalid message format',
+    });
+    expect(refusal(parseFrame(Buffer.from('s\0select 1', 'latin1')))).toEqual({
+      code: '08P01',
+      message: 'invalid string in message',
+    });
+  });
+});
