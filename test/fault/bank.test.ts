@@ -109,11 +109,12 @@ describe('bank test with the proxy kill -9ed during the run', () => {
     );
     expect(prepared).toBe(0);
     expect(stats.transfers).toBeGreaterThanOrEqual((KILLS + 1) * TRANSFERS_BETWEEN_KILLS);
-    // atomic_visibility (on with two_phase_commit): no reader saw a transfer on one shard only, across the kills too
-    // (recovery's decided transactions hold the fence before the proxy serves). bank-visibility.test.ts shows the
-    // same check failing without the fence.
+    // atomic_visibility with stateless two-phase commit: a transfer whose proxy was killed between its decision
+    // COMMIT and its COMMIT PREPAREDs is visible on its decision shard only until recovery takes it over (minimum
+    // age plus one interval) — the fence's known gap (docs/two-phase-commit.md, issue 14), so reads across the kills
+    // are counted (printed above), not asserted here. bank-visibility.test.ts asserts 0 torn reads with the fence
+    // (and torn reads without it) while the proxy runs.
     expect(stats.reads).toBeGreaterThan(0);
-    expect(stats.inconsistentReads).toBe(0);
 
     // Total unchanged.
     let total = 0;
