@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { testServers } from '../helpers/pg-servers.js';
@@ -23,6 +24,32 @@ let cluster: PgCluster;
 let txProxy: TestProxy;
 let sessionProxy: TestProxy;
 let workDir: string;
+
+/** Resolves once a backend runs `sql` (polled through the proxy); fails after 15 s. */
+async function waitForActiveQuery(proxy: TestProxy, sql: string): Promise<void> {
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port: proxy.port,
+    user: APP_USER,
+    password: APP_PASSWORD,
+    database: APP_DB,
+  });
+  await client.connect();
+  try {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const res = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query = $1",
+        [sql],
+      );
+      if (res.rows[0].n > 0) return;
+      if (Date.now() > deadline) throw new Error(`query never became active: ${sql}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await client.end();
+  }
+}
 
 function psql(
   proxy: TestProxy,
@@ -154,14 +181,19 @@ describe.skipIf(psqlPath === null)('psql', () => {
 
     it('cancels a running query on SIGINT (psql sends a CancelRequest)', async () => {
       let pid = 0;
-      const running = psql(proxyOf(), ['-c', 'select pg_sleep(10)'], { onSpawn: (p) => (pid = p) });
-      await new Promise((r) => setTimeout(r, 500));
+      const sql = `select pg_sleep(10) /* sigint ${mode} */`;
+      const running = psql(proxyOf(), ['-c', sql], { onSpawn: (p) => (pid = p) });
+      // Signal only once the query runs on the server: a SIGINT before psql sent it is not a cancel (under load,
+      // psql can take over a second just to start and connect).
+      await waitForActiveQuery(proxyOf(), sql);
       expect(pid).toBeGreaterThan(0);
+      const signalled = Date.now();
       process.kill(pid, 'SIGINT');
       const res = await running;
       expect(res.stderr).toContain('ERROR:  canceling statement due to user request');
       expect(res.code).toBe(1);
-      expect(res.elapsedMs).toBeLessThan(2_000);
+      // Without the cancel psql would wait for the rest of the 10 s sleep.
+      expect(Date.now() - signalled).toBeLessThan(5_000);
     });
   });
 });
