@@ -3,6 +3,7 @@
 // releases the lock) the second starts. An upgrade orphans nothing: prepared transactions left under the former
 // default instance id (host name cut to 32 characters + port) are committed when the decision log has their COMMIT
 // record and rolled back when not, by a proxy started with the new default id.
+// Each test starts two or three proxy processes: 90 s each, since a Node start-up under load can take 10 s.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -111,7 +112,7 @@ describe('a second live proxy with the same instance_id', () => {
     await second.start();
     expect(await lockHolders('twin')).toBe(2);
     await second.stop();
-  });
+  }, 90_000);
 });
 
 describe('upgrade from the former default instance id', () => {
@@ -170,5 +171,5 @@ describe('upgrade from the former default instance id', () => {
       gid('1x2', 1),
     ]);
     await proxy.stop();
-  });
+  }, 90_000);
 });
