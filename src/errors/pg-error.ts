@@ -44,8 +44,16 @@ export class PgError extends Error {
     });
   }
 
+  /** A broken message stream (framing, an unexpected message): FATAL, the connection ends. */
   static protocolViolation(message: string): PgError {
     return new PgError('FATAL', SqlState.ProtocolViolation, message);
+  }
+  /**
+   * One well-framed message whose fields do not parse (a string without its NUL, a count past the end): ERROR 08P01,
+   * as PostgreSQL's pq_getmsg* functions raise it; the session goes on after the next Sync.
+   */
+  static malformedMessage(message = 'insufficient data left in message'): PgError {
+    return new PgError('ERROR', SqlState.ProtocolViolation, message);
   }
   static authFailed(user: string, method: string): PgError {
     return new PgError(

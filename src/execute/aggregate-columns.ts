@@ -70,7 +70,7 @@ function delimiterBytes(source: DelimiterSource, params: BindParams | null): Buf
   if (source.kind === 'literal') return source.value === null ? null : Buffer.from(source.value, 'utf8');
   const value = params?.values[source.index - 1];
   if (value === undefined)
-    throw PgError.protocolViolation(
+    throw PgError.malformedMessage(
       `string_agg's delimiter is parameter $${source.index}, which the Bind lacks`,
     );
   return value === null ? null : Buffer.from(value);

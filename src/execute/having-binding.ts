@@ -66,7 +66,7 @@ function havingValue(
   } else {
     const i = operand.index - 1;
     if (params === null || i < 0 || i >= params.values.length)
-      throw PgError.protocolViolation(`HAVING refers to parameter $${operand.index}, which the Bind lacks`);
+      throw PgError.malformedMessage(`HAVING refers to parameter $${operand.index}, which the Bind lacks`);
     value = params.values[i] ?? null;
     format = params.formats[i] ?? Format.Text;
     // A cast decides the parameter's type; else the type the Parse declared (0: PostgreSQL infers it from the

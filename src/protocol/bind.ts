@@ -20,8 +20,8 @@ export interface BindMessage {
   readonly resultFormats: Buffer;
 }
 
-function malformed(message = 'insufficient data left in message'): PgError {
-  return new PgError('ERROR', SqlState.ProtocolViolation, message);
+function malformed(message?: string): PgError {
+  return PgError.malformedMessage(message);
 }
 
 /** Decode a Bind frame (type byte and length included). Throws PgError 08P01 / 22023 for a malformed one. */

@@ -38,10 +38,11 @@ export function describedTarget(frame: Buffer): { isPortal: boolean; name: strin
   return { isPortal: frame[5] === 0x50, name: frame.toString('utf8', 6, stringEnd(frame, 6)) };
 }
 
-/** End of the C string starting at `from` (its NUL); a string without one is a protocol violation (08P01). */
+/** End of the C string starting at `from` (its NUL); a string without one is ERROR 08P01, as PostgreSQL's
+ * pq_getmsgstring answers it. */
 function checkedStringEnd(frame: Buffer, from: number): number {
   const end = frame.indexOf(0, from);
-  if (end < 0) throw PgError.protocolViolation('unterminated string in message');
+  if (end < 0) throw PgError.malformedMessage('invalid string in message');
   return end;
 }
 

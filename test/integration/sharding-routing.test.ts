@@ -344,6 +344,28 @@ describe('sharding: routing over 2 shards', () => {
       }
     });
 
+    it('a Query or Parse without its terminating NUL is ERROR 08P01 "invalid string in message" as PostgreSQL answers it (was FATAL), and the session goes on', async () => {
+      const raw = await rawSession(proxy.port);
+      try {
+        raw.write(frame('Q', Buffer.from('select name from users where id = 1', 'latin1')));
+        expect(firstError(await raw.readUntil('Z'))).toMatchObject({
+          S: 'ERROR',
+          C: '08P01',
+          M: 'invalid string in message',
+        });
+        raw.write(Buffer.concat([frame('P', Buffer.from('\0select name from users', 'latin1')), SYNC_FRAME]));
+        expect(firstError(await raw.readUntil('Z'))).toMatchObject({
+          S: 'ERROR',
+          C: '08P01',
+          M: 'invalid string in message',
+        });
+        const ok = await raw.query('select 1 as one');
+        expect(ok.map((m) => m.type).join('')).toBe('TDCZ');
+      } finally {
+        raw.close();
+      }
+    });
+
     it("a sharding key that is not a bigint ('abc') is 22P02", async () => {
       const err = await rejection(client.query("select * from users where id = 'abc'"));
       expect(err.code).toBe('22P02');
