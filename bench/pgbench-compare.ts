@@ -9,9 +9,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from './lib/args.js';
-import { log, runCapture, runMain, sleep } from './lib/procs.js';
+import { cpuSeconds, log, runCapture, runMain, sleep } from './lib/procs.js';
 import {
   fileTimestamp,
+  fmtFixed,
   fmtInt,
   fmtRatio,
   groupedBarChartSvg,
@@ -106,6 +107,8 @@ interface PgbenchRun {
   failed: number | null;
   latencyMs: number | null;
   exitCode: number | null;
+  /** The proxy's CPU (user + system) per processed transaction over the run, in µs; null for direct. */
+  cpuMicrosPerTx?: number | null;
   /** pgbench's complaints (stderr lines), when it failed or reported errors. */
   error?: string;
   /** e.g. "PgBouncer session mode" when the target had to be used differently. */
@@ -275,7 +278,11 @@ async function main(): Promise<void> {
           if (warm.error !== undefined) log(`  warm-up ${w.id} → ${t}: ${warm.error.split('\n')[0]}`);
         }
         if (w.isWrite) await resetTables(postgres.query);
+        const cpuBefore = proc?.pid === undefined ? null : cpuSeconds(proc.pid);
         const run = await runPgbench(ep, database, w, opts.duration);
+        if (cpuBefore !== null && proc?.pid !== undefined && run.processed !== null && run.processed > 0) {
+          run.cpuMicrosPerTx = ((cpuSeconds(proc.pid) - cpuBefore) / run.processed) * 1e6;
+        }
         if (note !== undefined) run.note = note;
         runs[w.id][t].push(run);
         const round_ = opts.rounds > 1 ? ` (round ${round}/${opts.rounds})` : '';
@@ -293,8 +300,10 @@ async function main(): Promise<void> {
     const cell = (t: TargetName) => {
       const rs = runs[w.id][t];
       const tpsList = rs.map((r) => r.tps).filter((x): x is number => x !== null);
+      const cpuList = rs.map((r) => r.cpuMicrosPerTx ?? null).filter((x): x is number => x !== null);
       return {
         tps: median(tpsList),
+        cpuMicrosPerTx: median(cpuList),
         failed: rs.reduce((a, r) => a + (r.failed ?? 0), 0),
         errors: rs.filter((r) => r.error !== undefined).map((r) => r.error as string),
         note: rs.find((r) => r.note !== undefined)?.note,
@@ -316,6 +325,9 @@ async function main(): Promise<void> {
     'shardgate tps',
     'shardgate/PgBouncer',
     'shardgate/direct',
+    'CPU µs/tx PgBouncer',
+    'CPU µs/tx shardgate',
+    'CPU shardgate/PgBouncer',
     'failed tx d/p/s',
   ];
   const rows = summary.map((s) => [
@@ -325,6 +337,9 @@ async function main(): Promise<void> {
     fmtInt(s.shardgate.tps),
     fmtRatio(s.shardgate.tps, s.pgbouncer.tps),
     fmtRatio(s.shardgate.tps, s.direct.tps),
+    fmtFixed(s.pgbouncer.cpuMicrosPerTx, 1),
+    fmtFixed(s.shardgate.cpuMicrosPerTx, 1),
+    fmtRatio(s.shardgate.cpuMicrosPerTx, s.pgbouncer.cpuMicrosPerTx),
     `${s.direct.failed}/${s.pgbouncer.measured ? s.pgbouncer.failed : '-'}/${s.shardgate.failed}`,
   ]);
   const notes: string[] = [];
@@ -391,6 +406,7 @@ async function main(): Promise<void> {
       label: s.workload.label,
       pgbenchArgs: s.workload.args,
       medianTps: { direct: s.direct.tps, pgbouncer: s.pgbouncer.tps, shardgate: s.shardgate.tps },
+      medianCpuMicrosPerTx: { pgbouncer: s.pgbouncer.cpuMicrosPerTx, shardgate: s.shardgate.cpuMicrosPerTx },
       shardgateVsPgbouncer:
         s.shardgate.tps !== null && s.pgbouncer.tps ? s.shardgate.tps / s.pgbouncer.tps : null,
       shardgateVsDirect: s.shardgate.tps !== null && s.direct.tps ? s.shardgate.tps / s.direct.tps : null,

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { startPgCluster } from '../src/testing/pg-cluster.js';
 import { freePort } from '../src/testing/free-port.js';
 import { parseArgs } from './lib/args.js';
+import { cpuSeconds } from './lib/procs.js';
 import { median, writeDocSection } from './lib/report.js';
 import { shardgateCommand } from './lib/targets.js';
 
@@ -43,11 +44,6 @@ function pgbench(port: number, extra: string[]): Promise<{ tps: number; failed: 
       }),
     );
   });
-}
-
-function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 interface Proxy {

@@ -13,6 +13,7 @@ import pg from 'pg';
 import { startPgCluster } from '../src/testing/pg-cluster.js';
 import { freePort } from '../src/testing/free-port.js';
 import { parseArgs } from './lib/args.js';
+import { cpuSeconds } from './lib/procs.js';
 import { median, writeDocSection } from './lib/report.js';
 import { shardgateCommand } from './lib/targets.js';
 
@@ -57,13 +58,6 @@ function pgbench(port: number, extra: string[]): Promise<PgbenchResult> {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     child.on('close', () => resolve(parsePgbench(out)));
   });
-}
-
-/** CPU seconds (user + system) the process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-  return ticks / 100; // USER_HZ
 }
 
 async function sql(port: number, text: string): Promise<void> {

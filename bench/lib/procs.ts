@@ -238,3 +238,9 @@ export function withFdLimit(limit: number, file: string, args: string[]): { file
   const script = 'ulimit -n "$1" 2>/dev/null || ulimit -n "$(ulimit -Hn)"; shift; exec "$@"';
   return { file: 'bash', args: ['-c', script, 'bash', String(limit), file, ...args] };
 }
+
+/** CPU seconds (user + system) the process has used so far, from /proc/<pid>/stat (USER_HZ = 100). */
+export function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14 and 15 of stat)
+}
