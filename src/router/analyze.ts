@@ -21,7 +21,8 @@ import type {
 } from './plan.js';
 import { ScopeBuilder } from './scope-builder.js';
 import type { Level } from './scope.js';
-import { levelShape, mergePlan, type KeyFacts } from './select-shape.js';
+import { mergePlan, type KeyFacts } from './merge-plan.js';
+import { levelShape } from './select-shape.js';
 import {
   isNonTransactional,
   NOTIFY_PREVENTS_PREPARE,
