@@ -4,6 +4,14 @@
 // what makes a statement a write (data-modifying CTEs, nextval(), SELECT … INTO) and its parameters.
 import type { GeneratedColumn, ShardedColumn, ShardingSchema } from '../sharding/schema.js';
 import {
+  BACKEND_PID_FUNCTIONS,
+  LARGE_OBJECT_FUNCTIONS,
+  SIDE_EFFECT_FUNCTIONS,
+  SYSTEM_FUNCTIONS,
+  SYSTEM_VALUE_FUNCTIONS,
+  TRANSACTIONAL_WRITE_FUNCTIONS,
+} from './builtin-functions.js';
+import {
   asNode,
   flag,
   int,
@@ -34,82 +42,6 @@ import { UnionFind } from './union-find.js';
 import { droppedRelations } from './utility-info.js';
 
 /**
- * Built-in functions whose effect a transaction rolls back (large objects, notifications): a SELECT calling them
- * writes, and on several shards outside BEGIN runs inside a transaction of the proxy's own.
- */
-const TRANSACTIONAL_WRITE_FUNCTIONS: ReadonlySet<string> = new Set([
-  'pg_notify',
-  'lo_create',
-  'lo_creat',
-  'lo_import',
-  'lo_unlink',
-  'lo_put',
-  'lo_from_bytea',
-  'lowrite',
-  'lo_truncate',
-  'lo_truncate64',
-]);
-
-/** The server-side large-object functions: a large object lives on one shard, so the shard must be known. */
-const LARGE_OBJECT_FUNCTIONS: ReadonlySet<string> = new Set([
-  'lo_create',
-  'lo_creat',
-  'lo_import',
-  'lo_unlink',
-  'lo_put',
-  'lo_from_bytea',
-  'lowrite',
-  'lo_truncate',
-  'lo_truncate64',
-  'lo_open',
-  'lo_close',
-  'loread',
-  'lo_get',
-  'lo_export',
-  'lo_lseek',
-  'lo_lseek64',
-  'lo_tell',
-  'lo_tell64',
-]);
-
-/** Functions taking a backend's pid: a pid names a process of one server, so the shard must be known. */
-const BACKEND_PID_FUNCTIONS: ReadonlySet<string> = new Set([
-  'pg_terminate_backend',
-  'pg_cancel_backend',
-  'pg_signal_backend',
-  'pg_log_backend_memory_contexts',
-]);
-
-/**
- * Built-in functions that change server state no transaction rolls back (sequences, advisory locks, backends): a
- * SELECT calling them is a write, but wrapping it in a transaction would not make it atomic.
- */
-const SIDE_EFFECT_FUNCTIONS: ReadonlySet<string> = new Set([
-  'nextval',
-  'setval',
-  'pg_advisory_lock',
-  'pg_advisory_lock_shared',
-  'pg_advisory_xact_lock',
-  'pg_advisory_xact_lock_shared',
-  'pg_try_advisory_lock',
-  'pg_try_advisory_lock_shared',
-  'pg_try_advisory_xact_lock',
-  'pg_try_advisory_xact_lock_shared',
-  'pg_advisory_unlock',
-  'pg_advisory_unlock_shared',
-  'pg_advisory_unlock_all',
-  'txid_current',
-  'pg_current_xact_id',
-  'pg_terminate_backend',
-  'pg_cancel_backend',
-  'pg_reload_conf',
-  'pg_switch_wal',
-  'pg_create_logical_replication_slot',
-  'pg_create_physical_replication_slot',
-  'pg_drop_replication_slot',
-]);
-
-/**
  * The key of a view over sharded tables: read like a sharded table with no usable key (on every shard); no column is
  * named '' so nothing ever pins it to one shard, and an INSERT into it cannot be routed.
  */
@@ -118,42 +50,6 @@ const VIEW_OF_SHARDED: Pick<ShardedColumn, 'column' | 'keyType' | 'fn'> = {
   keyType: 'bigint',
   fn: { kind: 'hash' },
 };
-
-/** Built-in functions that read server or catalog state (besides pg_* and pg_catalog.*). */
-const SYSTEM_FUNCTIONS: ReadonlySet<string> = new Set([
-  'version',
-  'current_schema',
-  'current_schemas',
-  'current_database',
-  'current_setting',
-  'obj_description',
-  'col_description',
-  'shobj_description',
-  'format_type',
-  'to_regclass',
-  'to_regtype',
-  'to_regproc',
-  'to_regprocedure',
-  'to_regnamespace',
-  'to_regrole',
-  'has_table_privilege',
-  'has_schema_privilege',
-  'has_database_privilege',
-  'has_function_privilege',
-  'has_column_privilege',
-  'has_sequence_privilege',
-  'inet_server_addr',
-  'inet_server_port',
-]);
-
-const SYSTEM_VALUE_FUNCTIONS: ReadonlySet<string> = new Set([
-  'SVFOP_CURRENT_ROLE',
-  'SVFOP_CURRENT_USER',
-  'SVFOP_USER',
-  'SVFOP_SESSION_USER',
-  'SVFOP_CURRENT_CATALOG',
-  'SVFOP_CURRENT_SCHEMA',
-]);
 
 export interface MutableTable {
   schema: string | null;
