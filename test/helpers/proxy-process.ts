@@ -113,12 +113,12 @@ export class ProxyProcess {
         resolve(signal === 'SIGKILL' ? 137 : code);
       }),
     );
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 60_000; // a Node start-up on a loaded 2-core machine can take over 30 s
     while (!this.output.slice(from).includes('shardgate listening')) {
       if (this.child === null)
         throw new Error(`shardgate exited during startup:\n${this.output.slice(from)}`);
       if (Date.now() > deadline)
-        throw new Error(`shardgate did not start in 30 s:\n${this.output.slice(from)}`);
+        throw new Error(`shardgate did not start in 60 s:\n${this.output.slice(from)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
