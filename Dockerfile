@@ -25,12 +25,15 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY docker/healthcheck.mjs ./docker/
 RUN mkdir -p /etc/shardgate /var/lib/shardgate && chown node:node /var/lib/shardgate
 USER node
-EXPOSE 6432
-# Healthy = accepting TCP connections on 6432 (the proxy listens only after start-up recovery). Change the port here
-# too if pgdog.toml sets another one.
+EXPOSE 6432 8080
+# Healthy = the HTTP health endpoint (healthcheck_port in pgdog.toml) answers 200; where it is off, the proxy's port
+# accepts TCP connections (it listens only after start-up recovery). docker/healthcheck.mjs; set these two to the ports
+# pgdog.toml uses.
+ENV SHARDGATE_HEALTHCHECK_PORT=8080 SHARDGATE_PORT=6432
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "require('net').connect(6432, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))"]
+  CMD ["node", "docker/healthcheck.mjs"]
 # SIGTERM (docker stop) shuts the proxy down cleanly; extra arguments are appended, e.g. `docker run … check-config`.
 ENTRYPOINT ["node", "dist/cli.js", "--config", "/etc/shardgate/pgdog.toml", "--users", "/etc/shardgate/users.toml"]

@@ -2,8 +2,9 @@
 // invocation src/cli.ts really accepts, its health check works, the example configuration passes check-config, and
 // docker-compose.example.yml mounts what the image reads, keeps the decision log on a volume and gives every shard
 // prepared transactions.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -126,7 +127,7 @@ describe('Dockerfile, .dockerignore and docker-compose.example.yml', () => {
     expect(runtime[0].args).toMatch(/^node:20[\w.-]*-slim$/);
     expect(last('USER')).toBeDefined();
     expect(last('USER')).not.toMatch(/^(root|0)(:|$)/);
-    expect(last('EXPOSE')).toBe('6432');
+    expect(last('EXPOSE')).toBe('6432 8080'); // the proxy, and the health endpoint of the example configuration
     expect(runtime.some((i) => i.keyword === 'COPY' && /--from=\w+ \/app\/dist \.\/dist/.test(i.args))).toBe(
       true,
     );
@@ -157,22 +158,58 @@ describe('Dockerfile, .dockerignore and docker-compose.example.yml', () => {
     expect(given.get('--users')).toBe(`${CONFIG_DIR}/users.toml`);
   });
 
-  it('has a health check that exits 0 when the port accepts connections and 1 when it does not', async () => {
+  it('has a health check on the HTTP endpoint (200 healthy, 503 not), falling back to the proxy port where it is off', async () => {
     const healthcheck = runtime.find((i) => i.keyword === 'HEALTHCHECK')?.args ?? '';
     const argv = execForm(healthcheck.slice(healthcheck.indexOf('CMD ') + 4));
-    expect(argv.slice(0, 2)).toEqual(['node', '-e']);
-    expect(argv[2]).toContain('6432');
-    const server = net.createServer((socket) => socket.destroy());
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as net.AddressInfo).port;
-    const probe = (p: number): number | null =>
-      spawnSync(process.execPath, ['-e', argv[2].replace('6432', String(p))], { timeout: 10_000 }).status;
+    expect(argv).toEqual(['node', 'docker/healthcheck.mjs']);
+    const env = runtime.find(
+      (i) => i.keyword === 'ENV' && i.args.includes('SHARDGATE_HEALTHCHECK_PORT'),
+    )?.args;
+    expect(env).toContain('SHARDGATE_HEALTHCHECK_PORT=8080');
+    expect(env).toContain('SHARDGATE_PORT=6432');
+    const listen = async (server: net.Server): Promise<number> => {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return (server.address() as net.AddressInfo).port;
+    };
+    const close = (server: net.Server): Promise<unknown> => new Promise((resolve) => server.close(resolve));
+    const freePort = async (): Promise<number> => {
+      const s = net.createServer();
+      const port = await listen(s);
+      await close(s);
+      return port;
+    };
+    // Asynchronously: the endpoint below is served by this process's event loop.
+    const probe = (healthPort: number, proxyPort: number): Promise<number | null> =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, [path.join(root, argv[1])], {
+          env: {
+            ...process.env,
+            SHARDGATE_HEALTHCHECK_PORT: String(healthPort),
+            SHARDGATE_PORT: String(proxyPort),
+          },
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          resolve(code);
+        });
+      });
+    let status = 200;
+    const endpoint = http.createServer((_req, res) =>
+      res.writeHead(status).end(status === 200 ? 'up' : 'down'),
+    );
+    const proxy = net.createServer((socket) => socket.destroy());
+    const [endpointPort, proxyPort] = [await listen(endpoint), await listen(proxy)];
+    const nothing = await freePort();
     try {
-      expect(probe(port)).toBe(0);
+      expect(await probe(endpointPort, nothing)).toBe(0); // the endpoint decides, whatever the proxy port does
+      status = 503;
+      expect(await probe(endpointPort, proxyPort)).toBe(1);
+      expect(await probe(nothing, proxyPort)).toBe(0); // endpoint off: the proxy port accepts
     } finally {
-      await new Promise((resolve) => server.close(resolve));
+      await Promise.all([close(endpoint), close(proxy)]);
     }
-    expect(probe(port)).toBe(1);
+    expect(await probe(nothing, proxyPort)).toBe(1); // neither answers
   });
 
   it('does not leave the files the build copies out of the build context', () => {
