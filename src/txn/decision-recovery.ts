@@ -286,6 +286,7 @@ export class DecisionRecovery {
     const covered = [decisionShard, ...branches.map((b) => b.shard), ...(row?.participants ?? [])];
     if (isCommit) await this.holdFence(database, txid, covered);
     let isFinished = !isCommit || covered.every((s) => reachable.has(s));
+    let didFinishAny = false; // else its owner (or another proxy) finished every branch first (42704)
     for (const b of branches) {
       const asUser = this.userFor(database, b);
       if (asUser === null) {
@@ -298,6 +299,7 @@ export class DecisionRecovery {
         continue;
       }
       const outcome = await queryShard(shards, database, asUser, b.shard, `${verb} '${b.gid}'`);
+      if (outcome.kind === 'ok') didFinishAny = true;
       if (!endsPreparedBranch(outcome)) {
         isFinished = false;
         this.log.warn(
@@ -312,6 +314,7 @@ export class DecisionRecovery {
     }
     this.taken.get(txid)?.hold?.release();
     this.taken.delete(txid);
+    if (!didFinishAny) return;
     if (isCommit) report.committed++;
     else report.rolledBack++;
     this.log.info(
