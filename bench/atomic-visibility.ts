@@ -151,7 +151,7 @@ try {
         'through two shardgate processes, `atomic_visibility = false` and `true`, rounds interleaved in one run; ' +
         'medians of the rounds. Target: the fence keeps >= 0.8x of both rates.\n\n' +
         markdownTable(headers, rows) +
-        `\n${waitLine} (load average ${os
+        `\n\n${waitLine} (load average ${os
           .loadavg()
           .map((x) => x.toFixed(1))
           .join(' / ')} at the end).\n`,
