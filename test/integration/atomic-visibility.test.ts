@@ -218,7 +218,7 @@ describe('atomic visibility', () => {
       }
     });
     try {
-      const BLOCKS = 150;
+      const BLOCKS = 100;
       // READ COMMITTED: each statement has its own snapshot, so the two sums can straddle a transfer (the check fails).
       const perStatement = await readBlocks(['begin'], BLOCKS);
       const repeatable = await readBlocks(['begin isolation level repeatable read'], BLOCKS);
@@ -238,5 +238,5 @@ describe('atomic visibility', () => {
       await Promise.all(work);
       for (const c of [...writers, reader]) await c.end();
     }
-  });
+  }, 120_000);
 });

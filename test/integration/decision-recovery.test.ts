@@ -27,10 +27,13 @@ let a: TestProxy;
 let b: TestProxy;
 const opened: pg.Client[] = [];
 
-function settings(instanceId: string): string {
+/** A minimum age no test here lives to: whatever a proxy with it settles, it settles as "younger than the minimum age". */
+const NEVER_OLD_MS = 600_000;
+
+function settings(instanceId: string, minAgeMs = MIN_AGE_MS): string {
   // Periodic recovery far away: only RECOVER settles anything here, so each step is observed.
   return (
-    `two_phase_commit = true\ninstance_id = "${instanceId}"\ntwo_phase_commit_orphan_timeout = ${MIN_AGE_MS}\n` +
+    `two_phase_commit = true\ninstance_id = "${instanceId}"\ntwo_phase_commit_orphan_timeout = ${minAgeMs}\n` +
     `two_phase_commit_recovery_interval = 600000`
   );
 }
@@ -129,12 +132,11 @@ describe('stateless two-phase commit across proxies', () => {
     }
   });
 
-  it("proxy B lists proxy A's decided transaction and commits it on RECOVER at once, younger than the minimum age", async () => {
+  it("proxy B lists proxy A's decided transaction and commits it on RECOVER at once", async () => {
     const ids = [idOn(0, 10), idOn(1, 10)];
     const stall = hold('after_decision');
     const commit = transfer(a.url, ids);
     await stall.reached;
-    const reachedAt = Date.now();
     expect(await prepared()).toEqual([0, 1]);
     const console = await admin(b);
     const listed = (await console.query('SHOW TRANSACTIONS')).rows;
@@ -148,9 +150,9 @@ describe('stateless two-phase commit across proxies', () => {
         user: 'app',
       }),
     ]);
-    // Its decision row is committed (visible on shard 0): finished at any age, without resolving (nothing inserted).
+    // Its decision row is committed (visible on shard 0): finished at once, without resolving (nothing inserted) —
+    // younger than B's minimum age unless this machine is very slow (the next test proves the young case at any load).
     expect((await console.query('RECOVER')).rows[0]).toMatchObject({ committed: '1', rolled_back: '0' });
-    expect(Date.now() - reachedAt).toBeLessThan(MIN_AGE_MS); // else the minimum age allowed it anyway
     expect(await rows(ids)).toBe(2);
     expect(await prepared()).toEqual([0, 0]);
     // A goes on: its COMMIT PREPARED finds the branch finished (42704 counts as done), the client hears COMMIT.
@@ -166,15 +168,14 @@ describe('stateless two-phase commit across proxies', () => {
     const stall = hold('after_decision');
     const commit = transfer(a.url, ids);
     await stall.reached;
-    const reachedAt = Date.now();
     expect(await prepared()).toEqual([0, 1]);
-    // startTestProxy resolves once the new proxy listens: its start-up recovery has run by then.
+    // startTestProxy resolves once the new proxy listens: its start-up recovery has run by then. Its minimum age is
+    // one no test lives to: the transaction is young for it however slow this machine is.
     const c = await startTestProxy(cluster, {
-      general: settings('proxy_c'),
+      general: settings('proxy_c', NEVER_OLD_MS),
       extraPgdog: USERS_SHARDING_TOML,
     });
     try {
-      expect(Date.now() - reachedAt).toBeLessThan(MIN_AGE_MS); // else the minimum age allowed it anyway
       expect(await prepared()).toEqual([0, 0]);
       expect(await rows(ids)).toBe(2);
     } finally {
