@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { testServers } from '../test/helpers/pg-servers.js';
 import { APP_DB, APP_SERVER_OPTIONS } from '../test/helpers/proxy.js';
 import { ProxyProcess } from '../test/helpers/proxy-process.js';
@@ -96,6 +97,15 @@ try {
       );
     }
   }
+  // Where fenced readers wait: the fenced proxy's fence counters (SHOW STATS, summed over shards), against its reads.
+  const fencedReads = (runs.get(true) as Run[]).reduce((a, r) => a + r.readsPerS * opts.duration, 0);
+  const waits = await fenceWaits(proxies.get(true) as ProxyProcess);
+  const waitLine =
+    `fenced proxy, all rounds: ${waits.readerWaits} of ~${fencedReads.toFixed(0)} reads waited for a writer ` +
+    `(${waits.readerWaitMs.toFixed(0)} ms in all, ${(waits.readerWaitMs / Math.max(1, waits.readerWaits)).toFixed(1)} ms ` +
+    `each); ${waits.writerWaits} commits waited for readers (${waits.writerWaitMs.toFixed(0)} ms in all); ` +
+    `${waits.timeouts} reader timeouts`;
+  console.log(waitLine);
   for (const p of proxies.values()) await p.stop();
   const summary = (isFenced: boolean) => {
     const list = runs.get(isFenced) as Run[];
@@ -140,10 +150,41 @@ try {
         '(4 writers: 2-shard transfers with 2PC; 2 readers: `SELECT sum(balance) FROM accounts` over both shards) ' +
         'through two shardgate processes, `atomic_visibility = false` and `true`, rounds interleaved in one run; ' +
         'medians of the rounds. Target: the fence keeps >= 0.8x of both rates.\n\n' +
-        markdownTable(headers, rows),
+        markdownTable(headers, rows) +
+        `\n\n${waitLine} (load average ${os
+          .loadavg()
+          .map((x) => x.toFixed(1))
+          .join(' / ')} at the end).\n`,
     );
   }
 } finally {
   await cluster.stop();
   fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** The fence counters of `proxy`'s SHOW STATS, summed over its shards. */
+async function fenceWaits(proxy: ProxyProcess): Promise<{
+  readerWaits: number;
+  readerWaitMs: number;
+  writerWaits: number;
+  writerWaitMs: number;
+  timeouts: number;
+}> {
+  const admin = new pg.Client({ connectionString: `postgres://admin:admin@127.0.0.1:${proxy.port}/admin` });
+  await admin.connect();
+  try {
+    const rows = (await admin.query<Record<string, string>>('SHOW STATS')).rows.filter(
+      (r) => r.database === APP_DB,
+    );
+    const sum = (col: string): number => rows.reduce((a, r) => a + Number(r[col] ?? 0), 0);
+    return {
+      readerWaits: sum('fence_reader_waits'),
+      readerWaitMs: sum('fence_reader_wait_time'),
+      writerWaits: sum('fence_writer_waits'),
+      writerWaitMs: sum('fence_writer_wait_time'),
+      timeouts: sum('fence_timeouts'),
+    };
+  } finally {
+    await admin.end();
+  }
 }

@@ -31,6 +31,7 @@ import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { FencedRead, type ReadRequest, type ReadTarget } from './fenced-read.js';
+import { blockCutFence, takeCut } from './block-cut.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
 import {
   NO_EFFECTS,
@@ -300,7 +301,26 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     const intent = this.servers.readIntent(routed, types, frames, isOwnRun, () =>
       this.block.characteristics(),
     );
-    this.acquireShards(shards, routed, () => this.sendSharded(routed), true, intent);
+    const send = (): void => this.acquireShards(shards, routed, () => this.sendSharded(routed), true, intent);
+    // atomic_visibility: a REPEATABLE READ / SERIALIZABLE block's first statement takes one cut first (block-cut.ts).
+    const cutFence =
+      target.sessionStatement === null && !isOwnRun && intent === 'write'
+        ? blockCutFence(this.session.fence(), this.block, this.router.settings)
+        : null;
+    if (cutFence === null) return send();
+    const all = this.block.allShards();
+    this.acquireShards(all, NO_EFFECTS, () => {
+      const run = (sql: string, done: (errors: Buffer[]) => void): void =>
+        this.servers.runOwn(all, sql, this, done);
+      takeCut(
+        { fence: cutFence, shards: all, timeoutMs: this.session.general().atomicVisibilityTimeoutMs, run },
+        (err) => {
+          if (err !== null) return this.failRequest(err);
+          this.block.markCutTaken();
+          send();
+        },
+      );
+    });
   }
 
   /**

@@ -2,8 +2,10 @@
 // proxy made it, older than the minimum age and not being committed by this proxy, is settled by its decision row on
 // shard N — resolved with the insert-`false`-unless-present race (decision-table.ts), so the unique key decides, never
 // a guess about whether the owner is alive — then COMMIT PREPARED or ROLLBACK PREPARED as the role that prepared it.
-// Also the clean-up of decision rows whose every participant has finished. One pass per call; what fails (a shard
-// down, a lock wait timed out) is retried at the next pass.
+// A transaction already decided (its row `true`, committed, read plainly) is finished at any age: it is visible on its
+// decision shard, so it holds the fence (atomic_visibility) until every branch committed. Also the clean-up of decision
+// rows whose every participant has finished. One pass per call; what fails (a shard down, a lock wait timed out) is
+// retried at the next pass.
 import type { Logger } from 'pino';
 import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
 import { queryShard, type ShardAccess } from '../backend/shard-access.js';
@@ -105,13 +107,38 @@ export async function listPreparedBranches(
   return out;
 }
 
+/** A transaction recovery keeps track of between passes: one it holds the fence for, or one adopted from its owner. */
+interface Taken {
+  readonly database: string;
+  /** Shards its hold covers (decision shard, prepared branches, listed participants). */
+  readonly shards: Set<number>;
+  hold: FenceHold | null;
+  /** Its owner (this proxy) could not learn its outcome (40003): settled at any age. */
+  readonly isAdopted: boolean;
+}
+
 export class DecisionRecovery {
-  /** Fence holds of decided transactions this recovery is finishing (atomic_visibility), by txid. */
-  private readonly holds = new Map<string, FenceHold>();
+  /** Decided transactions this recovery holds the fence for (atomic_visibility), and adopted ones, by txid. */
+  private readonly taken = new Map<string, Taken>();
   private readonly log: Logger;
 
   constructor(private readonly opts: DecisionRecoveryOptions) {
     this.log = opts.logger;
+  }
+
+  /**
+   * This proxy's commit of `txid` could not learn its outcome (its decision shard unreachable: 40003). Recovery takes
+   * it over: its fence hold (if any) stays held — its decision may be committed and visible on the decision shard —
+   * and it is settled at the next pass that reaches its decision shard, whatever its age (its owner gave up on it, so
+   * resolving cannot race a live commit; the unique key decides as always).
+   */
+  adopt(database: string, txid: string, shards: readonly number[], hold: FenceHold | null): void {
+    this.taken.set(txid, { database, shards: new Set(shards), hold, isAdopted: true });
+  }
+
+  /** Transactions recovery holds the fence for or was handed (tests, SHOW output). */
+  get heldCount(): number {
+    return this.taken.size;
   }
 
   async pass(): Promise<DecisionRecoveryReport> {
@@ -137,16 +164,25 @@ export class DecisionRecovery {
     const byTxid = new Map<string, PreparedBranch[]>();
     for (const list of prepared)
       for (const b of list ?? []) byTxid.set(b.txid, [...(byTxid.get(b.txid) ?? []), b]);
+    const reachable = new Set(shardList.filter((s) => prepared[s] !== null));
 
     await Promise.all(
       [...byTxid.values()].map(async (branches) => {
+        const { txid, decisionShard } = branches[0];
+        if (this.opts.isLive(txid)) return;
+        const row = rows[decisionShard]?.find((r) => r.txid === txid) ?? null;
         const oldest = Math.max(...branches.map((b) => b.ageMs));
-        if (oldest < this.opts.minAgeMs || this.opts.isLive(branches[0].txid)) return;
-        await this.settle(database, branches, report);
+        if (oldest >= this.opts.minAgeMs || this.taken.get(txid)?.isAdopted === true)
+          return this.settle(database, branches, row, reachable, report);
+        // Younger than the minimum age: its owner may still be committing it, so it is never resolved (no `false`
+        // inserted, no wait). But a decision already committed `true` is visible on its decision shard: finish it now
+        // (a proxy killed after its decision must not leave it half visible until the minimum age). A live owner's
+        // concurrent COMMIT PREPARED that wins the race leaves 42704 here, which counts as done.
+        if (row?.committed === true) await this.settle(database, branches, row, reachable, report);
       }),
     );
+    this.releaseFinished(database, byTxid, reachable);
 
-    const reachable = new Set(shardList.filter((s) => prepared[s] !== null));
     for (const shard of shardList) {
       const list = rows[shard];
       if (list === null) continue;
@@ -192,41 +228,65 @@ export class DecisionRecovery {
     }));
   }
 
-  /** Resolve one transaction on its decision shard, then finish every branch found prepared. */
+  /**
+   * Tracked transactions with no prepared branch left on any shard they cover, every one of those reachable: finished
+   * (by this recovery, their owner or another proxy) — their fence holds are released.
+   */
+  private releaseFinished(
+    database: string,
+    byTxid: ReadonlyMap<string, readonly PreparedBranch[]>,
+    reachable: ReadonlySet<number>,
+  ): void {
+    for (const [txid, t] of this.taken) {
+      if (t.database !== database || byTxid.has(txid) || this.opts.isLive(txid)) continue;
+      if (![...t.shards].every((s) => reachable.has(s))) continue;
+      t.hold?.release();
+      this.taken.delete(txid);
+    }
+  }
+
+  /**
+   * Settle one transaction: by `row` when it is a committed `true` decision read this pass, else resolved on its
+   * decision shard; then finish every branch found prepared. A committed one holds the fence on its shards until every
+   * branch — including those on shards not reachable now — is committed.
+   */
   private async settle(
     database: string,
     branches: readonly PreparedBranch[],
+    row: DecisionRow | null,
+    reachable: ReadonlySet<number>,
     report: DecisionRecoveryReport,
   ): Promise<void> {
     const { shards } = this.opts;
     const { txid, decisionShard } = branches[0];
-    const user = shards.users(database)[0];
-    const resolution = await resolveDecision(
-      shards,
-      this.opts.schema,
-      database,
-      user,
-      decisionShard,
-      txid,
-      this.opts.lockTimeoutMs,
-    );
-    if (resolution.outcome === 'unknown') {
-      report.pending++;
-      this.log.warn(
-        { txid, database, decisionShard, err: resolution.reason },
-        'recovery: cannot learn the decision of a prepared transaction yet; retrying at the next pass',
+    let isCommit = row?.committed === true;
+    if (!isCommit) {
+      const resolution = await resolveDecision(
+        shards,
+        this.opts.schema,
+        database,
+        shards.users(database)[0],
+        decisionShard,
+        txid,
+        this.opts.lockTimeoutMs,
       );
-      return;
+      if (resolution.outcome === 'unknown') {
+        report.pending++;
+        this.log.warn(
+          { txid, database, decisionShard, err: resolution.reason },
+          'recovery: cannot learn the decision of a prepared transaction yet; retrying at the next pass',
+        );
+        return;
+      }
+      isCommit = resolution.outcome === 'committed';
     }
-    const isCommit = resolution.outcome === 'committed';
     const verb = isCommit ? 'COMMIT PREPARED' : 'ROLLBACK PREPARED';
-    const fences = this.opts.fences;
-    if (isCommit && fences != null && !this.holds.has(txid)) {
-      const fence = fences.of(database, shards.shardCount(database));
-      const held = [...new Set([decisionShard, ...branches.map((b) => b.shard)])];
-      this.holds.set(txid, await fence.enterWrite(held, txid));
-    }
-    let isFinished = true;
+    // Shards the transaction wrote on: its decision shard, its prepared branches, and the participants its row lists
+    // (a branch on a shard not reachable now is not listed, but is still prepared there).
+    const covered = [decisionShard, ...branches.map((b) => b.shard), ...(row?.participants ?? [])];
+    if (isCommit) await this.holdFence(database, txid, covered);
+    let isFinished = !isCommit || covered.every((s) => reachable.has(s));
+    let didFinishAny = false; // else its owner (or another proxy) finished every branch first (42704)
     for (const b of branches) {
       const asUser = this.userFor(database, b);
       if (asUser === null) {
@@ -239,6 +299,7 @@ export class DecisionRecovery {
         continue;
       }
       const outcome = await queryShard(shards, database, asUser, b.shard, `${verb} '${b.gid}'`);
+      if (outcome.kind === 'ok') didFinishAny = true;
       if (!endsPreparedBranch(outcome)) {
         isFinished = false;
         this.log.warn(
@@ -251,8 +312,9 @@ export class DecisionRecovery {
       report.pending++;
       return; // the fence stays held until a later pass finishes it
     }
-    this.holds.get(txid)?.release();
-    this.holds.delete(txid);
+    this.taken.get(txid)?.hold?.release();
+    this.taken.delete(txid);
+    if (!didFinishAny) return;
     if (isCommit) report.committed++;
     else report.rolledBack++;
     this.log.info(
@@ -267,6 +329,26 @@ export class DecisionRecovery {
         ? 'recovery: committed a transaction its decision row says is committed'
         : 'recovery: rolled back a transaction with no committed decision row',
     );
+  }
+
+  /**
+   * Hold the fence for `txid` (atomic_visibility), once per transaction, on every shard of the database: the branches
+   * a pass sees may not be all its shards (one may be unreachable), and a hold that grew later would have to wait for
+   * readers queued behind it. Decided transactions left to recovery are rare; readers wait one phase 2 at most.
+   */
+  private async holdFence(database: string, txid: string, covered: readonly number[]): Promise<void> {
+    const t = this.taken.get(txid);
+    const shards = new Set([...(t?.shards ?? []), ...covered]);
+    const fences = this.opts.fences;
+    let hold = t?.hold ?? null;
+    if (hold === null && fences != null) {
+      const count = this.opts.shards.shardCount(database);
+      hold = await fences.of(database, count).enterWrite(
+        Array.from({ length: count }, (_, i) => i),
+        txid,
+      );
+    }
+    this.taken.set(txid, { database, shards, hold, isAdopted: t?.isAdopted ?? false });
   }
 
   /** The configured user whose server role prepared `branch` (COMMIT/ROLLBACK PREPARED must run as it). */

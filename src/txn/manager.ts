@@ -220,8 +220,15 @@ export class TransactionManager {
    * prepared until recovery — of this proxy or any other — settles them by the decision row.
    */
   abandon(tx: DistributedTransaction, reason: string): void {
-    // Recovery settles it, on a later pass; until then readers are not held (its outcome is not known here).
-    tx.visibility?.release();
+    // Its decision may be committed, so visible on the decision shard: the fence hold (atomic_visibility) goes to
+    // recovery with it, which settles it at its next pass that reaches the decision shard, whatever its age.
+    this.decisionRecovery.adopt(
+      tx.database,
+      tx.txid,
+      tx.branches.filter((b) => b.role !== 'reader').map((b) => b.shard),
+      tx.visibility,
+    );
+    tx.visibility = null;
     this.live.delete(tx.txid);
     this.log.error(
       { txid: tx.txid, shards: tx.writers.map((b) => b.shard), err: reason },

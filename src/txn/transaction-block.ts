@@ -119,6 +119,11 @@ export class TransactionBlock {
   private readonly writers = new Set<number>();
   /** Why the transaction cannot be prepared (two-phase commit impossible), from the first request that made it so. */
   private preventsPrepare: string | null = null;
+  /**
+   * The open block's snapshot was taken on every shard together (REPEATABLE READ / SERIALIZABLE under the visibility
+   * fence: frontend/block-cut.ts), or it does not need to be.
+   */
+  private isCutTaken = false;
   /** Set while the phase is 'ending': whether the end commits, and whether it chains the next block. */
   private ending: { isCommit: boolean; isChained: boolean } | null = null;
   private readonly host: BlockHost;
@@ -151,6 +156,24 @@ export class TransactionBlock {
   /** The open block's characteristics: its BEGIN and SET TRANSACTIONs, in order (none when no block is open). */
   characteristics(): string[] {
     return this.isOpen ? this.replay.characteristics() : [];
+  }
+
+  /**
+   * Whether the next statement must first take the block's snapshot on every shard together: the block is open, runs
+   * in one snapshot per transaction (`isSnapshotPerBlock`, from its characteristics) and has not taken it yet.
+   */
+  needsCut(isSnapshotPerBlock: (characteristics: readonly string[]) => boolean): boolean {
+    return this.current === 'open' && !this.isCutTaken && isSnapshotPerBlock(this.replay.characteristics());
+  }
+
+  /** The block's snapshot is taken on every shard (`needsCut` is false until the block ends). */
+  markCutTaken(): void {
+    this.isCutTaken = true;
+  }
+
+  /** Every shard of the database, in order (where the block's cut is taken). */
+  allShards(): number[] {
+    return Array.from({ length: this.host.shardCount }, (_, i) => i);
   }
 
   /** How many shards the block reached. */
@@ -336,6 +359,7 @@ export class TransactionBlock {
   finish(isCommitted: boolean, end: BlockEnd): void {
     this.host.blockEnded(isCommitted, this.joined);
     this.ending = null;
+    this.isCutTaken = false; // a chained block takes its own snapshot
     if (end === 'none') {
       this.move('none');
       this.replay.clear();
@@ -353,6 +377,7 @@ export class TransactionBlock {
     this.move('open');
     this.replay.start(text);
     this.joined.clear();
+    this.isCutTaken = false;
   }
 
   private forgetParticipants(): void {

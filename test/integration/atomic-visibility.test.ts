@@ -2,7 +2,8 @@
 // a long fan-out reader does not hold up cross-shard commits (it leaves the fence once its snapshots exist); a
 // SELECT … FOR UPDATE fan-out waiting for a prepared transaction's rows does not deadlock with its phase 2; a reader
 // behind a phase 2 that does not finish gets 40001 naming the transaction after atomic_visibility_timeout, and reads
-// the whole transfer once it finished; the fence's waits and timeouts show in SHOW STATS and the metrics.
+// the whole transfer once it finished; the fence's waits and timeouts show in SHOW STATS and the metrics; a REPEATABLE
+// READ / SERIALIZABLE block that reads shard 0 then shard 1 in two statements sees one cut while transfers run.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -190,4 +191,52 @@ describe('atomic visibility', () => {
       await writer.end();
     }
   });
+
+  it('a REPEATABLE READ / SERIALIZABLE block reading each shard in its own statement sees one cut while transfers run', async () => {
+    const writers = [await connect(), await connect()];
+    const reader = await connect();
+    const sumOn = (shard: number): string =>
+      `select sum(balance) as s from accounts where id in (${accounts[shard].join(', ')})`;
+    /** `blocks` blocks opened by `begin` (more statements after it), each reading shard 0 then shard 1; wrong totals. */
+    const readBlocks = async (begin: string[], blocks: number): Promise<number> => {
+      let wrong = 0;
+      for (let i = 0; i < blocks; i++) {
+        for (const sql of begin) await reader.query(sql);
+        const a = await reader.query<{ s: string }>(sumOn(0));
+        const b = await reader.query<{ s: string }>(sumOn(1));
+        await reader.query('commit');
+        if (Number(a.rows[0].s) + Number(b.rows[0].s) !== TOTAL) wrong++;
+      }
+      return wrong;
+    };
+    let isRunning = true;
+    let transfers = 0;
+    const work = writers.map(async (w) => {
+      while (isRunning) {
+        await transfer(w, 1);
+        transfers++;
+      }
+    });
+    try {
+      const BLOCKS = 100;
+      // READ COMMITTED: each statement has its own snapshot, so the two sums can straddle a transfer (the check fails).
+      const perStatement = await readBlocks(['begin'], BLOCKS);
+      const repeatable = await readBlocks(['begin isolation level repeatable read'], BLOCKS);
+      const setTransaction = await readBlocks(
+        ['begin', 'set transaction isolation level serializable'],
+        BLOCKS,
+      );
+      console.log(
+        `two-statement blocks while ${transfers} transfers ran: read committed ${perStatement}/${BLOCKS} wrong, ` +
+          `repeatable read ${repeatable}/${BLOCKS}, serializable (SET TRANSACTION) ${setTransaction}/${BLOCKS}`,
+      );
+      expect(perStatement).toBeGreaterThan(0);
+      expect(repeatable).toBe(0);
+      expect(setTransaction).toBe(0);
+    } finally {
+      isRunning = false;
+      await Promise.all(work);
+      for (const c of [...writers, reader]) await c.end();
+    }
+  }, 120_000);
 });
