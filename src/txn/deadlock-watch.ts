@@ -293,7 +293,7 @@ export class DeadlockWatch {
       victim: victim.sessionId,
       shard: wait.shard,
       ...(wait.pool !== undefined ? { pool: wait.pool } : {}),
-      waits: knot.edges.map((e) => ({
+      cycle: knot.edges.map((e) => ({
         waiter: describe(e.from),
         shard: e.shard,
         ...(e.pool !== undefined ? { checkout: e.pool } : {}),

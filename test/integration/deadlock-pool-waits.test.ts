@@ -2,7 +2,11 @@
 // of a pool waits for any one of the transactions holding that pool's servers. When every holder is blocked in turn
 // (a knot), the youngest transaction of the knot gets 40P01 within deadlock_timeout plus a check — long before
 // checkout_timeout — the others commit, nothing stays locked; a checkout that waits for a holder that is merely slow
-// is never failed. Real PostgreSQL shards, pool_size 1 or 2 per shard.
+// is never failed. Real PostgreSQL shards, pool_size 1 or 2 per shard (2: with two-phase commit, so the survivors
+// commit on both shards through it and nothing is left prepared).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
@@ -24,8 +28,9 @@ const GENERAL = 'deadlock_timeout = 300\ncheckout_timeout = 15000';
 let cluster: PgCluster;
 /** One server per shard. */
 let single: TestProxy;
-/** Two servers per shard. */
+/** Two servers per shard, two-phase commit. */
 let double: TestProxy;
+let walDir: string;
 let direct: pg.Client[];
 const clients: pg.Client[] = [];
 
@@ -120,10 +125,11 @@ beforeAll(async () => {
     general: GENERAL,
     userExtra: 'pool_size = 1',
   });
+  walDir = mkdtempSync(path.join(tmpdir(), 'sg-deadlock-pool-'));
   double = await startTestProxy(cluster, {
     shards: 2,
     extraPgdog: ACCOUNTS_TOML,
-    general: GENERAL,
+    general: `${GENERAL}\ntwo_phase_commit = true\ntwo_phase_commit_wal_dir = "${walDir}"\ninstance_id = "tdlpool"`,
     userExtra: 'pool_size = 2',
   });
   direct = await directShardClients(cluster);
@@ -146,6 +152,7 @@ afterAll(async () => {
   await single?.close();
   await double?.close();
   await cluster?.stop();
+  if (walDir !== undefined) rmSync(walDir, { recursive: true, force: true });
 });
 
 describe('distributed deadlocks through pool checkouts', () => {
