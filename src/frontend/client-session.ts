@@ -509,6 +509,7 @@ export class ClientSession implements ReplySink, Cancellable {
           isTransactionMode: this.isTransactionMode,
           servers: () => sharded.heldServers(),
           queuedCheckouts: () => sharded.queuedCheckouts(),
+          serversInCheckout: () => sharded.serversInCheckout(),
           failCheckout: (err) => sharded.failCheckout(err),
         }) ?? null;
     }

@@ -38,6 +38,8 @@ export class ShardServers {
   isWaiting = false;
   /** The checkouts of the request queued in a primary's pool (a replica set's are not followed). */
   private readonly queued: PendingCheckout[] = [];
+  /** Servers the request got while other checkouts of it wait (held, attached once all are there). */
+  private gotWhileWaiting: readonly (readonly [number, ServerConnection, Pool])[] = [];
   private readonly pools: DatabasePools;
   private readonly session: ShardedSession;
   private readonly router: SessionRouter;
@@ -125,6 +127,7 @@ export class ShardServers {
         if (at >= 0) this.queued.splice(at, 1);
         if (--pending > 0) return;
         this.isWaiting = false;
+        this.gotWhileWaiting = [];
         if (isPaused) {
           this.session.checkoutWaitEnded();
           this.session.resumeInput();
@@ -151,9 +154,15 @@ export class ShardServers {
     }
     if (this.isWaiting) {
       isPaused = true;
+      this.gotWhileWaiting = got;
       this.session.pauseInput();
       this.session.checkoutWaitStarted();
     }
+  }
+
+  /** Servers the request in checkout got already, while it waits for the others. */
+  serversInCheckout(): ServerConnection[] {
+    return this.gotWhileWaiting.map(([, server]) => server);
   }
 
   /** The request's checkouts queued in primaries' pools now. */

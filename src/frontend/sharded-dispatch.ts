@@ -1235,6 +1235,11 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     return this.servers.queuedCheckouts();
   }
 
+  /** Servers the request in checkout got already, while others are queued (read by the distributed deadlock check). */
+  serversInCheckout(): readonly ServerConnection[] {
+    return this.servers.serversInCheckout();
+  }
+
   /** Fail the request's queued checkouts with `err` (it is a deadlock's victim); false when none is queued. */
   failCheckout(err: PgError): boolean {
     return this.servers.failQueuedCheckouts(err);

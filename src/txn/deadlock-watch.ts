@@ -223,6 +223,15 @@ export class DeadlockWatch {
         });
         heldBy.set(server, s);
       });
+      if (s.checkoutSinceMs !== 0) {
+        for (const server of s.serversInCheckout()) {
+          held.set(backendKey(server.address.host, server.address.port, server.backendPid), {
+            session: s,
+            shard: server.address.shard,
+          });
+          heldBy.set(server, s);
+        }
+      }
       if (!this.sessions.has(s) || s.statementSeq !== seq) continue; // its waits are left out (addWait)
       nodes.set(s, {
         kind: 'transaction',

@@ -25,6 +25,8 @@ export interface WatchedSessionSource {
   servers(): readonly (ServerConnection | null)[];
   /** The checkouts its request has queued in primaries' pools. */
   queuedCheckouts(): readonly QueuedCheckout[];
+  /** Servers its request got already while other checkouts of it are queued (held: given back if the request fails). */
+  serversInCheckout(): readonly ServerConnection[];
   /**
    * It is a deadlock's victim while waiting for a checkout: fail the request with `err`, roll its transaction back on
    * every shard and give its servers back. False when no checkout of it was queued any more.
@@ -42,6 +44,7 @@ export class WatchedSession {
   readonly isTransactionMode: boolean;
   readonly servers: () => readonly (ServerConnection | null)[];
   readonly queuedCheckouts: () => readonly QueuedCheckout[];
+  readonly serversInCheckout: () => readonly ServerConnection[];
   readonly failCheckout: (err: PgError) => boolean;
   /** performance.now() when the request in flight was sent; 0: none in flight. */
   inFlightSinceMs = 0;
@@ -65,6 +68,7 @@ export class WatchedSession {
     this.isTransactionMode = source.isTransactionMode;
     this.servers = () => source.servers();
     this.queuedCheckouts = () => source.queuedCheckouts();
+    this.serversInCheckout = () => source.serversInCheckout();
     this.failCheckout = (err) => source.failCheckout(err);
     this.onRequest = onRequest;
   }
@@ -119,9 +123,9 @@ export class WatchedSession {
     return this.inFlightSinceMs !== 0 ? this.inFlightSinceMs : this.checkoutSinceMs;
   }
 
-  /** Shards it holds a server on. */
+  /** Shards it holds a server on (those its request in checkout got already included). */
   heldShardCount(): number {
-    let n = 0;
+    let n = this.checkoutSinceMs !== 0 ? this.serversInCheckout().length : 0;
     for (const s of this.servers()) if (s !== null) n++;
     return n;
   }

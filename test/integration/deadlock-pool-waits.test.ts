@@ -317,4 +317,31 @@ describe('distributed deadlocks through pool checkouts', () => {
     expect(await balances([zero, one])).toEqual([2, 1]); // both updated row zero, one after the other
     await expectNothingLeft();
   });
+
+  it('breaks a knot through a statement that got one server and waits for the other shard (outside a transaction)', async () => {
+    const zero = idOn(0, 1);
+    const one = idOn(1, 1);
+    const setup = await connect(single);
+    await setup.query(`insert into accounts values (${zero}, 0), (${one}, 0)`);
+    const a = await connect(single);
+    const x = await connect(single);
+    await setup.end();
+    const deadlocksBefore = single.proxy.deadlocks.deadlocks;
+    await a.query('begin');
+    await a.query(`update accounts set balance = balance + 1 where id = ${one}`); // A: shard 1's only server
+    const started = performance.now();
+    // X's read of both shards gets shard 0's server at once and waits for shard 1's; A then waits for shard 0's.
+    const xReads = outcome(x.query('select sum(balance) from accounts'));
+    await waitForCheckouts(single, 1);
+    const aWaits = outcome(a.query(`update accounts set balance = balance + 1 where id = ${zero}`));
+    // X's wait began last: its statement fails, the shard-0 server it held goes to A.
+    expect(await xReads).toBe('40P01');
+    expect(await aWaits).toBe('ok');
+    await a.query('commit');
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(single.proxy.deadlocks.deadlocks).toBe(deadlocksBefore + 1);
+    // Outside a transaction nothing stays failed: X's next statement runs.
+    expect((await x.query('select sum(balance)::int as s from accounts')).rows[0].s).toBe(2);
+    await expectNothingLeft();
+  });
 });
