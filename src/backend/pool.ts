@@ -34,10 +34,15 @@ export type PoolSettings = Pick<
 
 export type AcquireCallback = (err: PgError | null, server: ServerConnection | null) => void;
 
-interface Waiter {
+/** A checkout waiting in the queue (what acquire() returns when it has to wait; failWait() takes it). */
+export interface CheckoutWait {
+  /** performance.now() when it started waiting. */
+  readonly since: number;
+}
+
+interface Waiter extends CheckoutWait {
   cb: AcquireCallback;
   timer: NodeJS.Timeout | null;
-  since: number;
 }
 
 export interface PoolStats {
@@ -133,12 +138,13 @@ export class Pool implements LiveBytes {
 
   /**
    * Check out a server connection; `cb` runs exactly once (possibly synchronously). `isForOpenTransaction`: the client
-   * is inside a transaction reaching another shard, which may still finish while shardgate shuts down.
+   * is inside a transaction reaching another shard, which may still finish while shardgate shuts down. Returns the
+   * wait when the checkout is queued (null: `cb` has run).
    */
-  acquire(cb: AcquireCallback, isForOpenTransaction = false): void {
+  acquire(cb: AcquireCallback, isForOpenTransaction = false): CheckoutWait | null {
     if (this.closed || (this.refusal !== null && !isForOpenTransaction)) {
       cb(this.refusal ?? PgError.shuttingDown(), null);
-      return;
+      return null;
     }
     if (!this.isPaused) {
       let server = this.idle.pop();
@@ -152,13 +158,45 @@ export class Pool implements LiveBytes {
         server.checkOut();
         this.shardStats.waitTime.record(0);
         cb(null, server);
-        return;
+        return null;
       }
     }
     const waiter: Waiter = { cb, timer: null, since: performance.now() };
     if (!this.isPaused) this.armTimeout(waiter);
     this.waiters.push(waiter);
     if (!this.isPaused && this.total < this.opts.maxSize) this.openConnection();
+    return waiter;
+  }
+
+  /** Take a queued checkout out of the queue and fail it with `err` (a deadlock's victim); false when not queued. */
+  failWait(wait: CheckoutWait, err: PgError): boolean {
+    const i = this.waiters.indexOf(wait as Waiter, this.waitHead);
+    if (i < 0) return false;
+    const waiter = this.waiters[i];
+    this.waiters.splice(i, 1);
+    if (waiter.timer !== null) clearTimeout(waiter.timer);
+    this.shardStats.waitTime.record(performance.now() - waiter.since);
+    waiter.cb(err, null);
+    return true;
+  }
+
+  /**
+   * A queued checkout can only be served by a server given back: none idle, none being opened, no room for another,
+   * and not paused (a paused pool's waiters wait for RESUME, not for anyone's server).
+   */
+  get isExhausted(): boolean {
+    return (
+      !this.closed &&
+      !this.isPaused &&
+      this.idle.length === 0 &&
+      this.connecting === 0 &&
+      this.total >= this.opts.maxSize
+    );
+  }
+
+  /** The servers checked out now (clients', a reset's, the idle health check's). */
+  checkedOut(): Iterable<ServerConnection> {
+    return this.active;
   }
 
   private armTimeout(waiter: Waiter): void {

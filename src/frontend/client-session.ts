@@ -506,7 +506,11 @@ export class ClientSession implements ReplySink, Cancellable {
           id: this.id,
           user: this.user,
           database: this.database,
+          isTransactionMode: this.isTransactionMode,
           servers: () => sharded.heldServers(),
+          queuedCheckouts: () => sharded.queuedCheckouts(),
+          serversInCheckout: () => sharded.serversInCheckout(),
+          failCheckout: (err) => sharded.failCheckout(err),
         }) ?? null;
     }
     this.isListenRefused = this.isTransactionMode;
@@ -633,6 +637,8 @@ export class ClientSession implements ReplySink, Cancellable {
       onClientDrain: (resume) => this.onClientDrain(resume),
       pauseInput: () => this.pauseInput(),
       resumeInput: () => this.resumeInput(),
+      checkoutWaitStarted: () => this.watched?.checkoutStarted(),
+      checkoutWaitEnded: () => this.watched?.checkoutEnded(),
       sendFrames: (server, types, frames, readyCount) => this.sendFrames(server, types, frames, readyCount),
       failBatch: (err, count) => this.failBatch(err, count),
       skipToSync: () => {

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
-import type { Pool } from '../backend/pool.js';
+import type { CheckoutWait, Pool } from '../backend/pool.js';
 import type { Member, ReadIntent } from '../backend/replica-set.js';
 import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
 import { resetAndRelease } from '../backend/server-reset.js';
@@ -20,6 +20,13 @@ import { isReadOnlyBlock } from './read-intent.js';
 import { settingsSyncSql } from './session-settings.js';
 import type { ShardedSession } from './sharded-session.js';
 
+/** A checkout of this session queued in a pool (what the distributed deadlock check reads). */
+export interface PendingCheckout {
+  readonly shard: number;
+  readonly pool: Pool;
+  readonly wait: CheckoutWait;
+}
+
 export class ShardServers {
   /** The server held per shard (null: none). */
   readonly byShard: (ServerConnection | null)[];
@@ -29,6 +36,10 @@ export class ShardServers {
   private readonly mayHaveWritten: boolean[];
   /** Servers are being checked out for a request. */
   isWaiting = false;
+  /** The checkouts of the request queued in a primary's pool (a replica set's are not followed). */
+  private readonly queued: PendingCheckout[] = [];
+  /** Servers the request got while other checkouts of it wait (held, attached once all are there). */
+  private gotWhileWaiting: readonly (readonly [number, ServerConnection, Pool])[] = [];
   private readonly pools: DatabasePools;
   private readonly session: ShardedSession;
   private readonly router: SessionRouter;
@@ -112,9 +123,15 @@ export class ShardServers {
       const onServer = (err: PgError | null, server: ServerConnection | null, pool: Pool | null): void => {
         if (server !== null && pool !== null) got.push([shard, server, pool]);
         else failure ??= err ?? PgError.internal('no server');
+        const at = this.queued.findIndex((q) => q.shard === shard);
+        if (at >= 0) this.queued.splice(at, 1);
         if (--pending > 0) return;
         this.isWaiting = false;
-        if (isPaused) this.session.resumeInput();
+        this.gotWhileWaiting = [];
+        if (isPaused) {
+          this.session.checkoutWaitEnded();
+          this.session.resumeInput();
+        }
         if (this.session.state() !== 'ready' || failure !== null) {
           for (const [, srv, pool] of got) pool.release(srv);
           if (failure !== null && this.session.state() === 'ready') fail(failure);
@@ -131,13 +148,45 @@ export class ShardServers {
       } else {
         if (intent === 'write' && set.tracksLsn) this.mayHaveWritten[shard] = true;
         const pool = pools.shards[shard];
-        pool.acquire((err, server) => onServer(err, server, pool), isForOpenTransaction);
+        const wait = pool.acquire((err, server) => onServer(err, server, pool), isForOpenTransaction);
+        if (wait !== null) this.queued.push({ shard, pool, wait });
       }
     }
     if (this.isWaiting) {
       isPaused = true;
+      this.gotWhileWaiting = got;
       this.session.pauseInput();
+      this.session.checkoutWaitStarted();
     }
+  }
+
+  /** Servers the request in checkout got already, while it waits for the others. */
+  serversInCheckout(): ServerConnection[] {
+    return this.gotWhileWaiting.map(([, server]) => server);
+  }
+
+  /** The request's checkouts queued in primaries' pools now. */
+  queuedCheckouts(): readonly PendingCheckout[] {
+    return this.queued;
+  }
+
+  /**
+   * Fail every queued checkout of the request with `err` (a distributed deadlock's victim): the request then fails as
+   * on any checkout error, servers it already got going back. False when none was queued.
+   */
+  failQueuedCheckouts(err: PgError): boolean {
+    let isFailed = false;
+    for (const q of [...this.queued]) if (q.pool.failWait(q.wait, err)) isFailed = true;
+    return isFailed;
+  }
+
+  /** The shards a server is held on, in shard order. */
+  heldShards(): number[] {
+    const out: number[] = [];
+    this.byShard.forEach((server, shard) => {
+      if (server !== null) out.push(shard);
+    });
+    return out;
   }
 
   private attach(shard: number, server: ServerConnection, pool: Pool, client: ReplySink): void {

@@ -55,7 +55,7 @@ import { isCopyMessage, splitCopyIn, type CopyInSplit } from './copy-in.js';
 import { InsertSourceRun, sourceRequest, type InsertSourceOwner } from './insert-source.js';
 import { withStatementText } from './request-rewrite.js';
 import { lookUpTableColumns } from './table-columns.js';
-import { ShardServers } from './shard-servers.js';
+import { ShardServers, type PendingCheckout } from './shard-servers.js';
 import { isReadOnlyBlock } from './read-intent.js';
 import type { ShardedSession } from './sharded-session.js';
 
@@ -264,7 +264,10 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
       // Execute / Describe / Close of the open portal, Flush, Sync: to the shard holding the segment (not any shard).
       target = { ...target, shard: this.openSegmentShard };
     }
-    if (this.session.txStatus() === TxStatus.Failed && !target.isSessionLevel) {
+    if (
+      this.session.txStatus() === TxStatus.Failed &&
+      (!target.isSessionLevel || !this.block.canRunWhileFailed(target.sessionStatement))
+    ) {
       return this.failRequest(
         new PgError(
           'ERROR',
@@ -360,9 +363,30 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
         }
         then();
       },
-      (err) => this.failRequest(err),
+      (err) =>
+        err.code === SqlState.DeadlockDetected ? this.failAsDeadlockVictim(err) : this.failRequest(err),
       intent,
     );
+  }
+
+  /**
+   * The request's checkout was failed by the distributed deadlock check (the only source of a 40P01 checkout error):
+   * its transaction is rolled back on every shard it reached and, in transaction mode, the servers go back to their
+   * pools, where the knot's other transactions wait for them; the client gets the 40P01, and its block stays failed
+   * (25P02) until its ROLLBACK or COMMIT, which the proxy answers ROLLBACK. A transaction of the proxy's own (a
+   * script) ends as on any failed statement: rolled back everywhere.
+   */
+  private failAsDeadlockVictim(err: PgError): void {
+    if (this.script?.isImplicit === true) return this.failRequest(err);
+    const end = (): void => {
+      if (this.session.isTransactionMode) this.servers.release();
+      this.block.rolledBackOnShards();
+      this.refreshStatus(true);
+      this.failRequest(err);
+    };
+    const held = this.servers.heldShards();
+    if (held.length === 0) return end();
+    this.servers.runOwn(held, 'ROLLBACK', this, () => end());
   }
 
   /**
@@ -1224,6 +1248,21 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
   /** The server held per shard (read by the distributed deadlock check). */
   heldServers(): readonly (ServerConnection | null)[] {
     return this.servers.byShard;
+  }
+
+  /** The request's checkouts queued in primaries' pools (read by the distributed deadlock check). */
+  queuedCheckouts(): readonly PendingCheckout[] {
+    return this.servers.queuedCheckouts();
+  }
+
+  /** Servers the request in checkout got already, while others are queued (read by the distributed deadlock check). */
+  serversInCheckout(): readonly ServerConnection[] {
+    return this.servers.serversInCheckout();
+  }
+
+  /** Fail the request's queued checkouts with `err` (it is a deadlock's victim); false when none is queued. */
+  failCheckout(err: PgError): boolean {
+    return this.servers.failQueuedCheckouts(err);
   }
 
   /** The ids of the servers held, added to `out`. */

@@ -47,6 +47,9 @@ export interface ShardedSession {
   /** Backpressure: stop / restart reading the client while its request waits for servers, or a shard lags in COPY. */
   pauseInput(): void;
   resumeInput(): void;
+  /** The request waits for a server in some pool (told to the distributed deadlock check), and no longer does. */
+  checkoutWaitStarted(): void;
+  checkoutWaitEnded(): void;
   /** Rewrite (transaction mode) and send a request's frames to one server in one write; starts query_timeout. */
   sendFrames(server: ServerConnection, types: number[], frames: Buffer[], readyCount: number): void;
   /** Answer the first `count` frames of the batch with `err` (one error per Sync/Query). */

@@ -263,13 +263,13 @@ export function buildMetricsRegistry(source: MetricsSource, namespace: string): 
   };
   counter(
     'deadlocks_detected_total',
-    'Distributed deadlocks (wait cycles across shards) broken by cancelling their youngest transaction.',
+    'Distributed deadlocks (lock waits and pool checkouts across shards) broken by cancelling their youngest transaction.',
     [],
     deadlocks((d) => d.deadlocks),
   );
   counter(
     'deadlock_checks_total',
-    'Distributed deadlock checks run (a multi-shard transaction waited deadlock_timeout).',
+    'Distributed deadlock checks run (a multi-shard transaction, or a checkout of one holding a server, waited deadlock_timeout).',
     [],
     deadlocks((d) => d.checks),
   );

@@ -1,8 +1,9 @@
 // The pure half of distributed deadlock detection: the wait-for graph between the proxy's transactions (and the
-// backends that belong to none of them), its cycles, the victim of a cycle (the youngest proxy transaction in it, as
-// Citus chooses), and the re-check that a cycle seen once still holds with the same transactions on the same
-// statements before anything is cancelled. No sockets, timers or logging here (deadlock-watch.ts does the asking).
-
+// backends and holders that belong to none of them) in the AND-OR model — a lock wait is an AND-wait (the waiter needs
+// every blocker to go), a pool checkout an OR-wait (any one holder of the pool's servers giving one back will do) —,
+// its knots (the waiters that can never go on, found by graph reduction), the victim of a knot (the youngest proxy
+// transaction in it, as Citus chooses), and the re-check that a knot seen once still holds with the same transactions
+// on the same statements before anything is cancelled. No sockets, timers or logging here (deadlock-watch.ts asks).
 /** A proxy transaction as one snapshot saw it: which session, which transaction and statement it was on. */
 export interface TransactionNode {
   readonly kind: 'transaction';
@@ -24,17 +25,33 @@ export interface OutsiderNode {
 
 export type WaitNode = TransactionNode | OutsiderNode;
 
-/** `from` waits on `shard` for a lock `to` holds (or is queued ahead for). */
+/**
+ * `from` waits on `shard` for a lock `to` holds (or is queued ahead for); or, with `pool`, `from` waits to check a
+ * server out of that pool and `to` holds one of its servers (one edge of a WaitGroup, as a knot's DETAIL names it).
+ */
 export interface WaitEdge {
   readonly from: string;
   readonly to: string;
   readonly shard: number;
+  /** The pool waited on (a checkout wait), absent for a lock wait. */
+  readonly pool?: string;
+}
+
+/** `from` waits to check a server of `shard` out of `pool`, which any one of `to` (its servers' holders) may give back. */
+export interface WaitGroup {
+  readonly from: string;
+  readonly to: readonly string[];
+  readonly shard: number;
+  readonly pool: string;
 }
 
 export interface WaitGraph {
   /** By key: `t<sessionId>` for proxy transactions, `o<label>` for outsiders (see nodeKey). */
   readonly nodes: ReadonlyMap<string, WaitNode>;
+  /** AND-waits: lock waits, each blocker one edge. */
   readonly edges: readonly WaitEdge[];
+  /** OR-waits: pool checkouts. */
+  readonly groups: readonly WaitGroup[];
 }
 
 /** The key of a node in a WaitGraph. */
@@ -42,21 +59,26 @@ export function nodeKey(node: WaitNode): string {
   return node.kind === 'transaction' ? `t${node.sessionId}` : `o${node.label}`;
 }
 
-/** A cycle of waits, `edges[i].to === edges[i + 1].from`, the last one back to the first's `from`. */
-export interface WaitCycle {
+/**
+ * A knot: waiters none of which can ever go on, every wait of each leading back into the knot (a terminal strongly
+ * connected part of the waits that cannot be met). `edges` is a cycle through the victim inside it,
+ * `edges[i].to === edges[i + 1].from`, the last one back to the first's `from` (what the DETAIL names).
+ */
+export interface WaitKnot {
   readonly edges: readonly WaitEdge[];
-  /** The proxy transaction to cancel: the youngest in the cycle. */
+  /** The proxy transaction to cancel: the youngest in the knot. */
   readonly victim: TransactionNode;
-  /** The victim's own wait in the cycle (where its statement is to be cancelled). */
+  /** The victim's own wait in the knot: a lock wait (cancel its statement on that shard) or a checkout (`pool`). */
   readonly victimWait: WaitEdge;
-  /** Each waiter of the cycle as this snapshot saw it (by key). */
+  /** Every node of the knot as this snapshot saw it (by key). */
   readonly members: ReadonlyMap<string, WaitNode>;
 }
 
-/** Builds a WaitGraph edge by edge (duplicate edges are kept once). */
+/** Builds a WaitGraph wait by wait (duplicate edges are kept once). */
 export class WaitGraphBuilder {
   private readonly nodes = new Map<string, WaitNode>();
   private readonly edges: WaitEdge[] = [];
+  private readonly groups: WaitGroup[] = [];
   private readonly seen = new Set<string>();
 
   /** Adds `node` (the first one given for a key stays) and returns its key. */
@@ -74,27 +96,79 @@ export class WaitGraphBuilder {
     this.edges.push(edge);
   }
 
+  /**
+   * `from` waits for a server of `pool` (on `shard`) that any one of `holders` may give back. Not added when there is
+   * no holder, or `from` is one of them: that is no wait on others (and an empty OR-wait could never be met).
+   */
+  group(from: WaitNode, holders: readonly WaitNode[], shard: number, pool: string): void {
+    const key = this.node(from);
+    const to = [...new Set(holders.map((h) => this.node(h)))];
+    if (to.length === 0 || to.includes(key)) return;
+    this.groups.push({ from: key, to, shard, pool });
+  }
+
   build(): WaitGraph {
-    return { nodes: this.nodes, edges: this.edges };
+    return { nodes: this.nodes, edges: this.edges, groups: this.groups };
   }
 }
 
 /**
- * The cycles to break: for each strongly connected part of the graph that holds a proxy transaction, one cycle through
- * its youngest proxy transaction (every member of such a part lies on some cycle). Outsiders may be on a cycle
- * (another client of a shard waiting between two proxy transactions) but are never its victim; a part without proxy
- * transactions is not the proxy's to break (PostgreSQL breaks a cycle inside one server itself).
+ * The waiters that can never go on (AND-OR graph reduction): a node with no wait is free; a waiter is freed once each
+ * of its lock waits is on a free node and each of its checkouts has a free holder; what is never freed is blocked.
+ * Only waits that were seen count: a node whose waits are unknown is free, so the answer errs towards "no deadlock".
  */
-export function findCycles(graph: WaitGraph): WaitCycle[] {
+export function blockedNodes(graph: WaitGraph): Set<string> {
+  const terms = new Map<string, (readonly string[])[]>();
+  const add = (from: string, term: readonly string[]): void => {
+    const list = terms.get(from);
+    if (list === undefined) terms.set(from, [term]);
+    else list.push(term);
+  };
+  for (const e of graph.edges) add(e.from, [e.to]);
+  for (const g of graph.groups) add(g.from, g.to);
+  const blocked = new Set(terms.keys());
+  for (let isChanged = true; isChanged;) {
+    isChanged = false;
+    for (const key of blocked) {
+      const isFreed = (terms.get(key) as (readonly string[])[]).every((term) =>
+        term.some((to) => !blocked.has(to)),
+      );
+      if (isFreed) {
+        blocked.delete(key);
+        isChanged = true;
+      }
+    }
+  }
+  return blocked;
+}
+
+/**
+ * The knots to break: among the blocked nodes, the waits that can never be met (a lock wait on a blocked node; a
+ * checkout whose every holder is blocked, as one edge per holder) form a graph in which every blocked node has a way
+ * out; each of its terminal strongly connected parts (nothing leads out of it) that holds a proxy transaction is a
+ * knot, broken by cancelling its youngest proxy transaction. Outsiders may be in a knot (another client of a shard
+ * waiting between two proxy transactions) but are never its victim; a knot without proxy transactions is not the
+ * proxy's to break (PostgreSQL breaks a cycle inside one server itself). Blocked nodes upstream of a knot are not
+ * cancelled: breaking the knot may free them (the next check sees).
+ */
+export function findKnots(graph: WaitGraph): WaitKnot[] {
+  const blocked = blockedNodes(graph);
   const out = new Map<string, WaitEdge[]>();
-  for (const e of graph.edges) {
+  const push = (e: WaitEdge): void => {
     const list = out.get(e.from);
     if (list === undefined) out.set(e.from, [e]);
     else list.push(e);
+  };
+  for (const e of graph.edges) if (blocked.has(e.from) && blocked.has(e.to)) push(e);
+  for (const g of graph.groups) {
+    if (!blocked.has(g.from) || !g.to.every((to) => blocked.has(to))) continue;
+    for (const to of g.to) push({ from: g.from, to, shard: g.shard, pool: g.pool });
   }
-  const cycles: WaitCycle[] = [];
-  for (const part of stronglyConnected([...graph.nodes.keys()], out)) {
+  const knots: WaitKnot[] = [];
+  for (const part of stronglyConnected([...blocked], out)) {
     if (part.size < 2) continue;
+    const isTerminal = [...part].every((key) => (out.get(key) ?? []).every((e) => part.has(e.to)));
+    if (!isTerminal) continue;
     let victim: TransactionNode | null = null;
     for (const key of part) {
       const node = graph.nodes.get(key);
@@ -104,10 +178,10 @@ export function findCycles(graph: WaitGraph): WaitCycle[] {
     const edges = cycleThrough(nodeKey(victim), part, out);
     if (edges === null) continue;
     const members = new Map<string, WaitNode>();
-    for (const e of edges) members.set(e.from, graph.nodes.get(e.from) as WaitNode);
-    cycles.push({ edges, victim, victimWait: edges[0], members });
+    for (const key of part) members.set(key, graph.nodes.get(key) as WaitNode);
+    knots.push({ edges, victim, victimWait: edges[0], members });
   }
-  return cycles;
+  return knots;
 }
 
 function isYounger(a: TransactionNode, b: TransactionNode): boolean {
@@ -194,19 +268,21 @@ function cycleThrough(
 }
 
 /**
- * Whether `cycle` (found in an earlier snapshot) still holds in `graph`: every wait of it is there again, on the same
- * shard, and every proxy transaction in it is the same transaction on the same statement (session ids are never
- * reused; a backend pid passed to the next transaction in transaction mode changes the statement counter).
+ * Whether `knot` (found in an earlier snapshot) still holds in `graph`: every node of it is blocked there again, every
+ * proxy transaction in it is the same transaction on the same statement (session ids are never reused; a backend pid
+ * passed to the next transaction in transaction mode, or a new checkout, changes the statement counter), and the
+ * victim still waits where it is to be cancelled (the same shard, or the same pool).
  */
-export function cycleStillHolds(cycle: WaitCycle, graph: WaitGraph): boolean {
-  for (const e of cycle.edges) {
-    if (!graph.edges.some((g) => g.from === e.from && g.to === e.to && g.shard === e.shard)) return false;
-  }
-  for (const [key, before] of cycle.members) {
+export function knotStillHolds(knot: WaitKnot, graph: WaitGraph): boolean {
+  const blocked = blockedNodes(graph);
+  for (const [key, before] of knot.members) {
     const now = graph.nodes.get(key);
-    if (now === undefined || !isSameNode(now, before)) return false;
+    if (now === undefined || !blocked.has(key) || !isSameNode(now, before)) return false;
   }
-  return true;
+  const wait = knot.victimWait;
+  if (wait.pool !== undefined)
+    return graph.groups.some((g) => g.from === wait.from && g.pool === wait.pool && g.shard === wait.shard);
+  return graph.edges.some((e) => e.from === wait.from && e.to === wait.to && e.shard === wait.shard);
 }
 
 function isSameNode(a: WaitNode, b: WaitNode): boolean {

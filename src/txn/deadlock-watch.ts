@@ -1,10 +1,13 @@
 // Distributed deadlock detection, the part with sockets and timers: the registry of sharded sessions (WatchedSession),
-// a timer armed only while some request is in flight (it fires `deadlock_timeout` after the oldest one started), a
-// check when a transaction holding servers on 2+ shards has waited that long — each PostgreSQL server it holds a
+// a timer armed only while some request is in flight or waits for a pool's server (it fires `deadlock_timeout` after
+// the oldest one started), a check when a transaction holding servers on 2+ shards has waited that long, or one
+// holding a server has waited that long for another shard's — each PostgreSQL server the waiting sessions hold a
 // server on is asked who waits for whom (lock-waits.ts, on connections of the check's own, never a client's), backend
-// pids are mapped to the proxy transactions holding them, and the wait-for graph's cycles (deadlock-detector.ts) are
-// asked for again before anything is cancelled — and the cancel of a cycle's youngest transaction on the shard where
-// it waits, its 57014 rewritten into 40P01 "deadlock detected" for that one statement.
+// pids are mapped to the proxy transactions holding them, checkouts queued in an exhausted pool become waits on the
+// holders of its servers, and the wait-for graph's knots (deadlock-detector.ts) are asked for again before anything
+// is cancelled. A knot's youngest transaction is cancelled where it waits: on a shard, its statement (the 57014
+// rewritten into 40P01 "deadlock detected" for that one statement); in a pool, its checkout (failed with 40P01, its
+// transaction rolled back and its servers given back: WatchedSessionSource.failCheckout).
 import type { Logger } from 'pino';
 import { ServerConnection } from '../backend/server-connection.js';
 import { runQuery } from '../backend/server-query.js';
@@ -12,12 +15,13 @@ import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { DurationHistogram } from '../stats/duration-histogram.js';
 import {
-  cycleStillHolds,
-  findCycles,
+  findKnots,
+  knotStillHolds,
   WaitGraphBuilder,
   type TransactionNode,
-  type WaitCycle,
+  type WaitEdge,
   type WaitGraph,
+  type WaitKnot,
   type WaitNode,
 } from './deadlock-detector.js';
 import { LOCK_WAITS_SQL, readLockWaits, type LockWait } from './lock-waits.js';
@@ -96,12 +100,17 @@ export class DeadlockWatch {
     if (timeoutMs > 0) this.timer = setTimeout(() => this.onTimer(), timeoutMs);
   }
 
-  /** Arm the timer for the oldest request in flight, or stop (and close the check's connections) when there is none. */
+  /**
+   * Arm the timer for the oldest request in flight or checkout waiting, or stop (and close the check's connections)
+   * when there is none.
+   */
   private rearm(): void {
     const timeoutMs = this.config().deadlockTimeoutMs;
     let oldest = Infinity;
-    for (const s of this.sessions)
+    for (const s of this.sessions) {
       if (s.inFlightSinceMs !== 0 && s.inFlightSinceMs < oldest) oldest = s.inFlightSinceMs;
+      if (s.checkoutSinceMs !== 0 && s.checkoutSinceMs < oldest) oldest = s.checkoutSinceMs;
+    }
     if (oldest === Infinity || timeoutMs <= 0 || this.isClosed) {
       this.closeConnections();
       this.cancelled.clear();
@@ -123,13 +132,23 @@ export class DeadlockWatch {
       });
   }
 
-  /** Sessions whose transaction holds servers on 2+ shards and whose request has waited deadlock_timeout, by database. */
+  /**
+   * By database, the sessions that may be in a knot: a transaction holding servers on 2+ shards whose request has
+   * waited deadlock_timeout, or one holding a server whose checkout (on a primary's pool) has waited that long.
+   */
   private candidates(): Map<string, WatchedSession[]> {
     const timeoutMs = this.config().deadlockTimeoutMs;
     const now = performance.now();
     const byDatabase = new Map<string, WatchedSession[]>();
     for (const s of this.sessions) {
-      if (s.inFlightSinceMs === 0 || now - s.inFlightSinceMs < timeoutMs || s.heldShardCount() < 2) continue;
+      const isLockCandidate =
+        s.inFlightSinceMs !== 0 && now - s.inFlightSinceMs >= timeoutMs && s.heldShardCount() >= 2;
+      const isCheckoutCandidate =
+        s.checkoutSinceMs !== 0 &&
+        now - s.checkoutSinceMs >= timeoutMs &&
+        s.heldShardCount() >= 1 &&
+        s.queuedCheckouts().length > 0;
+      if (!isLockCandidate && !isCheckoutCandidate) continue;
       const list = byDatabase.get(s.database);
       if (list === undefined) byDatabase.set(s.database, [s]);
       else list.push(s);
@@ -153,35 +172,36 @@ export class DeadlockWatch {
   }
 
   private async checkDatabase(database: string, candidates: readonly WatchedSession[]): Promise<void> {
-    const first = await this.snapshot(database, candidates);
+    const first = await this.snapshot(database);
     this.log.debug(
-      { database, candidates: candidates.map((c) => c.id), edges: first.edges },
+      { database, candidates: candidates.map((c) => c.id), edges: first.edges, checkouts: first.groups },
       'deadlock check: waits seen',
     );
     for (const [s, seq] of this.cancelled)
       if (s.statementSeq !== seq || !this.sessions.has(s)) this.cancelled.delete(s);
     const cancelledIds = new Set([...this.cancelled.keys()].map((s) => s.id));
-    const cycles = findCycles(first).filter((c) => !cancelledIds.has(c.victim.sessionId));
-    if (cycles.length === 0) return;
+    const knots = findKnots(first).filter((k) => !cancelledIds.has(k.victim.sessionId));
+    if (knots.length === 0) return;
     // The servers were asked at different moments and a pid may have passed to another transaction since: ask again.
-    const second = await this.snapshot(database, candidates);
-    for (const cycle of cycles) {
-      if (cycleStillHolds(cycle, second)) this.breakCycle(cycle);
+    const second = await this.snapshot(database);
+    for (const knot of knots) {
+      if (knotStillHolds(knot, second)) this.breakKnot(knot);
     }
   }
 
   /**
-   * The wait-for graph of `database`'s sessions: every server a candidate holds a connection on is asked for its lock
-   * waits (pg_locks spans the whole server, so one query per server). A session that started another request while
+   * The wait-for graph of `database`'s sessions: every server a session in flight or waiting for a checkout holds a
+   * connection on is asked for its lock waits (pg_locks spans the whole server, so one query per server); then, at
+   * one moment, the checkouts queued in exhausted pools. A session that started another request or checkout while
    * the servers answered is left out (its waits may belong to either).
    */
-  private async snapshot(database: string, candidates: readonly WatchedSession[]): Promise<WaitGraph> {
+  private async snapshot(database: string): Promise<WaitGraph> {
     const before = new Map<WatchedSession, number>();
     const targets = new Map<string, ServerConnection>();
     for (const s of this.sessions) {
-      if (s.database === database) before.set(s, s.statementSeq);
-    }
-    for (const s of candidates) {
+      if (s.database !== database) continue;
+      before.set(s, s.statementSeq);
+      if (s.inFlightSinceMs === 0 && s.checkoutSinceMs === 0) continue; // idle: it waits for nothing
       for (const server of s.servers()) {
         if (server === null) continue;
         const where = `${server.address.host}:${server.address.port}`;
@@ -192,6 +212,7 @@ export class DeadlockWatch {
       [...targets].map(async ([where, server]) => ({ where, waits: await this.askWaits(where, server) })),
     );
     const held = new Map<string, HeldBackend>();
+    const heldBy = new Map<ServerConnection, WatchedSession>();
     const nodes = new Map<WatchedSession, TransactionNode>();
     for (const [s, seq] of before) {
       s.servers().forEach((server, shard) => {
@@ -200,7 +221,17 @@ export class DeadlockWatch {
           session: s,
           shard,
         });
+        heldBy.set(server, s);
       });
+      if (s.checkoutSinceMs !== 0) {
+        for (const server of s.serversInCheckout()) {
+          held.set(backendKey(server.address.host, server.address.port, server.backendPid), {
+            session: s,
+            shard: server.address.shard,
+          });
+          heldBy.set(server, s);
+        }
+      }
       if (!this.sessions.has(s) || s.statementSeq !== seq) continue; // its waits are left out (addWait)
       nodes.set(s, {
         kind: 'transaction',
@@ -215,6 +246,7 @@ export class DeadlockWatch {
       if (waits === null) continue;
       for (const w of waits) addWait(graph, where, w, held, nodes);
     }
+    for (const [s, node] of nodes) addCheckouts(graph, s, node, heldBy, nodes);
     return graph.build();
   }
 
@@ -241,27 +273,23 @@ export class DeadlockWatch {
   }
 
   /**
-   * Cancel the cycle's youngest transaction where it waits, if it is still on the statement the cycle was seen with;
-   * the client gets 40P01 in place of the cancel's 57014.
+   * Cancel the knot's youngest transaction where it waits — its statement on a shard, or its checkout in a pool — if
+   * every transaction of the knot is still waiting on the request it was seen with.
    */
-  private breakCycle(cycle: WaitCycle): void {
-    const victim = cycle.victim;
+  private breakKnot(knot: WaitKnot): void {
+    const victim = knot.victim;
     const byKey = new Map([...this.sessions].map((s) => [`t${s.id}`, s]));
-    // Every proxy transaction of the cycle still on the request it waited in: one that finished means the cycle was
-    // broken some other way (lock_timeout, a client's cancel), and nothing is cancelled.
-    for (const [key, node] of cycle.members) {
+    // A proxy transaction of the knot that finished its request means the knot was broken some other way
+    // (lock_timeout, checkout_timeout, a client's cancel): nothing is cancelled.
+    for (const [key, node] of knot.members) {
       if (node.kind !== 'transaction') continue;
       const s = byKey.get(key);
-      if (s === undefined || s.statementSeq !== node.statementSeq || s.inFlightSinceMs === 0) return;
+      if (s === undefined || s.statementSeq !== node.statementSeq) return;
+      if (s.inFlightSinceMs === 0 && s.checkoutSinceMs === 0) return;
     }
     const session = byKey.get(`t${victim.sessionId}`) as WatchedSession;
-    const server = session.servers()[cycle.victimWait.shard];
-    if (server == null || server.pendingReady <= 0) return;
-    this.cancelled.set(session, victim.statementSeq);
-    this.stats.deadlocks++;
-    const detail = cycle.edges
-      .map((e) => `${describe(e.from)} waits on shard ${e.shard} for ${describe(e.to)}`)
-      .join('; ');
+    const wait = knot.victimWait;
+    const detail = knot.edges.map(describeEdge).join('; ');
     const error = new PgError(
       'ERROR',
       SqlState.DeadlockDetected,
@@ -269,20 +297,32 @@ export class DeadlockWatch {
       `${detail}.`,
       "See the proxy's log for query details.",
     );
-    this.log.warn(
-      {
-        database: session.database,
-        victim: victim.sessionId,
-        shard: cycle.victimWait.shard,
-        cycle: cycle.edges.map((e) => ({
-          waiter: describe(e.from),
-          shard: e.shard,
-          waitsFor: describe(e.to),
-          statement: byKey.get(e.from)?.statementText() ?? null,
-        })),
-      },
-      'distributed deadlock detected: cancelling the youngest transaction',
-    );
+    const logLine = {
+      database: session.database,
+      victim: victim.sessionId,
+      shard: wait.shard,
+      ...(wait.pool !== undefined ? { pool: wait.pool } : {}),
+      cycle: knot.edges.map((e) => ({
+        waiter: describe(e.from),
+        shard: e.shard,
+        ...(e.pool !== undefined ? { checkout: e.pool } : {}),
+        waitsFor: describe(e.to),
+        statement: byKey.get(e.from)?.statementText() ?? null,
+      })),
+    };
+    if (wait.pool !== undefined) {
+      if (session.checkoutSinceMs === 0) return;
+      this.cancelled.set(session, victim.statementSeq);
+      this.stats.deadlocks++;
+      this.log.warn(logLine, "distributed deadlock detected: failing the youngest transaction's checkout");
+      session.failCheckout(error);
+      return;
+    }
+    const server = session.servers()[wait.shard];
+    if (server == null || server.pendingReady <= 0) return;
+    this.cancelled.set(session, victim.statementSeq);
+    this.stats.deadlocks++;
+    this.log.warn(logLine, 'distributed deadlock detected: cancelling the youngest transaction');
     server.scanner.replaceErrorInFlight(CANCELED_MARKER, error.toBuffer());
     void server.cancelHoldingWrites();
   }
@@ -296,6 +336,41 @@ export class DeadlockWatch {
 /** A graph key as the DETAIL and log name it. */
 function describe(key: string): string {
   return key.startsWith('t') ? `session ${key.slice(1)}` : key.slice(1);
+}
+
+/** One wait of a knot as the DETAIL names it. */
+function describeEdge(e: WaitEdge): string {
+  return e.pool === undefined
+    ? `${describe(e.from)} waits on shard ${e.shard} for ${describe(e.to)}`
+    : `${describe(e.from)} waits for a server of shard ${e.shard}, held by ${describe(e.to)}`;
+}
+
+/**
+ * The checkouts `session` has queued, as OR-waits on whoever holds the servers of each pool, when that pool cannot
+ * serve it otherwise (Pool.isExhausted). A holder is a proxy transaction only in transaction mode and when it is in
+ * this snapshot: anyone else holding a server (a session-mode client, which gives servers back only when it leaves; a
+ * server being reset or health-checked; a session left out of the snapshot) is an outsider that waits for nothing
+ * here, so the checkout can go on and is in no knot.
+ */
+function addCheckouts(
+  graph: WaitGraphBuilder,
+  session: WatchedSession,
+  node: TransactionNode,
+  heldBy: ReadonlyMap<ServerConnection, WatchedSession>,
+  nodes: ReadonlyMap<WatchedSession, TransactionNode>,
+): void {
+  if (session.checkoutSinceMs === 0) return;
+  for (const { shard, pool } of session.queuedCheckouts()) {
+    if (!pool.isExhausted) continue;
+    const label = `pool ${pool.id}`;
+    const holders: WaitNode[] = [];
+    for (const server of pool.checkedOut()) {
+      const owner = heldBy.get(server);
+      const ownerNode = owner !== undefined && owner.isTransactionMode ? nodes.get(owner) : undefined;
+      holders.push(ownerNode ?? { kind: 'outsider', label: `${label} server ${server.id}` });
+    }
+    graph.group(node, holders, shard, label);
+  }
 }
 
 /** One wait reported by the server at `where`, as an edge between proxy transactions and outsiders. */

@@ -124,6 +124,11 @@ export class TransactionBlock {
    * fence: frontend/block-cut.ts), or it does not need to be.
    */
   private isCutTaken = false;
+  /**
+   * The proxy rolled the open block back on every shard it reached (a distributed deadlock's victim): the client's
+   * block is failed with no shard in it until its ROLLBACK / COMMIT, which the proxy answers.
+   */
+  private isRolledBack = false;
   /** Set while the phase is 'ending': whether the end commits, and whether it chains the next block. */
   private ending: { isCommit: boolean; isChained: boolean } | null = null;
   private readonly host: BlockHost;
@@ -216,6 +221,28 @@ export class TransactionBlock {
       writers: new Set(shards.filter((s) => this.writers.has(s))),
       preventsPrepare: this.preventsPrepare,
     };
+  }
+
+  /**
+   * The proxy rolled the block back on every shard it reached (their servers may be gone back to their pools): it
+   * stays open and failed, with no shard in it, until the client ends it; nothing of it is committed anywhere.
+   */
+  rolledBackOnShards(): void {
+    if (!this.isOpen) return;
+    this.isRolledBack = true;
+    this.joined.clear();
+    this.replay.dropPending();
+    this.forgetParticipants();
+  }
+
+  /**
+   * Whether a session-level statement may run in a failed block: on shards still in it, each says (PostgreSQL's own
+   * 25P02 or not); in a block the proxy rolled back everywhere only its end may (ROLLBACK, or COMMIT answered
+   * ROLLBACK) — not ROLLBACK TO SAVEPOINT, whose savepoint is gone with the shards' transactions.
+   */
+  canRunWhileFailed(statement: StatementPlan | null): boolean {
+    if (!this.isRolledBack) return true;
+    return statement?.kind === 'commit' || statement?.kind === 'rollback';
   }
 
   /** The statements of a script run as one implicit transaction: a block of the proxy's own, joined lazily too. */
@@ -346,7 +373,8 @@ export class TransactionBlock {
       this.ending = null;
       this.move('open');
     }
-    if (this.isOpen && status === TxStatus.Idle) status = TxStatus.InTransaction;
+    if (this.isOpen && status === TxStatus.Idle)
+      status = this.isRolledBack ? TxStatus.Failed : TxStatus.InTransaction;
     if (status === TxStatus.Idle) this.forgetParticipants();
     return status;
   }
@@ -360,6 +388,7 @@ export class TransactionBlock {
     this.host.blockEnded(isCommitted, this.joined);
     this.ending = null;
     this.isCutTaken = false; // a chained block takes its own snapshot
+    this.isRolledBack = false;
     if (end === 'none') {
       this.move('none');
       this.replay.clear();
@@ -375,6 +404,7 @@ export class TransactionBlock {
   /** BEGIN / START TRANSACTION outside a block (`text` as the client wrote it, options included), or an implicit one. */
   private open(text: string): void {
     this.move('open');
+    this.isRolledBack = false;
     this.replay.start(text);
     this.joined.clear();
     this.isCutTaken = false;

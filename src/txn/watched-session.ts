@@ -1,17 +1,37 @@
 // What the distributed deadlock check knows of one sharded client session: since when its request has been in
-// flight, counters of its transactions and requests (so a wait seen twice is known to be the same wait), when its
-// transaction started (the youngest in a cycle is cancelled), the last request's frames (for the log line) and the
-// servers it holds per shard. The session keeps it current with a few field writes per request; the check reads it.
+// flight or waiting for a pool's server, counters of its transactions and requests (so a wait seen twice is known to
+// be the same wait), when its transaction started (the youngest in a knot is cancelled), the last request's frames
+// (for the log line), the servers it holds per shard and the checkouts it has queued. The session keeps it current
+// with a few field writes per request; the check reads it.
+import type { Pool } from '../backend/pool.js';
 import type { ServerConnection } from '../backend/server-connection.js';
+import type { PgError } from '../errors/pg-error.js';
 import { Frontend, TxStatus } from '../protocol/codes.js';
+
+/** A checkout the session has queued: a server of `shard` from `pool`. */
+export interface QueuedCheckout {
+  readonly shard: number;
+  readonly pool: Pool;
+}
 
 /** How a watched session is told apart and reached (given by the session when it is registered). */
 export interface WatchedSessionSource {
   readonly id: number;
   readonly user: string;
   readonly database: string;
+  /** Transaction mode: its servers go back to their pools when its transaction ends (session mode: when it leaves). */
+  readonly isTransactionMode: boolean;
   /** The server held per shard (null: none). */
   servers(): readonly (ServerConnection | null)[];
+  /** The checkouts its request has queued in primaries' pools. */
+  queuedCheckouts(): readonly QueuedCheckout[];
+  /** Servers its request got already while other checkouts of it are queued (held: given back if the request fails). */
+  serversInCheckout(): readonly ServerConnection[];
+  /**
+   * It is a deadlock's victim while waiting for a checkout: fail the request with `err`, roll its transaction back on
+   * every shard and give its servers back. False when no checkout of it was queued any more.
+   */
+  failCheckout(err: PgError): boolean;
 }
 
 /** Longest statement text kept for the log line. */
@@ -21,10 +41,16 @@ export class WatchedSession {
   readonly id: number;
   readonly user: string;
   readonly database: string;
+  readonly isTransactionMode: boolean;
   readonly servers: () => readonly (ServerConnection | null)[];
+  readonly queuedCheckouts: () => readonly QueuedCheckout[];
+  readonly serversInCheckout: () => readonly ServerConnection[];
+  readonly failCheckout: (err: PgError) => boolean;
   /** performance.now() when the request in flight was sent; 0: none in flight. */
   inFlightSinceMs = 0;
-  /** Requests sent so far (one per request, however many shards it went to). */
+  /** performance.now() when its request started waiting for a pool's server; 0: not waiting. */
+  checkoutSinceMs = 0;
+  /** Requests sent and checkout waits begun so far (one per request, however many shards it went to). */
   statementSeq = 0;
   /** Transactions begun so far, as the client was told (ReadyForQuery leaving idle). */
   transactionSeq = 0;
@@ -39,8 +65,24 @@ export class WatchedSession {
     this.id = source.id;
     this.user = source.user;
     this.database = source.database;
+    this.isTransactionMode = source.isTransactionMode;
     this.servers = () => source.servers();
+    this.queuedCheckouts = () => source.queuedCheckouts();
+    this.serversInCheckout = () => source.serversInCheckout();
+    this.failCheckout = (err) => source.failCheckout(err);
     this.onRequest = onRequest;
+  }
+
+  /** Its request waits for a server in some pool: a new wait (counted), which arms the check's timer too. */
+  checkoutStarted(): void {
+    this.checkoutSinceMs = performance.now();
+    this.statementSeq++;
+    this.onRequest(this);
+  }
+
+  /** The checkout wait is over (served or failed). */
+  checkoutEnded(): void {
+    this.checkoutSinceMs = 0;
   }
 
   /** A request went to servers (called for each part of it sent: only the first counts). */
@@ -72,14 +114,18 @@ export class WatchedSession {
     }
   }
 
-  /** When its transaction started: the client's block, else (a statement in a transaction of the proxy's own) the request. */
+  /**
+   * When its transaction started: the client's block, else (a statement in a transaction of the proxy's own) the
+   * request, or its checkout wait.
+   */
   get startedAtMs(): number {
-    return this.transactionStartMs !== 0 ? this.transactionStartMs : this.inFlightSinceMs;
+    if (this.transactionStartMs !== 0) return this.transactionStartMs;
+    return this.inFlightSinceMs !== 0 ? this.inFlightSinceMs : this.checkoutSinceMs;
   }
 
-  /** Shards it holds a server on. */
+  /** Shards it holds a server on (those its request in checkout got already included). */
   heldShardCount(): number {
-    let n = 0;
+    let n = this.checkoutSinceMs !== 0 ? this.serversInCheckout().length : 0;
     for (const s of this.servers()) if (s !== null) n++;
     return n;
   }

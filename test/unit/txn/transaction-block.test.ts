@@ -280,3 +280,53 @@ describe('block phases', () => {
         expect(canMovePhase(from, to)).toBe(allowed[from].includes(to));
       });
 });
+
+describe('a block the proxy rolled back on every shard (a distributed deadlock victim)', () => {
+  function rolledBack(): { b: TransactionBlock; host: FakeHost } {
+    const { b, host } = block();
+    b.place(plan('begin', 'BEGIN'), I, pick);
+    b.participate([0, 1], { mayWrite: true, preventsPrepare: null }, () => undefined);
+    host.statuses = [T, T, null];
+    expect(b.refresh(false)).toBe(T);
+    // The proxy ran ROLLBACK on shards 0 and 1 and gave their servers back.
+    host.statuses = [null, null, null];
+    b.rolledBackOnShards();
+    return { b, host };
+  }
+
+  it('stays open and failed, with no shard and no writer left', () => {
+    const { b } = rolledBack();
+    expect(b.refresh(true)).toBe(E);
+    expect(b.isOpen).toBe(true);
+    expect(b.participants()).toEqual({ shards: [], writers: new Set(), preventsPrepare: null });
+  });
+
+  it('lets only ROLLBACK and COMMIT run, and answers both ROLLBACK without a shard', () => {
+    const { b } = rolledBack();
+    expect(b.canRunWhileFailed(plan('rollback', 'ROLLBACK'))).toBe(true);
+    expect(b.canRunWhileFailed(plan('commit', 'COMMIT'))).toBe(true);
+    expect(b.canRunWhileFailed(plan('savepoint', 'ROLLBACK TO s', { savepointAction: 'rollback_to' }))).toBe(
+      false,
+    );
+    expect(b.canRunWhileFailed(plan('set', 'SET x = 1'))).toBe(false);
+    expect(b.canRunWhileFailed(plan('begin', 'BEGIN'))).toBe(false);
+    const placed = b.place(plan('commit', 'COMMIT'), E, pick);
+    expect(placed.kind).toBe('answer');
+    if (placed.kind !== 'answer') return;
+    expect(tagOf(placed.reply.tag)).toBe('ROLLBACK');
+    expect(placed.reply.status).toBe(I);
+    expect(b.isOpen).toBe(false);
+  });
+
+  it('is forgotten once the block ends: the next block runs normally', () => {
+    const { b, host } = rolledBack();
+    b.place(plan('rollback', 'ROLLBACK'), E, pick);
+    b.place(plan('begin', 'BEGIN'), I, pick);
+    expect(b.refresh(false)).toBe(T);
+    expect(b.canRunWhileFailed(plan('savepoint', 'ROLLBACK TO s', { savepointAction: 'rollback_to' }))).toBe(
+      true,
+    );
+    host.statuses = [T, null, null];
+    expect(b.refresh(false)).toBe(T);
+  });
+});
