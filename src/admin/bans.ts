@@ -6,43 +6,20 @@ import type { HealthResult } from '../backend/replica-set.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { AdminContext } from './context.js';
-import { poolMembers, type PoolMember } from './pool-members.js';
+import { poolIdentity, poolMembers, POOL_IDENTITY_COLUMNS, type PoolMember } from './pool-members.js';
 import { cols, type ResultSet } from './result-set.js';
 
 /** The reason SHOW BANS shows for a ban made by BAN. */
 export const MANUAL_BAN_REASON = 'banned by the admin console (BAN)';
 
-const BAN_COLUMNS = cols({
-  id: 'int8',
-  database: 'text',
-  user: 'text',
-  addr: 'text',
-  port: 'int8',
-  shard: 'int8',
-  role: 'text',
-  ban_reason: 'text',
-  ban_time_left: 'int8',
-});
+const BAN_COLUMNS = [...POOL_IDENTITY_COLUMNS, ...cols({ ban_reason: 'text', ban_time_left: 'int8' })];
 
 /** SHOW BANS: the banned pools, why, and the milliseconds left (NULL: banned by BAN, until UNBAN). */
 export function showBans(ctx: AdminContext): ResultSet {
   const now = Date.now();
   const rows = poolMembers(ctx)
     .filter(({ set, member }) => set.isBanned(member, now))
-    .map(({ pools, shard, set, member }) => {
-      const { address } = member.pool.opts;
-      return [
-        member.pool.id,
-        pools.database,
-        pools.user.name,
-        address.host,
-        address.port,
-        shard,
-        member.role,
-        member.banReason,
-        set.banTimeLeftMs(member, now),
-      ];
-    });
+    .map((p) => [...poolIdentity(p), p.member.banReason, p.set.banTimeLeftMs(p.member, now)]);
   return { columns: BAN_COLUMNS, rows };
 }
 
@@ -98,18 +75,7 @@ export function unban(
   return n;
 }
 
-const CHECK_COLUMNS = cols({
-  id: 'int8',
-  database: 'text',
-  user: 'text',
-  addr: 'text',
-  port: 'int8',
-  shard: 'int8',
-  role: 'text',
-  healthy: 'bool',
-  error: 'text',
-  banned: 'bool',
-});
+const CHECK_COLUMNS = [...POOL_IDENTITY_COLUMNS, ...cols({ healthy: 'bool', error: 'text', banned: 'bool' })];
 
 /**
  * HEALTHCHECK [pool_id]: check the pools now (`;` on an idle server or a fresh connection, within
@@ -124,20 +90,11 @@ export async function healthcheck(ctx: AdminContext, poolId: number | null): Pro
       return [p, result];
     }),
   );
-  const rows = results.map(([{ pools, shard, set, member }, { failure }]) => {
-    const { address } = member.pool.opts;
-    return [
-      member.pool.id,
-      pools.database,
-      pools.user.name,
-      address.host,
-      address.port,
-      shard,
-      member.role,
-      failure === null,
-      failure,
-      set.isBanned(member),
-    ];
-  });
+  const rows = results.map(([p, { failure }]) => [
+    ...poolIdentity(p),
+    failure === null,
+    failure,
+    p.set.isBanned(p.member),
+  ]);
   return { columns: CHECK_COLUMNS, rows };
 }

@@ -20,6 +20,7 @@ import { showClients } from './show-clients.js';
 import { showConfig } from './show-config.js';
 import { showDatabases } from './show-databases.js';
 import { showPools } from './show-pools.js';
+import { showReplication } from './show-replication.js';
 import { showServers } from './show-servers.js';
 import { showStats } from './show-stats.js';
 import { recoverNow, showTransactions } from './show-transactions.js';
@@ -37,6 +38,7 @@ const SHOW: Partial<Record<AdminCommand, (ctx: AdminContext) => ResultSet | Prom
   'SHOW TRANSACTIONS': showTransactions,
   'SHOW VERSION': showVersion,
   'SHOW BANS': showBans,
+  'SHOW REPLICATION': showReplication,
 };
 
 /** Messages of the extended protocol (and function calls): not part of the console's language. */

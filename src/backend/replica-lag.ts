@@ -30,6 +30,11 @@ export function readLsnRow(row: readonly (string | null)[] | undefined): LsnRead
   return { isInRecovery, lsn: BigInt(text) };
 }
 
+/** An LSN in bytes as PostgreSQL prints a pg_lsn: `X/Y`, upper-case hex halves. */
+export function formatLsn(lsn: bigint): string {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+}
+
 export interface ReplicaLag {
   bytes: number;
   ms: number;

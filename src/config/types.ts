@@ -103,7 +103,7 @@ export interface GeneralConfig {
   querySizeLimitAction: QuerySizeLimitAction;
   /** HTTP port of the OpenMetrics endpoint (/metrics); null = off (default). 0 = any free port. */
   openmetricsPort: number | null;
-  /** PgDog's load-balancer health endpoint: HTTP on this port answers `up` (200) or `down` (502). */
+  /** PgDog's load-balancer health endpoint: HTTP on this port answers `up` (200) or `down` (503). */
   healthcheckPort: number | null;
   /** Prefix of every metric name; default "shardgate_" (PgDog: none). "" = no prefix. */
   openmetricsNamespace: string;

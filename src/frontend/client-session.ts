@@ -838,7 +838,9 @@ export class ClientSession implements ReplySink, Cancellable {
   private readIntentOf(types: readonly number[], frames: readonly Buffer[]): ReadIntent {
     const texts = requestTexts(types, frames, (name) => this.statements?.textOf(name) ?? null);
     const { intent, sessionRole, minLsns } =
-      texts === null ? { intent: 'write' as const, sessionRole: undefined } : classifyTexts(texts, this.role);
+      texts === null
+        ? { intent: 'write' as const, sessionRole: undefined }
+        : classifyTexts(texts, this.role, this.params.isDefaultReadOnly);
     if (sessionRole !== undefined) this.role = sessionRole;
     if (minLsns !== undefined) for (const [shard, lsn] of minLsns) this.writes.require(shard, lsn);
     return intent;

@@ -1,7 +1,9 @@
 // Whether a request may go to a replica (read/write split, docs/operations.md "Replicas"): it does when every
 // statement of it only reads — a SELECT (or SHOW, FETCH, EXPLAIN without ANALYZE of a write) that is not FOR
 // UPDATE/SHARE, writes nothing (no writing CTE, no known writing function such as nextval or pg_advisory_lock) —
-// or when it opens a transaction with BEGIN READ ONLY / START TRANSACTION READ ONLY / SET TRANSACTION READ ONLY.
+// or when it opens a transaction with BEGIN READ ONLY / START TRANSACTION READ ONLY / SET TRANSACTION READ ONLY, or
+// with a plain BEGIN in a session whose transactions are READ ONLY by default (`SET default_transaction_read_only`,
+// `SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY`, the startup parameter; BEGIN READ WRITE overrides it).
 // Functions are judged as PgDog judges them: a call is a read unless shardgate knows the function writes; a user
 // function that writes needs `/* pgdog_role: primary */` (else the replica answers 25006). Manual overrides:
 // `/* pgdog_role: primary|replica */` in the statement, `SET pgdog.role = 'primary'|'replica'` for the session
@@ -82,6 +84,36 @@ export function isReadOnlyStatement(p: StatementPlan): boolean {
   );
 }
 
+/** PostgreSQL's parse_bool for the values a client sets a boolean to (null: not a boolean). */
+function parseBool(value: string): boolean | null {
+  const v = value.replace(/^'|'$/g, '').trim().toLowerCase();
+  if (/^(on|t|tr|tru|true|y|ye|yes|1)$/.test(v)) return true;
+  if (/^(off?|f|fa|fal|fals|false|n|no|0)$/.test(v)) return false;
+  return null;
+}
+
+/**
+ * What statement `p` makes of the session's default access mode (`isDefaultReadOnly`): SET (not LOCAL) of
+ * default_transaction_read_only, SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY / READ WRITE; its RESET, SET …
+ * TO DEFAULT, RESET ALL and DISCARD ALL return it to off (the server's default: a startup value is not known here,
+ * and the servers' ParameterStatus corrects the session's copy once the request ran).
+ */
+export function defaultReadOnlyAfter(p: StatementPlan, isDefaultReadOnly: boolean): boolean {
+  if (p.kind === 'discard' && p.setsManualShard === null) return false;
+  const s = p.setting;
+  if (s === null || s.isLocal) return isDefaultReadOnly;
+  if (s.action === 'reset_all') return false;
+  if (s.action === 'multi' && s.name === 'SESSION CHARACTERISTICS') {
+    if (/\bread\s+only\b/i.test(p.text)) return true;
+    if (/\bread\s+write\b/i.test(p.text)) return false;
+    return isDefaultReadOnly;
+  }
+  if (s.name !== 'default_transaction_read_only') return isDefaultReadOnly;
+  if (s.action === 'reset' || s.action === 'default') return false;
+  if (s.action === 'value' && s.value !== null) return parseBool(s.value) ?? isDefaultReadOnly;
+  return isDefaultReadOnly;
+}
+
 function setsRole(p: StatementPlan): RoleOverride | undefined {
   const s = p.setting;
   if (s === null || s.name !== 'pgdog.role') return undefined;
@@ -94,10 +126,16 @@ function setsRole(p: StatementPlan): RoleOverride | undefined {
 
 /**
  * What the statements `texts` (one simple Query, or the Parse texts of an extended request) need, given the
- * session's override. `texts` empty (Bind of a statement prepared earlier, whose text is unknown): a write.
+ * session's override and default access mode (`isDefaultReadOnly`: a plain BEGIN opens a READ ONLY transaction).
+ * `texts` empty (Bind of a statement prepared earlier, whose text is unknown): a write.
  */
-export function classifyTexts(texts: readonly string[], sessionRole: RoleOverride): RequestIntent {
+export function classifyTexts(
+  texts: readonly string[],
+  sessionRole: RoleOverride,
+  isDefaultReadOnly = false,
+): RequestIntent {
   if (texts.length === 0) return { intent: 'write' };
+  let isDefaultRo = isDefaultReadOnly;
   let isRead = true;
   let isReadOnlyTx = false;
   let hint: RoleOverride = null;
@@ -121,13 +159,20 @@ export function classifyTexts(texts: readonly string[], sessionRole: RoleOverrid
         continue;
       }
       if (p.kind === 'begin') {
-        if (p.transaction?.readOnly === true) isReadOnlyTx = true;
+        if (p.transaction?.readOnly ?? isDefaultRo) isReadOnlyTx = true;
         else isRead = false;
         continue;
       }
       if (p.kind === 'set' && p.setting?.action === 'multi' && p.setting.name === 'TRANSACTION') {
         // SET TRANSACTION's modes are not in its plan; its text holds nothing but them.
         if (/\bread\s+only\b/i.test(p.text)) isReadOnlyTx = true;
+        else if (/\bread\s+write\b/i.test(p.text)) isReadOnlyTx = isRead = false;
+        continue;
+      }
+      const isDefaultRoAfter = defaultReadOnlyAfter(p, isDefaultRo);
+      if (isDefaultRoAfter !== isDefaultRo) {
+        isDefaultRo = isDefaultRoAfter;
+        isRead = false; // the SET runs where writes run; the servers report the new default to the session
         continue;
       }
       if (p.kind === 'commit' || p.kind === 'rollback') continue;
@@ -145,11 +190,12 @@ export function classifyTexts(texts: readonly string[], sessionRole: RoleOverrid
 
 /**
  * Whether a transaction block whose characteristics are `texts` (its BEGIN / START TRANSACTION and SET TRANSACTION
- * statements, in order) is READ ONLY and may run on a hot standby: the last access mode given is READ ONLY, and the
- * isolation level is not SERIALIZABLE (a standby refuses it: "cannot use serializable mode in a hot standby").
+ * statements, in order) is READ ONLY and may run on a hot standby: the last access mode given is READ ONLY (none
+ * given: the session's default, `isDefaultReadOnly`), and the isolation level is not SERIALIZABLE (a standby refuses
+ * it: "cannot use serializable mode in a hot standby").
  */
-export function isReadOnlyBlock(texts: readonly string[]): boolean {
-  let isReadOnly = false;
+export function isReadOnlyBlock(texts: readonly string[], isDefaultReadOnly = false): boolean {
+  let isReadOnly = isDefaultReadOnly;
   let isSerializable = false;
   for (const sql of texts) {
     for (const p of plansOf(sql) ?? []) {

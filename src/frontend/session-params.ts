@@ -4,6 +4,9 @@
 // startup settings (`options`, statement_timeout, search_path, custom `some.var` …) are kept as the statements that
 // apply them, keyed by lower-case name like the session's SETs (session-settings.ts), and replayed on every server the
 // session uses; the ParameterStatus values the client is told at login are the server's own spelling of them.
+// `default_transaction_read_only` is tracked too (PostgreSQL 14+ reports it): SET, SET SESSION CHARACTERISTICS, RESET
+// and a startup `-c default_transaction_read_only=on` all end in its ParameterStatus, so every server a session is
+// given starts its transactions as the client's would, and the read/write split knows the session's default.
 import { setConfigSql, type StartupSetting } from './startup-options.js';
 
 const TRACKED_PARAMS = [
@@ -13,6 +16,7 @@ const TRACKED_PARAMS = [
   'IntervalStyle',
   'application_name',
   'standard_conforming_strings',
+  'default_transaction_read_only',
 ];
 const TRACKED_BY_LOWER = new Map(TRACKED_PARAMS.map((p) => [p.toLowerCase(), p]));
 
@@ -64,6 +68,14 @@ export class SessionParams {
   /** A ParameterStatus the client received (it ran SET): remember it as wanted. */
   noteStatus(name: string, value: string): void {
     if (this.wanted.has(name) || TRACKED_BY_LOWER.has(name.toLowerCase())) this.wanted.set(name, value);
+  }
+
+  /**
+   * The session's transactions are READ ONLY unless they say READ WRITE (`default_transaction_read_only`, as the
+   * servers last reported it to this client).
+   */
+  get isDefaultReadOnly(): boolean {
+    return this.wanted.get('default_transaction_read_only') === 'on';
   }
 
   /** The SET statements that align `serverParams` with what this client wants ('' when nothing differs). */

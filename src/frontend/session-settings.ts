@@ -38,6 +38,7 @@ const NOT_REPLAYED = new Set([
   'intervalstyle',
   'application_name',
   'standard_conforming_strings',
+  'default_transaction_read_only',
   'shardgate.shard',
   'shardgate.sharding_key',
 ]);

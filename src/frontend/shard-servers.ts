@@ -1,8 +1,9 @@
 // The server connections a sharded session holds, at most one per shard: checked out together for a request (the
 // client's input paused meanwhile), brought in line with the session's parameters and SETs, and given back when the
 // transaction ends (transaction mode) or the client leaves. Read/write split: a request that only reads, outside any
-// transaction or inside a READ ONLY block, takes each shard's server from that shard's replica set (`readIntent`);
-// everything else the primaries.
+// transaction or inside a READ ONLY block (its own access mode, or the session's default_transaction_read_only as it
+// was when the block started), takes each shard's server from that shard's replica set (`readIntent`); everything
+// else the primaries.
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
@@ -40,6 +41,8 @@ export class ShardServers {
   private readonly queued: PendingCheckout[] = [];
   /** Servers the request got while other checkouts of it wait (held, attached once all are there). */
   private gotWhileWaiting: readonly (readonly [number, ServerConnection, Pool])[] = [];
+  /** The session's default access mode when the open transaction block started (null: outside a block). */
+  private blockDefault: boolean | null = null;
   private readonly pools: DatabasePools;
   private readonly session: ShardedSession;
   private readonly router: SessionRouter;
@@ -69,6 +72,7 @@ export class ShardServers {
     isInProxyTransaction: boolean,
     blockCharacteristics: () => readonly string[],
   ): ReadIntent {
+    this.noteBlockDefault();
     if (!this.pools.hasReplicas) return 'write';
     const intent = this.session.readIntent(types, frames); // first: it also follows SET pgdog.role
     const session = this.session;
@@ -88,10 +92,26 @@ export class ShardServers {
     const characteristics = blockCharacteristics();
     const isReadOnly = isReadOnlyBlock(
       statement?.kind === 'set' ? [...characteristics, statement.text] : characteristics,
+      this.isBlockDefaultReadOnly(),
     );
     if (!isReadOnly) return 'write';
     // A SET / SAVEPOINT inside a READ ONLY block runs wherever the block's reads run.
     return intent === 'write' && statement !== null ? 'read' : intent;
+  }
+
+  /**
+   * Whether the open block's transactions are READ ONLY unless it says otherwise: the session's
+   * default_transaction_read_only as it was at the block's first routed request (a SET of it inside the block holds
+   * for later transactions only, as in PostgreSQL).
+   */
+  isBlockDefaultReadOnly(): boolean {
+    this.noteBlockDefault();
+    return this.blockDefault ?? this.session.params.isDefaultReadOnly;
+  }
+
+  private noteBlockDefault(): void {
+    if (this.session.txStatus() === TxStatus.Idle) this.blockDefault = null;
+    else this.blockDefault ??= this.session.params.isDefaultReadOnly;
   }
 
   /** The server held on `shard` (the caller knows there is one). */

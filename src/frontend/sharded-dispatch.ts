@@ -893,7 +893,9 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
       if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
     const participants = this.block.participants();
     // A READ ONLY block wrote nothing (PostgreSQL refuses), and its shards may be replicas, which cannot PREPARE.
-    const isReadOnly = participants.writers.size >= 2 && isReadOnlyBlock(this.block.characteristics());
+    const isReadOnly =
+      participants.writers.size >= 2 &&
+      isReadOnlyBlock(this.block.characteristics(), this.servers.isBlockDefaultReadOnly());
     this.runCommit(
       participants,
       participants.writers.size >= 2 && !isReadOnly,

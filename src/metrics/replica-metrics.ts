@@ -1,6 +1,8 @@
-// The replica metric families (issue 17): bans in force and made, health checks run and failed, and requests and
-// transactions by the role of the server that answered. Read at scrape time from the shard stats and replica sets.
+// The replica metric families (issue 17): bans in force and made, health checks run and failed, requests and
+// transactions by the role of the server that answered, and each replica's replay lag (bytes, seconds) as the
+// replay-LSN monitor last measured it. Read at scrape time from the shard stats and replica sets.
 import type { DatabasePools } from '../backend/pool-manager.js';
+import type { Member } from '../backend/replica-set.js';
 import type { ShardStats } from '../stats/shard-stats.js';
 import type { StatsRegistry } from '../stats/stats-registry.js';
 
@@ -53,6 +55,20 @@ export function addReplicaMetrics(
     ['database', 'shard'],
     perShard((s) => s.health.checkFailures),
   );
+  const lag = (read: (m: Member) => number) => (): [Labels, number][] =>
+    replicaLags(source.pools()).map(([labels, m]) => [labels, read(m)]);
+  gauge(
+    'replica_lag_bytes',
+    'How many bytes of WAL a replica had yet to replay behind its primary at the last replay-LSN check.',
+    ['database', 'shard', 'host', 'port'],
+    lag((m) => m.lag.bytes),
+  );
+  gauge(
+    'replica_lag_seconds',
+    'How long a replica had trailed its primary at the last replay-LSN check (since the primary passed its replay position).',
+    ['database', 'shard', 'host', 'port'],
+    lag((m) => m.lag.ms / 1000),
+  );
   const byRole = (pick: 'queries' | 'transactions') => (): [Labels, number][] =>
     stats
       .shards()
@@ -74,4 +90,25 @@ export function addReplicaMetrics(
     ['database', 'shard', 'role'],
     byRole('transactions'),
   );
+}
+
+/**
+ * Each replica server that the replay-LSN monitor has read, once (every user of a database has a pool, and a monitor,
+ * per replica: the freshest reading wins), with its labels. A replica without a reading has no sample.
+ */
+function replicaLags(all: readonly DatabasePools[]): [Labels, Member][] {
+  const out = new Map<string, [Labels, Member]>();
+  for (const pools of all) {
+    pools.sets.forEach((set, shard) => {
+      for (const m of set.replicas) {
+        if (m.lsn === null) continue;
+        const { host, port } = m.pool.opts.address;
+        const key = `${pools.database}\u0000${shard}\u0000${host}\u0000${port}`;
+        const known = out.get(key);
+        if (known === undefined || known[1].lsnCheckedAtMs < m.lsnCheckedAtMs)
+          out.set(key, [{ database: pools.database, shard, host, port }, m]);
+      }
+    });
+  }
+  return [...out.values()];
 }

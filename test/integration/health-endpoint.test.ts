@@ -1,5 +1,5 @@
 // PgDog's load-balancer health endpoint (`healthcheck_port`, issue 17): HTTP `up` (200) while some server pool can
-// serve, `down` (502) once every pool is unusable (its server stopped: connections gone, the last connect failed),
+// serve, `down` (503; PgDog: 502) once every pool is unusable (its server stopped: connections gone, the last connect failed),
 // `up` again when the server is back. A proxy with no pools yet is up.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,7 +51,7 @@ describe('health endpoint (healthcheck_port)', () => {
     if (stopOne === undefined || startOne === undefined) throw new Error('this cluster cannot stop a server');
     await stopOne(0);
     expect(await query()).not.toBe('ok'); // the pool's connections are gone and its connect fails
-    expect(await health()).toEqual({ status: 502, body: 'down' });
+    expect(await health()).toEqual({ status: 503, body: 'down' });
     await startOne(0);
     expect(await query()).toBe('ok');
     expect(await health()).toEqual({ status: 200, body: 'up' });

@@ -2,63 +2,36 @@
 // the replica (pg_promote(), the proxy never does) and stops the old primary. A replica promoted while the old primary still runs does not take the writes (two servers claim to be primary: the
 // current one stays); once the old primary is stopped, the replay-LSN monitor finds the new one and writes, reads and
 // SHOW POOLS follow it.
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
-import { startPgCluster } from '../../src/testing/pg-cluster.js';
+import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import {
-  APP_DB,
-  APP_PASSWORD,
-  APP_SERVER_OPTIONS,
-  APP_USER,
-  startTestProxy,
-  type TestProxy,
-} from '../helpers/proxy.js';
+  connect,
+  databaseEntry,
+  direct,
+  directSuperuser,
+  hasNoLocalServers,
+  startClusterWithReplicas,
+  waitFor,
+} from '../helpers/replicas.js';
 
-const isExternal = (process.env.SHARDGATE_TEST_PG ?? '').trim() !== '';
-
-function autoEntry(cluster: PgCluster, index: number): string {
-  const s = cluster.servers[index];
-  return `[[databases]]\nname = "${APP_DB}"\nhost = "${s.host}"\nport = ${s.port}\ndatabase_name = "${APP_DB}"\nrole = "auto"\n`;
-}
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-describe.skipIf(isExternal)('role = "auto": following a failover', () => {
+describe.skipIf(hasNoLocalServers)('role = "auto": following a failover', () => {
   let cluster: PgCluster;
   let replicaIndex: number;
   let proxy: TestProxy;
 
   beforeAll(async () => {
-    cluster = await startPgCluster({ count: 1, ...APP_SERVER_OPTIONS });
-    if (cluster.addReplica === undefined) throw new Error('local clusters have addReplica');
-    replicaIndex = await cluster.addReplica(0);
-    const p = cluster.servers[0];
-    const setup = await connect(`postgres://${APP_USER}:${APP_PASSWORD}@${p.host}:${p.port}/${APP_DB}`);
+    const started = await startClusterWithReplicas(1);
+    cluster = started.cluster;
+    replicaIndex = started.replicaOf[0];
+    const setup = await direct(cluster, 0);
     await setup.query('CREATE TABLE items (id serial PRIMARY KEY, v text)');
     await setup.end();
     proxy = await startTestProxy(cluster, {
       shards: 0, // both entries below, "auto"
       general: 'lsn_check_delay = 0\nlsn_check_interval = 200\nlsn_check_timeout = 1000\nban_timeout = 60000',
-      extraPgdog: autoEntry(cluster, 0) + autoEntry(cluster, replicaIndex),
+      extraPgdog: databaseEntry(cluster, 0, 'auto') + databaseEntry(cluster, replicaIndex, 'auto'),
     });
   }, 60_000);
   afterAll(async () => {
@@ -79,9 +52,7 @@ describe.skipIf(isExternal)('role = "auto": following a failover', () => {
     const [oldPrimary, replica] = [cluster.servers[0], cluster.servers[replicaIndex]];
     const client = await connect(proxy.url);
     const admin = await connect(`postgres://admin:admin@127.0.0.1:${proxy.port}/admin`);
-    const su = await connect(
-      `postgres://${encodeURIComponent(replica.superuser)}:${encodeURIComponent(replica.superuserPassword)}@${replica.host}:${replica.port}/postgres`,
-    );
+    const su = await directSuperuser(cluster, replicaIndex);
     try {
       expect(await writePort(client, 'before')).toBe(oldPrimary.port);
       // Promoted while the old primary still runs: two claim to be primary, the current one keeps the writes.
@@ -95,6 +66,7 @@ describe.skipIf(isExternal)('role = "auto": following a failover', () => {
       await waitFor(
         async () => (await writePort(writer, 'after')) === replica.port,
         'a write on the new primary',
+        20_000,
       );
       for (let i = 0; i < 5; i++) expect(await writePort(writer, 'after')).toBe(replica.port);
       const reads = await writer.query<{ port: number; r: boolean }>(

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { startPgCluster } from '../../src/testing/pg-cluster.js';
+import { metric } from '../helpers/replicas.js';
 import { APP_DB, APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
 
 const isExternal = (process.env.SHARDGATE_TEST_PG ?? '').trim() !== '';
@@ -30,24 +31,6 @@ async function eventually<T>(read: () => Promise<T>, isDone: (v: T) => boolean):
     if (isDone(v) || Date.now() > deadline) return v;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-/** Sum of the OpenMetrics samples `name` whose labels include `labels`. */
-async function metric(port: number, name: string, labels: Record<string, string>): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let sum = 0;
-  let seen = false;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null || m[1] !== name) continue;
-    const have = new Map([...(m[2] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) {
-      sum += Number(m[3]);
-      seen = true;
-    }
-  }
-  if (!seen) throw new Error(`no metric ${name} ${JSON.stringify(labels)}`);
-  return sum;
 }
 
 describe.skipIf(isExternal)('replica health checks and bans', () => {

@@ -3,87 +3,37 @@
 // joins), a write in them fails as PostgreSQL fails it (25006), SERIALIZABLE and READ WRITE blocks stay on the
 // primaries, a multi-shard READ ONLY commit is one-phase, and a READ ONLY block left idle past the replica's
 // idle_in_transaction_session_timeout does not get the replica banned.
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
-import { startPgCluster } from '../../src/testing/pg-cluster.js';
-import { APP_DB, APP_PASSWORD, APP_SERVER_OPTIONS, APP_USER, startTestProxy } from '../helpers/proxy.js';
+import { startTestProxy } from '../helpers/proxy.js';
 import type { TestProxy } from '../helpers/proxy.js';
-import { idOn, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
+import {
+  connect,
+  fanOut,
+  hasNoLocalServers,
+  SEED_IDS,
+  shardReplicaEntries,
+  startShardedReplicas,
+  waitFor,
+} from '../helpers/replicas.js';
+import { USERS_SHARDING_TOML } from '../helpers/sharding.js';
 
-const isExternal = (process.env.SHARDGATE_TEST_PG ?? '').trim() !== '';
-
-function replicaEntry(cluster: PgCluster, index: number, shard: number): string {
-  const s = cluster.servers[index];
-  return `[[databases]]\nname = "${APP_DB}"\nhost = "${s.host}"\nport = ${s.port}\ndatabase_name = "${APP_DB}"\nshard = ${shard}\nrole = "replica"\n`;
-}
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
-
-function direct(cluster: PgCluster, index: number): Promise<pg.Client> {
-  const s = cluster.servers[index];
-  return connect(`postgres://${APP_USER}:${APP_PASSWORD}@${s.host}:${s.port}/${APP_DB}`);
-}
-
-/** Per shard, whether the fan-out read's row from that shard came from a replica (pg_is_in_recovery()). */
-async function fanOut(client: pg.Client): Promise<boolean[]> {
-  const { rows } = await client.query<{ id: string; r: boolean }>(
-    'SELECT id, pg_is_in_recovery() AS r FROM users WHERE id < 100 ORDER BY id',
-  );
-  expect(rows).toHaveLength(2);
-  const out: boolean[] = [];
-  for (const row of rows) out[userShard(Number(row.id))] = row.r;
-  return out;
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not there yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-describe.skipIf(isExternal)('READ ONLY blocks on a sharded database with replicas', () => {
+describe.skipIf(hasNoLocalServers)('READ ONLY blocks on a sharded database with replicas', () => {
   let cluster: PgCluster;
-  const replicaOf: number[] = [];
-  const ids = [idOn(0, 1), idOn(1, 1)];
+  const ids = SEED_IDS;
   let proxy: TestProxy;
   let client: pg.Client;
   let admin: pg.Client;
 
   beforeAll(async () => {
-    cluster = await startPgCluster({ count: 2, ...APP_SERVER_OPTIONS });
-    if (cluster.addReplica === undefined) throw new Error('local clusters have addReplica');
-    replicaOf.push(await cluster.addReplica(0), await cluster.addReplica(1));
-    for (const shard of [0, 1]) {
-      const setup = await direct(cluster, shard);
-      await setup.query('CREATE TABLE users (id bigint PRIMARY KEY, v text)');
-      await setup.query('INSERT INTO users VALUES ($1, $2)', [ids[shard], 'seed']);
-      await setup.end();
-      const replica = await direct(cluster, replicaOf[shard]);
-      await waitFor(
-        async () => (await replica.query('SELECT 1 FROM users WHERE id = $1', [ids[shard]])).rowCount === 1,
-        `the seed row on shard ${shard}'s replica`,
-      );
-      await replica.end();
-    }
+    const started = await startShardedReplicas();
+    cluster = started.cluster;
     proxy = await startTestProxy(cluster, {
       shards: 2,
       // The primaries stay readable (include_primary_if_replica_banned): a banned replica shows as a primary's row.
       general: 'read_write_split = "include_primary_if_replica_banned"\nban_timeout = 60000',
-      extraPgdog:
-        USERS_SHARDING_TOML + replicaEntry(cluster, replicaOf[0], 0) + replicaEntry(cluster, replicaOf[1], 1),
+      extraPgdog: USERS_SHARDING_TOML + shardReplicaEntries(cluster, started.replicaOf),
     });
     client = await connect(proxy.url);
     admin = await connect(`postgres://admin:admin@127.0.0.1:${proxy.port}/admin`);

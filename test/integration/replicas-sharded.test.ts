@@ -5,43 +5,22 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
-import { startPgCluster } from '../../src/testing/pg-cluster.js';
-import { APP_DB, APP_PASSWORD, APP_SERVER_OPTIONS, APP_USER, startTestProxy } from '../helpers/proxy.js';
+import { startTestProxy } from '../helpers/proxy.js';
 import type { TestProxy } from '../helpers/proxy.js';
-import { idOn, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
-
-const isExternal = (process.env.SHARDGATE_TEST_PG ?? '').trim() !== '';
-
-function replicaEntry(cluster: PgCluster, index: number, shard: number): string {
-  const s = cluster.servers[index];
-  return `[[databases]]\nname = "${APP_DB}"\nhost = "${s.host}"\nport = ${s.port}\ndatabase_name = "${APP_DB}"\nshard = ${shard}\nrole = "replica"\n`;
-}
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
-
-function direct(cluster: PgCluster, index: number): Promise<pg.Client> {
-  const s = cluster.servers[index];
-  return connect(`postgres://${APP_USER}:${APP_PASSWORD}@${s.host}:${s.port}/${APP_DB}`);
-}
-
-/** Per shard, whether the fan-out read's row from that shard came from a replica (pg_is_in_recovery()). */
-async function fanOut(client: pg.Client): Promise<boolean[]> {
-  const { rows } = await client.query<{ id: string; r: boolean }>(
-    'SELECT id, pg_is_in_recovery() AS r FROM users WHERE id < 100 ORDER BY id',
-  );
-  expect(rows).toHaveLength(2);
-  const out: boolean[] = [];
-  for (const row of rows) out[userShard(Number(row.id))] = row.r;
-  return out;
-}
+import {
+  connect,
+  direct,
+  fanOut,
+  hasNoLocalServers,
+  SEED_IDS,
+  shardReplicaEntries,
+  startShardedReplicas,
+  waitFor,
+} from '../helpers/replicas.js';
+import { idOn, USERS_SHARDING_TOML } from '../helpers/sharding.js';
 
 /** Whether a single-shard read of users.id = `id` ran on a replica. */
 async function readOne(client: pg.Client, id: number, extended = false): Promise<boolean> {
@@ -53,43 +32,16 @@ async function readOne(client: pg.Client, id: number, extended = false): Promise
   return result.rows[0].r;
 }
 
-async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not there yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-describe.skipIf(isExternal)('replicas on a sharded database (2 shards, a replica each)', () => {
+describe.skipIf(hasNoLocalServers)('replicas on a sharded database (2 shards, a replica each)', () => {
   let cluster: PgCluster;
   /** cluster.servers index of each shard's replica. */
-  const replicaOf: number[] = [];
+  let replicaOf: number[] = [];
   let walDir: string;
-  const ids = [idOn(0, 1), idOn(1, 1)];
+  const ids = SEED_IDS;
 
   beforeAll(async () => {
-    cluster = await startPgCluster({ count: 2, ...APP_SERVER_OPTIONS });
-    if (cluster.addReplica === undefined) throw new Error('local clusters have addReplica');
-    replicaOf.push(await cluster.addReplica(0), await cluster.addReplica(1));
+    ({ cluster, replicaOf } = await startShardedReplicas());
     walDir = mkdtempSync(join(tmpdir(), 'shardgate-replicas-2pc-'));
-    for (const shard of [0, 1]) {
-      const setup = await direct(cluster, shard);
-      await setup.query('CREATE TABLE users (id bigint PRIMARY KEY, v text)');
-      await setup.query('INSERT INTO users VALUES ($1, $2)', [ids[shard], 'seed']);
-      await setup.end();
-      const replica = await direct(cluster, replicaOf[shard]);
-      await waitFor(
-        async () => (await replica.query('SELECT 1 FROM users WHERE id = $1', [ids[shard]])).rowCount === 1,
-        `the seed row on shard ${shard}'s replica`,
-      );
-      await replica.end();
-    }
   }, 60_000);
   afterAll(async () => {
     await cluster?.stop();
@@ -100,8 +52,7 @@ describe.skipIf(isExternal)('replicas on a sharded database (2 shards, a replica
     return startTestProxy(cluster, {
       shards: 2,
       general: `${general}\ntwo_phase_commit = true\ntwo_phase_commit_wal_dir = "${walDir}"\ninstance_id = "trepl"`,
-      extraPgdog:
-        USERS_SHARDING_TOML + replicaEntry(cluster, replicaOf[0], 0) + replicaEntry(cluster, replicaOf[1], 1),
+      extraPgdog: USERS_SHARDING_TOML + shardReplicaEntries(cluster, replicaOf),
     });
   }
 

@@ -1,7 +1,13 @@
 // read-intent.ts: which requests may go to a replica, and which transaction blocks are READ ONLY (isReadOnlyBlock:
 // the last access mode wins, SERIALIZABLE never runs on a hot standby).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { classifyTexts, isReadOnlyBlock, parseMinLsns } from '../../../src/frontend/read-intent.js';
+import {
+  classifyTexts,
+  defaultReadOnlyAfter,
+  isReadOnlyBlock,
+  parseMinLsns,
+} from '../../../src/frontend/read-intent.js';
+import { analyzeQuery } from '../../../src/router/analyze.js';
 import { initParser } from '../../../src/router/parser.js';
 
 beforeAll(async () => {
@@ -39,6 +45,60 @@ describe('classifyTexts', () => {
     expect(classifyTexts(['SELECT 1 FOR UPDATE'], null).intent).toBe('write');
     expect(classifyTexts(['SELECT 1'], 'primary').intent).toBe('write');
     expect(classifyTexts(['/* pgdog_role: replica */ SELECT 1'], null).intent).toBe('replica');
+  });
+});
+
+describe('a session whose transactions are READ ONLY by default (default_transaction_read_only)', () => {
+  /** The default after `sql`, starting from `isDefaultReadOnly`. */
+  const after = (sql: string, isDefaultReadOnly: boolean): boolean => {
+    const plans = analyzeQuery(sql, null);
+    return plans.reduce((ro, p) => defaultReadOnlyAfter(p, ro), isDefaultReadOnly);
+  };
+
+  it('is set by SET and SET SESSION CHARACTERISTICS, undone by RESET, = off, DEFAULT, RESET ALL, DISCARD ALL', () => {
+    for (const sql of [
+      'SET default_transaction_read_only = on',
+      "SET SESSION default_transaction_read_only TO 'true'",
+      'SET default_transaction_read_only = 1',
+      'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY',
+      'SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY',
+    ])
+      expect([sql, after(sql, false)]).toEqual([sql, true]);
+    for (const sql of [
+      'RESET default_transaction_read_only',
+      'SET default_transaction_read_only = off',
+      'SET default_transaction_read_only TO DEFAULT',
+      'SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE',
+      'RESET ALL',
+      'DISCARD ALL',
+    ])
+      expect([sql, after(sql, true)]).toEqual([sql, false]);
+    // SET LOCAL is the current transaction's only; other settings change nothing.
+    expect(after('SET LOCAL default_transaction_read_only = on', false)).toBe(false);
+    expect(after('SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE', true)).toBe(true);
+    expect(after("SET search_path = 'x'", true)).toBe(true);
+  });
+
+  it('makes a plain BEGIN a READ ONLY opening; BEGIN READ WRITE and SET TRANSACTION READ WRITE override it', () => {
+    expect(classifyTexts(['BEGIN'], null, true).intent).toBe('read');
+    expect(classifyTexts(['START TRANSACTION ISOLATION LEVEL REPEATABLE READ'], null, true).intent).toBe(
+      'read',
+    );
+    expect(classifyTexts(['BEGIN READ WRITE'], null, true).intent).toBe('write');
+    expect(classifyTexts(['BEGIN; SET TRANSACTION READ WRITE'], null, true).intent).toBe('write');
+    expect(classifyTexts(['BEGIN'], null, false).intent).toBe('write');
+    // Changed in the same request: the BEGIN after it follows the new default.
+    expect(classifyTexts(['RESET default_transaction_read_only; BEGIN'], null, true).intent).toBe('write');
+    expect(classifyTexts(['SET default_transaction_read_only = on; BEGIN'], null, false).intent).toBe('read');
+    // A write outside a block stays with the primary (which refuses it, 25006, with the session's default).
+    expect(classifyTexts(['INSERT INTO t VALUES (1)'], null, true).intent).toBe('write');
+  });
+
+  it('makes a block with no access mode of its own READ ONLY', () => {
+    expect(isReadOnlyBlock(['BEGIN'], true)).toBe(true);
+    expect(isReadOnlyBlock(['BEGIN READ WRITE'], true)).toBe(false);
+    expect(isReadOnlyBlock(['BEGIN', 'SET TRANSACTION READ WRITE'], true)).toBe(false);
+    expect(isReadOnlyBlock(['BEGIN ISOLATION LEVEL SERIALIZABLE'], true)).toBe(false);
   });
 });
 

@@ -46,10 +46,13 @@ describe('SessionParams', () => {
     ]);
     const inStep = new Map([
       ['DateStyle', 'ISO, DMY'],
+      ['default_transaction_read_only', 'on'],
       ['TimeZone', 'UTC'],
     ]);
     expect(p.syncSql(inStep)).toBe('');
-    expect(p.syncSql(server)).toBe("SET DateStyle TO 'ISO, DMY';");
+    // default_transaction_read_only is tracked (reported since PostgreSQL 14): a server with another value gets a SET.
+    expect(p.syncSql(server)).toBe("SET DateStyle TO 'ISO, DMY';SET default_transaction_read_only TO 'on';");
+    expect(p.isDefaultReadOnly).toBe(true);
   });
 
   it('reports server values at login with the client choices on top, then needs no SET for an equal server', () => {
