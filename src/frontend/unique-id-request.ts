@@ -24,6 +24,7 @@ import {
   type UniqueIdSite,
 } from '../router/unique-id-calls.js';
 import type { UniqueIdGenerator } from '../sharding/unique-id.js';
+import type { RequestBatch } from './request-batch.js';
 
 /** What a database's sessions share: the proxy's one generator, and the calls found per text. */
 export interface UniqueIdSupport {
@@ -270,4 +271,30 @@ export class UniqueIdRequests {
 function cstring(frame: Buffer, from: number): string {
   const end = frame.indexOf(0, from);
   return frame.toString('utf8', from, end < 0 ? frame.length : end);
+}
+
+/**
+ * The requests queued in `batch` with ids in place of the calls, rewritten in the batch (a session with one shard and
+ * replicas, which sends its batch as it comes). A request refused (0A000) is answered by `fail` and dropped; false when
+ * nothing is left to send now.
+ */
+export function withUniqueIds(
+  ids: UniqueIdRequests,
+  batch: RequestBatch,
+  fail: (err: PgError, count: number) => void,
+): boolean {
+  for (;;) {
+    const { types, frames } = batch.peek(batch.length);
+    try {
+      const rewritten = ids.rewrite(types, frames);
+      if (rewritten !== null) {
+        batch.takeFirst(batch.length);
+        batch.unshift(rewritten.types, rewritten.frames);
+      }
+      return true;
+    } catch (err) {
+      fail(err instanceof PgError ? err : PgError.internal(String(err)), batch.firstRequestLength());
+      if (batch.isEmpty || !batch.isFlushPoint) return false;
+    }
+  }
 }
