@@ -264,7 +264,6 @@ export class ShardedDispatch
       return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
     this.learnedFor = null;
-    if (this.insertSource !== null && this.streamInsertSource(this.insertSource, target)) return;
     if (target.kind === 'one' && this.openSegmentShard !== null && !namesStatement(types)) {
       // Execute / Describe / Close of the open portal, Flush, Sync: to the shard holding the segment (not any shard).
       target = { ...target, shard: this.openSegmentShard };
@@ -278,6 +277,7 @@ export class ShardedDispatch
         ),
       );
     }
+    if (this.insertSource !== null && this.streamInsertSource(this.insertSource, target)) return;
     if (target.sessionStatement !== null) {
       const placed = this.placeSessionStatement(target, target.sessionStatement, types, frames);
       if (placed === null) return; // answered by the proxy
@@ -1109,6 +1109,9 @@ export class ShardedDispatch
     const batchRows = this.session.general().insertSelectBatchRows;
     const client = { types: held.clientTypes, frames: held.clientFrames };
     this.insertStream = new InsertStreamRun(this, client, held.statement, held.parts, batchRows);
+    // The client's statement exists from here on, whatever its execution does (as after PostgreSQL's Parse).
+    const { parseIndex } = held.statement;
+    if (parseIndex >= 0) this.session.statements?.remember(held.clientFrames[parseIndex]);
     if (this.script === null && this.session.txStatus() === TxStatus.Idle) {
       this.openScript(1, true, true, held.statement.isQuery);
       this.refreshStatus(); // in the block now: servers are kept between the steps
@@ -1152,7 +1155,6 @@ export class ShardedDispatch
   /** A batch of the streamed INSERT … SELECT: its INSERT is routed as the next request (split by shard). */
   routeInsertStreamBatch(request: RewrittenRequest): void {
     if (this.session.state() === 'closed') return;
-    if (request.clientParse !== null) this.session.statements?.remember(request.clientParse);
     this.batch.unshift(request.types, request.frames);
     this.dispatch();
   }
