@@ -21,6 +21,7 @@ import { PlanCache, type PlanCacheStats } from './router/plan-cache.js';
 import type { StatementPlan } from './router/plan.js';
 import { shardingSchemaFor } from './sharding/schema-from-config.js';
 import type { DatabaseRouting } from './frontend/session-router.js';
+import type { UniqueIdSupport } from './frontend/unique-id-request.js';
 import { loadFailpointsFromEnv } from './txn/failpoints.js';
 import type { TransactionManager } from './txn/manager.js';
 import { startTransactionManager, type StartedTxn } from './txn/start.js';
@@ -109,7 +110,21 @@ export async function startProxy(
   const clients = new Set<ClientSession>();
   const refusing = new Set<net.Socket>();
   let tlsContext = loadTlsContext(config);
-  const routing = await buildRouting(config);
+  // One pgdog.unique_id() generator for the whole proxy: its node id and sequence keep ids unique across databases.
+  const generator = new UniqueIdGenerator({
+    fn: config.general.uniqueIdFunction,
+    nodeId: config.general.nodeId,
+    minId: config.general.uniqueIdMin,
+  });
+  const routing = await buildRouting(config, generator);
+  // Databases with one shard and replicas replace pgdog.unique_id() calls too (PgDog's parser is on there).
+  const oneShardIds: UniqueIdSupport = {
+    generator,
+    calls: new PlanCache<UniqueIdCalls | null>(
+      config.general.queryCacheLimit,
+      config.general.queryCacheSizeBytes,
+    ),
+  };
   if (routing.size > 0) {
     const { uniqueIdFunction, nodeId, nodeIdSource, uniqueIdMin } = config.general;
     logger.info(
@@ -187,6 +202,7 @@ export async function startProxy(
         }
       },
       routingFor: (database) => routing.get(database) ?? null,
+      oneShardUniqueIds: oneShardIds,
       txn: () => txn?.manager ?? null,
       fences,
       deadlocks,
@@ -385,17 +401,14 @@ export async function startProxy(
  * Routing state for every database with 2+ shards; loads the SQL parser only when one exists, or when a database has
  * replicas (the read/write split classifies requests: frontend/read-intent.ts).
  */
-async function buildRouting(config: Config): Promise<Map<string, DatabaseRouting>> {
+async function buildRouting(
+  config: Config,
+  generator: UniqueIdGenerator,
+): Promise<Map<string, DatabaseRouting>> {
   const counts = new Map<string, number>();
   for (const d of config.databases) counts.set(d.name, Math.max(counts.get(d.name) ?? 0, d.shard + 1));
   const routing = new Map<string, DatabaseRouting>();
   const general = config.general;
-  // One generator for the whole proxy: its node id and sequence keep ids unique across all its databases.
-  const generator = new UniqueIdGenerator({
-    fn: general.uniqueIdFunction,
-    nodeId: general.nodeId,
-    minId: general.uniqueIdMin,
-  });
   for (const [name, shardCount] of counts) {
     if (shardCount < 2) continue;
     let next = 0;

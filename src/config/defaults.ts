@@ -40,6 +40,7 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   atomicVisibility: false, // at load: two_phase_commit's value unless set
   atomicVisibilityTimeoutMs: 5_000,
   maxMessageSizeBytes: 64 * MIB,
+  insertSelectBatchRows: 1000,
   preparedStatementsLimit: null, // PgDog: i64::MAX
   preparedStatementsCacheSizeBytes: 64 * MIB,
   queryCacheLimit: 1000, // PgDog's (pgdog-config general.rs)
@@ -277,6 +278,7 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'atomic_visibility',
   'atomic_visibility_timeout',
   'max_message_size',
+  'insert_select_batch_rows',
   'prepared_statements_limit',
   'prepared_statements_cache_size',
   'query_cache_limit',

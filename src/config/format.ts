@@ -105,6 +105,7 @@ function generalSettings(general: GeneralConfig): ConfigSetting[] {
     setting('two_phase_commit_orphan_timeout', general.twoPhaseCommitOrphanTimeoutMs),
     setting('two_phase_commit_prepare_timeout', general.twoPhaseCommitPrepareTimeoutMs),
     setting('max_message_size', general.maxMessageSizeBytes),
+    setting('insert_select_batch_rows', general.insertSelectBatchRows),
     setting('prepared_statements_limit', general.preparedStatementsLimit, 'no limit'),
     setting('prepared_statements_cache_size', general.preparedStatementsCacheSizeBytes),
     setting('query_cache_limit', general.queryCacheLimit),

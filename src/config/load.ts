@@ -93,6 +93,12 @@ const QUERY_SIZE_LIMIT_RULE = {
   max: MAX_MESSAGE_SIZE_BYTES,
   expected: `integer bytes between 6 and ${MAX_MESSAGE_SIZE_BYTES}`,
 };
+/** insert_select_batch_rows: rows of an INSERT … SELECT the proxy moves at a time. */
+const BATCH_ROWS_RULE = {
+  min: 1,
+  max: 1_000_000,
+  expected: 'an integer number of rows between 1 and 1000000',
+};
 const MESSAGE_SIZE_RULE = {
   min: MIN_MESSAGE_SIZE_BYTES,
   max: MAX_MESSAGE_SIZE_BYTES,
@@ -293,6 +299,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[], env: NodeJS
     atomicVisibilityTimeoutMs:
       r.integer('atomic_visibility_timeout', POSITIVE_TIMEOUT_MS_RULE) ?? d.atomicVisibilityTimeoutMs,
     maxMessageSizeBytes: r.integer('max_message_size', MESSAGE_SIZE_RULE) ?? d.maxMessageSizeBytes,
+    insertSelectBatchRows: r.integer('insert_select_batch_rows', BATCH_ROWS_RULE) ?? d.insertSelectBatchRows,
     preparedStatementsLimit: readCountLimit(r, 'prepared_statements_limit') ?? d.preparedStatementsLimit,
     preparedStatementsCacheSizeBytes:
       r.integer('prepared_statements_cache_size', CACHE_SIZE_RULE) ?? d.preparedStatementsCacheSizeBytes,

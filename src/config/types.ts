@@ -87,6 +87,11 @@ export interface GeneralConfig {
   /** Largest client message accepted, bytes (protects against oversized/malformed lengths). */
   maxMessageSizeBytes: number; // default 64 MiB
   /**
+   * Rows an INSERT … SELECT the proxy evaluates moves at a time (shardgate's own key): each batch is fetched from the
+   * query's cursor on one shard and inserted before the next, so the proxy holds at most this many rows. Default 1000.
+   */
+  insertSelectBatchRows: number;
+  /**
    * PgDog: named statements one server connection may hold (the least recently used are closed beyond it); also the
    * most statements the proxy's statement cache keeps when some are unused. null = no limit (PgDog's default).
    */

@@ -46,6 +46,7 @@ import { SHARD_BACKLOG_BYTES as SERVER_BACKLOG_BYTES } from './copy-in.js';
 import { resetAndRelease } from '../backend/server-reset.js';
 import { queryTooLarge, STAND_IN_MARKER, standInText } from '../errors/query-too-large.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
+import { UniqueIdRequests, withUniqueIds, type UniqueIdSupport } from './unique-id-request.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
 import type { DeadlockWatch } from '../txn/deadlock-watch.js';
 import type { WatchedSession } from '../txn/watched-session.js';
@@ -67,6 +68,8 @@ export interface SessionDeps {
   onClose: (session: ClientSession) => void;
   /** Routing state of a database with 2+ shards (null: one shard, nothing to route). */
   routingFor: (database: string) => DatabaseRouting | null;
+  /** pgdog.unique_id() for databases with one shard and replicas (absent: their calls reach PostgreSQL as written). */
+  oneShardUniqueIds?: UniqueIdSupport;
   /** The transaction manager (null: two_phase_commit is off). */
   txn: () => TransactionManager | null;
   /** atomic_visibility: the fences of sharded databases (null or absent: off). */
@@ -154,6 +157,8 @@ export class ClientSession implements ReplySink, Cancellable {
   private hasOpenSegment = false;
   /** Sharded databases only: routing and running each request on its shards (with the servers held per shard). */
   private sharded: ShardedDispatch | null = null;
+  /** One shard with replicas: pgdog.unique_id() calls replaced before sending (unique-id-request.ts); else null. */
+  private uniqueIds: UniqueIdRequests | null = null;
   /** Sharded databases: what the distributed deadlock check reads of this session (txn/watched-session.ts). */
   private watched: WatchedSession | null = null;
   private statements: ClientStatements | null = null;
@@ -497,6 +502,8 @@ export class ClientSession implements ReplySink, Cancellable {
         () => this.deps.general().preparedStatementsLimit ?? Number.MAX_SAFE_INTEGER,
       );
     }
+    if (routing === null && pools.hasReplicas && this.deps.oneShardUniqueIds !== undefined)
+      this.uniqueIds = new UniqueIdRequests(this.deps.oneShardUniqueIds); // as PgDog, whose parser is on with replicas
     if (routing !== null) {
       const router = new SessionRouter(routing, this.params.settings);
       const sharded = new ShardedDispatch(router, this.shardedSession(pools));
@@ -910,6 +917,11 @@ export class ClientSession implements ReplySink, Cancellable {
   }
 
   private sendBatch(server: ServerConnection): void {
+    if (
+      this.uniqueIds !== null &&
+      !withUniqueIds(this.uniqueIds, this.batch, (err, n) => this.failBatch(err, n))
+    )
+      return;
     const { types, frames, readyCount } = this.batch.take();
     this.sendFrames(server, types, frames, readyCount);
   }

@@ -53,7 +53,8 @@ import {
 } from './proxy-portal.js';
 import { isCopyMessage, splitCopyIn, type CopyInSplit } from './copy-in.js';
 import { InsertSourceRun, sourceRequest, type InsertSourceOwner } from './insert-source.js';
-import { withStatementText } from './request-rewrite.js';
+import { InsertStreamRun, isStreamableSource, type InsertStreamOwner } from './insert-stream.js';
+import { withStatementText, type RewrittenRequest } from './request-rewrite.js';
 import { lookUpTableColumns } from './table-columns.js';
 import { ShardServers, type PendingCheckout } from './shard-servers.js';
 import { isReadOnlyBlock } from './read-intent.js';
@@ -105,7 +106,9 @@ function namesStatement(types: readonly number[]): boolean {
   return false;
 }
 
-export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, InsertSourceOwner {
+export class ShardedDispatch
+  implements ReplySink, FanoutOwner, CursorRunOwner, InsertSourceOwner, InsertStreamOwner
+{
   private readonly router: SessionRouter;
   private readonly session: ShardedSession;
   private readonly batch: RequestBatch;
@@ -142,6 +145,8 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
   private cursorRun: CursorRun | null = null;
   /** The query of an INSERT … SELECT the proxy evaluates, in flight: its rows are collected (onInsertSourceDone). */
   private insertSource: InsertSourceRun | null = null;
+  /** An INSERT … SELECT streamed batch by batch (insert-stream.ts): every step's replies go to it. */
+  private insertStream: InsertStreamRun | null = null;
 
   constructor(router: SessionRouter, session: ShardedSession) {
     this.router = router;
@@ -276,6 +281,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
         ),
       );
     }
+    if (this.insertSource !== null && this.streamInsertSource(this.insertSource, target)) return;
     if (target.sessionStatement !== null) {
       const placed = this.placeSessionStatement(target, target.sessionStatement, types, frames);
       if (placed === null) return; // answered by the proxy
@@ -300,7 +306,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
       this.openScript(1, true, true, types.includes(Frontend.Query));
     }
     const routed = target;
-    const isOwnRun = this.script !== null || this.insertSource !== null; // its writes follow on these servers
+    const isOwnRun = this.script !== null || this.isInsertRun; // its writes follow on these servers
     const intent = this.servers.readIntent(routed, types, frames, isOwnRun, () =>
       this.block.characteristics(),
     );
@@ -441,7 +447,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     // A script statement's replies go through a fan-out (even on one shard): its ReadyForQuery is the proxy's to send;
     // so do those of an INSERT's query the proxy evaluates (collected, not sent).
     const target: BatchTarget =
-      (this.script !== null || this.insertSource !== null) && routed.kind === 'one'
+      (this.script !== null || this.isInsertRun) && routed.kind === 'one'
         ? { ...routed, kind: 'many', shards: [routed.shard], spec: PASS_THROUGH_SPEC }
         : routed;
     const { types, frames, readyCount } = this.takeRequest();
@@ -731,7 +737,14 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
   ): Fanout {
     const fanout = new Fanout(serverCount, spec, owner, hasInjectedDescribe);
     const script = this.script;
-    if (script !== null && script.isImplicit && script.isQuery && script.remaining === 1)
+    // A streamed INSERT … SELECT counts its batches' tags itself (onInsertStreamDone holds its one tag instead).
+    if (
+      script !== null &&
+      script.isImplicit &&
+      script.isQuery &&
+      script.remaining === 1 &&
+      this.insertStream === null
+    )
       fanout.heldTags = [];
     this.request.move({ kind: 'fanout', fanout });
     return fanout;
@@ -744,7 +757,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     fanout: Fanout,
     readyCount: number,
   ): FencedRead | null {
-    const isOwnRun = this.script !== null || this.insertSource !== null; // not fenced: docs/two-phase-commit.md
+    const isOwnRun = this.script !== null || this.isInsertRun; // not fenced: docs/two-phase-commit.md
     return isOwnRun
       ? null
       : FencedRead.create(this.session, this.servers, target, request, fanout, readyCount);
@@ -978,6 +991,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
 
   /** Where a fan-out's merged reply goes: the client, or a cursor run that keeps it as a portal. */
   private fanoutOwner(): FanoutOwner {
+    if (this.insertStream !== null) return this.insertStream;
     const source = this.insertSource;
     if (source !== null) {
       source.onOverflow = () => this.servers.cancel(this.log); // its rows are dropped: stop the shards early
@@ -1100,6 +1114,13 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
 
   /** A request refused while an INSERT's query stood in for it: the client's own request is the one refused. */
   private restoreInsertRequest(): void {
+    const stream = this.insertStream;
+    if (stream !== null) {
+      // The request in front is one of the stream's steps, or a batch's INSERT.
+      this.insertStream = null;
+      this.batch.takeFirst(this.requestLength);
+      return this.putBackClientRequest(stream);
+    }
     const run = this.insertSource;
     if (run === null) return;
     this.insertSource = null;
@@ -1114,6 +1135,96 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
   }): void {
     this.batch.unshift(run.clientTypes, run.clientFrames);
     this.requestLength = run.clientTypes.length;
+  }
+
+  /** The proxy evaluates an INSERT's query (an InsertSourceRun or InsertStreamRun is in flight). */
+  private get isInsertRun(): boolean {
+    return this.insertSource !== null || this.insertStream !== null;
+  }
+
+  /**
+   * The query of an INSERT … SELECT the proxy evaluates has been routed: when its rows need no merge across shards it
+   * is streamed instead of collected (insert-stream.ts) — inside the client's transaction, or one of the proxy's own
+   * opened here (two-phase with two_phase_commit_auto, as for any single write on several shards). False: collect.
+   */
+  private streamInsertSource(held: InsertSourceRun, target: BatchTarget): boolean {
+    if (!isStreamableSource(target)) return false;
+    const shards = target.kind === 'one' ? [target.shard] : (target as { shards: readonly number[] }).shards;
+    this.batch.takeFirst(this.requestLength); // the query as a SELECT: the stream declares it as a cursor instead
+    this.insertSource = null;
+    const batchRows = this.session.general().insertSelectBatchRows;
+    const client = { types: held.clientTypes, frames: held.clientFrames };
+    this.insertStream = new InsertStreamRun(this, client, held.statement, held.parts, batchRows);
+    // The client's statement exists from here on, whatever its execution does (as after PostgreSQL's Parse).
+    const { parseIndex } = held.statement;
+    if (parseIndex >= 0) this.session.statements?.remember(held.clientFrames[parseIndex]);
+    if (this.script === null && this.session.txStatus() === TxStatus.Idle) {
+      this.openScript(1, true, true, held.statement.isQuery);
+      this.refreshStatus(); // in the block now: servers are kept between the steps
+    }
+    this.insertStream.start(shards);
+    return true;
+  }
+
+  /** A step of the streamed INSERT … SELECT (its cursor's DECLARE / FETCH / CLOSE) on `shards`, not routed. */
+  runInsertStreamStep(shards: readonly number[], types: number[], frames: Buffer[]): void {
+    if (this.session.state() === 'closed') return;
+    this.batch.unshift(types, frames);
+    this.requestLength = types.length;
+    this.acquireShards(shards, NO_EFFECTS, () => {
+      const request = this.takeRequest();
+      const fanout = this.startFanout(shards.length, PASS_THROUGH_SPEC, false);
+      shards.forEach((shard, i) => {
+        const server = this.servers.at(shard);
+        server.attach(fanout.sinkFor(i));
+        this.session.sendFrames(server, request.types, request.frames, request.readyCount);
+      });
+    });
+  }
+
+  /** The session's routing (a streamed INSERT … SELECT splits its batches by shard with it). */
+  get routing(): SessionRouter {
+    return this.router;
+  }
+
+  /** A batch of the streamed INSERT … SELECT split by shard already: run as the split INSERT it is. */
+  runInsertStreamSplit(
+    target: Extract<BatchTarget, { kind: 'split' }>,
+    request: { types: number[]; frames: Buffer[] },
+  ): void {
+    if (this.session.state() === 'closed') return;
+    this.batch.unshift(request.types, request.frames); // stands for the batch until sent (or refused)
+    this.requestLength = request.types.length;
+    this.acquireShards(target.shards, target, () => this.sendSharded(target));
+  }
+
+  /** A batch of the streamed INSERT … SELECT: its INSERT is routed as the next request (split by shard). */
+  routeInsertStreamBatch(request: RewrittenRequest): void {
+    if (this.session.state() === 'closed') return;
+    this.batch.unshift(request.types, request.frames);
+    this.dispatch();
+  }
+
+  onInsertStreamStepDone(): void {
+    this.request.end('fanout');
+    this.servers.pointAt(this);
+  }
+
+  /** The streamed INSERT … SELECT has ended: its tag (held until the commit of the proxy's transaction), then on. */
+  onInsertStreamDone(sawError: boolean, tag: Buffer | null): void {
+    this.insertStream = null;
+    if (this.session.state() === 'closed') return;
+    const script = this.script;
+    if (script !== null) {
+      if (tag !== null) {
+        if (script.isImplicit && script.isQuery && script.remaining === 1) script.heldTags.push(tag);
+        else this.session.writeToClient(tag);
+      }
+      return this.onScriptStatementDone(sawError);
+    }
+    if (tag !== null) this.session.writeToClient(tag);
+    this.session.writeToClient(readyForQuery(this.refreshStatus(sawError)));
+    this.onShardRequestDone();
   }
 
   /** A request only for the proxy's portals (Execute / Describe / Close, Flush, Sync): answered from them. */

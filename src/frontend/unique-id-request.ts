@@ -3,6 +3,8 @@
 // call as a new parameter after the client's own (`$n::bigint`), and every Bind of that statement gets the ids
 // appended (text format), so a named prepared statement executed many times gets new ids each time and stays one
 // statement on the servers. `SHOW pgdog.unique_id` (PgDog's own command) becomes `SELECT <id>::bigint AS unique_id`.
+// SQL-level `PREPARE name AS …` gets its calls as parameters after its own (`$n::bigint`), and each `EXECUTE name`
+// is given new ids as extra arguments (as PgDog does), so every EXECUTE inserts new ids.
 // Routing then sees an ordinary statement: an INSERT whose sharding key is a call goes to the shard of its id.
 // The request is rewritten frame for frame; running it through again changes nothing (a statement already rewritten is
 // recognised by its text, a Bind already given its ids by its parameter count).
@@ -13,6 +15,7 @@ import { MessageWriter } from '../protocol/writer.js';
 import { PgError } from '../errors/pg-error.js';
 import type { PlanCache } from '../router/plan-cache.js';
 import {
+  findPreparedUses,
   findUniqueIdCalls,
   mayMentionUniqueId,
   mentionsUniqueId,
@@ -21,6 +24,7 @@ import {
   type UniqueIdSite,
 } from '../router/unique-id-calls.js';
 import type { UniqueIdGenerator } from '../sharding/unique-id.js';
+import type { RequestBatch } from './request-batch.js';
 
 /** What a database's sessions share: the proxy's one generator, and the calls found per text. */
 export interface UniqueIdSupport {
@@ -41,11 +45,23 @@ interface IdStatement {
 /** Rewritten texts a session remembers (a split batch parses them again as its pieces run). */
 const PRODUCED_MAX = 64;
 
+/** Words of statements that use or end SQL-level prepared statements (checked before a text is parsed for them). */
+const PREPARED_WORDS = /execute|prepare|deallocate|discard/i;
+
+/** One change to a text: [start, end) replaced by `text`. */
+interface TextEdit {
+  readonly start: number;
+  readonly end: number;
+  readonly text: string;
+}
+
 export class UniqueIdRequests {
   private readonly named = new Map<string, IdStatement>();
   private unnamed: IdStatement | null = null;
   /** Texts this session's Parses were rewritten to, most recent last: parsed again, they are the same statement. */
   private readonly produced = new Map<string, IdStatement>();
+  /** SQL-level prepared statements (PREPARE) with calls: how many ids each EXECUTE of them is given. */
+  private readonly sqlPrepared = new Map<string, number>();
 
   constructor(private readonly support: UniqueIdSupport) {}
 
@@ -60,11 +76,8 @@ export class UniqueIdRequests {
       const frame = frames[i];
       switch (types[i]) {
         case Frontend.Query: {
-          if (!mayMentionUniqueId(frame, 5, frame.length - 1)) break;
-          const sql = frame.toString('utf8', 5, frame.length - 1);
-          const calls = this.callsIn(sql);
-          if (calls !== null)
-            replace(i, query(replaceUniqueIdSites(sql, calls.sites, (_, s) => this.literal(s))));
+          const rewritten = this.rewriteQuery(frame);
+          if (rewritten !== null) replace(i, rewritten);
           break;
         }
         case Frontend.Parse: {
@@ -99,13 +112,62 @@ export class UniqueIdRequests {
         'Insert rows with VALUES (one call per row), or leave the key out of the INSERT: a serial or identity key of a sharded table is filled from the sequence of record.',
       );
     }
-    if (calls?.isInPrepare === true) {
-      throw PgError.featureNotSupported(
-        'pgdog.unique_id() inside PREPARE is not supported: every EXECUTE would reuse the same id',
-        'Use a protocol-level prepared statement (Parse/Bind: each Bind gets new ids), or call it in each statement.',
-      );
-    }
     return calls;
+  }
+
+  /**
+   * A simple Query with calls (each a new id literal; in a PREPARE, a parameter of that statement) or EXECUTEs of a
+   * statement PREPAREd with calls (given new ids as extra arguments); null when it has neither.
+   */
+  private rewriteQuery(frame: Buffer): Buffer | null {
+    const mayCall = mayMentionUniqueId(frame, 5, frame.length - 1);
+    const sql = frame.toString('utf8', 5, frame.length - 1);
+    const mayUsePrepared = PREPARED_WORDS.test(sql) && (this.sqlPrepared.size > 0 || mayCall);
+    if (!mayCall && !mayUsePrepared) return null;
+    const calls = mayCall ? this.callsIn(sql) : null;
+    const uses = mayUsePrepared ? findPreparedUses(sql) : null;
+    if (calls === null && (uses === null || uses.length === 0)) return null;
+    const edits: TextEdit[] = [];
+    const sites = calls?.sites ?? [];
+    const counts = new Map<string, number>();
+    for (const site of sites) {
+      if (site.prepare === undefined) continue;
+      counts.set(site.prepare.name, site.prepare.index);
+    }
+    // In text order: a PREPARE or DEALLOCATE takes effect for the EXECUTEs after it.
+    for (const use of uses ?? []) {
+      if (use.kind === 'prepare') {
+        const count = counts.get(use.name) ?? 0;
+        if (count > 0) this.sqlPrepared.set(use.name, count);
+        else this.sqlPrepared.delete(use.name);
+      } else if (use.kind === 'deallocate') {
+        if (use.name === null) this.sqlPrepared.clear();
+        else this.sqlPrepared.delete(use.name);
+      } else {
+        const count = this.sqlPrepared.get(use.name) ?? 0;
+        if (count === 0) continue;
+        const ids = Array.from({ length: count }, () => `${this.support.generator.next()}::bigint`).join(
+          ', ',
+        );
+        edits.push({ start: use.at, end: use.at, text: use.hasArgs ? `, ${ids}` : ` (${ids})` });
+      }
+    }
+    for (const site of sites) {
+      const text =
+        site.prepare !== undefined
+          ? `($${site.prepare.base + site.prepare.index}::bigint)`
+          : this.literal(site);
+      edits.push({ start: site.start, end: site.end, text });
+    }
+    if (edits.length === 0) return null;
+    edits.sort((a, b) => a.start - b.start);
+    let out = '';
+    let from = 0;
+    for (const edit of edits) {
+      out += sql.slice(from, edit.start) + edit.text;
+      from = edit.end;
+    }
+    return query(out + sql.slice(from));
   }
 
   /** A Parse of a text with calls: the same statement name and declared types, the calls made parameters. */
@@ -120,6 +182,12 @@ export class UniqueIdRequests {
     const text = frame.toString('utf8', nameEnd + 1, textEnd);
     if (known !== null && known.text === text) return null; // already rewritten
     const calls = mayCall ? this.callsIn(text) : null;
+    if (calls?.isInPrepare === true) {
+      throw PgError.featureNotSupported(
+        'pgdog.unique_id() inside PREPARE sent with the extended protocol is not supported',
+        'Send PREPARE and EXECUTE as simple Queries (each EXECUTE gets new ids), or use a protocol-level prepared statement.',
+      );
+    }
     if (calls === null) {
       // A text rewritten earlier (a batch's statements run one by one, each parsed again) is still that statement.
       const again = this.produced.get(text);
@@ -203,4 +271,30 @@ export class UniqueIdRequests {
 function cstring(frame: Buffer, from: number): string {
   const end = frame.indexOf(0, from);
   return frame.toString('utf8', from, end < 0 ? frame.length : end);
+}
+
+/**
+ * The requests queued in `batch` with ids in place of the calls, rewritten in the batch (a session with one shard and
+ * replicas, which sends its batch as it comes). A request refused (0A000) is answered by `fail` and dropped; false when
+ * nothing is left to send now.
+ */
+export function withUniqueIds(
+  ids: UniqueIdRequests,
+  batch: RequestBatch,
+  fail: (err: PgError, count: number) => void,
+): boolean {
+  for (;;) {
+    const { types, frames } = batch.peek(batch.length);
+    try {
+      const rewritten = ids.rewrite(types, frames);
+      if (rewritten !== null) {
+        batch.takeFirst(batch.length);
+        batch.unshift(rewritten.types, rewritten.frames);
+      }
+      return true;
+    } catch (err) {
+      fail(err instanceof PgError ? err : PgError.internal(String(err)), batch.firstRequestLength());
+      if (batch.isEmpty || !batch.isFlushPoint) return false;
+    }
+  }
 }

@@ -47,6 +47,7 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   atomicVisibility: ['atomic_visibility', true],
   atomicVisibilityTimeoutMs: ['atomic_visibility_timeout', false],
   maxMessageSizeBytes: ['max_message_size', false],
+  insertSelectBatchRows: ['insert_select_batch_rows', false],
   preparedStatementsLimit: ['prepared_statements_limit', false],
   preparedStatementsCacheSizeBytes: ['prepared_statements_cache_size', false],
   queryCacheLimit: ['query_cache_limit', true],

@@ -6,6 +6,7 @@
 // answers them (3F000, no schema pgdog). The text is changed by position only, so comments (routing hints) and the
 // rest of the statement stay exactly as written. Pure.
 import { parseSync } from 'pgsql-parser';
+import { scanSync } from 'libpg-query';
 import { asNode, isObject, list, str, stringList, walk, type AstObject } from './ast.js';
 import { SqlSource } from './parser.js';
 
@@ -14,6 +15,11 @@ export interface UniqueIdSite {
   readonly start: number;
   readonly end: number;
   readonly isShow: boolean;
+  /**
+   * A call inside SQL-level `PREPARE name AS …`: it becomes the statement's parameter `$base + k` (k: its place among
+   * that PREPARE's calls, from 1), which each EXECUTE of `name` is given a new id for.
+   */
+  readonly prepare?: { readonly name: string; readonly base: number; readonly index: number };
 }
 
 export interface UniqueIdCalls {
@@ -21,7 +27,7 @@ export interface UniqueIdCalls {
   readonly sites: readonly UniqueIdSite[];
   /** The highest `$n` of the text (0: none): parameters put in for the calls come after it. */
   readonly maxParam: number;
-  /** A PREPARE holds a call (each EXECUTE would need an id of its own). */
+  /** A PREPARE holds a call (each EXECUTE needs ids of its own: see UniqueIdSite.prepare). */
   readonly isInPrepare: boolean;
   /**
    * A call stands in the select list of a query with FROM (INSERT … SELECT … FROM included): PostgreSQL would call a
@@ -119,12 +125,75 @@ export function findUniqueIdCalls(sql: string): UniqueIdCalls | null {
     const type = isObject(raw.stmt) ? Object.keys(raw.stmt)[0] : undefined;
     if (type === undefined || !VALUE_STATEMENTS.has(type)) continue;
     const before = sites.length;
+    const outerMaxParam = maxParam;
+    maxParam = 0;
     walk(raw.stmt, visit);
-    if (type === 'PrepareStmt' && sites.length > before) isInPrepare = true;
+    if (type === 'PrepareStmt' && sites.length > before) {
+      isInPrepare = true;
+      // Its calls become parameters after its own: past the highest $n it uses and the types it declares.
+      const prepare = (raw.stmt as AstObject).PrepareStmt as AstObject;
+      const name = str(prepare, 'name') ?? '';
+      const base = Math.max(maxParam, list(prepare, 'argtypes').length);
+      const own = sites.splice(before).sort((a, b) => a.start - b.start);
+      own.forEach((site, k) => sites.push({ ...site, prepare: { name, base, index: k + 1 } }));
+    }
+    maxParam = Math.max(maxParam, outerMaxParam);
   }
   if (sites.length === 0) return null;
   sites.sort((a, b) => a.start - b.start);
   return { sites, maxParam, isInPrepare, isPerRow };
+}
+
+/** What a text does with SQL-level prepared statements, in text order (string indices). */
+export type PreparedUse =
+  | { readonly kind: 'prepare'; readonly name: string }
+  /** `at`: where ids go — before the closing parenthesis of its arguments, or right after the name (none). */
+  | { readonly kind: 'execute'; readonly name: string; readonly at: number; readonly hasArgs: boolean }
+  /** null: DEALLOCATE ALL / DISCARD ALL. */
+  | { readonly kind: 'deallocate'; readonly name: string | null };
+
+/** The PREPARE, EXECUTE and DEALLOCATE statements of `sql`; null when it does not parse (routing says why). */
+export function findPreparedUses(sql: string): PreparedUse[] | null {
+  let parsed: unknown;
+  try {
+    parsed = parseSync(sql);
+  } catch {
+    return null;
+  }
+  const stmts = isObject(parsed) && Array.isArray(parsed.stmts) ? parsed.stmts : [];
+  const source = new SqlSource(sql);
+  const out: PreparedUse[] = [];
+  for (const raw of stmts) {
+    if (!isObject(raw) || !isObject(raw.stmt)) continue;
+    const prepare = asNode(raw.stmt, 'PrepareStmt');
+    if (prepare !== null) out.push({ kind: 'prepare', name: str(prepare, 'name') ?? '' });
+    const deallocate = asNode(raw.stmt, 'DeallocateStmt');
+    if (deallocate !== null) {
+      out.push({
+        kind: 'deallocate',
+        name: deallocate.isall === true ? null : (str(deallocate, 'name') ?? ''),
+      });
+    }
+    const discard = asNode(raw.stmt, 'DiscardStmt');
+    if (discard !== null && str(discard, 'target') === 'DISCARD_ALL')
+      out.push({ kind: 'deallocate', name: null });
+    const execute = asNode(raw.stmt, 'ExecuteStmt');
+    if (execute === null) continue;
+    const locByte = typeof raw.stmt_location === 'number' ? raw.stmt_location : 0;
+    const lenByte = typeof raw.stmt_len === 'number' ? raw.stmt_len : 0;
+    const endByte = lenByte > 0 ? locByte + lenByte : source.byteLength;
+    const text = sql.slice(source.charIndex(locByte), source.charIndex(endByte));
+    // Its last token: the closing parenthesis of its arguments, or its name (scanned: comments may follow).
+    const tokens = scanSync(text).tokens.filter(
+      (t) => t.tokenName !== 'C_COMMENT' && t.tokenName !== 'SQL_COMMENT',
+    );
+    const last = tokens.filter((t) => t.tokenName !== 'ASCII_59').pop(); // not a trailing ';'
+    if (last === undefined) continue;
+    const hasArgs = list(execute, 'params').length > 0;
+    const atByte = locByte + (hasArgs ? last.start : last.end);
+    out.push({ kind: 'execute', name: str(execute, 'name') ?? '', at: source.charIndex(atByte), hasArgs });
+  }
+  return out;
 }
 
 /** `sql` with each site replaced by `replacement(i, site)` (i: the site's index in text order). */

@@ -224,9 +224,32 @@ describe('pgdog.unique_id()', () => {
     }
   });
 
-  it('inside PREPARE, or where rows of a query would share it, it is refused with 0A000; the session goes on', async () => {
+  it('SQL PREPARE … EXECUTE: each EXECUTE gets new ids (as PgDog appends them), each row on its shard', async () => {
     const c = await connect(node1);
-    await expect(c.query('prepare p as select pgdog.unique_id()')).rejects.toMatchObject({ code: '0A000' });
+    await c.query(
+      'prepare add_user (text) as insert into users (id, name) values (pgdog.unique_id(), $1) returning id, name',
+    );
+    const ids: string[] = [];
+    for (const name of ['sql-1', 'sql-2', 'sql-3', 'sql-4']) {
+      const r = await c.query<{ id: string; name: string }>(`execute add_user('${name}')`);
+      expect(r.rows[0].name).toBe(name);
+      ids.push(r.rows[0].id);
+    }
+    expect(new Set(ids).size).toBe(4);
+    for (const id of ids) expect(await shardsHolding(id)).toEqual([userShard(BigInt(id))]);
+    // Without arguments; after DEALLOCATE the name is free for a statement without calls.
+    await c.query('prepare next_id as select pgdog.unique_id() as id');
+    const a = (await c.query<{ id: string }>('execute next_id')).rows[0].id;
+    const b = (await c.query<{ id: string }>('execute next_id')).rows[0].id;
+    expect(BigInt(b)).toBeGreaterThan(BigInt(a));
+    await c.query('deallocate next_id');
+    await c.query('prepare next_id as select 7 as id');
+    expect((await c.query('execute next_id')).rows).toEqual([{ id: 7 }]);
+    await c.query('deallocate all');
+  });
+
+  it('where rows of a query would share it, it is refused with 0A000; the session goes on', async () => {
+    const c = await connect(node1);
     await expect(
       c.query('insert into notes (id, body) select pgdog.unique_id(), name from users'),
     ).rejects.toMatchObject({

@@ -44,6 +44,7 @@ describe('parseConfig defaults', () => {
       atomicVisibility: false, // two_phase_commit's default
       atomicVisibilityTimeoutMs: 5000,
       maxMessageSizeBytes: 64 * 1024 * 1024,
+      insertSelectBatchRows: 1000,
       preparedStatementsLimit: null, // PgDog: i64::MAX, no limit
       preparedStatementsCacheSizeBytes: 64 * 1024 * 1024,
       queryCacheLimit: 1000, // PgDog's
@@ -189,6 +190,7 @@ two_phase_commit_prepare_timeout = 2_500
 atomic_visibility = false
 atomic_visibility_timeout = 750
 max_message_size = 1_048_576
+insert_select_batch_rows = 250
 prepared_statements_limit = 500
 prepared_statements_cache_size = 8_388_608
 query_cache_limit = 200
@@ -258,6 +260,7 @@ server_password = "owner-pw"`;
       atomicVisibility: false, // set: two_phase_commit = true does not turn it on
       atomicVisibilityTimeoutMs: 750,
       maxMessageSizeBytes: 1048576,
+      insertSelectBatchRows: 250,
       preparedStatementsLimit: 500,
       preparedStatementsCacheSizeBytes: 8_388_608,
       queryCacheLimit: 200,

@@ -186,8 +186,37 @@ describe('simple Query', () => {
     expect((err as PgError).message).toMatch(/every row would get the same id/);
   });
 
-  it('inside PREPARE: refused (every EXECUTE would reuse one id)', () => {
-    expect(() => rewrite(router(), [query('PREPARE p AS SELECT pgdog.unique_id()')])).toThrow(PgError);
+  it('inside PREPARE: the calls become parameters after its own, and each EXECUTE is given new ids', () => {
+    const r = router();
+    const prepared = rewrite(r, [
+      query(
+        'PREPARE p (text) AS INSERT INTO users (id, name) VALUES (pgdog.unique_id(), $1) RETURNING pgdog.unique_id()',
+      ),
+    ]);
+    expect(sqlOf((prepared ?? [])[0])).toBe(
+      'PREPARE p (text) AS INSERT INTO users (id, name) VALUES (($2::bigint), $1) RETURNING ($3::bigint)',
+    );
+    expect(sqlOf((rewrite(r, [query("EXECUTE p('ada')")]) ?? [])[0])).toBe(
+      `EXECUTE p('ada', ${idAt(0)}::bigint, ${idAt(1)}::bigint)`,
+    );
+    // Spaces, a comment and a ';' after the arguments; a second EXECUTE gets ids of its own.
+    expect(sqlOf((rewrite(r, [query("execute p ( 'bo' ) /* again */ ;")]) ?? [])[0])).toBe(
+      `execute p ( 'bo' , ${idAt(2)}::bigint, ${idAt(3)}::bigint) /* again */ ;`,
+    );
+    // Without arguments, in a Query with other statements; an unrelated EXECUTE is left alone.
+    r.withUniqueIds([Frontend.Query], [query('PREPARE q AS SELECT pgdog.unique_id() AS id')]);
+    expect(sqlOf((rewrite(r, [query('EXECUTE q; EXECUTE other(1)')]) ?? [])[0])).toBe(
+      `EXECUTE q (${idAt(4)}::bigint); EXECUTE other(1)`,
+    );
+    // DEALLOCATE forgets it; PREPARE again without calls too.
+    expect(rewrite(r, [query('DEALLOCATE q')])).toBeNull();
+    expect(rewrite(r, [query('EXECUTE q')])).toBeNull();
+    expect(rewrite(r, [query('PREPARE p AS SELECT 1')])).toBeNull();
+    expect(rewrite(r, [query("EXECUTE p('x')")])).toBeNull();
+  });
+
+  it('inside PREPARE sent in a Parse: refused with 0A000', () => {
+    expect(() => rewrite(router(), [parse('', 'PREPARE p AS SELECT pgdog.unique_id()')])).toThrow(PgError);
   });
 });
 
