@@ -31,6 +31,7 @@ import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { FencedRead, type ReadRequest, type ReadTarget } from './fenced-read.js';
+import { waitForPhaseTwo } from './phase-two-wait.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
 import {
   NO_EFFECTS,
@@ -300,7 +301,36 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
     const intent = this.servers.readIntent(routed, types, frames, isOwnRun, () =>
       this.block.characteristics(),
     );
-    this.acquireShards(shards, routed, () => this.sendSharded(routed), true, intent);
+    const run = (): void => this.acquireShards(shards, routed, () => this.sendSharded(routed), true, intent);
+    const phaseTwo = this.session.phaseTwoCount;
+    if (phaseTwo === null || phaseTwo.pending === 0 || routed.isSessionLevel) return run();
+    this.afterPhaseTwo(shards, run);
+  }
+
+  /**
+   * two_phase_commit_reply = "at_decision": the request waits until none of `shards` has a branch answered COMMIT at
+   * its decision and not committed yet (read-your-writes through this proxy), then `run()`; past
+   * atomic_visibility_timeout it fails with 40001 (phase-two-wait.ts).
+   */
+  private afterPhaseTwo(shards: readonly number[], run: () => void): void {
+    const fence = this.session.fence();
+    if (fence === null) return run();
+    this.request.move({ kind: 'lookup', what: "the end of a committed transaction's phase 2" });
+    waitForPhaseTwo(
+      fence.phaseTwo,
+      shards,
+      this.session.general().atomicVisibilityTimeoutMs,
+      () => {
+        this.request.end('lookup');
+        if (this.session.state() === 'ready') run();
+      },
+      (err) => {
+        this.request.end('lookup');
+        if (this.session.state() !== 'ready') return;
+        this.log.warn({ code: err.code, detail: err.detail }, err.message);
+        this.failRequest(err);
+      },
+    );
   }
 
   /**
@@ -894,6 +924,7 @@ export class ShardedDispatch implements ReplySink, FanoutOwner, CursorRunOwner, 
           this,
           this.log,
           this.session.general().twoPhaseCommitPrepareTimeoutMs,
+          this.session.general().twoPhaseCommitReply === 'at_decision',
         )
       : commitPlain(participants, this, this.log, this.session.fence());
     run.then(

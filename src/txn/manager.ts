@@ -13,6 +13,9 @@ import { queryShard, type ShardAccess } from '../backend/shard-access.js';
 import { foundTransactionRow, ownTransactionRow, type TransactionRow } from './transaction-rows.js';
 import { DistributedTransaction, type Branch } from './transaction.js';
 import type { VisibilityFences } from './visibility-fence.js';
+import type { PhaseTwoGate } from './phase-two-gate.js';
+import { failpoint } from './failpoints.js';
+import { finishBranches } from './branch-finisher.js';
 
 /** What the manager needs of the decision log (src/txn/log/decision-log.ts). */
 export interface DecisionRecorder {
@@ -222,6 +225,7 @@ export class TransactionManager {
   abandon(tx: DistributedTransaction, reason: string): void {
     // Recovery settles it, on a later pass; until then readers are not held (its outcome is not known here).
     tx.visibility?.release();
+    this.phaseTwoGate(tx)?.closeAll(tx.txid);
     this.live.delete(tx.txid);
     this.log.error(
       { txid: tx.txid, shards: tx.writers.map((b) => b.shard), err: reason },
@@ -286,8 +290,34 @@ export class TransactionManager {
     );
   }
 
+  /** Whether a COMMIT may be answered at its decision (two_phase_commit_reply = "at_decision"): the fence runs. */
+  get canReplyAtDecision(): boolean {
+    return this.opts.fences != null;
+  }
+
+  /**
+   * two_phase_commit_reply = "at_decision": `tx` is decided and its client is answered now. Until each prepared
+   * branch is committed, requests through this proxy to its shard wait (phase-two-gate.ts); phase 2 runs at once in
+   * the background on connections of the manager's own (never the client's), retried until done. The fence hold
+   * taken before the decision is kept until then (finish()).
+   */
+  continueAfterReply(tx: DistributedTransaction): void {
+    this.phaseTwoGate(tx)?.open(
+      tx.txid,
+      tx.unfinishedWriters.map((b) => b.shard),
+    );
+    this.retryInBackground(tx, true);
+  }
+
+  private phaseTwoGate(tx: DistributedTransaction): PhaseTwoGate | null {
+    const fences = this.opts.fences;
+    if (fences == null) return null;
+    return fences.of(tx.database, this.opts.shards.shardCount(tx.database)).phaseTwo;
+  }
+
   private finish(tx: DistributedTransaction): void {
     tx.visibility?.release();
+    this.phaseTwoGate(tx)?.closeAll(tx.txid);
     if (tx.state === 'committing') {
       tx.to('done');
       const decision = tx.decision;
@@ -329,50 +359,46 @@ export class TransactionManager {
 
   // --- background phase 2 / abort -------------------------------------------------------------------------------
 
-  private retryInBackground(tx: DistributedTransaction): void {
+  /**
+   * Finish `tx`'s branches in the background, retrying with backoff. `isFirstTry`: phase 2 of a transaction answered
+   * at its decision, whose first attempt is not a retry: it starts at once (after the client's answer is written),
+   * with the failpoints of the session's phase 2.
+   */
+  private retryInBackground(tx: DistributedTransaction, isFirstTry = false): void {
     if (this.retrying.has(tx.txid) || this.isClosed) return;
     this.retrying.add(tx.txid);
     let delay = this.opts.retryDelayMs ?? 100;
+    let isFirst = isFirstTry;
     const attempt = async (): Promise<void> => {
       if (this.isClosed) return;
-      tx.retries++;
-      this.counters.phase2Retries++;
-      await this.finishBranches(tx);
+      if (isFirst) {
+        // Dies here or during this phase 2: the client heard COMMIT; the row says `true`, recovery commits the rest.
+        await failpoint('before_commit_prepared');
+      } else {
+        tx.retries++;
+        this.counters.phase2Retries++;
+      }
+      await this.finishBranches(tx, isFirst);
+      isFirst = false;
       if (tx.unfinishedWriters.length === 0) {
         this.retrying.delete(tx.txid);
-        this.log.info(
-          { txid: tx.txid, state: tx.state, retries: tx.retries },
-          'distributed transaction finished',
-        );
+        if (tx.retries > 0)
+          this.log.info(
+            { txid: tx.txid, state: tx.state, retries: tx.retries },
+            'distributed transaction finished',
+          );
         this.finish(tx);
         return;
       }
       delay = Math.min(delay * 2, this.opts.maxRetryDelayMs ?? 5_000);
       setTimeout(() => void attempt(), delay).unref();
     };
-    setTimeout(() => void attempt(), delay).unref();
+    setTimeout(() => void attempt(), isFirstTry ? 0 : delay).unref();
   }
 
-  /** One attempt at COMMIT PREPARED (committing) or ROLLBACK PREPARED (aborting) on every unfinished branch. */
-  private async finishBranches(tx: DistributedTransaction): Promise<void> {
-    const verb = tx.state === 'committing' ? 'COMMIT PREPARED' : 'ROLLBACK PREPARED';
-    await Promise.all(
-      tx.unfinishedWriters.map(async (branch) => {
-        const sql = `${verb} '${branch.gid as string}'`;
-        const outcome = await queryShard(this.opts.shards, tx.database, tx.user, branch.shard, sql);
-        if (endsPreparedBranch(outcome)) {
-          tx.moveBranch(branch, tx.state === 'committing' ? 'committed' : 'rolled_back');
-          return;
-        }
-        const err = outcomeFailure(outcome);
-        tx.lastError = `shard ${branch.shard}: ${err}`;
-        if (tx.retries % 10 === 1)
-          this.log.warn(
-            { txid: tx.txid, shard: branch.shard, retries: tx.retries, err },
-            `${verb} failed; retrying`,
-          );
-      }),
-    );
+  /** One attempt at every unfinished branch (branch-finisher.ts); `canSplit`: honour mid_commit_prepared. */
+  private finishBranches(tx: DistributedTransaction, canSplit = false): Promise<void> {
+    return finishBranches(this.opts.shards, tx, this.phaseTwoGate(tx), this.log, canSplit);
   }
 
   // --- recovery ------------------------------------------------------------------------------------------------
