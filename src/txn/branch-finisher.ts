@@ -35,7 +35,7 @@ export async function finishBranches(
     if (tx.retries % 10 === 1)
       log.warn({ txid: tx.txid, shard: branch.shard, retries: tx.retries, err }, `${verb} failed; retrying`);
   };
-  if (canSplit && branches.length > 1 && isFailpointSet('mid_commit_prepared')) {
+  if (canSplit && branches.length > 0 && isFailpointSet('mid_commit_prepared')) {
     await end(branches[0]);
     await failpoint('mid_commit_prepared');
     await Promise.all(branches.slice(1).map(end));
