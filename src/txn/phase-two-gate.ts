@@ -26,7 +26,8 @@ export interface PhaseTwoBlocker {
 }
 
 interface Waiter {
-  readonly shards: readonly number[];
+  /** The branches it waits for, per shard: those unfinished when it started (later commits never hold it up). */
+  readonly remaining: Map<number, Set<string>>;
   readonly onClear: () => void;
   cancelTimer: (() => void) | null;
 }
@@ -60,7 +61,15 @@ export class PhaseTwoGate {
     const set = this.byShard[shard];
     if (set === undefined || !set.delete(txid)) return;
     this.count.pending--;
-    if (set.size === 0) this.wake();
+    for (const waiter of this.waiters) {
+      const txids = waiter.remaining.get(shard);
+      if (txids === undefined || !txids.delete(txid) || txids.size > 0) continue;
+      waiter.remaining.delete(shard);
+      if (waiter.remaining.size > 0) continue;
+      this.waiters.delete(waiter);
+      waiter.cancelTimer?.();
+      waiter.onClear();
+    }
   }
 
   /** Every branch of `txid` (the transaction finished, or was left to recovery). */
@@ -80,8 +89,9 @@ export class PhaseTwoGate {
   }
 
   /**
-   * `onClear` once none of `shards` has an unfinished branch (synchronously if none has now); past `timeoutMs`
-   * (> 0) `onTimeout` with what still blocks instead. The returned function withdraws the wait (no call at all).
+   * `onClear` once every branch unfinished on `shards` now is committed (synchronously if there is none) — branches
+   * of transactions answered later do not hold it up, so a steady stream of commits cannot starve it; past
+   * `timeoutMs` (> 0) `onTimeout` with what still blocks instead. The returned function withdraws the wait.
    */
   wait(
     shards: readonly number[],
@@ -93,28 +103,24 @@ export class PhaseTwoGate {
       onClear();
       return () => {};
     }
-    const waiter: Waiter = { shards, onClear, cancelTimer: null };
+    const remaining = new Map<number, Set<string>>();
+    for (const shard of shards) {
+      const set = this.byShard[shard];
+      if (set !== undefined && set.size > 0) remaining.set(shard, new Set(set));
+    }
+    const waiter: Waiter = { remaining, onClear, cancelTimer: null };
     this.waiters.add(waiter);
     if (timeoutMs > 0) {
       waiter.cancelTimer = this.clock.setTimer(timeoutMs, () => {
         waiter.cancelTimer = null;
         if (!this.waiters.delete(waiter)) return;
-        const shard = Math.max(this.firstPending(shards), shards[0] ?? 0);
-        onTimeout({ shard, txids: this.pendingOn(shard) });
+        const [shard, txids] = [...remaining][0];
+        onTimeout({ shard, txids: [...txids] });
       });
     }
     return () => {
       waiter.cancelTimer?.();
       this.waiters.delete(waiter);
     };
-  }
-
-  private wake(): void {
-    for (const waiter of [...this.waiters]) {
-      if (this.firstPending(waiter.shards) >= 0) continue;
-      this.waiters.delete(waiter);
-      waiter.cancelTimer?.();
-      waiter.onClear();
-    }
   }
 }

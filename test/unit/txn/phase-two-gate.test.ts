@@ -73,6 +73,17 @@ describe('PhaseTwoGate', () => {
     expect(blocked.state.timedOut).toBeNull();
   });
 
+  it('waits only for the branches unfinished when it started: later commits cannot starve it', () => {
+    const gate = new PhaseTwoGate(2, new FakeClock(), { pending: 0 });
+    gate.open('t1', [1]);
+    const w = waiter(gate, [1], 1000);
+    gate.open('t2', [1]); // answered after the wait began: the reader need not see it
+    expect(w.state.cleared).toBe(0);
+    gate.close('t1', 1);
+    expect(w.state.cleared).toBe(1);
+    expect(gate.firstPending([1])).toBe(1); // t2 still pending for requests that come now
+  });
+
   it('gives up at the bound naming the shard and the transaction, and never calls back a withdrawn wait', () => {
     const clock = new FakeClock();
     const gate = new PhaseTwoGate(2, clock, { pending: 0 });
