@@ -1,10 +1,10 @@
 // One attempt at finishing a decided (or aborted) distributed transaction's unfinished branches on connections of the
-// transaction manager's own: COMMIT PREPARED (committing) or ROLLBACK PREPARED (aborting) on each, in parallel. A
+// transaction manager's own (phase-two-connections.ts): COMMIT PREPARED (committing) or ROLLBACK PREPARED (aborting) on each, in parallel. A
 // branch that ends is marked so, and cleared in the at_decision gate (phase-two-gate.ts); one that does not keeps its
 // error for SHOW TRANSACTIONS and is retried by the manager.
 import type { Logger } from 'pino';
 import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
-import { queryShard, type ShardAccess } from '../backend/shard-access.js';
+import type { PhaseTwoConnections } from './phase-two-connections.js';
 import { failpoint, isFailpointSet } from './failpoints.js';
 import type { PhaseTwoGate } from './phase-two-gate.js';
 import type { Branch, DistributedTransaction } from './transaction.js';
@@ -14,7 +14,7 @@ import type { Branch, DistributedTransaction } from './transaction.js';
  * phase 2 does: a crash "with some done and others not").
  */
 export async function finishBranches(
-  shards: ShardAccess,
+  connections: PhaseTwoConnections,
   tx: DistributedTransaction,
   gate: PhaseTwoGate | null,
   log: Logger,
@@ -24,7 +24,7 @@ export async function finishBranches(
   const branches = tx.unfinishedWriters;
   const end = async (branch: Branch): Promise<void> => {
     const sql = `${verb} '${branch.gid as string}'`;
-    const outcome = await queryShard(shards, tx.database, tx.user, branch.shard, sql);
+    const outcome = await connections.query(tx.database, tx.user, branch.shard, sql);
     if (endsPreparedBranch(outcome)) {
       tx.moveBranch(branch, tx.state === 'committing' ? 'committed' : 'rolled_back');
       gate?.close(tx.txid, branch.shard);

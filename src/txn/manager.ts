@@ -16,6 +16,7 @@ import type { VisibilityFences } from './visibility-fence.js';
 import type { PhaseTwoGate } from './phase-two-gate.js';
 import { failpoint } from './failpoints.js';
 import { finishBranches } from './branch-finisher.js';
+import { PhaseTwoConnections } from './phase-two-connections.js';
 
 /** What the manager needs of the decision log (src/txn/log/decision-log.ts). */
 export interface DecisionRecorder {
@@ -108,6 +109,7 @@ export class TransactionManager {
   /** Why two-phase commits are refused now (another live proxy holds this instance id somewhere); null: they are not. */
   private commitRefusal: string | null = null;
   private readonly cleaner: DecisionRowCleaner;
+  private readonly phaseTwoConnections: PhaseTwoConnections;
   private readonly decisionRecovery: DecisionRecovery;
   /** Shards where the decision table could not be checked yet (unreachable at start-up): retried by recovery. */
   private tableUnchecked: string[] | null = null;
@@ -117,6 +119,7 @@ export class TransactionManager {
     this.instanceId = opts.instanceId;
     this.log = opts.logger.child({ component: '2pc' });
     this.cleaner = new DecisionRowCleaner(opts.shards, opts.decisionSchema, this.log);
+    this.phaseTwoConnections = new PhaseTwoConnections(opts.shards);
     this.decisionRecovery = new DecisionRecovery({
       shards: opts.shards,
       schema: opts.decisionSchema,
@@ -398,7 +401,7 @@ export class TransactionManager {
 
   /** One attempt at every unfinished branch (branch-finisher.ts); `canSplit`: honour mid_commit_prepared. */
   private finishBranches(tx: DistributedTransaction, canSplit = false): Promise<void> {
-    return finishBranches(this.opts.shards, tx, this.phaseTwoGate(tx), this.log, canSplit);
+    return finishBranches(this.phaseTwoConnections, tx, this.phaseTwoGate(tx), this.log, canSplit);
   }
 
   // --- recovery ------------------------------------------------------------------------------------------------
@@ -590,6 +593,7 @@ export class TransactionManager {
   close(): void {
     this.isClosed = true;
     this.cleaner.close();
+    this.phaseTwoConnections.close();
     if (this.recoveryTimer !== null) clearTimeout(this.recoveryTimer);
   }
 }
