@@ -4,7 +4,7 @@
 // error for SHOW TRANSACTIONS and is retried by the manager.
 import type { Logger } from 'pino';
 import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
-import type { PhaseTwoConnections } from './phase-two-connections.js';
+import type { QueryOutcome } from '../backend/server-query.js';
 import { failpoint, isFailpointSet } from './failpoints.js';
 import type { PhaseTwoGate } from './phase-two-gate.js';
 import type { Branch, DistributedTransaction } from './transaction.js';
@@ -14,7 +14,7 @@ import type { Branch, DistributedTransaction } from './transaction.js';
  * phase 2 does: a crash "with some done and others not").
  */
 export async function finishBranches(
-  connections: PhaseTwoConnections,
+  query: (database: string, user: string, shard: number, sql: string) => Promise<QueryOutcome>,
   tx: DistributedTransaction,
   gate: PhaseTwoGate | null,
   log: Logger,
@@ -24,7 +24,7 @@ export async function finishBranches(
   const branches = tx.unfinishedWriters;
   const end = async (branch: Branch): Promise<void> => {
     const sql = `${verb} '${branch.gid as string}'`;
-    const outcome = await connections.query(tx.database, tx.user, branch.shard, sql);
+    const outcome = await query(tx.database, tx.user, branch.shard, sql);
     if (endsPreparedBranch(outcome)) {
       tx.moveBranch(branch, tx.state === 'committing' ? 'committed' : 'rolled_back');
       gate?.close(tx.txid, branch.shard);

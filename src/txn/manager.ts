@@ -12,8 +12,7 @@ import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
 import { queryShard, type ShardAccess } from '../backend/shard-access.js';
 import { foundTransactionRow, ownTransactionRow, type TransactionRow } from './transaction-rows.js';
 import { DistributedTransaction, type Branch } from './transaction.js';
-import type { VisibilityFences } from './visibility-fence.js';
-import type { PhaseTwoGate } from './phase-two-gate.js';
+import type { VisibilityFence, VisibilityFences } from './visibility-fence.js';
 import { failpoint } from './failpoints.js';
 import { finishBranches } from './branch-finisher.js';
 import { PhaseTwoConnections } from './phase-two-connections.js';
@@ -312,7 +311,7 @@ export class TransactionManager {
     this.retryInBackground(tx, true);
   }
 
-  private phaseTwoGate(tx: DistributedTransaction): PhaseTwoGate | null {
+  private phaseTwoGate(tx: DistributedTransaction): VisibilityFence['phaseTwo'] | null {
     const fences = this.opts.fences;
     if (fences == null) return null;
     return fences.of(tx.database, this.opts.shards.shardCount(tx.database)).phaseTwo;
@@ -399,9 +398,11 @@ export class TransactionManager {
     setTimeout(() => void attempt(), isFirstTry ? 0 : delay).unref();
   }
 
-  /** One attempt at every unfinished branch (branch-finisher.ts); `canSplit`: honour mid_commit_prepared. */
-  private finishBranches(tx: DistributedTransaction, canSplit = false): Promise<void> {
-    return finishBranches(this.phaseTwoConnections, tx, this.phaseTwoGate(tx), this.log, canSplit);
+  /** One attempt per unfinished branch; `isFirst` (at_decision): kept connections, mid_commit_prepared honoured. */
+  private finishBranches(tx: DistributedTransaction, isFirst = false): Promise<void> {
+    const c = this.phaseTwoConnections;
+    const query = isFirst ? c.query.bind(c) : queryShard.bind(null, this.opts.shards);
+    return finishBranches(query, tx, this.phaseTwoGate(tx), this.log, isFirst);
   }
 
   // --- recovery ------------------------------------------------------------------------------------------------
