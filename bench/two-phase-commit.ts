@@ -1,9 +1,12 @@
 // Benchmark (not a test): the same 2-shard transfer transaction (BEGIN; UPDATE on shard 0; UPDATE on shard 1;
-// COMMIT) through shardgate with two_phase_commit = false and = true (stateless two-phase commit: the decision row
-// committed on shard 0; the client hears COMMIT after phase 2 — the only reply mode until atomic_visibility exists). pgbench runs it with a custom script; per-
-// transaction latencies come from pgbench's --log files (p50/p99). Accounts are range-sharded (ids 1..N on shard 0,
-// N+1..2N on shard 1) so every transfer really spans both shards. Writes its section of docs/benchmarks.md with
-// --docs yes. Usage: npx tsx bench/two-phase-commit.ts [--duration 10] [--clients 8] [--docs yes]
+// COMMIT) through shardgate in three modes, rounds interleaved in one run: plain commit (two_phase_commit = false),
+// stateless two-phase commit answered after phase 2 (two_phase_commit_reply = "after_commit_prepared"), and answered at
+// the decision (= "at_decision", phase 2 in the background, reads of its shards through the proxy wait for it). Both
+// 2PC modes run with atomic_visibility (two_phase_commit's default). pgbench runs it with a custom script; per-
+// transaction latencies come from pgbench's --log files (p50/p99), the COMMIT statement's own mean latency from -r.
+// Accounts are range-sharded (ids 1..N on shard 0, N+1..2N on shard 1) so every transfer really spans both shards.
+// Writes its section of docs/benchmarks.md with --docs yes.
+// Usage: npx tsx bench/two-phase-commit.ts [--duration 10] [--clients 8] [--rounds 3] [--docs yes]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -40,8 +43,23 @@ interface Result {
   tps: number;
   p50: number;
   p99: number;
+  /** Mean latency of the COMMIT statement alone (pgbench -r), ms. */
+  commitMs: number;
   failed: number;
 }
+
+/** The modes measured, in the order they run in each round. */
+const MODES = [
+  { label: 'plain commit (two_phase_commit = false)', general: 'two_phase_commit = false' },
+  {
+    label: '2PC, reply after_commit_prepared',
+    general: 'two_phase_commit = true\ntwo_phase_commit_reply = "after_commit_prepared"',
+  },
+  {
+    label: '2PC, reply at_decision',
+    general: 'two_phase_commit = true\ntwo_phase_commit_reply = "at_decision"',
+  },
+] as const;
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -60,6 +78,7 @@ function pgbench(port: number, dir: string, label: string): Result {
     '2',
     '-T',
     String(opts.duration),
+    '-r',
     '--log',
     '--log-prefix',
     'tx',
@@ -74,6 +93,8 @@ function pgbench(port: number, dir: string, label: string): Result {
   const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1] ?? NaN);
   if (!Number.isFinite(tps)) throw new Error(`pgbench failed:\n${out}`);
   const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
+  // -r: "  <latency ms>  <failures>  COMMIT;" (the statement's mean latency)
+  const commitMs = Number(/^\s*([\d.]+)\s+(?:\d+\s+)*COMMIT;/m.exec(out)?.[1] ?? NaN);
   const latencies: number[] = [];
   for (const f of fs.readdirSync(runDir).filter((n) => n.startsWith('tx.'))) {
     for (const line of fs.readFileSync(path.join(runDir, f), 'utf8').split('\n')) {
@@ -82,21 +103,21 @@ function pgbench(port: number, dir: string, label: string): Result {
     }
   }
   latencies.sort((x, y) => x - y);
-  return { tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), failed };
+  return { tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), commitMs, failed };
 }
 
 async function startProxy(
   dir: string,
   shards: { port: number }[],
-  twoPhase: boolean,
+  mode: number,
 ): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  const config = path.join(dir, `pgdog-${twoPhase}.toml`);
+  const config = path.join(dir, `pgdog-${mode}.toml`);
   const users = path.join(dir, 'users.toml');
   fs.writeFileSync(
     config,
     `[general]\nhost = "127.0.0.1"\nport = ${port}\nlog_level = "warn"\nauth_type = "md5"\ndefault_pool_size = 20\n` +
-      `two_phase_commit = ${twoPhase}\n[admin]\npassword = "admin"\n` +
+      `${MODES[mode].general}\n[admin]\npassword = "admin"\n` +
       shards
         .map(
           (s, i) => `[[databases]]\nname = "${USER}"\nhost = "127.0.0.1"\nport = ${s.port}\nshard = ${i}\n`,
@@ -157,26 +178,24 @@ async function main(): Promise<void> {
       await c.end();
     }
     // Interleaved rounds: a shared 2-core machine drifts; the median run per mode (by p50) is the reported one.
-    const runs: Result[][] = [[], []];
+    const runs: Result[][] = MODES.map(() => []);
     for (let round = 0; round < opts.rounds; round++) {
-      for (const twoPhase of [false, true]) {
-        const proxy = await startProxy(dir, cluster.servers, twoPhase);
+      for (let mode = 0; mode < MODES.length; mode++) {
+        const proxy = await startProxy(dir, cluster.servers, mode);
         children.push(proxy.child);
-        const r = pgbench(proxy.port, dir, `${twoPhase}-${round}`);
+        const r = pgbench(proxy.port, dir, `${mode}-${round}`);
         console.log(
-          `round ${round + 1}: two_phase_commit = ${twoPhase}: ${r.tps.toFixed(0)} tps, p50 ${r.p50.toFixed(2)} ms`,
+          `round ${round + 1}: ${MODES[mode].label}: ${r.tps.toFixed(0)} tps, p50 ${r.p50.toFixed(2)} ms, ` +
+            `COMMIT ${r.commitMs.toFixed(2)} ms`,
         );
-        runs[twoPhase ? 1 : 0].push(r);
+        runs[mode].push(r);
         proxy.child.kill('SIGTERM');
         await new Promise((done) => proxy.child.once('exit', done));
       }
     }
     const median = (list: Result[]): Result =>
       [...list].sort((a, b) => a.p50 - b.p50)[Math.floor(list.length / 2)];
-    const results: [string, Result][] = [
-      ['two_phase_commit = false', median(runs[0])],
-      ['two_phase_commit = true (reply after phase 2)', median(runs[1])],
-    ];
+    const results: [string, Result][] = MODES.map((m, i) => [m.label, median(runs[i])]);
     const plain = results[0][1];
     const rows = results.map(([label, r]) => [
       label,
@@ -184,23 +203,40 @@ async function main(): Promise<void> {
       r.p50.toFixed(2),
       r.p99.toFixed(2),
       `${(r.p50 / plain.p50).toFixed(2)}×`,
+      r.commitMs.toFixed(2),
+      `${(r.commitMs / plain.commitMs).toFixed(2)}×`,
       String(r.failed),
     ]);
-    const headers = ['commit', 'tps', 'p50 ms', 'p99 ms', 'p50 vs plain', 'failed'];
+    const headers = [
+      'commit',
+      'tps',
+      'txn p50 ms',
+      'txn p99 ms',
+      'p50 vs plain',
+      'COMMIT mean ms',
+      'COMMIT vs plain',
+      'failed',
+    ];
+    const load = os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(', ');
     console.log(textTable(headers, rows));
+    console.log(`load average at the end (uptime): ${load}`);
     if (opts.docs === 'yes') {
       const section = [
-        '## Two-phase commit overhead (2-shard transfer transaction)',
+        '## Two-phase commit overhead (2-shard transfer transaction), per reply mode',
         '',
         `Measured ${new Date().toISOString()} with \`npx tsx ${SCRIPT} --duration ${opts.duration} --clients ${opts.clients} --rounds ${opts.rounds}\`` +
-          ' (median run of each mode, by p50; runs interleaved):',
+          ` (median run of each mode, by p50; runs interleaved; load average at the end: ${load}):`,
         'pgbench runs `BEGIN; UPDATE accounts … (shard 0); UPDATE accounts … (shard 1); COMMIT` through shardgate over two',
-        'PostgreSQL shards on the same 2-core machine (pgbench, both servers and the proxy share the cores). With',
-        '`two_phase_commit = true` the COMMIT becomes the decision row INSERT on shard 0 (the decision shard) in the same',
-        'round trip as PREPARE TRANSACTION on shard 1, then a plain COMMIT on shard 0 (the decision, in its WAL), then',
-        'COMMIT PREPARED on shard 1, and the client hears COMMIT after phase 2; with `false` it is a plain COMMIT on each',
-        'shard. Target: p50 with 2PC ≤ 1.6× plain. The other reply mode of issue 15 (answer at the durable decision with',
-        '`atomic_visibility`) needs the visibility fence of issue 14 and is not measured yet.',
+        'PostgreSQL shards on the same 2-core machine (pgbench, both servers and the proxy share the cores). Plain commit:',
+        'a COMMIT on each shard. With two-phase commit the COMMIT becomes the decision row INSERT on shard 0 (the decision',
+        'shard) in the same round trip as PREPARE TRANSACTION on shard 1, then a plain COMMIT on shard 0 (the decision, in',
+        'its WAL), then COMMIT PREPARED on shard 1. `after_commit_prepared` answers the client after that COMMIT PREPARED;',
+        '`at_decision` right after the decision COMMIT, COMMIT PREPARED following in the background on a connection of the',
+        "manager's own while this proxy's requests to shard 1 wait for it. Both 2PC modes run with `atomic_visibility`.",
+        '`txn` columns: the whole transaction (pgbench --log); `COMMIT`: the COMMIT statement alone (pgbench -r, mean).',
         '',
         markdownTable(headers, rows),
         '',

@@ -39,6 +39,7 @@ export const GENERAL_DEFAULTS: Readonly<GeneralConfig> = Object.freeze({
   twoPhaseCommitPrepareTimeoutMs: 0, // off, as statement_timeout
   atomicVisibility: false, // at load: two_phase_commit's value unless set
   atomicVisibilityTimeoutMs: 5_000,
+  twoPhaseCommitReply: 'after_commit_prepared',
   maxMessageSizeBytes: 64 * MIB,
   insertSelectBatchRows: 1000,
   preparedStatementsLimit: null, // PgDog: i64::MAX
@@ -97,6 +98,7 @@ export const PASSTHROUGH_AUTH_MODES = [
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export const LOG_FORMATS = ['json', 'text'] as const;
 export const QUERY_SIZE_LIMIT_ACTIONS = ['warn', 'block'] as const;
+export const TWO_PHASE_COMMIT_REPLIES = ['after_commit_prepared', 'at_decision'] as const;
 export const DATABASE_ROLES = ['primary', 'replica', 'auto'] as const;
 export const READ_WRITE_SPLITS = [
   'include_primary',
@@ -277,6 +279,7 @@ export const SUPPORTED_GENERAL_KEYS: readonly string[] = [
   'two_phase_commit_prepare_timeout',
   'atomic_visibility',
   'atomic_visibility_timeout',
+  'two_phase_commit_reply',
   'max_message_size',
   'insert_select_batch_rows',
   'prepared_statements_limit',

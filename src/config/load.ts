@@ -15,6 +15,7 @@ import {
   GENERAL_DEFAULTS,
   LOG_FORMATS,
   QUERY_SIZE_LIMIT_ACTIONS,
+  TWO_PHASE_COMMIT_REPLIES,
   LOG_LEVELS,
   MAX_MESSAGE_SIZE_BYTES,
   MIB,
@@ -298,6 +299,7 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[], env: NodeJS
     atomicVisibility: r.boolean('atomic_visibility') ?? r.boolean('two_phase_commit') ?? d.atomicVisibility,
     atomicVisibilityTimeoutMs:
       r.integer('atomic_visibility_timeout', POSITIVE_TIMEOUT_MS_RULE) ?? d.atomicVisibilityTimeoutMs,
+    twoPhaseCommitReply: r.oneOf('two_phase_commit_reply', TWO_PHASE_COMMIT_REPLIES) ?? d.twoPhaseCommitReply,
     maxMessageSizeBytes: r.integer('max_message_size', MESSAGE_SIZE_RULE) ?? d.maxMessageSizeBytes,
     insertSelectBatchRows: r.integer('insert_select_batch_rows', BATCH_ROWS_RULE) ?? d.insertSelectBatchRows,
     preparedStatementsLimit: readCountLimit(r, 'prepared_statements_limit') ?? d.preparedStatementsLimit,
@@ -323,11 +325,25 @@ function readGeneral(root: SectionReader, warnings: ConfigWarning[], env: NodeJS
       message: 'has no effect while two_phase_commit is false (automatic 2PC needs two-phase commit enabled)',
     });
   }
+  checkReplyMode(r, general);
   checkPoolSizes(r, general);
   checkTlsPair(r, general);
   checkPassthroughTls(r, general);
   warnings.push(...r.warnAboutUnusedKeys(UNSUPPORTED_GENERAL_KEYS, SUPPORTED_GENERAL_KEYS));
   return general;
+}
+
+/**
+ * two_phase_commit_reply = "at_decision" answers COMMIT before phase 2 is over: only safe for this proxy's readers when
+ * every read of a shard with an unfinished phase 2 waits for it, which is the fence of atomic_visibility.
+ */
+function checkReplyMode(r: SectionReader, general: GeneralConfig): void {
+  if (general.twoPhaseCommitReply !== 'at_decision' || general.atomicVisibility) return;
+  throw r.error(
+    'two_phase_commit_reply',
+    '"at_decision" needs atomic_visibility = true (reads through this proxy must wait for an unfinished phase 2)',
+    'atomic_visibility = true in [general], or two_phase_commit_reply = "after_commit_prepared"',
+  );
 }
 
 /**

@@ -15,6 +15,8 @@ export type LogFormat = 'json' | 'text';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 export type DatabaseRole = 'primary' | 'replica' | 'auto';
 export type QuerySizeLimitAction = 'warn' | 'block';
+/** When a two-phase COMMIT is answered (shardgate's own key two_phase_commit_reply). */
+export type TwoPhaseCommitReply = 'after_commit_prepared' | 'at_decision';
 /** PgDog's read_write_split: where reads go when a shard has replicas. */
 export type ReadWriteSplit =
   'include_primary' | 'exclude_primary' | 'include_primary_if_replica_banned' | 'prefer_primary';
@@ -84,6 +86,14 @@ export interface GeneralConfig {
   atomicVisibility: boolean;
   /** Longest a fan-out reader waits for the fence and takes its snapshots, ms; past it: 40001. Default 5000. */
   atomicVisibilityTimeoutMs: number;
+  /**
+   * When the client hears COMMIT of a two-phase commit (shardgate's own key two_phase_commit_reply):
+   * `after_commit_prepared` (default) once phase 2 finished on every shard, so any connection through any proxy reads
+   * the writes; `at_decision` right after the decision shard's COMMIT, phase 2 continuing in the background while
+   * every read through this proxy of a shard with an unfinished phase 2 waits for it. `at_decision` needs
+   * atomic_visibility.
+   */
+  twoPhaseCommitReply: TwoPhaseCommitReply;
   /** Largest client message accepted, bytes (protects against oversized/malformed lengths). */
   maxMessageSizeBytes: number; // default 64 MiB
   /**

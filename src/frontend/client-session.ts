@@ -629,6 +629,7 @@ export class ClientSession implements ReplySink, Cancellable {
       general: () => this.deps.general(),
       txn: () => this.deps.txn(),
       fence: () => this.deps.fences?.of(this.database, pools.shards.length) ?? null,
+      phaseTwoCount: this.deps.fences?.phaseTwoCount ?? null,
       state: () => this.state,
       txStatus: () => this.txStatus,
       setTxStatus: (status) => {

@@ -32,6 +32,7 @@ import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { FencedRead, type ReadRequest, type ReadTarget } from './fenced-read.js';
 import { blockCutFence, takeCut } from './block-cut.js';
+import { waitForPhaseTwo } from './phase-two-wait.js';
 import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
 import {
   NO_EFFECTS,
@@ -316,7 +317,14 @@ export class ShardedDispatch
       target.sessionStatement === null && !isOwnRun && intent === 'write'
         ? blockCutFence(this.session.fence(), this.block, this.router.settings)
         : null;
-    if (cutFence === null) return send();
+    const run = cutFence === null ? send : (): void => this.takeBlockCut(cutFence, send);
+    const phaseTwo = this.session.phaseTwoCount;
+    if (phaseTwo === null || phaseTwo.pending === 0 || routed.isSessionLevel) return run();
+    this.afterPhaseTwo(shards, run);
+  }
+
+  /** Every shard of the database joins the block and takes its snapshot inside one fence section, then `send()`. */
+  private takeBlockCut(cutFence: NonNullable<ReturnType<typeof blockCutFence>>, send: () => void): void {
     const all = this.block.allShards();
     this.acquireShards(all, NO_EFFECTS, () => {
       const run = (sql: string, done: (errors: Buffer[]) => void): void =>
@@ -330,6 +338,32 @@ export class ShardedDispatch
         },
       );
     });
+  }
+
+  /**
+   * two_phase_commit_reply = "at_decision": the request waits until none of `shards` has a branch answered COMMIT at
+   * its decision and not committed yet (read-your-writes through this proxy), then `run()`; past
+   * atomic_visibility_timeout it fails with 40001 (phase-two-wait.ts).
+   */
+  private afterPhaseTwo(shards: readonly number[], run: () => void): void {
+    const fence = this.session.fence();
+    if (fence === null) return run();
+    this.request.move({ kind: 'lookup', what: "the end of a committed transaction's phase 2" });
+    waitForPhaseTwo(
+      fence.phaseTwo,
+      shards,
+      this.session.general().atomicVisibilityTimeoutMs,
+      () => {
+        this.request.end('lookup');
+        if (this.session.state() === 'ready') run();
+      },
+      (err) => {
+        this.request.end('lookup');
+        if (this.session.state() !== 'ready') return;
+        this.log.warn({ code: err.code, detail: err.detail }, err.message);
+        this.failRequest(err);
+      },
+    );
   }
 
   /**
@@ -953,6 +987,7 @@ export class ShardedDispatch
           this,
           this.log,
           this.session.general().twoPhaseCommitPrepareTimeoutMs,
+          this.session.general().twoPhaseCommitReply === 'at_decision',
         )
       : commitPlain(participants, this, this.log, this.session.fence());
     run.then(

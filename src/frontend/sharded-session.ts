@@ -11,6 +11,7 @@ import type { ServerConnection } from '../backend/server-connection.js';
 import type { PgError } from '../errors/pg-error.js';
 import type { TransactionManager } from '../txn/manager.js';
 import type { VisibilityFence } from '../txn/visibility-fence.js';
+import type { PhaseTwoCount } from '../txn/phase-two-gate.js';
 import type { ClientStatements } from './prepared-statements.js';
 import type { RequestBatch } from './request-batch.js';
 import type { SessionParams } from './session-params.js';
@@ -34,6 +35,8 @@ export interface ShardedSession {
   readonly txn: () => TransactionManager | null;
   /** atomic_visibility: this database's fence (null: off). */
   readonly fence: () => VisibilityFence | null;
+  /** atomic_visibility: branches answered at their decision and not committed yet, proxy-wide (null: off). */
+  readonly phaseTwoCount: PhaseTwoCount | null;
   state(): SessionState;
   /** The status the client was last told (ReadyForQuery). */
   txStatus(): number;

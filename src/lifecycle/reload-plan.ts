@@ -46,6 +46,7 @@ const GENERAL_KEYS: Record<keyof GeneralConfig, [key: string, needsRestart: bool
   twoPhaseCommitPrepareTimeoutMs: ['two_phase_commit_prepare_timeout', false],
   atomicVisibility: ['atomic_visibility', true],
   atomicVisibilityTimeoutMs: ['atomic_visibility_timeout', false],
+  twoPhaseCommitReply: ['two_phase_commit_reply', false],
   maxMessageSizeBytes: ['max_message_size', false],
   insertSelectBatchRows: ['insert_select_batch_rows', false],
   preparedStatementsLimit: ['prepared_statements_limit', false],

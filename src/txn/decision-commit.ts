@@ -29,6 +29,8 @@ const RESOLVE_PAUSE_MS = 500;
 /**
  * Two-phase commit over the writers (readers get plain COMMIT meanwhile). Resolves once the outcome is known and phase
  * 2 has been tried once; a committed transaction whose phase 2 could not finish is retried in the background.
+ * `isReplyAtDecision` (two_phase_commit_reply = "at_decision", with the fence running): resolves right after the
+ * decision COMMIT; phase 2 runs in the background on the manager's connections (manager.continueAfterReply).
  */
 export async function commitTwoPhase(
   manager: TransactionManager,
@@ -38,6 +40,7 @@ export async function commitTwoPhase(
   owner: Owner,
   logger: Logger,
   prepareTimeoutMs = 0,
+  isReplyAtDecision = false,
 ): Promise<CommitRun> {
   const runner = new Runner(owner);
   const readers = participants.filter((p) => !p.isWriter);
@@ -124,6 +127,13 @@ export async function commitTwoPhase(
 
   // Dies here or during phase 2: the row says `true`; recovery commits what is still prepared.
   await failpoint('after_decision');
+  if (isReplyAtDecision && manager.canReplyAtDecision) {
+    // The client hears COMMIT now: its servers are idle (the decision branch committed, the others prepared) and go
+    // back as usual; COMMIT PREPARED runs on other connections, and this proxy's requests to those shards wait for it.
+    await readersDone;
+    manager.continueAfterReply(tx);
+    return { error: null, lost: runner.lost };
+  }
   await Promise.all(
     splitAround('mid_commit_prepared', others, others[0], (p) =>
       runner.run(p, `COMMIT PREPARED '${tx.branchOn(p.shard).gid}'`),

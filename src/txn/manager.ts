@@ -4,15 +4,18 @@
 // operators see (SHOW TRANSACTIONS rows, counters). Sessions run the hot path (decision-commit.ts) on their own server
 // connections and hand over here whatever could not finish there.
 import type { Logger } from 'pino';
-import { gidLikePattern, makeDecidedGid, makeGid, parseGid, TxidSource } from './gid.js';
+import { makeDecidedGid, makeGid, TxidSource } from './gid.js';
+import { rollBackLegacyOrphans, type LegacyOrphanDeps } from './legacy-orphans.js';
 import { DecisionRecovery, listInDoubt } from './decision-recovery.js';
 import { DecisionRowCleaner } from './decision-rows.js';
 import { ensureDecisionTable, resolveDecision, type Resolution } from './decision-table.js';
-import { endsPreparedBranch, outcomeFailure } from '../backend/server-query.js';
 import { queryShard, type ShardAccess } from '../backend/shard-access.js';
 import { foundTransactionRow, ownTransactionRow, type TransactionRow } from './transaction-rows.js';
 import { DistributedTransaction, type Branch } from './transaction.js';
-import type { VisibilityFences } from './visibility-fence.js';
+import type { VisibilityFence, VisibilityFences } from './visibility-fence.js';
+import { failpoint } from './failpoints.js';
+import { finishBranches } from './branch-finisher.js';
+import { PhaseTwoConnections } from './phase-two-connections.js';
 
 /** What the manager needs of the decision log (src/txn/log/decision-log.ts). */
 export interface DecisionRecorder {
@@ -105,6 +108,7 @@ export class TransactionManager {
   /** Why two-phase commits are refused now (another live proxy holds this instance id somewhere); null: they are not. */
   private commitRefusal: string | null = null;
   private readonly cleaner: DecisionRowCleaner;
+  private readonly phaseTwoConnections: PhaseTwoConnections;
   private readonly decisionRecovery: DecisionRecovery;
   /** Shards where the decision table could not be checked yet (unreachable at start-up): retried by recovery. */
   private tableUnchecked: string[] | null = null;
@@ -114,6 +118,7 @@ export class TransactionManager {
     this.instanceId = opts.instanceId;
     this.log = opts.logger.child({ component: '2pc' });
     this.cleaner = new DecisionRowCleaner(opts.shards, opts.decisionSchema, this.log);
+    this.phaseTwoConnections = new PhaseTwoConnections(opts.shards);
     this.decisionRecovery = new DecisionRecovery({
       shards: opts.shards,
       schema: opts.decisionSchema,
@@ -229,6 +234,7 @@ export class TransactionManager {
       tx.visibility,
     );
     tx.visibility = null;
+    this.phaseTwoGate(tx)?.closeAll(tx.txid); // never opened unless COMMIT was answered; harmless then
     this.live.delete(tx.txid);
     this.log.error(
       { txid: tx.txid, shards: tx.writers.map((b) => b.shard), err: reason },
@@ -293,8 +299,34 @@ export class TransactionManager {
     );
   }
 
+  /** Whether a COMMIT may be answered at its decision (two_phase_commit_reply = "at_decision"): the fence runs. */
+  get canReplyAtDecision(): boolean {
+    return this.opts.fences != null;
+  }
+
+  /**
+   * two_phase_commit_reply = "at_decision": `tx` is decided and its client is answered now. Until each prepared
+   * branch is committed, requests through this proxy to its shard wait (phase-two-gate.ts); phase 2 runs at once in
+   * the background on connections of the manager's own (never the client's), retried until done. The fence hold
+   * taken before the decision is kept until then (finish()).
+   */
+  continueAfterReply(tx: DistributedTransaction): void {
+    this.phaseTwoGate(tx)?.open(
+      tx.txid,
+      tx.unfinishedWriters.map((b) => b.shard),
+    );
+    this.retryInBackground(tx, true);
+  }
+
+  private phaseTwoGate(tx: DistributedTransaction): VisibilityFence['phaseTwo'] | null {
+    const fences = this.opts.fences;
+    if (fences == null) return null;
+    return fences.of(tx.database, this.opts.shards.shardCount(tx.database)).phaseTwo;
+  }
+
   private finish(tx: DistributedTransaction): void {
     tx.visibility?.release();
+    this.phaseTwoGate(tx)?.closeAll(tx.txid);
     if (tx.state === 'committing') {
       tx.to('done');
       const decision = tx.decision;
@@ -336,50 +368,48 @@ export class TransactionManager {
 
   // --- background phase 2 / abort -------------------------------------------------------------------------------
 
-  private retryInBackground(tx: DistributedTransaction): void {
+  /**
+   * Finish `tx`'s branches in the background, retrying with backoff. `isFirstTry`: phase 2 of a transaction answered
+   * at its decision, whose first attempt is not a retry: it starts at once (after the client's answer is written),
+   * with the failpoints of the session's phase 2.
+   */
+  private retryInBackground(tx: DistributedTransaction, isFirstTry = false): void {
     if (this.retrying.has(tx.txid) || this.isClosed) return;
     this.retrying.add(tx.txid);
     let delay = this.opts.retryDelayMs ?? 100;
+    let isFirst = isFirstTry;
     const attempt = async (): Promise<void> => {
       if (this.isClosed) return;
-      tx.retries++;
-      this.counters.phase2Retries++;
-      await this.finishBranches(tx);
+      if (isFirst) {
+        // Dies here or during this phase 2: the client heard COMMIT; the row says `true`, recovery commits the rest.
+        await failpoint('before_commit_prepared');
+      } else {
+        tx.retries++;
+        this.counters.phase2Retries++;
+      }
+      await this.finishBranches(tx, isFirst);
+      isFirst = false;
       if (tx.unfinishedWriters.length === 0) {
         this.retrying.delete(tx.txid);
-        this.log.info(
-          { txid: tx.txid, state: tx.state, retries: tx.retries },
-          'distributed transaction finished',
-        );
+        if (tx.retries > 0)
+          this.log.info(
+            { txid: tx.txid, state: tx.state, retries: tx.retries },
+            'distributed transaction finished',
+          );
         this.finish(tx);
         return;
       }
       delay = Math.min(delay * 2, this.opts.maxRetryDelayMs ?? 5_000);
       setTimeout(() => void attempt(), delay).unref();
     };
-    setTimeout(() => void attempt(), delay).unref();
+    setTimeout(() => void attempt(), isFirstTry ? 0 : delay).unref();
   }
 
-  /** One attempt at COMMIT PREPARED (committing) or ROLLBACK PREPARED (aborting) on every unfinished branch. */
-  private async finishBranches(tx: DistributedTransaction): Promise<void> {
-    const verb = tx.state === 'committing' ? 'COMMIT PREPARED' : 'ROLLBACK PREPARED';
-    await Promise.all(
-      tx.unfinishedWriters.map(async (branch) => {
-        const sql = `${verb} '${branch.gid as string}'`;
-        const outcome = await queryShard(this.opts.shards, tx.database, tx.user, branch.shard, sql);
-        if (endsPreparedBranch(outcome)) {
-          tx.moveBranch(branch, tx.state === 'committing' ? 'committed' : 'rolled_back');
-          return;
-        }
-        const err = outcomeFailure(outcome);
-        tx.lastError = `shard ${branch.shard}: ${err}`;
-        if (tx.retries % 10 === 1)
-          this.log.warn(
-            { txid: tx.txid, shard: branch.shard, retries: tx.retries, err },
-            `${verb} failed; retrying`,
-          );
-      }),
-    );
+  /** One attempt per unfinished branch; `isFirst` (at_decision): kept connections, mid_commit_prepared honoured. */
+  private finishBranches(tx: DistributedTransaction, isFirst = false): Promise<void> {
+    const c = this.phaseTwoConnections;
+    const query = isFirst ? c.query.bind(c) : queryShard.bind(null, this.opts.shards);
+    return finishBranches(query, tx, this.phaseTwoGate(tx), this.log, isFirst);
   }
 
   // --- recovery ------------------------------------------------------------------------------------------------
@@ -434,7 +464,14 @@ export class TransactionManager {
         }
       }
       // Legacy GIDs (no decision shard) of this instance: an earlier version's; no COMMIT record = presumed abort.
-      const rolledBack = await this.rollBackOrphans(decided, isStartup);
+      const rolledBack =
+        this.commitRefusal !== null
+          ? this.skipOrphans(this.commitRefusal)
+          : await rollBackLegacyOrphans(
+              this.legacyOrphanDeps(),
+              (txid) => decided.has(txid) || this.live.has(txid),
+              isStartup,
+            );
       return {
         committed: committed + stateless.committed,
         rolledBack: rolledBack + stateless.rolledBack,
@@ -461,93 +498,24 @@ export class TransactionManager {
     return report;
   }
 
-  private async rollBackOrphans(
-    decided: ReadonlyMap<string, CommitDecision>,
-    isStartup: boolean,
-  ): Promise<number> {
-    if (this.commitRefusal !== null) {
-      this.log.warn(
-        { reason: this.commitRefusal },
-        'recovery: not rolling back undecided prepared transactions while another proxy uses this instance id',
-      );
-      return 0;
-    }
-    let rolledBack = 0;
-    const shards = this.opts.shards;
-    for (const database of shards.shardedDatabases()) {
-      const users = shards.users(database);
-      if (users.length === 0) continue;
-      for (let shard = 0; shard < shards.shardCount(database); shard++) {
-        const found = await this.preparedOnShard(database, users[0], shard);
-        if (found === null) continue;
-        for (const row of found) {
-          const gid = parseGid(row.gid);
-          // Stateless GIDs (`_d<N>`) are settled by their decision row (decision-recovery.ts), never presumed aborted.
-          if (gid === null || gid.shard !== shard || gid.decisionShard !== undefined) continue;
-          if (decided.has(gid.txid) || this.live.has(gid.txid)) continue;
-          if (!this.isOrphanDue(gid.instanceId, row.ageMs, isStartup)) continue;
-          const owner = users.find((u) => shards.serverUser(database, u, shard) === row.owner) ?? users[0];
-          const outcome = await queryShard(shards, database, owner, shard, `ROLLBACK PREPARED '${row.gid}'`);
-          if (endsPreparedBranch(outcome)) {
-            rolledBack++;
-            this.counters.recovered++;
-            this.counters.rolledBack++;
-            this.log.info(
-              { gid: row.gid, database, shard, ageMs: row.ageMs },
-              'recovery: rolled back a prepared transaction with no commit decision',
-            );
-          } else {
-            this.log.error(
-              { gid: row.gid, database, shard, err: outcomeFailure(outcome) },
-              'recovery: ROLLBACK PREPARED failed; will retry',
-            );
-          }
-        }
-      }
-    }
-    return rolledBack;
-  }
-
-  /**
-   * An undecided prepared transaction under `instanceId` is presumed aborted now: this instance's own or the former
-   * default id's at any age at start-up (nothing of ours can be in flight yet), else once older than the orphan
-   * timeout; an ambiguous former id's only once older than the timeout, at start-up too. Anyone else's: never.
-   */
-  private isOrphanDue(instanceId: string, ageMs: number, isStartup: boolean): boolean {
-    const former = this.opts.formerInstanceId ?? null;
-    const isOwn = instanceId === this.instanceId;
-    const isFormer = former !== null && instanceId === former.id;
-    if (!isOwn && !isFormer) return false;
-    const isAnyAge = isStartup && (isOwn || !former?.isAmbiguous);
-    return isAnyAge || ageMs >= this.opts.orphanTimeoutMs;
-  }
-
-  /**
-   * Prepared transactions of this instance (and of the former default id) in the shard's database; null (logged)
-   * when the shard is unreachable.
-   */
-  private async preparedOnShard(
-    database: string,
-    user: string,
-    shard: number,
-  ): Promise<{ gid: string; ageMs: number; owner: string }[] | null> {
-    const ids = [this.instanceId];
-    if (this.opts.formerInstanceId) ids.push(this.opts.formerInstanceId.id);
-    const matches = ids.map((id) => `gid LIKE '${gidLikePattern(id)}'`).join(' OR ');
-    const outcome = await queryShard(
-      this.opts.shards,
-      database,
-      user,
-      shard,
-      `SELECT gid, (extract(epoch FROM now() - prepared) * 1000)::bigint, owner FROM pg_prepared_xacts ` +
-        `WHERE database = current_database() AND (${matches})`,
+  private skipOrphans(reason: string): number {
+    this.log.warn(
+      { reason },
+      'recovery: not rolling back undecided prepared transactions while another proxy uses this instance id',
     );
-    if (outcome.kind !== 'ok') {
-      const err = outcomeFailure(outcome);
-      this.log.warn({ database, shard, err }, 'recovery: cannot list prepared transactions');
-      return null;
-    }
-    return outcome.rows.map((r) => ({ gid: r[0] ?? '', ageMs: Number(r[1]), owner: r[2] ?? '' }));
+    return 0;
+  }
+
+  private legacyOrphanDeps(): LegacyOrphanDeps {
+    const { shards, formerInstanceId, orphanTimeoutMs } = this.opts;
+    return {
+      shards,
+      instanceId: this.instanceId,
+      formerInstanceId,
+      orphanTimeoutMs,
+      counters: this.counters,
+      log: this.log,
+    };
   }
 
   /** Recovery every `recoveryIntervalMs` until close(). */
@@ -571,6 +539,7 @@ export class TransactionManager {
   close(): void {
     this.isClosed = true;
     this.cleaner.close();
+    this.phaseTwoConnections.close();
     if (this.recoveryTimer !== null) clearTimeout(this.recoveryTimer);
   }
 }

@@ -10,6 +10,9 @@
 //   stops new writers (a reader waits for at most one writer phase); waiters are granted in arrival order by phase;
 // - a reader's section (waiting + holding) is bounded: past `timeoutMs` it is withdrawn, its entries released, and
 //   told which shard and holder blocked it. Writers are not bounded here: readers' bounds bound their waits.
+// Each fence also carries its database's PhaseTwoGate (phase-two-gate.ts: two_phase_commit_reply = "at_decision").
+
+import { PhaseTwoGate, type PhaseTwoCount } from './phase-two-gate.js';
 
 /** Time and timers, injected (tests use a fake clock). */
 export interface FenceClock {
@@ -202,11 +205,18 @@ export class VisibilityFence {
   readonly clock: FenceClock;
   /** Per shard. */
   readonly counters: FenceCounters[];
+  /** Shards with a branch answered at its decision and not committed yet (two_phase_commit_reply = "at_decision"). */
+  readonly phaseTwo: PhaseTwoGate;
 
-  constructor(shardCount: number, clock: FenceClock = systemClock) {
+  constructor(
+    shardCount: number,
+    clock: FenceClock = systemClock,
+    phaseTwoCount: PhaseTwoCount = { pending: 0 },
+  ) {
     this.entries = Array.from({ length: shardCount }, () => new Entry());
     this.clock = clock;
     this.counters = Array.from({ length: shardCount }, newFenceCounters);
+    this.phaseTwo = new PhaseTwoGate(shardCount, clock, phaseTwoCount);
   }
 
   /** The counters of every shard added up. */
@@ -298,6 +308,8 @@ function sortedShards(shards: readonly number[], count: number): number[] {
 /** The fences of every sharded database (proxy-wide), created on first use. */
 export class VisibilityFences {
   private readonly byDatabase = new Map<string, VisibilityFence>();
+  /** Unfinished at_decision branches over every database: the one counter a request reads when none is pending. */
+  readonly phaseTwoCount: PhaseTwoCount = { pending: 0 };
 
   constructor(private readonly clock: FenceClock = systemClock) {}
 
@@ -305,7 +317,7 @@ export class VisibilityFences {
   of(database: string, shardCount: number): VisibilityFence {
     let fence = this.byDatabase.get(database);
     if (fence === undefined || fence.entries.length !== shardCount) {
-      fence = new VisibilityFence(shardCount, this.clock);
+      fence = new VisibilityFence(shardCount, this.clock, this.phaseTwoCount);
       this.byDatabase.set(database, fence);
     }
     return fence;

@@ -6,6 +6,7 @@
 // total is conserved, every transfer the client saw committed is on both shards, every transfer the client saw fail
 // (an ErrorResponse other than 40003) is on none, and balances agree with the ledger.
 // `npm test` runs a representative subset; SHARDGATE_FAULT_FULL=1 runs every step × both signals.
+// SHARDGATE_REPLY_MODE=at_decision runs it with two_phase_commit_reply = "at_decision" (COMMIT answered at the decision).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,7 +74,10 @@ const started: ProxyProcess[] = [];
 function generalFor(instanceId: string): string {
   return (
     `two_phase_commit = true\ntwo_phase_commit_auto = true\ninstance_id = "${instanceId}"\n` +
-    `two_phase_commit_orphan_timeout = ${MIN_AGE_MS}\ntwo_phase_commit_recovery_interval = ${RECOVERY_INTERVAL_MS}`
+    `two_phase_commit_orphan_timeout = ${MIN_AGE_MS}\ntwo_phase_commit_recovery_interval = ${RECOVERY_INTERVAL_MS}` +
+    (process.env.SHARDGATE_REPLY_MODE
+      ? `\ntwo_phase_commit_reply = "${process.env.SHARDGATE_REPLY_MODE}"`
+      : '')
   );
 }
 

@@ -43,6 +43,7 @@ describe('parseConfig defaults', () => {
       twoPhaseCommitPrepareTimeoutMs: 0,
       atomicVisibility: false, // two_phase_commit's default
       atomicVisibilityTimeoutMs: 5000,
+      twoPhaseCommitReply: 'after_commit_prepared',
       maxMessageSizeBytes: 64 * 1024 * 1024,
       insertSelectBatchRows: 1000,
       preparedStatementsLimit: null, // PgDog: i64::MAX, no limit
@@ -111,6 +112,23 @@ describe('parseConfig defaults', () => {
         .atomicVisibility,
     ).toBe(false);
     expect(() => parse(withGeneral('atomic_visibility_timeout = 0'))).toThrow(/atomic_visibility_timeout/);
+  });
+
+  it('takes two_phase_commit_reply, and refuses "at_decision" without atomic_visibility, naming both keys', () => {
+    const reply = (toml: string): string => parse(withGeneral(toml)).config.general.twoPhaseCommitReply;
+    expect(reply('two_phase_commit = true')).toBe('after_commit_prepared');
+    expect(reply('two_phase_commit = true\ntwo_phase_commit_reply = "at_decision"')).toBe('at_decision');
+    expect(reply('atomic_visibility = true\ntwo_phase_commit_reply = "at_decision"')).toBe('at_decision');
+    expect(() => parse(withGeneral('two_phase_commit_reply = "soon"'))).toThrow(
+      /"after_commit_prepared", "at_decision"/,
+    );
+    const refused = [
+      'two_phase_commit_reply = "at_decision"',
+      'two_phase_commit = true\natomic_visibility = false\ntwo_phase_commit_reply = "at_decision"',
+    ];
+    for (const toml of refused) {
+      expect(() => parse(withGeneral(toml))).toThrow(/two_phase_commit_reply[\s\S]*atomic_visibility = true/);
+    }
   });
 
   it('refuses an instance_id that could not go into a GID as is', () => {
@@ -187,8 +205,9 @@ two_phase_commit_schema = "sg_decisions"
 two_phase_commit_recovery_interval = 5_000
 two_phase_commit_orphan_timeout = 30_000
 two_phase_commit_prepare_timeout = 2_500
-atomic_visibility = false
+atomic_visibility = true
 atomic_visibility_timeout = 750
+two_phase_commit_reply = "at_decision"
 max_message_size = 1_048_576
 insert_select_batch_rows = 250
 prepared_statements_limit = 500
@@ -257,8 +276,9 @@ server_password = "owner-pw"`;
       twoPhaseCommitRecoveryIntervalMs: 5000,
       twoPhaseCommitOrphanTimeoutMs: 30000,
       twoPhaseCommitPrepareTimeoutMs: 2500,
-      atomicVisibility: false, // set: two_phase_commit = true does not turn it on
+      atomicVisibility: true,
       atomicVisibilityTimeoutMs: 750,
+      twoPhaseCommitReply: 'at_decision',
       maxMessageSizeBytes: 1048576,
       insertSelectBatchRows: 250,
       preparedStatementsLimit: 500,
