@@ -62,12 +62,21 @@ describe.skipIf(hasNoLocalServers)('role = "auto": following a failover', () => 
       // The old primary goes away: the monitor finds the other one reporting it is the primary.
       if (cluster.stopOne === undefined) throw new Error('local cluster');
       await cluster.stopOne(0);
-      const writer = await connect(proxy.url);
+      // Each try on a new connection: a try that met the dying primary may have lost its own (FATAL), and a closed
+      // client would fail every later try.
       await waitFor(
-        async () => (await writePort(writer, 'after')) === replica.port,
+        async () => {
+          const attempt = await connect(proxy.url);
+          try {
+            return (await writePort(attempt, 'after')) === replica.port;
+          } finally {
+            await attempt.end().catch(() => undefined);
+          }
+        },
         'a write on the new primary',
         20_000,
       );
+      const writer = await connect(proxy.url);
       for (let i = 0; i < 5; i++) expect(await writePort(writer, 'after')).toBe(replica.port);
       const reads = await writer.query<{ port: number; r: boolean }>(
         'SELECT inet_server_port() AS port, pg_is_in_recovery() AS r, count(*) FROM items GROUP BY 1, 2',
