@@ -62,7 +62,7 @@ export type BatchTarget = (
 };
 
 /** The flags of a request whose rows go to several shards (a split INSERT, COPY … FROM STDIN). */
-const MULTI_SHARD_WRITE = {
+export const MULTI_SHARD_WRITE = {
   isSessionLevel: false,
   isMultiShardWrite: true,
   isCommit: false,

@@ -10,7 +10,7 @@ import { shardForLiteral } from '../sharding/shard-of.js';
 import type { ShardedColumn, ShardKeyType } from '../sharding/schema.js';
 import type { InsertSelectParts } from '../router/insert-select.js';
 import type { StatementPlan } from '../router/plan.js';
-import type { BatchTarget } from './batch-target.js';
+import { MULTI_SHARD_WRITE, type BatchTarget } from './batch-target.js';
 import { rebuildRequest, type RequestStatement, type SplitPart } from './request-rewrite.js';
 
 /** Where a batch's rows go: the key's position in each row, and how its value maps to a shard. */
@@ -115,12 +115,6 @@ export function splitBatch(
     parts: partsOut,
     spec: { ...PASS_THROUGH_SPEC, rowShards: rowShards.map((s) => local.get(s) as number) },
     clientParse: statement.parseIndex >= 0 ? client.frames[statement.parseIndex] : null,
-    isSessionLevel: false,
-    isMultiShardWrite: true,
-    isCommit: false,
-    isWrite: true,
-    mayWrite: true,
-    preventsPrepare: null,
-    sessionStatement: null,
+    ...MULTI_SHARD_WRITE,
   };
 }
