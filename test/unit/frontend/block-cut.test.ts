@@ -6,27 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { CUT_SQL, isSnapshotPerBlock, takeCut } from '../../../src/frontend/block-cut.js';
 import type { PgError } from '../../../src/errors/pg-error.js';
-import { VisibilityFence, type FenceClock } from '../../../src/txn/visibility-fence.js';
-
-class FakeClock implements FenceClock {
-  t = 0;
-  private timers: { at: number; fn: () => void; isLive: boolean }[] = [];
-  now(): number {
-    return this.t;
-  }
-  setTimer(ms: number, fn: () => void): () => void {
-    const timer = { at: this.t + ms, fn, isLive: true };
-    this.timers.push(timer);
-    return () => (timer.isLive = false);
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    for (const timer of this.timers.filter((x) => x.isLive && x.at <= this.t)) {
-      timer.isLive = false;
-      timer.fn();
-    }
-  }
-}
+import { VisibilityFence } from '../../../src/txn/visibility-fence.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
 
 /** A cut over `fence`'s shards 0 and 1 whose statements are answered when the test says so. */
 function cut(fence: VisibilityFence) {

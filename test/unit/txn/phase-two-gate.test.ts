@@ -3,27 +3,8 @@
 // the bound (fake clock) naming shard and transaction, and a withdrawn wait never called back.
 import { describe, expect, it } from 'vitest';
 import { PhaseTwoGate, type PhaseTwoBlocker, type PhaseTwoCount } from '../../../src/txn/phase-two-gate.js';
-import { VisibilityFences, type FenceClock } from '../../../src/txn/visibility-fence.js';
-
-class FakeClock implements FenceClock {
-  t = 0;
-  private timers: { at: number; fn: () => void; isLive: boolean }[] = [];
-  now(): number {
-    return this.t;
-  }
-  setTimer(ms: number, fn: () => void): () => void {
-    const timer = { at: this.t + ms, fn, isLive: true };
-    this.timers.push(timer);
-    return () => (timer.isLive = false);
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    for (const timer of this.timers.filter((x) => x.isLive && x.at <= this.t)) {
-      timer.isLive = false;
-      timer.fn();
-    }
-  }
-}
+import { VisibilityFences } from '../../../src/txn/visibility-fence.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
 
 function waiter(gate: PhaseTwoGate, shards: number[], timeoutMs: number) {
   const state = { cleared: 0, timedOut: null as PhaseTwoBlocker | null };

@@ -2,33 +2,8 @@
 // exclude readers, entries in shard order, writers preferred over new readers, a waiting reader stops new writers,
 // the reader's bound (fake clock) naming what blocked it, and the wait counters.
 import { describe, expect, it } from 'vitest';
-import {
-  VisibilityFence,
-  VisibilityFences,
-  type FenceBlocker,
-  type FenceClock,
-} from '../../../src/txn/visibility-fence.js';
-
-/** A clock moved by hand: timers fire when `advance` passes them. */
-class FakeClock implements FenceClock {
-  t = 0;
-  private timers: { at: number; fn: () => void; isLive: boolean }[] = [];
-  now(): number {
-    return this.t;
-  }
-  setTimer(ms: number, fn: () => void): () => void {
-    const timer = { at: this.t + ms, fn, isLive: true };
-    this.timers.push(timer);
-    return () => (timer.isLive = false);
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    for (const timer of this.timers.filter((x) => x.isLive && x.at <= this.t)) {
-      timer.isLive = false;
-      timer.fn();
-    }
-  }
-}
+import { VisibilityFence, VisibilityFences, type FenceBlocker } from '../../../src/txn/visibility-fence.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
 
 /** A reader entering `shards`; `entered` and `timedOut` tell what happened. */
 function reader(fence: VisibilityFence, shards: number[], timeoutMs = 0) {
