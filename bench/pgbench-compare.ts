@@ -1,6 +1,7 @@
 // pgbench throughput: PostgreSQL directly vs through PgBouncer vs through shardgate, same server, same pool size.
 //
 //   npx tsx bench/pgbench-compare.ts [--duration 15] [--clients 8] [--threads 2] [--scale 10] [--rounds 1]
+//     [--only select-simple] [--profile DIR]   (DIR: a V8 CPU profile of shardgate, written when it stops)
 //
 // Starts one throwaway PostgreSQL server (user/database `bench`), loads it with `pgbench -i`, starts PgBouncer
 // and shardgate in front of it (transaction pooling, equal pool sizes), runs each workload against the three
@@ -9,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from './lib/args.js';
-import { cpuSeconds, log, runCapture, runMain, sleep } from './lib/procs.js';
+import { cpuTimes, log, runCapture, runMain, sleep } from './lib/procs.js';
 import {
   fileTimestamp,
   fmtFixed,
@@ -54,6 +55,10 @@ const opts = parseArgs(SCRIPT, {
     help: 'shardgate from dist/ (rebuilt if stale) or via tsx',
   },
   only: { default: '', help: 'comma-separated workload ids to run (default: all)' },
+  profile: {
+    default: '',
+    help: 'directory for a V8 CPU profile of shardgate (node --cpu-prof; empty: none)',
+  },
   docs: { default: 'yes', choices: ['yes', 'no'], help: 'update docs/benchmarks.md and docs/benchmarks.svg' },
 });
 
@@ -109,6 +114,8 @@ interface PgbenchRun {
   exitCode: number | null;
   /** The proxy's CPU (user + system) per processed transaction over the run, in µs; null for direct. */
   cpuMicrosPerTx?: number | null;
+  /** The same split into user and system time, for the log line. */
+  cpuSplit?: string;
   /** pgbench's complaints (stderr lines), when it failed or reported errors. */
   error?: string;
   /** e.g. "PgBouncer session mode" when the target had to be used differently. */
@@ -236,6 +243,7 @@ async function main(): Promise<void> {
     poolSize: opts['pool-size'],
     fdLimit: 20_000,
     maxClients: 1_000,
+    nodeArgs: opts.profile !== '' ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.profile)] : [],
   });
 
   const endpoints: Record<TargetName, Endpoint | null> = {
@@ -278,16 +286,20 @@ async function main(): Promise<void> {
           if (warm.error !== undefined) log(`  warm-up ${w.id} → ${t}: ${warm.error.split('\n')[0]}`);
         }
         if (w.isWrite) await resetTables(postgres.query);
-        const cpuBefore = proc?.pid === undefined ? null : cpuSeconds(proc.pid);
+        const cpuBefore = proc?.pid === undefined ? null : cpuTimes(proc.pid);
         const run = await runPgbench(ep, database, w, opts.duration);
         if (cpuBefore !== null && proc?.pid !== undefined && run.processed !== null && run.processed > 0) {
-          run.cpuMicrosPerTx = ((cpuSeconds(proc.pid) - cpuBefore) / run.processed) * 1e6;
+          const after = cpuTimes(proc.pid);
+          const perTx = (seconds: number): number => (seconds / (run.processed ?? 1)) * 1e6;
+          run.cpuMicrosPerTx = perTx(after.user - cpuBefore.user + after.system - cpuBefore.system);
+          run.cpuSplit = `user ${perTx(after.user - cpuBefore.user).toFixed(1)} + system ${perTx(after.system - cpuBefore.system).toFixed(1)} µs/tx`;
         }
         if (note !== undefined) run.note = note;
         runs[w.id][t].push(run);
         const round_ = opts.rounds > 1 ? ` (round ${round}/${opts.rounds})` : '';
         log(
           `${w.id.padEnd(16)} ${t.padEnd(9)} tps ${fmtInt(run.tps).padStart(8)}  failed ${run.failed ?? '?'}` +
+            `${run.cpuSplit !== undefined ? `  CPU ${run.cpuSplit}` : ''}` +
             `${run.error !== undefined ? `  ERROR: ${run.error.split('\n')[0]}` : ''}${round_}`,
         );
         await sleep(300);

@@ -406,6 +406,8 @@ export interface ShardgateOptions {
   fdLimit: number;
   /** Clients it must accept, for the file-descriptor check. */
   maxClients: number;
+  /** Extra node flags before the script (e.g. --cpu-prof); none by default. */
+  nodeArgs?: readonly string[];
 }
 
 export interface RunningShardgate {
@@ -454,6 +456,7 @@ export async function startShardgate(opts: ShardgateOptions): Promise<RunningSha
   const logFile = path.join(dir, 'shardgate.log');
   const out = fs.openSync(logFile, 'a');
   const wrapped = withFdLimit(opts.fdLimit, cmd.file, [
+    ...(opts.nodeArgs ?? []),
     ...cmd.args,
     '--config',
     configPath,
