@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from './lib/args.js';
+import { runPgbench } from './lib/pgbench.js';
 import { cpuTimes, log, runCapture, runMain, sleep } from './lib/procs.js';
 import {
   fileTimestamp,
@@ -23,6 +24,7 @@ import {
   writeDocSection,
 } from './lib/report.js';
 import {
+  BENCH_PASSWORD,
   BENCH_USER,
   REPO_ROOT,
   ensurePgBouncer,
@@ -122,48 +124,30 @@ interface PgbenchRun {
   note?: string;
 }
 
-function parsePgbench(stdout: string): Omit<PgbenchRun, 'exitCode'> {
-  const num = (re: RegExp): number | null => {
-    const m = re.exec(stdout);
-    return m ? Number(m[1]) : null;
-  };
-  return {
-    tps: num(/^tps = ([\d.]+) \(without initial connection time\)/m) ?? num(/^tps = ([\d.]+)/m),
-    processed: num(/^number of transactions actually processed: (\d+)/m),
-    failed: num(/^number of failed transactions: (\d+)/m),
-    latencyMs: num(/^latency average = ([\d.]+) ms/m),
-  };
-}
-
-async function runPgbench(
+async function runWorkload(
   target: Endpoint,
   database: string,
   w: Workload,
   seconds: number,
 ): Promise<PgbenchRun> {
   const args = [
-    ...['-h', target.host, '-p', String(target.port), '-U', BENCH_USER],
-    ...['-c', String(opts.clients), '-j', String(opts.threads), '-T', String(seconds), '-n'],
+    '-c',
+    String(opts.clients),
+    '-j',
+    String(opts.threads),
+    '-T',
+    String(seconds),
+    '-n',
     ...w.args,
-    database,
   ];
-  const res = await runCapture('pgbench', args, { env: libpqEnv(), timeoutMs: (seconds + 60) * 1_000 });
-  const parsed = parsePgbench(res.stdout);
-  const run: PgbenchRun = { ...parsed, exitCode: res.code };
-  const complaints = res.stderr
-    .split('\n')
-    .filter((l) => l.trim() !== '' && !/^pgbench \(/.test(l))
-    .slice(0, 6)
-    .join('\n');
-  if (res.code !== 0 || (parsed.failed ?? 0) > 0 || parsed.tps === null) {
-    const tail = res.stdout
-      .split('\n')
-      .filter((l) => l.trim() !== '' && !/^pgbench \(/.test(l))
-      .slice(-3)
-      .join('\n');
-    run.error =
-      complaints || tail || `pgbench exited with ${res.signal ?? `code ${res.code}`} and printed no results`;
-  }
+  const login = {
+    host: target.host,
+    port: target.port,
+    user: BENCH_USER,
+    password: BENCH_PASSWORD,
+    database,
+  };
+  const { out: _out, ...run } = await runPgbench(login, args, (seconds + 60) * 1_000);
   return run;
 }
 
@@ -282,12 +266,12 @@ async function main(): Promise<void> {
         }
         if (opts.warmup > 0) {
           if (w.isWrite) await resetTables(postgres.query);
-          const warm = await runPgbench(ep, database, w, opts.warmup);
+          const warm = await runWorkload(ep, database, w, opts.warmup);
           if (warm.error !== undefined) log(`  warm-up ${w.id} → ${t}: ${warm.error.split('\n')[0]}`);
         }
         if (w.isWrite) await resetTables(postgres.query);
         const cpuBefore = proc?.pid === undefined ? null : cpuTimes(proc.pid);
-        const run = await runPgbench(ep, database, w, opts.duration);
+        const run = await runWorkload(ep, database, w, opts.duration);
         if (cpuBefore !== null && proc?.pid !== undefined && run.processed !== null && run.processed > 0) {
           const after = cpuTimes(proc.pid);
           const perTx = (seconds: number): number => (seconds / (run.processed ?? 1)) * 1e6;
