@@ -1,5 +1,5 @@
 // The server→client hot path: walks reply frames by their 5-byte headers and forwards the bytes untouched.
-// Only ReadyForQuery and ParameterStatus bodies are read. Replies to messages the proxy injected on its own
+// Only ReadyForQuery and ParameterStatus bodies are read (and a ParameterDescription the proxy was asked to trim). Replies to messages the proxy injected on its own
 // (statement re-preparation, parameter sync) are swallowed by rules keyed on how many ReadyForQuery came before.
 // A FATAL (or PANIC) ErrorResponse is held back and handed to the owner whole: the server closes right after it, and
 // the client gets those exact bytes when the connection is found closed (wherever its replies were going meanwhile).
@@ -31,6 +31,15 @@ interface Replacement {
   afterReady: number;
   marker: Buffer;
   bytes: Buffer;
+}
+
+/**
+ * "The next ParameterDescription in window `afterReady` keeps its first `keep` types (null: goes as it is)": a statement
+ * the proxy gave parameters of its own (pgdog.unique_id() ids) is described with the client's parameters only.
+ */
+interface ParameterTrim {
+  afterReady: number;
+  keep: number | null;
 }
 
 interface SwallowRule {
@@ -91,6 +100,8 @@ export class ResponseScanner {
   private rules: SwallowRule[] = [];
   /** Server errors to replace by the proxy's own, in order (see replaceError). */
   private replacements: Replacement[] = [];
+  /** ParameterDescriptions to trim, in the order of the Describes (of statements) sent. */
+  private trims: ParameterTrim[] = [];
 
   constructor(owner: ScannerOwner) {
     this.owner = owner;
@@ -139,7 +150,17 @@ export class ResponseScanner {
     this.replacements.unshift({ afterReady: this.readySeen, marker, bytes });
   }
 
+  /**
+   * The reply to the next Describe of a statement sent (after the ReadyForQuery replies owed so far) lists only its first
+   * `keep` parameter types; null: it goes as it is (given for every Describe of a statement in a window where one is
+   * trimmed, so replies and rules pair up in order). A window that ends before its reply came (an error) drops the rule.
+   */
+  trimNextParameterDescription(keep: number | null): void {
+    this.trims.push({ afterReady: this.readyExpected, keep });
+  }
+
   reset(): void {
+    this.trims = [];
     this.remaining = 0;
     this.droppingRemaining = false;
     this.carry = null;
@@ -195,7 +216,12 @@ export class ResponseScanner {
       }
 
       // Fast path: no swallow rules and not a frame we read → skip by length.
-      if (this.rules.length === 0 && type !== Backend.ReadyForQuery && type !== Backend.ParameterStatus) {
+      if (
+        this.rules.length === 0 &&
+        type !== Backend.ReadyForQuery &&
+        type !== Backend.ParameterStatus &&
+        (type !== Backend.ParameterDescription || this.trims.length === 0)
+      ) {
         if (type === Backend.ErrorResponse) this.owner.errorSeen(chunk, i);
         if (end > n) {
           this.remaining = end - n;
@@ -208,9 +234,11 @@ export class ResponseScanner {
       }
 
       const drop = this.shouldDrop(type);
+      const trim = !drop && type === Backend.ParameterDescription ? this.takeTrim(end <= n) : undefined;
       const needsBody =
         type === Backend.ReadyForQuery ||
         type === Backend.ParameterStatus ||
+        trim !== undefined ||
         (drop && type === Backend.ErrorResponse);
       // A frame held back for its body is scanned again, whole, with the next chunk: reported then.
       if (type === Backend.ErrorResponse && (end <= n || !needsBody)) this.owner.errorSeen(chunk, i);
@@ -258,6 +286,13 @@ export class ResponseScanner {
         }
       } else if (drop && type === Backend.ErrorResponse) {
         this.owner.swallowedError?.(chunk.subarray(i, end));
+      } else if (trim !== undefined && trim !== null) {
+        const frame = trimmedParameterDescription(chunk.subarray(i, end), trim);
+        if (frame !== null) {
+          if (i > outStart) this.owner.forward(chunk.subarray(outStart, i));
+          this.owner.forward(frame);
+          outStart = end;
+        }
       }
       i = end;
     }
@@ -319,10 +354,36 @@ export class ResponseScanner {
     return false;
   }
 
+  /**
+   * The trim for a ParameterDescription in the current window: its `keep` (null: untouched), or undefined when no rule
+   * is for it. The rule is taken only once the frame is whole (`isWhole`); until then it is only looked at.
+   */
+  private takeTrim(isWhole: boolean): number | null | undefined {
+    const trim = this.trims[0];
+    if (trim === undefined || trim.afterReady !== this.readySeen) return undefined;
+    if (isWhole) this.trims.shift();
+    return trim.keep;
+  }
+
   /** Rules whose window has passed (an error made the server skip to Sync) no longer apply. */
   private pruneRules(): void {
+    const trims = this.trims;
+    while (trims.length > 0 && trims[0].afterReady < this.readySeen) trims.shift();
     while (this.rules.length > 0 && this.rules[0].afterReady < this.readySeen) this.rules.shift();
     const replacements = this.replacements;
     while (replacements.length > 0 && replacements[0].afterReady < this.readySeen) replacements.shift();
   }
+}
+
+/** A ParameterDescription with only its first `keep` types; null when it has no more than that (or is malformed). */
+export function trimmedParameterDescription(frame: Buffer, keep: number): Buffer | null {
+  if (frame.length < 7) return null;
+  const count = frame.readInt16BE(5);
+  if (count <= keep || frame.length < 7 + 4 * count) return null;
+  const out = Buffer.allocUnsafe(7 + 4 * keep);
+  out[0] = Backend.ParameterDescription;
+  out.writeInt32BE(6 + 4 * keep, 1);
+  out.writeInt16BE(keep, 5);
+  frame.copy(out, 7, 7, 7 + 4 * keep);
+  return out;
 }

@@ -47,6 +47,7 @@ import { resetAndRelease } from '../backend/server-reset.js';
 import { queryTooLarge, STAND_IN_MARKER, standInText } from '../errors/query-too-large.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { UniqueIdRequests, withUniqueIds, type UniqueIdSupport } from './unique-id-request.js';
+import { noteDescribeSent } from './describe-trims.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
 import type { DeadlockWatch } from '../txn/deadlock-watch.js';
 import type { WatchedSession } from '../txn/watched-session.js';
@@ -944,6 +945,7 @@ export class ClientSession implements ReplySink, Cancellable {
         const type = types[i];
         const refusal = this.standIns?.get(frames[i]);
         if (refusal !== undefined) scanner.replaceError(refusal.marker, refusal.error);
+        if (type === Frontend.Describe) noteDescribeSent(frames[i], scanner); // pgdog.unique_id() parameters hidden
         if (statements !== null) {
           if (type === Frontend.Query) statements.noteQuery(frames[i], server);
           statements.rewrite(type, frames[i], server, out);

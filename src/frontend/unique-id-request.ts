@@ -3,8 +3,10 @@
 // call as a new parameter after the client's own (`$n::bigint`), and every Bind of that statement gets the ids
 // appended (text format), so a named prepared statement executed many times gets new ids each time and stays one
 // statement on the servers. `SHOW pgdog.unique_id` (PgDog's own command) becomes `SELECT <id>::bigint AS unique_id`.
-// SQL-level `PREPARE name AS …` gets its calls as parameters after its own (`$n::bigint`), and each `EXECUTE name`
-// is given new ids as extra arguments (as PgDog does), so every EXECUTE inserts new ids.
+// SQL-level `PREPARE name AS …` (simple Query or Parse) gets its calls as parameters after its own (`$n::bigint`), and
+// each `EXECUTE name` is given new ids as extra arguments (as PgDog does): literals in a simple Query, parameters of
+// the statement in a Parse (so each Bind of it gives new ids), so every EXECUTE inserts new ids. A Describe of a
+// statement given ids is answered with the client's parameters only (describe-trims.ts).
 // Routing then sees an ordinary statement: an INSERT whose sharding key is a call goes to the shard of its id.
 // The request is rewritten frame for frame; running it through again changes nothing (a statement already rewritten is
 // recognised by its text, a Bind already given its ids by its parameter count).
@@ -17,14 +19,15 @@ import type { PlanCache } from '../router/plan-cache.js';
 import {
   findPreparedUses,
   findUniqueIdCalls,
+  highestParam,
   mayMentionUniqueId,
   mentionsUniqueId,
-  replaceUniqueIdSites,
+  type PreparedUse,
   type UniqueIdCalls,
-  type UniqueIdSite,
 } from '../router/unique-id-calls.js';
 import type { UniqueIdGenerator } from '../sharding/unique-id.js';
 import type { RequestBatch } from './request-batch.js';
+import { markDescribe } from './describe-trims.js';
 
 /** What a database's sessions share: the proxy's one generator, and the calls found per text. */
 export interface UniqueIdSupport {
@@ -40,6 +43,11 @@ interface IdStatement {
   /** The client's parameters: a Bind with this many values gets the ids appended. */
   readonly base: number;
   readonly count: number;
+  /**
+   * It EXECUTEs a SQL-level statement PREPAREd with calls: PostgreSQL takes no Bind parameters in EXECUTE's arguments,
+   * so its ids are literals written at Parse, good for one Bind (a second would insert the same ids again).
+   */
+  readonly hasFixedIds: boolean;
 }
 
 /** Rewritten texts a session remembers (a split batch parses them again as its pieces run). */
@@ -55,6 +63,13 @@ interface TextEdit {
   readonly text: string;
 }
 
+/** A TextEdit whose text is made once the edits are in text order (ids are handed out in that order). */
+interface PendingEdit {
+  readonly start: number;
+  readonly end: number;
+  readonly make: () => string;
+}
+
 export class UniqueIdRequests {
   private readonly named = new Map<string, IdStatement>();
   private unnamed: IdStatement | null = null;
@@ -62,6 +77,10 @@ export class UniqueIdRequests {
   private readonly produced = new Map<string, IdStatement>();
   /** SQL-level prepared statements (PREPARE) with calls: how many ids each EXECUTE of them is given. */
   private readonly sqlPrepared = new Map<string, number>();
+  /** Statements with fixed ids (IdStatement.hasFixedIds) bound once already. */
+  private readonly spent = new WeakSet<IdStatement>();
+  /** The Bind frames that bound them (a request routed again is rewritten again: the same Bind is no second one). */
+  private readonly spentBy = new WeakSet<Buffer>();
 
   constructor(private readonly support: UniqueIdSupport) {}
 
@@ -72,6 +91,7 @@ export class UniqueIdRequests {
       out ??= [...frames];
       out[i] = frame;
     };
+    let describes: [Buffer, number | null][] | null = null;
     for (let i = 0; i < types.length; i++) {
       const frame = frames[i];
       switch (types[i]) {
@@ -93,9 +113,22 @@ export class UniqueIdRequests {
         case Frontend.Close:
           if (frame[5] === 0x53 /* S */) this.forget(cstring(frame, 6));
           break;
+        case Frontend.Describe:
+          if (frame[5] === 0x53 /* S */)
+            (describes ??= []).push([frame, this.clientParams(cstring(frame, 6))]);
+          break;
       }
     }
+    // Its Describes of statements given ids are answered with the client's parameters only (all of them marked).
+    if (describes?.some(([, keep]) => keep !== null) === true)
+      for (const [frame, keep] of describes) markDescribe(frame, keep);
     return out === null ? null : { types: [...types], frames: out };
+  }
+
+  /** How many parameters the client gave statement `name`, when the proxy added ids to them; else null. */
+  private clientParams(name: string): number | null {
+    const statement = name === '' ? this.unnamed : (this.named.get(name) ?? null);
+    return statement === null || statement.count === 0 ? null : statement.base;
   }
 
   /** The calls of `sql`, from the cache; null when it has none (most texts: one regular expression test). */
@@ -128,15 +161,90 @@ export class UniqueIdRequests {
     if (!mayCall && !mayUsePrepared) return null;
     const calls = mayCall ? this.callsIn(sql) : null;
     const uses = mayUsePrepared ? findPreparedUses(sql) : null;
-    if (calls === null && (uses === null || uses.length === 0)) return null;
-    const edits: TextEdit[] = [];
+    const newId = (): string => `${this.support.generator.next()}::bigint`;
+    const edits = this.edits(calls, uses, newId, newId);
+    return edits.length === 0 ? null : query(applyEdits(sql, edits));
+  }
+
+  /**
+   * A Parse of a text with calls, or with EXECUTEs of a statement PREPAREd with calls: the same statement name and
+   * declared types, each call (and each id such an EXECUTE needs) made a parameter after the client's own, so every
+   * Bind gives new ids. A SQL-level PREPARE in it gets its calls as parameters of that statement, as in a simple
+   * Query; PREPARE, DEALLOCATE and DISCARD ALL take effect for this session's EXECUTEs when parsed.
+   */
+  private rewriteParse(frame: Buffer): Buffer | null {
+    const nameEnd = frame.indexOf(0, 5);
+    const textEnd = frame.indexOf(0, nameEnd + 1);
+    if (nameEnd < 0 || textEnd < 0) return null; // malformed: routing reports it
+    const name = frame.toString('utf8', 5, nameEnd);
+    const known = nameEnd === 5 ? this.unnamed : (this.named.get(name) ?? null);
+    const mayCall = mayMentionUniqueId(frame, nameEnd + 1, textEnd);
+    // Nothing to look at or to forget.
+    if (!mayCall && known === null && this.produced.size === 0 && this.sqlPrepared.size === 0) return null;
+    const text = frame.toString('utf8', nameEnd + 1, textEnd);
+    if (known !== null && known.text === text) return null; // already rewritten
+    // A text rewritten earlier (a batch's statements run one by one, each parsed again) is still that statement.
+    const again = this.produced.get(text);
+    if (again !== undefined) {
+      this.remember(name, again.hasFixedIds ? { ...again } : again); // parsed again: bound once more
+      return null;
+    }
+    const calls = mayCall ? this.callsIn(text) : null;
+    const mayUsePrepared =
+      PREPARED_WORDS.test(text) && (this.sqlPrepared.size > 0 || calls?.isInPrepare === true);
+    const uses = mayUsePrepared ? findPreparedUses(text) : null;
+    const declared = frame.length >= textEnd + 3 ? frame.readInt16BE(textEnd + 1) : 0;
+    let base = declared;
+    if (calls !== null || uses?.some((use) => use.kind === 'execute') === true)
+      base = Math.max(calls?.maxParam ?? highestParam(text), declared);
+    let count = 0;
+    let hasFixedIds = false;
+    const edits = this.edits(
+      calls,
+      uses,
+      () => `$${base + ++count}::bigint`,
+      () => {
+        hasFixedIds = true;
+        return `${this.support.generator.next()}::bigint`;
+      },
+    );
+    if (edits.length === 0) {
+      this.forget(name);
+      return null;
+    }
+    const sql = applyEdits(text, edits);
+    const statement: IdStatement = { text: sql, base, count, hasFixedIds };
+    this.remember(name, statement);
+    this.produced.delete(sql);
+    this.produced.set(sql, statement);
+    if (this.produced.size > PRODUCED_MAX) this.produced.delete(this.produced.keys().next().value as string);
+    // Name bytes and the declared types (after the text) are kept as the client sent them.
+    return new MessageWriter(frame.length + sql.length)
+      .bytes(frame.subarray(5, nameEnd + 1))
+      .cstring(sql)
+      .bytes(frame.subarray(textEnd + 1))
+      .frame(Frontend.Parse);
+  }
+
+  /**
+   * The changes a text needs: each call replaced by what `id()` gives (a PREPARE's calls by that statement's own
+   * parameters), each EXECUTE of a statement PREPAREd with calls given as many `executeId()`s as extra arguments; the
+   * session's PREPAREd statements are updated in text order (a PREPARE or DEALLOCATE takes effect for the EXECUTEs
+   * after it). Both are called in text order. Empty: nothing to change.
+   */
+  private edits(
+    calls: UniqueIdCalls | null,
+    uses: PreparedUse[] | null,
+    id: () => string,
+    executeId: () => string,
+  ): TextEdit[] {
+    const edits: PendingEdit[] = [];
     const sites = calls?.sites ?? [];
     const counts = new Map<string, number>();
     for (const site of sites) {
       if (site.prepare === undefined) continue;
       counts.set(site.prepare.name, site.prepare.index);
     }
-    // In text order: a PREPARE or DEALLOCATE takes effect for the EXECUTEs after it.
     for (const use of uses ?? []) {
       if (use.kind === 'prepare') {
         const count = counts.get(use.name) ?? 0;
@@ -148,72 +256,25 @@ export class UniqueIdRequests {
       } else {
         const count = this.sqlPrepared.get(use.name) ?? 0;
         if (count === 0) continue;
-        const ids = Array.from({ length: count }, () => `${this.support.generator.next()}::bigint`).join(
-          ', ',
-        );
-        edits.push({ start: use.at, end: use.at, text: use.hasArgs ? `, ${ids}` : ` (${ids})` });
+        const make = (): string => {
+          const ids = Array.from({ length: count }, executeId).join(', ');
+          return use.hasArgs ? `, ${ids}` : ` (${ids})`;
+        };
+        edits.push({ start: use.at, end: use.at, make });
       }
     }
     for (const site of sites) {
-      const text =
-        site.prepare !== undefined
-          ? `($${site.prepare.base + site.prepare.index}::bigint)`
-          : this.literal(site);
-      edits.push({ start: site.start, end: site.end, text });
+      const prepare = site.prepare;
+      const make =
+        prepare !== undefined
+          ? (): string => `($${prepare.base + prepare.index}::bigint)`
+          : site.isShow
+            ? (): string => `SELECT ${id()} AS unique_id`
+            : (): string => `(${id()})`;
+      edits.push({ start: site.start, end: site.end, make });
     }
-    if (edits.length === 0) return null;
     edits.sort((a, b) => a.start - b.start);
-    let out = '';
-    let from = 0;
-    for (const edit of edits) {
-      out += sql.slice(from, edit.start) + edit.text;
-      from = edit.end;
-    }
-    return query(out + sql.slice(from));
-  }
-
-  /** A Parse of a text with calls: the same statement name and declared types, the calls made parameters. */
-  private rewriteParse(frame: Buffer): Buffer | null {
-    const nameEnd = frame.indexOf(0, 5);
-    const textEnd = frame.indexOf(0, nameEnd + 1);
-    if (nameEnd < 0 || textEnd < 0) return null; // malformed: routing reports it
-    const name = frame.toString('utf8', 5, nameEnd);
-    const known = nameEnd === 5 ? this.unnamed : (this.named.get(name) ?? null);
-    const mayCall = mayMentionUniqueId(frame, nameEnd + 1, textEnd);
-    if (!mayCall && known === null && this.produced.size === 0) return null; // nothing to look at or to forget
-    const text = frame.toString('utf8', nameEnd + 1, textEnd);
-    if (known !== null && known.text === text) return null; // already rewritten
-    const calls = mayCall ? this.callsIn(text) : null;
-    if (calls?.isInPrepare === true) {
-      throw PgError.featureNotSupported(
-        'pgdog.unique_id() inside PREPARE sent with the extended protocol is not supported',
-        'Send PREPARE and EXECUTE as simple Queries (each EXECUTE gets new ids), or use a protocol-level prepared statement.',
-      );
-    }
-    if (calls === null) {
-      // A text rewritten earlier (a batch's statements run one by one, each parsed again) is still that statement.
-      const again = this.produced.get(text);
-      if (again !== undefined) this.remember(name, again);
-      else this.forget(name);
-      return null;
-    }
-    const declared = frame.length >= textEnd + 3 ? frame.readInt16BE(textEnd + 1) : 0;
-    const base = Math.max(calls.maxParam, declared);
-    const sql = replaceUniqueIdSites(text, calls.sites, (j, site) => {
-      const param = `$${base + j + 1}::bigint`;
-      return site.isShow ? `SELECT ${param} AS unique_id` : `(${param})`;
-    });
-    const statement: IdStatement = { text: sql, base, count: calls.sites.length };
-    this.remember(name, statement);
-    this.produced.delete(sql);
-    this.produced.set(sql, statement);
-    if (this.produced.size > PRODUCED_MAX) this.produced.delete(this.produced.keys().next().value as string);
-    // Name bytes and the declared types (after the text) are kept as the client sent them.
-    return new MessageWriter(frame.length + sql.length)
-      .bytes(frame.subarray(5, nameEnd + 1))
-      .cstring(sql)
-      .bytes(frame.subarray(textEnd + 1))
-      .frame(Frontend.Parse);
+    return edits.map((edit) => ({ start: edit.start, end: edit.end, text: edit.make() }));
   }
 
   /** A Bind of a statement with calls, still with only the client's values: the ids appended, in text format. */
@@ -227,6 +288,17 @@ export class UniqueIdRequests {
         ? this.unnamed
         : (this.named.get(frame.toString('utf8', portalEnd + 1, stmtEnd)) ?? null);
     if (statement === null) return null;
+    if (statement.hasFixedIds && !this.spentBy.has(frame)) {
+      if (this.spent.has(statement)) {
+        throw PgError.featureNotSupported(
+          'an EXECUTE of a statement prepared with pgdog.unique_id() gets its ids when parsed, so it can be bound only once',
+          'Parse the EXECUTE again for each run (an unnamed statement), or send it as a simple Query.',
+        );
+      }
+      this.spent.add(statement);
+      this.spentBy.add(frame);
+    }
+    if (statement.count === 0) return null;
     let bind: BindMessage;
     try {
       bind = decodeBind(frame);
@@ -253,13 +325,8 @@ export class UniqueIdRequests {
     return w.bytes(bind.resultFormats).frame(Frontend.Bind);
   }
 
-  /** A simple Query's replacement of one site: a new id as a bigint literal. */
-  private literal(site: UniqueIdSite): string {
-    const value = `${this.support.generator.next()}::bigint`;
-    return site.isShow ? `SELECT ${value} AS unique_id` : `(${value})`;
-  }
-
   private remember(name: string, statement: IdStatement): void {
+    if (statement.count === 0 && !statement.hasFixedIds) return this.forget(name); // e.g. a PREPARE: no ids at Bind
     if (name === '') this.unnamed = statement;
     else this.named.set(name, statement);
   }
@@ -268,6 +335,17 @@ export class UniqueIdRequests {
     if (name === '') this.unnamed = null;
     else this.named.delete(name);
   }
+}
+
+/** `sql` with `edits` (in text order, not overlapping) made. */
+function applyEdits(sql: string, edits: readonly TextEdit[]): string {
+  let out = '';
+  let from = 0;
+  for (const edit of edits) {
+    out += sql.slice(from, edit.start) + edit.text;
+    from = edit.end;
+  }
+  return out + sql.slice(from);
 }
 
 function cstring(frame: Buffer, from: number): string {

@@ -196,6 +196,22 @@ export function findPreparedUses(sql: string): PreparedUse[] | null {
   return out;
 }
 
+/** The highest `$n` of `sql` (0: none, or it does not parse). */
+export function highestParam(sql: string): number {
+  let parsed: unknown;
+  try {
+    parsed = parseSync(sql);
+  } catch {
+    return 0;
+  }
+  let max = 0;
+  walk(parsed, (nodeType, fields) => {
+    if (nodeType === 'ParamRef' && typeof fields.number === 'number') max = Math.max(max, fields.number);
+    return undefined;
+  });
+  return max;
+}
+
 /** `sql` with each site replaced by `replacement(i, site)` (i: the site's index in text order). */
 export function replaceUniqueIdSites(
   sql: string,

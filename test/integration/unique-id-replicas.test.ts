@@ -1,13 +1,22 @@
 // pgdog.unique_id() on a database with one shard and a real streaming replica (issue 12): as through PgDog, whose query
 // parser is on when a database has replicas, the proxy puts its own ids in place of the calls — in reads (which may go
-// to the replica) and in writes, simple and extended protocol, SQL PREPARE / EXECUTE — while the same database
+// to the replica) and in writes, simple and extended protocol, SQL PREPARE / EXECUTE (also sent in a Parse); a
+// Describe lists the client's parameters only (as PostgreSQL does for the statement without the call) — while the same database
 // without replicas passes the call to PostgreSQL as written (3F000: no schema pgdog).
 import pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { startPgCluster } from '../../src/testing/pg-cluster.js';
 import { decodeUniqueId } from '../../src/sharding/unique-id.js';
-import { APP_DB, APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import {
+  APP_DB,
+  APP_PASSWORD,
+  APP_SERVER_OPTIONS,
+  APP_USER,
+  startTestProxy,
+  type TestProxy,
+} from '../helpers/proxy.js';
 
 const isExternal = (process.env.SHARDGATE_TEST_PG ?? '').trim() !== '';
 
@@ -95,6 +104,47 @@ describe.skipIf(isExternal)('pgdog.unique_id() on one shard with a replica', () 
       [all],
     );
     expect(stored.rows[0].n).toBe(5);
+  });
+
+  it('a Describe lists the client’s parameters only; PREPARE and EXECUTE sent in a Parse get new ids', async () => {
+    const viaProxy = postgres(withReplica.url, { max: 1, onnotice: () => undefined });
+    const [primary] = cluster.servers;
+    const onPrimary = postgres({
+      host: primary.host,
+      port: primary.port,
+      user: APP_USER,
+      pass: APP_PASSWORD,
+      database: APP_DB,
+      max: 1,
+      onnotice: () => undefined,
+    });
+    const extended = { prepare: false, simple: false } as postgres.UnsafeQueryOptions; // `simple`: read at run time
+    try {
+      const body = 'described';
+      const described = await viaProxy`
+        insert into notes (id, body) values (pgdog.unique_id(), ${body}) returning id`.describe();
+      const plain =
+        await onPrimary`insert into notes (id, body) values (1::bigint, ${body}) returning id`.describe();
+      expect(plain.types).toEqual([25]);
+      expect(described.types).toEqual(plain.types);
+      const inserted = await viaProxy<{ id: string }[]>`
+        insert into notes (id, body) values (pgdog.unique_id(), ${body}) returning id`;
+      expect(decodeUniqueId(BigInt(inserted[0].id), 'standard').nodeId).toBe(5);
+      await viaProxy.unsafe(
+        'prepare add_ext (text) as insert into notes (id, body) values (pgdog.unique_id(), $1) returning id',
+        [],
+        extended,
+      );
+      const ids: string[] = [];
+      for (const n of ['ext 1', 'ext 2', 'ext 3'])
+        ids.push((await viaProxy.unsafe<{ id: string }[]>(`execute add_ext('${n}')`, [], extended))[0].id);
+      expect(new Set(ids).size).toBe(3);
+      for (const id of ids) expect(decodeUniqueId(BigInt(id), 'standard').nodeId).toBe(5);
+      await viaProxy.unsafe('deallocate add_ext', [], extended);
+    } finally {
+      await viaProxy.end();
+      await onPrimary.end();
+    }
   });
 
   it('refuses a call every row of a query would share (0A000), and the session goes on', async () => {

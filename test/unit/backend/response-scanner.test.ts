@@ -503,3 +503,65 @@ describe('replaceErrorInFlight (the deadlock check rewriting its own cancel)', (
     expect(owner.forwarded).toEqual(Buffer.concat([C('UPDATE 1'), Z('T'), canceled, Z('E')]));
   });
 });
+
+describe('trimNextParameterDescription (statements given pgdog.unique_id() parameters)', () => {
+  const T = (...oids: number[]): Buffer => {
+    const body = Buffer.alloc(2 + 4 * oids.length);
+    body.writeInt16BE(oids.length, 0);
+    oids.forEach((oid, k) => body.writeInt32BE(oid, 2 + 4 * k));
+    return msg('t', body);
+  };
+  const NO_DATA = msg('n');
+
+  it('trims the described statements in order, leaves the null ones, at any chunking', () => {
+    // Window 1: a statement with one id parameter (text, int8 → text), one without, another with two (→ none).
+    const input = Buffer.concat([
+      PARSE_COMPLETE,
+      T(25, 20),
+      ROW_DESC,
+      T(23, 25),
+      NO_DATA,
+      T(20, 20),
+      NO_DATA,
+      Z('I'),
+      T(25, 20), // window 2: no rule
+      NO_DATA,
+      Z('I'),
+    ]);
+    const want = Buffer.concat([
+      PARSE_COMPLETE,
+      T(25),
+      ROW_DESC,
+      T(23, 25),
+      NO_DATA,
+      T(),
+      NO_DATA,
+      Z('I'),
+      T(25, 20),
+      NO_DATA,
+      Z('I'),
+    ]);
+    for (const cuts of chunkings(input)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.trimNextParameterDescription(1);
+      scanner.trimNextParameterDescription(null);
+      scanner.trimNextParameterDescription(0);
+      scanner.readyExpected = 2;
+      scanAll(scanner, input, cuts);
+      expect(hex(owner.forwarded), `cuts ${cuts.join(',')}`).toBe(hex(want));
+      expect(owner.ready).toEqual(['I', 'I']);
+      expect(scanner.isAtMessageBoundary).toBe(true);
+    }
+  });
+
+  it('drops the rules of a window an error ended before its Describe was answered', () => {
+    const owner = new FakeOwner();
+    const scanner = new ResponseScanner(owner);
+    scanner.trimNextParameterDescription(1);
+    scanner.readyExpected = 2;
+    const failed = E('42P01', 'relation "nope" does not exist');
+    scanner.scan(Buffer.concat([failed, Z('I'), T(25, 20), NO_DATA, Z('I')]));
+    expect(owner.forwarded).toEqual(Buffer.concat([failed, Z('I'), T(25, 20), NO_DATA, Z('I')]));
+  });
+});

@@ -1,7 +1,8 @@
 // pgdog.unique_id() in a sharded session's requests: where the parser finds calls (and where it leaves them), how a
 // simple Query, a Parse and each Bind are rewritten (literals; parameters after the client's with ids appended to every
-// Bind), that a request rewritten once is left alone when it is routed again, and that routing then sends an INSERT to
-// the shard of its id. A fake clock makes the ids known in advance.
+// Bind), that a request rewritten once is left alone when it is routed again, that routing then sends an INSERT to
+// the shard of its id, SQL PREPARE / EXECUTE sent in a Parse, and a Describe of a statement given ids answered with the
+// client's parameters only. A fake clock makes the ids known in advance.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SessionRouter } from '../../../src/frontend/session-router.js';
 import { Frontend } from '../../../src/protocol/codes.js';
@@ -18,6 +19,8 @@ import {
 import { shardForLiteral } from '../../../src/sharding/shard-of.js';
 import { UNIQUE_ID_EPOCH_MS, UniqueIdGenerator } from '../../../src/sharding/unique-id.js';
 import { PgError } from '../../../src/errors/pg-error.js';
+import { ResponseScanner } from '../../../src/backend/response-scanner.js';
+import { noteDescribeSent } from '../../../src/frontend/describe-trims.js';
 import { SCHEMA } from '../router/fixtures.js';
 
 beforeAll(async () => {
@@ -215,8 +218,29 @@ describe('simple Query', () => {
     expect(rewrite(r, [query("EXECUTE p('x')")])).toBeNull();
   });
 
-  it('inside PREPARE sent in a Parse: refused with 0A000', () => {
-    expect(() => rewrite(router(), [parse('', 'PREPARE p AS SELECT pgdog.unique_id()')])).toThrow(PgError);
+  it('PREPARE, EXECUTE, DEALLOCATE sent in a Parse: as in a Query; an EXECUTE’s ids are literals, good for one Bind', () => {
+    const r = router();
+    const prepared = rewrite(r, [
+      parse('', 'PREPARE p (text) AS INSERT INTO users (id, name) VALUES (pgdog.unique_id(), $1)'),
+    ]);
+    expect(sqlOf((prepared ?? [])[0])).toBe(
+      'PREPARE p (text) AS INSERT INTO users (id, name) VALUES (($2::bigint), $1)',
+    );
+    // PostgreSQL takes no Bind parameters in EXECUTE's arguments: the id is written into the text.
+    const executed = rewrite(r, [parse('run', "EXECUTE p('ada')"), bind('run', []), EXECUTE, SYNC]) ?? [];
+    expect(sqlOf(executed[0])).toBe(`EXECUTE p('ada', ${idAt(0)}::bigint)`);
+    expect(bindValues(executed[1])).toEqual([]);
+    expect(rewrite(r, executed)).toBeNull(); // routed again: the same Bind, not a second one
+    expect(() => rewrite(r, [bind('run', []), EXECUTE, SYNC])).toThrow(/can be bound only once/);
+    // Parsed again (unnamed, as drivers do): new ids.
+    const again = rewrite(r, [parse('', "EXECUTE p('bo')"), bind('', []), EXECUTE, SYNC]) ?? [];
+    expect(sqlOf(again[0])).toBe(`EXECUTE p('bo', ${idAt(1)}::bigint)`);
+    // DEALLOCATE in a Parse forgets it.
+    expect(rewrite(r, [parse('', 'DEALLOCATE p')])).toBeNull();
+    expect(rewrite(r, [parse('', "EXECUTE p('x')")])).toBeNull();
+    rewrite(r, [parse('', 'PREPARE q AS SELECT pgdog.unique_id()')]);
+    expect(rewrite(r, [parse('', 'DISCARD ALL')])).toBeNull();
+    expect(rewrite(r, [parse('', 'EXECUTE q')])).toBeNull();
   });
 });
 
@@ -326,5 +350,62 @@ describe('extended protocol', () => {
     expect(rewrite(r, [closeStatement('s'), bind('s', [])])).toBeNull();
     rewrite(r, [parse('t', 'SELECT pgdog.unique_id()')]);
     expect(rewrite(r, [parse('t', 'SELECT 1'), bind('t', [])])).toBeNull();
+  });
+});
+
+describe('Describe of a statement given ids', () => {
+  const describeS = (name: string): Buffer =>
+    new MessageWriter().int8(0x53).cstring(name).frame(Frontend.Describe);
+  const parameterDescription = (...oids: number[]): Buffer => {
+    const w = new MessageWriter().int16(oids.length);
+    for (const oid of oids) w.int32(oid);
+    return w.frame(0x74);
+  };
+  /** What a scanner told about `frames` (as the session tells it when it sends them) forwards for `replies`. */
+  function forwarded(frames: Buffer[], replies: Buffer): Buffer {
+    const out: Buffer[] = [];
+    const scanner = new ResponseScanner({
+      forward: (b) => out.push(Buffer.from(b)),
+      readyForQuery: () => undefined,
+      parameterStatus: () => undefined,
+      errorSeen: () => undefined,
+      fatalSeen: () => undefined,
+      protocolError: () => undefined,
+    });
+    for (const f of frames) {
+      if (f[0] === Frontend.Describe) noteDescribeSent(f, scanner);
+      if (f[0] === Frontend.Sync) scanner.readyExpected++;
+    }
+    scanner.scan(replies);
+    return Buffer.concat(out);
+  }
+
+  it('is answered with the client’s parameters only; other statements’ Describes in the request are untouched', () => {
+    const r = router();
+    const frames = [
+      parse('plain', 'SELECT $1::int, $2::int'),
+      parse('ins', 'INSERT INTO users (id, name) VALUES (pgdog.unique_id(), $1)'),
+      describeS('plain'),
+      describeS('ins'),
+      SYNC,
+    ];
+    const out = rewrite(r, frames) ?? [];
+    const ready = new MessageWriter().int8(0x49).frame(0x5a);
+    const replies = Buffer.concat([parameterDescription(23, 23), parameterDescription(25, 20), ready]);
+    expect(forwarded(out, replies)).toEqual(
+      Buffer.concat([parameterDescription(23, 23), parameterDescription(25), ready]),
+    );
+    // Described again in a later request: still the client's count.
+    const later = [describeS('ins'), SYNC];
+    expect(rewrite(r, later)).toBeNull();
+    expect(forwarded(later, Buffer.concat([parameterDescription(25, 20), ready]))).toEqual(
+      Buffer.concat([parameterDescription(25), ready]),
+    );
+    // A request without such a statement is not marked.
+    const other = [parse('', 'SELECT $1::int'), describeS(''), SYNC];
+    rewrite(r, other);
+    expect(forwarded(other, Buffer.concat([parameterDescription(23), ready]))).toEqual(
+      Buffer.concat([parameterDescription(23), ready]),
+    );
   });
 });
