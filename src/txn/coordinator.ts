@@ -18,9 +18,12 @@ import { commitWithPreparedDecision } from './decision-commit-prepared.js';
 export type { CommitParticipant, CommitRun } from './commit-steps.js';
 
 /**
- * Two-phase commit over the writers (readers get plain COMMIT meanwhile), in the layout the manager runs: the decision
- * shard's branch prepared too and the decision an autocommit insert (atomic_visibility: decision-commit-prepared.ts),
- * else the decision shard's plain COMMIT as the decision (decision-commit.ts). Arguments as commitWithDecisionCommit.
+ * Two-phase commit over the writers (readers get plain COMMIT meanwhile), in one of two layouts. With
+ * atomic_visibility and the reply after COMMIT PREPARED: the decision shard's branch prepared too and the decision an
+ * autocommit insert (decision-commit-prepared.ts), so the fence covers one round trip. Else — also with
+ * two_phase_commit_reply = "at_decision", where that layout measured slower (the next request to the decision shard
+ * waits for its background COMMIT PREPARED; docs/two-phase-commit.md) — the decision shard's plain COMMIT decides
+ * (decision-commit.ts). Arguments as commitWithDecisionCommit.
  */
 export function commitTwoPhase(
   manager: TransactionManager,
@@ -32,7 +35,8 @@ export function commitTwoPhase(
   prepareTimeoutMs = 0,
   isReplyAtDecision = false,
 ): Promise<CommitRun> {
-  const commit = manager.isDecisionPrepared ? commitWithPreparedDecision : commitWithDecisionCommit;
+  const commit =
+    manager.isDecisionPrepared && !isReplyAtDecision ? commitWithPreparedDecision : commitWithDecisionCommit;
   return commit(manager, database, user, participants, owner, logger, prepareTimeoutMs, isReplyAtDecision);
 }
 

@@ -35,9 +35,8 @@ import type { DistributedTransaction } from './transaction.js';
 const UNIQUE_VIOLATION = '23505';
 
 /**
- * As commitWithDecisionCommit (decision-commit.ts), in this layout. `isReplyAtDecision` (two_phase_commit_reply =
- * "at_decision"): resolves right after the decision insert (round trip 2) and the fence hold; COMMIT PREPARED runs in
- * the background on the manager's connections (manager.continueAfterReply).
+ * As commitWithDecisionCommit (decision-commit.ts), in this layout; the client hears COMMIT after round trip 3 (the
+ * at_decision reply keeps the other layout: coordinator.ts).
  */
 export async function commitWithPreparedDecision(
   manager: TransactionManager,
@@ -47,7 +46,6 @@ export async function commitWithPreparedDecision(
   owner: Owner,
   logger: Logger,
   prepareTimeoutMs = 0,
-  isReplyAtDecision = false,
 ): Promise<CommitRun> {
   const runner = new Runner(owner);
   const readers = participants.filter((p) => !p.isWriter);
@@ -145,13 +143,6 @@ export async function commitWithPreparedDecision(
   // Dies here: the row says `true`, every branch is prepared and nothing is visible; recovery commits them all (at any
   // age: a committed `true` is finished at once), holding its own fence while it does.
   await failpoint('after_decision');
-  if (isReplyAtDecision && manager.canReplyAtDecision) {
-    // The client hears COMMIT now: its servers are idle (every branch prepared, the decision committed on its own) and
-    // go back as usual; COMMIT PREPARED runs on other connections, and this proxy's requests to those shards wait.
-    await readersDone;
-    manager.continueAfterReply(tx);
-    return { error: null, lost: runner.lost };
-  }
   // Round trip 3, the only one that makes data visible. Dies during it: the row says `true`; recovery commits the rest.
   await Promise.all(
     splitAround('mid_commit_prepared', writers, decider, (p) =>

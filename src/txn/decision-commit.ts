@@ -89,6 +89,7 @@ export async function commitWithDecisionCommit(
     // Dies here: the row is inserted, not committed. SIGKILL: the decision branch aborts with the connection;
     // recovery inserts `false` and rolls back. A vanished host: idle_in_transaction_session_timeout ends it first.
     await failpoint('after_decision_row');
+    await failpoint('after_prepare'); // the other layout's name of this step (phase 1 over, nothing decided)
     try {
       manager.checkAccepting();
     } catch (err) {

@@ -307,7 +307,8 @@ export class TransactionManager {
   /**
    * Whether the decision shard's branch is prepared too and the decision is a separate autocommit insert
    * (decision-commit-prepared.ts): with atomic_visibility, so the fence covers one round trip (COMMIT PREPARED on every
-   * writer) instead of two (the decision COMMIT, then COMMIT PREPARED).
+   * writer) instead of two (the decision COMMIT, then COMMIT PREPARED). The at_decision reply keeps the other layout
+   * (coordinator.ts).
    */
   get isDecisionPrepared(): boolean {
     return this.opts.fences != null;

@@ -8,7 +8,9 @@
 // shards, every transfer the client saw fail (an ErrorResponse other than 40003) is on none, and balances agree with
 // the ledger. `npm test` runs a representative subset; SHARDGATE_FAULT_FULL=1 runs every step × both signals × both
 // layouts. SHARDGATE_REPLY_MODE=at_decision runs it with two_phase_commit_reply = "at_decision" (COMMIT answered at
-// the decision; the decision_commit layout cases keep the default, at_decision needing atomic_visibility).
+// the decision): at_decision keeps the decision-COMMIT layout, so every case then runs that layout (after_prepare is
+// fired at its after_decision_row step); the decision_commit cases keep the default reply (at_decision needs
+// atomic_visibility).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
