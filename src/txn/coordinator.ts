@@ -1,6 +1,6 @@
 // The commit of one client transaction that spans several shards, run on the session's own server connections:
 // plain COMMIT (readers first, then the writer) when at most one shard wrote or two-phase commit is off, else the
-// two-phase commit of decision-commit.ts (the decision is a row committed on one participant shard).
+// two-phase commit (the decision is a row committed on one participant shard) in one of its two layouts.
 import type { Logger } from 'pino';
 import {
   Runner,
@@ -11,9 +11,34 @@ import {
   type Owner,
 } from './commit-steps.js';
 import type { VisibilityFence } from './visibility-fence.js';
+import type { TransactionManager } from './manager.js';
+import { commitWithDecisionCommit } from './decision-commit.js';
+import { commitWithPreparedDecision } from './decision-commit-prepared.js';
 
 export type { CommitParticipant, CommitRun } from './commit-steps.js';
-export { commitTwoPhase } from './decision-commit.js';
+
+/**
+ * Two-phase commit over the writers (readers get plain COMMIT meanwhile), in one of two layouts. With
+ * atomic_visibility and the reply after COMMIT PREPARED: the decision shard's branch prepared too and the decision an
+ * autocommit insert (decision-commit-prepared.ts), so the fence covers one round trip. Else — also with
+ * two_phase_commit_reply = "at_decision", where that layout measured slower (the next request to the decision shard
+ * waits for its background COMMIT PREPARED; docs/two-phase-commit.md) — the decision shard's plain COMMIT decides
+ * (decision-commit.ts). Arguments as commitWithDecisionCommit.
+ */
+export function commitTwoPhase(
+  manager: TransactionManager,
+  database: string,
+  user: string,
+  participants: readonly CommitParticipant[],
+  owner: Owner,
+  logger: Logger,
+  prepareTimeoutMs = 0,
+  isReplyAtDecision = false,
+): Promise<CommitRun> {
+  const commit =
+    manager.isDecisionPrepared && !isReplyAtDecision ? commitWithPreparedDecision : commitWithDecisionCommit;
+  return commit(manager, database, user, participants, owner, logger, prepareTimeoutMs, isReplyAtDecision);
+}
 
 /**
  * Plain COMMIT: readers first (their result cannot change anything), then the writers in parallel. With two or more

@@ -1,8 +1,10 @@
 // Two-phase commit with the decision on a shard (stateless: the proxy keeps nothing safety depends on). The lowest
 // writer is the decision shard: its branch is not prepared but carries the decision row; the other writers PREPARE
 // meanwhile (one round trip). The decision shard's plain COMMIT is the commit point, durable in PostgreSQL's WAL; then
-// COMMIT PREPARED on the others. Every await says what recovery (any proxy's, decision-recovery.ts) does if this
-// process dies there; docs/two-phase-commit.md has the whole argument.
+// COMMIT PREPARED on the others. With atomic_visibility the other layout runs instead (decision-commit-prepared.ts:
+// every writer prepared, the decision an insert of its own; coordinator.ts picks). Also the steps both layouts share. Every await says what
+// recovery (any proxy's, decision-recovery.ts) does if this process dies there; docs/two-phase-commit.md has the
+// whole argument.
 import type { Logger } from 'pino';
 import { endsPreparedBranch, outcomeFailure, type QueryOutcome } from '../backend/server-query.js';
 import { PgError } from '../errors/pg-error.js';
@@ -32,7 +34,7 @@ const RESOLVE_PAUSE_MS = 500;
  * `isReplyAtDecision` (two_phase_commit_reply = "at_decision", with the fence running): resolves right after the
  * decision COMMIT; phase 2 runs in the background on the manager's connections (manager.continueAfterReply).
  */
-export async function commitTwoPhase(
+export async function commitWithDecisionCommit(
   manager: TransactionManager,
   database: string,
   user: string,
@@ -87,6 +89,7 @@ export async function commitTwoPhase(
     // Dies here: the row is inserted, not committed. SIGKILL: the decision branch aborts with the connection;
     // recovery inserts `false` and rolls back. A vanished host: idle_in_transaction_session_timeout ends it first.
     await failpoint('after_decision_row');
+    await failpoint('after_prepare'); // the other layout's name of this step (phase 1 over, nothing decided)
     try {
       manager.checkAccepting();
     } catch (err) {
@@ -155,7 +158,7 @@ export async function commitTwoPhase(
  * Run `send` for every participant at once — or, while the failpoint `name` is set, for `first` alone, then the
  * failpoint, then the rest (a crash "with some done and others not"). Outcomes in the order of `all`.
  */
-function splitAround(
+export function splitAround(
   name: FailpointName,
   all: readonly CommitParticipant[],
   first: CommitParticipant | undefined,
@@ -167,11 +170,11 @@ function splitAround(
   return all.map((p) => (p === first ? firstRun : gate.then(() => send(p))));
 }
 
-/** Note each branch's phase-1 outcome; the client's error if any failed, else null. */
-function phaseOneError(
+/** Note each branch's phase-1 outcome; the client's error if any failed, else null. `decider`: its unprepared branch. */
+export function phaseOneError(
   tx: DistributedTransaction,
   writers: readonly CommitParticipant[],
-  decider: CommitParticipant,
+  decider: CommitParticipant | null,
   outcomes: readonly QueryOutcome[],
   timedOut: readonly boolean[],
   prepareTimeoutMs: number,
@@ -227,7 +230,7 @@ async function abort(
 }
 
 /** The reply to the decision COMMIT was lost: learn the outcome from the row (a few tries), never guess it. */
-async function resolveLostDecision(
+export async function resolveLostDecision(
   manager: TransactionManager,
   tx: DistributedTransaction,
   shard: number,
@@ -241,7 +244,7 @@ async function resolveLostDecision(
   return last;
 }
 
-function unknownOutcome(shard: number, reason: string): Buffer {
+export function unknownOutcome(shard: number, reason: string): Buffer {
   return new PgError(
     'ERROR',
     SqlState.StatementCompletionUnknown,
@@ -253,7 +256,7 @@ function unknownOutcome(shard: number, reason: string): Buffer {
   ).toBuffer();
 }
 
-function refusedError(err: CommitRefusedError): Buffer {
+export function refusedError(err: CommitRefusedError): Buffer {
   return new PgError(
     'ERROR',
     SqlState.ObjectNotInPrerequisiteState,

@@ -1,6 +1,7 @@
 // The decision table of stateless two-phase commit, `<two_phase_commit_schema>.decisions` on every shard: one row per
 // distributed transaction whose decision shard this is — inserted `true` inside the decision branch (so it commits
-// exactly when that branch commits), or `false` by whoever resolves an undecided transaction first. Owns the DDL
+// exactly when that branch commits) or, with atomic_visibility, in an autocommit insert of its own after every branch
+// is prepared; or `false` by whoever resolves an undecided transaction first. Owns the DDL
 // (created at start-up when missing), the statements that insert, resolve and delete rows, and reading their replies.
 import type { Logger } from 'pino';
 import { outcomeFailure, type QueryOutcome } from '../backend/server-query.js';
@@ -39,6 +40,22 @@ export function insertDecisionSql(
 ): string {
   return (
     `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.floor(idleTimeoutMs))}; ` +
+    `INSERT INTO ${decisionTable(schema)} (txid, participants, committed) ` +
+    `VALUES (${txidLiteral(txid)}, '{${participants.join(',')}}', true)`
+  );
+}
+
+/**
+ * The decision as a transaction of its own (atomic_visibility: every writer, the decision shard's too, is prepared
+ * first): an autocommit insert of `true`, which commits the decision and makes no data visible. It fails on the key
+ * when recovery inserted `false` first.
+ */
+export function insertDecisionAutocommitSql(
+  schema: string,
+  txid: string,
+  participants: readonly number[],
+): string {
+  return (
     `INSERT INTO ${decisionTable(schema)} (txid, participants, committed) ` +
     `VALUES (${txidLiteral(txid)}, '{${participants.join(',')}}', true)`
   );

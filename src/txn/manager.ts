@@ -146,18 +146,23 @@ export class TransactionManager {
     this.tableUnchecked = await ensureDecisionTable(this.opts.shards, this.opts.decisionSchema, this.log);
   }
 
-  /** A new two-phase transaction over `writers` (get a GID each) and `readers` (plain COMMIT). */
+  /**
+   * A new two-phase transaction over `writers` (get a GID each) and `readers` (plain COMMIT). `decisionShard`: where
+   * its decision row goes; its branch is a 'decision' branch (not prepared, its COMMIT decides) unless
+   * `isDecisionPrepared` (atomic_visibility: prepared like the others, the decision a separate autocommit insert).
+   */
   begin(
     database: string,
     user: string,
     writers: readonly number[],
     readers: readonly number[],
     decisionShard: number | null = null,
+    isDecisionPrepared = false,
   ): DistributedTransaction {
     const txid = this.txids.nextTxid();
     const branches: Branch[] = [
       ...writers.map((shard) =>
-        shard === decisionShard
+        shard === decisionShard && !isDecisionPrepared
           ? { shard, role: 'decision' as const, gid: null, state: 'open' as const }
           : {
               shard,
@@ -171,7 +176,7 @@ export class TransactionManager {
       ),
       ...readers.map((shard) => ({ shard, role: 'reader' as const, gid: null, state: 'open' as const })),
     ];
-    const tx = new DistributedTransaction(txid, database, user, branches);
+    const tx = new DistributedTransaction(txid, database, user, branches, 'active', decisionShard);
     this.live.set(txid, tx);
     tx.to('preparing');
     return tx;
@@ -300,6 +305,16 @@ export class TransactionManager {
     );
   }
 
+  /**
+   * Whether the decision shard's branch is prepared too and the decision is a separate autocommit insert
+   * (decision-commit-prepared.ts): with atomic_visibility, so the fence covers one round trip (COMMIT PREPARED on every
+   * writer) instead of two (the decision COMMIT, then COMMIT PREPARED). The at_decision reply keeps the other layout
+   * (coordinator.ts).
+   */
+  get isDecisionPrepared(): boolean {
+    return this.opts.fences != null;
+  }
+
   /** Whether a COMMIT may be answered at its decision (two_phase_commit_reply = "at_decision"): the fence runs. */
   get canReplyAtDecision(): boolean {
     return this.opts.fences != null;
@@ -330,8 +345,7 @@ export class TransactionManager {
     this.phaseTwoGate(tx)?.closeAll(tx.txid);
     if (tx.state === 'committing') {
       tx.to('done');
-      const decision = tx.decision;
-      if (decision !== null) this.cleaner.forget(tx.database, tx.user, decision.shard, tx.txid);
+      if (tx.decisionShard !== null) this.cleaner.forget(tx.database, tx.user, tx.decisionShard, tx.txid);
       else this.opts.log?.appendDone(tx.txid);
       this.counters.committed++;
     } else if (tx.state === 'aborting') {

@@ -6,7 +6,11 @@
 import type { FenceHold } from './visibility-fence.js';
 
 export type TxState = 'active' | 'preparing' | 'committing' | 'done' | 'aborting' | 'aborted';
-/** decision: the decision shard's branch (never prepared; it carries the decision row and its COMMIT decides). */
+/**
+ * decision: the decision shard's branch when it is not prepared (it carries the decision row and its COMMIT decides).
+ * With atomic_visibility the decision shard's branch is a prepared 'writer' like the others and the decision is a
+ * separate autocommit insert (decision-commit-prepared.ts); DistributedTransaction.decisionShard names the shard.
+ */
 export type BranchRole = 'reader' | 'writer' | 'decision';
 export type BranchState = 'open' | 'prepared' | 'committed' | 'rolled_back' | 'failed';
 
@@ -71,10 +75,12 @@ export class DistributedTransaction {
   private readonly held: readonly MutableBranch[];
   /** Its hold on the visibility fence from just before the first COMMIT PREPARED until every writer committed. */
   visibility: FenceHold | null = null;
+  /** The shard holding its decision row (stateless two-phase commit, either layout); null for a legacy one. */
+  readonly decisionShard: number | null;
 
   /**
    * `state`: where the transaction starts — 'active' for a new one; 'committing' for one recovery found decided (its
-   * branches 'prepared').
+   * branches 'prepared'). `decisionShard`: where its decision row lives; defaults to its 'decision' branch's shard.
    */
   constructor(
     txid: string,
@@ -82,8 +88,10 @@ export class DistributedTransaction {
     user: string,
     branches: readonly Branch[],
     state: 'active' | 'committing' = 'active',
+    decisionShard: number | null = null,
   ) {
     this.txid = txid;
+    this.decisionShard = decisionShard ?? branches.find((b) => b.role === 'decision')?.shard ?? null;
     this.database = database;
     this.user = user;
     this.held = branches.map((b) => ({ ...b }));
@@ -135,7 +143,7 @@ export class DistributedTransaction {
     return this.branches.filter((b) => b.role === 'writer');
   }
 
-  /** The decision shard's branch (stateless two-phase commit); null for a legacy transaction. */
+  /** The decision shard's unprepared branch (stateless two-phase commit, decision by COMMIT); else null. */
   get decision(): Branch | null {
     return this.branches.find((b) => b.role === 'decision') ?? null;
   }

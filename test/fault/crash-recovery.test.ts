@@ -1,6 +1,8 @@
 // The proxy is kill -9'd in the middle of a two-phase commit and started again: recovery commits on every shard
 // when the decision row was committed on the decision shard (shard 0), rolls back everywhere when it was not;
-// pg_prepared_xacts ends empty either way, within the minimum age plus a recovery interval.
+// pg_prepared_xacts ends empty either way, within the minimum age plus a recovery interval. Both layouts: the
+// decision shard's plain COMMIT as the decision (atomic_visibility = false), and every writer prepared with the
+// decision an insert of its own (atomic_visibility = true).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +18,9 @@ let cluster: PgCluster;
 let direct: pg.Client[];
 let dir: string;
 let proxy: ProxyProcess;
+/** atomic_visibility = true: the prepared-decision layout (every writer prepared, the decision an insert of its own). */
+let fenced: ProxyProcess;
+let fencedDir: string;
 
 async function prepared(): Promise<number[]> {
   return Promise.all(
@@ -39,8 +44,8 @@ async function rows(ids: number[]): Promise<number> {
 }
 
 /** BEGIN, a row on each shard, COMMIT — through a proxy that dies during the COMMIT. */
-async function commitWhileDying(ids: number[]): Promise<Error | null> {
-  const client = new pg.Client({ connectionString: proxy.url });
+async function commitWhileDying(ids: number[], through: ProxyProcess = proxy): Promise<Error | null> {
+  const client = new pg.Client({ connectionString: through.url });
   client.on('error', () => undefined);
   await client.connect();
   await client.query('begin');
@@ -62,14 +67,25 @@ beforeAll(async () => {
   proxy = await ProxyProcess.create(cluster, {
     dir,
     general:
-      `two_phase_commit = true\ninstance_id = "crash"\ntwo_phase_commit_orphan_timeout = 1000\n` +
+      // atomic_visibility off: the decision-COMMIT layout (the prepared-decision layout: the proxy `fenced` below).
+      `two_phase_commit = true\natomic_visibility = false\ninstance_id = "crash"\ntwo_phase_commit_orphan_timeout = 1000\n` +
       `two_phase_commit_recovery_interval = 500`,
+    extraPgdog: USERS_SHARDING_TOML,
+  });
+  fencedDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shardgate-crash-fenced-'));
+  fenced = await ProxyProcess.create(cluster, {
+    dir: fencedDir,
+    general:
+      `two_phase_commit = true\natomic_visibility = true\ninstance_id = "crash_f"\n` +
+      `two_phase_commit_orphan_timeout = 1000\ntwo_phase_commit_recovery_interval = 500`,
     extraPgdog: USERS_SHARDING_TOML,
   });
 });
 
 afterAll(async () => {
   if (proxy?.isRunning) await proxy.stop();
+  if (fenced?.isRunning) await fenced.stop();
+  if (fencedDir) fs.rmSync(fencedDir, { recursive: true, force: true });
   for (const d of direct ?? []) await d.end().catch(() => undefined);
   await cluster?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -110,6 +126,36 @@ describe('crash recovery (proxy killed with SIGKILL during 2PC)', () => {
       1,
     );
     await proxy.stop();
+  });
+
+  it('prepared-decision layout: commits on both shards after a restart when it died after the decision', async () => {
+    await fenced.start({ SHARDGATE_FAILPOINTS: 'after_decision=kill' });
+    const ids = [idOn(0, 300), idOn(1, 300)];
+    const err = await commitWhileDying(ids, fenced);
+    expect(err).not.toBeNull();
+    expect(await fenced.waitForExit()).toBe(137);
+    // Decided (the row `true` committed on its own), both branches prepared: nothing visible anywhere yet.
+    expect(await prepared()).toEqual([1, 1]);
+    expect(await rows(ids)).toBe(0);
+
+    await fenced.start();
+    await waitFor(async () => (await rows(ids)) === 2, 10_000, 'recovery to commit both shards');
+    expect(await prepared()).toEqual([0, 0]);
+    await fenced.stop();
+  });
+
+  it('prepared-decision layout: rolls back on both shards after a restart when it died after every PREPARE', async () => {
+    await fenced.start({ SHARDGATE_FAILPOINTS: 'after_prepare=kill' });
+    const ids = [idOn(0, 400), idOn(1, 400)];
+    const err = await commitWhileDying(ids, fenced);
+    expect(err).not.toBeNull();
+    expect(await fenced.waitForExit()).toBe(137);
+    expect(await prepared()).toEqual([1, 1]); // the decision shard's branch is prepared too, no decision row
+
+    await fenced.start();
+    await waitFor(async () => (await prepared()).every((n) => n === 0), 10_000, 'recovery to roll back');
+    expect(await rows(ids)).toBe(0);
+    await fenced.stop();
   });
 
   it("never touches another instance's or other software's prepared transactions", async () => {

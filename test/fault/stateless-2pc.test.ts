@@ -1,12 +1,16 @@
 // Stateless two-phase commit under the death of a proxy for good (issue 15): two proxies on the same 2 shards; the bank
-// workload runs through proxy A, which dies at one step of the commit path — SIGKILL (sockets closed) or SIGSTOP (a host
-// that vanished without closing them; left stopped until the checks are done) — and is replaced by a proxy with a new
-// instance_id, a new port and an empty folder. Proxy B and the replacement recover. Checked per case: within the
-// minimum age plus one recovery interval (plus slack for this loaded machine) nothing is prepared on any shard, the
-// total is conserved, every transfer the client saw committed is on both shards, every transfer the client saw fail
-// (an ErrorResponse other than 40003) is on none, and balances agree with the ledger.
-// `npm test` runs a representative subset; SHARDGATE_FAULT_FULL=1 runs every step × both signals.
-// SHARDGATE_REPLY_MODE=at_decision runs it with two_phase_commit_reply = "at_decision" (COMMIT answered at the decision).
+// workload runs through proxy A — of either commit layout (atomic_visibility on: every writer prepared and the
+// decision an insert of its own; off: the decision shard's plain COMMIT decides) — which dies at one step of the commit
+// path — SIGKILL (sockets closed) or SIGSTOP (a host that vanished without closing them; left stopped until the checks
+// are done) — and is replaced by a proxy with a new instance_id, a new port and an empty folder. Proxy B and the
+// replacement recover. Checked per case: within the minimum age plus one recovery interval (plus slack for this loaded
+// machine) nothing is prepared on any shard, the total is conserved, every transfer the client saw committed is on both
+// shards, every transfer the client saw fail (an ErrorResponse other than 40003) is on none, and balances agree with
+// the ledger. `npm test` runs a representative subset; SHARDGATE_FAULT_FULL=1 runs every step × both signals × both
+// layouts. SHARDGATE_REPLY_MODE=at_decision runs it with two_phase_commit_reply = "at_decision" (COMMIT answered at
+// the decision): at_decision keeps the decision-COMMIT layout, so every case then runs that layout (after_prepare is
+// fired at its after_decision_row step); the decision_commit cases keep the default reply (at_decision needs
+// atomic_visibility).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,27 +45,47 @@ const SLACK_MS = 8_000;
 const ROLE_IDLE_TIMEOUT = '3s';
 
 type Step =
-  'before_prepare' | 'mid_prepare' | 'after_decision_row' | 'after_decision' | 'mid_commit_prepared';
+  | 'before_prepare'
+  | 'mid_prepare'
+  | 'after_prepare'
+  | 'after_decision_row'
+  | 'after_decision'
+  | 'mid_commit_prepared';
 type Death = 'kill' | 'stop';
+/**
+ * The dying proxy's layout: `prepared` (atomic_visibility = true, the default: every writer prepared, the decision an
+ * autocommit insert) or `decision_commit` (atomic_visibility = false: the decision shard's plain COMMIT decides). Proxy
+ * B and the replacement run the default either way: a rolling upgrade or a reload mixes the two on the same shards.
+ */
+type Layout = 'prepared' | 'decision_commit';
+type Case = [Step, Death, Layout];
 
-const STEPS: readonly Step[] = [
-  'before_prepare',
-  'mid_prepare',
-  'after_decision_row',
-  'after_decision',
-  'mid_commit_prepared',
-];
-const FULL: [Step, Death][] = STEPS.flatMap((s): [Step, Death][] => [
-  [s, 'kill'],
-  [s, 'stop'],
-]);
+/** Every step of each layout's commit path (after_prepare and after_decision_row: phase 1 over, nothing decided). */
+const STEPS: Readonly<Record<Layout, readonly Step[]>> = {
+  prepared: ['before_prepare', 'mid_prepare', 'after_prepare', 'after_decision', 'mid_commit_prepared'],
+  decision_commit: [
+    'before_prepare',
+    'mid_prepare',
+    'after_decision_row',
+    'after_decision',
+    'mid_commit_prepared',
+  ],
+};
+const FULL: Case[] = (['prepared', 'decision_commit'] as const).flatMap((layout) =>
+  STEPS[layout].flatMap((s): Case[] => [
+    [s, 'kill', layout],
+    [s, 'stop', layout],
+  ]),
+);
 /** Every step once, each signal at the steps where it matters most (an open decision branch for SIGSTOP). */
-const SUBSET: [Step, Death][] = [
-  ['before_prepare', 'stop'],
-  ['mid_prepare', 'kill'],
-  ['after_decision_row', 'stop'],
-  ['after_decision', 'kill'],
-  ['mid_commit_prepared', 'stop'],
+const SUBSET: Case[] = [
+  ['before_prepare', 'stop', 'prepared'],
+  ['mid_prepare', 'kill', 'prepared'],
+  ['after_prepare', 'stop', 'prepared'],
+  ['after_decision', 'kill', 'prepared'],
+  ['mid_commit_prepared', 'stop', 'prepared'],
+  ['after_decision_row', 'stop', 'decision_commit'],
+  ['after_decision', 'stop', 'decision_commit'],
 ];
 const CASES = process.env.SHARDGATE_FAULT_FULL === '1' ? FULL : SUBSET;
 
@@ -71,22 +95,25 @@ let root: string;
 let other: ProxyProcess;
 const started: ProxyProcess[] = [];
 
-function generalFor(instanceId: string): string {
+function generalFor(instanceId: string, layout: Layout): string {
   return (
     `two_phase_commit = true\ntwo_phase_commit_auto = true\ninstance_id = "${instanceId}"\n` +
     `two_phase_commit_orphan_timeout = ${MIN_AGE_MS}\ntwo_phase_commit_recovery_interval = ${RECOVERY_INTERVAL_MS}` +
-    (process.env.SHARDGATE_REPLY_MODE
-      ? `\ntwo_phase_commit_reply = "${process.env.SHARDGATE_REPLY_MODE}"`
-      : '')
+    // at_decision needs atomic_visibility (the configuration is refused otherwise)
+    (layout === 'decision_commit'
+      ? '\natomic_visibility = false'
+      : process.env.SHARDGATE_REPLY_MODE
+        ? `\ntwo_phase_commit_reply = "${process.env.SHARDGATE_REPLY_MODE}"`
+        : '')
   );
 }
 
 /** A proxy with its own folder (empty: no local state), port and instance id. */
-async function newProxy(instanceId: string): Promise<ProxyProcess> {
+async function newProxy(instanceId: string, layout: Layout = 'prepared'): Promise<ProxyProcess> {
   const dir = fs.mkdtempSync(path.join(root, `${instanceId}-`));
   const proxy = await ProxyProcess.create(cluster, {
     dir,
-    general: generalFor(instanceId),
+    general: generalFor(instanceId, layout),
     extraPgdog: BANK_SHARDING_TOML(APP_DB),
   });
   started.push(proxy);
@@ -173,10 +200,10 @@ afterAll(async () => {
 });
 
 describe('stateless two-phase commit: the proxy dies for good at each step of the commit path', () => {
-  CASES.forEach(([step, death], k) => {
-    it(`${step} with SIG${death === 'kill' ? 'KILL' : 'STOP'}: another proxy finishes everything`, async () => {
+  CASES.forEach(([step, death, layout], k) => {
+    it(`${layout} layout, ${step} with SIG${death === 'kill' ? 'KILL' : 'STOP'}: another proxy finishes everything`, async () => {
       const accounts = bankAccounts(ACCOUNTS_PER_SHARD);
-      const dying = await newProxy(`a${k}`);
+      const dying = await newProxy(`a${k}`, layout);
       // The replacement: a new instance_id, port and folder — nothing of A's survives. Started beside A, as a load
       // balancer's next healthy pod.
       const replacement = await newProxy(`r${k}`);

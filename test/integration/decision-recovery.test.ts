@@ -31,9 +31,11 @@ const opened: pg.Client[] = [];
 const NEVER_OLD_MS = 600_000;
 
 function settings(instanceId: string, minAgeMs = MIN_AGE_MS): string {
-  // Periodic recovery far away: only RECOVER settles anything here, so each step is observed.
+  // Periodic recovery far away: only RECOVER settles anything here, so each step is observed. atomic_visibility off:
+  // these tests pin the decision-COMMIT layout (the prepared-decision layout: prepared-decision.test.ts).
   return (
-    `two_phase_commit = true\ninstance_id = "${instanceId}"\ntwo_phase_commit_orphan_timeout = ${minAgeMs}\n` +
+    `two_phase_commit = true\natomic_visibility = false\ninstance_id = "${instanceId}"\n` +
+    `two_phase_commit_orphan_timeout = ${minAgeMs}\n` +
     `two_phase_commit_recovery_interval = 600000`
   );
 }

@@ -83,7 +83,9 @@ beforeAll(async () => {
   cluster = await testServers(2, APP_SERVER_OPTIONS);
   walDir = mkdtempSync(join(tmpdir(), 'shardgate-2pc-'));
   proxy = await startTestProxy(cluster, {
-    general: `two_phase_commit = true\ntwo_phase_commit_auto = true\ntwo_phase_commit_wal_dir = "${walDir}"\ninstance_id = "t2pc"`,
+    // atomic_visibility off: these tests pin the decision-COMMIT layout (the decision shard not prepared); the
+    // prepared-decision layout of atomic_visibility: prepared-decision.test.ts.
+    general: `two_phase_commit = true\ntwo_phase_commit_auto = true\ntwo_phase_commit_wal_dir = "${walDir}"\ninstance_id = "t2pc"\natomic_visibility = false`,
     extraPgdog: USERS_SHARDING_TOML,
   });
   direct = await directShardClients(cluster);
