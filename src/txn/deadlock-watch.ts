@@ -374,10 +374,12 @@ function describeEdge(e: WaitEdge): string {
 
 /**
  * The checkouts `session` has queued, as OR-waits on whoever holds the servers of each pool, when that pool cannot
- * serve it otherwise (Pool.isExhausted). A holder is a proxy transaction only in transaction mode and when it is in
- * this snapshot: anyone else holding a server (a session-mode client, which gives servers back only when it leaves; a
- * server being reset or health-checked; a session left out of the snapshot) is an outsider that waits for nothing
- * here, so the checkout can go on and is in no knot.
+ * serve it otherwise (Pool.isExhausted). A holder is its session's node when that session is in this snapshot, in
+ * transaction mode (it gives the server back when its transaction ends) and in session mode alike (when it leaves): an
+ * idle holder has no wait, so it is free — its client may still end the transaction or leave — and the checkout is in
+ * no knot; a holder that waits itself, on a lock or a checkout, is blocked with it. Anyone else holding a server (a
+ * server being reset or health-checked, a client of a one-shard database, a session left out of the snapshot) is an
+ * outsider that waits for nothing here, so the checkout can go on and is in no knot.
  */
 function addCheckouts(
   graph: WaitGraphBuilder,
@@ -393,7 +395,7 @@ function addCheckouts(
     const holders: WaitNode[] = [];
     for (const server of pool.checkedOut()) {
       const owner = heldBy.get(server);
-      const ownerNode = owner !== undefined && owner.isTransactionMode ? nodes.get(owner) : undefined;
+      const ownerNode = owner !== undefined ? nodes.get(owner) : undefined;
       holders.push(ownerNode ?? { kind: 'outsider', label: `${label} server ${server.id}` });
     }
     graph.group(node, holders, shard, label);
