@@ -135,7 +135,7 @@ export class DeadlockWatch {
 
   /**
    * By database, the sessions that may be in a knot: a transaction holding servers on 2+ shards whose request (or a
-   * step of its commit) has waited deadlock_timeout, or one holding a server whose checkout (on a primary's pool) has waited that long.
+   * step of its commit) has waited deadlock_timeout, or one holding a server whose checkout has waited that long.
    */
   private candidates(): Map<string, WatchedSession[]> {
     const timeoutMs = this.config().deadlockTimeoutMs;

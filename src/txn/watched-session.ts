@@ -25,7 +25,7 @@ export interface WatchedSessionSource {
   readonly isTransactionMode: boolean;
   /** The server held per shard (null: none). */
   servers(): readonly (ServerConnection | null)[];
-  /** The checkouts its request has queued in primaries' pools. */
+  /** The checkouts its request has queued in pools (a primary's, or the member's a replica set picked). */
   queuedCheckouts(): readonly QueuedCheckout[];
   /** Servers its request got already while other checkouts of it are queued (held: given back if the request fails). */
   serversInCheckout(): readonly ServerConnection[];
