@@ -95,6 +95,14 @@ export class WatchedSession {
     this.onRequest(this);
   }
 
+  /**
+   * Its commit across shards starts: the steps it runs (commit-steps.ts) are waits too, and must find the check's
+   * timer running even when no request is in flight (not a request: counted per step instead).
+   */
+  commitStarted(): void {
+    this.onRequest(this);
+  }
+
   /** The request in flight finished (every shard answered). */
   requestEnded(): void {
     this.inFlightSinceMs = 0;

@@ -3,7 +3,8 @@
 // of the committing one. The commit's statements (PREPARE TRANSACTION, the decision COMMIT, a plain COMMIT) are waits
 // the check sees: the youngest transaction is the victim — cancelled in its commit while nothing is decided (its
 // client gets 40P01 as the COMMIT's reply, nothing stays prepared) — and a commit that can no longer roll back
-// everywhere (a plain COMMIT on 2+ writers) is never the victim: the other transaction is.
+// everywhere (a plain COMMIT on 2+ writers) is never the victim: the other transaction is. Two commits whose
+// deferred triggers wait for each other are seen too, with no client request in flight.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,6 +25,12 @@ data_type = "bigint"
 [[sharded_tables]]
 database = "${APP_DB}"
 name = "tokens"
+column = "id"
+data_type = "bigint"
+
+[[sharded_tables]]
+database = "${APP_DB}"
+name = "audits"
 column = "id"
 data_type = "bigint"
 `;
@@ -61,7 +68,7 @@ async function expectNothingLeft(): Promise<void> {
     expect((await d.query('select gid from pg_prepared_xacts')).rows).toEqual([]);
     const locks = await d.query(
       `select count(*)::int as n from pg_locks l join pg_class c on c.oid = l.relation
-        where c.relname in ('accounts', 'tokens', 'tokens_k') and l.pid is distinct from pg_backend_pid()`,
+        where c.relname in ('accounts', 'tokens', 'tokens_k', 'audits') and l.pid is distinct from pg_backend_pid()`,
     );
     expect(locks.rows[0].n).toBe(0);
   }
@@ -118,11 +125,17 @@ beforeAll(async () => {
     await d.query(
       'create table tokens (id bigint primary key, k int not null, constraint tokens_k unique (k) deferrable initially deferred)',
     );
+    // A deferred constraint trigger that, at commit, adds 1 to the account an audit row names (a row lock then).
+    await d.query('create table audits (id bigint primary key, account bigint not null)');
+    await d.query(`create function audit_touch() returns trigger language plpgsql as $$
+      begin update accounts set balance = balance + 1 where id = new.account; return null; end $$`);
+    await d.query(`create constraint trigger audits_touch after insert on audits
+      deferrable initially deferred for each row execute function audit_touch()`);
   }
 });
 
 beforeEach(async () => {
-  for (const d of direct) await d.query('truncate accounts, tokens');
+  for (const d of direct) await d.query('truncate accounts, tokens, audits');
 });
 
 afterEach(async () => {
@@ -174,8 +187,8 @@ describe('distributed deadlocks through a commit', () => {
   ] as const) {
     it(`two-phase commit: cancels the youngest transaction's ${step} (40P01 as the COMMIT's reply), the other commits`, async () => {
       const deadlocksBefore = twoPhase.proxy.deadlocks.deadlocks;
-      const started = performance.now();
       const { a, aWaits, bCommits, row } = await crossing(twoPhase, tokenShard);
+      const started = performance.now(); // B's COMMIT was just sent
       const err = (await bCommits.then(
         () => null,
         (e: pg.DatabaseError) => e,
@@ -225,6 +238,38 @@ describe('distributed deadlocks through a commit', () => {
     expect(await bCommits).toBe('ok');
     expect(await idsIn('tokens')).toEqual([bToken0, bToken1].sort((x, y) => x - y));
     expect(await balanceOf(row)).toBe(80);
+    await expectNothingLeft();
+  });
+
+  it('two commits waiting for each other (no client request in flight): the younger commit is cancelled', async () => {
+    // A locks R0 (shard 0) and leaves an audit row on shard 1 whose deferred trigger updates R1 at commit; B the other
+    // way round. Both COMMIT: A's PREPARE on shard 1 waits for B's lock on R1 (B's branch there prepared by then);
+    // B's decision COMMIT on shard 0 runs its trigger and waits for A's lock on R0. Only commits wait.
+    const [r0, r1] = [idOn(0, 1), idOn(1, 1)];
+    const [aAudit, bAudit] = [idOn(1, r1 + 1), idOn(0, r0 + 1)];
+    const setup = await connect(twoPhase);
+    await setup.query(`insert into accounts values (${r0}, 100), (${r1}, 100)`);
+    const deadlocksBefore = twoPhase.proxy.deadlocks.deadlocks;
+    const a = await connect(twoPhase);
+    const b = await connect(twoPhase);
+    await a.query('begin');
+    await a.query(`update accounts set balance = balance - 10 where id = ${r0}`);
+    await a.query(`insert into audits values (${aAudit}, ${r1})`);
+    await b.query('begin');
+    await b.query(`update accounts set balance = balance - 20 where id = ${r1}`);
+    await b.query(`insert into audits values (${bAudit}, ${r0})`);
+    // Past deadlock_timeout with nothing in flight: the check's timer has stopped; the commits alone must restart it.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const started = performance.now();
+    const aCommits = outcome(a.query('commit'));
+    await waitForLockWaits(1);
+    const bCommits = outcome(b.query('commit'));
+    expect(await bCommits).toBe('40P01');
+    expect(await aCommits).toBe('ok');
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(twoPhase.proxy.deadlocks.deadlocks).toBe(deadlocksBefore + 1);
+    // A's update of R0 and its trigger's +1 on R1 stay; nothing of B does.
+    expect([await balanceOf(r0), await balanceOf(r1)]).toEqual([90, 101]);
     await expectNothingLeft();
   });
 });
