@@ -9,7 +9,7 @@ import type { DatabaseConfig, GeneralConfig } from '../config/types.js';
 import type { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { checkAddress, checkServer, isCheckoutCheckDue, type HealthSettings } from './health-check.js';
-import type { Pool } from './pool.js';
+import type { CheckoutWait, Pool } from './pool.js';
 import { NO_LAG, type LsnReading, type ReplicaLag } from './replica-lag.js';
 import type { ServerConnection } from './server-connection.js';
 
@@ -261,13 +261,16 @@ export class ReplicaSet {
 
   /**
    * Check out a server for `intent`: a replica whose checkout fails (it cannot connect) is banned and the request
-   * tries the next candidate, ending on the primary; the primary's error is the caller's.
+   * tries the next candidate, ending on the primary; the primary's error is the caller's, and so is a distributed
+   * deadlock's 40P01 (the check failed the wait: no fault of the member). The member is picked now; a checkout that
+   * has to wait is queued in that member's pool alone, told to `onWait` (and `onWait(null)` when it is over).
    */
   acquire(
     intent: ReadIntent,
     cb: SetAcquireCallback,
     onBan: (m: Member, reason: string) => void,
     minLsn: bigint | null = null,
+    onWait?: (wait: { readonly pool: Pool; readonly wait: CheckoutWait } | null) => void,
   ): void {
     const excluded = new Set<Member>();
     const fail = (m: Member, reason: string): void => {
@@ -277,15 +280,22 @@ export class ReplicaSet {
     };
     const attempt = (): void => {
       const m = this.pick(intent, excluded, minLsn);
-      m.pool.acquire((err, server) => {
+      let isQueued = false;
+      const wait = m.pool.acquire((err, server) => {
+        if (isQueued) onWait?.(null);
         if (err === null && server !== null && m.role === 'replica' && this.isCheckDue(server)) {
           return void this.checkBeforeCheckout(m, server).then((failure) =>
             failure === null ? cb(null, server, m.pool) : fail(m, failure),
           );
         }
-        if (err === null || m.role === 'primary') return cb(err, server, err === null ? m.pool : null);
+        if (err === null || m.role === 'primary' || err.code === SqlState.DeadlockDetected)
+          return cb(err, server, err === null ? m.pool : null);
         fail(m, err.message);
       });
+      if (wait !== null) {
+        isQueued = true;
+        onWait?.({ pool: m.pool, wait });
+      }
     };
     attempt();
   }

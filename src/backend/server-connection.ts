@@ -13,6 +13,7 @@ import { ServerStatements } from './server-statements.js';
 import { UNTRACKED_SHARD, type RoleTraffic, type ShardStats } from '../stats/shard-stats.js';
 import { PgError } from '../errors/pg-error.js';
 import type { SqlStateCode } from '../errors/sqlstate.js';
+import type { OwnStatement, PreparedBranch } from './own-statement.js';
 
 export interface ServerAddress {
   host: string;
@@ -109,6 +110,14 @@ export class ServerConnection implements ScannerOwner {
   /** performance.now() when the request in flight / the transaction in progress started; 0 = none. */
   private busySinceMs = 0;
   private xactSinceMs = 0;
+
+  /** The commit step its holder runs on it now (commit-steps.ts' Runner sets and clears it); null: none. */
+  ownStatement: OwnStatement | null = null;
+  /**
+   * The branch its holder's commit prepared on it (`commitId`: that commit): while that commit still has a step in
+   * flight, a wait for this prepared transaction is a wait for the holder's transaction. Null: none.
+   */
+  preparedBranch: PreparedBranch | null = null;
 
   /** The server asked for a password at login (false: it trusted the connection). */
   hasRequestedPassword = false;

@@ -648,6 +648,7 @@ export class ClientSession implements ReplySink, Cancellable {
       resumeInput: () => this.resumeInput(),
       checkoutWaitStarted: () => this.watched?.checkoutStarted(),
       checkoutWaitEnded: () => this.watched?.checkoutEnded(),
+      commitStarted: () => this.watched?.commitStarted(),
       sendFrames: (server, types, frames, readyCount) => this.sendFrames(server, types, frames, readyCount),
       failBatch: (err, count) => this.failBatch(err, count),
       skipToSync: () => {

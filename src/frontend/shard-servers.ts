@@ -37,7 +37,7 @@ export class ShardServers {
   private readonly mayHaveWritten: boolean[];
   /** Servers are being checked out for a request. */
   isWaiting = false;
-  /** The checkouts of the request queued in a primary's pool (a replica set's are not followed). */
+  /** The checkouts of the request queued in a pool: a primary's, or the one member's a replica set picked. */
   private readonly queued: PendingCheckout[] = [];
   /** Servers the request got while other checkouts of it wait (held, attached once all are there). */
   private gotWhileWaiting: readonly (readonly [number, ServerConnection, Pool])[] = [];
@@ -164,7 +164,11 @@ export class ShardServers {
       const need = intent !== 'write' && set.hasReplicas ? this.session.writes.needs(shard, set) : null;
       if (intent !== 'write' && set.hasReplicas && need !== 'primary') {
         const onBan = (m: Member, reason: string): void => this.session.onReplicaBanned(m.pool, reason);
-        set.acquire(intent, onServer, onBan, need);
+        set.acquire(intent, onServer, onBan, need, (queued) => {
+          const at = this.queued.findIndex((q) => q.shard === shard);
+          if (at >= 0) this.queued.splice(at, 1);
+          if (queued !== null) this.queued.push({ shard, ...queued });
+        });
       } else {
         if (intent === 'write' && set.tracksLsn) this.mayHaveWritten[shard] = true;
         const pool = pools.shards[shard];
@@ -185,7 +189,7 @@ export class ShardServers {
     return this.gotWhileWaiting.map(([, server]) => server);
   }
 
-  /** The request's checkouts queued in primaries' pools now. */
+  /** The request's checkouts queued in pools now (a primary's, or the member's its replica set picked). */
   queuedCheckouts(): readonly PendingCheckout[] {
     return this.queued;
   }

@@ -970,6 +970,7 @@ export class ShardedDispatch
     }));
     const txn = this.session.txn();
     this.request.move({ kind: 'committing' });
+    this.session.commitStarted();
     const isTwoPhase = wantsTwoPhase && txn !== null && preventsPrepare === null;
     if (wantsTwoPhase && txn !== null && preventsPrepare !== null) {
       // PostgreSQL would refuse PREPARE TRANSACTION on those shards: plain COMMIT is the only way to commit.

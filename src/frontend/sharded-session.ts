@@ -53,6 +53,8 @@ export interface ShardedSession {
   /** The request waits for a server in some pool (told to the distributed deadlock check), and no longer does. */
   checkoutWaitStarted(): void;
   checkoutWaitEnded(): void;
+  /** A commit across shards starts: its steps are waits the distributed deadlock check follows (arms its timer). */
+  commitStarted(): void;
   /** Rewrite (transaction mode) and send a request's frames to one server in one write; starts query_timeout. */
   sendFrames(server: ServerConnection, types: number[], frames: Buffer[], readyCount: number): void;
   /** Answer the first `count` frames of the batch with `err` (one error per Sync/Query). */

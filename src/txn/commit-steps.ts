@@ -1,9 +1,11 @@
 // The statements a commit runs on a session's own server connections, shared by plain commit (coordinator.ts) and
 // two-phase commit (decision-commit.ts): who takes part (CommitParticipant), running a statement and noting lost
-// connections (Runner), the client's error for a failed step, phase 1 with its timeout, rolling back prepared
+// connections (Runner, which also shows each statement to the distributed deadlock check as a wait of the session's
+// transaction: ServerConnection.ownStatement), the client's error for a failed step, phase 1 with its timeout, rolling back prepared
 // branches, and the log line for a reader whose COMMIT failed.
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
+import type { OwnStatement } from '../backend/own-statement.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import {
   endsPreparedBranch,
@@ -32,19 +34,79 @@ export interface CommitRun {
 
 export type Owner = Pick<FramedSinkOwner, 'onServerParameter'>;
 
+/** Numbers the commit steps and the commits of this process (OwnStatement.seq, .commitId). */
+let nextStatementSeq = 1;
+let nextCommitId = 1;
+
+/** The GID in `PREPARE TRANSACTION '<gid>'` (GIDs hold no quote: gid.ts). */
+const PREPARE_GID = /^PREPARE TRANSACTION '([^']*)'$/;
+
+const NEVER = (): boolean => false;
+const ALWAYS = (): boolean => true;
+
+/**
+ * Runs a commit's statements, each shown on its server as `ownStatement` while in flight: the deadlock check
+ * (deadlock-watch.ts) counts a commit's lock wait — a deferred constraint or trigger, or a deferred unique check,
+ * waiting at PREPARE TRANSACTION or COMMIT for another transaction's row — as a wait of the session's transaction.
+ * Which of them the check may cancel as a deadlock's victim (PostgreSQL then rolls that branch back, and the commit
+ * rolls back everywhere as after any failed step; the client gets the 40P01 as the COMMIT's reply):
+ * - PREPARE TRANSACTION: phase 1, nothing is decided yet;
+ * - a writer's COMMIT while it is the only writer COMMIT this commit sends: the single writer of a plain commit, or
+ *   the decision shard's COMMIT of two-phase commit — that COMMIT is the decision, and PostgreSQL answers an error to
+ *   a COMMIT only while the transaction can still abort (it holds off cancels from the commit record on);
+ * - nothing else: a reader's COMMIT (cancelling it would not roll the writers back), the writers' COMMITs of a plain
+ *   commit with 2+ writers (others may have committed: past the point of no return), COMMIT PREPARED (past the
+ *   decision), ROLLBACK [PREPARED] and the decision row's INSERT (which waits for no other transaction).
+ * A branch it prepared is shown too (ServerConnection.preparedBranch): its locks are then held by a prepared
+ * transaction (pid 0 to pg_blocking_pids), which the check counts as this transaction's while its commit runs.
+ */
 export class Runner {
   readonly lost: number[] = [];
+  /** Writer COMMITs sent so far: with more than one, none of them may be cancelled. */
+  private writerCommits = 0;
+  private readonly commitId = nextCommitId++;
   constructor(private readonly owner: Owner) {}
 
-  async run(p: CommitParticipant, sql: string): Promise<QueryOutcome> {
-    const outcome = await runQuery(p.server, sql, this.owner);
-    if (outcome.kind === 'lost') this.lost.push(p.shard);
-    return outcome;
+  run(p: CommitParticipant, sql: string): Promise<QueryOutcome> {
+    return this.runShown(p, sql, NEVER);
   }
 
   /** COMMIT or PREPARE TRANSACTION: an answer other than its own tag (ROLLBACK) means the transaction was rolled back. */
   async end(p: CommitParticipant, sql: string, tag: 'COMMIT' | 'PREPARE TRANSACTION'): Promise<QueryOutcome> {
-    return expectTag(await this.run(p, sql), tag);
+    let isCancellable = NEVER;
+    if (tag === 'PREPARE TRANSACTION') isCancellable = ALWAYS;
+    else if (p.isWriter) {
+      this.writerCommits++;
+      isCancellable = () => this.writerCommits === 1;
+    }
+    return expectTag(await this.runShown(p, sql, isCancellable), tag);
+  }
+
+  private async runShown(
+    p: CommitParticipant,
+    sql: string,
+    isCancellable: () => boolean,
+  ): Promise<QueryOutcome> {
+    const shown: OwnStatement = {
+      sql,
+      sinceMs: performance.now(),
+      seq: nextStatementSeq++,
+      commitId: this.commitId,
+      isCancellable,
+    };
+    p.server.ownStatement = shown;
+    try {
+      const outcome = await runQuery(p.server, sql, this.owner);
+      if (outcome.kind === 'lost') this.lost.push(p.shard);
+      const gid = PREPARE_GID.exec(sql)?.[1];
+      if (gid !== undefined && outcome.kind === 'ok' && outcome.tag === 'PREPARE TRANSACTION')
+        p.server.preparedBranch = { gid, commitId: this.commitId };
+      else if (p.server.preparedBranch?.commitId === this.commitId && endsPreparedBranch(outcome))
+        p.server.preparedBranch = null; // COMMIT / ROLLBACK PREPARED of it
+      return outcome;
+    } finally {
+      if (p.server.ownStatement === shown) p.server.ownStatement = null;
+    }
   }
 }
 

@@ -2,7 +2,7 @@
 // backends and holders that belong to none of them) in the AND-OR model — a lock wait is an AND-wait (the waiter needs
 // every blocker to go), a pool checkout an OR-wait (any one holder of the pool's servers giving one back will do) —,
 // its knots (the waiters that can never go on, found by graph reduction), the victim of a knot (the youngest proxy
-// transaction in it, as Citus chooses), and the re-check that a knot seen once still holds with the same transactions
+// transaction in it, as Citus chooses, that may be cancelled: never one whose commit is past its decision), and the re-check that a knot seen once still holds with the same transactions
 // on the same statements before anything is cancelled. No sockets, timers or logging here (deadlock-watch.ts asks).
 /** A proxy transaction as one snapshot saw it: which session, which transaction and statement it was on. */
 export interface TransactionNode {
@@ -14,6 +14,10 @@ export interface TransactionNode {
   readonly statementSeq: number;
   /** When its transaction started in the proxy (ms, any monotonic clock): the largest is the youngest. */
   readonly startedAtMs: number;
+  /** The step of its commit it waits in (commit-steps.ts; a change means another wait); absent or 0: not committing. */
+  readonly commitStepSeq?: number;
+  /** False while its commit is past its decision (it cannot roll back): never a victim. Absent: true. */
+  readonly canBeVictim?: boolean;
 }
 
 /** A backend no proxy transaction holds (another client of the server, another proxy), or a prepared transaction. */
@@ -66,7 +70,7 @@ export function nodeKey(node: WaitNode): string {
  */
 export interface WaitKnot {
   readonly edges: readonly WaitEdge[];
-  /** The proxy transaction to cancel: the youngest in the knot. */
+  /** The proxy transaction to cancel: the youngest in the knot that may be cancelled. */
   readonly victim: TransactionNode;
   /** The victim's own wait in the knot: a lock wait (cancel its statement on that shard) or a checkout (`pool`). */
   readonly victimWait: WaitEdge;
@@ -149,7 +153,9 @@ export function blockedNodes(graph: WaitGraph): Set<string> {
  * knot, broken by cancelling its youngest proxy transaction. Outsiders may be in a knot (another client of a shard
  * waiting between two proxy transactions) but are never its victim; a knot without proxy transactions is not the
  * proxy's to break (PostgreSQL breaks a cycle inside one server itself). Blocked nodes upstream of a knot are not
- * cancelled: breaking the knot may free them (the next check sees).
+ * cancelled: breaking the knot may free them (the next check sees). A transaction whose commit is past its decision
+ * (canBeVictim false) is never the victim: the youngest of the others is; a knot of only such transactions and
+ * outsiders is not broken (it ends at the shards' lock_timeout, as before).
  */
 export function findKnots(graph: WaitGraph): WaitKnot[] {
   const blocked = blockedNodes(graph);
@@ -172,7 +178,8 @@ export function findKnots(graph: WaitGraph): WaitKnot[] {
     let victim: TransactionNode | null = null;
     for (const key of part) {
       const node = graph.nodes.get(key);
-      if (node?.kind === 'transaction' && (victim === null || isYounger(node, victim))) victim = node;
+      if (node?.kind !== 'transaction' || node.canBeVictim === false) continue;
+      if (victim === null || isYounger(node, victim)) victim = node;
     }
     if (victim === null) continue;
     const edges = cycleThrough(nodeKey(victim), part, out);
@@ -271,13 +278,14 @@ function cycleThrough(
  * Whether `knot` (found in an earlier snapshot) still holds in `graph`: every node of it is blocked there again, every
  * proxy transaction in it is the same transaction on the same statement (session ids are never reused; a backend pid
  * passed to the next transaction in transaction mode, or a new checkout, changes the statement counter), and the
- * victim still waits where it is to be cancelled (the same shard, or the same pool).
+ * victim still waits where it is to be cancelled (the same shard, or the same pool) and may still be cancelled.
  */
 export function knotStillHolds(knot: WaitKnot, graph: WaitGraph): boolean {
   const blocked = blockedNodes(graph);
   for (const [key, before] of knot.members) {
     const now = graph.nodes.get(key);
     if (now === undefined || !blocked.has(key) || !isSameNode(now, before)) return false;
+    if (key === nodeKey(knot.victim) && now.kind === 'transaction' && now.canBeVictim === false) return false;
   }
   const wait = knot.victimWait;
   if (wait.pool !== undefined)
@@ -290,6 +298,9 @@ function isSameNode(a: WaitNode, b: WaitNode): boolean {
   if (a.kind === 'outsider') return a.label === (b as OutsiderNode).label;
   const t = b as TransactionNode;
   return (
-    a.sessionId === t.sessionId && a.transactionSeq === t.transactionSeq && a.statementSeq === t.statementSeq
+    a.sessionId === t.sessionId &&
+    a.transactionSeq === t.transactionSeq &&
+    a.statementSeq === t.statementSeq &&
+    (a.commitStepSeq ?? 0) === (t.commitStepSeq ?? 0)
   );
 }

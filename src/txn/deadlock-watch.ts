@@ -1,6 +1,6 @@
 // Distributed deadlock detection, the part with sockets and timers: the registry of sharded sessions (WatchedSession),
-// a timer armed only while some request is in flight or waits for a pool's server (it fires `deadlock_timeout` after
-// the oldest one started), a check when a transaction holding servers on 2+ shards has waited that long, or one
+// a timer armed only while some request (or a step of a commit: commit-steps.ts) is in flight or waits for a pool's
+// server (it fires `deadlock_timeout` after the oldest one started), a check when a transaction holding servers on 2+ shards has waited that long, or one
 // holding a server has waited that long for another shard's — each PostgreSQL server the waiting sessions hold a
 // server on is asked who waits for whom (lock-waits.ts, on connections of the check's own, never a client's), backend
 // pids are mapped to the proxy transactions holding them, checkouts queued in an exhausted pool become waits on the
@@ -108,7 +108,8 @@ export class DeadlockWatch {
     const timeoutMs = this.config().deadlockTimeoutMs;
     let oldest = Infinity;
     for (const s of this.sessions) {
-      if (s.inFlightSinceMs !== 0 && s.inFlightSinceMs < oldest) oldest = s.inFlightSinceMs;
+      const waitingSinceMs = s.waitingSinceMs();
+      if (waitingSinceMs !== 0 && waitingSinceMs < oldest) oldest = waitingSinceMs;
       if (s.checkoutSinceMs !== 0 && s.checkoutSinceMs < oldest) oldest = s.checkoutSinceMs;
     }
     if (oldest === Infinity || timeoutMs <= 0 || this.isClosed) {
@@ -133,16 +134,17 @@ export class DeadlockWatch {
   }
 
   /**
-   * By database, the sessions that may be in a knot: a transaction holding servers on 2+ shards whose request has
-   * waited deadlock_timeout, or one holding a server whose checkout (on a primary's pool) has waited that long.
+   * By database, the sessions that may be in a knot: a transaction holding servers on 2+ shards whose request (or a
+   * step of its commit) has waited deadlock_timeout, or one holding a server whose checkout has waited that long.
    */
   private candidates(): Map<string, WatchedSession[]> {
     const timeoutMs = this.config().deadlockTimeoutMs;
     const now = performance.now();
     const byDatabase = new Map<string, WatchedSession[]>();
     for (const s of this.sessions) {
+      const waitingSinceMs = s.waitingSinceMs();
       const isLockCandidate =
-        s.inFlightSinceMs !== 0 && now - s.inFlightSinceMs >= timeoutMs && s.heldShardCount() >= 2;
+        waitingSinceMs !== 0 && now - waitingSinceMs >= timeoutMs && s.heldShardCount() >= 2;
       const isCheckoutCandidate =
         s.checkoutSinceMs !== 0 &&
         now - s.checkoutSinceMs >= timeoutMs &&
@@ -196,12 +198,12 @@ export class DeadlockWatch {
    * the servers answered is left out (its waits may belong to either).
    */
   private async snapshot(database: string): Promise<WaitGraph> {
-    const before = new Map<WatchedSession, number>();
+    const before = new Map<WatchedSession, string>();
     const targets = new Map<string, ServerConnection>();
     for (const s of this.sessions) {
       if (s.database !== database) continue;
-      before.set(s, s.statementSeq);
-      if (s.inFlightSinceMs === 0 && s.checkoutSinceMs === 0) continue; // idle: it waits for nothing
+      before.set(s, requestOf(s));
+      if (s.waitingSinceMs() === 0 && s.checkoutSinceMs === 0) continue; // idle: it waits for nothing
       for (const server of s.servers()) {
         if (server === null) continue;
         const where = `${server.address.host}:${server.address.port}`;
@@ -212,6 +214,8 @@ export class DeadlockWatch {
       [...targets].map(async ([where, server]) => ({ where, waits: await this.askWaits(where, server) })),
     );
     const held = new Map<string, HeldBackend>();
+    /** Prepared transactions by GID that a commit in flight prepared: its session's. */
+    const prepared = new Map<string, HeldBackend>();
     const heldBy = new Map<ServerConnection, WatchedSession>();
     const nodes = new Map<WatchedSession, TransactionNode>();
     for (const [s, seq] of before) {
@@ -223,6 +227,7 @@ export class DeadlockWatch {
         });
         heldBy.set(server, s);
       });
+      for (const [gid, shard] of s.preparedBranches()) prepared.set(gid, { session: s, shard });
       if (s.checkoutSinceMs !== 0) {
         for (const server of s.serversInCheckout()) {
           held.set(backendKey(server.address.host, server.address.port, server.backendPid), {
@@ -232,19 +237,21 @@ export class DeadlockWatch {
           heldBy.set(server, s);
         }
       }
-      if (!this.sessions.has(s) || s.statementSeq !== seq) continue; // its waits are left out (addWait)
+      if (!this.sessions.has(s) || requestOf(s) !== seq) continue; // its waits are left out (addWait)
       nodes.set(s, {
         kind: 'transaction',
         sessionId: s.id,
         transactionSeq: s.transactionSeq,
         statementSeq: s.statementSeq,
         startedAtMs: s.startedAtMs,
+        commitStepSeq: s.commitStepSeq(),
+        canBeVictim: s.canBeVictim(),
       });
     }
     const graph = new WaitGraphBuilder();
     for (const { where, waits } of answers) {
       if (waits === null) continue;
-      for (const w of waits) addWait(graph, where, w, held, nodes);
+      for (const w of waits) addWait(graph, where, w, held, prepared, nodes);
     }
     for (const [s, node] of nodes) addCheckouts(graph, s, node, heldBy, nodes);
     return graph.build();
@@ -285,7 +292,8 @@ export class DeadlockWatch {
       if (node.kind !== 'transaction') continue;
       const s = byKey.get(key);
       if (s === undefined || s.statementSeq !== node.statementSeq) return;
-      if (s.inFlightSinceMs === 0 && s.checkoutSinceMs === 0) return;
+      if (s.commitStepSeq() !== (node.commitStepSeq ?? 0)) return;
+      if (s.waitingSinceMs() === 0 && s.checkoutSinceMs === 0) return;
     }
     const session = byKey.get(`t${victim.sessionId}`) as WatchedSession;
     const wait = knot.victimWait;
@@ -307,7 +315,7 @@ export class DeadlockWatch {
         shard: e.shard,
         ...(e.pool !== undefined ? { checkout: e.pool } : {}),
         waitsFor: describe(e.to),
-        statement: byKey.get(e.from)?.statementText() ?? null,
+        statement: statementOf(byKey.get(e.from), e.shard),
       })),
     };
     if (wait.pool !== undefined) {
@@ -320,9 +328,17 @@ export class DeadlockWatch {
     }
     const server = session.servers()[wait.shard];
     if (server == null || server.pendingReady <= 0) return;
+    // A step of its commit waits there: cancelled only while that rolls the commit back everywhere (commit-steps.ts).
+    const step = server.ownStatement;
+    if (step !== null && !step.isCancellable()) return;
     this.cancelled.set(session, victim.statementSeq);
     this.stats.deadlocks++;
-    this.log.warn(logLine, 'distributed deadlock detected: cancelling the youngest transaction');
+    this.log.warn(
+      logLine,
+      step === null
+        ? 'distributed deadlock detected: cancelling the youngest transaction'
+        : "distributed deadlock detected: cancelling the youngest transaction's commit",
+    );
     server.scanner.replaceErrorInFlight(CANCELED_MARKER, error.toBuffer());
     void server.cancelHoldingWrites();
   }
@@ -331,6 +347,17 @@ export class DeadlockWatch {
     for (const conn of this.connections.values()) conn.terminate('deadlock checks idle');
     this.connections.clear();
   }
+}
+
+/** The request a session is on: its client request, and the step of its commit in flight (0: none). */
+function requestOf(s: WatchedSession): string {
+  return `${s.statementSeq}/${s.commitStepSeq()}`;
+}
+
+/** What `s` runs for the log line: the step of its commit on `shard` if one waits there, else its last statement. */
+function statementOf(s: WatchedSession | undefined, shard: number): string | null {
+  if (s === undefined) return null;
+  return s.commitSteps().get(shard)?.sql ?? s.statementText();
 }
 
 /** A graph key as the DETAIL and log name it. */
@@ -347,10 +374,12 @@ function describeEdge(e: WaitEdge): string {
 
 /**
  * The checkouts `session` has queued, as OR-waits on whoever holds the servers of each pool, when that pool cannot
- * serve it otherwise (Pool.isExhausted). A holder is a proxy transaction only in transaction mode and when it is in
- * this snapshot: anyone else holding a server (a session-mode client, which gives servers back only when it leaves; a
- * server being reset or health-checked; a session left out of the snapshot) is an outsider that waits for nothing
- * here, so the checkout can go on and is in no knot.
+ * serve it otherwise (Pool.isExhausted). A holder is its session's node when that session is in this snapshot, in
+ * transaction mode (it gives the server back when its transaction ends) and in session mode alike (when it leaves): an
+ * idle holder has no wait, so it is free — its client may still end the transaction or leave — and the checkout is in
+ * no knot; a holder that waits itself, on a lock or a checkout, is blocked with it. Anyone else holding a server (a
+ * server being reset or health-checked, a client of a one-shard database, a session left out of the snapshot) is an
+ * outsider that waits for nothing here, so the checkout can go on and is in no knot.
  */
 function addCheckouts(
   graph: WaitGraphBuilder,
@@ -366,24 +395,29 @@ function addCheckouts(
     const holders: WaitNode[] = [];
     for (const server of pool.checkedOut()) {
       const owner = heldBy.get(server);
-      const ownerNode = owner !== undefined && owner.isTransactionMode ? nodes.get(owner) : undefined;
+      const ownerNode = owner !== undefined ? nodes.get(owner) : undefined;
       holders.push(ownerNode ?? { kind: 'outsider', label: `${label} server ${server.id}` });
     }
     graph.group(node, holders, shard, label);
   }
 }
 
-/** One wait reported by the server at `where`, as an edge between proxy transactions and outsiders. */
+/**
+ * One wait reported by the server at `where`, as an edge between proxy transactions and outsiders. A prepared
+ * transaction is the proxy transaction whose commit (still running) prepared it, else an outsider.
+ */
 function addWait(
   graph: WaitGraphBuilder,
   where: string,
   wait: LockWait,
   held: ReadonlyMap<string, HeldBackend>,
+  prepared: ReadonlyMap<string, HeldBackend>,
   nodes: ReadonlyMap<WatchedSession, TransactionNode>,
 ): void {
   const [host, port] = splitWhere(where);
   const waiter = held.get(backendKey(host, port, wait.waiterPid));
-  const holder = wait.blockerPid === 0 ? undefined : held.get(backendKey(host, port, wait.blockerPid));
+  const holder =
+    wait.blockerPid === 0 ? prepared.get(wait.gid ?? '') : held.get(backendKey(host, port, wait.blockerPid));
   const waiterNode = waiter === undefined ? undefined : nodes.get(waiter.session);
   const holderNode = holder === undefined ? undefined : nodes.get(holder.session);
   // A session that moved to another request meanwhile: what its backend waits for (or holds) is not known for sure.

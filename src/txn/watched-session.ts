@@ -1,9 +1,11 @@
 // What the distributed deadlock check knows of one sharded client session: since when its request has been in
 // flight or waiting for a pool's server, counters of its transactions and requests (so a wait seen twice is known to
 // be the same wait), when its transaction started (the youngest in a knot is cancelled), the last request's frames
-// (for the log line), the servers it holds per shard and the checkouts it has queued. The session keeps it current
-// with a few field writes per request; the check reads it.
+// (for the log line), the servers it holds per shard and the checkouts it has queued, and the steps of its commit in
+// flight on those servers (ServerConnection.ownStatement, set by commit-steps.ts' Runner: a commit waits too). The
+// session keeps it current with a few field writes per request; the check reads it.
 import type { Pool } from '../backend/pool.js';
+import type { OwnStatement } from '../backend/own-statement.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import type { PgError } from '../errors/pg-error.js';
 import { Frontend, TxStatus } from '../protocol/codes.js';
@@ -23,7 +25,7 @@ export interface WatchedSessionSource {
   readonly isTransactionMode: boolean;
   /** The server held per shard (null: none). */
   servers(): readonly (ServerConnection | null)[];
-  /** The checkouts its request has queued in primaries' pools. */
+  /** The checkouts its request has queued in pools (a primary's, or the member's a replica set picked). */
   queuedCheckouts(): readonly QueuedCheckout[];
   /** Servers its request got already while other checkouts of it are queued (held: given back if the request fails). */
   serversInCheckout(): readonly ServerConnection[];
@@ -93,6 +95,14 @@ export class WatchedSession {
     this.onRequest(this);
   }
 
+  /**
+   * Its commit across shards starts: the steps it runs (commit-steps.ts) are waits too, and must find the check's
+   * timer running even when no request is in flight (not a request: counted per step instead).
+   */
+  commitStarted(): void {
+    this.onRequest(this);
+  }
+
   /** The request in flight finished (every shard answered). */
   requestEnded(): void {
     this.inFlightSinceMs = 0;
@@ -116,11 +126,66 @@ export class WatchedSession {
 
   /**
    * When its transaction started: the client's block, else (a statement in a transaction of the proxy's own) the
-   * request, or its checkout wait.
+   * request, or its checkout wait, or its commit.
    */
   get startedAtMs(): number {
     if (this.transactionStartMs !== 0) return this.transactionStartMs;
-    return this.inFlightSinceMs !== 0 ? this.inFlightSinceMs : this.checkoutSinceMs;
+    if (this.inFlightSinceMs !== 0) return this.inFlightSinceMs;
+    return this.checkoutSinceMs !== 0 ? this.checkoutSinceMs : this.commitStepSinceMs();
+  }
+
+  /** The steps of its commit in flight on its servers (commit-steps.ts), by shard. */
+  commitSteps(): Map<number, OwnStatement> {
+    const steps = new Map<number, OwnStatement>();
+    this.servers().forEach((server, shard) => {
+      if (server?.ownStatement != null) steps.set(shard, server.ownStatement);
+    });
+    return steps;
+  }
+
+  /**
+   * The branches its commit prepared (GID → shard), while that commit has a step in flight: their locks, held by
+   * prepared transactions, are its transaction's. A branch of a commit that has returned is left out (it waits for
+   * nothing, and the session may be in another transaction).
+   */
+  preparedBranches(): Map<string, number> {
+    const branches = new Map<string, number>();
+    const running = new Set([...this.commitSteps().values()].map((step) => step.commitId));
+    if (running.size === 0) return branches;
+    this.servers().forEach((server, shard) => {
+      const branch = server?.preparedBranch;
+      if (branch != null && running.has(branch.commitId)) branches.set(branch.gid, shard);
+    });
+    return branches;
+  }
+
+  /** When the oldest step of its commit in flight was sent; 0: none in flight. */
+  commitStepSinceMs(): number {
+    let oldest = 0;
+    for (const step of this.commitSteps().values())
+      if (oldest === 0 || step.sinceMs < oldest) oldest = step.sinceMs;
+    return oldest;
+  }
+
+  /** The oldest commit step in flight (a change means the wait seen is not the one seen before); 0: none. */
+  commitStepSeq(): number {
+    let first = 0;
+    for (const step of this.commitSteps().values()) if (first === 0 || step.seq < first) first = step.seq;
+    return first;
+  }
+
+  /** Since when it waits on servers: its request in flight, else the oldest step of its commit; 0: neither. */
+  waitingSinceMs(): number {
+    return this.inFlightSinceMs !== 0 ? this.inFlightSinceMs : this.commitStepSinceMs();
+  }
+
+  /**
+   * Whether it may be a deadlock's victim: not while its commit is past the point where cancelling a step rolls it
+   * back everywhere (steps in flight, none of them cancellable: COMMIT PREPARED, a plain commit's 2+ writer COMMITs).
+   */
+  canBeVictim(): boolean {
+    const steps = [...this.commitSteps().values()];
+    return steps.length === 0 || steps.some((step) => step.isCancellable());
   }
 
   /** Shards it holds a server on (those its request in checkout got already included). */

@@ -249,3 +249,56 @@ describe('knotStillHolds (checkout waits)', () => {
     expect(knotStillHolds(knot, poolKnot(1, true))).toBe(false);
   });
 });
+
+describe('knots through a commit (a transaction past its decision cannot roll back)', () => {
+  /** A transaction in its commit: `step` numbers the commit's statement it waits in; `canBeVictim` as its commit says. */
+  function committing(
+    sessionId: number,
+    startedAtMs: number,
+    step: number,
+    canBeVictim: boolean,
+  ): TransactionNode {
+    return { ...txn(sessionId, startedAtMs), commitStepSeq: step, canBeVictim };
+  }
+
+  it('cancels the youngest when it is a commit still in phase 1', () => {
+    const g = new WaitGraphBuilder();
+    g.edge(txn(1, 100), committing(2, 200, 7, true), 0);
+    g.edge(committing(2, 200, 7, true), txn(1, 100), 1);
+    const [knot] = findKnots(g.build());
+    expect(knot.victim.sessionId).toBe(2);
+    expect(knot.victimWait).toEqual({ from: 't2', to: 't1', shard: 1 });
+  });
+
+  it('picks the youngest of the others when the youngest is past its decision', () => {
+    const g = new WaitGraphBuilder();
+    const decided = committing(3, 300, 7, false);
+    g.edge(txn(1, 100), txn(2, 200), 0);
+    g.edge(txn(2, 200), decided, 1);
+    g.edge(decided, txn(1, 100), 2);
+    const [knot, ...rest] = findKnots(g.build());
+    expect(rest).toEqual([]);
+    expect(knot.victim.sessionId).toBe(2);
+    expect(knot.victimWait).toEqual({ from: 't2', to: 't3', shard: 1 });
+  });
+
+  it('breaks no knot whose every transaction is past its decision', () => {
+    const g = new WaitGraphBuilder();
+    g.edge(committing(1, 100, 5, false), committing(2, 200, 7, false), 0);
+    g.edge(committing(2, 200, 7, false), committing(1, 100, 5, false), 1);
+    expect(findKnots(g.build())).toEqual([]);
+  });
+
+  it('refuses a knot seen again once its victim moved to another step of its commit, or past its decision', () => {
+    const build = (victim: TransactionNode) => {
+      const g = new WaitGraphBuilder();
+      g.edge(txn(1, 100), victim, 0);
+      g.edge(victim, txn(1, 100), 1);
+      return g.build();
+    };
+    const [knot] = findKnots(build(committing(2, 200, 7, true)));
+    expect(knotStillHolds(knot, build(committing(2, 200, 7, true)))).toBe(true);
+    expect(knotStillHolds(knot, build(committing(2, 200, 8, true)))).toBe(false);
+    expect(knotStillHolds(knot, build(committing(2, 200, 7, false)))).toBe(false);
+  });
+});
