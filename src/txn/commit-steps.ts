@@ -52,8 +52,9 @@ const ALWAYS = (): boolean => true;
  * rolls back everywhere as after any failed step; the client gets the 40P01 as the COMMIT's reply):
  * - PREPARE TRANSACTION: phase 1, nothing is decided yet;
  * - a writer's COMMIT while it is the only writer COMMIT this commit sends: the single writer of a plain commit, or
- *   the decision shard's COMMIT of two-phase commit — that COMMIT is the decision, and PostgreSQL answers an error to
- *   a COMMIT only while the transaction can still abort (it holds off cancels from the commit record on);
+ *   the decision shard's COMMIT of two-phase commit — that COMMIT is the decision; PostgreSQL answers an error to a
+ *   COMMIT only while the transaction can still abort (it holds off cancels from the commit record on), and even so
+ *   decision-commit.ts never takes a cancelled decision COMMIT for rolled back: it reads the decision row first;
  * - nothing else: a reader's COMMIT (cancelling it would not roll the writers back), the writers' COMMITs of a plain
  *   commit with 2+ writers (others may have committed: past the point of no return), COMMIT PREPARED (past the
  *   decision), ROLLBACK [PREPARED] and the decision row's INSERT (which waits for no other transaction).

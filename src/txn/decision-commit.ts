@@ -106,17 +106,22 @@ export async function commitWithDecisionCommit(
   // Dies waiting here: nothing was decided; recovery rolls it back.
   await manager.holdVisibility(tx);
   const committed = await runner.end(decider, 'COMMIT', 'COMMIT');
-  if (committed.kind === 'error') {
-    // The decision branch was rolled back (a deferred constraint there, a timeout): nothing committed anywhere.
+  // A cancel (the deadlock check's victim, statement_timeout) should answer a COMMIT only before its commit record is
+  // written — but the decision is never assumed: the row says what happened, as for a lost reply.
+  const isCancelled = committed.kind === 'error' && committed.code === SqlState.QueryCanceled;
+  if (committed.kind === 'error' && !isCancelled) {
+    // The decision branch was rolled back (a deferred constraint there): nothing committed anywhere.
     tx.moveBranch(tx.branchOn(decider.shard), 'rolled_back');
     const frame = errorFrame(committed, decider.shard, '');
     return abort(tx, runner, decider, others, frame, readersDone, manager);
   }
-  if (committed.kind === 'lost') {
+  if (committed.kind === 'lost' || isCancelled) {
     const resolution = await resolveLostDecision(manager, tx, decider.shard);
     if (resolution.outcome === 'aborted') {
       tx.moveBranch(tx.branchOn(decider.shard), 'rolled_back');
-      const lost = errorFrame(committed, decider.shard, 'during COMMIT; the transaction was rolled back');
+      const lost = isCancelled
+        ? errorFrame(committed, decider.shard, '')
+        : errorFrame(committed, decider.shard, 'during COMMIT; the transaction was rolled back');
       return abort(tx, runner, decider, others, lost, readersDone, manager);
     }
     if (resolution.outcome === 'unknown') {
