@@ -212,21 +212,6 @@ export function highestParam(sql: string): number {
   return max;
 }
 
-/** `sql` with each site replaced by `replacement(i, site)` (i: the site's index in text order). */
-export function replaceUniqueIdSites(
-  sql: string,
-  sites: readonly UniqueIdSite[],
-  replacement: (index: number, site: UniqueIdSite) => string,
-): string {
-  let out = '';
-  let from = 0;
-  sites.forEach((site, i) => {
-    out += sql.slice(from, site.start) + replacement(i, site);
-    from = site.end;
-  });
-  return out + sql.slice(from);
-}
-
 /** A call of pgdog.unique_id() with nothing but its name and `()`; null for anything else. */
 function callSite(sql: string, source: SqlSource, call: AstObject): UniqueIdSite | null {
   const name = stringList(list(call, 'funcname'));
