@@ -7,7 +7,7 @@
 // ClientSession keeps the connection and hands requests over here.
 import type { Logger } from 'pino';
 import type { ReadIntent } from '../backend/replica-set.js';
-import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
+import type { ServerConnection } from '../backend/server-connection.js';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { query, readyForQuery, SYNC } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
@@ -24,7 +24,6 @@ import type { GeneratedFill } from '../router/plan.js';
 import { escapeStringLiteral } from '../router/sql-text.js';
 import { runQuery } from '../backend/server-query.js';
 import { lookUpCatalogFacts } from './catalog-lookup.js';
-import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } from '../txn/coordinator.js';
 import type { RequestBatch } from './request-batch.js';
 import { BROADCAST_SPEC, MixedShardsError, type BatchTarget, type SessionRouter } from './session-router.js';
 import { applySettingChange } from './session-settings.js';
@@ -33,16 +32,13 @@ import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
 import { FencedRead, type ReadRequest, type ReadTarget } from './fenced-read.js';
 import { blockCutFence, takeCut } from './block-cut.js';
 import { waitForPhaseTwo } from './phase-two-wait.js';
-import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
-import {
-  NO_EFFECTS,
-  TransactionBlock,
-  type Participants,
-  type RequestEffects,
-} from '../txn/transaction-block.js';
+import { localReplies, type LocalReply } from './local-replies.js';
+import { NO_EFFECTS, TransactionBlock, type RequestEffects } from '../txn/transaction-block.js';
 import { SessionBlockHost } from './block-host.js';
 import { RequestState } from './request-state.js';
-import { splitStatements } from './extended-script.js';
+import { ScriptRunner } from './script-run.js';
+import { commitAcrossShards } from './commit-run.js';
+import type { DispatchHost, TakenRequest } from './dispatch-host.js';
 import { rankTexts } from './text-ranks.js';
 import type { RankRequest } from '../execute/reply-merger.js';
 import {
@@ -58,7 +54,6 @@ import { InsertStreamRun, isStreamableSource, type InsertStreamOwner } from './i
 import { withStatementText, type RewrittenRequest } from './request-rewrite.js';
 import { lookUpTableColumns } from './table-columns.js';
 import { ShardServers, type PendingCheckout } from './shard-servers.js';
-import { isReadOnlyBlock } from './read-intent.js';
 import type { ShardedSession } from './sharded-session.js';
 
 /** A transaction-control statement or setting, moved to `shards` (one: sent as is; several: reported once). */
@@ -76,28 +71,6 @@ function onShards(target: BatchTarget, shards: readonly number[]): BatchTarget {
   return { kind: 'many', shards, spec: BROADCAST_SPEC, ...flags };
 }
 
-/**
- * Statements the proxy runs one request at a time inside one transaction it ends itself: a multi-statement simple
- * Query or extended batch whose statements need different shards, or one write on several shards outside BEGIN.
- */
-interface ScriptRun {
-  /** Requests of the script not run yet (the first ones in the batch). */
-  remaining: number;
-  /** Runs in a transaction of the proxy's own (the client had none open): committed or rolled back at the end. */
-  readonly isImplicit: boolean;
-  /**
-   * One statement the proxy wrapped in a transaction of its own (a write on several shards outside BEGIN): it uses
-   * two-phase commit only with two_phase_commit_auto. A script of several statements is a transaction block in
-   * PostgreSQL's terms: two-phase whenever two_phase_commit is on.
-   */
-  readonly isSingleWrite: boolean;
-  /** Sent as a simple Query: the last statement's command tag waits for the commit, as PostgreSQL reports it. */
-  readonly isQuery: boolean;
-  hasFailed: boolean;
-  /** The last statement's command tags, sent once the commit succeeded. */
-  readonly heldTags: Buffer[];
-}
-
 /** The request parses, binds or queries a statement (else it only uses what earlier requests left: portals, Sync). */
 function namesStatement(types: readonly number[]): boolean {
   for (const t of types) {
@@ -107,17 +80,15 @@ function namesStatement(types: readonly number[]): boolean {
   return false;
 }
 
-export class ShardedDispatch
-  implements ReplySink, FanoutOwner, CursorRunOwner, InsertSourceOwner, InsertStreamOwner
-{
-  private readonly router: SessionRouter;
-  private readonly session: ShardedSession;
-  private readonly batch: RequestBatch;
-  private readonly log: Logger;
+export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSourceOwner, InsertStreamOwner {
+  readonly router: SessionRouter;
+  readonly session: ShardedSession;
+  readonly batch: RequestBatch;
+  readonly log: Logger;
   /** The server held per shard. */
-  private readonly servers: ShardServers;
+  readonly servers: ShardServers;
   /** What the request in flight is doing on the proxy's side (a lookup, a fan-out, a commit): one value, one mover. */
-  private readonly request = new RequestState();
+  readonly request = new RequestState();
   /** The fan-out's section in the visibility fence (atomic_visibility), until its snapshots exist. */
   private read: FencedRead | null = null;
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
@@ -131,23 +102,30 @@ export class ShardedDispatch
   private copyIn: CopyInSplit | null = null;
   /**
    * Statements run one request at a time, outside a client transaction inside one of the proxy's own, as PostgreSQL
-   * runs a multi-statement Query (also a single write on several shards outside BEGIN).
+   * runs a multi-statement Query (also a single write on several shards outside BEGIN): script-run.ts.
    */
-  private script: ScriptRun | null = null;
+  private readonly scripts: ScriptRunner;
   /** Frames of the request being routed (sharded sessions route one request — up to a Sync or Query — at a time). */
-  private requestLength = Number.MAX_SAFE_INTEGER;
+  requestLength = Number.MAX_SAFE_INTEGER;
   /** What was just learnt for the request being routed again (null: nothing; see learnThenRoute). */
-  private learnedFor: string | null = null;
+  learnedFor: string | null = null;
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
   private readonly portals = new ProxyPortals();
   /** The client's transaction block: which shards it reached, what a shard joining it later runs first. */
-  private readonly block: TransactionBlock;
+  readonly block: TransactionBlock;
   /** A cursor's fan-out in flight: its merged reply is collected, not sent (onCursorRunDone). */
   private cursorRun: CursorRun | null = null;
   /** The query of an INSERT … SELECT the proxy evaluates, in flight: its rows are collected (onInsertSourceDone). */
   private insertSource: InsertSourceRun | null = null;
   /** An INSERT … SELECT streamed batch by batch (insert-stream.ts): every step's replies go to it. */
   private insertStream: InsertStreamRun | null = null;
+
+  /** After the proxy's commit of the client's COMMIT: the script's next statement, or the next request. */
+  private readonly afterOwnCommit = (sawError: boolean): void => {
+    if (this.scripts.isRunning) return this.scripts.onStatementDone(sawError);
+    this.refreshStatus();
+    this.onShardRequestDone();
+  };
 
   constructor(router: SessionRouter, session: ShardedSession) {
     this.router = router;
@@ -156,6 +134,7 @@ export class ShardedDispatch
     this.log = session.log;
     this.servers = new ShardServers(session, router);
     this.block = new TransactionBlock(new SessionBlockHost(this.servers, router, () => this.portals.clear()));
+    this.scripts = new ScriptRunner(this);
   }
 
   /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
@@ -224,8 +203,8 @@ export class ShardedDispatch
         err instanceof CatalogFactsNeeded ||
         err instanceof GeneratedValuesNeeded ||
         err instanceof SourceRowsNeeded;
-      if (needsLookup && n === 1 && types[0] === Frontend.Query && this.script === null) {
-        if (this.startQueryScript(router, frames[0])) return;
+      if (needsLookup && n === 1 && types[0] === Frontend.Query && !this.scripts.isRunning) {
+        if (this.scripts.startQuery(frames[0])) return;
       }
       if (err instanceof SourceRowsNeeded) return this.evaluateInsertSource(router, err.text, types, frames);
       if (err instanceof GeneratedValuesNeeded) return this.fillThenRoute(router, err.fills, types, frames);
@@ -252,12 +231,12 @@ export class ShardedDispatch
             ),
         );
       }
-      if (err instanceof MixedShardsError && this.script === null) {
+      if (err instanceof MixedShardsError && !this.scripts.isRunning) {
         if (n === 1 && types[0] === Frontend.Query) {
-          if (this.startQueryScript(router, frames[0])) return;
+          if (this.scripts.startQuery(frames[0])) return;
         } else if (!types.includes(Frontend.Query) && this.session.txStatus() !== TxStatus.Failed) {
           try {
-            return this.startExtendedScript(router, types, frames);
+            return this.scripts.startExtended(types, frames);
           } catch (refusal) {
             return this.failRequest(refusal instanceof PgError ? refusal : PgError.internal(String(refusal)));
           }
@@ -293,21 +272,22 @@ export class ShardedDispatch
       this.session.txStatus() === TxStatus.InTransaction &&
       this.block.reachedCount >= 2
     ) {
-      return this.commitAcrossShards(target.sessionStatement?.transaction?.chain === true);
+      const isChained = target.sessionStatement?.transaction?.chain === true;
+      return commitAcrossShards(this, isChained, this.scripts.isRunning, this.afterOwnCommit);
     }
     const shards = target.kind === 'one' ? [target.shard] : target.shards;
     if (
       target.isMultiShardWrite &&
       shards.length >= 2 &&
-      this.script === null &&
+      !this.scripts.isRunning &&
       this.session.txStatus() === TxStatus.Idle
     ) {
       // A write on several shards outside a transaction runs inside one of the proxy's own, so a failure on any shard
       // changes nothing anywhere (PostgreSQL's single-statement atomicity): a script of one statement.
-      this.openScript(1, true, true, types.includes(Frontend.Query));
+      this.scripts.open(1, true, true, types.includes(Frontend.Query));
     }
     const routed = target;
-    const isOwnRun = this.script !== null || this.isInsertRun; // its writes follow on these servers
+    const isOwnRun = this.scripts.isRunning || this.isInsertRun; // its writes follow on these servers
     const intent = this.servers.readIntent(routed, types, frames, isOwnRun, () =>
       this.block.characteristics(),
     );
@@ -374,7 +354,7 @@ export class ShardedDispatch
    * the request's `effects` make the shards writers for the commit. `isJoining` false: a lookup of the proxy's own, no
    * participant.
    */
-  private acquireShards(
+  acquireShards(
     shards: readonly number[],
     effects: RequestEffects,
     then: () => void,
@@ -417,7 +397,7 @@ export class ShardedDispatch
    * script) ends as on any failed statement: rolled back everywhere.
    */
   private failAsDeadlockVictim(err: PgError): void {
-    if (this.script?.isImplicit === true) return this.failRequest(err);
+    if (this.scripts.isImplicit) return this.failRequest(err);
     const end = (): void => {
       if (this.session.isTransactionMode) this.servers.release();
       this.block.rolledBackOnShards();
@@ -463,25 +443,25 @@ export class ShardedDispatch
   private replyLocally(types: readonly number[], frames: readonly Buffer[], reply: LocalReply): void {
     for (let i = 0; i < types.length; i++)
       if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
-    this.session.writeToClient(localReplies(types, frames, { ...reply, withReady: this.script === null }));
-    if (this.script !== null) return this.onScriptStatementDone(reply.error != null);
+    this.session.writeToClient(localReplies(types, frames, { ...reply, withReady: !this.scripts.isRunning }));
+    if (this.scripts.isRunning) return this.scripts.onStatementDone(reply.error != null);
     this.refreshStatus();
     this.onShardRequestDone();
   }
 
   /** The session's transaction status after a request (txn/transaction-block.ts), told to the session and returned. */
-  private refreshStatus(sawError = false): number {
+  refreshStatus(sawError = false): number {
     const status = this.block.refresh(sawError);
     this.session.setTxStatus(status);
     return status;
   }
 
-  private sendSharded(routed: BatchTarget): void {
+  sendSharded(routed: BatchTarget): void {
     if (routed.kind === 'copyIn') return this.startCopyIn(routed);
     // A script statement's replies go through a fan-out (even on one shard): its ReadyForQuery is the proxy's to send;
     // so do those of an INSERT's query the proxy evaluates (collected, not sent).
     const target: BatchTarget =
-      (this.script !== null || this.isInsertRun) && routed.kind === 'one'
+      (this.scripts.isRunning || this.isInsertRun) && routed.kind === 'one'
         ? { ...routed, kind: 'many', shards: [routed.shard], spec: PASS_THROUGH_SPEC }
         : routed;
     const { types, frames, readyCount } = this.takeRequest();
@@ -763,23 +743,15 @@ export class ShardedDispatch
    * Query, has its command tags held until the commit: PostgreSQL reports that tag only once its implicit transaction
    * committed (extended protocol: the tag comes at Execute, the commit at Sync).
    */
-  private startFanout(
+  startFanout(
     serverCount: number,
     spec: MergeSpec,
     hasInjectedDescribe: boolean,
     owner: FanoutOwner = this.fanoutOwner(),
   ): Fanout {
     const fanout = new Fanout(serverCount, spec, owner, hasInjectedDescribe);
-    const script = this.script;
     // A streamed INSERT … SELECT counts its batches' tags itself (onInsertStreamDone holds its one tag instead).
-    if (
-      script !== null &&
-      script.isImplicit &&
-      script.isQuery &&
-      script.remaining === 1 &&
-      this.insertStream === null
-    )
-      fanout.heldTags = [];
+    if (this.scripts.isHoldingTags && this.insertStream === null) fanout.heldTags = [];
     this.request.move({ kind: 'fanout', fanout });
     return fanout;
   }
@@ -791,7 +763,7 @@ export class ShardedDispatch
     fanout: Fanout,
     readyCount: number,
   ): FencedRead | null {
-    const isOwnRun = this.script !== null || this.isInsertRun; // not fenced: docs/two-phase-commit.md
+    const isOwnRun = this.scripts.isRunning || this.isInsertRun; // not fenced: docs/two-phase-commit.md
     return isOwnRun
       ? null
       : FencedRead.create(this.session, this.servers, target, request, fanout, readyCount);
@@ -801,15 +773,6 @@ export class ShardedDispatch
   private sendSwallowed(server: ServerConnection, sql: string): void {
     server.scanner.swallowNextUntilReady();
     server.send(query(sql), 1);
-  }
-
-  /** End the proxy's own transaction after a statement of it failed: ROLLBACK on every shard it reached, then answer. */
-  private rollBackImplicit(shards: readonly number[]): void {
-    this.block.markEnding(false);
-    this.servers.runOwn(shards, 'ROLLBACK', this, () => {
-      this.session.writeToClient(readyForQuery(this.refreshStatus()));
-      this.onShardRequestDone();
-    });
   }
 
   /** SET / RESET of the request just answered: kept for the session and its servers when it succeeded outside a transaction. */
@@ -824,197 +787,15 @@ export class ShardedDispatch
   }
 
   /** The request being routed, taken off the batch (later pipelined requests stay queued). */
-  private takeRequest(): { types: number[]; frames: Buffer[]; readyCount: number } {
+  takeRequest(): TakenRequest {
     return this.batch.takeFirst(this.requestLength);
   }
 
   /** A request that cannot run: its error (and ReadyForQuery, unless it is a script statement). */
-  private failRequest(err: PgError): void {
-    const script = this.script;
-    if (script === null) return this.failBatch(err);
+  failRequest(err: PgError): void {
+    if (!this.scripts.isRunning) return this.failBatch(err);
     this.restoreInsertRequest();
-    this.log.warn({ code: err.code }, err.message);
-    this.takeRequest();
-    this.session.writeToClient(err.toBuffer());
-    script.remaining--;
-    script.hasFailed = true;
-    this.finishScript(script);
-  }
-
-  /**
-   * Run a multi-statement simple Query whose statements need different shards statement by statement, with one
-   * ReadyForQuery at the end. Outside a transaction the statements run in one of the proxy's own (BEGIN on every
-   * shard first; COMMIT — two-phase with two_phase_commit_auto — or ROLLBACK after), as PostgreSQL runs such a Query
-   * as one implicit transaction. False when the Query holds transaction control or COPY (then it is refused).
-   */
-  private startQueryScript(router: SessionRouter, frame: Buffer): boolean {
-    if (this.session.txStatus() === TxStatus.Failed) return false;
-    const statements = router.scriptStatements(frame.toString('utf8', 5, frame.length - 1));
-    if (!statements.isRunnable) return false;
-    // With BEGIN / COMMIT inside, each statement runs as if sent alone (the client's transaction control decides).
-    const isImplicit = this.session.txStatus() === TxStatus.Idle && !statements.hasTransactionControl;
-    this.takeRequest();
-    this.batch.unshift(
-      statements.texts.map(() => Frontend.Query),
-      statements.texts.map((text) => query(text)),
-    );
-    this.openScript(statements.texts.length, isImplicit, false, true);
-    this.dispatch();
-    return true;
-  }
-
-  /**
-   * Run the first `remaining` requests of the batch as a script; `isImplicit`: inside a transaction of the proxy's
-   * own — a block each shard joins when a statement first needs it, ended in finishScript.
-   */
-  private openScript(remaining: number, isImplicit: boolean, isSingleWrite: boolean, isQuery: boolean): void {
-    this.script = { remaining, isImplicit, isSingleWrite, isQuery, hasFailed: false, heldTags: [] };
-    if (isImplicit) this.block.openImplicit();
-  }
-
-  /**
-   * Run an extended-protocol request whose statements need different shards (a batch: several Parse/Bind/Execute
-   * before one Sync) statement by statement, as a script: one implicit transaction outside a block (committed, or
-   * rolled back at the first error, which skips the rest as PostgreSQL skips to Sync), one ReadyForQuery at the end.
-   */
-  private startExtendedScript(
-    router: SessionRouter,
-    types: readonly number[],
-    frames: readonly Buffer[],
-  ): void {
-    const statements = splitStatements(types, frames);
-    const isImplicit =
-      this.session.txStatus() === TxStatus.Idle && !router.hasTransactionControl(types, frames);
-    this.takeRequest();
-    for (let i = statements.length - 1; i >= 0; i--)
-      this.batch.unshift(statements[i].types, statements[i].frames);
-    this.openScript(statements.length, isImplicit, false, false);
-    this.dispatch();
-  }
-
-  private onScriptStatementDone(sawError: boolean): void {
-    const script = this.script as ScriptRun;
-    script.remaining--;
-    this.servers.pointAt(this);
-    const status = this.refreshStatus(sawError);
-    if (sawError || status === TxStatus.Failed) script.hasFailed = true;
-    if (!script.hasFailed && script.remaining > 0) return this.onShardRequestDone(); // runs the next statement
-    this.finishScript(script);
-  }
-
-  /** After the last statement (or the first failure): skip the rest, end the implicit transaction, ReadyForQuery. */
-  private finishScript(script: ScriptRun): void {
-    this.script = null;
-    // The statements not run: each is one request (a Query, or an extended statement ended by the proxy's Sync).
-    for (let i = 0; i < script.remaining; i++) this.batch.takeFirst(this.batch.firstRequestLength());
-    if (!script.isImplicit) {
-      this.session.writeToClient(readyForQuery(this.refreshStatus()));
-      return this.onShardRequestDone();
-    }
-    const participants = this.block.participants();
-    if (participants.shards.length === 0) {
-      // No statement reached a shard (the first one was refused): nothing to end but the block itself.
-      this.block.finish(false, 'none');
-      this.session.writeToClient(readyForQuery(this.refreshStatus()));
-      return this.onShardRequestDone();
-    }
-    if (script.hasFailed) return this.rollBackImplicit(participants.shards);
-    // A script is a transaction block (two-phase whenever two_phase_commit is on); a single write the proxy wrapped
-    // uses it only with two_phase_commit_auto.
-    const wantsTwoPhase =
-      participants.writers.size >= 2 && (!script.isSingleWrite || this.session.general().twoPhaseCommitAuto);
-    this.runCommit(participants, wantsTwoPhase, (error) => {
-      if (error === null) for (const tag of script.heldTags) this.session.writeToClient(tag);
-      else this.session.writeToClient(error);
-      this.session.writeToClient(readyForQuery(this.servers.combinedStatus()));
-    });
-  }
-
-  /**
-   * The client's COMMIT of a transaction on several shards: run by the proxy (coordinator), answered as PostgreSQL.
-   * AND CHAIN: once committed, the next block opens with the same characteristics (each shard joins it lazily).
-   */
-  private commitAcrossShards(isChained: boolean): void {
-    const { types, frames } = this.takeRequest();
-    for (let i = 0; i < types.length; i++)
-      if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
-    const participants = this.block.participants();
-    // A READ ONLY block wrote nothing (PostgreSQL refuses), and its shards may be replicas, which cannot PREPARE.
-    const isReadOnly =
-      participants.writers.size >= 2 &&
-      isReadOnlyBlock(this.block.characteristics(), this.servers.isBlockDefaultReadOnly());
-    this.runCommit(
-      participants,
-      participants.writers.size >= 2 && !isReadOnly,
-      (error) =>
-        this.session.writeToClient(commitReplies(types, frames, error, this.script === null, isChained)),
-      isChained,
-    );
-  }
-
-  /**
-   * Commit the transaction the block holds (its participants, from TransactionBlock only): two-phase over the writers
-   * when asked for and the transaction manager runs, else plain COMMIT (readers first). `reply` writes the client's
-   * answer (error = the commit failed); `isChained`: COMMIT AND CHAIN, the next block opens once it committed.
-   */
-  private runCommit(
-    { shards, writers, preventsPrepare }: Participants,
-    wantsTwoPhase: boolean,
-    reply: (error: Buffer | null) => void,
-    isChained = false,
-  ): void {
-    const participants: CommitParticipant[] = shards.map((shard) => ({
-      shard,
-      server: this.servers.at(shard),
-      isWriter: writers.has(shard),
-    }));
-    const txn = this.session.txn();
-    this.request.move({ kind: 'committing' });
-    const isTwoPhase = wantsTwoPhase && txn !== null && preventsPrepare === null;
-    if (wantsTwoPhase && txn !== null && preventsPrepare !== null) {
-      // PostgreSQL would refuse PREPARE TRANSACTION on those shards: plain COMMIT is the only way to commit.
-      this.log.warn(
-        { shards: [...writers], reason: preventsPrepare },
-        `a transaction that wrote on several shards is committed without two-phase commit because ${preventsPrepare}: its commit is not atomic`,
-      );
-    }
-    const run: Promise<CommitRun> = isTwoPhase
-      ? commitTwoPhase(
-          txn,
-          this.session.database,
-          this.session.user,
-          participants,
-          this,
-          this.log,
-          this.session.general().twoPhaseCommitPrepareTimeoutMs,
-          this.session.general().twoPhaseCommitReply === 'at_decision',
-        )
-      : commitPlain(participants, this, this.log, this.session.fence());
-    run.then(
-      (result) => this.afterCommit(result, reply, isChained),
-      (err: unknown) => {
-        this.request.end('committing');
-        this.log.error({ err: (err as Error).message }, 'commit across shards failed unexpectedly');
-        this.session.fatal(PgError.internal(`commit failed: ${(err as Error).message}`));
-      },
-    );
-  }
-
-  private afterCommit(result: CommitRun, reply: (error: Buffer | null) => void, isChained: boolean): void {
-    this.request.end('committing');
-    for (const shard of result.lost) this.servers.byShard[shard] = null; // closed; its pool has dropped it
-    if (this.session.state() === 'closed') {
-      this.releaseShardServers(); // the client left while its commit ran
-      return;
-    }
-    // The commit's queries left each server with their own sink (a server lost between two steps is the commit's to
-    // handle, not a reason to end the session): the session receives their replies again from here on.
-    this.servers.pointAt(this);
-    reply(result.error);
-    this.block.markEnding(result.error === null, isChained && result.error === null);
-    if (this.script !== null) return this.onScriptStatementDone(result.error !== null);
-    this.refreshStatus();
-    this.onShardRequestDone();
+    this.scripts.failStatement(err);
   }
 
   /** ORDER BY on collated text across shards: a shard of the fan-out (idle now) orders the key values (text-ranks.ts). */
@@ -1193,8 +974,8 @@ export class ShardedDispatch
     // The client's statement exists from here on, whatever its execution does (as after PostgreSQL's Parse).
     const { parseIndex } = held.statement;
     if (parseIndex >= 0) this.session.statements?.remember(held.clientFrames[parseIndex]);
-    if (this.script === null && this.session.txStatus() === TxStatus.Idle) {
-      this.openScript(1, true, true, held.statement.isQuery);
+    if (!this.scripts.isRunning && this.session.txStatus() === TxStatus.Idle) {
+      this.scripts.open(1, true, true, held.statement.isQuery);
       this.refreshStatus(); // in the block now: servers are kept between the steps
     }
     this.insertStream.start(shards);
@@ -1249,13 +1030,12 @@ export class ShardedDispatch
   onInsertStreamDone(sawError: boolean, tag: Buffer | null): void {
     this.insertStream = null;
     if (this.session.state() === 'closed') return;
-    const script = this.script;
-    if (script !== null) {
+    if (this.scripts.isRunning) {
       if (tag !== null) {
-        if (script.isImplicit && script.isQuery && script.remaining === 1) script.heldTags.push(tag);
+        if (this.scripts.isHoldingTags) this.scripts.holdTags([tag]);
         else this.session.writeToClient(tag);
       }
-      return this.onScriptStatementDone(sawError);
+      return this.scripts.onStatementDone(sawError);
     }
     if (tag !== null) this.session.writeToClient(tag);
     this.session.writeToClient(readyForQuery(this.refreshStatus(sawError)));
@@ -1280,10 +1060,9 @@ export class ShardedDispatch
     this.read?.release();
     const sawError = fanout?.sawError ?? false;
     if (this.copyIn?.isClientDone === true) this.copyIn = null; // else: drop the client's copy data until its end
-    const script = this.script;
-    if (script !== null) {
-      if (fanout?.heldTags != null) script.heldTags.push(...fanout.heldTags);
-      return this.onScriptStatementDone(sawError);
+    if (this.scripts.isRunning) {
+      if (fanout?.heldTags != null) this.scripts.holdTags(fanout.heldTags);
+      return this.scripts.onStatementDone(sawError);
     }
     this.servers.pointAt(this);
     const wasInBlock = this.block.isOpen;
@@ -1294,7 +1073,7 @@ export class ShardedDispatch
   }
 
   /** A request finished: give servers back (transaction mode, all idle) and run the next queued request. */
-  private onShardRequestDone(): void {
+  onShardRequestDone(): void {
     if (this.isShardRequestInFlight()) return;
     this.activeShard = null;
     this.session.clearQueryTimer();
@@ -1425,7 +1204,7 @@ export class ShardedDispatch
   }
 
   /** Give every shard server back to its pool (reset as the session and transaction state require). */
-  private releaseShardServers(): void {
+  releaseShardServers(): void {
     this.servers.resetAndRelease(this.session.hasOpenSegment() || this.request.fanout !== null);
   }
 }
