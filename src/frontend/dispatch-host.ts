@@ -2,7 +2,8 @@
 // commit, split COPY, INSERT … SELECT, lookups before routing, cursors): the request being routed at the front of the
 // batch, its state, the shard servers and the transaction block, and the steps every kind shares (take the request,
 // fail it, hold servers, start a fan-out, end the request). ShardedDispatch implements it; nothing here imports the
-// dispatch, so each run module depends only on this and on the modules below it.
+// dispatch, so each run module depends only on this and on the modules below it. Also the one step they share that
+// needs no dispatch state of its own: putting the client's request back in place of one the proxy ran for it.
 import type { Logger } from 'pino';
 import type { ReadIntent } from '../backend/replica-set.js';
 import type { ReplySink } from '../backend/server-connection.js';
@@ -67,4 +68,13 @@ export interface DispatchHost extends ReplySink, FanoutOwner {
   sendSharded(target: BatchTarget): void;
   /** Give every shard server back to its pool (reset as the session and transaction state require). */
   releaseShardServers(): void;
+}
+
+/** The client's own request back at the head of the batch, in place of the one the proxy ran for it. */
+export function putBackClientRequest(
+  host: DispatchHost,
+  run: { clientTypes: readonly number[]; clientFrames: readonly Buffer[] },
+): void {
+  host.batch.unshift(run.clientTypes, run.clientFrames);
+  host.requestLength = run.clientTypes.length;
 }

@@ -19,7 +19,6 @@ import {
   SourceRowsNeeded,
   TableColumnsNeeded,
 } from '../router/route.js';
-import { splitInsertSelect } from '../router/insert-select.js';
 import type { GeneratedFill } from '../router/plan.js';
 import { escapeStringLiteral } from '../router/sql-text.js';
 import { runQuery } from '../backend/server-query.js';
@@ -38,7 +37,8 @@ import { SessionBlockHost } from './block-host.js';
 import { RequestState } from './request-state.js';
 import { ScriptRunner } from './script-run.js';
 import { commitAcrossShards } from './commit-run.js';
-import type { DispatchHost, TakenRequest } from './dispatch-host.js';
+import { putBackClientRequest, type DispatchHost, type TakenRequest } from './dispatch-host.js';
+import { InsertRun } from './insert-run.js';
 import { rankTexts } from './text-ranks.js';
 import type { RankRequest } from '../execute/reply-merger.js';
 import {
@@ -48,10 +48,7 @@ import {
   ProxyPortals,
   type CursorRunOwner,
 } from './proxy-portal.js';
-import { isCopyMessage, splitCopyIn, type CopyInSplit } from './copy-in.js';
-import { InsertSourceRun, sourceRequest, type InsertSourceOwner } from './insert-source.js';
-import { InsertStreamRun, isStreamableSource, type InsertStreamOwner } from './insert-stream.js';
-import { withStatementText, type RewrittenRequest } from './request-rewrite.js';
+import { CopyInRun } from './copy-in-run.js';
 import { lookUpTableColumns } from './table-columns.js';
 import { ShardServers, type PendingCheckout } from './shard-servers.js';
 import type { ShardedSession } from './sharded-session.js';
@@ -80,7 +77,7 @@ function namesStatement(types: readonly number[]): boolean {
   return false;
 }
 
-export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSourceOwner, InsertStreamOwner {
+export class ShardedDispatch implements DispatchHost, CursorRunOwner {
   readonly router: SessionRouter;
   readonly session: ShardedSession;
   readonly batch: RequestBatch;
@@ -98,8 +95,8 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
    * "skip to Sync" state, live there until a Sync reaches it, so a request naming no statement goes there too.
    */
   private openSegmentShard: number | null = null;
-  /** A COPY … FROM STDIN split across shards: the client's copy messages go through it. */
-  private copyIn: CopyInSplit | null = null;
+  /** A COPY … FROM STDIN split across shards: the client's copy messages go through it (copy-in-run.ts). */
+  private readonly copyIn: CopyInRun;
   /**
    * Statements run one request at a time, outside a client transaction inside one of the proxy's own, as PostgreSQL
    * runs a multi-statement Query (also a single write on several shards outside BEGIN): script-run.ts.
@@ -115,10 +112,8 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
   readonly block: TransactionBlock;
   /** A cursor's fan-out in flight: its merged reply is collected, not sent (onCursorRunDone). */
   private cursorRun: CursorRun | null = null;
-  /** The query of an INSERT … SELECT the proxy evaluates, in flight: its rows are collected (onInsertSourceDone). */
-  private insertSource: InsertSourceRun | null = null;
-  /** An INSERT … SELECT streamed batch by batch (insert-stream.ts): every step's replies go to it. */
-  private insertStream: InsertStreamRun | null = null;
+  /** An INSERT … SELECT whose query the proxy evaluates, collected or streamed (insert-run.ts). */
+  private readonly inserts: InsertRun;
 
   /** After the proxy's commit of the client's COMMIT: the script's next statement, or the next request. */
   private readonly afterOwnCommit = (sawError: boolean): void => {
@@ -135,6 +130,8 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
     this.servers = new ShardServers(session, router);
     this.block = new TransactionBlock(new SessionBlockHost(this.servers, router, () => this.portals.clear()));
     this.scripts = new ScriptRunner(this);
+    this.copyIn = new CopyInRun(this);
+    this.inserts = new InsertRun(this, this.scripts);
   }
 
   /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
@@ -145,7 +142,7 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
   /** Route the queued request and run it on its shard(s): the sharded counterpart of checkout + sendBatch. */
   dispatch(): void {
     const router = this.router;
-    if (this.copyIn !== null && !this.feedCopy(this.copyIn)) return;
+    if (this.copyIn.isActive && !this.copyIn.feed()) return;
     if (this.servers.isWaiting || this.request.isLookingUp || this.request.fanout !== null) return;
     const batch = this.batch;
     const active = this.activeShard === null ? null : this.servers.byShard[this.activeShard];
@@ -206,7 +203,7 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
       if (needsLookup && n === 1 && types[0] === Frontend.Query && !this.scripts.isRunning) {
         if (this.scripts.startQuery(frames[0])) return;
       }
-      if (err instanceof SourceRowsNeeded) return this.evaluateInsertSource(router, err.text, types, frames);
+      if (err instanceof SourceRowsNeeded) return this.inserts.evaluate(err.text, types, frames);
       if (err instanceof GeneratedValuesNeeded) return this.fillThenRoute(router, err.fills, types, frames);
       if (err instanceof TableColumnsNeeded) {
         const table = err.table;
@@ -261,7 +258,7 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
         ),
       );
     }
-    if (this.insertSource !== null && this.streamInsertSource(this.insertSource, target)) return;
+    if (this.inserts.isEvaluating && this.inserts.streamIfPossible(target)) return;
     if (target.sessionStatement !== null) {
       const placed = this.placeSessionStatement(target, target.sessionStatement, types, frames);
       if (placed === null) return; // answered by the proxy
@@ -287,7 +284,7 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
       this.scripts.open(1, true, true, types.includes(Frontend.Query));
     }
     const routed = target;
-    const isOwnRun = this.scripts.isRunning || this.isInsertRun; // its writes follow on these servers
+    const isOwnRun = this.scripts.isRunning || this.inserts.isRunning; // its writes follow on these servers
     const intent = this.servers.readIntent(routed, types, frames, isOwnRun, () =>
       this.block.characteristics(),
     );
@@ -457,11 +454,11 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
   }
 
   sendSharded(routed: BatchTarget): void {
-    if (routed.kind === 'copyIn') return this.startCopyIn(routed);
+    if (routed.kind === 'copyIn') return this.copyIn.start(routed);
     // A script statement's replies go through a fan-out (even on one shard): its ReadyForQuery is the proxy's to send;
     // so do those of an INSERT's query the proxy evaluates (collected, not sent).
     const target: BatchTarget =
-      (this.scripts.isRunning || this.isInsertRun) && routed.kind === 'one'
+      (this.scripts.isRunning || this.inserts.isRunning) && routed.kind === 'one'
         ? { ...routed, kind: 'many', shards: [routed.shard], spec: PASS_THROUGH_SPEC }
         : routed;
     const { types, frames, readyCount } = this.takeRequest();
@@ -490,65 +487,6 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
       };
     });
     this.runFanout(fanout, sends, target.isWrite, read);
-  }
-
-  /**
-   * Hand the client's leading copy messages to the split COPY; false when nothing else is left to dispatch. After the
-   * COPY has ended (error), messages up to the client's CopyDone / CopyFail are dropped.
-   */
-  private feedCopy(copy: CopyInSplit): boolean {
-    const batch = this.batch;
-    let n = 0;
-    try {
-      for (; n < batch.length && isCopyMessage(batch.typeAt(n)); n++) {
-        copy.feed(batch.typeAt(n), batch.frameAt(n));
-      }
-    } catch (err) {
-      n++;
-      this.request.fanout?.abort(err instanceof PgError ? err : PgError.internal(String(err)));
-    }
-    copy.flush();
-    const isMovingOn = n < batch.length; // a message after the copy data: the client is done with it
-    batch.dropFirst(n);
-    if (this.request.fanout === null && (copy.isClientDone || isMovingOn)) this.copyIn = null;
-    return !batch.isEmpty;
-  }
-
-  /** COPY … FROM STDIN with its rows split by shard (or copied to every shard for a table that is). */
-  private startCopyIn(target: Extract<BatchTarget, { kind: 'copyIn' }>): void {
-    const key = target.copy.keyColumn;
-    if (key === null || target.copy.keyColumnIndex !== null) {
-      return this.runCopyIn(target, key === null ? null : target.copy.keyColumnIndex);
-    }
-    if (target.copy.columns !== null || target.table === null) {
-      return this.failRequest(
-        PgError.featureNotSupported(
-          `the COPY column list does not include the sharding key column "${key.column}"`,
-          'List the sharding key column in the COPY.',
-        ),
-      );
-    }
-    // No column list: the key's position comes from the table's definition (learned once per table).
-    const table = target.table;
-    const known = this.router.knownTableColumns(table);
-    if (known !== undefined) return this.runCopyKeyedBy(target, known, key.column);
-    this.withTableColumns(this.servers.at(target.shards[0]), table, (columns) =>
-      this.runCopyKeyedBy(target, columns, key.column),
-    );
-  }
-
-  private runCopyKeyedBy(
-    target: Extract<BatchTarget, { kind: 'copyIn' }>,
-    columns: readonly string[],
-    keyColumn: string,
-  ): void {
-    const index = columns.indexOf(keyColumn);
-    if (index < 0) {
-      return this.failRequest(
-        PgError.featureNotSupported(`table ${target.table ?? ''} has no sharding key column "${keyColumn}"`),
-      );
-    }
-    this.runCopyIn(target, index);
   }
 
   /**
@@ -661,39 +599,6 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
   }
 
   /**
-   * Look `table`'s columns up on `server` (the request waits meanwhile), then `then(columns)`. A lookup error (no such
-   * table) answers the request with that error, as the statement itself would have been answered.
-   */
-  private withTableColumns(server: ServerConnection, table: string, then: (columns: string[]) => void): void {
-    this.request.move({ kind: 'lookup', what: `the columns of ${table}` });
-    void lookUpTableColumns(server, table, this).then((found) => {
-      this.request.end('lookup');
-      if (this.session.state() !== 'ready') return;
-      server.attach(this);
-      if (found.kind === 'lost')
-        return this.session.fatal(
-          PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
-        );
-      if (found.kind === 'error') return this.failRequest(found.error);
-      this.router.learnTableColumns(table, found.columns, found.generated);
-      then(found.columns);
-    });
-  }
-
-  private runCopyIn(target: Extract<BatchTarget, { kind: 'copyIn' }>, keyIndex: number | null): void {
-    const { types, frames, readyCount } = this.takeRequest();
-    const servers = target.shards.map((shard) => this.servers.at(shard));
-    const { copy, spec } = splitCopyIn(target.copy, keyIndex, servers, this.session);
-    const fanout = this.startFanout(servers.length, spec, false, this);
-    fanout.onServerError = (index) => copy.onServerError(index);
-    this.copyIn = copy;
-    servers.forEach((server, i) => {
-      server.attach(fanout.sinkFor(i));
-      this.session.sendFrames(server, types, frames, readyCount);
-    });
-  }
-
-  /**
    * Reads go to every shard at once. Writes go one shard after another, in shard order: two transactions writing the
    * same rows on several shards then always lock them in the same order, so they wait instead of deadlocking across
    * shards (which no single PostgreSQL could detect).
@@ -751,7 +656,7 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
   ): Fanout {
     const fanout = new Fanout(serverCount, spec, owner, hasInjectedDescribe);
     // A streamed INSERT … SELECT counts its batches' tags itself (onInsertStreamDone holds its one tag instead).
-    if (this.scripts.isHoldingTags && this.insertStream === null) fanout.heldTags = [];
+    if (this.scripts.isHoldingTags && !this.inserts.isStreaming) fanout.heldTags = [];
     this.request.move({ kind: 'fanout', fanout });
     return fanout;
   }
@@ -763,7 +668,7 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
     fanout: Fanout,
     readyCount: number,
   ): FencedRead | null {
-    const isOwnRun = this.scripts.isRunning || this.isInsertRun; // not fenced: docs/two-phase-commit.md
+    const isOwnRun = this.scripts.isRunning || this.inserts.isRunning; // not fenced: docs/two-phase-commit.md
     return isOwnRun
       ? null
       : FencedRead.create(this.session, this.servers, target, request, fanout, readyCount);
@@ -794,7 +699,7 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
   /** A request that cannot run: its error (and ReadyForQuery, unless it is a script statement). */
   failRequest(err: PgError): void {
     if (!this.scripts.isRunning) return this.failBatch(err);
-    this.restoreInsertRequest();
+    this.inserts.restoreClientRequest();
     this.scripts.failStatement(err);
   }
 
@@ -807,12 +712,8 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
 
   /** Where a fan-out's merged reply goes: the client, or a cursor run that keeps it as a portal. */
   private fanoutOwner(): FanoutOwner {
-    if (this.insertStream !== null) return this.insertStream;
-    const source = this.insertSource;
-    if (source !== null) {
-      source.onOverflow = () => this.servers.cancel(this.log); // its rows are dropped: stop the shards early
-      return source;
-    }
+    const insert = this.inserts.fanoutOwner();
+    if (insert !== null) return insert;
     const run = this.cursorRun;
     if (run === null) return this;
     run.onOverflow = () => this.servers.cancel(this.log); // its rows are dropped: stop the shards early
@@ -867,181 +768,6 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
     this.onShardRequestDone();
   }
 
-  /**
-   * An INSERT … SELECT whose rows the proxy must evaluate (insert-source.ts): its query replaces the client's request
-   * at the head of the batch and is routed like any SELECT; its rows come back to onInsertSourceDone.
-   */
-  private evaluateInsertSource(
-    router: SessionRouter,
-    text: string,
-    types: readonly number[],
-    frames: readonly Buffer[],
-  ): void {
-    const what = 'the rows of an INSERT … SELECT';
-    if (this.learnedFor === what) {
-      this.learnedFor = null;
-      return this.failRequest(PgError.internal(`${what} were written into it, and routing still needs them`));
-    }
-    const parts = splitInsertSelect(text);
-    const statement = router.requestStatement(types, frames);
-    if (parts === null || statement === null) {
-      return this.failRequest(
-        PgError.featureNotSupported(
-          'this INSERT … SELECT cannot be routed: its rows come from a query, and its WITH clause writes',
-          'Run the WITH clause’s statement first, then INSERT … SELECT from its result.',
-        ),
-      );
-    }
-    const request = sourceRequest(statement, parts, frames);
-    const client = this.batch.takeFirst(this.requestLength);
-    this.batch.unshift(request.types, request.frames);
-    this.requestLength = request.types.length;
-    this.insertSource = new InsertSourceRun(this, client, statement, parts);
-    this.dispatch(); // routes the query
-  }
-
-  /** The query of an INSERT … SELECT has run: the INSERT, with its rows written in, is routed next. */
-  onInsertSourceDone(run: InsertSourceRun): void {
-    this.request.end('fanout');
-    this.insertSource = null;
-    this.servers.pointAt(this);
-    const outcome = run.outcome();
-    if (outcome.kind === 'error') {
-      this.refreshStatus(true);
-      if (outcome.error.code === SqlState.ProgramLimitExceeded)
-        this.log.warn({ code: outcome.error.code }, outcome.error.message);
-      this.putBackClientRequest(run);
-      return this.failRequest(outcome.error);
-    }
-    this.refreshStatus();
-    const { statement } = run;
-    const rebuilt = withStatementText(
-      run.clientTypes,
-      run.clientFrames,
-      statement,
-      outcome.sql,
-      run.insertParamTypes(),
-    );
-    if (rebuilt.clientParse !== null) this.session.statements?.remember(rebuilt.clientParse);
-    this.batch.unshift(rebuilt.types, rebuilt.frames);
-    this.learnedFor = 'the rows of an INSERT … SELECT';
-    this.onShardRequestDone(); // routes the INSERT
-  }
-
-  /** A request refused while an INSERT's query stood in for it: the client's own request is the one refused. */
-  private restoreInsertRequest(): void {
-    const stream = this.insertStream;
-    if (stream !== null) {
-      // The request in front is one of the stream's steps, or a batch's INSERT.
-      this.insertStream = null;
-      this.batch.takeFirst(this.requestLength);
-      return this.putBackClientRequest(stream);
-    }
-    const run = this.insertSource;
-    if (run === null) return;
-    this.insertSource = null;
-    this.batch.takeFirst(this.requestLength);
-    this.putBackClientRequest(run);
-  }
-
-  /** The client's own request back at the head of the batch, in place of the one the proxy ran for it. */
-  private putBackClientRequest(run: {
-    clientTypes: readonly number[];
-    clientFrames: readonly Buffer[];
-  }): void {
-    this.batch.unshift(run.clientTypes, run.clientFrames);
-    this.requestLength = run.clientTypes.length;
-  }
-
-  /** The proxy evaluates an INSERT's query (an InsertSourceRun or InsertStreamRun is in flight). */
-  private get isInsertRun(): boolean {
-    return this.insertSource !== null || this.insertStream !== null;
-  }
-
-  /**
-   * The query of an INSERT … SELECT the proxy evaluates has been routed: when its rows need no merge across shards it
-   * is streamed instead of collected (insert-stream.ts) — inside the client's transaction, or one of the proxy's own
-   * opened here (two-phase with two_phase_commit_auto, as for any single write on several shards). False: collect.
-   */
-  private streamInsertSource(held: InsertSourceRun, target: BatchTarget): boolean {
-    if (!isStreamableSource(target)) return false;
-    const shards = target.kind === 'one' ? [target.shard] : (target as { shards: readonly number[] }).shards;
-    this.batch.takeFirst(this.requestLength); // the query as a SELECT: the stream declares it as a cursor instead
-    this.insertSource = null;
-    const batchRows = this.session.general().insertSelectBatchRows;
-    const client = { types: held.clientTypes, frames: held.clientFrames };
-    this.insertStream = new InsertStreamRun(this, client, held.statement, held.parts, batchRows);
-    // The client's statement exists from here on, whatever its execution does (as after PostgreSQL's Parse).
-    const { parseIndex } = held.statement;
-    if (parseIndex >= 0) this.session.statements?.remember(held.clientFrames[parseIndex]);
-    if (!this.scripts.isRunning && this.session.txStatus() === TxStatus.Idle) {
-      this.scripts.open(1, true, true, held.statement.isQuery);
-      this.refreshStatus(); // in the block now: servers are kept between the steps
-    }
-    this.insertStream.start(shards);
-    return true;
-  }
-
-  /** A step of the streamed INSERT … SELECT (its cursor's DECLARE / FETCH / CLOSE) on `shards`, not routed. */
-  runInsertStreamStep(shards: readonly number[], types: number[], frames: Buffer[]): void {
-    if (this.session.state() === 'closed') return;
-    this.batch.unshift(types, frames);
-    this.requestLength = types.length;
-    this.acquireShards(shards, NO_EFFECTS, () => {
-      const request = this.takeRequest();
-      const fanout = this.startFanout(shards.length, PASS_THROUGH_SPEC, false);
-      shards.forEach((shard, i) => {
-        const server = this.servers.at(shard);
-        server.attach(fanout.sinkFor(i));
-        this.session.sendFrames(server, request.types, request.frames, request.readyCount);
-      });
-    });
-  }
-
-  /** The session's routing (a streamed INSERT … SELECT splits its batches by shard with it). */
-  get routing(): SessionRouter {
-    return this.router;
-  }
-
-  /** A batch of the streamed INSERT … SELECT split by shard already: run as the split INSERT it is. */
-  runInsertStreamSplit(
-    target: Extract<BatchTarget, { kind: 'split' }>,
-    request: { types: number[]; frames: Buffer[] },
-  ): void {
-    if (this.session.state() === 'closed') return;
-    this.batch.unshift(request.types, request.frames); // stands for the batch until sent (or refused)
-    this.requestLength = request.types.length;
-    this.acquireShards(target.shards, target, () => this.sendSharded(target));
-  }
-
-  /** A batch of the streamed INSERT … SELECT: its INSERT is routed as the next request (split by shard). */
-  routeInsertStreamBatch(request: RewrittenRequest): void {
-    if (this.session.state() === 'closed') return;
-    this.batch.unshift(request.types, request.frames);
-    this.dispatch();
-  }
-
-  onInsertStreamStepDone(): void {
-    this.request.end('fanout');
-    this.servers.pointAt(this);
-  }
-
-  /** The streamed INSERT … SELECT has ended: its tag (held until the commit of the proxy's transaction), then on. */
-  onInsertStreamDone(sawError: boolean, tag: Buffer | null): void {
-    this.insertStream = null;
-    if (this.session.state() === 'closed') return;
-    if (this.scripts.isRunning) {
-      if (tag !== null) {
-        if (this.scripts.isHoldingTags) this.scripts.holdTags([tag]);
-        else this.session.writeToClient(tag);
-      }
-      return this.scripts.onStatementDone(sawError);
-    }
-    if (tag !== null) this.session.writeToClient(tag);
-    this.session.writeToClient(readyForQuery(this.refreshStatus(sawError)));
-    this.onShardRequestDone();
-  }
-
   /** A request only for the proxy's portals (Execute / Describe / Close, Flush, Sync): answered from them. */
   private answerFromPortals(types: readonly number[], frames: readonly Buffer[]): boolean {
     const status = this.session.txStatus();
@@ -1059,7 +785,7 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
     this.request.end('fanout');
     this.read?.release();
     const sawError = fanout?.sawError ?? false;
-    if (this.copyIn?.isClientDone === true) this.copyIn = null; // else: drop the client's copy data until its end
+    this.copyIn.onFanoutDone(); // else: the client's copy data is dropped until its end
     if (this.scripts.isRunning) {
       if (fanout?.heldTags != null) this.scripts.holdTags(fanout.heldTags);
       return this.scripts.onStatementDone(sawError);
@@ -1092,14 +818,14 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner, InsertSour
    * pipelined after it.
    */
   private failBatch(err: PgError): void {
-    this.restoreInsertRequest();
+    this.inserts.restoreClientRequest();
     const run = this.cursorRun;
     if (run !== null) {
       // A cursor request refused after it was rewritten for the shards: answer the client's own frames (no Sync of
       // the proxy's: a client that sent only Flush gets no ReadyForQuery, and its frames up to Sync are skipped).
       this.cursorRun = null;
       this.batch.takeFirst(this.requestLength);
-      this.putBackClientRequest(run);
+      putBackClientRequest(this, run);
     }
     const endsWithSync =
       this.requestLength > 0 && this.batch.typeAt(this.requestLength - 1) === Frontend.Sync;
