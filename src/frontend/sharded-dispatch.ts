@@ -13,18 +13,8 @@ import { query, readyForQuery, SYNC } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
-import {
-  CatalogFactsNeeded,
-  GeneratedValuesNeeded,
-  SourceRowsNeeded,
-  TableColumnsNeeded,
-} from '../router/route.js';
-import type { GeneratedFill } from '../router/plan.js';
-import { escapeStringLiteral } from '../router/sql-text.js';
-import { runQuery } from '../backend/server-query.js';
-import { lookUpCatalogFacts } from './catalog-lookup.js';
 import type { RequestBatch } from './request-batch.js';
-import { BROADCAST_SPEC, MixedShardsError, type BatchTarget, type SessionRouter } from './session-router.js';
+import { BROADCAST_SPEC, type BatchTarget, type SessionRouter } from './session-router.js';
 import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
 import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
@@ -37,19 +27,14 @@ import { SessionBlockHost } from './block-host.js';
 import { RequestState } from './request-state.js';
 import { ScriptRunner } from './script-run.js';
 import { commitAcrossShards } from './commit-run.js';
-import { putBackClientRequest, type DispatchHost, type TakenRequest } from './dispatch-host.js';
+import type { DispatchHost, TakenRequest } from './dispatch-host.js';
 import { InsertRun } from './insert-run.js';
 import { rankTexts } from './text-ranks.js';
 import type { RankRequest } from '../execute/reply-merger.js';
-import {
-  CursorRun,
-  cursorShardRequest,
-  isCursorRequest,
-  ProxyPortals,
-  type CursorRunOwner,
-} from './proxy-portal.js';
+import { isCursorRequest } from './proxy-portal.js';
+import { CursorRequests } from './cursor-requests.js';
 import { CopyInRun } from './copy-in-run.js';
-import { lookUpTableColumns } from './table-columns.js';
+import { routeAfterRefusal } from './route-lookups.js';
 import { ShardServers, type PendingCheckout } from './shard-servers.js';
 import type { ShardedSession } from './sharded-session.js';
 
@@ -77,7 +62,7 @@ function namesStatement(types: readonly number[]): boolean {
   return false;
 }
 
-export class ShardedDispatch implements DispatchHost, CursorRunOwner {
+export class ShardedDispatch implements DispatchHost {
   readonly router: SessionRouter;
   readonly session: ShardedSession;
   readonly batch: RequestBatch;
@@ -106,12 +91,10 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner {
   requestLength = Number.MAX_SAFE_INTEGER;
   /** What was just learnt for the request being routed again (null: nothing; see learnThenRoute). */
   learnedFor: string | null = null;
-  /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
-  private readonly portals = new ProxyPortals();
+  /** Cursors across shards: the portals the proxy holds and the cursor run in flight (cursor-requests.ts). */
+  private readonly cursors: CursorRequests;
   /** The client's transaction block: which shards it reached, what a shard joining it later runs first. */
   readonly block: TransactionBlock;
-  /** A cursor's fan-out in flight: its merged reply is collected, not sent (onCursorRunDone). */
-  private cursorRun: CursorRun | null = null;
   /** An INSERT … SELECT whose query the proxy evaluates, collected or streamed (insert-run.ts). */
   private readonly inserts: InsertRun;
 
@@ -128,7 +111,10 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner {
     this.batch = session.batch;
     this.log = session.log;
     this.servers = new ShardServers(session, router);
-    this.block = new TransactionBlock(new SessionBlockHost(this.servers, router, () => this.portals.clear()));
+    this.cursors = new CursorRequests(this);
+    this.block = new TransactionBlock(
+      new SessionBlockHost(this.servers, router, () => this.cursors.clearPortals()),
+    );
     this.scripts = new ScriptRunner(this);
     this.copyIn = new CopyInRun(this);
     this.inserts = new InsertRun(this, this.scripts);
@@ -164,12 +150,9 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner {
     const n = batch.firstRequestLength();
     this.requestLength = n;
     let { types, frames } = batch.peek(n);
-    if (this.portals.size > 0) {
-      if (this.answerFromPortals(types, frames)) return;
-      this.portals.forgetRebound(types, frames);
-    }
+    if (this.cursors.hasPortals && this.cursors.answerFromPortals(types, frames)) return;
     let target: BatchTarget;
-    this.cursorRun = null;
+    this.cursors.forgetRun();
     try {
       const withIds = router.withUniqueIds(types, frames);
       if (withIds !== null) {
@@ -188,58 +171,12 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner {
             );
           }
         } else {
-          ({ types, frames } = this.asCursor(types, frames, target.mayWrite));
+          ({ types, frames } = this.cursors.asCursor(types, frames, target.mayWrite));
           target = router.route(types, frames); // the same statement, executed to the end on each shard
         }
       }
     } catch (err) {
-      // What a statement of a multi-statement Query needs looked up may be made by an earlier one (CREATE TABLE …;
-      // INSERT …): such a Query runs statement by statement, each routed when its turn comes.
-      const needsLookup =
-        err instanceof TableColumnsNeeded ||
-        err instanceof CatalogFactsNeeded ||
-        err instanceof GeneratedValuesNeeded ||
-        err instanceof SourceRowsNeeded;
-      if (needsLookup && n === 1 && types[0] === Frontend.Query && !this.scripts.isRunning) {
-        if (this.scripts.startQuery(frames[0])) return;
-      }
-      if (err instanceof SourceRowsNeeded) return this.inserts.evaluate(err.text, types, frames);
-      if (err instanceof GeneratedValuesNeeded) return this.fillThenRoute(router, err.fills, types, frames);
-      if (err instanceof TableColumnsNeeded) {
-        const table = err.table;
-        return this.learnThenRoute(`the columns of ${table}`, (server) =>
-          lookUpTableColumns(server, table, this).then((found) => {
-            if (found.kind === 'ok') router.learnTableColumns(table, found.columns, found.generated);
-            return found;
-          }),
-        );
-      }
-      if (err instanceof CatalogFactsNeeded) {
-        const facts = router.catalogFacts;
-        if (facts === undefined) return this.failRequest(PgError.internal(err.message));
-        return this.learnThenRoute(
-          `catalog facts of ${[...err.relations, ...err.functions].join(', ')}`,
-          (server) =>
-            lookUpCatalogFacts(server, err, router.schema, facts, (sql) => router.analyze(sql), this).then(
-              (found) => {
-                if (found.kind === 'ok') router.dropPlans();
-                return found;
-              },
-            ),
-        );
-      }
-      if (err instanceof MixedShardsError && !this.scripts.isRunning) {
-        if (n === 1 && types[0] === Frontend.Query) {
-          if (this.scripts.startQuery(frames[0])) return;
-        } else if (!types.includes(Frontend.Query) && this.session.txStatus() !== TxStatus.Failed) {
-          try {
-            return this.scripts.startExtended(types, frames);
-          } catch (refusal) {
-            return this.failRequest(refusal instanceof PgError ? refusal : PgError.internal(String(refusal)));
-          }
-        }
-      }
-      return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
+      return routeAfterRefusal(this, this.scripts, this.inserts, err, n, types, frames);
     }
     this.learnedFor = null;
     if (target.kind === 'one' && this.openSegmentShard !== null && !namesStatement(types)) {
@@ -490,115 +427,6 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner {
   }
 
   /**
-   * An INSERT into a sharded table that leaves columns for sequences (its sharding key among them, perhaps): take the
-   * values from the sequences of record on shard 0 (SequenceValues: in blocks, shared by the database's sessions),
-   * write them into the request, and route that. The fetch runs on the session's shard-0 server outside any block
-   * (nextval is not transactional: it does not join the shard).
-   */
-  private fillThenRoute(
-    router: SessionRouter,
-    fills: readonly GeneratedFill[],
-    types: readonly number[],
-    frames: readonly Buffer[],
-  ): void {
-    const what = 'sequence values';
-    if (this.learnedFor === what) {
-      this.learnedFor = null;
-      return this.failRequest(PgError.internal('an INSERT filled with sequence values still needs them'));
-    }
-    this.request.move({ kind: 'lookup', what });
-    this.servers.acquire(
-      [0],
-      this,
-      () => {
-        const server = this.servers.at(0);
-        const fetch = async (sequence: string, count: number): Promise<string[]> => {
-          const outcome = await runQuery(
-            server,
-            `SELECT pg_catalog.nextval(${escapeStringLiteral(sequence)}::pg_catalog.regclass) ` +
-              `FROM pg_catalog.generate_series(1, ${count})`,
-            this,
-          );
-          if (outcome.kind === 'ok') return outcome.rows.map((r) => r[0] ?? '');
-          // The server's own error (e.g. 42501: no USAGE on the sequence), passed on as it sent it.
-          throw outcome.kind === 'error'
-            ? PgError.fromServer(outcome.frame)
-            : PgError.serverConnectionLost(0, outcome.reason);
-        };
-        void (async () => {
-          const values: string[][] = [];
-          for (const fill of fills)
-            values.push(await router.sequenceValues.take(fill.sequence, fill.rows.length, fetch));
-          return values;
-        })().then(
-          (values) => {
-            this.request.end('lookup');
-            if (this.session.state() !== 'ready') return;
-            server.attach(this);
-            const rebuilt = router.withGeneratedValues(types, frames, fills, values);
-            if (rebuilt.clientParse !== null) this.session.statements?.remember(rebuilt.clientParse);
-            this.batch.takeFirst(this.requestLength);
-            this.batch.unshift(rebuilt.types, rebuilt.frames);
-            this.learnedFor = what;
-            this.onShardRequestDone(); // routes the rewritten request
-          },
-          (err: unknown) => {
-            this.request.end('lookup');
-            if (this.session.state() !== 'ready') return;
-            server.attach(this);
-            this.failRequest(err instanceof PgError ? err : PgError.internal(String(err)));
-          },
-        );
-      },
-      (err) => {
-        this.request.end('lookup');
-        this.failRequest(err);
-      },
-    );
-  }
-
-  /**
-   * What the router must know before it can route the request at the front of the batch (a table's column order,
-   * catalog facts of views and functions): `lookup` learns it on a shard, then the request is routed again. Inside a
-   * transaction block the lookup runs on a shard it reached (the names may be the block's own creations); else on
-   * any shard, which the lookup does not bring into the block. `what` names the lookup: needed again for the same
-   * request right after it was learnt, the request fails instead of looping (a request must never hang).
-   */
-  private learnThenRoute(
-    what: string,
-    lookup: (
-      server: ServerConnection,
-    ) => Promise<{ kind: 'ok' } | { kind: 'error'; error: PgError } | { kind: 'lost'; reason: string }>,
-  ): void {
-    if (this.learnedFor === what) {
-      this.learnedFor = null;
-      return this.failRequest(PgError.internal(`${what} were looked up, and routing still needs them`));
-    }
-    const joined = this.block.joinedShards();
-    const held = this.servers.byShard.findIndex((s) => s !== null);
-    const shard = joined.length > 0 ? joined[0] : held >= 0 ? held : 0;
-    this.acquireShards(
-      [shard],
-      NO_EFFECTS,
-      () => {
-        const server = this.servers.at(shard);
-        this.request.move({ kind: 'lookup', what });
-        void lookup(server).then((found) => {
-          this.request.end('lookup');
-          if (this.session.state() !== 'ready') return;
-          server.attach(this);
-          if (found.kind === 'lost')
-            return this.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
-          if (found.kind === 'error') return this.failRequest(found.error);
-          this.learnedFor = what;
-          this.onShardRequestDone(); // routes the waiting request again, now with what it needed known
-        });
-      },
-      false,
-    );
-  }
-
-  /**
    * Reads go to every shard at once. Writes go one shard after another, in shard order: two transactions writing the
    * same rows on several shards then always lock them in the same order, so they wait instead of deadlocking across
    * shards (which no single PostgreSQL could detect).
@@ -714,70 +542,7 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner {
   private fanoutOwner(): FanoutOwner {
     const insert = this.inserts.fanoutOwner();
     if (insert !== null) return insert;
-    const run = this.cursorRun;
-    if (run === null) return this;
-    run.onOverflow = () => this.servers.cancel(this.log); // its rows are dropped: stop the shards early
-    return run;
-  }
-
-  /**
-   * A fan-out request executed with a row limit, or without Sync: the shards run it to the end (proxy-portal.ts) and
-   * the proxy keeps the merged rows as a portal. Returns the request the shards run (it replaces the client's in the
-   * batch); throws 0A000 when it cannot run that way.
-   */
-  private asCursor(
-    types: readonly number[],
-    frames: readonly Buffer[],
-    mayWrite: boolean,
-  ): { types: number[]; frames: Buffer[] } {
-    const hint =
-      'Add the sharding key so the statement runs on one shard, or fetch all rows at once with Sync.';
-    if (mayWrite) {
-      throw PgError.featureNotSupported(
-        'a row-limited Execute (cursor) of a statement that writes on several shards is not supported',
-        hint,
-      );
-    }
-    const shard = cursorShardRequest(types, frames);
-    if (shard === null) {
-      throw PgError.featureNotSupported(
-        'a request on several shards without Sync must hold exactly one Execute (a cursor)',
-        hint,
-      );
-    }
-    const original = this.batch.takeFirst(this.requestLength);
-    this.batch.unshift(shard.types, shard.frames);
-    this.requestLength = shard.types.length;
-    this.cursorRun = new CursorRun(this, original.types, original.frames);
-    return shard;
-  }
-
-  /** A cursor's fan-out has finished: the client gets its first rows (and the portal is kept for the rest). */
-  onCursorRunDone(run: CursorRun, status: number): void {
-    this.request.end('fanout');
-    this.cursorRun = null;
-    this.servers.pointAt(this);
-    const { replies, portal, failed } = run.replies();
-    this.refreshStatus(failed || status === TxStatus.Failed);
-    if (portal !== null) this.portals.set(portal.name, portal.portal);
-    if (run.clientTypes[run.clientTypes.length - 1] === Frontend.Sync)
-      replies.push(this.portals.syncReply(this.session.txStatus()));
-    else if (failed) this.session.skipToSync();
-    if (run.overflow !== null) this.log.warn({ code: run.overflow.code }, run.overflow.message);
-    this.session.writeToClient(Buffer.concat(replies));
-    this.onShardRequestDone();
-  }
-
-  /** A request only for the proxy's portals (Execute / Describe / Close, Flush, Sync): answered from them. */
-  private answerFromPortals(types: readonly number[], frames: readonly Buffer[]): boolean {
-    const status = this.session.txStatus();
-    if (status === TxStatus.Failed) return false; // routed: refused as in a failed transaction
-    const replies = this.portals.answer(types, frames, status);
-    if (replies === null) return false;
-    this.takeRequest();
-    this.session.writeToClient(Buffer.concat(replies));
-    this.onShardRequestDone();
-    return true;
+    return this.cursors.fanoutOwner() ?? this;
   }
 
   onFanoutDone(): void {
@@ -819,14 +584,7 @@ export class ShardedDispatch implements DispatchHost, CursorRunOwner {
    */
   private failBatch(err: PgError): void {
     this.inserts.restoreClientRequest();
-    const run = this.cursorRun;
-    if (run !== null) {
-      // A cursor request refused after it was rewritten for the shards: answer the client's own frames (no Sync of
-      // the proxy's: a client that sent only Flush gets no ReadyForQuery, and its frames up to Sync are skipped).
-      this.cursorRun = null;
-      this.batch.takeFirst(this.requestLength);
-      putBackClientRequest(this, run);
-    }
+    this.cursors.restoreClientRequest();
     const endsWithSync =
       this.requestLength > 0 && this.batch.typeAt(this.requestLength - 1) === Frontend.Sync;
     this.session.failBatch(err, this.requestLength);
