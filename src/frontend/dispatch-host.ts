@@ -12,6 +12,7 @@ import type { MergeSpec } from '../execute/merge-spec.js';
 import type { TransactionBlock, RequestEffects } from '../txn/transaction-block.js';
 import type { BatchTarget } from './batch-target.js';
 import type { Fanout, FanoutOwner } from './fanout.js';
+import type { FencedRead } from './fenced-read.js';
 import type { RequestBatch } from './request-batch.js';
 import type { RequestState } from './request-state.js';
 import type { SessionRouter } from './session-router.js';
@@ -37,6 +38,8 @@ export interface DispatchHost extends ReplySink, FanoutOwner {
   readonly request: RequestState;
   /** Frames of the request being routed, at the front of the batch. */
   requestLength: number;
+  /** The fan-out's section in the visibility fence (atomic_visibility), until its snapshots exist. */
+  read: FencedRead | null;
   /** What was just learnt for the request being routed again (null: nothing; see route-lookups.ts). */
   learnedFor: string | null;
   /** Route the request at the front of the batch and run it. */

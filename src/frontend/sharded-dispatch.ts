@@ -1,14 +1,15 @@
-// The sharded half of a client session (databases with 2+ shards): each request is routed on its own, its shard
-// servers checked out, and it runs on one shard, fanned out to several (replies merged), or split by row (INSERT,
-// COPY … FROM STDIN); multi-shard writes outside a transaction run in one of the proxy's own; COMMIT of a transaction
-// on several shards is carried out by the proxy (two-phase via txn/coordinator.ts); multi-statement Queries and
-// extended-protocol batches needing several shards run statement by statement; the transaction block is lazy
-// (txn/transaction-block.ts); cursors across shards are served from portals of the proxy's own (proxy-portal.ts).
+// The sharded half of a client session (databases with 2+ shards), the engine's request loop: one request at a time
+// taken off the batch, routed, placed (transaction control and settings: txn/transaction-block.ts), its shard servers
+// held and its participants recorded, then run on one shard (replies streamed to the client) or handed to the module
+// for its kind — fanout-send (several shards), copy-in-run (COPY … FROM STDIN), script-run (statements one by one in
+// one transaction), commit-run (the proxy's own COMMIT across shards), insert-run (INSERT … SELECT), cursor-requests
+// (cursors across shards), route-lookups (what routing needs learnt first), visibility-waits (atomic visibility) —
+// and ended here (status, settings kept, servers released, next request). The modules reach it through DispatchHost.
 // ClientSession keeps the connection and hands requests over here.
 import type { Logger } from 'pino';
 import type { ReadIntent } from '../backend/replica-set.js';
 import type { ServerConnection } from '../backend/server-connection.js';
-import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
+import { Frontend, TxStatus } from '../protocol/codes.js';
 import { query, readyForQuery, SYNC } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
@@ -17,12 +18,13 @@ import type { RequestBatch } from './request-batch.js';
 import { BROADCAST_SPEC, type BatchTarget, type SessionRouter } from './session-router.js';
 import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
-import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
-import { FencedRead, type ReadRequest, type ReadTarget } from './fenced-read.js';
-import { blockCutFence, takeCut } from './block-cut.js';
-import { waitForPhaseTwo } from './phase-two-wait.js';
+import { Fanout, type FanoutOwner } from './fanout.js';
+import type { FencedRead } from './fenced-read.js';
+import { blockCutFence } from './block-cut.js';
+import { afterPhaseTwo, takeBlockCut } from './visibility-waits.js';
+import { sendFanout, sendSplit } from './fanout-send.js';
 import { localReplies, type LocalReply } from './local-replies.js';
-import { NO_EFFECTS, TransactionBlock, type RequestEffects } from '../txn/transaction-block.js';
+import { TransactionBlock, type RequestEffects } from '../txn/transaction-block.js';
 import { SessionBlockHost } from './block-host.js';
 import { RequestState } from './request-state.js';
 import { ScriptRunner } from './script-run.js';
@@ -72,7 +74,7 @@ export class ShardedDispatch implements DispatchHost {
   /** What the request in flight is doing on the proxy's side (a lookup, a fan-out, a commit): one value, one mover. */
   readonly request = new RequestState();
   /** The fan-out's section in the visibility fence (atomic_visibility), until its snapshots exist. */
-  private read: FencedRead | null = null;
+  read: FencedRead | null = null;
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
   private activeShard: number | null = null;
   /**
@@ -89,7 +91,7 @@ export class ShardedDispatch implements DispatchHost {
   private readonly scripts: ScriptRunner;
   /** Frames of the request being routed (sharded sessions route one request — up to a Sync or Query — at a time). */
   requestLength = Number.MAX_SAFE_INTEGER;
-  /** What was just learnt for the request being routed again (null: nothing; see learnThenRoute). */
+  /** What was just learnt for the request being routed again (null: nothing; see route-lookups.ts). */
   learnedFor: string | null = null;
   /** Cursors across shards: the portals the proxy holds and the cursor run in flight (cursor-requests.ts). */
   private readonly cursors: CursorRequests;
@@ -129,7 +131,13 @@ export class ShardedDispatch implements DispatchHost {
   dispatch(): void {
     const router = this.router;
     if (this.copyIn.isActive && !this.copyIn.feed()) return;
-    if (this.servers.isWaiting || this.request.isLookingUp || this.request.fanout !== null) return;
+    if (
+      this.servers.isWaiting ||
+      this.request.isLookingUp ||
+      this.request.isWaiting ||
+      this.request.fanout !== null
+    )
+      return;
     const batch = this.batch;
     const active = this.activeShard === null ? null : this.servers.byShard[this.activeShard];
     if (active != null && active.pendingReady > 0 && batch.isCopyOnly()) {
@@ -231,53 +239,10 @@ export class ShardedDispatch implements DispatchHost {
       target.sessionStatement === null && !isOwnRun && intent === 'write'
         ? blockCutFence(this.session.fence(), this.block, this.router.settings)
         : null;
-    const run = cutFence === null ? send : (): void => this.takeBlockCut(cutFence, send);
+    const run = cutFence === null ? send : (): void => takeBlockCut(this, cutFence, send);
     const phaseTwo = this.session.phaseTwoCount;
     if (phaseTwo === null || phaseTwo.pending === 0 || routed.isSessionLevel) return run();
-    this.afterPhaseTwo(shards, run);
-  }
-
-  /** Every shard of the database joins the block and takes its snapshot inside one fence section, then `send()`. */
-  private takeBlockCut(cutFence: NonNullable<ReturnType<typeof blockCutFence>>, send: () => void): void {
-    const all = this.block.allShards();
-    this.acquireShards(all, NO_EFFECTS, () => {
-      const run = (sql: string, done: (errors: Buffer[]) => void): void =>
-        this.servers.runOwn(all, sql, this, done);
-      takeCut(
-        { fence: cutFence, shards: all, timeoutMs: this.session.general().atomicVisibilityTimeoutMs, run },
-        (err) => {
-          if (err !== null) return this.failRequest(err);
-          this.block.markCutTaken();
-          send();
-        },
-      );
-    });
-  }
-
-  /**
-   * two_phase_commit_reply = "at_decision": the request waits until none of `shards` has a branch answered COMMIT at
-   * its decision and not committed yet (read-your-writes through this proxy), then `run()`; past
-   * atomic_visibility_timeout it fails with 40001 (phase-two-wait.ts).
-   */
-  private afterPhaseTwo(shards: readonly number[], run: () => void): void {
-    const fence = this.session.fence();
-    if (fence === null) return run();
-    this.request.move({ kind: 'lookup', what: "the end of a committed transaction's phase 2" });
-    waitForPhaseTwo(
-      fence.phaseTwo,
-      shards,
-      this.session.general().atomicVisibilityTimeoutMs,
-      () => {
-        this.request.end('lookup');
-        if (this.session.state() === 'ready') run();
-      },
-      (err) => {
-        this.request.end('lookup');
-        if (this.session.state() !== 'ready') return;
-        this.log.warn({ code: err.code, detail: err.detail }, err.message);
-        this.failRequest(err);
-      },
-    );
+    afterPhaseTwo(this, shards, run);
   }
 
   /**
@@ -408,67 +373,9 @@ export class ShardedDispatch implements DispatchHost {
       return;
     }
     this.openSegmentShard = null; // a fan-out request ends with Sync (cursors run to the end: asCursor)
-    if (target.kind === 'split') return this.sendSplit(target, readyCount);
-    const spec = target.spec;
-    const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
-    const sent = needsTypes ? withPortalDescribe(types, frames) : null;
-    const fanout = this.startFanout(target.shards.length, spec, sent !== null);
-    const read = this.fencedRead(target, sent ?? { types, frames }, fanout, readyCount);
-    const sends = target.shards.map((shard, i) => {
-      const server = this.servers.at(shard);
-      server.attach(fanout.sinkFor(i));
-      return () => {
-        if (read !== null) read.send(server, sent ?? { types, frames });
-        else if (sent !== null) this.session.sendFrames(server, sent.types, sent.frames, readyCount);
-        else this.session.sendFrames(server, types, frames, readyCount);
-      };
-    });
-    this.runFanout(fanout, sends, target.isWrite, read);
-  }
-
-  /**
-   * Reads go to every shard at once. Writes go one shard after another, in shard order: two transactions writing the
-   * same rows on several shards then always lock them in the same order, so they wait instead of deadlocking across
-   * shards (which no single PostgreSQL could detect).
-   */
-  private runFanout(
-    fanout: Fanout,
-    sends: (() => void)[],
-    isWrite: boolean,
-    read: FencedRead | null = null,
-  ): void {
-    if (!isWrite) {
-      this.read = read; // atomic_visibility: sent once in the fence, out of it when the snapshots exist
-      if (read !== null) return read.start(sends);
-      for (const send of sends) send();
-      return;
-    }
-    fanout.onServerDone = (index) => sends[index + 1]?.();
-    sends[0]();
-  }
-
-  /** A multi-row INSERT split by shard: each shard gets its own rows; RETURNING rows come back in VALUES order. */
-  private sendSplit(target: Extract<BatchTarget, { kind: 'split' }>, readyCount: number): void {
-    if (target.clientParse !== null) this.session.statements?.remember(target.clientParse);
-    const spec = target.spec;
-    const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
-    const described = needsTypes ? target.parts.map((p) => withPortalDescribe(p.types, p.frames)) : [];
-    const fanout = this.startFanout(target.shards.length, spec, described[0] != null);
-    const read = this.fencedRead(target, described[0] ?? target.parts[0], fanout, readyCount);
-    const sends = target.shards.map((shard, i) => {
-      const server = this.servers.at(shard);
-      const part = target.parts[i];
-      server.attach(fanout.sinkFor(i));
-      return () => {
-        // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
-        if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
-        if (read !== null) return read.send(server, described[i] ?? part, true);
-        server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
-        if (readyCount > 0) this.session.startQueryTimer();
-      };
-    });
-    this.runFanout(fanout, sends, target.isWrite, read);
-    this.session.clearOpenSegment();
+    const isOwnRun = this.scripts.isRunning || this.inserts.isRunning;
+    if (target.kind === 'split') return sendSplit(this, target, readyCount, isOwnRun);
+    sendFanout(this, target, { types, frames, readyCount }, isOwnRun);
   }
 
   /**
@@ -487,19 +394,6 @@ export class ShardedDispatch implements DispatchHost {
     if (this.scripts.isHoldingTags && !this.inserts.isStreaming) fanout.heldTags = [];
     this.request.move({ kind: 'fanout', fanout });
     return fanout;
-  }
-
-  /** atomic_visibility: the fence section of a fan-out that reads 2+ shards (fenced-read.ts); null: none needed. */
-  private fencedRead(
-    target: ReadTarget,
-    request: ReadRequest,
-    fanout: Fanout,
-    readyCount: number,
-  ): FencedRead | null {
-    const isOwnRun = this.scripts.isRunning || this.inserts.isRunning; // not fenced: docs/two-phase-commit.md
-    return isOwnRun
-      ? null
-      : FencedRead.create(this.session, this.servers, target, request, fanout, readyCount);
   }
 
   /** A statement of the proxy's own whose replies never reach the client. */
