@@ -15,25 +15,17 @@ import { classifyTexts, requestTexts, type RoleOverride } from './read-intent.js
 import type { ServerConnection, ReplySink } from '../backend/server-connection.js';
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/frame-reader.js';
-import {
-  backendKeyData,
-  parameterStatus,
-  parseMessage,
-  query,
-  readyForQuery,
-  READY_IDLE,
-} from '../protocol/messages.js';
+import { backendKeyData, parameterStatus, query, readyForQuery, READY_IDLE } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { settingsSyncSql } from './session-settings.js';
 import { startsWithListen } from './listen-check.js';
-import { LISTEN_STAND_IN, LISTEN_STAND_IN_MARKER, listenNeedsSessionMode } from '../errors/listen-refused.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
 import { PIPELINE_MAX_BYTES, PIPELINE_MAX_FRAMES, RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
 import { SHARD_BACKLOG_BYTES as SERVER_BACKLOG_BYTES } from './copy-in.js';
 import { resetAndRelease } from '../backend/server-reset.js';
-import { queryTooLarge, STAND_IN_MARKER, standInText } from '../errors/query-too-large.js';
+import { querySample, StandIns } from './stand-ins.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { UniqueIdRequests, withUniqueIds, type UniqueIdSupport } from './unique-id-request.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
@@ -73,26 +65,9 @@ function checkRequestType(type: number): string | null {
   return REQUEST_TYPES[type] === 1 ? null : `invalid frontend message type ${type}`;
 }
 
-const NO_PARAM_TYPES = new Uint8Array(2);
-const SAMPLE_CHARS = 200;
-
-/** The start of a Query's or Parse's text, for a log line (control characters shown as spaces). */
 /** host:port of a pool's server, for log lines. */
 function poolLabel(pool: Pool): string {
   return `${pool.opts.address.host}:${pool.opts.address.port}`;
-}
-
-function querySample(type: number, start: Buffer): string {
-  let from = 5;
-  if (type === Frontend.Parse) {
-    const nameEnd = start.indexOf(0, 5);
-    if (nameEnd < 0) return '';
-    from = nameEnd + 1;
-  }
-  const end = Math.min(start.length, from + SAMPLE_CHARS);
-  let sample = '';
-  for (const ch of start.toString('utf8', from, end)) sample += ch < ' ' ? ' ' : ch;
-  return sample;
 }
 
 let nextSessionId = 1;
@@ -151,7 +126,7 @@ export class ClientSession implements ReplySink, Cancellable {
   /** query_size_limit with action "warn": larger Query / Parse messages are logged. */
   private queryWarnBytes = Number.MAX_SAFE_INTEGER;
   /** Stand-ins of refused statements → the marker of their server's error and the error it is replaced with. */
-  private standIns: WeakMap<Buffer, { marker: Buffer; error: Buffer }> | null = null;
+  private standIns: StandIns | null = null;
   /** Read-your-writes: the WAL positions this session's reads must see, per shard. */
   private readonly writes = new ReadYourWrites();
   /** The server held was checked out for a request that may write (its WAL position is asked when it is released). */
@@ -390,29 +365,13 @@ export class ClientSession implements ReplySink, Cancellable {
       return;
     }
     reader.skipQueriesOverBytes = limit;
-    reader.onOversized = (type, totalBytes, start) => this.refuseOversized(type, totalBytes, start, limit);
+    // A stand-in takes its place in the request, so the client gets ERROR 54000 where its answer belongs.
+    reader.onOversized = (type, totalBytes, start) =>
+      this.handleFrame(type, this.refusals().forOversized(this.log, type, totalBytes, start, limit));
   }
 
-  /**
-   * A Query / Parse over query_size_limit (block), its body skipped unread: a stand-in takes its place in the request,
-   * so the client gets ERROR 54000 where the statement's answer belongs (errors/query-too-large.ts).
-   */
-  private refuseOversized(type: number, totalBytes: number, start: Buffer, limit: number): void {
-    this.log.warn(
-      { sizeBytes: totalBytes, limitBytes: limit, sample: querySample(type, start) },
-      'query over query_size_limit refused',
-    );
-    this.standIn(type, standInText(totalBytes, limit), STAND_IN_MARKER, queryTooLarge(totalBytes, limit));
-  }
-
-  /**
-   * A statement the proxy refuses in a request's flow: a stand-in the server rejects takes its place, and the reply
-   * scanner swaps the server's error for `error` (query_size_limit, LISTEN in transaction mode).
-   */
-  private standIn(type: number, text: string, marker: Buffer, error: PgError): void {
-    const standIn = type === Frontend.Query ? query(text) : parseMessage('', text, NO_PARAM_TYPES);
-    (this.standIns ??= new WeakMap()).set(standIn, { marker, error: error.toBuffer() });
-    this.handleFrame(type, standIn);
+  private refusals(): StandIns {
+    return (this.standIns ??= new StandIns());
   }
 
   private handleFrame(type: number, frame: Buffer): void {
@@ -438,8 +397,7 @@ export class ClientSession implements ReplySink, Cancellable {
       (type === Frontend.Query || type === Frontend.Parse) &&
       startsWithListen(type, frame)
     ) {
-      this.log.warn('LISTEN refused in transaction mode');
-      return this.standIn(type, LISTEN_STAND_IN, LISTEN_STAND_IN_MARKER, listenNeedsSessionMode());
+      return this.handleFrame(type, this.refusals().forListen(this.log, type));
     }
     switch (type) {
       case Frontend.Query:
@@ -630,7 +588,7 @@ export class ClientSession implements ReplySink, Cancellable {
       }
       for (let i = 0; i < types.length; i++) {
         const type = types[i];
-        const refusal = this.standIns?.get(frames[i]);
+        const refusal = this.standIns?.refusalOf(frames[i]);
         if (refusal !== undefined) scanner.replaceError(refusal.marker, refusal.error);
         if (statements !== null) {
           if (type === Frontend.Query) statements.noteQuery(frames[i], server);
