@@ -12,6 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from './lib/args.js';
+import { runPgbench } from './lib/pgbench.js';
 import { openIdleConnections, type IdleConnection } from './lib/pg-wire-client.js';
 import {
   log,
@@ -38,7 +39,6 @@ import {
   REPO_ROOT,
   ensurePgBouncer,
   exitNote,
-  libpqEnv,
   logProblems,
   machineInfo,
   makeTempDir,
@@ -133,26 +133,21 @@ interface ProxyResult {
 }
 
 async function pgbenchSelect1(ep: Endpoint, scriptFile: string, seconds: number) {
-  const args = [
-    ...['-h', ep.host, '-p', String(ep.port), '-U', BENCH_USER],
-    ...['-n', '-f', scriptFile, '-M', 'simple', '-c', String(opts.active), '-j', '2', '-T', String(seconds)],
-    ep.database,
-  ];
-  const res = await runCapture('pgbench', args, { env: libpqEnv(), timeoutMs: (seconds + 60) * 1_000 });
-  const tps = /^tps = ([\d.]+) \(without initial connection time\)/m.exec(res.stdout);
-  const failed = /^number of failed transactions: (\d+)/m.exec(res.stdout);
-  const result: { qps: number | null; failed: number | null; error?: string } = {
-    qps: tps ? Number(tps[1]) : null,
-    failed: failed ? Number(failed[1]) : null,
+  const target = {
+    host: ep.host,
+    port: ep.port,
+    user: BENCH_USER,
+    password: BENCH_PASSWORD,
+    database: ep.database,
   };
-  if (res.code !== 0 || result.qps === null || (result.failed ?? 0) > 0) {
-    result.error =
-      res.stderr
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .slice(0, 3)
-        .join(' | ') || `exit ${res.code}`;
-  }
+  const args = ['-n', '-f', scriptFile, '-M', 'simple', '-c', String(opts.active), '-j', '2'];
+  args.push('-T', String(seconds));
+  const run = await runPgbench(target, args, (seconds + 60) * 1_000);
+  const result: { qps: number | null; failed: number | null; error?: string } = {
+    qps: run.tps,
+    failed: run.failed,
+  };
+  if (run.error !== undefined) result.error = run.error.split('\n').slice(0, 3).join(' | ');
   return result;
 }
 

@@ -1,6 +1,7 @@
 // pgbench throughput: PostgreSQL directly vs through PgBouncer vs through shardgate, same server, same pool size.
 //
 //   npx tsx bench/pgbench-compare.ts [--duration 15] [--clients 8] [--threads 2] [--scale 10] [--rounds 1]
+//     [--only select-simple] [--profile DIR]   (DIR: a V8 CPU profile of shardgate, written when it stops)
 //
 // Starts one throwaway PostgreSQL server (user/database `bench`), loads it with `pgbench -i`, starts PgBouncer
 // and shardgate in front of it (transaction pooling, equal pool sizes), runs each workload against the three
@@ -9,7 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from './lib/args.js';
-import { cpuSeconds, log, runCapture, runMain, sleep } from './lib/procs.js';
+import { runPgbench } from './lib/pgbench.js';
+import { cpuTimes, log, runCapture, runMain, sleep } from './lib/procs.js';
 import {
   fileTimestamp,
   fmtFixed,
@@ -22,6 +24,7 @@ import {
   writeDocSection,
 } from './lib/report.js';
 import {
+  BENCH_PASSWORD,
   BENCH_USER,
   REPO_ROOT,
   ensurePgBouncer,
@@ -54,6 +57,10 @@ const opts = parseArgs(SCRIPT, {
     help: 'shardgate from dist/ (rebuilt if stale) or via tsx',
   },
   only: { default: '', help: 'comma-separated workload ids to run (default: all)' },
+  profile: {
+    default: '',
+    help: 'directory for a V8 CPU profile of shardgate (node --cpu-prof; empty: none)',
+  },
   docs: { default: 'yes', choices: ['yes', 'no'], help: 'update docs/benchmarks.md and docs/benchmarks.svg' },
 });
 
@@ -109,54 +116,38 @@ interface PgbenchRun {
   exitCode: number | null;
   /** The proxy's CPU (user + system) per processed transaction over the run, in µs; null for direct. */
   cpuMicrosPerTx?: number | null;
+  /** The same split into user and system time, for the log line. */
+  cpuSplit?: string;
   /** pgbench's complaints (stderr lines), when it failed or reported errors. */
   error?: string;
   /** e.g. "PgBouncer session mode" when the target had to be used differently. */
   note?: string;
 }
 
-function parsePgbench(stdout: string): Omit<PgbenchRun, 'exitCode'> {
-  const num = (re: RegExp): number | null => {
-    const m = re.exec(stdout);
-    return m ? Number(m[1]) : null;
-  };
-  return {
-    tps: num(/^tps = ([\d.]+) \(without initial connection time\)/m) ?? num(/^tps = ([\d.]+)/m),
-    processed: num(/^number of transactions actually processed: (\d+)/m),
-    failed: num(/^number of failed transactions: (\d+)/m),
-    latencyMs: num(/^latency average = ([\d.]+) ms/m),
-  };
-}
-
-async function runPgbench(
+async function runWorkload(
   target: Endpoint,
   database: string,
   w: Workload,
   seconds: number,
 ): Promise<PgbenchRun> {
   const args = [
-    ...['-h', target.host, '-p', String(target.port), '-U', BENCH_USER],
-    ...['-c', String(opts.clients), '-j', String(opts.threads), '-T', String(seconds), '-n'],
+    '-c',
+    String(opts.clients),
+    '-j',
+    String(opts.threads),
+    '-T',
+    String(seconds),
+    '-n',
     ...w.args,
-    database,
   ];
-  const res = await runCapture('pgbench', args, { env: libpqEnv(), timeoutMs: (seconds + 60) * 1_000 });
-  const parsed = parsePgbench(res.stdout);
-  const run: PgbenchRun = { ...parsed, exitCode: res.code };
-  const complaints = res.stderr
-    .split('\n')
-    .filter((l) => l.trim() !== '' && !/^pgbench \(/.test(l))
-    .slice(0, 6)
-    .join('\n');
-  if (res.code !== 0 || (parsed.failed ?? 0) > 0 || parsed.tps === null) {
-    const tail = res.stdout
-      .split('\n')
-      .filter((l) => l.trim() !== '' && !/^pgbench \(/.test(l))
-      .slice(-3)
-      .join('\n');
-    run.error =
-      complaints || tail || `pgbench exited with ${res.signal ?? `code ${res.code}`} and printed no results`;
-  }
+  const login = {
+    host: target.host,
+    port: target.port,
+    user: BENCH_USER,
+    password: BENCH_PASSWORD,
+    database,
+  };
+  const { out: _out, ...run } = await runPgbench(login, args, (seconds + 60) * 1_000);
   return run;
 }
 
@@ -236,6 +227,7 @@ async function main(): Promise<void> {
     poolSize: opts['pool-size'],
     fdLimit: 20_000,
     maxClients: 1_000,
+    nodeArgs: opts.profile !== '' ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.profile)] : [],
   });
 
   const endpoints: Record<TargetName, Endpoint | null> = {
@@ -274,20 +266,24 @@ async function main(): Promise<void> {
         }
         if (opts.warmup > 0) {
           if (w.isWrite) await resetTables(postgres.query);
-          const warm = await runPgbench(ep, database, w, opts.warmup);
+          const warm = await runWorkload(ep, database, w, opts.warmup);
           if (warm.error !== undefined) log(`  warm-up ${w.id} → ${t}: ${warm.error.split('\n')[0]}`);
         }
         if (w.isWrite) await resetTables(postgres.query);
-        const cpuBefore = proc?.pid === undefined ? null : cpuSeconds(proc.pid);
-        const run = await runPgbench(ep, database, w, opts.duration);
+        const cpuBefore = proc?.pid === undefined ? null : cpuTimes(proc.pid);
+        const run = await runWorkload(ep, database, w, opts.duration);
         if (cpuBefore !== null && proc?.pid !== undefined && run.processed !== null && run.processed > 0) {
-          run.cpuMicrosPerTx = ((cpuSeconds(proc.pid) - cpuBefore) / run.processed) * 1e6;
+          const after = cpuTimes(proc.pid);
+          const perTx = (seconds: number): number => (seconds / (run.processed ?? 1)) * 1e6;
+          run.cpuMicrosPerTx = perTx(after.user - cpuBefore.user + after.system - cpuBefore.system);
+          run.cpuSplit = `user ${perTx(after.user - cpuBefore.user).toFixed(1)} + system ${perTx(after.system - cpuBefore.system).toFixed(1)} µs/tx`;
         }
         if (note !== undefined) run.note = note;
         runs[w.id][t].push(run);
         const round_ = opts.rounds > 1 ? ` (round ${round}/${opts.rounds})` : '';
         log(
           `${w.id.padEnd(16)} ${t.padEnd(9)} tps ${fmtInt(run.tps).padStart(8)}  failed ${run.failed ?? '?'}` +
+            `${run.cpuSplit !== undefined ? `  CPU ${run.cpuSplit}` : ''}` +
             `${run.error !== undefined ? `  ERROR: ${run.error.split('\n')[0]}` : ''}${round_}`,
         );
         await sleep(300);

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { startPgCluster } from '../src/testing/pg-cluster.js';
 import { freePort } from '../src/testing/free-port.js';
 import { parseArgs } from './lib/args.js';
+import { runPgbench } from './lib/pgbench.js';
 import { cpuSeconds } from './lib/procs.js';
 import { median, writeDocSection } from './lib/report.js';
 import { shardgateCommand } from './lib/targets.js';
@@ -28,22 +29,11 @@ const USER = 'bench';
 const PASSWORD = 'bench';
 const root = path.resolve(import.meta.dirname, '..');
 
-function pgbench(port: number, extra: string[]): Promise<{ tps: number; failed: number; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('pgbench', ['-h', '127.0.0.1', '-p', String(port), '-U', USER, ...extra, USER], {
-      env: { ...process.env, PGPASSWORD: PASSWORD },
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', () =>
-      resolve({
-        tps: Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1] ?? NaN),
-        failed: Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0),
-        out,
-      }),
-    );
-  });
+/** One pgbench run (resolves when it exits): tps NaN when it printed none. */
+async function pgbench(port: number, extra: string[]): Promise<{ tps: number; failed: number; out: string }> {
+  const target = { host: '127.0.0.1', port, user: USER, password: PASSWORD, database: USER };
+  const run = await runPgbench(target, extra, 15 * 60_000);
+  return { tps: run.tps ?? NaN, failed: run.failed ?? 0, out: run.out };
 }
 
 interface Proxy {

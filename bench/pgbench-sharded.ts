@@ -3,7 +3,9 @@
 // client-side routing (two pgbench runs at once, half the clients each, straight at the shards: what an application
 // routing its own queries gets). Rounds are interleaved and medians reported, with the proxy's CPU per transaction
 // (utime + stime from /proc over the run). Writes its section of docs/benchmarks.md when asked (--docs yes);
-// --profile DIR writes a V8 CPU profile of the proxy there (node --cpu-prof).
+// --profile DIR writes a V8 CPU profile of the proxy there (node --cpu-prof). --baseline PATH/dist/cli.js runs a
+// second proxy from another build beside this one (same config, own port; rounds alternate which goes first) and
+// prints new/baseline throughput and CPU: an old-vs-new check of a hot-path change in one run.
 // Usage: npx tsx bench/pgbench-sharded.ts [--duration 10] [--scale 2] [--clients 8] [--rounds 3] [--docs yes]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,6 +15,7 @@ import pg from 'pg';
 import { startPgCluster } from '../src/testing/pg-cluster.js';
 import { freePort } from '../src/testing/free-port.js';
 import { parseArgs } from './lib/args.js';
+import { runPgbench } from './lib/pgbench.js';
 import { cpuSeconds } from './lib/procs.js';
 import { median, writeDocSection } from './lib/report.js';
 import { shardgateCommand } from './lib/targets.js';
@@ -25,6 +28,15 @@ const opts = parseArgs(SCRIPT, {
   rounds: { default: 3, help: 'interleaved rounds per workload (medians reported)' },
   select: { default: 'no', help: 'select-only workloads only', choices: ['yes', 'no'] },
   profile: { default: '', help: 'directory for a V8 CPU profile of the proxy (empty: none)' },
+  warmup: {
+    default: 2,
+    min: 0,
+    help: 'seconds of unmeasured pgbench through each proxy before each workload',
+  },
+  baseline: {
+    default: '',
+    help: "another build's dist/cli.js (e.g. a worktree of main): run it too, interleaved, and report new/baseline",
+  },
   docs: { default: 'no', help: 'write the results into docs/benchmarks.md', choices: ['yes', 'no'] },
 });
 const DURATION = opts.duration;
@@ -35,29 +47,12 @@ const USER = 'bench';
 const PASSWORD = 'bench';
 const root = path.resolve(import.meta.dirname, '..');
 
-interface PgbenchResult {
-  tps: number;
-  failed: number;
-  out: string;
-}
-
-function parsePgbench(out: string): PgbenchResult {
-  const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1] ?? NaN);
-  const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
-  return { tps, failed, out };
-}
-
 /** One pgbench run (resolves when it exits). */
-function pgbench(port: number, extra: string[]): Promise<PgbenchResult> {
-  return new Promise((resolve) => {
-    const child = spawn('pgbench', ['-h', '127.0.0.1', '-p', String(port), '-U', USER, ...extra, USER], {
-      env: { ...process.env, PGPASSWORD: PASSWORD },
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', () => resolve(parsePgbench(out)));
-  });
+/** One pgbench run (resolves when it exits): tps NaN when it printed none. */
+async function pgbench(port: number, extra: string[]): Promise<{ tps: number; failed: number; out: string }> {
+  const target = { host: '127.0.0.1', port, user: USER, password: PASSWORD, database: USER };
+  const run = await runPgbench(target, extra, 15 * 60_000);
+  return { tps: run.tps ?? NaN, failed: run.failed ?? 0, out: run.out };
 }
 
 async function sql(port: number, text: string): Promise<void> {
@@ -79,6 +74,7 @@ async function main(): Promise<void> {
   });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shardgate-bench-'));
   let proxy: ReturnType<typeof spawn> | null = null;
+  let baseline: ReturnType<typeof spawn> | null = null;
   try {
     const [direct, s0, s1] = cluster.servers;
     console.log(`pgbench -i -s ${SCALE} on the reference and on both shards …`);
@@ -124,8 +120,25 @@ async function main(): Promise<void> {
     proxy = spawn(command.file, [...nodeArgs, ...command.args, '--config', config, '--users', users], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
+    let basePort = 0;
+    if (opts.baseline !== '') {
+      basePort = await freePort();
+      const baseConfig = path.join(dir, 'baseline.toml');
+      fs.writeFileSync(
+        baseConfig,
+        fs.readFileSync(config, 'utf8').replace(`port = ${port}\n`, `port = ${basePort}\n`),
+      );
+      baseline = spawn(
+        process.execPath,
+        [path.resolve(opts.baseline), '--config', baseConfig, '--users', users],
+        {
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
+    }
     await new Promise((r) => setTimeout(r, 1500));
     const proxyPid = proxy.pid ?? 0;
+    const basePid = baseline?.pid ?? 0;
 
     const workloads: [string, string[]][] = [
       ['select-only, simple', ['-S', '-M', 'simple']],
@@ -137,20 +150,28 @@ async function main(): Promise<void> {
     ];
     const rows: string[] = [];
     for (const [label, w] of workloads) {
-      const runArgs = (clients: number, jobs: number): string[] => [
+      const runArgs = (clients: number, jobs: number, seconds = DURATION): string[] => [
         '-c',
         String(clients),
         '-j',
         String(jobs),
         '-T',
-        String(DURATION),
+        String(seconds),
         ...w,
       ];
       const direct1: number[] = [];
       const routed: number[] = [];
       const sharded: number[] = [];
       const cpuPerTx: number[] = [];
+      const baseTps: number[] = [];
+      const baseCpu: number[] = [];
       let failed = 0;
+      // Warm-up (JIT, plan cache, pools) through each proxy, not measured.
+      if (opts.warmup > 0) {
+        const warm = runArgs(CLIENTS, 2, opts.warmup);
+        await pgbench(port, warm);
+        if (basePort !== 0) await pgbench(basePort, warm);
+      }
       for (let round = 0; round < ROUNDS; round++) {
         direct1.push((await pgbench(direct.port, runArgs(CLIENTS, 2))).tps);
         // Client-side routing (select-only only: tpcb-like writes need every shard's branches/tellers).
@@ -162,13 +183,28 @@ async function main(): Promise<void> {
           ]);
           routed.push(both[0].tps + both[1].tps);
         }
-        const before = cpuSeconds(proxyPid);
-        const p = await pgbench(port, runArgs(CLIENTS, 2));
-        const used = cpuSeconds(proxyPid) - before;
-        if (!Number.isFinite(p.tps)) console.error(p.out);
-        failed += p.failed;
-        sharded.push(p.tps);
-        cpuPerTx.push((used / (p.tps * DURATION)) * 1e6);
+        const throughProxy = async (pid: number, at: number, tps: number[], cpu: number[]): Promise<void> => {
+          const before = cpuSeconds(pid);
+          const p = await pgbench(at, runArgs(CLIENTS, 2));
+          const used = cpuSeconds(pid) - before;
+          if (!Number.isFinite(p.tps)) console.error(p.out);
+          failed += p.failed;
+          tps.push(p.tps);
+          cpu.push((used / (p.tps * DURATION)) * 1e6);
+        };
+        const isBaselineFirst = basePid !== 0 && round % 2 === 1;
+        if (isBaselineFirst) await throughProxy(basePid, basePort, baseTps, baseCpu);
+        await throughProxy(proxyPid, port, sharded, cpuPerTx);
+        if (basePid !== 0 && !isBaselineFirst) await throughProxy(basePid, basePort, baseTps, baseCpu);
+      }
+      if (basePid !== 0) {
+        const [bt, bc] = [median(baseTps) ?? NaN, median(baseCpu) ?? NaN];
+        const [nt, nc] = [median(sharded) ?? NaN, median(cpuPerTx) ?? NaN];
+        console.log(
+          `${label}: this build ${nt.toFixed(0)} tps ${nc.toFixed(1)} µs/tx; baseline ${bt.toFixed(0)} tps ` +
+            `${bc.toFixed(1)} µs/tx; new/baseline ${(nt / bt).toFixed(3)}× tps, ${(nc / bc).toFixed(3)}× CPU ` +
+            `(tps per round: ${sharded.map((x) => x.toFixed(0)).join(' ')} vs ${baseTps.map((x) => x.toFixed(0)).join(' ')})`,
+        );
       }
       const d = median(direct1) ?? NaN;
       const r = median(routed);
@@ -180,7 +216,7 @@ async function main(): Promise<void> {
       console.log(line);
       rows.push(line);
     }
-    if (opts.docs === 'yes') {
+    if (opts.docs === 'yes' && opts.baseline === '') {
       const section = [
         '## pgbench over 2 shards (pgbench_accounts and pgbench_history sharded by aid)',
         '',
@@ -204,6 +240,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await stopProxy(proxy);
+    await stopProxy(baseline);
     await cluster.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

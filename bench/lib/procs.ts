@@ -241,6 +241,12 @@ export function withFdLimit(limit: number, file: string, args: string[]): { file
 
 /** CPU seconds (user + system) the process has used so far, from /proc/<pid>/stat (USER_HZ = 100). */
 export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.system;
+}
+
+/** A process's user and system CPU seconds so far (utime, stime: fields 14 and 15 of /proc/PID/stat). */
+export function cpuTimes(pid: number): { user: number; system: number } {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14 and 15 of stat)
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }

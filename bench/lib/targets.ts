@@ -4,6 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pgbenchEnv } from './pgbench.js';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { freePort } from '../../src/testing/free-port.js';
@@ -74,13 +75,7 @@ export function makeTempDir(prefix: string, owner: OsIdentity | null = null): st
 
 /** libpq environment for pgbench: none of our PG* variables, the password, and no TLS/GSS negotiation. */
 export function libpqEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
-  env.PGPASSWORD = BENCH_PASSWORD;
-  env.PGSSLMODE = 'disable';
-  env.PGGSSENCMODE = 'disable';
-  env.PGAPPNAME = 'pgbench';
-  return env;
+  return pgbenchEnv(BENCH_PASSWORD);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -406,6 +401,8 @@ export interface ShardgateOptions {
   fdLimit: number;
   /** Clients it must accept, for the file-descriptor check. */
   maxClients: number;
+  /** Extra node flags before the script (e.g. --cpu-prof); none by default. */
+  nodeArgs?: readonly string[];
 }
 
 export interface RunningShardgate {
@@ -454,6 +451,7 @@ export async function startShardgate(opts: ShardgateOptions): Promise<RunningSha
   const logFile = path.join(dir, 'shardgate.log');
   const out = fs.openSync(logFile, 'a');
   const wrapped = withFdLimit(opts.fdLimit, cmd.file, [
+    ...(opts.nodeArgs ?? []),
     ...cmd.args,
     '--config',
     configPath,

@@ -121,8 +121,10 @@ export class UniqueIdRequests {
    */
   private rewriteQuery(frame: Buffer): Buffer | null {
     const mayCall = mayMentionUniqueId(frame, 5, frame.length - 1);
+    // Nearly every Query: no call, no SQL PREPARE holding one — done without decoding the text.
+    if (!mayCall && this.sqlPrepared.size === 0) return null;
     const sql = frame.toString('utf8', 5, frame.length - 1);
-    const mayUsePrepared = PREPARED_WORDS.test(sql) && (this.sqlPrepared.size > 0 || mayCall);
+    const mayUsePrepared = PREPARED_WORDS.test(sql);
     if (!mayCall && !mayUsePrepared) return null;
     const calls = mayCall ? this.callsIn(sql) : null;
     const uses = mayUsePrepared ? findPreparedUses(sql) : null;

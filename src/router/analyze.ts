@@ -19,6 +19,7 @@ import type {
   TableRef,
   TransactionInfo,
 } from './plan.js';
+import { deleteLevel, insertLevel, mergeLevel, updateLevel } from './dml-levels.js';
 import { ScopeBuilder } from './scope-builder.js';
 import type { Level } from './scope.js';
 import { mergePlan, type KeyFacts } from './merge-plan.js';
@@ -89,7 +90,7 @@ function planNode(
   /** The tables of a statement nested in this one count as this one's. */
   const adopt = (p: StatementPlan): void => {
     for (const t of p.tables) b.tables.set(t.schema !== null ? `${t.schema}.${t.name}` : t.name, { ...t });
-    for (const name of p.unknownRelations) b.unknownRelations.add(name);
+    for (const name of p.unknownRelations) b.statementTables.unknownRelations.add(name);
     for (const name of p.unknownFunctions) b.unknownFunctions.add(name);
   };
   const r = byKind(
@@ -139,14 +140,14 @@ function planNode(
     isNotify: nodeType === 'NotifyStmt' || b.notifies,
     isNonTransactional: r.isNonTransactional ?? isNonTransactional(nodeType, fields),
     // DDL defines names rather than using them; CREATE TABLE … AS / SELECT … INTO also read what they copy.
-    unknownRelations: r.kind !== 'ddl' || readsRows ? [...b.unknownRelations] : [],
+    unknownRelations: r.kind !== 'ddl' || readsRows ? [...b.statementTables.unknownRelations] : [],
     unknownFunctions: r.kind !== 'ddl' || readsRows ? [...b.unknownFunctions] : [],
     opaqueReason: r.opaqueReason ?? b.opaqueCall,
     preventsPrepare:
       r.preventsPrepare ??
       preventsPrepare(nodeType, fields) ??
       (b.notifies ? NOTIFY_PREVENTS_PREPARE : null) ??
-      (b.usesTemporary ? TEMPORARY_PREVENTS_PREPARE : null) ??
+      (b.statementTables.usesTemporary ? TEMPORARY_PREVENTS_PREPARE : null) ??
       inner?.preventsPrepare ??
       null,
     hasLockingClause: b.hasLocking,
@@ -196,18 +197,18 @@ function byKind(
     case 'SelectStmt':
       return selectStatement(b, check, f);
     case 'InsertStmt': {
-      const level = b.insertLevel(f, null, 'top');
+      const level = insertLevel(b, f, null, 'top');
       const insert = b.inserts.find((i) => i.level === level)?.info ?? null;
       return { kind: 'insert', isReadOnly: false, isWrite: true, isRouted: true, insert };
     }
     case 'UpdateStmt':
-      b.updateLevel(f, null, 'top');
+      updateLevel(b, f, null, 'top');
       return { kind: 'update', isReadOnly: false, isWrite: true, isRouted: true };
     case 'DeleteStmt':
-      b.deleteLevel(f, null, 'top');
+      deleteLevel(b, f, null, 'top');
       return { kind: 'delete', isReadOnly: false, isWrite: true, isRouted: true };
     case 'MergeStmt':
-      b.mergeLevel(f, null, 'top');
+      mergeLevel(b, f, null, 'top');
       return { kind: 'merge', isReadOnly: false, isWrite: true, isRouted: true };
     case 'CopyStmt':
       return copyStatement(b, f);
@@ -334,7 +335,7 @@ function byKind(
       b.scanExpr(b.newLevel(null, 'top'), f.funccall ?? f.params);
       return { kind: 'other', isReadOnly: false, isWrite: true, isRouted: false };
     default:
-      b.collectRelations({ [type]: f });
+      b.statementTables.collectRelations({ [type]: f });
       if (type === 'CreateTableAsStmt' || DDL_NODE.test(type)) {
         return { kind: 'ddl', isReadOnly: false, isWrite: true, isRouted: false };
       }
@@ -400,7 +401,7 @@ function selectStatement(b: ScopeBuilder, check: CrossShardCheck, f: AstObject):
     // SELECT … INTO creates a table on every shard.
     return { kind: 'ddl', isReadOnly: false, isWrite: true, isRouted: false };
   }
-  const sizes = shardedSizeColumns(f, (name) => b.isShardedName(name));
+  const sizes = shardedSizeColumns(f, (name) => b.statementTables.isShardedName(name));
   if (sizes === 'parameter') return { ...mergeableSelect(b, check, f, root), needsLiteralValues: true };
   if (sizes !== null) {
     return { kind: 'select', isReadOnly: true, isWrite: false, isRouted: false, sumsShardedSizes: sizes };

@@ -1,5 +1,7 @@
 // What the router knows of PostgreSQL's built-in functions: which ones write (and whether a transaction rolls that
-// back), which need the one shard holding a large object or a backend, and which read server or catalog state.
+// back), which need the one shard holding a large object or a backend, and which read server or catalog state — and
+// what a call of any function (built-in, or one the shards' catalog told about) makes of the statement calling it.
+import type { CatalogFacts } from '../sharding/catalog-facts.js';
 
 /**
  * Built-in functions whose effect a transaction rolls back (large objects, notifications): a SELECT calling them
@@ -113,3 +115,52 @@ export const SYSTEM_VALUE_FUNCTIONS: ReadonlySet<string> = new Set([
   'SVFOP_CURRENT_CATALOG',
   'SVFOP_CURRENT_SCHEMA',
 ]);
+
+/** What function calls make of a statement (the scope builder's fields). */
+export interface CallEffects {
+  /** The statement writes (a write function, or one the catalog says may write). */
+  writes: boolean;
+  /** …and a transaction rolls those writes back. */
+  transactionalWrites: boolean;
+  largeObjectCalls: number;
+  backendPidCalls: number;
+  notifies: boolean;
+  systemCalls: number;
+  /** Functions whose catalog facts are not known yet. */
+  readonly unknownFunctions: Set<string>;
+  /** Why a function it calls may write where shardgate cannot tell (first one found), or null. */
+  opaqueCall: string | null;
+}
+
+/** Note a call of the function named `names` (schema-qualified or not) in `effects`. */
+export function noteFunctionCall(
+  effects: CallEffects,
+  names: readonly string[],
+  catalog?: CatalogFacts,
+): void {
+  const name = names[names.length - 1] ?? '';
+  const schemaName = names.length > 1 ? names[0] : null;
+  const builtin = schemaName === null || schemaName === 'pg_catalog';
+  if (schemaName !== 'pg_catalog' && catalog !== undefined) {
+    const facts = catalog.functions.get(name);
+    if (facts === undefined) effects.unknownFunctions.add(name);
+    else if (facts.mayWrite) {
+      effects.writes = effects.transactionalWrites = true;
+      if (facts.opaqueReason !== null)
+        effects.opaqueCall ??= `it calls ${name}(), which ${facts.opaqueReason}`;
+    }
+  }
+  if (builtin) {
+    if (TRANSACTIONAL_WRITE_FUNCTIONS.has(name)) effects.writes = effects.transactionalWrites = true;
+    else if (SIDE_EFFECT_FUNCTIONS.has(name)) effects.writes = true;
+    if (LARGE_OBJECT_FUNCTIONS.has(name)) effects.largeObjectCalls++;
+    if (BACKEND_PID_FUNCTIONS.has(name)) effects.backendPidCalls++;
+    if (name === 'pg_notify') effects.notifies = true;
+  }
+  if (
+    schemaName === 'pg_catalog' ||
+    (schemaName === null && (name.startsWith('pg_') || SYSTEM_FUNCTIONS.has(name)))
+  ) {
+    effects.systemCalls++;
+  }
+}

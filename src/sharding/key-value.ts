@@ -82,11 +82,32 @@ function decodeBinaryInteger(keyType: ShardKeyType, bytes: Buffer, ref: KeyColum
 }
 
 function parseInteger(keyType: 'bigint' | 'integer', text: string, ref: KeyColumnRef): bigint {
+  const plain = plainDecimal(text);
+  if (plain !== null) return checkRange(keyType, plain, ref, text);
   const trimmed = text.replace(C_SPACE, '');
   const sign = trimmed.startsWith('-') ? -1n : 1n;
   const digits = trimmed.startsWith('-') || trimmed.startsWith('+') ? trimmed.slice(1) : trimmed;
   if (!INTEGER_SYNTAX.some((syntax) => syntax.test(digits))) throw invalidText(keyType, text, ref);
   return checkRange(keyType, sign * BigInt(digits.replace(/_/g, '')), ref, text);
+}
+
+/**
+ * The common case, on every routed request: at most 15 decimal digits after an optional '-', no spaces or
+ * underscores — read with one loop instead of the regular expressions and string copies below (measured in a
+ * profile of pgbench -S over 2 shards: the general path was ~2% of the proxy's CPU). Null: take the general path.
+ */
+function plainDecimal(text: string): bigint | null {
+  const n = text.length;
+  const isNegative = n > 0 && text.charCodeAt(0) === 0x2d;
+  const start = isNegative ? 1 : 0;
+  if (n === start || n - start > 15) return null;
+  let value = 0;
+  for (let i = start; i < n; i++) {
+    const digit = text.charCodeAt(i) - 0x30;
+    if (digit < 0 || digit > 9) return null;
+    value = value * 10 + digit;
+  }
+  return BigInt(isNegative ? -value : value);
 }
 
 function checkRange(keyType: 'bigint' | 'integer', value: bigint, ref: KeyColumnRef, text?: string): bigint {

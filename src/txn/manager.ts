@@ -103,7 +103,8 @@ export class TransactionManager {
   private readonly live = new Map<string, DistributedTransaction>();
   private readonly retrying = new Set<string>();
   private recoveryTimer: NodeJS.Timeout | null = null;
-  private isRecovering = false;
+  /** The recovery pass running now, if any. */
+  private recovering: Promise<RecoveryReport> | null = null;
   private isClosed = false;
   /** Why two-phase commits are refused now (another live proxy holds this instance id somewhere); null: they are not. */
   private commitRefusal: string | null = null;
@@ -423,64 +424,71 @@ export class TransactionManager {
    * pass; what fails is retried in the background or at the next pass.
    */
   async recover(isStartup: boolean): Promise<RecoveryReport> {
-    if (this.isRecovering) return { committed: 0, rolledBack: 0, pending: this.live.size };
-    this.isRecovering = true;
+    // One pass at a time. A call while one runs (an operator's RECOVER during a periodic pass) waits for it and then
+    // runs its own, so what it reports is a pass that started after it was asked for (never a report of zeros).
+    while (this.recovering !== null) await this.recovering.then(noop, noop);
+    const pass = this.recoverOnce(isStartup);
+    this.recovering = pass;
     try {
-      const stateless = await this.recoverDecided();
-      const decided = new Map<string, CommitDecision>();
-      for (const d of this.opts.log?.pendingCommits() ?? []) decided.set(d.txid, d);
-      let committed = 0;
-      for (const d of decided.values()) {
-        if (this.live.has(d.txid)) continue; // still being committed by its session or retried
-        const tx = new DistributedTransaction(
-          d.txid,
-          d.database,
-          d.user,
-          d.participants.map((p) => ({
-            shard: p.shard,
-            role: 'writer' as const,
-            gid: p.gid,
-            state: 'prepared' as const,
-          })),
-          'committing',
-        );
-        this.live.set(tx.txid, tx);
-        await this.holdVisibility(tx); // readers of its shards wait (bounded) until it is committed everywhere
-        await this.finishBranches(tx);
-        if (tx.unfinishedWriters.length === 0) {
-          this.finish(tx);
-          this.counters.recovered++;
-          committed++;
-          this.log.info(
-            { txid: tx.txid, shards: d.participants.map((p) => p.shard) },
-            'recovery: committed a decided transaction',
-          );
-        } else {
-          this.log.warn(
-            { txid: tx.txid, err: tx.lastError },
-            'recovery: decided transaction not finished yet; retrying',
-          );
-          this.retryInBackground(tx);
-        }
-      }
-      // Legacy GIDs (no decision shard) of this instance: an earlier version's; no COMMIT record = presumed abort.
-      const rolledBack =
-        this.commitRefusal !== null
-          ? this.skipOrphans(this.commitRefusal)
-          : await rollBackLegacyOrphans(
-              this.legacyOrphanDeps(),
-              (txid) => decided.has(txid) || this.live.has(txid),
-              isStartup,
-            );
-      return {
-        committed: committed + stateless.committed,
-        rolledBack: rolledBack + stateless.rolledBack,
-        pending: this.live.size + stateless.pending,
-        rowsDeleted: stateless.rowsDeleted,
-      };
+      return await pass;
     } finally {
-      this.isRecovering = false;
+      this.recovering = null;
     }
+  }
+
+  private async recoverOnce(isStartup: boolean): Promise<RecoveryReport> {
+    const stateless = await this.recoverDecided();
+    const decided = new Map<string, CommitDecision>();
+    for (const d of this.opts.log?.pendingCommits() ?? []) decided.set(d.txid, d);
+    let committed = 0;
+    for (const d of decided.values()) {
+      if (this.live.has(d.txid)) continue; // still being committed by its session or retried
+      const tx = new DistributedTransaction(
+        d.txid,
+        d.database,
+        d.user,
+        d.participants.map((p) => ({
+          shard: p.shard,
+          role: 'writer' as const,
+          gid: p.gid,
+          state: 'prepared' as const,
+        })),
+        'committing',
+      );
+      this.live.set(tx.txid, tx);
+      await this.holdVisibility(tx); // readers of its shards wait (bounded) until it is committed everywhere
+      await this.finishBranches(tx);
+      if (tx.unfinishedWriters.length === 0) {
+        this.finish(tx);
+        this.counters.recovered++;
+        committed++;
+        this.log.info(
+          { txid: tx.txid, shards: d.participants.map((p) => p.shard) },
+          'recovery: committed a decided transaction',
+        );
+      } else {
+        this.log.warn(
+          { txid: tx.txid, err: tx.lastError },
+          'recovery: decided transaction not finished yet; retrying',
+        );
+        this.retryInBackground(tx);
+      }
+    }
+    // Legacy GIDs (no decision shard) of this instance: an earlier version's; no COMMIT record = presumed abort.
+    const rolledBack =
+      this.commitRefusal !== null
+        ? this.skipOrphans(this.commitRefusal)
+        : await rollBackLegacyOrphans(
+            this.legacyOrphanDeps(),
+            (txid) => decided.has(txid) || this.live.has(txid),
+            isStartup,
+          );
+    return {
+      committed: committed + stateless.committed,
+      rolledBack: rolledBack + stateless.rolledBack,
+      pending: this.live.size + stateless.pending,
+      rowsDeleted: stateless.rowsDeleted,
+    };
   }
 
   /** The stateless part of a pass: prepared `sg_…_d<N>` branches of any proxy, settled by their decision rows. */
@@ -543,3 +551,5 @@ export class TransactionManager {
     if (this.recoveryTimer !== null) clearTimeout(this.recoveryTimer);
   }
 }
+
+function noop(): void {}

@@ -57,6 +57,22 @@ describe('hash sharding from literals and parameters', () => {
     expect(shardForLiteral(bigint, 5, '-9223372036854775808')).toBe(hashShard('bigint', -(1n << 63n), 5));
   });
 
+  it('reads plain decimals of every length the same, around the 15-digit fast path (key-value.ts)', () => {
+    const integer = column('integer');
+    for (let digits = 1; digits <= 19; digits++) {
+      const value = BigInt('9'.repeat(digits)) % (1n << 63n);
+      for (const v of [value, -value]) {
+        expect(shardForLiteral(bigint, 7, String(v))).toBe(hashShard('bigint', v, 7));
+        expect(shardForParameter(bigint, 7, Buffer.from(String(v)), 0)).toBe(hashShard('bigint', v, 7));
+      }
+    }
+    expect(shardForLiteral(bigint, 7, '-0')).toBe(hashShard('bigint', 0n, 7));
+    expect(shardForLiteral(integer, 7, '2147483647')).toBe(hashShard('integer', 2147483647n, 7));
+    expect(shardForLiteral(integer, 7, '-2147483648')).toBe(hashShard('integer', -2147483648n, 7));
+    expect(pgError(() => shardForLiteral(integer, 7, '999999999999999')).code).toBe('22003');
+    expect(pgError(() => shardForLiteral(bigint, 7, '12a')).code).toBe('22P02');
+  });
+
   it('gives a text parameter, a binary int8/int4/int2 parameter and a literal the same shard', () => {
     const expected = hashShard('bigint', 123n, 3);
     expect(shardForParameter(bigint, 3, Buffer.from('123'), 0)).toBe(expected);

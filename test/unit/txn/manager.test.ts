@@ -217,4 +217,46 @@ describe('TransactionManager commit refusal (another live proxy holds this insta
     hold.release();
     m.close();
   });
+
+  it('a recovery pass asked for while one runs waits for it and then runs its own (RECOVER never reports zeros)', async () => {
+    // Pass 1's first connect hangs until released; every other connect fails at once.
+    let release: (err: Error) => void = () => undefined;
+    let connects = 0;
+    const shards: ShardAccess = {
+      ...NO_SHARDS,
+      shardedDatabases: () => ['app'],
+      shardCount: () => 2,
+      users: () => ['alice'],
+      connect: () => {
+        connects++;
+        if (connects === 1) return new Promise((_, reject) => (release = reject));
+        return Promise.reject(new Error('shard down'));
+      },
+    };
+    const m = new TransactionManager({
+      instanceId: 'unit',
+      decisionSchema: 'shardgate',
+      log: new MemoryLog(),
+      shards,
+      logger: silentLogger(),
+      orphanTimeoutMs: 60_000,
+      recoveryIntervalMs: 60_000,
+    });
+    const first = m.recover(false);
+    await new Promise((r) => setTimeout(r, 20));
+    const byFirstPass = connects; // one per shard, in parallel
+    expect(byFirstPass).toBeGreaterThan(0);
+    let isSecondDone = false;
+    const second = m.recover(false).then((report) => {
+      isSecondDone = true;
+      return report;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(isSecondDone).toBe(false); // not answered with an empty report while the first pass runs
+    expect(connects).toBe(byFirstPass); // nor running beside it
+    release(new Error('shard down'));
+    await first;
+    await second;
+    expect(connects).toBeGreaterThan(byFirstPass); // the second pass went to the shards itself
+  });
 });
