@@ -1,50 +1,31 @@
-// One client connection, start to end: startup (TLS, auth — passthrough_auth has the servers check the password —,
-// startup settings checked by a server), then buffering each request until a flush point, checking out a server
-// connection for it (per transaction or per session) and bringing it in step with the client's settings, rewriting
-// named statements in transaction mode, streaming the replies back, and returning the server at ReadyForQuery. A
-// database with 2+ shards hands each request to its ShardedDispatch instead (sharded-dispatch.ts), through the
+// One client connection, start to end: its login (client-login.ts: startup packet, TLS, auth, startup settings
+// checked by a server) hands over a logged-in session, which buffers each request until a flush point, checks out a
+// server connection for it (per transaction or per session) and brings it in step with the client's settings,
+// rewrites named statements in transaction mode, streams the replies back, and returns the server at ReadyForQuery.
+// A database with 2+ shards hands each request to its ShardedDispatch instead (sharded-dispatch.ts), through the
 // ShardedSession it is given. A replication connection gets a server connection of its own, opened with the client's
 // startup parameters, and keeps it to the end.
 import type net from 'node:net';
-import tls from 'node:tls';
 import type { Logger } from 'pino';
-import type { AdminConfig, GeneralConfig, UserConfig } from '../config/types.js';
-import type { PoolManager, DatabasePools } from '../backend/pool-manager.js';
+import type { DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
 import type { ReadIntent, ReplicaSet, SetAcquireCallback } from '../backend/replica-set.js';
 import { ReadYourWrites } from './read-your-writes.js';
 import { classifyTexts, requestTexts, type RoleOverride } from './read-intent.js';
-import { ServerConnection, StartupRefused, type ReplySink } from '../backend/server-connection.js';
-import { checkServerPassword } from '../backend/password-check.js';
-import { passthroughVerdict } from '../auth/passthrough.js';
-import { Frontend, StartupCode, TxStatus } from '../protocol/codes.js';
+import type { ServerConnection, ReplySink } from '../backend/server-connection.js';
+import { Frontend, TxStatus } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/frame-reader.js';
-import {
-  AUTH_OK,
-  backendKeyData,
-  parameterStatus,
-  parseMessage,
-  query,
-  readyForQuery,
-  SSL_NO,
-  SSL_YES,
-  READY_IDLE,
-} from '../protocol/messages.js';
+import { backendKeyData, parameterStatus, query, readyForQuery, READY_IDLE } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
-import { SqlState, type SqlStateCode } from '../errors/sqlstate.js';
-import { readStartupPacket, replicationMode, unsupportedProtocol, type ReplicationMode } from './startup.js';
-import { readStartupSettings, type StartupSetting } from './startup-options.js';
-import { checkStartupSettings } from './startup-check.js';
+import { SqlState } from '../errors/sqlstate.js';
 import { settingsSyncSql } from './session-settings.js';
 import { startsWithListen } from './listen-check.js';
-import { LISTEN_STAND_IN, LISTEN_STAND_IN_MARKER, listenNeedsSessionMode } from '../errors/listen-refused.js';
-import { ClientAuth } from './client-auth.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
 import { PIPELINE_MAX_BYTES, PIPELINE_MAX_FRAMES, RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
 import { SHARD_BACKLOG_BYTES as SERVER_BACKLOG_BYTES } from './copy-in.js';
 import { resetAndRelease } from '../backend/server-reset.js';
-import { queryTooLarge, STAND_IN_MARKER, standInText } from '../errors/query-too-large.js';
+import { querySample, StandIns } from './stand-ins.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { UniqueIdRequests, withUniqueIds, type UniqueIdSupport } from './unique-id-request.js';
 import { noteDescribeSent } from './describe-trims.js';
@@ -52,20 +33,16 @@ import { ShardedDispatch } from './sharded-dispatch.js';
 import type { DeadlockWatch } from '../txn/deadlock-watch.js';
 import type { WatchedSession } from '../txn/watched-session.js';
 import type { SessionState, ShardedSession } from './sharded-session.js';
-import { cancelRunning, type CancelRegistry, type Cancellable } from './cancel-registry.js';
+import { cancelRunning, type Cancellable } from './cancel-registry.js';
 import type { TransactionManager } from '../txn/manager.js';
 import type { VisibilityFences } from '../txn/visibility-fence.js';
 import type { AdminConsoleHandle, AdminIo, ClientActivity, ClientInfo } from '../admin/context.js';
 import { adminLoginReplies } from '../admin/console.js';
+import { ClientLogin, type LoginDeps, type LoginHost } from './client-login.js';
 
-export interface SessionDeps {
-  pools: PoolManager;
-  cancels: CancelRegistry;
+export interface SessionDeps extends LoginDeps {
   statementNames: StatementNames;
   logger: Logger;
-  general: () => GeneralConfig;
-  admin: () => AdminConfig;
-  tlsContext: () => tls.SecureContext | null;
   onClose: (session: ClientSession) => void;
   /** Routing state of a database with 2+ shards (null: one shard, nothing to route). */
   routingFor: (database: string) => DatabaseRouting | null;
@@ -89,26 +66,9 @@ function checkRequestType(type: number): string | null {
   return REQUEST_TYPES[type] === 1 ? null : `invalid frontend message type ${type}`;
 }
 
-const NO_PARAM_TYPES = new Uint8Array(2);
-const SAMPLE_CHARS = 200;
-
-/** The start of a Query's or Parse's text, for a log line (control characters shown as spaces). */
 /** host:port of a pool's server, for log lines. */
 function poolLabel(pool: Pool): string {
   return `${pool.opts.address.host}:${pool.opts.address.port}`;
-}
-
-function querySample(type: number, start: Buffer): string {
-  let from = 5;
-  if (type === Frontend.Parse) {
-    const nameEnd = start.indexOf(0, 5);
-    if (nameEnd < 0) return '';
-    from = nameEnd + 1;
-  }
-  const end = Math.min(start.length, from + SAMPLE_CHARS);
-  let sample = '';
-  for (const ch of start.toString('utf8', from, end)) sample += ch < ' ' ? ' ' : ch;
-  return sample;
 }
 
 let nextSessionId = 1;
@@ -124,17 +84,12 @@ export class ClientSession implements ReplySink, Cancellable {
   private socket: net.Socket;
   private readonly deps: SessionDeps;
   private readonly log: Logger;
-  private startupBuf: Buffer | null = null;
-  /** An SSLRequest / GSSENCRequest was answered (PostgreSQL takes one of each, in either order). */
-  private isSslNegotiated = false;
-  private isGssNegotiated = false;
   private reader: FrameReader;
-  private auth: ClientAuth | null = null;
-  private userConfig: UserConfig | null = null;
+  /** Startup packet, TLS, authentication, startup settings (client-login.ts). */
+  private readonly login: ClientLogin;
   private pools: DatabasePools | null = null;
   private isTransactionMode = true;
-  /** Logging in to the admin database; then its console gets every frame. */
-  private isAdminLogin = false;
+  /** The admin database's console: it gets every frame. */
   private adminConsole: AdminConsoleHandle | null = null;
 
   private server: ServerConnection | null = null;
@@ -172,18 +127,11 @@ export class ClientSession implements ReplySink, Cancellable {
   /** query_size_limit with action "warn": larger Query / Parse messages are logged. */
   private queryWarnBytes = Number.MAX_SAFE_INTEGER;
   /** Stand-ins of refused statements → the marker of their server's error and the error it is replaced with. */
-  private standIns: WeakMap<Buffer, { marker: Buffer; error: Buffer }> | null = null;
-  /** The client's startup settings, in the order PostgreSQL applies them (checked by a server at login). */
-  private startupSettings: readonly StartupSetting[] = [];
-  /** A switch in `options` PostgreSQL refuses: the login fails with it once the settings before it are checked. */
-  private startupError: PgError | null = null;
+  private standIns: StandIns | null = null;
   /** Read-your-writes: the WAL positions this session's reads must see, per shard. */
   private readonly writes = new ReadYourWrites();
   /** The server held was checked out for a request that may write (its WAL position is asked when it is released). */
   private isWriteCheckout = false;
-  /** A replication connection (walsender): its own server connection, opened with the client's startup packet. */
-  private replication: ReplicationMode = 'none';
-  private replicationParams: Map<string, string> | null = null;
   /** Transaction mode: LISTEN cannot work (listen-check.ts). */
   private isListenRefused = false;
 
@@ -193,6 +141,7 @@ export class ClientSession implements ReplySink, Cancellable {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.log = deps.logger.child({ client: this.id });
     this.reader = new FrameReader(deps.general().maxMessageSizeBytes);
+    this.login = new ClientLogin(this.loginHost(), deps);
     socket.setNoDelay(true);
     this.bindSocket(socket);
     const loginMs = deps.general().clientLoginTimeoutMs;
@@ -246,253 +195,63 @@ export class ClientSession implements ReplySink, Cancellable {
       if (err !== null) this.protocolViolation(err);
       return;
     }
-    if (this.state === 'startup') this.onStartupData(chunk);
+    if (this.state === 'startup') this.login.onStartupData(chunk);
   }
 
-  private onStartupData(chunk: Buffer): void {
-    let buf = this.startupBuf ? Buffer.concat([this.startupBuf, chunk]) : chunk;
-    this.startupBuf = null;
-    while (this.state === 'startup' && buf.length > 0) {
-      const r = readStartupPacket(buf);
-      if (!r.ok) {
-        if (r.incomplete)
-          this.startupBuf = buf; // at most one packet: its length was checked
-        else this.refuseStartup(r.error, r.code, r.isSilent);
-        return;
-      }
-      const { packet } = r;
-      buf = r.rest;
-      if (packet.kind === 'ssl' || packet.kind === 'gssenc') {
-        // As PostgreSQL: one SSLRequest and one GSSENCRequest at most (the second is read as a protocol version).
-        const isSsl = packet.kind === 'ssl';
-        if (isSsl ? this.isSslNegotiated : this.isGssNegotiated) {
-          const code = isSsl ? StartupCode.SSLRequest : StartupCode.GSSENCRequest;
-          return this.refuseStartup(unsupportedProtocol(code), SqlState.FeatureNotSupported, false);
-        }
-        // Bytes sent before the answer were not encrypted (maybe injected): refused before answering (PgBouncer).
-        if (buf.length > 0) return this.protocolViolation('received unencrypted data after SSL request');
-        const isTls = isSsl && this.negotiateTls();
-        if (!isSsl) this.socket.write(SSL_NO);
-        // PostgreSQL: after a refused SSLRequest a GSSENCRequest may follow, and the other way round.
-        this.isSslNegotiated = isSsl || isTls;
-        this.isGssNegotiated = !isSsl || isTls;
-        return;
-      }
-      if (packet.kind === 'cancel') {
-        this.deps.cancels.cancel(packet.pid, packet.secret);
-        this.state = 'closed';
-        this.socket.end();
-        return;
-      }
-      this.startLogin(packet.params);
-      if (buf.length > 0) this.onData(buf);
-      return;
-    }
+  /** What the login (client-login.ts) uses of this session. */
+  private loginHost(): LoginHost {
+    const session = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the host's getters read the session's current fields
+    return {
+      get state() {
+        return session.state;
+      },
+      set state(state: SessionState) {
+        session.state = state;
+      },
+      log: this.log,
+      remote: this.remote,
+      params: this.params,
+      reader: this.reader,
+      get socket() {
+        return session.socket;
+      },
+      useSocket: (secure) => {
+        this.socket = secure;
+        this.bindSocket(secure);
+      },
+      setIdentity: (user, database) => {
+        this.user = user;
+        this.database = database;
+        this.log.setBindings({ user, database });
+      },
+      onData: (chunk) => this.onData(chunk),
+      pauseInput: () => this.pauseInput(),
+      resumeInput: () => this.resumeInput(),
+      fatal: (err) => this.fatal(err),
+      close: (reason) => this.close(reason),
+      protocolViolation: (reason) => this.protocolViolation(reason),
+      openAdminConsole: () => this.openAdminConsole(),
+      usePools: (pools, isReplication) => this.usePools(pools, isReplication),
+      holdServer: (server, pool) => {
+        if (pool !== null) return this.attach(server, pool);
+        server.attach(this);
+        this.server = server;
+      },
+      sendLoginReplies: (serverParams) => this.sendLoginReplies(serverParams),
+    };
   }
 
-  /** A startup packet PostgreSQL would refuse: with a FATAL, or (impossible length) by closing without a word. */
-  private refuseStartup(reason: string, code: SqlStateCode, isSilent: boolean): void {
-    this.log.warn({ remote: this.remote, reason }, 'invalid startup packet; closing client');
-    if (isSilent) this.close(reason);
-    else this.fatal(new PgError('FATAL', code, reason));
-  }
-
-  /** Answer an SSLRequest: 'S' and a TLS handshake when a certificate is configured (and none ran yet), else 'N'. */
-  private negotiateTls(): boolean {
-    const ctx = this.deps.tlsContext();
-    if (ctx === null || this.socket instanceof tls.TLSSocket) {
-      this.socket.write(SSL_NO);
+  /**
+   * Authenticated: the database's pools, and what the session keeps for them — named statements across servers,
+   * pgdog.unique_id(), the sharded dispatch. True when the session needs no server of its own (transaction mode, or
+   * a sharded database). A replication connection runs in session mode whatever the user's pooler_mode.
+   */
+  private usePools(pools: DatabasePools, isReplication: boolean): boolean {
+    this.pools = pools;
+    if (isReplication) {
+      this.isTransactionMode = false;
       return false;
     }
-    this.socket.write(SSL_YES);
-    const raw = this.socket;
-    raw.removeAllListeners('data');
-    raw.removeAllListeners('close');
-    raw.removeAllListeners('error');
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
-    this.socket = secure;
-    this.bindSocket(secure);
-    return true;
-  }
-
-  private startLogin(params: Map<string, string>): void {
-    const user = params.get('user');
-    if (!user)
-      return this.fatal(
-        new PgError(
-          'FATAL',
-          SqlState.InvalidAuthorizationSpecification,
-          'no PostgreSQL user name specified in startup packet',
-        ),
-      );
-    this.user = user;
-    this.database = params.get('database') || user;
-    this.log.setBindings({ user: this.user, database: this.database });
-    // As PostgreSQL's ProcessStartupPacket: a replication value it cannot read ends the login before authentication.
-    const replication = replicationMode(params.get('replication'));
-    if (replication instanceof PgError) return this.loginFailed(replication, 'invalid replication parameter');
-    const isAdmin = this.database === this.deps.admin().name;
-    if (replication !== 'none') {
-      const refusal = this.replicationRefusal(isAdmin);
-      if (refusal !== null) return this.loginFailed(refusal, 'replication connection refused');
-      this.replication = replication;
-      this.replicationParams = params;
-    }
-    const startup = readStartupSettings(params);
-    this.startupSettings = startup.settings;
-    this.startupError = startup.error;
-    if (isAdmin) return this.startAdminLogin(user);
-    const { pools } = this.deps;
-    if (pools.shardsOf(this.database).length === 0)
-      return this.loginFailed(PgError.unknownDatabase(this.database), 'unknown database');
-    const userConfig = pools.findUser(user, this.database);
-    if (!userConfig) return this.loginFailed(PgError.unknownUser(user, this.database), 'unknown user');
-    this.userConfig = userConfig;
-    if (replication === 'none') this.params.fromStartup(startup.settings);
-    const method = pools.isPassthrough(userConfig) ? 'cleartext' : this.deps.general().authType;
-    this.auth = new ClientAuth(method, user, userConfig.password);
-    this.startAuth(this.auth);
-  }
-
-  /**
-   * Why a replication connection cannot be had (null: it can): it is passed through to the one server of a database
-   * with one shard (as PgBouncer ≥ 1.23 does); a sharded database has one WAL per shard.
-   */
-  private replicationRefusal(isAdmin: boolean): PgError | null {
-    const hint = "Connect to the shard's PostgreSQL server directly for replication.";
-    if (isAdmin) {
-      return new PgError(
-        'FATAL',
-        SqlState.FeatureNotSupported,
-        'the admin console does not take replication connections',
-      );
-    }
-    const shards = this.deps.pools.shardsOf(this.database).length;
-    if (shards <= 1) return null; // 0: unknown database, refused as such below
-    return new PgError(
-      'FATAL',
-      SqlState.FeatureNotSupported,
-      `replication connections to database "${this.database}" are not supported: it is sharded over ${shards} shards, each with its own WAL`,
-      undefined,
-      hint,
-    );
-  }
-
-  /**
-   * Authentication: only password / SASL messages, no larger than PostgreSQL reads them, refused at their header
-   * (an unauthenticated client never makes the proxy buffer more than that).
-   */
-  private startAuth(auth: ClientAuth): void {
-    this.state = 'auth';
-    const reader = this.reader;
-    reader.maxFrameBytes = auth.maxFrameBytes;
-    const expected = auth.responseName;
-    reader.typeCheck = (type) =>
-      type === Frontend.Password ? null : `expected ${expected} response, got message type ${type}`;
-    this.applyAuthOutcome(auth.start());
-  }
-
-  private applyAuthOutcome(outcome: ReturnType<ClientAuth['start']>): void {
-    if (outcome.kind === 'continue') {
-      this.socket.write(outcome.reply);
-      return;
-    }
-    if (outcome.kind === 'fail') return this.loginFailed(outcome.error, outcome.reason);
-    if (outcome.kind === 'password') return this.checkPassthrough(outcome.password);
-    for (const b of outcome.reply) this.socket.write(b);
-    this.finishLogin();
-  }
-
-  /**
-   * passthrough_auth: the password of a user without one in users.toml is the one its servers accept. The first
-   * login (and, with "…_allow_change", a different password) has every shard's server check it — a login as the
-   * client, closed at once —; an accepted password is remembered and used by the user's pools.
-   */
-  private checkPassthrough(password: string): void {
-    const userConfig = this.userConfig as UserConfig;
-    const { pools } = this.deps;
-    const general = this.deps.general();
-    const isTls = this.socket instanceof tls.TLSSocket;
-    this.auth = null; // nothing more is read from the client until the verdict
-    const verdict = passthroughVerdict(
-      general.passthroughAuth,
-      isTls,
-      pools.passthroughPassword(userConfig),
-      password,
-    );
-    if (verdict === 'accept') return this.passthroughAccepted();
-    if (verdict === 'needs-tls') {
-      return this.loginFailed(
-        new PgError(
-          'FATAL',
-          SqlState.InvalidAuthorizationSpecification,
-          'passthrough authentication needs a TLS connection: the password is sent in clear text',
-          undefined,
-          'Connect with TLS (sslmode=require), or set passthrough_auth = "enabled_plain" in pgdog.toml.',
-        ),
-        'passthrough without TLS',
-      );
-    }
-    if (verdict === 'refuse-change')
-      return this.loginFailed(PgError.authFailed(this.user, 'passthrough'), 'not the remembered password');
-    const address = (db: { host: string; port: number; databaseName: string; shard: number }) => ({
-      host: db.host,
-      port: db.port,
-      database: db.databaseName,
-      user: userConfig.name,
-      password,
-      shard: db.shard,
-    });
-    const checks = pools
-      .shardsOf(this.database)
-      .map((db) => checkServerPassword(address(db), general.connectTimeoutMs));
-    this.pauseInput();
-    void Promise.all(checks).then((results) => {
-      this.resumeInput();
-      if (this.state !== 'auth') return;
-      for (const r of results) {
-        if (r.kind === 'refused') {
-          // A wrong password gets the proxy's usual answer; any other refusal (no such role, pg_hba) the server's.
-          const err =
-            r.error.code === SqlState.InvalidPassword
-              ? PgError.authFailed(this.user, 'passthrough')
-              : r.error;
-          return this.loginFailed(err, `the server refused the passthrough login: ${r.error.message}`);
-        }
-        if (r.kind === 'unreachable') {
-          const e = PgError.serverUnavailable(0, r.reason);
-          return this.loginFailed(
-            new PgError('FATAL', e.code, e.message),
-            'passthrough check: server unreachable',
-          );
-        }
-      }
-      if (results.some((r) => r.kind === 'accepted' && !r.wasAsked)) {
-        this.log.warn('passthrough_auth: the server accepted the login without asking for a password');
-      }
-      pools.rememberPassthroughPassword(userConfig, password);
-      this.log.info('passthrough_auth: password accepted by the server, remembered');
-      this.passthroughAccepted();
-    });
-  }
-
-  private passthroughAccepted(): void {
-    this.socket.write(AUTH_OK);
-    this.finishLogin();
-  }
-
-  private loginFailed(err: PgError, reason: string): void {
-    this.log.warn({ remote: this.remote, code: err.code, reason }, `login failed: ${err.message}`);
-    this.fatal(err);
-  }
-
-  private finishLogin(): void {
-    if (this.isAdminLogin) return this.openAdminConsole();
-    const userConfig = this.userConfig as UserConfig;
-    this.auth = null;
-    const pools = this.deps.pools.get(userConfig);
-    this.pools = pools;
-    if (this.replication !== 'none') return this.openReplication(pools);
     this.isTransactionMode = pools.mode === 'transaction';
     const routing = pools.shards.length > 1 ? this.deps.routingFor(this.database) : null;
     // Named statements follow the client onto whichever server a request lands on: in transaction mode, and on
@@ -522,98 +281,7 @@ export class ClientSession implements ReplySink, Cancellable {
         }) ?? null;
     }
     this.isListenRefused = this.isTransactionMode;
-    // The startup settings are checked by a server (startup-check.ts), as PostgreSQL checks them after
-    // authentication; the first client of a pool also learns the server parameters this way (and gets a clear error).
-    const first = pools.shards[0];
-    let isWaiting = true;
-    let isPaused = false;
-    checkStartupSettings(pools, this.startupSettings, (result) => {
-      isWaiting = false;
-      if (isPaused) this.resumeInput();
-      if (this.state !== 'auth') return;
-      if (result instanceof PgError || first.serverParams === null) {
-        const e = result instanceof PgError ? result : PgError.serverUnavailable(0, 'no parameters');
-        return this.fatal(new PgError('FATAL', e.code, e.message, e.detail, e.hint));
-      }
-      if (result.kind === 'refused')
-        return this.loginFailed(PgError.fromServer(result.error), 'startup parameter refused by the server');
-      if (this.startupError !== null) return this.loginFailed(this.startupError, 'invalid options');
-      this.params.noteReported(result.reported);
-      for (const notice of result.notices) this.socket.write(notice);
-      const serverParams = first.serverParams;
-      if (this.isTransactionMode || routing !== null) return this.sendLoginReplies(serverParams);
-      this.takeSessionServer(first, () => this.sendLoginReplies(serverParams));
-    });
-    if (isWaiting) {
-      isPaused = true;
-      this.pauseInput();
-    }
-  }
-
-  /**
-   * Session mode on one shard: the server this client keeps to the end is taken at login, brought in step with its
-   * settings, and its backend's pid is the client's BackendKeyData pid — as PostgreSQL's would be, so that
-   * pg_backend_pid() matches it and pg_terminate_backend(pid) ends this session (postgres.js `listen` reconnects that
-   * way). A login that cannot get a server fails with the checkout's error, as FATAL.
-   */
-  private takeSessionServer(pool: Pool, then: () => void): void {
-    let isWaiting = true;
-    let isPaused = false;
-    pool.acquire((err, server) => {
-      isWaiting = false;
-      if (isPaused) this.resumeInput();
-      if (this.state !== 'auth') {
-        if (server !== null) pool.release(server);
-        return;
-      }
-      if (err !== null || server === null) {
-        const e = err ?? PgError.internal('no server');
-        return this.loginFailed(
-          new PgError('FATAL', e.code, e.message, e.detail, e.hint),
-          'no server for the session',
-        );
-      }
-      this.attach(server, pool);
-      then();
-    });
-    if (isWaiting) {
-      isPaused = true;
-      this.pauseInput();
-    }
-  }
-
-  /**
-   * A replication connection: a server connection of its own, opened with the client's startup parameters (the
-   * server judges them, and its ParameterStatus are the client's), never pooled; session mode whatever the user's
-   * pooler_mode. The client then talks to that server through the session path (Query, COPY BOTH streaming).
-   */
-  private openReplication(pools: DatabasePools): void {
-    this.isTransactionMode = false;
-    const pool = pools.shards[0];
-    const startupParams: Record<string, string> = {};
-    for (const [k, v] of this.replicationParams ?? [])
-      if (k !== 'user' && k !== 'database') startupParams[k] = v;
-    const server = new ServerConnection(pool.opts.address);
-    this.pauseInput();
-    server.connect(this.deps.general().connectTimeoutMs, startupParams).then(
-      () => {
-        this.resumeInput();
-        if (this.state !== 'auth') return server.terminate('replication client left');
-        server.checkOut();
-        server.attach(this);
-        this.server = server;
-        this.log.info({ replication: this.replication }, 'replication connection opened');
-        this.sendLoginReplies(server.params);
-      },
-      (err: Error) => {
-        this.resumeInput();
-        if (this.state !== 'auth') return;
-        if (err instanceof StartupRefused)
-          return this.loginFailed(err.error, 'the server refused the replication connection');
-        const e = PgError.serverUnavailable(0, err.message);
-        this.loginFailed(new PgError('FATAL', e.code, e.message), 'replication server unreachable');
-      },
-    );
+    return this.isTransactionMode || routing !== null;
   }
 
   /** What the sharded dispatcher may use of this session. */
@@ -699,38 +367,17 @@ export class ClientSession implements ReplySink, Cancellable {
       return;
     }
     reader.skipQueriesOverBytes = limit;
-    reader.onOversized = (type, totalBytes, start) => this.refuseOversized(type, totalBytes, start, limit);
+    // A stand-in takes its place in the request, so the client gets ERROR 54000 where its answer belongs.
+    reader.onOversized = (type, totalBytes, start) =>
+      this.handleFrame(type, this.refusals().forOversized(this.log, type, totalBytes, start, limit));
   }
 
-  /**
-   * A Query / Parse over query_size_limit (block), its body skipped unread: a stand-in takes its place in the request,
-   * so the client gets ERROR 54000 where the statement's answer belongs (errors/query-too-large.ts).
-   */
-  private refuseOversized(type: number, totalBytes: number, start: Buffer, limit: number): void {
-    this.log.warn(
-      { sizeBytes: totalBytes, limitBytes: limit, sample: querySample(type, start) },
-      'query over query_size_limit refused',
-    );
-    this.standIn(type, standInText(totalBytes, limit), STAND_IN_MARKER, queryTooLarge(totalBytes, limit));
-  }
-
-  /**
-   * A statement the proxy refuses in a request's flow: a stand-in the server rejects takes its place, and the reply
-   * scanner swaps the server's error for `error` (query_size_limit, LISTEN in transaction mode).
-   */
-  private standIn(type: number, text: string, marker: Buffer, error: PgError): void {
-    const standIn = type === Frontend.Query ? query(text) : parseMessage('', text, NO_PARAM_TYPES);
-    (this.standIns ??= new WeakMap()).set(standIn, { marker, error: error.toBuffer() });
-    this.handleFrame(type, standIn);
+  private refusals(): StandIns {
+    return (this.standIns ??= new StandIns());
   }
 
   private handleFrame(type: number, frame: Buffer): void {
-    if (this.state === 'auth') {
-      if (type !== Frontend.Password || this.auth === null)
-        return this.protocolViolation(`expected a password message, got "${String.fromCharCode(type)}"`);
-      this.applyAuthOutcome(this.auth.handle(frame));
-      return;
-    }
+    if (this.state === 'auth') return this.login.onAuthFrame(type, frame);
     if (this.state !== 'ready') return;
     if (this.adminConsole !== null) return this.adminConsole.onFrame(type, frame);
     if (frame.length > this.queryWarnBytes && (type === Frontend.Query || type === Frontend.Parse)) {
@@ -752,8 +399,7 @@ export class ClientSession implements ReplySink, Cancellable {
       (type === Frontend.Query || type === Frontend.Parse) &&
       startsWithListen(type, frame)
     ) {
-      this.log.warn('LISTEN refused in transaction mode');
-      return this.standIn(type, LISTEN_STAND_IN, LISTEN_STAND_IN_MARKER, listenNeedsSessionMode());
+      return this.handleFrame(type, this.refusals().forListen(this.log, type));
     }
     switch (type) {
       case Frontend.Query:
@@ -944,7 +590,7 @@ export class ClientSession implements ReplySink, Cancellable {
       }
       for (let i = 0; i < types.length; i++) {
         const type = types[i];
-        const refusal = this.standIns?.get(frames[i]);
+        const refusal = this.standIns?.refusalOf(frames[i]);
         if (refusal !== undefined) scanner.replaceError(refusal.marker, refusal.error);
         if (type === Frontend.Describe) noteDescribeSent(frames[i], scanner); // pgdog.unique_id() parameters hidden
         if (statements !== null) {
@@ -988,7 +634,7 @@ export class ClientSession implements ReplySink, Cancellable {
    * dispatch rebuilt for its shards): cancelled when it has not finished in time. Started once per request.
    */
   private startQueryTimer(): void {
-    if (this.replication !== 'none') return; // START_REPLICATION streams until the client stops it
+    if (this.login.replication !== 'none') return; // START_REPLICATION streams until the client stops it
     this.watched?.requestStarted();
     const timeoutMs = this.deps.general().queryTimeoutMs;
     if (timeoutMs > 0 && this.queryTimer === null) {
@@ -1104,19 +750,7 @@ export class ClientSession implements ReplySink, Cancellable {
 
   // --- admin console ----------------------------------------------------------------------------------------------
 
-  /** The admin database: only the admin user, always with a password (md5 when configured, else SCRAM). */
-  private startAdminLogin(user: string): void {
-    const admin = this.deps.admin();
-    this.isAdminLogin = true;
-    this.params.fromStartup(this.startupSettings);
-    const method = this.deps.general().authType === 'md5' ? 'md5' : 'scram';
-    // Another user name gets the same "password authentication failed" as a wrong password (nothing revealed).
-    this.auth = new ClientAuth(method, user, user === admin.user ? admin.password : null);
-    this.startAuth(this.auth);
-  }
-
   private openAdminConsole(): void {
-    this.auth = null;
     this.adminConsole = this.deps.openAdminConsole(
       { write: (buf) => this.socket.write(buf), close: () => this.close('client terminated') },
       this.log,
@@ -1160,7 +794,7 @@ export class ClientSession implements ReplySink, Cancellable {
       serverIds,
       bytesReceived: this.socket.bytesRead,
       bytesSent: this.socket.bytesWritten,
-      isAdmin: this.isAdminLogin,
+      isAdmin: this.login.isAdmin,
     };
   }
 

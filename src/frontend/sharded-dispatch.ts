@@ -1,64 +1,43 @@
-// The sharded half of a client session (databases with 2+ shards): each request is routed on its own, its shard
-// servers checked out, and it runs on one shard, fanned out to several (replies merged), or split by row (INSERT,
-// COPY … FROM STDIN); multi-shard writes outside a transaction run in one of the proxy's own; COMMIT of a transaction
-// on several shards is carried out by the proxy (two-phase via txn/coordinator.ts); multi-statement Queries and
-// extended-protocol batches needing several shards run statement by statement; the transaction block is lazy
-// (txn/transaction-block.ts); cursors across shards are served from portals of the proxy's own (proxy-portal.ts).
+// The sharded half of a client session (databases with 2+ shards), the engine's request loop: one request at a time
+// taken off the batch, routed, placed (transaction control and settings: txn/transaction-block.ts), its shard servers
+// held and its participants recorded, then run on one shard (replies streamed to the client) or handed to the module
+// for its kind — fanout-send (several shards), copy-in-run (COPY … FROM STDIN), script-run (statements one by one in
+// one transaction), commit-run (the proxy's own COMMIT across shards), insert-run (INSERT … SELECT), cursor-requests
+// (cursors across shards), route-lookups (what routing needs learnt first), visibility-waits (atomic visibility) —
+// and ended here (status, settings kept, servers released, next request). The modules reach it through DispatchHost.
 // ClientSession keeps the connection and hands requests over here.
 import type { Logger } from 'pino';
 import type { ReadIntent } from '../backend/replica-set.js';
-import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
-import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
+import type { ServerConnection } from '../backend/server-connection.js';
+import { Frontend, TxStatus } from '../protocol/codes.js';
 import { query, readyForQuery, SYNC } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
-import {
-  CatalogFactsNeeded,
-  GeneratedValuesNeeded,
-  SourceRowsNeeded,
-  TableColumnsNeeded,
-} from '../router/route.js';
-import { splitInsertSelect } from '../router/insert-select.js';
-import type { GeneratedFill } from '../router/plan.js';
-import { escapeStringLiteral } from '../router/sql-text.js';
-import { runQuery } from '../backend/server-query.js';
-import { lookUpCatalogFacts } from './catalog-lookup.js';
-import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } from '../txn/coordinator.js';
 import type { RequestBatch } from './request-batch.js';
-import { BROADCAST_SPEC, MixedShardsError, type BatchTarget, type SessionRouter } from './session-router.js';
+import { BROADCAST_SPEC, type BatchTarget, type SessionRouter } from './session-router.js';
 import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
-import { Fanout, withPortalDescribe, type FanoutOwner } from './fanout.js';
-import { FencedRead, type ReadRequest, type ReadTarget } from './fenced-read.js';
-import { blockCutFence, takeCut } from './block-cut.js';
-import { waitForPhaseTwo } from './phase-two-wait.js';
-import { commitReplies, localReplies, type LocalReply } from './local-replies.js';
-import {
-  NO_EFFECTS,
-  TransactionBlock,
-  type Participants,
-  type RequestEffects,
-} from '../txn/transaction-block.js';
+import { Fanout, type FanoutOwner } from './fanout.js';
+import type { FencedRead } from './fenced-read.js';
+import { blockCutFence } from './block-cut.js';
+import { afterPhaseTwo, takeBlockCut } from './visibility-waits.js';
+import { sendFanout, sendSplit } from './fanout-send.js';
+import { localReplies, type LocalReply } from './local-replies.js';
+import { TransactionBlock, type RequestEffects } from '../txn/transaction-block.js';
 import { SessionBlockHost } from './block-host.js';
 import { RequestState } from './request-state.js';
-import { splitStatements } from './extended-script.js';
+import { ScriptRunner } from './script-run.js';
+import { commitAcrossShards } from './commit-run.js';
+import type { DispatchHost, TakenRequest } from './dispatch-host.js';
+import { InsertRun } from './insert-run.js';
 import { rankTexts } from './text-ranks.js';
 import type { RankRequest } from '../execute/reply-merger.js';
-import {
-  CursorRun,
-  cursorShardRequest,
-  isCursorRequest,
-  ProxyPortals,
-  type CursorRunOwner,
-} from './proxy-portal.js';
-import { isCopyMessage, splitCopyIn, type CopyInSplit } from './copy-in.js';
-import { InsertSourceRun, sourceRequest, type InsertSourceOwner } from './insert-source.js';
-import { InsertStreamRun, isStreamableSource, type InsertStreamOwner } from './insert-stream.js';
-import { withStatementText, type RewrittenRequest } from './request-rewrite.js';
-import { lookUpTableColumns } from './table-columns.js';
+import { isCursorRequest } from './proxy-portal.js';
+import { CursorRequests } from './cursor-requests.js';
+import { CopyInRun } from './copy-in-run.js';
+import { routeAfterRefusal } from './route-lookups.js';
 import { ShardServers, type PendingCheckout } from './shard-servers.js';
-import { isReadOnlyBlock } from './read-intent.js';
 import type { ShardedSession } from './sharded-session.js';
 
 /** A transaction-control statement or setting, moved to `shards` (one: sent as is; several: reported once). */
@@ -76,28 +55,6 @@ function onShards(target: BatchTarget, shards: readonly number[]): BatchTarget {
   return { kind: 'many', shards, spec: BROADCAST_SPEC, ...flags };
 }
 
-/**
- * Statements the proxy runs one request at a time inside one transaction it ends itself: a multi-statement simple
- * Query or extended batch whose statements need different shards, or one write on several shards outside BEGIN.
- */
-interface ScriptRun {
-  /** Requests of the script not run yet (the first ones in the batch). */
-  remaining: number;
-  /** Runs in a transaction of the proxy's own (the client had none open): committed or rolled back at the end. */
-  readonly isImplicit: boolean;
-  /**
-   * One statement the proxy wrapped in a transaction of its own (a write on several shards outside BEGIN): it uses
-   * two-phase commit only with two_phase_commit_auto. A script of several statements is a transaction block in
-   * PostgreSQL's terms: two-phase whenever two_phase_commit is on.
-   */
-  readonly isSingleWrite: boolean;
-  /** Sent as a simple Query: the last statement's command tag waits for the commit, as PostgreSQL reports it. */
-  readonly isQuery: boolean;
-  hasFailed: boolean;
-  /** The last statement's command tags, sent once the commit succeeded. */
-  readonly heldTags: Buffer[];
-}
-
 /** The request parses, binds or queries a statement (else it only uses what earlier requests left: portals, Sync). */
 function namesStatement(types: readonly number[]): boolean {
   for (const t of types) {
@@ -107,19 +64,17 @@ function namesStatement(types: readonly number[]): boolean {
   return false;
 }
 
-export class ShardedDispatch
-  implements ReplySink, FanoutOwner, CursorRunOwner, InsertSourceOwner, InsertStreamOwner
-{
-  private readonly router: SessionRouter;
-  private readonly session: ShardedSession;
-  private readonly batch: RequestBatch;
-  private readonly log: Logger;
+export class ShardedDispatch implements DispatchHost {
+  readonly router: SessionRouter;
+  readonly session: ShardedSession;
+  readonly batch: RequestBatch;
+  readonly log: Logger;
   /** The server held per shard. */
-  private readonly servers: ShardServers;
+  readonly servers: ShardServers;
   /** What the request in flight is doing on the proxy's side (a lookup, a fan-out, a commit): one value, one mover. */
-  private readonly request = new RequestState();
+  readonly request = new RequestState();
   /** The fan-out's section in the visibility fence (atomic_visibility), until its snapshots exist. */
-  private read: FencedRead | null = null;
+  read: FencedRead | null = null;
   /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
   private activeShard: number | null = null;
   /**
@@ -127,27 +82,30 @@ export class ShardedDispatch
    * "skip to Sync" state, live there until a Sync reaches it, so a request naming no statement goes there too.
    */
   private openSegmentShard: number | null = null;
-  /** A COPY … FROM STDIN split across shards: the client's copy messages go through it. */
-  private copyIn: CopyInSplit | null = null;
+  /** A COPY … FROM STDIN split across shards: the client's copy messages go through it (copy-in-run.ts). */
+  private readonly copyIn: CopyInRun;
   /**
    * Statements run one request at a time, outside a client transaction inside one of the proxy's own, as PostgreSQL
-   * runs a multi-statement Query (also a single write on several shards outside BEGIN).
+   * runs a multi-statement Query (also a single write on several shards outside BEGIN): script-run.ts.
    */
-  private script: ScriptRun | null = null;
+  private readonly scripts: ScriptRunner;
   /** Frames of the request being routed (sharded sessions route one request — up to a Sync or Query — at a time). */
-  private requestLength = Number.MAX_SAFE_INTEGER;
-  /** What was just learnt for the request being routed again (null: nothing; see learnThenRoute). */
-  private learnedFor: string | null = null;
-  /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
-  private readonly portals = new ProxyPortals();
+  requestLength = Number.MAX_SAFE_INTEGER;
+  /** What was just learnt for the request being routed again (null: nothing; see route-lookups.ts). */
+  learnedFor: string | null = null;
+  /** Cursors across shards: the portals the proxy holds and the cursor run in flight (cursor-requests.ts). */
+  private readonly cursors: CursorRequests;
   /** The client's transaction block: which shards it reached, what a shard joining it later runs first. */
-  private readonly block: TransactionBlock;
-  /** A cursor's fan-out in flight: its merged reply is collected, not sent (onCursorRunDone). */
-  private cursorRun: CursorRun | null = null;
-  /** The query of an INSERT … SELECT the proxy evaluates, in flight: its rows are collected (onInsertSourceDone). */
-  private insertSource: InsertSourceRun | null = null;
-  /** An INSERT … SELECT streamed batch by batch (insert-stream.ts): every step's replies go to it. */
-  private insertStream: InsertStreamRun | null = null;
+  readonly block: TransactionBlock;
+  /** An INSERT … SELECT whose query the proxy evaluates, collected or streamed (insert-run.ts). */
+  private readonly inserts: InsertRun;
+
+  /** After the proxy's commit of the client's COMMIT: the script's next statement, or the next request. */
+  private readonly afterOwnCommit = (sawError: boolean): void => {
+    if (this.scripts.isRunning) return this.scripts.onStatementDone(sawError);
+    this.refreshStatus();
+    this.onShardRequestDone();
+  };
 
   constructor(router: SessionRouter, session: ShardedSession) {
     this.router = router;
@@ -155,7 +113,13 @@ export class ShardedDispatch
     this.batch = session.batch;
     this.log = session.log;
     this.servers = new ShardServers(session, router);
-    this.block = new TransactionBlock(new SessionBlockHost(this.servers, router, () => this.portals.clear()));
+    this.cursors = new CursorRequests(this);
+    this.block = new TransactionBlock(
+      new SessionBlockHost(this.servers, router, () => this.cursors.clearPortals()),
+    );
+    this.scripts = new ScriptRunner(this);
+    this.copyIn = new CopyInRun(this);
+    this.inserts = new InsertRun(this, this.scripts);
   }
 
   /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
@@ -166,8 +130,14 @@ export class ShardedDispatch
   /** Route the queued request and run it on its shard(s): the sharded counterpart of checkout + sendBatch. */
   dispatch(): void {
     const router = this.router;
-    if (this.copyIn !== null && !this.feedCopy(this.copyIn)) return;
-    if (this.servers.isWaiting || this.request.isLookingUp || this.request.fanout !== null) return;
+    if (this.copyIn.isActive && !this.copyIn.feed()) return;
+    if (
+      this.servers.isWaiting ||
+      this.request.isLookingUp ||
+      this.request.isWaiting ||
+      this.request.fanout !== null
+    )
+      return;
     const batch = this.batch;
     const active = this.activeShard === null ? null : this.servers.byShard[this.activeShard];
     if (active != null && active.pendingReady > 0 && batch.isCopyOnly()) {
@@ -188,12 +158,9 @@ export class ShardedDispatch
     const n = batch.firstRequestLength();
     this.requestLength = n;
     let { types, frames } = batch.peek(n);
-    if (this.portals.size > 0) {
-      if (this.answerFromPortals(types, frames)) return;
-      this.portals.forgetRebound(types, frames);
-    }
+    if (this.cursors.hasPortals && this.cursors.answerFromPortals(types, frames)) return;
     let target: BatchTarget;
-    this.cursorRun = null;
+    this.cursors.forgetRun();
     try {
       const withIds = router.withUniqueIds(types, frames);
       if (withIds !== null) {
@@ -212,58 +179,12 @@ export class ShardedDispatch
             );
           }
         } else {
-          ({ types, frames } = this.asCursor(types, frames, target.mayWrite));
+          ({ types, frames } = this.cursors.asCursor(types, frames, target.mayWrite));
           target = router.route(types, frames); // the same statement, executed to the end on each shard
         }
       }
     } catch (err) {
-      // What a statement of a multi-statement Query needs looked up may be made by an earlier one (CREATE TABLE …;
-      // INSERT …): such a Query runs statement by statement, each routed when its turn comes.
-      const needsLookup =
-        err instanceof TableColumnsNeeded ||
-        err instanceof CatalogFactsNeeded ||
-        err instanceof GeneratedValuesNeeded ||
-        err instanceof SourceRowsNeeded;
-      if (needsLookup && n === 1 && types[0] === Frontend.Query && this.script === null) {
-        if (this.startQueryScript(router, frames[0])) return;
-      }
-      if (err instanceof SourceRowsNeeded) return this.evaluateInsertSource(router, err.text, types, frames);
-      if (err instanceof GeneratedValuesNeeded) return this.fillThenRoute(router, err.fills, types, frames);
-      if (err instanceof TableColumnsNeeded) {
-        const table = err.table;
-        return this.learnThenRoute(`the columns of ${table}`, (server) =>
-          lookUpTableColumns(server, table, this).then((found) => {
-            if (found.kind === 'ok') router.learnTableColumns(table, found.columns, found.generated);
-            return found;
-          }),
-        );
-      }
-      if (err instanceof CatalogFactsNeeded) {
-        const facts = router.catalogFacts;
-        if (facts === undefined) return this.failRequest(PgError.internal(err.message));
-        return this.learnThenRoute(
-          `catalog facts of ${[...err.relations, ...err.functions].join(', ')}`,
-          (server) =>
-            lookUpCatalogFacts(server, err, router.schema, facts, (sql) => router.analyze(sql), this).then(
-              (found) => {
-                if (found.kind === 'ok') router.dropPlans();
-                return found;
-              },
-            ),
-        );
-      }
-      if (err instanceof MixedShardsError && this.script === null) {
-        if (n === 1 && types[0] === Frontend.Query) {
-          if (this.startQueryScript(router, frames[0])) return;
-        } else if (!types.includes(Frontend.Query) && this.session.txStatus() !== TxStatus.Failed) {
-          try {
-            return this.startExtendedScript(router, types, frames);
-          } catch (refusal) {
-            return this.failRequest(refusal instanceof PgError ? refusal : PgError.internal(String(refusal)));
-          }
-        }
-      }
-      return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
+      return routeAfterRefusal(this, this.scripts, this.inserts, err, n, types, frames);
     }
     this.learnedFor = null;
     if (target.kind === 'one' && this.openSegmentShard !== null && !namesStatement(types)) {
@@ -282,7 +203,7 @@ export class ShardedDispatch
         ),
       );
     }
-    if (this.insertSource !== null && this.streamInsertSource(this.insertSource, target)) return;
+    if (this.inserts.isEvaluating && this.inserts.streamIfPossible(target)) return;
     if (target.sessionStatement !== null) {
       const placed = this.placeSessionStatement(target, target.sessionStatement, types, frames);
       if (placed === null) return; // answered by the proxy
@@ -293,21 +214,22 @@ export class ShardedDispatch
       this.session.txStatus() === TxStatus.InTransaction &&
       this.block.reachedCount >= 2
     ) {
-      return this.commitAcrossShards(target.sessionStatement?.transaction?.chain === true);
+      const isChained = target.sessionStatement?.transaction?.chain === true;
+      return commitAcrossShards(this, isChained, this.scripts.isRunning, this.afterOwnCommit);
     }
     const shards = target.kind === 'one' ? [target.shard] : target.shards;
     if (
       target.isMultiShardWrite &&
       shards.length >= 2 &&
-      this.script === null &&
+      !this.scripts.isRunning &&
       this.session.txStatus() === TxStatus.Idle
     ) {
       // A write on several shards outside a transaction runs inside one of the proxy's own, so a failure on any shard
       // changes nothing anywhere (PostgreSQL's single-statement atomicity): a script of one statement.
-      this.openScript(1, true, true, types.includes(Frontend.Query));
+      this.scripts.open(1, true, true, types.includes(Frontend.Query));
     }
     const routed = target;
-    const isOwnRun = this.script !== null || this.isInsertRun; // its writes follow on these servers
+    const isOwnRun = this.scripts.isRunning || this.inserts.isRunning; // its writes follow on these servers
     const intent = this.servers.readIntent(routed, types, frames, isOwnRun, () =>
       this.block.characteristics(),
     );
@@ -317,53 +239,10 @@ export class ShardedDispatch
       target.sessionStatement === null && !isOwnRun && intent === 'write'
         ? blockCutFence(this.session.fence(), this.block, this.router.settings)
         : null;
-    const run = cutFence === null ? send : (): void => this.takeBlockCut(cutFence, send);
+    const run = cutFence === null ? send : (): void => takeBlockCut(this, cutFence, send);
     const phaseTwo = this.session.phaseTwoCount;
     if (phaseTwo === null || phaseTwo.pending === 0 || routed.isSessionLevel) return run();
-    this.afterPhaseTwo(shards, run);
-  }
-
-  /** Every shard of the database joins the block and takes its snapshot inside one fence section, then `send()`. */
-  private takeBlockCut(cutFence: NonNullable<ReturnType<typeof blockCutFence>>, send: () => void): void {
-    const all = this.block.allShards();
-    this.acquireShards(all, NO_EFFECTS, () => {
-      const run = (sql: string, done: (errors: Buffer[]) => void): void =>
-        this.servers.runOwn(all, sql, this, done);
-      takeCut(
-        { fence: cutFence, shards: all, timeoutMs: this.session.general().atomicVisibilityTimeoutMs, run },
-        (err) => {
-          if (err !== null) return this.failRequest(err);
-          this.block.markCutTaken();
-          send();
-        },
-      );
-    });
-  }
-
-  /**
-   * two_phase_commit_reply = "at_decision": the request waits until none of `shards` has a branch answered COMMIT at
-   * its decision and not committed yet (read-your-writes through this proxy), then `run()`; past
-   * atomic_visibility_timeout it fails with 40001 (phase-two-wait.ts).
-   */
-  private afterPhaseTwo(shards: readonly number[], run: () => void): void {
-    const fence = this.session.fence();
-    if (fence === null) return run();
-    this.request.move({ kind: 'lookup', what: "the end of a committed transaction's phase 2" });
-    waitForPhaseTwo(
-      fence.phaseTwo,
-      shards,
-      this.session.general().atomicVisibilityTimeoutMs,
-      () => {
-        this.request.end('lookup');
-        if (this.session.state() === 'ready') run();
-      },
-      (err) => {
-        this.request.end('lookup');
-        if (this.session.state() !== 'ready') return;
-        this.log.warn({ code: err.code, detail: err.detail }, err.message);
-        this.failRequest(err);
-      },
-    );
+    afterPhaseTwo(this, shards, run);
   }
 
   /**
@@ -374,7 +253,7 @@ export class ShardedDispatch
    * the request's `effects` make the shards writers for the commit. `isJoining` false: a lookup of the proxy's own, no
    * participant.
    */
-  private acquireShards(
+  acquireShards(
     shards: readonly number[],
     effects: RequestEffects,
     then: () => void,
@@ -417,7 +296,7 @@ export class ShardedDispatch
    * script) ends as on any failed statement: rolled back everywhere.
    */
   private failAsDeadlockVictim(err: PgError): void {
-    if (this.script?.isImplicit === true) return this.failRequest(err);
+    if (this.scripts.isImplicit) return this.failRequest(err);
     const end = (): void => {
       if (this.session.isTransactionMode) this.servers.release();
       this.block.rolledBackOnShards();
@@ -463,25 +342,25 @@ export class ShardedDispatch
   private replyLocally(types: readonly number[], frames: readonly Buffer[], reply: LocalReply): void {
     for (let i = 0; i < types.length; i++)
       if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
-    this.session.writeToClient(localReplies(types, frames, { ...reply, withReady: this.script === null }));
-    if (this.script !== null) return this.onScriptStatementDone(reply.error != null);
+    this.session.writeToClient(localReplies(types, frames, { ...reply, withReady: !this.scripts.isRunning }));
+    if (this.scripts.isRunning) return this.scripts.onStatementDone(reply.error != null);
     this.refreshStatus();
     this.onShardRequestDone();
   }
 
   /** The session's transaction status after a request (txn/transaction-block.ts), told to the session and returned. */
-  private refreshStatus(sawError = false): number {
+  refreshStatus(sawError = false): number {
     const status = this.block.refresh(sawError);
     this.session.setTxStatus(status);
     return status;
   }
 
-  private sendSharded(routed: BatchTarget): void {
-    if (routed.kind === 'copyIn') return this.startCopyIn(routed);
+  sendSharded(routed: BatchTarget): void {
+    if (routed.kind === 'copyIn') return this.copyIn.start(routed);
     // A script statement's replies go through a fan-out (even on one shard): its ReadyForQuery is the proxy's to send;
     // so do those of an INSERT's query the proxy evaluates (collected, not sent).
     const target: BatchTarget =
-      (this.script !== null || this.isInsertRun) && routed.kind === 'one'
+      (this.scripts.isRunning || this.inserts.isRunning) && routed.kind === 'one'
         ? { ...routed, kind: 'many', shards: [routed.shard], spec: PASS_THROUGH_SPEC }
         : routed;
     const { types, frames, readyCount } = this.takeRequest();
@@ -494,268 +373,9 @@ export class ShardedDispatch
       return;
     }
     this.openSegmentShard = null; // a fan-out request ends with Sync (cursors run to the end: asCursor)
-    if (target.kind === 'split') return this.sendSplit(target, readyCount);
-    const spec = target.spec;
-    const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
-    const sent = needsTypes ? withPortalDescribe(types, frames) : null;
-    const fanout = this.startFanout(target.shards.length, spec, sent !== null);
-    const read = this.fencedRead(target, sent ?? { types, frames }, fanout, readyCount);
-    const sends = target.shards.map((shard, i) => {
-      const server = this.servers.at(shard);
-      server.attach(fanout.sinkFor(i));
-      return () => {
-        if (read !== null) read.send(server, sent ?? { types, frames });
-        else if (sent !== null) this.session.sendFrames(server, sent.types, sent.frames, readyCount);
-        else this.session.sendFrames(server, types, frames, readyCount);
-      };
-    });
-    this.runFanout(fanout, sends, target.isWrite, read);
-  }
-
-  /**
-   * Hand the client's leading copy messages to the split COPY; false when nothing else is left to dispatch. After the
-   * COPY has ended (error), messages up to the client's CopyDone / CopyFail are dropped.
-   */
-  private feedCopy(copy: CopyInSplit): boolean {
-    const batch = this.batch;
-    let n = 0;
-    try {
-      for (; n < batch.length && isCopyMessage(batch.typeAt(n)); n++) {
-        copy.feed(batch.typeAt(n), batch.frameAt(n));
-      }
-    } catch (err) {
-      n++;
-      this.request.fanout?.abort(err instanceof PgError ? err : PgError.internal(String(err)));
-    }
-    copy.flush();
-    const isMovingOn = n < batch.length; // a message after the copy data: the client is done with it
-    batch.dropFirst(n);
-    if (this.request.fanout === null && (copy.isClientDone || isMovingOn)) this.copyIn = null;
-    return !batch.isEmpty;
-  }
-
-  /** COPY … FROM STDIN with its rows split by shard (or copied to every shard for a table that is). */
-  private startCopyIn(target: Extract<BatchTarget, { kind: 'copyIn' }>): void {
-    const key = target.copy.keyColumn;
-    if (key === null || target.copy.keyColumnIndex !== null) {
-      return this.runCopyIn(target, key === null ? null : target.copy.keyColumnIndex);
-    }
-    if (target.copy.columns !== null || target.table === null) {
-      return this.failRequest(
-        PgError.featureNotSupported(
-          `the COPY column list does not include the sharding key column "${key.column}"`,
-          'List the sharding key column in the COPY.',
-        ),
-      );
-    }
-    // No column list: the key's position comes from the table's definition (learned once per table).
-    const table = target.table;
-    const known = this.router.knownTableColumns(table);
-    if (known !== undefined) return this.runCopyKeyedBy(target, known, key.column);
-    this.withTableColumns(this.servers.at(target.shards[0]), table, (columns) =>
-      this.runCopyKeyedBy(target, columns, key.column),
-    );
-  }
-
-  private runCopyKeyedBy(
-    target: Extract<BatchTarget, { kind: 'copyIn' }>,
-    columns: readonly string[],
-    keyColumn: string,
-  ): void {
-    const index = columns.indexOf(keyColumn);
-    if (index < 0) {
-      return this.failRequest(
-        PgError.featureNotSupported(`table ${target.table ?? ''} has no sharding key column "${keyColumn}"`),
-      );
-    }
-    this.runCopyIn(target, index);
-  }
-
-  /**
-   * An INSERT into a sharded table that leaves columns for sequences (its sharding key among them, perhaps): take the
-   * values from the sequences of record on shard 0 (SequenceValues: in blocks, shared by the database's sessions),
-   * write them into the request, and route that. The fetch runs on the session's shard-0 server outside any block
-   * (nextval is not transactional: it does not join the shard).
-   */
-  private fillThenRoute(
-    router: SessionRouter,
-    fills: readonly GeneratedFill[],
-    types: readonly number[],
-    frames: readonly Buffer[],
-  ): void {
-    const what = 'sequence values';
-    if (this.learnedFor === what) {
-      this.learnedFor = null;
-      return this.failRequest(PgError.internal('an INSERT filled with sequence values still needs them'));
-    }
-    this.request.move({ kind: 'lookup', what });
-    this.servers.acquire(
-      [0],
-      this,
-      () => {
-        const server = this.servers.at(0);
-        const fetch = async (sequence: string, count: number): Promise<string[]> => {
-          const outcome = await runQuery(
-            server,
-            `SELECT pg_catalog.nextval(${escapeStringLiteral(sequence)}::pg_catalog.regclass) ` +
-              `FROM pg_catalog.generate_series(1, ${count})`,
-            this,
-          );
-          if (outcome.kind === 'ok') return outcome.rows.map((r) => r[0] ?? '');
-          // The server's own error (e.g. 42501: no USAGE on the sequence), passed on as it sent it.
-          throw outcome.kind === 'error'
-            ? PgError.fromServer(outcome.frame)
-            : PgError.serverConnectionLost(0, outcome.reason);
-        };
-        void (async () => {
-          const values: string[][] = [];
-          for (const fill of fills)
-            values.push(await router.sequenceValues.take(fill.sequence, fill.rows.length, fetch));
-          return values;
-        })().then(
-          (values) => {
-            this.request.end('lookup');
-            if (this.session.state() !== 'ready') return;
-            server.attach(this);
-            const rebuilt = router.withGeneratedValues(types, frames, fills, values);
-            if (rebuilt.clientParse !== null) this.session.statements?.remember(rebuilt.clientParse);
-            this.batch.takeFirst(this.requestLength);
-            this.batch.unshift(rebuilt.types, rebuilt.frames);
-            this.learnedFor = what;
-            this.onShardRequestDone(); // routes the rewritten request
-          },
-          (err: unknown) => {
-            this.request.end('lookup');
-            if (this.session.state() !== 'ready') return;
-            server.attach(this);
-            this.failRequest(err instanceof PgError ? err : PgError.internal(String(err)));
-          },
-        );
-      },
-      (err) => {
-        this.request.end('lookup');
-        this.failRequest(err);
-      },
-    );
-  }
-
-  /**
-   * What the router must know before it can route the request at the front of the batch (a table's column order,
-   * catalog facts of views and functions): `lookup` learns it on a shard, then the request is routed again. Inside a
-   * transaction block the lookup runs on a shard it reached (the names may be the block's own creations); else on
-   * any shard, which the lookup does not bring into the block. `what` names the lookup: needed again for the same
-   * request right after it was learnt, the request fails instead of looping (a request must never hang).
-   */
-  private learnThenRoute(
-    what: string,
-    lookup: (
-      server: ServerConnection,
-    ) => Promise<{ kind: 'ok' } | { kind: 'error'; error: PgError } | { kind: 'lost'; reason: string }>,
-  ): void {
-    if (this.learnedFor === what) {
-      this.learnedFor = null;
-      return this.failRequest(PgError.internal(`${what} were looked up, and routing still needs them`));
-    }
-    const joined = this.block.joinedShards();
-    const held = this.servers.byShard.findIndex((s) => s !== null);
-    const shard = joined.length > 0 ? joined[0] : held >= 0 ? held : 0;
-    this.acquireShards(
-      [shard],
-      NO_EFFECTS,
-      () => {
-        const server = this.servers.at(shard);
-        this.request.move({ kind: 'lookup', what });
-        void lookup(server).then((found) => {
-          this.request.end('lookup');
-          if (this.session.state() !== 'ready') return;
-          server.attach(this);
-          if (found.kind === 'lost')
-            return this.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
-          if (found.kind === 'error') return this.failRequest(found.error);
-          this.learnedFor = what;
-          this.onShardRequestDone(); // routes the waiting request again, now with what it needed known
-        });
-      },
-      false,
-    );
-  }
-
-  /**
-   * Look `table`'s columns up on `server` (the request waits meanwhile), then `then(columns)`. A lookup error (no such
-   * table) answers the request with that error, as the statement itself would have been answered.
-   */
-  private withTableColumns(server: ServerConnection, table: string, then: (columns: string[]) => void): void {
-    this.request.move({ kind: 'lookup', what: `the columns of ${table}` });
-    void lookUpTableColumns(server, table, this).then((found) => {
-      this.request.end('lookup');
-      if (this.session.state() !== 'ready') return;
-      server.attach(this);
-      if (found.kind === 'lost')
-        return this.session.fatal(
-          PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
-        );
-      if (found.kind === 'error') return this.failRequest(found.error);
-      this.router.learnTableColumns(table, found.columns, found.generated);
-      then(found.columns);
-    });
-  }
-
-  private runCopyIn(target: Extract<BatchTarget, { kind: 'copyIn' }>, keyIndex: number | null): void {
-    const { types, frames, readyCount } = this.takeRequest();
-    const servers = target.shards.map((shard) => this.servers.at(shard));
-    const { copy, spec } = splitCopyIn(target.copy, keyIndex, servers, this.session);
-    const fanout = this.startFanout(servers.length, spec, false, this);
-    fanout.onServerError = (index) => copy.onServerError(index);
-    this.copyIn = copy;
-    servers.forEach((server, i) => {
-      server.attach(fanout.sinkFor(i));
-      this.session.sendFrames(server, types, frames, readyCount);
-    });
-  }
-
-  /**
-   * Reads go to every shard at once. Writes go one shard after another, in shard order: two transactions writing the
-   * same rows on several shards then always lock them in the same order, so they wait instead of deadlocking across
-   * shards (which no single PostgreSQL could detect).
-   */
-  private runFanout(
-    fanout: Fanout,
-    sends: (() => void)[],
-    isWrite: boolean,
-    read: FencedRead | null = null,
-  ): void {
-    if (!isWrite) {
-      this.read = read; // atomic_visibility: sent once in the fence, out of it when the snapshots exist
-      if (read !== null) return read.start(sends);
-      for (const send of sends) send();
-      return;
-    }
-    fanout.onServerDone = (index) => sends[index + 1]?.();
-    sends[0]();
-  }
-
-  /** A multi-row INSERT split by shard: each shard gets its own rows; RETURNING rows come back in VALUES order. */
-  private sendSplit(target: Extract<BatchTarget, { kind: 'split' }>, readyCount: number): void {
-    if (target.clientParse !== null) this.session.statements?.remember(target.clientParse);
-    const spec = target.spec;
-    const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
-    const described = needsTypes ? target.parts.map((p) => withPortalDescribe(p.types, p.frames)) : [];
-    const fanout = this.startFanout(target.shards.length, spec, described[0] != null);
-    const read = this.fencedRead(target, described[0] ?? target.parts[0], fanout, readyCount);
-    const sends = target.shards.map((shard, i) => {
-      const server = this.servers.at(shard);
-      const part = target.parts[i];
-      server.attach(fanout.sinkFor(i));
-      return () => {
-        // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
-        if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
-        if (read !== null) return read.send(server, described[i] ?? part, true);
-        server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
-        if (readyCount > 0) this.session.startQueryTimer();
-      };
-    });
-    this.runFanout(fanout, sends, target.isWrite, read);
-    this.session.clearOpenSegment();
+    const isOwnRun = this.scripts.isRunning || this.inserts.isRunning;
+    if (target.kind === 'split') return sendSplit(this, target, readyCount, isOwnRun);
+    sendFanout(this, target, { types, frames, readyCount }, isOwnRun);
   }
 
   /**
@@ -763,53 +383,23 @@ export class ShardedDispatch
    * Query, has its command tags held until the commit: PostgreSQL reports that tag only once its implicit transaction
    * committed (extended protocol: the tag comes at Execute, the commit at Sync).
    */
-  private startFanout(
+  startFanout(
     serverCount: number,
     spec: MergeSpec,
     hasInjectedDescribe: boolean,
     owner: FanoutOwner = this.fanoutOwner(),
   ): Fanout {
     const fanout = new Fanout(serverCount, spec, owner, hasInjectedDescribe);
-    const script = this.script;
     // A streamed INSERT … SELECT counts its batches' tags itself (onInsertStreamDone holds its one tag instead).
-    if (
-      script !== null &&
-      script.isImplicit &&
-      script.isQuery &&
-      script.remaining === 1 &&
-      this.insertStream === null
-    )
-      fanout.heldTags = [];
+    if (this.scripts.isHoldingTags && !this.inserts.isStreaming) fanout.heldTags = [];
     this.request.move({ kind: 'fanout', fanout });
     return fanout;
-  }
-
-  /** atomic_visibility: the fence section of a fan-out that reads 2+ shards (fenced-read.ts); null: none needed. */
-  private fencedRead(
-    target: ReadTarget,
-    request: ReadRequest,
-    fanout: Fanout,
-    readyCount: number,
-  ): FencedRead | null {
-    const isOwnRun = this.script !== null || this.isInsertRun; // not fenced: docs/two-phase-commit.md
-    return isOwnRun
-      ? null
-      : FencedRead.create(this.session, this.servers, target, request, fanout, readyCount);
   }
 
   /** A statement of the proxy's own whose replies never reach the client. */
   private sendSwallowed(server: ServerConnection, sql: string): void {
     server.scanner.swallowNextUntilReady();
     server.send(query(sql), 1);
-  }
-
-  /** End the proxy's own transaction after a statement of it failed: ROLLBACK on every shard it reached, then answer. */
-  private rollBackImplicit(shards: readonly number[]): void {
-    this.block.markEnding(false);
-    this.servers.runOwn(shards, 'ROLLBACK', this, () => {
-      this.session.writeToClient(readyForQuery(this.refreshStatus()));
-      this.onShardRequestDone();
-    });
   }
 
   /** SET / RESET of the request just answered: kept for the session and its servers when it succeeded outside a transaction. */
@@ -824,198 +414,15 @@ export class ShardedDispatch
   }
 
   /** The request being routed, taken off the batch (later pipelined requests stay queued). */
-  private takeRequest(): { types: number[]; frames: Buffer[]; readyCount: number } {
+  takeRequest(): TakenRequest {
     return this.batch.takeFirst(this.requestLength);
   }
 
   /** A request that cannot run: its error (and ReadyForQuery, unless it is a script statement). */
-  private failRequest(err: PgError): void {
-    const script = this.script;
-    if (script === null) return this.failBatch(err);
-    this.restoreInsertRequest();
-    this.log.warn({ code: err.code }, err.message);
-    this.takeRequest();
-    this.session.writeToClient(err.toBuffer());
-    script.remaining--;
-    script.hasFailed = true;
-    this.finishScript(script);
-  }
-
-  /**
-   * Run a multi-statement simple Query whose statements need different shards statement by statement, with one
-   * ReadyForQuery at the end. Outside a transaction the statements run in one of the proxy's own (BEGIN on every
-   * shard first; COMMIT — two-phase with two_phase_commit_auto — or ROLLBACK after), as PostgreSQL runs such a Query
-   * as one implicit transaction. False when the Query holds transaction control or COPY (then it is refused).
-   */
-  private startQueryScript(router: SessionRouter, frame: Buffer): boolean {
-    if (this.session.txStatus() === TxStatus.Failed) return false;
-    const statements = router.scriptStatements(frame.toString('utf8', 5, frame.length - 1));
-    if (!statements.isRunnable) return false;
-    // With BEGIN / COMMIT inside, each statement runs as if sent alone (the client's transaction control decides).
-    const isImplicit = this.session.txStatus() === TxStatus.Idle && !statements.hasTransactionControl;
-    this.takeRequest();
-    this.batch.unshift(
-      statements.texts.map(() => Frontend.Query),
-      statements.texts.map((text) => query(text)),
-    );
-    this.openScript(statements.texts.length, isImplicit, false, true);
-    this.dispatch();
-    return true;
-  }
-
-  /**
-   * Run the first `remaining` requests of the batch as a script; `isImplicit`: inside a transaction of the proxy's
-   * own — a block each shard joins when a statement first needs it, ended in finishScript.
-   */
-  private openScript(remaining: number, isImplicit: boolean, isSingleWrite: boolean, isQuery: boolean): void {
-    this.script = { remaining, isImplicit, isSingleWrite, isQuery, hasFailed: false, heldTags: [] };
-    if (isImplicit) this.block.openImplicit();
-  }
-
-  /**
-   * Run an extended-protocol request whose statements need different shards (a batch: several Parse/Bind/Execute
-   * before one Sync) statement by statement, as a script: one implicit transaction outside a block (committed, or
-   * rolled back at the first error, which skips the rest as PostgreSQL skips to Sync), one ReadyForQuery at the end.
-   */
-  private startExtendedScript(
-    router: SessionRouter,
-    types: readonly number[],
-    frames: readonly Buffer[],
-  ): void {
-    const statements = splitStatements(types, frames);
-    const isImplicit =
-      this.session.txStatus() === TxStatus.Idle && !router.hasTransactionControl(types, frames);
-    this.takeRequest();
-    for (let i = statements.length - 1; i >= 0; i--)
-      this.batch.unshift(statements[i].types, statements[i].frames);
-    this.openScript(statements.length, isImplicit, false, false);
-    this.dispatch();
-  }
-
-  private onScriptStatementDone(sawError: boolean): void {
-    const script = this.script as ScriptRun;
-    script.remaining--;
-    this.servers.pointAt(this);
-    const status = this.refreshStatus(sawError);
-    if (sawError || status === TxStatus.Failed) script.hasFailed = true;
-    if (!script.hasFailed && script.remaining > 0) return this.onShardRequestDone(); // runs the next statement
-    this.finishScript(script);
-  }
-
-  /** After the last statement (or the first failure): skip the rest, end the implicit transaction, ReadyForQuery. */
-  private finishScript(script: ScriptRun): void {
-    this.script = null;
-    // The statements not run: each is one request (a Query, or an extended statement ended by the proxy's Sync).
-    for (let i = 0; i < script.remaining; i++) this.batch.takeFirst(this.batch.firstRequestLength());
-    if (!script.isImplicit) {
-      this.session.writeToClient(readyForQuery(this.refreshStatus()));
-      return this.onShardRequestDone();
-    }
-    const participants = this.block.participants();
-    if (participants.shards.length === 0) {
-      // No statement reached a shard (the first one was refused): nothing to end but the block itself.
-      this.block.finish(false, 'none');
-      this.session.writeToClient(readyForQuery(this.refreshStatus()));
-      return this.onShardRequestDone();
-    }
-    if (script.hasFailed) return this.rollBackImplicit(participants.shards);
-    // A script is a transaction block (two-phase whenever two_phase_commit is on); a single write the proxy wrapped
-    // uses it only with two_phase_commit_auto.
-    const wantsTwoPhase =
-      participants.writers.size >= 2 && (!script.isSingleWrite || this.session.general().twoPhaseCommitAuto);
-    this.runCommit(participants, wantsTwoPhase, (error) => {
-      if (error === null) for (const tag of script.heldTags) this.session.writeToClient(tag);
-      else this.session.writeToClient(error);
-      this.session.writeToClient(readyForQuery(this.servers.combinedStatus()));
-    });
-  }
-
-  /**
-   * The client's COMMIT of a transaction on several shards: run by the proxy (coordinator), answered as PostgreSQL.
-   * AND CHAIN: once committed, the next block opens with the same characteristics (each shard joins it lazily).
-   */
-  private commitAcrossShards(isChained: boolean): void {
-    const { types, frames } = this.takeRequest();
-    for (let i = 0; i < types.length; i++)
-      if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
-    const participants = this.block.participants();
-    // A READ ONLY block wrote nothing (PostgreSQL refuses), and its shards may be replicas, which cannot PREPARE.
-    const isReadOnly =
-      participants.writers.size >= 2 &&
-      isReadOnlyBlock(this.block.characteristics(), this.servers.isBlockDefaultReadOnly());
-    this.runCommit(
-      participants,
-      participants.writers.size >= 2 && !isReadOnly,
-      (error) =>
-        this.session.writeToClient(commitReplies(types, frames, error, this.script === null, isChained)),
-      isChained,
-    );
-  }
-
-  /**
-   * Commit the transaction the block holds (its participants, from TransactionBlock only): two-phase over the writers
-   * when asked for and the transaction manager runs, else plain COMMIT (readers first). `reply` writes the client's
-   * answer (error = the commit failed); `isChained`: COMMIT AND CHAIN, the next block opens once it committed.
-   */
-  private runCommit(
-    { shards, writers, preventsPrepare }: Participants,
-    wantsTwoPhase: boolean,
-    reply: (error: Buffer | null) => void,
-    isChained = false,
-  ): void {
-    const participants: CommitParticipant[] = shards.map((shard) => ({
-      shard,
-      server: this.servers.at(shard),
-      isWriter: writers.has(shard),
-    }));
-    const txn = this.session.txn();
-    this.request.move({ kind: 'committing' });
-    this.session.commitStarted();
-    const isTwoPhase = wantsTwoPhase && txn !== null && preventsPrepare === null;
-    if (wantsTwoPhase && txn !== null && preventsPrepare !== null) {
-      // PostgreSQL would refuse PREPARE TRANSACTION on those shards: plain COMMIT is the only way to commit.
-      this.log.warn(
-        { shards: [...writers], reason: preventsPrepare },
-        `a transaction that wrote on several shards is committed without two-phase commit because ${preventsPrepare}: its commit is not atomic`,
-      );
-    }
-    const run: Promise<CommitRun> = isTwoPhase
-      ? commitTwoPhase(
-          txn,
-          this.session.database,
-          this.session.user,
-          participants,
-          this,
-          this.log,
-          this.session.general().twoPhaseCommitPrepareTimeoutMs,
-          this.session.general().twoPhaseCommitReply === 'at_decision',
-        )
-      : commitPlain(participants, this, this.log, this.session.fence());
-    run.then(
-      (result) => this.afterCommit(result, reply, isChained),
-      (err: unknown) => {
-        this.request.end('committing');
-        this.log.error({ err: (err as Error).message }, 'commit across shards failed unexpectedly');
-        this.session.fatal(PgError.internal(`commit failed: ${(err as Error).message}`));
-      },
-    );
-  }
-
-  private afterCommit(result: CommitRun, reply: (error: Buffer | null) => void, isChained: boolean): void {
-    this.request.end('committing');
-    for (const shard of result.lost) this.servers.byShard[shard] = null; // closed; its pool has dropped it
-    if (this.session.state() === 'closed') {
-      this.releaseShardServers(); // the client left while its commit ran
-      return;
-    }
-    // The commit's queries left each server with their own sink (a server lost between two steps is the commit's to
-    // handle, not a reason to end the session): the session receives their replies again from here on.
-    this.servers.pointAt(this);
-    reply(result.error);
-    this.block.markEnding(result.error === null, isChained && result.error === null);
-    if (this.script !== null) return this.onScriptStatementDone(result.error !== null);
-    this.refreshStatus();
-    this.onShardRequestDone();
+  failRequest(err: PgError): void {
+    if (!this.scripts.isRunning) return this.failBatch(err);
+    this.inserts.restoreClientRequest();
+    this.scripts.failStatement(err);
   }
 
   /** ORDER BY on collated text across shards: a shard of the fan-out (idle now) orders the key values (text-ranks.ts). */
@@ -1027,252 +434,9 @@ export class ShardedDispatch
 
   /** Where a fan-out's merged reply goes: the client, or a cursor run that keeps it as a portal. */
   private fanoutOwner(): FanoutOwner {
-    if (this.insertStream !== null) return this.insertStream;
-    const source = this.insertSource;
-    if (source !== null) {
-      source.onOverflow = () => this.servers.cancel(this.log); // its rows are dropped: stop the shards early
-      return source;
-    }
-    const run = this.cursorRun;
-    if (run === null) return this;
-    run.onOverflow = () => this.servers.cancel(this.log); // its rows are dropped: stop the shards early
-    return run;
-  }
-
-  /**
-   * A fan-out request executed with a row limit, or without Sync: the shards run it to the end (proxy-portal.ts) and
-   * the proxy keeps the merged rows as a portal. Returns the request the shards run (it replaces the client's in the
-   * batch); throws 0A000 when it cannot run that way.
-   */
-  private asCursor(
-    types: readonly number[],
-    frames: readonly Buffer[],
-    mayWrite: boolean,
-  ): { types: number[]; frames: Buffer[] } {
-    const hint =
-      'Add the sharding key so the statement runs on one shard, or fetch all rows at once with Sync.';
-    if (mayWrite) {
-      throw PgError.featureNotSupported(
-        'a row-limited Execute (cursor) of a statement that writes on several shards is not supported',
-        hint,
-      );
-    }
-    const shard = cursorShardRequest(types, frames);
-    if (shard === null) {
-      throw PgError.featureNotSupported(
-        'a request on several shards without Sync must hold exactly one Execute (a cursor)',
-        hint,
-      );
-    }
-    const original = this.batch.takeFirst(this.requestLength);
-    this.batch.unshift(shard.types, shard.frames);
-    this.requestLength = shard.types.length;
-    this.cursorRun = new CursorRun(this, original.types, original.frames);
-    return shard;
-  }
-
-  /** A cursor's fan-out has finished: the client gets its first rows (and the portal is kept for the rest). */
-  onCursorRunDone(run: CursorRun, status: number): void {
-    this.request.end('fanout');
-    this.cursorRun = null;
-    this.servers.pointAt(this);
-    const { replies, portal, failed } = run.replies();
-    this.refreshStatus(failed || status === TxStatus.Failed);
-    if (portal !== null) this.portals.set(portal.name, portal.portal);
-    if (run.clientTypes[run.clientTypes.length - 1] === Frontend.Sync)
-      replies.push(this.portals.syncReply(this.session.txStatus()));
-    else if (failed) this.session.skipToSync();
-    if (run.overflow !== null) this.log.warn({ code: run.overflow.code }, run.overflow.message);
-    this.session.writeToClient(Buffer.concat(replies));
-    this.onShardRequestDone();
-  }
-
-  /**
-   * An INSERT … SELECT whose rows the proxy must evaluate (insert-source.ts): its query replaces the client's request
-   * at the head of the batch and is routed like any SELECT; its rows come back to onInsertSourceDone.
-   */
-  private evaluateInsertSource(
-    router: SessionRouter,
-    text: string,
-    types: readonly number[],
-    frames: readonly Buffer[],
-  ): void {
-    const what = 'the rows of an INSERT … SELECT';
-    if (this.learnedFor === what) {
-      this.learnedFor = null;
-      return this.failRequest(PgError.internal(`${what} were written into it, and routing still needs them`));
-    }
-    const parts = splitInsertSelect(text);
-    const statement = router.requestStatement(types, frames);
-    if (parts === null || statement === null) {
-      return this.failRequest(
-        PgError.featureNotSupported(
-          'this INSERT … SELECT cannot be routed: its rows come from a query, and its WITH clause writes',
-          'Run the WITH clause’s statement first, then INSERT … SELECT from its result.',
-        ),
-      );
-    }
-    const request = sourceRequest(statement, parts, frames);
-    const client = this.batch.takeFirst(this.requestLength);
-    this.batch.unshift(request.types, request.frames);
-    this.requestLength = request.types.length;
-    this.insertSource = new InsertSourceRun(this, client, statement, parts);
-    this.dispatch(); // routes the query
-  }
-
-  /** The query of an INSERT … SELECT has run: the INSERT, with its rows written in, is routed next. */
-  onInsertSourceDone(run: InsertSourceRun): void {
-    this.request.end('fanout');
-    this.insertSource = null;
-    this.servers.pointAt(this);
-    const outcome = run.outcome();
-    if (outcome.kind === 'error') {
-      this.refreshStatus(true);
-      if (outcome.error.code === SqlState.ProgramLimitExceeded)
-        this.log.warn({ code: outcome.error.code }, outcome.error.message);
-      this.putBackClientRequest(run);
-      return this.failRequest(outcome.error);
-    }
-    this.refreshStatus();
-    const { statement } = run;
-    const rebuilt = withStatementText(
-      run.clientTypes,
-      run.clientFrames,
-      statement,
-      outcome.sql,
-      run.insertParamTypes(),
-    );
-    if (rebuilt.clientParse !== null) this.session.statements?.remember(rebuilt.clientParse);
-    this.batch.unshift(rebuilt.types, rebuilt.frames);
-    this.learnedFor = 'the rows of an INSERT … SELECT';
-    this.onShardRequestDone(); // routes the INSERT
-  }
-
-  /** A request refused while an INSERT's query stood in for it: the client's own request is the one refused. */
-  private restoreInsertRequest(): void {
-    const stream = this.insertStream;
-    if (stream !== null) {
-      // The request in front is one of the stream's steps, or a batch's INSERT.
-      this.insertStream = null;
-      this.batch.takeFirst(this.requestLength);
-      return this.putBackClientRequest(stream);
-    }
-    const run = this.insertSource;
-    if (run === null) return;
-    this.insertSource = null;
-    this.batch.takeFirst(this.requestLength);
-    this.putBackClientRequest(run);
-  }
-
-  /** The client's own request back at the head of the batch, in place of the one the proxy ran for it. */
-  private putBackClientRequest(run: {
-    clientTypes: readonly number[];
-    clientFrames: readonly Buffer[];
-  }): void {
-    this.batch.unshift(run.clientTypes, run.clientFrames);
-    this.requestLength = run.clientTypes.length;
-  }
-
-  /** The proxy evaluates an INSERT's query (an InsertSourceRun or InsertStreamRun is in flight). */
-  private get isInsertRun(): boolean {
-    return this.insertSource !== null || this.insertStream !== null;
-  }
-
-  /**
-   * The query of an INSERT … SELECT the proxy evaluates has been routed: when its rows need no merge across shards it
-   * is streamed instead of collected (insert-stream.ts) — inside the client's transaction, or one of the proxy's own
-   * opened here (two-phase with two_phase_commit_auto, as for any single write on several shards). False: collect.
-   */
-  private streamInsertSource(held: InsertSourceRun, target: BatchTarget): boolean {
-    if (!isStreamableSource(target)) return false;
-    const shards = target.kind === 'one' ? [target.shard] : (target as { shards: readonly number[] }).shards;
-    this.batch.takeFirst(this.requestLength); // the query as a SELECT: the stream declares it as a cursor instead
-    this.insertSource = null;
-    const batchRows = this.session.general().insertSelectBatchRows;
-    const client = { types: held.clientTypes, frames: held.clientFrames };
-    this.insertStream = new InsertStreamRun(this, client, held.statement, held.parts, batchRows);
-    // The client's statement exists from here on, whatever its execution does (as after PostgreSQL's Parse).
-    const { parseIndex } = held.statement;
-    if (parseIndex >= 0) this.session.statements?.remember(held.clientFrames[parseIndex]);
-    if (this.script === null && this.session.txStatus() === TxStatus.Idle) {
-      this.openScript(1, true, true, held.statement.isQuery);
-      this.refreshStatus(); // in the block now: servers are kept between the steps
-    }
-    this.insertStream.start(shards);
-    return true;
-  }
-
-  /** A step of the streamed INSERT … SELECT (its cursor's DECLARE / FETCH / CLOSE) on `shards`, not routed. */
-  runInsertStreamStep(shards: readonly number[], types: number[], frames: Buffer[]): void {
-    if (this.session.state() === 'closed') return;
-    this.batch.unshift(types, frames);
-    this.requestLength = types.length;
-    this.acquireShards(shards, NO_EFFECTS, () => {
-      const request = this.takeRequest();
-      const fanout = this.startFanout(shards.length, PASS_THROUGH_SPEC, false);
-      shards.forEach((shard, i) => {
-        const server = this.servers.at(shard);
-        server.attach(fanout.sinkFor(i));
-        this.session.sendFrames(server, request.types, request.frames, request.readyCount);
-      });
-    });
-  }
-
-  /** The session's routing (a streamed INSERT … SELECT splits its batches by shard with it). */
-  get routing(): SessionRouter {
-    return this.router;
-  }
-
-  /** A batch of the streamed INSERT … SELECT split by shard already: run as the split INSERT it is. */
-  runInsertStreamSplit(
-    target: Extract<BatchTarget, { kind: 'split' }>,
-    request: { types: number[]; frames: Buffer[] },
-  ): void {
-    if (this.session.state() === 'closed') return;
-    this.batch.unshift(request.types, request.frames); // stands for the batch until sent (or refused)
-    this.requestLength = request.types.length;
-    this.acquireShards(target.shards, target, () => this.sendSharded(target));
-  }
-
-  /** A batch of the streamed INSERT … SELECT: its INSERT is routed as the next request (split by shard). */
-  routeInsertStreamBatch(request: RewrittenRequest): void {
-    if (this.session.state() === 'closed') return;
-    this.batch.unshift(request.types, request.frames);
-    this.dispatch();
-  }
-
-  onInsertStreamStepDone(): void {
-    this.request.end('fanout');
-    this.servers.pointAt(this);
-  }
-
-  /** The streamed INSERT … SELECT has ended: its tag (held until the commit of the proxy's transaction), then on. */
-  onInsertStreamDone(sawError: boolean, tag: Buffer | null): void {
-    this.insertStream = null;
-    if (this.session.state() === 'closed') return;
-    const script = this.script;
-    if (script !== null) {
-      if (tag !== null) {
-        if (script.isImplicit && script.isQuery && script.remaining === 1) script.heldTags.push(tag);
-        else this.session.writeToClient(tag);
-      }
-      return this.onScriptStatementDone(sawError);
-    }
-    if (tag !== null) this.session.writeToClient(tag);
-    this.session.writeToClient(readyForQuery(this.refreshStatus(sawError)));
-    this.onShardRequestDone();
-  }
-
-  /** A request only for the proxy's portals (Execute / Describe / Close, Flush, Sync): answered from them. */
-  private answerFromPortals(types: readonly number[], frames: readonly Buffer[]): boolean {
-    const status = this.session.txStatus();
-    if (status === TxStatus.Failed) return false; // routed: refused as in a failed transaction
-    const replies = this.portals.answer(types, frames, status);
-    if (replies === null) return false;
-    this.takeRequest();
-    this.session.writeToClient(Buffer.concat(replies));
-    this.onShardRequestDone();
-    return true;
+    const insert = this.inserts.fanoutOwner();
+    if (insert !== null) return insert;
+    return this.cursors.fanoutOwner() ?? this;
   }
 
   onFanoutDone(): void {
@@ -1280,11 +444,10 @@ export class ShardedDispatch
     this.request.end('fanout');
     this.read?.release();
     const sawError = fanout?.sawError ?? false;
-    if (this.copyIn?.isClientDone === true) this.copyIn = null; // else: drop the client's copy data until its end
-    const script = this.script;
-    if (script !== null) {
-      if (fanout?.heldTags != null) script.heldTags.push(...fanout.heldTags);
-      return this.onScriptStatementDone(sawError);
+    this.copyIn.onFanoutDone(); // else: the client's copy data is dropped until its end
+    if (this.scripts.isRunning) {
+      if (fanout?.heldTags != null) this.scripts.holdTags(fanout.heldTags);
+      return this.scripts.onStatementDone(sawError);
     }
     this.servers.pointAt(this);
     const wasInBlock = this.block.isOpen;
@@ -1295,7 +458,7 @@ export class ShardedDispatch
   }
 
   /** A request finished: give servers back (transaction mode, all idle) and run the next queued request. */
-  private onShardRequestDone(): void {
+  onShardRequestDone(): void {
     if (this.isShardRequestInFlight()) return;
     this.activeShard = null;
     this.session.clearQueryTimer();
@@ -1314,15 +477,8 @@ export class ShardedDispatch
    * pipelined after it.
    */
   private failBatch(err: PgError): void {
-    this.restoreInsertRequest();
-    const run = this.cursorRun;
-    if (run !== null) {
-      // A cursor request refused after it was rewritten for the shards: answer the client's own frames (no Sync of
-      // the proxy's: a client that sent only Flush gets no ReadyForQuery, and its frames up to Sync are skipped).
-      this.cursorRun = null;
-      this.batch.takeFirst(this.requestLength);
-      this.putBackClientRequest(run);
-    }
+    this.inserts.restoreClientRequest();
+    this.cursors.restoreClientRequest();
     const endsWithSync =
       this.requestLength > 0 && this.batch.typeAt(this.requestLength - 1) === Frontend.Sync;
     this.session.failBatch(err, this.requestLength);
@@ -1426,7 +582,7 @@ export class ShardedDispatch
   }
 
   /** Give every shard server back to its pool (reset as the session and transaction state require). */
-  private releaseShardServers(): void {
+  releaseShardServers(): void {
     this.servers.resetAndRelease(this.session.hasOpenSegment() || this.request.fanout !== null);
   }
 }

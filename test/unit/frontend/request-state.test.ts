@@ -1,5 +1,5 @@
-// The request state of a sharded session (request-state.ts), without sockets: one of none / lookup / fan-out / commit
-// at a time, each ended before the next starts; every move allowed or refused as the table says.
+// The request state of a sharded session (request-state.ts), without sockets: one of none / lookup / waiting /
+// fan-out / commit at a time, each ended before the next starts; every move allowed or refused as the table says.
 import { describe, expect, it } from 'vitest';
 import { canMoveWork, RequestState, type RequestWorkKind } from '../../../src/frontend/request-state.js';
 import type { Fanout } from '../../../src/frontend/fanout.js';
@@ -22,6 +22,16 @@ describe('RequestState', () => {
     expect(r.work).toEqual({ kind: 'none' });
   });
 
+  it('waits for a phase 2 on its own kind, not as a lookup, and refuses a fan-out before the wait ended', () => {
+    const r = new RequestState();
+    r.move({ kind: 'waiting', what: "the end of a committed transaction's phase 2" });
+    expect([r.isIdle, r.isWaiting, r.isLookingUp, r.fanout]).toEqual([false, true, false, null]);
+    expect(() => r.move({ kind: 'fanout', fanout })).toThrow(/illegal state change waiting → fanout/);
+    expect(() => r.end('lookup')).toThrow(/lookup ended while the state is waiting/);
+    r.end('waiting');
+    expect([r.isIdle, r.isWaiting]).toEqual([true, false]);
+  });
+
   it('refuses a second piece of work while one runs, and ending what is not running', () => {
     const r = new RequestState();
     expect(() => r.end('fanout')).toThrow(/fanout ended while the state is none/);
@@ -33,10 +43,11 @@ describe('RequestState', () => {
 });
 
 describe('request state moves', () => {
-  const all: RequestWorkKind[] = ['none', 'lookup', 'fanout', 'committing'];
+  const all: RequestWorkKind[] = ['none', 'lookup', 'waiting', 'fanout', 'committing'];
   const allowed: Record<RequestWorkKind, RequestWorkKind[]> = {
-    none: ['lookup', 'fanout', 'committing'],
+    none: ['lookup', 'waiting', 'fanout', 'committing'],
     lookup: ['none'],
+    waiting: ['none'],
     fanout: ['none'],
     committing: ['none'],
   };

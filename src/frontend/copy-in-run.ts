@@ -1,0 +1,121 @@
+// COPY … FROM STDIN on a sharded table, run by the sharded dispatch: the key column's position found (from the COPY's
+// column list, or the table's columns looked up once on a shard), the COPY sent to its shards, and the client's copy
+// messages fed to the split (copy-in.ts cuts the data into rows and routes each by its key) until the client ends it.
+import { PgError } from '../errors/pg-error.js';
+import type { ServerConnection } from '../backend/server-connection.js';
+import type { BatchTarget } from './batch-target.js';
+import { isCopyMessage, splitCopyIn, type CopyInSplit } from './copy-in.js';
+import type { DispatchHost } from './dispatch-host.js';
+import { lookUpTableColumns } from './table-columns.js';
+
+type CopyInTarget = Extract<BatchTarget, { kind: 'copyIn' }>;
+
+/** The split COPY in flight, if any: the client's copy messages go through it. */
+export class CopyInRun {
+  private readonly host: DispatchHost;
+  private copy: CopyInSplit | null = null;
+
+  constructor(host: DispatchHost) {
+    this.host = host;
+  }
+
+  get isActive(): boolean {
+    return this.copy !== null;
+  }
+
+  /**
+   * Hand the client's leading copy messages to the split COPY; false when nothing else is left to dispatch. After the
+   * COPY has ended (error), messages up to the client's CopyDone / CopyFail are dropped.
+   */
+  feed(): boolean {
+    const copy = this.copy as CopyInSplit;
+    const { batch, request } = this.host;
+    let n = 0;
+    try {
+      for (; n < batch.length && isCopyMessage(batch.typeAt(n)); n++) {
+        copy.feed(batch.typeAt(n), batch.frameAt(n));
+      }
+    } catch (err) {
+      n++;
+      request.fanout?.abort(err instanceof PgError ? err : PgError.internal(String(err)));
+    }
+    copy.flush();
+    const isMovingOn = n < batch.length; // a message after the copy data: the client is done with it
+    batch.dropFirst(n);
+    if (request.fanout === null && (copy.isClientDone || isMovingOn)) this.copy = null;
+    return !batch.isEmpty;
+  }
+
+  /** The COPY's fan-out has answered: done once the client has ended its data (else dropped until it does). */
+  onFanoutDone(): void {
+    if (this.copy?.isClientDone === true) this.copy = null;
+  }
+
+  /** COPY … FROM STDIN with its rows split by shard (or copied to every shard for a table that is). */
+  start(target: CopyInTarget): void {
+    const key = target.copy.keyColumn;
+    if (key === null || target.copy.keyColumnIndex !== null) {
+      return this.run(target, key === null ? null : target.copy.keyColumnIndex);
+    }
+    if (target.copy.columns !== null || target.table === null) {
+      return this.host.failRequest(
+        PgError.featureNotSupported(
+          `the COPY column list does not include the sharding key column "${key.column}"`,
+          'List the sharding key column in the COPY.',
+        ),
+      );
+    }
+    // No column list: the key's position comes from the table's definition (learned once per table).
+    const table = target.table;
+    const known = this.host.router.knownTableColumns(table);
+    if (known !== undefined) return this.runKeyedBy(target, known, key.column);
+    this.withTableColumns(this.host.servers.at(target.shards[0]), table, (columns) =>
+      this.runKeyedBy(target, columns, key.column),
+    );
+  }
+
+  private runKeyedBy(target: CopyInTarget, columns: readonly string[], keyColumn: string): void {
+    const index = columns.indexOf(keyColumn);
+    if (index < 0) {
+      return this.host.failRequest(
+        PgError.featureNotSupported(`table ${target.table ?? ''} has no sharding key column "${keyColumn}"`),
+      );
+    }
+    this.run(target, index);
+  }
+
+  /**
+   * Look `table`'s columns up on `server` (the request waits meanwhile), then `then(columns)`. A lookup error (no such
+   * table) answers the request with that error, as the statement itself would have been answered.
+   */
+  private withTableColumns(server: ServerConnection, table: string, then: (columns: string[]) => void): void {
+    const host = this.host;
+    host.request.move({ kind: 'lookup', what: `the columns of ${table}` });
+    void lookUpTableColumns(server, table, host).then((found) => {
+      host.request.end('lookup');
+      if (host.session.state() !== 'ready') return;
+      server.attach(host);
+      if (found.kind === 'lost')
+        return host.session.fatal(
+          PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
+        );
+      if (found.kind === 'error') return host.failRequest(found.error);
+      host.router.learnTableColumns(table, found.columns, found.generated);
+      then(found.columns);
+    });
+  }
+
+  private run(target: CopyInTarget, keyIndex: number | null): void {
+    const host = this.host;
+    const { types, frames, readyCount } = host.takeRequest();
+    const servers = target.shards.map((shard) => host.servers.at(shard));
+    const { copy, spec } = splitCopyIn(target.copy, keyIndex, servers, host.session);
+    const fanout = host.startFanout(servers.length, spec, false, host);
+    fanout.onServerError = (index) => copy.onServerError(index);
+    this.copy = copy;
+    servers.forEach((server, i) => {
+      server.attach(fanout.sinkFor(i));
+      host.session.sendFrames(server, types, frames, readyCount);
+    });
+  }
+}

@@ -1,0 +1,139 @@
+// Cursors across shards for the sharded dispatch: a fan-out request executed with a row limit, or without Sync, runs
+// to the end on every shard (its merged reply collected by a CursorRun, proxy-portal.ts) and the proxy keeps the rows
+// as a portal of its own; later Execute / Describe / Close of that portal are answered from it, never routed.
+import { Frontend, TxStatus } from '../protocol/codes.js';
+import { PgError } from '../errors/pg-error.js';
+import type { RankRequest } from '../execute/reply-merger.js';
+import type { ServerConnection } from '../backend/server-connection.js';
+import { putBackClientRequest, type DispatchHost } from './dispatch-host.js';
+import type { FanoutOwner } from './fanout.js';
+import { CursorRun, cursorShardRequest, ProxyPortals, type CursorRunOwner } from './proxy-portal.js';
+
+/** The session's cursor portals and the cursor run in flight. */
+export class CursorRequests implements CursorRunOwner {
+  private readonly host: DispatchHost;
+  /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
+  private readonly portals = new ProxyPortals();
+  /** A cursor's fan-out in flight: its merged reply is collected, not sent (onCursorRunDone). */
+  private run: CursorRun | null = null;
+
+  constructor(host: DispatchHost) {
+    this.host = host;
+  }
+
+  get hasPortals(): boolean {
+    return this.portals.size > 0;
+  }
+
+  /** The transaction ended: its portals are gone. */
+  clearPortals(): void {
+    this.portals.clear();
+  }
+
+  /** A new request is being routed: no cursor run for it yet. */
+  forgetRun(): void {
+    this.run = null;
+  }
+
+  /**
+   * A request only for the proxy's portals (Execute / Describe / Close, Flush, Sync): answered from them (true).
+   * Else a portal the request binds again is forgotten, and the request is routed.
+   */
+  answerFromPortals(types: readonly number[], frames: readonly Buffer[]): boolean {
+    const host = this.host;
+    const status = host.session.txStatus();
+    // Failed transaction: routed, and refused there as in a failed transaction.
+    const replies = status === TxStatus.Failed ? null : this.portals.answer(types, frames, status);
+    if (replies === null) {
+      this.portals.forgetRebound(types, frames);
+      return false;
+    }
+    host.takeRequest();
+    host.session.writeToClient(Buffer.concat(replies));
+    host.onShardRequestDone();
+    return true;
+  }
+
+  /**
+   * A fan-out request executed with a row limit, or without Sync: the shards run it to the end (proxy-portal.ts) and
+   * the proxy keeps the merged rows as a portal. Returns the request the shards run (it replaces the client's in the
+   * batch); throws 0A000 when it cannot run that way.
+   */
+  asCursor(
+    types: readonly number[],
+    frames: readonly Buffer[],
+    mayWrite: boolean,
+  ): { types: number[]; frames: Buffer[] } {
+    const host = this.host;
+    const hint =
+      'Add the sharding key so the statement runs on one shard, or fetch all rows at once with Sync.';
+    if (mayWrite) {
+      throw PgError.featureNotSupported(
+        'a row-limited Execute (cursor) of a statement that writes on several shards is not supported',
+        hint,
+      );
+    }
+    const shard = cursorShardRequest(types, frames);
+    if (shard === null) {
+      throw PgError.featureNotSupported(
+        'a request on several shards without Sync must hold exactly one Execute (a cursor)',
+        hint,
+      );
+    }
+    const original = host.batch.takeFirst(host.requestLength);
+    host.batch.unshift(shard.types, shard.frames);
+    host.requestLength = shard.types.length;
+    this.run = new CursorRun(this, original.types, original.frames);
+    return shard;
+  }
+
+  /** Where the fan-out's merged reply goes while a cursor runs (null: no cursor run). */
+  fanoutOwner(): FanoutOwner | null {
+    const run = this.run;
+    if (run === null) return null;
+    run.onOverflow = () => this.host.servers.cancel(this.host.log); // its rows are dropped: stop the shards early
+    return run;
+  }
+
+  /**
+   * A cursor request refused after it was rewritten for the shards: the client's own frames are the ones answered
+   * (no Sync of the proxy's: a client that sent only Flush gets no ReadyForQuery, and its frames up to Sync are
+   * skipped).
+   */
+  restoreClientRequest(): void {
+    const run = this.run;
+    if (run === null) return;
+    this.run = null;
+    this.host.batch.takeFirst(this.host.requestLength);
+    putBackClientRequest(this.host, run);
+  }
+
+  /** A cursor's fan-out has finished: the client gets its first rows (and the portal is kept for the rest). */
+  onCursorRunDone(run: CursorRun, status: number): void {
+    const host = this.host;
+    host.request.end('fanout');
+    this.run = null;
+    host.servers.pointAt(host);
+    const { replies, portal, failed } = run.replies();
+    host.refreshStatus(failed || status === TxStatus.Failed);
+    if (portal !== null) this.portals.set(portal.name, portal.portal);
+    if (run.clientTypes[run.clientTypes.length - 1] === Frontend.Sync)
+      replies.push(this.portals.syncReply(host.session.txStatus()));
+    else if (failed) host.session.skipToSync();
+    if (run.overflow !== null) host.log.warn({ code: run.overflow.code }, run.overflow.message);
+    host.session.writeToClient(Buffer.concat(replies));
+    host.onShardRequestDone();
+  }
+
+  onServerParameter(name: string, value: string): void {
+    this.host.onServerParameter(name, value);
+  }
+
+  onServerLost(server: ServerConnection, reason: string): void {
+    this.host.onServerLost(server, reason);
+  }
+
+  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
+    this.host.rankTexts(request, done);
+  }
+}

@@ -1,0 +1,250 @@
+// INSERT … SELECT whose rows the proxy evaluates, driven for the sharded dispatch: the query stands in for the client's
+// request and is routed like any SELECT; its rows are then collected (insert-source.ts) and written into the INSERT,
+// or — when they need no merge — streamed batch by batch (insert-stream.ts), inside the client's transaction or one of
+// the proxy's own (a script of one statement, script-run.ts). A refusal on the way answers the client's own request.
+import { TxStatus } from '../protocol/codes.js';
+import { readyForQuery } from '../protocol/messages.js';
+import { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
+import { PASS_THROUGH_SPEC } from '../execute/merge-spec.js';
+import type { RankRequest } from '../execute/reply-merger.js';
+import type { ServerConnection } from '../backend/server-connection.js';
+import { splitInsertSelect } from '../router/insert-select.js';
+import { NO_EFFECTS } from '../txn/transaction-block.js';
+import type { BatchTarget } from './batch-target.js';
+import { putBackClientRequest, type DispatchHost } from './dispatch-host.js';
+import type { FanoutOwner } from './fanout.js';
+import { InsertSourceRun, sourceRequest, type InsertSourceOwner } from './insert-source.js';
+import { InsertStreamRun, isStreamableSource, type InsertStreamOwner } from './insert-stream.js';
+import { withStatementText, type RewrittenRequest } from './request-rewrite.js';
+import type { ScriptRunner } from './script-run.js';
+import type { SessionRouter } from './session-router.js';
+
+const SOURCE_ROWS = 'the rows of an INSERT … SELECT';
+
+/** The INSERT … SELECT in flight (its query evaluated, or its rows streamed), if any. */
+export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
+  private readonly host: DispatchHost;
+  private readonly scripts: ScriptRunner;
+  /** The query of an INSERT … SELECT the proxy evaluates, in flight: its rows are collected (onInsertSourceDone). */
+  private source: InsertSourceRun | null = null;
+  /** An INSERT … SELECT streamed batch by batch (insert-stream.ts): every step's replies go to it. */
+  private stream: InsertStreamRun | null = null;
+
+  constructor(host: DispatchHost, scripts: ScriptRunner) {
+    this.host = host;
+    this.scripts = scripts;
+  }
+
+  /** The proxy evaluates an INSERT's query (collected or streamed): its statements run on the proxy's servers. */
+  get isRunning(): boolean {
+    return this.source !== null || this.stream !== null;
+  }
+
+  /** The query stands in for the client's INSERT and is being routed. */
+  get isEvaluating(): boolean {
+    return this.source !== null;
+  }
+
+  get isStreaming(): boolean {
+    return this.stream !== null;
+  }
+
+  /** Where a fan-out's merged reply goes while an INSERT's query runs (null: no INSERT … SELECT in flight). */
+  fanoutOwner(): FanoutOwner | null {
+    if (this.stream !== null) return this.stream;
+    const source = this.source;
+    if (source === null) return null;
+    source.onOverflow = () => this.host.servers.cancel(this.host.log); // its rows are dropped: stop the shards early
+    return source;
+  }
+
+  /**
+   * An INSERT … SELECT whose rows the proxy must evaluate (insert-source.ts): its query replaces the client's request
+   * at the head of the batch and is routed like any SELECT; its rows come back to onInsertSourceDone.
+   */
+  evaluate(text: string, types: readonly number[], frames: readonly Buffer[]): void {
+    const host = this.host;
+    if (host.learnedFor === SOURCE_ROWS) {
+      host.learnedFor = null;
+      return host.failRequest(
+        PgError.internal(`${SOURCE_ROWS} were written into it, and routing still needs them`),
+      );
+    }
+    const parts = splitInsertSelect(text);
+    const statement = host.router.requestStatement(types, frames);
+    if (parts === null || statement === null) {
+      return host.failRequest(
+        PgError.featureNotSupported(
+          'this INSERT … SELECT cannot be routed: its rows come from a query, and its WITH clause writes',
+          'Run the WITH clause’s statement first, then INSERT … SELECT from its result.',
+        ),
+      );
+    }
+    const request = sourceRequest(statement, parts, frames);
+    const client = host.batch.takeFirst(host.requestLength);
+    host.batch.unshift(request.types, request.frames);
+    host.requestLength = request.types.length;
+    this.source = new InsertSourceRun(this, client, statement, parts);
+    host.dispatch(); // routes the query
+  }
+
+  /** The query of an INSERT … SELECT has run: the INSERT, with its rows written in, is routed next. */
+  onInsertSourceDone(run: InsertSourceRun): void {
+    const host = this.host;
+    host.request.end('fanout');
+    this.source = null;
+    host.servers.pointAt(host);
+    const outcome = run.outcome();
+    if (outcome.kind === 'error') {
+      host.refreshStatus(true);
+      if (outcome.error.code === SqlState.ProgramLimitExceeded)
+        host.log.warn({ code: outcome.error.code }, outcome.error.message);
+      putBackClientRequest(host, run);
+      return host.failRequest(outcome.error);
+    }
+    host.refreshStatus();
+    const { statement } = run;
+    const rebuilt = withStatementText(
+      run.clientTypes,
+      run.clientFrames,
+      statement,
+      outcome.sql,
+      run.insertParamTypes(),
+    );
+    if (rebuilt.clientParse !== null) host.session.statements?.remember(rebuilt.clientParse);
+    host.batch.unshift(rebuilt.types, rebuilt.frames);
+    host.learnedFor = SOURCE_ROWS;
+    host.onShardRequestDone(); // routes the INSERT
+  }
+
+  /** A request refused while an INSERT's query stood in for it: the client's own request is the one refused. */
+  restoreClientRequest(): void {
+    const host = this.host;
+    const stream = this.stream;
+    if (stream !== null) {
+      // The request in front is one of the stream's steps, or a batch's INSERT.
+      this.stream = null;
+      host.batch.takeFirst(host.requestLength);
+      return putBackClientRequest(host, stream);
+    }
+    const run = this.source;
+    if (run === null) return;
+    this.source = null;
+    host.batch.takeFirst(host.requestLength);
+    putBackClientRequest(host, run);
+  }
+
+  /**
+   * The query of an INSERT … SELECT the proxy evaluates has been routed: when its rows need no merge across shards it
+   * is streamed instead of collected (insert-stream.ts) — inside the client's transaction, or one of the proxy's own
+   * opened here (two-phase with two_phase_commit_auto, as for any single write on several shards). False: collect.
+   */
+  streamIfPossible(target: BatchTarget): boolean {
+    const held = this.source as InsertSourceRun;
+    if (!isStreamableSource(target)) return false;
+    const host = this.host;
+    const shards = target.kind === 'one' ? [target.shard] : (target as { shards: readonly number[] }).shards;
+    host.batch.takeFirst(host.requestLength); // the query as a SELECT: the stream declares it as a cursor instead
+    this.source = null;
+    const batchRows = host.session.general().insertSelectBatchRows;
+    const client = { types: held.clientTypes, frames: held.clientFrames };
+    this.stream = new InsertStreamRun(this, client, held.statement, held.parts, batchRows);
+    // The client's statement exists from here on, whatever its execution does (as after PostgreSQL's Parse).
+    const { parseIndex } = held.statement;
+    if (parseIndex >= 0) host.session.statements?.remember(held.clientFrames[parseIndex]);
+    if (!this.scripts.isRunning && host.session.txStatus() === TxStatus.Idle) {
+      this.scripts.open(1, true, true, held.statement.isQuery);
+      host.refreshStatus(); // in the block now: servers are kept between the steps
+    }
+    this.stream.start(shards);
+    return true;
+  }
+
+  // --- InsertStreamOwner / InsertSourceOwner ------------------------------------------------------------------
+
+  /** A step of the streamed INSERT … SELECT (its cursor's DECLARE / FETCH / CLOSE) on `shards`, not routed. */
+  runInsertStreamStep(shards: readonly number[], types: number[], frames: Buffer[]): void {
+    const host = this.host;
+    if (host.session.state() === 'closed') return;
+    host.batch.unshift(types, frames);
+    host.requestLength = types.length;
+    host.acquireShards(shards, NO_EFFECTS, () => {
+      const request = host.takeRequest();
+      const fanout = host.startFanout(shards.length, PASS_THROUGH_SPEC, false);
+      shards.forEach((shard, i) => {
+        const server = host.servers.at(shard);
+        server.attach(fanout.sinkFor(i));
+        host.session.sendFrames(server, request.types, request.frames, request.readyCount);
+      });
+    });
+  }
+
+  /** The session's routing (a streamed INSERT … SELECT splits its batches by shard with it). */
+  get routing(): SessionRouter {
+    return this.host.router;
+  }
+
+  /** A batch of the streamed INSERT … SELECT split by shard already: run as the split INSERT it is. */
+  runInsertStreamSplit(
+    target: Extract<BatchTarget, { kind: 'split' }>,
+    request: { types: number[]; frames: Buffer[] },
+  ): void {
+    const host = this.host;
+    if (host.session.state() === 'closed') return;
+    host.batch.unshift(request.types, request.frames); // stands for the batch until sent (or refused)
+    host.requestLength = request.types.length;
+    host.acquireShards(target.shards, target, () => host.sendSharded(target));
+  }
+
+  /** A batch of the streamed INSERT … SELECT: its INSERT is routed as the next request (split by shard). */
+  routeInsertStreamBatch(request: RewrittenRequest): void {
+    const host = this.host;
+    if (host.session.state() === 'closed') return;
+    host.batch.unshift(request.types, request.frames);
+    host.dispatch();
+  }
+
+  onInsertStreamStepDone(): void {
+    this.host.request.end('fanout');
+    this.host.servers.pointAt(this.host);
+  }
+
+  /** The streamed INSERT … SELECT has ended: its tag (held until the commit of the proxy's transaction), then on. */
+  onInsertStreamDone(sawError: boolean, tag: Buffer | null): void {
+    const host = this.host;
+    this.stream = null;
+    if (host.session.state() === 'closed') return;
+    const scripts = this.scripts;
+    if (scripts.isRunning) {
+      if (tag !== null) {
+        if (scripts.isHoldingTags) scripts.holdTags([tag]);
+        else host.session.writeToClient(tag);
+      }
+      return scripts.onStatementDone(sawError);
+    }
+    if (tag !== null) host.session.writeToClient(tag);
+    host.session.writeToClient(readyForQuery(host.refreshStatus(sawError)));
+    host.onShardRequestDone();
+  }
+
+  writeToClient(buf: Buffer): boolean {
+    return this.host.writeToClient(buf);
+  }
+
+  onClientDrain(resume: () => void): void {
+    this.host.onClientDrain(resume);
+  }
+
+  onServerParameter(name: string, value: string): void {
+    this.host.onServerParameter(name, value);
+  }
+
+  onServerLost(server: ServerConnection, reason: string): void {
+    this.host.onServerLost(server, reason);
+  }
+
+  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
+    this.host.rankTexts(request, done);
+  }
+}

@@ -1,0 +1,185 @@
+// Scripts: statements the sharded dispatch runs one request at a time, with one ReadyForQuery at the end — a
+// multi-statement simple Query or an extended batch whose statements need different shards, or one write on several
+// shards outside BEGIN — outside a client transaction inside one of the proxy's own (committed in commit-run.ts, or
+// rolled back at the first failure), as PostgreSQL runs a multi-statement Query as one implicit transaction.
+import { Frontend, TxStatus } from '../protocol/codes.js';
+import { query, readyForQuery } from '../protocol/messages.js';
+import type { PgError } from '../errors/pg-error.js';
+import { splitStatements } from './extended-script.js';
+import { runCommit } from './commit-run.js';
+import type { DispatchHost } from './dispatch-host.js';
+
+/** One script in flight. */
+interface ScriptRun {
+  /** Requests of the script not run yet (the first ones in the batch). */
+  remaining: number;
+  /** Runs in a transaction of the proxy's own (the client had none open): committed or rolled back at the end. */
+  readonly isImplicit: boolean;
+  /**
+   * One statement the proxy wrapped in a transaction of its own (a write on several shards outside BEGIN): it uses
+   * two-phase commit only with two_phase_commit_auto. A script of several statements is a transaction block in
+   * PostgreSQL's terms: two-phase whenever two_phase_commit is on.
+   */
+  readonly isSingleWrite: boolean;
+  /** Sent as a simple Query: the last statement's command tag waits for the commit, as PostgreSQL reports it. */
+  readonly isQuery: boolean;
+  hasFailed: boolean;
+  /** The last statement's command tags, sent once the commit succeeded. */
+  readonly heldTags: Buffer[];
+}
+
+/** The dispatch's script, if one runs: started, fed each statement's end, and finished here. */
+export class ScriptRunner {
+  private readonly host: DispatchHost;
+  private current: ScriptRun | null = null;
+  /** After the proxy's own commit of a script: on to the next request (the script is over by then). */
+  private readonly afterCommit = (): void => {
+    this.host.refreshStatus();
+    this.host.onShardRequestDone();
+  };
+
+  constructor(host: DispatchHost) {
+    this.host = host;
+  }
+
+  get isRunning(): boolean {
+    return this.current !== null;
+  }
+
+  /** Runs in a transaction of the proxy's own (the script's BEGIN was the proxy's). */
+  get isImplicit(): boolean {
+    return this.current?.isImplicit === true;
+  }
+
+  /**
+   * The statement now running is the last of an implicit script sent as a simple Query: its command tags are held
+   * until the commit (PostgreSQL reports that tag only once its implicit transaction committed; extended protocol:
+   * the tag comes at Execute, the commit at Sync).
+   */
+  get isHoldingTags(): boolean {
+    const script = this.current;
+    return script !== null && script.isImplicit && script.isQuery && script.remaining === 1;
+  }
+
+  /** Tags of the last statement, written once the commit succeeded. */
+  holdTags(tags: readonly Buffer[]): void {
+    this.current?.heldTags.push(...tags);
+  }
+
+  /**
+   * Run a multi-statement simple Query whose statements need different shards statement by statement, with one
+   * ReadyForQuery at the end. Outside a transaction the statements run in one of the proxy's own (BEGIN on every
+   * shard first; COMMIT — two-phase with two_phase_commit_auto — or ROLLBACK after), as PostgreSQL runs such a Query
+   * as one implicit transaction. False when the Query holds transaction control or COPY (then it is refused).
+   */
+  startQuery(frame: Buffer): boolean {
+    const host = this.host;
+    if (host.session.txStatus() === TxStatus.Failed) return false;
+    const statements = host.router.scriptStatements(frame.toString('utf8', 5, frame.length - 1));
+    if (!statements.isRunnable) return false;
+    // With BEGIN / COMMIT inside, each statement runs as if sent alone (the client's transaction control decides).
+    const isImplicit = host.session.txStatus() === TxStatus.Idle && !statements.hasTransactionControl;
+    host.takeRequest();
+    host.batch.unshift(
+      statements.texts.map(() => Frontend.Query),
+      statements.texts.map((text) => query(text)),
+    );
+    this.open(statements.texts.length, isImplicit, false, true);
+    host.dispatch();
+    return true;
+  }
+
+  /**
+   * Run an extended-protocol request whose statements need different shards (a batch: several Parse/Bind/Execute
+   * before one Sync) statement by statement, as a script: one implicit transaction outside a block (committed, or
+   * rolled back at the first error, which skips the rest as PostgreSQL skips to Sync), one ReadyForQuery at the end.
+   */
+  startExtended(types: readonly number[], frames: readonly Buffer[]): void {
+    const host = this.host;
+    const statements = splitStatements(types, frames);
+    const isImplicit =
+      host.session.txStatus() === TxStatus.Idle && !host.router.hasTransactionControl(types, frames);
+    host.takeRequest();
+    for (let i = statements.length - 1; i >= 0; i--)
+      host.batch.unshift(statements[i].types, statements[i].frames);
+    this.open(statements.length, isImplicit, false, false);
+    host.dispatch();
+  }
+
+  /**
+   * Run the first `remaining` requests of the batch as a script; `isImplicit`: inside a transaction of the proxy's
+   * own — a block each shard joins when a statement first needs it, ended in finish.
+   */
+  open(remaining: number, isImplicit: boolean, isSingleWrite: boolean, isQuery: boolean): void {
+    this.current = { remaining, isImplicit, isSingleWrite, isQuery, hasFailed: false, heldTags: [] };
+    if (isImplicit) this.host.block.openImplicit();
+  }
+
+  /** A statement of the script has been answered (`sawError`: with an error): the next one, or the end. */
+  onStatementDone(sawError: boolean): void {
+    const script = this.current as ScriptRun;
+    script.remaining--;
+    this.host.servers.pointAt(this.host);
+    const status = this.host.refreshStatus(sawError);
+    if (sawError || status === TxStatus.Failed) script.hasFailed = true;
+    if (!script.hasFailed && script.remaining > 0) return this.host.onShardRequestDone(); // runs the next statement
+    this.finish(script);
+  }
+
+  /** A statement of the script that cannot run: its error, and the script ends (the rest skipped). */
+  failStatement(err: PgError): void {
+    const host = this.host;
+    const script = this.current as ScriptRun;
+    host.log.warn({ code: err.code }, err.message);
+    host.takeRequest();
+    host.session.writeToClient(err.toBuffer());
+    script.remaining--;
+    script.hasFailed = true;
+    this.finish(script);
+  }
+
+  /** After the last statement (or the first failure): skip the rest, end the implicit transaction, ReadyForQuery. */
+  private finish(script: ScriptRun): void {
+    const host = this.host;
+    this.current = null;
+    // The statements not run: each is one request (a Query, or an extended statement ended by the proxy's Sync).
+    for (let i = 0; i < script.remaining; i++) host.batch.takeFirst(host.batch.firstRequestLength());
+    if (!script.isImplicit) {
+      host.session.writeToClient(readyForQuery(host.refreshStatus()));
+      return host.onShardRequestDone();
+    }
+    const participants = host.block.participants();
+    if (participants.shards.length === 0) {
+      // No statement reached a shard (the first one was refused): nothing to end but the block itself.
+      host.block.finish(false, 'none');
+      host.session.writeToClient(readyForQuery(host.refreshStatus()));
+      return host.onShardRequestDone();
+    }
+    if (script.hasFailed) return this.rollBack(participants.shards);
+    // A script is a transaction block (two-phase whenever two_phase_commit is on); a single write the proxy wrapped
+    // uses it only with two_phase_commit_auto.
+    const wantsTwoPhase =
+      participants.writers.size >= 2 && (!script.isSingleWrite || host.session.general().twoPhaseCommitAuto);
+    runCommit(
+      host,
+      participants,
+      wantsTwoPhase,
+      (error) => {
+        if (error === null) for (const tag of script.heldTags) host.session.writeToClient(tag);
+        else host.session.writeToClient(error);
+        host.session.writeToClient(readyForQuery(host.servers.combinedStatus()));
+      },
+      this.afterCommit,
+    );
+  }
+
+  /** End the proxy's own transaction after a statement of it failed: ROLLBACK on every shard it reached, then answer. */
+  private rollBack(shards: readonly number[]): void {
+    const host = this.host;
+    host.block.markEnding(false);
+    host.servers.runOwn(shards, 'ROLLBACK', host, () => {
+      host.session.writeToClient(readyForQuery(host.refreshStatus()));
+      host.onShardRequestDone();
+    });
+  }
+}
