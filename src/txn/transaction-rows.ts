@@ -21,10 +21,13 @@ export interface TransactionRow {
   lastError: string | null;
 }
 
-/** A branch in SHOW TRANSACTIONS: a writer's state, `decision <state>`, or `reader`. */
-function branchLabel(b: Branch): string {
+/**
+ * A branch in SHOW TRANSACTIONS: a writer's state, `decision <state>` on the decision shard (its branch committed by
+ * COMMIT, or prepared like the others with atomic_visibility), or `reader`.
+ */
+function branchLabel(b: Branch, decisionShard: number | null): string {
   if (b.role === 'reader') return 'reader';
-  return b.role === 'decision' ? `decision ${b.state}` : b.state;
+  return b.role === 'decision' || b.shard === decisionShard ? `decision ${b.state}` : b.state;
 }
 
 /** A transaction of this proxy's own. */
@@ -42,7 +45,7 @@ export function ownTransactionRow(
     database: tx.database,
     user: tx.user,
     ageMs: now - tx.startedAt,
-    shards: tx.branches.map((b) => `${b.shard}:${branchLabel(b)}`).join(','),
+    shards: tx.branches.map((b) => `${b.shard}:${branchLabel(b, tx.decisionShard)}`).join(','),
     retries: tx.retries,
     lastError: tx.lastError,
   };

@@ -250,7 +250,9 @@ describe('admin console commands', () => {
         state: 'committing',
         database: 'app',
         user: 'app',
-        shards: '0:decision committed,1:prepared',
+        // atomic_visibility (on with two_phase_commit): the decision shard's branch is prepared too, then committed
+        // by COMMIT PREPARED with the others
+        shards: '0:decision prepared,1:prepared',
         source: 'proxy',
         decision: true,
       }),
