@@ -28,6 +28,7 @@ const opts = parseArgs(SCRIPT, {
   rounds: { default: 3, help: 'interleaved rounds per workload (medians reported)' },
   select: { default: 'no', help: 'select-only workloads only', choices: ['yes', 'no'] },
   profile: { default: '', help: 'directory for a V8 CPU profile of the proxy (empty: none)' },
+  only: { default: '', help: 'run only the workloads whose label contains this (e.g. extended)' },
   warmup: {
     default: 2,
     min: 0,
@@ -149,7 +150,7 @@ async function main(): Promise<void> {
         : ([['tpcb-like, extended', ['-n', '-M', 'extended']]] as [string, string[]][])),
     ];
     const rows: string[] = [];
-    for (const [label, w] of workloads) {
+    for (const [label, w] of workloads.filter(([l]) => l.includes(opts.only))) {
       const runArgs = (clients: number, jobs: number, seconds = DURATION): string[] => [
         '-c',
         String(clients),
