@@ -6,7 +6,7 @@
 // then COMMIT PREPARED of decision-commit.ts). Every await says what recovery (any proxy's, decision-recovery.ts) does
 // if this process dies there; docs/two-phase-commit.md has the argument.
 import type { Logger } from 'pino';
-import { endsPreparedBranch, outcomeFailure, type QueryOutcome } from '../backend/server-query.js';
+import type { QueryOutcome } from '../backend/server-query.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import {
@@ -20,6 +20,7 @@ import {
   type Owner,
 } from './commit-steps.js';
 import {
+  commitPreparedOn,
   phaseOneError,
   refusedError,
   resolveLostDecision,
@@ -144,17 +145,7 @@ export async function commitWithPreparedDecision(
   // age: a committed `true` is finished at once), holding its own fence while it does.
   await failpoint('after_decision');
   // Round trip 3, the only one that makes data visible. Dies during it: the row says `true`; recovery commits the rest.
-  await Promise.all(
-    splitAround('mid_commit_prepared', writers, decider, (p) =>
-      runner.run(p, `COMMIT PREPARED '${tx.branchOn(p.shard).gid}'`),
-    ).map((run, i) =>
-      run.then((o) => {
-        const branch = tx.branchOn(writers[i].shard);
-        if (endsPreparedBranch(o)) tx.moveBranch(branch, 'committed');
-        else tx.lastError = `shard ${writers[i].shard}: ${outcomeFailure(o)}`;
-      }),
-    ),
-  );
+  await commitPreparedOn(runner, tx, writers); // writers[0] is the decider: first when split by the failpoint
   await readersDone;
   // Every participant confirmed: the row is deleted (batched). Unfinished: retried in the background first.
   manager.settle(tx);

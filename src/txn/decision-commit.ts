@@ -142,21 +142,33 @@ export async function commitWithDecisionCommit(
     manager.continueAfterReply(tx);
     return { error: null, lost: runner.lost };
   }
-  await Promise.all(
-    splitAround('mid_commit_prepared', others, others[0], (p) =>
-      runner.run(p, `COMMIT PREPARED '${tx.branchOn(p.shard).gid}'`),
-    ).map((run, i) =>
-      run.then((o) => {
-        const branch = tx.branchOn(others[i].shard);
-        if (endsPreparedBranch(o)) tx.moveBranch(branch, 'committed');
-        else tx.lastError = `shard ${others[i].shard}: ${outcomeFailure(o)}`;
-      }),
-    ),
-  );
+  await commitPreparedOn(runner, tx, others);
   await readersDone;
   // Every participant confirmed: the row is deleted (batched). Unfinished: retried in the background first.
   manager.settle(tx);
   return { error: null, lost: runner.lost };
+}
+
+/**
+ * Phase 2 on `branches` at once (the failpoint `mid_commit_prepared` splits it after the first): each confirmed branch
+ * is committed; a failure is noted for the background retry.
+ */
+export async function commitPreparedOn(
+  runner: Runner,
+  tx: DistributedTransaction,
+  branches: readonly CommitParticipant[],
+): Promise<void> {
+  await Promise.all(
+    splitAround('mid_commit_prepared', branches, branches[0], (p) =>
+      runner.run(p, `COMMIT PREPARED '${tx.branchOn(p.shard).gid}'`),
+    ).map((run, i) =>
+      run.then((o) => {
+        const branch = tx.branchOn(branches[i].shard);
+        if (endsPreparedBranch(o)) tx.moveBranch(branch, 'committed');
+        else tx.lastError = `shard ${branches[i].shard}: ${outcomeFailure(o)}`;
+      }),
+    ),
+  );
 }
 
 /**
