@@ -47,8 +47,10 @@ export function insertDecisionSql(
 
 /**
  * The decision as a transaction of its own (atomic_visibility: every writer, the decision shard's too, is prepared
- * first): an autocommit insert of `true`, which commits the decision and makes no data visible. It fails on the key
- * when recovery inserted `false` first.
+ * first): an insert of `true` in an implicit transaction (one Query), which commits the decision and makes no data
+ * visible. It fails on the key when recovery inserted `false` first. READ WRITE explicitly: it runs on the client's
+ * connection, whose session may make transactions read-only by default (`SET default_transaction_read_only`); its
+ * failure ends the implicit transaction, so the connection is idle again either way.
  */
 export function insertDecisionAutocommitSql(
   schema: string,
@@ -56,21 +58,21 @@ export function insertDecisionAutocommitSql(
   participants: readonly number[],
 ): string {
   return (
-    `INSERT INTO ${decisionTable(schema)} (txid, participants, committed) ` +
+    `SET TRANSACTION READ WRITE; INSERT INTO ${decisionTable(schema)} (txid, participants, committed) ` +
     `VALUES (${txidLiteral(txid)}, '{${participants.join(',')}}', true)`
   );
 }
 
 /**
  * Learn (and fix) the outcome of `txid`: insert `false` unless a row exists, then read the row. Explicit READ
- * COMMITTED, so that an insert meeting the owner's uncommitted `true` waits for that branch to end and then either
+ * WRITE (a role may make transactions read-only by default) and READ COMMITTED, so that an insert meeting the owner's uncommitted `true` waits for that branch to end and then either
  * finds the committed row or inserts; `lock_timeout` bounds that wait (the caller retries later).
  */
 export function resolveDecisionSql(schema: string, txid: string, lockTimeoutMs: number): string {
   const t = decisionTable(schema);
   const id = txidLiteral(txid);
   return (
-    `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}; ` +
+    `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}; ` +
     `INSERT INTO ${t} (txid, participants, committed) VALUES (${id}, '{}', false) ON CONFLICT (txid) DO NOTHING; ` +
     `SELECT committed FROM ${t} WHERE txid = ${id}; COMMIT`
   );
