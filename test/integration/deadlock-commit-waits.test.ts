@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { APP_DB, APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { outcome, trackedClient } from '../helpers/outcome.js';
 import { directShardClients, idOn } from '../helpers/sharding.js';
 
 const TABLES_TOML = `
@@ -44,22 +45,8 @@ let walDir: string;
 let direct: pg.Client[];
 const clients: pg.Client[] = [];
 
-async function connect(proxy: TestProxy): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: proxy.url });
-  c.on('error', () => undefined);
-  await c.connect();
-  clients.push(c);
-  return c;
-}
-
-/** The SQLSTATE a promise rejected with, or 'ok'. */
-async function outcome(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
+function connect(proxy: TestProxy): Promise<pg.Client> {
+  return trackedClient(proxy, clients);
 }
 
 /** Nothing prepared and no lock on the test's tables held by anyone, on any shard. */

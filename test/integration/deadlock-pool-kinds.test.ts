@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { APP_DB, APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { outcome, trackedClient } from '../helpers/outcome.js';
 import { directShardClients, idOn } from '../helpers/sharding.js';
 
 const ACCOUNTS_TOML = `
@@ -32,22 +33,8 @@ let proxy: TestProxy;
 let replicas: TestProxy;
 const clients: pg.Client[] = [];
 
-async function connect(to: TestProxy = proxy): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: to.url });
-  c.on('error', () => undefined);
-  await c.connect();
-  clients.push(c);
-  return c;
-}
-
-/** The SQLSTATE a promise rejected with, or 'ok'. */
-async function outcome(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
+function connect(to: TestProxy = proxy): Promise<pg.Client> {
+  return trackedClient(to, clients);
 }
 
 beforeAll(async () => {
