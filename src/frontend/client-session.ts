@@ -39,6 +39,7 @@ import type { VisibilityFences } from '../txn/visibility-fence.js';
 import type { AdminConsoleHandle, AdminIo, ClientActivity, ClientInfo } from '../admin/context.js';
 import { adminLoginReplies } from '../admin/console.js';
 import { ClientLogin, type LoginDeps, type LoginHost } from './client-login.js';
+import { ClientOutput } from './client-output.js';
 
 export interface SessionDeps extends LoginDeps {
   statementNames: StatementNames;
@@ -82,6 +83,8 @@ export class ClientSession implements ReplySink, Cancellable {
   readonly remote: string;
 
   private socket: net.Socket;
+  /** Writes to the client and holds its input back (client-output.ts); shared with the sharded dispatch. */
+  private readonly output: ClientOutput;
   private readonly deps: SessionDeps;
   private readonly log: Logger;
   private reader: FrameReader;
@@ -101,8 +104,6 @@ export class ClientSession implements ReplySink, Cancellable {
   private readonly batch = new RequestBatch();
   /** After an error the proxy raised mid-pipeline: drop frames until Sync, as PostgreSQL does. */
   private isSkippingToSync = false;
-  /** Reasons the client socket is not read right now (pauseInput / resumeInput). */
-  private inputPauses = 0;
   /** Input paused: too many requests queued (until the batch drains), a server slow to read what it was sent. */
   private isBatchBacklogged = false;
   private isServerBacklogged = false;
@@ -137,6 +138,7 @@ export class ClientSession implements ReplySink, Cancellable {
 
   constructor(socket: net.Socket, deps: SessionDeps) {
     this.socket = socket;
+    this.output = new ClientOutput(socket);
     this.deps = deps;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.log = deps.logger.child({ client: this.id });
@@ -217,6 +219,7 @@ export class ClientSession implements ReplySink, Cancellable {
       },
       useSocket: (secure) => {
         this.socket = secure;
+        this.output.socket = secure;
         this.bindSocket(secure);
       },
       setIdentity: (user, database) => {
@@ -225,8 +228,8 @@ export class ClientSession implements ReplySink, Cancellable {
         this.log.setBindings({ user, database });
       },
       onData: (chunk) => this.onData(chunk),
-      pauseInput: () => this.pauseInput(),
-      resumeInput: () => this.resumeInput(),
+      pauseInput: () => this.output.pauseInput(),
+      resumeInput: () => this.output.resumeInput(),
       fatal: (err) => this.fatal(err),
       close: (reason) => this.close(reason),
       protocolViolation: (reason) => this.protocolViolation(reason),
@@ -309,11 +312,7 @@ export class ClientSession implements ReplySink, Cancellable {
       clearOpenSegment: () => {
         this.hasOpenSegment = false;
       },
-      writeToClient: (buf) => this.socket.write(buf),
-      hasPendingWrites: () => this.socket.writableLength > 0,
-      onClientDrain: (resume) => this.onClientDrain(resume),
-      pauseInput: () => this.pauseInput(),
-      resumeInput: () => this.resumeInput(),
+      output: this.output,
       checkoutWaitStarted: () => this.watched?.checkoutStarted(),
       checkoutWaitEnded: () => this.watched?.checkoutEnded(),
       commitStarted: () => this.watched?.commitStarted(),
@@ -343,7 +342,7 @@ export class ClientSession implements ReplySink, Cancellable {
     // A server held for the whole session (session mode on one shard, replication): its backend's pid, if free.
     this.cancelKey = this.deps.cancels.register(this, this.server?.backendPid ?? 0);
     out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), READY_IDLE);
-    this.socket.write(Buffer.concat(out));
+    this.output.write(Buffer.concat(out));
     this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
@@ -389,7 +388,7 @@ export class ClientSession implements ReplySink, Cancellable {
     if (this.isSkippingToSync) {
       if (type === Frontend.Sync) {
         this.isSkippingToSync = false;
-        this.socket.write(readyForQuery(this.txStatus));
+        this.output.write(readyForQuery(this.txStatus));
         this.sharded?.syncOpenSegments(); // the Sync a shard mid-segment would have had
       }
       return;
@@ -456,7 +455,7 @@ export class ClientSession implements ReplySink, Cancellable {
         if (server && pool) pool.release(server);
         return;
       }
-      if (isPaused) this.resumeInput();
+      if (isPaused) this.output.resumeInput();
       if (err || server === null || pool === null)
         return this.failBatch(err ?? PgError.internal('no server'));
       this.attach(server, pool);
@@ -472,7 +471,7 @@ export class ClientSession implements ReplySink, Cancellable {
     // synchronously, so the common case never pauses (pause/resume cost a syscall each).
     if (this.isWaitingForServer) {
       isPaused = true;
-      this.pauseInput();
+      this.output.pauseInput();
     }
   }
 
@@ -517,25 +516,13 @@ export class ClientSession implements ReplySink, Cancellable {
     if (this.isBatchBacklogged || !batch.isFlushPoint) return;
     if (batch.bytes <= PIPELINE_MAX_BYTES && batch.length <= PIPELINE_MAX_FRAMES) return;
     this.isBatchBacklogged = true;
-    this.pauseInput();
+    this.output.pauseInput();
     batch.lowWaterBytes = PIPELINE_MAX_BYTES / 4;
     batch.lowWaterFrames = PIPELINE_MAX_FRAMES / 4;
     batch.onDrained = () => {
       this.isBatchBacklogged = false;
-      this.resumeInput();
+      this.output.resumeInput();
     };
-  }
-
-  /**
-   * Stop reading the client (a request waits for a server, a shard lags behind a COPY): counted, so that one reason
-   * ending does not resume reading while another still holds it.
-   */
-  private pauseInput(): void {
-    if (this.inputPauses++ === 0) this.socket.pause();
-  }
-
-  private resumeInput(): void {
-    if (this.inputPauses > 0 && --this.inputPauses === 0) this.socket.resume();
   }
 
   private attach(server: ServerConnection, pool: Pool): void {
@@ -620,10 +607,10 @@ export class ClientSession implements ReplySink, Cancellable {
     // does not read its replies): stop reading the client until the server's socket has passed it all on.
     if (server.unsentBytes > SERVER_BACKLOG_BYTES && !this.isServerBacklogged) {
       this.isServerBacklogged = true;
-      this.pauseInput();
+      this.output.pauseInput();
       server.onSendDrain(() => {
         this.isServerBacklogged = false;
-        this.resumeInput();
+        this.output.resumeInput();
       });
     }
     if (ready > 0) this.startQueryTimer();
@@ -652,21 +639,21 @@ export class ClientSession implements ReplySink, Cancellable {
     const { replies, isSkippingToSync } = this.batch.failReplies(err, this.txStatus, count);
     this.isSkippingToSync = isSkippingToSync;
     this.hasOpenSegment = false;
-    this.socket.write(replies);
+    this.output.write(replies);
   }
 
   // --- ReplySink: called by the attached server connection ---------------------------------------------------
 
   writeToClient(buf: Buffer): boolean {
-    return this.socket.write(buf);
+    return this.output.write(buf);
   }
 
   hasPendingWrites(): boolean {
-    return this.socket.writableLength > 0;
+    return this.output.hasPendingWrites();
   }
 
   onClientDrain(resume: () => void): void {
-    this.socket.once('drain', resume);
+    this.output.onDrain(resume);
   }
 
   onServerReady(server: ServerConnection, status: number): void {
@@ -752,11 +739,11 @@ export class ClientSession implements ReplySink, Cancellable {
 
   private openAdminConsole(): void {
     this.adminConsole = this.deps.openAdminConsole(
-      { write: (buf) => this.socket.write(buf), close: () => this.close('client terminated') },
+      { write: (buf) => this.output.write(buf), close: () => this.close('client terminated') },
       this.log,
     );
     this.cancelKey = this.deps.cancels.register(this);
-    this.socket.write(adminLoginReplies(this.cancelKey.pid, this.cancelKey.secret));
+    this.output.write(adminLoginReplies(this.cancelKey.pid, this.cancelKey.secret));
     this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;

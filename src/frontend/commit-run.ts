@@ -35,7 +35,7 @@ export function commitAcrossShards(
     host,
     participants,
     participants.writers.size >= 2 && !isReadOnly,
-    (error) => host.session.writeToClient(commitReplies(types, frames, error, !isScriptStatement, isChained)),
+    (error) => host.session.output.write(commitReplies(types, frames, error, !isScriptStatement, isChained)),
     after,
     isChained,
   );

@@ -109,7 +109,7 @@ export class CopyInRun {
     const host = this.host;
     const { types, frames, readyCount } = host.takeRequest();
     const servers = target.shards.map((shard) => host.servers.at(shard));
-    const { copy, spec } = splitCopyIn(target.copy, keyIndex, servers, host.session);
+    const { copy, spec } = splitCopyIn(target.copy, keyIndex, servers, host.session.output);
     const fanout = host.startFanout(servers.length, spec, false, host);
     fanout.onServerError = (index) => copy.onServerError(index);
     this.copy = copy;

@@ -12,7 +12,7 @@ import type { CopyInfo } from '../router/plan.js';
 import { shardForParameter } from '../sharding/shard-of.js';
 import { Frontend } from '../protocol/codes.js';
 import { MessageWriter } from '../protocol/writer.js';
-import type { ShardedSession } from './sharded-session.js';
+import type { ClientOutput } from './client-output.js';
 
 const COPY_DONE = Buffer.from([Frontend.CopyDone, 0, 0, 0, 4]);
 /** Rows are sent on at least this often, so a large client batch does not pile up in the proxy. */
@@ -25,7 +25,7 @@ const FLUSH_BYTES = 256 * 1024;
 export const SHARD_BACKLOG_BYTES = 4 * FLUSH_BYTES;
 
 /** Whose input stops while a shard is backlogged: the client session. */
-export type CopyInput = Pick<ShardedSession, 'pauseInput' | 'resumeInput'>;
+export type CopyInput = Pick<ClientOutput, 'pauseInput' | 'resumeInput'>;
 
 function copyFail(message: string): Buffer {
   return new MessageWriter(16 + message.length).cstring(message).frame(Frontend.CopyFail);

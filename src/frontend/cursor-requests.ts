@@ -49,7 +49,7 @@ export class CursorRequests implements CursorRunOwner {
       return false;
     }
     host.takeRequest();
-    host.session.writeToClient(Buffer.concat(replies));
+    host.session.output.write(Buffer.concat(replies));
     host.onShardRequestDone();
     return true;
   }
@@ -121,7 +121,7 @@ export class CursorRequests implements CursorRunOwner {
       replies.push(this.portals.syncReply(host.session.txStatus()));
     else if (failed) host.session.skipToSync();
     if (run.overflow !== null) host.log.warn({ code: run.overflow.code }, run.overflow.message);
-    host.session.writeToClient(Buffer.concat(replies));
+    host.session.output.write(Buffer.concat(replies));
     host.onShardRequestDone();
   }
 

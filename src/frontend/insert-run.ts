@@ -219,12 +219,12 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     if (scripts.isRunning) {
       if (tag !== null) {
         if (scripts.isHoldingTags) scripts.holdTags([tag]);
-        else host.session.writeToClient(tag);
+        else host.session.output.write(tag);
       }
       return scripts.onStatementDone(sawError);
     }
-    if (tag !== null) host.session.writeToClient(tag);
-    host.session.writeToClient(readyForQuery(host.refreshStatus(sawError)));
+    if (tag !== null) host.session.output.write(tag);
+    host.session.output.write(readyForQuery(host.refreshStatus(sawError)));
     host.onShardRequestDone();
   }
 

@@ -132,7 +132,7 @@ export class ScriptRunner {
     const script = this.current as ScriptRun;
     host.log.warn({ code: err.code }, err.message);
     host.takeRequest();
-    host.session.writeToClient(err.toBuffer());
+    host.session.output.write(err.toBuffer());
     script.remaining--;
     script.hasFailed = true;
     this.finish(script);
@@ -145,14 +145,14 @@ export class ScriptRunner {
     // The statements not run: each is one request (a Query, or an extended statement ended by the proxy's Sync).
     for (let i = 0; i < script.remaining; i++) host.batch.takeFirst(host.batch.firstRequestLength());
     if (!script.isImplicit) {
-      host.session.writeToClient(readyForQuery(host.refreshStatus()));
+      host.session.output.write(readyForQuery(host.refreshStatus()));
       return host.onShardRequestDone();
     }
     const participants = host.block.participants();
     if (participants.shards.length === 0) {
       // No statement reached a shard (the first one was refused): nothing to end but the block itself.
       host.block.finish(false, 'none');
-      host.session.writeToClient(readyForQuery(host.refreshStatus()));
+      host.session.output.write(readyForQuery(host.refreshStatus()));
       return host.onShardRequestDone();
     }
     if (script.hasFailed) return this.rollBack(participants.shards);
@@ -165,9 +165,9 @@ export class ScriptRunner {
       participants,
       wantsTwoPhase,
       (error) => {
-        if (error === null) for (const tag of script.heldTags) host.session.writeToClient(tag);
-        else host.session.writeToClient(error);
-        host.session.writeToClient(readyForQuery(host.servers.combinedStatus()));
+        if (error === null) for (const tag of script.heldTags) host.session.output.write(tag);
+        else host.session.output.write(error);
+        host.session.output.write(readyForQuery(host.servers.combinedStatus()));
       },
       this.afterCommit,
     );
@@ -178,7 +178,7 @@ export class ScriptRunner {
     const host = this.host;
     host.block.markEnding(false);
     host.servers.runOwn(shards, 'ROLLBACK', host, () => {
-      host.session.writeToClient(readyForQuery(host.refreshStatus()));
+      host.session.output.write(readyForQuery(host.refreshStatus()));
       host.onShardRequestDone();
     });
   }

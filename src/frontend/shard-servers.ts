@@ -150,7 +150,7 @@ export class ShardServers {
         this.gotWhileWaiting = [];
         if (isPaused) {
           this.session.checkoutWaitEnded();
-          this.session.resumeInput();
+          this.session.output.resumeInput();
         }
         if (this.session.state() !== 'ready' || failure !== null) {
           for (const [, srv, pool] of got) pool.release(srv);
@@ -179,7 +179,7 @@ export class ShardServers {
     if (this.isWaiting) {
       isPaused = true;
       this.gotWhileWaiting = got;
-      this.session.pauseInput();
+      this.session.output.pauseInput();
       this.session.checkoutWaitStarted();
     }
   }

@@ -39,6 +39,7 @@ import { CopyInRun } from './copy-in-run.js';
 import { routeAfterRefusal } from './route-lookups.js';
 import { ShardServers, type PendingCheckout } from './shard-servers.js';
 import type { ShardedSession } from './sharded-session.js';
+import type { ClientOutput } from './client-output.js';
 
 /** A transaction-control statement or setting, moved to `shards` (one: sent as is; several: reported once). */
 function onShards(target: BatchTarget, shards: readonly number[]): BatchTarget {
@@ -69,6 +70,8 @@ export class ShardedDispatch implements DispatchHost {
   readonly session: ShardedSession;
   readonly batch: RequestBatch;
   readonly log: Logger;
+  /** The client's output (client-output.ts): replies go straight there, not through the session. */
+  private readonly output: ClientOutput;
   /** The server held per shard. */
   readonly servers: ShardServers;
   /** What the request in flight is doing on the proxy's side (a lookup, a fan-out, a commit): one value, one mover. */
@@ -112,6 +115,7 @@ export class ShardedDispatch implements DispatchHost {
     this.session = session;
     this.batch = session.batch;
     this.log = session.log;
+    this.output = session.output;
     this.servers = new ShardServers(session, router);
     this.cursors = new CursorRequests(this);
     this.block = new TransactionBlock(
@@ -342,7 +346,7 @@ export class ShardedDispatch implements DispatchHost {
   private replyLocally(types: readonly number[], frames: readonly Buffer[], reply: LocalReply): void {
     for (let i = 0; i < types.length; i++)
       if (types[i] === Frontend.Parse) this.session.statements?.remember(frames[i]);
-    this.session.writeToClient(localReplies(types, frames, { ...reply, withReady: !this.scripts.isRunning }));
+    this.output.write(localReplies(types, frames, { ...reply, withReady: !this.scripts.isRunning }));
     if (this.scripts.isRunning) return this.scripts.onStatementDone(reply.error != null);
     this.refreshStatus();
     this.onShardRequestDone();
@@ -453,7 +457,7 @@ export class ShardedDispatch implements DispatchHost {
     const wasInBlock = this.block.isOpen;
     const now = this.refreshStatus(sawError);
     if (!wasInBlock) this.keepSettings(!sawError && now === TxStatus.Idle);
-    this.session.writeToClient(readyForQuery(now));
+    this.output.write(readyForQuery(now));
     this.onShardRequestDone();
   }
 
@@ -502,15 +506,15 @@ export class ShardedDispatch implements DispatchHost {
   // --- ReplySink: called by the shard servers while they answer this session directly -----------------------
 
   writeToClient(buf: Buffer): boolean {
-    return this.session.writeToClient(buf);
+    return this.output.write(buf);
   }
 
   hasPendingWrites(): boolean {
-    return this.session.hasPendingWrites();
+    return this.output.hasPendingWrites();
   }
 
   onClientDrain(resume: () => void): void {
-    this.session.onClientDrain(resume);
+    this.output.onDrain(resume);
   }
 
   onServerReady(server: ServerConnection): void {

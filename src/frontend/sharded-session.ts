@@ -12,6 +12,7 @@ import type { PgError } from '../errors/pg-error.js';
 import type { TransactionManager } from '../txn/manager.js';
 import type { VisibilityFence } from '../txn/visibility-fence.js';
 import type { PhaseTwoCount } from '../txn/phase-two-gate.js';
+import type { ClientOutput } from './client-output.js';
 import type { ClientStatements } from './prepared-statements.js';
 import type { RequestBatch } from './request-batch.js';
 import type { SessionParams } from './session-params.js';
@@ -44,12 +45,11 @@ export interface ShardedSession {
   /** Extended-protocol messages sent without their Sync yet (see ClientSession.hasOpenSegment). */
   hasOpenSegment(): boolean;
   clearOpenSegment(): void;
-  writeToClient(buf: Buffer): boolean;
-  hasPendingWrites(): boolean;
-  onClientDrain(resume: () => void): void;
-  /** Backpressure: stop / restart reading the client while its request waits for servers, or a shard lags in COPY. */
-  pauseInput(): void;
-  resumeInput(): void;
+  /**
+   * The client's output, held directly: replies written, drain backpressure, input paused while a request waits for
+   * servers or a shard lags in COPY (client-output.ts).
+   */
+  readonly output: ClientOutput;
   /** The request waits for a server in some pool (told to the distributed deadlock check), and no longer does. */
   checkoutWaitStarted(): void;
   checkoutWaitEnded(): void;

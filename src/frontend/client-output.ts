@@ -1,0 +1,43 @@
+// What goes out to one client and how fast: writes to its socket, whether writes are still pending and the wait for
+// them to drain (backpressure on whoever feeds the client), and pausing / resuming the socket's input for the reasons
+// that hold it (counted). The ClientSession owns the socket's lifetime, its timers and its status; this object only
+// writes and holds input back. The sharded dispatch and the session's own paths share it.
+import type net from 'node:net';
+
+export class ClientOutput {
+  /** The client's socket (replaced once if the client upgrades to TLS during login). */
+  socket: net.Socket;
+  /** Reasons the client socket is not read right now (pauseInput / resumeInput). */
+  private inputPauses = 0;
+
+  constructor(socket: net.Socket) {
+    this.socket = socket;
+  }
+
+  /** Write bytes to the client; false = the socket is backpressured (wait for `onDrain`). */
+  write(buf: Buffer): boolean {
+    return this.socket.write(buf);
+  }
+
+  /** Bytes handed to `write` that the socket has not passed to the kernel yet. */
+  hasPendingWrites(): boolean {
+    return this.socket.writableLength > 0;
+  }
+
+  /** Call `resume` once the socket has drained (after `write` returned false). */
+  onDrain(resume: () => void): void {
+    this.socket.once('drain', resume);
+  }
+
+  /**
+   * Stop reading the client (a request waits for a server, a server or a shard lags behind what it was sent):
+   * counted, so that one reason ending does not resume reading while another still holds it.
+   */
+  pauseInput(): void {
+    if (this.inputPauses++ === 0) this.socket.pause();
+  }
+
+  resumeInput(): void {
+    if (this.inputPauses > 0 && --this.inputPauses === 0) this.socket.resume();
+  }
+}
