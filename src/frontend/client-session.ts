@@ -23,12 +23,10 @@ import { startsWithListen } from './listen-check.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
 import { PIPELINE_MAX_BYTES, PIPELINE_MAX_FRAMES, RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
-import { SHARD_BACKLOG_BYTES as SERVER_BACKLOG_BYTES } from './copy-in.js';
 import { resetAndRelease } from '../backend/server-reset.js';
-import { querySample, StandIns } from './stand-ins.js';
+import { querySample } from './stand-ins.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { UniqueIdRequests, withUniqueIds, type UniqueIdSupport } from './unique-id-request.js';
-import { noteDescribeSent } from './describe-trims.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
 import type { DeadlockWatch } from '../txn/deadlock-watch.js';
 import type { WatchedSession } from '../txn/watched-session.js';
@@ -40,6 +38,7 @@ import type { AdminConsoleHandle, AdminIo, ClientActivity, ClientInfo } from '..
 import { adminLoginReplies } from '../admin/console.js';
 import { ClientLogin, type LoginDeps, type LoginHost } from './client-login.js';
 import { ClientOutput } from './client-output.js';
+import { RequestSend } from './request-send.js';
 
 export interface SessionDeps extends LoginDeps {
   statementNames: StatementNames;
@@ -85,6 +84,8 @@ export class ClientSession implements ReplySink, Cancellable {
   private socket: net.Socket;
   /** Writes to the client and holds its input back (client-output.ts); shared with the sharded dispatch. */
   private readonly output: ClientOutput;
+  /** Sends requests' frames to servers: names rewritten, open segment, query_timeout (request-send.ts). */
+  private readonly send: RequestSend;
   private readonly deps: SessionDeps;
   private readonly log: Logger;
   private reader: FrameReader;
@@ -107,28 +108,19 @@ export class ClientSession implements ReplySink, Cancellable {
   /** Input paused: too many requests queued (until the batch drains), a server slow to read what it was sent. */
   private isBatchBacklogged = false;
   private isServerBacklogged = false;
-  /**
-   * Extended-protocol messages went to the server after the last Sync: their replies (and the Sync that closes
-   * them) are still to come, so the server must stay with this client even at an idle ReadyForQuery.
-   */
-  private hasOpenSegment = false;
   /** Sharded databases only: routing and running each request on its shards (with the servers held per shard). */
   private sharded: ShardedDispatch | null = null;
   /** One shard with replicas: pgdog.unique_id() calls replaced before sending (unique-id-request.ts); else null. */
   private uniqueIds: UniqueIdRequests | null = null;
   /** Sharded databases: what the distributed deadlock check reads of this session (txn/watched-session.ts). */
   private watched: WatchedSession | null = null;
-  private statements: ClientStatements | null = null;
   private readonly params = new SessionParams();
   private txStatus: number = TxStatus.Idle;
   private cancelKey: { pid: number; secret: number } | null = null;
-  private queryTimer: NodeJS.Timeout | null = null;
   private loginTimer: NodeJS.Timeout | null = null;
   private readonly onFrame = (type: number, frame: Buffer): void => this.handleFrame(type, frame);
   /** query_size_limit with action "warn": larger Query / Parse messages are logged. */
   private queryWarnBytes = Number.MAX_SAFE_INTEGER;
-  /** Stand-ins of refused statements → the marker of their server's error and the error it is replaced with. */
-  private standIns: StandIns | null = null;
   /** Read-your-writes: the WAL positions this session's reads must see, per shard. */
   private readonly writes = new ReadYourWrites();
   /** The server held was checked out for a request that may write (its WAL position is asked when it is released). */
@@ -139,6 +131,11 @@ export class ClientSession implements ReplySink, Cancellable {
   constructor(socket: net.Socket, deps: SessionDeps) {
     this.socket = socket;
     this.output = new ClientOutput(socket);
+    this.send = new RequestSend(this.output, {
+      general: () => deps.general(),
+      protocolViolation: (reason) => this.protocolViolation(reason),
+      onQueryTimeout: (timeoutMs) => this.onQueryTimeout(timeoutMs),
+    });
     this.deps = deps;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.log = deps.logger.child({ client: this.id });
@@ -253,6 +250,7 @@ export class ClientSession implements ReplySink, Cancellable {
     this.pools = pools;
     if (isReplication) {
       this.isTransactionMode = false;
+      this.send.isReplication = true;
       return false;
     }
     this.isTransactionMode = pools.mode === 'transaction';
@@ -260,7 +258,7 @@ export class ClientSession implements ReplySink, Cancellable {
     // Named statements follow the client onto whichever server a request lands on: in transaction mode, and on
     // sharded databases in session mode too (a statement prepared on one shard is used on another).
     if (this.isTransactionMode || routing !== null) {
-      this.statements = new ClientStatements(
+      this.send.statements = new ClientStatements(
         this.deps.statementNames,
         () => this.deps.general().preparedStatementsLimit ?? Number.MAX_SAFE_INTEGER,
       );
@@ -271,7 +269,7 @@ export class ClientSession implements ReplySink, Cancellable {
       const router = new SessionRouter(routing, this.params.settings);
       const sharded = new ShardedDispatch(router, this.shardedSession(pools));
       this.sharded = sharded;
-      this.watched =
+      this.watched = this.send.watched =
         this.deps.deadlocks?.watch({
           id: this.id,
           user: this.user,
@@ -297,7 +295,8 @@ export class ClientSession implements ReplySink, Cancellable {
       isTransactionMode: this.isTransactionMode,
       batch: this.batch,
       params: this.params,
-      statements: this.statements,
+      statements: this.send.statements,
+      send: this.send,
       general: () => this.deps.general(),
       txn: () => this.deps.txn(),
       fence: () => this.deps.fences?.of(this.database, pools.shards.length) ?? null,
@@ -308,25 +307,13 @@ export class ClientSession implements ReplySink, Cancellable {
         this.txStatus = status;
         this.watched?.txStatusChanged(status);
       },
-      hasOpenSegment: () => this.hasOpenSegment,
-      clearOpenSegment: () => {
-        this.hasOpenSegment = false;
-      },
       output: this.output,
       checkoutWaitStarted: () => this.watched?.checkoutStarted(),
       checkoutWaitEnded: () => this.watched?.checkoutEnded(),
       commitStarted: () => this.watched?.commitStarted(),
-      sendFrames: (server, types, frames, readyCount) => this.sendFrames(server, types, frames, readyCount),
       failBatch: (err, count) => this.failBatch(err, count),
       skipToSync: () => {
         this.isSkippingToSync = true;
-      },
-      startQueryTimer: () => this.startQueryTimer(),
-      clearQueryTimer: () => {
-        this.watched?.requestEnded();
-        if (this.queryTimer === null) return;
-        clearTimeout(this.queryTimer);
-        this.queryTimer = null;
       },
       protocolViolation: (reason) => this.protocolViolation(reason),
       readIntent: (types, frames) => this.readIntentOf(types, frames),
@@ -368,11 +355,7 @@ export class ClientSession implements ReplySink, Cancellable {
     reader.skipQueriesOverBytes = limit;
     // A stand-in takes its place in the request, so the client gets ERROR 54000 where its answer belongs.
     reader.onOversized = (type, totalBytes, start) =>
-      this.handleFrame(type, this.refusals().forOversized(this.log, type, totalBytes, start, limit));
-  }
-
-  private refusals(): StandIns {
-    return (this.standIns ??= new StandIns());
+      this.handleFrame(type, this.send.refusals().forOversized(this.log, type, totalBytes, start, limit));
   }
 
   private handleFrame(type: number, frame: Buffer): void {
@@ -398,7 +381,7 @@ export class ClientSession implements ReplySink, Cancellable {
       (type === Frontend.Query || type === Frontend.Parse) &&
       startsWithListen(type, frame)
     ) {
-      return this.handleFrame(type, this.refusals().forListen(this.log, type));
+      return this.handleFrame(type, this.send.refusals().forListen(this.log, type));
     }
     switch (type) {
       case Frontend.Query:
@@ -491,7 +474,7 @@ export class ClientSession implements ReplySink, Cancellable {
 
   /** What a request needs of a shard (read-intent.ts); a `SET pgdog.role` in it becomes the session's override. */
   private readIntentOf(types: readonly number[], frames: readonly Buffer[]): ReadIntent {
-    const texts = requestTexts(types, frames, (name) => this.statements?.textOf(name) ?? null);
+    const texts = requestTexts(types, frames, (name) => this.send.statements?.textOf(name) ?? null);
     const { intent, sessionRole, minLsns } =
       texts === null
         ? { intent: 'write' as const, sessionRole: undefined }
@@ -559,74 +542,7 @@ export class ClientSession implements ReplySink, Cancellable {
     )
       return;
     const { types, frames, readyCount } = this.batch.take();
-    this.sendFrames(server, types, frames, readyCount);
-  }
-
-  /** Rewrite (transaction mode) and send a request's frames to one server in one write. */
-  private sendFrames(server: ServerConnection, types: number[], frames: Buffer[], ready: number): void {
-    this.watched?.noteFrames(types, frames);
-    // This server's own segment (a sharded session holds several servers; one may be mid-segment, another not).
-    let isOpen = server.hasOpenSegment;
-    let out = frames;
-    const statements = this.statements;
-    const scanner = server.scanner;
-    try {
-      if (statements !== null) {
-        out = [];
-        statements.beginBatch(server, out);
-      }
-      for (let i = 0; i < types.length; i++) {
-        const type = types[i];
-        const refusal = this.standIns?.refusalOf(frames[i]);
-        if (refusal !== undefined) scanner.replaceError(refusal.marker, refusal.error);
-        if (type === Frontend.Describe) noteDescribeSent(frames[i], scanner); // pgdog.unique_id() parameters hidden
-        if (statements !== null) {
-          if (type === Frontend.Query) statements.noteQuery(frames[i], server);
-          statements.rewrite(type, frames[i], server, out);
-        }
-        if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) {
-          // Counted as we go: a swallow rule registered by a later frame is pinned after this ReadyForQuery.
-          scanner.readyExpected++;
-          isOpen = false;
-        } else if (
-          type !== Frontend.CopyData &&
-          type !== Frontend.CopyDone &&
-          type !== Frontend.CopyFail &&
-          type !== Frontend.Flush
-        ) {
-          isOpen = true; // extended-protocol messages not yet closed by a Sync
-        }
-      }
-    } catch (err) {
-      return this.protocolViolation((err as Error).message);
-    }
-    this.hasOpenSegment = isOpen;
-    server.hasOpenSegment = isOpen;
-    server.send(out.length === 1 ? out[0] : Buffer.concat(out), 0);
-    // A server that does not read what it is sent (busy, blocked on a lock, or not read itself because this client
-    // does not read its replies): stop reading the client until the server's socket has passed it all on.
-    if (server.unsentBytes > SERVER_BACKLOG_BYTES && !this.isServerBacklogged) {
-      this.isServerBacklogged = true;
-      this.output.pauseInput();
-      server.onSendDrain(() => {
-        this.isServerBacklogged = false;
-        this.output.resumeInput();
-      });
-    }
-    if (ready > 0) this.startQueryTimer();
-  }
-
-  /**
-   * `query_timeout` for the request just sent, whichever path sent it (forwarded frames, or a request the sharded
-   * dispatch rebuilt for its shards): cancelled when it has not finished in time. Started once per request.
-   */
-  private startQueryTimer(): void {
-    if (this.login.replication !== 'none') return; // START_REPLICATION streams until the client stops it
-    this.watched?.requestStarted();
-    const timeoutMs = this.deps.general().queryTimeoutMs;
-    if (timeoutMs > 0 && this.queryTimer === null) {
-      this.queryTimer = setTimeout(() => this.onQueryTimeout(timeoutMs), timeoutMs);
-    }
+    this.send.send(server, types, frames, readyCount);
   }
 
   /**
@@ -638,7 +554,7 @@ export class ClientSession implements ReplySink, Cancellable {
     this.log.warn({ code: err.code }, err.message);
     const { replies, isSkippingToSync } = this.batch.failReplies(err, this.txStatus, count);
     this.isSkippingToSync = isSkippingToSync;
-    this.hasOpenSegment = false;
+    this.send.hasOpenSegment = false;
     this.output.write(replies);
   }
 
@@ -659,14 +575,11 @@ export class ClientSession implements ReplySink, Cancellable {
   onServerReady(server: ServerConnection, status: number): void {
     this.txStatus = status;
     if (server.pendingReady !== 0) return;
-    if (this.queryTimer !== null) {
-      clearTimeout(this.queryTimer);
-      this.queryTimer = null;
-    }
+    this.send.stopQueryTimer();
     if (
       this.isTransactionMode &&
       status === TxStatus.Idle &&
-      !this.hasOpenSegment &&
+      !this.send.hasOpenSegment &&
       this.server === server
     ) {
       this.releaseServer();
@@ -691,7 +604,6 @@ export class ClientSession implements ReplySink, Cancellable {
   }
 
   private onQueryTimeout(timeoutMs: number): void {
-    this.queryTimer = null;
     this.log.warn({ timeoutMs }, 'query_timeout reached; cancelling the query');
     this.cancelQuery();
   }
@@ -755,7 +667,7 @@ export class ClientSession implements ReplySink, Cancellable {
     if (this.state === 'startup' || this.state === 'auth') return 'login';
     if (this.adminConsole !== null) return this.adminConsole.isBusy ? 'active' : 'idle';
     if (this.isWaitingForServer || this.sharded?.isWaitingForServer === true) return 'waiting';
-    if (this.txStatus !== TxStatus.Idle || this.hasOpenSegment || !this.batch.isEmpty) return 'active';
+    if (this.txStatus !== TxStatus.Idle || this.send.hasOpenSegment || !this.batch.isEmpty) return 'active';
     // Session mode keeps a server between transactions: only a statement still running makes the client active.
     if (this.server !== null && this.server.pendingReady > 0) return 'active';
     if (this.sharded?.isActive === true) return 'active';
@@ -820,7 +732,7 @@ export class ClientSession implements ReplySink, Cancellable {
     this.isCleanedUp = true;
     if (this.cancelKey) this.deps.cancels.unregister(this.cancelKey.pid);
     if (this.watched !== null) this.deps.deadlocks?.unwatch(this.watched);
-    if (this.queryTimer) clearTimeout(this.queryTimer);
+    this.send.stopQueryTimer();
     if (this.loginTimer) clearTimeout(this.loginTimer);
     const server = this.server;
     const pool = this.serverPool;
@@ -830,14 +742,14 @@ export class ClientSession implements ReplySink, Cancellable {
       resetAndRelease(server, pool, {
         isSessionMode: !this.isTransactionMode,
         txStatus: this.txStatus,
-        hasOpenSegment: this.hasOpenSegment,
+        hasOpenSegment: this.send.hasOpenSegment,
       });
     } else if (server !== null) {
       server.detach();
       server.terminate('replication client left'); // its own connection, never pooled
     }
     this.sharded?.onSessionClosed();
-    this.statements?.clear(); // the shared cache may drop what only this client used
+    this.send.statements?.clear(); // the shared cache may drop what only this client used
     // Connections that never logged in (health checks, port scans) are not worth an info line each.
     const level = this.user === '' ? 'debug' : 'info';
     this.log[level](

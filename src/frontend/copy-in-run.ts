@@ -115,7 +115,7 @@ export class CopyInRun {
     this.copy = copy;
     servers.forEach((server, i) => {
       server.attach(fanout.sinkFor(i));
-      host.session.sendFrames(server, types, frames, readyCount);
+      host.session.send.send(server, types, frames, readyCount);
     });
   }
 }

@@ -29,8 +29,8 @@ export function sendFanout(
     server.attach(fanout.sinkFor(i));
     return () => {
       if (read !== null) read.send(server, sent ?? { types, frames });
-      else if (sent !== null) session.sendFrames(server, sent.types, sent.frames, readyCount);
-      else session.sendFrames(server, types, frames, readyCount);
+      else if (sent !== null) session.send.send(server, sent.types, sent.frames, readyCount);
+      else session.send.send(server, types, frames, readyCount);
     };
   });
   runFanout(host, fanout, sends, target.isWrite, read);
@@ -59,11 +59,11 @@ export function sendSplit(
       if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
       if (read !== null) return read.send(server, described[i] ?? part, true);
       server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
-      if (readyCount > 0) session.startQueryTimer();
+      if (readyCount > 0) session.send.startQueryTimer();
     };
   });
   runFanout(host, fanout, sends, target.isWrite, read);
-  session.clearOpenSegment();
+  session.send.hasOpenSegment = false;
 }
 
 /**

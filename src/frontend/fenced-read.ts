@@ -18,6 +18,7 @@ import { FLUSH, SYNC } from '../protocol/messages.js';
 import { MessageWriter } from '../protocol/writer.js';
 import type { FenceBlocker, FenceHold, VisibilityFence } from '../txn/visibility-fence.js';
 import { cancelRunning } from './cancel-registry.js';
+import type { RequestSend } from './request-send.js';
 
 /** Which reply of a shard proves its snapshot was taken. */
 export const SnapshotSignal = {
@@ -219,8 +220,7 @@ export interface ReadSession {
   readonly log: Logger;
   fence(): VisibilityFence | null;
   general(): { readonly atomicVisibilityTimeoutMs: number };
-  sendFrames(server: ServerConnection, types: number[], frames: Buffer[], readyCount: number): void;
-  startQueryTimer(): void;
+  readonly send: Pick<RequestSend, 'send' | 'startQueryTimer'>;
 }
 
 /** One fan-out read's section in the fence: started before its request is sent, ended when its snapshots exist. */
@@ -266,14 +266,14 @@ export class FencedRead {
 
   /**
    * Send `request` (this shard's) to `server` in its fenced form; `isBuilt`: frames the proxy built (sent as they
-   * are), else the client's (through the session's sendFrames, which rewrites statement names).
+   * are), else the client's (through the session's RequestSend, which rewrites statement names).
    */
   send(server: ServerConnection, request: ReadRequest, isBuilt = false): void {
     const r = snapshotRequest(request.types, request.frames, this.isPlainSelect) ?? this.first;
     if (!r.isRewrittenQuery && !isBuilt)
-      return this.session.sendFrames(server, r.types, r.frames, this.readyCount);
+      return this.session.send.send(server, r.types, r.frames, this.readyCount);
     server.send(Buffer.concat(r.frames), this.readyCount);
-    if (this.readyCount > 0) this.session.startQueryTimer();
+    if (this.readyCount > 0) this.session.send.startQueryTimer();
   }
 
   /**

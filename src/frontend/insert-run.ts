@@ -175,7 +175,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
       shards.forEach((shard, i) => {
         const server = host.servers.at(shard);
         server.attach(fanout.sinkFor(i));
-        host.session.sendFrames(server, request.types, request.frames, request.readyCount);
+        host.session.send.send(server, request.types, request.frames, request.readyCount);
       });
     });
   }

@@ -79,7 +79,7 @@ export class ShardServers {
     const isEligible =
       session.isTransactionMode &&
       !isInProxyTransaction &&
-      !session.hasOpenSegment() &&
+      !session.send.hasOpenSegment &&
       (target.kind === 'one' || target.kind === 'many') &&
       !target.isWrite &&
       !target.mayWrite &&

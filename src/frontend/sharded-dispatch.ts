@@ -146,7 +146,7 @@ export class ShardedDispatch implements DispatchHost {
     const active = this.activeShard === null ? null : this.servers.byShard[this.activeShard];
     if (active != null && active.pendingReady > 0 && batch.isCopyOnly()) {
       const { types, frames, readyCount } = batch.take();
-      this.session.sendFrames(active, types, frames, readyCount); // COPY data for the request in flight
+      this.session.send.send(active, types, frames, readyCount); // COPY data for the request in flight
       return;
     }
     if (!batch.isFlushPoint) {
@@ -372,8 +372,8 @@ export class ShardedDispatch implements DispatchHost {
       const server = this.servers.at(target.shard);
       server.attach(this);
       this.activeShard = target.shard;
-      this.session.sendFrames(server, types, frames, readyCount);
-      this.openSegmentShard = this.session.hasOpenSegment() ? target.shard : null;
+      this.session.send.send(server, types, frames, readyCount);
+      this.openSegmentShard = this.session.send.hasOpenSegment ? target.shard : null;
       return;
     }
     this.openSegmentShard = null; // a fan-out request ends with Sync (cursors run to the end: asCursor)
@@ -465,11 +465,11 @@ export class ShardedDispatch implements DispatchHost {
   onShardRequestDone(): void {
     if (this.isShardRequestInFlight()) return;
     this.activeShard = null;
-    this.session.clearQueryTimer();
+    this.session.send.requestEnded();
     if (
       this.session.isTransactionMode &&
       this.session.txStatus() === TxStatus.Idle &&
-      !this.session.hasOpenSegment()
+      !this.session.send.hasOpenSegment
     ) {
       this.servers.release();
     }
@@ -587,6 +587,6 @@ export class ShardedDispatch implements DispatchHost {
 
   /** Give every shard server back to its pool (reset as the session and transaction state require). */
   releaseShardServers(): void {
-    this.servers.resetAndRelease(this.session.hasOpenSegment() || this.request.fanout !== null);
+    this.servers.resetAndRelease(this.session.send.hasOpenSegment || this.request.fanout !== null);
   }
 }

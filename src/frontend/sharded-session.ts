@@ -7,12 +7,12 @@ import type { DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
 import type { ReadIntent } from '../backend/replica-set.js';
 import type { ReadYourWrites } from './read-your-writes.js';
-import type { ServerConnection } from '../backend/server-connection.js';
 import type { PgError } from '../errors/pg-error.js';
 import type { TransactionManager } from '../txn/manager.js';
 import type { VisibilityFence } from '../txn/visibility-fence.js';
 import type { PhaseTwoCount } from '../txn/phase-two-gate.js';
 import type { ClientOutput } from './client-output.js';
+import type { RequestSend } from './request-send.js';
 import type { ClientStatements } from './prepared-statements.js';
 import type { RequestBatch } from './request-batch.js';
 import type { SessionParams } from './session-params.js';
@@ -42,28 +42,26 @@ export interface ShardedSession {
   /** The status the client was last told (ReadyForQuery). */
   txStatus(): number;
   setTxStatus(status: number): void;
-  /** Extended-protocol messages sent without their Sync yet (see ClientSession.hasOpenSegment). */
-  hasOpenSegment(): boolean;
-  clearOpenSegment(): void;
   /**
    * The client's output, held directly: replies written, drain backpressure, input paused while a request waits for
    * servers or a shard lags in COPY (client-output.ts).
    */
   readonly output: ClientOutput;
+  /**
+   * Sending a request's frames to a server, held directly (request-send.ts): `send` rewrites statement names, writes
+   * and starts query_timeout; `startQueryTimer` for a request rebuilt for its shards and sent as built; `hasOpenSegment`
+   * (extended-protocol messages sent without their Sync yet); `requestEnded` when a request is over.
+   */
+  readonly send: RequestSend;
   /** The request waits for a server in some pool (told to the distributed deadlock check), and no longer does. */
   checkoutWaitStarted(): void;
   checkoutWaitEnded(): void;
   /** A commit across shards starts: its steps are waits the distributed deadlock check follows (arms its timer). */
   commitStarted(): void;
-  /** Rewrite (transaction mode) and send a request's frames to one server in one write; starts query_timeout. */
-  sendFrames(server: ServerConnection, types: number[], frames: Buffer[], readyCount: number): void;
   /** Answer the first `count` frames of the batch with `err` (one error per Sync/Query). */
   failBatch(err: PgError, count: number): void;
   /** An error was sent for a request without Sync: drop the client's frames up to its Sync (then ReadyForQuery). */
   skipToSync(): void;
-  /** Start query_timeout for a request sent without sendFrames (rebuilt for its shards); once per request. */
-  startQueryTimer(): void;
-  clearQueryTimer(): void;
   protocolViolation(reason: string): void;
   /**
    * Read/write split: what the request `types`/`frames` needs of a shard (read-intent.ts, as on one shard); a
