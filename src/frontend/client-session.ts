@@ -8,25 +8,19 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { DatabasePools } from '../backend/pool-manager.js';
-import type { Pool } from '../backend/pool.js';
-import type { ReadIntent, ReplicaSet, SetAcquireCallback } from '../backend/replica-set.js';
-import { ReadYourWrites } from './read-your-writes.js';
-import { classifyTexts, requestTexts, type RoleOverride } from './read-intent.js';
 import type { ServerConnection, ReplySink } from '../backend/server-connection.js';
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/frame-reader.js';
-import { backendKeyData, parameterStatus, query, readyForQuery, READY_IDLE } from '../protocol/messages.js';
+import { backendKeyData, parameterStatus, readyForQuery, READY_IDLE } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
-import { settingsSyncSql } from './session-settings.js';
 import { startsWithListen } from './listen-check.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
 import { PIPELINE_MAX_BYTES, PIPELINE_MAX_FRAMES, RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
-import { resetAndRelease } from '../backend/server-reset.js';
 import { querySample } from './stand-ins.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
-import { UniqueIdRequests, withUniqueIds, type UniqueIdSupport } from './unique-id-request.js';
+import { UniqueIdRequests, type UniqueIdSupport } from './unique-id-request.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
 import type { DeadlockWatch } from '../txn/deadlock-watch.js';
 import type { WatchedSession } from '../txn/watched-session.js';
@@ -38,6 +32,8 @@ import type { AdminConsoleHandle, AdminIo, ClientActivity, ClientInfo } from '..
 import { adminLoginReplies } from '../admin/console.js';
 import { ClientLogin, type LoginDeps, type LoginHost } from './client-login.js';
 import { ClientOutput } from './client-output.js';
+import { HeldServer } from './held-server.js';
+import { ReadChoice } from './read-choice.js';
 import { RequestSend } from './request-send.js';
 
 export interface SessionDeps extends LoginDeps {
@@ -66,11 +62,6 @@ function checkRequestType(type: number): string | null {
   return REQUEST_TYPES[type] === 1 ? null : `invalid frontend message type ${type}`;
 }
 
-/** host:port of a pool's server, for log lines. */
-function poolLabel(pool: Pool): string {
-  return `${pool.opts.address.host}:${pool.opts.address.port}`;
-}
-
 let nextSessionId = 1;
 
 export class ClientSession implements ReplySink, Cancellable {
@@ -86,32 +77,27 @@ export class ClientSession implements ReplySink, Cancellable {
   private readonly output: ClientOutput;
   /** Sends requests' frames to servers: names rewritten, open segment, query_timeout (request-send.ts). */
   private readonly send: RequestSend;
+  /** Read/write split: read intent, `SET pgdog.role`, read-your-writes (read-choice.ts). */
+  private readonly reads: ReadChoice;
+  /** One shard: the server held for the client's requests, checked out and given back (held-server.ts). */
+  private readonly held: HeldServer;
   private readonly deps: SessionDeps;
   private readonly log: Logger;
   private reader: FrameReader;
   /** Startup packet, TLS, authentication, startup settings (client-login.ts). */
   private readonly login: ClientLogin;
-  private pools: DatabasePools | null = null;
   private isTransactionMode = true;
   /** The admin database's console: it gets every frame. */
   private adminConsole: AdminConsoleHandle | null = null;
 
-  private server: ServerConnection | null = null;
-  private serverPool: Pool | null = null;
-  private isWaitingForServer = false;
-  /** `SET pgdog.role`: the session's read/write split override (read-intent.ts). */
-  private role: RoleOverride = null;
   /** Client frames not yet sent (views into received chunks). */
   private readonly batch = new RequestBatch();
   /** After an error the proxy raised mid-pipeline: drop frames until Sync, as PostgreSQL does. */
   private isSkippingToSync = false;
-  /** Input paused: too many requests queued (until the batch drains), a server slow to read what it was sent. */
+  /** Input paused: too many requests queued (until the batch drains). */
   private isBatchBacklogged = false;
-  private isServerBacklogged = false;
   /** Sharded databases only: routing and running each request on its shards (with the servers held per shard). */
   private sharded: ShardedDispatch | null = null;
-  /** One shard with replicas: pgdog.unique_id() calls replaced before sending (unique-id-request.ts); else null. */
-  private uniqueIds: UniqueIdRequests | null = null;
   /** Sharded databases: what the distributed deadlock check reads of this session (txn/watched-session.ts). */
   private watched: WatchedSession | null = null;
   private readonly params = new SessionParams();
@@ -121,10 +107,6 @@ export class ClientSession implements ReplySink, Cancellable {
   private readonly onFrame = (type: number, frame: Buffer): void => this.handleFrame(type, frame);
   /** query_size_limit with action "warn": larger Query / Parse messages are logged. */
   private queryWarnBytes = Number.MAX_SAFE_INTEGER;
-  /** Read-your-writes: the WAL positions this session's reads must see, per shard. */
-  private readonly writes = new ReadYourWrites();
-  /** The server held was checked out for a request that may write (its WAL position is asked when it is released). */
-  private isWriteCheckout = false;
   /** Transaction mode: LISTEN cannot work (listen-check.ts). */
   private isListenRefused = false;
 
@@ -139,6 +121,17 @@ export class ClientSession implements ReplySink, Cancellable {
     this.deps = deps;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.log = deps.logger.child({ client: this.id });
+    this.reads = new ReadChoice(this.log, this.params, (name) => this.send.statements?.textOf(name) ?? null);
+    this.held = new HeldServer({
+      batch: this.batch,
+      params: this.params,
+      send: this.send,
+      output: this.output,
+      reads: this.reads,
+      sink: this,
+      isReady: () => this.state === 'ready',
+      failBatch: (err, count) => this.failBatch(err, count),
+    });
     this.reader = new FrameReader(deps.general().maxMessageSizeBytes);
     this.login = new ClientLogin(this.loginHost(), deps);
     socket.setNoDelay(true);
@@ -232,11 +225,7 @@ export class ClientSession implements ReplySink, Cancellable {
       protocolViolation: (reason) => this.protocolViolation(reason),
       openAdminConsole: () => this.openAdminConsole(),
       usePools: (pools, isReplication) => this.usePools(pools, isReplication),
-      holdServer: (server, pool) => {
-        if (pool !== null) return this.attach(server, pool);
-        server.attach(this);
-        this.server = server;
-      },
+      holdServer: (server, pool) => this.held.hold(server, pool),
       sendLoginReplies: (serverParams) => this.sendLoginReplies(serverParams),
     };
   }
@@ -247,7 +236,7 @@ export class ClientSession implements ReplySink, Cancellable {
    * a sharded database). A replication connection runs in session mode whatever the user's pooler_mode.
    */
   private usePools(pools: DatabasePools, isReplication: boolean): boolean {
-    this.pools = pools;
+    this.held.pools = pools;
     if (isReplication) {
       this.isTransactionMode = false;
       this.send.isReplication = true;
@@ -264,7 +253,7 @@ export class ClientSession implements ReplySink, Cancellable {
       );
     }
     if (routing === null && pools.hasReplicas && this.deps.oneShardUniqueIds !== undefined)
-      this.uniqueIds = new UniqueIdRequests(this.deps.oneShardUniqueIds); // as PgDog, whose parser is on with replicas
+      this.held.uniqueIds = new UniqueIdRequests(this.deps.oneShardUniqueIds); // as PgDog, whose parser is on with replicas
     if (routing !== null) {
       const router = new SessionRouter(routing, this.params.settings);
       const sharded = new ShardedDispatch(router, this.shardedSession(pools));
@@ -316,9 +305,9 @@ export class ClientSession implements ReplySink, Cancellable {
         this.isSkippingToSync = true;
       },
       protocolViolation: (reason) => this.protocolViolation(reason),
-      readIntent: (types, frames) => this.readIntentOf(types, frames),
-      writes: this.writes,
-      onReplicaBanned: (pool, reason) => this.onReplicaBanned(pool, reason),
+      readIntent: (types, frames) => this.reads.intentOf(types, frames),
+      writes: this.reads.writes,
+      onReplicaBanned: (pool, reason) => this.reads.onReplicaBanned(pool, reason),
       fatal: (err) => this.fatal(err),
       onInternalError: (err) => this.onInternalError(err),
     };
@@ -327,13 +316,13 @@ export class ClientSession implements ReplySink, Cancellable {
   private sendLoginReplies(serverParams: Map<string, string>): void {
     const out: Buffer[] = this.params.loginStatus(serverParams).map(([k, v]) => parameterStatus(k, v));
     // A server held for the whole session (session mode on one shard, replication): its backend's pid, if free.
-    this.cancelKey = this.deps.cancels.register(this, this.server?.backendPid ?? 0);
+    this.cancelKey = this.deps.cancels.register(this, this.held.server?.backendPid ?? 0);
     out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), READY_IDLE);
     this.output.write(Buffer.concat(out));
     this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
-    this.log.info({ remote: this.remote, mode: this.pools?.mode }, 'client logged in');
+    this.log.info({ remote: this.remote, mode: this.held.pools?.mode }, 'client logged in');
   }
 
   /**
@@ -414,79 +403,19 @@ export class ClientSession implements ReplySink, Cancellable {
       this.limitBacklog();
       return;
     }
-    if (this.server !== null) {
-      this.sendBatch(this.server);
+    const server = this.held.server;
+    if (server !== null) {
+      this.held.sendBatch(server);
       return;
     }
     if (this.batch.isFlushPoint) {
-      this.checkout();
+      this.held.checkout();
       this.limitBacklog();
       return;
     }
     if (this.batch.bytes > this.deps.general().maxMessageSizeBytes) {
       this.protocolViolation(`request of ${this.batch.bytes} bytes without Sync exceeds max_message_size`);
     }
-  }
-
-  private checkout(): void {
-    if (this.isWaitingForServer || this.pools === null) return;
-    this.isWaitingForServer = true;
-    let isPaused = false;
-    const onServer = (err: PgError | null, server: ServerConnection | null, pool: Pool | null): void => {
-      this.isWaitingForServer = false;
-      if (this.state !== 'ready') {
-        if (server && pool) pool.release(server);
-        return;
-      }
-      if (isPaused) this.output.resumeInput();
-      if (err || server === null || pool === null)
-        return this.failBatch(err ?? PgError.internal('no server'));
-      this.attach(server, pool);
-      this.sendBatch(server);
-    };
-    if (this.pools.hasReplicas) {
-      this.acquireByRole(this.pools.sets[0], onServer);
-    } else {
-      const pool = this.pools.shards[0];
-      pool.acquire((err, server) => onServer(err, server, pool));
-    }
-    // Backpressure: read no more requests until this one has a server. An idle server is handed over
-    // synchronously, so the common case never pauses (pause/resume cost a syscall each).
-    if (this.isWaitingForServer) {
-      isPaused = true;
-      this.output.pauseInput();
-    }
-  }
-
-  /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
-  private acquireByRole(set: ReplicaSet, cb: SetAcquireCallback): void {
-    const { types, frames } = this.batch.peek(this.batch.length);
-    const intent = this.readIntentOf(types, frames);
-    this.isWriteCheckout = intent === 'write';
-    const need = intent === 'write' ? null : this.writes.needs(0, set); // read-your-writes
-    set.acquire(
-      need === 'primary' ? 'write' : intent,
-      cb,
-      (m, reason) => this.onReplicaBanned(m.pool, reason),
-      typeof need === 'bigint' ? need : null,
-    );
-  }
-
-  /** What a request needs of a shard (read-intent.ts); a `SET pgdog.role` in it becomes the session's override. */
-  private readIntentOf(types: readonly number[], frames: readonly Buffer[]): ReadIntent {
-    const texts = requestTexts(types, frames, (name) => this.send.statements?.textOf(name) ?? null);
-    const { intent, sessionRole, minLsns } =
-      texts === null
-        ? { intent: 'write' as const, sessionRole: undefined }
-        : classifyTexts(texts, this.role, this.params.isDefaultReadOnly);
-    if (sessionRole !== undefined) this.role = sessionRole;
-    if (minLsns !== undefined) for (const [shard, lsn] of minLsns) this.writes.require(shard, lsn);
-    return intent;
-  }
-
-  /** The replica set logs the ban itself (warn, once); this only ties it to the client whose checkout moved on. */
-  private onReplicaBanned(pool: Pool, reason: string): void {
-    this.log.debug({ server: poolLabel(pool), reason }, 'replica banned: checkout retried on another server');
   }
 
   /**
@@ -508,49 +437,12 @@ export class ClientSession implements ReplySink, Cancellable {
     };
   }
 
-  private attach(server: ServerConnection, pool: Pool): void {
-    this.server = server;
-    this.serverPool = pool;
-    server.attach(this);
-    const sets = this.params.syncSql(server.params) + this.settingsSync(server);
-    if (sets !== '') {
-      server.scanner.swallowNextUntilReady();
-      server.send(query(sets), 1);
-    }
-  }
-
-  /**
-   * The statements bringing `server`'s startup settings to this client's (another client's reset, this one's
-   * applied), recorded as what the server now holds; '' when it holds them already.
-   */
-  private settingsSync(server: ServerConnection): string {
-    const want = this.params.settings;
-    const have = server.settings;
-    if (want.size === 0 && have.size === 0) return '';
-    const sql = settingsSyncSql(want, have);
-    if (sql !== '') {
-      have.clear();
-      for (const [name, text] of want) have.set(name, text);
-    }
-    return sql;
-  }
-
-  private sendBatch(server: ServerConnection): void {
-    if (
-      this.uniqueIds !== null &&
-      !withUniqueIds(this.uniqueIds, this.batch, (err, n) => this.failBatch(err, n))
-    )
-      return;
-    const { types, frames, readyCount } = this.batch.take();
-    this.send.send(server, types, frames, readyCount);
-  }
-
   /**
    * Answer a batch that cannot run (no server): one error per pending Sync/Query, like PostgreSQL after an error.
    * `count`: only the first frames (a sharded session's request being routed); all when not given.
    */
   private failBatch(err: PgError, count?: number): void {
-    this.pools?.stats.proxyErrors.record(err.code);
+    this.held.pools?.stats.proxyErrors.record(err.code);
     this.log.warn({ code: err.code }, err.message);
     const { replies, isSkippingToSync } = this.batch.failReplies(err, this.txStatus, count);
     this.isSkippingToSync = isSkippingToSync;
@@ -580,9 +472,9 @@ export class ClientSession implements ReplySink, Cancellable {
       this.isTransactionMode &&
       status === TxStatus.Idle &&
       !this.send.hasOpenSegment &&
-      this.server === server
+      this.held.server === server
     ) {
-      this.releaseServer();
+      this.held.release();
     }
   }
 
@@ -591,15 +483,14 @@ export class ClientSession implements ReplySink, Cancellable {
   }
 
   onServerLost(server: ServerConnection, reason: string): void {
-    if (this.server !== server) return;
-    this.server = null;
-    this.serverPool = null;
+    if (!this.held.forget(server)) return;
     this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
     this.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
   }
 
   cancelQuery(): void {
-    if (this.server !== null) cancelRunning(this.server, this.log);
+    const server = this.held.server;
+    if (server !== null) cancelRunning(server, this.log);
     else this.sharded?.cancelQuery();
   }
 
@@ -620,7 +511,7 @@ export class ClientSession implements ReplySink, Cancellable {
 
   /** Idle means no request running and no transaction open (a server attached, or shards in use, spare the client). */
   private onIdleTimeout(): void {
-    if (this.state !== 'ready' || this.server !== null || this.isWaitingForServer) return;
+    if (this.state !== 'ready' || this.held.server !== null || this.held.isWaiting) return;
     const sharded = this.sharded;
     if (
       sharded !== null &&
@@ -630,21 +521,6 @@ export class ClientSession implements ReplySink, Cancellable {
     this.fatal(
       new PgError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to client_idle_timeout'),
     );
-  }
-
-  private releaseServer(): void {
-    const server = this.server;
-    const pool = this.serverPool;
-    this.server = null;
-    this.serverPool = null;
-    if (server === null || pool === null) return;
-    server.detach();
-    const set = this.pools?.sets[0];
-    if (this.isWriteCheckout && set !== undefined && pool === set.primary.pool && set.tracksLsn) {
-      this.isWriteCheckout = false;
-      return this.writes.afterWrite(0, server, () => pool.release(server)); // read-your-writes
-    }
-    pool.release(server);
   }
 
   // --- admin console ----------------------------------------------------------------------------------------------
@@ -666,10 +542,11 @@ export class ClientSession implements ReplySink, Cancellable {
   get activity(): ClientActivity {
     if (this.state === 'startup' || this.state === 'auth') return 'login';
     if (this.adminConsole !== null) return this.adminConsole.isBusy ? 'active' : 'idle';
-    if (this.isWaitingForServer || this.sharded?.isWaitingForServer === true) return 'waiting';
+    if (this.held.isWaiting || this.sharded?.isWaitingForServer === true) return 'waiting';
     if (this.txStatus !== TxStatus.Idle || this.send.hasOpenSegment || !this.batch.isEmpty) return 'active';
     // Session mode keeps a server between transactions: only a statement still running makes the client active.
-    if (this.server !== null && this.server.pendingReady > 0) return 'active';
+    const server = this.held.server;
+    if (server !== null && server.pendingReady > 0) return 'active';
     if (this.sharded?.isActive === true) return 'active';
     return 'idle';
   }
@@ -677,7 +554,7 @@ export class ClientSession implements ReplySink, Cancellable {
   /** One SHOW CLIENTS row's worth. */
   describe(): ClientInfo {
     const serverIds: number[] = [];
-    if (this.server !== null) serverIds.push(this.server.id);
+    if (this.held.server !== null) serverIds.push(this.held.server.id);
     this.sharded?.addServerIds(serverIds);
     const tx = this.txStatus;
     return {
@@ -734,20 +611,11 @@ export class ClientSession implements ReplySink, Cancellable {
     if (this.watched !== null) this.deps.deadlocks?.unwatch(this.watched);
     this.send.stopQueryTimer();
     if (this.loginTimer) clearTimeout(this.loginTimer);
-    const server = this.server;
-    const pool = this.serverPool;
-    this.server = null;
-    this.serverPool = null;
-    if (server !== null && pool !== null) {
-      resetAndRelease(server, pool, {
-        isSessionMode: !this.isTransactionMode,
-        txStatus: this.txStatus,
-        hasOpenSegment: this.send.hasOpenSegment,
-      });
-    } else if (server !== null) {
-      server.detach();
-      server.terminate('replication client left'); // its own connection, never pooled
-    }
+    this.held.end({
+      isSessionMode: !this.isTransactionMode,
+      txStatus: this.txStatus,
+      hasOpenSegment: this.send.hasOpenSegment,
+    });
     this.sharded?.onSessionClosed();
     this.send.statements?.clear(); // the shared cache may drop what only this client used
     // Connections that never logged in (health checks, port scans) are not worth an info line each.

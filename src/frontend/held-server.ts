@@ -1,0 +1,183 @@
+// The one-server request path of a client on a database with one shard: the server it holds, checked out at a flush
+// point (primary or replica by what the queued requests need, read-your-writes), brought in step with the client's
+// startup settings, sent the queued requests (pgdog.unique_id() calls replaced first where the database has
+// replicas), given back to its pool (after the WAL position a write left, for read-your-writes), or at the session's
+// end reset and released. A session-mode or replication client holds its server from login to the end. The
+// ClientSession stays the server's reply sink and decides when the server goes back.
+import type { DatabasePools } from '../backend/pool-manager.js';
+import type { Pool } from '../backend/pool.js';
+import type { ReplicaSet, SetAcquireCallback } from '../backend/replica-set.js';
+import { resetAndRelease } from '../backend/server-reset.js';
+import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
+import { PgError } from '../errors/pg-error.js';
+import { query } from '../protocol/messages.js';
+import type { ClientOutput } from './client-output.js';
+import type { ReadChoice } from './read-choice.js';
+import type { RequestBatch } from './request-batch.js';
+import type { RequestSend } from './request-send.js';
+import type { SessionParams } from './session-params.js';
+import { settingsSyncSql } from './session-settings.js';
+import { withUniqueIds, type UniqueIdRequests } from './unique-id-request.js';
+
+/** What the one-server path uses of its session (fixed at the session's start). */
+export interface HeldServerHost {
+  readonly batch: RequestBatch;
+  readonly params: SessionParams;
+  readonly send: RequestSend;
+  readonly output: ClientOutput;
+  readonly reads: ReadChoice;
+  /** Where the held server's replies go: the session. */
+  readonly sink: ReplySink;
+  /** The session is logged in and not closed (a server that arrives later goes straight back). */
+  isReady(): boolean;
+  /** Answer the queued requests (the first `count` frames; all when not given) with `err`. */
+  failBatch(err: PgError, count?: number): void;
+}
+
+/**
+ * The statements bringing `server`'s startup settings to the client's (another client's reset, this one's applied),
+ * recorded as what the server now holds; '' when it holds them already.
+ */
+function settingsSync(params: SessionParams, server: ServerConnection): string {
+  const want = params.settings;
+  const have = server.settings;
+  if (want.size === 0 && have.size === 0) return '';
+  const sql = settingsSyncSql(want, have);
+  if (sql !== '') {
+    have.clear();
+    for (const [name, text] of want) have.set(name, text);
+  }
+  return sql;
+}
+
+export class HeldServer {
+  /** The server held (null: none). */
+  server: ServerConnection | null = null;
+  /** Its pool (null: none, or the client's own connection, never pooled: replication). */
+  private pool: Pool | null = null;
+  /** A checkout is queued in a pool. */
+  isWaiting = false;
+  /** The database's pools (set at login). */
+  pools: DatabasePools | null = null;
+  /** One shard with replicas: pgdog.unique_id() calls replaced before sending (unique-id-request.ts); else null. */
+  uniqueIds: UniqueIdRequests | null = null;
+  /** The server held was checked out for a request that may write (its WAL position is asked when it is released). */
+  private isWriteCheckout = false;
+  private readonly host: HeldServerHost;
+  private readonly failBatch: (err: PgError, count?: number) => void;
+
+  constructor(host: HeldServerHost) {
+    this.host = host;
+    this.failBatch = (err, count) => host.failBatch(err, count);
+  }
+
+  /**
+   * Hold `server`, its replies going to the session; from `pool` it is brought in step with the client's settings
+   * first (null: the client's own connection, already opened with them).
+   */
+  hold(server: ServerConnection, pool: Pool | null): void {
+    this.server = server;
+    this.pool = pool;
+    server.attach(this.host.sink);
+    if (pool === null) return;
+    const params = this.host.params;
+    const sets = params.syncSql(server.params) + settingsSync(params, server);
+    if (sets !== '') {
+      server.scanner.swallowNextUntilReady();
+      server.send(query(sets), 1);
+    }
+  }
+
+  /** Send every queued frame to the held `server` (pgdog.unique_id() calls replaced first). */
+  sendBatch(server: ServerConnection): void {
+    const batch = this.host.batch;
+    if (this.uniqueIds !== null && !withUniqueIds(this.uniqueIds, batch, this.failBatch)) return;
+    const { types, frames, readyCount } = batch.take();
+    this.host.send.send(server, types, frames, readyCount);
+  }
+
+  /** Check a server out for the queued requests, then send them (input paused while the checkout waits). */
+  checkout(): void {
+    const pools = this.pools;
+    if (this.isWaiting || pools === null) return;
+    this.isWaiting = true;
+    let isPaused = false;
+    const onServer = (err: PgError | null, server: ServerConnection | null, pool: Pool | null): void => {
+      this.isWaiting = false;
+      if (!this.host.isReady()) {
+        if (server && pool) pool.release(server);
+        return;
+      }
+      if (isPaused) this.host.output.resumeInput();
+      if (err || server === null || pool === null)
+        return this.host.failBatch(err ?? PgError.internal('no server'));
+      this.hold(server, pool);
+      this.sendBatch(server);
+    };
+    if (pools.hasReplicas) {
+      this.acquireByRole(pools.sets[0], onServer);
+    } else {
+      const pool = pools.shards[0];
+      pool.acquire((err, server) => onServer(err, server, pool));
+    }
+    // Backpressure: read no more requests until this one has a server. An idle server is handed over
+    // synchronously, so the common case never pauses (pause/resume cost a syscall each).
+    if (this.isWaiting) {
+      isPaused = true;
+      this.host.output.pauseInput();
+    }
+  }
+
+  /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
+  private acquireByRole(set: ReplicaSet, cb: SetAcquireCallback): void {
+    const { batch, reads } = this.host;
+    const { types, frames } = batch.peek(batch.length);
+    const intent = reads.intentOf(types, frames);
+    this.isWriteCheckout = intent === 'write';
+    const need = intent === 'write' ? null : reads.writes.needs(0, set); // read-your-writes
+    set.acquire(
+      need === 'primary' ? 'write' : intent,
+      cb,
+      (m, reason) => reads.onReplicaBanned(m.pool, reason),
+      typeof need === 'bigint' ? need : null,
+    );
+  }
+
+  /** Give the held server back to its pool (after its WAL position, when it took a write on a tracked primary). */
+  release(): void {
+    const server = this.server;
+    const pool = this.pool;
+    this.server = null;
+    this.pool = null;
+    if (server === null || pool === null) return;
+    server.detach();
+    const set = this.pools?.sets[0];
+    if (this.isWriteCheckout && set !== undefined && pool === set.primary.pool && set.tracksLsn) {
+      this.isWriteCheckout = false;
+      return this.host.reads.writes.afterWrite(0, server, () => pool.release(server)); // read-your-writes
+    }
+    pool.release(server);
+  }
+
+  /** `server` died: no longer held (false: it was not the one held). */
+  forget(server: ServerConnection): boolean {
+    if (this.server !== server) return false;
+    this.server = null;
+    this.pool = null;
+    return true;
+  }
+
+  /** The session ends: a pooled server is reset as its state requires and released; the client's own is closed. */
+  end(state: { isSessionMode: boolean; txStatus: number; hasOpenSegment: boolean }): void {
+    const server = this.server;
+    const pool = this.pool;
+    this.server = null;
+    this.pool = null;
+    if (server !== null && pool !== null) {
+      resetAndRelease(server, pool, state);
+    } else if (server !== null) {
+      server.detach();
+      server.terminate('replication client left'); // its own connection, never pooled
+    }
+  }
+}

@@ -1,0 +1,48 @@
+// A session's read/write split, shared by its one-server path and its sharded dispatch: what a request needs of a
+// shard (read-intent.ts: primary, or a replica may answer), the session's `SET pgdog.role` override it keeps, the
+// read-your-writes positions its reads must see (read-your-writes.ts), and the client's side of a replica ban.
+import type { Logger } from 'pino';
+import type { Pool } from '../backend/pool.js';
+import type { ReadIntent } from '../backend/replica-set.js';
+import { classifyTexts, requestTexts, type RoleOverride } from './read-intent.js';
+import { ReadYourWrites } from './read-your-writes.js';
+import type { SessionParams } from './session-params.js';
+
+/** host:port of a pool's server, for log lines. */
+function poolLabel(pool: Pool): string {
+  return `${pool.opts.address.host}:${pool.opts.address.port}`;
+}
+
+export class ReadChoice {
+  /** Read-your-writes: the WAL positions this session's reads must see, per shard. */
+  readonly writes = new ReadYourWrites();
+  /** `SET pgdog.role`: the session's read/write split override. */
+  private role: RoleOverride = null;
+  private readonly log: Logger;
+  private readonly params: SessionParams;
+  /** The text of a client's named statement (null: unknown, or names not tracked). */
+  private readonly statementText: (name: string) => string | null;
+
+  constructor(log: Logger, params: SessionParams, statementText: (name: string) => string | null) {
+    this.log = log;
+    this.params = params;
+    this.statementText = statementText;
+  }
+
+  /** What a request needs of a shard (read-intent.ts); a `SET pgdog.role` in it becomes the session's override. */
+  intentOf(types: readonly number[], frames: readonly Buffer[]): ReadIntent {
+    const texts = requestTexts(types, frames, this.statementText);
+    const { intent, sessionRole, minLsns } =
+      texts === null
+        ? { intent: 'write' as const, sessionRole: undefined }
+        : classifyTexts(texts, this.role, this.params.isDefaultReadOnly);
+    if (sessionRole !== undefined) this.role = sessionRole;
+    if (minLsns !== undefined) for (const [shard, lsn] of minLsns) this.writes.require(shard, lsn);
+    return intent;
+  }
+
+  /** The replica set logs the ban itself (warn, once); this only ties it to the client whose checkout moved on. */
+  onReplicaBanned(pool: Pool, reason: string): void {
+    this.log.debug({ server: poolLabel(pool), reason }, 'replica banned: checkout retried on another server');
+  }
+}
