@@ -16,7 +16,7 @@ import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { startsWithListen } from './listen-check.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
-import { PIPELINE_MAX_BYTES, PIPELINE_MAX_FRAMES, RequestBatch } from './request-batch.js';
+import { RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
 import { querySample } from './stand-ins.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
@@ -94,8 +94,6 @@ export class ClientSession implements ReplySink, Cancellable {
   private readonly batch = new RequestBatch();
   /** After an error the proxy raised mid-pipeline: drop frames until Sync, as PostgreSQL does. */
   private isSkippingToSync = false;
-  /** Input paused: too many requests queued (until the batch drains). */
-  private isBatchBacklogged = false;
   /** Sharded databases only: routing and running each request on its shards (with the servers held per shard). */
   private sharded: ShardedDispatch | null = null;
   /** Sharded databases: what the distributed deadlock check reads of this session (txn/watched-session.ts). */
@@ -400,7 +398,7 @@ export class ClientSession implements ReplySink, Cancellable {
     if (this.state !== 'ready' || this.batch.isEmpty) return;
     if (this.sharded !== null) {
       this.sharded.dispatch();
-      this.limitBacklog();
+      this.output.limitBacklog(this.batch);
       return;
     }
     const server = this.held.server;
@@ -410,31 +408,12 @@ export class ClientSession implements ReplySink, Cancellable {
     }
     if (this.batch.isFlushPoint) {
       this.held.checkout();
-      this.limitBacklog();
+      this.output.limitBacklog(this.batch);
       return;
     }
     if (this.batch.bytes > this.deps.general().maxMessageSizeBytes) {
       this.protocolViolation(`request of ${this.batch.bytes} bytes without Sync exceeds max_message_size`);
     }
-  }
-
-  /**
-   * Requests pipelined behind the one in flight stay queued (a sharded session runs one at a time; a transaction-mode
-   * session waits for a server): past PIPELINE_MAX_BYTES / _FRAMES the client is not read until the queue is down to a
-   * quarter. Only complete requests count: a request still arriving is read on (max_message_size bounds it).
-   */
-  private limitBacklog(): void {
-    const batch = this.batch;
-    if (this.isBatchBacklogged || !batch.isFlushPoint) return;
-    if (batch.bytes <= PIPELINE_MAX_BYTES && batch.length <= PIPELINE_MAX_FRAMES) return;
-    this.isBatchBacklogged = true;
-    this.output.pauseInput();
-    batch.lowWaterBytes = PIPELINE_MAX_BYTES / 4;
-    batch.lowWaterFrames = PIPELINE_MAX_FRAMES / 4;
-    batch.onDrained = () => {
-      this.isBatchBacklogged = false;
-      this.output.resumeInput();
-    };
   }
 
   /**
