@@ -15,7 +15,7 @@ import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
 import type { RequestBatch } from './request-batch.js';
-import { BROADCAST_SPEC, type BatchTarget, type SessionRouter } from './session-router.js';
+import { BROADCAST_SPEC, type BatchTarget, type RouteOutcome, type SessionRouter } from './session-router.js';
 import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
 import { Fanout, type FanoutOwner } from './fanout.js';
@@ -36,7 +36,7 @@ import type { RankRequest } from '../execute/reply-merger.js';
 import { isCursorRequest } from './proxy-portal.js';
 import { CursorRequests } from './cursor-requests.js';
 import { CopyInRun } from './copy-in-run.js';
-import { routeAfterRefusal } from './route-lookups.js';
+import { takeDetour } from './route-lookups.js';
 import { ShardServers, type PendingCheckout } from './shard-servers.js';
 import type { ShardedSession } from './sharded-session.js';
 
@@ -159,7 +159,7 @@ export class ShardedDispatch implements DispatchHost {
     this.requestLength = n;
     let { types, frames } = batch.peek(n);
     if (this.cursors.hasPortals && this.cursors.answerFromPortals(types, frames)) return;
-    let target: BatchTarget;
+    let outcome: RouteOutcome;
     this.cursors.forgetRun();
     try {
       const withIds = router.withUniqueIds(types, frames);
@@ -169,9 +169,9 @@ export class ShardedDispatch implements DispatchHost {
         batch.unshift(withIds.types, withIds.frames);
         ({ types, frames } = withIds);
       }
-      target = router.route(types, frames);
-      if ((target.kind === 'many' || target.kind === 'split') && isCursorRequest(types, frames)) {
-        if (target.isSessionLevel) {
+      outcome = router.route(types, frames);
+      if ((outcome.kind === 'many' || outcome.kind === 'split') && isCursorRequest(types, frames)) {
+        if (outcome.isSessionLevel) {
           // A fan-out ends with every shard's ReadyForQuery, which only Sync brings.
           if (!types.includes(Frontend.Sync)) {
             throw PgError.featureNotSupported(
@@ -179,13 +179,17 @@ export class ShardedDispatch implements DispatchHost {
             );
           }
         } else {
-          ({ types, frames } = this.cursors.asCursor(types, frames, target.mayWrite));
-          target = router.route(types, frames); // the same statement, executed to the end on each shard
+          ({ types, frames } = this.cursors.asCursor(types, frames, outcome.mayWrite));
+          outcome = router.route(types, frames); // the same statement, executed to the end on each shard
         }
       }
     } catch (err) {
-      return routeAfterRefusal(this, this.scripts, this.inserts, err, n, types, frames);
+      return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
+    // Something to learn first, or statements on different shards: route-lookups.ts.
+    if (outcome.kind === 'learn' || outcome.kind === 'mixed')
+      return takeDetour(this, this.scripts, this.inserts, outcome, n, types, frames);
+    let target: BatchTarget = outcome;
     this.learnedFor = null;
     if (target.kind === 'one' && this.openSegmentShard !== null && !namesStatement(types)) {
       // Execute / Describe / Close of the open portal, Flush, Sync: to the shard holding the segment (not any shard).
