@@ -105,11 +105,11 @@ function fillThenRoute(
     host.learnedFor = null;
     return host.failRequest(PgError.internal('an INSERT filled with sequence values still needs them'));
   }
-  host.request.move({ kind: 'lookup', what });
   host.servers.acquire(
     [0],
     host,
     () => {
+      host.request.move({ kind: 'lookup', what });
       const server = host.servers.at(0);
       const fetch = async (sequence: string, count: number): Promise<string[]> => {
         const outcome = await runQuery(
@@ -149,10 +149,7 @@ function fillThenRoute(
         },
       );
     },
-    (err) => {
-      host.request.end('lookup');
-      host.failRequest(err);
-    },
+    (err) => host.failRequest(err),
   );
 }
 

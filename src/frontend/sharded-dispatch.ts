@@ -71,12 +71,13 @@ export class ShardedDispatch implements DispatchHost {
   readonly log: Logger;
   /** The server held per shard. */
   readonly servers: ShardServers;
-  /** What the request in flight is doing on the proxy's side (a lookup, a fan-out, a commit): one value, one mover. */
-  readonly request = new RequestState();
+  /**
+   * What the request in flight is doing (waiting for servers, on one shard, a lookup, a fan-out, a commit, …): one
+   * value, one mover (request-state.ts); busy, idle and waiting for a server are read from it.
+   */
+  readonly request: RequestState;
   /** The fan-out's section in the visibility fence (atomic_visibility), until its snapshots exist. */
   read: FencedRead | null = null;
-  /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
-  private activeShard: number | null = null;
   /**
    * The shard of a single-shard request sent without Sync (pg-cursor, Flush): its portal, and after an error its
    * "skip to Sync" state, live there until a Sync reaches it, so a request naming no statement goes there too.
@@ -112,7 +113,8 @@ export class ShardedDispatch implements DispatchHost {
     this.session = session;
     this.batch = session.batch;
     this.log = session.log;
-    this.servers = new ShardServers(session, router);
+    this.request = new RequestState(session.pools.shards.length);
+    this.servers = new ShardServers(session, router, this.request);
     this.cursors = new CursorRequests(this);
     this.block = new TransactionBlock(
       new SessionBlockHost(this.servers, router, () => this.cursors.clearPortals()),
@@ -122,27 +124,18 @@ export class ShardedDispatch implements DispatchHost {
     this.inserts = new InsertRun(this, this.scripts);
   }
 
-  /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
-  private isShardRequestInFlight(): boolean {
-    return !this.request.isIdle || this.servers.isAnyRunning();
-  }
-
   /** Route the queued request and run it on its shard(s): the sharded counterpart of checkout + sendBatch. */
   dispatch(): void {
     const router = this.router;
     if (this.copyIn.isActive && !this.copyIn.feed()) return;
-    if (
-      this.servers.isWaiting ||
-      this.request.isLookingUp ||
-      this.request.isWaiting ||
-      this.request.fanout !== null
-    )
-      return;
+    const request = this.request;
+    const kind = request.kind;
+    if (kind === 'acquiring' || kind === 'lookup' || kind === 'waiting' || kind === 'fanout') return;
     const batch = this.batch;
-    const active = this.activeShard === null ? null : this.servers.byShard[this.activeShard];
-    if (active != null && active.pendingReady > 0 && batch.isCopyOnly()) {
+    const single = request.singleShard;
+    if (single !== null && batch.isCopyOnly()) {
       const { types, frames, readyCount } = batch.take();
-      this.session.sendFrames(active, types, frames, readyCount); // COPY data for the request in flight
+      this.session.sendFrames(this.servers.at(single), types, frames, readyCount); // COPY data for the request in flight
       return;
     }
     if (!batch.isFlushPoint) {
@@ -153,7 +146,8 @@ export class ShardedDispatch implements DispatchHost {
       }
       return;
     }
-    if (this.isShardRequestInFlight()) return; // resumed from onShardRequestDone
+    // A request is still being answered: the next one waits, so replies from different shards stay in order.
+    if (!request.isIdle) return; // resumed from onShardRequestDone
     // One request at a time: pipelined requests may each need other shards, and their replies must stay in order.
     const n = batch.firstRequestLength();
     this.requestLength = n;
@@ -371,8 +365,11 @@ export class ShardedDispatch implements DispatchHost {
     if (target.kind === 'one') {
       const server = this.servers.at(target.shard);
       server.attach(this);
-      this.activeShard = target.shard;
       this.session.sendFrames(server, types, frames, readyCount);
+      // In flight until its ReadyForQuery (onServerReady). Sent without Sync it owes none, and the next request may go
+      // (a statement of the proxy's own still running there, BEGIN or SET, ends without telling: its reply is
+      // swallowed).
+      if (readyCount > 0 && server.pendingReady > 0) this.request.move(this.request.single(target.shard));
       this.openSegmentShard = this.session.hasOpenSegment() ? target.shard : null;
       return;
     }
@@ -463,8 +460,7 @@ export class ShardedDispatch implements DispatchHost {
 
   /** A request finished: give servers back (transaction mode, all idle) and run the next queued request. */
   onShardRequestDone(): void {
-    if (this.isShardRequestInFlight()) return;
-    this.activeShard = null;
+    if (!this.request.isIdle) return;
     this.session.clearQueryTimer();
     if (
       this.session.isTransactionMode &&
@@ -519,6 +515,8 @@ export class ShardedDispatch implements DispatchHost {
 
   onServerReady(server: ServerConnection): void {
     if (server.pendingReady !== 0) return;
+    const single = this.request.singleShard;
+    if (single !== null && this.servers.byShard[single] === server) this.request.end('single');
     this.refreshStatus();
     this.onShardRequestDone();
   }
@@ -546,12 +544,12 @@ export class ShardedDispatch implements DispatchHost {
 
   /** Servers are being checked out for the request at the front of the batch. */
   get isWaitingForServer(): boolean {
-    return this.servers.isWaiting;
+    return this.request.isAcquiring;
   }
 
   /** A request is running (fan-out, commit, or a statement on some shard). */
   get isActive(): boolean {
-    return this.request.isCommitting || this.request.fanout !== null || this.servers.isAnyRunning();
+    return this.request.isActive;
   }
 
   /** The server held per shard (read by the distributed deadlock check). */
