@@ -109,7 +109,7 @@ export function oneShardTarget(
 /** A request SessionRouter routed to more than one shard (or to COPY's split), statement by statement. */
 export interface RoutedRequest {
   /** Where its statements run (all the same). */
-  readonly route: Exclude<Route, { kind: 'one' }>;
+  readonly route: Exclude<Route, { kind: 'one' | 'learn' }>;
   /** Its last statement's plan, and that statement's Bind parameters. */
   readonly plan: StatementPlan | null;
   readonly params: BindParams | null;

@@ -1,14 +1,21 @@
-// What a sharded session's request in flight is doing on the proxy's side, as one value changed in one place: nothing
-// (the shards answer it directly, or no request runs), a lookup of the proxy's own before it can be routed (a table's
-// columns, catalog facts, sequence values), a wait before it is sent (two_phase_commit_reply = "at_decision": the
-// phase 2 of a commit answered early, visibility-waits.ts), a fan-out whose replies are merged, or a commit the proxy
-// carries out across shards. `move` refuses impossible moves (one of these at a time, each ended before the next starts). The
-// request's modes that span several of these — a script, a split COPY, a cursor run, an INSERT … SELECT's query —
-// are kept beside it by the dispatch (sharded-dispatch.ts).
+// What a sharded session's request in flight is doing, as one value changed in one place (PgBouncer's client states,
+// txn/transaction.ts's table): idle (no request in flight, or one sent without Sync that owes nothing), acquiring
+// (waiting for server checkouts: shard-servers.ts), single (sent to one shard, which answers the client directly until
+// its ReadyForQuery), own (statements of the proxy's own on held servers — ROLLBACK, a Sync, the block's cut — whose
+// replies never reach the client), a lookup of the proxy's own before the request can be routed (a table's columns,
+// catalog facts, sequence values: route-lookups.ts), a wait before it is sent (atomic visibility: visibility-waits.ts),
+// a fan-out whose replies are merged, or a commit the proxy carries out across shards (commit-run.ts). `move` is the
+// only place it changes and refuses impossible moves (one at a time, each ended — back to idle — before the next);
+// busy / idle / waiting for a server / active are all read from it. The request's modes that span several of these
+// steps — a script, a split COPY, a cursor run, an INSERT … SELECT's query — are still kept by their run modules
+// (script-run.ts, copy-in-run.ts, cursor-requests.ts, insert-run.ts); see docs/plans/engine.md.
 import type { Fanout } from './fanout.js';
 
 export type RequestWork =
-  | { readonly kind: 'none' }
+  | { readonly kind: 'idle' }
+  | { readonly kind: 'acquiring' }
+  | { readonly kind: 'single'; readonly shard: number }
+  | { readonly kind: 'own' }
   | { readonly kind: 'lookup'; readonly what: string }
   | { readonly kind: 'waiting'; readonly what: string }
   | { readonly kind: 'fanout'; readonly fanout: Fanout }
@@ -17,11 +24,14 @@ export type RequestWork =
 export type RequestWorkKind = RequestWork['kind'];
 
 const NEXT: Readonly<Record<RequestWorkKind, readonly RequestWorkKind[]>> = {
-  none: ['lookup', 'waiting', 'fanout', 'committing'],
-  lookup: ['none'],
-  waiting: ['none'],
-  fanout: ['none'],
-  committing: ['none'],
+  idle: ['acquiring', 'single', 'own', 'lookup', 'waiting', 'fanout', 'committing'],
+  acquiring: ['idle'],
+  single: ['idle'],
+  own: ['idle'],
+  lookup: ['idle'],
+  waiting: ['idle'],
+  fanout: ['idle'],
+  committing: ['idle'],
 };
 
 /** Whether the request's work may go from `from` to `to`. */
@@ -29,18 +39,53 @@ export function canMoveWork(from: RequestWorkKind, to: RequestWorkKind): boolean
   return NEXT[from].includes(to);
 }
 
-const NONE: RequestWork = { kind: 'none' };
+// The members without a payload, made once: the single-shard path moves through them without allocating.
+const IDLE: RequestWork = { kind: 'idle' };
+export const ACQUIRING: RequestWork = { kind: 'acquiring' };
+export const OWN: RequestWork = { kind: 'own' };
+export const COMMITTING: RequestWork = { kind: 'committing' };
 
 export class RequestState {
-  private current: RequestWork = NONE;
+  private current: RequestWork = IDLE;
+  /** `single` per shard, made once. */
+  private readonly singles: readonly RequestWork[];
+
+  constructor(shardCount: number) {
+    this.singles = Array.from({ length: shardCount }, (_, shard) => ({ kind: 'single', shard }) as const);
+  }
 
   get work(): RequestWork {
     return this.current;
   }
 
-  /** Nothing of the proxy's own is running for the request (the shards may still be answering it). */
+  get kind(): RequestWorkKind {
+    return this.current.kind;
+  }
+
+  /** The `single` state on `shard` (the same value each time). */
+  single(shard: number): RequestWork {
+    return this.singles[shard];
+  }
+
+  /** No request is in flight: the next one may be routed. */
   get isIdle(): boolean {
-    return this.current.kind === 'none';
+    return this.current.kind === 'idle';
+  }
+
+  /** Servers are being checked out for the request. */
+  get isAcquiring(): boolean {
+    return this.current.kind === 'acquiring';
+  }
+
+  /** A server works on the request (not idle, not waiting for a server or for another transaction's phase 2). */
+  get isActive(): boolean {
+    const kind = this.current.kind;
+    return kind !== 'idle' && kind !== 'acquiring' && kind !== 'waiting';
+  }
+
+  /** The shard a single-shard request in flight went to, or null. */
+  get singleShard(): number | null {
+    return this.current.kind === 'single' ? this.current.shard : null;
   }
 
   /** The fan-out in flight, or null. */
@@ -69,10 +114,10 @@ export class RequestState {
     this.current = next;
   }
 
-  /** The work of kind `kind` ended: back to none. */
-  end(kind: Exclude<RequestWorkKind, 'none'>): void {
+  /** The work of kind `kind` ended: back to idle (through `move`). */
+  end(kind: Exclude<RequestWorkKind, 'idle'>): void {
     if (this.current.kind !== kind)
       throw new Error(`sharded request: ${kind} ended while the state is ${this.current.kind}`);
-    this.current = NONE;
+    this.move(IDLE);
   }
 }

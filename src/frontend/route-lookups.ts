@@ -2,17 +2,12 @@
 // table's columns, catalog facts of views and functions (looked up on a shard, then the request is routed again),
 // sequence values for an INSERT's missing columns (written into the request), or an INSERT … SELECT's rows
 // (insert-run.ts) — or its statements need different shards (run as a script, script-run.ts). Anything else is the
-// request's error. The router signals these by exceptions (router/route.ts, session-router.ts) for now.
+// request's error. The router returns these as detours (RouteOutcome, session-router.ts; `learn` in router/route.ts),
+// never as exceptions: a thrown error is the request's.
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { runQuery } from '../backend/server-query.js';
 import { PgError } from '../errors/pg-error.js';
-import {
-  CatalogFactsNeeded,
-  GeneratedValuesNeeded,
-  SourceRowsNeeded,
-  TableColumnsNeeded,
-} from '../router/route.js';
 import type { GeneratedFill } from '../router/plan.js';
 import { escapeStringLiteral } from '../router/sql-text.js';
 import { NO_EFFECTS } from '../txn/transaction-block.js';
@@ -20,71 +15,76 @@ import { lookUpCatalogFacts } from './catalog-lookup.js';
 import type { DispatchHost } from './dispatch-host.js';
 import type { InsertRun } from './insert-run.js';
 import type { ScriptRunner } from './script-run.js';
-import { MixedShardsError } from './session-router.js';
+import type { RouteOutcome } from './session-router.js';
 import { lookUpTableColumns } from './table-columns.js';
 
+/** The detours routing can give instead of a target (session-router.ts RouteOutcome). */
+export type RouteDetour = Extract<RouteOutcome, { kind: 'learn' | 'mixed' }>;
+
 /**
- * Routing the request at the front of the batch (`n` frames: `types` / `frames`) threw `err`: learn what it needs
+ * Routing the request at the front of the batch (`n` frames: `types` / `frames`) gave `detour`: learn what it needs
  * and route it again, run it as a script, or fail it.
  */
-export function routeAfterRefusal(
+export function takeDetour(
   host: DispatchHost,
   scripts: ScriptRunner,
   inserts: InsertRun,
-  err: unknown,
+  detour: RouteDetour,
   n: number,
   types: readonly number[],
   frames: readonly Buffer[],
 ): void {
-  const { router } = host;
-  // What a statement of a multi-statement Query needs looked up may be made by an earlier one (CREATE TABLE …;
-  // INSERT …): such a Query runs statement by statement, each routed when its turn comes.
-  const needsLookup =
-    err instanceof TableColumnsNeeded ||
-    err instanceof CatalogFactsNeeded ||
-    err instanceof GeneratedValuesNeeded ||
-    err instanceof SourceRowsNeeded;
-  if (needsLookup && n === 1 && types[0] === Frontend.Query && !scripts.isRunning) {
-    if (scripts.startQuery(frames[0])) return;
-  }
-  if (err instanceof SourceRowsNeeded) return inserts.evaluate(err.text, types, frames);
-  if (err instanceof GeneratedValuesNeeded) return fillThenRoute(host, err.fills, types, frames);
-  if (err instanceof TableColumnsNeeded) {
-    const table = err.table;
-    return learnThenRoute(host, `the columns of ${table}`, (server) =>
-      lookUpTableColumns(server, table, host).then((found) => {
-        if (found.kind === 'ok') router.learnTableColumns(table, found.columns, found.generated);
-        return found;
-      }),
-    );
-  }
-  if (err instanceof CatalogFactsNeeded) {
-    const facts = router.catalogFacts;
-    if (facts === undefined) return host.failRequest(PgError.internal(err.message));
-    return learnThenRoute(
-      host,
-      `catalog facts of ${[...err.relations, ...err.functions].join(', ')}`,
-      (server) =>
-        lookUpCatalogFacts(server, err, router.schema, facts, (sql) => router.analyze(sql), host).then(
-          (found) => {
-            if (found.kind === 'ok') router.dropPlans();
-            return found;
-          },
-        ),
-    );
-  }
-  if (err instanceof MixedShardsError && !scripts.isRunning) {
-    if (n === 1 && types[0] === Frontend.Query) {
-      if (scripts.startQuery(frames[0])) return;
-    } else if (!types.includes(Frontend.Query) && host.session.txStatus() !== TxStatus.Failed) {
-      try {
-        return scripts.startExtended(types, frames);
-      } catch (refusal) {
-        return host.failRequest(refusal instanceof PgError ? refusal : PgError.internal(String(refusal)));
+  const isSimpleQuery = n === 1 && types[0] === Frontend.Query;
+  if (detour.kind === 'mixed') {
+    if (!scripts.isRunning) {
+      if (isSimpleQuery) {
+        if (scripts.startQuery(frames[0])) return;
+      } else if (!types.includes(Frontend.Query) && host.session.txStatus() !== TxStatus.Failed) {
+        try {
+          return scripts.startExtended(types, frames);
+        } catch (refusal) {
+          return host.failRequest(refusal instanceof PgError ? refusal : PgError.internal(String(refusal)));
+        }
       }
     }
+    return host.failRequest(detour.error);
   }
-  return host.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
+  // What a statement of a multi-statement Query needs looked up may be made by an earlier one (CREATE TABLE …;
+  // INSERT …): such a Query runs statement by statement, each routed when its turn comes.
+  if (isSimpleQuery && !scripts.isRunning && scripts.startQuery(frames[0])) return;
+  const { router } = host;
+  const need = detour.need;
+  switch (need.kind) {
+    case 'sourceRows':
+      return inserts.evaluate(need.text, types, frames);
+    case 'generatedValues':
+      return fillThenRoute(host, need.fills, types, frames);
+    case 'tableColumns': {
+      const table = need.table;
+      return learnThenRoute(host, `the columns of ${table}`, (server) =>
+        lookUpTableColumns(server, table, host).then((found) => {
+          if (found.kind === 'ok') router.learnTableColumns(table, found.columns, found.generated);
+          return found;
+        }),
+      );
+    }
+    case 'catalogFacts': {
+      const facts = router.catalogFacts;
+      if (facts === undefined)
+        return host.failRequest(PgError.internal('catalog facts are needed to route this statement'));
+      return learnThenRoute(
+        host,
+        `catalog facts of ${[...need.relations, ...need.functions].join(', ')}`,
+        (server) =>
+          lookUpCatalogFacts(server, need, router.schema, facts, (sql) => router.analyze(sql), host).then(
+            (found) => {
+              if (found.kind === 'ok') router.dropPlans();
+              return found;
+            },
+          ),
+      );
+    }
+  }
 }
 
 /**
@@ -105,11 +105,11 @@ function fillThenRoute(
     host.learnedFor = null;
     return host.failRequest(PgError.internal('an INSERT filled with sequence values still needs them'));
   }
-  host.request.move({ kind: 'lookup', what });
   host.servers.acquire(
     [0],
     host,
     () => {
+      host.request.move({ kind: 'lookup', what });
       const server = host.servers.at(0);
       const fetch = async (sequence: string, count: number): Promise<string[]> => {
         const outcome = await runQuery(
@@ -149,10 +149,7 @@ function fillThenRoute(
         },
       );
     },
-    (err) => {
-      host.request.end('lookup');
-      host.failRequest(err);
-    },
+    (err) => host.failRequest(err),
   );
 }
 

@@ -2,7 +2,8 @@
 // target — one shard, several shards with the merge spec for their replies (execute/fanout-merge-spec.ts) and the
 // requests they run (request-rewrite.ts), or COPY split by rows — from the statements' plans, the session's manual
 // routing settings (SET shardgate.shard / sharding_key) and its SQL-level cursors. Whatever cannot run correctly is
-// refused with a PgError. What else it keeps of the session has a module per job, reached through this class: the
+// refused with a PgError; what needs something learnt first, or statements on different shards, is a detour the
+// dispatch takes (RouteOutcome). What else it keeps of the session has a module per job, reached through this class: the
 // prepared statements (prepared-plans.ts), the SETs (session-settings.ts), and the shared plans with what the proxy
 // learned about the tables (database-plans.ts).
 import { Frontend } from '../protocol/codes.js';
@@ -16,7 +17,13 @@ import { parseStatements } from '../router/parser.js';
 import type { GeneratedFill, StatementPlan } from '../router/plan.js';
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
 import { fillGeneratedValues } from '../router/generated-values.js';
-import { routeFunctionCall, routeStatement, type Route, type RouteContext } from '../router/route.js';
+import {
+  routeFunctionCall,
+  routeStatement,
+  type Route,
+  type RouteContext,
+  type RouteNeed,
+} from '../router/route.js';
 import type { SequenceValues } from './sequence-values.js';
 import { UniqueIdRequests, type UniqueIdSupport } from './unique-id-request.js';
 import { SessionSettings, type SettingChange } from './session-settings.js';
@@ -51,11 +58,18 @@ function unsupported(message: string, hint?: string): PgError {
   return new PgError('ERROR', SqlState.FeatureNotSupported, message, undefined, hint);
 }
 
-/** A request whose statements need different shards (a simple Query with several statements can be run as a script). */
-export class MixedShardsError extends PgError {
-  constructor(message: string, hint: string) {
-    super('ERROR', SqlState.FeatureNotSupported, message, undefined, hint);
-  }
+/**
+ * What routing a request gives the dispatch: the target it runs, or a detour the dispatch takes first
+ * (route-lookups.ts) — `learn`: something routing needs is not known yet (learnt, then the request is routed again);
+ * `mixed`: its statements need different shards (run one by one as a script where that is possible, else `error`).
+ */
+export type RouteOutcome =
+  | BatchTarget
+  | { readonly kind: 'learn'; readonly need: RouteNeed }
+  | { readonly kind: 'mixed'; readonly error: PgError };
+
+function mixed(message: string, hint: string): RouteOutcome {
+  return { kind: 'mixed', error: unsupported(message, hint) };
 }
 
 /** The statements of a multi-statement simple Query, to run one after another (see ShardedDispatch's scripts). */
@@ -170,6 +184,7 @@ export class SessionRouter implements RouteContext {
         plan.inner === null || manual
           ? routeStatement(plan, params, this)
           : routeStatement(plan.inner, params, this);
+      if (route.kind === 'learn') return route;
       if (route.kind !== 'one') {
         throw unsupported(
           `the cursor ${cursor.name ?? ''} would read several shards, and FETCH takes rows from one`,
@@ -221,15 +236,18 @@ export class SessionRouter implements RouteContext {
     return { route, plan: bound.plan, params: bound.params };
   }
 
-  /** Where a batch runs. Throws PgError when it cannot run correctly. */
-  route(types: readonly number[], frames: readonly Buffer[]): BatchTarget {
+  /**
+   * Where a batch runs, or the detour it takes first (RouteOutcome: learn something, or run its statements as a
+   * script). Throws PgError when it cannot run correctly.
+   */
+  route(types: readonly number[], frames: readonly Buffer[]): RouteOutcome {
     this.dropPendingSettings();
     if (types.length === 1 && types[0] === Frontend.FunctionCall) {
       const route = routeFunctionCall(this) as { kind: 'one'; shard: number };
       // A function may change anything: the shard is a writer of the transaction it runs in.
       return functionCallTarget(route.shard);
     }
-    let target: Route | null = null;
+    let target: Exclude<Route, { kind: 'learn' }> | null = null;
     let plan: StatementPlan | null = null;
     let params: BindParams | null = null;
     let statements = 0;
@@ -239,12 +257,14 @@ export class SessionRouter implements RouteContext {
     let source: StatementSource | null = null;
     let parseIndex = -1;
     let bindIndex = -1;
-    const join = (r: Route, p: StatementPlan, bp: BindParams | null): void => {
+    /** One statement's route joins the request's; a detour (learn first, mixed shards) ends the routing. */
+    const join = (r: Route, p: StatementPlan, bp: BindParams | null): RouteOutcome | null => {
+      if (r.kind === 'learn') return r;
       statements++;
       if (p.isWrite || (p.kind === 'other' && !p.isReadOnly)) mayWrite = true;
       preventsPrepare ??= p.preventsPrepare;
       if (target !== null && !sameRoute(target, r)) {
-        throw new MixedShardsError(
+        return mixed(
           'statements in one request (up to Sync) go to different shards; send them separately',
           'Sync after each statement, or keep a request to one shard.',
         );
@@ -252,6 +272,7 @@ export class SessionRouter implements RouteContext {
       target = r;
       plan = p;
       params = bp;
+      return null;
     };
     for (let i = 0; i < types.length; i++) {
       const frame = frames[i];
@@ -262,13 +283,15 @@ export class SessionRouter implements RouteContext {
           const pinned = this.routeByLiterals(sql);
           if (pinned !== null) {
             this.noteStatement(pinned.plan);
-            join(pinned.route, pinned.plan, null);
+            const detour = join(pinned.route, pinned.plan, null);
+            if (detour !== null) return detour;
             break;
           }
           for (const p of this.plans.plansFor(sql)) {
             this.noteStatement(p);
             const r = this.routePlan(p, null);
-            join(r.route, r.plan, r.params);
+            const detour = join(r.route, r.plan, r.params);
+            if (detour !== null) return detour;
           }
           break;
         }
@@ -285,7 +308,8 @@ export class SessionRouter implements RouteContext {
           const bp = decodeBindParams(frame);
           this.noteStatement(plans[0]);
           const r = this.routePlan(plans[0], bp);
-          join(r.route, r.plan, r.params);
+          const detour = join(r.route, r.plan, r.params);
+          if (detour !== null) return detour;
           source = { text: entry.text, paramTypes: entry.paramTypes, isQuery: false };
           bindIndex = i;
           break;
@@ -298,12 +322,12 @@ export class SessionRouter implements RouteContext {
           break;
       }
     }
-    const route = target as Route | null;
+    const route = target as Exclude<Route, { kind: 'learn' }> | null;
     // Describe / Sync only: any shard.
     if (route === null) return oneShardTarget(this.routing.nextReadShard(), mayWrite, preventsPrepare);
     if (route.kind === 'one') return oneShardTarget(route.shard, mayWrite, preventsPrepare);
     if (route.kind !== 'copy_in' && route.kind !== 'split' && statements > 1) {
-      throw new MixedShardsError(
+      return mixed(
         'only one statement per request can run on several shards',
         'Send each statement that needs several shards in its own request (Sync after it).',
       );

@@ -18,6 +18,7 @@ import { cancelRunning } from './cancel-registry.js';
 import { endTransactionSinks } from './fanout.js';
 import type { BatchTarget, SessionRouter } from './session-router.js';
 import { isReadOnlyBlock } from './read-intent.js';
+import { ACQUIRING, OWN, type RequestState } from './request-state.js';
 import { settingsSyncSql } from './session-settings.js';
 import type { ShardedSession } from './sharded-session.js';
 
@@ -35,8 +36,6 @@ export class ShardServers {
   private readonly poolByShard: (Pool | null)[];
   /** Read-your-writes: the server held on a shard came from its primary for a request that may write. */
   private readonly mayHaveWritten: boolean[];
-  /** Servers are being checked out for a request. */
-  isWaiting = false;
   /** The checkouts of the request queued in a pool: a primary's, or the one member's a replica set picked. */
   private readonly queued: PendingCheckout[] = [];
   /** Servers the request got while other checkouts of it wait (held, attached once all are there). */
@@ -46,9 +45,12 @@ export class ShardServers {
   private readonly pools: DatabasePools;
   private readonly session: ShardedSession;
   private readonly router: SessionRouter;
+  /** The request's state: `acquiring` while checkouts wait, `own` while statements of the proxy's own run. */
+  private readonly request: RequestState;
 
-  constructor(session: ShardedSession, router: SessionRouter) {
+  constructor(session: ShardedSession, router: SessionRouter, request: RequestState) {
     this.session = session;
+    this.request = request;
     this.pools = session.pools;
     this.router = router;
     this.byShard = new Array<ServerConnection | null>(session.pools.shards.length).fill(null);
@@ -120,8 +122,9 @@ export class ShardServers {
   }
 
   /**
-   * Check out a server for each of `shards` not held yet and attach it (replies to `client`), then `then()`. A
-   * checkout failure goes to `fail`. (A transaction block reaching a new shard: the caller brings it in.)
+   * Check out a server for each of `shards` not held yet and attach it (replies to `client`), then `then()`; the
+   * request is `acquiring` meanwhile (request-state.ts). A checkout failure goes to `fail`. (A transaction block
+   * reaching a new shard: the caller brings it in.)
    */
   acquire(
     shards: readonly number[],
@@ -133,7 +136,7 @@ export class ShardServers {
     const pools = this.pools;
     const missing = shards.filter((s) => this.byShard[s] == null);
     if (missing.length === 0) return then();
-    this.isWaiting = true;
+    this.request.move(ACQUIRING);
     let pending = missing.length;
     let failure: PgError | null = null;
     const got: [number, ServerConnection, Pool][] = [];
@@ -146,7 +149,7 @@ export class ShardServers {
         const at = this.queued.findIndex((q) => q.shard === shard);
         if (at >= 0) this.queued.splice(at, 1);
         if (--pending > 0) return;
-        this.isWaiting = false;
+        this.request.end('acquiring');
         this.gotWhileWaiting = [];
         if (isPaused) {
           this.session.checkoutWaitEnded();
@@ -176,7 +179,7 @@ export class ShardServers {
         if (wait !== null) this.queued.push({ shard, pool, wait });
       }
     }
-    if (this.isWaiting) {
+    if (pending > 0) {
       isPaused = true;
       this.gotWhileWaiting = got;
       this.session.output.pauseInput();
@@ -237,7 +240,7 @@ export class ShardServers {
   /**
    * A statement of the proxy's own (BEGIN, ROLLBACK; or a Sync frame) on each of `shards`: nothing reaches the
    * client; `onDone` gets the errors (shard named) once every server has answered and is back with whoever received
-   * its replies before.
+   * its replies before. The request is `own` meanwhile (request-state.ts).
    */
   runOwn(
     shards: readonly number[],
@@ -252,9 +255,11 @@ export class ShardServers {
         const server = this.byShard[shard];
         if (server != null && !server.isClosed) server.restore(previous[i]);
       });
+      this.request.end('own');
       onDone(errors);
     });
     const message = typeof sql === 'string' ? query(sql) : sql;
+    this.request.move(OWN);
     shards.forEach((shard, i) => {
       const server = this.at(shard);
       previous[i] = server.attach(sinks[i]);
@@ -275,12 +280,6 @@ export class ShardServers {
   /** Every held server's replies go to `client` again. */
   pointAt(client: ReplySink): void {
     for (const server of this.byShard) if (server !== null) server.attach(client);
-  }
-
-  /** Some held server still owes a ReadyForQuery. */
-  isAnyRunning(): boolean {
-    for (const server of this.byShard) if (server !== null && server.pendingReady > 0) return true;
-    return false;
   }
 
   /** E if any shard's transaction failed, else T if any is in one, else I. */

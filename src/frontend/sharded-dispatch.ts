@@ -15,7 +15,7 @@ import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC, type MergeSpec } from '../execute/merge-spec.js';
 import type { RequestBatch } from './request-batch.js';
-import { BROADCAST_SPEC, type BatchTarget, type SessionRouter } from './session-router.js';
+import { BROADCAST_SPEC, type BatchTarget, type RouteOutcome, type SessionRouter } from './session-router.js';
 import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
 import { Fanout, type FanoutOwner } from './fanout.js';
@@ -36,7 +36,7 @@ import type { RankRequest } from '../execute/reply-merger.js';
 import { isCursorRequest } from './proxy-portal.js';
 import { CursorRequests } from './cursor-requests.js';
 import { CopyInRun } from './copy-in-run.js';
-import { routeAfterRefusal } from './route-lookups.js';
+import { takeDetour } from './route-lookups.js';
 import { ShardServers, type PendingCheckout } from './shard-servers.js';
 import type { ShardedSession } from './sharded-session.js';
 import type { ClientOutput } from './client-output.js';
@@ -74,12 +74,13 @@ export class ShardedDispatch implements DispatchHost {
   private readonly output: ClientOutput;
   /** The server held per shard. */
   readonly servers: ShardServers;
-  /** What the request in flight is doing on the proxy's side (a lookup, a fan-out, a commit): one value, one mover. */
-  readonly request = new RequestState();
+  /**
+   * What the request in flight is doing (waiting for servers, on one shard, a lookup, a fan-out, a commit, …): one
+   * value, one mover (request-state.ts); busy, idle and waiting for a server are read from it.
+   */
+  readonly request: RequestState;
   /** The fan-out's section in the visibility fence (atomic_visibility), until its snapshots exist. */
   read: FencedRead | null = null;
-  /** The shard a single-shard request in flight went to (COPY data and pipelined frames follow it). */
-  private activeShard: number | null = null;
   /**
    * The shard of a single-shard request sent without Sync (pg-cursor, Flush): its portal, and after an error its
    * "skip to Sync" state, live there until a Sync reaches it, so a request naming no statement goes there too.
@@ -116,7 +117,8 @@ export class ShardedDispatch implements DispatchHost {
     this.batch = session.batch;
     this.log = session.log;
     this.output = session.output;
-    this.servers = new ShardServers(session, router);
+    this.request = new RequestState(session.pools.shards.length);
+    this.servers = new ShardServers(session, router, this.request);
     this.cursors = new CursorRequests(this);
     this.block = new TransactionBlock(
       new SessionBlockHost(this.servers, router, () => this.cursors.clearPortals()),
@@ -126,27 +128,18 @@ export class ShardedDispatch implements DispatchHost {
     this.inserts = new InsertRun(this, this.scripts);
   }
 
-  /** A request is still being answered: the next one waits, so replies from different shards stay in order. */
-  private isShardRequestInFlight(): boolean {
-    return !this.request.isIdle || this.servers.isAnyRunning();
-  }
-
   /** Route the queued request and run it on its shard(s): the sharded counterpart of checkout + sendBatch. */
   dispatch(): void {
     const router = this.router;
     if (this.copyIn.isActive && !this.copyIn.feed()) return;
-    if (
-      this.servers.isWaiting ||
-      this.request.isLookingUp ||
-      this.request.isWaiting ||
-      this.request.fanout !== null
-    )
-      return;
+    const request = this.request;
+    const kind = request.kind;
+    if (kind === 'acquiring' || kind === 'lookup' || kind === 'waiting' || kind === 'fanout') return;
     const batch = this.batch;
-    const active = this.activeShard === null ? null : this.servers.byShard[this.activeShard];
-    if (active != null && active.pendingReady > 0 && batch.isCopyOnly()) {
+    const single = request.singleShard;
+    if (single !== null && batch.isCopyOnly()) {
       const { types, frames, readyCount } = batch.take();
-      this.session.send.send(active, types, frames, readyCount); // COPY data for the request in flight
+      this.session.send.send(this.servers.at(single), types, frames, readyCount); // COPY data for the request in flight
       return;
     }
     if (!batch.isFlushPoint) {
@@ -157,13 +150,14 @@ export class ShardedDispatch implements DispatchHost {
       }
       return;
     }
-    if (this.isShardRequestInFlight()) return; // resumed from onShardRequestDone
+    // A request is still being answered: the next one waits, so replies from different shards stay in order.
+    if (!request.isIdle) return; // resumed from onShardRequestDone
     // One request at a time: pipelined requests may each need other shards, and their replies must stay in order.
     const n = batch.firstRequestLength();
     this.requestLength = n;
     let { types, frames } = batch.peek(n);
     if (this.cursors.hasPortals && this.cursors.answerFromPortals(types, frames)) return;
-    let target: BatchTarget;
+    let outcome: RouteOutcome;
     this.cursors.forgetRun();
     try {
       const withIds = router.withUniqueIds(types, frames);
@@ -173,9 +167,9 @@ export class ShardedDispatch implements DispatchHost {
         batch.unshift(withIds.types, withIds.frames);
         ({ types, frames } = withIds);
       }
-      target = router.route(types, frames);
-      if ((target.kind === 'many' || target.kind === 'split') && isCursorRequest(types, frames)) {
-        if (target.isSessionLevel) {
+      outcome = router.route(types, frames);
+      if ((outcome.kind === 'many' || outcome.kind === 'split') && isCursorRequest(types, frames)) {
+        if (outcome.isSessionLevel) {
           // A fan-out ends with every shard's ReadyForQuery, which only Sync brings.
           if (!types.includes(Frontend.Sync)) {
             throw PgError.featureNotSupported(
@@ -183,13 +177,17 @@ export class ShardedDispatch implements DispatchHost {
             );
           }
         } else {
-          ({ types, frames } = this.cursors.asCursor(types, frames, target.mayWrite));
-          target = router.route(types, frames); // the same statement, executed to the end on each shard
+          ({ types, frames } = this.cursors.asCursor(types, frames, outcome.mayWrite));
+          outcome = router.route(types, frames); // the same statement, executed to the end on each shard
         }
       }
     } catch (err) {
-      return routeAfterRefusal(this, this.scripts, this.inserts, err, n, types, frames);
+      return this.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
+    // Something to learn first, or statements on different shards: route-lookups.ts.
+    if (outcome.kind === 'learn' || outcome.kind === 'mixed')
+      return takeDetour(this, this.scripts, this.inserts, outcome, n, types, frames);
+    let target: BatchTarget = outcome;
     this.learnedFor = null;
     if (target.kind === 'one' && this.openSegmentShard !== null && !namesStatement(types)) {
       // Execute / Describe / Close of the open portal, Flush, Sync: to the shard holding the segment (not any shard).
@@ -371,8 +369,11 @@ export class ShardedDispatch implements DispatchHost {
     if (target.kind === 'one') {
       const server = this.servers.at(target.shard);
       server.attach(this);
-      this.activeShard = target.shard;
       this.session.send.send(server, types, frames, readyCount);
+      // In flight until its ReadyForQuery (onServerReady). Sent without Sync it owes none, and the next request may go
+      // (a statement of the proxy's own still running there, BEGIN or SET, ends without telling: its reply is
+      // swallowed).
+      if (readyCount > 0 && server.pendingReady > 0) this.request.move(this.request.single(target.shard));
       this.openSegmentShard = this.session.send.hasOpenSegment ? target.shard : null;
       return;
     }
@@ -463,8 +464,7 @@ export class ShardedDispatch implements DispatchHost {
 
   /** A request finished: give servers back (transaction mode, all idle) and run the next queued request. */
   onShardRequestDone(): void {
-    if (this.isShardRequestInFlight()) return;
-    this.activeShard = null;
+    if (!this.request.isIdle) return;
     this.session.send.requestEnded();
     if (
       this.session.isTransactionMode &&
@@ -519,6 +519,8 @@ export class ShardedDispatch implements DispatchHost {
 
   onServerReady(server: ServerConnection): void {
     if (server.pendingReady !== 0) return;
+    const single = this.request.singleShard;
+    if (single !== null && this.servers.byShard[single] === server) this.request.end('single');
     this.refreshStatus();
     this.onShardRequestDone();
   }
@@ -546,12 +548,12 @@ export class ShardedDispatch implements DispatchHost {
 
   /** Servers are being checked out for the request at the front of the batch. */
   get isWaitingForServer(): boolean {
-    return this.servers.isWaiting;
+    return this.request.isAcquiring;
   }
 
   /** A request is running (fan-out, commit, or a statement on some shard). */
   get isActive(): boolean {
-    return this.request.isCommitting || this.request.fanout !== null || this.servers.isAnyRunning();
+    return this.request.isActive;
   }
 
   /** The server held per shard (read by the distributed deadlock check). */

@@ -1,5 +1,6 @@
 // The routing decision for one statement: its StatementPlan (from the plan cache) + Bind parameters + the session's
-// manual-routing state → one shard, several shards (fan-out), or "session-level" (transaction control, SET). Statements
+// manual-routing state → one shard, several shards (fan-out), "session-level" (transaction control, SET), or "learn
+// first" (what routing needs is not known yet: a result the dispatch acts on, frontend/route-lookups.ts). Statements
 // that cannot be answered correctly across shards throw PgError 0A000 with the reason — never a wrong answer.
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
@@ -21,7 +22,35 @@ export type Route =
    * COPY … FROM STDIN on every shard, the data split by the key column (`copy.keyColumn`; null: a table copied to
    * every shard, every row to every shard).
    */
-  | { readonly kind: 'copy_in'; readonly shards: readonly number[]; readonly copy: CopyInfo };
+  | { readonly kind: 'copy_in'; readonly shards: readonly number[]; readonly copy: CopyInfo }
+  /** Routing needs something learnt first (frontend/route-lookups.ts); the request is routed again once it is. */
+  | { readonly kind: 'learn'; readonly need: RouteNeed };
+
+/**
+ * What routing needs learnt before it can route a statement:
+ * - `tableColumns`: an INSERT without a column list names a sharded table whose column order is not known yet (looked
+ *   up on a shard into `schema.tableColumns`);
+ * - `catalogFacts`: relations or functions the router has no catalog facts about (views, temporary tables, functions
+ *   that may write; frontend/catalog-lookup.ts);
+ * - `generatedValues`: an INSERT into a sharded table leaves columns for a sequence to fill — values are taken from
+ *   the sequence of record (frontend/sequence-values.ts) and written into the statement (generated-values.ts);
+ * - `sourceRows`: an INSERT … SELECT whose rows cannot be written where the query runs (its sharding key does not flow
+ *   unchanged from a co-located table's key, or it reads sharded rows into a copied table) — the proxy runs the query
+ *   itself and writes its rows into the statement as a VALUES list (frontend/insert-source.ts). `text`: the statement.
+ */
+export type RouteNeed =
+  | { readonly kind: 'tableColumns'; readonly table: string }
+  | {
+      readonly kind: 'catalogFacts';
+      readonly relations: readonly string[];
+      readonly functions: readonly string[];
+    }
+  | { readonly kind: 'generatedValues'; readonly fills: readonly GeneratedFill[] }
+  | { readonly kind: 'sourceRows'; readonly text: string };
+
+function learn(need: RouteNeed): Route {
+  return { kind: 'learn', need };
+}
 
 export interface RouteContext {
   readonly schema: ShardingSchema;
@@ -130,52 +159,17 @@ function routeByKey(
 }
 
 /**
- * Thrown by routing when an INSERT without a column list names a sharded table whose column order is not known yet:
- * the session looks the columns up on a shard (into `schema.tableColumns`) and routes the request again.
- */
-export class TableColumnsNeeded extends Error {
-  constructor(readonly table: string) {
-    super(`the column order of ${table} is needed to route this INSERT`);
-    this.name = 'TableColumnsNeeded';
-  }
-}
-
-/**
- * Thrown by routing when an INSERT into a sharded table leaves columns for a sequence to fill: the session takes
- * values from the sequence of record (frontend/sequence-values.ts), writes them into the statement
- * (generated-values.ts) and routes the rewritten request.
- */
-export class GeneratedValuesNeeded extends Error {
-  constructor(readonly fills: readonly GeneratedFill[]) {
-    super('values from a sequence are needed to route this INSERT');
-    this.name = 'GeneratedValuesNeeded';
-  }
-}
-
-/**
- * Thrown by routing for an INSERT … SELECT whose rows cannot be written where the query runs (its sharding key does
- * not flow unchanged from a co-located table's key, or it reads sharded rows into a copied table): the session runs
- * the query itself (routed and merged like any SELECT), writes its rows into the statement as a VALUES list and routes
- * that (frontend/insert-source.ts). `text`: the statement.
- */
-export class SourceRowsNeeded extends Error {
-  constructor(readonly text: string) {
-    super('the rows of this INSERT … SELECT are needed to route it');
-    this.name = 'SourceRowsNeeded';
-  }
-}
-
-/**
  * INSERT … SELECT touching sharded tables. Where every row's key comes unchanged from the key of a co-located sharded
  * table the query reads (or is pinned to one value), each shard inserts its own rows: the statement runs where those
- * rows are. Otherwise the proxy evaluates the query (SourceRowsNeeded).
+ * rows are. Otherwise the proxy evaluates the query (`sourceRows`).
  */
 function routeInsertSelect(plan: StatementPlan, ctx: RouteContext, params: BindParams | null): Route {
   const insert = plan.insert;
-  if (insert !== null && insert.columnsLookup !== null) throw new TableColumnsNeeded(insert.columnsLookup);
+  if (insert !== null && insert.columnsLookup !== null)
+    return learn({ kind: 'tableColumns', table: insert.columnsLookup });
   const isTargetSharded = plan.tables[0]?.sharding === 'sharded';
   if (!isTargetSharded || plan.crossShardUnsafe !== null || insert?.leavesGenerated === true)
-    throw new SourceRowsNeeded(plan.text);
+    return learn({ kind: 'sourceRows', text: plan.text });
   const shards =
     plan.shardKey !== null
       ? routeByKey(plan.shardKey.sources, plan.shardKey.column, ctx, params)
@@ -186,8 +180,10 @@ function routeInsertSelect(plan: StatementPlan, ctx: RouteContext, params: BindP
 
 function routeInsert(plan: StatementPlan, ctx: RouteContext, params: BindParams | null): Route {
   const insert = plan.insert;
-  if (insert !== null && insert.columnsLookup !== null) throw new TableColumnsNeeded(insert.columnsLookup);
-  if (insert !== null && insert.generated.length > 0) throw new GeneratedValuesNeeded(insert.generated);
+  if (insert !== null && insert.columnsLookup !== null)
+    return learn({ kind: 'tableColumns', table: insert.columnsLookup });
+  if (insert !== null && insert.generated.length > 0)
+    return learn({ kind: 'generatedValues', fills: insert.generated });
   const column = plan.shardKey?.column ?? null;
   if (insert === null || insert.insertKeys === null || column === null) {
     throw unsupported(
@@ -251,27 +247,15 @@ export function routeFunctionCall(ctx: RouteContext): Route {
   );
 }
 
-/**
- * Thrown by routing when a statement uses relations or functions the router has no catalog facts about yet (views,
- * temporary tables, functions that may write): the session looks them up on a shard (frontend/catalog-lookup.ts)
- * and routes the request again.
- */
-export class CatalogFactsNeeded extends Error {
-  constructor(
-    readonly relations: readonly string[],
-    readonly functions: readonly string[],
-  ) {
-    super('catalog facts are needed to route this statement');
-    this.name = 'CatalogFactsNeeded';
-  }
-}
-
 /** CREATE TABLE … AS, SELECT … INTO, CREATE MATERIALIZED VIEW: DDL that fills the new relation with rows it reads. */
 function copiesRows(plan: StatementPlan): boolean {
   return plan.nodeType === 'CreateTableAsStmt' || plan.nodeType === 'SelectStmt';
 }
 
-/** Decide where `plan` runs. Throws PgError for statements that cannot run correctly. */
+/**
+ * Decide where `plan` runs, or what must be learnt first (`learn`). Throws PgError for statements that cannot run
+ * correctly.
+ */
 export function routeStatement(plan: StatementPlan, params: BindParams | null, ctx: RouteContext): Route {
   if (SESSION_KINDS.has(plan.kind)) return { kind: 'session' };
   const gid = plan.transaction?.gid ?? null;
@@ -299,7 +283,11 @@ export function routeStatement(plan: StatementPlan, params: BindParams | null, c
   if (n === 1) return { kind: 'one', shard: 0 };
   if (plan.kind === 'explain' && plan.inner !== null) return routeStatement(plan.inner, params, ctx);
   if (plan.unknownRelations.length > 0 || plan.unknownFunctions.length > 0)
-    throw new CatalogFactsNeeded(plan.unknownRelations, plan.unknownFunctions);
+    return learn({
+      kind: 'catalogFacts',
+      relations: plan.unknownRelations,
+      functions: plan.unknownFunctions,
+    });
   if (plan.nodeType === 'CallStmt') {
     throw unsupported(
       'CALL runs a procedure shardgate cannot see into, so the shards it must run on are unknown',

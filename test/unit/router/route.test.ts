@@ -230,3 +230,21 @@ describe("routeStatement: the client's own two-phase commit statements", () => {
     expect(route("/* shardgate: shard=0 */ prepare transaction 'x'")).toEqual({ kind: 'one', shard: 0 });
   });
 });
+
+describe('routeStatement: what must be learnt first is a result, not an exception', () => {
+  it('an INSERT without a column list into a sharded table: learn its columns', () => {
+    expect(route("insert into users values (1, 'a')")).toEqual({
+      kind: 'learn',
+      need: { kind: 'tableColumns', table: 'users' },
+    });
+  });
+
+  it('an INSERT … SELECT whose key does not come from a co-located key: learn its rows', () => {
+    const sql = 'insert into users (id, name) select id, name from staging';
+    expect(route(sql)).toEqual({ kind: 'learn', need: { kind: 'sourceRows', text: sql } });
+  });
+
+  it('an INSERT with no way to find its shard is still an error', () => {
+    expect(routeError("insert into users (name) values ('a')").code).toBe('0A000');
+  });
+});

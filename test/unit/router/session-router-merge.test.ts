@@ -2,7 +2,7 @@
 // columns, HAVING moved to the merge): the per-shard request (Query, or Parse/Bind rebuilt), Bind result formats
 // extended to the hidden columns, a Describe of the statement pointed at the rewritten one, and the merge spec.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SessionRouter, type BatchTarget } from '../../../src/frontend/session-router.js';
+import { SessionRouter, type BatchTarget, type RouteOutcome } from '../../../src/frontend/session-router.js';
 import { Frontend } from '../../../src/protocol/codes.js';
 import { query, SYNC } from '../../../src/protocol/messages.js';
 import { MessageWriter } from '../../../src/protocol/writer.js';
@@ -50,7 +50,7 @@ const EXECUTE = new MessageWriter().cstring('').int32(0).frame(Frontend.Execute)
 
 type Split = Extract<BatchTarget, { kind: 'split' }>;
 
-function routeBatch(r: SessionRouter, frames: Buffer[]): BatchTarget {
+function routeBatch(r: SessionRouter, frames: Buffer[]): RouteOutcome {
   return r.route(
     frames.map((f) => f[0]),
     frames,
