@@ -246,9 +246,15 @@ async function main(): Promise<void> {
       const r = median(routed);
       const p = median(sharded) ?? NaN;
       const us = median(cpuPerTx) ?? NaN;
+      const flat =
+        flatPid === 0
+          ? ''
+          : ` ${(median(flatTps) ?? NaN).toFixed(0)} | ${(median(flatCpu) ?? NaN).toFixed(1)} | ` +
+            `${(us / (median(flatCpu) ?? NaN)).toFixed(2)}× |`;
       const line =
         `| ${label} | ${d.toFixed(0)} | ${r === null ? '—' : r.toFixed(0)} | ${p.toFixed(0)} | ` +
-        `${(p / d).toFixed(2)}× | ${r === null ? '—' : `${(p / r).toFixed(2)}×`} | ${us.toFixed(1)} | ${failed} |`;
+        `${(p / d).toFixed(2)}× | ${r === null ? '—' : `${(p / r).toFixed(2)}×`} | ${us.toFixed(1)} | ${failed} |` +
+        flat;
       console.log(line);
       rows.push(line);
     }
@@ -266,9 +272,16 @@ async function main(): Promise<void> {
         '',
         'Client-side routing = two pgbench runs at once, half the clients each, straight at the two shards (the',
         "application routing its own queries). Proxy CPU = the proxy process's utime + stime per transaction.",
+        ...(flatPid === 0
+          ? []
+          : [
+              'shardgate unsharded = a second proxy of the same build in front of the direct server (no sharded',
+              'tables), in the same rounds: sharded/unsharded CPU is what the sharding hop adds per transaction.',
+            ]),
         '',
-        '| workload | direct tps | client-side routing tps | shardgate (2 shards) tps | vs direct | vs client-side routing | proxy CPU µs/tx | failed |',
-        '| :-- | --: | --: | --: | --: | --: | --: | --: |',
+        '| workload | direct tps | client-side routing tps | shardgate (2 shards) tps | vs direct | vs client-side routing | proxy CPU µs/tx | failed |' +
+          (flatPid === 0 ? '' : ' shardgate unsharded tps | unsharded CPU µs/tx | sharded/unsharded CPU |'),
+        '| :-- | --: | --: | --: | --: | --: | --: | --: |' + (flatPid === 0 ? '' : ' --: | --: | --: |'),
         ...rows,
         '',
       ].join('\n');
