@@ -5,7 +5,10 @@
 // (utime + stime from /proc over the run). Writes its section of docs/benchmarks.md when asked (--docs yes);
 // --profile DIR writes a V8 CPU profile of the proxy there (node --cpu-prof). --baseline PATH/dist/cli.js runs a
 // second proxy from another build beside this one (same config, own port; rounds alternate which goes first) and
-// prints new/baseline throughput and CPU: an old-vs-new check of a hot-path change in one run.
+// prints new/baseline throughput and CPU: an old-vs-new check of a hot-path change in one run. --unsharded yes runs a
+// third proxy of this build in front of the one reference server (no sharded tables), interleaved too, and prints the
+// sharded hop's CPU per transaction against the unsharded hop's (issue 16: a request pinned to one shard should cost
+// what an unsharded request costs).
 // Usage: npx tsx bench/pgbench-sharded.ts [--duration 10] [--scale 2] [--clients 8] [--rounds 3] [--docs yes]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -37,6 +40,11 @@ const opts = parseArgs(SCRIPT, {
   baseline: {
     default: '',
     help: "another build's dist/cli.js (e.g. a worktree of main): run it too, interleaved, and report new/baseline",
+  },
+  unsharded: {
+    default: 'no',
+    help: 'also run this build unsharded in front of the reference server, and compare CPU per transaction',
+    choices: ['yes', 'no'],
   },
   docs: { default: 'no', help: 'write the results into docs/benchmarks.md', choices: ['yes', 'no'] },
 });
@@ -76,6 +84,7 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shardgate-bench-'));
   let proxy: ReturnType<typeof spawn> | null = null;
   let baseline: ReturnType<typeof spawn> | null = null;
+  let unsharded: ReturnType<typeof spawn> | null = null;
   try {
     const [direct, s0, s1] = cluster.servers;
     console.log(`pgbench -i -s ${SCALE} on the reference and on both shards …`);
@@ -137,8 +146,22 @@ async function main(): Promise<void> {
         },
       );
     }
+    let flatPort = 0;
+    if (opts.unsharded === 'yes') {
+      flatPort = await freePort();
+      const flatConfig = path.join(dir, 'unsharded.toml');
+      fs.writeFileSync(
+        flatConfig,
+        `[general]\nhost = "127.0.0.1"\nport = ${flatPort}\nlog_level = "warn"\nauth_type = "md5"\ndefault_pool_size = 20\n` +
+          `[admin]\npassword = "admin"\n[[databases]]\nname = "${USER}"\nhost = "127.0.0.1"\nport = ${direct.port}\n`,
+      );
+      unsharded = spawn(command.file, [...command.args, '--config', flatConfig, '--users', users], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+    }
     await new Promise((r) => setTimeout(r, 1500));
     const proxyPid = proxy.pid ?? 0;
+    const flatPid = unsharded?.pid ?? 0;
     const basePid = baseline?.pid ?? 0;
 
     const workloads: [string, string[]][] = [
@@ -166,12 +189,15 @@ async function main(): Promise<void> {
       const cpuPerTx: number[] = [];
       const baseTps: number[] = [];
       const baseCpu: number[] = [];
+      const flatTps: number[] = [];
+      const flatCpu: number[] = [];
       let failed = 0;
       // Warm-up (JIT, plan cache, pools) through each proxy, not measured.
       if (opts.warmup > 0) {
         const warm = runArgs(CLIENTS, 2, opts.warmup);
         await pgbench(port, warm);
         if (basePort !== 0) await pgbench(basePort, warm);
+        if (flatPort !== 0) await pgbench(flatPort, warm);
       }
       for (let round = 0; round < ROUNDS; round++) {
         direct1.push((await pgbench(direct.port, runArgs(CLIENTS, 2))).tps);
@@ -197,6 +223,15 @@ async function main(): Promise<void> {
         if (isBaselineFirst) await throughProxy(basePid, basePort, baseTps, baseCpu);
         await throughProxy(proxyPid, port, sharded, cpuPerTx);
         if (basePid !== 0 && !isBaselineFirst) await throughProxy(basePid, basePort, baseTps, baseCpu);
+        if (flatPid !== 0) await throughProxy(flatPid, flatPort, flatTps, flatCpu);
+      }
+      if (flatPid !== 0) {
+        const [ft, fc] = [median(flatTps) ?? NaN, median(flatCpu) ?? NaN];
+        const [st, sc] = [median(sharded) ?? NaN, median(cpuPerTx) ?? NaN];
+        console.log(
+          `${label}: sharded ${st.toFixed(0)} tps ${sc.toFixed(1)} µs/tx; unsharded (one server) ${ft.toFixed(0)} tps ` +
+            `${fc.toFixed(1)} µs/tx; sharded/unsharded ${(st / ft).toFixed(3)}× tps, ${(sc / fc).toFixed(3)}× CPU`,
+        );
       }
       if (basePid !== 0) {
         const [bt, bc] = [median(baseTps) ?? NaN, median(baseCpu) ?? NaN];
@@ -211,9 +246,15 @@ async function main(): Promise<void> {
       const r = median(routed);
       const p = median(sharded) ?? NaN;
       const us = median(cpuPerTx) ?? NaN;
+      const flat =
+        flatPid === 0
+          ? ''
+          : ` ${(median(flatTps) ?? NaN).toFixed(0)} | ${(median(flatCpu) ?? NaN).toFixed(1)} | ` +
+            `${(us / (median(flatCpu) ?? NaN)).toFixed(2)}× |`;
       const line =
         `| ${label} | ${d.toFixed(0)} | ${r === null ? '—' : r.toFixed(0)} | ${p.toFixed(0)} | ` +
-        `${(p / d).toFixed(2)}× | ${r === null ? '—' : `${(p / r).toFixed(2)}×`} | ${us.toFixed(1)} | ${failed} |`;
+        `${(p / d).toFixed(2)}× | ${r === null ? '—' : `${(p / r).toFixed(2)}×`} | ${us.toFixed(1)} | ${failed} |` +
+        flat;
       console.log(line);
       rows.push(line);
     }
@@ -231,9 +272,16 @@ async function main(): Promise<void> {
         '',
         'Client-side routing = two pgbench runs at once, half the clients each, straight at the two shards (the',
         "application routing its own queries). Proxy CPU = the proxy process's utime + stime per transaction.",
+        ...(flatPid === 0
+          ? []
+          : [
+              'shardgate unsharded = a second proxy of the same build in front of the direct server (no sharded',
+              'tables), in the same rounds: sharded/unsharded CPU is what the sharding hop adds per transaction.',
+            ]),
         '',
-        '| workload | direct tps | client-side routing tps | shardgate (2 shards) tps | vs direct | vs client-side routing | proxy CPU µs/tx | failed |',
-        '| :-- | --: | --: | --: | --: | --: | --: | --: |',
+        '| workload | direct tps | client-side routing tps | shardgate (2 shards) tps | vs direct | vs client-side routing | proxy CPU µs/tx | failed |' +
+          (flatPid === 0 ? '' : ' shardgate unsharded tps | unsharded CPU µs/tx | sharded/unsharded CPU |'),
+        '| :-- | --: | --: | --: | --: | --: | --: | --: |' + (flatPid === 0 ? '' : ' --: | --: | --: |'),
         ...rows,
         '',
       ].join('\n');
@@ -242,6 +290,7 @@ async function main(): Promise<void> {
   } finally {
     await stopProxy(proxy);
     await stopProxy(baseline);
+    await stopProxy(unsharded);
     await cluster.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

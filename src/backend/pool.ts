@@ -137,6 +137,25 @@ export class Pool implements LiveBytes {
   }
 
   /**
+   * An idle server checked out at once, or null when none is idle (or the pool is paused, closed or refusing): the
+   * synchronous path of acquire(), without its callback (a single-shard request's checkout takes it first).
+   */
+  tryAcquire(isForOpenTransaction = false): ServerConnection | null {
+    if (this.isPaused || this.closed || (this.refusal !== null && !isForOpenTransaction)) return null;
+    let server = this.idle.pop();
+    // One that already said FATAL (terminated while idle) is closing: its close event has not run yet.
+    while (server !== undefined && server.fatalError !== null) {
+      server.destroy('server sent FATAL while idle');
+      server = this.idle.pop();
+    }
+    if (server === undefined) return null;
+    this.active.add(server);
+    server.checkOut();
+    this.shardStats.waitTime.record(0);
+    return server;
+  }
+
+  /**
    * Check out a server connection; `cb` runs exactly once (possibly synchronously). `isForOpenTransaction`: the client
    * is inside a transaction reaching another shard, which may still finish while shardgate shuts down. Returns the
    * wait when the checkout is queued (null: `cb` has run).
@@ -146,20 +165,10 @@ export class Pool implements LiveBytes {
       cb(this.refusal ?? PgError.shuttingDown(), null);
       return null;
     }
-    if (!this.isPaused) {
-      let server = this.idle.pop();
-      // One that already said FATAL (terminated while idle) is closing: its close event has not run yet.
-      while (server !== undefined && server.fatalError !== null) {
-        server.destroy('server sent FATAL while idle');
-        server = this.idle.pop();
-      }
-      if (server !== undefined) {
-        this.active.add(server);
-        server.checkOut();
-        this.shardStats.waitTime.record(0);
-        cb(null, server);
-        return null;
-      }
+    const server = this.tryAcquire(isForOpenTransaction);
+    if (server !== null) {
+      cb(null, server);
+      return null;
     }
     const waiter: Waiter = { cb, timer: null, since: performance.now() };
     if (!this.isPaused) this.armTimeout(waiter);

@@ -82,6 +82,11 @@ export function errorSeverityIsFatal(buf: Buffer, start: number, to: number): bo
   return 'unknown';
 }
 
+/** Bytes [start, end) of `chunk`: the chunk itself when that is all of it (a whole reply in one read: no view made). */
+function span(chunk: Buffer, start: number, end: number): Buffer {
+  return start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+}
+
 /** withholdFatal's answers besides a position. */
 const HELD = -1;
 const NOT_FATAL = -2;
@@ -269,7 +274,7 @@ export class ResponseScanner {
       if (type === Backend.ReadyForQuery) {
         // Everything up to and including this ReadyForQuery reaches the client before the session hears of it,
         // because the session may hand the server to another client right away.
-        if (!drop && end > outStart) this.owner.forward(chunk.subarray(outStart, end));
+        if (!drop && end > outStart) this.owner.forward(span(chunk, outStart, end));
         outStart = end;
         this.readySeen++;
         if (drop) this.rules.shift();
@@ -296,7 +301,7 @@ export class ResponseScanner {
       }
       i = end;
     }
-    if (outStart < i && outStart < n) this.owner.forward(chunk.subarray(outStart, i));
+    if (outStart < i && outStart < n) this.owner.forward(span(chunk, outStart, i));
   }
 
   /**

@@ -12,6 +12,8 @@ const NONE: readonly string[] = Object.freeze([]);
 export class ServerStatements {
   /** Insertion order is recency: `use` re-inserts at the young end. */
   private readonly byName = new Map<string, StatementRef>();
+  /** The name at the young end of `byName` (null: unknown): using it again moves nothing. */
+  private youngest: string | null = null;
 
   get size(): number {
     return this.byName.size;
@@ -23,23 +25,28 @@ export class ServerStatements {
 
   /** The statement is used now (a Bind or Describe of it): it becomes the most recently used. */
   use(name: string): void {
+    if (name === this.youngest) return; // the common case (one statement used over and over): no Map churn
     const ref = this.byName.get(name);
     if (ref === undefined) return;
     this.byName.delete(name);
     this.byName.set(name, ref);
+    this.youngest = name;
   }
 
   add(name: string, ref: StatementRef): void {
     this.byName.delete(name);
     this.byName.set(name, ref);
+    this.youngest = name;
   }
 
   delete(name: string): void {
     this.byName.delete(name);
+    if (name === this.youngest) this.youngest = null;
   }
 
   clear(): void {
     this.byName.clear();
+    this.youngest = null;
   }
 
   /**
@@ -54,7 +61,7 @@ export class ServerStatements {
       (out ??= []).push(name);
     }
     if (out === null) return NONE;
-    for (const name of out) this.byName.delete(name);
+    for (const name of out) this.delete(name);
     return out;
   }
 

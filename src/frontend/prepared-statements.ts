@@ -79,7 +79,7 @@ export class StatementNames {
     let entry = this.byKey.get(key);
     if (entry === undefined) {
       const name = `sg_${(this.next++).toString(36)}`;
-      const parse = withName(Frontend.Parse, null, name, tail);
+      const parse = withName(Frontend.Parse, tail, 0, 0, name, 0);
       entry = { name, parse, refs: 0, bytes: parse.length + ENTRY_OVERHEAD_BYTES, isEvicted: false, key };
       this.byKey.set(key, entry);
       this.totalBytes += entry.bytes;
@@ -131,19 +131,29 @@ function cstringEnd(frame: Buffer, from: number): number {
   return end;
 }
 
-/** Build a frame: same type, `head` bytes, a new name, then `tail` bytes of the original. */
-function withName(type: number, head: Buffer | null, name: string, tail: Buffer): Buffer {
+/**
+ * Build a frame: same type, the bytes [headStart, headEnd) of `frame`, a new name, then the bytes of `frame` from
+ * `tailStart` on. Offsets rather than subarrays: this runs for every Bind of a named statement.
+ */
+function withName(
+  type: number,
+  frame: Buffer,
+  headStart: number,
+  headEnd: number,
+  name: string,
+  tailStart: number,
+): Buffer {
   const nameLen = Buffer.byteLength(name);
-  const headLen = head ? head.length : 0;
-  const total = 5 + headLen + nameLen + 1 + tail.length;
+  const headLen = headEnd - headStart;
+  const total = 5 + headLen + nameLen + 1 + (frame.length - tailStart);
   const out = Buffer.allocUnsafe(total);
   out[0] = type;
   out.writeInt32BE(total - 1, 1);
   let p = 5;
-  if (head) p += head.copy(out, p);
+  if (headLen > 0) p += frame.copy(out, p, headStart, headEnd);
   p += out.write(name, p, 'utf8');
   out[p++] = 0;
-  tail.copy(out, p);
+  frame.copy(out, p, tailStart);
   return out;
 }
 
@@ -210,7 +220,7 @@ export class ClientStatements {
         const stmt = this.byName.get(frame.toString('utf8', portalEnd + 1, stmtEnd));
         if (stmt === undefined) break; // unknown: the server answers 26000 itself
         this.ensurePrepared(stmt, server, out);
-        out.push(withName(type, frame.subarray(5, portalEnd + 1), stmt.name, frame.subarray(stmtEnd + 1)));
+        out.push(withName(type, frame, 5, portalEnd + 1, stmt.name, stmtEnd + 1));
         return;
       }
       case Frontend.Describe:
@@ -228,7 +238,7 @@ export class ClientStatements {
         const stmt = this.byName.get(name);
         if (stmt === undefined) break;
         this.ensurePrepared(stmt, server, out);
-        out.push(withName(type, frame.subarray(5, 6), stmt.name, frame.subarray(nameEnd + 1)));
+        out.push(withName(type, frame, 5, 6, stmt.name, nameEnd + 1));
         return;
       }
     }
@@ -278,7 +288,7 @@ export class ClientStatements {
       // The server has it already: an unnamed Parse of the same text earns the client its ParseComplete
       // (and reports the same errors) without touching the shared named statement.
       server.prepared.use(stmt.name);
-      out.push(withName(Frontend.Parse, null, '', tail));
+      out.push(withName(Frontend.Parse, frame, 0, 0, '', nameEnd + 1));
       return;
     }
     this.sendPrepare(stmt, server, out, false);

@@ -35,12 +35,23 @@ export class SessionParams {
   readonly settings = new Map<string, string>();
   /** ParameterStatus values a server reported for the client's startup settings, by ParameterStatus name. */
   private reported: ReadonlyMap<string, string> = new Map();
+  /**
+   * `wanted` as two arrays, rebuilt after a change: syncSql runs at every server checkout, and iterating the Map there
+   * allocated an iterator and an entry pair per parameter each time (the allocation profile of pgbench -S).
+   */
+  private wantedKeys: string[] | null = null;
+  private wantedValues: string[] = [];
+
+  private want(name: string, value: string): void {
+    this.wanted.set(name, value);
+    this.wantedKeys = null;
+  }
 
   /** Take the client's startup settings (in the order PostgreSQL applies them: a later one wins). */
   fromStartup(settings: readonly StartupSetting[]): void {
     for (const { name, value } of settings) {
       const tracked = trackedName(name);
-      if (tracked !== undefined) this.wanted.set(tracked, value);
+      if (tracked !== undefined) this.want(tracked, value);
       else this.settings.set(name.toLowerCase(), setConfigSql(name, value));
     }
   }
@@ -51,7 +62,7 @@ export class SessionParams {
    */
   noteReported(reported: ReadonlyMap<string, string>): void {
     this.reported = reported;
-    for (const [name, value] of reported) if (this.wanted.has(name)) this.wanted.set(name, value);
+    for (const [name, value] of reported) if (this.wanted.has(name)) this.want(name, value);
   }
 
   /** ParameterStatus frames for login: the server's values with the client's own choices on top. */
@@ -60,14 +71,15 @@ export class SessionParams {
     for (const [k, v] of serverParams) out.push([k, this.wanted.get(k) ?? this.reported.get(k) ?? v]);
     for (const k of TRACKED_PARAMS) {
       const v = serverParams.get(k);
-      if (!this.wanted.has(k) && v !== undefined) this.wanted.set(k, v);
+      if (!this.wanted.has(k) && v !== undefined) this.want(k, v);
     }
     return out;
   }
 
   /** A ParameterStatus the client received (it ran SET): remember it as wanted. */
   noteStatus(name: string, value: string): void {
-    if (this.wanted.has(name) || TRACKED_BY_LOWER.has(name.toLowerCase())) this.wanted.set(name, value);
+    if (this.wanted.get(name) === value) return; // the same value again: nothing to re-sync
+    if (this.wanted.has(name) || TRACKED_BY_LOWER.has(name.toLowerCase())) this.want(name, value);
   }
 
   /**
@@ -80,9 +92,16 @@ export class SessionParams {
 
   /** The SET statements that align `serverParams` with what this client wants ('' when nothing differs). */
   syncSql(serverParams: Map<string, string>): string {
+    let keys = this.wantedKeys;
+    if (keys === null) {
+      keys = this.wantedKeys = [...this.wanted.keys()];
+      this.wantedValues = [...this.wanted.values()];
+    }
+    const values = this.wantedValues;
     let sql = '';
-    for (const [k, v] of this.wanted) {
-      if (serverParams.get(k) !== v) sql += `SET ${k} TO '${v.replace(/'/g, "''")}';`;
+    for (let i = 0; i < keys.length; i++) {
+      const v = values[i];
+      if (serverParams.get(keys[i]) !== v) sql += `SET ${keys[i]} TO '${v.replace(/'/g, "''")}';`;
     }
     return sql;
   }

@@ -134,6 +134,7 @@ export function settingsSyncSql(
   want: ReadonlyMap<string, string>,
   have: ReadonlyMap<string, string>,
 ): string {
+  if (want.size === 0 && have.size === 0) return ''; // most sessions SET nothing: no iterators per checkout
   let sql = '';
   for (const [key, text] of have) {
     const wanted = want.get(key);

@@ -134,6 +134,7 @@ export class ShardServers {
     intent: ReadIntent = 'write',
   ): void {
     const pools = this.pools;
+    if (shards.length === 1 && this.tryAcquireOne(shards[0], client, intent)) return then();
     const missing = shards.filter((s) => this.byShard[s] == null);
     if (missing.length === 0) return then();
     this.request.move(ACQUIRING);
@@ -185,6 +186,23 @@ export class ShardServers {
       this.session.output.pauseInput();
       this.session.checkoutWaitStarted();
     }
+  }
+
+  /**
+   * The single-shard request's fast path: true when `shard` has its server now — held already, or an idle one of its
+   * primary's pool taken and attached at once (no callback, no arrays: this runs for nearly every request). False
+   * leaves everything to acquire()'s general path (a replica set to choose from, no idle server, a refusing pool).
+   */
+  private tryAcquireOne(shard: number, client: ReplySink, intent: ReadIntent): boolean {
+    if (this.byShard[shard] != null) return true;
+    const set = this.pools.sets[shard];
+    if ((intent !== 'write' && set.hasReplicas) || this.session.state() !== 'ready') return false;
+    const pool = this.pools.shards[shard];
+    const server = pool.tryAcquire(this.session.txStatus() !== TxStatus.Idle);
+    if (server === null) return false;
+    if (intent === 'write' && set.tracksLsn) this.mayHaveWritten[shard] = true;
+    this.attach(shard, server, pool, client);
+    return true;
   }
 
   /** Servers the request in checkout got already, while it waits for the others. */

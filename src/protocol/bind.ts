@@ -24,6 +24,27 @@ function malformed(message?: string): PgError {
   return PgError.malformedMessage(message);
 }
 
+/** `n` more bytes must follow offset `p` of `frame` (a module function: a closure over `p` cost one per Bind). */
+function need(frame: Buffer, p: number, n: number): void {
+  if (n < 0 || p + n > frame.length) throw malformed();
+}
+
+/**
+ * Shared all-text format lists by parameter count: decoded Binds hand them out read-only (BindMessage.formats is
+ * readonly). Built by push, not frozen, so they keep the element kind of the lists built per Bind (one shape to read).
+ */
+const TEXT_FORMATS: FormatCode[][] = [];
+
+function textFormats(count: number): readonly FormatCode[] {
+  let formats = count < 256 ? TEXT_FORMATS[count] : undefined;
+  if (formats === undefined) {
+    formats = [];
+    for (let i = 0; i < count; i++) formats.push(0);
+    if (count < 256) TEXT_FORMATS[count] = formats;
+  }
+  return formats;
+}
+
 /** Decode a Bind frame (type byte and length included). Throws PgError 08P01 / 22023 for a malformed one. */
 export function decodeBind(frame: Buffer): BindMessage {
   const portalEnd = frame.indexOf(0, 5);
@@ -31,16 +52,13 @@ export function decodeBind(frame: Buffer): BindMessage {
   const statementEnd = frame.indexOf(0, portalEnd + 1);
   if (statementEnd < 0) throw malformed('invalid string in message');
   let p = statementEnd + 1;
-  const need = (n: number): void => {
-    if (n < 0 || p + n > frame.length) throw malformed();
-  };
-  need(2);
+  need(frame, p, 2);
   const formatCount = frame.readInt16BE(p);
   p += 2;
-  need(formatCount * 2);
-  const codes: number[] = [];
-  for (let i = 0; i < formatCount; i++, p += 2) codes.push(frame.readInt16BE(p));
-  need(2);
+  need(frame, p, formatCount * 2);
+  const codesAt = p; // the format codes are read in place (no array per Bind)
+  p += formatCount * 2;
+  need(frame, p, 2);
   const paramCount = frame.readInt16BE(p);
   p += 2;
   if (paramCount < 0) throw malformed();
@@ -48,35 +66,38 @@ export function decodeBind(frame: Buffer): BindMessage {
     throw malformed(`bind message has ${formatCount} parameter formats but ${paramCount} parameters`);
   }
   const values: (Buffer | null)[] = [];
-  const formats: FormatCode[] = [];
+  // All text (no format codes, or one 0): a shared array per parameter count instead of a new one per Bind.
+  const isAllText = formatCount === 0 || (formatCount === 1 && frame.readInt16BE(codesAt) === 0);
+  const formats: FormatCode[] | null = isAllText ? null : [];
   for (let i = 0; i < paramCount; i++) {
-    need(4);
+    need(frame, p, 4);
     const len = frame.readInt32BE(p);
     p += 4;
     if (len === -1) values.push(null);
     else {
-      need(len);
+      need(frame, p, len);
       values.push(frame.subarray(p, p + len));
       p += len;
     }
-    const code = formatCount === 0 ? 0 : formatCount === 1 ? codes[0] : codes[i];
+    if (formats === null) continue;
+    const code = frame.readInt16BE(formatCount === 1 ? codesAt : codesAt + 2 * i);
     if (code !== 0 && code !== 1) {
       throw new PgError('ERROR', SqlState.InvalidParameterValue, `unsupported format code: ${code}`);
     }
     formats.push(code);
   }
   const resultStart = p;
-  need(2);
+  need(frame, p, 2);
   const resultCount = frame.readInt16BE(p);
   p += 2;
-  need(resultCount * 2);
+  need(frame, p, resultCount * 2);
   p += resultCount * 2;
   if (p !== frame.length) throw malformed(`invalid message format`);
   return {
     portal: frame.toString('utf8', 5, portalEnd),
     statement: frame.toString('utf8', portalEnd + 1, statementEnd),
     values,
-    formats,
+    formats: formats ?? textFormats(paramCount),
     resultFormats: frame.subarray(resultStart),
   };
 }

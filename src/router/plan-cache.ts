@@ -39,6 +39,8 @@ export class PlanCache<T = readonly StatementPlan[]> {
   readonly maxBytes: number;
   private readonly estimate: (sql: string) => number;
   private readonly entries = new Map<string, Entry<T>>();
+  /** The key at the young end of `entries` (null: unknown): a hit on it moves nothing (one hot text, e.g. pgbench). */
+  private youngest: string | null = null;
   private bytes = 0;
   private hits = 0;
   private misses = 0;
@@ -70,8 +72,11 @@ export class PlanCache<T = readonly StatementPlan[]> {
       return undefined;
     }
     this.hits++;
-    this.entries.delete(sql);
-    this.entries.set(sql, entry);
+    if (sql !== this.youngest) {
+      this.entries.delete(sql);
+      this.entries.set(sql, entry);
+      this.youngest = sql;
+    }
     return entry.value;
   }
 
@@ -92,6 +97,7 @@ export class PlanCache<T = readonly StatementPlan[]> {
       this.evictions++;
     }
     this.entries.set(sql, { value, bytes });
+    this.youngest = sql;
     this.bytes += bytes;
   }
 
@@ -106,6 +112,7 @@ export class PlanCache<T = readonly StatementPlan[]> {
 
   clear(): void {
     this.entries.clear();
+    this.youngest = null;
     this.bytes = 0;
   }
 

@@ -85,4 +85,21 @@ describe('SessionParams', () => {
     p.noteStatus('server_version', 'ignored');
     expect(p.syncSql(new Map([['TimeZone', 'UTC']]))).toBe("SET TimeZone TO 'Europe/O''Town';");
   });
+
+  it('sees a changed wanted value at the next sync (the parameter list is cached between checkouts)', () => {
+    const p = new SessionParams();
+    const server = new Map([
+      ['TimeZone', 'UTC'],
+      ['application_name', 'a'],
+    ]);
+    p.noteStatus('TimeZone', 'UTC');
+    expect(p.syncSql(server)).toBe('');
+    p.noteStatus('application_name', 'b');
+    expect(p.syncSql(server)).toBe("SET application_name TO 'b';");
+    p.noteStatus('TimeZone', 'Asia/Tokyo');
+    expect(p.syncSql(server)).toBe("SET TimeZone TO 'Asia/Tokyo';SET application_name TO 'b';");
+    p.noteStatus('TimeZone', 'Asia/Tokyo'); // the same again
+    p.noteStatus('application_name', 'a');
+    expect(p.syncSql(server)).toBe("SET TimeZone TO 'Asia/Tokyo';");
+  });
 });

@@ -45,6 +45,29 @@ describe('decodeBind', () => {
     expect([...bind.resultFormats]).toEqual([0, 1, 0, 1]);
   });
 
+  it('spreads mixed per-parameter format codes, and all-text lists are the right length for each count', () => {
+    const mixed = bindFrame(
+      Buffer.from('\0\0'),
+      Buffer.from([0, 2, 0, 1, 0, 0]), // two codes: binary, text
+      Buffer.from([0, 2, 0, 0, 0, 1, 0x41, 0, 0, 0, 1, 0x42]),
+      Buffer.from([0, 0]),
+    );
+    expect(decodeBind(mixed).formats).toEqual([1, 0]);
+    const oneBinary = bindFrame(
+      Buffer.from('\0\0'),
+      Buffer.from([0, 1, 0, 1]),
+      Buffer.from([0, 2, 0, 0, 0, 1, 0x41, 0, 0, 0, 1, 0x42]),
+      Buffer.from([0, 0]),
+    );
+    expect(decodeBind(oneBinary).formats).toEqual([1, 1]);
+    for (const count of [0, 1, 2, 3, 2, 1, 300]) {
+      const values = Buffer.concat(Array.from({ length: count }, () => Buffer.from([0, 0, 0, 1, 0x41])));
+      const count16 = Buffer.from([count >> 8, count & 0xff]);
+      const frame = bindFrame(Buffer.from('\0\0'), Buffer.from([0, 0]), count16, values, Buffer.from([0, 0]));
+      expect(decodeBind(frame).formats).toEqual(new Array(count).fill(0));
+    }
+  });
+
   it('answers a truncated Bind with 08P01 "insufficient data left in message"', () => {
     for (const cut of [10, 12, 16, GOOD.length - 3]) {
       expect(errorOf(GOOD.subarray(0, cut))).toEqual({

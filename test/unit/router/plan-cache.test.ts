@@ -20,6 +20,26 @@ describe('PlanCache', () => {
     expect(c.stats()).toMatchObject({ hits: 3, misses: 1, evictions: 1, size: 2, capacity: 2 });
   });
 
+  it('keeps LRU order when one text is hit over and over, then another (the youngest is not moved again)', () => {
+    const c = new PlanCache<number>(3);
+    c.set('a', 1);
+    c.set('b', 2);
+    c.set('c', 3);
+    expect(c.get('a')).toBe(1); // b, c, a
+    expect(c.get('a')).toBe(1);
+    expect(c.get('b')).toBe(2); // c, a, b
+    expect(c.get('b')).toBe(2);
+    c.set('d', 4); // evicts c
+    expect(c.get('c')).toBeUndefined();
+    c.clear();
+    c.set('x', 1);
+    c.set('y', 2);
+    c.set('z', 3);
+    expect(c.get('x')).toBe(1); // y, z, x: a hit on the cleared cache's youngest name moved it
+    c.set('w', 4); // evicts y
+    expect([c.get('y'), c.get('z'), c.get('x'), c.get('w')]).toEqual([undefined, 3, 1, 4]);
+  });
+
   it('replaces an existing entry without evicting', () => {
     const c = new PlanCache<number>(2);
     c.set('a', 1);
