@@ -10,6 +10,7 @@ import { initParser } from '../../../src/router/parser.js';
 import { PlanCache } from '../../../src/router/plan-cache.js';
 import { decodeBind as readBind } from '../../../src/protocol/bind.js';
 import { TypeOid } from '../../../src/execute/value-compare.js';
+import { shardForLiteral } from '../../../src/sharding/shard-of.js';
 import { SCHEMA } from './fixtures.js';
 
 beforeAll(async () => {
@@ -355,5 +356,43 @@ describe('DISTINCT and ordered aggregates across shards', () => {
     expect(readBind(split.parts[0].frames[1]).resultFormats).toEqual(
       Buffer.from([0, 7, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0]),
     );
+  });
+});
+
+describe('detours: what routing cannot run as routed yet is a result, not an exception', () => {
+  const onShard = (shard: number): number => {
+    for (let id = 1; ; id++)
+      if (shardForLiteral(SCHEMA.shardedColumns[0], 2, String(id)) === shard) return id;
+  };
+
+  it('statements of one Query on different shards: mixed, with the 0A000 to answer when no script can run them', () => {
+    const outcome = routeBatch(router(), [
+      query(`select * from users where id = ${onShard(0)}; select * from users where id = ${onShard(1)}`),
+    ]);
+    expect(outcome.kind).toBe('mixed');
+    const error = (outcome as Extract<RouteOutcome, { kind: 'mixed' }>).error;
+    expect([error.code, error.message]).toEqual([
+      '0A000',
+      'statements in one request (up to Sync) go to different shards; send them separately',
+    ]);
+  });
+
+  it('a second statement that needs several shards: mixed', () => {
+    const outcome = routeBatch(router(), [
+      query(`select * from users where id = ${onShard(0)}; select count(*) from users`),
+    ]);
+    expect(outcome).toMatchObject({
+      kind: 'mixed',
+      error: {
+        message: 'statements in one request (up to Sync) go to different shards; send them separately',
+      },
+    });
+  });
+
+  it('an INSERT without a column list into a sharded table, after a statement on one shard: learn its columns first', () => {
+    const outcome = routeBatch(router(), [
+      query(`select * from users where id = ${onShard(1)}; insert into users values (1, 'a')`),
+    ]);
+    expect(outcome).toEqual({ kind: 'learn', need: { kind: 'tableColumns', table: 'users' } });
   });
 });
