@@ -193,7 +193,9 @@ async function main(): Promise<void> {
   }
   const pgbenchV = pgbenchVersion.stdout.trim();
   const perRun = opts.warmup + opts.duration + 1;
-  const estimate = opts.rounds * workloads.length * TARGETS.length * perRun + 30;
+  const transportCount = opts.upstream === 'both' ? 2 : 1;
+  const targetCount = 1 + transportCount * (opts.bun === '' ? 2 : 3); // direct, PgBouncer(s), shardgate(s)
+  const estimate = opts.rounds * workloads.length * targetCount * perRun + 30;
   log(
     `${pgbenchV}; ${machine.cpus} CPU(s) ${machine.cpuModel}; load average ${machine.loadAvg.join(' ')}; ` +
       `expect about ${Math.ceil(estimate / 60)} min`,
