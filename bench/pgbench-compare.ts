@@ -2,6 +2,12 @@
 //
 //   npx tsx bench/pgbench-compare.ts [--duration 15] [--clients 8] [--threads 2] [--scale 10] [--rounds 1]
 //     [--only select-simple] [--profile DIR]   (DIR: a V8 CPU profile of shardgate, written when it stops)
+//     [--upstream tcp|unix|both] [--bun PATH]
+//
+// --upstream: how both proxies reach PostgreSQL: TCP (127.0.0.1), its Unix-domain socket (host = the socket
+// directory, in PgBouncer and shardgate alike), or both (a PgBouncer and a shardgate per transport, interleaved).
+// --bun: also run the same dist/cli.js on that Bun binary (one more shardgate per upstream transport). With either,
+// an extra table compares every target; docs/benchmarks.md is only rewritten for the default targets (TCP, no Bun).
 //
 // Starts one throwaway PostgreSQL server (user/database `bench`), loads it with `pgbench -i`, starts PgBouncer
 // and shardgate in front of it (transaction pooling, equal pool sizes), runs each workload against the three
@@ -9,6 +15,7 @@
 // pgbench section of docs/benchmarks.md. Everything it starts is stopped by pid on exit, error or Ctrl-C.
 import fs from 'node:fs';
 import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { parseArgs } from './lib/args.js';
 import { runPgbench } from './lib/pgbench.js';
 import { cpuTimes, log, runCapture, runMain, sleep } from './lib/procs.js';
@@ -29,6 +36,7 @@ import {
   REPO_ROOT,
   ensurePgBouncer,
   exitNote,
+  makeSocketDir,
   libpqEnv,
   logProblems,
   machineInfo,
@@ -62,10 +70,28 @@ const opts = parseArgs(SCRIPT, {
     help: 'directory for a V8 CPU profile of shardgate (node --cpu-prof; empty: none)',
   },
   docs: { default: 'yes', choices: ['yes', 'no'], help: 'update docs/benchmarks.md and docs/benchmarks.svg' },
+  upstream: {
+    default: 'tcp',
+    choices: ['tcp', 'unix', 'both'],
+    help: 'how the proxies connect to PostgreSQL: TCP, its Unix socket, or a proxy pair for each',
+  },
+  bun: { default: '', help: 'a Bun binary: also run dist/cli.js on it (empty: no)' },
 });
 
 type TargetName = 'direct' | 'pgbouncer' | 'shardgate';
 const TARGETS: TargetName[] = ['direct', 'pgbouncer', 'shardgate'];
+type Transport = 'tcp' | 'unix';
+
+/** One thing pgbench runs against: the server itself, or a proxy with its upstream transport and runtime. */
+interface Target {
+  /** `direct`, `pgbouncer`, `shardgate` (the first transport, on Node), else e.g. `shardgate-bun-unix`. */
+  id: string;
+  kind: TargetName;
+  label: string;
+  transport: Transport;
+  endpoint: Endpoint;
+  child?: ChildProcess;
+}
 const TARGET_LABEL: Record<TargetName, string> = {
   direct: 'direct',
   pgbouncer: 'PgBouncer',
@@ -167,14 +193,22 @@ async function main(): Promise<void> {
   }
   const pgbenchV = pgbenchVersion.stdout.trim();
   const perRun = opts.warmup + opts.duration + 1;
-  const estimate = opts.rounds * workloads.length * TARGETS.length * perRun + 30;
+  const transportCount = opts.upstream === 'both' ? 2 : 1;
+  const targetCount = 1 + transportCount * (opts.bun === '' ? 2 : 3); // direct, PgBouncer(s), shardgate(s)
+  const estimate = opts.rounds * workloads.length * targetCount * perRun + 30;
   log(
     `${pgbenchV}; ${machine.cpus} CPU(s) ${machine.cpuModel}; load average ${machine.loadAvg.join(' ')}; ` +
       `expect about ${Math.ceil(estimate / 60)} min`,
   );
 
   // --- targets
-  const postgres = await startBenchPostgres(auth);
+  const transports: Transport[] = opts.upstream === 'both' ? ['tcp', 'unix'] : [opts.upstream as Transport];
+  // PostgreSQL's socket directory when a proxy connects by Unix socket (pgbench itself always uses TCP).
+  const socketDir = transports.includes('unix') ? makeSocketDir() : null;
+  const postgres = await startBenchPostgres(
+    auth,
+    socketDir === null ? {} : { unix_socket_directories: socketDir },
+  );
   log(`pgbench -i -s ${opts.scale} ...`);
   const t0 = Date.now();
   const init = await runCapture(
@@ -197,6 +231,13 @@ async function main(): Promise<void> {
   if (init.code !== 0) throw new Error(`pgbench -i failed:\n${init.stderr || init.stdout}`);
   log(`pgbench -i done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
+  const hostFor = (t: Transport): string => (t === 'unix' ? (socketDir as string) : postgres.server.host);
+  const suffix = (t: Transport): string => (t === transports[0] ? '' : `-${t}`);
+  const transportLabel = (t: Transport): string => (t === 'unix' ? 'Unix socket' : 'TCP');
+
+  const targets: Target[] = [
+    { id: 'direct', kind: 'direct', label: 'direct', transport: 'tcp', endpoint: postgres.endpoint },
+  ];
   const bouncerBin = await ensurePgBouncer();
   let bouncer: Awaited<ReturnType<typeof startPgBouncer>> | null = null;
   let bouncerVersion: string | null = null;
@@ -204,49 +245,70 @@ async function main(): Promise<void> {
     log(`SKIPPING PgBouncer: ${bouncerBin.reason}`);
   } else {
     bouncerVersion = bouncerBin.version;
-    bouncer = await startPgBouncer({
-      bin: bouncerBin.bin,
-      version: bouncerBin.version,
-      server: postgres.server,
-      auth,
-      poolSize: opts['pool-size'],
-      maxClientConn: 10_000,
-      fdLimit: 20_000,
-    });
-    if (!bouncer.hasPreparedStatements) {
+    for (const t of transports) {
+      const b = await startPgBouncer({
+        bin: bouncerBin.bin,
+        version: bouncerBin.version,
+        server: postgres.server,
+        auth,
+        poolSize: opts['pool-size'],
+        maxClientConn: 10_000,
+        fdLimit: 20_000,
+        serverHost: hostFor(t),
+      });
+      bouncer ??= b;
+      const id = `pgbouncer${suffix(t)}`;
+      const label = `PgBouncer (${transportLabel(t)})`;
+      targets.push({ id, kind: 'pgbouncer', label, transport: t, endpoint: b.endpoint, child: b.child });
+    }
+    if (bouncer !== null && !bouncer.hasPreparedStatements) {
       log(
         `PgBouncer ${bouncerVersion} has no max_prepared_statements (added in 1.21): ` +
           `-M prepared runs against its session-mode database ${bouncer.sessionDatabase} instead`,
       );
     }
   }
-  const shardgate = await startShardgate({
-    runner: opts.runner as Runner,
-    server: postgres.server,
-    auth,
-    poolSize: opts['pool-size'],
-    fdLimit: 20_000,
-    maxClients: 1_000,
-    nodeArgs: opts.profile !== '' ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.profile)] : [],
-  });
-
-  const endpoints: Record<TargetName, Endpoint | null> = {
-    direct: postgres.endpoint,
-    pgbouncer: bouncer?.endpoint ?? null,
-    shardgate: shardgate.endpoint,
-  };
+  const runtimes: (string | undefined)[] = opts.bun === '' ? [undefined] : [undefined, opts.bun];
+  let shardgate: Awaited<ReturnType<typeof startShardgate>> | null = null;
+  const shardgateHows: string[] = [];
+  for (const runtime of runtimes) {
+    for (const t of transports) {
+      const sg = await startShardgate({
+        runner: opts.runner as Runner,
+        server: postgres.server,
+        auth,
+        poolSize: opts['pool-size'],
+        fdLimit: 20_000,
+        maxClients: 1_000,
+        nodeArgs:
+          opts.profile !== '' && runtime === undefined
+            ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.profile)]
+            : [],
+        serverHost: hostFor(t),
+        runtime,
+      });
+      shardgate ??= sg;
+      if (!shardgateHows.includes(sg.how)) shardgateHows.push(sg.how);
+      const on = runtime === undefined ? '' : '-bun';
+      const id = `shardgate${on}${suffix(t)}`;
+      const label = `shardgate${runtime === undefined ? '' : ' on Bun'} (${transportLabel(t)})`;
+      targets.push({ id, kind: 'shardgate', label, transport: t, endpoint: sg.endpoint, child: sg.child });
+    }
+  }
+  if (shardgate === null) throw new Error('no shardgate started');
+  const isDefaultTargets = targets.length === TARGETS.length;
 
   // --- runs
-  const runs: Record<string, Record<TargetName, PgbenchRun[]>> = {};
-  for (const w of workloads) runs[w.id] = { direct: [], pgbouncer: [], shardgate: [] };
+  const runs: Record<string, Record<string, PgbenchRun[]>> = {};
+  for (const w of workloads) runs[w.id] = Object.fromEntries(targets.map((t) => [t.id, []]));
   for (let round = 1; round <= opts.rounds; round++) {
     for (const w of workloads) {
-      for (const t of TARGETS) {
-        const ep = endpoints[t];
-        if (ep === null) continue;
-        const proc = t === 'pgbouncer' ? bouncer?.child : t === 'shardgate' ? shardgate.child : undefined;
+      for (const target of targets) {
+        const t = target.id;
+        const ep = target.endpoint;
+        const proc = target.child;
         if (proc !== undefined && (proc.exitCode !== null || proc.signalCode !== null)) {
-          const error = exitNote(TARGET_LABEL[t], proc, ep.logFile) ?? 'exited';
+          const error = exitNote(target.label, proc, ep.logFile) ?? 'exited';
           runs[w.id][t].push({
             tps: null,
             processed: null,
@@ -255,12 +317,17 @@ async function main(): Promise<void> {
             exitCode: null,
             error,
           });
-          log(`${w.id.padEnd(16)} ${t.padEnd(9)} not run: ${error}`);
+          log(`${w.id.padEnd(16)} ${t.padEnd(18)} not run: ${error}`);
           continue;
         }
         let database = ep.database;
         let note: string | undefined;
-        if (t === 'pgbouncer' && w.isPrepared && bouncer !== null && !bouncer.hasPreparedStatements) {
+        if (
+          target.kind === 'pgbouncer' &&
+          w.isPrepared &&
+          bouncer !== null &&
+          !bouncer.hasPreparedStatements
+        ) {
           database = bouncer.sessionDatabase;
           note = `PgBouncer ${bouncerVersion} in session mode (no prepared statement support in transaction mode before 1.21)`;
         }
@@ -282,7 +349,7 @@ async function main(): Promise<void> {
         runs[w.id][t].push(run);
         const round_ = opts.rounds > 1 ? ` (round ${round}/${opts.rounds})` : '';
         log(
-          `${w.id.padEnd(16)} ${t.padEnd(9)} tps ${fmtInt(run.tps).padStart(8)}  failed ${run.failed ?? '?'}` +
+          `${w.id.padEnd(16)} ${t.padEnd(18)} tps ${fmtInt(run.tps).padStart(8)}  failed ${run.failed ?? '?'}` +
             `${run.cpuSplit !== undefined ? `  CPU ${run.cpuSplit}` : ''}` +
             `${run.error !== undefined ? `  ERROR: ${run.error.split('\n')[0]}` : ''}${round_}`,
         );
@@ -294,7 +361,7 @@ async function main(): Promise<void> {
   // --- results
   const summary = workloads.map((w) => {
     const cell = (t: TargetName) => {
-      const rs = runs[w.id][t];
+      const rs = runs[w.id][t] ?? [];
       const tpsList = rs.map((r) => r.tps).filter((x): x is number => x !== null);
       const cpuList = rs.map((r) => r.cpuMicrosPerTx ?? null).filter((x): x is number => x !== null);
       return {
@@ -367,6 +434,9 @@ async function main(): Promise<void> {
 
   process.stdout.write(`\n${textTable(headers, rows)}\n`);
   for (const n of notes) process.stdout.write(`${n.replace(/`/g, '')}\n`);
+  const byTarget = isDefaultTargets ? null : targetTable(workloads, targets, runs);
+  if (byTarget !== null)
+    process.stdout.write(`\nEvery target (medians):\n${textTable(byTarget.headers, byTarget.rows)}\n`);
 
   const finishedAt = new Date();
   const resultsDir = path.join(REPO_ROOT, 'bench/results');
@@ -383,7 +453,7 @@ async function main(): Promise<void> {
       pgbench: pgbenchV,
       postgres: postgres.version,
       pgbouncer: bouncerVersion,
-      shardgateRunner: shardgate.how,
+      shardgateRunner: shardgateHows.join('; '),
     },
     settings: {
       duration: opts.duration,
@@ -395,8 +465,12 @@ async function main(): Promise<void> {
       poolMode: 'transaction',
       auth,
       rounds: opts.rounds,
-      order: TARGETS,
+      order: targets.map((t) => t.id),
+      upstream: opts.upstream,
+      bun: opts.bun === '' ? null : opts.bun,
     },
+    targets: targets.map((t) => ({ id: t.id, label: t.label, transport: t.transport })),
+    everyTarget: byTarget,
     workloads: summary.map((s) => ({
       id: s.workload.id,
       label: s.workload.label,
@@ -416,6 +490,10 @@ async function main(): Promise<void> {
   log(`results: ${path.relative(REPO_ROOT, resultsFile)}`);
 
   if (opts.docs === 'no') return;
+  if (!isDefaultTargets) {
+    log('docs/benchmarks.md not updated: its section is for the default targets (--upstream tcp, no --bun)');
+    return;
+  }
   const date = startedAt.toISOString().slice(0, 10);
   const svg = groupedBarChartSvg({
     title: 'pgbench: PostgreSQL direct vs PgBouncer vs shardgate',
@@ -471,6 +549,54 @@ To reproduce: \`${cmdLine}\` (needs \`pgbench\` and \`pgbouncer\` on the PATH or
 binaries; see \`bench/README.md\`).`;
   await writeDocSection(path.join(REPO_ROOT, 'docs/benchmarks.md'), 'pgbench-compare', section);
   log('updated docs/benchmarks.md and docs/benchmarks.svg');
+}
+
+/**
+ * Medians per workload and target, with each proxy's ratios to PgBouncer on the same transport and to its own kind on
+ * TCP (e.g. shardgate over the Unix socket / shardgate over TCP).
+ */
+function targetTable(
+  workloads: Workload[],
+  targets: Target[],
+  runs: Record<string, Record<string, PgbenchRun[]>>,
+): { headers: string[]; rows: string[][] } {
+  const headers = [
+    'workload',
+    'target',
+    'tps',
+    'CPU µs/tx',
+    'vs PgBouncer same transport',
+    'CPU vs PgBouncer',
+    'vs own TCP',
+  ];
+  const rows: string[][] = [];
+  for (const w of workloads) {
+    const tps = (id: string): number | null =>
+      median((runs[w.id][id] ?? []).flatMap((r) => (r.tps === null ? [] : [r.tps])));
+    const cpu = (id: string): number | null =>
+      median((runs[w.id][id] ?? []).flatMap((r) => (r.cpuMicrosPerTx == null ? [] : [r.cpuMicrosPerTx])));
+    for (const t of targets) {
+      const bouncer = targets.find((b) => b.kind === 'pgbouncer' && b.transport === t.transport);
+      // e.g. shardgate-bun-unix → shardgate-bun: the same proxy on TCP (only with --upstream both).
+      const tcpSelf = t.id.endsWith('-unix')
+        ? targets.find((o) => o.id === t.id.slice(0, -'-unix'.length))
+        : undefined;
+      rows.push([
+        w.label,
+        t.label,
+        fmtInt(tps(t.id)),
+        fmtFixed(cpu(t.id), 1),
+        t.kind === 'direct' || bouncer === undefined || bouncer === t
+          ? ''
+          : fmtRatio(tps(t.id), tps(bouncer.id)),
+        t.kind === 'direct' || bouncer === undefined || bouncer === t
+          ? ''
+          : fmtRatio(cpu(t.id), cpu(bouncer.id)),
+        tcpSelf === undefined ? '' : fmtRatio(tps(t.id), tps(tcpSelf.id)),
+      ]);
+    }
+  }
+  return { headers, rows };
 }
 
 /** What pgbench does before a run unless -n: keep the write workload's tables from growing across runs. */

@@ -22,6 +22,17 @@ function load(opts: { config: string; users: string }) {
   }
 }
 
+/** Resolves once the log destination has written what it holds (or after 1 s, if it never confirms). */
+function flushLog(logger: ReturnType<typeof createLogger>): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1_000);
+    logger.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 async function run(opts: { config: string; users: string }): Promise<void> {
   const { config, warnings } = load(opts);
   const logger = createLogger({ level: config.general.logLevel, format: config.general.logFormat });
@@ -30,6 +41,9 @@ async function run(opts: { config: string; users: string }): Promise<void> {
   try {
     proxy = await startProxy(config, logger);
   } catch (err) {
+    // What start-up logged (e.g. the instance lock's refusal) is written before the exit: Node flushes pino's
+    // asynchronous destination at exit by itself, Bun does not.
+    await flushLog(logger);
     fail(`cannot start: ${(err as Error).message}`);
   }
   let signals = 0;

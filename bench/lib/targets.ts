@@ -73,6 +73,15 @@ export function makeTempDir(prefix: string, owner: OsIdentity | null = null): st
   return dir;
 }
 
+/**
+ * A directory for PostgreSQL's Unix-domain socket (unix_socket_directories), for proxies with a Unix-socket upstream:
+ * short (socket paths have at most 107 bytes), writable by the OS user PostgreSQL runs as, removed on cleanup.
+ */
+export function makeSocketDir(): string {
+  const owner = isRoot() ? lookupOsUser('postgres') : null;
+  return makeTempDir('bench-sock-', owner);
+}
+
 /** libpq environment for pgbench: none of our PG* variables, the password, and no TLS/GSS negotiation. */
 export function libpqEnv(): NodeJS.ProcessEnv {
   return pgbenchEnv(BENCH_PASSWORD);
@@ -234,6 +243,8 @@ export interface PgBouncerOptions {
   poolSize: number;
   maxClientConn: number;
   fdLimit: number;
+  /** Where PgBouncer connects to the server: default its address (TCP); a socket directory: its Unix socket. */
+  serverHost?: string;
 }
 
 export interface RunningPgBouncer {
@@ -259,10 +270,11 @@ export async function startPgBouncer(opts: PgBouncerOptions): Promise<RunningPgB
   const authFile = path.join(dir, 'userlist.txt');
   fs.writeFileSync(authFile, `"${BENCH_USER}" "${BENCH_PASSWORD}"\n`, { mode: 0o600 });
   const s = opts.server;
+  const host = opts.serverHost ?? s.host;
   const conf = [
     '[databases]',
-    `${BENCH_DB} = host=${s.host} port=${s.port} dbname=${BENCH_DB}`,
-    `${BENCH_DB}_session = host=${s.host} port=${s.port} dbname=${BENCH_DB} pool_mode=session`,
+    `${BENCH_DB} = host=${host} port=${s.port} dbname=${BENCH_DB}`,
+    `${BENCH_DB}_session = host=${host} port=${s.port} dbname=${BENCH_DB} pool_mode=session`,
     '',
     '[pgbouncer]',
     'listen_addr = 127.0.0.1',
@@ -315,7 +327,7 @@ export async function startPgBouncer(opts: PgBouncerOptions): Promise<RunningPgB
   await waitUntilUp('PgBouncer', child, port, 20_000, [stdoutFile, logFile]);
   reportFdLimit('PgBouncer', child.pid, opts.maxClientConn);
   log(
-    `PgBouncer ${opts.version} on 127.0.0.1:${port} (pid ${child.pid}${identity ? `, as OS user ${identity.name}` : ''}, pool ${opts.poolSize}, transaction mode${hasPrepared ? ', max_prepared_statements 200' : ''})`,
+    `PgBouncer ${opts.version} on 127.0.0.1:${port} (pid ${child.pid}${identity ? `, as OS user ${identity.name}` : ''}, pool ${opts.poolSize}, transaction mode${hasPrepared ? ', max_prepared_statements 200' : ''}, server at ${host}:${s.port})`,
   );
   return { endpoint, sessionDatabase: `${BENCH_DB}_session`, hasPreparedStatements: hasPrepared, child };
 }
@@ -403,6 +415,13 @@ export interface ShardgateOptions {
   maxClients: number;
   /** Extra node flags before the script (e.g. --cpu-prof); none by default. */
   nodeArgs?: readonly string[];
+  /** Where shardgate connects to the server: default its address (TCP); a socket directory: its Unix socket. */
+  serverHost?: string;
+  /**
+   * Another JavaScript runtime's binary (e.g. Bun's) to run the built dist/cli.js with instead of node; needs
+   * runner "dist". nodeArgs are passed to it as they are.
+   */
+  runtime?: string;
 }
 
 export interface RunningShardgate {
@@ -412,7 +431,16 @@ export interface RunningShardgate {
 }
 
 export async function startShardgate(opts: ShardgateOptions): Promise<RunningShardgate> {
-  const cmd = await shardgateCommand(opts.runner);
+  let cmd = await shardgateCommand(opts.runner);
+  if (opts.runtime !== undefined) {
+    if (opts.runner !== 'dist') throw new Error('another runtime runs dist/cli.js: use runner "dist"');
+    const version = await runCapture(opts.runtime, ['--version'], { timeoutMs: 10_000 });
+    cmd = {
+      file: opts.runtime,
+      args: cmd.args,
+      how: `${path.basename(opts.runtime)} ${version.stdout.trim()} dist/cli.js`,
+    };
+  }
   const dir = makeTempDir('bench-shardgate-');
   const port = await freePort();
   const s = opts.server;
@@ -432,7 +460,7 @@ export async function startShardgate(opts: ShardgateOptions): Promise<RunningSha
     '',
     '[[databases]]',
     `name = "${BENCH_DB}"`,
-    `host = "${s.host}"`,
+    `host = "${opts.serverHost ?? s.host}"`,
     `port = ${s.port}`,
     `database_name = "${BENCH_DB}"`,
     '',
@@ -476,7 +504,7 @@ export async function startShardgate(opts: ShardgateOptions): Promise<RunningSha
   await waitUntilUp('shardgate', child, port, 30_000, [logFile]);
   reportFdLimit('shardgate', child.pid, opts.maxClients);
   log(
-    `shardgate (${cmd.how}) on 127.0.0.1:${port} (pid ${child.pid}, pool ${opts.poolSize}, transaction mode, ${opts.auth})`,
+    `shardgate (${cmd.how}) on 127.0.0.1:${port} (pid ${child.pid}, pool ${opts.poolSize}, transaction mode, ${opts.auth}, server at ${opts.serverHost ?? s.host}:${s.port})`,
   );
   return { endpoint, child, how: cmd.how };
 }

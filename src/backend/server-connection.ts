@@ -1,5 +1,5 @@
-// One connection to a PostgreSQL server: connect + authenticate (trust, cleartext, md5, SCRAM-SHA-256), then
-// stream replies to whichever client session is attached, looking only at message headers (PgBouncer sbuf-style).
+// One connection to a PostgreSQL server (TCP, or its Unix-domain socket when the host is a directory): connect +
+// authenticate (trust, cleartext, md5, SCRAM-SHA-256), then stream replies to whichever client session is attached, looking only at message headers (PgBouncer sbuf-style).
 import net from 'node:net';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import { serialize } from 'pg-protocol';
@@ -12,6 +12,7 @@ import { ResponseScanner, type ScannerOwner } from './response-scanner.js';
 import { ServerStatements } from './server-statements.js';
 import { UNTRACKED_SHARD, type RoleTraffic, type ShardStats } from '../stats/shard-stats.js';
 import { PgError } from '../errors/pg-error.js';
+import { serverEndpoint } from '../config/server-host.js';
 import type { SqlStateCode } from '../errors/sqlstate.js';
 import type { OwnStatement, PreparedBranch } from './own-statement.js';
 
@@ -190,14 +191,11 @@ export class ServerConnection implements ScannerOwner {
   connect(connectTimeoutMs: number, startupParams: Record<string, string>): Promise<void> {
     return new Promise((resolve, reject) => {
       // Reads land in a per-connection buffer handed to `onRead` (no Buffer object, no stream machinery per read).
-      const socket = net.connect({
-        host: this.address.host,
-        port: this.address.port,
-        onread: {
-          buffer: () => this.nextReadBuffer(),
-          callback: (n: number, buf: Uint8Array) => this.onRead(n, buf),
-        },
-      });
+      const onread = {
+        buffer: () => this.nextReadBuffer(),
+        callback: (n: number, buf: Uint8Array) => this.onRead(n, buf),
+      };
+      const socket = openSocket(this.address, onread);
       this.socket = socket;
       socket.setNoDelay(true);
       let settled = false;
@@ -546,7 +544,7 @@ export class ServerConnection implements ScannerOwner {
   /** Send a CancelRequest for this server's backend over a fresh connection. */
   cancel(): Promise<void> {
     return new Promise((resolve) => {
-      const s = net.connect({ host: this.address.host, port: this.address.port });
+      const s = openSocket(this.address);
       s.setTimeout(5000, () => s.destroy());
       s.once('connect', () => s.end(cancelRequest(this.backendPid, this.backendSecret)));
       s.once('error', () => resolve());
@@ -571,6 +569,17 @@ export class ServerConnection implements ScannerOwner {
       this.fatalError === null
     );
   }
+}
+
+/**
+ * A socket to the server: its Unix-domain socket when the host is a directory (no TLS there, as libpq: sslmode does
+ * not apply to Unix sockets), else TCP.
+ */
+function openSocket(address: ServerAddress, onread?: net.OnReadOpts): net.Socket {
+  const endpoint = serverEndpoint(address.host, address.port);
+  return endpoint.kind === 'unix'
+    ? net.connect({ path: endpoint.path, onread })
+    : net.connect({ host: endpoint.host, port: endpoint.port, onread });
 }
 
 /** The message (M field) of an ErrorResponse frame, for log lines. */

@@ -12,11 +12,15 @@ import {
   SUPPORTED_DATABASE_KEYS,
   UNSUPPORTED_DATABASE_KEYS,
 } from './defaults.js';
+import { hostProblem } from './server-host.js';
 import { SectionReader } from './toml-values.js';
 import type { DatabaseConfig } from './types.js';
 
 const PORT_RULE = { min: 1, max: 65_535, expected: 'an integer port between 1 and 65535' };
 const LB_WEIGHT_RULE = { min: 0, max: 255, expected: 'an integer weight between 0 and 255' };
+const HOST_EXPECTED =
+  'a PostgreSQL host name or IP address, or the absolute path of the directory holding its Unix-domain socket ' +
+  '(e.g. "/var/run/postgresql")';
 const SHARD_RULE = { min: 0, max: 65_535, expected: 'an integer shard number between 0 and 65535' };
 
 export function readDatabases(root: SectionReader, warnings: ConfigWarning[]): DatabaseConfig[] {
@@ -40,10 +44,14 @@ export function readDatabases(root: SectionReader, warnings: ConfigWarning[]): D
 
 function readDatabase(r: SectionReader): DatabaseConfig {
   const name = r.requiredString('name', 'the database name clients connect to (string)');
+  const host = r.requiredString('host', HOST_EXPECTED);
+  const port = r.integer('port', PORT_RULE) ?? DATABASE_PORT_DEFAULT;
+  const problem = hostProblem(host, port);
+  if (problem !== null) throw r.error('host', problem, HOST_EXPECTED);
   return {
     name,
-    host: r.requiredString('host', 'a PostgreSQL host name or IP address (string)'),
-    port: r.integer('port', PORT_RULE) ?? DATABASE_PORT_DEFAULT,
+    host,
+    port,
     databaseName: r.has('database_name')
       ? r.requiredString('database_name', 'a database name (string)')
       : name,

@@ -160,6 +160,7 @@ export interface GeneralConfig {
 
 export interface DatabaseConfig {
   name: string; // the name clients connect to
+  /** Host name or IP address; an absolute path: the directory of the server's Unix-domain socket (server-host.ts). */
   host: string;
   port: number; // default 5432
   databaseName: string; // real database on the server; default = name

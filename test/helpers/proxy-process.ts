@@ -1,6 +1,7 @@
-// shardgate as a child process (`node --import tsx src/cli.ts`), for fault tests that kill -9 it and start it again
-// on the same port, config and decision log, or signal it (SIGHUP after rewriting its files, SIGTERM): start, wait
-// until it listens, signal or SIGKILL it by its pid, collect its output and exit code.
+// shardgate as a child process (`node --import tsx src/cli.ts`, or dist/cli.js on SHARDGATE_TEST_RUNTIME), for fault
+// tests that kill -9 it and start it again on the same port, config and decision log, or signal it (SIGHUP after
+// rewriting its files, SIGTERM): start, wait until it listens, signal or SIGKILL it by its pid, collect its output
+// and exit code.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +11,16 @@ import { APP_DB, APP_PASSWORD, APP_USER } from './proxy.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const CLI = ['--import', 'tsx', path.join(root, 'src/cli.ts')];
+
+/**
+ * SHARDGATE_TEST_RUNTIME=<binary> (e.g. Bun's): run the built dist/cli.js on that runtime instead (`npm run build`
+ * first), to check the proxy on another runtime with these tests; unset: Node with tsx.
+ */
+function proxyCommand(): { file: string; args: string[] } {
+  const runtime = process.env.SHARDGATE_TEST_RUNTIME;
+  if (runtime === undefined || runtime === '') return { file: process.execPath, args: CLI };
+  return { file: runtime, args: [path.join(root, 'dist/cli.js')] };
+}
 
 export interface ProxyProcessOptions {
   /** Folder for the TOML files and the decision log (the caller creates and removes it). */
@@ -99,7 +110,8 @@ export class ProxyProcess {
   async start(env: Record<string, string> = {}): Promise<void> {
     if (this.child !== null) throw new Error('already running');
     const from = this.output.length;
-    const child = spawn(process.execPath, [...CLI, '--config', this.configPath, '--users', this.usersPath], {
+    const cmd = proxyCommand();
+    const child = spawn(cmd.file, [...cmd.args, '--config', this.configPath, '--users', this.usersPath], {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

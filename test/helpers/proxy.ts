@@ -1,5 +1,5 @@
 // Test fixture: shardgate in-process in front of real PostgreSQL servers, configured through real TOML text.
-import type { PgCluster } from '../../src/testing/pg-cluster.js';
+import type { PgCluster, PgServer } from '../../src/testing/pg-cluster.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startProxy, type RunningProxy } from '../../src/proxy.js';
 import { createLogger, silentLogger, type Logger } from '../../src/logging/logger.js';
@@ -19,6 +19,8 @@ export interface TestProxyOptions {
   shards?: number;
   /** Additional raw TOML appended to pgdog.toml, e.g. `[[sharded_tables]]` sections. */
   extraPgdog?: string;
+  /** The `host` of each shard's `[[databases]]` entry (e.g. a socket directory); default: the server's address. */
+  hostOf?: (server: PgServer, shard: number) => string;
   /** The environment the configuration is read with (e.g. `{ NODE_ID: 'shardgate-1' }`); default: the test's own. */
   env?: NodeJS.ProcessEnv;
 }
@@ -40,7 +42,7 @@ export async function startTestProxy(cluster: PgCluster, opts: TestProxyOptions 
     .slice(0, n)
     .map(
       (s, shard) =>
-        `[[databases]]\nname = "${APP_DB}"\nhost = "${s.host}"\nport = ${s.port}\ndatabase_name = "${APP_DB}"\nshard = ${shard}\n`,
+        `[[databases]]\nname = "${APP_DB}"\nhost = "${opts.hostOf?.(s, shard) ?? s.host}"\nport = ${s.port}\ndatabase_name = "${APP_DB}"\nshard = ${shard}\n`,
     )
     .join('\n');
   const pgdog = `[general]\nhost = "127.0.0.1"\nport = 0\nlog_level = "${process.env.SHARDGATE_TEST_LOG ?? 'warn'}"\n${opts.general ?? ''}\n[admin]\npassword = "admin"\n\n${dbs}\n${opts.extraPgdog ?? ''}`;

@@ -118,6 +118,26 @@ describe('parseConfig refuses', () => {
     expect(error.message).toContain('missing');
   });
 
+  it('a database host that is a relative path (a socket directory must be absolute, as in libpq)', () => {
+    const error = parseError('[[databases]]\nname = "prod"\nhost = "run/postgresql"\n');
+    expectNames(error, 'pgdog.toml', 'databases[0].host');
+    expect(error.problem).toBe('"run/postgresql" is a relative path');
+    expect(error.expected).toContain('absolute path of the directory holding its Unix-domain socket');
+  });
+
+  it('a database host naming an abstract-namespace socket', () => {
+    const error = parseError('[[databases]]\nname = "prod"\nhost = "@pg"\n');
+    expectNames(error, 'pgdog.toml', 'databases[0].host');
+    expect(error.problem).toContain('abstract-namespace socket');
+  });
+
+  it('a socket directory whose socket path is too long for a Unix-domain socket', () => {
+    const dir = `/${'d'.repeat(96)}`; // + "/.s.PGSQL.5432" = 111 bytes > 107
+    const error = parseError(`[[databases]]\nname = "prod"\nhost = "${dir}"\n`);
+    expectNames(error, 'pgdog.toml', 'databases[0].host');
+    expect(error.problem).toBe(`socket path "${dir}/.s.PGSQL.5432" is longer than 107 bytes`);
+  });
+
   it('an empty database name', () => {
     expectNames(parseError('[[databases]]\nname = ""\nhost = "h"\n'), 'pgdog.toml', 'databases[0].name');
   });
