@@ -1,15 +1,15 @@
 // One client connection, start to end: its login (client-login.ts: startup packet, TLS, auth, startup settings
-// checked by a server) hands over a logged-in session, which buffers each request until a flush point, checks out a
-// server connection for it (per transaction or per session) and brings it in step with the client's settings,
-// rewrites named statements in transaction mode, streams the replies back, and returns the server at ReadyForQuery.
-// A database with 2+ shards hands each request to its ShardedDispatch instead (sharded-dispatch.ts), through the
-// ShardedSession it is given. A replication connection gets a server connection of its own, opened with the client's
-// startup parameters, and keeps it to the end.
+// checked by a server) hands over a logged-in session, which takes the client's frames into its request batch (type
+// and size limits, stand-ins, skip to Sync after an error), hands each request to the path of its database — one
+// shard: the server it holds (held-server.ts); 2+ shards: its ShardedDispatch (sharded-dispatch.ts), through the
+// ShardedSession it is given —, is the reply sink of its one server (status, release at ReadyForQuery, a lost
+// server), and alone owns the socket's lifetime, the timers and the client's status. Writes to the client go through
+// its ClientOutput, requests to servers through its RequestSend.
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { ServerConnection, ReplySink } from '../backend/server-connection.js';
-import { Frontend, TxStatus } from '../protocol/codes.js';
+import { checkRequestType, Frontend, TxStatus } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/frame-reader.js';
 import { backendKeyData, parameterStatus, readyForQuery, READY_IDLE } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
@@ -31,6 +31,7 @@ import type { VisibilityFences } from '../txn/visibility-fence.js';
 import type { AdminConsoleHandle, AdminIo, ClientActivity, ClientInfo } from '../admin/context.js';
 import { adminLoginReplies } from '../admin/console.js';
 import { ClientLogin, type LoginDeps, type LoginHost } from './client-login.js';
+import { clientActivity, clientInfo, type ClientParts } from './client-facts.js';
 import { ClientOutput } from './client-output.js';
 import { HeldServer } from './held-server.js';
 import { ReadChoice } from './read-choice.js';
@@ -52,14 +53,6 @@ export interface SessionDeps extends LoginDeps {
   deadlocks?: DeadlockWatch | null;
   /** The admin console for a client logged in to the admin database. */
   openAdminConsole: (io: AdminIo, log: Logger) => AdminConsoleHandle;
-}
-
-/** The message types a logged-in client may send (PostgreSQL's SocketBackend refuses any other at its first byte). */
-const REQUEST_TYPES = new Uint8Array(256);
-for (const t of Object.values(Frontend)) if (t !== Frontend.Password) REQUEST_TYPES[t] = 1;
-
-function checkRequestType(type: number): string | null {
-  return REQUEST_TYPES[type] === 1 ? null : `invalid frontend message type ${type}`;
 }
 
 let nextSessionId = 1;
@@ -517,38 +510,33 @@ export class ClientSession implements ReplySink, Cancellable {
     this.log.info({ remote: this.remote }, 'admin logged in');
   }
 
-  /** What this client is doing: the admin console and metrics read it, and shutdown waits for 'active' ones. */
+  /** What this client is doing (client-facts.ts): the admin console and metrics read it, shutdown waits for it. */
   get activity(): ClientActivity {
-    if (this.state === 'startup' || this.state === 'auth') return 'login';
-    if (this.adminConsole !== null) return this.adminConsole.isBusy ? 'active' : 'idle';
-    if (this.held.isWaiting || this.sharded?.isWaitingForServer === true) return 'waiting';
-    if (this.txStatus !== TxStatus.Idle || this.send.hasOpenSegment || !this.batch.isEmpty) return 'active';
-    // Session mode keeps a server between transactions: only a statement still running makes the client active.
-    const server = this.held.server;
-    if (server !== null && server.pendingReady > 0) return 'active';
-    if (this.sharded?.isActive === true) return 'active';
-    return 'idle';
+    return clientActivity(this.parts());
   }
 
-  /** One SHOW CLIENTS row's worth. */
+  /** One SHOW CLIENTS row's worth (client-facts.ts). */
   describe(): ClientInfo {
-    const serverIds: number[] = [];
-    if (this.held.server !== null) serverIds.push(this.held.server.id);
-    this.sharded?.addServerIds(serverIds);
-    const tx = this.txStatus;
+    return clientInfo(this.parts());
+  }
+
+  private parts(): ClientParts {
+    const { id, user, database, connectedAt, state, txStatus, adminConsole, held, sharded, send } = this;
+    const { batch, socket, params } = this;
     return {
-      id: this.id,
-      user: this.user,
-      database: this.database,
-      remoteAddress: this.socket.remoteAddress ?? '',
-      remotePort: this.socket.remotePort ?? 0,
-      activity: this.activity,
-      txState: tx === TxStatus.Idle ? 'idle' : tx === TxStatus.InTransaction ? 'in transaction' : 'failed',
-      connectedAt: this.connectedAt,
-      applicationName: this.params.wanted.get('application_name') ?? null,
-      serverIds,
-      bytesReceived: this.socket.bytesRead,
-      bytesSent: this.socket.bytesWritten,
+      id,
+      user,
+      database,
+      connectedAt,
+      state,
+      txStatus,
+      adminConsole,
+      held,
+      sharded,
+      send,
+      batch,
+      socket,
+      params,
       isAdmin: this.login.isAdmin,
     };
   }

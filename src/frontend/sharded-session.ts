@@ -1,6 +1,7 @@
 // The contract between a ClientSession and its ShardedDispatch: what the dispatcher (and the shard servers it holds)
-// may use of the session — the client socket, the queued request frames, the transaction status the client was told,
-// and the session's own send / fail / close paths. The session builds one at login (ClientSession.shardedSession).
+// may use of the session — the queued request frames, the client's output and the request sender (objects it holds
+// and calls directly: client-output.ts, request-send.ts), the transaction status the client was told, and the
+// session's own fail / close paths. The session builds one at login (ClientSession.shardedSession).
 import type { Logger } from 'pino';
 import type { GeneralConfig } from '../config/types.js';
 import type { DatabasePools } from '../backend/pool-manager.js';

@@ -1,4 +1,5 @@
-// Message type bytes of the PostgreSQL v3 frontend/backend protocol, as char codes (hot-path switches compare numbers).
+// Message type bytes of the PostgreSQL v3 frontend/backend protocol, as char codes (hot-path switches compare numbers),
+// and which of them a logged-in client may send.
 
 /** Messages a client (frontend) sends. */
 export const Frontend = {
@@ -70,3 +71,12 @@ export const TxStatus = {
   InTransaction: 0x54, // 'T'
   Failed: 0x45, // 'E'
 } as const;
+
+/** The message types a logged-in client may send (PostgreSQL's SocketBackend refuses any other at its first byte). */
+const REQUEST_TYPES = new Uint8Array(256);
+for (const t of Object.values(Frontend)) if (t !== Frontend.Password) REQUEST_TYPES[t] = 1;
+
+/** Null for a type byte a logged-in client may send, else why not (FrameReader's typeCheck once logged in). */
+export function checkRequestType(type: number): string | null {
+  return REQUEST_TYPES[type] === 1 ? null : `invalid frontend message type ${type}`;
+}
