@@ -1,10 +1,10 @@
 // Two-phase commit with the decision on a shard (stateless: the proxy keeps nothing safety depends on). The lowest
 // writer is the decision shard: its branch is not prepared but carries the decision row; the other writers PREPARE
 // first, then the decision row and the decision shard's plain COMMIT go in one write. That COMMIT is the commit point,
-// durable in PostgreSQL's WAL; then COMMIT PREPARED on the others. With atomic_visibility the other layout runs instead (decision-commit-prepared.ts:
-// every writer prepared, the decision an insert of its own; coordinator.ts picks). Also the steps both layouts share. Every await says what
-// recovery (any proxy's, decision-recovery.ts) does if this process dies there; docs/two-phase-commit.md has the
-// whole argument.
+// durable in PostgreSQL's WAL; then COMMIT PREPARED on the others. With atomic_visibility the other layout runs
+// instead (decision-commit-prepared.ts: every writer prepared, the decision an insert of its own; coordinator.ts
+// picks). Also the steps both layouts share. Every await says what recovery (any proxy's, decision-recovery.ts) does
+// if this process dies there; docs/two-phase-commit.md has the whole argument.
 import type { Logger } from 'pino';
 import { endsPreparedBranch, outcomeFailure, type QueryOutcome } from '../backend/server-query.js';
 import { PgError } from '../errors/pg-error.js';

@@ -118,8 +118,9 @@ export class TransactionManager {
     this.opts = opts;
     this.instanceId = opts.instanceId;
     this.log = opts.logger.child({ component: '2pc' });
-    this.cleaner = new DecisionRowCleaner(opts.shards, opts.decisionSchema, this.log);
     this.phaseTwoConnections = new PhaseTwoConnections(opts.shards);
+    const kept = this.phaseTwoConnections;
+    this.cleaner = new DecisionRowCleaner(kept.query.bind(kept), opts.decisionSchema, this.log);
     this.decisionRecovery = new DecisionRecovery({
       shards: opts.shards,
       schema: opts.decisionSchema,
