@@ -5,8 +5,10 @@
 // 2PC modes run with atomic_visibility (two_phase_commit's default). pgbench runs it with a custom script; per-
 // transaction latencies come from pgbench's --log files (p50/p99), the COMMIT statement's own mean latency from -r.
 // Accounts are range-sharded (ids 1..N on shard 0, N+1..2N on shard 1) so every transfer really spans both shards.
-// Writes its section of docs/benchmarks.md with --docs yes.
-// Usage: npx tsx bench/two-phase-commit.ts [--duration 10] [--clients 8] [--rounds 3] [--docs yes]
+// Writes its section of docs/benchmarks.md with --docs yes. --baseline PATH/dist/cli.js runs another build (e.g. a
+// worktree of main) in every round too, right after this one, and prints its table and the p50 ratios beside: an
+// old-vs-new check of a commit-path change on a machine too noisy for runs minutes apart.
+// Usage: npx tsx bench/two-phase-commit.ts [--duration 10] [--clients 8] [--rounds 3] [--baseline PATH] [--docs yes]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,8 +25,14 @@ const opts = parseArgs(SCRIPT, {
   duration: { default: 10, help: 'seconds per pgbench run' },
   clients: { default: 8, help: 'pgbench clients (-c)' },
   rounds: { default: 3, help: 'runs of each mode, interleaved; the median run of each is reported' },
+  baseline: {
+    default: '',
+    help: "another build's dist/cli.js (e.g. a worktree of main): run it too, interleaved, and report both",
+  },
   docs: { default: 'no', help: 'write the results into docs/benchmarks.md', choices: ['yes', 'no'] },
 });
+/** The builds measured: this one, and the baseline when given (never written to the docs). */
+const BUILDS = opts.baseline === '' ? ['new'] : ['new', 'baseline'];
 const USER = 'bench';
 const PASSWORD = 'bench';
 const ACCOUNTS_PER_SHARD = 100_000;
@@ -110,6 +118,7 @@ async function startProxy(
   dir: string,
   shards: { port: number }[],
   mode: number,
+  build: string,
 ): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
   const config = path.join(dir, `pgdog-${mode}.toml`);
@@ -132,7 +141,10 @@ async function startProxy(
   const prof = process.env.BENCH_CPU_PROF;
   const nodeArgs = prof !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
   // The built proxy, rebuilt first when src/ is newer (a stale dist/ would measure code that is gone).
-  const command = await shardgateCommand('dist');
+  const command =
+    build === 'baseline'
+      ? { file: process.execPath, args: [path.resolve(opts.baseline)] }
+      : await shardgateCommand('dist');
   const child = spawn(command.file, [...nodeArgs, ...command.args, '--config', config, '--users', users], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -178,35 +190,51 @@ async function main(): Promise<void> {
       await c.end();
     }
     // Interleaved rounds: a shared 2-core machine drifts; the median run per mode (by p50) is the reported one.
-    const runs: Result[][] = MODES.map(() => []);
+    // runs[build][mode]: with --baseline, each mode runs on both builds back to back.
+    const runs: Result[][][] = BUILDS.map(() => MODES.map(() => []));
     for (let round = 0; round < opts.rounds; round++) {
       for (let mode = 0; mode < MODES.length; mode++) {
-        const proxy = await startProxy(dir, cluster.servers, mode);
-        children.push(proxy.child);
-        const r = pgbench(proxy.port, dir, `${mode}-${round}`);
+        for (let b = 0; b < BUILDS.length; b++) {
+          const proxy = await startProxy(dir, cluster.servers, mode, BUILDS[b]);
+          children.push(proxy.child);
+          const r = pgbench(proxy.port, dir, `${mode}-${round}-${BUILDS[b]}`);
+          console.log(
+            `round ${round + 1}: ${BUILDS.length > 1 ? `${BUILDS[b]}: ` : ''}${MODES[mode].label}: ` +
+              `${r.tps.toFixed(0)} tps, p50 ${r.p50.toFixed(2)} ms, COMMIT ${r.commitMs.toFixed(2)} ms`,
+          );
+          runs[b][mode].push(r);
+          proxy.child.kill('SIGTERM');
+          await new Promise((done) => proxy.child.once('exit', done));
+        }
+      }
+      if (BUILDS.length > 1) {
+        const ratio = (b: number, mode: number): string =>
+          (runs[b][mode][round].p50 / runs[b][0][round].p50).toFixed(2);
         console.log(
-          `round ${round + 1}: ${MODES[mode].label}: ${r.tps.toFixed(0)} tps, p50 ${r.p50.toFixed(2)} ms, ` +
-            `COMMIT ${r.commitMs.toFixed(2)} ms`,
+          `round ${round + 1} p50 vs plain (new | baseline): ` +
+            MODES.slice(1)
+              .map((m, i) => `${m.label}: ${ratio(0, i + 1)}× | ${ratio(1, i + 1)}×`)
+              .join('; '),
         );
-        runs[mode].push(r);
-        proxy.child.kill('SIGTERM');
-        await new Promise((done) => proxy.child.once('exit', done));
       }
     }
     const median = (list: Result[]): Result =>
       [...list].sort((a, b) => a.p50 - b.p50)[Math.floor(list.length / 2)];
-    const results: [string, Result][] = MODES.map((m, i) => [m.label, median(runs[i])]);
-    const plain = results[0][1];
-    const rows = results.map(([label, r]) => [
-      label,
-      r.tps.toFixed(0),
-      r.p50.toFixed(2),
-      r.p99.toFixed(2),
-      `${(r.p50 / plain.p50).toFixed(2)}×`,
-      r.commitMs.toFixed(2),
-      `${(r.commitMs / plain.commitMs).toFixed(2)}×`,
-      String(r.failed),
-    ]);
+    const table = (b: number): string[][] => {
+      const results: [string, Result][] = MODES.map((m, i) => [m.label, median(runs[b][i])]);
+      const plain = results[0][1];
+      return results.map(([label, r]) => [
+        label,
+        r.tps.toFixed(0),
+        r.p50.toFixed(2),
+        r.p99.toFixed(2),
+        `${(r.p50 / plain.p50).toFixed(2)}×`,
+        r.commitMs.toFixed(2),
+        `${(r.commitMs / plain.commitMs).toFixed(2)}×`,
+        String(r.failed),
+      ]);
+    };
+    const rows = table(0);
     const headers = [
       'commit',
       'tps',
@@ -222,6 +250,7 @@ async function main(): Promise<void> {
       .map((x) => x.toFixed(2))
       .join(', ');
     console.log(textTable(headers, rows));
+    if (BUILDS.length > 1) console.log(`baseline (${opts.baseline}):\n${textTable(headers, table(1))}`);
     console.log(`load average at the end (uptime): ${load}`);
     if (opts.docs === 'yes') {
       const section = [
@@ -234,9 +263,9 @@ async function main(): Promise<void> {
         'a COMMIT on each shard. Both 2PC modes run with `atomic_visibility`. `after_commit_prepared`: PREPARE TRANSACTION',
         'on both shards, then the decision row INSERT on shard 0 (the decision shard) as its own autocommit transaction (the',
         'decision, in its WAL), then COMMIT PREPARED on both; the client is answered after them. `at_decision` keeps the',
-        'decision-COMMIT layout: the decision row INSERT on shard 0 in the same round trip as PREPARE TRANSACTION on shard',
-        '1, then a plain COMMIT on shard 0 (the decision), answered at once; COMMIT PREPARED on shard 1 follows in the',
-        "background on a connection of the manager's own while this proxy's requests to shard 1 wait for it.",
+        'decision-COMMIT layout: PREPARE TRANSACTION on shard 1, then the decision row INSERT and a plain COMMIT on shard',
+        '0 in one write (the decision), answered at once; COMMIT PREPARED on shard 1 goes out in the same tick on a',
+        "connection of the manager's own, and this proxy's requests to shard 1 wait for it.",
         '`txn` columns: the whole transaction (pgbench --log); `COMMIT`: the COMMIT statement alone (pgbench -r, mean).',
         '',
         markdownTable(headers, rows),

@@ -1,5 +1,6 @@
 // The proxy's own statements on a server connection (PREPARE TRANSACTION, COMMIT PREPARED, recovery queries): send
-// one simple Query, read the whole reply, report rows / error / lost connection. Not for client traffic.
+// one simple Query (or a few pipelined in one write), read the whole reply, report rows / error / lost connection. Not
+// for client traffic.
 import { Backend } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
@@ -45,42 +46,82 @@ export function runQuery(
   owner: QueryOwner = IGNORE_PARAMETERS,
 ): Promise<QueryOutcome> {
   if (server.isClosed) return Promise.resolve({ kind: 'lost', reason: 'server connection already closed' });
-  return new Promise((resolve) => {
-    let tag = '';
-    const rows: (string | null)[][] = [];
-    let error: QueryOutcome | null = null;
-    server.attach(
-      framedSink(
-        {
-          onServerParameter: (name, value) => owner.onServerParameter(name, value),
-          onServerLost: (_server, reason) => resolve({ kind: 'lost', reason }),
-        },
-        (type, frame) => {
-          if (type === Backend.DataRow)
-            rows.push(readDataRow(frame).map((v) => (v === null ? null : v.toString('utf8'))));
-          else if (type === Backend.CommandComplete) tag = frame.toString('utf8', 5, frame.length - 1);
-          else if (type === Backend.NoticeResponse) owner.onNotice?.(Buffer.from(frame));
-          else if (type === Backend.ErrorResponse && error === null) {
-            const fields = errorFields(frame);
-            error = {
-              kind: 'error',
-              code: fields.get('C') ?? 'XX000',
-              message: fields.get('M') ?? '',
-              frame,
-            };
-          }
-        },
-        () => undefined,
-        (s) => {
-          if (s.pendingReady === 0) resolve(error ?? { kind: 'ok', tag, rows });
-        },
-      ),
-    );
-    server.send(query(sql), 1);
-  });
+  return new Promise((resolve) => startQueries(server, [sql], owner, (outcomes) => resolve(outcomes[0])));
 }
 
-/** The fields of an ErrorResponse / NoticeResponse frame by their one-letter code. */
+/**
+ * Run `sqls` as that many simple Queries sent in one write (pipelined: the server runs them one after the other
+ * without waiting for us); one outcome per Query, in order. As PostgreSQL does, a Query after a failed one inside a
+ * transaction block is refused, and a COMMIT there answers ROLLBACK. Same conditions as runQuery.
+ */
+export function runQueries(
+  server: ServerConnection,
+  sqls: readonly string[],
+  owner: QueryOwner = IGNORE_PARAMETERS,
+): Promise<QueryOutcome[]> {
+  if (server.isClosed) {
+    const lost: QueryOutcome = { kind: 'lost', reason: 'server connection already closed' };
+    return Promise.resolve(sqls.map(() => lost));
+  }
+  return new Promise((resolve) => startQueries(server, sqls, owner, resolve));
+}
+
+function startQueries(
+  server: ServerConnection,
+  sqls: readonly string[],
+  owner: QueryOwner,
+  done: (outcomes: QueryOutcome[]) => void,
+): void {
+  const outcomes: QueryOutcome[] = [];
+  let tag = '';
+  let rows: (string | null)[][] = [];
+  let error: QueryOutcome | null = null;
+  let isDone = false;
+  const finish = (): void => {
+    isDone = true;
+    done(outcomes);
+  };
+  server.attach(
+    framedSink(
+      {
+        onServerParameter: (name, value) => owner.onServerParameter(name, value),
+        onServerLost: (_server, reason) => {
+          if (isDone) return;
+          while (outcomes.length < sqls.length) outcomes.push({ kind: 'lost', reason });
+          finish();
+        },
+      },
+      (type, frame) => {
+        if (type === Backend.DataRow)
+          rows.push(readDataRow(frame).map((v) => (v === null ? null : v.toString('utf8'))));
+        else if (type === Backend.CommandComplete) tag = frame.toString('utf8', 5, frame.length - 1);
+        else if (type === Backend.NoticeResponse) owner.onNotice?.(Buffer.from(frame));
+        else if (type === Backend.ErrorResponse && error === null) {
+          const fields = errorFields(frame);
+          error = {
+            kind: 'error',
+            code: fields.get('C') ?? 'XX000',
+            message: fields.get('M') ?? '',
+            frame,
+          };
+        }
+      },
+      () => undefined,
+      () => {
+        // One ReadyForQuery per Query: the current one is over.
+        if (isDone) return;
+        outcomes.push(error ?? { kind: 'ok', tag, rows });
+        tag = '';
+        rows = [];
+        error = null;
+        if (outcomes.length === sqls.length) finish();
+      },
+    ),
+  );
+  if (sqls.length === 1) server.send(query(sqls[0]), 1);
+  else server.sendMany(sqls.map(query), sqls.length);
+}
+
 export function errorFields(frame: Buffer): Map<string, string> {
   const fields = new Map<string, string>();
   const end = 1 + frame.readInt32BE(1);

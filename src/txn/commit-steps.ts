@@ -11,6 +11,7 @@ import {
   endsPreparedBranch,
   expectTag,
   outcomeFailure,
+  runQueries,
   runQuery,
   type QueryOutcome,
 } from '../backend/server-query.js';
@@ -68,8 +69,8 @@ export class Runner {
   private readonly commitId = nextCommitId++;
   constructor(private readonly owner: Owner) {}
 
-  run(p: CommitParticipant, sql: string): Promise<QueryOutcome> {
-    return this.runShown(p, sql, NEVER);
+  async run(p: CommitParticipant, sql: string): Promise<QueryOutcome> {
+    return (await this.runShown(p, [sql], NEVER))[0];
   }
 
   /** COMMIT or PREPARE TRANSACTION: an answer other than its own tag (ROLLBACK) means the transaction was rolled back. */
@@ -80,14 +81,26 @@ export class Runner {
       this.writerCommits++;
       isCancellable = () => this.writerCommits === 1;
     }
-    return expectTag(await this.runShown(p, sql, isCancellable), tag);
+    return expectTag((await this.runShown(p, [sql], isCancellable))[0], tag);
+  }
+
+  /**
+   * The decision shard's decision row and its COMMIT, pipelined in one write (decision-commit.ts): the row's outcome
+   * and the COMMIT's (as end(): ROLLBACK, after a failed row, is an error). Cancellable as a writer's COMMIT.
+   */
+  async commitWithRow(p: CommitParticipant, rowSql: string): Promise<[QueryOutcome, QueryOutcome]> {
+    this.writerCommits++;
+    const isCancellable = (): boolean => this.writerCommits === 1;
+    const [row, commit] = await this.runShown(p, [rowSql, 'COMMIT'], isCancellable);
+    return [row, expectTag(commit, 'COMMIT')];
   }
 
   private async runShown(
     p: CommitParticipant,
-    sql: string,
+    sqls: readonly string[],
     isCancellable: () => boolean,
-  ): Promise<QueryOutcome> {
+  ): Promise<QueryOutcome[]> {
+    const sql = sqls.length === 1 ? sqls[0] : sqls.join('; ');
     const shown: OwnStatement = {
       sql,
       sinceMs: performance.now(),
@@ -97,6 +110,11 @@ export class Runner {
     };
     p.server.ownStatement = shown;
     try {
+      if (sqls.length > 1) {
+        const outcomes = await runQueries(p.server, sqls, this.owner);
+        if (outcomes.some((o) => o.kind === 'lost')) this.lost.push(p.shard);
+        return outcomes;
+      }
       const outcome = await runQuery(p.server, sql, this.owner);
       if (outcome.kind === 'lost') this.lost.push(p.shard);
       const gid = PREPARE_GID.exec(sql)?.[1];
@@ -104,7 +122,7 @@ export class Runner {
         p.server.preparedBranch = { gid, commitId: this.commitId };
       else if (p.server.preparedBranch?.commitId === this.commitId && endsPreparedBranch(outcome))
         p.server.preparedBranch = null; // COMMIT / ROLLBACK PREPARED of it
-      return outcome;
+      return [outcome];
     } finally {
       if (p.server.ownStatement === shown) p.server.ownStatement = null;
     }

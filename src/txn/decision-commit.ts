@@ -1,10 +1,10 @@
 // Two-phase commit with the decision on a shard (stateless: the proxy keeps nothing safety depends on). The lowest
 // writer is the decision shard: its branch is not prepared but carries the decision row; the other writers PREPARE
-// meanwhile (one round trip). The decision shard's plain COMMIT is the commit point, durable in PostgreSQL's WAL; then
-// COMMIT PREPARED on the others. With atomic_visibility the other layout runs instead (decision-commit-prepared.ts:
-// every writer prepared, the decision an insert of its own; coordinator.ts picks). Also the steps both layouts share. Every await says what
-// recovery (any proxy's, decision-recovery.ts) does if this process dies there; docs/two-phase-commit.md has the
-// whole argument.
+// first, then the decision row and the decision shard's plain COMMIT go in one write. That COMMIT is the commit point,
+// durable in PostgreSQL's WAL; then COMMIT PREPARED on the others. With atomic_visibility the other layout runs
+// instead (decision-commit-prepared.ts: every writer prepared, the decision an insert of its own; coordinator.ts
+// picks). Also the steps both layouts share. Every await says what recovery (any proxy's, decision-recovery.ts) does
+// if this process dies there; docs/two-phase-commit.md has the whole argument.
 import type { Logger } from 'pino';
 import { endsPreparedBranch, outcomeFailure, type QueryOutcome } from '../backend/server-query.js';
 import { PgError } from '../errors/pg-error.js';
@@ -70,24 +70,29 @@ export async function commitWithDecisionCommit(
     writers.map((p) => p.shard),
     manager.decisionIdleTimeoutMs,
   );
+  // The row goes in the same write as the decision COMMIT, after phase 1: one round trip less on the decision shard.
+  // Only the failpoint after_decision_row (a crash with the row inserted, not committed) sends it apart, in phase 1.
+  const isRowApart = isFailpointSet('after_decision_row');
+  const phaseOne = isRowApart ? writers : others;
   const send = (p: CommitParticipant): Promise<QueryOutcome> =>
     p === decider
       ? runner.run(p, insert)
       : runner.end(p, `PREPARE TRANSACTION '${tx.branchOn(p.shard).gid}'`, 'PREPARE TRANSACTION');
-  // Dies during this round trip: some branches prepared, the row maybe inserted but not committed. Recovery (after the
-  // minimum age) inserts `false` first — waiting for the open decision branch to end if it holds the row — and rolls
-  // back everywhere; an insert of ours arriving later fails on the key, so this branch could never commit.
+  // Dies during this round trip: some branches prepared (row apart: the row maybe inserted, not committed). Recovery
+  // (after the minimum age) inserts `false` first — waiting for an open decision branch to end if it holds the row —
+  // and rolls back everywhere; an insert of ours arriving later fails on the key, so this branch could never commit.
   const { outcomes, timedOut } = await boundedPrepares(
-    writers,
-    splitAround('mid_prepare', writers, others[0], send),
+    phaseOne,
+    splitAround('mid_prepare', phaseOne, others[0], send),
     prepareTimeoutMs,
     logger,
   );
-  let error = phaseOneError(tx, writers, decider, outcomes, timedOut, prepareTimeoutMs);
+  let error = phaseOneError(tx, phaseOne, decider, outcomes, timedOut, prepareTimeoutMs);
 
   if (error === null) {
-    // Dies here: the row is inserted, not committed. SIGKILL: the decision branch aborts with the connection;
-    // recovery inserts `false` and rolls back. A vanished host: idle_in_transaction_session_timeout ends it first.
+    // Dies here: the others are prepared; the row is not inserted (row apart: inserted, not committed — SIGKILL
+    // aborts the decision branch with the connection; a vanished host's idle_in_transaction_session_timeout ends it).
+    // Recovery inserts `false` and rolls back.
     await failpoint('after_decision_row');
     await failpoint('after_prepare'); // the other layout's name of this step (phase 1 over, nothing decided)
     try {
@@ -105,7 +110,17 @@ export async function commitWithDecisionCommit(
   // committed, readers of its shards wait (the manager releases the hold when it is finished, retries included).
   // Dies waiting here: nothing was decided; recovery rolls it back.
   await manager.holdVisibility(tx);
-  const committed = await runner.end(decider, 'COMMIT', 'COMMIT');
+  // Dies during this round trip: as just above — the row and the COMMIT are one transaction on the decision shard.
+  const [row, committed] = isRowApart
+    ? [null, await runner.end(decider, 'COMMIT', 'COMMIT')]
+    : await runner.commitWithRow(decider, insert);
+  if (row !== null && row.kind === 'error') {
+    // The row was refused (recovery's `false` was first, the role may not insert): the decision shard's transaction
+    // failed there and its COMMIT answered ROLLBACK. Nothing committed anywhere.
+    tx.moveBranch(tx.branchOn(decider.shard), 'rolled_back');
+    const frame = errorFrame(row, decider.shard, '');
+    return abort(tx, runner, decider, others, frame, readersDone, manager);
+  }
   // A cancel (the deadlock check's victim, statement_timeout) should answer a COMMIT only before its commit record is
   // written — but the decision is never assumed: the row says what happened, as for a lost reply.
   const isCancelled = committed.kind === 'error' && committed.code === SqlState.QueryCanceled;

@@ -1,11 +1,19 @@
 // Deleting decision rows of finished transactions: a row may go once every participant it lists confirmed its branch
 // is finished (the session's or the background phase 2 saw every COMMIT PREPARED succeed). Deletes are queued per
-// decision shard and sent in batches, on a connection of their own, off the commit path. A row whose delete fails or
+// decision shard and sent in batches, off the commit path, on the transaction manager's kept connections
+// (phase-two-connections.ts: no server connection opened per batch). A row whose delete fails or
 // is lost with the process stays behind harmlessly: recovery's clean-up (decision-recovery.ts) deletes it later.
 import type { Logger } from 'pino';
-import { outcomeFailure } from '../backend/server-query.js';
-import { queryShard, type ShardAccess } from '../backend/shard-access.js';
+import { outcomeFailure, type QueryOutcome } from '../backend/server-query.js';
 import { deleteDecisionsSql } from './decision-table.js';
+
+/** Runs one statement on a connection to `shard` (PhaseTwoConnections.query). */
+export type ShardQuery = (
+  database: string,
+  user: string,
+  shard: number,
+  sql: string,
+) => Promise<QueryOutcome>;
 
 /** How long finished txids gather before one DELETE removes their rows, ms. */
 const FLUSH_DELAY_MS = 200;
@@ -20,7 +28,7 @@ export class DecisionRowCleaner {
   private isClosed = false;
 
   constructor(
-    private readonly shards: ShardAccess,
+    private readonly query: ShardQuery,
     private readonly schema: string,
     private readonly logger: Logger,
   ) {}
@@ -49,15 +57,13 @@ export class DecisionRowCleaner {
         for (let i = 0; i < b.txids.length; i += MAX_BATCH) {
           const txids = b.txids.slice(i, i + MAX_BATCH);
           out.push(
-            queryShard(this.shards, b.database, b.user, b.shard, deleteDecisionsSql(this.schema, txids)).then(
-              (o) => {
-                if (o.kind === 'ok') return;
-                this.logger.warn(
-                  { database: b.database, shard: b.shard, rows: txids.length, err: outcomeFailure(o) },
-                  'could not delete decision rows of finished transactions; recovery will',
-                );
-              },
-            ),
+            this.query(b.database, b.user, b.shard, deleteDecisionsSql(this.schema, txids)).then((o) => {
+              if (o.kind === 'ok') return;
+              this.logger.warn(
+                { database: b.database, shard: b.shard, rows: txids.length, err: outcomeFailure(o) },
+                'could not delete decision rows of finished transactions; recovery will',
+              );
+            }),
           );
         }
         return out;

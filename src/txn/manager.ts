@@ -13,7 +13,7 @@ import { queryShard, type ShardAccess } from '../backend/shard-access.js';
 import { foundTransactionRow, ownTransactionRow, type TransactionRow } from './transaction-rows.js';
 import { DistributedTransaction, type Branch } from './transaction.js';
 import type { VisibilityFence, VisibilityFences } from './visibility-fence.js';
-import { failpoint } from './failpoints.js';
+import { failpoint, isFailpointSet } from './failpoints.js';
 import { finishBranches } from './branch-finisher.js';
 import { PhaseTwoConnections } from './phase-two-connections.js';
 
@@ -118,8 +118,9 @@ export class TransactionManager {
     this.opts = opts;
     this.instanceId = opts.instanceId;
     this.log = opts.logger.child({ component: '2pc' });
-    this.cleaner = new DecisionRowCleaner(opts.shards, opts.decisionSchema, this.log);
     this.phaseTwoConnections = new PhaseTwoConnections(opts.shards);
+    const kept = this.phaseTwoConnections;
+    this.cleaner = new DecisionRowCleaner(kept.query.bind(kept), opts.decisionSchema, this.log);
     this.decisionRecovery = new DecisionRecovery({
       shards: opts.shards,
       schema: opts.decisionSchema,
@@ -417,6 +418,13 @@ export class TransactionManager {
       delay = Math.min(delay * 2, this.opts.maxRetryDelayMs ?? 5_000);
       setTimeout(() => void attempt(), delay).unref();
     };
+    if (isFirstTry && !isFailpointSet('before_commit_prepared')) {
+      // at_decision: COMMIT PREPARED goes out in this tick, not after a timer (≥ 1 ms in Node): this proxy's requests
+      // to those shards wait for it (phase-two-gate.ts). The client's reply is written a few microtasks later.
+      void attempt();
+      return;
+    }
+    // A retry; or the failpoint, which fires only once the client's reply is written (the timer runs after it).
     setTimeout(() => void attempt(), isFirstTry ? 0 : delay).unref();
   }
 

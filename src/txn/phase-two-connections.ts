@@ -1,5 +1,6 @@
 // Connections the transaction manager keeps for the first phase 2 of every commit answered at its decision
-// (two_phase_commit_reply = "at_decision"; retries and recovery use a fresh connection per statement): a few idle ones per database,
+// (two_phase_commit_reply = "at_decision"; retries and recovery use a fresh connection per statement) and for the
+// batched deletes of decision rows (decision-rows.ts): a few idle ones per database,
 // user and shard, reused for a short while, so a busy proxy does not open a server connection per branch. Never from a
 // client pool (a full pool must not delay a committed transaction). A connection lost or idle too long is closed; the
 // manager's retry opens another.

@@ -32,6 +32,12 @@ import {
 const ACCOUNTS_PER_SHARD = 20;
 /** Reads each run must reach (a torn read needs a reader to fall between two COMMIT PREPAREDs). */
 const READS_PER_RUN = 1500;
+/**
+ * Transfers each run must reach too: a run stops once both counts are reached (or at MAX_RUN_MS, and the test fails on
+ * the count it missed). Stopping on reads alone let fast readers end a run whose writers, slowed by the fence, had
+ * committed only a few transfers — then no read could have fallen between two of their COMMITs.
+ */
+const TRANSFERS_PER_RUN = 60;
 const MAX_RUN_MS = 60_000;
 
 let cluster: PgCluster;
@@ -51,7 +57,7 @@ async function bankProxy(isFenced: boolean, isTwoPhase = true, extra = ''): Prom
   return proxy;
 }
 
-/** The bank workload through `url` until the readers made READS_PER_RUN reads. */
+/** The bank workload through `url` until the readers made READS_PER_RUN reads and the writers TRANSFERS_PER_RUN. */
 async function bankRun(
   url: string,
   readMode: 'simple' | 'extended' = 'simple',
@@ -66,7 +72,8 @@ async function bankRun(
       writers: 4,
       readers: 2,
       readMode,
-      isRunning: () => stats.reads < READS_PER_RUN && Date.now() - t0 < MAX_RUN_MS,
+      isRunning: () =>
+        (stats.reads < READS_PER_RUN || stats.transfers < TRANSFERS_PER_RUN) && Date.now() - t0 < MAX_RUN_MS,
     },
     stats,
   );
@@ -144,7 +151,7 @@ describe('bank workload: torn reads', () => {
       `atomic_visibility = true: ${stats.transfers} transfers, ${stats.reads} reads, ${stats.inconsistentReads} torn`,
     );
     expect(stats.reads).toBeGreaterThanOrEqual(READS_PER_RUN);
-    expect(stats.transfers).toBeGreaterThan(50);
+    expect(stats.transfers).toBeGreaterThanOrEqual(TRANSFERS_PER_RUN);
     expect(stats.failedReads).toBe(0);
     expect(stats.inconsistentReads).toBe(0);
   }, 90_000);
@@ -179,7 +186,7 @@ describe('bank workload: torn reads', () => {
       `plain commits, fenced: ${stats.transfers} transfers, ${stats.reads} reads, ${stats.inconsistentReads} torn`,
     );
     expect(stats.reads).toBeGreaterThanOrEqual(READS_PER_RUN);
-    expect(stats.transfers).toBeGreaterThan(50);
+    expect(stats.transfers).toBeGreaterThanOrEqual(TRANSFERS_PER_RUN);
     expect(stats.inconsistentReads).toBe(0);
   }, 90_000);
 

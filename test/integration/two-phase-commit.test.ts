@@ -146,6 +146,73 @@ describe('two-phase commit', () => {
     );
   });
 
+  it('sends the decision row with the decision COMMIT: after phase 1 no row exists, even uncommitted', async () => {
+    const a = idOn(0, 110);
+    const b = idOn(1, 110);
+    let seen: { prepared: string[][]; probe: string } | null = null;
+    setFailpoint('after_prepare', {
+      kind: 'call',
+      fn: async () => {
+        const prepared = [await preparedOn(0), await preparedOn(1)];
+        const txid = parseGid(prepared[1][0] ?? '')?.txid ?? '';
+        // A row inserted by the open decision branch would hold its key: this insert would wait, then time out.
+        const probe = await direct[0]
+          .query(
+            `begin; set local lock_timeout = '300ms'; ` +
+              `insert into shardgate.decisions (txid, participants, committed) values ('${txid}', '{}', false); ` +
+              'rollback',
+          )
+          .then(
+            () => 'no row',
+            async (e: Error) => {
+              await direct[0].query('rollback');
+              return e.message;
+            },
+          );
+        seen = { prepared, probe };
+      },
+    });
+    await client.query('begin');
+    await client.query('insert into users (id, name) values ($1, $2)', [a, 'a']);
+    await client.query('insert into users (id, name) values ($1, $2)', [b, 'b']);
+    expect((await client.query('commit')).command).toBe('COMMIT');
+    expect(seen).not.toBeNull();
+    expect(seen!.prepared[0]).toEqual([]);
+    expect(seen!.prepared[1]).toHaveLength(1);
+    expect(seen!.probe).toBe('no row');
+    expect(await rowsOn(0, [a])).toBe(1);
+    expect(await rowsOn(1, [b])).toBe(1);
+  });
+
+  it('the decision row refused (recovery inserted `false` first): nothing commits, the client gets the error', async () => {
+    const a = idOn(0, 120);
+    const b = idOn(1, 120);
+    setFailpoint('after_prepare', {
+      kind: 'call',
+      fn: async () => {
+        const txid = parseGid((await preparedOn(1))[0] ?? '')?.txid ?? '';
+        await direct[0].query(
+          `insert into shardgate.decisions (txid, participants, committed) values ($1, '{}', false)`,
+          [txid],
+        );
+      },
+    });
+    await client.query('begin');
+    await client.query('insert into users (id, name) values ($1, $2)', [a, 'a']);
+    await client.query('insert into users (id, name) values ($1, $2)', [b, 'b']);
+    const err = await client.query('commit').then(
+      () => null,
+      (e: pg.DatabaseError) => e,
+    );
+    expect(err?.code).toBe('23505');
+    expect(err?.detail).toContain('shard 0');
+    // The session is usable, and nothing of the transaction is anywhere.
+    expect((await client.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+    await waitFor(async () => (await preparedOn(1)).length === 0, 5_000, 'shard 1 rolled back');
+    expect(await rowsOn(0, [a])).toBe(0);
+    expect(await rowsOn(1, [b])).toBe(0);
+  });
+
   it('keeps plain COMMIT for a transaction that wrote on one shard, and for a read-only one on both', async () => {
     const txn = proxy.proxy.txn!;
     const before = txn.counters.prepared;
