@@ -6,9 +6,9 @@
 // --profile DIR writes a V8 CPU profile of the proxy there (node --cpu-prof). --baseline PATH/dist/cli.js runs a
 // second proxy from another build beside this one (same config, own port; rounds alternate which goes first) and
 // prints new/baseline throughput and CPU: an old-vs-new check of a hot-path change in one run. --unsharded yes runs a
-// third proxy of this build in front of the one reference server (no sharded tables), interleaved too, and prints the
-// sharded hop's CPU per transaction against the unsharded hop's (issue 16: a request pinned to one shard should cost
-// what an unsharded request costs).
+// third proxy of this build in front of the one reference server (no sharded tables), interleaved too (with --baseline,
+// the baseline build unsharded as well), and prints the sharded hop's CPU per transaction against the unsharded hop's
+// (issue 16: a request pinned to one shard should cost what an unsharded request costs).
 // Usage: npx tsx bench/pgbench-sharded.ts [--duration 10] [--scale 2] [--clients 8] [--rounds 3] [--docs yes]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -85,6 +85,7 @@ async function main(): Promise<void> {
   let proxy: ReturnType<typeof spawn> | null = null;
   let baseline: ReturnType<typeof spawn> | null = null;
   let unsharded: ReturnType<typeof spawn> | null = null;
+  let baselineUnsharded: ReturnType<typeof spawn> | null = null;
   try {
     const [direct, s0, s1] = cluster.servers;
     console.log(`pgbench -i -s ${SCALE} on the reference and on both shards …`);
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
       );
     }
     let flatPort = 0;
+    let baseFlatPort = 0;
     if (opts.unsharded === 'yes') {
       flatPort = await freePort();
       const flatConfig = path.join(dir, 'unsharded.toml');
@@ -158,10 +160,25 @@ async function main(): Promise<void> {
       unsharded = spawn(command.file, [...command.args, '--config', flatConfig, '--users', users], {
         stdio: ['ignore', 'ignore', 'inherit'],
       });
+      if (opts.baseline !== '') {
+        // The baseline build unsharded too: old vs new for the unsharded hop in the same rounds.
+        baseFlatPort = await freePort();
+        const baseFlatConfig = path.join(dir, 'baseline-unsharded.toml');
+        fs.writeFileSync(
+          baseFlatConfig,
+          fs.readFileSync(flatConfig, 'utf8').replace(`port = ${flatPort}\n`, `port = ${baseFlatPort}\n`),
+        );
+        baselineUnsharded = spawn(
+          process.execPath,
+          [path.resolve(opts.baseline), '--config', baseFlatConfig, '--users', users],
+          { stdio: ['ignore', 'ignore', 'inherit'] },
+        );
+      }
     }
     await new Promise((r) => setTimeout(r, 1500));
     const proxyPid = proxy.pid ?? 0;
     const flatPid = unsharded?.pid ?? 0;
+    const baseFlatPid = baselineUnsharded?.pid ?? 0;
     const basePid = baseline?.pid ?? 0;
 
     const workloads: [string, string[]][] = [
@@ -191,6 +208,8 @@ async function main(): Promise<void> {
       const baseCpu: number[] = [];
       const flatTps: number[] = [];
       const flatCpu: number[] = [];
+      const baseFlatTps: number[] = [];
+      const baseFlatCpu: number[] = [];
       let failed = 0;
       // Warm-up (JIT, plan cache, pools) through each proxy, not measured.
       if (opts.warmup > 0) {
@@ -198,6 +217,7 @@ async function main(): Promise<void> {
         await pgbench(port, warm);
         if (basePort !== 0) await pgbench(basePort, warm);
         if (flatPort !== 0) await pgbench(flatPort, warm);
+        if (baseFlatPort !== 0) await pgbench(baseFlatPort, warm);
       }
       for (let round = 0; round < ROUNDS; round++) {
         direct1.push((await pgbench(direct.port, runArgs(CLIENTS, 2))).tps);
@@ -223,7 +243,20 @@ async function main(): Promise<void> {
         if (isBaselineFirst) await throughProxy(basePid, basePort, baseTps, baseCpu);
         await throughProxy(proxyPid, port, sharded, cpuPerTx);
         if (basePid !== 0 && !isBaselineFirst) await throughProxy(basePid, basePort, baseTps, baseCpu);
+        if (baseFlatPid !== 0 && isBaselineFirst)
+          await throughProxy(baseFlatPid, baseFlatPort, baseFlatTps, baseFlatCpu);
         if (flatPid !== 0) await throughProxy(flatPid, flatPort, flatTps, flatCpu);
+        if (baseFlatPid !== 0 && !isBaselineFirst)
+          await throughProxy(baseFlatPid, baseFlatPort, baseFlatTps, baseFlatCpu);
+      }
+      if (baseFlatPid !== 0) {
+        const [bt, bc] = [median(baseFlatTps) ?? NaN, median(baseFlatCpu) ?? NaN];
+        const [nt, nc] = [median(flatTps) ?? NaN, median(flatCpu) ?? NaN];
+        console.log(
+          `${label}, unsharded: this build ${nt.toFixed(0)} tps ${nc.toFixed(1)} µs/tx; baseline ${bt.toFixed(0)} tps ` +
+            `${bc.toFixed(1)} µs/tx; new/baseline ${(nt / bt).toFixed(3)}× tps, ${(nc / bc).toFixed(3)}× CPU ` +
+            `(tps per round: ${flatTps.map((x) => x.toFixed(0)).join(' ')} vs ${baseFlatTps.map((x) => x.toFixed(0)).join(' ')})`,
+        );
       }
       if (flatPid !== 0) {
         const [ft, fc] = [median(flatTps) ?? NaN, median(flatCpu) ?? NaN];
@@ -291,6 +324,7 @@ async function main(): Promise<void> {
     await stopProxy(proxy);
     await stopProxy(baseline);
     await stopProxy(unsharded);
+    await stopProxy(baselineUnsharded);
     await cluster.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
