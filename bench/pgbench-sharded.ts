@@ -134,18 +134,7 @@ async function main(): Promise<void> {
     let basePort = 0;
     if (opts.baseline !== '') {
       basePort = await freePort();
-      const baseConfig = path.join(dir, 'baseline.toml');
-      fs.writeFileSync(
-        baseConfig,
-        fs.readFileSync(config, 'utf8').replace(`port = ${port}\n`, `port = ${basePort}\n`),
-      );
-      baseline = spawn(
-        process.execPath,
-        [path.resolve(opts.baseline), '--config', baseConfig, '--users', users],
-        {
-          stdio: ['ignore', 'ignore', 'inherit'],
-        },
-      );
+      baseline = startBaseline(dir, 'baseline.toml', config, port, basePort, users);
     }
     let flatPort = 0;
     let baseFlatPort = 0;
@@ -163,15 +152,13 @@ async function main(): Promise<void> {
       if (opts.baseline !== '') {
         // The baseline build unsharded too: old vs new for the unsharded hop in the same rounds.
         baseFlatPort = await freePort();
-        const baseFlatConfig = path.join(dir, 'baseline-unsharded.toml');
-        fs.writeFileSync(
-          baseFlatConfig,
-          fs.readFileSync(flatConfig, 'utf8').replace(`port = ${flatPort}\n`, `port = ${baseFlatPort}\n`),
-        );
-        baselineUnsharded = spawn(
-          process.execPath,
-          [path.resolve(opts.baseline), '--config', baseFlatConfig, '--users', users],
-          { stdio: ['ignore', 'ignore', 'inherit'] },
+        baselineUnsharded = startBaseline(
+          dir,
+          'baseline-unsharded.toml',
+          flatConfig,
+          flatPort,
+          baseFlatPort,
+          users,
         );
       }
     }
@@ -249,15 +236,8 @@ async function main(): Promise<void> {
         if (baseFlatPid !== 0 && !isBaselineFirst)
           await throughProxy(baseFlatPid, baseFlatPort, baseFlatTps, baseFlatCpu);
       }
-      if (baseFlatPid !== 0) {
-        const [bt, bc] = [median(baseFlatTps) ?? NaN, median(baseFlatCpu) ?? NaN];
-        const [nt, nc] = [median(flatTps) ?? NaN, median(flatCpu) ?? NaN];
-        console.log(
-          `${label}, unsharded: this build ${nt.toFixed(0)} tps ${nc.toFixed(1)} µs/tx; baseline ${bt.toFixed(0)} tps ` +
-            `${bc.toFixed(1)} µs/tx; new/baseline ${(nt / bt).toFixed(3)}× tps, ${(nc / bc).toFixed(3)}× CPU ` +
-            `(tps per round: ${flatTps.map((x) => x.toFixed(0)).join(' ')} vs ${baseFlatTps.map((x) => x.toFixed(0)).join(' ')})`,
-        );
-      }
+      if (baseFlatPid !== 0)
+        printVsBaseline(`${label}, unsharded`, flatTps, flatCpu, baseFlatTps, baseFlatCpu);
       if (flatPid !== 0) {
         const [ft, fc] = [median(flatTps) ?? NaN, median(flatCpu) ?? NaN];
         const [st, sc] = [median(sharded) ?? NaN, median(cpuPerTx) ?? NaN];
@@ -266,15 +246,7 @@ async function main(): Promise<void> {
             `${fc.toFixed(1)} µs/tx; sharded/unsharded ${(st / ft).toFixed(3)}× tps, ${(sc / fc).toFixed(3)}× CPU`,
         );
       }
-      if (basePid !== 0) {
-        const [bt, bc] = [median(baseTps) ?? NaN, median(baseCpu) ?? NaN];
-        const [nt, nc] = [median(sharded) ?? NaN, median(cpuPerTx) ?? NaN];
-        console.log(
-          `${label}: this build ${nt.toFixed(0)} tps ${nc.toFixed(1)} µs/tx; baseline ${bt.toFixed(0)} tps ` +
-            `${bc.toFixed(1)} µs/tx; new/baseline ${(nt / bt).toFixed(3)}× tps, ${(nc / bc).toFixed(3)}× CPU ` +
-            `(tps per round: ${sharded.map((x) => x.toFixed(0)).join(' ')} vs ${baseTps.map((x) => x.toFixed(0)).join(' ')})`,
-        );
-      }
+      if (basePid !== 0) printVsBaseline(label, sharded, cpuPerTx, baseTps, baseCpu);
       const d = median(direct1) ?? NaN;
       const r = median(routed);
       const p = median(sharded) ?? NaN;
@@ -328,6 +300,42 @@ async function main(): Promise<void> {
     await cluster.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The baseline build (--baseline) on a copy of `config` that listens on `basePort` instead of `port`. */
+function startBaseline(
+  dir: string,
+  name: string,
+  config: string,
+  port: number,
+  basePort: number,
+  users: string,
+): ChildProcess {
+  const baseConfig = path.join(dir, name);
+  fs.writeFileSync(
+    baseConfig,
+    fs.readFileSync(config, 'utf8').replace(`port = ${port}\n`, `port = ${basePort}\n`),
+  );
+  return spawn(process.execPath, [path.resolve(opts.baseline), '--config', baseConfig, '--users', users], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+/** This build's medians against the baseline's, with the tps of every round. */
+function printVsBaseline(
+  label: string,
+  tps: number[],
+  cpu: number[],
+  baseTps: number[],
+  baseCpu: number[],
+): void {
+  const [bt, bc] = [median(baseTps) ?? NaN, median(baseCpu) ?? NaN];
+  const [nt, nc] = [median(tps) ?? NaN, median(cpu) ?? NaN];
+  console.log(
+    `${label}: this build ${nt.toFixed(0)} tps ${nc.toFixed(1)} µs/tx; baseline ${bt.toFixed(0)} tps ` +
+      `${bc.toFixed(1)} µs/tx; new/baseline ${(nt / bt).toFixed(3)}× tps, ${(nc / bc).toFixed(3)}× CPU ` +
+      `(tps per round: ${tps.map((x) => x.toFixed(0)).join(' ')} vs ${baseTps.map((x) => x.toFixed(0)).join(' ')})`,
+  );
 }
 
 /** SIGTERM, then wait for the exit (a CPU profile is written on the way out). */
