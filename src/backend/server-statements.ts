@@ -54,6 +54,7 @@ export class ServerStatements {
    * end the proxy's cache no longer holds; at most `max` at a time.
    */
   takeVictims(limit: number, max: number): readonly string[] {
+    if (this.byName.size === 0) return NONE; // nothing prepared (unnamed statements only): no iterator made
     let out: string[] | null = null;
     for (const [name, ref] of this.byName) {
       const taken = out === null ? 0 : out.length;

@@ -93,6 +93,15 @@ export function oneShardTarget(
   mayWrite: boolean,
   preventsPrepare: string | null,
 ): BatchTarget {
+  if (preventsPrepare !== null) return makeOneShardTarget(shard, mayWrite, preventsPrepare);
+  // Targets are read-only: the common ones (no reason against PREPARE) are made once per shard and write flag.
+  const at = shard * 2 + (mayWrite ? 1 : 0);
+  return (ONE_SHARD_TARGETS[at] ??= Object.freeze(makeOneShardTarget(shard, mayWrite, null)));
+}
+
+const ONE_SHARD_TARGETS: BatchTarget[] = [];
+
+function makeOneShardTarget(shard: number, mayWrite: boolean, preventsPrepare: string | null): BatchTarget {
   return {
     kind: 'one',
     shard,

@@ -16,13 +16,12 @@ import {
 import type { BindParams } from '../router/bind-params.js';
 import type { StatementPlan } from '../router/plan.js';
 import type { ParameterFormat } from '../sharding/shard-of.js';
-import type { RequestStatement } from './request-rewrite.js';
+import type { RequestStatement, StatementSource } from './request-rewrite.js';
 
 /** A statement the client prepared: its plans, and its text and parameter types (to rebuild a split INSERT). */
-export interface PreparedEntry {
+export interface PreparedEntry extends StatementSource {
   readonly plans: readonly StatementPlan[];
-  readonly text: string;
-  readonly paramTypes: readonly number[];
+  readonly isQuery: false;
 }
 
 /** An EXECUTE's prepared statement (its plan, with the EXECUTE's routing hint) and the EXECUTE's arguments. */
@@ -35,6 +34,8 @@ export class PreparedPlans {
   private readonly plansFor: (sql: string) => readonly StatementPlan[];
   private readonly named = new Map<string, PreparedEntry>();
   private unnamed: PreparedEntry | null = null;
+  /** The Parse frame of `unnamed`, copied (the client's frame points into its read chunk). */
+  private unnamedParse: Buffer | null = null;
   /**
    * SQL-level prepared statements (PREPARE name AS …): the PREPARE's text, whose plan (from the plan cache: re-made
    * when what the router knows changes, e.g. a table's columns) routes each EXECUTE.
@@ -48,14 +49,20 @@ export class PreparedPlans {
 
   /** A Parse: its statement is remembered under its name. Throws PgError (42601 for several statements). */
   noteParse(frame: Buffer): void {
+    // The same unnamed statement again (pgbench -M extended, node-postgres' parameterized queries): the same bytes are
+    // the same name, text and types, so nothing is decoded or looked up.
+    const last = this.unnamedParse;
+    if (last !== null && last.length === frame.length && last.equals(frame)) return;
     const name = parseStatement(frame);
     const text = parseText(frame);
     const plans = this.plansFor(text);
     if (plans.length > 1)
       throw PgError.syntaxError('cannot insert multiple commands into a prepared statement');
-    const entry: PreparedEntry = { plans, text, paramTypes: parseParamTypes(frame) };
-    if (name === '') this.unnamed = entry;
-    else this.named.set(name, entry);
+    const entry: PreparedEntry = { plans, text, paramTypes: parseParamTypes(frame), isQuery: false };
+    if (name === '') {
+      this.unnamed = entry;
+      this.unnamedParse = Buffer.from(frame);
+    } else this.named.set(name, entry);
   }
 
   /** A Close: a named statement it closes is forgotten. */

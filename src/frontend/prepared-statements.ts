@@ -7,6 +7,7 @@
 import { hash } from 'node:crypto';
 import { Backend, Frontend } from '../protocol/codes.js';
 import { closeStatement } from '../protocol/messages.js';
+import type { FrameSink } from '../protocol/frame-list.js';
 import type { ServerStatements, StatementRef } from '../backend/server-statements.js';
 
 /** The per-connection statement set a server offers (ServerStatements, or a test double). */
@@ -187,7 +188,7 @@ export class ClientStatements {
    * recently used first) and those the cache has dropped, ahead of the batch, so no portal of the batch is affected;
    * a statement the batch needs is prepared again by it.
    */
-  beginBatch(server: StatementServer, out: Buffer[]): void {
+  beginBatch(server: StatementServer, out: FrameSink): void {
     for (const name of server.prepared.takeVictims(this.serverLimit(), MAX_CLOSES_PER_BATCH)) {
       out.push(closeStatement(name));
       server.swallowNext(Backend.CloseComplete);
@@ -209,7 +210,7 @@ export class ClientStatements {
    * Rewrite one client frame for `server`, appending what to send to `out`. Frames that need no change are
    * appended as they are. Throws on a malformed frame (the caller answers 08P01).
    */
-  rewrite(type: number, frame: Buffer, server: StatementServer, out: Buffer[]): void {
+  rewrite(type: number, frame: Buffer, server: StatementServer, out: FrameSink): void {
     switch (type) {
       case Frontend.Parse:
         return this.rewriteParse(frame, server, out);
@@ -276,7 +277,7 @@ export class ClientStatements {
     this.names.release(entry);
   }
 
-  private rewriteParse(frame: Buffer, server: StatementServer, out: Buffer[]): void {
+  private rewriteParse(frame: Buffer, server: StatementServer, out: FrameSink): void {
     const nameEnd = cstringEnd(frame, 5);
     if (nameEnd === 5) {
       out.push(frame); // unnamed statement: lives only until the next unnamed Parse, no mapping needed
@@ -294,7 +295,7 @@ export class ClientStatements {
     this.sendPrepare(stmt, server, out, false);
   }
 
-  private ensurePrepared(stmt: CachedStatement, server: StatementServer, out: Buffer[]): void {
+  private ensurePrepared(stmt: CachedStatement, server: StatementServer, out: FrameSink): void {
     if (server.prepared.has(stmt.name)) server.prepared.use(stmt.name);
     else this.sendPrepare(stmt, server, out, true);
   }
@@ -303,11 +304,12 @@ export class ClientStatements {
   private sendPrepare(
     stmt: CachedStatement,
     server: StatementServer,
-    out: Buffer[],
+    out: FrameSink,
     swallowParse: boolean,
   ): void {
     // In use by this client, so never evicted: its Parse is there.
-    out.push(closeStatement(stmt.name), stmt.parse as Buffer);
+    out.push(closeStatement(stmt.name));
+    out.push(stmt.parse as Buffer);
     server.swallowNext(Backend.CloseComplete);
     if (swallowParse) server.swallowNext(Backend.ParseComplete);
     server.prepared.add(stmt.name, stmt);

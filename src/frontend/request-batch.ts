@@ -43,6 +43,8 @@ export class RequestBatch {
   onDrained: (() => void) | null = null;
   lowWaterBytes = Number.MAX_SAFE_INTEGER;
   lowWaterFrames = Number.MAX_SAFE_INTEGER;
+  /** The copies the last peek made (reused by takeFirst when it takes the same frames). */
+  private peeked: { types: number[]; frames: Buffer[] } | null = null;
 
   get isEmpty(): boolean {
     return this.count === 0;
@@ -117,14 +119,20 @@ export class RequestBatch {
       types[i] = this.types[slot];
       frames[i] = this.frames[slot] as Buffer;
     }
-    return { types, frames };
+    const peeked = { types, frames };
+    this.peeked = peeked;
+    return peeked;
   }
 
   /** Hand over the first `count` frames (one request); the rest stays queued. */
   takeFirst(count: number): TakenFrames {
     const n = Math.min(count, this.count);
-    const types = new Array<number>(n);
-    const frames = new Array<Buffer>(n);
+    // The request routed is usually taken as it was peeked: its copies are handed over again (no second pair made).
+    const peeked = this.peeked;
+    this.peeked = null;
+    const isPeeked = peeked !== null && this.startsWith(peeked.types, peeked.frames, n);
+    const types = isPeeked ? peeked.types : new Array<number>(n);
+    const frames = isPeeked ? peeked.frames : new Array<Buffer>(n);
     let readyCount = 0;
     for (let i = 0; i < n; i++) {
       const slot = (this.head + i) & this.mask;
@@ -142,6 +150,16 @@ export class RequestBatch {
     return { types, frames, readyCount };
   }
 
+  /** The queue's first `n` frames are exactly `types` / `frames` (the same frame objects, in order). */
+  private startsWith(types: readonly number[], frames: readonly Buffer[], n: number): boolean {
+    if (types.length !== n) return false;
+    for (let i = 0; i < n; i++) {
+      const slot = (this.head + i) & this.mask;
+      if (this.types[slot] !== types[i] || this.frames[slot] !== frames[i]) return false;
+    }
+    return true;
+  }
+
   /** Hand over the queued frames and start empty. */
   take(): TakenFrames {
     return this.takeFirst(this.count);
@@ -149,6 +167,7 @@ export class RequestBatch {
 
   /** Remove the first `count` frames (handled by the caller). */
   dropFirst(count: number): void {
+    this.peeked = null;
     const n = Math.min(count, this.count);
     for (let i = 0; i < n; i++) {
       const slot = (this.head + i) & this.mask;
@@ -162,6 +181,7 @@ export class RequestBatch {
 
   /** Put frames back at the front (a request replaced by the ones that carry it out). */
   unshift(types: readonly number[], frames: readonly Buffer[]): void {
+    this.peeked = null;
     const n = types.length;
     if (this.count + n > this.types.length) this.grow(this.count + n);
     this.head = (this.head - n) & this.mask;

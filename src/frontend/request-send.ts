@@ -6,6 +6,7 @@
 import type { GeneralConfig } from '../config/types.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { Frontend } from '../protocol/codes.js';
+import { FrameList } from '../protocol/frame-list.js';
 import type { WatchedSession } from '../txn/watched-session.js';
 import type { ClientOutput } from './client-output.js';
 import { SHARD_BACKLOG_BYTES as SERVER_BACKLOG_BYTES } from './copy-in.js';
@@ -37,6 +38,8 @@ export class RequestSend {
   /** Stand-ins of refused statements (stand-ins.ts), made on the first refusal. */
   private standIns: StandIns | null = null;
   private isServerBacklogged = false;
+  /** The frames of one write, rewritten for its server: one list for every request (emptied after each). */
+  private readonly rewritten = new FrameList();
   private queryTimer: NodeJS.Timeout | null = null;
   private readonly output: ClientOutput;
   private readonly host: SendHost;
@@ -60,13 +63,13 @@ export class RequestSend {
     this.watched?.noteFrames(types, frames);
     // This server's own segment (a sharded session holds several servers; one may be mid-segment, another not).
     let isOpen = server.hasOpenSegment;
-    let out = frames;
     const statements = this.statements;
+    const out = statements !== null ? this.rewritten : null;
     const standIns = this.standIns;
     const scanner = server.scanner;
     try {
-      if (statements !== null) {
-        out = [];
+      if (statements !== null && out !== null) {
+        out.clear(); // (a request that failed half-rewritten left its frames)
         statements.beginBatch(server, out);
       }
       for (let i = 0; i < types.length; i++) {
@@ -74,7 +77,7 @@ export class RequestSend {
         const refusal = standIns?.refusalOf(frames[i]);
         if (refusal !== undefined) scanner.replaceError(refusal.marker, refusal.error);
         if (type === Frontend.Describe) noteDescribeSent(frames[i], scanner); // pgdog.unique_id() parameters hidden
-        if (statements !== null) {
+        if (statements !== null && out !== null) {
           if (type === Frontend.Query) statements.noteQuery(frames[i], server);
           statements.rewrite(type, frames[i], server, out);
         }
@@ -92,11 +95,16 @@ export class RequestSend {
         }
       }
     } catch (err) {
+      out?.clear();
       return this.host.protocolViolation((err as Error).message);
     }
     this.hasOpenSegment = isOpen;
     server.hasOpenSegment = isOpen;
-    server.send(out.length === 1 ? out[0] : Buffer.concat(out), 0);
+    if (out === null) server.send(frames.length === 1 ? frames[0] : Buffer.concat(frames), 0);
+    else {
+      server.send(out.join(), 0);
+      out.clear(); // reused by the next request, holding no frame meanwhile
+    }
     // A server that does not read what it is sent (busy, blocked on a lock, or not read itself because this client
     // does not read its replies): stop reading the client until the server's socket has passed it all on.
     if (server.unsentBytes > SERVER_BACKLOG_BYTES && !this.isServerBacklogged) {

@@ -107,6 +107,8 @@ export class SessionRouter implements RouteContext {
   private readonly uniqueIds: UniqueIdRequests | null;
   sessionShard: number | null = null;
   sessionShardingKey: string | null = null;
+  /** The routing request's statements joined (reused: route() allocates nothing to keep them). */
+  private readonly joined = new JoinedRoutes();
 
   constructor(routing: DatabaseRouting, startupSettings: ReadonlyMap<string, string> = new Map()) {
     this.sessionSettings = new SessionSettings(startupSettings);
@@ -236,6 +238,15 @@ export class SessionRouter implements RouteContext {
     return { route, plan: bound.plan, params: bound.params };
   }
 
+  /** One statement's route joined to the request's (EXECUTE and cursors through routePlan; the rest directly). */
+  private joinStatement(plan: StatementPlan, params: BindParams | null): RouteOutcome | null {
+    if (plan.kind === 'execute' || plan.cursor !== null) {
+      const r = this.routePlan(plan, params);
+      return this.joined.join(r.route, r.plan, r.params);
+    }
+    return this.joined.join(routeStatement(plan, params, this), plan, params);
+  }
+
   /**
    * Where a batch runs, or the detour it takes first (RouteOutcome: learn something, or run its statements as a
    * script). Throws PgError when it cannot run correctly.
@@ -247,50 +258,29 @@ export class SessionRouter implements RouteContext {
       // A function may change anything: the shard is a writer of the transaction it runs in.
       return functionCallTarget(route.shard);
     }
-    let target: Exclude<Route, { kind: 'learn' }> | null = null;
-    let plan: StatementPlan | null = null;
-    let params: BindParams | null = null;
-    let statements = 0;
-    let mayWrite = false;
-    let preventsPrepare: string | null = null;
+    const joined = this.joined.reset();
     /** For a split: the statement's text and types, where its Parse and Bind sit in the batch. */
     let source: StatementSource | null = null;
+    /** A Query's text (always the request's last message): its source, made only for a request on several shards. */
+    let querySql: string | null = null;
     let parseIndex = -1;
     let bindIndex = -1;
-    /** One statement's route joins the request's; a detour (learn first, mixed shards) ends the routing. */
-    const join = (r: Route, p: StatementPlan, bp: BindParams | null): RouteOutcome | null => {
-      if (r.kind === 'learn') return r;
-      statements++;
-      if (p.isWrite || (p.kind === 'other' && !p.isReadOnly)) mayWrite = true;
-      preventsPrepare ??= p.preventsPrepare;
-      if (target !== null && !sameRoute(target, r)) {
-        return mixed(
-          'statements in one request (up to Sync) go to different shards; send them separately',
-          'Sync after each statement, or keep a request to one shard.',
-        );
-      }
-      target = r;
-      plan = p;
-      params = bp;
-      return null;
-    };
     for (let i = 0; i < types.length; i++) {
       const frame = frames[i];
       switch (types[i]) {
         case Frontend.Query: {
           const sql = queryText(frame);
-          source = { text: sql, paramTypes: [], isQuery: true };
+          querySql = sql;
           const pinned = this.routeByLiterals(sql);
           if (pinned !== null) {
             this.noteStatement(pinned.plan);
-            const detour = join(pinned.route, pinned.plan, null);
+            const detour = joined.join(pinned.route, pinned.plan, null);
             if (detour !== null) return detour;
             break;
           }
           for (const p of this.plans.plansFor(sql)) {
             this.noteStatement(p);
-            const r = this.routePlan(p, null);
-            const detour = join(r.route, r.plan, r.params);
+            const detour = this.joinStatement(p, null);
             if (detour !== null) return detour;
           }
           break;
@@ -305,24 +295,24 @@ export class SessionRouter implements RouteContext {
           // Planned again from the cache (a hit, unless what the router knows changed since the Parse: a table's
           // columns learnt for this very Bind must be in its plan).
           const plans = this.plans.plansFor(entry.text);
-          const bp = decodeBindParams(frame);
           this.noteStatement(plans[0]);
-          const r = this.routePlan(plans[0], bp);
-          const detour = join(r.route, r.plan, r.params);
+          const detour = this.joinStatement(plans[0], decodeBindParams(frame));
           if (detour !== null) return detour;
-          source = { text: entry.text, paramTypes: entry.paramTypes, isQuery: false };
+          source = entry;
+          querySql = null;
           bindIndex = i;
           break;
         }
         case Frontend.FunctionCall:
-          mayWrite = true; // behind other messages of the request: it runs where they do, and may write there
+          joined.mayWrite = true; // behind other messages of the request: it runs where they do, and may write there
           break;
         case Frontend.Close:
           this.prepared.noteClose(frame);
           break;
       }
     }
-    const route = target as Exclude<Route, { kind: 'learn' }> | null;
+    const route = joined.target;
+    const { mayWrite, preventsPrepare, statements } = joined;
     // Describe / Sync only: any shard.
     if (route === null) return oneShardTarget(this.routing.nextReadShard(), mayWrite, preventsPrepare);
     if (route.kind === 'one') return oneShardTarget(route.shard, mayWrite, preventsPrepare);
@@ -332,10 +322,11 @@ export class SessionRouter implements RouteContext {
         'Send each statement that needs several shards in its own request (Sync after it).',
       );
     }
+    if (querySql !== null) source = { text: querySql, paramTypes: [], isQuery: true };
     const routed = {
       route,
-      plan,
-      params,
+      plan: joined.plan,
+      params: joined.params,
       statements,
       mayWrite,
       preventsPrepare,
@@ -470,6 +461,44 @@ export class SessionRouter implements RouteContext {
       this.sessionShard = null;
       this.sessionShardingKey = null;
     }
+  }
+}
+
+/** What a request's statements routed to so far: one route for all of them, or a detour. */
+class JoinedRoutes {
+  target: Exclude<Route, { kind: 'learn' }> | null = null;
+  plan: StatementPlan | null = null;
+  params: BindParams | null = null;
+  statements = 0;
+  mayWrite = false;
+  preventsPrepare: string | null = null;
+
+  reset(): this {
+    this.target = null;
+    this.plan = null;
+    this.params = null;
+    this.statements = 0;
+    this.mayWrite = false;
+    this.preventsPrepare = null;
+    return this;
+  }
+
+  /** One statement's route joins the request's; a detour (learn first, mixed shards) ends the routing. */
+  join(r: Route, p: StatementPlan, bp: BindParams | null): RouteOutcome | null {
+    if (r.kind === 'learn') return r;
+    this.statements++;
+    if (p.isWrite || (p.kind === 'other' && !p.isReadOnly)) this.mayWrite = true;
+    this.preventsPrepare ??= p.preventsPrepare;
+    if (this.target !== null && !sameRoute(this.target, r)) {
+      return mixed(
+        'statements in one request (up to Sync) go to different shards; send them separately',
+        'Sync after each statement, or keep a request to one shard.',
+      );
+    }
+    this.target = r;
+    this.plan = p;
+    this.params = bp;
+    return null;
   }
 }
 

@@ -47,6 +47,8 @@ export class ShardServers {
   private readonly router: SessionRouter;
   /** The request's state: `acquiring` while checkouts wait, `own` while statements of the proxy's own run. */
   private readonly request: RequestState;
+  /** `[shard]` per shard, made once: a one-shard request's shard list allocates nothing. */
+  private readonly oneShards: readonly (readonly number[])[];
 
   constructor(session: ShardedSession, router: SessionRouter, request: RequestState) {
     this.session = session;
@@ -56,6 +58,12 @@ export class ShardServers {
     this.byShard = new Array<ServerConnection | null>(session.pools.shards.length).fill(null);
     this.poolByShard = new Array<Pool | null>(session.pools.shards.length).fill(null);
     this.mayHaveWritten = new Array<boolean>(session.pools.shards.length).fill(false);
+    this.oneShards = this.byShard.map((_, shard) => Object.freeze([shard]));
+  }
+
+  /** The list of the one shard `shard` (the same frozen array each time). */
+  oneShard(shard: number): readonly number[] {
+    return this.oneShards[shard];
   }
 
   /**
@@ -63,7 +71,7 @@ export class ShardServers {
    * it only reads (read-intent.ts, the same decision as on one shard, and the router found no write), in transaction
    * mode, outside any block of the proxy's own (`isInProxyTransaction`: a script, a multi-shard write) and with no
    * extended-protocol segment left open; and either outside any transaction block, or inside the client's block when
-   * that is READ ONLY (`blockCharacteristics`: its BEGIN and SET TRANSACTIONs; a SET TRANSACTION READ ONLY of this
+   * that is READ ONLY (`block.characteristics()`: its BEGIN and SET TRANSACTIONs; a SET TRANSACTION READ ONLY of this
    * request counts) — then its SETs and savepoints may go to replicas too, and each shard joining the block takes a
    * replica (shards it reached keep their server). Session mode keeps the primaries, as on one shard.
    */
@@ -72,7 +80,7 @@ export class ShardServers {
     types: readonly number[],
     frames: readonly Buffer[],
     isInProxyTransaction: boolean,
-    blockCharacteristics: () => readonly string[],
+    block: { characteristics(): readonly string[] },
   ): ReadIntent {
     this.noteBlockDefault();
     if (!this.pools.hasReplicas) return 'write';
@@ -91,7 +99,7 @@ export class ShardServers {
     if (status === TxStatus.Idle) return intent;
     if (status !== TxStatus.InTransaction) return 'write';
     const statement = target.sessionStatement;
-    const characteristics = blockCharacteristics();
+    const characteristics = block.characteristics();
     const isReadOnly = isReadOnlyBlock(
       statement?.kind === 'set' ? [...characteristics, statement.text] : characteristics,
       this.isBlockDefaultReadOnly(),
@@ -133,10 +141,23 @@ export class ShardServers {
     fail: (err: PgError) => void,
     intent: ReadIntent = 'write',
   ): void {
-    const pools = this.pools;
     if (shards.length === 1 && this.tryAcquireOne(shards[0], client, intent)) return then();
+    let missing = 0;
+    for (const s of shards) if (this.byShard[s] == null) missing++;
+    if (missing === 0) return then();
+    this.acquireMissing(shards, client, then, fail, intent);
+  }
+
+  /** acquire()'s waiting path, kept apart so the common one allocates no closure context. */
+  private acquireMissing(
+    shards: readonly number[],
+    client: ReplySink,
+    then: () => void,
+    fail: (err: PgError) => void,
+    intent: ReadIntent,
+  ): void {
+    const pools = this.pools;
     const missing = shards.filter((s) => this.byShard[s] == null);
-    if (missing.length === 0) return then();
     this.request.move(ACQUIRING);
     let pending = missing.length;
     let failure: PgError | null = null;
@@ -193,7 +214,7 @@ export class ShardServers {
    * primary's pool taken and attached at once (no callback, no arrays: this runs for nearly every request). False
    * leaves everything to acquire()'s general path (a replica set to choose from, no idle server, a refusing pool).
    */
-  private tryAcquireOne(shard: number, client: ReplySink, intent: ReadIntent): boolean {
+  tryAcquireOne(shard: number, client: ReplySink, intent: ReadIntent): boolean {
     if (this.byShard[shard] != null) return true;
     const set = this.pools.sets[shard];
     if ((intent !== 'write' && set.hasReplicas) || this.session.state() !== 'ready') return false;

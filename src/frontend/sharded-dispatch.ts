@@ -21,7 +21,8 @@ import type { StatementPlan } from '../router/plan.js';
 import { Fanout, type FanoutOwner } from './fanout.js';
 import type { FencedRead } from './fenced-read.js';
 import { blockCutFence } from './block-cut.js';
-import { afterPhaseTwo, takeBlockCut } from './visibility-waits.js';
+import { sendAfterWaits } from './visibility-waits.js';
+import { acquireWaiting } from './checkout-wait.js';
 import { sendFanout, sendSplit } from './fanout-send.js';
 import { localReplies, type LocalReply } from './local-replies.js';
 import { TransactionBlock, type RequestEffects } from '../txn/transaction-block.js';
@@ -104,6 +105,13 @@ export class ShardedDispatch implements DispatchHost {
   /** An INSERT … SELECT whose query the proxy evaluates, collected or streamed (insert-run.ts). */
   private readonly inserts: InsertRun;
 
+  /** The routed request on its way to its servers (one request at a time): what `sendPending` sends. */
+  private sending: BatchTarget | null = null;
+  /** Send the routed request once its servers are held (made once: no closure per request). */
+  private readonly sendPending = (): void => this.sendSharded(this.sending as BatchTarget);
+  /** A statement the transaction block runs first on a shard joining it, its reply swallowed (made once). */
+  private readonly sendSwallowedOn = (shard: number, sql: string): void =>
+    this.sendSwallowed(this.servers.at(shard), sql);
   /** After the proxy's commit of the client's COMMIT: the script's next statement, or the next request. */
   private readonly afterOwnCommit = (sawError: boolean): void => {
     if (this.scripts.isRunning) return this.scripts.onStatementDone(sawError);
@@ -219,7 +227,7 @@ export class ShardedDispatch implements DispatchHost {
       const isChained = target.sessionStatement?.transaction?.chain === true;
       return commitAcrossShards(this, isChained, this.scripts.isRunning, this.afterOwnCommit);
     }
-    const shards = target.kind === 'one' ? [target.shard] : target.shards;
+    const shards = target.kind === 'one' ? this.servers.oneShard(target.shard) : target.shards;
     if (
       target.isMultiShardWrite &&
       shards.length >= 2 &&
@@ -230,21 +238,19 @@ export class ShardedDispatch implements DispatchHost {
       // changes nothing anywhere (PostgreSQL's single-statement atomicity): a script of one statement.
       this.scripts.open(1, true, true, types.includes(Frontend.Query));
     }
-    const routed = target;
     const isOwnRun = this.scripts.isRunning || this.inserts.isRunning; // its writes follow on these servers
-    const intent = this.servers.readIntent(routed, types, frames, isOwnRun, () =>
-      this.block.characteristics(),
-    );
-    const send = (): void => this.acquireShards(shards, routed, () => this.sendSharded(routed), true, intent);
+    const intent = this.servers.readIntent(target, types, frames, isOwnRun, this.block);
     // atomic_visibility: a REPEATABLE READ / SERIALIZABLE block's first statement takes one cut first (block-cut.ts).
     const cutFence =
       target.sessionStatement === null && !isOwnRun && intent === 'write'
         ? blockCutFence(this.session.fence(), this.block, this.router.settings)
         : null;
-    const run = cutFence === null ? send : (): void => takeBlockCut(this, cutFence, send);
     const phaseTwo = this.session.phaseTwoCount;
-    if (phaseTwo === null || phaseTwo.pending === 0 || routed.isSessionLevel) return run();
-    afterPhaseTwo(this, shards, run);
+    this.sending = target;
+    // Nearly every request: straight to its servers, no closure made (waits are rare: visibility-waits.ts).
+    if (cutFence === null && (phaseTwo === null || phaseTwo.pending === 0 || target.isSessionLevel))
+      return this.acquireShards(shards, target, this.sendPending, true, intent);
+    sendAfterWaits(this, shards, target, intent, cutFence, this.sendPending);
   }
 
   /**
@@ -270,45 +276,24 @@ export class ShardedDispatch implements DispatchHost {
         ),
       );
     }
-    this.servers.acquire(
-      shards,
-      this,
-      () => {
-        if (!this.session.isTransactionMode) {
-          for (const shard of shards) this.servers.syncSettings(this.servers.at(shard));
-        }
-        if (isJoining) {
-          this.block.participate(shards, effects, (shard, sql) =>
-            this.sendSwallowed(this.servers.at(shard), sql),
-          );
-        }
-        then();
-      },
-      (err) =>
-        err.code === SqlState.DeadlockDetected ? this.failAsDeadlockVictim(err) : this.failRequest(err),
-      intent,
-    );
+    if (shards.length === 1 && this.servers.tryAcquireOne(shards[0], this, intent))
+      return this.onAcquired(shards, effects, then, isJoining);
+    acquireWaiting(this, this.scripts, { shards, effects, then, isJoining, intent }, this.onAcquired);
   }
 
-  /**
-   * The request's checkout was failed by the distributed deadlock check (the only source of a 40P01 checkout error):
-   * its transaction is rolled back on every shard it reached and, in transaction mode, the servers go back to their
-   * pools, where the knot's other transactions wait for them; the client gets the 40P01, and its block stays failed
-   * (25P02) until its ROLLBACK or COMMIT, which the proxy answers ROLLBACK. A transaction of the proxy's own (a
-   * script) ends as on any failed statement: rolled back everywhere.
-   */
-  private failAsDeadlockVictim(err: PgError): void {
-    if (this.scripts.isImplicit) return this.failRequest(err);
-    const end = (): void => {
-      if (this.session.isTransactionMode) this.servers.release();
-      this.block.rolledBackOnShards();
-      this.refreshStatus(true);
-      this.failRequest(err);
-    };
-    const held = this.servers.heldShards();
-    if (held.length === 0) return end();
-    this.servers.runOwn(held, 'ROLLBACK', this, () => end());
-  }
+  /** The request's servers are held: settings synced (session mode), new participants joined, then `then()`. */
+  private readonly onAcquired = (
+    shards: readonly number[],
+    effects: RequestEffects,
+    then: () => void,
+    isJoining: boolean,
+  ): void => {
+    if (!this.session.isTransactionMode) {
+      for (const shard of shards) this.servers.syncSettings(this.servers.at(shard));
+    }
+    if (isJoining) this.block.participate(shards, effects, this.sendSwallowedOn);
+    then();
+  };
 
   /**
    * Where a transaction-control statement or session setting runs (txn/transaction-block.ts decides): on shards, answered

@@ -87,27 +87,23 @@ export class UniqueIdRequests {
   /** The request with ids in place of the calls; null when it has none (nothing changed). Throws PgError. */
   rewrite(types: readonly number[], frames: readonly Buffer[]): { types: number[]; frames: Buffer[] } | null {
     let out: Buffer[] | null = null;
-    const replace = (i: number, frame: Buffer): void => {
-      out ??= [...frames];
-      out[i] = frame;
-    };
     let describes: [Buffer, number | null][] | null = null;
     for (let i = 0; i < types.length; i++) {
       const frame = frames[i];
       switch (types[i]) {
         case Frontend.Query: {
           const rewritten = this.rewriteQuery(frame);
-          if (rewritten !== null) replace(i, rewritten);
+          if (rewritten !== null) (out ??= [...frames])[i] = rewritten;
           break;
         }
         case Frontend.Parse: {
           const rewritten = this.rewriteParse(frame);
-          if (rewritten !== null) replace(i, rewritten);
+          if (rewritten !== null) (out ??= [...frames])[i] = rewritten;
           break;
         }
         case Frontend.Bind: {
           const rewritten = this.rewriteBind(frame);
-          if (rewritten !== null) replace(i, rewritten);
+          if (rewritten !== null) (out ??= [...frames])[i] = rewritten;
           break;
         }
         case Frontend.Close:

@@ -4,8 +4,30 @@
 // failing it.
 import { NO_EFFECTS } from '../txn/transaction-block.js';
 import { takeCut, type blockCutFence } from './block-cut.js';
+import type { ReadIntent } from '../backend/replica-set.js';
 import type { DispatchHost } from './dispatch-host.js';
+import type { BatchTarget } from './batch-target.js';
+import type { VisibilityFence } from '../txn/visibility-fence.js';
 import { waitForPhaseTwo } from './phase-two-wait.js';
+
+/**
+ * The routed request `routed` waits first — for its block's cut (`cutFence`), then for pending phase 2s on its shards
+ * — and is then sent on its servers (`send`, once they are held).
+ */
+export function sendAfterWaits(
+  host: DispatchHost,
+  shards: readonly number[],
+  routed: BatchTarget,
+  intent: ReadIntent,
+  cutFence: VisibilityFence | null,
+  send: () => void,
+): void {
+  const acquireAndSend = (): void => host.acquireShards(shards, routed, send, true, intent);
+  const run = cutFence === null ? acquireAndSend : (): void => takeBlockCut(host, cutFence, acquireAndSend);
+  const phaseTwo = host.session.phaseTwoCount;
+  if (phaseTwo === null || phaseTwo.pending === 0 || routed.isSessionLevel) return run();
+  afterPhaseTwo(host, shards, run);
+}
 
 /** Every shard of the database joins the block and takes its snapshot inside one fence section, then `send()`. */
 export function takeBlockCut(

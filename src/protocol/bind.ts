@@ -65,7 +65,7 @@ export function decodeBind(frame: Buffer): BindMessage {
   if (formatCount > 1 && formatCount !== paramCount) {
     throw malformed(`bind message has ${formatCount} parameter formats but ${paramCount} parameters`);
   }
-  const values: (Buffer | null)[] = [];
+  const values = new Array<Buffer | null>(paramCount); // sized once (pushes would grow it)
   // All text (no format codes, or one 0): a shared array per parameter count instead of a new one per Bind.
   const isAllText = formatCount === 0 || (formatCount === 1 && frame.readInt16BE(codesAt) === 0);
   const formats: FormatCode[] | null = isAllText ? null : [];
@@ -73,10 +73,10 @@ export function decodeBind(frame: Buffer): BindMessage {
     need(frame, p, 4);
     const len = frame.readInt32BE(p);
     p += 4;
-    if (len === -1) values.push(null);
+    if (len === -1) values[i] = null;
     else {
       need(frame, p, len);
-      values.push(frame.subarray(p, p + len));
+      values[i] = frame.subarray(p, p + len);
       p += len;
     }
     if (formats === null) continue;
@@ -93,13 +93,30 @@ export function decodeBind(frame: Buffer): BindMessage {
   need(frame, p, resultCount * 2);
   p += resultCount * 2;
   if (p !== frame.length) throw malformed(`invalid message format`);
-  return {
-    portal: frame.toString('utf8', 5, portalEnd),
-    statement: frame.toString('utf8', portalEnd + 1, statementEnd),
+  return new DecodedBind(
+    frame.toString('utf8', 5, portalEnd),
+    frame.toString('utf8', portalEnd + 1, statementEnd),
     values,
-    formats: formats ?? textFormats(paramCount),
-    resultFormats: frame.subarray(resultStart),
-  };
+    formats ?? textFormats(paramCount),
+    frame,
+    resultStart,
+  );
+}
+
+/** A decoded Bind: its result format codes are cut from the frame only when asked for (only rewrites need them). */
+class DecodedBind implements BindMessage {
+  constructor(
+    readonly portal: string,
+    readonly statement: string,
+    readonly values: readonly (Buffer | null)[],
+    readonly formats: readonly FormatCode[],
+    private readonly frame: Buffer,
+    private readonly resultStart: number,
+  ) {}
+
+  get resultFormats(): Buffer {
+    return this.frame.subarray(this.resultStart);
+  }
 }
 
 /** A Bind of the unnamed statement to `bind`'s portal with the parameters `paramMap` (1-based) picks from it. */

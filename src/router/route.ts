@@ -105,8 +105,15 @@ function checkShard(shard: number, shardCount: number, origin: string): number {
   return shard;
 }
 
+/** `{ kind: 'one', shard }` per shard, made once (routes are read-only): routing a one-shard request allocates none. */
+const ONE_ROUTES: Route[] = [];
+
+export function oneRoute(shard: number): Route {
+  return (ONE_ROUTES[shard] ??= Object.freeze({ kind: 'one', shard }));
+}
+
 function fromShards(shards: Set<number>): Route {
-  if (shards.size === 1) return { kind: 'one', shard: shards.values().next().value as number };
+  if (shards.size === 1) return oneRoute(shards.values().next().value as number);
   return { kind: 'many', shards: [...shards].sort((a, b) => a - b) };
 }
 
@@ -118,10 +125,34 @@ function shardsOfSource(
   params: BindParams | null,
   out: Set<number>,
 ): void {
-  if (source.kind === 'literal') {
-    out.add(shardForLiteral(column, shardCount, source.value));
+  if (source.kind === 'param' && source.isArray) {
+    const value = boundValue(source, params);
+    const format = (params as BindParams).formats[source.index - 1];
+    if (value === null) {
+      out.add(shardForParameter(column, shardCount, value, format));
+      return;
+    }
+    for (const element of decodeArrayParam(value, format))
+      out.add(shardForParameter(column, shardCount, element, format));
     return;
   }
+  out.add(shardOfScalar(source, column, shardCount, params));
+}
+
+/** The shard of a key source naming one value (a literal, or a parameter that is not an array). */
+function shardOfScalar(
+  source: KeySource,
+  column: ShardedColumn,
+  shardCount: number,
+  params: BindParams | null,
+): number {
+  if (source.kind === 'literal') return shardForLiteral(column, shardCount, source.value);
+  const value = boundValue(source, params);
+  return shardForParameter(column, shardCount, value, (params as BindParams).formats[source.index - 1]);
+}
+
+/** The value bound to parameter `source` (null: SQL NULL). Throws 08P01 when the Bind does not supply it. */
+function boundValue(source: { readonly index: number }, params: BindParams | null): Buffer | null {
   if (params === null) {
     throw new PgError(
       'ERROR',
@@ -137,14 +168,7 @@ function shardsOfSource(
       `bind message supplies ${params.values.length} parameters, but the sharding key is $${source.index}`,
     );
   }
-  const value = params.values[i];
-  const format = params.formats[i];
-  if (source.isArray && value !== null) {
-    for (const element of decodeArrayParam(value, format))
-      out.add(shardForParameter(column, shardCount, element, format));
-    return;
-  }
-  out.add(shardForParameter(column, shardCount, value, format));
+  return params.values[i];
 }
 
 function routeByKey(
@@ -394,6 +418,13 @@ function routeSharded(plan: StatementPlan, params: BindParams | null, ctx: Route
     );
   }
   if (plan.kind === 'insert') return routeInsert(plan, ctx, params);
+  const key = plan.shardKey;
+  if (key !== null && key.sources.length === 1) {
+    const source = key.sources[0];
+    // One key value (`WHERE id = $1`, nearly every request): its shard, without a set of shards.
+    if (source.kind === 'literal' || !source.isArray)
+      return oneRoute(shardOfScalar(source, key.column, n, params));
+  }
   const shards =
     plan.shardKey !== null
       ? routeByKey(plan.shardKey.sources, plan.shardKey.column, ctx, params)

@@ -150,6 +150,25 @@ describe('RequestBatch as a queue', () => {
     expect(b.firstRequestLength()).toBe(2); // no Sync/Query: all of it
   });
 
+  it('hands over the peeked copies when the same frames are taken, and fresh ones when the front changed', () => {
+    const b = new RequestBatch();
+    for (let i = 0; i < 6; i++) b.push(i % 3 === 2 ? Frontend.Sync : Frontend.Bind, named(Frontend.Bind, i));
+    const peeked = b.peek(3);
+    const taken = b.takeFirst(3);
+    expect(taken.types).toBe(peeked.types); // no second pair of arrays for the request just routed
+    expect(taken.frames).toBe(peeked.frames);
+    expect(ids(taken.frames)).toEqual([0, 1, 2]);
+    expect(taken.readyCount).toBe(1);
+    // Peeked, then the front replaced (a request rewritten in place): the take gets what is queued now.
+    const second = b.peek(3);
+    b.dropFirst(1);
+    b.unshift([Frontend.Bind], [named(Frontend.Bind, 99)]);
+    const rewritten = b.takeFirst(3);
+    expect(rewritten.frames).not.toBe(second.frames);
+    expect(ids(rewritten.frames)).toEqual([99, 4, 5]);
+    expect(ids(second.frames)).toEqual([3, 4, 5]); // the peeker's copies are left as they were
+  });
+
   it('calls onDrained once the queue is down to its low-water marks', () => {
     const b = new RequestBatch();
     for (let i = 0; i < 10; i++) b.push(Frontend.Query, f(Frontend.Query));
