@@ -94,7 +94,7 @@ export class CopyInRun {
     void lookUpTableColumns(server, table, host).then((found) => {
       host.request.end('lookup');
       if (host.session.state() !== 'ready') return;
-      server.attach(host);
+      host.servers.takeBack();
       if (found.kind === 'lost')
         return host.session.fatal(
           PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
@@ -113,9 +113,8 @@ export class CopyInRun {
     const fanout = host.startFanout(servers.length, spec, false, host);
     fanout.onServerError = (index) => copy.onServerError(index);
     this.copy = copy;
-    servers.forEach((server, i) => {
-      server.attach(fanout.sinkFor(i));
-      host.session.send.send(server, types, frames, readyCount);
+    target.shards.forEach((shard, i) => {
+      host.session.send.send(host.servers.lend(shard, fanout.sinkFor(i)), types, frames, readyCount);
     });
   }
 }

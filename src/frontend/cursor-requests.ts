@@ -111,9 +111,8 @@ export class CursorRequests implements CursorRunOwner {
   /** A cursor's fan-out has finished: the client gets its first rows (and the portal is kept for the rest). */
   onCursorRunDone(run: CursorRun, status: number): void {
     const host = this.host;
-    host.request.end('fanout');
+    host.servers.endRun('fanout');
     this.run = null;
-    host.servers.pointAt(host);
     const { replies, portal, failed } = run.replies();
     host.refreshStatus(failed || status === TxStatus.Failed);
     if (portal !== null) this.portals.set(portal.name, portal.portal);

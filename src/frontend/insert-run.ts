@@ -92,9 +92,8 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
   /** The query of an INSERT … SELECT has run: the INSERT, with its rows written in, is routed next. */
   onInsertSourceDone(run: InsertSourceRun): void {
     const host = this.host;
-    host.request.end('fanout');
+    host.servers.endRun('fanout');
     this.source = null;
-    host.servers.pointAt(host);
     const outcome = run.outcome();
     if (outcome.kind === 'error') {
       host.refreshStatus(true);
@@ -173,8 +172,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
       const request = host.takeRequest();
       const fanout = host.startFanout(shards.length, PASS_THROUGH_SPEC, false);
       shards.forEach((shard, i) => {
-        const server = host.servers.at(shard);
-        server.attach(fanout.sinkFor(i));
+        const server = host.servers.lend(shard, fanout.sinkFor(i));
         host.session.send.send(server, request.types, request.frames, request.readyCount);
       });
     });
@@ -206,8 +204,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
   }
 
   onInsertStreamStepDone(): void {
-    this.host.request.end('fanout');
-    this.host.servers.pointAt(this.host);
+    this.host.servers.endRun('fanout');
   }
 
   /** The streamed INSERT … SELECT has ended: its tag (held until the commit of the proxy's transaction), then on. */

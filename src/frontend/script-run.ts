@@ -119,7 +119,6 @@ export class ScriptRunner {
   onStatementDone(sawError: boolean): void {
     const script = this.current as ScriptRun;
     script.remaining--;
-    this.host.servers.pointAt(this.host);
     const status = this.host.refreshStatus(sawError);
     if (sawError || status === TxStatus.Failed) script.hasFailed = true;
     if (!script.hasFailed && script.remaining > 0) return this.host.onShardRequestDone(); // runs the next statement
