@@ -5,7 +5,7 @@
 // was when the block started), takes each shard's server from that shard's replica set (`readIntent`); everything
 // else the primaries. The servers answer the session (`home`, the dispatch) between runs; a run — a fan-out, a
 // cursor's or an INSERT … SELECT's, the proxy's commit — has them lent to sinks of its own (`lend`, or the
-// coordinator's queries) and gives them back in one place when it ends (`endRun`): no caller restores the session's
+// coordinator's queries) and gives them back in one place when it ends (`endLoan`): no caller restores the session's
 // sink by hand.
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
@@ -301,7 +301,7 @@ export class ShardServers {
     return out;
   }
 
-  /** The server held on `shard`, its replies lent to `sink` (a run's: a fan-out's, …) until the run ends (endRun). */
+  /** The server held on `shard`, its replies lent to `sink` (a run's: a fan-out's, …) until the run ends (endLoan). */
   lend(shard: number, sink: ReplySink): ServerConnection {
     const server = this.at(shard);
     server.attach(sink);
@@ -313,7 +313,7 @@ export class ShardServers {
    * sinks meanwhile (a commit keeps its servers on its own sinks between its steps, so a server lost then is the
    * commit's to handle) — answers the session again.
    */
-  endRun(kind: 'fanout' | 'committing'): void {
+  endLoan(kind: 'fanout' | 'committing'): void {
     this.request.end(kind);
     this.takeBack();
   }

@@ -446,7 +446,7 @@ export class ShardedDispatch implements DispatchHost {
 
   onFanoutDone(): void {
     const fanout = this.request.fanout;
-    this.servers.endRun('fanout'); // its servers answer the session again
+    this.servers.endLoan('fanout'); // its servers answer the session again
     this.read?.release();
     const sawError = fanout?.sawError ?? false;
     this.copyIn.onFanoutDone(); // else: the client's copy data is dropped until its end
