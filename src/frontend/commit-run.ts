@@ -86,7 +86,7 @@ export function runCommit(
   run.then(
     (result) => afterCommit(host, result, reply, isChained, after),
     (err: unknown) => {
-      host.request.end('committing');
+      host.servers.endLoan('committing');
       log.error({ err: (err as Error).message }, 'commit across shards failed unexpectedly');
       session.fatal(PgError.internal(`commit failed: ${(err as Error).message}`));
     },
@@ -100,15 +100,14 @@ function afterCommit(
   isChained: boolean,
   after: AfterCommit,
 ): void {
-  host.request.end('committing');
   for (const shard of result.lost) host.servers.byShard[shard] = null; // closed; its pool has dropped it
+  // The commit's queries left each server with their own sink (a server lost between two steps is the commit's to
+  // handle, not a reason to end the session): the session receives their replies again from here on.
+  host.servers.endLoan('committing');
   if (host.session.state() === 'closed') {
     host.releaseShardServers(); // the client left while its commit ran
     return;
   }
-  // The commit's queries left each server with their own sink (a server lost between two steps is the commit's to
-  // handle, not a reason to end the session): the session receives their replies again from here on.
-  host.servers.pointAt(host);
   reply(result.error);
   host.block.markEnding(result.error === null, isChained && result.error === null);
   after(result.error !== null);

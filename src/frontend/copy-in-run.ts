@@ -10,17 +10,19 @@ import { lookUpTableColumns } from './table-columns.js';
 
 type CopyInTarget = Extract<BatchTarget, { kind: 'copyIn' }>;
 
-/** The split COPY in flight, if any: the client's copy messages go through it. */
+/**
+ * The split COPY in flight, if any: the client's copy messages go through it. The split itself is the request state's
+ * run slot (request-state.ts `moveRun`), not a field of this class.
+ */
 export class CopyInRun {
   private readonly host: DispatchHost;
-  private copy: CopyInSplit | null = null;
 
   constructor(host: DispatchHost) {
     this.host = host;
   }
 
   get isActive(): boolean {
-    return this.copy !== null;
+    return this.host.request.run.kind === 'copyIn';
   }
 
   /**
@@ -28,8 +30,8 @@ export class CopyInRun {
    * COPY has ended (error), messages up to the client's CopyDone / CopyFail are dropped.
    */
   feed(): boolean {
-    const copy = this.copy as CopyInSplit;
     const { batch, request } = this.host;
+    const copy = request.copyIn as CopyInSplit;
     let n = 0;
     try {
       for (; n < batch.length && isCopyMessage(batch.typeAt(n)); n++) {
@@ -42,13 +44,14 @@ export class CopyInRun {
     copy.flush();
     const isMovingOn = n < batch.length; // a message after the copy data: the client is done with it
     batch.dropFirst(n);
-    if (request.fanout === null && (copy.isClientDone || isMovingOn)) this.copy = null;
+    if (request.fanout === null && (copy.isClientDone || isMovingOn)) request.dropRun('copyIn');
     return !batch.isEmpty;
   }
 
   /** The COPY's fan-out has answered: done once the client has ended its data (else dropped until it does). */
   onFanoutDone(): void {
-    if (this.copy?.isClientDone === true) this.copy = null;
+    const request = this.host.request;
+    if (request.copyIn?.isClientDone === true) request.endRun('copyIn');
   }
 
   /** COPY … FROM STDIN with its rows split by shard (or copied to every shard for a table that is). */
@@ -94,7 +97,7 @@ export class CopyInRun {
     void lookUpTableColumns(server, table, host).then((found) => {
       host.request.end('lookup');
       if (host.session.state() !== 'ready') return;
-      server.attach(host);
+      host.servers.takeBack();
       if (found.kind === 'lost')
         return host.session.fatal(
           PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
@@ -112,10 +115,9 @@ export class CopyInRun {
     const { copy, spec } = splitCopyIn(target.copy, keyIndex, servers, host.session.output);
     const fanout = host.startFanout(servers.length, spec, false, host);
     fanout.onServerError = (index) => copy.onServerError(index);
-    this.copy = copy;
-    servers.forEach((server, i) => {
-      server.attach(fanout.sinkFor(i));
-      host.session.send.send(server, types, frames, readyCount);
+    host.request.moveRun({ kind: 'copyIn', copy });
+    target.shards.forEach((shard, i) => {
+      host.session.send.send(host.servers.lend(shard, fanout.sinkFor(i)), types, frames, readyCount);
     });
   }
 }

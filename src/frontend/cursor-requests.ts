@@ -9,13 +9,14 @@ import { putBackClientRequest, type DispatchHost } from './dispatch-host.js';
 import type { FanoutOwner } from './fanout.js';
 import { CursorRun, cursorShardRequest, ProxyPortals, type CursorRunOwner } from './proxy-portal.js';
 
-/** The session's cursor portals and the cursor run in flight. */
+/**
+ * The session's cursor portals, and the cursor run in flight: a cursor's fan-out whose merged reply is collected, not
+ * sent (onCursorRunDone) — held in the request state's run slot (request-state.ts `moveRun`).
+ */
 export class CursorRequests implements CursorRunOwner {
   private readonly host: DispatchHost;
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
   private readonly portals = new ProxyPortals();
-  /** A cursor's fan-out in flight: its merged reply is collected, not sent (onCursorRunDone). */
-  private run: CursorRun | null = null;
 
   constructor(host: DispatchHost) {
     this.host = host;
@@ -32,7 +33,7 @@ export class CursorRequests implements CursorRunOwner {
 
   /** A new request is being routed: no cursor run for it yet. */
   forgetRun(): void {
-    this.run = null;
+    this.host.request.dropRun('cursorRun');
   }
 
   /**
@@ -83,13 +84,13 @@ export class CursorRequests implements CursorRunOwner {
     const original = host.batch.takeFirst(host.requestLength);
     host.batch.unshift(shard.types, shard.frames);
     host.requestLength = shard.types.length;
-    this.run = new CursorRun(this, original.types, original.frames);
+    host.request.moveRun({ kind: 'cursorRun', run: new CursorRun(this, original.types, original.frames) });
     return shard;
   }
 
   /** Where the fan-out's merged reply goes while a cursor runs (null: no cursor run). */
   fanoutOwner(): FanoutOwner | null {
-    const run = this.run;
+    const run = this.host.request.cursorRun;
     if (run === null) return null;
     run.onOverflow = () => this.host.servers.cancel(this.host.log); // its rows are dropped: stop the shards early
     return run;
@@ -101,9 +102,9 @@ export class CursorRequests implements CursorRunOwner {
    * skipped).
    */
   restoreClientRequest(): void {
-    const run = this.run;
+    const run = this.host.request.cursorRun;
     if (run === null) return;
-    this.run = null;
+    this.host.request.endRun('cursorRun');
     this.host.batch.takeFirst(this.host.requestLength);
     putBackClientRequest(this.host, run);
   }
@@ -111,9 +112,8 @@ export class CursorRequests implements CursorRunOwner {
   /** A cursor's fan-out has finished: the client gets its first rows (and the portal is kept for the rest). */
   onCursorRunDone(run: CursorRun, status: number): void {
     const host = this.host;
-    host.request.end('fanout');
-    this.run = null;
-    host.servers.pointAt(host);
+    host.servers.endLoan('fanout');
+    host.request.endRun('cursorRun');
     const { replies, portal, failed } = run.replies();
     host.refreshStatus(failed || status === TxStatus.Failed);
     if (portal !== null) this.portals.set(portal.name, portal.portal);

@@ -25,8 +25,7 @@ export function sendFanout(
   const fanout = host.startFanout(target.shards.length, spec, sent !== null);
   const read = fencedRead(host, isOwnRun, target, sent ?? { types, frames }, fanout, readyCount);
   const sends = target.shards.map((shard, i) => {
-    const server = host.servers.at(shard);
-    server.attach(fanout.sinkFor(i));
+    const server = host.servers.lend(shard, fanout.sinkFor(i));
     return () => {
       if (read !== null) read.send(server, sent ?? { types, frames });
       else if (sent !== null) session.send.send(server, sent.types, sent.frames, readyCount);
@@ -51,9 +50,8 @@ export function sendSplit(
   const fanout = host.startFanout(target.shards.length, spec, described[0] != null);
   const read = fencedRead(host, isOwnRun, target, described[0] ?? target.parts[0], fanout, readyCount);
   const sends = target.shards.map((shard, i) => {
-    const server = host.servers.at(shard);
+    const server = host.servers.lend(shard, fanout.sinkFor(i));
     const part = target.parts[i];
-    server.attach(fanout.sinkFor(i));
     return () => {
       // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
       if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);

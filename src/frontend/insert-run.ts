@@ -22,14 +22,14 @@ import type { SessionRouter } from './session-router.js';
 
 const SOURCE_ROWS = 'the rows of an INSERT … SELECT';
 
-/** The INSERT … SELECT in flight (its query evaluated, or its rows streamed), if any. */
+/**
+ * The INSERT … SELECT in flight, if any: its query the proxy evaluates (`insertSource`: its rows are collected,
+ * onInsertSourceDone) or its rows streamed batch by batch (`insertStream`, insert-stream.ts: every step's replies go to
+ * it) — held in the request state's run slot (request-state.ts `moveRun`).
+ */
 export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
   private readonly host: DispatchHost;
   private readonly scripts: ScriptRunner;
-  /** The query of an INSERT … SELECT the proxy evaluates, in flight: its rows are collected (onInsertSourceDone). */
-  private source: InsertSourceRun | null = null;
-  /** An INSERT … SELECT streamed batch by batch (insert-stream.ts): every step's replies go to it. */
-  private stream: InsertStreamRun | null = null;
 
   constructor(host: DispatchHost, scripts: ScriptRunner) {
     this.host = host;
@@ -38,22 +38,23 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
 
   /** The proxy evaluates an INSERT's query (collected or streamed): its statements run on the proxy's servers. */
   get isRunning(): boolean {
-    return this.source !== null || this.stream !== null;
+    const kind = this.host.request.run.kind;
+    return kind === 'insertSource' || kind === 'insertStream';
   }
 
   /** The query stands in for the client's INSERT and is being routed. */
   get isEvaluating(): boolean {
-    return this.source !== null;
+    return this.host.request.run.kind === 'insertSource';
   }
 
   get isStreaming(): boolean {
-    return this.stream !== null;
+    return this.host.request.run.kind === 'insertStream';
   }
 
   /** Where a fan-out's merged reply goes while an INSERT's query runs (null: no INSERT … SELECT in flight). */
   fanoutOwner(): FanoutOwner | null {
-    if (this.stream !== null) return this.stream;
-    const source = this.source;
+    const { insertStream, insertSource: source } = this.host.request;
+    if (insertStream !== null) return insertStream;
     if (source === null) return null;
     source.onOverflow = () => this.host.servers.cancel(this.host.log); // its rows are dropped: stop the shards early
     return source;
@@ -85,16 +86,15 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     const client = host.batch.takeFirst(host.requestLength);
     host.batch.unshift(request.types, request.frames);
     host.requestLength = request.types.length;
-    this.source = new InsertSourceRun(this, client, statement, parts);
+    host.request.moveRun({ kind: 'insertSource', run: new InsertSourceRun(this, client, statement, parts) });
     host.dispatch(); // routes the query
   }
 
   /** The query of an INSERT … SELECT has run: the INSERT, with its rows written in, is routed next. */
   onInsertSourceDone(run: InsertSourceRun): void {
     const host = this.host;
-    host.request.end('fanout');
-    this.source = null;
-    host.servers.pointAt(host);
+    host.servers.endLoan('fanout');
+    host.request.endRun('insertSource');
     const outcome = run.outcome();
     if (outcome.kind === 'error') {
       host.refreshStatus(true);
@@ -121,16 +121,16 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
   /** A request refused while an INSERT's query stood in for it: the client's own request is the one refused. */
   restoreClientRequest(): void {
     const host = this.host;
-    const stream = this.stream;
+    const stream = host.request.insertStream;
     if (stream !== null) {
       // The request in front is one of the stream's steps, or a batch's INSERT.
-      this.stream = null;
+      host.request.endRun('insertStream');
       host.batch.takeFirst(host.requestLength);
       return putBackClientRequest(host, stream);
     }
-    const run = this.source;
+    const run = host.request.insertSource;
     if (run === null) return;
-    this.source = null;
+    host.request.endRun('insertSource');
     host.batch.takeFirst(host.requestLength);
     putBackClientRequest(host, run);
   }
@@ -141,15 +141,15 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
    * opened here (two-phase with two_phase_commit_auto, as for any single write on several shards). False: collect.
    */
   streamIfPossible(target: BatchTarget): boolean {
-    const held = this.source as InsertSourceRun;
-    if (!isStreamableSource(target)) return false;
     const host = this.host;
+    const held = host.request.insertSource as InsertSourceRun;
+    if (!isStreamableSource(target)) return false;
     const shards = target.kind === 'one' ? [target.shard] : (target as { shards: readonly number[] }).shards;
     host.batch.takeFirst(host.requestLength); // the query as a SELECT: the stream declares it as a cursor instead
-    this.source = null;
     const batchRows = host.session.general().insertSelectBatchRows;
     const client = { types: held.clientTypes, frames: held.clientFrames };
-    this.stream = new InsertStreamRun(this, client, held.statement, held.parts, batchRows);
+    const stream = new InsertStreamRun(this, client, held.statement, held.parts, batchRows);
+    host.request.moveRun({ kind: 'insertStream', run: stream }); // in place of the source
     // The client's statement exists from here on, whatever its execution does (as after PostgreSQL's Parse).
     const { parseIndex } = held.statement;
     if (parseIndex >= 0) host.session.statements?.remember(held.clientFrames[parseIndex]);
@@ -157,7 +157,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
       this.scripts.open(1, true, true, held.statement.isQuery);
       host.refreshStatus(); // in the block now: servers are kept between the steps
     }
-    this.stream.start(shards);
+    stream.start(shards);
     return true;
   }
 
@@ -173,8 +173,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
       const request = host.takeRequest();
       const fanout = host.startFanout(shards.length, PASS_THROUGH_SPEC, false);
       shards.forEach((shard, i) => {
-        const server = host.servers.at(shard);
-        server.attach(fanout.sinkFor(i));
+        const server = host.servers.lend(shard, fanout.sinkFor(i));
         host.session.send.send(server, request.types, request.frames, request.readyCount);
       });
     });
@@ -206,14 +205,13 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
   }
 
   onInsertStreamStepDone(): void {
-    this.host.request.end('fanout');
-    this.host.servers.pointAt(this.host);
+    this.host.servers.endLoan('fanout');
   }
 
   /** The streamed INSERT … SELECT has ended: its tag (held until the commit of the proxy's transaction), then on. */
   onInsertStreamDone(sawError: boolean, tag: Buffer | null): void {
     const host = this.host;
-    this.stream = null;
+    host.request.dropRun('insertStream');
     if (host.session.state() === 'closed') return;
     const scripts = this.scripts;
     if (scripts.isRunning) {

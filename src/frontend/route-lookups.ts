@@ -133,7 +133,7 @@ function fillThenRoute(
         (values) => {
           host.request.end('lookup');
           if (host.session.state() !== 'ready') return;
-          server.attach(host);
+          host.servers.takeBack();
           const rebuilt = router.withGeneratedValues(types, frames, fills, values);
           if (rebuilt.clientParse !== null) host.session.statements?.remember(rebuilt.clientParse);
           host.batch.takeFirst(host.requestLength);
@@ -144,7 +144,7 @@ function fillThenRoute(
         (err: unknown) => {
           host.request.end('lookup');
           if (host.session.state() !== 'ready') return;
-          server.attach(host);
+          host.servers.takeBack();
           host.failRequest(err instanceof PgError ? err : PgError.internal(String(err)));
         },
       );
@@ -183,7 +183,7 @@ function learnThenRoute(
       void lookup(server).then((found) => {
         host.request.end('lookup');
         if (host.session.state() !== 'ready') return;
-        server.attach(host);
+        host.servers.takeBack();
         if (found.kind === 'lost')
           return host.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
         if (found.kind === 'error') return host.failRequest(found.error);

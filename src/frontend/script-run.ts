@@ -8,30 +8,14 @@ import type { PgError } from '../errors/pg-error.js';
 import { splitStatements } from './extended-script.js';
 import { runCommit } from './commit-run.js';
 import type { DispatchHost } from './dispatch-host.js';
+import type { ScriptRun } from './request-state.js';
 
-/** One script in flight. */
-interface ScriptRun {
-  /** Requests of the script not run yet (the first ones in the batch). */
-  remaining: number;
-  /** Runs in a transaction of the proxy's own (the client had none open): committed or rolled back at the end. */
-  readonly isImplicit: boolean;
-  /**
-   * One statement the proxy wrapped in a transaction of its own (a write on several shards outside BEGIN): it uses
-   * two-phase commit only with two_phase_commit_auto. A script of several statements is a transaction block in
-   * PostgreSQL's terms: two-phase whenever two_phase_commit is on.
-   */
-  readonly isSingleWrite: boolean;
-  /** Sent as a simple Query: the last statement's command tag waits for the commit, as PostgreSQL reports it. */
-  readonly isQuery: boolean;
-  hasFailed: boolean;
-  /** The last statement's command tags, sent once the commit succeeded. */
-  readonly heldTags: Buffer[];
-}
-
-/** The dispatch's script, if one runs: started, fed each statement's end, and finished here. */
+/**
+ * The dispatch's script, if one runs: started, fed each statement's end, and finished here. The script itself is the
+ * request state's transaction slot (request-state.ts `moveTransaction`), not a field of this class.
+ */
 export class ScriptRunner {
   private readonly host: DispatchHost;
-  private current: ScriptRun | null = null;
   /** After the proxy's own commit of a script: on to the next request (the script is over by then). */
   private readonly afterCommit = (): void => {
     this.host.refreshStatus();
@@ -43,12 +27,12 @@ export class ScriptRunner {
   }
 
   get isRunning(): boolean {
-    return this.current !== null;
+    return this.host.request.transaction.kind === 'script';
   }
 
   /** Runs in a transaction of the proxy's own (the script's BEGIN was the proxy's). */
   get isImplicit(): boolean {
-    return this.current?.isImplicit === true;
+    return this.host.request.script?.isImplicit === true;
   }
 
   /**
@@ -57,13 +41,13 @@ export class ScriptRunner {
    * the tag comes at Execute, the commit at Sync).
    */
   get isHoldingTags(): boolean {
-    const script = this.current;
+    const script = this.host.request.script;
     return script !== null && script.isImplicit && script.isQuery && script.remaining === 1;
   }
 
   /** Tags of the last statement, written once the commit succeeded. */
   holdTags(tags: readonly Buffer[]): void {
-    this.current?.heldTags.push(...tags);
+    this.host.request.script?.heldTags.push(...tags);
   }
 
   /**
@@ -111,15 +95,22 @@ export class ScriptRunner {
    * own — a block each shard joins when a statement first needs it, ended in finish.
    */
   open(remaining: number, isImplicit: boolean, isSingleWrite: boolean, isQuery: boolean): void {
-    this.current = { remaining, isImplicit, isSingleWrite, isQuery, hasFailed: false, heldTags: [] };
+    const script: ScriptRun = {
+      remaining,
+      isImplicit,
+      isSingleWrite,
+      isQuery,
+      hasFailed: false,
+      heldTags: [],
+    };
+    this.host.request.moveTransaction({ kind: 'script', script });
     if (isImplicit) this.host.block.openImplicit();
   }
 
   /** A statement of the script has been answered (`sawError`: with an error): the next one, or the end. */
   onStatementDone(sawError: boolean): void {
-    const script = this.current as ScriptRun;
+    const script = this.host.request.script as ScriptRun;
     script.remaining--;
-    this.host.servers.pointAt(this.host);
     const status = this.host.refreshStatus(sawError);
     if (sawError || status === TxStatus.Failed) script.hasFailed = true;
     if (!script.hasFailed && script.remaining > 0) return this.host.onShardRequestDone(); // runs the next statement
@@ -129,7 +120,7 @@ export class ScriptRunner {
   /** A statement of the script that cannot run: its error, and the script ends (the rest skipped). */
   failStatement(err: PgError): void {
     const host = this.host;
-    const script = this.current as ScriptRun;
+    const script = this.host.request.script as ScriptRun;
     host.log.warn({ code: err.code }, err.message);
     host.takeRequest();
     host.session.output.write(err.toBuffer());
@@ -141,7 +132,7 @@ export class ScriptRunner {
   /** After the last statement (or the first failure): skip the rest, end the implicit transaction, ReadyForQuery. */
   private finish(script: ScriptRun): void {
     const host = this.host;
-    this.current = null;
+    host.request.endScript();
     // The statements not run: each is one request (a Query, or an extended statement ended by the proxy's Sync).
     for (let i = 0; i < script.remaining; i++) host.batch.takeFirst(host.batch.firstRequestLength());
     if (!script.isImplicit) {

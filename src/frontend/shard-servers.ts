@@ -3,7 +3,10 @@
 // transaction ends (transaction mode) or the client leaves. Read/write split: a request that only reads, outside any
 // transaction or inside a READ ONLY block (its own access mode, or the session's default_transaction_read_only as it
 // was when the block started), takes each shard's server from that shard's replica set (`readIntent`); everything
-// else the primaries.
+// else the primaries. The servers answer the session (`home`, the dispatch) between runs; a run — a fan-out, a
+// cursor's or an INSERT … SELECT's, the proxy's commit — has them lent to sinks of its own (`lend`, or the
+// coordinator's queries) and gives them back in one place when it ends (`endLoan`): no caller restores the session's
+// sink by hand.
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
@@ -49,10 +52,13 @@ export class ShardServers {
   private readonly request: RequestState;
   /** `[shard]` per shard, made once: a one-shard request's shard list allocates nothing. */
   private readonly oneShards: readonly (readonly number[])[];
+  /** Who receives the held servers' replies between runs: the session's dispatch. */
+  private readonly home: ReplySink;
 
-  constructor(session: ShardedSession, router: SessionRouter, request: RequestState) {
+  constructor(session: ShardedSession, router: SessionRouter, request: RequestState, home: ReplySink) {
     this.session = session;
     this.request = request;
+    this.home = home;
     this.pools = session.pools;
     this.router = router;
     this.byShard = new Array<ServerConnection | null>(session.pools.shards.length).fill(null);
@@ -316,9 +322,27 @@ export class ShardServers {
     return out;
   }
 
-  /** Every held server's replies go to `client` again. */
-  pointAt(client: ReplySink): void {
-    for (const server of this.byShard) if (server !== null) server.attach(client);
+  /** The server held on `shard`, its replies lent to `sink` (a run's: a fan-out's, …) until the run ends (endLoan). */
+  lend(shard: number, sink: ReplySink): ServerConnection {
+    const server = this.at(shard);
+    server.attach(sink);
+    return server;
+  }
+
+  /**
+   * The request's fan-out or commit has ended: its state back to idle, and every held server — lent to the run's
+   * sinks meanwhile (a commit keeps its servers on its own sinks between its steps, so a server lost then is the
+   * commit's to handle) — answers the session again.
+   */
+  endLoan(kind: 'fanout' | 'committing'): void {
+    this.request.end(kind);
+    this.takeBack();
+  }
+
+  /** A lookup of the proxy's own on a held server has ended: the servers answer the session again. */
+  takeBack(): void {
+    const home = this.home;
+    for (const server of this.byShard) if (server !== null) server.attach(home);
   }
 
   /** E if any shard's transaction failed, else T if any is in one, else I. */

@@ -126,7 +126,7 @@ export class ShardedDispatch implements DispatchHost {
     this.log = session.log;
     this.output = session.output;
     this.request = new RequestState(session.pools.shards.length);
-    this.servers = new ShardServers(session, router, this.request);
+    this.servers = new ShardServers(session, router, this.request, this);
     this.cursors = new CursorRequests(this);
     this.block = new TransactionBlock(
       new SessionBlockHost(this.servers, router, () => this.cursors.clearPortals()),
@@ -431,7 +431,7 @@ export class ShardedDispatch implements DispatchHost {
 
   onFanoutDone(): void {
     const fanout = this.request.fanout;
-    this.request.end('fanout');
+    this.servers.endLoan('fanout'); // its servers answer the session again
     this.read?.release();
     const sawError = fanout?.sawError ?? false;
     this.copyIn.onFanoutDone(); // else: the client's copy data is dropped until its end
@@ -439,7 +439,6 @@ export class ShardedDispatch implements DispatchHost {
       if (fanout?.heldTags != null) this.scripts.holdTags(fanout.heldTags);
       return this.scripts.onStatementDone(sawError);
     }
-    this.servers.pointAt(this);
     const wasInBlock = this.block.isOpen;
     const now = this.refreshStatus(sawError);
     if (!wasInBlock) this.keepSettings(!sawError && now === TxStatus.Idle);
