@@ -62,7 +62,7 @@ export function runCommit(
   }));
   const txn = session.txn();
   host.request.move({ kind: 'committing' });
-  session.commitStarted();
+  session.watched?.commitStarted();
   const isTwoPhase = wantsTwoPhase && txn !== null && preventsPrepare === null;
   if (wantsTwoPhase && txn !== null && preventsPrepare !== null) {
     // PostgreSQL would refuse PREPARE TRANSACTION on those shards: plain COMMIT is the only way to commit.
@@ -88,7 +88,7 @@ export function runCommit(
     (err: unknown) => {
       host.request.end('committing');
       log.error({ err: (err as Error).message }, 'commit across shards failed unexpectedly');
-      session.fatal(PgError.internal(`commit failed: ${(err as Error).message}`));
+      session.ending.fatal(PgError.internal(`commit failed: ${(err as Error).message}`));
     },
   );
 }
@@ -102,7 +102,7 @@ function afterCommit(
 ): void {
   host.request.end('committing');
   for (const shard of result.lost) host.servers.byShard[shard] = null; // closed; its pool has dropped it
-  if (host.session.state() === 'closed') {
+  if (host.session.status.state === 'closed') {
     host.releaseShardServers(); // the client left while its commit ran
     return;
   }

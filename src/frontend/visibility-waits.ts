@@ -44,11 +44,11 @@ export function afterPhaseTwo(host: DispatchHost, shards: readonly number[], run
     session.general().atomicVisibilityTimeoutMs,
     () => {
       request.end('waiting');
-      if (session.state() === 'ready') run();
+      if (session.status.state === 'ready') run();
     },
     (err) => {
       request.end('waiting');
-      if (session.state() !== 'ready') return;
+      if (session.status.state !== 'ready') return;
       host.log.warn({ code: err.code, detail: err.detail }, err.message);
       host.failRequest(err);
     },
