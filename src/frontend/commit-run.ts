@@ -8,6 +8,7 @@ import type { Participants } from '../txn/transaction-block.js';
 import { commitReplies } from './local-replies.js';
 import { isReadOnlyBlock } from './read-intent.js';
 import type { DispatchHost } from './dispatch-host.js';
+import { fenceOf } from './sharded-session.js';
 
 /** After the commit answered the client: `sawError` — it failed. The dispatch moves on (next statement or request). */
 export type AfterCommit = (sawError: boolean) => void;
@@ -60,7 +61,7 @@ export function runCommit(
     server: host.servers.at(shard),
     isWriter: writers.has(shard),
   }));
-  const txn = session.txn();
+  const txn = session.proxy.txn();
   host.request.move({ kind: 'committing' });
   session.watched?.commitStarted();
   const isTwoPhase = wantsTwoPhase && txn !== null && preventsPrepare === null;
@@ -79,10 +80,10 @@ export function runCommit(
         participants,
         host,
         log,
-        session.general().twoPhaseCommitPrepareTimeoutMs,
-        session.general().twoPhaseCommitReply === 'at_decision',
+        session.proxy.general().twoPhaseCommitPrepareTimeoutMs,
+        session.proxy.general().twoPhaseCommitReply === 'at_decision',
       )
-    : commitPlain(participants, host, log, session.fence());
+    : commitPlain(participants, host, log, fenceOf(session));
   run.then(
     (result) => afterCommit(host, result, reply, isChained, after),
     (err: unknown) => {

@@ -147,7 +147,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     const shards = target.kind === 'one' ? [target.shard] : (target as { shards: readonly number[] }).shards;
     host.batch.takeFirst(host.requestLength); // the query as a SELECT: the stream declares it as a cursor instead
     this.source = null;
-    const batchRows = host.session.general().insertSelectBatchRows;
+    const batchRows = host.session.proxy.general().insertSelectBatchRows;
     const client = { types: held.clientTypes, frames: held.clientFrames };
     this.stream = new InsertStreamRun(this, client, held.statement, held.parts, batchRows);
     // The client's statement exists from here on, whatever its execution does (as after PostgreSQL's Parse).

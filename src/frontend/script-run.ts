@@ -159,7 +159,8 @@ export class ScriptRunner {
     // A script is a transaction block (two-phase whenever two_phase_commit is on); a single write the proxy wrapped
     // uses it only with two_phase_commit_auto.
     const wantsTwoPhase =
-      participants.writers.size >= 2 && (!script.isSingleWrite || host.session.general().twoPhaseCommitAuto);
+      participants.writers.size >= 2 &&
+      (!script.isSingleWrite || host.session.proxy.general().twoPhaseCommitAuto);
     runCommit(
       host,
       participants,

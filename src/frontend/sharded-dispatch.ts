@@ -38,7 +38,7 @@ import { CursorRequests } from './cursor-requests.js';
 import { CopyInRun } from './copy-in-run.js';
 import { takeDetour } from './route-lookups.js';
 import { ShardServers, type PendingCheckout } from './shard-servers.js';
-import type { ShardedSession } from './sharded-session.js';
+import { fenceOf, type ShardedSession } from './sharded-session.js';
 import type { ClientOutput } from './client-output.js';
 
 /** A transaction-control statement or setting, moved to `shards` (one: sent as is; several: reported once). */
@@ -143,7 +143,7 @@ export class ShardedDispatch implements DispatchHost {
       return;
     }
     if (!batch.isFlushPoint) {
-      if (batch.bytes > this.session.general().maxMessageSizeBytes) {
+      if (batch.bytes > this.session.proxy.general().maxMessageSizeBytes) {
         this.session.ending.protocolViolation(
           `request of ${batch.bytes} bytes without Sync exceeds max_message_size`,
         );
@@ -239,7 +239,7 @@ export class ShardedDispatch implements DispatchHost {
     // atomic_visibility: a REPEATABLE READ / SERIALIZABLE block's first statement takes one cut first (block-cut.ts).
     const cutFence =
       target.sessionStatement === null && !isOwnRun && intent === 'write'
-        ? blockCutFence(this.session.fence(), this.block, this.router.settings)
+        ? blockCutFence(fenceOf(this.session), this.block, this.router.settings)
         : null;
     const run = cutFence === null ? send : (): void => takeBlockCut(this, cutFence, send);
     const phaseTwo = this.session.phaseTwoCount;

@@ -7,13 +7,14 @@
 // - `status`: the session's life state, the transaction status the client was told, skip-to-Sync (session-status.ts);
 // - `ending`: a request that cannot run answered with its error, or the connection ended with a FATAL (client-ending.ts);
 // - `reads`: the read/write split, read intent, `SET pgdog.role`, read-your-writes (read-choice.ts);
-// - `watched`: what the distributed deadlock check notes of the session's waits (txn/watched-session.ts).
+// - `watched`: what the distributed deadlock check notes of the session's waits (txn/watched-session.ts);
+// - `proxy`: the proxy-wide config and services, current when read (the session's deps, held as they are).
 // The session builds one at login (ClientSession.shardedSession).
 import type { Logger } from 'pino';
 import type { GeneralConfig } from '../config/types.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { TransactionManager } from '../txn/manager.js';
-import type { VisibilityFence } from '../txn/visibility-fence.js';
+import type { VisibilityFence, VisibilityFences } from '../txn/visibility-fence.js';
 import type { PhaseTwoCount } from '../txn/phase-two-gate.js';
 import type { WatchedSession } from '../txn/watched-session.js';
 import type { ClientEnding } from './client-ending.js';
@@ -27,6 +28,15 @@ import type { SessionStatus } from './session-status.js';
 
 export type { SessionState } from './session-status.js';
 
+/** The proxy-wide parts a sharded session reads, each current when read (a SIGHUP reload replaces the config). */
+export interface ProxyParts {
+  readonly general: () => GeneralConfig;
+  /** The transaction manager (null: two_phase_commit is off). */
+  readonly txn: () => TransactionManager | null;
+  /** atomic_visibility: the fences of sharded databases (null or absent: off). */
+  readonly fences?: VisibilityFences | null;
+}
+
 /** What the dispatcher uses of its ClientSession (built once, at login). */
 export interface ShardedSession {
   readonly user: string;
@@ -39,10 +49,8 @@ export interface ShardedSession {
   readonly params: SessionParams;
   /** Transaction mode: the client's prepared statement names (null in session mode). */
   readonly statements: ClientStatements | null;
-  readonly general: () => GeneralConfig;
-  readonly txn: () => TransactionManager | null;
-  /** atomic_visibility: this database's fence (null: off). */
-  readonly fence: () => VisibilityFence | null;
+  /** The proxy-wide config and services (the session's deps, held as they are). */
+  readonly proxy: ProxyParts;
   /** atomic_visibility: branches answered at their decision and not committed yet, proxy-wide (null: off). */
   readonly phaseTwoCount: PhaseTwoCount | null;
   /**
@@ -77,4 +85,11 @@ export interface ShardedSession {
    * and ends, a commit across shards starts (txn/watched-session.ts).
    */
   readonly watched: WatchedSession | null;
+}
+
+/** atomic_visibility: the fence of the session's database, as the proxy holds it now (null: off). */
+export function fenceOf(
+  session: Pick<ShardedSession, 'proxy' | 'database' | 'pools'>,
+): VisibilityFence | null {
+  return session.proxy.fences?.of(session.database, session.pools.shards.length) ?? null;
 }

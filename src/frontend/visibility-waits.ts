@@ -6,6 +6,7 @@ import { NO_EFFECTS } from '../txn/transaction-block.js';
 import { takeCut, type blockCutFence } from './block-cut.js';
 import type { DispatchHost } from './dispatch-host.js';
 import { waitForPhaseTwo } from './phase-two-wait.js';
+import { fenceOf } from './sharded-session.js';
 
 /** Every shard of the database joins the block and takes its snapshot inside one fence section, then `send()`. */
 export function takeBlockCut(
@@ -18,7 +19,12 @@ export function takeBlockCut(
     const run = (sql: string, done: (errors: Buffer[]) => void): void =>
       host.servers.runOwn(all, sql, host, done);
     takeCut(
-      { fence: cutFence, shards: all, timeoutMs: host.session.general().atomicVisibilityTimeoutMs, run },
+      {
+        fence: cutFence,
+        shards: all,
+        timeoutMs: host.session.proxy.general().atomicVisibilityTimeoutMs,
+        run,
+      },
       (err) => {
         if (err !== null) return host.failRequest(err);
         host.block.markCutTaken();
@@ -35,13 +41,13 @@ export function takeBlockCut(
  */
 export function afterPhaseTwo(host: DispatchHost, shards: readonly number[], run: () => void): void {
   const { session, request } = host;
-  const fence = session.fence();
+  const fence = fenceOf(session);
   if (fence === null) return run();
   request.move({ kind: 'waiting', what: "the end of a committed transaction's phase 2" });
   waitForPhaseTwo(
     fence.phaseTwo,
     shards,
-    session.general().atomicVisibilityTimeoutMs,
+    session.proxy.general().atomicVisibilityTimeoutMs,
     () => {
       request.end('waiting');
       if (session.status.state === 'ready') run();
