@@ -108,9 +108,8 @@ export class ClientSession implements ReplySink, Cancellable {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.log = deps.logger.child({ client: this.id });
     const { status, output, batch, log, remote } = this;
-    const ending = (this.ending = new ClientEnding({ status, output, batch, log, remote }, () =>
-      this.cleanup(),
-    ));
+    const ending = new ClientEnding({ status, output, batch, log, remote }, () => this.cleanup());
+    this.ending = ending;
     this.send = ending.send = new RequestSend(this.output, {
       general: () => deps.general(),
       protocolViolation: (reason) => ending.protocolViolation(reason),
@@ -252,18 +251,17 @@ export class ClientSession implements ReplySink, Cancellable {
       // The watch reads the dispatch (built next, before any request) and the dispatch notes its waits on the watch.
       let sharded: ShardedDispatch | null = null;
       const watched =
-        (this.status.watched =
-        this.send.watched =
-          this.deps.deadlocks?.watch({
-            id: this.id,
-            user: this.user,
-            database: this.database,
-            isTransactionMode: this.isTransactionMode,
-            servers: () => sharded?.heldServers() ?? [],
-            queuedCheckouts: () => sharded?.queuedCheckouts() ?? [],
-            serversInCheckout: () => sharded?.serversInCheckout() ?? [],
-            failCheckout: (err) => sharded?.failCheckout(err) ?? false,
-          }) ?? null);
+        this.deps.deadlocks?.watch({
+          id: this.id,
+          user: this.user,
+          database: this.database,
+          isTransactionMode: this.isTransactionMode,
+          servers: () => sharded?.heldServers() ?? [],
+          queuedCheckouts: () => sharded?.queuedCheckouts() ?? [],
+          serversInCheckout: () => sharded?.serversInCheckout() ?? [],
+          failCheckout: (err) => sharded?.failCheckout(err) ?? false,
+        }) ?? null;
+      this.status.watched = this.send.watched = watched;
       const router = new SessionRouter(routing, this.params.settings);
       this.sharded = sharded = new ShardedDispatch(router, this.shardedSession(pools, watched));
     }
