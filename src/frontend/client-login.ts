@@ -23,7 +23,7 @@ import { checkStartupSettings } from './startup-check.js';
 import { ClientAuth } from './client-auth.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { SessionParams } from './session-params.js';
-import type { SessionState } from './sharded-session.js';
+import type { SessionState } from './session-status.js';
 
 /** What the login uses of the proxy (a part of the session's dependencies). */
 export interface LoginDeps {

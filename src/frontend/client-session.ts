@@ -3,15 +3,16 @@
 // and size limits, stand-ins, skip to Sync after an error), hands each request to the path of its database — one
 // shard: the server it holds (held-server.ts); 2+ shards: its ShardedDispatch (sharded-dispatch.ts), through the
 // ShardedSession it is given —, is the reply sink of its one server (status, release at ReadyForQuery, a lost
-// server), and alone owns the socket's lifetime, the timers and the client's status. Writes to the client go through
-// its ClientOutput, requests to servers through its RequestSend.
+// server), and alone owns the socket's lifetime, the timers and the client's status. Its parts, which its request
+// paths hold directly instead of calling back: ClientOutput (writes to the client), RequestSend (requests to servers),
+// SessionStatus (life state, transaction status, skip-to-Sync), ClientEnding (a failed request's error, FATAL / close).
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { ServerConnection, ReplySink } from '../backend/server-connection.js';
 import { checkRequestType, Frontend, TxStatus } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/frame-reader.js';
-import { backendKeyData, parameterStatus, readyForQuery, READY_IDLE } from '../protocol/messages.js';
+import { backendKeyData, parameterStatus, READY_IDLE } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { startsWithListen } from './listen-check.js';
@@ -23,8 +24,7 @@ import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { UniqueIdRequests, type UniqueIdSupport } from './unique-id-request.js';
 import { ShardedDispatch } from './sharded-dispatch.js';
 import type { DeadlockWatch } from '../txn/deadlock-watch.js';
-import type { WatchedSession } from '../txn/watched-session.js';
-import type { SessionState, ShardedSession } from './sharded-session.js';
+import type { ShardedSession } from './sharded-session.js';
 import { cancelRunning, type Cancellable } from './cancel-registry.js';
 import type { TransactionManager } from '../txn/manager.js';
 import type { VisibilityFences } from '../txn/visibility-fence.js';
@@ -36,6 +36,8 @@ import { ClientOutput } from './client-output.js';
 import { HeldServer } from './held-server.js';
 import { ReadChoice } from './read-choice.js';
 import { RequestSend } from './request-send.js';
+import { SessionStatus, type SessionState } from './session-status.js';
+import { ClientEnding } from './client-ending.js';
 
 export interface SessionDeps extends LoginDeps {
   statementNames: StatementNames;
@@ -59,7 +61,8 @@ let nextSessionId = 1;
 
 export class ClientSession implements ReplySink, Cancellable {
   readonly id = nextSessionId++;
-  state: SessionState = 'startup';
+  /** Life state, the client's transaction status, skip-to-Sync (session-status.ts); shared with the request paths. */
+  private readonly status = new SessionStatus();
   user = '';
   database = '';
   readonly connectedAt = Date.now();
@@ -68,6 +71,8 @@ export class ClientSession implements ReplySink, Cancellable {
   private socket: net.Socket;
   /** Writes to the client and holds its input back (client-output.ts); shared with the sharded dispatch. */
   private readonly output: ClientOutput;
+  /** A request's error, or the connection's end (client-ending.ts); shared with the request paths. */
+  private readonly ending: ClientEnding;
   /** Sends requests' frames to servers: names rewritten, open segment, query_timeout (request-send.ts). */
   private readonly send: RequestSend;
   /** Read/write split: read intent, `SET pgdog.role`, read-your-writes (read-choice.ts). */
@@ -85,14 +90,9 @@ export class ClientSession implements ReplySink, Cancellable {
 
   /** Client frames not yet sent (views into received chunks). */
   private readonly batch = new RequestBatch();
-  /** After an error the proxy raised mid-pipeline: drop frames until Sync, as PostgreSQL does. */
-  private isSkippingToSync = false;
   /** Sharded databases only: routing and running each request on its shards (with the servers held per shard). */
   private sharded: ShardedDispatch | null = null;
-  /** Sharded databases: what the distributed deadlock check reads of this session (txn/watched-session.ts). */
-  private watched: WatchedSession | null = null;
   private readonly params = new SessionParams();
-  private txStatus: number = TxStatus.Idle;
   private cancelKey: { pid: number; secret: number } | null = null;
   private loginTimer: NodeJS.Timeout | null = null;
   private readonly onFrame = (type: number, frame: Buffer): void => this.handleFrame(type, frame);
@@ -104,14 +104,17 @@ export class ClientSession implements ReplySink, Cancellable {
   constructor(socket: net.Socket, deps: SessionDeps) {
     this.socket = socket;
     this.output = new ClientOutput(socket);
-    this.send = new RequestSend(this.output, {
-      general: () => deps.general(),
-      protocolViolation: (reason) => this.protocolViolation(reason),
-      onQueryTimeout: (timeoutMs) => this.onQueryTimeout(timeoutMs),
-    });
     this.deps = deps;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.log = deps.logger.child({ client: this.id });
+    const { status, output, batch, log, remote } = this;
+    const ending = new ClientEnding({ status, output, batch, log, remote }, () => this.cleanup());
+    this.ending = ending;
+    this.send = ending.send = new RequestSend(this.output, {
+      general: () => deps.general(),
+      protocolViolation: (reason) => ending.protocolViolation(reason),
+      onQueryTimeout: (timeoutMs) => this.onQueryTimeout(timeoutMs),
+    });
     this.reads = new ReadChoice(this.log, this.params, (name) => this.send.statements?.textOf(name) ?? null);
     this.held = new HeldServer({
       batch: this.batch,
@@ -120,8 +123,8 @@ export class ClientSession implements ReplySink, Cancellable {
       output: this.output,
       reads: this.reads,
       sink: this,
-      isReady: () => this.state === 'ready',
-      failBatch: (err, count) => this.failBatch(err, count),
+      status,
+      ending,
     });
     this.reader = new FrameReader(deps.general().maxMessageSizeBytes);
     this.login = new ClientLogin(this.loginHost(), deps);
@@ -152,44 +155,43 @@ export class ClientSession implements ReplySink, Cancellable {
     }
   }
 
-  /** A bug must cost one client its connection, never the proxy: log it with its stack and close this client. */
+  /** A bug must cost one client its connection, never the proxy (client-ending.ts). */
   onInternalError(err: unknown): void {
-    this.log.error({ err }, 'internal error; closing this client');
-    this.fatal(
-      new PgError('FATAL', SqlState.InternalError, `internal error in shardgate: ${(err as Error).message}`),
-    );
+    this.ending.internalError(err);
   }
 
   private handleData(chunk: Buffer): void {
-    if (this.state === 'closed') {
+    const state = this.status.state;
+    if (state === 'closed') {
       // Input after the end (a client still sending the frame that was refused): once the error is on its way out,
       // stop reading altogether, as PostgreSQL does by exiting.
       if (this.socket.writableLength === 0) this.socket.destroy();
       return;
     }
-    if (this.state === 'ready') {
+    if (state === 'ready') {
       const err = this.reader.push(chunk, this.onFrame);
-      if (err !== null) return this.protocolViolation(err);
+      if (err !== null) return this.ending.protocolViolation(err);
       this.afterChunk();
       return;
     }
-    if (this.state === 'auth') {
+    if (state === 'auth') {
       const err = this.reader.push(chunk, this.onFrame);
-      if (err !== null) this.protocolViolation(err);
+      if (err !== null) this.ending.protocolViolation(err);
       return;
     }
-    if (this.state === 'startup') this.login.onStartupData(chunk);
+    if (state === 'startup') this.login.onStartupData(chunk);
   }
 
   /** What the login (client-login.ts) uses of this session. */
   private loginHost(): LoginHost {
     const session = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the host's getters read the session's current fields
+    const status = this.status;
     return {
       get state() {
-        return session.state;
+        return status.state;
       },
       set state(state: SessionState) {
-        session.state = state;
+        status.state = state;
       },
       log: this.log,
       remote: this.remote,
@@ -211,9 +213,9 @@ export class ClientSession implements ReplySink, Cancellable {
       onData: (chunk) => this.onData(chunk),
       pauseInput: () => this.output.pauseInput(),
       resumeInput: () => this.output.resumeInput(),
-      fatal: (err) => this.fatal(err),
-      close: (reason) => this.close(reason),
-      protocolViolation: (reason) => this.protocolViolation(reason),
+      fatal: (err) => this.ending.fatal(err),
+      close: (reason) => this.ending.close(reason),
+      protocolViolation: (reason) => this.ending.protocolViolation(reason),
       openAdminConsole: () => this.openAdminConsole(),
       usePools: (pools, isReplication) => this.usePools(pools, isReplication),
       holdServer: (server, pool) => this.held.hold(server, pool),
@@ -227,7 +229,7 @@ export class ClientSession implements ReplySink, Cancellable {
    * a sharded database). A replication connection runs in session mode whatever the user's pooler_mode.
    */
   private usePools(pools: DatabasePools, isReplication: boolean): boolean {
-    this.held.pools = pools;
+    this.held.pools = this.ending.pools = pools;
     if (isReplication) {
       this.isTransactionMode = false;
       this.send.isReplication = true;
@@ -246,27 +248,29 @@ export class ClientSession implements ReplySink, Cancellable {
     if (routing === null && pools.hasReplicas && this.deps.oneShardUniqueIds !== undefined)
       this.held.uniqueIds = new UniqueIdRequests(this.deps.oneShardUniqueIds); // as PgDog, whose parser is on with replicas
     if (routing !== null) {
-      const router = new SessionRouter(routing, this.params.settings);
-      const sharded = new ShardedDispatch(router, this.shardedSession(pools));
-      this.sharded = sharded;
-      this.watched = this.send.watched =
+      // The watch reads the dispatch (built next, before any request) and the dispatch notes its waits on the watch.
+      let sharded: ShardedDispatch | null = null;
+      const watched =
         this.deps.deadlocks?.watch({
           id: this.id,
           user: this.user,
           database: this.database,
           isTransactionMode: this.isTransactionMode,
-          servers: () => sharded.heldServers(),
-          queuedCheckouts: () => sharded.queuedCheckouts(),
-          serversInCheckout: () => sharded.serversInCheckout(),
-          failCheckout: (err) => sharded.failCheckout(err),
+          servers: () => sharded?.heldServers() ?? [],
+          queuedCheckouts: () => sharded?.queuedCheckouts() ?? [],
+          serversInCheckout: () => sharded?.serversInCheckout() ?? [],
+          failCheckout: (err) => sharded?.failCheckout(err) ?? false,
         }) ?? null;
+      this.status.watched = this.send.watched = watched;
+      const router = new SessionRouter(routing, this.params.settings);
+      this.sharded = sharded = new ShardedDispatch(router, this.shardedSession(pools, watched));
     }
     this.isListenRefused = this.isTransactionMode;
     return this.isTransactionMode || routing !== null;
   }
 
   /** What the sharded dispatcher may use of this session. */
-  private shardedSession(pools: DatabasePools): ShardedSession {
+  private shardedSession(pools: DatabasePools, watched: ShardedSession['watched']): ShardedSession {
     return {
       user: this.user,
       database: this.database,
@@ -277,30 +281,13 @@ export class ClientSession implements ReplySink, Cancellable {
       params: this.params,
       statements: this.send.statements,
       send: this.send,
-      general: () => this.deps.general(),
-      txn: () => this.deps.txn(),
-      fence: () => this.deps.fences?.of(this.database, pools.shards.length) ?? null,
+      proxy: this.deps,
       phaseTwoCount: this.deps.fences?.phaseTwoCount ?? null,
-      state: () => this.state,
-      txStatus: () => this.txStatus,
-      setTxStatus: (status) => {
-        this.txStatus = status;
-        this.watched?.txStatusChanged(status);
-      },
+      status: this.status,
+      ending: this.ending,
       output: this.output,
-      checkoutWaitStarted: () => this.watched?.checkoutStarted(),
-      checkoutWaitEnded: () => this.watched?.checkoutEnded(),
-      commitStarted: () => this.watched?.commitStarted(),
-      failBatch: (err, count) => this.failBatch(err, count),
-      skipToSync: () => {
-        this.isSkippingToSync = true;
-      },
-      protocolViolation: (reason) => this.protocolViolation(reason),
-      readIntent: (types, frames) => this.reads.intentOf(types, frames),
-      writes: this.reads.writes,
-      onReplicaBanned: (pool, reason) => this.reads.onReplicaBanned(pool, reason),
-      fatal: (err) => this.fatal(err),
-      onInternalError: (err) => this.onInternalError(err),
+      reads: this.reads,
+      watched,
     };
   }
 
@@ -321,7 +308,7 @@ export class ClientSession implements ReplySink, Cancellable {
    * query_size_limit logged ("warn") or refused unread ("block").
    */
   private enterReady(): void {
-    this.state = 'ready';
+    this.status.state = 'ready';
     const general = this.deps.general();
     const reader = this.reader;
     reader.maxFrameBytes = general.maxMessageSizeBytes;
@@ -339,8 +326,9 @@ export class ClientSession implements ReplySink, Cancellable {
   }
 
   private handleFrame(type: number, frame: Buffer): void {
-    if (this.state === 'auth') return this.login.onAuthFrame(type, frame);
-    if (this.state !== 'ready') return;
+    const status = this.status;
+    if (status.state === 'auth') return this.login.onAuthFrame(type, frame);
+    if (status.state !== 'ready') return;
     if (this.adminConsole !== null) return this.adminConsole.onFrame(type, frame);
     if (frame.length > this.queryWarnBytes && (type === Frontend.Query || type === Frontend.Parse)) {
       this.log.warn(
@@ -348,10 +336,10 @@ export class ClientSession implements ReplySink, Cancellable {
         'query over query_size_limit',
       );
     }
-    if (this.isSkippingToSync) {
-      if (type === Frontend.Sync) {
-        this.isSkippingToSync = false;
-        this.output.write(readyForQuery(this.txStatus));
+    if (status.isSkippingToSync) {
+      const ready = status.skipped(type === Frontend.Sync);
+      if (ready !== null) {
+        this.output.write(ready);
         this.sharded?.syncOpenSegments(); // the Sync a shard mid-segment would have had
       }
       return;
@@ -379,16 +367,16 @@ export class ClientSession implements ReplySink, Cancellable {
         this.batch.push(type, frame);
         return;
       case Frontend.Terminate:
-        this.close('client terminated');
+        this.ending.close('client terminated');
         return;
       default:
-        return this.protocolViolation(checkRequestType(type) ?? `unexpected message type ${type}`);
+        return this.ending.protocolViolation(checkRequestType(type) ?? `unexpected message type ${type}`);
     }
   }
 
   /** After a chunk's frames are queued: send them if a server is attached, else check one out at a flush point. */
   private afterChunk(): void {
-    if (this.state !== 'ready' || this.batch.isEmpty) return;
+    if (!this.status.isReady || this.batch.isEmpty) return;
     if (this.sharded !== null) {
       this.sharded.dispatch();
       this.output.limitBacklog(this.batch);
@@ -405,21 +393,10 @@ export class ClientSession implements ReplySink, Cancellable {
       return;
     }
     if (this.batch.bytes > this.deps.general().maxMessageSizeBytes) {
-      this.protocolViolation(`request of ${this.batch.bytes} bytes without Sync exceeds max_message_size`);
+      this.ending.protocolViolation(
+        `request of ${this.batch.bytes} bytes without Sync exceeds max_message_size`,
+      );
     }
-  }
-
-  /**
-   * Answer a batch that cannot run (no server): one error per pending Sync/Query, like PostgreSQL after an error.
-   * `count`: only the first frames (a sharded session's request being routed); all when not given.
-   */
-  private failBatch(err: PgError, count?: number): void {
-    this.held.pools?.stats.proxyErrors.record(err.code);
-    this.log.warn({ code: err.code }, err.message);
-    const { replies, isSkippingToSync } = this.batch.failReplies(err, this.txStatus, count);
-    this.isSkippingToSync = isSkippingToSync;
-    this.send.hasOpenSegment = false;
-    this.output.write(replies);
   }
 
   // --- ReplySink: called by the attached server connection ---------------------------------------------------
@@ -437,7 +414,7 @@ export class ClientSession implements ReplySink, Cancellable {
   }
 
   onServerReady(server: ServerConnection, status: number): void {
-    this.txStatus = status;
+    this.status.tell(status);
     if (server.pendingReady !== 0) return;
     this.send.stopQueryTimer();
     if (
@@ -457,7 +434,7 @@ export class ClientSession implements ReplySink, Cancellable {
   onServerLost(server: ServerConnection, reason: string): void {
     if (!this.held.forget(server)) return;
     this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
-    this.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
+    this.ending.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
   }
 
   cancelQuery(): void {
@@ -473,24 +450,27 @@ export class ClientSession implements ReplySink, Cancellable {
 
   private onLoginTimeout(timeoutMs: number): void {
     this.loginTimer = null;
-    if (this.state !== 'startup' && this.state !== 'auth') return;
+    const state = this.status.state;
+    if (state !== 'startup' && state !== 'auth') return;
     this.log.warn(
       { remote: this.remote, timeoutMs },
       'login not completed within client_login_timeout; closing',
     );
-    this.fatal(new PgError('FATAL', SqlState.QueryCanceled, 'canceling authentication due to timeout'));
+    this.ending.fatal(
+      new PgError('FATAL', SqlState.QueryCanceled, 'canceling authentication due to timeout'),
+    );
   }
 
   /** Idle means no request running and no transaction open (a server attached, or shards in use, spare the client). */
   private onIdleTimeout(): void {
-    if (this.state !== 'ready' || this.held.server !== null || this.held.isWaiting) return;
+    if (!this.status.isReady || this.held.server !== null || this.held.isWaiting) return;
     const sharded = this.sharded;
     if (
       sharded !== null &&
-      (sharded.isWaitingForServer || sharded.isActive || this.txStatus !== TxStatus.Idle)
+      (sharded.isWaitingForServer || sharded.isActive || this.status.txStatus !== TxStatus.Idle)
     )
       return;
-    this.fatal(
+    this.ending.fatal(
       new PgError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to client_idle_timeout'),
     );
   }
@@ -499,7 +479,7 @@ export class ClientSession implements ReplySink, Cancellable {
 
   private openAdminConsole(): void {
     this.adminConsole = this.deps.openAdminConsole(
-      { write: (buf) => this.output.write(buf), close: () => this.close('client terminated') },
+      { write: (buf) => this.output.write(buf), close: () => this.ending.close('client terminated') },
       this.log,
     );
     this.cancelKey = this.deps.cancels.register(this);
@@ -521,15 +501,15 @@ export class ClientSession implements ReplySink, Cancellable {
   }
 
   private parts(): ClientParts {
-    const { id, user, database, connectedAt, state, txStatus, adminConsole, held, sharded, send } = this;
-    const { batch, socket, params } = this;
+    const { id, user, database, connectedAt, adminConsole, held, sharded, send } = this;
+    const { batch, socket, params, status } = this;
     return {
       id,
       user,
       database,
       connectedAt,
-      state,
-      txStatus,
+      state: status.state,
+      txStatus: status.txStatus,
       adminConsole,
       held,
       sharded,
@@ -543,29 +523,13 @@ export class ClientSession implements ReplySink, Cancellable {
 
   // --- ending ---------------------------------------------------------------------------------------------------
 
-  private protocolViolation(reason: string): void {
-    this.log.warn({ remote: this.remote, reason }, 'protocol violation; closing client');
-    this.fatal(PgError.protocolViolation(reason));
-  }
-
-  /** Send a FATAL error and close this client only. */
+  /** Send a FATAL error and close this client only (client-ending.ts). */
   fatal(err: PgError): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    this.socket.end(err.toBuffer());
-    this.cleanup();
-  }
-
-  close(reason: string): void {
-    if (this.state === 'closed') return;
-    this.log.debug({ reason }, 'client closing');
-    this.state = 'closed';
-    this.socket.end();
-    this.cleanup();
+    this.ending.fatal(err);
   }
 
   private onSocketClose(): void {
-    if (this.state !== 'closed') this.state = 'closed';
+    this.status.state = 'closed';
     this.cleanup();
   }
 
@@ -575,12 +539,12 @@ export class ClientSession implements ReplySink, Cancellable {
     if (this.isCleanedUp) return;
     this.isCleanedUp = true;
     if (this.cancelKey) this.deps.cancels.unregister(this.cancelKey.pid);
-    if (this.watched !== null) this.deps.deadlocks?.unwatch(this.watched);
+    if (this.status.watched !== null) this.deps.deadlocks?.unwatch(this.status.watched);
     this.send.stopQueryTimer();
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.held.end({
       isSessionMode: !this.isTransactionMode,
-      txStatus: this.txStatus,
+      txStatus: this.status.txStatus,
       hasOpenSegment: this.send.hasOpenSegment,
     });
     this.sharded?.onSessionClosed();

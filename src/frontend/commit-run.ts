@@ -8,6 +8,7 @@ import type { Participants } from '../txn/transaction-block.js';
 import { commitReplies } from './local-replies.js';
 import { isReadOnlyBlock } from './read-intent.js';
 import type { DispatchHost } from './dispatch-host.js';
+import { fenceOf } from './sharded-session.js';
 
 /** After the commit answered the client: `sawError` — it failed. The dispatch moves on (next statement or request). */
 export type AfterCommit = (sawError: boolean) => void;
@@ -60,9 +61,9 @@ export function runCommit(
     server: host.servers.at(shard),
     isWriter: writers.has(shard),
   }));
-  const txn = session.txn();
+  const txn = session.proxy.txn();
   host.request.move({ kind: 'committing' });
-  session.commitStarted();
+  session.watched?.commitStarted();
   const isTwoPhase = wantsTwoPhase && txn !== null && preventsPrepare === null;
   if (wantsTwoPhase && txn !== null && preventsPrepare !== null) {
     // PostgreSQL would refuse PREPARE TRANSACTION on those shards: plain COMMIT is the only way to commit.
@@ -79,16 +80,16 @@ export function runCommit(
         participants,
         host,
         log,
-        session.general().twoPhaseCommitPrepareTimeoutMs,
-        session.general().twoPhaseCommitReply === 'at_decision',
+        session.proxy.general().twoPhaseCommitPrepareTimeoutMs,
+        session.proxy.general().twoPhaseCommitReply === 'at_decision',
       )
-    : commitPlain(participants, host, log, session.fence());
+    : commitPlain(participants, host, log, fenceOf(session));
   run.then(
     (result) => afterCommit(host, result, reply, isChained, after),
     (err: unknown) => {
       host.servers.endLoan('committing');
       log.error({ err: (err as Error).message }, 'commit across shards failed unexpectedly');
-      session.fatal(PgError.internal(`commit failed: ${(err as Error).message}`));
+      session.ending.fatal(PgError.internal(`commit failed: ${(err as Error).message}`));
     },
   );
 }
@@ -104,7 +105,7 @@ function afterCommit(
   // The commit's queries left each server with their own sink (a server lost between two steps is the commit's to
   // handle, not a reason to end the session): the session receives their replies again from here on.
   host.servers.endLoan('committing');
-  if (host.session.state() === 'closed') {
+  if (host.session.status.state === 'closed') {
     host.releaseShardServers(); // the client left while its commit ran
     return;
   }

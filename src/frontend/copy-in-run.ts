@@ -96,10 +96,10 @@ export class CopyInRun {
     host.request.move({ kind: 'lookup', what: `the columns of ${table}` });
     void lookUpTableColumns(server, table, host).then((found) => {
       host.request.end('lookup');
-      if (host.session.state() !== 'ready') return;
+      if (host.session.status.state !== 'ready') return;
       host.servers.takeBack();
       if (found.kind === 'lost')
-        return host.session.fatal(
+        return host.session.ending.fatal(
           PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
         );
       if (found.kind === 'error') return host.failRequest(found.error);

@@ -42,7 +42,7 @@ export class CursorRequests implements CursorRunOwner {
    */
   answerFromPortals(types: readonly number[], frames: readonly Buffer[]): boolean {
     const host = this.host;
-    const status = host.session.txStatus();
+    const status = host.session.status.txStatus;
     // Failed transaction: routed, and refused there as in a failed transaction.
     const replies = status === TxStatus.Failed ? null : this.portals.answer(types, frames, status);
     if (replies === null) {
@@ -118,8 +118,8 @@ export class CursorRequests implements CursorRunOwner {
     host.refreshStatus(failed || status === TxStatus.Failed);
     if (portal !== null) this.portals.set(portal.name, portal.portal);
     if (run.clientTypes[run.clientTypes.length - 1] === Frontend.Sync)
-      replies.push(this.portals.syncReply(host.session.txStatus()));
-    else if (failed) host.session.skipToSync();
+      replies.push(this.portals.syncReply(host.session.status.txStatus));
+    else if (failed) host.session.status.isSkippingToSync = true;
     if (run.overflow !== null) host.log.warn({ code: run.overflow.code }, run.overflow.message);
     host.session.output.write(Buffer.concat(replies));
     host.onShardRequestDone();

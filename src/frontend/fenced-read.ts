@@ -9,7 +9,6 @@
 //   this is later than the snapshot, never earlier).
 // An ErrorResponse or ReadyForQuery from a shard also ends its part. Past atomic_visibility_timeout the request is
 // answered with 40001 (retryable) naming what blocked it, and what was sent is cancelled.
-import type { Logger } from 'pino';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
@@ -19,6 +18,7 @@ import { MessageWriter } from '../protocol/writer.js';
 import type { FenceBlocker, FenceHold, VisibilityFence } from '../txn/visibility-fence.js';
 import { cancelRunning } from './cancel-registry.js';
 import type { RequestSend } from './request-send.js';
+import { fenceOf, type ShardedSession } from './sharded-session.js';
 
 /** Which reply of a shard proves its snapshot was taken. */
 export const SnapshotSignal = {
@@ -215,11 +215,8 @@ export interface ReadRequest {
   readonly frames: readonly Buffer[];
 }
 
-/** What a fenced read needs of its session (sharded-session.ts). */
-export interface ReadSession {
-  readonly log: Logger;
-  fence(): VisibilityFence | null;
-  general(): { readonly atomicVisibilityTimeoutMs: number };
+/** What a fenced read needs of its session (sharded-session.ts): the fence through `proxy`, sending, the log. */
+export interface ReadSession extends Pick<ShardedSession, 'log' | 'proxy' | 'database' | 'pools'> {
   readonly send: Pick<RequestSend, 'send' | 'startQueryTimer'>;
 }
 
@@ -255,7 +252,7 @@ export class FencedRead {
     fanout: FencedFanout,
     readyCount: number,
   ): FencedRead | null {
-    const fence = session.fence();
+    const fence = fenceOf(session);
     if (fence === null || target.shards.length < 2 || target.isWrite || target.mayWrite) return null;
     if (target.isSessionLevel || target.spec.isReplicated === true) return null;
     const first = snapshotRequest(request.types, request.frames, target.isPlainSelect === true);
@@ -283,7 +280,7 @@ export class FencedRead {
    */
   start(sends: readonly (() => void)[]): void {
     const { servers, readyCount, session } = this;
-    const timeoutMs = session.general().atomicVisibilityTimeoutMs;
+    const timeoutMs = session.proxy.general().atomicVisibilityTimeoutMs;
     let isSent = false;
     const watch = new SnapshotWatch(servers.length, this.first.signal, this.first.isRewrittenQuery, () =>
       this.hold?.release(),

@@ -11,11 +11,13 @@ import { resetAndRelease } from '../backend/server-reset.js';
 import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
 import { PgError } from '../errors/pg-error.js';
 import { query } from '../protocol/messages.js';
+import type { ClientEnding } from './client-ending.js';
 import type { ClientOutput } from './client-output.js';
 import type { ReadChoice } from './read-choice.js';
 import type { RequestBatch } from './request-batch.js';
 import type { RequestSend } from './request-send.js';
 import type { SessionParams } from './session-params.js';
+import type { SessionStatus } from './session-status.js';
 import { settingsSyncSql } from './session-settings.js';
 import { withUniqueIds, type UniqueIdRequests } from './unique-id-request.js';
 
@@ -28,10 +30,10 @@ export interface HeldServerHost {
   readonly reads: ReadChoice;
   /** Where the held server's replies go: the session. */
   readonly sink: ReplySink;
-  /** The session is logged in and not closed (a server that arrives later goes straight back). */
-  isReady(): boolean;
-  /** Answer the queued requests (the first `count` frames; all when not given) with `err`. */
-  failBatch(err: PgError, count?: number): void;
+  /** The session's status: a server that arrives once it is no longer ready goes straight back (session-status.ts). */
+  readonly status: SessionStatus;
+  /** Answers the queued requests with an error when no server can run them (client-ending.ts). */
+  readonly ending: ClientEnding;
 }
 
 /**
@@ -68,7 +70,7 @@ export class HeldServer {
 
   constructor(host: HeldServerHost) {
     this.host = host;
-    this.failBatch = (err, count) => host.failBatch(err, count);
+    this.failBatch = (err, count) => host.ending.failBatch(err, count);
   }
 
   /**
@@ -104,13 +106,13 @@ export class HeldServer {
     let isPaused = false;
     const onServer = (err: PgError | null, server: ServerConnection | null, pool: Pool | null): void => {
       this.isWaiting = false;
-      if (!this.host.isReady()) {
+      if (!this.host.status.isReady) {
         if (server && pool) pool.release(server);
         return;
       }
       if (isPaused) this.host.output.resumeInput();
       if (err || server === null || pool === null)
-        return this.host.failBatch(err ?? PgError.internal('no server'));
+        return this.host.ending.failBatch(err ?? PgError.internal('no server'));
       this.hold(server, pool);
       this.sendBatch(server);
     };

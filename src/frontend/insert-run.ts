@@ -146,14 +146,14 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     if (!isStreamableSource(target)) return false;
     const shards = target.kind === 'one' ? [target.shard] : (target as { shards: readonly number[] }).shards;
     host.batch.takeFirst(host.requestLength); // the query as a SELECT: the stream declares it as a cursor instead
-    const batchRows = host.session.general().insertSelectBatchRows;
+    const batchRows = host.session.proxy.general().insertSelectBatchRows;
     const client = { types: held.clientTypes, frames: held.clientFrames };
     const stream = new InsertStreamRun(this, client, held.statement, held.parts, batchRows);
     host.request.moveRun({ kind: 'insertStream', run: stream }); // in place of the source
     // The client's statement exists from here on, whatever its execution does (as after PostgreSQL's Parse).
     const { parseIndex } = held.statement;
     if (parseIndex >= 0) host.session.statements?.remember(held.clientFrames[parseIndex]);
-    if (!this.scripts.isRunning && host.session.txStatus() === TxStatus.Idle) {
+    if (!this.scripts.isRunning && host.session.status.txStatus === TxStatus.Idle) {
       this.scripts.open(1, true, true, held.statement.isQuery);
       host.refreshStatus(); // in the block now: servers are kept between the steps
     }
@@ -166,7 +166,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
   /** A step of the streamed INSERT … SELECT (its cursor's DECLARE / FETCH / CLOSE) on `shards`, not routed. */
   runInsertStreamStep(shards: readonly number[], types: number[], frames: Buffer[]): void {
     const host = this.host;
-    if (host.session.state() === 'closed') return;
+    if (host.session.status.state === 'closed') return;
     host.batch.unshift(types, frames);
     host.requestLength = types.length;
     host.acquireShards(shards, NO_EFFECTS, () => {
@@ -190,7 +190,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     request: { types: number[]; frames: Buffer[] },
   ): void {
     const host = this.host;
-    if (host.session.state() === 'closed') return;
+    if (host.session.status.state === 'closed') return;
     host.batch.unshift(request.types, request.frames); // stands for the batch until sent (or refused)
     host.requestLength = request.types.length;
     host.acquireShards(target.shards, target, () => host.sendSharded(target));
@@ -199,7 +199,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
   /** A batch of the streamed INSERT … SELECT: its INSERT is routed as the next request (split by shard). */
   routeInsertStreamBatch(request: RewrittenRequest): void {
     const host = this.host;
-    if (host.session.state() === 'closed') return;
+    if (host.session.status.state === 'closed') return;
     host.batch.unshift(request.types, request.frames);
     host.dispatch();
   }
@@ -212,7 +212,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
   onInsertStreamDone(sawError: boolean, tag: Buffer | null): void {
     const host = this.host;
     host.request.dropRun('insertStream');
-    if (host.session.state() === 'closed') return;
+    if (host.session.status.state === 'closed') return;
     const scripts = this.scripts;
     if (scripts.isRunning) {
       if (tag !== null) {

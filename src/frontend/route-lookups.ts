@@ -39,7 +39,7 @@ export function takeDetour(
     if (!scripts.isRunning) {
       if (isSimpleQuery) {
         if (scripts.startQuery(frames[0])) return;
-      } else if (!types.includes(Frontend.Query) && host.session.txStatus() !== TxStatus.Failed) {
+      } else if (!types.includes(Frontend.Query) && host.session.status.txStatus !== TxStatus.Failed) {
         try {
           return scripts.startExtended(types, frames);
         } catch (refusal) {
@@ -132,7 +132,7 @@ function fillThenRoute(
       })().then(
         (values) => {
           host.request.end('lookup');
-          if (host.session.state() !== 'ready') return;
+          if (host.session.status.state !== 'ready') return;
           host.servers.takeBack();
           const rebuilt = router.withGeneratedValues(types, frames, fills, values);
           if (rebuilt.clientParse !== null) host.session.statements?.remember(rebuilt.clientParse);
@@ -143,7 +143,7 @@ function fillThenRoute(
         },
         (err: unknown) => {
           host.request.end('lookup');
-          if (host.session.state() !== 'ready') return;
+          if (host.session.status.state !== 'ready') return;
           host.servers.takeBack();
           host.failRequest(err instanceof PgError ? err : PgError.internal(String(err)));
         },
@@ -182,10 +182,10 @@ function learnThenRoute(
       host.request.move({ kind: 'lookup', what });
       void lookup(server).then((found) => {
         host.request.end('lookup');
-        if (host.session.state() !== 'ready') return;
+        if (host.session.status.state !== 'ready') return;
         host.servers.takeBack();
         if (found.kind === 'lost')
-          return host.session.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
+          return host.session.ending.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
         if (found.kind === 'error') return host.failRequest(found.error);
         host.learnedFor = what;
         host.onShardRequestDone(); // routes the waiting request again, now with what it needed known

@@ -58,11 +58,11 @@ export class ScriptRunner {
    */
   startQuery(frame: Buffer): boolean {
     const host = this.host;
-    if (host.session.txStatus() === TxStatus.Failed) return false;
+    if (host.session.status.txStatus === TxStatus.Failed) return false;
     const statements = host.router.scriptStatements(frame.toString('utf8', 5, frame.length - 1));
     if (!statements.isRunnable) return false;
     // With BEGIN / COMMIT inside, each statement runs as if sent alone (the client's transaction control decides).
-    const isImplicit = host.session.txStatus() === TxStatus.Idle && !statements.hasTransactionControl;
+    const isImplicit = host.session.status.txStatus === TxStatus.Idle && !statements.hasTransactionControl;
     host.takeRequest();
     host.batch.unshift(
       statements.texts.map(() => Frontend.Query),
@@ -82,7 +82,7 @@ export class ScriptRunner {
     const host = this.host;
     const statements = splitStatements(types, frames);
     const isImplicit =
-      host.session.txStatus() === TxStatus.Idle && !host.router.hasTransactionControl(types, frames);
+      host.session.status.txStatus === TxStatus.Idle && !host.router.hasTransactionControl(types, frames);
     host.takeRequest();
     for (let i = statements.length - 1; i >= 0; i--)
       host.batch.unshift(statements[i].types, statements[i].frames);
@@ -150,7 +150,8 @@ export class ScriptRunner {
     // A script is a transaction block (two-phase whenever two_phase_commit is on); a single write the proxy wrapped
     // uses it only with two_phase_commit_auto.
     const wantsTwoPhase =
-      participants.writers.size >= 2 && (!script.isSingleWrite || host.session.general().twoPhaseCommitAuto);
+      participants.writers.size >= 2 &&
+      (!script.isSingleWrite || host.session.proxy.general().twoPhaseCommitAuto);
     runCommit(
       host,
       participants,

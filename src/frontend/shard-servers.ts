@@ -90,7 +90,7 @@ export class ShardServers {
   ): ReadIntent {
     this.noteBlockDefault();
     if (!this.pools.hasReplicas) return 'write';
-    const intent = this.session.readIntent(types, frames); // first: it also follows SET pgdog.role
+    const intent = this.session.reads.intentOf(types, frames); // first: it also follows SET pgdog.role
     const session = this.session;
     const isEligible =
       session.isTransactionMode &&
@@ -101,7 +101,7 @@ export class ShardServers {
       !target.mayWrite &&
       !target.isMultiShardWrite;
     if (!isEligible) return 'write';
-    const status = session.txStatus();
+    const status = session.status.txStatus;
     if (status === TxStatus.Idle) return intent;
     if (status !== TxStatus.InTransaction) return 'write';
     const statement = target.sessionStatement;
@@ -126,7 +126,7 @@ export class ShardServers {
   }
 
   private noteBlockDefault(): void {
-    if (this.session.txStatus() === TxStatus.Idle) this.blockDefault = null;
+    if (this.session.status.txStatus === TxStatus.Idle) this.blockDefault = null;
     else this.blockDefault ??= this.session.params.isDefaultReadOnly;
   }
 
@@ -169,7 +169,7 @@ export class ShardServers {
     let failure: PgError | null = null;
     const got: [number, ServerConnection, Pool][] = [];
     let isPaused = false;
-    const isForOpenTransaction = this.session.txStatus() !== TxStatus.Idle;
+    const isForOpenTransaction = this.session.status.txStatus !== TxStatus.Idle;
     for (const shard of missing) {
       const onServer = (err: PgError | null, server: ServerConnection | null, pool: Pool | null): void => {
         if (server !== null && pool !== null) got.push([shard, server, pool]);
@@ -180,21 +180,21 @@ export class ShardServers {
         this.request.end('acquiring');
         this.gotWhileWaiting = [];
         if (isPaused) {
-          this.session.checkoutWaitEnded();
+          this.session.watched?.checkoutEnded();
           this.session.output.resumeInput();
         }
-        if (this.session.state() !== 'ready' || failure !== null) {
+        if (this.session.status.state !== 'ready' || failure !== null) {
           for (const [, srv, pool] of got) pool.release(srv);
-          if (failure !== null && this.session.state() === 'ready') fail(failure);
+          if (failure !== null && this.session.status.state === 'ready') fail(failure);
           return;
         }
         for (const [s, srv, pool] of got) this.attach(s, srv, pool, client);
         then();
       };
       const set = pools.sets[shard];
-      const need = intent !== 'write' && set.hasReplicas ? this.session.writes.needs(shard, set) : null;
+      const need = intent !== 'write' && set.hasReplicas ? this.session.reads.writes.needs(shard, set) : null;
       if (intent !== 'write' && set.hasReplicas && need !== 'primary') {
-        const onBan = (m: Member, reason: string): void => this.session.onReplicaBanned(m.pool, reason);
+        const onBan = (m: Member, reason: string): void => this.session.reads.onReplicaBanned(m.pool, reason);
         set.acquire(intent, onServer, onBan, need, (queued) => {
           const at = this.queued.findIndex((q) => q.shard === shard);
           if (at >= 0) this.queued.splice(at, 1);
@@ -211,7 +211,7 @@ export class ShardServers {
       isPaused = true;
       this.gotWhileWaiting = got;
       this.session.output.pauseInput();
-      this.session.checkoutWaitStarted();
+      this.session.watched?.checkoutStarted();
     }
   }
 
@@ -223,9 +223,9 @@ export class ShardServers {
   tryAcquireOne(shard: number, client: ReplySink, intent: ReadIntent): boolean {
     if (this.byShard[shard] != null) return true;
     const set = this.pools.sets[shard];
-    if ((intent !== 'write' && set.hasReplicas) || this.session.state() !== 'ready') return false;
+    if ((intent !== 'write' && set.hasReplicas) || this.session.status.state !== 'ready') return false;
     const pool = this.pools.shards[shard];
-    const server = pool.tryAcquire(this.session.txStatus() !== TxStatus.Idle);
+    const server = pool.tryAcquire(this.session.status.txStatus !== TxStatus.Idle);
     if (server === null) return false;
     if (intent === 'write' && set.tracksLsn) this.mayHaveWritten[shard] = true;
     this.attach(shard, server, pool, client);
@@ -381,7 +381,7 @@ export class ShardServers {
       server.detach();
       const pool = this.poolOf(shard);
       if (mayHaveWritten && pool === this.pools.sets[shard].primary.pool) {
-        this.session.writes.afterWrite(shard, server, () => pool.release(server));
+        this.session.reads.writes.afterWrite(shard, server, () => pool.release(server));
       } else pool.release(server);
       this.byShard[shard] = null;
       this.poolByShard[shard] = null;

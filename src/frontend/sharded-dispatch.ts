@@ -39,7 +39,7 @@ import { CursorRequests } from './cursor-requests.js';
 import { CopyInRun } from './copy-in-run.js';
 import { takeDetour } from './route-lookups.js';
 import { ShardServers, type PendingCheckout } from './shard-servers.js';
-import type { ShardedSession } from './sharded-session.js';
+import { fenceOf, type ShardedSession } from './sharded-session.js';
 import type { ClientOutput } from './client-output.js';
 
 /** A transaction-control statement or setting, moved to `shards` (one: sent as is; several: reported once). */
@@ -151,8 +151,8 @@ export class ShardedDispatch implements DispatchHost {
       return;
     }
     if (!batch.isFlushPoint) {
-      if (batch.bytes > this.session.general().maxMessageSizeBytes) {
-        this.session.protocolViolation(
+      if (batch.bytes > this.session.proxy.general().maxMessageSizeBytes) {
+        this.session.ending.protocolViolation(
           `request of ${batch.bytes} bytes without Sync exceeds max_message_size`,
         );
       }
@@ -202,7 +202,7 @@ export class ShardedDispatch implements DispatchHost {
       target = { ...target, shard: this.openSegmentShard };
     }
     if (
-      this.session.txStatus() === TxStatus.Failed &&
+      this.session.status.txStatus === TxStatus.Failed &&
       (!target.isSessionLevel || !this.block.canRunWhileFailed(target.sessionStatement))
     ) {
       return this.failRequest(
@@ -221,7 +221,7 @@ export class ShardedDispatch implements DispatchHost {
     }
     if (
       target.isCommit &&
-      this.session.txStatus() === TxStatus.InTransaction &&
+      this.session.status.txStatus === TxStatus.InTransaction &&
       this.block.reachedCount >= 2
     ) {
       const isChained = target.sessionStatement?.transaction?.chain === true;
@@ -232,7 +232,7 @@ export class ShardedDispatch implements DispatchHost {
       target.isMultiShardWrite &&
       shards.length >= 2 &&
       !this.scripts.isRunning &&
-      this.session.txStatus() === TxStatus.Idle
+      this.session.status.txStatus === TxStatus.Idle
     ) {
       // A write on several shards outside a transaction runs inside one of the proxy's own, so a failure on any shard
       // changes nothing anywhere (PostgreSQL's single-statement atomicity): a script of one statement.
@@ -243,7 +243,7 @@ export class ShardedDispatch implements DispatchHost {
     // atomic_visibility: a REPEATABLE READ / SERIALIZABLE block's first statement takes one cut first (block-cut.ts).
     const cutFence =
       target.sessionStatement === null && !isOwnRun && intent === 'write'
-        ? blockCutFence(this.session.fence(), this.block, this.router.settings)
+        ? blockCutFence(fenceOf(this.session), this.block, this.router.settings)
         : null;
     const phaseTwo = this.session.phaseTwoCount;
     this.sending = target;
@@ -306,7 +306,9 @@ export class ShardedDispatch implements DispatchHost {
     types: readonly number[],
     frames: readonly Buffer[],
   ): BatchTarget | null {
-    const placement = this.block.place(statement, this.session.txStatus(), () => this.router.pickReadShard());
+    const placement = this.block.place(statement, this.session.status.txStatus, () =>
+      this.router.pickReadShard(),
+    );
     switch (placement.kind) {
       case 'shards':
         return placement.shards === 'all' ? target : onShards(target, placement.shards);
@@ -338,7 +340,7 @@ export class ShardedDispatch implements DispatchHost {
   /** The session's transaction status after a request (txn/transaction-block.ts), told to the session and returned. */
   refreshStatus(sawError = false): number {
     const status = this.block.refresh(sawError);
-    this.session.setTxStatus(status);
+    this.session.status.tell(status);
     return status;
   }
 
@@ -452,7 +454,7 @@ export class ShardedDispatch implements DispatchHost {
     this.session.send.requestEnded();
     if (
       this.session.isTransactionMode &&
-      this.session.txStatus() === TxStatus.Idle &&
+      this.session.status.txStatus === TxStatus.Idle &&
       !this.session.send.hasOpenSegment
     ) {
       this.servers.release();
@@ -469,7 +471,7 @@ export class ShardedDispatch implements DispatchHost {
     this.cursors.restoreClientRequest();
     const endsWithSync =
       this.requestLength > 0 && this.batch.typeAt(this.requestLength - 1) === Frontend.Sync;
-    this.session.failBatch(err, this.requestLength);
+    this.session.ending.failBatch(err, this.requestLength);
     if (endsWithSync) this.syncOpenSegments();
     this.onShardRequestDone();
   }
@@ -514,13 +516,13 @@ export class ShardedDispatch implements DispatchHost {
   }
 
   onInternalError(err: unknown): void {
-    this.session.onInternalError(err);
+    this.session.ending.internalError(err);
   }
 
   onServerLost(server: ServerConnection, reason: string): void {
     if (!this.servers.drop(server)) return;
     this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
-    this.session.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
+    this.session.ending.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
   }
 
   // --- for the session: cancel, activity, SHOW CLIENTS, close ---------------------------------------------------

@@ -9,6 +9,7 @@ import type { DispatchHost } from './dispatch-host.js';
 import type { BatchTarget } from './batch-target.js';
 import type { VisibilityFence } from '../txn/visibility-fence.js';
 import { waitForPhaseTwo } from './phase-two-wait.js';
+import { fenceOf } from './sharded-session.js';
 
 /**
  * The routed request `routed` waits first — for its block's cut (`cutFence`), then for pending phase 2s on its shards
@@ -40,7 +41,12 @@ export function takeBlockCut(
     const run = (sql: string, done: (errors: Buffer[]) => void): void =>
       host.servers.runOwn(all, sql, host, done);
     takeCut(
-      { fence: cutFence, shards: all, timeoutMs: host.session.general().atomicVisibilityTimeoutMs, run },
+      {
+        fence: cutFence,
+        shards: all,
+        timeoutMs: host.session.proxy.general().atomicVisibilityTimeoutMs,
+        run,
+      },
       (err) => {
         if (err !== null) return host.failRequest(err);
         host.block.markCutTaken();
@@ -57,20 +63,20 @@ export function takeBlockCut(
  */
 export function afterPhaseTwo(host: DispatchHost, shards: readonly number[], run: () => void): void {
   const { session, request } = host;
-  const fence = session.fence();
+  const fence = fenceOf(session);
   if (fence === null) return run();
   request.move({ kind: 'waiting', what: "the end of a committed transaction's phase 2" });
   waitForPhaseTwo(
     fence.phaseTwo,
     shards,
-    session.general().atomicVisibilityTimeoutMs,
+    session.proxy.general().atomicVisibilityTimeoutMs,
     () => {
       request.end('waiting');
-      if (session.state() === 'ready') run();
+      if (session.status.state === 'ready') run();
     },
     (err) => {
       request.end('waiting');
-      if (session.state() !== 'ready') return;
+      if (session.status.state !== 'ready') return;
       host.log.warn({ code: err.code, detail: err.detail }, err.message);
       host.failRequest(err);
     },
