@@ -138,26 +138,7 @@ describe('request state moves', () => {
     fanout: ['idle'],
     committing: ['idle'],
   };
-  const member = (r: RequestState, kind: RequestWorkKind): RequestWork => {
-    switch (kind) {
-      case 'idle':
-        return { kind: 'idle' };
-      case 'acquiring':
-        return ACQUIRING;
-      case 'single':
-        return r.single(0);
-      case 'own':
-        return OWN;
-      case 'lookup':
-        return { kind: 'lookup', what: 'the columns of users' };
-      case 'waiting':
-        return { kind: 'waiting', what: 'a phase 2' };
-      case 'fanout':
-        return { kind: 'fanout', fanout };
-      case 'committing':
-        return COMMITTING;
-    }
-  };
+  const member = (r: RequestState, kind: RequestWorkKind): RequestWork => workMember(r, kind);
   /** A state at `kind`, reached through allowed moves only. */
   const at = (kind: RequestWorkKind): RequestState => {
     const r = new RequestState(1);
