@@ -1,6 +1,9 @@
 // A ReplySink that cuts a server's reply stream into whole frames: used wherever the proxy reads replies itself
-// (fan-out merging, statements of its own such as COMMIT PREPARED) instead of forwarding them to a client.
+// (fan-out merging, statements of its own such as COMMIT PREPARED) instead of forwarding them to a client; and the
+// framed sinks of the COMMIT / ROLLBACK the proxy sends on its own, which only collect errors.
 import { FrameReader } from '../protocol/frame-reader.js';
+import { Backend } from '../protocol/codes.js';
+import { withShardInDetail } from '../errors/shard-detail.js';
 import type { ReplySink, ServerConnection } from './server-connection.js';
 
 const MAX_FRAME_BYTES = 1 << 30;
@@ -45,4 +48,29 @@ export function framedSink(
     onServerLost: (server, reason) => owner.onServerLost(server, reason),
     onServerReady: onReady,
   };
+}
+
+/**
+ * The replies to a COMMIT or ROLLBACK the proxy sends on its own to end a transaction it opened: nothing reaches the
+ * client except errors, which `onDone` gets (as frames, with the shard named) once every server has answered.
+ */
+export function endTransactionSinks(
+  shards: readonly number[],
+  owner: FramedSinkOwner,
+  onDone: (errors: Buffer[]) => void,
+): ReplySink[] {
+  let waiting = shards.length;
+  const errors: Buffer[] = [];
+  return shards.map((shard) =>
+    framedSink(
+      owner,
+      (type, frame) => {
+        if (type === Backend.ErrorResponse) errors.push(withShardInDetail(frame, shard));
+      },
+      () => undefined,
+      (server) => {
+        if (server.pendingReady === 0 && --waiting === 0) onDone(errors);
+      },
+    ),
+  );
 }

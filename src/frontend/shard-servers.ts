@@ -5,7 +5,7 @@
 // was when the block started), takes each shard's server from that shard's replica set (`readIntent`); everything
 // else the primaries.
 import type { Logger } from 'pino';
-import type { FramedSinkOwner } from '../backend/framed-sink.js';
+import { endTransactionSinks, type FramedSinkOwner } from '../backend/framed-sink.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { CheckoutWait, Pool } from '../backend/pool.js';
 import type { Member, ReadIntent } from '../backend/replica-set.js';
@@ -15,7 +15,6 @@ import { TxStatus } from '../protocol/codes.js';
 import { query } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { cancelRunning } from './cancel-registry.js';
-import { endTransactionSinks } from './fanout.js';
 import type { BatchTarget, SessionRouter } from './session-router.js';
 import { isReadOnlyBlock } from './read-intent.js';
 import { ACQUIRING, OWN, type RequestState } from './request-state.js';
