@@ -11,7 +11,7 @@ import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { ReplyMerger, type RankRequest } from '../execute/reply-merger.js';
 import type { MergeSpec } from '../execute/merge-spec.js';
 import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
-import { framedSink, type SinkFlow } from '../backend/framed-sink.js';
+import { FrameReader } from '../protocol/frame-reader.js';
 import { readRowDescription } from '../protocol/rows.js';
 import { PgError } from '../errors/pg-error.js';
 import type { ClientStatements } from './prepared-statements.js';
@@ -50,6 +50,9 @@ const DescribeWait = {
   /** Still owed, and the server's last reply was a ParameterDescription: its next description is a statement's. */
   AfterParameterDescription: 2,
 } as const;
+
+/** Largest reply frame a fan-out's sink assembles (the server's scanner has already checked every length). */
+const MAX_REPLY_FRAME_BYTES = 1 << 30;
 
 /** Replies a server may send at any point (between a Describe's replies too). */
 function isAsyncReply(type: number): boolean {
@@ -103,8 +106,13 @@ export class Fanout {
     this.merger = new ReplyMerger(serverCount, this.spec, (frame) => this.out.push(frame));
   }
 
-  /** The ReplySink for the `index`-th server of this fan-out. */
+  /**
+   * The ReplySink for the `index`-th server of this fan-out: its replies cut into whole frames for the merge (chunks
+   * copied: the server reads into a buffer it reuses, and partial frames wait here for the next chunk, so the server's
+   * read buffer is never pinned; lengths were already checked by its scanner), read on while `canRead` allows.
+   */
   sinkFor(index: number): ReplySink {
+    const reader = new FrameReader(MAX_REPLY_FRAME_BYTES);
     const onFrame = (type: number, frame: Buffer): void => {
       if (this.snapshot !== null && this.snapshot.see(index, type)) return; // the proxy's own Parse/Bind replies
       if (type === Backend.ReadyForQuery) return;
@@ -116,15 +124,17 @@ export class Fanout {
         return;
       this.merger.push(index, frame);
     };
-    const flow: SinkFlow = {
-      canRead: () => this.canRead(index),
-      onPause: (resume) => this.onPause(index, resume),
-    };
-    return framedSink(
-      this.owner,
-      onFrame,
-      this.afterChunk,
-      (server, status) => {
+    return {
+      writeToClient: (buf) => {
+        reader.push(Buffer.from(buf), onFrame);
+        this.afterChunk();
+        return this.canRead(index);
+      },
+      hasPendingWrites: () => false,
+      onClientDrain: (resume) => this.onPause(index, resume),
+      onServerParameter: (name, value) => this.owner.onServerParameter(name, value),
+      onServerLost: (server, reason) => this.owner.onServerLost(server, reason),
+      onServerReady: (server, status) => {
         if (server.pendingReady !== 0) return;
         this.resumeShard(index); // its reply is complete: the server must not go back paused
         this.onServerDone?.(index);
@@ -132,8 +142,7 @@ export class Fanout {
         else if (status === TxStatus.InTransaction && this.status !== TxStatus.Failed) this.status = status;
         if (--this.waiting === 0) this.finish();
       },
-      flow,
-    );
+    };
   }
 
   /**
