@@ -102,8 +102,17 @@ export class ReplyMerger {
     this.emit = emit;
     this.columns = new ResultColumns(spec);
     this.output = new RowOutput(spec, this.columns, emit);
-    const held = new HeldBytes(aggregateValuesMaxBytes);
-    this.rows = rowMergeFor({ shardCount, spec, columns: this.columns, output: this.output, held });
+    // Only DISTINCT values and ordered aggregates hold values against the bound: made when a strategy first asks.
+    let held: HeldBytes | null = null;
+    this.rows = rowMergeFor({
+      shardCount,
+      spec,
+      columns: this.columns,
+      output: this.output,
+      get held(): HeldBytes {
+        return (held ??= new HeldBytes(aggregateValuesMaxBytes));
+      },
+    });
     this.shards = Array.from({ length: shardCount }, () => new ShardProgress());
   }
 
