@@ -102,17 +102,8 @@ export class ReplyMerger {
     this.emit = emit;
     this.columns = new ResultColumns(spec);
     this.output = new RowOutput(spec, this.columns, emit);
-    // Only DISTINCT values and ordered aggregates hold values against the bound: made when a strategy first asks.
-    let held: HeldBytes | null = null;
-    this.rows = rowMergeFor({
-      shardCount,
-      spec,
-      columns: this.columns,
-      output: this.output,
-      get held(): HeldBytes {
-        return (held ??= new HeldBytes(aggregateValuesMaxBytes));
-      },
-    });
+    const held = new HeldBytes(aggregateValuesMaxBytes);
+    this.rows = rowMergeFor({ shardCount, spec, columns: this.columns, output: this.output, held });
     this.shards = Array.from({ length: shardCount }, () => new ShardProgress());
   }
 
