@@ -1,7 +1,7 @@
 // The row strategy of a merge: how the shards' DataRows of one statement become the client's rows. ReplyMerger picks
-// one per statement from its MergeSpec (stream-merge.ts, sorted-merge.ts, aggregate-merge.ts, group-merge.ts);
-// MergedReply (merged-reply.ts) feeds it the rows of a statement that has not failed, tells it when each shard ends,
-// and asks it for what it held once every shard has. The defaults here are those of a strategy that holds nothing.
+// one per statement from its MergeSpec (stream-merge.ts, sorted-merge.ts, aggregate-merge.ts, group-merge.ts), feeds
+// it the rows of a statement that has not failed, tells it when each shard ends, and asks it for what it held once
+// every shard has. The defaults here are those of a strategy that holds nothing.
 import type { HeldBytes } from './held-bytes.js';
 import type { MergeSpec } from './merge-spec.js';
 import type { RankRequest } from './collation-ranks.js';
@@ -52,6 +52,6 @@ export abstract class RowMerge {
     return { values: [], collation: null, columns: [] };
   }
 
-  /** The database's order of `rankRequest().values`: what waited for it is merged now (MergedReply then finishes). */
+  /** The database's order of `rankRequest().values`: what waited for it is merged now (ReplyMerger then finishes). */
   setRanks(_ranks: Map<string, number>): void {}
 }

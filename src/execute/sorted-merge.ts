@@ -1,5 +1,5 @@
-// Row strategy for ORDER BY without grouping: a k-way merge of the shards' sorted rows (a heap of shards, ties by
-// shard number). The smallest head row goes out once every shard still running has a row waiting; the merge stops at
+// Row strategy for ORDER BY without grouping: a k-way merge of the shards' sorted rows (a binary min-heap of shard
+// numbers, ShardHeap below, ordered by each shard's head row, ties by shard number). The smallest head row goes out once every shard still running has a row waiting; the merge stops at
 // LIMIT and drops what waits. Rows wait in per-shard queues (flow control: row-queue.ts). Text keys in a collation the
 // proxy cannot reproduce are compared by rank (collation-ranks.ts): every row then waits until the ranks are in,
 // bounded by RANKED_SORT_MAX_BYTES.
@@ -9,7 +9,6 @@ import { CollationRanks, type RankRequest } from './collation-ranks.js';
 import { RowMerge, type MergeParts } from './row-merge.js';
 import type { RowOutput } from './row-output.js';
 import { RowQueue, type QueuedRow } from './row-queue.js';
-import { ShardHeap } from './shard-heap.js';
 import { compareSortKeys, SortKeyReader } from './sort-keys.js';
 import type { SortKey } from './merge-spec.js';
 import type { ValueComparator } from './value-compare.js';
@@ -187,4 +186,49 @@ function retain(row: QueuedRow): void {
     if (key !== null) row.keys[i] = copy.subarray(key.byteOffset - base, key.byteOffset - base + key.length);
   }
   row.frame = copy;
+}
+
+/** The k-way merge's heap: a binary min-heap of shard numbers, ordered by a comparator over shard numbers. */
+export class ShardHeap {
+  private readonly items: number[] = [];
+
+  constructor(private readonly compare: (a: number, b: number) => number) {}
+
+  get size(): number {
+    return this.items.length;
+  }
+  clear(): void {
+    this.items.length = 0;
+  }
+  push(shard: number): void {
+    const items = this.items;
+    let i = items.length;
+    items.push(shard);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.compare(items[parent], shard) <= 0) break;
+      items[i] = items[parent];
+      i = parent;
+    }
+    items[i] = shard;
+  }
+  /** The smallest shard number by the comparator, removed (the heap must not be empty). */
+  pop(): number {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop() as number;
+    if (items.length > 0) {
+      let i = 0;
+      for (;;) {
+        let child = 2 * i + 1;
+        if (child >= items.length) break;
+        if (child + 1 < items.length && this.compare(items[child + 1], items[child]) < 0) child++;
+        if (this.compare(last, items[child]) <= 0) break;
+        items[i] = items[child];
+        i = child;
+      }
+      items[i] = last;
+    }
+    return top;
+  }
 }

@@ -1,18 +1,29 @@
-// One statement running on several shards: each server's replies are split into frames and fed to a ReplyMerger,
-// whose output goes to the client; when every server has sent ReadyForQuery the session gets one combined status.
-// Fan-out replies are copied off the servers' reused read buffers. Backpressure: while the client socket holds unsent
-// bytes (its last write returned false) no shard is read, until it drains; while a shard's ORDER BY merge queue is
-// over its bound (MERGE_QUEUE_MAX_*), that shard is not read, until the queue drains to half. A shard is never left
-// paused after its last ReadyForQuery.
+// The "run fan-out" phase of a sharded request: the request sent to several shards and their replies merged into the
+// one reply the client expects. Sending: one reply sink per shard, a Describe of the portal added when the merge needs
+// the key columns' types, the fence section of a read across shards (atomic_visibility, fenced-read.ts), reads sent
+// to every shard at once and writes one shard after another; a multi-row INSERT split by shard sends each shard its
+// own rows. Replies: each server's split into frames and fed to a ReplyMerger, whose output goes to the client; when
+// every server has sent ReadyForQuery the owner gets one combined status. Fan-out replies are copied off the servers'
+// reused read buffers. Backpressure: while the client socket holds unsent bytes (its last write returned false) no
+// shard is read, until it drains; while a shard's ORDER BY merge queue is over its bound (MERGE_QUEUE_MAX_*), that
+// shard is not read, until the queue drains to half. A shard is never left paused after its last ReadyForQuery.
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { ReplyMerger, type RankRequest } from '../execute/reply-merger.js';
-import { withShardInDetail } from '../errors/shard-detail.js';
 import type { MergeSpec } from '../execute/merge-spec.js';
 import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
-import { framedSink, type SinkFlow } from '../backend/framed-sink.js';
+import { FrameReader } from '../protocol/frame-reader.js';
 import { readRowDescription } from '../protocol/rows.js';
 import { PgError } from '../errors/pg-error.js';
-import type { SnapshotWatch } from './fenced-read.js';
+import type { ClientStatements } from './prepared-statements.js';
+import type { RequestSend } from './request-send.js';
+import type { BatchTarget } from './batch-target.js';
+import {
+  FencedRead,
+  type ReadRequest,
+  type ReadSession,
+  type ReadTarget,
+  type SnapshotWatch,
+} from './fenced-read.js';
 
 /** What the fan-out reports back to its session. */
 export interface FanoutOwner {
@@ -39,6 +50,9 @@ const DescribeWait = {
   /** Still owed, and the server's last reply was a ParameterDescription: its next description is a statement's. */
   AfterParameterDescription: 2,
 } as const;
+
+/** Largest reply frame a fan-out's sink assembles (the server's scanner has already checked every length). */
+const MAX_REPLY_FRAME_BYTES = 1 << 30;
 
 /** Replies a server may send at any point (between a Describe's replies too). */
 function isAsyncReply(type: number): boolean {
@@ -92,8 +106,13 @@ export class Fanout {
     this.merger = new ReplyMerger(serverCount, this.spec, (frame) => this.out.push(frame));
   }
 
-  /** The ReplySink for the `index`-th server of this fan-out. */
+  /**
+   * The ReplySink for the `index`-th server of this fan-out: its replies cut into whole frames for the merge (chunks
+   * copied: the server reads into a buffer it reuses, and partial frames wait here for the next chunk, so the server's
+   * read buffer is never pinned; lengths were already checked by its scanner), read on while `canRead` allows.
+   */
   sinkFor(index: number): ReplySink {
+    const reader = new FrameReader(MAX_REPLY_FRAME_BYTES);
     const onFrame = (type: number, frame: Buffer): void => {
       if (this.snapshot !== null && this.snapshot.see(index, type)) return; // the proxy's own Parse/Bind replies
       if (type === Backend.ReadyForQuery) return;
@@ -105,15 +124,17 @@ export class Fanout {
         return;
       this.merger.push(index, frame);
     };
-    const flow: SinkFlow = {
-      canRead: () => this.canRead(index),
-      onPause: (resume) => this.onPause(index, resume),
-    };
-    return framedSink(
-      this.owner,
-      onFrame,
-      this.afterChunk,
-      (server, status) => {
+    return {
+      writeToClient: (buf) => {
+        reader.push(Buffer.from(buf), onFrame);
+        this.afterChunk();
+        return this.canRead(index);
+      },
+      hasPendingWrites: () => false,
+      onClientDrain: (resume) => this.onPause(index, resume),
+      onServerParameter: (name, value) => this.owner.onServerParameter(name, value),
+      onServerLost: (server, reason) => this.owner.onServerLost(server, reason),
+      onServerReady: (server, status) => {
         if (server.pendingReady !== 0) return;
         this.resumeShard(index); // its reply is complete: the server must not go back paused
         this.onServerDone?.(index);
@@ -121,8 +142,7 @@ export class Fanout {
         else if (status === TxStatus.InTransaction && this.status !== TxStatus.Failed) this.status = status;
         if (--this.waiting === 0) this.finish();
       },
-      flow,
-    );
+    };
   }
 
   /**
@@ -245,31 +265,6 @@ export class Fanout {
 }
 
 /**
- * The replies to a COMMIT or ROLLBACK the proxy sends on its own to end a transaction it opened: nothing reaches the
- * client except errors, which `onDone` gets (as frames, with the shard named) once every server has answered.
- */
-export function endTransactionSinks(
-  shards: readonly number[],
-  owner: Pick<FanoutOwner, 'onServerParameter' | 'onServerLost'>,
-  onDone: (errors: Buffer[]) => void,
-): ReplySink[] {
-  let waiting = shards.length;
-  const errors: Buffer[] = [];
-  return shards.map((shard) =>
-    framedSink(
-      owner,
-      (type, frame) => {
-        if (type === Backend.ErrorResponse) errors.push(withShardInDetail(frame, shard));
-      },
-      () => undefined,
-      (server) => {
-        if (server.pendingReady === 0 && --waiting === 0) onDone(errors);
-      },
-    ),
-  );
-}
-
-/**
  * The request with a Describe of the portal added right before its Execute, when it has an Execute and the client
  * described no portal: merging sorted or aggregated rows needs their types and formats. A Describe of the statement
  * does not do: its RowDescription reports format 0 (text) for every column, formats being chosen only at Bind (a
@@ -298,4 +293,111 @@ export function withPortalDescribe(
     types: [...types.slice(0, exec), Frontend.Describe, ...types.slice(exec)],
     frames: [...frames.slice(0, exec), describe, ...frames.slice(exec)],
   };
+}
+
+/** What sending a fan-out uses of the request's dispatcher (sharded-dispatch.ts; dispatch-host.ts' DispatchHost has it). */
+export interface FanoutHost {
+  readonly session: ReadSession & {
+    readonly send: RequestSend;
+    readonly statements: ClientStatements | null;
+  };
+  /** A shard's held server, lent to the fan-out's sink for that shard (shard-servers.ts takes it back at the end). */
+  readonly servers: {
+    at(shard: number): ServerConnection;
+    lend(shard: number, sink: ReplySink): ServerConnection;
+  };
+  /** The fan-out's section in the visibility fence (atomic_visibility), until its snapshots exist. */
+  read: FencedRead | null;
+  /** The fan-out of the request being sent (its replies merged to the dispatcher's choice of owner). */
+  startFanout(serverCount: number, spec: MergeSpec, hasInjectedDescribe: boolean): Fanout;
+}
+
+/**
+ * The request `taken` to every shard of `target`, replies merged by its spec. `isOwnRun`: a statement of the proxy's
+ * own run (script, INSERT … SELECT): never fenced (docs/two-phase-commit.md).
+ */
+export function sendFanout(
+  host: FanoutHost,
+  target: Extract<BatchTarget, { kind: 'many' }>,
+  { types, frames, readyCount }: { types: number[]; frames: Buffer[]; readyCount: number },
+  isOwnRun: boolean,
+): void {
+  const { session } = host;
+  const spec = target.spec;
+  const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
+  const sent = needsTypes ? withPortalDescribe(types, frames) : null;
+  const fanout = host.startFanout(target.shards.length, spec, sent !== null);
+  const read = fencedRead(host, isOwnRun, target, sent ?? { types, frames }, fanout, readyCount);
+  const sends = target.shards.map((shard, i) => {
+    const server = host.servers.lend(shard, fanout.sinkFor(i));
+    return () => {
+      if (read !== null) read.send(server, sent ?? { types, frames });
+      else if (sent !== null) session.send.send(server, sent.types, sent.frames, readyCount);
+      else session.send.send(server, types, frames, readyCount);
+    };
+  });
+  runFanout(host, fanout, sends, target.isWrite, read);
+}
+
+/** A multi-row INSERT split by shard: each shard gets its own rows; RETURNING rows come back in VALUES order. */
+export function sendSplit(
+  host: FanoutHost,
+  target: Extract<BatchTarget, { kind: 'split' }>,
+  readyCount: number,
+  isOwnRun: boolean,
+): void {
+  const { session } = host;
+  if (target.clientParse !== null) session.statements?.remember(target.clientParse);
+  const spec = target.spec;
+  const needsTypes = spec.orderBy.length > 0 || spec.aggregates !== null;
+  const described = needsTypes ? target.parts.map((p) => withPortalDescribe(p.types, p.frames)) : [];
+  const fanout = host.startFanout(target.shards.length, spec, described[0] != null);
+  const read = fencedRead(host, isOwnRun, target, described[0] ?? target.parts[0], fanout, readyCount);
+  const sends = target.shards.map((shard, i) => {
+    const server = host.servers.lend(shard, fanout.sinkFor(i));
+    const part = target.parts[i];
+    return () => {
+      // Sent as built: the statement is the per-shard unnamed one, so no name rewriting applies.
+      if (part.isParseInjected) server.scanner.swallowNext(Backend.ParseComplete);
+      if (read !== null) return read.send(server, described[i] ?? part, true);
+      server.send(Buffer.concat(described[i]?.frames ?? part.frames), readyCount);
+      if (readyCount > 0) session.send.startQueryTimer();
+    };
+  });
+  runFanout(host, fanout, sends, target.isWrite, read);
+  session.send.hasOpenSegment = false;
+}
+
+/**
+ * Reads go to every shard at once. Writes go one shard after another, in shard order: two transactions writing the
+ * same rows on several shards then always lock them in the same order, so they wait instead of deadlocking across
+ * shards (which no single PostgreSQL could detect).
+ */
+function runFanout(
+  host: FanoutHost,
+  fanout: Fanout,
+  sends: (() => void)[],
+  isWrite: boolean,
+  read: FencedRead | null,
+): void {
+  if (!isWrite) {
+    host.read = read; // atomic_visibility: sent once in the fence, out of it when the snapshots exist
+    if (read !== null) return read.start(sends);
+    for (const send of sends) send();
+    return;
+  }
+  fanout.onServerDone = (index) => sends[index + 1]?.();
+  sends[0]();
+}
+
+/** atomic_visibility: the fence section of a fan-out that reads 2+ shards (fenced-read.ts); null: none needed. */
+function fencedRead(
+  host: FanoutHost,
+  isOwnRun: boolean,
+  target: ReadTarget,
+  request: ReadRequest,
+  fanout: Fanout,
+  readyCount: number,
+): FencedRead | null {
+  return isOwnRun ? null : FencedRead.create(host.session, host.servers, target, request, fanout, readyCount);
 }

@@ -8,7 +8,7 @@
 // coordinator's queries) and gives them back in one place when it ends (`endLoan`): no caller restores the session's
 // sink by hand.
 import type { Logger } from 'pino';
-import type { FramedSinkOwner } from '../backend/framed-sink.js';
+import { endTransactionSinks, type FramedSinkOwner } from '../backend/framed-sink.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { CheckoutWait, Pool } from '../backend/pool.js';
 import type { Member, ReadIntent } from '../backend/replica-set.js';
@@ -18,7 +18,6 @@ import { TxStatus } from '../protocol/codes.js';
 import { query } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { cancelRunning } from './cancel-registry.js';
-import { endTransactionSinks } from './fanout.js';
 import type { BatchTarget, SessionRouter } from './session-router.js';
 import { isReadOnlyBlock } from './read-intent.js';
 import { ACQUIRING, OWN, type RequestState } from './request-state.js';

@@ -1,7 +1,7 @@
 // The sharded half of a client session (databases with 2+ shards), the engine's request loop: one request at a time
 // taken off the batch, routed, placed (transaction control and settings: txn/transaction-block.ts), its shard servers
 // held and its participants recorded, then run on one shard (replies streamed to the client) or handed to the module
-// for its kind — fanout-send (several shards), copy-in-run (COPY … FROM STDIN), script-run (statements one by one in
+// for its kind — fanout (several shards), copy-in-run (COPY … FROM STDIN), script-run (statements one by one in
 // one transaction), commit-run (the proxy's own COMMIT across shards), insert-run (INSERT … SELECT), cursor-requests
 // (cursors across shards), route-lookups (what routing needs learnt first), visibility-waits (atomic visibility) —
 // and ended here (status, settings kept, servers released, next request). The modules reach it through DispatchHost.
@@ -18,12 +18,11 @@ import type { RequestBatch } from './request-batch.js';
 import { BROADCAST_SPEC, type BatchTarget, type RouteOutcome, type SessionRouter } from './session-router.js';
 import { applySettingChange } from './session-settings.js';
 import type { StatementPlan } from '../router/plan.js';
-import { Fanout, type FanoutOwner } from './fanout.js';
+import { Fanout, sendFanout, sendSplit, type FanoutOwner } from './fanout.js';
 import type { FencedRead } from './fenced-read.js';
 import { blockCutFence } from './block-cut.js';
 import { sendAfterWaits } from './visibility-waits.js';
 import { acquireWaiting } from './checkout-wait.js';
-import { sendFanout, sendSplit } from './fanout-send.js';
 import { localReplies, type LocalReply } from './local-replies.js';
 import { TransactionBlock, type RequestEffects } from '../txn/transaction-block.js';
 import { SessionBlockHost } from './block-host.js';

@@ -1,7 +1,7 @@
 // Unit tests for the merge's per-shard row queue (FIFO, byte count, flow-control bounds) and its heap of shards.
 import { describe, expect, it } from 'vitest';
 import { MERGE_QUEUE_MAX_BYTES, MERGE_QUEUE_MAX_ROWS, RowQueue } from '../../../src/execute/row-queue.js';
-import { ShardHeap } from '../../../src/execute/shard-heap.js';
+import { ShardHeap } from '../../../src/execute/sorted-merge.js';
 
 const row = (bytes: number, tag = 0): { frame: Buffer; keys: (Buffer | null)[] } => ({
   frame: Buffer.alloc(bytes, tag),
