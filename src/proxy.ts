@@ -8,7 +8,7 @@ import type { Config } from './config/types.js';
 import { loadConfig, type LoadedConfig } from './config/load.js';
 import { PoolManager } from './backend/pool-manager.js';
 import { CancelRegistry } from './frontend/cancel-registry.js';
-import { ClientSession } from './frontend/client-session.js';
+import { ClientSession, type SessionDeps } from './frontend/client-session.js';
 import { StatementNames } from './frontend/prepared-statements.js';
 import { PgError } from './errors/pg-error.js';
 import { initParser } from './router/parser.js';
@@ -177,6 +177,33 @@ export async function startProxy(
     shutdown: () => void shutdown(),
   };
 
+  // What every client session uses of the proxy: made once, not per connection (thousands of idle clients would each
+  // hold its closures).
+  const sessionDeps: SessionDeps = {
+    pools,
+    cancels,
+    statementNames,
+    logger,
+    general: () => config.general,
+    admin: () => config.admin,
+    tlsContext: () => tlsContext,
+    onClose: (s) => {
+      clients.delete(s);
+      const db = stats.find(s.database);
+      if (db !== undefined) {
+        const info = s.describe();
+        db.closedClientBytesReceived += info.bytesReceived;
+        db.closedClientBytesSent += info.bytesSent;
+      }
+    },
+    routingFor: (database) => routing.get(database) ?? null,
+    oneShardUniqueIds: oneShardIds,
+    txn: () => txn?.manager ?? null,
+    fences,
+    deadlocks,
+    openAdminConsole: (io, log) => new AdminConsole(adminContext, io, log),
+  };
+
   const server = net.createServer({ noDelay: true }, (socket) => {
     if (phase !== 'running') {
       refusing.add(socket);
@@ -184,30 +211,7 @@ export async function startProxy(
       refuseConnection(socket, PgError.notAcceptingClients(), cancels);
       return;
     }
-    const session = new ClientSession(socket, {
-      pools,
-      cancels,
-      statementNames,
-      logger,
-      general: () => config.general,
-      admin: () => config.admin,
-      tlsContext: () => tlsContext,
-      onClose: (s) => {
-        clients.delete(s);
-        const db = stats.find(s.database);
-        if (db !== undefined) {
-          const info = s.describe();
-          db.closedClientBytesReceived += info.bytesReceived;
-          db.closedClientBytesSent += info.bytesSent;
-        }
-      },
-      routingFor: (database) => routing.get(database) ?? null,
-      oneShardUniqueIds: oneShardIds,
-      txn: () => txn?.manager ?? null,
-      fences,
-      deadlocks,
-      openAdminConsole: (io, log) => new AdminConsole(adminContext, io, log),
-    });
+    const session = new ClientSession(socket, sessionDeps);
     clients.add(session);
   });
   server.maxConnections = 100_000;

@@ -82,8 +82,13 @@ export class ClientSession implements ReplySink, Cancellable {
   private readonly deps: SessionDeps;
   private readonly log: Logger;
   private reader: FrameReader;
-  /** Startup packet, TLS, authentication, startup settings (client-login.ts). */
-  private readonly login: ClientLogin;
+  /**
+   * Startup packet, TLS, authentication, startup settings (client-login.ts); null once logged in (its host's closures
+   * are a kilobyte an idle client would keep for nothing).
+   */
+  private login: ClientLogin | null;
+  /** Logged in to the admin database (kept from the login). */
+  private isAdmin = false;
   private isTransactionMode = true;
   /** The admin database's console: it gets every frame. */
   private adminConsole: AdminConsoleHandle | null = null;
@@ -179,7 +184,7 @@ export class ClientSession implements ReplySink, Cancellable {
       if (err !== null) this.ending.protocolViolation(err);
       return;
     }
-    if (state === 'startup') this.login.onStartupData(chunk);
+    if (state === 'startup') this.login?.onStartupData(chunk);
   }
 
   /** What the login (client-login.ts) uses of this session. */
@@ -309,6 +314,8 @@ export class ClientSession implements ReplySink, Cancellable {
    */
   private enterReady(): void {
     this.status.state = 'ready';
+    this.isAdmin = this.login?.isAdmin ?? false;
+    this.login = null;
     const general = this.deps.general();
     const reader = this.reader;
     reader.maxFrameBytes = general.maxMessageSizeBytes;
@@ -327,7 +334,7 @@ export class ClientSession implements ReplySink, Cancellable {
 
   private handleFrame(type: number, frame: Buffer): void {
     const status = this.status;
-    if (status.state === 'auth') return this.login.onAuthFrame(type, frame);
+    if (status.state === 'auth') return this.login?.onAuthFrame(type, frame);
     if (status.state !== 'ready') return;
     if (this.adminConsole !== null) return this.adminConsole.onFrame(type, frame);
     if (frame.length > this.queryWarnBytes && (type === Frontend.Query || type === Frontend.Parse)) {
@@ -517,7 +524,7 @@ export class ClientSession implements ReplySink, Cancellable {
       batch,
       socket,
       params,
-      isAdmin: this.login.isAdmin,
+      isAdmin: this.login?.isAdmin ?? this.isAdmin,
     };
   }
 

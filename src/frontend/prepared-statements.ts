@@ -162,8 +162,11 @@ function withName(
 const MAX_CLOSES_PER_BATCH = 64;
 
 /** One client's named statements: its names mapped to the shared cache's entries. */
+const NO_STATEMENTS: ReadonlyMap<string, CachedStatement> = new Map();
+
 export class ClientStatements {
-  private readonly byName = new Map<string, CachedStatement>();
+  /** Shared and never written until the client names a statement (an idle client holds no map of its own). */
+  private byName = NO_STATEMENTS as Map<string, CachedStatement>;
   private readonly names: StatementNames;
   /** `prepared_statements_limit`: statements a server connection may hold. */
   private readonly serverLimit: () => number;
@@ -180,7 +183,7 @@ export class ClientStatements {
   /** Forget every statement (DISCARD ALL, or the client is gone): the cache may drop those nobody else uses. */
   clear(): void {
     for (const entry of this.byName.values()) this.names.release(entry);
-    this.byName.clear();
+    this.byName = NO_STATEMENTS as Map<string, CachedStatement>;
   }
 
   /**
@@ -265,6 +268,7 @@ export class ClientStatements {
   private map(clientName: string, tail: Buffer): CachedStatement {
     const entry = this.names.acquire(tail); // before releasing the old one: the same text must not be dropped
     const previous = this.byName.get(clientName);
+    if (this.byName === NO_STATEMENTS) this.byName = new Map();
     this.byName.set(clientName, entry);
     if (previous !== undefined) this.names.release(previous);
     return entry;

@@ -19,13 +19,17 @@ interface Written {
   unknownSinceMs: number | null;
 }
 
+/** The map of a session that wrote nothing yet: shared, never written (an idle client holds no map of its own). */
+const NONE_WRITTEN: ReadonlyMap<number, Written> = new Map();
+
 export class ReadYourWrites {
-  private readonly byShard = new Map<number, Written>();
+  private byShard = NONE_WRITTEN as Map<number, Written>;
 
   private entry(shard: number): Written {
     let e = this.byShard.get(shard);
     if (e === undefined) {
       e = { pending: 0, lsn: null, unknownSinceMs: null };
+      if (this.byShard === NONE_WRITTEN) this.byShard = new Map();
       this.byShard.set(shard, e);
     }
     return e;

@@ -26,12 +26,13 @@ export interface TakenFrames {
 }
 
 export class RequestBatch {
-  private types: number[] = new Array<number>(INITIAL_CAPACITY).fill(0);
-  private frames: (Buffer | undefined)[] = new Array<Buffer | undefined>(INITIAL_CAPACITY);
+  // No slots until the first frame: an idle client (thousands may be connected) holds two empty arrays, not 2 × 16.
+  private types: number[] = [];
+  private frames: (Buffer | undefined)[] = [];
   /** Slot of the first frame; slots are taken modulo the capacity (a power of two). */
   private head = 0;
   private count = 0;
-  private mask = INITIAL_CAPACITY - 1;
+  private mask = 0;
   private byteCount = 0;
   /** Query / Sync / FunctionCall frames queued: one ReadyForQuery each. */
   private readyFrames = 0;
@@ -241,9 +242,11 @@ export class RequestBatch {
 
   /** Room for at least `needed` frames, keeping their order (the first at slot 0). */
   private grow(needed: number): void {
-    let capacity = this.types.length * 2;
+    let capacity = Math.max(INITIAL_CAPACITY, this.types.length * 2);
     while (capacity < needed) capacity *= 2;
+    const peeked = this.peeked; // a request peeked before this push is still the front's (slots move, order stays)
     const { types, frames } = this.peek(this.count);
+    this.peeked = peeked;
     this.reset(capacity);
     for (let i = 0; i < types.length; i++) {
       this.types[i] = types[i];
