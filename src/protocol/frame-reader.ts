@@ -28,8 +28,11 @@ export class FrameReader {
   skipQueriesOverBytes = 0;
   onOversized: OversizedHandler | null = null;
 
-  /** A header cut by the chunk boundary: its first `headLength` bytes. */
-  private readonly head = Buffer.alloc(HEADER_BYTES);
+  /**
+   * A header cut by the chunk boundary: its first `headLength` bytes. A slice of Node's shared pool (allocUnsafe), not
+   * a buffer of its own: an idle client would otherwise hold a native allocation of its own for 5 bytes.
+   */
+  private readonly head = Buffer.allocUnsafe(HEADER_BYTES).fill(0);
   private headLength = 0;
   /** A frame whose header is known and whose body continues: the pieces so far and the whole frame's size. */
   private parts: Buffer[] = [];
