@@ -29,10 +29,10 @@ export class FrameReader {
   onOversized: OversizedHandler | null = null;
 
   /**
-   * A header cut by the chunk boundary: its first `headLength` bytes. A slice of Node's shared pool (allocUnsafe), not
-   * a buffer of its own: an idle client would otherwise hold a native allocation of its own for 5 bytes.
+   * A header cut by the chunk boundary: its first `headLength` bytes. Made the first time a header is cut (an idle
+   * client holds none; a slice of Node's shared pool would pin a whole 8 KiB slab per few clients instead).
    */
-  private readonly head = Buffer.allocUnsafe(HEADER_BYTES).fill(0);
+  private head: Buffer | null = null;
   private headLength = 0;
   /** A frame whose header is known and whose body continues: the pieces so far and the whole frame's size. */
   private parts: Buffer[] = [];
@@ -62,20 +62,21 @@ export class FrameReader {
     }
     if (this.headLength > 0 && i < n) {
       const take = Math.min(HEADER_BYTES - this.headLength, n - i);
-      chunk.copy(this.head, this.headLength, i, i + take);
+      const head = this.head as Buffer; // made when its first bytes were kept (below)
+      chunk.copy(head, this.headLength, i, i + take);
       this.headLength += take;
       i += take;
       if (this.headLength < HEADER_BYTES) return null;
       this.headLength = 0;
-      const type = this.head[0];
-      const len = this.head.readInt32BE(1);
+      const type = head[0];
+      const len = head.readInt32BE(1);
       const err = this.checkLength(type, len);
       if (err !== null) return err;
       if (this.isSkipped(type, len)) {
-        this.skip(type, len, Buffer.from(this.head), n - i);
+        this.skip(type, len, Buffer.from(head), n - i);
         i += Math.min(n - i, len + 1 - HEADER_BYTES);
       } else {
-        this.parts = [Buffer.from(this.head)];
+        this.parts = [Buffer.from(head)];
         this.partsLength = HEADER_BYTES;
         this.needed = len + 1;
       }
@@ -102,7 +103,7 @@ export class FrameReader {
         if (err !== null) return err;
       }
       if (n - i < HEADER_BYTES) {
-        chunk.copy(this.head, 0, i, n);
+        chunk.copy((this.head ??= Buffer.alloc(HEADER_BYTES)), 0, i, n);
         this.headLength = n - i;
         return null;
       }
