@@ -43,6 +43,18 @@ const script: ScriptRun = {
   heldTags: [],
 };
 
+/** Every work kind, listed here apart from the source's table (a kind the table forgot is still walked). */
+const ALL_WORK: RequestWorkKind[] = [
+  'idle',
+  'acquiring',
+  'single',
+  'own',
+  'lookup',
+  'waiting',
+  'fanout',
+  'committing',
+];
+
 describe('RequestState', () => {
   it('runs a lookup, then a fan-out, then a commit, each ended before the next', () => {
     const r = new RequestState(2);
@@ -117,16 +129,7 @@ describe('RequestState', () => {
 });
 
 describe('request state moves', () => {
-  const all: RequestWorkKind[] = [
-    'idle',
-    'acquiring',
-    'single',
-    'own',
-    'lookup',
-    'waiting',
-    'fanout',
-    'committing',
-  ];
+  const all = ALL_WORK;
   const busy = all.filter((k) => k !== 'idle');
   const allowed: Record<RequestWorkKind, RequestWorkKind[]> = {
     idle: busy,
@@ -172,16 +175,6 @@ describe('request state moves', () => {
     });
 });
 
-const ALL_WORK: RequestWorkKind[] = [
-  'idle',
-  'acquiring',
-  'single',
-  'own',
-  'lookup',
-  'waiting',
-  'fanout',
-  'committing',
-];
 const TRANSACTIONS: ProxyTransactionKind[] = ['none', 'script'];
 const RUNS: RequestRunKind[] = ['none', 'copyIn', 'cursorRun', 'insertSource', 'insertStream'];
 
