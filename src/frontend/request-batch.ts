@@ -244,13 +244,15 @@ export class RequestBatch {
   private grow(needed: number): void {
     let capacity = Math.max(INITIAL_CAPACITY, this.types.length * 2);
     while (capacity < needed) capacity *= 2;
-    const peeked = this.peeked; // a request peeked before this push is still the front's (slots move, order stays)
-    const { types, frames } = this.peek(this.count);
-    this.peeked = peeked;
+    const oldTypes = this.types;
+    const oldFrames = this.frames;
+    const from = this.head;
+    const oldMask = this.mask;
     this.reset(capacity);
-    for (let i = 0; i < types.length; i++) {
-      this.types[i] = types[i];
-      this.frames[i] = frames[i];
+    for (let i = 0; i < this.count; i++) {
+      const slot = (from + i) & oldMask;
+      this.types[i] = oldTypes[slot];
+      this.frames[i] = oldFrames[slot];
     }
   }
 
