@@ -127,14 +127,12 @@ function shardsOfSource(
 ): void {
   if (source.kind === 'param' && source.isArray) {
     const value = boundValue(source, params);
-    const format = (params as BindParams).formats[source.index - 1];
-    if (value === null) {
-      out.add(shardForParameter(column, shardCount, value, format));
+    if (value !== null) {
+      const format = (params as BindParams).formats[source.index - 1];
+      for (const element of decodeArrayParam(value, format))
+        out.add(shardForParameter(column, shardCount, element, format));
       return;
     }
-    for (const element of decodeArrayParam(value, format))
-      out.add(shardForParameter(column, shardCount, element, format));
-    return;
   }
   out.add(shardOfScalar(source, column, shardCount, params));
 }
