@@ -11,7 +11,6 @@ import {
   endsPreparedBranch,
   expectTag,
   outcomeFailure,
-  runQueries,
   runQuery,
   type QueryOutcome,
 } from '../backend/server-query.js';
@@ -70,7 +69,7 @@ export class Runner {
   constructor(private readonly owner: Owner) {}
 
   async run(p: CommitParticipant, sql: string): Promise<QueryOutcome> {
-    return (await this.runShown(p, [sql], NEVER))[0];
+    return this.runShown(p, sql, NEVER);
   }
 
   /** COMMIT or PREPARE TRANSACTION: an answer other than its own tag (ROLLBACK) means the transaction was rolled back. */
@@ -81,26 +80,25 @@ export class Runner {
       this.writerCommits++;
       isCancellable = () => this.writerCommits === 1;
     }
-    return expectTag((await this.runShown(p, [sql], isCancellable))[0], tag);
+    return expectTag(await this.runShown(p, sql, isCancellable), tag);
   }
 
   /**
-   * The decision shard's decision row and its COMMIT, pipelined in one write (decision-commit.ts): the row's outcome
-   * and the COMMIT's (as end(): ROLLBACK, after a failed row, is an error). Cancellable as a writer's COMMIT.
+   * The decision shard's decision row and its COMMIT in one Query (decisionSql, decision-table.ts): the COMMIT's
+   * outcome (as end(): ROLLBACK is an error), or the row's error, after which the branch is left failed (the caller
+   * reads `server.txStatus`). Cancellable as a writer's COMMIT.
    */
-  async commitWithRow(p: CommitParticipant, rowSql: string): Promise<[QueryOutcome, QueryOutcome]> {
+  async decide(p: CommitParticipant, decisionSql: string): Promise<QueryOutcome> {
     this.writerCommits++;
     const isCancellable = (): boolean => this.writerCommits === 1;
-    const [row, commit] = await this.runShown(p, [rowSql, 'COMMIT'], isCancellable);
-    return [row, expectTag(commit, 'COMMIT')];
+    return expectTag(await this.runShown(p, decisionSql, isCancellable), 'COMMIT');
   }
 
   private async runShown(
     p: CommitParticipant,
-    sqls: readonly string[],
+    sql: string,
     isCancellable: () => boolean,
-  ): Promise<QueryOutcome[]> {
-    const sql = sqls.length === 1 ? sqls[0] : sqls.join('; ');
+  ): Promise<QueryOutcome> {
     const shown: OwnStatement = {
       sql,
       sinceMs: performance.now(),
@@ -110,11 +108,6 @@ export class Runner {
     };
     p.server.ownStatement = shown;
     try {
-      if (sqls.length > 1) {
-        const outcomes = await runQueries(p.server, sqls, this.owner);
-        if (outcomes.some((o) => o.kind === 'lost')) this.lost.push(p.shard);
-        return outcomes;
-      }
       const outcome = await runQuery(p.server, sql, this.owner);
       if (outcome.kind === 'lost') this.lost.push(p.shard);
       const gid = PREPARE_GID.exec(sql)?.[1];
@@ -122,7 +115,7 @@ export class Runner {
         p.server.preparedBranch = { gid, commitId: this.commitId };
       else if (p.server.preparedBranch?.commitId === this.commitId && endsPreparedBranch(outcome))
         p.server.preparedBranch = null; // COMMIT / ROLLBACK PREPARED of it
-      return [outcome];
+      return outcome;
     } finally {
       if (p.server.ownStatement === shown) p.server.ownStatement = null;
     }

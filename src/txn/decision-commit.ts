@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { endsPreparedBranch, outcomeFailure, type QueryOutcome } from '../backend/server-query.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
+import { TxStatus } from '../protocol/codes.js';
 import {
   boundedPrepares,
   errorFrame,
@@ -19,7 +20,7 @@ import {
   type CommitRun,
   type Owner,
 } from './commit-steps.js';
-import { insertDecisionSql, type Resolution } from './decision-table.js';
+import { decideSql, insertDecisionSql, type Resolution } from './decision-table.js';
 import { failpoint, isFailpointSet, type FailpointName } from './failpoints.js';
 import { CommitRefusedError, type TransactionManager } from './manager.js';
 import type { DistributedTransaction } from './transaction.js';
@@ -64,19 +65,22 @@ export async function commitWithDecisionCommit(
   // Dies here: nothing is prepared; the open branches end with this process's connections (or, on a host that
   // vanished, with the servers' idle_in_transaction_session_timeout / TCP timeouts). Nothing to recover.
   await failpoint('before_prepare');
-  const insert = insertDecisionSql(
-    manager.decisionSchema,
-    tx.txid,
-    writers.map((p) => p.shard),
-    manager.decisionIdleTimeoutMs,
-  );
-  // The row goes in the same write as the decision COMMIT, after phase 1: one round trip less on the decision shard.
+  // The row goes in the same Query as the decision COMMIT, after phase 1: one round trip less on the decision shard.
   // Only the failpoint after_decision_row (a crash with the row inserted, not committed) sends it apart, in phase 1.
   const isRowApart = isFailpointSet('after_decision_row');
+  const participantShards = writers.map((p) => p.shard);
   const phaseOne = isRowApart ? writers : others;
   const send = (p: CommitParticipant): Promise<QueryOutcome> =>
     p === decider
-      ? runner.run(p, insert)
+      ? runner.run(
+          p,
+          insertDecisionSql(
+            manager.decisionSchema,
+            tx.txid,
+            participantShards,
+            manager.decisionIdleTimeoutMs,
+          ),
+        )
       : runner.end(p, `PREPARE TRANSACTION '${tx.branchOn(p.shard).gid}'`, 'PREPARE TRANSACTION');
   // Dies during this round trip: some branches prepared (row apart: the row maybe inserted, not committed). Recovery
   // (after the minimum age) inserts `false` first — waiting for an open decision branch to end if it holds the row —
@@ -111,29 +115,23 @@ export async function commitWithDecisionCommit(
   // Dies waiting here: nothing was decided; recovery rolls it back.
   await manager.holdVisibility(tx);
   // Dies during this round trip: as just above — the row and the COMMIT are one transaction on the decision shard.
-  const [row, committed] = isRowApart
-    ? [null, await runner.end(decider, 'COMMIT', 'COMMIT')]
-    : await runner.commitWithRow(decider, insert);
-  if (row !== null && row.kind === 'error') {
-    // The row was refused (recovery's `false` was first, the role may not insert): the decision shard's transaction
-    // failed there and its COMMIT answered ROLLBACK. Nothing committed anywhere.
-    tx.moveBranch(tx.branchOn(decider.shard), 'rolled_back');
-    const frame = errorFrame(row, decider.shard, '');
-    return abort(tx, runner, decider, others, frame, readersDone, manager);
-  }
+  const committed = isRowApart
+    ? await runner.end(decider, 'COMMIT', 'COMMIT')
+    : await runner.decide(decider, decideSql(manager.decisionSchema, tx.txid, participantShards));
   // A cancel (the deadlock check's victim, statement_timeout) should answer a COMMIT only before its commit record is
   // written — but the decision is never assumed: the row says what happened, as for a lost reply.
   const isCancelled = committed.kind === 'error' && committed.code === SqlState.QueryCanceled;
   if (committed.kind === 'error' && !isCancelled) {
-    // The decision branch was rolled back (a deferred constraint there): nothing committed anywhere.
-    tx.moveBranch(tx.branchOn(decider.shard), 'rolled_back');
+    // The row was refused (recovery's `false` was first, the role may not insert: the COMMIT did not run) or the
+    // decision branch was rolled back at its COMMIT (a deferred constraint there): nothing committed anywhere.
+    endFailedDecision(tx, decider);
     const frame = errorFrame(committed, decider.shard, '');
     return abort(tx, runner, decider, others, frame, readersDone, manager);
   }
   if (committed.kind === 'lost' || isCancelled) {
     const resolution = await resolveLostDecision(manager, tx, decider.shard);
     if (resolution.outcome === 'aborted') {
-      tx.moveBranch(tx.branchOn(decider.shard), 'rolled_back');
+      endFailedDecision(tx, decider);
       const lost = isCancelled
         ? errorFrame(committed, decider.shard, '')
         : errorFrame(committed, decider.shard, 'during COMMIT; the transaction was rolled back');
@@ -162,6 +160,15 @@ export async function commitWithDecisionCommit(
   // Every participant confirmed: the row is deleted (batched). Unfinished: retried in the background first.
   manager.settle(tx);
   return { error: null, lost: runner.lost };
+}
+
+/**
+ * The decision branch did not commit. Ended by PostgreSQL (a COMMIT that failed, a lost connection) → rolled back; left
+ * failed ('E': its row's insert failed or was cancelled, the COMMIT after it skipped) → stays open, for abort's ROLLBACK.
+ */
+function endFailedDecision(tx: DistributedTransaction, decider: CommitParticipant): void {
+  if (decider.server.isClosed || decider.server.txStatus !== TxStatus.Failed)
+    tx.moveBranch(tx.branchOn(decider.shard), 'rolled_back');
 }
 
 /**

@@ -31,6 +31,7 @@ export function createDecisionTableSql(schema: string): string {
 /**
  * Inside the decision branch, in one Query: bound how long the branch may then sit idle (a proxy that vanishes without
  * closing its sockets cannot keep the uncommitted row — and so recovery — waiting for longer), and insert `true`.
+ * Only where the row is sent apart from its COMMIT (the failpoint after_decision_row); else decideSql.
  */
 export function insertDecisionSql(
   schema: string,
@@ -40,6 +41,23 @@ export function insertDecisionSql(
 ): string {
   return (
     `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.floor(idleTimeoutMs))}; ` +
+    insertTrueSql(schema, txid, participants)
+  );
+}
+
+/**
+ * The decision inside the decision branch, as one Query: insert `true`, then COMMIT. The server runs both without
+ * waiting for us in between, so the row is never left uncommitted by a proxy that vanished (no idle timeout needed,
+ * unlike insertDecisionSql), and answers once (one flush there, one read here). If the insert fails (recovery's
+ * `false` was first, the role may not insert) PostgreSQL skips the COMMIT and leaves the branch failed (ReadyForQuery
+ * 'E'): nothing committed, and the caller rolls it back.
+ */
+export function decideSql(schema: string, txid: string, participants: readonly number[]): string {
+  return `${insertTrueSql(schema, txid, participants)}; COMMIT`;
+}
+
+function insertTrueSql(schema: string, txid: string, participants: readonly number[]): string {
+  return (
     `INSERT INTO ${decisionTable(schema)} (txid, participants, committed) ` +
     `VALUES (${txidLiteral(txid)}, '{${participants.join(',')}}', true)`
   );
@@ -57,10 +75,7 @@ export function insertDecisionAutocommitSql(
   txid: string,
   participants: readonly number[],
 ): string {
-  return (
-    `SET TRANSACTION READ WRITE; INSERT INTO ${decisionTable(schema)} (txid, participants, committed) ` +
-    `VALUES (${txidLiteral(txid)}, '{${participants.join(',')}}', true)`
-  );
+  return `SET TRANSACTION READ WRITE; ${insertTrueSql(schema, txid, participants)}`;
 }
 
 /**

@@ -184,6 +184,44 @@ describe('two-phase commit', () => {
     expect(await rowsOn(1, [b])).toBe(1);
   });
 
+  it('sends the decision row and the decision COMMIT as one Query: the row is never uncommitted between two', async () => {
+    const a = idOn(0, 115);
+    const b = idOn(1, 115);
+    // Once phase 1 is over, a direct session locks the decision table: the decision's INSERT waits there, and
+    // pg_stat_activity shows the whole Query it belongs to.
+    setFailpoint('after_prepare', {
+      kind: 'call',
+      fn: async () => {
+        await direct[0].query('begin');
+        await direct[0].query('lock table shardgate.decisions in exclusive mode');
+      },
+    });
+    await client.query('begin');
+    await client.query('insert into users (id, name) values ($1, $2)', [a, 'a']);
+    await client.query('insert into users (id, name) values ($1, $2)', [b, 'b']);
+    const commit = client.query('commit');
+    let waiting: string | null = null;
+    await waitFor(
+      async () => {
+        await direct[0].query('select pg_stat_clear_snapshot()');
+        const r = await direct[0].query(
+          "select query from pg_stat_activity where wait_event_type = 'Lock' and query like '%shardgate.decisions%'",
+        );
+        waiting = (r.rows[0] as { query: string } | undefined)?.query ?? null;
+        return waiting !== null;
+      },
+      5_000,
+      'the decision insert waiting for the lock',
+    );
+    await direct[0].query('rollback');
+    expect((await commit).command).toBe('COMMIT');
+    expect(waiting).toMatch(
+      /^INSERT INTO shardgate\.decisions \(txid, participants, committed\) VALUES .*; COMMIT$/,
+    );
+    expect(await rowsOn(0, [a])).toBe(1);
+    expect(await rowsOn(1, [b])).toBe(1);
+  });
+
   it('the decision row refused (recovery inserted `false` first): nothing commits, the client gets the error', async () => {
     const a = idOn(0, 120);
     const b = idOn(1, 120);
