@@ -420,8 +420,9 @@ export class TransactionManager {
     };
     if (isFirstTry && !isFailpointSet('before_commit_prepared')) {
       // at_decision: COMMIT PREPARED goes out in this tick, not after a timer (≥ 1 ms in Node): this proxy's requests
-      // to those shards wait for it (phase-two-gate.ts). The client's reply is written a few microtasks later.
-      void attempt();
+      // to those shards wait for it (phase-two-gate.ts). On the next tick, i.e. once the promise jobs running now
+      // are done, so the client's reply (written in one of them) goes out first and does not wait for these writes.
+      process.nextTick(() => void attempt());
       return;
     }
     // A retry; or the failpoint, which fires only once the client's reply is written (the timer runs after it).

@@ -1,7 +1,7 @@
 // TransactionManager bookkeeping without shards: GIDs per writer, the decision made durable before committing, what
 // SHOW TRANSACTIONS lists, the in-doubt count (also for a transaction held after a decision-log failure), counters,
 // decide() refused while another live proxy holds this instance id, and the visibility fence held by committing
-// transactions (the session's and recovery's) until they are finished.
+// transactions (the session's and recovery's) until they are finished; at_decision's phase 2 starting after the reply.
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/logging/logger.js';
 import {
@@ -125,6 +125,41 @@ describe('TransactionManager', () => {
     const tx = m.begin('app', 'alice', [0, 1], []);
     await expect(m.decide(tx)).rejects.toThrow('disk full');
     expect(tx.state).toBe('preparing');
+  });
+
+  it('at_decision: phase 2 starts in the same tick as the answer, after the promise jobs that write the reply', async () => {
+    const events: string[] = [];
+    const m = new TransactionManager({
+      instanceId: 'unit',
+      decisionSchema: 'shardgate',
+      log: null,
+      shards: {
+        ...NO_SHARDS,
+        shardCount: () => 2,
+        connect: () => {
+          events.push('COMMIT PREPARED');
+          return Promise.reject(new Error('shard down in this test'));
+        },
+      },
+      logger: silentLogger(),
+      orphanTimeoutMs: 60_000,
+      recoveryIntervalMs: 60_000,
+      retryDelayMs: 60_000,
+      fences: new VisibilityFences(),
+    });
+    const tx = m.begin('app', 'alice', [0, 1], [], 0);
+    tx.moveBranch(tx.branchOn(1), 'prepared');
+    m.decided(tx);
+    m.continueAfterReply(tx);
+    // The session answers the client a few promise jobs after continueAfterReply (commit-run.ts): that write first,
+    // so the client's answer does not wait for phase 2's; phase 2 still before any timer or I/O of the next tick.
+    let chain = Promise.resolve();
+    for (let i = 0; i < 10; i++) chain = chain.then(() => undefined);
+    void chain.then(() => events.push('reply'));
+    setTimeout(() => events.push('timer'), 0);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(events).toEqual(['reply', 'COMMIT PREPARED', 'timer']);
+    m.close();
   });
 });
 
