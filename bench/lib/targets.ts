@@ -509,6 +509,47 @@ export async function startShardgate(opts: ShardgateOptions): Promise<RunningSha
   return { endpoint, child, how: cmd.how };
 }
 
+export interface RunningRelay {
+  endpoint: Endpoint;
+  child: ChildProcess;
+}
+
+/**
+ * The parse-free Node relay (bench/lib/node-relay.ts) in front of `serverHost:serverPort`: the floor a hop on Node
+ * costs here. One upstream connection per client, so it needs no pool and no credentials of its own.
+ */
+export async function startNodeRelay(serverHost: string, serverPort: number): Promise<RunningRelay> {
+  const dir = makeTempDir('bench-relay-');
+  const port = await freePort();
+  const logFile = path.join(dir, 'relay.log');
+  const out = fs.openSync(logFile, 'a');
+  const child = spawnTracked(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(REPO_ROOT, 'bench/lib/node-relay.ts'),
+      String(port),
+      serverHost,
+      String(serverPort),
+    ],
+    { cwd: REPO_ROOT, stdio: ['ignore', out, out] },
+  );
+  fs.closeSync(out);
+  onCleanup('stop node relay', () => stopChild(child, 5_000, 'SIGTERM'));
+  const endpoint: Endpoint = {
+    name: 'node-relay',
+    host: '127.0.0.1',
+    port,
+    database: BENCH_DB,
+    pid: child.pid ?? null,
+    logFile,
+  };
+  await waitUntilUp('node relay', child, port, 30_000, [logFile]);
+  log(`node relay on 127.0.0.1:${port} (pid ${child.pid}) → ${serverHost}:${serverPort}`);
+  return { endpoint, child };
+}
+
 /** "shardgate exited (code 1) during the benchmark; log: ..." when a proxy died under us, else null. */
 /** Wait until the bench user can log in through a proxy we started; on failure, the error carries its log tails. */
 async function waitUntilUp(
