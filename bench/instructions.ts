@@ -5,10 +5,10 @@
 // is the check for a hot-path change and the measure of how far a proxy is above Node's floor. Kernel work (the
 // loopback TCP every hop pays alike) is not counted; the CPU columns of bench/pgbench-compare.ts include it.
 // Each proxy runs under `valgrind --tool=callgrind --instr-atstart=no` (all its threads: V8's compiler and GC
-// count); per mode: a warm-up (`--warmup` transactions per client, uncounted, so the JIT has compiled the path),
-// then counting switched on for `--tx` transactions per client and off again (callgrind_control), `--repeat` times;
-// the median is reported. Needs valgrind (apt-get install valgrind) and pgbench; PgBouncer when installed.
-// Usage: npx tsx bench/instructions.ts [--tx 1000] [--warmup 2000] [--clients 4] [--repeat 2] [--docs yes]
+// count); first every mode is warmed up in every process (`--warmup` transactions per client, uncounted, so the JIT
+// has compiled the paths), then per mode a shorter warm-up and counting switched on for `--tx` transactions per
+// client and off again (callgrind_control), `--repeat` times; the median is reported. Needs valgrind (apt-get install valgrind) and pgbench; PgBouncer when installed.
+// Usage: npx tsx bench/instructions.ts [--tx 1000] [--warmup 2000] [--clients 4] [--repeat 3] [--docs yes]
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -38,7 +38,7 @@ const opts = parseArgs(SCRIPT, {
   tx: { default: 1000, min: 100, help: 'counted transactions per client, per repeat' },
   warmup: { default: 2000, min: 0, help: 'uncounted transactions per client before counting, per mode' },
   clients: { default: 4, min: 1, help: 'pgbench clients (-c)' },
-  repeat: { default: 2, min: 1, help: 'counted runs per target and mode (median reported)' },
+  repeat: { default: 3, min: 1, help: 'counted runs per target and mode (median reported)' },
   scale: { default: 2, min: 1, help: 'pgbench scale factor' },
   docs: { default: 'no', help: 'write the results into docs/benchmarks.md', choices: ['yes', 'no'] },
 });
@@ -255,9 +255,14 @@ async function main(): Promise<void> {
 
   const results: Record<string, Record<Mode, number[]>> = {};
   for (const t of targets) results[t.label] = { simple: [], extended: [], prepared: [] };
+  // Every mode's path warmed up in every process first: a mode counted first would otherwise also count the
+  // compiling of code the later modes share with it.
+  for (const mode of MODES) {
+    for (const t of targets) if (opts.warmup > 0) await pgbench(t, mode, opts.warmup);
+  }
   for (const mode of MODES) {
     for (const t of targets) {
-      if (opts.warmup > 0) await pgbench(t, mode, opts.warmup);
+      if (opts.warmup > 0) await pgbench(t, mode, Math.ceil(opts.warmup / 4));
       for (let i = 0; i < opts.repeat; i++) {
         const ir = await countOnce(t, mode);
         results[t.label][mode].push(ir);
