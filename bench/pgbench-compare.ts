@@ -2,12 +2,13 @@
 //
 //   npx tsx bench/pgbench-compare.ts [--duration 15] [--clients 8] [--threads 2] [--scale 10] [--rounds 1]
 //     [--only select-simple] [--profile DIR]   (DIR: a V8 CPU profile of shardgate, written when it stops)
-//     [--upstream tcp|unix|both] [--bun PATH]
+//     [--upstream tcp|unix|both] [--bun PATH] [--relay yes]
 //
 // --upstream: how both proxies reach PostgreSQL: TCP (127.0.0.1), its Unix-domain socket (host = the socket
 // directory, in PgBouncer and shardgate alike), or both (a PgBouncer and a shardgate per transport, interleaved).
-// --bun: also run the same dist/cli.js on that Bun binary (one more shardgate per upstream transport). With either,
-// an extra table compares every target; docs/benchmarks.md is only rewritten for the default targets (TCP, no Bun).
+// --bun: also run the same dist/cli.js on that Bun binary (one more shardgate per upstream transport). --relay yes:
+// also a parse-free Node relay (bench/lib/node-relay.ts), Node's floor for a hop. With any of them, an extra table
+// compares every target; docs/benchmarks.md is only rewritten for the default targets (TCP, no Bun, no relay).
 //
 // Starts one throwaway PostgreSQL server (user/database `bench`), loads it with `pgbench -i`, starts PgBouncer
 // and shardgate in front of it (transaction pooling, equal pool sizes), runs each workload against the three
@@ -42,6 +43,7 @@ import {
   machineInfo,
   startBenchPostgres,
   startPgBouncer,
+  startNodeRelay,
   startShardgate,
   type BenchAuth,
   type Endpoint,
@@ -76,10 +78,17 @@ const opts = parseArgs(SCRIPT, {
     help: 'how the proxies connect to PostgreSQL: TCP, its Unix socket, or a proxy pair for each',
   },
   bun: { default: '', help: 'a Bun binary: also run dist/cli.js on it (empty: no)' },
+  relay: {
+    default: 'no',
+    help: "also run a parse-free Node relay (bench/lib/node-relay.ts): Node's floor for a hop",
+    choices: ['yes', 'no'],
+  },
 });
 
-type TargetName = 'direct' | 'pgbouncer' | 'shardgate';
-const TARGETS: TargetName[] = ['direct', 'pgbouncer', 'shardgate'];
+/** The targets of the docs table; `relay` (--relay yes) is only in the every-target table. */
+type DefaultTargetName = 'direct' | 'pgbouncer' | 'shardgate';
+type TargetName = DefaultTargetName | 'relay';
+const TARGETS: DefaultTargetName[] = ['direct', 'pgbouncer', 'shardgate'];
 type Transport = 'tcp' | 'unix';
 
 /** One thing pgbench runs against: the server itself, or a proxy with its upstream transport and runtime. */
@@ -96,6 +105,7 @@ const TARGET_LABEL: Record<TargetName, string> = {
   direct: 'direct',
   pgbouncer: 'PgBouncer',
   shardgate: 'shardgate',
+  relay: 'Node relay',
 };
 
 interface Workload {
@@ -194,7 +204,8 @@ async function main(): Promise<void> {
   const pgbenchV = pgbenchVersion.stdout.trim();
   const perRun = opts.warmup + opts.duration + 1;
   const transportCount = opts.upstream === 'both' ? 2 : 1;
-  const targetCount = 1 + transportCount * (opts.bun === '' ? 2 : 3); // direct, PgBouncer(s), shardgate(s)
+  // direct, PgBouncer(s), shardgate(s), the Node relay
+  const targetCount = 1 + transportCount * (opts.bun === '' ? 2 : 3) + (opts.relay === 'yes' ? 1 : 0);
   const estimate = opts.rounds * workloads.length * targetCount * perRun + 30;
   log(
     `${pgbenchV}; ${machine.cpus} CPU(s) ${machine.cpuModel}; load average ${machine.loadAvg.join(' ')}; ` +
@@ -296,6 +307,18 @@ async function main(): Promise<void> {
     }
   }
   if (shardgate === null) throw new Error('no shardgate started');
+  if (opts.relay === 'yes') {
+    // Node's floor: the same hop with nothing but the socket calls (TCP upstream, like the default targets).
+    const relay = await startNodeRelay(postgres.server.host, postgres.server.port);
+    targets.push({
+      id: 'relay',
+      kind: 'relay',
+      label: 'Node relay (TCP, floor)',
+      transport: 'tcp',
+      endpoint: relay.endpoint,
+      child: relay.child,
+    });
+  }
   const isDefaultTargets = targets.length === TARGETS.length;
 
   // --- runs
@@ -360,7 +383,7 @@ async function main(): Promise<void> {
 
   // --- results
   const summary = workloads.map((w) => {
-    const cell = (t: TargetName) => {
+    const cell = (t: DefaultTargetName) => {
       const rs = runs[w.id][t] ?? [];
       const tpsList = rs.map((r) => r.tps).filter((x): x is number => x !== null);
       const cpuList = rs.map((r) => r.cpuMicrosPerTx ?? null).filter((x): x is number => x !== null);

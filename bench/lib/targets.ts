@@ -245,6 +245,8 @@ export interface PgBouncerOptions {
   fdLimit: number;
   /** Where PgBouncer connects to the server: default its address (TCP); a socket directory: its Unix socket. */
   serverHost?: string;
+  /** A command to run PgBouncer under, e.g. valgrind and its flags (bench/instructions.ts); none by default. */
+  wrap?: readonly string[];
 }
 
 export interface RunningPgBouncer {
@@ -254,6 +256,8 @@ export interface RunningPgBouncer {
   /** True when this PgBouncer tracks protocol-level prepared statements in transaction mode (≥ 1.21). */
   hasPreparedStatements: boolean;
   child: ChildProcess;
+  /** The OS user it runs as (root cannot run it), null when it runs as we do. */
+  identity: OsIdentity | null;
 }
 
 export async function startPgBouncer(opts: PgBouncerOptions): Promise<RunningPgBouncer> {
@@ -307,7 +311,11 @@ export async function startPgBouncer(opts: PgBouncerOptions): Promise<RunningPgB
   const stdoutFile = path.join(dir, 'stdout.log');
   const out = fs.openSync(stdoutFile, 'a');
   if (identity !== null) fs.fchownSync(out, identity.uid, identity.gid);
-  const cmd = withFdLimit(opts.fdLimit, opts.bin, [confFile]);
+  const wrap = opts.wrap ?? [];
+  const cmd =
+    wrap.length === 0
+      ? withFdLimit(opts.fdLimit, opts.bin, [confFile])
+      : withFdLimit(opts.fdLimit, wrap[0], [...wrap.slice(1), opts.bin, confFile]);
   const child = spawnTracked(cmd.file, cmd.args, {
     cwd: dir,
     stdio: ['ignore', out, out],
@@ -324,12 +332,18 @@ export async function startPgBouncer(opts: PgBouncerOptions): Promise<RunningPgB
     pid: child.pid ?? null,
     logFile,
   };
-  await waitUntilUp('PgBouncer', child, port, 20_000, [stdoutFile, logFile]);
+  await waitUntilUp('PgBouncer', child, port, wrap.length === 0 ? 20_000 : 120_000, [stdoutFile, logFile]);
   reportFdLimit('PgBouncer', child.pid, opts.maxClientConn);
   log(
     `PgBouncer ${opts.version} on 127.0.0.1:${port} (pid ${child.pid}${identity ? `, as OS user ${identity.name}` : ''}, pool ${opts.poolSize}, transaction mode${hasPrepared ? ', max_prepared_statements 200' : ''}, server at ${host}:${s.port})`,
   );
-  return { endpoint, sessionDatabase: `${BENCH_DB}_session`, hasPreparedStatements: hasPrepared, child };
+  return {
+    endpoint,
+    sessionDatabase: `${BENCH_DB}_session`,
+    hasPreparedStatements: hasPrepared,
+    child,
+    identity,
+  };
 }
 
 function reportFdLimit(name: string, pid: number | undefined, need: number): void {
@@ -507,6 +521,49 @@ export async function startShardgate(opts: ShardgateOptions): Promise<RunningSha
     `shardgate (${cmd.how}) on 127.0.0.1:${port} (pid ${child.pid}, pool ${opts.poolSize}, transaction mode, ${opts.auth}, server at ${opts.serverHost ?? s.host}:${s.port})`,
   );
   return { endpoint, child, how: cmd.how };
+}
+
+export interface RunningRelay {
+  endpoint: Endpoint;
+  child: ChildProcess;
+}
+
+/**
+ * The parse-free Node relay (bench/lib/node-relay.ts) in front of `serverHost:serverPort`: the floor a hop on Node
+ * costs here. One upstream connection per client, so it needs no pool and no credentials of its own.
+ */
+export async function startNodeRelay(
+  serverHost: string,
+  serverPort: number,
+  wrap: readonly string[] = [],
+): Promise<RunningRelay> {
+  const dir = makeTempDir('bench-relay-');
+  const port = await freePort();
+  const logFile = path.join(dir, 'relay.log');
+  const out = fs.openSync(logFile, 'a');
+  const relayArgs = [
+    '--import',
+    'tsx',
+    path.join(REPO_ROOT, 'bench/lib/node-relay.ts'),
+    String(port),
+    serverHost,
+    String(serverPort),
+  ];
+  const [file, ...args] = [...wrap, process.execPath, ...relayArgs];
+  const child = spawnTracked(file, args, { cwd: REPO_ROOT, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  onCleanup('stop node relay', () => stopChild(child, 5_000, 'SIGTERM'));
+  const endpoint: Endpoint = {
+    name: 'node-relay',
+    host: '127.0.0.1',
+    port,
+    database: BENCH_DB,
+    pid: child.pid ?? null,
+    logFile,
+  };
+  await waitUntilUp('node relay', child, port, wrap.length === 0 ? 30_000 : 120_000, [logFile]);
+  log(`node relay on 127.0.0.1:${port} (pid ${child.pid}) → ${serverHost}:${serverPort}`);
+  return { endpoint, child };
 }
 
 /** "shardgate exited (code 1) during the benchmark; log: ..." when a proxy died under us, else null. */

@@ -146,7 +146,10 @@ export class ClientSession implements ReplySink, Cancellable {
     socket.on('close', () => this.onSocketClose());
     const idleMs = this.deps.general().clientIdleTimeoutMs;
     if (idleMs > 0) {
-      socket.setTimeout(idleMs, () => this.onIdleTimeout());
+      // A listener of its own, not setTimeout's callback: Node registers that with once(), so a timeout that fired
+      // while the client was busy (and was skipped) left the client never closed after it went idle.
+      socket.setTimeout(idleMs);
+      socket.on('timeout', () => this.onIdleTimeout());
     }
   }
 
@@ -468,15 +471,14 @@ export class ClientSession implements ReplySink, Cancellable {
     );
   }
 
-  /** Idle means no request running and no transaction open (a server attached, or shards in use, spare the client). */
+  /**
+   * Idle means no request under way and no transaction open (a server attached, shards in use, or a request waiting
+   * for a server or for another transaction's phase 2 spare the client).
+   */
   private onIdleTimeout(): void {
     if (!this.status.isReady || this.held.server !== null || this.held.isWaiting) return;
     const sharded = this.sharded;
-    if (
-      sharded !== null &&
-      (sharded.isWaitingForServer || sharded.isActive || this.status.txStatus !== TxStatus.Idle)
-    )
-      return;
+    if (sharded !== null && (!sharded.isIdle || this.status.txStatus !== TxStatus.Idle)) return;
     this.ending.fatal(
       new PgError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to client_idle_timeout'),
     );

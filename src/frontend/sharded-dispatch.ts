@@ -541,6 +541,16 @@ export class ShardedDispatch implements DispatchHost {
     return this.request.isActive;
   }
 
+  /**
+   * Nothing of the client's is under way: no request in any state (waiting for a server, for another transaction's
+   * phase 2, for a lookup, running), no run (COPY in, cursor, INSERT … SELECT) and no transaction of the proxy's own.
+   * client_idle_timeout closes only such a client.
+   */
+  get isIdle(): boolean {
+    const r = this.request;
+    return r.isIdle && r.run.kind === 'none' && r.transaction.kind === 'none';
+  }
+
   /** The server held per shard (read by the distributed deadlock check). */
   heldServers(): readonly (ServerConnection | null)[] {
     return this.servers.byShard;

@@ -164,6 +164,37 @@ describe('two_phase_commit_reply = "at_decision"', () => {
     }
   }, 60_000);
 
+  it('a read waiting for phase 2 is not idle: client_idle_timeout does not close it (regression)', async () => {
+    // client_idle_timeout shorter than atomic_visibility_timeout: the read below waits longer than the idle timeout
+    // with nothing on its socket. It used to be closed with 57P05 as if it were idle; it must get its 40001.
+    const idleProxy = await startTestProxy(cluster, {
+      general: `${replyGeneral('reply_idle')}\nclient_idle_timeout = 600`,
+      extraPgdog: BANK_SHARDING_TOML(APP_DB),
+    });
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    try {
+      const writer = await connect(idleProxy.url);
+      const before = await balanceOnShard(1, TO);
+      setFailpoint('before_commit_prepared', { kind: 'call', fn: () => held });
+      await transfer(writer, 2);
+      const reader = await connect(idleProxy.url); // now: idle for less than the timeout before its read
+      const err = (await balance(reader, TO).catch((e: unknown) => e)) as pg.DatabaseError;
+      expect(err).toBeInstanceOf(Error);
+      expect(err.code).toBe('40001');
+      release();
+      await until(async () => (await balanceOnShard(1, TO)) === before + 2, 5_000, 'phase 2 on shard 1');
+      // Idle afterwards, it is closed as before.
+      const lateErrors: Error[] = [];
+      reader.on('error', (e) => lateErrors.push(e));
+      await until(async () => lateErrors.length > 0, 5_000, 'the idle reader to be closed');
+      expect((lateErrors[0] as pg.DatabaseError).code).toBe('57P05');
+    } finally {
+      release();
+      await idleProxy.close();
+    }
+  }, 60_000);
+
   it('a proxy killed after it answered COMMIT loses nothing: recovery commits the transaction', async () => {
     const dir = fs.mkdtempSync(path.join(root, 'dying-'));
     const dying = await ProxyProcess.create(cluster, {
