@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { PgError } from '../errors/pg-error.js';
 import { UNTRACKED_SHARD, type LiveBytes, type ShardStats } from '../stats/shard-stats.js';
 import { ServerConnection, type ServerAddress } from './server-connection.js';
-import { errorFields } from './server-query.js';
+import { errorFields } from '../protocol/error-fields.js';
 
 export interface PoolOptions {
   address: ServerAddress;

@@ -5,6 +5,7 @@ import { Parser } from 'pg-protocol/dist/parser.js';
 import { serialize } from 'pg-protocol';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { TxStatus } from '../protocol/codes.js';
+import { errorFields } from '../protocol/error-fields.js';
 import { startupMessage, TERMINATE, cancelRequest } from '../protocol/messages.js';
 import { md5PasswordHash } from '../auth/md5.js';
 import { ScramClientSession } from '../auth/scram-client.js';
@@ -393,7 +394,7 @@ export class ServerConnection implements ScannerOwner {
 
   fatalSeen(frame: Buffer): void {
     this.fatalError = Buffer.from(frame);
-    this.closeReason ||= `server sent FATAL: ${errorMessageOf(this.fatalError)}`;
+    this.closeReason ||= `server sent FATAL: ${errorFields(this.fatalError).get('M') ?? '(no message)'}`;
   }
 
   readyForQuery(status: number): void {
@@ -427,6 +428,16 @@ export class ServerConnection implements ScannerOwner {
     if (this.busySinceMs === 0) this.markBusy();
     if (this.heldWrites !== null) this.heldWrites.push(buf);
     else this.socket?.write(buf);
+  }
+
+  /** `send`, and what this tick sends here after it leaves in the same write (a joining shard's BEGIN, its request). */
+  sendAhead(buf: Buffer, readyCount: number): void {
+    const socket = this.socket;
+    if (socket !== null && this.heldWrites === null && socket.writableCorked === 0) {
+      socket.cork();
+      process.nextTick(uncork, socket); // Node's own pattern: uncorked once this tick's writes are in
+    }
+    this.send(buf, readyCount);
   }
 
   /** Send a batch given as several buffers in one syscall where possible. */
@@ -582,14 +593,6 @@ function openSocket(address: ServerAddress, onread?: net.OnReadOpts): net.Socket
     : net.connect({ host: endpoint.host, port: endpoint.port, onread });
 }
 
-/** The message (M field) of an ErrorResponse frame, for log lines. */
-function errorMessageOf(frame: Buffer): string {
-  let p = 5;
-  while (p < frame.length && frame[p] !== 0) {
-    const end = frame.indexOf(0, p + 1);
-    if (end < 0) break;
-    if (frame[p] === 0x4d) return frame.toString('utf8', p + 1, end); // 'M'
-    p = end + 1;
-  }
-  return '(no message)';
+function uncork(socket: net.Socket): void {
+  socket.uncork();
 }

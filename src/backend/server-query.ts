@@ -5,6 +5,7 @@ import { Backend } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { query } from '../protocol/messages.js';
+import { errorFields } from '../protocol/error-fields.js';
 import { readDataRow } from '../protocol/rows.js';
 import { framedSink, type FramedSinkOwner } from './framed-sink.js';
 import type { ServerConnection } from './server-connection.js';
@@ -120,19 +121,6 @@ function startQueries(
   );
   if (sqls.length === 1) server.send(query(sqls[0]), 1);
   else server.sendMany(sqls.map(query), sqls.length);
-}
-
-export function errorFields(frame: Buffer): Map<string, string> {
-  const fields = new Map<string, string>();
-  const end = 1 + frame.readInt32BE(1);
-  let p = 5;
-  while (p < end && frame[p] !== 0) {
-    const valueEnd = frame.indexOf(0, p + 1);
-    if (valueEnd < 0 || valueEnd >= end) break;
-    fields.set(String.fromCharCode(frame[p]), frame.toString('utf8', p + 1, valueEnd));
-    p = valueEnd + 1;
-  }
-  return fields;
 }
 
 /**

@@ -390,7 +390,7 @@ export class ShardedDispatch implements DispatchHost {
   /** A statement of the proxy's own whose replies never reach the client. */
   private sendSwallowed(server: ServerConnection, sql: string): void {
     server.scanner.swallowNextUntilReady();
-    server.send(query(sql), 1);
+    server.sendAhead(query(sql), 1); // in one write with the request that follows it
   }
 
   /** SET / RESET of the request just answered: kept for the session and its servers when it succeeded outside a transaction. */

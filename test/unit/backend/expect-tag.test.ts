@@ -1,7 +1,8 @@
 // A statement that prepares or commits a transaction is held to its own tag: PostgreSQL answers ROLLBACK (not an
 // error) to PREPARE TRANSACTION or COMMIT of a transaction that had failed, and that branch must count as failed.
 import { describe, expect, it } from 'vitest';
-import { expectTag, errorFields, type QueryOutcome } from '../../../src/backend/server-query.js';
+import { expectTag, type QueryOutcome } from '../../../src/backend/server-query.js';
+import { errorFields } from '../../../src/protocol/error-fields.js';
 
 const ok = (tag: string): QueryOutcome => ({ kind: 'ok', tag, rows: [] });
 

@@ -1,5 +1,7 @@
 // A server connection's own state machine (server-connection.ts), without sockets: connecting → idle → active → idle,
 // anything → closed (final); who receives its replies is set by attach / detach only.
+// sendAhead (a joining shard's BEGIN) holds its bytes so the request sent after it in the same tick leaves in one write.
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ServerConnection, type ReplySink } from '../../../src/backend/server-connection.js';
 
@@ -44,5 +46,44 @@ describe('ServerConnection state', () => {
     server.attach(sink);
     server.terminate('done');
     expect(server.isAttached).toBe(false);
+  });
+});
+
+describe('ServerConnection.sendAhead', () => {
+  it('holds its bytes until the end of the tick, so the send after it leaves in the same write', async () => {
+    // A stand-in server on loopback: trusts the login (AuthenticationOk, ReadyForQuery), then records what arrives.
+    const received: Buffer[] = [];
+    const fake = net.createServer((socket) => {
+      let loggedIn = false;
+      socket.on('data', (chunk: Buffer) => {
+        if (loggedIn) return void received.push(chunk);
+        loggedIn = true;
+        socket.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49]));
+      });
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    const port = (fake.address() as net.AddressInfo).port;
+    const server = new ServerConnection({ ...address, port });
+    try {
+      await server.connect(5_000, {});
+      server.checkOut();
+      server.attach(sink);
+      const begin = Buffer.from('BEGIN;');
+      const request = Buffer.from('REQUEST');
+      server.sendAhead(begin, 0);
+      server.send(request, 0);
+      // The socket is private: read its queue to see that nothing was written yet (both wait for the uncork).
+      const socket = (server as unknown as { socket: net.Socket }).socket;
+      expect(socket.writableLength).toBe(begin.length + request.length);
+      await new Promise((r) => setImmediate(r));
+      expect(socket.writableLength).toBe(0);
+      const deadline = Date.now() + 5_000;
+      while (Buffer.concat(received).length < 13 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(Buffer.concat(received).toString()).toBe('BEGIN;REQUEST');
+    } finally {
+      server.destroy('test over');
+      await new Promise((r) => fake.close(r));
+    }
   });
 });
