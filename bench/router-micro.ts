@@ -2,7 +2,7 @@
 // (test/unit/router/corpus.ts), the time to parse it (libpg_query WASM) and to analyze it into a StatementPlan —
 // what a plan-cache miss costs — the time of a plan-cache hit (target ≤ 5 µs), and what routing a whole request with
 // its plan cached costs in SessionRouter.route (time and bytes allocated per request: a fan-out with ORDER BY, one
-// shard by a key parameter, an omnisharded read). Not part of `npm test`.
+// shard by a key parameter or literal, an omnisharded read). Not part of `npm test`.
 //
 //   npx tsx bench/router-micro.ts                    # --iterations 200 --lookups 1000000
 //   npx tsx bench/router-micro.ts --iterations 50 --top 10
@@ -110,6 +110,7 @@ function extendedRequest(sql: string, params: string[]): { types: number[]; fram
 const ROUTED = [
   { name: 'fan-out ORDER BY', sql: 'SELECT id, name FROM users ORDER BY id', params: [] },
   { name: 'one shard by $1', sql: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1', params: ['7'] },
+  { name: 'one shard by a literal', sql: 'SELECT abalance FROM pgbench_accounts WHERE aid = 7', params: [] },
   { name: 'omnisharded read', sql: 'SELECT name FROM countries', params: [] },
 ];
 const routeRows: string[][] = [];

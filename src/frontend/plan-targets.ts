@@ -51,7 +51,11 @@ export function routeOf(plan: StatementPlan, params: BindParams | null, ctx: Rou
   const kept = KEPT.get(plan);
   if (kept === null) return routeStatement(plan, params, ctx);
   if (kept !== undefined && kept.shardCount === ctx.schema.shardCount) return kept.route;
-  // First use: routed once, noting whether a shard was picked round-robin (that must be picked again every time).
+  return firstRoute(plan, params, ctx);
+}
+
+/** A plan's first route: kept unless a shard was picked round-robin for it (that must be picked again every time). */
+function firstRoute(plan: StatementPlan, params: BindParams | null, ctx: RouteContext): Route {
   let isRoundRobin = false;
   const probe: RouteContext = {
     schema: ctx.schema,
