@@ -1,20 +1,35 @@
 // Router micro-benchmark (pure CPU, no servers): for every statement of the client corpus
 // (test/unit/router/corpus.ts), the time to parse it (libpg_query WASM) and to analyze it into a StatementPlan —
-// what a plan-cache miss costs — and the time of a plan-cache hit (target ≤ 5 µs). Not part of `npm test`.
+// what a plan-cache miss costs — the time of a plan-cache hit (target ≤ 5 µs), and what routing a whole request with
+// its plan cached costs in SessionRouter.route (time and bytes allocated per request: a fan-out with ORDER BY, one
+// shard by a key parameter or literal, an omnisharded read). Not part of `npm test`.
 //
 //   npx tsx bench/router-micro.ts                    # --iterations 200 --lookups 1000000
 //   npx tsx bench/router-micro.ts --iterations 50 --top 10
+import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { analyzeStatement } from '../src/router/analyze.js';
 import { initParser, parseStatements, type ParsedStatement } from '../src/router/parser.js';
 import type { StatementPlan } from '../src/router/plan.js';
 import { PlanCache } from '../src/router/plan-cache.js';
+import { SessionRouter } from '../src/frontend/session-router.js';
+import { Frontend } from '../src/protocol/codes.js';
+import { SYNC } from '../src/protocol/messages.js';
+import { MessageWriter } from '../src/protocol/writer.js';
 import { CORPUS } from '../test/unit/router/corpus.js';
 import { SCHEMA } from '../test/unit/router/fixtures.js';
 import { parseArgs } from './lib/args.js';
 import { fmtFixed, textTable } from './lib/report.js';
 
 const SCRIPT = 'bench/router-micro.ts';
+
+// Bytes per route are read as heap growth, which a young-generation GC would hide: the bench runs itself again in a
+// Node whose new space holds a whole measurement (256 MiB semi-spaces: no scavenge during one).
+const SEMI_SPACE = '--min-semi-space-size=256';
+if (!process.execArgv.includes(SEMI_SPACE)) {
+  const args = ['--max-semi-space-size=256', SEMI_SPACE, ...process.execArgv, ...process.argv.slice(1)];
+  process.exit(spawnSync(process.execPath, args, { stdio: 'inherit' }).status ?? 1);
+}
 const HIT_TARGET_US = 5;
 
 const opts = parseArgs(SCRIPT, {
@@ -88,6 +103,55 @@ for (let i = 0; i < opts.lookups; i++) sink += cache.get(texts[i % texts.length]
 const hitUs = ((performance.now() - h0) * 1000) / opts.lookups;
 if (sink === 0) throw new Error('cache lookups returned nothing');
 
+// SessionRouter.route with the plan cached: Parse/Bind/Describe/Execute/Sync of one statement (the unnamed Parse
+// repeated, as node-postgres and pgbench -M extended send it), routed again and again by one session.
+function extendedRequest(sql: string, params: string[]): { types: number[]; frames: Buffer[] } {
+  const parse = new MessageWriter().cstring('').cstring(sql).int16(0).frame(Frontend.Parse);
+  const b = new MessageWriter().cstring('').cstring('').int16(0).int16(params.length);
+  for (const p of params) b.int32(Buffer.byteLength(p)).bytes(Buffer.from(p));
+  const bind = b.int16(0).frame(Frontend.Bind);
+  const describe = new MessageWriter().int8(0x50).cstring('').frame(Frontend.Describe);
+  const execute = new MessageWriter().cstring('').int32(0).frame(Frontend.Execute);
+  const frames = [parse, bind, describe, execute, SYNC];
+  return { types: frames.map((f) => f[0]), frames };
+}
+
+const ROUTED = [
+  { name: 'fan-out ORDER BY', sql: 'SELECT id, name FROM users ORDER BY id', params: [] },
+  { name: 'one shard by $1', sql: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1', params: ['7'] },
+  { name: 'one shard by a literal', sql: 'SELECT abalance FROM pgbench_accounts WHERE aid = 7', params: [] },
+  { name: 'omnisharded read', sql: 'SELECT name FROM countries', params: [] },
+];
+const routeRows: string[][] = [];
+for (const r of ROUTED) {
+  const router = new SessionRouter({
+    schema: SCHEMA,
+    plans: new PlanCache(),
+    nextReadShard: () => 0,
+    textCollation: null,
+  });
+  const { types, frames } = extendedRequest(r.sql, r.params);
+  const routeOnce = (): void => {
+    const outcome = router.route(types, frames);
+    if (outcome.kind === 'learn' || outcome.kind === 'mixed') throw new Error(`${r.name}: ${outcome.kind}`);
+    sink++;
+  };
+  for (let i = 0; i < 50_000; i++) routeOnce();
+  const n = Math.max(1, Math.floor(opts.lookups / 10));
+  const r0 = performance.now();
+  for (let i = 0; i < n; i++) routeOnce();
+  const routeNs = ((performance.now() - r0) * 1e6) / n;
+  // Bytes allocated per route: heap growth over 20,000 routes, the median of 5 runs (a run with a GC shrinks: left out).
+  const grown: number[] = [];
+  for (let run = 0; run < 5; run++) {
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 20_000; i++) routeOnce();
+    const delta = process.memoryUsage().heapUsed - before;
+    if (delta >= 0) grown.push(delta / 20_000);
+  }
+  routeRows.push([r.name, fmtFixed(routeNs, 0), fmtFixed(median(grown), 0)]);
+}
+
 const shown =
   opts.top > 0
     ? [...rows].sort((a, b) => b.parseUs + b.analyzeUs - (a.parseUs + a.analyzeUs)).slice(0, opts.top)
@@ -132,6 +196,9 @@ process.stdout.write(
       ],
     ],
   ) + '\n\n',
+);
+process.stdout.write(
+  textTable(['SessionRouter.route, plan cached', 'ns per request', 'bytes allocated'], routeRows) + '\n\n',
 );
 const verdict = hitUs <= HIT_TARGET_US ? 'ok' : 'OVER TARGET';
 process.stdout.write(

@@ -49,6 +49,8 @@ export class CollationRanks {
     types: readonly RowColumnType[],
     isRankable = false,
   ): ValueComparator[] {
+    // Text sorts by bytes in this database (the spec names no collation): every key is compared by its values.
+    if (this.textCollation == null) return orderBy.map((k) => comparatorFor(columnType(types, k.column)));
     return orderBy.map((k, i) => {
       const type = columnType(types, k.column);
       const tableOid = type.tableOid ?? 0;

@@ -136,6 +136,19 @@ export function sortKey(column: number, isDescending = false, isNullsFirst = isD
   return { column, isDescending, isNullsFirst };
 }
 
+/**
+ * Specs already checked by mergeSpecProblem and frozen (with all they hold), so no request checks them again: kept
+ * targets' specs (frontend/plan-targets.ts). The merger (reply-merger.ts) looks here first.
+ */
+export const CHECKED_SPECS = new WeakSet<MergeSpec>();
+
+/** A frozen `spec` (frozen through and through: it never changes) is checked, and remembered when it passes. */
+export function checkOnce(spec: MergeSpec): boolean {
+  if (mergeSpecProblem(spec) !== null) return false;
+  CHECKED_SPECS.add(spec);
+  return true;
+}
+
 /** A reason the spec cannot be used, or null. A bad spec is a router bug, not a client error. */
 export function mergeSpecProblem(spec: MergeSpec): string | null {
   const isColumn = (n: number): boolean => Number.isInteger(n) && n >= 0;

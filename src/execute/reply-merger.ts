@@ -42,7 +42,7 @@ import { AggregateMerge } from './aggregate-merge.js';
 import type { RankRequest } from './collation-ranks.js';
 import { GroupMerge } from './group-merge.js';
 import { AGGREGATE_VALUES_MAX_BYTES, HeldBytes } from './held-bytes.js';
-import { mergeSpecProblem, type MergeSpec } from './merge-spec.js';
+import { CHECKED_SPECS, mergeSpecProblem, type MergeSpec } from './merge-spec.js';
 import { ResultColumns } from './result-columns.js';
 import type { MergeParts, RowMerge } from './row-merge.js';
 import { RowOutput } from './row-output.js';
@@ -96,7 +96,8 @@ export class ReplyMerger {
     if (!Number.isInteger(shardCount) || shardCount < 1) {
       throw new RangeError(`shard count must be a positive integer, got ${shardCount}`);
     }
-    const problem = mergeSpecProblem(spec);
+    // A spec routing keeps for its plan was checked when it was kept (frozen since).
+    const problem = CHECKED_SPECS.has(spec) ? null : mergeSpecProblem(spec);
     if (problem !== null) throw new RangeError(`bad merge spec: ${problem}`);
     this.spec = spec;
     this.emit = emit;
@@ -105,6 +106,14 @@ export class ReplyMerger {
     const held = new HeldBytes(aggregateValuesMaxBytes);
     this.rows = rowMergeFor({ shardCount, spec, columns: this.columns, output: this.output, held });
     this.shards = Array.from({ length: shardCount }, () => new ShardProgress());
+  }
+
+  /**
+   * The result's column types as a Describe of the portal the proxy added gave them (the client never sees it): they
+   * win over the descriptions the client sees, and the first one counts.
+   */
+  noteColumnTypes(types: readonly ColumnType[]): void {
+    this.columns.noteColumnTypes(types);
   }
 
   /** Every shard has ended the statement (the merged reply is complete). */

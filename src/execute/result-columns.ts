@@ -16,6 +16,8 @@ export class ResultColumns {
    * text: they are only chosen at Bind).
    */
   private rowShape: ColumnType[] | null = null;
+  /** The types of the portal, from a Describe the proxy added (noteColumnTypes): they come first. */
+  private describedTypes: readonly ColumnType[] | null = null;
 
   constructor(private readonly spec: MergeSpec) {
     this.hiddenCount = spec.hiddenCount ?? 0;
@@ -33,9 +35,14 @@ export class ResultColumns {
     if (this.rowShape === null || !followsParameterDescription) this.rowShape = shape;
   }
 
+  /** The portal's column types, described for the merge only (the first description counts). */
+  noteColumnTypes(types: readonly ColumnType[]): void {
+    this.describedTypes ??= types;
+  }
+
   /** The shards' column types; `purpose` names what needs them in the 0A000 when they are unknown. */
   columnTypes(purpose: string): readonly ColumnType[] {
-    const types = this.spec.columnTypes ?? this.rowShape;
+    const types = this.spec.columnTypes ?? this.describedTypes ?? this.rowShape;
     if (types === null) {
       throw PgError.featureNotSupported(
         `${purpose} across shards needs the result's column types, and this reply has no row description`,

@@ -75,7 +75,6 @@ export class Fanout {
    * client never sees it.
    */
   private readonly describeWaits: Uint8Array;
-  private readonly spec: MergeSpec;
 
   /** Backpressure: the resume of each shard whose server stopped reading (null: it reads). */
   private readonly resumes: ((() => void) | null)[];
@@ -98,12 +97,12 @@ export class Fanout {
   constructor(serverCount: number, spec: MergeSpec, owner: FanoutOwner, hasInjectedDescribe = false) {
     this.owner = owner;
     this.waiting = serverCount;
-    this.spec = { ...spec };
     this.describeWaits = new Uint8Array(serverCount).fill(
       hasInjectedDescribe ? DescribeWait.Pending : DescribeWait.Done,
     );
     this.resumes = new Array<(() => void) | null>(serverCount).fill(null);
-    this.merger = new ReplyMerger(serverCount, this.spec, (frame) => this.out.push(frame));
+    // The spec as routing made it (a plan's kept spec is shared and frozen): the column types go to the merger.
+    this.merger = new ReplyMerger(serverCount, spec, (frame) => this.out.push(frame));
   }
 
   /**
@@ -159,7 +158,7 @@ export class Fanout {
       }
       this.describeWaits[index] = DescribeWait.Done;
       // Read lazily by the merger at the first row, which comes after this.
-      if (type === Backend.RowDescription) this.spec.columnTypes ??= readRowDescription(frame);
+      if (type === Backend.RowDescription) this.merger.noteColumnTypes(readRowDescription(frame));
       return true;
     }
     if (type === Backend.ParameterDescription)

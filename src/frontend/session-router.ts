@@ -36,6 +36,7 @@ import {
   type StatementSource,
 } from './request-rewrite.js';
 import { batchTarget, functionCallTarget, oneShardTarget, type BatchTarget } from './batch-target.js';
+import { keepTarget, keptTarget, routeOf } from './plan-targets.js';
 
 // What the dispatch takes from here, now in the modules of their jobs.
 export type { BatchTarget } from './batch-target.js';
@@ -244,7 +245,7 @@ export class SessionRouter implements RouteContext {
       const r = this.routePlan(plan, params);
       return this.joined.join(r.route, r.plan, r.params);
     }
-    return this.joined.join(routeStatement(plan, params, this), plan, params);
+    return this.joined.join(routeOf(plan, params, this), plan, params);
   }
 
   /**
@@ -322,10 +323,15 @@ export class SessionRouter implements RouteContext {
         'Send each statement that needs several shards in its own request (Sync after it).',
       );
     }
+    const plan = joined.plan;
+    const collation = this.routing.textCollation;
+    // One statement whose target depends on its text alone: the target its plan keeps (plan-targets.ts).
+    const kept = statements === 1 && plan !== null ? keptTarget(plan, route, mayWrite, collation) : null;
+    if (kept !== null) return kept;
     if (querySql !== null) source = { text: querySql, paramTypes: [], isQuery: true };
     const routed = {
       route,
-      plan: joined.plan,
+      plan,
       params: joined.params,
       statements,
       mayWrite,
@@ -334,10 +340,12 @@ export class SessionRouter implements RouteContext {
       parseIndex,
       bindIndex,
     };
-    return batchTarget(routed, types, frames, {
+    const target = batchTarget(routed, types, frames, {
       shardCount: this.shardCount,
-      textCollation: this.routing.textCollation,
+      textCollation: collation,
     });
+    if (statements === 1 && plan !== null) keepTarget(plan, route, target, mayWrite, collation);
+    return target;
   }
 
   /**

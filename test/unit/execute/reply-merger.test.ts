@@ -6,7 +6,13 @@ import {
   MERGE_QUEUE_MAX_ROWS,
   ReplyMerger,
 } from '../../../src/execute/reply-merger.js';
-import { PASS_THROUGH_SPEC, sortKey, type MergeSpec } from '../../../src/execute/merge-spec.js';
+import {
+  CHECKED_SPECS,
+  checkOnce,
+  PASS_THROUGH_SPEC,
+  sortKey,
+  type MergeSpec,
+} from '../../../src/execute/merge-spec.js';
 import { numericBinaryToText, numericTextToBinary, TypeOid } from '../../../src/execute/value-compare.js';
 
 // ---- frame builders ----
@@ -578,6 +584,34 @@ describe('ReplyMerger: ORDER BY k-way merge', () => {
     expect(untyped.types()).toBe('E');
     expect(untyped.errors()[0].C).toBe('0A000');
     expect(merger.isDone).toBe(true);
+  });
+
+  it('takes the column types of a Describe the proxy added (noteColumnTypes) without touching a frozen spec', () => {
+    const client = new Client();
+    const frozen = Object.freeze(spec({ orderBy: [Object.freeze(sortKey(0))] }));
+    const merger = new ReplyMerger(2, frozen, client.emit);
+    merger.noteColumnTypes([{ typeOid: TypeOid.int4, format: 0 }]);
+    merger.noteColumnTypes([{ typeOid: TypeOid.text, format: 0 }]); // the first description counts
+    for (const s of [0, 1]) merger.push(s, BIND_COMPLETE);
+    merger.push(0, dataRow(['10']));
+    merger.push(1, dataRow(['9']));
+    merger.push(0, C('SELECT 1'));
+    merger.push(1, C('SELECT 1'));
+    expect(client.rows()).toEqual(['9', '10']); // as integers ('10' < '9' as text)
+    expect(frozen.columnTypes).toBeUndefined();
+  });
+});
+
+describe('checkOnce: a frozen spec checked once, not again by each merger', () => {
+  it('remembers a spec that passes, and not one that fails', () => {
+    const good = Object.freeze(spec({ orderBy: [sortKey(0)] }));
+    const bad = Object.freeze(spec({ limit: -1 }));
+    expect(CHECKED_SPECS.has(good)).toBe(false);
+    expect(checkOnce(good)).toBe(true);
+    expect(CHECKED_SPECS.has(good)).toBe(true);
+    expect(checkOnce(bad)).toBe(false);
+    expect(CHECKED_SPECS.has(bad)).toBe(false);
+    expect(() => new ReplyMerger(2, bad, new Client().emit)).toThrow(/bad merge spec/);
   });
 });
 
