@@ -8,7 +8,7 @@
 // count); first every mode is warmed up in every process (`--warmup` transactions per client, uncounted, so the JIT
 // has compiled the paths), then per mode a shorter warm-up and counting switched on for `--tx` transactions per
 // client and off again (callgrind_control), `--repeat` times; the median is reported. Needs valgrind (apt-get install valgrind) and pgbench; PgBouncer when installed.
-// Usage: npx tsx bench/instructions.ts [--tx 1000] [--warmup 2000] [--clients 4] [--repeat 3] [--docs yes]
+// Usage: npx tsx bench/instructions.ts [--tx 2000] [--warmup 8000] [--clients 4] [--repeat 3] [--docs yes]
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -35,8 +35,8 @@ import {
 
 const SCRIPT = 'bench/instructions.ts';
 const opts = parseArgs(SCRIPT, {
-  tx: { default: 1000, min: 100, help: 'counted transactions per client, per repeat' },
-  warmup: { default: 2000, min: 0, help: 'uncounted transactions per client before counting, per mode' },
+  tx: { default: 2000, min: 100, help: 'counted transactions per client, per repeat' },
+  warmup: { default: 8000, min: 0, help: 'uncounted transactions per client before counting, per mode' },
   clients: { default: 4, min: 1, help: 'pgbench clients (-c)' },
   repeat: { default: 3, min: 1, help: 'counted runs per target and mode (median reported)' },
   scale: { default: 2, min: 1, help: 'pgbench scale factor' },
