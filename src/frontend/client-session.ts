@@ -17,7 +17,7 @@ import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { startsWithListen } from './listen-check.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
-import { RequestBatch } from './request-batch.js';
+import { NO_BOUND, RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
 import { querySample } from './stand-ins.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
@@ -38,6 +38,8 @@ import { ReadChoice } from './read-choice.js';
 import { RequestSend } from './request-send.js';
 import { SessionStatus, type SessionState } from './session-status.js';
 import { ClientEnding } from './client-ending.js';
+import { SessionLog } from './session-log.js';
+import { listenToSocket, type SocketOwner } from './session-socket.js';
 
 export interface SessionDeps extends LoginDeps {
   statementNames: StatementNames;
@@ -59,7 +61,7 @@ export interface SessionDeps extends LoginDeps {
 
 let nextSessionId = 1;
 
-export class ClientSession implements ReplySink, Cancellable {
+export class ClientSession implements ReplySink, Cancellable, SocketOwner {
   readonly id = nextSessionId++;
   /** Life state, the client's transaction status, skip-to-Sync (session-status.ts); shared with the request paths. */
   private readonly status = new SessionStatus();
@@ -75,12 +77,11 @@ export class ClientSession implements ReplySink, Cancellable {
   private readonly ending: ClientEnding;
   /** Sends requests' frames to servers: names rewritten, open segment, query_timeout (request-send.ts). */
   private readonly send: RequestSend;
-  /** Read/write split: read intent, `SET pgdog.role`, read-your-writes (read-choice.ts). */
-  private readonly reads: ReadChoice;
   /** One shard: the server held for the client's requests, checked out and given back (held-server.ts). */
   private readonly held: HeldServer;
   private readonly deps: SessionDeps;
-  private readonly log: Logger;
+  /** Its lines, and the logger its parts log through, made when first used (session-log.ts). */
+  private readonly logs: SessionLog;
   private reader: FrameReader;
   /**
    * Startup packet, TLS, authentication, startup settings (client-login.ts); null once logged in (its host's closures
@@ -101,8 +102,9 @@ export class ClientSession implements ReplySink, Cancellable {
   private cancelKey: { pid: number; secret: number } | null = null;
   private loginTimer: NodeJS.Timeout | null = null;
   private readonly onFrame = (type: number, frame: Buffer): void => this.handleFrame(type, frame);
+  private isCleanedUp = false;
   /** query_size_limit with action "warn": larger Query / Parse messages are logged. */
-  private queryWarnBytes = Number.MAX_SAFE_INTEGER;
+  private queryWarnBytes = NO_BOUND;
   /** Transaction mode: LISTEN cannot work (listen-check.ts). */
   private isListenRefused = false;
 
@@ -111,22 +113,16 @@ export class ClientSession implements ReplySink, Cancellable {
     this.output = new ClientOutput(socket);
     this.deps = deps;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.log = deps.logger.child({ client: this.id });
-    const { status, output, batch, log, remote } = this;
-    const ending = new ClientEnding({ status, output, batch, log, remote }, () => this.cleanup());
+    const logs = (this.logs = new SessionLog(deps.logger, this.id));
+    const { status, output, batch } = this;
+    const ending = new ClientEnding({ status, output, batch, logs }, this);
     this.ending = ending;
-    this.send = ending.send = new RequestSend(this.output, {
-      general: () => deps.general(),
-      protocolViolation: (reason) => ending.protocolViolation(reason),
-      onQueryTimeout: (timeoutMs) => this.onQueryTimeout(timeoutMs),
-    });
-    this.reads = new ReadChoice(this.log, this.params, (name) => this.send.statements?.textOf(name) ?? null);
+    this.send = ending.send = new RequestSend(output, ending, deps.general, this);
     this.held = new HeldServer({
-      batch: this.batch,
+      batch,
       params: this.params,
       send: this.send,
-      output: this.output,
-      reads: this.reads,
+      output,
       sink: this,
       status,
       ending,
@@ -137,13 +133,11 @@ export class ClientSession implements ReplySink, Cancellable {
     this.bindSocket(socket);
     const loginMs = deps.general().clientLoginTimeoutMs;
     if (loginMs > 0) this.loginTimer = setTimeout(() => this.onLoginTimeout(loginMs), loginMs);
-    this.log.debug({ remote: this.remote }, 'client connected');
+    logs.line('debug', { remote: this.remote }, 'client connected');
   }
 
   private bindSocket(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
-    socket.on('close', () => this.onSocketClose());
+    listenToSocket(socket, this);
     const idleMs = this.deps.general().clientIdleTimeoutMs;
     if (idleMs > 0) {
       socket.setTimeout(idleMs, () => this.onIdleTimeout());
@@ -152,7 +146,8 @@ export class ClientSession implements ReplySink, Cancellable {
 
   // --- input ---------------------------------------------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  /** A chunk from the client (its socket's 'data'). */
+  onData(chunk: Buffer): void {
     try {
       this.handleData(chunk);
     } catch (err) {
@@ -198,7 +193,9 @@ export class ClientSession implements ReplySink, Cancellable {
       set state(state: SessionState) {
         status.state = state;
       },
-      log: this.log,
+      get log() {
+        return session.logs.log;
+      },
       remote: this.remote,
       params: this.params,
       reader: this.reader,
@@ -213,7 +210,7 @@ export class ClientSession implements ReplySink, Cancellable {
       setIdentity: (user, database) => {
         this.user = user;
         this.database = database;
-        this.log.setBindings({ user, database });
+        this.logs.identify(user, database);
       },
       onData: (chunk) => this.onData(chunk),
       pauseInput: () => this.output.pauseInput(),
@@ -245,14 +242,19 @@ export class ClientSession implements ReplySink, Cancellable {
     // Named statements follow the client onto whichever server a request lands on: in transaction mode, and on
     // sharded databases in session mode too (a statement prepared on one shard is used on another).
     if (this.isTransactionMode || routing !== null) {
-      this.send.statements = new ClientStatements(
-        this.deps.statementNames,
-        () => this.deps.general().preparedStatementsLimit ?? Number.MAX_SAFE_INTEGER,
-      );
+      this.send.statements = new ClientStatements(this.deps.statementNames, this.deps.general);
     }
     if (routing === null && pools.hasReplicas && this.deps.oneShardUniqueIds !== undefined)
-      this.held.uniqueIds = new UniqueIdRequests(this.deps.oneShardUniqueIds); // as PgDog, whose parser is on with replicas
-    if (routing !== null) {
+      this.held.useUniqueIds(new UniqueIdRequests(this.deps.oneShardUniqueIds)); // as PgDog, whose parser is on with replicas
+    // Read/write split: read intent, `SET pgdog.role`, read-your-writes (read-choice.ts); only a database with replicas
+    // or shards has one (else every request goes to the one primary).
+    const send = this.send;
+    const reads =
+      pools.hasReplicas || routing !== null
+        ? new ReadChoice(this.logs, this.params, (name) => send.statements?.textOf(name) ?? null)
+        : null;
+    this.held.reads = reads;
+    if (routing !== null && reads !== null) {
       // The watch reads the dispatch (built next, before any request) and the dispatch notes its waits on the watch.
       let sharded: ShardedDispatch | null = null;
       const watched =
@@ -268,18 +270,22 @@ export class ClientSession implements ReplySink, Cancellable {
         }) ?? null;
       this.status.watched = this.send.watched = watched;
       const router = new SessionRouter(routing, this.params.settings);
-      this.sharded = sharded = new ShardedDispatch(router, this.shardedSession(pools, watched));
+      this.sharded = sharded = new ShardedDispatch(router, this.shardedSession(pools, watched, reads));
     }
     this.isListenRefused = this.isTransactionMode;
     return this.isTransactionMode || routing !== null;
   }
 
   /** What the sharded dispatcher may use of this session. */
-  private shardedSession(pools: DatabasePools, watched: ShardedSession['watched']): ShardedSession {
+  private shardedSession(
+    pools: DatabasePools,
+    watched: ShardedSession['watched'],
+    reads: ReadChoice,
+  ): ShardedSession {
     return {
       user: this.user,
       database: this.database,
-      log: this.log,
+      log: this.logs.log,
       pools,
       isTransactionMode: this.isTransactionMode,
       batch: this.batch,
@@ -291,7 +297,7 @@ export class ClientSession implements ReplySink, Cancellable {
       status: this.status,
       ending: this.ending,
       output: this.output,
-      reads: this.reads,
+      reads,
       watched,
     };
   }
@@ -305,7 +311,7 @@ export class ClientSession implements ReplySink, Cancellable {
     this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
-    this.log.info({ remote: this.remote, mode: this.held.pools?.mode }, 'client logged in');
+    this.logs.line('info', { remote: this.remote, mode: this.held.pools?.mode }, 'client logged in');
   }
 
   /**
@@ -329,7 +335,10 @@ export class ClientSession implements ReplySink, Cancellable {
     reader.skipQueriesOverBytes = limit;
     // A stand-in takes its place in the request, so the client gets ERROR 54000 where its answer belongs.
     reader.onOversized = (type, totalBytes, start) =>
-      this.handleFrame(type, this.send.refusals().forOversized(this.log, type, totalBytes, start, limit));
+      this.handleFrame(
+        type,
+        this.send.refusals().forOversized(this.logs.log, type, totalBytes, start, limit),
+      );
   }
 
   private handleFrame(type: number, frame: Buffer): void {
@@ -338,7 +347,7 @@ export class ClientSession implements ReplySink, Cancellable {
     if (status.state !== 'ready') return;
     if (this.adminConsole !== null) return this.adminConsole.onFrame(type, frame);
     if (frame.length > this.queryWarnBytes && (type === Frontend.Query || type === Frontend.Parse)) {
-      this.log.warn(
+      this.logs.log.warn(
         { sizeBytes: frame.length, limitBytes: this.queryWarnBytes, sample: querySample(type, frame) },
         'query over query_size_limit',
       );
@@ -356,7 +365,7 @@ export class ClientSession implements ReplySink, Cancellable {
       (type === Frontend.Query || type === Frontend.Parse) &&
       startsWithListen(type, frame)
     ) {
-      return this.handleFrame(type, this.send.refusals().forListen(this.log, type));
+      return this.handleFrame(type, this.send.refusals().forListen(this.logs.log, type));
     }
     switch (type) {
       case Frontend.Query:
@@ -440,18 +449,19 @@ export class ClientSession implements ReplySink, Cancellable {
 
   onServerLost(server: ServerConnection, reason: string): void {
     if (!this.held.forget(server)) return;
-    this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
+    this.logs.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
     this.ending.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
   }
 
   cancelQuery(): void {
     const server = this.held.server;
-    if (server !== null) cancelRunning(server, this.log);
+    if (server !== null) cancelRunning(server, this.logs.log);
     else this.sharded?.cancelQuery();
   }
 
-  private onQueryTimeout(timeoutMs: number): void {
-    this.log.warn({ timeoutMs }, 'query_timeout reached; cancelling the query');
+  /** query_timeout passed for the request in flight (request-send.ts): cancel it. */
+  onQueryTimeout(timeoutMs: number): void {
+    this.logs.log.warn({ timeoutMs }, 'query_timeout reached; cancelling the query');
     this.cancelQuery();
   }
 
@@ -459,7 +469,8 @@ export class ClientSession implements ReplySink, Cancellable {
     this.loginTimer = null;
     const state = this.status.state;
     if (state !== 'startup' && state !== 'auth') return;
-    this.log.warn(
+    this.logs.line(
+      'warn',
       { remote: this.remote, timeoutMs },
       'login not completed within client_login_timeout; closing',
     );
@@ -487,14 +498,14 @@ export class ClientSession implements ReplySink, Cancellable {
   private openAdminConsole(): void {
     this.adminConsole = this.deps.openAdminConsole(
       { write: (buf) => this.output.write(buf), close: () => this.ending.close('client terminated') },
-      this.log,
+      this.logs.log,
     );
     this.cancelKey = this.deps.cancels.register(this);
     this.output.write(adminLoginReplies(this.cancelKey.pid, this.cancelKey.secret));
     this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
-    this.log.info({ remote: this.remote }, 'admin logged in');
+    this.logs.line('info', { remote: this.remote }, 'admin logged in');
   }
 
   /** What this client is doing (client-facts.ts): the admin console and metrics read it, shutdown waits for it. */
@@ -535,14 +546,19 @@ export class ClientSession implements ReplySink, Cancellable {
     this.ending.fatal(err);
   }
 
-  private onSocketClose(): void {
+  /** The client's socket failed (its 'error'; 'close' follows). */
+  onSocketError(err: Error): void {
+    this.logs.line('debug', { err: err.message }, 'client socket error');
+  }
+
+  /** The client's socket closed. */
+  onSocketClose(): void {
     this.status.state = 'closed';
     this.cleanup();
   }
 
-  private isCleanedUp = false;
-
-  private cleanup(): void {
+  /** The connection ended (its socket closed, or the proxy ended it: client-ending.ts): everything it held goes. */
+  cleanup(): void {
     if (this.isCleanedUp) return;
     this.isCleanedUp = true;
     if (this.cancelKey) this.deps.cancels.unregister(this.cancelKey.pid);
@@ -558,7 +574,8 @@ export class ClientSession implements ReplySink, Cancellable {
     this.send.statements?.clear(); // the shared cache may drop what only this client used
     // Connections that never logged in (health checks, port scans) are not worth an info line each.
     const level = this.user === '' ? 'debug' : 'info';
-    this.log[level](
+    this.logs.line(
+      level,
       { remote: this.remote, durationMs: Date.now() - this.connectedAt },
       'client disconnected',
     );
