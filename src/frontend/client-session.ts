@@ -68,7 +68,8 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
   user = '';
   database = '';
   readonly connectedAt = Date.now();
-  readonly remote: string;
+  /** host:port of the client, read from the socket the first time it is needed (see `remote`). */
+  private remoteText: string | null = null;
 
   private socket: net.Socket;
   /** Writes to the client and holds its input back (client-output.ts); shared with the sharded dispatch. */
@@ -99,7 +100,8 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
   /** Sharded databases only: routing and running each request on its shards (with the servers held per shard). */
   private sharded: ShardedDispatch | null = null;
   private readonly params = new SessionParams();
-  private cancelKey: { pid: number; secret: number } | null = null;
+  /** The pid of the client's cancel key (0: none yet); its secret stays in the registry. */
+  private cancelPid = 0;
   private loginTimer: NodeJS.Timeout | null = null;
   private readonly onFrame = (type: number, frame: Buffer): void => this.handleFrame(type, frame);
   private isCleanedUp = false;
@@ -112,7 +114,6 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
     this.socket = socket;
     this.output = new ClientOutput(socket);
     this.deps = deps;
-    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const logs = (this.logs = new SessionLog(deps.logger, this.id));
     const { status, output, batch } = this;
     const ending = new ClientEnding({ status, output, batch, logs }, this);
@@ -133,7 +134,16 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
     this.bindSocket(socket);
     const loginMs = deps.general().clientLoginTimeoutMs;
     if (loginMs > 0) this.loginTimer = setTimeout(() => this.onLoginTimeout(loginMs), loginMs);
-    logs.line('debug', { remote: this.remote }, 'client connected');
+    if (logs.isEnabled('debug')) logs.line('debug', { remote: this.remote }, 'client connected');
+  }
+
+  /**
+   * host:port of the client. Read from the socket when a log line first needs it (then kept: a closed socket no
+   * longer knows): the socket's peer-address object and these strings are ~100 B that an idle client logged at level
+   * warn never needs.
+   */
+  get remote(): string {
+    return (this.remoteText ??= `${this.socket.remoteAddress}:${this.socket.remotePort}`);
   }
 
   private bindSocket(socket: net.Socket): void {
@@ -196,7 +206,9 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
       get log() {
         return session.logs.log;
       },
-      remote: this.remote,
+      get remote() {
+        return session.remote;
+      },
       params: this.params,
       reader: this.reader,
       get socket() {
@@ -305,13 +317,15 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
   private sendLoginReplies(serverParams: Map<string, string>): void {
     const out: Buffer[] = this.params.loginStatus(serverParams).map(([k, v]) => parameterStatus(k, v));
     // A server held for the whole session (session mode on one shard, replication): its backend's pid, if free.
-    this.cancelKey = this.deps.cancels.register(this, this.held.server?.backendPid ?? 0);
-    out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), READY_IDLE);
+    const key = this.deps.cancels.register(this, this.held.server?.backendPid ?? 0);
+    this.cancelPid = key.pid;
+    out.push(backendKeyData(key.pid, key.secret), READY_IDLE);
     this.output.write(Buffer.concat(out));
     this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
-    this.logs.line('info', { remote: this.remote, mode: this.held.pools?.mode }, 'client logged in');
+    if (this.logs.isEnabled('info'))
+      this.logs.line('info', { remote: this.remote, mode: this.held.pools?.mode }, 'client logged in');
   }
 
   /**
@@ -500,8 +514,9 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
       { write: (buf) => this.output.write(buf), close: () => this.ending.close('client terminated') },
       this.logs.log,
     );
-    this.cancelKey = this.deps.cancels.register(this);
-    this.output.write(adminLoginReplies(this.cancelKey.pid, this.cancelKey.secret));
+    const key = this.deps.cancels.register(this);
+    this.cancelPid = key.pid;
+    this.output.write(adminLoginReplies(key.pid, key.secret));
     this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
@@ -561,7 +576,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
   cleanup(): void {
     if (this.isCleanedUp) return;
     this.isCleanedUp = true;
-    if (this.cancelKey) this.deps.cancels.unregister(this.cancelKey.pid);
+    if (this.cancelPid !== 0) this.deps.cancels.unregister(this.cancelPid);
     if (this.status.watched !== null) this.deps.deadlocks?.unwatch(this.status.watched);
     this.send.stopQueryTimer();
     if (this.loginTimer) clearTimeout(this.loginTimer);
@@ -574,11 +589,10 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
     this.send.statements?.clear(); // the shared cache may drop what only this client used
     // Connections that never logged in (health checks, port scans) are not worth an info line each.
     const level = this.user === '' ? 'debug' : 'info';
-    this.logs.line(
-      level,
-      { remote: this.remote, durationMs: Date.now() - this.connectedAt },
-      'client disconnected',
-    );
+    if (this.logs.isEnabled(level)) {
+      const fields = { remote: this.remote, durationMs: Date.now() - this.connectedAt };
+      this.logs.line(level, fields, 'client disconnected');
+    }
     this.deps.onClose(this);
   }
 }

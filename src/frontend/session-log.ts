@@ -31,6 +31,11 @@ export class SessionLog {
     this.child?.setBindings({ user, database });
   }
 
+  /** Whether a line at `level` would be written (to skip building its fields). */
+  isEnabled(level: LifeLevel): boolean {
+    return (this.child ?? this.base).isLevelEnabled(level);
+  }
+
   /**
    * A line of the session's life, with the same fields as the session's logger writes, without making that logger:
    * nothing at all is built when `level` is off.

@@ -55,6 +55,10 @@ describe('SessionLog', () => {
     const logs = new SessionLog(logger, 1);
     logs.line('info', { remote: 'r' }, 'client logged in');
     expect(info).not.toHaveBeenCalled();
+    expect(logs.isEnabled('info')).toBe(false);
+    expect(logs.isEnabled('warn')).toBe(true);
+    logger.level = 'debug'; // the proxy's level changed (reload): life lines follow it
+    expect(logs.isEnabled('info')).toBe(true);
   });
 
   it('makes the child logger once, on first use, with the same fields as the life lines', () => {
