@@ -23,7 +23,7 @@ export class CancelRegistry {
       if (this.nextPid >= 0x7fffffff) this.nextPid = 1000;
       while (this.sessions.has(pid)) pid = this.nextPid++;
     }
-    const secret = randomInt(0, 0x7fffffff);
+    const secret = randomInt(0, 0x7fffffff) | 0; // an int32 a field holds in place (not a boxed number per client)
     this.sessions.set(pid, { secret, session });
     return { pid, secret };
   }

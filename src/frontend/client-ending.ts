@@ -5,13 +5,13 @@
 // a lost server, a timeout) or plainly (Terminate). The status moves to closed once, then the session's cleanup runs
 // (given at construction: servers back, timers stopped, registrations dropped) — the socket's lifetime stays the
 // session's: this only ends it.
-import type { Logger } from 'pino';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { ClientOutput } from './client-output.js';
 import type { RequestBatch } from './request-batch.js';
 import type { RequestSend } from './request-send.js';
+import type { SessionLog } from './session-log.js';
 import type { SessionStatus } from './session-status.js';
 
 /** What the ending uses of its session (fixed at the session's start). */
@@ -19,8 +19,13 @@ export interface EndingParts {
   readonly status: SessionStatus;
   readonly output: ClientOutput;
   readonly batch: RequestBatch;
-  readonly log: Logger;
+  readonly logs: SessionLog;
+}
+
+/** The session itself: where the client comes from, and its cleanup (run once when the connection ends). */
+export interface EndingOwner {
   readonly remote: string;
+  cleanup(): void;
 }
 
 export class ClientEnding {
@@ -28,13 +33,20 @@ export class ClientEnding {
   pools: DatabasePools | null = null;
   /** Sending requests: its open segment is over once a request fails (set once both exist). */
   send: RequestSend | null = null;
-  private readonly parts: EndingParts;
-  /** The session's cleanup, run once when the connection ends. */
-  private readonly cleanup: () => void;
+  // The parts are kept as fields, and the session as the owner, rather than an object and a closure of their own
+  // (thousands of idle clients each hold one ending).
+  private readonly status: SessionStatus;
+  private readonly output: ClientOutput;
+  private readonly batch: RequestBatch;
+  private readonly logs: SessionLog;
+  private readonly owner: EndingOwner;
 
-  constructor(parts: EndingParts, cleanup: () => void) {
-    this.parts = parts;
-    this.cleanup = cleanup;
+  constructor(parts: EndingParts, owner: EndingOwner) {
+    this.status = parts.status;
+    this.output = parts.output;
+    this.batch = parts.batch;
+    this.logs = parts.logs;
+    this.owner = owner;
   }
 
   /**
@@ -43,9 +55,9 @@ export class ClientEnding {
    * routed); all when not given.
    */
   failBatch(err: PgError, count?: number): void {
-    const { status, output, batch, log } = this.parts;
+    const { status, output, batch } = this;
     this.pools?.stats.proxyErrors.record(err.code);
-    log.warn({ code: err.code }, err.message);
+    this.logs.log.warn({ code: err.code }, err.message);
     const replies = status.failReplies(batch, err, count);
     if (this.send !== null) this.send.hasOpenSegment = false;
     output.write(replies);
@@ -53,13 +65,13 @@ export class ClientEnding {
 
   /** The client broke the protocol: logged, then FATAL 08P01 and the end. */
   protocolViolation(reason: string): void {
-    this.parts.log.warn({ remote: this.parts.remote, reason }, 'protocol violation; closing client');
+    this.logs.log.warn({ remote: this.owner.remote, reason }, 'protocol violation; closing client');
     this.fatal(PgError.protocolViolation(reason));
   }
 
   /** A bug must cost one client its connection, never the proxy: log it with its stack and close this client. */
   internalError(err: unknown): void {
-    this.parts.log.error({ err }, 'internal error; closing this client');
+    this.logs.log.error({ err }, 'internal error; closing this client');
     this.fatal(
       new PgError('FATAL', SqlState.InternalError, `internal error in shardgate: ${(err as Error).message}`),
     );
@@ -67,20 +79,20 @@ export class ClientEnding {
 
   /** Send a FATAL error and close this client only. */
   fatal(err: PgError): void {
-    const { status, output } = this.parts;
+    const { status, output } = this;
     if (status.isClosed) return;
     status.state = 'closed';
     output.socket.end(err.toBuffer());
-    this.cleanup();
+    this.owner.cleanup();
   }
 
   /** Close without an error (Terminate, the admin console's end). */
   close(reason: string): void {
-    const { status, output, log } = this.parts;
+    const { status, output } = this;
     if (status.isClosed) return;
-    log.debug({ reason }, 'client closing');
+    this.logs.line('debug', { reason }, 'client closing');
     status.state = 'closed';
     output.socket.end();
-    this.cleanup();
+    this.owner.cleanup();
   }
 }

@@ -58,7 +58,7 @@ export function clientInfo(c: ClientParts): ClientInfo {
     activity: clientActivity(c),
     txState: tx === TxStatus.Idle ? 'idle' : tx === TxStatus.InTransaction ? 'in transaction' : 'failed',
     connectedAt: c.connectedAt,
-    applicationName: c.params.wanted.get('application_name') ?? null,
+    applicationName: c.params.wantedValue('application_name') ?? null,
     serverIds,
     bytesReceived: c.socket.bytesRead,
     bytesSent: c.socket.bytesWritten,

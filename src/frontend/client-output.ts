@@ -13,10 +13,8 @@ export class ClientOutput {
   private inputPauses = 0;
   /** Input paused: too many requests queued (until the batch drains). */
   private isQueueBacklogged = false;
-  private readonly onQueueDrained = (): void => {
-    this.isQueueBacklogged = false;
-    this.resumeInput();
-  };
+  /** Made the first time the queue backs up (an idle client holds no closure of its own). */
+  private onQueueDrained: (() => void) | null = null;
 
   constructor(socket: net.Socket) {
     this.socket = socket;
@@ -62,6 +60,9 @@ export class ClientOutput {
     this.pauseInput();
     batch.lowWaterBytes = PIPELINE_MAX_BYTES / 4;
     batch.lowWaterFrames = PIPELINE_MAX_FRAMES / 4;
-    batch.onDrained = this.onQueueDrained;
+    batch.onDrained = this.onQueueDrained ??= (): void => {
+      this.isQueueBacklogged = false;
+      this.resumeInput();
+    };
   }
 }

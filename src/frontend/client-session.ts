@@ -17,7 +17,7 @@ import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { startsWithListen } from './listen-check.js';
 import { ClientStatements, type StatementNames } from './prepared-statements.js';
-import { RequestBatch } from './request-batch.js';
+import { NO_BOUND, RequestBatch } from './request-batch.js';
 import { SessionParams } from './session-params.js';
 import { querySample } from './stand-ins.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
@@ -38,6 +38,8 @@ import { ReadChoice } from './read-choice.js';
 import { RequestSend } from './request-send.js';
 import { SessionStatus, type SessionState } from './session-status.js';
 import { ClientEnding } from './client-ending.js';
+import { SessionLog } from './session-log.js';
+import { listenToSocket, type SocketOwner } from './session-socket.js';
 
 export interface SessionDeps extends LoginDeps {
   statementNames: StatementNames;
@@ -59,14 +61,15 @@ export interface SessionDeps extends LoginDeps {
 
 let nextSessionId = 1;
 
-export class ClientSession implements ReplySink, Cancellable {
+export class ClientSession implements ReplySink, Cancellable, SocketOwner {
   readonly id = nextSessionId++;
   /** Life state, the client's transaction status, skip-to-Sync (session-status.ts); shared with the request paths. */
   private readonly status = new SessionStatus();
   user = '';
   database = '';
   readonly connectedAt = Date.now();
-  readonly remote: string;
+  /** host:port of the client, read from the socket the first time it is needed (see `remote`). */
+  private remoteText: string | null = null;
 
   private socket: net.Socket;
   /** Writes to the client and holds its input back (client-output.ts); shared with the sharded dispatch. */
@@ -75,12 +78,11 @@ export class ClientSession implements ReplySink, Cancellable {
   private readonly ending: ClientEnding;
   /** Sends requests' frames to servers: names rewritten, open segment, query_timeout (request-send.ts). */
   private readonly send: RequestSend;
-  /** Read/write split: read intent, `SET pgdog.role`, read-your-writes (read-choice.ts). */
-  private readonly reads: ReadChoice;
   /** One shard: the server held for the client's requests, checked out and given back (held-server.ts). */
   private readonly held: HeldServer;
   private readonly deps: SessionDeps;
-  private readonly log: Logger;
+  /** Its lines, and the logger its parts log through, made when first used (session-log.ts). */
+  private readonly logs: SessionLog;
   private reader: FrameReader;
   /**
    * Startup packet, TLS, authentication, startup settings (client-login.ts); null once logged in (its host's closures
@@ -98,11 +100,13 @@ export class ClientSession implements ReplySink, Cancellable {
   /** Sharded databases only: routing and running each request on its shards (with the servers held per shard). */
   private sharded: ShardedDispatch | null = null;
   private readonly params = new SessionParams();
-  private cancelKey: { pid: number; secret: number } | null = null;
+  /** The pid of the client's cancel key (0: none yet); its secret stays in the registry. */
+  private cancelPid = 0;
   private loginTimer: NodeJS.Timeout | null = null;
   private readonly onFrame = (type: number, frame: Buffer): void => this.handleFrame(type, frame);
+  private isCleanedUp = false;
   /** query_size_limit with action "warn": larger Query / Parse messages are logged. */
-  private queryWarnBytes = Number.MAX_SAFE_INTEGER;
+  private queryWarnBytes = NO_BOUND;
   /** Transaction mode: LISTEN cannot work (listen-check.ts). */
   private isListenRefused = false;
 
@@ -110,23 +114,16 @@ export class ClientSession implements ReplySink, Cancellable {
     this.socket = socket;
     this.output = new ClientOutput(socket);
     this.deps = deps;
-    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.log = deps.logger.child({ client: this.id });
-    const { status, output, batch, log, remote } = this;
-    const ending = new ClientEnding({ status, output, batch, log, remote }, () => this.cleanup());
+    const logs = (this.logs = new SessionLog(deps.logger, this.id));
+    const { status, output, batch } = this;
+    const ending = new ClientEnding({ status, output, batch, logs }, this);
     this.ending = ending;
-    this.send = ending.send = new RequestSend(this.output, {
-      general: () => deps.general(),
-      protocolViolation: (reason) => ending.protocolViolation(reason),
-      onQueryTimeout: (timeoutMs) => this.onQueryTimeout(timeoutMs),
-    });
-    this.reads = new ReadChoice(this.log, this.params, (name) => this.send.statements?.textOf(name) ?? null);
+    this.send = ending.send = new RequestSend(output, ending, deps.general, this);
     this.held = new HeldServer({
-      batch: this.batch,
+      batch,
       params: this.params,
       send: this.send,
-      output: this.output,
-      reads: this.reads,
+      output,
       sink: this,
       status,
       ending,
@@ -137,13 +134,20 @@ export class ClientSession implements ReplySink, Cancellable {
     this.bindSocket(socket);
     const loginMs = deps.general().clientLoginTimeoutMs;
     if (loginMs > 0) this.loginTimer = setTimeout(() => this.onLoginTimeout(loginMs), loginMs);
-    this.log.debug({ remote: this.remote }, 'client connected');
+    if (logs.isEnabled('debug')) logs.line('debug', { remote: this.remote }, 'client connected');
+  }
+
+  /**
+   * host:port of the client. Read from the socket when a log line first needs it (then kept: a closed socket no
+   * longer knows): the socket's peer-address object and these strings are ~100 B that an idle client logged at level
+   * warn never needs.
+   */
+  get remote(): string {
+    return (this.remoteText ??= `${this.socket.remoteAddress}:${this.socket.remotePort}`);
   }
 
   private bindSocket(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
-    socket.on('close', () => this.onSocketClose());
+    listenToSocket(socket, this);
     const idleMs = this.deps.general().clientIdleTimeoutMs;
     if (idleMs > 0) {
       // A listener of its own, not setTimeout's callback: Node registers that with once(), so a timeout that fired
@@ -155,7 +159,8 @@ export class ClientSession implements ReplySink, Cancellable {
 
   // --- input ---------------------------------------------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  /** A chunk from the client (its socket's 'data'). */
+  onData(chunk: Buffer): void {
     try {
       this.handleData(chunk);
     } catch (err) {
@@ -201,8 +206,12 @@ export class ClientSession implements ReplySink, Cancellable {
       set state(state: SessionState) {
         status.state = state;
       },
-      log: this.log,
-      remote: this.remote,
+      get log() {
+        return session.logs.log;
+      },
+      get remote() {
+        return session.remote;
+      },
       params: this.params,
       reader: this.reader,
       get socket() {
@@ -216,7 +225,7 @@ export class ClientSession implements ReplySink, Cancellable {
       setIdentity: (user, database) => {
         this.user = user;
         this.database = database;
-        this.log.setBindings({ user, database });
+        this.logs.identify(user, database);
       },
       onData: (chunk) => this.onData(chunk),
       pauseInput: () => this.output.pauseInput(),
@@ -248,14 +257,19 @@ export class ClientSession implements ReplySink, Cancellable {
     // Named statements follow the client onto whichever server a request lands on: in transaction mode, and on
     // sharded databases in session mode too (a statement prepared on one shard is used on another).
     if (this.isTransactionMode || routing !== null) {
-      this.send.statements = new ClientStatements(
-        this.deps.statementNames,
-        () => this.deps.general().preparedStatementsLimit ?? Number.MAX_SAFE_INTEGER,
-      );
+      this.send.statements = new ClientStatements(this.deps.statementNames, this.deps.general);
     }
     if (routing === null && pools.hasReplicas && this.deps.oneShardUniqueIds !== undefined)
-      this.held.uniqueIds = new UniqueIdRequests(this.deps.oneShardUniqueIds); // as PgDog, whose parser is on with replicas
-    if (routing !== null) {
+      this.held.useUniqueIds(new UniqueIdRequests(this.deps.oneShardUniqueIds)); // as PgDog, whose parser is on with replicas
+    // Read/write split: read intent, `SET pgdog.role`, read-your-writes (read-choice.ts); only a database with replicas
+    // or shards has one (else every request goes to the one primary).
+    const send = this.send;
+    const reads =
+      pools.hasReplicas || routing !== null
+        ? new ReadChoice(this.logs, this.params, (name) => send.statements?.textOf(name) ?? null)
+        : null;
+    this.held.reads = reads;
+    if (routing !== null && reads !== null) {
       // The watch reads the dispatch (built next, before any request) and the dispatch notes its waits on the watch.
       let sharded: ShardedDispatch | null = null;
       const watched =
@@ -271,18 +285,22 @@ export class ClientSession implements ReplySink, Cancellable {
         }) ?? null;
       this.status.watched = this.send.watched = watched;
       const router = new SessionRouter(routing, this.params.settings);
-      this.sharded = sharded = new ShardedDispatch(router, this.shardedSession(pools, watched));
+      this.sharded = sharded = new ShardedDispatch(router, this.shardedSession(pools, watched, reads));
     }
     this.isListenRefused = this.isTransactionMode;
     return this.isTransactionMode || routing !== null;
   }
 
   /** What the sharded dispatcher may use of this session. */
-  private shardedSession(pools: DatabasePools, watched: ShardedSession['watched']): ShardedSession {
+  private shardedSession(
+    pools: DatabasePools,
+    watched: ShardedSession['watched'],
+    reads: ReadChoice,
+  ): ShardedSession {
     return {
       user: this.user,
       database: this.database,
-      log: this.log,
+      log: this.logs.log,
       pools,
       isTransactionMode: this.isTransactionMode,
       batch: this.batch,
@@ -294,7 +312,7 @@ export class ClientSession implements ReplySink, Cancellable {
       status: this.status,
       ending: this.ending,
       output: this.output,
-      reads: this.reads,
+      reads,
       watched,
     };
   }
@@ -302,13 +320,15 @@ export class ClientSession implements ReplySink, Cancellable {
   private sendLoginReplies(serverParams: Map<string, string>): void {
     const out: Buffer[] = this.params.loginStatus(serverParams).map(([k, v]) => parameterStatus(k, v));
     // A server held for the whole session (session mode on one shard, replication): its backend's pid, if free.
-    this.cancelKey = this.deps.cancels.register(this, this.held.server?.backendPid ?? 0);
-    out.push(backendKeyData(this.cancelKey.pid, this.cancelKey.secret), READY_IDLE);
+    const key = this.deps.cancels.register(this, this.held.server?.backendPid ?? 0);
+    this.cancelPid = key.pid;
+    out.push(backendKeyData(key.pid, key.secret), READY_IDLE);
     this.output.write(Buffer.concat(out));
     this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
-    this.log.info({ remote: this.remote, mode: this.held.pools?.mode }, 'client logged in');
+    if (this.logs.isEnabled('info'))
+      this.logs.line('info', { remote: this.remote, mode: this.held.pools?.mode }, 'client logged in');
   }
 
   /**
@@ -332,7 +352,10 @@ export class ClientSession implements ReplySink, Cancellable {
     reader.skipQueriesOverBytes = limit;
     // A stand-in takes its place in the request, so the client gets ERROR 54000 where its answer belongs.
     reader.onOversized = (type, totalBytes, start) =>
-      this.handleFrame(type, this.send.refusals().forOversized(this.log, type, totalBytes, start, limit));
+      this.handleFrame(
+        type,
+        this.send.refusals().forOversized(this.logs.log, type, totalBytes, start, limit),
+      );
   }
 
   private handleFrame(type: number, frame: Buffer): void {
@@ -341,7 +364,7 @@ export class ClientSession implements ReplySink, Cancellable {
     if (status.state !== 'ready') return;
     if (this.adminConsole !== null) return this.adminConsole.onFrame(type, frame);
     if (frame.length > this.queryWarnBytes && (type === Frontend.Query || type === Frontend.Parse)) {
-      this.log.warn(
+      this.logs.log.warn(
         { sizeBytes: frame.length, limitBytes: this.queryWarnBytes, sample: querySample(type, frame) },
         'query over query_size_limit',
       );
@@ -359,7 +382,7 @@ export class ClientSession implements ReplySink, Cancellable {
       (type === Frontend.Query || type === Frontend.Parse) &&
       startsWithListen(type, frame)
     ) {
-      return this.handleFrame(type, this.send.refusals().forListen(this.log, type));
+      return this.handleFrame(type, this.send.refusals().forListen(this.logs.log, type));
     }
     switch (type) {
       case Frontend.Query:
@@ -443,18 +466,19 @@ export class ClientSession implements ReplySink, Cancellable {
 
   onServerLost(server: ServerConnection, reason: string): void {
     if (!this.held.forget(server)) return;
-    this.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
+    this.logs.log.warn({ shard: server.address.shard, reason }, 'server connection lost while in use');
     this.ending.fatal(PgError.serverConnectionLost(server.address.shard, reason, server.fatalError));
   }
 
   cancelQuery(): void {
     const server = this.held.server;
-    if (server !== null) cancelRunning(server, this.log);
+    if (server !== null) cancelRunning(server, this.logs.log);
     else this.sharded?.cancelQuery();
   }
 
-  private onQueryTimeout(timeoutMs: number): void {
-    this.log.warn({ timeoutMs }, 'query_timeout reached; cancelling the query');
+  /** query_timeout passed for the request in flight (request-send.ts): cancel it. */
+  onQueryTimeout(timeoutMs: number): void {
+    this.logs.log.warn({ timeoutMs }, 'query_timeout reached; cancelling the query');
     this.cancelQuery();
   }
 
@@ -462,7 +486,8 @@ export class ClientSession implements ReplySink, Cancellable {
     this.loginTimer = null;
     const state = this.status.state;
     if (state !== 'startup' && state !== 'auth') return;
-    this.log.warn(
+    this.logs.line(
+      'warn',
       { remote: this.remote, timeoutMs },
       'login not completed within client_login_timeout; closing',
     );
@@ -489,14 +514,15 @@ export class ClientSession implements ReplySink, Cancellable {
   private openAdminConsole(): void {
     this.adminConsole = this.deps.openAdminConsole(
       { write: (buf) => this.output.write(buf), close: () => this.ending.close('client terminated') },
-      this.log,
+      this.logs.log,
     );
-    this.cancelKey = this.deps.cancels.register(this);
-    this.output.write(adminLoginReplies(this.cancelKey.pid, this.cancelKey.secret));
+    const key = this.deps.cancels.register(this);
+    this.cancelPid = key.pid;
+    this.output.write(adminLoginReplies(key.pid, key.secret));
     this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
-    this.log.info({ remote: this.remote }, 'admin logged in');
+    this.logs.line('info', { remote: this.remote }, 'admin logged in');
   }
 
   /** What this client is doing (client-facts.ts): the admin console and metrics read it, shutdown waits for it. */
@@ -537,17 +563,22 @@ export class ClientSession implements ReplySink, Cancellable {
     this.ending.fatal(err);
   }
 
-  private onSocketClose(): void {
+  /** The client's socket failed (its 'error'; 'close' follows). */
+  onSocketError(err: Error): void {
+    this.logs.line('debug', { err: err.message }, 'client socket error');
+  }
+
+  /** The client's socket closed. */
+  onSocketClose(): void {
     this.status.state = 'closed';
     this.cleanup();
   }
 
-  private isCleanedUp = false;
-
-  private cleanup(): void {
+  /** The connection ended (its socket closed, or the proxy ended it: client-ending.ts): everything it held goes. */
+  cleanup(): void {
     if (this.isCleanedUp) return;
     this.isCleanedUp = true;
-    if (this.cancelKey) this.deps.cancels.unregister(this.cancelKey.pid);
+    if (this.cancelPid !== 0) this.deps.cancels.unregister(this.cancelPid);
     if (this.status.watched !== null) this.deps.deadlocks?.unwatch(this.status.watched);
     this.send.stopQueryTimer();
     if (this.loginTimer) clearTimeout(this.loginTimer);
@@ -560,10 +591,10 @@ export class ClientSession implements ReplySink, Cancellable {
     this.send.statements?.clear(); // the shared cache may drop what only this client used
     // Connections that never logged in (health checks, port scans) are not worth an info line each.
     const level = this.user === '' ? 'debug' : 'info';
-    this.log[level](
-      { remote: this.remote, durationMs: Date.now() - this.connectedAt },
-      'client disconnected',
-    );
+    if (this.logs.isEnabled(level)) {
+      const fields = { remote: this.remote, durationMs: Date.now() - this.connectedAt };
+      this.logs.line(level, fields, 'client disconnected');
+    }
     this.deps.onClose(this);
   }
 }

@@ -27,7 +27,6 @@ export interface HeldServerHost {
   readonly params: SessionParams;
   readonly send: RequestSend;
   readonly output: ClientOutput;
-  readonly reads: ReadChoice;
   /** Where the held server's replies go: the session. */
   readonly sink: ReplySink;
   /** The session's status: a server that arrives once it is no longer ready goes straight back (session-status.ts). */
@@ -62,15 +61,24 @@ export class HeldServer {
   /** The database's pools (set at login). */
   pools: DatabasePools | null = null;
   /** One shard with replicas: pgdog.unique_id() calls replaced before sending (unique-id-request.ts); else null. */
-  uniqueIds: UniqueIdRequests | null = null;
+  private uniqueIds: UniqueIdRequests | null = null;
+  /** The read/write split of a database with replicas (set at login; null: none, every request goes to the primary). */
+  reads: ReadChoice | null = null;
   /** The server held was checked out for a request that may write (its WAL position is asked when it is released). */
   private isWriteCheckout = false;
   private readonly host: HeldServerHost;
-  private readonly failBatch: (err: PgError, count?: number) => void;
+  /** Made with `uniqueIds` (an idle client without them holds no closure of its own). */
+  private failBatch: ((err: PgError, count?: number) => void) | null = null;
 
   constructor(host: HeldServerHost) {
     this.host = host;
-    this.failBatch = (err, count) => host.ending.failBatch(err, count);
+  }
+
+  /** pgdog.unique_id() calls are replaced before sending (one shard with replicas). */
+  useUniqueIds(uniqueIds: UniqueIdRequests): void {
+    this.uniqueIds = uniqueIds;
+    const ending = this.host.ending;
+    this.failBatch = (err, count) => ending.failBatch(err, count);
   }
 
   /**
@@ -93,7 +101,9 @@ export class HeldServer {
   /** Send every queued frame to the held `server` (pgdog.unique_id() calls replaced first). */
   sendBatch(server: ServerConnection): void {
     const batch = this.host.batch;
-    if (this.uniqueIds !== null && !withUniqueIds(this.uniqueIds, batch, this.failBatch)) return;
+    const uniqueIds = this.uniqueIds;
+    if (uniqueIds !== null && this.failBatch !== null && !withUniqueIds(uniqueIds, batch, this.failBatch))
+      return;
     const { types, frames, readyCount } = batch.take();
     this.host.send.send(server, types, frames, readyCount);
   }
@@ -116,8 +126,8 @@ export class HeldServer {
       this.hold(server, pool);
       this.sendBatch(server);
     };
-    if (pools.hasReplicas) {
-      this.acquireByRole(pools.sets[0], onServer);
+    if (pools.hasReplicas && this.reads !== null) {
+      this.acquireByRole(pools.sets[0], this.reads, onServer);
     } else {
       const pool = pools.shards[0];
       pool.acquire((err, server) => onServer(err, server, pool));
@@ -131,8 +141,8 @@ export class HeldServer {
   }
 
   /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
-  private acquireByRole(set: ReplicaSet, cb: SetAcquireCallback): void {
-    const { batch, reads } = this.host;
+  private acquireByRole(set: ReplicaSet, reads: ReadChoice, cb: SetAcquireCallback): void {
+    const batch = this.host.batch;
     const { types, frames } = batch.peek(batch.length);
     const intent = reads.intentOf(types, frames);
     this.isWriteCheckout = intent === 'write';
@@ -154,9 +164,16 @@ export class HeldServer {
     if (server === null || pool === null) return;
     server.detach();
     const set = this.pools?.sets[0];
-    if (this.isWriteCheckout && set !== undefined && pool === set.primary.pool && set.tracksLsn) {
+    const reads = this.reads;
+    if (
+      this.isWriteCheckout &&
+      reads !== null &&
+      set !== undefined &&
+      pool === set.primary.pool &&
+      set.tracksLsn
+    ) {
       this.isWriteCheckout = false;
-      return this.host.reads.writes.afterWrite(0, server, () => pool.release(server)); // read-your-writes
+      return reads.writes.afterWrite(0, server, () => pool.release(server)); // read-your-writes
     }
     pool.release(server);
   }

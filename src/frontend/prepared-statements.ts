@@ -8,6 +8,7 @@ import { hash } from 'node:crypto';
 import { Backend, Frontend } from '../protocol/codes.js';
 import { closeStatement } from '../protocol/messages.js';
 import type { FrameSink } from '../protocol/frame-list.js';
+import type { GeneralConfig } from '../config/types.js';
 import type { ServerStatements, StatementRef } from '../backend/server-statements.js';
 
 /** The per-connection statement set a server offers (ServerStatements, or a test double). */
@@ -164,16 +165,22 @@ const MAX_CLOSES_PER_BATCH = 64;
 /** One client's named statements: its names mapped to the shared cache's entries. */
 const NO_STATEMENTS: ReadonlyMap<string, CachedStatement> = new Map();
 
+/** What ClientStatements reads of the proxy's settings. */
+export type StatementLimitConfig = Pick<GeneralConfig, 'preparedStatementsLimit'>;
+
 export class ClientStatements {
   /** Shared and never written until the client names a statement (an idle client holds no map of its own). */
   private byName = NO_STATEMENTS as Map<string, CachedStatement>;
   private readonly names: StatementNames;
-  /** `prepared_statements_limit`: statements a server connection may hold. */
-  private readonly serverLimit: () => number;
+  /**
+   * The proxy's settings, whose `prepared_statements_limit` is the statements a server connection may hold (absent: no
+   * limit). The proxy's own function, not a closure per client.
+   */
+  private readonly general: (() => StatementLimitConfig) | undefined;
 
-  constructor(names: StatementNames, serverLimit: () => number = () => Number.MAX_SAFE_INTEGER) {
+  constructor(names: StatementNames, general?: () => StatementLimitConfig) {
     this.names = names;
-    this.serverLimit = serverLimit;
+    this.general = general;
   }
 
   get size(): number {
@@ -192,7 +199,8 @@ export class ClientStatements {
    * a statement the batch needs is prepared again by it.
    */
   beginBatch(server: StatementServer, out: FrameSink): void {
-    for (const name of server.prepared.takeVictims(this.serverLimit(), MAX_CLOSES_PER_BATCH)) {
+    const limit = this.general?.().preparedStatementsLimit ?? Number.MAX_SAFE_INTEGER;
+    for (const name of server.prepared.takeVictims(limit, MAX_CLOSES_PER_BATCH)) {
       out.push(closeStatement(name));
       server.swallowNext(Backend.CloseComplete);
     }

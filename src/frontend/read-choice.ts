@@ -1,11 +1,11 @@
 // A session's read/write split, shared by its one-server path and its sharded dispatch: what a request needs of a
 // shard (read-intent.ts: primary, or a replica may answer), the session's `SET pgdog.role` override it keeps, the
 // read-your-writes positions its reads must see (read-your-writes.ts), and the client's side of a replica ban.
-import type { Logger } from 'pino';
 import type { Pool } from '../backend/pool.js';
 import type { ReadIntent } from '../backend/replica-set.js';
 import { classifyTexts, requestTexts, type RoleOverride } from './read-intent.js';
 import { ReadYourWrites } from './read-your-writes.js';
+import type { SessionLog } from './session-log.js';
 import type { SessionParams } from './session-params.js';
 
 /** host:port of a pool's server, for log lines. */
@@ -18,13 +18,13 @@ export class ReadChoice {
   readonly writes = new ReadYourWrites();
   /** `SET pgdog.role`: the session's read/write split override. */
   private role: RoleOverride = null;
-  private readonly log: Logger;
+  private readonly logs: SessionLog;
   private readonly params: SessionParams;
   /** The text of a client's named statement (null: unknown, or names not tracked). */
   private readonly statementText: (name: string) => string | null;
 
-  constructor(log: Logger, params: SessionParams, statementText: (name: string) => string | null) {
-    this.log = log;
+  constructor(logs: SessionLog, params: SessionParams, statementText: (name: string) => string | null) {
+    this.logs = logs;
     this.params = params;
     this.statementText = statementText;
   }
@@ -43,6 +43,10 @@ export class ReadChoice {
 
   /** The replica set logs the ban itself (warn, once); this only ties it to the client whose checkout moved on. */
   onReplicaBanned(pool: Pool, reason: string): void {
-    this.log.debug({ server: poolLabel(pool), reason }, 'replica banned: checkout retried on another server');
+    this.logs.line(
+      'debug',
+      { server: poolLabel(pool), reason },
+      'replica banned: checkout retried on another server',
+    );
   }
 }

@@ -15,6 +15,15 @@ const INITIAL_CAPACITY = 16;
 export const PIPELINE_MAX_BYTES = 1024 * 1024;
 export const PIPELINE_MAX_FRAMES = 4096;
 
+/**
+ * "No bound" for a count of bytes or frames: the largest small integer, which an object's field holds in place (a
+ * Number.MAX_SAFE_INTEGER there is a separate 16-byte heap number per object, kept by every idle client).
+ */
+export const NO_BOUND = 0x7fffffff;
+
+const NO_TYPES: number[] = [];
+const NO_FRAMES: (Buffer | undefined)[] = [];
+
 function isReadyPoint(type: number): boolean {
   return type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall;
 }
@@ -26,9 +35,10 @@ export interface TakenFrames {
 }
 
 export class RequestBatch {
-  // No slots until the first frame: an idle client (thousands may be connected) holds two empty arrays, not 2 × 16.
-  private types: number[] = [];
-  private frames: (Buffer | undefined)[] = [];
+  // No slots until the first frame: an idle client (thousands may be connected) holds no arrays of its own, only the
+  // shared empty ones (never written: a write comes after `grow`, which the first push calls as length 0 is full).
+  private types: number[] = NO_TYPES;
+  private frames: (Buffer | undefined)[] = NO_FRAMES;
   /** Slot of the first frame; slots are taken modulo the capacity (a power of two). */
   private head = 0;
   private count = 0;
@@ -42,8 +52,8 @@ export class RequestBatch {
    * (the rest of the one it holds must be read): the session resumes reading then.
    */
   onDrained: (() => void) | null = null;
-  lowWaterBytes = Number.MAX_SAFE_INTEGER;
-  lowWaterFrames = Number.MAX_SAFE_INTEGER;
+  lowWaterBytes = NO_BOUND;
+  lowWaterFrames = NO_BOUND;
   /** The copies the last peek made (reused by takeFirst when it takes the same frames). */
   private peeked: { types: number[]; frames: Buffer[] } | null = null;
 

@@ -14,11 +14,13 @@ import { noteDescribeSent } from './describe-trims.js';
 import type { ClientStatements } from './prepared-statements.js';
 import { StandIns } from './stand-ins.js';
 
-/** What sending needs of the session, fixed at its start (no closure per request). */
-export interface SendHost {
-  readonly general: () => GeneralConfig;
-  /** A frame the statement rewrite refused: the session ends with a protocol violation. */
+/** The session's ending (client-ending.ts): a frame the statement rewrite refused is a protocol violation. */
+export interface SendEnding {
   protocolViolation(reason: string): void;
+}
+
+/** The session (no closure of its own per session, nor per request). */
+export interface QueryTimeoutOwner {
   /** query_timeout passed for the request in flight: cancel it. */
   onQueryTimeout(timeoutMs: number): void;
 }
@@ -38,19 +40,30 @@ export class RequestSend {
   /** Stand-ins of refused statements (stand-ins.ts), made on the first refusal. */
   private standIns: StandIns | null = null;
   private isServerBacklogged = false;
-  /** The frames of one write, rewritten for its server: one list for every request (emptied after each). */
-  private readonly rewritten = new FrameList();
+  /**
+   * The frames of one write, rewritten for its server: one list for every request (emptied after each), made for the
+   * first request that is rewritten (an idle client holds none).
+   */
+  private rewritten: FrameList | null = null;
   private queryTimer: NodeJS.Timeout | null = null;
   private readonly output: ClientOutput;
-  private readonly host: SendHost;
-  private readonly onServerDrained = (): void => {
-    this.isServerBacklogged = false;
-    this.output.resumeInput();
-  };
+  /** A frame the statement rewrite refused ends the session with a protocol violation. */
+  private readonly ending: SendEnding;
+  private readonly general: () => GeneralConfig;
+  private readonly owner: QueryTimeoutOwner;
+  /** Made the first time a server lags behind (an idle client holds no closure of its own). */
+  private onServerDrained: (() => void) | null = null;
 
-  constructor(output: ClientOutput, host: SendHost) {
+  constructor(
+    output: ClientOutput,
+    ending: SendEnding,
+    general: () => GeneralConfig,
+    owner: QueryTimeoutOwner,
+  ) {
     this.output = output;
-    this.host = host;
+    this.ending = ending;
+    this.general = general;
+    this.owner = owner;
   }
 
   /** The session's stand-ins (made on first use). */
@@ -64,7 +77,7 @@ export class RequestSend {
     // This server's own segment (a sharded session holds several servers; one may be mid-segment, another not).
     let isOpen = server.hasOpenSegment;
     const statements = this.statements;
-    const out = statements !== null ? this.rewritten : null;
+    const out = statements !== null ? (this.rewritten ??= new FrameList()) : null;
     const standIns = this.standIns;
     const scanner = server.scanner;
     try {
@@ -96,7 +109,7 @@ export class RequestSend {
       }
     } catch (err) {
       out?.clear();
-      return this.host.protocolViolation((err as Error).message);
+      return this.ending.protocolViolation((err as Error).message);
     }
     this.hasOpenSegment = isOpen;
     server.hasOpenSegment = isOpen;
@@ -110,7 +123,12 @@ export class RequestSend {
     if (server.unsentBytes > SERVER_BACKLOG_BYTES && !this.isServerBacklogged) {
       this.isServerBacklogged = true;
       this.output.pauseInput();
-      server.onSendDrain(this.onServerDrained);
+      server.onSendDrain(
+        (this.onServerDrained ??= () => {
+          this.isServerBacklogged = false;
+          this.output.resumeInput();
+        }),
+      );
     }
     if (ready > 0) this.startQueryTimer();
   }
@@ -122,7 +140,7 @@ export class RequestSend {
   startQueryTimer(): void {
     if (this.isReplication) return;
     this.watched?.requestStarted();
-    const timeoutMs = this.host.general().queryTimeoutMs;
+    const timeoutMs = this.general().queryTimeoutMs;
     if (timeoutMs > 0 && this.queryTimer === null) {
       this.queryTimer = setTimeout(() => this.onQueryTimeout(timeoutMs), timeoutMs);
     }
@@ -143,6 +161,6 @@ export class RequestSend {
 
   private onQueryTimeout(timeoutMs: number): void {
     this.queryTimer = null;
-    this.host.onQueryTimeout(timeoutMs);
+    this.owner.onQueryTimeout(timeoutMs);
   }
 }

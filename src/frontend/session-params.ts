@@ -18,41 +18,65 @@ const TRACKED_PARAMS = [
   'standard_conforming_strings',
   'default_transaction_read_only',
 ];
-const TRACKED_BY_LOWER = new Map(TRACKED_PARAMS.map((p) => [p.toLowerCase(), p]));
+/** A tracked parameter's index in TRACKED_PARAMS: by its ParameterStatus name, and by its lower-case name. */
+const TRACKED_INDEX = new Map(TRACKED_PARAMS.map((p, i) => [p, i]));
+const TRACKED_BY_LOWER = new Map(TRACKED_PARAMS.map((p, i) => [p.toLowerCase(), i]));
+const READ_ONLY_INDEX = TRACKED_PARAMS.indexOf('default_transaction_read_only');
 
 /** The ParameterStatus name of a tracked parameter (any case), or undefined. */
 export function trackedName(name: string): string | undefined {
-  return TRACKED_BY_LOWER.get(name.toLowerCase());
+  const i = TRACKED_BY_LOWER.get(name.toLowerCase());
+  return i === undefined ? undefined : TRACKED_PARAMS[i];
 }
 
+/** Startup settings of a client that gave none: shared, never written (an idle client holds no map of its own). */
+const NO_SETTINGS: ReadonlyMap<string, string> = new Map();
+
 export class SessionParams {
-  /** Wanted value per tracked parameter, by its canonical (ParameterStatus) name. */
-  readonly wanted = new Map<string, string>();
+  /**
+   * Wanted value per tracked parameter, at its index in TRACKED_PARAMS (undefined: none wanted). A fixed array rather
+   * than a Map: a Map's hash table is a few hundred bytes an idle client would keep, and syncSql, run at every server
+   * checkout, walks these slots without allocating.
+   */
+  private readonly values: (string | undefined)[] = new Array<string | undefined>(TRACKED_PARAMS.length);
   /**
    * The client's startup settings other than tracked parameters: lower-case name → the statement applying the value
-   * (set_config, as the startup packet gives values). Empty for most clients.
+   * (set_config, as the startup packet gives values). Empty for most clients (then the shared empty map).
    */
-  readonly settings = new Map<string, string>();
+  private ownSettings: ReadonlyMap<string, string> = NO_SETTINGS;
   /** ParameterStatus values a server reported for the client's startup settings, by ParameterStatus name. */
-  private reported: ReadonlyMap<string, string> = new Map();
-  /**
-   * `wanted` as two arrays, rebuilt after a change: syncSql runs at every server checkout, and iterating the Map there
-   * allocated an iterator and an entry pair per parameter each time (the allocation profile of pgbench -S).
-   */
-  private wantedKeys: string[] | null = null;
-  private wantedValues: string[] = [];
+  private reported: ReadonlyMap<string, string> = NO_SETTINGS;
 
-  private want(name: string, value: string): void {
-    this.wanted.set(name, value);
-    this.wantedKeys = null;
+  /** The client's startup settings other than tracked parameters (lower-case name → set_config statement). */
+  get settings(): ReadonlyMap<string, string> {
+    return this.ownSettings;
+  }
+
+  /** The value wanted for tracked parameter `name` (its ParameterStatus name), or undefined. */
+  wantedValue(name: string): string | undefined {
+    const i = TRACKED_INDEX.get(name);
+    return i === undefined ? undefined : this.values[i];
+  }
+
+  /** The wanted values as [ParameterStatus name, value] pairs, in TRACKED_PARAMS order. */
+  wantedEntries(): [string, string][] {
+    const out: [string, string][] = [];
+    for (let i = 0; i < TRACKED_PARAMS.length; i++) {
+      const v = this.values[i];
+      if (v !== undefined) out.push([TRACKED_PARAMS[i], v]);
+    }
+    return out;
   }
 
   /** Take the client's startup settings (in the order PostgreSQL applies them: a later one wins). */
   fromStartup(settings: readonly StartupSetting[]): void {
     for (const { name, value } of settings) {
-      const tracked = trackedName(name);
-      if (tracked !== undefined) this.want(tracked, value);
-      else this.settings.set(name.toLowerCase(), setConfigSql(name, value));
+      const tracked = TRACKED_BY_LOWER.get(name.toLowerCase());
+      if (tracked !== undefined) this.values[tracked] = value;
+      else {
+        if (this.ownSettings === NO_SETTINGS) this.ownSettings = new Map();
+        (this.ownSettings as Map<string, string>).set(name.toLowerCase(), setConfigSql(name, value));
+      }
     }
   }
 
@@ -62,24 +86,27 @@ export class SessionParams {
    */
   noteReported(reported: ReadonlyMap<string, string>): void {
     this.reported = reported;
-    for (const [name, value] of reported) if (this.wanted.has(name)) this.want(name, value);
+    for (const [name, value] of reported) {
+      const i = TRACKED_INDEX.get(name);
+      if (i !== undefined && this.values[i] !== undefined) this.values[i] = value;
+    }
   }
 
   /** ParameterStatus frames for login: the server's values with the client's own choices on top. */
   loginStatus(serverParams: Map<string, string>): [string, string][] {
     const out: [string, string][] = [];
-    for (const [k, v] of serverParams) out.push([k, this.wanted.get(k) ?? this.reported.get(k) ?? v]);
-    for (const k of TRACKED_PARAMS) {
-      const v = serverParams.get(k);
-      if (!this.wanted.has(k) && v !== undefined) this.want(k, v);
+    for (const [k, v] of serverParams) out.push([k, this.wantedValue(k) ?? this.reported.get(k) ?? v]);
+    for (let i = 0; i < TRACKED_PARAMS.length; i++) {
+      const v = serverParams.get(TRACKED_PARAMS[i]);
+      if (this.values[i] === undefined && v !== undefined) this.values[i] = v;
     }
     return out;
   }
 
   /** A ParameterStatus the client received (it ran SET): remember it as wanted. */
   noteStatus(name: string, value: string): void {
-    if (this.wanted.get(name) === value) return; // the same value again: nothing to re-sync
-    if (this.wanted.has(name) || TRACKED_BY_LOWER.has(name.toLowerCase())) this.want(name, value);
+    const i = TRACKED_INDEX.get(name) ?? TRACKED_BY_LOWER.get(name.toLowerCase());
+    if (i !== undefined) this.values[i] = value;
   }
 
   /**
@@ -87,21 +114,18 @@ export class SessionParams {
    * servers last reported it to this client).
    */
   get isDefaultReadOnly(): boolean {
-    return this.wanted.get('default_transaction_read_only') === 'on';
+    return this.values[READ_ONLY_INDEX] === 'on';
   }
 
   /** The SET statements that align `serverParams` with what this client wants ('' when nothing differs). */
   syncSql(serverParams: Map<string, string>): string {
-    let keys = this.wantedKeys;
-    if (keys === null) {
-      keys = this.wantedKeys = [...this.wanted.keys()];
-      this.wantedValues = [...this.wanted.values()];
-    }
-    const values = this.wantedValues;
+    const values = this.values;
     let sql = '';
-    for (let i = 0; i < keys.length; i++) {
+    for (let i = 0; i < TRACKED_PARAMS.length; i++) {
       const v = values[i];
-      if (serverParams.get(keys[i]) !== v) sql += `SET ${keys[i]} TO '${v.replace(/'/g, "''")}';`;
+      if (v === undefined) continue;
+      const name = TRACKED_PARAMS[i];
+      if (serverParams.get(name) !== v) sql += `SET ${name} TO '${v.replace(/'/g, "''")}';`;
     }
     return sql;
   }

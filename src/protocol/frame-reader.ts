@@ -16,6 +16,8 @@ export type TypeCheck = (type: number) => string | null;
 export type OversizedHandler = (type: number, totalBytes: number, start: Buffer) => void;
 
 const HEADER_BYTES = 5;
+/** The parts of no frame: shared, frozen (an idle client holds no array of its own; a frame's parts get a new one). */
+const NO_PARTS = Object.freeze([]) as readonly Buffer[] as Buffer[];
 const QUERY = 0x51; // 'Q'
 const PARSE = 0x50; // 'P'
 
@@ -35,7 +37,7 @@ export class FrameReader {
   private head: Buffer | null = null;
   private headLength = 0;
   /** A frame whose header is known and whose body continues: the pieces so far and the whole frame's size. */
-  private parts: Buffer[] = [];
+  private parts: Buffer[] = NO_PARTS;
   private partsLength = 0;
   private needed = 0;
   /** Bytes still to discard of a skipped frame. */
@@ -90,7 +92,7 @@ export class FrameReader {
       }
       this.parts.push(chunk.subarray(i, i + missing));
       const frame = Buffer.concat(this.parts, this.needed);
-      this.parts = [];
+      this.parts = NO_PARTS;
       this.partsLength = 0;
       this.needed = 0;
       i += missing;

@@ -306,7 +306,7 @@ describe('the shared statement cache is bounded', () => {
   it('closes the statements a server holds beyond prepared_statements_limit, and evicted ones, before a batch', () => {
     const names = new StatementNames(() => ({ maxCount: 1_000, maxBytes: 1_000_000 }));
     const server = new FakeServer();
-    const client = new ClientStatements(names, () => 2);
+    const client = new ClientStatements(names, () => ({ preparedStatementsLimit: 2 }));
     for (let i = 0; i < 4; i++) run(client, server, P, parseMessage(`s${i}`, text(i), NO_TYPES));
     run(client, server, B, bind('', 's0')); // s0 is now the most recently used
     server.swallowed.length = 0;
@@ -323,7 +323,7 @@ describe('the shared statement cache is bounded', () => {
     ]);
     // Within the limit, a statement the cache dropped is closed when it reaches the old end.
     const lone = new StatementNames(() => ({ maxCount: 0, maxBytes: 0 }));
-    const solo = new ClientStatements(lone, () => 100);
+    const solo = new ClientStatements(lone, () => ({ preparedStatementsLimit: 100 }));
     const other = new FakeServer();
     run(solo, other, P, parseMessage('gone', text(9), NO_TYPES));
     solo.clear();

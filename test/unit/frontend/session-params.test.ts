@@ -12,9 +12,9 @@ describe('SessionParams', () => {
       { name: 'statement_timeout', value: '5s' },
       { name: 'statement_timeout', value: '6s' },
     ]);
-    expect([...p.wanted]).toEqual([
-      ['application_name', 'app'],
+    expect(p.wantedEntries()).toEqual([
       ['DateStyle', 'ISO, DMY'],
+      ['application_name', 'app'],
     ]);
     expect([...p.settings]).toEqual([
       ['search_path', `SELECT pg_catalog.set_config(E'Search_Path', E'a, "B"', false)`],
@@ -86,7 +86,7 @@ describe('SessionParams', () => {
     expect(p.syncSql(new Map([['TimeZone', 'UTC']]))).toBe("SET TimeZone TO 'Europe/O''Town';");
   });
 
-  it('sees a changed wanted value at the next sync (the parameter list is cached between checkouts)', () => {
+  it('sees a changed wanted value at the next sync', () => {
     const p = new SessionParams();
     const server = new Map([
       ['TimeZone', 'UTC'],
@@ -101,5 +101,18 @@ describe('SessionParams', () => {
     p.noteStatus('TimeZone', 'Asia/Tokyo'); // the same again
     p.noteStatus('application_name', 'a');
     expect(p.syncSql(server)).toBe("SET TimeZone TO 'Asia/Tokyo';");
+  });
+
+  it('keeps no map of its own for a client without startup settings (idle-client memory)', () => {
+    const a = new SessionParams();
+    const b = new SessionParams();
+    a.fromStartup([{ name: 'application_name', value: 'x' }]);
+    expect(a.settings).toBe(b.settings); // the one shared empty map
+    expect(a.settings.size).toBe(0);
+    a.fromStartup([{ name: 'search_path', value: 's' }]);
+    expect(a.settings).not.toBe(b.settings);
+    expect(b.settings.size).toBe(0);
+    expect(a.wantedValue('application_name')).toBe('x');
+    expect(a.wantedValue('TimeZone')).toBeUndefined();
   });
 });
