@@ -39,7 +39,7 @@ import { RequestSend } from './request-send.js';
 import { SessionStatus, type SessionState } from './session-status.js';
 import { ClientEnding } from './client-ending.js';
 import { SessionLog } from './session-log.js';
-import { listenToSocket, type SocketOwner } from './session-socket.js';
+import { listenToSocket, watchIdle, type SocketOwner } from './session-socket.js';
 
 export interface SessionDeps extends LoginDeps {
   statementNames: StatementNames;
@@ -149,12 +149,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
   private bindSocket(socket: net.Socket): void {
     listenToSocket(socket, this);
     const idleMs = this.deps.general().clientIdleTimeoutMs;
-    if (idleMs > 0) {
-      // A listener of its own, not setTimeout's callback: Node registers that with once(), so a timeout that fired
-      // while the client was busy (and was skipped) left the client never closed after it went idle.
-      socket.setTimeout(idleMs);
-      socket.on('timeout', () => this.onIdleTimeout());
-    }
+    if (idleMs > 0) watchIdle(socket, idleMs);
   }
 
   // --- input ---------------------------------------------------------------------------------------------------
@@ -500,7 +495,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
    * Idle means no request under way and no transaction open (a server attached, shards in use, or a request waiting
    * for a server or for another transaction's phase 2 spare the client).
    */
-  private onIdleTimeout(): void {
+  onIdleTimeout(): void {
     if (!this.status.isReady || this.held.server !== null || this.held.isWaiting) return;
     const sharded = this.sharded;
     if (sharded !== null && (!sharded.isIdle || this.status.txStatus !== TxStatus.Idle)) return;

@@ -1,5 +1,5 @@
-// A client socket's listeners: 'data', 'error' and 'close' go to the session the socket belongs to, which is kept on
-// the socket itself. The three listeners are shared by every session, rather than three closures (and their context)
+// A client socket's listeners: 'data', 'error', 'close' and the idle 'timeout' go to the session the socket belongs
+// to, which is kept on the socket itself. The three listeners are shared by every session, rather than three closures (and their context)
 // per client that thousands of idle clients would each keep.
 import type net from 'node:net';
 
@@ -10,6 +10,8 @@ export interface SocketOwner {
   /** The socket failed ('close' follows). */
   onSocketError(err: Error): void;
   onSocketClose(): void;
+  /** client_idle_timeout passed without traffic on the socket (the owner decides whether the client is idle). */
+  onIdleTimeout(): void;
 }
 
 const OWNER = Symbol('shardgate.socketOwner');
@@ -29,6 +31,19 @@ function onSocketError(this: net.Socket, err: Error): void {
 
 function onSocketClose(this: net.Socket): void {
   ownerOf(this)?.onSocketClose();
+}
+
+function onSocketTimeout(this: net.Socket): void {
+  ownerOf(this)?.onIdleTimeout();
+}
+
+/**
+ * `owner.onIdleTimeout()` after every `ms` without traffic. A 'timeout' listener of its own, not setTimeout's
+ * callback: Node registers that with once(), so a timeout skipped while the client was busy disarmed it for good.
+ */
+export function watchIdle(socket: net.Socket, ms: number): void {
+  socket.setTimeout(ms);
+  socket.on('timeout', onSocketTimeout);
 }
 
 /** Send `socket`'s chunks, error and close to `owner`. */

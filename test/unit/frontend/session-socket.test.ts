@@ -1,7 +1,7 @@
 // session-socket: a client socket's events reach the session it belongs to through listeners every socket shares.
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { listenToSocket, type SocketOwner } from '../../../src/frontend/session-socket.js';
+import { listenToSocket, watchIdle, type SocketOwner } from '../../../src/frontend/session-socket.js';
 
 function recorder(): SocketOwner & { events: string[] } {
   const events: string[] = [];
@@ -10,6 +10,7 @@ function recorder(): SocketOwner & { events: string[] } {
     onData: (chunk) => events.push(`data:${chunk.toString()}`),
     onSocketError: (err) => events.push(`error:${err.message}`),
     onSocketClose: () => events.push('close'),
+    onIdleTimeout: () => events.push('idle'),
   };
 }
 
@@ -40,6 +41,24 @@ describe('listenToSocket', () => {
       expect(a.listeners(event)).toHaveLength(1);
       expect(a.listeners(event)[0]).toBe(b.listeners(event)[0]);
     }
+    a.destroy();
+    b.destroy();
+  });
+});
+
+describe('watchIdle', () => {
+  it('tells the owner on every timeout, not only the first (Node runs a setTimeout callback once)', () => {
+    const a = new net.Socket();
+    const b = new net.Socket();
+    const owner = recorder();
+    listenToSocket(a, owner);
+    listenToSocket(b, recorder());
+    watchIdle(a, 60_000);
+    watchIdle(b, 60_000);
+    a.emit('timeout');
+    a.emit('timeout');
+    expect(owner.events).toEqual(['idle', 'idle']);
+    expect(a.listeners('timeout')[0]).toBe(b.listeners('timeout')[0]); // shared, no closure per socket
     a.destroy();
     b.destroy();
   });
