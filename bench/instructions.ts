@@ -310,8 +310,8 @@ User-space instructions each proxy process executes per pgbench -S transaction (
 included), counted by valgrind's callgrind after a warm-up of ${opts.warmup} transactions per client; median of
 ${opts.repeat} counted runs of ${opts.tx} transactions × ${opts.clients} clients. The count does not move with the
 machine's load: PgBouncer's and the relay's runs repeat within 3 %; shardgate's spread by up to ±15 %, from V8's
-garbage collector, whose major cycles fall into some counted windows and not others. Kernel work is not in it: every hop pays about the same for loopback TCP (about as much CPU as
-PgBouncer's whole user-space share; see the CPU columns above). "Node relay" is bench/lib/node-relay.ts, a
+garbage collector, whose major cycles fall into some counted windows and not others. Kernel work is not in it: every hop pays about the same for loopback TCP (about 25 µs per
+transaction here, most of PgBouncer's CPU; see the CPU columns above). "Node relay" is bench/lib/node-relay.ts, a
 parse-free 1:1 relay with the socket calls shardgate uses: what a hop costs on Node before any proxy logic.
 
 ${markdownTable(headers, rows)}
