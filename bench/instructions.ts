@@ -15,8 +15,8 @@ import path from 'node:path';
 import { startPgCluster } from '../src/testing/pg-cluster.js';
 import { freePort } from '../src/testing/free-port.js';
 import { parseArgs } from './lib/args.js';
-import { waitForLogin } from './lib/pg-wire-client.js';
 import { runPgbench } from './lib/pgbench.js';
+import { loadShardedPgbench } from './lib/sharded-pgbench.js';
 import { log, onCleanup, runMain, spawnTracked, stopChild } from './lib/procs.js';
 import { fmtRatio, markdownTable, median, textTable, writeDocSection } from './lib/report.js';
 import {
@@ -31,6 +31,7 @@ import {
   startNodeRelay,
   startPgBouncer,
   type OsIdentity,
+  waitUntilUp,
 } from './lib/targets.js';
 
 const SCRIPT = 'bench/instructions.ts';
@@ -138,8 +139,7 @@ async function startShardgateCounted(
   );
   fs.closeSync(out);
   onCleanup(`stop ${name}`, () => stopChild(child, 10_000, 'SIGTERM'));
-  const login = { host: '127.0.0.1', port, user: BENCH_USER, password: BENCH_PASSWORD, database: BENCH_DB };
-  await waitForLogin(login, 180_000, () => child.exitCode === null && child.signalCode === null);
+  await waitUntilUp(name, child, port, 180_000, [logFile]);
   log(`${name} under callgrind on 127.0.0.1:${port} (pid ${child.pid})`);
   return { label: name, port, child, outPrefix, identity: null, database: BENCH_DB };
 }
@@ -155,42 +155,8 @@ async function main(): Promise<void> {
   });
   onCleanup('stop PostgreSQL', () => cluster.stop());
   const [direct, s0, s1] = cluster.servers;
-  const env = { ...process.env, PGPASSWORD: BENCH_PASSWORD };
-  for (const s of [direct, s0, s1]) {
-    const r = spawnSync(
-      'pgbench',
-      [
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(s.port),
-        '-U',
-        BENCH_USER,
-        '-i',
-        '-q',
-        '-s',
-        String(opts.scale),
-        BENCH_DB,
-      ],
-      { env, encoding: 'utf8' },
-    );
-    if (r.status !== 0) throw new Error(`pgbench -i failed: ${r.stderr}`);
-  }
-  // Keep on each shard only the accounts PostgreSQL's own hash partitioning assigns to it.
-  for (const [shard, s] of [s0, s1].entries()) {
-    const sql = `create table sg_hash (aid int) partition by hash (aid);
-      delete from pgbench_accounts where not satisfies_hash_partition('sg_hash'::regclass, 2, ${shard}, aid);
-      drop table sg_hash;`;
-    const r = spawnSync(
-      'psql',
-      ['-h', '127.0.0.1', '-p', String(s.port), '-U', BENCH_USER, '-c', sql, BENCH_DB],
-      {
-        env,
-        encoding: 'utf8',
-      },
-    );
-    if (r.status !== 0) throw new Error(`sharding pgbench_accounts failed: ${r.stderr}`);
-  }
+  const login = { user: BENCH_USER, password: BENCH_PASSWORD, database: BENCH_DB };
+  await loadShardedPgbench(direct.port, [s0.port, s1.port], login, opts.scale);
 
   const dir = makeTempDir('bench-instructions-');
   fs.chmodSync(dir, 0o777); // PgBouncer (run as another OS user under root) writes its dumps here too

@@ -10,15 +10,15 @@
 // the baseline build unsharded as well), and prints the sharded hop's CPU per transaction against the unsharded hop's
 // (issue 16: a request pinned to one shard should cost what an unsharded request costs).
 // Usage: npx tsx bench/pgbench-sharded.ts [--duration 10] [--scale 2] [--clients 8] [--rounds 3] [--docs yes]
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { startPgCluster } from '../src/testing/pg-cluster.js';
 import { freePort } from '../src/testing/free-port.js';
 import { parseArgs } from './lib/args.js';
 import { runPgbench } from './lib/pgbench.js';
+import { loadShardedPgbench } from './lib/sharded-pgbench.js';
 import { cpuSeconds } from './lib/procs.js';
 import { median, writeDocSection } from './lib/report.js';
 import { shardgateCommand } from './lib/targets.js';
@@ -54,6 +54,7 @@ const CLIENTS = opts.clients;
 const ROUNDS = opts.rounds;
 const USER = 'bench';
 const PASSWORD = 'bench';
+const LOGIN = { user: USER, password: PASSWORD, database: USER };
 const root = path.resolve(import.meta.dirname, '..');
 
 /** One pgbench run (resolves when it exits). */
@@ -62,16 +63,6 @@ async function pgbench(port: number, extra: string[]): Promise<{ tps: number; fa
   const target = { host: '127.0.0.1', port, user: USER, password: PASSWORD, database: USER };
   const run = await runPgbench(target, extra, 15 * 60_000);
   return { tps: run.tps ?? NaN, failed: run.failed ?? 0, out: run.out };
-}
-
-async function sql(port: number, text: string): Promise<void> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: USER, password: PASSWORD, database: USER });
-  await c.connect();
-  try {
-    await c.query(text);
-  } finally {
-    await c.end();
-  }
 }
 
 async function main(): Promise<void> {
@@ -89,27 +80,7 @@ async function main(): Promise<void> {
   try {
     const [direct, s0, s1] = cluster.servers;
     console.log(`pgbench -i -s ${SCALE} on the reference and on both shards …`);
-    for (const s of [direct, s0, s1]) {
-      const r = spawnSync(
-        'pgbench',
-        ['-h', '127.0.0.1', '-p', String(s.port), '-U', USER, '-i', '-q', '-s', String(SCALE), USER],
-        {
-          env: { ...process.env, PGPASSWORD: PASSWORD },
-          encoding: 'utf8',
-        },
-      );
-      if (r.status !== 0) throw new Error(`pgbench -i failed: ${r.stderr}`);
-    }
-    // Keep on each shard only the accounts PostgreSQL's own hash partitioning assigns to it.
-    for (const [shard, s] of [s0, s1].entries()) {
-      await sql(
-        s.port,
-        `create table sg_hash (aid int) partition by hash (aid);
-         delete from pgbench_accounts where not satisfies_hash_partition('sg_hash'::regclass, 2, ${shard}, aid);
-         drop table sg_hash;`,
-      );
-      await sql(s.port, 'vacuum analyze pgbench_accounts');
-    }
+    await loadShardedPgbench(direct.port, [s0.port, s1.port], LOGIN, SCALE);
     const port = await freePort();
     const config = path.join(dir, 'pgdog.toml');
     const users = path.join(dir, 'users.toml');

@@ -13,9 +13,7 @@ import { initParser, parseStatements, type ParsedStatement } from '../src/router
 import type { StatementPlan } from '../src/router/plan.js';
 import { PlanCache } from '../src/router/plan-cache.js';
 import { SessionRouter } from '../src/frontend/session-router.js';
-import { Frontend } from '../src/protocol/codes.js';
-import { SYNC } from '../src/protocol/messages.js';
-import { MessageWriter } from '../src/protocol/writer.js';
+import { extendedFrames } from '../test/helpers/extended-frames.js';
 import { CORPUS } from '../test/unit/router/corpus.js';
 import { SCHEMA } from '../test/unit/router/fixtures.js';
 import { parseArgs } from './lib/args.js';
@@ -106,13 +104,7 @@ if (sink === 0) throw new Error('cache lookups returned nothing');
 // SessionRouter.route with the plan cached: Parse/Bind/Describe/Execute/Sync of one statement (the unnamed Parse
 // repeated, as node-postgres and pgbench -M extended send it), routed again and again by one session.
 function extendedRequest(sql: string, params: string[]): { types: number[]; frames: Buffer[] } {
-  const parse = new MessageWriter().cstring('').cstring(sql).int16(0).frame(Frontend.Parse);
-  const b = new MessageWriter().cstring('').cstring('').int16(0).int16(params.length);
-  for (const p of params) b.int32(Buffer.byteLength(p)).bytes(Buffer.from(p));
-  const bind = b.int16(0).frame(Frontend.Bind);
-  const describe = new MessageWriter().int8(0x50).cstring('').frame(Frontend.Describe);
-  const execute = new MessageWriter().cstring('').int32(0).frame(Frontend.Execute);
-  const frames = [parse, bind, describe, execute, SYNC];
+  const frames = extendedFrames(sql, params);
   return { types: frames.map((f) => f[0]), frames };
 }
 

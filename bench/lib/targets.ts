@@ -568,7 +568,7 @@ export async function startNodeRelay(
 
 /** "shardgate exited (code 1) during the benchmark; log: ..." when a proxy died under us, else null. */
 /** Wait until the bench user can log in through a proxy we started; on failure, the error carries its log tails. */
-async function waitUntilUp(
+export async function waitUntilUp(
   name: string,
   child: ChildProcess,
   port: number,

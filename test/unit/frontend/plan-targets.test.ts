@@ -11,7 +11,7 @@ import {
 import { mayDependOnValues } from '../../../src/frontend/plan-targets.js';
 import { mergeSpecFor } from '../../../src/execute/fanout-merge-spec.js';
 import { Frontend } from '../../../src/protocol/codes.js';
-import { query, SYNC } from '../../../src/protocol/messages.js';
+import { query } from '../../../src/protocol/messages.js';
 import { MessageWriter } from '../../../src/protocol/writer.js';
 import { analyzeQuery } from '../../../src/router/analyze.js';
 import { initParser } from '../../../src/router/parser.js';
@@ -19,6 +19,7 @@ import { PlanCache } from '../../../src/router/plan-cache.js';
 import { routeStatement } from '../../../src/router/route.js';
 import type { BindParams } from '../../../src/router/bind-params.js';
 import { shardForLiteral } from '../../../src/sharding/shard-of.js';
+import { extendedFrames } from '../../helpers/extended-frames.js';
 import { CORPUS } from '../router/corpus.js';
 import { SCHEMA } from '../router/fixtures.js';
 
@@ -40,17 +41,6 @@ function routing(): DatabaseRouting & { reads: number } {
     },
   };
   return r;
-}
-
-/** Parse/Bind/Describe/Execute/Sync of `sql` (the unnamed statement) with text parameters. */
-function extended(sql: string, params: string[] = [], extra: Buffer[] = []): Buffer[] {
-  const parse = new MessageWriter().cstring('').cstring(sql).int16(0).frame(Frontend.Parse);
-  const b = new MessageWriter().cstring('').cstring('').int16(0).int16(params.length);
-  for (const p of params) b.int32(Buffer.byteLength(p)).bytes(Buffer.from(p));
-  const bind = b.int16(0).frame(Frontend.Bind);
-  const describe = new MessageWriter().int8(0x50).cstring('').frame(Frontend.Describe);
-  const execute = new MessageWriter().cstring('').int32(0).frame(Frontend.Execute);
-  return [parse, bind, describe, execute, ...extra, SYNC];
 }
 
 function route(r: SessionRouter, frames: Buffer[]): RouteOutcome {
@@ -79,8 +69,8 @@ const ORDERED = 'SELECT id, name FROM users ORDER BY id';
 describe('a cached plan keeps its target when its text alone decides it', () => {
   it('a fan-out with ORDER BY: the next request reuses the same frozen target, spec and shards', () => {
     const r = new SessionRouter(routing());
-    const first = route(r, extended(ORDERED));
-    const second = route(r, extended(ORDERED));
+    const first = route(r, extendedFrames(ORDERED));
+    const second = route(r, extendedFrames(ORDERED));
     expect(first.kind).toBe('many');
     expect(second).toBe(first);
     const target = first as Extract<RouteOutcome, { kind: 'many' }>;
@@ -93,16 +83,16 @@ describe('a cached plan keeps its target when its text alone decides it', () => 
 
   it('is shared by the sessions of the database, and by a simple Query of the same text', () => {
     const db = routing();
-    const a = route(new SessionRouter(db), extended(ORDERED));
-    expect(route(new SessionRouter(db), extended(ORDERED))).toBe(a);
+    const a = route(new SessionRouter(db), extendedFrames(ORDERED));
+    expect(route(new SessionRouter(db), extendedFrames(ORDERED))).toBe(a);
     expect(route(new SessionRouter(db), [query(ORDERED)])).toBe(a);
   });
 
   it('a parameter that is not the key (WHERE name = $1): the target does not depend on it and is reused', () => {
     const r = new SessionRouter(routing());
     const sql = 'SELECT id FROM users WHERE name = $1 ORDER BY id';
-    const a = route(r, extended(sql, ['x']));
-    expect(route(r, extended(sql, ['y']))).toBe(a);
+    const a = route(r, extendedFrames(sql, ['x']));
+    expect(route(r, extendedFrames(sql, ['y']))).toBe(a);
     expect(shardsOf(a)).toEqual([0, 1]);
   });
 
@@ -111,7 +101,7 @@ describe('a cached plan keeps its target when its text alone decides it', () => 
     const r = new SessionRouter(routing());
     const column = SCHEMA.shardedColumns[0];
     for (const k of [k1, k2, k1, k2]) {
-      expect(shardsOf(route(r, extended(`SELECT name FROM users WHERE id = ${k}`)))).toEqual([
+      expect(shardsOf(route(r, extendedFrames(`SELECT name FROM users WHERE id = ${k}`)))).toEqual([
         shardForLiteral(column, SCHEMA.shardCount, k),
       ]);
     }
@@ -125,13 +115,17 @@ describe('a cached plan keeps no target when something besides its text decides 
     const sql = 'SELECT name FROM users WHERE id = $1';
     const column = SCHEMA.shardedColumns[0];
     for (const k of [k1, k2, k1, k2])
-      expect(shardsOf(route(r, extended(sql, [k])))).toEqual([shardForLiteral(column, SCHEMA.shardCount, k)]);
+      expect(shardsOf(route(r, extendedFrames(sql, [k])))).toEqual([
+        shardForLiteral(column, SCHEMA.shardCount, k),
+      ]);
   });
 
   it('an omnisharded read: a round-robin shard per request, never frozen into one', () => {
     const db = routing();
     const r = new SessionRouter(db);
-    const shards = [0, 1, 2, 3].map(() => shardsOf(route(r, extended('SELECT name FROM countries')))[0]);
+    const shards = [0, 1, 2, 3].map(
+      () => shardsOf(route(r, extendedFrames('SELECT name FROM countries')))[0],
+    );
     expect(shards).toEqual([1, 0, 1, 0]);
     expect(db.reads).toBe(4);
   });
@@ -139,62 +133,64 @@ describe('a cached plan keeps no target when something besides its text decides 
   it('LIMIT $1: each request merges with its own limit', () => {
     const r = new SessionRouter(routing());
     const sql = 'SELECT id FROM users ORDER BY id LIMIT $1';
-    const a = route(r, extended(sql, ['2'])) as Extract<RouteOutcome, { kind: 'many' }>;
-    const b = route(r, extended(sql, ['5'])) as Extract<RouteOutcome, { kind: 'many' }>;
+    const a = route(r, extendedFrames(sql, ['2'])) as Extract<RouteOutcome, { kind: 'many' }>;
+    const b = route(r, extendedFrames(sql, ['5'])) as Extract<RouteOutcome, { kind: 'many' }>;
     expect([a.spec.limit, b.spec.limit]).toEqual([2, 5]);
   });
 
   it('SET shardgate.shard / sharding_key: the session routes by hand until RESET, then the kept target again', () => {
     const [, k2] = keysOnTwoShards();
     const r = new SessionRouter(routing());
-    const kept = route(r, extended(ORDERED));
+    const kept = route(r, extendedFrames(ORDERED));
     route(r, [query('SET shardgate.shard = 1')]);
-    expect(shardsOf(route(r, extended(ORDERED)))).toEqual([1]);
+    expect(shardsOf(route(r, extendedFrames(ORDERED)))).toEqual([1]);
     route(r, [query('RESET shardgate.shard')]);
-    expect(route(r, extended(ORDERED))).toBe(kept);
+    expect(route(r, extendedFrames(ORDERED))).toBe(kept);
     route(r, [query(`SET shardgate.sharding_key = '${k2}'`)]);
     const column = SCHEMA.shardedColumns[0];
-    expect(shardsOf(route(r, extended(ORDERED)))).toEqual([shardForLiteral(column, SCHEMA.shardCount, k2)]);
+    expect(shardsOf(route(r, extendedFrames(ORDERED)))).toEqual([
+      shardForLiteral(column, SCHEMA.shardCount, k2),
+    ]);
     route(r, [query('RESET shardgate.sharding_key')]);
-    expect(route(r, extended(ORDERED))).toBe(kept);
+    expect(route(r, extendedFrames(ORDERED))).toBe(kept);
   });
 
   it('a shard comment is part of the text: its shard is kept', () => {
     const r = new SessionRouter(routing());
     const sql = '/* shardgate: shard=1 */ SELECT id FROM users ORDER BY id';
-    expect(shardsOf(route(r, extended(sql)))).toEqual([1]);
-    expect(shardsOf(route(r, extended(sql)))).toEqual([1]);
+    expect(shardsOf(route(r, extendedFrames(sql)))).toEqual([1]);
+    expect(shardsOf(route(r, extendedFrames(sql)))).toEqual([1]);
   });
 
   it('plans dropped (DDL, columns learnt, config reload): a new target from the new plan', () => {
     const r = new SessionRouter(routing());
-    const kept = route(r, extended(ORDERED));
+    const kept = route(r, extendedFrames(ORDERED));
     r.learnTableColumns('users', ['id', 'name']); // drops the plans made before
-    const again = route(r, extended(ORDERED));
+    const again = route(r, extendedFrames(ORDERED));
     expect(again).not.toBe(kept);
     expect(again).toEqual(kept);
-    expect(route(r, extended(ORDERED))).toBe(again);
+    expect(route(r, extendedFrames(ORDERED))).toBe(again);
   });
 
   it('the database collation learnt after the target was kept: the spec carries it', () => {
     const db = routing();
     const r = new SessionRouter(db);
-    const before = route(r, extended(ORDERED)) as Extract<RouteOutcome, { kind: 'many' }>;
+    const before = route(r, extendedFrames(ORDERED)) as Extract<RouteOutcome, { kind: 'many' }>;
     expect(before.spec.textCollation).toBeUndefined();
     db.textCollation = 'en_US.UTF-8';
-    const after = route(r, extended(ORDERED)) as Extract<RouteOutcome, { kind: 'many' }>;
+    const after = route(r, extendedFrames(ORDERED)) as Extract<RouteOutcome, { kind: 'many' }>;
     expect(after.spec.textCollation).toBe('en_US.UTF-8');
-    expect(route(r, extended(ORDERED))).toBe(after);
+    expect(route(r, extendedFrames(ORDERED))).toBe(after);
   });
 
   it('a FunctionCall behind the statement makes the request a writer: not the kept read-only target', () => {
     const r = new SessionRouter(routing());
-    const kept = route(r, extended(ORDERED));
+    const kept = route(r, extendedFrames(ORDERED));
     const call = new MessageWriter().int32(1).int16(0).int16(0).int16(0).frame(Frontend.FunctionCall);
-    const withCall = route(r, extended(ORDERED, [], [call]));
+    const withCall = route(r, extendedFrames(ORDERED, [], [call]));
     expect(withCall).not.toBe(kept);
     expect(withCall.kind === 'many' && withCall.mayWrite).toBe(true);
-    expect(route(r, extended(ORDERED))).toBe(kept);
+    expect(route(r, extendedFrames(ORDERED))).toBe(kept);
   });
 });
 
