@@ -2,7 +2,8 @@
 // interleaved rounds and medians, and lets each write its own section of docs/benchmarks.md (and pgbench-compare its
 // chart, docs/benchmarks.svg):
 //   unsharded  — direct vs PgBouncer vs shardgate, pgbench simple/extended/prepared/tpcb   (pgbench-compare.ts)
-//   sharded    — direct vs client-side routing vs shardgate over 2 shards, and unsharded  (pgbench-sharded.ts)
+//   sharded    — direct vs client-side routing vs shardgate over 2 shards, and unsharded,  (pgbench-sharded.ts)
+//                and client-side routing through one PgBouncer / one Node relay (the hop floor)
 //   2pc        — plain commit vs two-phase commit, per reply mode                          (two-phase-commit.ts)
 //   visibility — the bank workload with and without the atomic-visibility fence            (atomic-visibility.ts)
 //   idle       — memory per idle client, throughput with 5,000 idle clients connected     (connection-scale.ts)
@@ -34,7 +35,7 @@ interface Part {
 const common = ['--duration', String(opts.duration), '--rounds', String(opts.rounds), '--docs', opts.docs];
 const PARTS: readonly Part[] = [
   { id: 'unsharded', script: 'pgbench-compare.ts', args: common },
-  { id: 'sharded', script: 'pgbench-sharded.ts', args: [...common, '--unsharded', 'yes'] },
+  { id: 'sharded', script: 'pgbench-sharded.ts', args: [...common, '--unsharded', 'yes', '--floor', 'yes'] },
   { id: '2pc', script: 'two-phase-commit.ts', args: common },
   { id: 'visibility', script: 'atomic-visibility.ts', args: common },
   // Its own measure: a fixed idle-client count and a short active run before and after (no rounds).

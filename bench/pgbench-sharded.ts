@@ -8,7 +8,12 @@
 // prints new/baseline throughput and CPU: an old-vs-new check of a hot-path change in one run. --unsharded yes runs a
 // third proxy of this build in front of the one reference server (no sharded tables), interleaved too (with --baseline,
 // the baseline build unsharded as well), and prints the sharded hop's CPU per transaction against the unsharded hop's
-// (issue 16: a request pinned to one shard should cost what an unsharded request costs).
+// (issue 16: a request pinned to one shard should cost what an unsharded request costs). --floor yes measures what a
+// hop costs in the client-side routing setup itself, interleaved too: the same two pgbench runs (half the clients
+// each, each at its shard) through one PgBouncer process (a database per shard; prepared mode on its session-mode
+// databases when it has no prepared statements in transaction mode) and through one parse-free Node relay process
+// (bench/lib/node-relay.ts, a port per shard) — PgBouncer's pooling hop, which goal 1 names as the bar, and Node's
+// floor for any proxy in front of both shards, each with its CPU per transaction.
 // Usage: npx tsx bench/pgbench-sharded.ts [--duration 10] [--scale 2] [--clients 8] [--rounds 3] [--docs yes]
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -21,7 +26,16 @@ import { runPgbench } from './lib/pgbench.js';
 import { loadShardedPgbench } from './lib/sharded-pgbench.js';
 import { cpuSeconds } from './lib/procs.js';
 import { median, writeDocSection } from './lib/report.js';
-import { shardgateCommand } from './lib/targets.js';
+import {
+  BENCH_DB,
+  BENCH_PASSWORD,
+  BENCH_USER,
+  ensurePgBouncer,
+  shardgateCommand,
+  startNodeRelays,
+  startPgBouncer,
+  type RunningPgBouncer,
+} from './lib/targets.js';
 
 const SCRIPT = 'bench/pgbench-sharded.ts';
 const opts = parseArgs(SCRIPT, {
@@ -46,21 +60,29 @@ const opts = parseArgs(SCRIPT, {
     help: 'also run this build unsharded in front of the reference server, and compare CPU per transaction',
     choices: ['yes', 'no'],
   },
+  floor: {
+    default: 'no',
+    help: 'also run client-side routing through one PgBouncer and through one Node relay (the hop floor)',
+    choices: ['yes', 'no'],
+  },
   docs: { default: 'no', help: 'write the results into docs/benchmarks.md', choices: ['yes', 'no'] },
 });
 const DURATION = opts.duration;
 const SCALE = opts.scale;
 const CLIENTS = opts.clients;
 const ROUNDS = opts.rounds;
-const USER = 'bench';
-const PASSWORD = 'bench';
-const LOGIN = { user: USER, password: PASSWORD, database: USER };
+const USER = BENCH_USER;
+const PASSWORD = BENCH_PASSWORD;
+const LOGIN = { user: USER, password: PASSWORD, database: BENCH_DB };
 const root = path.resolve(import.meta.dirname, '..');
 
-/** One pgbench run (resolves when it exits). */
 /** One pgbench run (resolves when it exits): tps NaN when it printed none. */
-async function pgbench(port: number, extra: string[]): Promise<{ tps: number; failed: number; out: string }> {
-  const target = { host: '127.0.0.1', port, user: USER, password: PASSWORD, database: USER };
+async function pgbench(
+  port: number,
+  extra: string[],
+  database = BENCH_DB,
+): Promise<{ tps: number; failed: number; out: string }> {
+  const target = { host: '127.0.0.1', port, user: USER, password: PASSWORD, database };
   const run = await runPgbench(target, extra, 15 * 60_000);
   return { tps: run.tps ?? NaN, failed: run.failed ?? 0, out: run.out };
 }
@@ -70,13 +92,15 @@ async function main(): Promise<void> {
     count: 3,
     authMethod: 'md5',
     users: [{ name: USER, password: PASSWORD }],
-    databases: [USER],
+    databases: [BENCH_DB],
   });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shardgate-bench-'));
   let proxy: ReturnType<typeof spawn> | null = null;
   let baseline: ReturnType<typeof spawn> | null = null;
   let unsharded: ReturnType<typeof spawn> | null = null;
   let baselineUnsharded: ReturnType<typeof spawn> | null = null;
+  let bouncer: RunningPgBouncer | null = null;
+  let relay: ChildProcess | null = null;
   try {
     const [direct, s0, s1] = cluster.servers;
     console.log(`pgbench -i -s ${SCALE} on the reference and on both shards …`);
@@ -133,6 +157,27 @@ async function main(): Promise<void> {
         );
       }
     }
+    // The hop floor (--floor yes): client-side routing through one PgBouncer and through one Node relay.
+    let relayPorts: number[] = [];
+    if (opts.floor === 'yes') {
+      const found = await ensurePgBouncer();
+      if (found.bin === null) console.error(`no PgBouncer: ${found.reason}`);
+      else {
+        bouncer = await startPgBouncer({
+          bin: found.bin,
+          version: found.version,
+          server: s0,
+          auth: 'md5',
+          poolSize: 20,
+          maxClientConn: 200,
+          fdLimit: 1024,
+          moreDatabases: [{ name: `${BENCH_DB}_s1`, port: s1.port }],
+        });
+      }
+      const relays = await startNodeRelays([s0, s1].map((s) => ({ host: '127.0.0.1', port: s.port })));
+      relay = relays.child;
+      relayPorts = relays.endpoints.map((e) => e.port);
+    }
     await new Promise((r) => setTimeout(r, 1500));
     const proxyPid = proxy.pid ?? 0;
     const flatPid = unsharded?.pid ?? 0;
@@ -148,6 +193,14 @@ async function main(): Promise<void> {
         : ([['tpcb-like, extended', ['-n', '-M', 'extended']]] as [string, string[]][])),
     ];
     const rows: string[] = [];
+    const floorRows: string[] = [];
+    /** "tps (× client-side routing), CPU µs/tx" of one hop's rounds, or — when it did not run. */
+    const cell = (tps: number[], cpu: number[], routedTps: number): string => {
+      const t = median(tps);
+      return t === null
+        ? '—'
+        : `${t.toFixed(0)} (${(t / routedTps).toFixed(2)}×), ${(median(cpu) ?? NaN).toFixed(1)} µs`;
+    };
     for (const [label, w] of workloads.filter(([l]) => l.includes(opts.only))) {
       const runArgs = (clients: number, jobs: number, seconds = DURATION): string[] => [
         '-c',
@@ -168,7 +221,15 @@ async function main(): Promise<void> {
       const flatCpu: number[] = [];
       const baseFlatTps: number[] = [];
       const baseFlatCpu: number[] = [];
+      const bouncerTps: number[] = [];
+      const bouncerCpu: number[] = [];
+      const relayTps: number[] = [];
+      const relayCpu: number[] = [];
       let failed = 0;
+      const isSelect = w[0] === '-S';
+      // PgBouncer < 1.21 has no prepared statements in transaction mode: its session-mode databases then.
+      const bouncerDb = (db: string): string =>
+        w.includes('prepared') && bouncer !== null && !bouncer.hasPreparedStatements ? `${db}_session` : db;
       // Warm-up (JIT, plan cache, pools) through each proxy, not measured.
       if (opts.warmup > 0) {
         const warm = runArgs(CLIENTS, 2, opts.warmup);
@@ -180,13 +241,38 @@ async function main(): Promise<void> {
       for (let round = 0; round < ROUNDS; round++) {
         direct1.push((await pgbench(direct.port, runArgs(CLIENTS, 2))).tps);
         // Client-side routing (select-only only: tpcb-like writes need every shard's branches/tellers).
-        if (w[0] === '-S') {
-          const half = Math.max(1, CLIENTS / 2);
-          const both = await Promise.all([
-            pgbench(s0.port, runArgs(half, 1)),
-            pgbench(s1.port, runArgs(half, 1)),
-          ]);
-          routed.push(both[0].tps + both[1].tps);
+        const half = Math.max(1, CLIENTS / 2);
+        /** Half the clients at each shard at once, at `[port, database]` per shard; tps summed, CPU of `pid`. */
+        const routedRun = async (
+          at: readonly [number, string][],
+          tps: number[],
+          pid = 0,
+          cpu: number[] = [],
+        ): Promise<void> => {
+          const before = pid === 0 ? 0 : cpuSeconds(pid);
+          const both = await Promise.all(at.map(([p, db]) => pgbench(p, runArgs(half, 1), db)));
+          const sum = both[0].tps + both[1].tps;
+          for (const b of both) if (!Number.isFinite(b.tps)) console.error(b.out);
+          tps.push(sum);
+          if (pid !== 0) cpu.push(((cpuSeconds(pid) - before) / (sum * DURATION)) * 1e6);
+        };
+        if (isSelect) {
+          const direct2: [number, string][] = [
+            [s0.port, BENCH_DB],
+            [s1.port, BENCH_DB],
+          ];
+          await routedRun(direct2, routed);
+          if (bouncer !== null) {
+            const at: [number, string][] = [
+              [bouncer.endpoint.port, bouncerDb(BENCH_DB)],
+              [bouncer.endpoint.port, bouncerDb(`${BENCH_DB}_s1`)],
+            ];
+            await routedRun(at, bouncerTps, bouncer.child.pid ?? 0, bouncerCpu);
+          }
+          if (relay !== null) {
+            const at: [number, string][] = relayPorts.map((p) => [p, BENCH_DB]);
+            await routedRun(at, relayTps, relay.pid ?? 0, relayCpu);
+          }
         }
         const throughProxy = async (pid: number, at: number, tps: number[], cpu: number[]): Promise<void> => {
           const before = cpuSeconds(pid);
@@ -218,6 +304,32 @@ async function main(): Promise<void> {
         );
       }
       if (basePid !== 0) printVsBaseline(label, sharded, cpuPerTx, baseTps, baseCpu);
+      if (isSelect && (bouncerTps.length > 0 || relayTps.length > 0)) {
+        // The hop floor: each hop in front of client-side routing against client-side routing without one.
+        const r = median(routed) ?? NaN;
+        const [st, sc] = [median(sharded) ?? NaN, median(cpuPerTx) ?? NaN];
+        const hop = (name: string, tps: number[], cpu: number[]): string =>
+          tps.length === 0
+            ? ''
+            : ` ${name} ${(median(tps) ?? NaN).toFixed(0)} tps (${((median(tps) ?? NaN) / r).toFixed(2)}×, ` +
+              `${(median(cpu) ?? NaN).toFixed(1)} µs/tx);`;
+        floorRows.push(
+          `| ${label} | ${r.toFixed(0)} | ${cell(bouncerTps, bouncerCpu, r)} | ${cell(relayTps, relayCpu, r)} | ` +
+            `${st.toFixed(0)} (${(st / r).toFixed(2)}×), ${sc.toFixed(1)} µs |`,
+        );
+        console.log(
+          `${label}, client-side routing ${r.toFixed(0)} tps; through one hop:` +
+            hop('PgBouncer', bouncerTps, bouncerCpu) +
+            hop('Node relay', relayTps, relayCpu) +
+            ` shardgate ${st.toFixed(0)} tps (${(st / r).toFixed(2)}×, ${sc.toFixed(1)} µs/tx; ` +
+            `÷ PgBouncer's hop ${(st / (median(bouncerTps) ?? NaN)).toFixed(2)}× tps, ` +
+            `${(sc / (median(bouncerCpu) ?? NaN)).toFixed(2)}× CPU; ÷ Node relay's ` +
+            `${(st / (median(relayTps) ?? NaN)).toFixed(2)}× tps)` +
+            ` — tps per round: routed ${routed.map((x) => x.toFixed(0)).join(' ')}, PgBouncer ` +
+            `${bouncerTps.map((x) => x.toFixed(0)).join(' ')}, relay ${relayTps.map((x) => x.toFixed(0)).join(' ')}, ` +
+            `shardgate ${sharded.map((x) => x.toFixed(0)).join(' ')}`,
+        );
+      }
       const d = median(direct1) ?? NaN;
       const r = median(routed);
       const p = median(sharded) ?? NaN;
@@ -260,6 +372,19 @@ async function main(): Promise<void> {
         '| :-- | --: | --: | --: | --: | --: | --: | --: |' + (flatPid === 0 ? '' : ' --: | --: | --: |'),
         ...rows,
         '',
+        ...(floorRows.length === 0
+          ? []
+          : [
+              'The hop floor (`--floor yes`): the client-side routing runs again through one hop in front of both',
+              "shards — one PgBouncer process (a database per shard; PgBouncer's pooling hop, goal 1's bar) and one",
+              'parse-free Node relay process (a port per shard, bench/lib/node-relay.ts: what any proxy on Node pays',
+              "before its own logic) — in the same rounds; tps (× client-side routing), the hop process's CPU per transaction.",
+              '',
+              '| workload | client-side routing tps | through PgBouncer | through a Node relay | shardgate (2 shards) |',
+              '| :-- | --: | --: | --: | --: |',
+              ...floorRows,
+              '',
+            ]),
       ].join('\n');
       await writeDocSection(path.join(root, 'docs/benchmarks.md'), 'pgbench-sharded', section);
     }
@@ -268,6 +393,8 @@ async function main(): Promise<void> {
     await stopProxy(baseline);
     await stopProxy(unsharded);
     await stopProxy(baselineUnsharded);
+    await stopProxy(relay);
+    await stopProxy(bouncer?.child ?? null);
     await cluster.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -247,6 +247,11 @@ export interface PgBouncerOptions {
   serverHost?: string;
   /** A command to run PgBouncer under, e.g. valgrind and its flags (bench/instructions.ts); none by default. */
   wrap?: readonly string[];
+  /**
+   * More databases, each on its own server of the same host (bench/pgbench-sharded.ts `--floor yes`: client-side
+   * routing through one PgBouncer). Each in transaction mode and, as `<name>_session`, in session mode.
+   */
+  moreDatabases?: readonly { name: string; port: number }[];
 }
 
 export interface RunningPgBouncer {
@@ -279,6 +284,10 @@ export async function startPgBouncer(opts: PgBouncerOptions): Promise<RunningPgB
     '[databases]',
     `${BENCH_DB} = host=${host} port=${s.port} dbname=${BENCH_DB}`,
     `${BENCH_DB}_session = host=${host} port=${s.port} dbname=${BENCH_DB} pool_mode=session`,
+    ...(opts.moreDatabases ?? []).flatMap((d) => [
+      `${d.name} = host=${host} port=${d.port} dbname=${BENCH_DB}`,
+      `${d.name}_session = host=${host} port=${d.port} dbname=${BENCH_DB} pool_mode=session`,
+    ]),
     '',
     '[pgbouncer]',
     'listen_addr = 127.0.0.1',
@@ -537,33 +546,43 @@ export async function startNodeRelay(
   serverPort: number,
   wrap: readonly string[] = [],
 ): Promise<RunningRelay> {
+  const { endpoints, child } = await startNodeRelays([{ host: serverHost, port: serverPort }], wrap);
+  return { endpoint: endpoints[0], child };
+}
+
+/** One relay process with one listening port per upstream (client-side routing through one Node hop). */
+export async function startNodeRelays(
+  upstreams: readonly { host: string; port: number }[],
+  wrap: readonly string[] = [],
+): Promise<{ endpoints: Endpoint[]; child: ChildProcess }> {
   const dir = makeTempDir('bench-relay-');
-  const port = await freePort();
+  const ports: number[] = [];
+  for (let i = 0; i < upstreams.length; i++) ports.push(await freePort());
   const logFile = path.join(dir, 'relay.log');
   const out = fs.openSync(logFile, 'a');
   const relayArgs = [
     '--import',
     'tsx',
     path.join(REPO_ROOT, 'bench/lib/node-relay.ts'),
-    String(port),
-    serverHost,
-    String(serverPort),
+    ...upstreams.flatMap((u, i) => [String(ports[i]), u.host, String(u.port)]),
   ];
   const [file, ...args] = [...wrap, process.execPath, ...relayArgs];
   const child = spawnTracked(file, args, { cwd: REPO_ROOT, stdio: ['ignore', out, out] });
   fs.closeSync(out);
   onCleanup('stop node relay', () => stopChild(child, 5_000, 'SIGTERM'));
-  const endpoint: Endpoint = {
+  const endpoints = ports.map((port): Endpoint => ({
     name: 'node-relay',
     host: '127.0.0.1',
     port,
     database: BENCH_DB,
     pid: child.pid ?? null,
     logFile,
-  };
-  await waitUntilUp('node relay', child, port, wrap.length === 0 ? 30_000 : 120_000, [logFile]);
-  log(`node relay on 127.0.0.1:${port} (pid ${child.pid}) → ${serverHost}:${serverPort}`);
-  return { endpoint, child };
+  }));
+  for (const port of ports)
+    await waitUntilUp('node relay', child, port, wrap.length === 0 ? 30_000 : 120_000, [logFile]);
+  const where = upstreams.map((u, i) => `127.0.0.1:${ports[i]} → ${u.host}:${u.port}`).join(', ');
+  log(`node relay (pid ${child.pid}): ${where}`);
+  return { endpoints, child };
 }
 
 /** "shardgate exited (code 1) during the benchmark; log: ..." when a proxy died under us, else null. */
