@@ -25,7 +25,7 @@ import { parseArgs } from './lib/args.js';
 import { runPgbench } from './lib/pgbench.js';
 import { loadShardedPgbench } from './lib/sharded-pgbench.js';
 import { cpuSeconds } from './lib/procs.js';
-import { median, writeDocSection } from './lib/report.js';
+import { groupedBarChartSvg, median, writeDocSection } from './lib/report.js';
 import {
   BENCH_DB,
   BENCH_PASSWORD,
@@ -194,6 +194,8 @@ async function main(): Promise<void> {
     ];
     const rows: string[] = [];
     const floorRows: string[] = [];
+    /** Per workload, the medians the chart shows (null: that target did not run). */
+    const chart: { label: string; values: (number | null)[]; notes: string[] }[] = [];
     /** "tps (× client-side routing), CPU µs/tx" of one hop's rounds, or — when it did not run. */
     const cell = (tps: number[], cpu: number[], routedTps: number): string => {
       const t = median(tps);
@@ -345,6 +347,11 @@ async function main(): Promise<void> {
         flat;
       console.log(line);
       rows.push(line);
+      chart.push({
+        label,
+        values: [d, r, median(bouncerTps), median(relayTps), p, median(flatTps)],
+        notes: r === null ? [] : [`shardgate vs client-side routing ${(p / r).toFixed(2)}×`],
+      });
     }
     if (opts.docs === 'yes' && opts.baseline === '') {
       const section = [
@@ -385,8 +392,26 @@ async function main(): Promise<void> {
               ...floorRows,
               '',
             ]),
+        '![pgbench -S over 2 shards](benchmarks-sharded.svg)',
+        '',
       ].join('\n');
       await writeDocSection(path.join(root, 'docs/benchmarks.md'), 'pgbench-sharded', section);
+      const svg = groupedBarChartSvg({
+        title: 'pgbench -S over 2 shards: client-side routing vs one hop in front of the shards',
+        subtitle: `tps, -c ${CLIENTS} -j 2 -T ${DURATION}, scale ${SCALE}, medians of ${ROUNDS} interleaved rounds; higher is better`,
+        yLabel: 'transactions per second',
+        series: [
+          { name: 'one server direct', color: '#9e9e9e' },
+          { name: 'client-side routing', color: '#59a14f' },
+          { name: 'routing through PgBouncer', color: '#4e79a7' },
+          { name: 'routing through a Node relay', color: '#b07aa1' },
+          { name: 'shardgate, 2 shards', color: '#f28e2b' },
+          { name: 'shardgate unsharded', color: '#edc948' },
+        ],
+        groups: chart,
+        footnote: `${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores shared by pgbench, PostgreSQL and the proxy`,
+      });
+      fs.writeFileSync(path.join(root, 'docs/benchmarks-sharded.svg'), svg);
     }
   } finally {
     await stopProxy(proxy);
