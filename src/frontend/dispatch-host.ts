@@ -1,9 +1,11 @@
-// The contract between ShardedDispatch and the modules that run one kind of request for it (scripts, the proxy's own
-// commit, split COPY, INSERT … SELECT, lookups before routing, cursors): the request being routed at the front of the
-// batch, its state, the shard servers and the transaction block, and the steps every kind shares (take the request,
-// fail it, hold servers, start a fan-out, end the request). ShardedDispatch implements it; nothing here imports the
-// dispatch, so each run module depends only on this and on the modules below it. Also the one step they share that
-// needs no dispatch state of its own: putting the client's request back in place of one the proxy ran for it.
+// The contract between the engine's dispatcher (ShardedDispatch) and its phase and run modules (routing, holding
+// servers, one shard, scripts, the proxy's own commit, split COPY, INSERT … SELECT, lookups before routing, cursors,
+// the end of a request): the request being routed at the front of the batch, its state, the shard servers and the
+// transaction block, and the steps every kind shares (take the request, fail it, hold servers, start a fan-out, end
+// the request), each implemented by its phase module (named below) and held by the dispatch. ShardedDispatch
+// implements it; nothing here imports the dispatch or a phase, so each module depends only on this and on the modules
+// below it. Also the one step they share that needs no dispatch state of its own: putting the client's request back
+// in place of one the proxy ran for it.
 import type { Logger } from 'pino';
 import type { ReadIntent } from '../backend/replica-set.js';
 import type { ReplySink } from '../backend/server-connection.js';
@@ -42,17 +44,22 @@ export interface DispatchHost extends ReplySink, FanoutOwner {
   read: FencedRead | null;
   /** What was just learnt for the request being routed again (null: nothing; see route-lookups.ts). */
   learnedFor: string | null;
-  /** Route the request at the front of the batch and run it. */
+  /** The shard holding a single-shard request's open segment (sent without Sync), else null (run-single.ts). */
+  openSegmentShard: number | null;
+  /** Take the next request once the one before it is over: route it and run it (the dispatcher's loop). */
   dispatch(): void;
   /** The request being routed, taken off the batch (later pipelined requests stay queued). */
   takeRequest(): TakenRequest;
-  /** A request that cannot run: its error (and ReadyForQuery, unless it is a script statement). */
+  /** A request that cannot run: its error (and ReadyForQuery, unless it is a script statement). end-request.ts. */
   failRequest(err: PgError): void;
-  /** The session's transaction status after a request, told to the session and returned. */
+  /** The session's transaction status after a request, told to the session and returned. end-request.ts. */
   refreshStatus(sawError?: boolean): number;
-  /** A request finished: give servers back when the session allows it and run the next queued request. */
+  /** A request finished: give servers back when the session allows it and run the next queued request. end-request.ts. */
   onShardRequestDone(): void;
-  /** Hold a server on each of `shards` (joining the transaction block unless `isJoining` is false), then `then()`. */
+  /**
+   * Hold a server on each of `shards` (joining the transaction block unless `isJoining` is false), then `then()`.
+   * hold-servers.ts.
+   */
   acquireShards(
     shards: readonly number[],
     effects: RequestEffects,
@@ -67,7 +74,7 @@ export interface DispatchHost extends ReplySink, FanoutOwner {
     hasInjectedDescribe: boolean,
     owner?: FanoutOwner,
   ): Fanout;
-  /** Send the routed request, held servers ready, to its shard(s). */
+  /** Send the routed request, held servers ready, to the phase for its kind. route-request.ts. */
   sendSharded(target: BatchTarget): void;
   /** Give every shard server back to its pool (reset as the session and transaction state require). */
   releaseShardServers(): void;

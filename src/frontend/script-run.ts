@@ -30,11 +30,6 @@ export class ScriptRunner {
     return this.host.request.transaction.kind === 'script';
   }
 
-  /** Runs in a transaction of the proxy's own (the script's BEGIN was the proxy's). */
-  get isImplicit(): boolean {
-    return this.host.request.script?.isImplicit === true;
-  }
-
   /**
    * The statement now running is the last of an implicit script sent as a simple Query: its command tags are held
    * until the commit (PostgreSQL reports that tag only once its implicit transaction committed; extended protocol:
