@@ -6,10 +6,10 @@ import { NO_EFFECTS } from '../txn/transaction-block.js';
 import { takeCut, type blockCutFence } from './block-cut.js';
 import type { ReadIntent } from '../backend/replica-set.js';
 import type { DispatchHost } from './dispatch-host.js';
-import type { BatchTarget } from './batch-target.js';
+import type { BatchTarget } from '../frontend/batch-target.js';
 import type { VisibilityFence } from '../txn/visibility-fence.js';
 import { waitForPhaseTwo } from './phase-two-wait.js';
-import { fenceOf } from './sharded-session.js';
+import { fenceOf } from '../frontend/sharded-session.js';
 
 /**
  * The routed request `routed` waits first — for its block's cut (`cutFence`), then for pending phase 2s on its shards

@@ -15,7 +15,7 @@ import { lookUpCatalogFacts } from './catalog-lookup.js';
 import type { DispatchHost } from './dispatch-host.js';
 import type { InsertRun } from './insert-run.js';
 import type { ScriptRunner } from './script-run.js';
-import type { RouteOutcome } from './session-router.js';
+import type { RouteOutcome } from '../frontend/session-router.js';
 import { lookUpTableColumns } from './table-columns.js';
 
 /** The detours routing can give instead of a target (session-router.ts RouteOutcome). */

@@ -8,7 +8,7 @@
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import { readyForQuery, SYNC } from '../protocol/messages.js';
 import type { PgError } from '../errors/pg-error.js';
-import { applySettingChange } from './session-settings.js';
+import { applySettingChange } from '../frontend/session-settings.js';
 import type { CopyInRun } from './copy-in-run.js';
 import type { CursorRequests } from './cursor-requests.js';
 import type { DispatchHost } from './dispatch-host.js';

@@ -3,7 +3,7 @@
 // messages fed to the split (copy-in.ts cuts the data into rows and routes each by its key) until the client ends it.
 import { PgError } from '../errors/pg-error.js';
 import type { ServerConnection } from '../backend/server-connection.js';
-import type { BatchTarget } from './batch-target.js';
+import type { BatchTarget } from '../frontend/batch-target.js';
 import { isCopyMessage, splitCopyIn, type CopyInSplit } from './copy-in.js';
 import type { DispatchHost } from './dispatch-host.js';
 import { lookUpTableColumns } from './table-columns.js';

@@ -11,7 +11,7 @@ import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { BROADCAST_SPEC, PASS_THROUGH_SPEC } from '../execute/merge-spec.js';
 import type { StatementPlan } from '../router/plan.js';
-import type { BatchTarget } from './batch-target.js';
+import type { BatchTarget } from '../frontend/batch-target.js';
 import { blockCutFence } from './block-cut.js';
 import { commitAcrossShards } from './commit-run.js';
 import type { DispatchHost } from './dispatch-host.js';
@@ -21,8 +21,8 @@ import { localReplies, type LocalReply } from './local-replies.js';
 import { isCursorRequest } from './proxy-portal.js';
 import { takeDetour } from './route-lookups.js';
 import type { SingleShardRun } from './run-single.js';
-import type { RouteOutcome } from './session-router.js';
-import { fenceOf } from './sharded-session.js';
+import type { RouteOutcome } from '../frontend/session-router.js';
+import { fenceOf } from '../frontend/sharded-session.js';
 import { sendAfterWaits } from './visibility-waits.js';
 
 /** A transaction-control statement or setting, moved to `shards` (one: sent as is; several: reported once). */

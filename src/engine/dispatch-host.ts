@@ -12,14 +12,14 @@ import type { ReplySink } from '../backend/server-connection.js';
 import type { PgError } from '../errors/pg-error.js';
 import type { MergeSpec } from '../execute/merge-spec.js';
 import type { TransactionBlock, RequestEffects } from '../txn/transaction-block.js';
-import type { BatchTarget } from './batch-target.js';
+import type { BatchTarget } from '../frontend/batch-target.js';
 import type { Fanout, FanoutOwner } from './fanout.js';
 import type { FencedRead } from './fenced-read.js';
-import type { RequestBatch } from './request-batch.js';
+import type { RequestBatch } from '../frontend/request-batch.js';
 import type { RequestState } from './request-state.js';
-import type { SessionRouter } from './session-router.js';
+import type { SessionRouter } from '../frontend/session-router.js';
 import type { ShardServers } from './shard-servers.js';
-import type { ShardedSession } from './sharded-session.js';
+import type { ShardedSession } from '../frontend/sharded-session.js';
 
 /** A request's frames, as taken off the batch. */
 export interface TakenRequest {

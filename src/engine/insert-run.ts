@@ -11,14 +11,14 @@ import type { RankRequest } from '../execute/reply-merger.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { splitInsertSelect } from '../router/insert-select.js';
 import { NO_EFFECTS } from '../txn/transaction-block.js';
-import type { BatchTarget } from './batch-target.js';
+import type { BatchTarget } from '../frontend/batch-target.js';
 import { putBackClientRequest, type DispatchHost } from './dispatch-host.js';
 import type { FanoutOwner } from './fanout.js';
 import { InsertSourceRun, sourceRequest, type InsertSourceOwner } from './insert-source.js';
 import { InsertStreamRun, isStreamableSource, type InsertStreamOwner } from './insert-stream.js';
-import { withStatementText, type RewrittenRequest } from './request-rewrite.js';
+import { withStatementText, type RewrittenRequest } from '../frontend/request-rewrite.js';
 import type { ScriptRunner } from './script-run.js';
-import type { SessionRouter } from './session-router.js';
+import type { SessionRouter } from '../frontend/session-router.js';
 
 const SOURCE_ROWS = 'the rows of an INSERT … SELECT';
 
