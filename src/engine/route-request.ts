@@ -12,17 +12,20 @@ import { SqlState } from '../errors/sqlstate.js';
 import { BROADCAST_SPEC, PASS_THROUGH_SPEC } from '../execute/merge-spec.js';
 import type { StatementPlan } from '../router/plan.js';
 import type { BatchTarget } from '../frontend/batch-target.js';
+import type { RouteOutcome } from '../frontend/session-router.js';
+import { fenceOf } from '../frontend/sharded-session.js';
 import { blockCutFence } from './block-cut.js';
 import { commitAcrossShards } from './commit-run.js';
+import type { CopyInRun } from './copy-in-run.js';
+import type { CursorRequests } from './cursor-requests.js';
 import type { DispatchHost } from './dispatch-host.js';
-import type { EndingRuns } from './end-request.js';
 import { sendFanout, sendSplit } from './fanout.js';
+import type { InsertRun } from './insert-run.js';
 import { localReplies, type LocalReply } from './local-replies.js';
 import { isCursorRequest } from './proxy-portal.js';
 import { takeDetour } from './route-lookups.js';
 import type { SingleShardRun } from './run-single.js';
-import type { RouteOutcome } from '../frontend/session-router.js';
-import { fenceOf } from '../frontend/sharded-session.js';
+import type { ScriptRunner } from './script-run.js';
 import { sendAfterWaits } from './visibility-waits.js';
 
 /** A transaction-control statement or setting, moved to `shards` (one: sent as is; several: reported once). */
@@ -49,9 +52,17 @@ function namesStatement(types: readonly number[]): boolean {
   return false;
 }
 
+/** The run modules routing asks about the request and hands it to (each holds its run in the request state's slots). */
+export interface RouteRuns {
+  readonly scripts: ScriptRunner;
+  readonly inserts: InsertRun;
+  readonly cursors: CursorRequests;
+  readonly copyIn: CopyInRun;
+}
+
 export class RequestRoute {
   private readonly host: DispatchHost;
-  private readonly runs: EndingRuns;
+  private readonly runs: RouteRuns;
   private readonly single: SingleShardRun;
   /** The routed request on its way to its servers (one request at a time): what `sendPending` sends. */
   private sending: BatchTarget | null = null;
@@ -64,7 +75,7 @@ export class RequestRoute {
     this.host.onShardRequestDone();
   };
 
-  constructor(host: DispatchHost, runs: EndingRuns, single: SingleShardRun) {
+  constructor(host: DispatchHost, runs: RouteRuns, single: SingleShardRun) {
     this.host = host;
     this.runs = runs;
     this.single = single;
