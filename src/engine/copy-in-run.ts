@@ -61,7 +61,7 @@ export class CopyInRun {
       return this.run(target, key === null ? null : target.copy.keyColumnIndex);
     }
     if (target.copy.columns !== null || target.table === null) {
-      return this.host.failRequest(
+      return this.host.end.failRequest(
         PgError.featureNotSupported(
           `the COPY column list does not include the sharding key column "${key.column}"`,
           'List the sharding key column in the COPY.',
@@ -80,7 +80,7 @@ export class CopyInRun {
   private runKeyedBy(target: CopyInTarget, columns: readonly string[], keyColumn: string): void {
     const index = columns.indexOf(keyColumn);
     if (index < 0) {
-      return this.host.failRequest(
+      return this.host.end.failRequest(
         PgError.featureNotSupported(`table ${target.table ?? ''} has no sharding key column "${keyColumn}"`),
       );
     }
@@ -102,7 +102,7 @@ export class CopyInRun {
         return host.session.ending.fatal(
           PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
         );
-      if (found.kind === 'error') return host.failRequest(found.error);
+      if (found.kind === 'error') return host.end.failRequest(found.error);
       host.router.learnTableColumns(table, found.columns, found.generated);
       then(found.columns);
     });

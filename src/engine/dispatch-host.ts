@@ -28,6 +28,34 @@ export interface TakenRequest {
   readyCount: number;
 }
 
+/** What the run modules use of the route-request phase (route-request.ts `RequestRoute`). */
+export interface RequestRouting {
+  /** Send the routed request, its servers held, to the phase for its kind. */
+  send(routed: BatchTarget): void;
+}
+
+/** What the run modules use of the hold-servers phase (hold-servers.ts `ServerHold`). */
+export interface ServerHolding {
+  /** Hold a server on each of `shards` (joining the transaction block unless `isJoining` is false), then `then()`. */
+  acquire(
+    shards: readonly number[],
+    effects: RequestEffects,
+    then: () => void,
+    isJoining?: boolean,
+    intent?: ReadIntent,
+  ): void;
+}
+
+/** What the run modules use of the end-request phase (end-request.ts `RequestEnd`). */
+export interface RequestEnding {
+  /** The session's transaction status after a request, told to the session and returned. */
+  refreshStatus(sawError?: boolean): number;
+  /** A request finished: give servers back when the session allows it and run the next queued request. */
+  requestDone(): void;
+  /** A request that cannot run: its error (and ReadyForQuery, unless it is a script statement). */
+  failRequest(err: PgError): void;
+}
+
 /** What a run module uses of the dispatch. The dispatch is also the ReplySink of its servers between requests. */
 export interface DispatchHost extends ReplySink, FanoutOwner {
   readonly session: ShardedSession;
@@ -50,23 +78,12 @@ export interface DispatchHost extends ReplySink, FanoutOwner {
   dispatch(): void;
   /** The request being routed, taken off the batch (later pipelined requests stay queued). */
   takeRequest(): TakenRequest;
-  /** A request that cannot run: its error (and ReadyForQuery, unless it is a script statement). end-request.ts. */
-  failRequest(err: PgError): void;
-  /** The session's transaction status after a request, told to the session and returned. end-request.ts. */
-  refreshStatus(sawError?: boolean): number;
-  /** A request finished: give servers back when the session allows it and run the next queued request. end-request.ts. */
-  onShardRequestDone(): void;
-  /**
-   * Hold a server on each of `shards` (joining the transaction block unless `isJoining` is false), then `then()`.
-   * hold-servers.ts.
-   */
-  acquireShards(
-    shards: readonly number[],
-    effects: RequestEffects,
-    then: () => void,
-    isJoining?: boolean,
-    intent?: ReadIntent,
-  ): void;
+  /** The route-request phase (route-request.ts). */
+  readonly route: RequestRouting;
+  /** The hold-servers phase (hold-servers.ts). */
+  readonly hold: ServerHolding;
+  /** The end-request phase (end-request.ts). */
+  readonly end: RequestEnding;
   /** The fan-out of the request being sent (its replies merged; `owner`: where the merged reply goes). */
   startFanout(
     serverCount: number,
@@ -74,8 +91,6 @@ export interface DispatchHost extends ReplySink, FanoutOwner {
     hasInjectedDescribe: boolean,
     owner?: FanoutOwner,
   ): Fanout;
-  /** Send the routed request, held servers ready, to the phase for its kind. route-request.ts. */
-  sendSharded(target: BatchTarget): void;
   /** Give every shard server back to its pool (reset as the session and transaction state require). */
   releaseShardServers(): void;
 }

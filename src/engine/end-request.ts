@@ -3,15 +3,15 @@
 // servers or dropped, a fan-out's one ReadyForQuery, the servers given back (transaction mode, all idle) and the next
 // queued request started — or, for a request that cannot run, its error, the rest of a script skipped and the Sync a
 // shard in the middle of a segment is owed. A statement of a script ends into the script (script-run.ts), which comes
-// back here when the script is over. Made once per session: its steps are arrows the dispatcher holds as its own
-// (DispatchHost), so the run modules call them directly and nothing here allocates per request.
+// back here when the script is over. Made once per session; the run modules reach it as DispatchHost's `end`, and
+// nothing here allocates per request.
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import { readyForQuery, SYNC } from '../protocol/messages.js';
 import type { PgError } from '../errors/pg-error.js';
 import { applySettingChange } from '../frontend/session-settings.js';
 import type { CopyInRun } from './copy-in-run.js';
 import type { CursorRequests } from './cursor-requests.js';
-import type { DispatchHost } from './dispatch-host.js';
+import type { DispatchHost, RequestEnding } from './dispatch-host.js';
 import type { InsertRun } from './insert-run.js';
 import type { ScriptRunner } from './script-run.js';
 
@@ -23,7 +23,7 @@ export interface EndingRuns {
   readonly copyIn: CopyInRun;
 }
 
-export class RequestEnd {
+export class RequestEnd implements RequestEnding {
   private readonly host: DispatchHost;
   private readonly runs: EndingRuns;
 
@@ -33,15 +33,15 @@ export class RequestEnd {
   }
 
   /** The session's transaction status after a request (txn/transaction-block.ts), told to the session and returned. */
-  readonly refreshStatus = (sawError = false): number => {
+  refreshStatus(sawError = false): number {
     const host = this.host;
     const status = host.block.refresh(sawError);
     host.session.status.tell(status);
     return status;
-  };
+  }
 
   /** A request finished: give servers back (transaction mode, all idle) and run the next queued request. */
-  readonly requestDone = (): void => {
+  requestDone(): void {
     const host = this.host;
     if (!host.request.isIdle) return;
     const session = host.session;
@@ -54,14 +54,14 @@ export class RequestEnd {
       host.servers.release();
     }
     if (!host.batch.isEmpty) host.dispatch();
-  };
+  }
 
   /**
    * Every shard of the client's fan-out has answered: its servers answer the session again; a script statement ends
    * into its script, else the status is told, the request's settings kept (outside a block, when it succeeded) and
    * the one ReadyForQuery written.
    */
-  readonly fanoutDone = (): void => {
+  fanoutDone(): void {
     const { host, runs } = this;
     const fanout = host.request.fanout;
     host.servers.endLoan('fanout');
@@ -77,15 +77,15 @@ export class RequestEnd {
     if (!wasInBlock) this.keepSettings(!sawError && now === TxStatus.Idle);
     host.session.output.write(readyForQuery(now));
     this.requestDone();
-  };
+  }
 
   /** A request that cannot run: its error (and ReadyForQuery, unless it is a script statement). */
-  readonly failRequest = (err: PgError): void => {
+  failRequest(err: PgError): void {
     const runs = this.runs;
     if (!runs.scripts.isRunning) return this.failBatch(err);
     runs.inserts.restoreClientRequest();
     runs.scripts.failStatement(err);
-  };
+  }
 
   /**
    * The proxy answered the client's Sync itself (a request it refused, or frames it skipped after an error): a shard
@@ -93,13 +93,13 @@ export class RequestEnd {
    * gets that Sync too, as it would have without the proxy in between. Otherwise the shard would drop the next
    * request's messages and answer only its Sync, which a statement of the proxy's own in front would swallow: a hang.
    */
-  readonly syncOpenSegments = (): void => {
+  syncOpenSegments(): void {
     const host = this.host;
     const open = host.servers.openSegmentShards();
     if (open.length === 0) return;
     host.openSegmentShard = null;
-    host.servers.runOwn(open, SYNC, host, this.requestDone);
-  };
+    host.servers.runOwn(open, SYNC, host, () => this.requestDone());
+  }
 
   /** SET / RESET of the request just answered: kept for the session and its servers when it succeeded outside a transaction. */
   private keepSettings(isKept: boolean): void {

@@ -3,13 +3,14 @@
 // request's participants recorded in the transaction block — a shard the open block has not reached yet joins it
 // first, its opening statements sent ahead of the request with their replies swallowed. A checkout that fails fails
 // the request; a request the distributed deadlock check chose as its victim (40P01) has its transaction rolled back
-// first. Made once per session; the common path (one shard, an idle server) makes no closure and allocates nothing.
+// first. Made once per session (the run modules reach it as DispatchHost's `hold`); the common path (one shard, an idle
+// server) makes no closure and allocates nothing.
 import type { ReadIntent } from '../backend/replica-set.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { query } from '../protocol/messages.js';
 import type { RequestEffects } from '../txn/transaction-block.js';
-import type { DispatchHost } from './dispatch-host.js';
+import type { DispatchHost, ServerHolding } from './dispatch-host.js';
 
 /** What `acquire` was asked for, kept by the waiting path. */
 interface CheckoutAsk {
@@ -20,14 +21,7 @@ interface CheckoutAsk {
   readonly intent: ReadIntent;
 }
 
-type OnAcquired = (
-  shards: readonly number[],
-  effects: RequestEffects,
-  then: () => void,
-  isJoining: boolean,
-) => void;
-
-export class ServerHold {
+export class ServerHold implements ServerHolding {
   private readonly host: DispatchHost;
 
   constructor(host: DispatchHost) {
@@ -42,16 +36,16 @@ export class ServerHold {
    * the request's `effects` make the shards writers for the commit. `isJoining` false: a lookup of the proxy's own, no
    * participant.
    */
-  readonly acquire = (
+  acquire(
     shards: readonly number[],
     effects: RequestEffects,
     then: () => void,
     isJoining = true,
     intent: ReadIntent = 'write',
-  ): void => {
+  ): void {
     const host = this.host;
     if (isJoining && !host.block.canReach(shards)) {
-      return host.failRequest(
+      return host.end.failRequest(
         PgError.featureNotSupported(
           'this transaction has too many savepoints and SET LOCALs to bring another shard into it',
           'Release savepoints that are no longer needed, or reach every shard early in the transaction.',
@@ -60,18 +54,18 @@ export class ServerHold {
     }
     if (shards.length === 1 && host.servers.tryAcquireOne(shards[0], host, intent))
       return this.onAcquired(shards, effects, then, isJoining);
-    acquireWaiting(host, { shards, effects, then, isJoining, intent }, this.onAcquired);
-  };
+    acquireWaiting(host, this, { shards, effects, then, isJoining, intent });
+  }
 
   /** The request's servers are held: settings synced (session mode), new participants joined, then `then()`. */
-  private readonly onAcquired: OnAcquired = (shards, effects, then, isJoining) => {
+  onAcquired(shards: readonly number[], effects: RequestEffects, then: () => void, isJoining: boolean): void {
     const host = this.host;
     if (!host.session.isTransactionMode) {
       for (const shard of shards) host.servers.syncSettings(host.servers.at(shard));
     }
     if (isJoining) host.block.participate(shards, effects, this.sendSwallowedOn);
     then();
-  };
+  }
 
   /** A statement the transaction block runs first on a shard joining it, its reply swallowed. */
   private readonly sendSwallowedOn = (shard: number, sql: string): void => {
@@ -83,17 +77,17 @@ export class ServerHold {
 
 /**
  * Check out `ask.shards`' servers, waiting where needed (apart from `acquire` so that its common path makes no
- * closure), then `onAcquired`; a failure fails the request.
+ * closure), then `hold.onAcquired`; a failure fails the request.
  */
-function acquireWaiting(host: DispatchHost, ask: CheckoutAsk, onAcquired: OnAcquired): void {
+function acquireWaiting(host: DispatchHost, hold: ServerHold, ask: CheckoutAsk): void {
   host.servers.acquire(
     ask.shards,
     host,
-    () => onAcquired(ask.shards, ask.effects, ask.then, ask.isJoining),
+    () => hold.onAcquired(ask.shards, ask.effects, ask.then, ask.isJoining),
     (err) =>
       err.code === SqlState.DeadlockDetected && host.request.script?.isImplicit !== true
         ? failAsDeadlockVictim(host, err)
-        : host.failRequest(err),
+        : host.end.failRequest(err),
     ask.intent,
   );
 }
@@ -109,8 +103,8 @@ function failAsDeadlockVictim(host: DispatchHost, err: PgError): void {
   const end = (): void => {
     if (host.session.isTransactionMode) host.servers.release();
     host.block.rolledBackOnShards();
-    host.refreshStatus(true);
-    host.failRequest(err);
+    host.end.refreshStatus(true);
+    host.end.failRequest(err);
   };
   const held = host.servers.heldShards();
   if (held.length === 0) return end();

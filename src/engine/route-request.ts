@@ -18,13 +18,13 @@ import { blockCutFence } from './block-cut.js';
 import { commitAcrossShards } from './commit-run.js';
 import type { CopyInRun } from './copy-in-run.js';
 import type { CursorRequests } from './cursor-requests.js';
-import type { DispatchHost } from './dispatch-host.js';
+import type { DispatchHost, RequestRouting } from './dispatch-host.js';
 import { sendFanout, sendSplit } from './fanout.js';
 import type { InsertRun } from './insert-run.js';
 import { localReplies, type LocalReply } from './local-replies.js';
 import { isCursorRequest } from './proxy-portal.js';
 import { takeDetour } from './route-lookups.js';
-import type { SingleShardRun } from './run-single.js';
+import { runOnOneShard } from './run-single.js';
 import type { ScriptRunner } from './script-run.js';
 import { sendAfterWaits } from './visibility-waits.js';
 
@@ -60,10 +60,9 @@ export interface RouteRuns {
   readonly copyIn: CopyInRun;
 }
 
-export class RequestRoute {
+export class RequestRoute implements RequestRouting {
   private readonly host: DispatchHost;
   private readonly runs: RouteRuns;
-  private readonly single: SingleShardRun;
   /** The routed request on its way to its servers (one request at a time): what `sendPending` sends. */
   private sending: BatchTarget | null = null;
   /** Send the routed request once its servers are held (made once: no closure per request). */
@@ -71,14 +70,13 @@ export class RequestRoute {
   /** After the proxy's commit of the client's COMMIT: the script's next statement, or the next request. */
   private readonly afterOwnCommit = (sawError: boolean): void => {
     if (this.runs.scripts.isRunning) return this.runs.scripts.onStatementDone(sawError);
-    this.host.refreshStatus();
-    this.host.onShardRequestDone();
+    this.host.end.refreshStatus();
+    this.host.end.requestDone();
   };
 
-  constructor(host: DispatchHost, runs: RouteRuns, single: SingleShardRun) {
+  constructor(host: DispatchHost, runs: RouteRuns) {
     this.host = host;
     this.runs = runs;
-    this.single = single;
   }
 
   /** Route the request at the front of the batch and start it (the dispatch saw it whole and nothing else running). */
@@ -116,7 +114,7 @@ export class RequestRoute {
         }
       }
     } catch (err) {
-      return host.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
+      return host.end.failRequest(err instanceof PgError ? err : PgError.internal((err as Error).message));
     }
     // Something to learn first, or statements on different shards: route-lookups.ts.
     if (outcome.kind === 'learn' || outcome.kind === 'mixed')
@@ -131,7 +129,7 @@ export class RequestRoute {
       session.status.txStatus === TxStatus.Failed &&
       (!target.isSessionLevel || !host.block.canRunWhileFailed(target.sessionStatement))
     ) {
-      return host.failRequest(
+      return host.end.failRequest(
         new PgError(
           'ERROR',
           SqlState.InFailedSqlTransaction,
@@ -175,12 +173,12 @@ export class RequestRoute {
     this.sending = target;
     // Nearly every request: straight to its servers, no closure made (waits are rare: visibility-waits.ts).
     if (cutFence === null && (phaseTwo === null || phaseTwo.pending === 0 || target.isSessionLevel))
-      return host.acquireShards(shards, target, this.sendPending, true, intent);
+      return host.hold.acquire(shards, target, this.sendPending, true, intent);
     sendAfterWaits(host, shards, target, intent, cutFence, this.sendPending);
   }
 
   /** Send the routed request, its servers held, to the phase for its kind: COPY in, one shard, a split, a fan-out. */
-  readonly send = (routed: BatchTarget): void => {
+  send(routed: BatchTarget): void {
     const { host, runs } = this;
     if (routed.kind === 'copyIn') return runs.copyIn.start(routed);
     const isOwnRun = runs.scripts.isRunning || runs.inserts.isRunning;
@@ -191,11 +189,11 @@ export class RequestRoute {
         ? { ...routed, kind: 'many', shards: [routed.shard], spec: PASS_THROUGH_SPEC }
         : routed;
     const taken = host.takeRequest();
-    if (target.kind === 'one') return this.single.run(target.shard, taken);
+    if (target.kind === 'one') return runOnOneShard(host, target.shard, taken);
     host.openSegmentShard = null; // a fan-out request ends with Sync (cursors run to the end: asCursor)
     if (target.kind === 'split') return sendSplit(host, target, taken.readyCount, isOwnRun);
     sendFanout(host, target, taken, isOwnRun);
-  };
+  }
 
   /**
    * Where a transaction-control statement or session setting runs (txn/transaction-block.ts decides): on shards, answered
@@ -238,7 +236,7 @@ export class RequestRoute {
       if (types[i] === Frontend.Parse) session.statements?.remember(frames[i]);
     session.output.write(localReplies(types, frames, { ...reply, withReady: !runs.scripts.isRunning }));
     if (runs.scripts.isRunning) return runs.scripts.onStatementDone(reply.error != null);
-    host.refreshStatus();
-    host.onShardRequestDone();
+    host.end.refreshStatus();
+    host.end.requestDone();
   }
 }

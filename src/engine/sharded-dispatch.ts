@@ -4,18 +4,17 @@
 // takes one request at a time once the one before it is over: routed and placed in route-request.ts, its servers held
 // in hold-servers.ts, run on one shard (run-single.ts) or handed to the module for its kind — fanout, copy-in-run,
 // script-run, commit-run, insert-run, cursor-requests, route-lookups, visibility-waits — and ended in end-request.ts.
-// The run modules reach the engine through DispatchHost (dispatch-host.ts), which this class is: the phases' steps it
-// holds as its own are the phase modules' functions, made once. It is also the reply sink of its servers while they
-// answer the client directly (between runs, and a request on one shard). ClientSession keeps the connection and
+// The run modules reach the engine through DispatchHost (dispatch-host.ts), which this class is, and the phases through
+// its `route`, `hold` and `end` (made once per session). It is also the reply sink of its servers while they answer the
+// client directly (between runs, and a request on one shard) and the owner of the client's fan-outs: those events go
+// to their phase. ClientSession keeps the connection and
 // hands requests over here.
 import type { Logger } from 'pino';
-import type { ReadIntent } from '../backend/replica-set.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { PgError } from '../errors/pg-error.js';
 import type { MergeSpec } from '../execute/merge-spec.js';
 import type { RankRequest } from '../execute/reply-merger.js';
-import { TransactionBlock, type RequestEffects } from '../txn/transaction-block.js';
-import type { BatchTarget } from '../frontend/batch-target.js';
+import { TransactionBlock } from '../txn/transaction-block.js';
 import type { ClientOutput } from '../frontend/client-output.js';
 import type { RequestBatch } from '../frontend/request-batch.js';
 import type { SessionRouter } from '../frontend/session-router.js';
@@ -31,7 +30,7 @@ import { ServerHold } from './hold-servers.js';
 import { InsertRun } from './insert-run.js';
 import { RequestState } from './request-state.js';
 import { RequestRoute } from './route-request.js';
-import { SingleShardRun } from './run-single.js';
+import { endOnReady } from './run-single.js';
 import { ScriptRunner } from './script-run.js';
 import { ShardServers, type PendingCheckout } from './shard-servers.js';
 import { rankTexts } from './text-ranks.js';
@@ -75,32 +74,11 @@ export class ShardedDispatch implements DispatchHost {
   /** An INSERT … SELECT whose query the proxy evaluates, collected or streamed (insert-run.ts). */
   private readonly inserts: InsertRun;
   /** The route-request phase (route-request.ts). */
-  private readonly route: RequestRoute;
-
-  // The phases' steps, held as this dispatcher's own for the run modules (DispatchHost): the phase modules' functions
-  // themselves, each made once with its module's object — no call passes through here.
-  /** hold-servers.ts: hold a server on each shard, joining the transaction block, then go on. */
-  readonly acquireShards: (
-    shards: readonly number[],
-    effects: RequestEffects,
-    then: () => void,
-    isJoining?: boolean,
-    intent?: ReadIntent,
-  ) => void;
-  /** route-request.ts: the routed request, its servers held, to the phase for its kind. */
-  readonly sendSharded: (routed: BatchTarget) => void;
-  /** end-request.ts: the transaction status after a request, told to the session and returned. */
-  readonly refreshStatus: (sawError?: boolean) => number;
-  /** end-request.ts: a request finished — servers given back where the session allows, the next request run. */
-  readonly onShardRequestDone: () => void;
-  /** end-request.ts: a request that cannot run — its error (and ReadyForQuery, unless it is a script statement). */
-  readonly failRequest: (err: PgError) => void;
-  /** end-request.ts: the client's fan-out has answered (FanoutOwner). */
-  readonly onFanoutDone: () => void;
-  /** end-request.ts: the client's Sync the proxy answered itself, sent on to shards mid-segment (ClientSession). */
-  readonly syncOpenSegments: () => void;
-  /** run-single.ts: a server answering the session directly sent its ReadyForQuery (ReplySink). */
-  readonly onServerReady: (server: ServerConnection) => void;
+  readonly route: RequestRoute;
+  /** The hold-servers phase (hold-servers.ts). */
+  readonly hold: ServerHold;
+  /** The end-request phase (end-request.ts). */
+  readonly end: RequestEnd;
 
   constructor(router: SessionRouter, session: ShardedSession) {
     this.router = router;
@@ -118,17 +96,9 @@ export class ShardedDispatch implements DispatchHost {
     this.copyIn = new CopyInRun(this);
     this.inserts = new InsertRun(this, this.scripts);
     const runs = { scripts: this.scripts, inserts: this.inserts, cursors, copyIn: this.copyIn };
-    const end = new RequestEnd(this, runs);
-    const single = new SingleShardRun(this);
-    this.route = new RequestRoute(this, runs, single);
-    this.acquireShards = new ServerHold(this).acquire;
-    this.sendSharded = this.route.send;
-    this.refreshStatus = end.refreshStatus;
-    this.onShardRequestDone = end.requestDone;
-    this.failRequest = end.failRequest;
-    this.onFanoutDone = end.fanoutDone;
-    this.syncOpenSegments = end.syncOpenSegments;
-    this.onServerReady = single.onServerReady;
+    this.end = new RequestEnd(this, runs);
+    this.hold = new ServerHold(this);
+    this.route = new RequestRoute(this, runs);
   }
 
   /**
@@ -157,7 +127,7 @@ export class ShardedDispatch implements DispatchHost {
       return;
     }
     // A request is still being answered: the next one waits, so replies from different shards stay in order.
-    if (!request.isIdle) return; // resumed from onShardRequestDone
+    if (!request.isIdle) return; // resumed at the request's end (end-request.ts)
     this.route.next();
   }
 
@@ -191,6 +161,16 @@ export class ShardedDispatch implements DispatchHost {
     rankTexts(server, request, this, done);
   }
 
+  /** The client's fan-out has answered (FanoutOwner): the end of its request (end-request.ts). */
+  onFanoutDone(): void {
+    this.end.fanoutDone();
+  }
+
+  /** The client's Sync the proxy answered itself, sent on to shards mid-segment (end-request.ts; ClientSession). */
+  syncOpenSegments(): void {
+    this.end.syncOpenSegments();
+  }
+
   /** Where a fan-out's merged reply goes: the client, or a cursor run that keeps it as a portal. */
   private fanoutOwner(): FanoutOwner {
     const insert = this.inserts.fanoutOwner();
@@ -199,6 +179,11 @@ export class ShardedDispatch implements DispatchHost {
   }
 
   // --- ReplySink: called by the shard servers while they answer this session directly -----------------------
+
+  /** A ReadyForQuery from a server answering the session directly: a request on one shard may be over (run-single.ts). */
+  onServerReady(server: ServerConnection): void {
+    endOnReady(this, server);
+  }
 
   writeToClient(buf: Buffer): boolean {
     return this.output.write(buf);

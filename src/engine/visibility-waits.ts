@@ -23,7 +23,7 @@ export function sendAfterWaits(
   cutFence: VisibilityFence | null,
   send: () => void,
 ): void {
-  const acquireAndSend = (): void => host.acquireShards(shards, routed, send, true, intent);
+  const acquireAndSend = (): void => host.hold.acquire(shards, routed, send, true, intent);
   const run = cutFence === null ? acquireAndSend : (): void => takeBlockCut(host, cutFence, acquireAndSend);
   const phaseTwo = host.session.phaseTwoCount;
   if (phaseTwo === null || phaseTwo.pending === 0 || routed.isSessionLevel) return run();
@@ -37,7 +37,7 @@ export function takeBlockCut(
   send: () => void,
 ): void {
   const all = host.block.allShards();
-  host.acquireShards(all, NO_EFFECTS, () => {
+  host.hold.acquire(all, NO_EFFECTS, () => {
     const run = (sql: string, done: (errors: Buffer[]) => void): void =>
       host.servers.runOwn(all, sql, host, done);
     takeCut(
@@ -48,7 +48,7 @@ export function takeBlockCut(
         run,
       },
       (err) => {
-        if (err !== null) return host.failRequest(err);
+        if (err !== null) return host.end.failRequest(err);
         host.block.markCutTaken();
         send();
       },
@@ -78,7 +78,7 @@ export function afterPhaseTwo(host: DispatchHost, shards: readonly number[], run
       request.end('waiting');
       if (session.status.state !== 'ready') return;
       host.log.warn({ code: err.code, detail: err.detail }, err.message);
-      host.failRequest(err);
+      host.end.failRequest(err);
     },
   );
 }

@@ -62,8 +62,10 @@ function fakeEngine(opts: { isTransactionMode?: boolean; hasIdleServer?: boolean
       },
       release: () => log.push('release'),
     },
-    refreshStatus: (sawError: boolean) => log.push(`refreshStatus ${sawError}`),
-    failRequest: (err: PgError) => log.push(`failRequest ${err.code}`),
+    end: {
+      refreshStatus: (sawError: boolean) => log.push(`refreshStatus ${sawError}`),
+      failRequest: (err: PgError) => log.push(`failRequest ${err.code}`),
+    },
   };
   // A fake of the parts the phase uses: the full DispatchHost needs sockets and pools.
   const hold = new ServerHold(host as unknown as DispatchHost);
