@@ -8,7 +8,7 @@ import type { HeldServer } from './held-server.js';
 import type { RequestBatch } from './request-batch.js';
 import type { RequestSend } from './request-send.js';
 import type { SessionParams } from './session-params.js';
-import type { ShardedDispatch } from './sharded-dispatch.js';
+import type { ShardedDispatch } from '../engine/sharded-dispatch.js';
 import type { SessionState } from './session-status.js';
 
 /** The session's parts the facts are read from (taken when asked: admin and metrics only, never per message). */

@@ -22,7 +22,7 @@ import { SessionParams } from './session-params.js';
 import { querySample } from './stand-ins.js';
 import { SessionRouter, type DatabaseRouting } from './session-router.js';
 import { UniqueIdRequests, type UniqueIdSupport } from './unique-id-request.js';
-import { ShardedDispatch } from './sharded-dispatch.js';
+import { ShardedDispatch } from '../engine/sharded-dispatch.js';
 import type { DeadlockWatch } from '../txn/deadlock-watch.js';
 import type { ShardedSession } from './sharded-session.js';
 import { cancelRunning, type Cancellable } from './cancel-registry.js';

@@ -9,7 +9,7 @@ import { Frontend } from '../protocol/codes.js';
 import { FrameList } from '../protocol/frame-list.js';
 import type { WatchedSession } from '../txn/watched-session.js';
 import type { ClientOutput } from './client-output.js';
-import { SHARD_BACKLOG_BYTES as SERVER_BACKLOG_BYTES } from './copy-in.js';
+import { SHARD_BACKLOG_BYTES as SERVER_BACKLOG_BYTES } from '../engine/copy-in.js';
 import { noteDescribeSent } from './describe-trims.js';
 import type { ClientStatements } from './prepared-statements.js';
 import { StandIns } from './stand-ins.js';

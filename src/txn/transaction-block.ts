@@ -121,7 +121,7 @@ export class TransactionBlock {
   private preventsPrepare: string | null = null;
   /**
    * The open block's snapshot was taken on every shard together (REPEATABLE READ / SERIALIZABLE under the visibility
-   * fence: frontend/block-cut.ts), or it does not need to be.
+   * fence: engine/block-cut.ts), or it does not need to be.
    */
   private isCutTaken = false;
   /**

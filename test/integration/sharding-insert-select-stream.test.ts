@@ -5,8 +5,8 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
-import { INSERT_SOURCE_MAX_BYTES } from '../../src/frontend/insert-source.js';
-import { insertStreamMemory } from '../../src/frontend/insert-stream.js';
+import { INSERT_SOURCE_MAX_BYTES } from '../../src/engine/insert-source.js';
+import { insertStreamMemory } from '../../src/engine/insert-stream.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { APP_DB, APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { directShardClients, userShard } from '../helpers/sharding.js';

@@ -21,8 +21,12 @@ import type { RankRequest } from '../execute/reply-merger.js';
 import type { PgError } from '../errors/pg-error.js';
 import type { FanoutOwner } from './fanout.js';
 import { paramTypesFor } from './insert-source.js';
-import { withStatementText, type RequestStatement, type RewrittenRequest } from './request-rewrite.js';
-import type { BatchTarget } from './batch-target.js';
+import {
+  withStatementText,
+  type RequestStatement,
+  type RewrittenRequest,
+} from '../frontend/request-rewrite.js';
+import type { BatchTarget } from '../frontend/batch-target.js';
 import {
   batchSplitter,
   describesStatement,

@@ -51,7 +51,7 @@ export class CursorRequests implements CursorRunOwner {
     }
     host.takeRequest();
     host.session.output.write(Buffer.concat(replies));
-    host.onShardRequestDone();
+    host.end.requestDone();
     return true;
   }
 
@@ -115,14 +115,14 @@ export class CursorRequests implements CursorRunOwner {
     host.servers.endLoan('fanout');
     host.request.endRun('cursorRun');
     const { replies, portal, failed } = run.replies();
-    host.refreshStatus(failed || status === TxStatus.Failed);
+    host.end.refreshStatus(failed || status === TxStatus.Failed);
     if (portal !== null) this.portals.set(portal.name, portal.portal);
     if (run.clientTypes[run.clientTypes.length - 1] === Frontend.Sync)
       replies.push(this.portals.syncReply(host.session.status.txStatus));
     else if (failed) host.session.status.isSkippingToSync = true;
     if (run.overflow !== null) host.log.warn({ code: run.overflow.code }, run.overflow.message);
     host.session.output.write(Buffer.concat(replies));
-    host.onShardRequestDone();
+    host.end.requestDone();
   }
 
   onServerParameter(name: string, value: string): void {

@@ -6,9 +6,9 @@ import { PgError } from '../errors/pg-error.js';
 import { commitPlain, commitTwoPhase, type CommitParticipant, type CommitRun } from '../txn/coordinator.js';
 import type { Participants } from '../txn/transaction-block.js';
 import { commitReplies } from './local-replies.js';
-import { isReadOnlyBlock } from './read-intent.js';
+import { isReadOnlyBlock } from '../frontend/read-intent.js';
 import type { DispatchHost } from './dispatch-host.js';
-import { fenceOf } from './sharded-session.js';
+import { fenceOf } from '../frontend/sharded-session.js';
 
 /** After the commit answered the client: `sawError` — it failed. The dispatch moves on (next statement or request). */
 export type AfterCommit = (sawError: boolean) => void;

@@ -15,7 +15,7 @@ import { insertWithRows, valueLiteral, type InsertSelectParts } from '../router/
 import type { ServerConnection } from '../backend/server-connection.js';
 import type { RankRequest } from '../execute/reply-merger.js';
 import type { FanoutOwner } from './fanout.js';
-import type { RequestStatement } from './request-rewrite.js';
+import type { RequestStatement } from '../frontend/request-rewrite.js';
 
 /** Most bytes of rows (as SQL literals) an INSERT … SELECT across shards may hold in the proxy. */
 export const INSERT_SOURCE_MAX_BYTES = 64 * 1024 * 1024;

@@ -16,9 +16,9 @@ import { Backend, Frontend } from '../protocol/codes.js';
 import { FLUSH, SYNC } from '../protocol/messages.js';
 import { MessageWriter } from '../protocol/writer.js';
 import type { FenceBlocker, FenceHold, VisibilityFence } from '../txn/visibility-fence.js';
-import { cancelRunning } from './cancel-registry.js';
-import type { RequestSend } from './request-send.js';
-import { fenceOf, type ShardedSession } from './sharded-session.js';
+import { cancelRunning } from '../frontend/cancel-registry.js';
+import type { RequestSend } from '../frontend/request-send.js';
+import { fenceOf, type ShardedSession } from '../frontend/sharded-session.js';
 
 /** Which reply of a shard proves its snapshot was taken. */
 export const SnapshotSignal = {

@@ -9,7 +9,7 @@ import {
   executeTarget,
   isCursorRequest,
   ProxyPortal,
-} from '../../../src/frontend/proxy-portal.js';
+} from '../../../src/engine/proxy-portal.js';
 import { Backend, Frontend } from '../../../src/protocol/codes.js';
 import { commandComplete, readyForQuery } from '../../../src/protocol/messages.js';
 import { MessageWriter } from '../../../src/protocol/writer.js';

@@ -11,14 +11,14 @@ import type { RankRequest } from '../execute/reply-merger.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { splitInsertSelect } from '../router/insert-select.js';
 import { NO_EFFECTS } from '../txn/transaction-block.js';
-import type { BatchTarget } from './batch-target.js';
+import type { BatchTarget } from '../frontend/batch-target.js';
 import { putBackClientRequest, type DispatchHost } from './dispatch-host.js';
 import type { FanoutOwner } from './fanout.js';
 import { InsertSourceRun, sourceRequest, type InsertSourceOwner } from './insert-source.js';
 import { InsertStreamRun, isStreamableSource, type InsertStreamOwner } from './insert-stream.js';
-import { withStatementText, type RewrittenRequest } from './request-rewrite.js';
+import { withStatementText, type RewrittenRequest } from '../frontend/request-rewrite.js';
 import type { ScriptRunner } from './script-run.js';
-import type { SessionRouter } from './session-router.js';
+import type { SessionRouter } from '../frontend/session-router.js';
 
 const SOURCE_ROWS = 'the rows of an INSERT … SELECT';
 
@@ -68,14 +68,14 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     const host = this.host;
     if (host.learnedFor === SOURCE_ROWS) {
       host.learnedFor = null;
-      return host.failRequest(
+      return host.end.failRequest(
         PgError.internal(`${SOURCE_ROWS} were written into it, and routing still needs them`),
       );
     }
     const parts = splitInsertSelect(text);
     const statement = host.router.requestStatement(types, frames);
     if (parts === null || statement === null) {
-      return host.failRequest(
+      return host.end.failRequest(
         PgError.featureNotSupported(
           'this INSERT … SELECT cannot be routed: its rows come from a query, and its WITH clause writes',
           'Run the WITH clause’s statement first, then INSERT … SELECT from its result.',
@@ -97,13 +97,13 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     host.request.endRun('insertSource');
     const outcome = run.outcome();
     if (outcome.kind === 'error') {
-      host.refreshStatus(true);
+      host.end.refreshStatus(true);
       if (outcome.error.code === SqlState.ProgramLimitExceeded)
         host.log.warn({ code: outcome.error.code }, outcome.error.message);
       putBackClientRequest(host, run);
-      return host.failRequest(outcome.error);
+      return host.end.failRequest(outcome.error);
     }
-    host.refreshStatus();
+    host.end.refreshStatus();
     const { statement } = run;
     const rebuilt = withStatementText(
       run.clientTypes,
@@ -115,7 +115,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     if (rebuilt.clientParse !== null) host.session.statements?.remember(rebuilt.clientParse);
     host.batch.unshift(rebuilt.types, rebuilt.frames);
     host.learnedFor = SOURCE_ROWS;
-    host.onShardRequestDone(); // routes the INSERT
+    host.end.requestDone(); // routes the INSERT
   }
 
   /** A request refused while an INSERT's query stood in for it: the client's own request is the one refused. */
@@ -155,7 +155,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     if (parseIndex >= 0) host.session.statements?.remember(held.clientFrames[parseIndex]);
     if (!this.scripts.isRunning && host.session.status.txStatus === TxStatus.Idle) {
       this.scripts.open(1, true, true, held.statement.isQuery);
-      host.refreshStatus(); // in the block now: servers are kept between the steps
+      host.end.refreshStatus(); // in the block now: servers are kept between the steps
     }
     stream.start(shards);
     return true;
@@ -169,7 +169,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     if (host.session.status.state === 'closed') return;
     host.batch.unshift(types, frames);
     host.requestLength = types.length;
-    host.acquireShards(shards, NO_EFFECTS, () => {
+    host.hold.acquire(shards, NO_EFFECTS, () => {
       const request = host.takeRequest();
       const fanout = host.startFanout(shards.length, PASS_THROUGH_SPEC, false);
       shards.forEach((shard, i) => {
@@ -193,7 +193,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     if (host.session.status.state === 'closed') return;
     host.batch.unshift(request.types, request.frames); // stands for the batch until sent (or refused)
     host.requestLength = request.types.length;
-    host.acquireShards(target.shards, target, () => host.sendSharded(target));
+    host.hold.acquire(target.shards, target, () => host.route.send(target));
   }
 
   /** A batch of the streamed INSERT … SELECT: its INSERT is routed as the next request (split by shard). */
@@ -222,8 +222,8 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
       return scripts.onStatementDone(sawError);
     }
     if (tag !== null) host.session.output.write(tag);
-    host.session.output.write(readyForQuery(host.refreshStatus(sawError)));
-    host.onShardRequestDone();
+    host.session.output.write(readyForQuery(host.end.refreshStatus(sawError)));
+    host.end.requestDone();
   }
 
   writeToClient(buf: Buffer): boolean {

@@ -14,9 +14,9 @@ import type { ReplySink, ServerConnection } from '../backend/server-connection.j
 import { FrameReader } from '../protocol/frame-reader.js';
 import { readRowDescription } from '../protocol/rows.js';
 import { PgError } from '../errors/pg-error.js';
-import type { ClientStatements } from './prepared-statements.js';
-import type { RequestSend } from './request-send.js';
-import type { BatchTarget } from './batch-target.js';
+import type { ClientStatements } from '../frontend/prepared-statements.js';
+import type { RequestSend } from '../frontend/request-send.js';
+import type { BatchTarget } from '../frontend/batch-target.js';
 import {
   FencedRead,
   type ReadRequest,

@@ -2,8 +2,8 @@
 // servers it holds, and the SET / RESETs run inside the block — kept until the block ends, then made the session's
 // (and its shards') if it committed, dropped if not. The proxy's own portals end with the block.
 import type { BlockHost } from '../txn/transaction-block.js';
-import type { SessionRouter } from './session-router.js';
-import { applySettingChange, type SettingChange } from './session-settings.js';
+import type { SessionRouter } from '../frontend/session-router.js';
+import { applySettingChange, type SettingChange } from '../frontend/session-settings.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 
 /** The session's shard servers, as far as the block needs them (shard-servers.ts has them). */

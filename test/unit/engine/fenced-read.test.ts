@@ -7,7 +7,7 @@ import {
   SnapshotSignal,
   snapshotRequest,
   SnapshotWatch,
-} from '../../../src/frontend/fenced-read.js';
+} from '../../../src/engine/fenced-read.js';
 import { Backend, Frontend } from '../../../src/protocol/codes.js';
 import { query } from '../../../src/protocol/messages.js';
 import { MessageWriter } from '../../../src/protocol/writer.js';

@@ -6,10 +6,10 @@ import { NO_EFFECTS } from '../txn/transaction-block.js';
 import { takeCut, type blockCutFence } from './block-cut.js';
 import type { ReadIntent } from '../backend/replica-set.js';
 import type { DispatchHost } from './dispatch-host.js';
-import type { BatchTarget } from './batch-target.js';
+import type { BatchTarget } from '../frontend/batch-target.js';
 import type { VisibilityFence } from '../txn/visibility-fence.js';
 import { waitForPhaseTwo } from './phase-two-wait.js';
-import { fenceOf } from './sharded-session.js';
+import { fenceOf } from '../frontend/sharded-session.js';
 
 /**
  * The routed request `routed` waits first — for its block's cut (`cutFence`), then for pending phase 2s on its shards
@@ -23,7 +23,7 @@ export function sendAfterWaits(
   cutFence: VisibilityFence | null,
   send: () => void,
 ): void {
-  const acquireAndSend = (): void => host.acquireShards(shards, routed, send, true, intent);
+  const acquireAndSend = (): void => host.hold.acquire(shards, routed, send, true, intent);
   const run = cutFence === null ? acquireAndSend : (): void => takeBlockCut(host, cutFence, acquireAndSend);
   const phaseTwo = host.session.phaseTwoCount;
   if (phaseTwo === null || phaseTwo.pending === 0 || routed.isSessionLevel) return run();
@@ -37,7 +37,7 @@ export function takeBlockCut(
   send: () => void,
 ): void {
   const all = host.block.allShards();
-  host.acquireShards(all, NO_EFFECTS, () => {
+  host.hold.acquire(all, NO_EFFECTS, () => {
     const run = (sql: string, done: (errors: Buffer[]) => void): void =>
       host.servers.runOwn(all, sql, host, done);
     takeCut(
@@ -48,7 +48,7 @@ export function takeBlockCut(
         run,
       },
       (err) => {
-        if (err !== null) return host.failRequest(err);
+        if (err !== null) return host.end.failRequest(err);
         host.block.markCutTaken();
         send();
       },
@@ -78,7 +78,7 @@ export function afterPhaseTwo(host: DispatchHost, shards: readonly number[], run
       request.end('waiting');
       if (session.status.state !== 'ready') return;
       host.log.warn({ code: err.code, detail: err.detail }, err.message);
-      host.failRequest(err);
+      host.end.failRequest(err);
     },
   );
 }

@@ -1,7 +1,7 @@
 // The query that puts text sort keys in the database's order, and reading its answer: literals that survive any
 // quoting setting, a COLLATE clause's collation, and the refusal for a column with a collation of its own.
 import { describe, expect, it } from 'vitest';
-import { ranksFrom, textRankSql } from '../../../src/frontend/text-ranks.js';
+import { ranksFrom, textRankSql } from '../../../src/engine/text-ranks.js';
 
 describe('textRankSql', () => {
   it('quotes values as E literals and orders in the database collation, or a named one', () => {

@@ -1,7 +1,7 @@
 // Cutting an extended-protocol batch (several statements before one Sync) into one request per statement, each ended
 // by a Sync of the proxy's, and the batches that cannot be cut that way.
 import { describe, expect, it } from 'vitest';
-import { splitStatements } from '../../../src/frontend/extended-script.js';
+import { splitStatements } from '../../../src/engine/extended-script.js';
 import { Frontend } from '../../../src/protocol/codes.js';
 import { MessageWriter } from '../../../src/protocol/writer.js';
 

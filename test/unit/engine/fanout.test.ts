@@ -9,7 +9,7 @@ import type { ReplySink, ServerConnection } from '../../../src/backend/server-co
 import { MERGE_QUEUE_MAX_ROWS, type RankRequest } from '../../../src/execute/reply-merger.js';
 import { PASS_THROUGH_SPEC, sortKey, type MergeSpec } from '../../../src/execute/merge-spec.js';
 import { TypeOid } from '../../../src/execute/value-compare.js';
-import { Fanout, withPortalDescribe, type FanoutOwner } from '../../../src/frontend/fanout.js';
+import { Fanout, withPortalDescribe, type FanoutOwner } from '../../../src/engine/fanout.js';
 import { MessageWriter } from '../../../src/protocol/writer.js';
 import { Backend, Frontend, TxStatus } from '../../../src/protocol/codes.js';
 import { PgError } from '../../../src/errors/pg-error.js';

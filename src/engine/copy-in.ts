@@ -12,7 +12,7 @@ import type { CopyInfo } from '../router/plan.js';
 import { shardForParameter } from '../sharding/shard-of.js';
 import { Frontend } from '../protocol/codes.js';
 import { MessageWriter } from '../protocol/writer.js';
-import type { ClientOutput } from './client-output.js';
+import type { ClientOutput } from '../frontend/client-output.js';
 
 const COPY_DONE = Buffer.from([Frontend.CopyDone, 0, 0, 0, 4]);
 /** Rows are sent on at least this often, so a large client batch does not pile up in the proxy. */

@@ -17,12 +17,13 @@ import { resetAndRelease } from '../backend/server-reset.js';
 import { TxStatus } from '../protocol/codes.js';
 import { query } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
-import { cancelRunning } from './cancel-registry.js';
-import type { BatchTarget, SessionRouter } from './session-router.js';
-import { isReadOnlyBlock } from './read-intent.js';
+import { cancelRunning } from '../frontend/cancel-registry.js';
+import type { BatchTarget } from '../frontend/batch-target.js';
+import type { SessionRouter } from '../frontend/session-router.js';
+import { isReadOnlyBlock } from '../frontend/read-intent.js';
 import { ACQUIRING, OWN, type RequestState } from './request-state.js';
-import { settingsSyncSql } from './session-settings.js';
-import type { ShardedSession } from './sharded-session.js';
+import { settingsSyncSql } from '../frontend/session-settings.js';
+import type { ShardedSession } from '../frontend/sharded-session.js';
 
 /** A checkout of this session queued in a pool (what the distributed deadlock check reads). */
 export interface PendingCheckout {

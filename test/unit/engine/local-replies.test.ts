@@ -1,7 +1,7 @@
 // The replies to a statement the proxy answered itself (COMMIT across shards, a lazy BEGIN), for simple and extended
 // protocol, success and failure.
 import { describe, expect, it } from 'vitest';
-import { commitReplies, localReplies } from '../../../src/frontend/local-replies.js';
+import { commitReplies, localReplies } from '../../../src/engine/local-replies.js';
 import { Frontend } from '../../../src/protocol/codes.js';
 import { commandComplete, errorResponse } from '../../../src/protocol/messages.js';
 

@@ -3,7 +3,7 @@
 // messages fed to the split (copy-in.ts cuts the data into rows and routes each by its key) until the client ends it.
 import { PgError } from '../errors/pg-error.js';
 import type { ServerConnection } from '../backend/server-connection.js';
-import type { BatchTarget } from './batch-target.js';
+import type { BatchTarget } from '../frontend/batch-target.js';
 import { isCopyMessage, splitCopyIn, type CopyInSplit } from './copy-in.js';
 import type { DispatchHost } from './dispatch-host.js';
 import { lookUpTableColumns } from './table-columns.js';
@@ -61,7 +61,7 @@ export class CopyInRun {
       return this.run(target, key === null ? null : target.copy.keyColumnIndex);
     }
     if (target.copy.columns !== null || target.table === null) {
-      return this.host.failRequest(
+      return this.host.end.failRequest(
         PgError.featureNotSupported(
           `the COPY column list does not include the sharding key column "${key.column}"`,
           'List the sharding key column in the COPY.',
@@ -80,7 +80,7 @@ export class CopyInRun {
   private runKeyedBy(target: CopyInTarget, columns: readonly string[], keyColumn: string): void {
     const index = columns.indexOf(keyColumn);
     if (index < 0) {
-      return this.host.failRequest(
+      return this.host.end.failRequest(
         PgError.featureNotSupported(`table ${target.table ?? ''} has no sharding key column "${keyColumn}"`),
       );
     }
@@ -102,7 +102,7 @@ export class CopyInRun {
         return host.session.ending.fatal(
           PgError.serverConnectionLost(server.address.shard, found.reason, server.fatalError),
         );
-      if (found.kind === 'error') return host.failRequest(found.error);
+      if (found.kind === 'error') return host.end.failRequest(found.error);
       host.router.learnTableColumns(table, found.columns, found.generated);
       then(found.columns);
     });

@@ -10,8 +10,8 @@ import { shardForLiteral } from '../sharding/shard-of.js';
 import type { ShardedColumn, ShardKeyType } from '../sharding/schema.js';
 import type { InsertSelectParts } from '../router/insert-select.js';
 import type { StatementPlan } from '../router/plan.js';
-import { MULTI_SHARD_WRITE, type BatchTarget } from './batch-target.js';
-import { rebuildRequest, type RequestStatement, type SplitPart } from './request-rewrite.js';
+import { MULTI_SHARD_WRITE, type BatchTarget } from '../frontend/batch-target.js';
+import { rebuildRequest, type RequestStatement, type SplitPart } from '../frontend/request-rewrite.js';
 
 /** Where a batch's rows go: the key's position in each row, and how its value maps to a shard. */
 export interface BatchSplitter {

@@ -7,11 +7,7 @@ import { PgError } from '../../../src/errors/pg-error.js';
 import { SqlState } from '../../../src/errors/sqlstate.js';
 import { initParser } from '../../../src/router/parser.js';
 import { splitInsertSelect, type InsertSelectParts } from '../../../src/router/insert-select.js';
-import {
-  InsertSourceRun,
-  paramTypesFor,
-  type InsertSourceOwner,
-} from '../../../src/frontend/insert-source.js';
+import { InsertSourceRun, paramTypesFor, type InsertSourceOwner } from '../../../src/engine/insert-source.js';
 import type { RequestStatement } from '../../../src/frontend/request-rewrite.js';
 
 let parts: InsertSelectParts;

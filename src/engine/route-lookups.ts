@@ -15,7 +15,7 @@ import { lookUpCatalogFacts } from './catalog-lookup.js';
 import type { DispatchHost } from './dispatch-host.js';
 import type { InsertRun } from './insert-run.js';
 import type { ScriptRunner } from './script-run.js';
-import type { RouteOutcome } from './session-router.js';
+import type { RouteOutcome } from '../frontend/session-router.js';
 import { lookUpTableColumns } from './table-columns.js';
 
 /** The detours routing can give instead of a target (session-router.ts RouteOutcome). */
@@ -43,11 +43,13 @@ export function takeDetour(
         try {
           return scripts.startExtended(types, frames);
         } catch (refusal) {
-          return host.failRequest(refusal instanceof PgError ? refusal : PgError.internal(String(refusal)));
+          return host.end.failRequest(
+            refusal instanceof PgError ? refusal : PgError.internal(String(refusal)),
+          );
         }
       }
     }
-    return host.failRequest(detour.error);
+    return host.end.failRequest(detour.error);
   }
   // What a statement of a multi-statement Query needs looked up may be made by an earlier one (CREATE TABLE …;
   // INSERT …): such a Query runs statement by statement, each routed when its turn comes.
@@ -71,7 +73,7 @@ export function takeDetour(
     case 'catalogFacts': {
       const facts = router.catalogFacts;
       if (facts === undefined)
-        return host.failRequest(PgError.internal('catalog facts are needed to route this statement'));
+        return host.end.failRequest(PgError.internal('catalog facts are needed to route this statement'));
       return learnThenRoute(
         host,
         `catalog facts of ${[...need.relations, ...need.functions].join(', ')}`,
@@ -103,7 +105,7 @@ function fillThenRoute(
   const what = 'sequence values';
   if (host.learnedFor === what) {
     host.learnedFor = null;
-    return host.failRequest(PgError.internal('an INSERT filled with sequence values still needs them'));
+    return host.end.failRequest(PgError.internal('an INSERT filled with sequence values still needs them'));
   }
   host.servers.acquire(
     [0],
@@ -139,17 +141,17 @@ function fillThenRoute(
           host.batch.takeFirst(host.requestLength);
           host.batch.unshift(rebuilt.types, rebuilt.frames);
           host.learnedFor = what;
-          host.onShardRequestDone(); // routes the rewritten request
+          host.end.requestDone(); // routes the rewritten request
         },
         (err: unknown) => {
           host.request.end('lookup');
           if (host.session.status.state !== 'ready') return;
           host.servers.takeBack();
-          host.failRequest(err instanceof PgError ? err : PgError.internal(String(err)));
+          host.end.failRequest(err instanceof PgError ? err : PgError.internal(String(err)));
         },
       );
     },
-    (err) => host.failRequest(err),
+    (err) => host.end.failRequest(err),
   );
 }
 
@@ -169,12 +171,12 @@ function learnThenRoute(
 ): void {
   if (host.learnedFor === what) {
     host.learnedFor = null;
-    return host.failRequest(PgError.internal(`${what} were looked up, and routing still needs them`));
+    return host.end.failRequest(PgError.internal(`${what} were looked up, and routing still needs them`));
   }
   const joined = host.block.joinedShards();
   const held = host.servers.byShard.findIndex((s) => s !== null);
   const shard = joined.length > 0 ? joined[0] : held >= 0 ? held : 0;
-  host.acquireShards(
+  host.hold.acquire(
     [shard],
     NO_EFFECTS,
     () => {
@@ -186,9 +188,9 @@ function learnThenRoute(
         host.servers.takeBack();
         if (found.kind === 'lost')
           return host.session.ending.fatal(PgError.serverConnectionLost(server.address.shard, found.reason));
-        if (found.kind === 'error') return host.failRequest(found.error);
+        if (found.kind === 'error') return host.end.failRequest(found.error);
         host.learnedFor = what;
-        host.onShardRequestDone(); // routes the waiting request again, now with what it needed known
+        host.end.requestDone(); // routes the waiting request again, now with what it needed known
       });
     },
     false,

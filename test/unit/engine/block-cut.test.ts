@@ -1,10 +1,10 @@
-// One cut for REPEATABLE READ / SERIALIZABLE blocks (frontend/block-cut.ts), without sockets: which blocks need it
+// One cut for REPEATABLE READ / SERIALIZABLE blocks (engine/block-cut.ts), without sockets: which blocks need it
 // (the last isolation level named, else the session default), and taking it in the fence over a fake clock — it waits
 // for a writer holding a shard before anything is sent, leaves the fence once every shard answered, answers 40001
 // when it cannot enter within the bound (nothing sent), and fails the shards' transactions when the bound ran out
 // after the snapshots were sent.
 import { describe, expect, it } from 'vitest';
-import { CUT_SQL, isSnapshotPerBlock, takeCut } from '../../../src/frontend/block-cut.js';
+import { CUT_SQL, isSnapshotPerBlock, takeCut } from '../../../src/engine/block-cut.js';
 import type { PgError } from '../../../src/errors/pg-error.js';
 import { VisibilityFence } from '../../../src/txn/visibility-fence.js';
 import { FakeClock } from '../../helpers/fake-clock.js';

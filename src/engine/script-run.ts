@@ -18,8 +18,8 @@ export class ScriptRunner {
   private readonly host: DispatchHost;
   /** After the proxy's own commit of a script: on to the next request (the script is over by then). */
   private readonly afterCommit = (): void => {
-    this.host.refreshStatus();
-    this.host.onShardRequestDone();
+    this.host.end.refreshStatus();
+    this.host.end.requestDone();
   };
 
   constructor(host: DispatchHost) {
@@ -28,11 +28,6 @@ export class ScriptRunner {
 
   get isRunning(): boolean {
     return this.host.request.transaction.kind === 'script';
-  }
-
-  /** Runs in a transaction of the proxy's own (the script's BEGIN was the proxy's). */
-  get isImplicit(): boolean {
-    return this.host.request.script?.isImplicit === true;
   }
 
   /**
@@ -111,9 +106,9 @@ export class ScriptRunner {
   onStatementDone(sawError: boolean): void {
     const script = this.host.request.script as ScriptRun;
     script.remaining--;
-    const status = this.host.refreshStatus(sawError);
+    const status = this.host.end.refreshStatus(sawError);
     if (sawError || status === TxStatus.Failed) script.hasFailed = true;
-    if (!script.hasFailed && script.remaining > 0) return this.host.onShardRequestDone(); // runs the next statement
+    if (!script.hasFailed && script.remaining > 0) return this.host.end.requestDone(); // runs the next statement
     this.finish(script);
   }
 
@@ -136,15 +131,15 @@ export class ScriptRunner {
     // The statements not run: each is one request (a Query, or an extended statement ended by the proxy's Sync).
     for (let i = 0; i < script.remaining; i++) host.batch.takeFirst(host.batch.firstRequestLength());
     if (!script.isImplicit) {
-      host.session.output.write(readyForQuery(host.refreshStatus()));
-      return host.onShardRequestDone();
+      host.session.output.write(readyForQuery(host.end.refreshStatus()));
+      return host.end.requestDone();
     }
     const participants = host.block.participants();
     if (participants.shards.length === 0) {
       // No statement reached a shard (the first one was refused): nothing to end but the block itself.
       host.block.finish(false, 'none');
-      host.session.output.write(readyForQuery(host.refreshStatus()));
-      return host.onShardRequestDone();
+      host.session.output.write(readyForQuery(host.end.refreshStatus()));
+      return host.end.requestDone();
     }
     if (script.hasFailed) return this.rollBack(participants.shards);
     // A script is a transaction block (two-phase whenever two_phase_commit is on); a single write the proxy wrapped
@@ -170,8 +165,8 @@ export class ScriptRunner {
     const host = this.host;
     host.block.markEnding(false);
     host.servers.runOwn(shards, 'ROLLBACK', host, () => {
-      host.session.output.write(readyForQuery(host.refreshStatus()));
-      host.onShardRequestDone();
+      host.session.output.write(readyForQuery(host.end.refreshStatus()));
+      host.end.requestDone();
     });
   }
 }

@@ -21,12 +21,12 @@ import {
   type RequestWork,
   type RequestWorkKind,
   type ScriptRun,
-} from '../../../src/frontend/request-state.js';
-import type { Fanout } from '../../../src/frontend/fanout.js';
-import type { CopyInSplit } from '../../../src/frontend/copy-in.js';
-import type { CursorRun } from '../../../src/frontend/proxy-portal.js';
-import type { InsertSourceRun } from '../../../src/frontend/insert-source.js';
-import type { InsertStreamRun } from '../../../src/frontend/insert-stream.js';
+} from '../../../src/engine/request-state.js';
+import type { Fanout } from '../../../src/engine/fanout.js';
+import type { CopyInSplit } from '../../../src/engine/copy-in.js';
+import type { CursorRun } from '../../../src/engine/proxy-portal.js';
+import type { InsertSourceRun } from '../../../src/engine/insert-source.js';
+import type { InsertStreamRun } from '../../../src/engine/insert-stream.js';
 
 // Payloads only carried by the state, never called.
 const fanout = {} as Fanout;
