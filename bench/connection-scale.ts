@@ -18,6 +18,7 @@ import { parseArgs } from './lib/args.js';
 import { runPgbench } from './lib/pgbench.js';
 import { openIdleConnections, type IdleConnection } from './lib/pg-wire-client.js';
 import { heapReportSetup, readHeapReport, type HeapReport } from './lib/heap-reader.js';
+import { measureLoginAllocation, type LoginAllocation } from './lib/login-alloc.js';
 import {
   log,
   readFdLimit,
@@ -65,6 +66,11 @@ const opts = parseArgs(SCRIPT, {
     help: 'seconds of each active run (without, then with the idle clients connected)',
   },
   rounds: { default: 3, help: 'interleaved rounds of runs without / with the idle clients (medians)' },
+  'alloc-logins': {
+    default: 1000,
+    min: 0,
+    help: 'logins whose V8 heap allocation is counted in a shardgate of their own, no GC in between (0: skip)',
+  },
   concurrency: { default: 100, help: 'idle-client logins in flight at once' },
   'pool-size': { default: 20, help: 'server connections per pool, both proxies' },
   auth: {
@@ -420,6 +426,20 @@ async function main(): Promise<void> {
   const results: ProxyResult[] = [];
   for (const t of targets) results.push(await measureProxy(t.name, t.version, t.ep, scriptFile, t.heap));
 
+  let loginAlloc: LoginAllocation | null = null;
+  if (opts['alloc-logins'] > 0) {
+    loginAlloc = await measureLoginAllocation(
+      postgres.server,
+      auth,
+      opts.runner as Runner,
+      opts['alloc-logins'],
+    );
+    log(
+      `shardgate: ${fmtInt(loginAlloc.allocatedBytesPerLogin)} B of V8 heap allocated per login, ` +
+        `${fmtInt(loginAlloc.keptBytesPerClient)} B kept per idle client (${loginAlloc.logins} logins, ${loginAlloc.minorGcs} minor GCs)`,
+    );
+  }
+
   const kib = (bytes: number | null): string => fmtFixed(bytes === null ? null : bytes / 1024, 1);
   const mb = (f: HeapFiguresMb | null, key: keyof HeapFiguresMb): string => fmtFixed(f?.[key] ?? null, 1);
   const memoryHeaders = [
@@ -469,6 +489,13 @@ async function main(): Promise<void> {
   ]);
   const notes: string[] = [];
   if (skipNote !== null) notes.push(skipNote);
+  if (loginAlloc !== null) {
+    notes.push(
+      `shardgate, V8 heap per login (${loginAlloc.logins} ${auth} logins counted in a proxy of their own with a 64 MB ` +
+        `young generation, ${loginAlloc.minorGcs} minor GCs in between): ${fmtInt(loginAlloc.allocatedBytesPerLogin)} B ` +
+        `allocated, ${fmtInt(loginAlloc.keptBytesPerClient)} B kept per idle client.`,
+    );
+  }
   for (const r of results) {
     if (r.idleFailed > 0)
       notes.push(`${r.proxy}: ${r.idleFailed} idle logins failed: \`${r.idleFailures[0]}\``);
@@ -512,6 +539,7 @@ async function main(): Promise<void> {
         versions: { node: process.version, pgbench: pgbenchV.stdout.trim(), postgres: postgres.version },
         settings: { ...opts, poolMode: 'transaction' },
         results,
+        loginAllocation: loginAlloc,
         shardgateLogProblems: sgProblems,
         notes,
       },
