@@ -558,7 +558,7 @@ Measured ${startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} with \`${cmdLine}\` 
 idle clients; load average ${machine.loadAvg.join(' / ')} at the start).
 
 For each proxy in turn (transaction pooling, ${opts['pool-size']} server connections, ${auth} auth, open-files limit
-${PROXY_FD_LIMIT}), after a 2 s warm-up, ${opts.rounds} interleaved rounds: ${opts.active} pgbench clients run \`SELECT 1\` (simple
+${PROXY_FD_LIMIT}), after a 2 s warm-up, ${opts.rounds} interleaved round${opts.rounds === 1 ? '' : 's'}: ${opts.active} pgbench clients run \`SELECT 1\` (simple
 protocol) for ${opts['active-seconds']} s with no idle client; ${opts.idle} clients log in (a minimal wire-protocol client: startup
 message and ${auth} authentication, ${opts.concurrency} logins in flight) and stay idle; the ${opts.active} active clients run again for
 ${opts['active-seconds']} s while the idle ones stay connected; the idle clients leave. Throughput is the median of the rounds on each side.
