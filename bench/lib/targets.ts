@@ -445,6 +445,8 @@ export interface ShardgateOptions {
    * runner "dist". nodeArgs are passed to it as they are.
    */
   runtime?: string;
+  /** Extra environment variables for the proxy process. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RunningShardgate {
@@ -512,7 +514,7 @@ export async function startShardgate(opts: ShardgateOptions): Promise<RunningSha
   const child = spawnTracked(wrapped.file, wrapped.args, {
     cwd: REPO_ROOT,
     stdio: ['ignore', out, out],
-    env: { ...process.env, NODE_ENV: 'production' },
+    env: { ...process.env, NODE_ENV: 'production', ...opts.env },
   });
   fs.closeSync(out);
   onCleanup('stop shardgate', () => stopChild(child, 5_000, 'SIGTERM'));

@@ -77,6 +77,11 @@ export class PoolManager {
     return shardMembers(this.config.databases, database).map((m) => m.primary);
   }
 
+  /** `database` is configured (has a [[databases]] entry). Allocates nothing: asked at every login. */
+  hasDatabase(database: string): boolean {
+    return this.config.databases.some((d) => d.name === database);
+  }
+
   /**
    * The entry of `shard`'s primary now: the configured one, unless the shard is `role = "auto"` and its servers said
    * another is the primary (ReplicaSet.follow). Undefined: not configured.
@@ -101,7 +106,7 @@ export class PoolManager {
   findUser(user: string, database: string): UserConfig | undefined {
     const listed = this.config.users.find((u) => u.name === user && u.database === database);
     if (listed !== undefined || this.config.general.passthroughAuth === 'disabled') return listed;
-    if (this.shardsOf(database).length === 0) return undefined;
+    if (!this.hasDatabase(database)) return undefined;
     return {
       name: user,
       database,

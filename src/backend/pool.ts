@@ -77,8 +77,12 @@ export class Pool implements LiveBytes {
   private refusal: PgError | null = null;
   private readonly shardStats: ShardStats;
   private readonly maintenance: NodeJS.Timeout;
-  /** ParameterStatus values of the first server connected (what clients are told at login). */
-  serverParams: Map<string, string> | null = null;
+  /**
+   * ParameterStatus values of the last server connected (what clients are told at login). Replaced, never changed, when
+   * a new connection reports other values (a changed server setting, a reload that moved the pool to another server):
+   * the login replies built from a map are shared for as long as it is the pool's (session-params.ts).
+   */
+  serverParams: ReadonlyMap<string, string> | null = null;
   lastConnectError: string | null = null;
   /**
    * A server connection died while a client had it (not one the proxy closed): its replica set bans a replica.
@@ -413,7 +417,8 @@ export class Pool implements LiveBytes {
       .then(() => {
         this.connecting--;
         this.lastConnectError = null;
-        if (this.serverParams === null) this.serverParams = new Map(server.params);
+        if (this.serverParams === null || !sameValues(this.serverParams, server.params))
+          this.serverParams = new Map(server.params);
         server.onClose = (s, reason, wasInUse) => this.onServerClosed(s, reason, wasInUse);
         this.connections.add(server);
         this.shardStats.connects++;
@@ -498,4 +503,15 @@ function sameAddress(a: ServerAddress, b: ServerAddress): boolean {
     a.password === b.password &&
     a.shard === b.shard
   );
+}
+
+/** Two maps of ParameterStatus values are the same, entry for entry and in the same order (the order clients see). */
+function sameValues(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  const other = b.entries();
+  for (const [name, value] of a) {
+    const next = other.next();
+    if (next.done === true || next.value[0] !== name || next.value[1] !== value) return false;
+  }
+  return true;
 }

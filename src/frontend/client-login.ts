@@ -24,6 +24,9 @@ import { ClientAuth } from './client-auth.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { SessionParams } from './session-params.js';
 import type { SessionState } from './session-status.js';
+import type { ClientOutput } from './client-output.js';
+import type { ClientEnding } from './client-ending.js';
+import type { HeldServer } from './held-server.js';
 
 /** What the login uses of the proxy (a part of the session's dependencies). */
 export interface LoginDeps {
@@ -48,11 +51,12 @@ export interface LoginHost {
   setIdentity(user: string, database: string): void;
   /** Bytes received after the startup packet in the same chunk. */
   onData(chunk: Buffer): void;
-  pauseInput(): void;
-  resumeInput(): void;
-  fatal(err: PgError): void;
-  close(reason: string): void;
-  protocolViolation(reason: string): void;
+  /** Writes to the client; its input paused while the login waits for a server. */
+  readonly output: ClientOutput;
+  /** A failed login's FATAL, or the connection closed. */
+  readonly ending: ClientEnding;
+  /** The server a session-mode (one shard) or replication client keeps to the end (`pool` null: never pooled). */
+  readonly held: HeldServer;
   /** Authenticated on the admin database: the console opens, the client is logged in. */
   openAdminConsole(): void;
   /**
@@ -60,10 +64,11 @@ export interface LoginHost {
    * needs no server of its own (transaction mode, or a sharded database).
    */
   usePools(pools: DatabasePools, isReplication: boolean): boolean;
-  /** The server a session-mode (one shard) or replication client keeps to the end (`pool` null: never pooled). */
-  holdServer(server: ServerConnection, pool: Pool | null): void;
-  /** Logged in: ParameterStatus (the server's values), BackendKeyData and ReadyForQuery go to the client. */
-  sendLoginReplies(serverParams: Map<string, string>): void;
+  /**
+   * Logged in: ParameterStatus (the server's values), BackendKeyData and ReadyForQuery go to the client. `isFrozen`:
+   * `serverParams` is a pool's, which never changes (its frames may be shared).
+   */
+  sendLoginReplies(serverParams: ReadonlyMap<string, string>, isFrozen: boolean): void;
 }
 
 /** One client's login. */
@@ -115,7 +120,8 @@ export class ClientLogin {
           return this.refuseStartup(unsupportedProtocol(code), SqlState.FeatureNotSupported, false);
         }
         // Bytes sent before the answer were not encrypted (maybe injected): refused before answering (PgBouncer).
-        if (buf.length > 0) return host.protocolViolation('received unencrypted data after SSL request');
+        if (buf.length > 0)
+          return host.ending.protocolViolation('received unencrypted data after SSL request');
         const isTls = isSsl && this.negotiateTls();
         if (!isSsl) host.socket.write(SSL_NO);
         // PostgreSQL: after a refused SSLRequest a GSSENCRequest may follow, and the other way round.
@@ -138,15 +144,17 @@ export class ClientLogin {
   /** A frame during authentication: only password / SASL messages. */
   onAuthFrame(type: number, frame: Buffer): void {
     if (type !== Frontend.Password || this.auth === null)
-      return this.host.protocolViolation(`expected a password message, got "${String.fromCharCode(type)}"`);
+      return this.host.ending.protocolViolation(
+        `expected a password message, got "${String.fromCharCode(type)}"`,
+      );
     this.applyAuthOutcome(this.auth.handle(frame));
   }
 
   /** A startup packet PostgreSQL would refuse: with a FATAL, or (impossible length) by closing without a word. */
   private refuseStartup(reason: string, code: SqlStateCode, isSilent: boolean): void {
     this.host.log.warn({ remote: this.host.remote, reason }, 'invalid startup packet; closing client');
-    if (isSilent) this.host.close(reason);
-    else this.host.fatal(new PgError('FATAL', code, reason));
+    if (isSilent) this.host.ending.close(reason);
+    else this.host.ending.fatal(new PgError('FATAL', code, reason));
   }
 
   /** Answer an SSLRequest: 'S' and a TLS handshake when a certificate is configured (and none ran yet), else 'N'. */
@@ -169,7 +177,7 @@ export class ClientLogin {
     const host = this.host;
     const user = params.get('user');
     if (!user)
-      return host.fatal(
+      return host.ending.fatal(
         new PgError(
           'FATAL',
           SqlState.InvalidAuthorizationSpecification,
@@ -195,7 +203,7 @@ export class ClientLogin {
     this.startupError = startup.error;
     if (isAdmin) return this.startAdminLogin(user);
     const { pools } = this.deps;
-    if (pools.shardsOf(database).length === 0)
+    if (!pools.hasDatabase(database))
       return this.failed(PgError.unknownDatabase(database), 'unknown database');
     const userConfig = pools.findUser(user, database);
     if (!userConfig) return this.failed(PgError.unknownUser(user, database), 'unknown user');
@@ -311,9 +319,9 @@ export class ClientLogin {
     const checks = pools
       .shardsOf(this.database)
       .map((db) => checkServerPassword(address(db), general.connectTimeoutMs));
-    host.pauseInput();
+    host.output.pauseInput();
     void Promise.all(checks).then((results) => {
-      host.resumeInput();
+      host.output.resumeInput();
       if (host.state !== 'auth') return;
       for (const r of results) {
         if (r.kind === 'refused') {
@@ -346,7 +354,7 @@ export class ClientLogin {
 
   private failed(err: PgError, reason: string): void {
     this.host.log.warn({ remote: this.host.remote, code: err.code, reason }, `login failed: ${err.message}`);
-    this.host.fatal(err);
+    this.host.ending.fatal(err);
   }
 
   /** Authenticated: the admin console, a replication server, or the startup settings checked, then logged in. */
@@ -368,11 +376,11 @@ export class ClientLogin {
     let isPaused = false;
     checkStartupSettings(pools, this.startupSettings, (result) => {
       isWaiting = false;
-      if (isPaused) host.resumeInput();
+      if (isPaused) host.output.resumeInput();
       if (host.state !== 'auth') return;
       if (result instanceof PgError || first.serverParams === null) {
         const e = result instanceof PgError ? result : PgError.serverUnavailable(0, 'no parameters');
-        return host.fatal(new PgError('FATAL', e.code, e.message, e.detail, e.hint));
+        return host.ending.fatal(new PgError('FATAL', e.code, e.message, e.detail, e.hint));
       }
       if (result.kind === 'refused')
         return this.failed(PgError.fromServer(result.error), 'startup parameter refused by the server');
@@ -380,12 +388,12 @@ export class ClientLogin {
       host.params.noteReported(result.reported);
       for (const notice of result.notices) host.socket.write(notice);
       const serverParams = first.serverParams;
-      if (needsNoServer) return host.sendLoginReplies(serverParams);
-      this.takeSessionServer(first, () => host.sendLoginReplies(serverParams));
+      if (needsNoServer) return host.sendLoginReplies(serverParams, true);
+      this.takeSessionServer(first, () => host.sendLoginReplies(serverParams, true));
     });
     if (isWaiting) {
       isPaused = true;
-      host.pauseInput();
+      host.output.pauseInput();
     }
   }
 
@@ -401,7 +409,7 @@ export class ClientLogin {
     let isPaused = false;
     pool.acquire((err, server) => {
       isWaiting = false;
-      if (isPaused) host.resumeInput();
+      if (isPaused) host.output.resumeInput();
       if (host.state !== 'auth') {
         if (server !== null) pool.release(server);
         return;
@@ -413,12 +421,12 @@ export class ClientLogin {
           'no server for the session',
         );
       }
-      host.holdServer(server, pool);
+      host.held.hold(server, pool);
       then();
     });
     if (isWaiting) {
       isPaused = true;
-      host.pauseInput();
+      host.output.pauseInput();
     }
   }
 
@@ -434,18 +442,18 @@ export class ClientLogin {
     for (const [k, v] of this.replicationParams ?? [])
       if (k !== 'user' && k !== 'database') startupParams[k] = v;
     const server = new ServerConnection(pool.opts.address);
-    host.pauseInput();
+    host.output.pauseInput();
     server.connect(this.deps.general().connectTimeoutMs, startupParams).then(
       () => {
-        host.resumeInput();
+        host.output.resumeInput();
         if (host.state !== 'auth') return server.terminate('replication client left');
         server.checkOut();
-        host.holdServer(server, null);
+        host.held.hold(server, null);
         host.log.info({ replication: this.replication }, 'replication connection opened');
-        host.sendLoginReplies(server.params);
+        host.sendLoginReplies(server.params, false);
       },
       (err: Error) => {
-        host.resumeInput();
+        host.output.resumeInput();
         if (host.state !== 'auth') return;
         if (err instanceof StartupRefused)
           return this.failed(err.error, 'the server refused the replication connection');

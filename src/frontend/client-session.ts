@@ -7,12 +7,13 @@
 // paths hold directly instead of calling back: ClientOutput (writes to the client), RequestSend (requests to servers),
 // SessionStatus (life state, transaction status, skip-to-Sync), ClientEnding (a failed request's error, FATAL / close).
 import type net from 'node:net';
+import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { ServerConnection, ReplySink } from '../backend/server-connection.js';
 import { checkRequestType, Frontend, TxStatus } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/frame-reader.js';
-import { backendKeyData, parameterStatus, READY_IDLE } from '../protocol/messages.js';
+import { backendKeyData, READY_IDLE } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { startsWithListen } from './listen-check.js';
@@ -61,7 +62,8 @@ export interface SessionDeps extends LoginDeps {
 
 let nextSessionId = 1;
 
-export class ClientSession implements ReplySink, Cancellable, SocketOwner {
+/** The session is its login's host itself (no object of closures per client: an idle client would keep them). */
+export class ClientSession implements ReplySink, Cancellable, SocketOwner, LoginHost {
   readonly id = nextSessionId++;
   /** Life state, the client's transaction status, skip-to-Sync (session-status.ts); shared with the request paths. */
   private readonly status = new SessionStatus();
@@ -71,19 +73,20 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
   /** host:port of the client, read from the socket the first time it is needed (see `remote`). */
   private remoteText: string | null = null;
 
-  private socket: net.Socket;
+  /** The client's socket (the TLS one once negotiated). */
+  socket: net.Socket;
   /** Writes to the client and holds its input back (client-output.ts); shared with the sharded dispatch. */
-  private readonly output: ClientOutput;
+  readonly output: ClientOutput;
   /** A request's error, or the connection's end (client-ending.ts); shared with the request paths. */
-  private readonly ending: ClientEnding;
+  readonly ending: ClientEnding;
   /** Sends requests' frames to servers: names rewritten, open segment, query_timeout (request-send.ts). */
   private readonly send: RequestSend;
   /** One shard: the server held for the client's requests, checked out and given back (held-server.ts). */
-  private readonly held: HeldServer;
+  readonly held: HeldServer;
   private readonly deps: SessionDeps;
   /** Its lines, and the logger its parts log through, made when first used (session-log.ts). */
   private readonly logs: SessionLog;
-  private reader: FrameReader;
+  readonly reader: FrameReader;
   /**
    * Startup packet, TLS, authentication, startup settings (client-login.ts); null once logged in (its host's closures
    * are a kilobyte an idle client would keep for nothing).
@@ -99,7 +102,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
   private readonly batch = new RequestBatch();
   /** Sharded databases only: routing and running each request on its shards (with the servers held per shard). */
   private sharded: ShardedDispatch | null = null;
-  private readonly params = new SessionParams();
+  readonly params = new SessionParams();
   /** The pid of the client's cancel key (0: none yet); its secret stays in the registry. */
   private cancelPid = 0;
   private loginTimer: NodeJS.Timeout | null = null;
@@ -129,7 +132,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
       ending,
     });
     this.reader = new FrameReader(deps.general().maxMessageSizeBytes);
-    this.login = new ClientLogin(this.loginHost(), deps);
+    this.login = new ClientLogin(this, deps);
     socket.setNoDelay(true);
     this.bindSocket(socket);
     const loginMs = deps.general().clientLoginTimeoutMs;
@@ -190,49 +193,30 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
     if (state === 'startup') this.login?.onStartupData(chunk);
   }
 
-  /** What the login (client-login.ts) uses of this session. */
-  private loginHost(): LoginHost {
-    const session = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the host's getters read the session's current fields
-    const status = this.status;
-    return {
-      get state() {
-        return status.state;
-      },
-      set state(state: SessionState) {
-        status.state = state;
-      },
-      get log() {
-        return session.logs.log;
-      },
-      get remote() {
-        return session.remote;
-      },
-      params: this.params,
-      reader: this.reader,
-      get socket() {
-        return session.socket;
-      },
-      useSocket: (secure) => {
-        this.socket = secure;
-        this.output.socket = secure;
-        this.bindSocket(secure);
-      },
-      setIdentity: (user, database) => {
-        this.user = user;
-        this.database = database;
-        this.logs.identify(user, database);
-      },
-      onData: (chunk) => this.onData(chunk),
-      pauseInput: () => this.output.pauseInput(),
-      resumeInput: () => this.output.resumeInput(),
-      fatal: (err) => this.ending.fatal(err),
-      close: (reason) => this.ending.close(reason),
-      protocolViolation: (reason) => this.ending.protocolViolation(reason),
-      openAdminConsole: () => this.openAdminConsole(),
-      usePools: (pools, isReplication) => this.usePools(pools, isReplication),
-      holdServer: (server, pool) => this.held.hold(server, pool),
-      sendLoginReplies: (serverParams) => this.sendLoginReplies(serverParams),
-    };
+  // --- LoginHost: what the login (client-login.ts) uses of this session ---------------------------------------------
+
+  get state(): SessionState {
+    return this.status.state;
+  }
+
+  set state(state: SessionState) {
+    this.status.state = state;
+  }
+
+  get log(): Logger {
+    return this.logs.log;
+  }
+
+  useSocket(secure: tls.TLSSocket): void {
+    this.socket = secure;
+    this.output.socket = secure;
+    this.bindSocket(secure);
+  }
+
+  setIdentity(user: string, database: string): void {
+    this.user = user;
+    this.database = database;
+    this.logs.identify(user, database);
   }
 
   /**
@@ -240,7 +224,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
    * pgdog.unique_id(), the sharded dispatch. True when the session needs no server of its own (transaction mode, or
    * a sharded database). A replication connection runs in session mode whatever the user's pooler_mode.
    */
-  private usePools(pools: DatabasePools, isReplication: boolean): boolean {
+  usePools(pools: DatabasePools, isReplication: boolean): boolean {
     this.held.pools = this.ending.pools = pools;
     if (isReplication) {
       this.isTransactionMode = false;
@@ -312,13 +296,12 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
     };
   }
 
-  private sendLoginReplies(serverParams: Map<string, string>): void {
-    const out: Buffer[] = this.params.loginStatus(serverParams).map(([k, v]) => parameterStatus(k, v));
+  sendLoginReplies(serverParams: ReadonlyMap<string, string>, isFrozen: boolean): void {
+    const status = this.params.loginFrames(serverParams, isFrozen);
     // A server held for the whole session (session mode on one shard, replication): its backend's pid, if free.
     const key = this.deps.cancels.register(this, this.held.server?.backendPid ?? 0);
     this.cancelPid = key.pid;
-    out.push(backendKeyData(key.pid, key.secret), READY_IDLE);
-    this.output.write(Buffer.concat(out));
+    this.output.write(Buffer.concat([status, backendKeyData(key.pid, key.secret), READY_IDLE]));
     this.enterReady();
     if (this.loginTimer !== null) clearTimeout(this.loginTimer);
     this.loginTimer = null;
@@ -506,7 +489,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner {
 
   // --- admin console ----------------------------------------------------------------------------------------------
 
-  private openAdminConsole(): void {
+  openAdminConsole(): void {
     this.adminConsole = this.deps.openAdminConsole(
       { write: (buf) => this.output.write(buf), close: () => this.ending.close('client terminated') },
       this.logs.log,

@@ -7,6 +7,7 @@
 // `default_transaction_read_only` is tracked too (PostgreSQL 14+ reports it): SET, SET SESSION CHARACTERISTICS, RESET
 // and a startup `-c default_transaction_read_only=on` all end in its ParameterStatus, so every server a session is
 // given starts its transactions as the client's would, and the read/write split knows the session's default.
+import { parameterStatuses } from '../protocol/messages.js';
 import { setConfigSql, type StartupSetting } from './startup-options.js';
 
 const TRACKED_PARAMS = [
@@ -28,6 +29,14 @@ export function trackedName(name: string): string | undefined {
   const i = TRACKED_BY_LOWER.get(name.toLowerCase());
   return i === undefined ? undefined : TRACKED_PARAMS[i];
 }
+
+/**
+ * Login ParameterStatus frames built from a map of server values (a pool's serverParams, replaced when the values
+ * change: its entry goes with the old map), by the client choices that differ from those values ('' for none): the
+ * clients that are told the same values share one Buffer. At most CHOICES_CACHED_MAX per map; past it, starts over.
+ */
+const sharedFrames = new WeakMap<ReadonlyMap<string, string>, Map<string, Buffer>>();
+const CHOICES_CACHED_MAX = 256;
 
 /** Startup settings of a client that gave none: shared, never written (an idle client holds no map of its own). */
 const NO_SETTINGS: ReadonlyMap<string, string> = new Map();
@@ -92,15 +101,55 @@ export class SessionParams {
     }
   }
 
-  /** ParameterStatus frames for login: the server's values with the client's own choices on top. */
-  loginStatus(serverParams: Map<string, string>): [string, string][] {
+  /** The login's ParameterStatus values: the server's values with the client's own choices on top. */
+  loginStatus(serverParams: ReadonlyMap<string, string>): [string, string][] {
     const out: [string, string][] = [];
-    for (const [k, v] of serverParams) out.push([k, this.wantedValue(k) ?? this.reported.get(k) ?? v]);
+    for (const [k, v] of serverParams) out.push([k, this.loginValue(k, v)]);
+    this.takeServerValues(serverParams);
+    return out;
+  }
+
+  /**
+   * The login's ParameterStatus messages (loginStatus's values) in one Buffer. `isFrozen`: `serverParams` never changes
+   * (a pool's serverParams: replaced, not changed, when its server's values do); then the frames are built once per
+   * distinct set of client choices and shared by the clients that made the same (most: none, or one application_name).
+   */
+  loginFrames(serverParams: ReadonlyMap<string, string>, isFrozen: boolean): Buffer {
+    const frames = isFrozen ? this.sharedLoginFrames(serverParams) : this.ownLoginFrames(serverParams);
+    this.takeServerValues(serverParams);
+    return frames;
+  }
+
+  private ownLoginFrames(serverParams: ReadonlyMap<string, string>): Buffer {
+    return parameterStatuses(serverParams, (name, value) => this.loginValue(name, value));
+  }
+
+  private sharedLoginFrames(serverParams: ReadonlyMap<string, string>): Buffer {
+    let choices = '';
+    serverParams.forEach((value, name) => {
+      const mine = this.loginValue(name, value);
+      if (mine !== value) choices += `${name}\0${mine}\0`; // names and values hold no NUL
+    });
+    let byChoices = sharedFrames.get(serverParams);
+    if (byChoices === undefined) sharedFrames.set(serverParams, (byChoices = new Map()));
+    let frames = byChoices.get(choices);
+    if (frames === undefined) {
+      if (byChoices.size >= CHOICES_CACHED_MAX) byChoices.clear();
+      byChoices.set(choices, (frames = this.ownLoginFrames(serverParams)));
+    }
+    return frames;
+  }
+
+  private loginValue(name: string, serverValue: string): string {
+    return this.wantedValue(name) ?? this.reported.get(name) ?? serverValue;
+  }
+
+  /** The server's values of the tracked parameters the client did not choose become the client's wanted ones. */
+  private takeServerValues(serverParams: ReadonlyMap<string, string>): void {
     for (let i = 0; i < TRACKED_PARAMS.length; i++) {
       const v = serverParams.get(TRACKED_PARAMS[i]);
       if (this.values[i] === undefined && v !== undefined) this.values[i] = v;
     }
-    return out;
   }
 
   /** A ParameterStatus the client received (it ran SET): remember it as wanted. */

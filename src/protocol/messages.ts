@@ -68,6 +68,36 @@ export function parameterStatus(name: string, value: string): Buffer {
     .frame(Backend.ParameterStatus);
 }
 
+/**
+ * ParameterStatus messages for every entry of `params`, in its order, in one Buffer (the login replies); `valueOf`
+ * may give another value for an entry. Written in place: no message objects, no array of parts.
+ */
+export function parameterStatuses(
+  params: ReadonlyMap<string, string>,
+  valueOf?: (name: string, value: string) => string,
+): Buffer {
+  // forEach, not for…of: no [name, value] array per entry.
+  let size = 0;
+  params.forEach((value, name) => {
+    const v = valueOf === undefined ? value : valueOf(name, value);
+    size += 7 + Buffer.byteLength(name) + Buffer.byteLength(v);
+  });
+  const out = Buffer.allocUnsafe(size);
+  let p = 0;
+  params.forEach((value, name) => {
+    const v = valueOf === undefined ? value : valueOf(name, value);
+    const start = p;
+    out[p] = Backend.ParameterStatus;
+    p += 5;
+    p += out.write(name, p);
+    out[p++] = 0;
+    p += out.write(v, p);
+    out[p++] = 0;
+    out.writeInt32BE(p - start - 1, start + 1);
+  });
+  return out;
+}
+
 export function backendKeyData(pid: number, secret: number): Buffer {
   return new MessageWriter(16).int32(pid).int32(secret).frame(Backend.BackendKeyData);
 }

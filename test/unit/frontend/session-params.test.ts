@@ -1,6 +1,19 @@
 // SessionParams: which parameters follow a client from server to server, and the SET that aligns a server.
 import { describe, expect, it } from 'vitest';
 import { SessionParams } from '../../../src/frontend/session-params.js';
+import { parameterStatus } from '../../../src/protocol/messages.js';
+
+/** The login frames as they were built before they were shared: one ParameterStatus message per pair. */
+function framesOf(pairs: [string, string][]): Buffer {
+  return Buffer.concat(pairs.map(([k, v]) => parameterStatus(k, v)));
+}
+
+const SERVER = new Map([
+  ['application_name', ''],
+  ['DateStyle', 'ISO, MDY'],
+  ['TimeZone', 'UTC'],
+  ['server_version', '15.18'],
+]);
 
 describe('SessionParams', () => {
   it('takes tracked startup parameters case-insensitively, the others as set_config statements', () => {
@@ -114,5 +127,57 @@ describe('SessionParams', () => {
     expect(b.settings.size).toBe(0);
     expect(a.wantedValue('application_name')).toBe('x');
     expect(a.wantedValue('TimeZone')).toBeUndefined();
+  });
+
+  it("builds the login frames as one message per value, the client's choices on top", () => {
+    for (const startup of [
+      [],
+      [{ name: 'application_name', value: 'app' }],
+      [
+        { name: 'datestyle', value: 'iso,dmy' },
+        { name: 'TimeZone', value: 'Europe/Zürich' },
+      ],
+    ]) {
+      const reference = new SessionParams();
+      reference.fromStartup(startup);
+      const p = new SessionParams();
+      p.fromStartup(startup);
+      for (const isFrozen of [true, false]) {
+        expect(p.loginFrames(SERVER, isFrozen)).toEqual(framesOf(reference.loginStatus(SERVER)));
+      }
+      // The server's values of what the client did not choose became its wanted ones, as with loginStatus.
+      expect(p.syncSql(SERVER)).toBe(reference.syncSql(SERVER));
+      expect(p.wantedValue('TimeZone')).toBe(reference.wantedValue('TimeZone'));
+    }
+  });
+
+  it('shares the login frames of a frozen map between clients told the same values, not between others', () => {
+    const login = (
+      startup: { name: string; value: string }[],
+      server: Map<string, string>,
+      isFrozen = true,
+    ) => {
+      const p = new SessionParams();
+      p.fromStartup(startup);
+      return p.loginFrames(server, isFrozen);
+    };
+    const plain = login([], SERVER);
+    expect(login([], SERVER)).toBe(plain);
+    // A choice equal to the server's value is no choice: the same frames.
+    expect(login([{ name: 'TimeZone', value: 'UTC' }], SERVER)).toBe(plain);
+    const app = login([{ name: 'application_name', value: 'app' }], SERVER);
+    expect(app).not.toBe(plain);
+    expect(login([{ name: 'application_name', value: 'app' }], SERVER)).toBe(app);
+    expect(login([{ name: 'application_name', value: 'other' }], SERVER)).not.toEqual(app);
+    // A map that is not frozen (a replication client's own server) is never shared.
+    const own = login([], SERVER, false);
+    expect(own).toEqual(plain);
+    expect(own).not.toBe(plain);
+    // New server values come as a new map (the pool replaces it): new frames, with the new values.
+    const changed = new Map(SERVER).set('TimeZone', 'Asia/Tokyo');
+    const after = login([], changed);
+    expect(after).not.toEqual(plain);
+    expect(after).toEqual(framesOf([...changed]));
+    expect(login([], SERVER)).toBe(plain); // the old map's frames are the old map's
   });
 });
