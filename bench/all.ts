@@ -38,8 +38,9 @@ const PARTS: readonly Part[] = [
   { id: 'sharded', script: 'pgbench-sharded.ts', args: [...common, '--unsharded', 'yes', '--floor', 'yes'] },
   { id: '2pc', script: 'two-phase-commit.ts', args: common },
   { id: 'visibility', script: 'atomic-visibility.ts', args: common },
-  // Its own measure: a fixed idle-client count and a short active run before and after (no rounds).
-  { id: 'idle', script: 'connection-scale.ts', args: ['--docs', opts.docs] },
+  // Its own measure: a fixed idle-client count, memory per idle client, and interleaved rounds of active runs without
+  // and with the idle clients (its own run length: --active-seconds).
+  { id: 'idle', script: 'connection-scale.ts', args: ['--rounds', String(opts.rounds), '--docs', opts.docs] },
 ];
 
 const wanted = opts.only === 'all' ? null : new Set(opts.only.split(',').map((s) => s.trim()));
