@@ -114,14 +114,13 @@ export function plainDecimal(text: string): number | null {
   return isNegative ? -value : value;
 }
 
-/** plainDecimal of a text-format Bind value's bytes, read in place (no string is decoded from them). */
-export function plainDecimalBytes(bytes: Uint8Array): number | null {
-  const n = bytes.length;
-  const isNegative = n > 0 && bytes[0] === 0x2d;
-  const start = isNegative ? 1 : 0;
-  if (n === start || n - start > PLAIN_DIGITS) return null;
+/** plainDecimal of a text-format Bind value's bytes `[start, end)`, read in place (no string is decoded from them). */
+export function plainDecimalBytes(bytes: Uint8Array, start = 0, end = bytes.length): number | null {
+  const isNegative = end > start && bytes[start] === 0x2d;
+  const first = isNegative ? start + 1 : start;
+  if (end <= first || end - first > PLAIN_DIGITS) return null;
   let value = 0;
-  for (let i = start; i < n; i++) {
+  for (let i = first; i < end; i++) {
     const digit = bytes[i] - 0x30;
     if (digit < 0 || digit > 9) return null;
     value = value * 10 + digit;

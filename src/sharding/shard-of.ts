@@ -70,6 +70,26 @@ export function shardForParameter(
 }
 
 /**
+ * shardForParameter of the Bind value `frame[start, end)` (start -1: SQL NULL; protocol/bind.ts bindValueAt locates
+ * it), a plain decimal integer key read in place; anything else through a view of its bytes.
+ */
+export function shardForBindValue(
+  column: ShardedColumn,
+  shardCount: number,
+  frame: Buffer,
+  start: number,
+  end: number,
+  format: ParameterFormat,
+): number {
+  if (start < 0) return shardForNull(column, shardCount);
+  if (format === 0 && isHashedInteger(column)) {
+    const shard = plainIntegerShard(column, shardCount, plainDecimalBytes(frame, start, end));
+    if (shard !== null) return shard;
+  }
+  return shardForParameter(column, shardCount, frame.subarray(start, end), format);
+}
+
+/**
  * The shard for a parsed key. A key no list/range entry takes (and no default mapping) is refused with
  * 23514 check_violation: PostgreSQL raises the same for a row no LIST/RANGE partition accepts
  * ("no partition of relation ... found for row").
