@@ -14,7 +14,7 @@ import { bindValueAt } from '../protocol/bind.js';
 import { shardForBindValue, shardForLiteral } from '../sharding/shard-of.js';
 import type { GeneratedColumn, ShardingSchema } from '../sharding/schema.js';
 import type { CatalogFacts } from '../sharding/catalog-facts.js';
-import { normalizeLiterals } from '../router/literals.js';
+import { literalCount, literalValue, normalizedText } from '../router/literals.js';
 import { parseStatements } from '../router/parser.js';
 import type { GeneratedFill, StatementPlan } from '../router/plan.js';
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
@@ -154,24 +154,24 @@ export class SessionRouter implements RouteContext {
    */
   private routeByLiterals(sql: string): Route | null {
     if (!this.plans.hasLiteralPlans) return null;
-    const normalized = normalizeLiterals(sql);
-    if (normalized === null) return null;
-    const plan = this.plans.literalPlan(normalized.text);
+    const text = normalizedText(sql);
+    if (text === null) return null;
+    const plan = this.plans.literalPlan(text);
     // EXECUTE: routed by its prepared statement; a size function: by the relation its literal names.
     if (plan == null || plan.kind === 'execute' || plan.needsLiteralValues) return null;
     this.pinnedPlan = plan;
     try {
       // One key literal decides the shard (nearly every such Query): hashed from the literal's text, which is what
-      // the text parameter below would carry, without the parameters or the route being made.
+      // the text parameter below would carry — only that value made, no parameters, no route.
       const keyIndex = singleKeyParam(plan, this);
-      if (keyIndex > 0 && keyIndex <= normalized.values.length) {
+      const count = literalCount();
+      if (keyIndex > 0 && keyIndex <= count) {
         const column = (plan.shardKey as NonNullable<StatementPlan['shardKey']>).column;
-        return oneRoute(shardForLiteral(column, this.shardCount, normalized.values[keyIndex - 1]));
+        return oneRoute(shardForLiteral(column, this.shardCount, literalValue(keyIndex - 1)));
       }
-      const params: BindParams = {
-        values: normalized.values.map((v) => Buffer.from(v)),
-        formats: normalized.values.map(() => 0),
-      };
+      const values: Buffer[] = [];
+      for (let k = 0; k < count; k++) values.push(Buffer.from(literalValue(k)));
+      const params: BindParams = { values, formats: values.map(() => 0) };
       const route = routeStatement(plan, params, this);
       return route.kind === 'one' ? route : null;
     } catch {
