@@ -45,16 +45,6 @@ export class DatabasePlans {
     return this.shared.literalPlans !== undefined;
   }
 
-  /** literalPlan's cache generation (router/plan-cache.ts): a plan it gave is current while this has not moved. */
-  get literalGeneration(): number {
-    return this.shared.literalPlans?.generation ?? -1;
-  }
-
-  /** A literalPlan answer a session kept and used again (current generation): counted as the cache hit it is. */
-  noteLiteralHit(): void {
-    this.shared.literalPlans?.noteHit();
-  }
-
   /**
    * The plan of a literal-normalized text (router/literals.ts), cached; null when it is not one statement or does not
    * analyse as one (the raw text's plan is used then). Undefined when there is no literal cache.

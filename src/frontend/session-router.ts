@@ -14,13 +14,7 @@ import { bindValueAt } from '../protocol/bind.js';
 import { shardForBindValue, shardForLiteral } from '../sharding/shard-of.js';
 import type { GeneratedColumn, ShardingSchema } from '../sharding/schema.js';
 import type { CatalogFacts } from '../sharding/catalog-facts.js';
-import {
-  LiteralShape,
-  literalCount,
-  literalValue,
-  normalizedTextOfScan,
-  scanQueryLiterals,
-} from '../router/literals.js';
+import { literalCount, literalValue, normalizedText } from '../router/literals.js';
 import { parseStatements } from '../router/parser.js';
 import type { GeneratedFill, StatementPlan } from '../router/plan.js';
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
@@ -122,10 +116,6 @@ export class SessionRouter implements RouteContext {
   private readonly joined = new JoinedRoutes();
   /** The plan routeByLiterals routed by (set when it returns a route). */
   private pinnedPlan: StatementPlan | null = null;
-  /** The last literal-normalized Query's shape, its plan, and the literal cache's generation it was current in. */
-  private literalShape: LiteralShape | null = null; // made on the first such Query (idle sessions carry none)
-  private shapePlan: StatementPlan | null = null;
-  private shapeGeneration = -1;
 
   constructor(routing: DatabaseRouting, startupSettings: ReadonlyMap<string, string> = new Map()) {
     this.sessionSettings = new SessionSettings(startupSettings);
@@ -164,19 +154,9 @@ export class SessionRouter implements RouteContext {
    */
   private routeByLiterals(sql: string): Route | null {
     if (!this.plans.hasLiteralPlans) return null;
-    if (scanQueryLiterals(sql) <= 0) return null;
-    // The shape of the last such Query (the text around its literals) again: its plan, if no clear since.
-    let plan: StatementPlan | null | undefined;
-    const shape = (this.literalShape ??= new LiteralShape());
-    if (shape.matchesScan() && this.shapeGeneration === this.plans.literalGeneration) {
-      plan = this.shapePlan;
-      this.plans.noteLiteralHit();
-    } else {
-      plan = this.plans.literalPlan(normalizedTextOfScan());
-      shape.keepScan();
-      this.shapePlan = plan ?? null;
-      this.shapeGeneration = this.plans.literalGeneration;
-    }
+    const text = normalizedText(sql);
+    if (text === null) return null;
+    const plan = this.plans.literalPlan(text);
     // EXECUTE: routed by its prepared statement; a size function: by the relation its literal names.
     if (plan == null || plan.kind === 'execute' || plan.needsLiteralValues) return null;
     this.pinnedPlan = plan;

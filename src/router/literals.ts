@@ -52,8 +52,6 @@ const tokenKinds = new Uint8Array(MAX_LITERALS);
 let scannedSql = '';
 let scannedCount = 0;
 
-const NO_BOUNDS = new Int32Array(0);
-
 /** `$1` … `$64`, made once. */
 const PARAM_NAMES = Array.from({ length: MAX_LITERALS }, (_, i) => `$${i + 1}`);
 
@@ -84,77 +82,22 @@ export function literalValue(k: number): string {
 }
 
 /**
- * The literals of `sql` found (literalCount / literalValue, LiteralShape and normalizedTextOfScan read them until the
- * next call), without building the normalized text: how many (0: none, -1: not handled).
- */
-export function scanQueryLiterals(sql: string): number {
-  const count = scanLiterals(sql);
-  scannedSql = sql;
-  scannedCount = count > 0 ? count : 0;
-  return count;
-}
-
-/** normalizedText of the text scanQueryLiterals just scanned (which found literals). */
-export function normalizedTextOfScan(): string {
-  const sql = scannedSql;
-  let out = '';
-  let from = 0; // start of the part of `sql` not copied to `out` yet
-  for (let k = 0; k < scannedCount; k++) {
-    out += sql.slice(from, tokenStarts[k]) + PARAM_NAMES[k];
-    from = tokenEnds[k];
-  }
-  return out + sql.slice(from);
-}
-
-/**
- * The shape of a text scanQueryLiterals scanned — the text around its literals — kept to recognise the next text of
- * the same shape (the same normalized text, so the same plan) by comparing those parts in place: no normalized text
- * built, hashed and looked up per Query (a session's Queries mostly differ only in their literals: pgbench -S).
- */
-export class LiteralShape {
-  private sql = '';
-  private count = -1;
-  /** The kept text's literal bounds, sized to its literals (made on a new shape only: small per session). */
-  private starts: Int32Array = NO_BOUNDS;
-  private ends: Int32Array = NO_BOUNDS;
-
-  /** Keep the last scan's text as this shape. */
-  keepScan(): void {
-    this.sql = scannedSql;
-    this.count = scannedCount;
-    this.starts = tokenStarts.slice(0, scannedCount);
-    this.ends = tokenEnds.slice(0, scannedCount);
-  }
-
-  /** Whether the last scan's text has this shape: as many literals, and the same text before, between and after them. */
-  matchesScan(): boolean {
-    const count = scannedCount;
-    if (count !== this.count || count <= 0) return false;
-    const a = scannedSql;
-    const b = this.sql;
-    let fromA = 0;
-    let fromB = 0;
-    for (let k = 0; k <= count; k++) {
-      const endA = k < count ? tokenStarts[k] : a.length;
-      const endB = k < count ? this.starts[k] : b.length;
-      if (endA - fromA !== endB - fromB) return false;
-      for (let i = fromA, j = fromB; i < endA; i++, j++)
-        if (a.charCodeAt(i) !== b.charCodeAt(j)) return false;
-      if (k < count) {
-        fromA = tokenEnds[k];
-        fromB = this.ends[k];
-      }
-    }
-    return true;
-  }
-}
-
-/**
  * normalizeLiterals' text alone; the literals' values are read after it with literalCount / literalValue (until the
  * next call): the hot path makes only the value it needs (session-router.ts, the sharding key's).
  */
 export function normalizedText(sql: string): string | null {
-  return scanQueryLiterals(sql) > 0 ? normalizedTextOfScan() : null;
+  scannedCount = 0;
+  const count = scanLiterals(sql);
+  if (count <= 0) return null;
+  scannedSql = sql;
+  scannedCount = count;
+  let out = '';
+  let from = 0; // start of the part of `sql` not copied to `out` yet
+  for (let k = 0; k < count; k++) {
+    out += sql.slice(from, tokenStarts[k]) + PARAM_NAMES[k];
+    from = tokenEnds[k];
+  }
+  return out + sql.slice(from);
 }
 
 /**

@@ -45,8 +45,6 @@ export class PlanCache<T = readonly StatementPlan[]> {
   private hits = 0;
   private misses = 0;
   private evictions = 0;
-  /** Counts clear()s: a value kept outside the cache (a session's last plan) is current while this has not moved. */
-  private clears = 0;
 
   /** `capacity` 0 disables caching (every lookup misses). `estimate`: an entry's bytes from its text. */
   constructor(
@@ -112,18 +110,7 @@ export class PlanCache<T = readonly StatementPlan[]> {
     return value;
   }
 
-  /** How many times the cache was cleared: what was cached before a clear is out of date. */
-  get generation(): number {
-    return this.clears;
-  }
-
-  /** A hit a caller served from a value it kept (current: same generation), counted as a lookup's would be. */
-  noteHit(): void {
-    this.hits++;
-  }
-
   clear(): void {
-    this.clears++;
     this.entries.clear();
     this.youngest = null;
     this.bytes = 0;

@@ -3,12 +3,10 @@
 // routes a session takes from the normalized plan are the raw text's routes, for thousands of keys.
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  LiteralShape,
   literalCount,
   literalValue,
   normalizeLiterals,
   normalizedText,
-  scanQueryLiterals,
 } from '../../../src/router/literals.js';
 import { SessionRouter, type BatchTarget } from '../../../src/frontend/session-router.js';
 import { query } from '../../../src/protocol/messages.js';
@@ -98,38 +96,6 @@ describe('normalizedText with literalCount / literalValue (the hot path: no valu
   });
 });
 
-describe('LiteralShape (the last Query’s text around its literals, compared in place)', () => {
-  const shape = new LiteralShape();
-  const matches = (sql: string): boolean => {
-    scanQueryLiterals(sql);
-    return shape.matchesScan();
-  };
-
-  it('recognises a text whose normalized text is the kept one’s, and nothing else', () => {
-    expect(matches('select * from t where id = 1')).toBe(false); // nothing kept yet
-    scanQueryLiterals("select * from t where id = 1 and s = 'ab'");
-    shape.keepScan();
-    for (const sql of [
-      "select * from t where id = 1 and s = 'ab'",
-      "select * from t where id = 123456 and s = ''",
-      "select * from t where id = '7' and s = 'it''s'",
-      'select * from t where id = 9.5 and s = 42',
-    ]) {
-      expect(matches(sql), sql).toBe(true);
-      expect(normalizedText(sql)).toBe('select * from t where id = $1 and s = $2');
-    }
-    for (const sql of [
-      'select * from t where id = 1',
-      "select * from t where id = 1 and s = 'ab' ",
-      "select * from t where ix = 1 and s = 'ab'",
-      "select * from t where id = 1 and s = 'ab' and u = 3",
-      "select * from t where id = 1 and s = 'ab' -- x",
-      'select * from users',
-    ])
-      expect(matches(sql), sql).toBe(false);
-  });
-});
-
 describe('SessionRouter routing simple Queries by their normalized plan', () => {
   const routing = (literalPlans?: PlanCache<StatementPlan | null>) => ({
     schema: SCHEMA,
@@ -159,26 +125,6 @@ describe('SessionRouter routing simple Queries by their normalized plan', () => 
     }
     // The three shapes, and the two with `-$1` for a negative key (not pinned by it: the raw text's plan routes those).
     expect(literalPlans.size).toBe(5);
-  });
-
-  it('takes the plan of a Query shaped as the last one without a lookup, counted as a hit, until the plans are dropped', () => {
-    const literalPlans = new PlanCache<StatementPlan | null>();
-    const r = new SessionRouter(routing(literalPlans));
-    const keyed = (id: number): string => `select name from users where id = ${id}`;
-    const shardOf = (t: BatchTarget): number => (t.kind === 'one' ? t.shard : -1);
-    const raw = new SessionRouter(routing());
-    for (let id = 1; id < 50; id++) expect(shardOf(route(r, keyed(id)))).toBe(shardOf(route(raw, keyed(id))));
-    expect(literalPlans.stats()).toMatchObject({ hits: 48, misses: 1, size: 1 });
-    // Another shape in between: looked up, and the first shape looked up again after it.
-    route(r, 'select id from orders where user_id = 5');
-    route(r, keyed(60));
-    expect(literalPlans.stats()).toMatchObject({ hits: 49, misses: 2, size: 2 });
-    // What the router knows changed (a table's columns learnt): the kept plan is not used again.
-    r.learnTableColumns('users', ['id', 'name']);
-    expect(shardOf(route(r, keyed(61)))).toBe(shardOf(route(raw, keyed(61))));
-    expect(literalPlans.stats()).toMatchObject({ hits: 49, misses: 3, size: 1 });
-    route(r, keyed(62));
-    expect(literalPlans.stats()).toMatchObject({ hits: 50, misses: 3 });
   });
 
   it('leaves fan-outs, splits and refusals to the raw text’s plan', () => {
