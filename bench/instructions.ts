@@ -9,8 +9,14 @@
 // has compiled the paths), then per mode a shorter warm-up and counting switched on for `--tx` transactions per
 // client and off again (callgrind_control), `--repeat` times; the median is reported. Needs valgrind (apt-get install valgrind) and pgbench; PgBouncer when installed.
 // Usage: npx tsx bench/instructions.ts [--tx 2000] [--warmup 8000] [--clients 4] [--repeat 3] [--docs yes]
+//   [--targets unsharded,sharded] [--modes simple,extended] [--baseline OLD/dist/cli.js] [--keep yes]
+// --targets picks among pgbouncer, relay, unsharded, sharded (default: all); --baseline adds the unsharded and sharded
+// hops of another build (e.g. main's) counted in the same run; --keep yes keeps the callgrind output files (one per
+// counted run, named by mode) for callgrind_annotate and prints their directory. JIT-compiled JavaScript shows there
+// as unknown addresses: for JS functions profile with `node --cpu-prof` or `perf record` + `--perf-basic-prof`.
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { startPgCluster } from '../src/testing/pg-cluster.js';
 import { freePort } from '../src/testing/free-port.js';
@@ -42,10 +48,33 @@ const opts = parseArgs(SCRIPT, {
   repeat: { default: 3, min: 1, help: 'counted runs per target and mode (median reported)' },
   scale: { default: 2, min: 1, help: 'pgbench scale factor' },
   docs: { default: 'no', help: 'write the results into docs/benchmarks.md', choices: ['yes', 'no'] },
+  targets: { default: 'pgbouncer,relay,unsharded,sharded', help: 'comma-separated targets to count' },
+  modes: { default: 'simple,extended,prepared', help: 'comma-separated pgbench -M modes' },
+  baseline: { default: '', help: "another build's dist/cli.js: its unsharded and sharded hops counted too" },
+  keep: { default: 'no', help: 'keep the callgrind output files', choices: ['yes', 'no'] },
 });
 
-const MODES = ['simple', 'extended', 'prepared'] as const;
-type Mode = (typeof MODES)[number];
+const ALL_MODES = ['simple', 'extended', 'prepared'] as const;
+type Mode = (typeof ALL_MODES)[number];
+const ALL_TARGETS = ['pgbouncer', 'relay', 'unsharded', 'sharded'] as const;
+
+/** The comma-separated `list`, each item one of `allowed` (exits with a message otherwise). */
+function pick<T extends string>(option: string, list: string, allowed: readonly T[]): T[] {
+  const items = list.split(',').map((s) => s.trim());
+  for (const item of items) {
+    if (!(allowed as readonly string[]).includes(item)) {
+      process.stderr.write(`--${option}: unknown "${item}" (one of ${allowed.join(', ')})\n`);
+      process.exit(2);
+    }
+  }
+  return allowed.filter((a) => items.includes(a));
+}
+const MODES = pick('modes', opts.modes, ALL_MODES);
+const TARGETS = pick('targets', opts.targets, ALL_TARGETS);
+if (opts.docs === 'yes' && (MODES.length < ALL_MODES.length || TARGETS.length < ALL_TARGETS.length)) {
+  process.stderr.write('--docs yes writes the whole table: every target and mode\n');
+  process.exit(2);
+}
 
 interface Counted {
   label: string;
@@ -113,18 +142,19 @@ async function countOnce(target: Counted, mode: Mode): Promise<number> {
   return lastDumpTotal(target) / processed;
 }
 
-/** A shardgate (this build's dist/cli.js) under callgrind with the given config. */
+/** A shardgate (this build's dist/cli.js, or `cli`) under callgrind with the given config. */
 async function startShardgateCounted(
   dir: string,
   name: string,
   config: string,
   users: string,
+  cli: string | null = null,
 ): Promise<Counted> {
   const port = Number(/^port = (\d+)/m.exec(config)?.[1]);
   const configPath = path.join(dir, `${name}.toml`);
   fs.writeFileSync(configPath, config);
-  const cmd = await shardgateCommand('dist');
-  const outPrefix = path.join(dir, `cg.${name}`);
+  const cmd = cli === null ? await shardgateCommand('dist') : { file: process.execPath, args: [cli] };
+  const outPrefix = path.join(dir, `cg.${name.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, '')}`);
   const logFile = path.join(dir, `${name}.log`);
   const out = fs.openSync(logFile, 'a');
   const [file, ...args] = callgrindArgs(outPrefix);
@@ -158,7 +188,10 @@ async function main(): Promise<void> {
   const login = { user: BENCH_USER, password: BENCH_PASSWORD, database: BENCH_DB };
   await loadShardedPgbench(direct.port, [s0.port, s1.port], login, opts.scale);
 
-  const dir = makeTempDir('bench-instructions-');
+  const dir =
+    opts.keep === 'yes'
+      ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-instructions-'))
+      : makeTempDir('bench-instructions-');
   fs.chmodSync(dir, 0o777); // PgBouncer (run as another OS user under root) writes its dumps here too
   const users = path.join(dir, 'users.toml');
   fs.writeFileSync(
@@ -173,9 +206,9 @@ async function main(): Promise<void> {
     (shard === undefined ? '' : `shard = ${shard}\n`);
 
   const targets: Counted[] = [];
-  const bouncerBin = await ensurePgBouncer();
-  if (bouncerBin.bin === null) log(`SKIPPING PgBouncer: ${bouncerBin.reason}`);
-  else {
+  const bouncerBin = TARGETS.includes('pgbouncer') ? await ensurePgBouncer() : null;
+  if (bouncerBin !== null && bouncerBin.bin === null) log(`SKIPPING PgBouncer: ${bouncerBin.reason}`);
+  else if (bouncerBin !== null && bouncerBin.bin !== null) {
     const outPrefix = path.join(dir, 'cg.pgbouncer');
     const b = await startPgBouncer({
       bin: bouncerBin.bin,
@@ -197,30 +230,39 @@ async function main(): Promise<void> {
       ...(b.hasPreparedStatements ? {} : { preparedDatabase: b.sessionDatabase }),
     });
   }
-  const relayPrefix = path.join(dir, 'cg.relay');
-  const relay = await startNodeRelay(direct.host, direct.port, callgrindArgs(relayPrefix));
-  targets.push({
-    label: 'Node relay (floor)',
-    port: relay.endpoint.port,
-    child: relay.child,
-    outPrefix: relayPrefix,
-    identity: null,
-    database: BENCH_DB,
-  });
-  const flatPort = await freePort();
-  targets.push(
-    await startShardgateCounted(dir, 'shardgate unsharded', general(flatPort) + database(direct.port), users),
-  );
-  const shardedPort = await freePort();
-  const shardedConfig =
-    general(shardedPort) +
+  if (TARGETS.includes('relay')) {
+    const relayPrefix = path.join(dir, 'cg.relay');
+    const relay = await startNodeRelay(direct.host, direct.port, callgrindArgs(relayPrefix));
+    targets.push({
+      label: 'Node relay (floor)',
+      port: relay.endpoint.port,
+      child: relay.child,
+      outPrefix: relayPrefix,
+      identity: null,
+      database: BENCH_DB,
+    });
+  }
+  const shardedConfig = (port: number): string =>
+    general(port) +
     database(s0.port, 0) +
     database(s1.port, 1) +
     `[[sharded_tables]]\ndatabase = "${BENCH_DB}"\nname = "pgbench_accounts"\ncolumn = "aid"\ndata_type = "integer"\n`;
-  targets.push(await startShardgateCounted(dir, 'shardgate 2 shards', shardedConfig, users));
+  const builds: { suffix: string; cli: string | null }[] = [{ suffix: '', cli: null }];
+  if (opts.baseline !== '') builds.push({ suffix: ' (baseline)', cli: path.resolve(opts.baseline) });
+  for (const { suffix, cli } of builds) {
+    if (TARGETS.includes('unsharded')) {
+      const config = general(await freePort()) + database(direct.port);
+      targets.push(await startShardgateCounted(dir, `shardgate unsharded${suffix}`, config, users, cli));
+    }
+    if (TARGETS.includes('sharded')) {
+      const config = shardedConfig(await freePort());
+      targets.push(await startShardgateCounted(dir, `shardgate 2 shards${suffix}`, config, users, cli));
+    }
+  }
 
   const results: Record<string, Record<Mode, number[]>> = {};
   for (const t of targets) results[t.label] = { simple: [], extended: [], prepared: [] };
+  if (opts.keep === 'yes') log(`callgrind output files kept in ${dir}`);
   // Every mode's path warmed up in every process first: a mode counted first would otherwise also count the
   // compiling of code the later modes share with it.
   for (const mode of MODES) {
@@ -233,7 +275,7 @@ async function main(): Promise<void> {
         const ir = await countOnce(t, mode);
         results[t.label][mode].push(ir);
         log(
-          `${mode.padEnd(9)} ${t.label.padEnd(22)} ${Math.round(ir).toLocaleString('en-US')} instructions/tx`,
+          `${mode.padEnd(9)} ${t.label.padEnd(33)} ${Math.round(ir).toLocaleString('en-US')} instructions/tx`,
         );
       }
     }
@@ -265,6 +307,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(raw), { recursive: true });
   fs.writeFileSync(raw, JSON.stringify({ opts, results, machine: machineInfo() }, null, 2));
   log(`results: ${path.relative(REPO_ROOT, raw)}`);
+  if (opts.keep === 'yes') log(`callgrind output files: ${dir} (callgrind_annotate <file>)`);
   if (opts.docs === 'no') return;
   const cmdLine = `npx tsx ${SCRIPT} --tx ${opts.tx} --warmup ${opts.warmup} --clients ${opts.clients} --repeat ${opts.repeat}`;
   const m = machineInfo();

@@ -13,6 +13,9 @@ import { initParser, parseStatements, type ParsedStatement } from '../src/router
 import type { StatementPlan } from '../src/router/plan.js';
 import { PlanCache } from '../src/router/plan-cache.js';
 import { SessionRouter } from '../src/frontend/session-router.js';
+import { Frontend } from '../src/protocol/codes.js';
+import { SYNC } from '../src/protocol/messages.js';
+import { MessageWriter } from '../src/protocol/writer.js';
 import { extendedFrames } from '../test/helpers/extended-frames.js';
 import { CORPUS } from '../test/unit/router/corpus.js';
 import { SCHEMA } from '../test/unit/router/fixtures.js';
@@ -108,21 +111,54 @@ function extendedRequest(sql: string, params: string[]): { types: number[]; fram
   return { types: frames.map((f) => f[0]), frames };
 }
 
-const ROUTED = [
+/** pgbench -M simple: one Query with the key as a literal (routed by its literal-normalized text). */
+function simpleRequest(sql: string): { types: number[]; frames: Buffer[] } {
+  return { types: [Frontend.Query], frames: [new MessageWriter().cstring(sql).frame(Frontend.Query)] };
+}
+
+/** pgbench -M prepared: Bind / Describe / Execute / Sync of the statement `name` (parsed once, before). */
+function preparedRequest(name: string, params: string[]): { types: number[]; frames: Buffer[] } {
+  const b = new MessageWriter().cstring('').cstring(name).int16(0).int16(params.length);
+  for (const p of params) b.int32(Buffer.byteLength(p)).bytes(Buffer.from(p));
+  const frames = extendedFrames('', params).slice(1); // Bind, Describe, Execute, Sync: the Bind replaced
+  frames[0] = b.int16(0).frame(Frontend.Bind);
+  return { types: frames.map((f) => f[0]), frames };
+}
+
+const PGBENCH_SELECT = 'SELECT abalance FROM pgbench_accounts WHERE aid = $1';
+const ROUTED: { name: string; sql: string; params: string[]; mode?: 'simple' | 'prepared' }[] = [
   { name: 'fan-out ORDER BY', sql: 'SELECT id, name FROM users ORDER BY id', params: [] },
-  { name: 'one shard by $1', sql: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1', params: ['7'] },
+  { name: 'one shard by $1', sql: PGBENCH_SELECT, params: ['7'] },
   { name: 'one shard by a literal', sql: 'SELECT abalance FROM pgbench_accounts WHERE aid = 7', params: [] },
   { name: 'omnisharded read', sql: 'SELECT name FROM countries', params: [] },
+  // pgbench -S's request in its other two modes (the one above is -M extended's).
+  {
+    name: 'one shard, simple Query (literal)',
+    sql: 'SELECT abalance FROM pgbench_accounts WHERE aid = 48213;',
+    params: [],
+    mode: 'simple',
+  },
+  { name: 'one shard, named statement by $1', sql: PGBENCH_SELECT, params: ['48213'], mode: 'prepared' },
 ];
 const routeRows: string[][] = [];
 for (const r of ROUTED) {
   const router = new SessionRouter({
     schema: SCHEMA,
     plans: new PlanCache(),
+    ...(r.mode === 'simple' ? { literalPlans: new PlanCache<StatementPlan | null>() } : {}),
     nextReadShard: () => 0,
     textCollation: null,
   });
-  const { types, frames } = extendedRequest(r.sql, r.params);
+  if (r.mode === 'prepared') {
+    const parse = new MessageWriter().cstring('P_1').cstring(r.sql).int16(0).frame(Frontend.Parse);
+    router.route([Frontend.Parse, Frontend.Sync], [parse, SYNC]);
+  }
+  const { types, frames } =
+    r.mode === 'simple'
+      ? simpleRequest(r.sql)
+      : r.mode === 'prepared'
+        ? preparedRequest('P_1', r.params)
+        : extendedRequest(r.sql, r.params);
   const routeOnce = (): void => {
     const outcome = router.route(types, frames);
     if (outcome.kind === 'learn' || outcome.kind === 'mixed') throw new Error(`${r.name}: ${outcome.kind}`);

@@ -7,8 +7,10 @@ import { Frontend } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import { decodeBind, parseParamTypes } from '../protocol/bind.js';
 import {
-  checkedBindStatement,
+  checkedBindStatementStart,
+  checkedNameEnd,
   closedStatement,
+  isNameAt,
   parseStatement,
   parseText,
   queryText,
@@ -33,6 +35,9 @@ export interface BoundExecute {
 export class PreparedPlans {
   private readonly plansFor: (sql: string) => readonly StatementPlan[];
   private readonly named = new Map<string, PreparedEntry>();
+  /** The named statement the last Bind found, by name (null: none, or `named` changed since). */
+  private lastBoundName: string | null = null;
+  private lastBound: PreparedEntry | null = null;
   private unnamed: PreparedEntry | null = null;
   /** The Parse frame of `unnamed`, copied (the client's frame points into its read chunk). */
   private unnamedParse: Buffer | null = null;
@@ -62,21 +67,38 @@ export class PreparedPlans {
     if (name === '') {
       this.unnamed = entry;
       this.unnamedParse = Buffer.from(frame);
-    } else this.named.set(name, entry);
+    } else {
+      this.named.set(name, entry);
+      this.lastBoundName = null;
+    }
   }
 
   /** A Close: a named statement it closes is forgotten. */
   noteClose(frame: Buffer): void {
     const name = closedStatement(frame);
-    if (name !== null && name !== '') this.named.delete(name);
+    if (name !== null && name !== '') {
+      this.named.delete(name);
+      this.lastBoundName = null;
+    }
   }
 
   /** The prepared statement a Bind uses, as this session prepared it (null: unknown here). */
   bound(frame: Buffer): PreparedEntry | null {
-    const name = checkedBindStatement(frame);
+    const start = checkedBindStatementStart(frame);
+    const end = checkedNameEnd(frame, start);
     // The unnamed statement without a map lookup (most Binds).
-    if (name === '') return this.unnamed;
-    return this.named.get(name) ?? null;
+    if (end === start) return this.unnamed;
+    // The named statement of the last Bind again (a prepared client's every request): its name's bytes compared, not
+    // decoded and looked up.
+    const last = this.lastBoundName;
+    if (last !== null && isNameAt(frame, start, end, last)) return this.lastBound;
+    const name = frame.toString('utf8', start, end);
+    const entry = this.named.get(name) ?? null;
+    if (entry !== null) {
+      this.lastBoundName = name;
+      this.lastBound = entry;
+    }
+    return entry;
   }
 
   /** PREPARE, DEALLOCATE and DISCARD ALL change the SQL-level prepared statements. */

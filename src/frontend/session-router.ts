@@ -10,16 +10,20 @@ import { Frontend } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { parseText, queryText } from '../protocol/frontend-fields.js';
+import { bindValueAt } from '../protocol/bind.js';
+import { shardForBindValue, shardForLiteral } from '../sharding/shard-of.js';
 import type { GeneratedColumn, ShardingSchema } from '../sharding/schema.js';
 import type { CatalogFacts } from '../sharding/catalog-facts.js';
-import { normalizeLiterals } from '../router/literals.js';
+import { literalCount, literalValue, normalizedText } from '../router/literals.js';
 import { parseStatements } from '../router/parser.js';
 import type { GeneratedFill, StatementPlan } from '../router/plan.js';
 import { decodeBindParams, type BindParams } from '../router/bind-params.js';
 import { fillGeneratedValues } from '../router/generated-values.js';
 import {
+  oneRoute,
   routeFunctionCall,
   routeStatement,
+  singleKeyParam,
   type Route,
   type RouteContext,
   type RouteNeed,
@@ -110,6 +114,8 @@ export class SessionRouter implements RouteContext {
   sessionShardingKey: string | null = null;
   /** The routing request's statements joined (reused: route() allocates nothing to keep them). */
   private readonly joined = new JoinedRoutes();
+  /** The plan routeByLiterals routed by (set when it returns a route). */
+  private pinnedPlan: StatementPlan | null = null;
 
   constructor(routing: DatabaseRouting, startupSettings: ReadonlyMap<string, string> = new Map()) {
     this.sessionSettings = new SessionSettings(startupSettings);
@@ -142,26 +148,47 @@ export class SessionRouter implements RouteContext {
 
   /**
    * A simple Query pinned to one shard, routed from the plan of its text with the literals made parameters (one
-   * plan for every literal: no parse per distinct text). Null when that does not apply — no literals, something the
-   * normalizer leaves alone, or a route other than one shard (fan-outs rewrite and merge from the raw text's plan).
+   * plan for every literal: no parse per distinct text); the plan is left in `pinnedPlan`. Null when that does not
+   * apply — no literals, something the normalizer leaves alone, or a route other than one shard (fan-outs rewrite and
+   * merge from the raw text's plan).
    */
-  private routeByLiterals(sql: string): { route: Route; plan: StatementPlan } | null {
+  private routeByLiterals(sql: string): Route | null {
     if (!this.plans.hasLiteralPlans) return null;
-    const normalized = normalizeLiterals(sql);
-    if (normalized === null) return null;
-    const plan = this.plans.literalPlan(normalized.text);
+    const text = normalizedText(sql);
+    if (text === null) return null;
+    const plan = this.plans.literalPlan(text);
     // EXECUTE: routed by its prepared statement; a size function: by the relation its literal names.
     if (plan == null || plan.kind === 'execute' || plan.needsLiteralValues) return null;
-    const params: BindParams = {
-      values: normalized.values.map((v) => Buffer.from(v)),
-      formats: normalized.values.map(() => 0),
-    };
+    this.pinnedPlan = plan;
     try {
+      // One key literal decides the shard (nearly every such Query): hashed from the literal's text, which is what
+      // the text parameter below would carry — only that value made, no parameters, no route.
+      const keyIndex = singleKeyParam(plan, this);
+      const count = literalCount();
+      if (keyIndex > 0 && keyIndex <= count) {
+        const column = (plan.shardKey as NonNullable<StatementPlan['shardKey']>).column;
+        return oneRoute(shardForLiteral(column, this.shardCount, literalValue(keyIndex - 1)));
+      }
+      const values: Buffer[] = [];
+      for (let k = 0; k < count; k++) values.push(Buffer.from(literalValue(k)));
+      const params: BindParams = { values, formats: values.map(() => 0) };
       const route = routeStatement(plan, params, this);
-      return route.kind === 'one' ? { route, plan } : null;
+      return route.kind === 'one' ? route : null;
     } catch {
       return null; // the raw text's plan says why (or routes it otherwise)
     }
+  }
+
+  /**
+   * Where a Bind of `plan` whose shard is that of its key parameter `keyIndex` (router/route.ts singleKeyParam) runs:
+   * the key hashed straight from the Bind frame, which is checked as decodeBind checks it. Null when the Bind lacks
+   * the parameter (routeStatement reports that, from the decoded Bind).
+   */
+  private keyParamRoute(plan: StatementPlan, keyIndex: number, frame: Buffer): Route | null {
+    const at = bindValueAt(frame, keyIndex - 1);
+    if (at === null) return null;
+    const column = (plan.shardKey as NonNullable<StatementPlan['shardKey']>).column;
+    return oneRoute(shardForBindValue(column, this.shardCount, frame, at.start, at.end, at.format));
   }
 
   /** Where one statement runs: by its plan, or — EXECUTE — by its prepared statement's plan and arguments. */
@@ -274,8 +301,9 @@ export class SessionRouter implements RouteContext {
           querySql = sql;
           const pinned = this.routeByLiterals(sql);
           if (pinned !== null) {
-            this.noteStatement(pinned.plan);
-            const detour = joined.join(pinned.route, pinned.plan, null);
+            const plan = this.pinnedPlan as StatementPlan;
+            this.noteStatement(plan);
+            const detour = joined.join(pinned, plan, null);
             if (detour !== null) return detour;
             break;
           }
@@ -295,9 +323,16 @@ export class SessionRouter implements RouteContext {
           if (entry === null || entry.plans.length === 0) break; // unknown statement: any server answers 26000 itself
           // Planned again from the cache (a hit, unless what the router knows changed since the Parse: a table's
           // columns learnt for this very Bind must be in its plan).
-          const plans = this.plans.plansFor(entry.text);
-          this.noteStatement(plans[0]);
-          const detour = this.joinStatement(plans[0], decodeBindParams(frame));
+          const plan = this.plans.plansFor(entry.text)[0];
+          this.noteStatement(plan);
+          // One key parameter decides the shard (nearly every Bind): no BindParams, no route made (a one-shard target
+          // needs neither); else the Bind decoded and routed by the plan.
+          const keyIndex = singleKeyParam(plan, this);
+          const keyRoute = keyIndex > 0 ? this.keyParamRoute(plan, keyIndex, frame) : null;
+          const detour =
+            keyRoute !== null
+              ? joined.join(keyRoute, plan, null)
+              : this.joinStatement(plan, decodeBindParams(frame));
           if (detour !== null) return detour;
           source = entry;
           querySql = null;

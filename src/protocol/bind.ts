@@ -2,6 +2,7 @@
 // PostgreSQL's exec_bind_message checks it — a malformed Bind is an ERROR with 08P01 (22023 for a format code other
 // than text or binary), as the server would answer, never an internal error — and encoded back for rewritten requests.
 import { Frontend } from './codes.js';
+import { checkedNameEnd } from './frontend-fields.js';
 import { MessageWriter } from './writer.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
@@ -101,6 +102,75 @@ export function decodeBind(frame: Buffer): BindMessage {
     frame,
     resultStart,
   );
+}
+
+/** One parameter of a Bind located in its frame (bindValueAt). */
+export interface BindValueAt {
+  /** The value is `frame[start, end)`; -1 for SQL NULL. */
+  start: number;
+  end: number;
+  format: FormatCode;
+}
+
+/** bindValueAt's answer, reused (read it before the next call): locating a key allocates nothing. */
+const VALUE_AT: BindValueAt = { start: 0, end: 0, format: 0 };
+
+/**
+ * Parameter `index` (0-based) of a Bind frame, located in place: the frame is checked exactly as decodeBind checks
+ * it (the same PgErrors for a malformed one), and nothing is decoded — no names, no value views. For routing by one
+ * key parameter (frontend/session-router.ts). Null when the Bind has no parameter `index`. The answer is shared:
+ * read it before calling again.
+ */
+export function bindValueAt(frame: Buffer, index: number): Readonly<BindValueAt> | null {
+  // The names by a loop: short, and cheaper read than Buffer#indexOf's call into C++ (frontend-fields.ts).
+  const portalEnd = checkedNameEnd(frame, 5);
+  const statementEnd = checkedNameEnd(frame, portalEnd + 1);
+  let p = statementEnd + 1;
+  need(frame, p, 2);
+  const formatCount = frame.readInt16BE(p);
+  p += 2;
+  need(frame, p, formatCount * 2);
+  const codesAt = p;
+  p += formatCount * 2;
+  need(frame, p, 2);
+  const paramCount = frame.readInt16BE(p);
+  p += 2;
+  if (paramCount < 0) throw malformed();
+  if (formatCount > 1 && formatCount !== paramCount) {
+    throw malformed(`bind message has ${formatCount} parameter formats but ${paramCount} parameters`);
+  }
+  const isAllText = formatCount === 0 || (formatCount === 1 && frame.readInt16BE(codesAt) === 0);
+  let found = false;
+  for (let i = 0; i < paramCount; i++) {
+    need(frame, p, 4);
+    const len = frame.readInt32BE(p);
+    p += 4;
+    const start = p;
+    if (len !== -1) {
+      need(frame, p, len);
+      p += len;
+    }
+    let code = 0;
+    if (!isAllText) {
+      code = frame.readInt16BE(formatCount === 1 ? codesAt : codesAt + 2 * i);
+      if (code !== 0 && code !== 1) {
+        throw new PgError('ERROR', SqlState.InvalidParameterValue, `unsupported format code: ${code}`);
+      }
+    }
+    if (i === index) {
+      found = true;
+      VALUE_AT.start = len === -1 ? -1 : start;
+      VALUE_AT.end = p;
+      VALUE_AT.format = code as FormatCode;
+    }
+  }
+  need(frame, p, 2);
+  const resultCount = frame.readInt16BE(p);
+  p += 2;
+  need(frame, p, resultCount * 2);
+  p += resultCount * 2;
+  if (p !== frame.length) throw malformed(`invalid message format`);
+  return found ? VALUE_AT : null;
 }
 
 /** A decoded Bind: its result format codes are cut from the frame only when asked for (only rewrites need them). */

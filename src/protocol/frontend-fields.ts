@@ -64,8 +64,35 @@ export function parseText(frame: Buffer): string {
 
 /** The prepared statement a Bind uses ('' = unnamed), checked (portal and statement name). */
 export function checkedBindStatement(frame: Buffer): string {
-  const portalEnd = checkedStringEnd(frame, 5);
-  return frame.toString('utf8', portalEnd + 1, checkedStringEnd(frame, portalEnd + 1));
+  const start = checkedBindStatementStart(frame);
+  return frame.toString('utf8', start, checkedNameEnd(frame, start));
+}
+
+/**
+ * Where the statement name of a Bind starts (after the portal name), checked. With checkedNameEnd, for readers that
+ * compare the name's bytes before decoding it (frontend/prepared-plans.ts).
+ */
+export function checkedBindStatementStart(frame: Buffer): number {
+  return checkedNameEnd(frame, 5) + 1;
+}
+
+/**
+ * End of the name (portal, statement) starting at `from` — its NUL — checked as checkedStringEnd is. A loop: names are
+ * short, and Buffer#indexOf's call into C++ costs more than reading them (two per Bind on every request).
+ */
+export function checkedNameEnd(frame: Buffer, from: number): number {
+  for (let i = from; i < frame.length; i++) if (frame[i] === 0) return i;
+  throw PgError.malformedMessage('invalid string in message');
+}
+
+/** Whether `frame[from, end)` holds exactly the UTF-16 code units of `name` as bytes (ASCII names; else false). */
+export function isNameAt(frame: Buffer, from: number, end: number, name: string): boolean {
+  if (end - from !== name.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 0x80 || frame[from + i] !== c) return false;
+  }
+  return true;
 }
 
 /** The prepared statement a Close closes ('' = unnamed), checked; null when it closes a portal. */

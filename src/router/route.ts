@@ -382,6 +382,36 @@ export function routeStatement(plan: StatementPlan, params: BindParams | null, c
   return { kind: 'many', shards: allShards(n), isReplicated: plan.isWrite };
 }
 
+/**
+ * When the shard of `plan` is the shard of one scalar parameter's value and nothing else — routeStatement would give
+ * `oneRoute(shard of $n)` whatever the other parameters are (a SELECT on sharded tables with `key = $n`, nearly every
+ * request) — that parameter's number n (its column: `plan.shardKey.column`); otherwise 0 (a number, not an object:
+ * asked on every request). Lets the hot path hash the key straight from the Bind frame or the
+ * literal, without a BindParams (frontend/session-router.ts). Conservative: it must agree with routeStatement, which
+ * test/unit/router/key-param.test.ts checks over the corpus; anything unusual takes routeStatement.
+ */
+export function singleKeyParam(plan: StatementPlan, ctx: RouteContext): number {
+  const key = plan.shardKey;
+  if (key === null || key.sources.length !== 1) return 0;
+  const source = key.sources[0];
+  if (source.kind !== 'param' || source.isArray) return 0;
+  if (plan.kind !== 'select' || plan.nodeType !== 'SelectStmt' || !plan.touchesSharded) return 0;
+  if (ctx.schema.shardCount < 2 || ctx.sessionShard !== null || ctx.sessionShardingKey !== null) return 0;
+  if (
+    plan.manualShard !== null ||
+    plan.manualShardingKey !== null ||
+    plan.inner !== null ||
+    plan.cursor !== null
+  )
+    return 0;
+  if (plan.unknownRelations.length > 0 || plan.unknownFunctions.length > 0 || plan.opaqueReason !== null)
+    return 0;
+  if (plan.usesLargeObjects || plan.usesBackendPid || plan.sumsShardedSizes !== null || plan.isNotify)
+    return 0;
+  if (plan.movesShardKey || plan.transaction !== null) return 0;
+  return source.index;
+}
+
 /** COPY FROM STDIN: split across every shard by the proxy. From a server file or program: the shards cannot split it. */
 function copyIn(copy: CopyInfo, n: number): Route {
   if (copy.isServerSide) {

@@ -210,6 +210,21 @@ export function hashShard(keyType: ShardKeyType, value: HashKeyValue, shardCount
   return remainderOfState(shardCount);
 }
 
+/**
+ * hashShard of an integer or bigint key given as a Number (a safe integer, as key-value.ts plainDecimal reads one):
+ * the same shard without a BigInt. For values in int4 range hashint8extended and hashint4extended agree, so one
+ * function serves both key types; the caller checks an integer key's range. hashint8extended's folding on the
+ * halves of the two's-complement value: the low word is `value mod 2^32`, the high word `floor(value / 2^32)`.
+ */
+export function hashShardSafeInteger(value: number, shardCount: number): number {
+  checkShardCount(shardCount);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`${value} is not a safe integer`);
+  const lo = value >>> 0;
+  const hi = Math.floor(value / TWO_POW_32) | 0;
+  hashUint32State((lo ^ (value >= 0 ? hi : ~hi)) >>> 0, SEED_HI, SEED_LO);
+  return remainderOfState(shardCount);
+}
+
 /** The full 64-bit partition hash (hash_combine64(0, typeHash)) of a value, for tests and tools. */
 export function partitionHash(keyType: ShardKeyType, value: HashKeyValue): bigint {
   const typeHash =

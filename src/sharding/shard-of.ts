@@ -4,13 +4,15 @@
 
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
-import { hashShard } from './hash.js';
+import { hashShard, hashShardSafeInteger } from './hash.js';
 import {
   decodeKeyBinary,
   describeKeyColumn,
   formatUuid,
   parseKeyText,
   parseKeyTextBytes,
+  plainDecimal,
+  plainDecimalBytes,
   type KeyValue,
 } from './key-value.js';
 import { mappedShard } from './mapping.js';
@@ -21,7 +23,31 @@ export type ParameterFormat = 0 | 1;
 
 /** The shard for a key written in SQL: the constant's text without quotes, e.g. `123` or `a0ee...` or `abc`. */
 export function shardForLiteral(column: ShardedColumn, shardCount: number, literal: string): number {
+  if (isHashedInteger(column)) {
+    const shard = plainIntegerShard(column, shardCount, plainDecimal(literal));
+    if (shard !== null) return shard;
+  }
   return shardForKey(column, shardCount, parseKeyText(column.keyType, literal, column));
+}
+
+/** An integer or bigint key hashed as PostgreSQL does: the keys plainIntegerShard can place without a BigInt. */
+function isHashedInteger(column: ShardedColumn): boolean {
+  return column.fn.kind === 'hash' && (column.keyType === 'integer' || column.keyType === 'bigint');
+}
+
+/** int4's range: an integer key outside it takes the general path, which reports it (22003). */
+const INT4_MIN = -0x8000_0000;
+const INT4_MAX = 0x7fff_ffff;
+
+/**
+ * The shard of a plain decimal key (key-value.ts plainDecimal: ≤ 15 digits, exact as a Number) of a hashed integer
+ * or bigint column, hashed without a BigInt (nearly every routed request: `WHERE id = 42`, `$1` bound to '42'). Null:
+ * not plain, or out of an integer column's range — the general path parses it, and reports what is wrong.
+ */
+function plainIntegerShard(column: ShardedColumn, shardCount: number, value: number | null): number | null {
+  if (value === null) return null;
+  if (column.keyType === 'integer' && (value < INT4_MIN || value > INT4_MAX)) return null;
+  return hashShardSafeInteger(value, shardCount);
 }
 
 /** The shard for a Bind parameter value (null = SQL NULL) in text or binary format. */
@@ -32,11 +58,35 @@ export function shardForParameter(
   format: ParameterFormat,
 ): number {
   if (value === null) return shardForNull(column, shardCount);
+  if (format === 0 && isHashedInteger(column)) {
+    const shard = plainIntegerShard(column, shardCount, plainDecimalBytes(value));
+    if (shard !== null) return shard;
+  }
   const key =
     format === 1
       ? decodeKeyBinary(column.keyType, value, column)
       : parseKeyTextBytes(column.keyType, value, column);
   return shardForKey(column, shardCount, key);
+}
+
+/**
+ * shardForParameter of the Bind value `frame[start, end)` (start -1: SQL NULL; protocol/bind.ts bindValueAt locates
+ * it), a plain decimal integer key read in place; anything else through a view of its bytes.
+ */
+export function shardForBindValue(
+  column: ShardedColumn,
+  shardCount: number,
+  frame: Buffer,
+  start: number,
+  end: number,
+  format: ParameterFormat,
+): number {
+  if (start < 0) return shardForNull(column, shardCount);
+  if (format === 0 && isHashedInteger(column)) {
+    const shard = plainIntegerShard(column, shardCount, plainDecimalBytes(frame, start, end));
+    if (shard !== null) return shard;
+  }
+  return shardForParameter(column, shardCount, frame.subarray(start, end), format);
 }
 
 /**

@@ -58,6 +58,24 @@ describe('protocol-level statements', () => {
     prepared.noteClose(closeStatement(''));
     expect(prepared.bound(bind(''))?.text).toBe('SELECT * FROM users WHERE id = $1'); // as before the split
   });
+  it('finds the last Bind’s named statement again without a lookup, until a Parse or Close changes the names', () => {
+    const prepared = new PreparedPlans(plansFor);
+    prepared.noteParse(parse('s1', 'SELECT 1'));
+    prepared.noteParse(parse('s10', 'SELECT 10'));
+    prepared.noteParse(parse('sé', 'SELECT 2'));
+    expect(prepared.bound(bind('s1'))?.text).toBe('SELECT 1');
+    expect(prepared.bound(bind('s1'))?.text).toBe('SELECT 1');
+    expect(prepared.bound(bind('s10'))?.text).toBe('SELECT 10'); // a longer name with the same start
+    expect(prepared.bound(bind('s'))).toBeNull();
+    expect(prepared.bound(bind('sé'))?.text).toBe('SELECT 2'); // non-ASCII: decoded each time
+    expect(prepared.bound(bind('sé'))?.text).toBe('SELECT 2');
+    expect(prepared.bound(bind('s1'))?.text).toBe('SELECT 1');
+    prepared.noteParse(parse('s1', 'SELECT 3')); // PostgreSQL refuses this (42P05); the router follows the Parse
+    expect(prepared.bound(bind('s1'))?.text).toBe('SELECT 3');
+    prepared.noteClose(closeStatement('s1'));
+    expect(prepared.bound(bind('s1'))).toBeNull();
+    expect(errorOf(() => prepared.bound(bind('s10').subarray(0, 8))).code).toBe('08P01');
+  });
 
   it('refuses several statements in one Parse (42601) and names without their NUL (08P01)', () => {
     const prepared = new PreparedPlans(plansFor);

@@ -1,7 +1,13 @@
 // The Bind codec (protocol/bind.ts): decoded as PostgreSQL's exec_bind_message reads it — a malformed Bind is an
 // ERROR 08P01 (22023 for an unknown format code) — and rebuilt for rewritten requests.
 import { describe, expect, it } from 'vitest';
-import { decodeBind, encodeBind, encodeParse, parseParamTypes } from '../../../src/protocol/bind.js';
+import {
+  bindValueAt,
+  decodeBind,
+  encodeBind,
+  encodeParse,
+  parseParamTypes,
+} from '../../../src/protocol/bind.js';
 import { PgError } from '../../../src/errors/pg-error.js';
 
 /** A Bind frame from its body parts (the length word is filled in). */
@@ -87,6 +93,58 @@ describe('decodeBind', () => {
     const formatTwo = bindFrame(Buffer.from('\0\0'), Buffer.from([0, 1, 0, 2, 0, 1, 0, 0, 0, 1, 0x41, 0, 0]));
     expect(errorOf(formatTwo)).toEqual({ code: '22023', message: 'unsupported format code: 2' });
     expect(errorOf(Buffer.from([0x42, 0, 0, 0, 6, 0x70]))?.message).toBe('invalid string in message');
+  });
+});
+
+describe('bindValueAt (one parameter located in place, the frame checked as decodeBind checks it)', () => {
+  /** What bindValueAt says of parameter `index`, or its error — in decodeBind's terms. */
+  function located(frame: Buffer, index: number): unknown {
+    try {
+      const at = bindValueAt(frame, index);
+      if (at === null) return 'absent';
+      return { value: at.start < 0 ? null : frame.toString('latin1', at.start, at.end), format: at.format };
+    } catch (err) {
+      if (!(err instanceof PgError)) throw err;
+      return { code: err.code, message: err.message };
+    }
+  }
+  /** decodeBind's answer for parameter `index`, in the same terms. */
+  function decoded(frame: Buffer, index: number): unknown {
+    const error = errorOf(frame);
+    if (error !== null) return error;
+    const bind = decodeBind(frame);
+    if (index >= bind.values.length) return 'absent';
+    return { value: bind.values[index]?.toString('latin1') ?? null, format: bind.formats[index] };
+  }
+  const mixed = bindFrame(
+    Buffer.from('\0\0'),
+    Buffer.from([0, 2, 0, 1, 0, 0]), // two codes: binary, text
+    Buffer.from([0, 2, 0, 0, 0, 1, 0x41, 0, 0, 0, 1, 0x42]),
+    Buffer.from([0, 0]),
+  );
+  const oneBinary = bindFrame(
+    Buffer.from('\0\0'),
+    Buffer.from([0, 1, 0, 1]),
+    Buffer.from([0, 2, 0, 0, 0, 1, 0x41, 0xff, 0xff, 0xff, 0xff]),
+    Buffer.from([0, 0]),
+  );
+  const frames = [GOOD, mixed, oneBinary];
+  // Every malformed frame the decodeBind tests use, and every truncation of the good ones.
+  for (const f of [GOOD, mixed, oneBinary])
+    for (let cut = 5; cut < f.length; cut++) frames.push(f.subarray(0, cut));
+  frames.push(Buffer.concat([GOOD, Buffer.from([0])]));
+  frames.push(bindFrame(Buffer.from('\0\0'), Buffer.from([0, 2, 0, 0, 0, 0, 0, 3])));
+  frames.push(bindFrame(Buffer.from('\0\0'), Buffer.from([0, 1, 0, 2, 0, 1, 0, 0, 0, 1, 0x41, 0, 0])));
+  frames.push(bindFrame(Buffer.from('\0\0'), Buffer.from([0, 1, 0, 2, 0, 0, 0, 0]))); // code 2, no parameters
+  frames.push(bindFrame(Buffer.from('\0\0'), Buffer.from([0, 0, 0, 1, 0xff, 0xff, 0xff, 0xfe, 0, 0]))); // length -2
+  frames.push(bindFrame(Buffer.from('\0\0'), Buffer.from([0, 0, 0xff, 0xff, 0, 0]))); // -1 parameters
+
+  it('finds each parameter decodeBind finds, and refuses each frame it refuses with the same error', () => {
+    for (const frame of frames)
+      for (const index of [0, 1, 2, 3])
+        expect(located(frame, index), frame.toString('hex')).toEqual(decoded(frame, index));
+    expect(located(GOOD, 1)).toEqual({ value: null, format: 0 });
+    expect(located(mixed, 0)).toEqual({ value: 'A', format: 1 });
   });
 });
 

@@ -2,7 +2,12 @@
 // left alone (comments, typed and prefixed strings, backslashes, $n, exponents, several statements), and that the
 // routes a session takes from the normalized plan are the raw text's routes, for thousands of keys.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { normalizeLiterals } from '../../../src/router/literals.js';
+import {
+  literalCount,
+  literalValue,
+  normalizeLiterals,
+  normalizedText,
+} from '../../../src/router/literals.js';
 import { SessionRouter, type BatchTarget } from '../../../src/frontend/session-router.js';
 import { query } from '../../../src/protocol/messages.js';
 import { Frontend } from '../../../src/protocol/codes.js';
@@ -54,6 +59,40 @@ describe('normalizeLiterals', () => {
     ]) {
       expect(normalizeLiterals(sql), sql).toBeNull();
     }
+  });
+});
+
+describe('normalizedText with literalCount / literalValue (the hot path: no values array)', () => {
+  it('gives normalizeLiterals’ text and values, each value made only when asked for', () => {
+    const sql = "update t set a = a + -3.50, b = 'it''s', c = '''' where id in (1,2) and x = '5'::int";
+    expect(normalizedText(sql)).toBe(
+      'update t set a = a + -$1, b = $2, c = $3 where id in ($4,$5) and x = $6::int',
+    );
+    expect(literalCount()).toBe(6);
+    expect(Array.from({ length: 6 }, (_, k) => literalValue(k))).toEqual([
+      '3.50',
+      "it's",
+      "'",
+      '1',
+      '2',
+      '5',
+    ]);
+    expect(() => literalValue(6)).toThrow(RangeError);
+    expect(normalizeLiterals(sql)?.values).toEqual(['3.50', "it's", "'", '1', '2', '5']);
+    // A text it gives up on, or one without literals, leaves no literals behind.
+    expect(normalizedText('select 1 -- comment')).toBeNull();
+    expect(literalCount()).toBe(0);
+    expect(normalizedText('select 2')).toBe('select $1');
+    expect(normalizedText('select * from users')).toBeNull();
+    expect(literalCount()).toBe(0);
+  });
+
+  it('replaces at most 64 literals', () => {
+    const list = (n: number): string =>
+      `select * from t where id in (${Array.from({ length: n }, (_, i) => i).join(',')})`;
+    expect(normalizedText(list(64))).toContain('$64)');
+    expect(literalValue(63)).toBe('63');
+    expect(normalizedText(list(65))).toBeNull();
   });
 });
 

@@ -7,6 +7,7 @@ import {
   hashInt4Extended,
   hashInt8Extended,
   hashShard,
+  hashShardSafeInteger,
   partitionHash,
 } from '../../../src/sharding/hash.js';
 import type { ShardKeyType } from '../../../src/sharding/schema.js';
@@ -74,7 +75,36 @@ describe.each(Object.keys(KNOWN) as ShardKeyType[])('%s keys match PostgreSQL', 
     expect(typeHash(keyType, value)).toBe(BigInt.asUintN(64, expectedHash));
     MODULI.forEach((modulus, index) => {
       expect(hashShard(keyType, keyOf(keyType, value), modulus)).toBe(remainders[index]);
+      // The Number path of integer keys (hashShardSafeInteger) against PostgreSQL's own remainders too.
+      const n = Number(value);
+      if ((keyType === 'bigint' || keyType === 'integer') && Number.isSafeInteger(n))
+        expect(hashShardSafeInteger(n, modulus)).toBe(remainders[index]);
     });
+  });
+});
+
+describe('hashShardSafeInteger (integer keys without a BigInt)', () => {
+  it('gives the BigInt path’s shard around every word boundary and at the ends of the safe range', () => {
+    const edges = [0, 1, 42, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff, 0x1_0000_0000, 0x1_0000_0001];
+    edges.push(2 ** 52, Number.MAX_SAFE_INTEGER, 999_999_999_999_999, 123_456_789_012);
+    const values = [...edges, ...edges.map((v) => -v), -0];
+    for (let i = 0; i < 2_000; i++)
+      values.push(Math.floor((Math.random() - 0.5) * 2 * Number.MAX_SAFE_INTEGER));
+    for (const v of values) {
+      for (const modulus of [1, 2, 3, 7, 65_536]) {
+        expect(hashShardSafeInteger(v, modulus), `${v} % ${modulus}`).toBe(
+          hashShard('bigint', BigInt(v), modulus),
+        );
+        if (v >= -0x8000_0000 && v <= 0x7fff_ffff)
+          expect(hashShardSafeInteger(v, modulus)).toBe(hashShard('integer', BigInt(v), modulus));
+      }
+    }
+  });
+
+  it('refuses what is not a safe integer, and bad shard counts', () => {
+    for (const v of [0.5, 2 ** 53, -(2 ** 53), NaN, Infinity])
+      expect(() => hashShardSafeInteger(v, 2)).toThrow(RangeError);
+    for (const count of [0, 1.5, 65_537]) expect(() => hashShardSafeInteger(1, count)).toThrow(RangeError);
   });
 });
 

@@ -73,6 +73,65 @@ describe('hash sharding from literals and parameters', () => {
     expect(pgError(() => shardForLiteral(bigint, 7, '12a')).code).toBe('22P02');
   });
 
+  it('places plain decimals without a BigInt exactly where the general path does (shard-of.ts fast path)', () => {
+    const integer = column('integer');
+    const general = (c: ShardedColumn, v: bigint, n: number): number => shardForKey(c, n, v);
+    const plain = [
+      '0',
+      '-0',
+      '1',
+      '-1',
+      '42',
+      '-42',
+      '2147483647',
+      '-2147483648',
+      '4294967295',
+      '4294967296',
+    ];
+    plain.push('999999999999999', '-999999999999999', '000000000000042', '9007199254740991');
+    for (const text of plain) {
+      for (const n of [2, 3, 16]) {
+        const v = BigInt(text);
+        expect(shardForLiteral(bigint, n, text), text).toBe(general(bigint, v, n));
+        expect(shardForParameter(bigint, n, Buffer.from(text), 0), text).toBe(general(bigint, v, n));
+        if (v >= -(1n << 31n) && v < 1n << 31n) {
+          expect(shardForLiteral(integer, n, text), text).toBe(general(integer, v, n));
+          expect(shardForParameter(integer, n, Buffer.from(text), 0), text).toBe(general(integer, v, n));
+        }
+      }
+    }
+    // Not plain: the general path reads them as PostgreSQL does (leading '+', white space, 16+ digits).
+    for (const [text, v] of [
+      ['+42', 42n],
+      [' 42', 42n],
+      ['42\n', 42n],
+      ['\t-42 ', -42n],
+      ['9223372036854775807', (1n << 63n) - 1n],
+      ['-9223372036854775808', -(1n << 63n)],
+      ['0000000000000000042', 42n],
+    ] as const) {
+      expect(shardForLiteral(bigint, 5, text), text).toBe(general(bigint, v, 5));
+      expect(shardForParameter(bigint, 5, Buffer.from(text), 0), text).toBe(general(bigint, v, 5));
+    }
+    // Out of int4 range for an integer key: 22003 as before, from literals and parameters alike.
+    for (const text of ['2147483648', '-2147483649', '4294967296']) {
+      expect(pgError(() => shardForLiteral(integer, 2, text)).code).toBe('22003');
+      expect(pgError(() => shardForParameter(integer, 2, Buffer.from(text), 0)).code).toBe('22003');
+    }
+    // Invalid text is still 22P02.
+    for (const text of ['', '-', '4-2', '42a', '--1', '1.5', ' ', '٤٢']) {
+      expect(pgError(() => shardForLiteral(bigint, 2, text)).code, JSON.stringify(text)).toBe('22P02');
+      expect(pgError(() => shardForParameter(integer, 2, Buffer.from(text), 0)).code).toBe('22P02');
+    }
+    // A list mapping reads the same plain keys through the general path.
+    const listed = column('bigint', {
+      kind: 'list',
+      entries: [{ values: ['42'], shard: 1 }],
+      defaultShard: 0,
+    });
+    expect(shardForParameter(listed, 2, Buffer.from('42'), 0)).toBe(1);
+  });
+
   it('gives a text parameter, a binary int8/int4/int2 parameter and a literal the same shard', () => {
     const expected = hashShard('bigint', 123n, 3);
     expect(shardForParameter(bigint, 3, Buffer.from('123'), 0)).toBe(expected);
