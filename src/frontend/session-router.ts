@@ -42,10 +42,6 @@ import {
 import { batchTarget, functionCallTarget, oneShardTarget, type BatchTarget } from './batch-target.js';
 import { keepTarget, keptTarget, routeOf } from './plan-targets.js';
 
-// What the dispatch takes from here, now in the modules of their jobs.
-export type { BatchTarget } from './batch-target.js';
-export { BROADCAST_SPEC } from '../execute/merge-spec.js';
-
 /** What the routing needs per database: the schema and plan caches all its sessions share, and more. */
 export interface DatabaseRouting extends SharedPlanning {
   /** Round-robin shard for reads any shard can answer. */

@@ -1,7 +1,7 @@
 // Catalog facts (sharding/catalog-facts.ts) made from what a shard's catalog answered: a relation's kind and
 // persistence and the base tables it reads through views; a function's overloads that may write, with their bodies
 // read the way DO blocks are (do-block.ts) to tell whether shardgate can see where they must run. Pure: the rows come
-// from frontend/catalog-lookup.ts, the analyser is passed in.
+// from engine/catalog-lookup.ts, the analyser is passed in.
 import type { FunctionFacts, RelationFacts } from '../sharding/catalog-facts.js';
 import type { ShardingSchema } from '../sharding/schema.js';
 import { analyzeDoBlock } from './do-block.js';

@@ -1,4 +1,4 @@
-// The text parts of an INSERT … SELECT whose rows the proxy evaluates itself (frontend/insert-source.ts): the query to
+// The text parts of an INSERT … SELECT whose rows the proxy evaluates itself (engine/insert-source.ts): the query to
 // run (with the INSERT's WITH clause, which it may read), and the INSERT around it, into which the rows are written as
 // a VALUES list. Found with PostgreSQL's own scanner and parser (byte offsets), never by pattern-matching the text.
 import { scanSync, type ScanToken } from 'libpg-query';

@@ -241,7 +241,7 @@ export interface InsertInfo {
   /**
    * The rows come from a query (INSERT … SELECT / TABLE, not a VALUES list): when the query cannot run where the rows
    * go (its key does not flow from a co-located table's key), the proxy evaluates it and inserts its rows
-   * (frontend/insert-source.ts).
+   * (engine/insert-source.ts).
    */
   readonly hasSelectSource: boolean;
   /**

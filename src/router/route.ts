@@ -1,6 +1,6 @@
 // The routing decision for one statement: its StatementPlan (from the plan cache) + Bind parameters + the session's
 // manual-routing state → one shard, several shards (fan-out), "session-level" (transaction control, SET), or "learn
-// first" (what routing needs is not known yet: a result the dispatch acts on, frontend/route-lookups.ts). Statements
+// first" (what routing needs is not known yet: a result the dispatch acts on, engine/route-lookups.ts). Statements
 // that cannot be answered correctly across shards throw PgError 0A000 with the reason — never a wrong answer.
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
@@ -23,7 +23,7 @@ export type Route =
    * every shard, every row to every shard).
    */
   | { readonly kind: 'copy_in'; readonly shards: readonly number[]; readonly copy: CopyInfo }
-  /** Routing needs something learnt first (frontend/route-lookups.ts); the request is routed again once it is. */
+  /** Routing needs something learnt first (engine/route-lookups.ts); the request is routed again once it is. */
   | { readonly kind: 'learn'; readonly need: RouteNeed };
 
 /**
@@ -31,12 +31,12 @@ export type Route =
  * - `tableColumns`: an INSERT without a column list names a sharded table whose column order is not known yet (looked
  *   up on a shard into `schema.tableColumns`);
  * - `catalogFacts`: relations or functions the router has no catalog facts about (views, temporary tables, functions
- *   that may write; frontend/catalog-lookup.ts);
+ *   that may write; engine/catalog-lookup.ts);
  * - `generatedValues`: an INSERT into a sharded table leaves columns for a sequence to fill — values are taken from
  *   the sequence of record (frontend/sequence-values.ts) and written into the statement (generated-values.ts);
  * - `sourceRows`: an INSERT … SELECT whose rows cannot be written where the query runs (its sharding key does not flow
  *   unchanged from a co-located table's key, or it reads sharded rows into a copied table) — the proxy runs the query
- *   itself and writes its rows into the statement as a VALUES list (frontend/insert-source.ts). `text`: the statement.
+ *   itself and writes its rows into the statement as a VALUES list (engine/insert-source.ts). `text`: the statement.
  */
 export type RouteNeed =
   | { readonly kind: 'tableColumns'; readonly table: string }

@@ -1,7 +1,7 @@
 // What the router learns from the shards' catalogs about names the config does not mention, once per database: which
 // relations are views (or materialized views) over sharded tables — read like those tables — or temporary, and which
 // functions may change data (volatile, neither built in nor from an extension) and whether shardgate can tell where
-// they must run. Looked up on first use (frontend/catalog-lookup.ts), forgotten on DDL. Pure data.
+// they must run. Looked up on first use (engine/catalog-lookup.ts), forgotten on DDL. Pure data.
 
 /** A relation the config does not name. */
 export interface RelationFacts {

@@ -8,7 +8,8 @@ import {
   normalizeLiterals,
   normalizedText,
 } from '../../../src/router/literals.js';
-import { SessionRouter, type BatchTarget } from '../../../src/frontend/session-router.js';
+import { SessionRouter } from '../../../src/frontend/session-router.js';
+import type { BatchTarget } from '../../../src/frontend/batch-target.js';
 import { query } from '../../../src/protocol/messages.js';
 import { Frontend } from '../../../src/protocol/codes.js';
 import { initParser } from '../../../src/router/parser.js';

@@ -2,7 +2,8 @@
 // columns, HAVING moved to the merge): the per-shard request (Query, or Parse/Bind rebuilt), Bind result formats
 // extended to the hidden columns, a Describe of the statement pointed at the rewritten one, and the merge spec.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SessionRouter, type BatchTarget, type RouteOutcome } from '../../../src/frontend/session-router.js';
+import { SessionRouter, type RouteOutcome } from '../../../src/frontend/session-router.js';
+import type { BatchTarget } from '../../../src/frontend/batch-target.js';
 import { Frontend } from '../../../src/protocol/codes.js';
 import { query, SYNC } from '../../../src/protocol/messages.js';
 import { MessageWriter } from '../../../src/protocol/writer.js';
