@@ -46,12 +46,36 @@ function textFormats(count: number): readonly FormatCode[] {
   return formats;
 }
 
-/** Decode a Bind frame (type byte and length included). Throws PgError 08P01 / 22023 for a malformed one. */
-export function decodeBind(frame: Buffer): BindMessage {
-  const portalEnd = frame.indexOf(0, 5);
-  if (portalEnd < 0) throw malformed('invalid string in message');
-  const statementEnd = frame.indexOf(0, portalEnd + 1);
-  if (statementEnd < 0) throw malformed('invalid string in message');
+/** Where a Bind's parts are, read and checked up to its first parameter by bindLayout. */
+interface BindLayout {
+  portalEnd: number;
+  statementEnd: number;
+  formatCount: number;
+  /** Offset of the first format code. */
+  codesAt: number;
+  paramCount: number;
+  /** Offset of the first parameter's length. */
+  valuesAt: number;
+  /** No format codes, or one 0: every parameter is text. */
+  isAllText: boolean;
+}
+
+/** bindLayout's answer, reused (read it before the next call): checking a Bind's header allocates nothing. */
+const LAYOUT: BindLayout = {
+  portalEnd: 0,
+  statementEnd: 0,
+  formatCount: 0,
+  codesAt: 0,
+  paramCount: 0,
+  valuesAt: 0,
+  isAllText: true,
+};
+
+/** A Bind's names, format codes and parameter count, checked as exec_bind_message checks them (08P01). */
+function bindLayout(frame: Buffer): Readonly<BindLayout> {
+  // The names by a loop: short, and cheaper read than Buffer#indexOf's call into C++ (frontend-fields.ts).
+  const portalEnd = checkedNameEnd(frame, 5);
+  const statementEnd = checkedNameEnd(frame, portalEnd + 1);
   let p = statementEnd + 1;
   need(frame, p, 2);
   const formatCount = frame.readInt16BE(p);
@@ -66,10 +90,41 @@ export function decodeBind(frame: Buffer): BindMessage {
   if (formatCount > 1 && formatCount !== paramCount) {
     throw malformed(`bind message has ${formatCount} parameter formats but ${paramCount} parameters`);
   }
+  LAYOUT.portalEnd = portalEnd;
+  LAYOUT.statementEnd = statementEnd;
+  LAYOUT.formatCount = formatCount;
+  LAYOUT.codesAt = codesAt;
+  LAYOUT.paramCount = paramCount;
+  LAYOUT.valuesAt = p;
+  LAYOUT.isAllText = formatCount === 0 || (formatCount === 1 && frame.readInt16BE(codesAt) === 0);
+  return LAYOUT;
+}
+
+/** Parameter `i`'s format code (not all text), checked: 22023 for one other than text or binary. */
+function formatAt(frame: Buffer, layout: Readonly<BindLayout>, i: number): FormatCode {
+  const code = frame.readInt16BE(layout.formatCount === 1 ? layout.codesAt : layout.codesAt + 2 * i);
+  if (code !== 0 && code !== 1) {
+    throw new PgError('ERROR', SqlState.InvalidParameterValue, `unsupported format code: ${code}`);
+  }
+  return code;
+}
+
+/** The result format codes starting at `p`, checked to end the frame exactly. */
+function checkResultFormats(frame: Buffer, p: number): void {
+  need(frame, p, 2);
+  const resultCount = frame.readInt16BE(p);
+  need(frame, p + 2, resultCount * 2);
+  if (p + 2 + resultCount * 2 !== frame.length) throw malformed(`invalid message format`);
+}
+
+/** Decode a Bind frame (type byte and length included). Throws PgError 08P01 / 22023 for a malformed one. */
+export function decodeBind(frame: Buffer): BindMessage {
+  const layout = bindLayout(frame);
+  const { portalEnd, statementEnd, paramCount } = layout;
+  let p = layout.valuesAt;
   const values = new Array<Buffer | null>(paramCount); // sized once (pushes would grow it)
-  // All text (no format codes, or one 0): a shared array per parameter count instead of a new one per Bind.
-  const isAllText = formatCount === 0 || (formatCount === 1 && frame.readInt16BE(codesAt) === 0);
-  const formats: FormatCode[] | null = isAllText ? null : [];
+  // All text: a shared array per parameter count instead of a new one per Bind.
+  const formats: FormatCode[] | null = layout.isAllText ? null : [];
   for (let i = 0; i < paramCount; i++) {
     need(frame, p, 4);
     const len = frame.readInt32BE(p);
@@ -80,27 +135,16 @@ export function decodeBind(frame: Buffer): BindMessage {
       values[i] = frame.subarray(p, p + len);
       p += len;
     }
-    if (formats === null) continue;
-    const code = frame.readInt16BE(formatCount === 1 ? codesAt : codesAt + 2 * i);
-    if (code !== 0 && code !== 1) {
-      throw new PgError('ERROR', SqlState.InvalidParameterValue, `unsupported format code: ${code}`);
-    }
-    formats.push(code);
+    if (formats !== null) formats.push(formatAt(frame, layout, i));
   }
-  const resultStart = p;
-  need(frame, p, 2);
-  const resultCount = frame.readInt16BE(p);
-  p += 2;
-  need(frame, p, resultCount * 2);
-  p += resultCount * 2;
-  if (p !== frame.length) throw malformed(`invalid message format`);
+  checkResultFormats(frame, p);
   return new DecodedBind(
     frame.toString('utf8', 5, portalEnd),
     frame.toString('utf8', portalEnd + 1, statementEnd),
     values,
     formats ?? textFormats(paramCount),
     frame,
-    resultStart,
+    p,
   );
 }
 
@@ -122,26 +166,10 @@ const VALUE_AT: BindValueAt = { start: 0, end: 0, format: 0 };
  * read it before calling again.
  */
 export function bindValueAt(frame: Buffer, index: number): Readonly<BindValueAt> | null {
-  // The names by a loop: short, and cheaper read than Buffer#indexOf's call into C++ (frontend-fields.ts).
-  const portalEnd = checkedNameEnd(frame, 5);
-  const statementEnd = checkedNameEnd(frame, portalEnd + 1);
-  let p = statementEnd + 1;
-  need(frame, p, 2);
-  const formatCount = frame.readInt16BE(p);
-  p += 2;
-  need(frame, p, formatCount * 2);
-  const codesAt = p;
-  p += formatCount * 2;
-  need(frame, p, 2);
-  const paramCount = frame.readInt16BE(p);
-  p += 2;
-  if (paramCount < 0) throw malformed();
-  if (formatCount > 1 && formatCount !== paramCount) {
-    throw malformed(`bind message has ${formatCount} parameter formats but ${paramCount} parameters`);
-  }
-  const isAllText = formatCount === 0 || (formatCount === 1 && frame.readInt16BE(codesAt) === 0);
+  const layout = bindLayout(frame);
+  let p = layout.valuesAt;
   let found = false;
-  for (let i = 0; i < paramCount; i++) {
+  for (let i = 0; i < layout.paramCount; i++) {
     need(frame, p, 4);
     const len = frame.readInt32BE(p);
     p += 4;
@@ -150,26 +178,15 @@ export function bindValueAt(frame: Buffer, index: number): Readonly<BindValueAt>
       need(frame, p, len);
       p += len;
     }
-    let code = 0;
-    if (!isAllText) {
-      code = frame.readInt16BE(formatCount === 1 ? codesAt : codesAt + 2 * i);
-      if (code !== 0 && code !== 1) {
-        throw new PgError('ERROR', SqlState.InvalidParameterValue, `unsupported format code: ${code}`);
-      }
-    }
+    const code = layout.isAllText ? 0 : formatAt(frame, layout, i);
     if (i === index) {
       found = true;
       VALUE_AT.start = len === -1 ? -1 : start;
       VALUE_AT.end = p;
-      VALUE_AT.format = code as FormatCode;
+      VALUE_AT.format = code;
     }
   }
-  need(frame, p, 2);
-  const resultCount = frame.readInt16BE(p);
-  p += 2;
-  need(frame, p, resultCount * 2);
-  p += resultCount * 2;
-  if (p !== frame.length) throw malformed(`invalid message format`);
+  checkResultFormats(frame, p);
   return found ? VALUE_AT : null;
 }
 
