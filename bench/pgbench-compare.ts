@@ -320,6 +320,8 @@ async function main(): Promise<void> {
     });
   }
   const isDefaultTargets = targets.length === TARGETS.length;
+  // The docs section is the default targets' (TCP, Node); the relay only adds its rows (Node's floor) beside them.
+  const isDocTargets = targets.filter((t) => t.kind !== 'relay').length === TARGETS.length;
 
   // --- runs
   const runs: Record<string, Record<string, PgbenchRun[]>> = {};
@@ -513,7 +515,7 @@ async function main(): Promise<void> {
   log(`results: ${path.relative(REPO_ROOT, resultsFile)}`);
 
   if (opts.docs === 'no') return;
-  if (!isDefaultTargets) {
+  if (!isDocTargets) {
     log('docs/benchmarks.md not updated: its section is for the default targets (--upstream tcp, no --bun)');
     return;
   }
@@ -543,7 +545,7 @@ async function main(): Promise<void> {
   });
   fs.writeFileSync(path.join(REPO_ROOT, 'docs/benchmarks.svg'), svg);
 
-  const cmdLine = `npx tsx ${SCRIPT} --duration ${opts.duration} --clients ${opts.clients} --threads ${opts.threads} --scale ${opts.scale}${opts.rounds > 1 ? ` --rounds ${opts.rounds}` : ''}`;
+  const cmdLine = `npx tsx ${SCRIPT} --duration ${opts.duration} --clients ${opts.clients} --threads ${opts.threads} --scale ${opts.scale}${opts.rounds > 1 ? ` --rounds ${opts.rounds}` : ''}${opts.relay === 'yes' ? ' --relay yes' : ''}`;
   const section = `## pgbench: direct vs PgBouncer vs shardgate
 
 Measured ${startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} with \`${cmdLine}\`.
@@ -562,7 +564,15 @@ query mode); before each of its runs \`pgbench_branches\` and \`pgbench_tellers\
 is truncated (directly, as pgbench does without \`-n\`).${opts.rounds > 1 ? ` The table shows the median of ${opts.rounds} rounds.` : ''}
 
 ${markdownTable(headers, rows)}
-${notes.length > 0 ? '\n' + notes.map((n) => `- ${n}`).join('\n') + '\n' : ''}
+${notes.length > 0 ? '\n' + notes.map((n) => `- ${n}`).join('\n') + '\n' : ''}${
+    byTarget === null
+      ? ''
+      : `
+With \`--relay yes\`, the parse-free Node relay (bench/lib/node-relay.ts: Node's floor for a hop) in the same rounds:
+
+${markdownTable(byTarget.headers, byTarget.rows)}
+`
+  }
 ![pgbench tps: direct, PgBouncer, shardgate](benchmarks.svg)
 
 Numbers from a shared ${machine.cpus}-core machine are noisy (other jobs may have been running); compare ratios from the same run,

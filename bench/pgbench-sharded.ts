@@ -358,7 +358,8 @@ async function main(): Promise<void> {
       const section = [
         '## pgbench over 2 shards (pgbench_accounts and pgbench_history sharded by aid)',
         '',
-        `Measured ${new Date().toISOString()} with \`npx tsx ${SCRIPT} --duration ${DURATION} --scale ${SCALE} --clients ${CLIENTS} --rounds ${ROUNDS}\``,
+        `Measured ${new Date().toISOString()} with \`npx tsx ${SCRIPT} --duration ${DURATION} --scale ${SCALE} --clients ${CLIENTS} --rounds ${ROUNDS}` +
+          `${opts.select === 'yes' ? ' --select yes' : ''}${flatPid === 0 ? '' : ' --unsharded yes'}${opts.floor === 'yes' ? ' --floor yes' : ''}\``,
         '(medians of interleaved rounds):',
         'one PostgreSQL directly vs shardgate over two PostgreSQL shards on the same 2-core machine (so the sharded side',
         'runs two servers and the proxy on the cores the direct side gives to one server). Statements are routed by aid;',
