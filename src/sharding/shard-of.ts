@@ -58,15 +58,7 @@ export function shardForParameter(
   format: ParameterFormat,
 ): number {
   if (value === null) return shardForNull(column, shardCount);
-  if (format === 0 && isHashedInteger(column)) {
-    const shard = plainIntegerShard(column, shardCount, plainDecimalBytes(value));
-    if (shard !== null) return shard;
-  }
-  const key =
-    format === 1
-      ? decodeKeyBinary(column.keyType, value, column)
-      : parseKeyTextBytes(column.keyType, value, column);
-  return shardForKey(column, shardCount, key);
+  return shardForBindValue(column, shardCount, value, 0, value.length, format);
 }
 
 /**
@@ -86,7 +78,12 @@ export function shardForBindValue(
     const shard = plainIntegerShard(column, shardCount, plainDecimalBytes(frame, start, end));
     if (shard !== null) return shard;
   }
-  return shardForParameter(column, shardCount, frame.subarray(start, end), format);
+  const value = start === 0 && end === frame.length ? frame : frame.subarray(start, end);
+  const key =
+    format === 1
+      ? decodeKeyBinary(column.keyType, value, column)
+      : parseKeyTextBytes(column.keyType, value, column);
+  return shardForKey(column, shardCount, key);
 }
 
 /**
