@@ -46,6 +46,11 @@ export class PhaseTwoGate {
     this.byShard = Array.from({ length: shardCount }, () => new Set<string>());
   }
 
+  /** Cover `shardCount` shards (the fence grew): the branches unfinished now stay. */
+  grow(shardCount: number): void {
+    while (this.byShard.length < shardCount) this.byShard.push(new Set<string>());
+  }
+
   /** `txid` was answered at its decision: its branches on `shards` are unfinished until close(). */
   open(txid: string, shards: readonly number[]): void {
     for (const shard of shards) {

@@ -219,6 +219,18 @@ export class VisibilityFence {
     this.phaseTwo = new PhaseTwoGate(shardCount, clock, phaseTwoCount);
   }
 
+  /**
+   * Cover `shardCount` shards: entries (and phase-2 sets) added for the new ones; those held or waited for now stay
+   * as they are, and none is ever removed.
+   */
+  grow(shardCount: number): void {
+    while (this.entries.length < shardCount) {
+      this.entries.push(new Entry());
+      this.counters.push(newFenceCounters());
+    }
+    this.phaseTwo.grow(shardCount);
+  }
+
   /** The counters of every shard added up. */
   totals(): FenceCounters {
     const sum = newFenceCounters();
@@ -313,12 +325,19 @@ export class VisibilityFences {
 
   constructor(private readonly clock: FenceClock = systemClock) {}
 
-  /** The fence of `database` with `shardCount` shards (a new one if the shard count changed on reload). */
+  /**
+   * The fence of `database`, covering at least `shardCount` shards. One fence per database for the proxy's life: a
+   * shard count that changed (a reload keeps the running shards — lifecycle/reload-plan.ts — so this is a guard) grows
+   * it instead of replacing it, since a new fence would not know the sections and phase-2 branches open on the old one
+   * and its readers would see a cross-shard commit on some shards only.
+   */
   of(database: string, shardCount: number): VisibilityFence {
     let fence = this.byDatabase.get(database);
-    if (fence === undefined || fence.entries.length !== shardCount) {
+    if (fence === undefined) {
       fence = new VisibilityFence(shardCount, this.clock, this.phaseTwoCount);
       this.byDatabase.set(database, fence);
+    } else if (fence.entries.length < shardCount) {
+      fence.grow(shardCount);
     }
     return fence;
   }

@@ -192,6 +192,50 @@ describe('atomic visibility', () => {
     }
   });
 
+  it('a reload that adds a shard while a commit is between its decision and COMMIT PREPARED keeps readers fenced', async () => {
+    const reader = await connect();
+    const writer = await connect();
+    const filesBefore = proxy.files.pgdog;
+    try {
+      await reader.query('select sum(balance) from accounts'); // the fence exists before the reload
+      let letGo: () => void = () => undefined;
+      const held = new Promise<void>((r) => (letGo = r));
+      let isDecided: () => void = () => undefined;
+      const decided = new Promise<void>((r) => (isDecided = r));
+      setFailpoint('after_decision', {
+        kind: 'call',
+        fn: async () => {
+          isDecided();
+          await held;
+        },
+      });
+      const commit = transfer(writer, 11);
+      await decided; // decided, holding the fence on both shards, COMMIT PREPARED not sent yet
+      const s = cluster.servers[0];
+      proxy.files.pgdog +=
+        `\n[[databases]]\nname = "${APP_DB}"\nhost = "${s.host}"\nport = ${s.port}\n` +
+        `database_name = "${APP_DB}"\nshard = 2\n`;
+      const outcome = proxy.proxy.reload();
+      // The shard layout is kept until a restart: the database still has 2 shards, and its fence its open section.
+      expect(outcome).toMatchObject({ ok: true });
+      expect(outcome.ok && outcome.needsRestart).toContain(`databases."${APP_DB}": shards or roles`);
+      const t0 = performance.now();
+      const read = reader.query<{ total: string }>('select sum(balance) as total from accounts');
+      await new Promise((r) => setTimeout(r, 300));
+      letGo();
+      await commit;
+      const r = await read;
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(250); // it waited for the held commit
+      expect(Number(r.rows[0].total)).toBe(TOTAL);
+    } finally {
+      clearFailpoints();
+      proxy.files.pgdog = filesBefore;
+      proxy.proxy.reload();
+      await reader.end();
+      await writer.end();
+    }
+  });
+
   it('a REPEATABLE READ / SERIALIZABLE block reading each shard in its own statement sees one cut while transfers run', async () => {
     const writers = [await connect(), await connect()];
     const reader = await connect();

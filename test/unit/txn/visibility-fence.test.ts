@@ -193,6 +193,46 @@ describe('VisibilityFence', () => {
     expect(fences.of('b', 2)).not.toBe(a);
     expect(fences.countersOf('a', 1)).toBe(a.counters[1]);
     expect(fences.countersOf('c', 0)).toBeNull();
-    expect(fences.of('a', 3)).not.toBe(a); // shard count changed (reload): a new fence
+  });
+
+  it('keeps the fence of a database whose shard count changes: a reader still waits for a section open before', async () => {
+    // A reload keeps a database's running shards (lifecycle/reload-plan.ts), but the fence must not rely on it: a new
+    // fence would not know the writer below, and a reader taking it would see that commit on one shard only.
+    const fences = new VisibilityFences(new FakeClock());
+    const before = fences.of('a', 2);
+    const w = writer(before, [0, 1], 't1');
+    await ticks();
+    expect(w.entered()).toBe(true);
+    const after = fences.of('a', 3);
+    expect(after).toBe(before);
+    expect(after.holdersOf(1)).toEqual(['t1']);
+    const r = reader(after, [1, 2]);
+    expect(r.state.entered).toBe(false); // waits for t1 on shard 1
+    (await w.hold).release();
+    expect(r.state.entered).toBe(true);
+    r.hold.release();
+    // The added shard is fenced like the others, and counted.
+    const w2 = writer(after, [2], 't2');
+    await ticks();
+    const r2 = reader(fences.of('a', 3), [2]);
+    expect(r2.state.entered).toBe(false);
+    expect(fences.countersOf('a', 2)).not.toBeNull();
+    (await w2.hold).release();
+    expect(r2.state.entered).toBe(true);
+    // Fewer shards: the fence and its entries stay (a shard no longer configured is never asked for).
+    expect(fences.of('a', 2)).toBe(before);
+  });
+
+  it("keeps a database's phase-2 branches when its shard count changes", () => {
+    const fences = new VisibilityFences(new FakeClock());
+    fences.of('a', 2).phaseTwo.open('t1', [0, 1]);
+    const gate = fences.of('a', 3).phaseTwo;
+    expect(gate.firstPending([1, 2])).toBe(1);
+    gate.open('t2', [2]);
+    expect(gate.pendingOn(2)).toEqual(['t2']);
+    expect(fences.phaseTwoCount.pending).toBe(3);
+    gate.closeAll('t1');
+    gate.closeAll('t2');
+    expect(fences.phaseTwoCount.pending).toBe(0);
   });
 });
