@@ -375,6 +375,19 @@ export interface InDoubtOnShards {
   readonly decision: boolean | null;
 }
 
+/**
+ * SHOW TRANSACTIONS' `shards` of an in-doubt transaction, each shard once: `shard:prepared` per prepared branch, in
+ * shard order, the decision shard's as `shard:decision prepared` when it is prepared too (the atomic_visibility
+ * layout, as the owning proxy lists it), else `shard:decision` last (the decision-COMMIT layout: no branch there).
+ */
+export function inDoubtShards(prepared: readonly number[], decisionShard: number): string {
+  const parts = prepared.map((shard) =>
+    shard === decisionShard ? `${shard}:decision prepared` : `${shard}:prepared`,
+  );
+  if (!prepared.includes(decisionShard)) parts.push(`${decisionShard}:decision`);
+  return parts.join(',');
+}
+
 /** Every prepared branch of the stateless protocol on every shard, grouped by transaction, with its decision row. */
 export async function listInDoubt(
   shards: ShardAccess,
@@ -406,7 +419,10 @@ export async function listInDoubt(
         owner: branches[0].owner,
         instanceId: branches[0].instanceId,
         ageMs: Math.max(...branches.map((b) => b.ageMs)),
-        shards: [...branches.map((b) => `${b.shard}:prepared`), `${decisionShard}:decision`].join(','),
+        shards: inDoubtShards(
+          branches.map((b) => b.shard),
+          decisionShard,
+        ),
         decision: value === 't' ? true : value === 'f' ? false : null,
       });
     }

@@ -157,6 +157,38 @@ describe('two-phase commit, prepared-decision layout (atomic_visibility = true)'
     expect(await prepared()).toEqual([[], []]);
   });
 
+  it('SHOW TRANSACTIONS on another proxy lists a held transaction of this layout with each shard once', async () => {
+    const ids = [idOn(0, 15), idOn(1, 15)];
+    const stall = hold('after_decision');
+    const commit = transfer(fenced.url, ids);
+    await stall.reached;
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: plain.port,
+      user: 'admin',
+      password: 'admin',
+      database: 'admin',
+    });
+    c.on('error', () => undefined);
+    await c.connect();
+    opened.push(c);
+    try {
+      expect((await c.query('SHOW TRANSACTIONS')).rows).toEqual([
+        expect.objectContaining({
+          source: 'shards',
+          instance_id: 'pd_fenced',
+          state: 'prepared (in doubt)',
+          // The decision shard's branch is prepared too: one entry for it, as the owning proxy lists it.
+          shards: '0:decision prepared,1:prepared',
+          decision: true,
+        }),
+      ]);
+    } finally {
+      stall.release();
+    }
+    expect(await commit).toBeNull();
+  });
+
   it('a proxy of the decision-COMMIT layout commits a decided transaction of this layout on RECOVER, both shards', async () => {
     const ids = [idOn(0, 20), idOn(1, 20)];
     const stall = hold('after_decision');
