@@ -37,8 +37,15 @@ export class ShardServers {
   readonly byShard: (ServerConnection | null)[];
   /** The pool each held server came from (a shard's primary or one of its replicas), to give it back to. */
   private readonly poolByShard: (Pool | null)[];
-  /** Read-your-writes: the server held on a shard came from its primary for a request that may write. */
+  /** Read-your-writes: a request that may write ran on the server held on a shard (a primary's, if tracked). */
   private readonly mayHaveWritten: boolean[];
+  /**
+   * Read-your-writes: the shards of the request readIntent last routed when it cannot change data (its router flags:
+   * a SET, SHOW, transaction control, a read on the primary), as the list its hold is asked for. Taken by that hold
+   * (noteRequest); any other hold (the proxy's own lookups and cuts, an INSERT … SELECT's parts) counts as a write,
+   * as before.
+   */
+  private nonWritingShards: readonly number[] | null = null;
   /** The checkouts of the request queued in a pool: a primary's, or the one member's a replica set picked. */
   private readonly queued: PendingCheckout[] = [];
   /** Servers the request got while other checkouts of it wait (held, attached once all are there). */
@@ -89,6 +96,14 @@ export class ShardServers {
     block: { characteristics(): readonly string[] },
   ): ReadIntent {
     this.noteBlockDefault();
+    this.nonWritingShards =
+      target.isWrite || target.mayWrite || target.isMultiShardWrite
+        ? null
+        : target.kind === 'one'
+          ? this.oneShards[target.shard]
+          : target.kind === 'many'
+            ? target.shards
+            : null;
     if (!this.pools.hasReplicas) return 'write';
     const intent = this.session.reads.intentOf(types, frames); // first: it also follows SET pgdog.role
     const session = this.session;
@@ -150,8 +165,23 @@ export class ShardServers {
     if (shards.length === 1 && this.tryAcquireOne(shards[0], client, intent)) return then();
     let missing = 0;
     for (const s of shards) if (this.byShard[s] == null) missing++;
+    this.noteRequest(shards, intent);
     if (missing === 0) return then();
     this.acquireMissing(shards, client, then, fail, intent);
+  }
+
+  /**
+   * Read-your-writes: a request with `intent` is about to run on `shards` (held already, or checked out now): each
+   * tracked shard counts as written on unless the request cannot change data (readIntent's verdict, taken here).
+   * Marked before the checkout: a write checkout that fails is forgotten at release.
+   */
+  private noteRequest(shards: readonly number[], intent: ReadIntent): void {
+    if (shards === this.nonWritingShards) {
+      this.nonWritingShards = null;
+      return;
+    }
+    if (intent !== 'write') return;
+    for (const shard of shards) if (this.pools.sets[shard].tracksLsn) this.mayHaveWritten[shard] = true;
   }
 
   /** acquire()'s waiting path, kept apart so the common one allocates no closure context. */
@@ -201,7 +231,6 @@ export class ShardServers {
           if (queued !== null) this.queued.push({ shard, ...queued });
         });
       } else {
-        if (intent === 'write' && set.tracksLsn) this.mayHaveWritten[shard] = true;
         const pool = pools.shards[shard];
         const wait = pool.acquire((err, server) => onServer(err, server, pool), isForOpenTransaction);
         if (wait !== null) this.queued.push({ shard, pool, wait });
@@ -221,13 +250,16 @@ export class ShardServers {
    * leaves everything to acquire()'s general path (a replica set to choose from, no idle server, a refusing pool).
    */
   tryAcquireOne(shard: number, client: ReplySink, intent: ReadIntent): boolean {
-    if (this.byShard[shard] != null) return true;
+    if (this.byShard[shard] != null) {
+      this.noteRequest(this.oneShards[shard], intent);
+      return true;
+    }
     const set = this.pools.sets[shard];
     if ((intent !== 'write' && set.hasReplicas) || this.session.status.state !== 'ready') return false;
     const pool = this.pools.shards[shard];
     const server = pool.tryAcquire(this.session.status.txStatus !== TxStatus.Idle);
     if (server === null) return false;
-    if (intent === 'write' && set.tracksLsn) this.mayHaveWritten[shard] = true;
+    this.noteRequest(this.oneShards[shard], intent);
     this.attach(shard, server, pool, client);
     return true;
   }
@@ -373,6 +405,7 @@ export class ShardServers {
   release(): void {
     // A plain loop clearing only the held entries: this runs after every request (Array#fill and forEach showed
     // in the profile of the single-shard path).
+    this.nonWritingShards = null;
     for (let shard = 0; shard < this.byShard.length; shard++) {
       const server = this.byShard[shard];
       const mayHaveWritten = this.mayHaveWritten[shard]; // also set by a write checkout that failed
@@ -406,6 +439,7 @@ export class ShardServers {
     this.byShard.fill(null);
     this.poolByShard.fill(null);
     this.mayHaveWritten.fill(false);
+    this.nonWritingShards = null;
   }
 
   /** Cancel what runs on the held servers. */

@@ -64,7 +64,10 @@ export class HeldServer {
   private uniqueIds: UniqueIdRequests | null = null;
   /** The read/write split of a database with replicas (set at login; null: none, every request goes to the primary). */
   reads: ReadChoice | null = null;
-  /** The server held was checked out for a request that may write (its WAL position is asked when it is released). */
+  /**
+   * A request that may change data ran on the server held, a primary's (its WAL position is asked when it is
+   * released): set at the checkout, or by a later request of the transaction on the server held (sendBatch).
+   */
   private isWriteCheckout = false;
   private readonly host: HeldServerHost;
   /** Made with `uniqueIds` (an idle client without them holds no closure of its own). */
@@ -98,9 +101,13 @@ export class HeldServer {
     }
   }
 
-  /** Send every queued frame to the held `server` (pgdog.unique_id() calls replaced first). */
-  sendBatch(server: ServerConnection): void {
+  /**
+   * Send every queued frame to the held `server` (pgdog.unique_id() calls replaced first). `isCheckedOut`: the server
+   * was just checked out for them (their read-your-writes effect is known from the checkout).
+   */
+  sendBatch(server: ServerConnection, isCheckedOut = false): void {
     const batch = this.host.batch;
+    if (!isCheckedOut && !this.isWriteCheckout && this.reads !== null) this.noteWriteOnHeld(this.reads);
     const uniqueIds = this.uniqueIds;
     if (uniqueIds !== null && this.failBatch !== null && !withUniqueIds(uniqueIds, batch, this.failBatch))
       return;
@@ -124,7 +131,7 @@ export class HeldServer {
       if (err || server === null || pool === null)
         return this.host.ending.failBatch(err ?? PgError.internal('no server'));
       this.hold(server, pool);
-      this.sendBatch(server);
+      this.sendBatch(server, true);
     };
     if (pools.hasReplicas && this.reads !== null) {
       this.acquireByRole(pools.sets[0], this.reads, onServer);
@@ -140,12 +147,28 @@ export class HeldServer {
     }
   }
 
+  /**
+   * Read-your-writes on a server held since an earlier request of the transaction (one that did not write: BEGIN, a
+   * SET, a read on the primary): the queued requests count if they may change data there.
+   */
+  private noteWriteOnHeld(reads: ReadChoice): void {
+    const pools = this.pools;
+    // Session mode: the server is never given back while the client is there, so no position is ever asked.
+    if (pools === null || pools.mode !== 'transaction') return;
+    const set = pools.sets[0];
+    if (!set.tracksLsn || this.pool === null || this.pool !== set.primary.pool) return;
+    const batch = this.host.batch;
+    const { types, frames } = batch.peek(batch.length);
+    if (reads.mayWrite(types, frames)) this.isWriteCheckout = true;
+  }
+
   /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
   private acquireByRole(set: ReplicaSet, reads: ReadChoice, cb: SetAcquireCallback): void {
     const batch = this.host.batch;
     const { types, frames } = batch.peek(batch.length);
-    const intent = reads.intentOf(types, frames);
-    this.isWriteCheckout = intent === 'write';
+    const { intent, mayWrite } = reads.requestOf(types, frames);
+    // A request that only sets, shows or reads leaves nothing on the primary its later reads must wait for.
+    this.isWriteCheckout = intent === 'write' && mayWrite;
     const need = intent === 'write' ? null : reads.writes.needs(0, set); // read-your-writes
     set.acquire(
       need === 'primary' ? 'write' : intent,

@@ -3,7 +3,7 @@
 // read-your-writes positions its reads must see (read-your-writes.ts), and the client's side of a replica ban.
 import type { Pool } from '../backend/pool.js';
 import type { ReadIntent } from '../backend/replica-set.js';
-import { classifyTexts, requestTexts, type RoleOverride } from './read-intent.js';
+import { classifyTexts, requestTexts, type RequestIntent, type RoleOverride } from './read-intent.js';
 import { ReadYourWrites } from './read-your-writes.js';
 import type { SessionLog } from './session-log.js';
 import type { SessionParams } from './session-params.js';
@@ -12,6 +12,9 @@ import type { SessionParams } from './session-params.js';
 function poolLabel(pool: Pool): string {
   return `${pool.opts.address.host}:${pool.opts.address.port}`;
 }
+
+/** A request whose statements are not all known (a Bind of a statement prepared earlier, a FunctionCall). */
+const UNKNOWN_REQUEST: RequestIntent = Object.freeze({ intent: 'write', mayWrite: true });
 
 export class ReadChoice {
   /** Read-your-writes: the WAL positions this session's reads must see, per shard. */
@@ -31,14 +34,27 @@ export class ReadChoice {
 
   /** What a request needs of a shard (read-intent.ts); a `SET pgdog.role` in it becomes the session's override. */
   intentOf(types: readonly number[], frames: readonly Buffer[]): ReadIntent {
+    return this.requestOf(types, frames).intent;
+  }
+
+  /** intentOf, and whether the request may change data (read-your-writes: its primary's position is then asked). */
+  requestOf(types: readonly number[], frames: readonly Buffer[]): RequestIntent {
     const texts = requestTexts(types, frames, this.statementText);
-    const { intent, sessionRole, minLsns } =
-      texts === null
-        ? { intent: 'write' as const, sessionRole: undefined }
-        : classifyTexts(texts, this.role, this.params.isDefaultReadOnly);
-    if (sessionRole !== undefined) this.role = sessionRole;
-    if (minLsns !== undefined) for (const [shard, lsn] of minLsns) this.writes.require(shard, lsn);
-    return intent;
+    if (texts === null) return UNKNOWN_REQUEST;
+    const request = classifyTexts(texts, this.role, this.params.isDefaultReadOnly);
+    if (request.sessionRole !== undefined) this.role = request.sessionRole;
+    if (request.minLsns !== undefined)
+      for (const [shard, lsn] of request.minLsns) this.writes.require(shard, lsn);
+    return request;
+  }
+
+  /**
+   * Whether a request sent to a server held already (its checkout was for an earlier request of the transaction) may
+   * change data; it is not a new checkout, so it does not change the session's override or positions.
+   */
+  mayWrite(types: readonly number[], frames: readonly Buffer[]): boolean {
+    const texts = requestTexts(types, frames, this.statementText);
+    return texts === null || classifyTexts(texts, this.role, this.params.isDefaultReadOnly).mayWrite;
   }
 
   /** The replica set logs the ban itself (warn, once); this only ties it to the client whose checkout moved on. */

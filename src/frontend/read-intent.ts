@@ -7,18 +7,24 @@
 // Functions are judged as PgDog judges them: a call is a read unless shardgate knows the function writes; a user
 // function that writes needs `/* pgdog_role: primary */` (else the replica answers 25006). Manual overrides:
 // `/* pgdog_role: primary|replica */` in the statement, `SET pgdog.role = 'primary'|'replica'` for the session
-// (RESET pgdog.role ends it). Writes go to the primary whatever the override says. Pure, with one bounded cache of
-// plans by SQL text for databases that have no router of their own.
+// (RESET pgdog.role ends it). Writes go to the primary whatever the override says. Also whether a request may change
+// data at all (read-your-writes: SET, SHOW, transaction control and reads on the primary do not). Pure, with one
+// bounded cache of plans by SQL text for databases that have no router of their own.
 import type { ReadIntent } from '../backend/replica-set.js';
 import { Frontend } from '../protocol/codes.js';
 import { analyzeQuery } from '../router/analyze.js';
 import { PlanCache } from '../router/plan-cache.js';
-import type { StatementPlan } from '../router/plan.js';
+import type { StatementKind, StatementPlan } from '../router/plan.js';
 
 export type RoleOverride = 'primary' | 'replica' | null;
 
 export interface RequestIntent {
   intent: ReadIntent;
+  /**
+   * Some statement may change data (dataEffect), so the primary it ran on must be caught up with before the
+   * session's next reads (read-your-writes); false for SET, SHOW, transaction control and reads, even on the primary.
+   */
+  mayWrite: boolean;
   /** Read-your-writes positions the request brings (`SET pgdog.min_lsn`, `/* pgdog_min_lsn: … *\/`), by shard. */
   minLsns?: Map<number, bigint>;
   /** What a `SET pgdog.role` / `RESET pgdog.role` of this request makes the session's override; undefined: unchanged. */
@@ -84,6 +90,32 @@ export function isReadOnlyStatement(p: StatementPlan): boolean {
   );
 }
 
+/** Kinds that change no data whatever they name: no user function runs in them. */
+const NEVER_WRITES: ReadonlySet<StatementKind> = new Set<StatementKind>([
+  'set',
+  'reset',
+  'show',
+  'discard',
+  'begin',
+  'commit',
+  'rollback',
+  'savepoint',
+  'prepare',
+  'deallocate',
+]);
+
+/**
+ * What statement `p` may do to data where it runs (read-your-writes): 'write' by the router's rule for a
+ * transaction's writers (SessionRouter: it writes, or it is a statement the proxy cannot see into); 'never' for the
+ * kinds that change nothing whatever they name; 'unless-primary' for the rest (reads), which count as writes when
+ * the request is sent to the primary on purpose — `pgdog_role: primary`, `SET pgdog.role = 'primary'`: how a read
+ * calling a function that writes is routed.
+ */
+export function dataEffect(p: StatementPlan): 'write' | 'never' | 'unless-primary' {
+  if (NEVER_WRITES.has(p.kind)) return 'never';
+  return p.isWrite || (p.kind === 'other' && !p.isReadOnly) ? 'write' : 'unless-primary';
+}
+
 /** PostgreSQL's parse_bool for the values a client sets a boolean to (null: not a boolean). */
 function parseBool(value: string): boolean | null {
   const v = value.replace(/^'|'$/g, '').trim().toLowerCase();
@@ -134,20 +166,25 @@ export function classifyTexts(
   sessionRole: RoleOverride,
   isDefaultReadOnly = false,
 ): RequestIntent {
-  if (texts.length === 0) return { intent: 'write' };
+  if (texts.length === 0) return { intent: 'write', mayWrite: true };
   let isDefaultRo = isDefaultReadOnly;
   let isRead = true;
   let isReadOnlyTx = false;
   let hint: RoleOverride = null;
   let newRole: RoleOverride | undefined;
   let minLsns: Map<number, bigint> | null = null;
+  let isWrite = false;
+  let hasRead = false;
   for (const sql of texts) {
     hint ??= roleHint(sql);
     if (sql.includes('pgdog_min_lsn')) minLsns = parseMinLsns(MIN_LSN_HINT.exec(sql)?.[1] ?? '') ?? minLsns;
     if (sql.includes('_lsn') && PRIMARY_ONLY.test(sql)) isRead = false;
     const ps = plansOf(sql);
-    if (ps === null) return { intent: 'write' };
+    if (ps === null) return { intent: 'write', mayWrite: true };
     for (const p of ps) {
+      const effect = dataEffect(p);
+      if (effect === 'write') isWrite = true;
+      else if (effect === 'unless-primary') hasRead = true;
       const role = setsRole(p);
       if (role !== undefined) {
         newRole = role;
@@ -180,7 +217,8 @@ export function classifyTexts(
     }
   }
   const override = hint ?? (newRole === undefined ? sessionRole : newRole);
-  const out: RequestIntent = { intent: 'write' };
+  const mayWrite = isWrite || (hasRead && override === 'primary');
+  const out: RequestIntent = { intent: 'write', mayWrite };
   if (newRole !== undefined) out.sessionRole = newRole;
   if (minLsns !== null) out.minLsns = minLsns;
   if (!isRead && !isReadOnlyTx) return out;

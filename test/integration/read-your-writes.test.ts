@@ -107,6 +107,37 @@ describe.skipIf(isExternal)('read-your-writes (one shard, a delayed replica)', (
       await other.end();
     }
   });
+
+  it('a SET, a SHOW or a block that only sets and reads is not a write: later reads stay on the replica', async () => {
+    const setter = await connect(proxy.url);
+    const other = await connect(proxy.url);
+    try {
+      await waitFor(async () => (await readBack(setter, 0)).onReplica, 'a first read on the replica');
+      // Another session's write: the primary is ahead of the replica (2 s) from here on.
+      await other.query("INSERT INTO users VALUES (101, 'other')");
+      await setter.query("SET work_mem = '8MB'");
+      expect(await readBack(setter, 101)).toEqual({ found: false, onReplica: true });
+      await setter.query('SHOW work_mem');
+      expect(await readBack(setter, 101)).toEqual({ found: false, onReplica: true });
+      // A block on the primary (not READ ONLY) that sets and reads only, in one Query and request by request.
+      await setter.query("BEGIN; SET LOCAL work_mem = '16MB'; SELECT count(*) FROM users; COMMIT");
+      expect(await readBack(setter, 101)).toEqual({ found: false, onReplica: true });
+      await setter.query('BEGIN');
+      await setter.query("SET LOCAL work_mem = '16MB'");
+      await setter.query('SELECT count(*) FROM users');
+      await setter.query('COMMIT');
+      expect(await readBack(setter, 101)).toEqual({ found: false, onReplica: true });
+      // A write later in a block whose first requests did not write still counts.
+      await setter.query('BEGIN');
+      await setter.query("SET LOCAL work_mem = '16MB'");
+      await setter.query("INSERT INTO users VALUES (102, 'mine')");
+      await setter.query('COMMIT');
+      expect((await readBack(setter, 102)).found).toBe(true);
+    } finally {
+      await setter.end();
+      await other.end();
+    }
+  });
 });
 
 describe.skipIf(isExternal)('read-your-writes on another connection: SET pgdog.min_lsn', () => {
@@ -197,6 +228,38 @@ describe.skipIf(isExternal)('read-your-writes (2 shards, a delayed replica each)
       );
     } finally {
       await writer.end();
+    }
+  });
+
+  it('a SET is not a write on any shard; a write after a SET in a block still counts on its shards', async () => {
+    const setter = await connect(proxy.url);
+    const other = await connect(proxy.url);
+    try {
+      const theirs = [idOn(0, 2000), idOn(1, 2000)];
+      await waitFor(
+        async () =>
+          (await readBack(setter, theirs[0])).onReplica && (await readBack(setter, theirs[1])).onReplica,
+        'first reads on the replicas',
+      );
+      // Another session's writes on both shards: each primary is ahead of its replica (2 s) from here on.
+      await other.query('INSERT INTO users VALUES ($1, $2), ($3, $4)', [
+        theirs[0],
+        'other',
+        theirs[1],
+        'other',
+      ]);
+      await setter.query("SET work_mem = '8MB'");
+      for (const id of theirs) expect(await readBack(setter, id)).toEqual({ found: false, onReplica: true });
+      const mine = [idOn(0, 3000), idOn(1, 3000)];
+      await setter.query('BEGIN');
+      await setter.query("SET LOCAL work_mem = '16MB'");
+      await setter.query('INSERT INTO users VALUES ($1, $2)', [mine[0], 'mine']);
+      await setter.query('INSERT INTO users VALUES ($1, $2)', [mine[1], 'mine']);
+      await setter.query('COMMIT');
+      for (const id of mine) expect((await readBack(setter, id)).found).toBe(true);
+    } finally {
+      await setter.end();
+      await other.end();
     }
   });
 });

@@ -37,6 +37,58 @@ describe('isReadOnlyBlock', () => {
   });
 });
 
+describe('classifyTexts: mayWrite (read-your-writes)', () => {
+  it('is false for SET, SHOW, RESET, DISCARD, transaction control, PREPARE / DEALLOCATE and reads, on the primary too', () => {
+    for (const texts of [
+      ["SET work_mem = '8MB'"],
+      ["SET LOCAL work_mem = '8MB'"],
+      ['SHOW work_mem'],
+      ['RESET work_mem'],
+      ['DISCARD ALL'],
+      ['BEGIN', 'SAVEPOINT a', 'ROLLBACK TO a', 'COMMIT'],
+      ["BEGIN; SET LOCAL work_mem = '16MB'; SELECT count(*) FROM t; COMMIT"],
+      ['SET default_transaction_read_only = on'],
+      ['SET TRANSACTION ISOLATION LEVEL REPEATABLE READ'],
+      ['PREPARE p AS INSERT INTO t VALUES ($1)', 'DEALLOCATE p'],
+      ['SELECT 1'],
+      ['SELECT * FROM t FOR UPDATE'],
+    ]) {
+      expect({ texts, mayWrite: classifyTexts(texts, null).mayWrite }).toEqual({ texts, mayWrite: false });
+    }
+    // SET is routed to the primary (a write's intent), but leaves nothing there to wait for.
+    expect(classifyTexts(["SET work_mem = '8MB'"], null)).toMatchObject({ intent: 'write', mayWrite: false });
+  });
+
+  it('is true for what the router counts as a write, a statement it cannot see into, or an unknown text', () => {
+    for (const texts of [
+      ['INSERT INTO t VALUES (1)'],
+      ["SET work_mem = '8MB'; INSERT INTO t VALUES (1)"],
+      ['BEGIN', 'UPDATE t SET a = 1'],
+      ['EXECUTE p(1)'],
+      ["SELECT nextval('s')"],
+      ['CALL p()'],
+      ['DO $$ begin insert into t values (1); end $$'],
+      ['TRUNCATE t'],
+      ['COPY t FROM STDIN'],
+      ['LOCK t'],
+      ['not sql at all'],
+      [],
+    ]) {
+      expect({ texts, mayWrite: classifyTexts(texts, null).mayWrite }).toEqual({ texts, mayWrite: true });
+    }
+  });
+
+  it('counts a read sent to the primary on purpose (a function that writes is routed so), never a SET', () => {
+    expect(classifyTexts(['SELECT f()'], null).mayWrite).toBe(false);
+    expect(classifyTexts(['/* pgdog_role: primary */ SELECT f()'], null).mayWrite).toBe(true);
+    expect(classifyTexts(['SELECT f()'], 'primary').mayWrite).toBe(true);
+    expect(classifyTexts(["SET pgdog.role = 'primary'; SELECT f()"], null).mayWrite).toBe(true);
+    expect(classifyTexts(["SET pgdog.role = 'primary'"], null).mayWrite).toBe(false);
+    expect(classifyTexts(["SET work_mem = '8MB'"], 'primary').mayWrite).toBe(false);
+    expect(classifyTexts(['RESET pgdog.role; SELECT f()'], 'primary').mayWrite).toBe(false);
+  });
+});
+
 describe('classifyTexts', () => {
   it('reads and READ ONLY openings may use a replica; writes and overrides to the primary do not', () => {
     expect(classifyTexts(['SELECT 1'], null).intent).toBe('read');
