@@ -41,9 +41,9 @@ export class ShardServers {
   private readonly mayHaveWritten: boolean[];
   /**
    * Read-your-writes: the shards of the request readIntent last routed when it cannot change data (its router flags:
-   * a SET, SHOW, transaction control, a read on the primary), as the list its hold is asked for. Taken by that hold
-   * (noteRequest); any other hold (the proxy's own lookups and cuts, an INSERT … SELECT's parts) counts as a write,
-   * as before.
+   * a SET, SHOW, transaction control, a read on the primary), as the list its hold is asked for. Taken by the next
+   * hold (noteRequest), which counts as no write only if it is for that list; any other hold (the proxy's own lookups
+   * and cuts, an INSERT … SELECT's parts) counts as a write, as before.
    */
   private nonWritingShards: readonly number[] | null = null;
   /** The checkouts of the request queued in a pool: a primary's, or the one member's a replica set picked. */
@@ -176,11 +176,11 @@ export class ShardServers {
    * Marked before the checkout: a write checkout that fails is forgotten at release.
    */
   private noteRequest(shards: readonly number[], intent: ReadIntent): void {
-    if (shards === this.nonWritingShards) {
-      this.nonWritingShards = null;
-      return;
-    }
-    if (intent !== 'write') return;
+    // Taken by the first hold after readIntent, whichever it is: a request that failed before its hold (a wait that
+    // timed out) leaves nothing for a later hold of the same shard list.
+    const isNonWriting = shards === this.nonWritingShards;
+    this.nonWritingShards = null;
+    if (isNonWriting || intent !== 'write') return;
     for (const shard of shards) if (this.pools.sets[shard].tracksLsn) this.mayHaveWritten[shard] = true;
   }
 
