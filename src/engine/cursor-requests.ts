@@ -1,12 +1,13 @@
 // Cursors across shards for the sharded dispatch: a fan-out request executed with a row limit, or without Sync, runs
 // to the end on every shard (its merged reply collected by a CursorRun, proxy-portal.ts) and the proxy keeps the rows
-// as a portal of its own; later Execute / Describe / Close of that portal are answered from it, never routed.
+// as a portal of its own; later Execute / Describe / Close of that portal are answered from it, never routed. The
+// dispatch calls in here only for such a request: when the session holds portals (`ProxyPortals`, which it owns and
+// routing reads), when routing makes a fan-out a cursor, and for a cursor run in the request state's run slot.
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import type { RankRequest } from '../execute/reply-merger.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { putBackClientRequest, type DispatchHost } from './dispatch-host.js';
-import type { FanoutOwner } from './fanout.js';
 import { CursorRun, cursorShardRequest, ProxyPortals, type CursorRunOwner } from './proxy-portal.js';
 
 /**
@@ -16,24 +17,11 @@ import { CursorRun, cursorShardRequest, ProxyPortals, type CursorRunOwner } from
 export class CursorRequests implements CursorRunOwner {
   private readonly host: DispatchHost;
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
-  private readonly portals = new ProxyPortals();
+  private readonly portals: ProxyPortals;
 
-  constructor(host: DispatchHost) {
+  constructor(host: DispatchHost, portals: ProxyPortals) {
     this.host = host;
-  }
-
-  get hasPortals(): boolean {
-    return this.portals.size > 0;
-  }
-
-  /** The transaction ended: its portals are gone. */
-  clearPortals(): void {
-    this.portals.clear();
-  }
-
-  /** A new request is being routed: no cursor run for it yet. */
-  forgetRun(): void {
-    this.host.request.dropRun('cursorRun');
+    this.portals = portals;
   }
 
   /**
@@ -84,16 +72,11 @@ export class CursorRequests implements CursorRunOwner {
     const original = host.batch.takeFirst(host.requestLength);
     host.batch.unshift(shard.types, shard.frames);
     host.requestLength = shard.types.length;
-    host.request.moveRun({ kind: 'cursorRun', run: new CursorRun(this, original.types, original.frames) });
+    // The run is the owner of the fan-out that follows (its merged reply collected, not sent).
+    const run = new CursorRun(this, original.types, original.frames);
+    run.onOverflow = () => host.servers.cancel(host.log); // its rows are dropped: stop the shards early
+    host.request.moveRun({ kind: 'cursorRun', run });
     return shard;
-  }
-
-  /** Where the fan-out's merged reply goes while a cursor runs (null: no cursor run). */
-  fanoutOwner(): FanoutOwner | null {
-    const run = this.host.request.cursorRun;
-    if (run === null) return null;
-    run.onOverflow = () => this.host.servers.cancel(this.host.log); // its rows are dropped: stop the shards early
-    return run;
   }
 
   /**

@@ -62,17 +62,6 @@ export function executeTarget(frame: Buffer): { portal: string; limit: number } 
   return { portal: executePortal(frame), limit: executeLimit(frame) };
 }
 
-/** Whether a fan-out request must run as a cursor: a row-limited Execute, or no Sync (Flush only) to end it. */
-export function isCursorRequest(types: readonly number[], frames: readonly Buffer[]): boolean {
-  let hasSync = false;
-  for (let i = 0; i < types.length; i++) {
-    const t = types[i];
-    if (t === Frontend.Sync || t === Frontend.Query || t === Frontend.FunctionCall) hasSync = true;
-    else if (t === Frontend.Execute && executeLimit(frames[i]) > 0) return true;
-  }
-  return !hasSync;
-}
-
 /**
  * The request the shards run for a cursor: its Execute without a row limit, Flushes dropped, ending in Sync. Null when
  * it cannot run as one (not exactly one Execute, or other messages after a Sync).
@@ -285,39 +274,27 @@ export function answerFromPortals(
   return out;
 }
 
-/** The proxy's portals of one session, by name: what answers the client's later Executes of its cursors. */
-export class ProxyPortals {
-  private readonly portals = new Map<string, ProxyPortal>();
-
-  get size(): number {
-    return this.portals.size;
-  }
-
-  set(name: string, portal: ProxyPortal): void {
-    this.portals.set(name, portal);
-  }
-
-  /** Their transaction ended: portals end with it. */
-  clear(): void {
-    this.portals.clear();
-  }
-
+/**
+ * The proxy's portals of one session, by name: what answers the client's later Executes of its cursors. A Map, so that
+ * routing reads whether there is any (`size`) without a call into this module (the dispatch owns it: sharded-dispatch.ts).
+ */
+export class ProxyPortals extends Map<string, ProxyPortal> {
   /** The replies to a request only for these portals (with `status` for its Syncs), or null to route it. */
   answer(types: readonly number[], frames: readonly Buffer[], status: number): Buffer[] | null {
-    return answerFromPortals(this.portals, types, frames, () => this.syncReply(status));
+    return answerFromPortals(this, types, frames, () => this.syncReply(status));
   }
 
   /** ReadyForQuery for a Sync the proxy answers; outside a transaction it ends the portals, as in PostgreSQL. */
   syncReply(status: number): Buffer {
-    if (status === TxStatus.Idle) this.portals.clear();
+    if (status === TxStatus.Idle) this.clear();
     return readyForQuery(status);
   }
 
   /** A Bind to a portal name held here (or a simple Query, for the unnamed portal) replaces that portal. */
   forgetRebound(types: readonly number[], frames: readonly Buffer[]): void {
     for (let i = 0; i < types.length; i++) {
-      if (types[i] === Frontend.Query) this.portals.delete('');
-      else if (types[i] === Frontend.Bind) this.portals.delete(bindPortal(frames[i]));
+      if (types[i] === Frontend.Query) this.delete('');
+      else if (types[i] === Frontend.Bind) this.delete(bindPortal(frames[i]));
     }
   }
 }

@@ -323,6 +323,17 @@ export class RequestState {
     return r.kind === 'insertStream' ? r.run : null;
   }
 
+  /**
+   * The request's statements run for the proxy — a script's, or an INSERT … SELECT's query it evaluates: their replies
+   * go through a fan-out even on one shard (the ReadyForQuery, or the rows, are the proxy's), and their writes follow
+   * on the servers held.
+   */
+  get isOwnRun(): boolean {
+    if (this.proxyTransaction !== NO_TRANSACTION) return true;
+    const kind = this.requestRun.kind;
+    return kind === 'insertSource' || kind === 'insertStream';
+  }
+
   /** The one place the request's run changes; throws on an impossible move or combination. */
   moveRun(next: RequestRun): void {
     const from = this.requestRun.kind;

@@ -296,6 +296,27 @@ describe('the proxy transaction and the request run, in the flows that overlap t
     expect(() => r.endRun('cursorRun')).toThrow('run cursorRun ended while the run is insertSource');
   });
 
+  it("a script's statements and an INSERT … SELECT's query run for the proxy; a COPY's or a cursor's do not", () => {
+    const own = (r: RequestState): boolean => r.isOwnRun;
+    const r = new RequestState(2);
+    expect(own(r)).toBe(false);
+    r.moveRun({ kind: 'cursorRun', run: cursorRun });
+    expect(own(r)).toBe(false);
+    r.endRun('cursorRun');
+    r.moveRun({ kind: 'copyIn', copy });
+    expect(own(r)).toBe(false);
+    r.endRun('copyIn');
+    r.moveRun({ kind: 'insertSource', run: insertSource });
+    expect(own(r)).toBe(true);
+    r.moveRun({ kind: 'insertStream', run: insertStream });
+    expect(own(r)).toBe(true);
+    r.endRun('insertStream');
+    r.moveTransaction({ kind: 'script', script });
+    expect(own(r)).toBe(true);
+    r.moveRun({ kind: 'cursorRun', run: cursorRun }); // a cursor statement of a script
+    expect(own(r)).toBe(true);
+  });
+
   it('both slots start empty as one shared value each (nothing allocated for them per request)', () => {
     const a = new RequestState(1);
     const b = new RequestState(1);
