@@ -3,12 +3,13 @@
 // as a portal of its own; later Execute / Describe / Close of that portal are answered from it, never routed. The
 // dispatch calls in here only for such a request: when the session holds portals (`ProxyPortals`, which it owns and
 // routing reads), when routing makes a fan-out a cursor, and for a cursor run in the request state's run slot.
-import { Frontend, TxStatus } from '../protocol/codes.js';
+import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import type { RankRequest } from '../execute/reply-merger.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { putBackClientRequest, type DispatchHost } from './dispatch-host.js';
 import { CursorRun, cursorShardRequest, ProxyPortals, type CursorRunOwner } from './proxy-portal.js';
+import type { ScriptRunner } from './script-run.js';
 
 /**
  * The session's cursor portals, and the cursor run in flight: a cursor's fan-out whose merged reply is collected, not
@@ -18,28 +19,37 @@ export class CursorRequests implements CursorRunOwner {
   private readonly host: DispatchHost;
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
   private readonly portals: ProxyPortals;
+  /** A script's statement answered from the portals ends into its script. */
+  private readonly scripts: ScriptRunner;
 
-  constructor(host: DispatchHost, portals: ProxyPortals) {
+  constructor(host: DispatchHost, portals: ProxyPortals, scripts: ScriptRunner) {
     this.host = host;
     this.portals = portals;
+    this.scripts = scripts;
   }
 
   /**
    * A request only for the proxy's portals (Execute / Describe / Close, Flush, Sync): answered from them (true).
-   * Else a portal the request binds again is forgotten, and the request is routed.
+   * Else a portal the request binds again is forgotten, and the request is routed. A statement of a script (an
+   * extended batch's Execute of a portal, cut out by extended-script.ts and ended by the proxy's Sync) gets no
+   * ReadyForQuery for that Sync and ends into its script, which answers once at its end, as PostgreSQL answers the
+   * batch's one Sync.
    */
   answerFromPortals(types: readonly number[], frames: readonly Buffer[]): boolean {
     const host = this.host;
     const status = host.session.status.txStatus;
+    const inScript = host.request.script !== null;
     // Failed transaction: routed, and refused there as in a failed transaction.
-    const replies = status === TxStatus.Failed ? null : this.portals.answer(types, frames, status);
+    const replies =
+      status === TxStatus.Failed ? null : this.portals.answer(types, frames, inScript ? null : status);
     if (replies === null) {
       this.portals.forgetRebound(types, frames);
       return false;
     }
     host.takeRequest();
     host.session.output.write(Buffer.concat(replies));
-    host.end.requestDone();
+    if (inScript) this.scripts.onStatementDone(replies.some((r) => r[0] === Backend.ErrorResponse));
+    else host.end.requestDone();
     return true;
   }
 

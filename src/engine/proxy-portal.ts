@@ -19,6 +19,7 @@ import type { RankRequest } from '../execute/reply-merger.js';
 export const CURSOR_MAX_BYTES = 128 * 1024 * 1024;
 
 const PORTAL_SUSPENDED = Buffer.from([Backend.PortalSuspended, 0, 0, 0, 4]);
+const NO_REPLY = Buffer.alloc(0);
 
 /** The rows of a cursor across shards not sent yet, and how to describe them. */
 export class ProxyPortal {
@@ -279,9 +280,15 @@ export function answerFromPortals(
  * routing reads whether there is any (`size`) without a call into this module (the dispatch owns it: sharded-dispatch.ts).
  */
 export class ProxyPortals extends Map<string, ProxyPortal> {
-  /** The replies to a request only for these portals (with `status` for its Syncs), or null to route it. */
-  answer(types: readonly number[], frames: readonly Buffer[], status: number): Buffer[] | null {
-    return answerFromPortals(this, types, frames, () => this.syncReply(status));
+  /**
+   * The replies to a request only for these portals (with `status` for its Syncs), or null to route it. `status`
+   * null: a statement of a script, whose Sync is the proxy's own — no ReadyForQuery for it, the portals kept (the
+   * script answers the client's one Sync at its end).
+   */
+  answer(types: readonly number[], frames: readonly Buffer[], status: number | null): Buffer[] | null {
+    return answerFromPortals(this, types, frames, () =>
+      status === null ? NO_REPLY : this.syncReply(status),
+    );
   }
 
   /** ReadyForQuery for a Sync the proxy answers; outside a transaction it ends the portals, as in PostgreSQL. */

@@ -91,9 +91,9 @@ export class ShardedDispatch implements DispatchHost {
     this.servers = new ShardServers(session, router, this.request, this);
     // The client's cursor portals (its transaction's): read by routing, answered and kept by cursor-requests.ts.
     const portals = new ProxyPortals();
-    const cursors = (this.cursors = new CursorRequests(this, portals));
-    this.block = new TransactionBlock(new SessionBlockHost(this.servers, router, () => portals.clear()));
     this.scripts = new ScriptRunner(this);
+    const cursors = (this.cursors = new CursorRequests(this, portals, this.scripts));
+    this.block = new TransactionBlock(new SessionBlockHost(this.servers, router, () => portals.clear()));
     this.copyIn = new CopyInRun(this);
     this.inserts = new InsertRun(this, this.scripts);
     const runs = { scripts: this.scripts, inserts: this.inserts, cursors, copyIn: this.copyIn, portals };

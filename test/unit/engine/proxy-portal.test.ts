@@ -232,6 +232,13 @@ describe('ProxyPortals', () => {
     expect(outside.syncReply(TxStatus.Idle)).toEqual(readyForQuery(TxStatus.Idle));
   });
 
+  it("a script's statement: its Sync is the proxy's own — no ReadyForQuery, the portals kept even outside a transaction", () => {
+    const portals = new ProxyPortals([['c1', rows()]]);
+    const replies = portals.answer([Frontend.Execute, Frontend.Sync], [execute(0, 'c1'), sync], null);
+    expect(spell((replies ?? []).filter((b) => b.length > 0))).toEqual(['D:1', 'D:2', 'C:SELECT 2']);
+    expect(portals.size).toBe(1);
+  });
+
   it('a Bind to a held portal name, or a simple Query (the unnamed portal), replaces that portal', () => {
     const portals = new ProxyPortals([
       ['', rows()],
