@@ -5,8 +5,6 @@
 // routing reads), when routing makes a fan-out a cursor, and for a cursor run in the request state's run slot.
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
-import type { RankRequest } from '../execute/reply-merger.js';
-import type { ServerConnection } from '../backend/server-connection.js';
 import { putBackClientRequest, type DispatchHost } from './dispatch-host.js';
 import { CursorRun, cursorShardRequest, ProxyPortals, type CursorRunOwner } from './proxy-portal.js';
 import type { ScriptRunner } from './script-run.js';
@@ -83,7 +81,7 @@ export class CursorRequests implements CursorRunOwner {
     host.batch.unshift(shard.types, shard.frames);
     host.requestLength = shard.types.length;
     // The run is the owner of the fan-out that follows (its merged reply collected, not sent).
-    const run = new CursorRun(this, original.types, original.frames);
+    const run = new CursorRun(this, host, original.types, original.frames);
     run.onOverflow = () => host.servers.cancel(host.log); // its rows are dropped: stop the shards early
     host.request.moveRun({ kind: 'cursorRun', run });
     return shard;
@@ -116,17 +114,5 @@ export class CursorRequests implements CursorRunOwner {
     if (run.overflow !== null) host.log.warn({ code: run.overflow.code }, run.overflow.message);
     host.session.output.write(Buffer.concat(replies));
     host.end.requestDone();
-  }
-
-  onServerParameter(name: string, value: string): void {
-    this.host.onServerParameter(name, value);
-  }
-
-  onServerLost(server: ServerConnection, reason: string): void {
-    this.host.onServerLost(server, reason);
-  }
-
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
-    this.host.rankTexts(request, done);
   }
 }

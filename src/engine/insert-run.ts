@@ -7,8 +7,6 @@ import { readyForQuery } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC } from '../execute/merge-spec.js';
-import type { RankRequest } from '../execute/reply-merger.js';
-import type { ServerConnection } from '../backend/server-connection.js';
 import { splitInsertSelect } from '../router/insert-select.js';
 import { NO_EFFECTS } from '../txn/transaction-block.js';
 import type { BatchTarget } from '../frontend/batch-target.js';
@@ -62,7 +60,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     host.batch.unshift(request.types, request.frames);
     host.requestLength = request.types.length;
     // The run is the owner of the query's fan-out (its rows collected, not sent).
-    const run = new InsertSourceRun(this, client, statement, parts);
+    const run = new InsertSourceRun(this, host, client, statement, parts);
     run.onOverflow = () => host.servers.cancel(host.log); // its rows are dropped: stop the shards early
     host.request.moveRun({ kind: 'insertSource', run });
     host.dispatch(); // routes the query
@@ -126,7 +124,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     host.batch.takeFirst(host.requestLength); // the query as a SELECT: the stream declares it as a cursor instead
     const batchRows = host.session.proxy.general().insertSelectBatchRows;
     const client = { types: held.clientTypes, frames: held.clientFrames };
-    const stream = new InsertStreamRun(this, client, held.statement, held.parts, batchRows);
+    const stream = new InsertStreamRun(this, host, client, held.statement, held.parts, batchRows);
     host.request.moveRun({ kind: 'insertStream', run: stream }); // in place of the source
     // The client's statement exists from here on, whatever its execution does (as after PostgreSQL's Parse).
     const { parseIndex } = held.statement;
@@ -202,25 +200,5 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     if (tag !== null) host.session.output.write(tag);
     host.session.output.write(readyForQuery(host.end.refreshStatus(sawError)));
     host.end.requestDone();
-  }
-
-  writeToClient(buf: Buffer): boolean {
-    return this.host.writeToClient(buf);
-  }
-
-  onClientDrain(resume: () => void): void {
-    this.host.onClientDrain(resume);
-  }
-
-  onServerParameter(name: string, value: string): void {
-    this.host.onServerParameter(name, value);
-  }
-
-  onServerLost(server: ServerConnection, reason: string): void {
-    this.host.onServerLost(server, reason);
-  }
-
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
-    this.host.rankTexts(request, done);
   }
 }

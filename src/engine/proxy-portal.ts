@@ -11,9 +11,7 @@ import { FrameReader } from '../protocol/frame-reader.js';
 import { bindPortal, describedTarget, executeLimit, executePortal } from '../protocol/frontend-fields.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
-import type { ServerConnection } from '../backend/server-connection.js';
-import type { FanoutOwner } from './fanout.js';
-import type { RankRequest } from '../execute/reply-merger.js';
+import { RelayingOwner, type SessionRelay } from './fanout.js';
 
 /** Most merged reply bytes a cursor across shards may hold in the proxy. */
 export const CURSOR_MAX_BYTES = 128 * 1024 * 1024;
@@ -101,11 +99,8 @@ export function cursorShardRequest(
   return { types: outTypes, frames: outFrames };
 }
 
-/** Where a cursor run reports: the dispatch that started it. */
+/** Where a cursor run reports its end: the cursor requests that started it. */
 export interface CursorRunOwner {
-  onServerParameter(name: string, value: string): void;
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void;
-  onServerLost(server: ServerConnection, reason: string): void;
   onCursorRunDone(run: CursorRun, status: number): void;
 }
 
@@ -113,7 +108,7 @@ export interface CursorRunOwner {
  * A cursor's fan-out in flight: collects the merged reply (as a FanoutOwner, instead of the client) and, once every
  * shard has answered, turns it into the client's replies and the portal kept for its later Executes.
  */
-export class CursorRun implements FanoutOwner {
+export class CursorRun extends RelayingOwner {
   private readonly owner: CursorRunOwner;
   /** The client's own request (the shards ran its rewritten form). */
   readonly clientTypes: readonly number[];
@@ -127,12 +122,15 @@ export class CursorRun implements FanoutOwner {
   /** Called once when the reply outgrows the bound (the dispatch cancels the shards' statements). */
   onOverflow: (() => void) | null = null;
 
+  /** `owner` is told when the run is over; the servers' other events go to `session` (RelayingOwner). */
   constructor(
     owner: CursorRunOwner,
+    session: SessionRelay,
     clientTypes: readonly number[],
     clientFrames: readonly Buffer[],
     maxBytes = CURSOR_MAX_BYTES,
   ) {
+    super(session);
     this.owner = owner;
     this.maxBytes = maxBytes;
     this.clientTypes = clientTypes;
@@ -160,18 +158,6 @@ export class CursorRun implements FanoutOwner {
 
   onClientDrain(resume: () => void): void {
     resume(); // never backpressured: the proxy holds the rows (bounded)
-  }
-
-  onServerParameter(name: string, value: string): void {
-    this.owner.onServerParameter(name, value);
-  }
-
-  onServerLost(server: ServerConnection, reason: string): void {
-    this.owner.onServerLost(server, reason);
-  }
-
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
-    this.owner.rankTexts(request, done);
   }
 
   onFanoutDone(status: number): void {

@@ -123,7 +123,7 @@ describe('CursorRun', () => {
   const merged = (...frames: Buffer[]): Buffer => Buffer.concat(frames);
 
   it('gives the first rows and PortalSuspended, and keeps the rest as the portal', () => {
-    const run = new CursorRun(OWNER, clientTypes, clientFrames);
+    const run = new CursorRun(OWNER, OWNER, clientTypes, clientFrames);
     run.writeToClient(
       merged(bare(Backend.ParseComplete), bare(Backend.BindComplete), dataRow('a'), dataRow('b')),
     );
@@ -138,7 +138,7 @@ describe('CursorRun', () => {
   });
 
   it('passes an error through and keeps no portal', () => {
-    const run = new CursorRun(OWNER, clientTypes, clientFrames);
+    const run = new CursorRun(OWNER, OWNER, clientTypes, clientFrames);
     const error = new MessageWriter(32).int8(0x43).cstring('22012').int8(0).frame(Backend.ErrorResponse);
     run.writeToClient(merged(bare(Backend.ParseComplete), bare(Backend.BindComplete), error));
     const { replies, portal, failed } = run.replies();
@@ -146,7 +146,7 @@ describe('CursorRun', () => {
   });
 
   it('drops what it holds past its bound and answers 54000', () => {
-    const run = new CursorRun(OWNER, clientTypes, clientFrames, 64);
+    const run = new CursorRun(OWNER, OWNER, clientTypes, clientFrames, 64);
     let cancelled = 0;
     run.onOverflow = () => cancelled++;
     for (let i = 0; i < 10; i++) run.writeToClient(dataRow(`row-${i}`));

@@ -298,24 +298,22 @@ describe('the proxy transaction and the request run, in the flows that overlap t
   });
 
   it("a script's statements and an INSERT … SELECT's query run for the proxy; a COPY's or a cursor's do not", () => {
-    const own = (r: RequestState): boolean => r.isOwnRun;
     const r = new RequestState(2);
-    expect(own(r)).toBe(false);
-    r.moveRun({ kind: 'cursorRun', run: cursorRun });
-    expect(own(r)).toBe(false);
-    r.endRun('cursorRun');
-    r.moveRun({ kind: 'copyIn', copy });
-    expect(own(r)).toBe(false);
-    r.endRun('copyIn');
-    r.moveRun({ kind: 'insertSource', run: insertSource });
-    expect(own(r)).toBe(true);
-    r.moveRun({ kind: 'insertStream', run: insertStream });
-    expect(own(r)).toBe(true);
-    r.endRun('insertStream');
+    expect(r.isOwnRun).toBe(false);
+    for (const [run, isOwn] of [
+      ['cursorRun', false],
+      ['copyIn', false],
+      ['insertSource', true],
+      ['insertStream', true], // reached through a source
+    ] as const) {
+      reachRun(r, run);
+      expect([run, r.isOwnRun]).toEqual([run, isOwn]);
+      r.endRun(run);
+    }
     r.moveTransaction({ kind: 'script', script });
-    expect(own(r)).toBe(true);
+    expect(r.isOwnRun).toBe(true);
     r.moveRun({ kind: 'copyIn', copy }); // a COPY outside BEGIN, in its script of one statement
-    expect(own(r)).toBe(true);
+    expect(r.isOwnRun).toBe(true);
   });
 
   it('both slots start empty as one shared value each (nothing allocated for them per request)', () => {
