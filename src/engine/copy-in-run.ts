@@ -21,17 +21,13 @@ export class CopyInRun {
     this.host = host;
   }
 
-  get isActive(): boolean {
-    return this.host.request.run.kind === 'copyIn';
-  }
-
   /**
-   * Hand the client's leading copy messages to the split COPY; false when nothing else is left to dispatch. After the
-   * COPY has ended (error), messages up to the client's CopyDone / CopyFail are dropped.
+   * Hand the client's leading copy messages to `copy`, the split COPY in the request state's run slot (the dispatch
+   * calls this only while it holds one); false when nothing else is left to dispatch. After the COPY has ended
+   * (error), messages up to the client's CopyDone / CopyFail are dropped.
    */
-  feed(): boolean {
+  feed(copy: CopyInSplit): boolean {
     const { batch, request } = this.host;
-    const copy = request.copyIn as CopyInSplit;
     let n = 0;
     try {
       for (; n < batch.length && isCopyMessage(batch.typeAt(n)); n++) {
@@ -48,10 +44,12 @@ export class CopyInRun {
     return !batch.isEmpty;
   }
 
-  /** The COPY's fan-out has answered: done once the client has ended its data (else dropped until it does). */
-  onFanoutDone(): void {
-    const request = this.host.request;
-    if (request.copyIn?.isClientDone === true) request.endRun('copyIn');
+  /**
+   * The fan-out of `copy` (the split COPY in the run slot) has answered: done once the client has ended its data (else
+   * dropped until it does).
+   */
+  onFanoutDone(copy: CopyInSplit): void {
+    if (copy.isClientDone) this.host.request.endRun('copyIn');
   }
 
   /** COPY … FROM STDIN with its rows split by shard (or copied to every shard for a table that is). */

@@ -1,13 +1,13 @@
 // Cursors across shards for the sharded dispatch: a fan-out request executed with a row limit, or without Sync, runs
 // to the end on every shard (its merged reply collected by a CursorRun, proxy-portal.ts) and the proxy keeps the rows
-// as a portal of its own; later Execute / Describe / Close of that portal are answered from it, never routed.
-import { Frontend, TxStatus } from '../protocol/codes.js';
+// as a portal of its own; later Execute / Describe / Close of that portal are answered from it, never routed. The
+// dispatch calls in here only for such a request: when the session holds portals (`ProxyPortals`, which it owns and
+// routing reads), when routing makes a fan-out a cursor, and for a cursor run in the request state's run slot.
+import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
-import type { RankRequest } from '../execute/reply-merger.js';
-import type { ServerConnection } from '../backend/server-connection.js';
 import { putBackClientRequest, type DispatchHost } from './dispatch-host.js';
-import type { FanoutOwner } from './fanout.js';
 import { CursorRun, cursorShardRequest, ProxyPortals, type CursorRunOwner } from './proxy-portal.js';
+import type { ScriptRunner } from './script-run.js';
 
 /**
  * The session's cursor portals, and the cursor run in flight: a cursor's fan-out whose merged reply is collected, not
@@ -16,42 +16,38 @@ import { CursorRun, cursorShardRequest, ProxyPortals, type CursorRunOwner } from
 export class CursorRequests implements CursorRunOwner {
   private readonly host: DispatchHost;
   /** Cursors across shards the client has open: the merged rows the proxy holds for later Executes, by portal. */
-  private readonly portals = new ProxyPortals();
+  private readonly portals: ProxyPortals;
+  /** A script's statement answered from the portals ends into its script. */
+  private readonly scripts: ScriptRunner;
 
-  constructor(host: DispatchHost) {
+  constructor(host: DispatchHost, portals: ProxyPortals, scripts: ScriptRunner) {
     this.host = host;
-  }
-
-  get hasPortals(): boolean {
-    return this.portals.size > 0;
-  }
-
-  /** The transaction ended: its portals are gone. */
-  clearPortals(): void {
-    this.portals.clear();
-  }
-
-  /** A new request is being routed: no cursor run for it yet. */
-  forgetRun(): void {
-    this.host.request.dropRun('cursorRun');
+    this.portals = portals;
+    this.scripts = scripts;
   }
 
   /**
    * A request only for the proxy's portals (Execute / Describe / Close, Flush, Sync): answered from them (true).
-   * Else a portal the request binds again is forgotten, and the request is routed.
+   * Else a portal the request binds again is forgotten, and the request is routed. A statement of a script (an
+   * extended batch's Execute of a portal, cut out by extended-script.ts and ended by the proxy's Sync) gets no
+   * ReadyForQuery for that Sync and ends into its script, which answers once at its end, as PostgreSQL answers the
+   * batch's one Sync.
    */
   answerFromPortals(types: readonly number[], frames: readonly Buffer[]): boolean {
     const host = this.host;
     const status = host.session.status.txStatus;
+    const inScript = host.request.script !== null;
     // Failed transaction: routed, and refused there as in a failed transaction.
-    const replies = status === TxStatus.Failed ? null : this.portals.answer(types, frames, status);
+    const replies =
+      status === TxStatus.Failed ? null : this.portals.answer(types, frames, inScript ? null : status);
     if (replies === null) {
       this.portals.forgetRebound(types, frames);
       return false;
     }
     host.takeRequest();
     host.session.output.write(Buffer.concat(replies));
-    host.end.requestDone();
+    if (inScript) this.scripts.onStatementDone(replies.some((r) => r[0] === Backend.ErrorResponse));
+    else host.end.requestDone();
     return true;
   }
 
@@ -84,16 +80,11 @@ export class CursorRequests implements CursorRunOwner {
     const original = host.batch.takeFirst(host.requestLength);
     host.batch.unshift(shard.types, shard.frames);
     host.requestLength = shard.types.length;
-    host.request.moveRun({ kind: 'cursorRun', run: new CursorRun(this, original.types, original.frames) });
+    // The run is the owner of the fan-out that follows (its merged reply collected, not sent).
+    const run = new CursorRun(this, host, original.types, original.frames);
+    run.onOverflow = () => host.servers.cancel(host.log); // its rows are dropped: stop the shards early
+    host.request.moveRun({ kind: 'cursorRun', run });
     return shard;
-  }
-
-  /** Where the fan-out's merged reply goes while a cursor runs (null: no cursor run). */
-  fanoutOwner(): FanoutOwner | null {
-    const run = this.host.request.cursorRun;
-    if (run === null) return null;
-    run.onOverflow = () => this.host.servers.cancel(this.host.log); // its rows are dropped: stop the shards early
-    return run;
   }
 
   /**
@@ -123,17 +114,5 @@ export class CursorRequests implements CursorRunOwner {
     if (run.overflow !== null) host.log.warn({ code: run.overflow.code }, run.overflow.message);
     host.session.output.write(Buffer.concat(replies));
     host.end.requestDone();
-  }
-
-  onServerParameter(name: string, value: string): void {
-    this.host.onServerParameter(name, value);
-  }
-
-  onServerLost(server: ServerConnection, reason: string): void {
-    this.host.onServerLost(server, reason);
-  }
-
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
-    this.host.rankTexts(request, done);
   }
 }

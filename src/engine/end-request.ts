@@ -3,8 +3,9 @@
 // servers or dropped, a fan-out's one ReadyForQuery, the servers given back (transaction mode, all idle) and the next
 // queued request started — or, for a request that cannot run, its error, the rest of a script skipped and the Sync a
 // shard in the middle of a segment is owed. A statement of a script ends into the script (script-run.ts), which comes
-// back here when the script is over. Made once per session; the run modules reach it as DispatchHost's `end`, and
-// nothing here allocates per request.
+// back here when the script is over. Which run module a request ends into is read from the request state's two slots
+// (request-state.ts): a request with neither (nearly every one) calls into none of them. Made once per session; the run
+// modules reach it as DispatchHost's `end`, and nothing here allocates per request.
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import { readyForQuery, SYNC } from '../protocol/messages.js';
 import type { PgError } from '../errors/pg-error.js';
@@ -15,7 +16,7 @@ import type { DispatchHost, RequestEnding } from './dispatch-host.js';
 import type { InsertRun } from './insert-run.js';
 import type { ScriptRunner } from './script-run.js';
 
-/** The run modules a request can end into (each holds its run in the request state's slots). */
+/** The run modules a request can end into (each called only when the request state's slot holds its run). */
 export interface EndingRuns {
   readonly scripts: ScriptRunner;
   readonly inserts: InsertRun;
@@ -63,12 +64,14 @@ export class RequestEnd implements RequestEnding {
    */
   fanoutDone(): void {
     const { host, runs } = this;
-    const fanout = host.request.fanout;
+    const request = host.request;
+    const fanout = request.fanout;
     host.servers.endLoan('fanout');
     host.read?.release();
     const sawError = fanout?.sawError ?? false;
-    runs.copyIn.onFanoutDone(); // else: the client's copy data is dropped until its end
-    if (runs.scripts.isRunning) {
+    const copy = request.copyIn;
+    if (copy !== null) runs.copyIn.onFanoutDone(copy); // else: the client's copy data is dropped until its end
+    if (request.script !== null) {
       if (fanout?.heldTags != null) runs.scripts.holdTags(fanout.heldTags);
       return runs.scripts.onStatementDone(sawError);
     }
@@ -81,9 +84,9 @@ export class RequestEnd implements RequestEnding {
 
   /** A request that cannot run: its error (and ReadyForQuery, unless it is a script statement). */
   failRequest(err: PgError): void {
-    const runs = this.runs;
-    if (!runs.scripts.isRunning) return this.failBatch(err);
-    runs.inserts.restoreClientRequest();
+    const { host, runs } = this;
+    if (host.request.script === null) return this.failBatch(err);
+    this.restoreClientRequest();
     runs.scripts.failStatement(err);
   }
 
@@ -117,13 +120,26 @@ export class RequestEnd implements RequestEnding {
    * pipelined after it.
    */
   private failBatch(err: PgError): void {
-    const { host, runs } = this;
-    runs.inserts.restoreClientRequest();
-    runs.cursors.restoreClientRequest();
+    const host = this.host;
+    this.restoreClientRequest();
     const length = host.requestLength;
     const endsWithSync = length > 0 && host.batch.typeAt(length - 1) === Frontend.Sync;
     host.session.ending.failBatch(err, length);
     if (endsWithSync) this.syncOpenSegments();
     this.requestDone();
+  }
+
+  /**
+   * A request refused while the proxy ran one of its own in its place (an INSERT … SELECT's query or stream step, a
+   * cursor rewritten for the shards): the client's own request is put back to be the one answered.
+   */
+  private restoreClientRequest(): void {
+    switch (this.host.request.run.kind) {
+      case 'insertSource':
+      case 'insertStream':
+        return this.runs.inserts.restoreClientRequest();
+      case 'cursorRun':
+        return this.runs.cursors.restoreClientRequest();
+    }
   }
 }

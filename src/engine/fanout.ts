@@ -42,6 +42,39 @@ export interface FanoutOwner {
   rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void;
 }
 
+/** The fan-out events a run standing in for the session passes on to it unchanged. */
+export type SessionRelay = Pick<FanoutOwner, 'onServerParameter' | 'onServerLost' | 'rankTexts'>;
+
+/**
+ * A fan-out owner standing in for the session (a cursor run, an INSERT … SELECT's query or its stream): it takes the
+ * merged reply and the fan-out's end itself and passes a server's ParameterStatus, a server lost and the ranks of text
+ * keys on to `session` (the dispatch) unchanged — written once here, not in each run. Made once per run, never on the
+ * path of a plain fan-out (whose owner is the dispatch itself).
+ */
+export abstract class RelayingOwner<Session extends SessionRelay = SessionRelay> implements FanoutOwner {
+  protected readonly session: Session;
+
+  constructor(session: Session) {
+    this.session = session;
+  }
+
+  abstract writeToClient(buf: Buffer): boolean;
+  abstract onClientDrain(resume: () => void): void;
+  abstract onFanoutDone(status: number): void;
+
+  onServerParameter(name: string, value: string): void {
+    this.session.onServerParameter(name, value);
+  }
+
+  onServerLost(server: ServerConnection, reason: string): void {
+    this.session.onServerLost(server, reason);
+  }
+
+  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
+    this.session.rankTexts(request, done);
+  }
+}
+
 /** Where a server's reply to the Describe of the portal the proxy added stands. */
 const DescribeWait = {
   /** Nothing owed (none was added, or its reply came). */

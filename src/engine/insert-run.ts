@@ -7,13 +7,10 @@ import { readyForQuery } from '../protocol/messages.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { PASS_THROUGH_SPEC } from '../execute/merge-spec.js';
-import type { RankRequest } from '../execute/reply-merger.js';
-import type { ServerConnection } from '../backend/server-connection.js';
 import { splitInsertSelect } from '../router/insert-select.js';
 import { NO_EFFECTS } from '../txn/transaction-block.js';
 import type { BatchTarget } from '../frontend/batch-target.js';
 import { putBackClientRequest, type DispatchHost } from './dispatch-host.js';
-import type { FanoutOwner } from './fanout.js';
 import { InsertSourceRun, sourceRequest, type InsertSourceOwner } from './insert-source.js';
 import { InsertStreamRun, isStreamableSource, type InsertStreamOwner } from './insert-stream.js';
 import { withStatementText, type RewrittenRequest } from '../frontend/request-rewrite.js';
@@ -34,30 +31,6 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
   constructor(host: DispatchHost, scripts: ScriptRunner) {
     this.host = host;
     this.scripts = scripts;
-  }
-
-  /** The proxy evaluates an INSERT's query (collected or streamed): its statements run on the proxy's servers. */
-  get isRunning(): boolean {
-    const kind = this.host.request.run.kind;
-    return kind === 'insertSource' || kind === 'insertStream';
-  }
-
-  /** The query stands in for the client's INSERT and is being routed. */
-  get isEvaluating(): boolean {
-    return this.host.request.run.kind === 'insertSource';
-  }
-
-  get isStreaming(): boolean {
-    return this.host.request.run.kind === 'insertStream';
-  }
-
-  /** Where a fan-out's merged reply goes while an INSERT's query runs (null: no INSERT … SELECT in flight). */
-  fanoutOwner(): FanoutOwner | null {
-    const { insertStream, insertSource: source } = this.host.request;
-    if (insertStream !== null) return insertStream;
-    if (source === null) return null;
-    source.onOverflow = () => this.host.servers.cancel(this.host.log); // its rows are dropped: stop the shards early
-    return source;
   }
 
   /**
@@ -86,7 +59,10 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     const client = host.batch.takeFirst(host.requestLength);
     host.batch.unshift(request.types, request.frames);
     host.requestLength = request.types.length;
-    host.request.moveRun({ kind: 'insertSource', run: new InsertSourceRun(this, client, statement, parts) });
+    // The run is the owner of the query's fan-out (its rows collected, not sent).
+    const run = new InsertSourceRun(this, host, client, statement, parts);
+    run.onOverflow = () => host.servers.cancel(host.log); // its rows are dropped: stop the shards early
+    host.request.moveRun({ kind: 'insertSource', run });
     host.dispatch(); // routes the query
   }
 
@@ -148,12 +124,12 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     host.batch.takeFirst(host.requestLength); // the query as a SELECT: the stream declares it as a cursor instead
     const batchRows = host.session.proxy.general().insertSelectBatchRows;
     const client = { types: held.clientTypes, frames: held.clientFrames };
-    const stream = new InsertStreamRun(this, client, held.statement, held.parts, batchRows);
+    const stream = new InsertStreamRun(this, host, client, held.statement, held.parts, batchRows);
     host.request.moveRun({ kind: 'insertStream', run: stream }); // in place of the source
     // The client's statement exists from here on, whatever its execution does (as after PostgreSQL's Parse).
     const { parseIndex } = held.statement;
     if (parseIndex >= 0) host.session.statements?.remember(held.clientFrames[parseIndex]);
-    if (!this.scripts.isRunning && host.session.status.txStatus === TxStatus.Idle) {
+    if (host.request.script === null && host.session.status.txStatus === TxStatus.Idle) {
       this.scripts.open(1, true, true, held.statement.isQuery);
       host.end.refreshStatus(); // in the block now: servers are kept between the steps
     }
@@ -214,7 +190,7 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     host.request.dropRun('insertStream');
     if (host.session.status.state === 'closed') return;
     const scripts = this.scripts;
-    if (scripts.isRunning) {
+    if (host.request.script !== null) {
       if (tag !== null) {
         if (scripts.isHoldingTags) scripts.holdTags([tag]);
         else host.session.output.write(tag);
@@ -224,25 +200,5 @@ export class InsertRun implements InsertSourceOwner, InsertStreamOwner {
     if (tag !== null) host.session.output.write(tag);
     host.session.output.write(readyForQuery(host.end.refreshStatus(sawError)));
     host.end.requestDone();
-  }
-
-  writeToClient(buf: Buffer): boolean {
-    return this.host.writeToClient(buf);
-  }
-
-  onClientDrain(resume: () => void): void {
-    this.host.onClientDrain(resume);
-  }
-
-  onServerParameter(name: string, value: string): void {
-    this.host.onServerParameter(name, value);
-  }
-
-  onServerLost(server: ServerConnection, reason: string): void {
-    this.host.onServerLost(server, reason);
-  }
-
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
-    this.host.rankTexts(request, done);
   }
 }

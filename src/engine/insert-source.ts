@@ -12,9 +12,7 @@ import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { decodeBind, encodeBind, encodeParse } from '../protocol/bind.js';
 import { insertWithRows, valueLiteral, type InsertSelectParts } from '../router/insert-select.js';
-import type { ServerConnection } from '../backend/server-connection.js';
-import type { RankRequest } from '../execute/reply-merger.js';
-import type { FanoutOwner } from './fanout.js';
+import { RelayingOwner, type SessionRelay } from './fanout.js';
 import type { RequestStatement } from '../frontend/request-rewrite.js';
 
 /** Most bytes of rows (as SQL literals) an INSERT … SELECT across shards may hold in the proxy. */
@@ -26,11 +24,8 @@ const NO_RESULT_FORMATS = Buffer.from([0, 0]);
 const TEXT_OID = 25;
 const BYTEA_OID = 17;
 
-/** Where an insert-source run reports: the dispatch that started it. */
+/** Where an insert-source run reports its end: the INSERT … SELECT run that started it. */
 export interface InsertSourceOwner {
-  onServerParameter(name: string, value: string): void;
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void;
-  onServerLost(server: ServerConnection, reason: string): void;
   onInsertSourceDone(run: InsertSourceRun): void;
 }
 
@@ -86,7 +81,7 @@ export function sourceRequest(
  * The query's merged reply, collected in place of the client (a FanoutOwner): each row is turned into its VALUES
  * literal as it arrives, so the proxy holds the rows once, as text, up to INSERT_SOURCE_MAX_BYTES.
  */
-export class InsertSourceRun implements FanoutOwner {
+export class InsertSourceRun extends RelayingOwner {
   /** The client's own request (the shards ran the query instead). */
   readonly clientTypes: readonly number[];
   readonly clientFrames: readonly Buffer[];
@@ -103,13 +98,16 @@ export class InsertSourceRun implements FanoutOwner {
   private bytes = 0;
   private error: PgError | null = null;
 
+  /** `owner` is told when the query has run; the servers' other events go to `session` (RelayingOwner). */
   constructor(
     owner: InsertSourceOwner,
+    session: SessionRelay,
     client: { types: readonly number[]; frames: readonly Buffer[] },
     statement: RequestStatement,
     parts: InsertSelectParts,
     maxBytes = INSERT_SOURCE_MAX_BYTES,
   ) {
+    super(session);
     this.owner = owner;
     this.clientTypes = client.types;
     this.clientFrames = client.frames;
@@ -156,18 +154,6 @@ export class InsertSourceRun implements FanoutOwner {
 
   onClientDrain(resume: () => void): void {
     resume(); // never backpressured: the rows are held here (bounded)
-  }
-
-  onServerParameter(name: string, value: string): void {
-    this.owner.onServerParameter(name, value);
-  }
-
-  onServerLost(server: ServerConnection, reason: string): void {
-    this.owner.onServerLost(server, reason);
-  }
-
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
-    this.owner.rankTexts(request, done);
   }
 
   onFanoutDone(): void {

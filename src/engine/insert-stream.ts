@@ -16,10 +16,7 @@ import { readDataRow, readRowDescription } from '../protocol/rows.js';
 import { decodeBind, encodeBind, encodeParse } from '../protocol/bind.js';
 import type { MergeSpec } from '../execute/merge-spec.js';
 import { insertWithRows, valueLiteral, type InsertSelectParts } from '../router/insert-select.js';
-import type { ServerConnection } from '../backend/server-connection.js';
-import type { RankRequest } from '../execute/reply-merger.js';
-import type { PgError } from '../errors/pg-error.js';
-import type { FanoutOwner } from './fanout.js';
+import { RelayingOwner, type FanoutOwner, type SessionRelay } from './fanout.js';
 import { paramTypesFor } from './insert-source.js';
 import {
   withStatementText,
@@ -41,13 +38,11 @@ export const INSERT_SOURCE_CURSOR = 'shardgate_insert_source';
 /** The largest number of bytes of rows (as SQL literals) one streamed INSERT … SELECT held at once, process-wide. */
 export const insertStreamMemory = { peakBytes: 0 };
 
-/** Where a streamed INSERT … SELECT reports: the dispatch that runs its steps. */
+/** Where the replies of a streamed INSERT … SELECT go on to: the session, which also takes its RETURNING rows. */
+export type InsertStreamSession = SessionRelay & Pick<FanoutOwner, 'writeToClient' | 'onClientDrain'>;
+
+/** Where a streamed INSERT … SELECT reports: the INSERT … SELECT run that runs its steps. */
 export interface InsertStreamOwner {
-  writeToClient(buf: Buffer): boolean;
-  onClientDrain(resume: () => void): void;
-  onServerParameter(name: string, value: string): void;
-  onServerLost(server: ServerConnection, reason: string): void;
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void;
   /** Run a request of the proxy's own on `shards` (not routed: the cursor's DECLARE / FETCH / CLOSE). */
   runInsertStreamStep(shards: readonly number[], types: number[], frames: Buffer[]): void;
   /** Route and run a batch's INSERT as the next request. */
@@ -132,7 +127,7 @@ function isRepeatedReply(type: number): boolean {
 }
 
 /** One streamed INSERT … SELECT: the FanoutOwner of each of its steps, which it chains until the end. */
-export class InsertStreamRun implements FanoutOwner {
+export class InsertStreamRun extends RelayingOwner<InsertStreamSession> {
   /** The client's own request (the shards run the proxy's steps instead). */
   readonly clientTypes: readonly number[];
   readonly clientFrames: readonly Buffer[];
@@ -164,13 +159,19 @@ export class InsertStreamRun implements FanoutOwner {
   /** Frames of the current chunk passed on to the client. */
   private out: Buffer[] = [];
 
+  /**
+   * `owner` runs its steps and is told of their ends; the servers' other events, and the RETURNING rows, go to
+   * `session` (RelayingOwner).
+   */
   constructor(
     owner: InsertStreamOwner,
+    session: InsertStreamSession,
     client: { types: readonly number[]; frames: readonly Buffer[] },
     statement: RequestStatement,
     parts: InsertSelectParts,
     batchRows: number,
   ) {
+    super(session);
     this.owner = owner;
     this.clientTypes = client.types;
     this.clientFrames = client.frames;
@@ -195,7 +196,7 @@ export class InsertStreamRun implements FanoutOwner {
     if (this.out.length === 0) return true;
     const out = this.out;
     this.out = [];
-    return this.owner.writeToClient(out.length === 1 ? out[0] : Buffer.concat(out));
+    return this.session.writeToClient(out.length === 1 ? out[0] : Buffer.concat(out));
   }
 
   private onFrame(type: number, frame: Buffer): void {
@@ -240,19 +241,7 @@ export class InsertStreamRun implements FanoutOwner {
   }
 
   onClientDrain(resume: () => void): void {
-    this.owner.onClientDrain(resume);
-  }
-
-  onServerParameter(name: string, value: string): void {
-    this.owner.onServerParameter(name, value);
-  }
-
-  onServerLost(server: ServerConnection, reason: string): void {
-    this.owner.onServerLost(server, reason);
-  }
-
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
-    this.owner.rankTexts(request, done);
+    this.session.onClientDrain(resume);
   }
 
   /** A step has answered: the next one (fetch → insert → fetch … → close → next shard … → the tag). */

@@ -11,14 +11,13 @@ import { FrameReader } from '../protocol/frame-reader.js';
 import { bindPortal, describedTarget, executeLimit, executePortal } from '../protocol/frontend-fields.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
-import type { ServerConnection } from '../backend/server-connection.js';
-import type { FanoutOwner } from './fanout.js';
-import type { RankRequest } from '../execute/reply-merger.js';
+import { RelayingOwner, type SessionRelay } from './fanout.js';
 
 /** Most merged reply bytes a cursor across shards may hold in the proxy. */
 export const CURSOR_MAX_BYTES = 128 * 1024 * 1024;
 
 const PORTAL_SUSPENDED = Buffer.from([Backend.PortalSuspended, 0, 0, 0, 4]);
+const NO_REPLY = Buffer.alloc(0);
 
 /** The rows of a cursor across shards not sent yet, and how to describe them. */
 export class ProxyPortal {
@@ -62,17 +61,6 @@ export function executeTarget(frame: Buffer): { portal: string; limit: number } 
   return { portal: executePortal(frame), limit: executeLimit(frame) };
 }
 
-/** Whether a fan-out request must run as a cursor: a row-limited Execute, or no Sync (Flush only) to end it. */
-export function isCursorRequest(types: readonly number[], frames: readonly Buffer[]): boolean {
-  let hasSync = false;
-  for (let i = 0; i < types.length; i++) {
-    const t = types[i];
-    if (t === Frontend.Sync || t === Frontend.Query || t === Frontend.FunctionCall) hasSync = true;
-    else if (t === Frontend.Execute && executeLimit(frames[i]) > 0) return true;
-  }
-  return !hasSync;
-}
-
 /**
  * The request the shards run for a cursor: its Execute without a row limit, Flushes dropped, ending in Sync. Null when
  * it cannot run as one (not exactly one Execute, or other messages after a Sync).
@@ -111,11 +99,8 @@ export function cursorShardRequest(
   return { types: outTypes, frames: outFrames };
 }
 
-/** Where a cursor run reports: the dispatch that started it. */
+/** Where a cursor run reports its end: the cursor requests that started it. */
 export interface CursorRunOwner {
-  onServerParameter(name: string, value: string): void;
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void;
-  onServerLost(server: ServerConnection, reason: string): void;
   onCursorRunDone(run: CursorRun, status: number): void;
 }
 
@@ -123,7 +108,7 @@ export interface CursorRunOwner {
  * A cursor's fan-out in flight: collects the merged reply (as a FanoutOwner, instead of the client) and, once every
  * shard has answered, turns it into the client's replies and the portal kept for its later Executes.
  */
-export class CursorRun implements FanoutOwner {
+export class CursorRun extends RelayingOwner {
   private readonly owner: CursorRunOwner;
   /** The client's own request (the shards ran its rewritten form). */
   readonly clientTypes: readonly number[];
@@ -137,12 +122,15 @@ export class CursorRun implements FanoutOwner {
   /** Called once when the reply outgrows the bound (the dispatch cancels the shards' statements). */
   onOverflow: (() => void) | null = null;
 
+  /** `owner` is told when the run is over; the servers' other events go to `session` (RelayingOwner). */
   constructor(
     owner: CursorRunOwner,
+    session: SessionRelay,
     clientTypes: readonly number[],
     clientFrames: readonly Buffer[],
     maxBytes = CURSOR_MAX_BYTES,
   ) {
+    super(session);
     this.owner = owner;
     this.maxBytes = maxBytes;
     this.clientTypes = clientTypes;
@@ -170,18 +158,6 @@ export class CursorRun implements FanoutOwner {
 
   onClientDrain(resume: () => void): void {
     resume(); // never backpressured: the proxy holds the rows (bounded)
-  }
-
-  onServerParameter(name: string, value: string): void {
-    this.owner.onServerParameter(name, value);
-  }
-
-  onServerLost(server: ServerConnection, reason: string): void {
-    this.owner.onServerLost(server, reason);
-  }
-
-  rankTexts(request: RankRequest, done: (ranks: Map<string, number> | PgError) => void): void {
-    this.owner.rankTexts(request, done);
   }
 
   onFanoutDone(status: number): void {
@@ -285,39 +261,33 @@ export function answerFromPortals(
   return out;
 }
 
-/** The proxy's portals of one session, by name: what answers the client's later Executes of its cursors. */
-export class ProxyPortals {
-  private readonly portals = new Map<string, ProxyPortal>();
-
-  get size(): number {
-    return this.portals.size;
-  }
-
-  set(name: string, portal: ProxyPortal): void {
-    this.portals.set(name, portal);
-  }
-
-  /** Their transaction ended: portals end with it. */
-  clear(): void {
-    this.portals.clear();
-  }
-
-  /** The replies to a request only for these portals (with `status` for its Syncs), or null to route it. */
-  answer(types: readonly number[], frames: readonly Buffer[], status: number): Buffer[] | null {
-    return answerFromPortals(this.portals, types, frames, () => this.syncReply(status));
+/**
+ * The proxy's portals of one session, by name: what answers the client's later Executes of its cursors. A Map, so that
+ * routing reads whether there is any (`size`) without a call into this module (the dispatch owns it: sharded-dispatch.ts).
+ */
+export class ProxyPortals extends Map<string, ProxyPortal> {
+  /**
+   * The replies to a request only for these portals (with `status` for its Syncs), or null to route it. `status`
+   * null: a statement of a script, whose Sync is the proxy's own — no ReadyForQuery for it, the portals kept (the
+   * script answers the client's one Sync at its end).
+   */
+  answer(types: readonly number[], frames: readonly Buffer[], status: number | null): Buffer[] | null {
+    return answerFromPortals(this, types, frames, () =>
+      status === null ? NO_REPLY : this.syncReply(status),
+    );
   }
 
   /** ReadyForQuery for a Sync the proxy answers; outside a transaction it ends the portals, as in PostgreSQL. */
   syncReply(status: number): Buffer {
-    if (status === TxStatus.Idle) this.portals.clear();
+    if (status === TxStatus.Idle) this.clear();
     return readyForQuery(status);
   }
 
   /** A Bind to a portal name held here (or a simple Query, for the unnamed portal) replaces that portal. */
   forgetRebound(types: readonly number[], frames: readonly Buffer[]): void {
     for (let i = 0; i < types.length; i++) {
-      if (types[i] === Frontend.Query) this.portals.delete('');
-      else if (types[i] === Frontend.Bind) this.portals.delete(bindPortal(frames[i]));
+      if (types[i] === Frontend.Query) this.delete('');
+      else if (types[i] === Frontend.Bind) this.delete(bindPortal(frames[i]));
     }
   }
 }

@@ -11,7 +11,7 @@
 // transaction (none | script: script-run.ts, `moveTransaction`) and the request's run (none | copyIn | cursorRun |
 // insertSource | insertStream: copy-in-run.ts, cursor-requests.ts, insert-run.ts, `moveRun`). Their lifetimes overlap
 // rather than nest (docs/plans/engine.md), so they are slots, not members of the union; which work each slot member may
-// be with is a third table, checked on every move of any of the three.
+// be with is a third table, and which run a script may hold a fourth, checked on every move of any of the three.
 import type { CopyInSplit } from './copy-in.js';
 import type { Fanout } from './fanout.js';
 import type { InsertSourceRun } from './insert-source.js';
@@ -176,6 +176,32 @@ const WORK_WITH_RUN: Readonly<Record<RequestRunKind, readonly RequestWorkKind[]>
 const WORK_WITH_TRANSACTION_MASK = workMasks(WORK_WITH_TRANSACTION);
 const WORK_WITH_RUN_MASK = workMasks(WORK_WITH_RUN);
 
+/**
+ * The runs each member of the proxy's transaction may hold. A script holds its COPY (a COPY outside BEGIN runs in a
+ * script of one statement) and its INSERT … SELECT (a statement of a script, or a stream outside BEGIN wrapped in one),
+ * never a cursor run: no request of a script is ever made a cursor (route-request.ts `isCursorRequest`, a row-limited
+ * Execute or no Sync) —
+ * - a multi-statement Query's statements are each a Query (ended like a Sync);
+ * - an extended batch's statements (extended-script.ts `splitStatements`) each end with the proxy's Sync, and a
+ *   row-limited Execute in such a batch is refused (0A000) before the script opens;
+ * - the script of one statement around a write on several shards opens after routing, and a cursor over a write is
+ *   refused there first (cursor-requests.ts `asCursor`, 0A000: a plan with a transactional write also `mayWrite`);
+ * - an INSERT … SELECT's query (insert-source.ts `sourceRequest`: Execute without a limit, then Sync) and its stream's
+ *   steps (sent as they are, not routed) are not cursors either;
+ * - and a cursor run left from the request before is dropped when the next request is routed, before any script opens.
+ * What a script can meet is the proxy's portals of an earlier cursor, answered without a run (cursor-requests.ts
+ * `answerFromPortals`, which then ends the statement into the script).
+ */
+const RUNS_WITH_TRANSACTION: Readonly<Record<ProxyTransactionKind, readonly RequestRunKind[]>> = {
+  none: ['none', 'copyIn', 'cursorRun', 'insertSource', 'insertStream'],
+  script: ['none', 'copyIn', 'insertSource', 'insertStream'],
+};
+
+/** Whether the proxy's transaction `transaction` may hold the request's run `run`. */
+export function canHoldRun(transaction: ProxyTransactionKind, run: RequestRunKind): boolean {
+  return RUNS_WITH_TRANSACTION[transaction].includes(run);
+}
+
 /** Whether the request's work `work` may be in flight with the proxy's transaction and run as they are. */
 export function canCombine(
   transaction: ProxyTransactionKind,
@@ -183,7 +209,11 @@ export function canCombine(
   work: RequestWorkKind,
 ): boolean {
   const bit = WORK_BIT[work];
-  return (WORK_WITH_TRANSACTION_MASK[transaction] & bit) !== 0 && (WORK_WITH_RUN_MASK[run] & bit) !== 0;
+  return (
+    (WORK_WITH_TRANSACTION_MASK[transaction] & bit) !== 0 &&
+    (WORK_WITH_RUN_MASK[run] & bit) !== 0 &&
+    canHoldRun(transaction, run)
+  );
 }
 
 // The members without a payload, made once: the single-shard path moves through them without allocating.
@@ -321,6 +351,17 @@ export class RequestState {
   get insertStream(): InsertStreamRun | null {
     const r = this.requestRun;
     return r.kind === 'insertStream' ? r.run : null;
+  }
+
+  /**
+   * The request's statements run for the proxy — a script's, or an INSERT … SELECT's query it evaluates: their replies
+   * go through a fan-out even on one shard (the ReadyForQuery, or the rows, are the proxy's), and their writes follow
+   * on the servers held.
+   */
+  get isOwnRun(): boolean {
+    if (this.proxyTransaction !== NO_TRANSACTION) return true;
+    const kind = this.requestRun.kind;
+    return kind === 'insertSource' || kind === 'insertStream';
   }
 
   /** The one place the request's run changes; throws on an impossible move or combination. */

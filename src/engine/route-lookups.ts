@@ -35,8 +35,9 @@ export function takeDetour(
   frames: readonly Buffer[],
 ): void {
   const isSimpleQuery = n === 1 && types[0] === Frontend.Query;
+  const inScript = host.request.script !== null;
   if (detour.kind === 'mixed') {
-    if (!scripts.isRunning) {
+    if (!inScript) {
       if (isSimpleQuery) {
         if (scripts.startQuery(frames[0])) return;
       } else if (!types.includes(Frontend.Query) && host.session.status.txStatus !== TxStatus.Failed) {
@@ -53,7 +54,7 @@ export function takeDetour(
   }
   // What a statement of a multi-statement Query needs looked up may be made by an earlier one (CREATE TABLE …;
   // INSERT …): such a Query runs statement by statement, each routed when its turn comes.
-  if (isSimpleQuery && !scripts.isRunning && scripts.startQuery(frames[0])) return;
+  if (isSimpleQuery && !inScript && scripts.startQuery(frames[0])) return;
   const { router } = host;
   const need = detour.need;
   switch (need.kind) {

@@ -5,8 +5,12 @@
 // of a block on several shards committed by the proxy (commit-run.ts), a write on several shards outside BEGIN wrapped
 // in a script of one statement, a wait for atomic visibility where needed (visibility-waits.ts) — then, its servers
 // held (hold-servers.ts), handed to the phase for its kind: one shard (run-single.ts), several (fanout.ts), COPY in
-// (copy-in-run.ts). Made once per session: the common path makes no closure and allocates nothing of its own.
+// (copy-in-run.ts). Which run module the request concerns is read from the request state (request-state.ts: the
+// proxy's transaction and the request's run) and the session's proxy portals: a request with none of them (nearly every
+// one) calls into no run module. Made once per session: the common path makes no closure and allocates nothing of its
+// own.
 import { Frontend, TxStatus } from '../protocol/codes.js';
+import { executeLimit } from '../protocol/frontend-fields.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { BROADCAST_SPEC, PASS_THROUGH_SPEC } from '../execute/merge-spec.js';
@@ -22,7 +26,7 @@ import type { DispatchHost, RequestRouting } from './dispatch-host.js';
 import { sendFanout, sendSplit } from './fanout.js';
 import type { InsertRun } from './insert-run.js';
 import { localReplies, type LocalReply } from './local-replies.js';
-import { isCursorRequest } from './proxy-portal.js';
+import type { ProxyPortals } from './proxy-portal.js';
 import { takeDetour } from './route-lookups.js';
 import { runOnOneShard } from './run-single.js';
 import type { ScriptRunner } from './script-run.js';
@@ -52,12 +56,27 @@ function namesStatement(types: readonly number[]): boolean {
   return false;
 }
 
-/** The run modules routing asks about the request and hands it to (each holds its run in the request state's slots). */
+/** Whether a fan-out request must run as a cursor: a row-limited Execute, or no Sync (Flush only) to end it. */
+export function isCursorRequest(types: readonly number[], frames: readonly Buffer[]): boolean {
+  let hasSync = false;
+  for (let i = 0; i < types.length; i++) {
+    const t = types[i];
+    if (t === Frontend.Sync || t === Frontend.Query || t === Frontend.FunctionCall) hasSync = true;
+    else if (t === Frontend.Execute && executeLimit(frames[i]) > 0) return true;
+  }
+  return !hasSync;
+}
+
+/**
+ * The run modules routing hands a request to, each called only when the request state's slot holds its run or the
+ * request starts one; and the session's proxy portals (a Map: `size` is read without a call into cursor-requests.ts).
+ */
 export interface RouteRuns {
   readonly scripts: ScriptRunner;
   readonly inserts: InsertRun;
   readonly cursors: CursorRequests;
   readonly copyIn: CopyInRun;
+  readonly portals: ProxyPortals;
 }
 
 export class RequestRoute implements RequestRouting {
@@ -69,7 +88,7 @@ export class RequestRoute implements RequestRouting {
   private readonly sendPending = (): void => this.send(this.sending as BatchTarget);
   /** After the proxy's commit of the client's COMMIT: the script's next statement, or the next request. */
   private readonly afterOwnCommit = (sawError: boolean): void => {
-    if (this.runs.scripts.isRunning) return this.runs.scripts.onStatementDone(sawError);
+    if (this.host.request.script !== null) return this.runs.scripts.onStatementDone(sawError);
     this.host.end.refreshStatus();
     this.host.end.requestDone();
   };
@@ -82,15 +101,15 @@ export class RequestRoute implements RequestRouting {
   /** Route the request at the front of the batch and start it (the dispatch saw it whole and nothing else running). */
   next(): void {
     const { host, runs } = this;
-    const { router, batch, session } = host;
+    const { router, batch, session, request } = host;
     const { cursors, scripts, inserts } = runs;
     // One request at a time: pipelined requests may each need other shards, and their replies must stay in order.
     const n = batch.firstRequestLength();
     host.requestLength = n;
     let { types, frames } = batch.peek(n);
-    if (cursors.hasPortals && cursors.answerFromPortals(types, frames)) return;
+    if (runs.portals.size !== 0 && cursors.answerFromPortals(types, frames)) return;
     let outcome: RouteOutcome;
-    cursors.forgetRun();
+    request.dropRun('cursorRun'); // a cursor run left over: the new request has none yet
     try {
       const withIds = router.withUniqueIds(types, frames);
       if (withIds !== null) {
@@ -137,7 +156,7 @@ export class RequestRoute implements RequestRouting {
         ),
       );
     }
-    if (inserts.isEvaluating && inserts.streamIfPossible(target)) return;
+    if (request.run.kind === 'insertSource' && inserts.streamIfPossible(target)) return;
     if (target.sessionStatement !== null) {
       const placed = this.placeSessionStatement(target, target.sessionStatement, types, frames);
       if (placed === null) return; // answered by the proxy
@@ -149,20 +168,20 @@ export class RequestRoute implements RequestRouting {
       host.block.reachedCount >= 2
     ) {
       const isChained = target.sessionStatement?.transaction?.chain === true;
-      return commitAcrossShards(host, isChained, scripts.isRunning, this.afterOwnCommit);
+      return commitAcrossShards(host, isChained, request.script !== null, this.afterOwnCommit);
     }
     const shards = target.kind === 'one' ? host.servers.oneShard(target.shard) : target.shards;
     if (
       target.isMultiShardWrite &&
       shards.length >= 2 &&
-      !scripts.isRunning &&
+      request.script === null &&
       session.status.txStatus === TxStatus.Idle
     ) {
       // A write on several shards outside a transaction runs inside one of the proxy's own, so a failure on any shard
       // changes nothing anywhere (PostgreSQL's single-statement atomicity): a script of one statement.
       scripts.open(1, true, true, types.includes(Frontend.Query));
     }
-    const isOwnRun = scripts.isRunning || inserts.isRunning; // its writes follow on these servers
+    const isOwnRun = request.isOwnRun; // its writes follow on these servers
     const intent = host.servers.readIntent(target, types, frames, isOwnRun, host.block);
     // atomic_visibility: a REPEATABLE READ / SERIALIZABLE block's first statement takes one cut first (block-cut.ts).
     const cutFence =
@@ -181,7 +200,7 @@ export class RequestRoute implements RequestRouting {
   send(routed: BatchTarget): void {
     const { host, runs } = this;
     if (routed.kind === 'copyIn') return runs.copyIn.start(routed);
-    const isOwnRun = runs.scripts.isRunning || runs.inserts.isRunning;
+    const isOwnRun = host.request.isOwnRun;
     // A script statement's replies go through a fan-out (even on one shard): its ReadyForQuery is the proxy's to send;
     // so do those of an INSERT's query the proxy evaluates (collected, not sent).
     const target: BatchTarget =
@@ -234,8 +253,9 @@ export class RequestRoute implements RequestRouting {
     const session = host.session;
     for (let i = 0; i < types.length; i++)
       if (types[i] === Frontend.Parse) session.statements?.remember(frames[i]);
-    session.output.write(localReplies(types, frames, { ...reply, withReady: !runs.scripts.isRunning }));
-    if (runs.scripts.isRunning) return runs.scripts.onStatementDone(reply.error != null);
+    const inScript = host.request.script !== null;
+    session.output.write(localReplies(types, frames, { ...reply, withReady: !inScript }));
+    if (inScript) return runs.scripts.onStatementDone(reply.error != null);
     host.end.refreshStatus();
     host.end.requestDone();
   }

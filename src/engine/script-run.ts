@@ -12,7 +12,8 @@ import type { ScriptRun } from './request-state.js';
 
 /**
  * The dispatch's script, if one runs: started, fed each statement's end, and finished here. The script itself is the
- * request state's transaction slot (request-state.ts `moveTransaction`), not a field of this class.
+ * request state's transaction slot (request-state.ts `moveTransaction`), not a field of this class: the dispatch reads
+ * that slot and calls in here only when it holds a script (or to open one).
  */
 export class ScriptRunner {
   private readonly host: DispatchHost;
@@ -24,10 +25,6 @@ export class ScriptRunner {
 
   constructor(host: DispatchHost) {
     this.host = host;
-  }
-
-  get isRunning(): boolean {
-    return this.host.request.transaction.kind === 'script';
   }
 
   /**

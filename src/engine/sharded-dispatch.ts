@@ -28,6 +28,7 @@ import { Fanout, type FanoutOwner } from './fanout.js';
 import type { FencedRead } from './fenced-read.js';
 import { ServerHold } from './hold-servers.js';
 import { InsertRun } from './insert-run.js';
+import { ProxyPortals } from './proxy-portal.js';
 import { RequestState } from './request-state.js';
 import { RequestRoute } from './route-request.js';
 import { endOnReady } from './run-single.js';
@@ -88,14 +89,14 @@ export class ShardedDispatch implements DispatchHost {
     this.output = session.output;
     this.request = new RequestState(session.pools.shards.length);
     this.servers = new ShardServers(session, router, this.request, this);
-    const cursors = (this.cursors = new CursorRequests(this));
-    this.block = new TransactionBlock(
-      new SessionBlockHost(this.servers, router, () => cursors.clearPortals()),
-    );
+    // The client's cursor portals (its transaction's): read by routing, answered and kept by cursor-requests.ts.
+    const portals = new ProxyPortals();
     this.scripts = new ScriptRunner(this);
+    const cursors = (this.cursors = new CursorRequests(this, portals, this.scripts));
+    this.block = new TransactionBlock(new SessionBlockHost(this.servers, router, () => portals.clear()));
     this.copyIn = new CopyInRun(this);
     this.inserts = new InsertRun(this, this.scripts);
-    const runs = { scripts: this.scripts, inserts: this.inserts, cursors, copyIn: this.copyIn };
+    const runs = { scripts: this.scripts, inserts: this.inserts, cursors, copyIn: this.copyIn, portals };
     this.end = new RequestEnd(this, runs);
     this.hold = new ServerHold(this);
     this.route = new RequestRoute(this, runs);
@@ -107,8 +108,9 @@ export class ShardedDispatch implements DispatchHost {
    * routed and started (route-request.ts).
    */
   dispatch(): void {
-    if (this.copyIn.isActive && !this.copyIn.feed()) return;
     const request = this.request;
+    const copy = request.copyIn;
+    if (copy !== null && !this.copyIn.feed(copy)) return;
     const kind = request.kind;
     if (kind === 'acquiring' || kind === 'lookup' || kind === 'waiting' || kind === 'fanout') return;
     const batch = this.batch;
@@ -148,9 +150,11 @@ export class ShardedDispatch implements DispatchHost {
     owner: FanoutOwner = this.fanoutOwner(),
   ): Fanout {
     const fanout = new Fanout(serverCount, spec, owner, hasInjectedDescribe);
+    const request = this.request;
     // A streamed INSERT … SELECT counts its batches' tags itself (onInsertStreamDone holds its one tag instead).
-    if (this.scripts.isHoldingTags && !this.inserts.isStreaming) fanout.heldTags = [];
-    this.request.move({ kind: 'fanout', fanout });
+    if (request.script !== null && request.run.kind !== 'insertStream' && this.scripts.isHoldingTags)
+      fanout.heldTags = [];
+    request.move({ kind: 'fanout', fanout });
     return fanout;
   }
 
@@ -171,11 +175,20 @@ export class ShardedDispatch implements DispatchHost {
     this.end.syncOpenSegments();
   }
 
-  /** Where a fan-out's merged reply goes: the client, or a cursor run that keeps it as a portal. */
+  /**
+   * Where a fan-out's merged reply goes, read from the request state's run slot: the run in it — a cursor run that
+   * keeps it as a portal, an INSERT … SELECT's query that collects its rows, or its stream — else the client.
+   */
   private fanoutOwner(): FanoutOwner {
-    const insert = this.inserts.fanoutOwner();
-    if (insert !== null) return insert;
-    return this.cursors.fanoutOwner() ?? this;
+    const run = this.request.run;
+    switch (run.kind) {
+      case 'cursorRun':
+      case 'insertSource':
+      case 'insertStream':
+        return run.run;
+      default:
+        return this; // none; a split COPY gives its own owner (copy-in-run.ts)
+    }
   }
 
   // --- ReplySink: called by the shard servers while they answer this session directly -----------------------

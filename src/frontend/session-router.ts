@@ -3,9 +3,17 @@
 // requests they run (request-rewrite.ts), or COPY split by rows — from the statements' plans, the session's manual
 // routing settings (SET shardgate.shard / sharding_key) and its SQL-level cursors. Whatever cannot run correctly is
 // refused with a PgError; what needs something learnt first, or statements on different shards, is a detour the
-// dispatch takes (RouteOutcome). What else it keeps of the session has a module per job, reached through this class: the
-// prepared statements (prepared-plans.ts), the SETs (session-settings.ts), and the shared plans with what the proxy
-// learned about the tables (database-plans.ts).
+// dispatch takes (RouteOutcome). Its jobs, in this file:
+// - routing a request (`route`): each statement's route joined into one (JoinedRoutes), the hot paths first — a
+//   simple Query by its literals (`routeByLiterals`), a Bind by its key parameter hashed in place (`keyParamRoute`) —,
+//   EXECUTE by its prepared statement (`routeExecute`), the target a plan keeps (plan-targets.ts);
+// - the session state a routed statement changes (`noteStatement`: DDL, PREPARE / DEALLOCATE, SET, manual routing);
+// - what the engine asks about a request's statements: a script's texts and transaction control
+//   (`scriptStatements`, `hasTransactionControl`), the statement it runs (`requestStatement`), sequence values
+//   written in (`withGeneratedValues`).
+// What else it keeps of the session has a module per job, reached through this class: the SQL-level cursors
+// (sql-cursors.ts), the prepared statements (prepared-plans.ts), the SETs (session-settings.ts), pgdog.unique_id()
+// (unique-id-request.ts), and the shared plans with what the proxy learned about the tables (database-plans.ts).
 import { Frontend } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
@@ -33,6 +41,7 @@ import { UniqueIdRequests, type UniqueIdSupport } from './unique-id-request.js';
 import { SessionSettings, type SettingChange } from './session-settings.js';
 import { DatabasePlans, type SharedPlanning } from './database-plans.js';
 import { PreparedPlans } from './prepared-plans.js';
+import { SqlCursors } from './sql-cursors.js';
 import {
   withStatementText,
   type RequestStatement,
@@ -102,8 +111,8 @@ export class SessionRouter implements RouteContext {
   private readonly routing: DatabaseRouting;
   private readonly plans: DatabasePlans;
   private readonly prepared: PreparedPlans;
-  /** SQL-level cursors (DECLARE name CURSOR …) by name: the shard each was declared on. */
-  private readonly cursors = new Map<string, number>();
+  /** SQL-level cursors (DECLARE name CURSOR …): the shard each was declared on (sql-cursors.ts). */
+  private readonly cursors = new SqlCursors();
   readonly schema: ShardingSchema;
   private readonly uniqueIds: UniqueIdRequests | null;
   sessionShard: number | null = null;
@@ -193,44 +202,10 @@ export class SessionRouter implements RouteContext {
     params: BindParams | null,
   ): { route: Route; plan: StatementPlan; params: BindParams | null } {
     if (plan.kind === 'execute') return this.routeExecute(plan, params);
-    if (plan.cursor !== null) return { route: this.routeCursor(plan, params), plan, params };
+    if (plan.cursor !== null) {
+      return { route: this.cursors.route(plan, params, this, this.shardCount), plan, params };
+    }
     return { route: routeStatement(plan, params, this), plan, params };
-  }
-
-  /**
-   * SQL-level cursors: DECLARE runs where its query routes — one shard, remembered, as FETCH / MOVE / CLOSE must run
-   * there too; a query needing several shards is refused (its rows would come from one shard at a time). A cursor the
-   * session did not declare here: any shard answers (34000).
-   */
-  private routeCursor(plan: StatementPlan, params: BindParams | null): Route {
-    const cursor = plan.cursor as NonNullable<StatementPlan['cursor']>;
-    const manual = plan.manualShard !== null || plan.manualShardingKey !== null || this.sessionShard !== null;
-    if (cursor.action === 'declare') {
-      const route =
-        plan.inner === null || manual
-          ? routeStatement(plan, params, this)
-          : routeStatement(plan.inner, params, this);
-      if (route.kind === 'learn') return route;
-      if (route.kind !== 'one') {
-        throw unsupported(
-          `the cursor ${cursor.name ?? ''} would read several shards, and FETCH takes rows from one`,
-          'Add the sharding key so the query reads one shard, or use the extended protocol’s row-limited Execute (portals), which shardgate merges across shards.',
-        );
-      }
-      this.cursors.set(cursor.name ?? '', route.shard);
-      return route;
-    }
-    if (cursor.name === null) {
-      this.cursors.clear(); // CLOSE ALL: on every shard, reported once
-      return {
-        kind: 'many',
-        shards: Array.from({ length: this.shardCount }, (_, i) => i),
-        isReplicated: true,
-      };
-    }
-    const shard = this.cursors.get(cursor.name);
-    if (cursor.action === 'close') this.cursors.delete(cursor.name);
-    return { kind: 'one', shard: shard ?? this.pickReadShard() };
   }
 
   /**

@@ -6,13 +6,6 @@
 // `interval '1 day'`, exponents, several statements — leaves the query as it is (null), and the caller parses the
 // raw text as before. Hand-written: it runs on every simple Query on the hot path, a single pass over the bytes.
 
-export interface NormalizedQuery {
-  /** The text with each replaced literal as `$1`, `$2`, … */
-  readonly text: string;
-  /** The replaced literals' values, as text parameters (strings unquoted). */
-  readonly values: readonly string[];
-}
-
 /** At most this many literals are replaced (beyond: not normalized — a long VALUES list is better parsed as is). */
 const MAX_LITERALS = 64;
 
@@ -55,18 +48,6 @@ let scannedCount = 0;
 /** `$1` … `$64`, made once. */
 const PARAM_NAMES = Array.from({ length: MAX_LITERALS }, (_, i) => `$${i + 1}`);
 
-/**
- * `sql` with its literals replaced by parameters, or null when it has none or holds anything this does not handle
- * (then the raw text is to be parsed).
- */
-export function normalizeLiterals(sql: string): NormalizedQuery | null {
-  const text = normalizedText(sql);
-  if (text === null) return null;
-  const values: string[] = [];
-  for (let k = 0; k < scannedCount; k++) values.push(literalValue(k));
-  return { text, values };
-}
-
 /** How many literals the last normalizedText call replaced. */
 export function literalCount(): number {
   return scannedCount;
@@ -82,8 +63,10 @@ export function literalValue(k: number): string {
 }
 
 /**
- * normalizeLiterals' text alone; the literals' values are read after it with literalCount / literalValue (until the
- * next call): the hot path makes only the value it needs (session-router.ts, the sharding key's).
+ * `sql` with its literals replaced by parameters (`$1`, `$2`, …), or null when it has none or holds anything this does
+ * not handle (then the raw text is to be parsed). The literals' values are read after it with literalCount /
+ * literalValue (until the next call): the hot path makes only the value it needs (session-router.ts, the sharding
+ * key's).
  */
 export function normalizedText(sql: string): string | null {
   scannedCount = 0;

@@ -99,29 +99,17 @@ const PLAIN_DIGITS = 15;
  * underscores — read with one loop instead of the regular expressions and string copies of parseInteger, as an exact
  * Number (measured in a profile of pgbench -S over 2 shards: the general path was ~2% of the proxy's CPU). Null: take
  * the general path (which also reports what is wrong). Not range-checked: an integer key's caller checks ±2^31.
+ * `digits[start, end)`: a key's text (a literal's), or a text-format Bind value's bytes read in place (no string is
+ * decoded from them) — the same characters either way, as ASCII digits are one byte and one UTF-16 unit.
  */
-export function plainDecimal(text: string): number | null {
-  const n = text.length;
-  const isNegative = n > 0 && text.charCodeAt(0) === 0x2d;
-  const start = isNegative ? 1 : 0;
-  if (n === start || n - start > PLAIN_DIGITS) return null;
-  let value = 0;
-  for (let i = start; i < n; i++) {
-    const digit = text.charCodeAt(i) - 0x30;
-    if (digit < 0 || digit > 9) return null;
-    value = value * 10 + digit;
-  }
-  return isNegative ? -value : value;
-}
-
-/** plainDecimal of a text-format Bind value's bytes `[start, end)`, read in place (no string is decoded from them). */
-export function plainDecimalBytes(bytes: Uint8Array, start = 0, end = bytes.length): number | null {
-  const isNegative = end > start && bytes[start] === 0x2d;
+export function plainDecimal(digits: string | Uint8Array, start = 0, end = digits.length): number | null {
+  const isText = typeof digits === 'string';
+  const isNegative = end > start && (isText ? digits.charCodeAt(start) : digits[start]) === 0x2d;
   const first = isNegative ? start + 1 : start;
   if (end <= first || end - first > PLAIN_DIGITS) return null;
   let value = 0;
   for (let i = first; i < end; i++) {
-    const digit = bytes[i] - 0x30;
+    const digit = (isText ? digits.charCodeAt(i) : digits[i]) - 0x30;
     if (digit < 0 || digit > 9) return null;
     value = value * 10 + digit;
   }

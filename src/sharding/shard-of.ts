@@ -12,7 +12,6 @@ import {
   parseKeyText,
   parseKeyTextBytes,
   plainDecimal,
-  plainDecimalBytes,
   type KeyValue,
 } from './key-value.js';
 import { mappedShard } from './mapping.js';
@@ -75,7 +74,7 @@ export function shardForBindValue(
 ): number {
   if (start < 0) return shardForNull(column, shardCount);
   if (format === 0 && isHashedInteger(column)) {
-    const shard = plainIntegerShard(column, shardCount, plainDecimalBytes(frame, start, end));
+    const shard = plainIntegerShard(column, shardCount, plainDecimal(frame, start, end));
     if (shard !== null) return shard;
   }
   const value = start === 0 && end === frame.length ? frame : frame.subarray(start, end);

@@ -64,6 +64,25 @@ async function both(bytes: Buffer, count: number): Promise<string[]> {
   return viaProxy;
 }
 
+/** Replies up to and including the next ReadyForQuery. */
+async function untilReady(client: RawClient): Promise<string[]> {
+  const out: RawMessage[] = [];
+  for (;;) {
+    const m = await client.readMessage();
+    out.push(m);
+    if (m.type === 'Z') return [...spell(out.slice(0, -1)), `Z:${m.body.toString()}`];
+  }
+}
+
+/** As `both`, reading each side up to its next ReadyForQuery (its status spelled out). */
+async function bothUntilReady(bytes: Buffer): Promise<string[]> {
+  raw.write(bytes);
+  reference.write(bytes);
+  const [viaProxy, direct] = await Promise.all([untilReady(raw), untilReady(reference)]);
+  expect(viaProxy).toEqual(direct);
+  return viaProxy;
+}
+
 beforeAll(async () => {
   cluster = await testServers(3, APP_SERVER_OPTIONS);
   // Shards 0 and 1 behind the proxy; server 2 is the reference with every row.
@@ -189,5 +208,62 @@ describe('cursors across shards', () => {
     } finally {
       await sql.end({ timeout: 5 });
     }
+  });
+});
+
+describe("a statement of a script answered from the proxy's cursor portal (regression: it sent a ReadyForQuery mid-batch and the script ran on into the client's next request)", () => {
+  const sql = 'select id from users order by id';
+  /** Statements for both shards before one Sync (a script), with an Execute of `portal` between them. */
+  const batch = (portal: string, n: number): Buffer =>
+    Buffer.concat([
+      parse(`insert into users values (${idOn(0, n)}, 'x')`),
+      bind(),
+      execute(0),
+      execute(0, portal),
+      parse(`insert into users values (${idOn(1, n)}, 'y')`),
+      bind(),
+      execute(0),
+      SYNC,
+    ]);
+
+  it('inside BEGIN: the portal answers its rows in place, the script goes on, one ReadyForQuery', async () => {
+    expect(await both(query('begin'), 2)).toEqual(['C:BEGIN', 'Z']);
+    const first = await both(Buffer.concat([parse(sql), bind('c2'), execute(2, 'c2'), SYNC]), 6);
+    expect(first).toEqual(['1', '2', `D:${ids[0]}`, `D:${ids[1]}`, 's', 'Z']);
+    const replies = await bothUntilReady(batch('c2', 9001));
+    expect(replies).toEqual([
+      '1',
+      '2',
+      'C:INSERT 0 1',
+      ...ids.slice(2).map((id) => `D:${id}`),
+      `C:SELECT ${ids.length - 2}`,
+      '1',
+      '2',
+      'C:INSERT 0 1',
+      'Z:T',
+    ]);
+    // The script is over: the next request is answered on its own, in the same transaction, with both rows written.
+    expect(
+      await bothUntilReady(
+        query(`select count(*) from users where id in (${idOn(0, 9001)}, ${idOn(1, 9001)})`),
+      ),
+    ).toEqual(['T', 'D:2', 'C:SELECT 1', 'Z:T']);
+    expect(await bothUntilReady(query('rollback'))).toEqual(['C:ROLLBACK', 'Z:I']);
+  });
+
+  it("outside a transaction (a portal kept by a Flush-only cursor): the batch is one implicit transaction, committed at the client's Sync, which ends the portal", async () => {
+    const first = await both(Buffer.concat([parse(sql), bind('c3'), execute(2, 'c3'), FLUSH]), 5);
+    expect(first).toEqual(['1', '2', `D:${ids[0]}`, `D:${ids[1]}`, 's']);
+    const replies = await bothUntilReady(batch('c3', 9002));
+    expect(replies.slice(-5)).toEqual([`C:SELECT ${ids.length - 2}`, '1', '2', 'C:INSERT 0 1', 'Z:I']);
+    expect(await bothUntilReady(Buffer.concat([execute(1, 'c3'), SYNC]))).toEqual(['E:34000', 'Z:I']);
+    const written = `id in (${idOn(0, 9002)}, ${idOn(1, 9002)})`;
+    expect(await bothUntilReady(query(`select count(*) from users where ${written}`))).toEqual([
+      'T',
+      'D:2',
+      'C:SELECT 1',
+      'Z:I',
+    ]);
+    expect(await bothUntilReady(query(`delete from users where ${written}`))).toEqual(['C:DELETE 2', 'Z:I']);
   });
 });

@@ -10,6 +10,9 @@ import { PgError } from '../../../src/errors/pg-error.js';
 import { Frontend, TxStatus } from '../../../src/protocol/codes.js';
 import { readyForQuery, SYNC } from '../../../src/protocol/messages.js';
 
+/** The split COPY in the fake run slot. */
+const COPY = { isClientDone: false };
+
 /** The parts of the dispatch the end of a request touches, recording what was done to them. */
 function fakeEngine(opts: { isTransactionMode?: boolean; status?: number; isInBlock?: boolean } = {}) {
   const log: string[] = [];
@@ -22,6 +25,7 @@ function fakeEngine(opts: { isTransactionMode?: boolean; status?: number; isInBl
     hasOpenSegment: false,
     openSegmentShards: [] as number[],
     isScriptRunning: false,
+    run: 'none' as 'none' | 'copyIn' | 'cursorRun' | 'insertSource' | 'insertStream',
     confirmed: [] as { name: string; text: string | null }[],
     pendingOwn: null as (() => void) | null,
   };
@@ -64,6 +68,16 @@ function fakeEngine(opts: { isTransactionMode?: boolean; status?: number; isInBl
       get fanout() {
         return state.fanout;
       },
+      // The two slots, as request-state.ts gives them: the run's kind, its payload, the script or null.
+      get run() {
+        return { kind: state.run };
+      },
+      get copyIn() {
+        return state.run === 'copyIn' ? COPY : null;
+      },
+      get script() {
+        return state.isScriptRunning ? {} : null;
+      },
     },
     servers: {
       byShard: [{ settings: serverSettings }, null],
@@ -99,16 +113,13 @@ function fakeEngine(opts: { isTransactionMode?: boolean; status?: number; isInBl
   };
   const runs = {
     scripts: {
-      get isRunning() {
-        return state.isScriptRunning;
-      },
       holdTags: (tags: Buffer[]) => log.push(`holdTags ${tags.length}`),
       onStatementDone: (sawError: boolean) => log.push(`statementDone ${sawError}`),
       failStatement: (err: PgError) => log.push(`failStatement ${err.code}`),
     },
     inserts: { restoreClientRequest: () => log.push('inserts.restore') },
     cursors: { restoreClientRequest: () => log.push('cursors.restore') },
-    copyIn: { onFanoutDone: () => log.push('copyIn.fanoutDone') },
+    copyIn: { onFanoutDone: (copy: unknown) => log.push(`copyIn.fanoutDone ${copy === COPY}`) },
   };
   // Fakes of the parts the phase uses: the full DispatchHost / run modules need sockets and pools.
   const end = new RequestEnd(host as unknown as DispatchHost, runs as unknown as EndingRuns);
@@ -152,8 +163,7 @@ describe('RequestEnd.fanoutDone', () => {
     state.confirmed = [{ name: 'search_path', text: 'app' }];
     end.fanoutDone();
     expect(log).toEqual([
-      'endLoan fanout',
-      'copyIn.fanoutDone',
+      'endLoan fanout', // no run, no script: no run module called
       'refresh false',
       'tell I',
       'confirmSettings',
@@ -184,8 +194,17 @@ describe('RequestEnd.fanoutDone', () => {
     state.isScriptRunning = true;
     state.fanout = { sawError: true, heldTags: [Buffer.from('tag')] };
     end.fanoutDone();
-    expect(log).toEqual(['endLoan fanout', 'copyIn.fanoutDone', 'holdTags 1', 'statementDone true']);
+    expect(log).toEqual(['endLoan fanout', 'holdTags 1', 'statementDone true']);
     expect(written).toEqual([]);
+  });
+
+  it("a split COPY's fan-out ends into the COPY's run (given the split from the slot), then as any fan-out", () => {
+    const { end, state, log, written } = fakeEngine();
+    state.run = 'copyIn';
+    state.fanout = { sawError: true, heldTags: null };
+    end.fanoutDone();
+    expect(log.slice(0, 3)).toEqual(['endLoan fanout', 'copyIn.fanoutDone true', 'refresh true']);
+    expect(written).toEqual([readyForQuery(TxStatus.Failed)]);
   });
 });
 
@@ -198,10 +217,25 @@ describe('RequestEnd.failRequest', () => {
     state.batch = [Frontend.Bind, Frontend.Execute, Frontend.Sync];
     state.openSegmentShards = [1];
     end.failRequest(err);
-    expect(log).toEqual(['inserts.restore', 'cursors.restore', 'failBatch 0A000 3', 'runOwn 1 Sync']);
+    expect(log).toEqual(['failBatch 0A000 3', 'runOwn 1 Sync']);
     expect(host.openSegmentShard).toBeNull();
     state.pendingOwn?.(); // the shard answered the Sync: the request is over
-    expect(log.slice(4)).toEqual(['requestEnded', 'release']);
+    expect(log.slice(2)).toEqual(['requestEnded', 'release']);
+  });
+
+  it("a request the proxy ran in the client's place: the run in the slot puts the client's request back first", () => {
+    for (const [run, restore] of [
+      ['insertSource', 'inserts.restore'],
+      ['insertStream', 'inserts.restore'],
+      ['cursorRun', 'cursors.restore'],
+    ] as const) {
+      const { end, host, state, log } = fakeEngine();
+      host.requestLength = 1;
+      state.batch = [Frontend.Query];
+      state.run = run;
+      end.failRequest(err);
+      expect(log.slice(0, 2)).toEqual([restore, 'failBatch 0A000 1']);
+    }
   });
 
   it('a request without Sync: no Sync sent for it', () => {
@@ -218,6 +252,11 @@ describe('RequestEnd.failRequest', () => {
     const { end, state, log } = fakeEngine();
     state.isScriptRunning = true;
     end.failRequest(err);
-    expect(log).toEqual(['inserts.restore', 'failStatement 0A000']);
+    expect(log).toEqual(['failStatement 0A000']);
+    const inserting = fakeEngine();
+    inserting.state.isScriptRunning = true;
+    inserting.state.run = 'insertSource';
+    inserting.end.failRequest(err);
+    expect(inserting.log).toEqual(['inserts.restore', 'failStatement 0A000']);
   });
 });

@@ -45,13 +45,16 @@ function dataRow(values: (string | null)[]): Buffer {
 
 function run(maxBytes?: number): { run: InsertSourceRun; done: InsertSourceRun[] } {
   const done: InsertSourceRun[] = [];
-  const owner: InsertSourceOwner = {
+  const owner: InsertSourceOwner = { onInsertSourceDone: (r) => done.push(r) };
+  const session = {
     onServerParameter: () => undefined,
     rankTexts: () => undefined,
     onServerLost: () => undefined,
-    onInsertSourceDone: (r) => done.push(r),
   };
-  return { run: new InsertSourceRun(owner, { types: [], frames: [] }, QUERY, parts, maxBytes), done };
+  return {
+    run: new InsertSourceRun(owner, session, { types: [], frames: [] }, QUERY, parts, maxBytes),
+    done,
+  };
 }
 
 describe('InsertSourceRun', () => {

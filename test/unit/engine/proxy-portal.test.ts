@@ -7,10 +7,11 @@ import {
   CursorRun,
   cursorShardRequest,
   executeTarget,
-  isCursorRequest,
   ProxyPortal,
+  ProxyPortals,
 } from '../../../src/engine/proxy-portal.js';
-import { Backend, Frontend } from '../../../src/protocol/codes.js';
+import { isCursorRequest } from '../../../src/engine/route-request.js';
+import { Backend, Frontend, TxStatus } from '../../../src/protocol/codes.js';
 import { commandComplete, readyForQuery } from '../../../src/protocol/messages.js';
 import { MessageWriter } from '../../../src/protocol/writer.js';
 
@@ -122,7 +123,7 @@ describe('CursorRun', () => {
   const merged = (...frames: Buffer[]): Buffer => Buffer.concat(frames);
 
   it('gives the first rows and PortalSuspended, and keeps the rest as the portal', () => {
-    const run = new CursorRun(OWNER, clientTypes, clientFrames);
+    const run = new CursorRun(OWNER, OWNER, clientTypes, clientFrames);
     run.writeToClient(
       merged(bare(Backend.ParseComplete), bare(Backend.BindComplete), dataRow('a'), dataRow('b')),
     );
@@ -137,7 +138,7 @@ describe('CursorRun', () => {
   });
 
   it('passes an error through and keeps no portal', () => {
-    const run = new CursorRun(OWNER, clientTypes, clientFrames);
+    const run = new CursorRun(OWNER, OWNER, clientTypes, clientFrames);
     const error = new MessageWriter(32).int8(0x43).cstring('22012').int8(0).frame(Backend.ErrorResponse);
     run.writeToClient(merged(bare(Backend.ParseComplete), bare(Backend.BindComplete), error));
     const { replies, portal, failed } = run.replies();
@@ -145,7 +146,7 @@ describe('CursorRun', () => {
   });
 
   it('drops what it holds past its bound and answers 54000', () => {
-    const run = new CursorRun(OWNER, clientTypes, clientFrames, 64);
+    const run = new CursorRun(OWNER, OWNER, clientTypes, clientFrames, 64);
     let cancelled = 0;
     run.onOverflow = () => cancelled++;
     for (let i = 0; i < 10; i++) run.writeToClient(dataRow(`row-${i}`));
@@ -200,5 +201,60 @@ describe('answerFromPortals', () => {
     const replies = answerFromPortals(portals, types, [execute(1), SYNC, execute(1), SYNC], endsPortals);
     expect(spell(replies ?? [])).toEqual(['D:1', 's', 'Z', 'E', 'Z']);
     expect((replies ?? [])[3].toString('latin1')).toContain('34000');
+  });
+});
+
+describe('ProxyPortals', () => {
+  const rows = (): ProxyPortal => new ProxyPortal([dataRow('1'), dataRow('2')], null, 'SELECT 2');
+  const sync = bare(Frontend.Sync);
+
+  it('is a Map of the portals by name: its size tells routing whether to ask it at all', () => {
+    const portals = new ProxyPortals();
+    expect(portals.size).toBe(0);
+    portals.set('c1', rows());
+    expect(portals.size).toBe(1);
+  });
+
+  it("answers its portals' Executes; a Sync ends them outside a transaction, not inside one", () => {
+    const inBlock = new ProxyPortals([['c1', rows()]]);
+    const replies = inBlock.answer(
+      [Frontend.Execute, Frontend.Sync],
+      [execute(1, 'c1'), sync],
+      TxStatus.InTransaction,
+    );
+    expect(spell(replies ?? [])).toEqual(['D:1', 's', 'Z']);
+    expect(inBlock.size).toBe(1);
+    const outside = new ProxyPortals([['c1', rows()]]);
+    expect(
+      spell(outside.answer([Frontend.Execute, Frontend.Sync], [execute(1, 'c1'), sync], TxStatus.Idle) ?? []),
+    ).toEqual(['D:1', 's', 'Z']);
+    expect(outside.size).toBe(0);
+    expect(outside.syncReply(TxStatus.Idle)).toEqual(readyForQuery(TxStatus.Idle));
+  });
+
+  it("a script's statement: its Sync is the proxy's own — no ReadyForQuery, the portals kept even outside a transaction", () => {
+    const portals = new ProxyPortals([['c1', rows()]]);
+    const replies = portals.answer([Frontend.Execute, Frontend.Sync], [execute(0, 'c1'), sync], null);
+    expect(spell((replies ?? []).filter((b) => b.length > 0))).toEqual(['D:1', 'D:2', 'C:SELECT 2']);
+    expect(portals.size).toBe(1);
+  });
+
+  it('a Bind to a held portal name, or a simple Query (the unnamed portal), replaces that portal', () => {
+    const portals = new ProxyPortals([
+      ['', rows()],
+      ['c1', rows()],
+      ['c2', rows()],
+    ]);
+    const bindC1 = new MessageWriter(16)
+      .cstring('c1')
+      .cstring('')
+      .int16(0)
+      .int16(0)
+      .int16(0)
+      .frame(Frontend.Bind);
+    portals.forgetRebound([Frontend.Bind, Frontend.Sync], [bindC1, sync]);
+    expect([...portals.keys()]).toEqual(['', 'c2']);
+    portals.forgetRebound([Frontend.Query], [bare(Frontend.Query)]);
+    expect([...portals.keys()]).toEqual(['c2']);
   });
 });

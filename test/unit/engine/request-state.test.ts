@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ACQUIRING,
   canCombine,
+  canHoldRun,
   canMoveRun,
   canMoveTransaction,
   canMoveWork,
@@ -296,6 +297,25 @@ describe('the proxy transaction and the request run, in the flows that overlap t
     expect(() => r.endRun('cursorRun')).toThrow('run cursorRun ended while the run is insertSource');
   });
 
+  it("a script's statements and an INSERT … SELECT's query run for the proxy; a COPY's or a cursor's do not", () => {
+    const r = new RequestState(2);
+    expect(r.isOwnRun).toBe(false);
+    for (const [run, isOwn] of [
+      ['cursorRun', false],
+      ['copyIn', false],
+      ['insertSource', true],
+      ['insertStream', true], // reached through a source
+    ] as const) {
+      reachRun(r, run);
+      expect([run, r.isOwnRun]).toEqual([run, isOwn]);
+      r.endRun(run);
+    }
+    r.moveTransaction({ kind: 'script', script });
+    expect(r.isOwnRun).toBe(true);
+    r.moveRun({ kind: 'copyIn', copy }); // a COPY outside BEGIN, in its script of one statement
+    expect(r.isOwnRun).toBe(true);
+  });
+
   it('both slots start empty as one shared value each (nothing allocated for them per request)', () => {
     const a = new RequestState(1);
     const b = new RequestState(1);
@@ -384,9 +404,44 @@ describe('the combination of the slots and the work', () => {
     insertSource: runWork,
     insertStream: runWork,
   };
+  /** The runs each member of the proxy's transaction may hold: a script never a cursor run. */
+  const runsWith: Record<ProxyTransactionKind, RequestRunKind[]> = {
+    none: RUNS,
+    script: ['none', 'copyIn', 'insertSource', 'insertStream'],
+  };
+  for (const t of TRANSACTIONS)
+    for (const run of RUNS) {
+      const holds = runsWith[t].includes(run);
+      it(`${holds ? 'allows' : 'refuses'} transaction ${t} holding run ${run}, through either slot's mover`, () => {
+        expect(canHoldRun(t, run)).toBe(holds);
+        if (t === 'none' || run === 'none') return; // one slot empty: always allowed, walked below
+        const name = `impossible combination: work idle with transaction ${t} and run ${run}`;
+        const runFirst = new RequestState(1);
+        reachRun(runFirst, run);
+        const scriptFirst = new RequestState(1);
+        scriptFirst.moveTransaction(transactionMember(t));
+        if (holds) {
+          runFirst.moveTransaction(transactionMember(t));
+          reachRun(scriptFirst, run);
+          for (const r of [runFirst, scriptFirst]) expect([r.transaction.kind, r.run.kind]).toEqual([t, run]);
+        } else {
+          expect(() => runFirst.moveTransaction(transactionMember(t))).toThrow(name);
+          expect(() => reachRun(scriptFirst, run)).toThrow(name);
+          expect([runFirst.transaction.kind, runFirst.run.kind]).toEqual(['none', run]);
+          expect([scriptFirst.transaction.kind, scriptFirst.run.kind]).toEqual([t, 'none']);
+        }
+      });
+    }
   for (const t of TRANSACTIONS)
     for (const run of RUNS)
       for (const work of ALL_WORK) {
+        if (!runsWith[t].includes(run)) {
+          // Never together (tested above), whatever the work.
+          it(`refuses work ${work} with transaction ${t} and run ${run}`, () => {
+            expect(canCombine(t, run, work)).toBe(false);
+          });
+          continue;
+        }
         const isAllowed = withTransaction[t].includes(work) && withRun[run].includes(work);
         const name = `work ${work} with transaction ${t} and run ${run}`;
         it(`${isAllowed ? 'allows' : 'refuses'} ${name}, through the work's mover`, () => {
@@ -427,9 +482,9 @@ describe('the combination of the slots and the work', () => {
     for (const work of ALL_WORK) {
       const r = new RequestState(1);
       r.moveTransaction(transactionMember('script'));
-      r.moveRun(runMember('cursorRun'));
-      if (work !== 'idle' && canCombine('script', 'cursorRun', work)) r.move(workMember(r, work));
-      r.endRun('cursorRun');
+      r.moveRun(runMember('insertSource'));
+      if (work !== 'idle' && canCombine('script', 'insertSource', work)) r.move(workMember(r, work));
+      r.endRun('insertSource');
       r.endScript();
       expect([r.transaction.kind, r.run.kind]).toEqual(['none', 'none']);
     }

@@ -2,12 +2,7 @@
 // left alone (comments, typed and prefixed strings, backslashes, $n, exponents, several statements), and that the
 // routes a session takes from the normalized plan are the raw text's routes, for thousands of keys.
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  literalCount,
-  literalValue,
-  normalizeLiterals,
-  normalizedText,
-} from '../../../src/router/literals.js';
+import { literalCount, literalValue, normalizedText } from '../../../src/router/literals.js';
 import { SessionRouter } from '../../../src/frontend/session-router.js';
 import type { BatchTarget } from '../../../src/frontend/batch-target.js';
 import { query } from '../../../src/protocol/messages.js';
@@ -21,7 +16,14 @@ beforeAll(async () => {
   await initParser();
 });
 
-describe('normalizeLiterals', () => {
+/** The normalized text with every literal's value, read as the session router reads them (null: left alone). */
+function normalizeLiterals(sql: string): { text: string; values: string[] } | null {
+  const text = normalizedText(sql);
+  if (text === null) return null;
+  return { text, values: Array.from({ length: literalCount() }, (_, k) => literalValue(k)) };
+}
+
+describe('normalizedText and its literals', () => {
   it('makes integers, decimals and plain strings in value positions parameters', () => {
     expect(normalizeLiterals('SELECT abalance FROM pgbench_accounts WHERE aid = 12345;')).toEqual({
       text: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1;',
@@ -64,7 +66,7 @@ describe('normalizeLiterals', () => {
 });
 
 describe('normalizedText with literalCount / literalValue (the hot path: no values array)', () => {
-  it('gives normalizeLiterals’ text and values, each value made only when asked for', () => {
+  it('gives the text and the values, each value made only when asked for', () => {
     const sql = "update t set a = a + -3.50, b = 'it''s', c = '''' where id in (1,2) and x = '5'::int";
     expect(normalizedText(sql)).toBe(
       'update t set a = a + -$1, b = $2, c = $3 where id in ($4,$5) and x = $6::int',

@@ -3,8 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { PgError } from '../../../src/errors/pg-error.js';
 import { hashShard } from '../../../src/sharding/hash.js';
+import { plainDecimal } from '../../../src/sharding/key-value.js';
 import type { ShardedColumn, ShardFunction, ShardKeyType } from '../../../src/sharding/schema.js';
 import {
+  shardForBindValue,
   shardForKey,
   shardForLiteral,
   shardForNull,
@@ -71,6 +73,37 @@ describe('hash sharding from literals and parameters', () => {
     expect(shardForLiteral(integer, 7, '-2147483648')).toBe(hashShard('integer', -2147483648n, 7));
     expect(pgError(() => shardForLiteral(integer, 7, '999999999999999')).code).toBe('22003');
     expect(pgError(() => shardForLiteral(bigint, 7, '12a')).code).toBe('22P02');
+  });
+
+  it("reads a plain decimal the same from a literal's text and from a Bind value's bytes in place (key-value.ts)", () => {
+    const cases: [string, number | null][] = [
+      ['0', 0],
+      ['-0', -0],
+      ['42', 42],
+      ['-42', -42],
+      ['000000000000042', 42],
+      ['999999999999999', 999999999999999],
+      ['-999999999999999', -999999999999999],
+      ['9999999999999999', null], // 16 digits: the general path
+      ['', null],
+      ['-', null],
+      ['+42', null],
+      [' 42', null],
+      ['4_2', null],
+      ['4a', null],
+      ['4.0', null],
+    ];
+    for (const [text, value] of cases) {
+      expect(plainDecimal(text), text).toBe(value);
+      expect(plainDecimal(Buffer.from(text)), text).toBe(value);
+      // In place: the value between other bytes of a frame, as protocol/bind.ts locates it.
+      const frame = Buffer.concat([Buffer.from('9-x'), Buffer.from(text), Buffer.from('7')]);
+      expect(plainDecimal(frame, 3, 3 + text.length), text).toBe(value);
+      expect(plainDecimal(`9-x${text}7`, 3, 3 + text.length), text).toBe(value);
+    }
+    // The Bind value read in place hashes as the same key sent alone.
+    const frame = Buffer.from('xx12345yy');
+    expect(shardForBindValue(bigint, 7, frame, 2, 7, 0)).toBe(hashShard('bigint', 12345n, 7));
   });
 
   it('places plain decimals without a BigInt exactly where the general path does (shard-of.ts fast path)', () => {
