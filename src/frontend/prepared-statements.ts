@@ -9,7 +9,7 @@ import { Backend, Frontend } from '../protocol/codes.js';
 import { closeStatement } from '../protocol/messages.js';
 import type { FrameSink } from '../protocol/frame-list.js';
 import type { GeneralConfig } from '../config/types.js';
-import type { ServerStatements, StatementRef } from '../backend/server-statements.js';
+import { evictStatement, type ServerStatements, type StatementRef } from '../backend/server-statements.js';
 
 /** The per-connection statement set a server offers (ServerStatements, or a test double). */
 export type ServerStatementSet = Pick<
@@ -116,7 +116,7 @@ export class StatementNames {
       this.unused.delete(key);
       this.byKey.delete(key);
       this.totalBytes -= entry.bytes;
-      entry.isEvicted = true;
+      evictStatement(entry);
       entry.parse = null;
       this.evictions++;
     }
