@@ -1,6 +1,7 @@
 // A pool of server connections for one (user, database, shard): min/max size, FIFO waiters with a checkout
 // timeout, idle retirement, and replacement of connections that die. Callback-based acquire: no Promise per checkout.
 // Operations: pause/resume (PAUSE), refusing new checkouts (shutdown), new sizes and server address (reload).
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { PgError } from '../errors/pg-error.js';
 import { UNTRACKED_SHARD, type LiveBytes, type ShardStats } from '../stats/shard-stats.js';

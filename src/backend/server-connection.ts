@@ -1,5 +1,8 @@
 // One connection to a PostgreSQL server (TCP, or its Unix-domain socket when the host is a directory): connect +
 // authenticate (trust, cleartext, md5, SCRAM-SHA-256), then stream replies to whichever client session is attached, looking only at message headers (PgBouncer sbuf-style).
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
 import net from 'node:net';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import { serialize } from 'pg-protocol';

@@ -4,6 +4,7 @@
 // the shared cache drops statements no client uses beyond its limits, and each server connection keeps at most
 // `prepared_statements_limit` statements (the least recently used are closed at the start of its next batch).
 // Parse/Bind/Describe/Close are decoded only as far as their names; everything else is copied as bytes.
+import { Buffer } from 'node:buffer';
 import { hash } from 'node:crypto';
 import { Backend, Frontend } from '../protocol/codes.js';
 import { closeStatement } from '../protocol/messages.js';

@@ -10,6 +10,7 @@
 // Routing then sees an ordinary statement: an INSERT whose sharding key is a call goes to the shard of its id.
 // The request is rewritten frame for frame; running it through again changes nothing (a statement already rewritten is
 // recognised by its text, a Bind already given its ids by its parameter count).
+import { Buffer } from 'node:buffer';
 import { Frontend } from '../protocol/codes.js';
 import { decodeBind, type BindMessage } from '../protocol/bind.js';
 import { query } from '../protocol/messages.js';

@@ -5,6 +5,7 @@
 // `FOR VALUES WITH (MODULUS shardCount, REMAINDER shard)`. Little-endian byte order, as on x86-64 and arm64 servers
 // (hash_bytes reads 4-byte words in native order, so big-endian servers place text and uuid keys differently).
 
+import { Buffer } from 'node:buffer';
 import type { ShardKeyType } from './schema.js';
 
 /** partition.h HASH_PARTITION_SEED (0x7A5B22367996DCFD), as two 32-bit halves. */
