@@ -128,10 +128,10 @@ export class StatementNames {
 const NEVER_NAME = 'sg_never';
 const CLOSE_NEVER = closeStatement(NEVER_NAME);
 
+/** The end of the name at `from` (its zero byte). A loop, not `Buffer#indexOf` (a call into C++; a Bind has two names). */
 function cstringEnd(frame: Buffer, from: number): number {
-  const end = frame.indexOf(0, from);
-  if (end < 0) throw new Error('unterminated string in message');
-  return end;
+  for (let i = from; i < frame.length; i++) if (frame[i] === 0) return i;
+  throw new Error('unterminated string in message');
 }
 
 /**
