@@ -1,6 +1,7 @@
 // A pool of server connections for one (user, database, shard): min/max size, FIFO waiters with a checkout
 // timeout, idle retirement, and replacement of connections that die. Callback-based acquire: no Promise per checkout.
 // Operations: pause/resume (PAUSE), refusing new checkouts (shutdown), new sizes and server address (reload).
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { PgError } from '../errors/pg-error.js';
 import { UNTRACKED_SHARD, type LiveBytes, type ShardStats } from '../stats/shard-stats.js';
@@ -64,7 +65,11 @@ export class Pool implements LiveBytes {
   readonly id = nextPoolId++;
   readonly opts: PoolOptions;
   private readonly idle: ServerConnection[] = [];
-  private readonly active = new Set<ServerConnection>();
+  /**
+   * Servers checked out (clients', a reset's, the idle health check's): counted here and flagged on each server
+   * (`isOutOfPool`), not kept in a Set — no Set.add / Set.delete per checkout and release.
+   */
+  private activeSize = 0;
   /** Every open connection (idle, active, or on its way out), for byte counts and SHOW SERVERS. */
   private readonly connections = new Set<ServerConnection>();
   private connecting = 0;
@@ -89,8 +94,6 @@ export class Pool implements LiveBytes {
    * `fatalCode`: the SQLSTATE of the FATAL the server said before closing, if it said one.
    */
   onLostInUse: ((reason: string, fatalCode: string | null) => void) | null = null;
-  /** Servers taken by the idle health check (takeIdle): their loss is the check's to report, not a client's. */
-  private readonly checking = new Set<ServerConnection>();
 
   constructor(opts: PoolOptions) {
     this.opts = opts;
@@ -101,7 +104,7 @@ export class Pool implements LiveBytes {
   }
 
   get total(): number {
-    return this.idle.length + this.active.size + this.connecting;
+    return this.idle.length + this.activeSize + this.connecting;
   }
 
   get waiting(): number {
@@ -113,7 +116,7 @@ export class Pool implements LiveBytes {
     return {
       total: this.total,
       idle: this.idle.length,
-      active: this.active.size,
+      active: this.activeSize,
       connecting: this.connecting,
       waiting: this.waiting,
       maxWaitMs: head ? performance.now() - head.since : 0,
@@ -127,7 +130,7 @@ export class Pool implements LiveBytes {
   }
 
   get activeCount(): number {
-    return this.active.size;
+    return this.activeSize;
   }
 
   liveBytes(): { sent: number; received: number } {
@@ -153,7 +156,7 @@ export class Pool implements LiveBytes {
       server = this.idle.pop();
     }
     if (server === undefined) return null;
-    this.active.add(server);
+    this.markOut(server);
     server.checkOut();
     this.shardStats.waitTime.record(0);
     return server;
@@ -209,7 +212,22 @@ export class Pool implements LiveBytes {
 
   /** The servers checked out now (clients', a reset's, the idle health check's). */
   checkedOut(): Iterable<ServerConnection> {
-    return this.active;
+    return [...this.connections].filter((s) => s.isOutOfPool);
+  }
+
+  /** `server` is checked out now (counted once however often it is marked). */
+  private markOut(server: ServerConnection): void {
+    if (server.isOutOfPool) return;
+    server.isOutOfPool = true;
+    this.activeSize++;
+  }
+
+  /** `server` is no longer checked out (released, discarded or gone); it is no longer the health check's either. */
+  private markBack(server: ServerConnection): void {
+    server.isInHealthCheck = false;
+    if (!server.isOutOfPool) return;
+    server.isOutOfPool = false;
+    this.activeSize--;
   }
 
   private armTimeout(waiter: Waiter): void {
@@ -232,8 +250,8 @@ export class Pool implements LiveBytes {
     if (this.isPaused || this.closed || this.refusal !== null) return null;
     const server = this.idle.shift(); // the least recently used: the one most likely to have gone stale
     if (server === undefined) return null;
-    this.checking.add(server);
-    this.active.add(server);
+    this.markOut(server);
+    server.isInHealthCheck = true;
     server.checkOut();
     return server;
   }
@@ -246,8 +264,7 @@ export class Pool implements LiveBytes {
   /** Return a server that finished its work. Broken or mid-transaction servers are closed instead. */
   release(server: ServerConnection): void {
     server.detach();
-    this.checking.delete(server);
-    this.active.delete(server);
+    this.markBack(server);
     if (this.closed || server.isClosed) {
       if (!server.isClosed) server.terminate('pool closed');
       return;
@@ -277,7 +294,7 @@ export class Pool implements LiveBytes {
     if (server.state === 'active') server.checkIn(); // a new connection comes here idle
     const waiter = this.isPaused ? undefined : this.nextWaiter();
     if (waiter) {
-      this.active.add(server);
+      this.markOut(server);
       server.checkOut();
       this.serve(waiter, server);
       return;
@@ -302,7 +319,7 @@ export class Pool implements LiveBytes {
     let waiter: Waiter | undefined;
     while (this.idle.length > 0 && (waiter = this.nextWaiter()) !== undefined) {
       const server = this.idle.pop() as ServerConnection;
-      this.active.add(server);
+      this.markOut(server);
       server.checkOut();
       this.serve(waiter, server);
     }
@@ -344,8 +361,7 @@ export class Pool implements LiveBytes {
   /** Drop a server that is broken (it closes itself); a waiter may get a fresh one. */
   discard(server: ServerConnection, reason: string): void {
     server.detach();
-    this.checking.delete(server);
-    this.active.delete(server);
+    this.markBack(server);
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);
     server.destroy(reason);
@@ -446,7 +462,7 @@ export class Pool implements LiveBytes {
           `server connection failed: ${err.message}`,
         );
         // Nothing is connected to this shard: waiting would only end in a timeout, so fail waiters now.
-        if (this.idle.length + this.active.size + this.connecting === 0) {
+        if (this.idle.length + this.activeSize + this.connecting === 0) {
           let w: Waiter | undefined;
           while ((w = this.nextWaiter())) w.cb(PgError.serverUnavailable(address.shard, err.message), null);
         }
@@ -458,9 +474,9 @@ export class Pool implements LiveBytes {
       this.shardStats.closedBytesSent += server.bytesSent;
       this.shardStats.closedBytesReceived += server.bytesReceived;
     }
-    this.active.delete(server);
     // Lost under the idle health check: the check reports it (and bans the replica with its own reason).
-    if (this.checking.delete(server)) wasInUse = false;
+    if (server.isInHealthCheck) wasInUse = false;
+    this.markBack(server);
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);
     this.opts.logger.debug(
@@ -477,13 +493,13 @@ export class Pool implements LiveBytes {
   /** Retire idle connections past idle_timeout (down to min size) and top up to min size. */
   private maintain(): void {
     if (this.closed) return;
-    const now = Date.now();
+    const now = performance.now(); // monotonic, as lastUsedMs: a wall-clock step changes no idle time
     const { idleTimeoutMs } = this.opts;
     // A user's pool_size may be below min_pool_size: never keep more than the pool may hold.
     const minSize = Math.min(this.opts.minSize, this.opts.maxSize);
     if (idleTimeoutMs > 0) {
       // idle is a stack: the oldest-used are at the bottom.
-      while (this.idle.length > 0 && this.total > minSize && now - this.idle[0].lastUsedAt > idleTimeoutMs) {
+      while (this.idle.length > 0 && this.total > minSize && now - this.idle[0].lastUsedMs > idleTimeoutMs) {
         const s = this.idle.shift() as ServerConnection;
         s.terminate('idle timeout');
       }

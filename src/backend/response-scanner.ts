@@ -5,6 +5,7 @@
 // the client gets those exact bytes when the connection is found closed (wherever its replies were going meanwhile).
 // Hand-written rather than pg-protocol's Parser: that decodes every DataRow into objects; this allocates nothing
 // per message on the common path (one `subarray` per chunk at most).
+import { Buffer } from 'node:buffer';
 import { Backend } from '../protocol/codes.js';
 
 export interface ScannerOwner {

@@ -1,30 +1,26 @@
 // One connection to a PostgreSQL server (TCP, or its Unix-domain socket when the host is a directory): connect +
 // authenticate (trust, cleartext, md5, SCRAM-SHA-256), then stream replies to whichever client session is attached, looking only at message headers (PgBouncer sbuf-style).
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
 import net from 'node:net';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import { serialize } from 'pg-protocol';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { TxStatus } from '../protocol/codes.js';
 import { errorFields } from '../protocol/error-fields.js';
-import { startupMessage, TERMINATE, cancelRequest } from '../protocol/messages.js';
+import { startupMessage, TERMINATE } from '../protocol/messages.js';
 import { md5PasswordHash } from '../auth/md5.js';
 import { ScramClientSession } from '../auth/scram-client.js';
 import { ResponseScanner, type ScannerOwner } from './response-scanner.js';
 import { ServerStatements } from './server-statements.js';
 import { UNTRACKED_SHARD, type RoleTraffic, type ShardStats } from '../stats/shard-stats.js';
 import { PgError } from '../errors/pg-error.js';
-import { serverEndpoint } from '../config/server-host.js';
 import type { SqlStateCode } from '../errors/sqlstate.js';
 import type { OwnStatement, PreparedBranch } from './own-statement.js';
+import { openSocket, sendCancel, type ServerAddress } from './server-socket.js';
 
-export interface ServerAddress {
-  host: string;
-  port: number;
-  database: string;
-  user: string;
-  password: string | null;
-  shard: number;
-}
+export type { ServerAddress } from './server-socket.js';
 
 /**
  * Who receives a server's replies while it is checked out: the client session, a fan-out's per-shard sink, or a
@@ -94,7 +90,11 @@ export class ServerConnection implements ScannerOwner {
   readonly unconfirmed: string[] = [];
   private batchFailed = false;
   readonly createdAt = Date.now();
-  lastUsedAt = Date.now();
+  /**
+   * performance.now() when it last became ready (logged in, or a ReadyForQuery): idle_timeout counts from it. The clock
+   * read that times the request (countReady) is this one too: no second clock read per request.
+   */
+  lastUsedMs = performance.now();
   /** When this connection last proved it answers (connected, or passed a health check): health-check.ts. */
   healthyAt = Date.now();
   txStatus: number = TxStatus.Idle;
@@ -120,6 +120,10 @@ export class ServerConnection implements ScannerOwner {
    * flight, a wait for this prepared transaction is a wait for the holder's transaction. Null: none.
    */
   preparedBranch: PreparedBranch | null = null;
+
+  /** Its pool's bookkeeping (written by pool.ts alone): checked out now; taken by the pool's idle health check. */
+  isOutOfPool = false;
+  isInHealthCheck = false;
 
   /** The server asked for a password at login (false: it trusted the connection). */
   hasRequestedPassword = false;
@@ -406,8 +410,7 @@ export class ServerConnection implements ScannerOwner {
       this.batchFailed = false;
     }
     this.txStatus = status;
-    this.lastUsedAt = Date.now();
-    this.countReady(status);
+    this.lastUsedMs = this.countReady(status);
     this.sink?.onServerReady(this, status);
   }
 
@@ -465,10 +468,10 @@ export class ServerConnection implements ScannerOwner {
     if (this.xactSinceMs === 0) this.xactSinceMs = now;
   }
 
-  /** A ReadyForQuery ends a request (and, back to idle, a transaction): count it and its duration. */
-  private countReady(status: number): void {
-    if (this.busySinceMs === 0) return;
+  /** A ReadyForQuery ends a request (and, back to idle, a transaction): count it and its duration. Returns the time. */
+  private countReady(status: number): number {
     const now = performance.now();
+    if (this.busySinceMs === 0) return now;
     const stats = this.stats;
     const isMore = this.pendingReady > 0; // pipelined: the next request starts now
     stats.queries++;
@@ -481,6 +484,12 @@ export class ServerConnection implements ScannerOwner {
       stats.transactionTime.record(now - this.xactSinceMs);
       this.xactSinceMs = isMore ? now : 0;
     }
+    return now;
+  }
+
+  /** When it last became ready, as Unix milliseconds (SHOW SERVERS). */
+  get lastUsedAt(): number {
+    return performance.timeOrigin + this.lastUsedMs;
   }
 
   /** Bytes sent that the socket has not passed to the kernel yet (a server slow to read, e.g. during COPY). */
@@ -554,13 +563,7 @@ export class ServerConnection implements ScannerOwner {
 
   /** Send a CancelRequest for this server's backend over a fresh connection. */
   cancel(): Promise<void> {
-    return new Promise((resolve) => {
-      const s = openSocket(this.address);
-      s.setTimeout(5000, () => s.destroy());
-      s.once('connect', () => s.end(cancelRequest(this.backendPid, this.backendSecret)));
-      s.once('error', () => resolve());
-      s.once('close', () => resolve());
-    });
+    return sendCancel(this.address, this.backendPid, this.backendSecret);
   }
 
   /**
@@ -580,17 +583,6 @@ export class ServerConnection implements ScannerOwner {
       this.fatalError === null
     );
   }
-}
-
-/**
- * A socket to the server: its Unix-domain socket when the host is a directory (no TLS there, as libpq: sslmode does
- * not apply to Unix sockets), else TCP.
- */
-function openSocket(address: ServerAddress, onread?: net.OnReadOpts): net.Socket {
-  const endpoint = serverEndpoint(address.host, address.port);
-  return endpoint.kind === 'unix'
-    ? net.connect({ path: endpoint.path, onread })
-    : net.connect({ host: endpoint.host, port: endpoint.port, onread });
 }
 
 function uncork(socket: net.Socket): void {

@@ -3,6 +3,7 @@
 // (PREPARE name AS …: the text, whose plan routes each EXECUTE; DEALLOCATE and DISCARD ALL forget them); an EXECUTE's
 // arguments bound to its prepared statement's parameters; and which statement a request runs. Frames are read through
 // protocol/frontend-fields.ts and protocol/bind.ts. One per session; no I/O.
+import { Buffer } from 'node:buffer';
 import { Frontend } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import { decodeBind, parseParamTypes } from '../protocol/bind.js';

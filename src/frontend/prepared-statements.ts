@@ -4,12 +4,13 @@
 // the shared cache drops statements no client uses beyond its limits, and each server connection keeps at most
 // `prepared_statements_limit` statements (the least recently used are closed at the start of its next batch).
 // Parse/Bind/Describe/Close are decoded only as far as their names; everything else is copied as bytes.
+import { Buffer } from 'node:buffer';
 import { hash } from 'node:crypto';
 import { Backend, Frontend } from '../protocol/codes.js';
 import { closeStatement } from '../protocol/messages.js';
 import type { FrameSink } from '../protocol/frame-list.js';
 import type { GeneralConfig } from '../config/types.js';
-import type { ServerStatements, StatementRef } from '../backend/server-statements.js';
+import { evictStatement, type ServerStatements, type StatementRef } from '../backend/server-statements.js';
 
 /** The per-connection statement set a server offers (ServerStatements, or a test double). */
 export type ServerStatementSet = Pick<
@@ -116,7 +117,7 @@ export class StatementNames {
       this.unused.delete(key);
       this.byKey.delete(key);
       this.totalBytes -= entry.bytes;
-      entry.isEvicted = true;
+      evictStatement(entry);
       entry.parse = null;
       this.evictions++;
     }
@@ -127,10 +128,10 @@ export class StatementNames {
 const NEVER_NAME = 'sg_never';
 const CLOSE_NEVER = closeStatement(NEVER_NAME);
 
+/** The end of the name at `from` (its zero byte). A loop, not `Buffer#indexOf` (a call into C++; a Bind has two names). */
 function cstringEnd(frame: Buffer, from: number): number {
-  const end = frame.indexOf(0, from);
-  if (end < 0) throw new Error('unterminated string in message');
-  return end;
+  for (let i = from; i < frame.length; i++) if (frame[i] === 0) return i;
+  throw new Error('unterminated string in message');
 }
 
 /**

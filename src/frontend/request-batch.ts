@@ -2,6 +2,7 @@
 // (how many ReadyForQuery replies they will produce, whether a Flush asks for replies without a Sync). A ring buffer
 // (double-ended queue): queueing a frame, handing over the first request and putting frames back at the front cost
 // O(1) per frame, however many requests a client pipelines behind the one in flight.
+import { Buffer } from 'node:buffer';
 import { Frontend } from '../protocol/codes.js';
 import { readyForQuery } from '../protocol/messages.js';
 import type { PgError } from '../errors/pg-error.js';

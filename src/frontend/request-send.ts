@@ -3,6 +3,7 @@
 // scanner, the frames written in one write, the open extended-protocol segment tracked, the client's input held back
 // while the server does not take what it is sent, and query_timeout started for the request. One per session, built
 // with it; the session stops the query timer when the request ends and when it closes.
+import { Buffer } from 'node:buffer';
 import type { GeneralConfig } from '../config/types.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { Frontend } from '../protocol/codes.js';

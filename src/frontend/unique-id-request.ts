@@ -10,6 +10,7 @@
 // Routing then sees an ordinary statement: an INSERT whose sharding key is a call goes to the shard of its id.
 // The request is rewritten frame for frame; running it through again changes nothing (a statement already rewritten is
 // recognised by its text, a Bind already given its ids by its parameter count).
+import { Buffer } from 'node:buffer';
 import { Frontend } from '../protocol/codes.js';
 import { decodeBind, type BindMessage } from '../protocol/bind.js';
 import { query } from '../protocol/messages.js';
@@ -121,6 +122,13 @@ export class UniqueIdRequests {
     return out === null ? null : { types: [...types], frames: out };
   }
 
+  /** Statements with ids, texts rewritten, or SQL-level PREPAREs with calls: a Parse may need more than a byte test. */
+  private get hasState(): boolean {
+    return (
+      this.unnamed !== null || this.named.size > 0 || this.produced.size > 0 || this.sqlPrepared.size > 0
+    );
+  }
+
   /** How many parameters the client gave statement `name`, when the proxy added ids to them; else null. */
   private clientParams(name: string): number | null {
     const statement = name === '' ? this.unnamed : (this.named.get(name) ?? null);
@@ -169,6 +177,10 @@ export class UniqueIdRequests {
    * Query; PREPARE, DEALLOCATE and DISCARD ALL take effect for this session's EXECUTEs when parsed.
    */
   private rewriteParse(frame: Buffer): Buffer | null {
+    // A session that has met no call (nearly all): only a call in this Parse matters, and one pass over its bytes
+    // (name and types included: a false alarm there only takes the long way) says there is none — no offsets found,
+    // nothing decoded.
+    if (!this.hasState && !mayMentionUniqueId(frame, 5, frame.length)) return null;
     const nameEnd = frame.indexOf(0, 5);
     const textEnd = frame.indexOf(0, nameEnd + 1);
     if (nameEnd < 0 || textEnd < 0) return null; // malformed: routing reports it

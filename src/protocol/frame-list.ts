@@ -1,6 +1,7 @@
 // The frames of one write, collected in a list that is reused for every write (hot path, written by hand: a JS array
 // emptied with `length = 0` drops its storage, so a reused array would grow again on every request), and joined into
 // the one buffer the write sends.
+import { Buffer } from 'node:buffer';
 
 /** Where frames are appended (a FrameList, or a plain array). */
 export interface FrameSink {

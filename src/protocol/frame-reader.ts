@@ -3,6 +3,7 @@
 // that one byte arrives, so a startup packet's leading zero is caught without waiting for a length), a length < 4, a
 // frame over the current cap. Query/Parse frames over the skip limit (`query_size_limit`) are reported and their
 // bodies discarded as they arrive. Partial frames are kept as a chunk list and joined once when complete.
+import { Buffer } from 'node:buffer';
 
 export type FrameHandler = (type: number, frame: Buffer) => void;
 

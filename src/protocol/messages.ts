@@ -1,5 +1,6 @@
 // Builders for the messages shardgate itself writes (to clients, and to servers outside the forwarded stream).
 // Body-less and fixed messages are prebuilt constants.
+import { Buffer } from 'node:buffer';
 import { AuthCode, Backend, Frontend, StartupCode } from './codes.js';
 import { MessageWriter } from './writer.js';
 

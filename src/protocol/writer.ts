@@ -1,4 +1,5 @@
 // A small growable message writer: append fields, then `frame(code)` fills the 5-byte header last.
+import { Buffer } from 'node:buffer';
 
 export class MessageWriter {
   private buf: Buffer;

@@ -1,5 +1,6 @@
 // Bind message parameters as the router needs them: each value's bytes (a view, null = SQL NULL) and its format code
 // (the Bind itself is decoded by protocol/bind.ts), and the elements of an array parameter.
+import { Buffer } from 'node:buffer';
 import { decodeBind } from '../protocol/bind.js';
 import type { ParameterFormat } from '../sharding/shard-of.js';
 

@@ -5,6 +5,7 @@
 // `FOR VALUES WITH (MODULUS shardCount, REMAINDER shard)`. Little-endian byte order, as on x86-64 and arm64 servers
 // (hash_bytes reads 4-byte words in native order, so big-endian servers place text and uuid keys differently).
 
+import { Buffer } from 'node:buffer';
 import type { ShardKeyType } from './schema.js';
 
 /** partition.h HASH_PARTITION_SEED (0x7A5B22367996DCFD), as two 32-bit halves. */
@@ -171,9 +172,14 @@ function checkInteger(value: bigint, min: bigint, max: bigint, typeName: string)
  * h + 0x49a0f4dd15e5a8e3 (mod 2^64). Computed on the halves left in b and c, without BigInt.
  */
 function remainderOfState(modulus: number): number {
-  const lo = s[2] + COMBINE_LO;
+  return remainderOf(s[1], s[2], modulus);
+}
+
+/** remainderOfState for the hash whose halves are `high` and `low` (unsigned 32-bit). */
+function remainderOf(high: number, low: number, modulus: number): number {
+  const lo = low + COMBINE_LO;
   const carry = lo >= TWO_POW_32 ? 1 : 0;
-  const hi = (s[1] + COMBINE_HI + carry) % TWO_POW_32;
+  const hi = (high + COMBINE_HI + carry) % TWO_POW_32;
   // rowHash = hi * 2^32 + lo' (mod 2^64); every product below stays under 2^32 since modulus <= 2^16.
   return ((hi % modulus) * (TWO_POW_32 % modulus) + ((lo % TWO_POW_32) % modulus)) % modulus;
 }
@@ -221,8 +227,42 @@ export function hashShardSafeInteger(value: number, shardCount: number): number 
   if (!Number.isSafeInteger(value)) throw new RangeError(`${value} is not a safe integer`);
   const lo = value >>> 0;
   const hi = Math.floor(value / TWO_POW_32) | 0;
-  hashUint32State((lo ^ (value >= 0 ? hi : ~hi)) >>> 0, SEED_HI, SEED_LO);
-  return remainderOfState(shardCount);
+  return seededUint32Remainder((lo ^ (value >= 0 ? hi : ~hi)) | 0, shardCount);
+}
+
+/**
+ * lookup3's state once `start(4, HASH_PARTITION_SEED)` has run — the same for every 4-byte key, so made once — as
+ * int32 values.
+ */
+const [SEEDED_A, SEEDED_B, SEEDED_C] = ((): number[] => {
+  start(4, SEED_HI, SEED_LO);
+  return [s[0] | 0, s[1] | 0, s[2] | 0];
+})();
+
+/**
+ * hashUint32State(k, HASH_PARTITION_SEED) then remainderOfState(modulus), on int32 locals: from the state made once
+ * above, a += k and final(); no Uint32Array reads (a value over 2^31 read from one is a heap number in code V8 has
+ * not optimized yet). `k`: the key word as an int32.
+ */
+function seededUint32Remainder(k: number, modulus: number): number {
+  let a = (SEEDED_A + k) | 0;
+  let b = SEEDED_B;
+  let c = SEEDED_C;
+  c ^= b;
+  c = (c - rot(b, 14)) | 0;
+  a ^= c;
+  a = (a - rot(c, 11)) | 0;
+  b ^= a;
+  b = (b - rot(a, 25)) | 0;
+  c ^= b;
+  c = (c - rot(b, 16)) | 0;
+  a ^= c;
+  a = (a - rot(c, 4)) | 0;
+  b ^= a;
+  b = (b - rot(a, 14)) | 0;
+  c ^= b;
+  c = (c - rot(b, 24)) | 0;
+  return remainderOf(b >>> 0, c >>> 0, modulus);
 }
 
 /** The full 64-bit partition hash (hash_combine64(0, typeHash)) of a value, for tests and tools. */

@@ -2,6 +2,7 @@
 // sharding functions use, with PostgreSQL's input rules (int8in/int4in, uuid_in) and its SQLSTATEs for bad input.
 // A value that does not fit the configured key type is an error, never a guess.
 
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import type { ShardKeyType } from './schema.js';

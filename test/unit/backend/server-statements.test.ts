@@ -1,7 +1,11 @@
 // ServerStatements (backend/server-statements.ts): a server connection's named statements in least-recently-used
 // order, so prepared_statements_limit closes the ones used longest ago; `use` of the youngest moves nothing.
 import { describe, expect, it } from 'vitest';
-import { ServerStatements, type StatementRef } from '../../../src/backend/server-statements.js';
+import {
+  evictStatement,
+  ServerStatements,
+  type StatementRef,
+} from '../../../src/backend/server-statements.js';
 
 const kept: StatementRef = { isEvicted: false };
 
@@ -48,5 +52,40 @@ describe('ServerStatements', () => {
     s.add('new', kept);
     expect(s.takeVictims(10, 10)).toEqual(['old']);
     expect(s.names()).toEqual(['new']);
+  });
+});
+
+describe('ServerStatements: the check of the old end skipped when nothing changed', () => {
+  it('finds a statement evicted after the last check, once its oldest was found kept', () => {
+    const s = new ServerStatements();
+    const a = { isEvicted: false };
+    s.add('a', a);
+    s.add('b', kept);
+    expect(s.takeVictims(10, 10)).toEqual([]); // a kept: remembered as the oldest
+    expect(s.takeVictims(10, 10)).toEqual([]); // nothing changed: not looked at again
+    evictStatement(a);
+    expect(s.takeVictims(10, 10)).toEqual(['a']);
+    expect(s.names()).toEqual(['b']);
+  });
+
+  it('looks again when the oldest moves or goes, and when the limit is lowered', () => {
+    const s = new ServerStatements();
+    const b = { isEvicted: false };
+    s.add('a', kept);
+    s.add('b', b);
+    s.add('c', kept);
+    expect(s.takeVictims(10, 10)).toEqual([]); // a is the oldest
+    s.use('a'); // b, c, a: b is the oldest now
+    evictStatement(b);
+    expect(s.takeVictims(10, 10)).toEqual(['b']);
+    expect(s.takeVictims(10, 10)).toEqual([]); // c kept
+    s.delete('c'); // a
+    s.add('d', { isEvicted: true }); // a, d
+    expect(s.takeVictims(10, 10)).toEqual([]); // a kept (d is not at the old end)
+    s.add('a', kept); // d, a: the evicted one is the oldest now
+    expect(s.takeVictims(10, 10)).toEqual(['d']);
+    s.add('e', kept); // a, e
+    expect(s.takeVictims(10, 10)).toEqual([]);
+    expect(s.takeVictims(1, 10)).toEqual(['a']); // a lower limit: the old end goes
   });
 });

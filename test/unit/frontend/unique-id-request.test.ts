@@ -120,6 +120,21 @@ describe('where calls are found', () => {
     expect(bytes('SELECT user_id, order_id FROM orders WHERE id = 1')).toBe(false);
     expect(bytes('unique_id')).toBe(true);
     expect(bytes('nique_id')).toBe(false);
+    expect(bytes('SELECT uNiQuE_iD')).toBe(true); // at the very end of the range
+    expect(bytes('SELECT unique_i')).toBe(false);
+    expect(bytes('SELECT unique id, unique-id, UNIQUE__ID, _id, unique_')).toBe(false);
+    // Only the range given is looked at.
+    const frame = query('unique_id');
+    expect(mayMentionUniqueId(frame, 5, frame.length - 2)).toBe(false);
+    expect(mayMentionUniqueId(frame, 6, frame.length - 1)).toBe(false);
+  });
+
+  it('a session that has met no call: a Parse without one is left as it is (a name that says unique_id too); one with a call is rewritten', () => {
+    const r = router();
+    const plain = parse('unique_id_stmt', 'SELECT abalance FROM pgbench_accounts WHERE aid = $1');
+    expect(rewrite(r, [plain, plain])).toBeNull();
+    const out = rewrite(r, [parse('', 'INSERT INTO t (id) VALUES (pgdog.unique_id())')]);
+    expect(out?.map(sqlOf)).toEqual(['INSERT INTO t (id) VALUES (($1::bigint))']);
   });
 
   it('SHOW pgdog.unique_id, PgDog’s own command; the highest $n; a text that does not parse', () => {
