@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Command-line entry point: run the proxy, check a configuration, or start the throwaway demo.
+import process from 'node:process';
 import { Command } from 'commander';
 import { loadConfig } from './config/load.js';
 import { ConfigError } from './config/config-error.js';

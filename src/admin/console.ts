@@ -1,5 +1,6 @@
 // The admin console of one logged-in admin client: simple-protocol queries in, result sets out. Requests are answered
 // in order, one at a time (PAUSE may wait); the extended protocol is refused with an error, then skipped to Sync.
+import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';

@@ -1,5 +1,6 @@
 // Admin console answers as ordinary PostgreSQL result sets: RowDescription with real type OIDs (so psql aligns
 // numbers right and drivers parse them), DataRows in text format, CommandComplete.
+import { Buffer } from 'node:buffer';
 import { Backend } from '../protocol/codes.js';
 import { commandComplete } from '../protocol/messages.js';
 import { MessageWriter } from '../protocol/writer.js';

@@ -1,5 +1,6 @@
 // PostgreSQL md5 password authentication (AuthenticationMD5Password): the hash a client sends, the stored
 // "md5..." form, and constant-time verification of a client's PasswordMessage. Pure logic, no sockets.
+import { Buffer } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 const STORED_MD5 = /^md5[0-9a-f]{32}$/;

@@ -1,5 +1,6 @@
 // passthrough_auth's rules (PgDog's modes): what a cleartext password given by a client without a users.toml password
 // leads to — accepted as remembered, checked by the servers, or refused. Pure; the server check is the caller's.
+import { Buffer } from 'node:buffer';
 import { timingSafeEqual } from 'node:crypto';
 import type { PassthroughAuth } from '../config/types.js';
 

@@ -1,5 +1,6 @@
 // Client side of SCRAM-SHA-256 (RFC 5802 / RFC 7677): what shardgate uses to log in to PostgreSQL servers.
 // Sends the same messages as libpq (no channel binding, empty username). Pure logic, no sockets.
+import { Buffer } from 'node:buffer';
 import { timingSafeEqual } from 'node:crypto';
 import {
   type NonceGenerator,

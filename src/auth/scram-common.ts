@@ -1,5 +1,6 @@
 // SCRAM-SHA-256 building blocks shared by the server and client sessions: the stored secret (PostgreSQL's
 // "SCRAM-SHA-256$..." form), SASLprep, key derivation, attribute parsing, nonces and the ScramError type.
+import { Buffer } from 'node:buffer';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 
 /** Raised for every protocol-level SCRAM failure (malformed message, nonce mismatch, bad server signature...). */

@@ -1,5 +1,6 @@
 // Server side of SCRAM-SHA-256 (RFC 5802 / RFC 7677) as PostgreSQL speaks it: shardgate verifies its own
 // clients with one ScramServerSession per authentication attempt. Pure logic, no sockets.
+import { Buffer } from 'node:buffer';
 import { timingSafeEqual } from 'node:crypto';
 import {
   type NonceGenerator,

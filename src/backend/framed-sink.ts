@@ -1,6 +1,7 @@
 // A ReplySink that cuts a server's reply stream into whole frames, for the replies to statements of the proxy's own
 // (COMMIT PREPARED, lookups, the COMMIT / ROLLBACK ending a transaction it opened — endTransactionSinks, which only
 // collect errors) instead of forwarding them to a client. A fan-out cuts its shards' replies itself (fanout.ts).
+import { Buffer } from 'node:buffer';
 import { FrameReader } from '../protocol/frame-reader.js';
 import { Backend } from '../protocol/codes.js';
 import { withShardInDetail } from '../errors/shard-detail.js';

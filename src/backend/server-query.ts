@@ -1,6 +1,7 @@
 // The proxy's own statements on a server connection (PREPARE TRANSACTION, COMMIT PREPARED, recovery queries): send
 // one simple Query (or a few pipelined in one write), read the whole reply, report rows / error / lost connection. Not
 // for client traffic.
+import { Buffer } from 'node:buffer';
 import { Backend } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';

@@ -1,5 +1,6 @@
 // Returning a server whose client left: a running query or an unfinished extended-protocol request means its state is
 // unknown (closed); an open transaction is rolled back, and in session mode DISCARD ALL clears what the client set.
+import { Buffer } from 'node:buffer';
 import { TxStatus } from '../protocol/codes.js';
 import { query } from '../protocol/messages.js';
 import type { Pool } from './pool.js';

@@ -1,6 +1,7 @@
 // Turns pgdog.toml + users.toml (PgDog key names) into the validated, effective Config: parseConfig
 // is pure (text in, Config + warnings out); loadConfig reads the files and checks the TLS files.
 
+import process from 'node:process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';

@@ -1,6 +1,7 @@
 // A `[[databases]]` host as libpq and PgBouncer read it: an absolute path is the directory holding the server's
 // Unix-domain socket (`<dir>/.s.PGSQL.<port>`), anything else a TCP host name or address. Pure: config/databases.ts
 // checks a host with it, backend/server-connection.ts connects by it.
+import { Buffer } from 'node:buffer';
 import path from 'node:path';
 
 /** sockaddr_un.sun_path is 108 bytes on Linux (107 and the NUL); PostgreSQL refuses longer socket paths too. */

@@ -1,5 +1,6 @@
 // `shardgate demo`: throwaway local PostgreSQL shards + a generated pgdog.toml/users.toml + the proxy on them;
 // SIGINT/SIGTERM stops everything and removes every file it made.
+import process from 'node:process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';

@@ -4,6 +4,7 @@
 // until its CopyDone / CopyFail, as PostgreSQL does after an error in COPY. Backpressure: while a shard's socket holds
 // more than SHARD_BACKLOG_BYTES it has not taken, the client is not read (a shard slow to read — busy, waiting for a
 // lock — holds the client back instead of making the proxy buffer its rows).
+import { Buffer } from 'node:buffer';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { PgError } from '../errors/pg-error.js';
 import { CopyRowRouter } from '../execute/copy-rows.js';

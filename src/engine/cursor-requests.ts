@@ -3,6 +3,7 @@
 // as a portal of its own; later Execute / Describe / Close of that portal are answered from it, never routed. The
 // dispatch calls in here only for such a request: when the session holds portals (`ProxyPortals`, which it owns and
 // routing reads), when routing makes a fan-out a cursor, and for a cursor run in the request state's run slot.
+import { Buffer } from 'node:buffer';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import { putBackClientRequest, type DispatchHost } from './dispatch-host.js';

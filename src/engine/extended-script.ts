@@ -1,6 +1,7 @@
 // An extended-protocol request whose statements need different shards (a JDBC executeBatch, a pgx / Npgsql batch:
 // several Parse/Bind/Execute before one Sync): cut into one request per statement, each ended by a Sync of the proxy's,
 // to run one after another as a script (sharded-dispatch.ts) with the client's one ReadyForQuery at the end.
+import { Buffer } from 'node:buffer';
 import { Frontend } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import { bindStatement, executeLimit } from '../protocol/frontend-fields.js';

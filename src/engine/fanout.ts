@@ -7,6 +7,7 @@
 // reused read buffers. Backpressure: while the client socket holds unsent bytes (its last write returned false) no
 // shard is read, until it drains; while a shard's ORDER BY merge queue is over its bound (MERGE_QUEUE_MAX_*), that
 // shard is not read, until the queue drains to half. A shard is never left paused after its last ReadyForQuery.
+import { Buffer } from 'node:buffer';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { ReplyMerger, type RankRequest } from '../execute/reply-merger.js';
 import type { MergeSpec } from '../execute/merge-spec.js';

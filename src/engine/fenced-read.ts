@@ -9,6 +9,7 @@
 //   this is later than the snapshot, never earlier).
 // An ErrorResponse or ReadyForQuery from a shard also ends its part. Past atomic_visibility_timeout the request is
 // answered with 40001 (retryable) naming what blocked it, and what was sent is cancelled.
+import { Buffer } from 'node:buffer';
 import type { ServerConnection } from '../backend/server-connection.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';

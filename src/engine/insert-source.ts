@@ -3,6 +3,7 @@
 // one — collects its rows here (bounded), and writes them into the INSERT as a VALUES list, which is then routed as
 // any multi-row INSERT: split by shard, RETURNING merged, all-or-nothing across shards (2PC when on). The client sees
 // one statement: one command tag, the INSERT's errors and RETURNING rows.
+import { Buffer } from 'node:buffer';
 import { Backend, Frontend } from '../protocol/codes.js';
 import { query, SYNC } from '../protocol/messages.js';
 import { FrameReader } from '../protocol/frame-reader.js';

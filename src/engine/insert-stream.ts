@@ -8,6 +8,7 @@
 // own around the statement (two-phase when on) — so an error in any batch undoes every batch on every shard. The
 // client sees one statement: the first batch's replies (ParseComplete, BindComplete, descriptions), every batch's
 // RETURNING rows, one command tag `INSERT 0 n`.
+import { Buffer } from 'node:buffer';
 import { Backend, Frontend } from '../protocol/codes.js';
 import { commandComplete, query, SYNC } from '../protocol/messages.js';
 import { FrameReader } from '../protocol/frame-reader.js';

@@ -1,6 +1,7 @@
 // Replies to a one-statement request the proxy answered itself instead of a server — a COMMIT it carried out across
 // shards, a BEGIN it keeps until a shard joins, a COMMIT / ROLLBACK of a block no shard joined: what PostgreSQL would
 // have sent for the same request, simple Query or Parse/Bind/Describe/Execute/Sync.
+import { Buffer } from 'node:buffer';
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import {
   BIND_COMPLETE,

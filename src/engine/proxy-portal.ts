@@ -5,6 +5,7 @@
 // Execute / Describe / Close of that portal are answered from it, as PostgreSQL would answer them — the last Execute's
 // tag counts that Execute's rows, an exhausted portal answers `SELECT 0`, Sync ends it outside a transaction.
 // Rows held are bounded (CURSOR_MAX_BYTES): past it the cursor fails with 54000 instead of the proxy growing.
+import { Buffer } from 'node:buffer';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { CLOSE_COMPLETE, commandComplete, NO_DATA, readyForQuery } from '../protocol/messages.js';
 import { FrameReader } from '../protocol/frame-reader.js';

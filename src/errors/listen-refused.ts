@@ -1,6 +1,7 @@
 // LISTEN refused in transaction mode (frontend/listen-check.ts recognises it): the error, and the stand-in statement
 // that takes the LISTEN's place — one identifier, which no server accepts (its syntax error names it, and the reply
 // scanner swaps that error for the refusal) and the sharded router answers with the refusal.
+import { Buffer } from 'node:buffer';
 import { PgError } from './pg-error.js';
 import { SqlState } from './sqlstate.js';
 

@@ -3,6 +3,7 @@
 // sizes, so the refusal keeps its place among the client's pipelined requests whichever path runs them: the sharded
 // router refuses it when it parses it, and a server answers it with a syntax error that the reply scanner replaces.
 // Either way the client gets ERROR 54000 (PgDog's message and detail) and its session goes on.
+import { Buffer } from 'node:buffer';
 import { PgError } from './pg-error.js';
 import { SqlState } from './sqlstate.js';
 import { LISTEN_STAND_IN, listenNeedsSessionMode } from './listen-refused.js';

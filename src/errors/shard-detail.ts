@@ -1,6 +1,8 @@
 // A shard's ErrorResponse as the client gets it from a statement that ran on several shards: byte for byte, with the
 // shard named in its Detail field. Used by the reply merger, the fan-out's failed batches and the 2PC coordinator.
 
+import { Buffer } from 'node:buffer';
+
 const DETAIL_FIELD = 0x44; // 'D'
 
 /** The shard's ErrorResponse with "(shard N)" appended to its Detail field, or a Detail "shard N" added. */

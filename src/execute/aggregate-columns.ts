@@ -2,6 +2,7 @@
 // (select-shape.ts decided it per call: partials combined, a group's one shard's value, DISTINCT values, ordered
 // arrays), as 0-based columns of the shards' rows, with string_agg's delimiter read from the Bind when it is a
 // parameter. Refuses (0A000) what needs the rewritten statement when the shards run the client's own text.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import type { AggregateColumn } from './merge-spec.js';
 import type { BindParams } from '../router/bind-params.js';

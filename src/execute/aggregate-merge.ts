@@ -1,5 +1,6 @@
 // Row strategy for aggregates without GROUP BY: each shard returns one row; once every shard has ended they are
 // combined into one (group-fold.ts: the first row's values, aggregates merged), HAVING applied, and sent.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import { readDataRow } from '../protocol/rows.js';
 import { rowFolderFor, type Row } from './group-fold.js';

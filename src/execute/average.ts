@@ -3,6 +3,7 @@
 // picks (at least NUMERIC_MIN_SIG_DIGITS = 16 significant digits, never less than the sum's scale), rounded half away
 // from zero; NaN and ±Infinity sums pass through. float8 input: sum / count in double precision, printed as float8out
 // does (real input arrives as float8: the shards sum `x * 1`, see rewrite.ts). No rows (count 0): NULL.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import { ExactSum } from './partial-aggregates.js';
 import {

@@ -2,6 +2,7 @@
 // in binary format each shard's stream has its own file header and trailer — the first header is passed on, the
 // trailer is sent once after every shard's rows; with HEADER (text, CSV) each shard's first line is the same header,
 // passed on once; one CopyDone goes out before the command tag.
+import { Buffer } from 'node:buffer';
 import { Backend } from '../protocol/codes.js';
 
 const BINARY_COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');

@@ -4,6 +4,7 @@
 // to every shard. Without a key column (a table copied to every shard) every row goes to every shard.
 // Hand-written rather than a CSV library: it must match PostgreSQL's COPY dialect byte for byte and pass rows on
 // without re-encoding them.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 

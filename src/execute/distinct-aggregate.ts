@@ -13,6 +13,7 @@
 // - avg: integer and numeric input → numeric_div(sum, count) (average.ts); float4/float8 input → float8 from
 //   float8_accum's running sums in ascending order (its overflow error included).
 // Other types (money, interval…) are refused with 0A000 for sum and avg.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { divideNumeric } from './average.js';

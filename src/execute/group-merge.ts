@@ -2,6 +2,7 @@
 // folded into their group as they arrive (group-fold.ts: the group's first row plus its aggregates' running state);
 // once every shard has ended, HAVING filters the merged groups (a grand total's one row if there are none), ORDER BY
 // sorts them (collated text by rank: collation-ranks.ts), then OFFSET and LIMIT apply.
+import { Buffer } from 'node:buffer';
 import { readDataRow } from '../protocol/rows.js';
 import { CollationRanks, type RankRequest } from './collation-ranks.js';
 import { groupKey, groupKeysFor, type ValueKey } from './group-key.js';

@@ -2,6 +2,7 @@
 // merged-row column or a constant the merger can compare — literals as written, Bind parameters with their format and
 // the type a cast or the Parse declares, and a numeric constant cast to an integer type rounded as PostgreSQL rounds
 // numeric → int (half away from zero). Pure: no I/O.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import type { BindParams } from '../router/bind-params.js';
 import type { HavingCondition, HavingOperand } from '../router/plan.js';

@@ -5,6 +5,7 @@
 // (a float4 value is widened exactly, as float48 operators do); bytes for text types — the "C" collation, the same
 // assumption as the ORDER BY merge — and bpchar ignoring trailing spaces. A constant of unknown type (a quoted literal or an
 // untyped parameter) takes the other side's type, as PostgreSQL resolves it. Other types: 0A000.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import type { CompareOperator } from '../router/plan.js';
 import {

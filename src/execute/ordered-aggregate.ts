@@ -6,6 +6,7 @@
 // the (constant) delimiter, array_agg writes an array in the result column's format. Key types the proxy cannot order
 // exactly (user types, arrays, json…) and text keys under a collation that is not byte order (unless the key says
 // COLLATE "C") are refused with 0A000. Elements held count against the statement's bound (held-bytes.ts).
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import { HELD_VALUE_OVERHEAD_BYTES, type HeldBytes } from './held-bytes.js';
 import type { OrderedColumns, SortKey } from './merge-spec.js';

@@ -5,6 +5,7 @@
 // (shortest round-trip), not honouring extra_float_digits <= 0. NULL inputs are ignored; all NULL → NULL. Sums of
 // other types (money, interval, …) are refused with 0A000 rather than guessed. Also the encoders that write a
 // computed integer, decimal or float in a result column's type and format.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import {
   comparatorFor,

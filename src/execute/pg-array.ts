@@ -3,6 +3,7 @@
 // braces, commas, quotes, backslashes or white space; quotes and backslashes escaped), binary format as array_send
 // writes it (dimensions, NULL flag, element type OID, length-prefixed elements). Arrays of more than one dimension
 // (array_agg of arrays) are refused with 0A000. Text-format elements are their type's text output, unquoted.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import { Format, TypeOid } from './value-compare.js';
 

@@ -30,6 +30,7 @@
 // Frames are only read during `push`: a row kept past it is copied (the caller may read server sockets into reused
 // buffers), once. What DISTINCT values and ordered aggregates hold is bounded per statement (held-bytes.ts, 54000).
 // A batch that never reaches an end frame (Describe without Execute) is the caller's to handle: `isDone` stays false.
+import { Buffer } from 'node:buffer';
 import { Backend } from '../protocol/codes.js';
 import { readRowDescription } from '../protocol/rows.js';
 import { PgError } from '../errors/pg-error.js';

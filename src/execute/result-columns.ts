@@ -1,6 +1,7 @@
 // The result's columns in a merge: their types as the shards describe them (the spec's when the router knows better,
 // else the RowDescription seen; 0A000 when a merge needs them and there are neither), and as the client sees them —
 // hidden columns dropped, avg columns (sum(x) on the shards) typed as avg's result.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import { averageType } from './average.js';
 import type { MergeSpec } from './merge-spec.js';

@@ -1,5 +1,6 @@
 // The exit of the merged row stream, whichever strategy merged it: DISTINCT ON (only the first row of each run of
 // equal keys), OFFSET, LIMIT, the hidden columns dropped; counts the rows sent (the SELECT tag's count).
+import { Buffer } from 'node:buffer';
 import { Backend } from '../protocol/codes.js';
 import { readDataRow } from '../protocol/rows.js';
 import { MessageWriter } from '../protocol/writer.js';

@@ -3,6 +3,7 @@
 // LIMIT and drops what waits. Rows wait in per-shard queues (flow control: row-queue.ts). Text keys in a collation the
 // proxy cannot reproduce are compared by rank (collation-ranks.ts): every row then waits until the ranks are in,
 // bounded by RANKED_SORT_MAX_BYTES.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';
 import { CollationRanks, type RankRequest } from './collation-ranks.js';

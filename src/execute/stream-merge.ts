@@ -1,6 +1,7 @@
 // Row strategies without ORDER BY: rows stream through as they arrive (the original frame, no copy); or, for a
 // multi-row INSERT split by shard, its RETURNING rows go out in the order of the original VALUES rows
 // (`MergeSpec.rowShards`), each shard's waiting in a queue until its turn.
+import { Buffer } from 'node:buffer';
 import { RowMerge } from './row-merge.js';
 import type { RowOutput } from './row-output.js';
 import { RowQueue } from './row-queue.js';

@@ -20,6 +20,7 @@
 //
 // Also the pieces combining needs (partial-aggregates.ts): exact decimal addition (int*out / numeric_out text, binary
 // numeric through its text), the numeric binary codec, and float output as float4out/float8out print it.
+import { Buffer } from 'node:buffer';
 import { PgError } from '../errors/pg-error.js';
 
 /** Built-in type OIDs (pg_type.oid) the merger knows. */

@@ -3,6 +3,7 @@
 // (ClientAuth; passthrough_auth has the servers check the password), the startup settings checked by a server
 // (startup-check.ts), and the server a session-mode or replication client keeps from the start. The ClientSession
 // provides the socket and what a logged-in session needs (LoginHost) and sends the login replies.
+import { Buffer } from 'node:buffer';
 import tls from 'node:tls';
 import type net from 'node:net';
 import type { Logger } from 'pino';

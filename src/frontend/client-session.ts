@@ -6,6 +6,7 @@
 // server), and alone owns the socket's lifetime, the timers and the client's status. Its parts, which its request
 // paths hold directly instead of calling back: ClientOutput (writes to the client), RequestSend (requests to servers),
 // SessionStatus (life state, transaction status, skip-to-Sync), ClientEnding (a failed request's error, FATAL / close).
+import { Buffer } from 'node:buffer';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';

@@ -4,6 +4,7 @@
 // statement, before any routing: the single-shard path never parses SQL. It is replaced by a stand-in
 // (errors/listen-refused.ts) that a server rejects — the reply scanner swaps that error for the refusal — and the
 // sharded router refuses, so the refusal keeps its place among pipelined requests as query_size_limit's does.
+import { Buffer } from 'node:buffer';
 import { Frontend } from '../protocol/codes.js';
 
 const SPACE = 0x20;

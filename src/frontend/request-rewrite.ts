@@ -2,6 +2,7 @@
 // own (per-shard parts of a split INSERT, the rewritten SELECT a fan-out's shards run, sequence values or an INSERT's
 // evaluated rows written in). The new statement is always the unnamed one; the client's Bind (portal, parameters,
 // result formats) is kept. Pure: frames in, frames out.
+import { Buffer } from 'node:buffer';
 import { Frontend } from '../protocol/codes.js';
 import { query } from '../protocol/messages.js';
 import { decodeBind, encodeBind, encodeParse } from '../protocol/bind.js';

@@ -14,6 +14,7 @@
 // What else it keeps of the session has a module per job, reached through this class: the SQL-level cursors
 // (sql-cursors.ts), the prepared statements (prepared-plans.ts), the SETs (session-settings.ts), pgdog.unique_id()
 // (unique-id-request.ts), and the shared plans with what the proxy learned about the tables (database-plans.ts).
+import { Buffer } from 'node:buffer';
 import { Frontend } from '../protocol/codes.js';
 import { PgError } from '../errors/pg-error.js';
 import { SqlState } from '../errors/sqlstate.js';

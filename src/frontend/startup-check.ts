@@ -7,6 +7,7 @@
 // is what the client gets. Answers are cached per pool by the settings' text, so a client mix with a few distinct
 // startup packets pays one server round trip per distinct packet, and the server is not asked at all for settings
 // known to be valid as given (a printable application_name, a value equal to the server's own).
+import { Buffer } from 'node:buffer';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
 import { runQuery } from '../backend/server-query.js';

@@ -1,6 +1,7 @@
 // A connection that arrives while shardgate shuts down: its SSLRequest/GSSENCRequest is declined so the client sends
 // its startup packet in the clear, which is answered with the refusal (FATAL 57P03) — a clear error instead of a reset.
 // A CancelRequest is still carried out: cancelling a long query helps the shutdown along.
+import { Buffer } from 'node:buffer';
 import type net from 'node:net';
 import type { PgError } from '../errors/pg-error.js';
 import type { CancelRegistry } from '../frontend/cancel-registry.js';

@@ -1,6 +1,7 @@
 // The text parts of an INSERT … SELECT whose rows the proxy evaluates itself (engine/insert-source.ts): the query to
 // run (with the INSERT's WITH clause, which it may read), and the INSERT around it, into which the rows are written as
 // a VALUES list. Found with PostgreSQL's own scanner and parser (byte offsets), never by pattern-matching the text.
+import { Buffer } from 'node:buffer';
 import { scanSync, type ScanToken } from 'libpg-query';
 import { parseSync } from 'pgsql-parser';
 import { asNode, isObject, list, obj } from './ast.js';

@@ -2,6 +2,7 @@
 // loads the module once at startup; parsing is synchronous afterwards. Each statement keeps its own source text, so
 // a multi-statement simple query can be routed statement by statement and utility statements forwarded exactly as
 // written (never deparsed: the deparser drops clauses such as `AND CHAIN`).
+import { Buffer } from 'node:buffer';
 import { loadModule, parseSync } from 'pgsql-parser';
 import { refusalOf } from '../errors/query-too-large.js';
 import { PgError } from '../errors/pg-error.js';

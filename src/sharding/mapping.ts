@@ -4,6 +4,7 @@
 // as numbers and text/uuid in byte order (PostgreSQL's order under the C collation). Each mapping is compiled once
 // into a lookup structure, cached per ShardFunction object.
 
+import { Buffer } from 'node:buffer';
 import { parseUuid, type KeyValue } from './key-value.js';
 import type { ShardFunction, ShardKeyType } from './schema.js';
 

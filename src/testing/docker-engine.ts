@@ -2,6 +2,7 @@
 // ~/.testcontainers.properties, $DOCKER_HOST, the usual and the rootless sockets, the Windows pipe), checked
 // without loading testcontainers, so a machine without Docker pays nothing. Whether the engine answers is
 // testcontainers' own check, made only once an endpoint was found here (docker-pg.ts: probeDockerEngine).
+import process from 'node:process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

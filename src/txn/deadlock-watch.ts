@@ -8,6 +8,8 @@
 // is cancelled. A knot's youngest transaction is cancelled where it waits: on a shard, its statement (the 57014
 // rewritten into 40P01 "deadlock detected" for that one statement); in a pool, its checkout (failed with 40P01, its
 // transaction rolled back and its servers given back: WatchedSessionSource.failCheckout).
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { ServerConnection } from '../backend/server-connection.js';
 import { runQuery } from '../backend/server-query.js';

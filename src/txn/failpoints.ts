@@ -5,6 +5,8 @@
 // `call` hooks. Checked only at 2PC steps. `mid_prepare` / `mid_commit_prepared` make the step send to one shard
 // first and the rest after the failpoint (only while set: the normal path sends to all shards at once).
 
+import process from 'node:process';
+
 export type FailpointName =
   | 'before_prepare'
   | 'mid_prepare'

@@ -3,6 +3,7 @@
 // decision rows on the shards: decision-recovery.ts; and a legacy local decision log's, when one is found), and what
 // operators see (SHOW TRANSACTIONS rows, counters). Sessions run the hot path (decision-commit.ts) on their own server
 // connections and hand over here whatever could not finish there.
+import process from 'node:process';
 import type { Logger } from 'pino';
 import { makeDecidedGid, makeGid, TxidSource } from './gid.js';
 import { rollBackLegacyOrphans, type LegacyOrphanDeps } from './legacy-orphans.js';

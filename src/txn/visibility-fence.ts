@@ -12,6 +12,7 @@
 //   told which shard and holder blocked it. Writers are not bounded here: readers' bounds bound their waits.
 // Each fence also carries its database's PhaseTwoGate (phase-two-gate.ts: two_phase_commit_reply = "at_decision").
 
+import { performance } from 'node:perf_hooks';
 import { PhaseTwoGate, type PhaseTwoCount } from './phase-two-gate.js';
 
 /** Time and timers, injected (tests use a fake clock). */

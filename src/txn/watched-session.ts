@@ -4,6 +4,7 @@
 // (for the log line), the servers it holds per shard and the checkouts it has queued, and the steps of its commit in
 // flight on those servers (ServerConnection.ownStatement, set by commit-steps.ts' Runner: a commit waits too). The
 // session keeps it current with a few field writes per request; the check reads it.
+import { performance } from 'node:perf_hooks';
 import type { Pool } from '../backend/pool.js';
 import type { OwnStatement } from '../backend/own-statement.js';
 import type { ServerConnection } from '../backend/server-connection.js';

@@ -1,6 +1,7 @@
 // The durable decision log of the 2PC transaction manager: COMMIT decisions made durable by group commit (one
 // write + one fdatasync per batch), lazy DONE records, segment files with rotation and compaction, and replay at
 // open (a torn tail of the last segment is cut off; any other damage refuses to open).
+import { Buffer } from 'node:buffer';
 import type { FileHandle } from 'node:fs/promises';
 import fs from 'node:fs/promises';
 import path from 'node:path';

@@ -1,5 +1,6 @@
 // One decision-log record on disk: u32 BE payload length | u32 BE CRC-32 of the payload | payload (UTF-8 JSON).
 // Encoding validates what it writes and decoding validates what it reads: disk content is never trusted.
+import { Buffer } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 
 /** One prepared branch of a 2PC transaction: the shard and the GID it was PREPAREd under. */
