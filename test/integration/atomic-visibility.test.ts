@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
-import { clearFailpoints, setFailpoint } from '../../src/txn/failpoints.js';
+import { clearFailpoints, setFailpoint, type FailpointName } from '../../src/txn/failpoints.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { APP_DB, APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { directShardClients } from '../helpers/sharding.js';
@@ -30,6 +30,24 @@ async function connect(): Promise<pg.Client> {
   c.on('error', () => undefined);
   await c.connect();
   return c;
+}
+
+/**
+ * Hold every commit that reaches failpoint `point` until `letGo()`; `reached` resolves when the first one is there.
+ */
+function holdAt(point: FailpointName): { reached: Promise<void>; letGo: () => void } {
+  let letGo: () => void = () => undefined;
+  const held = new Promise<void>((r) => (letGo = r));
+  let isThere: () => void = () => undefined;
+  const reached = new Promise<void>((r) => (isThere = r));
+  setFailpoint(point, {
+    kind: 'call',
+    fn: async () => {
+      isThere();
+      await held;
+    },
+  });
+  return { reached, letGo };
 }
 
 /** One cross-shard transfer through `c` (2PC: writes on both shards); resolves with its COMMIT's duration, ms. */
@@ -100,17 +118,7 @@ describe('atomic visibility', () => {
     try {
       // Hold the transfer with its rows locked on both shards (prepared on one, the decision row inserted on the other)
       // until the reader waits for those locks.
-      let letGo: () => void = () => undefined;
-      const held = new Promise<void>((r) => (letGo = r));
-      let isPrepared: () => void = () => undefined;
-      const prepared = new Promise<void>((r) => (isPrepared = r));
-      setFailpoint('after_decision_row', {
-        kind: 'call',
-        fn: async () => {
-          isPrepared();
-          await held;
-        },
-      });
+      const { reached: prepared, letGo } = holdAt('after_decision_row');
       const commit = transfer(writer, 3);
       await prepared;
       const locked = reader.query<{ id: string; balance: string }>(
@@ -150,17 +158,7 @@ describe('atomic visibility', () => {
     });
     await admin.connect();
     try {
-      let letGo: () => void = () => undefined;
-      const held = new Promise<void>((r) => (letGo = r));
-      let isDecided: () => void = () => undefined;
-      const decided = new Promise<void>((r) => (isDecided = r));
-      setFailpoint('after_decision', {
-        kind: 'call',
-        fn: async () => {
-          isDecided();
-          await held;
-        },
-      });
+      const { reached: decided, letGo } = holdAt('after_decision');
       const commit = transfer(writer, 5);
       await decided; // decided, holding the fence, COMMIT PREPARED not sent yet
       const t0 = performance.now();
@@ -198,17 +196,7 @@ describe('atomic visibility', () => {
     const filesBefore = proxy.files.pgdog;
     try {
       await reader.query('select sum(balance) from accounts'); // the fence exists before the reload
-      let letGo: () => void = () => undefined;
-      const held = new Promise<void>((r) => (letGo = r));
-      let isDecided: () => void = () => undefined;
-      const decided = new Promise<void>((r) => (isDecided = r));
-      setFailpoint('after_decision', {
-        kind: 'call',
-        fn: async () => {
-          isDecided();
-          await held;
-        },
-      });
+      const { reached: decided, letGo } = holdAt('after_decision');
       const commit = transfer(writer, 11);
       await decided; // decided, holding the fence on both shards, COMMIT PREPARED not sent yet
       const s = cluster.servers[0];
