@@ -1,7 +1,8 @@
 // The whole performance comparison in one command (issue 16): runs each benchmark script in turn, each with
 // interleaved rounds and medians, and lets each write its own section of docs/benchmarks.md (and pgbench-compare its
 // chart, docs/benchmarks.svg):
-//   unsharded  — direct vs PgBouncer vs shardgate, pgbench simple/extended/prepared/tpcb   (pgbench-compare.ts)
+//   unsharded  — direct vs PgBouncer vs shardgate vs a Node relay, pgbench simple/extended/ (pgbench-compare.ts)
+//                prepared/tpcb
 //   sharded    — direct vs client-side routing vs shardgate over 2 shards, and unsharded,  (pgbench-sharded.ts)
 //                and client-side routing through one PgBouncer / one Node relay (the hop floor)
 //   2pc        — plain commit vs two-phase commit, per reply mode                          (two-phase-commit.ts)
@@ -34,7 +35,8 @@ interface Part {
 
 const common = ['--duration', String(opts.duration), '--rounds', String(opts.rounds), '--docs', opts.docs];
 const PARTS: readonly Part[] = [
-  { id: 'unsharded', script: 'pgbench-compare.ts', args: common },
+  // --relay yes: the parse-free Node relay in the same rounds (Node's floor for a hop; goal 2's evidence).
+  { id: 'unsharded', script: 'pgbench-compare.ts', args: [...common, '--relay', 'yes'] },
   { id: 'sharded', script: 'pgbench-sharded.ts', args: [...common, '--unsharded', 'yes', '--floor', 'yes'] },
   { id: '2pc', script: 'two-phase-commit.ts', args: common },
   { id: 'visibility', script: 'atomic-visibility.ts', args: common },

@@ -8,7 +8,7 @@
 // directory, in PgBouncer and shardgate alike), or both (a PgBouncer and a shardgate per transport, interleaved).
 // --bun: also run the same dist/cli.js on that Bun binary (one more shardgate per upstream transport). --relay yes:
 // also a parse-free Node relay (bench/lib/node-relay.ts), Node's floor for a hop. With any of them, an extra table
-// compares every target; docs/benchmarks.md is only rewritten for the default targets (TCP, no Bun, no relay).
+// compares every target; docs/benchmarks.md is only rewritten for TCP without Bun (--relay yes adds the relay's rows).
 //
 // Starts one throwaway PostgreSQL server (user/database `bench`), loads it with `pgbench -i`, starts PgBouncer
 // and shardgate in front of it (transaction pooling, equal pool sizes), runs each workload against the three
