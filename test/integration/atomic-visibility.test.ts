@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
-import { clearFailpoints, setFailpoint, type FailpointName } from '../../src/txn/failpoints.js';
+import { clearFailpoints } from '../../src/txn/failpoints.js';
+import { holdAt } from '../helpers/failpoint-hold.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { APP_DB, APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { directShardClients } from '../helpers/sharding.js';
@@ -30,24 +31,6 @@ async function connect(): Promise<pg.Client> {
   c.on('error', () => undefined);
   await c.connect();
   return c;
-}
-
-/**
- * Hold every commit that reaches failpoint `point` until `letGo()`; `reached` resolves when the first one is there.
- */
-function holdAt(point: FailpointName): { reached: Promise<void>; letGo: () => void } {
-  let letGo: () => void = () => undefined;
-  const held = new Promise<void>((r) => (letGo = r));
-  let isThere: () => void = () => undefined;
-  const reached = new Promise<void>((r) => (isThere = r));
-  setFailpoint(point, {
-    kind: 'call',
-    fn: async () => {
-      isThere();
-      await held;
-    },
-  });
-  return { reached, letGo };
 }
 
 /** One cross-shard transfer through `c` (2PC: writes on both shards); resolves with its COMMIT's duration, ms. */
@@ -118,7 +101,7 @@ describe('atomic visibility', () => {
     try {
       // Hold the transfer with its rows locked on both shards (prepared on one, the decision row inserted on the other)
       // until the reader waits for those locks.
-      const { reached: prepared, letGo } = holdAt('after_decision_row');
+      const { reached: prepared, release } = holdAt('after_decision_row');
       const commit = transfer(writer, 3);
       await prepared;
       const locked = reader.query<{ id: string; balance: string }>(
@@ -127,7 +110,7 @@ describe('atomic visibility', () => {
       );
       await new Promise((r) => setTimeout(r, 300)); // the reader waits for the prepared rows' locks
       const t0 = performance.now();
-      letGo();
+      release();
       await commit;
       const commitMs = performance.now() - t0;
       const rows = (await locked).rows;
@@ -158,7 +141,7 @@ describe('atomic visibility', () => {
     });
     await admin.connect();
     try {
-      const { reached: decided, letGo } = holdAt('after_decision');
+      const { reached: decided, release } = holdAt('after_decision');
       const commit = transfer(writer, 5);
       await decided; // decided, holding the fence, COMMIT PREPARED not sent yet
       const t0 = performance.now();
@@ -177,7 +160,7 @@ describe('atomic visibility', () => {
       );
       expect(Number(shard0.fence_timeouts)).toBeGreaterThanOrEqual(1);
       expect(Number(shard0.fence_reader_waits)).toBeGreaterThanOrEqual(0);
-      letGo();
+      release();
       await commit;
       // The connection is usable and the retried read sees the whole transfer.
       const r = await reader.query<{ total: string }>('select sum(balance) as total from accounts');
@@ -196,7 +179,7 @@ describe('atomic visibility', () => {
     const filesBefore = proxy.files.pgdog;
     try {
       await reader.query('select sum(balance) from accounts'); // the fence exists before the reload
-      const { reached: decided, letGo } = holdAt('after_decision');
+      const { reached: decided, release } = holdAt('after_decision');
       const commit = transfer(writer, 11);
       await decided; // decided, holding the fence on both shards, COMMIT PREPARED not sent yet
       const s = cluster.servers[0];
@@ -210,7 +193,7 @@ describe('atomic visibility', () => {
       const t0 = performance.now();
       const read = reader.query<{ total: string }>('select sum(balance) as total from accounts');
       await new Promise((r) => setTimeout(r, 300));
-      letGo();
+      release();
       await commit;
       const r = await read;
       expect(performance.now() - t0).toBeGreaterThanOrEqual(250); // it waited for the held commit

@@ -5,6 +5,8 @@
 // reply lost with the decision shard down → 40003, and A's recovery rolls back at once once it is back; the decision table is created at start-up, and a role that
 // may not create it gets a clear start-up error.
 import pg from 'pg';
+import { adminClient } from '../helpers/admin-client.js';
+import { holdAt } from '../helpers/failpoint-hold.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/logging/logger.js';
@@ -49,15 +51,7 @@ async function connect(url: string): Promise<pg.Client> {
 }
 
 async function admin(proxy: TestProxy): Promise<pg.Client> {
-  const c = new pg.Client({
-    host: '127.0.0.1',
-    port: proxy.port,
-    user: 'admin',
-    password: 'admin',
-    database: 'admin',
-  });
-  c.on('error', () => undefined);
-  await c.connect();
+  const c = await adminClient(proxy.port);
   opened.push(c);
   return c;
 }
@@ -72,25 +66,6 @@ async function rows(ids: number[]): Promise<number> {
   let n = 0;
   for (const d of direct) n += (await d.query('select 1 from users where id = any($1)', [ids])).rowCount ?? 0;
   return n;
-}
-
-/** A failpoint that holds the commit until release() (the owner proxy "stalls" there). */
-function hold(name: 'after_decision' | 'after_decision_row'): {
-  reached: Promise<void>;
-  release: () => void;
-} {
-  let release = (): void => undefined;
-  let reached = (): void => undefined;
-  const isReached = new Promise<void>((r) => (reached = r));
-  const released = new Promise<void>((r) => (release = r));
-  setFailpoint(name, {
-    kind: 'call',
-    fn: async () => {
-      reached();
-      await released;
-    },
-  });
-  return { reached: isReached, release };
 }
 
 /** BEGIN, a row on each shard, COMMIT through `url`; resolves with the COMMIT's error (null: committed). */
@@ -136,7 +111,7 @@ describe('stateless two-phase commit across proxies', () => {
 
   it("proxy B lists proxy A's decided transaction and commits it on RECOVER at once", async () => {
     const ids = [idOn(0, 10), idOn(1, 10)];
-    const stall = hold('after_decision');
+    const stall = holdAt('after_decision');
     const commit = transfer(a.url, ids);
     await stall.reached;
     expect(await prepared()).toEqual([0, 1]);
@@ -167,7 +142,7 @@ describe('stateless two-phase commit across proxies', () => {
 
   it('a proxy started while a decided transaction is younger than the minimum age finishes it before it listens', async () => {
     const ids = [idOn(0, 40), idOn(1, 40)];
-    const stall = hold('after_decision');
+    const stall = holdAt('after_decision');
     const commit = transfer(a.url, ids);
     await stall.reached;
     expect(await prepared()).toEqual([0, 1]);
@@ -189,7 +164,7 @@ describe('stateless two-phase commit across proxies', () => {
 
   it("proxy B rolls back A's undecided transaction once A's open decision branch ends; A's client gets an error", async () => {
     const ids = [idOn(0, 20), idOn(1, 20)];
-    const stall = hold('after_decision_row');
+    const stall = holdAt('after_decision_row');
     const commit = transfer(a.url, ids);
     await stall.reached;
     const reachedAt = Date.now();

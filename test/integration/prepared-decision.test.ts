@@ -5,9 +5,11 @@
 // proxy settles it with RECOVER by the decision row — and the other way round. Also: the decision shard's data is not
 // visible between the decision and COMMIT PREPARED.
 import pg from 'pg';
+import { adminClient } from '../helpers/admin-client.js';
+import { holdAt } from '../helpers/failpoint-hold.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
-import { clearFailpoints, setFailpoint, type FailpointName } from '../../src/txn/failpoints.js';
+import { clearFailpoints } from '../../src/txn/failpoints.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { APP_SERVER_OPTIONS, startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { directShardClients, idOn, USERS_SHARDING_TOML } from '../helpers/sharding.js';
@@ -40,15 +42,7 @@ async function connect(url: string): Promise<pg.Client> {
 }
 
 async function recover(proxy: TestProxy): Promise<Record<string, string>> {
-  const c = new pg.Client({
-    host: '127.0.0.1',
-    port: proxy.port,
-    user: 'admin',
-    password: 'admin',
-    database: 'admin',
-  });
-  c.on('error', () => undefined);
-  await c.connect();
+  const c = await adminClient(proxy.port);
   try {
     return (await c.query('RECOVER')).rows[0] as Record<string, string>;
   } finally {
@@ -77,22 +71,6 @@ async function rowsOn(ids: number[]): Promise<number[]> {
 /** Committed decision rows on shard 0 (the decision shard here), read plainly. */
 async function decisions(): Promise<{ txid: string; committed: boolean }[]> {
   return (await direct[0].query('select txid, committed from shardgate.decisions order by decided_at')).rows;
-}
-
-/** A failpoint that holds the commit until release(). */
-function hold(name: FailpointName): { reached: Promise<void>; release: () => void } {
-  let release = (): void => undefined;
-  let reached = (): void => undefined;
-  const isReached = new Promise<void>((r) => (reached = r));
-  const released = new Promise<void>((r) => (release = r));
-  setFailpoint(name, {
-    kind: 'call',
-    fn: async () => {
-      reached();
-      await released;
-    },
-  });
-  return { reached: isReached, release };
 }
 
 /** BEGIN, a row on each shard, COMMIT through `url`; resolves with the COMMIT's error (null: committed). */
@@ -133,8 +111,8 @@ afterAll(async () => {
 describe('two-phase commit, prepared-decision layout (atomic_visibility = true)', () => {
   it('prepares the decision shard too, decides with its own insert, and shows nothing before COMMIT PREPARED', async () => {
     const ids = [idOn(0, 10), idOn(1, 10)];
-    const phaseOne = hold('after_prepare');
-    const decided = hold('after_decision');
+    const phaseOne = holdAt('after_prepare');
+    const decided = holdAt('after_decision');
     const commit = transfer(fenced.url, ids);
     await phaseOne.reached;
     // Round trip 1 is over: both branches prepared (the decision shard's carries its own d0 GID), no decision yet.
@@ -159,18 +137,10 @@ describe('two-phase commit, prepared-decision layout (atomic_visibility = true)'
 
   it('SHOW TRANSACTIONS on another proxy lists a held transaction of this layout with each shard once', async () => {
     const ids = [idOn(0, 15), idOn(1, 15)];
-    const stall = hold('after_decision');
+    const stall = holdAt('after_decision');
     const commit = transfer(fenced.url, ids);
     await stall.reached;
-    const c = new pg.Client({
-      host: '127.0.0.1',
-      port: plain.port,
-      user: 'admin',
-      password: 'admin',
-      database: 'admin',
-    });
-    c.on('error', () => undefined);
-    await c.connect();
+    const c = await adminClient(plain.port);
     opened.push(c);
     try {
       expect((await c.query('SHOW TRANSACTIONS')).rows).toEqual([
@@ -191,7 +161,7 @@ describe('two-phase commit, prepared-decision layout (atomic_visibility = true)'
 
   it('a proxy of the decision-COMMIT layout commits a decided transaction of this layout on RECOVER, both shards', async () => {
     const ids = [idOn(0, 20), idOn(1, 20)];
-    const stall = hold('after_decision');
+    const stall = holdAt('after_decision');
     const commit = transfer(fenced.url, ids);
     await stall.reached;
     expect(await rowsOn(ids)).toEqual([0, 0]);
@@ -206,7 +176,7 @@ describe('two-phase commit, prepared-decision layout (atomic_visibility = true)'
 
   it("rolls back an undecided transaction of this layout (recovery's `false` first); the owner's late insert fails on the key", async () => {
     const ids = [idOn(0, 30), idOn(1, 30)];
-    const stall = hold('after_prepare');
+    const stall = holdAt('after_prepare');
     const commit = transfer(fenced.url, ids);
     await stall.reached;
     const reachedAt = Date.now();
@@ -230,7 +200,7 @@ describe('two-phase commit, prepared-decision layout (atomic_visibility = true)'
 
   it('commits a decided transaction of the decision-COMMIT layout on RECOVER (the other direction)', async () => {
     const ids = [idOn(0, 40), idOn(1, 40)];
-    const stall = hold('after_decision');
+    const stall = holdAt('after_decision');
     const commit = transfer(plain.url, ids);
     await stall.reached;
     // That layout: the decision shard committed (its row visible), shard 1 prepared.
