@@ -40,8 +40,7 @@ import {
   writeDocSection,
 } from './lib/report.js';
 import {
-  BENCH_PASSWORD,
-  BENCH_USER,
+  benchLogin,
   REPO_ROOT,
   ensurePgBouncer,
   exitNote,
@@ -167,13 +166,7 @@ interface ProxyResult {
 }
 
 async function pgbenchSelect1(ep: Endpoint, scriptFile: string, seconds: number) {
-  const target = {
-    host: ep.host,
-    port: ep.port,
-    user: BENCH_USER,
-    password: BENCH_PASSWORD,
-    database: ep.database,
-  };
+  const target = benchLogin(ep);
   const args = ['-n', '-f', scriptFile, '-M', 'simple', '-c', String(opts.active), '-j', '2'];
   args.push('-T', String(seconds));
   const run = await runPgbench(target, args, (seconds + 60) * 1_000);
@@ -228,14 +221,7 @@ async function measureProxy(
   const rssStartKb = rss();
   // Warm-up (JIT, pool fill), not measured.
   await pgbenchSelect1(ep, scriptFile, 2);
-  const loginOpts = {
-    host: ep.host,
-    port: ep.port,
-    user: BENCH_USER,
-    password: BENCH_PASSWORD,
-    database: ep.database,
-    timeoutMs: 60_000,
-  };
+  const loginOpts = { ...benchLogin(ep), timeoutMs: 60_000 };
   const qpsWithout: (number | null)[] = [];
   const qpsWith: (number | null)[] = [];
   let activeFailed = 0;

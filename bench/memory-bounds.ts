@@ -26,6 +26,7 @@ import { fileTimestamp, fmtInt, markdownTable, textTable, writeDocSection } from
 import {
   BENCH_PASSWORD,
   BENCH_USER,
+  benchLogin,
   REPO_ROOT,
   machineInfo,
   startBenchPostgres,
@@ -215,13 +216,7 @@ async function authFlood(ep: Endpoint): Promise<string> {
 }
 
 async function loggedIn(ep: Endpoint): Promise<IdleConnection> {
-  return login({
-    host: ep.host,
-    port: ep.port,
-    user: BENCH_USER,
-    password: BENCH_PASSWORD,
-    database: ep.database,
-  });
+  return login(benchLogin(ep));
 }
 
 async function pipelineFlood(ep: Endpoint): Promise<string> {

@@ -7,14 +7,7 @@ import type { PgServer } from '../../src/testing/pg-cluster.js';
 import { heapReportSetup, readHeapReport } from './heap-reader.js';
 import { openIdleConnections } from './pg-wire-client.js';
 import { sleep, stopChild } from './procs.js';
-import {
-  BENCH_PASSWORD,
-  BENCH_USER,
-  makeTempDir,
-  startShardgate,
-  type BenchAuth,
-  type Runner,
-} from './targets.js';
+import { benchLogin, makeTempDir, startShardgate, type BenchAuth, type Runner } from './targets.js';
 
 export interface LoginAllocation {
   logins: number;
@@ -51,14 +44,7 @@ export async function measureLoginAllocation(
   });
   const ep = proxy.endpoint;
   const pid = ep.pid as number;
-  const loginOpts = {
-    host: ep.host,
-    port: ep.port,
-    user: BENCH_USER,
-    password: BENCH_PASSWORD,
-    database: ep.database,
-    timeoutMs: 60_000,
-  };
+  const loginOpts = { ...benchLogin(ep), timeoutMs: 60_000 };
   try {
     for (let i = 0; i < 3; i++) {
       const warm = await openIdleConnections(loginOpts, 300, 20);

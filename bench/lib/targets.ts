@@ -28,6 +28,17 @@ export const BENCH_USER = 'bench';
 export const BENCH_PASSWORD = 'bench-secret';
 export const BENCH_DB = 'bench';
 
+/** The bench user's login at `ep` (its database): for pgbench (runPgbench) and pg-wire-client.ts's logins. */
+export function benchLogin(ep: Endpoint): {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+} {
+  return { host: ep.host, port: ep.port, user: BENCH_USER, password: BENCH_PASSWORD, database: ep.database };
+}
+
 /** What the scripts call the auth method; PostgreSQL, PgBouncer and shardgate each spell it differently. */
 export type BenchAuth = 'md5' | 'scram';
 

@@ -218,6 +218,17 @@ export class RawClient {
   }
 }
 
+/** The ParameterStatus values among `messages` (a login's), by name. */
+export function parameterStatuses(messages: RawMessage[]): Record<string, string> {
+  const status: Record<string, string> = {};
+  for (const m of messages) {
+    if (m.type !== 'S') continue;
+    const [name, value] = m.body.toString('utf8').split('\0');
+    status[name] = value;
+  }
+  return status;
+}
+
 /** The first ErrorResponse among `messages`, as fields (throws if there is none). */
 export function firstError(messages: RawMessage[]): Record<string, string> {
   const e = messages.find((m) => m.type === 'E');

@@ -14,7 +14,8 @@ import {
   startTestProxy,
   type TestProxy,
 } from '../helpers/proxy.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { parameterStatuses, RawClient } from '../helpers/raw-client.js';
+import { superuserClient } from '../helpers/clients/direct.js';
 
 let cluster: PgCluster;
 let proxy: TestProxy;
@@ -26,29 +27,16 @@ async function loginStatus(
 ): Promise<Record<string, string>> {
   const raw = await RawClient.connect(port);
   try {
-    const messages = await raw.loginMessages({ user: APP_USER, database: APP_DB, ...params }, APP_PASSWORD);
-    const status: Record<string, string> = {};
-    for (const m of messages) {
-      if (m.type !== 'S') continue;
-      const nameEnd = m.body.indexOf(0);
-      status[m.body.toString('utf8', 0, nameEnd)] = m.body.toString('utf8', nameEnd + 1, m.body.length - 1);
-    }
-    return status;
+    return parameterStatuses(
+      await raw.loginMessages({ user: APP_USER, database: APP_DB, ...params }, APP_PASSWORD),
+    );
   } finally {
     raw.close();
   }
 }
 
 async function asSuperuser(sql: string): Promise<void> {
-  const s = cluster.servers[0];
-  const c = new pg.Client({
-    host: s.host,
-    port: s.port,
-    user: s.superuser,
-    password: s.superuserPassword,
-    database: APP_DB,
-  });
-  await c.connect();
+  const c = await superuserClient(cluster.servers[0], APP_DB);
   try {
     await c.query(sql);
   } finally {

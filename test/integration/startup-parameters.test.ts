@@ -18,7 +18,7 @@ import {
   startTestProxy,
   type TestProxy,
 } from '../helpers/proxy.js';
-import { errorFields, RawClient, type RawMessage } from '../helpers/raw-client.js';
+import { errorFields, parameterStatuses, RawClient, type RawMessage } from '../helpers/raw-client.js';
 import { idOn, USERS_SHARDING_TOML } from '../helpers/sharding.js';
 
 let cluster: PgCluster;
@@ -74,13 +74,9 @@ function loginView(messages: RawMessage[]): {
   status: Record<string, string>;
   errors: Record<string, string>[];
 } {
-  const status: Record<string, string> = {};
   const errors: Record<string, string>[] = [];
   for (const m of messages) {
-    if (m.type === 'S') {
-      const [name, value] = m.body.toString('utf8').split('\0');
-      status[name] = value;
-    } else if (m.type === 'E' || m.type === 'N') {
+    if (m.type === 'E' || m.type === 'N') {
       const { S, V, C, M, D, H } = errorFields(m.body);
       errors.push(
         Object.fromEntries(Object.entries({ S, V, C, M, D, H }).filter(([, v]) => v !== undefined)),
@@ -93,7 +89,7 @@ function loginView(messages: RawMessage[]): {
     .map((m) => (m.type === 'R' ? `R${m.body.readInt32BE(0) === 0 ? 'ok' : ''}` : m.type))
     .filter((t) => t !== 'R')
     .join(' ');
-  return { types, status, errors };
+  return { types, status: parameterStatuses(messages), errors };
 }
 
 beforeAll(async () => {
