@@ -96,14 +96,14 @@ export class ShardServers {
     block: { characteristics(): readonly string[] },
   ): ReadIntent {
     this.noteBlockDefault();
-    this.nonWritingShards =
-      target.isWrite || target.mayWrite || target.isMultiShardWrite
-        ? null
-        : target.kind === 'one'
-          ? this.oneShards[target.shard]
-          : target.kind === 'many'
-            ? target.shards
-            : null;
+    const mayChangeData = target.isWrite || target.mayWrite || target.isMultiShardWrite;
+    this.nonWritingShards = mayChangeData
+      ? null
+      : target.kind === 'one'
+        ? this.oneShards[target.shard]
+        : target.kind === 'many'
+          ? target.shards
+          : null;
     if (!this.pools.hasReplicas) return 'write';
     const intent = this.session.reads.intentOf(types, frames); // first: it also follows SET pgdog.role
     const session = this.session;
@@ -112,9 +112,7 @@ export class ShardServers {
       !isInProxyTransaction &&
       !session.send.hasOpenSegment &&
       (target.kind === 'one' || target.kind === 'many') &&
-      !target.isWrite &&
-      !target.mayWrite &&
-      !target.isMultiShardWrite;
+      !mayChangeData;
     if (!isEligible) return 'write';
     const status = session.status.txStatus;
     if (status === TxStatus.Idle) return intent;
