@@ -65,6 +65,10 @@ const opts = parseArgs(SCRIPT, {
     help: 'also run client-side routing through one PgBouncer and through one Node relay (the hop floor)',
     choices: ['yes', 'no'],
   },
+  'node-args': {
+    default: '',
+    help: "node flags for this build's proxies only, space-separated (e.g. V8 GC flags; the baseline runs without)",
+  },
   docs: { default: 'no', help: 'write the results into docs/benchmarks.md', choices: ['yes', 'no'] },
 });
 const DURATION = opts.duration;
@@ -122,7 +126,11 @@ async function main(): Promise<void> {
     fs.writeFileSync(users, `[[users]]\nname = "${USER}"\ndatabase = "${USER}"\npassword = "${PASSWORD}"\n`);
     // The built proxy, rebuilt first when src/ is newer (a stale dist/ would measure code that is gone).
     const command = await shardgateCommand('dist');
-    const nodeArgs = opts.profile !== '' ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.profile)] : [];
+    const flags = opts['node-args'].split(' ').filter((f) => f !== '');
+    const nodeArgs = [
+      ...flags,
+      ...(opts.profile !== '' ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.profile)] : []),
+    ];
     proxy = spawn(command.file, [...nodeArgs, ...command.args, '--config', config, '--users', users], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
@@ -141,7 +149,7 @@ async function main(): Promise<void> {
         `[general]\nhost = "127.0.0.1"\nport = ${flatPort}\nlog_level = "warn"\nauth_type = "md5"\ndefault_pool_size = 20\n` +
           `[admin]\npassword = "admin"\n[[databases]]\nname = "${USER}"\nhost = "127.0.0.1"\nport = ${direct.port}\n`,
       );
-      unsharded = spawn(command.file, [...command.args, '--config', flatConfig, '--users', users], {
+      unsharded = spawn(command.file, [...flags, ...command.args, '--config', flatConfig, '--users', users], {
         stdio: ['ignore', 'ignore', 'inherit'],
       });
       if (opts.baseline !== '') {
