@@ -15,6 +15,20 @@ function txidLiteral(txid: string): string {
   return `'${txid}'`;
 }
 
+/**
+ * Makes the transaction it runs in flush its commit record before the COMMIT is answered, whatever synchronous_commit
+ * says. With `off` (the server's, the database's or role's default, or the client's own SET, which its server
+ * connection carries) PostgreSQL answers COMMIT before the commit record is on disk, and a crash of the shard then
+ * loses it. A decision lost that way while the other branches' COMMIT PREPARED (always flushed) stand is a half-applied
+ * transaction, an acknowledged one at that. PREPARE TRANSACTION and COMMIT PREPARED always flush locally; this makes
+ * the decision do as much: `off` becomes `local` for this transaction only, and any stronger level (on, remote_write,
+ * remote_apply) is left as it is. A SELECT without columns that returns no row either way (CASE evaluates set_config only
+ * when the setting is off), so a reply's rows are only the caller's.
+ */
+const DURABLE_COMMIT_SQL =
+  "SELECT WHERE CASE WHEN current_setting('synchronous_commit') = 'off' " +
+  "THEN set_config('synchronous_commit', 'local', true) IS NULL ELSE false END";
+
 export function decisionTable(schema: string): string {
   return `${schema}.decisions`;
 }
@@ -41,7 +55,7 @@ export function insertDecisionSql(
 ): string {
   return (
     `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.floor(idleTimeoutMs))}; ` +
-    insertTrueSql(schema, txid, participants)
+    `${DURABLE_COMMIT_SQL}; ${insertTrueSql(schema, txid, participants)}`
   );
 }
 
@@ -53,7 +67,7 @@ export function insertDecisionSql(
  * 'E'): nothing committed, and the caller rolls it back.
  */
 export function decideSql(schema: string, txid: string, participants: readonly number[]): string {
-  return `${insertTrueSql(schema, txid, participants)}; COMMIT`;
+  return `${insertTrueSql(schema, txid, participants)}; ${DURABLE_COMMIT_SQL}; COMMIT`;
 }
 
 function insertTrueSql(schema: string, txid: string, participants: readonly number[]): string {
@@ -75,7 +89,7 @@ export function insertDecisionAutocommitSql(
   txid: string,
   participants: readonly number[],
 ): string {
-  return `SET TRANSACTION READ WRITE; ${insertTrueSql(schema, txid, participants)}`;
+  return `SET TRANSACTION READ WRITE; ${DURABLE_COMMIT_SQL}; ${insertTrueSql(schema, txid, participants)}`;
 }
 
 /**
@@ -88,6 +102,7 @@ export function resolveDecisionSql(schema: string, txid: string, lockTimeoutMs: 
   const id = txidLiteral(txid);
   return (
     `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}; ` +
+    `${DURABLE_COMMIT_SQL}; ` +
     `INSERT INTO ${t} (txid, participants, committed) VALUES (${id}, '{}', false) ON CONFLICT (txid) DO NOTHING; ` +
     `SELECT committed FROM ${t} WHERE txid = ${id}; COMMIT`
   );
