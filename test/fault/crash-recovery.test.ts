@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
 import { testServers } from '../helpers/pg-servers.js';
 import { APP_SERVER_OPTIONS } from '../helpers/proxy.js';
@@ -91,7 +91,13 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-describe('crash recovery (proxy killed with SIGKILL during 2PC)', () => {
+// A test that failed midway leaves its proxy running: kill it, so the next test's start() is not "already running".
+afterEach(async () => {
+  for (const p of [proxy, fenced]) if (p?.isRunning) await p.kill9();
+});
+
+// Each test starts a proxy twice; a Node start-up on a loaded 2-core machine can take over 30 s (ProxyProcess.start).
+describe('crash recovery (proxy killed with SIGKILL during 2PC)', { timeout: 150_000 }, () => {
   it('commits on both shards after a restart when it died after the decision was durable', async () => {
     await proxy.start({ SHARDGATE_FAILPOINTS: 'after_decision=kill' });
     const ids = [idOn(0, 1), idOn(1, 1)];
