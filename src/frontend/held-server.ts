@@ -6,7 +6,7 @@
 // ClientSession stays the server's reply sink and decides when the server goes back.
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
-import type { ReplicaSet, SetAcquireCallback } from '../backend/replica-set.js';
+import { mayUseReplica, type ReplicaSet, type SetAcquireCallback } from '../backend/replica-set.js';
 import { resetAndRelease } from '../backend/server-reset.js';
 import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
 import { PgError } from '../errors/pg-error.js';
@@ -159,19 +159,20 @@ export class HeldServer {
     if (!set.tracksLsn || this.pool === null || this.pool !== set.primary.pool) return;
     const batch = this.host.batch;
     const { types, frames } = batch.peek(batch.length);
-    if (reads.mayWrite(types, frames)) this.isWriteCheckout = true;
+    if (reads.heldIntentOf(types, frames) === 'write') this.isWriteCheckout = true;
   }
 
   /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
   private acquireByRole(set: ReplicaSet, reads: ReadChoice, cb: SetAcquireCallback): void {
     const batch = this.host.batch;
     const { types, frames } = batch.peek(batch.length);
-    const { intent, mayWrite } = reads.requestOf(types, frames);
-    // A request that only sets, shows or reads leaves nothing on the primary its later reads must wait for.
-    this.isWriteCheckout = intent === 'write' && mayWrite;
-    const need = intent === 'write' ? null : reads.writes.needs(0, set); // read-your-writes
+    const { intent } = reads.requestOf(types, frames);
+    // A request that only sets, shows or reads ('read-primary', 'read', 'replica') leaves nothing on the primary its
+    // later reads must wait for.
+    this.isWriteCheckout = intent === 'write';
+    const need = mayUseReplica(intent) ? reads.writes.needs(0, set) : null; // read-your-writes
     set.acquire(
-      need === 'primary' ? 'write' : intent,
+      need === 'primary' ? 'read-primary' : intent,
       cb,
       (m, reason) => reads.onReplicaBanned(m.pool, reason),
       typeof need === 'bigint' ? need : null,

@@ -14,7 +14,7 @@ function poolLabel(pool: Pool): string {
 }
 
 /** A request whose statements are not all known (a Bind of a statement prepared earlier, a FunctionCall). */
-const UNKNOWN_REQUEST: RequestIntent = Object.freeze({ intent: 'write', mayWrite: true });
+const UNKNOWN_REQUEST: RequestIntent = Object.freeze({ intent: 'write' });
 
 export class ReadChoice {
   /** Read-your-writes: the WAL positions this session's reads must see, per shard. */
@@ -37,7 +37,7 @@ export class ReadChoice {
     return this.requestOf(types, frames).intent;
   }
 
-  /** intentOf, and whether the request may change data (read-your-writes: its primary's position is then asked). */
+  /** intentOf, and the read-your-writes positions the request brings. */
   requestOf(types: readonly number[], frames: readonly Buffer[]): RequestIntent {
     const texts = requestTexts(types, frames, this.statementText);
     if (texts === null) return UNKNOWN_REQUEST;
@@ -49,12 +49,13 @@ export class ReadChoice {
   }
 
   /**
-   * Whether a request sent to a server held already (its checkout was for an earlier request of the transaction) may
-   * change data; it is not a new checkout, so it does not change the session's override or positions.
+   * What a request sent to a server held already (its checkout was for an earlier request of the transaction) would
+   * need: 'write' when it may change data; it is not a new checkout, so it does not change the session's override or
+   * positions.
    */
-  mayWrite(types: readonly number[], frames: readonly Buffer[]): boolean {
+  heldIntentOf(types: readonly number[], frames: readonly Buffer[]): ReadIntent {
     const texts = requestTexts(types, frames, this.statementText);
-    return texts === null || classifyTexts(texts, this.role, this.params.isDefaultReadOnly).mayWrite;
+    return texts === null ? 'write' : classifyTexts(texts, this.role, this.params.isDefaultReadOnly).intent;
   }
 
   /** The replica set logs the ban itself (warn, once); this only ties it to the client whose checkout moved on. */

@@ -7,9 +7,10 @@
 // Functions are judged as PgDog judges them: a call is a read unless shardgate knows the function writes; a user
 // function that writes needs `/* pgdog_role: primary */` (else the replica answers 25006). Manual overrides:
 // `/* pgdog_role: primary|replica */` in the statement, `SET pgdog.role = 'primary'|'replica'` for the session
-// (RESET pgdog.role ends it). Writes go to the primary whatever the override says. Also whether a request may change
-// data at all (read-your-writes: SET, SHOW, transaction control and reads on the primary do not). Pure, with one
-// bounded cache of plans by SQL text for databases that have no router of their own.
+// (RESET pgdog.role ends it). Writes go to the primary whatever the override says. The one verdict on whether a
+// request may change data (read-your-writes) is its intent: 'write' may, 'read-primary' (a SET, SHOW, transaction
+// control or a read kept on the primary) may not. Pure, with one bounded cache of plans by SQL text for databases
+// that have no router of their own.
 import type { ReadIntent } from '../backend/replica-set.js';
 import { Frontend } from '../protocol/codes.js';
 import { analyzeQuery } from '../router/analyze.js';
@@ -19,12 +20,12 @@ import type { StatementKind, StatementPlan } from '../router/plan.js';
 export type RoleOverride = 'primary' | 'replica' | null;
 
 export interface RequestIntent {
-  intent: ReadIntent;
   /**
-   * Some statement may change data (dataEffect), so the primary it ran on must be caught up with before the
-   * session's next reads (read-your-writes); false for SET, SHOW, transaction control and reads, even on the primary.
+   * Where the request runs and, on the primary, whether it may change data: 'write' when some statement may
+   * (dataEffect), so the primary must be caught up with before the session's next reads (read-your-writes);
+   * 'read-primary' for SET, SHOW, transaction control and reads kept on the primary.
    */
-  mayWrite: boolean;
+  intent: ReadIntent;
   /** Read-your-writes positions the request brings (`SET pgdog.min_lsn`, `/* pgdog_min_lsn: … *\/`), by shard. */
   minLsns?: Map<number, bigint>;
   /** What a `SET pgdog.role` / `RESET pgdog.role` of this request makes the session's override; undefined: unchanged. */
@@ -166,7 +167,7 @@ export function classifyTexts(
   sessionRole: RoleOverride,
   isDefaultReadOnly = false,
 ): RequestIntent {
-  if (texts.length === 0) return { intent: 'write', mayWrite: true };
+  if (texts.length === 0) return { intent: 'write' };
   let isDefaultRo = isDefaultReadOnly;
   let isRead = true;
   let isReadOnlyTx = false;
@@ -180,7 +181,7 @@ export function classifyTexts(
     if (sql.includes('pgdog_min_lsn')) minLsns = parseMinLsns(MIN_LSN_HINT.exec(sql)?.[1] ?? '') ?? minLsns;
     if (sql.includes('_lsn') && PRIMARY_ONLY.test(sql)) isRead = false;
     const ps = plansOf(sql);
-    if (ps === null) return { intent: 'write', mayWrite: true };
+    if (ps === null) return { intent: 'write' };
     for (const p of ps) {
       const effect = dataEffect(p);
       if (effect === 'write') isWrite = true;
@@ -217,12 +218,12 @@ export function classifyTexts(
     }
   }
   const override = hint ?? (newRole === undefined ? sessionRole : newRole);
-  const mayWrite = isWrite || (hasRead && override === 'primary');
-  const out: RequestIntent = { intent: 'write', mayWrite };
+  const onPrimary: ReadIntent = isWrite || (hasRead && override === 'primary') ? 'write' : 'read-primary';
+  const out: RequestIntent = { intent: onPrimary };
   if (newRole !== undefined) out.sessionRole = newRole;
   if (minLsns !== null) out.minLsns = minLsns;
   if (!isRead && !isReadOnlyTx) return out;
-  out.intent = override === 'primary' ? 'write' : override === 'replica' ? 'replica' : 'read';
+  out.intent = override === 'primary' ? onPrimary : override === 'replica' ? 'replica' : 'read';
   return out;
 }
 
