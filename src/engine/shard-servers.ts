@@ -96,12 +96,13 @@ export class ShardServers {
   ): ReadIntent {
     this.noteBlockDefault();
     if (target.isWrite || target.mayWrite || target.isMultiShardWrite) {
-      if (this.pools.hasReplicas) this.session.reads.intentOf(types, frames); // it also follows SET pgdog.role
+      // It also follows SET pgdog.role / pgdog.min_lsn; the status is current (one request at a time).
+      if (this.pools.hasReplicas) this.session.reads.intentOf(types, frames, this.session.status.txStatus);
       return 'write';
     }
     if (!this.pools.hasReplicas) return 'read-primary';
-    const intent = this.session.reads.intentOf(types, frames); // first: it also follows SET pgdog.role
     const session = this.session;
+    const intent = session.reads.intentOf(types, frames, session.status.txStatus); // as above
     const isEligible =
       session.isTransactionMode &&
       !isInProxyTransaction &&
@@ -211,7 +212,7 @@ export class ShardServers {
       };
       const set = pools.sets[shard];
       const isReplicaRead = mayUseReplica(intent) && set.hasReplicas;
-      const need = isReplicaRead ? this.session.reads.writes.needs(shard, set) : null;
+      const need = isReplicaRead ? this.session.reads.needs(shard, set) : null;
       if (isReplicaRead && need !== 'primary') {
         const onBan = (m: Member, reason: string): void => this.session.reads.onReplicaBanned(m.pool, reason);
         set.acquire(intent, onServer, onBan, need, (queued) => {

@@ -107,7 +107,7 @@ export class HeldServer {
    */
   sendBatch(server: ServerConnection, isCheckedOut = false): void {
     const batch = this.host.batch;
-    if (!isCheckedOut && !this.isWriteCheckout && this.reads !== null) this.noteWriteOnHeld(this.reads);
+    if (!isCheckedOut && this.reads !== null) this.noteHeldRequest(this.reads, server);
     const uniqueIds = this.uniqueIds;
     if (uniqueIds !== null && this.failBatch !== null && !withUniqueIds(uniqueIds, batch, this.failBatch))
       return;
@@ -148,29 +148,38 @@ export class HeldServer {
   }
 
   /**
-   * Read-your-writes on a server held since an earlier request of the transaction (one that did not write: BEGIN, a
-   * SET, a read on the primary): the queued requests count if they may change data there.
+   * The queued requests, sent to `server` held since an earlier request of the transaction: read-your-writes — on a
+   * tracked primary whose transaction has not written yet (BEGIN, a SET, a read on the primary), they count if they
+   * may change data there — and the session's pgdog.role / pgdog.min_lsn overrides, followed through the block
+   * (read-choice.ts: only requests that may matter to them are classified).
    */
-  private noteWriteOnHeld(reads: ReadChoice): void {
+  private noteHeldRequest(reads: ReadChoice, server: ServerConnection): void {
     const pools = this.pools;
+    const set = pools?.sets[0];
     // Session mode: the server is never given back while the client is there, so no position is ever asked.
-    if (pools === null || pools.mode !== 'transaction') return;
-    const set = pools.sets[0];
-    if (!set.tracksLsn || this.pool === null || this.pool !== set.primary.pool) return;
+    const isWriteCheck =
+      !this.isWriteCheckout &&
+      pools?.mode === 'transaction' &&
+      set !== undefined &&
+      set.tracksLsn &&
+      this.pool !== null &&
+      this.pool === set.primary.pool;
     const batch = this.host.batch;
+    const txStatus = server.pendingReady === 0 ? this.host.status.txStatus : null; // current, or null
+    if (!reads.mustFollowHeld(txStatus, batch) && !isWriteCheck) return; // nearly every request: nothing made
     const { types, frames } = batch.peek(batch.length);
-    if (reads.heldIntentOf(types, frames) === 'write') this.isWriteCheckout = true;
+    if (reads.heldIntentOf(types, frames) === 'write' && isWriteCheck) this.isWriteCheckout = true;
   }
 
   /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
   private acquireByRole(set: ReplicaSet, reads: ReadChoice, cb: SetAcquireCallback): void {
     const batch = this.host.batch;
     const { types, frames } = batch.peek(batch.length);
-    const { intent } = reads.requestOf(types, frames);
+    const { intent } = reads.requestOf(types, frames, this.host.status.txStatus); // no server held: it is current
     // A request that only sets, shows or reads ('read-primary', 'read', 'replica') leaves nothing on the primary its
     // later reads must wait for.
     this.isWriteCheckout = intent === 'write';
-    const need = mayUseReplica(intent) ? reads.writes.needs(0, set) : null; // read-your-writes
+    const need = mayUseReplica(intent) ? reads.needs(0, set) : null; // read-your-writes
     set.acquire(
       need === 'primary' ? 'read-primary' : intent,
       cb,
