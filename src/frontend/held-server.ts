@@ -69,6 +69,12 @@ export class HeldServer {
    * released): set at the checkout, or by a later request of the transaction on the server held (sendBatch).
    */
   private isWriteCheckout = false;
+  /**
+   * The server held is a tracked primary's in transaction mode (read-your-writes: its WAL position is asked at release
+   * after a write), so its requests are checked for writes until one may: decided once per checkout (hold), not per
+   * request.
+   */
+  private checksWrites = false;
   private readonly host: HeldServerHost;
   /** Made with `uniqueIds` (an idle client without them holds no closure of its own). */
   private failBatch: ((err: PgError, count?: number) => void) | null = null;
@@ -92,7 +98,9 @@ export class HeldServer {
     this.server = server;
     this.pool = pool;
     server.attach(this.host.sink);
+    this.checksWrites = false;
     if (pool === null) return;
+    if (this.reads !== null) this.checksWrites = this.isTrackedPrimary(pool);
     const params = this.host.params;
     const sets = params.syncSql(server.params) + settingsSync(params, server);
     if (sets !== '') {
@@ -154,21 +162,24 @@ export class HeldServer {
    * (read-choice.ts: only requests that may matter to them are classified).
    */
   private noteHeldRequest(reads: ReadChoice, server: ServerConnection): void {
-    const pools = this.pools;
-    const set = pools?.sets[0];
-    // Session mode: the server is never given back while the client is there, so no position is ever asked.
-    const isWriteCheck =
-      !this.isWriteCheckout &&
-      pools?.mode === 'transaction' &&
-      set !== undefined &&
-      set.tracksLsn &&
-      this.pool !== null &&
-      this.pool === set.primary.pool;
+    const isWriteCheck = this.checksWrites && !this.isWriteCheckout;
     const batch = this.host.batch;
     const txStatus = server.pendingReady === 0 ? this.host.status.txStatus : null; // current, or null
     if (!reads.mustFollowHeld(txStatus, batch) && !isWriteCheck) return; // nearly every request: nothing made
     const { types, frames } = batch.peek(batch.length);
     if (reads.heldIntentOf(types, frames) === 'write' && isWriteCheck) this.isWriteCheckout = true;
+  }
+
+  /**
+   * Whether a server of `pool` would have its WAL position asked after a write (read-your-writes): the shard's primary,
+   * its replay tracked (lsn_check_delay), in transaction mode (in session mode the server is never given back while
+   * the client is there).
+   */
+  private isTrackedPrimary(pool: Pool): boolean {
+    const pools = this.pools;
+    if (pools === null || pools.mode !== 'transaction') return false;
+    const set = pools.sets[0];
+    return set.tracksLsn && pool === set.primary.pool;
   }
 
   /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
