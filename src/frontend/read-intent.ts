@@ -7,10 +7,10 @@
 // Functions are judged as PgDog judges them: a call is a read unless shardgate knows the function writes; a user
 // function that writes needs `/* pgdog_role: primary */` (else the replica answers 25006). Manual overrides:
 // `/* pgdog_role: primary|replica */` in the statement, `SET pgdog.role = 'primary'|'replica'` for the session
-// (RESET pgdog.role ends it). Writes go to the primary whatever the override says. The one verdict on whether a
-// request may change data (read-your-writes) is its intent: 'write' may, 'read-primary' (a SET, SHOW, transaction
-// control or a read kept on the primary) may not. Pure, with one bounded cache of plans by SQL text for databases
-// that have no router of their own.
+// (RESET pgdog.role ends it; in a transaction block as PostgreSQL keeps a setting: read-overrides.ts). Writes go to
+// the primary whatever the override says. The one verdict on whether a request may change data (read-your-writes)
+// is its intent: 'write' may, 'read-primary' (a SET, SHOW, transaction control or a read kept on the primary) may
+// not. Pure, with one bounded cache of plans by SQL text for databases that have no router of their own.
 import type { ReadIntent } from '../backend/replica-set.js';
 import { Frontend } from '../protocol/codes.js';
 import { analyzeQuery } from '../router/analyze.js';
@@ -29,8 +29,6 @@ export interface RequestIntent {
   intent: ReadIntent;
   /** Read-your-writes positions the request brings (`SET pgdog.min_lsn`, `/* pgdog_min_lsn: … *\/`), by shard. */
   minLsns?: Map<number, bigint>;
-  /** Without the session's overrides: what a `SET pgdog.role` / `RESET pgdog.role` of this request makes the override. */
-  sessionRole?: RoleOverride;
 }
 
 /** Plans of unsharded databases' statements (no sharding schema), by text. */
@@ -241,7 +239,6 @@ export function classifyTexts(
   const override = hint ?? (newRole === undefined ? sessionRole : newRole);
   const onPrimary: ReadIntent = isWrite || (hasRead && override === 'primary') ? 'write' : 'read-primary';
   const out: RequestIntent = { intent: onPrimary };
-  if (newRole !== undefined) out.sessionRole = newRole;
   if (minLsns !== null) out.minLsns = minLsns;
   if (!isRead && !isReadOnlyTx) return out;
   out.intent = override === 'primary' ? onPrimary : override === 'replica' ? 'replica' : 'read';
