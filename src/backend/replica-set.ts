@@ -13,8 +13,18 @@ import type { CheckoutWait, Pool } from './pool.js';
 import { NO_LAG, type LsnReading, type ReplicaLag } from './replica-lag.js';
 import type { ServerConnection } from './server-connection.js';
 
-/** What a request needs: `write` → the primary; `read` → any server the split allows; `replica` → a replica first. */
-export type ReadIntent = 'write' | 'read' | 'replica';
+/**
+ * What a request needs: `write` → the primary, and it may change data there (read-your-writes then asks the primary's
+ * WAL position when the server is given back); `read-primary` → the primary, changing no data (a SET, SHOW,
+ * transaction control, a read the split or an override keeps on the primary); `read` → any server the split allows;
+ * `replica` → a replica first.
+ */
+export type ReadIntent = 'write' | 'read-primary' | 'read' | 'replica';
+
+/** Whether a request with `intent` may be served by a replica (else its shard's primary serves it). */
+export function mayUseReplica(intent: ReadIntent): boolean {
+  return intent === 'read' || intent === 'replica';
+}
 
 export interface Member {
   readonly pool: Pool;
@@ -163,7 +173,7 @@ export class ReplicaSet {
    * replayed `minLsn` (read-your-writes: then the primary, whatever the split says).
    */
   pick(intent: ReadIntent, excluded: ReadonlySet<Member> = new Set(), minLsn: bigint | null = null): Member {
-    if (intent === 'write' || this.replicas.length === 0) return this.primary;
+    if (!mayUseReplica(intent) || this.replicas.length === 0) return this.primary;
     const split = this.settings().readWriteSplit;
     if (split === 'prefer_primary' && intent !== 'replica') return this.primary;
     const now = this.now();

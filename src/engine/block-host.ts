@@ -1,6 +1,7 @@
 // The sharded session's side of its transaction block (txn/transaction-block.ts): the transaction status of the shard
 // servers it holds, and the SET / RESETs run inside the block — kept until the block ends, then made the session's
-// (and its shards') if it committed, dropped if not. The proxy's own portals end with the block.
+// (and its shards') if it committed, dropped if not; `onEnd` is told which (the proxy's own portals end with the block,
+// the read/write split's overrides follow it).
 import type { BlockHost } from '../txn/transaction-block.js';
 import type { SessionRouter } from '../frontend/session-router.js';
 import { applySettingChange, type SettingChange } from '../frontend/session-settings.js';
@@ -17,9 +18,9 @@ export class SessionBlockHost implements BlockHost {
   private settings: SettingChange[] = [];
   private readonly servers: HeldServers;
   private readonly router: SessionRouter;
-  private readonly onEnd: () => void;
+  private readonly onEnd: (isCommitted: boolean) => void;
 
-  constructor(servers: HeldServers, router: SessionRouter, onEnd: () => void) {
+  constructor(servers: HeldServers, router: SessionRouter, onEnd: (isCommitted: boolean) => void) {
     this.servers = servers;
     this.router = router;
     this.onEnd = onEnd;
@@ -52,6 +53,6 @@ export class SessionBlockHost implements BlockHost {
         if (server != null) for (const c of changes) applySettingChange(server.settings, c);
       }
     }
-    this.onEnd();
+    this.onEnd(isCommitted);
   }
 }

@@ -9,6 +9,7 @@
 // proxy's transaction and the request's run) and the session's proxy portals: a request with none of them (nearly every
 // one) calls into no run module. Made once per session: the common path makes no closure and allocates nothing of its
 // own.
+import { mayUseReplica } from '../backend/replica-set.js';
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import { executeLimit } from '../protocol/frontend-fields.js';
 import { PgError } from '../errors/pg-error.js';
@@ -185,7 +186,7 @@ export class RequestRoute implements RequestRouting {
     const intent = host.servers.readIntent(target, types, frames, isOwnRun, host.block);
     // atomic_visibility: a REPEATABLE READ / SERIALIZABLE block's first statement takes one cut first (block-cut.ts).
     const cutFence =
-      target.sessionStatement === null && !isOwnRun && intent === 'write'
+      target.sessionStatement === null && !isOwnRun && !mayUseReplica(intent)
         ? blockCutFence(fenceOf(session), host.block, router.settings)
         : null;
     const phaseTwo = session.phaseTwoCount;

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { endTransactionSinks, type FramedSinkOwner } from '../backend/framed-sink.js';
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { CheckoutWait, Pool } from '../backend/pool.js';
-import type { Member, ReadIntent } from '../backend/replica-set.js';
+import { mayUseReplica, type Member, type ReadIntent } from '../backend/replica-set.js';
 import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
 import { resetAndRelease } from '../backend/server-reset.js';
 import { TxStatus } from '../protocol/codes.js';
@@ -37,15 +37,12 @@ export class ShardServers {
   readonly byShard: (ServerConnection | null)[];
   /** The pool each held server came from (a shard's primary or one of its replicas), to give it back to. */
   private readonly poolByShard: (Pool | null)[];
-  /** Read-your-writes: a request that may write ran on the server held on a shard (a primary's, if tracked). */
-  private readonly mayHaveWritten: boolean[];
   /**
-   * Read-your-writes: the shards of the request readIntent last routed when it cannot change data (its router flags:
-   * a SET, SHOW, transaction control, a read on the primary), as the list its hold is asked for. Taken by the next
-   * hold (noteRequest), which counts as no write only if it is for that list; any other hold (the proxy's own lookups
-   * and cuts, an INSERT … SELECT's parts) counts as a write, as before.
+   * Read-your-writes: a request that may write ran on the server held on a shard (a primary's, if tracked): a hold
+   * whose intent is 'write' (readIntent's verdict for the client's requests; the default of every other hold — the
+   * proxy's own lookups and cuts, an INSERT … SELECT's parts).
    */
-  private nonWritingShards: readonly number[] | null = null;
+  private readonly mayHaveWritten: boolean[];
   /** The checkouts of the request queued in a pool: a primary's, or the one member's a replica set picked. */
   private readonly queued: PendingCheckout[] = [];
   /** Servers the request got while other checkouts of it wait (held, attached once all are there). */
@@ -86,7 +83,9 @@ export class ShardServers {
    * extended-protocol segment left open; and either outside any transaction block, or inside the client's block when
    * that is READ ONLY (`block.characteristics()`: its BEGIN and SET TRANSACTIONs; a SET TRANSACTION READ ONLY of this
    * request counts) — then its SETs and savepoints may go to replicas too, and each shard joining the block takes a
-   * replica (shards it reached keep their server). Session mode keeps the primaries, as on one shard.
+   * replica (shards it reached keep their server). Session mode keeps the primaries, as on one shard. On a primary the
+   * intent also says whether the request may change data there (read-your-writes): 'write' when the router found it
+   * may (`isWrite`, `mayWrite`, `isMultiShardWrite`), else 'read-primary' (a SET, SHOW, transaction control, a read).
    */
   readIntent(
     target: BatchTarget,
@@ -96,36 +95,33 @@ export class ShardServers {
     block: { characteristics(): readonly string[] },
   ): ReadIntent {
     this.noteBlockDefault();
-    const mayChangeData = target.isWrite || target.mayWrite || target.isMultiShardWrite;
-    this.nonWritingShards = mayChangeData
-      ? null
-      : target.kind === 'one'
-        ? this.oneShards[target.shard]
-        : target.kind === 'many'
-          ? target.shards
-          : null;
-    if (!this.pools.hasReplicas) return 'write';
-    const intent = this.session.reads.intentOf(types, frames); // first: it also follows SET pgdog.role
+    if (target.isWrite || target.mayWrite || target.isMultiShardWrite) {
+      // It also follows SET pgdog.role / pgdog.min_lsn; the status is current (one request at a time).
+      if (this.pools.hasReplicas) this.session.reads.intentOf(types, frames, this.session.status.txStatus);
+      return 'write';
+    }
+    if (!this.pools.hasReplicas) return 'read-primary';
     const session = this.session;
+    const intent = session.reads.intentOf(types, frames, session.status.txStatus); // as above
     const isEligible =
       session.isTransactionMode &&
       !isInProxyTransaction &&
       !session.send.hasOpenSegment &&
-      (target.kind === 'one' || target.kind === 'many') &&
-      !mayChangeData;
-    if (!isEligible) return 'write';
+      (target.kind === 'one' || target.kind === 'many');
+    if (!isEligible) return 'read-primary';
     const status = session.status.txStatus;
-    if (status === TxStatus.Idle) return intent;
-    if (status !== TxStatus.InTransaction) return 'write';
+    if (status === TxStatus.Idle) return mayUseReplica(intent) ? intent : 'read-primary';
+    if (status !== TxStatus.InTransaction) return 'read-primary';
     const statement = target.sessionStatement;
     const characteristics = block.characteristics();
     const isReadOnly = isReadOnlyBlock(
       statement?.kind === 'set' ? [...characteristics, statement.text] : characteristics,
       this.isBlockDefaultReadOnly(),
     );
-    if (!isReadOnly) return 'write';
+    if (!isReadOnly) return 'read-primary';
+    if (mayUseReplica(intent)) return intent;
     // A SET / SAVEPOINT inside a READ ONLY block runs wherever the block's reads run.
-    return intent === 'write' && statement !== null ? 'read' : intent;
+    return statement !== null ? 'read' : 'read-primary';
   }
 
   /**
@@ -163,22 +159,17 @@ export class ShardServers {
     if (shards.length === 1 && this.tryAcquireOne(shards[0], client, intent)) return then();
     let missing = 0;
     for (const s of shards) if (this.byShard[s] == null) missing++;
-    this.noteRequest(shards, intent);
+    if (intent === 'write') this.noteWrite(shards);
     if (missing === 0) return then();
     this.acquireMissing(shards, client, then, fail, intent);
   }
 
   /**
-   * Read-your-writes: a request with `intent` is about to run on `shards` (held already, or checked out now): each
-   * tracked shard counts as written on unless the request cannot change data (readIntent's verdict, taken here).
-   * Marked before the checkout: a write checkout that fails is forgotten at release.
+   * Read-your-writes: a request that may change data (intent 'write') is about to run on `shards` (held already, or
+   * checked out now): each tracked shard counts as written on. Marked before the checkout: a write checkout that fails
+   * is forgotten at release.
    */
-  private noteRequest(shards: readonly number[], intent: ReadIntent): void {
-    // Taken by the first hold after readIntent, whichever it is: a request that failed before its hold (a wait that
-    // timed out) leaves nothing for a later hold of the same shard list.
-    const isNonWriting = shards === this.nonWritingShards;
-    this.nonWritingShards = null;
-    if (isNonWriting || intent !== 'write') return;
+  private noteWrite(shards: readonly number[]): void {
     for (const shard of shards) if (this.pools.sets[shard].tracksLsn) this.mayHaveWritten[shard] = true;
   }
 
@@ -220,8 +211,9 @@ export class ShardServers {
         then();
       };
       const set = pools.sets[shard];
-      const need = intent !== 'write' && set.hasReplicas ? this.session.reads.writes.needs(shard, set) : null;
-      if (intent !== 'write' && set.hasReplicas && need !== 'primary') {
+      const isReplicaRead = mayUseReplica(intent) && set.hasReplicas;
+      const need = isReplicaRead ? this.session.reads.needs(shard, set) : null;
+      if (isReplicaRead && need !== 'primary') {
         const onBan = (m: Member, reason: string): void => this.session.reads.onReplicaBanned(m.pool, reason);
         set.acquire(intent, onServer, onBan, need, (queued) => {
           const at = this.queued.findIndex((q) => q.shard === shard);
@@ -249,15 +241,15 @@ export class ShardServers {
    */
   tryAcquireOne(shard: number, client: ReplySink, intent: ReadIntent): boolean {
     if (this.byShard[shard] != null) {
-      this.noteRequest(this.oneShards[shard], intent);
+      if (intent === 'write') this.noteWrite(this.oneShards[shard]);
       return true;
     }
     const set = this.pools.sets[shard];
-    if ((intent !== 'write' && set.hasReplicas) || this.session.status.state !== 'ready') return false;
+    if ((mayUseReplica(intent) && set.hasReplicas) || this.session.status.state !== 'ready') return false;
     const pool = this.pools.shards[shard];
     const server = pool.tryAcquire(this.session.status.txStatus !== TxStatus.Idle);
     if (server === null) return false;
-    this.noteRequest(this.oneShards[shard], intent);
+    if (intent === 'write') this.noteWrite(this.oneShards[shard]);
     this.attach(shard, server, pool, client);
     return true;
   }
@@ -403,7 +395,6 @@ export class ShardServers {
   release(): void {
     // A plain loop clearing only the held entries: this runs after every request (Array#fill and forEach showed
     // in the profile of the single-shard path).
-    this.nonWritingShards = null;
     for (let shard = 0; shard < this.byShard.length; shard++) {
       const server = this.byShard[shard];
       const mayHaveWritten = this.mayHaveWritten[shard]; // also set by a write checkout that failed
@@ -437,7 +428,6 @@ export class ShardServers {
     this.byShard.fill(null);
     this.poolByShard.fill(null);
     this.mayHaveWritten.fill(false);
-    this.nonWritingShards = null;
   }
 
   /** Cancel what runs on the held servers. */

@@ -93,7 +93,13 @@ export class ShardedDispatch implements DispatchHost {
     const portals = new ProxyPortals();
     this.scripts = new ScriptRunner(this);
     const cursors = (this.cursors = new CursorRequests(this, portals, this.scripts));
-    this.block = new TransactionBlock(new SessionBlockHost(this.servers, router, () => portals.clear()));
+    const reads = session.reads;
+    this.block = new TransactionBlock(
+      new SessionBlockHost(this.servers, router, (isCommitted) => {
+        portals.clear();
+        reads.blockEnded(isCommitted); // SET pgdog.role / pgdog.min_lsn in the block kept or undone
+      }),
+    );
     this.copyIn = new CopyInRun(this);
     this.inserts = new InsertRun(this, this.scripts);
     const runs = { scripts: this.scripts, inserts: this.inserts, cursors, copyIn: this.copyIn, portals };

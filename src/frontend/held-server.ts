@@ -6,7 +6,7 @@
 // ClientSession stays the server's reply sink and decides when the server goes back.
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
-import type { ReplicaSet, SetAcquireCallback } from '../backend/replica-set.js';
+import { mayUseReplica, type ReplicaSet, type SetAcquireCallback } from '../backend/replica-set.js';
 import { resetAndRelease } from '../backend/server-reset.js';
 import type { ReplySink, ServerConnection } from '../backend/server-connection.js';
 import { PgError } from '../errors/pg-error.js';
@@ -69,6 +69,12 @@ export class HeldServer {
    * released): set at the checkout, or by a later request of the transaction on the server held (sendBatch).
    */
   private isWriteCheckout = false;
+  /**
+   * The server held is a tracked primary's in transaction mode (read-your-writes: its WAL position is asked at release
+   * after a write), so its requests are checked for writes until one may: decided once per checkout (hold), not per
+   * request.
+   */
+  private checksWrites = false;
   private readonly host: HeldServerHost;
   /** Made with `uniqueIds` (an idle client without them holds no closure of its own). */
   private failBatch: ((err: PgError, count?: number) => void) | null = null;
@@ -92,7 +98,9 @@ export class HeldServer {
     this.server = server;
     this.pool = pool;
     server.attach(this.host.sink);
+    this.checksWrites = false;
     if (pool === null) return;
+    if (this.reads !== null) this.checksWrites = this.isTrackedPrimary(pool);
     const params = this.host.params;
     const sets = params.syncSql(server.params) + settingsSync(params, server);
     if (sets !== '') {
@@ -107,7 +115,7 @@ export class HeldServer {
    */
   sendBatch(server: ServerConnection, isCheckedOut = false): void {
     const batch = this.host.batch;
-    if (!isCheckedOut && !this.isWriteCheckout && this.reads !== null) this.noteWriteOnHeld(this.reads);
+    if (!isCheckedOut && this.reads !== null) this.noteHeldRequest(this.reads, server);
     const uniqueIds = this.uniqueIds;
     if (uniqueIds !== null && this.failBatch !== null && !withUniqueIds(uniqueIds, batch, this.failBatch))
       return;
@@ -148,30 +156,43 @@ export class HeldServer {
   }
 
   /**
-   * Read-your-writes on a server held since an earlier request of the transaction (one that did not write: BEGIN, a
-   * SET, a read on the primary): the queued requests count if they may change data there.
+   * The queued requests, sent to `server` held since an earlier request of the transaction: read-your-writes — on a
+   * tracked primary whose transaction has not written yet (BEGIN, a SET, a read on the primary), they count if they
+   * may change data there — and the session's pgdog.role / pgdog.min_lsn overrides, followed through the block
+   * (read-choice.ts: only requests that may matter to them are classified).
    */
-  private noteWriteOnHeld(reads: ReadChoice): void {
-    const pools = this.pools;
-    // Session mode: the server is never given back while the client is there, so no position is ever asked.
-    if (pools === null || pools.mode !== 'transaction') return;
-    const set = pools.sets[0];
-    if (!set.tracksLsn || this.pool === null || this.pool !== set.primary.pool) return;
+  private noteHeldRequest(reads: ReadChoice, server: ServerConnection): void {
+    const isWriteCheck = this.checksWrites && !this.isWriteCheckout;
     const batch = this.host.batch;
+    const txStatus = server.pendingReady === 0 ? this.host.status.txStatus : null; // current, or null
+    if (!reads.mustFollowHeld(txStatus, batch) && !isWriteCheck) return; // nearly every request: nothing made
     const { types, frames } = batch.peek(batch.length);
-    if (reads.mayWrite(types, frames)) this.isWriteCheckout = true;
+    if (reads.heldIntentOf(types, frames) === 'write' && isWriteCheck) this.isWriteCheckout = true;
+  }
+
+  /**
+   * Whether a server of `pool` would have its WAL position asked after a write (read-your-writes): the shard's primary,
+   * its replay tracked (lsn_check_delay), in transaction mode (in session mode the server is never given back while
+   * the client is there).
+   */
+  private isTrackedPrimary(pool: Pool): boolean {
+    const pools = this.pools;
+    if (pools === null || pools.mode !== 'transaction') return false;
+    const set = pools.sets[0];
+    return set.tracksLsn && pool === set.primary.pool;
   }
 
   /** Read/write split (read-intent.ts): the queued requests decide between the shard's primary and its replicas. */
   private acquireByRole(set: ReplicaSet, reads: ReadChoice, cb: SetAcquireCallback): void {
     const batch = this.host.batch;
     const { types, frames } = batch.peek(batch.length);
-    const { intent, mayWrite } = reads.requestOf(types, frames);
-    // A request that only sets, shows or reads leaves nothing on the primary its later reads must wait for.
-    this.isWriteCheckout = intent === 'write' && mayWrite;
-    const need = intent === 'write' ? null : reads.writes.needs(0, set); // read-your-writes
+    const { intent } = reads.requestOf(types, frames, this.host.status.txStatus); // no server held: it is current
+    // A request that only sets, shows or reads ('read-primary', 'read', 'replica') leaves nothing on the primary its
+    // later reads must wait for.
+    this.isWriteCheckout = intent === 'write';
+    const need = mayUseReplica(intent) ? reads.needs(0, set) : null; // read-your-writes
     set.acquire(
-      need === 'primary' ? 'write' : intent,
+      need === 'primary' ? 'read-primary' : intent,
       cb,
       (m, reason) => reads.onReplicaBanned(m.pool, reason),
       typeof need === 'bigint' ? need : null,

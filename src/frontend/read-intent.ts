@@ -7,28 +7,28 @@
 // Functions are judged as PgDog judges them: a call is a read unless shardgate knows the function writes; a user
 // function that writes needs `/* pgdog_role: primary */` (else the replica answers 25006). Manual overrides:
 // `/* pgdog_role: primary|replica */` in the statement, `SET pgdog.role = 'primary'|'replica'` for the session
-// (RESET pgdog.role ends it). Writes go to the primary whatever the override says. Also whether a request may change
-// data at all (read-your-writes: SET, SHOW, transaction control and reads on the primary do not). Pure, with one
-// bounded cache of plans by SQL text for databases that have no router of their own.
+// (RESET pgdog.role ends it; in a transaction block as PostgreSQL keeps a setting: read-overrides.ts). Writes go to
+// the primary whatever the override says. The one verdict on whether a request may change data (read-your-writes)
+// is its intent: 'write' may, 'read-primary' (a SET, SHOW, transaction control or a read kept on the primary) may
+// not. Pure, with one bounded cache of plans by SQL text for databases that have no router of their own.
 import type { ReadIntent } from '../backend/replica-set.js';
 import { Frontend } from '../protocol/codes.js';
 import { analyzeQuery } from '../router/analyze.js';
 import { PlanCache } from '../router/plan-cache.js';
 import type { StatementKind, StatementPlan } from '../router/plan.js';
+import type { OverrideEvents, RoleOverride } from './read-overrides.js';
 
-export type RoleOverride = 'primary' | 'replica' | null;
+export type { RoleOverride } from './read-overrides.js';
 
 export interface RequestIntent {
-  intent: ReadIntent;
   /**
-   * Some statement may change data (dataEffect), so the primary it ran on must be caught up with before the
-   * session's next reads (read-your-writes); false for SET, SHOW, transaction control and reads, even on the primary.
+   * Where the request runs and, on the primary, whether it may change data: 'write' when some statement may
+   * (dataEffect), so the primary must be caught up with before the session's next reads (read-your-writes);
+   * 'read-primary' for SET, SHOW, transaction control and reads kept on the primary.
    */
-  mayWrite: boolean;
+  intent: ReadIntent;
   /** Read-your-writes positions the request brings (`SET pgdog.min_lsn`, `/* pgdog_min_lsn: … *\/`), by shard. */
   minLsns?: Map<number, bigint>;
-  /** What a `SET pgdog.role` / `RESET pgdog.role` of this request makes the session's override; undefined: unchanged. */
-  sessionRole?: RoleOverride;
 }
 
 /** Plans of unsharded databases' statements (no sharding schema), by text. */
@@ -69,9 +69,14 @@ export function parseMinLsns(text: string): Map<number, bigint> | null {
   return out.size > 0 ? out : null;
 }
 
+/**
+ * What a SET / RESET of pgdog.min_lsn in `p` asks: positions, null (RESET, SET … TO DEFAULT, or a value that is no
+ * position); undefined: `p` is no such statement.
+ */
 function setsMinLsn(p: StatementPlan): Map<number, bigint> | null | undefined {
   const s = p.setting;
-  if (s === null || s.name !== 'pgdog.min_lsn' || s.action !== 'value' || s.value === null) return undefined;
+  if (s === null || s.name !== 'pgdog.min_lsn') return undefined;
+  if (s.action !== 'value' || s.value === null) return null;
   return parseMinLsns(s.value.replace(/^'|'$/g, ''));
 }
 
@@ -146,8 +151,11 @@ export function defaultReadOnlyAfter(p: StatementPlan, isDefaultReadOnly: boolea
   return isDefaultReadOnly;
 }
 
+/** What `p` makes of pgdog.role: SET of it, RESET of it (null), RESET ALL / DISCARD ALL (null); undefined: nothing. */
 function setsRole(p: StatementPlan): RoleOverride | undefined {
+  if (p.kind === 'discard' && p.setsManualShard === null) return null; // DISCARD ALL
   const s = p.setting;
+  if (s?.action === 'reset_all') return null;
   if (s === null || s.name !== 'pgdog.role') return undefined;
   if (s.action === 'value' && s.value !== null) {
     const v = s.value.replace(/^'|'$/g, '').toLowerCase();
@@ -159,14 +167,18 @@ function setsRole(p: StatementPlan): RoleOverride | undefined {
 /**
  * What the statements `texts` (one simple Query, or the Parse texts of an extended request) need, given the
  * session's override and default access mode (`isDefaultReadOnly`: a plain BEGIN opens a READ ONLY transaction).
- * `texts` empty (Bind of a statement prepared earlier, whose text is unknown): a write.
+ * `overrides`: the session's (read-overrides.ts), told the request's transaction control and its SETs of pgdog.role
+ * and pgdog.min_lsn in order, whose override then routes the request; or a fixed override, which the request's own
+ * SETs change for it alone (its SET pgdog.min_lsn positions are then returned in `minLsns`). `texts` empty (Bind of a
+ * statement prepared earlier, whose text is unknown): a write.
  */
 export function classifyTexts(
   texts: readonly string[],
-  sessionRole: RoleOverride,
+  overrides: OverrideEvents | RoleOverride,
   isDefaultReadOnly = false,
 ): RequestIntent {
-  if (texts.length === 0) return { intent: 'write', mayWrite: true };
+  if (texts.length === 0) return { intent: 'write' };
+  const events = typeof overrides === 'string' || overrides === null ? null : overrides;
   let isDefaultRo = isDefaultReadOnly;
   let isRead = true;
   let isReadOnlyTx = false;
@@ -180,22 +192,26 @@ export function classifyTexts(
     if (sql.includes('pgdog_min_lsn')) minLsns = parseMinLsns(MIN_LSN_HINT.exec(sql)?.[1] ?? '') ?? minLsns;
     if (sql.includes('_lsn') && PRIMARY_ONLY.test(sql)) isRead = false;
     const ps = plansOf(sql);
-    if (ps === null) return { intent: 'write', mayWrite: true };
+    if (ps === null) return { intent: 'write' };
     for (const p of ps) {
       const effect = dataEffect(p);
       if (effect === 'write') isWrite = true;
       else if (effect === 'unless-primary') hasRead = true;
       const role = setsRole(p);
       if (role !== undefined) {
-        newRole = role;
-        continue;
+        if (events === null) newRole = role;
+        else events.setRole(role, p.setting?.isLocal === true);
+        if (p.setting?.name === 'pgdog.role') continue; // RESET ALL, DISCARD ALL: as any other statement
       }
       const lsns = setsMinLsn(p);
       if (lsns !== undefined) {
-        minLsns = lsns ?? minLsns;
+        if (events === null) minLsns = lsns ?? minLsns;
+        else if (lsns !== null || p.setting?.action !== 'value')
+          events.setPositions(lsns, p.setting?.isLocal === true);
         continue;
       }
       if (p.kind === 'begin') {
+        events?.begin();
         if (p.transaction?.readOnly ?? isDefaultRo) isReadOnlyTx = true;
         else isRead = false;
         continue;
@@ -212,17 +228,20 @@ export function classifyTexts(
         isRead = false; // the SET runs where writes run; the servers report the new default to the session
         continue;
       }
-      if (p.kind === 'commit' || p.kind === 'rollback') continue;
+      if (p.kind === 'commit' || p.kind === 'rollback' || p.kind === 'prepare_transaction') {
+        events?.end(p.kind !== 'rollback', p.transaction?.chain === true);
+        if (p.kind !== 'prepare_transaction') continue;
+      }
       if (!isReadOnlyStatement(p)) isRead = false;
     }
   }
+  const sessionRole = events === null ? (overrides as RoleOverride) : events.role;
   const override = hint ?? (newRole === undefined ? sessionRole : newRole);
-  const mayWrite = isWrite || (hasRead && override === 'primary');
-  const out: RequestIntent = { intent: 'write', mayWrite };
-  if (newRole !== undefined) out.sessionRole = newRole;
+  const onPrimary: ReadIntent = isWrite || (hasRead && override === 'primary') ? 'write' : 'read-primary';
+  const out: RequestIntent = { intent: onPrimary };
   if (minLsns !== null) out.minLsns = minLsns;
   if (!isRead && !isReadOnlyTx) return out;
-  out.intent = override === 'primary' ? 'write' : override === 'replica' ? 'replica' : 'read';
+  out.intent = override === 'primary' ? onPrimary : override === 'replica' ? 'replica' : 'read';
   return out;
 }
 

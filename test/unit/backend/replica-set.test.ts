@@ -61,6 +61,8 @@ describe('ReplicaSet', () => {
   it('sends writes to the primary whatever the split', () => {
     const set = makeSet({ readWriteSplit: 'exclude_primary' });
     expect(set.pick('write')).toBe(set.primary);
+    // A request kept on the primary that changes no data (a SET, SHOW, a read in a read-write block) too.
+    expect(set.pick('read-primary')).toBe(set.primary);
   });
 
   it('round_robin over primary and replicas (include_primary), or replicas only (exclude_primary)', () => {

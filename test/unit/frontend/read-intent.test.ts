@@ -37,8 +37,12 @@ describe('isReadOnlyBlock', () => {
   });
 });
 
-describe('classifyTexts: mayWrite (read-your-writes)', () => {
-  it('is false for SET, SHOW, RESET, DISCARD, transaction control, PREPARE / DEALLOCATE and reads, on the primary too', () => {
+/** Whether the request `texts` may change data where it runs (read-your-writes): its intent is 'write'. */
+const mayWrite = (texts: readonly string[], role: 'primary' | 'replica' | null): boolean =>
+  classifyTexts(texts, role).intent === 'write';
+
+describe("classifyTexts: 'write' is the one verdict that a request may change data (read-your-writes)", () => {
+  it('is not for SET, SHOW, RESET, DISCARD, transaction control, PREPARE / DEALLOCATE and reads, on the primary too', () => {
     for (const texts of [
       ["SET work_mem = '8MB'"],
       ["SET LOCAL work_mem = '8MB'"],
@@ -53,13 +57,16 @@ describe('classifyTexts: mayWrite (read-your-writes)', () => {
       ['SELECT 1'],
       ['SELECT * FROM t FOR UPDATE'],
     ]) {
-      expect({ texts, mayWrite: classifyTexts(texts, null).mayWrite }).toEqual({ texts, mayWrite: false });
+      expect({ texts, mayWrite: mayWrite(texts, null) }).toEqual({ texts, mayWrite: false });
     }
-    // SET is routed to the primary (a write's intent), but leaves nothing there to wait for.
-    expect(classifyTexts(["SET work_mem = '8MB'"], null)).toMatchObject({ intent: 'write', mayWrite: false });
+    // SET is routed to the primary, but leaves nothing there to wait for.
+    expect(classifyTexts(["SET work_mem = '8MB'"], null).intent).toBe('read-primary');
+    expect(classifyTexts(['SELECT * FROM t FOR UPDATE'], null).intent).toBe('read-primary');
+    expect(classifyTexts(['BEGIN'], null).intent).toBe('read-primary');
+    expect(classifyTexts(['SHOW work_mem'], 'primary').intent).toBe('read-primary');
   });
 
-  it('is true for what the router counts as a write, a statement it cannot see into, or an unknown text', () => {
+  it('is for what the router counts as a write, a statement it cannot see into, or an unknown text', () => {
     for (const texts of [
       ['INSERT INTO t VALUES (1)'],
       ["SET work_mem = '8MB'; INSERT INTO t VALUES (1)"],
@@ -74,18 +81,18 @@ describe('classifyTexts: mayWrite (read-your-writes)', () => {
       ['not sql at all'],
       [],
     ]) {
-      expect({ texts, mayWrite: classifyTexts(texts, null).mayWrite }).toEqual({ texts, mayWrite: true });
+      expect({ texts, intent: classifyTexts(texts, null).intent }).toEqual({ texts, intent: 'write' });
     }
   });
 
   it('counts a read sent to the primary on purpose (a function that writes is routed so), never a SET', () => {
-    expect(classifyTexts(['SELECT f()'], null).mayWrite).toBe(false);
-    expect(classifyTexts(['/* pgdog_role: primary */ SELECT f()'], null).mayWrite).toBe(true);
-    expect(classifyTexts(['SELECT f()'], 'primary').mayWrite).toBe(true);
-    expect(classifyTexts(["SET pgdog.role = 'primary'; SELECT f()"], null).mayWrite).toBe(true);
-    expect(classifyTexts(["SET pgdog.role = 'primary'"], null).mayWrite).toBe(false);
-    expect(classifyTexts(["SET work_mem = '8MB'"], 'primary').mayWrite).toBe(false);
-    expect(classifyTexts(['RESET pgdog.role; SELECT f()'], 'primary').mayWrite).toBe(false);
+    expect(mayWrite(['SELECT f()'], null)).toBe(false);
+    expect(mayWrite(['/* pgdog_role: primary */ SELECT f()'], null)).toBe(true);
+    expect(mayWrite(['SELECT f()'], 'primary')).toBe(true);
+    expect(mayWrite(["SET pgdog.role = 'primary'; SELECT f()"], null)).toBe(true);
+    expect(mayWrite(["SET pgdog.role = 'primary'"], null)).toBe(false);
+    expect(mayWrite(["SET work_mem = '8MB'"], 'primary')).toBe(false);
+    expect(mayWrite(['RESET pgdog.role; SELECT f()'], 'primary')).toBe(false);
   });
 });
 
@@ -94,7 +101,7 @@ describe('classifyTexts', () => {
     expect(classifyTexts(['SELECT 1'], null).intent).toBe('read');
     expect(classifyTexts(['BEGIN READ ONLY'], null).intent).toBe('read');
     expect(classifyTexts(['INSERT INTO t VALUES (1)'], null).intent).toBe('write');
-    expect(classifyTexts(['SELECT 1 FOR UPDATE'], null).intent).toBe('write');
+    expect(classifyTexts(['SELECT 1 FOR UPDATE'], null).intent).toBe('read-primary');
     expect(classifyTexts(['SELECT 1'], 'primary').intent).toBe('write');
     expect(classifyTexts(['/* pgdog_role: replica */ SELECT 1'], null).intent).toBe('replica');
   });
@@ -136,11 +143,13 @@ describe('a session whose transactions are READ ONLY by default (default_transac
     expect(classifyTexts(['START TRANSACTION ISOLATION LEVEL REPEATABLE READ'], null, true).intent).toBe(
       'read',
     );
-    expect(classifyTexts(['BEGIN READ WRITE'], null, true).intent).toBe('write');
-    expect(classifyTexts(['BEGIN; SET TRANSACTION READ WRITE'], null, true).intent).toBe('write');
-    expect(classifyTexts(['BEGIN'], null, false).intent).toBe('write');
+    expect(classifyTexts(['BEGIN READ WRITE'], null, true).intent).toBe('read-primary');
+    expect(classifyTexts(['BEGIN; SET TRANSACTION READ WRITE'], null, true).intent).toBe('read-primary');
+    expect(classifyTexts(['BEGIN'], null, false).intent).toBe('read-primary');
     // Changed in the same request: the BEGIN after it follows the new default.
-    expect(classifyTexts(['RESET default_transaction_read_only; BEGIN'], null, true).intent).toBe('write');
+    expect(classifyTexts(['RESET default_transaction_read_only; BEGIN'], null, true).intent).toBe(
+      'read-primary',
+    );
     expect(classifyTexts(['SET default_transaction_read_only = on; BEGIN'], null, false).intent).toBe('read');
     // A write outside a block stays with the primary (which refuses it, 25006, with the session's default).
     expect(classifyTexts(['INSERT INTO t VALUES (1)'], null, true).intent).toBe('write');
@@ -172,7 +181,7 @@ describe('read-your-writes hints', () => {
     expect(classifyTexts(["SET pgdog.min_lsn = '0/10'"], null).minLsns).toEqual(new Map([[0, 16n]]));
     const hinted = classifyTexts(['/* pgdog_min_lsn: 1:0/20 */ SELECT 1'], null);
     expect([hinted.intent, hinted.minLsns]).toEqual(['read', new Map([[1, 32n]])]);
-    expect(classifyTexts(['SELECT pg_current_wal_insert_lsn()'], null).intent).toBe('write');
+    expect(classifyTexts(['SELECT pg_current_wal_insert_lsn()'], null).intent).toBe('read-primary');
     expect(classifyTexts(['SELECT pg_last_wal_replay_lsn()'], null).intent).toBe('read');
   });
 });
