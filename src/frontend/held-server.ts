@@ -3,7 +3,9 @@
 // startup settings, sent the queued requests (pgdog.unique_id() calls replaced first where the database has
 // replicas), given back to its pool (after the WAL position a write left, for read-your-writes), or at the session's
 // end reset and released. A session-mode or replication client holds its server from login to the end. The
-// ClientSession stays the server's reply sink and decides when the server goes back.
+// ClientSession stays the server's reply sink and decides when the server goes back. In transaction mode a request
+// that may change session state (SET, set_config, PREPARE …: settings-truth.ts) has the server asked what holds
+// before it goes back: that is what the session replays on its next servers and what the next client's sync resets.
 import type { DatabasePools } from '../backend/pool-manager.js';
 import type { Pool } from '../backend/pool.js';
 import { mayUseReplica, type ReplicaSet, type SetAcquireCallback } from '../backend/replica-set.js';
@@ -18,7 +20,14 @@ import type { RequestBatch } from './request-batch.js';
 import type { RequestSend } from './request-send.js';
 import type { SessionParams } from './session-params.js';
 import type { SessionStatus } from './session-status.js';
+import { runQuery } from '../backend/server-query.js';
 import { settingsSyncSql } from './session-settings.js';
+import {
+  customSettingNames,
+  mayChangeSettings,
+  settingsFromRows,
+  settingsTruthSql,
+} from './settings-truth.js';
 import { withUniqueIds, type UniqueIdRequests } from './unique-id-request.js';
 
 /** What the one-server path uses of its session (fixed at the session's start). */
@@ -39,8 +48,7 @@ export interface HeldServerHost {
  * The statements bringing `server`'s startup settings to the client's (another client's reset, this one's applied),
  * recorded as what the server now holds; '' when it holds them already.
  */
-function settingsSync(params: SessionParams, server: ServerConnection): string {
-  const want = params.settings;
+function settingsSync(want: ReadonlyMap<string, string>, server: ServerConnection): string {
   const have = server.settings;
   if (want.size === 0 && have.size === 0) return '';
   const sql = settingsSyncSql(want, have);
@@ -75,6 +83,17 @@ export class HeldServer {
    * request.
    */
   private checksWrites = false;
+  /**
+   * The session's settings as its last server reported them after a request that may have changed them
+   * (settings-truth.ts); null: none yet, the startup settings hold.
+   */
+  private settings: ReadonlyMap<string, string> | null = null;
+  /** A request of the transaction on the server held may have changed session state: asked before the release. */
+  private mayHaveChangedSettings = false;
+  /** Custom settings (placeholders such as `app.tenant`) the session was seen to set: asked by name (settings-truth.ts). */
+  private customNames: Set<string> | null = null;
+  /** The server is being asked what holds (release): the session's next checkout waits for the answer. */
+  private learning: Promise<void> | null = null;
   private readonly host: HeldServerHost;
   /** Made with `uniqueIds` (an idle client without them holds no closure of its own). */
   private failBatch: ((err: PgError, count?: number) => void) | null = null;
@@ -102,7 +121,7 @@ export class HeldServer {
     if (pool === null) return;
     if (this.reads !== null) this.checksWrites = this.isTrackedPrimary(pool);
     const params = this.host.params;
-    const sets = params.syncSql(server.params) + settingsSync(params, server);
+    const sets = params.syncSql(server.params) + settingsSync(this.settings ?? params.settings, server);
     if (sets !== '') {
       server.scanner.swallowNextUntilReady();
       server.send(query(sets), 1);
@@ -120,6 +139,14 @@ export class HeldServer {
     if (uniqueIds !== null && this.failBatch !== null && !withUniqueIds(uniqueIds, batch, this.failBatch))
       return;
     const { types, frames, readyCount } = batch.take();
+    if (
+      this.pool !== null &&
+      this.pools?.mode === 'transaction' &&
+      mayChangeSettings(types, frames, types.length)
+    ) {
+      this.mayHaveChangedSettings = true;
+      customSettingNames(types, frames, (this.customNames ??= new Set()));
+    }
     this.host.send.send(server, types, frames, readyCount);
   }
 
@@ -127,6 +154,7 @@ export class HeldServer {
   checkout(): void {
     const pools = this.pools;
     if (this.isWaiting || pools === null) return;
+    if (this.learning !== null) return this.afterLearning(this.learning);
     this.isWaiting = true;
     let isPaused = false;
     const onServer = (err: PgError | null, server: ServerConnection | null, pool: Pool | null): void => {
@@ -199,6 +227,42 @@ export class HeldServer {
     );
   }
 
+  /** The session's next checkout, once its last server said what holds (input paused meanwhile). */
+  private afterLearning(learning: Promise<void>): void {
+    this.isWaiting = true;
+    this.host.output.pauseInput();
+    void learning.then(() => {
+      this.isWaiting = false;
+      this.host.output.resumeInput();
+      if (this.host.status.isReady) this.checkout();
+    });
+  }
+
+  /**
+   * Ask `server` what session state holds after a transaction that may have changed it; then it is what the session
+   * wants of every server and what this one holds, and `done` gives it back. A server that cannot say is closed: its
+   * state is unknown, so no other client may get it.
+   */
+  private learnSettings(server: ServerConnection, done: () => void): void {
+    this.mayHaveChangedSettings = false;
+    const sql = settingsTruthSql(this.customNames ?? new Set());
+    const learning = runQuery(server, sql).then((outcome) => {
+      this.learning = null;
+      if (outcome.kind !== 'ok') {
+        server.terminate(
+          `could not learn its session settings: ${outcome.kind === 'error' ? outcome.message : outcome.reason}`,
+        );
+        return done();
+      }
+      const settings = settingsFromRows(outcome.rows);
+      this.settings = settings;
+      server.settings.clear();
+      for (const [key, text] of settings) server.settings.set(key, text);
+      done();
+    });
+    this.learning = learning;
+  }
+
   /** Give the held server back to its pool (after its WAL position, when it took a write on a tracked primary). */
   release(): void {
     const server = this.server;
@@ -207,6 +271,11 @@ export class HeldServer {
     this.pool = null;
     if (server === null || pool === null) return;
     server.detach();
+    if (this.mayHaveChangedSettings) return this.learnSettings(server, () => this.giveBack(server, pool));
+    this.giveBack(server, pool);
+  }
+
+  private giveBack(server: ServerConnection, pool: Pool): void {
     const set = this.pools?.sets[0];
     const reads = this.reads;
     if (

@@ -25,7 +25,7 @@ const ALL_SETTINGS = '*settings';
 /** DEALLOCATE ALL: every prepared statement (settings stay). */
 const ALL_PREPARED = '*prepared';
 /** Keys of SQL-level prepared statements: a space never appears in a setting's name. */
-const PREPARED_KEY = 'prepared statement ';
+export const PREPARED_KEY = 'prepared statement ';
 
 /**
  * Parameters the session keeps in step itself from ParameterStatus (session-params.ts), and shardgate's own routing
@@ -42,6 +42,11 @@ const NOT_REPLAYED = new Set([
   'shardgate.shard',
   'shardgate.sharding_key',
 ]);
+
+/** Whether a setting (lower-case name) is replayed as a statement (not kept in step from ParameterStatus). */
+export function isReplayed(name: string): boolean {
+  return !NOT_REPLAYED.has(name);
+}
 
 /** What `plan` changes in the session state that is replayed on servers, or null. */
 export function settingChange(plan: StatementPlan): SettingChange | null {

@@ -232,6 +232,7 @@ export function setConfigSql(name: string, value: string): string {
   return `SELECT pg_catalog.set_config(${escapeLiteral(name)}, ${escapeLiteral(value)}, false)`;
 }
 
-function escapeLiteral(text: string): string {
+/** A string literal that reads the same whatever the server's standard_conforming_strings. */
+export function escapeLiteral(text: string): string {
   return `E'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
