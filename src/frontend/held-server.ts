@@ -254,10 +254,14 @@ export class HeldServer {
         );
         return done();
       }
-      const settings = settingsFromRows(outcome.rows);
-      this.settings = settings;
+      const held = settingsFromRows(outcome.rows);
       server.settings.clear();
-      for (const [key, text] of settings) server.settings.set(key, text);
+      for (const [key, text] of held) server.settings.set(key, text);
+      // A startup setting the server no longer holds (RESET, SET … TO DEFAULT, RESET ALL, DISCARD ALL on a pooled
+      // server, where the proxy had SET it) is back at its startup value, as on a connection of the client's own.
+      const wanted = new Map(this.host.params.settings);
+      for (const [key, text] of held) wanted.set(key, text);
+      this.settings = wanted;
       done();
     });
     this.learning = learning;

@@ -102,6 +102,29 @@ describe('session state in transaction mode, one shard', () => {
     expect((await a.query("select current_setting('app.tenant', true) as v")).rows[0].v).toBe('committed');
   });
 
+  it('RESET, RESET ALL and DISCARD ALL return a startup setting to its startup value, as on a connection of its own', async () => {
+    const c = new pg.Client({ connectionString: one.url, options: '-c statement_timeout=5s' });
+    await c.connect();
+    open.push(c);
+    const timeout = async (): Promise<string> =>
+      (await c.query<{ t: string }>("select current_setting('statement_timeout') as t")).rows[0].t;
+    expect(await timeout()).toBe('5s');
+    for (const reset of [
+      'reset statement_timeout',
+      'reset all',
+      'discard all',
+      'set statement_timeout to default',
+    ]) {
+      await c.query('set statement_timeout = 7000');
+      expect(await timeout()).toBe('7s');
+      await c.query(reset);
+      expect(await timeout()).toBe('5s');
+      const other = await client(one); // the same server, in between
+      expect((await other.query("select current_setting('statement_timeout') as t")).rows[0].t).toBe('0');
+      expect(await timeout()).toBe('5s');
+    }
+  });
+
   it("a client's SETs follow it onto another server of its pool", async () => {
     const a = await client(two);
     await a.query("set app.tenant = '7'");
