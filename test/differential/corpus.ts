@@ -1168,6 +1168,12 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     'hidden-join',
     `select u.name, o.amount from users u join orders o on o.user_id = u.id order by o.created_at desc nulls last, o.user_id, o.id limit 30`,
   );
+  // A hidden column named like a selected one of another table (o.created_at, o.id vs u.created_at, u.id).
+  same(
+    'order-by',
+    'hidden-same-name-other-table',
+    `select u.id, u.created_at from users u join orders o on o.user_id = u.id order by o.created_at desc nulls last, o.id limit 30`,
+  );
   same(
     'order-by',
     'hidden-numeric-desc-nulls-first',

@@ -66,6 +66,22 @@ describe('ORDER BY', () => {
     expect(merge('SELECT u.id AS user_id FROM users u ORDER BY u.id').orderBy[0].position).toBe(1);
   });
 
+  it('does not take a column of another table with the same name for a select-list entry', () => {
+    // ORDER BY o.id is not the selected u.id: a hidden sort column (was sorted on u.id: wrong order across shards).
+    const m = merge(
+      'SELECT u.id, o.created_at FROM users u JOIN orders o ON o.user_id = u.id ORDER BY o.id DESC, u.created_at, id',
+    );
+    expect(m.orderBy.map((o) => [o.position, o.hidden])).toEqual([
+      [null, 0],
+      [null, 1],
+      [1, null],
+    ]);
+    expect(m.shardQuery?.sql).toBe(
+      'SELECT u.id, o.created_at, o.id AS "shardgate.hidden.1", u.created_at AS "shardgate.hidden.2" FROM users AS u ' +
+        'JOIN orders AS o ON o.user_id = u.id ORDER BY o.id DESC, u.created_at, id',
+    );
+  });
+
   it('orders by name through SELECT * (a hidden column: its position is unknown)', () => {
     const m = merge('SELECT * FROM users ORDER BY created_at DESC, 2');
     expect(m.orderBy).toEqual([
