@@ -206,7 +206,13 @@ export function mergePlan(sel: AstObject, keys: KeyFacts = NO_KEY_FACTS): MergeP
   if (shape !== null && sel.havingClause !== undefined) {
     const result = hasStar
       ? 'HAVING with * in the select list cannot be merged across shards'
-      : havingCondition(sel.havingClause, targets, hidden, kinds);
+      : havingCondition(
+          sel.havingClause,
+          targets,
+          hidden,
+          kinds,
+          groupByPositions.map((p) => targets[p - 1]?.expr),
+        );
     if (typeof result === 'string') groupingProblems.push(result);
     else {
       having = result;
