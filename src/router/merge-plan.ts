@@ -154,9 +154,11 @@ export function mergePlan(sel: AstObject, keys: KeyFacts = NO_KEY_FACTS): MergeP
       const isBareName = names.length === 1 && list(cr, 'fields').length === 1;
       const isStarName = hasStar && names.length > 0 && names.length === list(cr, 'fields').length;
       if (isStarName) name = names[names.length - 1];
-      if (setOperation !== null || shape === null || shape.distinct || list(sel, 'valuesLists').length > 0) {
+      const isPlainDistinct = shape !== null && shape.distinct && shape.distinctOn.length === 0;
+      if (setOperation !== null || shape === null || isPlainDistinct || list(sel, 'valuesLists').length > 0) {
         // No hidden column can be added under a set operation, DISTINCT (it would change the rows) or to a VALUES
-        // list; with `*`, the router refuses these shapes anyway.
+        // list; with `*`, the router refuses these shapes anyway. DISTINCT ON compares its own expressions only: a
+        // hidden sort column leaves its rows as they are.
         if (!isStarName)
           orderingProblems.push(
             'ORDER BY an expression that is not in the select list cannot be merged across shards',

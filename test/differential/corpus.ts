@@ -1475,6 +1475,14 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     'distinct-on-two-keys-nulls',
     `select distinct on (status, user_id) status, user_id, id from orders order by user_id nulls first, status, id desc`,
   );
+  // ORDER BY columns that are not selected: hidden sort columns (DISTINCT ON compares its own expressions only).
+  both(
+    'same',
+    'aggregate',
+    'distinct-on-hidden-order-by',
+    `select distinct on (status) status, amount from orders order by status nulls first, created_at desc nulls last, user_id, id limit $1`,
+    [4],
+  );
   // DISTINCT ON without ORDER BY: any row of each group is right, so only the keys are compared.
   unordered('aggregate', 'distinct-on-without-order-by', `select distinct on (status) status from orders`);
   both(

@@ -173,6 +173,27 @@ describe('aggregates and grouping', () => {
     // With `*` the positions are unknown: still refused (no plan for it).
     expect(merge('SELECT DISTINCT ON (id) * FROM users').distinctOnPositions).toBeNull();
   });
+
+  it('DISTINCT ON ordered by columns not selected: hidden sort columns (was refused); plain DISTINCT still refuses', () => {
+    const sql =
+      'SELECT DISTINCT ON (country) country, name FROM users ORDER BY country DESC, created_at, id LIMIT 3';
+    const p = analyzeQuery(sql, SCHEMA)[0];
+    expect(p.crossShardUnsafe).toBeNull();
+    const m = p.select as SelectMergeInfo;
+    expect(m.distinctOnPositions).toEqual([1]);
+    expect(m.orderBy.map((o) => [o.position, o.hidden])).toEqual([
+      [1, null],
+      [null, 0],
+      [null, 1],
+    ]);
+    expect(m.shardQuery?.sql).toBe(
+      'SELECT DISTINCT ON (country) country, name, created_at AS "shardgate.hidden.1", id AS "shardgate.hidden.2" ' +
+        'FROM users ORDER BY country DESC, created_at, id LIMIT CAST(NULL AS bigint) + CAST(3 AS bigint)',
+    );
+    expect(
+      analyzeQuery('SELECT DISTINCT country FROM users ORDER BY created_at', SCHEMA)[0].crossShardUnsafe,
+    ).toMatch(/^ORDER BY an expression that is not in the select list/);
+  });
 });
 
 describe('set operations', () => {
