@@ -18,13 +18,12 @@ import type {
   DelimiterSource,
   DistinctValuesAggregate,
   HavingCondition,
-  MergeableAggregate,
   OrderByItem,
   OrderedAggregate,
   SelectMergeInfo,
   ShardQuery,
 } from './plan.js';
-import { AggregateKinds, NO_KEY_FACTS, type KeyFacts } from './aggregate-kinds.js';
+import { AggregateKinds, combinedAs, NO_KEY_FACTS, type KeyFacts } from './aggregate-kinds.js';
 import { havingCondition } from './having-condition.js';
 import { HiddenColumns } from './hidden-columns.js';
 import { shardSelectSql, type ShardSelectEdit } from './rewrite.js';
@@ -340,7 +339,7 @@ function targetAggregate(
           return 'avg() under a cast cannot be merged across shards; cast its argument instead (avg(x::numeric))';
         countPosition = hidden.avgCount(fc);
       }
-      return { merge: 'combine', position, fn: name as MergeableAggregate, isDistinct, countPosition };
+      return { merge: 'combine', position, fn: combinedAs(name), isDistinct, countPosition };
     }
     case 'values': {
       // A count is exact in any integer or text type; a sum or avg under a cast would need the cast applied here.

@@ -1609,7 +1609,20 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     /copied to every shard, cannot read the sharded tables/,
     { write: true, params: [on[2][15]] },
   );
-  rejected('unmergeable-aggregate', `select bool_and(is_active) from users`, /bool_and/);
+  rejected('unmergeable-aggregate', `select bit_and(qty) from items`, /bit_and/);
+  // bool_and / every: the min of the shards' results (false < true); bool_or: the max. NULLs ignored, all NULL → NULL.
+  textAndBinary(
+    'same',
+    'aggregate',
+    'bool-and-or',
+    `select bool_and(is_active), bool_or(is_active), every(score > 0), bool_or(score > 99999999) from users`,
+  );
+  same(
+    'aggregate',
+    'bool-and-or-group-by-having-order',
+    `select left(name, 1) as initial, bool_and(is_active), bool_or(is_active), count(*) from users ` +
+      `group by 1 having count(*) > 10 order by bool_or(score > 50000000) nulls first, 1 nulls first`,
+  );
   rejected(
     'aggregate-in-expression',
     `select max(amount) - min(amount) from orders`,

@@ -17,9 +17,8 @@
 // Numerics that are equal but print differently (0 and 0.00) would make ties undetermined: expressions keep one scale
 // (coalesce(x, 0.00)), set-operation branches pair columns of one scale.
 //
-// Generated and refused with 0A000 by design (the test accepts these refusals and prints their share): bool_and /
-// bool_or (corpus.ts `rejected/unmergeable-aggregate`) and ORDER BY an array_agg result (no PostgreSQL array order in
-// the merge). Left out, each a gap the router refuses with 0A000 (corpus.ts `rejected` entries): window functions,
+// Generated and refused with 0A000 by design (the test accepts these refusals and prints their share): ORDER BY an
+// array_agg result (no PostgreSQL array order in the merge). Left out, each a gap the router refuses with 0A000 (corpus.ts `rejected` entries): window functions,
 // INTERSECT / EXCEPT, aggregates inside expressions, HAVING with BETWEEN, IS [NOT] NULL, a boolean GROUP BY expression
 // or a timestamptz / boolean comparison, avg() under a cast, string_agg / array_agg without ORDER BY inside, OFFSET
 // with aggregates and no GROUP BY, GROUP BY expressions that are not selected, uncorrelated scalar subqueries. Float

@@ -486,6 +486,22 @@ describe('DISTINCT and ordered aggregates', () => {
     expect(m.shardQuery?.sql).toContain('GROUP BY country, 3');
   });
 
+  it('bool_and / every merge as the min of the shards’ results, bool_or as the max (was refused)', () => {
+    const p = analyzeQuery(
+      'SELECT country, bool_and(active), bool_or(active), every(age > 3) FROM users GROUP BY country ORDER BY bool_or(age < 9)',
+      SCHEMA,
+    )[0];
+    expect(p.crossShardUnsafe).toBeNull();
+    const m = p.select as SelectMergeInfo;
+    expect(m.aggregates.map((a) => [a.merge, a.fn, a.position])).toEqual([
+      ['combine', 'min', 2],
+      ['combine', 'max', 3],
+      ['combine', 'min', 4],
+      ['combine', 'max', 5],
+    ]);
+    expect(m.orderBy[0].hidden).toBe(0);
+  });
+
   it('grouped by the sharding key: every group is on one shard, any aggregate is taken whole', () => {
     const m = merge(
       "SELECT user_id, count(DISTINCT status), string_agg(note, ',' ORDER BY id), bool_and(paid), count(*) FROM orders GROUP BY user_id",
@@ -493,7 +509,7 @@ describe('DISTINCT and ordered aggregates', () => {
     expect(m.aggregates.map((a) => [a.merge, a.fn])).toEqual([
       ['whole', 'count'],
       ['whole', 'string_agg'],
-      ['whole', 'bool_and'],
+      ['combine', 'min'],
       ['combine', 'count'],
     ]);
     expect(m.shardQuery).toBeNull();
