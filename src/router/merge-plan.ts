@@ -333,6 +333,10 @@ function targetAggregate(
     case 'whole':
       return { merge: 'whole', position, fn: name, isDistinct };
     case 'combine': {
+      // min/max (and bool_and/bool_or) of cast values: the merge would compare the shards' cast values (texts of
+      // numbers, …), whose order is not the values' order. Counts and sums add up whatever the integer type.
+      if (isCast && name !== 'count' && name !== 'sum' && name !== 'avg')
+        return `${name}() under a cast cannot be merged across shards: the cast values would be compared, not the values`;
       let countPosition: number | null = null;
       if (name === 'avg') {
         if (isCast)

@@ -18,7 +18,8 @@
 // (coalesce(x, 0.00)), set-operation branches pair columns of one scale.
 //
 // Generated and refused with 0A000 by design (the test accepts these refusals and prints their share): ORDER BY an
-// array_agg result (no PostgreSQL array order in the merge). Left out, each a gap the router refuses with 0A000 (corpus.ts `rejected` entries): window functions,
+// array_agg result (no PostgreSQL array order in the merge), min / max under a cast (corpus.ts
+// `rejected/min-max-under-cast`: the merge would compare the cast values). Left out, each a gap the router refuses with 0A000 (corpus.ts `rejected` entries): window functions,
 // INTERSECT / EXCEPT, aggregates inside expressions, HAVING with BETWEEN, IS [NOT] NULL, a boolean GROUP BY expression
 // or a timestamptz / boolean comparison, avg() under a cast, string_agg / array_agg without ORDER BY inside, OFFSET
 // with aggregates and no GROUP BY, GROUP BY expressions that are not selected, uncorrelated scalar subqueries. Float
@@ -586,6 +587,16 @@ function aggregate(b: Builder, src: Source): Expr {
   const r = rng.next();
   if (r < 0.15) return agg(`count(*)${filter()}`, 'int8');
   if (r < 0.25) return agg(`count(${rng.chance(0.3) ? 'distinct ' : ''}${c.sql})${filter()}`, 'int8');
+  // Aggregates under a cast (the merge combines the cast values).
+  if (r < 0.3) {
+    const x = rng.pick(numeric.length > 0 && rng.chance(0.7) ? numeric : ordered);
+    return rng.pick([
+      agg(`count(${x.sql})::int`, 'int4'),
+      agg(`${rng.pick(['min', 'max'])}(${x.sql})::text`, 'text'),
+      ...(x.type === 'int4' || x.type === 'int8' ? [agg(`sum(${x.sql})::numeric`, 'numeric')] : []),
+      ...(x.type === 'numeric' ? [agg(`max(${x.sql})::float8`, 'numeric')] : []),
+    ]);
+  }
   if (r < 0.45 && numeric.length > 0) {
     const x = rng.pick(numeric);
     const fn = rng.pick(['sum', 'avg']);

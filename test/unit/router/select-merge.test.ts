@@ -502,6 +502,19 @@ describe('DISTINCT and ordered aggregates', () => {
     expect(m.orderBy[0].hidden).toBe(0);
   });
 
+  it('refuses min/max/bool_and under a cast (the merge would compare the cast values: "-1.50" < "-9.00" as text)', () => {
+    const unsafe = (sql: string): string | null => analyzeQuery(sql, SCHEMA)[0].crossShardUnsafe;
+    expect(unsafe('SELECT min(age)::text FROM users')).toBe(
+      'min() under a cast cannot be merged across shards: the cast values would be compared, not the values',
+    );
+    expect(unsafe('SELECT country, max(id)::text, bool_or(active)::int FROM users GROUP BY country')).toMatch(
+      /^max\(\) under a cast/,
+    );
+    // Counts and sums under a cast still merge; grouped by the key, the shard's value is taken whole.
+    expect(unsafe('SELECT count(*)::int, sum(age)::numeric FROM users')).toBeNull();
+    expect(unsafe('SELECT id, min(age)::text FROM users GROUP BY id')).toBeNull();
+  });
+
   it('grouped by the sharding key: every group is on one shard, any aggregate is taken whole', () => {
     const m = merge(
       "SELECT user_id, count(DISTINCT status), string_agg(note, ',' ORDER BY id), bool_and(paid), count(*) FROM orders GROUP BY user_id",
