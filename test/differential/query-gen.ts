@@ -1,6 +1,6 @@
 // The SQL fuzzer's query generator (test/integration/sql-fuzz.test.ts): random SELECTs over the differential
 // suite's schema (users, orders, items, countries, the views, a derived table and a CTE) in the shapes the router
-// supports across shards — select lists of columns and expressions; WHERE with sharding-key equality, IN lists,
+// supports across shards — select lists of columns, expressions, `*` and scalar subqueries correlated on the key; WHERE with sharding-key equality, IN lists,
 // = ANY, ranges, no key, AND / OR / NOT mixes, NULL tests, EXISTS / IN subqueries; ORDER BY on 1–3 keys of mixed types
 // (ASC / DESC, NULLS FIRST / LAST, by ordinal, alias, expression or a column not selected); LIMIT / OFFSET / FETCH
 // (literals or parameters, 0, ALL, NULL, larger than the result); DISTINCT and DISTINCT ON; GROUP BY with count,
@@ -508,18 +508,29 @@ function limits(b: Builder, allowOffset: boolean): { sql: string; isCut: boolean
 function plainSelect(b: Builder, src: Source): FuzzQuery {
   const { rng } = b;
   const isDistinct = rng.chance(0.15);
-  const n = rng.int(1, 4);
+  // `SELECT *` of one table: every ORDER BY item is then a hidden column.
+  const isStar = !isDistinct && !/ join |\(/.test(src.from) && rng.chance(0.08);
+  const n = isStar ? 0 : rng.int(1, 4);
   const items: SelectItem[] = [];
   for (let i = 0; i < n; i++) {
     const e = isDistinct && rng.chance(0.7) ? lowCard(b, src) : expression(b, src);
     items.push({ expr: e, alias: rng.chance(0.4) ? b.alias() : null, isAggregate: false });
+  }
+  // A scalar subquery correlated on the sharding key (it runs on each row's shard).
+  if (!isStar && src.usersAlias !== null && rng.chance(0.1)) {
+    const sub = `(select count(*) from orders o3 where o3.user_id = ${src.usersAlias}.id)`;
+    items.push({
+      expr: { sql: sub, type: 'int8', isColumn: false, isLowCard: false },
+      alias: b.alias(),
+      isAggregate: false,
+    });
   }
   const w = where(b, src);
   const order: OrderItem[] = [];
   if (rng.chance(0.75)) {
     const k = rng.int(1, 3);
     for (let j = 0; j < k; j++) {
-      if (!isDistinct && rng.chance(0.25)) {
+      if ((!isDistinct && rng.chance(0.25)) || isStar) {
         const e = expression(b, src);
         order.push({ sql: e.sql + direction(b), position: null, expr: e.sql });
       } else {
@@ -547,7 +558,7 @@ function plainSelect(b: Builder, src: Source): FuzzQuery {
       isTotal = true;
     }
   }
-  const select = `select ${isDistinct ? 'distinct ' : ''}${items.map(itemSql).join(', ')}`;
+  const select = `select ${isDistinct ? 'distinct ' : ''}${isStar ? '*' : items.map(itemSql).join(', ')}`;
   const sql = `${select} from ${src.from}${w}${orderSql(order)}${lim.sql}`;
   const shape = `${src.name}/plain${isDistinct ? '-distinct' : ''}${order.length > 0 ? '-ordered' : ''}${lim.sql !== '' ? '-limit' : ''}`;
   return { sql, params: b.params, compare: compareFor(order, isTotal, lim.isCut), shape };
