@@ -40,6 +40,11 @@ export class AggregateKinds {
       calls.some((c) => isDistinctValueCall(c) && !keys.isShardKey(list(c, 'args')[0]));
   }
 
+  /** Is the level grouped by its sharding column (each group on one shard: any aggregate can be taken whole)? */
+  get isGroupedByKey(): boolean {
+    return this.keys.isGroupedByKey;
+  }
+
   kindOf(call: AstObject): AggregateMerge | Refusal {
     const name = lastName(list(call, 'funcname'));
     const isDistinct = flag(call, 'agg_distinct');

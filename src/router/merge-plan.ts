@@ -333,6 +333,8 @@ function targetAggregate(
     case 'whole':
       return { merge: 'whole', position, fn: name, isDistinct };
     case 'combine': {
+      // Under a cast, grouped by the sharding key: each group's value comes from its one shard, taken whole.
+      if (isCast && kinds.isGroupedByKey) return { merge: 'whole', position, fn: name, isDistinct };
       // min/max (and bool_and/bool_or) of cast values: the merge would compare the shards' cast values (texts of
       // numbers, …), whose order is not the values' order. Counts and sums add up whatever the integer type.
       if (isCast && name !== 'count' && name !== 'sum' && name !== 'avg')

@@ -1638,6 +1638,12 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
 
   same('aggregate', 'avg-distinct', `select avg(distinct qty) from items`);
   rejected('avg-under-cast', `select avg(amount)::numeric(10,2) from orders`, /avg\(\) under a cast/);
+  // Grouped by the sharding key, aggregates under a cast are each group's one shard's values, taken whole.
+  same(
+    'aggregate',
+    'cast-aggregates-group-by-key',
+    `select user_id, min(amount)::text, avg(amount)::numeric(10,2), count(*)::int from orders group by user_id order by user_id limit 20`,
+  );
   // min/max of cast values: the merge would compare the texts ('-1.50' < '-9.00'); was answered wrongly.
   rejected(
     'min-max-under-cast',

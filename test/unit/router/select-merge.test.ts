@@ -513,6 +513,14 @@ describe('DISTINCT and ordered aggregates', () => {
     // Counts and sums under a cast still merge; grouped by the key, the shard's value is taken whole.
     expect(unsafe('SELECT count(*)::int, sum(age)::numeric FROM users')).toBeNull();
     expect(unsafe('SELECT id, min(age)::text FROM users GROUP BY id')).toBeNull();
+    const m = merge(
+      'SELECT id, min(age)::text, avg(age)::numeric(10,2), count(*) FROM users GROUP BY id LIMIT 3',
+    );
+    expect(m.aggregates.map((a) => [a.merge, a.fn])).toEqual([
+      ['whole', 'min'],
+      ['whole', 'avg'],
+      ['combine', 'count'],
+    ]);
   });
 
   it('grouped by the sharding key: every group is on one shard, any aggregate is taken whole', () => {
