@@ -1,12 +1,13 @@
 // The SQL fuzzer's query generator (test/integration/sql-fuzz.test.ts): random SELECTs over the differential
 // suite's schema (users, orders, items, countries, the views, a derived table and a CTE) in the shapes the router
-// supports across shards — select lists of columns, expressions, `*` and scalar subqueries correlated on the key; WHERE with sharding-key equality, IN lists,
-// = ANY, ranges, no key, AND / OR / NOT mixes, NULL tests, EXISTS / IN subqueries; ORDER BY on 1–3 keys of mixed types
-// (ASC / DESC, NULLS FIRST / LAST, by ordinal, alias, expression or a column not selected); LIMIT / OFFSET / FETCH
-// (literals or parameters, 0, ALL, NULL, larger than the result); DISTINCT and DISTINCT ON; GROUP BY with count,
-// sum, min, max, avg (also DISTINCT and FILTER), string_agg / array_agg with an inner ORDER BY, HAVING; co-located
-// joins on the sharding key, joins with the omnisharded countries table; UNION / UNION ALL. Deterministic: the same
-// Rng states give the same query; structure and values come from two Rngs, so a query has twins with other values.
+// supports across shards — select lists of columns, expressions, `*` and scalar subqueries correlated on the key;
+// WHERE with sharding-key equality, IN lists, = ANY, ranges, no key, AND / OR / NOT mixes, NULL tests, EXISTS / IN
+// subqueries; ORDER BY on 1–3 keys of mixed types (ASC / DESC, NULLS FIRST / LAST, by ordinal, alias, expression or a
+// column not selected); LIMIT / OFFSET / FETCH (literals or parameters, 0, ALL, NULL, larger than the result);
+// DISTINCT and DISTINCT ON; GROUP BY with count, sum, min, max, avg (also DISTINCT, FILTER, under a cast), bool_and /
+// bool_or, string_agg / array_agg with an inner ORDER BY, HAVING; co-located joins on the sharding key, joins with the
+// omnisharded countries table; UNION / UNION ALL. Deterministic: the same Rng states give the same query; structure
+// and values come from two Rngs, so a query has twins with other values.
 //
 // Each query says what of its answer is determined (`compare`), so that a correct proxy can never fail it:
 //   'ordered'   the ORDER BY is total (it ends with a unique key of the rows): rows compared in order;
