@@ -1,13 +1,15 @@
 // ORDER BY comparators across shards, one per sort key. Text under a collation that does not sort by bytes cannot be
 // compared by the proxy: where every row can wait (`isRankable`), such a key is compared by its values' rank in the
 // database's own order, which one shard gives once every row is in (the caller sends `request()` there and hands the
-// order back with `set`); elsewhere it is refused with 0A000 (text-collation.ts).
+// order back with `set`); elsewhere it is refused with 0A000 (text-collation.ts). A key of a type the proxy cannot
+// order as PostgreSQL does (arrays — array_agg's result —, intervals, json, enums, …) is refused with 0A000: comparing
+// its bytes would merge the shards' sorted runs out of order.
 import { PgError } from '../errors/pg-error.js';
 import type { RowColumnType } from '../protocol/rows.js';
 import type { SortKey } from './merge-spec.js';
 import { columnType } from './result-columns.js';
 import { checkCollation, needsCollationOrder } from './text-collation.js';
-import { comparatorFor, type ValueComparator } from './value-compare.js';
+import { comparatorFor, hasTypeOrder, type ColumnType, type ValueComparator } from './value-compare.js';
 
 /** Text sort key values to put in the database's order (ORDER BY on text under a collation that is not bytes). */
 export interface RankRequest {
@@ -49,6 +51,7 @@ export class CollationRanks {
     types: readonly RowColumnType[],
     isRankable = false,
   ): ValueComparator[] {
+    for (const k of orderBy) checkTypeOrder(columnType(types, k.column));
     // Text sorts by bytes in this database (the spec names no collation): every key is compared by its values.
     if (this.textCollation == null) return orderBy.map((k) => comparatorFor(columnType(types, k.column)));
     return orderBy.map((k, i) => {
@@ -92,4 +95,13 @@ export class CollationRanks {
     if (rank === undefined) throw PgError.internal('a text sort key has no rank in the database order');
     return rank;
   }
+}
+
+/** Refuses (0A000) a sort key of a type `comparatorFor` does not order as PostgreSQL does. */
+function checkTypeOrder(type: ColumnType): void {
+  if (hasTypeOrder(type)) return;
+  throw PgError.featureNotSupported(
+    `ORDER BY a value of type OID ${type.typeOid} across shards cannot be merged: shardgate cannot order that type as PostgreSQL does`,
+    'Order by columns of built-in scalar types (integer, numeric, text, timestamp, …), or route the query to one shard.',
+  );
 }

@@ -1,7 +1,7 @@
-// How each aggregate call of a fan-out SELECT merges across shards (combine per-shard results, take one shard's
-// group whole, merge DISTINCT values, merge ordered arrays), or why it cannot be merged.
+// How each aggregate call of a fan-out SELECT merges across shards (combine per-shard results — bool_and / bool_or as
+// min / max —, take one shard's group whole, merge DISTINCT values, merge ordered arrays), or why it cannot be merged.
 import { flag, lastName, list, type AstObject } from './ast.js';
-import type { AggregateItem } from './plan.js';
+import type { AggregateItem, MergeableAggregate } from './plan.js';
 import { MERGEABLE } from './select-shape.js';
 
 /** What the analyzer knows of the sharding key at the statement's top level (from its scope model). */
@@ -40,11 +40,17 @@ export class AggregateKinds {
       calls.some((c) => isDistinctValueCall(c) && !keys.isShardKey(list(c, 'args')[0]));
   }
 
+  /** Is the level grouped by its sharding column (each group on one shard: any aggregate can be taken whole)? */
+  get isGroupedByKey(): boolean {
+    return this.keys.isGroupedByKey;
+  }
+
   kindOf(call: AstObject): AggregateMerge | Refusal {
     const name = lastName(list(call, 'funcname'));
     const isDistinct = flag(call, 'agg_distinct');
     const label = `${name}${isDistinct ? '(DISTINCT …)' : ''}`;
-    if (MERGEABLE.has(name) && !isDistinct && !flag(call, 'agg_within_group')) return 'combine';
+    if ((MERGEABLE.has(name) || BOOLEAN_AS.has(name)) && !isDistinct && !flag(call, 'agg_within_group'))
+      return 'combine';
     if (this.keys.isGroupedByKey) return 'whole';
     if (isDistinctValueCall(call)) return this.usesValues ? 'values' : 'combine';
     if (MERGEABLE.has(name) && isDistinct && !flag(call, 'agg_within_group')) return 'combine'; // min/max
@@ -59,6 +65,18 @@ export class AggregateKinds {
 }
 
 const ORDERED: ReadonlySet<string> = new Set(['string_agg', 'array_agg']);
+
+/** bool_and / every are the min of the shards' results (false < true, NULLs ignored), bool_or their max. */
+const BOOLEAN_AS: ReadonlyMap<string, 'min' | 'max'> = new Map([
+  ['bool_and', 'min'],
+  ['every', 'min'],
+  ['bool_or', 'max'],
+]);
+
+/** The aggregate that combines the shards' results of a 'combine' aggregate `name`: itself, or min/max for booleans. */
+export function combinedAs(name: string): MergeableAggregate {
+  return BOOLEAN_AS.get(name) ?? (name as MergeableAggregate);
+}
 
 /** count/sum/avg(DISTINCT x) of one argument. */
 function isDistinctValueCall(call: AstObject): boolean {

@@ -27,13 +27,15 @@ const HAVING_FORMS =
 
 /**
  * HAVING as a predicate on merged groups. Aggregates and GROUP BY expressions it names become output columns (the
- * select list's own when it has them, hidden ones otherwise). A string: why it cannot be.
+ * select list's own when it has them, hidden ones otherwise). `groupBy`: the GROUP BY expressions. A string: why it
+ * cannot be.
  */
 export function havingCondition(
   node: unknown,
   targets: readonly Target[],
   hidden: HiddenColumns,
   kinds: AggregateKinds,
+  groupBy: readonly unknown[] = [],
 ): HavingCondition | string {
   const refuse = (what: string): string =>
     `HAVING with ${what} cannot be merged across shards: ${HAVING_FORMS}`;
@@ -52,6 +54,9 @@ export function havingCondition(
       if (boolop === 'OR_EXPR') return { kind: 'or', args };
       return refuse('this boolean expression');
     }
+    // `GROUP BY x > 0 HAVING x > 0`: a boolean GROUP BY expression, not a comparison of x (which is not grouped:
+    // as a hidden column the shards would refuse it).
+    if (groupBy.some((g) => sameExpr(g, n))) return refuse('a boolean GROUP BY expression');
     const ax = asNode(n, 'A_Expr');
     const opName = ax !== null ? lastName(list(ax, 'name')) : '';
     if (

@@ -4,10 +4,10 @@ import { asNode, flag, lastName, list, sameExpr, str, type AstObject } from './a
 import type {
   AggregateItem,
   DistinctValuesAggregate,
-  MergeableAggregate,
   OrderedAggregateItem,
   OrderedAggregateKey,
 } from './plan.js';
+import { combinedAs } from './aggregate-kinds.js';
 import { aggregateLike, aggregatePlaceholder } from './rewrite.js';
 import { collationOf, isByteCollation } from './select-shape.js';
 
@@ -147,7 +147,7 @@ export class HiddenColumns {
       this.aggregates.push({
         merge: 'combine',
         position: this.base + index + 1,
-        fn: name as MergeableAggregate,
+        fn: combinedAs(name),
         isDistinct,
         countPosition: null,
       });

@@ -18,13 +18,12 @@ import type {
   DelimiterSource,
   DistinctValuesAggregate,
   HavingCondition,
-  MergeableAggregate,
   OrderByItem,
   OrderedAggregate,
   SelectMergeInfo,
   ShardQuery,
 } from './plan.js';
-import { AggregateKinds, NO_KEY_FACTS, type KeyFacts } from './aggregate-kinds.js';
+import { AggregateKinds, combinedAs, NO_KEY_FACTS, type KeyFacts } from './aggregate-kinds.js';
 import { havingCondition } from './having-condition.js';
 import { HiddenColumns } from './hidden-columns.js';
 import { shardSelectSql, type ShardSelectEdit } from './rewrite.js';
@@ -154,9 +153,11 @@ export function mergePlan(sel: AstObject, keys: KeyFacts = NO_KEY_FACTS): MergeP
       const isBareName = names.length === 1 && list(cr, 'fields').length === 1;
       const isStarName = hasStar && names.length > 0 && names.length === list(cr, 'fields').length;
       if (isStarName) name = names[names.length - 1];
-      if (setOperation !== null || shape === null || shape.distinct || list(sel, 'valuesLists').length > 0) {
+      const isPlainDistinct = shape !== null && shape.distinct && shape.distinctOn.length === 0;
+      if (setOperation !== null || shape === null || isPlainDistinct || list(sel, 'valuesLists').length > 0) {
         // No hidden column can be added under a set operation, DISTINCT (it would change the rows) or to a VALUES
-        // list; with `*`, the router refuses these shapes anyway.
+        // list; with `*`, the router refuses these shapes anyway. DISTINCT ON compares its own expressions only: a
+        // hidden sort column leaves its rows as they are.
         if (!isStarName)
           orderingProblems.push(
             'ORDER BY an expression that is not in the select list cannot be merged across shards',
@@ -206,7 +207,13 @@ export function mergePlan(sel: AstObject, keys: KeyFacts = NO_KEY_FACTS): MergeP
   if (shape !== null && sel.havingClause !== undefined) {
     const result = hasStar
       ? 'HAVING with * in the select list cannot be merged across shards'
-      : havingCondition(sel.havingClause, targets, hidden, kinds);
+      : havingCondition(
+          sel.havingClause,
+          targets,
+          hidden,
+          kinds,
+          groupByPositions.map((p) => targets[p - 1]?.expr),
+        );
     if (typeof result === 'string') groupingProblems.push(result);
     else {
       having = result;
@@ -326,13 +333,19 @@ function targetAggregate(
     case 'whole':
       return { merge: 'whole', position, fn: name, isDistinct };
     case 'combine': {
+      // Under a cast, grouped by the sharding key: each group's value comes from its one shard, taken whole.
+      if (isCast && kinds.isGroupedByKey) return { merge: 'whole', position, fn: name, isDistinct };
+      // min/max (and bool_and/bool_or) of cast values: the merge would compare the shards' cast values (texts of
+      // numbers, …), whose order is not the values' order. Counts and sums add up whatever the integer type.
+      if (isCast && name !== 'count' && name !== 'sum' && name !== 'avg')
+        return `${name}() under a cast cannot be merged across shards: the cast values would be compared, not the values`;
       let countPosition: number | null = null;
       if (name === 'avg') {
         if (isCast)
           return 'avg() under a cast cannot be merged across shards; cast its argument instead (avg(x::numeric))';
         countPosition = hidden.avgCount(fc);
       }
-      return { merge: 'combine', position, fn: name as MergeableAggregate, isDistinct, countPosition };
+      return { merge: 'combine', position, fn: combinedAs(name), isDistinct, countPosition };
     }
     case 'values': {
       // A count is exact in any integer or text type; a sum or avg under a cast would need the cast applied here.

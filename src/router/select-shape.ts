@@ -258,17 +258,26 @@ export function positionOf(
     const k = targets.findIndex((t) => t.name === single[0]);
     if (k >= 0) return k + 1;
   }
-  // `ORDER BY "User_id"` against `SELECT "distinctAlias"."User_id" AS "ids_User_id"`: the same input column.
+  // `ORDER BY "User_id"` against `SELECT "distinctAlias"."User_id" AS "ids_User_id"`: the same input column. Both
+  // qualified, the qualifiers must agree: `ORDER BY o.id` is not `SELECT u.id`.
   if (single.length > 0 && single.length === list(cr, 'fields').length) {
-    const col = single[single.length - 1];
     const matches = targets.flatMap((t, i) => {
       const tc = asNode(t.expr, 'ColumnRef');
       const names = tc !== null ? stringList(list(tc, 'fields')) : [];
-      return names.length > 0 && names[names.length - 1] === col ? [i] : [];
+      return names.length > 0 && names.length === list(tc, 'fields').length && isSameColumn(names, single)
+        ? [i]
+        : [];
     });
     if (matches.length === 1) return matches[0] + 1;
   }
   return null;
+}
+
+/** Do two column references name the same column: the shorter (`id`, `u.id`) a suffix of the longer (`u.id`)? */
+function isSameColumn(a: readonly string[], b: readonly string[]): boolean {
+  const n = Math.min(a.length, b.length);
+  for (let i = 1; i <= n; i++) if (a[a.length - i] !== b[b.length - i]) return false;
+  return true;
 }
 
 /** Does `expr` contain an aggregate call (outside subqueries)? */

@@ -1168,6 +1168,12 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     'hidden-join',
     `select u.name, o.amount from users u join orders o on o.user_id = u.id order by o.created_at desc nulls last, o.user_id, o.id limit 30`,
   );
+  // A hidden column named like a selected one of another table (o.created_at, o.id vs u.created_at, u.id).
+  same(
+    'order-by',
+    'hidden-same-name-other-table',
+    `select u.id, u.created_at from users u join orders o on o.user_id = u.id order by o.created_at desc nulls last, o.id limit 30`,
+  );
   same(
     'order-by',
     'hidden-numeric-desc-nulls-first',
@@ -1469,6 +1475,14 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     'distinct-on-two-keys-nulls',
     `select distinct on (status, user_id) status, user_id, id from orders order by user_id nulls first, status, id desc`,
   );
+  // ORDER BY columns that are not selected: hidden sort columns (DISTINCT ON compares its own expressions only).
+  both(
+    'same',
+    'aggregate',
+    'distinct-on-hidden-order-by',
+    `select distinct on (status) status, amount from orders order by status nulls first, created_at desc nulls last, user_id, id limit $1`,
+    [4],
+  );
   // DISTINCT ON without ORDER BY: any row of each group is right, so only the keys are compared.
   unordered('aggregate', 'distinct-on-without-order-by', `select distinct on (status) status from orders`);
   both(
@@ -1595,7 +1609,20 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
     /copied to every shard, cannot read the sharded tables/,
     { write: true, params: [on[2][15]] },
   );
-  rejected('unmergeable-aggregate', `select bool_and(is_active) from users`, /bool_and/);
+  rejected('unmergeable-aggregate', `select bit_and(qty) from items`, /bit_and/);
+  // bool_and / every: the min of the shards' results (false < true); bool_or: the max. NULLs ignored, all NULL → NULL.
+  textAndBinary(
+    'same',
+    'aggregate',
+    'bool-and-or',
+    `select bool_and(is_active), bool_or(is_active), every(score > 0), bool_or(score > 99999999) from users`,
+  );
+  same(
+    'aggregate',
+    'bool-and-or-group-by-having-order',
+    `select left(name, 1) as initial, bool_and(is_active), bool_or(is_active), count(*) from users ` +
+      `group by 1 having count(*) > 10 order by bool_or(score > 50000000) nulls first, 1 nulls first`,
+  );
   rejected(
     'aggregate-in-expression',
     `select max(amount) - min(amount) from orders`,
@@ -1611,6 +1638,18 @@ export function buildCorpus(ds: Dataset): CorpusQuery[] {
 
   same('aggregate', 'avg-distinct', `select avg(distinct qty) from items`);
   rejected('avg-under-cast', `select avg(amount)::numeric(10,2) from orders`, /avg\(\) under a cast/);
+  // Grouped by the sharding key, aggregates under a cast are each group's one shard's values, taken whole.
+  same(
+    'aggregate',
+    'cast-aggregates-group-by-key',
+    `select user_id, min(amount)::text, avg(amount)::numeric(10,2), count(*)::int from orders group by user_id order by user_id limit 20`,
+  );
+  // min/max of cast values: the merge would compare the texts ('-1.50' < '-9.00'); was answered wrongly.
+  rejected(
+    'min-max-under-cast',
+    `select min(score)::text, max(amount)::text from users u join orders o on o.user_id = u.id`,
+    /min\(\) under a cast cannot be merged across shards/,
+  );
   rejected(
     'having-between',
     `select status, count(*) from orders group by status having count(*) between 10 and 1000`,

@@ -9,131 +9,33 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgCluster } from '../../src/testing/pg-cluster.js';
-import { testServers } from '../helpers/pg-servers.js';
-import {
-  APP_DB,
-  APP_PASSWORD,
-  APP_SERVER_OPTIONS,
-  APP_USER,
-  startTestProxy,
-  type TestProxy,
-} from '../helpers/proxy.js';
 import { directShardClients } from '../helpers/sharding.js';
 import { buildCorpus, DIFF_SHARDS, shardOf, type CorpusQuery, type Param } from '../differential/corpus.js';
+import { generateDataset, tableRows } from '../differential/dataset.js';
 import {
-  generateDataset,
-  multiRowInsert,
-  insertSql,
-  SCHEMA_DDL,
-  tableRows,
-  type Text,
-} from '../differential/dataset.js';
-
-const SHARDING_TOML = `
-[[sharded_tables]]
-database = "${APP_DB}"
-name = "users"
-column = "id"
-data_type = "bigint"
-
-[[sharded_tables]]
-database = "${APP_DB}"
-name = "orders"
-column = "user_id"
-data_type = "bigint"
-
-[[sharded_tables]]
-database = "${APP_DB}"
-name = "items"
-column = "user_id"
-data_type = "bigint"
-
-[[omnisharded_tables]]
-database = "${APP_DB}"
-tables = ["countries"]
-`;
-
-/** Parallel clients loading the proxy. */
-const LOADERS = 4;
-/** Queued INSERTs per loader before awaiting them. */
-const LOAD_BATCH = 250;
-/** Rows per multi-row INSERT into the reference. */
-const REF_CHUNK = 1_000;
-/** A query that has not answered by then is a hang: reported, and the proxy connection replaced. */
-const QUERY_TIMEOUT_MS = 8_000;
+  difference,
+  exec,
+  startDifferential,
+  type DifferentialServers,
+  type Outcome,
+} from '../differential/setup.js';
 
 const dataset = generateDataset();
 const tables = tableRows(dataset);
 const corpus = buildCorpus(dataset);
 
+let env: DifferentialServers;
 let servers: PgCluster;
-let proxy: TestProxy;
 /** Straight to server 0, the reference. */
 let ref: pg.Client;
 /** Through shardgate; replaced when a query hangs. */
 let via: pg.Client;
 const open: pg.Client[] = [];
 
-/** Every value as PostgreSQL's text, untouched by pg's type parsers. */
-const RAW_TEXT = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
-
-async function connect(port: number, host = '127.0.0.1'): Promise<pg.Client> {
-  const c = new pg.Client({
-    host,
-    port,
-    user: APP_USER,
-    password: APP_PASSWORD,
-    database: APP_DB,
-    query_timeout: QUERY_TIMEOUT_MS,
-  });
-  c.on('error', () => undefined);
-  await c.connect();
-  open.push(c);
-  return c;
-}
-
-type Row = Text[];
-
-type Outcome =
-  | {
-      ok: true;
-      columns: string[];
-      types: number[];
-      command: string;
-      rowCount: number | null;
-      rows: Row[];
-    }
-  | { ok: false; code: string | undefined; message: string };
-
-async function exec(
-  c: pg.Client,
-  sql: string,
-  params: readonly Param[] | undefined,
-  name?: string,
-  isBinary = false,
-): Promise<Outcome> {
-  try {
-    const res = await c.query<(string | Buffer | null)[]>({
-      text: sql,
-      values: params === undefined ? undefined : [...params],
-      name,
-      rowMode: 'array',
-      types: RAW_TEXT,
-      ...(isBinary ? { binary: true, queryMode: 'extended' as const } : {}),
-    });
-    return {
-      ok: true,
-      columns: res.fields.map((f) => f.name),
-      types: res.fields.map((f) => f.dataTypeID),
-      command: res.command,
-      rowCount: res.rowCount,
-      // Binary values arrive as the bytes PostgreSQL sent: compared as hex.
-      rows: res.rows.map((r) => r.map((v) => (Buffer.isBuffer(v) ? `\\x${v.toString('hex')}` : v))),
-    };
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    return { ok: false, code: e.code, message: e.message ?? String(err) };
-  }
+/** A fresh client through the proxy in place of `via`. */
+async function reconnect(): Promise<void> {
+  await env.reconnect();
+  via = env.via;
 }
 
 /** The entry's statement (and, for writes, its checks) inside BEGIN … ROLLBACK. */
@@ -148,61 +50,6 @@ async function runEntry(c: pg.Client, q: CorpusQuery): Promise<Outcome[]> {
   } finally {
     await c.query('rollback').catch(() => undefined);
   }
-}
-
-const show = (row: Row | undefined): string => (row === undefined ? '(none)' : JSON.stringify(row));
-
-/** Rows of `a` not matched in `b` (multiset difference), at most `max`. */
-function missingFrom(a: readonly Row[], b: readonly Row[], max = 3): Row[] {
-  const counts = new Map<string, number>();
-  for (const r of b) counts.set(JSON.stringify(r), (counts.get(JSON.stringify(r)) ?? 0) + 1);
-  const out: Row[] = [];
-  for (const r of a) {
-    const k = JSON.stringify(r);
-    const n = counts.get(k) ?? 0;
-    if (n > 0) counts.set(k, n - 1);
-    else if (out.length < max) out.push(r);
-  }
-  return out;
-}
-
-/** How the proxy's answer differs from the reference's, or null when it does not. */
-function difference(expected: Outcome, actual: Outcome, isUnordered: boolean): string | null {
-  if (!expected.ok) return `the reference failed (a corpus bug): ${expected.code ?? '-'} ${expected.message}`;
-  if (!actual.ok) return `the proxy failed: ${actual.code ?? '(no SQLSTATE: client-side)'} ${actual.message}`;
-  if (JSON.stringify(expected.columns) !== JSON.stringify(actual.columns))
-    return `columns: expected ${JSON.stringify(expected.columns)}, actual ${JSON.stringify(actual.columns)}`;
-  if (JSON.stringify(expected.types) !== JSON.stringify(actual.types))
-    return `column types: expected ${JSON.stringify(expected.types)}, actual ${JSON.stringify(actual.types)}`;
-  if (expected.command !== actual.command)
-    return `command: expected ${expected.command} ${expected.rowCount}, actual ${actual.command} ${actual.rowCount}`;
-  const rows = rowDifference(expected, actual, isUnordered);
-  if (rows !== null) return rows;
-  if (expected.rowCount !== actual.rowCount)
-    return `command tag: expected ${expected.command} ${expected.rowCount}, actual ${actual.command} ${actual.rowCount}`;
-  return null;
-}
-
-function rowDifference(
-  expected: Extract<Outcome, { ok: true }>,
-  actual: Extract<Outcome, { ok: true }>,
-  isUnordered: boolean,
-): string | null {
-  const counts = `expected ${expected.rows.length} rows, actual ${actual.rows.length}`;
-  if (isUnordered) {
-    const missing = missingFrom(expected.rows, actual.rows);
-    const extra = missingFrom(actual.rows, expected.rows);
-    if (missing.length === 0 && extra.length === 0) return null;
-    return `${counts}; missing through the proxy: ${missing.map(show).join(' ') || '-'}; extra: ${extra.map(show).join(' ') || '-'}`;
-  }
-  const n = Math.max(expected.rows.length, actual.rows.length);
-  for (let i = 0; i < n; i++) {
-    const e = expected.rows[i];
-    const a = actual.rows[i];
-    if (JSON.stringify(e) !== JSON.stringify(a))
-      return `${counts}; first difference at row ${i}: expected ${show(e)}, actual ${show(a)}`;
-  }
-  return null;
 }
 
 function describeQuery(q: CorpusQuery): string {
@@ -224,55 +71,14 @@ function describeCheck(sql: string, params: readonly Param[] | undefined): strin
 const log: string[] = [];
 
 beforeAll(async () => {
-  servers = await testServers(DIFF_SHARDS + 1, APP_SERVER_OPTIONS);
-  // Servers 1..3 are the shards 0..2 of `app`; server 0 stays the reference.
-  proxy = await startTestProxy(
-    { ...servers, servers: servers.servers.slice(1) },
-    { extraPgdog: SHARDING_TOML },
-  );
-  ref = await connect(servers.servers[0].port, servers.servers[0].host);
-  via = await connect(proxy.port);
-  for (const ddl of SCHEMA_DDL) {
-    await ref.query(ddl);
-    await via.query(ddl);
-  }
-
-  const loadReference = async (): Promise<void> => {
-    for (const t of tables) {
-      for (let i = 0; i < t.rows.length; i += REF_CHUNK) {
-        const { sql, params } = multiRowInsert(t, t.rows.slice(i, i + REF_CHUNK));
-        await ref.query(sql, params);
-      }
-    }
-  };
-  const loadProxy = async (): Promise<void> => {
-    const loaders = [
-      via,
-      ...(await Promise.all(Array.from({ length: LOADERS - 1 }, () => connect(proxy.port)))),
-    ];
-    await Promise.all(
-      loaders.map(async (c, k) => {
-        for (const t of tables) {
-          const sql = insertSql(t.table, t.columns);
-          const mine = t.rows.filter((_, i) => i % LOADERS === k);
-          for (let i = 0; i < mine.length; i += LOAD_BATCH) {
-            const results = await Promise.all(mine.slice(i, i + LOAD_BATCH).map((row) => c.query(sql, row)));
-            for (const r of results)
-              if (r.rowCount !== 1) throw new Error(`${t.table}: INSERT ${r.rowCount}`);
-          }
-        }
-      }),
-    );
-    await Promise.all(loaders.slice(1).map((c) => c.end()));
-  };
-  await Promise.all([loadReference(), loadProxy()]);
+  env = await startDifferential(dataset);
+  ({ servers, ref, via } = env);
 }, 90_000);
 
 afterAll(async () => {
   if (process.env.SHARDGATE_DIFF_LOG === '1') console.log(log.join('\n'));
   await Promise.all(open.map((c) => c.end().catch(() => undefined)));
-  await proxy?.close();
-  await servers?.stop();
+  await env?.close();
 });
 
 describe('differential SQL: one PostgreSQL vs shardgate over 3 shards', () => {
@@ -337,8 +143,7 @@ describe('differential SQL: one PostgreSQL vs shardgate over 3 shards', () => {
     if (actual.some((o) => !o.ok && (o.code === undefined || o.code === 'XX000'))) {
       // A client-side failure (timeout, lost connection) or an internal error (shardgate closes that client):
       // the next query needs a fresh connection.
-      await via.end().catch(() => undefined);
-      via = await connect(proxy.port);
+      await reconnect();
     }
     if (q.expect === 'rejected') {
       const [e, a] = [expected[0], actual[0]];
@@ -426,10 +231,7 @@ describe('differential SQL: one PostgreSQL vs shardgate over 3 shards', () => {
         ref.query('rollback').catch(() => undefined),
         via.query('rollback').catch(() => undefined),
       ]);
-      if (failures.some((f) => /XX000|no SQLSTATE/.test(f))) {
-        await via.end().catch(() => undefined);
-        via = await connect(proxy.port);
-      }
+      if (failures.some((f) => /XX000|no SQLSTATE/.test(f))) await reconnect();
       if (failures.length > 0) throw new Error(`${failures.join('\n')}\n\nsteps:\n${steps.join(';\n')}`);
     }
 

@@ -21,6 +21,20 @@ function refusal(run: () => unknown): PgError {
 }
 
 describe('CollationRanks', () => {
+  it('refuses (0A000) a key of a type it cannot order as PostgreSQL does: an array (array_agg), an interval', () => {
+    // int8[] in text: '{93,227}' sorts before '{1232}' by bytes, after it in PostgreSQL (element by element).
+    for (const typeOid of [1016, 1186]) {
+      for (const collation of [null, 'en_US.UTF-8']) {
+        const err = refusal(() =>
+          new CollationRanks(collation).comparators([sortKey(0)], [{ typeOid, format: 0 }], true),
+        );
+        expect(err.code).toBe('0A000');
+        expect(err.message).toMatch(new RegExp(`type OID ${typeOid}`));
+      }
+    }
+    expect(new CollationRanks(null).comparators([sortKey(0)], [int8])).toHaveLength(1);
+  });
+
   it('compares a table column of collated text by rank once the ranks are given', () => {
     const ranks = new CollationRanks('en_US.UTF-8');
     const [compare] = ranks.comparators([sortKey(0)], [tableText], true);

@@ -66,6 +66,22 @@ describe('ORDER BY', () => {
     expect(merge('SELECT u.id AS user_id FROM users u ORDER BY u.id').orderBy[0].position).toBe(1);
   });
 
+  it('does not take a column of another table with the same name for a select-list entry', () => {
+    // ORDER BY o.id is not the selected u.id: a hidden sort column (was sorted on u.id: wrong order across shards).
+    const m = merge(
+      'SELECT u.id, o.created_at FROM users u JOIN orders o ON o.user_id = u.id ORDER BY o.id DESC, u.created_at, id',
+    );
+    expect(m.orderBy.map((o) => [o.position, o.hidden])).toEqual([
+      [null, 0],
+      [null, 1],
+      [1, null],
+    ]);
+    expect(m.shardQuery?.sql).toBe(
+      'SELECT u.id, o.created_at, o.id AS "shardgate.hidden.1", u.created_at AS "shardgate.hidden.2" FROM users AS u ' +
+        'JOIN orders AS o ON o.user_id = u.id ORDER BY o.id DESC, u.created_at, id',
+    );
+  });
+
   it('orders by name through SELECT * (a hidden column: its position is unknown)', () => {
     const m = merge('SELECT * FROM users ORDER BY created_at DESC, 2');
     expect(m.orderBy).toEqual([
@@ -156,6 +172,27 @@ describe('aggregates and grouping', () => {
     expect(m.shardQuery?.sql).toMatch(/ORDER BY 2, 1$/);
     // With `*` the positions are unknown: still refused (no plan for it).
     expect(merge('SELECT DISTINCT ON (id) * FROM users').distinctOnPositions).toBeNull();
+  });
+
+  it('DISTINCT ON ordered by columns not selected: hidden sort columns (was refused); plain DISTINCT still refuses', () => {
+    const sql =
+      'SELECT DISTINCT ON (country) country, name FROM users ORDER BY country DESC, created_at, id LIMIT 3';
+    const p = analyzeQuery(sql, SCHEMA)[0];
+    expect(p.crossShardUnsafe).toBeNull();
+    const m = p.select as SelectMergeInfo;
+    expect(m.distinctOnPositions).toEqual([1]);
+    expect(m.orderBy.map((o) => [o.position, o.hidden])).toEqual([
+      [1, null],
+      [null, 0],
+      [null, 1],
+    ]);
+    expect(m.shardQuery?.sql).toBe(
+      'SELECT DISTINCT ON (country) country, name, created_at AS "shardgate.hidden.1", id AS "shardgate.hidden.2" ' +
+        'FROM users ORDER BY country DESC, created_at, id LIMIT CAST(NULL AS bigint) + CAST(3 AS bigint)',
+    );
+    expect(
+      analyzeQuery('SELECT DISTINCT country FROM users ORDER BY created_at', SCHEMA)[0].crossShardUnsafe,
+    ).toMatch(/^ORDER BY an expression that is not in the select list/);
   });
 });
 
@@ -369,6 +406,13 @@ describe('HAVING', () => {
     expect(
       problems('SELECT country FROM users GROUP BY country HAVING count(*) > 1.5::numeric(3,1)'),
     ).toMatch(/a constant cast to numeric/);
+    // A boolean GROUP BY expression as the condition: not a comparison of age (not grouped; the shards would refuse
+    // its hidden column with 42803 where PostgreSQL answers).
+    for (const sql of [
+      'SELECT age > 30, count(*) FROM users GROUP BY age > 30 HAVING age > 30',
+      'SELECT age > 30, count(*) FROM users GROUP BY 1 HAVING NOT age > 30 OR count(*) > 2',
+    ])
+      expect(problems(sql)).toMatch(/^HAVING with a boolean GROUP BY expression cannot be merged/);
   });
 });
 
@@ -442,6 +486,43 @@ describe('DISTINCT and ordered aggregates', () => {
     expect(m.shardQuery?.sql).toContain('GROUP BY country, 3');
   });
 
+  it('bool_and / every merge as the min of the shards’ results, bool_or as the max (was refused)', () => {
+    const p = analyzeQuery(
+      'SELECT country, bool_and(active), bool_or(active), every(age > 3) FROM users GROUP BY country ORDER BY bool_or(age < 9)',
+      SCHEMA,
+    )[0];
+    expect(p.crossShardUnsafe).toBeNull();
+    const m = p.select as SelectMergeInfo;
+    expect(m.aggregates.map((a) => [a.merge, a.fn, a.position])).toEqual([
+      ['combine', 'min', 2],
+      ['combine', 'max', 3],
+      ['combine', 'min', 4],
+      ['combine', 'max', 5],
+    ]);
+    expect(m.orderBy[0].hidden).toBe(0);
+  });
+
+  it('refuses min/max/bool_and under a cast (the merge would compare the cast values: "-1.50" < "-9.00" as text)', () => {
+    const unsafe = (sql: string): string | null => analyzeQuery(sql, SCHEMA)[0].crossShardUnsafe;
+    expect(unsafe('SELECT min(age)::text FROM users')).toBe(
+      'min() under a cast cannot be merged across shards: the cast values would be compared, not the values',
+    );
+    expect(unsafe('SELECT country, max(id)::text, bool_or(active)::int FROM users GROUP BY country')).toMatch(
+      /^max\(\) under a cast/,
+    );
+    // Counts and sums under a cast still merge; grouped by the key, the shard's value is taken whole.
+    expect(unsafe('SELECT count(*)::int, sum(age)::numeric FROM users')).toBeNull();
+    expect(unsafe('SELECT id, min(age)::text FROM users GROUP BY id')).toBeNull();
+    const m = merge(
+      'SELECT id, min(age)::text, avg(age)::numeric(10,2), count(*) FROM users GROUP BY id LIMIT 3',
+    );
+    expect(m.aggregates.map((a) => [a.merge, a.fn])).toEqual([
+      ['whole', 'min'],
+      ['whole', 'avg'],
+      ['combine', 'count'],
+    ]);
+  });
+
   it('grouped by the sharding key: every group is on one shard, any aggregate is taken whole', () => {
     const m = merge(
       "SELECT user_id, count(DISTINCT status), string_agg(note, ',' ORDER BY id), bool_and(paid), count(*) FROM orders GROUP BY user_id",
@@ -449,7 +530,7 @@ describe('DISTINCT and ordered aggregates', () => {
     expect(m.aggregates.map((a) => [a.merge, a.fn])).toEqual([
       ['whole', 'count'],
       ['whole', 'string_agg'],
-      ['whole', 'bool_and'],
+      ['combine', 'min'],
       ['combine', 'count'],
     ]);
     expect(m.shardQuery).toBeNull();
