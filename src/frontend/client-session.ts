@@ -182,7 +182,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
     }
     if (state === 'ready') {
       const err = this.reader.push(chunk, this.onFrame);
-      if (err !== null) return this.ending.protocolViolation(err);
+      if (err !== null) return this.ending.protocolViolation(err, this.reader.isSilent);
       this.afterChunk();
       return;
     }
@@ -322,6 +322,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
     const reader = this.reader;
     reader.maxFrameBytes = general.maxMessageSizeBytes;
     reader.typeCheck = checkRequestType;
+    reader.hasPgLengthLimits = true;
     const limit = general.querySizeLimitBytes;
     if (limit === null || this.adminConsole !== null) return;
     if (general.querySizeLimitAction === 'warn') {

@@ -157,20 +157,56 @@ describe('protocol errors', () => {
       });
     });
 
-    it('answers a 0x7fffffff length with 08P01 at once and closes', async () => {
+    // PostgreSQL's pq_getmessage closes without a reply (COMMERROR: logged only) on a length below 4 or over its
+    // limit for the type: 1 GiB for Query/Parse/Bind/FunctionCall/COPY messages, 10,000 bytes for the others.
+    it('closes without a reply on a 0x7fffffff length, as PostgreSQL (found by the protocol fuzzer)', async () => {
+      const bytes = Buffer.from([0x51, 0x7f, 0xff, 0xff, 0xff, 0x73, 0x65]);
+      const direct = await outcomeOf(cluster.servers[0].port, async (raw) => {
+        await raw.login(LOGIN, APP_PASSWORD);
+        raw.write(bytes);
+      });
+      expect(direct).toEqual({ replies: [], isClosed: true });
       await isolated(async () => {
         const raw = await loggedIn(proxy.port);
-        raw.write(Buffer.from([0x51, 0x7f, 0xff, 0xff, 0xff, 0x73, 0x65]));
-        const f = await expectFatalAndClose(raw);
-        expect(f.M).toMatch(/bytes/);
+        raw.write(bytes);
+        await expectSilentClose(raw);
       });
     });
 
-    it('answers a length below 4 with 08P01 and closes', async () => {
+    it('closes without a reply on a length below 4, as PostgreSQL (found by the protocol fuzzer)', async () => {
+      const bytes = Buffer.from([0x51, 0, 0, 0, 2]);
+      const direct = await outcomeOf(cluster.servers[0].port, async (raw) => {
+        await raw.login(LOGIN, APP_PASSWORD);
+        raw.write(bytes);
+      });
+      expect(direct).toEqual({ replies: [], isClosed: true });
       await isolated(async () => {
         const raw = await loggedIn(proxy.port);
-        raw.write(Buffer.from([0x51, 0, 0, 0, 2]));
-        await expectFatalAndClose(raw);
+        raw.write(bytes);
+        await expectSilentClose(raw);
+      });
+    });
+
+    it('closes without a reply on a Sync of 10,001 bytes (PostgreSQL: 10,000 at most) at its header', async () => {
+      const header = Buffer.from([0x53, 0, 0, 0x27, 0x11]); // length word 10001
+      const direct = await outcomeOf(cluster.servers[0].port, async (raw) => {
+        await raw.login(LOGIN, APP_PASSWORD);
+        raw.write(header);
+      });
+      expect(direct).toEqual({ replies: [], isClosed: true });
+      await isolated(async () => {
+        const raw = await loggedIn(proxy.port);
+        raw.write(header);
+        await expectSilentClose(raw);
+      });
+    });
+
+    it("answers a frame over the proxy's max_message_size but within PostgreSQL's limit with 08P01", async () => {
+      await isolated(async () => {
+        const raw = await loggedIn(small.port);
+        raw.write(Buffer.from([0x51, 0, 0, 0x40, 0])); // a 16 KiB Query header; max_message_size = 8192
+        const f = await expectFatalAndClose(raw);
+        expect(f.M).toMatch(/bytes/);
       });
     });
 
