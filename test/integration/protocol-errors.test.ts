@@ -489,6 +489,57 @@ describe('protocol errors', () => {
     });
   });
 
+  describe('named statements in transaction mode, as PostgreSQL', () => {
+    const P = (name: string, sql: string): Buffer => parseMessage(name, sql, Buffer.from([0, 0]));
+    const bindExecuteSync = (stmt: string): Buffer =>
+      Buffer.concat([
+        frame('B', Buffer.concat([Buffer.from(`\0${stmt}\0`), Buffer.from([0, 0, 0, 0, 0, 0])])),
+        frame('E', Buffer.from([0, 0, 0, 0, 0])),
+        frame('S'),
+      ]);
+    /** Replies as type letters, errors as `E <SQLSTATE>` (the texts name the server's statement through the proxy). */
+    async function codes(port: number, steps: Buffer[]): Promise<string[]> {
+      const raw = await loggedIn(port);
+      const out: string[] = [];
+      try {
+        for (const step of steps) {
+          raw.write(step);
+          for (const m of await raw.readUntil('Z'))
+            out.push(m.type === 'E' ? `E ${errorFields(m.body).C}` : m.type);
+        }
+        return out;
+      } finally {
+        raw.close();
+      }
+    }
+
+    it('answers a Parse of a name already prepared with 42P05 and keeps the first statement (found by the fuzzer)', async () => {
+      const steps = [
+        Buffer.concat([P('dup1', 'SELECT 1'), frame('S')]),
+        Buffer.concat([P('dup1', 'SELECT 2'), frame('S')]),
+        bindExecuteSync('dup1'),
+      ];
+      const direct = await codes(cluster.servers[0].port, steps);
+      expect(direct).toEqual(['1', 'Z', 'E 42P05', 'Z', '2', 'D', 'C', 'Z']);
+      await isolated(async () => {
+        expect(await codes(proxy.port, steps)).toEqual(direct);
+      });
+    });
+
+    it('lets a name whose Parse failed be prepared again', async () => {
+      const steps = [
+        Buffer.concat([P('dup2', 'SELEC 1'), frame('S')]),
+        Buffer.concat([P('dup2', 'SELECT 2'), frame('S')]),
+        bindExecuteSync('dup2'),
+      ];
+      const direct = await codes(cluster.servers[0].port, steps);
+      expect(direct).toEqual(['E 42601', 'Z', '1', 'Z', '2', 'D', 'C', 'Z']);
+      await isolated(async () => {
+        expect(await codes(proxy.port, steps)).toEqual(direct);
+      });
+    });
+  });
+
   describe('SQL errors', () => {
     it('returns 42601 for a syntax error and the connection stays usable (simple protocol)', async () => {
       await expect(watcher.query('selec 1')).rejects.toMatchObject({ code: '42601' });
