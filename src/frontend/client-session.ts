@@ -238,6 +238,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
     // sharded databases in session mode too (a statement prepared on one shard is used on another).
     if (this.isTransactionMode || routing !== null) {
       this.send.statements = new ClientStatements(this.deps.statementNames, this.deps.general);
+      this.send.statements.isDuplicateRefused = routing === null;
     }
     if (routing === null && pools.hasReplicas && this.deps.oneShardUniqueIds !== undefined)
       this.held.useUniqueIds(new UniqueIdRequests(this.deps.oneShardUniqueIds)); // as PgDog, whose parser is on with replicas

@@ -170,6 +170,11 @@ const NO_STATEMENTS: ReadonlyMap<string, CachedStatement> = new Map();
 export type StatementLimitConfig = Pick<GeneralConfig, 'preparedStatementsLimit'>;
 
 export class ClientStatements {
+  /**
+   * A Parse of a name the client holds gets PostgreSQL's 42P05 (one-shard databases; a sharded session's engine also
+   * maps names itself — `remember` — for Parses it splits, rewrites or answers, so it keeps the old remapping).
+   */
+  isDuplicateRefused = false;
   /** Shared and never written until the client names a statement (an idle client holds no map of its own). */
   private byName = NO_STATEMENTS as Map<string, CachedStatement>;
   private readonly names: StatementNames;
@@ -298,7 +303,7 @@ export class ClientStatements {
     }
     const clientName = frame.toString('utf8', 5, nameEnd);
     const existing = this.byName.get(clientName);
-    if (existing !== undefined && existing.isConfirmed === true) {
+    if (existing !== undefined && existing.isConfirmed === true && this.isDuplicateRefused) {
       // PostgreSQL keeps the first statement and answers 42P05 (after parsing the new text, so a syntax error comes
       // first): the server gives that answer to the new text under the existing statement's server name. Only for a
       // statement a server has prepared without error: the client's own Parse of a text that never parsed failed, so

@@ -127,6 +127,7 @@ describe('ClientStatements: Parse', () => {
     // PostgreSQL keeps the first statement and answers 42P05 (found by the protocol fuzzer: the proxy used to remap).
     const names = new StatementNames();
     const a = new ClientStatements(names);
+    a.isDuplicateRefused = true;
     const server = new FakeServer();
     run(a, server, P, parseMessage('q', 'select 1', NO_TYPES));
     server.prepared.confirm('sg_1'); // the batch that prepared it ended without error
