@@ -96,6 +96,8 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
   /** Logged in to the admin database (kept from the login). */
   private isAdmin = false;
   private isTransactionMode = true;
+  /** A Terminate came after requests still to be answered: closed once they are (`terminate`). */
+  private isTerminating = false;
   /** The admin database's console: it gets every frame. */
   private adminConsole: AdminConsoleHandle | null = null;
 
@@ -350,6 +352,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
         'query over query_size_limit',
       );
     }
+    if (this.isTerminating) return; // PostgreSQL reads nothing after a Terminate
     if (status.isSkippingToSync) {
       const ready = status.skipped(type === Frontend.Sync);
       if (ready !== null) {
@@ -381,8 +384,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
         this.batch.push(type, frame);
         return;
       case Frontend.Terminate:
-        this.ending.close('client terminated');
-        return;
+        return this.terminate();
       default:
         return this.ending.protocolViolation(checkRequestType(type) ?? `unexpected message type ${type}`);
     }
@@ -427,9 +429,23 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
     this.output.onDrain(resume);
   }
 
+  /** Terminate: as PostgreSQL, a request before it still runs and is answered (one shard), then the close. */
+  private terminate(): void {
+    const server = this.held.server;
+    const isRunning = server !== null && server.pendingReady !== 0;
+    if (this.sharded === null && (this.batch.isFlushPoint || isRunning)) {
+      this.isTerminating = true;
+      return;
+    }
+    this.ending.close('client terminated');
+  }
+
   onServerReady(server: ServerConnection, status: number): void {
     this.status.tell(status);
     if (server.pendingReady !== 0) return;
+    if (this.isTerminating && this.batch.isEmpty) {
+      setImmediate(() => this.ending.close('client terminated'));
+    }
     this.send.stopQueryTimer();
     if (
       this.isTransactionMode &&

@@ -489,6 +489,43 @@ describe('protocol errors', () => {
     });
   });
 
+  describe('Terminate after a request in the same write, as PostgreSQL', () => {
+    /** `INSERT … RETURNING` and Terminate in one write: the replies (types) and whether the connection closed. */
+    async function insertThenTerminate(
+      port: number,
+      value: string,
+    ): Promise<{ replies: string; isClosed: boolean }> {
+      const raw = await loggedIn(port);
+      try {
+        raw.write(
+          Buffer.concat([query(`INSERT INTO pe_terminate VALUES ('${value}') RETURNING v`), frame('X')]),
+        );
+        const replies: string[] = [];
+        for (;;) {
+          try {
+            replies.push((await raw.readMessage(1_000)).type);
+          } catch {
+            break;
+          }
+        }
+        return { replies: replies.join(''), isClosed: await raw.waitClosed(1_000) };
+      } finally {
+        raw.close();
+      }
+    }
+
+    it('runs and answers the request, commits it, then closes (was: dropped it unanswered; found by the fuzzer)', async () => {
+      await watcher.query('CREATE TABLE IF NOT EXISTS pe_terminate (v text)');
+      const direct = await insertThenTerminate(cluster.servers[0].port, 'direct');
+      expect(direct).toEqual({ replies: 'TDCZ', isClosed: true });
+      await isolated(async () => {
+        expect(await insertThenTerminate(proxy.port, 'proxied')).toEqual(direct);
+      });
+      const rows = await watcher.query<{ v: string }>('SELECT v FROM pe_terminate ORDER BY v');
+      expect(rows.rows.map((r) => r.v)).toEqual(['direct', 'proxied']);
+    });
+  });
+
   describe('named statements in transaction mode, as PostgreSQL', () => {
     const P = (name: string, sql: string): Buffer => parseMessage(name, sql, Buffer.from([0, 0]));
     const bindExecuteSync = (stmt: string): Buffer =>
