@@ -429,11 +429,11 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
     this.output.onDrain(resume);
   }
 
-  /** Terminate: as PostgreSQL, a request before it still runs and is answered (one shard), then the close. */
+  /** Terminate: as PostgreSQL, whole requests in the same write still run and are answered (one shard), then the close. */
   private terminate(): void {
     const server = this.held.server;
-    const isRunning = server !== null && server.pendingReady !== 0;
-    if (this.sharded === null && (this.batch.isFlushPoint || isRunning)) {
+    const isIdle = server === null || server.pendingReady === 0; // (a request running may be a COPY, or skipped)
+    if (this.sharded === null && isIdle && !this.send.hasOpenSegment && this.batch.isWholeRequests) {
       this.isTerminating = true;
       return;
     }

@@ -83,8 +83,11 @@ export async function referenceOutcome(port: number, c: FuzzCase): Promise<Refer
       counts.push(n);
       readyCounts.push(readies);
     }
-    // PostgreSQL may close a connection over a broken frame without a reply, after answering what came before it.
-    if (!raw.closed && isBroken(c.steps[counts.length - 1])) await raw.waitClosed(QUIET_MS);
+    // PostgreSQL may close a connection over a broken frame without a reply, after answering what came before it,
+    // and closes after a Terminate: wait for that close too.
+    const last = c.steps[counts.length - 1];
+    if (!raw.closed && (isBroken(last) || last.frames.some((fr) => fr.text === 'Terminate')))
+      await raw.waitClosed(QUIET_MS);
     return { outcome: { messages, isClosed: raw.closed, isHung: false }, counts, readyCounts };
   } finally {
     raw.close();
