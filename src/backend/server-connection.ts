@@ -405,6 +405,7 @@ export class ServerConnection implements ScannerOwner {
     if (this.pendingReady === 0) {
       if (this.unconfirmed.length > 0) {
         if (this.batchFailed) for (const name of this.unconfirmed) this.prepared.delete(name);
+        else for (const name of this.unconfirmed) this.prepared.confirm(name);
         this.unconfirmed.length = 0;
       }
       this.batchFailed = false;

@@ -6,6 +6,8 @@
 export interface StatementRef {
   /** Set by `evictStatement` only (server sets rely on its count to skip checks). */
   readonly isEvicted: boolean;
+  /** A server has prepared it in a batch without an error (`confirm`): its text parses. */
+  isConfirmed?: boolean;
 }
 
 const NONE: readonly string[] = Object.freeze([]);
@@ -58,6 +60,12 @@ export class ServerStatements {
     this.byName.set(name, ref);
     this.youngest = name;
     if (name === this.oldest) this.oldest = null;
+  }
+
+  /** The batch that prepared `name` ended without an error: the statement's text is known to parse. */
+  confirm(name: string): void {
+    const ref = this.byName.get(name);
+    if (ref !== undefined) ref.isConfirmed = true;
   }
 
   delete(name: string): void {

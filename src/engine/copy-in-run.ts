@@ -2,6 +2,8 @@
 // column list, or the table's columns looked up once on a shard), the COPY sent to its shards, and the client's copy
 // messages fed to the split (copy-in.ts cuts the data into rows and routes each by its key) until the client ends it.
 import { PgError } from '../errors/pg-error.js';
+import { SqlState } from '../errors/sqlstate.js';
+import { Frontend } from '../protocol/codes.js';
 import type { ServerConnection } from '../backend/server-connection.js';
 import type { BatchTarget } from '../frontend/batch-target.js';
 import { isCopyMessage, splitCopyIn, type CopyInSplit } from './copy-in.js';
@@ -30,8 +32,12 @@ export class CopyInRun {
     const { batch, request } = this.host;
     let n = 0;
     try {
-      for (; n < batch.length && isCopyMessage(batch.typeAt(n)); n++) {
-        copy.feed(batch.typeAt(n), batch.frameAt(n));
+      for (; n < batch.length; n++) {
+        const type = batch.typeAt(n);
+        if (isCopyMessage(type)) copy.feed(type, batch.frameAt(n));
+        else if (copy.isClientDone || copy.isFailed || request.fanout === null) break;
+        else if (type !== Frontend.Sync && type !== Frontend.Flush) return this.desynchronized(type);
+        // PostgreSQL ignores Sync and Flush during COPY FROM STDIN (CopyGetData), as this does.
       }
     } catch (err) {
       n++;
@@ -42,6 +48,26 @@ export class CopyInRun {
     batch.dropFirst(n);
     if (request.fanout === null && (copy.isClientDone || isMovingOn)) request.dropRun('copyIn');
     return !batch.isEmpty;
+  }
+
+  /**
+   * Another message than copy data, Sync or Flush while the client sends COPY data: PostgreSQL fails the COPY with
+   * ERROR 08P01 and, having lost track of the client's messages, ends the connection (FATAL 08P01); so does this. The
+   * shards, still in COPY, are not given back to the pools as they are (the session's cleanup resets them).
+   */
+  private desynchronized(type: number): boolean {
+    const session = this.host.session;
+    const hex = type.toString(16).toUpperCase().padStart(2, '0');
+    const error = new PgError(
+      'ERROR',
+      SqlState.ProtocolViolation,
+      `unexpected message type 0x${hex} during COPY from stdin`,
+    );
+    session.output.write(error.toBuffer());
+    session.ending.fatal(
+      PgError.protocolViolation('terminating connection because protocol synchronization was lost'),
+    );
+    return false;
   }
 
   /**

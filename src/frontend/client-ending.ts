@@ -63,10 +63,14 @@ export class ClientEnding {
     output.write(replies);
   }
 
-  /** The client broke the protocol: logged, then FATAL 08P01 and the end. */
-  protocolViolation(reason: string): void {
+  /**
+   * The client broke the protocol: logged, then FATAL 08P01 and the end — or, where PostgreSQL closes without a
+   * reply (`isSilent`: a length it finds impossible), the end without one.
+   */
+  protocolViolation(reason: string, isSilent = false): void {
     this.logs.log.warn({ remote: this.owner.remote, reason }, 'protocol violation; closing client');
-    this.fatal(PgError.protocolViolation(reason));
+    if (isSilent) this.close(reason);
+    else this.fatal(PgError.protocolViolation(reason));
   }
 
   /** A bug must cost one client its connection, never the proxy: log it with its stack and close this client. */

@@ -96,6 +96,8 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
   /** Logged in to the admin database (kept from the login). */
   private isAdmin = false;
   private isTransactionMode = true;
+  /** A Terminate came after requests still to be answered: closed once they are (`terminate`). */
+  private isTerminating = false;
   /** The admin database's console: it gets every frame. */
   private adminConsole: AdminConsoleHandle | null = null;
 
@@ -182,7 +184,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
     }
     if (state === 'ready') {
       const err = this.reader.push(chunk, this.onFrame);
-      if (err !== null) return this.ending.protocolViolation(err);
+      if (err !== null) return this.ending.protocolViolation(err, this.reader.isSilent);
       this.afterChunk();
       return;
     }
@@ -238,6 +240,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
     // sharded databases in session mode too (a statement prepared on one shard is used on another).
     if (this.isTransactionMode || routing !== null) {
       this.send.statements = new ClientStatements(this.deps.statementNames, this.deps.general);
+      this.send.statements.isDuplicateRefused = routing === null;
     }
     if (routing === null && pools.hasReplicas && this.deps.oneShardUniqueIds !== undefined)
       this.held.useUniqueIds(new UniqueIdRequests(this.deps.oneShardUniqueIds)); // as PgDog, whose parser is on with replicas
@@ -322,6 +325,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
     const reader = this.reader;
     reader.maxFrameBytes = general.maxMessageSizeBytes;
     reader.typeCheck = checkRequestType;
+    reader.hasPgLengthLimits = true;
     const limit = general.querySizeLimitBytes;
     if (limit === null || this.adminConsole !== null) return;
     if (general.querySizeLimitAction === 'warn') {
@@ -348,6 +352,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
         'query over query_size_limit',
       );
     }
+    if (this.isTerminating) return; // PostgreSQL reads nothing after a Terminate
     if (status.isSkippingToSync) {
       const ready = status.skipped(type === Frontend.Sync);
       if (ready !== null) {
@@ -379,8 +384,7 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
         this.batch.push(type, frame);
         return;
       case Frontend.Terminate:
-        this.ending.close('client terminated');
-        return;
+        return this.terminate();
       default:
         return this.ending.protocolViolation(checkRequestType(type) ?? `unexpected message type ${type}`);
     }
@@ -425,9 +429,23 @@ export class ClientSession implements ReplySink, Cancellable, SocketOwner, Login
     this.output.onDrain(resume);
   }
 
+  /** Terminate: as PostgreSQL, whole requests in the same write still run and are answered (one shard), then the close. */
+  private terminate(): void {
+    const server = this.held.server;
+    const isIdle = server === null || server.pendingReady === 0; // (a request running may be a COPY, or skipped)
+    if (this.sharded === null && isIdle && !this.send.hasOpenSegment && this.batch.isWholeRequests) {
+      this.isTerminating = true;
+      return;
+    }
+    this.ending.close('client terminated');
+  }
+
   onServerReady(server: ServerConnection, status: number): void {
     this.status.tell(status);
     if (server.pendingReady !== 0) return;
+    if (this.isTerminating && this.batch.isEmpty) {
+      setImmediate(() => this.ending.close('client terminated'));
+    }
     this.send.stopQueryTimer();
     if (
       this.isTransactionMode &&

@@ -170,6 +170,11 @@ const NO_STATEMENTS: ReadonlyMap<string, CachedStatement> = new Map();
 export type StatementLimitConfig = Pick<GeneralConfig, 'preparedStatementsLimit'>;
 
 export class ClientStatements {
+  /**
+   * A Parse of a name the client holds gets PostgreSQL's 42P05 (one-shard databases; a sharded session's engine also
+   * maps names itself — `remember` — for Parses it splits, rewrites or answers, so it keeps the old remapping).
+   */
+  isDuplicateRefused = false;
   /** Shared and never written until the client names a statement (an idle client holds no map of its own). */
   private byName = NO_STATEMENTS as Map<string, CachedStatement>;
   private readonly names: StatementNames;
@@ -296,8 +301,19 @@ export class ClientStatements {
       out.push(frame); // unnamed statement: lives only until the next unnamed Parse, no mapping needed
       return;
     }
+    const clientName = frame.toString('utf8', 5, nameEnd);
+    const existing = this.byName.get(clientName);
+    if (existing !== undefined && existing.isConfirmed === true && this.isDuplicateRefused) {
+      // PostgreSQL keeps the first statement and answers 42P05 (after parsing the new text, so a syntax error comes
+      // first): the server gives that answer to the new text under the existing statement's server name. Only for a
+      // statement a server has prepared without error: the client's own Parse of a text that never parsed failed, so
+      // its name is free again (a Parse the proxy cannot judge remaps the name, as before).
+      this.ensurePrepared(existing, server, out);
+      out.push(withName(Frontend.Parse, frame, 0, 0, existing.name, nameEnd + 1));
+      return;
+    }
     const tail = frame.subarray(nameEnd + 1); // query text, parameter types
-    const stmt = this.map(frame.toString('utf8', 5, nameEnd), tail);
+    const stmt = this.map(clientName, tail);
     if (server.prepared.has(stmt.name)) {
       // The server has it already: an unnamed Parse of the same text earns the client its ParseComplete
       // (and reports the same errors) without touching the shared named statement.

@@ -85,6 +85,23 @@ export class RequestBatch {
     return this.readyFrames > 0 || this.flushFrames > 0;
   }
 
+  /**
+   * Every request queued is whole and answered in full by a server that is not skipping: each extended-protocol
+   * message is followed by a Sync before any Query / FunctionCall and before the end, and a Sync or Query ends it.
+   * (After an error PostgreSQL skips everything up to a Sync, a Query included: an open segment may never be answered.)
+   */
+  get isWholeRequests(): boolean {
+    let isOpen = false;
+    for (let i = 0; i < this.count; i++) {
+      const type = this.typeAt(i);
+      if (type === Frontend.Sync) isOpen = false;
+      else if (type === Frontend.Query || type === Frontend.FunctionCall) {
+        if (isOpen) return false;
+      } else isOpen = true; // Parse, Bind, Describe, Execute, Close, Flush, copy messages
+    }
+    return !isOpen && this.readyFrames > 0;
+  }
+
   /** The type of the `i`-th frame queued. */
   typeAt(i: number): number {
     return this.types[(this.head + i) & this.mask];

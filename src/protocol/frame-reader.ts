@@ -3,6 +3,8 @@
 // that one byte arrives, so a startup packet's leading zero is caught without waiting for a length), a length < 4, a
 // frame over the current cap. Query/Parse frames over the skip limit (`query_size_limit`) are reported and their
 // bodies discarded as they arrive. Partial frames are kept as a chunk list and joined once when complete.
+// Once logged in, a length PostgreSQL itself finds impossible (< 4, or over its limit for that message type) is
+// flagged `isSilent`: PostgreSQL closes such a connection without a reply (pq_getmessage's COMMERROR).
 import { Buffer } from 'node:buffer';
 
 export type FrameHandler = (type: number, frame: Buffer) => void;
@@ -22,6 +24,17 @@ const NO_PARTS = Object.freeze([]) as readonly Buffer[] as Buffer[];
 const QUERY = 0x51; // 'Q'
 const PARSE = 0x50; // 'P'
 
+/** PostgreSQL's PQ_SMALL_MESSAGE_LIMIT and PQ_LARGE_MESSAGE_LIMIT (a message's length word, itself included). */
+const PG_SMALL_LIMIT = 10_000;
+const PG_LARGE_LIMIT = 0x3fffffff - 1;
+/** The types PostgreSQL's SocketBackend reads with the small limit (Close, Describe, Execute, Flush, Sync, Terminate). */
+const PG_SMALL_TYPES = new Set([0x43, 0x44, 0x45, 0x48, 0x53, 0x58]);
+
+/** The largest length word PostgreSQL accepts for a logged-in client's message of `type`. */
+function pgLengthLimit(type: number): number {
+  return PG_SMALL_TYPES.has(type) ? PG_SMALL_LIMIT : PG_LARGE_LIMIT;
+}
+
 export class FrameReader {
   /** Largest frame accepted (type byte, length and body); a larger one is a protocol violation. */
   maxFrameBytes: number;
@@ -30,6 +43,10 @@ export class FrameReader {
   /** Query/Parse frames larger than this (type byte included) go to `onOversized`, unbuffered; 0 = no limit. */
   skipQueriesOverBytes = 0;
   onOversized: OversizedHandler | null = null;
+  /** Judge lengths as PostgreSQL's SocketBackend does (set once logged in). */
+  hasPgLengthLimits = false;
+  /** The violation `push` last returned is one PostgreSQL answers by closing the connection without a reply. */
+  isSilent = false;
 
   /**
    * A header cut by the chunk boundary: its first `headLength` bytes. Made the first time a header is cut (an idle
@@ -147,6 +164,10 @@ export class FrameReader {
   }
 
   private checkLength(type: number, len: number): string | null {
+    if (this.hasPgLengthLimits && (len < 4 || len > pgLengthLimit(type))) {
+      this.isSilent = true;
+      return `invalid length ${len} in message of type "${printable(type)}"`;
+    }
     if (len < 4) return `invalid length ${len} in message of type "${printable(type)}"`;
     if (len + 1 > this.maxFrameBytes) {
       return `message of type "${printable(type)}" is ${len + 1} bytes, over the ${this.maxFrameBytes}-byte limit`;

@@ -157,20 +157,56 @@ describe('protocol errors', () => {
       });
     });
 
-    it('answers a 0x7fffffff length with 08P01 at once and closes', async () => {
+    // PostgreSQL's pq_getmessage closes without a reply (COMMERROR: logged only) on a length below 4 or over its
+    // limit for the type: 1 GiB for Query/Parse/Bind/FunctionCall/COPY messages, 10,000 bytes for the others.
+    it('closes without a reply on a 0x7fffffff length, as PostgreSQL (found by the protocol fuzzer)', async () => {
+      const bytes = Buffer.from([0x51, 0x7f, 0xff, 0xff, 0xff, 0x73, 0x65]);
+      const direct = await outcomeOf(cluster.servers[0].port, async (raw) => {
+        await raw.login(LOGIN, APP_PASSWORD);
+        raw.write(bytes);
+      });
+      expect(direct).toEqual({ replies: [], isClosed: true });
       await isolated(async () => {
         const raw = await loggedIn(proxy.port);
-        raw.write(Buffer.from([0x51, 0x7f, 0xff, 0xff, 0xff, 0x73, 0x65]));
-        const f = await expectFatalAndClose(raw);
-        expect(f.M).toMatch(/bytes/);
+        raw.write(bytes);
+        await expectSilentClose(raw);
       });
     });
 
-    it('answers a length below 4 with 08P01 and closes', async () => {
+    it('closes without a reply on a length below 4, as PostgreSQL (found by the protocol fuzzer)', async () => {
+      const bytes = Buffer.from([0x51, 0, 0, 0, 2]);
+      const direct = await outcomeOf(cluster.servers[0].port, async (raw) => {
+        await raw.login(LOGIN, APP_PASSWORD);
+        raw.write(bytes);
+      });
+      expect(direct).toEqual({ replies: [], isClosed: true });
       await isolated(async () => {
         const raw = await loggedIn(proxy.port);
-        raw.write(Buffer.from([0x51, 0, 0, 0, 2]));
-        await expectFatalAndClose(raw);
+        raw.write(bytes);
+        await expectSilentClose(raw);
+      });
+    });
+
+    it('closes without a reply on a Sync of 10,001 bytes (PostgreSQL: 10,000 at most) at its header', async () => {
+      const header = Buffer.from([0x53, 0, 0, 0x27, 0x11]); // length word 10001
+      const direct = await outcomeOf(cluster.servers[0].port, async (raw) => {
+        await raw.login(LOGIN, APP_PASSWORD);
+        raw.write(header);
+      });
+      expect(direct).toEqual({ replies: [], isClosed: true });
+      await isolated(async () => {
+        const raw = await loggedIn(proxy.port);
+        raw.write(header);
+        await expectSilentClose(raw);
+      });
+    });
+
+    it("answers a frame over the proxy's max_message_size but within PostgreSQL's limit with 08P01", async () => {
+      await isolated(async () => {
+        const raw = await loggedIn(small.port);
+        raw.write(Buffer.from([0x51, 0, 0, 0x40, 0])); // a 16 KiB Query header; max_message_size = 8192
+        const f = await expectFatalAndClose(raw);
+        expect(f.M).toMatch(/bytes/);
       });
     });
 
@@ -450,6 +486,94 @@ describe('protocol errors', () => {
       } finally {
         await md5.close();
       }
+    });
+  });
+
+  describe('Terminate after a request in the same write, as PostgreSQL', () => {
+    /** `INSERT … RETURNING` and Terminate in one write: the replies (types) and whether the connection closed. */
+    async function insertThenTerminate(
+      port: number,
+      value: string,
+    ): Promise<{ replies: string; isClosed: boolean }> {
+      const raw = await loggedIn(port);
+      try {
+        raw.write(
+          Buffer.concat([query(`INSERT INTO pe_terminate VALUES ('${value}') RETURNING v`), frame('X')]),
+        );
+        const replies: string[] = [];
+        for (;;) {
+          try {
+            replies.push((await raw.readMessage(1_000)).type);
+          } catch {
+            break;
+          }
+        }
+        return { replies: replies.join(''), isClosed: await raw.waitClosed(1_000) };
+      } finally {
+        raw.close();
+      }
+    }
+
+    it('runs and answers the request, commits it, then closes (was: dropped it unanswered; found by the fuzzer)', async () => {
+      await watcher.query('CREATE TABLE IF NOT EXISTS pe_terminate (v text)');
+      const direct = await insertThenTerminate(cluster.servers[0].port, 'direct');
+      expect(direct).toEqual({ replies: 'TDCZ', isClosed: true });
+      await isolated(async () => {
+        expect(await insertThenTerminate(proxy.port, 'proxied')).toEqual(direct);
+      });
+      const rows = await watcher.query<{ v: string }>('SELECT v FROM pe_terminate ORDER BY v');
+      expect(rows.rows.map((r) => r.v)).toEqual(['direct', 'proxied']);
+    });
+  });
+
+  describe('named statements in transaction mode, as PostgreSQL', () => {
+    const P = (name: string, sql: string): Buffer => parseMessage(name, sql, Buffer.from([0, 0]));
+    const bindExecuteSync = (stmt: string): Buffer =>
+      Buffer.concat([
+        frame('B', Buffer.concat([Buffer.from(`\0${stmt}\0`), Buffer.from([0, 0, 0, 0, 0, 0])])),
+        frame('E', Buffer.from([0, 0, 0, 0, 0])),
+        frame('S'),
+      ]);
+    /** Replies as type letters, errors as `E <SQLSTATE>` (the texts name the server's statement through the proxy). */
+    async function codes(port: number, steps: Buffer[]): Promise<string[]> {
+      const raw = await loggedIn(port);
+      const out: string[] = [];
+      try {
+        for (const step of steps) {
+          raw.write(step);
+          for (const m of await raw.readUntil('Z'))
+            out.push(m.type === 'E' ? `E ${errorFields(m.body).C}` : m.type);
+        }
+        return out;
+      } finally {
+        raw.close();
+      }
+    }
+
+    it('answers a Parse of a name already prepared with 42P05 and keeps the first statement (found by the fuzzer)', async () => {
+      const steps = [
+        Buffer.concat([P('dup1', 'SELECT 1'), frame('S')]),
+        Buffer.concat([P('dup1', 'SELECT 2'), frame('S')]),
+        bindExecuteSync('dup1'),
+      ];
+      const direct = await codes(cluster.servers[0].port, steps);
+      expect(direct).toEqual(['1', 'Z', 'E 42P05', 'Z', '2', 'D', 'C', 'Z']);
+      await isolated(async () => {
+        expect(await codes(proxy.port, steps)).toEqual(direct);
+      });
+    });
+
+    it('lets a name whose Parse failed be prepared again', async () => {
+      const steps = [
+        Buffer.concat([P('dup2', 'SELEC 1'), frame('S')]),
+        Buffer.concat([P('dup2', 'SELECT 2'), frame('S')]),
+        bindExecuteSync('dup2'),
+      ];
+      const direct = await codes(cluster.servers[0].port, steps);
+      expect(direct).toEqual(['E 42601', 'Z', '1', 'Z', '2', 'D', 'C', 'Z']);
+      await isolated(async () => {
+        expect(await codes(proxy.port, steps)).toEqual(direct);
+      });
     });
   });
 

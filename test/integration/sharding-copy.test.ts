@@ -18,7 +18,7 @@ import {
   type TestProxy,
 } from '../helpers/proxy.js';
 import { findPgTool, libpqEnv, runTool } from '../helpers/clients/pg-tools.js';
-import { firstError, frame, RawClient, type RawMessage } from '../helpers/raw-client.js';
+import { errorFields, firstError, frame, RawClient, type RawMessage } from '../helpers/raw-client.js';
 import { directShardClients, USERS_SHARDING_TOML, userShard } from '../helpers/sharding.js';
 
 const psqlPath = findPgTool('psql') as string;
@@ -264,6 +264,29 @@ describe('COPY FROM STDIN across shards', () => {
     const again = await raw.query('select 1');
     expect(again.map((m) => m.type)).toEqual(['T', 'D', 'C', 'Z']);
     raw.close();
+  });
+
+  it('answers a Query sent in the middle of COPY data as PostgreSQL: ERROR 08P01, FATAL 08P01, closed (was: hung)', async () => {
+    // Found by the protocol fuzzer. PostgreSQL fails the COPY ("unexpected message type 0x51 during COPY from stdin")
+    // and, having lost track of the client's messages, ends the connection; Sync and Flush it ignores.
+    const raw = await RawClient.connect(proxy.port);
+    await raw.login({ user: APP_USER, database: APP_DB }, APP_PASSWORD);
+    raw.write(frame('Q', 'copy users (id, name) from stdin\0'));
+    expect((await raw.readMessage()).type).toBe('G');
+    raw.write(Buffer.concat([frame('d', '600001\tok\n'), frame('S'), frame('H'), frame('Q', 'select 1\0')]));
+    const error = await raw.readMessage();
+    expect(error.type).toBe('E');
+    expect(errorFields(error.body)).toMatchObject({ S: 'ERROR', C: '08P01' });
+    const fatal = await raw.readMessage();
+    expect(errorFields(fatal.body)).toMatchObject({ S: 'FATAL', C: '08P01' });
+    expect(await raw.waitClosed()).toBe(true);
+    raw.close();
+    const n = await client.query('select count(*) as n from users where id = 600001');
+    expect(Number(n.rows[0].n)).toBe(0);
+    const c = new pg.Client({ connectionString: proxy.url });
+    await c.connect();
+    expect((await c.query('select 1 as one')).rows[0].one).toBe(1);
+    await c.end();
   });
 
   it('rolls back every shard when one shard fails (duplicate key), and keeps the connection usable', async () => {

@@ -123,6 +123,20 @@ describe('ClientStatements: Parse', () => {
     expect(names.size).toBe(3);
   });
 
+  it('sends a Parse of a name the client holds (confirmed) under that server name, so the server answers 42P05', () => {
+    // PostgreSQL keeps the first statement and answers 42P05 (found by the protocol fuzzer: the proxy used to remap).
+    const names = new StatementNames();
+    const a = new ClientStatements(names);
+    a.isDuplicateRefused = true;
+    const server = new FakeServer();
+    run(a, server, P, parseMessage('q', 'select 1', NO_TYPES));
+    server.prepared.confirm('sg_1'); // the batch that prepared it ended without error
+    const again = run(a, server, P, parseMessage('q', 'select 2', NO_TYPES));
+    expect(again.map(decode)).toEqual(['Parse(sg_1,select 2)']);
+    expect(a.textOf('q')).toBe('select 1');
+    expect(names.size).toBe(1);
+  });
+
   it('passes an unnamed Parse through untouched', () => {
     const client = new ClientStatements(new StatementNames());
     const server = new FakeServer();

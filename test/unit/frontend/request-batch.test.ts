@@ -194,3 +194,24 @@ describe('RequestBatch as a queue', () => {
     expect(calls).toBe(1);
   });
 });
+
+describe('RequestBatch.isWholeRequests (a Terminate after them lets them run first)', () => {
+  function batchOf(types: number[]): RequestBatch {
+    const b = new RequestBatch();
+    for (const t of types) b.push(t, Buffer.from([t, 0, 0, 0, 4]));
+    return b;
+  }
+  const { Query, Parse, Bind, Execute, Sync, Flush } = Frontend;
+
+  it('is true for Queries and Sync-ended extended requests', () => {
+    expect(batchOf([Query]).isWholeRequests).toBe(true);
+    expect(batchOf([Parse, Bind, Execute, Sync, Query]).isWholeRequests).toBe(true);
+  });
+
+  it('is false for an open segment (PostgreSQL may skip what follows an error in it) or no request at all', () => {
+    expect(batchOf([Parse, Bind, Execute]).isWholeRequests).toBe(false);
+    expect(batchOf([Parse, Query]).isWholeRequests).toBe(false);
+    expect(batchOf([Parse, Flush]).isWholeRequests).toBe(false);
+    expect(batchOf([]).isWholeRequests).toBe(false);
+  });
+});

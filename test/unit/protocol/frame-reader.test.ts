@@ -244,3 +244,29 @@ describe('FrameReader query size limit', () => {
     expect(got.frames).toHaveLength(3);
   });
 });
+
+describe("FrameReader: PostgreSQL's length limits once logged in", () => {
+  function pushHeader(type: number, len: number): { err: string | null; isSilent: boolean } {
+    const reader = new FrameReader(64 * 1024 * 1024);
+    reader.hasPgLengthLimits = true;
+    const header = Buffer.alloc(5);
+    header[0] = type;
+    header.writeInt32BE(len, 1);
+    const err = reader.push(header, () => undefined);
+    return { err, isSilent: reader.isSilent };
+  }
+
+  it('flags a length below 4 as a silent close (PostgreSQL: COMMERROR, no reply)', () => {
+    expect(pushHeader(0x51, 3)).toMatchObject({ isSilent: true });
+    expect(pushHeader(0x51, -1).isSilent).toBe(true);
+  });
+
+  it("flags a Sync over 10,000 bytes and a Query over 1 GiB as silent; the proxy's own cap is not silent", () => {
+    expect(pushHeader(0x53, 10_001).isSilent).toBe(true);
+    expect(pushHeader(0x53, 10_000)).toEqual({ err: null, isSilent: false });
+    expect(pushHeader(0x51, 0x7fffffff).isSilent).toBe(true);
+    const overCap = pushHeader(0x51, 70 * 1024 * 1024);
+    expect(overCap.err).toMatch(/limit/);
+    expect(overCap.isSilent).toBe(false);
+  });
+});
