@@ -3,6 +3,9 @@
 // backslashes, tabs, emoji, empty strings), duplicate values that only a tiebreaker orders, and timestamps spread
 // over decades (plus infinity and a BC date). Every value is the text PostgreSQL would accept as a parameter, so the
 // same strings load the reference database and the shards behind the proxy.
+import { Rng } from '../helpers/rng.js';
+
+export { Rng };
 
 /** A column value as sent to PostgreSQL in text format; null is SQL NULL. */
 export type Text = string | null;
@@ -144,37 +147,6 @@ const NOTES = [
   "it's fine",
   '',
 ];
-
-/** mulberry32: a small, fast, seeded 32-bit PRNG. */
-export class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Integer in [lo, hi]. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.next() * xs.length)];
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  /** A uniformly random signed 64-bit integer. */
-  int64(): bigint {
-    const hi = BigInt(Math.floor(this.next() * 4294967296));
-    const lo = BigInt(Math.floor(this.next() * 4294967296));
-    return BigInt.asIntN(64, (hi << 32n) | lo);
-  }
-}
 
 const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
 

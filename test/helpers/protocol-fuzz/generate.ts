@@ -7,6 +7,7 @@ import { Frontend } from '../../../src/protocol/codes.js';
 import { FLUSH, SYNC, TERMINATE, query, startupMessage } from '../../../src/protocol/messages.js';
 import { MessageWriter } from '../../../src/protocol/writer.js';
 import { frame } from '../raw-client.js';
+import { Rng } from '../rng.js';
 
 /** One frontend message (or a mutated piece of one) and how to print it. */
 export interface FuzzFrame {
@@ -44,30 +45,6 @@ export interface FuzzCase {
   profile: CaseProfile;
   steps: FuzzStep[];
   features: CaseFeatures;
-}
-
-/** mulberry32: a small, fast, seedable PRNG (deterministic across platforms). */
-export class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.next() * items.length)];
-  }
 }
 
 /** A statement the extended protocol prepares: its text and its parameters' declared types (0: unspecified). */
