@@ -49,6 +49,11 @@ interface SwallowRule {
   /** A reply type byte to swallow `count` of, or UNTIL_READY. */
   type: number;
   count: number;
+  /**
+   * 0: the next `count` replies of `type` in the window. Else (ParseComplete / CloseComplete, count 1): only the reply
+   * of that position among the window's replies of its type — the answer to the ordinal-th Parse / Close sent in it.
+   */
+  ordinal: number;
 }
 
 /** Largest reply frame whose body is held back across chunks (ReadyForQuery/ParameterStatus/swallowed Error). */
@@ -104,6 +109,12 @@ export class ResponseScanner {
   readyExpected = 0;
   readySeen = 0;
   private rules: SwallowRule[] = [];
+  /** ParseComplete / CloseComplete replies seen in the current window (since the last ReadyForQuery). */
+  private parsesSeen = 0;
+  private closesSeen = 0;
+  /** Parse / Close messages sent in the window still open after the last write (no Sync / Query closed it). */
+  private parsesSent = 0;
+  private closesSent = 0;
   /** Server errors to replace by the proxy's own, in order (see replaceError). */
   private replacements: Replacement[] = [];
   /** ParameterDescriptions to trim, in the order of the Describes (of statements) sent. */
@@ -123,7 +134,7 @@ export class ResponseScanner {
 
   /** The replies to the next Query sent, up to and including its ReadyForQuery, are swallowed. */
   swallowNextUntilReady(): void {
-    this.rules.push({ afterReady: this.readyExpected, type: UNTIL_READY, count: 1 });
+    this.rules.push({ afterReady: this.readyExpected, type: UNTIL_READY, count: 1, ordinal: 0 });
   }
 
   /**
@@ -133,8 +144,35 @@ export class ResponseScanner {
    */
   swallowNext(type: number): void {
     const last = this.rules[this.rules.length - 1];
-    if (last && last.type === type && last.afterReady === this.readyExpected) last.count++;
-    else this.rules.push({ afterReady: this.readyExpected, type, count: 1 });
+    if (last && last.type === type && last.ordinal === 0 && last.afterReady === this.readyExpected)
+      last.count++;
+    else this.rules.push({ afterReady: this.readyExpected, type, count: 1, ordinal: 0 });
+  }
+
+  /**
+   * The reply to a Parse or Close the proxy injected into the write being built is swallowed — by its position, not
+   * as "the next of its type": a client's own Parse or Close earlier in the same window keeps its reply, in its place.
+   * `inWrite`: the injected message's position among the messages of its kind (Parse: ParseComplete; Close:
+   * CloseComplete) of this write since its last Sync / Query (1-based); `isNewWindow`: this write closed the window
+   * open before it (a Sync or Query came first), so none sent earlier count.
+   */
+  swallowReply(type: number, inWrite: number, isNewWindow: boolean): void {
+    const before = isNewWindow ? 0 : type === Backend.ParseComplete ? this.parsesSent : this.closesSent;
+    this.rules.push({ afterReady: this.readyExpected, type, count: 1, ordinal: before + inWrite });
+  }
+
+  /**
+   * A write went out (rewritten by the statement cache): whether it left its window open, and if so the Parse and
+   * Close messages it sent since its last Sync / Query (`isNewWindow`: it had one), for swallowReply's positions in
+   * the next write.
+   */
+  noteWriteEnd(isOpen: boolean, parses: number, closes: number, isNewWindow: boolean): void {
+    if (!isOpen) {
+      this.parsesSent = this.closesSent = 0;
+      return;
+    }
+    this.parsesSent = (isNewWindow ? 0 : this.parsesSent) + parses;
+    this.closesSent = (isNewWindow ? 0 : this.closesSent) + closes;
   }
 
   /**
@@ -173,6 +211,7 @@ export class ResponseScanner {
     this.rules = [];
     this.replacements = [];
     this.readyExpected = this.readySeen = 0;
+    this.parsesSeen = this.closesSeen = this.parsesSent = this.closesSent = 0;
   }
 
   scan(input: Buffer): void {
@@ -208,6 +247,9 @@ export class ResponseScanner {
         return;
       }
       const end = i + 1 + len;
+      // Counted always (a swallow rule may be registered while its window's first replies are already through).
+      if (type === Backend.ParseComplete) this.parsesSeen++;
+      else if (type === Backend.CloseComplete) this.closesSeen++;
 
       if (type === Backend.ErrorResponse) {
         let next = this.withholdFatal(chunk, i, len, end, outStart);
@@ -278,6 +320,7 @@ export class ResponseScanner {
         if (!drop && end > outStart) this.owner.forward(span(chunk, outStart, end));
         outStart = end;
         this.readySeen++;
+        this.parsesSeen = this.closesSeen = 0;
         if (drop) this.rules.shift();
         this.pruneRules();
         if (!drop) this.owner.readyForQuery(chunk[i + 5]);
@@ -350,11 +393,19 @@ export class ResponseScanner {
   }
 
   private shouldDrop(type: number): boolean {
-    const rule = this.rules[0];
+    const rules = this.rules;
+    const rule = rules[0];
     if (rule === undefined || rule.afterReady !== this.readySeen) return false;
     if (rule.type === UNTIL_READY) return true;
-    if (type === rule.type) {
-      if (--rule.count === 0) this.rules.shift();
+    // The window's first rule of this type decides (rules of one type are registered in the order of their replies).
+    for (let k = 0; k < rules.length && rules[k].afterReady === this.readySeen; k++) {
+      const r = rules[k];
+      if (r.type !== type) continue;
+      if (r.ordinal !== 0) {
+        const seen = type === Backend.ParseComplete ? this.parsesSeen : this.closesSeen;
+        if (r.ordinal !== seen) return false; // a client's own reply, before the injected message's
+      }
+      if (--r.count === 0) rules.splice(k, 1);
       return true;
     }
     return false;

@@ -392,8 +392,8 @@ export class ServerConnection implements ScannerOwner {
     this.stats.errors.recordFrame(buf, start);
   }
 
-  swallowNext(type: number): void {
-    this.scanner.swallowNext(type);
+  swallowReply(type: number, inWrite: number, isNewWindow: boolean): void {
+    this.scanner.swallowReply(type, inWrite, isNewWindow);
   }
 
   fatalSeen(frame: Buffer): void {

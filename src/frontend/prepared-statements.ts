@@ -23,8 +23,12 @@ export interface StatementServer {
   readonly prepared: ServerStatementSet;
   /** Names added by the batch in flight; dropped again if that batch fails. */
   readonly unconfirmed: string[];
-  /** The next reply of this type (CloseComplete / ParseComplete) from the batch being written is the proxy's own. */
-  swallowNext(type: number): void;
+  /**
+   * The reply (CloseComplete / ParseComplete) to the message just written is the proxy's own: `inWrite` is that
+   * message's position among its kind in the write since its last Sync / Query; `isNewWindow`: the write had one
+   * (ResponseScanner.swallowReply).
+   */
+  swallowReply(type: number, inWrite: number, isNewWindow: boolean): void;
 }
 
 /** One distinct statement (query text and parameter types) and its server-side name, shared by every client. */
@@ -177,6 +181,13 @@ export class ClientStatements {
   isDuplicateRefused = false;
   /** Shared and never written until the client names a statement (an idle client holds no map of its own). */
   private byName = NO_STATEMENTS as Map<string, CachedStatement>;
+  /**
+   * Of the write being rewritten: its Parse and Close messages since its last Sync / Query (the positions of injected
+   * ones, so their replies are swallowed by position), and whether it had a Sync / Query yet (beginBatch resets).
+   */
+  writeParses = 0;
+  writeCloses = 0;
+  isNewWindow = false;
   private readonly names: StatementNames;
   /**
    * The proxy's settings, whose `prepared_statements_limit` is the statements a server connection may hold (absent: no
@@ -205,10 +216,12 @@ export class ClientStatements {
    * a statement the batch needs is prepared again by it.
    */
   beginBatch(server: StatementServer, out: FrameSink): void {
+    this.writeParses = this.writeCloses = 0;
+    this.isNewWindow = false;
     const limit = this.general?.().preparedStatementsLimit ?? Number.MAX_SAFE_INTEGER;
     for (const name of server.prepared.takeVictims(limit, MAX_CLOSES_PER_BATCH)) {
-      out.push(closeStatement(name));
-      server.swallowNext(Backend.CloseComplete);
+      this.emit(out, closeStatement(name));
+      server.swallowReply(Backend.CloseComplete, this.writeCloses, this.isNewWindow);
     }
   }
 
@@ -238,7 +251,7 @@ export class ClientStatements {
         const stmt = this.byName.get(frame.toString('utf8', portalEnd + 1, stmtEnd));
         if (stmt === undefined) break; // unknown: the server answers 26000 itself
         this.ensurePrepared(stmt, server, out);
-        out.push(withName(type, frame, 5, portalEnd + 1, stmt.name, stmtEnd + 1));
+        this.emit(out, withName(type, frame, 5, portalEnd + 1, stmt.name, stmtEnd + 1));
         return;
       }
       case Frontend.Describe:
@@ -250,17 +263,17 @@ export class ClientStatements {
         if (type === Frontend.Close) {
           // The server copy stays for other clients; the server still owes a CloseComplete.
           this.forget(name);
-          out.push(CLOSE_NEVER);
+          this.emit(out, CLOSE_NEVER);
           return;
         }
         const stmt = this.byName.get(name);
         if (stmt === undefined) break;
         this.ensurePrepared(stmt, server, out);
-        out.push(withName(type, frame, 5, 6, stmt.name, nameEnd + 1));
+        this.emit(out, withName(type, frame, 5, 6, stmt.name, nameEnd + 1));
         return;
       }
     }
-    out.push(frame);
+    this.emit(out, frame);
   }
 
   /** The SQL text of the client's statement `clientName`, or null when unknown (or evicted from the cache). */
@@ -298,7 +311,7 @@ export class ClientStatements {
   private rewriteParse(frame: Buffer, server: StatementServer, out: FrameSink): void {
     const nameEnd = cstringEnd(frame, 5);
     if (nameEnd === 5) {
-      out.push(frame); // unnamed statement: lives only until the next unnamed Parse, no mapping needed
+      this.emit(out, frame); // unnamed statement: lives only until the next unnamed Parse, no mapping needed
       return;
     }
     const clientName = frame.toString('utf8', 5, nameEnd);
@@ -309,7 +322,7 @@ export class ClientStatements {
       // statement a server has prepared without error: the client's own Parse of a text that never parsed failed, so
       // its name is free again (a Parse the proxy cannot judge remaps the name, as before).
       this.ensurePrepared(existing, server, out);
-      out.push(withName(Frontend.Parse, frame, 0, 0, existing.name, nameEnd + 1));
+      this.emit(out, withName(Frontend.Parse, frame, 0, 0, existing.name, nameEnd + 1));
       return;
     }
     const tail = frame.subarray(nameEnd + 1); // query text, parameter types
@@ -318,7 +331,7 @@ export class ClientStatements {
       // The server has it already: an unnamed Parse of the same text earns the client its ParseComplete
       // (and reports the same errors) without touching the shared named statement.
       server.prepared.use(stmt.name);
-      out.push(withName(Frontend.Parse, frame, 0, 0, '', nameEnd + 1));
+      this.emit(out, withName(Frontend.Parse, frame, 0, 0, '', nameEnd + 1));
       return;
     }
     this.sendPrepare(stmt, server, out, false);
@@ -337,11 +350,23 @@ export class ClientStatements {
     swallowParse: boolean,
   ): void {
     // In use by this client, so never evicted: its Parse is there.
-    out.push(closeStatement(stmt.name));
-    out.push(stmt.parse as Buffer);
-    server.swallowNext(Backend.CloseComplete);
-    if (swallowParse) server.swallowNext(Backend.ParseComplete);
+    this.emit(out, closeStatement(stmt.name));
+    this.emit(out, stmt.parse as Buffer);
+    server.swallowReply(Backend.CloseComplete, this.writeCloses, this.isNewWindow);
+    if (swallowParse) server.swallowReply(Backend.ParseComplete, this.writeParses, this.isNewWindow);
     server.prepared.add(stmt.name, stmt);
     server.unconfirmed.push(stmt.name);
+  }
+
+  /** Append a frame to the write, counting what swallowReply's positions count. */
+  private emit(out: FrameSink, frame: Buffer): void {
+    const type = frame[0];
+    if (type === Frontend.Parse) this.writeParses++;
+    else if (type === Frontend.Close) this.writeCloses++;
+    else if (type === Frontend.Sync || type === Frontend.Query || type === Frontend.FunctionCall) {
+      this.writeParses = this.writeCloses = 0;
+      this.isNewWindow = true;
+    }
+    out.push(frame);
   }
 }

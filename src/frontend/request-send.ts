@@ -114,6 +114,8 @@ export class RequestSend {
     }
     this.hasOpenSegment = isOpen;
     server.hasOpenSegment = isOpen;
+    if (statements !== null)
+      scanner.noteWriteEnd(isOpen, statements.writeParses, statements.writeCloses, statements.isNewWindow);
     if (out === null) server.send(frames.length === 1 ? frames[0] : Buffer.concat(frames), 0);
     else {
       server.send(out.join(), 0);

@@ -7,9 +7,6 @@ const FAILED_PARSE_STAYS_MAPPED =
   'transaction mode: a named Parse that failed, or was skipped after an earlier error before Sync, stays mapped by ' +
   'the proxy: a later Bind/Describe of the name re-prepares it (binds, or gets the Parse error) where PostgreSQL ' +
   'answers 26000, and a second Parse of the name is not refused with 42P05';
-const SWALLOWED_CLOSE_ORDER =
-  "transaction mode: a client's Close before a re-prepared statement in the same batch: the proxy swallows the " +
-  "client's CloseComplete instead of its own injected Close's, so CloseComplete and ParseComplete come out swapped";
 const SHARDED_DUPLICATE_PARSE =
   'sharded: a Parse of a statement name the client already holds is accepted (remapped) where PostgreSQL answers ' +
   '42P05 (the engine maps names itself for the Parses it splits or answers)';
@@ -27,7 +24,6 @@ export const KNOWN_DIFFERENCES: ReadonlyMap<string, string> = new Map([
   ['20261207:79:transaction', FAILED_PARSE_STAYS_MAPPED],
   ['20261207:87:transaction', FAILED_PARSE_STAYS_MAPPED],
   ['20261207:140:transaction', FAILED_PARSE_STAYS_MAPPED],
-  ['20261207:141:transaction', SWALLOWED_CLOSE_ORDER],
   ['20261207:7:sharded', SHARDED_DUPLICATE_PARSE],
   ['20261207:33:sharded', SHARDED_DUPLICATE_PARSE],
   ['20261207:35:sharded', SHARDED_DUPLICATE_PARSE],

@@ -565,3 +565,73 @@ describe('trimNextParameterDescription (statements given pgdog.unique_id() param
     expect(owner.forwarded).toEqual(Buffer.concat([failed, Z('I'), T(25, 20), NO_DATA, Z('I')]));
   });
 });
+
+describe('ResponseScanner.swallowReply (by position)', () => {
+  it("keeps a client's own ParseComplete in its place when an injected Parse comes later in the window", () => {
+    // Client: Parse s1, Bind s1, Execute, Bind s2, Execute, Sync — the proxy injected Close+Parse of s2 in front of
+    // the second Bind: replies 1 (s1, client's), 2, C, 3 (injected), 1 (injected), 2, C, Z.
+    const input = Buffer.concat([
+      PARSE_COMPLETE,
+      BIND_COMPLETE,
+      C('SELECT 1'),
+      CLOSE_COMPLETE,
+      PARSE_COMPLETE,
+      BIND_COMPLETE,
+      C('SELECT 2'),
+      Z('I'),
+    ]);
+    const expected = Buffer.concat([
+      PARSE_COMPLETE,
+      BIND_COMPLETE,
+      C('SELECT 1'),
+      BIND_COMPLETE,
+      C('SELECT 2'),
+      Z('I'),
+    ]);
+    for (const cuts of chunkings(input)) {
+      const owner = new FakeOwner();
+      const scanner = new ResponseScanner(owner);
+      scanner.swallowReply(0x33, 1, false); // the write's first Close
+      scanner.swallowReply(0x31, 2, false); // its second Parse
+      scanner.readyExpected += 1;
+      scanAll(scanner, input, cuts);
+      expect(hex(owner.forwarded), `cuts ${cuts.join(',')}`).toBe(hex(expected));
+      expect(scanner.hasRules).toBe(false);
+    }
+  });
+
+  it("a client's Close before an injected Close keeps its CloseComplete; positions carry over an open window", () => {
+    const owner = new FakeOwner();
+    const s = new ResponseScanner(owner);
+    // Write 1: Close s1 (client's), Flush — the window stays open with one Close sent.
+    s.noteWriteEnd(true, 0, 1, false);
+    // Write 2: Close(injected) + Parse(injected) s2, Bind s2, Execute, Sync.
+    s.swallowReply(0x33, 1, false);
+    s.swallowReply(0x31, 1, false);
+    s.readyExpected += 1;
+    s.scan(Buffer.concat([CLOSE_COMPLETE])); // write 1's reply arrives first
+    s.scan(Buffer.concat([CLOSE_COMPLETE, PARSE_COMPLETE, BIND_COMPLETE, C('SELECT 1'), Z('I')]));
+    expect(hex(owner.forwarded)).toBe(
+      hex(Buffer.concat([CLOSE_COMPLETE, BIND_COMPLETE, C('SELECT 1'), Z('I')])),
+    );
+    // A write that closed the window before its injected message counts from its Sync.
+    s.noteWriteEnd(true, 3, 3, false); // (an open window again)
+    s.swallowReply(0x31, 1, true);
+    s.readyExpected += 1;
+    s.scan(Buffer.concat([PARSE_COMPLETE, Z('I')]));
+    expect(hex(owner.forwarded)).toBe(
+      hex(Buffer.concat([CLOSE_COMPLETE, BIND_COMPLETE, C('SELECT 1'), Z('I'), Z('I')])),
+    );
+  });
+
+  it('an error before the injected message leaves its rule to lapse at the ReadyForQuery', () => {
+    const owner = new FakeOwner();
+    const s = new ResponseScanner(owner);
+    s.swallowReply(0x31, 2, false);
+    s.readyExpected += 1;
+    const input = Buffer.concat([PARSE_COMPLETE, E('42601', 'syntax'), Z('I')]);
+    s.scan(input);
+    expect(hex(owner.forwarded)).toBe(hex(input));
+    expect(s.hasRules).toBe(false);
+  });
+});

@@ -1,6 +1,7 @@
 // Unit tests for named prepared statements under transaction pooling: name mapping, rewriting of
 // Parse/Bind/Describe/Close, re-preparation on servers that lack a statement, and malformed frames.
 import { describe, expect, it } from 'vitest';
+import { Frontend } from '../../../src/protocol/codes.js';
 import {
   ClientStatements,
   StatementNames,
@@ -20,8 +21,11 @@ class FakeServer implements StatementServer {
   readonly prepared = new ServerStatements();
   readonly unconfirmed: string[] = [];
   readonly swallowed: number[] = [];
-  swallowNext(type: number): void {
+  /** Where each swallowed reply's message sits: its position among its kind in the write, and whether a Sync came first. */
+  readonly positions: string[] = [];
+  swallowReply(type: number, inWrite: number, isNewWindow: boolean): void {
     this.swallowed.push(type);
+    this.positions.push(`${String.fromCharCode(type)}${inWrite}${isNewWindow ? '+' : ''}`);
   }
 }
 
@@ -345,5 +349,42 @@ describe('the shared statement cache is bounded', () => {
     solo.beginBatch(other, closes);
     expect(closes.map(decode)).toEqual(['Close(S,sg_1)']);
     expect(other.prepared.size).toBe(0);
+  });
+});
+
+describe('ClientStatements: the position of what it injects', () => {
+  it("names each injected Close / Parse by its place among the write's Closes / Parses since its last Sync", () => {
+    const names = new StatementNames();
+    const client = new ClientStatements(names);
+    const first = new FakeServer();
+    run(client, first, P, parseMessage('s2', 'select 2', NO_TYPES)); // known to the client, prepared elsewhere
+    const server = new FakeServer();
+    const out: Buffer[] = [];
+    client.beginBatch(server, out);
+    const batch: [number, Buffer][] = [
+      [Frontend.Close, close('S', 'gone')], // the client's own Close
+      [P, parseMessage('s1', 'select 1', NO_TYPES)], // a new statement: injected Close, the client's Parse
+      [Frontend.Bind, bind('', 's1')],
+      [Frontend.Execute, typed('E', Buffer.from('\0\0\0\0\0'))],
+      [Frontend.Bind, bind('', 's2')], // not on this server: injected Close + Parse
+      [Frontend.Sync, typed('S', Buffer.alloc(0))],
+      [Frontend.Bind, bind('', 's2')], // after the Sync: a window of its own
+    ];
+    for (const [type, frame] of batch) client.rewrite(type, frame, server, out);
+    expect(out.map(decode)).toEqual([
+      'Close(S,sg_never)', // the client's Close, of a name no server has
+      'Close(S,sg_2)',
+      'Parse(sg_2,select 1)',
+      'Bind(,sg_2)',
+      'E',
+      'Close(S,sg_1)',
+      'Parse(sg_1,select 2)',
+      'Bind(,sg_1)',
+      'S',
+      'Bind(,sg_1)',
+    ]);
+    // CloseComplete #2 (not the client's #1), then CloseComplete #3 and ParseComplete #2 (not the client's #1).
+    expect(server.positions).toEqual(['32', '33', '12']);
+    expect([client.writeParses, client.writeCloses, client.isNewWindow]).toEqual([0, 0, true]);
   });
 });
