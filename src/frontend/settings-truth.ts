@@ -6,9 +6,11 @@
 // session-settings.ts syncs servers with. Asking the server covers what parsing cannot follow cheaply: a SET rolled back
 // with its block, SET LOCAL, set_config(…, false) inside a SELECT, SET SESSION CHARACTERISTICS, an error mid-script.
 // Pure.
+import type { Buffer } from 'node:buffer';
 import { Frontend } from '../protocol/codes.js';
 import { escapeLiteral, setConfigSql } from './startup-options.js';
 import { PREPARED_KEY, isReplayed } from './session-settings.js';
+import { isIdentifierByte, isKeywordAt, skipBlank, textEnd, textStart } from './statement-bytes.js';
 
 /**
  * The session-level state of a server: settings whose source is the session (SET, set_config(…, false)), the role
@@ -43,9 +45,10 @@ export function customSettingNames(
     const type = types[i];
     if (type !== Frontend.Query && type !== Frontend.Parse) continue;
     const frame = frames[i];
-    let at = 5;
-    if (type === Frontend.Parse) while (at < frame.length && frame[at++] !== 0); // past the statement's name
-    const text = frame.toString('utf8', at, frame.length - 1).replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' ');
+    const start = textStart(type, frame);
+    const end = start < 0 ? -1 : textEnd(type, frame, start);
+    if (end < 0) continue;
+    const text = frame.toString('utf8', start, end).replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' ');
     for (const m of text.matchAll(CUSTOM_SET)) into.add(m[1].replace(/["\s]/g, '').toLowerCase());
     for (const m of text.matchAll(SET_CONFIG)) {
       const name = m[1].replace(/''/g, "'").toLowerCase();
@@ -69,45 +72,20 @@ export function settingsFromRows(rows: readonly (readonly (string | null)[])[]):
   return out;
 }
 
-const LOWER = 0x20;
-
-/** The word at `i` (ASCII, case-insensitive) is `word` (lower case) and ends there. */
-function isWordAt(text: Buffer, i: number, end: number, word: string): boolean {
-  const n = word.length;
-  if (i + n > end) return false;
-  for (let k = 0; k < n; k++) if ((text[i + k] | LOWER) !== word.charCodeAt(k)) return false;
-  const after = i + n < end ? text[i + n] | LOWER : 0x20;
-  return !((after >= 0x61 && after <= 0x7a) || (after >= 0x30 && after <= 0x39) || after === 0x5f);
-}
-
-/** After whitespace and comments from `i`: the index of the statement's first word (or `end`). */
-function skipBlank(text: Buffer, i: number, end: number): number {
-  while (i < end) {
-    const c = text[i];
-    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0x0c || c === 0x28) i++;
-    else if (c === 0x2d && text[i + 1] === 0x2d) {
-      while (i < end && text[i] !== 0x0a) i++;
-    } else if (c === 0x2f && text[i + 1] === 0x2a) {
-      const close = text.indexOf('*/', i + 2, 'latin1');
-      i = close < 0 || close >= end ? end : close + 2;
-    } else break;
-  }
-  return i;
-}
-
-/** The statement starting at `i` may change session state by its first word. */
+/** The statement starting at `i` may change session state by its first word (a `(` before it is skipped too). */
 function startsChange(text: Buffer, i: number, end: number): boolean {
   i = skipBlank(text, i, end);
+  while (i < end && text[i] === 0x28) i = skipBlank(text, i + 1, end);
   if (i >= end) return false;
-  switch (text[i] | LOWER) {
+  switch (text[i] | 0x20) {
     case 0x73: // s
-      return isWordAt(text, i, end, 'set');
+      return isKeywordAt(text, i, end, 'set');
     case 0x72: // r
-      return isWordAt(text, i, end, 'reset');
+      return isKeywordAt(text, i, end, 'reset');
     case 0x64: // d
-      return isWordAt(text, i, end, 'discard') || isWordAt(text, i, end, 'deallocate');
+      return isKeywordAt(text, i, end, 'discard') || isKeywordAt(text, i, end, 'deallocate');
     case 0x70: // p
-      return isWordAt(text, i, end, 'prepare');
+      return isKeywordAt(text, i, end, 'prepare');
     default:
       return false;
   }
@@ -126,14 +104,13 @@ export function textMayChangeSettings(text: Buffer, start: number, end: number):
     const c = text[i];
     if (c === 0x3b) {
       if (startsChange(text, i + 1, end)) return true;
-    } else if (c === 0x5f && i >= start + 3 && isWordAt(text, i + 1, end, 'config')) {
-      // `_config`: is it set_config?
-      const before = i > start + 3 ? text[i - 4] | LOWER : 0x20;
+    } else if (c === 0x5f && i >= start + 3 && isKeywordAt(text, i + 1, end, 'config')) {
+      // `_config`: is it set_config (a word of its own)?
       if (
-        (text[i - 3] | LOWER) === 0x73 &&
-        (text[i - 2] | LOWER) === 0x65 &&
-        (text[i - 1] | LOWER) === 0x74 &&
-        !((before >= 0x61 && before <= 0x7a) || (before >= 0x30 && before <= 0x39) || before === 0x7f)
+        (text[i - 3] | 0x20) === 0x73 &&
+        (text[i - 2] | 0x20) === 0x65 &&
+        (text[i - 1] | 0x20) === 0x74 &&
+        !(i > start + 3 && isIdentifierByte(text[i - 4]))
       )
         return true;
     }
@@ -149,16 +126,11 @@ export function mayChangeSettings(
 ): boolean {
   for (let i = 0; i < count; i++) {
     const type = types[i];
+    if (type !== Frontend.Query && type !== Frontend.Parse) continue;
     const frame = frames[i];
-    if (type === Frontend.Query) {
-      if (textMayChangeSettings(frame, 5, frame.length - 1)) return true; // the text, before its NUL
-    } else if (type === Frontend.Parse) {
-      let at = 5;
-      while (at < frame.length && frame[at] !== 0) at++; // the statement's name
-      let end = ++at;
-      while (end < frame.length && frame[end] !== 0) end++;
-      if (textMayChangeSettings(frame, at, end)) return true;
-    }
+    const start = textStart(type, frame);
+    const end = start < 0 ? -1 : textEnd(type, frame, start);
+    if (end >= 0 && textMayChangeSettings(frame, start, end)) return true;
   }
   return false;
 }

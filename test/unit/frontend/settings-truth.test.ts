@@ -33,6 +33,7 @@ describe('textMayChangeSettings', () => {
     "select set_config('app.tenant', '1', false)",
     "SELECT pg_catalog.SET_CONFIG('a.b', 'c', false)",
     '(SET x = 1)',
+    '/* a /* nested */ comment */ SET x = 1', // PostgreSQL's block comments nest
   ])('%s: yes', (sql) => expect(changes(sql)).toBe(true));
 
   it.each([
@@ -43,6 +44,8 @@ describe('textMayChangeSettings', () => {
     'select reset_count from t',
     'settle', // a word that starts like SET
     'discarded',
+    'set_x', // `_` continues the word
+    "select my_set_config('a.b', 'c')",
     '',
   ])('%s: no', (sql) => expect(changes(sql)).toBe(false));
 
