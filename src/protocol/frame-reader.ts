@@ -164,7 +164,8 @@ export class FrameReader {
   }
 
   private checkLength(type: number, len: number): string | null {
-    if (this.hasPgLengthLimits && (len < 4 || len > pgLengthLimit(type))) {
+    // The type's limit looked up only for a frame over the smaller one (nearly every frame is under it).
+    if (this.hasPgLengthLimits && (len < 4 || (len > PG_SMALL_LIMIT && len > pgLengthLimit(type)))) {
       this.isSilent = true;
       return `invalid length ${len} in message of type "${printable(type)}"`;
     }
