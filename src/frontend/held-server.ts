@@ -45,18 +45,21 @@ export interface HeldServerHost {
 }
 
 /**
- * The statements bringing `server`'s startup settings to the client's (another client's reset, this one's applied),
+ * The statements bringing `server`'s settings to the client's (another client's reset, this one's applied),
  * recorded as what the server now holds; '' when it holds them already.
  */
 function settingsSync(want: ReadonlyMap<string, string>, server: ServerConnection): string {
   const have = server.settings;
   if (want.size === 0 && have.size === 0) return '';
   const sql = settingsSyncSql(want, have);
-  if (sql !== '') {
-    have.clear();
-    for (const [name, text] of want) have.set(name, text);
-  }
+  if (sql !== '') recordHeld(server, want);
   return sql;
+}
+
+/** `settings` are what `server` holds now. */
+function recordHeld(server: ServerConnection, settings: ReadonlyMap<string, string>): void {
+  server.settings.clear();
+  for (const [name, text] of settings) server.settings.set(name, text);
 }
 
 export class HeldServer {
@@ -255,8 +258,7 @@ export class HeldServer {
         return done();
       }
       const held = settingsFromRows(outcome.rows);
-      server.settings.clear();
-      for (const [key, text] of held) server.settings.set(key, text);
+      recordHeld(server, held);
       // A startup setting the server no longer holds (RESET, SET … TO DEFAULT, RESET ALL, DISCARD ALL on a pooled
       // server, where the proxy had SET it) is back at its startup value, as on a connection of the client's own.
       const wanted = new Map(this.host.params.settings);
